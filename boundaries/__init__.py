@@ -1,0 +1,1 @@
+"""Loading, checking and generalising administrative boundaries."""

@@ -1,0 +1,280 @@
+"""Load checked boundaries into PostGIS in one transaction, with generalised geometries."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import psycopg
+import shapely
+
+from boundaries.checks import (
+    CODE_PATTERNS,
+    CODE_WIDTHS,
+    CheckReport,
+    FieldMap,
+    Problem,
+    as_code,
+    check_features,
+    missing_fields,
+    outside_parent_shares,
+)
+from boundaries.generalise import clean_coverage, generalise
+from boundaries.names import fold
+from boundaries.readers import FEATURE_INDEX, SOURCE_FILE, read_boundaries
+from geo_service.errors import LoaderError
+
+# Children sticking out of their parent by more than this share of their area are reported.
+DEFAULT_OUTSIDE_TOLERANCE = 0.01
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class LoadOptions:
+    """What to load and how."""
+
+    vintage: str
+    level: str
+    fields: FieldMap
+    layer: str | None = None
+    src_crs: str | None = None
+    code_pattern: str | None = None
+    pad_codes: bool = False
+    recode: dict[str, tuple[str, str]] = field(default_factory=dict)  # source → (code, reason)
+    parent_level: str | None = None
+    replace: bool = False
+    gap_width: float = 0.0
+    outside_tolerance: float = DEFAULT_OUTSIDE_TOLERANCE
+
+
+@dataclass
+class LoadSummary:
+    """What a load did."""
+
+    loaded: int = 0
+    replaced: int = 0
+    seconds: float = 0.0
+    report: CheckReport = field(default_factory=CheckReport)
+
+
+def _no_progress(stage: str, done: int, total: int) -> None:
+    """Default progress callback: silent."""
+
+
+def load_boundaries(conn: psycopg.Connection, paths: Sequence[Path], options: LoadOptions,
+                    progress: Progress = _no_progress) -> LoadSummary:
+    """Read, check, generalise and write; any problem raises LoaderError and writes nothing."""
+    started = time.perf_counter()
+    _check_target(conn, options)
+    progress("read", 0, 1)
+    frame = read_boundaries(paths, options.layer, options.src_crs)
+    progress("read", 1, 1)
+    if problems := missing_fields(frame, options.fields):
+        raise LoaderError("; ".join(problems), parameter="fields")
+    frame, corrected = _correct_codes(frame, options)
+    pattern = options.code_pattern or CODE_PATTERNS.get(options.level, r".+")
+    units, report = check_features(frame, options.fields, pattern)
+    report.repaired[:0] = corrected
+    progress("check", 1, 1)
+    _check_parents(conn, units, options, report)
+    if report.errors:
+        raise LoaderError(_error_text(report.errors), errors=[str(p) for p in report.errors])
+    progress("generalise", 0, 1)
+    geoms = np.asarray(units.geometry.values, dtype=object)
+    bands = generalise(clean_coverage(geoms, options.gap_width))
+    progress("generalise", 1, 1)
+    summary = LoadSummary(report=report)
+    with conn.transaction():
+        summary.replaced = _delete_existing(conn, options)
+        _copy_units(conn, units, options, progress)
+        _copy_bands(conn, units, bands, options, progress)
+    summary.loaded = len(units)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _error_text(errors: list[Problem], shown: int = 20) -> str:
+    lines = [str(p) for p in errors[:shown]]
+    if len(errors) > shown:
+        lines.append(f"... and {len(errors) - shown} more")
+    return f"{len(errors)} problem(s), nothing was written:\n" + "\n".join(lines)
+
+
+def _check_target(conn: psycopg.Connection, options: LoadOptions) -> None:
+    vintages = [r[0] for r in conn.execute("SELECT id FROM vintage ORDER BY id")]
+    if options.vintage not in vintages:
+        known = ", ".join(vintages) or "none yet"
+        raise LoaderError(f"unknown vintage {options.vintage!r} (known: {known}); create it "
+                          "with `geo-service vintage add`", parameter="--vintage")
+    levels = [r[0] for r in conn.execute("SELECT id FROM admin_level ORDER BY rank")]
+    for option, level in (("--level", options.level), ("--parent-level", options.parent_level)):
+        if level is not None and level not in levels:
+            raise LoaderError(f"unknown level {level!r}; levels are: {', '.join(levels)}",
+                              parameter=option)
+    existing = _count_units(conn, options.vintage, options.level)
+    if existing and not options.replace:
+        raise LoaderError(f"vintage {options.vintage} already has {existing} {options.level} "
+                          "units; pass --replace to replace them", parameter="--replace")
+
+
+def _count_units(conn: psycopg.Connection, vintage: str, level: str) -> int:
+    row = conn.execute("SELECT count(*) FROM admin_unit WHERE vintage = %s AND level = %s",
+                       (vintage, level)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _corrected_code(code: str, options: LoadOptions) -> tuple[str, str] | None:
+    """(new code, reason) when the code is listed in --recode or lost its leading zeros."""
+    if code in options.recode:
+        return options.recode[code]
+    width = CODE_WIDTHS.get(options.level, 0)
+    if options.pad_codes and code.isdigit() and len(code) < width:
+        return code.zfill(width), "leading zeros restored (--pad-codes)"
+    return None
+
+
+def _correct_codes(frame: gpd.GeoDataFrame, options: LoadOptions
+                   ) -> tuple[gpd.GeoDataFrame, list[Problem]]:
+    """Apply code corrections, reporting each one (never silently)."""
+    if not options.recode and not options.pad_codes:
+        return frame, []
+    notes = []
+    codes = [as_code(c) for c in frame[options.fields.code]]
+    for i, code in enumerate(codes):
+        fix = _corrected_code(code, options) if code is not None else None
+        if fix is None:
+            continue
+        new, reason = fix
+        notes.append(Problem(str(frame[SOURCE_FILE].iat[i]), int(frame[FEATURE_INDEX].iat[i]),
+                             new, f"code {code!r} corrected to {new!r}: {reason}"))
+        codes[i] = new
+    frame = frame.copy()
+    frame[options.fields.code] = codes
+    return frame, notes
+
+
+def read_recode_file(path: Path) -> dict[str, tuple[str, str]]:
+    """Read a code-corrections CSV with columns source_code, code, reason."""
+    import csv
+
+    if not path.exists():
+        raise LoaderError(f"{path}: no such file", parameter="--recode")
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        if not {"source_code", "code"} <= set(reader.fieldnames or []):
+            raise LoaderError(f"{path}: needs columns source_code, code[, reason]",
+                              parameter="--recode")
+        return {row["source_code"].strip(): (row["code"].strip(), (row.get("reason") or
+                "listed in the corrections file").strip()) for row in reader}
+
+
+def _parent_level(conn: psycopg.Connection, options: LoadOptions) -> str | None:
+    """The explicit parent level, else the nearest higher level that has units."""
+    if options.parent_level or not options.fields.parent:
+        return options.parent_level
+    row = conn.execute(
+        "SELECT l.id FROM admin_level l"
+        " WHERE l.rank < (SELECT rank FROM admin_level WHERE id = %s)"
+        "   AND EXISTS (SELECT 1 FROM admin_unit u WHERE u.vintage = %s AND u.level = l.id)"
+        " ORDER BY l.rank DESC LIMIT 1",
+        (options.level, options.vintage),
+    ).fetchone()
+    if row is None:
+        raise LoaderError(f"--parent-field given but vintage {options.vintage} has no units of a "
+                          f"level above {options.level!r}; load the parents first",
+                          parameter="--parent-field")
+    return str(row[0])
+
+
+def _check_parents(conn: psycopg.Connection, units: gpd.GeoDataFrame, options: LoadOptions,
+                   report: CheckReport) -> None:
+    """Unknown parent codes are errors; children sticking out of their parent are warnings."""
+    parent_level = _parent_level(conn, options)
+    if parent_level is None:
+        return
+    rows = conn.execute(
+        "SELECT code, ST_AsBinary(geom) FROM admin_unit WHERE vintage = %s AND level = %s",
+        (options.vintage, parent_level),
+    ).fetchall()
+    parents = {code: shapely.from_wkb(wkb) for code, wkb in rows}
+    has_parent = units["parent_code"].isin(parents.keys()) & units.geometry.notna()
+    orphans = units[~has_parent & units["parent_code"].notna()]
+    for row in orphans.drop(columns="geometry").to_dict("records"):
+        report.errors.append(Problem(
+            str(row[SOURCE_FILE]), int(row[FEATURE_INDEX]), row["code"],
+            f"parent {parent_level} {row['parent_code']!r} does not exist in vintage "
+            f"{options.vintage}"))
+    children = units[has_parent]
+    if children.empty:
+        return
+    parent_geoms = gpd.GeoSeries([parents[c] for c in children["parent_code"]], crs="EPSG:4326")
+    shares = outside_parent_shares(children.geometry, parent_geoms)
+    for (_, child), share in zip(children.iterrows(), shares, strict=True):
+        if share > options.outside_tolerance:
+            report.warnings.append(Problem(
+                str(child[SOURCE_FILE]), int(child[FEATURE_INDEX]), str(child["code"]),
+                f"{share:.1%} of its area lies outside parent {child['parent_code']}"))
+
+
+def _delete_existing(conn: psycopg.Connection, options: LoadOptions) -> int:
+    cur = conn.execute("DELETE FROM admin_unit WHERE vintage = %s AND level = %s",
+                       (options.vintage, options.level))
+    return cur.rowcount
+
+
+def _copy_units(conn: psycopg.Connection, units: gpd.GeoDataFrame, options: LoadOptions,
+                progress: Progress) -> None:
+    conn.execute(
+        "CREATE TEMP TABLE load_unit (code text, parent_code text, name text, search_name text,"
+        " unit_type text, geom geometry) ON COMMIT DROP"
+    )
+    wkb = shapely.to_wkb(np.asarray(units.geometry.values, dtype=object), hex=True)
+    total = len(units)
+    with conn.cursor().copy(
+        "COPY load_unit (code, parent_code, name, search_name, unit_type, geom) FROM STDIN"
+    ) as copy:
+        for i, (row, geom_hex) in enumerate(zip(units.itertuples(), wkb, strict=True)):
+            copy.write_row((row.code, row.parent_code, row.name, fold(row.name),
+                            row.unit_type, geom_hex))
+            if i % 500 == 0:
+                progress("write", i, total)
+    progress("write", total, total)
+    conn.execute(
+        "INSERT INTO admin_unit (vintage, level, code, parent_code, name, search_name, unit_type,"
+        " area_km2, geom)"
+        " SELECT %s, %s, code, parent_code, name, search_name, unit_type,"
+        "  ST_Area(ST_SetSRID(geom, 4326)::geography) / 1e6, ST_Multi(ST_SetSRID(geom, 4326))"
+        " FROM load_unit",
+        (options.vintage, options.level),
+    )
+
+
+def _copy_bands(conn: psycopg.Connection, units: gpd.GeoDataFrame, bands: dict[int, np.ndarray],
+                options: LoadOptions, progress: Progress) -> None:
+    codes = units["code"].tolist()
+    with conn.cursor().copy(
+        "COPY admin_unit_generalised (vintage, level, code, band, geom) FROM STDIN"
+    ) as copy:
+        for done, (band, geoms) in enumerate(bands.items()):
+            progress("write bands", done, len(bands))
+            wkb = shapely.to_wkb(shapely.set_srid(geoms, 4326), hex=True, include_srid=True)
+            for code, geom_hex in zip(codes, wkb, strict=True):
+                copy.write_row((options.vintage, options.level, code, band, geom_hex))
+    progress("write bands", len(bands), len(bands))
+
+
+def write_report(report: CheckReport, path: Path) -> None:
+    """Write every repair and warning of a load as CSV (kind, file, feature, code, message)."""
+    import csv
+
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["kind", "file", "feature", "code", "message"])
+        for kind, problems in (("repaired", report.repaired), ("warning", report.warnings)):
+            for p in problems:
+                writer.writerow([kind, p.source, p.index, p.code or "", p.message])

@@ -1,0 +1,279 @@
+"""The `geo-service` command line."""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import psycopg
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from boundaries.load import LoadSummary, write_report
+from geo_service.errors import GeoServiceError
+from geo_service.settings import ServiceSettings
+
+app = typer.Typer(help="Vietnam statistical mapping service.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+db_app = typer.Typer(help="The database (embedded unless DATABASE_URL/PGHOST is set).",
+                     no_args_is_help=True)
+load_app = typer.Typer(help="Load data (all or nothing).", no_args_is_help=True)
+vintage_app = typer.Typer(help="Boundary vintages.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(load_app, name="load")
+app.add_typer(vintage_app, name="vintage")
+
+console = Console(stderr=True)
+
+
+def _fail(exc: GeoServiceError) -> None:
+    console.print(f"[red]error:[/red] {exc.message}", highlight=False)
+    raise typer.Exit(2)
+
+
+def _settings() -> ServiceSettings:
+    return ServiceSettings()
+
+
+def _connect() -> psycopg.Connection:
+    """A migrated connection to the configured (or embedded, started on demand) database."""
+    from geo_service.db import connect, database_url
+    from geo_service.migrate import migrate
+
+    conn = connect(database_url(_settings()))
+    migrate(conn)
+    return conn
+
+
+@db_app.command("start")
+def db_start() -> None:
+    """Start the embedded PostgreSQL cluster (created on first use)."""
+    from geo_service.db import local_cluster
+
+    try:
+        state = local_cluster(_settings()).start()
+    except GeoServiceError as exc:
+        _fail(exc)
+    console.print(f"database running on 127.0.0.1:{state.port} ({state.data_dir})")
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the embedded cluster."""
+    from geo_service.db import local_cluster
+
+    stopped = local_cluster(_settings()).stop()
+    console.print("database stopped" if stopped else "database was not running")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Say whether the database is configured, embedded, running."""
+    from geo_service.db import local_cluster
+    from geo_service.settings import DatabaseSettings
+
+    if DatabaseSettings().configured:
+        typer.echo("external database (DATABASE_URL / PG* variables)")
+        return
+    cluster = local_cluster(_settings())
+    state = cluster.load_state()
+    if state is None:
+        typer.echo("embedded database not created yet (geo-service db start)")
+        raise typer.Exit(1)
+    running = cluster.is_running()
+    typer.echo(f"embedded database {'running' if running else 'stopped'}: "
+               f"port {state.port}, data {state.data_dir}")
+    if not running:
+        raise typer.Exit(1)
+
+
+@db_app.command("url")
+def db_url() -> None:
+    """Print the connection URL (starts the embedded cluster if needed)."""
+    from geo_service.db import database_url
+
+    try:
+        typer.echo(database_url(_settings()))
+    except GeoServiceError as exc:
+        _fail(exc)
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply pending schema migrations (idempotent)."""
+    from geo_service.db import connect, database_url
+    from geo_service.migrate import current_version, migrate
+
+    with connect(database_url(_settings())) as conn:
+        applied = migrate(conn)
+        version = current_version(conn)
+    typer.echo(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
+    typer.echo(f"schema version {version}")
+
+
+@vintage_app.command("add")
+def vintage_add(
+    vintage_id: Annotated[str, typer.Argument(metavar="ID", help="e.g. 2025")],
+    valid_from: Annotated[str, typer.Option(help="first day in force, YYYY-MM-DD")],
+    valid_to: Annotated[str | None, typer.Option(help="first day no longer in force")] = None,
+    description: str = "",
+    source: str = "",
+    licence: str = "",
+    update: Annotated[bool, typer.Option(help="overwrite an existing vintage")] = False,
+) -> None:
+    """Create a boundary vintage."""
+    from boundaries.vintages import Vintage, add_vintage
+
+    try:
+        vintage = Vintage(vintage_id, date.fromisoformat(valid_from),
+                          date.fromisoformat(valid_to) if valid_to else None,
+                          description, source, licence)
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] bad date: {exc}")
+        raise typer.Exit(2) from exc
+    with _connect() as conn:
+        try:
+            changed = add_vintage(conn, vintage, update)
+        except GeoServiceError as exc:
+            _fail(exc)
+    typer.echo(f"vintage {vintage_id} {'saved' if changed else 'already exists (use --update)'}")
+
+
+@vintage_app.command("list")
+def vintage_list() -> None:
+    """List the boundary vintages."""
+    from boundaries.vintages import list_vintages
+
+    with _connect() as conn:
+        for v in list_vintages(conn):
+            typer.echo(f"{v.id}\t{v.valid_from}\t{v.valid_to or ''}\t{v.description}")
+
+
+def _progress_bar() -> Progress:
+    return Progress(TextColumn("{task.description:<12}"), BarColumn(), TextColumn(
+        "{task.completed}/{task.total}"), TimeElapsedColumn(), console=console,
+        disable=not sys.stderr.isatty())
+
+
+@load_app.command("boundaries")
+def load_boundaries_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="files (any GDAL vector format)")],
+    vintage: Annotated[str, typer.Option(help="boundary vintage, e.g. 2025")],
+    level: Annotated[str, typer.Option(help="province, district or commune")],
+    code_field: Annotated[str, typer.Option(help="field holding the official code")],
+    name_field: Annotated[str, typer.Option(help="field holding the official name")],
+    parent_field: Annotated[str | None, typer.Option(help="field holding the parent code")] = None,
+    type_field: Annotated[str | None, typer.Option(help="field holding the unit type")] = None,
+    src_crs: Annotated[str | None, typer.Option(help="CRS of the input, e.g. EPSG:32648")] = None,
+    layer: Annotated[str | None, typer.Option(help="layer to read from a multi-layer file")] = None,
+    code_pattern: Annotated[str | None, typer.Option(help="regex for codes")] = None,
+    pad_codes: Annotated[bool, typer.Option(help="restore lost leading zeros")] = False,
+    recode: Annotated[Path | None, typer.Option(
+        help="CSV of code corrections: source_code,code,reason")] = None,
+    report: Annotated[Path | None, typer.Option(
+        help="write every repair and warning to this CSV")] = None,
+    parent_level: Annotated[str | None, typer.Option(help="level of the parents")] = None,
+    replace: Annotated[bool, typer.Option(help="replace units already loaded")] = False,
+    gap_width: Annotated[float, typer.Option(help="close gaps narrower than this (°)")] = 0.0,
+) -> None:
+    """Check and load boundaries in one transaction (nothing is written on any error)."""
+    from boundaries.checks import FieldMap
+    from boundaries.load import LoadOptions, load_boundaries, read_recode_file
+
+    try:
+        options = LoadOptions(
+            vintage, level, FieldMap(code_field, name_field, parent_field, type_field),
+            layer=layer, src_crs=src_crs, code_pattern=code_pattern, pad_codes=pad_codes,
+            recode=read_recode_file(recode) if recode else {}, parent_level=parent_level,
+            replace=replace, gap_width=gap_width)
+    except GeoServiceError as exc:
+        _fail(exc)
+    with _connect() as conn, _progress_bar() as bar:
+        tasks: dict[str, object] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)  # type: ignore[arg-type]
+
+        try:
+            summary = load_boundaries(conn, paths, options, progress)
+        except GeoServiceError as exc:
+            _fail(exc)
+    if report:
+        write_report(summary.report, report)
+    _print_load_summary(summary, level, vintage)
+
+
+def _print_load_summary(summary: LoadSummary, level: str, vintage: str, shown: int = 20
+                        ) -> None:
+    report = summary.report
+    for kind, problems in (("repaired", report.repaired), ("warning", report.warnings)):
+        for problem in problems[:shown]:
+            console.print(f"[yellow]{kind}[/yellow] {problem}", highlight=False)
+        if len(problems) > shown:
+            console.print(f"... {len(problems) - shown} more {kind} (see --report FILE)")
+    typer.echo(f"{summary.loaded} {level} units loaded into vintage {vintage} "
+               f"({summary.replaced} replaced, {len(report.repaired)} repaired, "
+               f"{len(report.warnings)} warnings, 0 rejected) in {summary.seconds:.1f} s")
+
+
+@load_app.command("crosswalk")
+def load_crosswalk_cmd(
+    path: Annotated[Path, typer.Argument(help="CSV: from_level,from_code,to_level,to_code,"
+                                              "relation[,area_share,population_share]")],
+    from_vintage: Annotated[str, typer.Option("--from", help="old vintage")],
+    to_vintage: Annotated[str, typer.Option("--to", help="new vintage")],
+    replace: bool = False,
+) -> None:
+    """Load an old→new crosswalk between two vintages."""
+    from boundaries.crosswalk import load_crosswalk
+
+    with _connect() as conn:
+        try:
+            summary = load_crosswalk(conn, path, from_vintage, to_vintage, replace)
+        except GeoServiceError as exc:
+            _fail(exc)
+    for warning in summary.warnings:
+        console.print(f"[yellow]warning[/yellow] {warning}", highlight=False)
+    typer.echo(f"{summary.loaded} crosswalk rows loaded ({from_vintage} → {to_vintage})")
+
+
+@app.command("demo")
+def demo_cmd(
+    serve: Annotated[bool, typer.Option(help="serve after loading")] = True,
+    host: str | None = None,
+    port: int | None = None,
+) -> None:
+    """Create the database, migrate, load the demo data once, and serve."""
+    from geo_service.demo import load_demo
+
+    with _connect() as conn:
+        try:
+            for line in load_demo(conn):
+                typer.echo(line)
+        except GeoServiceError as exc:
+            _fail(exc)
+    if serve:
+        serve_cmd(host=host, port=port, workers=1)
+
+
+@app.command("serve")
+def serve_cmd(
+    host: Annotated[str | None, typer.Option(help="default GEO_SERVICE_HOST")] = None,
+    port: Annotated[int | None, typer.Option(help="default GEO_SERVICE_PORT")] = None,
+    workers: Annotated[int, typer.Option(help="worker processes")] = 1,
+) -> None:
+    """Serve the web API (starts the embedded database if needed)."""
+    import uvicorn
+
+    settings = _settings()
+    _connect().close()  # make sure the database runs and is migrated before workers start
+    host = host or settings.host
+    port = port or settings.port
+    typer.echo(f"serving on http://{host}:{port}/  (API docs: http://{host}:{port}/api.html)")
+    uvicorn.run("geo_service.main:create_app", factory=True, host=host, port=port,
+                workers=workers, log_level="info")

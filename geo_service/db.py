@@ -1,0 +1,67 @@
+"""Finding the database, and the connection pool the web app uses."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+import psycopg
+from fastapi import Depends, FastAPI, Request
+from psycopg_pool import AsyncConnectionPool
+
+from geo_service.localdb import LocalCluster
+from geo_service.settings import DatabaseSettings, ServiceSettings
+
+
+def local_cluster(settings: ServiceSettings) -> LocalCluster:
+    """The embedded cluster under `GEO_SERVICE_HOME`."""
+    return LocalCluster(settings.home, settings.database_name, settings.pg_bindir)
+
+
+def database_url(settings: ServiceSettings, db_settings: DatabaseSettings | None = None,
+                 start: bool = True) -> str:
+    """The URL to use: the configured database, else the embedded one (started on demand)."""
+    db_settings = db_settings or DatabaseSettings()
+    if db_settings.configured:
+        return db_settings.url()
+    cluster = local_cluster(settings)
+    if start:
+        cluster.start()
+    return cluster.url()
+
+
+def connect(url: str) -> psycopg.Connection:
+    """An autocommit connection for command-line work (loaders open their own transactions)."""
+    return psycopg.connect(url, application_name="geo-service-cli", autocommit=True)
+
+
+async def open_pool(app: FastAPI, url: str, settings: ServiceSettings) -> None:
+    """Open the pool at startup; the app starts even if the database is down."""
+    options = f"-c statement_timeout={settings.statement_timeout_ms}"
+    pool = AsyncConnectionPool(
+        url,
+        min_size=settings.pool_min_size,
+        max_size=settings.pool_max_size,
+        kwargs={"application_name": "geo-service", "options": options, "autocommit": True},
+        timeout=10,
+        open=False,
+    )
+    await pool.open(wait=False)
+    app.state.pool = pool
+
+
+async def close_pool(app: FastAPI) -> None:
+    """Close the pool at shutdown."""
+    pool: AsyncConnectionPool | None = getattr(app.state, "pool", None)
+    if pool is not None:
+        await pool.close()
+
+
+async def get_conn(request: Request) -> AsyncIterator[psycopg.AsyncConnection]:
+    """A pooled connection for one request."""
+    pool: AsyncConnectionPool = request.app.state.pool
+    async with pool.connection() as conn:
+        yield conn
+
+
+Conn = Annotated[psycopg.AsyncConnection, Depends(get_conn)]

@@ -1,0 +1,135 @@
+"""Domain exceptions and their mapping to HTTP responses, in one place."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import psycopg
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from psycopg_pool import PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger(__name__)
+
+
+class GeoServiceError(Exception):
+    """Base of every error the service raises on purpose."""
+
+    status_code = 500
+
+    def __init__(self, message: str, *, parameter: str | None = None, **details: Any):
+        super().__init__(message)
+        self.message = message
+        self.parameter = parameter
+        self.details = details
+
+    def body(self) -> dict[str, Any]:
+        """The JSON error body sent to the client."""
+        body: dict[str, Any] = {"status": self.status_code, "title": type(self).__name__,
+                                "detail": self.message}
+        if self.parameter:
+            body["parameter"] = self.parameter
+        body.update(self.details)
+        return body
+
+
+class InvalidParameter(GeoServiceError):
+    """A query or path parameter has a bad value."""
+
+    status_code = 400
+
+
+class NotFound(GeoServiceError):
+    """The requested resource does not exist."""
+
+    status_code = 404
+
+
+class Conflict(GeoServiceError):
+    """The request conflicts with the current state."""
+
+    status_code = 409
+
+
+class PayloadTooLarge(GeoServiceError):
+    """The request body or requested result is over a configured limit."""
+
+    status_code = 413
+
+
+class DatabaseUnavailable(GeoServiceError):
+    """The database does not answer."""
+
+    status_code = 503
+
+
+class LocalDatabaseError(GeoServiceError):
+    """The embedded PostgreSQL cluster could not be managed."""
+
+
+class LoaderError(GeoServiceError):
+    """A loader refused its input; nothing was written."""
+
+    status_code = 400
+
+
+def _error_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+                    ) -> JSONResponse:
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, GeoServiceError)
+    if exc.status_code >= 500:
+        logger.error("%s on %s: %s", type(exc).__name__, request.url.path, exc.message)
+    return _domain_error_body(exc)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [
+        {"parameter": ".".join(str(p) for p in err["loc"][1:]) or str(err["loc"][0]),
+         "problem": err["msg"]}
+        for err in exc.errors()
+    ]
+    first = problems[0] if problems else {"parameter": None, "problem": "invalid request"}
+    body = {"status": 400, "title": "InvalidParameter",
+            "detail": f"{first['parameter']}: {first['problem']}",
+            "parameter": first["parameter"], "errors": problems}
+    return _error_response(400, body)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    body = {"status": exc.status_code, "title": "HTTPError", "detail": str(exc.detail)}
+    return _error_response(exc.status_code, body, dict(exc.headers or {}))
+
+
+async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+    logger.warning("database unavailable on %s: %s", request.url.path, exc)
+    return _domain_error_body(DatabaseUnavailable("the database is not available; retry shortly"))
+
+
+def _domain_error_body(exc: GeoServiceError) -> JSONResponse:
+    headers = {"Retry-After": "5"} if isinstance(exc, DatabaseUnavailable) else None
+    return _error_response(exc.status_code, exc.body(), headers)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    # Never leak SQL or stack traces; the log has the details.
+    logger.exception("unexpected error on %s", request.url.path, exc_info=exc)
+    return _error_response(500, {"status": 500, "title": "InternalError",
+                                 "detail": "internal error; see the service log"})
+
+
+def add_exception_handlers(app: FastAPI) -> None:
+    """Register every error → response mapping on the app."""
+    app.add_exception_handler(GeoServiceError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(psycopg.OperationalError, _database_down)
+    app.add_exception_handler(PoolTimeout, _database_down)
+    app.add_exception_handler(Exception, _unexpected_error)

@@ -1,0 +1,248 @@
+"""An embedded PostgreSQL + PostGIS cluster, managed with the system's initdb and pg_ctl.
+
+PostgreSQL refuses to run as root, so when we are root only the server runs as the
+`postgres` system user; clients keep running as root and connect over loopback TCP
+with a generated password.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from geo_service.errors import LocalDatabaseError
+
+STATE_FILE = "cluster.json"
+SUPERUSER = "postgres"
+
+
+@dataclass
+class ClusterState:
+    """What we remember about the cluster between commands."""
+
+    data_dir: str
+    port: int
+    password: str
+    database: str
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def find_bindir(configured: Path | None = None) -> Path:
+    """Return the newest PostgreSQL bin directory that has PostGIS available."""
+    if configured:
+        if not (configured / "initdb").exists():
+            raise LocalDatabaseError(f"no initdb in GEO_SERVICE_PG_BINDIR={configured}")
+        return configured
+    candidates = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin"),
+        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+        reverse=True,
+    )
+    for bindir in candidates:
+        version = bindir.parent.name
+        if (bindir / "initdb").exists() and Path(
+            f"/usr/share/postgresql/{version}/extension/postgis.control"
+        ).exists():
+            return bindir
+    raise LocalDatabaseError(
+        "no PostgreSQL with PostGIS found under /usr/lib/postgresql; "
+        "install it with scripts/setup.sh (Debian package postgresql-15-postgis-3)"
+    )
+
+
+def free_port() -> int:
+    """Ask the kernel for a free loopback port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _postgres_can_reach(path: Path) -> bool:
+    """True when the `postgres` user can traverse into `path`'s parent."""
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    result = subprocess.run(
+        ["runuser", "-u", SUPERUSER, "--", "test", "-x", str(probe)],
+        capture_output=True,
+    )
+    return result.returncode == 0
+
+
+class LocalCluster:
+    """A PostgreSQL cluster living under `home` (or a postgres-owned folder when root)."""
+
+    def __init__(self, home: Path, database: str = "geo_service", bindir: Path | None = None):
+        self.home = home
+        self.database = database
+        self._bindir_setting = bindir
+
+    @property
+    def state_path(self) -> Path:
+        """The JSON file that records data folder, port and password."""
+        return self.home / STATE_FILE
+
+    def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        cmd = list(args)
+        if _is_root():
+            cmd = ["runuser", "-u", SUPERUSER, "--", *cmd]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if check and result.returncode != 0:
+            raise LocalDatabaseError(
+                f"{Path(args[0]).name} failed: {result.stderr.strip() or result.stdout.strip()}"
+            )
+        return result
+
+    def load_state(self) -> ClusterState | None:
+        """Return the remembered cluster, or None before `init`."""
+        if not self.state_path.exists():
+            return None
+        return ClusterState(**json.loads(self.state_path.read_text()))
+
+    def _save_state(self, state: ClusterState) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.state_path.write_text(json.dumps(asdict(state), indent=2))
+        self.state_path.chmod(0o600)
+
+    def _choose_data_dir(self) -> Path:
+        wanted = self.home / "pgdata"
+        if not _is_root() or _postgres_can_reach(wanted):
+            return wanted
+        # Under a 0700 folder such as /root the postgres user cannot reach the data.
+        digest = hashlib.sha1(str(self.home.resolve()).encode()).hexdigest()[:12]
+        return Path("/var/lib/geo-service") / digest / "pgdata"
+
+    def init(self) -> ClusterState:
+        """Create the cluster once; later calls return the existing state."""
+        state = self.load_state()
+        if state and Path(state.data_dir, "PG_VERSION").exists():
+            return state
+        bindir = find_bindir(self._bindir_setting)
+        data_dir = self._choose_data_dir()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        if _is_root():
+            shutil.chown(data_dir.parent, SUPERUSER)
+            shutil.chown(data_dir, SUPERUSER)
+        data_dir.chmod(0o700)
+        password = secrets.token_urlsafe(24)
+        pwfile = data_dir.parent / ".pwfile"
+        pwfile.write_text(password + "\n")
+        if _is_root():
+            shutil.chown(pwfile, SUPERUSER)
+        try:
+            self._run(
+                str(bindir / "initdb"), "-D", str(data_dir), "-U", SUPERUSER,
+                "--pwfile", str(pwfile), "--auth-host=scram-sha-256", "--auth-local=trust",
+                "-E", "UTF8", "--locale=C.UTF-8", "--no-sync",
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
+        state = ClusterState(str(data_dir), free_port(), password, self.database)
+        self._save_state(state)
+        return state
+
+    def is_running(self) -> bool:
+        """True when the server answers on its port."""
+        state = self.load_state()
+        if not state:
+            return False
+        bindir = find_bindir(self._bindir_setting)
+        result = subprocess.run(
+            [str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(state.port), "-q"],
+            capture_output=True,
+        )
+        return result.returncode == 0 and self._pid_file_exists(state)
+
+    def _pid_file_exists(self, state: ClusterState) -> bool:
+        pid_file = f"{state.data_dir}/postmaster.pid"
+        return self._run("test", "-f", pid_file, check=False).returncode == 0
+
+    def start(self, extra_options: str = "") -> ClusterState:
+        """Initialise if needed, start the server and create the database."""
+        state = self.init()
+        if self.is_running():
+            return state
+        if _port_in_use(state.port):
+            state.port = free_port()
+            self._save_state(state)
+        bindir = find_bindir(self._bindir_setting)
+        log = Path(state.data_dir).parent / "postgresql.log"
+        options = (
+            f"-p {state.port} -c listen_addresses=127.0.0.1 -k {state.data_dir} "
+            f"-c max_connections=200 {extra_options}"
+        )
+        self._run(
+            str(bindir / "pg_ctl"), "-D", state.data_dir, "-l", str(log),
+            "-w", "-t", "60", "-o", options, "start",
+        )
+        self._create_database(state)
+        return state
+
+    def _create_database(self, state: ClusterState) -> None:
+        import psycopg
+
+        admin_url = self.url(state, database="postgres")
+        for attempt in range(50):
+            try:
+                with psycopg.connect(admin_url, autocommit=True) as conn:
+                    exists = conn.execute(
+                        "SELECT 1 FROM pg_database WHERE datname = %s", (state.database,)
+                    ).fetchone()
+                    if not exists:
+                        from psycopg import sql
+
+                        conn.execute(sql.SQL("CREATE DATABASE {}").format(
+                            sql.Identifier(state.database)
+                        ))
+                    return
+            except psycopg.OperationalError:
+                if attempt == 49:
+                    raise
+                time.sleep(0.1)
+
+    def stop(self) -> bool:
+        """Stop the server; return False when it was not running."""
+        state = self.load_state()
+        if not state or not self._pid_file_exists(state):
+            return False
+        bindir = find_bindir(self._bindir_setting)
+        self._run(str(bindir / "pg_ctl"), "-D", state.data_dir, "-m", "fast", "-w", "stop")
+        return True
+
+    def destroy(self) -> None:
+        """Stop the server and delete its data (used by throwaway test clusters)."""
+        state = self.load_state()
+        self.stop()
+        if state:
+            shutil.rmtree(Path(state.data_dir).parent if _owned_subdir(state) else state.data_dir,
+                          ignore_errors=True)
+        self.state_path.unlink(missing_ok=True)
+
+    def url(self, state: ClusterState | None = None, database: str | None = None) -> str:
+        """The connection URL of the running cluster."""
+        state = state or self.load_state()
+        if state is None:
+            raise LocalDatabaseError("the local database has not been created yet")
+        name = database or state.database
+        return f"postgresql://{SUPERUSER}:{state.password}@127.0.0.1:{state.port}/{name}"
+
+
+def _owned_subdir(state: ClusterState) -> bool:
+    """True when the data folder's parent is ours alone (the /var/lib fallback)."""
+    return Path(state.data_dir).parent.parent == Path("/var/lib/geo-service")

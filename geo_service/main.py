@@ -1,0 +1,43 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from geo_service import __version__
+from geo_service.db import close_pool, database_url, open_pool
+from geo_service.errors import add_exception_handlers
+from geo_service.routers import health, landing
+from geo_service.settings import ServiceSettings
+
+
+def create_app(settings: ServiceSettings | None = None, db_url: str | None = None) -> FastAPI:
+    """Build the app; the database is only touched when the app starts."""
+    settings = settings or ServiceSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        url = db_url or database_url(settings, start=False)
+        await open_pool(app, url, settings)
+        try:
+            yield
+        finally:
+            await close_pool(app)
+
+    app = FastAPI(
+        title="Vietnam statistical mapping service",
+        version=__version__,
+        description="Versioned administrative boundaries, indicators, GeoJSON and vector tiles.",
+        openapi_url="/api",
+        docs_url="/api.html",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    add_exception_handlers(app)
+    app.include_router(landing.router)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,67 @@
+"""Apply the ordered SQL files in `geo_service/migrations/`, each once, recorded in a table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+
+import psycopg
+
+# Any constant works; it only has to be the same for every process migrating this database.
+_MIGRATION_LOCK = 72_019_2025
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One SQL file: its version (the numeric prefix), name and text."""
+
+    version: int
+    name: str
+    sql: str
+
+
+def available_migrations() -> list[Migration]:
+    """Every migration shipped with the package, in order."""
+    folder = resources.files("geo_service.migrations")
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            version = int(entry.name.split("_", 1)[0])
+            found.append(Migration(version, entry.name, entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise RuntimeError(f"duplicate migration versions: {versions}")
+    return found
+
+
+def migrate(conn: psycopg.Connection) -> list[str]:
+    """Apply pending migrations, all in one transaction; return the names applied."""
+    applied_now: list[str] = []
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migration ("
+            " version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {row[0] for row in conn.execute("SELECT version FROM schema_migration")}
+        for migration in available_migrations():
+            if migration.version in done:
+                continue
+            conn.execute(migration.sql.encode())
+            conn.execute(
+                "INSERT INTO schema_migration (version, name) VALUES (%s, %s)",
+                (migration.version, migration.name),
+            )
+            applied_now.append(migration.name)
+    return applied_now
+
+
+def current_version(conn: psycopg.Connection) -> int | None:
+    """The highest applied migration, or None on an empty database."""
+    exists = conn.execute("SELECT to_regclass('schema_migration') IS NOT NULL").fetchone()
+    if not exists or not exists[0]:
+        return None
+    row = conn.execute("SELECT max(version) FROM schema_migration").fetchone()
+    return row[0] if row else None

@@ -1,0 +1,1 @@
+"""Ordered SQL migrations, applied by `geo_service.migrate`."""

@@ -1,0 +1,59 @@
+"""Settings read from the environment (and an optional `.env` file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import quote
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_home() -> Path:
+    return Path.home() / ".local" / "share" / "geo-service"
+
+
+class DatabaseSettings(BaseSettings):
+    """Where the database is: `DATABASE_URL`, or the standard libpq `PG*` variables.
+
+    When neither is set the service runs its own embedded PostgreSQL cluster.
+    """
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    database_url: str | None = None
+    pghost: str | None = None
+    pgport: int | None = None
+    pguser: str | None = None
+    pgpassword: str | None = None
+    pgdatabase: str | None = None
+
+    @property
+    def configured(self) -> bool:
+        """True when the environment names an external database."""
+        return bool(self.database_url or self.pghost)
+
+    def url(self) -> str:
+        """The configured connection URL (only meaningful when `configured`)."""
+        if self.database_url:
+            return self.database_url
+        user = quote(self.pguser or "postgres", safe="")
+        password = f":{quote(self.pgpassword, safe='')}" if self.pgpassword else ""
+        port = self.pgport or 5432
+        database = self.pgdatabase or "geo_service"
+        return f"postgresql://{user}{password}@{self.pghost}:{port}/{database}"
+
+
+class ServiceSettings(BaseSettings):
+    """Settings of the service itself, prefixed `GEO_SERVICE_`."""
+
+    model_config = SettingsConfigDict(env_prefix="GEO_SERVICE_", env_file=".env", extra="ignore")
+
+    home: Path = Field(default_factory=_default_home)
+    host: str = "127.0.0.1"
+    port: int = 8000
+    pool_min_size: int = 1
+    pool_max_size: int = 10
+    statement_timeout_ms: int = 30_000
+    pg_bindir: Path | None = None
+    database_name: str = "geo_service"

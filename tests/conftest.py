@@ -1,0 +1,133 @@
+"""Test fixtures: one throwaway PostGIS cluster per run, template databases per test."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from psycopg import sql
+
+from geo_service.demo import load_demo
+from geo_service.localdb import LocalCluster
+from geo_service.main import create_app
+from geo_service.migrate import migrate
+from geo_service.settings import ServiceSettings
+
+REPO = Path(__file__).resolve().parent.parent
+TEST_DATA = REPO / "tests" / "data"
+DEMO_DATA = REPO / "data" / "vn"
+
+_counter = itertools.count()
+
+
+class PgCluster:
+    """A throwaway cluster and helpers to create databases from templates."""
+
+    def __init__(self, cluster: LocalCluster):
+        self.cluster = cluster
+
+    def url(self, database: str) -> str:
+        """URL of a database of this cluster."""
+        return self.cluster.url(database=database)
+
+    def create_database(self, template: str | None = None) -> str:
+        """A new empty (or copied) database; returns its URL."""
+        name = f"test_{os.getpid()}_{next(_counter)}"
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+            if template:
+                query += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+            conn.execute(query)
+        return self.url(name)
+
+    def drop_database(self, url: str) -> None:
+        """Drop a database created by `create_database`."""
+        name = url.rsplit("/", 1)[1]
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[PgCluster]:
+    """Start a throwaway PostgreSQL + PostGIS cluster for the whole run."""
+    home = Path(tempfile.mkdtemp(prefix="geo-service-test-"))
+    home.chmod(0o755)  # the postgres user must reach the data folder when we run as root
+    cluster = LocalCluster(home, database="postgres")
+    cluster.start(extra_options="-c fsync=off -c synchronous_commit=off "
+                                "-c full_page_writes=off -c max_parallel_workers_per_gather=0")
+    try:
+        yield PgCluster(cluster)
+    finally:
+        cluster.destroy()
+
+
+def _make_template(pg: PgCluster, name: str, source: str | None = None) -> str:
+    with psycopg.connect(pg.url("postgres"), autocommit=True) as conn:
+        query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if source:
+            query += sql.SQL(" TEMPLATE {}").format(sql.Identifier(source))
+        conn.execute(query)
+    return pg.url(name)
+
+
+@pytest.fixture(scope="session")
+def empty_template(pg: PgCluster) -> str:
+    """Name of a migrated database with no data (only used as a template)."""
+    url = _make_template(pg, "tmpl_empty")
+    with psycopg.connect(url, autocommit=True) as conn:
+        migrate(conn)
+    return "tmpl_empty"
+
+
+@pytest.fixture(scope="session")
+def demo_template(pg: PgCluster, empty_template: str) -> str:
+    """Name of a database with the demo data loaded (only used as a template)."""
+    url = _make_template(pg, "tmpl_demo", empty_template)
+    with psycopg.connect(url, autocommit=True) as conn:
+        for _ in load_demo(conn, DEMO_DATA):
+            pass
+    return "tmpl_demo"
+
+
+@pytest.fixture
+def empty_db(pg: PgCluster, empty_template: str) -> Iterator[str]:
+    """URL of a fresh migrated database for one test."""
+    url = pg.create_database(empty_template)
+    yield url
+    pg.drop_database(url)
+
+
+@pytest.fixture
+def demo_db(pg: PgCluster, demo_template: str) -> Iterator[str]:
+    """URL of a fresh copy of the demo database for one test (may be modified)."""
+    url = pg.create_database(demo_template)
+    yield url
+    pg.drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def demo_ro(pg: PgCluster, demo_template: str) -> str:
+    """URL of a demo database shared by read-only tests."""
+    return pg.create_database(demo_template)
+
+
+@pytest.fixture
+def conn(empty_db: str) -> Iterator[psycopg.Connection]:
+    """An autocommit connection to a fresh migrated database."""
+    with psycopg.connect(empty_db, autocommit=True) as connection:
+        yield connection
+
+
+@pytest.fixture(scope="session")
+def client(demo_ro: str) -> Iterator[TestClient]:
+    """An HTTP client of the app over the shared demo database."""
+    settings = ServiceSettings(home=Path(tempfile.mkdtemp()))
+    with TestClient(create_app(settings, db_url=demo_ro)) as test_client:
+        yield test_client

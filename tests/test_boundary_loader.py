@@ -1,0 +1,283 @@
+"""The boundary loader: shipped files, foreign files, bad input, all-or-nothing writes."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import psycopg
+import pytest
+import shapely
+from shapely.geometry import Polygon, box
+
+from boundaries.checks import FieldMap
+from boundaries.load import LoadOptions, load_boundaries
+from boundaries.vintages import Vintage, add_vintage
+from geo_service.errors import LoaderError
+from tests.conftest import DEMO_DATA, TEST_DATA
+from tests.helpers import fingerprint
+
+NATURAL_EARTH = TEST_DATA / "naturalearth_lowres" / "naturalearth_lowres.shp"
+WARDS = DEMO_DATA / "vietnam-3d-map-2025" / "wards"
+
+
+def _vintage(conn: psycopg.Connection, vintage_id: str = "t") -> str:
+    add_vintage(conn, Vintage(vintage_id, date(2020, 1, 1), description="test"))
+    return vintage_id
+
+
+def _write_geojson(path: Path, features: list[tuple[dict[str, object], Polygon]],
+                   crs: str = "EPSG:4326") -> Path:
+    frame = gpd.GeoDataFrame([p for p, _ in features], geometry=[g for _, g in features], crs=crs)
+    frame.to_file(path, driver="GPKG" if path.suffix == ".gpkg" else "GeoJSON")
+    return path
+
+
+def _count(conn: psycopg.Connection, vintage: str, level: str) -> int:
+    row = conn.execute("SELECT count(*) FROM admin_unit WHERE vintage = %s AND level = %s",
+                       (vintage, level)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_demo_files_load_with_expected_counts(demo_ro: str) -> None:
+    with psycopg.connect(demo_ro) as conn:
+        assert _count(conn, "2019", "province") == 63
+        assert _count(conn, "2025", "province") == 34
+        assert _count(conn, "2025", "commune") == 3321
+        types = dict(conn.execute(
+            "SELECT unit_type, count(*) FROM admin_unit WHERE vintage = '2025' AND level = "
+            "'commune' GROUP BY 1").fetchall())
+        assert types == {"Xã": 2621, "Phường": 687, "Đặc khu": 13}
+        crosswalk = conn.execute("SELECT count(*) FROM crosswalk").fetchone()
+        assert crosswalk == (10667,)
+        hcm = conn.execute("SELECT name, search_name FROM admin_unit WHERE vintage = '2025' "
+                           "AND level = 'province' AND code = '79'").fetchone()
+        assert hcm == ("TP. Hồ Chí Minh", "tp. ho chi minh")
+        # the two corrected codes are there under their official values
+        fixed = {r[0] for r in conn.execute(
+            "SELECT code FROM admin_unit WHERE code IN ('05665', '23737', '5665', '23938')"
+            " AND vintage = '2025'")}
+        assert fixed == {"05665", "23737"}
+        # every commune's parent exists
+        orphans = conn.execute(
+            "SELECT count(*) FROM admin_unit c WHERE c.level = 'commune' AND NOT EXISTS ("
+            "SELECT 1 FROM admin_unit p WHERE p.vintage = c.vintage AND p.level = 'province'"
+            " AND p.code = c.parent_code)").fetchone()
+        assert orphans == (0,)
+
+
+def test_projected_file_is_reprojected_and_areas_match(conn: psycopg.Connection,
+                                                       tmp_path: Path) -> None:
+    vintage = _vintage(conn)
+    source = gpd.read_file(DEMO_DATA / "provinces-2019.geojson")
+    # provinces near the zone's central meridian, where UTM's scale error is small
+    utm = source[source["code"].isin(["01", "79", "31", "25"])].to_crs("EPSG:32648")
+    path = tmp_path / "provinces-utm48n.gpkg"
+    utm.to_file(path, driver="GPKG")
+    load_boundaries(conn, [path], LoadOptions(vintage, "province",
+                                              FieldMap("code", "name", None, "type")))
+    stored = dict(conn.execute("SELECT code, area_km2 FROM admin_unit WHERE vintage = %s",
+                               (vintage,)).fetchall())
+    for code, area_m2 in zip(utm["code"], utm.geometry.area, strict=True):
+        assert stored[code] == pytest.approx(area_m2 / 1e6, rel=0.005)
+    srid = conn.execute("SELECT DISTINCT ST_SRID(geom) FROM admin_unit").fetchall()
+    assert srid == [(4326,)]
+
+
+def test_src_crs_option_overrides_missing_crs(conn: psycopg.Connection, tmp_path: Path) -> None:
+    vintage = _vintage(conn)
+    frame = gpd.GeoDataFrame({"code": ["01"], "name": ["A"]},
+                             geometry=[box(580000, 2330000, 600000, 2350000)])
+    path = tmp_path / "no_crs.shp"
+    frame.to_file(path)
+    with pytest.raises(LoaderError, match="declares no CRS"):
+        load_boundaries(conn, [path], LoadOptions(vintage, "province", FieldMap("code", "name")))
+    summary = load_boundaries(conn, [path], LoadOptions(vintage, "province",
+                                                        FieldMap("code", "name"),
+                                                        src_crs="EPSG:32648"))
+    assert summary.loaded == 1
+    row = conn.execute("SELECT ST_X(ST_Centroid(geom)), area_km2 FROM admin_unit").fetchone()
+    assert row is not None
+    assert 105.7 < row[0] < 106.0 and row[1] == pytest.approx(400, rel=0.005)
+
+
+def test_unknown_crs_is_named(conn: psycopg.Connection) -> None:
+    vintage = _vintage(conn)
+    with pytest.raises(LoaderError, match="unknown CRS 'EPSG:999999'"):
+        load_boundaries(conn, [NATURAL_EARTH], LoadOptions(
+            vintage, "province", FieldMap("name", "name"), src_crs="EPSG:999999"))
+
+
+def test_invalid_geometry_is_repaired_and_reported(conn: psycopg.Connection,
+                                                   tmp_path: Path) -> None:
+    vintage = _vintage(conn)
+    bowtie = Polygon([(105, 21), (105.2, 21.2), (105.2, 21), (105, 21.2), (105, 21)])
+    path = _write_geojson(tmp_path / "bowtie.geojson", [
+        ({"code": "01", "name": "Bow tie"}, bowtie),
+        ({"code": "02", "name": "Square"}, box(106, 21, 106.1, 21.1)),
+    ])
+    summary = load_boundaries(conn, [path], LoadOptions(vintage, "province",
+                                                        FieldMap("code", "name")))
+    assert summary.loaded == 2
+    assert [(p.code, p.index) for p in summary.report.repaired] == [("01", 0)]
+    assert "Self-intersection" in summary.report.repaired[0].message
+    row = conn.execute("SELECT ST_IsValid(geom), ST_NumGeometries(geom), area_km2 > 0"
+                       " FROM admin_unit WHERE code = '01'").fetchone()
+    assert row == (True, 2, True)
+
+
+def test_duplicate_code_is_rejected_and_nothing_changes(conn: psycopg.Connection) -> None:
+    vintage = _vintage(conn)
+    before = fingerprint(conn)
+    with pytest.raises(LoaderError) as failure:
+        load_boundaries(conn, [NATURAL_EARTH], LoadOptions(
+            vintage, "province", FieldMap("iso_a3", "name"), code_pattern=r".+"))
+    message = failure.value.message
+    assert "duplicate code '-99'" in message and "naturalearth_lowres.shp" in message
+    assert fingerprint(conn) == before
+
+
+def test_foreign_file_loads_with_custom_code_pattern(conn: psycopg.Connection) -> None:
+    vintage = _vintage(conn)
+    summary = load_boundaries(conn, [NATURAL_EARTH], LoadOptions(
+        vintage, "province", FieldMap("name", "name", None, "continent"), code_pattern=r".+"))
+    assert summary.loaded == 177
+    row = conn.execute("SELECT unit_type, round(area_km2 / 1e6) FROM admin_unit"
+                       " WHERE code = 'Brazil'").fetchone()
+    assert row == ("South America", 9)
+
+
+def test_wrong_field_names_list_the_existing_fields(conn: psycopg.Connection) -> None:
+    vintage = _vintage(conn)
+    with pytest.raises(LoaderError) as failure:
+        load_boundaries(conn, [NATURAL_EARTH], LoadOptions(
+            vintage, "province", FieldMap("ma_tinh", "ten")))
+    message = failure.value.message
+    assert "--code-field 'ma_tinh' is not a field" in message
+    assert "--name-field 'ten'" in message and "iso_a3" in message and "continent" in message
+
+
+def test_bad_codes_and_empty_geometries_are_reported_with_feature_and_code(
+        conn: psycopg.Connection, tmp_path: Path) -> None:
+    vintage = _vintage(conn)
+    path = tmp_path / "bad.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"code": "1", "name": "Short code"},
+         "geometry": box(105, 21, 105.1, 21.1).__geo_interface__},
+        {"type": "Feature", "properties": {"code": "02", "name": "No geometry"},
+         "geometry": None},
+        {"type": "Feature", "properties": {"code": "03", "name": "A line"},
+         "geometry": {"type": "LineString", "coordinates": [[105, 21], [106, 22]]}},
+        {"type": "Feature", "properties": {"code": "04", "name": None},
+         "geometry": box(106, 21, 106.1, 21.1).__geo_interface__},
+    ]}))
+    before = fingerprint(conn)
+    with pytest.raises(LoaderError) as failure:
+        load_boundaries(conn, [path], LoadOptions(vintage, "province", FieldMap("code", "name")))
+    errors = failure.value.details["errors"]
+    assert any("feature 0 code 1" in e and "does not match" in e for e in errors)
+    assert any("feature 1 code 02" in e and "empty geometry" in e for e in errors)
+    assert any("feature 2 code 03" in e and "LineString" in e for e in errors)
+    assert any("feature 3 code 04" in e and "no name" in e for e in errors)
+    assert fingerprint(conn) == before
+
+
+def test_child_outside_parent_is_reported(conn: psycopg.Connection, tmp_path: Path) -> None:
+    vintage = _vintage(conn)
+    parents = _write_geojson(tmp_path / "p.geojson", [
+        ({"code": "01", "name": "P1"}, box(105, 21, 106, 22)),
+    ])
+    children = _write_geojson(tmp_path / "c.geojson", [
+        ({"code": "00001", "name": "Inside", "p": "01"}, box(105.1, 21.1, 105.5, 21.5)),
+        ({"code": "00002", "name": "Half out", "p": "01"}, box(105.8, 21.1, 106.2, 21.5)),
+    ])
+    load_boundaries(conn, [parents], LoadOptions(vintage, "province", FieldMap("code", "name")))
+    summary = load_boundaries(conn, [children], LoadOptions(
+        vintage, "commune", FieldMap("code", "name", "p")))
+    assert summary.loaded == 2
+    assert len(summary.report.warnings) == 1
+    warning = summary.report.warnings[0]
+    assert warning.code == "00002" and "50.0% of its area lies outside parent 01" in \
+        warning.message
+
+
+def test_unknown_parent_is_an_error(conn: psycopg.Connection, tmp_path: Path) -> None:
+    vintage = _vintage(conn)
+    parents = _write_geojson(tmp_path / "p.geojson", [({"code": "01", "name": "P"},
+                                                        box(105, 21, 106, 22))])
+    children = _write_geojson(tmp_path / "c.geojson", [
+        ({"code": "00001", "name": "Lost", "p": "99"}, box(105.1, 21.1, 105.5, 21.5))])
+    load_boundaries(conn, [parents], LoadOptions(vintage, "province", FieldMap("code", "name")))
+    with pytest.raises(LoaderError, match="parent province '99' does not exist"):
+        load_boundaries(conn, [children], LoadOptions(vintage, "commune",
+                                                      FieldMap("code", "name", "p")))
+
+
+def test_failure_half_way_through_the_write_leaves_no_partial_data(
+        demo_db: str) -> None:
+    with psycopg.connect(demo_db, autocommit=True) as conn:
+        before = fingerprint(conn)
+
+        def explode(stage: str, done: int, total: int) -> None:
+            # units and two bands are written by now; the third band fails
+            if stage == "write bands" and done == 2:
+                raise RuntimeError("disk full (simulated)")
+
+        options = LoadOptions("2025", "commune", FieldMap("id", "name", "provinceId", "type"),
+                              replace=True, pad_codes=True, code_pattern=r"\d{5}")
+        wards = sorted(p for p in WARDS.glob("*.json") if p.name != "index.json")
+        with pytest.raises(RuntimeError, match="simulated"):
+            load_boundaries(conn, wards[:3], options, progress=explode)
+        assert fingerprint(conn) == before
+
+
+def test_reload_needs_replace(demo_db: str) -> None:
+    with psycopg.connect(demo_db, autocommit=True) as conn:
+        options = LoadOptions("2025", "province", FieldMap("id", "name", None, "type"))
+        path = DEMO_DATA / "vietnam-3d-map-2025" / "provinces.json"
+        with pytest.raises(LoaderError, match="pass --replace"):
+            load_boundaries(conn, [path], options)
+        options.replace = True
+        summary = load_boundaries(conn, [path], options)
+        assert summary.loaded == 34 and summary.replaced == 34
+
+
+def test_unknown_vintage_lists_known_ones(conn: psycopg.Connection) -> None:
+    _vintage(conn, "2025")
+    with pytest.raises(LoaderError, match=r"unknown vintage '1999' \(known: 2025\)"):
+        load_boundaries(conn, [NATURAL_EARTH], LoadOptions("1999", "province",
+                                                           FieldMap("name", "name")))
+
+
+def test_generalised_bands_form_clean_coverages(demo_ro: str) -> None:
+    with psycopg.connect(demo_ro) as conn:
+        cleaned_area = None
+        for (band,) in conn.execute("SELECT band FROM zoom_band ORDER BY band DESC").fetchall():
+            rows = conn.execute(
+                "SELECT ST_AsBinary(geom) FROM admin_unit_generalised WHERE vintage = '2025'"
+                " AND level = 'commune' AND band = %s", (band,)).fetchall()
+            geoms = shapely.from_wkb([r[0] for r in rows])
+            assert len(geoms) == 3321
+            assert not shapely.is_empty(geoms).any()
+            assert shapely.is_valid(geoms).all()
+            # no overlaps and identical shared edges between neighbours
+            assert shapely.coverage_is_valid(geoms), f"band {band}"
+            union_area = shapely.coverage_union_all(geoms).area
+            total_area = float(np.sum(shapely.area(geoms)))
+            assert union_area == pytest.approx(total_area, rel=1e-6)  # nothing overlaps
+            cleaned_area = cleaned_area or union_area
+            # simplification moves edges but opens no new gaps: the covered area holds
+            assert union_area == pytest.approx(cleaned_area, rel=0.01), f"band {band}"
+
+
+def test_low_zoom_band_is_much_smaller(demo_ro: str) -> None:
+    with psycopg.connect(demo_ro) as conn:
+        counts = dict(conn.execute(
+            "SELECT band, sum(ST_NPoints(geom)) FROM admin_unit_generalised"
+            " WHERE vintage = '2025' AND level = 'commune' GROUP BY band").fetchall())
+    assert counts[0] < counts[3] / 5
+    assert counts[0] < counts[1] < counts[2] <= counts[3]

@@ -1,0 +1,102 @@
+"""The embedded cluster, migrations and the CLI's database commands."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from geo_service.migrate import available_migrations, current_version, migrate
+from tests.conftest import PgCluster
+
+GEO_SERVICE = [sys.executable, "-m", "geo_service"]
+
+
+def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DATABASE_URL", "PGHOST", "PGPORT", "PGUSER", "PGDATABASE")}
+    env["GEO_SERVICE_HOME"] = str(home)
+    return subprocess.run([*GEO_SERVICE, *args], env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_embedded_database_lifecycle(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    tmp_path.chmod(0o755)
+    assert _cli(home, "db", "status").returncode == 1
+    started = _cli(home, "db", "start")
+    assert started.returncode == 0, started.stderr
+    try:
+        status = _cli(home, "db", "status")
+        assert status.returncode == 0 and "running" in status.stdout
+        url = _cli(home, "db", "url").stdout.strip()
+        assert url.startswith("postgresql://postgres:") and "127.0.0.1" in url
+        first = _cli(home, "db", "migrate")
+        assert "applied:" in first.stdout, first.stderr
+        again = _cli(home, "db", "migrate")
+        assert "up to date" in again.stdout
+        with psycopg.connect(url) as conn:
+            row = conn.execute("SELECT postgis_lib_version()").fetchone()
+            assert row and row[0].startswith("3.")
+        # a second start is a no-op on the same port
+        assert _cli(home, "db", "start").returncode == 0
+        assert _cli(home, "db", "url").stdout.strip() == url
+    finally:
+        stopped = _cli(home, "db", "stop")
+        assert "stopped" in stopped.stderr
+    assert _cli(home, "db", "status").returncode == 1
+
+
+def test_migrations_are_idempotent(conn: psycopg.Connection) -> None:
+    assert migrate(conn) == []
+    assert current_version(conn) == available_migrations()[-1].version
+    tables = {r[0] for r in conn.execute(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+    assert {"vintage", "admin_unit", "admin_unit_generalised", "crosswalk", "zoom_band"} <= tables
+
+
+def test_migrations_apply_to_an_empty_database(pg: PgCluster) -> None:
+    url = pg.create_database()
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            assert current_version(conn) is None
+            applied = migrate(conn)
+            assert applied == [m.name for m in available_migrations()]
+    finally:
+        pg.drop_database(url)
+
+
+@pytest.mark.parametrize("path", ["/", "/api", "/health"])
+def test_service_pages_answer(client, path: str) -> None:  # type: ignore[no-untyped-def]
+    response = client.get(path)
+    assert response.status_code == 200
+
+
+def test_health_reports_database(client) -> None:  # type: ignore[no-untyped-def]
+    body = client.get("/health").json()
+    assert body["status"] == "ok" and body["postgis"].startswith("3.")
+    assert body["schema_version"] == available_migrations()[-1].version
+
+
+def test_health_is_503_when_database_is_down(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from geo_service.localdb import free_port
+    from geo_service.main import create_app
+    from geo_service.settings import ServiceSettings
+
+    dead = f"postgresql://postgres:x@127.0.0.1:{free_port()}/nothing"
+    with TestClient(create_app(ServiceSettings(home=tmp_path), db_url=dead)) as client:
+        response = client.get("/health")
+    assert response.status_code == 503
+    assert response.json()["database"] == "unavailable"
+    assert response.headers["Retry-After"]
+
+
+def test_landing_page_links(client) -> None:  # type: ignore[no-untyped-def]
+    links = {link["rel"]: link["href"] for link in client.get("/").json()["links"]}
+    assert {"self", "service-desc", "service-doc", "status"} <= links.keys()
