@@ -89,10 +89,15 @@ def load_boundaries(conn: psycopg.Connection, paths: Sequence[Path], options: Lo
     bands = generalise(clean_coverage(geoms, options.gap_width))
     progress("generalise", 1, 1)
     summary = LoadSummary(report=report)
-    with conn.transaction():
-        summary.replaced = _delete_existing(conn, options)
-        _copy_units(conn, units, options, progress)
-        _copy_bands(conn, units, bands, options, progress)
+    try:
+        with conn.transaction():
+            summary.replaced = _delete_existing(conn, options)
+            _copy_units(conn, units, options, progress)
+            _copy_bands(conn, units, bands, options, progress)
+    except psycopg.errors.ForeignKeyViolation as exc:
+        # indicator values refer to units by code; a reload may not make them orphans
+        raise LoaderError(f"nothing was written: units that indicator values refer to would "
+                          f"disappear ({exc.diag.message_detail})", parameter="--replace") from exc
     summary.loaded = len(units)
     summary.seconds = time.perf_counter() - started
     return summary

@@ -277,3 +277,113 @@ def serve_cmd(
     typer.echo(f"serving on http://{host}:{port}/  (API docs: http://{host}:{port}/api.html)")
     uvicorn.run("geo_service.main:create_app", factory=True, host=host, port=port,
                 workers=workers, log_level="info")
+
+
+indicators_app = typer.Typer(help="Statistical indicators.", no_args_is_help=True)
+app.add_typer(indicators_app, name="indicators")
+
+
+@load_app.command("catalogue")
+def load_catalogue_cmd(
+    path: Annotated[Path, typer.Argument(help="CSV with columns code,name_vi,name_en,kind,...")],
+) -> None:
+    """Add or update indicator catalogue entries."""
+    from geo_service.indicators.catalogue import load_catalogue
+
+    with _connect() as conn:
+        try:
+            count = load_catalogue(conn, path)
+        except GeoServiceError as exc:
+            _fail(exc)
+    typer.echo(f"{count} indicators saved")
+
+
+@load_app.command("indicators")
+def load_indicators_cmd(
+    path: Annotated[Path, typer.Argument(help="CSV or Excel file")],
+    indicator: Annotated[str, typer.Option(help="indicator code (in the catalogue)")],
+    vintage: Annotated[str, typer.Option(help="boundary vintage of the codes")],
+    level: Annotated[str, typer.Option(help="level of the codes")],
+    code_column: Annotated[str, typer.Option(help="column with the unit codes")],
+    value_column: Annotated[str | None, typer.Option(help="long format: value column")] = None,
+    period_column: Annotated[str | None, typer.Option(help="long format: period column")] = None,
+    period: Annotated[str | None, typer.Option(help="one period for the whole file")] = None,
+    wide: Annotated[bool, typer.Option(help="one column per period (e.g. 2019, 2020)")] = False,
+    status_column: Annotated[str | None, typer.Option(help="column with a status")] = None,
+    moe_column: Annotated[str | None, typer.Option(help="column with a margin of error")] = None,
+    sheet: Annotated[str | None, typer.Option(help="Excel sheet name")] = None,
+    na_values: Annotated[str, typer.Option(help="comma-separated 'not available' tokens")] = "",
+    skip_unknown: Annotated[bool, typer.Option(help="skip (and list) unknown codes")] = False,
+    replace: Annotated[bool, typer.Option(help="replace values of the same periods")] = False,
+) -> None:
+    """Load indicator values; every problem is reported and nothing is written unless all pass."""
+    from geo_service.indicators.values import ValueFormat, parse_values, read_table, store_values
+
+    fmt = ValueFormat(code_column, period, period_column, value_column, wide, status_column,
+                      moe_column, tuple(t.strip() for t in na_values.split(",") if t.strip()),
+                      sheet)
+    with _connect() as conn:
+        try:
+            rows, problems = parse_values(read_table(path, sheet), fmt, str(path))
+            if problems:
+                raise GeoServiceError(f"{len(problems)} problem(s), nothing was written:\n"
+                                      + "\n".join(problems[:50]))
+            result = store_values(conn, indicator, vintage, level, rows,
+                                  skip_unknown=skip_unknown, replace=replace, what=str(path))
+        except GeoServiceError as exc:
+            _fail(exc)
+    for line in result.skipped:
+        console.print(f"[yellow]{line}[/yellow]", highlight=False)
+    typer.echo(f"{result.loaded} values loaded ({result.not_available} not available, "
+               f"{len(result.skipped)} skipped)")
+
+
+@indicators_app.command("list")
+def indicators_list() -> None:
+    """List the catalogue."""
+    with _connect() as conn:
+        for code, kind, name in conn.execute("SELECT code, kind, name_en FROM indicator"
+                                             " ORDER BY code"):
+            typer.echo(f"{code}\t{kind}\t{name}")
+
+
+@indicators_app.command("zonal")
+def indicators_zonal(
+    raster: Annotated[Path, typer.Argument(help="a raster file (GeoTIFF, ...)")],
+    indicator: Annotated[str, typer.Option(help="indicator code (in the catalogue)")],
+    vintage: Annotated[str, typer.Option()],
+    level: Annotated[str, typer.Option()],
+    period: Annotated[str, typer.Option(help="period the raster describes, e.g. 2020")],
+    stat: Annotated[str, typer.Option(help="sum, mean, min, max, count, ...")] = "sum",
+    replace: bool = False,
+) -> None:
+    """Store a zonal statistic of a raster over every unit (fractional pixel coverage)."""
+    from geo_service.indicators.zonal_store import store_zonal
+
+    with _connect() as conn:
+        try:
+            result = store_zonal(conn, raster, indicator, vintage, level, stat, period, replace)
+        except GeoServiceError as exc:
+            _fail(exc)
+    typer.echo(f"{result.loaded} values stored ({result.not_available} units without data)")
+
+
+@indicators_app.command("carry-over")
+def indicators_carry_over(
+    indicator: Annotated[str, typer.Option(help="indicator code")],
+    from_vintage: Annotated[str, typer.Option("--from", help="old vintage")],
+    to_vintage: Annotated[str, typer.Option("--to", help="new vintage")],
+    weight: Annotated[str, typer.Option(help="area or population")] = "area",
+    level: Annotated[str, typer.Option(help="level of the old units")] = "province",
+    replace: bool = False,
+) -> None:
+    """Re-express old units' values on new units through the crosswalk."""
+    from geo_service.indicators.carryover import carry_over
+
+    with _connect() as conn:
+        try:
+            result = carry_over(conn, indicator, from_vintage, to_vintage, level, weight,
+                                replace)
+        except GeoServiceError as exc:
+            _fail(exc)
+    typer.echo(f"{result.loaded} values derived ({result.not_available} not available)")

@@ -6,13 +6,19 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
+import pandas as pd
 import psycopg
 
 from boundaries.checks import FieldMap
 from boundaries.crosswalk import load_crosswalk
 from boundaries.generalise import DEMO_GAP_WIDTH
 from boundaries.load import LoadOptions, load_boundaries, read_recode_file
+from boundaries.readers import read_boundaries
 from boundaries.vintages import Vintage, add_vintage
+from geo_service.errors import LoaderError
+from geo_service.indicators.catalogue import load_catalogue
+from geo_service.indicators.values import ValueFormat, parse_values, read_table, store_values
+from geo_service.indicators.zonal_store import store_zonal
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "vn"
 
@@ -32,8 +38,7 @@ VINTAGES = (
 
 
 def _boundary_loads(data: Path) -> list[tuple[list[Path], LoadOptions]]:
-    wards = sorted(p for p in (data / "vietnam-3d-map-2025" / "wards").glob("*.json")
-                   if p.name != "index.json")
+    wards = _ward_files(data)
     return [
         ([data / "provinces-2019.geojson"],
          LoadOptions("2019", "province", FieldMap("code", "name", None, "type"))),
@@ -45,6 +50,11 @@ def _boundary_loads(data: Path) -> list[tuple[list[Path], LoadOptions]]:
                             recode=read_recode_file(data / "code-corrections-2025.csv"),
                             gap_width=DEMO_GAP_WIDTH)),
     ]
+
+
+def _ward_files(data: Path) -> list[Path]:
+    return sorted(p for p in (data / "vietnam-3d-map-2025" / "wards").glob("*.json")
+                  if p.name != "index.json")
 
 
 def _already_loaded(conn: psycopg.Connection, vintage: str, level: str) -> int:
@@ -75,3 +85,68 @@ def load_demo(conn: psycopg.Connection, data: Path = DATA_DIR) -> Iterator[str]:
     else:
         result = load_crosswalk(conn, data / "crosswalk-2019-2025.csv", "2019", "2025")
         yield f"crosswalk 2019 → 2025: {result.loaded} rows loaded"
+    yield from load_demo_indicators(conn, data)
+
+
+def _series_exists(conn: psycopg.Connection, indicator: str, vintage: str, level: str) -> bool:
+    return conn.execute("SELECT 1 FROM indicator_series WHERE indicator = %s AND vintage = %s"
+                        " AND level = %s", (indicator, vintage, level)).fetchone() is not None
+
+
+def _census_2025_frame(data: Path, level: str) -> pd.DataFrame:
+    """Population, area and density of the 2025 units as the demo's JSON gives them."""
+    if level == "province":
+        frame = read_boundaries([data / "vietnam-3d-map-2025" / "provinces.json"])
+    else:
+        frame = read_boundaries(_ward_files(data))
+    recode = read_recode_file(data / "code-corrections-2025.csv")
+    codes = [recode.get(str(c), (str(c), ""))[0] for c in frame["id"]]
+    return pd.DataFrame({"code": codes, "population": frame["population"].astype("string"),
+                         "area_km2": frame["area"].astype("string"),
+                         "density": frame["density"].astype("string")}).fillna("")
+
+
+def _papi_frame(data: Path) -> pd.DataFrame:
+    """All PAPI years in long format: code, period, one column per sub-criterion."""
+    codes = dict(read_table(data / "papi" / "province_codes.csv")[["papi_code", "code"]]
+                 .itertuples(index=False, name=None))
+    years = []
+    for path in sorted((data / "papi").glob("[0-9][0-9][0-9][0-9].csv")):
+        year = read_table(path)
+        year.insert(0, "period", path.stem)
+        year.insert(0, "code", year.pop("Province").map(codes))
+        years.append(year)
+    return pd.concat(years, ignore_index=True)
+
+
+def load_demo_indicators(conn: psycopg.Connection, data: Path = DATA_DIR) -> Iterator[str]:
+    """The demo's indicator catalogue and values (skipping series already loaded)."""
+    count = load_catalogue(conn, data / "indicators.csv")
+    yield f"indicator catalogue: {count} indicators"
+    for level in ("province", "commune"):
+        frame = _census_2025_frame(data, level)
+        for column in ("population", "area_km2", "density"):
+            yield _load_series(conn, frame, column, "2025", level,
+                               ValueFormat("code", period="2025", value_column=column))
+    papi = _papi_frame(data)
+    for column in [c for c in papi.columns if c.startswith("SC")]:
+        yield _load_series(conn, papi, f"papi_{column.lower()}", "2019", "province",
+                           ValueFormat("code", period_column="period", value_column=column))
+    for level in ("province", "commune"):
+        if _series_exists(conn, "pop_worldpop", "2025", level):
+            continue
+        result = store_zonal(conn, data / "raster" / "vn_ppp_2020_1km_Aggregated.tif",
+                             "pop_worldpop", "2025", level, "sum", period="2020")
+        yield f"pop_worldpop 2025 {level}: {result.loaded} values (zonal sum)"
+
+
+def _load_series(conn: psycopg.Connection, frame: pd.DataFrame, indicator: str, vintage: str,
+                 level: str, fmt: ValueFormat) -> str:
+    if _series_exists(conn, indicator, vintage, level):
+        return f"{indicator} {vintage} {level}: already loaded"
+    rows, problems = parse_values(frame, fmt, f"demo {indicator}")
+    if problems:
+        raise LoaderError("\n".join(problems))
+    result = store_values(conn, indicator, vintage, level, rows)
+    return (f"{indicator} {vintage} {level}: {result.loaded} values "
+            f"({result.not_available} not available)")

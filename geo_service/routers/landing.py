@@ -30,5 +30,6 @@ async def landing_page(request: Request) -> dict[str, Any]:
                   "The API definition (OpenAPI)"),
             _link(request, "/api.html", "service-doc", "text/html", "The API documentation"),
             _link(request, "/health", "status", "application/json", "Service health"),
+            _link(request, "/indicators", "data", "application/json", "Indicator catalogue"),
         ],
     }

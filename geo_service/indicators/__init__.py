@@ -1,0 +1,1 @@
+"""Statistical indicators: catalogue, values, loading, zonal statistics, carry-over."""

@@ -1,0 +1,142 @@
+"""Re-express values of old units on new units through a crosswalk.
+
+Counts are apportioned by the crosswalk's area or population shares. Rates, densities,
+shares and ratios are recomputed from apportioned numerators and denominators, never
+averaged. Indexes cannot be carried over.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import psycopg
+
+from geo_service.errors import InvalidParameter, LoaderError
+from geo_service.indicators.catalogue import QUOTIENT_KINDS, Indicator, get_indicator
+from geo_service.indicators.values import LoadResult, ValueRow, store_values
+
+WEIGHTS = {"area": "area_share", "population": "population_share"}
+# Worst status wins when several old values feed one new unit.
+_STATUS_RANK = {"ok": 0, "provisional": 1, "not_available": 2, "suppressed": 3}
+
+
+@dataclass(frozen=True)
+class Link:
+    """One crosswalk link with its weight."""
+
+    from_code: str
+    to_code: str
+    share: float
+
+
+@dataclass
+class Apportioned:
+    """A count apportioned onto one new unit and period."""
+
+    value: float = 0.0
+    status: str = "ok"
+
+    def add(self, value: float | None, status: str, share: float) -> None:
+        """Add one old unit's contribution."""
+        if _STATUS_RANK[status] > _STATUS_RANK[self.status]:
+            self.status = status
+        if value is not None:
+            self.value += value * share
+
+
+def _links(conn: psycopg.Connection, from_vintage: str, to_vintage: str, level: str,
+           weight: str) -> tuple[list[Link], str]:
+    column = WEIGHTS[weight]
+    rows = conn.execute(
+        f"SELECT from_code, to_code, {column}, to_level FROM crosswalk"
+        " WHERE from_vintage = %s AND to_vintage = %s AND from_level = %s",
+        (from_vintage, to_vintage, level)).fetchall()
+    if not rows:
+        raise LoaderError(f"no crosswalk from {level} {from_vintage} to {to_vintage}",
+                          parameter="--from")
+    missing = [f"{f} → {t}" for f, t, share, _ in rows if share is None]
+    if missing:
+        raise LoaderError(f"the crosswalk has no {column} for {len(missing)} link(s), e.g. "
+                          f"{', '.join(missing[:5])}; use another --weight or load the shares",
+                          parameter="--weight")
+    to_levels = {r[3] for r in rows}
+    if len(to_levels) != 1:
+        raise LoaderError(f"{level} {from_vintage} maps to several levels: {sorted(to_levels)}")
+    return [Link(f, t, float(s)) for f, t, s, _ in rows], to_levels.pop()
+
+
+def _old_values(conn: psycopg.Connection, indicator: str, vintage: str, level: str
+                ) -> dict[tuple[str, str], tuple[float | None, str]]:
+    rows = conn.execute(
+        "SELECT code, period, value, status FROM indicator_value"
+        " WHERE indicator = %s AND vintage = %s AND level = %s", (indicator, vintage, level))
+    return {(code, period): (value, status) for code, period, value, status in rows}
+
+
+def apportion(links: list[Link], old: dict[tuple[str, str], tuple[float | None, str]]
+              ) -> dict[tuple[str, str], Apportioned]:
+    """Apportion counts of old units onto new units, period by period."""
+    periods = sorted({period for _, period in old})
+    result: dict[tuple[str, str], Apportioned] = defaultdict(Apportioned)
+    for period in periods:
+        for link in links:
+            value, status = old.get((link.from_code, period), (None, "not_available"))
+            result[(link.to_code, period)].add(value, status, link.share)
+    return result
+
+
+def _count_rows(counts: dict[tuple[str, str], Apportioned]) -> list[ValueRow]:
+    return [ValueRow(f"carry-over {code} {period}", code, period,
+                     a.value if a.status in ("ok", "provisional") else None,
+                     a.status, None)
+            for (code, period), a in sorted(counts.items())]
+
+
+def _quotient_rows(indicator: Indicator, num: dict[tuple[str, str], Apportioned],
+                   den: dict[tuple[str, str], Apportioned]) -> list[ValueRow]:
+    rows = []
+    for key in sorted(num.keys() | den.keys()):
+        n, d = num.get(key, Apportioned(status="not_available")), den.get(
+            key, Apportioned(status="not_available"))
+        status = max(n.status, d.status, key=_STATUS_RANK.__getitem__)
+        value = None
+        if status in ("ok", "provisional"):
+            if d.value == 0:
+                status = "not_available"
+            else:
+                value = n.value / d.value * indicator.multiplier
+        rows.append(ValueRow(f"carry-over {key[0]} {key[1]}", key[0], key[1], value, status))
+    return rows
+
+
+def carry_over(conn: psycopg.Connection, code: str, from_vintage: str, to_vintage: str,
+               level: str, weight: str, replace: bool = False) -> LoadResult:
+    """Derive the indicator's series on the new vintage and store it with its derivation."""
+    if weight not in WEIGHTS:
+        raise InvalidParameter(f"--weight must be one of {', '.join(WEIGHTS)}",
+                               parameter="--weight")
+    indicator = get_indicator(conn, code)
+    if indicator is None:
+        raise InvalidParameter(f"unknown indicator {code!r}", parameter="--indicator")
+    links, to_level = _links(conn, from_vintage, to_vintage, level, weight)
+    derivation = {"method": "carry-over", "from_vintage": from_vintage, "from_level": level,
+                  "weight": weight, "crosswalk": f"{from_vintage}→{to_vintage}"}
+    if indicator.kind == "count":
+        rows = _count_rows(apportion(links, _old_values(conn, code, from_vintage, level)))
+    elif indicator.kind in QUOTIENT_KINDS:
+        if not (indicator.numerator and indicator.denominator):
+            raise LoaderError(f"{code} is a {indicator.kind} without numerator and denominator "
+                              "in the catalogue; it cannot be recomputed", parameter="--indicator")
+        num = apportion(links, _old_values(conn, indicator.numerator, from_vintage, level))
+        den = apportion(links, _old_values(conn, indicator.denominator, from_vintage, level))
+        rows = _quotient_rows(indicator, num, den)
+        derivation |= {"numerator": indicator.numerator, "denominator": indicator.denominator,
+                       "recomputed": "numerator / denominator after apportioning both"}
+    else:
+        raise LoaderError(f"{code} is an {indicator.kind}; an index cannot be apportioned "
+                          "between units", parameter="--indicator")
+    if not rows:
+        raise LoaderError(f"{code} has no values on {level} {from_vintage}")
+    return store_values(conn, code, to_vintage, to_level, rows, replace=replace,
+                        derivation=derivation, what=f"carry-over of {code}")

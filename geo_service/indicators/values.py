@@ -1,0 +1,243 @@
+"""Load indicator values from CSV/Excel (long or wide), checked first, written all or nothing."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import psycopg
+from psycopg.types.json import Jsonb
+
+from boundaries.checks import as_code
+from geo_service.errors import LoaderError
+
+STATUSES = ("ok", "provisional", "suppressed", "not_available")
+PERIOD = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
+
+
+@dataclass(frozen=True)
+class ValueRow:
+    """One value to store; `line` is where it came from (for messages)."""
+
+    line: str
+    code: str
+    period: str
+    value: float | None
+    status: str
+    moe: float | None = None
+
+
+@dataclass
+class ValueFormat:
+    """How to read a table: which columns hold what."""
+
+    code_column: str
+    period: str | None = None          # one period for the whole file
+    period_column: str | None = None   # long format
+    value_column: str | None = None    # long format
+    wide: bool = False                 # one column per period (columns named like 2019)
+    status_column: str | None = None
+    moe_column: str | None = None
+    na_values: tuple[str, ...] = ()    # extra tokens meaning "not available", e.g. ".."
+    sheet: str | None = None
+
+
+@dataclass
+class LoadResult:
+    """What a values load did."""
+
+    loaded: int = 0
+    not_available: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+
+def read_table(path: Path, sheet: str | None = None) -> pd.DataFrame:
+    """Read CSV or Excel as text cells (nothing is converted or dropped on the way)."""
+    if not path.exists():
+        raise LoaderError(f"{path}: no such file")
+    if path.suffix.lower() in (".xlsx", ".xlsm", ".xls"):
+        try:
+            frame = pd.read_excel(path, sheet_name=sheet or 0, dtype=str)
+        except ValueError as exc:
+            raise LoaderError(f"{path}: {exc}", parameter="--sheet") from exc
+        return frame.fillna("")
+    return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+
+
+def _require_columns(frame: pd.DataFrame, fmt: ValueFormat, path: str) -> None:
+    wanted = {"--code-column": fmt.code_column, "--period-column": fmt.period_column,
+              "--value-column": fmt.value_column, "--status-column": fmt.status_column,
+              "--moe-column": fmt.moe_column}
+    missing = [f"{option} {name!r}" for option, name in wanted.items()
+               if name and name not in frame.columns]
+    if missing:
+        raise LoaderError(f"{path}: no column {', '.join(missing)}; columns are: "
+                          f"{', '.join(map(str, frame.columns))}", parameter="columns")
+    if not fmt.wide and not fmt.value_column:
+        raise LoaderError("give --value-column (long format) or --wide", parameter="--wide")
+    if not fmt.wide and not (fmt.period or fmt.period_column):
+        raise LoaderError("give --period or --period-column", parameter="--period")
+
+
+def _number(text: str, where: str, column: str, fmt: ValueFormat, problems: list[str]
+            ) -> float | None:
+    cell = text.strip()
+    if cell == "" or cell in fmt.na_values:
+        return None
+    try:
+        value = float(cell)
+    except ValueError:
+        problems.append(f"{where}, column {column!r}: {cell!r} is not a number")
+        return None
+    if not math.isfinite(value):
+        problems.append(f"{where}, column {column!r}: {cell!r} is not a finite number")
+        return None
+    return value
+
+
+def _cells(frame: pd.DataFrame, fmt: ValueFormat
+           ) -> Iterable[tuple[int, dict[Any, Any], str, str]]:
+    """(row number, row, period, value column) for every value cell of the table."""
+    period_columns = [c for c in frame.columns if PERIOD.fullmatch(str(c).strip())]
+    for index, row in enumerate(frame.to_dict("records")):
+        line = index + 2  # header is line 1
+        if fmt.wide:
+            for column in period_columns:
+                yield line, row, str(column).strip(), str(column)
+        else:
+            period = fmt.period or str(row[fmt.period_column]).strip()
+            yield line, row, period, str(fmt.value_column)
+
+
+def parse_values(frame: pd.DataFrame, fmt: ValueFormat, source: str
+                 ) -> tuple[list[ValueRow], list[str]]:
+    """Turn a table into value rows; report every problem with row and column."""
+    _require_columns(frame, fmt, source)
+    if fmt.wide and not any(PERIOD.fullmatch(str(c).strip()) for c in frame.columns):
+        raise LoaderError(f"{source}: --wide needs period columns named like 2019",
+                          parameter="--wide")
+    rows: list[ValueRow] = []
+    problems: list[str] = []
+    for line, row, period, column in _cells(frame, fmt):
+        where = f"{source}: row {line}"
+        code = as_code(row[fmt.code_column])
+        if code is None:
+            problems.append(f"{where}, column {fmt.code_column!r}: no unit code")
+            continue
+        if not PERIOD.fullmatch(period):
+            problems.append(f"{where}: period {period!r} is not YYYY, YYYY-MM or YYYY-MM-DD")
+            continue
+        value = _number(str(row[column]), where, column, fmt, problems)
+        moe = (_number(str(row[fmt.moe_column]), where, fmt.moe_column, fmt, problems)
+               if fmt.moe_column else None)
+        status = str(row[fmt.status_column]).strip() if fmt.status_column else ""
+        if status and status not in STATUSES:
+            problems.append(f"{where}, column {fmt.status_column!r}: status {status!r} is not "
+                            f"one of {', '.join(STATUSES)}")
+            continue
+        status = status or ("ok" if value is not None else "not_available")
+        if status in ("ok", "provisional") and value is None:
+            problems.append(f"{where}: status {status} needs a value")
+            continue
+        if status == "not_available":
+            value = None
+        rows.append(ValueRow(f"{where}", code, period, value, status, moe))
+    return rows, problems
+
+
+def _unknown_codes(conn: psycopg.Connection, rows: list[ValueRow], vintage: str, level: str
+                   ) -> dict[str, str]:
+    """code → reason, for codes that are not units of (vintage, level)."""
+    codes = sorted({r.code for r in rows})
+    known = {r[0] for r in conn.execute(
+        "SELECT code FROM admin_unit WHERE vintage = %s AND level = %s AND code = ANY(%s)",
+        (vintage, level, codes))}
+    unknown = [c for c in codes if c not in known]
+    elsewhere: dict[str, list[str]] = {}
+    for code, other in conn.execute(
+            "SELECT code, vintage FROM admin_unit WHERE level = %s AND code = ANY(%s)"
+            " AND vintage <> %s ORDER BY vintage", (level, unknown, vintage)):
+        elsewhere.setdefault(code, []).append(other)
+    return {
+        code: (f"{level} {code} exists only in vintage {', '.join(elsewhere[code])}, "
+               f"not in {vintage}" if code in elsewhere
+               else f"{level} {code} is not a unit of vintage {vintage}")
+        for code in unknown
+    }
+
+
+def _duplicates(rows: list[ValueRow]) -> list[str]:
+    seen: dict[tuple[str, str], str] = {}
+    problems = []
+    for row in rows:
+        key = (row.code, row.period)
+        if key in seen:
+            problems.append(f"{row.line}: duplicate of {seen[key]} (code {row.code}, "
+                            f"period {row.period})")
+        else:
+            seen[key] = row.line
+    return problems
+
+
+def _raise_problems(problems: list[str], what: str) -> None:
+    shown = "\n".join(problems[:20])
+    more = f"\n... and {len(problems) - 20} more" if len(problems) > 20 else ""
+    raise LoaderError(f"{what}: {len(problems)} problem(s), nothing was written:\n{shown}{more}",
+                      errors=problems)
+
+
+def store_values(conn: psycopg.Connection, indicator: str, vintage: str, level: str,
+                 rows: list[ValueRow], *, skip_unknown: bool = False, replace: bool = False,
+                 derivation: dict[str, Any] | None = None, what: str = "load") -> LoadResult:
+    """Check codes and keys, then write the rows of one series in one transaction."""
+    if not conn.execute("SELECT 1 FROM indicator WHERE code = %s", (indicator,)).fetchone():
+        raise LoaderError(f"unknown indicator {indicator!r}; add it to the catalogue first",
+                          parameter="--indicator")
+    result = LoadResult()
+    problems = _duplicates(rows)
+    unknown = _unknown_codes(conn, rows, vintage, level)
+    if unknown and skip_unknown:
+        result.skipped = [f"{r.line}: skipped, {unknown[r.code]}" for r in rows
+                          if r.code in unknown]
+        rows = [r for r in rows if r.code not in unknown]
+    else:
+        problems += [f"{r.line}: {unknown[r.code]}" for r in rows if r.code in unknown]
+    if problems:
+        _raise_problems(problems, what)
+    with conn.transaction():
+        _write_series(conn, indicator, vintage, level, rows, replace, derivation)
+    result.loaded = len(rows)
+    result.not_available = sum(r.status == "not_available" for r in rows)
+    return result
+
+
+def _write_series(conn: psycopg.Connection, indicator: str, vintage: str, level: str,
+                  rows: list[ValueRow], replace: bool, derivation: dict[str, Any] | None) -> None:
+    conn.execute(
+        "INSERT INTO indicator_series (indicator, vintage, level, derivation)"
+        " VALUES (%s, %s, %s, %s) ON CONFLICT (indicator, vintage, level)"
+        " DO UPDATE SET derivation = EXCLUDED.derivation, loaded_at = now()",
+        (indicator, vintage, level, Jsonb(derivation) if derivation else None))
+    periods = sorted({r.period for r in rows})
+    existing = conn.execute(
+        "SELECT count(*) FROM indicator_value WHERE indicator = %s AND vintage = %s"
+        " AND level = %s AND period = ANY(%s)", (indicator, vintage, level, periods)).fetchone()
+    if existing and existing[0]:
+        if not replace:
+            raise LoaderError(f"{indicator} already has {existing[0]} values for {level} "
+                              f"{vintage} in period(s) {', '.join(periods)}; pass --replace",
+                              parameter="--replace")
+        conn.execute("DELETE FROM indicator_value WHERE indicator = %s AND vintage = %s"
+                     " AND level = %s AND period = ANY(%s)", (indicator, vintage, level, periods))
+    with conn.cursor().copy(
+        "COPY indicator_value (indicator, vintage, level, code, period, value, status, moe)"
+        " FROM STDIN"
+    ) as copy:
+        for r in rows:
+            copy.write_row((indicator, vintage, level, r.code, r.period, r.value, r.status,
+                            r.moe))

@@ -1,0 +1,40 @@
+"""Store a raster's zonal statistic over every unit of a (vintage, level) as an indicator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import psycopg
+import shapely
+
+from geo_service.errors import LoaderError
+from geo_service.indicators.values import LoadResult, ValueRow, store_values
+from geo_service.indicators.zonal import zonal_statistics
+
+
+def unit_coverage(conn: psycopg.Connection, vintage: str, level: str) -> gpd.GeoDataFrame:
+    """The units as a clean coverage (the cleaned, unsimplified band), so nothing counts twice."""
+    rows = conn.execute(
+        "SELECT g.code, ST_AsBinary(g.geom) FROM admin_unit_generalised g"
+        " JOIN zoom_band z USING (band)"
+        " WHERE g.vintage = %s AND g.level = %s AND z.tolerance = 0 ORDER BY g.code",
+        (vintage, level)).fetchall()
+    if not rows:
+        raise LoaderError(f"no {level} units in vintage {vintage}", parameter="--level")
+    return gpd.GeoDataFrame({"code": [r[0] for r in rows]},
+                            geometry=shapely.from_wkb([r[1] for r in rows]), crs="EPSG:4326")
+
+
+def store_zonal(conn: psycopg.Connection, raster: Path, indicator: str, vintage: str,
+                level: str, stat: str, period: str, replace: bool = False) -> LoadResult:
+    """Compute `stat` of the raster over each unit and store it (no valid pixel → not available)."""
+    units = unit_coverage(conn, vintage, level)
+    results = zonal_statistics(raster, units, stat)
+    rows = [ValueRow(f"zonal {r.code}", r.code, period, r.value,
+                     "ok" if r.value is not None else "not_available")
+            for r in results]
+    derivation = {"method": "zonal statistics", "raster": raster.name, "stat": stat,
+                  "coverage": "fractional pixel coverage", "geometry": "cleaned coverage"}
+    return store_values(conn, indicator, vintage, level, rows, replace=replace,
+                        derivation=derivation, what=f"zonal {stat} of {raster.name}")

@@ -1,0 +1,335 @@
+"""Indicators: catalogue, loading, disclosure control, carry-over and the API."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from shapely.geometry import box
+
+from boundaries.checks import FieldMap
+from boundaries.load import LoadOptions, load_boundaries
+from boundaries.vintages import Vintage, add_vintage
+from geo_service.errors import LoaderError
+from geo_service.indicators.carryover import carry_over
+from geo_service.indicators.catalogue import Indicator, save_indicator
+from geo_service.indicators.values import ValueFormat, parse_values, read_table, store_values
+from geo_service.main import create_app
+from geo_service.settings import ServiceSettings
+from tests.conftest import DEMO_DATA
+from tests.helpers import fingerprint
+
+INDICATOR_TABLES = ("indicator", "indicator_series", "indicator_value")
+
+
+def _load_csv(conn: psycopg.Connection, path: Path, indicator: str, vintage: str, level: str,
+              fmt: ValueFormat, **kwargs: object):  # type: ignore[no-untyped-def]
+    rows, problems = parse_values(read_table(path), fmt, str(path))
+    if problems:
+        raise LoaderError("\n".join(problems), errors=problems)
+    return store_values(conn, indicator, vintage, level, rows, **kwargs)  # type: ignore[arg-type]
+
+
+# --- demo data -------------------------------------------------------------------------------
+
+def test_demo_indicators_round_trip(demo_ro: str) -> None:
+    provinces = json.loads((DEMO_DATA / "vietnam-3d-map-2025" / "provinces.json").read_text())
+    hanoi = next(p for p in provinces["provinces"] if p["id"] == "01")
+    with psycopg.connect(demo_ro) as conn:
+        value = conn.execute("SELECT value, status FROM indicator_value WHERE indicator ="
+                             " 'population' AND vintage = '2025' AND level = 'province' AND"
+                             " code = '01' AND period = '2025'").fetchone()
+        assert value == (hanoi["population"], "ok")
+        counts = dict(conn.execute(
+            "SELECT indicator || ' ' || level, count(*) FROM indicator_value WHERE vintage ="
+            " '2025' AND period = '2025' GROUP BY 1").fetchall())
+        assert counts["population province"] == 34 and counts["population commune"] == 3321
+        # Hoàng Sa's population is a published zero: a true zero, not "not available"
+        hoang_sa = conn.execute("SELECT value, status FROM indicator_value WHERE indicator ="
+                                " 'population' AND level = 'commune' AND code = '20333'"
+                                ).fetchone()
+        assert hoang_sa == (0.0, "ok")
+
+
+def test_demo_papi_keeps_its_missing_values(demo_ro: str) -> None:
+    raw = pd.read_csv(DEMO_DATA / "papi" / "2011.csv", dtype=str, keep_default_na=False)
+    empty_sc24 = int((raw["SC24"] == "").sum())
+    with psycopg.connect(demo_ro) as conn:
+        row = conn.execute("SELECT value FROM indicator_value WHERE indicator = 'papi_sc11'"
+                           " AND vintage = '2019' AND code = '01' AND period = '2011'").fetchone()
+        assert row == (1.26411,)
+        total = conn.execute("SELECT count(*) FROM indicator_value WHERE indicator ="
+                             " 'papi_sc11'").fetchone()
+        assert total == (63 * 14,)
+        na = conn.execute("SELECT count(*) FROM indicator_value WHERE indicator = 'papi_sc24'"
+                          " AND period = '2011' AND status = 'not_available'").fetchone()
+        assert na == (empty_sc24,) and empty_sc24 == 63
+
+
+def test_worldpop_zonal_sum_matches_between_levels(demo_ro: str) -> None:
+    with psycopg.connect(demo_ro) as conn:
+        sums = dict(conn.execute("SELECT level, sum(value) FROM indicator_value WHERE"
+                                 " indicator = 'pop_worldpop' GROUP BY level").fetchall())
+    assert sums["commune"] == pytest.approx(sums["province"], rel=0.005)
+    assert 95e6 < sums["commune"] < 100e6  # raster total ≈ 99.49 M, minus sea and borders
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+@pytest.fixture
+def db(demo_db: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(demo_db, autocommit=True) as connection:
+        save_indicator(connection, Indicator("test_count", "Thử", "Test", "count"))
+        yield connection
+
+
+def test_unknown_code_is_reported_and_nothing_is_written(db: psycopg.Connection,
+                                                         tmp_path: Path) -> None:
+    path = tmp_path / "values.csv"
+    path.write_text("ma,value\n01,10\n99,20\n79,30\n")
+    before = fingerprint(db, INDICATOR_TABLES)
+    with pytest.raises(LoaderError) as failure:
+        _load_csv(db, path, "test_count", "2025", "province",
+                  ValueFormat("ma", period="2024", value_column="value"))
+    assert "row 3: province 99 is not a unit of vintage 2025" in failure.value.message
+    assert fingerprint(db, INDICATOR_TABLES) == before
+
+
+def test_code_of_another_vintage_is_named(db: psycopg.Connection, tmp_path: Path) -> None:
+    path = tmp_path / "values.csv"
+    path.write_text("ma,value\n10,5\n")  # old Lào Cai: a 2019 code that 2025 does not have
+    with pytest.raises(LoaderError, match="province 10 exists only in vintage 2019, not in 2025"):
+        _load_csv(db, path, "test_count", "2025", "province",
+                  ValueFormat("ma", period="2024", value_column="value"))
+
+
+def test_skip_unknown_reports_what_it_skipped(db: psycopg.Connection, tmp_path: Path) -> None:
+    path = tmp_path / "values.csv"
+    path.write_text("ma,value\n01,10\n99,20\n")
+    result = _load_csv(db, path, "test_count", "2025", "province",
+                       ValueFormat("ma", period="2024", value_column="value"), skip_unknown=True)
+    assert result.loaded == 1 and len(result.skipped) == 1 and "row 3" in result.skipped[0]
+
+
+def test_bad_cells_and_duplicates_are_reported_with_rows(db: psycopg.Connection,
+                                                        tmp_path: Path) -> None:
+    path = tmp_path / "values.csv"
+    path.write_text("ma,nam,value\n01,2024,abc\n01,2024,3\n01,2024,4\n79,24,5\n")
+    rows, problems = parse_values(read_table(path), ValueFormat(
+        "ma", period_column="nam", value_column="value"), "values.csv")
+    assert "values.csv: row 2, column 'value': 'abc' is not a number" in problems
+    assert any("row 5: period '24'" in p for p in problems)
+    with pytest.raises(LoaderError, match="row 4: duplicate of values.csv: row 3"):
+        store_values(db, "test_count", "2025", "province", rows)
+
+
+def test_wide_and_excel_formats(db: psycopg.Connection, tmp_path: Path) -> None:
+    frame = pd.DataFrame({"code": ["01", "79"], "name": ["Hà Nội", "Hồ Chí Minh"],
+                          "2023": [1, ""], "2024": [2, 4]})
+    path = tmp_path / "wide.xlsx"
+    frame.to_excel(path, index=False)
+    result = _load_csv(db, path, "test_count", "2025", "province",
+                       ValueFormat("code", wide=True))
+    assert result.loaded == 4 and result.not_available == 1
+    rows = db.execute("SELECT code, period, value, status FROM indicator_value WHERE indicator"
+                      " = 'test_count' ORDER BY 1, 2").fetchall()
+    assert rows == [("01", "2023", 1.0, "ok"), ("01", "2024", 2.0, "ok"),
+                    ("79", "2023", None, "not_available"), ("79", "2024", 4.0, "ok")]
+
+
+def test_reload_needs_replace(db: psycopg.Connection, tmp_path: Path) -> None:
+    path = tmp_path / "values.csv"
+    path.write_text("ma,value\n01,10\n")
+    fmt = ValueFormat("ma", period="2024", value_column="value")
+    _load_csv(db, path, "test_count", "2025", "province", fmt)
+    with pytest.raises(LoaderError, match="pass --replace"):
+        _load_csv(db, path, "test_count", "2025", "province", fmt)
+    _load_csv(db, path, "test_count", "2025", "province", fmt, replace=True)
+
+
+def test_boundary_reload_cannot_orphan_values(db: psycopg.Connection, tmp_path: Path) -> None:
+    import geopandas as gpd
+
+    path = tmp_path / "values.csv"
+    path.write_text("ma,value\n01,10\n")
+    _load_csv(db, path, "test_count", "2025", "province",
+              ValueFormat("ma", period="2024", value_column="value"))
+    only_79 = tmp_path / "p.geojson"
+    gpd.GeoDataFrame({"code": ["79"], "name": ["X"]}, geometry=[box(106, 10, 107, 11)],
+                     crs="EPSG:4326").to_file(only_79)
+    before = fingerprint(db)
+    with pytest.raises(LoaderError, match="indicator values refer to"):
+        load_boundaries(db, [only_79], LoadOptions("2025", "province", FieldMap("code", "name"),
+                                                   replace=True))
+    assert fingerprint(db) == before
+
+
+# --- carry-over ------------------------------------------------------------------------------
+
+@pytest.fixture
+def two_units(conn: psycopg.Connection, tmp_path: Path) -> psycopg.Connection:
+    """Old units A (01) and B (02); new unit 11 = A + half of B, new unit 12 = other half."""
+    import geopandas as gpd
+
+    add_vintage(conn, Vintage("old", date(2000, 1, 1), date(2025, 7, 1)))
+    add_vintage(conn, Vintage("new", date(2025, 7, 1)))
+    old = tmp_path / "old.geojson"
+    gpd.GeoDataFrame({"code": ["01", "02"], "name": ["A", "B"]},
+                     geometry=[box(0, 0, 1, 1), box(1, 0, 3, 1)], crs="EPSG:4326").to_file(old)
+    new = tmp_path / "new.geojson"
+    gpd.GeoDataFrame({"code": ["11", "12"], "name": ["C", "D"]},
+                     geometry=[box(0, 0, 2, 1), box(2, 0, 3, 1)], crs="EPSG:4326").to_file(new)
+    load_boundaries(conn, [old], LoadOptions("old", "province", FieldMap("code", "name")))
+    load_boundaries(conn, [new], LoadOptions("new", "province", FieldMap("code", "name")))
+    conn.execute("INSERT INTO crosswalk VALUES ('old','province','01','new','province','11',"
+                 "'whole',1,1), ('old','province','02','new','province','11','partial',0.5,0.25),"
+                 "('old','province','02','new','province','12','partial',0.5,0.75)")
+    save_indicator(conn, Indicator("pop", "Dân số", "Population", "count"))
+    save_indicator(conn, Indicator("area", "Diện tích", "Area", "count"))
+    save_indicator(conn, Indicator("dens", "Mật độ", "Density", "density", numerator="pop",
+                                   denominator="area"))
+    save_indicator(conn, Indicator("idx", "Chỉ số", "Index", "index"))
+    for code, rows in (("pop", [("01", 100.0), ("02", 200.0)]),
+                       ("area", [("01", 10.0), ("02", 40.0)]),
+                       ("dens", [("01", 10.0), ("02", 5.0)]),
+                       ("idx", [("01", 1.0), ("02", 2.0)])):
+        from geo_service.indicators.values import ValueRow
+        store_values(conn, code, "old", "province",
+                     [ValueRow("t", c, "2019", v, "ok") for c, v in rows])
+    return conn
+
+
+def _new_values(conn: psycopg.Connection, code: str) -> dict[str, float | None]:
+    return dict(conn.execute("SELECT code, value FROM indicator_value WHERE indicator = %s"
+                             " AND vintage = 'new' ORDER BY code", (code,)).fetchall())
+
+
+def test_carry_over_apportions_counts_and_conserves_totals(two_units: psycopg.Connection
+                                                          ) -> None:
+    carry_over(two_units, "pop", "old", "new", "province", "area")
+    assert _new_values(two_units, "pop") == {"11": 200.0, "12": 100.0}
+    carry_over(two_units, "pop", "old", "new", "province", "population", replace=True)
+    assert _new_values(two_units, "pop") == {"11": 150.0, "12": 150.0}
+    assert sum(v for v in _new_values(two_units, "pop").values() if v) == 300.0
+    derivation = two_units.execute("SELECT derivation FROM indicator_series WHERE indicator ="
+                                   " 'pop' AND vintage = 'new'").fetchone()
+    assert derivation and derivation[0]["method"] == "carry-over"
+    assert derivation[0]["weight"] == "population"
+
+
+def test_carry_over_recomputes_rates_never_averages(two_units: psycopg.Connection) -> None:
+    carry_over(two_units, "dens", "old", "new", "province", "area")
+    values = _new_values(two_units, "dens")
+    # C = (100 + 0.5·200) / (10 + 0.5·40) = 200 / 30; an average of 10 and 5 would be wrong
+    assert values["11"] == pytest.approx(200 / 30)
+    assert values["12"] == pytest.approx(100 / 20)
+
+
+def test_carry_over_refuses_an_index(two_units: psycopg.Connection) -> None:
+    with pytest.raises(LoaderError, match="index cannot be apportioned"):
+        carry_over(two_units, "idx", "old", "new", "province", "area")
+
+
+def test_carry_over_propagates_suppression(two_units: psycopg.Connection) -> None:
+    two_units.execute("UPDATE indicator_value SET status = 'suppressed' WHERE indicator = 'pop'"
+                      " AND code = '02'")
+    carry_over(two_units, "pop", "old", "new", "province", "area")
+    rows = dict(two_units.execute("SELECT code, status FROM indicator_value WHERE indicator ="
+                                  " 'pop' AND vintage = 'new'").fetchall())
+    assert rows == {"11": "suppressed", "12": "suppressed"}
+
+
+def test_demo_carry_over_of_population_to_2025_provinces(demo_db: str) -> None:
+    with psycopg.connect(demo_db, autocommit=True) as conn:
+        save_indicator(conn, Indicator("pop19", "Dân số", "Population", "count"))
+        from geo_service.indicators.values import ValueRow
+        codes = [r[0] for r in conn.execute("SELECT code FROM admin_unit WHERE vintage ="
+                                            " '2019' AND level = 'province'")]
+        store_values(conn, "pop19", "2019", "province",
+                     [ValueRow("t", c, "2019", 1000.0 + i, "ok") for i, c in enumerate(codes)])
+        carry_over(conn, "pop19", "2019", "2025", "province", "area")
+        before = conn.execute("SELECT sum(value) FROM indicator_value WHERE indicator = 'pop19'"
+                              " AND vintage = '2019'").fetchone()
+        after = conn.execute("SELECT sum(value), count(*) FROM indicator_value WHERE indicator"
+                             " = 'pop19' AND vintage = '2025'").fetchone()
+        assert before and after and after[0] == pytest.approx(before[0]) and after[1] == 34
+
+
+# --- API -------------------------------------------------------------------------------------
+
+def test_catalogue_lists_demo_indicators(client: TestClient) -> None:
+    body = client.get("/indicators").json()
+    codes = {i["code"] for i in body["indicators"]}
+    assert {"population", "area_km2", "density", "pop_worldpop", "papi_sc11"} <= codes
+    indexes = client.get("/indicators", params={"kind": "index"}).json()["indicators"]
+    assert indexes and all(i["kind"] == "index" for i in indexes)
+    assert client.get("/indicators", params={"kind": "bogus"}).status_code == 400
+
+
+def test_indicator_metadata_lists_series(client: TestClient) -> None:
+    meta = client.get("/indicators/population").json()
+    series = {(s["vintage"], s["level"]): s["periods"] for s in meta["series"]}
+    assert series == {("2025", "commune"): ["2025"], ("2025", "province"): ["2025"]}
+    worldpop = client.get("/indicators/pop_worldpop").json()
+    assert worldpop["series"][0]["derivation"]["method"] == "zonal statistics"
+
+
+def test_unknown_indicator_is_404_naming_it(client: TestClient) -> None:
+    response = client.get("/indicators/nope/values")
+    assert response.status_code == 404 and "'nope'" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(("params", "parameter"), [
+    ({"vintage": "1999", "level": "province"}, "vintage"),
+    ({"vintage": "2025", "level": "district"}, "level"),
+    ({"vintage": "2025", "level": "province", "period": "1990"}, "period"),
+    ({"vintage": "2025"}, "level"),
+    ({"vintage": "2025", "level": "commune", "parent": "zz"}, "parent"),
+])
+def test_bad_selection_is_400_listing_valid_values(client: TestClient, params: dict[str, str],
+                                                   parameter: str) -> None:
+    response = client.get("/indicators/population/values", params=params)
+    assert response.status_code == 400
+    body = response.json()
+    assert body["parameter"] == parameter
+    if parameter in ("vintage", "level", "period"):
+        assert body["valid"]
+
+
+def test_values_json_and_csv(client: TestClient) -> None:
+    params = {"vintage": "2025", "level": "commune", "parent": "01"}
+    body = client.get("/indicators/population/values", params=params).json()
+    assert body["numberReturned"] == 126
+    response = client.get("/indicators/population/values", params={**params, "f": "csv"})
+    assert response.content.startswith("\ufeff".encode())
+    frame = pd.read_csv(io.BytesIO(response.content), dtype={"code": str}, encoding="utf-8-sig")
+    assert len(frame) == 126 and "Ba Đình" in set(frame["name"])
+
+
+def test_suppressed_values_are_null_in_json_and_csv(demo_db: str, tmp_path: Path) -> None:
+    with psycopg.connect(demo_db, autocommit=True) as conn:
+        # communes with fewer than 10,000 inhabitants may not be published
+        conn.execute("UPDATE indicator SET suppress_below = 10000 WHERE code = 'population'")
+        conn.execute("UPDATE indicator SET suppress_below = 10000, disclosure_basis ="
+                     " 'population' WHERE code = 'density'")
+        small = conn.execute("SELECT code, value FROM indicator_value WHERE indicator ="
+                             " 'population' AND level = 'commune' AND value BETWEEN 1 AND 9999"
+                             " ORDER BY value LIMIT 1").fetchone()
+        assert small is not None
+    with TestClient(create_app(ServiceSettings(home=tmp_path), db_url=demo_db)) as client:
+        for indicator in ("population", "density"):
+            body = client.get(f"/indicators/{indicator}/values",
+                              params={"vintage": "2025", "level": "commune"}).json()
+            row = next(v for v in body["values"] if v["code"] == small[0])
+            assert row["value"] is None and row["status"] == "suppressed"
+            csv_text = client.get(f"/indicators/{indicator}/values", params={
+                "vintage": "2025", "level": "commune", "f": "csv"}).text
+            line = next(ln for ln in csv_text.splitlines() if ln.startswith(small[0]))
+            assert line.endswith(",,suppressed,") and str(int(small[1])) not in line
