@@ -14,7 +14,8 @@ three alike), medians reported:
    a GeoJSON file beforehand, not timed) as they are: no checks, no generalisation.
 
 Our load is split into the loader's progress stages (read, check, generalise, write,
-write bands). The Markdown table is printed and written to bench/results/load_boundaries.md.
+write bands) plus "finish" (COMMIT and what follows it). The Markdown table is printed and
+written to bench/results/load_boundaries.md.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ from geo_service.migrate import migrate
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "load_boundaries.md"
 EXPECTED_COMMUNES = 3321
-STAGES = ("read", "check", "generalise", "write", "write bands")
+# The loader's progress stages, plus "finish": what follows the last band (COMMIT, ANALYZE).
+STAGES = ("read", "check", "generalise", "write", "write bands", "finish")
 TEMPLATE = "bench_template"
 OGR_TABLE = "communes_ogr"
 
@@ -83,10 +85,12 @@ class StageClock:
         generalise report (codes, names, geometries, repairs, parents and overlap with them);
         generalise: coverage cleaning (with gap closing) and simplification of the 3 bands;
         write: → first band written (COPY of the units, area, INSERT into admin_unit);
-        write bands: COPY of the 4 bands into admin_unit_generalised, and the COMMIT.
+        write bands: COPY of the 4 bands into admin_unit_generalised (with its key checks);
+        finish: the rest after the last band is written (COMMIT, ANALYZE of the tables).
         """
         bounds = [started, self._last("read"), self._first("generalise"),
-                  self._last("generalise"), self._first("write bands"), ended]
+                  self._last("generalise"), self._first("write bands"),
+                  self._last("write bands"), ended]
         return {stage: bounds[i + 1] - bounds[i] for i, stage in enumerate(STAGES)}
 
 
@@ -204,9 +208,13 @@ def markdown_table(results: dict[str, list[Run]], peer: str) -> str:
 
 
 def _git_commit() -> str:
+    """The short commit, flagged when the loader's code has uncommitted changes."""
     result = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True)
-    return result.stdout.strip() or "unknown"
+    commit = result.stdout.strip() or "unknown"
+    dirty = subprocess.run(["git", "-C", str(REPO), "diff", "--quiet", "HEAD", "--",
+                            "boundaries", "geo_service"], capture_output=True)
+    return commit + (" + uncommitted changes" if dirty.returncode == 1 else "")
 
 
 def _cpu_model() -> str:

@@ -98,6 +98,8 @@ def load_boundaries(conn: psycopg.Connection, paths: Sequence[Path], options: Lo
         # indicator values refer to units by code; a reload may not make them orphans
         raise LoaderError(f"nothing was written: units that indicator values refer to would "
                           f"disappear ({exc.diag.message_detail})", parameter="--replace") from exc
+    # fresh planner statistics, or the first queries after a load pick poor plans
+    conn.execute("ANALYZE admin_unit, admin_unit_generalised")
     summary.loaded = len(units)
     summary.seconds = time.perf_counter() - started
     return summary

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from geo_service import __version__
 from geo_service.db import close_pool, database_url, open_pool
 from geo_service.errors import add_exception_handlers
-from geo_service.routers import health, indicators, landing
+from geo_service.routers import aggregate, features, health, indicators, landing
 from geo_service.settings import ServiceSettings
 
 
@@ -40,5 +40,7 @@ def create_app(settings: ServiceSettings | None = None, db_url: str | None = Non
     add_exception_handlers(app)
     app.include_router(landing.router)
     app.include_router(health.router)
+    app.include_router(features.router)
+    app.include_router(aggregate.router)
     app.include_router(indicators.router)
     return app

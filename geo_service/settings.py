@@ -13,6 +13,10 @@ def _default_home() -> Path:
     return Path.home() / ".local" / "share" / "geo-service"
 
 
+DEMO_RASTER = (Path(__file__).resolve().parent.parent / "data" / "vn" / "raster"
+               / "vn_ppp_2020_1km_Aggregated.tif")
+
+
 class DatabaseSettings(BaseSettings):
     """Where the database is: `DATABASE_URL`, or the standard libpq `PG*` variables.
 
@@ -57,3 +61,8 @@ class ServiceSettings(BaseSettings):
     statement_timeout_ms: int = 30_000
     pg_bindir: Path | None = None
     database_name: str = "geo_service"
+    # population raster used for population-weighted area statistics
+    population_raster: Path = DEMO_RASTER
+    max_body_bytes: int = 5_000_000
+    aggregate_max_vertices: int = 100_000
+    aggregate_max_area_km2: float = 500_000.0

@@ -132,9 +132,12 @@ def parse_values(frame: pd.DataFrame, fmt: ValueFormat, source: str
         if not PERIOD.fullmatch(period):
             problems.append(f"{where}: period {period!r} is not YYYY, YYYY-MM or YYYY-MM-DD")
             continue
+        known_problems = len(problems)
         value = _number(str(row[column]), where, column, fmt, problems)
         moe = (_number(str(row[fmt.moe_column]), where, fmt.moe_column, fmt, problems)
                if fmt.moe_column else None)
+        if len(problems) > known_problems:
+            continue
         status = str(row[fmt.status_column]).strip() if fmt.status_column else ""
         if status and status not in STATUSES:
             problems.append(f"{where}, column {fmt.status_column!r}: status {status!r} is not "
@@ -211,6 +214,7 @@ def store_values(conn: psycopg.Connection, indicator: str, vintage: str, level: 
         _raise_problems(problems, what)
     with conn.transaction():
         _write_series(conn, indicator, vintage, level, rows, replace, derivation)
+    conn.execute("ANALYZE indicator_value")
     result.loaded = len(rows)
     result.not_available = sum(r.status == "not_available" for r in rows)
     return result

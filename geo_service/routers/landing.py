@@ -30,6 +30,10 @@ async def landing_page(request: Request) -> dict[str, Any]:
                   "The API definition (OpenAPI)"),
             _link(request, "/api.html", "service-doc", "text/html", "The API documentation"),
             _link(request, "/health", "status", "application/json", "Service health"),
+            _link(request, "/conformance", "conformance", "application/json",
+                  "OGC conformance classes"),
+            _link(request, "/collections", "data", "application/json",
+                  "Boundary collections (one per level and vintage)"),
             _link(request, "/indicators", "data", "application/json", "Indicator catalogue"),
         ],
     }

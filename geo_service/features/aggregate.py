@@ -1,0 +1,191 @@
+"""Statistics for a drawn area: apportion unit values by area or population share.
+
+Counts are summed by share; rates, densities and shares are recomputed from apportioned
+numerators and denominators; indexes are not apportioned. Disclosure rules apply to the
+result as to any published value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import psycopg
+import shapely
+from psycopg.rows import dict_row
+from shapely.geometry import shape
+from shapely.geometry.base import BaseGeometry
+
+from geo_service.errors import InvalidParameter, PayloadTooLarge
+from geo_service.features.collections import Collection
+from geo_service.features.crs import OutputCrs
+from geo_service.indicators.catalogue import QUOTIENT_KINDS
+from geo_service.indicators.zonal import zonal_statistics
+
+_STATUS_RANK = {"ok": 0, "provisional": 1, "not_available": 2, "suppressed": 3}
+
+
+@dataclass(frozen=True)
+class AreaLimits:
+    """How big a drawn area may be."""
+
+    max_vertices: int = 100_000
+    max_area_km2: float = 500_000.0
+
+
+def parse_polygon(geojson: dict[str, Any], crs: OutputCrs, limits: AreaLimits) -> BaseGeometry:
+    """A valid (Multi)Polygon in lon/lat from a GeoJSON geometry or Feature."""
+    if geojson.get("type") == "Feature":
+        geojson = geojson.get("geometry") or {}
+    if geojson.get("type") not in ("Polygon", "MultiPolygon"):
+        raise InvalidParameter(f"geometry must be a Polygon or MultiPolygon, not "
+                               f"{geojson.get('type')!r}", parameter="geometry")
+    try:
+        geom = shape(geojson)
+    except (ValueError, TypeError, AttributeError, IndexError, shapely.errors.ShapelyError) as exc:
+        raise InvalidParameter(f"geometry is not valid GeoJSON: {exc}",
+                               parameter="geometry") from exc
+    coords = shapely.get_coordinates(geom)
+    if len(coords) > limits.max_vertices:
+        raise PayloadTooLarge(f"geometry has {len(coords)} vertices; the limit is "
+                              f"{limits.max_vertices}", parameter="geometry")
+    if geom.is_empty:
+        raise InvalidParameter("geometry is empty", parameter="geometry")
+    if not all(math.isfinite(v) for v in coords.flat):
+        raise InvalidParameter("geometry has non-finite coordinates", parameter="geometry")
+    if not geom.is_valid:
+        raise InvalidParameter(f"geometry is invalid: {shapely.is_valid_reason(geom)}",
+                               parameter="geometry")
+    if crs.lat_first:
+        geom = shapely.transform(geom, lambda xy: xy[:, ::-1])
+    if crs.srid != 4326:
+        geom = gpd.GeoSeries([geom], crs=f"EPSG:{crs.srid}").to_crs("EPSG:4326").iloc[0]
+    lon_lat = shapely.get_coordinates(geom)
+    if not ((-180 <= lon_lat[:, 0]) & (lon_lat[:, 0] <= 180) & (-90 <= lon_lat[:, 1])
+            & (lon_lat[:, 1] <= 90)).all():
+        raise InvalidParameter("geometry lies outside the CRS's valid area (check crs)",
+                               parameter="geometry")
+    return geom
+
+
+_PIECES = """
+WITH area AS (SELECT ST_SetSRID(ST_GeomFromWKB(%(wkb)s), 4326) AS g)
+SELECT g.code, u.name, ST_Area(g.geom::geography) AS unit_m2,
+       ST_Area(ST_Intersection(g.geom, area.g)::geography) AS piece_m2,
+       ST_AsBinary(ST_Intersection(g.geom, area.g)) AS piece, ST_AsBinary(g.geom) AS unit
+FROM admin_unit_generalised g
+JOIN zoom_band z ON z.band = g.band AND z.tolerance = 0
+JOIN admin_unit u USING (vintage, level, code)
+CROSS JOIN area
+WHERE g.vintage = %(vintage)s AND g.level = %(level)s
+  AND g.geom && area.g AND ST_Intersects(g.geom, area.g)
+ORDER BY g.code
+"""
+
+
+async def unit_shares(conn: psycopg.AsyncConnection, collection: Collection,
+                      area: BaseGeometry, method: str, raster: Path) -> list[dict[str, Any]]:
+    """The units the area touches, with the share of each unit that lies inside it."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_PIECES, {"wkb": shapely.to_wkb(area), "vintage": collection.vintage,
+                                    "level": collection.level})
+        rows = [r for r in await cur.fetchall() if r["piece_m2"] > 0]
+    for row in rows:
+        row["area_share"] = min(1.0, row["piece_m2"] / row["unit_m2"]) if row["unit_m2"] else 0.0
+    if method == "population" and rows:
+        await asyncio.to_thread(_population_shares, rows, raster)
+    for row in rows:
+        row["share"] = row[f"{method}_share"]
+        for key in ("piece", "unit", "unit_m2", "piece_m2"):
+            row.pop(key)
+    return rows
+
+
+def _population_shares(rows: list[dict[str, Any]], raster: Path) -> None:
+    pieces = gpd.GeoDataFrame({"code": [f"p{i}" for i in range(len(rows))]},
+                              geometry=shapely.from_wkb([r["piece"] for r in rows]),
+                              crs="EPSG:4326")
+    units = gpd.GeoDataFrame({"code": [f"u{i}" for i in range(len(rows))]},
+                             geometry=shapely.from_wkb([r["unit"] for r in rows]),
+                             crs="EPSG:4326")
+    inside = zonal_statistics(raster, pieces, "sum")
+    whole = zonal_statistics(raster, units, "sum")
+    for row, part, total in zip(rows, inside, whole, strict=True):
+        if total.value:  # an unpopulated unit falls back to its area share
+            row["population_share"] = min(1.0, (part.value or 0.0) / total.value)
+        else:
+            row["population_share"] = row["area_share"]
+
+
+@dataclass
+class _Sum:
+    value: float = 0.0
+    status: str = "ok"
+
+    def add(self, value: float | None, status: str | None, share: float) -> None:
+        status = status or "not_available"
+        if _STATUS_RANK[status] > _STATUS_RANK[self.status]:
+            self.status = status
+        if value is not None:
+            self.value += value * share
+
+
+async def _apportioned(conn: psycopg.AsyncConnection, indicator: str, period: str,
+                       collection: Collection, shares: list[dict[str, Any]]) -> _Sum:
+    codes = [s["code"] for s in shares]
+    cur = await conn.execute(
+        "SELECT code, value, status FROM published_value WHERE indicator = %s AND vintage = %s"
+        " AND level = %s AND period = %s AND code = ANY(%s)",
+        (indicator, collection.vintage, collection.level, period, codes))
+    values = {code: (value, status) for code, value, status in await cur.fetchall()}
+    total = _Sum()
+    for s in shares:
+        value, status = values.get(s["code"], (None, "not_available"))
+        total.add(value, status, s["share"])
+    return total
+
+
+async def estimate(conn: psycopg.AsyncConnection, meta: dict[str, Any], period: str,
+                   collection: Collection, shares: list[dict[str, Any]]) -> dict[str, Any]:
+    """The indicator's value for the drawn area, with status and how it was obtained."""
+    result: dict[str, Any] = {"indicator": meta["code"], "period": period, "unit": meta["unit"],
+                              "kind": meta["kind"], "value": None}
+    if meta["kind"] == "count":
+        total = await _apportioned(conn, meta["code"], period, collection, shares)
+        result["method"] = "sum of unit values × share"
+    elif meta["kind"] in QUOTIENT_KINDS and meta["numerator"] and meta["denominator"]:
+        num = await _apportioned(conn, meta["numerator"], period, collection, shares)
+        den = await _apportioned(conn, meta["denominator"], period, collection, shares)
+        total = _Sum(num.value / den.value * meta["multiplier"] if den.value else 0.0,
+                     max(num.status, den.status, key=_STATUS_RANK.__getitem__))
+        if not den.value and total.status == "ok":
+            total.status = "not_available"
+        result["method"] = f"apportioned {meta['numerator']} / apportioned {meta['denominator']}"
+    else:
+        result.update(status="not_available",
+                      note=f"a {meta['kind']} cannot be apportioned to a drawn area")
+        return result
+    if total.status in ("ok", "provisional") and await _below_threshold(
+            conn, meta, period, collection, shares, total.value):
+        total.status = "suppressed"
+    result["status"] = total.status
+    if total.status in ("ok", "provisional"):
+        result["value"] = round(total.value, max(int(meta["decimals"]), 0) + 2)
+    return result
+
+
+async def _below_threshold(conn: psycopg.AsyncConnection, meta: dict[str, Any], period: str,
+                           collection: Collection, shares: list[dict[str, Any]],
+                           value: float) -> bool:
+    """The disclosure rule applied to the drawn area's own (apportioned) count."""
+    threshold = meta["suppress_below"]
+    if threshold is None:
+        return False
+    if meta["disclosure_basis"]:
+        basis = await _apportioned(conn, meta["disclosure_basis"], period, collection, shares)
+        return basis.status == "suppressed" or basis.value < threshold
+    return bool(value < threshold)

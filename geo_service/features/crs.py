@@ -1,0 +1,75 @@
+"""CRS parameters of OGC API – Features Part 2: parse, check, and make PostGIS know them."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import psycopg
+from pyproj import CRS
+from pyproj.exceptions import CRSError
+
+from geo_service.errors import InvalidParameter
+
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+_EPSG_URI = "http://www.opengis.net/def/crs/EPSG/0/{}"
+_PATTERNS = (
+    re.compile(r"^https?://www\.opengis\.net/def/crs/EPSG/0/(\d{1,6})$"),
+    re.compile(r"^\[?EPSG:(\d{1,6})\]?$", re.IGNORECASE),
+    re.compile(r"^(\d{1,6})$"),
+)
+_CRS84_NAMES = {CRS84, "OGC:CRS84", "[OGC:CRS84]", "CRS84", "http://www.opengis.net/def/crs/OGC/1.3/CRS84h"}
+
+# Advertised in collection metadata; any other EPSG code pyproj knows is accepted too.
+ADVERTISED = (CRS84, *(_EPSG_URI.format(c) for c in (4326, 3857, 4756, 3405, 3406, 9210, 32648,
+                                                      32649)))
+
+
+@dataclass(frozen=True)
+class OutputCrs:
+    """A CRS for output or for bbox: PostGIS SRID, its URI, and whether axes are lat/lon."""
+
+    srid: int
+    uri: str
+    lat_first: bool
+    geographic: bool
+
+
+WGS84_LONLAT = OutputCrs(4326, CRS84, lat_first=False, geographic=True)
+
+
+def parse_crs(text: str | None, parameter: str) -> OutputCrs:
+    """Turn a `crs`/`bbox-crs` value into an OutputCrs, or say why it cannot be used."""
+    if text is None or text.strip() in _CRS84_NAMES:
+        return WGS84_LONLAT
+    value = text.strip()
+    for pattern in _PATTERNS:
+        match = pattern.match(value)
+        if match:
+            code = int(match.group(1))
+            break
+    else:
+        raise InvalidParameter(f"{parameter} {text!r} is not a CRS URI such as "
+                               f"{_EPSG_URI.format(3405)} or EPSG:3405", parameter=parameter)
+    try:
+        crs = CRS.from_epsg(code)
+    except CRSError as exc:
+        raise InvalidParameter(f"unknown CRS EPSG:{code}", parameter=parameter) from exc
+    lat_first = crs.axis_info[0].direction in ("north", "south") if crs.axis_info else False
+    return OutputCrs(code, _EPSG_URI.format(code), lat_first, crs.is_geographic)
+
+
+async def ensure_srid(conn: psycopg.AsyncConnection, target: OutputCrs, parameter: str) -> None:
+    """Add the CRS to spatial_ref_sys from pyproj when PostGIS does not have it yet."""
+    cur = await conn.execute("SELECT 1 FROM spatial_ref_sys WHERE srid = %s", (target.srid,))
+    if await cur.fetchone():
+        return
+    crs = CRS.from_epsg(target.srid)
+    try:
+        await conn.execute(
+            "INSERT INTO spatial_ref_sys (srid, auth_name, auth_srid, srtext, proj4text)"
+            " VALUES (%s, 'EPSG', %s, %s, %s) ON CONFLICT (srid) DO NOTHING",
+            (target.srid, target.srid, crs.to_wkt("WKT1_GDAL"), crs.to_proj4()))
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise InvalidParameter(f"EPSG:{target.srid} is not available in this database",
+                               parameter=parameter) from exc

@@ -1,0 +1,185 @@
+"""OGC API – Features (Parts 1 and 2): collections of units and their items."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response, StreamingResponse
+
+from geo_service.db import Conn
+from geo_service.errors import NotFound
+from geo_service.features import export
+from geo_service.features.collections import Collection, get_collection, list_collections
+from geo_service.features.crs import ADVERTISED, CRS84
+from geo_service.features.items import MATCHED_CAP, count_sql, features_sql
+from geo_service.features.params import RawItemParams, build_item_query
+
+router = APIRouter(tags=["features"])
+
+GEOJSON = "application/geo+json"
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+    "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/core",
+]
+
+
+class GeoJSONResponse(Response):
+    """JSON with the GeoJSON media type."""
+
+    media_type = GEOJSON
+
+    def render(self, content: Any) -> bytes:
+        """Serialise with orjson."""
+        return orjson.dumps(content)
+
+
+def _collection_doc(request: Request, c: Collection) -> dict[str, Any]:
+    base = str(request.url_for("get_collection_doc", collectionId=c.id))
+    return {
+        "id": c.id, "title": c.title, "itemType": "feature",
+        "description": f"{c.count} {c.level} units of vintage {c.vintage} "
+                       f"(valid from {c.valid_from}{' to ' + c.valid_to if c.valid_to else ''}). "
+                       f"{c.description}",
+        "extent": {"spatial": {"bbox": [list(c.extent)], "crs": CRS84},
+                   "temporal": {"interval": [[c.valid_from, c.valid_to]]}},
+        "crs": list(ADVERTISED), "storageCrs": CRS84, "numberOfItems": c.count,
+        "links": [
+            {"rel": "self", "href": base, "type": "application/json"},
+            {"rel": "items", "href": f"{base}/items", "type": GEOJSON},
+            {"rel": "items", "href": f"{base}/items?f=csv", "type": "text/csv"},
+            {"rel": "items", "href": f"{base}/items?f=gpkg",
+             "type": "application/geopackage+sqlite3"},
+        ],
+    }
+
+
+@router.get("/conformance", summary="Conformance classes")
+async def conformance() -> dict[str, list[str]]:
+    """The OGC conformance classes this service implements."""
+    return {"conformsTo": CONFORMANCE}
+
+
+@router.get("/collections", summary="Collections: one per level and vintage")
+async def collections(request: Request, conn: Conn) -> dict[str, Any]:
+    """Every (level, vintage) of administrative units."""
+    found = await list_collections(conn)
+    return {"collections": [_collection_doc(request, c) for c in found],
+            "links": [{"rel": "self", "href": str(request.url), "type": "application/json"}]}
+
+
+@router.get("/collections/{collectionId}", summary="One collection",
+            name="get_collection_doc")
+async def collection(collectionId: str, request: Request, conn: Conn) -> dict[str, Any]:  # noqa: N803
+    """Metadata of one collection: extent, CRS list, item count, links."""
+    return _collection_doc(request, await get_collection(conn, collectionId))
+
+
+def _page_link(request: Request, rel: str, offset: int) -> dict[str, str]:
+    url = request.url.include_query_params(offset=offset)
+    return {"rel": rel, "href": str(url), "type": GEOJSON}
+
+
+def _output_format(f: str | None, request: Request) -> str:
+    if f:
+        return f
+    accept = request.headers.get("accept", "")
+    if "text/csv" in accept:
+        return "csv"
+    if "geopackage" in accept:
+        return "gpkg"
+    return "json"
+
+
+@router.get("/collections/{collectionId}/items", summary="Items of a collection",
+            response_class=GeoJSONResponse)
+async def items(
+    collectionId: str, request: Request, conn: Conn,  # noqa: N803
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    bbox: Annotated[str | None, Query(max_length=200, description="minx,miny,maxx,maxy")] = None,
+    bbox_crs: Annotated[str | None, Query(alias="bbox-crs", max_length=100)] = None,
+    crs: Annotated[str | None, Query(max_length=100, description="e.g. EPSG:3405")] = None,
+    properties: Annotated[str | None, Query(max_length=1000)] = None,
+    sortby: Annotated[str | None, Query(max_length=200, description="e.g. -area_km2")] = None,
+    parent: Annotated[str | None, Query(max_length=32, description="children of a unit")] = None,
+    q: Annotated[str | None, Query(max_length=100, description="name search")] = None,
+    indicator: Annotated[str | None, Query(max_length=300)] = None,
+    period: Annotated[str | None, Query(max_length=10)] = None,
+    zoom: Annotated[int | None, Query(ge=0, le=24)] = None,
+    max_allowable_offset: Annotated[float | None, Query(alias="max-allowable-offset", ge=0,
+                                                        le=360)] = None,
+    precision: Annotated[int | None, Query(ge=0, le=15)] = None,
+    wkt: Annotated[bool, Query(description="CSV: add the geometry as WKT")] = False,
+    f: Annotated[Literal["json", "geojson", "csv", "gpkg"] | None, Query()] = None,
+) -> Response:
+    """GeoJSON features (streamed), or CSV / GeoPackage downloads of the same selection."""
+    found = await get_collection(conn, collectionId)
+    raw = RawItemParams(limit, offset, bbox, bbox_crs, crs, properties, sortby, parent, q,
+                        indicator, period, zoom, max_allowable_offset, precision)
+    query = await build_item_query(conn, found, raw)
+    headers = {"Content-Crs": f"<{query.crs.uri}>"}
+    fmt = _output_format(f, request)
+    pool = request.app.state.pool
+    if fmt in ("csv", "gpkg"):
+        # files use the traditional x = longitude order whatever the CRS's axis order
+        query.crs = replace(query.crs, lat_first=False)
+    if fmt == "csv":
+        return StreamingResponse(export.stream_csv(pool, query, wkt), headers={
+            **headers, "Content-Disposition": f'attachment; filename="{found.id}.csv"'},
+            media_type="text/csv; charset=utf-8")
+    if fmt == "gpkg":
+        return Response(await export.geopackage(pool, query, found.id), headers={
+            **headers, "Content-Disposition": f'attachment; filename="{found.id}.gpkg"'},
+            media_type="application/geopackage+sqlite3")
+    statement, params = count_sql(query)
+    matched = (await (await conn.execute(statement, params)).fetchone() or [0])[0]
+    links = [{"rel": "self", "href": str(request.url), "type": GEOJSON},
+             {"rel": "collection", "href": str(request.url_for("get_collection_doc",
+                                                               collectionId=found.id)),
+              "type": "application/json"}]
+    if offset > 0:
+        links.append(_page_link(request, "prev", max(0, offset - limit)))
+    if offset + limit < matched:
+        links.append(_page_link(request, "next", offset + limit))
+    tail: dict[str, Any] = {"timeStamp": datetime.now(UTC).isoformat(timespec="seconds"),
+                            "links": links}
+    if matched <= MATCHED_CAP:
+        tail["numberMatched"] = matched
+    return StreamingResponse(export.stream_geojson(pool, query, tail), media_type=GEOJSON,
+                             headers=headers)
+
+
+@router.get("/collections/{collectionId}/items/{featureId}", summary="One item by its code",
+            response_class=GeoJSONResponse)
+async def item(
+    collectionId: str, featureId: str, request: Request, conn: Conn,  # noqa: N803
+    crs: Annotated[str | None, Query(max_length=100)] = None,
+    properties: Annotated[str | None, Query(max_length=1000)] = None,
+    indicator: Annotated[str | None, Query(max_length=300)] = None,
+    period: Annotated[str | None, Query(max_length=10)] = None,
+    zoom: Annotated[int | None, Query(ge=0, le=24)] = None,
+    precision: Annotated[int | None, Query(ge=0, le=15)] = None,
+) -> Response:
+    """One unit as a GeoJSON Feature; its id is the official code."""
+    found = await get_collection(conn, collectionId)
+    raw = RawItemParams(crs=crs, properties=properties, indicator=indicator, period=period,
+                        zoom=zoom, precision=precision)
+    query = await build_item_query(conn, found, raw)
+    query.code, query.limit = featureId, 1
+    statement, params = features_sql(query)
+    row = await (await conn.execute(statement, params)).fetchone()
+    if row is None:
+        raise NotFound(f"no item {featureId!r} in {found.id}", parameter="featureId")
+    feature = orjson.loads(row[0])
+    feature["links"] = [
+        {"rel": "self", "href": str(request.url), "type": GEOJSON},
+        {"rel": "collection", "href": str(request.url_for("get_collection_doc",
+                                                          collectionId=found.id))}]
+    return GeoJSONResponse(feature, headers={"Content-Crs": f"<{query.crs.uri}>"})
