@@ -131,3 +131,36 @@ def client(demo_ro: str) -> Iterator[TestClient]:
     settings = ServiceSettings(home=Path(tempfile.mkdtemp()))
     with TestClient(create_app(settings, db_url=demo_ro)) as test_client:
         yield test_client
+
+
+@pytest.fixture(scope="session")
+def live_server(demo_ro: str) -> Iterator[str]:
+    """The service running in its own process over the shared demo database; yields its URL."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from geo_service.localdb import free_port
+
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": demo_ro,
+           "GEO_SERVICE_HOME": tempfile.mkdtemp(prefix="geo-service-live-")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "geo_service.main:create_app", "--factory",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"], env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("the live server did not start")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
