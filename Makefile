@@ -13,11 +13,11 @@ test:
 	scripts/test.sh
 
 lint: setup
-	.venv/bin/ruff check geo_service boundaries tests scripts
+	.venv/bin/ruff check geo_service boundaries tilecache tests scripts bench
 	.venv/bin/mypy
 
 format: setup
-	.venv/bin/ruff format geo_service boundaries tests scripts
+	.venv/bin/ruff format geo_service boundaries tilecache tests scripts bench
 
 bench: setup
 	.venv/bin/python bench/load_boundaries.py

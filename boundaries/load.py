@@ -91,8 +91,12 @@ def load_boundaries(conn: psycopg.Connection, paths: Sequence[Path], options: Lo
     summary = LoadSummary(report=report)
     try:
         with conn.transaction():
+            # the loader writes coverage-simplified bands itself (see migration 0003)
+            conn.execute("SET LOCAL geo_service.loading = 'on'")
             summary.replaced = _delete_existing(conn, options)
             _copy_units(conn, units, options, progress)
+            # statistics for the bands' key checks against the units just written
+            conn.execute("ANALYZE admin_unit")
             _copy_bands(conn, units, bands, options, progress)
     except psycopg.errors.ForeignKeyViolation as exc:
         # indicator values refer to units by code; a reload may not make them orphans

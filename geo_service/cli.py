@@ -387,3 +387,77 @@ def indicators_carry_over(
         except GeoServiceError as exc:
             _fail(exc)
     typer.echo(f"{result.loaded} values derived ({result.not_available} not available)")
+
+
+tiles_app = typer.Typer(help="The vector tile cache.", no_args_is_help=True)
+app.add_typer(tiles_app, name="tiles")
+
+
+def _bbox_option(text: str | None) -> tuple[float, float, float, float] | None:
+    if text is None:
+        return None
+    from geo_service.features.params import parse_bbox
+
+    try:
+        return parse_bbox(text)
+    except GeoServiceError as exc:
+        _fail(exc)
+        raise
+
+
+@tiles_app.command("seed")
+def tiles_seed(
+    collection: Annotated[str, typer.Option(help="collection id, e.g. commune-2025")],
+    zooms: Annotated[str, typer.Option(help="zoom range, e.g. 0-10")] = "0-8",
+    bbox: Annotated[str | None, typer.Option(help="west,south,east,north")] = None,
+    indicator: Annotated[str | None, typer.Option(help="indicator code(s)")] = None,
+    period: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Render and cache every tile of the zooms over the collection (or bbox)."""
+    import asyncio
+
+    from geo_service.db import database_url
+    from geo_service.tiles.seed import parse_zooms, seed
+
+    try:
+        zoom_range = parse_zooms(zooms)
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] --zooms: {exc}")
+        raise typer.Exit(2) from exc
+    _connect().close()
+    with _progress_bar() as bar:
+        task = bar.add_task("seed", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        try:
+            summary = asyncio.run(seed(_settings(), database_url(_settings()), collection,
+                                       zoom_range, _bbox_option(bbox), indicator, period,
+                                       progress))
+        except GeoServiceError as exc:
+            _fail(exc)
+    typer.echo(f"{summary.tiles} tiles, {summary.bytes / 1e6:.1f} MB, "
+               f"{summary.seconds:.1f} s")
+
+
+@tiles_app.command("purge")
+def tiles_purge(
+    collection: Annotated[str, typer.Option(help="collection id, e.g. commune-2025")],
+    bbox: Annotated[str | None, typer.Option(help="west,south,east,north")] = None,
+) -> None:
+    """Drop cached tiles of a collection (within bbox, or all)."""
+    from geo_service.tiles.seed import purge_tiles
+
+    typer.echo(f"{purge_tiles(_settings(), collection, _bbox_option(bbox))} tiles purged")
+
+
+@tiles_app.command("stats")
+def tiles_stats() -> None:
+    """Show what the tile cache holds."""
+    from geo_service.tiles.service import make_caches
+
+    for cache in make_caches(_settings()):
+        for key, value in cache.stats().items():
+            typer.echo(f"{key}\t{value}")
+        cache.close()

@@ -6,12 +6,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.gzip import GZipMiddleware
 
 from geo_service import __version__
 from geo_service.db import close_pool, database_url, open_pool
 from geo_service.errors import add_exception_handlers
-from geo_service.routers import aggregate, features, health, indicators, landing
+from geo_service.routers import aggregate, features, health, indicators, landing, tiles
 from geo_service.settings import ServiceSettings
+from geo_service.tiles.service import TileService
 
 
 def create_app(settings: ServiceSettings | None = None, db_url: str | None = None) -> FastAPI:
@@ -22,9 +25,12 @@ def create_app(settings: ServiceSettings | None = None, db_url: str | None = Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         url = db_url or database_url(settings, start=False)
         await open_pool(app, url, settings)
+        app.state.tiles = TileService(settings)
+        await app.state.tiles.start(app.state.pool, url)
         try:
             yield
         finally:
+            await app.state.tiles.stop()
             await close_pool(app)
 
     app = FastAPI(
@@ -38,9 +44,15 @@ def create_app(settings: ServiceSettings | None = None, db_url: str | None = Non
     )
     app.state.settings = settings
     add_exception_handlers(app)
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    app.add_middleware(CORSMiddleware, allow_origins=[
+        o.strip() for o in settings.cors_origins.split(",") if o.strip()],
+        allow_methods=["GET", "HEAD", "OPTIONS"], allow_headers=["*"],
+        expose_headers=["ETag", "Content-Crs"])
     app.include_router(landing.router)
     app.include_router(health.router)
     app.include_router(features.router)
     app.include_router(aggregate.router)
+    app.include_router(tiles.router)
     app.include_router(indicators.router)
     return app

@@ -66,3 +66,14 @@ class ServiceSettings(BaseSettings):
     max_body_bytes: int = 5_000_000
     aggregate_max_vertices: int = 100_000
     aggregate_max_area_km2: float = 500_000.0
+    # tiles: cache backend "sqlite" (on disk, default), "redis" (shared) or "none"
+    tile_cache: str = "sqlite"
+    tile_cache_path: Path | None = None  # default: <home>/tiles.sqlite
+    tile_cache_max_mb: int = 512
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # "strict": check the change log on every tile request (never stale);
+    # "notify": rely on LISTEN/NOTIFY only (faster, stale for milliseconds after a change)
+    tile_freshness: str = "strict"
+    tile_cache_control: str = "public, max-age=0, must-revalidate"
+    max_features_per_tile: int = 20_000
+    cors_origins: str = "*"  # comma-separated; reads only

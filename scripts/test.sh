@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 echo "== ruff"
-.venv/bin/ruff check geo_service boundaries tests scripts
+.venv/bin/ruff check geo_service boundaries tilecache tests scripts bench
 echo "== mypy"
 .venv/bin/mypy
 echo "== pytest"

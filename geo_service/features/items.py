@@ -63,7 +63,8 @@ class ItemQuery:
         return self.properties if self.properties is not None else self.property_names()
 
 
-def _property_expr(query: ItemQuery, name: str) -> sql.Composable:
+def property_expr(query: ItemQuery, name: str) -> sql.Composable:
+    """SQL expression of a property: a unit attribute or a joined indicator's value/status."""
     if name in BASE_PROPERTIES:
         return BASE_PROPERTIES[name]
     for n, ind in enumerate(query.indicators):
@@ -96,13 +97,7 @@ def _from_where(query: ItemQuery, params: dict[str, Any]) -> sql.Composed:
         params["band"] = query.band
         parts.append(sql.SQL("JOIN admin_unit_generalised g ON g.vintage = u.vintage AND "
                              "g.level = u.level AND g.code = u.code AND g.band = %(band)s"))
-    for n, ind in enumerate(query.indicators):
-        alias = sql.Identifier(f"i{n}")
-        params[f"ind{n}"], params[f"period{n}"] = ind.code, ind.period
-        parts.append(sql.SQL(
-            "LEFT JOIN published_value {a} ON {a}.indicator = {ind} AND {a}.vintage = u.vintage"
-            " AND {a}.level = u.level AND {a}.code = u.code AND {a}.period = {period}").format(
-                a=alias, ind=sql.Placeholder(f"ind{n}"), period=sql.Placeholder(f"period{n}")))
+    parts += indicator_joins(query.indicators, params)
     conditions: list[sql.Composable] = [
         sql.SQL("u.vintage = %(vintage)s AND u.level = %(level)s")]
     if query.code is not None:
@@ -121,6 +116,20 @@ def _from_where(query: ItemQuery, params: dict[str, Any]) -> sql.Composed:
     return sql.SQL(" ").join(parts)
 
 
+def indicator_joins(indicators: list[IndicatorJoin], params: dict[str, Any]
+                    ) -> list[sql.Composable]:
+    """LEFT JOINs of published (disclosure-controlled) values onto units `u`, aliased i0, i1…"""
+    joins: list[sql.Composable] = []
+    for n, ind in enumerate(indicators):
+        alias = sql.Identifier(f"i{n}")
+        params[f"ind{n}"], params[f"period{n}"] = ind.code, ind.period
+        joins.append(sql.SQL(
+            "LEFT JOIN published_value {a} ON {a}.indicator = {ind} AND {a}.vintage = u.vintage"
+            " AND {a}.level = u.level AND {a}.code = u.code AND {a}.period = {period}").format(
+                a=alias, ind=sql.Placeholder(f"ind{n}"), period=sql.Placeholder(f"period{n}")))
+    return joins
+
+
 def _bbox_condition(query: ItemQuery, params: dict[str, Any]) -> sql.Composable:
     assert query.bbox is not None
     x0, y0, x1, y1 = query.bbox
@@ -137,7 +146,7 @@ def _bbox_condition(query: ItemQuery, params: dict[str, Any]) -> sql.Composable:
 
 
 def _order_by(query: ItemQuery) -> sql.Composed:
-    terms: list[sql.Composable] = [sql.SQL("{} {}").format(_property_expr(query, name),
+    terms: list[sql.Composable] = [sql.SQL("{} {}").format(property_expr(query, name),
                                      sql.SQL("DESC NULLS LAST" if desc else "ASC NULLS LAST"))
              for name, desc in query.sortby]
     terms.append(sql.SQL("u.code"))
@@ -150,7 +159,7 @@ def features_sql(query: ItemQuery) -> tuple[sql.Composed, dict[str, Any]]:
                               "precision": query.precision
                               if query.precision is not None else default_precision(query.crs)}
     pairs = sql.SQL(", ").join(sql.SQL("{}, {}").format(sql.Literal(name),
-                                                        _property_expr(query, name))
+                                                        property_expr(query, name))
                                for name in query.selected())
     select = sql.SQL(
         "SELECT json_build_object('type', 'Feature', 'id', u.code,"
@@ -165,7 +174,7 @@ def features_sql(query: ItemQuery) -> tuple[sql.Composed, dict[str, Any]]:
 def rows_sql(query: ItemQuery, wkt: bool) -> tuple[sql.Composed, dict[str, Any]]:
     """Plain attribute rows (for CSV and GeoPackage), geometry last as WKT/WKB when asked."""
     params: dict[str, Any] = {"limit": query.limit, "offset": query.offset}
-    columns = [sql.SQL("{} AS {}").format(_property_expr(query, name), sql.Identifier(name))
+    columns = [sql.SQL("{} AS {}").format(property_expr(query, name), sql.Identifier(name))
                for name in query.selected()]
     geom = sql.SQL("ST_AsText({})" if wkt else "ST_AsBinary({})").format(_geometry_expr(query))
     columns.append(sql.SQL("{} AS geometry").format(geom))

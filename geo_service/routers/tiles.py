@@ -1,0 +1,141 @@
+"""OGC API – Tiles for the collections: MVT tiles, tileset metadata and TileJSON."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import Response
+
+from geo_service.db import Conn
+from geo_service.errors import InvalidParameter, NotFound
+from geo_service.features.collections import Collection, get_collection
+from geo_service.features.params import RawItemParams, build_item_query
+from geo_service.tiles.service import TileService
+from tilecache import grid
+from tilecache.base import CachedTile
+
+router = APIRouter(tags=["tiles"])
+
+MVT = "application/vnd.mapbox-vector-tile"
+TMS = "WebMercatorQuad"
+TMS_URI = "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad"
+MAX_ZOOM = 22
+
+
+def _check_tms(tms: str) -> None:
+    if tms != TMS:
+        raise NotFound(f"unknown tile matrix set {tms!r}; available: {TMS}",
+                       parameter="tileMatrixSetId")
+
+
+def _tile_url(request: Request, c: Collection) -> str:
+    base = str(request.url_for("collection_tilesets", collectionId=c.id))
+    return f"{base}/{TMS}/{{z}}/{{x}}/{{y}}"
+
+
+@router.get("/collections/{collectionId}/tiles", summary="Tilesets of a collection",
+            name="collection_tilesets")
+async def tilesets(collectionId: str, request: Request, conn: Conn) -> dict[str, Any]:  # noqa: N803
+    """The tilesets (one: WebMercatorQuad vector tiles)."""
+    c = await get_collection(conn, collectionId)
+    base = str(request.url_for("collection_tilesets", collectionId=c.id))
+    return {"tilesets": [{"title": f"{c.title} vector tiles", "dataType": "vector",
+                          "crs": "http://www.opengis.net/def/crs/EPSG/0/3857",
+                          "tileMatrixSetURI": TMS_URI,
+                          "links": [{"rel": "self", "href": f"{base}/{TMS}"},
+                                    {"rel": "item", "href": _tile_url(request, c),
+                                     "type": MVT, "templated": True}]}]}
+
+
+def _fields(c: Collection) -> dict[str, str]:
+    return {"code": "official code", "name": "official name", "parent_code": "parent's code",
+            "unit_type": "unit type", "area_km2": "area (km²)"}
+
+
+@router.get("/collections/{collectionId}/tiles/{tileMatrixSetId}", summary="Tileset metadata")
+async def tileset(collectionId: str, tileMatrixSetId: str, request: Request,  # noqa: N803
+                  conn: Conn) -> dict[str, Any]:
+    """OGC tileset metadata: the layer, its fields, zoom limits and the tile URL template."""
+    _check_tms(tileMatrixSetId)
+    c = await get_collection(conn, collectionId)
+    return {"title": f"{c.title} vector tiles", "dataType": "vector", "tileMatrixSetURI": TMS_URI,
+            "crs": "http://www.opengis.net/def/crs/EPSG/0/3857",
+            "boundingBox": {"lowerLeft": list(c.extent[:2]), "upperRight": list(c.extent[2:]),
+                            "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"},
+            "layers": [{"id": c.id, "dataType": "vector", "geometryType": "polygons",
+                        "minTileMatrix": "0", "maxTileMatrix": str(MAX_ZOOM),
+                        "propertiesSchema": {"type": "object", "properties": {
+                            name: {"description": d, "type": "string" if name != "area_km2"
+                                   else "number"} for name, d in _fields(c).items()}}}],
+            "links": [{"rel": "item", "href": _tile_url(request, c), "type": MVT,
+                       "templated": True},
+                      {"rel": "self", "href": str(request.url)}]}
+
+
+@router.get("/collections/{collectionId}/tiles/{tileMatrixSetId}/tilejson.json",
+            summary="TileJSON 3.0")
+async def tilejson(collectionId: str, tileMatrixSetId: str, request: Request,  # noqa: N803
+                   conn: Conn,
+                   indicator: Annotated[str | None, Query(max_length=300)] = None,
+                   period: Annotated[str | None, Query(max_length=10)] = None) -> dict[str, Any]:
+    """TileJSON for MapLibre/Leaflet clients, with vector_layers and their fields."""
+    _check_tms(tileMatrixSetId)
+    c = await get_collection(conn, collectionId)
+    query = await build_item_query(conn, c, RawItemParams(indicator=indicator, period=period))
+    fields = dict(_fields(c))
+    for ind in query.indicators:
+        fields[ind.code] = f"{ind.code} ({ind.period}); null when suppressed or not available"
+        fields[f"{ind.code}_status"] = "ok, provisional, suppressed or not_available"
+    url = _tile_url(request, c)
+    if query.indicators:
+        url += "?indicator=" + ",".join(i.code for i in query.indicators) + \
+            f"&period={query.indicators[0].period}"
+    return {"tilejson": "3.0.0", "name": c.title, "scheme": "xyz", "tiles": [url],
+            "minzoom": 0, "maxzoom": MAX_ZOOM, "bounds": list(c.extent),
+            "center": [(c.extent[0] + c.extent[2]) / 2, (c.extent[1] + c.extent[3]) / 2, 5],
+            "vector_layers": [{"id": c.id, "fields": fields, "minzoom": 0,
+                               "maxzoom": MAX_ZOOM}]}
+
+
+def _negotiate(tile: CachedTile, accept_encoding: str) -> tuple[bytes, str | None]:
+    accepted = {part.split(";")[0].strip().lower() for part in accept_encoding.split(",")}
+    if tile.raw and "br" in accepted:
+        return tile.brotli, "br"
+    if tile.raw and "gzip" in accepted:
+        return tile.gzip, "gzip"
+    return tile.raw, None
+
+
+@router.get("/collections/{collectionId}/tiles/{tileMatrixSetId}/{z}/{x}/{y}",
+            summary="A vector tile", response_class=Response,
+            responses={200: {"content": {MVT: {}}}, 304: {"description": "not modified"}})
+async def tile(
+    collectionId: str, tileMatrixSetId: str, request: Request, conn: Conn,  # noqa: N803
+    z: Annotated[int, Path(ge=0, le=MAX_ZOOM)],
+    x: Annotated[int, Path(ge=0)],
+    y: Annotated[int, Path(ge=0)],
+    indicator: Annotated[str | None, Query(max_length=300)] = None,
+    period: Annotated[str | None, Query(max_length=10)] = None,
+    properties: Annotated[str | None, Query(max_length=1000)] = None,
+) -> Response:
+    """An MVT tile whose layer is the collection id; features carry code, name, indicators."""
+    _check_tms(tileMatrixSetId)
+    if not grid.is_valid(z, x, y):
+        raise InvalidParameter(f"tile {z}/{x}/{y} is outside the grid: x and y must be below "
+                               f"{grid.tile_count(z)} at zoom {z}",
+                               parameter="x" if x >= grid.tile_count(z) else "y")
+    c = await get_collection(conn, collectionId)
+    query = await build_item_query(conn, c, RawItemParams(
+        indicator=indicator, period=period, properties=properties))
+    service: TileService = request.app.state.tiles
+    found = await service.tile(conn, query, z, x, y)
+    body, encoding = _negotiate(found, request.headers.get("accept-encoding", ""))
+    etag = f'"{found.digest}{"-" + encoding if encoding else ""}"'
+    headers = {"ETag": etag, "Cache-Control": service.settings.tile_cache_control}
+    if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+        return Response(status_code=304, headers=headers)
+    if encoding:  # (without one, the gzip middleware adds the Vary header itself)
+        headers["Content-Encoding"] = encoding
+        headers["Vary"] = "Accept-Encoding"
+    return Response(body, media_type=MVT, headers=headers)

@@ -1,0 +1,1 @@
+"""Vector tiles (MVT) built in PostGIS, cached, and kept fresh by the database change log."""

@@ -1,0 +1,73 @@
+"""Seed and purge the tile cache from the command line."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from psycopg_pool import AsyncConnectionPool
+
+from geo_service.features.collections import get_collection
+from geo_service.features.params import RawItemParams, build_item_query
+from geo_service.settings import ServiceSettings
+from geo_service.tiles.service import TileService
+from tilecache import grid
+from tilecache.freshness import Change, purge
+
+Bbox = tuple[float, float, float, float]
+
+
+@dataclass
+class SeedSummary:
+    """What a seed run did."""
+
+    tiles: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+
+
+def parse_zooms(text: str) -> range:
+    """'0-10' or '5' → a range of zooms."""
+    low, _, high = text.partition("-")
+    start, end = int(low), int(high or low)
+    if not 0 <= start <= end <= 22:
+        raise ValueError("zooms must be within 0-22, low to high")
+    return range(start, end + 1)
+
+
+async def seed(settings: ServiceSettings, url: str, collection_id: str, zooms: range,
+               bbox: Bbox | None, indicator: str | None, period: str | None,
+               progress: Callable[[int, int], None]) -> SeedSummary:
+    """Render every tile of the zooms over the bbox (default: the collection's extent)."""
+    started = time.perf_counter()
+    service = TileService(settings)
+    summary = SeedSummary()
+    async with AsyncConnectionPool(url, min_size=1, max_size=2, open=False,
+                                   kwargs={"autocommit": True}) as pool:
+        async with pool.connection() as conn:
+            await service.freshness.start(conn)
+            collection = await get_collection(conn, collection_id)
+            query = await build_item_query(conn, collection,
+                                           RawItemParams(indicator=indicator, period=period))
+            area = bbox or collection.extent
+            tiles = [(z, x, y) for z in zooms for x, y in grid.tiles_in(area, z)]
+            for done, (z, x, y) in enumerate(tiles, start=1):
+                tile = await service.tile(conn, query, z, x, y)
+                summary.tiles += 1
+                summary.bytes += len(tile.raw)
+                progress(done, len(tiles))
+    for cache in service.caches:
+        cache.close()
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def purge_tiles(settings: ServiceSettings, collection_id: str, bbox: Bbox | None) -> int:
+    """Drop cached tiles of a collection (within bbox, or all of them)."""
+    service = TileService(settings)
+    try:
+        return purge(service.caches, Change(0, collection_id, bbox), max_zoom=22)
+    finally:
+        for cache in service.caches:
+            cache.close()

@@ -1,0 +1,139 @@
+"""Serve a tile: from a cache when it is provably fresh, else rendered by PostGIS."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+import logging
+from dataclasses import dataclass
+
+import brotli
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from geo_service.errors import InvalidParameter
+from geo_service.features.items import ItemQuery
+from geo_service.settings import ServiceSettings
+from geo_service.tiles.mvt import MvtOptions, tile_sql
+from tilecache.base import CachedTile, TileCache, TileKey
+from tilecache.freshness import Freshness
+from tilecache.redis import RedisTileCache
+from tilecache.sqlite import SQLiteTileCache
+
+logger = logging.getLogger(__name__)
+
+
+def make_caches(settings: ServiceSettings) -> list[TileCache]:
+    """The configured cache backend (none, SQLite on disk, or shared Redis)."""
+    if settings.tile_cache == "none":
+        return []
+    if settings.tile_cache == "redis":
+        return [RedisTileCache(settings.redis_url)]
+    if settings.tile_cache == "sqlite":
+        path = settings.tile_cache_path or settings.home / "tiles.sqlite"
+        return [SQLiteTileCache(path, settings.tile_cache_max_mb * 1024 * 1024)]
+    raise ValueError(f"GEO_SERVICE_TILE_CACHE must be sqlite, redis or none, "
+                     f"not {settings.tile_cache!r}")
+
+
+def variant_of(query: ItemQuery) -> str:
+    """A short, stable name for the tile's query parameters (part of the cache key)."""
+    text = "|".join([",".join(f"{i.code}@{i.period}" for i in query.indicators),
+                     ",".join(query.properties) if query.properties is not None else "*"])
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class TileStats:
+    """Counters for /metrics."""
+
+    hits: int = 0
+    misses: int = 0
+    rendered_bytes: int = 0
+
+
+class TileService:
+    """Caches, freshness and rendering of one service instance."""
+
+    def __init__(self, settings: ServiceSettings):
+        self.settings = settings
+        self.caches = make_caches(settings)
+        self.freshness = Freshness(self.caches)
+        self.options = MvtOptions(max_features=settings.max_features_per_tile)
+        self.stats = TileStats()
+        self._listener: asyncio.Task[None] | None = None
+
+    async def start(self, pool: AsyncConnectionPool, url: str) -> None:
+        """Load the change log and listen for changes."""
+        try:
+            async with pool.connection(timeout=5) as conn:
+                await self.freshness.start(conn)
+        except (psycopg.Error, OSError) as exc:
+            logger.warning("tile change log not loaded (%s); cached tiles re-render", exc)
+            self.freshness.log.floor = 2**62
+        self._listener = asyncio.create_task(self._listen(pool, url))
+
+    async def stop(self) -> None:
+        """Stop listening and close the caches."""
+        if self._listener:
+            self._listener.cancel()
+            await asyncio.gather(self._listener, return_exceptions=True)
+        for cache in self.caches:
+            cache.close()
+
+    async def _listen(self, pool: AsyncConnectionPool, url: str) -> None:
+        """LISTEN tile_change; on each notification purge what changed (reconnects)."""
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+                    await conn.execute("LISTEN tile_change")
+                    async with pool.connection() as work:
+                        await self.freshness.sync(work)
+                    async for _ in conn.notifies():
+                        async with pool.connection() as work:
+                            await self.freshness.sync(work)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # keep listening whatever happens
+                logger.warning("tile change listener: %s; reconnecting", exc)
+                await asyncio.sleep(1)
+
+    async def tile(self, conn: psycopg.AsyncConnection, query: ItemQuery, z: int, x: int,
+                   y: int) -> CachedTile:
+        """The tile, fresh: from a cache if nothing changed since it was rendered."""
+        key = TileKey(query.collection.id, variant_of(query), z, x, y)
+        if self.settings.tile_freshness == "strict":
+            await self.freshness.sync(conn)
+        for cache in self.caches:
+            cached = cache.get(key)
+            if cached is not None and self.freshness.log.is_fresh(key.layer, z, x, y,
+                                                                  cached.epoch):
+                self.stats.hits += 1
+                return cached
+        self.stats.misses += 1
+        tile = await self._render(conn, query, z, x, y)
+        if self.freshness.log.is_fresh(key.layer, z, x, y, tile.epoch):
+            for cache in self.caches:
+                cache.put(key, tile)
+        return tile
+
+    async def _render(self, conn: psycopg.AsyncConnection, query: ItemQuery, z: int, x: int,
+                      y: int) -> CachedTile:
+        statement, params = tile_sql(query, z, x, y, self.options)
+        try:
+            row = await (await conn.execute(statement, params)).fetchone()
+        except psycopg.errors.DataException as exc:
+            raise InvalidParameter(f"tile {z}/{x}/{y}: {exc.diag.message_primary}",
+                                   parameter="z") from exc
+        epoch, raw = (int(row[0]), bytes(row[1])) if row else (0, b"")
+        self.stats.rendered_bytes += len(raw)
+        if len(raw) > 20_000:
+            encoded = await asyncio.to_thread(_compress, raw)
+        else:
+            encoded = _compress(raw)
+        return CachedTile(epoch, raw, *encoded)
+
+
+def _compress(raw: bytes) -> tuple[bytes, bytes]:
+    return gzip.compress(raw, compresslevel=6, mtime=0), brotli.compress(raw, quality=5)

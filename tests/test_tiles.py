@@ -1,0 +1,229 @@
+"""Vector tiles: content checked against shapely, HTTP caching, and freshness after changes."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import brotli
+import mapbox_vector_tile
+import psycopg
+import pytest
+import shapely
+from fastapi.testclient import TestClient
+from pyproj import Transformer
+from shapely.geometry import box, shape
+
+from geo_service.main import create_app
+from geo_service.settings import ServiceSettings
+from tilecache import grid
+from tilecache.sqlite import SQLiteTileCache
+
+TILES = "/collections/commune-2025/tiles/WebMercatorQuad"
+HANOI_Z10 = (10, 813, 450)  # central Hà Nội, with Ba Đình (00004)
+TO_3857 = Transformer.from_crs(4326, 3857, always_xy=True)
+
+
+def _decode(content: bytes) -> dict[str, Any]:
+    return mapbox_vector_tile.decode(content)  # type: ignore[no-any-return]
+
+
+def _tile_envelope(z: int, x: int, y: int) -> tuple[float, float, float, float]:
+    size = 2 * 20037508.342789244 / (1 << z)
+    x0 = -20037508.342789244 + x * size
+    y1 = 20037508.342789244 - y * size
+    return x0, y1 - size, x0 + size, y1
+
+
+def _band_geoms(url: str, z: int) -> dict[str, Any]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT g.code, ST_AsBinary(g.geom_3857) FROM admin_unit_generalised g JOIN zoom_band"
+            " b USING (band) WHERE g.vintage = '2025' AND g.level = 'commune' AND %s BETWEEN"
+            " b.min_zoom AND b.max_zoom", (z,)).fetchall()
+    return {code: shapely.from_wkb(wkb) for code, wkb in rows}
+
+
+@pytest.mark.parametrize("tile", [HANOI_Z10, (7, 101, 56), (12, 3252, 1802)])
+def test_tile_codes_match_shapely(client: TestClient, demo_ro: str,
+                                  tile: tuple[int, int, int]) -> None:
+    z, x, y = tile
+    response = client.get(f"{TILES}/{z}/{x}/{y}")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/vnd.mapbox-vector-tile"
+    layer = _decode(response.content)["commune-2025"]
+    codes = {f["properties"]["code"] for f in layer["features"]}
+    envelope = box(*_tile_envelope(z, x, y))
+    pixel = (envelope.bounds[2] - envelope.bounds[0]) / 4096
+    buffered = envelope.buffer(64 * pixel, join_style="mitre")
+    geoms = _band_geoms(demo_ro, z)
+    certain = {c for c, g in geoms.items() if g.intersection(envelope).area > 4 * pixel ** 2}
+    possible = {c for c, g in geoms.items() if g.intersects(buffered)}
+    assert certain <= codes <= possible
+    assert len(certain) > 3
+    for feature in layer["features"]:
+        coords = shapely.get_coordinates(shape(feature["geometry"]))
+        assert (coords >= -64).all() and (coords <= 4096 + 64).all()
+        assert set(feature["properties"]) == {"code", "name"}
+
+
+def test_indicator_attributes_equal_stored_values(client: TestClient, demo_ro: str) -> None:
+    z, x, y = HANOI_Z10
+    layer = _decode(client.get(f"{TILES}/{z}/{x}/{y}",
+                               params={"indicator": "density,population"}).content)
+    with psycopg.connect(demo_ro) as conn:
+        stored = dict(conn.execute("SELECT code, value FROM indicator_value WHERE indicator ="
+                                   " 'density' AND level = 'commune'").fetchall())
+    features = layer["commune-2025"]["features"]
+    assert features
+    for feature in features:
+        props = feature["properties"]
+        assert props["density"] == pytest.approx(stored[props["code"]])
+        assert props["density_status"] == "ok" and "population" in props
+
+
+def test_properties_selects_attributes(client: TestClient) -> None:
+    z, x, y = HANOI_Z10
+    layer = _decode(client.get(f"{TILES}/{z}/{x}/{y}", params={"properties": "code"}).content)
+    assert all(set(f["properties"]) == {"code"} for f in layer["commune-2025"]["features"])
+
+
+def test_low_zoom_tiles_are_small(client: TestClient) -> None:
+    sizes = []
+    for x, y in grid.tiles_in((102.1, 8.4, 109.5, 23.4), 5):
+        sizes.append(len(client.get(f"{TILES}/5/{x}/{y}").content))
+    assert max(sizes) < 500_000
+    assert sum(sizes) > 100_000
+
+
+def test_etag_304_and_encodings(client: TestClient) -> None:
+    url = f"{TILES}/{HANOI_Z10[0]}/{HANOI_Z10[1]}/{HANOI_Z10[2]}"
+    plain = client.get(url, headers={"Accept-Encoding": "identity"})
+    etag = plain.headers["ETag"]
+    assert client.get(url, headers={"If-None-Match": etag,
+                                    "Accept-Encoding": "identity"}).status_code == 304
+    zipped = client.get(url, headers={"Accept-Encoding": "gzip"})
+    assert zipped.headers["Content-Encoding"] == "gzip"
+    # the test client inflates gzip itself; brotli we decode by hand
+    assert zipped.content == plain.content
+    raw = client.build_request("GET", url, headers={"Accept-Encoding": "br"})
+    br = client.send(raw, stream=True)
+    body = b"".join(br.iter_raw())
+    assert br.headers["Content-Encoding"] == "br" and brotli.decompress(body) == plain.content
+    assert br.headers["ETag"] != etag
+    assert gzip.compress(b"") is not None
+
+
+@pytest.mark.parametrize(("url", "status"), [
+    (f"{TILES}/23/0/0", 400),
+    (f"{TILES}/3/8/0", 400),
+    (f"{TILES}/3/0/-1", 400),
+    (f"{TILES}/3/a/0", 400),
+    ("/collections/commune-2025/tiles/WorldCRS84Quad/3/0/0", 404),
+    ("/collections/nope-2025/tiles/WebMercatorQuad/3/0/0", 404),
+    (f"{TILES}/3/0/0?indicator=nope", 400),
+])
+def test_bad_tile_requests(client: TestClient, url: str, status: int) -> None:
+    response = client.get(url)
+    assert response.status_code == status
+    assert response.json()["detail"]
+
+
+def test_tilejson_and_tileset(client: TestClient) -> None:
+    doc = client.get(f"{TILES}/tilejson.json", params={"indicator": "density"}).json()
+    assert doc["tilejson"] == "3.0.0"
+    assert doc["vector_layers"][0]["id"] == "commune-2025"
+    assert {"code", "name", "density", "density_status"} <= set(doc["vector_layers"][0]["fields"])
+    assert "indicator=density" in doc["tiles"][0]
+    tileset = client.get(TILES).json()
+    assert tileset["layers"][0]["id"] == "commune-2025"
+
+
+# --- freshness --------------------------------------------------------------------------------
+
+def _app(url: str, home: Path, **settings: Any) -> TestClient:
+    return TestClient(create_app(ServiceSettings(home=home, **settings), db_url=url))
+
+
+@pytest.fixture
+def two_instances(demo_db: str, redis_url: str, tmp_path: Path
+                  ) -> Iterator[tuple[TestClient, TestClient, str]]:
+    import redis
+
+    redis.Redis.from_url(redis_url).flushdb()
+    with _app(demo_db, tmp_path / "a", tile_cache="redis", redis_url=redis_url) as a, \
+            _app(demo_db, tmp_path / "b", tile_cache="redis", redis_url=redis_url) as b:
+        yield a, b, demo_db
+
+
+def _codes_and_etag(client: TestClient, z: int, x: int, y: int) -> tuple[dict[str, Any], str]:
+    response = client.get(f"{TILES}/{z}/{x}/{y}", headers={"Accept-Encoding": "identity"})
+    features = _decode(response.content)["commune-2025"]["features"]
+    return {f["properties"]["code"]: f["geometry"] for f in features}, response.headers["ETag"]
+
+
+def test_sql_change_is_seen_by_every_instance(two_instances: tuple[TestClient, TestClient, str]
+                                              ) -> None:
+    a, b, url = two_instances
+    z, x, y = HANOI_Z10
+    far = (10, 818, 449)  # another part of the north, away from the edit
+    before, etag = _codes_and_etag(a, z, x, y)
+    _, far_etag = _codes_and_etag(a, *far)
+    assert _codes_and_etag(b, z, x, y)[1] == etag  # b is served a's cached tile
+    hits = b.app.state.tiles.stats.hits  # type: ignore[attr-defined]
+    assert hits >= 1
+    with psycopg.connect(url, autocommit=True) as conn:  # a plain SQL edit, outside the service
+        conn.execute("UPDATE admin_unit SET geom = ST_Multi(ST_Scale(geom, 'POINT(0.5 0.5)',"
+                     " ST_Centroid(geom))) WHERE vintage = '2025' AND level = 'commune'"
+                     " AND code = '00004'")
+    for instance in (a, b):
+        after, new_etag = _codes_and_etag(instance, z, x, y)
+        assert new_etag != etag
+        assert after["00004"] != before["00004"]
+        assert {k: v for k, v in after.items() if k != "00004"} == \
+            {k: v for k, v in before.items() if k != "00004"}
+    hits = b.app.state.tiles.stats.hits  # type: ignore[attr-defined]
+    assert _codes_and_etag(b, *far)[1] == far_etag
+    assert b.app.state.tiles.stats.hits == hits + 1  # type: ignore[attr-defined]
+
+
+def test_indicator_change_refreshes_tiles(two_instances: tuple[TestClient, TestClient, str]
+                                          ) -> None:
+    a, b, url = two_instances
+    z, x, y = HANOI_Z10
+    params = {"indicator": "population"}
+    first = _decode(a.get(f"{TILES}/{z}/{x}/{y}", params=params).content)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE indicator SET suppress_below = 1e9 WHERE code = 'population'")
+    second = _decode(b.get(f"{TILES}/{z}/{x}/{y}", params=params).content)
+    assert all("population" in f["properties"] for f in first["commune-2025"]["features"])
+    for feature in second["commune-2025"]["features"]:
+        assert "population" not in feature["properties"]  # null values are left out
+        assert feature["properties"]["population_status"] == "suppressed"
+
+
+def test_redis_down_serves_uncached(demo_ro: str, tmp_path: Path) -> None:
+    from geo_service.localdb import free_port
+
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    with _app(demo_ro, tmp_path, tile_cache="redis", redis_url=dead) as client:
+        for _ in range(2):
+            response = client.get(f"{TILES}/{HANOI_Z10[0]}/{HANOI_Z10[1]}/{HANOI_Z10[2]}")
+            assert response.status_code == 200 and response.content
+
+
+def test_corrupt_cached_tile_is_regenerated(demo_ro: str, tmp_path: Path) -> None:
+    path = tmp_path / "tiles.sqlite"
+    url = f"{TILES}/{HANOI_Z10[0]}/{HANOI_Z10[1]}/{HANOI_Z10[2]}"
+    with _app(demo_ro, tmp_path, tile_cache="sqlite", tile_cache_path=path) as client:
+        good = client.get(url, headers={"Accept-Encoding": "identity"}).content
+    cache = SQLiteTileCache(path)
+    cache._db.execute("UPDATE tile SET blob = substr(blob, 1, length(blob) / 2)")
+    cache.close()
+    with _app(demo_ro, tmp_path, tile_cache="sqlite", tile_cache_path=path) as client:
+        again = client.get(url, headers={"Accept-Encoding": "identity"})
+        assert again.status_code == 200 and again.content == good
+        caches = client.app.state.tiles.caches  # type: ignore[attr-defined]
+        assert caches[0].corrupt == 1

@@ -1,0 +1,1 @@
+"""The vector tile cache: backends (SQLite on disk, Redis shared) and change-driven freshness."""

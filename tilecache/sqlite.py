@@ -1,0 +1,133 @@
+"""The embedded default: tiles in one SQLite file on disk, bounded in size (LRU-ish eviction)."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from tilecache.base import CachedTile, CorruptTile, TileKey
+
+logger = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tile (
+    layer TEXT NOT NULL, variant TEXT NOT NULL, z INTEGER NOT NULL, x INTEGER NOT NULL,
+    y INTEGER NOT NULL, blob BLOB NOT NULL, size INTEGER NOT NULL, accessed REAL NOT NULL,
+    PRIMARY KEY (layer, z, x, y, variant)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tile_accessed ON tile (accessed);
+"""
+# Reads refresh the access time at most this often (seconds), so a read is not a write.
+_TOUCH_AFTER = 300.0
+
+
+class SQLiteTileCache:
+    """Tiles in a SQLite file; size-bounded; safe to share between threads of one process."""
+
+    name = "sqlite"
+
+    def __init__(self, path: Path, max_bytes: int = 512 * 1024 * 1024):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        row = self._db.execute("SELECT coalesce(sum(size), 0) FROM tile").fetchone()
+        self._bytes = int(row[0])
+        self.hits = self.misses = self.corrupt = 0
+
+    def get(self, key: TileKey) -> CachedTile | None:
+        """The cached tile, or None."""
+        where = (key.layer, key.z, key.x, key.y, key.variant)
+        with self._lock:
+            row = self._db.execute(
+                "SELECT blob, accessed FROM tile WHERE layer = ? AND z = ? AND x = ? AND y = ?"
+                " AND variant = ?", where).fetchone()
+            if row is None:
+                self.misses += 1
+                return None
+            now = time.time()
+            if now - row[1] > _TOUCH_AFTER:
+                self._db.execute("UPDATE tile SET accessed = ? WHERE layer = ? AND z = ? AND"
+                                 " x = ? AND y = ? AND variant = ?", (now, *where))
+        try:
+            tile = CachedTile.decode(row[0])
+        except CorruptTile as exc:
+            logger.warning("corrupt cached tile %s dropped: %s", key, exc)
+            self.corrupt += 1
+            self._delete(key)
+            return None
+        self.hits += 1
+        return tile
+
+    def _delete(self, key: TileKey) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM tile WHERE layer = ? AND z = ? AND x = ? AND y = ?"
+                             " AND variant = ?", (key.layer, key.z, key.x, key.y, key.variant))
+
+    def put(self, key: TileKey, tile: CachedTile) -> None:
+        """Store a tile, evicting the least recently used ones when over the limit."""
+        blob = tile.encode()
+        with self._lock:
+            old = self._db.execute(
+                "SELECT size FROM tile WHERE layer = ? AND z = ? AND x = ? AND y = ? AND"
+                " variant = ?", (key.layer, key.z, key.x, key.y, key.variant)).fetchone()
+            self._db.execute(
+                "INSERT OR REPLACE INTO tile VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (key.layer, key.variant, key.z, key.x, key.y, blob, len(blob), time.time()))
+            self._bytes += len(blob) - (old[0] if old else 0)
+            if self._bytes > self.max_bytes:
+                self._evict()
+
+    def _evict(self) -> None:
+        target = int(self.max_bytes * 0.9)
+        while self._bytes > target:
+            rows = self._db.execute("SELECT layer, z, x, y, variant, size FROM tile"
+                                    " ORDER BY accessed LIMIT 200").fetchall()
+            if not rows:
+                self._bytes = 0
+                return
+            self._db.executemany("DELETE FROM tile WHERE layer = ? AND z = ? AND x = ? AND"
+                                 " y = ? AND variant = ?", [r[:5] for r in rows])
+            self._bytes -= sum(r[5] for r in rows)
+
+    def purge_range(self, layer: str, z: int, x0: int, y0: int, x1: int, y1: int) -> int:
+        """Drop every variant of the tiles in the range."""
+        with self._lock:
+            cur = self._db.execute(
+                "DELETE FROM tile WHERE layer = ? AND z = ? AND x BETWEEN ? AND ?"
+                " AND y BETWEEN ? AND ? RETURNING size", (layer, z, x0, x1, y0, y1))
+            sizes = [r[0] for r in cur.fetchall()]
+            self._bytes -= sum(sizes)
+        return len(sizes)
+
+    def purge_layer(self, layer: str | None = None) -> int:
+        """Drop every tile of a layer, or everything."""
+        with self._lock:
+            if layer is None:
+                cur = self._db.execute("DELETE FROM tile RETURNING size")
+            else:
+                cur = self._db.execute("DELETE FROM tile WHERE layer = ? RETURNING size",
+                                       (layer,))
+            sizes = [r[0] for r in cur.fetchall()]
+            self._bytes -= sum(sizes)
+        return len(sizes)
+
+    def stats(self) -> dict[str, int | str]:
+        """Tiles, bytes, hits and misses."""
+        with self._lock:
+            count = self._db.execute("SELECT count(*) FROM tile").fetchone()[0]
+        return {"backend": self.name, "path": str(self.path), "tiles": count,
+                "bytes": self._bytes, "max_bytes": self.max_bytes, "hits": self.hits,
+                "misses": self.misses, "corrupt": self.corrupt}
+
+    def close(self) -> None:
+        """Close the file."""
+        with self._lock:
+            self._db.close()
