@@ -41,9 +41,11 @@ def _boundary_loads(data: Path) -> list[tuple[list[Path], LoadOptions]]:
     wards = _ward_files(data)
     return [
         ([data / "provinces-2019.geojson"],
-         LoadOptions("2019", "province", FieldMap("code", "name", None, "type"))),
+         LoadOptions("2019", "province", FieldMap("code", "name", None, "type"),
+                     gap_width=DEMO_GAP_WIDTH)),
         ([data / "vietnam-3d-map-2025" / "provinces.json"],
-         LoadOptions("2025", "province", FieldMap("id", "name", None, "type"))),
+         LoadOptions("2025", "province", FieldMap("id", "name", None, "type"),
+                     gap_width=DEMO_GAP_WIDTH)),
         # Two ward codes in the source differ from the official list; see the CSV. The wards
         # were simplified one by one upstream, so slivers between neighbours are closed.
         (wards, LoadOptions("2025", "commune", FieldMap("id", "name", "provinceId", "type"),

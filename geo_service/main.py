@@ -4,17 +4,30 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
+from fastapi.staticfiles import StaticFiles
 
 from geo_service import __version__
 from geo_service.db import close_pool, database_url, open_pool
 from geo_service.errors import add_exception_handlers
-from geo_service.routers import aggregate, features, health, indicators, landing, tiles
+from geo_service.routers import (
+    aggregate,
+    features,
+    health,
+    indicators,
+    landing,
+    maps,
+    tiles,
+    viewer,
+)
 from geo_service.settings import ServiceSettings
 from geo_service.tiles.service import TileService
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 
 def create_app(settings: ServiceSettings | None = None, db_url: str | None = None) -> FastAPI:
@@ -54,5 +67,8 @@ def create_app(settings: ServiceSettings | None = None, db_url: str | None = Non
     app.include_router(features.router)
     app.include_router(aggregate.router)
     app.include_router(tiles.router)
+    app.include_router(maps.router)
+    app.include_router(viewer.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(indicators.router)
     return app

@@ -77,3 +77,6 @@ class ServiceSettings(BaseSettings):
     tile_cache_control: str = "public, max-age=0, must-revalidate"
     max_features_per_tile: int = 20_000
     cors_origins: str = "*"  # comma-separated; reads only
+    # optional base map for the viewer (none by default: the page then needs no other host)
+    basemap_url: str | None = None
+    basemap_attribution: str = ""

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SYSTEM_PACKAGES=(postgresql-postgis postgresql-contrib redis-server python3-venv)
+SYSTEM_PACKAGES=(postgresql-postgis postgresql-contrib redis-server chromium python3-venv)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

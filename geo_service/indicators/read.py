@@ -78,7 +78,8 @@ def choose_series(meta: dict[str, Any], vintage: str | None, level: str | None,
 
 
 async def published_values(conn: psycopg.AsyncConnection, choice: SeriesChoice,
-                           parent: str | None = None) -> list[dict[str, Any]]:
+                           parent: str | None = None, unit: str | None = None
+                           ) -> list[dict[str, Any]]:
     """Disclosure-controlled values with unit names, in code and period order."""
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
@@ -87,7 +88,8 @@ async def published_values(conn: psycopg.AsyncConnection, choice: SeriesChoice,
             " WHERE v.indicator = %(indicator)s AND v.vintage = %(vintage)s"
             " AND v.level = %(level)s AND (%(period)s::text IS NULL OR v.period = %(period)s)"
             " AND (%(parent)s::text IS NULL OR u.parent_code = %(parent)s)"
+            " AND (%(unit)s::text IS NULL OR u.code = %(unit)s)"
             " ORDER BY v.code, v.period",
             {"indicator": choice.indicator, "vintage": choice.vintage, "level": choice.level,
-             "period": choice.period, "parent": parent})
+             "period": choice.period, "parent": parent, "unit": unit})
         return await cur.fetchall()

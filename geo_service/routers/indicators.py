@@ -47,6 +47,7 @@ async def indicator_values(
     level: Annotated[str | None, Query(max_length=32)] = None,
     period: Annotated[str | None, Query(max_length=10)] = None,
     parent: Annotated[str | None, Query(max_length=32, description="children of this unit")] = None,
+    unit: Annotated[str | None, Query(max_length=32, description="one unit's code")] = None,
     f: Annotated[Literal["json", "csv"], Query(description="output format")] = "json",
 ) -> Any:
     """Values by unit code and period, with status; CSV is UTF-8 with BOM for Excel."""
@@ -58,7 +59,7 @@ async def indicator_values(
         if await cur.fetchone() is None:
             raise InvalidParameter(f"parent {parent!r} is not a unit of vintage "
                                    f"{choice.vintage}", parameter="parent")
-    rows = await read.published_values(conn, choice, parent)
+    rows = await read.published_values(conn, choice, parent, unit)
     if f == "csv":
         return _csv_response(rows, f"{code}_{choice.vintage}_{choice.level}.csv")
     return {"indicator": code, "vintage": choice.vintage, "level": choice.level,

@@ -35,5 +35,6 @@ async def landing_page(request: Request) -> dict[str, Any]:
             _link(request, "/collections", "data", "application/json",
                   "Boundary collections (one per level and vintage)"),
             _link(request, "/indicators", "data", "application/json", "Indicator catalogue"),
+            _link(request, "/map", "alternate", "text/html", "Map viewer"),
         ],
     }

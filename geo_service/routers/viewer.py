@@ -1,0 +1,40 @@
+"""`/map`: the choropleth explorer page (Folium), and the static files it loads."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from geo_service.db import Conn
+from geo_service.errors import GeoServiceError
+from geo_service.viewer.data import choropleth_body
+from geo_service.viewer.page import render_page, resolve_state
+
+router = APIRouter(tags=["viewer"])
+
+# Only the service's own origin: scripts, styles, images, tiles and API calls.
+CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' "
+       "'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; frame-ancestors 'self'")
+
+
+@router.get("/map", response_class=HTMLResponse, summary="The map viewer")
+async def map_page(request: Request, conn: Conn) -> HTMLResponse:
+    """Choropleth of an indicator; every control is a URL parameter (a shareable link)."""
+    state = await resolve_state(conn, dict(request.query_params))
+    try:
+        choropleth = await choropleth_body(conn, f"{state.level}-{state.vintage}",
+                                           state.indicator, state.period, state.method,
+                                           state.k, state.palette, state.breaks, units=False)
+    except GeoServiceError as exc:  # e.g. unusable manual breaks: show defaults instead
+        state.messages.append(exc.message)
+        state.method, state.breaks = "quantiles", None
+        choropleth = await choropleth_body(conn, f"{state.level}-{state.vintage}",
+                                           state.indicator, state.period, "quantiles",
+                                           state.k, state.palette, None, units=False)
+    settings = request.app.state.settings
+    api = request.scope.get("root_path", "")
+    page = await render_page(conn, state, choropleth, api, settings.basemap_url,
+                             settings.basemap_attribution)
+    headers = {} if settings.basemap_url else {"Content-Security-Policy": CSP}
+    return HTMLResponse(page, headers={**headers, "X-Content-Type-Options": "nosniff",
+                                       "Referrer-Policy": "same-origin"})

@@ -1,0 +1,73 @@
+"""The data behind a choropleth: every unit's published value, classified."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from geo_service.errors import InvalidParameter
+from geo_service.features.collections import get_collection
+from geo_service.indicators import read
+from geo_service.viewer.choropleth import (
+    DEFAULT_DIVERGING,
+    DEFAULT_SEQUENTIAL,
+    METHOD_NAMES,
+    classify,
+)
+
+RAW_COUNT_NOTE = ("This indicator is a raw count: larger units tend to have larger values. "
+                  "Consider a rate or density.")
+
+
+def _manual_breaks(text: str | None) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise InvalidParameter("breaks must be comma-separated numbers",
+                               parameter="breaks") from exc
+
+
+async def unit_values(conn: Any, collection_id: str, indicator: str, period: str | None
+                      ) -> tuple[dict[str, Any], str, list[dict[str, Any]]]:
+    """Indicator metadata, the chosen period, and every unit's published value and status."""
+    collection = await get_collection(conn, collection_id)
+    meta = await read.get_indicator(conn, indicator)
+    choice = read.choose_series(meta, collection.vintage, collection.level, period)
+    series = next(s for s in meta["series"] if s["vintage"] == collection.vintage
+                  and s["level"] == collection.level)
+    chosen = choice.period or series["periods"][-1]
+    cur = await conn.execute(
+        "SELECT u.code, u.name, v.value, coalesce(v.status, 'not_available')"
+        " FROM admin_unit u LEFT JOIN published_value v ON v.vintage = u.vintage"
+        " AND v.level = u.level AND v.code = u.code AND v.indicator = %s AND v.period = %s"
+        " WHERE u.vintage = %s AND u.level = %s ORDER BY u.code",
+        (indicator, chosen, collection.vintage, collection.level))
+    rows = [{"code": c, "name": n, "value": v, "status": s} for c, n, v, s in await cur.fetchall()]
+    return meta, chosen, rows
+
+
+async def choropleth_body(conn: Any, collection: str, indicator: str, period: str | None,
+                          method: str, k: int, palette: str | None, breaks: str | None,
+                          units: bool) -> dict[str, Any]:
+    """The JSON of /maps/choropleth (also embedded in the /map page)."""
+    meta, chosen, rows = await unit_values(conn, collection, indicator, period)
+    values = [r["value"] for r in rows if r["status"] in ("ok", "provisional")]
+    no_value: dict[str, int] = {"suppressed": 0, "not_available": 0}
+    for r in rows:
+        if r["status"] not in ("ok", "provisional"):
+            no_value[r["status"]] += 1
+    palette = palette or (DEFAULT_DIVERGING if method == "std_mean" else DEFAULT_SEQUENTIAL)
+    result = classify(values, method, k, palette, _manual_breaks(breaks), no_value)
+    body: dict[str, Any] = {
+        "collection": collection, "period": chosen,
+        "indicator": {key: meta[key] for key in ("code", "name_vi", "name_en", "unit", "kind",
+                                                  "decimals", "source")},
+        "method_name": dict(zip(("vi", "en"), METHOD_NAMES[method], strict=True)),
+        **result.as_dict(),
+        "warning": RAW_COUNT_NOTE if meta["kind"] == "count" else None,
+    }
+    if units:
+        body["units"] = [{**r, "class": result.class_of(r["value"])
+                          if r["status"] in ("ok", "provisional") else None} for r in rows]
+    return body

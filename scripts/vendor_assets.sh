@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Vendor the map viewer's front-end assets (Leaflet, Leaflet.draw, Leaflet.VectorGrid) from npm
+# into geo_service/static/vendor/, so the viewer works with no internet.
+#
+# Idempotent: the vendor folder is rebuilt from scratch in a temp dir and swapped in.
+# Each tarball is checked against the sha512 pinned below (and against `npm view`).
+# Needs: npm (and node), tar.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DEST="$ROOT/geo_service/static/vendor"
+
+# name, exact version, npm dist.integrity (pinned: a changed tarball fails the script)
+PACKAGES=(
+  "leaflet 1.9.4 sha512-nxS1ynzJOmOlHp+iL3FyWqK89GtNL8U8rvlMOsQdTTssxZwCXh8N2NB3GDQOL+YR3XnWyZAxwQixURb+FA74PA=="
+  "leaflet-draw 1.0.4 sha512-rsQ6saQO5ST5Aj6XRFylr5zvarWgzWnrg46zQ1MEOEIHsppdC/8hnN8qMoFvACsPvTioAuysya/TVtog15tyAQ=="
+  "leaflet.vectorgrid 1.3.0 sha512-kWmj1pKM+MVdo/7Mg5zsB3YrGZvo/uIuiANV9MvWUFOG+Y2xAJzrteDhoIcCgTjHSSRJ36xdeGdIQVhuWjnCZw=="
+)
+
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+OUT="$WORK/vendor"
+mkdir -p "$OUT"
+
+npm_q() { npm --loglevel=error "$@" 2>/dev/null; }
+
+sha512_of() {
+  node -e 'const c=require("crypto"),f=require("fs");
+    process.stdout.write("sha512-"+c.createHash("sha512").update(f.readFileSync(process.argv[1])).digest("base64"))' "$1"
+}
+
+declare -A LICENSE_OF INTEGRITY_OF
+for entry in "${PACKAGES[@]}"; do
+  read -r name version pinned <<<"$entry"
+  registry="$(npm_q view "$name@$version" dist.integrity)"
+  if [[ "$registry" != "$pinned" ]]; then
+    echo "error: $name@$version: registry integrity $registry != pinned $pinned" >&2
+    exit 1
+  fi
+  (cd "$WORK" && npm_q pack "$name@$version" >/dev/null)
+  tarball="$WORK/$name-$version.tgz"
+  actual="$(sha512_of "$tarball")"
+  if [[ "$actual" != "$pinned" ]]; then
+    echo "error: $tarball: sha512 $actual != pinned $pinned" >&2
+    exit 1
+  fi
+  mkdir -p "$WORK/src/$name"
+  tar -xzf "$tarball" -C "$WORK/src/$name"
+  LICENSE_OF[$name]="$(npm_q view "$name@$version" license)"
+  INTEGRITY_OF[$name]="$pinned"
+done
+
+# --- Leaflet: JS, CSS, the images its CSS and JS refer to (images/ relative to the CSS), licence
+src="$WORK/src/leaflet/package"
+mkdir -p "$OUT/leaflet/images"
+cp "$src/dist/leaflet.js" "$src/dist/leaflet.css" "$src/LICENSE" "$OUT/leaflet/"
+cp "$src/dist/images/"{layers.png,layers-2x.png,marker-icon.png,marker-icon-2x.png,marker-shadow.png} \
+  "$OUT/leaflet/images/"
+
+# --- Leaflet.draw: JS, CSS, the spritesheets its CSS refers to.
+# The npm tarball ships no licence file: package.json says "MIT" and the JS banner carries the
+# copyright line, so LICENSE is that line plus the standard MIT text.
+src="$WORK/src/leaflet-draw/package"
+mkdir -p "$OUT/leaflet-draw/images"
+cp "$src/dist/leaflet.draw.js" "$src/dist/leaflet.draw.css" "$OUT/leaflet-draw/"
+cp "$src/dist/images/"{spritesheet.png,spritesheet-2x.png,spritesheet.svg} "$OUT/leaflet-draw/images/"
+copyright="$(grep -m1 -o '(c) 2012-[0-9]*, .*' "$src/dist/leaflet.draw.js")"
+cat >"$OUT/leaflet-draw/LICENSE" <<EOF
+Leaflet.draw 1.0.4 -- MIT License ("license": "MIT" in the npm package.json).
+The npm tarball ships no licence file; the copyright line below is the one in the
+banner of dist/leaflet.draw.js, followed by the standard MIT licence text.
+
+Copyright $copyright
+
+Permission is hereby granted, free of charge, to any person obtaining
+a copy of this software and associated documentation files (the
+"Software"), to deal in the Software without restriction, including
+without limitation the rights to use, copy, modify, merge, publish,
+distribute, sublicense, and/or sell copies of the Software, and to
+permit persons to whom the Software is furnished to do so, subject to
+the following conditions:
+
+The above copyright notice and this permission notice shall be
+included in all copies or substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND,
+EXPRESS OR IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF
+MERCHANTABILITY, FITNESS FOR A PARTICULAR PURPOSE AND
+NONINFRINGEMENT. IN NO EVENT SHALL THE AUTHORS OR COPYRIGHT HOLDERS BE
+LIABLE FOR ANY CLAIM, DAMAGES OR OTHER LIABILITY, WHETHER IN AN ACTION
+OF CONTRACT, TORT OR OTHERWISE, ARISING FROM, OUT OF OR IN CONNECTION
+WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE SOFTWARE.
+EOF
+
+# --- Leaflet.VectorGrid: the bundled minified build (includes pbf / vector-tile decoders).
+# The npm tarball ships no licence file; the licence is the "Legalese" section of its README.md,
+# copied verbatim.
+src="$WORK/src/leaflet.vectorgrid/package"
+mkdir -p "$OUT/leaflet.vectorgrid"
+cp "$src/dist/Leaflet.VectorGrid.bundled.min.js" "$OUT/leaflet.vectorgrid/"
+awk 'found {print} /^## Legalese/ {found=1}' "$src/README.md" >"$OUT/leaflet.vectorgrid/LICENSE"
+grep -q 'BEER-WARE' "$OUT/leaflet.vectorgrid/LICENSE" || { echo "error: no VectorGrid licence" >&2; exit 1; }
+
+# --- No stylesheet may load anything from another host.
+if grep -EHno 'url\(\s*["'\'']?\s*(https?:)?//' "$OUT"/*/*.css; then
+  echo "error: a vendored stylesheet refers to another host" >&2
+  exit 1
+fi
+
+# --- README
+files_of() { (cd "$OUT/$1" && find . -type f ! -name README.md | sed 's|^\./||' | sort |
+  while read -r f; do printf '`%s/%s` (%s B)<br>' "$1" "$f" "$(wc -c <"$f")"; done) | sed 's|<br>$||'; }
+{
+  echo "# Vendored front-end assets"
+  echo
+  echo "Written by \`scripts/vendor_assets.sh\` (do not edit by hand; re-run the script)."
+  echo "Served by the service at \`/static/vendor/\`, so the map viewer needs no internet."
+  echo "Every file was taken unmodified from the npm tarball, whose sha512 the script checks."
+  echo
+  echo "| package | version | npm tarball integrity | licence | files |"
+  echo "| --- | --- | --- | --- | --- |"
+  for entry in "${PACKAGES[@]}"; do
+    read -r name version _ <<<"$entry"
+    echo "| $name | $version | \`${INTEGRITY_OF[$name]}\` | ${LICENSE_OF[$name]} | $(files_of "$name") |"
+  done
+  echo
+  echo "Notes"
+  echo
+  echo "- leaflet-draw: the tarball ships no licence file; \`leaflet-draw/LICENSE\` is the"
+  echo "  copyright line of the \`leaflet.draw.js\` banner plus the standard MIT text."
+  echo "- leaflet.vectorgrid: the tarball ships no licence file; \`leaflet.vectorgrid/LICENSE\` is"
+  echo "  the \"Legalese\" section of the package's README.md, verbatim."
+  echo "- \`Leaflet.VectorGrid.bundled.min.js\` also contains third-party code whose licence"
+  echo "  texts are not in the VectorGrid tarball: pbf (BSD-3-Clause), vector-tile (BSD-3-Clause),"
+  echo "  point-geometry (ISC), ieee754 (BSD-3-Clause), whatwg-fetch (MIT), and, in the slicer's"
+  echo "  web worker, geojson-vt (ISC) and topojson-client (BSD-3-Clause)."
+  echo "- Leaflet.VectorGrid 1.3.0 with Leaflet 1.9: use \`rendererFactory: L.svg.tile\`; the"
+  echo "  canvas renderer calls \`L.DomEvent.fakeStop\`, which Leaflet 1.9 no longer has."
+} >"$OUT/README.md"
+
+rm -rf "$DEST"
+mkdir -p "$(dirname "$DEST")"
+mv "$OUT" "$DEST"
+echo "vendored into ${DEST#"$ROOT"/}: $(du -sb "$DEST" | cut -f1) bytes in $(find "$DEST" -type f | wc -l) files"
