@@ -10,8 +10,8 @@ from urllib.parse import urlparse
 
 import pytest
 from fastapi.testclient import TestClient
-from geo_service.viewer.assets import external_urls
 
+from geo_service.viewer.assets import external_urls
 from tests.conftest import REPO
 
 playwright = pytest.importorskip("playwright.sync_api")
