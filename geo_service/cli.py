@@ -461,3 +461,37 @@ def tiles_stats() -> None:
         for key, value in cache.stats().items():
             typer.echo(f"{key}\t{value}")
         cache.close()
+
+
+users_app = typer.Typer(help="Users, roles and tokens.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="user name")],
+    role: Annotated[str, typer.Option(help="viewer, editor, supervisor or admin")],
+    scope: Annotated[list[str] | None, typer.Option(
+        help="province (2-digit) or commune (5-digit) codes; repeat or comma-separate")] = None,
+) -> None:
+    """Create a user and print its token once (only a hash is stored)."""
+    from geo_service.auth import add_user
+
+    codes = [c.strip() for item in scope or [] for c in item.split(",") if c.strip()]
+    with _connect() as conn:
+        try:
+            token = add_user(conn, name, role, codes)
+        except GeoServiceError as exc:
+            _fail(exc)
+    console.print(f"user {name} ({role}, scope {', '.join(codes) or 'all'}) created; "
+                  "its token (shown only now):")
+    typer.echo(token)
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List users (never their tokens)."""
+    with _connect() as conn:
+        for name, role, scope, disabled in conn.execute(
+                "SELECT name, role, scope, disabled FROM app_user ORDER BY name"):
+            typer.echo(f"{name}\t{role}\t{','.join(scope)}\t{'disabled' if disabled else ''}")

@@ -54,6 +54,24 @@ class Conflict(GeoServiceError):
     status_code = 409
 
 
+class PreconditionFailed(GeoServiceError):
+    """If-Match names a version that is no longer current."""
+
+    status_code = 412
+
+
+class PreconditionRequired(GeoServiceError):
+    """A write to an existing resource came without If-Match."""
+
+    status_code = 428
+
+
+class Unprocessable(GeoServiceError):
+    """Well-formed input that breaks a rule (e.g. an EA overlapping another)."""
+
+    status_code = 422
+
+
 class PayloadTooLarge(GeoServiceError):
     """The request body or requested result is over a configured limit."""
 

@@ -12,10 +12,12 @@ from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from geo_service import __version__
+from geo_service.auth import FailedAttempts
 from geo_service.db import close_pool, database_url, open_pool
 from geo_service.errors import add_exception_handlers
 from geo_service.routers import (
     aggregate,
+    ea,
     features,
     health,
     indicators,
@@ -56,6 +58,7 @@ def create_app(settings: ServiceSettings | None = None, db_url: str | None = Non
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.failed_auth = FailedAttempts()
     add_exception_handlers(app)
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     app.add_middleware(CORSMiddleware, allow_origins=[
@@ -64,6 +67,7 @@ def create_app(settings: ServiceSettings | None = None, db_url: str | None = Non
         expose_headers=["ETag", "Content-Crs"])
     app.include_router(landing.router)
     app.include_router(health.router)
+    app.include_router(ea.router)  # before the generic collections routes
     app.include_router(features.router)
     app.include_router(aggregate.router)
     app.include_router(tiles.router)

@@ -77,6 +77,15 @@ class ServiceSettings(BaseSettings):
     tile_cache_control: str = "public, max-age=0, must-revalidate"
     max_features_per_tile: int = 20_000
     cors_origins: str = "*"  # comma-separated; reads only
+    # enumeration areas
+    public_reads: bool = True
+    household_size: float = 3.5          # persons per household (2019 census average)
+    ea_households_min: float = 60
+    ea_households_max: float = 240
+    ea_tolerance_m: float = 1.0          # EAs may leave their commune / overlap by this much
+    ea_snap_m: float = 2.0               # vertices this close to neighbours are snapped
+    ea_min_area_m2: float = 100.0
+    ea_max_area_km2: float = 1000.0
     # optional base map for the viewer (none by default: the page then needs no other host)
     basemap_url: str | None = None
     basemap_attribution: str = ""

@@ -64,6 +64,11 @@ class ChangeLog:
                 self._count -= 1
         self.floor = oldest + 1
 
+    def changed_since(self, layer: str, epoch: int) -> bool:
+        """True when the layer changed after `epoch` (or that cannot be known)."""
+        changes = self._by_layer.get(layer)
+        return epoch < self.floor or bool(changes and changes[-1].epoch > epoch)
+
     def is_fresh(self, layer: str, z: int, x: int, y: int, rendered_at: int) -> bool:
         """True when no change after `rendered_at` touches this tile."""
         if rendered_at < self.floor:

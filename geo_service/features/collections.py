@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import psycopg
 
 from geo_service.errors import NotFound
+from tilecache.freshness import ChangeLog
 
 _ID = re.compile(r"^(?P<level>[a-z]+)-(?P<vintage>[A-Za-z0-9_.-]{1,32})$")
 LEVEL_TITLES = {"province": ("Provinces", "Tỉnh"), "district": ("Districts", "Huyện"),
@@ -69,3 +70,21 @@ async def get_collection(conn: psycopg.AsyncConnection, collection_id: str) -> C
             return _collection(row)
     raise NotFound(f"unknown collection {collection_id!r}; ids look like commune-2025 "
                    "(see /collections)", parameter="collectionId")
+
+
+class CollectionCache:
+    """Collections kept in memory until the change log says their layer changed."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[Collection, int]] = {}
+
+    async def get(self, conn: psycopg.AsyncConnection, collection_id: str,
+                  log: ChangeLog) -> Collection:
+        """The collection, from memory when nothing in it changed since it was read."""
+        entry = self._entries.get(collection_id)
+        if entry is not None and not log.changed_since(collection_id, entry[1]):
+            return entry[0]
+        epoch = log.epoch
+        found = await get_collection(conn, collection_id)
+        self._entries[collection_id] = (found, epoch)
+        return found

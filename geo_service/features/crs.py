@@ -59,10 +59,19 @@ def parse_crs(text: str | None, parameter: str) -> OutputCrs:
     return OutputCrs(code, _EPSG_URI.format(code), lat_first, crs.is_geographic)
 
 
+# (host, port, database) → SRIDs known to be in that database's spatial_ref_sys
+_KNOWN_SRIDS: dict[tuple[str, int, str], set[int]] = {}
+
+
 async def ensure_srid(conn: psycopg.AsyncConnection, target: OutputCrs, parameter: str) -> None:
     """Add the CRS to spatial_ref_sys from pyproj when PostGIS does not have it yet."""
+    known = _KNOWN_SRIDS.setdefault((conn.info.host, conn.info.port, conn.info.dbname),
+                                    {4326, 3857})
+    if target.srid in known:
+        return
     cur = await conn.execute("SELECT 1 FROM spatial_ref_sys WHERE srid = %s", (target.srid,))
     if await cur.fetchone():
+        known.add(target.srid)
         return
     crs = CRS.from_epsg(target.srid)
     try:
@@ -73,3 +82,4 @@ async def ensure_srid(conn: psycopg.AsyncConnection, target: OutputCrs, paramete
     except psycopg.errors.InsufficientPrivilege as exc:
         raise InvalidParameter(f"EPSG:{target.srid} is not available in this database",
                                parameter=parameter) from exc
+    known.add(target.srid)

@@ -11,6 +11,7 @@ from geo_service.db import Conn
 from geo_service.errors import InvalidParameter, NotFound
 from geo_service.features.collections import Collection, get_collection
 from geo_service.features.params import RawItemParams, build_item_query
+from geo_service.tiles.mvt import EA_LAYER
 from geo_service.tiles.service import TileService
 from tilecache import grid
 from tilecache.base import CachedTile
@@ -118,6 +119,7 @@ async def tile(
     indicator: Annotated[str | None, Query(max_length=300)] = None,
     period: Annotated[str | None, Query(max_length=10)] = None,
     properties: Annotated[str | None, Query(max_length=1000)] = None,
+    census_round: Annotated[str | None, Query(alias="round", pattern=r"^\d{4}$")] = None,
 ) -> Response:
     """An MVT tile whose layer is the collection id; features carry code, name, indicators."""
     _check_tms(tileMatrixSetId)
@@ -125,11 +127,16 @@ async def tile(
         raise InvalidParameter(f"tile {z}/{x}/{y} is outside the grid: x and y must be below "
                                f"{grid.tile_count(z)} at zoom {z}",
                                parameter="x" if x >= grid.tile_count(z) else "y")
-    c = await get_collection(conn, collectionId)
-    query = await build_item_query(conn, c, RawItemParams(
-        indicator=indicator, period=period, properties=properties))
     service: TileService = request.app.state.tiles
-    found = await service.tile(conn, query, z, x, y)
+    if service.settings.tile_freshness == "strict":
+        await service.freshness.sync(conn)
+    if collectionId == EA_LAYER:
+        found = await service.ea_tile(conn, z, x, y, census_round)
+    else:
+        c = await service.collections.get(conn, collectionId, service.freshness.log)
+        query = await build_item_query(conn, c, RawItemParams(
+            indicator=indicator, period=period, properties=properties))
+        found = await service.tile(conn, query, z, x, y)
     body, encoding = _negotiate(found, request.headers.get("accept-encoding", ""))
     etag = f'"{found.digest}{"-" + encoding if encoding else ""}"'
     headers = {"ETag": etag, "Cache-Control": service.settings.tile_cache_control}

@@ -53,6 +53,7 @@ async def seed(settings: ServiceSettings, url: str, collection_id: str, zooms: r
             area = bbox or collection.extent
             tiles = [(z, x, y) for z in zooms for x, y in grid.tiles_in(area, z)]
             for done, (z, x, y) in enumerate(tiles, start=1):
+                await service.freshness.sync(conn)
                 tile = await service.tile(conn, query, z, x, y)
                 summary.tiles += 1
                 summary.bytes += len(tile.raw)

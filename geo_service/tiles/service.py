@@ -7,15 +7,17 @@ import gzip
 import hashlib
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import brotli
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from geo_service.errors import InvalidParameter
+from geo_service.features.collections import CollectionCache
 from geo_service.features.items import ItemQuery
 from geo_service.settings import ServiceSettings
-from geo_service.tiles.mvt import MvtOptions, tile_sql
+from geo_service.tiles.mvt import EA_LAYER, MvtOptions, ea_tile_sql, tile_sql
 from tilecache.base import CachedTile, TileCache, TileKey
 from tilecache.freshness import Freshness
 from tilecache.redis import RedisTileCache
@@ -62,6 +64,7 @@ class TileService:
         self.freshness = Freshness(self.caches)
         self.options = MvtOptions(max_features=settings.max_features_per_tile)
         self.stats = TileStats()
+        self.collections = CollectionCache()
         self._listener: asyncio.Task[None] | None = None
 
     async def start(self, pool: AsyncConnectionPool, url: str) -> None:
@@ -101,10 +104,24 @@ class TileService:
 
     async def tile(self, conn: psycopg.AsyncConnection, query: ItemQuery, z: int, x: int,
                    y: int) -> CachedTile:
+        """A tile of an administrative-unit collection."""
+        statement, params = tile_sql(query, z, x, y, self.options)
+        return await self.cached_tile(conn, query.collection.id, variant_of(query), z, x, y,
+                                      statement, params)
+
+    async def ea_tile(self, conn: psycopg.AsyncConnection, z: int, x: int, y: int,
+                      census_round: str | None) -> CachedTile:
+        """A tile of the enumeration areas (optionally of one census round)."""
+        statement, params = ea_tile_sql(z, x, y, self.options, census_round)
+        return await self.cached_tile(conn, EA_LAYER, census_round or "all", z, x, y,
+                                      statement, params)
+
+    async def cached_tile(self, conn: psycopg.AsyncConnection, layer: str, variant: str,
+                          z: int, x: int, y: int, statement: Any, params: dict[str, Any]
+                          ) -> CachedTile:
         """The tile, fresh: from a cache if nothing changed since it was rendered."""
-        key = TileKey(query.collection.id, variant_of(query), z, x, y)
-        if self.settings.tile_freshness == "strict":
-            await self.freshness.sync(conn)
+        # In strict mode the caller has synced the change log for this request.
+        key = TileKey(layer, variant, z, x, y)
         for cache in self.caches:
             cached = cache.get(key)
             if cached is not None and self.freshness.log.is_fresh(key.layer, z, x, y,
@@ -112,15 +129,14 @@ class TileService:
                 self.stats.hits += 1
                 return cached
         self.stats.misses += 1
-        tile = await self._render(conn, query, z, x, y)
+        tile = await self._render(conn, statement, params, z, x, y)
         if self.freshness.log.is_fresh(key.layer, z, x, y, tile.epoch):
             for cache in self.caches:
                 cache.put(key, tile)
         return tile
 
-    async def _render(self, conn: psycopg.AsyncConnection, query: ItemQuery, z: int, x: int,
-                      y: int) -> CachedTile:
-        statement, params = tile_sql(query, z, x, y, self.options)
+    async def _render(self, conn: psycopg.AsyncConnection, statement: Any,
+                      params: dict[str, Any], z: int, x: int, y: int) -> CachedTile:
         try:
             row = await (await conn.execute(statement, params)).fetchone()
         except psycopg.errors.DataException as exc:

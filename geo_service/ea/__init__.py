@@ -1,0 +1,1 @@
+"""Enumeration areas: users and roles, validated edits with optimistic locking, history."""

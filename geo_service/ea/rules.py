@@ -1,0 +1,166 @@
+"""Check a proposed EA geometry against the rules, all at once, in PostGIS."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+import shapely
+from shapely.geometry import MultiPolygon, shape
+from shapely.geometry.base import BaseGeometry
+
+from geo_service.errors import InvalidParameter
+from geo_service.features.crs import OutputCrs
+
+_METRES_PER_DEGREE = 111_320.0
+
+
+@dataclass(frozen=True)
+class EaRules:
+    """Tolerances and limits (from settings)."""
+
+    tolerance_m: float = 1.0
+    snap_m: float = 2.0
+    min_area_m2: float = 100.0
+    max_area_km2: float = 1000.0
+    households_min: float = 60.0
+    households_max: float = 240.0
+    household_size: float = 3.5
+
+
+@dataclass
+class Findings:
+    """Blocking problems and warnings, each with a location where there is one."""
+
+    problems: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+
+
+def parse_geometry(geojson: Any, crs: OutputCrs, repair: bool) -> tuple[MultiPolygon,
+                                                                        str | None]:
+    """A MultiPolygon in lon/lat; invalid ones are refused with their location unless repaired."""
+    if not isinstance(geojson, dict) or geojson.get("type") not in ("Polygon", "MultiPolygon"):
+        kind = geojson.get("type") if isinstance(geojson, dict) else type(geojson).__name__
+        raise InvalidParameter(f"geometry must be a Polygon or MultiPolygon, not {kind!r}",
+                               parameter="geometry")
+    try:
+        geom = shape(geojson)
+    except (ValueError, TypeError, AttributeError, IndexError,
+            shapely.errors.ShapelyError) as exc:
+        raise InvalidParameter(f"geometry is not valid GeoJSON: {exc}",
+                               parameter="geometry") from exc
+    coords = shapely.get_coordinates(geom)
+    if geom.is_empty or not len(coords):
+        raise InvalidParameter("geometry is empty", parameter="geometry")
+    if not all(math.isfinite(v) for v in coords.flat):
+        raise InvalidParameter("geometry has NaN or infinite coordinates", parameter="geometry")
+    if crs.lat_first:
+        geom = shapely.transform(geom, lambda xy: xy[:, ::-1])
+    if crs.srid != 4326:
+        import geopandas as gpd
+
+        geom = gpd.GeoSeries([geom], crs=f"EPSG:{crs.srid}").to_crs("EPSG:4326").iloc[0]
+    lonlat = shapely.get_coordinates(geom)
+    if not ((abs(lonlat[:, 0]) <= 180).all() and (abs(lonlat[:, 1]) <= 90).all()):
+        raise InvalidParameter("coordinates fall outside the declared CRS's area",
+                               parameter="geometry")
+    note = None
+    if not geom.is_valid:
+        reason = shapely.is_valid_reason(geom)
+        if not repair:
+            raise InvalidParameter(f"geometry is invalid: {reason} (send ?repair=true to "
+                                   "repair it)", parameter="geometry", location=reason)
+        geom = shapely.make_valid(geom)
+        note = f"repaired: {reason}"
+    parts = [p for p in shapely.get_parts(geom) if p.geom_type == "Polygon" and not p.is_empty]
+    if not parts:
+        raise InvalidParameter("nothing polygonal is left after repair", parameter="geometry")
+    return MultiPolygon(parts), note
+
+
+_SNAP = """
+SELECT ST_AsBinary(ST_Multi(ST_CollectionExtract(ST_MakeValid(ST_Snap(
+    ST_GeomFromWKB(%(wkb)s, 4326),
+    ST_Collect(ARRAY(SELECT geom FROM enumeration_area WHERE census_round = %(round)s
+                     AND commune_code = %(commune)s AND id <> %(self)s
+                     AND geom && ST_Expand(ST_GeomFromWKB(%(wkb)s, 4326), %(snap)s))
+               || ARRAY[ST_Boundary((SELECT geom FROM admin_unit WHERE vintage = %(vintage)s
+                                     AND level = 'commune' AND code = %(commune)s))]),
+    %(snap)s)), 3)))
+"""
+
+_CHECKS = """
+WITH g AS (SELECT ST_GeomFromWKB(%(wkb)s, 4326) AS g),
+c AS (SELECT geom FROM admin_unit WHERE vintage = %(vintage)s AND level = 'commune'
+      AND code = %(commune)s),
+outside AS (SELECT ST_Difference(g.g, c.geom) AS d FROM g, c)
+SELECT ST_Area(g.g::geography),
+       ST_Area(outside.d::geography),
+       ST_AsText(ST_PointOnSurface(outside.d)),
+       (SELECT ST_MaxDistance(outside.d, c.geom) FROM c)
+FROM g, outside
+"""
+
+_OVERLAPS = """
+WITH g AS (SELECT ST_GeomFromWKB(%(wkb)s, 4326) AS g)
+SELECT e.id, e.code, ST_Area(ST_Intersection(e.geom, g.g)::geography) AS m2,
+       ST_AsText(ST_PointOnSurface(ST_Intersection(e.geom, g.g)))
+FROM enumeration_area e, g
+WHERE e.census_round = %(round)s AND e.id <> %(self)s AND e.geom && g.g
+  AND ST_Intersects(e.geom, g.g)
+"""
+
+
+def _point(wkt: str | None) -> list[float] | None:
+    if not wkt or wkt.endswith("EMPTY"):
+        return None
+    x, y = shapely.get_coordinates(shapely.from_wkt(wkt))[0]
+    return [round(float(x), 7), round(float(y), 7)]
+
+
+async def snap(conn: psycopg.AsyncConnection, geom: BaseGeometry, context: dict[str, Any],
+               rules: EaRules) -> BaseGeometry:
+    """Snap vertices to the commune boundary and neighbouring EAs within the snap distance."""
+    params = {**context, "wkb": shapely.to_wkb(geom),
+              "snap": rules.snap_m / _METRES_PER_DEGREE}
+    row = await (await conn.execute(_SNAP, params)).fetchone()
+    snapped = shapely.from_wkb(row[0]) if row and row[0] else None
+    if snapped is None or snapped.is_empty or not snapped.is_valid:
+        return geom
+    return snapped
+
+
+async def check(conn: psycopg.AsyncConnection, geom: BaseGeometry, context: dict[str, Any],
+                rules: EaRules) -> Findings:
+    """Every rule the geometry breaks (problems) or bends (warnings)."""
+    findings = Findings()
+    params = {**context, "wkb": shapely.to_wkb(geom)}
+    row = await (await conn.execute(_CHECKS, params)).fetchone()
+    assert row is not None
+    area_m2, outside_m2, outside_at, outside_far = row
+    if outside_far is not None and outside_m2 > 0 and \
+            outside_far * _METRES_PER_DEGREE > rules.tolerance_m:
+        findings.problems.append({"problem": "outside its commune",
+                                  "area_m2": round(outside_m2, 1), "location": _point(outside_at)})
+    if area_m2 < rules.min_area_m2:
+        findings.problems.append({"problem": f"area {area_m2:.0f} m² is below the minimum "
+                                             f"{rules.min_area_m2:.0f} m²"})
+    if area_m2 > rules.max_area_km2 * 1e6:
+        findings.problems.append({"problem": f"area {area_m2 / 1e6:.1f} km² is above the "
+                                             f"maximum {rules.max_area_km2:.0f} km²"})
+    tolerance_m2 = rules.tolerance_m * math.sqrt(max(area_m2, 1.0))
+    for other_id, other_code, m2, at in await (await conn.execute(_OVERLAPS, params)).fetchall():
+        if m2 > tolerance_m2:
+            findings.problems.append({"problem": f"overlaps EA {other_code}", "ea": other_id,
+                                      "area_m2": round(m2, 1), "location": _point(at)})
+    return findings
+
+
+def workload_warning(households: float | None, rules: EaRules) -> dict[str, Any] | None:
+    """A warning when estimated households fall outside the workload band."""
+    if households is None or rules.households_min <= households <= rules.households_max:
+        return None
+    return {"warning": f"estimated {households:.0f} households, outside the band "
+                       f"{rules.households_min:.0f}–{rules.households_max:.0f}"}

@@ -1,0 +1,203 @@
+"""Write enumeration areas: one transaction per change, locked per commune, with history."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import psycopg
+import shapely
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from shapely.geometry.base import BaseGeometry
+
+from geo_service.auth import Forbidden, User
+from geo_service.ea.rules import EaRules, Findings, check, snap
+from geo_service.errors import (
+    InvalidParameter,
+    NotFound,
+    PreconditionFailed,
+    PreconditionRequired,
+    Unprocessable,
+)
+from geo_service.indicators.zonal import zonal_statistics
+
+COLUMNS = ("id, census_round, code, commune_vintage, commune_code, status, population,"
+           " households, version, updated_by, updated_at, ST_AsGeoJSON(geom, 7) AS geometry")
+TRANSITIONS = {"submit": ({"draft", "rejected"}, "submitted", "editor"),
+               "approve": ({"submitted"}, "approved", "supervisor"),
+               "reject": ({"submitted"}, "rejected", "supervisor")}
+
+
+def etag(row: dict[str, Any]) -> str:
+    """Strong ETag of one version of an EA."""
+    return f'"ea-{row["id"]}-v{row["version"]}"'
+
+
+def as_feature(row: dict[str, Any]) -> dict[str, Any]:
+    """An EA row as a GeoJSON Feature."""
+    props = {k: v for k, v in row.items() if k not in ("geometry", "id")}
+    if props.get("updated_at") is not None:
+        props["updated_at"] = props["updated_at"].isoformat()
+    return {"type": "Feature", "id": row["id"], "geometry": json.loads(row["geometry"]),
+            "properties": props}
+
+
+async def fetch(conn: psycopg.AsyncConnection, ea_id: int, lock: bool = False
+                ) -> dict[str, Any]:
+    """One EA (locked for update when asked); NotFound otherwise."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(f"SELECT {COLUMNS} FROM enumeration_area WHERE id = %s"
+                          + (" FOR UPDATE" if lock else ""), (ea_id,))
+        row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"no enumeration area {ea_id}", parameter="featureId")
+    return row
+
+
+@dataclass(frozen=True)
+class Commune:
+    """The commune an EA belongs to."""
+
+    vintage: str
+    code: str
+    province: str | None
+
+
+async def commune_of(conn: psycopg.AsyncConnection, code: str, vintage: str | None) -> Commune:
+    """The commune (latest vintage unless given); 422 when unknown."""
+    cur = await conn.execute(
+        "SELECT vintage, code, parent_code FROM admin_unit WHERE level = 'commune'"
+        " AND code = %s AND (%s::text IS NULL OR vintage = %s) ORDER BY vintage DESC LIMIT 1",
+        (code, vintage, vintage))
+    row = await cur.fetchone()
+    if row is None:
+        raise Unprocessable(f"unknown commune {code!r}", parameter="commune_code")
+    return Commune(row[0], row[1], row[2])
+
+
+def authorise(user: User, commune: Commune, needs: str = "editor") -> None:
+    """403 unless the user's role and scope allow editing in this commune."""
+    ranks = {"viewer": 0, "editor": 1, "supervisor": 2, "admin": 3}
+    if ranks[user.role] < ranks[needs]:
+        raise Forbidden(f"this needs the {needs} role; {user.name} is a {user.role}")
+    if not user.covers(commune.code, commune.province):
+        raise Forbidden(f"commune {commune.code} is outside {user.name}'s scope")
+
+
+def check_version(row: dict[str, Any], if_match: str | None) -> None:
+    """428 without If-Match, 412 when it is not the current version."""
+    if not if_match:
+        raise PreconditionRequired("send If-Match with the ETag you read", parameter="If-Match")
+    if etag(row) not in [t.strip() for t in if_match.split(",")] and if_match.strip() != "*":
+        raise PreconditionFailed(f"EA {row['id']} has changed (now {etag(row)}); "
+                                 "read it again", parameter="If-Match", current=etag(row))
+
+
+async def lock_commune(conn: psycopg.AsyncConnection, census_round: str, commune: str) -> None:
+    """Serialise writes within one commune and round (overlap checks need a stable view)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
+                       (f"ea:{census_round}:{commune}",))
+
+
+async def estimate(raster: Path, geom: BaseGeometry, household_size: float
+                   ) -> tuple[float | None, float | None]:
+    """Population (raster sum, fractional coverage) and households of a geometry."""
+    if not raster.exists():
+        return None, None
+    units = gpd.GeoDataFrame({"code": ["ea"]}, geometry=[geom], crs="EPSG:4326")
+    result = await asyncio.to_thread(zonal_statistics, raster, units, "sum")
+    population = result[0].value or 0.0
+    return population, population / household_size
+
+
+async def validated(conn: psycopg.AsyncConnection, geom: BaseGeometry, context: dict[str, Any],
+                    rules: EaRules) -> tuple[BaseGeometry, Findings]:
+    """Snap, then check; 422 with every problem when a rule is broken."""
+    snapped = await snap(conn, geom, context, rules)
+    findings = await check(conn, snapped, context, rules)
+    if findings.problems:
+        raise Unprocessable(f"{len(findings.problems)} rule(s) broken; nothing was saved",
+                            parameter="geometry", problems=findings.problems)
+    return snapped, findings
+
+
+async def next_code(conn: psycopg.AsyncConnection, census_round: str, commune: str) -> str:
+    """The commune's next free serial: 00004-001, 00004-002, …"""
+    cur = await conn.execute(
+        "SELECT coalesce(max(split_part(code, '-', 2)::int), 0) + 1 FROM enumeration_area"
+        " WHERE census_round = %s AND commune_code = %s AND code ~ '^[0-9]+-[0-9]+$'",
+        (census_round, commune))
+    row = await cur.fetchone()
+    return f"{commune}-{int(row[0]) if row else 1:03d}"
+
+
+async def write_history(conn: psycopg.AsyncConnection, ea_id: int, action: str,
+                        before: dict[str, Any] | None, after: dict[str, Any] | None,
+                        user: User, reason: str | None) -> None:
+    """Append the full before/after state."""
+    await conn.execute(
+        "INSERT INTO ea_history (ea_id, action, before, after, user_name, reason)"
+        " VALUES (%s, %s, %s, %s, %s, %s)",
+        (ea_id, action, Jsonb(as_feature(before)) if before else None,
+         Jsonb(as_feature(after)) if after else None, user.name, reason))
+
+
+async def insert(conn: psycopg.AsyncConnection, values: dict[str, Any]) -> dict[str, Any]:
+    """Insert one EA row and return it."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "INSERT INTO enumeration_area (census_round, code, commune_vintage, commune_code,"
+            " status, population, households, geom, updated_by) VALUES (%(round)s, %(code)s,"
+            " %(vintage)s, %(commune)s, 'draft', %(population)s, %(households)s,"
+            " ST_Multi(ST_GeomFromWKB(%(wkb)s, 4326)), %(user)s)"
+            f" RETURNING {COLUMNS}", values)
+        row = await cur.fetchone()
+    assert row is not None
+    return row
+
+
+async def update_geometry(conn: psycopg.AsyncConnection, ea_id: int, values: dict[str, Any]
+                          ) -> dict[str, Any]:
+    """Replace an EA's geometry (and estimates), bumping its version."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "UPDATE enumeration_area SET geom = ST_Multi(ST_GeomFromWKB(%(wkb)s, 4326)),"
+            " population = %(population)s, households = %(households)s, status = 'draft',"
+            " code = coalesce(%(code)s, code), version = version + 1, updated_by = %(user)s,"
+            f" updated_at = now() WHERE id = %(id)s RETURNING {COLUMNS}", {**values, "id": ea_id})
+        row = await cur.fetchone()
+    assert row is not None
+    return row
+
+
+async def set_status(conn: psycopg.AsyncConnection, ea_id: int, status: str, user: User
+                     ) -> dict[str, Any]:
+    """Move an EA along the workflow, bumping its version."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "UPDATE enumeration_area SET status = %s, version = version + 1, updated_by = %s,"
+            f" updated_at = now() WHERE id = %s RETURNING {COLUMNS}", (status, user.name, ea_id))
+        row = await cur.fetchone()
+    assert row is not None
+    return row
+
+
+def code_for(commune: str, code: str | None) -> str | None:
+    """Check a client-given EA code: commune code + '-' + serial."""
+    if code is None:
+        return None
+    head, _, serial = code.partition("-")
+    if head != commune or not serial.isdigit() or len(serial) > 6:
+        raise InvalidParameter(f"code {code!r} must be the commune code, '-' and a serial "
+                               f"(e.g. {commune}-001)", parameter="code")
+    return code
+
+
+def to_wkb(geom: BaseGeometry) -> bytes:
+    """WKB of a geometry (for parameters)."""
+    return bytes(shapely.to_wkb(geom))

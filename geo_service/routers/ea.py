@@ -1,0 +1,226 @@
+"""Enumeration areas: OGC API – Features Part 4 writes with If-Match, workflow, coverage."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Header, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from geo_service.auth import MaybeUser, Unauthorized, User, Writer
+from geo_service.db import Conn
+from geo_service.ea import store
+from geo_service.ea.coverage import coverage_report
+from geo_service.ea.rules import EaRules, parse_geometry, workload_warning
+from geo_service.errors import InvalidParameter
+from geo_service.features.crs import parse_crs
+from geo_service.settings import ServiceSettings
+
+router = APIRouter(tags=["enumeration areas"])
+BASE = "/collections/enumeration-areas"
+GEOJSON = "application/geo+json"
+
+
+def _rules(settings: ServiceSettings) -> EaRules:
+    return EaRules(settings.ea_tolerance_m, settings.ea_snap_m, settings.ea_min_area_m2,
+                   settings.ea_max_area_km2, settings.ea_households_min,
+                   settings.ea_households_max, settings.household_size)
+
+
+def _reader(request: Request, user: User | None) -> None:
+    if user is None and not request.app.state.settings.public_reads:
+        raise Unauthorized("reads need a token here", parameter="Authorization")
+
+
+def _feature_response(row: dict[str, Any], status: int = 200,
+                      extra: dict[str, Any] | None = None) -> JSONResponse:
+    body = {**store.as_feature(row), **(extra or {})}
+    headers = {"ETag": store.etag(row), "Location": f"{BASE}/items/{row['id']}"}
+    return JSONResponse(body, status_code=status, headers=headers, media_type=GEOJSON)
+
+
+@router.get(f"{BASE}/items", summary="Enumeration areas")
+async def list_eas(
+    request: Request, conn: Conn, user: MaybeUser,
+    commune: Annotated[str | None, Query(max_length=5, pattern=r"^\d{5}$")] = None,
+    status: Annotated[Literal["draft", "submitted", "approved", "rejected"] | None,
+                      Query()] = None,
+    census_round: Annotated[str | None, Query(alias="round", pattern=r"^\d{4}$")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> JSONResponse:
+    """EAs filtered by commune, status and census round."""
+    _reader(request, user)
+    from psycopg.rows import dict_row
+
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            f"SELECT {store.COLUMNS} FROM enumeration_area WHERE"
+            " (%(commune)s::text IS NULL OR commune_code = %(commune)s) AND"
+            " (%(status)s::text IS NULL OR status = %(status)s) AND"
+            " (%(round)s::text IS NULL OR census_round = %(round)s)"
+            " ORDER BY census_round, code LIMIT %(limit)s OFFSET %(offset)s",
+            {"commune": commune, "status": status, "round": census_round, "limit": limit,
+             "offset": offset})
+        rows = await cur.fetchall()
+    return JSONResponse({"type": "FeatureCollection",
+                         "features": [store.as_feature(r) for r in rows],
+                         "numberReturned": len(rows)}, media_type=GEOJSON)
+
+
+@router.get(f"{BASE}/items/{{featureId}}", summary="One enumeration area")
+async def get_ea(featureId: int, request: Request, conn: Conn,  # noqa: N803
+                 user: MaybeUser) -> JSONResponse:
+    """The EA with its ETag (send it back as If-Match to change it)."""
+    _reader(request, user)
+    return _feature_response(await store.fetch(conn, featureId))
+
+
+def _properties(feature: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(feature, dict) or feature.get("type") != "Feature":
+        raise InvalidParameter("the body must be a GeoJSON Feature", parameter="body")
+    props = feature.get("properties") or {}
+    if not isinstance(props, dict):
+        raise InvalidParameter("properties must be an object", parameter="properties")
+    return props
+
+
+async def _prepared(request: Request, conn: Conn, feature: dict[str, Any],
+                    content_crs: str | None, repair: bool, ea_id: int, census_round: str,
+                    commune: store.Commune) -> tuple[Any, dict[str, Any], list[Any]]:
+    """Parse, snap and check the geometry; estimate workload; return the values to write."""
+    settings: ServiceSettings = request.app.state.settings
+    rules = _rules(settings)
+    crs = parse_crs((content_crs or "").strip("<> ") or None, "Content-Crs")
+    parsed, note = parse_geometry(feature.get("geometry"), crs, repair)
+    context = {"round": census_round, "commune": commune.code, "vintage": commune.vintage,
+               "self": ea_id}
+    geom, findings = await store.validated(conn, parsed, context, rules)
+    population, households = await store.estimate(settings.population_raster, geom,
+                                                  settings.household_size)
+    warnings = findings.warnings + ([{"warning": note}] if note else [])
+    if (warning := workload_warning(households, rules)) is not None:
+        warnings.append(warning)
+    values = {"wkb": store.to_wkb(geom), "population": population, "households": households}
+    return geom, values, warnings
+
+
+@router.post(f"{BASE}/items", status_code=201, summary="Create an enumeration area")
+async def create_ea(
+    request: Request, conn: Conn, user: Writer,
+    feature: Annotated[dict[str, Any], Body()],
+    content_crs: Annotated[str | None, Header(max_length=120)] = None,
+    repair: Annotated[bool, Query(description="repair an invalid geometry")] = False,
+) -> JSONResponse:
+    """A new draft EA in a commune of the user's scope, validated against the rules."""
+    props = _properties(feature)
+    census_round = str(props.get("census_round", ""))
+    if not (census_round.isdigit() and len(census_round) == 4):
+        raise InvalidParameter("properties.census_round must be a year such as 2029",
+                               parameter="census_round")
+    commune = await store.commune_of(conn, str(props.get("commune_code", "")),
+                                     props.get("commune_vintage"))
+    store.authorise(user, commune)
+    async with conn.transaction():
+        await store.lock_commune(conn, census_round, commune.code)
+        _, values, warnings = await _prepared(request, conn, feature, content_crs, repair, -1,
+                                              census_round, commune)
+        code = store.code_for(commune.code, props.get("code")) or \
+            await store.next_code(conn, census_round, commune.code)
+        row = await store.insert(conn, {**values, "round": census_round, "code": code,
+                                        "vintage": commune.vintage, "commune": commune.code,
+                                        "user": user.name})
+        await store.write_history(conn, row["id"], "create", None, row, user,
+                                  props.get("reason"))
+    return _feature_response(row, 201, {"warnings": warnings})
+
+
+async def _locked(conn: Conn, ea_id: int, user: User, if_match: str | None,
+                  needs: str = "editor") -> tuple[dict[str, Any], store.Commune]:
+    row = await store.fetch(conn, ea_id)
+    commune = await store.commune_of(conn, row["commune_code"], row["commune_vintage"])
+    store.authorise(user, commune, needs)
+    await store.lock_commune(conn, row["census_round"], commune.code)
+    row = await store.fetch(conn, ea_id, lock=True)
+    store.check_version(row, if_match)
+    return row, commune
+
+
+@router.put(f"{BASE}/items/{{featureId}}", summary="Replace an enumeration area")
+@router.patch(f"{BASE}/items/{{featureId}}", summary="Change an enumeration area's geometry")
+async def replace_ea(
+    featureId: int, request: Request, conn: Conn, user: Writer,  # noqa: N803
+    feature: Annotated[dict[str, Any], Body()],
+    if_match: Annotated[str | None, Header(max_length=200)] = None,
+    content_crs: Annotated[str | None, Header(max_length=120)] = None,
+    repair: bool = False,
+) -> JSONResponse:
+    """New geometry (and optionally code) for an EA; needs the current ETag in If-Match."""
+    props = _properties(feature)
+    async with conn.transaction():
+        before, commune = await _locked(conn, featureId, user, if_match)
+        _, values, warnings = await _prepared(request, conn, feature, content_crs, repair,
+                                              featureId, before["census_round"], commune)
+        values |= {"code": store.code_for(commune.code, props.get("code")), "user": user.name}
+        row = await store.update_geometry(conn, featureId, values)
+        await store.write_history(conn, featureId, "update", before, row, user,
+                                  props.get("reason"))
+    return _feature_response(row, 200, {"warnings": warnings})
+
+
+@router.delete(f"{BASE}/items/{{featureId}}", status_code=204,
+               summary="Delete an enumeration area")
+async def delete_ea(featureId: int, conn: Conn, user: Writer,  # noqa: N803
+                    if_match: Annotated[str | None, Header(max_length=200)] = None,
+                    reason: Annotated[str | None, Query(max_length=500)] = None) -> Response:
+    """Delete an EA (needs If-Match); its history stays."""
+    async with conn.transaction():
+        before, _ = await _locked(conn, featureId, user, if_match)
+        await conn.execute("DELETE FROM enumeration_area WHERE id = %s", (featureId,))
+        await store.write_history(conn, featureId, "delete", before, None, user, reason)
+    return Response(status_code=204)
+
+
+@router.post(f"{BASE}/items/{{featureId}}/{{action}}", summary="Submit, approve or reject")
+async def transition(
+    featureId: int, action: Literal["submit", "approve", "reject"],  # noqa: N803
+    conn: Conn, user: Writer,
+    if_match: Annotated[str | None, Header(max_length=200)] = None,
+    reason: Annotated[str | None, Query(max_length=500)] = None,
+) -> JSONResponse:
+    """Workflow: editors submit drafts; supervisors in scope approve or reject submissions."""
+    allowed_from, target, needs = store.TRANSITIONS[action]
+    async with conn.transaction():
+        row = await store.fetch(conn, featureId)
+        before, _ = await _locked(conn, featureId, user, if_match or store.etag(row), needs)
+        if before["status"] not in allowed_from:
+            raise InvalidParameter(f"cannot {action} an EA that is {before['status']}",
+                                   parameter="action", status=before["status"])
+        after = await store.set_status(conn, featureId, target, user)
+        await store.write_history(conn, featureId, action, before, after, user, reason)
+    return _feature_response(after)
+
+
+@router.get(f"{BASE}/items/{{featureId}}/history", summary="History of an enumeration area")
+async def history(featureId: int, request: Request, conn: Conn,  # noqa: N803
+                  user: MaybeUser) -> dict[str, Any]:
+    """Every change with who, when, why and the full state before and after."""
+    _reader(request, user)
+    cur = await conn.execute("SELECT id, action, before, after, user_name, reason, at FROM"
+                             " ea_history WHERE ea_id = %s ORDER BY id", (featureId,))
+    entries = [{"id": i, "action": a, "before": b, "after": af, "user": u, "reason": r,
+                "at": at.isoformat()} for i, a, b, af, u, r, at in await cur.fetchall()]
+    return {"ea": featureId, "history": entries}
+
+
+@router.get("/communes/{code}/ea-coverage", summary="How well a commune's EAs cover it")
+async def ea_coverage(code: str, request: Request, conn: Conn, user: MaybeUser,
+                      census_round: Annotated[str, Query(alias="round",
+                                                         pattern=r"^\d{4}$")] = "2029",
+                      vintage: Annotated[str | None, Query(max_length=32)] = None
+                      ) -> dict[str, Any]:
+    """Gaps, overlaps, EAs leaving the commune, and EAs outside the workload band."""
+    _reader(request, user)
+    commune = await store.commune_of(conn, code, vintage)
+    return await coverage_report(conn, commune, census_round,
+                                 _rules(request.app.state.settings))

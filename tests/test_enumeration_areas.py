@@ -1,0 +1,247 @@
+"""Enumeration areas: roles and scopes, optimistic locking, rules, history, coverage."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import shapely
+from fastapi.testclient import TestClient
+from shapely.geometry import box, mapping, shape
+
+from geo_service.auth import add_user
+from geo_service.main import create_app
+from geo_service.settings import ServiceSettings
+from tests.helpers import fingerprint
+
+ITEMS = "/collections/enumeration-areas/items"
+EA_TABLES = ("enumeration_area", "ea_history")
+COMMUNE = "00004"  # Phường Ba Đình, Hà Nội (province 01)
+
+
+class Env:
+    """A service over a fresh demo database, with users of every role."""
+
+    def __init__(self, client: TestClient, url: str, tokens: dict[str, str]):
+        self.client, self.url, self.tokens = client, url, tokens
+
+    def auth(self, user: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[user]}"}
+
+    def commune(self, code: str = COMMUNE) -> Any:
+        with psycopg.connect(self.url) as conn:
+            row = conn.execute("SELECT ST_AsBinary(geom) FROM admin_unit WHERE vintage = '2025'"
+                               " AND level = 'commune' AND code = %s", (code,)).fetchone()
+        assert row is not None
+        return shapely.from_wkb(row[0])
+
+    def create(self, geom: Any, user: str = "editor", **props: Any) -> Any:
+        feature = {"type": "Feature", "geometry": mapping(geom),
+                   "properties": {"census_round": "2029", "commune_code": COMMUNE, **props}}
+        return self.client.post(ITEMS, json=feature, headers=self.auth(user))
+
+    def tables(self) -> dict[str, tuple[int, str]]:
+        with psycopg.connect(self.url) as conn:
+            return fingerprint(conn, EA_TABLES)
+
+
+@pytest.fixture
+def env(demo_db: str, tmp_path: Path) -> Iterator[Env]:
+    with psycopg.connect(demo_db, autocommit=True) as conn:
+        tokens = {
+            "viewer": add_user(conn, "vi", "viewer", []),
+            "editor": add_user(conn, "ed", "editor", ["01"]),
+            "editor2": add_user(conn, "ed2", "editor", [COMMUNE]),
+            "outsider": add_user(conn, "out", "editor", ["79"]),
+            "supervisor": add_user(conn, "sup", "supervisor", ["01"]),
+            "admin": add_user(conn, "adm", "admin", []),
+        }
+        stored = conn.execute("SELECT token_hash FROM app_user").fetchall()
+        assert all(len(h) == 64 and h not in tokens.values() for (h,) in stored)
+    with TestClient(create_app(ServiceSettings(home=tmp_path), db_url=demo_db)) as client:
+        yield Env(client, demo_db, tokens)
+
+
+def _halves(geom: Any) -> tuple[Any, Any]:
+    x0, y0, x1, y1 = geom.bounds
+    middle = (x0 + x1) / 2
+    return (geom.intersection(box(x0 - 1, y0 - 1, middle, y1 + 1)),
+            geom.intersection(box(middle, y0 - 1, x1 + 1, y1 + 1)))
+
+
+def test_create_read_and_history(env: Env) -> None:
+    west, _ = _halves(env.commune())
+    response = env.create(west)
+    assert response.status_code == 201, response.text
+    ea = response.json()
+    assert ea["properties"]["code"] == f"{COMMUNE}-001"
+    assert ea["properties"]["status"] == "draft" and ea["properties"]["households"] > 0
+    etag = response.headers["ETag"]
+    read = env.client.get(f"{ITEMS}/{ea['id']}")
+    assert read.headers["ETag"] == etag
+    history = env.client.get(f"{ITEMS}/{ea['id']}/history").json()["history"]
+    assert [h["action"] for h in history] == ["create"] and history[0]["user"] == "ed"
+
+
+def test_who_may_write(env: Env) -> None:
+    west, _ = _halves(env.commune())
+    feature = {"type": "Feature", "geometry": mapping(west),
+               "properties": {"census_round": "2029", "commune_code": COMMUNE}}
+    assert env.client.post(ITEMS, json=feature).status_code == 401
+    assert env.client.post(ITEMS, json=feature,
+                           headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert env.client.post(ITEMS, json=feature, headers=env.auth("viewer")).status_code == 403
+    outside = env.client.post(ITEMS, json=feature, headers=env.auth("outsider"))
+    assert outside.status_code == 403 and "scope" in outside.json()["detail"]
+    assert env.client.post(ITEMS, json=feature, headers=env.auth("editor2")).status_code == 201
+
+
+def test_same_etag_twice_one_wins(env: Env) -> None:
+    west, east = _halves(env.commune())
+    created = env.create(west)
+    ea_id, etag = created.json()["id"], created.headers["ETag"]
+    smaller = west.buffer(-0.0005)
+    body = {"type": "Feature", "geometry": mapping(smaller), "properties": {}}
+    results: list[int] = []
+
+    def update() -> None:
+        response = env.client.put(f"{ITEMS}/{ea_id}", json=body,
+                                  headers={**env.auth("editor"), "If-Match": etag})
+        results.append(response.status_code)
+
+    threads = [threading.Thread(target=update) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [200, 412]
+    history = env.client.get(f"{ITEMS}/{ea_id}/history").json()["history"]
+    assert [h["action"] for h in history] == ["create", "update"]
+    missing = env.client.put(f"{ITEMS}/{ea_id}", json=body, headers=env.auth("editor"))
+    assert missing.status_code == 428
+
+
+def test_overlap_is_rejected_and_nothing_changes(env: Env) -> None:
+    west, _ = _halves(env.commune())
+    assert env.create(west).status_code == 201
+    before = env.tables()
+    overlapping = west.buffer(-0.001)
+    response = env.create(overlapping)
+    assert response.status_code == 422
+    problem = response.json()["problems"][0]
+    assert problem["problem"].startswith("overlaps EA") and len(problem["location"]) == 2
+    assert env.tables() == before
+
+
+def test_outside_the_commune_is_rejected(env: Env) -> None:
+    x0, y0, x1, y1 = env.commune().bounds
+    response = env.create(box(x0 - 0.01, y0, x0 + 0.002, y1))
+    assert response.status_code == 422
+    assert any(p["problem"] == "outside its commune" for p in response.json()["problems"])
+
+
+def test_self_intersection_needs_repair(env: Env) -> None:
+    x0, y0, x1, y1 = env.commune().bounds
+    mx, my = (x0 + x1) / 2, (y0 + y1) / 2
+    d = 0.002
+    bowtie = {"type": "Polygon", "coordinates": [[[mx - d, my - d], [mx + d, my + d],
+                                                  [mx + d, my - d], [mx - d, my + d],
+                                                  [mx - d, my - d]]]}
+    feature = {"type": "Feature", "geometry": bowtie,
+               "properties": {"census_round": "2029", "commune_code": COMMUNE}}
+    refused = env.client.post(ITEMS, json=feature, headers=env.auth("editor"))
+    assert refused.status_code == 400 and "Self-intersection" in refused.json()["detail"]
+    repaired = env.client.post(f"{ITEMS}?repair=true", json=feature, headers=env.auth("editor"))
+    assert repaired.status_code == 201
+    assert any("repaired" in w.get("warning", "") for w in repaired.json()["warnings"])
+
+
+@pytest.mark.parametrize("geometry", [
+    {"type": "Point", "coordinates": [105.84, 21.04]},
+    {"type": "Polygon", "coordinates": []},
+    {"type": "Polygon", "coordinates": [[[105.84, 21.04], [float("nan"), 21.0], [105.85, 21.0],
+                                         [105.84, 21.04]]]},
+    {"type": "Polygon", "coordinates": [[[500, 21], [501, 21], [501, 22], [500, 21]]]},
+    "not even an object",
+])
+def test_bad_geometries_are_refused(env: Env, geometry: Any) -> None:
+    before = env.tables()
+    feature = {"type": "Feature", "geometry": geometry,
+               "properties": {"census_round": "2029", "commune_code": COMMUNE}}
+    response = env.client.post(ITEMS, content=_dumps(feature),
+                               headers={**env.auth("editor"), "Content-Type": "application/json"})
+    assert 400 <= response.status_code < 500 and response.json()["detail"]
+    assert env.tables() == before
+
+
+def _dumps(value: Any) -> str:
+    import json
+
+    return json.dumps(value, allow_nan=True)
+
+
+def test_unknown_commune_is_refused(env: Env) -> None:
+    west, _ = _halves(env.commune())
+    response = env.create(west, user="admin", commune_code="99999")
+    assert response.status_code == 422 and response.json()["parameter"] == "commune_code"
+
+
+def test_workflow_submit_approve(env: Env) -> None:
+    west, _ = _halves(env.commune())
+    ea = env.create(west).json()
+    url = f"{ITEMS}/{ea['id']}"
+    assert env.client.post(f"{url}/approve", headers=env.auth("supervisor")).status_code == 400
+    assert env.client.post(f"{url}/submit", headers=env.auth("editor")).status_code == 200
+    assert env.client.post(f"{url}/approve", headers=env.auth("editor")).status_code == 403
+    approved = env.client.post(f"{url}/approve", headers=env.auth("supervisor"))
+    assert approved.status_code == 200 and approved.json()["properties"]["status"] == "approved"
+    actions = [h["action"] for h in env.client.get(f"{url}/history").json()["history"]]
+    assert actions == ["create", "submit", "approve"]
+
+
+def test_delete_needs_if_match_and_keeps_history(env: Env) -> None:
+    west, _ = _halves(env.commune())
+    created = env.create(west)
+    url = f"{ITEMS}/{created.json()['id']}"
+    assert env.client.delete(url, headers=env.auth("editor")).status_code == 428
+    deleted = env.client.delete(url, headers={**env.auth("editor"),
+                                              "If-Match": created.headers["ETag"]})
+    assert deleted.status_code == 204
+    assert env.client.get(url).status_code == 404
+    actions = [h["action"] for h in env.client.get(f"{url}/history").json()["history"]]
+    assert actions == ["create", "delete"]
+
+
+def test_coverage_report(env: Env) -> None:
+    commune = env.commune()
+    west, east = _halves(commune)
+    assert env.create(west).status_code == 201
+    report = env.client.get(f"/communes/{COMMUNE}/ea-coverage", params={"round": "2029"}).json()
+    assert report["eas"] == 1 and report["gaps"] and not report["complete"]
+    assert 0.3 < report["gap_share"] < 0.7
+    assert env.create(east).status_code == 201
+    report = env.client.get(f"/communes/{COMMUNE}/ea-coverage", params={"round": "2029"}).json()
+    assert report["complete"], report
+    eas = env.client.get(ITEMS, params={"commune": COMMUNE}).json()["features"]
+    union = shapely.union_all([shape(f["geometry"]) for f in eas])
+    assert union.symmetric_difference(commune).area < commune.area * 1e-6
+
+
+def test_ea_tiles_follow_edits(env: Env) -> None:
+    import mapbox_vector_tile
+
+    west, _ = _halves(env.commune())
+    url = "/collections/enumeration-areas/tiles/WebMercatorQuad/13/6504/3605"
+    assert env.client.get(url).content == b""  # no EAs yet
+    created = env.create(west)
+    layer = mapbox_vector_tile.decode(env.client.get(url).content)["enumeration-areas"]
+    assert [f["properties"]["code"] for f in layer["features"]] == [f"{COMMUNE}-001"]
+    assert layer["features"][0]["properties"]["status"] == "draft"
+    ea_id = created.json()["id"]
+    env.client.post(f"{ITEMS}/{ea_id}/submit", headers=env.auth("editor"))
+    layer = mapbox_vector_tile.decode(env.client.get(url).content)["enumeration-areas"]
+    assert layer["features"][0]["properties"]["status"] == "submitted"
