@@ -495,3 +495,32 @@ def users_list() -> None:
         for name, role, scope, disabled in conn.execute(
                 "SELECT name, role, scope, disabled FROM app_user ORDER BY name"):
             typer.echo(f"{name}\t{role}\t{','.join(scope)}\t{'disabled' if disabled else ''}")
+
+
+ea_app = typer.Typer(help="Enumeration areas.", no_args_is_help=True)
+app.add_typer(ea_app, name="ea")
+
+
+@ea_app.command("generate")
+def ea_generate(
+    vintage: Annotated[str, typer.Option(help="boundary vintage of the communes")] = "2025",
+    census_round: Annotated[str, typer.Option("--round", help="census round, e.g. 2029")] = "2029",
+    commune: Annotated[list[str] | None, typer.Option(help="commune code(s); default all")] = None,
+    households_per_ea: Annotated[float, typer.Option(help="target workload")] = 120,
+    replace: Annotated[bool, typer.Option(help="replace the communes' existing EAs")] = False,
+) -> None:
+    """Draft a gap-free EA coverage of each commune from the population raster."""
+    from geo_service.ea.generate import generate
+
+    settings = _settings()
+    codes = [c.strip() for item in commune or [] for c in item.split(",") if c.strip()] or None
+    with _connect() as conn, _progress_bar() as bar:
+        task = bar.add_task("communes", total=None)
+        try:
+            summary = generate(conn, vintage, census_round, codes, settings.population_raster,
+                               households_per_ea, settings.household_size, replace,
+                               lambda done, total: bar.update(task, completed=done, total=total))
+        except GeoServiceError as exc:
+            _fail(exc)
+    typer.echo(f"{summary.eas} draft EAs in {summary.communes} communes "
+               f"({summary.skipped} skipped: they already have EAs) in {summary.seconds:.1f} s")

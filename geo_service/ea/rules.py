@@ -86,15 +86,14 @@ SELECT ST_AsBinary(ST_Multi(ST_CollectionExtract(ST_MakeValid(ST_Snap(
     ST_Collect(ARRAY(SELECT geom FROM enumeration_area WHERE census_round = %(round)s
                      AND commune_code = %(commune)s AND id <> %(self)s
                      AND geom && ST_Expand(ST_GeomFromWKB(%(wkb)s, 4326), %(snap)s))
-               || ARRAY[ST_Boundary((SELECT geom FROM admin_unit WHERE vintage = %(vintage)s
-                                     AND level = 'commune' AND code = %(commune)s))]),
+               || ARRAY[ST_Boundary((SELECT geom FROM commune_coverage
+                                     WHERE vintage = %(vintage)s AND code = %(commune)s))]),
     %(snap)s)), 3)))
 """
 
 _CHECKS = """
 WITH g AS (SELECT ST_GeomFromWKB(%(wkb)s, 4326) AS g),
-c AS (SELECT geom FROM admin_unit WHERE vintage = %(vintage)s AND level = 'commune'
-      AND code = %(commune)s),
+c AS (SELECT geom FROM commune_coverage WHERE vintage = %(vintage)s AND code = %(commune)s),
 outside AS (SELECT ST_Difference(g.g, c.geom) AS d FROM g, c)
 SELECT ST_Area(g.g::geography),
        ST_Area(outside.d::geography),

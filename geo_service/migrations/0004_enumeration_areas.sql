@@ -1,5 +1,12 @@
 -- Users with roles and scopes, enumeration areas with versions, and their full history.
 
+-- EAs nest in the communes' cleaned coverage (no overlaps or gaps between communes), which
+-- is the unsimplified band of the generalised geometries.
+CREATE VIEW commune_coverage AS
+SELECT g.vintage, g.code, g.geom
+FROM admin_unit_generalised g JOIN zoom_band z ON z.band = g.band AND z.tolerance = 0
+WHERE g.level = 'commune';
+
 CREATE TABLE app_user (
     name       text PRIMARY KEY CHECK (name ~ '^[A-Za-z0-9_.@-]{1,64}$'),
     role       text NOT NULL CHECK (role IN ('viewer', 'editor', 'supervisor', 'admin')),

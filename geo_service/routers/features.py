@@ -81,6 +81,13 @@ async def collection(collectionId: str, request: Request, conn: Conn) -> dict[st
     return _collection_doc(request, await get_collection(conn, collectionId))
 
 
+async def _collection(request: Request, conn: Conn, collection_id: str) -> Collection:
+    """The collection from the in-memory cache (refreshed when the change log says so)."""
+    tiles = request.app.state.tiles
+    cached: Collection = await tiles.collections.get(conn, collection_id, tiles.freshness.log)
+    return cached
+
+
 def _page_link(request: Request, rel: str, offset: int) -> dict[str, str]:
     url = request.url.include_query_params(offset=offset)
     return {"rel": rel, "href": str(url), "type": GEOJSON}
@@ -120,7 +127,7 @@ async def items(
     f: Annotated[Literal["json", "geojson", "csv", "gpkg"] | None, Query()] = None,
 ) -> Response:
     """GeoJSON features (streamed), or CSV / GeoPackage downloads of the same selection."""
-    found = await get_collection(conn, collectionId)
+    found = await _collection(request, conn, collectionId)
     raw = RawItemParams(limit, offset, bbox, bbox_crs, crs, properties, sortby, parent, q,
                         indicator, period, zoom, max_allowable_offset, precision)
     query = await build_item_query(conn, found, raw)
@@ -168,7 +175,7 @@ async def item(
     precision: Annotated[int | None, Query(ge=0, le=15)] = None,
 ) -> Response:
     """One unit as a GeoJSON Feature; its id is the official code."""
-    found = await get_collection(conn, collectionId)
+    found = await _collection(request, conn, collectionId)
     raw = RawItemParams(crs=crs, properties=properties, indicator=indicator, period=period,
                         zoom=zoom, precision=precision)
     query = await build_item_query(conn, found, raw)

@@ -1,5 +1,5 @@
 -- Coverage report of one commune's EAs (see geo_service/ea/coverage.py).
-WITH c AS (SELECT geom FROM admin_unit WHERE vintage = %(vintage)s AND level = 'commune'
+WITH c AS (SELECT geom FROM commune_coverage WHERE vintage = %(vintage)s
            AND code = %(commune)s),
 e AS (SELECT id, code, geom, households FROM enumeration_area
       WHERE census_round = %(round)s AND commune_code = %(commune)s),

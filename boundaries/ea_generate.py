@@ -1,0 +1,643 @@
+"""Draft census enumeration areas (EAs) for a commune, in the spirit of gridEZ.
+
+A commune is cut into small grid cells, each cell gets its share of a gridded population
+estimate, and the cells are grouped into contiguous, compact zones of about
+`households_per_ea` households by recursive population-weighted bisection.
+
+The grid is aligned with the population raster (a 1 km WorldPop pixel is split into k × k
+cells, k chosen so that a cell is about `cell_size_m` wide, and doubled where a cell would hold
+too many people, down to about 25 m). Every cell then lies inside exactly one pixel, so a cell's
+population is the pixel's value times its area share, with no resampling, and the output needs
+no reprojection: EA geometries are built in EPSG:4326 from the same coordinates as the commune.
+
+Cells crossed by the commune boundary are cut along it in one noding pass (grid edges plus the
+commune boundary, polygonized together), so neighbouring pieces share identical vertices and
+the EAs form an exact coverage of the commune: no gaps, no overlaps, nothing outside.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import rasterio
+import shapely
+from rasterio.features import rasterize
+from rasterio.transform import Affine
+from rasterio.windows import Window
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
+from shapely.geometry import MultiPolygon, Polygon
+from shapely.geometry.base import BaseGeometry
+
+Ints = npt.NDArray[np.int64]
+Floats = npt.NDArray[np.float64]
+Bools = npt.NDArray[np.bool_]
+Geoms = npt.NDArray[np.object_]
+
+# Metres per degree of latitude, and of longitude at the equator (spherical approximation;
+# only used to make cells roughly square and to choose cut directions).
+_M_PER_DEG_LAT = 110_574.0
+_M_PER_DEG_LON = 111_320.0
+# Cells are refined until none holds more than this share of one EA's population, so that an
+# EA is made of several cells and the bisection can balance it; but never below _MIN_CELL_M.
+_MAX_CELL_SHARE = 0.25
+_MIN_CELL_M = 25.0
+# A cut whose halves are off by more than this (relative per-EA population, after making
+# the halves contiguous) is retried across the other axis.
+_CUT_TOLERANCE = 0.1
+# Faces smaller than this share of a cell are tested by area, not by an interior point
+# (an interior point of a sliver may round onto the commune boundary).
+_SLIVER_SHARE = 1e-6
+
+
+@dataclass(frozen=True)
+class DraftEA:
+    """One draft enumeration area of a commune."""
+
+    serial: int
+    geometry: MultiPolygon
+    population: float
+    households: float
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """Raster-aligned cells over the commune's bounding box; row 0 is the northernmost."""
+
+    xs: Floats  # column edges (longitude), ascending, ncols + 1
+    ys: Floats  # row edges (latitude), descending, nrows + 1
+    density: Floats  # persons per whole cell, nrows × ncols
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, columns)."""
+        return (len(self.ys) - 1, len(self.xs) - 1)
+
+    @property
+    def dx(self) -> float:
+        """Cell width in degrees."""
+        return float(self.xs[1] - self.xs[0])
+
+    @property
+    def dy(self) -> float:
+        """Cell height in degrees (positive)."""
+        return float(self.ys[0] - self.ys[1])
+
+
+@dataclass(frozen=True)
+class _Units:
+    """The pieces grouped into EAs: whole interior cells first, then boundary faces."""
+
+    row: Ints
+    col: Ints
+    faces: Geoms  # geometry of each boundary face (the interior cells come first, without one)
+    pop: Floats
+    x: Floats  # centroid, metres east of the commune's centroid
+    y: Floats  # centroid, metres north of the commune's centroid
+    area: Floats  # square metres
+
+    @property
+    def count(self) -> int:
+        """Number of units."""
+        return len(self.pop)
+
+    @property
+    def n_interior(self) -> int:
+        """Number of whole interior cells (the first units)."""
+        return self.count - len(self.faces)
+
+
+def generate_commune_eas(commune: BaseGeometry, raster: Path, households_per_ea: float = 120,
+                         household_size: float = 3.5,
+                         cell_size_m: float = 100) -> list[DraftEA]:
+    """Draft EAs covering the commune (EPSG:4326) exactly, of about `households_per_ea` each."""
+    if households_per_ea <= 0 or household_size <= 0 or cell_size_m <= 0:
+        raise ValueError("households_per_ea, household_size and cell_size_m must be positive")
+    area = _polygonal(commune)
+    if area.is_empty:
+        return []
+    target_pop = households_per_ea * household_size
+    grid = _read_grid(area, Path(raster), target_pop, cell_size_m)
+    units = _units(area, grid)
+    total = float(units.pop.sum())
+    n = max(1, math.floor(total / target_pop + 0.5))
+    if n == 1 or units.count <= 1:
+        return [_draft(1, area, total, household_size)]
+    groups = _partition(units, _adjacency(units, grid), n)
+    geometries = _assemble(units, grid, groups)
+    return [_draft(serial, geometry, float(units.pop[group].sum()), household_size)
+            for serial, (group, geometry) in enumerate(zip(groups, geometries, strict=True), 1)]
+
+
+def generate_many(communes: list[tuple[str, BaseGeometry]], raster: Path,
+                  households_per_ea: float = 120, household_size: float = 3.5,
+                  cell_size_m: float = 100, workers: int = 2) -> dict[str, list[DraftEA]]:
+    """Draft EAs of many communes, by code, on `workers` processes (1: in this process)."""
+    jobs = [(code, geometry, Path(raster), households_per_ea, household_size, cell_size_m)
+            for code, geometry in communes]
+    if workers <= 1 or len(jobs) <= 1:
+        return dict(map(_job, jobs))
+    # Big chunks would leave one worker idle at the end; communes vary a lot in cost.
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return dict(pool.map(_job, jobs, chunksize=4))
+
+
+def _job(job: tuple[str, BaseGeometry, Path, float, float, float]) -> tuple[str, list[DraftEA]]:
+    """One commune's EAs, keyed by its code (a picklable unit of work)."""
+    code, geometry, raster, households_per_ea, household_size, cell_size_m = job
+    return code, generate_commune_eas(geometry, raster, households_per_ea, household_size,
+                                      cell_size_m)
+
+
+def _draft(serial: int, geometry: BaseGeometry, population: float,
+           household_size: float) -> DraftEA:
+    """A DraftEA with a MultiPolygon geometry."""
+    return DraftEA(serial, _polygonal(geometry), population, population / household_size)
+
+
+def _polygonal(geometry: BaseGeometry) -> MultiPolygon:
+    """The valid polygonal part of a geometry, as a MultiPolygon."""
+    if not geometry.is_valid:
+        geometry = shapely.make_valid(geometry)
+    parts = shapely.get_parts(geometry)
+    while any(part.geom_type in ("MultiPolygon", "GeometryCollection") for part in parts):
+        parts = shapely.get_parts(parts)
+    return MultiPolygon([p for p in parts if isinstance(p, Polygon) and not p.is_empty])
+
+
+# --- population on a raster-aligned grid ---------------------------------------------------------
+
+
+def _read_grid(commune: BaseGeometry, raster: Path, target_pop: float,
+               cell_size_m: float) -> _Grid:
+    """The commune's cells and their population, k × k cells per raster pixel."""
+    with rasterio.open(raster) as dataset:
+        if dataset.crs is None or not dataset.crs.is_geographic:
+            raise ValueError(f"{raster}: expected a raster in geographic coordinates (EPSG:4326)")
+        transform: Affine = dataset.transform
+        window = _pixel_window(commune, transform)
+        values = dataset.read(1, window=window, boundless=True, masked=True)
+    values = np.nan_to_num(np.ma.filled(values.astype(np.float64), 0.0), nan=0.0)
+    values = np.clip(values, 0.0, None)
+    col0, row0 = int(window.col_off), int(window.row_off)
+    pixel_m = _pixel_size_m(transform, commune.centroid.y)
+    touched = _burn(commune, values.shape, transform @ Affine.translation(col0, row0), True)
+    if values[touched].sum() < 1.5 * target_pop:
+        k = 1  # one EA whatever the pixels' coverage: only the total is needed
+    else:
+        k = _subdivision(pixel_m, cell_size_m, float(values[touched].max(initial=0.0)),
+                         target_pop)
+    xs = transform.c + np.arange(col0 * k, (col0 + values.shape[1]) * k + 1) * (transform.a / k)
+    ys = transform.f + np.arange(row0 * k, (row0 + values.shape[0]) * k + 1) * (transform.e / k)
+    density = np.repeat(np.repeat(values, k, axis=0), k, axis=1) / (k * k)
+    return _Grid(xs, ys, density)
+
+
+def _pixel_window(commune: BaseGeometry, transform: Affine) -> Window:
+    """The raster pixels under the commune's bounding box (maybe beyond the raster)."""
+    minx, miny, maxx, maxy = commune.bounds
+    col0 = math.floor((minx - transform.c) / transform.a)
+    col1 = max(col0 + 1, math.ceil((maxx - transform.c) / transform.a))
+    row0 = math.floor((maxy - transform.f) / transform.e)
+    row1 = max(row0 + 1, math.ceil((miny - transform.f) / transform.e))
+    return Window(col0, row0, col1 - col0, row1 - row0)
+
+
+def _pixel_size_m(transform: Affine, latitude: float) -> float:
+    """Side of a square of the same area as one pixel, in metres."""
+    width = abs(transform.a) * _M_PER_DEG_LON * math.cos(math.radians(latitude))
+    return math.sqrt(width * abs(transform.e) * _M_PER_DEG_LAT)
+
+
+def _subdivision(pixel_m: float, cell_size_m: float, max_pixel: float, target_pop: float) -> int:
+    """Cells per pixel side: about cell_size_m, halved while a cell could hold too many people."""
+    k = max(1, round(pixel_m / cell_size_m))
+    k_max = max(k, math.floor(pixel_m / _MIN_CELL_M))
+    while 2 * k <= k_max and max_pixel / (k * k) > _MAX_CELL_SHARE * target_pop:
+        k *= 2
+    return k
+
+
+def _burn(geometry: BaseGeometry, shape: tuple[int, int], transform: Affine,
+          all_touched: bool) -> Bools:
+    """Mask of the cells whose centre is in the geometry (or that it touches)."""
+    if shape[0] == 0 or shape[1] == 0:
+        return np.zeros(shape, dtype=bool)
+    burnt = rasterize([geometry], out_shape=shape, transform=transform, fill=0,
+                      default_value=1, all_touched=all_touched, dtype="uint8")
+    return np.asarray(burnt, dtype=bool)
+
+
+# --- units: whole cells inside the commune, faces of the cells on its boundary -------------------
+
+
+def _units(commune: BaseGeometry, grid: _Grid) -> _Units:
+    """Interior cells (no geometry needed yet) and boundary faces, with population and centroid."""
+    band = _boundary_band(commune, grid)
+    transform = Affine(grid.dx, 0.0, float(grid.xs[0]), 0.0, -grid.dy, float(grid.ys[0]))
+    interior = _burn(commune, grid.shape, transform, False) & ~band
+    rows, cols = np.nonzero(interior)
+    faces, frows, fcols = _boundary_faces(commune, grid, band)
+    cell_area = grid.dx * grid.dy
+    face_area = shapely.area(faces)
+    row = np.concatenate([rows, frows]).astype(np.int64)
+    col = np.concatenate([cols, fcols]).astype(np.int64)
+    pop = grid.density[row, col] * np.concatenate([np.ones(len(rows)), face_area / cell_area])
+    centroids = shapely.get_coordinates(shapely.centroid(faces))
+    lon = np.concatenate([(grid.xs[cols] + grid.xs[cols + 1]) / 2, centroids[:, 0]])
+    lat = np.concatenate([(grid.ys[rows] + grid.ys[rows + 1]) / 2, centroids[:, 1]])
+    lon0, lat0 = commune.centroid.x, commune.centroid.y
+    mx = _M_PER_DEG_LON * math.cos(math.radians(lat0))
+    area = np.concatenate([np.full(len(rows), cell_area), face_area]) * mx * _M_PER_DEG_LAT
+    return _Units(row, col, faces, pop, (lon - lon0) * mx, (lat - lat0) * _M_PER_DEG_LAT, area)
+
+
+def _boundary_band(commune: BaseGeometry, grid: _Grid) -> Bools:
+    """Cells within one cell of the commune boundary: a superset of the cells it touches."""
+    # Boundary points at most half a cell apart: every touched cell is next to one's cell.
+    spacing = min(grid.dx, grid.dy) / 2
+    points = shapely.get_coordinates(shapely.segmentize(commune.boundary, spacing))
+    nrows, ncols = grid.shape
+    cols = np.clip(np.floor((points[:, 0] - grid.xs[0]) / grid.dx), 0, ncols - 1).astype(int)
+    rows = np.clip(np.floor((grid.ys[0] - points[:, 1]) / grid.dy), 0, nrows - 1).astype(int)
+    hit = np.zeros((nrows + 2, ncols + 2), dtype=bool)
+    hit[rows + 1, cols + 1] = True
+    band = np.zeros_like(hit)
+    for dr in (-1, 0, 1):
+        for dc in (-1, 0, 1):
+            band[1 + dr:nrows + 1 + dr, 1 + dc:ncols + 1 + dc] |= hit[1:-1, 1:-1]
+    return band[1:-1, 1:-1]
+
+
+def _boundary_faces(commune: BaseGeometry, grid: _Grid,
+                    band: Bools) -> tuple[Geoms, Ints, Ints]:
+    """The parts of the band's cells inside the commune, with each part's cell."""
+    rows, cols = np.nonzero(band)
+    if len(rows) == 0:
+        return np.empty(0, dtype=object), np.empty(0, np.int64), np.empty(0, np.int64)
+    # One noding of all grid edges with the boundary: pieces on either side of an edge get the
+    # very same vertices, which per-cell clipping does not guarantee.
+    lines = np.concatenate([_band_edges(grid, rows, cols), [commune.boundary]])
+    noded = shapely.union_all(lines)
+    faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
+    frows, fcols, in_cell = _face_cells(faces, grid, band)
+    faces, frows, fcols = faces[in_cell], frows[in_cell], fcols[in_cell]
+    inside = _inside(commune, faces, grid.dx * grid.dy)
+    return faces[inside], frows[inside], fcols[inside]
+
+
+def _band_edges(grid: _Grid, rows: Ints, cols: Ints) -> Geoms:
+    """Every cell edge of the band's cells, once."""
+    ncols = grid.shape[1]
+    horizontal = np.unique(np.concatenate([rows * ncols + cols, (rows + 1) * ncols + cols]))
+    hr, hc = np.divmod(horizontal, ncols)
+    vertical = np.unique(np.concatenate([rows * (ncols + 1) + cols,
+                                         rows * (ncols + 1) + cols + 1]))
+    vr, vc = np.divmod(vertical, ncols + 1)
+    starts = np.concatenate([np.column_stack([grid.xs[hc], grid.ys[hr]]),
+                             np.column_stack([grid.xs[vc], grid.ys[vr]])])
+    ends = np.concatenate([np.column_stack([grid.xs[hc + 1], grid.ys[hr]]),
+                           np.column_stack([grid.xs[vc], grid.ys[vr + 1]])])
+    return np.asarray(shapely.linestrings(np.stack([starts, ends], axis=1)))
+
+
+def _face_cells(faces: Geoms, grid: _Grid, band: Bools) -> tuple[Ints, Ints, Bools]:
+    """Each face's cell, and whether the face lies within one band cell."""
+    nrows, ncols = grid.shape
+    bounds = shapely.bounds(faces)
+    mid_x = (bounds[:, 0] + bounds[:, 2]) / 2
+    mid_y = (bounds[:, 1] + bounds[:, 3]) / 2
+    cols = np.clip(np.searchsorted(grid.xs, mid_x, side="right") - 1, 0, ncols - 1)
+    rows = np.clip(np.searchsorted(-grid.ys, -mid_y, side="right") - 1, 0, nrows - 1)
+    slack = 1e-9 * min(grid.dx, grid.dy)
+    in_cell = ((bounds[:, 0] >= grid.xs[cols] - slack) & (bounds[:, 2] <= grid.xs[cols + 1] + slack)
+               & (bounds[:, 1] >= grid.ys[rows + 1] - slack)
+               & (bounds[:, 3] <= grid.ys[rows] + slack) & band[rows, cols])
+    return rows.astype(np.int64), cols.astype(np.int64), in_cell
+
+
+def _inside(commune: BaseGeometry, faces: Geoms, cell_area: float) -> Bools:
+    """Whether each face (of the noded arrangement) is part of the commune."""
+    points = shapely.get_coordinates(shapely.point_on_surface(faces))
+    shapely.prepare(commune)
+    inside = np.asarray(shapely.contains_xy(commune, points[:, 0], points[:, 1]), dtype=bool)
+    slivers = np.flatnonzero(shapely.area(faces) < _SLIVER_SHARE * cell_area)
+    if len(slivers):
+        overlap = shapely.area(shapely.intersection(faces[slivers], commune))
+        inside[slivers] = overlap > 0.5 * shapely.area(faces[slivers])
+    return inside
+
+
+# --- which units share an edge -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Graph:
+    """An undirected graph in compressed sparse rows: node i's neighbours are
+    indices[indptr[i]:indptr[i + 1]]."""
+
+    indptr: Ints
+    indices: Ints
+
+    @classmethod
+    def from_pairs(cls, a: Ints, b: Ints, size: int) -> _Graph:
+        """The graph with edges a[i]–b[i] (in either direction; duplicates allowed)."""
+        keys = np.unique(np.concatenate([a * size + b, b * size + a]))
+        heads, tails = np.divmod(keys, size)
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(heads, minlength=size))])
+        return cls(indptr.astype(np.int64), tails.astype(np.int64))
+
+    @property
+    def size(self) -> int:
+        """Number of nodes."""
+        return len(self.indptr) - 1
+
+    def edges_from(self, nodes: Ints) -> tuple[Ints, Ints]:
+        """(position in nodes, neighbour) of every edge leaving the nodes."""
+        starts = self.indptr[nodes]
+        counts = self.indptr[nodes + 1] - starts
+        return (np.repeat(np.arange(len(nodes)), counts),
+                self.indices[np.repeat(starts, counts) + _ranges(counts)])
+
+    def subgraph(self, nodes: Ints) -> _Graph:
+        """The graph induced by the nodes, renumbered 0..len(nodes)-1 in their order."""
+        position = np.full(self.size, -1, dtype=np.int64)
+        position[nodes] = np.arange(len(nodes))
+        heads, tails = self.edges_from(nodes)
+        tails = position[tails]
+        keep = tails >= 0
+        return self._sorted(heads[keep], tails[keep], len(nodes))
+
+    def within(self, labels: Ints) -> _Graph:
+        """The graph without the edges between nodes of different labels."""
+        heads, tails = self.edges_from(np.arange(self.size))
+        keep = labels[heads] == labels[tails]
+        return self._sorted(heads[keep], tails[keep], self.size)
+
+    def components(self) -> tuple[int, Ints]:
+        """Number of connected components and each node's component."""
+        matrix = csr_matrix((np.ones(len(self.indices)), self.indices.astype(np.int32),
+                             self.indptr.astype(np.int32)), shape=(self.size, self.size))
+        # The graph is symmetric, so its strong components are its components, and scipy finds
+        # those several times faster than with directed=False.
+        count, labels = connected_components(matrix, directed=True, connection="strong")
+        return int(count), labels.astype(np.int64)
+
+    @staticmethod
+    def _sorted(heads: Ints, tails: Ints, size: int) -> _Graph:
+        """A graph from edges already sorted by head."""
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(heads, minlength=size))])
+        return _Graph(indptr.astype(np.int64), tails)
+
+
+def _adjacency(units: _Units, grid: _Grid) -> _Graph:
+    """Symmetric adjacency of units sharing an edge (a line, not just a point)."""
+    nrows, ncols = grid.shape
+    n_in = units.n_interior
+    cell_unit = np.full((nrows, ncols), -1, dtype=np.int64)
+    cell_unit[units.row[:n_in], units.col[:n_in]] = np.arange(n_in)
+    pairs = [_grid_pairs(cell_unit[:, :-1], cell_unit[:, 1:]),
+             _grid_pairs(cell_unit[:-1, :], cell_unit[1:, :]),
+             _face_pairs(units, grid, cell_unit)]
+    a, b = np.concatenate(pairs, axis=1)
+    return _Graph.from_pairs(a, b, units.count)
+
+
+def _grid_pairs(left: Ints, right: Ints) -> Ints:
+    """Pairs of interior cells that are neighbours (2 × m)."""
+    both = (left >= 0) & (right >= 0)
+    return np.stack([left[both], right[both]])
+
+
+def _face_pairs(units: _Units, grid: _Grid, cell_unit: Ints) -> Ints:
+    """Pairs of a face and a unit in a neighbouring cell that share an edge (2 × m)."""
+    n_in = units.n_interior
+    frow, fcol = units.row[n_in:], units.col[n_in:]
+    ncols = grid.shape[1]
+    key = frow * ncols + fcol
+    order = np.argsort(key, kind="stable")
+    sorted_key = key[order]
+    first, second, others = [], [], []
+    for dr, dc in ((0, 1), (1, 0), (0, -1), (-1, 0)):
+        nr, nc = frow + dr, fcol + dc
+        valid = (nr >= 0) & (nr < grid.shape[0]) & (nc >= 0) & (nc < ncols)
+        # Faces next to an interior cell.
+        idx = np.flatnonzero(valid)
+        neighbour = cell_unit[nr[idx], nc[idx]]
+        keep = neighbour >= 0
+        first.append(idx[keep])
+        second.append(neighbour[keep])
+        others.append(_box_geoms(grid, nr[idx][keep], nc[idx][keep]))
+        if dr < 0 or dc < 0:
+            continue  # face-face pairs are found once, looking right and down
+        # Faces next to faces.
+        nkey = nr[idx] * ncols + nc[idx]
+        lo = np.searchsorted(sorted_key, nkey, side="left")
+        hi = np.searchsorted(sorted_key, nkey, side="right")
+        counts = hi - lo
+        src = np.repeat(idx, counts)
+        dst = order[np.repeat(lo, counts) + _ranges(counts)]
+        first.append(src)
+        second.append(dst + n_in)
+        others.append(units.faces[dst])
+    a, b = np.concatenate(first), np.concatenate(second)
+    shared = shapely.relate_pattern(units.faces[a], np.concatenate(others), "****1****")
+    return np.stack([a[shared] + n_in, b[shared]])
+
+
+def _ranges(counts: Ints) -> Ints:
+    """0..c-1 for each c in counts, concatenated."""
+    total = int(counts.sum())
+    starts = np.repeat(np.cumsum(counts) - counts, counts)
+    return np.arange(total) - starts
+
+
+def _box_geoms(grid: _Grid, rows: Ints, cols: Ints) -> Geoms:
+    """The cells as polygons."""
+    return np.asarray(shapely.box(grid.xs[cols], grid.ys[rows + 1], grid.xs[cols + 1],
+                                  grid.ys[rows]))
+
+
+# --- partition -----------------------------------------------------------------------------------
+
+
+def _partition(units: _Units, adjacency: _Graph, n: int) -> list[Ints]:
+    """n groups of units (fewer if there are fewer units), in a spatially coherent order."""
+    count, labels = adjacency.components()
+    parts = _split_by_label(labels, count)
+    pops = np.array([units.pop[part].sum() for part in parts])
+    sizes = np.array([len(part) for part in parts])
+    quotas = _allocate(pops if pops.sum() > 0 else sizes.astype(np.float64), n)
+    groups: list[Ints] = []
+    orphans: list[Ints] = []
+    for part, quota in zip(parts, quotas, strict=True):
+        if quota == 0:
+            orphans.append(part)
+        else:
+            groups.extend(_bisect(part, int(quota), units, adjacency))
+    return _adopt(groups, orphans, units)
+
+
+def _split_by_label(labels: Ints, count: int) -> list[Ints]:
+    """Unit ids of each label 0..count-1, ascending."""
+    order = np.argsort(labels, kind="stable")
+    bounds = np.searchsorted(labels[order], np.arange(count + 1))
+    return [order[bounds[i]:bounds[i + 1]] for i in range(count)]
+
+
+def _allocate(weights: Floats, n: int) -> Ints:
+    """Largest-remainder apportionment of n seats to the weights."""
+    quotas = n * weights / weights.sum()
+    seats = np.floor(quotas).astype(np.int64)
+    remainder = quotas - seats
+    extra = n - int(seats.sum())
+    # Stable sort: ties go to the earlier part.
+    seats[np.argsort(-remainder, kind="stable")[:extra]] += 1
+    return seats
+
+
+def _adopt(groups: list[Ints], orphans: list[Ints], units: _Units) -> list[Ints]:
+    """Groups with each unallotted island (no EA of its own) added to the nearest group."""
+    if not orphans:
+        return groups
+    owner = np.concatenate([np.full(len(group), i) for i, group in enumerate(groups)])
+    members = np.concatenate(groups)
+    tree = cKDTree(np.column_stack([units.x[members], units.y[members]]))
+    extra: list[list[Ints]] = [[] for _ in groups]
+    for orphan in orphans:
+        distance, nearest = tree.query(np.column_stack([units.x[orphan], units.y[orphan]]))
+        extra[int(owner[nearest[int(np.argmin(distance))]])].append(orphan)
+    return [np.concatenate([group, *more]) for group, more in zip(groups, extra, strict=True)]
+
+
+def _bisect(idx: Ints, n: int, units: _Units, adjacency: _Graph) -> list[Ints]:
+    """n contiguous groups of the (contiguous) units idx, by recursive bisection."""
+    n = min(n, len(idx))
+    if n <= 1:
+        return [idx]
+    low, high = _cut(idx, n, units, adjacency)
+    n_low = _seats_low(units.pop[low].sum(), units.pop[high].sum(), n, len(low), len(high))
+    return (_bisect(low, n_low, units, adjacency)
+            + _bisect(high, n - n_low, units, adjacency))
+
+
+def _seats_low(pop_low: float, pop_high: float, n: int, size_low: int, size_high: int) -> int:
+    """EAs for the low side, in proportion to its population."""
+    total = pop_low + pop_high
+    share = pop_low / total if total > 0 else size_low / (size_low + size_high)
+    seats = math.floor(n * share + 0.5)
+    return min(max(seats, 1, n - size_high), n - 1, size_low)
+
+
+def _cut(idx: Ints, n: int, units: _Units, adjacency: _Graph) -> tuple[Ints, Ints]:
+    """Two contiguous halves holding about ⌈n/2⌉ : ⌊n/2⌋ EAs' worth of people."""
+    share = ((n + 1) // 2) / n
+    sub = adjacency.subgraph(idx)
+    best: tuple[float, Bools] | None = None
+    for axis in _axes(units.x[idx], units.y[idx], units.area[idx]):
+        low = _make_contiguous(_quantile_cut(idx, axis, share, units), sub, units.pop[idx])
+        error = _cut_error(units.pop[idx], low, n)
+        if best is None or error < best[0]:
+            best = (error, low)
+        if error <= _CUT_TOLERANCE:
+            break
+    assert best is not None
+    return idx[best[1]], idx[~best[1]]
+
+
+def _axes(x: Floats, y: Floats, weight: Floats) -> Iterator[Floats]:
+    """Directions to cut along: the shape's long (principal) axis first, then the short one."""
+    w = weight / weight.sum() if weight.sum() > 0 else np.full(len(x), 1 / len(x))
+    dx, dy = x - w @ x, y - w @ y
+    cov = np.array([[w @ (dx * dx), w @ (dx * dy)], [w @ (dx * dy), w @ (dy * dy)]])
+    _, vectors = np.linalg.eigh(cov)
+    for vector in (vectors[:, 1], vectors[:, 0]):
+        # eigh's sign is arbitrary; fix it so that "low" means west/south.
+        yield vector if vector[np.argmax(np.abs(vector))] > 0 else -vector
+
+
+def _quantile_cut(idx: Ints, axis: Floats, share: float, units: _Units) -> Bools:
+    """Units before the population-weighted `share` quantile along the axis."""
+    projection = units.x[idx] * axis[0] + units.y[idx] * axis[1]
+    order = np.lexsort((idx, projection))
+    weights = units.pop[idx][order]
+    if weights.sum() <= 0:
+        weights = units.area[idx][order]
+    prefix = np.concatenate([[0.0], np.cumsum(weights)])
+    size = len(idx)
+    target = share * prefix[-1]
+    j = int(np.searchsorted(prefix, target))
+    candidates = [m for m in (j - 1, j) if 1 <= m <= size - 1] or [1 if j < 1 else size - 1]
+    best = min(candidates, key=lambda m: abs(prefix[m] - target))
+    # Among cut positions with the same population on each side (empty land), take the middle
+    # one, so that the line falls halfway across the empty stretch.
+    first = int(np.searchsorted(prefix, prefix[best], side="left"))
+    last = int(np.searchsorted(prefix, prefix[best], side="right")) - 1
+    m = min(max((max(first, 1) + min(last, size - 1)) // 2, 1), size - 1)
+    low = np.zeros(size, dtype=bool)
+    low[order[:m]] = True
+    return low
+
+
+def _make_contiguous(low: Bools, sub: _Graph, pop: Floats) -> Bools:
+    """The cut with every stray piece of a side moved to the side it touches."""
+    side = np.where(low, 0, 1)
+    count, labels = sub.within(side).components()
+    if count <= 2:
+        return low
+    pieces = _split_by_label(labels, count)
+    assigned = np.full(len(low), -1)
+    for s in (0, 1):
+        # A side keeps its most populous piece (ties: the biggest) and lets the others go.
+        own = [i for i in range(count) if side[pieces[i][0]] == s]
+        core = max(own, key=lambda i: (pop[pieces[i]].sum(), len(pieces[i])))
+        assigned[pieces[core]] = s
+    strays = [(piece, int(side[piece[0]])) for piece in pieces if assigned[piece[0]] < 0]
+    while strays:
+        pending: list[tuple[Ints, int]] = []
+        for piece, s in strays:
+            touching = assigned[sub.edges_from(piece)[1]]
+            if (touching == s).any():
+                assigned[piece] = s
+            elif (touching == 1 - s).any():
+                assigned[piece] = 1 - s
+            else:
+                pending.append((piece, s))
+        if len(pending) == len(strays):
+            for piece, s in pending:  # not reachable: the units were not contiguous to start with
+                assigned[piece] = s
+            break
+        strays = pending
+    return np.asarray(assigned == 0)
+
+
+def _cut_error(pop: Floats, low: Bools, n: int) -> float:
+    """Worst relative deviation of a side's persons per EA from the whole's."""
+    total = float(pop.sum())
+    if total <= 0:
+        return 0.0
+    share = float(pop[low].sum()) / total
+    seats = min(max(math.floor(n * share + 0.5), 1), n - 1)
+    return max(abs(n * share / seats - 1), abs(n * (1 - share) / (n - seats) - 1))
+
+
+# --- geometry ------------------------------------------------------------------------------------
+
+
+def _assemble(units: _Units, grid: _Grid, groups: list[Ints]) -> list[BaseGeometry]:
+    """Each group's geometry: the coverage union of its cells and faces."""
+    n_in = units.n_interior
+    geometries = []
+    for group in groups:
+        cells = group[group < n_in]
+        boxes = _box_geoms(grid, units.row[cells], units.col[cells])
+        pieces = np.concatenate([boxes, units.faces[group[group >= n_in] - n_in]])
+        geometries.append(shapely.coverage_union_all(pieces))
+    return geometries

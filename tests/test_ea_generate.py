@@ -1,0 +1,201 @@
+"""Draft enumeration areas: exact coverage, contiguity, workload band, population, determinism."""
+
+from __future__ import annotations
+
+import json
+import math
+from functools import cache
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+import shapely
+from exactextract import exact_extract
+from rasterio.transform import Affine
+from shapely.geometry import MultiPolygon, Polygon, box
+from shapely.geometry.base import BaseGeometry
+
+from boundaries.ea_generate import DraftEA, generate_commune_eas, generate_many
+
+REPO = Path(__file__).resolve().parent.parent
+WORLDPOP = REPO / "data" / "vn" / "raster" / "vn_ppp_2020_1km_Aggregated.tif"
+HANOI = REPO / "data" / "vn" / "vietnam-3d-map-2025" / "wards" / "01.json"
+real_data = pytest.mark.skipif(not WORLDPOP.exists() or not HANOI.exists(), reason="no real data")
+
+# Synthetic raster: 1 km-ish pixels (30″) near Hà Nội, 1,000 persons each, one nodata pixel.
+PIXEL = 1 / 120
+WEST, NORTH = 105.8, 21.05
+NODATA = -99999.0
+NODATA_PIXEL = (0, 5)
+HOUSEHOLDS, HOUSEHOLD_SIZE = 120, 3.5
+TARGET_POP = HOUSEHOLDS * HOUSEHOLD_SIZE
+
+
+@pytest.fixture
+def uniform(tmp_path: Path) -> Path:
+    path = tmp_path / "uniform.tif"
+    values = np.full((6, 6), 1000.0, dtype=np.float32)
+    values[NODATA_PIXEL] = NODATA
+    with rasterio.open(path, "w", driver="GTiff", width=6, height=6, count=1, dtype="float32",
+                       crs="EPSG:4326", transform=Affine(PIXEL, 0, WEST, 0, -PIXEL, NORTH),
+                       nodata=NODATA) as dst:
+        dst.write(values, 1)
+    return path
+
+
+def pixels(row0: int, col0: int, rows: int, cols: int) -> Polygon:
+    """The block of synthetic pixels rows × cols from (row0, col0)."""
+    return box(WEST + col0 * PIXEL, NORTH - (row0 + rows) * PIXEL,
+               WEST + (col0 + cols) * PIXEL, NORTH - row0 * PIXEL)
+
+
+@cache
+def hanoi(code: str) -> MultiPolygon:
+    """A Hà Nội commune of 2025 from the 3D-map JSON, made valid."""
+    wards = json.loads(HANOI.read_text(encoding="utf-8"))["wards"]
+    [ward] = [w for w in wards if w["id"] == code]
+    raw = MultiPolygon([Polygon(ring) for ring in ward["polygons"]])
+    parts = shapely.get_parts(shapely.make_valid(raw))
+    return MultiPolygon([p for p in parts if p.geom_type == "Polygon"])
+
+
+def raster_sum(raster: Path, commune: BaseGeometry) -> float:
+    """The commune's population by exactextract (fractional pixel coverage)."""
+    frame = gpd.GeoDataFrame(geometry=[commune], crs="EPSG:4326")
+    table = exact_extract(str(raster), frame, "sum", output="pandas")
+    return float(table["sum"].iloc[0])
+
+
+def households(eas: list[DraftEA]) -> np.ndarray:
+    return np.array([ea.households for ea in eas])
+
+
+def in_band(eas: list[DraftEA]) -> np.ndarray:
+    hh = households(eas)
+    return (hh >= 0.5 * HOUSEHOLDS) & (hh <= 1.5 * HOUSEHOLDS)
+
+
+def assert_exact_coverage(eas: list[DraftEA], commune: BaseGeometry) -> None:
+    """No gaps, no overlaps, nothing outside the commune; edges of neighbours match."""
+    geoms = np.array([ea.geometry for ea in eas])
+    assert all(isinstance(g, MultiPolygon) and g.is_valid and not g.is_empty for g in geoms)
+    assert [ea.serial for ea in eas] == list(range(1, len(eas) + 1))
+    assert shapely.coverage_is_valid(geoms)
+    tolerance = 1e-9 * commune.area
+    union = shapely.coverage_union_all(geoms)
+    assert shapely.symmetric_difference(union, commune).area < tolerance
+    assert shapely.difference(union, commune).area < tolerance  # nothing outside
+    left, right = shapely.STRtree(geoms).query(geoms, predicate="intersects")
+    pairs = left < right
+    overlap = shapely.area(shapely.intersection(geoms[left[pairs]], geoms[right[pairs]])).sum()
+    assert overlap < tolerance
+    assert abs(shapely.area(geoms).sum() - commune.area) < tolerance
+
+
+def assert_contiguous(eas: list[DraftEA], commune: MultiPolygon) -> None:
+    """Every EA is one polygon, unless the commune itself is in pieces there."""
+    for ea in eas:
+        if len(ea.geometry.geoms) == 1:
+            continue
+        # A multi-part EA is allowed only if each part lies in a different part of the commune
+        # (an island too small for an EA of its own joins the nearest EA).
+        owners = [next(i for i, part in enumerate(commune.geoms)
+                       if part.intersection(piece).area > 0.5 * piece.area)
+                  for piece in ea.geometry.geoms]
+        assert len(set(owners)) == len(owners), f"EA {ea.serial} is split within one piece"
+
+
+def same(first: list[DraftEA], second: list[DraftEA]) -> bool:
+    return (len(first) == len(second)
+            and all(a.geometry.wkb == b.geometry.wkb and a.population == b.population
+                    for a, b in zip(first, second, strict=True)))
+
+
+# --- synthetic raster ----------------------------------------------------------------------------
+
+
+def test_uniform_square_gives_ten_balanced_eas(uniform: Path) -> None:
+    commune = MultiPolygon([pixels(2, 2, 2, 2)])  # 2 × 2 pixels of 1,000 persons
+    eas = generate_commune_eas(commune, uniform, HOUSEHOLDS, HOUSEHOLD_SIZE)
+    assert len(eas) == round(4000 / TARGET_POP) == 10
+    assert_exact_coverage(eas, commune)
+    assert all(len(ea.geometry.geoms) == 1 for ea in eas)
+    assert in_band(eas).all(), households(eas)
+    assert sum(ea.population for ea in eas) == pytest.approx(4000, rel=1e-9)
+    for ea in eas:
+        assert ea.households == pytest.approx(ea.population / HOUSEHOLD_SIZE)
+
+
+def test_irregular_commune_with_a_hole_and_a_nodata_pixel(uniform: Path) -> None:
+    # A disc over most of the raster, with a hole, partly over the nodata pixel: boundary cells
+    # are cut along a curved boundary, and the nodata pixel counts as nobody.
+    centre = shapely.Point(WEST + 3 * PIXEL, NORTH - 3 * PIXEL)
+    commune = MultiPolygon([centre.buffer(2.9 * PIXEL, 64).difference(centre.buffer(PIXEL / 2))])
+    eas = generate_commune_eas(commune, uniform, HOUSEHOLDS, HOUSEHOLD_SIZE)
+    total = raster_sum(uniform, commune)
+    assert len(eas) == round(total / TARGET_POP)
+    assert_exact_coverage(eas, commune)
+    assert all(len(ea.geometry.geoms) == 1 for ea in eas)
+    assert in_band(eas).all(), households(eas)
+    assert sum(ea.population for ea in eas) == pytest.approx(total, rel=1e-6)
+
+
+def test_commune_smaller_than_a_cell_is_one_ea(uniform: Path) -> None:
+    corner = (WEST + 2.3 * PIXEL, NORTH - 2.6 * PIXEL)
+    commune = MultiPolygon([box(*corner, corner[0] + 0.0002, corner[1] + 0.00015)])  # ~20 × 17 m
+    [ea] = generate_commune_eas(commune, uniform, HOUSEHOLDS, HOUSEHOLD_SIZE)
+    assert ea.serial == 1
+    assert ea.geometry.equals(commune)
+    assert ea.population == pytest.approx(raster_sum(uniform, commune), rel=1e-6)
+
+
+def test_population_concentrated_in_one_pixel_refines_the_cells(tmp_path: Path) -> None:
+    # 40,000 persons in one 1 km pixel: 100 m cells would hold ~500 persons, more than one EA.
+    path = tmp_path / "dense.tif"
+    values = np.zeros((3, 3), dtype=np.float32)
+    values[1, 1] = 40_000
+    with rasterio.open(path, "w", driver="GTiff", width=3, height=3, count=1, dtype="float32",
+                       crs="EPSG:4326", transform=Affine(PIXEL, 0, WEST, 0, -PIXEL, NORTH)) as dst:
+        dst.write(values, 1)
+    commune = MultiPolygon([pixels(0, 0, 3, 3)])
+    eas = generate_commune_eas(commune, path, HOUSEHOLDS, HOUSEHOLD_SIZE)
+    assert len(eas) == round(40_000 / TARGET_POP)
+    assert_exact_coverage(eas, commune)
+    assert all(len(ea.geometry.geoms) == 1 for ea in eas)
+    assert in_band(eas).all(), households(eas)
+    # The empty pixels around still belong to EAs (coverage above), at the edge of the crowd.
+    assert sum(ea.population for ea in eas) == pytest.approx(40_000, rel=1e-9)
+
+
+def test_deterministic_and_same_in_a_process_pool(uniform: Path) -> None:
+    communes = [("a", MultiPolygon([pixels(2, 2, 2, 2)])),
+                ("b", MultiPolygon([pixels(0, 3, 2, 3)]))]
+    first = generate_many(communes, uniform, HOUSEHOLDS, HOUSEHOLD_SIZE, workers=1)
+    pooled = generate_many(communes, uniform, HOUSEHOLDS, HOUSEHOLD_SIZE, workers=2)
+    assert first.keys() == pooled.keys() == {"a", "b"}
+    assert all(same(first[code], pooled[code]) for code in first)
+
+
+def test_invalid_parameters(uniform: Path) -> None:
+    with pytest.raises(ValueError):
+        generate_commune_eas(pixels(2, 2, 1, 1), uniform, households_per_ea=0)
+
+
+# --- real communes of Hà Nội ---------------------------------------------------------------------
+
+
+@real_data
+@pytest.mark.parametrize("code", ["00004", "09700", "09706"])
+def test_real_commune(code: str) -> None:
+    """00004 Ba Đình (dense, urban), 09700 Ba Vì (81 km², rural), 09706 Yên Bài (3 parts)."""
+    commune = hanoi(code)
+    eas = generate_commune_eas(commune, WORLDPOP)
+    total = raster_sum(WORLDPOP, commune)
+    assert len(eas) == max(1, math.floor(total / TARGET_POP + 0.5))
+    assert_exact_coverage(eas, commune)
+    assert_contiguous(eas, commune)
+    assert in_band(eas).mean() >= 0.9
+    assert sum(ea.population for ea in eas) == pytest.approx(total, rel=0.005)
+    assert same(eas, generate_commune_eas(commune, WORLDPOP))
