@@ -57,7 +57,7 @@ class ServiceSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     pool_min_size: int = 1
-    pool_max_size: int = 10
+    pool_max_size: int = 20
     statement_timeout_ms: int = 30_000
     pg_bindir: Path | None = None
     database_name: str = "geo_service"

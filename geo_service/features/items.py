@@ -90,14 +90,20 @@ def default_precision(crs: OutputCrs) -> int:
     return 6 if crs.geographic else 1
 
 
-def _from_where(query: ItemQuery, params: dict[str, Any]) -> sql.Composed:
-    params.update(vintage=query.collection.vintage, level=query.collection.level)
-    parts: list[sql.Composable] = [sql.SQL("FROM admin_unit u")]
-    if query.band is not None:
+def _joins(query: ItemQuery, params: dict[str, Any], band: bool = True
+           ) -> list[sql.Composable]:
+    """The generalised geometry (when a band is asked for) and the indicator values."""
+    parts: list[sql.Composable] = []
+    if band and query.band is not None:
         params["band"] = query.band
         parts.append(sql.SQL("JOIN admin_unit_generalised g ON g.vintage = u.vintage AND "
                              "g.level = u.level AND g.code = u.code AND g.band = %(band)s"))
-    parts += indicator_joins(query.indicators, params)
+    return parts + indicator_joins(query.indicators, params)
+
+
+def _from_where(query: ItemQuery, params: dict[str, Any], band: bool = True) -> sql.Composed:
+    params.update(vintage=query.collection.vintage, level=query.collection.level)
+    parts: list[sql.Composable] = [sql.SQL("FROM admin_unit u"), *_joins(query, params, band)]
     conditions: list[sql.Composable] = [
         sql.SQL("u.vintage = %(vintage)s AND u.level = %(level)s")]
     if query.code is not None:
@@ -166,8 +172,15 @@ def features_sql(query: ItemQuery) -> tuple[sql.Composed, dict[str, Any]]:
         " 'geometry', ST_AsGeoJSON({geom}, %(precision)s)::json,"
         " 'properties', json_build_object({pairs}))::text").format(
             geom=_geometry_expr(query), pairs=pairs)
-    statement = sql.SQL(" ").join([select, _from_where(query, params), _order_by(query),
-                                  sql.SQL("LIMIT %(limit)s OFFSET %(offset)s")])
+    # Pick the page's codes first, then build JSON only for them: with OFFSET, PostgreSQL
+    # would otherwise build (and throw away) the JSON of every skipped row.
+    page = sql.SQL(" ").join([sql.SQL("SELECT u.code"), _from_where(query, params, band=False),
+                              _order_by(query), sql.SQL("LIMIT %(limit)s OFFSET %(offset)s")])
+    statement = sql.SQL(" ").join([
+        sql.SQL("WITH page AS MATERIALIZED ({})").format(page), select,
+        sql.SQL("FROM page JOIN admin_unit u ON u.vintage = %(vintage)s AND u.level = %(level)s"
+                " AND u.code = page.code"),
+        *_joins(query, params), _order_by(query)])
     return statement, params
 
 

@@ -107,7 +107,7 @@ def _output_format(f: str | None, request: Request) -> str:
 @router.get("/collections/{collectionId}/items", summary="Items of a collection",
             response_class=GeoJSONResponse)
 async def items(
-    collectionId: str, request: Request, conn: Conn,  # noqa: N803
+    collectionId: str, request: Request,  # noqa: N803
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     bbox: Annotated[str | None, Query(max_length=200, description="minx,miny,maxx,maxy")] = None,
@@ -127,13 +127,20 @@ async def items(
     f: Annotated[Literal["json", "geojson", "csv", "gpkg"] | None, Query()] = None,
 ) -> Response:
     """GeoJSON features (streamed), or CSV / GeoPackage downloads of the same selection."""
-    found = await _collection(request, conn, collectionId)
     raw = RawItemParams(limit, offset, bbox, bbox_crs, crs, properties, sortby, parent, q,
                         indicator, period, zoom, max_allowable_offset, precision)
-    query = await build_item_query(conn, found, raw)
-    headers = {"Content-Crs": f"<{query.crs.uri}>"}
     fmt = _output_format(f, request)
     pool = request.app.state.pool
+    # One pooled connection at a time per request: checks and count first, released before
+    # the body streams from its own connection (holding both could exhaust the pool).
+    async with pool.connection() as conn:
+        found = await _collection(request, conn, collectionId)
+        query = await build_item_query(conn, found, raw)
+        matched = 0
+        if fmt not in ("csv", "gpkg"):
+            statement, params = count_sql(query)
+            matched = (await (await conn.execute(statement, params)).fetchone() or [0])[0]
+    headers = {"Content-Crs": f"<{query.crs.uri}>"}
     if fmt in ("csv", "gpkg"):
         # files use the traditional x = longitude order whatever the CRS's axis order
         query.crs = replace(query.crs, lat_first=False)
@@ -145,8 +152,6 @@ async def items(
         return Response(await export.geopackage(pool, query, found.id), headers={
             **headers, "Content-Disposition": f'attachment; filename="{found.id}.gpkg"'},
             media_type="application/geopackage+sqlite3")
-    statement, params = count_sql(query)
-    matched = (await (await conn.execute(statement, params)).fetchone() or [0])[0]
     links = [{"rel": "self", "href": str(request.url), "type": GEOJSON},
              {"rel": "collection", "href": str(request.url_for("get_collection_doc",
                                                                collectionId=found.id)),
