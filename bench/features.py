@@ -1,0 +1,798 @@
+"""Benchmark: our OGC API Features endpoints against tipg 1.6.1 on the 3,321 communes of 2025.
+
+Usage: .venv/bin/python bench/features.py [--short] [--duration 30] [--repeat 3]
+       [--connections 8] [--no-cache] [--output FILE]
+
+Everything runs on one throwaway PostgreSQL + PostGIS cluster started in a temporary folder
+and destroyed at the end, with the demo loaded (`migrate` then `load_demo`; the loaded
+database is kept as a `pg_dump` in the cache folder, keyed by the git trees of the data and
+the code that loads it, and restored on later runs unless `--no-cache`). In the same
+database the table `bench.communes` (the 2025 communes of `admin_unit`, primary key on
+`code`, GiST index on `geom`) is what tipg serves.
+
+Two servers run side by side, each a single uvicorn process (`--workers 1`, so uvicorn's
+40 ms Nagle stall with several workers does not apply) on the same loop and HTTP parser
+(uvloop + httptools), access log off, on free loopback ports:
+
+- ours: `uvicorn geo_service.main:create_app --factory` (collection `commune-2025`);
+- tipg 1.6.1 in its own virtualenv in the cache folder (collection `bench.communes`),
+  started from an empty folder (tipg reads a `.env` from its working folder).
+
+Measured:
+
+1. sanity: every URL below returns the same number of features, with the same ids in the
+   same order, from both servers;
+2. streaming memory: peak RSS of each server process (VmHWM, reset through
+   /proc/PID/clear_refs, and VmRSS sampled every 5 ms) during 5 sequential full downloads,
+   against its idle RSS after start-up and one small request; target < 100 MiB for ours;
+3. throughput with wrk (a Lua script cycles through the URL list; same connections and
+   duration for both; servers interleaved, `--repeat` times, medians): GeoJSON pages of 100
+   (offsets 0, 100, ..., 3200) and of 1,000 communes (offsets 0, 100, ..., 2300) with full
+   geometry, and the full download of all communes (`limit=10000`).
+
+The Markdown report is printed and written to bench/results/features.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from geo_service.demo import DATA_DIR, load_demo
+from geo_service.localdb import LocalCluster, find_bindir, free_port
+from geo_service.migrate import migrate
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results" / "features.md"
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "geo-service-bench"
+TIPG_VERSION = "1.6.1"
+COMMUNES = 3321
+DATABASE = "bench_features"
+OURS, TIPG = "ours", f"tipg {TIPG_VERSION}"
+DOWNLOADS = 5  # sequential full downloads in the memory test
+MEMORY_TARGET_MIB = 100
+SHORT_DURATION = 5
+
+TIPG_TABLE_SQL = """
+CREATE SCHEMA bench;
+CREATE TABLE bench.communes AS
+    SELECT code, name, parent_code, unit_type, area_km2, geom
+    FROM admin_unit WHERE vintage = '2025' AND level = 'commune';
+ALTER TABLE bench.communes ADD PRIMARY KEY (code);
+CREATE INDEX communes_geom_idx ON bench.communes USING gist (geom);
+"""
+
+# Cycles through the paths listed in the file given after `--`; each thread starts at its
+# own place in the list. done() prints one JSON line that the benchmark parses.
+WRK_LUA = r"""
+local paths = {}
+local counter = 0
+local next_id = 0
+
+function setup(thread)
+  thread:set("id", next_id)
+  next_id = next_id + 1
+end
+
+function init(args)
+  for line in io.lines(args[1]) do
+    if #line > 0 then paths[#paths + 1] = line end
+  end
+  local threads = tonumber(args[2]) or 1
+  counter = math.floor((id or 0) * #paths / threads)
+end
+
+function request()
+  counter = counter % #paths + 1
+  return wrk.format("GET", paths[counter])
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRKJSON {"requests": %d, "duration_us": %d, "bytes": %d, "connect": %d, "read": %d, ' ..
+    '"write": %d, "status": %d, "timeout": %d, "p50_us": %d, "p90_us": %d, "p99_us": %d, ' ..
+    '"max_us": %d, "mean_us": %.1f}\n',
+    summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status,
+    e.timeout, latency:percentile(50), latency:percentile(90), latency:percentile(99),
+    latency.max, latency.mean))
+end
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class Scenario:
+    """One list of item requests, cycled through by wrk."""
+
+    key: str
+    label: str
+    limit: int
+    offsets: tuple[int, ...]
+
+    def paths(self, items_path: str) -> list[str]:
+        """The request paths for a server whose items endpoint is `items_path`."""
+        if not self.offsets:
+            return [f"{items_path}?limit={self.limit}"]
+        return [f"{items_path}?limit={self.limit}&offset={o}" for o in self.offsets]
+
+
+SCENARIOS = (
+    Scenario("page100", "GeoJSON pages of 100", 100,
+             tuple(range(0, COMMUNES - 100 + 1, 100))),
+    Scenario("page1000", "GeoJSON pages of 1,000", 1000,
+             tuple(range(0, COMMUNES - 1000 + 1, 100))),
+    Scenario("full", "all 3,321 communes (limit=10000)", 10_000, ()),
+)
+
+
+@dataclasses.dataclass
+class Server:
+    """A running uvicorn process and how to reach its items."""
+
+    name: str
+    base: str
+    items_path: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    command: list[str]
+
+
+@dataclasses.dataclass
+class WrkRun:
+    """wrk's summary of one measurement."""
+
+    requests: int
+    seconds: float
+    bytes: int
+    errors: dict[str, int]
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+
+    @property
+    def rps(self) -> float:
+        """Completed requests per second."""
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def mb_per_s(self) -> float:
+        """Megabytes (10^6 bytes, headers included) read per second."""
+        return self.bytes / self.seconds / 1e6 if self.seconds else 0.0
+
+    @property
+    def error_count(self) -> int:
+        """Socket errors, timeouts and non-2xx/3xx responses together."""
+        return sum(self.errors.values())
+
+
+@dataclasses.dataclass
+class Memory:
+    """RSS of a server process around sequential full downloads."""
+
+    started_mib: float
+    idle_mib: float
+    peak_mib: float
+    after_mib: float
+    seconds: list[float]
+    megabytes: float
+
+    @property
+    def growth_mib(self) -> float:
+        """Peak minus idle."""
+        return self.peak_mib - self.idle_mib
+
+
+@dataclasses.dataclass
+class Sanity:
+    """What the check of every URL found."""
+
+    urls: int
+    same: bool
+    features: dict[str, float]  # scenario → mean features per response
+    kilobytes: dict[tuple[str, str], float]  # (scenario, server) → mean KB per response
+    problems: list[str]
+
+
+# ---------------------------------------------------------------------------- environment
+
+def ensure_wrk(log: Callable[[str], None]) -> str:
+    """The wrk binary, installed with apt when missing."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    log("wrk is missing: apt-get install -y wrk")
+    subprocess.run(["apt-get", "install", "-y", "wrk"], check=False, capture_output=True)
+    if not shutil.which("wrk"):
+        subprocess.run(["apt-get", "update"], check=True, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "wrk"], check=True, capture_output=True)
+    found = shutil.which("wrk")
+    if not found:
+        raise SystemExit("could not install wrk")
+    return found
+
+
+def _version(python: Path | str, module: str) -> str:
+    result = subprocess.run(
+        [str(python), "-c", f"import importlib.metadata as m; print(m.version({module!r}))"],
+        capture_output=True, text=True)
+    return result.stdout.strip()
+
+
+def ensure_tipg(log: Callable[[str], None]) -> Path:
+    """tipg in its own virtualenv under the cache folder; returns its python.
+
+    Its uvicorn is the version ours runs, with the same extras (uvloop, httptools).
+    """
+    uvicorn = _version(sys.executable, "uvicorn")
+    venv = CACHE / f"tipg-{TIPG_VERSION}-uvicorn-{uvicorn}"
+    python = venv / "bin" / "python"
+    if python.exists() and _version(python, "tipg") == TIPG_VERSION:
+        return python
+    log(f"installing tipg {TIPG_VERSION} into {venv}")
+    shutil.rmtree(venv, ignore_errors=True)
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["python3", "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", f"tipg=={TIPG_VERSION}",
+                    f"uvicorn[standard]=={uvicorn}"], check=True)
+    return python
+
+
+# ------------------------------------------------------------------------------- database
+
+def _git(*args: str) -> str:
+    result = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True)
+    return result.stdout.strip() if result.returncode == 0 else ""
+
+
+# What decides the contents of the loaded demo database (hashed into the cache key).
+DEMO_INPUTS = ("data/vn", "boundaries", "geo_service/migrations", "geo_service/indicators",
+               "geo_service/demo.py", "geo_service/migrate.py")
+
+
+def demo_cache_key() -> str:
+    """A key for the loaded demo: a hash of the contents of every file that shapes it."""
+    digest = hashlib.sha256()
+    for name in DEMO_INPUTS:
+        root = REPO / name
+        files = [root] if root.is_file() else sorted(
+            p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+        for path in files:
+            digest.update(str(path.relative_to(REPO)).encode() + b"\0")
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:16]
+
+
+def _pg_env(cluster: LocalCluster) -> dict[str, str]:
+    state = cluster.load_state()
+    assert state is not None
+    return {**os.environ, "PGPASSWORD": state.password}
+
+
+def _conninfo(cluster: LocalCluster, database: str) -> str:
+    """A libpq keyword string without the password (it goes through PGPASSWORD)."""
+    state = cluster.load_state()
+    assert state is not None
+    return f"host=127.0.0.1 port={state.port} user=postgres dbname={database}"
+
+
+def prepare_database(cluster: LocalCluster, use_cache: bool,
+                     log: Callable[[str], None]) -> tuple[str, str]:
+    """Create the demo database (loaded, or restored from the cache) with bench.communes.
+
+    Returns its URL and a sentence on how it was made.
+    """
+    with psycopg.connect(cluster.url(database="postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
+    url = cluster.url(database=DATABASE)
+    bindir = find_bindir()
+    key = demo_cache_key() if use_cache else None
+    dump = CACHE / f"demo-{key}.dump" if key else None
+    started = time.perf_counter()
+    if dump and dump.exists():
+        log(f"restoring the demo database from {dump}")
+        subprocess.run([str(bindir / "pg_restore"), "--no-owner", "--exit-on-error",
+                        "-d", _conninfo(cluster, DATABASE), str(dump)],
+                       check=True, env=_pg_env(cluster))
+        how = f"demo restored from a cached dump of `load_demo` (key {key})"
+    else:
+        log("loading the demo (migrate + load_demo; takes about a minute)")
+        with psycopg.connect(url, autocommit=True) as conn:
+            migrate(conn)
+            for line in load_demo(conn, DATA_DIR):
+                log(f"  {line}")
+        how = "demo loaded with `migrate` + `load_demo`"
+        if dump:
+            dump.parent.mkdir(parents=True, exist_ok=True)
+            partial = dump.with_suffix(".partial")
+            subprocess.run([str(bindir / "pg_dump"), "-Fc", "-f", str(partial),
+                            _conninfo(cluster, DATABASE)], check=True, env=_pg_env(cluster))
+            partial.replace(dump)
+            for stale in CACHE.glob("demo-*.dump"):  # dumps of older code or data
+                if stale != dump:
+                    stale.unlink(missing_ok=True)
+            log(f"cached the loaded demo as {dump}")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(TIPG_TABLE_SQL)
+        conn.execute("VACUUM ANALYZE")
+        row = conn.execute("SELECT count(*), Find_SRID('bench', 'communes', 'geom'),"
+                           " (SELECT count(*) FROM admin_unit WHERE vintage = '2025'"
+                           "  AND level = 'commune') FROM bench.communes").fetchone()
+    if not row or row[0] != COMMUNES or row[1] != 4326 or row[2] != COMMUNES:
+        raise SystemExit(f"unexpected demo database: {row}")
+    log(f"database ready in {time.perf_counter() - started:.0f} s")
+    return url, how
+
+
+# -------------------------------------------------------------------------------- servers
+
+def _uvicorn_args(port: int) -> list[str]:
+    return ["--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--loop", "uvloop",
+            "--http", "httptools", "--no-access-log", "--log-level", "warning"]
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes], log_file: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{url} exited: {log_file.read_text(errors='replace')[-2000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{url} did not answer within 60 s")
+
+
+def start_server(name: str, command: list[str], env: dict[str, str], ready_path: str,
+                 items_path: str, workdir: Path) -> Server:
+    """Start one server from its own empty folder and wait until it answers."""
+    port = free_port()
+    command = [*command, *_uvicorn_args(port)]
+    folder = workdir / name.split()[0]
+    folder.mkdir()
+    log_file = folder / "server.log"
+    with log_file.open("wb") as out:
+        process = subprocess.Popen(command, env=env, cwd=folder, stdout=out,
+                                   stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    server = Server(name, base, items_path, process, log_file, command)
+    try:
+        _wait_ready(base + ready_path, process, log_file)
+    except BaseException:
+        stop_server(server)
+        raise
+    return server
+
+
+def stop_server(server: Server) -> None:
+    """Terminate the process we started (by its pid), killing it if it does not exit."""
+    if server.process.poll() is None:
+        server.process.terminate()
+        try:
+            server.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait()
+
+
+@contextmanager
+def running_servers(db_url: str, tipg_python: Path, workdir: Path) -> Iterator[list[Server]]:
+    """Ours and tipg, both started, stopped on exit."""
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith(("PG", "TIPG_", "GEO_SERVICE_", "DATABASE_URL"))}
+    servers: list[Server] = []
+    try:
+        servers.append(start_server(
+            OURS, [sys.executable, "-m", "uvicorn", "geo_service.main:create_app", "--factory"],
+            {**clean, "DATABASE_URL": db_url, "GEO_SERVICE_HOME": str(workdir / "home")},
+            "/health", "/collections/commune-2025/items", workdir))
+        servers.append(start_server(
+            TIPG, [str(tipg_python), "-m", "uvicorn", "tipg.main:app"],
+            {**clean, "DATABASE_URL": db_url, "TIPG_DB_SCHEMAS": '["bench"]'},
+            "/healthz", "/collections/bench.communes/items", workdir))
+        yield servers
+    finally:
+        for server in servers:
+            stop_server(server)
+
+
+# ------------------------------------------------------------------------------ measures
+
+def _get(url: str, timeout: float = 120) -> bytes:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        if response.status != 200:
+            raise SystemExit(f"{url}: HTTP {response.status}")
+        return bytes(response.read())
+
+
+def check_same_features(servers: list[Server]) -> Sanity:
+    """Every URL of every scenario: same count and ids, in the same order, on both."""
+    problems: list[str] = []
+    features: dict[str, float] = {}
+    kilobytes: dict[tuple[str, str], float] = {}
+    urls = 0
+    for scenario in SCENARIOS:
+        counts: list[int] = []
+        sizes: dict[str, list[int]] = {s.name: [] for s in servers}
+        lists = [scenario.paths(s.items_path) for s in servers]
+        for paths in zip(*lists, strict=True):
+            ids: list[list[str]] = []
+            for server, path in zip(servers, paths, strict=True):
+                body = _get(server.base + path)
+                sizes[server.name].append(len(body))
+                ids.append([str(f["id"]) for f in json.loads(body)["features"]])
+            urls += 1
+            counts.append(len(ids[0]))
+            if len(ids[0]) != len(ids[1]):
+                problems.append(f"{paths[0]}: {len(ids[0])} features vs {len(ids[1])}")
+            elif ids[0] != ids[1]:
+                problems.append(f"{paths[0]}: same count, different ids or order")
+            expected = min(scenario.limit, COMMUNES - (scenario.offsets[len(counts) - 1]
+                                                       if scenario.offsets else 0))
+            if len(ids[0]) != expected:
+                problems.append(f"{paths[0]}: {len(ids[0])} features, expected {expected}")
+        features[scenario.key] = statistics.mean(counts)
+        for name, values in sizes.items():
+            kilobytes[(scenario.key, name)] = statistics.mean(values) / 1e3
+    return Sanity(urls, not problems, features, kilobytes, problems)
+
+
+def _status_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} for pid {pid}")
+
+
+def measure_memory(server: Server, started_kib: int) -> Memory:
+    """Peak RSS growth of the server process during sequential full downloads."""
+    pid = server.process.pid
+    _get(server.base + server.items_path + "?limit=1")
+    time.sleep(0.5)
+    idle = _status_kib(pid, "VmRSS")
+    try:  # reset VmHWM to the current RSS (Linux ≥ 4.0)
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        pass
+    peak = idle
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not stop.is_set():
+            try:
+                peak = max(peak, _status_kib(pid, "VmRSS"))
+            except (OSError, RuntimeError):
+                return
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    seconds: list[float] = []
+    size = 0
+    path = SCENARIOS[-1].paths(server.items_path)[0]
+    try:
+        for _ in range(DOWNLOADS):
+            t0 = time.perf_counter()
+            size = len(_get(server.base + path))
+            seconds.append(time.perf_counter() - t0)
+    finally:
+        stop.set()
+        sampler.join()
+    hwm = _status_kib(pid, "VmHWM")
+    time.sleep(0.5)
+    after = _status_kib(pid, "VmRSS")
+    return Memory(started_kib / 1024, idle / 1024, max(peak, hwm) / 1024, after / 1024,
+                  seconds, size / 1e6)
+
+
+def run_wrk(wrk: str, lua: Path, server: Server, scenario: Scenario, paths_file: Path,
+            connections: int, duration: int) -> WrkRun:
+    """One wrk measurement of one server on one URL list."""
+    threads = min(2, connections)
+    command = [wrk, "-t", str(threads), "-c", str(connections), "-d", f"{duration}s",
+               "--timeout", "120s", "-s", str(lua), server.base, "--", str(paths_file),
+               str(threads)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    line = next((ln for ln in result.stdout.splitlines() if ln.startswith("WRKJSON ")), None)
+    if result.returncode != 0 or line is None:
+        raise SystemExit(f"wrk failed on {server.name} {scenario.key}: "
+                         f"{result.stdout}\n{result.stderr}")
+    data: dict[str, Any] = json.loads(line.removeprefix("WRKJSON "))
+    return WrkRun(
+        requests=int(data["requests"]), seconds=data["duration_us"] / 1e6,
+        bytes=int(data["bytes"]),
+        errors={k: int(data[k]) for k in ("connect", "read", "write", "status", "timeout")},
+        p50_ms=data["p50_us"] / 1e3, p90_ms=data["p90_us"] / 1e3,
+        p99_ms=data["p99_us"] / 1e3, max_ms=data["max_us"] / 1e3)
+
+
+# -------------------------------------------------------------------------------- report
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def throughput_table(runs: dict[tuple[str, str], list[WrkRun]], sanity: Sanity,
+                     names: list[str], connections: int) -> str:
+    """Medians per scenario and server, with the ratio ours / tipg.
+
+    † marks a rate where some run completed fewer requests than there are connections:
+    requests still waiting at the end are neither counted nor errors, so a stall hides.
+    """
+    header = ["Requests", "server", "req/s", "features/s", "p50 ms", "p99 ms", "MB/s",
+              "KB/response", "errors", "ours / tipg (req/s)"]
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join(["---", "---"] + ["---:"] * (len(header) - 2)) + "|"]
+    for scenario in SCENARIOS:
+        rps = {n: _median([r.rps for r in runs[(scenario.key, n)]]) for n in names}
+        for name in names:
+            measured = runs[(scenario.key, name)]
+            rate = rps[name]
+            ratio = f"**{rps[OURS] / rps[TIPG]:.2f}**" if name == OURS and rps[TIPG] else ""
+            few = any(r.requests < connections for r in measured)
+            shown = (f"{rate:.2f}" if rate < 10 else f"{rate:.1f}") + (" †" if few else "")
+            cells = [scenario.label if name == names[0] else "", name, shown,
+                     f"{rate * sanity.features[scenario.key]:,.0f}",
+                     f"{_median([r.p50_ms for r in measured]):,.0f}",
+                     f"{_median([r.p99_ms for r in measured]):,.0f}",
+                     f"{_median([r.mb_per_s for r in measured]):.1f}",
+                     f"{sanity.kilobytes[(scenario.key, name)]:,.0f}",
+                     str(sum(r.error_count for r in measured)), ratio]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def memory_table(memory: dict[str, Memory]) -> str:
+    """Idle, peak and growth of RSS per server."""
+    header = ["server", "RSS after start MiB", "idle RSS MiB", "peak RSS MiB",
+              "growth MiB", f"target < {MEMORY_TARGET_MIB} MiB", "s per download (median)",
+              "MB per download", "RSS after MiB"]
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    for name, m in memory.items():
+        target = ("yes" if m.growth_mib < MEMORY_TARGET_MIB else "**no**") if name == OURS \
+            else "(reference)"
+        cells = [name, f"{m.started_mib:.0f}", f"{m.idle_mib:.0f}", f"{m.peak_mib:.0f}",
+                 f"**{m.growth_mib:.0f}**" if name == OURS else f"{m.growth_mib:.0f}", target,
+                 f"{_median(m.seconds):.2f}", f"{m.megabytes:.1f}", f"{m.after_mib:.0f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def detail_table(runs: dict[tuple[str, str], list[WrkRun]]) -> str:
+    """Every wrk run."""
+    header = ["Requests", "server", "run", "requests", "s", "req/s", "p50 ms", "p90 ms",
+              "p99 ms", "max ms", "MB/s", "errors (connect/read/write/status/timeout)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
+    for (key, name), measured in runs.items():
+        for i, r in enumerate(measured, 1):
+            errors = "/".join(str(r.errors[k]) for k in
+                              ("connect", "read", "write", "status", "timeout"))
+            lines.append("| " + " | ".join([
+                key, name, str(i), str(r.requests), f"{r.seconds:.1f}", f"{r.rps:.2f}",
+                f"{r.p50_ms:.0f}", f"{r.p90_ms:.0f}", f"{r.p99_ms:.0f}", f"{r.max_ms:.0f}",
+                f"{r.mb_per_s:.1f}", errors]) + " |")
+    return "\n".join(lines)
+
+
+def _loadavg() -> str:
+    """The 1-minute load average."""
+    return Path("/proc/loadavg").read_text().split()[0]
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def describe(cluster: LocalCluster, tipg_python: Path, wrk: str) -> str:
+    """When, which commit, on what machine, with which versions."""
+    commit = _git("rev-parse", "--short", "HEAD") or "unknown"
+    if _git("status", "--porcelain", "--", "geo_service"):
+        commit += " + uncommitted changes"
+    with psycopg.connect(cluster.url(database=DATABASE)) as conn:
+        row = conn.execute("SELECT current_setting('server_version'),"
+                           " postgis_lib_version()").fetchone()
+    pg, postgis = row if row else ("?", "?")
+    wrk_version = subprocess.run([wrk, "--version"], capture_output=True, text=True
+                                 ).stdout.split(" Copyright")[0].strip()
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (f"{now}, commit {commit}, {os.cpu_count()} CPUs ({_cpu_model()}); load generator, "
+            f"servers and PostgreSQL share them. PostgreSQL {pg}, PostGIS {postgis}, "
+            f"Python {platform.python_version()}, uvicorn {_version(sys.executable, 'uvicorn')}"
+            f" (both), fastapi {_version(sys.executable, 'fastapi')} (ours) / "
+            f"{_version(tipg_python, 'fastapi')} (tipg), psycopg "
+            f"{_version(sys.executable, 'psycopg')} (ours), asyncpg "
+            f"{_version(tipg_python, 'asyncpg')} (tipg), {wrk_version}.")
+
+
+def _shown(command: list[str]) -> str:
+    """A server command line as shown in the report (interpreter path shortened)."""
+    return " ".join([Path(command[0]).name, *command[1:]])
+
+
+def report(args: argparse.Namespace, header: str, how: str, servers: list[Server],
+           sanity: Sanity, memory: dict[str, Memory],
+           runs: dict[tuple[str, str], list[WrkRun]], seconds: float) -> str:
+    """The whole Markdown report."""
+    names = [s.name for s in servers]
+    errors = sum(r.error_count for measured in runs.values() for r in measured)
+    same = (f"yes: all {sanity.urls} URLs return the same number of features with the same "
+            f"ids in the same order" if sanity.same
+            else "**no**: " + "; ".join(sanity.problems[:10]))
+    mode = "short mode, " if args.short else ""
+    commands = "\n".join(f"- {s.name}: `{_shown(s.command)}`" for s in servers)
+    return f"""# OGC API Features: ours vs tipg {TIPG_VERSION}
+
+{header}
+
+Setup: one throwaway PostGIS cluster, {how}; tipg serves `bench.communes` (the same 3,321
+communes copied from `admin_unit`, primary key `code`, GiST index), ours serves
+`commune-2025`. One uvicorn worker each (a single process: no 40 ms Nagle stall),
+uvloop + httptools, access log off:
+{commands}
+
+wrk: {args.connections} keep-alive connections, {min(2, args.connections)} threads,
+{args.duration} s per measurement, servers interleaved, {args.repeat} repeat(s), medians;
+a Lua script cycles through the URL list (pages of 100: offsets 0, 100, …, 3200; pages of
+1,000: offsets 0, 100, …, 2300; full download: `limit=10000`, all properties and full
+geometry). {mode}Whole run {seconds / 60:.1f} min.
+
+Sanity (same features from both): {same}.
+wrk errors (socket, timeouts, HTTP ≥ 400) over all runs: **{errors}**.
+
+## Throughput
+
+{throughput_table(runs, sanity, names, args.connections)}
+
+† some run completed fewer requests than there are connections: requests still in flight
+when wrk stops are neither counted nor errors, so a slow or stalled server shows up only as a
+low rate; lengthen `--duration`. features/s = req/s × features per response; MB/s counts
+the bytes wrk read (10^6 bytes, headers included). Ours writes coordinates with 6 decimals
+(~10 cm), tipg with `ST_AsGeoJSON`'s default of 9, so its responses are larger for the same
+features.
+
+## Streaming memory
+
+RSS of each server process (`/proc/PID/status`; VmHWM reset before, and VmRSS sampled every
+5 ms) during {DOWNLOADS} sequential full downloads of all 3,321 communes, measured before the
+throughput runs; idle = after start-up and one `limit=1` request; growth = peak − idle.
+
+{memory_table(memory)}
+
+## Every wrk run
+
+{detail_table(runs)}
+"""
+
+
+# ---------------------------------------------------------------------------------- main
+
+def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> str:
+    """Set everything up, measure, tear it down; return the Markdown report."""
+    started = time.perf_counter()
+    wrk = ensure_wrk(log)
+    tipg_python = ensure_tipg(log)
+    load = _loadavg()
+    if float(load) > 0.5:
+        log(f"warning: load average {load} before starting; other work may skew the figures")
+    workdir = Path(tempfile.mkdtemp(prefix="geo-service-bench-features-"))
+    workdir.chmod(0o755)  # the postgres user must reach the data folder when we run as root
+    cluster = LocalCluster(workdir / "cluster", database="postgres")
+    try:
+        log(f"starting a throwaway cluster in {workdir}")
+        cluster.start(extra_options="-c fsync=off -c synchronous_commit=off "
+                                    "-c full_page_writes=off")
+        db_url, how = prepare_database(cluster, not args.no_cache, log)
+        header = describe(cluster, tipg_python, wrk)
+        lua = workdir / "cycle.lua"
+        lua.write_text(WRK_LUA)
+        with running_servers(db_url, tipg_python, workdir) as servers:
+            for s in servers:
+                log(f"{s.name}: {s.base} (pid {s.process.pid}, 1 worker)")
+            startup = {s.name: _status_kib(s.process.pid, "VmRSS") for s in servers}
+            memory = {}
+            for s in servers:
+                memory[s.name] = measure_memory(s, startup[s.name])
+                m = memory[s.name]
+                log(f"memory {s.name}: idle {m.idle_mib:.0f} MiB, peak {m.peak_mib:.0f} MiB, "
+                    f"growth {m.growth_mib:.0f} MiB, {_median(m.seconds):.2f} s per download")
+            sanity = check_same_features(servers)
+            log(f"sanity: {sanity.urls} URLs, same features: {sanity.same}")
+            for problem in sanity.problems:
+                log(f"  {problem}")
+            files: dict[tuple[str, str], Path] = {}
+            for scenario in SCENARIOS:
+                for s in servers:
+                    path = workdir / f"{scenario.key}-{s.name.split()[0]}.txt"
+                    path.write_text("\n".join(scenario.paths(s.items_path)) + "\n")
+                    files[(scenario.key, s.name)] = path
+            runs: dict[tuple[str, str], list[WrkRun]] = {
+                (sc.key, s.name): [] for sc in SCENARIOS for s in servers}
+            for i in range(args.repeat):
+                for scenario in SCENARIOS:
+                    order = servers if i % 2 == 0 else servers[::-1]
+                    for s in order:
+                        result = run_wrk(wrk, lua, s, scenario, files[(scenario.key, s.name)],
+                                         args.connections, args.duration)
+                        runs[(scenario.key, s.name)].append(result)
+                        log(f"run {i + 1}/{args.repeat} {scenario.key} {s.name}: "
+                            f"{result.rps:.2f} req/s, p50 {result.p50_ms:.0f} ms, "
+                            f"p99 {result.p99_ms:.0f} ms, errors {result.errors}")
+            for s in servers:
+                if s.process.poll() is not None:
+                    raise SystemExit(f"{s.name} died: {s.log.read_text()[-2000:]}")
+            runs = {(sc.key, s.name): runs[(sc.key, s.name)] for sc in SCENARIOS
+                    for s in servers}
+            header += f" Load average (1 min) {load} before the run, {_loadavg()} at its end."
+            return report(args, header, how, servers, sanity, memory, runs,
+                          time.perf_counter() - started)
+    finally:
+        cluster.destroy()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the options, run, print the report and write it to the results file."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--short", action="store_true",
+                        help=f"about a minute: {SHORT_DURATION} s per measurement, 1 repeat")
+    parser.add_argument("--duration", type=int, default=None,
+                        help="seconds per wrk measurement (default 30)")
+    parser.add_argument("--repeat", type=int, default=None,
+                        help="measurements per server and URL list (default 3)")
+    parser.add_argument("--connections", type=int, default=8,
+                        help="wrk connections (default 8)")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="load the demo afresh instead of restoring the cached dump")
+    parser.add_argument("--output", type=Path, default=RESULTS, help="Markdown file to write")
+    args = parser.parse_args(argv)
+    args.duration = args.duration or (SHORT_DURATION if args.short else 30)
+    args.repeat = args.repeat or (1 if args.short else 3)
+    if args.duration < 1 or args.repeat < 1 or args.connections < 1:
+        parser.error("--duration, --repeat and --connections must be at least 1")
+    # Interrupted (Ctrl-C, kill, or SIGINT to a background run): stop the servers and the
+    # cluster on the way out.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    text = run(args)
+    print()
+    print(text)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text, encoding="utf-8")
+    print(f"written to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
