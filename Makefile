@@ -1,4 +1,4 @@
-.PHONY: setup demo serve test lint format bench
+.PHONY: setup demo serve test lint format bench bench-short
 
 setup:
 	scripts/setup.sh
@@ -21,3 +21,12 @@ format: setup
 
 bench: setup
 	.venv/bin/python bench/load_boundaries.py
+	.venv/bin/python bench/features.py
+	.venv/bin/python bench/tiles.py
+	.venv/bin/python bench/viewer.py
+
+bench-short: setup
+	.venv/bin/python bench/load_boundaries.py --repeat 1
+	.venv/bin/python bench/features.py --short
+	.venv/bin/python bench/tiles.py --short
+	.venv/bin/python bench/viewer.py --repeat 1

@@ -136,6 +136,13 @@ def _domain_error_body(exc: GeoServiceError) -> JSONResponse:
     return _error_response(exc.status_code, exc.body(), headers)
 
 
+async def _bad_value(request: Request, exc: Exception) -> JSONResponse:
+    # A value the database cannot take (NUL byte, number out of range…): the client's input.
+    logger.warning("value refused by the database on %s: %s", request.url.path, exc)
+    return _domain_error_body(InvalidParameter(
+        "a parameter has a value the database cannot store or compare", parameter="query"))
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     # Never leak SQL or stack traces; the log has the details.
     logger.exception("unexpected error on %s", request.url.path, exc_info=exc)
@@ -148,6 +155,27 @@ def add_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(GeoServiceError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(psycopg.DataError, _bad_value)
     app.add_exception_handler(psycopg.OperationalError, _database_down)
     app.add_exception_handler(PoolTimeout, _database_down)
     app.add_exception_handler(Exception, _unexpected_error)
+
+
+class RefuseNulBytes:
+    """ASGI middleware: a NUL byte in the path or query is refused with 400 up front."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Answer 400 for NUL bytes, else pass the request on."""
+        if scope["type"] == "http":
+            from urllib.parse import unquote_to_bytes
+
+            raw = scope.get("raw_path", b"") + b"?" + scope.get("query_string", b"")
+            if b"\x00" in unquote_to_bytes(raw):
+                body = InvalidParameter("the request contains a NUL byte",
+                                        parameter="query").body()
+                await JSONResponse(body, status_code=400)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

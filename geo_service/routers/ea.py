@@ -47,7 +47,7 @@ async def list_eas(
                       Query()] = None,
     census_round: Annotated[str | None, Query(alias="round", pattern=r"^\d{4}$")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> JSONResponse:
     """EAs filtered by commune, status and census round."""
     _reader(request, user)
