@@ -58,6 +58,8 @@ def hanoi(code: str) -> MultiPolygon:
     [ward] = [w for w in wards if w["id"] == code]
     raw = MultiPolygon([Polygon(ring) for ring in ward["polygons"]])
     parts = shapely.get_parts(shapely.make_valid(raw))
+    while any(p.geom_type in ("MultiPolygon", "GeometryCollection") for p in parts):
+        parts = shapely.get_parts(parts)
     return MultiPolygon([p for p in parts if p.geom_type == "Polygon"])
 
 
