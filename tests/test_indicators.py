@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import psycopg
 import pytest
+import shapely
 from fastapi.testclient import TestClient
 from shapely.geometry import box
 
@@ -71,6 +72,28 @@ def test_demo_papi_keeps_its_missing_values(demo_ro: str) -> None:
         na = conn.execute("SELECT count(*) FROM indicator_value WHERE indicator = 'papi_sc24'"
                           " AND period = '2011' AND status = 'not_available'").fetchone()
         assert na == (empty_sc24,) and empty_sc24 == 63
+
+
+def test_worldpop_commune_sum_equals_raster_total_inside(demo_ro: str) -> None:
+    import geopandas as gpd
+    import rasterio
+    from shapely.geometry import box
+
+    from geo_service.indicators.zonal import raster_total, zonal_statistics
+
+    raster = DEMO_DATA / "raster" / "vn_ppp_2020_1km_Aggregated.tif"
+    with psycopg.connect(demo_ro) as conn:
+        row = conn.execute("SELECT sum(value) FROM indicator_value WHERE indicator ="
+                           " 'pop_worldpop' AND level = 'commune'").fetchone()
+        union = conn.execute("SELECT ST_AsBinary(ST_Union(geom)) FROM commune_coverage"
+                             " WHERE vintage = '2025'").fetchone()
+    assert row and union
+    with rasterio.open(raster) as src:
+        extent = box(*src.bounds)
+    outside = extent.difference(shapely.from_wkb(union[0]))
+    frame = gpd.GeoDataFrame({"code": ["outside"]}, geometry=[outside], crs="EPSG:4326")
+    outside_sum = zonal_statistics(raster, frame, "sum")[0].value or 0.0
+    assert row[0] == pytest.approx(raster_total(raster) - outside_sum, rel=0.005)
 
 
 def test_worldpop_zonal_sum_matches_between_levels(demo_ro: str) -> None:

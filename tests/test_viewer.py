@@ -172,10 +172,11 @@ def test_choropleth_api(client: TestClient) -> None:
     for params, parameter in (({"method": "magic"}, "method"), ({"k": "9"}, "k"),
                               ({"palette": "Rainbow"}, "palette"),
                               ({"method": "manual"}, "breaks"),
-                              ({"indicator": "nope"}, "code")):
+                              ({"indicator": "nope"}, "indicator"),
+                              ({"collection": "nope-2025"}, "collection")):
         query = {"collection": "province-2025", "indicator": "density", **params}
         response = client.get("/maps/choropleth", params=query)
-        assert response.status_code in (400, 404)
+        assert response.status_code == 400
         assert response.json()["parameter"] == parameter
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from geo_service.errors import InvalidParameter
+from geo_service.errors import InvalidParameter, NotFound
 from geo_service.features.collections import get_collection
 from geo_service.indicators import read
 from geo_service.viewer.choropleth import (
@@ -31,8 +31,14 @@ def _manual_breaks(text: str | None) -> list[float] | None:
 async def unit_values(conn: Any, collection_id: str, indicator: str, period: str | None
                       ) -> tuple[dict[str, Any], str, list[dict[str, Any]]]:
     """Indicator metadata, the chosen period, and every unit's published value and status."""
-    collection = await get_collection(conn, collection_id)
-    meta = await read.get_indicator(conn, indicator)
+    try:
+        collection = await get_collection(conn, collection_id)
+    except NotFound as exc:
+        raise InvalidParameter(exc.message, parameter="collection") from exc
+    try:
+        meta = await read.get_indicator(conn, indicator)
+    except NotFound as exc:
+        raise InvalidParameter(exc.message, parameter="indicator") from exc
     choice = read.choose_series(meta, collection.vintage, collection.level, period)
     series = next(s for s in meta["series"] if s["vintage"] == collection.vintage
                   and s["level"] == collection.level)
