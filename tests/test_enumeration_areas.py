@@ -272,3 +272,35 @@ def test_generated_coverage_is_gap_free_and_editable(env: Env) -> None:
     response = env.client.put(f"{ITEMS}/{eas[0]['id']}", json=body,
                               headers={**env.auth("editor"), "If-Match": first.headers["ETag"]})
     assert response.status_code == 200, response.text
+
+
+def test_split_then_merge_restores_the_coverage(env: Env) -> None:
+    commune = env.commune()
+    west, _ = _halves(commune)
+    created = env.create(west)
+    ea_id = created.json()["id"]
+    x0, y0, x1, y1 = west.bounds
+    middle = (y0 + y1) / 2
+    line = {"type": "LineString", "coordinates": [[x0 - 0.01, middle], [x1 + 0.01, middle]]}
+    split = env.client.post(f"{ITEMS}/{ea_id}/split", json={"line": line},
+                            headers={**env.auth("editor"), "If-Match": created.headers["ETag"]})
+    assert split.status_code == 200, split.text
+    parts = split.json()["features"]
+    assert len(parts) >= 2
+    areas = [shape(f["geometry"]).area for f in parts]
+    assert sum(areas) == pytest.approx(shape(created.json()["geometry"]).area, rel=1e-5)
+    etags = ", ".join(env.client.get(f"{ITEMS}/{f['id']}").headers["ETag"] for f in parts)
+    merged = env.client.post("/collections/enumeration-areas/merge",
+                             json={"ids": [f["id"] for f in parts]},
+                             headers={**env.auth("editor"), "If-Match": etags})
+    assert merged.status_code == 200, merged.text
+    restored = shape(merged.json()["geometry"])
+    original = shape(created.json()["geometry"])
+    assert restored.symmetric_difference(original).area < original.area * 1e-5
+    assert len(env.client.get(ITEMS, params={"commune": COMMUNE}).json()["features"]) == 1
+    actions = [h["action"] for h in env.client.get(f"{ITEMS}/{ea_id}/history").json()["history"]]
+    assert actions == ["create", "split", "merge"]
+    stale = env.client.post("/collections/enumeration-areas/merge",
+                            json={"ids": [ea_id, parts[1]["id"]]},
+                            headers={**env.auth("editor"), "If-Match": etags})
+    assert stale.status_code in (404, 412)

@@ -201,3 +201,28 @@ def code_for(commune: str, code: str | None) -> str | None:
 def to_wkb(geom: BaseGeometry) -> bytes:
     """WKB of a geometry (for parameters)."""
     return bytes(shapely.to_wkb(geom))
+
+
+async def split_parts(conn: psycopg.AsyncConnection, ea_id: int, line: dict[str, Any]
+                      ) -> list[BaseGeometry]:
+    """The EA cut by the line, largest part first."""
+    try:
+        cur = await conn.execute(
+            "SELECT ST_AsBinary(d.geom) FROM enumeration_area e, LATERAL ST_Dump(ST_Split("
+            " e.geom, ST_SetSRID(ST_GeomFromGeoJSON(%s), 4326))) d WHERE e.id = %s"
+            " ORDER BY ST_Area(d.geom) DESC", (json.dumps(line), ea_id))
+    except psycopg.errors.DataException as exc:
+        raise InvalidParameter(f"line: {exc.diag.message_primary}", parameter="line") from exc
+    parts: list[BaseGeometry] = list(shapely.from_wkb([row[0] for row in await cur.fetchall()]))
+    return parts
+
+
+async def merged_geometry(conn: psycopg.AsyncConnection, ids: list[int]) -> BaseGeometry:
+    """The union of the EAs; 422 unless they form one contiguous area."""
+    cur = await conn.execute("SELECT ST_AsBinary(ST_UnaryUnion(ST_Collect(geom)))"
+                             " FROM enumeration_area WHERE id = ANY(%s)", (ids,))
+    row = await cur.fetchone()
+    union = shapely.from_wkb(row[0]) if row and row[0] else None
+    if union is None or union.geom_type != "Polygon":
+        raise Unprocessable("the EAs do not form one contiguous area", parameter="ids")
+    return union

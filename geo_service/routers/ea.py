@@ -12,7 +12,7 @@ from geo_service.db import Conn
 from geo_service.ea import store
 from geo_service.ea.coverage import coverage_report
 from geo_service.ea.rules import EaRules, parse_geometry, workload_warning
-from geo_service.errors import InvalidParameter
+from geo_service.errors import InvalidParameter, Unprocessable
 from geo_service.features.crs import parse_crs
 from geo_service.settings import ServiceSettings
 
@@ -181,26 +181,6 @@ async def delete_ea(featureId: int, conn: Conn, user: Writer,  # noqa: N803
     return Response(status_code=204)
 
 
-@router.post(f"{BASE}/items/{{featureId}}/{{action}}", summary="Submit, approve or reject")
-async def transition(
-    featureId: int, action: Literal["submit", "approve", "reject"],  # noqa: N803
-    conn: Conn, user: Writer,
-    if_match: Annotated[str | None, Header(max_length=200)] = None,
-    reason: Annotated[str | None, Query(max_length=500)] = None,
-) -> JSONResponse:
-    """Workflow: editors submit drafts; supervisors in scope approve or reject submissions."""
-    allowed_from, target, needs = store.TRANSITIONS[action]
-    async with conn.transaction():
-        row = await store.fetch(conn, featureId)
-        before, _ = await _locked(conn, featureId, user, if_match or store.etag(row), needs)
-        if before["status"] not in allowed_from:
-            raise InvalidParameter(f"cannot {action} an EA that is {before['status']}",
-                                   parameter="action", status=before["status"])
-        after = await store.set_status(conn, featureId, target, user)
-        await store.write_history(conn, featureId, action, before, after, user, reason)
-    return _feature_response(after)
-
-
 @router.get(f"{BASE}/items/{{featureId}}/history", summary="History of an enumeration area")
 async def history(featureId: int, request: Request, conn: Conn,  # noqa: N803
                   user: MaybeUser) -> dict[str, Any]:
@@ -224,3 +204,95 @@ async def ea_coverage(code: str, request: Request, conn: Conn, user: MaybeUser,
     commune = await store.commune_of(conn, code, vintage)
     return await coverage_report(conn, commune, census_round,
                                  _rules(request.app.state.settings))
+
+
+async def _estimates(request: Request, geom: Any) -> dict[str, Any]:
+    settings: ServiceSettings = request.app.state.settings
+    population, households = await store.estimate(settings.population_raster, geom,
+                                                  settings.household_size)
+    return {"wkb": store.to_wkb(geom), "population": population, "households": households}
+
+
+@router.post(f"{BASE}/items/{{featureId}}/split", summary="Split an EA along a line")
+async def split_ea(
+    featureId: int, request: Request, conn: Conn, user: Writer,  # noqa: N803
+    body: Annotated[dict[str, Any], Body(description='{"line": GeoJSON LineString}')],
+    if_match: Annotated[str | None, Header(max_length=200)] = None,
+) -> JSONResponse:
+    """The EA keeps the largest part; every other part becomes a new draft EA."""
+    line = body.get("line") if isinstance(body, dict) else None
+    if not isinstance(line, dict) or line.get("type") != "LineString":
+        raise InvalidParameter("line must be a GeoJSON LineString", parameter="line")
+    async with conn.transaction():
+        before, commune = await _locked(conn, featureId, user, if_match)
+        parts = await store.split_parts(conn, featureId, line)
+        if len(parts) < 2:
+            raise Unprocessable("the line does not cut the EA into parts", parameter="line")
+        kept = await store.update_geometry(conn, featureId, {
+            **await _estimates(request, parts[0]), "code": None, "user": user.name})
+        await store.write_history(conn, featureId, "split", before, kept, user,
+                                  body.get("reason"))
+        created = []
+        for part in parts[1:]:
+            code = await store.next_code(conn, before["census_round"], commune.code)
+            row = await store.insert(conn, {
+                **await _estimates(request, part), "round": before["census_round"],
+                "code": code, "vintage": commune.vintage, "commune": commune.code,
+                "user": user.name})
+            await store.write_history(conn, row["id"], "split", before, row, user,
+                                      body.get("reason"))
+            created.append(store.as_feature(row))
+    return JSONResponse({"type": "FeatureCollection",
+                         "features": [store.as_feature(kept), *created]}, media_type=GEOJSON)
+
+
+@router.post(f"{BASE}/merge", summary="Merge EAs of one commune into one")
+async def merge_eas(
+    request: Request, conn: Conn, user: Writer,
+    body: Annotated[dict[str, Any], Body(description='{"ids": [1, 2, …]}')],
+    if_match: Annotated[str | None, Header(max_length=2000,
+                                           description="the ETags of all EAs")] = None,
+) -> JSONResponse:
+    """The first EA takes the union of all; the others are deleted (history keeps them)."""
+    ids = body.get("ids") if isinstance(body, dict) else None
+    if not isinstance(ids, list) or len(ids) < 2 or not all(isinstance(i, int) for i in ids) \
+            or len(set(ids)) != len(ids) or len(ids) > 100:
+        raise InvalidParameter("ids must list 2 to 100 distinct EA ids", parameter="ids")
+    async with conn.transaction():
+        rows = [(await _locked(conn, ea_id, user, if_match)) for ea_id in sorted(ids)]
+        keys = {(r["census_round"], r["commune_code"]) for r, _ in rows}
+        if len(keys) != 1:
+            raise Unprocessable("EAs of different communes or rounds cannot be merged",
+                                parameter="ids")
+        union = await store.merged_geometry(conn, sorted(ids))
+        first, _ = rows[0]
+        merged = await store.update_geometry(conn, first["id"], {
+            **await _estimates(request, union), "code": None, "user": user.name})
+        await store.write_history(conn, first["id"], "merge", first, merged, user,
+                                  body.get("reason"))
+        for other, _ in rows[1:]:
+            await conn.execute("DELETE FROM enumeration_area WHERE id = %s", (other["id"],))
+            await store.write_history(conn, other["id"], "merge", other, None, user,
+                                      body.get("reason"))
+    return _feature_response(merged)
+
+
+# Registered last: its {action} segment would otherwise catch /split.
+@router.post(f"{BASE}/items/{{featureId}}/{{action}}", summary="Submit, approve or reject")
+async def transition(
+    featureId: int, action: Literal["submit", "approve", "reject"],  # noqa: N803
+    conn: Conn, user: Writer,
+    if_match: Annotated[str | None, Header(max_length=200)] = None,
+    reason: Annotated[str | None, Query(max_length=500)] = None,
+) -> JSONResponse:
+    """Workflow: editors submit drafts; supervisors in scope approve or reject submissions."""
+    allowed_from, target, needs = store.TRANSITIONS[action]
+    async with conn.transaction():
+        row = await store.fetch(conn, featureId)
+        before, _ = await _locked(conn, featureId, user, if_match or store.etag(row), needs)
+        if before["status"] not in allowed_from:
+            raise InvalidParameter(f"cannot {action} an EA that is {before['status']}",
+                                   parameter="action", status=before["status"])
+        after = await store.set_status(conn, featureId, target, user)
+        await store.write_history(conn, featureId, action, before, after, user, reason)
+    return _feature_response(after)
