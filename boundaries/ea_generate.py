@@ -340,8 +340,7 @@ def _inside(commune: BaseGeometry, faces: Geoms, cell_area: float) -> Bools:
 
 @dataclass(frozen=True)
 class _Graph:
-    """An undirected graph in compressed sparse rows: node i's neighbours are
-    indices[indptr[i]:indptr[i + 1]]."""
+    """An undirected graph: node i's neighbours are indices[indptr[i]:indptr[i + 1]]."""
 
     indptr: Ints
     indices: Ints
@@ -553,12 +552,13 @@ def _cut(idx: Ints, n: int, units: _Units, adjacency: _Graph) -> tuple[Ints, Int
 
 
 def _axes(x: Floats, y: Floats, weight: Floats) -> Iterator[Floats]:
-    """Directions to cut along: the shape's long (principal) axis first, then the short one."""
+    """Directions to cut along: the shape's long (principal) axis, the short one, diagonals."""
     w = weight / weight.sum() if weight.sum() > 0 else np.full(len(x), 1 / len(x))
     dx, dy = x - w @ x, y - w @ y
     cov = np.array([[w @ (dx * dx), w @ (dx * dy)], [w @ (dx * dy), w @ (dy * dy)]])
     _, vectors = np.linalg.eigh(cov)
-    for vector in (vectors[:, 1], vectors[:, 0]):
+    major, minor = vectors[:, 1], vectors[:, 0]
+    for vector in (major, minor, (major + minor) / math.sqrt(2), (major - minor) / math.sqrt(2)):
         # eigh's sign is arbitrary; fix it so that "low" means west/south.
         yield vector if vector[np.argmax(np.abs(vector))] > 0 else -vector
 
