@@ -8,11 +8,12 @@ from typing import Any
 
 import psycopg
 import shapely
-from shapely.geometry import MultiPolygon, shape
+from shapely.geometry import MultiPolygon
 from shapely.geometry.base import BaseGeometry
 
 from geo_service.errors import InvalidParameter
 from geo_service.features.crs import OutputCrs
+from geo_service.features.geometry import polygon_from_geojson, to_lonlat
 
 _METRES_PER_DEGREE = 111_320.0
 
@@ -41,31 +42,7 @@ class Findings:
 def parse_geometry(geojson: Any, crs: OutputCrs, repair: bool) -> tuple[MultiPolygon,
                                                                         str | None]:
     """A MultiPolygon in lon/lat; invalid ones are refused with their location unless repaired."""
-    if not isinstance(geojson, dict) or geojson.get("type") not in ("Polygon", "MultiPolygon"):
-        kind = geojson.get("type") if isinstance(geojson, dict) else type(geojson).__name__
-        raise InvalidParameter(f"geometry must be a Polygon or MultiPolygon, not {kind!r}",
-                               parameter="geometry")
-    try:
-        geom = shape(geojson)
-    except (ValueError, TypeError, AttributeError, IndexError,
-            shapely.errors.ShapelyError) as exc:
-        raise InvalidParameter(f"geometry is not valid GeoJSON: {exc}",
-                               parameter="geometry") from exc
-    coords = shapely.get_coordinates(geom)
-    if geom.is_empty or not len(coords):
-        raise InvalidParameter("geometry is empty", parameter="geometry")
-    if not all(math.isfinite(v) for v in coords.flat):
-        raise InvalidParameter("geometry has NaN or infinite coordinates", parameter="geometry")
-    if crs.lat_first:
-        geom = shapely.transform(geom, lambda xy: xy[:, ::-1])
-    if crs.srid != 4326:
-        import geopandas as gpd
-
-        geom = gpd.GeoSeries([geom], crs=f"EPSG:{crs.srid}").to_crs("EPSG:4326").iloc[0]
-    lonlat = shapely.get_coordinates(geom)
-    if not ((abs(lonlat[:, 0]) <= 180).all() and (abs(lonlat[:, 1]) <= 90).all()):
-        raise InvalidParameter("coordinates fall outside the declared CRS's area",
-                               parameter="geometry")
+    geom = to_lonlat(polygon_from_geojson(geojson), crs)
     note = None
     if not geom.is_valid:
         reason = shapely.is_valid_reason(geom)

@@ -8,7 +8,6 @@ result as to any published value.
 from __future__ import annotations
 
 import asyncio
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,16 +16,15 @@ import geopandas as gpd
 import psycopg
 import shapely
 from psycopg.rows import dict_row
-from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from geo_service.errors import InvalidParameter, PayloadTooLarge
 from geo_service.features.collections import Collection
 from geo_service.features.crs import OutputCrs
+from geo_service.features.geometry import polygon_from_geojson, to_lonlat
+from geo_service.indicators.apportion import Apportioned, worst
 from geo_service.indicators.catalogue import QUOTIENT_KINDS
 from geo_service.indicators.zonal import zonal_statistics
-
-_STATUS_RANK = {"ok": 0, "provisional": 1, "not_available": 2, "suppressed": 3}
 
 
 @dataclass(frozen=True)
@@ -39,37 +37,17 @@ class AreaLimits:
 
 def parse_polygon(geojson: dict[str, Any], crs: OutputCrs, limits: AreaLimits) -> BaseGeometry:
     """A valid (Multi)Polygon in lon/lat from a GeoJSON geometry or Feature."""
-    if geojson.get("type") == "Feature":
+    if isinstance(geojson, dict) and geojson.get("type") == "Feature":
         geojson = geojson.get("geometry") or {}
-    if geojson.get("type") not in ("Polygon", "MultiPolygon"):
-        raise InvalidParameter(f"geometry must be a Polygon or MultiPolygon, not "
-                               f"{geojson.get('type')!r}", parameter="geometry")
-    try:
-        geom = shape(geojson)
-    except (ValueError, TypeError, AttributeError, IndexError, shapely.errors.ShapelyError) as exc:
-        raise InvalidParameter(f"geometry is not valid GeoJSON: {exc}",
-                               parameter="geometry") from exc
-    coords = shapely.get_coordinates(geom)
-    if len(coords) > limits.max_vertices:
-        raise PayloadTooLarge(f"geometry has {len(coords)} vertices; the limit is "
+    geom = polygon_from_geojson(geojson)
+    vertices = len(shapely.get_coordinates(geom))
+    if vertices > limits.max_vertices:
+        raise PayloadTooLarge(f"geometry has {vertices} vertices; the limit is "
                               f"{limits.max_vertices}", parameter="geometry")
-    if geom.is_empty:
-        raise InvalidParameter("geometry is empty", parameter="geometry")
-    if not all(math.isfinite(v) for v in coords.flat):
-        raise InvalidParameter("geometry has non-finite coordinates", parameter="geometry")
     if not geom.is_valid:
         raise InvalidParameter(f"geometry is invalid: {shapely.is_valid_reason(geom)}",
                                parameter="geometry")
-    if crs.lat_first:
-        geom = shapely.transform(geom, lambda xy: xy[:, ::-1])
-    if crs.srid != 4326:
-        geom = gpd.GeoSeries([geom], crs=f"EPSG:{crs.srid}").to_crs("EPSG:4326").iloc[0]
-    lon_lat = shapely.get_coordinates(geom)
-    if not ((-180 <= lon_lat[:, 0]) & (lon_lat[:, 0] <= 180) & (-90 <= lon_lat[:, 1])
-            & (lon_lat[:, 1] <= 90)).all():
-        raise InvalidParameter("geometry lies outside the CRS's valid area (check crs)",
-                               parameter="geometry")
-    return geom
+    return to_lonlat(geom, crs)
 
 
 _PIECES = """
@@ -121,28 +99,15 @@ def _population_shares(rows: list[dict[str, Any]], raster: Path) -> None:
             row["population_share"] = row["area_share"]
 
 
-@dataclass
-class _Sum:
-    value: float = 0.0
-    status: str = "ok"
-
-    def add(self, value: float | None, status: str | None, share: float) -> None:
-        status = status or "not_available"
-        if _STATUS_RANK[status] > _STATUS_RANK[self.status]:
-            self.status = status
-        if value is not None:
-            self.value += value * share
-
-
 async def _apportioned(conn: psycopg.AsyncConnection, indicator: str, period: str,
-                       collection: Collection, shares: list[dict[str, Any]]) -> _Sum:
+                       collection: Collection, shares: list[dict[str, Any]]) -> Apportioned:
     codes = [s["code"] for s in shares]
     cur = await conn.execute(
         "SELECT code, value, status FROM published_value WHERE indicator = %s AND vintage = %s"
         " AND level = %s AND period = %s AND code = ANY(%s)",
         (indicator, collection.vintage, collection.level, period, codes))
     values = {code: (value, status) for code, value, status in await cur.fetchall()}
-    total = _Sum()
+    total = Apportioned()
     for s in shares:
         value, status = values.get(s["code"], (None, "not_available"))
         total.add(value, status, s["share"])
@@ -160,8 +125,8 @@ async def estimate(conn: psycopg.AsyncConnection, meta: dict[str, Any], period: 
     elif meta["kind"] in QUOTIENT_KINDS and meta["numerator"] and meta["denominator"]:
         num = await _apportioned(conn, meta["numerator"], period, collection, shares)
         den = await _apportioned(conn, meta["denominator"], period, collection, shares)
-        total = _Sum(num.value / den.value * meta["multiplier"] if den.value else 0.0,
-                     max(num.status, den.status, key=_STATUS_RANK.__getitem__))
+        total = Apportioned(num.value / den.value * meta["multiplier"] if den.value else 0.0,
+                            worst(num.status, den.status))
         if not den.value and total.status == "ok":
             total.status = "not_available"
         result["method"] = f"apportioned {meta['numerator']} / apportioned {meta['denominator']}"

@@ -13,12 +13,11 @@ from dataclasses import dataclass
 import psycopg
 
 from geo_service.errors import InvalidParameter, LoaderError
+from geo_service.indicators.apportion import Apportioned, worst
 from geo_service.indicators.catalogue import QUOTIENT_KINDS, Indicator, get_indicator
 from geo_service.indicators.values import LoadResult, ValueRow, store_values
 
 WEIGHTS = {"area": "area_share", "population": "population_share"}
-# Worst status wins when several old values feed one new unit.
-_STATUS_RANK = {"ok": 0, "provisional": 1, "not_available": 2, "suppressed": 3}
 
 
 @dataclass(frozen=True)
@@ -28,21 +27,6 @@ class Link:
     from_code: str
     to_code: str
     share: float
-
-
-@dataclass
-class Apportioned:
-    """A count apportioned onto one new unit and period."""
-
-    value: float = 0.0
-    status: str = "ok"
-
-    def add(self, value: float | None, status: str, share: float) -> None:
-        """Add one old unit's contribution."""
-        if _STATUS_RANK[status] > _STATUS_RANK[self.status]:
-            self.status = status
-        if value is not None:
-            self.value += value * share
 
 
 def _links(conn: psycopg.Connection, from_vintage: str, to_vintage: str, level: str,
@@ -99,7 +83,7 @@ def _quotient_rows(indicator: Indicator, num: dict[tuple[str, str], Apportioned]
     for key in sorted(num.keys() | den.keys()):
         n, d = num.get(key, Apportioned(status="not_available")), den.get(
             key, Apportioned(status="not_available"))
-        status = max(n.status, d.status, key=_STATUS_RANK.__getitem__)
+        status = worst(n.status, d.status)
         value = None
         if status in ("ok", "provisional"):
             if d.value == 0:

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
+from psycopg.rows import dict_row
 
 from geo_service.auth import MaybeUser, Unauthorized, User, Writer
 from geo_service.db import Conn
@@ -51,8 +52,6 @@ async def list_eas(
 ) -> JSONResponse:
     """EAs filtered by commune, status and census round."""
     _reader(request, user)
-    from psycopg.rows import dict_row
-
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             f"SELECT {store.COLUMNS} FROM enumeration_area WHERE"

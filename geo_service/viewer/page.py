@@ -10,7 +10,6 @@ from typing import Any
 import folium
 import psycopg
 
-from geo_service.errors import GeoServiceError
 from geo_service.viewer.assets import make_offline
 from geo_service.viewer.choropleth import (
     DEFAULT_DIVERGING,
@@ -187,8 +186,3 @@ async def render_page(conn: psycopg.AsyncConnection, s: ViewerState, choropleth:
         f" s.src = '{api}/static/viewer.js'; document.body.appendChild(s); }})();"))
     return str(figure.render())
 
-
-class ViewerError(GeoServiceError):
-    """The viewer could not be built (no data loaded)."""
-
-    status_code = 503
