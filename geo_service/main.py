@@ -24,6 +24,7 @@ from geo_service.routers import (
     landing,
     maps,
     tiles,
+    users,
     viewer,
 )
 from geo_service.settings import ServiceSettings
@@ -68,6 +69,7 @@ def create_app(settings: ServiceSettings | None = None, db_url: str | None = Non
         expose_headers=["ETag", "Content-Crs"])
     app.include_router(landing.router)
     app.include_router(health.router)
+    app.include_router(users.router)
     app.include_router(ea.router)  # before the generic collections routes
     app.include_router(features.router)
     app.include_router(aggregate.router)

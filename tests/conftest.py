@@ -6,7 +6,9 @@ import itertools
 import os
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -133,9 +135,9 @@ def client(demo_ro: str) -> Iterator[TestClient]:
         yield test_client
 
 
-@pytest.fixture(scope="session")
-def live_server(demo_ro: str) -> Iterator[str]:
-    """The service running in its own process over the shared demo database; yields its URL."""
+@contextmanager
+def serve(database_url: str, **env: str) -> Iterator[str]:
+    """The service running in its own process over a database; yields its URL."""
     import subprocess
     import sys
     import time
@@ -144,11 +146,12 @@ def live_server(demo_ro: str) -> Iterator[str]:
     from geo_service.localdb import free_port
 
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": demo_ro,
-           "GEO_SERVICE_HOME": tempfile.mkdtemp(prefix="geo-service-live-")}
+    environment = {**os.environ, "DATABASE_URL": database_url,
+                   "GEO_SERVICE_HOME": tempfile.mkdtemp(prefix="geo-service-live-"), **env}
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "geo_service.main:create_app", "--factory",
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"], env=env)
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        env=environment)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(100):
@@ -164,6 +167,13 @@ def live_server(demo_ro: str) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_server(demo_ro: str) -> Iterator[str]:
+    """The service in its own process over the shared demo database; yields its URL."""
+    with serve(demo_ro) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -196,3 +206,20 @@ def redis_url() -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-quic"]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's headless Chromium driven by Playwright."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS,
+                                     headless=True)
+        yield launched
+        launched.close()

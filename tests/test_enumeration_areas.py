@@ -304,3 +304,54 @@ def test_split_then_merge_restores_the_coverage(env: Env) -> None:
                             json={"ids": [ea_id, parts[1]["id"]]},
                             headers={**env.auth("editor"), "If-Match": etags})
     assert stale.status_code in (404, 412)
+
+
+def test_coverage_of_a_commune_without_eas(env: Env) -> None:
+    report = env.client.get(f"/communes/{COMMUNE}/ea-coverage", params={"round": "2029"})
+    assert report.status_code == 200, report.text
+    body = report.json()
+    assert body["eas"] == 0 and not body["complete"]
+    assert body["gap_share"] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_generate_drafts_through_the_api(env: Env) -> None:
+    url = f"/communes/{COMMUNE}/ea-generate"
+    assert env.client.post(url).status_code == 401
+    assert env.client.post(url, headers=env.auth("viewer")).status_code == 403
+    assert env.client.post(url, headers=env.auth("outsider")).status_code == 403
+    before = env.tables()
+    bad = env.client.post(url, params={"households_per_ea": "0"}, headers=env.auth("editor"))
+    assert bad.status_code == 400 and env.tables() == before
+    created = env.client.post(url, headers=env.auth("editor"))
+    assert created.status_code == 201, created.text
+    count = created.json()["created"]
+    assert count > 50 and created.json()["replaced"] == 0
+    assert env.client.get(f"/communes/{COMMUNE}/ea-coverage").json()["complete"]
+    # a second run would overwrite: refused unless asked, and only ever over drafts
+    again = env.client.post(url, headers=env.auth("editor"))
+    assert again.status_code == 409 and again.json()["parameter"] == "replace"
+    eas = env.client.get(ITEMS, params={"commune": COMMUNE}).json()["features"]
+    assert {f["properties"]["updated_by"] for f in eas} == {"ed"}
+    env.client.post(f"{ITEMS}/{eas[0]['id']}/submit", headers=env.auth("editor"))
+    before = env.tables()
+    refused = env.client.post(url, params={"replace": "true"}, headers=env.auth("editor"))
+    assert refused.status_code == 409 and env.tables() == before
+    env.client.post(f"{ITEMS}/{eas[0]['id']}/reject", headers=env.auth("supervisor"))
+    with psycopg.connect(env.url, autocommit=True) as conn:
+        conn.execute("UPDATE enumeration_area SET status = 'draft'")
+    replaced = env.client.post(url, params={"replace": "true", "households_per_ea": "240"},
+                               headers=env.auth("editor"))
+    assert replaced.status_code == 201, replaced.text
+    assert replaced.json()["replaced"] == count and replaced.json()["created"] < count
+    with psycopg.connect(env.url) as conn:
+        deleted = conn.execute("SELECT count(*) FROM ea_history WHERE action = 'delete'"
+                               " AND reason LIKE 'replaced%%'").fetchone()
+    assert deleted == (count,)
+
+
+def test_who_am_i(env: Env) -> None:
+    assert env.client.get("/users/me").status_code == 401
+    me = env.client.get("/users/me", headers=env.auth("supervisor")).json()
+    assert me == {"name": "sup", "role": "supervisor", "scope": ["01"]}
+    assert env.client.get("/users/me", headers={"Authorization": "Bearer nope"}
+                          ).status_code == 401

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 import shapely
+import shapely.wkb
 from shapely.geometry.base import BaseGeometry
 
 from boundaries.ea_generate import DraftEA, generate_many
@@ -54,18 +56,28 @@ def _communes(conn: psycopg.Connection, vintage: str, codes: list[str] | None
     return [(code, geom) for (code, _), geom in zip(rows, geoms, strict=True)]
 
 
+_COPY = ("COPY enumeration_area (census_round, code, commune_vintage, commune_code, status,"
+         " population, households, geom, updated_by) FROM STDIN")
+
+
+def _rows(vintage: str, census_round: str, drafts: dict[str, list[DraftEA]], user: str
+          ) -> Iterator[tuple[object, ...]]:
+    for commune, eas in drafts.items():
+        for ea in eas:
+            yield (census_round, f"{commune}-{ea.serial:03d}", vintage, commune, "draft",
+                   ea.population, ea.households,
+                   shapely.to_wkb(ea.geometry, hex=True, include_srid=False), user)
+
+
+def _reason(households_per_ea: float) -> str:
+    return f"generated, {households_per_ea:g} households per EA"
+
+
 def _store(conn: psycopg.Connection, vintage: str, census_round: str,
            drafts: dict[str, list[DraftEA]]) -> int:
-    with conn.cursor().copy(
-        "COPY enumeration_area (census_round, code, commune_vintage, commune_code, status,"
-        " population, households, geom, updated_by) FROM STDIN"
-    ) as copy:
-        for commune, eas in drafts.items():
-            for ea in eas:
-                copy.write_row((census_round, f"{commune}-{ea.serial:03d}", vintage, commune,
-                                "draft", ea.population, ea.households,
-                                shapely.to_wkb(ea.geometry, hex=True, include_srid=False),
-                                GENERATOR))
+    with conn.cursor().copy(_COPY) as copy:
+        for row in _rows(vintage, census_round, drafts, GENERATOR):
+            copy.write_row(row)
     return sum(len(eas) for eas in drafts.values())
 
 
@@ -91,9 +103,30 @@ def generate(conn: psycopg.Connection, vintage: str, census_round: str, codes: l
             conn.execute("DELETE FROM enumeration_area WHERE census_round = %s AND"
                          " commune_code = ANY(%s)", (census_round, batch_codes))
             summary.eas += _store(conn, vintage, census_round, drafts)
-            conn.execute(_HISTORY, (GENERATOR, f"generated, {households_per_ea:g} households"
-                                    " per EA", census_round, batch_codes))
+            conn.execute(_HISTORY, (GENERATOR, _reason(households_per_ea), census_round,
+                                    batch_codes))
         summary.communes += len(batch)
         progress(summary.communes, len(todo))
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+async def generate_one(conn: psycopg.AsyncConnection, vintage: str, code: str,
+                       census_round: str, raster: Path, households_per_ea: float,
+                       household_size: float, user: str) -> int:
+    """Draft EAs of one commune that has none, inside the caller's transaction."""
+    cur = await conn.execute("SELECT ST_AsBinary(geom) FROM commune_coverage"
+                             " WHERE vintage = %s AND code = %s", (vintage, code))
+    row = await cur.fetchone()
+    if row is None:
+        raise InvalidParameter(f"commune {code} has no boundary in vintage {vintage}",
+                               parameter="code")
+    geometry = shapely.wkb.loads(row[0])
+    # The raster work is CPU-bound: keep the event loop serving other requests meanwhile.
+    drafts = await asyncio.to_thread(generate_many, [(code, geometry)], raster,
+                                     households_per_ea, household_size, workers=1)
+    async with conn.cursor().copy(_COPY) as copy:
+        for values in _rows(vintage, census_round, drafts, user):
+            await copy.write_row(values)
+    await conn.execute(_HISTORY, (user, _reason(households_per_ea), census_round, [code]))
+    return sum(len(eas) for eas in drafts.values())

@@ -12,8 +12,9 @@ from geo_service.auth import MaybeUser, Unauthorized, User, Writer
 from geo_service.db import Conn
 from geo_service.ea import store
 from geo_service.ea.coverage import coverage_report
+from geo_service.ea.generate import generate_one
 from geo_service.ea.rules import EaRules, parse_geometry, workload_warning
-from geo_service.errors import InvalidParameter, Unprocessable
+from geo_service.errors import Conflict, InvalidParameter, Unprocessable
 from geo_service.features.crs import parse_crs
 from geo_service.settings import ServiceSettings
 
@@ -203,6 +204,47 @@ async def ea_coverage(code: str, request: Request, conn: Conn, user: MaybeUser,
     commune = await store.commune_of(conn, code, vintage)
     return await coverage_report(conn, commune, census_round,
                                  _rules(request.app.state.settings))
+
+
+@router.post("/communes/{code}/ea-generate", status_code=201,
+             summary="Draft EAs of a commune from the population raster")
+async def generate_eas(
+    code: str, request: Request, conn: Conn, user: Writer,
+    census_round: Annotated[str, Query(alias="round", pattern=r"^\d{4}$")] = "2029",
+    vintage: Annotated[str | None, Query(max_length=32)] = None,
+    households_per_ea: Annotated[float, Query(ge=10, le=2000)] = 120,
+    replace: Annotated[bool, Query(description="replace the commune's draft EAs")] = False,
+) -> dict[str, Any]:
+    """A gap-free draft coverage of a commune; only drafts are ever replaced."""
+    commune = await store.commune_of(conn, code, vintage)
+    store.authorise(user, commune)
+    settings: ServiceSettings = request.app.state.settings
+    if not settings.population_raster.exists():
+        raise Unprocessable("no population raster is configured (GEO_SERVICE_POPULATION_RASTER)",
+                            parameter="raster")
+    async with conn.transaction():
+        await store.lock_commune(conn, census_round, commune.code)
+        async with conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(f"SELECT {store.COLUMNS} FROM enumeration_area WHERE"
+                              " census_round = %s AND commune_code = %s ORDER BY id",
+                              (census_round, commune.code))
+            existing = await cur.fetchall()
+        if existing and not replace:
+            raise Conflict(f"commune {commune.code} already has {len(existing)} EAs in round"
+                           f" {census_round}; pass replace=true to replace its drafts",
+                           parameter="replace")
+        if any(row["status"] != "draft" for row in existing):
+            raise Conflict(f"commune {commune.code} has EAs that are no longer drafts; only"
+                           " drafts can be replaced", parameter="replace")
+        for row in existing:
+            await conn.execute("DELETE FROM enumeration_area WHERE id = %s", (row["id"],))
+            await store.write_history(conn, row["id"], "delete", row, None, user,
+                                      "replaced by a generated draft")
+        created = await generate_one(conn, commune.vintage, commune.code, census_round,
+                                     settings.population_raster, households_per_ea,
+                                     settings.household_size, user.name)
+    return {"commune": commune.code, "vintage": commune.vintage, "round": census_round,
+            "created": created, "replaced": len(existing)}
 
 
 async def _estimates(request: Request, geom: Any) -> dict[str, Any]:

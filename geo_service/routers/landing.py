@@ -36,5 +36,6 @@ async def landing_page(request: Request) -> dict[str, Any]:
                   "Boundary collections (one per level and vintage)"),
             _link(request, "/indicators", "data", "application/json", "Indicator catalogue"),
             _link(request, "/map", "alternate", "text/html", "Map viewer"),
+            _link(request, "/map/ea", "alternate", "text/html", "Enumeration-area editor"),
         ],
     }

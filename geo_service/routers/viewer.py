@@ -1,4 +1,4 @@
-"""`/map`: the choropleth explorer page (Folium), and the static files it loads."""
+"""`/map` (the choropleth explorer) and `/map/ea` (the EA editor): Folium pages."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from fastapi.responses import HTMLResponse
 from geo_service.db import Conn
 from geo_service.errors import GeoServiceError
 from geo_service.viewer.data import choropleth_body
+from geo_service.viewer.ea_page import render_ea_page
 from geo_service.viewer.page import render_page, resolve_state
 
 router = APIRouter(tags=["viewer"])
@@ -35,6 +36,20 @@ async def map_page(request: Request, conn: Conn) -> HTMLResponse:
     api = request.scope.get("root_path", "")
     page = await render_page(conn, state, choropleth, api, settings.basemap_url,
                              settings.basemap_attribution)
-    headers = {} if settings.basemap_url else {"Content-Security-Policy": CSP}
+    return _html(page, settings.basemap_url)
+
+
+@router.get("/map/ea", response_class=HTMLResponse, summary="The enumeration-area editor")
+async def ea_editor_page(request: Request, conn: Conn) -> HTMLResponse:
+    """A commune's EAs with draw/edit/split/merge/delete tools and the coverage report."""
+    settings = request.app.state.settings
+    page = await render_ea_page(conn, dict(request.query_params),
+                                request.scope.get("root_path", ""), settings)
+    return _html(page, settings.basemap_url)
+
+
+def _html(page: str, basemap_url: str | None) -> HTMLResponse:
+    # A configured base map comes from another host, so the strict policy would block it.
+    headers = {} if basemap_url else {"Content-Security-Policy": CSP}
     return HTMLResponse(page, headers={**headers, "X-Content-Type-Options": "nosniff",
                                        "Referrer-Policy": "same-origin"})

@@ -4,7 +4,7 @@ WITH c AS (SELECT geom FROM commune_coverage WHERE vintage = %(vintage)s
 e AS (SELECT id, code, geom, households FROM enumeration_area
       WHERE census_round = %(round)s AND commune_code = %(commune)s),
 gaps AS (SELECT (ST_Dump(ST_Difference(c.geom, coalesce((SELECT ST_Union(geom) FROM e),
-                                                         'POLYGON EMPTY'::geometry)))).geom
+                                                         'SRID=4326;POLYGON EMPTY'::geometry)))).geom
          FROM c)
 SELECT
   (SELECT ST_Area(geom::geography) FROM c),

@@ -146,14 +146,11 @@ def controls_html(s: ViewerState, series: list[tuple[str, str, str, str, str]],
           "<a href='?lang=en'>English</a></div></form>")
 
 
-async def render_page(conn: psycopg.AsyncConnection, s: ViewerState, choropleth: dict[str, Any],
-                      api: str, basemap_url: str | None, basemap_attribution: str) -> str:
-    """The whole HTML page."""
-    collection = f"{s.level}-{s.vintage}"
-    cur = await conn.execute("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM"
-                             " (SELECT ST_Extent(geom) e FROM admin_unit WHERE vintage = %s"
-                             " AND level = %s) t", (s.vintage, s.level))
-    x0, y0, x1, y1 = await cur.fetchone() or (102.0, 8.0, 110.0, 23.5)
+def offline_map(bounds: tuple[float, float, float, float], api: str, title: str,
+                basemap_url: str | None, basemap_attribution: str
+                ) -> tuple[folium.Map, folium.Figure]:
+    """A Folium map fitted to (x0, y0, x1, y1) that loads only the vendored assets."""
+    x0, y0, x1, y1 = bounds
     m = folium.Map(location=[(y0 + y1) / 2, (x0 + x1) / 2], zoom_start=6, tiles=None,
                    control_scale=True, prefer_canvas=False)
     if basemap_url:
@@ -163,8 +160,50 @@ async def render_page(conn: psycopg.AsyncConnection, s: ViewerState, choropleth:
     make_offline(m, f"{api}/static/vendor")
     make_offline(figure, f"{api}/static/vendor")
     figure.header.add_child(folium.Element(
-        f"<title>{html.escape(LABELS[s.lang]['title'])}</title>"
+        f"<title>{html.escape(title)}</title><link rel='icon' href='data:,'>"
         f"<link rel='stylesheet' href='{api}/static/viewer.css'>"))
+    return m, figure
+
+
+def add_messages(figure: folium.Figure, messages: list[str]) -> None:
+    """A box of messages at the top of the page (e.g. a URL parameter that was replaced)."""
+    if messages:
+        figure.html.add_child(folium.Element(
+            "<div class='gv-message' id='viewer-message'>"
+            + "<br>".join(html.escape(msg) for msg in messages) + "</div>"))
+
+
+def boot(figure: folium.Figure, api: str, global_name: str, config: dict[str, Any],
+         script: str) -> str:
+    """Put the page's settings in `window[global_name]`, load `script`; the rendered page."""
+    payload = json.dumps(config, ensure_ascii=False).replace("</", "<\\/")
+    figure.script.add_child(folium.Element(
+        f"window.{global_name} = {payload};\n"
+        "(function () { var s = document.createElement('script');"
+        f" s.src = '{api}/static/{script}'; document.body.appendChild(s); }})();"))
+    return str(figure.render())
+
+
+async def extent(conn: psycopg.AsyncConnection, vintage: str, level: str,
+                 code: str | None = None) -> tuple[float, float, float, float]:
+    """Bounding box of the units of a level (or of one unit), lon/lat."""
+    cur = await conn.execute("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM"
+                             " (SELECT ST_Extent(geom) e FROM admin_unit WHERE vintage = %s"
+                             " AND level = %s AND (%s::text IS NULL OR code = %s)) t",
+                             (vintage, level, code, code))
+    row = await cur.fetchone()
+    if row is None or row[0] is None:
+        return (102.0, 8.0, 110.0, 23.5)
+    return (row[0], row[1], row[2], row[3])
+
+
+async def render_page(conn: psycopg.AsyncConnection, s: ViewerState, choropleth: dict[str, Any],
+                      api: str, basemap_url: str | None, basemap_attribution: str) -> str:
+    """The whole HTML page."""
+    collection = f"{s.level}-{s.vintage}"
+    x0, y0, x1, y1 = await extent(conn, s.vintage, s.level)
+    m, figure = offline_map((x0, y0, x1, y1), api, LABELS[s.lang]["title"], basemap_url,
+                            basemap_attribution)
     series = await _series(conn)
     finest = "commune" if any(v == s.vintage and lv == "commune" for v, lv, *_ in series) \
         else s.level
@@ -175,14 +214,5 @@ async def render_page(conn: psycopg.AsyncConnection, s: ViewerState, choropleth:
         "period": s.period, "choropleth": choropleth, "bounds": [[y0, x0], [y1, x1]],
         "controlsHtml": controls_html(s, series, await _periods(conn, s)),
     }
-    if s.messages:
-        figure.html.add_child(folium.Element(
-            "<div class='gv-message' id='viewer-message'>"
-            + "<br>".join(html.escape(msg) for msg in s.messages) + "</div>"))
-    payload = json.dumps(config, ensure_ascii=False).replace("</", "<\\/")
-    figure.script.add_child(folium.Element(
-        f"window.GEO_VIEWER = {payload};\n"
-        "(function () { var s = document.createElement('script');"
-        f" s.src = '{api}/static/viewer.js'; document.body.appendChild(s); }})();"))
-    return str(figure.render())
-
+    add_messages(figure, s.messages)
+    return boot(figure, api, "GEO_VIEWER", config, "viewer.js")

@@ -1,0 +1,280 @@
+"""The EA editor page (/map/ea) in a real headless Chromium against a live service.
+
+Each test gets its own copy of the demo database and its own service process, so what the
+browser writes is checked in PostgreSQL itself.
+"""
+
+from __future__ import annotations
+
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlparse
+
+import mapbox_vector_tile
+import psycopg
+import pytest
+import shapely
+import shapely.geometry
+from fastapi.testclient import TestClient
+from shapely.ops import polylabel
+
+from geo_service.auth import add_user
+from geo_service.viewer.assets import external_urls
+from tests.conftest import REPO, PgCluster, serve
+from tests.helpers import fingerprint
+
+pytest.importorskip("playwright.sync_api")
+
+ARTIFACTS = REPO / "test-artifacts"
+COMMUNE = "00004"  # Phường Ba Đình, Hà Nội (province 01)
+SMALL_COMMUNE = "00008"
+EA_TABLES = ("enumeration_area", "ea_history")
+
+
+class Editor:
+    """A browser page of the EA editor, the database behind it and its users' tokens."""
+
+    def __init__(self, browser: Any, base: str, db: str, tokens: dict[str, str]):
+        self.base, self.db, self.tokens = base, db, tokens
+        self.context = browser.new_context(viewport={"width": 1280, "height": 900},
+                                           bypass_csp=True)  # for evaluate(); CSP tested apart
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.tiles: list[Any] = []
+        self.requests: list[str] = []
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("request", lambda r: self.requests.append(r.url))
+        self.page.on("response", lambda r: self.tiles.append(r)
+                     if "/enumeration-areas/tiles/" in r.url else None)
+
+    def open(self, query: str) -> None:
+        self.page.goto(f"{self.base}/map/ea?{query}")
+        self.page.wait_for_function("window.eaEditor && window.eaEditor.ready", timeout=30_000)
+
+    def sign_in(self, user: str) -> None:
+        self.page.fill("input[name=token]", self.tokens[user])
+        self.page.click(".ea-sign-in")
+        self.page.wait_for_function("window.eaEditor.user() !== null")
+
+    def js(self, expression: str) -> Any:
+        return self.page.evaluate(expression)
+
+    def wait_writes(self, count: int) -> dict[str, Any]:
+        """Wait until the page has made `count` writes and reloaded; the last write."""
+        self.page.wait_for_function(f"window.eaEditor.writes.length >= {count}", timeout=60_000)
+        self.page.wait_for_load_state("networkidle")
+        writes: list[dict[str, Any]] = self.js("window.eaEditor.writes")
+        return writes[count - 1]
+
+    def pixels(self, lonlats: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        """Page coordinates of lon/lat points on the map."""
+        points: list[tuple[float, float]] = self.page.evaluate(
+            """(pts) => {
+                const m = window.eaEditor.map;
+                const r = m.getContainer().getBoundingClientRect();
+                return pts.map(([x, y]) => {
+                    const p = m.latLngToContainerPoint([y, x]);
+                    return [p.x + r.left, p.y + r.top];
+                });
+            }""",
+            [list(p) for p in lonlats])
+        return points
+
+    def draw(self, tool: str, lonlats: list[tuple[float, float]], close: bool) -> None:
+        """Draw with Leaflet.draw's polygon or polyline tool by clicking on the map."""
+        self.page.click(f".leaflet-draw-draw-{tool}")
+        points = self.pixels(lonlats)
+        for x, y in points + ([points[0]] if close else [points[-1]]):
+            self.page.mouse.click(x, y)
+            self.page.wait_for_timeout(120)
+
+    def rows(self) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.db) as conn:
+            return conn.execute("SELECT id, code, status, updated_by, ST_AsBinary(geom)"
+                                " FROM enumeration_area ORDER BY id").fetchall()
+
+    def screenshot(self, name: str) -> None:
+        ARTIFACTS.mkdir(exist_ok=True)
+        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+@pytest.fixture
+def editor(browser: Any, pg: PgCluster, demo_template: str) -> Iterator[Editor]:
+    db = pg.create_database(demo_template)
+    with psycopg.connect(db, autocommit=True) as conn:
+        tokens = {"editor": add_user(conn, "ed", "editor", ["01"]),
+                  "supervisor": add_user(conn, "sup", "supervisor", ["01"]),
+                  "viewer": add_user(conn, "vi", "viewer", [])}
+    with serve(db) as base:
+        page = Editor(browser, base, db, tokens)
+        yield page
+        assert not page.errors, page.errors
+        page.context.close()
+    pg.drop_database(db)
+
+
+def _commune(db: str, code: str) -> Any:
+    with psycopg.connect(db) as conn:
+        row = conn.execute("SELECT ST_AsBinary(geom) FROM commune_coverage WHERE vintage = '2025'"
+                           " AND code = %s", (code,)).fetchone()
+    assert row is not None
+    return shapely.from_wkb(row[0])
+
+
+def _square_inside(geom: Any) -> list[tuple[float, float]]:
+    """Corners of the square centred on the commune's pole of inaccessibility, well inside it."""
+    largest = max(shapely.get_parts(geom), key=lambda part: part.area)
+    centre = polylabel(largest, tolerance=1e-6)
+    half = 0.6 * largest.exterior.distance(centre)  # < radius / sqrt(2): the square fits
+    return [(centre.x - half, centre.y - half), (centre.x + half, centre.y - half),
+            (centre.x + half, centre.y + half), (centre.x - half, centre.y + half)]
+
+
+def test_drawing_an_ea_creates_it_and_it_appears_in_the_next_tile(editor: Editor) -> None:
+    editor.open(f"commune={COMMUNE}&lang=en")
+    editor.sign_in("editor")
+    commune = _commune(editor.db, COMMUNE)
+    editor.draw("polygon", _square_inside(commune), close=True)
+    write_time = editor.js("Date.now()")
+    created = editor.wait_writes(1)
+    assert created["status"] == 201, created
+    code = created["body"]["properties"]["code"]
+    rows = editor.rows()
+    assert [(c, s, u) for _, c, s, u, _ in rows] == [(code, "draft", "ed")]
+    drawn = shapely.from_wkb(rows[0][4])
+    assert commune.contains(drawn.buffer(-1e-6))
+    # the page reloaded the EA tiles after the write and drew the new EA from them
+    editor.page.wait_for_function(f"window.eaEditor.tileCodes().includes('{code}')",
+                                  timeout=30_000)
+    fetched = [r.url for r in editor.tiles if r.request.timing["startTime"] > write_time]
+    assert fetched
+    # the same tiles, decoded here: one holds the new EA as a draft
+    found = []
+    for url in fetched:
+        with urllib.request.urlopen(url) as response:
+            body = response.read()
+        if body:
+            layer = mapbox_vector_tile.decode(body)["enumeration-areas"]
+            found += [f["properties"]["status"] for f in layer["features"]
+                      if f["properties"]["code"] == code]
+    assert "draft" in found
+    assert editor.js("window.eaEditor.eas().map(e => e.code)") == [code]
+    assert editor.js("window.eaEditor.coverage.eas") == 1
+    editor.screenshot("ea-drawn")
+
+
+def test_rule_problems_are_shown_on_the_map_and_nothing_is_saved(editor: Editor) -> None:
+    editor.open(f"commune={COMMUNE}&lang=en")
+    editor.sign_in("editor")
+    with psycopg.connect(editor.db) as conn:
+        before = fingerprint(conn, EA_TABLES)
+    x0, y0, x1, y1 = _commune(editor.db, COMMUNE).bounds
+    # a square reaching well beyond the commune's east edge
+    width = x1 - x0
+    editor.draw("polygon", [(x1 - width * 0.2, y0 + 0.002), (x1 + width * 0.3, y0 + 0.002),
+                            (x1 + width * 0.3, y1 - 0.002), (x1 - width * 0.2, y1 - 0.002)],
+                close=True)
+    rejected = editor.wait_writes(1)
+    assert rejected["status"] == 422
+    assert any(p["problem"] == "outside its commune" for p in rejected["body"]["problems"])
+    message = editor.page.locator(".ea-message.ea-error").inner_text()
+    assert "outside its commune" in message
+    assert editor.js("window.eaEditor.findings()") >= 2  # the problem's marker and the outline
+    with psycopg.connect(editor.db) as conn:
+        assert fingerprint(conn, EA_TABLES) == before
+    editor.screenshot("ea-rejected")
+
+
+def test_a_commune_from_no_eas_to_approved_coverage_in_the_browser(editor: Editor) -> None:
+    editor.open(f"commune={SMALL_COMMUNE}&lang=en")
+    editor.sign_in("editor")
+    assert editor.page.locator("button.ea-approve_all").count() == 0  # editors cannot approve
+    editor.page.click("button.ea-generate")
+    generated = editor.wait_writes(1)
+    assert generated["status"] == 201 and generated["body"]["created"] > 0
+    assert editor.js("window.eaEditor.coverage.complete") is True
+    editor.page.click("button.ea-submit_all")
+    editor.page.wait_for_function(
+        "window.eaEditor.eas().every(e => e.status === 'submitted')", timeout=60_000)
+    editor.page.click(".ea-sign-out")
+    editor.sign_in("supervisor")
+    editor.page.click("button.ea-approve_all")
+    editor.page.wait_for_function(
+        "window.eaEditor.eas().every(e => e.status === 'approved')", timeout=60_000)
+    editor.page.wait_for_load_state("networkidle")
+    assert editor.js("window.eaEditor.coverage.complete") is True
+    rows = editor.rows()
+    assert len(rows) == generated["body"]["created"]
+    assert {status for _, _, status, _, _ in rows} == {"approved"}
+    union = shapely.union_all([shapely.from_wkb(r[4]) for r in rows])
+    commune = _commune(editor.db, SMALL_COMMUNE)
+    assert union.symmetric_difference(commune).area < commune.area * 1e-5
+    editor.screenshot("ea-approved")
+
+
+def test_split_and_merge_on_the_map(editor: Editor) -> None:
+    editor.open(f"commune={COMMUNE}&lang=en")
+    editor.sign_in("editor")
+    commune = _commune(editor.db, COMMUNE)
+    square = _square_inside(commune)
+    editor.draw("polygon", square, close=True)
+    created = editor.wait_writes(1)
+    assert created["status"] == 201
+    (x0, y0), (x1, _), (_, y1) = square[0], square[1], square[2]
+    middle_y, middle_x = (y0 + y1) / 2, (x0 + x1) / 2
+    # select the EA by clicking inside it, then cut it with a line
+    editor.page.mouse.click(*editor.pixels([(middle_x, (y0 + middle_y) / 2)])[0])
+    assert len(editor.js("window.eaEditor.selected()")) == 1
+    span = x1 - x0
+    editor.draw("polyline", [(x0 - span * 0.2, middle_y), (x1 + span * 0.2, middle_y)],
+                close=False)
+    split = editor.wait_writes(2)
+    assert split["status"] == 200, split
+    assert len(editor.rows()) == 2
+    # shift+click both halves, merge them
+    lower, upper = editor.pixels([(middle_x, (y0 + middle_y) / 2), (middle_x, (y1 + middle_y) / 2)])
+    editor.page.mouse.click(*lower)
+    editor.page.keyboard.down("Shift")
+    editor.page.mouse.click(*upper)
+    editor.page.keyboard.up("Shift")
+    assert len(editor.js("window.eaEditor.selected()")) == 2
+    editor.page.click("button.ea-merge")
+    merged = editor.wait_writes(3)
+    assert merged["status"] == 200, merged
+    rows = editor.rows()
+    assert len(rows) == 1
+    restored = shapely.from_wkb(rows[0][4])
+    original = shapely.geometry.shape(created["body"]["geometry"])  # as drawn, in pixels
+    assert restored.symmetric_difference(original).area < original.area * 1e-5
+
+
+def test_only_signed_in_editors_get_the_tools(editor: Editor) -> None:
+    editor.open(f"commune={COMMUNE}&lang=en")
+    assert editor.page.locator(".leaflet-draw-draw-polygon").count() == 0
+    editor.sign_in("viewer")
+    assert editor.page.locator(".leaflet-draw-draw-polygon").count() == 0
+    assert editor.page.locator("button.ea-generate").count() == 0
+    editor.page.click(".ea-sign-out")
+    editor.page.fill("input[name=token]", "not-a-token")
+    editor.page.click(".ea-sign-in")
+    editor.page.wait_for_selector(".ea-message.ea-error")
+    assert "401" in editor.page.locator(".ea-message").inner_text()
+    editor.sign_in("editor")
+    assert editor.page.locator(".leaflet-draw-draw-polygon").count() == 1
+    hosts = {urlparse(u).netloc for u in editor.requests if not u.startswith("data:")}
+    assert hosts == {urlparse(editor.base).netloc}
+
+
+def test_the_page_loads_only_local_assets(client: TestClient) -> None:
+    page = client.get("/map/ea", params={"commune": COMMUNE, "lang": "en"})
+    assert page.status_code == 200
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert external_urls(page.text) == []
+    assert "ea_editor.js" in page.text
+
+
+def test_unknown_parameters_fall_back_with_a_message(client: TestClient) -> None:
+    page = client.get("/map/ea", params={"commune": "99999", "round": "next", "lang": "xx"})
+    assert page.status_code == 200
+    assert "99999" in page.text and "next" in page.text and "xx" in page.text
