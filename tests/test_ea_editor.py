@@ -278,3 +278,40 @@ def test_unknown_parameters_fall_back_with_a_message(client: TestClient) -> None
     page = client.get("/map/ea", params={"commune": "99999", "round": "next", "lang": "xx"})
     assert page.status_code == 200
     assert "99999" in page.text and "next" in page.text and "xx" in page.text
+
+
+def test_edit_and_delete_tools_write_with_if_match(editor: Editor) -> None:
+    editor.open(f"commune={COMMUNE}&lang=en")
+    editor.sign_in("editor")
+    editor.draw("polygon", _square_inside(_commune(editor.db, COMMUNE)), close=True)
+    created = editor.wait_writes(1)
+    assert created["status"] == 201
+    # drag one corner a few pixels, then save
+    editor.page.click(".leaflet-draw-edit-edit")
+    corner = editor.page.locator(".leaflet-editing-icon").first
+    box = corner.bounding_box()
+    assert box is not None
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    editor.page.mouse.move(x, y)
+    editor.page.mouse.down()
+    editor.page.mouse.move(x + 10, y + 10, steps=5)
+    editor.page.mouse.up()
+    editor.page.click(".leaflet-draw-actions a[title='Save changes']")
+    edited = editor.wait_writes(2)
+    assert edited["status"] == 200, edited
+    assert edited["body"]["properties"]["version"] == 2
+    shape = shapely.geometry.shape
+    moved = shape(edited["body"]["geometry"]).symmetric_difference(
+        shape(created["body"]["geometry"])).area
+    assert moved > shape(created["body"]["geometry"]).area * 1e-3
+    # the delete tool: pick the EA, save
+    editor.page.click(".leaflet-draw-edit-remove")
+    centre = shapely.geometry.shape(edited["body"]["geometry"]).representative_point()
+    editor.page.mouse.click(*editor.pixels([(centre.x, centre.y)])[0])
+    editor.page.click(".leaflet-draw-actions a[title='Save changes']")
+    deleted = editor.wait_writes(3)
+    assert deleted["status"] == 204
+    assert editor.rows() == []
+    with psycopg.connect(editor.db) as conn:
+        actions = conn.execute("SELECT action, user_name FROM ea_history ORDER BY id").fetchall()
+    assert actions == [("create", "ed"), ("update", "ed"), ("delete", "ed")]
