@@ -18,7 +18,13 @@ from shapely.geometry import MultiPolygon, Polygon, box
 from shapely.geometry.base import BaseGeometry
 
 from geo_service.errors import InvalidParameter, LoaderError
-from geo_service.indicators.zonal import STATS, ZonalResult, raster_total, zonal_statistics
+from geo_service.indicators.zonal import (
+    STATS,
+    ZonalResult,
+    raster_total,
+    sum_over,
+    zonal_statistics,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 WORLDPOP = REPO / "data" / "vn" / "raster" / "vn_ppp_2020_1km_Aggregated.tif"
@@ -186,6 +192,26 @@ def test_raster_in_a_projected_crs(grid: Path, tmp_path: Path, crs: str) -> None
     stretch = 1 / math.cos(math.radians(18.5)) ** 2 if crs == "EPSG:3857" else 1.0
     [centre] = zonal_statistics(projected, units(pixel(1, 1)), "count")
     assert centre.value == pytest.approx(abs(area) * stretch / 2000**2, rel=0.01)
+
+
+def test_sum_over_one_shape_equals_the_zonal_sum(grid: Path, tmp_path: Path) -> None:
+    shapes = [pixel(0, 0), box(WEST + 0.5, NORTH - 2.5, WEST + 2.5, NORTH - 0.5),
+              MultiPolygon([pixel(0, 0), pixel(2, 2)]), pixel(3, 0),  # the nodata pixel
+              box(WEST + 3.5, NORTH - 1, WEST + 5, NORTH)]  # partly outside the raster
+    for shape in shapes:
+        assert sum_over(grid, shape) == one(grid, shape).value, shape.wkt
+    assert sum_over(grid, box(0, 0, 1, 1)) is None  # outside
+    # a raster in another CRS takes the general path and gives the same answer
+    projected = tmp_path / "mercator.tif"
+    with rasterio.open(grid) as src:
+        transform, width, height = calculate_default_transform(
+            src.crs, "EPSG:3857", src.width, src.height, *src.bounds, resolution=2000)
+        with rasterio.open(projected, "w", driver="GTiff", width=width, height=height, count=1,
+                           dtype="float32", crs="EPSG:3857", transform=transform,
+                           nodata=NODATA) as dst:
+            reproject(rasterio.band(src, 1), rasterio.band(dst, 1),
+                      resampling=Resampling.nearest)
+    assert sum_over(projected, pixel(1, 1)) == one(projected, pixel(1, 1)).value
 
 
 # --- errors --------------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import geopandas as gpd
 import psycopg
 import shapely
 from psycopg.rows import dict_row
@@ -24,7 +23,7 @@ from geo_service.errors import (
     PreconditionRequired,
     Unprocessable,
 )
-from geo_service.indicators.zonal import zonal_statistics
+from geo_service.indicators.zonal import sum_over
 
 COLUMNS = ("id, census_round, code, commune_vintage, commune_code, status, population,"
            " households, version, updated_by, updated_at, ST_AsGeoJSON(geom, 7) AS geometry")
@@ -109,9 +108,7 @@ async def estimate(raster: Path, geom: BaseGeometry, household_size: float
     """Population (raster sum, fractional coverage) and households of a geometry."""
     if not raster.exists():
         return None, None
-    units = gpd.GeoDataFrame({"code": ["ea"]}, geometry=[geom], crs="EPSG:4326")
-    result = await asyncio.to_thread(zonal_statistics, raster, units, "sum")
-    population = result[0].value or 0.0
+    population = await asyncio.to_thread(sum_over, raster, geom) or 0.0
     return population, population / household_size
 
 
