@@ -116,6 +116,21 @@ def test_etag_304_and_encodings(client: TestClient) -> None:
     assert gzip.compress(b"") is not None
 
 
+def test_encodings_without_a_cache(demo_ro: str, tmp_path: Path) -> None:
+    url = f"{TILES}/{HANOI_Z10[0]}/{HANOI_Z10[1]}/{HANOI_Z10[2]}"
+    with _app(demo_ro, tmp_path, tile_cache="none") as client:
+        plain = client.get(url, headers={"Accept-Encoding": "identity"})
+        assert plain.content and "Content-Encoding" not in plain.headers
+        raw = client.build_request("GET", url, headers={"Accept-Encoding": "br, gzip"})
+        br = client.send(raw, stream=True)
+        assert br.headers["Content-Encoding"] == "br"
+        assert brotli.decompress(b"".join(br.iter_raw())) == plain.content
+        raw = client.build_request("GET", url, headers={"Accept-Encoding": "gzip"})
+        zipped = client.send(raw, stream=True)
+        assert zipped.headers["Content-Encoding"] == "gzip"
+        assert gzip.decompress(b"".join(zipped.iter_raw())) == plain.content
+
+
 @pytest.mark.parametrize(("url", "status"), [
     (f"{TILES}/23/0/0", 400),
     (f"{TILES}/3/8/0", 400),

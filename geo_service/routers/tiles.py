@@ -12,7 +12,7 @@ from geo_service.errors import InvalidParameter, NotFound
 from geo_service.features.collections import Collection, get_collection
 from geo_service.features.params import RawItemParams, build_item_query
 from geo_service.tiles.mvt import EA_LAYER
-from geo_service.tiles.service import TileService
+from geo_service.tiles.service import TileService, encoded
 from tilecache import grid
 from tilecache.base import CachedTile
 
@@ -99,13 +99,13 @@ async def tilejson(collectionId: str, tileMatrixSetId: str, request: Request,  #
                                "maxzoom": MAX_ZOOM}]}
 
 
-def _negotiate(tile: CachedTile, accept_encoding: str) -> tuple[bytes, str | None]:
+def _negotiate(tile: CachedTile, accept_encoding: str) -> str | None:
     accepted = {part.split(";")[0].strip().lower() for part in accept_encoding.split(",")}
     if tile.raw and "br" in accepted:
-        return tile.brotli, "br"
+        return "br"
     if tile.raw and "gzip" in accepted:
-        return tile.gzip, "gzip"
-    return tile.raw, None
+        return "gzip"
+    return None
 
 
 @router.get("/collections/{collectionId}/tiles/{tileMatrixSetId}/{z}/{x}/{y}",
@@ -137,11 +137,12 @@ async def tile(
         query = await build_item_query(conn, c, RawItemParams(
             indicator=indicator, period=period, properties=properties))
         found = await service.tile(conn, query, z, x, y)
-    body, encoding = _negotiate(found, request.headers.get("accept-encoding", ""))
+    encoding = _negotiate(found, request.headers.get("accept-encoding", ""))
     etag = f'"{found.digest}{"-" + encoding if encoding else ""}"'
     headers = {"ETag": etag, "Cache-Control": service.settings.tile_cache_control}
     if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
         return Response(status_code=304, headers=headers)
+    body = await encoded(found, encoding)
     if encoding:  # (without one, the gzip middleware adds the Vary header itself)
         headers["Content-Encoding"] = encoding
         headers["Vary"] = "Accept-Encoding"

@@ -6,8 +6,9 @@ import asyncio
 import gzip
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import brotli
 import psycopg
@@ -24,6 +25,7 @@ from tilecache.redis import RedisTileCache
 from tilecache.sqlite import SQLiteTileCache
 
 logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 def make_caches(settings: ServiceSettings) -> list[TileCache]:
@@ -144,12 +146,35 @@ class TileService:
                                    parameter="z") from exc
         epoch, raw = (int(row[0]), bytes(row[1])) if row else (0, b"")
         self.stats.rendered_bytes += len(raw)
-        if len(raw) > 20_000:
-            encoded = await asyncio.to_thread(_compress, raw)
-        else:
-            encoded = _compress(raw)
-        return CachedTile(epoch, raw, *encoded)
+        if not self.caches:  # nothing to store: compress only what the client asks for
+            return CachedTile(epoch, raw, b"", b"")
+        gzipped, brotlied = await _off_loop(len(raw), _compress_both, raw)
+        return CachedTile(epoch, raw, gzipped, brotlied)
 
 
-def _compress(raw: bytes) -> tuple[bytes, bytes]:
-    return gzip.compress(raw, compresslevel=6, mtime=0), brotli.compress(raw, quality=5)
+async def encoded(tile: CachedTile, encoding: str | None) -> bytes:
+    """The tile's body in an encoding (None: raw), compressed now if it was not stored so."""
+    if encoding is None or not tile.raw:
+        return tile.raw
+    stored = tile.brotli if encoding == "br" else tile.gzip
+    if stored:
+        return stored
+    compress = _brotli if encoding == "br" else _gzip
+    return await _off_loop(len(tile.raw), compress, tile.raw)
+
+
+async def _off_loop(size: int, work: Callable[[bytes], _T], raw: bytes) -> _T:
+    # Big tiles take milliseconds to compress: keep the event loop serving meanwhile.
+    return await asyncio.to_thread(work, raw) if size > 20_000 else work(raw)
+
+
+def _gzip(raw: bytes) -> bytes:
+    return gzip.compress(raw, compresslevel=6, mtime=0)
+
+
+def _brotli(raw: bytes) -> bytes:
+    return bytes(brotli.compress(raw, quality=5))
+
+
+def _compress_both(raw: bytes) -> tuple[bytes, bytes]:
+    return _gzip(raw), _brotli(raw)
