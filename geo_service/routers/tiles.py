@@ -128,7 +128,8 @@ async def tile(
                                f"{grid.tile_count(z)} at zoom {z}",
                                parameter="x" if x >= grid.tile_count(z) else "y")
     service: TileService = request.app.state.tiles
-    if service.settings.tile_freshness == "strict":
+    if service.settings.tile_freshness == "strict" and service.caches:
+        # (without a cache every tile is rendered from the current data: nothing to check)
         await service.freshness.sync(conn)
     if collectionId == EA_LAYER:
         found = await service.ea_tile(conn, z, x, y, census_round)
