@@ -315,3 +315,28 @@ def test_edit_and_delete_tools_write_with_if_match(editor: Editor) -> None:
     with psycopg.connect(editor.db) as conn:
         actions = conn.execute("SELECT action, user_name FROM ea_history ORDER BY id").fetchall()
     assert actions == [("create", "ed"), ("update", "ed"), ("delete", "ed")]
+
+
+def test_drawing_one_ea_and_filling_the_gap_makes_a_gap_free_coverage(editor: Editor) -> None:
+    editor.open(f"commune={SMALL_COMMUNE}&lang=en")
+    editor.sign_in("editor")
+    commune = _commune(editor.db, SMALL_COMMUNE)
+    square = _square_inside(commune)
+    editor.draw("polygon", square, close=True)
+    assert editor.wait_writes(1)["status"] == 201
+    coverage = editor.js("window.eaEditor.coverage")
+    assert coverage["gaps"] and not coverage["complete"]
+    # click inside the gap (the commune outside the drawn square), make an EA of it
+    gap = shapely.geometry.shape(coverage["gaps"][0]["geometry"])
+    inside = gap.buffer(-0.0005).representative_point()
+    editor.page.mouse.click(*editor.pixels([(inside.x, inside.y)])[0])
+    editor.page.click("button.ea-gap-to-ea")
+    filled = editor.wait_writes(2)
+    assert filled["status"] == 201, filled
+    editor.page.wait_for_function("window.eaEditor.coverage.eas === 2")
+    coverage = editor.js("window.eaEditor.coverage")
+    assert coverage["complete"], coverage
+    assert editor.page.locator(".ea-badge.ea-complete").is_visible()
+    geoms = [shapely.from_wkb(r[4]) for r in editor.rows()]
+    assert shapely.coverage_is_valid(geoms)
+    assert shapely.union_all(geoms).symmetric_difference(commune).area < commune.area * 1e-5
