@@ -13,31 +13,14 @@ from typing import Any
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from prometheus_client.parser import text_string_to_metric_families
 
 from geo_service.localdb import free_port
 from geo_service.main import create_app
 from geo_service.observability import ACCESS_LOGGER, content_security_policy
 from geo_service.settings import ServiceSettings
+from tests.helpers import scrape, value
 
 TILE = "/collections/commune-2025/tiles/WebMercatorQuad/10/813/450"  # central Hà Nội
-
-
-def scrape(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every sample of /metrics, keyed by name and sorted labels (the text must parse)."""
-    response = client.get("/metrics", headers={"Accept-Encoding": "gzip"})
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain")
-    samples = {}
-    for family in text_string_to_metric_families(response.text):
-        for s in family.samples:
-            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return samples
-
-
-def value(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str,
-          **labels: str) -> float:
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
 def test_metrics_count_requests_by_route_template(client: TestClient) -> None:
