@@ -276,7 +276,9 @@ def serve_cmd(
     port = port or settings.port
     typer.echo(f"serving on http://{host}:{port}/  (API docs: http://{host}:{port}/api.html)")
     uvicorn.run("geo_service.main:create_app", factory=True, host=host, port=port,
-                workers=workers, log_level="info")
+                workers=workers, log_level="info",
+                # the service writes its own JSON line per request (GEO_SERVICE_ACCESS_LOG)
+                access_log=not settings.access_log)
 
 
 indicators_app = typer.Typer(help="Statistical indicators.", no_args_is_help=True)

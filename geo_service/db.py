@@ -42,8 +42,13 @@ async def open_pool(app: FastAPI, url: str, settings: ServiceSettings) -> None:
         url,
         min_size=settings.pool_min_size,
         max_size=settings.pool_max_size,
-        kwargs={"application_name": "geo-service", "options": options, "autocommit": True},
-        timeout=10,
+        kwargs={"application_name": "geo-service", "options": options, "autocommit": True,
+                "connect_timeout": settings.connect_timeout_s},
+        # After a database restart the idle connections are dead: checking each one as it
+        # is lent out replaces them instead of failing one request per stale connection.
+        check=AsyncConnectionPool.check_connection,
+        timeout=settings.pool_timeout_s,
+        reconnect_timeout=settings.pool_reconnect_timeout_s,
         open=False,
     )
     await pool.open(wait=False)

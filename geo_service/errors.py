@@ -12,6 +12,8 @@ from fastapi.responses import JSONResponse
 from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from geo_service.observability import request_id
+
 logger = logging.getLogger(__name__)
 
 
@@ -94,8 +96,13 @@ class LoaderError(GeoServiceError):
     status_code = 400
 
 
-def _error_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None
-                    ) -> JSONResponse:
+def _error_response(request: Request, status: int, body: dict[str, Any],
+                    headers: dict[str, str] | None = None) -> JSONResponse:
+    rid = request_id(request.scope)
+    if status >= 500 and rid:
+        # Server-side failures carry the id that finds them in the log.
+        body = {**body, "request_id": rid}
+        headers = {**(headers or {}), "X-Request-Id": rid}
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -103,7 +110,7 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, GeoServiceError)
     if exc.status_code >= 500:
         logger.error("%s on %s: %s", type(exc).__name__, request.url.path, exc.message)
-    return _domain_error_body(exc)
+    return _domain_error_body(request, exc)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -117,36 +124,37 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     body = {"status": 400, "title": "InvalidParameter",
             "detail": f"{first['parameter']}: {first['problem']}",
             "parameter": first["parameter"], "errors": problems}
-    return _error_response(400, body)
+    return _error_response(request, 400, body)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     body = {"status": exc.status_code, "title": "HTTPError", "detail": str(exc.detail)}
-    return _error_response(exc.status_code, body, dict(exc.headers or {}))
+    return _error_response(request, exc.status_code, body, dict(exc.headers or {}))
 
 
 async def _database_down(request: Request, exc: Exception) -> JSONResponse:
     logger.warning("database unavailable on %s: %s", request.url.path, exc)
-    return _domain_error_body(DatabaseUnavailable("the database is not available; retry shortly"))
+    return _domain_error_body(
+        request, DatabaseUnavailable("the database is not available; retry shortly"))
 
 
-def _domain_error_body(exc: GeoServiceError) -> JSONResponse:
+def _domain_error_body(request: Request, exc: GeoServiceError) -> JSONResponse:
     headers = {"Retry-After": "5"} if isinstance(exc, DatabaseUnavailable) else None
-    return _error_response(exc.status_code, exc.body(), headers)
+    return _error_response(request, exc.status_code, exc.body(), headers)
 
 
 async def _bad_value(request: Request, exc: Exception) -> JSONResponse:
     # A value the database cannot take (NUL byte, number out of range…): the client's input.
     logger.warning("value refused by the database on %s: %s", request.url.path, exc)
-    return _domain_error_body(InvalidParameter(
+    return _domain_error_body(request, InvalidParameter(
         "a parameter has a value the database cannot store or compare", parameter="query"))
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     # Never leak SQL or stack traces; the log has the details.
     logger.exception("unexpected error on %s", request.url.path, exc_info=exc)
-    return _error_response(500, {"status": 500, "title": "InternalError",
+    return _error_response(request, 500, {"status": 500, "title": "InternalError",
                                  "detail": "internal error; see the service log"})
 
 

@@ -10,11 +10,13 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
 
 from geo_service import __version__
 from geo_service.auth import FailedAttempts
 from geo_service.db import close_pool, database_url, open_pool
 from geo_service.errors import RefuseNulBytes, add_exception_handlers
+from geo_service.observability import install as install_observability
 from geo_service.routers import (
     aggregate,
     ea,
@@ -54,7 +56,7 @@ def create_app(settings: ServiceSettings | None = None, db_url: str | None = Non
         version=__version__,
         description="Versioned administrative boundaries, indicators, GeoJSON and vector tiles.",
         openapi_url="/api",
-        docs_url="/api.html",
+        docs_url=None,  # /api.html is served by the landing router with local assets
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -66,7 +68,9 @@ def create_app(settings: ServiceSettings | None = None, db_url: str | None = Non
     app.add_middleware(CORSMiddleware, allow_origins=[
         o.strip() for o in settings.cors_origins.split(",") if o.strip()],
         allow_methods=["GET", "HEAD", "OPTIONS"], allow_headers=["*"],
-        expose_headers=["ETag", "Content-Crs"])
+        expose_headers=["ETag", "Content-Crs", "X-Request-Id"])
+    # Outermost, so it sees every response (also the 400s and CORS answers above).
+    install_observability(app, settings.access_log, settings.basemap_url)
     app.include_router(landing.router)
     app.include_router(health.router)
     app.include_router(users.router)
@@ -76,6 +80,8 @@ def create_app(settings: ServiceSettings | None = None, db_url: str | None = Non
     app.include_router(tiles.router)
     app.include_router(maps.router)
     app.include_router(viewer.router)
+    app.mount(landing.SWAGGER_UI_PATH, StaticFiles(directory=str(swagger_ui_path)),
+              name="swagger-ui")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(indicators.router)
     return app

@@ -59,6 +59,15 @@ class ServiceSettings(BaseSettings):
     pool_min_size: int = 1
     pool_max_size: int = 20
     statement_timeout_ms: int = 30_000
+    # How long a request waits for a pooled connection before a 503 (database down or busy).
+    pool_timeout_s: float = 5.0
+    # libpq connect_timeout: a database host that does not answer fails in this time.
+    connect_timeout_s: int = 5
+    # A failing reconnection is retried with backoff for this long, then restarted on demand,
+    # so the service notices a database that is back within a few seconds.
+    pool_reconnect_timeout_s: float = 5.0
+    # one JSON line per request on stderr (request id, method, route, status, duration)
+    access_log: bool = True
     pg_bindir: Path | None = None
     database_name: str = "geo_service"
     # population raster used for population-weighted area statistics

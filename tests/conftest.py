@@ -179,33 +179,10 @@ def live_server(demo_ro: str) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """A throwaway Redis server (Debian's redis-server) on a free port."""
-    import shutil
-    import subprocess
-    import time
+    from tests.helpers import redis_server
 
-    import redis
-
-    from geo_service.localdb import free_port
-
-    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-    port = free_port()
-    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save",
-                                "", "--appendonly", "no", "--maxmemory", "256mb",
-                                "--maxmemory-policy", "allkeys-lru"],
-                               stdout=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        client = redis.Redis.from_url(url)
-        for _ in range(100):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
+    with redis_server() as (url, _):
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

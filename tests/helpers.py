@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import psycopg
+import redis
+from prometheus_client.parser import text_string_to_metric_families
 from psycopg import sql
 
 BOUNDARY_TABLES = ("vintage", "admin_unit", "admin_unit_generalised", "crosswalk")
@@ -20,3 +29,47 @@ def fingerprint(conn: psycopg.Connection, tables: tuple[str, ...] = BOUNDARY_TAB
         assert row is not None
         result[table] = (int(row[0]), str(row[1]))
     return result
+
+
+def scrape(client: Any) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of /metrics, keyed by name and sorted labels (the text must parse)."""
+    response = client.get("/metrics", headers={"Accept-Encoding": "gzip"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    samples = {}
+    for family in text_string_to_metric_families(response.text):
+        for s in family.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return samples
+
+
+def value(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str,
+          **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+@contextmanager
+def redis_server() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A throwaway Redis server (Debian's redis-server) on a free port: its URL and process."""
+    from geo_service.localdb import free_port
+
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    port = free_port()
+    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save",
+                                "", "--appendonly", "no", "--maxmemory", "256mb",
+                                "--maxmemory-policy", "allkeys-lru"],
+                               stdout=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        client = redis.Redis.from_url(url)
+        for _ in range(100):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        yield url, process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+        process.wait(timeout=10)

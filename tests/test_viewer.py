@@ -175,3 +175,30 @@ def test_fewer_values_than_classes_still_makes_a_legend() -> None:
     assert result.breaks == [3.0, 7.0] and result.counts == [2, 1]
     assert len(result.colours) == 2 and result.note
 
+
+
+@pytest.mark.parametrize(("path", "ready"), [
+    ("/api.html", ".swagger-ui .opblock"),                        # operations listed
+    ("/map?level=province&indicator=density", "path.leaflet-interactive"),  # units drawn
+])
+def test_pages_work_under_their_csp_with_no_other_host(browser: Any, live_server: str,
+                                                       path: str, ready: str) -> None:
+    context = browser.new_context()  # the CSP enforced, unlike the viewer fixture's
+    page = context.new_page()
+    requests: list[str] = []
+    problems: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on("console", lambda m: problems.append(m.text)
+            if "Content Security Policy" in m.text else None)
+    try:
+        response = page.goto(f"{live_server}{path}")
+        assert response is not None and response.status == 200
+        assert "default-src 'self'" in response.headers["content-security-policy"]
+        page.wait_for_selector(ready, timeout=30_000)
+        assert page.locator(ready).count() > 5
+        hosts = {urlparse(u).netloc for u in requests if u.startswith("http")}
+        assert hosts == {urlparse(live_server).netloc}
+        assert problems == []
+    finally:
+        context.close()

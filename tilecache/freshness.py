@@ -114,7 +114,8 @@ class Freshness:
     def __init__(self, caches: Sequence[TileCache]):
         self.log = ChangeLog()
         self.caches = list(caches)
-        self.purged = 0
+        self.purged = 0   # tiles dropped from the caches
+        self.changes = 0  # changes applied after start (each one an invalidation)
         self._lock = asyncio.Lock()
 
     async def start(self, conn: psycopg.AsyncConnection) -> None:
@@ -149,6 +150,7 @@ class Freshness:
                 change = Change(int(epoch), str(layer), bbox)
                 self.log.add(change)
                 if purge_caches:
+                    self.changes += 1
                     self.purged += await asyncio.to_thread(purge, self.caches, change)
                 after = int(epoch)
             if len(rows) < 10_000:

@@ -8,6 +8,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from psycopg_pool import AsyncConnectionPool
 
+from geo_service.observability import request_id
+
 router = APIRouter(tags=["service"])
 
 _CHECK_TIMEOUT_S = 3.0
@@ -26,7 +28,8 @@ async def health(request: Request) -> JSONResponse:
                 )
                 row = await cur.fetchone()
     except Exception as exc:  # any failure here means "not healthy"
-        body = {"status": "unavailable", "database": "unavailable", "detail": type(exc).__name__}
+        body = {"status": "unavailable", "database": "unavailable", "detail": type(exc).__name__,
+                "request_id": request_id(request.scope)}
         return JSONResponse(body, status_code=503, headers={"Retry-After": "5",
                                                             "Cache-Control": "no-store"})
     postgis, schema = row if row else (None, None)

@@ -5,10 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 
 from geo_service import __version__
 
 router = APIRouter(tags=["service"])
+
+# Swagger UI's files come from the swagger-ui-bundle-v2 package, served under this path,
+# so the documentation page makes no request to another host.
+SWAGGER_UI_PATH = "/static/swagger-ui"
 
 
 def _link(request: Request, path: str, rel: str, media_type: str, title: str) -> dict[str, str]:
@@ -39,3 +45,15 @@ async def landing_page(request: Request) -> dict[str, Any]:
             _link(request, "/map/ea", "alternate", "text/html", "Enumeration-area editor"),
         ],
     }
+
+
+@router.get("/api.html", include_in_schema=False)
+async def api_documentation(request: Request) -> HTMLResponse:
+    """Swagger UI for the OpenAPI document, with its assets served by this service."""
+    root = request.scope.get("root_path", "").rstrip("/")
+    assets = root + SWAGGER_UI_PATH
+    return get_swagger_ui_html(
+        openapi_url=f"{root}{request.app.openapi_url}",
+        title=f"{request.app.title} - API", swagger_js_url=f"{assets}/swagger-ui-bundle.js",
+        swagger_css_url=f"{assets}/swagger-ui.css",
+        swagger_favicon_url=f"{assets}/favicon-32x32.png")

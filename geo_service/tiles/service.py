@@ -55,6 +55,7 @@ class TileStats:
     hits: int = 0
     misses: int = 0
     rendered_bytes: int = 0
+    notifications: int = 0
 
 
 class TileService:
@@ -89,20 +90,28 @@ class TileService:
 
     async def _listen(self, pool: AsyncConnectionPool, url: str) -> None:
         """LISTEN tile_change; on each notification purge what changed (reconnects)."""
+        delay = 0.5
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+                async with await psycopg.AsyncConnection.connect(
+                        url, autocommit=True,
+                        connect_timeout=self.settings.connect_timeout_s) as conn:
                     await conn.execute("LISTEN tile_change")
                     async with pool.connection() as work:
                         await self.freshness.sync(work)
+                    delay = 0.5
                     async for _ in conn.notifies():
+                        self.stats.notifications += 1
                         async with pool.connection() as work:
                             await self.freshness.sync(work)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # keep listening whatever happens
-                logger.warning("tile change listener: %s; reconnecting", exc)
-                await asyncio.sleep(1)
+                # Warn once per outage; retry quickly at first, then every few seconds.
+                if delay == 0.5:
+                    logger.warning("tile change listener: %s; reconnecting", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 4.0)
 
     async def tile(self, conn: psycopg.AsyncConnection, query: ItemQuery, z: int, x: int,
                    y: int) -> CachedTile:

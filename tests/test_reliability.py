@@ -1,0 +1,274 @@
+"""Faults with real processes: the database stopping under load, a loader killed mid-load."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from boundaries.checks import FieldMap
+from boundaries.load import LoadOptions, load_boundaries
+from boundaries.vintages import add_vintage
+from geo_service.demo import VINTAGES
+from geo_service.localdb import LocalCluster, free_port
+from geo_service.main import create_app
+from geo_service.migrate import migrate
+from geo_service.settings import ServiceSettings
+from tests.conftest import DEMO_DATA
+from tests.helpers import BOUNDARY_TABLES, fingerprint, redis_server, scrape, value
+
+POOL_TIMEOUT_S = 2
+CLIENT_TIMEOUT_S = 15  # a request without an answer by then counts as hanging
+# Every one needs the database.
+ENDPOINTS = ("/collections/province-2025/items?limit=5", "/collections/province-2025/items/01",
+             "/collections/province-2025/tiles/WebMercatorQuad/5/25/14", "/indicators",
+             "/health")
+
+
+@dataclass
+class Outcome:
+    """One request of the load: when, what, and what came back (or what went wrong)."""
+
+    phase: str
+    path: str
+    end_phase: str = ""
+    status: int = 0
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    error: str | None = None
+
+
+def fetch(base: str, path: str, phase: str) -> Outcome:
+    outcome = Outcome(phase, path)
+    try:
+        with urllib.request.urlopen(f"{base}{path}", timeout=CLIENT_TIMEOUT_S) as response:
+            outcome.status, outcome.body = response.status, response.read()
+            outcome.headers = {k.lower(): v for k, v in response.headers.items()}
+    except urllib.error.HTTPError as exc:
+        outcome.status, outcome.body = exc.code, exc.read()
+        outcome.headers = {k.lower(): v for k, v in exc.headers.items()}
+    except Exception as exc:  # a timeout, a reset or a truncated body
+        outcome.error = f"{type(exc).__name__}: {exc}"
+    return outcome
+
+
+class Load:
+    """A few clients requesting the endpoints in turn until stopped."""
+
+    def __init__(self, base: str, clients: int = 4):
+        self.base = base
+        self.phase = "up"
+        self.outcomes: list[Outcome] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(i,)) for i in range(clients)]
+
+    def _run(self, offset: int) -> None:
+        i = offset
+        while not self._stop.is_set():
+            outcome = fetch(self.base, ENDPOINTS[i % len(ENDPOINTS)], self.phase)
+            outcome.end_phase = self.phase
+            self.outcomes.append(outcome)
+            i += 1
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=CLIENT_TIMEOUT_S * 2)
+
+    def wait_for(self, phase: str, count: int, limit_s: float = 120) -> list[Outcome]:
+        """Block until `count` requests started in `phase` have finished."""
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            done = [o for o in self.outcomes if o.phase == phase]
+            if len(done) >= count:
+                return done
+            time.sleep(0.05)
+        raise AssertionError(f"only {len(done)} requests finished in phase {phase}")
+
+
+@pytest.fixture
+def own_cluster() -> Iterator[LocalCluster]:
+    """A cluster of this test's own, so stopping it disturbs no other test."""
+    home = Path(tempfile.mkdtemp(prefix="geo-service-outage-"))
+    home.chmod(0o755)  # the postgres user must reach the data folder when we run as root
+    cluster = LocalCluster(home, database="outage")
+    cluster.start(extra_options="-c fsync=off -c synchronous_commit=off")
+    try:
+        with psycopg.connect(cluster.url(), autocommit=True) as conn:
+            migrate(conn)
+            add_vintage(conn, VINTAGES[1])
+            load_boundaries(conn, [DEMO_DATA / "vietnam-3d-map-2025" / "provinces.json"],
+                            LoadOptions("2025", "province", FieldMap("id", "name", None, "type")))
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture
+def service(own_cluster: LocalCluster, tmp_path: Path
+            ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": own_cluster.url(), "GEO_SERVICE_HOME": str(tmp_path),
+           "GEO_SERVICE_POOL_TIMEOUT_S": str(POOL_TIMEOUT_S)}
+    log = (tmp_path / "service.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "geo_service.main:create_app", "--factory",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        env=env, stderr=log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            if fetch(base, "/health", "start").status == 200:
+                break
+            time.sleep(0.1)
+        else:
+            raise RuntimeError("the service did not start")
+        yield base, process
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+        log.close()
+
+
+def _ok_within(base: str, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if all(fetch(base, path, "recovery").status == 200 for path in ENDPOINTS):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_database_stopped_under_load(own_cluster: LocalCluster,
+                                     service: tuple[str, subprocess.Popen[bytes]]) -> None:
+    base, process = service
+    with Load(base) as load:
+        up = load.wait_for("up", 20)
+        assert [o for o in up if o.status != 200] == []
+        load.phase = "stopping"  # requests in flight now may fail either way
+        own_cluster.stop()
+        load.phase = "down"
+        down = load.wait_for("down", 40)  # ~20 s: long enough for reconnection backoff
+        load.phase = "starting"
+        own_cluster.start()
+        load.phase = "recovering"
+        # No restart of the service: it reconnects by itself.
+        assert _ok_within(base, 5.0), "no 200 within 5 s of the database being back"
+        load.phase = "up again"
+        again = load.wait_for("up again", 20)
+    assert process.poll() is None
+    # No request hung or was cut off, before, during or after the outage, except a streamed
+    # body that was under way when the database stopped (its 200 had already been sent).
+    in_flight = {"up", "stopping"}
+    assert [o for o in load.outcomes if o.error
+            and not (o.phase in in_flight and o.end_phase != "up")] == []
+    for o in down:
+        assert o.status == 503, (o.path, o.status, o.body)
+        assert o.headers["retry-after"]
+        body = json.loads(o.body)
+        assert body["request_id"] == o.headers["x-request-id"]
+        if o.path == "/health":
+            assert body["database"] == "unavailable"
+        else:
+            assert body["status"] == 503 and body["title"] == "DatabaseUnavailable"
+    assert {o.path for o in down} == set(ENDPOINTS)
+    assert [(o.path, o.status) for o in again if o.status != 200] == []
+    health = json.loads(fetch(base, "/health", "end").body)
+    assert health["database"] == "ok"
+
+
+# --- a loader killed mid-load ------------------------------------------------------------------
+
+WARDS = DEMO_DATA / "vietnam-3d-map-2025" / "wards"
+TABLES = (*BOUNDARY_TABLES, "tile_change", "tile_epoch")
+
+
+def _loader_writing(conn: psycopg.Connection, process: subprocess.Popen[bytes]) -> int:
+    """Wait until the loader's transaction has written rows; return its backend's pid."""
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the loader ended before it was killed"
+        row = conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name ="
+                           " 'geo-service-cli' AND datname = current_database()"
+                           " AND backend_xid IS NOT NULL").fetchone()
+        if row:
+            return int(row[0])
+        time.sleep(0.05)
+    raise AssertionError("the loader never started writing")
+
+
+def test_loader_killed_mid_load_changes_nothing(demo_db: str) -> None:
+    wards = sorted(str(p) for p in WARDS.glob("*.json") if p.name != "index.json")
+    with psycopg.connect(demo_db, autocommit=True) as conn:
+        before = fingerprint(conn, TABLES)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "geo_service", "load", "boundaries", *wards,
+             "--vintage", "2025", "--level", "commune", "--code-field", "id",
+             "--name-field", "name", "--parent-field", "provinceId", "--type-field", "type",
+             "--recode", str(DEMO_DATA / "code-corrections-2025.csv"), "--replace"],
+            env={**os.environ, "DATABASE_URL": demo_db}, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        try:
+            backend = _loader_writing(conn, process)
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=30)
+        assert process.returncode == -signal.SIGKILL
+        # The server rolls the orphaned transaction back once it notices the client is gone.
+        for _ in range(1200):
+            if not conn.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s",
+                                (backend,)).fetchone():
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError("the killed loader's session is still open")
+        assert fingerprint(conn, TABLES) == before
+
+
+# --- Redis: a corrupt entry, then the server killed under a running service ----------------------
+
+def test_redis_corrupt_entry_then_killed(demo_ro: str, tmp_path: Path) -> None:
+    tile = "/collections/commune-2025/tiles/WebMercatorQuad/10/813/450"
+    with redis_server() as (url, server):
+        store = redis.Redis.from_url(url)
+        settings = ServiceSettings(home=tmp_path, tile_cache="redis", redis_url=url,
+                                   access_log=False)
+        with TestClient(create_app(settings, db_url=demo_ro)) as client:
+            identity = {"Accept-Encoding": "identity"}
+            good = client.get(tile, headers=identity).content
+            (key,) = store.keys("gs:tile:*")
+            (field_name,) = store.hkeys(key)
+            blob = store.hget(key, field_name)
+            assert isinstance(blob, bytes)
+            store.hset(key, field_name, blob[: len(blob) // 2])  # truncated
+            again = client.get(tile, headers=identity)
+            assert again.status_code == 200 and again.content == good
+            assert value(scrape(client), "geo_service_tile_cache_corrupt_total",
+                         backend="redis") == 1
+            server.kill()
+            server.wait(timeout=10)
+            for _ in range(2):
+                down = client.get(tile, headers=identity)
+                assert down.status_code == 200 and down.content == good
+            assert value(scrape(client), "geo_service_tile_cache_errors_total",
+                         backend="redis") >= 1
