@@ -154,15 +154,19 @@ def serve(database_url: str, **env: str) -> Iterator[str]:
         env=environment)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
+        # Importing the app takes seconds on a busy machine: wait up to a minute.
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"the live server exited with {process.returncode}")
             try:
                 with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
                     if response.status == 200:
                         break
             except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the live server did not start within 60 s") from None
                 time.sleep(0.1)
-        else:
-            raise RuntimeError("the live server did not start")
         yield url
     finally:
         process.terminate()
