@@ -81,6 +81,7 @@ from bench.common import (  # noqa: E402
     tipg_command,
 )
 from geo_service.localdb import LocalCluster  # noqa: E402
+from geo_service.tiles.mvt import MvtOptions  # noqa: E402
 from tilecache import grid  # noqa: E402
 
 OURS = feat.OURS  # ours without a tile cache
@@ -462,7 +463,9 @@ def run_real(args: argparse.Namespace, mode: Mode, log: Log) -> Results:
             stack.callback(stop_server, servers[name])
         servers[TIPG] = start_server(
             TIPG, tipg_command(tipg_python),
-            {**clean_env(), "DATABASE_URL": db_url, "TIPG_DB_SCHEMAS": '["bench"]'},
+            {**clean_env(), "DATABASE_URL": db_url, "TIPG_DB_SCHEMAS": '["bench"]',
+             # the cap ours has (tipg's default is 10,000), so dense tiles cost both alike
+             "TIPG_MAX_FEATURES_PER_TILE": str(MvtOptions().max_features)},
             "/healthz", TIPG_ITEMS, workdir)
         stack.callback(stop_server, servers[TIPG])
 
@@ -585,8 +588,8 @@ def ratio_table(rows: list[dict[str, Any]]) -> str:
 
 def throughput_table(results: Results) -> str:
     """Markdown: medians of every wrk pair, per server."""
-    lines = ["| URL list | server | URLs | req/s | p50 ms | p99 ms | MB/s | errors | "
-             "ours / peer |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| URL list | server | URLs | req/s | p50 ms | p99 ms | MB/s | KB/response | "
+             "errors | ours / peer |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for pair in results.pairs:
         rates = {}
         for side, name, paths in (("ours", pair.ours, pair.ours_paths),
@@ -600,6 +603,7 @@ def throughput_table(results: Results) -> str:
                 f"{_num(rates[side])} | {_num(_median([r.p50_ms for r in runs]))} | "
                 f"{_num(_median([r.p99_ms for r in runs]))} | "
                 f"{_num(_median([r.mb_per_s for r in runs]))} | "
+                f"{_num(_median([r.bytes / r.requests / 1e3 for r in runs if r.requests]))} | "
                 f"{sum(r.error_count for r in runs)} | "
                 f"{'**' + _ratio(ratio) + '**' if ratio is not None else ''} |")
     return "\n".join(lines)
