@@ -173,7 +173,7 @@ class Results:
 
 # ---------------------------------------------------------------------------- URL lists
 
-def tile_pairs(tiles: list[tl.Tile], ea_tiles: list[tl.Tile], eas: int) -> list[Pair]:
+def url_pairs(tiles: list[tl.Tile], ea_tiles: list[tl.Tile], eas: int) -> list[Pair]:
     """The wrk pairs: tiles uncached and cached, GeoJSON pages and downloads, EAs."""
     ours_tiles = tuple(tl.tile_path(tl.OUR_TILES, t) for t in tiles)
     pairs = [
@@ -399,7 +399,7 @@ def run_dry(args: argparse.Namespace, mode: Mode, log: Log) -> Results:
             servers[name] = start_stub(name, workdir, items)
             stack.callback(stop_server, servers[name])
         tiles = dry_tiles()
-        pairs = tile_pairs(tiles, tiles[:20], 5000)
+        pairs = url_pairs(tiles, tiles[:20], 5000)
         results = Results(meta(args, mode, "stub servers (dry run): nothing real is measured"),
                           pairs, {})
         results.memory = measure_memory([servers[OURS], servers[TIPG]], log)
@@ -439,8 +439,10 @@ def run_real(args: argparse.Namespace, mode: Mode, log: Log) -> Results:
         RESULTS_DIR.mkdir(parents=True, exist_ok=True)
         tl.TILE_LIST.write_text("".join(f"{z}/{x}/{y}\n" for z, x, y in tiles))
         log(f"{len(tiles)} tiles ({tl.zoom_counts(tiles)}); {eas} EAs, {len(ea_tiles)} EA tiles")
-        results = Results(meta(args, mode, describe(cluster, tipg_python, wrk)),
-                          tile_pairs(tiles, ea_tiles, eas), {})
+        # describe() opens with the date, commit and CPUs, which meta() already has
+        versions = describe(cluster, tipg_python, wrk).split("; ", 1)[-1]
+        results = Results(meta(args, mode, versions),
+                          url_pairs(tiles, ea_tiles, eas), {})
         results.meta.update(database=how, load_before=before, tiles=len(tiles),
                             tile_zooms=tl.zoom_counts(tiles), eas=eas, ea_tiles=len(ea_tiles),
                             ea_layer=("communes of province(s) " + ", ".join(mode.ea_provinces)

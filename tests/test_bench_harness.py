@@ -64,7 +64,7 @@ def _runs(rps: float) -> list[WrkRun]:
 
 
 def test_ratio_rows_judge_each_target() -> None:
-    pairs = bench.tile_pairs([(5, 25, 14), (6, 51, 28)], [], 0)
+    pairs = bench.url_pairs([(5, 25, 14), (6, 51, 28)], [], 0)
     runs = {}
     for pair in pairs:
         runs[(pair.key, "ours")] = _runs(300)
@@ -91,7 +91,7 @@ def test_ratio_rows_judge_each_target() -> None:
 
 def test_pairs_ask_both_servers_for_the_same_distinct_urls() -> None:
     tiles = bench.dry_tiles()
-    pairs = bench.tile_pairs(tiles, tiles[:5], 4321)
+    pairs = bench.url_pairs(tiles, tiles[:5], 4321)
     assert [p.key for p in pairs] == HTTP_ROWS
     for pair in pairs:
         assert len(pair.ours_paths) == len(pair.peer_paths) > 0
