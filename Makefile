@@ -1,4 +1,4 @@
-.PHONY: setup demo serve test lint format bench bench-short
+.PHONY: setup demo serve test lint format bench bench-short bench-dry-run setup-bench bench-detail
 
 setup:
 	scripts/setup.sh
@@ -19,14 +19,21 @@ lint: setup
 format: setup
 	.venv/bin/ruff format geo_service boundaries tilecache tests scripts bench
 
-bench: setup
+bench:
+	scripts/bench.sh
+
+bench-short:
+	scripts/bench.sh --short
+
+bench-dry-run:
+	scripts/bench.sh --dry-run
+
+setup-bench:
+	scripts/setup-bench.sh
+
+# The single benchmarks, each with its own detailed report (bench/README.md).
+bench-detail: setup-bench
 	.venv/bin/python bench/load_boundaries.py
 	.venv/bin/python bench/features.py
 	.venv/bin/python bench/tiles.py
 	.venv/bin/python bench/viewer.py
-
-bench-short: setup
-	.venv/bin/python bench/load_boundaries.py --repeat 1
-	.venv/bin/python bench/features.py --short
-	.venv/bin/python bench/tiles.py --short
-	.venv/bin/python bench/viewer.py --repeat 1

@@ -3,6 +3,10 @@
     python -m bench.ea_edits            # all 3,321 communes (~200,000 EAs), 300 edits
     python -m bench.ea_edits --short    # one province's communes, 100 edits
 
+The database with the generated EAs is cached (pg_dump, ~/.cache/geo-service-bench) like the
+demo; a run that restores it reports the generation time measured when the dump was made.
+`--no-cache` generates afresh.
+
 The edit is what a cartographer's "save" does: GET the EA (its ETag), then PUT a geometry with
 If-Match. The server snaps it, checks every rule against the commune and the neighbouring EAs,
 estimates households from the raster, writes the row and its history and records the tile
@@ -21,11 +25,22 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
 
-from bench.features import _cpu_model, _git, prepare_database, start_server, stop_server
+from bench.common import (
+    CACHE,
+    Extra,
+    clean_env,
+    cpu_model,
+    git_commit,
+    ours_command,
+    prepare_database,
+    start_server,
+    stop_server,
+)
 from geo_service.auth import add_user
 from geo_service.localdb import LocalCluster
 
@@ -35,19 +50,37 @@ SHORT_PROVINCE = "01"  # Hà Nội: 126 communes
 TARGET_P95_MS = 50.0
 
 
-def generate(db_url: str, communes: list[str] | None) -> tuple[float, int]:
-    """Run `geo-service ea generate` as a user would; its wall time and the EAs stored."""
-    command = [str(Path(sys.executable).parent / "geo-service"), "ea", "generate", "--round",
-               "2029"]
-    for code in communes or []:
-        command += ["--commune", code]
-    env = {**os.environ, "DATABASE_URL": db_url}
-    started = time.perf_counter()
-    subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
-    seconds = time.perf_counter() - started
-    with psycopg.connect(db_url) as conn:
-        row = conn.execute("SELECT count(*) FROM enumeration_area").fetchone()
-    return seconds, int(row[0]) if row else 0
+def generation(short: bool) -> Extra:
+    """Generate the EAs through the CLI, as a user would, before the database is cached."""
+    which = SHORT_PROVINCE if short else "all"
+
+    def run(db_url: str, log: Callable[[str], None]) -> None:
+        command = [str(Path(sys.executable).parent / "geo-service"), "ea", "generate",
+                   "--round", "2029"]
+        with psycopg.connect(db_url) as conn:
+            for (code,) in conn.execute(
+                    "SELECT code FROM admin_unit WHERE vintage = '2025' AND level = 'commune'"
+                    " AND parent_code = %s ORDER BY code", (SHORT_PROVINCE,)) if short else []:
+                command += ["--commune", code]
+        log(f"geo-service ea generate ({which}) …")
+        started = time.perf_counter()
+        subprocess.run(command, check=True, env={**clean_env(), "DATABASE_URL": db_url},
+                       stdout=subprocess.DEVNULL)
+        seconds = time.perf_counter() - started
+        log(f"  {seconds:.1f} s")
+        _timing_file(which).write_text(json.dumps({"seconds": seconds, "at": _now()}))
+
+    return Extra(f"ea-cli-{which}", f"ea-cli:{which}",
+                 ("geo_service/ea", "boundaries/ea_generate.py", "geo_service/settings.py"), run)
+
+
+def _timing_file(which: str) -> Path:
+    CACHE.mkdir(parents=True, exist_ok=True)
+    return CACHE / f"ea-cli-{which}-generate.json"
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
 
 
 def _request(conn: http.client.HTTPConnection, method: str, path: str, headers: dict[str, str],
@@ -87,14 +120,12 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def _machine() -> str:
-    commit = _git("rev-parse", "--short", "HEAD") or "unknown"
-    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     load = Path("/proc/loadavg").read_text().split()[0]
-    return (f"{when}, commit {commit}, {os.cpu_count()} CPUs ({_cpu_model()}), load average"
-            f" {load} at the end (other work shares the machine).")
+    return (f"{_now()}, commit {git_commit()}, {os.cpu_count()} CPUs ({cpu_model()}), load"
+            f" average {load} at the end (other work shares the machine).")
 
 
-def report(args: argparse.Namespace, machine: str, how: str, generate_s: float, eas: int,
+def report(args: argparse.Namespace, machine: str, how: str, generated: str, eas: int,
            communes: int, times: list[float], refused: int) -> str:
     """The results as Markdown."""
     p95 = _percentile(times, 95)
@@ -105,7 +136,7 @@ def report(args: argparse.Namespace, machine: str, how: str, generate_s: float, 
         "| measure | value |", "|---|---|",
         f"| communes generated | {communes:,} |",
         f"| EAs stored | {eas:,} |",
-        f"| `geo-service ea generate` wall time | {generate_s:.1f} s |",
+        f"| `geo-service ea generate` wall time | {generated} |",
         f"| edits timed (sequential, one editor) | {len(times)} ({refused} refused) |",
         f"| save (PUT) p50 | {statistics.median(times):.1f} ms |",
         f"| save (PUT) p95 | {p95:.1f} ms (target < {TARGET_P95_MS:.0f} ms: {verdict}) |",
@@ -114,38 +145,38 @@ def report(args: argparse.Namespace, machine: str, how: str, generate_s: float, 
 
 
 def run(args: argparse.Namespace) -> str:
-    """Set up, generate, edit, report."""
+    """Set up (or restore), edit, report."""
     work = Path(tempfile.mkdtemp(prefix="geo-service-bench-ea-"))
     work.chmod(0o755)
     cluster = LocalCluster(work / "pg", database="postgres")
+    # Durable settings (fsync on), unlike the throughput benchmarks: a save includes its commit.
     cluster.start(extra_options="-c max_wal_size=4GB")
+    which = SHORT_PROVINCE if args.short else "all"
     try:
-        db_url, how = prepare_database(cluster, use_cache=not args.no_cache, log=print)
+        db_url, how = prepare_database(cluster, use_cache=not args.no_cache, log=print,
+                                       extra=generation(args.short))
+        timing = json.loads(_timing_file(which).read_text()) if _timing_file(which).exists() \
+            else None
+        generated = f"{timing['seconds']:.1f} s (measured {timing['at']})" if timing else "?"
         with psycopg.connect(db_url, autocommit=True) as conn:
-            codes = [r[0] for r in conn.execute(
-                "SELECT code FROM admin_unit WHERE vintage = '2025' AND level = 'commune'"
-                " AND (%s::text IS NULL OR parent_code = %s) ORDER BY code",
-                (SHORT_PROVINCE if args.short else None,) * 2)]
             token = add_user(conn, "bench", "admin", [])
-        print(f"generating the EAs of {len(codes):,} communes through the CLI …")
-        generate_s, eas = generate(db_url, codes if args.short else None)
-        print(f"{eas:,} EAs in {generate_s:.1f} s")
-        with psycopg.connect(db_url, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE enumeration_area")
             ids = [r[0] for r in conn.execute("SELECT id FROM enumeration_area ORDER BY id")]
+            communes = conn.execute("SELECT count(DISTINCT commune_code) FROM enumeration_area"
+                                    ).fetchone()
         sample = random.Random(2029).sample(ids, min(args.edits, len(ids)))
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("PG", "GEO_SERVICE_", "DATABASE_URL"))}
         server = start_server(
-            "ours", [sys.executable, "-m", "uvicorn", "geo_service.main:create_app", "--factory"],
-            {**env, "DATABASE_URL": db_url, "GEO_SERVICE_HOME": str(work / "home")},
+            "ours", ours_command(),
+            {**clean_env(), "DATABASE_URL": db_url, "GEO_SERVICE_HOME": str(work / "home"),
+             "GEO_SERVICE_ACCESS_LOG": "false"},
             "/health", "/collections/enumeration-areas/items", work)
         try:
             time_edits(server.base, token, sample[:10])  # warm the pool and the caches
             times, refused = time_edits(server.base, token, sample[10:])
         finally:
             stop_server(server)
-        text = report(args, _machine(), how, generate_s, eas, len(codes), times, refused)
+        text = report(args, _machine(), how, generated, len(ids),
+                      int(communes[0]) if communes else 0, times, refused)
     finally:
         cluster.destroy()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -37,88 +37,47 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
-import os
-import platform
-import shutil
 import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import psycopg
-from psycopg import sql
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from geo_service.demo import DATA_DIR, load_demo
-from geo_service.localdb import LocalCluster, find_bindir, free_port
-from geo_service.migrate import migrate
+from bench.common import (  # noqa: E402
+    COMMUNES,
+    REPO,
+    TIPG,
+    TIPG_VERSION,
+    WRK_LUA,
+    Server,
+    WrkRun,
+    clean_env,
+    describe,
+    ensure_tipg,
+    ensure_wrk,
+    loadavg,
+    ours_command,
+    prepare_database,
+    run_wrk,
+    shown,
+    start_server,
+    stop_server,
+    throwaway_cluster,
+    tipg_command,
+)
 
-REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "features.md"
-CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "geo-service-bench"
-TIPG_VERSION = "1.6.1"
-COMMUNES = 3321
-DATABASE = "bench_features"
-OURS, TIPG = "ours", f"tipg {TIPG_VERSION}"
+OURS = "ours"
 DOWNLOADS = 5  # sequential full downloads in the memory test
 MEMORY_TARGET_MIB = 100
 SHORT_DURATION = 5
-
-TIPG_TABLE_SQL = """
-CREATE SCHEMA bench;
-CREATE TABLE bench.communes AS
-    SELECT code, name, parent_code, unit_type, area_km2, geom
-    FROM admin_unit WHERE vintage = '2025' AND level = 'commune';
-ALTER TABLE bench.communes ADD PRIMARY KEY (code);
-CREATE INDEX communes_geom_idx ON bench.communes USING gist (geom);
-"""
-
-# Cycles through the paths listed in the file given after `--`; each thread starts at its
-# own place in the list. done() prints one JSON line that the benchmark parses.
-WRK_LUA = r"""
-local paths = {}
-local counter = 0
-local next_id = 0
-
-function setup(thread)
-  thread:set("id", next_id)
-  next_id = next_id + 1
-end
-
-function init(args)
-  for line in io.lines(args[1]) do
-    if #line > 0 then paths[#paths + 1] = line end
-  end
-  local threads = tonumber(args[2]) or 1
-  counter = math.floor((id or 0) * #paths / threads)
-end
-
-function request()
-  counter = counter % #paths + 1
-  return wrk.format("GET", paths[counter])
-end
-
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'WRKJSON {"requests": %d, "duration_us": %d, "bytes": %d, "connect": %d, "read": %d, ' ..
-    '"write": %d, "status": %d, "timeout": %d, "p50_us": %d, "p90_us": %d, "p99_us": %d, ' ..
-    '"max_us": %d, "mean_us": %.1f}\n',
-    summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status,
-    e.timeout, latency:percentile(50), latency:percentile(90), latency:percentile(99),
-    latency.max, latency.mean))
-end
-"""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,47 +103,6 @@ SCENARIOS = (
              tuple(range(0, COMMUNES - 1000 + 1, 100))),
     Scenario("full", "all 3,321 communes (limit=10000)", 10_000, ()),
 )
-
-
-@dataclasses.dataclass
-class Server:
-    """A running uvicorn process and how to reach its items."""
-
-    name: str
-    base: str
-    items_path: str
-    process: subprocess.Popen[bytes]
-    log: Path
-    command: list[str]
-
-
-@dataclasses.dataclass
-class WrkRun:
-    """wrk's summary of one measurement."""
-
-    requests: int
-    seconds: float
-    bytes: int
-    errors: dict[str, int]
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    max_ms: float
-
-    @property
-    def rps(self) -> float:
-        """Completed requests per second."""
-        return self.requests / self.seconds if self.seconds else 0.0
-
-    @property
-    def mb_per_s(self) -> float:
-        """Megabytes (10^6 bytes, headers included) read per second."""
-        return self.bytes / self.seconds / 1e6 if self.seconds else 0.0
-
-    @property
-    def error_count(self) -> int:
-        """Socket errors, timeouts and non-2xx/3xx responses together."""
-        return sum(self.errors.values())
 
 
 @dataclasses.dataclass
@@ -215,203 +133,18 @@ class Sanity:
     problems: list[str]
 
 
-# ---------------------------------------------------------------------------- environment
-
-def ensure_wrk(log: Callable[[str], None]) -> str:
-    """The wrk binary, installed with apt when missing."""
-    found = shutil.which("wrk")
-    if found:
-        return found
-    log("wrk is missing: apt-get install -y wrk")
-    subprocess.run(["apt-get", "install", "-y", "wrk"], check=False, capture_output=True)
-    if not shutil.which("wrk"):
-        subprocess.run(["apt-get", "update"], check=True, capture_output=True)
-        subprocess.run(["apt-get", "install", "-y", "wrk"], check=True, capture_output=True)
-    found = shutil.which("wrk")
-    if not found:
-        raise SystemExit("could not install wrk")
-    return found
-
-
-def _version(python: Path | str, module: str) -> str:
-    result = subprocess.run(
-        [str(python), "-c", f"import importlib.metadata as m; print(m.version({module!r}))"],
-        capture_output=True, text=True)
-    return result.stdout.strip()
-
-
-def ensure_tipg(log: Callable[[str], None]) -> Path:
-    """tipg in its own virtualenv under the cache folder; returns its python.
-
-    Its uvicorn is the version ours runs, with the same extras (uvloop, httptools).
-    """
-    uvicorn = _version(sys.executable, "uvicorn")
-    venv = CACHE / f"tipg-{TIPG_VERSION}-uvicorn-{uvicorn}"
-    python = venv / "bin" / "python"
-    if python.exists() and _version(python, "tipg") == TIPG_VERSION:
-        return python
-    log(f"installing tipg {TIPG_VERSION} into {venv}")
-    shutil.rmtree(venv, ignore_errors=True)
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["python3", "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "-q", f"tipg=={TIPG_VERSION}",
-                    f"uvicorn[standard]=={uvicorn}"], check=True)
-    return python
-
-
-# ------------------------------------------------------------------------------- database
-
-def _git(*args: str) -> str:
-    result = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True)
-    return result.stdout.strip() if result.returncode == 0 else ""
-
-
-# What decides the contents of the loaded demo database (hashed into the cache key).
-DEMO_INPUTS = ("data/vn", "boundaries", "geo_service/migrations", "geo_service/indicators",
-               "geo_service/demo.py", "geo_service/migrate.py")
-
-
-def demo_cache_key() -> str:
-    """A key for the loaded demo: a hash of the contents of every file that shapes it."""
-    digest = hashlib.sha256()
-    for name in DEMO_INPUTS:
-        root = REPO / name
-        files = [root] if root.is_file() else sorted(
-            p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
-        for path in files:
-            digest.update(str(path.relative_to(REPO)).encode() + b"\0")
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()[:16]
-
-
-def _pg_env(cluster: LocalCluster) -> dict[str, str]:
-    state = cluster.load_state()
-    assert state is not None
-    return {**os.environ, "PGPASSWORD": state.password}
-
-
-def _conninfo(cluster: LocalCluster, database: str) -> str:
-    """A libpq keyword string without the password (it goes through PGPASSWORD)."""
-    state = cluster.load_state()
-    assert state is not None
-    return f"host=127.0.0.1 port={state.port} user=postgres dbname={database}"
-
-
-def prepare_database(cluster: LocalCluster, use_cache: bool,
-                     log: Callable[[str], None]) -> tuple[str, str]:
-    """Create the demo database (loaded, or restored from the cache) with bench.communes.
-
-    Returns its URL and a sentence on how it was made.
-    """
-    with psycopg.connect(cluster.url(database="postgres"), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
-    url = cluster.url(database=DATABASE)
-    bindir = find_bindir()
-    key = demo_cache_key() if use_cache else None
-    dump = CACHE / f"demo-{key}.dump" if key else None
-    started = time.perf_counter()
-    if dump and dump.exists():
-        log(f"restoring the demo database from {dump}")
-        subprocess.run([str(bindir / "pg_restore"), "--no-owner", "--exit-on-error",
-                        "-d", _conninfo(cluster, DATABASE), str(dump)],
-                       check=True, env=_pg_env(cluster))
-        how = f"demo restored from a cached dump of `load_demo` (key {key})"
-    else:
-        log("loading the demo (migrate + load_demo; takes about a minute)")
-        with psycopg.connect(url, autocommit=True) as conn:
-            migrate(conn)
-            for line in load_demo(conn, DATA_DIR):
-                log(f"  {line}")
-        how = "demo loaded with `migrate` + `load_demo`"
-        if dump:
-            dump.parent.mkdir(parents=True, exist_ok=True)
-            partial = dump.with_suffix(".partial")
-            subprocess.run([str(bindir / "pg_dump"), "-Fc", "-f", str(partial),
-                            _conninfo(cluster, DATABASE)], check=True, env=_pg_env(cluster))
-            partial.replace(dump)
-            for stale in CACHE.glob("demo-*.dump"):  # dumps of older code or data
-                if stale != dump:
-                    stale.unlink(missing_ok=True)
-            log(f"cached the loaded demo as {dump}")
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(TIPG_TABLE_SQL)
-        conn.execute("VACUUM ANALYZE")
-        row = conn.execute("SELECT count(*), Find_SRID('bench', 'communes', 'geom'),"
-                           " (SELECT count(*) FROM admin_unit WHERE vintage = '2025'"
-                           "  AND level = 'commune') FROM bench.communes").fetchone()
-    if not row or row[0] != COMMUNES or row[1] != 4326 or row[2] != COMMUNES:
-        raise SystemExit(f"unexpected demo database: {row}")
-    log(f"database ready in {time.perf_counter() - started:.0f} s")
-    return url, how
-
-
-# -------------------------------------------------------------------------------- servers
-
-def _uvicorn_args(port: int) -> list[str]:
-    return ["--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--loop", "uvloop",
-            "--http", "httptools", "--no-access-log", "--log-level", "warning"]
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes], log_file: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{url} exited: {log_file.read_text(errors='replace')[-2000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"{url} did not answer within 60 s")
-
-
-def start_server(name: str, command: list[str], env: dict[str, str], ready_path: str,
-                 items_path: str, workdir: Path) -> Server:
-    """Start one server from its own empty folder and wait until it answers."""
-    port = free_port()
-    command = [*command, *_uvicorn_args(port)]
-    folder = workdir / name.split()[0]
-    folder.mkdir()
-    log_file = folder / "server.log"
-    with log_file.open("wb") as out:
-        process = subprocess.Popen(command, env=env, cwd=folder, stdout=out,
-                                   stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    server = Server(name, base, items_path, process, log_file, command)
-    try:
-        _wait_ready(base + ready_path, process, log_file)
-    except BaseException:
-        stop_server(server)
-        raise
-    return server
-
-
-def stop_server(server: Server) -> None:
-    """Terminate the process we started (by its pid), killing it if it does not exit."""
-    if server.process.poll() is None:
-        server.process.terminate()
-        try:
-            server.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait()
-
-
 @contextmanager
 def running_servers(db_url: str, tipg_python: Path, workdir: Path) -> Iterator[list[Server]]:
     """Ours and tipg, both started, stopped on exit."""
-    clean = {k: v for k, v in os.environ.items()
-             if not k.startswith(("PG", "TIPG_", "GEO_SERVICE_", "DATABASE_URL"))}
+    clean = clean_env()
     servers: list[Server] = []
     try:
         servers.append(start_server(
-            OURS, [sys.executable, "-m", "uvicorn", "geo_service.main:create_app", "--factory"],
+            OURS, ours_command(),
             {**clean, "DATABASE_URL": db_url, "GEO_SERVICE_HOME": str(workdir / "home")},
             "/health", "/collections/commune-2025/items", workdir))
         servers.append(start_server(
-            TIPG, [str(tipg_python), "-m", "uvicorn", "tipg.main:app"],
+            TIPG, tipg_command(tipg_python),
             {**clean, "DATABASE_URL": db_url, "TIPG_DB_SCHEMAS": '["bench"]'},
             "/healthz", "/collections/bench.communes/items", workdir))
         yield servers
@@ -510,27 +243,6 @@ def measure_memory(server: Server, started_kib: int) -> Memory:
                   seconds, size / 1e6)
 
 
-def run_wrk(wrk: str, lua: Path, server: Server, scenario: Scenario, paths_file: Path,
-            connections: int, duration: int) -> WrkRun:
-    """One wrk measurement of one server on one URL list."""
-    threads = min(2, connections)
-    command = [wrk, "-t", str(threads), "-c", str(connections), "-d", f"{duration}s",
-               "--timeout", "120s", "-s", str(lua), server.base, "--", str(paths_file),
-               str(threads)]
-    result = subprocess.run(command, capture_output=True, text=True)
-    line = next((ln for ln in result.stdout.splitlines() if ln.startswith("WRKJSON ")), None)
-    if result.returncode != 0 or line is None:
-        raise SystemExit(f"wrk failed on {server.name} {scenario.key}: "
-                         f"{result.stdout}\n{result.stderr}")
-    data: dict[str, Any] = json.loads(line.removeprefix("WRKJSON "))
-    return WrkRun(
-        requests=int(data["requests"]), seconds=data["duration_us"] / 1e6,
-        bytes=int(data["bytes"]),
-        errors={k: int(data[k]) for k in ("connect", "read", "write", "status", "timeout")},
-        p50_ms=data["p50_us"] / 1e3, p90_ms=data["p90_us"] / 1e3,
-        p99_ms=data["p99_us"] / 1e3, max_ms=data["max_us"] / 1e3)
-
-
 # -------------------------------------------------------------------------------- report
 
 def _median(values: list[float]) -> float:
@@ -600,46 +312,6 @@ def detail_table(runs: dict[tuple[str, str], list[WrkRun]]) -> str:
     return "\n".join(lines)
 
 
-def _loadavg() -> str:
-    """The 1-minute load average."""
-    return Path("/proc/loadavg").read_text().split()[0]
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def describe(cluster: LocalCluster, tipg_python: Path, wrk: str) -> str:
-    """When, which commit, on what machine, with which versions."""
-    commit = _git("rev-parse", "--short", "HEAD") or "unknown"
-    if _git("status", "--porcelain", "--", "geo_service"):
-        commit += " + uncommitted changes"
-    with psycopg.connect(cluster.url(database=DATABASE)) as conn:
-        row = conn.execute("SELECT current_setting('server_version'),"
-                           " postgis_lib_version()").fetchone()
-    pg, postgis = row if row else ("?", "?")
-    wrk_version = subprocess.run([wrk, "--version"], capture_output=True, text=True
-                                 ).stdout.split(" Copyright")[0].strip()
-    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return (f"{now}, commit {commit}, {os.cpu_count()} CPUs ({_cpu_model()}); load generator, "
-            f"servers and PostgreSQL share them. PostgreSQL {pg}, PostGIS {postgis}, "
-            f"Python {platform.python_version()}, uvicorn {_version(sys.executable, 'uvicorn')}"
-            f" (both), fastapi {_version(sys.executable, 'fastapi')} (ours) / "
-            f"{_version(tipg_python, 'fastapi')} (tipg), psycopg "
-            f"{_version(sys.executable, 'psycopg')} (ours), asyncpg "
-            f"{_version(tipg_python, 'asyncpg')} (tipg), {wrk_version}.")
-
-
-def _shown(command: list[str]) -> str:
-    """A server command line as shown in the report (interpreter path shortened)."""
-    return " ".join([Path(command[0]).name, *command[1:]])
-
 
 def report(args: argparse.Namespace, header: str, how: str, servers: list[Server],
            sanity: Sanity, memory: dict[str, Memory],
@@ -651,7 +323,7 @@ def report(args: argparse.Namespace, header: str, how: str, servers: list[Server
             f"ids in the same order" if sanity.same
             else "**no**: " + "; ".join(sanity.problems[:10]))
     mode = "short mode, " if args.short else ""
-    commands = "\n".join(f"- {s.name}: `{_shown(s.command)}`" for s in servers)
+    commands = "\n".join(f"- {s.name}: `{shown(s.command)}`" for s in servers)
     return f"""# OGC API Features: ours vs tipg {TIPG_VERSION}
 
 {header}
@@ -703,16 +375,10 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> str:
     started = time.perf_counter()
     wrk = ensure_wrk(log)
     tipg_python = ensure_tipg(log)
-    load = _loadavg()
+    load = loadavg()[0]
     if float(load) > 0.5:
         log(f"warning: load average {load} before starting; other work may skew the figures")
-    workdir = Path(tempfile.mkdtemp(prefix="geo-service-bench-features-"))
-    workdir.chmod(0o755)  # the postgres user must reach the data folder when we run as root
-    cluster = LocalCluster(workdir / "cluster", database="postgres")
-    try:
-        log(f"starting a throwaway cluster in {workdir}")
-        cluster.start(extra_options="-c fsync=off -c synchronous_commit=off "
-                                    "-c full_page_writes=off")
+    with throwaway_cluster("geo-service-bench-features-", log) as (cluster, workdir):
         db_url, how = prepare_database(cluster, not args.no_cache, log)
         header = describe(cluster, tipg_python, wrk)
         lua = workdir / "cycle.lua"
@@ -743,8 +409,9 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> str:
                 for scenario in SCENARIOS:
                     order = servers if i % 2 == 0 else servers[::-1]
                     for s in order:
-                        result = run_wrk(wrk, lua, s, scenario, files[(scenario.key, s.name)],
-                                         args.connections, args.duration)
+                        result = run_wrk(wrk, lua, s.base, files[(scenario.key, s.name)],
+                                         args.connections, args.duration,
+                                         f"{s.name} {scenario.key}")
                         runs[(scenario.key, s.name)].append(result)
                         log(f"run {i + 1}/{args.repeat} {scenario.key} {s.name}: "
                             f"{result.rps:.2f} req/s, p50 {result.p50_ms:.0f} ms, "
@@ -754,12 +421,9 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> str:
                     raise SystemExit(f"{s.name} died: {s.log.read_text()[-2000:]}")
             runs = {(sc.key, s.name): runs[(sc.key, s.name)] for sc in SCENARIOS
                     for s in servers}
-            header += f" Load average (1 min) {load} before the run, {_loadavg()} at its end."
+            header += f" Load average (1 min) {load} before the run, {loadavg()[0]} at its end."
             return report(args, header, how, servers, sanity, memory, runs,
                           time.perf_counter() - started)
-    finally:
-        cluster.destroy()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,6 +38,9 @@ import psycopg
 import pyogrio
 from psycopg import sql
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import REPO, cpu_model, git_commit, memory_gib  # noqa: E402
 from boundaries.load import LoadOptions, LoadSummary, load_boundaries
 from boundaries.readers import read_boundaries
 from boundaries.vintages import add_vintage
@@ -45,7 +48,6 @@ from geo_service.demo import DATA_DIR, VINTAGES, _boundary_loads
 from geo_service.localdb import LocalCluster
 from geo_service.migrate import migrate
 
-REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "load_boundaries.md"
 EXPECTED_COMMUNES = 3321
 # The loader's progress stages, plus "finish": what follows the last band (COMMIT, ANALYZE).
@@ -143,7 +145,7 @@ def _write_geojson(paths: list[Path], options: LoadOptions, target: Path) -> int
 
 
 def time_ours(cluster: LocalCluster, name: str, paths: list[Path],
-              options: LoadOptions) -> Run:
+              options: LoadOptions, expected: int = EXPECTED_COMMUNES) -> Run:
     """Load the communes into a fresh copy of the template; time only the load."""
     url = _create_database(cluster, name, TEMPLATE)
     try:
@@ -152,15 +154,16 @@ def time_ours(cluster: LocalCluster, name: str, paths: list[Path],
             started = time.perf_counter()
             summary: LoadSummary = load_boundaries(conn, paths, options, progress=clock)
             ended = time.perf_counter()
-        if summary.loaded != EXPECTED_COMMUNES:
+        if summary.loaded != expected:
             raise SystemExit(f"our loader loaded {summary.loaded} communes, "
-                             f"expected {EXPECTED_COMMUNES}")
+                             f"expected {expected}")
         return Run(ended - started, clock.split(started, ended))
     finally:
         _drop_database(cluster, name)
 
 
-def time_ogr2ogr(cluster: LocalCluster, database: str, geojson: Path) -> Run:
+def time_ogr2ogr(cluster: LocalCluster, database: str, geojson: Path,
+                 expected: int = EXPECTED_COMMUNES) -> Run:
     """Load the GeoJSON with ogr2ogr into `database` (table dropped first); time the command."""
     state = cluster.load_state()
     assert state is not None
@@ -180,9 +183,9 @@ def time_ogr2ogr(cluster: LocalCluster, database: str, geojson: Path) -> Run:
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
             sql.Identifier(OGR_TABLE))).fetchone()
-    if not row or row[0] != EXPECTED_COMMUNES:
+    if not row or row[0] != expected:
         raise SystemExit(f"ogr2ogr loaded {row[0] if row else 0} communes, "
-                         f"expected {EXPECTED_COMMUNES}")
+                         f"expected {expected}")
     return Run(ended - started)
 
 
@@ -207,36 +210,6 @@ def markdown_table(results: dict[str, list[Run]], peer: str) -> str:
     return "\n".join(lines)
 
 
-def _git_commit() -> str:
-    """The short commit, flagged when the loader's code has uncommitted changes."""
-    result = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True)
-    commit = result.stdout.strip() or "unknown"
-    dirty = subprocess.run(["git", "-C", str(REPO), "diff", "--quiet", "HEAD", "--",
-                            "boundaries", "geo_service"], capture_output=True)
-    return commit + (" + uncommitted changes" if dirty.returncode == 1 else "")
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def _memory_gib() -> float:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) / 1024**2
-    except OSError:
-        pass
-    return float("nan")
-
-
 def _ogr2ogr_version() -> str:
     result = subprocess.run(["ogr2ogr", "--version"], capture_output=True, text=True)
     return result.stdout.strip().split(",")[0] or "ogr2ogr"
@@ -245,8 +218,9 @@ def _ogr2ogr_version() -> str:
 def describe_run(repeat: int) -> str:
     """One line: when, which commit, on what machine."""
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return (f"{now}, commit {_git_commit()}, {os.cpu_count()} CPUs ({_cpu_model()}), "
-            f"{_memory_gib():.0f} GiB RAM, Python {platform.python_version()}, "
+    commit = git_commit(("boundaries", "geo_service"))
+    return (f"{now}, commit {commit}, {os.cpu_count()} CPUs ({cpu_model()}), "
+            f"{memory_gib():.0f} GiB RAM, Python {platform.python_version()}, "
             f"{_ogr2ogr_version()}; median of {repeat} runs")
 
 

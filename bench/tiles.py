@@ -36,8 +36,6 @@ import argparse
 import asyncio
 import concurrent.futures
 import dataclasses
-import http.client
-import os
 import random
 import shutil
 import sqlite3
@@ -46,7 +44,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -54,22 +51,33 @@ from pathlib import Path
 
 import psycopg
 import redis
-from features import (
+from psycopg import sql
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import (  # noqa: E402
+    NGINX,
+    RESULTS_DIR,
     TIPG,
     TIPG_VERSION,
     WRK_LUA,
-    Scenario,
+    Client,
     Server,
     WrkRun,
+    clean_env,
     describe,
+    ensure_nginx,
     ensure_tipg,
     ensure_wrk,
+    ours_command,
     prepare_database,
     run_wrk,
+    shown,
+    start_nginx,
     start_server,
     stop_server,
+    tipg_command,
 )
-
 from geo_service.features.collections import get_collection
 from geo_service.features.params import RawItemParams, build_item_query
 from geo_service.localdb import LocalCluster, free_port
@@ -78,8 +86,6 @@ from tilecache import grid
 from tilecache.base import CachedTile, TileKey
 from tilecache.redis import RedisTileCache
 
-REPO = Path(__file__).resolve().parent.parent
-RESULTS_DIR = REPO / "bench" / "results"
 RESULTS = RESULTS_DIR / "tiles.md"
 TILE_LIST = RESULTS_DIR / "tile_list.txt"
 
@@ -94,8 +100,6 @@ EDIT_TILE = (10, 813, 450)
 EDIT_TIMEOUT_S = 10.0
 SHORT_DURATION = 4
 CHECK_SAMPLE = 300  # tiles fetched once from the instances not used for seeding
-NGINX = "nginx (static files)"
-TILES_SCENARIO = Scenario("tiles", "tiles z5-z12", 0, ())
 
 Tile = tuple[int, int, int]
 
@@ -112,32 +116,6 @@ UPDATE admin_unit SET geom = ST_Multi(ST_Scale(geom, ST_MakePoint(%(f)s, %(f)s),
                                                ST_Centroid(geom)))
 WHERE vintage = '2025' AND level = 'commune' AND code = %(code)s
 """
-
-NGINX_CONF = """worker_processes 1;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    tcp_nodelay on;
-    keepalive_requests 1000000;
-    keepalive_timeout 300s;
-    client_body_temp_path {dir}/tmp/body;
-    proxy_temp_path {dir}/tmp/proxy;
-    fastcgi_temp_path {dir}/tmp/fastcgi;
-    uwsgi_temp_path {dir}/tmp/uwsgi;
-    scgi_temp_path {dir}/tmp/scgi;
-    types {{ application/vnd.mapbox-vector-tile pbf; }}
-    server {{
-        listen 127.0.0.1:{port};
-        root {root};
-        location / {{ try_files $uri =404; }}
-    }}
-}}
-"""
-
 
 @dataclasses.dataclass(frozen=True)
 class Ours:
@@ -190,37 +168,6 @@ class Edits:
 
 # ------------------------------------------------------------------------------ helpers
 
-class Client:
-    """A keep-alive HTTP/1.1 client for one server."""
-
-    def __init__(self, base: str, timeout: float = 120.0):
-        parts = urllib.parse.urlsplit(base)
-        self.host = parts.hostname or "127.0.0.1"
-        self.port = parts.port or 80
-        self.timeout = timeout
-        self.conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
-
-    def get(self, path: str) -> tuple[int, dict[str, str], bytes]:
-        """GET one path (no Accept-Encoding: raw bodies, like wrk); reconnect once."""
-        for attempt in range(2):
-            try:
-                self.conn.request("GET", path)
-                response = self.conn.getresponse()
-                body = response.read()
-                return response.status, {k.lower(): v for k, v in response.getheaders()}, body
-            except (http.client.HTTPException, OSError):
-                self.conn.close()
-                self.conn = http.client.HTTPConnection(self.host, self.port,
-                                                       timeout=self.timeout)
-                if attempt:
-                    raise
-        raise AssertionError("unreachable")
-
-    def close(self) -> None:
-        """Close the connection."""
-        self.conn.close()
-
-
 def tile_path(prefix: str, tile: Tile) -> str:
     """The URL path of a tile under a server's tile prefix."""
     z, x, y = tile
@@ -261,17 +208,21 @@ def _median(values: list[float]) -> float:
 
 # ----------------------------------------------------------------------------- the tiles
 
-def make_tile_list(conn: psycopg.Connection) -> tuple[list[Tile], tuple[float, ...]]:
-    """Every tile z5-z8 over the communes' extent, then a seeded sample z9-z12 of tiles
-    intersecting a commune, up to TARGET_TILES; shuffled with the same seed."""
-    row = conn.execute("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM"
-                       " (SELECT ST_Extent(geom)::geometry AS e FROM bench.communes) s"
-                       ).fetchone()
+def make_tile_list(conn: psycopg.Connection, table: str = "bench.communes",
+                   target: int = TARGET_TILES) -> tuple[list[Tile], tuple[float, ...]]:
+    """Every tile z5-z8 over the table's extent, then a seeded sample z9-z12 of tiles
+    intersecting one of its geometries, up to `target`; shuffled with the same seed."""
+    relation = sql.SQL(".").join(sql.Identifier(part) for part in table.split("."))
+    row = conn.execute(sql.SQL("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM"
+                               " (SELECT ST_Extent(geom)::geometry AS e FROM {}) s"
+                               ).format(relation)).fetchone()
     assert row is not None
     extent = (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
     rng = random.Random(SEED)
     tiles: list[Tile] = [(z, x, y) for z in FULL_ZOOMS for x, y in grid.tiles_in(extent, z)]
-    remaining = TARGET_TILES - len(tiles)
+    if len(tiles) > target:  # a wide extent: keep a seeded sample of the low zooms too
+        tiles = rng.sample(tiles, target)
+    remaining = target - len(tiles)
     zooms = list(SAMPLED_ZOOMS)
     for i, z in enumerate(zooms):
         # an equal share of what is left; a zoom with fewer tiles leaves more to the next
@@ -281,11 +232,12 @@ def make_tile_list(conn: psycopg.Connection) -> tuple[list[Tile], tuple[float, .
         chosen: list[Tile] = []
         for start in range(0, len(candidates), 1000):
             batch = candidates[start:start + 1000]
-            hits = conn.execute(
+            hits = conn.execute(sql.SQL(
                 "SELECT t.i FROM unnest(%s::int[], %s::int[]) WITH ORDINALITY AS t(x, y, i)"
-                " WHERE EXISTS (SELECT 1 FROM bench.communes c WHERE ST_Intersects(c.geom,"
-                " ST_Transform(ST_TileEnvelope(%s, t.x, t.y), 4326))) ORDER BY t.i",
-                ([c[0] for c in batch], [c[1] for c in batch], z)).fetchall()
+                " WHERE EXISTS (SELECT 1 FROM {} c WHERE ST_Intersects(c.geom,"
+                " ST_Transform(ST_TileEnvelope(%s, t.x, t.y), 4326))) ORDER BY t.i"
+                ).format(relation), ([c[0] for c in batch], [c[1] for c in batch], z)
+            ).fetchall()
             chosen += [(z, *batch[int(h[0]) - 1]) for h in hits]
             if len(chosen) >= quota:
                 break
@@ -299,14 +251,9 @@ def make_tile_list(conn: psycopg.Connection) -> tuple[list[Tile], tuple[float, .
 
 # ------------------------------------------------------------------------------ servers
 
-def _clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items()
-            if not k.startswith(("PG", "TIPG_", "GEO_SERVICE_", "DATABASE_URL"))}
-
-
 def ours_env(config: Ours, db_url: str, workdir: Path, redis_url: str) -> dict[str, str]:
     """The environment of one instance of ours (SQLite instances share one cache file)."""
-    return {**_clean_env(), "DATABASE_URL": db_url,
+    return {**clean_env(), "DATABASE_URL": db_url,
             "GEO_SERVICE_HOME": str(workdir / "home" / config.key),
             "GEO_SERVICE_TILE_CACHE": config.cache,
             "GEO_SERVICE_TILE_FRESHNESS": config.freshness,
@@ -318,12 +265,12 @@ def ours_env(config: Ours, db_url: str, workdir: Path, redis_url: str) -> dict[s
 def start_all(db_url: str, tipg_python: Path, workdir: Path, redis_url: str
               ) -> dict[str, Server]:
     """Ours in every configuration and tipg, started in parallel; name → server."""
-    command = [sys.executable, "-m", "uvicorn", "geo_service.main:create_app", "--factory"]
+    command = ours_command()
     jobs: list[tuple[str, list[str], dict[str, str], str, str]] = [
         (c.key, command, ours_env(c, db_url, workdir, redis_url), "/health", OUR_TILES)
         for c in (OURS_NONE, *OURS_CACHED, *OURS_SECOND)]
-    jobs.append((TIPG, [str(tipg_python), "-m", "uvicorn", "tipg.main:app"],
-                 {**_clean_env(), "DATABASE_URL": db_url, "TIPG_DB_SCHEMAS": '["bench"]'},
+    jobs.append((TIPG, tipg_command(tipg_python),
+                 {**clean_env(), "DATABASE_URL": db_url, "TIPG_DB_SCHEMAS": '["bench"]'},
                  "/healthz", TIPG_TILES))
     servers: dict[str, Server] = {}
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
@@ -367,43 +314,6 @@ def redis_server(workdir: Path) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
-
-
-def ensure_nginx(log: Callable[[str], None]) -> str:
-    """The nginx binary, installed with apt when missing."""
-    found = shutil.which("nginx") or (
-        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
-    if found:
-        return found
-    log("nginx is missing: apt-get install -y nginx")
-    subprocess.run(["apt-get", "install", "-y", "nginx"], check=True, capture_output=True)
-    return shutil.which("nginx") or "/usr/sbin/nginx"
-
-
-def start_nginx(binary: str, workdir: Path, root: Path, probe: str) -> Server:
-    """nginx (one worker) serving `root` on a free port, in the foreground."""
-    folder = workdir / "nginx"
-    (folder / "tmp").mkdir(parents=True)
-    port = free_port()
-    conf = folder / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(dir=folder, port=port, root=root))
-    log_file = folder / "server.log"
-    command = [binary, "-p", str(folder), "-c", str(conf), "-g", "daemon off;"]
-    with log_file.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-    server = Server(NGINX, f"http://127.0.0.1:{port}", "", process, log_file, command)
-    for _ in range(100):
-        if process.poll() is not None:
-            raise SystemExit(f"nginx exited: {log_file.read_text(errors='replace')}"
-                             f"{(folder / 'error.log').read_text(errors='replace')}")
-        try:
-            if Client(server.base, timeout=2).get(probe)[0] == 200:
-                return server
-        except OSError:
-            pass
-        time.sleep(0.1)
-    stop_server(server)
-    raise SystemExit("nginx did not answer")
 
 
 def copy_sqlite_to_redis(path: Path, redis_url: str) -> int:
@@ -533,7 +443,7 @@ def single_latency(base: str, path: str, repeats: int) -> float:
 def wrk_runs(wrk: str, lua: Path, server: Server, paths: Path, connections: int,
              duration: int) -> WrkRun:
     """One wrk measurement (bench/features.py's runner, cycling through the tile list)."""
-    return run_wrk(wrk, lua, server, TILES_SCENARIO, paths, connections, duration)
+    return run_wrk(wrk, lua, server.base, paths, connections, duration, server.name)
 
 
 # -------------------------------------------------------------------------------- report
@@ -824,10 +734,6 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> str:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _shown(command: list[str]) -> str:
-    return " ".join([Path(command[0]).name, *command[1:]])
-
-
 def report(args: argparse.Namespace, header: str, how: str, tiles: list[Tile],
            labels: dict[str, str], runs: dict[str, list[WrkRun]], uncached: list[str],
            cached: list[str], checks: dict[str, Pass], seed: Pass, z5: list[Tile],
@@ -841,7 +747,7 @@ def report(args: argparse.Namespace, header: str, how: str, tiles: list[Tile],
     check_lines = "\n".join(
         f"- {labels.get(name, name)}: {sum(p.statuses.values())} tiles, statuses "
         f"{dict(sorted(p.statuses.items()))}, {p.seconds:.1f} s" for name, p in checks.items())
-    commands = "\n".join(f"- {labels[name]}: `{_shown(s.command)}`"
+    commands = "\n".join(f"- {labels[name]}: `{shown(s.command)}`"
                          for name, s in servers.items() if name in labels and name != NGINX)
     mode = "Short mode. " if args.short else ""
     tipg_pass = checks[TIPG]

@@ -12,7 +12,6 @@ HTTP cache) each time and the service's tile cache off, so every tile is rendere
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -23,7 +22,13 @@ from playwright.sync_api import sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.features import prepare_database, start_server, stop_server  # noqa: E402
+from bench.common import (  # noqa: E402
+    clean_env,
+    ours_command,
+    prepare_database,
+    start_server,
+    stop_server,
+)
 from geo_service.localdb import LocalCluster  # noqa: E402
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -61,10 +66,9 @@ def main() -> int:
     server = None
     try:
         db_url, _ = prepare_database(cluster, True, print)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "GEO_SERVICE_"))}
-        server = start_server("ours", [sys.executable, "-m", "uvicorn",
-                                       "geo_service.main:create_app", "--factory"],
-                              {**env, "DATABASE_URL": db_url, "GEO_SERVICE_TILE_CACHE": "none",
+        server = start_server("ours", ours_command(),
+                              {**clean_env(), "DATABASE_URL": db_url,
+                               "GEO_SERVICE_TILE_CACHE": "none",
                                "GEO_SERVICE_HOME": str(workdir / "home")},
                               "/health", "/map", workdir)
         rows = []

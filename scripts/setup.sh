@@ -4,7 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SYSTEM_PACKAGES=(postgresql-postgis postgresql-contrib redis-server chromium python3-venv)
+# wrk: the benchmark harness's self-test (tests/test_bench_harness.py) drives stub servers with it
+SYSTEM_PACKAGES=(postgresql-postgis postgresql-contrib redis-server chromium python3-venv wrk)
+# more, e.g. for the benchmarks: EXTRA_SYSTEM_PACKAGES="nginx gdal-bin" scripts/setup.sh
+# shellcheck disable=SC2206
+SYSTEM_PACKAGES+=(${EXTRA_SYSTEM_PACKAGES:-})
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

@@ -1,0 +1,109 @@
+"""The benchmark harness works: a dry run produces the ratio table (no figure is judged)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import features as feat
+from bench import run as bench
+from bench import tiles as tl
+from bench.common import TIPG, WrkRun
+
+REPO = Path(__file__).resolve().parent.parent
+HTTP_ROWS = ["tiles_uncached", "tiles_cached", "page100", "page1000", "full", "ea_tiles",
+             "ea_page1000"]
+
+
+@pytest.fixture(scope="module")
+def dry_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict, str]:
+    out = tmp_path_factory.mktemp("bench")
+    result = subprocess.run([sys.executable, "-m", "bench", "--dry-run", "--output-dir",
+                             str(out)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    data = json.loads((out / "bench-dry-run.json").read_text())
+    return result.stdout, data, (out / "bench-dry-run.md").read_text()
+
+
+def test_dry_run_prints_and_writes_the_ratio_table(dry_run: tuple[str, dict, str]) -> None:
+    stdout, data, md = dry_run
+    assert [r["key"] for r in data["ratios"]] == [*HTTP_ROWS, "memory"]
+    for text in (stdout, md):
+        assert "## Ratios" in text and "## Throughput (wrk)" in text
+        for row in data["ratios"]:
+            assert row["measure"] in text
+    assert data["meta"]["mode"] == "dry-run"
+    assert data["meta"]["cpus"] >= 1 and data["meta"]["commit"]
+
+
+def test_dry_run_values_are_sane(dry_run: tuple[str, dict, str]) -> None:
+    _, data, _ = dry_run
+    for row in data["ratios"]:
+        assert row["met"] is None  # stub figures are not judged against targets
+        if row["key"] in HTTP_ROWS:
+            assert row["ours"] > 0 and row["peer"] > 0
+            assert math.isclose(row["ratio"], row["ours"] / row["peer"])
+    memory = next(r for r in data["ratios"] if r["key"] == "memory")
+    assert memory["ours"] >= 0 and memory["peer"] >= 0
+    for pair in data["pairs"]:
+        for side in ("ours", "peer"):
+            (run,) = pair["runs"][side]
+            assert run["requests"] > 0 and sum(run["errors"].values()) == 0
+            assert 0 < run["p50_ms"] <= run["p99_ms"] <= run["max_ms"]
+    assert data["sanity"]["same"] and data["sanity"]["urls"] == 58
+
+
+def _runs(rps: float) -> list[WrkRun]:
+    return [WrkRun(int(rps * 10), 10.0, 1000, dict.fromkeys(
+        ("connect", "read", "write", "status", "timeout"), 0), 1.0, 2.0, 3.0, 4.0)]
+
+
+def test_ratio_rows_judge_each_target() -> None:
+    pairs = bench.url_pairs([(5, 25, 14), (6, 51, 28)], [], 0)
+    runs = {}
+    for pair in pairs:
+        runs[(pair.key, "ours")] = _runs(300)
+        runs[(pair.key, "peer")] = _runs(100 if pair.peer == TIPG else 1000)
+    results = bench.Results({"mode": "short"}, pairs, runs)
+    results.memory = {bench.OURS: feat.Memory(200, 280, 300, 290, [1.0], 10),
+                      TIPG: feat.Memory(200, 280, 380, 290, [1.0], 11)}
+    results.edits = tl.Edits("strict", [40.0, 60.0, 50.0], [1, 1, 1], 0)
+    results.viewer = {"communes (vector tiles)": [1.5, 1.7, 1.6]}
+    results.load = {"ours": [30.0, 34.0, 32.0], "ogr2ogr": [1.0, 1.0, 1.0]}
+    rows = {r["key"]: r for r in bench.ratio_rows(results)}
+    assert rows["tiles_uncached"]["ratio"] == pytest.approx(3.0)
+    assert rows["tiles_uncached"]["met"] is True
+    assert rows["tiles_cached"]["ratio"] == pytest.approx(0.3)
+    assert rows["tiles_cached"]["met"] is False
+    assert rows["full"]["met"] is None  # no target
+    assert rows["memory"]["ours"] == pytest.approx(20) and rows["memory"]["met"] is True
+    assert rows["edit_fresh"]["ours"] == pytest.approx(50) and rows["edit_fresh"]["met"]
+    assert rows["viewer_communes"]["ours"] == pytest.approx(1.6)
+    assert rows["load"]["ratio"] == pytest.approx(32) and rows["load"]["met"] is False
+    table = bench.ratio_table(list(rows.values()))
+    assert table.count("\n") == len(rows) + 1
+
+
+def test_pairs_ask_both_servers_for_the_same_distinct_urls() -> None:
+    tiles = bench.dry_tiles()
+    pairs = bench.url_pairs(tiles, tiles[:5], 4321)
+    assert [p.key for p in pairs] == HTTP_ROWS
+    for pair in pairs:
+        assert len(pair.ours_paths) == len(pair.peer_paths) > 0
+        assert len(set(pair.ours_paths)) == len(pair.ours_paths)
+    ea_pages = pairs[-1].ours_paths
+    assert ea_pages[0].endswith("offset=0") and ea_pages[-1].endswith("offset=3321")
+
+
+def test_options() -> None:
+    args, mode = bench.parse(["--short", "--skip", "load,viewer"])
+    assert mode.name == "short" and args.duration == 4 and args.skip == ["load", "viewer"]
+    args, mode = bench.parse([])
+    assert mode.name == "full" and args.repeat == 3 and args.duration == 30
+    with pytest.raises(SystemExit):
+        bench.parse(["--skip", "everything"])
