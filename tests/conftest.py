@@ -6,6 +6,7 @@ import itertools
 import os
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -133,9 +134,9 @@ def client(demo_ro: str) -> Iterator[TestClient]:
         yield test_client
 
 
-@pytest.fixture(scope="session")
-def live_server(demo_ro: str) -> Iterator[str]:
-    """The service running in its own process over the shared demo database; yields its URL."""
+@contextmanager
+def serve(database_url: str, **env: str) -> Iterator[str]:
+    """Run the service in its own process (uvicorn) over a database; yields its URL."""
     import subprocess
     import sys
     import time
@@ -144,11 +145,12 @@ def live_server(demo_ro: str) -> Iterator[str]:
     from geo_service.localdb import free_port
 
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": demo_ro,
-           "GEO_SERVICE_HOME": tempfile.mkdtemp(prefix="geo-service-live-")}
+    environment = {**os.environ, "DATABASE_URL": database_url,
+                   "GEO_SERVICE_HOME": tempfile.mkdtemp(prefix="geo-service-live-"), **env}
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "geo_service.main:create_app", "--factory",
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"], env=env)
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        env=environment)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(100):
@@ -164,6 +166,40 @@ def live_server(demo_ro: str) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_server(demo_ro: str) -> Iterator[str]:
+    """The service running in its own process over the shared demo database; yields its URL."""
+    with serve(demo_ro) as url:
+        yield url
+
+
+class LiveWriter:
+    """A live service over its own copy of the demo database, and an admin's token."""
+
+    def __init__(self, url: str, database_url: str, token: str):
+        self.url, self.database_url, self.token = url, database_url, token
+
+    @property
+    def auth(self) -> dict[str, str]:
+        """The admin's Authorization header."""
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@pytest.fixture(scope="session")
+def live_writer(pg: PgCluster, demo_template: str) -> Iterator[LiveWriter]:
+    """A live service that tests may write to (its own database copy, an admin user)."""
+    from geo_service.auth import add_user
+
+    database_url = pg.create_database(demo_template)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        token = add_user(conn, "fuzz-admin", "admin", [])
+    try:
+        with serve(database_url) as url:
+            yield LiveWriter(url, database_url, token)
+    finally:
+        pg.drop_database(database_url)
 
 
 @pytest.fixture(scope="session")
