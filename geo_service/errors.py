@@ -39,6 +39,9 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+_STANDARD_FIELDS = ("status", "title", "detail", "parameter")
+
+
 class GeoServiceError(Exception):
     """Base of every error the service raises on purpose."""
 
@@ -56,7 +59,8 @@ class GeoServiceError(Exception):
                                 "detail": self.message}
         if self.parameter:
             body["parameter"] = self.parameter
-        body.update(self.details)
+        # details add to the body but never replace its standard fields
+        body.update({k: v for k, v in self.details.items() if k not in _STANDARD_FIELDS})
         return body
 
 

@@ -593,3 +593,16 @@ def test_hostile_tokens(site: Site, authorization: str) -> None:
                     {"Authorization": authorization}, statuses=(401,), auth=False)
     assert sent.json()["parameter"] == "Authorization"
 
+
+
+def test_a_refused_transition_keeps_the_error_status(site: Site) -> None:
+    sent = _refused(site, "POST", f"{ITEMS}/{site.ea_id}/approve", None, {"If-Match": "*"},
+                    parameter="action")
+    assert sent.json()["status"] == 400 and sent.json()["current_status"] == "draft"
+
+
+def test_a_taken_code_is_a_conflict(site: Site) -> None:
+    taken = site.send("GET", f"{ITEMS}/{site.ea_id}").json()["properties"]["code"]
+    feature = _feature(mapping(_free_area(site)), code=taken)
+    _refused(site, "POST", ITEMS, json.dumps(feature).encode(), parameter="code",
+             statuses=(409,))

@@ -327,7 +327,7 @@ async def transition(
         before, _ = await _locked(conn, featureId, user, if_match or store.etag(row), needs)
         if before["status"] not in allowed_from:
             raise InvalidParameter(f"cannot {action} an EA that is {before['status']}",
-                                   parameter="action", status=before["status"])
+                                   parameter="action", current_status=before["status"])
         after = await store.set_status(conn, featureId, target, user)
         await store.write_history(conn, featureId, action, before, after, user, reason)
     return _feature_response(after)
