@@ -15,7 +15,12 @@ from swagger_ui_bundle import swagger_ui_path
 from geo_service import __version__
 from geo_service.auth import FailedAttempts
 from geo_service.db import close_pool, database_url, open_pool
-from geo_service.errors import RefuseNulBytes, add_exception_handlers
+from geo_service.errors import (
+    ERROR_RESPONSES,
+    LimitBodySize,
+    RefuseNulBytes,
+    add_exception_handlers,
+)
 from geo_service.observability import install as install_observability
 from geo_service.routers import (
     aggregate,
@@ -59,11 +64,13 @@ def create_app(settings: ServiceSettings | None = None, db_url: str | None = Non
         docs_url=None,  # /api.html is served by the landing router with local assets
         redoc_url=None,
         lifespan=lifespan,
+        responses=ERROR_RESPONSES,
     )
     app.state.settings = settings
     app.state.failed_auth = FailedAttempts()
     add_exception_handlers(app)
     app.add_middleware(RefuseNulBytes)
+    app.add_middleware(LimitBodySize, max_bytes=settings.max_body_bytes)
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     app.add_middleware(CORSMiddleware, allow_origins=[
         o.strip() for o in settings.cors_origins.split(",") if o.strip()],

@@ -95,6 +95,7 @@ class ServiceSettings(BaseSettings):
     ea_snap_m: float = 2.0               # vertices this close to neighbours are snapped
     ea_min_area_m2: float = 100.0
     ea_max_area_km2: float = 1000.0
+    ea_max_vertices: int = 100_000
     # optional base map for the viewer (none by default: the page then needs no other host)
     basemap_url: str | None = None
     basemap_attribution: str = ""

@@ -180,6 +180,33 @@ def live_server(demo_ro: str) -> Iterator[str]:
         yield url
 
 
+class LiveWriter:
+    """A live service over its own copy of the demo database, and an admin's token."""
+
+    def __init__(self, url: str, database_url: str, token: str):
+        self.url, self.database_url, self.token = url, database_url, token
+
+    @property
+    def auth(self) -> dict[str, str]:
+        """The admin's Authorization header."""
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@pytest.fixture(scope="session")
+def live_writer(pg: PgCluster, demo_template: str) -> Iterator[LiveWriter]:
+    """A live service that tests may write to (its own database copy, an admin user)."""
+    from geo_service.auth import add_user
+
+    database_url = pg.create_database(demo_template)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        token = add_user(conn, "fuzz-admin", "admin", [])
+    try:
+        with serve(database_url) as url:
+            yield LiveWriter(url, database_url, token)
+    finally:
+        pg.drop_database(database_url)
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """A throwaway Redis server (Debian's redis-server) on a free port."""

@@ -29,6 +29,7 @@ class EaRules:
     households_min: float = 60.0
     households_max: float = 240.0
     household_size: float = 3.5
+    max_vertices: int = 100_000
 
 
 @dataclass
@@ -39,10 +40,10 @@ class Findings:
     warnings: list[dict[str, Any]] = field(default_factory=list)
 
 
-def parse_geometry(geojson: Any, crs: OutputCrs, repair: bool) -> tuple[MultiPolygon,
-                                                                        str | None]:
+def parse_geometry(geojson: Any, crs: OutputCrs, repair: bool, max_vertices: int = 100_000
+                   ) -> tuple[MultiPolygon, str | None]:
     """A MultiPolygon in lon/lat; invalid ones are refused with their location unless repaired."""
-    geom = to_lonlat(polygon_from_geojson(geojson), crs)
+    geom = to_lonlat(polygon_from_geojson(geojson, max_vertices), crs)
     note = None
     if not geom.is_valid:
         reason = shapely.is_valid_reason(geom)

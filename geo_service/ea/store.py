@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from shapely.geometry.base import BaseGeometry
 from geo_service.auth import Forbidden, User
 from geo_service.ea.rules import EaRules, Findings, check, snap
 from geo_service.errors import (
+    Conflict,
     InvalidParameter,
     NotFound,
     PreconditionFailed,
@@ -67,15 +70,23 @@ class Commune:
     province: str | None
 
 
-async def commune_of(conn: psycopg.AsyncConnection, code: str, vintage: str | None) -> Commune:
-    """The commune (latest vintage unless given); 422 when unknown."""
+async def commune_of(conn: psycopg.AsyncConnection, code: str, vintage: str | None,
+                     parameter: str = "commune_code",
+                     vintage_parameter: str = "commune_vintage") -> Commune:
+    """The commune (latest vintage unless given); 422 naming what is unknown."""
     cur = await conn.execute(
         "SELECT vintage, code, parent_code FROM admin_unit WHERE level = 'commune'"
         " AND code = %s AND (%s::text IS NULL OR vintage = %s) ORDER BY vintage DESC LIMIT 1",
         (code, vintage, vintage))
     row = await cur.fetchone()
+    if row is None and vintage is not None:
+        cur = await conn.execute("SELECT 1 FROM admin_unit WHERE level = 'commune' AND"
+                                 " code = %s", (code,))
+        if await cur.fetchone() is not None:
+            raise Unprocessable(f"commune {code!r} has no vintage {vintage!r}",
+                                parameter=vintage_parameter)
     if row is None:
-        raise Unprocessable(f"unknown commune {code!r}", parameter="commune_code")
+        raise Unprocessable(f"unknown commune {code!r}", parameter=parameter)
     return Commune(row[0], row[1], row[2])
 
 
@@ -144,9 +155,18 @@ async def write_history(conn: psycopg.AsyncConnection, ea_id: int, action: str,
          Jsonb(as_feature(after)) if after else None, user.name, reason))
 
 
+@asynccontextmanager
+async def _unique_code(code: str | None) -> AsyncIterator[None]:
+    try:
+        yield
+    except psycopg.errors.UniqueViolation as exc:
+        raise Conflict(f"EA code {code!r} is already used in this round", parameter="code",
+                       ) from exc
+
+
 async def insert(conn: psycopg.AsyncConnection, values: dict[str, Any]) -> dict[str, Any]:
-    """Insert one EA row and return it."""
-    async with conn.cursor(row_factory=dict_row) as cur:
+    """Insert one EA row and return it; 409 when its code is taken."""
+    async with conn.cursor(row_factory=dict_row) as cur, _unique_code(values["code"]):
         await cur.execute(
             "INSERT INTO enumeration_area (census_round, code, commune_vintage, commune_code,"
             " status, population, households, geom, updated_by) VALUES (%(round)s, %(code)s,"
@@ -160,8 +180,8 @@ async def insert(conn: psycopg.AsyncConnection, values: dict[str, Any]) -> dict[
 
 async def update_geometry(conn: psycopg.AsyncConnection, ea_id: int, values: dict[str, Any]
                           ) -> dict[str, Any]:
-    """Replace an EA's geometry (and estimates), bumping its version."""
-    async with conn.cursor(row_factory=dict_row) as cur:
+    """Replace an EA's geometry (and estimates), bumping its version; 409 for a taken code."""
+    async with conn.cursor(row_factory=dict_row) as cur, _unique_code(values.get("code")):
         await cur.execute(
             "UPDATE enumeration_area SET geom = ST_Multi(ST_GeomFromWKB(%(wkb)s, 4326)),"
             " population = %(population)s, households = %(households)s, status = 'draft',"
@@ -200,16 +220,13 @@ def to_wkb(geom: BaseGeometry) -> bytes:
     return bytes(shapely.to_wkb(geom))
 
 
-async def split_parts(conn: psycopg.AsyncConnection, ea_id: int, line: dict[str, Any]
+async def split_parts(conn: psycopg.AsyncConnection, ea_id: int, line: BaseGeometry
                       ) -> list[BaseGeometry]:
-    """The EA cut by the line, largest part first."""
-    try:
-        cur = await conn.execute(
-            "SELECT ST_AsBinary(d.geom) FROM enumeration_area e, LATERAL ST_Dump(ST_Split("
-            " e.geom, ST_SetSRID(ST_GeomFromGeoJSON(%s), 4326))) d WHERE e.id = %s"
-            " ORDER BY ST_Area(d.geom) DESC", (json.dumps(line), ea_id))
-    except psycopg.errors.DataException as exc:
-        raise InvalidParameter(f"line: {exc.diag.message_primary}", parameter="line") from exc
+    """The EA cut by the line (lon/lat), largest part first."""
+    cur = await conn.execute(
+        "SELECT ST_AsBinary(d.geom) FROM enumeration_area e, LATERAL ST_Dump(ST_Split("
+        " e.geom, ST_GeomFromWKB(%s, 4326))) d WHERE e.id = %s"
+        " ORDER BY ST_Area(d.geom) DESC", (shapely.to_wkb(line), ea_id))
     parts: list[BaseGeometry] = list(shapely.from_wkb([row[0] for row in await cur.fetchall()]))
     return parts
 

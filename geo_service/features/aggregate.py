@@ -18,7 +18,7 @@ import shapely
 from psycopg.rows import dict_row
 from shapely.geometry.base import BaseGeometry
 
-from geo_service.errors import InvalidParameter, PayloadTooLarge
+from geo_service.errors import InvalidParameter
 from geo_service.features.collections import Collection
 from geo_service.features.crs import OutputCrs
 from geo_service.features.geometry import polygon_from_geojson, to_lonlat
@@ -39,11 +39,7 @@ def parse_polygon(geojson: dict[str, Any], crs: OutputCrs, limits: AreaLimits) -
     """A valid (Multi)Polygon in lon/lat from a GeoJSON geometry or Feature."""
     if isinstance(geojson, dict) and geojson.get("type") == "Feature":
         geojson = geojson.get("geometry") or {}
-    geom = polygon_from_geojson(geojson)
-    vertices = len(shapely.get_coordinates(geom))
-    if vertices > limits.max_vertices:
-        raise PayloadTooLarge(f"geometry has {vertices} vertices; the limit is "
-                              f"{limits.max_vertices}", parameter="geometry")
+    geom = polygon_from_geojson(geojson, limits.max_vertices)
     if not geom.is_valid:
         raise InvalidParameter(f"geometry is invalid: {shapely.is_valid_reason(geom)}",
                                parameter="geometry")

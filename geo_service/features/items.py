@@ -12,6 +12,7 @@ from psycopg import sql
 
 from geo_service.features.collections import Collection
 from geo_service.features.crs import WGS84_LONLAT, OutputCrs
+from geo_service.text import like_escape
 
 # Attribute name → SQL expression over admin_unit `u`.
 BASE_PROPERTIES: dict[str, sql.Composable] = {
@@ -113,7 +114,7 @@ def _from_where(query: ItemQuery, params: dict[str, Any], band: bool = True) -> 
         params["parent"] = query.parent
         conditions.append(sql.SQL("u.parent_code = %(parent)s"))
     if query.search:
-        params["search"] = f"%{query.search}%"
+        params["search"] = f"%{like_escape(query.search)}%"
         params["search_code"] = query.search
         conditions.append(sql.SQL("(u.search_name LIKE %(search)s OR u.code = %(search_code)s)"))
     if query.bbox is not None:

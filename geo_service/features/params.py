@@ -6,12 +6,14 @@ import math
 from dataclasses import dataclass
 
 import psycopg
+from pyproj import Transformer
 
 from boundaries.names import fold
 from geo_service.errors import InvalidParameter
 from geo_service.features.collections import Collection
-from geo_service.features.crs import ensure_srid, parse_crs
+from geo_service.features.crs import OutputCrs, ensure_srid, parse_crs
 from geo_service.features.items import IndicatorJoin, ItemQuery
+from geo_service.text import check_text
 
 
 @dataclass
@@ -51,6 +53,21 @@ def parse_bbox(text: str) -> tuple[float, float, float, float]:
     if x0 > x1 or y0 > y1:
         raise InvalidParameter("bbox minimum is larger than its maximum", parameter="bbox")
     return x0, y0, x1, y1
+
+
+def _check_bbox_area(bbox: tuple[float, float, float, float], crs: OutputCrs) -> None:
+    """Refuse a bbox whose corners the bbox-crs cannot bring to lon/lat."""
+    if crs.srid == 4326:
+        return
+    x0, y0, x1, y1 = bbox
+    xs, ys = [x0, x0, x1, x1], [y0, y1, y0, y1]
+    if crs.lat_first:
+        xs, ys = ys, xs
+    transformer = Transformer.from_crs(f"EPSG:{crs.srid}", "EPSG:4326", always_xy=True)
+    lon, lat = transformer.transform(xs, ys, errcheck=False)
+    if not all(math.isfinite(v) for v in [*lon, *lat]):
+        raise InvalidParameter(f"bbox lies outside the area of EPSG:{crs.srid}",
+                               parameter="bbox")
 
 
 def _split(text: str | None) -> list[str]:
@@ -115,10 +132,18 @@ async def build_item_query(conn: psycopg.AsyncConnection, collection: Collection
         await ensure_srid(conn, target, parameter)
     if raw.bbox is not None:
         query.bbox = parse_bbox(raw.bbox)
+        _check_bbox_area(query.bbox, query.bbox_crs)
     elif raw.bbox_crs is not None:
         raise InvalidParameter("bbox-crs needs bbox", parameter="bbox-crs")
+    if raw.parent is not None:
+        cur = await conn.execute("SELECT 1 FROM admin_unit WHERE vintage = %s AND code = %s"
+                                 " AND level <> %s LIMIT 1",
+                                 (collection.vintage, raw.parent, collection.level))
+        if await cur.fetchone() is None:
+            raise InvalidParameter(f"parent {raw.parent!r} is not a unit of vintage "
+                                   f"{collection.vintage}", parameter="parent")
     if raw.q is not None:
-        query.search = fold(raw.q)
+        query.search = fold(check_text(raw.q, "q", 100))
         if not query.search:
             raise InvalidParameter("q is empty", parameter="q")
     query.indicators = await _indicator_joins(conn, raw, collection)

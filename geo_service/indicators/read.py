@@ -9,6 +9,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from geo_service.errors import InvalidParameter, NotFound
+from geo_service.text import like_escape
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,8 @@ async def list_indicators(conn: psycopg.AsyncConnection, kind: str | None = None
             "SELECT code, name_vi, name_en, kind, unit, decimals, source, licence"
             " FROM indicator WHERE (%(kind)s::text IS NULL OR kind = %(kind)s)"
             " AND (%(source)s::text IS NULL OR source ILIKE '%%' || %(source)s || '%%')"
-            " ORDER BY code", {"kind": kind, "source": source})
+            " ORDER BY code",
+            {"kind": kind, "source": None if source is None else like_escape(source)})
         return await cur.fetchall()
 
 

@@ -14,6 +14,7 @@ from geo_service.features.aggregate import AreaLimits, estimate, parse_polygon, 
 from geo_service.features.collections import get_collection
 from geo_service.features.crs import parse_crs
 from geo_service.indicators import read
+from geo_service.text import CODE, CRS
 
 router = APIRouter(tags=["features"])
 
@@ -22,13 +23,14 @@ class AggregateRequest(BaseModel):
     """A drawn area and what to compute for it."""
 
     geometry: dict[str, Any] = Field(description="GeoJSON Polygon/MultiPolygon (or Feature)")
-    collection: str = Field("commune-2025", max_length=64,
+    collection: str = Field("commune-2025", pattern=CODE,
                             description="units whose values are apportioned")
-    indicators: list[Annotated[str, Field(max_length=64)]] = Field(min_length=1, max_length=20)
-    period: str | None = Field(None, max_length=10, description="default: latest per indicator")
+    indicators: list[Annotated[str, Field(pattern=CODE)]] = Field(min_length=1, max_length=20)
+    period: str | None = Field(None, max_length=10, pattern=CODE,
+                               description="default: latest per indicator")
     method: Literal["area", "population"] = "area"
-    crs: str | None = Field(None, max_length=100, description="CRS of the geometry (or "
-                                                              "Content-Crs header)")
+    crs: str | None = Field(None, pattern=CRS, description="CRS of the geometry (or "
+                                                           "Content-Crs header)")
 
 
 @router.post("/aggregate", summary="Statistics of a drawn area")
@@ -43,7 +45,10 @@ async def aggregate(body: AggregateRequest, request: Request, conn: Conn,
     crs = parse_crs(body.crs or (content_crs or "").strip("<>") or None, "crs")
     limits = AreaLimits(settings.aggregate_max_vertices, settings.aggregate_max_area_km2)
     area = parse_polygon(body.geometry, crs, limits)
-    collection = await get_collection(conn, body.collection)
+    try:
+        collection = await get_collection(conn, body.collection)
+    except NotFound as exc:
+        raise InvalidParameter(exc.message, parameter="collection") from exc
     cur = await conn.execute("SELECT ST_Area(ST_GeomFromWKB(%s, 4326)::geography) / 1e6",
                              (shapely.to_wkb(area),))
     area_km2 = float((await cur.fetchone() or [0.0])[0])

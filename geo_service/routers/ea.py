@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Header, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import APIRouter, Body, Header, Path, Query, Request
+from fastapi.responses import Response
 from psycopg.rows import dict_row
 
 from geo_service.auth import MaybeUser, Unauthorized, User, Writer
@@ -16,17 +17,21 @@ from geo_service.ea.generate import generate_one
 from geo_service.ea.rules import EaRules, parse_geometry, workload_warning
 from geo_service.errors import Conflict, InvalidParameter, Unprocessable
 from geo_service.features.crs import parse_crs
+from geo_service.features.geometry import line_from_geojson
+from geo_service.routers.features import GeoJSONResponse
 from geo_service.settings import ServiceSettings
+from geo_service.text import CODE, check_code, check_text
 
 router = APIRouter(tags=["enumeration areas"])
+EaId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the EA's id")]
 BASE = "/collections/enumeration-areas"
-GEOJSON = "application/geo+json"
 
 
 def _rules(settings: ServiceSettings) -> EaRules:
     return EaRules(settings.ea_tolerance_m, settings.ea_snap_m, settings.ea_min_area_m2,
                    settings.ea_max_area_km2, settings.ea_households_min,
-                   settings.ea_households_max, settings.household_size)
+                   settings.ea_households_max, settings.household_size,
+                   settings.ea_max_vertices)
 
 
 def _reader(request: Request, user: User | None) -> None:
@@ -35,13 +40,14 @@ def _reader(request: Request, user: User | None) -> None:
 
 
 def _feature_response(row: dict[str, Any], status: int = 200,
-                      extra: dict[str, Any] | None = None) -> JSONResponse:
+                      extra: dict[str, Any] | None = None) -> GeoJSONResponse:
     body = {**store.as_feature(row), **(extra or {})}
     headers = {"ETag": store.etag(row), "Location": f"{BASE}/items/{row['id']}"}
-    return JSONResponse(body, status_code=status, headers=headers, media_type=GEOJSON)
+    return GeoJSONResponse(body, status_code=status, headers=headers)
 
 
-@router.get(f"{BASE}/items", summary="Enumeration areas")
+@router.get(f"{BASE}/items", summary="Enumeration areas",
+            response_class=GeoJSONResponse)
 async def list_eas(
     request: Request, conn: Conn, user: MaybeUser,
     commune: Annotated[str | None, Query(max_length=5, pattern=r"^\d{5}$")] = None,
@@ -50,7 +56,7 @@ async def list_eas(
     census_round: Annotated[str | None, Query(alias="round", pattern=r"^\d{4}$")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-) -> JSONResponse:
+) -> GeoJSONResponse:
     """EAs filtered by commune, status and census round."""
     _reader(request, user)
     async with conn.cursor(row_factory=dict_row) as cur:
@@ -63,14 +69,15 @@ async def list_eas(
             {"commune": commune, "status": status, "round": census_round, "limit": limit,
              "offset": offset})
         rows = await cur.fetchall()
-    return JSONResponse({"type": "FeatureCollection",
+    return GeoJSONResponse({"type": "FeatureCollection",
                          "features": [store.as_feature(r) for r in rows],
-                         "numberReturned": len(rows)}, media_type=GEOJSON)
+                         "numberReturned": len(rows)})
 
 
-@router.get(f"{BASE}/items/{{featureId}}", summary="One enumeration area")
-async def get_ea(featureId: int, request: Request, conn: Conn,  # noqa: N803
-                 user: MaybeUser) -> JSONResponse:
+@router.get(f"{BASE}/items/{{featureId}}", summary="One enumeration area",
+            response_class=GeoJSONResponse)
+async def get_ea(featureId: EaId, request: Request, conn: Conn,  # noqa: N803
+                 user: MaybeUser) -> GeoJSONResponse:
     """The EA with its ETag (send it back as If-Match to change it)."""
     _reader(request, user)
     return _feature_response(await store.fetch(conn, featureId))
@@ -85,6 +92,23 @@ def _properties(feature: dict[str, Any]) -> dict[str, Any]:
     return props
 
 
+def _reason(value: Any) -> str | None:
+    return None if value is None else check_text(value, "reason", 500, multiline=True)
+
+
+def _census_round(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not (isinstance(value, str) and re.fullmatch(r"\d{4}", value)):
+        raise InvalidParameter("properties.census_round must be a year such as 2029",
+                               parameter="census_round")
+    return value
+
+
+def _optional_code(value: Any, parameter: str) -> str | None:
+    return None if value is None else check_code(value, parameter)
+
+
 async def _prepared(request: Request, conn: Conn, feature: dict[str, Any],
                     content_crs: str | None, repair: bool, ea_id: int, census_round: str,
                     commune: store.Commune) -> tuple[Any, dict[str, Any], list[Any]]:
@@ -92,7 +116,7 @@ async def _prepared(request: Request, conn: Conn, feature: dict[str, Any],
     settings: ServiceSettings = request.app.state.settings
     rules = _rules(settings)
     crs = parse_crs((content_crs or "").strip("<> ") or None, "Content-Crs")
-    parsed, note = parse_geometry(feature.get("geometry"), crs, repair)
+    parsed, note = parse_geometry(feature.get("geometry"), crs, repair, rules.max_vertices)
     context = {"round": census_round, "commune": commune.code, "vintage": commune.vintage,
                "self": ea_id}
     geom, findings = await store.validated(conn, parsed, context, rules)
@@ -105,33 +129,33 @@ async def _prepared(request: Request, conn: Conn, feature: dict[str, Any],
     return geom, values, warnings
 
 
-@router.post(f"{BASE}/items", status_code=201, summary="Create an enumeration area")
+@router.post(f"{BASE}/items", status_code=201, summary="Create an enumeration area",
+             response_class=GeoJSONResponse)
 async def create_ea(
     request: Request, conn: Conn, user: Writer,
     feature: Annotated[dict[str, Any], Body()],
     content_crs: Annotated[str | None, Header(max_length=120)] = None,
     repair: Annotated[bool, Query(description="repair an invalid geometry")] = False,
-) -> JSONResponse:
+) -> GeoJSONResponse:
     """A new draft EA in a commune of the user's scope, validated against the rules."""
     props = _properties(feature)
-    census_round = str(props.get("census_round", ""))
-    if not (census_round.isdigit() and len(census_round) == 4):
-        raise InvalidParameter("properties.census_round must be a year such as 2029",
-                               parameter="census_round")
-    commune = await store.commune_of(conn, str(props.get("commune_code", "")),
-                                     props.get("commune_vintage"))
+    census_round = _census_round(props.get("census_round"))
+    commune_code = check_code(props.get("commune_code"), "commune_code")
+    vintage = _optional_code(props.get("commune_vintage"), "commune_vintage")
+    wanted_code = _optional_code(props.get("code"), "code")
+    reason = _reason(props.get("reason"))
+    commune = await store.commune_of(conn, commune_code, vintage)
     store.authorise(user, commune)
+    wanted_code = store.code_for(commune.code, wanted_code)
     async with conn.transaction():
         await store.lock_commune(conn, census_round, commune.code)
         _, values, warnings = await _prepared(request, conn, feature, content_crs, repair, -1,
                                               census_round, commune)
-        code = store.code_for(commune.code, props.get("code")) or \
-            await store.next_code(conn, census_round, commune.code)
+        code = wanted_code or await store.next_code(conn, census_round, commune.code)
         row = await store.insert(conn, {**values, "round": census_round, "code": code,
                                         "vintage": commune.vintage, "commune": commune.code,
                                         "user": user.name})
-        await store.write_history(conn, row["id"], "create", None, row, user,
-                                  props.get("reason"))
+        await store.write_history(conn, row["id"], "create", None, row, user, reason)
     return _feature_response(row, 201, {"warnings": warnings})
 
 
@@ -146,34 +170,39 @@ async def _locked(conn: Conn, ea_id: int, user: User, if_match: str | None,
     return row, commune
 
 
-@router.put(f"{BASE}/items/{{featureId}}", summary="Replace an enumeration area")
-@router.patch(f"{BASE}/items/{{featureId}}", summary="Change an enumeration area's geometry")
+@router.put(f"{BASE}/items/{{featureId}}", summary="Replace an enumeration area",
+            response_class=GeoJSONResponse)
+@router.patch(f"{BASE}/items/{{featureId}}", summary="Change an enumeration area's geometry",
+              response_class=GeoJSONResponse)
 async def replace_ea(
-    featureId: int, request: Request, conn: Conn, user: Writer,  # noqa: N803
+    featureId: EaId, request: Request, conn: Conn, user: Writer,  # noqa: N803
     feature: Annotated[dict[str, Any], Body()],
     if_match: Annotated[str | None, Header(max_length=200)] = None,
     content_crs: Annotated[str | None, Header(max_length=120)] = None,
     repair: bool = False,
-) -> JSONResponse:
+) -> GeoJSONResponse:
     """New geometry (and optionally code) for an EA; needs the current ETag in If-Match."""
     props = _properties(feature)
+    wanted_code = _optional_code(props.get("code"), "code")
+    reason = _reason(props.get("reason"))
     async with conn.transaction():
         before, commune = await _locked(conn, featureId, user, if_match)
+        wanted_code = store.code_for(commune.code, wanted_code)
         _, values, warnings = await _prepared(request, conn, feature, content_crs, repair,
                                               featureId, before["census_round"], commune)
-        values |= {"code": store.code_for(commune.code, props.get("code")), "user": user.name}
+        values |= {"code": wanted_code, "user": user.name}
         row = await store.update_geometry(conn, featureId, values)
-        await store.write_history(conn, featureId, "update", before, row, user,
-                                  props.get("reason"))
+        await store.write_history(conn, featureId, "update", before, row, user, reason)
     return _feature_response(row, 200, {"warnings": warnings})
 
 
 @router.delete(f"{BASE}/items/{{featureId}}", status_code=204,
                summary="Delete an enumeration area")
-async def delete_ea(featureId: int, conn: Conn, user: Writer,  # noqa: N803
+async def delete_ea(featureId: EaId, conn: Conn, user: Writer,  # noqa: N803
                     if_match: Annotated[str | None, Header(max_length=200)] = None,
                     reason: Annotated[str | None, Query(max_length=500)] = None) -> Response:
     """Delete an EA (needs If-Match); its history stays."""
+    reason = _reason(reason)
     async with conn.transaction():
         before, _ = await _locked(conn, featureId, user, if_match)
         await conn.execute("DELETE FROM enumeration_area WHERE id = %s", (featureId,))
@@ -182,7 +211,7 @@ async def delete_ea(featureId: int, conn: Conn, user: Writer,  # noqa: N803
 
 
 @router.get(f"{BASE}/items/{{featureId}}/history", summary="History of an enumeration area")
-async def history(featureId: int, request: Request, conn: Conn,  # noqa: N803
+async def history(featureId: EaId, request: Request, conn: Conn,  # noqa: N803
                   user: MaybeUser) -> dict[str, Any]:
     """Every change with who, when, why and the full state before and after."""
     _reader(request, user)
@@ -194,14 +223,15 @@ async def history(featureId: int, request: Request, conn: Conn,  # noqa: N803
 
 
 @router.get("/communes/{code}/ea-coverage", summary="How well a commune's EAs cover it")
-async def ea_coverage(code: str, request: Request, conn: Conn, user: MaybeUser,
+async def ea_coverage(code: Annotated[str, Path(pattern=CODE)], request: Request, conn: Conn,
+                      user: MaybeUser,
                       census_round: Annotated[str, Query(alias="round",
                                                          pattern=r"^\d{4}$")] = "2029",
-                      vintage: Annotated[str | None, Query(max_length=32)] = None
+                      vintage: Annotated[str | None, Query(pattern=CODE)] = None
                       ) -> dict[str, Any]:
     """Gaps, overlaps, EAs leaving the commune, and EAs outside the workload band."""
     _reader(request, user)
-    commune = await store.commune_of(conn, code, vintage)
+    commune = await store.commune_of(conn, code, vintage, "code", "vintage")
     return await coverage_report(conn, commune, census_round,
                                  _rules(request.app.state.settings))
 
@@ -254,86 +284,92 @@ async def _estimates(request: Request, geom: Any) -> dict[str, Any]:
     return {"wkb": store.to_wkb(geom), "population": population, "households": households}
 
 
-@router.post(f"{BASE}/items/{{featureId}}/split", summary="Split an EA along a line")
+@router.post(f"{BASE}/items/{{featureId}}/split", summary="Split an EA along a line",
+             response_class=GeoJSONResponse)
 async def split_ea(
-    featureId: int, request: Request, conn: Conn, user: Writer,  # noqa: N803
+    featureId: EaId, request: Request, conn: Conn, user: Writer,  # noqa: N803
     body: Annotated[dict[str, Any], Body(description='{"line": GeoJSON LineString}')],
     if_match: Annotated[str | None, Header(max_length=200)] = None,
-) -> JSONResponse:
+) -> GeoJSONResponse:
     """The EA keeps the largest part; every other part becomes a new draft EA."""
-    line = body.get("line") if isinstance(body, dict) else None
-    if not isinstance(line, dict) or line.get("type") != "LineString":
-        raise InvalidParameter("line must be a GeoJSON LineString", parameter="line")
+    if not isinstance(body, dict):
+        raise InvalidParameter("the body must be an object with a line", parameter="body")
+    line = line_from_geojson(body.get("line"), "line")
+    reason = _reason(body.get("reason"))
     async with conn.transaction():
         before, commune = await _locked(conn, featureId, user, if_match)
         parts = await store.split_parts(conn, featureId, line)
         if len(parts) < 2:
             raise Unprocessable("the line does not cut the EA into parts", parameter="line")
+        estimates = [await _estimates(request, part) for part in parts]
         kept = await store.update_geometry(conn, featureId, {
-            **await _estimates(request, parts[0]), "code": None, "user": user.name})
-        await store.write_history(conn, featureId, "split", before, kept, user,
-                                  body.get("reason"))
+            **estimates[0], "code": None, "user": user.name})
+        await store.write_history(conn, featureId, "split", before, kept, user, reason)
         created = []
-        for part in parts[1:]:
+        for values in estimates[1:]:
             code = await store.next_code(conn, before["census_round"], commune.code)
             row = await store.insert(conn, {
-                **await _estimates(request, part), "round": before["census_round"],
-                "code": code, "vintage": commune.vintage, "commune": commune.code,
-                "user": user.name})
-            await store.write_history(conn, row["id"], "split", before, row, user,
-                                      body.get("reason"))
+                **values, "round": before["census_round"], "code": code,
+                "vintage": commune.vintage, "commune": commune.code, "user": user.name})
+            await store.write_history(conn, row["id"], "split", before, row, user, reason)
             created.append(store.as_feature(row))
-    return JSONResponse({"type": "FeatureCollection",
-                         "features": [store.as_feature(kept), *created]}, media_type=GEOJSON)
+    return GeoJSONResponse({"type": "FeatureCollection",
+                         "features": [store.as_feature(kept), *created]})
 
 
-@router.post(f"{BASE}/merge", summary="Merge EAs of one commune into one")
+@router.post(f"{BASE}/merge", summary="Merge EAs of one commune into one",
+             response_class=GeoJSONResponse)
 async def merge_eas(
     request: Request, conn: Conn, user: Writer,
     body: Annotated[dict[str, Any], Body(description='{"ids": [1, 2, …]}')],
     if_match: Annotated[str | None, Header(max_length=2000,
                                            description="the ETags of all EAs")] = None,
-) -> JSONResponse:
+) -> GeoJSONResponse:
     """The first EA takes the union of all; the others are deleted (history keeps them)."""
     ids = body.get("ids") if isinstance(body, dict) else None
-    if not isinstance(ids, list) or len(ids) < 2 or not all(isinstance(i, int) for i in ids) \
-            or len(set(ids)) != len(ids) or len(ids) > 100:
+    if not isinstance(ids, list) or not 2 <= len(ids) <= 100 or len(set(ids)) != len(ids) \
+            or not all(type(i) is int and 0 < i < 2**63 for i in ids):
         raise InvalidParameter("ids must list 2 to 100 distinct EA ids", parameter="ids")
+    reason = _reason(body.get("reason"))
+    ids = sorted(ids)
+    # One commune and round, checked before any lock: locks are then taken in one order
+    # (the commune's, then the rows' by id), so concurrent merges cannot deadlock.
+    keys = {(r["census_round"], r["commune_code"]) for r in
+            [await store.fetch(conn, ea_id) for ea_id in ids]}
+    if len(keys) != 1:
+        raise Unprocessable("EAs of different communes or rounds cannot be merged",
+                            parameter="ids")
     async with conn.transaction():
-        rows = [(await _locked(conn, ea_id, user, if_match)) for ea_id in sorted(ids)]
-        keys = {(r["census_round"], r["commune_code"]) for r, _ in rows}
-        if len(keys) != 1:
-            raise Unprocessable("EAs of different communes or rounds cannot be merged",
-                                parameter="ids")
-        union = await store.merged_geometry(conn, sorted(ids))
+        rows = [(await _locked(conn, ea_id, user, if_match)) for ea_id in ids]
+        union = await store.merged_geometry(conn, ids)
         first, _ = rows[0]
         merged = await store.update_geometry(conn, first["id"], {
             **await _estimates(request, union), "code": None, "user": user.name})
-        await store.write_history(conn, first["id"], "merge", first, merged, user,
-                                  body.get("reason"))
+        await store.write_history(conn, first["id"], "merge", first, merged, user, reason)
         for other, _ in rows[1:]:
             await conn.execute("DELETE FROM enumeration_area WHERE id = %s", (other["id"],))
-            await store.write_history(conn, other["id"], "merge", other, None, user,
-                                      body.get("reason"))
+            await store.write_history(conn, other["id"], "merge", other, None, user, reason)
     return _feature_response(merged)
 
 
 # Registered last: its {action} segment would otherwise catch /split.
-@router.post(f"{BASE}/items/{{featureId}}/{{action}}", summary="Submit, approve or reject")
+@router.post(f"{BASE}/items/{{featureId}}/{{action}}", summary="Submit, approve or reject",
+             response_class=GeoJSONResponse)
 async def transition(
-    featureId: int, action: Literal["submit", "approve", "reject"],  # noqa: N803
+    featureId: EaId, action: Literal["submit", "approve", "reject"],  # noqa: N803
     conn: Conn, user: Writer,
     if_match: Annotated[str | None, Header(max_length=200)] = None,
     reason: Annotated[str | None, Query(max_length=500)] = None,
-) -> JSONResponse:
+) -> GeoJSONResponse:
     """Workflow: editors submit drafts; supervisors in scope approve or reject submissions."""
     allowed_from, target, needs = store.TRANSITIONS[action]
+    reason = _reason(reason)
     async with conn.transaction():
         row = await store.fetch(conn, featureId)
         before, _ = await _locked(conn, featureId, user, if_match or store.etag(row), needs)
         if before["status"] not in allowed_from:
             raise InvalidParameter(f"cannot {action} an EA that is {before['status']}",
-                                   parameter="action", status=before["status"])
+                                   parameter="action", current_status=before["status"])
         after = await store.set_status(conn, featureId, target, user)
         await store.write_history(conn, featureId, action, before, after, user, reason)
     return _feature_response(after)

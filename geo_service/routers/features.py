@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from geo_service.db import Conn
 from geo_service.errors import NotFound
@@ -17,6 +17,7 @@ from geo_service.features.collections import Collection, get_collection, list_co
 from geo_service.features.crs import ADVERTISED, CRS84
 from geo_service.features.items import MATCHED_CAP, count_sql, features_sql
 from geo_service.features.params import RawItemParams, build_item_query
+from geo_service.text import CODE, CODE_LIST, CRS
 
 router = APIRouter(tags=["features"])
 
@@ -30,7 +31,7 @@ CONFORMANCE = [
 ]
 
 
-class GeoJSONResponse(Response):
+class GeoJSONResponse(JSONResponse):
     """JSON with the GeoJSON media type."""
 
     media_type = GEOJSON
@@ -104,21 +105,28 @@ def _output_format(f: str | None, request: Request) -> str:
     return "json"
 
 
+_OBJECT = {"schema": {"type": "object"}}
+
+
 @router.get("/collections/{collectionId}/items", summary="Items of a collection",
-            response_class=GeoJSONResponse)
+            response_class=GeoJSONResponse, responses={200: {"content": {
+                GEOJSON: _OBJECT, "text/csv": {"schema": {"type": "string"}},
+                "application/geopackage+sqlite3": {"schema": {"type": "string",
+                                                              "format": "binary"}}}}})
 async def items(
     collectionId: str, request: Request,  # noqa: N803
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     bbox: Annotated[str | None, Query(max_length=200, description="minx,miny,maxx,maxy")] = None,
-    bbox_crs: Annotated[str | None, Query(alias="bbox-crs", max_length=100)] = None,
-    crs: Annotated[str | None, Query(max_length=100, description="e.g. EPSG:3405")] = None,
-    properties: Annotated[str | None, Query(max_length=1000)] = None,
-    sortby: Annotated[str | None, Query(max_length=200, description="e.g. -area_km2")] = None,
-    parent: Annotated[str | None, Query(max_length=32, description="children of a unit")] = None,
+    bbox_crs: Annotated[str | None, Query(alias="bbox-crs", pattern=CRS)] = None,
+    crs: Annotated[str | None, Query(pattern=CRS, description="e.g. EPSG:3405")] = None,
+    properties: Annotated[str | None, Query(max_length=1000, pattern=CODE_LIST)] = None,
+    sortby: Annotated[str | None, Query(max_length=200, pattern=CODE_LIST,
+                                        description="e.g. -area_km2")] = None,
+    parent: Annotated[str | None, Query(pattern=CODE, description="children of a unit")] = None,
     q: Annotated[str | None, Query(max_length=100, description="name search")] = None,
-    indicator: Annotated[str | None, Query(max_length=300)] = None,
-    period: Annotated[str | None, Query(max_length=10)] = None,
+    indicator: Annotated[str | None, Query(max_length=300, pattern=CODE_LIST)] = None,
+    period: Annotated[str | None, Query(max_length=10, pattern=CODE)] = None,
     zoom: Annotated[int | None, Query(ge=0, le=24)] = None,
     max_allowable_offset: Annotated[float | None, Query(alias="max-allowable-offset", ge=0,
                                                         le=360)] = None,
@@ -169,13 +177,14 @@ async def items(
 
 
 @router.get("/collections/{collectionId}/items/{featureId}", summary="One item by its code",
-            response_class=GeoJSONResponse)
+            response_class=GeoJSONResponse, responses={200: {"content": {GEOJSON: _OBJECT}}})
 async def item(
-    collectionId: str, featureId: str, request: Request, conn: Conn,  # noqa: N803
-    crs: Annotated[str | None, Query(max_length=100)] = None,
-    properties: Annotated[str | None, Query(max_length=1000)] = None,
-    indicator: Annotated[str | None, Query(max_length=300)] = None,
-    period: Annotated[str | None, Query(max_length=10)] = None,
+    collectionId: str, featureId: Annotated[str, Path(pattern=CODE)],  # noqa: N803
+    request: Request, conn: Conn,
+    crs: Annotated[str | None, Query(pattern=CRS)] = None,
+    properties: Annotated[str | None, Query(max_length=1000, pattern=CODE_LIST)] = None,
+    indicator: Annotated[str | None, Query(max_length=300, pattern=CODE_LIST)] = None,
+    period: Annotated[str | None, Query(max_length=10, pattern=CODE)] = None,
     zoom: Annotated[int | None, Query(ge=0, le=24)] = None,
     precision: Annotated[int | None, Query(ge=0, le=15)] = None,
 ) -> Response:

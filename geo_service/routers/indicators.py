@@ -6,13 +6,14 @@ import csv
 import io
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
 from geo_service.db import Conn
 from geo_service.errors import InvalidParameter
 from geo_service.indicators import read
 from geo_service.indicators.catalogue import KINDS
+from geo_service.text import CODE, check_text
 
 router = APIRouter(prefix="/indicators", tags=["indicators"])
 
@@ -26,6 +27,8 @@ async def list_indicators(
     source: Annotated[str | None, Query(max_length=200, description="text in the source")] = None,
 ) -> dict[str, Any]:
     """Every indicator with links to its metadata and values."""
+    if source is not None:
+        source = check_text(source, "source", 200)
     entries = await read.list_indicators(conn, kind, source)
     base = str(request.url_for("list_indicators"))
     for entry in entries:
@@ -35,19 +38,20 @@ async def list_indicators(
 
 
 @router.get("/{code}", summary="One indicator's metadata and series")
-async def get_indicator(code: str, conn: Conn) -> dict[str, Any]:
+async def get_indicator(code: Annotated[str, Path(pattern=CODE)], conn: Conn) -> dict[str, Any]:
     """Metadata with the vintages, levels and periods available (and how derived ones were made)."""
     return await read.get_indicator(conn, code)
 
 
-@router.get("/{code}/values", summary="Values of one indicator (suppressed values are null)")
+@router.get("/{code}/values", summary="Values of one indicator (suppressed values are null)",
+            responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}})
 async def indicator_values(
-    code: str, conn: Conn,
-    vintage: Annotated[str | None, Query(max_length=32)] = None,
-    level: Annotated[str | None, Query(max_length=32)] = None,
-    period: Annotated[str | None, Query(max_length=10)] = None,
-    parent: Annotated[str | None, Query(max_length=32, description="children of this unit")] = None,
-    unit: Annotated[str | None, Query(max_length=32, description="one unit's code")] = None,
+    code: Annotated[str, Path(pattern=CODE)], conn: Conn,
+    vintage: Annotated[str | None, Query(pattern=CODE)] = None,
+    level: Annotated[str | None, Query(pattern=CODE)] = None,
+    period: Annotated[str | None, Query(max_length=10, pattern=CODE)] = None,
+    parent: Annotated[str | None, Query(pattern=CODE, description="children of this unit")] = None,
+    unit: Annotated[str | None, Query(pattern=CODE, description="one unit's code")] = None,
     f: Annotated[Literal["json", "csv"], Query(description="output format")] = "json",
 ) -> Any:
     """Values by unit code and period, with status; CSV is UTF-8 with BOM for Excel."""
@@ -59,6 +63,12 @@ async def indicator_values(
         if await cur.fetchone() is None:
             raise InvalidParameter(f"parent {parent!r} is not a unit of vintage "
                                    f"{choice.vintage}", parameter="parent")
+    if unit is not None:
+        cur = await conn.execute("SELECT 1 FROM admin_unit WHERE vintage = %s AND level = %s"
+                                 " AND code = %s", (choice.vintage, choice.level, unit))
+        if await cur.fetchone() is None:
+            raise InvalidParameter(f"unit {unit!r} is not a {choice.level} of vintage "
+                                   f"{choice.vintage}", parameter="unit")
     rows = await read.published_values(conn, choice, parent, unit)
     if f == "csv":
         return _csv_response(rows, f"{code}_{choice.vintage}_{choice.level}.csv")

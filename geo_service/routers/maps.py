@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from geo_service.db import Conn
+from geo_service.text import CODE, NUMBERS
 from geo_service.viewer.data import choropleth_body
 
 router = APIRouter(prefix="/maps", tags=["maps"])
@@ -15,14 +16,17 @@ router = APIRouter(prefix="/maps", tags=["maps"])
 @router.get("/choropleth", summary="Class breaks and colours for a choropleth")
 async def choropleth(
     conn: Conn,
-    collection: Annotated[str, Query(max_length=64, description="e.g. commune-2025")],
-    indicator: Annotated[str, Query(max_length=64)],
-    period: Annotated[str | None, Query(max_length=10)] = None,
-    method: Annotated[str, Query(max_length=20, description="quantiles, equal_interval, "
-                                 "natural_breaks, std_mean or manual")] = "quantiles",
+    collection: Annotated[str, Query(pattern=CODE, description="e.g. commune-2025")],
+    indicator: Annotated[str, Query(pattern=CODE)],
+    period: Annotated[str | None, Query(max_length=10, pattern=CODE)] = None,
+    method: Annotated[str, Query(max_length=20, pattern=CODE,
+                                 description="quantiles, equal_interval, natural_breaks, "
+                                             "std_mean or manual")] = "quantiles",
     k: Annotated[int, Query(ge=3, le=7, description="number of classes")] = 5,
-    palette: Annotated[str | None, Query(max_length=20, description="ColorBrewer scheme")] = None,
-    breaks: Annotated[str | None, Query(max_length=500, description="manual breaks")] = None,
+    palette: Annotated[str | None, Query(max_length=20, pattern=CODE,
+                                         description="ColorBrewer scheme")] = None,
+    breaks: Annotated[str | None, Query(max_length=500, pattern=NUMBERS,
+                                        description="manual breaks")] = None,
     units: Annotated[bool, Query(description="include every unit's value and class")] = False,
 ) -> dict[str, Any]:
     """Breaks by mapclassify, ColorBrewer colours, counts per class and units without value."""

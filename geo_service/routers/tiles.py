@@ -11,6 +11,7 @@ from geo_service.db import Conn
 from geo_service.errors import InvalidParameter, NotFound
 from geo_service.features.collections import Collection, get_collection
 from geo_service.features.params import RawItemParams, build_item_query
+from geo_service.text import CODE, CODE_LIST
 from geo_service.tiles.mvt import EA_LAYER
 from geo_service.tiles.service import TileService, encoded
 from tilecache import grid
@@ -78,8 +79,10 @@ async def tileset(collectionId: str, tileMatrixSetId: str, request: Request,  # 
             summary="TileJSON 3.0")
 async def tilejson(collectionId: str, tileMatrixSetId: str, request: Request,  # noqa: N803
                    conn: Conn,
-                   indicator: Annotated[str | None, Query(max_length=300)] = None,
-                   period: Annotated[str | None, Query(max_length=10)] = None) -> dict[str, Any]:
+                   indicator: Annotated[str | None, Query(max_length=300,
+                                                          pattern=CODE_LIST)] = None,
+                   period: Annotated[str | None, Query(max_length=10, pattern=CODE)] = None
+                   ) -> dict[str, Any]:
     """TileJSON for MapLibre/Leaflet clients, with vector_layers and their fields."""
     _check_tms(tileMatrixSetId)
     c = await get_collection(conn, collectionId)
@@ -116,9 +119,9 @@ async def tile(
     z: Annotated[int, Path(ge=0, le=MAX_ZOOM)],
     x: Annotated[int, Path(ge=0)],
     y: Annotated[int, Path(ge=0)],
-    indicator: Annotated[str | None, Query(max_length=300)] = None,
-    period: Annotated[str | None, Query(max_length=10)] = None,
-    properties: Annotated[str | None, Query(max_length=1000)] = None,
+    indicator: Annotated[str | None, Query(max_length=300, pattern=CODE_LIST)] = None,
+    period: Annotated[str | None, Query(max_length=10, pattern=CODE)] = None,
+    properties: Annotated[str | None, Query(max_length=1000, pattern=CODE_LIST)] = None,
     census_round: Annotated[str | None, Query(alias="round", pattern=r"^\d{4}$")] = None,
 ) -> Response:
     """An MVT tile whose layer is the collection id; features carry code, name, indicators."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from geo_service.errors import InvalidParameter, NotFound
@@ -22,10 +23,13 @@ def _manual_breaks(text: str | None) -> list[float] | None:
     if text is None:
         return None
     try:
-        return [float(part) for part in text.split(",") if part.strip()]
+        breaks = [float(part) for part in text.split(",") if part.strip()]
     except ValueError as exc:
         raise InvalidParameter("breaks must be comma-separated numbers",
                                parameter="breaks") from exc
+    if not all(math.isfinite(b) and abs(b) < 1e300 for b in breaks):
+        raise InvalidParameter("breaks must be finite numbers", parameter="breaks")
+    return breaks
 
 
 async def unit_values(conn: Any, collection_id: str, indicator: str, period: str | None
