@@ -289,6 +289,14 @@ def test_split_then_merge_restores_the_coverage(env: Env) -> None:
     assert len(parts) >= 2
     areas = [shape(f["geometry"]).area for f in parts]
     assert sum(areas) == pytest.approx(shape(created.json()["geometry"]).area, rel=1e-5)
+    # each part, read and sent back unchanged, is accepted: what is served is what is stored
+    for part in parts:
+        read = env.client.get(f"{ITEMS}/{part['id']}")
+        body = {"type": "Feature", "geometry": read.json()["geometry"], "properties": {}}
+        again = env.client.put(f"{ITEMS}/{part['id']}", json=body,
+                               headers={**env.auth("editor"), "If-Match": read.headers["ETag"]})
+        assert again.status_code == 200, again.text
+        assert shape(again.json()["geometry"]).equals(shape(read.json()["geometry"]))
     etags = ", ".join(env.client.get(f"{ITEMS}/{f['id']}").headers["ETag"] for f in parts)
     merged = env.client.post("/collections/enumeration-areas/merge",
                              json={"ids": [f["id"] for f in parts]},
@@ -299,7 +307,7 @@ def test_split_then_merge_restores_the_coverage(env: Env) -> None:
     assert restored.symmetric_difference(original).area < original.area * 1e-5
     assert len(env.client.get(ITEMS, params={"commune": COMMUNE}).json()["features"]) == 1
     actions = [h["action"] for h in env.client.get(f"{ITEMS}/{ea_id}/history").json()["history"]]
-    assert actions == ["create", "split", "merge"]
+    assert actions == ["create", "split", "update", "merge"]
     stale = env.client.post("/collections/enumeration-areas/merge",
                             json={"ids": [ea_id, parts[1]["id"]]},
                             headers={**env.auth("editor"), "If-Match": etags})

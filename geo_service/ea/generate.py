@@ -22,7 +22,7 @@ BATCH = 50  # communes per transaction, so a long national run keeps what it fin
 _HISTORY = """
 INSERT INTO ea_history (ea_id, action, after, user_name, reason)
 SELECT id, 'generate', jsonb_build_object('type', 'Feature', 'id', id,
-       'geometry', ST_AsGeoJSON(geom, 7)::jsonb,
+       'geometry', ST_AsGeoJSON(geom, 15)::jsonb,
        'properties', jsonb_build_object('code', code, 'census_round', census_round,
                                         'commune_code', commune_code, 'status', status,
                                         'population', population, 'households', households,

@@ -28,8 +28,10 @@ from geo_service.errors import (
 )
 from geo_service.indicators.zonal import sum_over
 
+# Full precision (15 decimals): an EA read and sent back unchanged is exactly what is stored;
+# rounded coordinates can make a valid sliver or a snapped vertex invalid.
 COLUMNS = ("id, census_round, code, commune_vintage, commune_code, status, population,"
-           " households, version, updated_by, updated_at, ST_AsGeoJSON(geom, 7) AS geometry")
+           " households, version, updated_by, updated_at, ST_AsGeoJSON(geom, 15) AS geometry")
 TRANSITIONS = {"submit": ({"draft", "rejected"}, "submitted", "editor"),
                "approve": ({"submitted"}, "approved", "supervisor"),
                "reject": ({"submitted"}, "rejected", "supervisor")}
