@@ -1,4 +1,5 @@
-.PHONY: setup demo serve test lint format bench bench-short bench-dry-run setup-bench bench-detail
+.PHONY: setup demo serve test lint format bench bench-short bench-dry-run setup-bench bench-detail \
+	bench-ea soak
 
 setup:
 	scripts/setup.sh
@@ -37,3 +38,10 @@ bench-detail: setup-bench
 	.venv/bin/python bench/features.py
 	.venv/bin/python bench/tiles.py
 	.venv/bin/python bench/viewer.py
+
+# EA generation for all Vietnam and single EA saves (issue #7); a 10-minute soak (issue #9).
+bench-ea: setup
+	.venv/bin/python -m bench.ea_edits
+
+soak: setup
+	.venv/bin/python bench/soak.py --minutes 10
