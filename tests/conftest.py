@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import itertools
 import os
+import subprocess
+import sys
 import tempfile
+import time
+import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -136,41 +140,50 @@ def client(demo_ro: str) -> Iterator[TestClient]:
 
 
 @contextmanager
-def serve(database_url: str, **env: str) -> Iterator[str]:
-    """The service running in its own process over a database; yields its URL."""
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-
+def live_process(database_url: str, log: Path | None = None, **env: str
+                 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """The service running in its own process over a database; yields its URL and process."""
     from geo_service.localdb import free_port
 
     port = free_port()
     environment = {**os.environ, "DATABASE_URL": database_url,
                    "GEO_SERVICE_HOME": tempfile.mkdtemp(prefix="geo-service-live-"), **env}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "geo_service.main:create_app", "--factory",
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        env=environment)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        # Importing the app takes seconds on a busy machine: wait up to a minute.
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the live server exited with {process.returncode}")
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the live server did not start within 60 s") from None
-                time.sleep(0.1)
+    with ExitStack() as stack:
+        stderr = stack.enter_context(log.open("wb")) if log else None
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "geo_service.main:create_app", "--factory",
+             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+            env=environment, stderr=stderr)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_until_up(url, process)
+            yield url, process
+        finally:
+            process.terminate()
+            process.wait(timeout=15)
+
+
+def _wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
+    # Importing the app takes seconds on a busy machine: wait up to a minute.
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"the live server exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the live server did not start within 60 s") from None
+            time.sleep(0.1)
+
+
+@contextmanager
+def serve(database_url: str, **env: str) -> Iterator[str]:
+    """The service running in its own process over a database; yields its URL."""
+    with live_process(database_url, **env) as (url, _):
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")

@@ -25,11 +25,11 @@ from boundaries.checks import FieldMap
 from boundaries.load import LoadOptions, load_boundaries
 from boundaries.vintages import add_vintage
 from geo_service.demo import VINTAGES
-from geo_service.localdb import LocalCluster, free_port
+from geo_service.localdb import LocalCluster
 from geo_service.main import create_app
 from geo_service.migrate import migrate
 from geo_service.settings import ServiceSettings
-from tests.conftest import DEMO_DATA
+from tests.conftest import DEMO_DATA, live_process
 from tests.helpers import BOUNDARY_TABLES, fingerprint, redis_server, scrape, value
 
 POOL_TIMEOUT_S = 2
@@ -127,27 +127,10 @@ def own_cluster() -> Iterator[LocalCluster]:
 @pytest.fixture
 def service(own_cluster: LocalCluster, tmp_path: Path
             ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    port = free_port()
-    env = {**os.environ, "DATABASE_URL": own_cluster.url(), "GEO_SERVICE_HOME": str(tmp_path),
-           "GEO_SERVICE_POOL_TIMEOUT_S": str(POOL_TIMEOUT_S)}
-    log = (tmp_path / "service.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "geo_service.main:create_app", "--factory",
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        env=env, stderr=log)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            if fetch(base, "/health", "start").status == 200:
-                break
-            time.sleep(0.1)
-        else:
-            raise RuntimeError("the service did not start")
-        yield base, process
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
-        log.close()
+    with live_process(own_cluster.url(), tmp_path / "service.log",
+                      GEO_SERVICE_HOME=str(tmp_path),
+                      GEO_SERVICE_POOL_TIMEOUT_S=str(POOL_TIMEOUT_S)) as running:
+        yield running
 
 
 def _ok_within(base: str, seconds: float) -> bool:
