@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
 import psycopg
@@ -38,21 +40,45 @@ def connect(url: str) -> psycopg.Connection:
 async def open_pool(app: FastAPI, url: str, settings: ServiceSettings) -> None:
     """Open the pool at startup; the app starts even if the database is down."""
     options = f"-c statement_timeout={settings.statement_timeout_ms}"
+    check, reset = _check_when_idle(settings.pool_check_idle_s)
     pool = AsyncConnectionPool(
         url,
         min_size=settings.pool_min_size,
         max_size=settings.pool_max_size,
         kwargs={"application_name": "geo-service", "options": options, "autocommit": True,
                 "connect_timeout": settings.connect_timeout_s},
-        # After a database restart the idle connections are dead: checking each one as it
-        # is lent out replaces them instead of failing one request per stale connection.
-        check=AsyncConnectionPool.check_connection,
+        check=check,
+        reset=reset,
         timeout=settings.pool_timeout_s,
         reconnect_timeout=settings.pool_reconnect_timeout_s,
         open=False,
     )
     await pool.open(wait=False)
     app.state.pool = pool
+
+
+Callback = Callable[[psycopg.AsyncConnection], Awaitable[None]]
+
+
+def _check_when_idle(idle_s: float) -> tuple[Callback, Callback]:
+    """Pool callbacks that ping a connection before lending it only if it sat idle a while.
+
+    After a database restart the idle connections are dead: checking them as they are lent
+    out replaces them instead of failing one request per stale connection. A connection
+    handed back moments ago worked then; pinging it too would add a round trip to every
+    request.
+    """
+    returned_at: weakref.WeakKeyDictionary[psycopg.AsyncConnection, float] = \
+        weakref.WeakKeyDictionary()
+
+    async def check(conn: psycopg.AsyncConnection) -> None:
+        if time.monotonic() - returned_at.get(conn, 0.0) >= idle_s:
+            await AsyncConnectionPool.check_connection(conn)
+
+    async def reset(conn: psycopg.AsyncConnection) -> None:
+        returned_at[conn] = time.monotonic()
+
+    return check, reset
 
 
 async def close_pool(app: FastAPI) -> None:

@@ -100,3 +100,23 @@ def test_health_is_503_when_database_is_down(tmp_path: Path) -> None:
 def test_landing_page_links(client) -> None:  # type: ignore[no-untyped-def]
     links = {link["rel"]: link["href"] for link in client.get("/").json()["links"]}
     assert {"self", "service-desc", "service-doc", "status"} <= links.keys()
+
+
+def test_pool_pings_only_connections_idle_for_a_while(empty_db: str) -> None:
+    """A connection handed back moments ago is lent without a round trip; an idle one is
+    pinged, so a dead one is replaced instead of failing a request."""
+    import asyncio
+
+    from geo_service.db import _check_when_idle
+
+    async def scenario() -> None:
+        conn = await psycopg.AsyncConnection.connect(empty_db, autocommit=True)
+        await conn.close()  # dead, as after a database restart
+        trusting_check, returned = _check_when_idle(idle_s=3600)
+        await returned(conn)
+        await trusting_check(conn)  # just returned: no ping, so no error
+        pinging_check, _ = _check_when_idle(idle_s=0)
+        with pytest.raises(psycopg.Error):
+            await pinging_check(conn)
+
+    asyncio.run(scenario())
