@@ -281,3 +281,33 @@ def test_low_zoom_band_is_much_smaller(demo_ro: str) -> None:
             " WHERE vintage = '2025' AND level = 'commune' GROUP BY band").fetchall())
     assert counts[0] < counts[3] / 5
     assert counts[0] < counts[1] < counts[2] <= counts[3]
+
+
+def test_narrow_gaps_are_closed_like_geos_does() -> None:
+    from boundaries.generalise import clean_coverage
+
+    width = 0.05
+    lake = box(44, 4, 46, 6)  # 2 wide: a real hole, kept
+    units = np.array([
+        box(0, 0, 4, 10),                                  # A
+        Polygon([(4.02, 0), (10, 0), (10, 10), (4, 10)]),  # B: a sliver triangle left of it
+        box(0, -2, 10, 0),                                 # below both
+        box(0, 10, 10, 12),                                # above both
+        box(20, 0, 30, 10).difference(box(24, 4, 26, 6)),  # G, around a pond ...
+        box(24.01, 4.01, 25.99, 5.99),                     # ... almost filled by island H
+        box(40, 0, 50, 10).difference(lake),               # K, around a wide lake
+    ], dtype=object)
+    ours = clean_coverage(units, gap_width=width)
+    geos = shapely.coverage_clean(units, gap_width=width)  # type: ignore[attr-defined]
+
+    assert shapely.coverage_is_valid(ours)
+    areas = shapely.area(ours)
+    assert areas == pytest.approx(shapely.area(geos), abs=1e-9)
+    # the sliver goes to B, whose edge along it is the longer one
+    assert areas[0] == pytest.approx(40) and areas[1] == pytest.approx(60)
+    # the thin frame around the island goes to G; the island stays as it was
+    assert areas[4] == pytest.approx(100 - 1.98 ** 2) and areas[5] == pytest.approx(1.98 ** 2)
+    # the wide lake stays open
+    holes = [shapely.Polygon(r) for p in shapely.get_parts(shapely.coverage_union_all(ours))
+             for r in p.interiors]
+    assert len(holes) == 1 and holes[0].equals(lake)
