@@ -363,3 +363,47 @@ def test_who_am_i(env: Env) -> None:
     assert me == {"name": "sup", "role": "supervisor", "scope": ["01"]}
     assert env.client.get("/users/me", headers={"Authorization": "Bearer nope"}
                           ).status_code == 401
+
+
+def test_list_pages_filters_and_matches_single_reads(env: Env) -> None:
+    created = env.client.post(f"/communes/{COMMUNE}/ea-generate", headers=env.auth("editor"))
+    total = created.json()["created"]
+    everything = env.client.get(ITEMS, params={"commune": COMMUNE, "limit": 10_000})
+    assert everything.headers["content-type"].startswith("application/geo+json")
+    body = everything.json()
+    assert body["numberMatched"] == body["numberReturned"] == total
+    assert [link["rel"] for link in body["links"]] == ["self"]
+    codes = [f["properties"]["code"] for f in body["features"]]
+    assert codes == sorted(codes)
+    # each listed feature is exactly what reading it alone gives (geometry to full precision)
+    for feature in body["features"][:5]:
+        assert env.client.get(f"{ITEMS}/{feature['id']}").json() == feature
+
+    # pages: prev/next links that walk the whole list once
+    walked: list[int] = []
+    url: str = ITEMS
+    params: dict[str, str] | None = {"commune": COMMUNE, "limit": "7"}
+    while True:
+        page = env.client.get(url, params=params).json()
+        walked += [f["id"] for f in page["features"]]
+        following = [link["href"] for link in page["links"] if link["rel"] == "next"]
+        if not following:
+            break
+        url, params = following[0], None  # (the link carries every parameter)
+    assert walked == [f["id"] for f in body["features"]]
+    second = env.client.get(ITEMS, params={"commune": COMMUNE, "limit": 7, "offset": 7}).json()
+    assert {link["rel"] for link in second["links"]} == {"self", "prev", "next"}
+
+    # bbox: exactly the EAs whose bounding box meets it
+    first = shape(body["features"][0]["geometry"])
+    x0, y0, x1, y1 = first.bounds
+    inside = env.client.get(ITEMS, params={"bbox": f"{x0},{y0},{x1},{y1}",
+                                           "limit": 10_000}).json()
+    expected = {f["id"] for f in body["features"]
+                if shape(f["geometry"]).envelope.intersects(first.envelope)}
+    assert {f["id"] for f in inside["features"]} == expected
+    assert env.client.get(ITEMS, params={"status": "approved", "commune": COMMUNE}
+                          ).json()["numberReturned"] == 0
+    for bad in ("1,2,3", "a,b,c,d", "5,0,1,1"):
+        refused = env.client.get(ITEMS, params={"bbox": bad})
+        assert refused.status_code == 400 and refused.json()["parameter"] == "bbox"

@@ -7,11 +7,13 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import shapely
+from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from shapely.geometry.base import BaseGeometry
@@ -32,9 +34,55 @@ from geo_service.indicators.zonal import sum_over
 # rounded coordinates can make a valid sliver or a snapped vertex invalid.
 COLUMNS = ("id, census_round, code, commune_vintage, commune_code, status, population,"
            " households, version, updated_by, updated_at, ST_AsGeoJSON(geom, 15) AS geometry")
+# The Feature `as_feature` makes of a row, built by PostgreSQL, so lists stream unparsed.
+FEATURE_JSON = """json_build_object(
+    'type', 'Feature', 'id', id, 'geometry', ST_AsGeoJSON(geom, 15)::json,
+    'properties', json_build_object(
+        'census_round', census_round, 'code', code, 'commune_vintage', commune_vintage,
+        'commune_code', commune_code, 'status', status, 'population', population,
+        'households', households, 'version', version, 'updated_by', updated_by,
+        'updated_at', to_char(updated_at AT TIME ZONE 'UTC',
+                              'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')))::text"""
 TRANSITIONS = {"submit": ({"draft", "rejected"}, "submitted", "editor"),
                "approve": ({"submitted"}, "approved", "supervisor"),
                "reject": ({"submitted"}, "rejected", "supervisor")}
+
+
+@dataclass(frozen=True)
+class ListFilter:
+    """Which EAs a list asks for (None: any)."""
+
+    commune: str | None = None
+    status: str | None = None
+    census_round: str | None = None
+    bbox: tuple[float, float, float, float] | None = None  # lon/lat
+
+    def where(self) -> tuple[sql.Composable, dict[str, Any]]:
+        """The WHERE condition and its parameters (only the filters given, so the
+        planner sees each one and can use its index)."""
+        conditions: list[sql.Composable] = []
+        params: dict[str, Any] = {}
+        for column, value in (("commune_code", self.commune), ("status", self.status),
+                              ("census_round", self.census_round)):
+            if value is not None:
+                conditions.append(sql.SQL("{} = {}").format(sql.Identifier(column),
+                                                            sql.Placeholder(column)))
+                params[column] = value
+        if self.bbox is not None:
+            conditions.append(sql.SQL(
+                "geom && ST_MakeEnvelope(%(x0)s, %(y0)s, %(x1)s, %(y1)s, 4326)"))
+            params.update(zip(("x0", "y0", "x1", "y1"), self.bbox, strict=True))
+        return sql.SQL(" AND ").join(conditions or [sql.SQL("true")]), params
+
+
+def list_sql(filters: ListFilter, limit: int, offset: int
+             ) -> tuple[sql.Composed, sql.Composed, dict[str, Any]]:
+    """(count query, page query whose rows are Features as JSON text, parameters)."""
+    where, params = filters.where()
+    count = sql.SQL("SELECT count(*) FROM enumeration_area WHERE {}").format(where)
+    page = sql.SQL("SELECT {} FROM enumeration_area WHERE {} ORDER BY census_round, code"
+                   " LIMIT %(limit)s OFFSET %(offset)s").format(sql.SQL(FEATURE_JSON), where)
+    return count, page, {**params, "limit": limit, "offset": offset}
 
 
 def etag(row: dict[str, Any]) -> str:
@@ -46,7 +94,8 @@ def as_feature(row: dict[str, Any]) -> dict[str, Any]:
     """An EA row as a GeoJSON Feature."""
     props = {k: v for k, v in row.items() if k not in ("geometry", "id")}
     if props.get("updated_at") is not None:
-        props["updated_at"] = props["updated_at"].isoformat()
+        props["updated_at"] = props["updated_at"].astimezone(UTC).isoformat(
+            timespec="microseconds")
     return {"type": "Feature", "id": row["id"], "geometry": json.loads(row["geometry"]),
             "properties": props}
 

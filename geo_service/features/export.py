@@ -35,6 +35,13 @@ async def stream_geojson(pool: AsyncConnectionPool, query: ItemQuery, tail: dict
                          ) -> AsyncIterator[bytes]:
     """A FeatureCollection, feature by feature; counts and links come after the features."""
     statement, params = features_sql(query)
+    async for chunk in stream_features(pool, statement, params, tail):
+        yield chunk
+
+
+async def stream_features(pool: AsyncConnectionPool, statement: sql.Composed,
+                          params: dict[str, Any], tail: dict[str, Any]) -> AsyncIterator[bytes]:
+    """A FeatureCollection from a query whose rows are Features as JSON text."""
     yield b'{"type":"FeatureCollection","features":['
     returned = 0
     async for batch in _rows(pool, statement, params):

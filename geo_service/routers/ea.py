@@ -6,7 +6,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Header, Path, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 from psycopg.rows import dict_row
 
 from geo_service.auth import MaybeUser, Unauthorized, User, Writer
@@ -17,8 +17,10 @@ from geo_service.ea.generate import generate_one
 from geo_service.ea.rules import EaRules, parse_geometry, workload_warning
 from geo_service.errors import Conflict, InvalidParameter, Unprocessable
 from geo_service.features.crs import parse_crs
+from geo_service.features.export import stream_features
 from geo_service.features.geometry import line_from_geojson
-from geo_service.routers.features import GeoJSONResponse
+from geo_service.features.params import parse_bbox
+from geo_service.routers.features import GEOJSON, GeoJSONResponse, page_tail
 from geo_service.settings import ServiceSettings
 from geo_service.text import CODE, check_code, check_text
 
@@ -49,29 +51,28 @@ def _feature_response(row: dict[str, Any], status: int = 200,
 @router.get(f"{BASE}/items", summary="Enumeration areas",
             response_class=GeoJSONResponse)
 async def list_eas(
-    request: Request, conn: Conn, user: MaybeUser,
+    request: Request, user: MaybeUser,
     commune: Annotated[str | None, Query(max_length=5, pattern=r"^\d{5}$")] = None,
     status: Annotated[Literal["draft", "submitted", "approved", "rejected"] | None,
                       Query()] = None,
     census_round: Annotated[str | None, Query(alias="round", pattern=r"^\d{4}$")] = None,
+    bbox: Annotated[str | None, Query(max_length=200,
+                                      description="minx,miny,maxx,maxy (longitude/latitude)")
+                    ] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-) -> GeoJSONResponse:
-    """EAs filtered by commune, status and census round."""
+) -> StreamingResponse:
+    """EAs filtered by commune, status, census round and bounding box; streamed, in pages."""
     _reader(request, user)
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            f"SELECT {store.COLUMNS} FROM enumeration_area WHERE"
-            " (%(commune)s::text IS NULL OR commune_code = %(commune)s) AND"
-            " (%(status)s::text IS NULL OR status = %(status)s) AND"
-            " (%(round)s::text IS NULL OR census_round = %(round)s)"
-            " ORDER BY census_round, code LIMIT %(limit)s OFFSET %(offset)s",
-            {"commune": commune, "status": status, "round": census_round, "limit": limit,
-             "offset": offset})
-        rows = await cur.fetchall()
-    return GeoJSONResponse({"type": "FeatureCollection",
-                         "features": [store.as_feature(r) for r in rows],
-                         "numberReturned": len(rows)})
+    filters = store.ListFilter(commune, status, census_round,
+                               parse_bbox(bbox) if bbox is not None else None)
+    count, page, params = store.list_sql(filters, limit, offset)
+    pool = request.app.state.pool
+    # the count's connection goes back to the pool before the page streams from another
+    async with pool.connection() as conn:
+        matched = (await (await conn.execute(count, params)).fetchone() or [0])[0]
+    tail = page_tail(request, offset, limit, matched, None)
+    return StreamingResponse(stream_features(pool, page, params, tail), media_type=GEOJSON)
 
 
 @router.get(f"{BASE}/items/{{featureId}}", summary="One enumeration area",

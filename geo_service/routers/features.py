@@ -94,6 +94,24 @@ def _page_link(request: Request, rel: str, offset: int) -> dict[str, str]:
     return {"rel": rel, "href": str(url), "type": GEOJSON}
 
 
+def page_tail(request: Request, offset: int, limit: int, matched: int,
+              collection_url: str | None) -> dict[str, Any]:
+    """What follows a page's features: time stamp, links (self, collection, prev, next)
+    and the number matched."""
+    links = [{"rel": "self", "href": str(request.url), "type": GEOJSON}]
+    if collection_url:
+        links.append({"rel": "collection", "href": collection_url, "type": "application/json"})
+    if offset > 0:
+        links.append(_page_link(request, "prev", max(0, offset - limit)))
+    if offset + limit < matched:
+        links.append(_page_link(request, "next", offset + limit))
+    tail: dict[str, Any] = {"timeStamp": datetime.now(UTC).isoformat(timespec="seconds"),
+                            "links": links}
+    if matched <= MATCHED_CAP:
+        tail["numberMatched"] = matched
+    return tail
+
+
 def _output_format(f: str | None, request: Request) -> str:
     if f:
         return f
@@ -160,18 +178,8 @@ async def items(
         return Response(await export.geopackage(pool, query, found.id), headers={
             **headers, "Content-Disposition": f'attachment; filename="{found.id}.gpkg"'},
             media_type="application/geopackage+sqlite3")
-    links = [{"rel": "self", "href": str(request.url), "type": GEOJSON},
-             {"rel": "collection", "href": str(request.url_for("get_collection_doc",
-                                                               collectionId=found.id)),
-              "type": "application/json"}]
-    if offset > 0:
-        links.append(_page_link(request, "prev", max(0, offset - limit)))
-    if offset + limit < matched:
-        links.append(_page_link(request, "next", offset + limit))
-    tail: dict[str, Any] = {"timeStamp": datetime.now(UTC).isoformat(timespec="seconds"),
-                            "links": links}
-    if matched <= MATCHED_CAP:
-        tail["numberMatched"] = matched
+    collection_url = str(request.url_for("get_collection_doc", collectionId=found.id))
+    tail = page_tail(request, offset, limit, matched, collection_url)
     return StreamingResponse(export.stream_geojson(pool, query, tail), media_type=GEOJSON,
                              headers=headers)
 
