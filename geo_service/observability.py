@@ -6,6 +6,7 @@ untouched: only the `http.response.start` message is looked at and amended.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import re
 import sys
@@ -167,10 +168,24 @@ def _pool_metrics(stats: dict[str, int]) -> Iterator[Metric]:
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
     """Prometheus (or OpenMetrics, when asked for) text of this instance's metrics."""
+    _check_scraper(request)
     encoder, content_type = choose_encoder(request.headers.get("accept", ""))
     registry = request.app.state.metrics.registry
     return Response(encoder(registry), media_type=content_type,
                     headers={"Cache-Control": "no-store"})
+
+
+def _check_scraper(request: Request) -> None:
+    """With GEO_SERVICE_METRICS_TOKEN set, only a scraper sending it as a bearer token."""
+    token: str | None = request.app.state.settings.metrics_token
+    if not token:
+        return
+    from geo_service.auth import Unauthorized  # (auth → db → errors → here: import late)
+
+    sent = request.headers.get("authorization", "")
+    if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+        raise Unauthorized("/metrics needs the bearer token set in GEO_SERVICE_METRICS_TOKEN",
+                           parameter="Authorization")
 
 
 def access_logger() -> logging.Logger:

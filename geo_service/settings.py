@@ -70,6 +70,8 @@ class ServiceSettings(BaseSettings):
     pool_check_idle_s: float = 1.0
     # one JSON line per request on stderr (request id, method, route, status, duration)
     access_log: bool = True
+    # when set, /metrics answers only requests with "Authorization: Bearer <this>"
+    metrics_token: str | None = None
     pg_bindir: Path | None = None
     database_name: str = "geo_service"
     # population raster used for population-weighted area statistics

@@ -211,3 +211,16 @@ def test_basemap_host_is_the_only_exception() -> None:
     assert "connect-src 'self';" in csp
     assert "https://tiles.example.net;" in content_security_policy(
         "https://tiles.example.net/{z}/{x}/{y}.png")
+
+
+def test_metrics_token_keeps_other_scrapers_out(demo_ro: str, tmp_path: Path) -> None:
+    settings = ServiceSettings(home=tmp_path, metrics_token="s3cret-scrape")
+    with TestClient(create_app(settings, db_url=demo_ro)) as guarded:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret-scrape"}):
+            refused = guarded.get("/metrics", headers=headers)
+            assert refused.status_code == 401
+            assert refused.json()["parameter"] == "Authorization"
+            assert "geo_service_" not in refused.text
+        allowed = guarded.get("/metrics", headers={"Authorization": "Bearer s3cret-scrape"})
+        assert allowed.status_code == 200 and "geo_service_http_requests_total" in allowed.text
+        assert guarded.get("/health").status_code == 200  # nothing else needs it
