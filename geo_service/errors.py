@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -273,6 +274,47 @@ class RefuseNulBytes:
             await JSONResponse(body, status_code=400)(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+class ResponseDeadline:
+    """ASGI middleware: a request whose response has not started in time gets a 503.
+
+    statement_timeout ends slow queries, but not a database that stopped answering (a hung
+    host, a lost network): such a request would wait forever and hold its connection. Once
+    the response has started (a long download streaming), the deadline no longer applies.
+    """
+
+    def __init__(self, app: Any, seconds: float):
+        self.app, self.seconds = app, seconds
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Pass the request on; answer 503 if nothing was sent before the deadline."""
+        if scope["type"] != "http" or self.seconds <= 0:
+            await self.app(scope, receive, send)
+            return
+        started = False
+        deadline = asyncio.timeout(self.seconds)
+
+        async def watch(message: Any) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                deadline.reschedule(None)
+            await send(message)
+
+        try:
+            async with deadline:
+                await self.app(scope, receive, watch)
+            return
+        except TimeoutError:
+            if started or not deadline.expired():  # (not ours to answer)
+                raise
+        logger.warning("no response within %.0f s: %s %s", self.seconds, scope["method"],
+                       scope["path"])
+        body = DatabaseUnavailable(f"no answer within {self.seconds:g} s; the database may be "
+                                   "unreachable, retry later").body()
+        await JSONResponse(body, status_code=503, headers={"Retry-After": "5"})(
+            scope, receive, send)
 
 
 class LimitBodySize:

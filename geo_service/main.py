@@ -19,6 +19,7 @@ from geo_service.errors import (
     ERROR_RESPONSES,
     LimitBodySize,
     RefuseNulBytes,
+    ResponseDeadline,
     add_exception_handlers,
 )
 from geo_service.observability import install as install_observability
@@ -69,6 +70,7 @@ def create_app(settings: ServiceSettings | None = None, db_url: str | None = Non
     app.state.settings = settings
     app.state.failed_auth = FailedAttempts()
     add_exception_handlers(app)
+    app.add_middleware(ResponseDeadline, seconds=settings.response_deadline_s)
     app.add_middleware(RefuseNulBytes)
     app.add_middleware(LimitBodySize, max_bytes=settings.max_body_bytes)
     app.add_middleware(GZipMiddleware, minimum_size=1024)

@@ -66,6 +66,8 @@ class ServiceSettings(BaseSettings):
     # A failing reconnection is retried with backoff for this long, then restarted on demand,
     # so the service notices a database that is back within a few seconds.
     pool_reconnect_timeout_s: float = 5.0
+    # A response not started by then is a 503 (a database that stopped answering); 0: never.
+    response_deadline_s: float = 60.0
     # A pooled connection idle for this long is pinged before use (0: before every use).
     pool_check_idle_s: float = 1.0
     # one JSON line per request on stderr (request id, method, route, status, duration)

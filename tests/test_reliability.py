@@ -15,6 +15,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -255,3 +256,70 @@ def test_redis_corrupt_entry_then_killed(demo_ro: str, tmp_path: Path) -> None:
                 assert down.status_code == 200 and down.content == good
             assert value(scrape(client), "geo_service_tile_cache_errors_total",
                          backend="redis") >= 1
+
+
+def _cluster_processes(cluster: LocalCluster) -> list[int]:
+    state = cluster.load_state()
+    assert state is not None
+    postmaster = int(Path(f"{state.data_dir}/postmaster.pid").read_text().split()[0])
+    children = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True, text=True)
+    return [postmaster, *map(int, children.stdout.split())]
+
+
+def test_a_database_that_stops_answering_gives_503_not_a_hang(own_cluster: LocalCluster,
+                                                              tmp_path: Path) -> None:
+    """A frozen database (a hung host: connections open, no answers) must not hang requests:
+    past the response deadline they get a 503, and the service recovers when it thaws."""
+    path = "/collections/province-2025/items?limit=5"
+    with live_process(own_cluster.url(), tmp_path / "service.log",
+                      GEO_SERVICE_HOME=str(tmp_path), GEO_SERVICE_POOL_TIMEOUT_S="2",
+                      GEO_SERVICE_RESPONSE_DEADLINE_S="3") as (base, _):
+        assert fetch(base, path, "up").status == 200
+        frozen = _cluster_processes(own_cluster)
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            outcomes = [fetch(base, p, "frozen") for p in (path, path, ENDPOINTS[2])]
+            waited = time.monotonic() - started
+        finally:
+            for pid in frozen:
+                os.kill(pid, signal.SIGCONT)
+        for outcome in outcomes:
+            assert outcome.error is None, outcome.error  # an answer, not a client timeout
+            assert outcome.status == 503, outcome
+            body = json.loads(outcome.body)
+            assert body["status"] == 503 and "retry" in body["detail"]
+        assert waited < 3 * CLIENT_TIMEOUT_S
+        assert _ok_within(base, 30)
+
+
+def test_the_deadline_spares_responses_that_have_started() -> None:
+    """Only the wait for the first byte is bounded: a slow start is a 503, a long download
+    that started in time runs to its end."""
+    import asyncio
+
+    from starlette.applications import Starlette
+    from starlette.responses import StreamingResponse
+    from starlette.routing import Route
+
+    from geo_service.errors import ResponseDeadline
+
+    async def slow_start(request: object) -> StreamingResponse:
+        await asyncio.sleep(1.0)
+        return StreamingResponse(iter([b"late"]))
+
+    async def long_body(request: object) -> StreamingResponse:
+        async def chunks() -> Any:
+            for _ in range(5):
+                await asyncio.sleep(0.2)
+                yield b"chunk;"
+        return StreamingResponse(chunks())
+
+    app = Starlette(routes=[Route("/slow", slow_start), Route("/long", long_body)])
+    with TestClient(ResponseDeadline(app, seconds=0.3)) as client:
+        refused = client.get("/slow")
+        assert refused.status_code == 503 and refused.json()["status"] == 503
+        assert refused.headers["retry-after"] == "5"
+        finished = client.get("/long")
+        assert finished.status_code == 200 and finished.content == b"chunk;" * 5
