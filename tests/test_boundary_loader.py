@@ -311,3 +311,6 @@ def test_narrow_gaps_are_closed_like_geos_does() -> None:
     holes = [shapely.Polygon(r) for p in shapely.get_parts(shapely.coverage_union_all(ours))
              for r in p.interiors]
     assert len(holes) == 1 and holes[0].equals(lake)
+    # a clean coverage comes out exactly as it went in
+    again = clean_coverage(ours, gap_width=width)
+    assert all(a.equals_exact(b, tolerance=0) for a, b in zip(again, ours, strict=True))

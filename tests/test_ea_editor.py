@@ -199,6 +199,10 @@ def test_a_commune_from_no_eas_to_approved_coverage_in_the_browser(editor: Edito
     editor.page.wait_for_function(
         "window.eaEditor.eas().every(e => e.status === 'submitted')", timeout=60_000)
     editor.page.click(".ea-sign-out")
+    # the panel redrawn while a token is being typed (as when a reload finishes) keeps it
+    editor.page.fill("input[name=token]", editor.tokens["supervisor"])
+    editor.js(f"window.eaEditor.select({editor.js('window.eaEditor.eas()[0].id')}, false)")
+    assert editor.page.input_value("input[name=token]") == editor.tokens["supervisor"]
     editor.sign_in("supervisor")
     editor.page.click("button.ea-approve_all")
     editor.page.wait_for_function(

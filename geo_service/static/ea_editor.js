@@ -457,11 +457,19 @@
         escape(cfg.commune.provinceName || cfg.commune.province || "") + ")</small></h3><div class='ea-round'>" +
         t("round") + " " + escape(cfg.round) + "</div>"
       : "<h3>" + t("title") + "</h3><div class='ea-hint'>" + t("choose_commune") + "</div>";
+    // a reload finishing while someone types (a token, a commune) must not eat their typing
+    const typed = {};
+    panel.querySelectorAll("input[name]").forEach((i) => { typed[i.name] = i.value; });
+    const focused = panel.contains(document.activeElement) ? document.activeElement.name : null;
     panel.innerHTML = title + signInHtml() + searchHtml() +
       (cfg.commune ? coverageHtml() + batchHtml() + selectedHtml() : "") +
       messageHtml() +
       "<div class='ea-lang'><a href='?" + langLink("vi") + "'>Tiếng Việt</a> · <a href='?" + langLink("en") +
       "'>English</a></div>";
+    panel.querySelectorAll("input[name]").forEach((i) => {
+      if (typed[i.name]) i.value = typed[i.name];
+      if (i.name === focused) i.focus();
+    });
     wirePanel();
   }
 
