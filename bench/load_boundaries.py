@@ -39,16 +39,15 @@ from pathlib import Path
 import numpy as np
 import psycopg
 import pyogrio
-import shapely
 from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import REPO, cpu_model, git_commit, memory_gib  # noqa: E402
-from boundaries.checks import FieldMap
+from boundaries.checks import FieldMap, check_features
 from boundaries.generalise import DEMO_GAP_WIDTH, clean_coverage
 from boundaries.load import LoadOptions, LoadSummary, load_boundaries
-from boundaries.readers import read_boundaries
+from boundaries.readers import FEATURE_INDEX, SOURCE_FILE, read_boundaries
 from boundaries.vintages import add_vintage
 from geo_service.demo import DATA_DIR, VINTAGES, _boundary_loads
 from geo_service.localdb import LocalCluster
@@ -233,10 +232,12 @@ def describe_run(repeat: int) -> str:
 def _write_clean_geojson(source: Path, target: Path) -> None:
     """The communes of `source` (GeoJSON) after our coverage cleaning, as GeoJSON."""
     frame = pyogrio.read_dataframe(source)
-    geoms = np.asarray(frame.geometry.values, dtype=object)
-    frame = frame.set_geometry(list(clean_coverage(shapely.make_valid(geoms),
-                                                   DEMO_GAP_WIDTH)), crs="EPSG:4326")
-    pyogrio.write_dataframe(frame, target, driver="GeoJSON")
+    frame[SOURCE_FILE], frame[FEATURE_INDEX] = str(source), range(len(frame))
+    units, _ = check_features(frame, FieldMap("code", "name", "parent_code", "unit_type"), ".+")
+    geoms = np.asarray(units.geometry.values, dtype=object)
+    units = units.set_geometry(list(clean_coverage(geoms, DEMO_GAP_WIDTH)), crs="EPSG:4326")
+    pyogrio.write_dataframe(units.drop(columns=[SOURCE_FILE, FEATURE_INDEX]), target,
+                            driver="GeoJSON")
 
 
 def run(repeat: int, log: Callable[[str], None] = print) -> dict[str, list[Run]]:
