@@ -149,8 +149,6 @@ def nginx_conf(settings: ServiceSettings, listen: str = "8080", upstream: str | 
                          "GEO_SERVICE_TILE_CACHE=directory (and GEO_SERVICE_TILE_CACHE_PATH)")
     if not _LISTEN.fullmatch(listen):
         raise ValueError(f"--listen must be PORT or ADDRESS:PORT, not {listen!r}")
-    if not _WORKERS.fullmatch(workers):
-        raise ValueError(f"--workers must be a number or auto, not {workers!r}")
     upstream = upstream or f"http://{settings.host}:{settings.port}"
     brotli = BROTLI_MODULE.exists() if brotli is None else brotli
     server = SERVER.format(
@@ -161,8 +159,13 @@ def nginx_conf(settings: ServiceSettings, listen: str = "8080", upstream: str | 
         variant=DEFAULT_VARIANT, mvt=MVT,
         brotli_directive="        brotli_static on;\n" if brotli else "",
         cache_control=_quotable(settings.tile_cache_control, "GEO_SERVICE_TILE_CACHE_CONTROL"))
-    if not standalone:
-        return server
+    return standalone_conf(server, workers, brotli) if standalone else server
+
+
+def standalone_conf(server: str, workers: str = "auto", brotli: bool = False) -> str:
+    """A whole nginx.conf around a server block (paths relative to nginx's -p prefix)."""
+    if not _WORKERS.fullmatch(workers):
+        raise ValueError(f"--workers must be a number or auto, not {workers!r}")
     load_module = f"load_module {BROTLI_MODULE};\n" if brotli else ""
     return STANDALONE.format(load_module=load_module, workers=workers,
                              server=textwrap.indent(server, "    "))
