@@ -171,6 +171,46 @@ def _static(front: Front, path: str, **headers: str) -> Response:
     return response
 
 
+# --- the configuration ----------------------------------------------------------------------
+
+def _nginx_conf(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    settings = {"GEO_SERVICE_TILE_CACHE": "directory",
+                "GEO_SERVICE_TILE_CACHE_PATH": str(tmp_path / "tiles"), **env}
+    return subprocess.run([sys.executable, "-m", "geo_service", "tiles", "nginx-conf", *args],
+                          env={**os.environ, **settings}, capture_output=True, text=True)
+
+
+def test_the_server_block_includes_into_nginx(tmp_path: Path) -> None:
+    done = _nginx_conf(tmp_path, "--listen", "127.0.0.1:8081", "--no-brotli",
+                       GEO_SERVICE_CORS_ORIGINS="https://a.example, https://b.example")
+    assert done.returncode == 0, done.stderr
+    block = done.stdout
+    assert "http {" not in block and "brotli" not in block and "load_module" not in block
+    assert '"https://a.example" $http_origin;' in block and '"~."' not in block
+    assert f'root "{tmp_path / "tiles"}";' in block
+    conf = tmp_path / "nginx.conf"  # as a distribution's nginx.conf includes conf.d/*.conf
+    (tmp_path / "geo-service.conf").write_text(block)
+    conf.write_text(f"events {{}}\nhttp {{\n    include {tmp_path / 'geo-service.conf'};\n}}\n")
+    checked = subprocess.run([NGINX, "-t", "-p", str(tmp_path), "-c", str(conf),
+                              "-g", f"pid {tmp_path / 'nginx.pid'};"],
+                             capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+
+
+@pytest.mark.parametrize(("args", "env", "message"), [
+    ((), {"GEO_SERVICE_TILE_CACHE": "sqlite"}, "GEO_SERVICE_TILE_CACHE=directory"),
+    (("--listen", "80; include /etc/passwd"), {}, "--listen"),
+    (("--upstream", "http://127.0.0.1:8000/api"), {}, "--upstream"),
+    (("--standalone", "--workers", "1;"), {}, "--workers"),
+    ((), {"GEO_SERVICE_TILE_CACHE_PATH": "/srv/$host/tiles"}, "GEO_SERVICE_TILE_CACHE_PATH"),
+    ((), {"GEO_SERVICE_TILE_CACHE_CONTROL": 'public"; evil'}, "GEO_SERVICE_TILE_CACHE_CONTROL"),
+])
+def test_bad_settings_are_refused(tmp_path: Path, args: tuple[str, ...], env: dict[str, str],
+                                  message: str) -> None:
+    done = _nginx_conf(tmp_path, *args, **env)
+    assert done.returncode == 2 and done.stdout == "" and message in done.stderr
+
+
 # --- reads --------------------------------------------------------------------------------
 
 def test_a_miss_is_rendered_then_nginx_serves_the_file(shared_front: Front) -> None:
