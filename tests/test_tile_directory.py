@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import gzip
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import brotli
 import psycopg
@@ -18,6 +20,13 @@ from tilecache.directory import DirectoryTileCache
 from tilecache.freshness import Change, Freshness
 
 LAYER = "commune-2025"
+T = TypeVar("T")
+
+
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine on a loop of its own (the browser tests leave one running here)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def _tile(raw: bytes, epoch: int = 7) -> CachedTile:
@@ -211,11 +220,11 @@ def test_a_change_during_the_write_removes_the_tile(tmp_path: Path) -> None:
     change = Change(8, LAYER, (105.8, 21.0, 105.9, 21.1))  # touches z10/813/450
     cache = ChangeDuringWrite(tmp_path / "tiles", freshness, change)
     freshness.caches = [cache]
-    stored = asyncio.run(freshness.store(_key(), _tile(b"rendered at 7", epoch=7)))
+    stored = _run(freshness.store(_key(), _tile(b"rendered at 7", epoch=7)))
     assert stored is False
     assert _files(cache.root) == []
     # a tile the change does not touch stays
-    assert asyncio.run(freshness.store(_key(x=700), _tile(b"far away", epoch=7))) is True
+    assert _run(freshness.store(_key(x=700), _tile(b"far away", epoch=7))) is True
     assert cache.get(_key(x=700)) is not None
 
 
@@ -223,8 +232,8 @@ def test_a_stale_render_is_not_written(tmp_path: Path) -> None:
     cache = DirectoryTileCache(tmp_path / "tiles")
     freshness = Freshness([cache])
     freshness.log.add(Change(8, LAYER, None))
-    assert asyncio.run(freshness.store(_key(), _tile(b"rendered at 7", epoch=7))) is False
-    assert asyncio.run(freshness.store(_key(), _tile(b"rendered at 8", epoch=8))) is True
+    assert _run(freshness.store(_key(), _tile(b"rendered at 7", epoch=7))) is False
+    assert _run(freshness.store(_key(), _tile(b"rendered at 8", epoch=8))) is True
     assert _files(cache.root) != []
 
 
@@ -244,7 +253,7 @@ def _start(url: str, cache: DirectoryTileCache) -> Freshness:
             await freshness.start(conn)
         return freshness
 
-    return asyncio.run(start())
+    return _run(start())
 
 
 def test_start_purges_what_changed_while_nothing_ran(empty_db: str, tmp_path: Path) -> None:

@@ -89,6 +89,9 @@ class TileService:
                 await self.freshness.start(conn)
         except (psycopg.Error, OSError) as exc:
             logger.warning("tile change log not loaded (%s); cached tiles re-render", exc)
+            # From scratch: the listener's first sync then loads and purges every change,
+            # also those a directory cache missed while no instance ran.
+            self.freshness = Freshness(self.caches)
             self.freshness.log.floor = 2**62
         self._listener = asyncio.create_task(self._listen(pool, url))
 
