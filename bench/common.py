@@ -8,6 +8,7 @@ import http.client
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from psycopg import sql
 from geo_service.demo import DATA_DIR, load_demo
 from geo_service.localdb import LocalCluster, find_bindir, free_port
 from geo_service.migrate import migrate
+from geo_service.tiles.nginx import standalone_conf
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO / "bench" / "results"
@@ -34,6 +36,7 @@ CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "geo-
 TIPG_VERSION = "1.6.1"
 TIPG = f"tipg {TIPG_VERSION}"
 NGINX = "nginx (static files)"
+NGINX_FRONT = "ours, nginx front (directory cache)"
 COMMUNES = 3321
 DATABASE = "bench_features"
 FAST_PG = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
@@ -86,28 +89,13 @@ function done(summary, latency, requests)
 end
 """
 
-NGINX_CONF = """worker_processes 1;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    tcp_nodelay on;
-    keepalive_requests 1000000;
-    keepalive_timeout 300s;
-    client_body_temp_path {dir}/tmp/body;
-    proxy_temp_path {dir}/tmp/proxy;
-    fastcgi_temp_path {dir}/tmp/fastcgi;
-    uwsgi_temp_path {dir}/tmp/uwsgi;
-    scgi_temp_path {dir}/tmp/scgi;
+# nginx serving the tiles fetched from ours as static files z/x/y.pbf (inside the http
+# block of geo_service.tiles.nginx.standalone_conf, the one our nginx front runs in too)
+NGINX_STATIC_SERVER = """server {{
+    listen 127.0.0.1:{port};
+    root {root};
     types {{ application/vnd.mapbox-vector-tile pbf; }}
-    server {{
-        listen 127.0.0.1:{port};
-        root {root};
-        location / {{ try_files $uri =404; }}
-    }}
+    location / {{ try_files $uri =404; }}
 }}
 """
 
@@ -378,7 +366,7 @@ def start_server(name: str, command: list[str], env: dict[str, str], ready_path:
     """Start one server from its own empty folder and wait until it answers."""
     port = free_port()
     command = [*command, *args(port)]
-    folder = workdir / name.split()[0].rstrip(",")
+    folder = workdir / re.sub(r"[^A-Za-z0-9.]+", "-", name).strip("-")
     folder.mkdir()
     log_file = folder / "server.log"
     with log_file.open("wb") as out:
@@ -406,17 +394,34 @@ def stop_server(server: Server) -> None:
 
 
 def start_nginx(binary: str, workdir: Path, root: Path, probe: str) -> Server:
-    """nginx (one worker) serving `root` on a free port, in the foreground."""
-    folder = workdir / "nginx"
-    (folder / "tmp").mkdir(parents=True)
+    """nginx (one worker) serving `root` as static files on a free port, in the foreground."""
     port = free_port()
+    conf = standalone_conf(NGINX_STATIC_SERVER.format(port=port, root=root), workers="1")
+    return run_nginx(binary, workdir / "nginx", conf, NGINX, port, probe)
+
+
+def start_nginx_front(binary: str, workdir: Path, env: dict[str, str], upstream: str
+                      ) -> Server:
+    """nginx (one worker) in front of ours at `upstream`, configured as `geo-service tiles
+    nginx-conf --standalone` prints it for ours's environment (the directory cache)."""
+    port = free_port()
+    command = [sys.executable, "-m", "geo_service", "tiles", "nginx-conf", "--standalone",
+               "--workers", "1", "--listen", f"127.0.0.1:{port}", "--upstream", upstream]
+    conf = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
+    return run_nginx(binary, workdir / "nginx-front", conf, NGINX_FRONT, port, "/health")
+
+
+def run_nginx(binary: str, folder: Path, conf_text: str, name: str, port: int,
+              probe: str) -> Server:
+    """nginx in the foreground with a configuration in `folder`, once `probe` answers 200."""
+    folder.mkdir(parents=True)
     conf = folder / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(dir=folder, port=port, root=root))
+    conf.write_text(conf_text)
     log_file = folder / "server.log"
     command = [binary, "-p", str(folder), "-c", str(conf), "-g", "daemon off;"]
     with log_file.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-    server = Server(NGINX, f"http://127.0.0.1:{port}", "", process, log_file, command)
+    server = Server(name, f"http://127.0.0.1:{port}", "", process, log_file, command)
     for _ in range(100):
         if process.poll() is not None:
             raise SystemExit(f"nginx exited: {log_file.read_text(errors='replace')}"
@@ -428,7 +433,7 @@ def start_nginx(binary: str, workdir: Path, root: Path, probe: str) -> Server:
             pass
         time.sleep(0.1)
     stop_server(server)
-    raise SystemExit("nginx did not answer")
+    raise SystemExit(f"{name} did not answer")
 
 
 class Client:

@@ -12,16 +12,19 @@ cached as a `pg_dump` keyed by the code and data that shape it. Then:
    `ogr2ogr` loading the same communes as they are (bench/load_boundaries.py);
 2. servers, each one process on a free loopback port: ours without a tile cache, ours with
    the SQLite cache (seeded by one pass over the tile list) and a second instance sharing
-   it, tipg 1.6.1 in its own virtualenv over copies of the same tables, and nginx serving
-   the tiles fetched from ours as static files;
+   it, tipg 1.6.1 in its own virtualenv over copies of the same tables, nginx serving
+   the tiles fetched from ours as static files, and ours with the directory cache behind
+   an nginx front configured by `geo-service tiles nginx-conf` (seeded by one pass through
+   the front);
 3. streaming memory (peak RSS growth over 5 full downloads) and a check that every GeoJSON
    URL returns the same features from ours and tipg (bench/features.py);
 4. wrk over fixed lists of distinct URLs, the same connections and duration for each pair,
    interleaved, `--repeat` times, medians: tiles z5–z12 (a seeded list over Vietnam)
-   uncached vs tipg and cached vs nginx, GeoJSON pages of 100 and 1,000 and the full
-   download vs tipg, EA tiles and EA pages of 1,000 vs tipg;
-5. edit → fresh tile on the second instance (bench/tiles.py) and page-ready time of /map
-   in headless Chromium (bench/viewer.py).
+   uncached vs tipg, and cached (SQLite cache; nginx front) vs nginx static files, GeoJSON
+   pages of 100 and 1,000 and the full download vs tipg, EA tiles and EA pages of 1,000 vs
+   tipg;
+5. edit → fresh tile on the second instance and through the nginx front (bench/tiles.py)
+   and page-ready time of /map in headless Chromium (bench/viewer.py).
 
 Prints one table of ratios (and one per wrk pair) and writes both, with every run, as
 Markdown and JSON to bench/results/. `--dry-run` checks the harness in seconds: stub servers
@@ -53,6 +56,7 @@ from bench import tiles as tl  # noqa: E402
 from bench.common import (  # noqa: E402
     CACHE,
     NGINX,
+    NGINX_FRONT,
     RESULTS_DIR,
     TIPG,
     WRK_LUA,
@@ -75,6 +79,7 @@ from bench.common import (  # noqa: E402
     prepare_database,
     run_wrk,
     start_nginx,
+    start_nginx_front,
     start_server,
     stop_server,
     throwaway_cluster,
@@ -87,6 +92,8 @@ from tilecache import grid  # noqa: E402
 OURS = feat.OURS  # ours without a tile cache
 OURS_CACHED = "ours-cached"  # ours with the SQLite tile cache, strict freshness
 OURS_SECOND = "ours-cached-b"  # a second instance on the same cache, for edit → fresh
+OURS_DIRECTORY = "ours-directory"  # ours with the directory cache, behind the nginx front
+OURS_FRONT = NGINX_FRONT  # nginx serving ours's directory cache, proxying the misses to ours
 OUR_ITEMS = "/collections/commune-2025/items"
 TIPG_ITEMS = "/collections/bench.communes/items"
 OUR_EA = "/collections/enumeration-areas"
@@ -166,6 +173,7 @@ class Results:
     memory: dict[str, feat.Memory] = dataclasses.field(default_factory=dict)
     sanity: feat.Sanity | None = None
     edits: tl.Edits | None = None
+    edits_front: tl.Edits | None = None  # edit → fresh tile through the nginx front
     viewer: dict[str, list[float]] = dataclasses.field(default_factory=dict)
     load: dict[str, list[float]] = dataclasses.field(default_factory=dict)
     notes: list[str] = dataclasses.field(default_factory=list)
@@ -176,11 +184,14 @@ class Results:
 def url_pairs(tiles: list[tl.Tile], ea_tiles: list[tl.Tile], eas: int) -> list[Pair]:
     """The wrk pairs: tiles uncached and cached, GeoJSON pages and downloads, EAs."""
     ours_tiles = tuple(tl.tile_path(tl.OUR_TILES, t) for t in tiles)
+    static_tiles = tuple(f"/{z}/{x}/{y}.pbf" for z, x, y in tiles)
     pairs = [
         Pair("tiles_uncached", "vector tiles z5–z12, uncached", OURS, TIPG, ours_tiles,
              tuple(tl.tile_path(TIPG_TILES, t) for t in tiles), 2.0),
         Pair("tiles_cached", "vector tiles z5–z12, cached", OURS_CACHED, NGINX, ours_tiles,
-             tuple(f"/{z}/{x}/{y}.pbf" for z, x, y in tiles), 0.5),
+             static_tiles, 0.5),
+        Pair("tiles_front", "vector tiles z5–z12, cached, nginx front (directory cache)",
+             OURS_FRONT, NGINX, ours_tiles, static_tiles, 0.5),
     ]
     for scenario in feat.SCENARIOS:
         pairs.append(Pair(scenario.key, scenario.label, OURS, TIPG,
@@ -333,11 +344,12 @@ def generate_eas(provinces: tuple[str, ...] | None) -> Extra:
 # -------------------------------------------------------------------------------- servers
 
 def our_env(db_url: str, workdir: Path, name: str, cache: str) -> dict[str, str]:
-    """One instance of ours; the cached ones share one SQLite file."""
+    """One instance of ours; the SQLite ones share one file, a directory cache its own."""
+    path = workdir / ("tiles-directory" if cache == "directory" else "tiles.sqlite")
     return {**clean_env(), "DATABASE_URL": db_url,
             "GEO_SERVICE_HOME": str(workdir / "home" / name),
             "GEO_SERVICE_TILE_CACHE": cache, "GEO_SERVICE_TILE_FRESHNESS": "strict",
-            "GEO_SERVICE_TILE_CACHE_PATH": str(workdir / "tiles.sqlite"),
+            "GEO_SERVICE_TILE_CACHE_PATH": str(path),
             "GEO_SERVICE_TILE_CACHE_MAX_MB": "2048"}
 
 
@@ -378,6 +390,17 @@ def settler(db_url: str, servers: dict[str, Server], log: Log) -> Callable[[], N
     return settle
 
 
+def seed_front(front: Server, tiles: list[tl.Tile], root: Path, log: Log) -> dict[str, Any]:
+    """One pass through the nginx front: every miss is rendered by ours and written as a file."""
+    seed = tl.one_pass(front.base, tl.OUR_TILES, tiles, 2)
+    files = sum(1 for _ in (root / "commune-2025" / "default").rglob("*.mvt"))
+    log(f"nginx front seeded in {seed.seconds:.1f} s, statuses {dict(seed.statuses)}, "
+        f"{files} of {len(tiles)} tiles are files")
+    if files != len(tiles):
+        log("warning: the nginx front will proxy the tiles that are not files to ours")
+    return {"seconds": seed.seconds, "statuses": dict(seed.statuses), "files": files}
+
+
 def check_alive(servers: dict[str, Server]) -> None:
     """Stop with the server's log when one died during the measurements."""
     for name, server in servers.items():
@@ -395,7 +418,7 @@ def run_dry(args: argparse.Namespace, mode: Mode, log: Log) -> Results:
         stack.callback(shutil.rmtree, workdir, ignore_errors=True)
         servers = {}
         for name, items in ((OURS, OUR_ITEMS), (OURS_CACHED, OUR_ITEMS), (TIPG, TIPG_ITEMS),
-                            (NGINX, "")):
+                            (NGINX, ""), (OURS_FRONT, OUR_ITEMS)):
             servers[name] = start_stub(name, workdir, items)
             stack.callback(stop_server, servers[name])
         tiles = dry_tiles()
@@ -463,6 +486,13 @@ def run_real(args: argparse.Namespace, mode: Mode, log: Log) -> Results:
                                          our_env(db_url, workdir, name, "sqlite"), "/health",
                                          OUR_ITEMS, workdir)
             stack.callback(stop_server, servers[name])
+        front_env = our_env(db_url, workdir, OURS_DIRECTORY, "directory")
+        servers[OURS_DIRECTORY] = start_server(OURS_DIRECTORY, ours_command(), front_env,
+                                               "/health", OUR_ITEMS, workdir)
+        stack.callback(stop_server, servers[OURS_DIRECTORY])
+        servers[OURS_FRONT] = start_nginx_front(nginx, workdir, front_env,
+                                                servers[OURS_DIRECTORY].base)
+        stack.callback(stop_server, servers[OURS_FRONT])
         servers[TIPG] = start_server(
             TIPG, tipg_command(tipg_python),
             {**clean_env(), "DATABASE_URL": db_url, "TIPG_DB_SCHEMAS": '["bench"]',
@@ -483,6 +513,9 @@ def run_real(args: argparse.Namespace, mode: Mode, log: Log) -> Results:
         servers[NGINX] = start_nginx(nginx, workdir, root, f"/{z}/{x}/{y}.pbf")
         stack.callback(stop_server, servers[NGINX])
         results.meta["seed"] = {"seconds": seed.seconds, "statuses": dict(seed.statuses)}
+        results.meta["seed_front"] = seed_front(servers[OURS_FRONT], tiles,
+                                                Path(front_env["GEO_SERVICE_TILE_CACHE_PATH"]),
+                                                log)
 
         results.runs = measure_pairs(results.pairs, servers, mode, args.duration, args.repeat,
                                      args.connections, wrk, workdir, log,
@@ -490,6 +523,9 @@ def run_real(args: argparse.Namespace, mode: Mode, log: Log) -> Results:
         if "edits" not in skip:
             results.edits = tl.measure_edits(db_url, servers[OURS_CACHED], servers[OURS_SECOND],
                                              "strict", mode.edits, log)
+            results.edits_front = tl.measure_edits(db_url, servers[OURS_FRONT],
+                                                   servers[OURS_FRONT], "nginx front",
+                                                   mode.edits, log)
         if "viewer" not in skip:
             results.viewer = measure_viewer(servers[OURS].base, mode.viewer_repeat, log)
         check_alive(servers)
@@ -541,11 +577,16 @@ def ratio_rows(results: Results) -> list[dict[str, Any]]:
             peer_m.growth_mib if peer_m else None, TIPG, "lower",
             f"< {feat.MEMORY_TARGET_MIB} MiB",
             None if growth is None or not judge else growth < feat.MEMORY_TARGET_MIB)
-    if results.edits is not None:
-        lat = _median(results.edits.latencies_ms)
-        add("edit_fresh", "edit → fresh tile on a 2nd instance (median)", "ms", lat, None, None,
-            "lower", "< 1000 ms",
-            None if lat is None else lat < 1000 and not results.edits.failures)
+    for key, where, edits in (("edit_fresh", "on a 2nd instance", results.edits),
+                              ("edit_fresh_front", "through the nginx front",
+                               results.edits_front)):
+        if edits is None:
+            continue
+        lat = _median(edits.latencies_ms)
+        add(key, f"edit → fresh tile {where} (median)", "ms", lat, None, None, "lower",
+            "< 1000 ms", None if lat is None else lat < 1000 and not edits.failures)
+        add(f"{key}_max", f"edit → fresh tile {where} (max of {len(edits.latencies_ms)})",
+            "ms", max(edits.latencies_ms, default=None), None, None, "lower", None, None)
     for name, times in results.viewer.items():
         value = _median(times)
         communes = "communes" in name
@@ -653,6 +694,7 @@ def to_json(results: Results, rows: list[dict[str, Any]]) -> dict[str, Any]:
             **dataclasses.asdict(results.sanity),
             "kilobytes": {f"{k[0]} {k[1]}": v for k, v in results.sanity.kilobytes.items()}},
         "edits": dataclasses.asdict(results.edits) if results.edits else None,
+        "edits_front": dataclasses.asdict(results.edits_front) if results.edits_front else None,
         "viewer": results.viewer, "load": results.load, "notes": results.notes,
     }
 

@@ -16,8 +16,10 @@ Servers (one uvicorn worker each: uvloop + httptools, access log off; nginx with
 
 - uncached: ours with `GEO_SERVICE_TILE_CACHE=none` vs tipg (which has no cache);
 - cached: ours with the SQLite cache seeded by one pass over the list and with a Redis cache
-  (seeded the same way), each in both freshness modes (`strict`, `notify`), vs nginx serving
-  the same tiles (fetched once from ours) as static files `z/x/y.pbf`.
+  (seeded the same way), each in both freshness modes (`strict`, `notify`), and ours with the
+  directory cache behind an nginx front (`geo-service tiles nginx-conf`; seeded by one pass
+  through the front), vs nginx serving the same tiles (fetched once from ours) as static
+  files `z/x/y.pbf`.
 
 wrk runs a Lua script cycling through the list (the one of bench/features.py), the same
 connections and duration for every server, servers interleaved, medians of `--repeat` runs.
@@ -25,7 +27,7 @@ connections and duration for every server, servers interleaved, medians of `--re
 Also measured: the size of the z5 tiles of both, one cold pass over the list on one
 connection, and edit → fresh tile latency: two instances of ours sharing Redis, commune 00004
 (Ba Đình) scaled by 0.9 and back with plain SQL, the tile z10/813/450 polled on the second
-instance until its ETag changes.
+instance until it changes; the same through the nginx front.
 
 The Markdown report is printed and written to bench/results/tiles.md.
 """
@@ -37,6 +39,7 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import random
+import re
 import shutil
 import sqlite3
 import statistics
@@ -57,6 +60,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (  # noqa: E402
     NGINX,
+    NGINX_FRONT,
     RESULTS_DIR,
     TIPG,
     TIPG_VERSION,
@@ -74,6 +78,7 @@ from bench.common import (  # noqa: E402
     run_wrk,
     shown,
     start_nginx,
+    start_nginx_front,
     start_server,
     stop_server,
     tipg_command,
@@ -134,6 +139,9 @@ OURS_CACHED = (
     Ours("ours-redis-strict", "ours, Redis cache, strict", "redis", "strict"),
     Ours("ours-redis-notify", "ours, Redis cache, notify", "redis", "notify"),
 )
+# ours with the directory cache, behind an nginx front that serves its files
+OURS_DIRECTORY = Ours("ours-directory", "ours, directory cache (behind the nginx front)",
+                      "directory", "strict")
 # second instances for the edit → fresh tile test (sharing Redis with the first ones)
 OURS_SECOND = (
     Ours("ours-redis-strict-b", "ours, Redis cache, strict (2nd instance)", "redis", "strict"),
@@ -253,11 +261,12 @@ def make_tile_list(conn: psycopg.Connection, table: str = "bench.communes",
 
 def ours_env(config: Ours, db_url: str, workdir: Path, redis_url: str) -> dict[str, str]:
     """The environment of one instance of ours (SQLite instances share one cache file)."""
+    path = workdir / ("tiles-directory" if config.cache == "directory" else "tiles.sqlite")
     return {**clean_env(), "DATABASE_URL": db_url,
             "GEO_SERVICE_HOME": str(workdir / "home" / config.key),
             "GEO_SERVICE_TILE_CACHE": config.cache,
             "GEO_SERVICE_TILE_FRESHNESS": config.freshness,
-            "GEO_SERVICE_TILE_CACHE_PATH": str(workdir / "tiles.sqlite"),
+            "GEO_SERVICE_TILE_CACHE_PATH": str(path),
             "GEO_SERVICE_TILE_CACHE_MAX_MB": "2048",
             "GEO_SERVICE_REDIS_URL": redis_url}
 
@@ -268,7 +277,7 @@ def start_all(db_url: str, tipg_python: Path, workdir: Path, redis_url: str
     command = ours_command()
     jobs: list[tuple[str, list[str], dict[str, str], str, str]] = [
         (c.key, command, ours_env(c, db_url, workdir, redis_url), "/health", OUR_TILES)
-        for c in (OURS_NONE, *OURS_CACHED, *OURS_SECOND)]
+        for c in (OURS_NONE, *OURS_CACHED, *OURS_SECOND, OURS_DIRECTORY)]
     jobs.append((TIPG, tipg_command(tipg_python),
                  {**clean_env(), "DATABASE_URL": db_url, "TIPG_DB_SCHEMAS": '["bench"]'},
                  "/healthz", TIPG_TILES))
@@ -353,7 +362,10 @@ def feature_count(body: bytes) -> int | None:
 
 def measure_edits(db_url: str, first: Server, second: Server, mode: str, iterations: int,
                   log: Callable[[str], None]) -> Edits:
-    """Scale commune EDIT_CODE by 0.9 and back, and time commit → new ETag on `second`."""
+    """Scale commune EDIT_CODE by 0.9 and back, and time commit → new tile on `second`.
+
+    The tile is new when its body changes (our ETag is the body's hash; nginx's is not).
+    """
     path = tile_path(OUR_TILES, EDIT_TILE)
     a, b = Client(first.base), Client(second.base)
     latencies: list[float] = []
@@ -367,8 +379,7 @@ def measure_edits(db_url: str, first: Server, second: Server, mode: str, iterati
         with psycopg.connect(db_url) as conn:
             for i in range(iterations):
                 a.get(path)  # both instances have it cached (and know every change)
-                status, headers, _ = b.get(path)
-                before = headers.get("etag")
+                status, _, before = b.get(path)
                 factor = 0.9 if i % 2 == 0 else 1 / 0.9
                 conn.execute(EDIT_SQL, {"f": factor, "code": EDIT_CODE})
                 started = time.perf_counter()  # from the moment COMMIT is sent
@@ -376,9 +387,9 @@ def measure_edits(db_url: str, first: Server, second: Server, mode: str, iterati
                 count = 0
                 while True:
                     count += 1
-                    status, headers, _ = b.get(path)
+                    status, _, body = b.get(path)
                     elapsed = time.perf_counter() - started
-                    if status == 200 and headers.get("etag") != before:
+                    if status == 200 and body != before:
                         latencies.append(elapsed * 1000)
                         polls.append(count)
                         break
@@ -644,6 +655,13 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> str:
                                          f"{tiles[0][1]}/{tiles[0][2]}.pbf")
             checks[NGINX] = one_pass(servers[NGINX].base, "", tiles, suffix=".pbf")
             log(f"nginx: {servers[NGINX].base}, check {dict(checks[NGINX].statuses)}")
+            # ours's directory cache behind an nginx front, seeded by one pass through it
+            servers[NGINX_FRONT] = start_nginx_front(
+                nginx, workdir, ours_env(OURS_DIRECTORY, db_url, workdir, redis_url),
+                servers[OURS_DIRECTORY.key].base)
+            checks[NGINX_FRONT] = one_pass(servers[NGINX_FRONT].base, OUR_TILES, tiles, 2)
+            log(f"nginx front: seeded in {checks[NGINX_FRONT].seconds:.1f} s, statuses "
+                f"{dict(checks[NGINX_FRONT].statuses)}")
 
             # sizes of the z5 tiles
             tipg_z5 = one_pass(tipg.base, TIPG_TILES, z5, keep=True)
@@ -686,12 +704,14 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> str:
             for name in servers:
                 suffix = ".pbf" if name == NGINX else ""
                 prefix = prefixes.get(name, OUR_TILES)
-                files[name] = workdir / f"paths-{name.split()[0]}.txt"
+                files[name] = workdir / f"paths-{re.sub(r'[^A-Za-z0-9.]+', '-', name)}.txt"
                 files[name].write_text("".join(tile_path(prefix, t) + suffix + "\n"
                                                for t in tiles))
             uncached = [OURS_NONE.key, TIPG]
-            cached = [c.key for c in OURS_CACHED] + [NGINX]
-            labels = {c.key: c.label for c in (OURS_NONE, *OURS_CACHED, *OURS_SECOND)}
+            cached = [c.key for c in OURS_CACHED] + [NGINX_FRONT, NGINX]
+            labels = {c.key: c.label for c in (OURS_NONE, *OURS_CACHED, *OURS_SECOND,
+                                               OURS_DIRECTORY)}
+            labels[NGINX_FRONT] = NGINX_FRONT
             labels[TIPG] = f"tipg {TIPG_VERSION}"
             labels[NGINX] = NGINX
             warm = 1 if args.short else 2
@@ -711,11 +731,14 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> str:
             # edit → fresh tile, with two instances sharing Redis
             edits: list[Edits] = []
             iterations = 10 if args.short else 20
-            for config, second in zip(OURS_CACHED[2:], OURS_SECOND, strict=True):
-                result_edits = measure_edits(db_url, servers[config.key], servers[second.key],
-                                             config.freshness, iterations, log)
+            pairs = [(servers[c.key], servers[second.key], c.freshness)
+                     for c, second in zip(OURS_CACHED[2:], OURS_SECOND, strict=True)]
+            pairs.append((servers[NGINX_FRONT], servers[NGINX_FRONT], "nginx front"))
+            for first_server, polled, freshness in pairs:
+                result_edits = measure_edits(db_url, first_server, polled, freshness,
+                                             iterations, log)
                 edits.append(result_edits)
-                log(f"edit → fresh ({config.freshness}): median "
+                log(f"edit → fresh ({freshness}): median "
                     f"{_median(result_edits.latencies_ms):.1f} ms, max "
                     f"{max(result_edits.latencies_ms, default=float('nan')):.1f} ms, "
                     f"failures {result_edits.failures}")
@@ -790,7 +813,10 @@ medians; no `Accept-Encoding`, so every server sends uncompressed MVT. {mode}Who
 `strict` reads the change log's epoch from PostgreSQL on every request (one small query);
 `notify` relies on LISTEN/NOTIFY only. The SQLite cache was seeded by one pass of
 `{OURS_CACHED[0].key}` over the list; the Redis cache was {redis_how}. Each `notify`
-instance served from the same cache as its `strict` sibling.
+instance served from the same cache as its `strict` sibling. The nginx front serves the
+directory cache of `{OURS_DIRECTORY.key}` (`GEO_SERVICE_TILE_CACHE=directory`), seeded by
+one pass through the front, with the configuration `geo-service tiles nginx-conf
+--standalone` prints (one worker, the static nginx's http settings).
 
 errors = wrk's socket errors, timeouts and HTTP ≥ 400 over all runs; every URL was also
 fetched once per server before the runs (any non-2xx is flagged in the table):
@@ -826,8 +852,9 @@ Two instances of ours sharing Redis (`GEO_SERVICE_TILE_CACHE=redis`, same freshn
 tile {"/".join(map(str, EDIT_TILE))} warmed on both; then each time commune {EDIT_CODE}
 ({edit_name}) is scaled by 0.9 (or back by 1/0.9) around its centroid with plain SQL
 (`UPDATE admin_unit SET geom = ...`, committed), and the second instance is polled on a
-keep-alive connection until the tile's ETag changes. Latency from sending COMMIT to the
-first response with the new ETag; 0.2 s pause between edits.
+keep-alive connection until the tile changes. Latency from sending COMMIT to the
+first response with the new tile; 0.2 s pause between edits. `nginx front`: the same,
+polled through the nginx front (its files are purged by the NOTIFY listener of ours).
 
 {edits_table(edits)}
 

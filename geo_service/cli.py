@@ -465,6 +465,28 @@ def tiles_stats() -> None:
         cache.close()
 
 
+@tiles_app.command("nginx-conf")
+def tiles_nginx_conf(
+    listen: Annotated[str, typer.Option(help="PORT or ADDRESS:PORT nginx listens on")] = "8080",
+    upstream: Annotated[str | None, typer.Option(
+        help="the service, http://HOST:PORT (default GEO_SERVICE_HOST and _PORT)")] = None,
+    standalone: Annotated[bool, typer.Option(
+        help="a whole nginx.conf (nginx -p DIR -c FILE) instead of a block to include")] = False,
+    workers: Annotated[str, typer.Option(help="standalone: worker processes")] = "auto",
+    brotli: Annotated[bool | None, typer.Option(
+        "--brotli/--no-brotli", help="brotli_static (default: if its module is installed)")] = None,
+) -> None:
+    """Print an nginx configuration serving the directory tile cache and proxying the rest."""
+    from geo_service.tiles.nginx import nginx_conf
+
+    try:
+        typer.echo(nginx_conf(_settings(), listen, upstream, standalone, workers, brotli),
+                   nl=False)
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from exc
+
+
 users_app = typer.Typer(help="Users, roles and tokens.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 

@@ -35,8 +35,9 @@ from geo_service.routers import (
     users,
     viewer,
 )
-from geo_service.settings import ServiceSettings
+from geo_service.settings import CORS_EXPOSE_HEADERS, ServiceSettings
 from geo_service.tiles.service import TileService
+from geo_service.tiles.writes import PurgeTilesAfterWrites
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -70,14 +71,15 @@ def create_app(settings: ServiceSettings | None = None, db_url: str | None = Non
     app.state.settings = settings
     app.state.failed_auth = FailedAttempts()
     add_exception_handlers(app)
+    # innermost: the deadline is the app's own; a committed write is never turned into a 503
     app.add_middleware(ResponseDeadline, seconds=settings.response_deadline_s)
+    app.add_middleware(PurgeTilesAfterWrites)
     app.add_middleware(RefuseNulBytes)
     app.add_middleware(LimitBodySize, max_bytes=settings.max_body_bytes)
     app.add_middleware(GZipMiddleware, minimum_size=1024)
-    app.add_middleware(CORSMiddleware, allow_origins=[
-        o.strip() for o in settings.cors_origins.split(",") if o.strip()],
-        allow_methods=["GET", "HEAD", "OPTIONS"], allow_headers=["*"],
-        expose_headers=["ETag", "Content-Crs", "X-Request-Id"])
+    app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origin_list,
+                       allow_methods=["GET", "HEAD", "OPTIONS"], allow_headers=["*"],
+                       expose_headers=list(CORS_EXPOSE_HEADERS))
     # Outermost, so it sees every response (also the 400s and CORS answers above).
     install_observability(app, settings.access_log, settings.basemap_url)
     app.include_router(landing.router)

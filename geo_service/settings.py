@@ -13,6 +13,9 @@ def _default_home() -> Path:
     return Path.home() / ".local" / "share" / "geo-service"
 
 
+# Response headers a browser script may read across origins (nginx in front sends the same).
+CORS_EXPOSE_HEADERS = ("ETag", "Content-Crs", "X-Request-Id")
+
 DEMO_RASTER = (Path(__file__).resolve().parent.parent / "data" / "vn" / "raster"
                / "vn_ppp_2020_1km_Aggregated.tif")
 
@@ -81,9 +84,10 @@ class ServiceSettings(BaseSettings):
     max_body_bytes: int = 5_000_000
     aggregate_max_vertices: int = 100_000
     aggregate_max_area_km2: float = 500_000.0
-    # tiles: cache backend "sqlite" (on disk, default), "redis" (shared) or "none"
+    # tiles: cache backend "sqlite" (on disk, default), "redis" (shared), "directory" (files
+    # that nginx serves; see `geo-service tiles nginx-conf`) or "none"
     tile_cache: str = "sqlite"
-    tile_cache_path: Path | None = None  # default: <home>/tiles.sqlite
+    tile_cache_path: Path | None = None  # default: <home>/tiles.sqlite or <home>/tiles/
     tile_cache_max_mb: int = 512
     redis_url: str = "redis://127.0.0.1:6379/0"
     # "strict": check the change log on every tile request (never stale);
@@ -105,3 +109,8 @@ class ServiceSettings(BaseSettings):
     # optional base map for the viewer (none by default: the page then needs no other host)
     basemap_url: str | None = None
     basemap_attribution: str = ""
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """The origins allowed to read across origins ("*": any)."""
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]

@@ -140,12 +140,12 @@ def client(demo_ro: str) -> Iterator[TestClient]:
 
 
 @contextmanager
-def live_process(database_url: str, log: Path | None = None, **env: str
-                 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def live_process(database_url: str, log: Path | None = None, port: int | None = None,
+                 **env: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """The service running in its own process over a database; yields its URL and process."""
     from geo_service.localdb import free_port
 
-    port = free_port()
+    port = port or free_port()
     environment = {**os.environ, "DATABASE_URL": database_url,
                    "GEO_SERVICE_HOME": tempfile.mkdtemp(prefix="geo-service-live-"), **env}
     with ExitStack() as stack:

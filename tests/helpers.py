@@ -11,6 +11,7 @@ from typing import Any
 
 import psycopg
 import redis
+import shapely
 from prometheus_client.parser import text_string_to_metric_families
 from psycopg import sql
 
@@ -73,3 +74,21 @@ def redis_server() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
         if process.poll() is None:
             process.terminate()
         process.wait(timeout=10)
+
+
+def tile_envelope(z: int, x: int, y: int) -> tuple[float, float, float, float]:
+    """A WebMercatorQuad tile's bounds in EPSG:3857."""
+    size = 2 * 20037508.342789244 / (1 << z)
+    x0 = -20037508.342789244 + x * size
+    y1 = 20037508.342789244 - y * size
+    return x0, y1 - size, x0 + size, y1
+
+
+def band_geoms(url: str, z: int) -> dict[str, Any]:
+    """code → generalised geometry (EPSG:3857) of every 2025 commune drawn at zoom z."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT g.code, ST_AsBinary(g.geom_3857) FROM admin_unit_generalised g JOIN zoom_band"
+            " b USING (band) WHERE g.vintage = '2025' AND g.level = 'commune' AND %s BETWEEN"
+            " b.min_zoom AND b.max_zoom", (z,)).fetchall()
+    return {code: shapely.from_wkb(wkb) for code, wkb in rows}

@@ -16,8 +16,8 @@ from bench import tiles as tl
 from bench.common import TIPG, WrkRun
 
 REPO = Path(__file__).resolve().parent.parent
-HTTP_ROWS = ["tiles_uncached", "tiles_cached", "page100", "page1000", "full", "ea_tiles",
-             "ea_page1000"]
+HTTP_ROWS = ["tiles_uncached", "tiles_cached", "tiles_front", "page100", "page1000", "full",
+             "ea_tiles", "ea_page1000"]
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +73,7 @@ def test_ratio_rows_judge_each_target() -> None:
     results.memory = {bench.OURS: feat.Memory(200, 280, 300, 290, [1.0], 10),
                       TIPG: feat.Memory(200, 280, 380, 290, [1.0], 11)}
     results.edits = tl.Edits("strict", [40.0, 60.0, 50.0], [1, 1, 1], 0)
+    results.edits_front = tl.Edits("nginx front", [20.0, 900.0, 1500.0], [1, 9, 15], 1)
     results.viewer = {"communes (vector tiles)": [1.5, 1.7, 1.6]}
     results.load = {"ours": [30.0, 34.0, 32.0], "ogr2ogr": [1.0, 1.0, 1.0]}
     rows = {r["key"]: r for r in bench.ratio_rows(results)}
@@ -82,7 +83,13 @@ def test_ratio_rows_judge_each_target() -> None:
     assert rows["tiles_cached"]["met"] is False
     assert rows["full"]["met"] is None  # no target
     assert rows["memory"]["ours"] == pytest.approx(20) and rows["memory"]["met"] is True
+    assert rows["tiles_front"]["ratio"] == pytest.approx(0.3)
+    assert rows["tiles_front"]["met"] is False
     assert rows["edit_fresh"]["ours"] == pytest.approx(50) and rows["edit_fresh"]["met"]
+    assert rows["edit_fresh_max"]["ours"] == pytest.approx(60)
+    assert rows["edit_fresh_front"]["ours"] == pytest.approx(900)
+    assert rows["edit_fresh_front"]["met"] is False  # a failed edit fails the target
+    assert rows["edit_fresh_front_max"]["ours"] == pytest.approx(1500)
     assert rows["viewer_communes"]["ours"] == pytest.approx(1.6)
     assert rows["load"]["ratio"] == pytest.approx(32) and rows["load"]["met"] is False
     table = bench.ratio_table(list(rows.values()))

@@ -18,6 +18,7 @@ from shapely.geometry import box, shape
 
 from geo_service.main import create_app
 from geo_service.settings import ServiceSettings
+from tests.helpers import band_geoms, tile_envelope
 from tilecache import grid
 from tilecache.sqlite import SQLiteTileCache
 
@@ -30,22 +31,6 @@ def _decode(content: bytes) -> dict[str, Any]:
     return mapbox_vector_tile.decode(content)  # type: ignore[no-any-return]
 
 
-def _tile_envelope(z: int, x: int, y: int) -> tuple[float, float, float, float]:
-    size = 2 * 20037508.342789244 / (1 << z)
-    x0 = -20037508.342789244 + x * size
-    y1 = 20037508.342789244 - y * size
-    return x0, y1 - size, x0 + size, y1
-
-
-def _band_geoms(url: str, z: int) -> dict[str, Any]:
-    with psycopg.connect(url) as conn:
-        rows = conn.execute(
-            "SELECT g.code, ST_AsBinary(g.geom_3857) FROM admin_unit_generalised g JOIN zoom_band"
-            " b USING (band) WHERE g.vintage = '2025' AND g.level = 'commune' AND %s BETWEEN"
-            " b.min_zoom AND b.max_zoom", (z,)).fetchall()
-    return {code: shapely.from_wkb(wkb) for code, wkb in rows}
-
-
 @pytest.mark.parametrize("tile", [HANOI_Z10, (7, 101, 56), (12, 3252, 1802)])
 def test_tile_codes_match_shapely(client: TestClient, demo_ro: str,
                                   tile: tuple[int, int, int]) -> None:
@@ -55,10 +40,10 @@ def test_tile_codes_match_shapely(client: TestClient, demo_ro: str,
     assert response.headers["content-type"] == "application/vnd.mapbox-vector-tile"
     layer = _decode(response.content)["commune-2025"]
     codes = {f["properties"]["code"] for f in layer["features"]}
-    envelope = box(*_tile_envelope(z, x, y))
+    envelope = box(*tile_envelope(z, x, y))
     pixel = (envelope.bounds[2] - envelope.bounds[0]) / 4096
     buffered = envelope.buffer(64 * pixel, join_style="mitre")
-    geoms = _band_geoms(demo_ro, z)
+    geoms = band_geoms(demo_ro, z)
     certain = {c for c, g in geoms.items() if g.intersection(envelope).area > 4 * pixel ** 2}
     possible = {c for c, g in geoms.items() if g.intersects(buffered)}
     assert certain <= codes <= possible

@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import struct
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 _HEADER = struct.Struct(">qIII20s")  # epoch, raw, gzip and brotli lengths, sha1 of raw
+# The variant of a tile asked for without query parameters: the one nginx can serve as a file.
+DEFAULT_VARIANT = "default"
 
 
 class CorruptTile(ValueError):
@@ -82,3 +84,19 @@ class TileCache(Protocol):
 
     def close(self) -> None:
         """Release connections and files."""
+
+
+@runtime_checkable
+class SyncedTileCache(TileCache, Protocol):
+    """A cache that others serve without asking the service (nginx serving a directory).
+
+    Nobody checks its tiles' freshness when they are served, so it must be purged of every
+    change, also of those made while no instance of the service was running: it remembers
+    the epoch up to which it was purged.
+    """
+
+    def synced_epoch(self) -> int | None:
+        """The epoch up to which every change was purged, or None when unknown."""
+
+    def mark_synced(self, epoch: int) -> None:
+        """Record that every change up to `epoch` was purged."""

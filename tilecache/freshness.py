@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import psycopg
 
 from tilecache import grid
-from tilecache.base import TileCache
+from tilecache.base import CachedTile, SyncedTileCache, TileCache, TileKey
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +28,9 @@ _BUFFER_SHARE = 64 / 4096
 # freshness check (they are cheap to re-render and a national change would name millions).
 PURGE_MAX_ZOOM = 16
 _HISTORY = 100_000
+# A served cache that missed more changes than this is emptied rather than purged change by
+# change: re-rendering what is asked for again costs less than walking it that often.
+_CATCH_UP_MAX = 10_000
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,13 @@ class ChangeLog:
                 changes.pop(0)
                 self._count -= 1
         self.floor = oldest + 1
+
+    def since(self, epoch: int) -> list[Change] | None:
+        """Every change after `epoch` in epoch order; None when the log does not reach back."""
+        if epoch < self.floor:
+            return None
+        changes = [c for layer in self._by_layer.values() for c in layer if c.epoch > epoch]
+        return sorted(changes, key=lambda c: c.epoch)
 
     def changed_since(self, layer: str, epoch: int) -> bool:
         """True when the layer changed after `epoch` (or that cannot be known)."""
@@ -102,10 +112,26 @@ def purge(caches: Sequence[TileCache], change: Change, max_zoom: int = PURGE_MAX
     return dropped
 
 
+def _drop_tile(caches: Sequence[TileCache], key: TileKey) -> None:
+    for cache in caches:
+        cache.purge_range(key.layer, key.z, key.x, key.y, key.x, key.y)
+
+
+def _put(caches: Sequence[TileCache], key: TileKey, tile: CachedTile) -> None:
+    for cache in caches:
+        cache.put(key, tile)
+
+
 _CHANGES_SQL = """
 SELECT epoch, layer, ST_XMin(bbox), ST_YMin(bbox), ST_XMax(bbox), ST_YMax(bbox)
-FROM tile_change WHERE epoch > %s ORDER BY epoch LIMIT %s
+FROM tile_change WHERE epoch > %s AND epoch <= %s ORDER BY epoch LIMIT %s
 """
+
+
+async def _current_epoch(conn: psycopg.AsyncConnection) -> int:
+    cur = await conn.execute("SELECT epoch FROM tile_epoch")
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
 
 
 class Freshness:
@@ -116,42 +142,88 @@ class Freshness:
         self.caches = list(caches)
         self.purged = 0   # tiles dropped from the caches
         self.changes = 0  # changes applied after start (each one an invalidation)
+        self.purged_epoch = 0  # every change up to here is purged from the caches
         self._lock = asyncio.Lock()
 
     async def start(self, conn: psycopg.AsyncConnection) -> None:
-        """Load the recent history; older cached tiles will be re-checked by re-rendering."""
-        cur = await conn.execute("SELECT epoch FROM tile_epoch")
-        row = await cur.fetchone()
-        current = int(row[0]) if row else 0
+        """Load the recent history; purge served caches of what changed while none ran.
+
+        Tiles of the other caches rendered before the history are re-checked by re-rendering.
+        """
+        current = await _current_epoch(conn)
         # epochs are gapless (a rolled-back change rolls its increment back too)
         start_after = max(0, current - _HISTORY)
         self.log.floor = start_after
-        await self._load(conn, start_after, purge_caches=False)
+        await self._load(conn, start_after, current, purge_caches=False)
         self.log.epoch = max(self.log.epoch, current)
+        for cache in self.caches:
+            if isinstance(cache, SyncedTileCache):
+                await self._catch_up(cache, current)
+        self.purged_epoch = self.log.epoch
 
-    async def sync(self, conn: psycopg.AsyncConnection, current: int | None = None) -> None:
-        """Bring the log up to the database's epoch (read it unless given)."""
-        if current is None:
-            cur = await conn.execute("SELECT epoch FROM tile_epoch")
-            row = await cur.fetchone()
-            current = int(row[0]) if row else 0
-        if current <= self.log.epoch:
+    async def _catch_up(self, cache: SyncedTileCache, current: int) -> None:
+        """Purge a served cache of the changes after the epoch it was last purged up to."""
+        synced = cache.synced_epoch()
+        if synced == current:
             return
-        async with self._lock:
-            if current > self.log.epoch:
-                await self._load(conn, self.log.epoch, purge_caches=True)
+        missed = self.log.since(synced) if synced is not None and synced < current else None
+        # a gap in the history (or a cache newer than the database): its tiles are unknowable
+        if missed is None or len(missed) != current - (synced or 0) \
+                or len(missed) > _CATCH_UP_MAX:
+            logger.info("tile cache %s purged whole: synced at epoch %s, database at %s",
+                        cache.name, synced, current)
+            self.purged += await asyncio.to_thread(cache.purge_layer, None)
+        else:
+            for change in missed:
+                self.purged += await asyncio.to_thread(purge, [cache], change)
+        await asyncio.to_thread(cache.mark_synced, current)
 
-    async def _load(self, conn: psycopg.AsyncConnection, after: int, purge_caches: bool) -> None:
+    async def sync(self, conn: psycopg.AsyncConnection, current: int | None = None,
+                   purged: bool = False) -> None:
+        """Bring the log up to the database's epoch (read it unless given).
+
+        With `purged`, also wait until every change up to it is purged from the caches.
+        """
+        if current is None:
+            current = await _current_epoch(conn)
+        if current <= (self.purged_epoch if purged else self.log.epoch):
+            return
+        async with self._lock:  # (held by a load in progress: its purges are done after it)
+            if current > self.log.epoch:
+                await self._load(conn, self.log.epoch, current, purge_caches=True)
+
+    async def store(self, key: TileKey, tile: CachedTile) -> bool:
+        """Put a fresh tile into every cache; False (nothing kept) when it is stale.
+
+        A change can arrive while the tile is written. The log gets each change before its
+        purge runs, so either that purge comes after the write, or the check after the write
+        sees the change: a stale tile never stays in a cache.
+        """
+        if not self.log.is_fresh(key.layer, key.z, key.x, key.y, tile.epoch):
+            return False
+        await asyncio.to_thread(_put, self.caches, key, tile)
+        if self.log.is_fresh(key.layer, key.z, key.x, key.y, tile.epoch):
+            return True
+        await asyncio.to_thread(_drop_tile, self.caches, key)
+        return False
+
+    async def _load(self, conn: psycopg.AsyncConnection, after: int, until: int,
+                    purge_caches: bool) -> None:
         while True:
-            cur = await conn.execute(_CHANGES_SQL, (after, 10_000))
+            cur = await conn.execute(_CHANGES_SQL, (after, until, 10_000))
             rows = await cur.fetchall()
             for epoch, layer, x0, y0, x1, y1 in rows:
                 bbox = None if x0 is None else (float(x0), float(y0), float(x1), float(y1))
                 change = Change(int(epoch), str(layer), bbox)
-                self.log.add(change)
+                self.log.add(change)  # before its purge: see store()
                 if purge_caches:
                     self.changes += 1
                     self.purged += await asyncio.to_thread(purge, self.caches, change)
                 after = int(epoch)
             if len(rows) < 10_000:
-                return
+                break
+        if purge_caches:
+            self.purged_epoch = self.log.epoch
+            for cache in self.caches:
+                if isinstance(cache, SyncedTileCache):
+                    await asyncio.to_thread(cache.mark_synced, self.purged_epoch)

@@ -8,6 +8,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import brotli
@@ -19,7 +20,8 @@ from geo_service.features.collections import CollectionCache
 from geo_service.features.items import ItemQuery
 from geo_service.settings import ServiceSettings
 from geo_service.tiles.mvt import EA_LAYER, MvtOptions, ea_tile_sql, tile_sql
-from tilecache.base import CachedTile, TileCache, TileKey
+from tilecache.base import DEFAULT_VARIANT, CachedTile, TileCache, TileKey
+from tilecache.directory import DirectoryTileCache
 from tilecache.freshness import Freshness
 from tilecache.redis import RedisTileCache
 from tilecache.sqlite import SQLiteTileCache
@@ -29,20 +31,30 @@ _T = TypeVar("_T")
 
 
 def make_caches(settings: ServiceSettings) -> list[TileCache]:
-    """The configured cache backend (none, SQLite on disk, or shared Redis)."""
+    """The configured cache backend (none, SQLite on disk, shared Redis, or a directory)."""
+    max_bytes = settings.tile_cache_max_mb * 1024 * 1024
     if settings.tile_cache == "none":
         return []
     if settings.tile_cache == "redis":
         return [RedisTileCache(settings.redis_url)]
     if settings.tile_cache == "sqlite":
         path = settings.tile_cache_path or settings.home / "tiles.sqlite"
-        return [SQLiteTileCache(path, settings.tile_cache_max_mb * 1024 * 1024)]
-    raise ValueError(f"GEO_SERVICE_TILE_CACHE must be sqlite, redis or none, "
+        return [SQLiteTileCache(path, max_bytes)]
+    if settings.tile_cache == "directory":
+        return [DirectoryTileCache(tile_directory(settings), max_bytes)]
+    raise ValueError(f"GEO_SERVICE_TILE_CACHE must be sqlite, redis, directory or none, "
                      f"not {settings.tile_cache!r}")
+
+
+def tile_directory(settings: ServiceSettings) -> Path:
+    """The root of the directory cache (the folder nginx serves tiles from)."""
+    return (settings.tile_cache_path or settings.home / "tiles").absolute()
 
 
 def variant_of(query: ItemQuery) -> str:
     """A short, stable name for the tile's query parameters (part of the cache key)."""
+    if not query.indicators and query.properties is None:
+        return DEFAULT_VARIANT  # the URL without parameters: a fixed name nginx can find
     text = "|".join([",".join(f"{i.code}@{i.period}" for i in query.indicators),
                      ",".join(query.properties) if query.properties is not None else "*"])
     return hashlib.sha1(text.encode()).hexdigest()[:16]
@@ -77,6 +89,9 @@ class TileService:
                 await self.freshness.start(conn)
         except (psycopg.Error, OSError) as exc:
             logger.warning("tile change log not loaded (%s); cached tiles re-render", exc)
+            # From scratch: the listener's first sync then loads and purges every change,
+            # also those a directory cache missed while no instance ran.
+            self.freshness = Freshness(self.caches)
             self.freshness.log.floor = 2**62
         self._listener = asyncio.create_task(self._listen(pool, url))
 
@@ -124,8 +139,8 @@ class TileService:
                       census_round: str | None) -> CachedTile:
         """A tile of the enumeration areas (optionally of one census round)."""
         statement, params = ea_tile_sql(z, x, y, self.options, census_round)
-        return await self.cached_tile(conn, EA_LAYER, census_round or "all", z, x, y,
-                                      statement, params)
+        return await self.cached_tile(conn, EA_LAYER, census_round or DEFAULT_VARIANT, z, x,
+                                      y, statement, params)
 
     async def cached_tile(self, conn: psycopg.AsyncConnection, layer: str, variant: str,
                           z: int, x: int, y: int, statement: Any, params: dict[str, Any]
@@ -141,9 +156,8 @@ class TileService:
                 return cached
         self.stats.misses += 1
         tile = await self._render(conn, statement, params, z, x, y)
-        if self.freshness.log.is_fresh(key.layer, z, x, y, tile.epoch):
-            for cache in self.caches:
-                cache.put(key, tile)
+        if self.caches:
+            await self.freshness.store(key, tile)
         return tile
 
     async def _render(self, conn: psycopg.AsyncConnection, statement: Any,
