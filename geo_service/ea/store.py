@@ -80,8 +80,12 @@ def list_sql(filters: ListFilter, limit: int, offset: int
     """(count query, page query whose rows are Features as JSON text, parameters)."""
     where, params = filters.where()
     count = sql.SQL("SELECT count(*) FROM enumeration_area WHERE {}").format(where)
-    page = sql.SQL("SELECT {} FROM enumeration_area WHERE {} ORDER BY census_round, code"
-                   " LIMIT %(limit)s OFFSET %(offset)s").format(sql.SQL(FEATURE_JSON), where)
+    # The page's ids first, then JSON for them only: with OFFSET, PostgreSQL would otherwise
+    # build (and throw away) the JSON of every skipped row.
+    page = sql.SQL("WITH page AS MATERIALIZED (SELECT id FROM enumeration_area WHERE {}"
+                   " ORDER BY census_round, code LIMIT %(limit)s OFFSET %(offset)s)"
+                   " SELECT {} FROM page JOIN enumeration_area USING (id)"
+                   " ORDER BY census_round, code").format(where, sql.SQL(FEATURE_JSON))
     return count, page, {**params, "limit": limit, "offset": offset}
 
 
