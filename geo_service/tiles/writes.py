@@ -9,12 +9,15 @@ import psycopg
 from psycopg_pool import PoolTimeout
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tilecache.base import SyncedTileCache
+
 logger = logging.getLogger(__name__)
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class PurgeTilesAfterWrites:
-    """Before a successful write (POST, PUT, PATCH, DELETE) is answered, purge what it changed.
+    """Before a successful write (POST, PUT, PATCH, DELETE) is answered, purge what it changed
+    from the caches that are served without a freshness check.
 
     nginx serves the directory cache without asking the service, so a client that saw its
     write succeed must not get the old tile from nginx afterwards. When the response starts
@@ -43,7 +46,7 @@ async def purge_changes(app: Any) -> None:
     """Sync the change log with the database and wait until its changes are purged."""
     service = getattr(app.state, "tiles", None)
     pool = getattr(app.state, "pool", None)
-    if service is None or pool is None or not service.caches:
+    if service is None or pool is None or not _served_unchecked(service):
         return
     try:
         async with pool.connection() as conn:
@@ -51,3 +54,15 @@ async def purge_changes(app: Any) -> None:
     except (psycopg.Error, PoolTimeout, OSError) as exc:
         # the write has committed: answer it; the change listener purges when it can
         logger.warning("tiles changed by a write not purged before the answer: %s", exc)
+
+
+def _served_unchecked(service: Any) -> bool:
+    """True when some cached tile can be served without checking the change log first.
+
+    With `strict` freshness, the service checks every cached tile it serves, so only a cache
+    that others serve (nginx over the directory cache) must be purged before the answer.
+    """
+    if not service.caches:
+        return False
+    return service.settings.tile_freshness != "strict" or any(
+        isinstance(cache, SyncedTileCache) for cache in service.caches)
