@@ -15,8 +15,9 @@ three alike), medians reported:
 3. `ogr2ogr -f PostgreSQL ... -nlt PROMOTE_TO_MULTI` loading the same features (written once to
    a GeoJSON file beforehand, not timed) as they are: no checks, no generalisation.
 
-Our load is split into the loader's progress stages (read, check, generalise, write,
-write bands) plus "finish" (COMMIT and what follows it). The Markdown table is printed and
+Our load is split into the phases of its main thread (read, check, write units, bands, finish;
+see `StageClock.split`); generalisation runs beside them in a second thread, and "waiting"
+says how long the main thread waited for it. The Markdown table is printed and
 written to bench/results/load_boundaries.md.
 """
 
@@ -55,8 +56,10 @@ from geo_service.migrate import migrate
 
 RESULTS = REPO / "bench" / "results" / "load_boundaries.md"
 EXPECTED_COMMUNES = 3321
-# The loader's progress stages, plus "finish": what follows the last band (COMMIT, ANALYZE).
-STAGES = ("read", "check", "generalise", "write", "write bands", "finish")
+# Our load's phases in its main thread (see StageClock.split); generalisation runs in a second
+# thread from the end of the feature checks on, and "waiting" is how long the main thread
+# waited for it.
+STAGES = ("read", "check", "write units", "bands", "finish", "waiting")
 TEMPLATE = "bench_template"
 OGR_TABLE = "communes_ogr"
 
@@ -86,19 +89,21 @@ class StageClock:
         return [t for s, _, _, t in self.events if s == stage][-1]
 
     def split(self, started: float, ended: float) -> dict[str, float]:
-        """Seconds per stage; the stages are contiguous and add up to the whole load.
+        """Seconds per phase of the main thread; all but "waiting" add up to the whole load.
 
-        read: start → file read (includes the vintage/level check); check: → first
-        generalise report (codes, names, geometries, repairs, parents and overlap with them);
-        generalise: coverage cleaning (with gap closing) and simplification of the 3 bands;
-        write: → first band written (COPY of the units, area, INSERT into admin_unit);
-        write bands: COPY of the 4 bands into admin_unit_generalised (with its key checks);
-        finish: the rest after the last band is written (COMMIT, ANALYZE of the tables).
+        read: start → file read (includes the vintage/level check); check: → parents checked
+        (codes, names, geometries, repairs, parents and overlap with them); write units: →
+        first band awaited (COPY of the units, area, INSERT into admin_unit); bands: waiting
+        for each band's generalisation and COPYing it into admin_unit_generalised; finish: the
+        rest (COMMIT, ANALYZE of the tables). waiting: the part of "bands" spent waiting.
         """
-        bounds = [started, self._last("read"), self._first("generalise"),
-                  self._last("generalise"), self._first("write bands"),
-                  self._last("write bands"), ended]
-        return {stage: bounds[i + 1] - bounds[i] for i, stage in enumerate(STAGES)}
+        bounds = [started, self._last("read"), self._last("check"),
+                  self._first("generalise"), self._last("write bands"), ended]
+        phases = {stage: bounds[i + 1] - bounds[i] for i, stage in enumerate(STAGES[:-1])}
+        waits = zip([t for s, _, _, t in self.events if s == "generalise"],
+                    [t for s, _, _, t in self.events if s == "write bands"], strict=True)
+        phases["waiting"] = sum(ready - asked for asked, ready in waits)
+        return phases
 
 
 def _demo_load(vintage: str, level: str) -> tuple[list[Path], LoadOptions]:
