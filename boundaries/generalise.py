@@ -48,13 +48,21 @@ def clean_coverage(geoms: np.ndarray, gap_width: float = 0.0) -> np.ndarray:
     """Remove overlaps and narrow gaps and make shared edges identical."""
     # A source that is already a clean coverage (as official files often are) is left as it
     # is: checking takes a tenth of the time cleaning does, and cleaning would rewrite it.
-    if shapely.coverage_is_valid(geoms):
+    if _is_clean_coverage(geoms):
         cleaned = geoms
     else:  # types-shapely does not know coverage_clean (shapely 2.2) yet
         cleaned = shapely.coverage_clean(geoms, gap_width=0.0)  # type: ignore[attr-defined]
     if gap_width > 0:
         cleaned = close_gaps(cleaned, gap_width)
     return _as_multipolygons(cleaned)
+
+
+def _is_clean_coverage(geoms: np.ndarray, sample: int = 300) -> bool:
+    """Whether the polygons form a valid coverage, answered early for most that do not: any
+    subset of a valid coverage is one too, and sources list neighbours near each other."""
+    if len(geoms) > 2 * sample and not shapely.coverage_is_valid(geoms[:sample]):
+        return False
+    return bool(shapely.coverage_is_valid(geoms))
 
 
 def close_gaps(coverage: np.ndarray, gap_width: float) -> np.ndarray:
@@ -154,6 +162,8 @@ def generalise_async(pool: Executor, geoms: np.ndarray, gap_width: float
 
     Each band is simplified from the more detailed one before it (the same shapes in a third
     less time than from the full detail), so a one-thread pool finishes them finest first.
+    (Two threads, simplifying two bands at a time, gained 0.3 s on the demo's communes and
+    lost as much on a clean source: on two cores the loader's main thread needs the other.)
     """
     previous = cleaned = pool.submit(clean_coverage, geoms, gap_width)
     bands = {}
