@@ -314,3 +314,32 @@ def test_narrow_gaps_are_closed_like_geos_does() -> None:
     # a clean coverage comes out exactly as it went in
     again = clean_coverage(ours, gap_width=width)
     assert all(a.equals_exact(b, tolerance=0) for a, b in zip(again, ours, strict=True))
+
+
+def test_gaps_touching_at_a_point_are_closed_like_geos_does() -> None:
+    from boundaries.generalise import clean_coverage
+
+    width = 0.05
+    units = np.array([
+        # L and R leave two sliver triangles between them, tip to tip at (5, 5)
+        Polygon([(0, 0), (4.99, 0), (5, 5), (4.98, 10), (0, 10)]),   # L
+        Polygon([(5.02, 0), (10, 0), (10, 10), (5.01, 10), (5, 5)]),  # R
+        box(0, -2, 10, 0),
+        box(0, 10, 10, 12),
+        # a shallow bay in M, closed by S touching M at the bay's two corners only: the
+        # union of the coverage has no hole there, but the bay is a gap all the same
+        box(20, 0, 30, 10).difference(box(24, 9.98, 26, 10)),         # M
+        Polygon([(24, 10), (26, 10), (25, 11)]),                      # S
+    ], dtype=object)
+    ours = clean_coverage(units, gap_width=width)
+    geos = shapely.coverage_clean(units, gap_width=width)  # type: ignore[attr-defined]
+
+    assert shapely.coverage_is_valid(ours)
+    areas = shapely.area(ours)
+    assert areas == pytest.approx(shapely.area(geos), abs=1e-9)
+    # no gap is left: the outline is that of the boxes and S
+    assert shapely.area(shapely.union_all(ours)) == pytest.approx(100 + 20 + 20 + 100 + 1)
+    # the lower sliver goes to R (the longer edge along it), the upper one to L
+    assert shapely.covers(ours[1], Polygon([(4.99, 0), (5.02, 0), (5, 5)]))
+    assert shapely.covers(ours[0], Polygon([(5, 5), (5.01, 10), (4.98, 10)]))
+    assert shapely.covers(ours[4], box(24, 9.98, 26, 10))
