@@ -283,6 +283,17 @@ def test_low_zoom_band_is_much_smaller(demo_ro: str) -> None:
     assert counts[0] < counts[1] < counts[2] <= counts[3]
 
 
+def _cleaned_like_geos(units: np.ndarray, width: float) -> np.ndarray:
+    """Our cleaning of `units`, checked to be a valid coverage with GEOS's unit areas."""
+    from boundaries.generalise import clean_coverage
+
+    ours = clean_coverage(units, gap_width=width)
+    geos = shapely.coverage_clean(units, gap_width=width)  # type: ignore[attr-defined]
+    assert shapely.coverage_is_valid(ours)
+    assert shapely.area(ours) == pytest.approx(shapely.area(geos), abs=1e-9)
+    return ours
+
+
 def test_narrow_gaps_are_closed_like_geos_does() -> None:
     from boundaries.generalise import clean_coverage
 
@@ -297,12 +308,8 @@ def test_narrow_gaps_are_closed_like_geos_does() -> None:
         box(24.01, 4.01, 25.99, 5.99),                     # ... almost filled by island H
         box(40, 0, 50, 10).difference(lake),               # K, around a wide lake
     ], dtype=object)
-    ours = clean_coverage(units, gap_width=width)
-    geos = shapely.coverage_clean(units, gap_width=width)  # type: ignore[attr-defined]
-
-    assert shapely.coverage_is_valid(ours)
+    ours = _cleaned_like_geos(units, width)
     areas = shapely.area(ours)
-    assert areas == pytest.approx(shapely.area(geos), abs=1e-9)
     # the sliver goes to B, whose edge along it is the longer one
     assert areas[0] == pytest.approx(40) and areas[1] == pytest.approx(60)
     # the thin frame around the island goes to G; the island stays as it was
@@ -317,8 +324,6 @@ def test_narrow_gaps_are_closed_like_geos_does() -> None:
 
 
 def test_gaps_touching_at_a_point_are_closed_like_geos_does() -> None:
-    from boundaries.generalise import clean_coverage
-
     width = 0.05
     units = np.array([
         # L and R leave two sliver triangles between them, tip to tip at (5, 5)
@@ -331,12 +336,7 @@ def test_gaps_touching_at_a_point_are_closed_like_geos_does() -> None:
         box(20, 0, 30, 10).difference(box(24, 9.98, 26, 10)),         # M
         Polygon([(24, 10), (26, 10), (25, 11)]),                      # S
     ], dtype=object)
-    ours = clean_coverage(units, gap_width=width)
-    geos = shapely.coverage_clean(units, gap_width=width)  # type: ignore[attr-defined]
-
-    assert shapely.coverage_is_valid(ours)
-    areas = shapely.area(ours)
-    assert areas == pytest.approx(shapely.area(geos), abs=1e-9)
+    ours = _cleaned_like_geos(units, width)
     # no gap is left: the outline is that of the boxes and S
     assert shapely.area(shapely.union_all(ours)) == pytest.approx(100 + 20 + 20 + 100 + 1)
     # the lower sliver goes to R (the longer edge along it), the upper one to L
