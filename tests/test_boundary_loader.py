@@ -343,3 +343,21 @@ def test_gaps_touching_at_a_point_are_closed_like_geos_does() -> None:
     assert shapely.covers(ours[1], Polygon([(4.99, 0), (5.02, 0), (5, 5)]))
     assert shapely.covers(ours[0], Polygon([(5, 5), (5.01, 10), (4.98, 10)]))
     assert shapely.covers(ours[4], box(24, 9.98, 26, 10))
+
+
+def test_large_coverage_cleaned_in_halves_is_a_clean_coverage() -> None:
+    from boundaries.generalise import clean_coverage
+
+    rng = np.random.default_rng(7)
+    # 1,200 cells (enough to be cleaned in two halves), each overlapping its right and upper
+    # neighbours by a sliver up to 0.01 wide
+    units = np.array([box(i, j, i + 1 + rng.uniform(0, 0.01), j + 1 + rng.uniform(0, 0.01))
+                      for i in range(40) for j in range(30)], dtype=object)
+    ours = clean_coverage(units)
+
+    assert shapely.coverage_is_valid(ours)
+    assert shapely.area(ours).sum() == pytest.approx(shapely.area(shapely.union_all(units)))
+    # each cell keeps its shape: at most the slivers along its four sides moved
+    assert shapely.area(shapely.symmetric_difference(ours, units)).max() < 4 * 0.01 * 1.01
+    assert shapely.covers(ours, [box(i + 0.02, j + 0.02, i + 0.98, j + 0.98)
+                                 for i in range(40) for j in range(30)]).all()
