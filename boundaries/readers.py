@@ -99,7 +99,6 @@ def _read_one(path: Path, layer: str | None) -> gpd.GeoDataFrame:
     if frame is not None:
         return frame
     try:
-        info = pyogrio.read_info(path, layer=layer)
         frame = pyogrio.read_dataframe(path, layer=layer)
     except pyogrio.errors.DataSourceError as exc:
         raise LoaderError(f"{path}: not a vector file GDAL can read ({exc})") from exc
@@ -109,7 +108,8 @@ def _read_one(path: Path, layer: str | None) -> gpd.GeoDataFrame:
                           parameter="--layer") from exc
     if not isinstance(frame, gpd.GeoDataFrame):
         raise LoaderError(f"{path}: the layer has no geometry column")
-    if frame.crs is None and info.get("driver") in _LONLAT_DRIVERS:
+    # read_info reads a GeoJSON file a second time, so only when the answer matters
+    if frame.crs is None and pyogrio.read_info(path, layer=layer).get("driver") in _LONLAT_DRIVERS:
         frame = frame.set_crs("EPSG:4326")
     return frame
 
