@@ -186,6 +186,21 @@ def test_bad_codes_and_empty_geometries_are_reported_with_feature_and_code(
     assert fingerprint(conn) == before
 
 
+def test_malformed_vietnam_3d_map_file_names_the_feature(conn: psycopg.Connection,
+                                                         tmp_path: Path) -> None:
+    vintage = _vintage(conn)
+    path = tmp_path / "01.json"
+    ring = [[105, 21], [105.1, 21], [105.1, 21.1]]
+    path.write_text(json.dumps({"provinceId": "01", "wards": [
+        {"id": "00001", "name": "Fine", "polygons": [ring]},
+        {"id": "00002", "name": "Broken", "polygons": [[[105, 21], [105.1], [105, 21.1]]]},
+    ]}))
+    before = fingerprint(conn)
+    with pytest.raises(LoaderError, match=r"01\.json: feature 1: a ring is not a list of"):
+        load_boundaries(conn, [path], LoadOptions(vintage, "commune", FieldMap("id", "name")))
+    assert fingerprint(conn) == before
+
+
 def test_child_outside_parent_is_reported(conn: psycopg.Connection, tmp_path: Path) -> None:
     vintage = _vintage(conn)
     parents = _write_geojson(tmp_path / "p.geojson", [
