@@ -156,14 +156,15 @@ def live_process(database_url: str, log: Path | None = None, port: int | None = 
             env=environment, stderr=stderr)
         url = f"http://127.0.0.1:{port}"
         try:
-            _wait_until_up(url, process)
+            wait_until_up(url, process)
             yield url, process
         finally:
             process.terminate()
             process.wait(timeout=15)
 
 
-def _wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
+def wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
+    """Wait until `url`/health answers 200 (or fail if the process exits or a minute passes)."""
     # Importing the app takes seconds on a busy machine: wait up to a minute.
     deadline = time.monotonic() + 60
     while True:
