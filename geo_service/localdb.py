@@ -61,6 +61,17 @@ def find_bindir(configured: Path | None = None) -> Path:
     )
 
 
+def _as_postgres(*command: str) -> list[str]:
+    """`command` run as the postgres user (we are root): runuser, wherever it is installed."""
+    # root's PATH under cron, sudo or a bare `env -i` may lack the sbin folders
+    runuser = shutil.which("runuser") or shutil.which(
+        "runuser", path="/usr/sbin:/sbin:/usr/bin:/bin")
+    if runuser is None:
+        raise LocalDatabaseError("running the embedded database as root needs `runuser` "
+                                 "(Debian package util-linux)")
+    return [runuser, "-u", SUPERUSER, "--", *command]
+
+
 def free_port() -> int:
     """Ask the kernel for a free loopback port."""
     with socket.socket() as sock:
@@ -78,10 +89,7 @@ def _postgres_can_reach(path: Path) -> bool:
     probe = path
     while not probe.exists():
         probe = probe.parent
-    result = subprocess.run(
-        ["runuser", "-u", SUPERUSER, "--", "test", "-x", str(probe)],
-        capture_output=True,
-    )
+    result = subprocess.run(_as_postgres("test", "-x", str(probe)), capture_output=True)
     return result.returncode == 0
 
 
@@ -101,7 +109,7 @@ class LocalCluster:
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         cmd = list(args)
         if _is_root():
-            cmd = ["runuser", "-u", SUPERUSER, "--", *cmd]
+            cmd = _as_postgres(*cmd)
         result = subprocess.run(cmd, capture_output=True, text=True)
         if check and result.returncode != 0:
             raise LocalDatabaseError(

@@ -16,10 +16,12 @@ from tests.conftest import PgCluster
 GEO_SERVICE = [sys.executable, "-m", "geo_service"]
 
 
-def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _cli(home: Path, *args: str, path: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items()
            if k not in ("DATABASE_URL", "PGHOST", "PGPORT", "PGUSER", "PGDATABASE")}
     env["GEO_SERVICE_HOME"] = str(home)
+    if path is not None:
+        env["PATH"] = path
     return subprocess.run([*GEO_SERVICE, *args], env=env, capture_output=True, text=True,
                           timeout=120)
 
@@ -33,6 +35,9 @@ def test_embedded_database_lifecycle(tmp_path: Path) -> None:
     try:
         status = _cli(home, "db", "status")
         assert status.returncode == 0 and "running" in status.stdout
+        # root's PATH under cron or `env -i` has no sbin folders, where runuser lives
+        bare = _cli(home, "db", "status", path="/usr/bin:/bin")
+        assert bare.returncode == 0 and "running" in bare.stdout, bare.stderr
         url = _cli(home, "db", "url").stdout.strip()
         assert url.startswith("postgresql://postgres:") and "127.0.0.1" in url
         first = _cli(home, "db", "migrate")
