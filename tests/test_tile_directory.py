@@ -139,8 +139,13 @@ def test_purge_range_and_layer(cache: DirectoryTileCache) -> None:
     assert cache.get(_key(x=11, y=21, variant="0123456789abcdef")) is None
     assert cache.get(_key(x=10, y=21)) is not None and cache.get(_key(x=11, y=23)) is not None
     assert cache.get(_key(z=9, x=11, y=21)) is not None
+    # emptied columns are removed, the others stay
+    zoom = cache.root / LAYER / "default" / "10"
+    cache.purge_range(LAYER, 10, 13, 0, 13, 2**16 - 1)
+    assert sorted(p.name for p in zoom.iterdir()) == ["10", "11", "12"]
     # a range of a whole zoom 16 is walked through the columns that exist, not 2^32 names
-    assert cache.purge_range(LAYER, 10, 0, 0, 2**16 - 1, 2**16 - 1) == 24
+    assert cache.purge_range(LAYER, 10, 0, 0, 2**16 - 1, 2**16 - 1) == 24 - 8
+    assert list(zoom.iterdir()) == []
     assert cache.purge_range(LAYER, 16, 0, 0, 2**16 - 1, 2**16 - 1) == 0
     assert cache.purge_layer(LAYER) == 1
     assert cache.get(_key(layer="province-2025")) is not None

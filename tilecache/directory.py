@@ -247,8 +247,13 @@ class DirectoryTileCache:
         """Delete the tiles of one column whose row is wanted; how many had a .mvt."""
         rows = {entry.name.split(".", 1)[0] for entry in _entries(column)
                 if not entry.name.startswith(".")}
-        return sum(self._drop(os.path.join(column, row)) for row in rows
-                   if row.isdigit() and wanted(int(row)))
+        dropped = sum(self._drop(os.path.join(column, row)) for row in rows
+                      if row.isdigit() and wanted(int(row)))
+        # an emptied column goes too, or purges would leave a tree of empty folders behind
+        # (a writer finding it gone recreates it: see put)
+        with contextlib.suppress(OSError):
+            os.rmdir(column)
+        return dropped
 
     def _drop(self, base: str) -> bool:
         """Delete a tile's files, the .mvt first; True when it had one."""
