@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -141,8 +142,12 @@ def client(demo_ro: str) -> Iterator[TestClient]:
 
 @contextmanager
 def live_process(database_url: str, log: Path | None = None, port: int | None = None,
+                 database_up: bool = True,
                  **env: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """The service running in its own process over a database; yields its URL and process."""
+    """The service running in its own process over a database; yields its URL and process.
+
+    Waits until /health answers 200, or only answers at all when not `database_up`.
+    """
     from geo_service.localdb import free_port
 
     port = port or free_port()
@@ -156,24 +161,34 @@ def live_process(database_url: str, log: Path | None = None, port: int | None = 
             env=environment, stderr=stderr)
         url = f"http://127.0.0.1:{port}"
         try:
-            wait_until_up(url, process)
+            wait_until_up(url, process, database_up)
             yield url, process
         finally:
             process.terminate()
             process.wait(timeout=15)
 
 
-def wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
-    """Wait until `url`/health answers 200 (or fail if the process exits or a minute passes)."""
+def wait_until_up(url: str, process: subprocess.Popen[bytes], database_up: bool = True) -> None:
+    """Wait until `url`/health answers 200, or answers at all when not `database_up` (fail
+    if the process exits or a minute passes)."""
     # Importing the app takes seconds on a busy machine: wait up to a minute.
     deadline = time.monotonic() + 60
     while True:
         if process.poll() is not None:
             raise RuntimeError(f"the live server exited with {process.returncode}")
         try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+            # (without a database /health takes its 3 s connection timeout to say 503)
+            with urllib.request.urlopen(f"{url}/health", timeout=2 if database_up else 6) \
+                    as response:
                 if response.status == 200:
                     return
+        except urllib.error.HTTPError:  # (an OSError too) /health is 503 without a database
+            if not database_up:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError("the live server did not become healthy within 60 s") \
+                    from None
+            time.sleep(0.1)
         except OSError:
             if time.monotonic() > deadline:
                 raise RuntimeError("the live server did not start within 60 s") from None

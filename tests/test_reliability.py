@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import brotli
 import psycopg
 import pytest
 import redis
@@ -32,6 +34,8 @@ from geo_service.migrate import migrate
 from geo_service.settings import ServiceSettings
 from tests.conftest import DEMO_DATA, live_process
 from tests.helpers import BOUNDARY_TABLES, fingerprint, redis_server, scrape, value
+from tilecache.base import DEFAULT_VARIANT, CachedTile, TileKey
+from tilecache.directory import DirectoryTileCache
 
 POOL_TIMEOUT_S = 2
 CLIENT_TIMEOUT_S = 15  # a request without an answer by then counts as hanging
@@ -323,3 +327,52 @@ def test_the_deadline_spares_responses_that_have_started() -> None:
         assert refused.headers["retry-after"] == "5"
         finished = client.get("/long")
         assert finished.status_code == 200 and finished.content == b"chunk;" * 5
+
+
+# --- a service started while the database is down ----------------------------------------------
+
+TREE_LAYER = "province-2025"
+NEAR, FAR = TileKey(TREE_LAYER, DEFAULT_VARIANT, 10, 813, 450), \
+    TileKey(TREE_LAYER, DEFAULT_VARIANT, 10, 700, 450)
+
+
+def _record_change(url: str, bbox: tuple[float, float, float, float]) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT record_tile_change(%s, ST_MakeEnvelope(%s, %s, %s, %s, 4326),"
+                     " 'test')", (TREE_LAYER, *bbox))
+        row = conn.execute("SELECT epoch FROM tile_epoch").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_a_tile_tree_is_caught_up_once_a_late_database_answers(own_cluster: LocalCluster,
+                                                               tmp_path: Path) -> None:
+    url = own_cluster.url()
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT epoch FROM tile_epoch").fetchone()
+    assert row is not None
+    synced = int(row[0])
+    # a tree purged up to the database's epoch, then a change touching FAR while no
+    # instance runs (nginx would go on serving the stale FAR)
+    tree = DirectoryTileCache(tmp_path / "tiles")
+    for key in (NEAR, FAR):
+        raw = f"{key.x} at {synced}".encode()
+        tree.put(key, CachedTile(synced, raw, gzip.compress(raw), brotli.compress(raw)))
+    tree.mark_synced(synced)
+    assert _record_change(url, (66.1, 21.0, 66.2, 21.1)) == synced + 1  # in FAR's tile
+    own_cluster.stop()
+    with live_process(url, tmp_path / "service.log", database_up=False,
+                      GEO_SERVICE_HOME=str(tmp_path), GEO_SERVICE_TILE_CACHE="directory",
+                      GEO_SERVICE_TILE_CACHE_PATH=str(tree.root)) as (_, process):
+        own_cluster.start()
+        with psycopg.connect(url) as conn:  # (the same port as before)
+            conn.execute("SELECT 1")
+        deadline = time.monotonic() + 30  # the listener retries every 4 s at most
+        while tree.synced_epoch() == synced and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert process.poll() is None
+    log = (tmp_path / "service.log").read_text()
+    assert tree.get(FAR) is None, log[-3000:]
+    # caught up from the tree's mark: what changed before it was not purged again
+    assert tree.get(NEAR) is not None
+    assert tree.synced_epoch() == synced + 1

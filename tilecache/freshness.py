@@ -143,6 +143,7 @@ class Freshness:
         self.purged = 0   # tiles dropped from the caches
         self.changes = 0  # changes applied after start (each one an invalidation)
         self.purged_epoch = 0  # every change up to here is purged from the caches
+        self.started = False  # start() done (sync() starts it if not)
         self._lock = asyncio.Lock()
 
     async def start(self, conn: psycopg.AsyncConnection) -> None:
@@ -160,6 +161,7 @@ class Freshness:
             if isinstance(cache, SyncedTileCache):
                 await self._catch_up(cache, current)
         self.purged_epoch = self.log.epoch
+        self.started = True
 
     async def _catch_up(self, cache: SyncedTileCache, current: int) -> None:
         """Purge a served cache of the changes after the epoch it was last purged up to."""
@@ -184,6 +186,11 @@ class Freshness:
 
         With `purged`, also wait until every change up to it is purged from the caches.
         """
+        if not self.started:  # the database did not answer when the service started
+            async with self._lock:
+                if not self.started:
+                    await self.start(conn)
+            return
         if current is None:
             current = await _current_epoch(conn)
         if current <= (self.purged_epoch if purged else self.log.epoch):

@@ -88,9 +88,10 @@ class TileService:
             async with pool.connection(timeout=5) as conn:
                 await self.freshness.start(conn)
         except (psycopg.Error, OSError) as exc:
-            logger.warning("tile change log not loaded (%s); cached tiles re-render", exc)
-            # From scratch: the listener's first sync then loads and purges every change,
-            # also those a directory cache missed while no instance ran.
+            logger.warning("tile change log not loaded (%s); cached tiles re-render until "
+                           "the database answers", exc)
+            # Not started: the first sync once the database answers starts it (catching a
+            # directory cache up on what it missed); until then no cached tile is trusted.
             self.freshness = Freshness(self.caches)
             self.freshness.log.floor = 2**62
         self._listener = asyncio.create_task(self._listen(pool, url))
