@@ -36,15 +36,19 @@ def close_gaps(coverage: np.ndarray, gap_width: float) -> np.ndarray:
 
 
 def _gaps(coverage: np.ndarray) -> np.ndarray:
-    """Every area enclosed by units but covered by none, as polygons (units lying inside one,
-    islands, are cut out of it)."""
+    """Every area enclosed by units but covered by none, as polygons (the islands inside one
+    are cut out of it)."""
     gaps = _enclosed_areas(coverage)
     if len(gaps) == 0:
         return gaps
-    gap_idx, island_idx = shapely.STRtree(coverage).query(gaps, predicate="contains")
+    # An island is a unit's part, filled: a part in the gap may belong to a unit with other
+    # parts elsewhere, and an island's own holes are gaps of their own (or other units).
+    parts = shapely.get_parts(coverage)
+    islands = np.asarray(shapely.polygons(shapely.get_exterior_ring(parts)), dtype=object)
+    gap_idx, island_idx = shapely.STRtree(islands).query(gaps, predicate="contains")
     for gap in np.unique(gap_idx):
-        islands = coverage[island_idx[gap_idx == gap]]
-        gaps[gap] = shapely.difference(gaps[gap], shapely.union_all(islands))
+        inside = islands[island_idx[gap_idx == gap]]
+        gaps[gap] = shapely.difference(gaps[gap], shapely.union_all(inside))
     return gaps
 
 
@@ -57,6 +61,8 @@ def _enclosed_areas(coverage: np.ndarray) -> np.ndarray:
     the time of `coverage_union_all`, which spends most of its time placing 30,000 holes.
     """
     start, end, _ = _segments(shapely.orient_polygons(coverage))
+    if len(start) == 0:
+        return np.empty(0, dtype=object)
     vertex = _vertex_ids(start, end)
     keys = _segment_keys(vertex[: len(start)], vertex[len(start):], len(vertex))
     _, key_of, key_count = np.unique(keys, return_inverse=True, return_counts=True)

@@ -87,7 +87,8 @@ def _clean(geoms: np.ndarray, halves_from: int = 1000) -> np.ndarray:
     out[seam] = _geos_clean(out[seam], snap)
     around = np.unique(np.r_[seam, shapely.STRtree(out).query(out[seam],
                                                              predicate="intersects")[1]])
-    if not shapely.coverage_is_valid(out[around]):
+    # (the gap width also catches a seam unit pulled away from a neighbour, leaving a sliver)
+    if not shapely.coverage_is_valid(out[around], gap_width=2 * snap):
         return _geos_clean(geoms, snap)
     return out
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -46,10 +47,10 @@ def _multipolygons(path: Path, parts_per_item: list[Any]) -> np.ndarray:
                 coords = np.asarray(ring, dtype=float)
             except (TypeError, ValueError):
                 coords = np.empty((0, 0))
-            if coords.ndim != 2 or coords.shape[1] != 2:
+            if coords.ndim != 2 or coords.shape[1] not in (2, 3):
                 raise LoaderError(f"{path}: feature {i}: a ring is not a list of [x, y] "
                                   "number pairs")
-            rings.append(coords)
+            rings.append(coords[:, :2])  # (a height, if any, is not used)
             owners.append(i)
     out = np.empty(len(parts_per_item), dtype=object)
     if not rings:
@@ -77,10 +78,14 @@ def _custom_json_reader(path: Path) -> gpd.GeoDataFrame | None:
     """Read the file if it is one of the custom JSON formats we know, else None."""
     if path.suffix.lower() != ".json" or path.stat().st_size == 0:
         return None
+    raw = path.read_bytes()
     try:
-        doc = orjson.loads(path.read_bytes())
+        doc = orjson.loads(raw)
     except orjson.JSONDecodeError:  # also raised for text that is not UTF-8
-        return None
+        try:  # NaN and Infinity, which orjson refuses, are for the checks to report
+            doc = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return None
     if not isinstance(doc, dict):
         return None
     is_3d_map = isinstance(doc.get("wards"), list) or (

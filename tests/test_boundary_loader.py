@@ -201,6 +201,22 @@ def test_malformed_vietnam_3d_map_file_names_the_feature(conn: psycopg.Connectio
     assert fingerprint(conn) == before
 
 
+def test_vietnam_3d_map_heights_are_dropped_and_nan_is_reported(conn: psycopg.Connection,
+                                                                tmp_path: Path) -> None:
+    vintage = _vintage(conn)
+    path = tmp_path / "01.json"
+    path.write_text(json.dumps({"provinceId": "01", "wards": [
+        {"id": "00001", "name": "With heights",
+         "polygons": [[[105, 21, 5], [105.1, 21, 5], [105.1, 21.1, 7]]]},
+        {"id": "00002", "name": "Not a number",
+         "polygons": [[[106, 21], [float("nan"), 21], [106.1, 21.1]]]},
+    ]}))
+    with pytest.raises(LoaderError) as failure:
+        load_boundaries(conn, [path], LoadOptions(vintage, "commune", FieldMap("id", "name")))
+    assert failure.value.details["errors"] == [
+        f"{path}: feature 1 code 00002: geometry has non-finite coordinates"]
+
+
 def test_child_outside_parent_is_reported(conn: psycopg.Connection, tmp_path: Path) -> None:
     vintage = _vintage(conn)
     parents = _write_geojson(tmp_path / "p.geojson", [
@@ -376,3 +392,22 @@ def test_large_coverage_cleaned_in_halves_is_a_clean_coverage() -> None:
     assert shapely.area(shapely.symmetric_difference(ours, units)).max() < 4 * 0.01 * 1.01
     assert shapely.covers(ours, [box(i + 0.02, j + 0.02, i + 0.98, j + 0.98)
                                  for i in range(40) for j in range(30)]).all()
+
+
+@pytest.mark.parametrize("inner", [
+    box(4.01, 4.01, 5.99, 5.99),  # J leaves a narrow frame in I's hole: a gap of its own
+    box(4.5, 4.5, 5.5, 5.5),      # J leaves a wide one: it stays, the outer frame closes
+])
+def test_gaps_around_islands_with_islands_are_closed_like_geos_does(inner: Polygon) -> None:
+    frame = box(0, 0, 10, 10).difference(box(2, 2, 8, 8))          # G, around a pond ...
+    island = box(2.01, 2.01, 7.99, 7.99).difference(box(4, 4, 6, 6))  # ... with island I
+    ours = _cleaned_like_geos(np.array([frame, island, inner], dtype=object), 0.05)
+    assert shapely.area(ours[0]) == pytest.approx(100 - 5.98 ** 2)  # G took the frame
+
+
+def test_a_gap_around_one_part_of_a_unit_is_closed_like_geos_does() -> None:
+    frame = box(0, 0, 10, 10).difference(box(2, 2, 8, 8))
+    # one part of U is the island in G's pond, the other lies far away
+    unit = shapely.MultiPolygon([box(2.01, 2.01, 7.99, 7.99), box(20, 0, 30, 10)])
+    ours = _cleaned_like_geos(np.array([frame, unit], dtype=object), 0.05)
+    assert shapely.area(ours[0]) == pytest.approx(100 - 5.98 ** 2)
