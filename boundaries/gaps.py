@@ -91,6 +91,8 @@ def _following(start: np.ndarray, end: np.ndarray, start_id: np.ndarray, end_id:
     first = np.searchsorted(start_id, end_id, sorter=by_start)
     following = by_start[first.clip(max=len(by_start) - 1)]
     starting_here = np.bincount(start_id, minlength=int(end_id.max(initial=0)) + 1)
+    if (start_id[following] != end_id).any():  # every outline vertex starts a segment
+        raise ValueError("the outline does not close: not an edge-matched coverage")
     for i in np.flatnonzero(starting_here[end_id] > 1):
         candidates = by_start[first[i]: first[i] + starting_here[end_id[i]]]
         turn = np.angle((end[candidates] - start[candidates]) / (end[i] - start[i]))

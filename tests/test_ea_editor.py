@@ -341,7 +341,8 @@ def test_drawing_one_ea_and_filling_the_gap_makes_a_gap_free_coverage(editor: Ed
     editor.page.wait_for_function("window.eaEditor.coverage.eas === 2")
     coverage = editor.js("window.eaEditor.coverage")
     assert coverage["complete"], coverage
-    assert editor.page.locator(".ea-badge.ea-complete").is_visible()
+    # (the panel is drawn once the EAs have loaded too, which may come a moment later)
+    editor.page.locator(".ea-badge.ea-complete").wait_for(state="visible", timeout=10_000)
     geoms = [shapely.from_wkb(r[4]) for r in editor.rows()]
     assert shapely.coverage_is_valid(geoms)
     assert shapely.union_all(geoms).symmetric_difference(commune).area < commune.area * 1e-5
