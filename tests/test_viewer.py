@@ -97,7 +97,8 @@ def test_changing_the_method_recolours(viewer: Viewer, live_server: str) -> None
     viewer.page.select_option("select[name=indicator]", "population")
     viewer.page.wait_for_url("**indicator=population**")
     viewer.page.wait_for_function("window.geoViewer && window.geoViewer.ready")
-    assert viewer.page.locator(".gv-warning").is_visible()  # a raw count: advise a rate
+    # a raw count: advise a rate
+    viewer.page.locator(".gv-warning").wait_for(state="visible", timeout=10_000)
     viewer.screenshot("map-population-equal-interval")
 
 
@@ -132,7 +133,7 @@ def test_drawing_a_rectangle_shows_area_statistics(viewer: Viewer) -> None:
     viewer.page.wait_for_function("window.geoViewer.lastAggregate !== null", timeout=30_000)
     result = viewer.js("window.geoViewer.lastAggregate")
     assert result["results"][0]["value"] > 0
-    assert viewer.page.locator(".gv-aggregate").is_visible()
+    viewer.page.locator(".gv-aggregate").wait_for(state="visible", timeout=10_000)
     viewer.screenshot("map-draw")
 
 
