@@ -13,18 +13,23 @@ import numpy as np
 import pandas as pd
 import shapely
 
+# start points, end points (complex numbers x + iy) and the index of each segment's geometry
+Segments = tuple[np.ndarray, np.ndarray, np.ndarray]
+
 
 def close_gaps(coverage: np.ndarray, gap_width: float) -> np.ndarray:
     """Merge each gap of the coverage narrower than `gap_width` into the unit that shares the
     longest stretch of its edge."""
-    gaps = _gaps(coverage)
+    # the units' segments, oriented so that units lie left of their edges (used twice)
+    segments = _segments(shapely.orient_polygons(coverage))
+    gaps = _gaps(coverage, segments)
     if len(gaps) == 0:
         return coverage
     radius = shapely.length(shapely.maximum_inscribed_circle(gaps, tolerance=gap_width / 50))
     gaps = gaps[2 * radius < gap_width]
     if len(gaps) == 0:
         return coverage
-    taken, taker = _longest_shared_edge(gaps, coverage)
+    taken, taker = _longest_shared_edge(gaps, segments, len(coverage))
     out = coverage.copy()
     by_taker = np.argsort(taker, kind="stable")
     starts = np.flatnonzero(np.r_[True, np.diff(taker[by_taker]) != 0])
@@ -35,10 +40,10 @@ def close_gaps(coverage: np.ndarray, gap_width: float) -> np.ndarray:
     return out
 
 
-def _gaps(coverage: np.ndarray) -> np.ndarray:
+def _gaps(coverage: np.ndarray, segments: Segments) -> np.ndarray:
     """Every area enclosed by units but covered by none, as polygons (the islands inside one
     are cut out of it)."""
-    gaps = _enclosed_areas(coverage)
+    gaps = _enclosed_areas(segments)
     if len(gaps) == 0:
         return gaps
     # An island is a unit's part, filled: a part in the gap may belong to a unit with other
@@ -52,7 +57,7 @@ def _gaps(coverage: np.ndarray) -> np.ndarray:
     return gaps
 
 
-def _enclosed_areas(coverage: np.ndarray) -> np.ndarray:
+def _enclosed_areas(segments: Segments) -> np.ndarray:
     """The outer rings of the bounded areas outside every unit, as polygons.
 
     The coverage's outline is made of the segments that only one unit has. Oriented so that
@@ -60,7 +65,7 @@ def _enclosed_areas(coverage: np.ndarray) -> np.ndarray:
     each enclosed area (and anticlockwise around the land). Tracing them takes a quarter of
     the time of `coverage_union_all`, which spends most of its time placing 30,000 holes.
     """
-    start, end, _ = _segments(shapely.orient_polygons(coverage))
+    start, end, _ = segments
     if len(start) == 0:
         return np.empty(0, dtype=object)
     vertex = _vertex_ids(start, end)
@@ -119,7 +124,7 @@ def _trace_rings(following: list[int]) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(order, dtype=np.int64), np.asarray(ring_of, dtype=np.int64)
 
 
-def _longest_shared_edge(gaps: np.ndarray, coverage: np.ndarray
+def _longest_shared_edge(gaps: np.ndarray, unit_segments: Segments, units: int
                          ) -> tuple[np.ndarray, np.ndarray]:
     """(gap, unit) index pairs: for each gap, the unit sharing the longest stretch of its edge.
 
@@ -128,7 +133,7 @@ def _longest_shared_edge(gaps: np.ndarray, coverage: np.ndarray
     the first unit.
     """
     gap_start, gap_end, gap_of = _segments(gaps)
-    unit_start, unit_end, unit_of = _segments(coverage)
+    unit_start, unit_end, unit_of = unit_segments
     vertex = _vertex_ids(gap_start, gap_end, unit_start, unit_end)
     gaps_n, units_n = len(gap_of), len(unit_of)
     gap_keys = _segment_keys(vertex[:gaps_n], vertex[gaps_n: 2 * gaps_n], len(vertex))
@@ -140,15 +145,15 @@ def _longest_shared_edge(gaps: np.ndarray, coverage: np.ndarray
     matched = unit_keys[order[found]] == gap_keys
     gap, unit = gap_of[matched], unit_of[order[found[matched]]]
     # total shared length per (gap, unit), then per gap the longest
-    pair, pair_of = np.unique(gap * len(coverage) + unit, return_inverse=True)
+    pair, pair_of = np.unique(gap * units + unit, return_inverse=True)
     length = np.bincount(pair_of, weights=np.abs(gap_end - gap_start)[matched])
-    pair_gap, pair_unit = pair // len(coverage), pair % len(coverage)
+    pair_gap, pair_unit = pair // units, pair % units
     best = np.lexsort((pair_unit, -length, pair_gap))
     first = np.unique(pair_gap[best], return_index=True)[1]
     return pair_gap[best][first], pair_unit[best][first]
 
 
-def _segments(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _segments(geoms: np.ndarray) -> Segments:
     """Every ring segment of the polygons as start and end points (complex numbers x + iy)
     and the index of the geometry it belongs to. Zero-length segments are left out."""
     parts, part_of = shapely.get_parts(geoms, return_index=True)
