@@ -46,6 +46,18 @@ def _compose_service() -> dict[str, object]:
     return service
 
 
+def _image_python(image: Path, code: str) -> list[str]:
+    """A command running `code` with the image's files instead of this checkout.
+
+    Python without site processing (run it in the image's WORKDIR): this checkout's editable
+    install (a .pth file) is not on the path; the installed dependencies are added by hand,
+    after the image's files.
+    """
+    prelude = (f"import sys; sys.path[:0] = [{str(image)!r}]; "
+               f"sys.path.append({sysconfig.get_paths()['purelib']!r}); ")
+    return [sys.executable, "-S", "-c", prelude + code]
+
+
 def test_dockerfile_copies_every_package_and_the_demo_data() -> None:
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
     packages = project["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
@@ -80,12 +92,6 @@ def test_the_image_files_alone_run_the_demo(pg: PgCluster, demo_template: str,
         else:
             image.mkdir(exist_ok=True)
             shutil.copy2(path, image / source)
-    # Python without site processing, in the image's WORKDIR: this checkout's editable
-    # install (a .pth file) is not on the path; the installed dependencies are added by
-    # hand, after the image's files.
-    launcher = (f"import sys; sys.path[:0] = [{str(image)!r}]; "
-                f"sys.path.append({sysconfig.get_paths()['purelib']!r}); "
-                "sys.argv[0] = 'geo-service'; from geo_service.cli import app; app()")
     environment = _compose_service()["environment"]
     assert isinstance(environment, dict)
     port = free_port()
@@ -96,15 +102,15 @@ def test_the_image_files_alone_run_the_demo(pg: PgCluster, demo_template: str,
            "GEO_SERVICE_PORT": str(port), "GEO_SERVICE_HOME": str(tmp_path / "home")}
     command = _compose_service()["command"]
     assert isinstance(command, list) and command[0] == "geo-service"
-    where = subprocess.run([sys.executable, "-S", "-c", launcher.replace(
-        "from geo_service.cli import app; app()",
-        "import geo_service, tilecache, boundaries; print(geo_service.__file__)")],
-        env=env, cwd=image, capture_output=True, text=True)
+    where = subprocess.run(_image_python(image, "import geo_service, tilecache, boundaries; "
+                                                "print(geo_service.__file__)"),
+                           env=env, cwd=image, capture_output=True, text=True)
     assert where.returncode == 0, where.stderr[-3000:]
     assert where.stdout.strip().startswith(str(image))
     log = tmp_path / "demo.log"
     with log.open("wb") as output:
-        process = subprocess.Popen([sys.executable, "-S", "-c", launcher, *command[1:]],
+        geo_service = "sys.argv[0] = 'geo-service'; from geo_service.cli import app; app()"
+        process = subprocess.Popen([*_image_python(image, geo_service), *command[1:]],
                                    env=env, cwd=image, stdout=output,
                                    stderr=subprocess.STDOUT)
         try:
