@@ -114,8 +114,8 @@ def generalise_async(pool: Executor, geoms: np.ndarray, gap_width: float
 
     Each band is simplified from the more detailed one before it (the same shapes in a third
     less time than from the full detail), so a one-thread pool finishes them finest first.
-    (Two threads, simplifying two bands at a time, gained 0.3 s on the demo's communes and
-    lost as much on a clean source: on two cores the loader's main thread needs the other.)
+    (Two threads, simplifying two bands at a time, gained 0.22 s on the demo's communes and
+    lost 0.26 s on a clean source: on two cores the loader's main thread needs the other.)
     """
     previous = cleaned = pool.submit(clean_coverage, geoms, gap_width)
     bands = {}
