@@ -79,6 +79,12 @@ class NotFound(GeoServiceError):
     status_code = 404
 
 
+class NotAcceptable(GeoServiceError):
+    """None of the formats the client accepts (Accept header) is offered."""
+
+    status_code = 406
+
+
 class Conflict(GeoServiceError):
     """The request conflicts with the current state."""
 

@@ -6,9 +6,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
@@ -22,6 +21,7 @@ from geo_service.errors import (
     ResponseDeadline,
     add_exception_handlers,
 )
+from geo_service.negotiation import GZipUnlessRefused
 from geo_service.observability import install as install_observability
 from geo_service.routers import (
     aggregate,
@@ -35,6 +35,7 @@ from geo_service.routers import (
     users,
     viewer,
 )
+from geo_service.routers.strict import reject_unknown_parameters
 from geo_service.settings import CORS_EXPOSE_HEADERS, ServiceSettings
 from geo_service.tiles.service import TileService
 from geo_service.tiles.writes import PurgeTilesAfterWrites
@@ -76,23 +77,25 @@ def create_app(settings: ServiceSettings | None = None, db_url: str | None = Non
     app.add_middleware(PurgeTilesAfterWrites)
     app.add_middleware(RefuseNulBytes)
     app.add_middleware(LimitBodySize, max_bytes=settings.max_body_bytes)
-    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    app.add_middleware(GZipUnlessRefused, minimum_size=1024)
     app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origin_list,
                        allow_methods=["GET", "HEAD", "OPTIONS"], allow_headers=["*"],
                        expose_headers=list(CORS_EXPOSE_HEADERS))
     # Outermost, so it sees every response (also the 400s and CORS answers above).
     install_observability(app, settings.access_log, settings.basemap_url)
-    app.include_router(landing.router)
+    # the OGC API parts refuse query parameters they do not define
+    strict = [Depends(reject_unknown_parameters)]
+    app.include_router(landing.router, dependencies=strict)
     app.include_router(health.router)
     app.include_router(users.router)
-    app.include_router(ea.router)  # before the generic collections routes
-    app.include_router(features.router)
+    app.include_router(ea.router, dependencies=strict)  # before the generic collections routes
+    app.include_router(features.router, dependencies=strict)
     app.include_router(aggregate.router)
-    app.include_router(tiles.router)
+    app.include_router(tiles.router, dependencies=strict)
     app.include_router(maps.router)
     app.include_router(viewer.router)
     app.mount(landing.SWAGGER_UI_PATH, StaticFiles(directory=str(swagger_ui_path)),
               name="swagger-ui")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    app.include_router(indicators.router)
+    app.include_router(indicators.router, dependencies=strict)
     return app

@@ -14,7 +14,8 @@ def _default_home() -> Path:
 
 
 # Response headers a browser script may read across origins (nginx in front sends the same).
-CORS_EXPOSE_HEADERS = ("ETag", "Content-Crs", "X-Request-Id")
+CORS_EXPOSE_HEADERS = ("ETag", "Content-Crs", "X-Request-Id", "Link", "OGC-NumberMatched",
+                       "OGC-NumberReturned")
 
 DEMO_RASTER = (Path(__file__).resolve().parent.parent / "data" / "vn" / "raster"
                / "vn_ppp_2020_1km_Aggregated.tif")

@@ -170,16 +170,124 @@ def test_geopackage_download(client: TestClient, tmp_path: Path) -> None:
     assert frame["population"].sum() > 1e8
 
 
+def test_downloads_hold_every_item_unless_limited(client: TestClient) -> None:
+    whole = client.get(ITEMS, params={"f": "csv", "properties": "code"})
+    frame = pd.read_csv(io.BytesIO(whole.content), dtype={"code": str}, encoding="utf-8-sig")
+    assert len(frame) == 3321 == int(whole.headers["OGC-NumberMatched"])
+    assert "Link" not in whole.headers
+    page = client.get(ITEMS, params={"f": "csv", "properties": "code", "limit": 1000,
+                                     "offset": 1000})
+    assert page.headers["OGC-NumberReturned"] == "1000"
+    assert 'offset=2000>; rel="next"' in page.headers["Link"]
+    assert 'offset=0>; rel="prev"' in page.headers["Link"]
+    gpkg = client.get(ITEMS, params={"f": "gpkg", "properties": "code"})
+    assert gpkg.headers["OGC-NumberMatched"] == "3321"
+
+
+def test_a_limit_over_the_page_maximum_is_capped(client: TestClient) -> None:
+    body = client.get("/collections/province-2025/items",
+                      params={"limit": 50_000, "properties": "code"}).json()
+    assert body["numberReturned"] == 34
+
+
+def test_format_follows_accept_with_quality_values(client: TestClient) -> None:
+    def served(accept: str, url: str = f"{ITEMS}?limit=1") -> str:
+        response = client.get(url, headers={"Accept": accept})
+        assert "Accept" in response.headers["Vary"]
+        return str(response.headers["content-type"])
+
+    assert served("text/csv;q=0.5, application/geo+json;q=0.9").startswith(
+        "application/geo+json")
+    assert served("application/geo+json;q=0.1, text/csv").startswith("text/csv")
+    assert served("text/html,application/xhtml+xml,*/*;q=0.8").startswith(
+        "application/geo+json")
+    assert served("text/csv", f"{ITEMS}/00004").startswith("text/csv")
+    refused = client.get(ITEMS, headers={"Accept": "image/png"})
+    assert refused.status_code == 406 and refused.json()["parameter"] == "Accept"
+
+
+def test_single_item_in_every_format(client: TestClient, tmp_path: Path) -> None:
+    feature = client.get(f"{ITEMS}/00004").json()
+    rels = {link["rel"]: link for link in feature["links"]}
+    assert rels["collection"]["type"] == "application/json"
+    assert {link["type"] for link in feature["links"] if link["rel"] == "alternate"} == {
+        "text/csv", "application/geopackage+sqlite3"}
+    frame = pd.read_csv(io.BytesIO(client.get(f"{ITEMS}/00004", params={"f": "csv"}).content),
+                        dtype={"code": str}, encoding="utf-8-sig")
+    assert frame["code"].tolist() == ["00004"] and frame["name"].tolist() == ["Ba Đình"]
+    path = tmp_path / "one.gpkg"
+    path.write_bytes(client.get(f"{ITEMS}/00004", params={"f": "gpkg"}).content)
+    assert gpd.read_file(path)["code"].tolist() == ["00004"]
+
+
+def test_items_refuse_gzip_when_the_client_does(client: TestClient) -> None:
+    request = client.build_request("GET", ITEMS, params={"limit": 50},
+                                   headers={"Accept-Encoding": "gzip;q=0"})
+    assert "Content-Encoding" not in client.send(request, stream=True).headers
+    request = client.build_request("GET", ITEMS, params={"limit": 50},
+                                   headers={"Accept-Encoding": "gzip"})
+    assert client.send(request, stream=True).headers["Content-Encoding"] == "gzip"
+
+
+@pytest.mark.parametrize(("collection", "when", "matched"), [
+    ("commune-2025", "2025-08-01", 3321),
+    ("commune-2025", "2025-08-01T10:00:00+07:00", 3321),
+    ("commune-2025", "2020-01-01", 0),
+    ("commune-2025", "2019-01-01/..", 3321),
+    ("commune-2025", "../2025-06-30", 0),
+    ("province-2019", "2025-08-01", 0),
+    ("province-2019", "2024-01-01/2025-12-31", 63),
+])
+def test_datetime_selects_the_vintage_in_force(client: TestClient, collection: str, when: str,
+                                               matched: int) -> None:
+    body = client.get(f"/collections/{collection}/items",
+                      params={"datetime": when, "limit": 1}).json()
+    assert body["numberMatched"] == matched
+
+
+def test_bbox_across_the_antimeridian(client: TestClient) -> None:
+    def matched(bbox: str) -> int:
+        body = client.get(ITEMS, params={"bbox": bbox, "limit": 1}).json()
+        return int(body["numberMatched"])
+
+    assert matched("179,-10,-179,10") == 0
+    assert matched("100,5,-170,25") == matched("100,5,180,25") == 3321
+
+
+def test_names_sort_in_vietnamese_order(client: TestClient) -> None:
+    body = client.get("/collections/province-2025/items",
+                      params={"sortby": "name", "properties": "name", "limit": 100}).json()
+    names = [f["properties"]["name"] for f in body["features"]]
+    # a, ă, â … c, d, đ: "Cà Mau" before "Cao Bằng", every Đ after D and before G
+    assert names.index("Cà Mau") < names.index("Cao Bằng") < names.index("Cần Thơ")
+    assert names.index("Cần Thơ") < names.index("Đà Nẵng") < names.index("Gia Lai")
+
+
+def test_q_takes_alternative_terms(client: TestClient) -> None:
+    body = client.get("/collections/province-2025/items",
+                      params={"q": "ha noi, hue", "properties": "name"}).json()
+    assert {f["properties"]["name"] for f in body["features"]} == {"Hà Nội", "Huế"}
+
+
 @pytest.mark.parametrize(("url", "status", "parameter"), [
     ("/collections/nope-2025/items", 404, "collectionId"),
     ("/collections/commune-1999", 404, "collectionId"),
     (f"{ITEMS}?bbox=1,2,3", 400, "bbox"),
     (f"{ITEMS}?bbox=a,b,c,d", 400, "bbox"),
-    (f"{ITEMS}?bbox=3,2,1,4", 400, "bbox"),
+    (f"{ITEMS}?bbox=1,4,3,2", 400, "bbox"),
+    (f"{ITEMS}?bbox=105,91,106,92", 400, "bbox"),
+    (f"{ITEMS}?bbox=105,21,106,95", 400, "bbox"),
+    (f"{ITEMS}?bbox=185,21,186,22", 400, "bbox"),
+    (f"{ITEMS}?bbox=500000,2300000,400000,2400000&bbox-crs=EPSG:32648", 400, "bbox"),
     (f"{ITEMS}?crs=EPSG:999999", 400, "crs"),
     (f"{ITEMS}?crs=urn:nonsense", 400, "crs"),
+    (f"{ITEMS}?crs=EPSG:5773", 400, "crs"),  # heights only
+    (f"{ITEMS}?crs=EPSG:4978", 400, "crs"),  # earth-centred, 3D
+    (f"{ITEMS}?crs=EPSG:4979", 400, "crs"),  # 3D
+    (f"{ITEMS}?crs=EPSG:2154", 400, "crs"),  # made for France
+    (f"{ITEMS}?bbox=0,0,1,1&bbox-crs=EPSG:2154", 400, "bbox-crs"),
     (f"{ITEMS}?limit=0", 400, "limit"),
-    (f"{ITEMS}?limit=10001", 400, "limit"),
+    (f"{ITEMS}?limit=1e9", 400, "limit"),
     (f"{ITEMS}?offset=-1", 400, "offset"),
     (f"{ITEMS}?sortby=height", 400, "sortby"),
     (f"{ITEMS}?properties=code,secret", 400, "properties"),
@@ -188,6 +296,21 @@ def test_geopackage_download(client: TestClient, tmp_path: Path) -> None:
     (f"{ITEMS}?indicator=population&period=1990", 400, "period"),
     (f"{ITEMS}?zoom=99", 400, "zoom"),
     (f"{ITEMS}?f=xml", 400, "f"),
+    (f"{ITEMS}?filter=name='x'", 400, "filter"),
+    (f"{ITEMS}?foo=bar", 400, "foo"),
+    (f"{ITEMS}/00004?limit=1", 400, "limit"),
+    (f"{ITEMS}/00004?f=xml", 400, "f"),
+    (f"{ITEMS}?datetime=yesterday", 400, "datetime"),
+    (f"{ITEMS}?datetime=2025-01-01/2024-01-01", 400, "datetime"),
+    (f"{ITEMS}?datetime=../..", 400, "datetime"),
+    ("/collections?f=xml", 400, "f"),
+    ("/conformance?f=html", 400, "f"),
+    ("/collections/commune-2025?foo=1", 400, "foo"),
+    ("/?f=xml", 400, "f"),
+    ("/indicators?foo=1", 400, "foo"),
+    ("/collections/commune-2025/tiles/WebMercatorQuad/5/25/14?foo=1", 400, "foo"),
+    (f"{ITEMS}?parent=00004", 400, "parent"),
+    ("/collections/province-2025/items?parent=01", 400, "parent"),
 ])
 def test_bad_parameters_are_named(client: TestClient, url: str, status: int,
                                   parameter: str) -> None:
@@ -251,6 +374,25 @@ def test_aggregate_rejects_bad_areas(client: TestClient, geometry: dict[str, Any
     response = _aggregate(client, geometry)
     assert response.status_code == status, response.text
     assert response.json()["parameter"] == "geometry"
+
+
+def test_aggregate_of_an_area_without_units_is_not_available(client: TestClient) -> None:
+    result = _aggregate(client, mapping(box(0, 0, 1, 1))).json()
+    assert result["units"] == [] and result["covered_share"] == 0
+    for estimate in result["results"]:
+        assert estimate["value"] is None and estimate["status"] == "not_available"
+
+
+def test_aggregate_says_how_much_of_the_area_has_units(client: TestClient) -> None:
+    unit = shape(_coverage_geometry(client, "00004"))
+    x0 = unit.bounds[0]
+    # the unit plus as much again of open sea far from any unit
+    sea = shapely.affinity.translate(unit, xoff=120 - x0)
+    parts = [*shapely.get_parts(unit), *shapely.get_parts(sea)]
+    result = _aggregate(client, mapping(shapely.MultiPolygon(parts))).json()
+    assert result["covered_share"] == pytest.approx(0.5, abs=0.01)
+    population = next(r for r in result["results"] if r["indicator"] == "population")
+    assert population["status"] == "ok" and population["value"] > 0
 
 
 def test_aggregate_respects_disclosure(demo_db: str, tmp_path: Path) -> None:

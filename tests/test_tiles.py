@@ -141,6 +141,64 @@ def test_tilejson_and_tileset(client: TestClient) -> None:
     assert tileset["layers"][0]["id"] == "commune-2025"
 
 
+@pytest.mark.parametrize("params", [{}, {"indicator": "density"},
+                                    {"properties": "name,unit_type"},
+                                    {"properties": "name", "indicator": "density"}])
+def test_metadata_lists_exactly_the_fields_tiles_carry(client: TestClient,
+                                                       params: dict[str, str]) -> None:
+    doc = client.get(f"{TILES}/tilejson.json", params=params).json()
+    url = doc["tiles"][0].replace("{z}/{x}/{y}", "/".join(map(str, HANOI_Z10)))
+    tile = _decode(client.get(url.replace("http://testserver", "")).content)
+    carried = {key for f in tile["commune-2025"]["features"] for key in f["properties"]}
+    assert carried == set(doc["vector_layers"][0]["fields"])
+    if not params:
+        schema = client.get(TILES).json()["layers"][0]["propertiesSchema"]["properties"]
+        assert set(schema) == carried
+
+
+def test_tiles_are_discoverable_the_ogc_way(client: TestClient) -> None:
+    assert "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt" in \
+        client.get("/conformance").json()["conformsTo"]
+    links = client.get("/collections/commune-2025").json()["links"]
+    tilesets = next(link["href"] for link in links
+                    if link["rel"] == "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector")
+    listed = client.get(tilesets.replace("http://testserver", "")).json()["tilesets"][0]
+    scheme = next(link["href"] for link in listed["links"]
+                  if link["rel"] == "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme")
+    tms = client.get(scheme.replace("http://testserver", "")).json()
+    assert tms["id"] == "WebMercatorQuad"
+    assert [m["matrixWidth"] for m in tms["tileMatrices"]][:4] == [1, 2, 4, 8]
+    # zoom 0: one 256-pixel tile across the earth's 40,075 km
+    assert tms["tileMatrices"][0]["cellSize"] == pytest.approx(156543.034, abs=1e-3)
+    assert client.get("/tileMatrixSets").json()["tileMatrixSets"][0]["id"] == "WebMercatorQuad"
+    assert client.get("/tileMatrixSets/WorldCRS84Quad").status_code == 404
+
+
+@pytest.mark.parametrize(("accept_encoding", "expected"), [
+    ("gzip;q=0", None), ("br;q=0, gzip", "gzip"), ("gzip, br;q=0.5", "gzip"),
+    ("br, gzip", "br"), ("*", "br"), ("*;q=0", None), ("identity", None),
+])
+def test_tile_encoding_follows_the_quality_values(demo_ro: str, tmp_path: Path,
+                                                  accept_encoding: str,
+                                                  expected: str | None) -> None:
+    url = f"{TILES}/{HANOI_Z10[0]}/{HANOI_Z10[1]}/{HANOI_Z10[2]}"
+    with _app(demo_ro, tmp_path, tile_cache="none") as client:
+        request = client.build_request("GET", url, headers={"Accept-Encoding": accept_encoding})
+        response = client.send(request, stream=True)
+        assert response.headers.get("Content-Encoding") == expected
+
+
+def test_if_none_match_compares_weakly(client: TestClient) -> None:
+    url = f"{TILES}/{HANOI_Z10[0]}/{HANOI_Z10[1]}/{HANOI_Z10[2]}"
+    etag = client.get(url, headers={"Accept-Encoding": "identity"}).headers["ETag"]
+    for sent in (f"W/{etag}", '"other", ' + etag, "*"):
+        response = client.get(url, headers={"If-None-Match": sent,
+                                            "Accept-Encoding": "identity"})
+        assert response.status_code == 304, sent
+        assert response.headers["ETag"] == etag and "Accept-Encoding" in response.headers["Vary"]
+    assert client.get(url, headers={"If-None-Match": '"other"'}).status_code == 200
+
+
 # --- freshness --------------------------------------------------------------------------------
 
 def _app(url: str, home: Path, **settings: Any) -> TestClient:

@@ -74,6 +74,7 @@ async def unit_shares(conn: psycopg.AsyncConnection, collection: Collection,
         await asyncio.to_thread(_population_shares, rows, raster)
     for row in rows:
         row["share"] = row[f"{method}_share"]
+        row["inside_km2"] = round(row["piece_m2"] / 1e6, 6)
         for key in ("piece", "unit", "unit_m2", "piece_m2"):
             row.pop(key)
     return rows
@@ -115,6 +116,10 @@ async def estimate(conn: psycopg.AsyncConnection, meta: dict[str, Any], period: 
     """The indicator's value for the drawn area, with status and how it was obtained."""
     result: dict[str, Any] = {"indicator": meta["code"], "period": period, "unit": meta["unit"],
                               "kind": meta["kind"], "value": None}
+    if not shares:  # a sum over no unit is unknown, not zero
+        result.update(status="not_available",
+                      note=f"the area touches no unit of {collection.id}")
+        return result
     if meta["kind"] == "count":
         total = await _apportioned(conn, meta["code"], period, collection, shares)
         result["method"] = "sum of unit values × share"

@@ -22,6 +22,8 @@ BASE_PROPERTIES: dict[str, sql.Composable] = {
     "unit_type": sql.SQL("u.unit_type"),
     "area_km2": sql.SQL("round(u.area_km2::numeric, 3)"),
 }
+# Sort keys that differ from the property: names in Vietnamese order (migration 0005).
+SORT_EXPRESSIONS: dict[str, sql.Composable] = {"name": sql.SQL("u.name COLLATE vietnamese")}
 MATCHED_CAP = 100_000  # above this numberMatched is left out rather than counted
 
 
@@ -38,7 +40,7 @@ class ItemQuery:
     """A validated request for items of one collection."""
 
     collection: Collection
-    limit: int = 100
+    limit: int | None = 100  # None: no limit
     offset: int = 0
     bbox: tuple[float, float, float, float] | None = None
     bbox_crs: OutputCrs = WGS84_LONLAT
@@ -46,11 +48,12 @@ class ItemQuery:
     properties: list[str] | None = None
     sortby: list[tuple[str, bool]] = field(default_factory=list)  # (property, descending)
     parent: str | None = None
-    search: str | None = None  # accent-folded
+    search: list[str] = field(default_factory=list)  # accent-folded terms, any may match
     indicators: list[IndicatorJoin] = field(default_factory=list)
     band: int | None = None
     precision: int | None = None
     code: str | None = None
+    in_force: bool = True  # False: `datetime` is outside the vintage's validity, no items
 
     def property_names(self) -> list[str]:
         """Every property this query can return, in output order."""
@@ -114,11 +117,14 @@ def _from_where(query: ItemQuery, params: dict[str, Any], band: bool = True) -> 
         params["parent"] = query.parent
         conditions.append(sql.SQL("u.parent_code = %(parent)s"))
     if query.search:
-        params["search"] = f"%{like_escape(query.search)}%"
+        params["search"] = [f"%{like_escape(term)}%" for term in query.search]
         params["search_code"] = query.search
-        conditions.append(sql.SQL("(u.search_name LIKE %(search)s OR u.code = %(search_code)s)"))
+        conditions.append(sql.SQL("(u.search_name LIKE ANY(%(search)s)"
+                                  " OR u.code = ANY(%(search_code)s))"))
     if query.bbox is not None:
         conditions.append(_bbox_condition(query, params))
+    if not query.in_force:
+        conditions.append(sql.SQL("FALSE"))
     parts.append(sql.SQL("WHERE ") + sql.SQL(" AND ").join(conditions))
     return sql.SQL(" ").join(parts)
 
@@ -142,20 +148,36 @@ def _bbox_condition(query: ItemQuery, params: dict[str, Any]) -> sql.Composable:
     x0, y0, x1, y1 = query.bbox
     if query.bbox_crs.lat_first:
         x0, y0, x1, y1 = y0, x0, y1, x1
-    params.update(x0=x0, y0=y0, x1=x1, y1=y1, bbox_srid=query.bbox_crs.srid,
-                  seg=max(x1 - x0, y1 - y0) / 64 or 1)
-    envelope: sql.Composable = sql.SQL(
-        "ST_MakeEnvelope(%(x0)s, %(y0)s, %(x1)s, %(y1)s, %(bbox_srid)s)")
+    params.update(bbox_srid=query.bbox_crs.srid)
+    if x0 > x1:  # (geographic only, checked before) a box across the antimeridian: two boxes
+        boxes = [_envelope(query, params, "w", (x0, y0, 180.0, y1)),
+                 _envelope(query, params, "e", (-180.0, y0, x1, y1))]
+    else:
+        boxes = [_envelope(query, params, "b", (x0, y0, x1, y1))]
+    return sql.SQL("({})").format(sql.SQL(" OR ").join(
+        sql.SQL("u.geom && {e} AND ST_Intersects(u.geom, {e})").format(e=e) for e in boxes))
+
+
+def _envelope(query: ItemQuery, params: dict[str, Any], name: str,
+              corners: tuple[float, float, float, float]) -> sql.Composable:
+    """A rectangle in the bbox CRS, in degrees."""
+    x0, y0, x1, y1 = corners
+    keys = [f"{name}{i}" for i in range(5)]
+    params.update(zip(keys, (x0, y0, x1, y1, max(x1 - x0, y1 - y0) / 64 or 1), strict=True))
+    envelope: sql.Composable = sql.SQL("ST_MakeEnvelope({}, {}, {}, {}, %(bbox_srid)s)").format(
+        *(sql.Placeholder(k) for k in keys[:4]))
     if query.bbox_crs.srid != 4326:
         # densify first, so the rectangle's edges stay where they are once in degrees
-        envelope = sql.SQL("ST_Transform(ST_Segmentize({}, %(seg)s), 4326)").format(envelope)
-    return sql.SQL("u.geom && {e} AND ST_Intersects(u.geom, {e})").format(e=envelope)
+        envelope = sql.SQL("ST_Transform(ST_Segmentize({}, {}), 4326)").format(
+            envelope, sql.Placeholder(keys[4]))
+    return envelope
 
 
 def _order_by(query: ItemQuery) -> sql.Composed:
-    terms: list[sql.Composable] = [sql.SQL("{} {}").format(property_expr(query, name),
-                                     sql.SQL("DESC NULLS LAST" if desc else "ASC NULLS LAST"))
-             for name, desc in query.sortby]
+    terms: list[sql.Composable] = [
+        sql.SQL("{} {}").format(SORT_EXPRESSIONS.get(name) or property_expr(query, name),
+                                sql.SQL("DESC NULLS LAST" if desc else "ASC NULLS LAST"))
+        for name, desc in query.sortby]
     terms.append(sql.SQL("u.code"))
     return sql.SQL("ORDER BY ") + sql.SQL(", ").join(terms)
 

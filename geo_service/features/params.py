@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 
 import psycopg
 from pyproj import Transformer
@@ -11,7 +12,7 @@ from pyproj import Transformer
 from boundaries.names import fold
 from geo_service.errors import InvalidParameter
 from geo_service.features.collections import Collection
-from geo_service.features.crs import OutputCrs, ensure_srid, parse_crs
+from geo_service.features.crs import OutputCrs, check_area_of_use, ensure_srid, parse_crs
 from geo_service.features.items import IndicatorJoin, ItemQuery
 from geo_service.text import check_text
 
@@ -20,7 +21,7 @@ from geo_service.text import check_text
 class RawItemParams:
     """The items query parameters as received (strings, unchecked)."""
 
-    limit: int = 100
+    limit: int | None = 100  # None: every matched item (downloads)
     offset: int = 0
     bbox: str | None = None
     bbox_crs: str | None = None
@@ -34,6 +35,7 @@ class RawItemParams:
     zoom: int | None = None
     max_allowable_offset: float | None = None
     precision: int | None = None
+    datetime: str | None = None
 
 
 def parse_bbox(text: str) -> tuple[float, float, float, float]:
@@ -50,9 +52,71 @@ def parse_bbox(text: str) -> tuple[float, float, float, float]:
         raise InvalidParameter("bbox values must be finite numbers", parameter="bbox")
     x0, y0, x1, y1 = (numbers[0], numbers[1], numbers[3], numbers[4]) if len(numbers) == 6 \
         else numbers
-    if x0 > x1 or y0 > y1:
+    if y0 > y1:
         raise InvalidParameter("bbox minimum is larger than its maximum", parameter="bbox")
     return x0, y0, x1, y1
+
+
+def _check_bbox_range(bbox: tuple[float, float, float, float], crs: OutputCrs) -> None:
+    """Degrees must be degrees; west > east is a box across the antimeridian (geographic
+    CRSs only)."""
+    x0, y0, x1, y1 = bbox
+    if not crs.geographic:
+        if x0 > x1:
+            raise InvalidParameter("bbox minimum is larger than its maximum", parameter="bbox")
+        return
+    lon0, lat0, lon1, lat1 = (y0, x0, y1, x1) if crs.lat_first else (x0, y0, x1, y1)
+    if not (-90 <= lat0 <= 90 and -90 <= lat1 <= 90):
+        raise InvalidParameter("bbox latitudes must lie between -90 and 90", parameter="bbox")
+    if not (-180 <= lon0 <= 180 and -180 <= lon1 <= 180):
+        raise InvalidParameter("bbox longitudes must lie between -180 and 180",
+                               parameter="bbox")
+    if lat0 > lat1:
+        raise InvalidParameter("bbox minimum is larger than its maximum", parameter="bbox")
+
+
+def _instant(text: str, end: bool) -> datetime | None:
+    """One end of a datetime interval in UTC (None when open); a date means that whole day."""
+    if text in ("", ".."):
+        return None
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            return moment.replace(hour=23, minute=59, second=59) if end else moment
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise InvalidParameter(f"datetime {text!r} is not an RFC 3339 date or date-time "
+                               "(e.g. 2025-07-01 or 2025-07-01T00:00:00Z)",
+                               parameter="datetime") from exc
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def parse_datetime(text: str) -> tuple[datetime | None, datetime | None]:
+    """`datetime` as an instant or an interval `start/end` (`..` or empty for open ends)."""
+    start_text, slash, end_text = text.strip().partition("/")
+    if not slash:
+        moment = _instant(start_text, end=False)
+        if moment is None:
+            raise InvalidParameter("datetime needs a date, a date-time or an interval",
+                                   parameter="datetime")
+        return moment, (_instant(start_text, end=True) if len(start_text) == 10 else moment)
+    start, end = _instant(start_text, end=False), _instant(end_text, end=True)
+    if start is None and end is None:
+        raise InvalidParameter("datetime interval '../..' has no end", parameter="datetime")
+    if start is not None and end is not None and start > end:
+        raise InvalidParameter("datetime interval starts after it ends", parameter="datetime")
+    return start, end
+
+
+def in_force(collection: Collection, start: datetime | None, end: datetime | None) -> bool:
+    """Whether the collection's vintage was in force at some time of the interval (its
+    units carry no dates of their own: each is valid for as long as its vintage)."""
+    valid_from = datetime.fromisoformat(collection.valid_from).replace(tzinfo=UTC)
+    valid_to = (datetime.fromisoformat(collection.valid_to).replace(tzinfo=UTC)
+                if collection.valid_to else None)
+    return (end is None or end >= valid_from) and (
+        start is None or valid_to is None or start < valid_to)
 
 
 def _check_bbox_area(bbox: tuple[float, float, float, float], crs: OutputCrs) -> None:
@@ -122,6 +186,25 @@ def _check_names(names: list[str], allowed: list[str], parameter: str) -> None:
                                    f"{', '.join(allowed)}", parameter=parameter, valid=allowed)
 
 
+async def _check_parent(conn: psycopg.AsyncConnection, collection: Collection,
+                        parent: str) -> None:
+    """The parent must be a unit of the collection's vintage at a higher level."""
+    cur = await conn.execute(
+        "SELECT u.level, l.rank < (SELECT rank FROM admin_level WHERE id = %s)"
+        " FROM admin_unit u JOIN admin_level l ON l.id = u.level"
+        " WHERE u.vintage = %s AND u.code = %s ORDER BY l.rank LIMIT 1",
+        (collection.level, collection.vintage, parent))
+    row = await cur.fetchone()
+    if row is None:
+        raise InvalidParameter(f"parent {parent!r} is not a unit of vintage "
+                               f"{collection.vintage}", parameter="parent")
+    level, above = row
+    if not above:
+        raise InvalidParameter(f"parent {parent!r} is a {level} of vintage "
+                               f"{collection.vintage}; the parents of {collection.level} units "
+                               "are units of a higher level", parameter="parent")
+
+
 async def build_item_query(conn: psycopg.AsyncConnection, collection: Collection,
                            raw: RawItemParams) -> ItemQuery:
     """Check every parameter against the collection; raise InvalidParameter naming the bad one."""
@@ -129,21 +212,22 @@ async def build_item_query(conn: psycopg.AsyncConnection, collection: Collection
                       crs=parse_crs(raw.crs, "crs"), bbox_crs=parse_crs(raw.bbox_crs, "bbox-crs"),
                       precision=raw.precision, parent=raw.parent)
     for target, parameter in ((query.crs, "crs"), (query.bbox_crs, "bbox-crs")):
+        check_area_of_use(target, collection.extent, parameter, collection.id)
         await ensure_srid(conn, target, parameter)
     if raw.bbox is not None:
         query.bbox = parse_bbox(raw.bbox)
+        _check_bbox_range(query.bbox, query.bbox_crs)
         _check_bbox_area(query.bbox, query.bbox_crs)
     elif raw.bbox_crs is not None:
         raise InvalidParameter("bbox-crs needs bbox", parameter="bbox-crs")
+    if raw.datetime is not None:
+        query.in_force = in_force(collection, *parse_datetime(raw.datetime))
     if raw.parent is not None:
-        cur = await conn.execute("SELECT 1 FROM admin_unit WHERE vintage = %s AND code = %s"
-                                 " AND level <> %s LIMIT 1",
-                                 (collection.vintage, raw.parent, collection.level))
-        if await cur.fetchone() is None:
-            raise InvalidParameter(f"parent {raw.parent!r} is not a unit of vintage "
-                                   f"{collection.vintage}", parameter="parent")
+        await _check_parent(conn, collection, raw.parent)
     if raw.q is not None:
-        query.search = fold(check_text(raw.q, "q", 100))
+        # as in OGC API – Records: comma-separated terms, any of which may match
+        query.search = [term for term in (fold(t).strip() for t in
+                                          check_text(raw.q, "q", 100).split(",")) if term]
         if not query.search:
             raise InvalidParameter("q is empty", parameter="q")
     query.indicators = await _indicator_joins(conn, raw, collection)

@@ -12,7 +12,7 @@ from geo_service.db import Conn
 from geo_service.errors import InvalidParameter, NotFound, PayloadTooLarge
 from geo_service.features.aggregate import AreaLimits, estimate, parse_polygon, unit_shares
 from geo_service.features.collections import get_collection
-from geo_service.features.crs import parse_crs
+from geo_service.features.crs import check_area_of_use, parse_crs
 from geo_service.indicators import read
 from geo_service.text import CODE, CRS
 
@@ -49,6 +49,7 @@ async def aggregate(body: AggregateRequest, request: Request, conn: Conn,
         collection = await get_collection(conn, body.collection)
     except NotFound as exc:
         raise InvalidParameter(exc.message, parameter="collection") from exc
+    check_area_of_use(crs, collection.extent, "crs", collection.id)
     cur = await conn.execute("SELECT ST_Area(ST_GeomFromWKB(%s, 4326)::geography) / 1e6",
                              (shapely.to_wkb(area),))
     area_km2 = float((await cur.fetchone() or [0.0])[0])
@@ -74,8 +75,10 @@ async def aggregate(body: AggregateRequest, request: Request, conn: Conn,
                                    parameter="period", valid=periods)
         results.append(await estimate(conn, meta, body.period or periods[-1], collection,
                                       shares))
+    covered = sum(s["inside_km2"] for s in shares) / area_km2 if area_km2 else 0.0
     return {"collection": collection.id, "method": body.method, "area_km2": round(area_km2, 3),
-            "results": results, "units": shares}
+            # values describe only the part of the area that lies within units
+            "covered_share": round(min(covered, 1.0), 6), "results": results, "units": shares}
 
 
 def _periods(meta: dict[str, Any], vintage: str, level: str) -> list[str]:

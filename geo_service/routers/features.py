@@ -9,23 +9,26 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from psycopg_pool import AsyncConnectionPool
 
 from geo_service.db import Conn
 from geo_service.errors import NotFound
 from geo_service.features import export
 from geo_service.features.collections import Collection, get_collection, list_collections
 from geo_service.features.crs import ADVERTISED, CRS84
-from geo_service.features.items import MATCHED_CAP, count_sql, features_sql
+from geo_service.features.items import MATCHED_CAP, ItemQuery, count_sql, features_sql
 from geo_service.features.params import RawItemParams, build_item_query
+from geo_service.negotiation import best_media_type
+from geo_service.routers import tiles
 from geo_service.text import CODE, CODE_LIST, CRS
 
 router = APIRouter(tags=["features"])
 
 GEOJSON = "application/geo+json"
+GPKG = "application/geopackage+sqlite3"
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
-    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
     "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/core",
 ]
@@ -49,26 +52,32 @@ def _collection_doc(request: Request, c: Collection) -> dict[str, Any]:
                        f"(valid from {c.valid_from}{' to ' + c.valid_to if c.valid_to else ''}). "
                        f"{c.description}",
         "extent": {"spatial": {"bbox": [list(c.extent)], "crs": CRS84},
-                   "temporal": {"interval": [[c.valid_from, c.valid_to]]}},
+                   "temporal": {"interval": [[f"{c.valid_from}T00:00:00Z",
+                                               f"{c.valid_to}T00:00:00Z" if c.valid_to
+                                               else None]]}},
         "crs": list(ADVERTISED), "storageCrs": CRS84, "numberOfItems": c.count,
         "links": [
             {"rel": "self", "href": base, "type": "application/json"},
             {"rel": "items", "href": f"{base}/items", "type": GEOJSON},
             {"rel": "items", "href": f"{base}/items?f=csv", "type": "text/csv"},
-            {"rel": "items", "href": f"{base}/items?f=gpkg",
-             "type": "application/geopackage+sqlite3"},
+            {"rel": "items", "href": f"{base}/items?f=gpkg", "type": GPKG},
+            {"rel": tiles.TILESETS_VECTOR, "href": f"{base}/tiles", "type": "application/json"},
         ],
     }
 
 
+# `f` on the documents that come in JSON only (clients such as OWSLib send f=json)
+JsonOnly = Annotated[Literal["json"] | None, Query(description="json, the only format")]
+
+
 @router.get("/conformance", summary="Conformance classes")
-async def conformance() -> dict[str, list[str]]:
+async def conformance(f: JsonOnly = None) -> dict[str, list[str]]:
     """The OGC conformance classes this service implements."""
-    return {"conformsTo": CONFORMANCE}
+    return {"conformsTo": CONFORMANCE + tiles.CONFORMANCE}
 
 
 @router.get("/collections", summary="Collections: one per level and vintage")
-async def collections(request: Request, conn: Conn) -> dict[str, Any]:
+async def collections(request: Request, conn: Conn, f: JsonOnly = None) -> dict[str, Any]:
     """Every (level, vintage) of administrative units."""
     found = await list_collections(conn)
     return {"collections": [_collection_doc(request, c) for c in found],
@@ -77,7 +86,8 @@ async def collections(request: Request, conn: Conn) -> dict[str, Any]:
 
 @router.get("/collections/{collectionId}", summary="One collection",
             name="get_collection_doc")
-async def collection(collectionId: str, request: Request, conn: Conn) -> dict[str, Any]:  # noqa: N803
+async def collection(collectionId: str, request: Request, conn: Conn,  # noqa: N803
+                     f: JsonOnly = None) -> dict[str, Any]:
     """Metadata of one collection: extent, CRS list, item count, links."""
     return _collection_doc(request, await get_collection(conn, collectionId))
 
@@ -112,15 +122,41 @@ def page_tail(request: Request, offset: int, limit: int, matched: int,
     return tail
 
 
+# Output formats of items: media type → `f` value (the first is the default).
+FORMATS = {GEOJSON: "json", "application/json": "json", "text/csv": "csv",
+           GPKG: "gpkg"}
+MAX_PAGE = 10_000  # items per GeoJSON page; a larger limit is capped (with a next link)
+
+
 def _output_format(f: str | None, request: Request) -> str:
+    """`f` when given, else the best of the Accept header (406 when nothing fits)."""
     if f:
-        return f
-    accept = request.headers.get("accept", "")
-    if "text/csv" in accept:
-        return "csv"
-    if "geopackage" in accept:
-        return "gpkg"
-    return "json"
+        return "json" if f == "geojson" else f
+    return FORMATS[best_media_type(request.headers.get("accept", ""), list(FORMATS))]
+
+
+def _alternates(request: Request, fmt: str) -> list[dict[str, str]]:
+    """Links to the same items in the other formats."""
+    return [{"rel": "alternate", "href": str(request.url.include_query_params(f=other)),
+             "type": media_type}
+            for other, media_type in (("json", GEOJSON), ("csv", "text/csv"), ("gpkg", GPKG))
+            if other != fmt]
+
+
+def _download_headers(request: Request, offset: int, limit: int | None, matched: int
+                      ) -> dict[str, str]:
+    """Counts and next/prev links of a CSV or GeoPackage page, as headers."""
+    returned = max(0, min(matched - offset, limit if limit is not None else matched))
+    headers = {"OGC-NumberMatched": str(matched), "OGC-NumberReturned": str(returned)}
+    links = []
+    if limit is not None and offset + limit < matched:
+        links.append(f'<{request.url.include_query_params(offset=offset + limit)}>; rel="next"')
+    if offset > 0 and limit is not None:
+        links.append(f'<{request.url.include_query_params(offset=max(0, offset - limit))}>;'
+                     ' rel="prev"')
+    if links:
+        headers["Link"] = ", ".join(links)
+    return headers
 
 
 _OBJECT = {"schema": {"type": "object"}}
@@ -129,11 +165,12 @@ _OBJECT = {"schema": {"type": "object"}}
 @router.get("/collections/{collectionId}/items", summary="Items of a collection",
             response_class=GeoJSONResponse, responses={200: {"content": {
                 GEOJSON: _OBJECT, "text/csv": {"schema": {"type": "string"}},
-                "application/geopackage+sqlite3": {"schema": {"type": "string",
-                                                              "format": "binary"}}}}})
+                GPKG: {"schema": {"type": "string", "format": "binary"}}}}})
 async def items(
     collectionId: str, request: Request,  # noqa: N803
-    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+    limit: Annotated[int | None, Query(ge=1, le=10_000_000, description=(
+        "items per page: 100 by default, at most 10,000 in GeoJSON (a larger limit is "
+        "capped); CSV and GeoPackage hold every item unless a limit is given"))] = None,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     bbox: Annotated[str | None, Query(max_length=200, description="minx,miny,maxx,maxy")] = None,
     bbox_crs: Annotated[str | None, Query(alias="bbox-crs", pattern=CRS)] = None,
@@ -149,39 +186,54 @@ async def items(
     max_allowable_offset: Annotated[float | None, Query(alias="max-allowable-offset", ge=0,
                                                         le=360)] = None,
     precision: Annotated[int | None, Query(ge=0, le=15)] = None,
+    datetime: Annotated[str | None, Query(max_length=100, description=(
+        "instant or interval (e.g. 2025-07-01, 2019-01-01/..): the units of a vintage in "
+        "force at that time, none otherwise"))] = None,
     wkt: Annotated[bool, Query(description="CSV: add the geometry as WKT")] = False,
     f: Annotated[Literal["json", "geojson", "csv", "gpkg"] | None, Query()] = None,
 ) -> Response:
     """GeoJSON features (streamed), or CSV / GeoPackage downloads of the same selection."""
-    raw = RawItemParams(limit, offset, bbox, bbox_crs, crs, properties, sortby, parent, q,
-                        indicator, period, zoom, max_allowable_offset, precision)
     fmt = _output_format(f, request)
+    download = fmt in ("csv", "gpkg")
+    if limit is None:
+        limit = None if download else 100
+    elif not download:
+        limit = min(limit, MAX_PAGE)
+    raw = RawItemParams(limit, offset, bbox, bbox_crs, crs, properties, sortby, parent, q,
+                        indicator, period, zoom, max_allowable_offset, precision, datetime)
     pool = request.app.state.pool
     # One pooled connection at a time per request: checks and count first, released before
     # the body streams from its own connection (holding both could exhaust the pool).
     async with pool.connection() as conn:
         found = await _collection(request, conn, collectionId)
         query = await build_item_query(conn, found, raw)
-        matched = 0
-        if fmt not in ("csv", "gpkg"):
-            statement, params = count_sql(query)
-            matched = (await (await conn.execute(statement, params)).fetchone() or [0])[0]
-    headers = {"Content-Crs": f"<{query.crs.uri}>"}
-    if fmt in ("csv", "gpkg"):
-        # files use the traditional x = longitude order whatever the CRS's axis order
-        query.crs = replace(query.crs, lat_first=False)
-    if fmt == "csv":
-        return StreamingResponse(export.stream_csv(pool, query, wkt), headers={
-            **headers, "Content-Disposition": f'attachment; filename="{found.id}.csv"'},
-            media_type="text/csv; charset=utf-8")
-    if fmt == "gpkg":
-        return Response(await export.geopackage(pool, query, found.id), headers={
-            **headers, "Content-Disposition": f'attachment; filename="{found.id}.gpkg"'},
-            media_type="application/geopackage+sqlite3")
+        statement, params = count_sql(query)
+        matched = (await (await conn.execute(statement, params)).fetchone() or [0])[0]
+    headers = {"Content-Crs": f"<{query.crs.uri}>", "Vary": "Accept"}
+    if download:
+        return await _download(request, pool, query, fmt, wkt, {
+            **headers, **_download_headers(request, offset, limit, matched)})
     collection_url = str(request.url_for("get_collection_doc", collectionId=found.id))
+    assert limit is not None
     tail = page_tail(request, offset, limit, matched, collection_url)
+    tail["links"] += _alternates(request, fmt)
     return StreamingResponse(export.stream_geojson(pool, query, tail), media_type=GEOJSON,
                              headers=headers)
+
+
+async def _download(request: Request, pool: AsyncConnectionPool, query: ItemQuery, fmt: str,
+                    wkt: bool, headers: dict[str, str]) -> Response:
+    """The items as a CSV (streamed) or GeoPackage file."""
+    name = query.collection.id if query.code is None else f"{query.collection.id}-{query.code}"
+    # files use the traditional x = longitude order whatever the CRS's axis order
+    query.crs = replace(query.crs, lat_first=False)
+    if fmt == "csv":
+        return StreamingResponse(export.stream_csv(pool, query, wkt), headers={
+            **headers, "Content-Disposition": f'attachment; filename="{name}.csv"'},
+            media_type="text/csv; charset=utf-8")
+    return Response(await export.geopackage(pool, query, name), headers={
+        **headers, "Content-Disposition": f'attachment; filename="{name}.gpkg"'},
+        media_type=GPKG)
 
 
 @router.get("/collections/{collectionId}/items/{featureId}", summary="One item by its code",
@@ -195,8 +247,11 @@ async def item(
     period: Annotated[str | None, Query(max_length=10, pattern=CODE)] = None,
     zoom: Annotated[int | None, Query(ge=0, le=24)] = None,
     precision: Annotated[int | None, Query(ge=0, le=15)] = None,
+    wkt: Annotated[bool, Query(description="CSV: add the geometry as WKT")] = False,
+    f: Annotated[Literal["json", "geojson", "csv", "gpkg"] | None, Query()] = None,
 ) -> Response:
-    """One unit as a GeoJSON Feature; its id is the official code."""
+    """One unit as a GeoJSON Feature (or a one-row CSV / GeoPackage); its id is the code."""
+    fmt = _output_format(f, request)
     found = await _collection(request, conn, collectionId)
     raw = RawItemParams(crs=crs, properties=properties, indicator=indicator, period=period,
                         zoom=zoom, precision=precision)
@@ -206,9 +261,14 @@ async def item(
     row = await (await conn.execute(statement, params)).fetchone()
     if row is None:
         raise NotFound(f"no item {featureId!r} in {found.id}", parameter="featureId")
+    headers = {"Content-Crs": f"<{query.crs.uri}>", "Vary": "Accept"}
+    if fmt in ("csv", "gpkg"):
+        return await _download(request, request.app.state.pool, query, fmt, wkt, headers)
     feature = orjson.loads(row[0])
     feature["links"] = [
         {"rel": "self", "href": str(request.url), "type": GEOJSON},
+        *_alternates(request, fmt),
         {"rel": "collection", "href": str(request.url_for("get_collection_doc",
-                                                          collectionId=found.id))}]
-    return GeoJSONResponse(feature, headers={"Content-Crs": f"<{query.crs.uri}>"})
+                                                          collectionId=found.id)),
+         "type": "application/json"}]
+    return GeoJSONResponse(feature, headers=headers)

@@ -9,6 +9,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 
 from geo_service import __version__
+from geo_service.routers.features import JsonOnly
 
 router = APIRouter(tags=["service"])
 
@@ -23,7 +24,7 @@ def _link(request: Request, path: str, rel: str, media_type: str, title: str) ->
 
 
 @router.get("/", name="landing_page", summary="Landing page")
-async def landing_page(request: Request) -> dict[str, Any]:
+async def landing_page(request: Request, f: JsonOnly = None) -> dict[str, Any]:
     """OGC API landing page: what this service is and where its parts live."""
     return {
         "title": "Vietnam statistical mapping service",
@@ -32,7 +33,7 @@ async def landing_page(request: Request) -> dict[str, Any]:
         "version": __version__,
         "links": [
             _link(request, "/", "self", "application/json", "This document"),
-            _link(request, "/api", "service-desc", "application/vnd.oai.openapi+json;version=3.0",
+            _link(request, "/api", "service-desc", "application/vnd.oai.openapi+json;version=3.1",
                   "The API definition (OpenAPI)"),
             _link(request, "/api.html", "service-doc", "text/html", "The API documentation"),
             _link(request, "/health", "status", "application/json", "Service health"),
@@ -41,6 +42,8 @@ async def landing_page(request: Request) -> dict[str, Any]:
             _link(request, "/collections", "data", "application/json",
                   "Boundary collections (one per level and vintage)"),
             _link(request, "/indicators", "data", "application/json", "Indicator catalogue"),
+            _link(request, "/tileMatrixSets", "http://www.opengis.net/def/rel/ogc/1.0/"
+                  "tiling-schemes", "application/json", "Tiling schemes of the vector tiles"),
             _link(request, "/map", "alternate", "text/html", "Map viewer"),
             _link(request, "/map/ea", "alternate", "text/html", "Enumeration-area editor"),
         ],
