@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,7 @@ from shapely.geometry import MultiPolygon
 from shapely.geometry.base import BaseGeometry
 
 from boundaries.readers import FEATURE_INDEX, SOURCE_FILE
+from geo_service.errors import LoaderError
 
 # Official GSO code formats (Decision 124/2004 and 19/2025).
 CODE_WIDTHS = {"province": 2, "district": 3, "commune": 5}
@@ -25,11 +27,13 @@ class Problem:
     """One finding about one feature."""
 
     source: str
-    index: int
+    index: int | None  # None: about the whole file
     code: str | None
     message: str
 
     def __str__(self) -> str:
+        if self.index is None:
+            return f"{self.source}: {self.message}"
         code = f" code {self.code}" if self.code is not None else ""
         return f"{self.source}: feature {self.index}{code}: {self.message}"
 
@@ -65,6 +69,8 @@ class FieldMap:
 def missing_fields(frame: gpd.GeoDataFrame, fields: FieldMap) -> list[str]:
     """Messages for every named field that the source does not have."""
     available = [c for c in frame.columns if c not in ("geometry", FEATURE_INDEX, SOURCE_FILE)]
+    if not available:
+        return ["the input has no attribute fields (a shapefile needs its .dbf beside the .shp)"]
     return [
         f"{option} {name!r} is not a field of the input; fields are: {', '.join(available)}"
         for option, name in fields.required()
@@ -85,7 +91,8 @@ def as_code(value: object) -> str | None:
 def _as_text(value: object) -> str | None:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
-    text = str(value).strip()
+    # composed form (NFC), as GSO publishes names: "ộ" one character, not "o" + two marks
+    text = unicodedata.normalize("NFC", str(value).strip())
     return text or None
 
 
@@ -113,7 +120,11 @@ def check_features(frame: gpd.GeoDataFrame, fields: FieldMap, code_pattern: str
                    ) -> tuple[gpd.GeoDataFrame, CheckReport]:
     """Normalise codes, names and geometries; collect every problem at once."""
     report = CheckReport()
-    pattern = re.compile(code_pattern)
+    try:
+        pattern = re.compile(code_pattern)
+    except re.error as exc:
+        raise LoaderError(f"--code-pattern {code_pattern!r} is not a regular expression: {exc}",
+                          parameter="--code-pattern") from exc
     rows: list[dict[str, object]] = []
     for row in frame.to_dict("records"):
         where = (str(row[SOURCE_FILE]), int(row[FEATURE_INDEX]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -26,7 +27,7 @@ from boundaries.checks import (
 )
 from boundaries.generalise import generalise_async
 from boundaries.names import fold
-from boundaries.readers import FEATURE_INDEX, SOURCE_FILE, read_boundaries
+from boundaries.readers import FEATURE_INDEX, NOTES, SOURCE_FILE, read_boundaries
 from geo_service.errors import LoaderError
 
 # Children sticking out of their parent by more than this share of their area are reported.
@@ -55,6 +56,18 @@ class LoadOptions:
     replace: bool = False
     gap_width: float = 0.0
     outside_tolerance: float = DEFAULT_OUTSIDE_TOLERANCE
+    encoding: str | None = None  # of the source's text (e.g. a .dbf without .cpg)
+
+    def __post_init__(self) -> None:
+        if not self.gap_width >= 0:
+            raise LoaderError(f"--gap-width must be 0 or more, not {self.gap_width}",
+                              parameter="--gap-width")
+        if self.encoding is not None:
+            try:
+                codecs.lookup(self.encoding)
+            except LookupError as exc:
+                raise LoaderError(f"unknown --encoding {self.encoding!r} (e.g. UTF-8, cp1258, "
+                                  "latin-1)", parameter="--encoding") from exc
 
 
 @dataclass
@@ -76,15 +89,19 @@ def load_boundaries(conn: psycopg.Connection, paths: Sequence[Path], options: Lo
     """Read, check, generalise and write; any problem raises LoaderError and writes nothing."""
     started = time.perf_counter()
     _check_target(conn, options)
+    parent_level = _parent_level(conn, options)
     progress("read", 0, 1)
-    frame = read_boundaries(paths, options.layer, options.src_crs)
+    frame = read_boundaries(paths, options.layer, options.src_crs, options.encoding,
+                            options.fields.code)
     progress("read", 1, 1)
     if problems := missing_fields(frame, options.fields):
         raise LoaderError("; ".join(problems), parameter="fields")
-    frame, corrected = _correct_codes(frame, options)
+    frame, corrected = _correct_codes(frame, options, parent_level)
     pattern = options.code_pattern or CODE_PATTERNS.get(options.level, r".+")
     units, report = check_features(frame, options.fields, pattern)
     report.repaired[:0] = corrected
+    report.warnings[:0] = [Problem(source, None, None, note)
+                           for source, note in frame.attrs.get(NOTES, [])]
     progress("check", 0, 1)
     # Generalisation (most of a load's time) runs in a second thread beside the parent check
     # and the writing of the units: shapely releases the GIL, so it gets a core of its own.
@@ -94,13 +111,15 @@ def load_boundaries(conn: psycopg.Connection, paths: Sequence[Path], options: Lo
             geoms = np.asarray(units.geometry.values, dtype=object)
             bands = generalise_async(pool, geoms, options.gap_width)
         try:
-            _check_parents(conn, units, options, report)
+            _check_parents(conn, units, options, parent_level, report)
             progress("check", 1, 1)
             if report.errors:
                 raise LoaderError(_error_text(report.errors),
                                   errors=[str(p) for p in report.errors])
             summary = LoadSummary(report=report)
             summary.replaced = _write(conn, units, bands, options, progress)
+            if 3 in bands:
+                report.warnings += _area_changes(units, bands[3].result())
         except BaseException:
             for future in bands.values():
                 future.cancel()
@@ -117,10 +136,15 @@ def _write(conn: psycopg.Connection, units: gpd.GeoDataFrame,
     how many units were replaced."""
     try:
         with conn.transaction():
+            # one load of a vintage and level at a time: a second one waits for the first
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('geo_service.load'),"
+                         " hashtext(%s))", (f"{options.vintage}/{options.level}",))
+            _check_target(conn, options)  # (again: a load that just ended may have written)
             # the loader writes coverage-simplified bands itself (see migration 0003)
             conn.execute("SET LOCAL geo_service.loading = 'on'")
             replaced = _delete_existing(conn, options)
             _copy_units(conn, units, options, progress)
+            _refuse_orphans(conn, options)
             # statistics for the bands' key checks against the units just written
             conn.execute("ANALYZE admin_unit")
             _copy_bands(conn, units, bands, options, progress)
@@ -167,29 +191,41 @@ def _corrected_code(code: str, options: LoadOptions) -> tuple[str, str] | None:
     """(new code, reason) when the code is listed in --recode or lost its leading zeros."""
     if code in options.recode:
         return options.recode[code]
-    width = CODE_WIDTHS.get(options.level, 0)
+    return _padded(code, options.level, options)
+
+
+def _padded(code: str, level: str | None, options: LoadOptions) -> tuple[str, str] | None:
+    width = CODE_WIDTHS.get(level or "", 0)
     if options.pad_codes and code.isdigit() and len(code) < width:
         return code.zfill(width), "leading zeros restored (--pad-codes)"
     return None
 
 
-def _correct_codes(frame: gpd.GeoDataFrame, options: LoadOptions
+def _correct_codes(frame: gpd.GeoDataFrame, options: LoadOptions, parent_level: str | None
                    ) -> tuple[gpd.GeoDataFrame, list[Problem]]:
-    """Apply code corrections, reporting each one (never silently)."""
+    """Apply code corrections (to parent codes, only restoring zeros), reporting each one."""
     if not options.recode and not options.pad_codes:
         return frame, []
-    notes = []
-    codes = [as_code(c) for c in frame[options.fields.code]]
-    for i, code in enumerate(codes):
-        fix = _corrected_code(code, options) if code is not None else None
-        if fix is None:
-            continue
-        new, reason = fix
-        notes.append(Problem(str(frame[SOURCE_FILE].iat[i]), int(frame[FEATURE_INDEX].iat[i]),
-                             new, f"code {code!r} corrected to {new!r}: {reason}"))
-        codes[i] = new
+    notes: list[Problem] = []
     frame = frame.copy()
-    frame[options.fields.code] = codes
+    fixes: list[tuple[str, str, Callable[[str], tuple[str, str] | None]]] = [
+        (options.fields.code, "code", lambda c: _corrected_code(c, options))]
+    if options.fields.parent:
+        fixes.append((options.fields.parent, "parent code",
+                      lambda c: _padded(c, parent_level, options)))
+    for field_name, what, fix_of in fixes:
+        codes = [as_code(c) for c in frame[field_name]]
+        for i, code in enumerate(codes):
+            fix = fix_of(code) if code is not None else None
+            if fix is None:
+                continue
+            new, reason = fix
+            notes.append(Problem(str(frame[SOURCE_FILE].iat[i]),
+                                 int(frame[FEATURE_INDEX].iat[i]), as_code(
+                                     frame[options.fields.code].iat[i]),
+                                 f"{what} {code!r} corrected to {new!r}: {reason}"))
+            codes[i] = new
+        frame[field_name] = codes
     return frame, notes
 
 
@@ -227,9 +263,8 @@ def _parent_level(conn: psycopg.Connection, options: LoadOptions) -> str | None:
 
 
 def _check_parents(conn: psycopg.Connection, units: gpd.GeoDataFrame, options: LoadOptions,
-                   report: CheckReport) -> None:
+                   parent_level: str | None, report: CheckReport) -> None:
     """Unknown parent codes are errors; children sticking out of their parent are warnings."""
-    parent_level = _parent_level(conn, options)
     if parent_level is None:
         return
     rows = conn.execute(
@@ -254,6 +289,47 @@ def _check_parents(conn: psycopg.Connection, units: gpd.GeoDataFrame, options: L
             report.warnings.append(Problem(
                 str(child[SOURCE_FILE]), int(child[FEATURE_INDEX]), str(child["code"]),
                 f"{share:.1%} of its area lies outside parent {child['parent_code']}"))
+
+
+def _refuse_orphans(conn: psycopg.Connection, options: LoadOptions, shown: int = 10) -> None:
+    """A replaced level must still hold the parents of the levels below it."""
+    rows = conn.execute(
+        "SELECT c.level, c.parent_code, count(*) FROM admin_unit c"
+        " JOIN admin_level l ON l.id = c.level"
+        " WHERE c.vintage = %s AND c.parent_code IS NOT NULL"
+        "   AND l.rank > (SELECT rank FROM admin_level WHERE id = %s)"
+        "   AND NOT EXISTS (SELECT 1 FROM admin_unit p WHERE p.vintage = c.vintage"
+        "                   AND p.code = c.parent_code AND p.level <> c.level)"
+        " GROUP BY c.level, c.parent_code ORDER BY c.level, c.parent_code",
+        (options.vintage, options.level)).fetchall()
+    if not rows:
+        return
+    orphans = sum(n for *_, n in rows)
+    listed = ", ".join(f"{code} ({n} {level})" for level, code, n in rows[:shown])
+    more = f" and {len(rows) - shown} more" if len(rows) > shown else ""
+    raise LoaderError(f"nothing was written: {orphans} units of vintage {options.vintage} below "
+                      f"{options.level} level would lose their parent, which this load "
+                      f"removes: {listed}{more}; include those units, or load the levels "
+                      "below again first", parameter="--replace")
+
+
+def _area_changes(units: gpd.GeoDataFrame, cleaned: np.ndarray,
+                  tolerance: float = 0.01) -> list[Problem]:
+    """Units whose area cleaning into a coverage changed by more than `tolerance`: an
+    overlap given to a neighbour, or a gap closed into the unit."""
+    before = shapely.area(np.asarray(units.geometry.values, dtype=object))
+    after = shapely.area(cleaned)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        change = np.where(before > 0, after / before - 1, 0.0)
+    problems = []
+    for i in np.flatnonzero(np.abs(change) > tolerance):
+        why = ("lost to overlapping neighbours" if change[i] < 0 else
+               "gained from closed gaps and overlaps")
+        problems.append(Problem(str(units[SOURCE_FILE].iat[i]), int(units[FEATURE_INDEX].iat[i]),
+                                str(units["code"].iat[i]),
+                                f"{abs(change[i]):.1%} of its area {why} when cleaned into a "
+                                "coverage (the generalised geometries; the unit keeps its own)"))
+    return problems
 
 
 def _delete_existing(conn: psycopg.Connection, options: LoadOptions) -> int:
@@ -320,4 +396,5 @@ def write_report(report: CheckReport, path: Path) -> None:
         writer.writerow(["kind", "file", "feature", "code", "message"])
         for kind, problems in (("repaired", report.repaired), ("warning", report.warnings)):
             for p in problems:
-                writer.writerow([kind, p.source, p.index, p.code or "", p.message])
+                writer.writerow([kind, p.source, "" if p.index is None else p.index,
+                                 p.code or "", p.message])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ import pandas as pd
 import pyogrio
 import shapely
 from pyproj import CRS
-from pyproj.exceptions import CRSError
+from pyproj.exceptions import CRSError, ProjError
 
 from geo_service.errors import LoaderError
 
@@ -22,6 +24,14 @@ from geo_service.errors import LoaderError
 _LONLAT_DRIVERS = {"GeoJSON", "TopoJSON", "GeoJSONSeq"}
 FEATURE_INDEX = "_feature_index"
 SOURCE_FILE = "_source_file"
+# What the reader noticed without refusing the input: (file, message) pairs in frame.attrs.
+NOTES = "notes"
+CUSTOM_FORMATS = "the vietnam-3d-map JSON of the demo data"
+# Coordinates this far beyond ±180/±90 are reprojection round-off, not errors.
+_ROUND_OFF = 1e-7
+_SHOWN = 20
+# UTF-8 text read as Latin-1/Windows-1252 (a .dbf without its .cpg): "Hà Nội" → "HÃ  Ná»™i"
+_MOJIBAKE = re.compile("Ã[\xa0-\xbf]|á[»º]|Æ°|Ä[\x91‘]")
 
 
 def parse_crs(text: str, option: str = "--src-crs") -> CRS:
@@ -97,59 +107,176 @@ def _custom_json_reader(path: Path) -> gpd.GeoDataFrame | None:
     return gpd.GeoDataFrame(pd.DataFrame(rows), geometry=geoms, crs="EPSG:4326")
 
 
-def _read_one(path: Path, layer: str | None) -> gpd.GeoDataFrame:
+def _read_one(path: Path, layer: str | None, encoding: str | None, code_field: str | None,
+              notes: list[tuple[str, str]]) -> gpd.GeoDataFrame:
     if not path.exists():
         raise LoaderError(f"{path}: no such file")
     frame = _custom_json_reader(path)
     if frame is not None:
         return frame
-    try:
-        frame = pyogrio.read_dataframe(path, layer=layer)
-    except pyogrio.errors.DataSourceError as exc:
-        raise LoaderError(f"{path}: not a vector file GDAL can read ({exc})") from exc
-    except pyogrio.errors.DataLayerError as exc:
-        layers = [name for name, _ in pyogrio.list_layers(path)]
-        raise LoaderError(f"{path}: {exc}; layers in the file: {', '.join(layers)}",
-                          parameter="--layer") from exc
+    if layer is None:
+        _refuse_several_layers(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        frame = _read_gdal(path, layer, encoding, code_field)
+    notes += [(str(path), str(w.message)) for w in caught]
     if not isinstance(frame, gpd.GeoDataFrame):
         raise LoaderError(f"{path}: the layer has no geometry column")
+    if len(frame) == 0:
+        raise LoaderError(f"{path}: the layer has no features")
     # read_info reads a GeoJSON file a second time, so only when the answer matters
     if frame.crs is None and pyogrio.read_info(path, layer=layer).get("driver") in _LONLAT_DRIVERS:
         frame = frame.set_crs("EPSG:4326")
     return frame
 
 
+def _refuse_several_layers(path: Path) -> None:
+    try:
+        layers = [str(name) for name, _ in pyogrio.list_layers(path)]
+    except pyogrio.errors.DataSourceError as exc:
+        raise LoaderError(f"{path}: not a vector file GDAL can read, nor "
+                          f"{CUSTOM_FORMATS} ({exc})") from exc
+    if len(layers) > 1:
+        raise LoaderError(f"{path} has {len(layers)} layers: {', '.join(layers)}; say which "
+                          "with --layer", parameter="--layer")
+
+
+def _read_gdal(path: Path, layer: str | None, encoding: str | None,
+               code_field: str | None) -> gpd.GeoDataFrame:
+    try:
+        return pyogrio.read_dataframe(path, layer=layer, encoding=encoding)
+    except pyogrio.errors.DataSourceError as exc:
+        raise LoaderError(f"{path}: not a vector file GDAL can read, nor {CUSTOM_FORMATS} "
+                          f"({exc})") from exc
+    except pyogrio.errors.DataLayerError as exc:
+        layers = [name for name, _ in pyogrio.list_layers(path)]
+        if layer is not None and layer not in layers:
+            raise LoaderError(f"{path}: no layer {layer!r}; layers in the file: "
+                              f"{', '.join(layers)}", parameter="--layer") from exc
+        hint = (" (is the .prj beside it broken? remove it and pass --src-crs)"
+                if path.with_suffix(".prj").exists() else "")
+        raise LoaderError(f"{path}: cannot be read: {exc}{hint}") from exc
+    except shapely.errors.GEOSException:
+        raise _unreadable_geometries(path, layer, encoding, code_field) from None
+
+
+def _unreadable_geometries(path: Path, layer: str | None, encoding: str | None,
+                           code_field: str | None) -> LoaderError:
+    """The features whose geometry GEOS cannot build (e.g. a ring that is not closed)."""
+    frame = pyogrio.read_dataframe(path, layer=layer, encoding=encoding, read_geometry=False)
+    _, _, wkbs, _ = pyogrio.raw.read(path, layer=layer, columns=[])
+    problems = []
+    for index, wkb in enumerate(wkbs):
+        try:
+            shapely.from_wkb(wkb)
+        except shapely.errors.GEOSException as exc:
+            code = (f" code {frame[code_field].iat[index]}"
+                    if code_field in frame.columns else "")
+            problems.append(f"{path}: feature {index}{code}: geometry cannot be read: {exc}")
+    return LoaderError(_listed(problems), errors=problems)
+
+
+def _listed(problems: list[str]) -> str:
+    lines = problems[:_SHOWN]
+    if len(problems) > _SHOWN:
+        lines.append(f"... and {len(problems) - _SHOWN} more")
+    return f"{len(problems)} problem(s), nothing was written:\n" + "\n".join(lines)
+
+
 def read_boundaries(paths: Sequence[Path], layer: str | None = None,
-                    src_crs: str | None = None) -> gpd.GeoDataFrame:
-    """Read one or more files into a frame in EPSG:4326, remembering each feature's origin."""
+                    src_crs: str | None = None, encoding: str | None = None,
+                    code_field: str | None = None) -> gpd.GeoDataFrame:
+    """Read one or more files into a frame in EPSG:4326, remembering each feature's origin.
+
+    `code_field` only serves to name features in errors. What was noticed without refusing
+    the input (heights dropped, a CRS overridden, mis-decoded text) is in `frame.attrs["notes"]`.
+    """
     frames = []
+    notes: list[tuple[str, str]] = []
     override = parse_crs(src_crs) if src_crs else None
-    for path in paths:
-        frame = _read_one(Path(path), layer)
+    for path in map(Path, paths):
+        frame = _read_one(path, layer, encoding, code_field, notes)
         if override is not None:
+            if frame.crs is not None and not frame.crs.equals(override):
+                notes.append((str(path), f"--src-crs {src_crs} overrides the CRS the file "
+                                         f"declares ({_crs_name(frame.crs)})"))
             frame = frame.set_crs(override, allow_override=True)
         elif frame.crs is None:
             raise LoaderError(f"{path}: the file declares no CRS; pass --src-crs (e.g. EPSG:32648)",
                               parameter="--src-crs")
         frame[SOURCE_FILE] = str(path)
         frame[FEATURE_INDEX] = range(len(frame))
-        frames.append(_to_wgs84(frame, Path(path)))
+        frame = _to_wgs84(frame, path, code_field, notes)
+        notes += _text_notes(frame, path)
+        frames.append(frame)
     if not frames:
         raise LoaderError("no input files given")
-    combined = pd.concat(frames, ignore_index=True)
-    return gpd.GeoDataFrame(combined, geometry="geometry", crs="EPSG:4326")
+    combined = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry",
+                                crs="EPSG:4326")
+    combined.attrs[NOTES] = notes
+    return combined
 
 
-def _to_wgs84(frame: gpd.GeoDataFrame, path: Path) -> gpd.GeoDataFrame:
+def _crs_name(crs: CRS) -> str:
+    epsg = crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg else crs.name
+
+
+def _text_notes(frame: gpd.GeoDataFrame, path: Path) -> list[tuple[str, str]]:
+    """A warning when text looks like UTF-8 read in another encoding."""
+    for column in frame.columns:
+        if column in (SOURCE_FILE, "geometry") or not (
+                frame[column].dtype == object or pd.api.types.is_string_dtype(frame[column])):
+            continue
+        garbled = frame[column].map(lambda v: isinstance(v, str) and bool(_MOJIBAKE.search(v)))
+        if garbled.any():
+            example = frame[column][garbled].iloc[0]
+            return [(str(path), f"text in field {column!r} looks mis-decoded (e.g. {example!r}); "
+                                "if so, pass --encoding UTF-8 (or the file's encoding)")]
+    return []
+
+
+def _to_wgs84(frame: gpd.GeoDataFrame, path: Path, code_field: str | None,
+              notes: list[tuple[str, str]]) -> gpd.GeoDataFrame:
     if frame.geometry.name != "geometry":
         frame = frame.rename_geometry("geometry")
-    out = frame.to_crs("EPSG:4326")
-    if len(out) and not out.geometry.is_empty.all():
-        minx, miny, maxx, maxy = out.total_bounds
-        if not (-180.5 <= minx <= maxx <= 180.5 and -90.5 <= miny <= maxy <= 90.5):
-            raise LoaderError(
-                f"{path}: coordinates fall outside longitude/latitude after reprojection "
-                f"from {frame.crs.to_string() if frame.crs else '?'}; is --src-crs right?",
-                parameter="--src-crs",
-            )
+    geoms = np.asarray(frame.geometry.values, dtype=object)
+    if shapely.has_z(geoms).any():  # heights say nothing about a boundary
+        frame = frame.set_geometry(shapely.force_2d(geoms), crs=frame.crs)
+    try:
+        out = frame.to_crs("EPSG:4326")
+    except (ProjError, CRSError) as exc:
+        raise LoaderError(f"{path}: cannot convert its CRS ({_crs_name(frame.crs)}) to "
+                          f"longitude/latitude: {exc}; pass --src-crs",
+                          parameter="--src-crs") from exc
+    notes += _check_lonlat(out, path, frame.crs, code_field)
     return out
+
+
+def _check_lonlat(frame: gpd.GeoDataFrame, path: Path, crs: CRS | None,
+                  code_field: str | None) -> list[tuple[str, str]]:
+    """Refuse features outside longitude/latitude; note polygons wrapped round the globe."""
+    geoms = np.asarray(frame.geometry.values, dtype=object)
+    bounds = shapely.bounds(geoms)
+    with np.errstate(invalid="ignore"):
+        outside = ((bounds[:, 0] < -180 - _ROUND_OFF) | (bounds[:, 2] > 180 + _ROUND_OFF)
+                   | (bounds[:, 1] < -90 - _ROUND_OFF) | (bounds[:, 3] > 90 + _ROUND_OFF)
+                   | np.isinf(bounds).any(axis=1))  # (NaN is for the checks to report)
+
+    def where(index: int) -> str:
+        code = f" code {frame[code_field].iat[index]}" if code_field in frame.columns else ""
+        return f"feature {index}{code}"
+
+    problems = [f"{path}: {where(int(i))}: coordinates fall outside longitude/latitude after "
+                f"reprojection from {_crs_name(crs) if crs else '?'} (is --src-crs right?)"
+                for i in np.flatnonzero(outside)]
+    if problems:
+        raise LoaderError(_listed(problems), errors=problems, parameter="--src-crs")
+    # A polygon drawn across the antimeridian without being split there goes the long way
+    # round; only Antarctica-like polygons span more than half the globe on purpose.
+    parts, owners = shapely.get_parts(geoms, return_index=True)
+    part_bounds = shapely.bounds(parts)
+    with np.errstate(invalid="ignore"):
+        wide = np.unique(owners[part_bounds[:, 2] - part_bounds[:, 0] > 180])
+    return [(str(path), f"{where(i)}: a polygon spans more than 180° of longitude; if it "
+                        "crosses the antimeridian, split it at ±180°") for i in wide]

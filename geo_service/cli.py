@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import date
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Annotated
 import psycopg
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from boundaries.load import LoadSummary, write_report
@@ -30,8 +32,18 @@ console = Console(stderr=True)
 
 
 def _fail(exc: GeoServiceError) -> None:
-    console.print(f"[red]error:[/red] {exc.message}", highlight=False)
+    # (escaped: messages quote file names and field values, which may hold [brackets])
+    console.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False)
     raise typer.Exit(2)
+
+
+def _check_writable(path: Path, option: str) -> None:
+    """Refuse an output file that cannot be written before doing any work."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK) or (
+            path.exists() and not os.access(path, os.W_OK)):
+        _fail(GeoServiceError(f"{option} {path}: cannot write there (no such folder, or no "
+                              "permission)", parameter=option))
 
 
 def _settings() -> ServiceSettings:
@@ -57,7 +69,7 @@ def db_start() -> None:
         state = local_cluster(_settings()).start()
     except GeoServiceError as exc:
         _fail(exc)
-    console.print(f"database running on 127.0.0.1:{state.port} ({state.data_dir})")
+    console.print(f"database running on 127.0.0.1:{state.port} ({escape(str(state.data_dir))})")
 
 
 @db_app.command("stop")
@@ -132,7 +144,7 @@ def vintage_add(
                           date.fromisoformat(valid_to) if valid_to else None,
                           description, source, licence)
     except ValueError as exc:
-        console.print(f"[red]error:[/red] bad date: {exc}")
+        console.print(f"[red]error:[/red] bad date: {escape(str(exc))}")
         raise typer.Exit(2) from exc
     with _connect() as conn:
         try:
@@ -178,17 +190,22 @@ def load_boundaries_cmd(
     parent_level: Annotated[str | None, typer.Option(help="level of the parents")] = None,
     replace: Annotated[bool, typer.Option(help="replace units already loaded")] = False,
     gap_width: Annotated[float, typer.Option(help="close gaps narrower than this (°)")] = 0.0,
+    encoding: Annotated[str | None, typer.Option(
+        help="encoding of the file's text when it does not say (e.g. a .dbf without .cpg): "
+             "UTF-8, cp1258 …")] = None,
 ) -> None:
     """Check and load boundaries in one transaction (nothing is written on any error)."""
     from boundaries.checks import FieldMap
     from boundaries.load import LoadOptions, load_boundaries, read_recode_file
 
+    if report:
+        _check_writable(report, "--report")
     try:
         options = LoadOptions(
             vintage, level, FieldMap(code_field, name_field, parent_field, type_field),
             layer=layer, src_crs=src_crs, code_pattern=code_pattern, pad_codes=pad_codes,
             recode=read_recode_file(recode) if recode else {}, parent_level=parent_level,
-            replace=replace, gap_width=gap_width)
+            replace=replace, gap_width=gap_width, encoding=encoding)
     except GeoServiceError as exc:
         _fail(exc)
     with _connect() as conn, _progress_bar() as bar:
@@ -213,7 +230,7 @@ def _print_load_summary(summary: LoadSummary, level: str, vintage: str, shown: i
     report = summary.report
     for kind, problems in (("repaired", report.repaired), ("warning", report.warnings)):
         for problem in problems[:shown]:
-            console.print(f"[yellow]{kind}[/yellow] {problem}", highlight=False)
+            console.print(f"[yellow]{kind}[/yellow] {escape(str(problem))}", highlight=False)
         if len(problems) > shown:
             console.print(f"... {len(problems) - shown} more {kind} (see --report FILE)")
     typer.echo(f"{summary.loaded} {level} units loaded into vintage {vintage} "
@@ -238,7 +255,7 @@ def load_crosswalk_cmd(
         except GeoServiceError as exc:
             _fail(exc)
     for warning in summary.warnings:
-        console.print(f"[yellow]warning[/yellow] {warning}", highlight=False)
+        console.print(f"[yellow]warning[/yellow] {escape(str(warning))}", highlight=False)
     typer.echo(f"{summary.loaded} crosswalk rows loaded ({from_vintage} → {to_vintage})")
 
 
@@ -335,7 +352,7 @@ def load_indicators_cmd(
         except GeoServiceError as exc:
             _fail(exc)
     for line in result.skipped:
-        console.print(f"[yellow]{line}[/yellow]", highlight=False)
+        console.print(f"[yellow]{escape(line)}[/yellow]", highlight=False)
     typer.echo(f"{result.loaded} values loaded ({result.not_available} not available, "
                f"{len(result.skipped)} skipped)")
 
@@ -424,7 +441,7 @@ def tiles_seed(
     try:
         zoom_range = parse_zooms(zooms)
     except ValueError as exc:
-        console.print(f"[red]error:[/red] --zooms: {exc}")
+        console.print(f"[red]error:[/red] --zooms: {escape(str(exc))}")
         raise typer.Exit(2) from exc
     _connect().close()
     with _progress_bar() as bar:
@@ -483,7 +500,7 @@ def tiles_nginx_conf(
         typer.echo(nginx_conf(_settings(), listen, upstream, standalone, workers, brotli),
                    nl=False)
     except ValueError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from exc
 
 

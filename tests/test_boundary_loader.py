@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -411,3 +414,235 @@ def test_a_gap_around_one_part_of_a_unit_is_closed_like_geos_does() -> None:
     unit = shapely.MultiPolygon([box(2.01, 2.01, 7.99, 7.99), box(20, 0, 30, 10)])
     ours = _cleaned_like_geos(np.array([frame, unit], dtype=object), 0.05)
     assert shapely.area(ours[0]) == pytest.approx(100 - 5.98 ** 2)
+
+
+# --- third-party files: what a loader review found -----------------------------------------
+
+def _province_options(vintage: str, **extra: object) -> LoadOptions:
+    return LoadOptions(vintage, "province", FieldMap("code", "name"), **extra)  # type: ignore[arg-type]
+
+
+def test_heights_are_dropped_and_reported(conn: psycopg.Connection, tmp_path: Path) -> None:
+    vintage = _vintage(conn)
+    square = shapely.force_3d(box(105, 21, 105.1, 21.1), 12.5)
+    path = tmp_path / "z.shp"  # a PolygonZ shapefile, as ArcGIS exports
+    gpd.GeoDataFrame({"code": ["01"], "name": ["A"]}, geometry=[square],
+                     crs="EPSG:4326").to_file(path)
+    summary = load_boundaries(conn, [path], _province_options(vintage))
+    assert summary.loaded == 1
+    row = conn.execute("SELECT ST_NDims(geom) FROM admin_unit").fetchone()
+    assert row == (2,)
+
+
+def test_unreadable_rings_name_the_feature(conn: psycopg.Connection, tmp_path: Path) -> None:
+    vintage = _vintage(conn)
+    good = [[105, 21], [105.1, 21], [105.1, 21.1], [105, 21]]
+    unclosed = [[106, 21], [106.1, 21], [106.1, 21.1], [106, 21.1]]
+    path = tmp_path / "rings.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"code": code, "name": code},
+         "geometry": {"type": "Polygon", "coordinates": [ring]}}
+        for code, ring in (("01", good), ("02", unclosed))]}))
+    before = fingerprint(conn)
+    with pytest.raises(LoaderError, match=r"rings.geojson: feature 1 code 02: geometry cannot"):
+        load_boundaries(conn, [path], _province_options(vintage))
+    assert fingerprint(conn) == before
+
+
+@pytest.mark.parametrize(("corner", "feature"), [((105, 90.3), 1), ((180.3, 21), 1)])
+def test_coordinates_beyond_lon_lat_name_the_feature(conn: psycopg.Connection, tmp_path: Path,
+                                                     corner: tuple[float, float],
+                                                     feature: int) -> None:
+    vintage = _vintage(conn)
+    x, y = corner
+    path = _write_geojson(tmp_path / "far.geojson", [
+        ({"code": "01", "name": "A"}, box(105, 21, 105.1, 21.1)),
+        ({"code": "02", "name": "B"}, box(x - 0.5, y - 0.5, x, y)),
+    ])
+    with pytest.raises(LoaderError, match=rf"feature {feature} code 02: coordinates fall"):
+        load_boundaries(conn, [path], _province_options(vintage))
+
+
+def test_src_crs_overriding_the_files_own_is_reported(conn: psycopg.Connection,
+                                                      tmp_path: Path) -> None:
+    vintage = _vintage(conn)
+    path = _write_geojson(tmp_path / "p.gpkg", [({"code": "01", "name": "A"},
+                                                 box(580000, 2330000, 600000, 2350000))],
+                          crs="EPSG:3405")
+    summary = load_boundaries(conn, [path], _province_options(vintage, src_crs="EPSG:32648"))
+    assert any("overrides the CRS the file declares (EPSG:3405)" in w.message
+               for w in summary.report.warnings)
+
+
+def test_pad_codes_restores_parent_codes_too(conn: psycopg.Connection, tmp_path: Path) -> None:
+    vintage = _vintage(conn)
+    parents = _write_geojson(tmp_path / "p.gpkg", [({"code": 1, "name": "P"},
+                                                     box(105, 21, 106, 22))])
+    children = _write_geojson(tmp_path / "c.gpkg", [
+        ({"code": 4, "name": "C", "p": 1}, box(105.1, 21.1, 105.5, 21.5))])
+    load_boundaries(conn, [parents], _province_options(vintage, pad_codes=True))
+    summary = load_boundaries(conn, [children], LoadOptions(
+        vintage, "commune", FieldMap("code", "name", "p"), pad_codes=True))
+    assert summary.loaded == 1
+    row = conn.execute("SELECT code, parent_code FROM admin_unit WHERE level = 'commune'"
+                       ).fetchone()
+    assert row == ("00004", "01")
+    assert {p.message for p in summary.report.repaired} == {
+        "code '4' corrected to '00004': leading zeros restored (--pad-codes)",
+        "parent code '1' corrected to '01': leading zeros restored (--pad-codes)"}
+
+
+def test_several_layers_need_a_choice(conn: psycopg.Connection, tmp_path: Path) -> None:
+    vintage = _vintage(conn)
+    path = tmp_path / "two.gpkg"
+    for layer, x in (("old", 105), ("new", 106)):
+        gpd.GeoDataFrame({"code": ["01"], "name": [layer]}, geometry=[box(x, 21, x + 0.1, 21.1)],
+                         crs="EPSG:4326").to_file(path, layer=layer)
+    with pytest.raises(LoaderError, match="has 2 layers: old, new; say which with --layer"):
+        load_boundaries(conn, [path], _province_options(vintage))
+    summary = load_boundaries(conn, [path], _province_options(vintage, layer="new"))
+    assert summary.loaded == 1
+
+
+def test_empty_layer_and_missing_attributes_say_so(conn: psycopg.Connection,
+                                                    tmp_path: Path) -> None:
+    vintage = _vintage(conn)
+    path = tmp_path / "empty.gpkg"
+    gpd.GeoDataFrame({"code": [], "name": []}, geometry=[], crs="EPSG:4326").to_file(path)
+    with pytest.raises(LoaderError, match="empty.gpkg: the layer has no features"):
+        load_boundaries(conn, [path], _province_options(vintage))
+    shp = tmp_path / "nodbf.shp"
+    gpd.GeoDataFrame({"code": ["01"], "name": ["A"]}, geometry=[box(105, 21, 106, 22)],
+                     crs="EPSG:4326").to_file(shp)
+    shp.with_suffix(".dbf").unlink()
+    with pytest.raises(LoaderError, match="needs its .dbf"):
+        load_boundaries(conn, [shp], _province_options(vintage))
+
+
+def test_dbf_encoding_can_be_given_and_mis_decoding_is_noticed(conn: psycopg.Connection,
+                                                               tmp_path: Path) -> None:
+    vintage = _vintage(conn)
+    path = tmp_path / "utf8.shp"
+    gpd.GeoDataFrame({"code": ["01"], "name": ["Hà Nội"]}, geometry=[box(105, 21, 106, 22)],
+                     crs="EPSG:4326").to_file(path, encoding="UTF-8")
+    path.with_suffix(".cpg").unlink()  # as many shapefiles come: no word on the encoding
+    summary = load_boundaries(conn, [path], _province_options(vintage))
+    assert any("looks mis-decoded" in w.message and "--encoding UTF-8" in w.message
+               for w in summary.report.warnings)
+    load_boundaries(conn, [path], _province_options(vintage, replace=True, encoding="UTF-8"))
+    assert conn.execute("SELECT name FROM admin_unit").fetchone() == ("Hà Nội",)
+    with pytest.raises(LoaderError, match="unknown --encoding"):
+        load_boundaries(conn, [path], _province_options(vintage, replace=True,
+                                                        encoding="klingon"))
+
+
+def test_names_are_stored_composed(conn: psycopg.Connection, tmp_path: Path) -> None:
+    import unicodedata
+
+    vintage = _vintage(conn)
+    decomposed = unicodedata.normalize("NFD", "Hà Nội")
+    path = _write_geojson(tmp_path / "nfd.geojson", [({"code": "01", "name": decomposed},
+                                                      box(105, 21, 106, 22))])
+    load_boundaries(conn, [path], _province_options(vintage))
+    assert conn.execute("SELECT name FROM admin_unit").fetchone() == ("Hà Nội",)
+
+
+def test_replacing_parents_may_not_orphan_children(conn: psycopg.Connection,
+                                                   tmp_path: Path) -> None:
+    vintage = _vintage(conn)
+    two = _write_geojson(tmp_path / "p.geojson", [
+        ({"code": "01", "name": "P1"}, box(105, 21, 106, 22)),
+        ({"code": "02", "name": "P2"}, box(106, 21, 107, 22))])
+    load_boundaries(conn, [two], _province_options(vintage))
+    children = _write_geojson(tmp_path / "c.geojson", [
+        ({"code": "00004", "name": "C", "p": "02"}, box(106.1, 21.1, 106.5, 21.5))])
+    load_boundaries(conn, [children], LoadOptions(vintage, "commune",
+                                                  FieldMap("code", "name", "p")))
+    one = _write_geojson(tmp_path / "one.geojson", [
+        ({"code": "01", "name": "P1"}, box(105, 21, 106, 22))])
+    before = fingerprint(conn)
+    with pytest.raises(LoaderError, match=r"1 units .* would lose their parent.*02 \(1 commune"):
+        load_boundaries(conn, [one], _province_options(vintage, replace=True))
+    assert fingerprint(conn) == before
+
+
+def test_overlaps_given_away_when_cleaning_are_reported(conn: psycopg.Connection,
+                                                        tmp_path: Path) -> None:
+    vintage = _vintage(conn)
+    path = _write_geojson(tmp_path / "overlap.geojson", [
+        ({"code": "01", "name": "A"}, box(105, 21, 105.5, 21.5)),
+        ({"code": "02", "name": "B"}, box(105.25, 21, 105.75, 21.5))])
+    summary = load_boundaries(conn, [path], _province_options(vintage))
+    changed = {w.code: w.message for w in summary.report.warnings}
+    assert len(changed) == 1
+    code, message = next(iter(changed.items()))
+    assert "50.0% of its area lost to overlapping neighbours" in message
+
+
+@pytest.mark.parametrize(("options", "parameter"), [
+    ({"code_pattern": "("}, "--code-pattern"), ({"gap_width": -1.0}, "--gap-width")])
+def test_bad_options_are_named(conn: psycopg.Connection, tmp_path: Path,
+                               options: dict[str, object], parameter: str) -> None:
+    vintage = _vintage(conn)
+    path = _write_geojson(tmp_path / "p.geojson", [({"code": "01", "name": "A"},
+                                                    box(105, 21, 106, 22))])
+    with pytest.raises(LoaderError) as caught:
+        load_boundaries(conn, [path], _province_options(vintage, **options))
+    assert caught.value.parameter == parameter
+
+
+def test_two_loads_of_one_level_at_once_do_not_collide(empty_db: str, tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        vintage = _vintage(conn)
+    path = _write_geojson(tmp_path / "p.geojson", [({"code": "01", "name": "A"},
+                                                    box(105, 21, 106, 22))])
+
+    def load(replace: bool) -> str:
+        with psycopg.connect(empty_db, autocommit=True) as own:
+            try:
+                load_boundaries(own, [path], _province_options(vintage, replace=replace))
+            except LoaderError as exc:
+                return exc.message
+            return "loaded"
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(load, [False, False, True, True]))
+    # the first wins; a second without --replace is told so (never a unique violation)
+    assert results.count("loaded") >= 1
+    assert all(r == "loaded" or "pass --replace" in r for r in results), results
+    with psycopg.connect(empty_db) as conn:
+        assert _count(conn, vintage, "province") == 1
+
+
+def _cli(database: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "geo_service", *args], capture_output=True,
+                          text=True, env={**os.environ, "DATABASE_URL": database,
+                                          "COLUMNS": "200"}, timeout=300)
+
+
+def test_cli_refuses_an_unwritable_report_before_loading(empty_db: str, tmp_path: Path) -> None:
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        vintage = _vintage(conn)
+        before = fingerprint(conn)
+    path = _write_geojson(tmp_path / "p.geojson", [({"code": "01", "name": "A"},
+                                                    box(105, 21, 106, 22))])
+    done = _cli(empty_db, "load", "boundaries", str(path), "--vintage", vintage, "--level",
+                "province", "--code-field", "code", "--name-field", "name",
+                "--report", str(tmp_path / "no" / "such" / "folder.csv"))
+    assert done.returncode == 2 and "--report" in done.stderr and "Traceback" not in done.stderr
+    with psycopg.connect(empty_db) as conn:
+        assert fingerprint(conn) == before
+
+
+def test_cli_prints_brackets_in_messages_as_they_are(empty_db: str, tmp_path: Path) -> None:
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        vintage = _vintage(conn)
+    path = _write_geojson(tmp_path / "p.geojson", [({"code": "01", "name": "A"},
+                                                    box(105, 21, 106, 22))])
+    for field in ("[/x]", "[bold]ma"):
+        done = _cli(empty_db, "load", "boundaries", str(path), "--vintage", vintage, "--level",
+                    "province", "--code-field", field, "--name-field", "name")
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert f"--code-field '{field}' is not a field" in " ".join(done.stderr.split())
