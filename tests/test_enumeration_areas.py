@@ -375,6 +375,9 @@ def test_list_pages_filters_and_matches_single_reads(env: Env) -> None:
     assert [link["rel"] for link in body["links"]] == ["self"]
     codes = [f["properties"]["code"] for f in body["features"]]
     assert codes == sorted(codes)
+    collection = env.client.get("/collections/enumeration-areas").json()
+    assert collection["numberOfItems"] == total
+    assert len(collection["extent"]["spatial"]["bbox"][0]) == 4
     # each listed feature is exactly what reading it alone gives (geometry to full precision)
     for feature in body["features"][:5]:
         assert env.client.get(f"{ITEMS}/{feature['id']}").json() == feature
@@ -404,6 +407,8 @@ def test_list_pages_filters_and_matches_single_reads(env: Env) -> None:
     assert {f["id"] for f in inside["features"]} == expected
     assert env.client.get(ITEMS, params={"status": "approved", "commune": COMMUNE}
                           ).json()["numberReturned"] == 0
-    for bad in ("1,2,3", "a,b,c,d", "5,0,1,1"):
+    assert inside["features"] and env.client.get(ITEMS, params={"limit": 1}).headers[
+        "Content-Crs"] == "<http://www.opengis.net/def/crs/OGC/1.3/CRS84>"
+    for bad in ("1,2,3", "a,b,c,d", "5,0,1,1", "105,91,106,92", "185,0,186,1"):
         refused = env.client.get(ITEMS, params={"bbox": bad})
         assert refused.status_code == 400 and refused.json()["parameter"] == "bbox"

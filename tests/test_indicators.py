@@ -181,16 +181,19 @@ def test_boundary_reload_cannot_orphan_values(db: psycopg.Connection, tmp_path: 
     import geopandas as gpd
 
     path = tmp_path / "values.csv"
-    path.write_text("ma,value\n01,10\n")
-    _load_csv(db, path, "test_count", "2025", "province",
+    path.write_text("ma,value\n00004,10\n")
+    _load_csv(db, path, "test_count", "2025", "commune",
               ValueFormat("ma", period="2024", value_column="value"))
-    only_79 = tmp_path / "p.geojson"
-    gpd.GeoDataFrame({"code": ["79"], "name": ["X"]}, geometry=[box(106, 10, 107, 11)],
-                     crs="EPSG:4326").to_file(only_79)
+    # communes (no level below them) without 00004, which the values refer to
+    only_00008 = tmp_path / "c.geojson"
+    gpd.GeoDataFrame({"code": ["00008"], "name": ["X"], "p": ["01"]},
+                     geometry=[box(105.8, 21.0, 105.81, 21.01)],
+                     crs="EPSG:4326").to_file(only_00008)
     before = fingerprint(db)
     with pytest.raises(LoaderError, match="indicator values refer to"):
-        load_boundaries(db, [only_79], LoadOptions("2025", "province", FieldMap("code", "name"),
-                                                   replace=True))
+        load_boundaries(db, [only_00008], LoadOptions("2025", "commune",
+                                                      FieldMap("code", "name", "p"),
+                                                      replace=True))
     assert fingerprint(db) == before
 
 
@@ -334,6 +337,10 @@ def test_values_json_and_csv(client: TestClient) -> None:
     assert response.content.startswith("\ufeff".encode())
     frame = pd.read_csv(io.BytesIO(response.content), dtype={"code": str}, encoding="utf-8-sig")
     assert len(frame) == 126 and "Ba Đình" in set(frame["name"])
+    by_accept = client.get("/indicators/population/values", params=params,
+                           headers={"Accept": "text/csv"})
+    assert by_accept.content == response.content
+    assert "Accept" in by_accept.headers["Vary"].split(", ")
 
 
 def test_suppressed_values_are_null_in_json_and_csv(demo_db: str, tmp_path: Path) -> None:

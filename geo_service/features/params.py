@@ -38,8 +38,11 @@ class RawItemParams:
     datetime: str | None = None
 
 
-def parse_bbox(text: str) -> tuple[float, float, float, float]:
-    """Four numbers minx,miny,maxx,maxy (six with heights; the heights are ignored)."""
+def parse_bbox(text: str, across_antimeridian: bool = False
+               ) -> tuple[float, float, float, float]:
+    """Four numbers minx,miny,maxx,maxy (six with heights; the heights are ignored).
+
+    With `across_antimeridian`, minx > maxx is allowed (checked by the caller)."""
     parts = text.split(",")
     if len(parts) not in (4, 6):
         raise InvalidParameter("bbox needs 4 (or 6) comma-separated numbers", parameter="bbox")
@@ -52,7 +55,7 @@ def parse_bbox(text: str) -> tuple[float, float, float, float]:
         raise InvalidParameter("bbox values must be finite numbers", parameter="bbox")
     x0, y0, x1, y1 = (numbers[0], numbers[1], numbers[3], numbers[4]) if len(numbers) == 6 \
         else numbers
-    if y0 > y1:
+    if y0 > y1 or (x0 > x1 and not across_antimeridian):
         raise InvalidParameter("bbox minimum is larger than its maximum", parameter="bbox")
     return x0, y0, x1, y1
 
@@ -215,7 +218,7 @@ async def build_item_query(conn: psycopg.AsyncConnection, collection: Collection
         check_area_of_use(target, collection.extent, parameter, collection.id)
         await ensure_srid(conn, target, parameter)
     if raw.bbox is not None:
-        query.bbox = parse_bbox(raw.bbox)
+        query.bbox = parse_bbox(raw.bbox, across_antimeridian=True)
         _check_bbox_range(query.bbox, query.bbox_crs)
         _check_bbox_area(query.bbox, query.bbox_crs)
     elif raw.bbox_crs is not None:

@@ -16,7 +16,7 @@ from geo_service.ea.coverage import coverage_report
 from geo_service.ea.generate import generate_one
 from geo_service.ea.rules import EaRules, parse_geometry, workload_warning
 from geo_service.errors import Conflict, InvalidParameter, Unprocessable
-from geo_service.features.crs import parse_crs
+from geo_service.features.crs import CRS84, parse_crs
 from geo_service.features.export import stream_features
 from geo_service.features.geometry import line_from_geojson
 from geo_service.features.params import parse_bbox
@@ -44,8 +44,29 @@ def _reader(request: Request, user: User | None) -> None:
 def _feature_response(row: dict[str, Any], status: int = 200,
                       extra: dict[str, Any] | None = None) -> GeoJSONResponse:
     body = {**store.as_feature(row), **(extra or {})}
-    headers = {"ETag": store.etag(row), "Location": f"{BASE}/items/{row['id']}"}
+    headers = {"ETag": store.etag(row), "Location": f"{BASE}/items/{row['id']}",
+               "Content-Crs": f"<{CRS84}>"}
     return GeoJSONResponse(body, status_code=status, headers=headers)
+
+
+@router.get(BASE, summary="The enumeration-area collection")
+async def ea_collection(request: Request, conn: Conn, user: MaybeUser) -> dict[str, Any]:
+    """Metadata of the EA collection: extent, CRS, item count, links."""
+    _reader(request, user)
+    cur = await conn.execute("WITH t AS (SELECT count(*) AS n, ST_Extent(geom) AS e"
+                             " FROM enumeration_area)"
+                             " SELECT n, ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM t")
+    count, *extent = await cur.fetchone() or (0, None, None, None, None)
+    base = str(request.url).split("?")[0]
+    return {"id": "enumeration-areas", "title": "Census enumeration areas",
+            "itemType": "feature",
+            "description": "Enumeration areas drawn by census cartographers, one layer for "
+                           "every census round (filter with round=); editable with a token.",
+            "extent": {"spatial": {"bbox": [extent] if None not in extent else [],
+                                   "crs": CRS84}},
+            "crs": [CRS84], "storageCrs": CRS84, "numberOfItems": count,
+            "links": [{"rel": "self", "href": base, "type": "application/json"},
+                      {"rel": "items", "href": f"{base}/items", "type": GEOJSON}]}
 
 
 @router.get(f"{BASE}/items", summary="Enumeration areas",
@@ -64,15 +85,19 @@ async def list_eas(
 ) -> StreamingResponse:
     """EAs filtered by commune, status, census round and bounding box; streamed, in pages."""
     _reader(request, user)
-    filters = store.ListFilter(commune, status, census_round,
-                               parse_bbox(bbox) if bbox is not None else None)
+    box = parse_bbox(bbox) if bbox is not None else None
+    if box is not None and not (-180 <= box[0] <= box[2] <= 180 and -90 <= box[1] <= box[3] <= 90):
+        raise InvalidParameter("bbox must be longitude/latitude: -180..180, -90..90",
+                               parameter="bbox")
+    filters = store.ListFilter(commune, status, census_round, box)
     count, page, params = store.list_sql(filters, limit, offset)
     pool = request.app.state.pool
     # the count's connection goes back to the pool before the page streams from another
     async with pool.connection() as conn:
         matched = (await (await conn.execute(count, params)).fetchone() or [0])[0]
     tail = page_tail(request, offset, limit, matched, None)
-    return StreamingResponse(stream_features(pool, page, params, tail), media_type=GEOJSON)
+    return StreamingResponse(stream_features(pool, page, params, tail), media_type=GEOJSON,
+                             headers={"Content-Crs": f"<{CRS84}>"})
 
 
 @router.get(f"{BASE}/items/{{featureId}}", summary="One enumeration area",

@@ -7,12 +7,14 @@ import io
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse, Response
 
 from geo_service.db import Conn
 from geo_service.errors import InvalidParameter
 from geo_service.indicators import read
 from geo_service.indicators.catalogue import KINDS
+from geo_service.negotiation import best_media_type
 from geo_service.text import CODE, check_text
 
 router = APIRouter(prefix="/indicators", tags=["indicators"])
@@ -46,15 +48,20 @@ async def get_indicator(code: Annotated[str, Path(pattern=CODE)], conn: Conn) ->
 @router.get("/{code}/values", summary="Values of one indicator (suppressed values are null)",
             responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}})
 async def indicator_values(
-    code: Annotated[str, Path(pattern=CODE)], conn: Conn,
+    code: Annotated[str, Path(pattern=CODE)], conn: Conn, request: Request,
     vintage: Annotated[str | None, Query(pattern=CODE)] = None,
     level: Annotated[str | None, Query(pattern=CODE)] = None,
     period: Annotated[str | None, Query(max_length=10, pattern=CODE)] = None,
     parent: Annotated[str | None, Query(pattern=CODE, description="children of this unit")] = None,
     unit: Annotated[str | None, Query(pattern=CODE, description="one unit's code")] = None,
-    f: Annotated[Literal["json", "csv"], Query(description="output format")] = "json",
+    f: Annotated[Literal["json", "csv"] | None, Query(
+        description="output format (default: by the Accept header, else json)")] = None,
 ) -> Any:
     """Values by unit code and period, with status; CSV is UTF-8 with BOM for Excel."""
+    if f is None:
+        chosen = best_media_type(request.headers.get("accept", ""), ["application/json",
+                                                                      "text/csv"])
+        f = "csv" if chosen == "text/csv" else "json"
     meta = await read.get_indicator(conn, code)
     choice = read.choose_series(meta, vintage, level, period)
     if parent is not None:
@@ -72,9 +79,10 @@ async def indicator_values(
     rows = await read.published_values(conn, choice, parent, unit)
     if f == "csv":
         return _csv_response(rows, f"{code}_{choice.vintage}_{choice.level}.csv")
-    return {"indicator": code, "vintage": choice.vintage, "level": choice.level,
+    body = {"indicator": code, "vintage": choice.vintage, "level": choice.level,
             "period": choice.period, "unit": meta["unit"], "decimals": meta["decimals"],
             "numberReturned": len(rows), "values": rows}
+    return JSONResponse(jsonable_encoder(body), headers={"Vary": "Accept"})
 
 
 def _csv_response(rows: list[dict[str, Any]], filename: str) -> Response:
@@ -85,4 +93,5 @@ def _csv_response(rows: list[dict[str, Any]], filename: str) -> Response:
     writer.writeheader()
     writer.writerows(rows)
     return Response(buffer.getvalue().encode("utf-8"), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"',
+                             "Vary": "Accept"})
