@@ -27,7 +27,7 @@ from boundaries.checks import (
 )
 from boundaries.generalise import generalise_async
 from boundaries.names import fold
-from boundaries.readers import FEATURE_INDEX, NOTES, SOURCE_FILE, read_boundaries
+from boundaries.readers import FEATURE_INDEX, NOTES, SOURCE_FILE, listed, read_boundaries
 from geo_service.errors import LoaderError
 
 # Children sticking out of their parent by more than this share of their area are reported.
@@ -114,7 +114,7 @@ def load_boundaries(conn: psycopg.Connection, paths: Sequence[Path], options: Lo
             _check_parents(conn, units, options, parent_level, report)
             progress("check", 1, 1)
             if report.errors:
-                raise LoaderError(_error_text(report.errors),
+                raise LoaderError(listed([str(p) for p in report.errors]),
                                   errors=[str(p) for p in report.errors])
             summary = LoadSummary(report=report)
             summary.replaced = _write(conn, units, bands, options, progress)
@@ -155,13 +155,6 @@ def _write(conn: psycopg.Connection, units: gpd.GeoDataFrame,
     # fresh planner statistics, or the first queries after a load pick poor plans
     conn.execute("ANALYZE admin_unit, admin_unit_generalised")
     return replaced
-
-
-def _error_text(errors: list[Problem], shown: int = 20) -> str:
-    lines = [str(p) for p in errors[:shown]]
-    if len(errors) > shown:
-        lines.append(f"... and {len(errors) - shown} more")
-    return f"{len(errors)} problem(s), nothing was written:\n" + "\n".join(lines)
 
 
 def _check_target(conn: psycopg.Connection, options: LoadOptions) -> None:
@@ -305,11 +298,11 @@ def _refuse_orphans(conn: psycopg.Connection, options: LoadOptions, shown: int =
     if not rows:
         return
     orphans = sum(n for *_, n in rows)
-    listed = ", ".join(f"{code} ({n} {level})" for level, code, n in rows[:shown])
+    named = ", ".join(f"{code} ({n} {level})" for level, code, n in rows[:shown])
     more = f" and {len(rows) - shown} more" if len(rows) > shown else ""
     raise LoaderError(f"nothing was written: {orphans} units of vintage {options.vintage} below "
                       f"{options.level} level would lose their parent, which this load "
-                      f"removes: {listed}{more}; include those units, or load the levels "
+                      f"removes: {named}{more}; include those units, or load the levels "
                       "below again first", parameter="--replace")
 
 

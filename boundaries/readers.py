@@ -173,10 +173,11 @@ def _unreadable_geometries(path: Path, layer: str | None, encoding: str | None,
             code = (f" code {frame[code_field].iat[index]}"
                     if code_field in frame.columns else "")
             problems.append(f"{path}: feature {index}{code}: geometry cannot be read: {exc}")
-    return LoaderError(_listed(problems), errors=problems)
+    return LoaderError(listed(problems), errors=problems)
 
 
-def _listed(problems: list[str]) -> str:
+def listed(problems: list[str]) -> str:
+    """An error text: how many problems, then the first of them."""
     lines = problems[:_SHOWN]
     if len(problems) > _SHOWN:
         lines.append(f"... and {len(problems) - _SHOWN} more")
@@ -271,7 +272,7 @@ def _check_lonlat(frame: gpd.GeoDataFrame, path: Path, crs: CRS | None,
                 f"reprojection from {_crs_name(crs) if crs else '?'} (is --src-crs right?)"
                 for i in np.flatnonzero(outside)]
     if problems:
-        raise LoaderError(_listed(problems), errors=problems, parameter="--src-crs")
+        raise LoaderError(listed(problems), errors=problems, parameter="--src-crs")
     # A polygon drawn across the antimeridian without being split there goes the long way
     # round; only Antarctica-like polygons span more than half the globe on purpose.
     parts, owners = shapely.get_parts(geoms, return_index=True)
