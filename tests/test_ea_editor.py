@@ -105,7 +105,8 @@ def editor(browser: Any, pg: PgCluster, demo_template: str) -> Iterator[Editor]:
     with psycopg.connect(db, autocommit=True) as conn:
         tokens = {"editor": add_user(conn, "ed", "editor", ["01"]),
                   "supervisor": add_user(conn, "sup", "supervisor", ["01"]),
-                  "viewer": add_user(conn, "vi", "viewer", [])}
+                  "viewer": add_user(conn, "vi", "viewer", []),
+                  "outsider": add_user(conn, "out", "editor", ["79"])}
     with serve(db) as base:
         page = Editor(browser, base, db, tokens)
         yield page
@@ -257,10 +258,11 @@ def test_split_and_merge_on_the_map(editor: Editor) -> None:
 def test_only_signed_in_editors_get_the_tools(editor: Editor) -> None:
     editor.open(f"commune={COMMUNE}&lang=en")
     assert editor.page.locator(".leaflet-draw-draw-polygon").count() == 0
-    editor.sign_in("viewer")
-    assert editor.page.locator(".leaflet-draw-draw-polygon").count() == 0
-    assert editor.page.locator("button.ea-generate").count() == 0
-    editor.page.click(".ea-sign-out")
+    for user in ("viewer", "outsider"):  # (an editor of another province)
+        editor.sign_in(user)
+        assert editor.page.locator(".leaflet-draw-draw-polygon").count() == 0
+        assert editor.page.locator("button.ea-generate").count() == 0
+        editor.page.click(".ea-sign-out")
     editor.page.fill("input[name=token]", "not-a-token")
     editor.page.click(".ea-sign-in")
     editor.page.wait_for_selector(".ea-message.ea-error")

@@ -44,6 +44,12 @@ class Env:
                    "properties": {"census_round": "2029", "commune_code": COMMUNE, **props}}
         return self.client.post(ITEMS, json=feature, headers=self.auth(user))
 
+    def act(self, ea_id: int, action: str, user: str) -> Any:
+        """submit, approve or reject the EA as it is now (with its ETag)."""
+        etag = self.client.get(f"{ITEMS}/{ea_id}").headers["ETag"]
+        return self.client.post(f"{ITEMS}/{ea_id}/{action}",
+                                headers={**self.auth(user), "If-Match": etag})
+
     def tables(self) -> dict[str, tuple[int, str]]:
         with psycopg.connect(self.url) as conn:
             return fingerprint(conn, EA_TABLES)
@@ -58,6 +64,7 @@ def env(demo_db: str, tmp_path: Path) -> Iterator[Env]:
             "editor2": add_user(conn, "ed2", "editor", [COMMUNE]),
             "outsider": add_user(conn, "out", "editor", ["79"]),
             "supervisor": add_user(conn, "sup", "supervisor", ["01"]),
+            "supervisor2": add_user(conn, "sup2", "supervisor", ["01"]),
             "admin": add_user(conn, "adm", "admin", []),
         }
         stored = conn.execute("SELECT token_hash FROM app_user").fetchall()
@@ -194,13 +201,60 @@ def test_workflow_submit_approve(env: Env) -> None:
     west, _ = _halves(env.commune())
     ea = env.create(west).json()
     url = f"{ITEMS}/{ea['id']}"
-    assert env.client.post(f"{url}/approve", headers=env.auth("supervisor")).status_code == 400
-    assert env.client.post(f"{url}/submit", headers=env.auth("editor")).status_code == 200
-    assert env.client.post(f"{url}/approve", headers=env.auth("editor")).status_code == 403
-    approved = env.client.post(f"{url}/approve", headers=env.auth("supervisor"))
+    assert env.act(ea["id"], "approve", "supervisor").status_code == 400
+    # a transition, like any write, names the version it was decided on
+    assert env.client.post(f"{url}/submit", headers=env.auth("editor")).status_code == 428
+    assert env.act(ea["id"], "submit", "editor").status_code == 200
+    assert env.act(ea["id"], "approve", "editor").status_code == 403
+    approved = env.act(ea["id"], "approve", "supervisor")
     assert approved.status_code == 200 and approved.json()["properties"]["status"] == "approved"
     actions = [h["action"] for h in env.client.get(f"{url}/history").json()["history"]]
     assert actions == ["create", "submit", "approve"]
+
+
+def test_who_submits_does_not_approve(env: Env) -> None:
+    west, _ = _halves(env.commune())
+    ea = env.create(west, user="supervisor").json()
+    assert env.act(ea["id"], "submit", "supervisor").status_code == 200
+    refused = env.act(ea["id"], "approve", "supervisor")
+    assert refused.status_code == 403 and "another supervisor" in refused.json()["detail"]
+    assert env.act(ea["id"], "approve", "supervisor2").status_code == 200
+
+
+def test_approved_eas_are_changed_only_by_supervisors(env: Env) -> None:
+    west, _ = _halves(env.commune())
+    ea = env.create(west).json()
+    url = f"{ITEMS}/{ea['id']}"
+    env.act(ea["id"], "submit", "editor")
+    env.act(ea["id"], "approve", "supervisor")
+    current = env.client.get(url)
+    feature = {**current.json(), "properties": {}}
+    before = env.tables()
+    for response in (
+            env.client.put(url, json=feature, headers={**env.auth("editor"),
+                                                       "If-Match": current.headers["ETag"]}),
+            env.client.delete(url, headers={**env.auth("editor"),
+                                            "If-Match": current.headers["ETag"]})):
+        assert response.status_code == 403, response.text
+    assert env.tables() == before
+    changed = env.client.put(url, json=feature, headers={**env.auth("supervisor"),
+                                                         "If-Match": current.headers["ETag"]})
+    assert changed.status_code == 200 and changed.json()["properties"]["status"] == "draft"
+
+
+@pytest.mark.parametrize(("name", "value"), [("commune_code", "00008"),
+                                             ("census_round", "2039")])
+def test_an_ea_keeps_its_commune_and_round(env: Env, name: str, value: str) -> None:
+    west, _ = _halves(env.commune())
+    created = env.create(west)
+    body = {**created.json(), "properties": {name: value}}
+    refused = env.client.put(f"{ITEMS}/{created.json()['id']}", json=body,
+                             headers={**env.auth("editor"), "If-Match": created.headers["ETag"]})
+    assert refused.status_code == 400 and refused.json()["parameter"] == name
+
+
+def test_history_of_an_unknown_ea_is_not_found(env: Env) -> None:
+    assert env.client.get(f"{ITEMS}/999999/history").status_code == 404
 
 
 def test_delete_needs_if_match_and_keeps_history(env: Env) -> None:
@@ -242,9 +296,10 @@ def test_ea_tiles_follow_edits(env: Env) -> None:
     assert [f["properties"]["code"] for f in layer["features"]] == [f"{COMMUNE}-001"]
     assert layer["features"][0]["properties"]["status"] == "draft"
     ea_id = created.json()["id"]
-    env.client.post(f"{ITEMS}/{ea_id}/submit", headers=env.auth("editor"))
+    env.act(ea_id, "submit", "editor")
     layer = mapbox_vector_tile.decode(env.client.get(url).content)["enumeration-areas"]
     assert layer["features"][0]["properties"]["status"] == "submitted"
+    assert isinstance(layer["features"][0]["properties"]["households"], int)
 
 
 def test_generated_coverage_is_gap_free_and_editable(env: Env) -> None:
@@ -272,6 +327,68 @@ def test_generated_coverage_is_gap_free_and_editable(env: Env) -> None:
     response = env.client.put(f"{ITEMS}/{eas[0]['id']}", json=body,
                               headers={**env.auth("editor"), "If-Match": first.headers["ETag"]})
     assert response.status_code == 200, response.text
+
+
+def _generated(env: Env) -> list[dict[str, Any]]:
+    created = env.client.post(f"/communes/{COMMUNE}/ea-generate", headers=env.auth("editor"))
+    assert created.status_code == 201, created.text
+    features: list[dict[str, Any]] = env.client.get(
+        ITEMS, params={"commune": COMMUNE}).json()["features"]
+    return features
+
+
+def test_saving_an_ea_unchanged_changes_nothing(env: Env) -> None:
+    for feature in _generated(env)[:15]:
+        read = env.client.get(f"{ITEMS}/{feature['id']}")
+        body = {"type": "Feature", "geometry": read.json()["geometry"], "properties": {}}
+        again = env.client.put(f"{ITEMS}/{feature['id']}", json=body,
+                               headers={**env.auth("editor"), "If-Match": read.headers["ETag"]})
+        assert again.status_code == 200, again.text
+        assert shape(again.json()["geometry"]).equals_exact(shape(body["geometry"]), 1e-12)
+    report = env.client.get(f"/communes/{COMMUNE}/ea-coverage", params={"round": "2029"}).json()
+    assert report["overlaps"] == [] and report["complete"]
+
+
+def test_an_overlap_wider_than_the_tolerance_is_refused(env: Env) -> None:
+    eas = _generated(env)
+    shapes = {f["id"]: shape(f["geometry"]) for f in eas}
+    mine = eas[0]
+    neighbour = next(i for i, g in shapes.items()
+                     if i != mine["id"] and g.touches(shapes[mine["id"]])
+                     and g.intersection(shapes[mine["id"]]).length > 0)
+    # a 10 m × 10 m square taken from the neighbour, on the shared edge
+    edge = shapes[neighbour].intersection(shapes[mine["id"]])
+    point = edge.interpolate(0.5, normalized=True)
+    square = shapely.buffer(point, 5 / 111_320, cap_style="square")
+    grown = shapes[mine["id"]].union(square.intersection(shapes[neighbour]))
+    read = env.client.get(f"{ITEMS}/{mine['id']}")
+    before = env.tables()
+    refused = env.client.put(f"{ITEMS}/{mine['id']}",
+                             json={"type": "Feature", "geometry": mapping(grown),
+                                   "properties": {}},
+                             headers={**env.auth("editor"), "If-Match": read.headers["ETag"]})
+    assert refused.status_code == 422, refused.text
+    assert any(p.get("ea") == neighbour for p in refused.json()["problems"])
+    assert env.tables() == before
+
+
+def test_split_parts_follow_the_rules(env: Env) -> None:
+    centre = env.commune().buffer(-0.003).representative_point()
+    side = 200 / 111_320  # a square EA of about 200 m
+    square = box(centre.x, centre.y, centre.x + side, centre.y + side)
+    created = env.create(square)
+    assert created.status_code == 201, created.text
+    cut = 3 / 111_320  # a line cutting off a corner 3 m wide: a part of about 4.5 m²
+    line = {"type": "LineString", "coordinates": [[centre.x - cut, centre.y + 2 * cut],
+                                                  [centre.x + 2 * cut, centre.y - cut]]}
+    before = env.tables()
+    refused = env.client.post(f"{ITEMS}/{created.json()['id']}/split", json={"line": line},
+                              headers={**env.auth("editor"),
+                                       "If-Match": created.headers["ETag"]})
+    assert refused.status_code == 422, refused.text
+    [problem] = refused.json()["problems"]
+    assert problem["part"] == 2 and "below the minimum" in problem["problem"]
+    assert env.tables() == before
 
 
 def test_split_then_merge_restores_the_coverage(env: Env) -> None:
@@ -340,11 +457,11 @@ def test_generate_drafts_through_the_api(env: Env) -> None:
     assert again.status_code == 409 and again.json()["parameter"] == "replace"
     eas = env.client.get(ITEMS, params={"commune": COMMUNE}).json()["features"]
     assert {f["properties"]["updated_by"] for f in eas} == {"ed"}
-    env.client.post(f"{ITEMS}/{eas[0]['id']}/submit", headers=env.auth("editor"))
+    env.act(eas[0]["id"], "submit", "editor")
     before = env.tables()
     refused = env.client.post(url, params={"replace": "true"}, headers=env.auth("editor"))
     assert refused.status_code == 409 and env.tables() == before
-    env.client.post(f"{ITEMS}/{eas[0]['id']}/reject", headers=env.auth("supervisor"))
+    env.act(eas[0]["id"], "reject", "supervisor")
     with psycopg.connect(env.url, autocommit=True) as conn:
         conn.execute("UPDATE enumeration_area SET status = 'draft'")
     replaced = env.client.post(url, params={"replace": "true", "households_per_ea": "240"},

@@ -350,7 +350,8 @@ def test_an_api_write_is_purged_before_its_answer(front: Front) -> None:
         assert _ea_statuses(fetch(front.nginx, path)[2]) == {"00004-001": "draft"}
         assert _ea_statuses(_static(front, path)[2]) == {"00004-001": "draft"}
         ea = created.json()["id"]
-        submitted = api.post(f"{items}/{ea}/submit")
+        submitted = api.post(f"{items}/{ea}/submit",
+                             headers={"If-Match": created.headers["ETag"]})
         assert submitted.status_code == 200
         # right after the answer, without waiting: nginx no longer has the old file
         assert _ea_statuses(fetch(front.nginx, path)[2]) == {"00004-001": "submitted"}

@@ -134,6 +134,9 @@ def test_drawing_a_rectangle_shows_area_statistics(viewer: Viewer) -> None:
     result = viewer.js("window.geoViewer.lastAggregate")
     assert result["results"][0]["value"] > 0
     viewer.page.locator(".gv-aggregate").wait_for(state="visible", timeout=10_000)
+    # the area with three decimals whatever the indicator's (population has none)
+    area = viewer.page.locator(".gv-aggregate").inner_text()
+    assert f"{result['area_km2']:,.3f}".rstrip("0").rstrip(".") in area
     viewer.screenshot("map-draw")
 
 
@@ -167,6 +170,30 @@ def test_choropleth_api(client: TestClient) -> None:
         response = client.get("/maps/choropleth", params=query)
         assert response.status_code == 400
         assert response.json()["parameter"] == parameter
+
+
+def test_standard_deviation_classes_keep_their_meaning_on_skewed_data() -> None:
+    from branca.utilities import color_brewer
+
+    from geo_service.viewer.choropleth import classify
+
+    # densities: most units near the mean, a long tail of cities above it
+    values = [10.0] * 50 + [20.0] * 50 + [30.0] * 50 + [900.0, 1500.0, 4000.0]
+    mean = sum(values) / len(values)
+    result = classify(values, "std_mean", 5, "RdBu")
+    five = list(color_brewer("RdBu", 5))
+    assert result.k < 5 and result.note and "left out" in result.note
+    # the class holding the mean keeps the middle colour of the 5-class palette
+    holding_mean = next(i for i, upper in enumerate(result.breaks) if mean <= upper)
+    assert result.colours[holding_mean] == five[2]
+    assert result.colours == five[5 - result.k:]
+
+
+def test_manual_breaks_outside_the_values_are_named() -> None:
+    from geo_service.viewer.choropleth import classify
+
+    result = classify([1.0, 5.0, 9.0], "manual", 5, "Blues", manual=[-5, 100_000])
+    assert result.k == 1 and result.note and "2 of the 3 classes" in result.note
 
 
 def test_fewer_values_than_classes_still_makes_a_legend() -> None:

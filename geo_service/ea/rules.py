@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,12 +82,15 @@ FROM g, outside
 """
 
 _OVERLAPS = """
-WITH g AS (SELECT ST_GeomFromWKB(%(wkb)s, 4326) AS g)
-SELECT e.id, e.code, ST_Area(ST_Intersection(e.geom, g.g)::geography) AS m2,
-       ST_AsText(ST_PointOnSurface(ST_Intersection(e.geom, g.g)))
-FROM enumeration_area e, g
-WHERE e.census_round = %(round)s AND e.id <> %(self)s AND e.geom && g.g
-  AND ST_Intersects(e.geom, g.g)
+WITH g AS (SELECT ST_GeomFromWKB(%(wkb)s, 4326) AS g),
+o AS (SELECT e.id, e.code, ST_CollectionExtract(ST_Intersection(e.geom, g.g), 3) AS o
+      FROM enumeration_area e, g
+      WHERE e.census_round = %(round)s AND e.id <> %(self)s AND e.geom && g.g
+        AND ST_Intersects(e.geom, g.g))
+SELECT id, code, ST_Area(o::geography), ST_AsText(ST_PointOnSurface(o)),
+       -- as outside the commune: slivers no wider than twice the tolerance are allowed
+       NOT ST_IsEmpty(ST_Buffer(o::geography, -%(tolerance)s)::geometry)
+FROM o WHERE NOT ST_IsEmpty(o)
 """
 
 
@@ -128,9 +130,9 @@ async def check(conn: psycopg.AsyncConnection, geom: BaseGeometry, context: dict
     if area_m2 > rules.max_area_km2 * 1e6:
         findings.problems.append({"problem": f"area {area_m2 / 1e6:.1f} km² is above the "
                                              f"maximum {rules.max_area_km2:.0f} km²"})
-    tolerance_m2 = rules.tolerance_m * math.sqrt(max(area_m2, 1.0))
-    for other_id, other_code, m2, at in await (await conn.execute(_OVERLAPS, params)).fetchall():
-        if m2 > tolerance_m2:
+    overlaps = await (await conn.execute(_OVERLAPS, params)).fetchall()
+    for other_id, other_code, m2, at, beyond in overlaps:
+        if beyond:
             findings.problems.append({"problem": f"overlaps EA {other_code}", "ea": other_id,
                                       "area_m2": round(m2, 1), "location": _point(at)})
     return findings

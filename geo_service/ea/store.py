@@ -180,13 +180,54 @@ async def estimate(raster: Path, geom: BaseGeometry, household_size: float
 
 async def validated(conn: psycopg.AsyncConnection, geom: BaseGeometry, context: dict[str, Any],
                     rules: EaRules) -> tuple[BaseGeometry, Findings]:
-    """Snap, then check; 422 with every problem when a rule is broken."""
+    """Snap, then check; 422 with every problem when a rule is broken.
+
+    An EA sent back as it is stored is not snapped (a save without changes changes
+    nothing), and snapping that breaks more rules than the shape as drawn is not applied.
+    """
+    if await _is_stored_as(conn, context["self"], geom):
+        return geom, await _checked(conn, geom, context, rules)
     snapped = await snap(conn, geom, context, rules)
     findings = await check(conn, snapped, context, rules)
+    if findings.problems and not snapped.equals_exact(geom, 0):
+        as_drawn = await check(conn, geom, context, rules)
+        if len(as_drawn.problems) < len(findings.problems):
+            snapped, findings = geom, as_drawn
     if findings.problems:
         raise Unprocessable(f"{len(findings.problems)} rule(s) broken; nothing was saved",
                             parameter="geometry", problems=findings.problems)
     return snapped, findings
+
+
+async def _checked(conn: psycopg.AsyncConnection, geom: BaseGeometry, context: dict[str, Any],
+                   rules: EaRules) -> Findings:
+    findings = await check(conn, geom, context, rules)
+    if findings.problems:
+        raise Unprocessable(f"{len(findings.problems)} rule(s) broken; nothing was saved",
+                            parameter="geometry", problems=findings.problems)
+    return findings
+
+
+async def checked_parts(conn: psycopg.AsyncConnection, parts: list[BaseGeometry],
+                        context: dict[str, Any], rules: EaRules) -> Findings:
+    """Every rule broken by any of the parts (of a split), each problem naming its part."""
+    findings = Findings()
+    for number, part in enumerate(parts, 1):
+        found = await check(conn, part, context, rules)
+        findings.problems += [{**p, "part": number} for p in found.problems]
+    if findings.problems:
+        raise Unprocessable(f"{len(findings.problems)} rule(s) broken by the parts; nothing "
+                            "was saved", parameter="line", problems=findings.problems)
+    return findings
+
+
+async def _is_stored_as(conn: psycopg.AsyncConnection, ea_id: int, geom: BaseGeometry) -> bool:
+    if ea_id < 0:
+        return False
+    cur = await conn.execute("SELECT ST_AsBinary(geom) FROM enumeration_area WHERE id = %s",
+                             (ea_id,))
+    row = await cur.fetchone()
+    return row is not None and bool(shapely.equals_exact(shapely.from_wkb(row[0]), geom, 1e-12))
 
 
 async def next_code(conn: psycopg.AsyncConnection, census_round: str, commune: str) -> str:

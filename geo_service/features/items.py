@@ -20,7 +20,8 @@ BASE_PROPERTIES: dict[str, sql.Composable] = {
     "name": sql.SQL("u.name"),
     "parent_code": sql.SQL("u.parent_code"),
     "unit_type": sql.SQL("u.unit_type"),
-    "area_km2": sql.SQL("round(u.area_km2::numeric, 3)"),
+    # (float8: MVT writes a numeric as text)
+    "area_km2": sql.SQL("round(u.area_km2::numeric, 3)::float8"),
 }
 # Sort keys that differ from the property: names in Vietnamese order (migration 0005).
 SORT_EXPRESSIONS: dict[str, sql.Composable] = {"name": sql.SQL("u.name COLLATE vietnamese")}

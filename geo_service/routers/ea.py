@@ -9,13 +9,13 @@ from fastapi import APIRouter, Body, Header, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from psycopg.rows import dict_row
 
-from geo_service.auth import MaybeUser, Unauthorized, User, Writer
+from geo_service.auth import Forbidden, MaybeUser, Unauthorized, User, Writer
 from geo_service.db import Conn
 from geo_service.ea import store
 from geo_service.ea.coverage import coverage_report
 from geo_service.ea.generate import generate_one
 from geo_service.ea.rules import EaRules, parse_geometry, workload_warning
-from geo_service.errors import Conflict, InvalidParameter, Unprocessable
+from geo_service.errors import Conflict, InvalidParameter, NotFound, Unprocessable
 from geo_service.features.crs import CRS84, parse_crs
 from geo_service.features.export import stream_features
 from geo_service.features.geometry import line_from_geojson
@@ -186,13 +186,18 @@ async def create_ea(
 
 
 async def _locked(conn: Conn, ea_id: int, user: User, if_match: str | None,
-                  needs: str = "editor") -> tuple[dict[str, Any], store.Commune]:
+                  needs: str = "editor", change: bool = False
+                  ) -> tuple[dict[str, Any], store.Commune]:
+    """The EA locked for a write by `user`; with `change`, its geometry or existence is
+    changed, which an approved EA allows only to a supervisor (it goes back to draft)."""
     row = await store.fetch(conn, ea_id)
     commune = await store.commune_of(conn, row["commune_code"], row["commune_vintage"])
     store.authorise(user, commune, needs)
     await store.lock_commune(conn, row["census_round"], commune.code)
     row = await store.fetch(conn, ea_id, lock=True)
     store.check_version(row, if_match)
+    if change and row["status"] == "approved":
+        store.authorise(user, commune, "supervisor")
     return row, commune
 
 
@@ -212,7 +217,11 @@ async def replace_ea(
     wanted_code = _optional_code(props.get("code"), "code")
     reason = _reason(props.get("reason"))
     async with conn.transaction():
-        before, commune = await _locked(conn, featureId, user, if_match)
+        before, commune = await _locked(conn, featureId, user, if_match, change=True)
+        for name in ("commune_code", "census_round"):
+            if props.get(name) not in (None, before[name]):
+                raise InvalidParameter(f"an EA keeps its {name} ({before[name]}); draw a new "
+                                       "EA for another", parameter=name)
         wanted_code = store.code_for(commune.code, wanted_code)
         _, values, warnings = await _prepared(request, conn, feature, content_crs, repair,
                                               featureId, before["census_round"], commune)
@@ -230,7 +239,7 @@ async def delete_ea(featureId: EaId, conn: Conn, user: Writer,  # noqa: N803
     """Delete an EA (needs If-Match); its history stays."""
     reason = _reason(reason)
     async with conn.transaction():
-        before, _ = await _locked(conn, featureId, user, if_match)
+        before, _ = await _locked(conn, featureId, user, if_match, change=True)
         await conn.execute("DELETE FROM enumeration_area WHERE id = %s", (featureId,))
         await store.write_history(conn, featureId, "delete", before, None, user, reason)
     return Response(status_code=204)
@@ -245,6 +254,8 @@ async def history(featureId: EaId, request: Request, conn: Conn,  # noqa: N803
                              " ea_history WHERE ea_id = %s ORDER BY id", (featureId,))
     entries = [{"id": i, "action": a, "before": b, "after": af, "user": u, "reason": r,
                 "at": at.isoformat()} for i, a, b, af, u, r, at in await cur.fetchall()]
+    if not entries:  # (a deleted EA keeps its history)
+        raise NotFound(f"no enumeration area {featureId}", parameter="featureId")
     return {"ea": featureId, "history": entries}
 
 
@@ -323,11 +334,17 @@ async def split_ea(
     line = line_from_geojson(body.get("line"), "line")
     reason = _reason(body.get("reason"))
     async with conn.transaction():
-        before, commune = await _locked(conn, featureId, user, if_match)
+        before, commune = await _locked(conn, featureId, user, if_match, change=True)
         parts = await store.split_parts(conn, featureId, line)
         if len(parts) < 2:
             raise Unprocessable("the line does not cut the EA into parts", parameter="line")
+        rules = _rules(request.app.state.settings)
+        context = {"round": before["census_round"], "commune": commune.code,
+                   "vintage": commune.vintage, "self": featureId}
+        await store.checked_parts(conn, parts, context, rules)
         estimates = [await _estimates(request, part) for part in parts]
+        warnings = [w for values in estimates
+                    if (w := workload_warning(values["households"], rules)) is not None]
         kept = await store.update_geometry(conn, featureId, {
             **estimates[0], "code": None, "user": user.name})
         await store.write_history(conn, featureId, "split", before, kept, user, reason)
@@ -340,7 +357,8 @@ async def split_ea(
             await store.write_history(conn, row["id"], "split", before, row, user, reason)
             created.append(store.as_feature(row))
     return GeoJSONResponse({"type": "FeatureCollection",
-                         "features": [store.as_feature(kept), *created]})
+                            "features": [store.as_feature(kept), *created],
+                            "warnings": warnings})
 
 
 @router.post(f"{BASE}/merge", summary="Merge EAs of one commune into one",
@@ -351,7 +369,8 @@ async def merge_eas(
     if_match: Annotated[str | None, Header(max_length=2000,
                                            description="the ETags of all EAs")] = None,
 ) -> GeoJSONResponse:
-    """The first EA takes the union of all; the others are deleted (history keeps them)."""
+    """The EA with the lowest id takes the union of all; the others are deleted (history
+    keeps them)."""
     ids = body.get("ids") if isinstance(body, dict) else None
     if not isinstance(ids, list) or not 2 <= len(ids) <= 100 or len(set(ids)) != len(ids) \
             or not all(type(i) is int and 0 < i < 2**63 for i in ids):
@@ -366,7 +385,7 @@ async def merge_eas(
         raise Unprocessable("EAs of different communes or rounds cannot be merged",
                             parameter="ids")
     async with conn.transaction():
-        rows = [(await _locked(conn, ea_id, user, if_match)) for ea_id in ids]
+        rows = [(await _locked(conn, ea_id, user, if_match, change=True)) for ea_id in ids]
         union = await store.merged_geometry(conn, ids)
         first, _ = rows[0]
         merged = await store.update_geometry(conn, first["id"], {
@@ -391,8 +410,12 @@ async def transition(
     allowed_from, target, needs = store.TRANSITIONS[action]
     reason = _reason(reason)
     async with conn.transaction():
-        row = await store.fetch(conn, featureId)
-        before, _ = await _locked(conn, featureId, user, if_match or store.etag(row), needs)
+        before, _ = await _locked(conn, featureId, user, if_match, needs)
+        if action in ("approve", "reject") and before["updated_by"] == user.name \
+                and user.role != "admin":
+            # four eyes: who submitted (or last changed) an EA does not approve it
+            raise Forbidden(f"EA {before['code']} was submitted by {user.name}: another "
+                            "supervisor approves or rejects it", parameter="action")
         if before["status"] not in allowed_from:
             raise InvalidParameter(f"cannot {action} an EA that is {before['status']}",
                                    parameter="action", current_status=before["status"])

@@ -190,8 +190,14 @@
 
   /* ---- writes ---- */
 
-  function canEdit() { return state.user && RANK[state.user.role] >= RANK.editor; }
-  function canApprove() { return state.user && RANK[state.user.role] >= RANK.supervisor; }
+  // As the API decides: the role, and a scope naming the commune or its province.
+  function inScope() {
+    const user = state.user;
+    if (!user || !cfg.commune || user.role === "admin") return Boolean(user);
+    return user.scope.includes(cfg.commune.code) || user.scope.includes(cfg.commune.province);
+  }
+  function canEdit() { return inScope() && RANK[state.user.role] >= RANK.editor; }
+  function canApprove() { return inScope() && RANK[state.user.role] >= RANK.supervisor; }
 
   async function afterWrite(result, successText) {
     findings.clearLayers();

@@ -6,14 +6,15 @@
   const map = window[cfg.mapName];
   const t = (key) => (cfg.labels[key] || key);
   const classes = cfg.choropleth.classes || [];
-  const NO_VALUE = { suppressed: "#9e9e9e", not_available: "#f0f0f0" };
+  // (not available: darker than the light middle of diverging palettes, #f7f7f7)
+  const NO_VALUE = { suppressed: "#9e9e9e", not_available: "#d0d0d0" };
   const drawn = new Set();
   const byCode = {};
 
-  function fmt(value) {
+  function fmt(value, decimals) {
     if (value === null || value === undefined) return "–";
     return Number(value).toLocaleString(cfg.lang === "vi" ? "vi-VN" : "en-GB",
-      { maximumFractionDigits: cfg.choropleth.indicator.decimals });
+      { maximumFractionDigits: decimals === undefined ? cfg.choropleth.indicator.decimals : decimals });
   }
 
   function colourOf(value, status) {
@@ -187,9 +188,12 @@
       const r = result.results[0];
       const value = r.value === null ? t("status_" + r.status) : fmt(r.value) + " " + (r.unit || "");
       html = "<div class='gv-aggregate'><b>" + t("area_stats") + "</b><br>" +
-        t("area") + ": " + fmt(result.area_km2) + " km²<br>" +
+        t("area") + ": " + fmt(result.area_km2, 3) + " km²<br>" +
         cfg.choropleth.indicator["name_" + cfg.lang] + ": <span class='gv-agg-value'>" + value + "</span><br>" +
-        t("units") + ": " + result.units.filter((u) => u.share > 0.001).length + "</div>";
+        t("units") + ": " + result.units.filter((u) => u.share > 0.001).length +
+        // values describe only the part of the drawn area that lies within units
+        (result.covered_share < 0.999 ? "<br><span class='gv-agg-covered'>" + t("covered") + ": " +
+          fmt(result.covered_share * 100, 1) + " %</span>" : "") + "</div>";
     }
     window.geoViewer.lastAggregate = result;
     layer.bindPopup(html).openPopup();

@@ -89,7 +89,7 @@ features AS (
     SELECT ST_AsMVTGeom(ST_Simplify(ST_Transform(a.geom, 3857), %(tolerance)s, true), env.e,
                         %(extent)s, %(buffer)s, true) AS geom,
            a.id, a.code, a.status, a.commune_code, a.census_round,
-           round(a.households::numeric) AS households, a.version
+           round(a.households)::int AS households, a.version
     FROM enumeration_area a CROSS JOIN env
     WHERE a.geom && ST_Transform(ST_Expand(env.e, %(margin)s), 4326)
       AND (%(round)s::text IS NULL OR a.census_round = %(round)s)

@@ -117,9 +117,26 @@ def classify(values: list[float], method: str, k: int, palette: str,
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # mapclassify warns when it merges classes
             bins = [float(b) for b in _classifier(data, method, k, manual).bins]
-    breaks = _tidy_breaks(bins, float(data.min()), float(data.max()))
+    low, high = float(data.min()), float(data.max())
+    breaks = _tidy_breaks(bins, low, high)
     counts = np.bincount(np.searchsorted(breaks, data, side="left"),
                          minlength=len(breaks)).tolist()
-    colours = palette_colours(palette, len(breaks))
-    return Classification(method, len(breaks), palette, breaks, float(data.min()), colours,
+    if method == "std_mean" and len(breaks) < k:
+        # the classes the data reach keep their colours: the mean's class stays the middle one
+        colours = [palette_colours(palette, k)[i] for i in _classes_reached(bins, low, high)]
+    else:
+        colours = palette_colours(palette, len(breaks))
+    if note is None and method in ("std_mean", "manual") and len(breaks) < len(bins) + 1:
+        asked = len(bins) + 1
+        note = (f"{asked - len(breaks)} of the {asked} classes lie outside the values "
+                f"({low:g}–{high:g}) and are left out")
+    return Classification(method, len(breaks), palette, breaks, low, colours,
                           counts, no_value or {}, note)
+
+
+def _classes_reached(bins: list[float], low: float, high: float) -> list[int]:
+    """Which of the classes that `bins` bound (class i ends at bins[i], the last at the
+    maximum) hold values between low and high, in order."""
+    reached = [i for i, b in enumerate(bins) if low <= b < high]
+    above = next((i for i, b in enumerate(bins) if b >= high), len(bins))
+    return [*reached, above]

@@ -14,6 +14,7 @@ LABELS: dict[str, dict[str, str]] = {
         "raw_count": "Chỉ tiêu này là số tuyệt đối: nên dùng tỷ lệ hoặc mật độ.",
         "area_stats": "Thống kê vùng vẽ", "area": "Diện tích", "units": "Số đơn vị",
         "area_error": "Không tính được", "download": "Tải xuống",
+        "covered": "Phần vùng vẽ nằm trong các đơn vị",
     },
     "en": {
         "title": "Statistical map", "vintage": "Boundary year", "level": "Level",
@@ -26,6 +27,7 @@ LABELS: dict[str, dict[str, str]] = {
         "raw_count": "This indicator is a raw count: consider a rate or density.",
         "area_stats": "Drawn area statistics", "area": "Area", "units": "Units",
         "area_error": "Could not compute", "download": "Download",
+        "covered": "Share of the drawn area within units",
     },
 }
 
