@@ -44,10 +44,11 @@ class Env:
                    "properties": {"census_round": "2029", "commune_code": COMMUNE, **props}}
         return self.client.post(ITEMS, json=feature, headers=self.auth(user))
 
-    def act(self, ea_id: int, action: str, user: str) -> Any:
+    def act(self, ea_id: int, action: str, user: str, reason: str | None = None) -> Any:
         """submit, approve or reject the EA as it is now (with its ETag)."""
         etag = self.client.get(f"{ITEMS}/{ea_id}").headers["ETag"]
         return self.client.post(f"{ITEMS}/{ea_id}/{action}",
+                                params={"reason": reason} if reason else None,
                                 headers={**self.auth(user), "If-Match": etag})
 
     def tables(self) -> dict[str, tuple[int, str]]:
@@ -461,7 +462,9 @@ def test_generate_drafts_through_the_api(env: Env) -> None:
     before = env.tables()
     refused = env.client.post(url, params={"replace": "true"}, headers=env.auth("editor"))
     assert refused.status_code == 409 and env.tables() == before
-    env.act(eas[0]["id"], "reject", "supervisor")
+    assert env.act(eas[0]["id"], "reject", "supervisor").status_code == 400  # no reason
+    assert env.act(eas[0]["id"], "reject", "supervisor", "too many households").status_code \
+        == 200
     with psycopg.connect(env.url, autocommit=True) as conn:
         conn.execute("UPDATE enumeration_area SET status = 'draft'")
     replaced = env.client.post(url, params={"replace": "true", "households_per_ea": "240"},

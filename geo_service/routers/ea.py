@@ -409,6 +409,9 @@ async def transition(
     """Workflow: editors submit drafts; supervisors in scope approve or reject submissions."""
     allowed_from, target, needs = store.TRANSITIONS[action]
     reason = _reason(reason)
+    if action == "reject" and not (reason or "").strip():
+        raise InvalidParameter("a rejection needs a reason (?reason=…), so the editor knows "
+                               "what to change", parameter="reason")
     async with conn.transaction():
         before, _ = await _locked(conn, featureId, user, if_match, needs)
         if action in ("approve", "reject") and before["updated_by"] == user.name \

@@ -242,9 +242,10 @@
     return call("DELETE", ITEMS + "/" + id, { etag: ea.etag });
   }
 
-  async function transition(id, action) {
+  async function transition(id, action, reason) {
     const ea = state.eas[id];
-    return call("POST", ITEMS + "/" + id + "/" + action, { etag: ea.etag });
+    const query = reason ? "?reason=" + encodeURIComponent(reason) : "";
+    return call("POST", ITEMS + "/" + id + "/" + action + query, { etag: ea.etag });
   }
 
   async function splitSelected(line) {
@@ -289,6 +290,10 @@
       if (!window.confirm(t("confirm_delete") + " " + state.eas[id].feature.properties.code + "?")) return;
       result = await deleteEa(id);
       state.selected = [];
+    } else if (action === "reject") {
+      const reason = window.prompt(t("reject_reason"));
+      if (!reason || !reason.trim()) return;
+      result = await transition(id, action, reason.trim());
     } else {
       result = await transition(id, action);
     }
