@@ -334,6 +334,8 @@ def load_indicators_cmd(
     na_values: Annotated[str, typer.Option(help="comma-separated 'not available' tokens")] = "",
     skip_unknown: Annotated[bool, typer.Option(help="skip (and list) unknown codes")] = False,
     replace: Annotated[bool, typer.Option(help="replace values of the same periods")] = False,
+    encoding: Annotated[str | None, typer.Option(
+        help="CSV text encoding when not UTF-8 (e.g. cp1258; UTF-16 is recognised)")] = None,
 ) -> None:
     """Load indicator values; every problem is reported and nothing is written unless all pass."""
     from geo_service.indicators.values import ValueFormat, parse_values, read_table, store_values
@@ -343,7 +345,7 @@ def load_indicators_cmd(
                       sheet)
     with _connect() as conn:
         try:
-            rows, problems = parse_values(read_table(path, sheet), fmt, str(path))
+            rows, problems = parse_values(read_table(path, sheet, encoding), fmt, str(path))
             if problems:
                 raise GeoServiceError(f"{len(problems)} problem(s), nothing was written:\n"
                                       + "\n".join(problems[:50]))

@@ -20,7 +20,7 @@ from boundaries.load import LoadOptions, load_boundaries
 from boundaries.vintages import Vintage, add_vintage
 from geo_service.errors import LoaderError
 from geo_service.indicators.carryover import carry_over
-from geo_service.indicators.catalogue import Indicator, save_indicator
+from geo_service.indicators.catalogue import Indicator, load_catalogue, save_indicator
 from geo_service.indicators.values import ValueFormat, parse_values, read_table, store_values
 from geo_service.main import create_app
 from geo_service.settings import ServiceSettings
@@ -167,6 +167,66 @@ def test_wide_and_excel_formats(db: psycopg.Connection, tmp_path: Path) -> None:
                     ("79", "2023", None, "not_available"), ("79", "2024", 4.0, "ok")]
 
 
+def test_excel_year_headers_are_periods_and_a_second_sheet_needs_naming(
+        db: psycopg.Connection, tmp_path: Path) -> None:
+    path = tmp_path / "years.xlsx"
+    with pd.ExcelWriter(path) as writer:
+        # year headers as numbers, as Excel keeps them
+        for sheet, frame in (("Nu", pd.DataFrame({"code": ["01"], 2023: [5], 2024: [6]})),
+                             ("Nam", pd.DataFrame({"code": ["01"], 2023: [7]}))):
+            frame.to_excel(writer, sheet_name=sheet, index=False)
+    with pytest.raises(LoaderError, match="2 sheets: Nu, Nam; say which with --sheet"):
+        read_table(path)
+    rows, problems = parse_values(read_table(path, "Nu"), ValueFormat("code", wide=True), "x")
+    assert not problems and [(r.period, r.value) for r in rows] == [("2023", 5.0),
+                                                                    ("2024", 6.0)]
+
+
+def test_text_encodings(tmp_path: Path) -> None:
+    text = "ma,ten,value\n01,Hà Nam,5\n"
+    utf16 = tmp_path / "utf16.csv"
+    utf16.write_text(text, encoding="utf-16")  # with its byte-order mark: recognised
+    assert read_table(utf16)["ten"].tolist() == ["Hà Nam"]
+    legacy = tmp_path / "cp1258.csv"
+    legacy.write_bytes(text.encode("cp1258"))
+    with pytest.raises(LoaderError, match="pass --encoding"):
+        read_table(legacy)
+    assert read_table(legacy, encoding="cp1258")["ten"].tolist() == ["Hà Nam"]
+
+
+@pytest.mark.parametrize(("cells", "message"), [
+    ("01,2019,1_000", "'1_000' is not a number"),
+    ("01,2019,１２", "is not a number"),
+    ("01,2019,8.053.663", "if '.' separates thousands"),
+    ("01,2019-13,5", "period '2019-13'"),
+])
+def test_cells_that_only_look_like_numbers_or_periods(tmp_path: Path, cells: str,
+                                                      message: str) -> None:
+    path = tmp_path / "values.csv"
+    path.write_text(f"ma,nam,value\n{cells}\n", encoding="utf-8")
+    _, problems = parse_values(read_table(path), ValueFormat(
+        "ma", period_column="nam", value_column="value"), "values.csv")
+    assert any(message in p for p in problems), problems
+
+
+def test_negative_counts_and_margins_are_refused(db: psycopg.Connection, tmp_path: Path
+                                                 ) -> None:
+    path = tmp_path / "values.csv"
+    path.write_text("ma,value,moe\n01,-50,1\n79,5,-2\n")
+    rows, problems = parse_values(read_table(path), ValueFormat(
+        "ma", period="2024", value_column="value", moe_column="moe"), "values.csv")
+    assert any("margin of error cannot be negative" in p for p in problems)
+    with pytest.raises(LoaderError, match="a count cannot be negative"):
+        store_values(db, "test_count", "2025", "province", rows)
+
+
+def test_a_period_column_given_twice_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "values.csv"
+    path.write_text("ma,2019,2019\n01,1,2\n")
+    with pytest.raises(LoaderError, match="2019 appear more than once"):
+        parse_values(read_table(path), ValueFormat("ma", wide=True), "values.csv")
+
+
 def test_reload_needs_replace(db: psycopg.Connection, tmp_path: Path) -> None:
     path = tmp_path / "values.csv"
     path.write_text("ma,value\n01,10\n")
@@ -195,6 +255,76 @@ def test_boundary_reload_cannot_orphan_values(db: psycopg.Connection, tmp_path: 
                                                       FieldMap("code", "name", "p"),
                                                       replace=True))
     assert fingerprint(db) == before
+
+
+# --- the catalogue -----------------------------------------------------------------------------
+
+CATALOGUE_HEAD = "code,name_vi,name_en,kind"
+
+
+def _catalogue(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "catalogue.csv"
+    path.write_text(text)
+    return path
+
+
+def test_a_catalogue_without_rule_columns_keeps_the_rules(db: psycopg.Connection,
+                                                          tmp_path: Path) -> None:
+    before = db.execute("SELECT suppress_below, numerator, denominator FROM indicator"
+                        " WHERE code = 'density'").fetchone()
+    db.execute("UPDATE indicator SET suppress_below = 50 WHERE code = 'population'")
+    load_catalogue(db, _catalogue(tmp_path, f"{CATALOGUE_HEAD}\npopulation,Dân số,Population,"
+                                            "count\ndensity,Mật độ,Density,density\n"))
+    assert db.execute("SELECT suppress_below FROM indicator WHERE code = 'population'"
+                      ).fetchone() == (50,)
+    assert db.execute("SELECT suppress_below, numerator, denominator FROM indicator WHERE"
+                      " code = 'density'").fetchone() == before
+
+
+def test_references_within_one_catalogue_load_in_any_order(db: psycopg.Connection,
+                                                           tmp_path: Path) -> None:
+    head = f"{CATALOGUE_HEAD},numerator,denominator,disclosure_basis"
+    count = load_catalogue(db, _catalogue(tmp_path, f"{head}\n"
+                                          "t_rate,R,R,rate,t_two,t_three,\n"
+                                          "t_two,T,T,count,,,t_three\n"
+                                          "t_three,D,D,count,,,\n"))
+    assert count == 3
+
+
+@pytest.mark.parametrize(("rows", "message"), [
+    ("t_a,A,A,count,t_b\nt_b,B,B,count,t_a\n", "loop: t_a → t_b → t_a"),
+    ("t_a,A,A,count,t_a\n", "refers to itself"),
+    ("t_a,A,A,count,\nt_a,A,A,count,\n", "listed twice"),
+])
+def test_catalogue_mistakes_are_refused(db: psycopg.Connection, tmp_path: Path, rows: str,
+                                        message: str) -> None:
+    before = fingerprint(db, ("indicator",))
+    with pytest.raises(LoaderError, match=message):
+        load_catalogue(db, _catalogue(tmp_path, f"{CATALOGUE_HEAD},disclosure_basis\n{rows}"))
+    assert fingerprint(db, ("indicator",)) == before
+
+
+def test_a_loop_across_two_catalogues_is_refused(db: psycopg.Connection,
+                                                 tmp_path: Path) -> None:
+    head = f"{CATALOGUE_HEAD},disclosure_basis"
+    load_catalogue(db, _catalogue(tmp_path, f"{head}\nt_a,A,A,count,\nt_b,B,B,count,t_a\n"))
+    with pytest.raises(LoaderError, match="loop"):
+        load_catalogue(db, _catalogue(tmp_path, f"{head}\nt_a,A,A,count,t_b\n"))
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_catalogue_numbers_must_be_finite(db: psycopg.Connection, tmp_path: Path,
+                                          value: str) -> None:
+    with pytest.raises(LoaderError, match="not a finite number"):
+        load_catalogue(db, _catalogue(tmp_path, f"{CATALOGUE_HEAD},multiplier\n"
+                                                f"t_x,X,X,rate,{value}\n"))
+
+
+def test_the_kind_of_an_indicator_with_values_stays(db: psycopg.Connection,
+                                                    tmp_path: Path) -> None:
+    with pytest.raises(LoaderError, match="has values as a count"):
+        load_catalogue(db, _catalogue(tmp_path, f"{CATALOGUE_HEAD}\n"
+                                                "population,Dân số,Population,index\n"))
 
 
 # --- carry-over ------------------------------------------------------------------------------
@@ -272,6 +402,15 @@ def test_carry_over_propagates_suppression(two_units: psycopg.Connection) -> Non
     assert rows == {"11": "suppressed", "12": "suppressed"}
 
 
+def test_carry_over_propagates_suppression_by_rule(two_units: psycopg.Connection) -> None:
+    # 01's 100 is below the threshold: it may not come back as 11 minus its other share
+    two_units.execute("UPDATE indicator SET suppress_below = 150 WHERE code = 'pop'")
+    carry_over(two_units, "pop", "old", "new", "province", "area")
+    rows = dict(two_units.execute("SELECT code, status FROM indicator_value WHERE indicator ="
+                                  " 'pop' AND vintage = 'new'").fetchall())
+    assert rows["11"] == "suppressed"
+
+
 def test_demo_carry_over_of_population_to_2025_provinces(demo_db: str) -> None:
     with psycopg.connect(demo_db, autocommit=True) as conn:
         save_indicator(conn, Indicator("pop19", "Dân số", "Population", "count"))
@@ -341,6 +480,49 @@ def test_values_json_and_csv(client: TestClient) -> None:
                            headers={"Accept": "text/csv"})
     assert by_accept.content == response.content
     assert "Accept" in by_accept.headers["Vary"].split(", ")
+
+
+def _published(conn: psycopg.Connection, indicator: str, level: str
+               ) -> dict[str, float | None]:
+    return dict(conn.execute("SELECT code, value FROM published_value WHERE indicator = %s"
+                             " AND vintage = '2025' AND level = %s AND period = '2025'",
+                             (indicator, level)).fetchall())
+
+
+def test_a_parent_total_never_gives_back_a_suppressed_child(demo_db: str) -> None:
+    threshold = 3000
+    with psycopg.connect(demo_db, autocommit=True) as conn:
+        conn.execute("UPDATE indicator SET suppress_below = %s WHERE code = 'population'",
+                     (threshold,))
+        provinces = _published(conn, "population", "province")
+        communes = _published(conn, "population", "commune")
+        parents = dict(conn.execute("SELECT code, parent_code FROM admin_unit WHERE vintage ="
+                                    " '2025' AND level = 'commune'").fetchall())
+        raw = dict(conn.execute("SELECT code, value FROM indicator_value WHERE indicator ="
+                                " 'population' AND level = 'commune'").fetchall())
+        density = _published(conn, "density", "commune")
+    small = {code for code, value in raw.items() if value is not None and value < threshold}
+    assert small and all(communes[code] is None for code in small)
+    for province, total in provinces.items():
+        children = [code for code, parent in parents.items() if parent == province]
+        hidden = [code for code in children if communes[code] is None]
+        if total is None or not hidden:
+            continue
+        # what differencing tells: the sum of the hidden ones, never one of them alone
+        assert len(hidden) >= 2, (province, hidden)
+        assert sum(raw[code] for code in hidden) >= threshold
+    # a density × area would give a hidden population back: it is hidden too
+    assert all(density[code] is None for code, value in communes.items() if value is None)
+
+
+def test_a_rate_whose_basis_is_missing_is_suppressed(demo_db: str) -> None:
+    with psycopg.connect(demo_db, autocommit=True) as conn:
+        conn.execute("UPDATE indicator SET suppress_below = 10, disclosure_basis = 'population'"
+                     " WHERE code = 'papi_sc11'")
+        rows = conn.execute("SELECT DISTINCT status FROM published_value WHERE indicator ="
+                            " 'papi_sc11'").fetchall()
+    # PAPI is published for the 2019 provinces, for which no population is loaded
+    assert rows == [("suppressed",)]
 
 
 def test_suppressed_values_are_null_in_json_and_csv(demo_db: str, tmp_path: Path) -> None:

@@ -52,8 +52,10 @@ def _links(conn: psycopg.Connection, from_vintage: str, to_vintage: str, level: 
 
 def _old_values(conn: psycopg.Connection, indicator: str, vintage: str, level: str
                 ) -> dict[tuple[str, str], tuple[float | None, str]]:
+    # published values: a value suppressed in the old vintage may not be given back by
+    # comparing the new units' totals with their published neighbours
     rows = conn.execute(
-        "SELECT code, period, value, status FROM indicator_value"
+        "SELECT code, period, value, status FROM published_value"
         " WHERE indicator = %s AND vintage = %s AND level = %s", (indicator, vintage, level))
     return {(code, period): (value, status) for code, period, value, status in rows}
 

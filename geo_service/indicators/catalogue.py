@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -40,13 +41,20 @@ class Indicator:
 _COLUMNS = [f.name for f in fields(Indicator)]
 
 
-def save_indicator(conn: psycopg.Connection, indicator: Indicator) -> None:
-    """Insert or update one catalogue entry."""
+_REFERENCES = ("numerator", "denominator", "disclosure_basis")
+
+
+def save_indicator(conn: psycopg.Connection, indicator: Indicator,
+                   given: frozenset[str] | None = None) -> None:
+    """Insert or update one catalogue entry; an existing one keeps the fields not `given`
+    (a catalogue file without a suppress_below column does not lift the rules)."""
     if indicator.kind not in KINDS:
         raise LoaderError(f"indicator {indicator.code}: kind {indicator.kind!r} is not one of "
                           f"{', '.join(KINDS)}", parameter="kind")
+    _refuse_kind_change(conn, indicator)
     placeholders = ", ".join(["%s"] * len(_COLUMNS))
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _COLUMNS if c != "code")
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _COLUMNS
+                        if c != "code" and (given is None or c in given))
     try:
         conn.execute(
             f"INSERT INTO indicator ({', '.join(_COLUMNS)}) VALUES ({placeholders})"
@@ -60,28 +68,75 @@ def save_indicator(conn: psycopg.Connection, indicator: Indicator) -> None:
                           f"({exc.diag.message_detail})") from exc
 
 
+def _refuse_kind_change(conn: psycopg.Connection, indicator: Indicator) -> None:
+    """A kind decides how values are apportioned and recomputed: not changed under them."""
+    row = conn.execute("SELECT i.kind FROM indicator i WHERE i.code = %s AND EXISTS (SELECT 1"
+                       " FROM indicator_value v WHERE v.indicator = i.code)",
+                       (indicator.code,)).fetchone()
+    if row is not None and row[0] != indicator.kind:
+        raise LoaderError(f"indicator {indicator.code!r} has values as a {row[0]}; its kind "
+                          f"cannot become {indicator.kind!r} (delete its values first)",
+                          parameter="kind")
+
+
 def _optional(value: str | None) -> str | None:
     return value.strip() if value and value.strip() else None
 
 
-def read_catalogue(path: Path) -> list[Indicator]:
-    """Read a catalogue CSV whose columns are the Indicator fields."""
+def read_catalogue(path: Path) -> tuple[list[Indicator], frozenset[str]]:
+    """Read a catalogue CSV whose columns are the Indicator fields: the entries and which
+    fields the file gives."""
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
-        missing = {"code", "name_vi", "name_en", "kind"} - set(reader.fieldnames or [])
+        given = frozenset(reader.fieldnames or []) & set(_COLUMNS)
+        missing = {"code", "name_vi", "name_en", "kind"} - given
         if missing:
             raise LoaderError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
-        entries = []
+        entries: dict[str, Indicator] = {}
         for line, row in enumerate(reader, start=2):
             try:
-                entries.append(_catalogue_row(row))
+                entry = _catalogue_row(row)
             except ValueError as exc:
                 raise LoaderError(f"{path}: line {line}: {exc}") from exc
-    return entries
+            if entry.code in entries:
+                raise LoaderError(f"{path}: line {line}: indicator {entry.code!r} is listed "
+                                  "twice")
+            entries[entry.code] = entry
+    return _referenced_first(path, entries), given
+
+
+def _referenced_first(path: Path, entries: dict[str, Indicator]) -> list[Indicator]:
+    """The entries in an order that saves every indicator before those that refer to it;
+    a loop of references is refused."""
+    ordered: list[Indicator] = []
+    state: dict[str, str] = {}  # code → "visiting" | "done"
+
+    def visit(code: str, chain: list[str]) -> None:
+        if state.get(code) == "done" or code not in entries:
+            return
+        if state.get(code) == "visiting":
+            raise LoaderError(f"{path}: indicators refer to each other in a loop: "
+                              f"{' → '.join([*chain, code])}")
+        state[code] = "visiting"
+        entry = entries[code]
+        for name in _REFERENCES:
+            if (ref := getattr(entry, name)) is not None:
+                visit(ref, [*chain, code])
+        state[code] = "done"
+        ordered.append(entry)
+
+    for code in entries:
+        visit(code, [])
+    return ordered
 
 
 def _catalogue_row(row: dict[str, Any]) -> Indicator:
     text = {k: (row.get(k) or "").strip() for k in _COLUMNS}
+    for name in ("multiplier", "suppress_below"):
+        if text[name] and not math.isfinite(float(text[name])):
+            raise ValueError(f"{name} {text[name]!r} is not a finite number")
+    if text["code"] and text["code"] in (text[n] for n in _REFERENCES):
+        raise ValueError(f"indicator {text['code']!r} refers to itself")
     return Indicator(
         code=text["code"], name_vi=text["name_vi"], name_en=text["name_en"], kind=text["kind"],
         unit=text["unit"], description=text["description"], source=text["source"],
@@ -95,13 +150,28 @@ def _catalogue_row(row: dict[str, Any]) -> Indicator:
 
 def load_catalogue(conn: psycopg.Connection, path: Path) -> int:
     """Save every entry of a catalogue CSV in one transaction; return how many."""
-    entries = read_catalogue(path)
-    # referenced indicators must exist first: save plain ones, then those with references
-    entries.sort(key=lambda e: bool(e.numerator or e.denominator or e.disclosure_basis))
+    entries, given = read_catalogue(path)
     with conn.transaction():
         for entry in entries:
-            save_indicator(conn, entry)
+            save_indicator(conn, entry, given)
+        _refuse_loops(conn)
     return len(entries)
+
+
+def _refuse_loops(conn: psycopg.Connection) -> None:
+    """References across files may close a loop too (a → b here, b → a loaded before)."""
+    row = conn.execute(
+        "WITH RECURSIVE walk(start, code, path) AS ("
+        " SELECT i.code, r.ref, ARRAY[i.code] FROM indicator i, unnest(ARRAY[i.numerator,"
+        "  i.denominator, i.disclosure_basis]) r(ref) WHERE r.ref IS NOT NULL"
+        " UNION ALL"
+        " SELECT w.start, r.ref, w.path || w.code FROM walk w JOIN indicator i ON i.code ="
+        "  w.code, unnest(ARRAY[i.numerator, i.denominator, i.disclosure_basis]) r(ref)"
+        " WHERE r.ref IS NOT NULL AND w.code <> w.start AND NOT w.code = ANY(w.path))"
+        " SELECT path || code FROM walk WHERE code = start LIMIT 1").fetchone()
+    if row is not None:
+        raise LoaderError("nothing was loaded: indicators refer to each other in a loop: "
+                          + " → ".join(row[0]))
 
 
 def get_indicator(conn: psycopg.Connection, code: str) -> Indicator | None:

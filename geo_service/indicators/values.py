@@ -6,6 +6,7 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from boundaries.checks import as_code
 from geo_service.errors import LoaderError
 
 STATUSES = ("ok", "provisional", "suppressed", "not_available")
-PERIOD = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
+PERIOD = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -56,17 +57,49 @@ class LoadResult:
     skipped: list[str] = field(default_factory=list)
 
 
-def read_table(path: Path, sheet: str | None = None) -> pd.DataFrame:
-    """Read CSV or Excel as text cells (nothing is converted or dropped on the way)."""
+def read_table(path: Path, sheet: str | None = None, encoding: str | None = None
+               ) -> pd.DataFrame:
+    """Read CSV or Excel as text cells (nothing is converted or dropped on the way); column
+    names are text (an Excel year header 2019 is "2019")."""
     if not path.exists():
         raise LoaderError(f"{path}: no such file")
     if path.suffix.lower() in (".xlsx", ".xlsm", ".xls"):
-        try:
-            frame = pd.read_excel(path, sheet_name=sheet or 0, dtype=str)
-        except ValueError as exc:
-            raise LoaderError(f"{path}: {exc}", parameter="--sheet") from exc
-        return frame.fillna("")
-    return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        frame = _read_excel(path, sheet)
+    else:
+        frame = _read_csv(path, encoding)
+    frame.columns = [_header(c) for c in frame.columns]
+    return frame
+
+
+def _read_excel(path: Path, sheet: str | None) -> pd.DataFrame:
+    sheets = [str(name) for name in pd.ExcelFile(path).sheet_names]
+    if sheet is None and len(sheets) > 1:
+        raise LoaderError(f"{path} has {len(sheets)} sheets: {', '.join(sheets)}; say which "
+                          "with --sheet", parameter="--sheet")
+    try:
+        return pd.read_excel(path, sheet_name=sheet or 0, dtype=str).fillna("")
+    except ValueError as exc:
+        raise LoaderError(f"{path}: {exc}", parameter="--sheet") from exc
+
+
+def _read_csv(path: Path, encoding: str | None) -> pd.DataFrame:
+    if encoding is None:
+        start = path.open("rb").read(2)
+        encoding = "utf-16" if start in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
+    except LookupError as exc:
+        raise LoaderError(f"unknown --encoding {encoding!r}", parameter="--encoding") from exc
+    except UnicodeDecodeError as exc:
+        raise LoaderError(f"{path} is not {encoding} text ({exc.reason} at byte {exc.start}); "
+                          "pass --encoding (e.g. cp1258, utf-16)",
+                          parameter="--encoding") from exc
+
+
+def _header(name: object) -> str:
+    if isinstance(name, float) and name.is_integer():
+        return str(int(name))
+    return str(name).strip()
 
 
 def _require_columns(frame: pd.DataFrame, fmt: ValueFormat, path: str) -> None:
@@ -84,16 +117,24 @@ def _require_columns(frame: pd.DataFrame, fmt: ValueFormat, path: str) -> None:
         raise LoaderError("give --period or --period-column", parameter="--period")
 
 
+# What a number cell may hold: digits with an optional sign, decimal point and exponent
+# (float() would also take "1_000", "١٢" and "inf").
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", re.ASCII)
+
+
 def _number(text: str, where: str, column: str, fmt: ValueFormat, problems: list[str]
             ) -> float | None:
     cell = text.strip()
     if cell == "" or cell in fmt.na_values:
         return None
-    try:
-        value = float(cell)
-    except ValueError:
-        problems.append(f"{where}, column {column!r}: {cell!r} is not a number")
+    if not _PLAIN_NUMBER.fullmatch(cell):
+        hint = ""
+        if re.fullmatch(r"-?\d{1,3}(\.\d{3}){2,}(,\d+)?", cell):
+            hint = (" (if '.' separates thousands, as in Vietnamese, remove the dots — and "
+                    "check values such as 854.679, which read as decimals)")
+        problems.append(f"{where}, column {column!r}: {cell!r} is not a number{hint}")
         return None
+    value = float(cell)
     if not math.isfinite(value):
         problems.append(f"{where}, column {column!r}: {cell!r} is not a finite number")
         return None
@@ -114,6 +155,18 @@ def _cells(frame: pd.DataFrame, fmt: ValueFormat
             yield line, row, period, str(fmt.value_column)
 
 
+def _is_period(text: str) -> bool:
+    """YYYY, or a real month or day: 2019-13 is not a period."""
+    if not PERIOD.fullmatch(text):
+        return False
+    try:
+        date.fromisoformat(text if len(text) == 10 else f"{text}-01" if len(text) == 7
+                           else f"{text}-01-01")
+    except ValueError:
+        return False
+    return True
+
+
 def parse_values(frame: pd.DataFrame, fmt: ValueFormat, source: str
                  ) -> tuple[list[ValueRow], list[str]]:
     """Turn a table into value rows; report every problem with row and column."""
@@ -121,6 +174,12 @@ def parse_values(frame: pd.DataFrame, fmt: ValueFormat, source: str
     if fmt.wide and not any(PERIOD.fullmatch(str(c).strip()) for c in frame.columns):
         raise LoaderError(f"{source}: --wide needs period columns named like 2019",
                           parameter="--wide")
+    # (pandas renames a second "2019" column "2019.1")
+    twice = sorted({str(c).split(".")[0] for c in frame.columns
+                    if re.fullmatch(r"\d{4}(-\d{2}){0,2}\.\d+", str(c))})
+    if fmt.wide and twice:
+        raise LoaderError(f"{source}: period column(s) {', '.join(twice)} appear more than "
+                          "once", parameter="--wide")
     rows: list[ValueRow] = []
     problems: list[str] = []
     for line, row, period, column in _cells(frame, fmt):
@@ -129,13 +188,16 @@ def parse_values(frame: pd.DataFrame, fmt: ValueFormat, source: str
         if code is None:
             problems.append(f"{where}, column {fmt.code_column!r}: no unit code")
             continue
-        if not PERIOD.fullmatch(period):
+        if not _is_period(period):
             problems.append(f"{where}: period {period!r} is not YYYY, YYYY-MM or YYYY-MM-DD")
             continue
         known_problems = len(problems)
         value = _number(str(row[column]), where, column, fmt, problems)
         moe = (_number(str(row[fmt.moe_column]), where, fmt.moe_column, fmt, problems)
                if fmt.moe_column else None)
+        if moe is not None and moe < 0:
+            problems.append(f"{where}, column {fmt.moe_column!r}: a margin of error cannot be "
+                            f"negative ({moe:g})")
         if len(problems) > known_problems:
             continue
         status = str(row[fmt.status_column]).strip() if fmt.status_column else ""
@@ -187,6 +249,20 @@ def _duplicates(rows: list[ValueRow]) -> list[str]:
     return problems
 
 
+def _implausible(conn: psycopg.Connection, indicator: str, rows: list[ValueRow]) -> list[str]:
+    """Counts that cannot be right: negative ones."""
+    row = conn.execute("SELECT kind FROM indicator WHERE code = %s", (indicator,)).fetchone()
+    if row is None or row[0] != "count":
+        return []
+    problems = []
+    for r in rows:
+        if r.value is None:
+            continue
+        if r.value < 0:
+            problems.append(f"{r.line}: a count cannot be negative ({r.value:g})")
+    return problems
+
+
 def _raise_problems(problems: list[str], what: str) -> None:
     shown = "\n".join(problems[:20])
     more = f"\n... and {len(problems) - 20} more" if len(problems) > 20 else ""
@@ -202,7 +278,7 @@ def store_values(conn: psycopg.Connection, indicator: str, vintage: str, level: 
         raise LoaderError(f"unknown indicator {indicator!r}; add it to the catalogue first",
                           parameter="--indicator")
     result = LoadResult()
-    problems = _duplicates(rows)
+    problems = _duplicates(rows) + _implausible(conn, indicator, rows)
     unknown = _unknown_codes(conn, rows, vintage, level)
     if unknown and skip_unknown:
         result.skipped = [f"{r.line}: skipped, {unknown[r.code]}" for r in rows
