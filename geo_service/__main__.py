@@ -1,5 +1,5 @@
 """`python -m geo_service` is the same as the `geo-service` command."""
 
-from geo_service.cli import app
+from geo_service.cli import main
 
-app()
+main()

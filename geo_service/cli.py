@@ -10,6 +10,7 @@ from typing import Annotated
 
 import psycopg
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -47,7 +48,13 @@ def _check_writable(path: Path, option: str) -> None:
 
 
 def _settings() -> ServiceSettings:
-    return ServiceSettings()
+    try:
+        return ServiceSettings()
+    except ValidationError as exc:
+        problems = "; ".join(f"GEO_SERVICE_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"
+                             for e in exc.errors())
+        _fail(GeoServiceError(f"bad setting: {problems}"))
+        raise  # (unreachable: _fail exits)
 
 
 def _connect() -> psycopg.Connection:
@@ -65,10 +72,15 @@ def db_start() -> None:
     """Start the embedded PostgreSQL cluster (created on first use)."""
     from geo_service.db import local_cluster
 
+    cluster = local_cluster(_settings())
     try:
-        state = local_cluster(_settings()).start()
+        state = cluster.start()
     except GeoServiceError as exc:
         _fail(exc)
+    if cluster.moved_from is not None:
+        console.print(f"[yellow]port {cluster.moved_from} was taken by another program: the "
+                      f"database now listens on {state.port}[/yellow] (restart services that "
+                      "use the old address)")
     console.print(f"database running on 127.0.0.1:{state.port} ({escape(str(state.data_dir))})")
 
 
@@ -567,3 +579,17 @@ def ea_generate(
             _fail(exc)
     typer.echo(f"{summary.eas} draft EAs in {summary.communes} communes "
                f"({summary.skipped} skipped: they already have EAs) in {summary.seconds:.1f} s")
+
+
+def main() -> None:
+    """The `geo-service` command: a database that does not answer is a message, not a
+    traceback."""
+    try:
+        app()
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()
+        console.print(f"[red]error:[/red] the database does not answer: "
+                      f"{escape(reason[0] if reason else type(exc).__name__)}\n"
+                      "Is it running? `geo-service db status` tells for the embedded one; "
+                      "otherwise check DATABASE_URL / PGHOST.", highlight=False)
+        sys.exit(2)

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import secrets
+import shlex
 import shutil
 import socket
 import subprocess
@@ -72,6 +73,13 @@ def _as_postgres(*command: str) -> list[str]:
     return [runuser, "-u", SUPERUSER, "--", *command]
 
 
+def _tail(path: Path, lines: int = 8) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError as exc:
+        return f"(cannot read it: {exc})"
+
+
 def free_port() -> int:
     """Ask the kernel for a free loopback port."""
     with socket.socket() as sock:
@@ -100,6 +108,7 @@ class LocalCluster:
         self.home = home
         self.database = database
         self._bindir_setting = bindir
+        self.moved_from: int | None = None  # the port start() found taken, if it moved
 
     @property
     def state_path(self) -> Path:
@@ -187,18 +196,24 @@ class LocalCluster:
         if self.is_running():
             return state
         if _port_in_use(state.port):
+            self.moved_from = state.port
             state.port = free_port()
             self._save_state(state)
         bindir = find_bindir(self._bindir_setting)
         log = Path(state.data_dir).parent / "postgresql.log"
+        # (pg_ctl hands the options to a shell: a folder with spaces must be quoted)
         options = (
-            f"-p {state.port} -c listen_addresses=127.0.0.1 -k {state.data_dir} "
+            f"-p {state.port} -c listen_addresses=127.0.0.1 -k {shlex.quote(state.data_dir)} "
             f"-c max_connections=200 {extra_options}"
         )
-        self._run(
-            str(bindir / "pg_ctl"), "-D", state.data_dir, "-l", str(log),
-            "-w", "-t", "60", "-o", options, "start",
-        )
+        try:
+            self._run(
+                str(bindir / "pg_ctl"), "-D", state.data_dir, "-l", str(log),
+                "-w", "-t", "60", "-o", options, "start",
+            )
+        except LocalDatabaseError as exc:
+            raise LocalDatabaseError(f"{exc.message}\nlast lines of {log}:\n"
+                                     f"{_tail(log)}") from exc
         self._create_database(state)
         return state
 

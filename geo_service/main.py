@@ -51,8 +51,12 @@ def create_app(settings: ServiceSettings | None = None, db_url: str | None = Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         url = db_url or database_url(settings, start=False)
         await open_pool(app, url, settings)
-        app.state.tiles = TileService(settings)
-        await app.state.tiles.start(app.state.pool, url)
+        try:
+            app.state.tiles = TileService(settings)
+            await app.state.tiles.start(app.state.pool, url)
+        except BaseException:
+            await close_pool(app)  # (an open pool keeps the process from exiting)
+            raise
         try:
             yield
         finally:

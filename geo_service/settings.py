@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 from urllib.parse import quote
 
 from pydantic import Field
@@ -87,13 +88,13 @@ class ServiceSettings(BaseSettings):
     aggregate_max_area_km2: float = 500_000.0
     # tiles: cache backend "sqlite" (on disk, default), "redis" (shared), "directory" (files
     # that nginx serves; see `geo-service tiles nginx-conf`) or "none"
-    tile_cache: str = "sqlite"
+    tile_cache: Literal["sqlite", "redis", "directory", "none"] = "sqlite"
     tile_cache_path: Path | None = None  # default: <home>/tiles.sqlite or <home>/tiles/
     tile_cache_max_mb: int = 512
     redis_url: str = "redis://127.0.0.1:6379/0"
     # "strict": check the change log on every tile request (never stale);
     # "notify": rely on LISTEN/NOTIFY only (faster, stale for milliseconds after a change)
-    tile_freshness: str = "strict"
+    tile_freshness: Literal["strict", "notify"] = "strict"
     tile_cache_control: str = "public, max-age=0, must-revalidate"
     max_features_per_tile: int = 20_000
     cors_origins: str = "*"  # comma-separated; reads only

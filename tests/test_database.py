@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -27,7 +28,7 @@ def _cli(home: Path, *args: str, path: str | None = None) -> subprocess.Complete
 
 
 def test_embedded_database_lifecycle(tmp_path: Path) -> None:
-    home = tmp_path / "home"
+    home = tmp_path / "home with spaces"  # (as under "C:/Users/Nguyen Van A" or a NAS share)
     tmp_path.chmod(0o755)
     assert _cli(home, "db", "status").returncode == 1
     started = _cli(home, "db", "start")
@@ -54,6 +55,32 @@ def test_embedded_database_lifecycle(tmp_path: Path) -> None:
         stopped = _cli(home, "db", "stop")
         assert "stopped" in stopped.stderr
     assert _cli(home, "db", "status").returncode == 1
+    # its port taken by another program meanwhile: it moves, and says so
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        moved = _cli(home, "db", "start")
+        try:
+            assert moved.returncode == 0 and f"port {port} was taken" in moved.stderr
+        finally:
+            _cli(home, "db", "stop")
+
+
+def test_a_database_that_does_not_answer_is_a_message(tmp_path: Path) -> None:
+    done = subprocess.run([*GEO_SERVICE, "db", "migrate"], capture_output=True, text=True,
+                          env={**os.environ, "DATABASE_URL": "postgresql://u:p@127.0.0.1:1/x",
+                               "GEO_SERVICE_HOME": str(tmp_path)}, timeout=60)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "the database does not answer" in done.stderr
+
+
+def test_a_bad_setting_is_named(tmp_path: Path) -> None:
+    done = subprocess.run([*GEO_SERVICE, "db", "status"], capture_output=True, text=True,
+                          env={**os.environ, "GEO_SERVICE_TILE_CACHE": "redsi",
+                               "GEO_SERVICE_HOME": str(tmp_path)}, timeout=60)
+    assert done.returncode == 2 and "GEO_SERVICE_TILE_CACHE" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_migrations_are_idempotent(conn: psycopg.Connection) -> None:

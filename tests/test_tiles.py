@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -285,3 +286,53 @@ def test_corrupt_cached_tile_is_regenerated(demo_ro: str, tmp_path: Path) -> Non
         assert again.status_code == 200 and again.content == good
         caches = client.app.state.tiles.caches  # type: ignore[attr-defined]
         assert caches[0].corrupt == 1
+
+
+def test_a_cache_file_that_is_not_sqlite_is_set_aside(demo_ro: str, tmp_path: Path) -> None:
+    path = tmp_path / "tiles.sqlite"
+    path.write_bytes(b"not a database at all")
+    url = f"{TILES}/{HANOI_Z10[0]}/{HANOI_Z10[1]}/{HANOI_Z10[2]}"
+    with _app(demo_ro, tmp_path, tile_cache="sqlite", tile_cache_path=path) as client:
+        assert client.get(url).status_code == 200
+        assert client.get(url).status_code == 200
+        assert client.app.state.tiles.caches[0].hits == 1  # type: ignore[attr-defined]
+    assert any(tmp_path.glob("tiles.sqlite.corrupt-*"))
+
+
+def test_an_unwritable_cache_serves_uncached(demo_ro: str, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    url = f"{TILES}/{HANOI_Z10[0]}/{HANOI_Z10[1]}/{HANOI_Z10[2]}"
+    # the cache's folder cannot be made: a file stands where it should be
+    with _app(demo_ro, tmp_path, tile_cache="sqlite",
+              tile_cache_path=blocker / "tiles.sqlite") as client:
+        assert client.get(url).status_code == 200
+        assert client.app.state.tiles.caches == []  # type: ignore[attr-defined]
+
+
+def test_a_failed_purge_keeps_the_cache_from_serving_until_it_is_emptied(tmp_path: Path
+                                                                         ) -> None:
+    from tilecache.base import CachedTile, TileKey
+
+    cache = SQLiteTileCache(tmp_path / "tiles.sqlite")
+    key = TileKey("commune-2025", "default", 10, 813, 450)
+    cache.put(key, CachedTile(1, b"old", b"", b""))
+    working = cache._db
+    cache._db = sqlite3.connect(":memory:", check_same_thread=False)  # no tile table: fails
+    assert cache.purge_range("commune-2025", 10, 800, 400, 900, 500) == 0
+    assert cache.errors == 1
+    cache._db = working  # the file is back, with the tile the purge should have dropped
+    assert cache.get(key) is None  # not served: it may be stale
+    cache.put(key, CachedTile(2, b"new", b"", b""))  # empties the file first
+    tile = cache.get(key)
+    assert tile is not None and tile.raw == b"new"
+
+
+def test_a_tile_newer_than_the_database_is_not_served() -> None:
+    from tilecache.freshness import Change, ChangeLog
+
+    log = ChangeLog()
+    log.add(Change(74, "commune-2025", (0.0, 0.0, 1.0, 1.0)))
+    assert log.is_fresh("commune-2025", 10, 813, 450, 74)
+    # rendered at 75 before the database was restored from a backup taken at 74
+    assert not log.is_fresh("commune-2025", 10, 813, 450, 75)

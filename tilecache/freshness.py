@@ -81,7 +81,9 @@ class ChangeLog:
 
     def is_fresh(self, layer: str, z: int, x: int, y: int, rendered_at: int) -> bool:
         """True when no change after `rendered_at` touches this tile."""
-        if rendered_at < self.floor:
+        # rendered at an epoch the database has not reached: a database restored from an
+        # older backup (or, in notify mode, a change this instance has not heard of yet)
+        if rendered_at < self.floor or rendered_at > self.epoch:
             return False
         bounds = _buffered_bounds(z, x, y)
         for change in reversed(self._by_layer.get(layer, ())):
@@ -100,13 +102,18 @@ def _buffered_bounds(z: int, x: int, y: int) -> Bbox:
 
 
 def purge(caches: Sequence[TileCache], change: Change, max_zoom: int = PURGE_MAX_ZOOM) -> int:
-    """Drop the tiles a change affects from every cache; return how many were dropped."""
+    """Drop the tiles a change affects from every cache; return how many were dropped.
+
+    A served cache (nginx sends its files unchecked) is purged at every zoom: its deep
+    tiles have no freshness check to fall back on. (Its purge walks only the folders that
+    exist, so deep zooms cost nothing where nothing was cached.)"""
     dropped = 0
     for cache in caches:
         if change.bbox is None:
             dropped += cache.purge_layer(change.layer)
             continue
-        for z in range(max_zoom + 1):
+        deepest = grid.MAX_ZOOM if isinstance(cache, SyncedTileCache) else max_zoom
+        for z in range(deepest + 1):
             x0, y0, x1, y1 = grid.tile_range(change.bbox, z, margin=_BUFFER_SHARE)
             dropped += cache.purge_range(change.layer, z, x0, y0, x1, y1)
     return dropped

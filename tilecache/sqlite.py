@@ -24,8 +24,21 @@ CREATE INDEX IF NOT EXISTS tile_accessed ON tile (accessed);
 _TOUCH_AFTER = 300.0
 
 
+def _open(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.executescript(_SCHEMA)
+    return db
+
+
 class SQLiteTileCache:
-    """Tiles in a SQLite file; size-bounded; safe to share between threads of one process."""
+    """Tiles in a SQLite file; size-bounded; safe to share between threads of one process.
+
+    Failures of the file (disk full, I/O errors) are absorbed like a shared backend's: the
+    tile is served uncached. A purge that failed leaves tiles that may be stale, so nothing
+    is read from the file until a purge of everything succeeds.
+    """
 
     name = "sqlite"
 
@@ -34,16 +47,38 @@ class SQLiteTileCache:
         self.path = path
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        try:
+            self._db = _open(path)
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) or not path.exists():
+                raise
+            # a cache is only a cache: a file that is not one is set aside, not repaired
+            aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
+            logger.warning("tile cache %s is not a SQLite file (%s): moved to %s", path, exc,
+                           aside)
+            path.rename(aside)
+            self._db = _open(path)
         row = self._db.execute("SELECT coalesce(sum(size), 0) FROM tile").fetchone()
         self._bytes = int(row[0])
-        self.hits = self.misses = self.corrupt = 0
+        self.hits = self.misses = self.corrupt = self.errors = 0
+        self._suspect = False  # a purge failed: tiles in the file may be stale
+
+    def _failed(self, what: str, exc: sqlite3.Error) -> None:
+        self.errors += 1
+        logger.warning("tile cache %s: %s failed (%s); serving uncached", self.path, what, exc)
 
     def get(self, key: TileKey) -> CachedTile | None:
-        """The cached tile, or None."""
+        """The cached tile, or None (missing, corrupt, or the file failing)."""
+        if self._suspect:
+            self.misses += 1
+            return None
+        try:
+            return self._get(key)
+        except sqlite3.Error as exc:
+            self._failed("read", exc)
+            return None
+
+    def _get(self, key: TileKey) -> CachedTile | None:
         where = (key.layer, key.z, key.x, key.y, key.variant)
         with self._lock:
             row = self._db.execute(
@@ -73,6 +108,24 @@ class SQLiteTileCache:
 
     def put(self, key: TileKey, tile: CachedTile) -> None:
         """Store a tile, evicting the least recently used ones when over the limit."""
+        if self._suspect and not self._clear_suspect():
+            return
+        try:
+            self._put(key, tile)
+        except sqlite3.Error as exc:
+            self._failed("write", exc)
+
+    def _clear_suspect(self) -> bool:
+        """Empty the file after a failed purge; True once it is trustworthy again."""
+        try:
+            self._purge_all()
+        except sqlite3.Error:
+            return False
+        self._suspect = False
+        logger.info("tile cache %s emptied after a failed purge; caching again", self.path)
+        return True
+
+    def _put(self, key: TileKey, tile: CachedTile) -> None:
         blob = tile.encode()
         with self._lock:
             old = self._db.execute(
@@ -99,25 +152,30 @@ class SQLiteTileCache:
 
     def purge_range(self, layer: str, z: int, x0: int, y0: int, x1: int, y1: int) -> int:
         """Drop every variant of the tiles in the range."""
-        with self._lock:
-            cur = self._db.execute(
-                "DELETE FROM tile WHERE layer = ? AND z = ? AND x BETWEEN ? AND ?"
-                " AND y BETWEEN ? AND ? RETURNING size", (layer, z, x0, x1, y0, y1))
-            sizes = [r[0] for r in cur.fetchall()]
-            self._bytes -= sum(sizes)
-        return len(sizes)
+        return self._purge("DELETE FROM tile WHERE layer = ? AND z = ? AND x BETWEEN ? AND ?"
+                           " AND y BETWEEN ? AND ? RETURNING size", (layer, z, x0, x1, y0, y1))
 
     def purge_layer(self, layer: str | None = None) -> int:
         """Drop every tile of a layer, or everything."""
-        with self._lock:
-            if layer is None:
-                cur = self._db.execute("DELETE FROM tile RETURNING size")
-            else:
-                cur = self._db.execute("DELETE FROM tile WHERE layer = ? RETURNING size",
-                                       (layer,))
-            sizes = [r[0] for r in cur.fetchall()]
-            self._bytes -= sum(sizes)
+        if layer is None:
+            return self._purge("DELETE FROM tile RETURNING size", ())
+        return self._purge("DELETE FROM tile WHERE layer = ? RETURNING size", (layer,))
+
+    def _purge(self, statement: str, params: tuple[object, ...]) -> int:
+        try:
+            with self._lock:
+                sizes = [r[0] for r in self._db.execute(statement, params).fetchall()]
+                self._bytes -= sum(sizes)
+        except sqlite3.Error as exc:
+            self._suspect = True
+            self._failed("purge", exc)
+            return 0
         return len(sizes)
+
+    def _purge_all(self) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM tile")
+            self._bytes = 0
 
     def stats(self) -> dict[str, int | str]:
         """Tiles, bytes, hits and misses."""
@@ -125,7 +183,7 @@ class SQLiteTileCache:
             count = self._db.execute("SELECT count(*) FROM tile").fetchone()[0]
         return {"backend": self.name, "path": str(self.path), "tiles": count,
                 "bytes": self._bytes, "max_bytes": self.max_bytes, "hits": self.hits,
-                "misses": self.misses, "corrupt": self.corrupt}
+                "misses": self.misses, "corrupt": self.corrupt, "errors": self.errors}
 
     def close(self) -> None:
         """Close the file."""

@@ -64,6 +64,11 @@ server {{
             return 418;
         }}
         root "{root}";
+        # nginx's validators come from the file's time (in seconds) and size: a tile
+        # rewritten within a second at the same size would get a wrong 304. None, then.
+        etag off;
+        if_modified_since off;
+        add_header Last-Modified "";
         try_files /$geo_layer/{variant}/$geo_z/$geo_x/$geo_y.mvt @geo_service;
         types {{ {mvt} mvt; }}
         gzip_static on;

@@ -6,6 +6,7 @@ import asyncio
 import gzip
 import hashlib
 import logging
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,17 @@ _T = TypeVar("_T")
 
 
 def make_caches(settings: ServiceSettings) -> list[TileCache]:
-    """The configured cache backend (none, SQLite on disk, shared Redis, or a directory)."""
+    """The configured cache backend; one that cannot be opened (an unwritable path) is
+    left out with an error in the log: tiles are then served uncached, not refused."""
+    try:
+        return _make_caches(settings)
+    except (OSError, sqlite3.Error) as exc:
+        logger.error("tile cache %s cannot be used (%s); serving tiles uncached",
+                     settings.tile_cache, exc)
+        return []
+
+
+def _make_caches(settings: ServiceSettings) -> list[TileCache]:
     max_bytes = settings.tile_cache_max_mb * 1024 * 1024
     if settings.tile_cache == "none":
         return []
