@@ -472,6 +472,10 @@ def tiles_seed(
             _fail(exc)
     typer.echo(f"{summary.tiles} tiles, {summary.bytes / 1e6:.1f} MB, "
                f"{summary.seconds:.1f} s")
+    if summary.cache_errors:
+        _fail(GeoServiceError(f"the tile cache ({_settings().tile_cache}) failed "
+                              f"{summary.cache_errors} time(s): the tiles were rendered but "
+                              "not all stored (is it reachable?)"))
 
 
 @tiles_app.command("purge")
@@ -482,7 +486,11 @@ def tiles_purge(
     """Drop cached tiles of a collection (within bbox, or all)."""
     from geo_service.tiles.seed import purge_tiles
 
-    typer.echo(f"{purge_tiles(_settings(), collection, _bbox_option(bbox))} tiles purged")
+    dropped, errors = purge_tiles(_settings(), collection, _bbox_option(bbox))
+    typer.echo(f"{dropped} tiles purged")
+    if errors:
+        _fail(GeoServiceError(f"the tile cache ({_settings().tile_cache}) failed {errors} "
+                              "time(s): the purge is not complete (is it reachable?)"))
 
 
 @tiles_app.command("stats")

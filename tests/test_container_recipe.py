@@ -78,6 +78,9 @@ def test_compose_sets_only_settings_the_service_reads() -> None:
 def test_compose_waits_for_a_healthy_database() -> None:
     document = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
     assert "healthcheck" in document["services"]["db"]
+    # the image's temporary initialisation server listens on the socket only: check TCP
+    assert "-h 127.0.0.1" in " ".join(document["services"]["db"]["healthcheck"]["test"])
+    assert document["services"]["service"]["restart"] == "on-failure"
     assert _compose_service()["depends_on"] == {"db": {"condition": "service_healthy"}}
 
 

@@ -222,6 +222,7 @@ class ChangeDuringWrite(DirectoryTileCache):
 
 def test_a_change_during_the_write_removes_the_tile(tmp_path: Path) -> None:
     freshness = Freshness([])
+    freshness.log.epoch = 7  # the database's epoch when the tile was rendered
     change = Change(8, LAYER, (105.8, 21.0, 105.9, 21.1))  # touches z10/813/450
     cache = ChangeDuringWrite(tmp_path / "tiles", freshness, change)
     freshness.caches = [cache]

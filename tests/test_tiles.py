@@ -248,6 +248,19 @@ def test_sql_change_is_seen_by_every_instance(two_instances: tuple[TestClient, T
     assert b.app.state.tiles.stats.hits == hits + 1  # type: ignore[attr-defined]
 
 
+def test_a_change_to_generalised_geometry_refreshes_tiles(
+        two_instances: tuple[TestClient, TestClient, str]) -> None:
+    a, _, url = two_instances
+    z, x, y = HANOI_Z10
+    before, etag = _codes_and_etag(a, z, x, y)
+    with psycopg.connect(url, autocommit=True) as conn:  # a repair of one band, by hand
+        conn.execute("UPDATE admin_unit_generalised SET geom = ST_Multi(ST_Buffer(geom,"
+                     " -0.002)) WHERE vintage = '2025' AND level = 'commune' AND code ="
+                     " '00004'")
+    after, new_etag = _codes_and_etag(a, z, x, y)
+    assert new_etag != etag and after["00004"] != before["00004"]
+
+
 def test_indicator_change_refreshes_tiles(two_instances: tuple[TestClient, TestClient, str]
                                           ) -> None:
     a, b, url = two_instances
@@ -336,3 +349,27 @@ def test_a_tile_newer_than_the_database_is_not_served() -> None:
     assert log.is_fresh("commune-2025", 10, 813, 450, 74)
     # rendered at 75 before the database was restored from a backup taken at 74
     assert not log.is_fresh("commune-2025", 10, 813, 450, 75)
+
+
+def test_a_flipped_byte_in_a_compressed_copy_is_caught() -> None:
+    from tilecache.base import CachedTile, CorruptTile
+
+    blob = bytearray(CachedTile(7, b"raw tile", gzip.compress(b"raw tile"), b"br").encode())
+    blob[-5] ^= 0xFF  # inside the gzip copy
+    with pytest.raises(CorruptTile):
+        CachedTile.decode(bytes(blob))
+
+
+def test_cli_says_when_the_cache_did_not_take_the_tiles(demo_ro: str, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DATABASE_URL": demo_ro, "GEO_SERVICE_HOME": str(tmp_path),
+           "GEO_SERVICE_TILE_CACHE": "redis", "GEO_SERVICE_REDIS_URL": "redis://127.0.0.1:1/0"}
+    for args in (["seed", "--collection", "province-2025", "--zooms", "0"],
+                 ["purge", "--collection", "province-2025"]):
+        done = subprocess.run([sys.executable, "-m", "geo_service", "tiles", *args], env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "is it reachable?" in " ".join(done.stderr.split())

@@ -7,7 +7,9 @@ import struct
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-_HEADER = struct.Struct(">qIII20s")  # epoch, raw, gzip and brotli lengths, sha1 of raw
+# epoch, raw, gzip and brotli lengths, sha1 of the three (a flipped byte in a compressed
+# copy would otherwise be sent as it is)
+_HEADER = struct.Struct(">qIII20s")
 # The variant of a tile asked for without query parameters: the one nginx can serve as a file.
 DEFAULT_VARIANT = "default"
 
@@ -32,9 +34,10 @@ class CachedTile:
 
     def encode(self) -> bytes:
         """One blob for storage, with a checksum so corruption is detected on read."""
+        body = self.raw + self.gzip + self.brotli
         header = _HEADER.pack(self.epoch, len(self.raw), len(self.gzip), len(self.brotli),
-                              hashlib.sha1(self.raw).digest())
-        return header + self.raw + self.gzip + self.brotli
+                              hashlib.sha1(body).digest())
+        return header + body
 
     @classmethod
     def decode(cls, blob: bytes) -> CachedTile:
@@ -45,10 +48,9 @@ class CachedTile:
         body = blob[_HEADER.size:]
         if len(body) != n_raw + n_gz + n_br:
             raise CorruptTile("blob length does not match its header")
-        raw = body[:n_raw]
-        if hashlib.sha1(raw).digest() != digest:
+        if hashlib.sha1(body).digest() != digest:
             raise CorruptTile("checksum mismatch")
-        return cls(epoch, raw, body[n_raw:n_raw + n_gz], body[n_raw + n_gz:])
+        return cls(epoch, body[:n_raw], body[n_raw:n_raw + n_gz], body[n_raw + n_gz:])
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,10 @@ async def health(request: Request) -> JSONResponse:
                 )
                 row = await cur.fetchone()
     except Exception as exc:  # any failure here means "not healthy"
-        body = {"status": "unavailable", "database": "unavailable", "detail": type(exc).__name__,
+        detail = (f"the database did not answer within {_CHECK_TIMEOUT_S:g} s"
+                  if isinstance(exc, TimeoutError) else
+                  f"the database cannot be used: {type(exc).__name__}")
+        body = {"status": "unavailable", "database": "unavailable", "detail": detail,
                 "request_id": request_id(request.scope)}
         return JSONResponse(body, status_code=503, headers={"Retry-After": "5",
                                                             "Cache-Control": "no-store"})

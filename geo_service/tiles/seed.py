@@ -25,6 +25,7 @@ class SeedSummary:
     tiles: int = 0
     bytes: int = 0
     seconds: float = 0.0
+    cache_errors: int = 0  # writes the cache refused (e.g. Redis unreachable)
 
 
 def parse_zooms(text: str) -> range:
@@ -58,17 +59,26 @@ async def seed(settings: ServiceSettings, url: str, collection_id: str, zooms: r
                 summary.tiles += 1
                 summary.bytes += len(tile.raw)
                 progress(done, len(tiles))
+    summary.cache_errors = cache_errors(service)
     for cache in service.caches:
         cache.close()
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-def purge_tiles(settings: ServiceSettings, collection_id: str, bbox: Bbox | None) -> int:
-    """Drop cached tiles of a collection (within bbox, or all of them)."""
+def cache_errors(service: TileService) -> int:
+    """Failures the cache backends absorbed (a shared backend never raises)."""
+    return sum(int(getattr(cache, "errors", 0)) for cache in service.caches)
+
+
+def purge_tiles(settings: ServiceSettings, collection_id: str, bbox: Bbox | None
+                ) -> tuple[int, int]:
+    """Drop cached tiles of a collection (within bbox, or all of them): how many, and how
+    many failures the cache absorbed."""
     service = TileService(settings)
     try:
-        return purge(service.caches, Change(0, collection_id, bbox), max_zoom=22)
+        dropped = purge(service.caches, Change(0, collection_id, bbox), max_zoom=22)
+        return dropped, cache_errors(service)
     finally:
         for cache in service.caches:
             cache.close()

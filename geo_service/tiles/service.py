@@ -121,7 +121,7 @@ class TileService:
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(
-                        url, autocommit=True,
+                        url, autocommit=True, application_name="geo-service-listener",
                         connect_timeout=self.settings.connect_timeout_s) as conn:
                     await conn.execute("LISTEN tile_change")
                     async with pool.connection() as work:
