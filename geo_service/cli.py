@@ -398,6 +398,8 @@ def indicators_zonal(
             result = store_zonal(conn, raster, indicator, vintage, level, stat, period, replace)
         except GeoServiceError as exc:
             _fail(exc)
+    for note in result.notes:
+        console.print(f"[yellow]note[/yellow] {escape(note)}", highlight=False)
     typer.echo(f"{result.loaded} values stored ({result.not_available} units without data)")
 
 
@@ -419,6 +421,8 @@ def indicators_carry_over(
                                 replace)
         except GeoServiceError as exc:
             _fail(exc)
+    for note in result.notes:
+        console.print(f"[yellow]note[/yellow] {escape(note)}", highlight=False)
     typer.echo(f"{result.loaded} values derived ({result.not_available} not available)")
 
 

@@ -402,6 +402,35 @@ def test_carry_over_propagates_suppression(two_units: psycopg.Connection) -> Non
     assert rows == {"11": "suppressed", "12": "suppressed"}
 
 
+def test_observed_values_keep_the_derivation_of_the_carried_periods(
+        two_units: psycopg.Connection) -> None:
+    from geo_service.indicators.values import ValueRow
+
+    carry_over(two_units, "pop", "old", "new", "province", "area")
+    store_values(two_units, "pop", "new", "province",
+                 [ValueRow("t", c, "2024", 100.0, "ok") for c in ("11", "12")])
+    row = two_units.execute("SELECT derivation FROM indicator_series WHERE indicator = 'pop'"
+                            " AND vintage = 'new'").fetchone()
+    assert row and row[0]["method"] == "carry-over" and row[0]["periods"] == ["2019"]
+    store_values(two_units, "pop", "new", "province",
+                 [ValueRow("t", c, "2019", 1.0, "ok") for c in ("11", "12")], replace=True)
+    row = two_units.execute("SELECT derivation FROM indicator_series WHERE indicator = 'pop'"
+                            " AND vintage = 'new'").fetchone()
+    assert row == (None,)  # every period observed now
+
+
+def test_carry_over_says_what_the_crosswalk_leaves_out(two_units: psycopg.Connection) -> None:
+    two_units.execute("DELETE FROM crosswalk WHERE from_code = '02' AND to_code = '12'")
+    result = carry_over(two_units, "pop", "old", "new", "province", "area")
+    notes = " | ".join(result.notes)
+    assert "shares do not add up to 1: 02 (0.500)" in notes
+    assert "1 new unit(s) no crosswalk link reaches are not available: 12" in notes
+    assert "2019: total 300.0 before, 200.0 after (-100.0)" in notes
+    rows = dict(two_units.execute("SELECT code, status FROM indicator_value WHERE indicator ="
+                                  " 'pop' AND vintage = 'new'").fetchall())
+    assert rows == {"11": "ok", "12": "not_available"}  # present, never silently absent
+
+
 def test_carry_over_propagates_suppression_by_rule(two_units: psycopg.Connection) -> None:
     # 01's 100 is below the threshold: it may not come back as 11 minus its other share
     two_units.execute("UPDATE indicator SET suppress_below = 150 WHERE code = 'pop'")

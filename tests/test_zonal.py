@@ -89,7 +89,7 @@ def test_unit_smaller_than_a_pixel_gets_its_share(grid: Path) -> None:
 
 
 def test_nodata_pixel_alone_gives_no_value(grid: Path) -> None:
-    assert one(grid, pixel(*NODATA_PIXEL)) == ZonalResult("u0", None, 0.0)
+    assert one(grid, pixel(*NODATA_PIXEL)) == ZonalResult("u0", None, 0.0, 0.0, 1.0)
     assert one(grid, pixel(*NODATA_PIXEL), "mean").value is None
     assert one(grid, pixel(*NODATA_PIXEL), "count").value is None
 
@@ -99,6 +99,8 @@ def test_nodata_pixel_is_left_out_of_a_partial_cover(grid: Path) -> None:
     result = one(grid, box(WEST, NORTH - 4, WEST + 1.5, NORTH - 3))
     assert result.value == pytest.approx(0.5 * 14, abs=EXACT)
     assert result.covered_pixels == pytest.approx(0.5, abs=EXACT)
+    # two thirds of the unit lie on the nodata pixel: said, for the operator to judge
+    assert result.nodata_share == pytest.approx(2 / 3) and result.outside_share == 0
 
 
 def test_polygon_partly_outside_the_raster(grid: Path) -> None:
@@ -106,7 +108,10 @@ def test_polygon_partly_outside_the_raster(grid: Path) -> None:
     result = one(grid, box(WEST + 3.5, NORTH - 0.5, WEST + 5, NORTH + 1))
     assert result.value == pytest.approx(4 / 4, abs=EXACT)
     assert result.covered_pixels == pytest.approx(0.25, abs=EXACT)
-    assert one(grid, box(WEST + 10, NORTH, WEST + 11, NORTH + 1)) == ZonalResult("u0", None, 0.0)
+    assert result.outside_share == pytest.approx(1 - 0.25 / 2.25)
+    assert result.nodata_share == pytest.approx(0, abs=EXACT)
+    beyond = one(grid, box(WEST + 10, NORTH, WEST + 11, NORTH + 1))
+    assert beyond.value is None and beyond.outside_share == 1
 
 
 def test_statistics_over_several_pixels(grid: Path) -> None:
@@ -138,7 +143,7 @@ def test_several_units_keep_their_order_and_codes(grid: Path) -> None:
                              geometry=[pixel(2, 2), pixel(*NODATA_PIXEL), pixel(0, 0)],
                              crs="EPSG:4326")
     results = zonal_statistics(grid, frame, "sum", code_column="ma")
-    assert results == [ZonalResult("7", 11.0, 1.0), ZonalResult("3", None, 0.0),
+    assert results == [ZonalResult("7", 11.0, 1.0), ZonalResult("3", None, 0.0, 0.0, 1.0),
                        ZonalResult("5", 1.0, 1.0)]
 
 
@@ -279,3 +284,29 @@ def test_worldpop_over_the_provinces_adds_up() -> None:
     assert inside.value + outside.value == pytest.approx(total, rel=1e-9)
     # Overlaps between the provinces' polygons count twice, but they are small.
     assert by_province == pytest.approx(total - outside.value, rel=0.005)
+
+
+def test_units_beyond_the_raster_are_provisional_and_reported(demo_db: str,
+                                                               tmp_path: Path) -> None:
+    import psycopg
+
+    from geo_service.indicators.catalogue import Indicator, save_indicator
+    from geo_service.indicators.zonal_store import store_zonal
+    from geo_service.settings import DEMO_RASTER
+
+    # the demo raster cut at 21°N: Hà Nội's northern part is left out
+    cropped = tmp_path / "cropped.tif"
+    with rasterio.open(DEMO_RASTER) as src:
+        window = rasterio.windows.from_bounds(src.bounds.left, src.bounds.bottom,
+                                              src.bounds.right, 21.0, src.transform)
+        profile = {**src.profile, "height": int(window.height), "width": int(window.width),
+                   "transform": src.window_transform(window)}
+        with rasterio.open(cropped, "w", **profile) as dst:
+            dst.write(src.read(1, window=window), 1)
+    with psycopg.connect(demo_db, autocommit=True) as conn:
+        save_indicator(conn, Indicator("pop_cut", "Dân số", "Population", "count"))
+        result = store_zonal(conn, cropped, "pop_cut", "2025", "province", "sum", "2020")
+        status = dict(conn.execute("SELECT code, status FROM indicator_value WHERE indicator ="
+                                   " 'pop_cut'").fetchall())
+    assert status["01"] == "provisional" and status["79"] == "ok"  # Hà Nội / Hồ Chí Minh
+    assert any("beyond the raster" in note and "01 (" in note for note in result.notes)

@@ -108,13 +108,23 @@ def carry_over(conn: psycopg.Connection, code: str, from_vintage: str, to_vintag
     links, to_level = _links(conn, from_vintage, to_vintage, level, weight)
     derivation = {"method": "carry-over", "from_vintage": from_vintage, "from_level": level,
                   "weight": weight, "crosswalk": f"{from_vintage}→{to_vintage}"}
+    new_codes = [r[0] for r in conn.execute(
+        "SELECT code FROM admin_unit WHERE vintage = %s AND level = %s ORDER BY code",
+        (to_vintage, to_level))]
+    notes: list[str] = []
     if indicator.kind == "count":
-        rows = _count_rows(apportion(links, _old_values(conn, code, from_vintage, level)))
+        old = _old_values(conn, code, from_vintage, level)
+        notes = _coverage_notes(links, old, new_codes, weight)
+        counts = _complete(apportion(links, old), new_codes, old)
+        notes += _totals_notes(old, counts)
+        rows = _count_rows(counts)
     elif indicator.kind in QUOTIENT_KINDS:
         if not (indicator.numerator and indicator.denominator):
             raise LoaderError(f"{code} is a {indicator.kind} without numerator and denominator "
                               "in the catalogue; it cannot be recomputed", parameter="--indicator")
-        num = apportion(links, _old_values(conn, indicator.numerator, from_vintage, level))
+        old_num = _old_values(conn, indicator.numerator, from_vintage, level)
+        notes = _coverage_notes(links, old_num, new_codes, weight)
+        num = _complete(apportion(links, old_num), new_codes, old_num)
         den = apportion(links, _old_values(conn, indicator.denominator, from_vintage, level))
         rows = _quotient_rows(indicator, num, den)
         derivation |= {"numerator": indicator.numerator, "denominator": indicator.denominator,
@@ -124,5 +134,63 @@ def carry_over(conn: psycopg.Connection, code: str, from_vintage: str, to_vintag
                           "between units", parameter="--indicator")
     if not rows:
         raise LoaderError(f"{code} has no values on {level} {from_vintage}")
-    return store_values(conn, code, to_vintage, to_level, rows, replace=replace,
-                        derivation=derivation, what=f"carry-over of {code}")
+    result = store_values(conn, code, to_vintage, to_level, rows, replace=replace,
+                          derivation=derivation, what=f"carry-over of {code}")
+    result.notes = notes
+    return result
+
+
+def _coverage_notes(links: list[Link], old: dict[tuple[str, str], tuple[float | None, str]],
+                    new_codes: list[str], weight: str, shown: int = 10) -> list[str]:
+    """What the crosswalk leaves out: old units with values but no link (their values are
+    lost), old units whose shares do not add up to 1, new units no link reaches."""
+    shares: dict[str, float] = defaultdict(float)
+    for link in links:
+        shares[link.from_code] += link.share
+    with_values = sorted({c for (c, _), (v, _) in old.items() if v is not None})
+    unlinked = [c for c in with_values if c not in shares]
+    uneven = [f"{c} ({shares[c]:.3f})" for c in with_values
+              if c in shares and abs(shares[c] - 1) > 1e-3]
+    reached = {link.to_code for link in links}
+    unreached = [c for c in new_codes if c not in reached]
+
+    def listed(codes: list[str]) -> str:
+        more = f" and {len(codes) - shown} more" if len(codes) > shown else ""
+        return ", ".join(codes[:shown]) + more
+
+    notes = []
+    if unlinked:
+        notes.append(f"{len(unlinked)} old unit(s) with values have no crosswalk link; their "
+                     f"values are not carried: {listed(unlinked)}")
+    if uneven:
+        notes.append(f"{len(uneven)} old unit(s) whose {weight} shares do not add up to 1: "
+                     f"{listed(uneven)}")
+    if unreached:
+        notes.append(f"{len(unreached)} new unit(s) no crosswalk link reaches are not "
+                     f"available: {listed(unreached)}")
+    return notes
+
+
+def _complete(result: dict[tuple[str, str], Apportioned], new_codes: list[str],
+              old: dict[tuple[str, str], tuple[float | None, str]]
+              ) -> dict[tuple[str, str], Apportioned]:
+    """Every new unit for every period: one no link reaches is not available (not absent)."""
+    for period in sorted({p for _, p in old}):
+        for code in new_codes:
+            result.setdefault((code, period), Apportioned(status="not_available"))
+    return result
+
+
+def _totals_notes(old: dict[tuple[str, str], tuple[float | None, str]],
+                  new: dict[tuple[str, str], Apportioned]) -> list[str]:
+    """A count's total before and after, per period, when they differ."""
+    notes = []
+    for period in sorted({p for _, p in old}):
+        before = sum(v or 0.0 for (_, p), (v, s) in old.items() if p == period
+                     and s in ("ok", "provisional"))
+        after = sum(a.value for (_, p), a in new.items() if p == period
+                    and a.status in ("ok", "provisional"))
+        if abs(after - before) > 1e-6 * max(abs(before), 1.0):
+            notes.append(f"{period}: total {before:,.1f} before, {after:,.1f} after "
+                         f"({after - before:+,.1f})")
+    return notes

@@ -55,6 +55,7 @@ class LoadResult:
     loaded: int = 0
     not_available: int = 0
     skipped: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what a reader of the result must know
 
 
 def read_table(path: Path, sheet: str | None = None, encoding: str | None = None
@@ -296,14 +297,36 @@ def store_values(conn: psycopg.Connection, indicator: str, vintage: str, level: 
     return result
 
 
+def _series_derivation(conn: psycopg.Connection, indicator: str, vintage: str, level: str,
+                       periods: list[str], derivation: dict[str, Any] | None
+                       ) -> dict[str, Any] | None:
+    """How the series' derived periods were made: observed values loaded for some periods
+    leave the others derived (and say so), derived ones add their periods."""
+    row = conn.execute("SELECT derivation FROM indicator_series WHERE indicator = %s AND"
+                       " vintage = %s AND level = %s", (indicator, vintage, level)).fetchone()
+    before: dict[str, Any] | None = row[0] if row else None
+    derived: set[str] = set()
+    if before and "periods" in before:
+        derived = set(before["periods"])
+    elif before:  # (recorded before derivations listed their periods: all of them were)
+        derived = {r[0] for r in conn.execute(
+            "SELECT DISTINCT period FROM indicator_value WHERE indicator = %s AND vintage = %s"
+            " AND level = %s", (indicator, vintage, level))}
+    if derivation is None:  # observed values
+        left = sorted(derived - set(periods))
+        return {**before, "periods": left} if before and left else None
+    return {**derivation, "periods": sorted(derived | set(periods))}
+
+
 def _write_series(conn: psycopg.Connection, indicator: str, vintage: str, level: str,
                   rows: list[ValueRow], replace: bool, derivation: dict[str, Any] | None) -> None:
+    periods = sorted({r.period for r in rows})
+    derivation = _series_derivation(conn, indicator, vintage, level, periods, derivation)
     conn.execute(
         "INSERT INTO indicator_series (indicator, vintage, level, derivation)"
         " VALUES (%s, %s, %s, %s) ON CONFLICT (indicator, vintage, level)"
         " DO UPDATE SET derivation = EXCLUDED.derivation, loaded_at = now()",
         (indicator, vintage, level, Jsonb(derivation) if derivation else None))
-    periods = sorted({r.period for r in rows})
     existing = conn.execute(
         "SELECT count(*) FROM indicator_value WHERE indicator = %s AND vintage = %s"
         " AND level = %s AND period = ANY(%s)", (indicator, vintage, level, periods)).fetchone()

@@ -39,6 +39,8 @@ class ZonalResult:
     code: str
     value: float | None
     covered_pixels: float
+    outside_share: float = 0.0  # of the unit's area beyond the raster's extent
+    nodata_share: float = 0.0   # of the unit's area within the extent on nodata pixels
 
 
 def zonal_statistics(raster: Path, units: gpd.GeoDataFrame, stat: str, *,
@@ -68,9 +70,18 @@ def zonal_statistics(raster: Path, units: gpd.GeoDataFrame, stat: str, *,
                                   strategy="raster-sequential")
         except (RuntimeError, ValueError, RasterioError) as exc:
             raise LoaderError(f"zonal statistics failed on raster {raster}: {exc}") from exc
+        extent = shapely.box(*dataset.bounds)
+        pixel_area = abs(dataset.transform.a * dataset.transform.e)
     for row, value, covered in zip(table["row"], table[stat], table["count"], strict=True):
-        if covered > 0:
-            results[int(row)] = ZonalResult(codes[int(row)], float(value), float(covered))
+        shape = shapes[int(row)]
+        area = shape.area if shape is not None else 0.0
+        inside = shape.intersection(extent).area if shape is not None else 0.0
+        outside = 1 - inside / area if area else 0.0
+        # (count is the coverage-weighted number of valid pixels: pixels of the unit, less
+        # the nodata ones)
+        nodata = max(0.0, 1 - float(covered) * pixel_area / inside) if inside else 0.0
+        results[int(row)] = ZonalResult(codes[int(row)], float(value) if covered > 0 else None,
+                                        float(covered), outside, nodata)
     return results
 
 

@@ -10,7 +10,7 @@ import shapely
 
 from geo_service.errors import LoaderError
 from geo_service.indicators.values import LoadResult, ValueRow, store_values
-from geo_service.indicators.zonal import zonal_statistics
+from geo_service.indicators.zonal import ZonalResult, zonal_statistics
 
 
 def unit_coverage(conn: psycopg.Connection, vintage: str, level: str) -> gpd.GeoDataFrame:
@@ -31,10 +31,37 @@ def store_zonal(conn: psycopg.Connection, raster: Path, indicator: str, vintage:
     """Compute `stat` of the raster over each unit and store it (no valid pixel → not available)."""
     units = unit_coverage(conn, vintage, level)
     results = zonal_statistics(raster, units, stat)
-    rows = [ValueRow(f"zonal {r.code}", r.code, period, r.value,
-                     "ok" if r.value is not None else "not_available")
-            for r in results]
+    rows = [ValueRow(f"zonal {r.code}", r.code, period, r.value, _status(r)) for r in results]
     derivation = {"method": "zonal statistics", "raster": raster.name, "stat": stat,
                   "coverage": "fractional pixel coverage", "geometry": "cleaned coverage"}
-    return store_values(conn, indicator, vintage, level, rows, replace=replace,
-                        derivation=derivation, what=f"zonal {stat} of {raster.name}")
+    result = store_values(conn, indicator, vintage, level, rows, replace=replace,
+                          derivation=derivation, what=f"zonal {stat} of {raster.name}")
+    result.notes = _coverage_notes(results)
+    return result
+
+
+# Below this share of a unit within the raster, its statistic misses part of the unit.
+_COMPLETE = 0.999
+
+
+def _status(result: ZonalResult) -> str:
+    """A unit reaching beyond the raster gets a statistic of only part of it: provisional."""
+    if result.value is None:
+        return "not_available"
+    return "provisional" if result.outside_share > 1 - _COMPLETE else "ok"
+
+
+def _coverage_notes(results: list[ZonalResult], shown: int = 10) -> list[str]:
+    """Units partly outside the raster (stored as provisional) or on nodata pixels (sea,
+    clouds, gaps: the operator knows which)."""
+    notes = []
+    for what, share in (("reach beyond the raster (stored as provisional)", "outside_share"),
+                        ("lie partly on nodata pixels", "nodata_share")):
+        partial = sorted(((getattr(r, share), r.code) for r in results
+                          if r.value is not None and getattr(r, share) > 1 - _COMPLETE),
+                         reverse=True)
+        if partial:
+            listed = ", ".join(f"{code} ({part:.0%})" for part, code in partial[:shown])
+            more = f" and {len(partial) - shown} more" if len(partial) > shown else ""
+            notes.append(f"{len(partial)} unit(s) {what}: {listed}{more}")
+    return notes
