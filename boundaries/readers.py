@@ -22,6 +22,9 @@ from geo_service.errors import LoaderError
 
 # GeoJSON (RFC 7946) and TopoJSON are longitude/latitude unless they say otherwise.
 _LONLAT_DRIVERS = {"GeoJSON", "TopoJSON", "GeoJSONSeq"}
+# Formats that hold one layer: no need to open them twice to ask (GDAL parses a whole
+# GeoJSON file to list its one layer)
+_ONE_LAYER = {".geojson", ".geojsonl", ".geojsons", ".shp"}
 FEATURE_INDEX = "_feature_index"
 SOURCE_FILE = "_source_file"
 # What the reader noticed without refusing the input: (file, message) pairs in frame.attrs.
@@ -114,7 +117,7 @@ def _read_one(path: Path, layer: str | None, encoding: str | None, code_field: s
     frame = _custom_json_reader(path)
     if frame is not None:
         return frame
-    if layer is None:
+    if layer is None and path.suffix.lower() not in _ONE_LAYER:
         _refuse_several_layers(path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
