@@ -222,6 +222,20 @@ def test_who_submits_does_not_approve(env: Env) -> None:
     assert env.act(ea["id"], "approve", "supervisor2").status_code == 200
 
 
+def test_who_drew_an_ea_does_not_approve_it_either(env: Env) -> None:
+    west, _ = _halves(env.commune())
+    ea = env.create(west).json()
+    url = f"{ITEMS}/{ea['id']}"
+    current = env.client.get(url)
+    redrawn = env.client.put(url, json={**current.json(), "properties": {}},
+                             headers={**env.auth("supervisor"),
+                                      "If-Match": current.headers["ETag"]})
+    assert redrawn.status_code == 200, redrawn.text
+    assert env.act(ea["id"], "submit", "editor").status_code == 200
+    assert env.act(ea["id"], "approve", "supervisor").status_code == 403
+    assert env.act(ea["id"], "approve", "supervisor2").status_code == 200
+
+
 def test_approved_eas_are_changed_only_by_supervisors(env: Env) -> None:
     west, _ = _halves(env.commune())
     ea = env.create(west).json()

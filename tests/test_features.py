@@ -254,6 +254,19 @@ def test_bbox_across_the_antimeridian(client: TestClient) -> None:
     assert matched("100,5,-170,25") == matched("100,5,180,25") == 3321
 
 
+def test_f_json_is_understood_everywhere(client: TestClient) -> None:
+    for path in ("/collections/commune-2025/tiles", "/collections/enumeration-areas",
+                 "/collections/commune-2025/tiles/WebMercatorQuad", "/tileMatrixSets"):
+        assert client.get(path, params={"f": "json"}).status_code == 200, path
+    assert client.get("/tileMatrixSets", params={"f": "xml"}).status_code == 400
+
+
+def test_bbox_across_the_antimeridian_in_latitude_first_order(client: TestClient) -> None:
+    body = client.get(ITEMS, params={"bbox": "5,100,25,-170", "bbox-crs": "EPSG:4326",
+                                     "limit": 1}).json()
+    assert body["numberMatched"] == 3321
+
+
 def test_names_sort_in_vietnamese_order(client: TestClient) -> None:
     body = client.get("/collections/province-2025/items",
                       params={"sortby": "name", "properties": "name", "limit": 100}).json()
@@ -303,6 +316,8 @@ def test_q_takes_alternative_terms(client: TestClient) -> None:
     (f"{ITEMS}?datetime=yesterday", 400, "datetime"),
     (f"{ITEMS}?datetime=2025-01-01/2024-01-01", 400, "datetime"),
     (f"{ITEMS}?datetime=../..", 400, "datetime"),
+    (f"{ITEMS}?datetime=9999-12-31T23:59:59-01:00", 400, "datetime"),
+    (f"{ITEMS}?datetime=0001-01-01T00:00:00%2B01:00/..", 400, "datetime"),
     ("/collections?f=xml", 400, "f"),
     ("/conformance?f=html", 400, "f"),
     ("/collections/commune-2025?foo=1", 400, "foo"),

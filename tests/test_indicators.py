@@ -544,6 +544,135 @@ def test_a_parent_total_never_gives_back_a_suppressed_child(demo_db: str) -> Non
     assert all(density[code] is None for code, value in communes.items() if value is None)
 
 
+# --- differencing: three levels ----------------------------------------------------------------
+
+# province 01 = districts 001 + 002 + 003; 001 = commune 00001, 002 = 00002 + 00003, 003 =
+# 00004 + 00005 (unit boxes side by side, so children lie inside their parents)
+HIERARCHY = {"01": None, "001": "01", "002": "01", "003": "01", "00001": "001",
+             "00002": "002", "00003": "002", "00004": "003", "00005": "003"}
+SPANS = {"01": (0, 5), "001": (0, 1), "002": (1, 3), "003": (3, 5), "00001": (0, 1),
+         "00002": (1, 2), "00003": (2, 3), "00004": (3, 4), "00005": (4, 5)}
+LEVELS = {2: "province", 3: "district", 5: "commune"}
+
+
+@pytest.fixture
+def three_levels(conn: psycopg.Connection, tmp_path: Path) -> psycopg.Connection:
+    import geopandas as gpd
+
+    add_vintage(conn, Vintage("h", date(2000, 1, 1)))
+    for width, level in LEVELS.items():
+        codes = [c for c in HIERARCHY if len(c) == width]
+        path = tmp_path / f"{level}.geojson"
+        gpd.GeoDataFrame({"code": codes, "name": codes,
+                          "parent": [HIERARCHY[c] or "" for c in codes]},
+                         geometry=[box(SPANS[c][0], 0, SPANS[c][1], 1) for c in codes],
+                         crs="EPSG:4326").to_file(path)
+        load_boundaries(conn, [path], LoadOptions(
+            "h", level, FieldMap("code", "name", "parent" if level != "province" else None)))
+    save_indicator(conn, Indicator("n", "Số", "Count", "count", suppress_below=10))
+    return conn
+
+
+def _store(conn: psycopg.Connection, values: dict[str, float | None],
+           status: str = "ok") -> None:
+    from geo_service.indicators.values import ValueRow
+
+    for width, level in LEVELS.items():
+        rows = [ValueRow("t", c, "2020", v, status if v is not None else "suppressed")
+                for c, v in values.items() if len(c) == width]
+        if rows:
+            store_values(conn, "n", "h", level, rows, replace=True)
+
+
+def _parts(total: str, published: dict[str, float | None]) -> list[str]:
+    """The units whose values add up to the total: its children, or where they have no
+    values, their children."""
+    parts = []
+    for child in (c for c, parent in HIERARCHY.items() if parent == total):
+        parts += [child] if child in published else _parts(child, published)
+    return parts
+
+
+def _revealed(conn: psycopg.Connection) -> dict[str, float]:
+    """What differencing finds: every hidden value that some published total minus its
+    published parts gives back, repeated until nothing more comes out."""
+    published = dict(conn.execute("SELECT code, value FROM published_value WHERE"
+                                  " indicator = 'n'").fetchall())
+    known = {c: v for c, v in published.items() if v is not None}
+    found: dict[str, float] = {}
+    while True:
+        progress = False
+        for total in published:
+            parts = _parts(total, published)
+            unknown = [c for c in [total, *parts] if c not in known]
+            if len(unknown) != 1 or not parts:
+                continue
+            [cell] = unknown
+            parts_sum = sum(known[c] for c in parts if c != cell)
+            known[cell] = parts_sum if cell == total else known[total] - parts_sum
+            found[cell] = known[cell]
+            progress = True
+        if not progress:
+            return found
+
+
+@pytest.mark.parametrize("values", [
+    # the review's case: 00001 (5) below the threshold, district 001 alone above it
+    {"01": 100, "001": 5, "002": 45, "003": 50, "00001": 5, "00002": 20, "00003": 25,
+     "00004": 20, "00005": 30},
+    # no district values: the province total is the communes' equation
+    {"01": 100, "00001": 5, "00002": 20, "00003": 25, "00004": 20, "00005": 30},
+    # two small ones summing below the threshold
+    {"01": 100, "001": 30, "002": 8, "003": 62, "00001": 30, "00002": 4, "00003": 4,
+     "00004": 20, "00005": 42},
+])
+def test_differencing_gives_back_no_hidden_count(three_levels: psycopg.Connection,
+                                                 values: dict[str, float]) -> None:
+    _store(three_levels, values)
+    hidden = {c for (c,) in three_levels.execute(
+        "SELECT code FROM published_value WHERE indicator = 'n' AND value IS NULL")}
+    small = {c for c, v in values.items() if v < 10}
+    assert small <= hidden
+    assert not set(_revealed(three_levels)) & small
+
+
+def test_a_value_loaded_as_suppressed_gets_a_complement_without_a_threshold(
+        three_levels: psycopg.Connection) -> None:
+    three_levels.execute("UPDATE indicator SET suppress_below = NULL WHERE code = 'n'")
+    _store(three_levels, {"01": 100, "001": 5, "002": 45, "003": 50})
+    three_levels.execute("UPDATE indicator_value SET status = 'suppressed' WHERE code = '001'")
+    assert "001" not in _revealed(three_levels)
+
+
+def test_suppression_follows_a_chain_of_quotients(demo_db: str) -> None:
+    with psycopg.connect(demo_db, autocommit=True) as conn:
+        conn.execute("UPDATE indicator SET suppress_below = 3000 WHERE code = 'population'")
+        # a quotient of a quotient: density per km² again
+        save_indicator(conn, Indicator("density2", "Mật độ 2", "Density 2", "density",
+                                       numerator="density", denominator="area_km2"))
+        conn.execute("INSERT INTO indicator_series (indicator, vintage, level) VALUES"
+                     " ('density2', '2025', 'commune')")
+        conn.execute("INSERT INTO indicator_value SELECT 'density2', vintage, level, code,"
+                     " period, value, status, moe FROM indicator_value WHERE indicator ="
+                     " 'density' AND level = 'commune'")
+        hidden_population = {c for (c,) in conn.execute(
+            "SELECT code FROM published_value WHERE indicator = 'population' AND level ="
+            " 'commune' AND value IS NULL")}
+        hidden_density2 = {c for (c,) in conn.execute(
+            "SELECT code FROM published_value WHERE indicator = 'density2' AND value IS NULL")}
+    assert hidden_population and hidden_population <= hidden_density2
+
+
+def test_a_change_on_one_level_refreshes_the_tiles_of_another(
+        three_levels: psycopg.Connection) -> None:
+    _store(three_levels, {"00002": 5, "00003": 25, "00004": 20, "00005": 30})
+    epoch = three_levels.execute("SELECT epoch FROM tile_epoch").fetchone()
+    _store(three_levels, {"002": 30})  # now 00003 = 30 − 5 would be exposed: hidden too
+    changed = {layer for (layer,) in three_levels.execute(
+        "SELECT layer FROM tile_change WHERE epoch > %s", epoch)}
+    assert "commune-h" in changed
+
+
 def test_a_rate_whose_basis_is_missing_is_suppressed(demo_db: str) -> None:
     with psycopg.connect(demo_db, autocommit=True) as conn:
         conn.execute("UPDATE indicator SET suppress_below = 10, disclosure_basis = 'population'"

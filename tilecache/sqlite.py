@@ -56,7 +56,10 @@ class SQLiteTileCache:
             aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
             logger.warning("tile cache %s is not a SQLite file (%s): moved to %s", path, exc,
                            aside)
-            path.rename(aside)
+            for suffix in ("", "-wal", "-shm"):  # (a journal left beside it goes with it)
+                part = path.with_name(path.name + suffix)
+                if part.exists():
+                    part.rename(aside.with_name(aside.name + suffix))
             self._db = _open(path)
         row = self._db.execute("SELECT coalesce(sum(size), 0) FROM tile").fetchone()
         self._bytes = int(row[0])
@@ -179,8 +182,12 @@ class SQLiteTileCache:
 
     def stats(self) -> dict[str, int | str]:
         """Tiles, bytes, hits and misses."""
-        with self._lock:
-            count = self._db.execute("SELECT count(*) FROM tile").fetchone()[0]
+        try:
+            with self._lock:
+                count = self._db.execute("SELECT count(*) FROM tile").fetchone()[0]
+        except sqlite3.Error as exc:
+            self._failed("count", exc)
+            count = -1
         return {"backend": self.name, "path": str(self.path), "tiles": count,
                 "bytes": self._bytes, "max_bytes": self.max_bytes, "hits": self.hits,
                 "misses": self.misses, "corrupt": self.corrupt, "errors": self.errors}

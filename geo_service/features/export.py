@@ -71,7 +71,7 @@ async def stream_csv(pool: AsyncConnectionPool, query: ItemQuery, wkt: bool
 
 
 async def geopackage(pool: AsyncConnectionPool, query: ItemQuery, layer: str) -> bytes:
-    """The selection as a GeoPackage file (limited by `limit`, max 10,000 features)."""
+    """The selection as a GeoPackage file (the router caps it at MAX_GPKG features)."""
     statement, params = rows_sql(query, wkt=False)
     records: list[tuple[Any, ...]] = []
     async for batch in _rows(pool, statement, params):

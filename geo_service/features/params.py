@@ -55,7 +55,8 @@ def parse_bbox(text: str, across_antimeridian: bool = False
         raise InvalidParameter("bbox values must be finite numbers", parameter="bbox")
     x0, y0, x1, y1 = (numbers[0], numbers[1], numbers[3], numbers[4]) if len(numbers) == 6 \
         else numbers
-    if y0 > y1 or (x0 > x1 and not across_antimeridian):
+    # (with across_antimeridian the caller checks the order, knowing the axes)
+    if not across_antimeridian and (x0 > x1 or y0 > y1):
         raise InvalidParameter("bbox minimum is larger than its maximum", parameter="bbox")
     return x0, y0, x1, y1
 
@@ -65,7 +66,7 @@ def _check_bbox_range(bbox: tuple[float, float, float, float], crs: OutputCrs) -
     CRSs only)."""
     x0, y0, x1, y1 = bbox
     if not crs.geographic:
-        if x0 > x1:
+        if x0 > x1 or y0 > y1:
             raise InvalidParameter("bbox minimum is larger than its maximum", parameter="bbox")
         return
     lon0, lat0, lon1, lat1 = (y0, x0, y1, x1) if crs.lat_first else (x0, y0, x1, y1)
@@ -92,7 +93,11 @@ def _instant(text: str, end: bool) -> datetime | None:
         raise InvalidParameter(f"datetime {text!r} is not an RFC 3339 date or date-time "
                                "(e.g. 2025-07-01 or 2025-07-01T00:00:00Z)",
                                parameter="datetime") from exc
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except (OverflowError, ValueError) as exc:  # e.g. 9999-12-31T23:59:59-01:00
+        raise InvalidParameter(f"datetime {text!r} is out of range", parameter="datetime"
+                               ) from exc
 
 
 def parse_datetime(text: str) -> tuple[datetime | None, datetime | None]:

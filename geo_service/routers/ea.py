@@ -397,6 +397,15 @@ async def merge_eas(
     return _feature_response(merged)
 
 
+async def _authors(conn: Conn, ea_id: int, row: dict[str, Any]) -> set[str]:
+    """Who submitted the EA and who made its current geometry."""
+    cur = await conn.execute("SELECT user_name FROM ea_history WHERE ea_id = %s AND action IN"
+                             " ('create', 'update', 'split', 'merge', 'generate')"
+                             " ORDER BY id DESC LIMIT 1", (ea_id,))
+    drawn = await cur.fetchone()
+    return {row["updated_by"], *([drawn[0]] if drawn else [])}
+
+
 # Registered last: its {action} segment would otherwise catch /split.
 @router.post(f"{BASE}/items/{{featureId}}/{{action}}", summary="Submit, approve or reject",
              response_class=GeoJSONResponse)
@@ -414,11 +423,11 @@ async def transition(
                                "what to change", parameter="reason")
     async with conn.transaction():
         before, _ = await _locked(conn, featureId, user, if_match, needs)
-        if action in ("approve", "reject") and before["updated_by"] == user.name \
-                and user.role != "admin":
-            # four eyes: who submitted (or last changed) an EA does not approve it
-            raise Forbidden(f"EA {before['code']} was submitted by {user.name}: another "
-                            "supervisor approves or rejects it", parameter="action")
+        if action in ("approve", "reject") and user.role != "admin" \
+                and user.name in await _authors(conn, featureId, before):
+            # four eyes: who drew or submitted an EA does not approve it
+            raise Forbidden(f"EA {before['code']} was drawn or submitted by {user.name}: "
+                            "another supervisor approves or rejects it", parameter="action")
         if before["status"] not in allowed_from:
             raise InvalidParameter(f"cannot {action} an EA that is {before['status']}",
                                    parameter="action", current_status=before["status"])

@@ -126,6 +126,7 @@ def page_tail(request: Request, offset: int, limit: int, matched: int,
 FORMATS = {GEOJSON: "json", "application/json": "json", "text/csv": "csv",
            GPKG: "gpkg"}
 MAX_PAGE = 10_000  # items per GeoJSON page; a larger limit is capped (with a next link)
+MAX_GPKG = 20_000  # items per GeoPackage (every commune of any vintage; more get a next link)
 
 
 def _output_format(f: str | None, request: Request) -> str:
@@ -199,6 +200,8 @@ async def items(
         limit = None if download else 100
     elif not download:
         limit = min(limit, MAX_PAGE)
+    if fmt == "gpkg":  # (built in memory, unlike the streamed formats)
+        limit = min(limit or MAX_GPKG, MAX_GPKG)
     raw = RawItemParams(limit, offset, bbox, bbox_crs, crs, properties, sortby, parent, q,
                         indicator, period, zoom, max_allowable_offset, precision, datetime)
     pool = request.app.state.pool

@@ -36,8 +36,9 @@ async def reject_unknown_parameters(request: Request) -> None:
     if not isinstance(route, APIRoute):
         return
     known = _known(route)
-    for name in request.query_params:
-        if name not in known:
+    for name, value in request.query_params.multi_items():
+        # f=json is understood everywhere: clients such as OWSLib add it to every request
+        if name not in known and not (name == "f" and value in ("json", "geojson")):
             listed = ", ".join(sorted(known)) or "none"
             raise InvalidParameter(f"unknown query parameter {name!r}; this operation takes: "
                                    f"{listed}", parameter=name, valid=sorted(known))
