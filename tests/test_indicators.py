@@ -663,6 +663,27 @@ def test_suppression_follows_a_chain_of_quotients(demo_db: str) -> None:
     assert hidden_population and hidden_population <= hidden_density2
 
 
+def test_a_hidden_rate_hides_its_numerator(three_levels: psycopg.Connection) -> None:
+    from geo_service.indicators.values import ValueRow
+
+    conn = three_levels
+    conn.execute("UPDATE indicator SET suppress_below = NULL WHERE code = 'n'")
+    save_indicator(conn, Indicator("poor", "Nghèo", "Poor", "count"))
+    save_indicator(conn, Indicator("poverty", "Tỷ lệ nghèo", "Poverty", "rate",
+                                   numerator="poor", denominator="n", multiplier=100,
+                                   suppress_below=50, disclosure_basis="n"))
+    for code, rows in (("n", {"00002": 30.0, "00003": 60.0}),
+                       ("poor", {"00002": 12.0, "00003": 6.0}),
+                       ("poverty", {"00002": 40.0, "00003": 10.0})):
+        store_values(conn, code, "h", "commune",
+                     [ValueRow("t", c, "2020", v, "ok") for c, v in rows.items()])
+    published = {(i, c): v for i, c, v in conn.execute(
+        "SELECT indicator, code, value FROM published_value WHERE level = 'commune'")}
+    # 00002 has fewer than 50 people: its rate is hidden, and so is the count it came from
+    assert published[("poverty", "00002")] is None and published[("poor", "00002")] is None
+    assert published[("poverty", "00003")] == 10.0 and published[("poor", "00003")] == 6.0
+
+
 def test_a_change_on_one_level_refreshes_the_tiles_of_another(
         three_levels: psycopg.Connection) -> None:
     _store(three_levels, {"00002": 5, "00003": 25, "00004": 20, "00005": 30})

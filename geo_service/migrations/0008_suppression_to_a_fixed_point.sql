@@ -16,7 +16,7 @@
 
 -- The equations of published totals that expose a hidden cell: one hidden cell, or several
 -- summing below the threshold (any number below two when there is no threshold).
-CREATE FUNCTION suppression_exposed()
+CREATE OR REPLACE FUNCTION suppression_exposed()
 RETURNS TABLE (indicator text, vintage text, level text, period text, anchor text,
                anchor_level text)
 LANGUAGE plpgsql AS $$
@@ -36,28 +36,29 @@ $$;
 CREATE OR REPLACE FUNCTION refresh_suppression(p_changed text[]) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
-    affected text[];  -- the changed indicators and every one whose rule depends on them
-    needed   text[];  -- those and, through any chain, the indicators their rules read
+    affected text[];  -- the changed indicators and every one linked to them by a rule
+    needed   text[];  -- the same: every cell of them is recomputed
     changed  integer;
     n_rows   integer;
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('geo_service.suppression'));
-    WITH RECURSIVE a(code) AS (
+    -- the changed indicators with every one linked to them by a rule, either way (hiding
+    -- moves both ways: from a count to its rates, and from a hidden rate to its numerator)
+    WITH RECURSIVE linked(a, b) AS (
+        SELECT i.code, r.ref FROM indicator i,
+               unnest(ARRAY[i.disclosure_basis, i.numerator, i.denominator]) r(ref)
+        WHERE r.ref IS NOT NULL
+    ),
+    component(code) AS (
         SELECT unnest(p_changed)
         UNION
-        SELECT i.code FROM indicator i JOIN a
-            ON a.code IN (i.disclosure_basis, i.numerator, i.denominator))
-    SELECT array_agg(code) INTO affected FROM a;
+        SELECT CASE WHEN l.a = c.code THEN l.b ELSE l.a END
+        FROM linked l JOIN component c ON c.code IN (l.a, l.b))
+    SELECT array_agg(code) INTO affected FROM component;
     IF affected IS NULL THEN
         RETURN;
     END IF;
-    WITH RECURSIVE n(code) AS (
-        SELECT unnest(affected)
-        UNION
-        SELECT r.ref FROM indicator i JOIN n ON i.code = n.code,
-               unnest(ARRAY[i.disclosure_basis, i.numerator, i.denominator]) r(ref)
-        WHERE r.ref IS NOT NULL)
-    SELECT array_agg(code) INTO needed FROM n;
+    needed := affected;
 
     CREATE TEMP TABLE IF NOT EXISTS suppression_cell (
         indicator text, vintage text, level text, code text, period text,
@@ -126,6 +127,16 @@ BEGIN
           AND d.indicator IN (i.disclosure_basis, i.numerator, i.denominator)
           AND d.vintage = c.vintage AND d.level = c.level AND d.code = c.code
           AND d.period = c.period;
+        GET DIAGNOSTICS n_rows = ROW_COUNT;
+        changed := changed + n_rows;
+
+        -- a hidden rate, ratio or density would come back as its published numerator over
+        -- its published denominator: the numerator is hidden with it
+        UPDATE suppression_cell n SET hidden = true
+        FROM indicator i, suppression_cell q
+        WHERE q.hidden AND i.code = q.indicator AND n.indicator = i.numerator
+          AND n.vintage = q.vintage AND n.level = q.level AND n.code = q.code
+          AND n.period = q.period AND NOT n.hidden AND n.value IS NOT NULL;
         GET DIAGNOSTICS n_rows = ROW_COUNT;
         changed := changed + n_rows;
 
@@ -233,7 +244,7 @@ BEGIN
     RETURN NULL;
 END
 $$;
-DROP TRIGGER admin_unit_suppression_update ON admin_unit;
+DROP TRIGGER IF EXISTS admin_unit_suppression_update ON admin_unit;
 CREATE TRIGGER admin_unit_suppression_update AFTER UPDATE ON admin_unit
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT
     EXECUTE FUNCTION admin_unit_refresh_suppression();
