@@ -373,3 +373,40 @@ def test_cli_says_when_the_cache_did_not_take_the_tiles(demo_ro: str, tmp_path: 
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 2, done.stdout + done.stderr
         assert "is it reachable?" in " ".join(done.stderr.split())
+
+
+def test_a_database_restored_from_an_older_backup_empties_the_caches(demo_db: str,
+                                                                     tmp_path: Path) -> None:
+    url = f"{TILES}/{HANOI_Z10[0]}/{HANOI_Z10[1]}/{HANOI_Z10[2]}"
+    path = tmp_path / "tiles.sqlite"
+    with psycopg.connect(demo_db, autocommit=True) as conn:  # the backup
+        backup_epoch = conn.execute("SELECT epoch FROM tile_epoch").fetchone()
+        backup = conn.execute("SELECT band, geom FROM admin_unit_generalised WHERE vintage ="
+                              " '2025' AND code = '00004'").fetchall()
+
+    def change() -> None:  # a change after the backup, recorded as usual
+        with psycopg.connect(demo_db, autocommit=True) as conn:
+            conn.execute("UPDATE admin_unit_generalised SET geom = ST_Multi(ST_Buffer(geom,"
+                         " -0.002)) WHERE vintage = '2025' AND code = '00004'")
+
+    def restore() -> None:  # the backup's data and epoch back, as pg_restore puts them
+        with psycopg.connect(demo_db, autocommit=True) as conn:
+            conn.execute("SET session_replication_role = replica")  # (no trigger fires)
+            for band, geom in backup:
+                conn.execute("UPDATE admin_unit_generalised SET geom = %s WHERE vintage ="
+                             " '2025' AND code = '00004' AND band = %s", (geom, band))
+            conn.execute("UPDATE tile_epoch SET epoch = %s", backup_epoch)
+
+    with _app(demo_db, tmp_path, tile_cache="sqlite", tile_cache_path=path) as client:
+        original = client.get(url).content
+        change()
+        assert client.get(url).content != original
+        restore()
+        # a running service notices at the next request
+        assert client.get(url).content == original
+    change()
+    with _app(demo_db, tmp_path, tile_cache="sqlite", tile_cache_path=path) as client:
+        assert client.get(url).content != original  # cached, newer than the backup
+    restore()
+    with _app(demo_db, tmp_path, tile_cache="sqlite", tile_cache_path=path) as client:
+        assert client.get(url).content == original  # and so does one started afterwards

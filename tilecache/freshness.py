@@ -165,10 +165,31 @@ class Freshness:
         await self._load(conn, start_after, current, purge_caches=False)
         self.log.epoch = max(self.log.epoch, current)
         for cache in self.caches:
+            newest = getattr(cache, "newest_epoch", None)
+            if newest is not None and (await asyncio.to_thread(newest) or 0) > current:
+                # tiles from a database state after this one: restored from a backup
+                logger.warning("tile cache %s holds tiles newer than the database (epoch %s):"
+                               " emptied", cache.name, current)
+                self.purged += await asyncio.to_thread(cache.purge_layer, None)
             if isinstance(cache, SyncedTileCache):
                 await self._catch_up(cache, current)
         self.purged_epoch = self.log.epoch
         self.started = True
+
+    async def _went_back(self, conn: psycopg.AsyncConnection, current: int) -> None:
+        """The database's epoch is behind the log's: it was restored from an older backup.
+        Cached tiles may show data it no longer has, and the log's changes are not its own:
+        empty the caches and start again from the database."""
+        async with self._lock:
+            if current >= self.log.epoch:
+                return
+            logger.warning("the database's tile epoch went back from %s to %s (restored from "
+                           "a backup?): emptying the tile caches", self.log.epoch, current)
+            for cache in self.caches:
+                self.purged += await asyncio.to_thread(cache.purge_layer, None)
+            self.log = ChangeLog()
+            self.started = False
+            await self.start(conn)
 
     async def _catch_up(self, cache: SyncedTileCache, current: int) -> None:
         """Purge a served cache of the changes after the epoch it was last purged up to."""
@@ -200,6 +221,9 @@ class Freshness:
             return
         if current is None:
             current = await _current_epoch(conn)
+        if current < self.log.epoch:
+            await self._went_back(conn, current)
+            return
         if current <= (self.purged_epoch if purged else self.log.epoch):
             return
         async with self._lock:  # (held by a load in progress: its purges are done after it)

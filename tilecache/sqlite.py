@@ -180,6 +180,17 @@ class SQLiteTileCache:
             self._db.execute("DELETE FROM tile")
             self._bytes = 0
 
+    def newest_epoch(self) -> int | None:
+        """The highest data epoch of a cached tile (None when empty or unreadable)."""
+        try:
+            with self._lock:
+                # the blob starts with the epoch as a big-endian int64: bytes sort as numbers
+                row = self._db.execute("SELECT max(substr(blob, 1, 8)) FROM tile").fetchone()
+        except sqlite3.Error as exc:
+            self._failed("read", exc)
+            return None
+        return int.from_bytes(row[0], "big", signed=True) if row and row[0] else None
+
     def stats(self) -> dict[str, int | str]:
         """Tiles, bytes, hits and misses."""
         try:
