@@ -29,6 +29,7 @@ from boundaries.generalise import generalise_async
 from boundaries.names import fold
 from boundaries.readers import FEATURE_INDEX, NOTES, SOURCE_FILE, listed, read_boundaries
 from geo_service.errors import LoaderError
+from geo_service.text import first_of
 
 # Children sticking out of their parent by more than this share of their area are reported.
 DEFAULT_OUTSIDE_TOLERANCE = 0.01
@@ -298,11 +299,10 @@ def _refuse_orphans(conn: psycopg.Connection, options: LoadOptions, shown: int =
     if not rows:
         return
     orphans = sum(n for *_, n in rows)
-    named = ", ".join(f"{code} ({n} {level})" for level, code, n in rows[:shown])
-    more = f" and {len(rows) - shown} more" if len(rows) > shown else ""
+    named = first_of([f"{code} ({n} {level})" for level, code, n in rows], shown)
     raise LoaderError(f"nothing was written: {orphans} units of vintage {options.vintage} below "
                       f"{options.level} level would lose their parent, which this load "
-                      f"removes: {named}{more}; include those units, or load the levels "
+                      f"removes: {named}; include those units, or load the levels "
                       "below again first", parameter="--replace")
 
 

@@ -54,3 +54,9 @@ def check_code(value: Any, parameter: str) -> str:
 def like_escape(text: str) -> str:
     """Escape LIKE wildcards so that '%' and '_' match themselves."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def first_of(items: list[str], shown: int = 10) -> str:
+    """The first items, comma-separated, and how many more there are."""
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    return ", ".join(items[:shown]) + more

@@ -16,6 +16,7 @@ from geo_service.errors import InvalidParameter, LoaderError
 from geo_service.indicators.apportion import Apportioned, worst
 from geo_service.indicators.catalogue import QUOTIENT_KINDS, Indicator, get_indicator
 from geo_service.indicators.values import LoadResult, ValueRow, store_values
+from geo_service.text import first_of
 
 WEIGHTS = {"area": "area_share", "population": "population_share"}
 
@@ -154,20 +155,16 @@ def _coverage_notes(links: list[Link], old: dict[tuple[str, str], tuple[float | 
     reached = {link.to_code for link in links}
     unreached = [c for c in new_codes if c not in reached]
 
-    def listed(codes: list[str]) -> str:
-        more = f" and {len(codes) - shown} more" if len(codes) > shown else ""
-        return ", ".join(codes[:shown]) + more
-
     notes = []
     if unlinked:
         notes.append(f"{len(unlinked)} old unit(s) with values have no crosswalk link; their "
-                     f"values are not carried: {listed(unlinked)}")
+                     f"values are not carried: {first_of(unlinked, shown)}")
     if uneven:
         notes.append(f"{len(uneven)} old unit(s) whose {weight} shares do not add up to 1: "
-                     f"{listed(uneven)}")
+                     f"{first_of(uneven, shown)}")
     if unreached:
         notes.append(f"{len(unreached)} new unit(s) no crosswalk link reaches are not "
-                     f"available: {listed(unreached)}")
+                     f"available: {first_of(unreached, shown)}")
     return notes
 
 

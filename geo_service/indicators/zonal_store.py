@@ -11,6 +11,7 @@ import shapely
 from geo_service.errors import LoaderError
 from geo_service.indicators.values import LoadResult, ValueRow, store_values
 from geo_service.indicators.zonal import ZonalResult, zonal_statistics
+from geo_service.text import first_of
 
 
 def unit_coverage(conn: psycopg.Connection, vintage: str, level: str) -> gpd.GeoDataFrame:
@@ -61,7 +62,6 @@ def _coverage_notes(results: list[ZonalResult], shown: int = 10) -> list[str]:
                           if r.value is not None and getattr(r, share) > 1 - _COMPLETE),
                          reverse=True)
         if partial:
-            listed = ", ".join(f"{code} ({part:.0%})" for part, code in partial[:shown])
-            more = f" and {len(partial) - shown} more" if len(partial) > shown else ""
-            notes.append(f"{len(partial)} unit(s) {what}: {listed}{more}")
+            listed = first_of([f"{code} ({part:.0%})" for part, code in partial], shown)
+            notes.append(f"{len(partial)} unit(s) {what}: {listed}")
     return notes

@@ -66,18 +66,14 @@ def _collection_doc(request: Request, c: Collection) -> dict[str, Any]:
     }
 
 
-# `f` on the documents that come in JSON only (clients such as OWSLib send f=json)
-JsonOnly = Annotated[Literal["json"] | None, Query(description="json, the only format")]
-
-
 @router.get("/conformance", summary="Conformance classes")
-async def conformance(f: JsonOnly = None) -> dict[str, list[str]]:
+async def conformance() -> dict[str, list[str]]:
     """The OGC conformance classes this service implements."""
     return {"conformsTo": CONFORMANCE + tiles.CONFORMANCE}
 
 
 @router.get("/collections", summary="Collections: one per level and vintage")
-async def collections(request: Request, conn: Conn, f: JsonOnly = None) -> dict[str, Any]:
+async def collections(request: Request, conn: Conn) -> dict[str, Any]:
     """Every (level, vintage) of administrative units."""
     found = await list_collections(conn)
     return {"collections": [_collection_doc(request, c) for c in found],
@@ -86,8 +82,7 @@ async def collections(request: Request, conn: Conn, f: JsonOnly = None) -> dict[
 
 @router.get("/collections/{collectionId}", summary="One collection",
             name="get_collection_doc")
-async def collection(collectionId: str, request: Request, conn: Conn,  # noqa: N803
-                     f: JsonOnly = None) -> dict[str, Any]:
+async def collection(collectionId: str, request: Request, conn: Conn) -> dict[str, Any]:  # noqa: N803
     """Metadata of one collection: extent, CRS list, item count, links."""
     return _collection_doc(request, await get_collection(conn, collectionId))
 

@@ -9,7 +9,6 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 
 from geo_service import __version__
-from geo_service.routers.features import JsonOnly
 
 router = APIRouter(tags=["service"])
 
@@ -24,7 +23,7 @@ def _link(request: Request, path: str, rel: str, media_type: str, title: str) ->
 
 
 @router.get("/", name="landing_page", summary="Landing page")
-async def landing_page(request: Request, f: JsonOnly = None) -> dict[str, Any]:
+async def landing_page(request: Request) -> dict[str, Any]:
     """OGC API landing page: what this service is and where its parts live."""
     return {
         "title": "Vietnam statistical mapping service",
