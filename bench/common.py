@@ -331,7 +331,7 @@ def clean_env() -> dict[str, str]:
 
 def ours_command() -> list[str]:
     """The command that starts our service (uvicorn options are added by start_server)."""
-    return [sys.executable, "-m", "uvicorn", "geo_service.main:create_app", "--factory"]
+    return [sys.executable, "-m", "uvicorn", "geo_service.http.app:create_app", "--factory"]
 
 
 def tipg_command(tipg_python: Path) -> list[str]:

@@ -41,8 +41,8 @@ from bench.common import (
     start_server,
     stop_server,
 )
-from geo_service.auth import add_user
 from geo_service.localdb import LocalCluster
+from geo_service.users import add_user
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "ea_edits.md"

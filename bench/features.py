@@ -14,7 +14,7 @@ Two servers run side by side, each a single uvicorn process (`--workers 1`, so u
 40 ms Nagle stall with several workers does not apply) on the same loop and HTTP parser
 (uvloop + httptools), access log off, on free loopback ports:
 
-- ours: `uvicorn geo_service.main:create_app --factory` (collection `commune-2025`);
+- ours: `uvicorn geo_service.http.app:create_app --factory` (collection `commune-2025`);
 - tipg 1.6.1 in its own virtualenv in the cache folder (collection `bench.communes`),
   started from an empty folder (tipg reads a `.env` from its working folder).
 

@@ -85,9 +85,9 @@ from bench.common import (  # noqa: E402
     throwaway_cluster,
     tipg_command,
 )
+from geo_core import grid  # noqa: E402
 from geo_service.localdb import LocalCluster  # noqa: E402
-from geo_service.tiles.mvt import MvtOptions  # noqa: E402
-from tilecache import grid  # noqa: E402
+from geo_service.tiles.sql import MvtOptions  # noqa: E402
 
 OURS = feat.OURS  # ours without a tile cache
 OURS_CACHED = "ours-cached"  # ours with the SQLite tile cache, strict freshness

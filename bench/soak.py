@@ -46,8 +46,8 @@ from urllib.parse import urlsplit
 
 from shapely.geometry import box, mapping, shape
 
+from geo_core import grid
 from geo_service.localdb import LocalCluster, free_port
-from tilecache import grid
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TIMEOUT_S = 30
@@ -320,7 +320,7 @@ def own_service(args: argparse.Namespace, log: Callable[[str], None]) -> str:
         log_file = workdir / "service.log"
         with log_file.open("wb") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "geo_service.main:create_app", "--factory",
+                [sys.executable, "-m", "uvicorn", "geo_service.http.app:create_app", "--factory",
                  "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
                 env=env, stdout=out, stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"

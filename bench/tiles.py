@@ -83,11 +83,11 @@ from bench.common import (  # noqa: E402
     stop_server,
     tipg_command,
 )
-from geo_service.features.collections import get_collection
-from geo_service.features.params import RawItemParams, build_item_query
+from geo_core import grid
+from geo_service.features.catalogue import read_collection
+from geo_service.features.query import RawItemParams, build_item_query
 from geo_service.localdb import LocalCluster, free_port
-from geo_service.tiles.mvt import MvtOptions, tile_sql
-from tilecache import grid
+from geo_service.tiles.sql import MvtOptions, tile_sql
 from tilecache.base import CachedTile, TileKey
 from tilecache.redis import RedisTileCache
 
@@ -413,7 +413,7 @@ async def _step_times(db_url: str, tiles: list[Tile], repeats: int
             times: dict[str, list[float]] = {}
             for _ in range(repeats):
                 t0 = time.perf_counter()
-                collection = await get_collection(conn, "commune-2025")
+                collection = await read_collection(conn, "commune-2025")
                 t1 = time.perf_counter()
                 query = await build_item_query(conn, collection, RawItemParams())
                 t2 = time.perf_counter()
@@ -422,7 +422,7 @@ async def _step_times(db_url: str, tiles: list[Tile], repeats: int
                 statement, params = tile_sql(query, z, x, y, MvtOptions())
                 await (await conn.execute(statement, params)).fetchone()
                 t4 = time.perf_counter()
-                for step, seconds in (("get_collection", t1 - t0), ("build_item_query", t2 - t1),
+                for step, seconds in (("read_collection", t1 - t0), ("build_item_query", t2 - t1),
                                       ("epoch (strict)", t3 - t2), ("tile SQL", t4 - t3)):
                     times.setdefault(step, []).append(seconds * 1000)
             result[(z, x, y)] = {step: _median(v) for step, v in times.items()}
@@ -841,7 +841,7 @@ benchmark; medians of 20, or 5 for the z5 tile):
 {latency_table(latencies)}
 
 The database steps of our tile request, run by this script on one connection with the
-service's own functions (`get_collection`, `build_item_query`, the strict-mode epoch read,
+service's own functions (`read_collection`, `build_item_query`, the strict-mode epoch read,
 `tile_sql`), median ms of 5:
 
 {steps_table(steps)}

@@ -1,1 +1,2 @@
-"""Loading, checking and generalising administrative boundaries."""
+"""Boundaries: reading, checking, cleaning, generalising and writing administrative units;
+vintages and crosswalks between them."""

@@ -15,7 +15,8 @@ from shapely.geometry import MultiPolygon
 from shapely.geometry.base import BaseGeometry
 
 from boundaries.readers import FEATURE_INDEX, SOURCE_FILE
-from geo_service.errors import LoaderError
+from geo_core.errors import LoaderError
+from geo_core.text import as_code
 
 # Official GSO code formats (Decision 124/2004 and 19/2025).
 CODE_WIDTHS = {"province": 2, "district": 3, "commune": 5}
@@ -76,16 +77,6 @@ def missing_fields(frame: gpd.GeoDataFrame, fields: FieldMap) -> list[str]:
         for option, name in fields.required()
         if name not in frame.columns
     ]
-
-
-def as_code(value: object) -> str | None:
-    """Codes are text; integral numbers (from numeric columns) become their digits."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return None
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    text = str(value).strip()
-    return text or None
 
 
 def _as_text(value: object) -> str | None:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import psycopg
 
-from geo_service.errors import LoaderError
+from boundaries import sql
+from geo_core.errors import LoaderError
 
 REQUIRED_COLUMNS = ("from_level", "from_code", "to_level", "to_code", "relation")
 RELATIONS = ("whole", "partial")
@@ -113,8 +114,7 @@ def _unknown_codes(conn: psycopg.Connection, rows: list[CrosswalkRow], side: str
     problems = []
     levels = {getattr(r, f"{side}_level") for r in rows}
     for level in sorted(levels):
-        known = {r[0] for r in conn.execute(
-            "SELECT code FROM admin_unit WHERE vintage = %s AND level = %s", (vintage, level))}
+        known = set(sql.unit_codes(conn, vintage, level))
         if not known:
             continue  # that level has no geometry in this vintage; nothing to check against
         for row in rows:
@@ -132,7 +132,7 @@ def load_crosswalk(conn: psycopg.Connection, path: Path, from_vintage: str, to_v
     more_errors, warnings = _consistency_problems(rows)
     errors += more_errors
     for vintage in (from_vintage, to_vintage):
-        if not conn.execute("SELECT 1 FROM vintage WHERE id = %s", (vintage,)).fetchone():
+        if not sql.vintage_exists(conn, vintage):
             raise LoaderError(f"unknown vintage {vintage!r}", parameter="--from/--to")
     errors += _unknown_codes(conn, rows, "from", from_vintage)
     errors += _unknown_codes(conn, rows, "to", to_vintage)
@@ -141,19 +141,11 @@ def load_crosswalk(conn: psycopg.Connection, path: Path, from_vintage: str, to_v
                                           if len(errors) > 20 else "")
         raise LoaderError(f"{path}: {len(errors)} problem(s), nothing was written:\n{shown}",
                           errors=errors)
-    existing = conn.execute("SELECT count(*) FROM crosswalk WHERE from_vintage = %s AND "
-                            "to_vintage = %s", (from_vintage, to_vintage)).fetchone()
-    if existing and existing[0] and not replace:
+    if sql.count_crosswalk(conn, from_vintage, to_vintage) and not replace:
         raise LoaderError(f"a crosswalk {from_vintage} → {to_vintage} is already loaded; "
                           "pass --replace", parameter="--replace")
     with conn.transaction():
-        conn.execute("DELETE FROM crosswalk WHERE from_vintage = %s AND to_vintage = %s",
-                     (from_vintage, to_vintage))
-        with conn.cursor().copy(
-            "COPY crosswalk (from_vintage, from_level, from_code, to_vintage, to_level, to_code,"
-            " relation, area_share, population_share) FROM STDIN"
-        ) as copy:
-            for r in rows:
-                copy.write_row((from_vintage, r.from_level, r.from_code, to_vintage, r.to_level,
-                                r.to_code, r.relation, r.area_share, r.population_share))
+        sql.replace_crosswalk(conn, from_vintage, to_vintage, (
+            (r.from_level, r.from_code, r.to_level, r.to_code, r.relation, r.area_share,
+             r.population_share) for r in rows))
     return CrosswalkSummary(loaded=len(rows), warnings=warnings)

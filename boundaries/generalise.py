@@ -3,32 +3,13 @@
 from __future__ import annotations
 
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from dataclasses import dataclass
 
 import numpy as np
 import shapely
 from shapely.geometry import MultiPolygon
 
 from boundaries.gaps import close_gaps
-
-
-@dataclass(frozen=True)
-class ZoomBand:
-    """Zooms min_zoom..max_zoom use geometries simplified with `tolerance` degrees."""
-
-    band: int
-    min_zoom: int
-    max_zoom: int
-    tolerance: float
-
-
-# Mirrors the zoom_band table; tolerance ≈ half a screen pixel at the band's highest zoom.
-ZOOM_BANDS = (
-    ZoomBand(0, 0, 5, 0.02),
-    ZoomBand(1, 6, 8, 0.0025),
-    ZoomBand(2, 9, 11, 0.0003),
-    ZoomBand(3, 12, 24, 0.0),
-)
+from geo_core.zoom import ZOOM_BANDS
 
 # Gaps narrower than this (degrees, ≈ 50 m) between neighbours can be closed when cleaning.
 DEMO_GAP_WIDTH = 0.0005

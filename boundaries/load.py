@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import codecs
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,31 +14,27 @@ import numpy as np
 import psycopg
 import shapely
 
+from boundaries import sql
 from boundaries.checks import (
     CODE_PATTERNS,
     CODE_WIDTHS,
     CheckReport,
     FieldMap,
     Problem,
-    as_code,
     check_features,
     missing_fields,
     outside_parent_shares,
 )
 from boundaries.generalise import generalise_async
-from boundaries.names import fold
 from boundaries.readers import FEATURE_INDEX, NOTES, SOURCE_FILE, listed, read_boundaries
-from geo_service.errors import LoaderError
-from geo_service.text import first_of
+from geo_core.errors import LoaderError
+from geo_core.names import fold
+from geo_core.text import as_code, first_of
 
 # Children sticking out of their parent by more than this share of their area are reported.
 DEFAULT_OUTSIDE_TOLERANCE = 0.01
 
 Progress = Callable[[str, int, int], None]
-
-# Binary COPY sends a geometry as its (E)WKB bytes, which PostGIS's binary input reads as
-# they are: three times faster than hex text, which both sides must encode and decode.
-WKB_BINARY = "bytea"
 
 
 @dataclass
@@ -138,47 +134,37 @@ def _write(conn: psycopg.Connection, units: gpd.GeoDataFrame,
     try:
         with conn.transaction():
             # one load of a vintage and level at a time: a second one waits for the first
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext('geo_service.load'),"
-                         " hashtext(%s))", (f"{options.vintage}/{options.level}",))
+            sql.lock_level_for_loading(conn, options.vintage, options.level)
             _check_target(conn, options)  # (again: a load that just ended may have written)
-            # the loader writes coverage-simplified bands itself (see migration 0003)
-            conn.execute("SET LOCAL geo_service.loading = 'on'")
-            replaced = _delete_existing(conn, options)
+            replaced = sql.delete_units(conn, options.vintage, options.level)
             _copy_units(conn, units, options, progress)
             _refuse_orphans(conn, options)
             # statistics for the bands' key checks against the units just written
-            conn.execute("ANALYZE admin_unit")
+            sql.analyze_units(conn, bands=False)
             _copy_bands(conn, units, bands, options, progress)
     except psycopg.errors.ForeignKeyViolation as exc:
         # indicator values refer to units by code; a reload may not make them orphans
         raise LoaderError(f"nothing was written: units that indicator values refer to would "
                           f"disappear ({exc.diag.message_detail})", parameter="--replace") from exc
-    # fresh planner statistics, or the first queries after a load pick poor plans
-    conn.execute("ANALYZE admin_unit, admin_unit_generalised")
+    sql.analyze_units(conn)
     return replaced
 
 
 def _check_target(conn: psycopg.Connection, options: LoadOptions) -> None:
-    vintages = [r[0] for r in conn.execute("SELECT id FROM vintage ORDER BY id")]
+    vintages = sql.vintage_ids(conn)
     if options.vintage not in vintages:
         known = ", ".join(vintages) or "none yet"
         raise LoaderError(f"unknown vintage {options.vintage!r} (known: {known}); create it "
                           "with `geo-service vintage add`", parameter="--vintage")
-    levels = [r[0] for r in conn.execute("SELECT id FROM admin_level ORDER BY rank")]
+    levels = sql.level_ids(conn)
     for option, level in (("--level", options.level), ("--parent-level", options.parent_level)):
         if level is not None and level not in levels:
             raise LoaderError(f"unknown level {level!r}; levels are: {', '.join(levels)}",
                               parameter=option)
-    existing = _count_units(conn, options.vintage, options.level)
+    existing = sql.count_units(conn, options.vintage, options.level)
     if existing and not options.replace:
         raise LoaderError(f"vintage {options.vintage} already has {existing} {options.level} "
                           "units; pass --replace to replace them", parameter="--replace")
-
-
-def _count_units(conn: psycopg.Connection, vintage: str, level: str) -> int:
-    row = conn.execute("SELECT count(*) FROM admin_unit WHERE vintage = %s AND level = %s",
-                       (vintage, level)).fetchone()
-    return int(row[0]) if row else 0
 
 
 def _corrected_code(code: str, options: LoadOptions) -> tuple[str, str] | None:
@@ -242,18 +228,12 @@ def _parent_level(conn: psycopg.Connection, options: LoadOptions) -> str | None:
     """The explicit parent level, else the nearest higher level that has units."""
     if options.parent_level or not options.fields.parent:
         return options.parent_level
-    row = conn.execute(
-        "SELECT l.id FROM admin_level l"
-        " WHERE l.rank < (SELECT rank FROM admin_level WHERE id = %s)"
-        "   AND EXISTS (SELECT 1 FROM admin_unit u WHERE u.vintage = %s AND u.level = l.id)"
-        " ORDER BY l.rank DESC LIMIT 1",
-        (options.level, options.vintage),
-    ).fetchone()
-    if row is None:
+    level = sql.nearest_level_above(conn, options.level, options.vintage)
+    if level is None:
         raise LoaderError(f"--parent-field given but vintage {options.vintage} has no units of a "
                           f"level above {options.level!r}; load the parents first",
                           parameter="--parent-field")
-    return str(row[0])
+    return level
 
 
 def _check_parents(conn: psycopg.Connection, units: gpd.GeoDataFrame, options: LoadOptions,
@@ -261,10 +241,7 @@ def _check_parents(conn: psycopg.Connection, units: gpd.GeoDataFrame, options: L
     """Unknown parent codes are errors; children sticking out of their parent are warnings."""
     if parent_level is None:
         return
-    rows = conn.execute(
-        "SELECT code, ST_AsBinary(geom) FROM admin_unit WHERE vintage = %s AND level = %s",
-        (options.vintage, parent_level),
-    ).fetchall()
+    rows = sql.unit_geometries(conn, options.vintage, parent_level)
     parents = {code: shapely.from_wkb(wkb) for code, wkb in rows}
     has_parent = units["parent_code"].isin(parents.keys()) & units.geometry.notna()
     orphans = units[~has_parent & units["parent_code"].notna()]
@@ -287,15 +264,7 @@ def _check_parents(conn: psycopg.Connection, units: gpd.GeoDataFrame, options: L
 
 def _refuse_orphans(conn: psycopg.Connection, options: LoadOptions, shown: int = 10) -> None:
     """A replaced level must still hold the parents of the levels below it."""
-    rows = conn.execute(
-        "SELECT c.level, c.parent_code, count(*) FROM admin_unit c"
-        " JOIN admin_level l ON l.id = c.level"
-        " WHERE c.vintage = %s AND c.parent_code IS NOT NULL"
-        "   AND l.rank > (SELECT rank FROM admin_level WHERE id = %s)"
-        "   AND NOT EXISTS (SELECT 1 FROM admin_unit p WHERE p.vintage = c.vintage"
-        "                   AND p.code = c.parent_code AND p.level <> c.level)"
-        " GROUP BY c.level, c.parent_code ORDER BY c.level, c.parent_code",
-        (options.vintage, options.level)).fetchall()
+    rows = sql.orphaned_parents(conn, options.vintage, options.level)
     if not rows:
         return
     orphans = sum(n for *_, n in rows)
@@ -325,49 +294,27 @@ def _area_changes(units: gpd.GeoDataFrame, cleaned: np.ndarray,
     return problems
 
 
-def _delete_existing(conn: psycopg.Connection, options: LoadOptions) -> int:
-    cur = conn.execute("DELETE FROM admin_unit WHERE vintage = %s AND level = %s",
-                       (options.vintage, options.level))
-    return cur.rowcount
-
-
 def _copy_units(conn: psycopg.Connection, units: gpd.GeoDataFrame, options: LoadOptions,
                 progress: Progress) -> None:
-    conn.execute(
-        "CREATE TEMP TABLE load_unit (code text, parent_code text, name text, search_name text,"
-        " unit_type text, geom geometry) ON COMMIT DROP"
-    )
     wkb = shapely.to_wkb(np.asarray(units.geometry.values, dtype=object))
     total = len(units)
-    with conn.cursor().copy(
-        "COPY load_unit (code, parent_code, name, search_name, unit_type, geom)"
-        " FROM STDIN (FORMAT BINARY)"
-    ) as copy:
-        copy.set_types(["text"] * 5 + [WKB_BINARY])
+
+    def rows() -> Iterator[tuple[object, ...]]:
         for i, (row, geom) in enumerate(zip(units.itertuples(), wkb, strict=True)):
-            copy.write_row((row.code, row.parent_code, row.name, fold(row.name),
-                            row.unit_type, geom))
+            yield row.code, row.parent_code, row.name, fold(row.name), row.unit_type, geom
             if i % 500 == 0:
                 progress("write", i, total)
-    progress("write", total, total)
-    conn.execute(
-        "INSERT INTO admin_unit (vintage, level, code, parent_code, name, search_name, unit_type,"
-        " area_km2, geom)"
-        " SELECT %s, %s, code, parent_code, name, search_name, unit_type,"
-        "  ST_Area(ST_SetSRID(geom, 4326)::geography) / 1e6, ST_Multi(ST_SetSRID(geom, 4326))"
-        " FROM load_unit",
-        (options.vintage, options.level),
-    )
+        progress("write", total, total)
+
+    sql.copy_units(conn, options.vintage, options.level, rows())
 
 
 def _copy_bands(conn: psycopg.Connection, units: gpd.GeoDataFrame,
                 bands: dict[int, Future[np.ndarray]], options: LoadOptions,
                 progress: Progress) -> None:
     codes = units["code"].tolist()
-    with conn.cursor().copy(
-        "COPY admin_unit_generalised (vintage, level, code, band, geom) FROM STDIN (FORMAT BINARY)"
-    ) as copy:
-        copy.set_types(["text", "text", "text", "int2", WKB_BINARY])
+
+    def rows() -> Iterator[tuple[object, ...]]:
         # finest first: the order the generalising thread finishes them in
         for done, band in enumerate(sorted(bands, reverse=True)):
             progress("generalise", done, len(bands))
@@ -375,9 +322,11 @@ def _copy_bands(conn: psycopg.Connection, units: gpd.GeoDataFrame,
             progress("write bands", done, len(bands))
             wkb = shapely.to_wkb(shapely.set_srid(geoms, 4326), include_srid=True)
             for code, geom in zip(codes, wkb, strict=True):
-                copy.write_row((options.vintage, options.level, code, band, geom))
-    progress("generalise", len(bands), len(bands))
-    progress("write bands", len(bands), len(bands))
+                yield options.vintage, options.level, code, band, geom
+        progress("generalise", len(bands), len(bands))
+        progress("write bands", len(bands), len(bands))
+
+    sql.copy_bands(conn, rows())
 
 
 def write_report(report: CheckReport, path: Path) -> None:

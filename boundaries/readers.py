@@ -18,7 +18,7 @@ import shapely
 from pyproj import CRS
 from pyproj.exceptions import CRSError, ProjError
 
-from geo_service.errors import LoaderError
+from geo_core.errors import LoaderError
 
 # GeoJSON (RFC 7946) and TopoJSON are longitude/latitude unless they say otherwise.
 _LONLAT_DRIVERS = {"GeoJSON", "TopoJSON", "GeoJSONSeq"}

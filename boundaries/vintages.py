@@ -7,7 +7,8 @@ from datetime import date
 
 import psycopg
 
-from geo_service.errors import LoaderError
+from boundaries import sql
+from geo_core.errors import LoaderError
 
 
 @dataclass(frozen=True)
@@ -26,25 +27,10 @@ def add_vintage(conn: psycopg.Connection, vintage: Vintage, update: bool = False
     """Create (or with `update`, overwrite) a vintage; return True when something changed."""
     if vintage.valid_to is not None and vintage.valid_to <= vintage.valid_from:
         raise LoaderError("--valid-to must be after --valid-from", parameter="--valid-to")
-    conflict = (
-        "DO UPDATE SET valid_from = EXCLUDED.valid_from, valid_to = EXCLUDED.valid_to,"
-        " description = EXCLUDED.description, source = EXCLUDED.source,"
-        " licence = EXCLUDED.licence"
-        if update else "DO NOTHING"
-    )
-    cur = conn.execute(
-        "INSERT INTO vintage (id, valid_from, valid_to, description, source, licence)"
-        " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) " + conflict,
-        (vintage.id, vintage.valid_from, vintage.valid_to, vintage.description, vintage.source,
-         vintage.licence),
-    )
-    return cur.rowcount > 0
+    return sql.add_vintage(conn, (vintage.id, vintage.valid_from, vintage.valid_to,
+                                  vintage.description, vintage.source, vintage.licence), update)
 
 
 def list_vintages(conn: psycopg.Connection) -> list[Vintage]:
     """All vintages, oldest first."""
-    rows = conn.execute(
-        "SELECT id, valid_from, valid_to, description, source, licence FROM vintage"
-        " ORDER BY valid_from, id"
-    ).fetchall()
-    return [Vintage(*row) for row in rows]
+    return [Vintage(*row) for row in sql.vintage_rows(conn)]

@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from boundaries.load import LoadSummary, write_report
-from geo_service.errors import GeoServiceError
+from geo_core.errors import GeoServiceError
 from geo_service.settings import ServiceSettings
 
 app = typer.Typer(help="Vietnam statistical mapping service.", no_args_is_help=True,
@@ -304,7 +304,7 @@ def serve_cmd(
     host = host or settings.host
     port = port or settings.port
     typer.echo(f"serving on http://{host}:{port}/  (API docs: http://{host}:{port}/api.html)")
-    uvicorn.run("geo_service.main:create_app", factory=True, host=host, port=port,
+    uvicorn.run("geo_service.http.app:create_app", factory=True, host=host, port=port,
                 workers=workers, log_level="info",
                 # the service writes its own JSON line per request (GEO_SERVICE_ACCESS_LOG)
                 access_log=not settings.access_log)
@@ -319,7 +319,7 @@ def load_catalogue_cmd(
     path: Annotated[Path, typer.Argument(help="CSV with columns code,name_vi,name_en,kind,...")],
 ) -> None:
     """Add or update indicator catalogue entries."""
-    from geo_service.indicators.catalogue import load_catalogue
+    from indicators.catalogue import load_catalogue
 
     with _connect() as conn:
         try:
@@ -350,7 +350,7 @@ def load_indicators_cmd(
         help="CSV text encoding when not UTF-8 (e.g. cp1258; UTF-16 is recognised)")] = None,
 ) -> None:
     """Load indicator values; every problem is reported and nothing is written unless all pass."""
-    from geo_service.indicators.values import ValueFormat, parse_values, read_table, store_values
+    from indicators.values import ValueFormat, parse_values, read_table, store_values
 
     fmt = ValueFormat(code_column, period, period_column, value_column, wide, status_column,
                       moe_column, tuple(t.strip() for t in na_values.split(",") if t.strip()),
@@ -374,9 +374,10 @@ def load_indicators_cmd(
 @indicators_app.command("list")
 def indicators_list() -> None:
     """List the catalogue."""
+    from indicators.sql import catalogue_lines
+
     with _connect() as conn:
-        for code, kind, name in conn.execute("SELECT code, kind, name_en FROM indicator"
-                                             " ORDER BY code"):
+        for code, kind, name in catalogue_lines(conn):
             typer.echo(f"{code}\t{kind}\t{name}")
 
 
@@ -391,7 +392,7 @@ def indicators_zonal(
     replace: bool = False,
 ) -> None:
     """Store a zonal statistic of a raster over every unit (fractional pixel coverage)."""
-    from geo_service.indicators.zonal_store import store_zonal
+    from indicators.zonal_store import store_zonal
 
     with _connect() as conn:
         try:
@@ -413,7 +414,7 @@ def indicators_carry_over(
     replace: bool = False,
 ) -> None:
     """Re-express old units' values on new units through the crosswalk."""
-    from geo_service.indicators.carryover import carry_over
+    from indicators.carryover import carry_over
 
     with _connect() as conn:
         try:
@@ -433,7 +434,7 @@ app.add_typer(tiles_app, name="tiles")
 def _bbox_option(text: str | None) -> tuple[float, float, float, float] | None:
     if text is None:
         return None
-    from geo_service.features.params import parse_bbox
+    from geo_service.features.query import parse_bbox
 
     try:
         return parse_bbox(text)
@@ -542,7 +543,7 @@ def users_add(
         help="province (2-digit) or commune (5-digit) codes; repeat or comma-separate")] = None,
 ) -> None:
     """Create a user and print its token once (only a hash is stored)."""
-    from geo_service.auth import add_user
+    from geo_service.users import add_user
 
     codes = [c.strip() for item in scope or [] for c in item.split(",") if c.strip()]
     with _connect() as conn:
@@ -558,9 +559,10 @@ def users_add(
 @users_app.command("list")
 def users_list() -> None:
     """List users (never their tokens)."""
+    from geo_service.users import list_users
+
     with _connect() as conn:
-        for name, role, scope, disabled in conn.execute(
-                "SELECT name, role, scope, disabled FROM app_user ORDER BY name"):
+        for name, role, scope, disabled in list_users(conn):
             typer.echo(f"{name}\t{role}\t{','.join(scope)}\t{'disabled' if disabled else ''}")
 
 

@@ -1,14 +1,13 @@
-"""Finding the database, and the connection pool the web app uses."""
+"""Finding the database, connections for the command line, and the service's pool."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Annotated
+from collections.abc import Awaitable, Callable
 
 import psycopg
-from fastapi import Depends, FastAPI, Request
 from psycopg_pool import AsyncConnectionPool
 
 from geo_service.localdb import LocalCluster
@@ -37,7 +36,7 @@ def connect(url: str) -> psycopg.Connection:
     return psycopg.connect(url, application_name="geo-service-cli", autocommit=True)
 
 
-async def open_pool(app: FastAPI, url: str, settings: ServiceSettings) -> None:
+async def open_pool(url: str, settings: ServiceSettings) -> AsyncConnectionPool:
     """Open the pool at startup; the app starts even if the database is down."""
     options = f"-c statement_timeout={settings.statement_timeout_ms}"
     check, reset = _check_when_idle(settings.pool_check_idle_s)
@@ -54,7 +53,7 @@ async def open_pool(app: FastAPI, url: str, settings: ServiceSettings) -> None:
         open=False,
     )
     await pool.open(wait=False)
-    app.state.pool = pool
+    return pool
 
 
 Callback = Callable[[psycopg.AsyncConnection], Awaitable[None]]
@@ -81,18 +80,17 @@ def _check_when_idle(idle_s: float) -> tuple[Callback, Callback]:
     return check, reset
 
 
-async def close_pool(app: FastAPI) -> None:
+async def close_pool(pool: AsyncConnectionPool) -> None:
     """Close the pool at shutdown."""
-    pool: AsyncConnectionPool | None = getattr(app.state, "pool", None)
-    if pool is not None:
-        await pool.close()
+    await pool.close()
 
 
-async def get_conn(request: Request) -> AsyncIterator[psycopg.AsyncConnection]:
-    """A pooled connection for one request."""
-    pool: AsyncConnectionPool = request.app.state.pool
-    async with pool.connection() as conn:
-        yield conn
-
-
-Conn = Annotated[psycopg.AsyncConnection, Depends(get_conn)]
+async def database_status(pool: AsyncConnectionPool, timeout_s: float
+                          ) -> tuple[str | None, int | None]:
+    """(PostGIS version, schema version) when the database answers within the timeout."""
+    async with asyncio.timeout(timeout_s):
+        async with pool.connection(timeout=timeout_s) as conn:
+            cur = await conn.execute("SELECT postgis_lib_version(),"
+                                     " (SELECT max(version) FROM schema_migration)")
+            row = await cur.fetchone()
+    return (row[0], row[1]) if row else (None, None)

@@ -9,16 +9,18 @@ from pathlib import Path
 import pandas as pd
 import psycopg
 
+from boundaries import sql as units
 from boundaries.checks import FieldMap
 from boundaries.crosswalk import load_crosswalk
 from boundaries.generalise import DEMO_GAP_WIDTH
 from boundaries.load import LoadOptions, load_boundaries, read_recode_file
 from boundaries.readers import read_boundaries
 from boundaries.vintages import Vintage, add_vintage
-from geo_service.errors import LoaderError
-from geo_service.indicators.catalogue import load_catalogue
-from geo_service.indicators.values import ValueFormat, parse_values, read_table, store_values
-from geo_service.indicators.zonal_store import store_zonal
+from geo_core.errors import LoaderError
+from indicators.catalogue import load_catalogue
+from indicators.sql import series_exists
+from indicators.values import ValueFormat, parse_values, read_table, store_values
+from indicators.zonal_store import store_zonal
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "vn"
 
@@ -59,19 +61,13 @@ def _ward_files(data: Path) -> list[Path]:
                   if p.name != "index.json")
 
 
-def _already_loaded(conn: psycopg.Connection, vintage: str, level: str) -> int:
-    row = conn.execute("SELECT count(*) FROM admin_unit WHERE vintage = %s AND level = %s",
-                       (vintage, level)).fetchone()
-    return int(row[0]) if row else 0
-
-
 def load_demo(conn: psycopg.Connection, data: Path = DATA_DIR) -> Iterator[str]:
     """Load whatever part of the demo is missing; yield one line per step."""
     for vintage in VINTAGES:
         if add_vintage(conn, vintage):
             yield f"vintage {vintage.id} created"
     for paths, options in _boundary_loads(data):
-        existing = _already_loaded(conn, options.vintage, options.level)
+        existing = units.count_units(conn, options.vintage, options.level)
         if existing:
             yield f"{options.level} {options.vintage}: {existing} units already loaded"
             continue
@@ -79,20 +75,13 @@ def load_demo(conn: psycopg.Connection, data: Path = DATA_DIR) -> Iterator[str]:
         yield (f"{options.level} {options.vintage}: {summary.loaded} units loaded, "
                f"{len(summary.report.repaired)} repaired, {len(summary.report.warnings)} "
                f"warnings, {summary.seconds:.1f} s")
-    has_crosswalk = conn.execute(
-        "SELECT count(*) FROM crosswalk WHERE from_vintage = '2019' AND to_vintage = '2025'"
-    ).fetchone()
-    if has_crosswalk and has_crosswalk[0]:
-        yield f"crosswalk 2019 → 2025: {has_crosswalk[0]} rows already loaded"
+    crosswalk_rows = units.count_crosswalk(conn, "2019", "2025")
+    if crosswalk_rows:
+        yield f"crosswalk 2019 → 2025: {crosswalk_rows} rows already loaded"
     else:
         result = load_crosswalk(conn, data / "crosswalk-2019-2025.csv", "2019", "2025")
         yield f"crosswalk 2019 → 2025: {result.loaded} rows loaded"
     yield from load_demo_indicators(conn, data)
-
-
-def _series_exists(conn: psycopg.Connection, indicator: str, vintage: str, level: str) -> bool:
-    return conn.execute("SELECT 1 FROM indicator_series WHERE indicator = %s AND vintage = %s"
-                        " AND level = %s", (indicator, vintage, level)).fetchone() is not None
 
 
 def _census_2025_frame(data: Path, level: str) -> pd.DataFrame:
@@ -135,7 +124,7 @@ def load_demo_indicators(conn: psycopg.Connection, data: Path = DATA_DIR) -> Ite
         yield _load_series(conn, papi, f"papi_{column.lower()}", "2019", "province",
                            ValueFormat("code", period_column="period", value_column=column))
     for level in ("province", "commune"):
-        if _series_exists(conn, "pop_worldpop", "2025", level):
+        if series_exists(conn, "pop_worldpop", "2025", level):
             continue
         result = store_zonal(conn, data / "raster" / "vn_ppp_2020_1km_Aggregated.tif",
                              "pop_worldpop", "2025", level, "sum", period="2020")
@@ -144,7 +133,7 @@ def load_demo_indicators(conn: psycopg.Connection, data: Path = DATA_DIR) -> Ite
 
 def _load_series(conn: psycopg.Connection, frame: pd.DataFrame, indicator: str, vintage: str,
                  level: str, fmt: ValueFormat) -> str:
-    if _series_exists(conn, indicator, vintage, level):
+    if series_exists(conn, indicator, vintage, level):
         return f"{indicator} {vintage} {level}: already loaded"
     rows, problems = parse_values(frame, fmt, f"demo {indicator}")
     if problems:

@@ -19,7 +19,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from geo_service.errors import LocalDatabaseError
+from geo_core.errors import LocalDatabaseError
 
 STATE_FILE = "cluster.json"
 SUPERUSER = "postgres"

@@ -1,4 +1,5 @@
-"""Apply the ordered SQL files in `geo_service/migrations/`, each once, recorded in a table."""
+"""Apply the ordered SQL files in `geo_service/migrations/`, each once, recorded in a table;
+then write the zoom bands of `geo_core.zoom` into the database."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from dataclasses import dataclass
 from importlib import resources
 
 import psycopg
+
+from geo_core.zoom import ZOOM_BANDS
 
 # Any constant works; it only has to be the same for every process migrating this database.
 _MIGRATION_LOCK = 72_019_2025
@@ -55,7 +58,20 @@ def migrate(conn: psycopg.Connection) -> list[str]:
                 (migration.version, migration.name),
             )
             applied_now.append(migration.name)
+        _write_zoom_bands(conn)
     return applied_now
+
+
+def _write_zoom_bands(conn: psycopg.Connection) -> None:
+    """Make the zoom_band table (read by triggers and views) say what geo_core.zoom says."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO zoom_band (band, min_zoom, max_zoom, tolerance) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (band) DO UPDATE SET min_zoom = EXCLUDED.min_zoom,"
+            " max_zoom = EXCLUDED.max_zoom, tolerance = EXCLUDED.tolerance"
+            " WHERE (zoom_band.min_zoom, zoom_band.max_zoom, zoom_band.tolerance)"
+            " IS DISTINCT FROM (EXCLUDED.min_zoom, EXCLUDED.max_zoom, EXCLUDED.tolerance)",
+            [(b.band, b.min_zoom, b.max_zoom, b.tolerance) for b in ZOOM_BANDS])
 
 
 def current_version(conn: psycopg.Connection) -> int | None:

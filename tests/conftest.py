@@ -21,8 +21,8 @@ from fastapi.testclient import TestClient
 from psycopg import sql
 
 from geo_service.demo import load_demo
+from geo_service.http.app import create_app
 from geo_service.localdb import LocalCluster
-from geo_service.main import create_app
 from geo_service.migrate import migrate
 from geo_service.settings import ServiceSettings
 
@@ -156,7 +156,7 @@ def live_process(database_url: str, log: Path | None = None, port: int | None = 
     with ExitStack() as stack:
         stderr = stack.enter_context(log.open("wb")) if log else None
         process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "geo_service.main:create_app", "--factory",
+            [sys.executable, "-m", "uvicorn", "geo_service.http.app:create_app", "--factory",
              "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
             env=environment, stderr=stderr)
         url = f"http://127.0.0.1:{port}"
@@ -221,7 +221,7 @@ class LiveWriter:
 @pytest.fixture(scope="session")
 def live_writer(pg: PgCluster, demo_template: str) -> Iterator[LiveWriter]:
     """A live service that tests may write to (its own database copy, an admin user)."""
-    from geo_service.auth import add_user
+    from geo_service.users import add_user
 
     database_url = pg.create_database(demo_template)
     with psycopg.connect(database_url, autocommit=True) as conn:

@@ -19,7 +19,7 @@ from shapely.geometry import Polygon, box
 from boundaries.checks import FieldMap
 from boundaries.load import LoadOptions, load_boundaries
 from boundaries.vintages import Vintage, add_vintage
-from geo_service.errors import LoaderError
+from geo_core.errors import LoaderError
 from tests.conftest import DEMO_DATA, TEST_DATA
 from tests.helpers import fingerprint
 

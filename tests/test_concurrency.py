@@ -32,7 +32,7 @@ from pyproj import Transformer
 from shapely.geometry import LineString, box, mapping, shape
 from shapely.geometry.base import BaseGeometry
 
-from geo_service.auth import add_user
+from geo_service.users import add_user
 from tests.conftest import PgCluster, serve
 
 SECONDS = float(os.environ.get("CONCURRENCY_SECONDS", "60"))

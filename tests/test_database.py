@@ -117,8 +117,8 @@ def test_health_reports_database(client) -> None:  # type: ignore[no-untyped-def
 def test_health_is_503_when_database_is_down(tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
 
+    from geo_service.http.app import create_app
     from geo_service.localdb import free_port
-    from geo_service.main import create_app
     from geo_service.settings import ServiceSettings
 
     dead = f"postgresql://postgres:x@127.0.0.1:{free_port()}/nothing"

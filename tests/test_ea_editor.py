@@ -19,7 +19,7 @@ import shapely.geometry
 from fastapi.testclient import TestClient
 from shapely.ops import polylabel
 
-from geo_service.auth import add_user
+from geo_service.users import add_user
 from geo_service.viewer.assets import external_urls
 from tests.conftest import REPO, PgCluster, serve
 from tests.helpers import fingerprint

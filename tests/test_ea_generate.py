@@ -17,7 +17,7 @@ from rasterio.transform import Affine
 from shapely.geometry import MultiPolygon, Polygon, box
 from shapely.geometry.base import BaseGeometry
 
-from boundaries.ea_generate import DraftEA, generate_commune_eas, generate_many
+from geo_service.ea.delineate import DraftEA, generate_commune_eas, generate_many
 
 REPO = Path(__file__).resolve().parent.parent
 WORLDPOP = REPO / "data" / "vn" / "raster" / "vn_ppp_2020_1km_Aggregated.tif"

@@ -13,9 +13,9 @@ import shapely
 from fastapi.testclient import TestClient
 from shapely.geometry import box, mapping, shape
 
-from geo_service.auth import add_user
-from geo_service.main import create_app
+from geo_service.http.app import create_app
 from geo_service.settings import ServiceSettings
+from geo_service.users import add_user
 from tests.helpers import fingerprint
 
 ITEMS = "/collections/enumeration-areas/items"

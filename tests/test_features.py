@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from pyproj import Transformer
 from shapely.geometry import box, mapping, shape
 
-from geo_service.main import create_app
+from geo_service.http.app import create_app
 from geo_service.settings import ServiceSettings
 
 ITEMS = "/collections/commune-2025/items"

@@ -31,7 +31,7 @@ from schemathesis.specs.openapi.checks import (
 )
 from shapely.geometry import box, mapping
 
-from geo_service.main import create_app
+from geo_service.http.app import create_app
 from tests.conftest import LiveWriter
 
 schema = schemathesis.openapi.from_dict(create_app().openapi())

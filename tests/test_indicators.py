@@ -18,12 +18,12 @@ from shapely.geometry import box
 from boundaries.checks import FieldMap
 from boundaries.load import LoadOptions, load_boundaries
 from boundaries.vintages import Vintage, add_vintage
-from geo_service.errors import LoaderError
-from geo_service.indicators.carryover import carry_over
-from geo_service.indicators.catalogue import Indicator, load_catalogue, save_indicator
-from geo_service.indicators.values import ValueFormat, parse_values, read_table, store_values
-from geo_service.main import create_app
+from geo_core.errors import LoaderError
+from geo_service.http.app import create_app
 from geo_service.settings import ServiceSettings
+from indicators.carryover import carry_over
+from indicators.catalogue import Indicator, load_catalogue, save_indicator
+from indicators.values import ValueFormat, parse_values, read_table, store_values
 from tests.conftest import DEMO_DATA
 from tests.helpers import fingerprint
 
@@ -79,7 +79,7 @@ def test_worldpop_commune_sum_equals_raster_total_inside(demo_ro: str) -> None:
     import rasterio
     from shapely.geometry import box
 
-    from geo_service.indicators.zonal import raster_total, zonal_statistics
+    from indicators.zonal import raster_total, zonal_statistics
 
     raster = DEMO_DATA / "raster" / "vn_ppp_2020_1km_Aggregated.tif"
     with psycopg.connect(demo_ro) as conn:
@@ -356,7 +356,7 @@ def two_units(conn: psycopg.Connection, tmp_path: Path) -> psycopg.Connection:
                        ("area", [("01", 10.0), ("02", 40.0)]),
                        ("dens", [("01", 10.0), ("02", 5.0)]),
                        ("idx", [("01", 1.0), ("02", 2.0)])):
-        from geo_service.indicators.values import ValueRow
+        from indicators.values import ValueRow
         store_values(conn, code, "old", "province",
                      [ValueRow("t", c, "2019", v, "ok") for c, v in rows])
     return conn
@@ -404,7 +404,7 @@ def test_carry_over_propagates_suppression(two_units: psycopg.Connection) -> Non
 
 def test_observed_values_keep_the_derivation_of_the_carried_periods(
         two_units: psycopg.Connection) -> None:
-    from geo_service.indicators.values import ValueRow
+    from indicators.values import ValueRow
 
     carry_over(two_units, "pop", "old", "new", "province", "area")
     store_values(two_units, "pop", "new", "province",
@@ -443,7 +443,7 @@ def test_carry_over_propagates_suppression_by_rule(two_units: psycopg.Connection
 def test_demo_carry_over_of_population_to_2025_provinces(demo_db: str) -> None:
     with psycopg.connect(demo_db, autocommit=True) as conn:
         save_indicator(conn, Indicator("pop19", "Dân số", "Population", "count"))
-        from geo_service.indicators.values import ValueRow
+        from indicators.values import ValueRow
         codes = [r[0] for r in conn.execute("SELECT code FROM admin_unit WHERE vintage ="
                                             " '2019' AND level = 'province'")]
         store_values(conn, "pop19", "2019", "province",
@@ -575,7 +575,7 @@ def three_levels(conn: psycopg.Connection, tmp_path: Path) -> psycopg.Connection
 
 def _store(conn: psycopg.Connection, values: dict[str, float | None],
            status: str = "ok") -> None:
-    from geo_service.indicators.values import ValueRow
+    from indicators.values import ValueRow
 
     for width, level in LEVELS.items():
         rows = [ValueRow("t", c, "2020", v, status if v is not None else "suppressed")
@@ -664,7 +664,7 @@ def test_suppression_follows_a_chain_of_quotients(demo_db: str) -> None:
 
 
 def test_a_hidden_rate_hides_its_numerator(three_levels: psycopg.Connection) -> None:
-    from geo_service.indicators.values import ValueRow
+    from indicators.values import ValueRow
 
     conn = three_levels
     conn.execute("UPDATE indicator SET suppress_below = NULL WHERE code = 'n'")

@@ -28,10 +28,10 @@ import shapely
 from shapely.affinity import affine_transform
 from shapely.geometry import box, shape
 
+from geo_core import grid
 from geo_service.localdb import free_port
 from tests.conftest import live_process
 from tests.helpers import band_geoms, scrape, tile_envelope, value
-from tilecache import grid
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 TILES = "/collections/commune-2025/tiles/WebMercatorQuad"
@@ -359,7 +359,7 @@ def _ea_statuses(body: bytes) -> dict[str, str]:
 
 
 def test_an_api_write_is_purged_before_its_answer(front: Front) -> None:
-    from geo_service.auth import add_user
+    from geo_service.users import add_user
 
     with psycopg.connect(front.database_url, autocommit=True) as conn:
         token = add_user(conn, "front-admin", "admin", [])

@@ -14,9 +14,10 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from geo_service.http.app import create_app
+from geo_service.http.observability import ACCESS_LOGGER
+from geo_service.http.security import content_security_policy
 from geo_service.localdb import free_port
-from geo_service.main import create_app
-from geo_service.observability import ACCESS_LOGGER, content_security_policy
 from geo_service.settings import ServiceSettings
 from tests.helpers import scrape, value
 
@@ -59,7 +60,7 @@ def test_metrics_survive_gzip_and_speak_openmetrics(client: TestClient) -> None:
 
 def test_pool_metrics(client: TestClient) -> None:
     samples = scrape(client)
-    settings: ServiceSettings = client.app.state.settings  # type: ignore[attr-defined]
+    settings: ServiceSettings = client.app.state.services.settings  # type: ignore[attr-defined]
     assert value(samples, "geo_service_db_pool_max") == settings.pool_max_size
     assert value(samples, "geo_service_db_pool_size") >= 1
     assert value(samples, "geo_service_db_requests_num_total") >= 1

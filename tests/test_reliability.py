@@ -28,8 +28,8 @@ from boundaries.checks import FieldMap
 from boundaries.load import LoadOptions, load_boundaries
 from boundaries.vintages import add_vintage
 from geo_service.demo import VINTAGES
+from geo_service.http.app import create_app
 from geo_service.localdb import LocalCluster
-from geo_service.main import create_app
 from geo_service.migrate import migrate
 from geo_service.settings import ServiceSettings
 from tests.conftest import DEMO_DATA, live_process
@@ -307,7 +307,7 @@ def test_the_deadline_spares_responses_that_have_started() -> None:
     from starlette.responses import StreamingResponse
     from starlette.routing import Route
 
-    from geo_service.errors import ResponseDeadline
+    from geo_service.http.middleware import ResponseDeadline
 
     async def slow_start(request: object) -> StreamingResponse:
         await asyncio.sleep(1.0)

@@ -17,10 +17,10 @@ from fastapi.testclient import TestClient
 from pyproj import Transformer
 from shapely.geometry import box, shape
 
-from geo_service.main import create_app
+from geo_core import grid
+from geo_service.http.app import create_app
 from geo_service.settings import ServiceSettings
 from tests.helpers import band_geoms, tile_envelope
-from tilecache import grid
 from tilecache.sqlite import SQLiteTileCache
 
 TILES = "/collections/commune-2025/tiles/WebMercatorQuad"
@@ -231,7 +231,7 @@ def test_sql_change_is_seen_by_every_instance(two_instances: tuple[TestClient, T
     before, etag = _codes_and_etag(a, z, x, y)
     _, far_etag = _codes_and_etag(a, *far)
     assert _codes_and_etag(b, z, x, y)[1] == etag  # b is served a's cached tile
-    hits = b.app.state.tiles.stats.hits  # type: ignore[attr-defined]
+    hits = b.app.state.services.tiles.stats.hits  # type: ignore[attr-defined]
     assert hits >= 1
     with psycopg.connect(url, autocommit=True) as conn:  # a plain SQL edit, outside the service
         conn.execute("UPDATE admin_unit SET geom = ST_Multi(ST_Scale(geom, 'POINT(0.5 0.5)',"
@@ -243,9 +243,9 @@ def test_sql_change_is_seen_by_every_instance(two_instances: tuple[TestClient, T
         assert after["00004"] != before["00004"]
         assert {k: v for k, v in after.items() if k != "00004"} == \
             {k: v for k, v in before.items() if k != "00004"}
-    hits = b.app.state.tiles.stats.hits  # type: ignore[attr-defined]
+    hits = b.app.state.services.tiles.stats.hits  # type: ignore[attr-defined]
     assert _codes_and_etag(b, *far)[1] == far_etag
-    assert b.app.state.tiles.stats.hits == hits + 1  # type: ignore[attr-defined]
+    assert b.app.state.services.tiles.stats.hits == hits + 1  # type: ignore[attr-defined]
 
 
 def test_a_change_to_generalised_geometry_refreshes_tiles(
@@ -297,7 +297,7 @@ def test_corrupt_cached_tile_is_regenerated(demo_ro: str, tmp_path: Path) -> Non
     with _app(demo_ro, tmp_path, tile_cache="sqlite", tile_cache_path=path) as client:
         again = client.get(url, headers={"Accept-Encoding": "identity"})
         assert again.status_code == 200 and again.content == good
-        caches = client.app.state.tiles.caches  # type: ignore[attr-defined]
+        caches = client.app.state.services.tiles.caches  # type: ignore[attr-defined]
         assert caches[0].corrupt == 1
 
 
@@ -308,7 +308,7 @@ def test_a_cache_file_that_is_not_sqlite_is_set_aside(demo_ro: str, tmp_path: Pa
     with _app(demo_ro, tmp_path, tile_cache="sqlite", tile_cache_path=path) as client:
         assert client.get(url).status_code == 200
         assert client.get(url).status_code == 200
-        assert client.app.state.tiles.caches[0].hits == 1  # type: ignore[attr-defined]
+        assert client.app.state.services.tiles.caches[0].hits == 1  # type: ignore[attr-defined]
     assert any(tmp_path.glob("tiles.sqlite.corrupt-*"))
 
 
@@ -320,7 +320,7 @@ def test_an_unwritable_cache_serves_uncached(demo_ro: str, tmp_path: Path) -> No
     with _app(demo_ro, tmp_path, tile_cache="sqlite",
               tile_cache_path=blocker / "tiles.sqlite") as client:
         assert client.get(url).status_code == 200
-        assert client.app.state.tiles.caches == []  # type: ignore[attr-defined]
+        assert client.app.state.services.tiles.caches == []  # type: ignore[attr-defined]
 
 
 def test_a_failed_purge_keeps_the_cache_from_serving_until_it_is_emptied(tmp_path: Path

@@ -144,7 +144,7 @@ def test_bad_url_parameters_show_a_message(viewer: Viewer) -> None:
     viewer.open("indicator=nope&method=magic&k=12")
     message = viewer.page.locator("#viewer-message").inner_text()
     assert "nope" in message and "magic" in message
-    assert viewer.js("window.GEO_VIEWER.indicator") == "density"
+    assert viewer.js("window.geoViewer.config.indicator") == "density"
 
 
 def test_page_html_has_only_local_assets(client: TestClient) -> None:

@@ -17,8 +17,8 @@ from rasterio.warp import Resampling, calculate_default_transform, reproject
 from shapely.geometry import MultiPolygon, Polygon, box
 from shapely.geometry.base import BaseGeometry
 
-from geo_service.errors import InvalidParameter, LoaderError
-from geo_service.indicators.zonal import (
+from geo_core.errors import InvalidParameter, LoaderError
+from indicators.zonal import (
     STATS,
     ZonalResult,
     raster_total,
@@ -290,9 +290,9 @@ def test_units_beyond_the_raster_are_provisional_and_reported(demo_db: str,
                                                                tmp_path: Path) -> None:
     import psycopg
 
-    from geo_service.indicators.catalogue import Indicator, save_indicator
-    from geo_service.indicators.zonal_store import store_zonal
     from geo_service.settings import DEMO_RASTER
+    from indicators.catalogue import Indicator, save_indicator
+    from indicators.zonal_store import store_zonal
 
     # the demo raster cut at 21°N: Hà Nội's northern part is left out
     cropped = tmp_path / "cropped.tif"

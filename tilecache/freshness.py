@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from tilecache import grid
+from geo_core import grid
 from tilecache.base import CachedTile, SyncedTileCache, TileCache, TileKey
 
 logger = logging.getLogger(__name__)

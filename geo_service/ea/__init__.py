@@ -1,1 +1,2 @@
-"""Enumeration areas: users and roles, validated edits with optimistic locking, history."""
+"""Enumeration areas: automatic delineation, the rules, edits with optimistic locking and
+history, the coverage report."""

@@ -7,7 +7,7 @@ from typing import Any
 
 import psycopg
 
-from geo_service import sql
+from geo_service.ea import sql
 from geo_service.ea.rules import EaRules
 
 
@@ -17,9 +17,7 @@ async def coverage_report(conn: psycopg.AsyncConnection, commune: Any, census_ro
     params = {"vintage": commune.vintage, "commune": commune.code, "round": census_round,
               "min_m2": rules.tolerance_m ** 2, "hh_min": rules.households_min,
               "hh_max": rules.households_max}
-    row = await (await conn.execute(sql.load("ea_coverage").encode(), params)).fetchone()
-    assert row is not None
-    area, count, gaps, overlaps, leaving, workload = row
+    area, count, gaps, overlaps, leaving, workload = await sql.coverage(conn, params)
     gaps, overlaps = _json(gaps), _json(overlaps)
     gap_area = sum(g["area_m2"] for g in gaps)
     return {"commune": commune.code, "vintage": commune.vintage, "round": census_round,

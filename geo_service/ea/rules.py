@@ -1,4 +1,5 @@
-"""Check a proposed EA geometry against the rules, all at once, in PostGIS."""
+"""The rules an EA geometry must keep, checked all at once in PostGIS: inside its commune,
+no overlaps, size limits; snapping to neighbours; the workload band."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ import shapely
 from shapely.geometry import MultiPolygon
 from shapely.geometry.base import BaseGeometry
 
-from geo_service.errors import InvalidParameter
-from geo_service.features.crs import OutputCrs
-from geo_service.features.geometry import polygon_from_geojson, to_lonlat
+from geo_core.crs import OutputCrs
+from geo_core.errors import InvalidParameter
+from geo_core.geojson import polygon_from_geojson, to_lonlat
+from geo_service.ea import sql
 
 _METRES_PER_DEGREE = 111_320.0
 
@@ -57,43 +59,6 @@ def parse_geometry(geojson: Any, crs: OutputCrs, repair: bool, max_vertices: int
     return MultiPolygon(parts), note
 
 
-_SNAP = """
-SELECT ST_AsBinary(ST_Multi(ST_CollectionExtract(ST_MakeValid(ST_Snap(
-    ST_GeomFromWKB(%(wkb)s, 4326),
-    ST_Collect(ARRAY(SELECT geom FROM enumeration_area WHERE census_round = %(round)s
-                     AND commune_code = %(commune)s AND id <> %(self)s
-                     AND geom && ST_Expand(ST_GeomFromWKB(%(wkb)s, 4326), %(snap)s))
-               || ARRAY[ST_Boundary((SELECT geom FROM commune_coverage
-                                     WHERE vintage = %(vintage)s AND code = %(commune)s))]),
-    %(snap)s)), 3)))
-"""
-
-_CHECKS = """
-WITH g AS (SELECT ST_GeomFromWKB(%(wkb)s, 4326) AS g),
-c AS (SELECT geom FROM commune_coverage WHERE vintage = %(vintage)s AND code = %(commune)s),
-outside AS (SELECT ST_Difference(g.g, c.geom) AS d FROM g, c)
-SELECT ST_Area(g.g::geography),
-       ST_Area(outside.d::geography),
-       ST_AsText(ST_PointOnSurface(outside.d)),
-       -- slivers outside that are no wider than twice the tolerance vanish when shrunk
-       CASE WHEN ST_IsEmpty(outside.d) THEN false
-            ELSE NOT ST_IsEmpty(ST_Buffer(outside.d::geography, -%(tolerance)s)::geometry) END
-FROM g, outside
-"""
-
-_OVERLAPS = """
-WITH g AS (SELECT ST_GeomFromWKB(%(wkb)s, 4326) AS g),
-o AS (SELECT e.id, e.code, ST_CollectionExtract(ST_Intersection(e.geom, g.g), 3) AS o
-      FROM enumeration_area e, g
-      WHERE e.census_round = %(round)s AND e.id <> %(self)s AND e.geom && g.g
-        AND ST_Intersects(e.geom, g.g))
-SELECT id, code, ST_Area(o::geography), ST_AsText(ST_PointOnSurface(o)),
-       -- as outside the commune: slivers no wider than twice the tolerance are allowed
-       NOT ST_IsEmpty(ST_Buffer(o::geography, -%(tolerance)s)::geometry)
-FROM o WHERE NOT ST_IsEmpty(o)
-"""
-
-
 def _point(wkt: str | None) -> list[float] | None:
     if not wkt or wkt.endswith("EMPTY"):
         return None
@@ -106,8 +71,8 @@ async def snap(conn: psycopg.AsyncConnection, geom: BaseGeometry, context: dict[
     """Snap vertices to the commune boundary and neighbouring EAs within the snap distance."""
     params = {**context, "wkb": shapely.to_wkb(geom),
               "snap": rules.snap_m / _METRES_PER_DEGREE}
-    row = await (await conn.execute(_SNAP, params)).fetchone()
-    snapped = shapely.from_wkb(row[0]) if row and row[0] else None
+    wkb = await sql.snapped_wkb(conn, params)
+    snapped = shapely.from_wkb(wkb) if wkb else None
     if snapped is None or snapped.is_empty or not snapped.is_valid:
         return geom
     return snapped
@@ -118,9 +83,7 @@ async def check(conn: psycopg.AsyncConnection, geom: BaseGeometry, context: dict
     """Every rule the geometry breaks (problems) or bends (warnings)."""
     findings = Findings()
     params = {**context, "wkb": shapely.to_wkb(geom), "tolerance": rules.tolerance_m}
-    row = await (await conn.execute(_CHECKS, params)).fetchone()
-    assert row is not None
-    area_m2, outside_m2, outside_at, beyond_tolerance = row
+    area_m2, outside_m2, outside_at, beyond_tolerance = await sql.outside(conn, params)
     if beyond_tolerance:
         findings.problems.append({"problem": "outside its commune",
                                   "area_m2": round(outside_m2, 1), "location": _point(outside_at)})
@@ -130,8 +93,7 @@ async def check(conn: psycopg.AsyncConnection, geom: BaseGeometry, context: dict
     if area_m2 > rules.max_area_km2 * 1e6:
         findings.problems.append({"problem": f"area {area_m2 / 1e6:.1f} km² is above the "
                                              f"maximum {rules.max_area_km2:.0f} km²"})
-    overlaps = await (await conn.execute(_OVERLAPS, params)).fetchall()
-    for other_id, other_code, m2, at, beyond in overlaps:
+    for other_id, other_code, m2, at, beyond in await sql.overlaps(conn, params):
         if beyond:
             findings.problems.append({"problem": f"overlaps EA {other_code}", "ea": other_id,
                                       "area_m2": round(m2, 1), "location": _point(at)})

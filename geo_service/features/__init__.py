@@ -1,1 +1,1 @@
-"""OGC API - Features: collections, items, exports and area statistics."""
+"""Serving units as OGC API features: collections, item queries, downloads, area statistics."""

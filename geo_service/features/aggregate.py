@@ -15,16 +15,18 @@ from typing import Any
 import geopandas as gpd
 import psycopg
 import shapely
-from psycopg.rows import dict_row
 from shapely.geometry.base import BaseGeometry
 
-from geo_service.errors import InvalidParameter
-from geo_service.features.collections import Collection
-from geo_service.features.crs import OutputCrs
-from geo_service.features.geometry import polygon_from_geojson, to_lonlat
-from geo_service.indicators.apportion import Apportioned, worst
-from geo_service.indicators.catalogue import QUOTIENT_KINDS
-from geo_service.indicators.zonal import zonal_statistics
+from geo_core.crs import OutputCrs
+from geo_core.errors import InvalidParameter, NotFound, PayloadTooLarge
+from geo_core.geojson import polygon_from_geojson, to_lonlat
+from geo_service.features import sql
+from geo_service.features.model import Collection
+from indicators import read
+from indicators.apportion import Apportioned, worst
+from indicators.catalogue import QUOTIENT_KINDS
+from indicators.sql import Selection, published_values
+from indicators.zonal import zonal_statistics
 
 
 @dataclass(frozen=True)
@@ -46,28 +48,11 @@ def parse_polygon(geojson: dict[str, Any], crs: OutputCrs, limits: AreaLimits) -
     return to_lonlat(geom, crs)
 
 
-_PIECES = """
-WITH area AS (SELECT ST_SetSRID(ST_GeomFromWKB(%(wkb)s), 4326) AS g)
-SELECT g.code, u.name, ST_Area(g.geom::geography) AS unit_m2,
-       ST_Area(ST_Intersection(g.geom, area.g)::geography) AS piece_m2,
-       ST_AsBinary(ST_Intersection(g.geom, area.g)) AS piece, ST_AsBinary(g.geom) AS unit
-FROM admin_unit_generalised g
-JOIN zoom_band z ON z.band = g.band AND z.tolerance = 0
-JOIN admin_unit u USING (vintage, level, code)
-CROSS JOIN area
-WHERE g.vintage = %(vintage)s AND g.level = %(level)s
-  AND g.geom && area.g AND ST_Intersects(g.geom, area.g)
-ORDER BY g.code
-"""
-
-
 async def unit_shares(conn: psycopg.AsyncConnection, collection: Collection,
                       area: BaseGeometry, method: str, raster: Path) -> list[dict[str, Any]]:
     """The units the area touches, with the share of each unit that lies inside it."""
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(_PIECES, {"wkb": shapely.to_wkb(area), "vintage": collection.vintage,
-                                    "level": collection.level})
-        rows = [r for r in await cur.fetchall() if r["piece_m2"] > 0]
+    rows = [r for r in await sql.pieces(conn, collection.vintage, collection.level,
+                                        shapely.to_wkb(area)) if r["piece_m2"] > 0]
     for row in rows:
         row["area_share"] = min(1.0, row["piece_m2"] / row["unit_m2"]) if row["unit_m2"] else 0.0
     if method == "population" and rows:
@@ -99,11 +84,9 @@ def _population_shares(rows: list[dict[str, Any]], raster: Path) -> None:
 async def _apportioned(conn: psycopg.AsyncConnection, indicator: str, period: str,
                        collection: Collection, shares: list[dict[str, Any]]) -> Apportioned:
     codes = [s["code"] for s in shares]
-    cur = await conn.execute(
-        "SELECT code, value, status FROM published_value WHERE indicator = %s AND vintage = %s"
-        " AND level = %s AND period = %s AND code = ANY(%s)",
-        (indicator, collection.vintage, collection.level, period, codes))
-    values = {code: (value, status) for code, value, status in await cur.fetchall()}
+    rows = await published_values(conn, Selection(indicator, collection.vintage,
+                                                  collection.level, period, codes=codes))
+    values = {r["code"]: (r["value"], r["status"]) for r in rows}
     total = Apportioned()
     for s in shares:
         value, status = values.get(s["code"], (None, "not_available"))
@@ -155,3 +138,42 @@ async def _below_threshold(conn: psycopg.AsyncConnection, meta: dict[str, Any], 
         basis = await _apportioned(conn, meta["disclosure_basis"], period, collection, shares)
         return basis.status == "suppressed" or basis.value < threshold
     return bool(value < threshold)
+
+
+def _periods(meta: dict[str, Any], vintage: str, level: str) -> list[str]:
+    for series in meta["series"]:
+        if series["vintage"] == vintage and series["level"] == level:
+            return [str(p) for p in series["periods"]]
+    return []
+
+
+async def area_statistics(conn: psycopg.AsyncConnection, collection: Collection,
+                          area: BaseGeometry, indicators: list[str], period: str | None,
+                          method: str, limits: AreaLimits, raster: Path) -> dict[str, Any]:
+    """Each indicator estimated for a drawn lon/lat area, with the units it touches and how
+    much of the area lies within units."""
+    area_km2 = await sql.area_km2(conn, shapely.to_wkb(area))
+    if area_km2 > limits.max_area_km2:
+        raise PayloadTooLarge(f"the area is {area_km2:,.0f} km²; the limit is "
+                              f"{limits.max_area_km2:,.0f} km²", parameter="geometry")
+    shares = await unit_shares(conn, collection, area, method, raster)
+    results = []
+    for code in indicators:
+        try:
+            meta = await read.get_indicator(conn, code)
+        except NotFound as exc:
+            raise InvalidParameter(exc.message, parameter="indicators") from exc
+        periods = _periods(meta, collection.vintage, collection.level)
+        if not periods:
+            results.append({"indicator": code, "value": None, "status": "not_available",
+                            "note": f"no values for {collection.id}"})
+            continue
+        if period is not None and period not in periods:
+            raise InvalidParameter(f"indicator {code!r} has no period {period!r} for "
+                                   f"{collection.id}; periods: {', '.join(periods)}",
+                                   parameter="period", valid=periods)
+        results.append(await estimate(conn, meta, period or periods[-1], collection, shares))
+    covered = sum(s["inside_km2"] for s in shares) / area_km2 if area_km2 else 0.0
+    return {"collection": collection.id, "method": method, "area_km2": round(area_km2, 3),
+            # values describe only the part of the area that lies within units
+            "covered_share": round(min(covered, 1.0), 6), "results": results, "units": shares}

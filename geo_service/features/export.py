@@ -16,7 +16,8 @@ import shapely
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
-from geo_service.features.items import ItemQuery, features_sql, rows_sql
+from geo_service.features.model import ItemQuery
+from geo_service.features.sql import features_sql, rows_sql
 
 BATCH = 500
 

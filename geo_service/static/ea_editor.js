@@ -1,9 +1,11 @@
 /* The enumeration-area editor: one commune's EAs, drawn, edited, split, merged, submitted and
    approved through the API with the user's token; rule problems are shown on the map.
-   The page (built with Folium) defines window.EA_EDITOR with the map's name and settings. */
+   The page (built with Folium) holds its settings as JSON in #ea-editor-config; text from
+   data reaches the page only through geoSafe (safe.js). */
 (function () {
   "use strict";
-  const cfg = window.EA_EDITOR;
+  const cfg = window.geoSafe.config("ea-editor-config");
+  const escape = window.geoSafe.escape;
   const map = window[cfg.mapName];
   const t = (key) => (cfg.labels[key] || key);
   const ITEMS = cfg.api + "/collections/enumeration-areas/items";
@@ -19,12 +21,6 @@
   let tiles = null;
   const tileCodes = new Set();  // EA codes drawn from the tiles since the last redraw
   let panel = null;
-
-  function escape(text) {
-    const div = document.createElement("div");
-    div.textContent = text === null || text === undefined ? "" : String(text);
-    return div.innerHTML;
-  }
 
   function fmt(value, digits) {
     if (value === null || value === undefined) return "–";
@@ -100,8 +96,9 @@
     const layer = L.geoJSON({ type: "Feature", geometry, properties: {} }).getLayers()[0];
     layer.eaId = feature.id;
     layer.setStyle(statusStyle(feature.properties.status, false));
-    layer.bindTooltip(() => feature.properties.code + " · " + t("status_" + feature.properties.status) +
-      " · " + fmt(feature.properties.households) + " hh", { sticky: true });
+    layer.bindTooltip(() => escape(feature.properties.code + " · " +
+      t("status_" + feature.properties.status) + " · " + fmt(feature.properties.households) + " hh"),
+      { sticky: true });
     layer.on("click", (e) => {
       L.DomEvent.stopPropagation(e);
       select(feature.id, e.originalEvent && e.originalEvent.shiftKey);
@@ -146,7 +143,7 @@
 
   function gapPopup(gap) {
     const div = L.DomUtil.create("div", "ea-gap");
-    div.innerHTML = "<b>" + t("gaps") + "</b>: " + fmt(gap.area_m2) + " m²<br>";
+    div.innerHTML = "<b>" + escape(t("gaps")) + "</b>: " + escape(fmt(gap.area_m2)) + " m²<br>";
     if (canEdit()) {
       const button = L.DomUtil.create("button", "ea-gap-to-ea", div);
       button.textContent = t("gap_to_ea");

@@ -1,8 +1,10 @@
 /* The map viewer: choropleth layers, legend, controls, tooltips, search, draw → /aggregate.
-   The page (built with Folium) defines window.GEO_VIEWER with the map's name and settings. */
+   The page (built with Folium) holds its settings as JSON in #geo-viewer-config; text from
+   data reaches the page only through geoSafe (safe.js). */
 (function () {
   "use strict";
-  const cfg = window.GEO_VIEWER;
+  const cfg = window.geoSafe.config("geo-viewer-config");
+  const escape = window.geoSafe.escape;
   const map = window[cfg.mapName];
   const t = (key) => (cfg.labels[key] || key);
   const classes = cfg.choropleth.classes || [];
@@ -35,19 +37,19 @@
     const status = props[ind + "_status"] || "not_available";
     const value = status === "ok" || status === "provisional"
       ? fmt(props[ind]) + " " + cfg.choropleth.indicator.unit : t("status_" + status);
-    return "<b>" + props.name + "</b> (" + props.code + ")<br>" + value +
-      (status === "provisional" ? " (" + t("status_provisional") + ")" : "");
+    return "<b>" + escape(props.name) + "</b> (" + escape(props.code) + ")<br>" + escape(value) +
+      (status === "provisional" ? " (" + escape(t("status_provisional")) + ")" : "");
   }
 
   async function showHistory(code, latlng) {
     const url = cfg.api + "/indicators/" + cfg.indicator + "/values?vintage=" + cfg.vintage +
       "&level=" + cfg.level + "&unit=" + encodeURIComponent(code);
     const body = await (await fetch(url)).json();
-    const rows = (body.values || []).map((v) => "<tr><td>" + v.period + "</td><td>" +
-      (v.value === null ? t("status_" + v.status) : fmt(v.value)) + "</td></tr>").join("");
+    const rows = (body.values || []).map((v) => "<tr><td>" + escape(v.period) + "</td><td>" +
+      escape(v.value === null ? t("status_" + v.status) : fmt(v.value)) + "</td></tr>").join("");
     const name = body.values && body.values.length ? body.values[0].name : code;
-    L.popup().setLatLng(latlng).setContent("<b>" + name + "</b> (" + code + ")<table class='gv-history'>" +
-      rows + "</table>").openOn(map);
+    L.popup().setLatLng(latlng).setContent("<b>" + escape(name) + "</b> (" + escape(code) +
+      ")<table class='gv-history'>" + rows + "</table>").openOn(map);
   }
 
   function addProvinces() {
@@ -93,20 +95,21 @@
     control.onAdd = () => {
       const div = L.DomUtil.create("div", "gv-legend");
       const c = cfg.choropleth;
-      let html = "<div class='gv-title'>" + c.indicator["name_" + cfg.lang] + "</div>" +
-        "<div class='gv-sub'>" + c.indicator.unit + " · " + cfg.period + " · " +
-        c.method_name[cfg.lang] + "</div>";
+      let html = "<div class='gv-title'>" + escape(c.indicator["name_" + cfg.lang]) + "</div>" +
+        "<div class='gv-sub'>" + escape(c.indicator.unit + " · " + cfg.period + " · " +
+        c.method_name[cfg.lang]) + "</div>";
       for (const k of classes) {
-        html += "<div class='gv-row' data-upper='" + k.upper + "'><i style='background:" + k.colour +
-          "'></i><span class='gv-range'>" + fmt(k.lower) + " – " + fmt(k.upper) + "</span> <span class='gv-count'>(" +
-          k.count + ")</span></div>";
+        html += "<div class='gv-row' data-upper='" + escape(k.upper) + "'><i style='background:" +
+          escape(k.colour) + "'></i><span class='gv-range'>" + escape(fmt(k.lower) + " – " +
+          fmt(k.upper)) + "</span> <span class='gv-count'>(" + escape(k.count) + ")</span></div>";
       }
       for (const status of ["suppressed", "not_available"]) {
         html += "<div class='gv-row gv-" + status + "'><i style='background:" + NO_VALUE[status] +
-          "'></i>" + t("status_" + status) + " (" + (c.no_value[status] || 0) + ")</div>";
+          "'></i>" + escape(t("status_" + status) + " (" + (c.no_value[status] || 0) + ")") +
+          "</div>";
       }
-      if (c.warning) html += "<div class='gv-warning'>" + t("raw_count") + "</div>";
-      if (c.note) html += "<div class='gv-note'>" + c.note + "</div>";
+      if (c.warning) html += "<div class='gv-warning'>" + escape(t("raw_count")) + "</div>";
+      if (c.note) html += "<div class='gv-note'>" + escape(c.note) + "</div>";
       div.innerHTML = html;
       return div;
     };
@@ -183,17 +186,19 @@
   function showAggregate(layer, result, ok) {
     let html;
     if (!ok) {
-      html = "<b>" + t("area_error") + "</b><br>" + (result.detail || "");
+      html = "<b>" + escape(t("area_error")) + "</b><br>" + escape(result.detail || "");
     } else {
       const r = result.results[0];
       const value = r.value === null ? t("status_" + r.status) : fmt(r.value) + " " + (r.unit || "");
-      html = "<div class='gv-aggregate'><b>" + t("area_stats") + "</b><br>" +
-        t("area") + ": " + fmt(result.area_km2, 3) + " km²<br>" +
-        cfg.choropleth.indicator["name_" + cfg.lang] + ": <span class='gv-agg-value'>" + value + "</span><br>" +
-        t("units") + ": " + result.units.filter((u) => u.share > 0.001).length +
+      html = "<div class='gv-aggregate'><b>" + escape(t("area_stats")) + "</b><br>" +
+        escape(t("area") + ": " + fmt(result.area_km2, 3) + " km²") + "<br>" +
+        escape(cfg.choropleth.indicator["name_" + cfg.lang]) + ": <span class='gv-agg-value'>" +
+        escape(value) + "</span><br>" +
+        escape(t("units") + ": " + result.units.filter((u) => u.share > 0.001).length) +
         // values describe only the part of the drawn area that lies within units
-        (result.covered_share < 0.999 ? "<br><span class='gv-agg-covered'>" + t("covered") + ": " +
-          fmt(result.covered_share * 100, 1) + " %</span>" : "") + "</div>";
+        (result.covered_share < 0.999 ? "<br><span class='gv-agg-covered'>" +
+          escape(t("covered") + ": " + fmt(result.covered_share * 100, 1) + " %") + "</span>" : "") +
+        "</div>";
     }
     window.geoViewer.lastAggregate = result;
     layer.bindPopup(html).openPopup();
@@ -224,7 +229,7 @@
   }
 
   window.geoViewer = {
-    map, byCode, tilesLoaded: false, ready: false, lastAggregate: null, lastZoomed: null,
+    map, byCode, config: cfg, tilesLoaded: false, ready: false, lastAggregate: null, lastZoomed: null,
     drawnCount: () => drawn.size,
     fillOf: (code) => (byCode[code] ? byCode[code].options.fillColor : null),
     colourOf,

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 
 from psycopg_pool import AsyncConnectionPool
 
-from geo_service.features.collections import get_collection
-from geo_service.features.params import RawItemParams, build_item_query
+from geo_core import grid
+from geo_core.zoom import MAX_ZOOM
+from geo_service.features.catalogue import read_collection
+from geo_service.features.query import RawItemParams, build_item_query
 from geo_service.settings import ServiceSettings
 from geo_service.tiles.service import TileService
-from tilecache import grid
 from tilecache.freshness import Change, purge
 
 Bbox = tuple[float, float, float, float]
@@ -32,8 +33,8 @@ def parse_zooms(text: str) -> range:
     """'0-10' or '5' → a range of zooms."""
     low, _, high = text.partition("-")
     start, end = int(low), int(high or low)
-    if not 0 <= start <= end <= 22:
-        raise ValueError("zooms must be within 0-22, low to high")
+    if not 0 <= start <= end <= MAX_ZOOM:
+        raise ValueError(f"zooms must be within 0-{MAX_ZOOM}, low to high")
     return range(start, end + 1)
 
 
@@ -48,14 +49,14 @@ async def seed(settings: ServiceSettings, url: str, collection_id: str, zooms: r
                                    kwargs={"autocommit": True}) as pool:
         async with pool.connection() as conn:
             await service.freshness.start(conn)
-            collection = await get_collection(conn, collection_id)
+            collection = await read_collection(conn, collection_id, with_periods=True)
             query = await build_item_query(conn, collection,
                                            RawItemParams(indicator=indicator, period=period))
             area = bbox or collection.extent
             tiles = [(z, x, y) for z in zooms for x, y in grid.tiles_in(area, z)]
             for done, (z, x, y) in enumerate(tiles, start=1):
                 await service.freshness.sync(conn)
-                tile = await service.tile(conn, query, z, x, y)
+                tile = await service.unit_tile(conn, query, z, x, y)
                 summary.tiles += 1
                 summary.bytes += len(tile.raw)
                 progress(done, len(tiles))
@@ -77,7 +78,7 @@ def purge_tiles(settings: ServiceSettings, collection_id: str, bbox: Bbox | None
     many failures the cache absorbed."""
     service = TileService(settings)
     try:
-        dropped = purge(service.caches, Change(0, collection_id, bbox), max_zoom=22)
+        dropped = purge(service.caches, Change(0, collection_id, bbox), max_zoom=MAX_ZOOM)
         return dropped, cache_errors(service)
     finally:
         for cache in service.caches:

@@ -14,14 +14,16 @@ from typing import Any, TypeVar
 
 import brotli
 import psycopg
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from geo_service.errors import InvalidParameter
-from geo_service.features.collections import CollectionCache
-from geo_service.features.items import ItemQuery
+from geo_core import grid
+from geo_core.errors import InvalidParameter
+from geo_service.features.catalogue import CollectionCatalogue
+from geo_service.features.model import ItemQuery
+from geo_service.features.query import RawItemParams, build_item_query
 from geo_service.settings import ServiceSettings
-from geo_service.tiles.mvt import EA_LAYER, MvtOptions, ea_tile_sql, tile_sql
-from tilecache.base import DEFAULT_VARIANT, CachedTile, TileCache, TileKey
+from geo_service.tiles.sql import EA_LAYER, MvtOptions, ea_tile_sql, tile_sql
+from tilecache.base import DEFAULT_VARIANT, CachedTile, SyncedTileCache, TileCache, TileKey
 from tilecache.directory import DirectoryTileCache
 from tilecache.freshness import Freshness
 from tilecache.redis import RedisTileCache
@@ -81,6 +83,19 @@ class TileStats:
     notifications: int = 0
 
 
+@dataclass(frozen=True)
+class TileRequest:
+    """A tile asked for: its grid position and what its features carry."""
+
+    z: int
+    x: int
+    y: int
+    indicator: str | None = None
+    period: str | None = None
+    properties: str | None = None
+    census_round: str | None = None  # enumeration areas: one census round
+
+
 class TileService:
     """Caches, freshness and rendering of one service instance."""
 
@@ -90,7 +105,6 @@ class TileService:
         self.freshness = Freshness(self.caches)
         self.options = MvtOptions(max_features=settings.max_features_per_tile)
         self.stats = TileStats()
-        self.collections = CollectionCache()
         self._listener: asyncio.Task[None] | None = None
 
     async def start(self, pool: AsyncConnectionPool, url: str) -> None:
@@ -140,8 +154,26 @@ class TileService:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 4.0)
 
-    async def tile(self, conn: psycopg.AsyncConnection, query: ItemQuery, z: int, x: int,
-                   y: int) -> CachedTile:
+    async def tile(self, conn: psycopg.AsyncConnection, catalogue: CollectionCatalogue,
+                   layer: str, request: TileRequest) -> CachedTile:
+        """A tile of a collection of units or of the enumeration areas, fresh."""
+        z, x, y = request.z, request.x, request.y
+        if not grid.is_valid(z, x, y):
+            raise InvalidParameter(f"tile {z}/{x}/{y} is outside the grid: x and y must be "
+                                   f"below {grid.tile_count(z)} at zoom {z}",
+                                   parameter="x" if x >= grid.tile_count(z) else "y")
+        if self.settings.tile_freshness == "strict" and self.caches:
+            # (without a cache every tile is rendered from the current data: nothing to check)
+            await self.freshness.sync(conn)
+        if layer == EA_LAYER:
+            return await self.ea_tile(conn, z, x, y, request.census_round)
+        collection = await catalogue.get(conn, layer)
+        query = await build_item_query(conn, collection, RawItemParams(
+            indicator=request.indicator, period=request.period, properties=request.properties))
+        return await self.unit_tile(conn, query, z, x, y)
+
+    async def unit_tile(self, conn: psycopg.AsyncConnection, query: ItemQuery, z: int, x: int,
+                        y: int) -> CachedTile:
         """A tile of an administrative-unit collection."""
         statement, params = tile_sql(query, z, x, y, self.options)
         return await self.cached_tile(conn, query.collection.id, variant_of(query), z, x, y,
@@ -186,6 +218,29 @@ class TileService:
         gzipped, brotlied = await _off_loop(len(raw), _compress_both, raw)
         return CachedTile(epoch, raw, gzipped, brotlied)
 
+
+    async def purge_committed_changes(self, pool: AsyncConnectionPool) -> None:
+        """Sync the change log and wait until a committed write's tiles are purged from the
+        caches served without a freshness check (nginx over the directory cache)."""
+        if not self._served_unchecked():
+            return
+        try:
+            async with pool.connection() as conn:
+                await self.freshness.sync(conn, purged=True)
+        except (psycopg.Error, PoolTimeout, OSError) as exc:
+            # the write has committed: answer it; the change listener purges when it can
+            logger.warning("tiles changed by a write not purged before the answer: %s", exc)
+
+    def _served_unchecked(self) -> bool:
+        """True when some cached tile can be served without checking the change log first.
+
+        With `strict` freshness, the service checks every cached tile it serves, so only a
+        cache that others serve (nginx over the directory cache) must be purged at once.
+        """
+        if not self.caches:
+            return False
+        return self.settings.tile_freshness != "strict" or any(
+            isinstance(cache, SyncedTileCache) for cache in self.caches)
 
 async def encoded(tile: CachedTile, encoding: str | None) -> bytes:
     """The tile's body in an encoding (None: raw), compressed now if it was not stored so."""

@@ -1,1 +1,1 @@
-"""The Folium map viewer."""
+"""The map pages: the choropleth viewer and the EA editor, built with Folium."""

@@ -10,7 +10,7 @@ import mapclassify
 import numpy as np
 from branca.utilities import color_brewer
 
-from geo_service.errors import InvalidParameter
+from geo_core.errors import InvalidParameter
 
 METHODS = ("quantiles", "equal_interval", "natural_breaks", "std_mean", "manual")
 METHOD_NAMES = {

@@ -5,15 +5,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from geo_service.errors import InvalidParameter, NotFound
-from geo_service.features.collections import get_collection
-from geo_service.indicators import read
+from geo_core.errors import InvalidParameter, NotFound
+from geo_service.features.catalogue import read_collection
 from geo_service.viewer.choropleth import (
     DEFAULT_DIVERGING,
     DEFAULT_SEQUENTIAL,
     METHOD_NAMES,
     classify,
 )
+from indicators import read
+from indicators.sql import Selection, published_values
 
 RAW_COUNT_NOTE = ("This indicator is a raw count: larger units tend to have larger values. "
                   "Consider a rate or density.")
@@ -36,7 +37,7 @@ async def unit_values(conn: Any, collection_id: str, indicator: str, period: str
                       ) -> tuple[dict[str, Any], str, list[dict[str, Any]]]:
     """Indicator metadata, the chosen period, and every unit's published value and status."""
     try:
-        collection = await get_collection(conn, collection_id)
+        collection = await read_collection(conn, collection_id)
     except NotFound as exc:
         raise InvalidParameter(exc.message, parameter="collection") from exc
     try:
@@ -47,13 +48,9 @@ async def unit_values(conn: Any, collection_id: str, indicator: str, period: str
     series = next(s for s in meta["series"] if s["vintage"] == collection.vintage
                   and s["level"] == collection.level)
     chosen = choice.period or series["periods"][-1]
-    cur = await conn.execute(
-        "SELECT u.code, u.name, v.value, coalesce(v.status, 'not_available')"
-        " FROM admin_unit u LEFT JOIN published_value v ON v.vintage = u.vintage"
-        " AND v.level = u.level AND v.code = u.code AND v.indicator = %s AND v.period = %s"
-        " WHERE u.vintage = %s AND u.level = %s ORDER BY u.code",
-        (indicator, chosen, collection.vintage, collection.level))
-    rows = [{"code": c, "name": n, "value": v, "status": s} for c, n, v, s in await cur.fetchall()]
+    rows = [{key: r[key] for key in ("code", "name", "value", "status")}
+            for r in await published_values(conn, Selection(
+                indicator, collection.vintage, collection.level, chosen, every_unit=True))]
     return meta, chosen, rows
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import psycopg
 
+from geo_service.ea import sql as ea
 from geo_service.settings import ServiceSettings
 from geo_service.viewer.labels import EA_LABELS
 from geo_service.viewer.page import add_messages, boot, extent, offline_map
@@ -16,25 +16,6 @@ STATUS_COLOURS = {"draft": "#9ecae1", "submitted": "#fdae6b", "approved": "#74c4
                   "rejected": "#fb6a4a"}
 _ROUND = re.compile(r"^\d{4}$")
 _CODE = re.compile(r"^\d{5}$")
-
-
-async def _commune(conn: psycopg.AsyncConnection, code: str) -> dict[str, Any] | None:
-    cur = await conn.execute(
-        "SELECT c.vintage, c.code, c.name, c.parent_code, p.name FROM admin_unit c"
-        " LEFT JOIN admin_unit p ON p.vintage = c.vintage AND p.level = 'province'"
-        "  AND p.code = c.parent_code"
-        " WHERE c.level = 'commune' AND c.code = %s ORDER BY c.vintage DESC LIMIT 1", (code,))
-    row = await cur.fetchone()
-    if row is None:
-        return None
-    return {"vintage": row[0], "code": row[1], "name": row[2], "province": row[3],
-            "provinceName": row[4]}
-
-
-async def _latest_vintage(conn: psycopg.AsyncConnection) -> str:
-    cur = await conn.execute("SELECT max(vintage) FROM admin_unit WHERE level = 'commune'")
-    row = await cur.fetchone()
-    return str(row[0]) if row and row[0] else "2025"
 
 
 async def render_ea_page(conn: psycopg.AsyncConnection, params: dict[str, str], api: str,
@@ -50,10 +31,11 @@ async def render_ea_page(conn: psycopg.AsyncConnection, params: dict[str, str], 
         messages.append(f"round {census_round!r} is not a year; showing 2029")
         census_round = "2029"
     code = params.get("commune", "")
-    commune = await _commune(conn, code) if _CODE.match(code) else None
+    commune = await ea.commune_with_province(conn, code) if _CODE.match(code) else None
     if code and commune is None:
         messages.append(f"unknown commune {code!r}: choose one below")
-    vintage = commune["vintage"] if commune else await _latest_vintage(conn)
+    vintage = commune["vintage"] if commune else (await ea.latest_commune_vintage(conn)
+                                                  or "2025")
     level = "commune" if commune else "province"
     bounds = await extent(conn, vintage, level, commune["code"] if commune else None)
     labels = EA_LABELS[lang]
@@ -67,4 +49,4 @@ async def render_ea_page(conn: psycopg.AsyncConnection, params: dict[str, str], 
         "householdsBand": [settings.ea_households_min, settings.ea_households_max],
     }
     add_messages(figure, messages)
-    return boot(figure, api, "EA_EDITOR", config, "ea_editor.js")
+    return boot(figure, api, "ea-editor-config", config, "ea_editor.js")

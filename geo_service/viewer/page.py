@@ -10,6 +10,9 @@ from typing import Any
 import folium
 import psycopg
 
+from geo_core.errors import GeoServiceError
+from geo_service.features import sql as features
+from geo_service.settings import ServiceSettings
 from geo_service.viewer.assets import make_offline
 from geo_service.viewer.choropleth import (
     DEFAULT_DIVERGING,
@@ -19,7 +22,9 @@ from geo_service.viewer.choropleth import (
     METHODS,
     SEQUENTIAL,
 )
+from geo_service.viewer.data import choropleth_body
 from geo_service.viewer.labels import LABELS
+from indicators import sql as indicators
 
 LEVELS = ("province", "commune")
 
@@ -41,20 +46,11 @@ class ViewerState:
 
 
 async def _series(conn: psycopg.AsyncConnection) -> list[tuple[str, str, str, str, str]]:
-    cur = await conn.execute(
-        "SELECT s.vintage, s.level, s.indicator, i.name_vi, i.name_en FROM indicator_series s"
-        " JOIN indicator i ON i.code = s.indicator"
-        " WHERE EXISTS (SELECT 1 FROM admin_unit u WHERE u.vintage = s.vintage"
-        "               AND u.level = s.level)"
-        " ORDER BY s.vintage DESC, s.indicator")
-    return [(r[0], r[1], r[2], r[3], r[4]) for r in await cur.fetchall()]
+    return [(r[0], r[1], r[2], r[3], r[4]) for r in await indicators.series_with_names(conn)]
 
 
 async def _periods(conn: psycopg.AsyncConnection, s: ViewerState) -> list[str]:
-    cur = await conn.execute("SELECT DISTINCT period FROM indicator_value WHERE indicator = %s"
-                             " AND vintage = %s AND level = %s ORDER BY 1",
-                             (s.indicator, s.vintage, s.level))
-    return [r[0] for r in await cur.fetchall()]
+    return await indicators.series_periods(conn, s.indicator, s.vintage, s.level) or []
 
 
 def _fallback(s: ViewerState, name: str, given: object, default: object, valid: list[str]
@@ -173,28 +169,26 @@ def add_messages(figure: folium.Figure, messages: list[str]) -> None:
             + "<br>".join(html.escape(msg) for msg in messages) + "</div>"))
 
 
-def boot(figure: folium.Figure, api: str, global_name: str, config: dict[str, Any],
+def boot(figure: folium.Figure, api: str, config_id: str, config: dict[str, Any],
          script: str) -> str:
-    """Put the page's settings in `window[global_name]`, load `script`; the rendered page."""
-    payload = json.dumps(config, ensure_ascii=False).replace("</", "<\\/")
-    figure.script.add_child(folium.Element(
-        f"window.{global_name} = {payload};\n"
-        "(function () { var s = document.createElement('script');"
-        f" s.src = '{api}/static/{script}'; document.body.appendChild(s); }})();"))
+    """The rendered page: the settings as JSON data (never run) in the element `config_id`,
+    and `script`, run once the map exists; no inline script holds data."""
+    payload = json.dumps(config, ensure_ascii=False)
+    # (as JSON, < > & written as escapes: text from data cannot end or open an element)
+    payload = payload.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    figure.html.add_child(folium.Element(
+        f"<script type='application/json' id='{config_id}'>{payload}</script>"))
+    # deferred: it runs after the page is parsed, when Folium's inline script made the map
+    figure.header.add_child(folium.Element(
+        f"<script src='{html.escape(api)}/static/safe.js' defer></script>"
+        f"<script src='{html.escape(api)}/static/{script}' defer></script>"))
     return str(figure.render())
 
 
 async def extent(conn: psycopg.AsyncConnection, vintage: str, level: str,
                  code: str | None = None) -> tuple[float, float, float, float]:
-    """Bounding box of the units of a level (or of one unit), lon/lat."""
-    cur = await conn.execute("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM"
-                             " (SELECT ST_Extent(geom) e FROM admin_unit WHERE vintage = %s"
-                             " AND level = %s AND (%s::text IS NULL OR code = %s)) t",
-                             (vintage, level, code, code))
-    row = await cur.fetchone()
-    if row is None or row[0] is None:
-        return (102.0, 8.0, 110.0, 23.5)
-    return (row[0], row[1], row[2], row[3])
+    """Bounding box of the units of a level (or of one unit), lon/lat; Vietnam without."""
+    return await features.extent(conn, vintage, level, code) or (102.0, 8.0, 110.0, 23.5)
 
 
 async def render_page(conn: psycopg.AsyncConnection, s: ViewerState, choropleth: dict[str, Any],
@@ -215,4 +209,24 @@ async def render_page(conn: psycopg.AsyncConnection, s: ViewerState, choropleth:
         "controlsHtml": controls_html(s, series, await _periods(conn, s)),
     }
     add_messages(figure, s.messages)
-    return boot(figure, api, "GEO_VIEWER", config, "viewer.js")
+    return boot(figure, api, "geo-viewer-config", config, "viewer.js")
+
+
+async def render_map_page(conn: psycopg.AsyncConnection, params: dict[str, str], api: str,
+                          settings: ServiceSettings) -> str:
+    """The `/map` page for the URL's parameters; a choice that cannot be drawn (e.g. unusable
+    manual breaks) falls back to quantiles with a message."""
+    state = await resolve_state(conn, params)
+    collection = f"{state.level}-{state.vintage}"
+    try:
+        choropleth = await choropleth_body(conn, collection, state.indicator, state.period,
+                                           state.method, state.k, state.palette, state.breaks,
+                                           units=False)
+    except GeoServiceError as exc:
+        state.messages.append(exc.message)
+        state.method, state.breaks = "quantiles", None
+        choropleth = await choropleth_body(conn, collection, state.indicator, state.period,
+                                           "quantiles", state.k, state.palette, None,
+                                           units=False)
+    return await render_page(conn, state, choropleth, api, settings.basemap_url,
+                             settings.basemap_attribution)

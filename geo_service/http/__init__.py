@@ -1,0 +1,1 @@
+"""The HTTP edge: the app factory, routes, middleware, errors as responses, metrics."""

@@ -1,0 +1,107 @@
+"""The FastAPI application factory: the HTTP edge of the service."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
+
+from geo_service import __version__
+from geo_service.db import database_url
+from geo_service.http import observability
+from geo_service.http.errors import ERROR_RESPONSES, add_exception_handlers
+from geo_service.http.middleware import (
+    GZipUnlessRefused,
+    LimitBodySize,
+    PurgeTilesAfterWrites,
+    RefuseNulBytes,
+    ResponseDeadline,
+)
+from geo_service.http.routers import (
+    aggregate,
+    ea,
+    features,
+    health,
+    indicators,
+    landing,
+    maps,
+    tiles,
+    users,
+    viewer,
+)
+from geo_service.http.security import SecurityHeaders
+from geo_service.http.services import Services
+from geo_service.http.strict import reject_unknown_parameters
+from geo_service.settings import CORS_EXPOSE_HEADERS, ServiceSettings
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+
+def create_app(settings: ServiceSettings | None = None, db_url: str | None = None) -> FastAPI:
+    """Build the app; the database is only touched when the app starts."""
+    settings = settings or ServiceSettings()
+    services = Services(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await services.start(db_url or database_url(settings, start=False))
+        try:
+            yield
+        finally:
+            await services.stop()
+
+    app = FastAPI(
+        title="Vietnam statistical mapping service",
+        version=__version__,
+        description="Versioned administrative boundaries, indicators, GeoJSON and vector tiles.",
+        openapi_url="/api",
+        docs_url=None,  # /api.html is served by the landing router with local assets
+        redoc_url=None,
+        lifespan=lifespan,
+        responses=ERROR_RESPONSES,
+    )
+    app.state.services = services
+    add_exception_handlers(app)
+    _add_middleware(app, services)
+    _add_routes(app)
+    return app
+
+
+def _add_middleware(app: FastAPI, services: Services) -> None:
+    """Innermost first: each one added wraps the ones before it."""
+    settings = services.settings
+    # the deadline is the app's own; a committed write is never turned into a 503
+    app.add_middleware(ResponseDeadline, seconds=settings.response_deadline_s)
+    app.add_middleware(PurgeTilesAfterWrites, services=services)
+    app.add_middleware(RefuseNulBytes)
+    app.add_middleware(LimitBodySize, max_bytes=settings.max_body_bytes)
+    app.add_middleware(GZipUnlessRefused, minimum_size=1024)
+    app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origin_list,
+                       allow_methods=["GET", "HEAD", "OPTIONS"], allow_headers=["*"],
+                       expose_headers=list(CORS_EXPOSE_HEADERS))
+    app.add_middleware(SecurityHeaders, basemap_url=settings.basemap_url)
+    # outermost, so it sees every response (also the 400s and CORS answers above)
+    observability.install(app, services)
+
+
+def _add_routes(app: FastAPI) -> None:
+    # the OGC API parts refuse query parameters they do not define
+    strict = [Depends(reject_unknown_parameters)]
+    app.include_router(landing.router, dependencies=strict)
+    app.include_router(health.router)
+    app.include_router(users.router)
+    app.include_router(ea.router, dependencies=strict)  # before the generic collections routes
+    app.include_router(features.router, dependencies=strict)
+    app.include_router(aggregate.router)
+    app.include_router(tiles.router, dependencies=strict)
+    app.include_router(maps.router)
+    app.include_router(viewer.router)
+    app.mount(landing.SWAGGER_UI_PATH, StaticFiles(directory=str(swagger_ui_path)),
+              name="swagger-ui")
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(indicators.router, dependencies=strict)

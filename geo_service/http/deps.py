@@ -1,0 +1,59 @@
+"""Typed dependencies of the routes: the shared services and a pooled connection."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, cast
+
+import psycopg
+from fastapi import Depends, Request
+from psycopg_pool import AsyncConnectionPool
+
+from geo_service.ea.service import EaService
+from geo_service.features.catalogue import CollectionCatalogue
+from geo_service.http.services import Services
+from geo_service.settings import ServiceSettings
+from geo_service.tiles.service import TileService
+
+
+def get_services(request: Request) -> Services:
+    """The app's shared services (the one thing kept on `app.state`)."""
+    return cast(Services, request.app.state.services)
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def _settings(services: ServicesDep) -> ServiceSettings:
+    return services.settings
+
+
+def _pool(services: ServicesDep) -> AsyncConnectionPool:
+    return services.pool
+
+
+def _tiles(services: ServicesDep) -> TileService:
+    return services.tiles
+
+
+def _catalogue(services: ServicesDep) -> CollectionCatalogue:
+    return services.catalogue
+
+
+def _ea(services: ServicesDep) -> EaService:
+    return services.ea
+
+
+async def _conn(pool: Annotated[AsyncConnectionPool, Depends(_pool)]
+                ) -> AsyncIterator[psycopg.AsyncConnection]:
+    async with pool.connection() as conn:
+        yield conn
+
+
+Settings = Annotated[ServiceSettings, Depends(_settings)]
+Pool = Annotated[AsyncConnectionPool, Depends(_pool)]
+Tiles = Annotated[TileService, Depends(_tiles)]
+Catalogue = Annotated[CollectionCatalogue, Depends(_catalogue)]
+EaOps = Annotated[EaService, Depends(_ea)]
+# A pooled connection for one request (given back when the response is sent).
+Conn = Annotated[psycopg.AsyncConnection, Depends(_conn)]

@@ -1,0 +1,436 @@
+"""The JSON documents the API answers with, as typed models (and so in the OpenAPI schema).
+
+Routes return them with `response_model_exclude_unset=True`, so a key the service leaves out
+(a link without a title, a result without a note) stays out of the JSON as well.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Number = int | float
+
+
+class Document(BaseModel):
+    """Base of the documents: field names as in the JSON."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+
+class Link(Document):
+    """A web link (RFC 8288) as OGC APIs write it."""
+
+    href: str
+    rel: str
+    type: str | None = None
+    title: str | None = None
+    templated: bool | None = None
+
+
+# ---- OGC API common, features and tiles ----
+
+class LandingPage(Document):
+    """`/`: what the service is and where its parts are."""
+
+    title: str
+    description: str
+    version: str
+    links: list[Link]
+
+
+class Conformance(Document):
+    """`/conformance`: the OGC conformance classes implemented."""
+
+    conforms_to: list[str] = Field(alias="conformsTo")
+
+
+class SpatialExtent(Document):
+    """Bounding boxes and their CRS."""
+
+    bbox: list[list[float]]
+    crs: str
+
+
+class TemporalExtent(Document):
+    """Validity intervals (an open end is null)."""
+
+    interval: list[list[str | None]]
+
+
+class Extent(Document):
+    """Where and when a collection's items are."""
+
+    spatial: SpatialExtent
+    temporal: TemporalExtent | None = None
+
+
+class CollectionDocument(Document):
+    """`/collections/{id}`: one collection's metadata."""
+
+    id: str
+    title: str
+    item_type: str = Field(alias="itemType")
+    description: str
+    extent: Extent
+    crs: list[str]
+    storage_crs: str = Field(alias="storageCrs")
+    number_of_items: int = Field(alias="numberOfItems")
+    links: list[Link]
+
+
+class Collections(Document):
+    """`/collections`: every collection."""
+
+    collections: list[CollectionDocument]
+    links: list[Link]
+
+
+class Tileset(Document):
+    """One tileset in a list of tilesets."""
+
+    title: str
+    data_type: str = Field(alias="dataType")
+    crs: str
+    tile_matrix_set_uri: str = Field(alias="tileMatrixSetURI")
+    links: list[Link]
+
+
+class Tilesets(Document):
+    """`/collections/{id}/tiles`: the tilesets of a collection."""
+
+    tilesets: list[Tileset]
+    links: list[Link]
+
+
+class TileMatrixSetRef(Document):
+    """A tiling scheme in the list of them."""
+
+    id: str
+    title: str
+    uri: str
+    links: list[Link]
+
+
+class TileMatrixSets(Document):
+    """`/tileMatrixSets`: the tiling schemes."""
+
+    tile_matrix_sets: list[TileMatrixSetRef] = Field(alias="tileMatrixSets")
+
+
+class TileMatrix(Document):
+    """One zoom level of a tiling scheme."""
+
+    id: str
+    scale_denominator: float = Field(alias="scaleDenominator")
+    cell_size: float = Field(alias="cellSize")
+    corner_of_origin: str = Field(alias="cornerOfOrigin")
+    point_of_origin: list[float] = Field(alias="pointOfOrigin")
+    tile_width: int = Field(alias="tileWidth")
+    tile_height: int = Field(alias="tileHeight")
+    matrix_width: int = Field(alias="matrixWidth")
+    matrix_height: int = Field(alias="matrixHeight")
+
+
+class TileMatrixSet(Document):
+    """`/tileMatrixSets/{id}`: OGC Two Dimensional Tile Matrix Set 2.0."""
+
+    id: str
+    title: str
+    uri: str
+    crs: str
+    ordered_axes: list[str] = Field(alias="orderedAxes")
+    well_known_scale_set: str = Field(alias="wellKnownScaleSet")
+    tile_matrices: list[TileMatrix] = Field(alias="tileMatrices")
+
+
+class BoundingBox(Document):
+    """Two corners and their CRS."""
+
+    lower_left: list[float] = Field(alias="lowerLeft")
+    upper_right: list[float] = Field(alias="upperRight")
+    crs: str
+
+
+class PropertySchema(Document):
+    """One property a tile's features carry."""
+
+    description: str
+    type: str
+
+
+class PropertiesSchema(Document):
+    """The properties of a layer's features."""
+
+    type: str
+    description: str
+    properties: dict[str, PropertySchema]
+
+
+class TileLayer(Document):
+    """A layer of the vector tiles."""
+
+    id: str
+    data_type: str = Field(alias="dataType")
+    geometry_type: str = Field(alias="geometryType")
+    min_tile_matrix: str = Field(alias="minTileMatrix")
+    max_tile_matrix: str = Field(alias="maxTileMatrix")
+    properties_schema: PropertiesSchema = Field(alias="propertiesSchema")
+
+
+class TilesetMetadata(Document):
+    """`/collections/{id}/tiles/{tms}`: a tileset's layers, fields and zooms."""
+
+    title: str
+    data_type: str = Field(alias="dataType")
+    tile_matrix_set_uri: str = Field(alias="tileMatrixSetURI")
+    crs: str
+    bounding_box: BoundingBox = Field(alias="boundingBox")
+    layers: list[TileLayer]
+    links: list[Link]
+
+
+class VectorLayer(Document):
+    """A TileJSON vector layer and its fields."""
+
+    id: str
+    fields: dict[str, str]
+    minzoom: int
+    maxzoom: int
+
+
+class TileJson(Document):
+    """TileJSON 3.0 for MapLibre/Leaflet clients."""
+
+    tilejson: str
+    name: str
+    scheme: str
+    tiles: list[str]
+    minzoom: int
+    maxzoom: int
+    bounds: list[float]
+    center: list[Number]
+    vector_layers: list[VectorLayer]
+
+
+# ---- indicators ----
+
+class IndicatorEntry(Document):
+    """One indicator in the catalogue list."""
+
+    code: str
+    name_vi: str
+    name_en: str
+    kind: str
+    unit: str
+    decimals: int
+    source: str
+    licence: str
+    links: list[Link]
+
+
+class IndicatorList(Document):
+    """`/indicators`: the catalogue."""
+
+    indicators: list[IndicatorEntry]
+    number_returned: int = Field(alias="numberReturned")
+
+
+class Series(Document):
+    """An indicator's values on one (vintage, level), and how derived periods were made."""
+
+    vintage: str
+    level: str
+    derivation: dict[str, Any] | None
+    periods: list[str]
+
+
+class IndicatorDocument(Document):
+    """`/indicators/{code}`: an indicator's metadata, disclosure rule and series."""
+
+    code: str
+    name_vi: str
+    name_en: str
+    unit: str
+    description: str
+    source: str
+    licence: str
+    kind: str
+    decimals: int
+    numerator: str | None
+    denominator: str | None
+    multiplier: float
+    suppress_below: float | None
+    disclosure_basis: str | None
+    series: list[Series]
+
+
+class PublishedValue(Document):
+    """One unit's published value (null when suppressed or not available)."""
+
+    code: str
+    name: str
+    parent_code: str | None
+    period: str
+    value: float | None
+    status: str
+    moe: float | None
+
+
+class IndicatorValues(Document):
+    """`/indicators/{code}/values`: one series' published values."""
+
+    indicator: str
+    vintage: str
+    level: str
+    period: str | None
+    unit: str
+    decimals: int
+    number_returned: int = Field(alias="numberReturned")
+    values: list[PublishedValue]
+
+
+# ---- area statistics and maps ----
+
+class AreaResult(Document):
+    """One indicator estimated for a drawn area."""
+
+    indicator: str
+    period: str | None = None
+    unit: str | None = None
+    kind: str | None = None
+    value: float | None
+    status: str
+    method: str | None = None
+    note: str | None = None
+
+
+class AreaUnit(Document):
+    """A unit a drawn area touches, and the share of it inside the area."""
+
+    code: str
+    name: str
+    area_share: float
+    population_share: float | None = None
+    share: float
+    inside_km2: float
+
+
+class AreaStatistics(Document):
+    """`POST /aggregate`: statistics of a drawn area."""
+
+    collection: str
+    method: str
+    area_km2: float
+    covered_share: float
+    results: list[AreaResult]
+    units: list[AreaUnit]
+
+
+class ChoroplethClass(Document):
+    """One class of a choropleth legend."""
+
+    lower: float | None
+    upper: float
+    colour: str
+    count: int
+
+
+class Choropleth(Document):
+    """`/maps/choropleth`: class breaks, colours and counts."""
+
+    collection: str
+    period: str
+    indicator: dict[str, Any]
+    method_name: dict[str, str]
+    method: str
+    k: int
+    palette: str
+    breaks: list[float]
+    colours: list[str]
+    note: str | None
+    classes: list[ChoroplethClass]
+    no_value: dict[str, int]
+    warning: str | None
+    units: list[dict[str, Any]] | None = None
+
+
+# ---- enumeration areas and users ----
+
+class EaCollection(Document):
+    """`/collections/enumeration-areas`: the EA collection's metadata."""
+
+    id: str
+    title: str
+    item_type: str = Field(alias="itemType")
+    description: str
+    extent: Extent
+    crs: list[str]
+    storage_crs: str = Field(alias="storageCrs")
+    number_of_items: int = Field(alias="numberOfItems")
+    links: list[Link]
+
+
+class HistoryEntry(Document):
+    """One change of an EA: who, when, why, the states before and after."""
+
+    id: int
+    action: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    user: str
+    reason: str | None
+    at: str
+
+
+class EaHistory(Document):
+    """`/collections/enumeration-areas/items/{id}/history`."""
+
+    ea: int
+    history: list[HistoryEntry]
+
+
+class CoverageReport(Document):
+    """`/communes/{code}/ea-coverage`: what stands between the EAs and a full coverage."""
+
+    commune: str
+    vintage: str
+    round: str
+    eas: int
+    commune_area_m2: float
+    gaps: list[dict[str, Any]]
+    gap_share: float
+    overlaps: list[dict[str, Any]]
+    outside_commune: list[dict[str, Any]]
+    outside_workload_band: list[dict[str, Any]]
+    complete: bool
+
+
+class GeneratedDrafts(Document):
+    """`POST /communes/{code}/ea-generate`: what a generation did."""
+
+    commune: str
+    vintage: str
+    round: str
+    created: int
+    replaced: int
+
+
+class Me(Document):
+    """`/users/me`: the token's user."""
+
+    name: str
+    role: str
+    scope: list[str]
+
+
+class Health(Document):
+    """`/health`: whether the database answers."""
+
+    status: str
+    database: str
+    postgis: str | None = None
+    schema_version: int | None = None
+    detail: str | None = None
+    request_id: str | None = None

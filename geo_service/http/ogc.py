@@ -1,0 +1,60 @@
+"""The OGC API vocabulary the routes share: media types, link relations, conformance
+classes, the GeoJSON response, and the links that page through items."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+from geo_service.features.sql import MATCHED_CAP
+
+GEOJSON = "application/geo+json"
+GPKG = "application/geopackage+sqlite3"
+MVT = "application/vnd.mapbox-vector-tile"
+TILING_SCHEME = "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme"
+TILESETS_VECTOR = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+    "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/core",
+    *(f"http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/{c}" for c in
+      ("core", "tileset", "tilesets-list", "geodata-tilesets", "mvt")),
+]
+
+
+class GeoJSONResponse(JSONResponse):
+    """JSON with the GeoJSON media type."""
+
+    media_type = GEOJSON
+
+    def render(self, content: Any) -> bytes:
+        """Serialise with orjson."""
+        return orjson.dumps(content)
+
+
+def _page_link(request: Request, rel: str, offset: int) -> dict[str, str]:
+    url = request.url.include_query_params(offset=offset)
+    return {"rel": rel, "href": str(url), "type": GEOJSON}
+
+
+def page_tail(request: Request, offset: int, limit: int, matched: int,
+              collection_url: str | None) -> dict[str, Any]:
+    """What follows a page's features: time stamp, links (self, collection, prev, next)
+    and the number matched."""
+    links = [{"rel": "self", "href": str(request.url), "type": GEOJSON}]
+    if collection_url:
+        links.append({"rel": "collection", "href": collection_url, "type": "application/json"})
+    if offset > 0:
+        links.append(_page_link(request, "prev", max(0, offset - limit)))
+    if offset + limit < matched:
+        links.append(_page_link(request, "next", offset + limit))
+    tail: dict[str, Any] = {"timeStamp": datetime.now(UTC).isoformat(timespec="seconds"),
+                            "links": links}
+    if matched <= MATCHED_CAP:
+        tail["numberMatched"] = matched
+    return tail

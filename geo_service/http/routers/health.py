@@ -1,0 +1,36 @@
+"""`/health`: 200 when the database answers, 503 when it does not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from geo_service.db import database_status
+from geo_service.http.deps import Pool
+from geo_service.http.documents import Health
+from geo_service.http.observability import request_id
+
+router = APIRouter(tags=["service"])
+
+_CHECK_TIMEOUT_S = 3.0
+
+
+@router.get("/health", summary="Service and database health", response_model=Health,
+            responses={503: {"model": Health, "description": "The database does not answer"}})
+async def health(request: Request, pool: Pool) -> JSONResponse:
+    """Report whether the database answers, with PostGIS and schema versions."""
+    try:
+        postgis, schema = await database_status(pool, _CHECK_TIMEOUT_S)
+    except Exception as exc:  # any failure here means "not healthy"
+        detail = (f"the database did not answer within {_CHECK_TIMEOUT_S:g} s"
+                  if isinstance(exc, TimeoutError) else
+                  f"the database cannot be used: {type(exc).__name__}")
+        failed = {"status": "unavailable", "database": "unavailable", "detail": detail,
+                "request_id": request_id(request.scope)}
+        return JSONResponse(failed, status_code=503, headers={"Retry-After": "5",
+                                                            "Cache-Control": "no-store"})
+    body: dict[str, Any] = {"status": "ok", "database": "ok", "postgis": postgis,
+                            "schema_version": schema}
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})

@@ -1,0 +1,84 @@
+"""What the app's requests share: settings, the connection pool, tiles, the collection
+catalogue, the EA operations. Built by `create_app`; the database parts open in its lifespan."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry
+from psycopg_pool import AsyncConnectionPool
+
+from geo_service.db import close_pool, open_pool
+from geo_service.ea.service import EaService
+from geo_service.features.catalogue import CollectionCatalogue
+from geo_service.settings import ServiceSettings
+from geo_service.tiles.service import TileService
+from geo_service.users import FailedAttempts
+
+
+class NotStarted(RuntimeError):
+    """A part that opens with the app's lifespan was used before it started."""
+
+
+class Services:
+    """The shared parts of one app."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.settings = settings
+        self.failed_auth = FailedAttempts()
+        self.ea = EaService.from_settings(settings)
+        self.metrics_registry: CollectorRegistry | None = None  # set by observability
+        self._pool: AsyncConnectionPool | None = None
+        self._tiles: TileService | None = None
+        self._catalogue: CollectionCatalogue | None = None
+
+    async def start(self, url: str) -> None:
+        """Open the pool (the database may still be down), the tile caches and listener."""
+        self._pool = await open_pool(url, self.settings)
+        try:
+            self._tiles = TileService(self.settings)
+            await self._tiles.start(self._pool, url)
+        except BaseException:
+            await close_pool(self._pool)  # (an open pool keeps the process from exiting)
+            raise
+        tiles = self._tiles
+        self._catalogue = CollectionCatalogue(lambda: tiles.freshness.log)
+
+    async def stop(self) -> None:
+        """Stop listening, close the caches and the pool."""
+        if self._tiles is not None:
+            await self._tiles.stop()
+        if self._pool is not None:
+            await close_pool(self._pool)
+
+    @property
+    def started(self) -> bool:
+        """Whether the lifespan has opened the pool and the tiles."""
+        return self._pool is not None and self._tiles is not None
+
+    @property
+    def pool(self) -> AsyncConnectionPool:
+        """The database connection pool."""
+        if self._pool is None:
+            raise NotStarted("the connection pool opens with the app's lifespan")
+        return self._pool
+
+    @property
+    def tiles(self) -> TileService:
+        """Tile rendering, caches and freshness."""
+        if self._tiles is None:
+            raise NotStarted("the tile service starts with the app's lifespan")
+        return self._tiles
+
+    @property
+    def catalogue(self) -> CollectionCatalogue:
+        """The collections, kept fresh by the tile change log."""
+        if self._catalogue is None:
+            raise NotStarted("the collection catalogue starts with the app's lifespan")
+        return self._catalogue
+
+    def pool_if_started(self) -> AsyncConnectionPool | None:
+        """The pool, or None before the lifespan opened it (metrics read it either way)."""
+        return self._pool
+
+    def tiles_if_started(self) -> TileService | None:
+        """The tile service, or None before the lifespan started it."""
+        return self._tiles

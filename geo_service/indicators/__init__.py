@@ -1,1 +1,0 @@
-"""Statistical indicators: catalogue, values, loading, zonal statistics, carry-over."""
