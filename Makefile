@@ -13,12 +13,17 @@ serve: setup
 test:
 	scripts/test.sh
 
+SOURCES = geo_core boundaries indicators tilecache geo_service tests scripts bench
+
 lint: setup
-	.venv/bin/ruff check geo_service boundaries tilecache tests scripts bench
+	.venv/bin/ruff check $(SOURCES)
+	.venv/bin/ruff format --check $(SOURCES)
+	.venv/bin/lint-imports
 	.venv/bin/mypy
 
 format: setup
-	.venv/bin/ruff format geo_service boundaries tilecache tests scripts bench
+	.venv/bin/ruff format $(SOURCES)
+	.venv/bin/ruff check --fix $(SOURCES)
 
 bench:
 	scripts/bench.sh

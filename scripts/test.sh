@@ -4,8 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+SOURCES=(geo_core boundaries indicators tilecache geo_service tests scripts bench)
 echo "== ruff"
-.venv/bin/ruff check geo_service boundaries tilecache tests scripts bench
+.venv/bin/ruff check "${SOURCES[@]}"
+.venv/bin/ruff format --check "${SOURCES[@]}"
+echo "== import layers"
+.venv/bin/lint-imports
 echo "== mypy"
 .venv/bin/mypy
 echo "== pytest"

@@ -58,6 +58,9 @@ def test_embedded_database_lifecycle(tmp_path: Path) -> None:
     # its port taken by another program meanwhile: it moves, and says so
     port = int(url.rsplit(":", 1)[1].split("/")[0])
     with socket.socket() as squatter:
+        # as a real server binds: the stopped cluster's connections may linger in TIME_WAIT
+        # on this port, which a plain bind refuses (EADDRINUSE, about one run in three)
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         squatter.bind(("127.0.0.1", port))
         squatter.listen()
         moved = _cli(home, "db", "start")
