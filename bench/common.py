@@ -143,6 +143,7 @@ class WrkRun:
 
 # ---------------------------------------------------------------------------- environment
 
+
 def ensure_binary(name: str, package: str, log: Log, fallback: str | None = None) -> str:
     """The path of a program, installed from Debian's `package` when missing."""
     found = shutil.which(name) or (fallback if fallback and Path(fallback).exists() else None)
@@ -153,8 +154,9 @@ def ensure_binary(name: str, package: str, log: Log, fallback: str | None = None
     result = subprocess.run(["apt-get", "install", "-y", package], capture_output=True, env=env)
     if result.returncode != 0:  # an old or missing package list: update once and retry
         subprocess.run(["apt-get", "update"], check=True, capture_output=True)
-        subprocess.run(["apt-get", "install", "-y", package], check=True, capture_output=True,
-                       env=env)
+        subprocess.run(
+            ["apt-get", "install", "-y", package], check=True, capture_output=True, env=env
+        )
     found = shutil.which(name) or (fallback if fallback and Path(fallback).exists() else None)
     if not found:
         raise SystemExit(f"could not install {name} (Debian package {package})")
@@ -180,7 +182,9 @@ def version(python: Path | str, module: str) -> str:
     """The installed version of a distribution in the environment of `python`."""
     result = subprocess.run(
         [str(python), "-c", f"import importlib.metadata as m; print(m.version({module!r}))"],
-        capture_output=True, text=True)
+        capture_output=True,
+        text=True,
+    )
     return result.stdout.strip()
 
 
@@ -198,12 +202,23 @@ def ensure_tipg(log: Log) -> Path:
     shutil.rmtree(venv, ignore_errors=True)
     venv.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(["python3", "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "-q", f"tipg=={TIPG_VERSION}",
-                    f"uvicorn[standard]=={uvicorn}"], check=True)
+    subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            f"tipg=={TIPG_VERSION}",
+            f"uvicorn[standard]=={uvicorn}",
+        ],
+        check=True,
+    )
     return python
 
 
 # ------------------------------------------------------------------------------- database
+
 
 def git(*args: str) -> str:
     """Output of a git command in the repository, or '' when it fails."""
@@ -212,8 +227,14 @@ def git(*args: str) -> str:
 
 
 # What decides the contents of the loaded demo database (hashed into the cache key).
-DEMO_INPUTS = ("data/vn", "boundaries", "geo_service/migrations", "geo_service/indicators",
-               "geo_service/demo.py", "geo_service/migrate.py")
+DEMO_INPUTS = (
+    "data/vn",
+    "boundaries",
+    "geo_service/migrations",
+    "geo_service/indicators",
+    "geo_service/demo.py",
+    "geo_service/migrate.py",
+)
 
 
 def demo_cache_key(extra: str = "", inputs: tuple[str, ...] = ()) -> str:
@@ -221,8 +242,11 @@ def demo_cache_key(extra: str = "", inputs: tuple[str, ...] = ()) -> str:
     digest = hashlib.sha256(extra.encode())
     for name in (*DEMO_INPUTS, *inputs):
         root = REPO / name
-        files = [root] if root.is_file() else sorted(
-            p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+        files = (
+            [root]
+            if root.is_file()
+            else sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+        )
         for path in files:
             digest.update(str(path.relative_to(REPO)).encode() + b"\0")
             digest.update(hashlib.sha256(path.read_bytes()).digest())
@@ -253,8 +277,9 @@ class Extra:
     run: Callable[[str, Log], None]  # (database URL, log)
 
 
-def prepare_database(cluster: LocalCluster, use_cache: bool, log: Log,
-                     extra: Extra | None = None) -> tuple[str, str]:
+def prepare_database(
+    cluster: LocalCluster, use_cache: bool, log: Log, extra: Extra | None = None
+) -> tuple[str, str]:
     """Create the demo database (loaded, or restored from the cache) with bench.communes.
 
     Returns its URL and a sentence on how it was made.
@@ -263,16 +288,28 @@ def prepare_database(cluster: LocalCluster, use_cache: bool, log: Log,
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
     url = cluster.url(database=DATABASE)
     bindir = find_bindir()
-    key = demo_cache_key(extra.key if extra else "", extra.inputs if extra else ()
-                         ) if use_cache else None
+    key = (
+        demo_cache_key(extra.key if extra else "", extra.inputs if extra else ())
+        if use_cache
+        else None
+    )
     prefix = f"demo-{extra.name}-" if extra else "demo-"
     dump = CACHE / f"{prefix}{key}.dump" if key else None
     started = time.perf_counter()
     if dump and dump.exists():
         log(f"restoring the demo database from {dump}")
-        subprocess.run([str(bindir / "pg_restore"), "--no-owner", "--exit-on-error",
-                        "-d", conninfo(cluster, DATABASE), str(dump)],
-                       check=True, env=pg_env(cluster))
+        subprocess.run(
+            [
+                str(bindir / "pg_restore"),
+                "--no-owner",
+                "--exit-on-error",
+                "-d",
+                conninfo(cluster, DATABASE),
+                str(dump),
+            ],
+            check=True,
+            env=pg_env(cluster),
+        )
         how = f"demo restored from a cached dump of `load_demo` (key {key})"
     else:
         log("loading the demo (migrate + load_demo; takes about a minute)")
@@ -286,8 +323,11 @@ def prepare_database(cluster: LocalCluster, use_cache: bool, log: Log,
         if dump:
             dump.parent.mkdir(parents=True, exist_ok=True)
             partial = dump.with_suffix(".partial")
-            subprocess.run([str(bindir / "pg_dump"), "-Fc", "-f", str(partial),
-                            conninfo(cluster, DATABASE)], check=True, env=pg_env(cluster))
+            subprocess.run(
+                [str(bindir / "pg_dump"), "-Fc", "-f", str(partial), conninfo(cluster, DATABASE)],
+                check=True,
+                env=pg_env(cluster),
+            )
             partial.replace(dump)
             # keep one dump per kind (prefix + key alone); older ones are of older code or data
             for stale in CACHE.glob(f"{prefix}*.dump"):
@@ -297,9 +337,11 @@ def prepare_database(cluster: LocalCluster, use_cache: bool, log: Log,
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(TIPG_TABLE_SQL)
         conn.execute("VACUUM ANALYZE")
-        row = conn.execute("SELECT count(*), Find_SRID('bench', 'communes', 'geom'),"
-                           " (SELECT count(*) FROM admin_unit WHERE vintage = '2025'"
-                           "  AND level = 'commune') FROM bench.communes").fetchone()
+        row = conn.execute(
+            "SELECT count(*), Find_SRID('bench', 'communes', 'geom'),"
+            " (SELECT count(*) FROM admin_unit WHERE vintage = '2025'"
+            "  AND level = 'commune') FROM bench.communes"
+        ).fetchone()
     if not row or row[0] != COMMUNES or row[1] != 4326 or row[2] != COMMUNES:
         raise SystemExit(f"unexpected demo database: {row}")
     log(f"database ready in {time.perf_counter() - started:.0f} s")
@@ -323,10 +365,14 @@ def throwaway_cluster(prefix: str, log: Log) -> Iterator[tuple[LocalCluster, Pat
 
 # -------------------------------------------------------------------------------- servers
 
+
 def clean_env() -> dict[str, str]:
     """This environment without anything that would point a server at another database."""
-    return {k: v for k, v in os.environ.items()
-            if not k.startswith(("PG", "TIPG_", "GEO_SERVICE_", "DATABASE_URL"))}
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PG", "TIPG_", "GEO_SERVICE_", "DATABASE_URL"))
+    }
 
 
 def ours_command() -> list[str]:
@@ -341,8 +387,21 @@ def tipg_command(tipg_python: Path) -> list[str]:
 
 def uvicorn_args(port: int) -> list[str]:
     """One worker (no 40 ms Nagle stall), uvloop + httptools, no access log."""
-    return ["--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--loop", "uvloop",
-            "--http", "httptools", "--no-access-log", "--log-level", "warning"]
+    return [
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
 
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes], log_file: Path) -> None:
@@ -360,9 +419,15 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log_file: Path) -> N
     raise SystemExit(f"{url} did not answer within 60 s")
 
 
-def start_server(name: str, command: list[str], env: dict[str, str], ready_path: str,
-                 items_path: str, workdir: Path,
-                 args: Callable[[int], list[str]] = uvicorn_args) -> Server:
+def start_server(
+    name: str,
+    command: list[str],
+    env: dict[str, str],
+    ready_path: str,
+    items_path: str,
+    workdir: Path,
+    args: Callable[[int], list[str]] = uvicorn_args,
+) -> Server:
     """Start one server from its own empty folder and wait until it answers."""
     port = free_port()
     command = [*command, *args(port)]
@@ -370,8 +435,9 @@ def start_server(name: str, command: list[str], env: dict[str, str], ready_path:
     folder.mkdir()
     log_file = folder / "server.log"
     with log_file.open("wb") as out:
-        process = subprocess.Popen(command, env=env, cwd=folder, stdout=out,
-                                   stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command, env=env, cwd=folder, stdout=out, stderr=subprocess.STDOUT
+        )
     base = f"http://127.0.0.1:{port}"
     server = Server(name, base, items_path, process, log_file, command)
     try:
@@ -400,19 +466,31 @@ def start_nginx(binary: str, workdir: Path, root: Path, probe: str) -> Server:
     return run_nginx(binary, workdir / "nginx", conf, NGINX, port, probe)
 
 
-def start_nginx_front(binary: str, workdir: Path, env: dict[str, str], upstream: str
-                      ) -> Server:
+def start_nginx_front(binary: str, workdir: Path, env: dict[str, str], upstream: str) -> Server:
     """nginx (one worker) in front of ours at `upstream`, configured as `geo-service tiles
     nginx-conf --standalone` prints it for ours's environment (the directory cache)."""
     port = free_port()
-    command = [sys.executable, "-m", "geo_service", "tiles", "nginx-conf", "--standalone",
-               "--workers", "1", "--listen", f"127.0.0.1:{port}", "--upstream", upstream]
+    command = [
+        sys.executable,
+        "-m",
+        "geo_service",
+        "tiles",
+        "nginx-conf",
+        "--standalone",
+        "--workers",
+        "1",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--upstream",
+        upstream,
+    ]
     conf = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
     return run_nginx(binary, workdir / "nginx-front", conf, NGINX_FRONT, port, "/health")
 
 
-def run_nginx(binary: str, folder: Path, conf_text: str, name: str, port: int,
-              probe: str) -> Server:
+def run_nginx(
+    binary: str, folder: Path, conf_text: str, name: str, port: int, probe: str
+) -> Server:
     """nginx in the foreground with a configuration in `folder`, once `probe` answers 200."""
     folder.mkdir(parents=True)
     conf = folder / "nginx.conf"
@@ -424,8 +502,10 @@ def run_nginx(binary: str, folder: Path, conf_text: str, name: str, port: int,
     server = Server(name, f"http://127.0.0.1:{port}", "", process, log_file, command)
     for _ in range(100):
         if process.poll() is not None:
-            raise SystemExit(f"nginx exited: {log_file.read_text(errors='replace')}"
-                             f"{(folder / 'error.log').read_text(errors='replace')}")
+            raise SystemExit(
+                f"nginx exited: {log_file.read_text(errors='replace')}"
+                f"{(folder / 'error.log').read_text(errors='replace')}"
+            )
         try:
             if Client(server.base, timeout=2).get(probe)[0] == 200:
                 return server
@@ -456,8 +536,7 @@ class Client:
                 return response.status, {k.lower(): v for k, v in response.getheaders()}, body
             except (http.client.HTTPException, OSError):
                 self.conn.close()
-                self.conn = http.client.HTTPConnection(self.host, self.port,
-                                                       timeout=self.timeout)
+                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
                 if attempt:
                     raise
         raise AssertionError("unreachable")
@@ -469,26 +548,54 @@ class Client:
 
 # ------------------------------------------------------------------------------------ wrk
 
-def run_wrk(wrk: str, lua: Path, base: str, paths_file: Path, connections: int,
-            duration: float, what: str = "") -> WrkRun:
+
+def run_wrk(
+    wrk: str,
+    lua: Path,
+    base: str,
+    paths_file: Path,
+    connections: int,
+    duration: float,
+    what: str = "",
+) -> WrkRun:
     """One wrk measurement of the server at `base`, cycling through the paths in a file."""
     threads = min(2, connections)
-    command = [wrk, "-t", str(threads), "-c", str(connections), "-d", f"{duration:g}s",
-               "--timeout", "120s", "-s", str(lua), base, "--", str(paths_file), str(threads)]
+    command = [
+        wrk,
+        "-t",
+        str(threads),
+        "-c",
+        str(connections),
+        "-d",
+        f"{duration:g}s",
+        "--timeout",
+        "120s",
+        "-s",
+        str(lua),
+        base,
+        "--",
+        str(paths_file),
+        str(threads),
+    ]
     result = subprocess.run(command, capture_output=True, text=True)
     line = next((ln for ln in result.stdout.splitlines() if ln.startswith("WRKJSON ")), None)
     if result.returncode != 0 or line is None:
         raise SystemExit(f"wrk failed on {what or base}: {result.stdout}\n{result.stderr}")
     data: dict[str, Any] = json.loads(line.removeprefix("WRKJSON "))
     return WrkRun(
-        requests=int(data["requests"]), seconds=data["duration_us"] / 1e6,
+        requests=int(data["requests"]),
+        seconds=data["duration_us"] / 1e6,
         bytes=int(data["bytes"]),
         errors={k: int(data[k]) for k in ("connect", "read", "write", "status", "timeout")},
-        p50_ms=data["p50_us"] / 1e3, p90_ms=data["p90_us"] / 1e3,
-        p99_ms=data["p99_us"] / 1e3, max_ms=data["max_us"] / 1e3)
+        p50_ms=data["p50_us"] / 1e3,
+        p90_ms=data["p90_us"] / 1e3,
+        p99_ms=data["p99_us"] / 1e3,
+        max_ms=data["max_us"] / 1e3,
+    )
 
 
 # -------------------------------------------------------------------------------- machine
+
 
 def loadavg() -> list[str]:
     """The 1, 5 and 15-minute load averages."""
@@ -533,18 +640,24 @@ def now_utc() -> str:
 def describe(cluster: LocalCluster, tipg_python: Path, wrk: str) -> str:
     """When, which commit, on what machine, with which versions."""
     with psycopg.connect(cluster.url(database=DATABASE)) as conn:
-        row = conn.execute("SELECT current_setting('server_version'),"
-                           " postgis_lib_version()").fetchone()
+        row = conn.execute(
+            "SELECT current_setting('server_version'), postgis_lib_version()"
+        ).fetchone()
     pg, postgis = row if row else ("?", "?")
-    wrk_version = subprocess.run([wrk, "--version"], capture_output=True, text=True
-                                 ).stdout.split(" Copyright")[0].strip()
-    return (f"{now_utc()}, commit {git_commit()}, {os.cpu_count()} CPUs ({cpu_model()}); "
-            f"load generator, servers and PostgreSQL share them. PostgreSQL {pg}, PostGIS "
-            f"{postgis}, Python {platform.python_version()}, uvicorn "
-            f"{version(sys.executable, 'uvicorn')} (both), fastapi "
-            f"{version(sys.executable, 'fastapi')} (ours) / {version(tipg_python, 'fastapi')}"
-            f" (tipg), psycopg {version(sys.executable, 'psycopg')} (ours), asyncpg "
-            f"{version(tipg_python, 'asyncpg')} (tipg), {wrk_version}.")
+    wrk_version = (
+        subprocess.run([wrk, "--version"], capture_output=True, text=True)
+        .stdout.split(" Copyright")[0]
+        .strip()
+    )
+    return (
+        f"{now_utc()}, commit {git_commit()}, {os.cpu_count()} CPUs ({cpu_model()}); "
+        f"load generator, servers and PostgreSQL share them. PostgreSQL {pg}, PostGIS "
+        f"{postgis}, Python {platform.python_version()}, uvicorn "
+        f"{version(sys.executable, 'uvicorn')} (both), fastapi "
+        f"{version(sys.executable, 'fastapi')} (ours) / {version(tipg_python, 'fastapi')}"
+        f" (tipg), psycopg {version(sys.executable, 'psycopg')} (ours), asyncpg "
+        f"{version(tipg_python, 'asyncpg')} (tipg), {wrk_version}."
+    )
 
 
 def shown(command: list[str]) -> str:

@@ -55,23 +55,42 @@ def generation(short: bool) -> Extra:
     which = SHORT_PROVINCE if short else "all"
 
     def run(db_url: str, log: Callable[[str], None]) -> None:
-        command = [str(Path(sys.executable).parent / "geo-service"), "ea", "generate",
-                   "--round", "2029"]
+        command = [
+            str(Path(sys.executable).parent / "geo-service"),
+            "ea",
+            "generate",
+            "--round",
+            "2029",
+        ]
         with psycopg.connect(db_url) as conn:
-            for (code,) in conn.execute(
+            for (code,) in (
+                conn.execute(
                     "SELECT code FROM admin_unit WHERE vintage = '2025' AND level = 'commune'"
-                    " AND parent_code = %s ORDER BY code", (SHORT_PROVINCE,)) if short else []:
+                    " AND parent_code = %s ORDER BY code",
+                    (SHORT_PROVINCE,),
+                )
+                if short
+                else []
+            ):
                 command += ["--commune", code]
         log(f"geo-service ea generate ({which}) …")
         started = time.perf_counter()
-        subprocess.run(command, check=True, env={**clean_env(), "DATABASE_URL": db_url},
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            command,
+            check=True,
+            env={**clean_env(), "DATABASE_URL": db_url},
+            stdout=subprocess.DEVNULL,
+        )
         seconds = time.perf_counter() - started
         log(f"  {seconds:.1f} s")
         _timing_file(which).write_text(json.dumps({"seconds": seconds, "at": _now()}))
 
-    return Extra(f"ea-cli-{which}", f"ea-cli:{which}",
-                 ("geo_service/ea", "boundaries/ea_generate.py", "geo_service/settings.py"), run)
+    return Extra(
+        f"ea-cli-{which}",
+        f"ea-cli:{which}",
+        ("geo_service/ea", "boundaries/ea_generate.py", "geo_service/settings.py"),
+        run,
+    )
 
 
 def _timing_file(which: str) -> Path:
@@ -83,8 +102,13 @@ def _now() -> str:
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
 
 
-def _request(conn: http.client.HTTPConnection, method: str, path: str, headers: dict[str, str],
-             body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
+def _request(
+    conn: http.client.HTTPConnection,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    body: bytes | None = None,
+) -> tuple[int, dict[str, str], bytes]:
     conn.request(method, path, body=body, headers=headers)
     response = conn.getresponse()
     return response.status, dict(response.getheaders()), response.read()
@@ -101,8 +125,11 @@ def time_edits(base: str, token: str, ids: list[int]) -> tuple[list[float], int]
         status, headers, body = _request(conn, "GET", path, auth)
         assert status == 200, body[:300]
         feature = json.loads(body)
-        edit = {"type": "Feature", "geometry": feature["geometry"],
-                "properties": {"reason": "benchmark edit"}}
+        edit = {
+            "type": "Feature",
+            "geometry": feature["geometry"],
+            "properties": {"reason": "benchmark edit"},
+        }
         payload = json.dumps(edit).encode()
         put_headers = {**auth, "If-Match": headers["etag"], "Content-Type": "application/json"}
         started = time.perf_counter()
@@ -121,27 +148,46 @@ def _percentile(values: list[float], q: float) -> float:
 
 def _machine() -> str:
     load = Path("/proc/loadavg").read_text().split()[0]
-    return (f"{_now()}, commit {git_commit()}, {os.cpu_count()} CPUs ({cpu_model()}), load"
-            f" average {load} at the end (other work shares the machine).")
+    return (
+        f"{_now()}, commit {git_commit()}, {os.cpu_count()} CPUs ({cpu_model()}), load"
+        f" average {load} at the end (other work shares the machine)."
+    )
 
 
-def report(args: argparse.Namespace, machine: str, how: str, generated: str, eas: int,
-           communes: int, times: list[float], refused: int) -> str:
+def report(
+    args: argparse.Namespace,
+    machine: str,
+    how: str,
+    generated: str,
+    eas: int,
+    communes: int,
+    times: list[float],
+    refused: int,
+) -> str:
     """The results as Markdown."""
     p95 = _percentile(times, 95)
     verdict = "met" if p95 < TARGET_P95_MS else "NOT met"
-    return "\n".join([
-        f"# EA benchmark ({'short' if args.short else 'full'} mode)", "", machine, "",
-        f"Database: {how}.", "",
-        "| measure | value |", "|---|---|",
-        f"| communes generated | {communes:,} |",
-        f"| EAs stored | {eas:,} |",
-        f"| `geo-service ea generate` wall time | {generated} |",
-        f"| edits timed (sequential, one editor) | {len(times)} ({refused} refused) |",
-        f"| save (PUT) p50 | {statistics.median(times):.1f} ms |",
-        f"| save (PUT) p95 | {p95:.1f} ms (target < {TARGET_P95_MS:.0f} ms: {verdict}) |",
-        f"| save (PUT) p99 | {_percentile(times, 99):.1f} ms |",
-        f"| save (PUT) max | {max(times):.1f} ms |", ""])
+    return "\n".join(
+        [
+            f"# EA benchmark ({'short' if args.short else 'full'} mode)",
+            "",
+            machine,
+            "",
+            f"Database: {how}.",
+            "",
+            "| measure | value |",
+            "|---|---|",
+            f"| communes generated | {communes:,} |",
+            f"| EAs stored | {eas:,} |",
+            f"| `geo-service ea generate` wall time | {generated} |",
+            f"| edits timed (sequential, one editor) | {len(times)} ({refused} refused) |",
+            f"| save (PUT) p50 | {statistics.median(times):.1f} ms |",
+            f"| save (PUT) p95 | {p95:.1f} ms (target < {TARGET_P95_MS:.0f} ms: {verdict}) |",
+            f"| save (PUT) p99 | {_percentile(times, 99):.1f} ms |",
+            f"| save (PUT) max | {max(times):.1f} ms |",
+            "",
+        ]
+    )
 
 
 def run(args: argparse.Namespace) -> str:
@@ -153,30 +199,49 @@ def run(args: argparse.Namespace) -> str:
     cluster.start(extra_options="-c max_wal_size=4GB")
     which = SHORT_PROVINCE if args.short else "all"
     try:
-        db_url, how = prepare_database(cluster, use_cache=not args.no_cache, log=print,
-                                       extra=generation(args.short))
-        timing = json.loads(_timing_file(which).read_text()) if _timing_file(which).exists() \
-            else None
+        db_url, how = prepare_database(
+            cluster, use_cache=not args.no_cache, log=print, extra=generation(args.short)
+        )
+        timing = (
+            json.loads(_timing_file(which).read_text()) if _timing_file(which).exists() else None
+        )
         generated = f"{timing['seconds']:.1f} s (measured {timing['at']})" if timing else "?"
         with psycopg.connect(db_url, autocommit=True) as conn:
             token = add_user(conn, "bench", "admin", [])
             conn.execute("VACUUM ANALYZE enumeration_area")
             ids = [r[0] for r in conn.execute("SELECT id FROM enumeration_area ORDER BY id")]
-            communes = conn.execute("SELECT count(DISTINCT commune_code) FROM enumeration_area"
-                                    ).fetchone()
+            communes = conn.execute(
+                "SELECT count(DISTINCT commune_code) FROM enumeration_area"
+            ).fetchone()
         sample = random.Random(2029).sample(ids, min(args.edits, len(ids)))
         server = start_server(
-            "ours", ours_command(),
-            {**clean_env(), "DATABASE_URL": db_url, "GEO_SERVICE_HOME": str(work / "home"),
-             "GEO_SERVICE_ACCESS_LOG": "false"},
-            "/health", "/collections/enumeration-areas/items", work)
+            "ours",
+            ours_command(),
+            {
+                **clean_env(),
+                "DATABASE_URL": db_url,
+                "GEO_SERVICE_HOME": str(work / "home"),
+                "GEO_SERVICE_ACCESS_LOG": "false",
+            },
+            "/health",
+            "/collections/enumeration-areas/items",
+            work,
+        )
         try:
             time_edits(server.base, token, sample[:10])  # warm the pool and the caches
             times, refused = time_edits(server.base, token, sample[10:])
         finally:
             stop_server(server)
-        text = report(args, _machine(), how, generated, len(ids),
-                      int(communes[0]) if communes else 0, times, refused)
+        text = report(
+            args,
+            _machine(),
+            how,
+            generated,
+            len(ids),
+            int(communes[0]) if communes else 0,
+            times,
+            refused,
+        )
     finally:
         cluster.destroy()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -186,8 +251,9 @@ def run(args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--short", action="store_true", help="one province, fewer edits")
     parser.add_argument("--edits", type=int, default=None, help="edits to time")
     parser.add_argument("--no-cache", action="store_true", help="load the demo afresh")

@@ -97,10 +97,8 @@ class Scenario:
 
 
 SCENARIOS = (
-    Scenario("page100", "GeoJSON pages of 100", 100,
-             tuple(range(0, COMMUNES - 100 + 1, 100))),
-    Scenario("page1000", "GeoJSON pages of 1,000", 1000,
-             tuple(range(0, COMMUNES - 1000 + 1, 100))),
+    Scenario("page100", "GeoJSON pages of 100", 100, tuple(range(0, COMMUNES - 100 + 1, 100))),
+    Scenario("page1000", "GeoJSON pages of 1,000", 1000, tuple(range(0, COMMUNES - 1000 + 1, 100))),
     Scenario("full", "all 3,321 communes (limit=10000)", 10_000, ()),
 )
 
@@ -139,14 +137,26 @@ def running_servers(db_url: str, tipg_python: Path, workdir: Path) -> Iterator[l
     clean = clean_env()
     servers: list[Server] = []
     try:
-        servers.append(start_server(
-            OURS, ours_command(),
-            {**clean, "DATABASE_URL": db_url, "GEO_SERVICE_HOME": str(workdir / "home")},
-            "/health", "/collections/commune-2025/items", workdir))
-        servers.append(start_server(
-            TIPG, tipg_command(tipg_python),
-            {**clean, "DATABASE_URL": db_url, "TIPG_DB_SCHEMAS": '["bench"]'},
-            "/healthz", "/collections/bench.communes/items", workdir))
+        servers.append(
+            start_server(
+                OURS,
+                ours_command(),
+                {**clean, "DATABASE_URL": db_url, "GEO_SERVICE_HOME": str(workdir / "home")},
+                "/health",
+                "/collections/commune-2025/items",
+                workdir,
+            )
+        )
+        servers.append(
+            start_server(
+                TIPG,
+                tipg_command(tipg_python),
+                {**clean, "DATABASE_URL": db_url, "TIPG_DB_SCHEMAS": '["bench"]'},
+                "/healthz",
+                "/collections/bench.communes/items",
+                workdir,
+            )
+        )
         yield servers
     finally:
         for server in servers:
@@ -154,6 +164,7 @@ def running_servers(db_url: str, tipg_python: Path, workdir: Path) -> Iterator[l
 
 
 # ------------------------------------------------------------------------------ measures
+
 
 def _get(url: str, timeout: float = 120) -> bytes:
     with urllib.request.urlopen(url, timeout=timeout) as response:
@@ -184,8 +195,10 @@ def check_same_features(servers: list[Server]) -> Sanity:
                 problems.append(f"{paths[0]}: {len(ids[0])} features vs {len(ids[1])}")
             elif ids[0] != ids[1]:
                 problems.append(f"{paths[0]}: same count, different ids or order")
-            expected = min(scenario.limit, COMMUNES - (scenario.offsets[len(counts) - 1]
-                                                       if scenario.offsets else 0))
+            expected = min(
+                scenario.limit,
+                COMMUNES - (scenario.offsets[len(counts) - 1] if scenario.offsets else 0),
+            )
             if len(ids[0]) != expected:
                 problems.append(f"{paths[0]}: {len(ids[0])} features, expected {expected}")
         features[scenario.key] = statistics.mean(counts)
@@ -239,27 +252,42 @@ def measure_memory(server: Server, started_kib: int) -> Memory:
     hwm = _status_kib(pid, "VmHWM")
     time.sleep(0.5)
     after = _status_kib(pid, "VmRSS")
-    return Memory(started_kib / 1024, idle / 1024, max(peak, hwm) / 1024, after / 1024,
-                  seconds, size / 1e6)
+    return Memory(
+        started_kib / 1024, idle / 1024, max(peak, hwm) / 1024, after / 1024, seconds, size / 1e6
+    )
 
 
 # -------------------------------------------------------------------------------- report
+
 
 def _median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def throughput_table(runs: dict[tuple[str, str], list[WrkRun]], sanity: Sanity,
-                     names: list[str], connections: int) -> str:
+def throughput_table(
+    runs: dict[tuple[str, str], list[WrkRun]], sanity: Sanity, names: list[str], connections: int
+) -> str:
     """Medians per scenario and server, with the ratio ours / tipg.
 
     † marks a rate where some run completed fewer requests than there are connections:
     requests still waiting at the end are neither counted nor errors, so a stall hides.
     """
-    header = ["Requests", "server", "req/s", "features/s", "p50 ms", "p99 ms", "MB/s",
-              "KB/response", "errors", "ours / tipg (req/s)"]
-    lines = ["| " + " | ".join(header) + " |",
-             "|" + "|".join(["---", "---"] + ["---:"] * (len(header) - 2)) + "|"]
+    header = [
+        "Requests",
+        "server",
+        "req/s",
+        "features/s",
+        "p50 ms",
+        "p99 ms",
+        "MB/s",
+        "KB/response",
+        "errors",
+        "ours / tipg (req/s)",
+    ]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---", "---"] + ["---:"] * (len(header) - 2)) + "|",
+    ]
     for scenario in SCENARIOS:
         rps = {n: _median([r.rps for r in runs[(scenario.key, n)]]) for n in names}
         for name in names:
@@ -268,60 +296,124 @@ def throughput_table(runs: dict[tuple[str, str], list[WrkRun]], sanity: Sanity,
             ratio = f"**{rps[OURS] / rps[TIPG]:.2f}**" if name == OURS and rps[TIPG] else ""
             few = any(r.requests < connections for r in measured)
             shown = (f"{rate:.2f}" if rate < 10 else f"{rate:.1f}") + (" †" if few else "")
-            cells = [scenario.label if name == names[0] else "", name, shown,
-                     f"{rate * sanity.features[scenario.key]:,.0f}",
-                     f"{_median([r.p50_ms for r in measured]):,.0f}",
-                     f"{_median([r.p99_ms for r in measured]):,.0f}",
-                     f"{_median([r.mb_per_s for r in measured]):.1f}",
-                     f"{sanity.kilobytes[(scenario.key, name)]:,.0f}",
-                     str(sum(r.error_count for r in measured)), ratio]
+            cells = [
+                scenario.label if name == names[0] else "",
+                name,
+                shown,
+                f"{rate * sanity.features[scenario.key]:,.0f}",
+                f"{_median([r.p50_ms for r in measured]):,.0f}",
+                f"{_median([r.p99_ms for r in measured]):,.0f}",
+                f"{_median([r.mb_per_s for r in measured]):.1f}",
+                f"{sanity.kilobytes[(scenario.key, name)]:,.0f}",
+                str(sum(r.error_count for r in measured)),
+                ratio,
+            ]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def memory_table(memory: dict[str, Memory]) -> str:
     """Idle, peak and growth of RSS per server."""
-    header = ["server", "RSS after start MiB", "idle RSS MiB", "peak RSS MiB",
-              "growth MiB", f"target < {MEMORY_TARGET_MIB} MiB", "s per download (median)",
-              "MB per download", "RSS after MiB"]
-    lines = ["| " + " | ".join(header) + " |",
-             "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    header = [
+        "server",
+        "RSS after start MiB",
+        "idle RSS MiB",
+        "peak RSS MiB",
+        "growth MiB",
+        f"target < {MEMORY_TARGET_MIB} MiB",
+        "s per download (median)",
+        "MB per download",
+        "RSS after MiB",
+    ]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
+    ]
     for name, m in memory.items():
-        target = ("yes" if m.growth_mib < MEMORY_TARGET_MIB else "**no**") if name == OURS \
+        target = (
+            ("yes" if m.growth_mib < MEMORY_TARGET_MIB else "**no**")
+            if name == OURS
             else "(reference)"
-        cells = [name, f"{m.started_mib:.0f}", f"{m.idle_mib:.0f}", f"{m.peak_mib:.0f}",
-                 f"**{m.growth_mib:.0f}**" if name == OURS else f"{m.growth_mib:.0f}", target,
-                 f"{_median(m.seconds):.2f}", f"{m.megabytes:.1f}", f"{m.after_mib:.0f}"]
+        )
+        cells = [
+            name,
+            f"{m.started_mib:.0f}",
+            f"{m.idle_mib:.0f}",
+            f"{m.peak_mib:.0f}",
+            f"**{m.growth_mib:.0f}**" if name == OURS else f"{m.growth_mib:.0f}",
+            target,
+            f"{_median(m.seconds):.2f}",
+            f"{m.megabytes:.1f}",
+            f"{m.after_mib:.0f}",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def detail_table(runs: dict[tuple[str, str], list[WrkRun]]) -> str:
     """Every wrk run."""
-    header = ["Requests", "server", "run", "requests", "s", "req/s", "p50 ms", "p90 ms",
-              "p99 ms", "max ms", "MB/s", "errors (connect/read/write/status/timeout)"]
+    header = [
+        "Requests",
+        "server",
+        "run",
+        "requests",
+        "s",
+        "req/s",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "max ms",
+        "MB/s",
+        "errors (connect/read/write/status/timeout)",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
     for (key, name), measured in runs.items():
         for i, r in enumerate(measured, 1):
-            errors = "/".join(str(r.errors[k]) for k in
-                              ("connect", "read", "write", "status", "timeout"))
-            lines.append("| " + " | ".join([
-                key, name, str(i), str(r.requests), f"{r.seconds:.1f}", f"{r.rps:.2f}",
-                f"{r.p50_ms:.0f}", f"{r.p90_ms:.0f}", f"{r.p99_ms:.0f}", f"{r.max_ms:.0f}",
-                f"{r.mb_per_s:.1f}", errors]) + " |")
+            errors = "/".join(
+                str(r.errors[k]) for k in ("connect", "read", "write", "status", "timeout")
+            )
+            lines.append(
+                "| "
+                + " | ".join(
+                    [
+                        key,
+                        name,
+                        str(i),
+                        str(r.requests),
+                        f"{r.seconds:.1f}",
+                        f"{r.rps:.2f}",
+                        f"{r.p50_ms:.0f}",
+                        f"{r.p90_ms:.0f}",
+                        f"{r.p99_ms:.0f}",
+                        f"{r.max_ms:.0f}",
+                        f"{r.mb_per_s:.1f}",
+                        errors,
+                    ]
+                )
+                + " |"
+            )
     return "\n".join(lines)
 
 
-
-def report(args: argparse.Namespace, header: str, how: str, servers: list[Server],
-           sanity: Sanity, memory: dict[str, Memory],
-           runs: dict[tuple[str, str], list[WrkRun]], seconds: float) -> str:
+def report(
+    args: argparse.Namespace,
+    header: str,
+    how: str,
+    servers: list[Server],
+    sanity: Sanity,
+    memory: dict[str, Memory],
+    runs: dict[tuple[str, str], list[WrkRun]],
+    seconds: float,
+) -> str:
     """The whole Markdown report."""
     names = [s.name for s in servers]
     errors = sum(r.error_count for measured in runs.values() for r in measured)
-    same = (f"yes: all {sanity.urls} URLs return the same number of features with the same "
-            f"ids in the same order" if sanity.same
-            else "**no**: " + "; ".join(sanity.problems[:10]))
+    same = (
+        f"yes: all {sanity.urls} URLs return the same number of features with the same "
+        f"ids in the same order"
+        if sanity.same
+        else "**no**: " + "; ".join(sanity.problems[:10])
+    )
     mode = "short mode, " if args.short else ""
     commands = "\n".join(f"- {s.name}: `{shown(s.command)}`" for s in servers)
     return f"""# OGC API Features: ours vs tipg {TIPG_VERSION}
@@ -370,6 +462,7 @@ throughput runs; idle = after start-up and one `limit=1` request; growth = peak 
 
 # ---------------------------------------------------------------------------------- main
 
+
 def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> str:
     """Set everything up, measure, tear it down; return the Markdown report."""
     started = time.perf_counter()
@@ -391,8 +484,10 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> str:
             for s in servers:
                 memory[s.name] = measure_memory(s, startup[s.name])
                 m = memory[s.name]
-                log(f"memory {s.name}: idle {m.idle_mib:.0f} MiB, peak {m.peak_mib:.0f} MiB, "
-                    f"growth {m.growth_mib:.0f} MiB, {_median(m.seconds):.2f} s per download")
+                log(
+                    f"memory {s.name}: idle {m.idle_mib:.0f} MiB, peak {m.peak_mib:.0f} MiB, "
+                    f"growth {m.growth_mib:.0f} MiB, {_median(m.seconds):.2f} s per download"
+                )
             sanity = check_same_features(servers)
             log(f"sanity: {sanity.urls} URLs, same features: {sanity.same}")
             for problem in sanity.problems:
@@ -404,41 +499,57 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> str:
                     path.write_text("\n".join(scenario.paths(s.items_path)) + "\n")
                     files[(scenario.key, s.name)] = path
             runs: dict[tuple[str, str], list[WrkRun]] = {
-                (sc.key, s.name): [] for sc in SCENARIOS for s in servers}
+                (sc.key, s.name): [] for sc in SCENARIOS for s in servers
+            }
             for i in range(args.repeat):
                 for scenario in SCENARIOS:
                     order = servers if i % 2 == 0 else servers[::-1]
                     for s in order:
-                        result = run_wrk(wrk, lua, s.base, files[(scenario.key, s.name)],
-                                         args.connections, args.duration,
-                                         f"{s.name} {scenario.key}")
+                        result = run_wrk(
+                            wrk,
+                            lua,
+                            s.base,
+                            files[(scenario.key, s.name)],
+                            args.connections,
+                            args.duration,
+                            f"{s.name} {scenario.key}",
+                        )
                         runs[(scenario.key, s.name)].append(result)
-                        log(f"run {i + 1}/{args.repeat} {scenario.key} {s.name}: "
+                        log(
+                            f"run {i + 1}/{args.repeat} {scenario.key} {s.name}: "
                             f"{result.rps:.2f} req/s, p50 {result.p50_ms:.0f} ms, "
-                            f"p99 {result.p99_ms:.0f} ms, errors {result.errors}")
+                            f"p99 {result.p99_ms:.0f} ms, errors {result.errors}"
+                        )
             for s in servers:
                 if s.process.poll() is not None:
                     raise SystemExit(f"{s.name} died: {s.log.read_text()[-2000:]}")
-            runs = {(sc.key, s.name): runs[(sc.key, s.name)] for sc in SCENARIOS
-                    for s in servers}
+            runs = {(sc.key, s.name): runs[(sc.key, s.name)] for sc in SCENARIOS for s in servers}
             header += f" Load average (1 min) {load} before the run, {loadavg()[0]} at its end."
-            return report(args, header, how, servers, sanity, memory, runs,
-                          time.perf_counter() - started)
+            return report(
+                args, header, how, servers, sanity, memory, runs, time.perf_counter() - started
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the options, run, print the report and write it to the results file."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--short", action="store_true",
-                        help=f"about a minute: {SHORT_DURATION} s per measurement, 1 repeat")
-    parser.add_argument("--duration", type=int, default=None,
-                        help="seconds per wrk measurement (default 30)")
-    parser.add_argument("--repeat", type=int, default=None,
-                        help="measurements per server and URL list (default 3)")
-    parser.add_argument("--connections", type=int, default=8,
-                        help="wrk connections (default 8)")
-    parser.add_argument("--no-cache", action="store_true",
-                        help="load the demo afresh instead of restoring the cached dump")
+    parser.add_argument(
+        "--short",
+        action="store_true",
+        help=f"about a minute: {SHORT_DURATION} s per measurement, 1 repeat",
+    )
+    parser.add_argument(
+        "--duration", type=int, default=None, help="seconds per wrk measurement (default 30)"
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=None, help="measurements per server and URL list (default 3)"
+    )
+    parser.add_argument("--connections", type=int, default=8, help="wrk connections (default 8)")
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="load the demo afresh instead of restoring the cached dump",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS, help="Markdown file to write")
     args = parser.parse_args(argv)
     args.duration = args.duration or (SHORT_DURATION if args.short else 30)

@@ -97,11 +97,20 @@ class StageClock:
         for each band's generalisation and COPYing it into admin_unit_generalised; finish: the
         rest (COMMIT, ANALYZE of the tables). waiting: the part of "bands" spent waiting.
         """
-        bounds = [started, self._last("read"), self._last("check"),
-                  self._first("generalise"), self._last("write bands"), ended]
+        bounds = [
+            started,
+            self._last("read"),
+            self._last("check"),
+            self._first("generalise"),
+            self._last("write bands"),
+            ended,
+        ]
         phases = {stage: bounds[i + 1] - bounds[i] for i, stage in enumerate(STAGES[:-1])}
-        waits = zip([t for s, _, _, t in self.events if s == "generalise"],
-                    [t for s, _, _, t in self.events if s == "write bands"], strict=True)
+        waits = zip(
+            [t for s, _, _, t in self.events if s == "generalise"],
+            [t for s, _, _, t in self.events if s == "write bands"],
+            strict=True,
+        )
         phases["waiting"] = sum(ready - asked for asked, ready in waits)
         return phases
 
@@ -125,8 +134,9 @@ def _create_database(cluster: LocalCluster, name: str, template: str | None = No
 
 def _drop_database(cluster: LocalCluster, name: str) -> None:
     with psycopg.connect(cluster.url(database="postgres"), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
 
 
 def _prepare_template(cluster: LocalCluster) -> None:
@@ -154,8 +164,13 @@ def _write_geojson(paths: list[Path], options: LoadOptions, target: Path) -> int
     return len(out)
 
 
-def time_ours(cluster: LocalCluster, name: str, paths: list[Path],
-              options: LoadOptions, expected: int = EXPECTED_COMMUNES) -> Run:
+def time_ours(
+    cluster: LocalCluster,
+    name: str,
+    paths: list[Path],
+    options: LoadOptions,
+    expected: int = EXPECTED_COMMUNES,
+) -> Run:
     """Load the communes into a fresh copy of the template; time only the load."""
     url = _create_database(cluster, name, TEMPLATE)
     try:
@@ -165,15 +180,15 @@ def time_ours(cluster: LocalCluster, name: str, paths: list[Path],
             summary: LoadSummary = load_boundaries(conn, paths, options, progress=clock)
             ended = time.perf_counter()
         if summary.loaded != expected:
-            raise SystemExit(f"our loader loaded {summary.loaded} communes, "
-                             f"expected {expected}")
+            raise SystemExit(f"our loader loaded {summary.loaded} communes, expected {expected}")
         return Run(ended - started, clock.split(started, ended))
     finally:
         _drop_database(cluster, name)
 
 
-def time_ogr2ogr(cluster: LocalCluster, database: str, geojson: Path,
-                 expected: int = EXPECTED_COMMUNES) -> Run:
+def time_ogr2ogr(
+    cluster: LocalCluster, database: str, geojson: Path, expected: int = EXPECTED_COMMUNES
+) -> Run:
     """Load the GeoJSON with ogr2ogr into `database` (table dropped first); time the command."""
     state = cluster.load_state()
     assert state is not None
@@ -183,19 +198,30 @@ def time_ogr2ogr(cluster: LocalCluster, database: str, geojson: Path,
     # The password goes through the environment, not the command line.
     env = {**os.environ, "PGPASSWORD": state.password}
     pg = f"PG:host=127.0.0.1 port={state.port} user=postgres dbname={database}"
-    cmd = ["ogr2ogr", "-f", "PostgreSQL", pg, str(geojson), "-nln", OGR_TABLE,
-           "-lco", "GEOMETRY_NAME=geom", "-nlt", "PROMOTE_TO_MULTI"]
+    cmd = [
+        "ogr2ogr",
+        "-f",
+        "PostgreSQL",
+        pg,
+        str(geojson),
+        "-nln",
+        OGR_TABLE,
+        "-lco",
+        "GEOMETRY_NAME=geom",
+        "-nlt",
+        "PROMOTE_TO_MULTI",
+    ]
     started = time.perf_counter()
     result = subprocess.run(cmd, env=env, capture_output=True, text=True)
     ended = time.perf_counter()
     if result.returncode != 0:
         raise SystemExit(f"ogr2ogr failed: {result.stderr.strip()}")
     with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
-            sql.Identifier(OGR_TABLE))).fetchone()
+        row = conn.execute(
+            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(OGR_TABLE))
+        ).fetchone()
     if not row or row[0] != expected:
-        raise SystemExit(f"ogr2ogr loaded {row[0] if row else 0} communes, "
-                         f"expected {expected}")
+        raise SystemExit(f"ogr2ogr loaded {row[0] if row else 0} communes, expected {expected}")
     return Run(ended - started)
 
 
@@ -207,15 +233,23 @@ def markdown_table(results: dict[str, list[Run]], peer: str) -> str:
     """Medians: total, ratio to the peer, then the per-stage split of our loads."""
     base = _median([r.seconds for r in results[peer]])
     header = ["Load of 3,321 communes", "median s", "min–max s", f"× {peer}", *STAGES]
-    lines = ["| " + " | ".join(header) + " |",
-             "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
+    ]
     for label, runs in results.items():
         totals = [r.seconds for r in runs]
         median = _median(totals)
-        stages = [f"{_median([r.stages[s] for r in runs]):.2f}" if runs[0].stages else "—"
-                  for s in STAGES]
-        cells = [label, f"{median:.2f}", f"{min(totals):.2f}–{max(totals):.2f}",
-                 f"{median / base:.1f}", *stages]
+        stages = [
+            f"{_median([r.stages[s] for r in runs]):.2f}" if runs[0].stages else "—" for s in STAGES
+        ]
+        cells = [
+            label,
+            f"{median:.2f}",
+            f"{min(totals):.2f}–{max(totals):.2f}",
+            f"{median / base:.1f}",
+            *stages,
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -229,9 +263,11 @@ def describe_run(repeat: int) -> str:
     """One line: when, which commit, on what machine."""
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     commit = git_commit(("boundaries", "geo_service"))
-    return (f"{now}, commit {commit}, {os.cpu_count()} CPUs ({cpu_model()}), "
-            f"{memory_gib():.0f} GiB RAM, Python {platform.python_version()}, "
-            f"{_ogr2ogr_version()}; median of {repeat} runs")
+    return (
+        f"{now}, commit {commit}, {os.cpu_count()} CPUs ({cpu_model()}), "
+        f"{memory_gib():.0f} GiB RAM, Python {platform.python_version()}, "
+        f"{_ogr2ogr_version()}; median of {repeat} runs"
+    )
 
 
 def _write_clean_geojson(source: Path, target: Path) -> None:
@@ -241,8 +277,9 @@ def _write_clean_geojson(source: Path, target: Path) -> None:
     units, _ = check_features(frame, FieldMap("code", "name", "parent_code", "unit_type"), ".+")
     geoms = np.asarray(units.geometry.values, dtype=object)
     units = units.set_geometry(list(clean_coverage(geoms, DEMO_GAP_WIDTH)), crs="EPSG:4326")
-    pyogrio.write_dataframe(units.drop(columns=[SOURCE_FILE, FEATURE_INDEX]), target,
-                            driver="GeoJSON")
+    pyogrio.write_dataframe(
+        units.drop(columns=[SOURCE_FILE, FEATURE_INDEX]), target, driver="GeoJSON"
+    )
 
 
 def run(repeat: int, log: Callable[[str], None] = print) -> dict[str, list[Run]]:
@@ -265,7 +302,8 @@ def run(repeat: int, log: Callable[[str], None] = print) -> dict[str, list[Run]]
         clean = home / "communes-clean.geojson"
         _write_clean_geojson(geojson, clean)
         clean_options = dataclasses.replace(
-            options, fields=FieldMap("code", "name", "parent_code", "unit_type"), recode={})
+            options, fields=FieldMap("code", "name", "parent_code", "unit_type"), recode={}
+        )
         variants = {labels[0]: (paths, options), clean_label: ([clean], clean_options)}
         _create_database(cluster, "bench_ogr", TEMPLATE)
         for i in range(repeat):
@@ -293,9 +331,11 @@ def main(argv: list[str] | None = None) -> int:
     results = run(args.repeat)
     peer = list(results)[-1]
     table = markdown_table(results, peer)
-    text = (f"# Boundary load: ours vs ogr2ogr\n\n{describe_run(args.repeat)}\n\n{table}\n\n"
-            "Stage columns: medians in seconds of our loader's progress stages (in each run "
-            "they add up to the total; their medians roughly do).\n")
+    text = (
+        f"# Boundary load: ours vs ogr2ogr\n\n{describe_run(args.repeat)}\n\n{table}\n\n"
+        "Stage columns: medians in seconds of our loader's progress stages (in each run "
+        "they add up to the total; their medians roughly do).\n"
+    )
     print()
     print(table)
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -181,36 +181,80 @@ class Results:
 
 # ---------------------------------------------------------------------------- URL lists
 
+
 def url_pairs(tiles: list[tl.Tile], ea_tiles: list[tl.Tile], eas: int) -> list[Pair]:
     """The wrk pairs: tiles uncached and cached, GeoJSON pages and downloads, EAs."""
     ours_tiles = tuple(tl.tile_path(tl.OUR_TILES, t) for t in tiles)
     static_tiles = tuple(f"/{z}/{x}/{y}.pbf" for z, x, y in tiles)
     pairs = [
-        Pair("tiles_uncached", "vector tiles z5–z12, uncached", OURS, TIPG, ours_tiles,
-             tuple(tl.tile_path(TIPG_TILES, t) for t in tiles), 2.0),
-        Pair("tiles_cached", "vector tiles z5–z12, cached", OURS_CACHED, NGINX, ours_tiles,
-             static_tiles, 0.5),
-        Pair("tiles_front", "vector tiles z5–z12, cached, nginx front (directory cache)",
-             OURS_FRONT, NGINX, ours_tiles, static_tiles, 0.5),
+        Pair(
+            "tiles_uncached",
+            "vector tiles z5–z12, uncached",
+            OURS,
+            TIPG,
+            ours_tiles,
+            tuple(tl.tile_path(TIPG_TILES, t) for t in tiles),
+            2.0,
+        ),
+        Pair(
+            "tiles_cached",
+            "vector tiles z5–z12, cached",
+            OURS_CACHED,
+            NGINX,
+            ours_tiles,
+            static_tiles,
+            0.5,
+        ),
+        Pair(
+            "tiles_front",
+            "vector tiles z5–z12, cached, nginx front (directory cache)",
+            OURS_FRONT,
+            NGINX,
+            ours_tiles,
+            static_tiles,
+            0.5,
+        ),
     ]
     for scenario in feat.SCENARIOS:
-        pairs.append(Pair(scenario.key, scenario.label, OURS, TIPG,
-                          tuple(scenario.paths(OUR_ITEMS)), tuple(scenario.paths(TIPG_ITEMS)),
-                          2.0 if scenario.key.startswith("page") else None,
-                          slow=scenario.key != "page100"))
+        pairs.append(
+            Pair(
+                scenario.key,
+                scenario.label,
+                OURS,
+                TIPG,
+                tuple(scenario.paths(OUR_ITEMS)),
+                tuple(scenario.paths(TIPG_ITEMS)),
+                2.0 if scenario.key.startswith("page") else None,
+                slow=scenario.key != "page100",
+            )
+        )
     if ea_tiles:
-        pairs.append(Pair("ea_tiles", "EA tiles z5–z12, uncached", OURS, TIPG,
-                          tuple(tl.tile_path(OUR_EA + "/tiles/WebMercatorQuad", t)
-                                for t in ea_tiles),
-                          tuple(tl.tile_path(TIPG_EA_TILES, t) for t in ea_tiles), None,
-                          slow=True))
+        pairs.append(
+            Pair(
+                "ea_tiles",
+                "EA tiles z5–z12, uncached",
+                OURS,
+                TIPG,
+                tuple(tl.tile_path(OUR_EA + "/tiles/WebMercatorQuad", t) for t in ea_tiles),
+                tuple(tl.tile_path(TIPG_EA_TILES, t) for t in ea_tiles),
+                None,
+                slow=True,
+            )
+        )
     if eas >= 1000:
-        offsets = sorted({round(i * (eas - 1000) / max(EA_PAGES - 1, 1))
-                          for i in range(EA_PAGES)})
-        pairs.append(Pair("ea_page1000", f"EA GeoJSON pages of 1,000 (of {eas:,})", OURS, TIPG,
-                          tuple(f"{OUR_EA}/items?limit=1000&offset={o}" for o in offsets),
-                          tuple(f"{TIPG_EA}/items?limit=1000&offset={o}" for o in offsets),
-                          None, slow=True))
+        offsets = sorted({round(i * (eas - 1000) / max(EA_PAGES - 1, 1)) for i in range(EA_PAGES)})
+        pairs.append(
+            Pair(
+                "ea_page1000",
+                f"EA GeoJSON pages of 1,000 (of {eas:,})",
+                OURS,
+                TIPG,
+                tuple(f"{OUR_EA}/items?limit=1000&offset={o}" for o in offsets),
+                tuple(f"{TIPG_EA}/items?limit=1000&offset={o}" for o in offsets),
+                None,
+                slow=True,
+            )
+        )
     return pairs
 
 
@@ -221,10 +265,19 @@ def dry_tiles() -> list[tl.Tile]:
 
 # ------------------------------------------------------------------------------ measures
 
-def measure_pairs(pairs: list[Pair], servers: dict[str, Server], mode: Mode, duration: int,
-                  repeat: int, connections: int, wrk: str, workdir: Path, log: Log,
-                  settle: Callable[[], None] = lambda: None
-                  ) -> dict[tuple[str, str], list[WrkRun]]:
+
+def measure_pairs(
+    pairs: list[Pair],
+    servers: dict[str, Server],
+    mode: Mode,
+    duration: int,
+    repeat: int,
+    connections: int,
+    wrk: str,
+    workdir: Path,
+    log: Log,
+    settle: Callable[[], None] = lambda: None,
+) -> dict[tuple[str, str], list[WrkRun]]:
     """wrk on every pair: a warm-up, then `repeat` interleaved runs of each side.
 
     `settle` runs after every wrk run: requests in flight when wrk stops go on in the
@@ -241,8 +294,15 @@ def measure_pairs(pairs: list[Pair], servers: dict[str, Server], mode: Mode, dur
 
     def one(pair: Pair, side: str, seconds: int) -> WrkRun:
         server = servers[pair.ours if side == "ours" else pair.peer]
-        result = run_wrk(wrk, lua, server.base, files[(pair.key, side)], connections,
-                         seconds, f"{server.name} {pair.key}")
+        result = run_wrk(
+            wrk,
+            lua,
+            server.base,
+            files[(pair.key, side)],
+            connections,
+            seconds,
+            f"{server.name} {pair.key}",
+        )
         settle()
         return result
 
@@ -252,12 +312,19 @@ def measure_pairs(pairs: list[Pair], servers: dict[str, Server], mode: Mode, dur
             for side in ("ours", "peer") if i % 2 == 0 else ("peer", "ours"):
                 if i == 0 and mode.warmup:
                     one(pair, side, mode.warmup)
-                result = one(pair, side, max(duration, SLOW_SECONDS) if pair.slow and
-                             mode.name != "dry-run" else duration)
+                result = one(
+                    pair,
+                    side,
+                    max(duration, SLOW_SECONDS)
+                    if pair.slow and mode.name != "dry-run"
+                    else duration,
+                )
                 runs[(pair.key, side)].append(result)
-                log(f"run {i + 1}/{repeat} {pair.key} {side}: {result.rps:,.1f} req/s, "
+                log(
+                    f"run {i + 1}/{repeat} {pair.key} {side}: {result.rps:,.1f} req/s, "
                     f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, "
-                    f"errors {result.error_count}")
+                    f"errors {result.error_count}"
+                )
     return runs
 
 
@@ -267,13 +334,16 @@ def measure_memory(servers: list[Server], log: Log) -> dict[str, feat.Memory]:
     for server in servers:
         started = feat._status_kib(server.process.pid, "VmRSS")
         memory[server.name] = m = feat.measure_memory(server, started)
-        log(f"memory {server.name}: idle {m.idle_mib:.0f} MiB, peak {m.peak_mib:.0f} MiB, "
-            f"growth {m.growth_mib:.0f} MiB")
+        log(
+            f"memory {server.name}: idle {m.idle_mib:.0f} MiB, peak {m.peak_mib:.0f} MiB, "
+            f"growth {m.growth_mib:.0f} MiB"
+        )
     return memory
 
 
-def measure_load(cluster: LocalCluster, workdir: Path, mode: Mode,
-                 log: Log) -> tuple[dict[str, list[float]], int]:
+def measure_load(
+    cluster: LocalCluster, workdir: Path, mode: Mode, log: Log
+) -> tuple[dict[str, list[float]], int]:
     """Our commune load (demo options) vs ogr2ogr, interleaved; also how many communes."""
     from bench import load_boundaries as lb
 
@@ -287,11 +357,13 @@ def measure_load(cluster: LocalCluster, workdir: Path, mode: Mode,
     seconds: dict[str, list[float]] = {"ours": [], "ogr2ogr": []}
     for i in range(mode.load_repeat):
         seconds["ours"].append(
-            lb.time_ours(cluster, f"bench_ours_{i}", paths, options, count).seconds)
-        seconds["ogr2ogr"].append(
-            lb.time_ogr2ogr(cluster, "bench_ogr", geojson, count).seconds)
-        log(f"load {i + 1}/{mode.load_repeat} ({count} communes): ours "
-            f"{seconds['ours'][-1]:.2f} s, ogr2ogr {seconds['ogr2ogr'][-1]:.2f} s")
+            lb.time_ours(cluster, f"bench_ours_{i}", paths, options, count).seconds
+        )
+        seconds["ogr2ogr"].append(lb.time_ogr2ogr(cluster, "bench_ogr", geojson, count).seconds)
+        log(
+            f"load {i + 1}/{mode.load_repeat} ({count} communes): ours "
+            f"{seconds['ours'][-1]:.2f} s, ogr2ogr {seconds['ogr2ogr'][-1]:.2f} s"
+        )
     for name in ("bench_ogr", lb.TEMPLATE):
         lb._drop_database(cluster, name)
     return seconds, count
@@ -305,12 +377,12 @@ def measure_viewer(base: str, repeat: int, log: Log) -> dict[str, list[float]]:
 
     times: dict[str, list[float]] = {}
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium",
-                                    args=viewer.CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=viewer.CHROMIUM_ARGS)
         try:
             for name, query, units in viewer.CASES:
-                times[name] = [viewer.time_page(browser, f"{base}/map?{query}", units)
-                               for _ in range(repeat)]
+                times[name] = [
+                    viewer.time_page(browser, f"{base}/map?{query}", units) for _ in range(repeat)
+                ]
                 log(f"/map {name}: {', '.join(f'{s:.2f}' for s in times[name])} s")
         finally:
             browser.close()
@@ -329,34 +401,55 @@ def generate_eas(provinces: tuple[str, ...] | None) -> Extra:
         with psycopg.connect(url, autocommit=True) as conn:
             codes = None
             if provinces:
-                codes = [str(r[0]) for r in conn.execute(
-                    "SELECT code FROM admin_unit WHERE vintage = '2025' AND level = 'commune'"
-                    " AND parent_code = ANY(%s) ORDER BY code", (list(provinces),))]
+                codes = [
+                    str(r[0])
+                    for r in conn.execute(
+                        "SELECT code FROM admin_unit WHERE vintage = '2025' AND level = 'commune'"
+                        " AND parent_code = ANY(%s) ORDER BY code",
+                        (list(provinces),),
+                    )
+                ]
             log(f"generating draft EAs for {len(codes) if codes else 'all'} communes")
             summary = generate(conn, "2025", "2029", codes, DEMO_RASTER, 120, 3.5)
             log(f"  {summary.eas} EAs in {summary.communes} communes, {summary.seconds:.0f} s")
 
     which = ",".join(provinces) if provinces else "all"
-    return Extra(f"ea-{which.replace(',', '_')}", f"ea:{which}",
-                 ("geo_service/ea", "geo_service/settings.py"), run)
+    return Extra(
+        f"ea-{which.replace(',', '_')}",
+        f"ea:{which}",
+        ("geo_service/ea", "geo_service/settings.py"),
+        run,
+    )
 
 
 # -------------------------------------------------------------------------------- servers
 
+
 def our_env(db_url: str, workdir: Path, name: str, cache: str) -> dict[str, str]:
     """One instance of ours; the SQLite ones share one file, a directory cache its own."""
     path = workdir / ("tiles-directory" if cache == "directory" else "tiles.sqlite")
-    return {**clean_env(), "DATABASE_URL": db_url,
-            "GEO_SERVICE_HOME": str(workdir / "home" / name),
-            "GEO_SERVICE_TILE_CACHE": cache, "GEO_SERVICE_TILE_FRESHNESS": "strict",
-            "GEO_SERVICE_TILE_CACHE_PATH": str(path),
-            "GEO_SERVICE_TILE_CACHE_MAX_MB": "2048"}
+    return {
+        **clean_env(),
+        "DATABASE_URL": db_url,
+        "GEO_SERVICE_HOME": str(workdir / "home" / name),
+        "GEO_SERVICE_TILE_CACHE": cache,
+        "GEO_SERVICE_TILE_FRESHNESS": "strict",
+        "GEO_SERVICE_TILE_CACHE_PATH": str(path),
+        "GEO_SERVICE_TILE_CACHE_MAX_MB": "2048",
+    }
 
 
 def start_stub(name: str, workdir: Path, items_path: str) -> Server:
     """The dry run's stand-in for one server."""
-    return start_server(name, [sys.executable, "-m", "bench.stub"], {**os.environ},
-                        "/health", items_path, workdir, args=lambda port: [str(port)])
+    return start_server(
+        name,
+        [sys.executable, "-m", "bench.stub"],
+        {**os.environ},
+        "/health",
+        items_path,
+        workdir,
+        args=lambda port: [str(port)],
+    )
 
 
 def settler(db_url: str, servers: dict[str, Server], log: Log) -> Callable[[], None]:
@@ -377,9 +470,11 @@ def settler(db_url: str, servers: dict[str, Server], log: Log) -> Callable[[], N
         deadline = time.monotonic() + SETTLE_SECONDS
         with psycopg.connect(db_url, autocommit=True) as conn:
             while time.monotonic() < deadline:
-                row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'active'"
-                                   " AND pid <> pg_backend_pid() AND backend_type ="
-                                   " 'client backend'").fetchone()
+                row = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE state = 'active'"
+                    " AND pid <> pg_backend_pid() AND backend_type ="
+                    " 'client backend'"
+                ).fetchone()
                 before = cpu_ticks()
                 time.sleep(0.2)
                 # under 2 ticks (20 ms) of CPU in 200 ms: only idle housekeeping
@@ -394,8 +489,10 @@ def seed_front(front: Server, tiles: list[tl.Tile], root: Path, log: Log) -> dic
     """One pass through the nginx front: every miss is rendered by ours and written as a file."""
     seed = tl.one_pass(front.base, tl.OUR_TILES, tiles, 2)
     files = sum(1 for _ in (root / "commune-2025" / "default").rglob("*.mvt"))
-    log(f"nginx front seeded in {seed.seconds:.1f} s, statuses {dict(seed.statuses)}, "
-        f"{files} of {len(tiles)} tiles are files")
+    log(
+        f"nginx front seeded in {seed.seconds:.1f} s, statuses {dict(seed.statuses)}, "
+        f"{files} of {len(tiles)} tiles are files"
+    )
     if files != len(tiles):
         log("warning: the nginx front will proxy the tiles that are not files to ours")
     return {"seconds": seed.seconds, "statuses": dict(seed.statuses), "files": files}
@@ -410,6 +507,7 @@ def check_alive(servers: dict[str, Server]) -> None:
 
 # ----------------------------------------------------------------------------------- runs
 
+
 def run_dry(args: argparse.Namespace, mode: Mode, log: Log) -> Results:
     """The harness end to end against stub servers: wrk, memory, sanity, tables, JSON."""
     wrk = ensure_wrk(log)
@@ -417,22 +515,31 @@ def run_dry(args: argparse.Namespace, mode: Mode, log: Log) -> Results:
     with ExitStack() as stack:
         stack.callback(shutil.rmtree, workdir, ignore_errors=True)
         servers = {}
-        for name, items in ((OURS, OUR_ITEMS), (OURS_CACHED, OUR_ITEMS), (TIPG, TIPG_ITEMS),
-                            (NGINX, ""), (OURS_FRONT, OUR_ITEMS)):
+        for name, items in (
+            (OURS, OUR_ITEMS),
+            (OURS_CACHED, OUR_ITEMS),
+            (TIPG, TIPG_ITEMS),
+            (NGINX, ""),
+            (OURS_FRONT, OUR_ITEMS),
+        ):
             servers[name] = start_stub(name, workdir, items)
             stack.callback(stop_server, servers[name])
         tiles = dry_tiles()
         pairs = url_pairs(tiles, tiles[:20], 5000)
-        results = Results(meta(args, mode, "stub servers (dry run): nothing real is measured"),
-                          pairs, {})
+        results = Results(
+            meta(args, mode, "stub servers (dry run): nothing real is measured"), pairs, {}
+        )
         results.memory = measure_memory([servers[OURS], servers[TIPG]], log)
         results.sanity = feat.check_same_features([servers[OURS], servers[TIPG]])
-        results.runs = measure_pairs(pairs, servers, mode, args.duration, args.repeat,
-                                     args.connections, wrk, workdir, log)
+        results.runs = measure_pairs(
+            pairs, servers, mode, args.duration, args.repeat, args.connections, wrk, workdir, log
+        )
         check_alive(servers)
         results.meta["load_after"] = loadavg()
-        results.notes.append("Dry run: stub servers stand in for ours, tipg and nginx; "
-                             "boundary load, edit → fresh tile and /map are not measured.")
+        results.notes.append(
+            "Dry run: stub servers stand in for ours, tipg and nginx; "
+            "boundary load, edit → fresh tile and /map are not measured."
+        )
         return results
 
 
@@ -447,8 +554,7 @@ def run_real(args: argparse.Namespace, mode: Mode, log: Log) -> Results:
     before = loadavg()
     if float(before[0]) > 0.5:
         log(f"warning: load average {before[0]} before starting; other work may skew figures")
-    with throwaway_cluster("geo-service-bench-", log) as (cluster, workdir), \
-            ExitStack() as stack:
+    with throwaway_cluster("geo-service-bench-", log) as (cluster, workdir), ExitStack() as stack:
         extra = None if "ea" in skip else generate_eas(mode.ea_provinces)
         db_url, how = prepare_database(cluster, not args.no_cache, log, extra)
         import psycopg
@@ -464,41 +570,70 @@ def run_real(args: argparse.Namespace, mode: Mode, log: Log) -> Results:
         log(f"{len(tiles)} tiles ({tl.zoom_counts(tiles)}); {eas} EAs, {len(ea_tiles)} EA tiles")
         # describe() opens with the date, commit and CPUs, which meta() already has
         versions = describe(cluster, tipg_python, wrk).split("; ", 1)[-1]
-        results = Results(meta(args, mode, versions),
-                          url_pairs(tiles, ea_tiles, eas), {})
-        results.meta.update(database=how, load_before=before, tiles=len(tiles),
-                            tile_zooms=tl.zoom_counts(tiles), eas=eas, ea_tiles=len(ea_tiles),
-                            ea_layer=("communes of province(s) " + ", ".join(mode.ea_provinces)
-                                      if mode.ea_provinces else "all communes") if eas else
-                            "not generated")
+        results = Results(meta(args, mode, versions), url_pairs(tiles, ea_tiles, eas), {})
+        results.meta.update(
+            database=how,
+            load_before=before,
+            tiles=len(tiles),
+            tile_zooms=tl.zoom_counts(tiles),
+            eas=eas,
+            ea_tiles=len(ea_tiles),
+            ea_layer=(
+                "communes of province(s) " + ", ".join(mode.ea_provinces)
+                if mode.ea_provinces
+                else "all communes"
+            )
+            if eas
+            else "not generated",
+        )
 
         # CPU-heavy, so before any server runs
         if "load" not in skip:
-            results.load, results.meta["load_communes"] = measure_load(cluster, workdir, mode,
-                                                                       log)
+            results.load, results.meta["load_communes"] = measure_load(cluster, workdir, mode, log)
 
         servers: dict[str, Server] = {}
-        servers[OURS] = start_server(OURS, ours_command(), our_env(db_url, workdir, OURS, "none"),
-                                     "/health", OUR_ITEMS, workdir)
+        servers[OURS] = start_server(
+            OURS,
+            ours_command(),
+            our_env(db_url, workdir, OURS, "none"),
+            "/health",
+            OUR_ITEMS,
+            workdir,
+        )
         stack.callback(stop_server, servers[OURS])
         for name in (OURS_CACHED, OURS_SECOND):
-            servers[name] = start_server(name, ours_command(),
-                                         our_env(db_url, workdir, name, "sqlite"), "/health",
-                                         OUR_ITEMS, workdir)
+            servers[name] = start_server(
+                name,
+                ours_command(),
+                our_env(db_url, workdir, name, "sqlite"),
+                "/health",
+                OUR_ITEMS,
+                workdir,
+            )
             stack.callback(stop_server, servers[name])
         front_env = our_env(db_url, workdir, OURS_DIRECTORY, "directory")
-        servers[OURS_DIRECTORY] = start_server(OURS_DIRECTORY, ours_command(), front_env,
-                                               "/health", OUR_ITEMS, workdir)
+        servers[OURS_DIRECTORY] = start_server(
+            OURS_DIRECTORY, ours_command(), front_env, "/health", OUR_ITEMS, workdir
+        )
         stack.callback(stop_server, servers[OURS_DIRECTORY])
-        servers[OURS_FRONT] = start_nginx_front(nginx, workdir, front_env,
-                                                servers[OURS_DIRECTORY].base)
+        servers[OURS_FRONT] = start_nginx_front(
+            nginx, workdir, front_env, servers[OURS_DIRECTORY].base
+        )
         stack.callback(stop_server, servers[OURS_FRONT])
         servers[TIPG] = start_server(
-            TIPG, tipg_command(tipg_python),
-            {**clean_env(), "DATABASE_URL": db_url, "TIPG_DB_SCHEMAS": '["bench"]',
-             # the cap ours has (tipg's default is 10,000), so dense tiles cost both alike
-             "TIPG_MAX_FEATURES_PER_TILE": str(MvtOptions().max_features)},
-            "/healthz", TIPG_ITEMS, workdir)
+            TIPG,
+            tipg_command(tipg_python),
+            {
+                **clean_env(),
+                "DATABASE_URL": db_url,
+                "TIPG_DB_SCHEMAS": '["bench"]',
+                # the cap ours has (tipg's default is 10,000), so dense tiles cost both alike
+                "TIPG_MAX_FEATURES_PER_TILE": str(MvtOptions().max_features),
+            },
+            "/healthz",
+            TIPG_ITEMS,
+            workdir,
+        )
         stack.callback(stop_server, servers[TIPG])
 
         results.memory = measure_memory([servers[OURS], servers[TIPG]], log)
@@ -513,19 +648,29 @@ def run_real(args: argparse.Namespace, mode: Mode, log: Log) -> Results:
         servers[NGINX] = start_nginx(nginx, workdir, root, f"/{z}/{x}/{y}.pbf")
         stack.callback(stop_server, servers[NGINX])
         results.meta["seed"] = {"seconds": seed.seconds, "statuses": dict(seed.statuses)}
-        results.meta["seed_front"] = seed_front(servers[OURS_FRONT], tiles,
-                                                Path(front_env["GEO_SERVICE_TILE_CACHE_PATH"]),
-                                                log)
+        results.meta["seed_front"] = seed_front(
+            servers[OURS_FRONT], tiles, Path(front_env["GEO_SERVICE_TILE_CACHE_PATH"]), log
+        )
 
-        results.runs = measure_pairs(results.pairs, servers, mode, args.duration, args.repeat,
-                                     args.connections, wrk, workdir, log,
-                                     settler(db_url, servers, log))
+        results.runs = measure_pairs(
+            results.pairs,
+            servers,
+            mode,
+            args.duration,
+            args.repeat,
+            args.connections,
+            wrk,
+            workdir,
+            log,
+            settler(db_url, servers, log),
+        )
         if "edits" not in skip:
-            results.edits = tl.measure_edits(db_url, servers[OURS_CACHED], servers[OURS_SECOND],
-                                             "strict", mode.edits, log)
-            results.edits_front = tl.measure_edits(db_url, servers[OURS_FRONT],
-                                                   servers[OURS_FRONT], "nginx front",
-                                                   mode.edits, log)
+            results.edits = tl.measure_edits(
+                db_url, servers[OURS_CACHED], servers[OURS_SECOND], "strict", mode.edits, log
+            )
+            results.edits_front = tl.measure_edits(
+                db_url, servers[OURS_FRONT], servers[OURS_FRONT], "nginx front", mode.edits, log
+            )
         if "viewer" not in skip:
             results.viewer = measure_viewer(servers[OURS].base, mode.viewer_repeat, log)
         check_alive(servers)
@@ -535,15 +680,25 @@ def run_real(args: argparse.Namespace, mode: Mode, log: Log) -> Results:
 
 def meta(args: argparse.Namespace, mode: Mode, versions: str) -> dict[str, Any]:
     """When, which commit, which machine, which settings."""
-    return {"date": now_utc(), "commit": git_commit(), "mode": mode.name,
-            "cpus": os.cpu_count(), "cpu_model": cpu_model(),
-            "memory_gib": round(memory_gib(), 1), "python": platform.python_version(),
-            "versions": versions, "duration_s": args.duration, "repeat": args.repeat,
-            "connections": args.connections, "skipped": sorted(args.skip),
-            "load_before": loadavg()}
+    return {
+        "date": now_utc(),
+        "commit": git_commit(),
+        "mode": mode.name,
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu_model(),
+        "memory_gib": round(memory_gib(), 1),
+        "python": platform.python_version(),
+        "versions": versions,
+        "duration_s": args.duration,
+        "repeat": args.repeat,
+        "connections": args.connections,
+        "skipped": sorted(args.skip),
+        "load_before": loadavg(),
+    }
 
 
 # -------------------------------------------------------------------------------- report
+
 
 def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
@@ -553,13 +708,32 @@ def ratio_rows(results: Results) -> list[dict[str, Any]]:
     """The combined table: one row per measurement, ours against its peer."""
     rows: list[dict[str, Any]] = []
 
-    def add(key: str, measure: str, unit: str, ours: float | None, peer: float | None,
-            peer_name: str | None, better: str, target: str | None,
-            met: bool | None) -> None:
+    def add(
+        key: str,
+        measure: str,
+        unit: str,
+        ours: float | None,
+        peer: float | None,
+        peer_name: str | None,
+        better: str,
+        target: str | None,
+        met: bool | None,
+    ) -> None:
         ratio = ours / peer if ours is not None and peer else None
-        rows.append({"key": key, "measure": measure, "unit": unit, "ours": ours, "peer": peer,
-                     "peer_name": peer_name, "ratio": ratio, "better": better,
-                     "target": target, "met": met})
+        rows.append(
+            {
+                "key": key,
+                "measure": measure,
+                "unit": unit,
+                "ours": ours,
+                "peer": peer,
+                "peer_name": peer_name,
+                "ratio": ratio,
+                "better": better,
+                "target": target,
+                "met": met,
+            }
+        )
 
     judge = results.meta["mode"] != "dry-run"  # stub figures meet or miss nothing
     for pair in results.pairs:
@@ -568,38 +742,89 @@ def ratio_rows(results: Results) -> list[dict[str, Any]]:
         met = None
         if judge and pair.target is not None and ours is not None and peer:
             met = ours / peer >= pair.target
-        add(pair.key, pair.label, "req/s", ours, peer, pair.peer, "higher",
-            f"≥ {pair.target:g}×" if pair.target is not None else None, met)
+        add(
+            pair.key,
+            pair.label,
+            "req/s",
+            ours,
+            peer,
+            pair.peer,
+            "higher",
+            f"≥ {pair.target:g}×" if pair.target is not None else None,
+            met,
+        )
     if results.memory:
         ours_m, peer_m = results.memory.get(OURS), results.memory.get(TIPG)
         growth = ours_m.growth_mib if ours_m else None
-        add("memory", "peak RSS growth, 5 full streamed downloads", "MiB", growth,
-            peer_m.growth_mib if peer_m else None, TIPG, "lower",
+        add(
+            "memory",
+            "peak RSS growth, 5 full streamed downloads",
+            "MiB",
+            growth,
+            peer_m.growth_mib if peer_m else None,
+            TIPG,
+            "lower",
             f"< {feat.MEMORY_TARGET_MIB} MiB",
-            None if growth is None or not judge else growth < feat.MEMORY_TARGET_MIB)
-    for key, where, edits in (("edit_fresh", "on a 2nd instance", results.edits),
-                              ("edit_fresh_front", "through the nginx front",
-                               results.edits_front)):
+            None if growth is None or not judge else growth < feat.MEMORY_TARGET_MIB,
+        )
+    for key, where, edits in (
+        ("edit_fresh", "on a 2nd instance", results.edits),
+        ("edit_fresh_front", "through the nginx front", results.edits_front),
+    ):
         if edits is None:
             continue
         lat = _median(edits.latencies_ms)
-        add(key, f"edit → fresh tile {where} (median)", "ms", lat, None, None, "lower",
-            "< 1000 ms", None if lat is None else lat < 1000 and not edits.failures)
-        add(f"{key}_max", f"edit → fresh tile {where} (max of {len(edits.latencies_ms)})",
-            "ms", max(edits.latencies_ms, default=None), None, None, "lower", None, None)
+        add(
+            key,
+            f"edit → fresh tile {where} (median)",
+            "ms",
+            lat,
+            None,
+            None,
+            "lower",
+            "< 1000 ms",
+            None if lat is None else lat < 1000 and not edits.failures,
+        )
+        add(
+            f"{key}_max",
+            f"edit → fresh tile {where} (max of {len(edits.latencies_ms)})",
+            "ms",
+            max(edits.latencies_ms, default=None),
+            None,
+            None,
+            "lower",
+            None,
+            None,
+        )
     for name, times in results.viewer.items():
         value = _median(times)
         communes = "communes" in name
-        add(f"viewer_{name.split()[0]}", f"/map page ready, {name}", "s", value, None, None,
-            "lower", "< 3 s" if communes else None,
-            (value < 3) if communes and value is not None else None)
+        add(
+            f"viewer_{name.split()[0]}",
+            f"/map page ready, {name}",
+            "s",
+            value,
+            None,
+            None,
+            "lower",
+            "< 3 s" if communes else None,
+            (value < 3) if communes and value is not None else None,
+        )
     if results.load:
         ours_s, ogr = _median(results.load["ours"]), _median(results.load["ogr2ogr"])
         ratio = ours_s / ogr if ours_s is not None and ogr else None
         communes = results.meta.get("load_communes", 3321)
-        add("load", f"boundary load, {communes:,} communes (with generalisation)", "s",
-            ours_s, ogr,
-            "ogr2ogr (as is)", "lower", "≤ 2×", None if ratio is None else ratio <= 2)
+        add(
+            "load",
+            f"boundary load, {communes:,} communes (with generalisation)",
+            "s",
+            ours_s,
+            ogr,
+            "ogr2ogr (as is)",
+            "lower",
+            "≤ 2×",
+            None if ratio is None else ratio <= 2,
+        )
     return rows
 
 
@@ -619,28 +844,40 @@ def _ratio(value: float | None) -> str:
 
 def ratio_table(rows: list[dict[str, Any]]) -> str:
     """Markdown: measurement, ours, peer, ours/peer, target, met."""
-    lines = ["| Measurement | unit | ours | peer | peer value | ours / peer | target | met |",
-             "|---|---|---:|---|---:|---:|---|---|"]
+    lines = [
+        "| Measurement | unit | ours | peer | peer value | ours / peer | target | met |",
+        "|---|---|---:|---|---:|---:|---|---|",
+    ]
     for r in rows:
         met = {True: "yes", False: "**no**", None: "—"}[r["met"]]
-        lines.append(f"| {r['measure']} | {r['unit']} | {_num(r['ours'])} | "
-                     f"{r['peer_name'] or '—'} | {_num(r['peer'])} | **{_ratio(r['ratio'])}** | "
-                     f"{r['target'] or '—'} | {met} |")
+        lines.append(
+            f"| {r['measure']} | {r['unit']} | {_num(r['ours'])} | "
+            f"{r['peer_name'] or '—'} | {_num(r['peer'])} | **{_ratio(r['ratio'])}** | "
+            f"{r['target'] or '—'} | {met} |"
+        )
     return "\n".join(lines)
 
 
 def throughput_table(results: Results) -> str:
     """Markdown: medians of every wrk pair, per server."""
-    lines = ["| URL list | server | URLs | req/s | p50 ms | p99 ms | MB/s | KB/response | "
-             "errors | ours / peer |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| URL list | server | URLs | req/s | p50 ms | p99 ms | MB/s | KB/response | "
+        "errors | ours / peer |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for pair in results.pairs:
         rates = {}
-        for side, name, paths in (("ours", pair.ours, pair.ours_paths),
-                                  ("peer", pair.peer, pair.peer_paths)):
+        for side, name, paths in (
+            ("ours", pair.ours, pair.ours_paths),
+            ("peer", pair.peer, pair.peer_paths),
+        ):
             runs = results.runs.get((pair.key, side), [])
             rates[side] = _median([r.rps for r in runs])
-            ratio = (rates["ours"] / rates["peer"] if side == "peer" and rates["ours"]
-                     and rates["peer"] else None)
+            ratio = (
+                rates["ours"] / rates["peer"]
+                if side == "peer" and rates["ours"] and rates["peer"]
+                else None
+            )
             lines.append(
                 f"| {pair.label if side == 'ours' else ''} | {name} | {len(paths):,} | "
                 f"{_num(rates[side])} | {_num(_median([r.p50_ms for r in runs]))} | "
@@ -648,7 +885,8 @@ def throughput_table(results: Results) -> str:
                 f"{_num(_median([r.mb_per_s for r in runs]))} | "
                 f"{_num(_median([r.bytes / r.requests / 1e3 for r in runs if r.requests]))} | "
                 f"{sum(r.error_count for r in runs)} | "
-                f"{'**' + _ratio(ratio) + '**' if ratio is not None else ''} |")
+                f"{'**' + _ratio(ratio) + '**' if ratio is not None else ''} |"
+            )
     return "\n".join(lines)
 
 
@@ -656,18 +894,22 @@ def markdown(results: Results, rows: list[dict[str, Any]]) -> str:
     """The whole report."""
     m = results.meta
     sanity = results.sanity
-    same = ("—" if sanity is None else f"{sanity.urls} GeoJSON URLs, same features from ours "
-            f"and tipg: {'yes' if sanity.same else 'no: ' + '; '.join(sanity.problems[:5])}")
+    same = (
+        "—"
+        if sanity is None
+        else f"{sanity.urls} GeoJSON URLs, same features from ours "
+        f"and tipg: {'yes' if sanity.same else 'no: ' + '; '.join(sanity.problems[:5])}"
+    )
     notes = "".join(f"\n- {n}" for n in results.notes)
-    return f"""# Benchmarks: ours vs tipg, nginx and ogr2ogr ({m['mode']} mode)
+    return f"""# Benchmarks: ours vs tipg, nginx and ogr2ogr ({m["mode"]} mode)
 
-{m['date']}, commit {m['commit']}, {m['cpus']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB.
-{m['versions']}
-wrk: {m['connections']} connections, {m['duration_s']} s per run, {m['repeat']} run(s) per
-server and URL list (interleaved), medians. Load average before {' '.join(m['load_before'])},
-after {' '.join(m.get('load_after', ['?']))}. Database: {m.get('database', '—')}. Tiles:
-{m.get('tiles', '—')} ({m.get('tile_zooms', '—')}); EAs: {m.get('eas', '—')}
-({m.get('ea_layer', '—')}). Sanity: {same}.{notes}
+{m["date"]}, commit {m["commit"]}, {m["cpus"]} CPUs ({m["cpu_model"]}), {m["memory_gib"]} GiB.
+{m["versions"]}
+wrk: {m["connections"]} connections, {m["duration_s"]} s per run, {m["repeat"]} run(s) per
+server and URL list (interleaved), medians. Load average before {" ".join(m["load_before"])},
+after {" ".join(m.get("load_after", ["?"]))}. Database: {m.get("database", "—")}. Tiles:
+{m.get("tiles", "—")} ({m.get("tile_zooms", "—")}); EAs: {m.get("eas", "—")}
+({m.get("ea_layer", "—")}). Sanity: {same}.{notes}
 
 ## Ratios
 
@@ -682,42 +924,70 @@ after {' '.join(m.get('load_after', ['?']))}. Database: {m.get('database', '—'
 def to_json(results: Results, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Everything, for bench/results/*.json."""
     return {
-        "meta": results.meta, "ratios": rows,
-        "pairs": [{"key": p.key, "label": p.label, "ours": p.ours, "peer": p.peer,
-                   "urls": len(p.ours_paths), "target": p.target,
-                   "runs": {side: [dataclasses.asdict(r)
-                                   for r in results.runs.get((p.key, side), [])]
-                            for side in ("ours", "peer")}}
-                  for p in results.pairs],
+        "meta": results.meta,
+        "ratios": rows,
+        "pairs": [
+            {
+                "key": p.key,
+                "label": p.label,
+                "ours": p.ours,
+                "peer": p.peer,
+                "urls": len(p.ours_paths),
+                "target": p.target,
+                "runs": {
+                    side: [dataclasses.asdict(r) for r in results.runs.get((p.key, side), [])]
+                    for side in ("ours", "peer")
+                },
+            }
+            for p in results.pairs
+        ],
         "memory": {k: dataclasses.asdict(v) for k, v in results.memory.items()},
-        "sanity": None if results.sanity is None else {
+        "sanity": None
+        if results.sanity is None
+        else {
             **dataclasses.asdict(results.sanity),
-            "kilobytes": {f"{k[0]} {k[1]}": v for k, v in results.sanity.kilobytes.items()}},
+            "kilobytes": {f"{k[0]} {k[1]}": v for k, v in results.sanity.kilobytes.items()},
+        },
         "edits": dataclasses.asdict(results.edits) if results.edits else None,
         "edits_front": dataclasses.asdict(results.edits_front) if results.edits_front else None,
-        "viewer": results.viewer, "load": results.load, "notes": results.notes,
+        "viewer": results.viewer,
+        "load": results.load,
+        "notes": results.notes,
     }
 
 
 # ---------------------------------------------------------------------------------- main
 
+
 def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Mode]:
     """The options, with the mode's defaults filled in."""
-    parser = argparse.ArgumentParser(prog="python -m bench",
-                                     description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__.splitlines()[0] if __doc__ else None
+    )
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--short", action="store_true",
-                       help="a few minutes: 4 s per wrk run, 1 repeat, EAs of one province")
-    group.add_argument("--dry-run", action="store_true",
-                       help="check the harness against stub servers in seconds")
+    group.add_argument(
+        "--short",
+        action="store_true",
+        help="a few minutes: 4 s per wrk run, 1 repeat, EAs of one province",
+    )
+    group.add_argument(
+        "--dry-run", action="store_true", help="check the harness against stub servers in seconds"
+    )
     parser.add_argument("--duration", type=int, help="seconds per wrk run")
     parser.add_argument("--repeat", type=int, help="wrk runs per server and URL list")
     parser.add_argument("--connections", type=int, default=8, help="wrk connections (8)")
     parser.add_argument("--skip", default="", help=f"comma-separated, of: {', '.join(STEPS)}")
-    parser.add_argument("--no-cache", action="store_true",
-                        help=f"load the demo afresh instead of restoring a dump from {CACHE}")
-    parser.add_argument("--output-dir", type=Path, default=RESULTS_DIR,
-                        help="where the Markdown and JSON results go")
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help=f"load the demo afresh instead of restoring a dump from {CACHE}",
+    )
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        default=RESULTS_DIR,
+        help="where the Markdown and JSON results go",
+    )
     args = parser.parse_args(argv)
     mode = MODES["dry-run" if args.dry_run else "short" if args.short else "full"]
     args.duration = args.duration or mode.duration

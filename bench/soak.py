@@ -52,8 +52,10 @@ from geo_service.localdb import LocalCluster, free_port
 RESULTS = Path(__file__).resolve().parent / "results"
 TIMEOUT_S = 30
 ROUND_RANGE = (2100, 2999)
-TILE_AREAS = {"Hà Nội": (105.70, 20.90, 106.00, 21.15),
-              "Hồ Chí Minh City": (106.55, 10.70, 106.85, 10.90)}
+TILE_AREAS = {
+    "Hà Nội": (105.70, 20.90, 106.00, 21.15),
+    "Hồ Chí Minh City": (106.55, 10.70, 106.85, 10.90),
+}
 VIETNAM = (102.2, 8.6, 109.4, 23.4)
 
 
@@ -87,9 +89,15 @@ class Client:
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
         self.conn: http.client.HTTPConnection | None = None
 
-    def request(self, kind: str, method: str, path: str, body: Any = None,
-                headers: dict[str, str] | None = None, expect: tuple[int, ...] = (200,)
-                ) -> tuple[int, dict[str, str], bytes]:
+    def request(
+        self,
+        kind: str,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        expect: tuple[int, ...] = (200,),
+    ) -> tuple[int, dict[str, str], bytes]:
         """Send one request, record it, and return status, headers and body."""
         headers = dict(headers or {})
         data = None
@@ -119,28 +127,47 @@ def reader(run: Run, seed: int) -> None:
     """Read pages, tiles, area statistics and metrics until told to stop."""
     rng = random.Random(seed)
     client = Client(run)
-    tiles = [(z, x, y) for area in TILE_AREAS.values() for z in range(8, 14)
-             for x, y in grid.tiles_in(area, z)]
+    tiles = [
+        (z, x, y)
+        for area in TILE_AREAS.values()
+        for z in range(8, 14)
+        for x, y in grid.tiles_in(area, z)
+    ]
     while not run.stop.is_set():
         choice = rng.random()
         if choice < 0.35:
             offset = rng.randrange(0, 3300, 100)
-            client.request("items", "GET", f"/collections/commune-2025/items?limit=100"
-                           f"&offset={offset}&zoom={rng.choice([6, 9, 12])}")
+            client.request(
+                "items",
+                "GET",
+                f"/collections/commune-2025/items?limit=100"
+                f"&offset={offset}&zoom={rng.choice([6, 9, 12])}",
+            )
         elif choice < 0.40:
             client.request("items", "GET", "/collections/province-2025/items?limit=34&zoom=5")
         elif choice < 0.85:
             z, x, y = rng.choice(tiles)
-            client.request("tiles", "GET",
-                           f"/collections/commune-2025/tiles/WebMercatorQuad/{z}/{x}/{y}",
-                           headers={"Accept-Encoding": "gzip"}, expect=(200, 204))
+            client.request(
+                "tiles",
+                "GET",
+                f"/collections/commune-2025/tiles/WebMercatorQuad/{z}/{x}/{y}",
+                headers={"Accept-Encoding": "gzip"},
+                expect=(200, 204),
+            )
         elif choice < 0.97:
             w = rng.uniform(VIETNAM[0] + 1, VIETNAM[2] - 1.5)
             s = rng.uniform(VIETNAM[1] + 1, VIETNAM[3] - 1.5)
             size = rng.uniform(0.05, 0.5)
-            client.request("aggregate", "POST", "/aggregate", body={
-                "geometry": mapping(box(w, s, w + size, s + size)),
-                "indicators": ["population"], "method": rng.choice(["area", "population"])})
+            client.request(
+                "aggregate",
+                "POST",
+                "/aggregate",
+                body={
+                    "geometry": mapping(box(w, s, w + size, s + size)),
+                    "indicators": ["population"],
+                    "method": rng.choice(["area", "population"]),
+                },
+            )
         else:
             client.request("metrics", "GET", "/metrics")
 
@@ -148,8 +175,9 @@ def reader(run: Run, seed: int) -> None:
 def _commune_squares(base: str, count: int) -> list[tuple[str, Any]]:
     """A 200 m square inside each of `count` communes of Hà Nội (province 01)."""
     client = Client(Run(base))
-    _, _, body = client.request("setup", "GET", "/collections/commune-2025/items?parent=01"
-                                "&limit=100&properties=code")
+    _, _, body = client.request(
+        "setup", "GET", "/collections/commune-2025/items?parent=01&limit=100&properties=code"
+    )
     squares = []
     for feature in json.loads(body)["features"]:
         geom = shape(feature["geometry"])
@@ -172,24 +200,44 @@ def writer(run: Run, token: str, commune: str, square: Any, census_round: str) -
     x, y = next(grid.tiles_in((centre.x, centre.y, centre.x, centre.y), z))
     while not run.stop.is_set():
         status, headers, body = client.request(
-            "ea write", "POST", items, headers=auth, expect=(201,), body={
-                "type": "Feature", "geometry": mapping(square),
-                "properties": {"census_round": census_round, "commune_code": commune}})
+            "ea write",
+            "POST",
+            items,
+            headers=auth,
+            expect=(201,),
+            body={
+                "type": "Feature",
+                "geometry": mapping(square),
+                "properties": {"census_round": census_round, "commune_code": commune},
+            },
+        )
         if status != 201:
             time.sleep(1)  # an error is recorded; do not spin on it
             continue
         ea_id, etag = json.loads(body)["id"], headers["etag"]
         status, headers, _ = client.request(
-            "ea write", "PATCH", f"{items}/{ea_id}", headers={**auth, "If-Match": etag},
-            body={"type": "Feature", "geometry": mapping(square.buffer(-0.0001)),
-                  "properties": {}})
+            "ea write",
+            "PATCH",
+            f"{items}/{ea_id}",
+            headers={**auth, "If-Match": etag},
+            body={"type": "Feature", "geometry": mapping(square.buffer(-0.0001)), "properties": {}},
+        )
         etag = headers.get("etag", etag)
         client.request("ea read", "GET", f"{items}/{ea_id}")
-        client.request("ea tiles", "GET",
-                       f"/collections/enumeration-areas/tiles/WebMercatorQuad/{z}/{x}/{y}"
-                       f"?round={census_round}", expect=(200, 204))
-        client.request("ea write", "DELETE", f"{items}/{ea_id}",
-                       headers={**auth, "If-Match": etag}, expect=(204,))
+        client.request(
+            "ea tiles",
+            "GET",
+            f"/collections/enumeration-areas/tiles/WebMercatorQuad/{z}/{x}/{y}"
+            f"?round={census_round}",
+            expect=(200, 204),
+        )
+        client.request(
+            "ea write",
+            "DELETE",
+            f"{items}/{ea_id}",
+            headers={**auth, "If-Match": etag},
+            expect=(204,),
+        )
 
 
 def rss_mib(pid: int) -> float:
@@ -224,9 +272,24 @@ def pid_listening_on(port: int) -> int:
 def create_token(env: dict[str, str]) -> str:
     """A new editor for Hà Nội via `geo-service users add`; returns its token."""
     name = f"soak-{datetime.now(UTC):%Y%m%d%H%M%S}-{random.randrange(10**6)}"
-    result = subprocess.run([sys.executable, "-m", "geo_service", "users", "add", name,
-                             "--role", "editor", "--scope", "01"], env=env, check=True,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "geo_service",
+            "users",
+            "add",
+            name,
+            "--role",
+            "editor",
+            "--scope",
+            "01",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return result.stdout.strip().splitlines()[-1]
 
 
@@ -236,43 +299,55 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else 0.0
 
 
-def report(run: Run, minutes: float, rss: list[tuple[float, float]], warmup_s: float,
-           how: str) -> str:
+def report(
+    run: Run, minutes: float, rss: list[tuple[float, float]], warmup_s: float, how: str
+) -> str:
     """The Markdown report of a finished run."""
     per_minute: dict[int, list[Sample]] = defaultdict(list)
     last = max(0, int(minutes * 60 - 1e-9) // 60)
     for sample in run.samples:  # the writers' last cycles end after the time is up
         per_minute[min(last, int(sample.at // 60))].append(sample)
-    lines = [f"Soak run of {minutes:g} min, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {how}", "",
-             "| minute | requests | errors | p50 ms | p99 ms | p99 tiles ms | p99 items ms "
-             "| p99 aggregate ms | p99 EA writes ms | RSS MiB |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"Soak run of {minutes:g} min, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {how}",
+        "",
+        "| minute | requests | errors | p50 ms | p99 ms | p99 tiles ms | p99 items ms "
+        "| p99 aggregate ms | p99 EA writes ms | RSS MiB |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for minute, samples in sorted(per_minute.items()):
+
         def p99(kind: str, samples: list[Sample] = samples) -> str:
             values = [s.seconds for s in samples if s.kind == kind]
             return f"{percentile(values, 0.99) * 1000:.0f}" if values else "—"
+
         all_s = [s.seconds for s in samples]
         errors = sum(1 for s in samples if s.status == 0 or s.status >= 500)
         in_minute = [m for t, m in rss if minute * 60 <= t < (minute + 1) * 60]
-        lines.append(f"| {minute + 1} | {len(samples)} | {errors} "
-                     f"| {statistics.median(all_s) * 1000:.0f} "
-                     f"| {percentile(all_s, 0.99) * 1000:.0f} | {p99('tiles')} | {p99('items')} "
-                     f"| {p99('aggregate')} | {p99('ea write')} "
-                     f"| {max(in_minute) if in_minute else float('nan'):.0f} |")
+        lines.append(
+            f"| {minute + 1} | {len(samples)} | {errors} "
+            f"| {statistics.median(all_s) * 1000:.0f} "
+            f"| {percentile(all_s, 0.99) * 1000:.0f} | {p99('tiles')} | {p99('items')} "
+            f"| {p99('aggregate')} | {p99('ea write')} "
+            f"| {max(in_minute) if in_minute else float('nan'):.0f} |"
+        )
     kinds = Counter(s.kind for s in run.samples)
     baseline = next((m for t, m in rss if t >= warmup_s), rss[0][1])
     growth = (rss[-1][1] - baseline) / baseline * 100
-    lines += ["", "Requests by kind: " + ", ".join(f"{k} {n}" for k, n in kinds.most_common()),
-              f"RSS: {rss[0][1]:.0f} MiB before the load, {baseline:.0f} MiB after "
-              f"{warmup_s:.0f} s of warm-up, {rss[-1][1]:.0f} MiB at the end: "
-              f"**{growth:+.1f} %** after warm-up.",
-              f"Errors (5xx, no answer, unexpected status): {sum(run.problems.values())}"]
+    lines += [
+        "",
+        "Requests by kind: " + ", ".join(f"{k} {n}" for k, n in kinds.most_common()),
+        f"RSS: {rss[0][1]:.0f} MiB before the load, {baseline:.0f} MiB after "
+        f"{warmup_s:.0f} s of warm-up, {rss[-1][1]:.0f} MiB at the end: "
+        f"**{growth:+.1f} %** after warm-up.",
+        f"Errors (5xx, no answer, unexpected status): {sum(run.problems.values())}",
+    ]
     lines += [f"- {n} × {what}" for what, n in run.problems.most_common(20)]
     return "\n".join(lines) + "\n"
 
 
-def soak(base: str, pid: int, token: str, args: argparse.Namespace, how: str,
-         log: Callable[[str], None]) -> str:
+def soak(
+    base: str, pid: int, token: str, args: argparse.Namespace, how: str, log: Callable[[str], None]
+) -> str:
     """Run the load for `args.minutes` and return the report."""
     duration = args.minutes * 60
     warmup_s = min(60.0, duration / 5)
@@ -281,10 +356,14 @@ def soak(base: str, pid: int, token: str, args: argparse.Namespace, how: str,
     run = Run(base)
     rss = [(0.0, rss_mib(pid))]
     threads = [threading.Thread(target=reader, args=(run, i)) for i in range(args.readers)]
-    threads += [threading.Thread(target=writer, args=(run, token, code, square, census_round))
-                for code, square in squares]
-    log(f"{args.readers} readers, {args.writers} writers (communes "
-        f"{', '.join(c for c, _ in squares)}, round {census_round}) for {args.minutes:g} min")
+    threads += [
+        threading.Thread(target=writer, args=(run, token, code, square, census_round))
+        for code, square in squares
+    ]
+    log(
+        f"{args.readers} readers, {args.writers} writers (communes "
+        f"{', '.join(c for c, _ in squares)}, round {census_round}) for {args.minutes:g} min"
+    )
     for thread in threads:
         thread.start()
     try:
@@ -292,8 +371,10 @@ def soak(base: str, pid: int, token: str, args: argparse.Namespace, how: str,
             time.sleep(min(5.0, duration - elapsed))
             rss.append((time.monotonic() - run.started, rss_mib(pid)))
             if int(elapsed) // 60 != int(elapsed + 5) // 60:
-                log(f"  {elapsed / 60:.1f} min: {len(run.samples)} requests, "
-                    f"{sum(run.problems.values())} errors, RSS {rss[-1][1]:.0f} MiB")
+                log(
+                    f"  {elapsed / 60:.1f} min: {len(run.samples)} requests, "
+                    f"{sum(run.problems.values())} errors, RSS {rss[-1][1]:.0f} MiB"
+                )
     finally:
         run.stop.set()
         for thread in threads:
@@ -320,9 +401,22 @@ def own_service(args: argparse.Namespace, log: Callable[[str], None]) -> str:
         log_file = workdir / "service.log"
         with log_file.open("wb") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "geo_service.http.app:create_app", "--factory",
-                 "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
-                env=env, stdout=out, stderr=subprocess.STDOUT)
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "geo_service.http.app:create_app",
+                    "--factory",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--no-access-log",
+                ],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         base = f"http://127.0.0.1:{port}"
         client = Client(Run(base))
         for _ in range(300):
@@ -332,8 +426,7 @@ def own_service(args: argparse.Namespace, log: Callable[[str], None]) -> str:
         else:
             raise SystemExit(f"the service did not start; see {log_file}")
         token = create_token(env)
-        how = (f"own service (one uvicorn process, SQLite tile cache, JSON access log on), "
-               f"{made}")
+        how = f"own service (one uvicorn process, SQLite tile cache, JSON access log on), {made}"
         return soak(base, process.pid, token, args, how, log)
     finally:
         if process is not None:

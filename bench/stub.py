@@ -24,9 +24,15 @@ def items(query: str) -> bytes:
     params = urllib.parse.parse_qs(query)
     limit = int(params.get("limit", ["10"])[0])
     offset = int(params.get("offset", ["0"])[0])
-    features = [{"type": "Feature", "id": str(i), "properties": {"code": f"{i:05d}"},
-                 "geometry": {"type": "Point", "coordinates": [105.8, 21.0]}}
-                for i in range(offset, min(offset + limit, FEATURES))]
+    features = [
+        {
+            "type": "Feature",
+            "id": str(i),
+            "properties": {"code": f"{i:05d}"},
+            "geometry": {"type": "Point", "coordinates": [105.8, 21.0]},
+        }
+        for i in range(offset, min(offset + limit, FEATURES))
+    ]
     return json.dumps({"type": "FeatureCollection", "features": features}).encode()
 
 

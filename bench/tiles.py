@@ -96,7 +96,7 @@ TILE_LIST = RESULTS_DIR / "tile_list.txt"
 
 SEED = 20251123
 TARGET_TILES = 2110
-FULL_ZOOMS = range(5, 9)      # every tile over the communes' extent
+FULL_ZOOMS = range(5, 9)  # every tile over the communes' extent
 SAMPLED_ZOOMS = range(9, 13)  # a seeded sample of the tiles that intersect a commune
 OUR_TILES = "/collections/commune-2025/tiles/WebMercatorQuad"
 TIPG_TILES = "/collections/bench.communes/tiles/WebMercatorQuad"
@@ -122,6 +122,7 @@ UPDATE admin_unit SET geom = ST_Multi(ST_Scale(geom, ST_MakePoint(%(f)s, %(f)s),
 WHERE vintage = '2025' AND level = 'commune' AND code = %(code)s
 """
 
+
 @dataclasses.dataclass(frozen=True)
 class Ours:
     """One configuration of our service."""
@@ -140,8 +141,9 @@ OURS_CACHED = (
     Ours("ours-redis-notify", "ours, Redis cache, notify", "redis", "notify"),
 )
 # ours with the directory cache, behind an nginx front that serves its files
-OURS_DIRECTORY = Ours("ours-directory", "ours, directory cache (behind the nginx front)",
-                      "directory", "strict")
+OURS_DIRECTORY = Ours(
+    "ours-directory", "ours, directory cache (behind the nginx front)", "directory", "strict"
+)
 # second instances for the edit → fresh tile test (sharing Redis with the first ones)
 OURS_SECOND = (
     Ours("ours-redis-strict-b", "ours, Redis cache, strict (2nd instance)", "redis", "strict"),
@@ -176,14 +178,21 @@ class Edits:
 
 # ------------------------------------------------------------------------------ helpers
 
+
 def tile_path(prefix: str, tile: Tile) -> str:
     """The URL path of a tile under a server's tile prefix."""
     z, x, y = tile
     return f"{prefix}/{z}/{x}/{y}"
 
 
-def one_pass(base: str, prefix: str, tiles: list[Tile], threads: int = 1,
-             keep: bool = False, suffix: str = "") -> Pass:
+def one_pass(
+    base: str,
+    prefix: str,
+    tiles: list[Tile],
+    threads: int = 1,
+    keep: bool = False,
+    suffix: str = "",
+) -> Pass:
     """Fetch every tile once, on `threads` keep-alive connections (list split between them)."""
     sizes: dict[Tile, int] = {}
     bodies: dict[Tile, bytes] = {}
@@ -216,14 +225,19 @@ def _median(values: list[float]) -> float:
 
 # ----------------------------------------------------------------------------- the tiles
 
-def make_tile_list(conn: psycopg.Connection, table: str = "bench.communes",
-                   target: int = TARGET_TILES) -> tuple[list[Tile], tuple[float, ...]]:
+
+def make_tile_list(
+    conn: psycopg.Connection, table: str = "bench.communes", target: int = TARGET_TILES
+) -> tuple[list[Tile], tuple[float, ...]]:
     """Every tile z5-z8 over the table's extent, then a seeded sample z9-z12 of tiles
     intersecting one of its geometries, up to `target`; shuffled with the same seed."""
     relation = sql.SQL(".").join(sql.Identifier(part) for part in table.split("."))
-    row = conn.execute(sql.SQL("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM"
-                               " (SELECT ST_Extent(geom)::geometry AS e FROM {}) s"
-                               ).format(relation)).fetchone()
+    row = conn.execute(
+        sql.SQL(
+            "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM"
+            " (SELECT ST_Extent(geom)::geometry AS e FROM {}) s"
+        ).format(relation)
+    ).fetchone()
     assert row is not None
     extent = (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
     rng = random.Random(SEED)
@@ -239,12 +253,14 @@ def make_tile_list(conn: psycopg.Connection, table: str = "bench.communes",
         rng.shuffle(candidates)
         chosen: list[Tile] = []
         for start in range(0, len(candidates), 1000):
-            batch = candidates[start:start + 1000]
-            hits = conn.execute(sql.SQL(
-                "SELECT t.i FROM unnest(%s::int[], %s::int[]) WITH ORDINALITY AS t(x, y, i)"
-                " WHERE EXISTS (SELECT 1 FROM {} c WHERE ST_Intersects(c.geom,"
-                " ST_Transform(ST_TileEnvelope(%s, t.x, t.y), 4326))) ORDER BY t.i"
-                ).format(relation), ([c[0] for c in batch], [c[1] for c in batch], z)
+            batch = candidates[start : start + 1000]
+            hits = conn.execute(
+                sql.SQL(
+                    "SELECT t.i FROM unnest(%s::int[], %s::int[]) WITH ORDINALITY AS t(x, y, i)"
+                    " WHERE EXISTS (SELECT 1 FROM {} c WHERE ST_Intersects(c.geom,"
+                    " ST_Transform(ST_TileEnvelope(%s, t.x, t.y), 4326))) ORDER BY t.i"
+                ).format(relation),
+                ([c[0] for c in batch], [c[1] for c in batch], z),
             ).fetchall()
             chosen += [(z, *batch[int(h[0]) - 1]) for h in hits]
             if len(chosen) >= quota:
@@ -259,32 +275,44 @@ def make_tile_list(conn: psycopg.Connection, table: str = "bench.communes",
 
 # ------------------------------------------------------------------------------ servers
 
+
 def ours_env(config: Ours, db_url: str, workdir: Path, redis_url: str) -> dict[str, str]:
     """The environment of one instance of ours (SQLite instances share one cache file)."""
     path = workdir / ("tiles-directory" if config.cache == "directory" else "tiles.sqlite")
-    return {**clean_env(), "DATABASE_URL": db_url,
-            "GEO_SERVICE_HOME": str(workdir / "home" / config.key),
-            "GEO_SERVICE_TILE_CACHE": config.cache,
-            "GEO_SERVICE_TILE_FRESHNESS": config.freshness,
-            "GEO_SERVICE_TILE_CACHE_PATH": str(path),
-            "GEO_SERVICE_TILE_CACHE_MAX_MB": "2048",
-            "GEO_SERVICE_REDIS_URL": redis_url}
+    return {
+        **clean_env(),
+        "DATABASE_URL": db_url,
+        "GEO_SERVICE_HOME": str(workdir / "home" / config.key),
+        "GEO_SERVICE_TILE_CACHE": config.cache,
+        "GEO_SERVICE_TILE_FRESHNESS": config.freshness,
+        "GEO_SERVICE_TILE_CACHE_PATH": str(path),
+        "GEO_SERVICE_TILE_CACHE_MAX_MB": "2048",
+        "GEO_SERVICE_REDIS_URL": redis_url,
+    }
 
 
-def start_all(db_url: str, tipg_python: Path, workdir: Path, redis_url: str
-              ) -> dict[str, Server]:
+def start_all(db_url: str, tipg_python: Path, workdir: Path, redis_url: str) -> dict[str, Server]:
     """Ours in every configuration and tipg, started in parallel; name → server."""
     command = ours_command()
     jobs: list[tuple[str, list[str], dict[str, str], str, str]] = [
         (c.key, command, ours_env(c, db_url, workdir, redis_url), "/health", OUR_TILES)
-        for c in (OURS_NONE, *OURS_CACHED, *OURS_SECOND, OURS_DIRECTORY)]
-    jobs.append((TIPG, tipg_command(tipg_python),
-                 {**clean_env(), "DATABASE_URL": db_url, "TIPG_DB_SCHEMAS": '["bench"]'},
-                 "/healthz", TIPG_TILES))
+        for c in (OURS_NONE, *OURS_CACHED, *OURS_SECOND, OURS_DIRECTORY)
+    ]
+    jobs.append(
+        (
+            TIPG,
+            tipg_command(tipg_python),
+            {**clean_env(), "DATABASE_URL": db_url, "TIPG_DB_SCHEMAS": '["bench"]'},
+            "/healthz",
+            TIPG_TILES,
+        )
+    )
     servers: dict[str, Server] = {}
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
-        futures = {name: pool.submit(start_server, name, cmd, env, ready, prefix, workdir)
-                   for name, cmd, env, ready, prefix in jobs}
+        futures = {
+            name: pool.submit(start_server, name, cmd, env, ready, prefix, workdir)
+            for name, cmd, env, ready, prefix in jobs
+        }
         errors: list[BaseException] = []
         for name, future in futures.items():
             try:
@@ -304,9 +332,25 @@ def redis_server(workdir: Path) -> Iterator[str]:
     binary = shutil.which("redis-server") or "/usr/bin/redis-server"
     port = free_port()
     process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-         "no", "--maxmemory", "1gb", "--maxmemory-policy", "allkeys-lru", "--dir",
-         str(workdir)], stdout=subprocess.DEVNULL)
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--maxmemory",
+            "1gb",
+            "--maxmemory-policy",
+            "allkeys-lru",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
     url = f"redis://127.0.0.1:{port}/0"
     try:
         client = redis.Redis.from_url(url)
@@ -331,7 +375,8 @@ def copy_sqlite_to_redis(path: Path, redis_url: str) -> int:
     count = 0
     with sqlite3.connect(path) as db:
         for layer, variant, z, x, y, blob in db.execute(
-                "SELECT layer, variant, z, x, y, blob FROM tile"):
+            "SELECT layer, variant, z, x, y, blob FROM tile"
+        ):
             target.put(TileKey(layer, variant, z, x, y), CachedTile.decode(blob))
             count += 1
     target.close()
@@ -348,6 +393,7 @@ def write_static(root: Path, bodies: dict[Tile, bytes]) -> None:
 
 # ------------------------------------------------------------------------------ measures
 
+
 def feature_count(body: bytes) -> int | None:
     """Features in an MVT (all layers), or None when mapbox-vector-tile is not installed."""
     try:
@@ -360,8 +406,14 @@ def feature_count(body: bytes) -> int | None:
     return sum(len(layer["features"]) for layer in layers.values())
 
 
-def measure_edits(db_url: str, first: Server, second: Server, mode: str, iterations: int,
-                  log: Callable[[str], None]) -> Edits:
+def measure_edits(
+    db_url: str,
+    first: Server,
+    second: Server,
+    mode: str,
+    iterations: int,
+    log: Callable[[str], None],
+) -> Edits:
     """Scale commune EDIT_CODE by 0.9 and back, and time commit → new tile on `second`.
 
     The tile is new when its body changes (our ETag is the body's hash; nginx's is not).
@@ -404,8 +456,7 @@ def measure_edits(db_url: str, first: Server, second: Server, mode: str, iterati
     return Edits(mode, latencies, polls, failures)
 
 
-async def _step_times(db_url: str, tiles: list[Tile], repeats: int
-                      ) -> dict[Tile, dict[str, float]]:
+async def _step_times(db_url: str, tiles: list[Tile], repeats: int) -> dict[Tile, dict[str, float]]:
     """Median ms of each database step of our tile request, run here on one connection."""
     result: dict[Tile, dict[str, float]] = {}
     async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
@@ -422,8 +473,12 @@ async def _step_times(db_url: str, tiles: list[Tile], repeats: int
                 statement, params = tile_sql(query, z, x, y, MvtOptions())
                 await (await conn.execute(statement, params)).fetchone()
                 t4 = time.perf_counter()
-                for step, seconds in (("read_collection", t1 - t0), ("build_item_query", t2 - t1),
-                                      ("epoch (strict)", t3 - t2), ("tile SQL", t4 - t3)):
+                for step, seconds in (
+                    ("read_collection", t1 - t0),
+                    ("build_item_query", t2 - t1),
+                    ("epoch (strict)", t3 - t2),
+                    ("tile SQL", t4 - t3),
+                ):
                     times.setdefault(step, []).append(seconds * 1000)
             result[(z, x, y)] = {step: _median(v) for step, v in times.items()}
     return result
@@ -451,26 +506,46 @@ def single_latency(base: str, path: str, repeats: int) -> float:
         client.close()
 
 
-def wrk_runs(wrk: str, lua: Path, server: Server, paths: Path, connections: int,
-             duration: int) -> WrkRun:
+def wrk_runs(
+    wrk: str, lua: Path, server: Server, paths: Path, connections: int, duration: int
+) -> WrkRun:
     """One wrk measurement (bench/features.py's runner, cycling through the tile list)."""
     return run_wrk(wrk, lua, server.base, paths, connections, duration, server.name)
 
 
 # -------------------------------------------------------------------------------- report
 
+
 def _fmt_rate(value: float) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
 
 
-def throughput_table(title: str, names: list[str], labels: dict[str, str],
-                     runs: dict[str, list[WrkRun]], reference: str, target: float,
-                     passes_ok: dict[str, bool]) -> str:
+def throughput_table(
+    title: str,
+    names: list[str],
+    labels: dict[str, str],
+    runs: dict[str, list[WrkRun]],
+    reference: str,
+    target: float,
+    passes_ok: dict[str, bool],
+) -> str:
     """Medians per server, with the ratio to the reference server's req/s."""
-    header = ["Scenario", "server", "req/s", "p50 ms", "p99 ms", "MB/s", "KB/response",
-              "errors", f"× {labels[reference]}", f"target ≥ {target:g}×"]
-    lines = ["| " + " | ".join(header) + " |",
-             "|" + "|".join(["---", "---"] + ["---:"] * (len(header) - 2)) + "|"]
+    header = [
+        "Scenario",
+        "server",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "MB/s",
+        "KB/response",
+        "errors",
+        f"× {labels[reference]}",
+        f"target ≥ {target:g}×",
+    ]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---", "---"] + ["---:"] * (len(header) - 2)) + "|",
+    ]
     ref = _median([r.rps for r in runs[reference]])
     for i, name in enumerate(names):
         measured = runs[name]
@@ -480,65 +555,143 @@ def throughput_table(title: str, names: list[str], labels: dict[str, str],
         ratio = rps / ref if ref else float("nan")
         reached = "" if name == reference else ("yes" if ratio >= target else "**no**")
         kb = _median([r.bytes / r.requests / 1e3 for r in measured if r.requests])
-        cells = [title if i == 0 else "", labels[name], _fmt_rate(rps),
-                 f"{_median([r.p50_ms for r in measured]):.2f}",
-                 f"{_median([r.p99_ms for r in measured]):.1f}",
-                 f"{_median([r.mb_per_s for r in measured]):.1f}", f"{kb:.1f}", errors_text,
-                 "" if name == reference else f"**{ratio:.3g}**", reached]
+        cells = [
+            title if i == 0 else "",
+            labels[name],
+            _fmt_rate(rps),
+            f"{_median([r.p50_ms for r in measured]):.2f}",
+            f"{_median([r.p99_ms for r in measured]):.1f}",
+            f"{_median([r.mb_per_s for r in measured]):.1f}",
+            f"{kb:.1f}",
+            errors_text,
+            "" if name == reference else f"**{ratio:.3g}**",
+            reached,
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def detail_table(labels: dict[str, str], runs: dict[str, list[WrkRun]]) -> str:
     """Every wrk run."""
-    header = ["server", "run", "requests", "s", "req/s", "p50 ms", "p90 ms", "p99 ms",
-              "max ms", "MB/s", "errors (connect/read/write/status/timeout)"]
+    header = [
+        "server",
+        "run",
+        "requests",
+        "s",
+        "req/s",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "max ms",
+        "MB/s",
+        "errors (connect/read/write/status/timeout)",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
     for name, measured in runs.items():
         for i, r in enumerate(measured, 1):
-            errors = "/".join(str(r.errors[k]) for k in
-                              ("connect", "read", "write", "status", "timeout"))
-            lines.append("| " + " | ".join([
-                labels[name], str(i), str(r.requests), f"{r.seconds:.1f}", f"{r.rps:.1f}",
-                f"{r.p50_ms:.2f}", f"{r.p90_ms:.2f}", f"{r.p99_ms:.1f}", f"{r.max_ms:.0f}",
-                f"{r.mb_per_s:.1f}", errors]) + " |")
+            errors = "/".join(
+                str(r.errors[k]) for k in ("connect", "read", "write", "status", "timeout")
+            )
+            lines.append(
+                "| "
+                + " | ".join(
+                    [
+                        labels[name],
+                        str(i),
+                        str(r.requests),
+                        f"{r.seconds:.1f}",
+                        f"{r.rps:.1f}",
+                        f"{r.p50_ms:.2f}",
+                        f"{r.p90_ms:.2f}",
+                        f"{r.p99_ms:.1f}",
+                        f"{r.max_ms:.0f}",
+                        f"{r.mb_per_s:.1f}",
+                        errors,
+                    ]
+                )
+                + " |"
+            )
     return "\n".join(lines)
 
 
-def size_table(z5: list[Tile], sizes: dict[str, dict[Tile, int]],
-               features: dict[str, dict[Tile, int | None]],
-               all_sizes: dict[str, dict[Tile, int]]) -> str:
+def size_table(
+    z5: list[Tile],
+    sizes: dict[str, dict[Tile, int]],
+    features: dict[str, dict[Tile, int | None]],
+    all_sizes: dict[str, dict[Tile, int]],
+) -> str:
     """Max and median bytes of the z5 tiles (and of the whole list where measured)."""
-    header = ["server", "z5 tiles", "empty", "median KB (non-empty)", "max KB",
-              "features per z5 tile", "whole list: median KB", "whole list: total MB"]
-    lines = ["| " + " | ".join(header) + " |",
-             "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    header = [
+        "server",
+        "z5 tiles",
+        "empty",
+        "median KB (non-empty)",
+        "max KB",
+        "features per z5 tile",
+        "whole list: median KB",
+        "whole list: total MB",
+    ]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
+    ]
     for name, measured in sizes.items():
         values = [measured[t] for t in z5]
         nonempty = [v for v in values if v > 0]
         counts = [features[name].get(t) for t in z5]
         count_text = ", ".join("?" if c is None else str(c) for c in counts)
         whole = list(all_sizes.get(name, {}).values())
-        lines.append("| " + " | ".join([
-            name, str(len(values)), str(len(values) - len(nonempty)),
-            f"{_median([v / 1e3 for v in nonempty]):.1f}", f"{max(values) / 1e3:.1f}",
-            count_text, f"{_median([v / 1e3 for v in whole]):.2f}" if whole else "—",
-            f"{sum(whole) / 1e6:.1f}" if whole else "—"]) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    name,
+                    str(len(values)),
+                    str(len(values) - len(nonempty)),
+                    f"{_median([v / 1e3 for v in nonempty]):.1f}",
+                    f"{max(values) / 1e3:.1f}",
+                    count_text,
+                    f"{_median([v / 1e3 for v in whole]):.2f}" if whole else "—",
+                    f"{sum(whole) / 1e6:.1f}" if whole else "—",
+                ]
+            )
+            + " |"
+        )
     return "\n".join(lines)
 
 
 def edits_table(edits: list[Edits]) -> str:
     """Latency from COMMIT to a fresh tile on the second instance."""
-    header = ["freshness", "edits", "median ms", "max ms", "min ms", "polls (median)",
-              "stale after 10 s"]
-    lines = ["| " + " | ".join(header) + " |",
-             "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    header = [
+        "freshness",
+        "edits",
+        "median ms",
+        "max ms",
+        "min ms",
+        "polls (median)",
+        "stale after 10 s",
+    ]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
+    ]
     for e in edits:
         lat = e.latencies_ms
-        lines.append("| " + " | ".join([
-            e.mode, str(len(lat) + e.failures), f"{_median(lat):.1f}",
-            f"{max(lat):.1f}" if lat else "—", f"{min(lat):.1f}" if lat else "—",
-            f"{_median([float(p) for p in e.polls]):.0f}", str(e.failures)]) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    e.mode,
+                    str(len(lat) + e.failures),
+                    f"{_median(lat):.1f}",
+                    f"{max(lat):.1f}" if lat else "—",
+                    f"{min(lat):.1f}" if lat else "—",
+                    f"{_median([float(p) for p in e.polls]):.0f}",
+                    str(e.failures),
+                ]
+            )
+            + " |"
+        )
     return "\n".join(lines)
 
 
@@ -556,11 +709,14 @@ def latency_table(latencies: dict[str, float]) -> str:
 def steps_table(steps: dict[Tile, dict[str, float]]) -> str:
     """Median ms of each database step of our tile request."""
     names = list(next(iter(steps.values())))
-    lines = ["| tile | " + " | ".join(names) + " |",
-             "|---|" + "|".join(["---:"] * len(names)) + "|"]
+    lines = [
+        "| tile | " + " | ".join(names) + " |",
+        "|---|" + "|".join(["---:"] * len(names)) + "|",
+    ]
     for tile, values in steps.items():
-        lines.append(f"| {_tile_name(tile)} | "
-                     + " | ".join(f"{values[n]:.1f}" for n in names) + " |")
+        lines.append(
+            f"| {_tile_name(tile)} | " + " | ".join(f"{values[n]:.1f}" for n in names) + " |"
+        )
     return "\n".join(lines)
 
 
@@ -572,6 +728,7 @@ def zoom_counts(tiles: list[Tile]) -> str:
 
 # ---------------------------------------------------------------------------------- main
 
+
 def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> str:
     """Set everything up, measure, tear it down; return the Markdown report."""
     started = time.perf_counter()
@@ -580,16 +737,19 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> str:
     tipg_python = ensure_tipg(log)
     load_before = Path("/proc/loadavg").read_text().split()[:3]
     if float(load_before[0]) > 0.5:
-        log(f"warning: load average {load_before[0]} before starting; other work may skew "
-            "the figures")
+        log(
+            f"warning: load average {load_before[0]} before starting; other work may skew "
+            "the figures"
+        )
     workdir = Path(tempfile.mkdtemp(prefix="geo-service-bench-tiles-"))
     workdir.chmod(0o755)  # postgres (data) and nginx's worker (tiles) must reach it as root
     cluster = LocalCluster(workdir / "cluster", database="postgres")
     servers: dict[str, Server] = {}
     try:
         log(f"starting a throwaway cluster in {workdir}")
-        cluster.start(extra_options="-c fsync=off -c synchronous_commit=off "
-                                    "-c full_page_writes=off")
+        cluster.start(
+            extra_options="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
         db_url, how = prepare_database(cluster, not args.no_cache, log)
         with psycopg.connect(db_url, autocommit=True) as conn:
             for statement in TIPG_COLUMNS_SQL:
@@ -598,7 +758,9 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> str:
             row = conn.execute(
                 "SELECT name, ST_Intersects(geom, ST_Transform(ST_TileEnvelope(%s, %s, %s),"
                 " 4326)) FROM admin_unit WHERE vintage = '2025' AND level = 'commune'"
-                " AND code = %s", (*EDIT_TILE, EDIT_CODE)).fetchone()
+                " AND code = %s",
+                (*EDIT_TILE, EDIT_CODE),
+            ).fetchone()
         if not row or not row[1]:
             raise SystemExit(f"commune {EDIT_CODE} is not in tile {EDIT_TILE}: {row}")
         edit_name = str(row[0])
@@ -617,21 +779,26 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> str:
 
             # one cold pass on one connection: seeds the SQLite cache
             first = servers[OURS_CACHED[0].key]
-            seed_sqlite = one_pass(first.base, OUR_TILES, tiles, 2 if args.short else 1,
-                                   keep=True)
-            log(f"seeded SQLite ({'2 connections' if args.short else '1 connection, cold'}): "
-                f"{seed_sqlite.seconds:.1f} s, statuses {dict(seed_sqlite.statuses)}")
+            seed_sqlite = one_pass(first.base, OUR_TILES, tiles, 2 if args.short else 1, keep=True)
+            log(
+                f"seeded SQLite ({'2 connections' if args.short else '1 connection, cold'}): "
+                f"{seed_sqlite.seconds:.1f} s, statuses {dict(seed_sqlite.statuses)}"
+            )
             if args.short:  # copy the rendered tiles instead of rendering them again
                 t0 = time.perf_counter()
                 copied = copy_sqlite_to_redis(workdir / "tiles.sqlite", redis_url)
-                redis_how = (f"copied from the SQLite cache ({copied} tiles, same keys and "
-                             f"bytes; short mode) in {time.perf_counter() - t0:.1f} s")
+                redis_how = (
+                    f"copied from the SQLite cache ({copied} tiles, same keys and "
+                    f"bytes; short mode) in {time.perf_counter() - t0:.1f} s"
+                )
                 checks: dict[str, Pass] = {OURS_CACHED[0].key: seed_sqlite}
                 redis_check = [OURS_CACHED[2]]
             else:
                 seed_redis = one_pass(servers[OURS_CACHED[2].key].base, OUR_TILES, tiles, 2)
-                redis_how = (f"seeded by one pass of `{OURS_CACHED[2].key}` on 2 connections "
-                             f"({seed_redis.seconds:.1f} s)")
+                redis_how = (
+                    f"seeded by one pass of `{OURS_CACHED[2].key}` on 2 connections "
+                    f"({seed_redis.seconds:.1f} s)"
+                )
                 checks = {OURS_CACHED[0].key: seed_sqlite, OURS_CACHED[2].key: seed_redis}
                 redis_check = []
             log(f"Redis {redis_how}")
@@ -639,36 +806,50 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> str:
             sample = list(dict.fromkeys(sample if not args.short else z5 + tiles[:50]))
             for config in (*redis_check, OURS_CACHED[1], OURS_CACHED[3], OURS_NONE):
                 checks[config.key] = one_pass(servers[config.key].base, OUR_TILES, sample, 2)
-                log(f"check {config.key} ({len(sample)} tiles): "
+                log(
+                    f"check {config.key} ({len(sample)} tiles): "
                     f"{checks[config.key].seconds:.1f} s, "
-                    f"statuses {dict(checks[config.key].statuses)}")
+                    f"statuses {dict(checks[config.key].statuses)}"
+                )
             tipg = servers[TIPG]
             tipg_tiles = tiles if not args.short else z5 + tiles[:100]
             checks[TIPG] = one_pass(tipg.base, TIPG_TILES, tipg_tiles)
-            log(f"tipg pass over {len(tipg_tiles)} tiles (1 connection, cold): "
-                f"{checks[TIPG].seconds:.1f} s, statuses {dict(checks[TIPG].statuses)}")
+            log(
+                f"tipg pass over {len(tipg_tiles)} tiles (1 connection, cold): "
+                f"{checks[TIPG].seconds:.1f} s, statuses {dict(checks[TIPG].statuses)}"
+            )
 
             # static copy for nginx, from ours (raw, as served without Accept-Encoding)
             root = workdir / "static"
             write_static(root, seed_sqlite.bodies)
-            servers[NGINX] = start_nginx(nginx, workdir, root, f"/{tiles[0][0]}/"
-                                         f"{tiles[0][1]}/{tiles[0][2]}.pbf")
+            servers[NGINX] = start_nginx(
+                nginx, workdir, root, f"/{tiles[0][0]}/{tiles[0][1]}/{tiles[0][2]}.pbf"
+            )
             checks[NGINX] = one_pass(servers[NGINX].base, "", tiles, suffix=".pbf")
             log(f"nginx: {servers[NGINX].base}, check {dict(checks[NGINX].statuses)}")
             # ours's directory cache behind an nginx front, seeded by one pass through it
             servers[NGINX_FRONT] = start_nginx_front(
-                nginx, workdir, ours_env(OURS_DIRECTORY, db_url, workdir, redis_url),
-                servers[OURS_DIRECTORY.key].base)
+                nginx,
+                workdir,
+                ours_env(OURS_DIRECTORY, db_url, workdir, redis_url),
+                servers[OURS_DIRECTORY.key].base,
+            )
             checks[NGINX_FRONT] = one_pass(servers[NGINX_FRONT].base, OUR_TILES, tiles, 2)
-            log(f"nginx front: seeded in {checks[NGINX_FRONT].seconds:.1f} s, statuses "
-                f"{dict(checks[NGINX_FRONT].statuses)}")
+            log(
+                f"nginx front: seeded in {checks[NGINX_FRONT].seconds:.1f} s, statuses "
+                f"{dict(checks[NGINX_FRONT].statuses)}"
+            )
 
             # sizes of the z5 tiles
             tipg_z5 = one_pass(tipg.base, TIPG_TILES, z5, keep=True)
-            sizes = {"ours": {t: seed_sqlite.sizes[t] for t in z5},
-                     TIPG: {t: tipg_z5.sizes[t] for t in z5}}
-            features = {"ours": {t: feature_count(seed_sqlite.bodies[t]) for t in z5},
-                        TIPG: {t: feature_count(tipg_z5.bodies[t]) for t in z5}}
+            sizes = {
+                "ours": {t: seed_sqlite.sizes[t] for t in z5},
+                TIPG: {t: tipg_z5.sizes[t] for t in z5},
+            }
+            features = {
+                "ours": {t: feature_count(seed_sqlite.bodies[t]) for t in z5},
+                TIPG: {t: feature_count(tipg_z5.bodies[t]) for t in z5},
+            }
             all_sizes = {"ours": seed_sqlite.sizes}
             if not args.short:
                 all_sizes[TIPG] = checks[TIPG].sizes
@@ -679,21 +860,42 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> str:
             cached_one, none_one = servers[OURS_CACHED[0].key], servers[OURS_NONE.key]
             probes = [
                 ("ours: GET /health", cached_one, "/health", 20),
-                ("ours: GET /collections/commune-2025", cached_one,
-                 "/collections/commune-2025", 20),
-                (f"ours, SQLite cache, strict: tile {_tile_name(small)} (hit)", cached_one,
-                 tile_path(OUR_TILES, small), 20),
-                (f"ours, SQLite cache, notify: tile {_tile_name(small)} (hit)",
-                 servers[OURS_CACHED[1].key], tile_path(OUR_TILES, small), 20),
-                (f"ours, no cache: tile {_tile_name(small)}", none_one,
-                 tile_path(OUR_TILES, small), 20),
+                (
+                    "ours: GET /collections/commune-2025",
+                    cached_one,
+                    "/collections/commune-2025",
+                    20,
+                ),
+                (
+                    f"ours, SQLite cache, strict: tile {_tile_name(small)} (hit)",
+                    cached_one,
+                    tile_path(OUR_TILES, small),
+                    20,
+                ),
+                (
+                    f"ours, SQLite cache, notify: tile {_tile_name(small)} (hit)",
+                    servers[OURS_CACHED[1].key],
+                    tile_path(OUR_TILES, small),
+                    20,
+                ),
+                (
+                    f"ours, no cache: tile {_tile_name(small)}",
+                    none_one,
+                    tile_path(OUR_TILES, small),
+                    20,
+                ),
                 (f"tipg: tile {_tile_name(small)}", tipg, tile_path(TIPG_TILES, small), 20),
-                (f"ours, no cache: tile {_tile_name(big5)}", none_one,
-                 tile_path(OUR_TILES, big5), 5),
+                (
+                    f"ours, no cache: tile {_tile_name(big5)}",
+                    none_one,
+                    tile_path(OUR_TILES, big5),
+                    5,
+                ),
                 (f"tipg: tile {_tile_name(big5)}", tipg, tile_path(TIPG_TILES, big5), 5),
             ]
-            latencies = {label: single_latency(server.base, path, n)
-                         for label, server, path, n in probes}
+            latencies = {
+                label: single_latency(server.base, path, n) for label, server, path, n in probes
+            }
             steps = step_times(db_url, [small, big5], 5)
             for label, ms in latencies.items():
                 log(f"{label}: {ms:.1f} ms")
@@ -705,12 +907,12 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> str:
                 suffix = ".pbf" if name == NGINX else ""
                 prefix = prefixes.get(name, OUR_TILES)
                 files[name] = workdir / f"paths-{re.sub(r'[^A-Za-z0-9.]+', '-', name)}.txt"
-                files[name].write_text("".join(tile_path(prefix, t) + suffix + "\n"
-                                               for t in tiles))
+                files[name].write_text("".join(tile_path(prefix, t) + suffix + "\n" for t in tiles))
             uncached = [OURS_NONE.key, TIPG]
             cached = [c.key for c in OURS_CACHED] + [NGINX_FRONT, NGINX]
-            labels = {c.key: c.label for c in (OURS_NONE, *OURS_CACHED, *OURS_SECOND,
-                                               OURS_DIRECTORY)}
+            labels = {
+                c.key: c.label for c in (OURS_NONE, *OURS_CACHED, *OURS_SECOND, OURS_DIRECTORY)
+            }
             labels[NGINX_FRONT] = NGINX_FRONT
             labels[TIPG] = f"tipg {TIPG_VERSION}"
             labels[NGINX] = NGINX
@@ -720,36 +922,65 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> str:
             runs: dict[str, list[WrkRun]] = {name: [] for name in uncached + cached}
             for i in range(args.repeat):
                 for group in (uncached, cached):
-                    for name in (group if i % 2 == 0 else group[::-1]):
-                        result = wrk_runs(wrk, lua, servers[name], files[name],
-                                          args.connections, args.duration)
+                    for name in group if i % 2 == 0 else group[::-1]:
+                        result = wrk_runs(
+                            wrk, lua, servers[name], files[name], args.connections, args.duration
+                        )
                         runs[name].append(result)
-                        log(f"run {i + 1}/{args.repeat} {name}: {result.rps:,.1f} req/s, "
+                        log(
+                            f"run {i + 1}/{args.repeat} {name}: {result.rps:,.1f} req/s, "
                             f"p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.1f} ms, "
-                            f"{result.mb_per_s:.1f} MB/s, errors {result.errors}")
+                            f"{result.mb_per_s:.1f} MB/s, errors {result.errors}"
+                        )
 
             # edit → fresh tile, with two instances sharing Redis
             edits: list[Edits] = []
             iterations = 10 if args.short else 20
-            pairs = [(servers[c.key], servers[second.key], c.freshness)
-                     for c, second in zip(OURS_CACHED[2:], OURS_SECOND, strict=True)]
+            pairs = [
+                (servers[c.key], servers[second.key], c.freshness)
+                for c, second in zip(OURS_CACHED[2:], OURS_SECOND, strict=True)
+            ]
             pairs.append((servers[NGINX_FRONT], servers[NGINX_FRONT], "nginx front"))
             for first_server, polled, freshness in pairs:
-                result_edits = measure_edits(db_url, first_server, polled, freshness,
-                                             iterations, log)
+                result_edits = measure_edits(
+                    db_url, first_server, polled, freshness, iterations, log
+                )
                 edits.append(result_edits)
-                log(f"edit → fresh ({freshness}): median "
+                log(
+                    f"edit → fresh ({freshness}): median "
                     f"{_median(result_edits.latencies_ms):.1f} ms, max "
                     f"{max(result_edits.latencies_ms, default=float('nan')):.1f} ms, "
-                    f"failures {result_edits.failures}")
+                    f"failures {result_edits.failures}"
+                )
             for name, server in servers.items():
                 if server.process.poll() is not None:
                     raise SystemExit(f"{name} died: {server.log.read_text()[-2000:]}")
         load_after = Path("/proc/loadavg").read_text().split()[:3]
-        return report(args, header, how, tiles, labels, runs, uncached, cached, checks,
-                      seed_sqlite, z5, sizes, features, all_sizes, edits, edit_name,
-                      latencies, steps, redis_how,
-                      load_before, load_after, servers, time.perf_counter() - started)
+        return report(
+            args,
+            header,
+            how,
+            tiles,
+            labels,
+            runs,
+            uncached,
+            cached,
+            checks,
+            seed_sqlite,
+            z5,
+            sizes,
+            features,
+            all_sizes,
+            edits,
+            edit_name,
+            latencies,
+            steps,
+            redis_how,
+            load_before,
+            load_after,
+            servers,
+            time.perf_counter() - started,
+        )
     finally:
         for server in servers.values():
             stop_server(server)
@@ -757,29 +988,53 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> str:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def report(args: argparse.Namespace, header: str, how: str, tiles: list[Tile],
-           labels: dict[str, str], runs: dict[str, list[WrkRun]], uncached: list[str],
-           cached: list[str], checks: dict[str, Pass], seed: Pass, z5: list[Tile],
-           sizes: dict[str, dict[Tile, int]], features: dict[str, dict[Tile, int | None]],
-           all_sizes: dict[str, dict[Tile, int]], edits: list[Edits], edit_name: str,
-           latencies: dict[str, float], steps: dict[Tile, dict[str, float]], redis_how: str,
-           load_before: list[str], load_after: list[str], servers: dict[str, Server],
-           seconds: float) -> str:
+def report(
+    args: argparse.Namespace,
+    header: str,
+    how: str,
+    tiles: list[Tile],
+    labels: dict[str, str],
+    runs: dict[str, list[WrkRun]],
+    uncached: list[str],
+    cached: list[str],
+    checks: dict[str, Pass],
+    seed: Pass,
+    z5: list[Tile],
+    sizes: dict[str, dict[Tile, int]],
+    features: dict[str, dict[Tile, int | None]],
+    all_sizes: dict[str, dict[Tile, int]],
+    edits: list[Edits],
+    edit_name: str,
+    latencies: dict[str, float],
+    steps: dict[Tile, dict[str, float]],
+    redis_how: str,
+    load_before: list[str],
+    load_after: list[str],
+    servers: dict[str, Server],
+    seconds: float,
+) -> str:
     """The whole Markdown report."""
     ok = {name: p.ok for name, p in checks.items()}
     check_lines = "\n".join(
         f"- {labels.get(name, name)}: {sum(p.statuses.values())} tiles, statuses "
-        f"{dict(sorted(p.statuses.items()))}, {p.seconds:.1f} s" for name, p in checks.items())
-    commands = "\n".join(f"- {labels[name]}: `{shown(s.command)}`"
-                         for name, s in servers.items() if name in labels and name != NGINX)
+        f"{dict(sorted(p.statuses.items()))}, {p.seconds:.1f} s"
+        for name, p in checks.items()
+    )
+    commands = "\n".join(
+        f"- {labels[name]}: `{shown(s.command)}`"
+        for name, s in servers.items()
+        if name in labels and name != NGINX
+    )
     mode = "Short mode. " if args.short else ""
     tipg_pass = checks[TIPG]
-    cold = (f"ours (SQLite cache being seeded, so render + compress + store): "
-            f"**{seed.seconds:.1f} s**; tipg: **{tipg_pass.seconds:.1f} s**"
-            if not args.short else
-            f"short mode, not measured: ours seeded SQLite on 2 connections in "
-            f"{seed.seconds:.1f} s; tipg fetched only {sum(tipg_pass.statuses.values())} tiles "
-            f"({tipg_pass.seconds:.1f} s)")
+    cold = (
+        f"ours (SQLite cache being seeded, so render + compress + store): "
+        f"**{seed.seconds:.1f} s**; tipg: **{tipg_pass.seconds:.1f} s**"
+        if not args.short
+        else f"short mode, not measured: ours seeded SQLite on 2 connections in "
+        f"{seed.seconds:.1f} s; tipg fetched only {sum(tipg_pass.statuses.values())} tiles "
+        f"({tipg_pass.seconds:.1f} s)"
+    )
     return f"""# Vector tiles: ours vs tipg {TIPG_VERSION} (uncached) and vs nginx (cached)
 
 {header}
@@ -830,8 +1085,9 @@ fetched once per server before the runs (any non-2xx is flagged in the table):
 
 {size_table(z5, sizes, features, all_sizes)}
 
-Features per z5 tile are listed in the order of the tiles {", ".join(f"{z}/{x}/{y}"
-                                                                    for z, x, y in z5)}.
+Features per z5 tile are listed in the order of the tiles {
+        ", ".join(f"{z}/{x}/{y}" for z, x, y in z5)
+    }.
 
 ## Where the time goes
 
@@ -867,16 +1123,23 @@ polled through the nginx front (its files are purged by the NOTIFY listener of o
 def main(argv: list[str] | None = None) -> int:
     """Parse the options, run, print the report and write it to the results file."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--short", action="store_true",
-                        help=f"about a minute: {SHORT_DURATION} s per measurement, 1 repeat")
-    parser.add_argument("--duration", type=int, default=None,
-                        help="seconds per wrk measurement (default 30)")
-    parser.add_argument("--repeat", type=int, default=None,
-                        help="measurements per server (default 3)")
-    parser.add_argument("--connections", type=int, default=8,
-                        help="wrk connections (default 8)")
-    parser.add_argument("--no-cache", action="store_true",
-                        help="load the demo afresh instead of restoring the cached dump")
+    parser.add_argument(
+        "--short",
+        action="store_true",
+        help=f"about a minute: {SHORT_DURATION} s per measurement, 1 repeat",
+    )
+    parser.add_argument(
+        "--duration", type=int, default=None, help="seconds per wrk measurement (default 30)"
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=None, help="measurements per server (default 3)"
+    )
+    parser.add_argument("--connections", type=int, default=8, help="wrk connections (default 8)")
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="load the demo afresh instead of restoring the cached dump",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS, help="Markdown file to write")
     args = parser.parse_args(argv)
     args.duration = args.duration or (SHORT_DURATION if args.short else 30)

@@ -107,15 +107,18 @@ def _repair(geom: BaseGeometry) -> tuple[MultiPolygon, str | None]:
     return _polygonal_part(fixed), reason
 
 
-def check_features(frame: gpd.GeoDataFrame, fields: FieldMap, code_pattern: str
-                   ) -> tuple[gpd.GeoDataFrame, CheckReport]:
+def check_features(
+    frame: gpd.GeoDataFrame, fields: FieldMap, code_pattern: str
+) -> tuple[gpd.GeoDataFrame, CheckReport]:
     """Normalise codes, names and geometries; collect every problem at once."""
     report = CheckReport()
     try:
         pattern = re.compile(code_pattern)
     except re.error as exc:
-        raise LoaderError(f"--code-pattern {code_pattern!r} is not a regular expression: {exc}",
-                          parameter="--code-pattern") from exc
+        raise LoaderError(
+            f"--code-pattern {code_pattern!r} is not a regular expression: {exc}",
+            parameter="--code-pattern",
+        ) from exc
     rows: list[dict[str, object]] = []
     for row in frame.to_dict("records"):
         where = (str(row[SOURCE_FILE]), int(row[FEATURE_INDEX]))
@@ -127,28 +130,33 @@ def check_features(frame: gpd.GeoDataFrame, fields: FieldMap, code_pattern: str
         report.errors.extend(Problem(*where, code, p) for p in problems)
         if repair_reason:
             report.repaired.append(Problem(*where, code, f"repaired: {repair_reason}"))
-        rows.append({
-            "code": code,
-            "name": _as_text(row[fields.name]),
-            "parent_code": as_code(row[fields.parent]) if fields.parent else None,
-            "unit_type": _as_text(row[fields.unit_type]) if fields.unit_type else None,
-            "geometry": geom,
-            SOURCE_FILE: where[0],
-            FEATURE_INDEX: where[1],
-        })
+        rows.append(
+            {
+                "code": code,
+                "name": _as_text(row[fields.name]),
+                "parent_code": as_code(row[fields.parent]) if fields.parent else None,
+                "unit_type": _as_text(row[fields.unit_type]) if fields.unit_type else None,
+                "geometry": geom,
+                SOURCE_FILE: where[0],
+                FEATURE_INDEX: where[1],
+            }
+        )
     out = gpd.GeoDataFrame(pd.DataFrame(rows), geometry="geometry", crs=frame.crs)
     report.errors.extend(_duplicate_codes(out))
     return out, report
 
 
-def _row_problems(row: dict[str, Any], fields: FieldMap, code: str | None,
-                  pattern: re.Pattern[str]) -> list[str]:
+def _row_problems(
+    row: dict[str, Any], fields: FieldMap, code: str | None, pattern: re.Pattern[str]
+) -> list[str]:
     problems = []
     if code is None:
         problems.append(f"no code in field {fields.code!r}")
     elif not pattern.fullmatch(code):
-        problems.append(f"code {code!r} does not match the level's format {pattern.pattern!r}"
-                        " (see --code-pattern)")
+        problems.append(
+            f"code {code!r} does not match the level's format {pattern.pattern!r}"
+            " (see --code-pattern)"
+        )
     if _as_text(row[fields.name]) is None:
         problems.append(f"no name in field {fields.name!r}")
     if fields.parent and as_code(row[fields.parent]) is None:
@@ -156,8 +164,9 @@ def _row_problems(row: dict[str, Any], fields: FieldMap, code: str | None,
     return problems
 
 
-def _check_geometry(geom: BaseGeometry | None) -> tuple[MultiPolygon | None, str | None,
-                                                       str | None]:
+def _check_geometry(
+    geom: BaseGeometry | None,
+) -> tuple[MultiPolygon | None, str | None, str | None]:
     """(valid geometry, repair reason, blocking problem)."""
     if geom is None or geom.is_empty:
         return None, None, "empty geometry"
@@ -177,11 +186,18 @@ def _duplicate_codes(frame: gpd.GeoDataFrame) -> list[Problem]:
     dupes = coded[coded.duplicated("code", keep=False)]
     problems = []
     for code, group in dupes.groupby("code", sort=True):
-        places = ", ".join(f"{s}#{i}" for s, i in zip(group[SOURCE_FILE], group[FEATURE_INDEX],
-                                                       strict=True))
+        places = ", ".join(
+            f"{s}#{i}" for s, i in zip(group[SOURCE_FILE], group[FEATURE_INDEX], strict=True)
+        )
         first = group.iloc[0]
-        problems.append(Problem(str(first[SOURCE_FILE]), int(first[FEATURE_INDEX]), str(code),
-                                f"duplicate code {code!r} (features {places})"))
+        problems.append(
+            Problem(
+                str(first[SOURCE_FILE]),
+                int(first[FEATURE_INDEX]),
+                str(code),
+                f"duplicate code {code!r} (features {places})",
+            )
+        )
     return problems
 
 

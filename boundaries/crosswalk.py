@@ -63,15 +63,21 @@ def read_crosswalk(path: Path) -> tuple[list[CrosswalkRow], list[str]]:
         reader = csv.DictReader(handle)
         missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
-            raise LoaderError(f"{path}: missing column(s) {', '.join(missing)}; columns are: "
-                              f"{', '.join(reader.fieldnames or [])}")
+            raise LoaderError(
+                f"{path}: missing column(s) {', '.join(missing)}; columns are: "
+                f"{', '.join(reader.fieldnames or [])}"
+            )
         for line, raw in enumerate(reader, start=2):
             relation = (raw["relation"] or "").strip()
             if relation not in RELATIONS:
                 errors.append(f"line {line}: relation {relation!r} is not one of {RELATIONS}")
             row = CrosswalkRow(
-                line, raw["from_level"].strip(), raw["from_code"].strip(),
-                raw["to_level"].strip(), raw["to_code"].strip(), relation,
+                line,
+                raw["from_level"].strip(),
+                raw["from_code"].strip(),
+                raw["to_level"].strip(),
+                raw["to_code"].strip(),
+                relation,
                 _share(raw.get("area_share"), line, "area_share", errors),
                 _share(raw.get("population_share"), line, "population_share", errors),
             )
@@ -91,16 +97,19 @@ def _consistency_problems(rows: list[CrosswalkRow]) -> tuple[list[str], list[str
     for row in rows:
         key = (row.from_level, row.from_code, row.to_level, row.to_code)
         if key in seen:
-            errors.append(f"line {row.line}: duplicate of line {seen[key]} "
-                          f"({row.from_code} → {row.to_code})")
+            errors.append(
+                f"line {row.line}: duplicate of line {seen[key]} ({row.from_code} → {row.to_code})"
+            )
         seen[key] = row.line
         by_source[(row.from_level, row.from_code)].append(row)
     for (level, code), links in sorted(by_source.items()):
         wholes = [r for r in links if r.relation == "whole"]
         if len(wholes) > 1 or (wholes and len(links) > 1):
             lines = ", ".join(str(r.line) for r in links)
-            warnings.append(f"{level} {code} is 'whole' in one new unit but also linked to "
-                            f"{len(links) - 1} other(s) (lines {lines})")
+            warnings.append(
+                f"{level} {code} is 'whole' in one new unit but also linked to "
+                f"{len(links) - 1} other(s) (lines {lines})"
+            )
         for column in ("area_share", "population_share"):
             shares = [getattr(r, column) for r in links]
             if all(s is not None for s in shares) and abs(sum(shares) - 1) > 0.001:
@@ -108,8 +117,9 @@ def _consistency_problems(rows: list[CrosswalkRow]) -> tuple[list[str], list[str
     return errors, warnings
 
 
-def _unknown_codes(conn: psycopg.Connection, rows: list[CrosswalkRow], side: str, vintage: str
-                   ) -> list[str]:
+def _unknown_codes(
+    conn: psycopg.Connection, rows: list[CrosswalkRow], side: str, vintage: str
+) -> list[str]:
     """Codes missing from a (vintage, level) that has units loaded."""
     problems = []
     levels = {getattr(r, f"{side}_level") for r in rows}
@@ -120,13 +130,15 @@ def _unknown_codes(conn: psycopg.Connection, rows: list[CrosswalkRow], side: str
         for row in rows:
             code = getattr(row, f"{side}_code")
             if getattr(row, f"{side}_level") == level and code not in known:
-                problems.append(f"line {row.line}: {level} {code} does not exist in vintage "
-                                f"{vintage}")
+                problems.append(
+                    f"line {row.line}: {level} {code} does not exist in vintage {vintage}"
+                )
     return problems
 
 
-def load_crosswalk(conn: psycopg.Connection, path: Path, from_vintage: str, to_vintage: str,
-                   replace: bool = False) -> CrosswalkSummary:
+def load_crosswalk(
+    conn: psycopg.Connection, path: Path, from_vintage: str, to_vintage: str, replace: bool = False
+) -> CrosswalkSummary:
     """Check every row, then replace the crosswalk between the two vintages in one transaction."""
     rows, errors = read_crosswalk(path)
     more_errors, warnings = _consistency_problems(rows)
@@ -137,15 +149,33 @@ def load_crosswalk(conn: psycopg.Connection, path: Path, from_vintage: str, to_v
     errors += _unknown_codes(conn, rows, "from", from_vintage)
     errors += _unknown_codes(conn, rows, "to", to_vintage)
     if errors:
-        shown = "\n".join(errors[:20]) + (f"\n... and {len(errors) - 20} more"
-                                          if len(errors) > 20 else "")
-        raise LoaderError(f"{path}: {len(errors)} problem(s), nothing was written:\n{shown}",
-                          errors=errors)
+        shown = "\n".join(errors[:20]) + (
+            f"\n... and {len(errors) - 20} more" if len(errors) > 20 else ""
+        )
+        raise LoaderError(
+            f"{path}: {len(errors)} problem(s), nothing was written:\n{shown}", errors=errors
+        )
     if sql.count_crosswalk(conn, from_vintage, to_vintage) and not replace:
-        raise LoaderError(f"a crosswalk {from_vintage} → {to_vintage} is already loaded; "
-                          "pass --replace", parameter="--replace")
+        raise LoaderError(
+            f"a crosswalk {from_vintage} → {to_vintage} is already loaded; pass --replace",
+            parameter="--replace",
+        )
     with conn.transaction():
-        sql.replace_crosswalk(conn, from_vintage, to_vintage, (
-            (r.from_level, r.from_code, r.to_level, r.to_code, r.relation, r.area_share,
-             r.population_share) for r in rows))
+        sql.replace_crosswalk(
+            conn,
+            from_vintage,
+            to_vintage,
+            (
+                (
+                    r.from_level,
+                    r.from_code,
+                    r.to_level,
+                    r.to_code,
+                    r.relation,
+                    r.area_share,
+                    r.population_share,
+                )
+                for r in rows
+            ),
+        )
     return CrosswalkSummary(loaded=len(rows), warnings=warnings)

@@ -69,11 +69,11 @@ def _enclosed_areas(segments: Segments) -> np.ndarray:
     if len(start) == 0:
         return np.empty(0, dtype=object)
     vertex = _vertex_ids(start, end)
-    keys = _segment_keys(vertex[: len(start)], vertex[len(start):], len(vertex))
+    keys = _segment_keys(vertex[: len(start)], vertex[len(start) :], len(vertex))
     _, key_of, key_count = np.unique(keys, return_inverse=True, return_counts=True)
     outline = key_count[key_of] == 1
     start, end = start[outline], end[outline]
-    start_id, end_id = vertex[: len(outline)][outline], vertex[len(outline):][outline]
+    start_id, end_id = vertex[: len(outline)][outline], vertex[len(outline) :][outline]
     order, ring_of = _trace_rings(_following(start, end, start_id, end_id))
     points = start[order]
     ring_start = np.flatnonzero(np.r_[True, np.diff(ring_of) != 0])
@@ -85,8 +85,9 @@ def _enclosed_areas(segments: Segments) -> np.ndarray:
     return np.asarray(shapely.polygons(rings[area < 0]), dtype=object)
 
 
-def _following(start: np.ndarray, end: np.ndarray, start_id: np.ndarray, end_id: np.ndarray
-               ) -> list[int]:
+def _following(
+    start: np.ndarray, end: np.ndarray, start_id: np.ndarray, end_id: np.ndarray
+) -> list[int]:
     """For each outline segment, the outline segment that continues its ring.
 
     Where two enclosed areas (or an area and the outside) touch at one vertex, the vertex
@@ -99,7 +100,7 @@ def _following(start: np.ndarray, end: np.ndarray, start_id: np.ndarray, end_id:
     if (start_id[following] != end_id).any():  # every outline vertex starts a segment
         raise ValueError("the outline does not close: not an edge-matched coverage")
     for i in np.flatnonzero(starting_here[end_id] > 1):
-        candidates = by_start[first[i]: first[i] + starting_here[end_id[i]]]
+        candidates = by_start[first[i] : first[i] + starting_here[end_id[i]]]
         turn = np.angle((end[candidates] - start[candidates]) / (end[i] - start[i]))
         following[i] = candidates[np.argmin(turn)]
     return [int(i) for i in following]
@@ -124,8 +125,9 @@ def _trace_rings(following: list[int]) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(order, dtype=np.int64), np.asarray(ring_of, dtype=np.int64)
 
 
-def _longest_shared_edge(gaps: np.ndarray, unit_segments: Segments, units: int
-                         ) -> tuple[np.ndarray, np.ndarray]:
+def _longest_shared_edge(
+    gaps: np.ndarray, unit_segments: Segments, units: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(gap, unit) index pairs: for each gap, the unit sharing the longest stretch of its edge.
 
     A gap's edges are segments of the units' edges, vertex for vertex, so matching segments
@@ -136,9 +138,10 @@ def _longest_shared_edge(gaps: np.ndarray, unit_segments: Segments, units: int
     unit_start, unit_end, unit_of = unit_segments
     vertex = _vertex_ids(gap_start, gap_end, unit_start, unit_end)
     gaps_n, units_n = len(gap_of), len(unit_of)
-    gap_keys = _segment_keys(vertex[:gaps_n], vertex[gaps_n: 2 * gaps_n], len(vertex))
-    unit_keys = _segment_keys(vertex[2 * gaps_n: 2 * gaps_n + units_n],
-                              vertex[2 * gaps_n + units_n:], len(vertex))
+    gap_keys = _segment_keys(vertex[:gaps_n], vertex[gaps_n : 2 * gaps_n], len(vertex))
+    unit_keys = _segment_keys(
+        vertex[2 * gaps_n : 2 * gaps_n + units_n], vertex[2 * gaps_n + units_n :], len(vertex)
+    )
     # a gap's segment lies on the edge of exactly one unit
     order = np.argsort(unit_keys, kind="stable")
     found = np.searchsorted(unit_keys, gap_keys, sorter=order).clip(max=len(order) - 1)

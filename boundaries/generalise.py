@@ -62,13 +62,15 @@ def _clean(geoms: np.ndarray, halves_from: int = 1000) -> np.ndarray:
         out[half] = cleaned
     # units of the two halves within snapping distance of each other
     meet_first, meet_second = shapely.STRtree(out[halves[1]]).query(
-        out[halves[0]], predicate="dwithin", distance=snap)
+        out[halves[0]], predicate="dwithin", distance=snap
+    )
     seam = np.unique(np.r_[halves[0][meet_first], halves[1][meet_second]])
     if len(seam) == 0:
         return out
     out[seam] = _geos_clean(out[seam], snap)
-    around = np.unique(np.r_[seam, shapely.STRtree(out).query(out[seam],
-                                                             predicate="intersects")[1]])
+    around = np.unique(
+        np.r_[seam, shapely.STRtree(out).query(out[seam], predicate="intersects")[1]]
+    )
     # (the gap width also catches a seam unit pulled away from a neighbour, leaving a sliver)
     if not shapely.coverage_is_valid(out[around], gap_width=2 * snap):
         return _geos_clean(geoms, snap)
@@ -77,8 +79,12 @@ def _clean(geoms: np.ndarray, halves_from: int = 1000) -> np.ndarray:
 
 def _geos_clean(geoms: np.ndarray, snapping_distance: float) -> np.ndarray:
     # types-shapely does not know coverage_clean (shapely 2.2) yet
-    return np.asarray(shapely.coverage_clean(  # type: ignore[attr-defined]
-        geoms, gap_width=0.0, snapping_distance=snapping_distance), dtype=object)
+    return np.asarray(
+        shapely.coverage_clean(  # type: ignore[attr-defined]
+            geoms, gap_width=0.0, snapping_distance=snapping_distance
+        ),
+        dtype=object,
+    )
 
 
 def _is_clean_coverage(geoms: np.ndarray, sample: int = 300) -> bool:
@@ -89,8 +95,9 @@ def _is_clean_coverage(geoms: np.ndarray, sample: int = 300) -> bool:
     return bool(shapely.coverage_is_valid(geoms))
 
 
-def generalise_async(pool: Executor, geoms: np.ndarray, gap_width: float
-                     ) -> dict[int, Future[np.ndarray]]:
+def generalise_async(
+    pool: Executor, geoms: np.ndarray, gap_width: float
+) -> dict[int, Future[np.ndarray]]:
     """Clean the coverage and simplify it for every zoom band in `pool`: a future per band.
 
     Each band is simplified from the more detailed one before it (the same shapes in a third

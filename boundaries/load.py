@@ -57,14 +57,17 @@ class LoadOptions:
 
     def __post_init__(self) -> None:
         if not self.gap_width >= 0:
-            raise LoaderError(f"--gap-width must be 0 or more, not {self.gap_width}",
-                              parameter="--gap-width")
+            raise LoaderError(
+                f"--gap-width must be 0 or more, not {self.gap_width}", parameter="--gap-width"
+            )
         if self.encoding is not None:
             try:
                 codecs.lookup(self.encoding)
             except LookupError as exc:
-                raise LoaderError(f"unknown --encoding {self.encoding!r} (e.g. UTF-8, cp1258, "
-                                  "latin-1)", parameter="--encoding") from exc
+                raise LoaderError(
+                    f"unknown --encoding {self.encoding!r} (e.g. UTF-8, cp1258, latin-1)",
+                    parameter="--encoding",
+                ) from exc
 
 
 @dataclass
@@ -81,15 +84,20 @@ def _no_progress(stage: str, done: int, total: int) -> None:
     """Default progress callback: silent."""
 
 
-def load_boundaries(conn: psycopg.Connection, paths: Sequence[Path], options: LoadOptions,
-                    progress: Progress = _no_progress) -> LoadSummary:
+def load_boundaries(
+    conn: psycopg.Connection,
+    paths: Sequence[Path],
+    options: LoadOptions,
+    progress: Progress = _no_progress,
+) -> LoadSummary:
     """Read, check, generalise and write; any problem raises LoaderError and writes nothing."""
     started = time.perf_counter()
     _check_target(conn, options)
     parent_level = _parent_level(conn, options)
     progress("read", 0, 1)
-    frame = read_boundaries(paths, options.layer, options.src_crs, options.encoding,
-                            options.fields.code)
+    frame = read_boundaries(
+        paths, options.layer, options.src_crs, options.encoding, options.fields.code
+    )
     progress("read", 1, 1)
     if problems := missing_fields(frame, options.fields):
         raise LoaderError("; ".join(problems), parameter="fields")
@@ -97,8 +105,9 @@ def load_boundaries(conn: psycopg.Connection, paths: Sequence[Path], options: Lo
     pattern = options.code_pattern or CODE_PATTERNS.get(options.level, r".+")
     units, report = check_features(frame, options.fields, pattern)
     report.repaired[:0] = corrected
-    report.warnings[:0] = [Problem(source, None, None, note)
-                           for source, note in frame.attrs.get(NOTES, [])]
+    report.warnings[:0] = [
+        Problem(source, None, None, note) for source, note in frame.attrs.get(NOTES, [])
+    ]
     progress("check", 0, 1)
     # Generalisation (most of a load's time) runs in a second thread beside the parent check
     # and the writing of the units: shapely releases the GIL, so it gets a core of its own.
@@ -111,8 +120,9 @@ def load_boundaries(conn: psycopg.Connection, paths: Sequence[Path], options: Lo
             _check_parents(conn, units, options, parent_level, report)
             progress("check", 1, 1)
             if report.errors:
-                raise LoaderError(listed([str(p) for p in report.errors]),
-                                  errors=[str(p) for p in report.errors])
+                raise LoaderError(
+                    listed([str(p) for p in report.errors]), errors=[str(p) for p in report.errors]
+                )
             summary = LoadSummary(report=report)
             summary.replaced = _write(conn, units, bands, options, progress)
             if 3 in bands:
@@ -126,9 +136,13 @@ def load_boundaries(conn: psycopg.Connection, paths: Sequence[Path], options: Lo
     return summary
 
 
-def _write(conn: psycopg.Connection, units: gpd.GeoDataFrame,
-           bands: dict[int, Future[np.ndarray]], options: LoadOptions, progress: Progress
-           ) -> int:
+def _write(
+    conn: psycopg.Connection,
+    units: gpd.GeoDataFrame,
+    bands: dict[int, Future[np.ndarray]],
+    options: LoadOptions,
+    progress: Progress,
+) -> int:
     """Write the units, then each band as soon as it is ready, in one transaction; return
     how many units were replaced."""
     try:
@@ -144,8 +158,11 @@ def _write(conn: psycopg.Connection, units: gpd.GeoDataFrame,
             _copy_bands(conn, units, bands, options, progress)
     except psycopg.errors.ForeignKeyViolation as exc:
         # indicator values refer to units by code; a reload may not make them orphans
-        raise LoaderError(f"nothing was written: units that indicator values refer to would "
-                          f"disappear ({exc.diag.message_detail})", parameter="--replace") from exc
+        raise LoaderError(
+            f"nothing was written: units that indicator values refer to would "
+            f"disappear ({exc.diag.message_detail})",
+            parameter="--replace",
+        ) from exc
     sql.analyze_units(conn)
     return replaced
 
@@ -154,17 +171,24 @@ def _check_target(conn: psycopg.Connection, options: LoadOptions) -> None:
     vintages = sql.vintage_ids(conn)
     if options.vintage not in vintages:
         known = ", ".join(vintages) or "none yet"
-        raise LoaderError(f"unknown vintage {options.vintage!r} (known: {known}); create it "
-                          "with `geo-service vintage add`", parameter="--vintage")
+        raise LoaderError(
+            f"unknown vintage {options.vintage!r} (known: {known}); create it "
+            "with `geo-service vintage add`",
+            parameter="--vintage",
+        )
     levels = sql.level_ids(conn)
     for option, level in (("--level", options.level), ("--parent-level", options.parent_level)):
         if level is not None and level not in levels:
-            raise LoaderError(f"unknown level {level!r}; levels are: {', '.join(levels)}",
-                              parameter=option)
+            raise LoaderError(
+                f"unknown level {level!r}; levels are: {', '.join(levels)}", parameter=option
+            )
     existing = sql.count_units(conn, options.vintage, options.level)
     if existing and not options.replace:
-        raise LoaderError(f"vintage {options.vintage} already has {existing} {options.level} "
-                          "units; pass --replace to replace them", parameter="--replace")
+        raise LoaderError(
+            f"vintage {options.vintage} already has {existing} {options.level} "
+            "units; pass --replace to replace them",
+            parameter="--replace",
+        )
 
 
 def _corrected_code(code: str, options: LoadOptions) -> tuple[str, str] | None:
@@ -181,18 +205,21 @@ def _padded(code: str, level: str | None, options: LoadOptions) -> tuple[str, st
     return None
 
 
-def _correct_codes(frame: gpd.GeoDataFrame, options: LoadOptions, parent_level: str | None
-                   ) -> tuple[gpd.GeoDataFrame, list[Problem]]:
+def _correct_codes(
+    frame: gpd.GeoDataFrame, options: LoadOptions, parent_level: str | None
+) -> tuple[gpd.GeoDataFrame, list[Problem]]:
     """Apply code corrections (to parent codes, only restoring zeros), reporting each one."""
     if not options.recode and not options.pad_codes:
         return frame, []
     notes: list[Problem] = []
     frame = frame.copy()
     fixes: list[tuple[str, str, Callable[[str], tuple[str, str] | None]]] = [
-        (options.fields.code, "code", lambda c: _corrected_code(c, options))]
+        (options.fields.code, "code", lambda c: _corrected_code(c, options))
+    ]
     if options.fields.parent:
-        fixes.append((options.fields.parent, "parent code",
-                      lambda c: _padded(c, parent_level, options)))
+        fixes.append(
+            (options.fields.parent, "parent code", lambda c: _padded(c, parent_level, options))
+        )
     for field_name, what, fix_of in fixes:
         codes = [as_code(c) for c in frame[field_name]]
         for i, code in enumerate(codes):
@@ -200,10 +227,14 @@ def _correct_codes(frame: gpd.GeoDataFrame, options: LoadOptions, parent_level: 
             if fix is None:
                 continue
             new, reason = fix
-            notes.append(Problem(str(frame[SOURCE_FILE].iat[i]),
-                                 int(frame[FEATURE_INDEX].iat[i]), as_code(
-                                     frame[options.fields.code].iat[i]),
-                                 f"{what} {code!r} corrected to {new!r}: {reason}"))
+            notes.append(
+                Problem(
+                    str(frame[SOURCE_FILE].iat[i]),
+                    int(frame[FEATURE_INDEX].iat[i]),
+                    as_code(frame[options.fields.code].iat[i]),
+                    f"{what} {code!r} corrected to {new!r}: {reason}",
+                )
+            )
             codes[i] = new
         frame[field_name] = codes
     return frame, notes
@@ -218,10 +249,16 @@ def read_recode_file(path: Path) -> dict[str, tuple[str, str]]:
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         if not {"source_code", "code"} <= set(reader.fieldnames or []):
-            raise LoaderError(f"{path}: needs columns source_code, code[, reason]",
-                              parameter="--recode")
-        return {row["source_code"].strip(): (row["code"].strip(), (row.get("reason") or
-                "listed in the corrections file").strip()) for row in reader}
+            raise LoaderError(
+                f"{path}: needs columns source_code, code[, reason]", parameter="--recode"
+            )
+        return {
+            row["source_code"].strip(): (
+                row["code"].strip(),
+                (row.get("reason") or "listed in the corrections file").strip(),
+            )
+            for row in reader
+        }
 
 
 def _parent_level(conn: psycopg.Connection, options: LoadOptions) -> str | None:
@@ -230,14 +267,21 @@ def _parent_level(conn: psycopg.Connection, options: LoadOptions) -> str | None:
         return options.parent_level
     level = sql.nearest_level_above(conn, options.level, options.vintage)
     if level is None:
-        raise LoaderError(f"--parent-field given but vintage {options.vintage} has no units of a "
-                          f"level above {options.level!r}; load the parents first",
-                          parameter="--parent-field")
+        raise LoaderError(
+            f"--parent-field given but vintage {options.vintage} has no units of a "
+            f"level above {options.level!r}; load the parents first",
+            parameter="--parent-field",
+        )
     return level
 
 
-def _check_parents(conn: psycopg.Connection, units: gpd.GeoDataFrame, options: LoadOptions,
-                   parent_level: str | None, report: CheckReport) -> None:
+def _check_parents(
+    conn: psycopg.Connection,
+    units: gpd.GeoDataFrame,
+    options: LoadOptions,
+    parent_level: str | None,
+    report: CheckReport,
+) -> None:
     """Unknown parent codes are errors; children sticking out of their parent are warnings."""
     if parent_level is None:
         return
@@ -246,10 +290,15 @@ def _check_parents(conn: psycopg.Connection, units: gpd.GeoDataFrame, options: L
     has_parent = units["parent_code"].isin(parents.keys()) & units.geometry.notna()
     orphans = units[~has_parent & units["parent_code"].notna()]
     for row in orphans.drop(columns="geometry").to_dict("records"):
-        report.errors.append(Problem(
-            str(row[SOURCE_FILE]), int(row[FEATURE_INDEX]), row["code"],
-            f"parent {parent_level} {row['parent_code']!r} does not exist in vintage "
-            f"{options.vintage}"))
+        report.errors.append(
+            Problem(
+                str(row[SOURCE_FILE]),
+                int(row[FEATURE_INDEX]),
+                row["code"],
+                f"parent {parent_level} {row['parent_code']!r} does not exist in vintage "
+                f"{options.vintage}",
+            )
+        )
     children = units[has_parent]
     if children.empty:
         return
@@ -257,9 +306,14 @@ def _check_parents(conn: psycopg.Connection, units: gpd.GeoDataFrame, options: L
     shares = outside_parent_shares(children.geometry, parent_geoms)
     for (_, child), share in zip(children.iterrows(), shares, strict=True):
         if share > options.outside_tolerance:
-            report.warnings.append(Problem(
-                str(child[SOURCE_FILE]), int(child[FEATURE_INDEX]), str(child["code"]),
-                f"{share:.1%} of its area lies outside parent {child['parent_code']}"))
+            report.warnings.append(
+                Problem(
+                    str(child[SOURCE_FILE]),
+                    int(child[FEATURE_INDEX]),
+                    str(child["code"]),
+                    f"{share:.1%} of its area lies outside parent {child['parent_code']}",
+                )
+            )
 
 
 def _refuse_orphans(conn: psycopg.Connection, options: LoadOptions, shown: int = 10) -> None:
@@ -269,14 +323,18 @@ def _refuse_orphans(conn: psycopg.Connection, options: LoadOptions, shown: int =
         return
     orphans = sum(n for *_, n in rows)
     named = first_of([f"{code} ({n} {level})" for level, code, n in rows], shown)
-    raise LoaderError(f"nothing was written: {orphans} units of vintage {options.vintage} below "
-                      f"{options.level} level would lose their parent, which this load "
-                      f"removes: {named}; include those units, or load the levels "
-                      "below again first", parameter="--replace")
+    raise LoaderError(
+        f"nothing was written: {orphans} units of vintage {options.vintage} below "
+        f"{options.level} level would lose their parent, which this load "
+        f"removes: {named}; include those units, or load the levels "
+        "below again first",
+        parameter="--replace",
+    )
 
 
-def _area_changes(units: gpd.GeoDataFrame, cleaned: np.ndarray,
-                  tolerance: float = 0.01) -> list[Problem]:
+def _area_changes(
+    units: gpd.GeoDataFrame, cleaned: np.ndarray, tolerance: float = 0.01
+) -> list[Problem]:
     """Units whose area cleaning into a coverage changed by more than `tolerance`: an
     overlap given to a neighbour, or a gap closed into the unit."""
     before = shapely.area(np.asarray(units.geometry.values, dtype=object))
@@ -285,17 +343,26 @@ def _area_changes(units: gpd.GeoDataFrame, cleaned: np.ndarray,
         change = np.where(before > 0, after / before - 1, 0.0)
     problems = []
     for i in np.flatnonzero(np.abs(change) > tolerance):
-        why = ("lost to overlapping neighbours" if change[i] < 0 else
-               "gained from closed gaps and overlaps")
-        problems.append(Problem(str(units[SOURCE_FILE].iat[i]), int(units[FEATURE_INDEX].iat[i]),
-                                str(units["code"].iat[i]),
-                                f"{abs(change[i]):.1%} of its area {why} when cleaned into a "
-                                "coverage (the generalised geometries; the unit keeps its own)"))
+        why = (
+            "lost to overlapping neighbours"
+            if change[i] < 0
+            else "gained from closed gaps and overlaps"
+        )
+        problems.append(
+            Problem(
+                str(units[SOURCE_FILE].iat[i]),
+                int(units[FEATURE_INDEX].iat[i]),
+                str(units["code"].iat[i]),
+                f"{abs(change[i]):.1%} of its area {why} when cleaned into a "
+                "coverage (the generalised geometries; the unit keeps its own)",
+            )
+        )
     return problems
 
 
-def _copy_units(conn: psycopg.Connection, units: gpd.GeoDataFrame, options: LoadOptions,
-                progress: Progress) -> None:
+def _copy_units(
+    conn: psycopg.Connection, units: gpd.GeoDataFrame, options: LoadOptions, progress: Progress
+) -> None:
     wkb = shapely.to_wkb(np.asarray(units.geometry.values, dtype=object))
     total = len(units)
 
@@ -309,9 +376,13 @@ def _copy_units(conn: psycopg.Connection, units: gpd.GeoDataFrame, options: Load
     sql.copy_units(conn, options.vintage, options.level, rows())
 
 
-def _copy_bands(conn: psycopg.Connection, units: gpd.GeoDataFrame,
-                bands: dict[int, Future[np.ndarray]], options: LoadOptions,
-                progress: Progress) -> None:
+def _copy_bands(
+    conn: psycopg.Connection,
+    units: gpd.GeoDataFrame,
+    bands: dict[int, Future[np.ndarray]],
+    options: LoadOptions,
+    progress: Progress,
+) -> None:
     codes = units["code"].tolist()
 
     def rows() -> Iterator[tuple[object, ...]]:
@@ -338,5 +409,6 @@ def write_report(report: CheckReport, path: Path) -> None:
         writer.writerow(["kind", "file", "feature", "code", "message"])
         for kind, problems in (("repaired", report.repaired), ("warning", report.warnings)):
             for p in problems:
-                writer.writerow([kind, p.source, "" if p.index is None else p.index,
-                                 p.code or "", p.message])
+                writer.writerow(
+                    [kind, p.source, "" if p.index is None else p.index, p.code or "", p.message]
+                )

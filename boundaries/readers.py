@@ -61,8 +61,9 @@ def _multipolygons(path: Path, parts_per_item: list[Any]) -> np.ndarray:
             except (TypeError, ValueError):
                 coords = np.empty((0, 0))
             if coords.ndim != 2 or coords.shape[1] not in (2, 3):
-                raise LoaderError(f"{path}: feature {i}: a ring is not a list of [x, y] "
-                                  "number pairs")
+                raise LoaderError(
+                    f"{path}: feature {i}: a ring is not a list of [x, y] number pairs"
+                )
             rings.append(coords[:, :2])  # (a height, if any, is not used)
             owners.append(i)
     out = np.empty(len(parts_per_item), dtype=object)
@@ -70,20 +71,24 @@ def _multipolygons(path: Path, parts_per_item: list[Any]) -> np.ndarray:
         return out
     # built in one go: constructing the 12,000 polygons one by one took half a second
     ring_of = np.repeat(np.arange(len(rings)), [len(r) for r in rings])
-    polygons = np.asarray(shapely.polygons(shapely.linearrings(np.concatenate(rings),
-                                                               indices=ring_of)))
+    polygons = np.asarray(
+        shapely.polygons(shapely.linearrings(np.concatenate(rings), indices=ring_of))
+    )
     return np.asarray(shapely.multipolygons(polygons, indices=owners, out=out))
 
 
-def _read_vietnam_3d_map(path: Path, doc: dict[str, Any]
-                         ) -> tuple[list[dict[str, Any]], np.ndarray]:
+def _read_vietnam_3d_map(
+    path: Path, doc: dict[str, Any]
+) -> tuple[list[dict[str, Any]], np.ndarray]:
     """Rows and geometries of a vietnam-3d-map `provinces.json` or `wards/NN.json`."""
     if "wards" in doc:
         items, extra = doc["wards"], {"provinceId": doc.get("provinceId")}
     else:
         items, extra = doc["provinces"], {}
-    rows = [{**{k: v for k, v in item.items() if k not in ("polygons", "center")}, **extra}
-            for item in items]
+    rows = [
+        {**{k: v for k, v in item.items() if k not in ("polygons", "center")}, **extra}
+        for item in items
+    ]
     return rows, _multipolygons(path, [item.get("polygons") for item in items])
 
 
@@ -110,8 +115,13 @@ def _custom_json_reader(path: Path) -> gpd.GeoDataFrame | None:
     return gpd.GeoDataFrame(pd.DataFrame(rows), geometry=geoms, crs="EPSG:4326")
 
 
-def _read_one(path: Path, layer: str | None, encoding: str | None, code_field: str | None,
-              notes: list[tuple[str, str]]) -> gpd.GeoDataFrame:
+def _read_one(
+    path: Path,
+    layer: str | None,
+    encoding: str | None,
+    code_field: str | None,
+    notes: list[tuple[str, str]],
+) -> gpd.GeoDataFrame:
     if not path.exists():
         raise LoaderError(f"{path}: no such file")
     frame = _custom_json_reader(path)
@@ -137,34 +147,45 @@ def _refuse_several_layers(path: Path) -> None:
     try:
         layers = [str(name) for name, _ in pyogrio.list_layers(path)]
     except pyogrio.errors.DataSourceError as exc:
-        raise LoaderError(f"{path}: not a vector file GDAL can read, nor "
-                          f"{CUSTOM_FORMATS} ({exc})") from exc
+        raise LoaderError(
+            f"{path}: not a vector file GDAL can read, nor {CUSTOM_FORMATS} ({exc})"
+        ) from exc
     if len(layers) > 1:
-        raise LoaderError(f"{path} has {len(layers)} layers: {', '.join(layers)}; say which "
-                          "with --layer", parameter="--layer")
+        raise LoaderError(
+            f"{path} has {len(layers)} layers: {', '.join(layers)}; say which with --layer",
+            parameter="--layer",
+        )
 
 
-def _read_gdal(path: Path, layer: str | None, encoding: str | None,
-               code_field: str | None) -> gpd.GeoDataFrame:
+def _read_gdal(
+    path: Path, layer: str | None, encoding: str | None, code_field: str | None
+) -> gpd.GeoDataFrame:
     try:
         return pyogrio.read_dataframe(path, layer=layer, encoding=encoding)
     except pyogrio.errors.DataSourceError as exc:
-        raise LoaderError(f"{path}: not a vector file GDAL can read, nor {CUSTOM_FORMATS} "
-                          f"({exc})") from exc
+        raise LoaderError(
+            f"{path}: not a vector file GDAL can read, nor {CUSTOM_FORMATS} ({exc})"
+        ) from exc
     except pyogrio.errors.DataLayerError as exc:
         layers = [name for name, _ in pyogrio.list_layers(path)]
         if layer is not None and layer not in layers:
-            raise LoaderError(f"{path}: no layer {layer!r}; layers in the file: "
-                              f"{', '.join(layers)}", parameter="--layer") from exc
-        hint = (" (is the .prj beside it broken? remove it and pass --src-crs)"
-                if path.with_suffix(".prj").exists() else "")
+            raise LoaderError(
+                f"{path}: no layer {layer!r}; layers in the file: {', '.join(layers)}",
+                parameter="--layer",
+            ) from exc
+        hint = (
+            " (is the .prj beside it broken? remove it and pass --src-crs)"
+            if path.with_suffix(".prj").exists()
+            else ""
+        )
         raise LoaderError(f"{path}: cannot be read: {exc}{hint}") from exc
     except shapely.errors.GEOSException:
         raise _unreadable_geometries(path, layer, encoding, code_field) from None
 
 
-def _unreadable_geometries(path: Path, layer: str | None, encoding: str | None,
-                           code_field: str | None) -> LoaderError:
+def _unreadable_geometries(
+    path: Path, layer: str | None, encoding: str | None, code_field: str | None
+) -> LoaderError:
     """The features whose geometry GEOS cannot build (e.g. a ring that is not closed)."""
     frame = pyogrio.read_dataframe(path, layer=layer, encoding=encoding, read_geometry=False)
     _, _, wkbs, _ = pyogrio.raw.read(path, layer=layer, columns=[])
@@ -173,8 +194,7 @@ def _unreadable_geometries(path: Path, layer: str | None, encoding: str | None,
         try:
             shapely.from_wkb(wkb)
         except shapely.errors.GEOSException as exc:
-            code = (f" code {frame[code_field].iat[index]}"
-                    if code_field in frame.columns else "")
+            code = f" code {frame[code_field].iat[index]}" if code_field in frame.columns else ""
             problems.append(f"{path}: feature {index}{code}: geometry cannot be read: {exc}")
     return LoaderError(listed(problems), errors=problems)
 
@@ -187,9 +207,13 @@ def listed(problems: list[str]) -> str:
     return f"{len(problems)} problem(s), nothing was written:\n" + "\n".join(lines)
 
 
-def read_boundaries(paths: Sequence[Path], layer: str | None = None,
-                    src_crs: str | None = None, encoding: str | None = None,
-                    code_field: str | None = None) -> gpd.GeoDataFrame:
+def read_boundaries(
+    paths: Sequence[Path],
+    layer: str | None = None,
+    src_crs: str | None = None,
+    encoding: str | None = None,
+    code_field: str | None = None,
+) -> gpd.GeoDataFrame:
     """Read one or more files into a frame in EPSG:4326, remembering each feature's origin.
 
     `code_field` only serves to name features in errors. What was noticed without refusing
@@ -202,12 +226,19 @@ def read_boundaries(paths: Sequence[Path], layer: str | None = None,
         frame = _read_one(path, layer, encoding, code_field, notes)
         if override is not None:
             if frame.crs is not None and not frame.crs.equals(override):
-                notes.append((str(path), f"--src-crs {src_crs} overrides the CRS the file "
-                                         f"declares ({_crs_name(frame.crs)})"))
+                notes.append(
+                    (
+                        str(path),
+                        f"--src-crs {src_crs} overrides the CRS the file "
+                        f"declares ({_crs_name(frame.crs)})",
+                    )
+                )
             frame = frame.set_crs(override, allow_override=True)
         elif frame.crs is None:
-            raise LoaderError(f"{path}: the file declares no CRS; pass --src-crs (e.g. EPSG:32648)",
-                              parameter="--src-crs")
+            raise LoaderError(
+                f"{path}: the file declares no CRS; pass --src-crs (e.g. EPSG:32648)",
+                parameter="--src-crs",
+            )
         frame[SOURCE_FILE] = str(path)
         frame[FEATURE_INDEX] = range(len(frame))
         frame = _to_wgs84(frame, path, code_field, notes)
@@ -215,8 +246,9 @@ def read_boundaries(paths: Sequence[Path], layer: str | None = None,
         frames.append(frame)
     if not frames:
         raise LoaderError("no input files given")
-    combined = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry",
-                                crs="EPSG:4326")
+    combined = gpd.GeoDataFrame(
+        pd.concat(frames, ignore_index=True), geometry="geometry", crs="EPSG:4326"
+    )
     combined.attrs[NOTES] = notes
     return combined
 
@@ -230,18 +262,25 @@ def _text_notes(frame: gpd.GeoDataFrame, path: Path) -> list[tuple[str, str]]:
     """A warning when text looks like UTF-8 read in another encoding."""
     for column in frame.columns:
         if column in (SOURCE_FILE, "geometry") or not (
-                frame[column].dtype == object or pd.api.types.is_string_dtype(frame[column])):
+            frame[column].dtype == object or pd.api.types.is_string_dtype(frame[column])
+        ):
             continue
         garbled = frame[column].map(lambda v: isinstance(v, str) and bool(_MOJIBAKE.search(v)))
         if garbled.any():
             example = frame[column][garbled].iloc[0]
-            return [(str(path), f"text in field {column!r} looks mis-decoded (e.g. {example!r}); "
-                                "if so, pass --encoding UTF-8 (or the file's encoding)")]
+            return [
+                (
+                    str(path),
+                    f"text in field {column!r} looks mis-decoded (e.g. {example!r}); "
+                    "if so, pass --encoding UTF-8 (or the file's encoding)",
+                )
+            ]
     return []
 
 
-def _to_wgs84(frame: gpd.GeoDataFrame, path: Path, code_field: str | None,
-              notes: list[tuple[str, str]]) -> gpd.GeoDataFrame:
+def _to_wgs84(
+    frame: gpd.GeoDataFrame, path: Path, code_field: str | None, notes: list[tuple[str, str]]
+) -> gpd.GeoDataFrame:
     if frame.geometry.name != "geometry":
         frame = frame.rename_geometry("geometry")
     geoms = np.asarray(frame.geometry.values, dtype=object)
@@ -250,30 +289,39 @@ def _to_wgs84(frame: gpd.GeoDataFrame, path: Path, code_field: str | None,
     try:
         out = frame.to_crs("EPSG:4326")
     except (ProjError, CRSError) as exc:
-        raise LoaderError(f"{path}: cannot convert its CRS ({_crs_name(frame.crs)}) to "
-                          f"longitude/latitude: {exc}; pass --src-crs",
-                          parameter="--src-crs") from exc
+        raise LoaderError(
+            f"{path}: cannot convert its CRS ({_crs_name(frame.crs)}) to "
+            f"longitude/latitude: {exc}; pass --src-crs",
+            parameter="--src-crs",
+        ) from exc
     notes += _check_lonlat(out, path, frame.crs, code_field)
     return out
 
 
-def _check_lonlat(frame: gpd.GeoDataFrame, path: Path, crs: CRS | None,
-                  code_field: str | None) -> list[tuple[str, str]]:
+def _check_lonlat(
+    frame: gpd.GeoDataFrame, path: Path, crs: CRS | None, code_field: str | None
+) -> list[tuple[str, str]]:
     """Refuse features outside longitude/latitude; note polygons wrapped round the globe."""
     geoms = np.asarray(frame.geometry.values, dtype=object)
     bounds = shapely.bounds(geoms)
     with np.errstate(invalid="ignore"):
-        outside = ((bounds[:, 0] < -180 - _ROUND_OFF) | (bounds[:, 2] > 180 + _ROUND_OFF)
-                   | (bounds[:, 1] < -90 - _ROUND_OFF) | (bounds[:, 3] > 90 + _ROUND_OFF)
-                   | np.isinf(bounds).any(axis=1))  # (NaN is for the checks to report)
+        outside = (
+            (bounds[:, 0] < -180 - _ROUND_OFF)
+            | (bounds[:, 2] > 180 + _ROUND_OFF)
+            | (bounds[:, 1] < -90 - _ROUND_OFF)
+            | (bounds[:, 3] > 90 + _ROUND_OFF)
+            | np.isinf(bounds).any(axis=1)
+        )  # (NaN is for the checks to report)
 
     def where(index: int) -> str:
         code = f" code {frame[code_field].iat[index]}" if code_field in frame.columns else ""
         return f"feature {index}{code}"
 
-    problems = [f"{path}: {where(int(i))}: coordinates fall outside longitude/latitude after "
-                f"reprojection from {_crs_name(crs) if crs else '?'} (is --src-crs right?)"
-                for i in np.flatnonzero(outside)]
+    problems = [
+        f"{path}: {where(int(i))}: coordinates fall outside longitude/latitude after "
+        f"reprojection from {_crs_name(crs) if crs else '?'} (is --src-crs right?)"
+        for i in np.flatnonzero(outside)
+    ]
     if problems:
         raise LoaderError(listed(problems), errors=problems, parameter="--src-crs")
     # A polygon drawn across the antimeridian without being split there goes the long way
@@ -282,5 +330,11 @@ def _check_lonlat(frame: gpd.GeoDataFrame, path: Path, crs: CRS | None,
     part_bounds = shapely.bounds(parts)
     with np.errstate(invalid="ignore"):
         wide = np.unique(owners[part_bounds[:, 2] - part_bounds[:, 0] > 180])
-    return [(str(path), f"{where(i)}: a polygon spans more than 180° of longitude; if it "
-                        "crosses the antimeridian, split it at ±180°") for i in wide]
+    return [
+        (
+            str(path),
+            f"{where(i)}: a polygon spans more than 180° of longitude; if it "
+            "crosses the antimeridian, split it at ±180°",
+        )
+        for i in wide
+    ]

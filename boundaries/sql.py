@@ -25,21 +25,29 @@ def _scalar(conn: psycopg.Connection, statement: str, params: tuple[Any, ...]) -
 
 # ---- vintages and levels ----
 
+
 def add_vintage(conn: psycopg.Connection, values: tuple[Any, ...], update: bool) -> bool:
     """Insert a vintage (or with `update`, overwrite it); True when a row changed."""
     statement = (
         "INSERT INTO vintage (id, valid_from, valid_to, description, source, licence)"
         " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) "
-        + ("DO UPDATE SET valid_from = EXCLUDED.valid_from, valid_to = EXCLUDED.valid_to,"
-           " description = EXCLUDED.description, source = EXCLUDED.source,"
-           " licence = EXCLUDED.licence" if update else "DO NOTHING"))
+        + (
+            "DO UPDATE SET valid_from = EXCLUDED.valid_from, valid_to = EXCLUDED.valid_to,"
+            " description = EXCLUDED.description, source = EXCLUDED.source,"
+            " licence = EXCLUDED.licence"
+            if update
+            else "DO NOTHING"
+        )
+    )
     return conn.execute(statement, values).rowcount > 0
 
 
 def vintage_rows(conn: psycopg.Connection) -> list[Row]:
     """(id, valid_from, valid_to, description, source, licence) of every vintage, oldest first."""
-    return conn.execute("SELECT id, valid_from, valid_to, description, source, licence"
-                        " FROM vintage ORDER BY valid_from, id").fetchall()
+    return conn.execute(
+        "SELECT id, valid_from, valid_to, description, source, licence"
+        " FROM vintage ORDER BY valid_from, id"
+    ).fetchall()
 
 
 def vintage_ids(conn: psycopg.Connection) -> list[str]:
@@ -54,77 +62,113 @@ def level_ids(conn: psycopg.Connection) -> list[str]:
 
 def nearest_level_above(conn: psycopg.Connection, level: str, vintage: str) -> str | None:
     """The nearest level above `level` that has units in the vintage."""
-    return _scalar(conn, "SELECT l.id FROM admin_level l"
-                         " WHERE l.rank < (SELECT rank FROM admin_level WHERE id = %s)"
-                         "   AND EXISTS (SELECT 1 FROM admin_unit u WHERE u.vintage = %s"
-                         "               AND u.level = l.id)"
-                         " ORDER BY l.rank DESC LIMIT 1", (level, vintage))
+    return _scalar(
+        conn,
+        "SELECT l.id FROM admin_level l"
+        " WHERE l.rank < (SELECT rank FROM admin_level WHERE id = %s)"
+        "   AND EXISTS (SELECT 1 FROM admin_unit u WHERE u.vintage = %s"
+        "               AND u.level = l.id)"
+        " ORDER BY l.rank DESC LIMIT 1",
+        (level, vintage),
+    )
 
 
 # ---- units ----
 
+
 def count_units(conn: psycopg.Connection, vintage: str, level: str) -> int:
     """How many units of the level the vintage has."""
-    return int(_scalar(conn, "SELECT count(*) FROM admin_unit WHERE vintage = %s"
-                             " AND level = %s", (vintage, level)) or 0)
+    return int(
+        _scalar(
+            conn,
+            "SELECT count(*) FROM admin_unit WHERE vintage = %s AND level = %s",
+            (vintage, level),
+        )
+        or 0
+    )
 
 
 def unit_codes(conn: psycopg.Connection, vintage: str, level: str) -> list[str]:
     """The codes of the level's units, in order."""
-    return [r[0] for r in conn.execute("SELECT code FROM admin_unit WHERE vintage = %s"
-                                       " AND level = %s ORDER BY code", (vintage, level))]
+    return [
+        r[0]
+        for r in conn.execute(
+            "SELECT code FROM admin_unit WHERE vintage = %s AND level = %s ORDER BY code",
+            (vintage, level),
+        )
+    ]
 
 
-def known_codes(conn: psycopg.Connection, vintage: str, level: str, codes: list[str]
-                ) -> set[str]:
+def known_codes(conn: psycopg.Connection, vintage: str, level: str, codes: list[str]) -> set[str]:
     """Which of the codes are units of (vintage, level)."""
-    return {r[0] for r in conn.execute("SELECT code FROM admin_unit WHERE vintage = %s"
-                                       " AND level = %s AND code = ANY(%s)",
-                                       (vintage, level, codes))}
+    return {
+        r[0]
+        for r in conn.execute(
+            "SELECT code FROM admin_unit WHERE vintage = %s AND level = %s AND code = ANY(%s)",
+            (vintage, level, codes),
+        )
+    }
 
 
-def vintages_of_codes(conn: psycopg.Connection, level: str, codes: list[str],
-                      besides: str) -> list[tuple[str, str]]:
+def vintages_of_codes(
+    conn: psycopg.Connection, level: str, codes: list[str], besides: str
+) -> list[tuple[str, str]]:
     """(code, vintage) for the codes that are units of the level in other vintages."""
-    return [(r[0], r[1]) for r in conn.execute(
-        "SELECT code, vintage FROM admin_unit WHERE level = %s AND code = ANY(%s)"
-        " AND vintage <> %s ORDER BY vintage", (level, codes, besides))]
+    return [
+        (r[0], r[1])
+        for r in conn.execute(
+            "SELECT code, vintage FROM admin_unit WHERE level = %s AND code = ANY(%s)"
+            " AND vintage <> %s ORDER BY vintage",
+            (level, codes, besides),
+        )
+    ]
 
 
 def unit_geometries(conn: psycopg.Connection, vintage: str, level: str) -> list[Row]:
     """(code, WKB) of every unit of the level, as loaded."""
-    return conn.execute("SELECT code, ST_AsBinary(geom) FROM admin_unit WHERE vintage = %s"
-                        " AND level = %s", (vintage, level)).fetchall()
+    return conn.execute(
+        "SELECT code, ST_AsBinary(geom) FROM admin_unit WHERE vintage = %s AND level = %s",
+        (vintage, level),
+    ).fetchall()
 
 
 def coverage_geometries(conn: psycopg.Connection, vintage: str, level: str) -> list[Row]:
     """(code, WKB) of the units as a clean coverage (the cleaned, unsimplified band)."""
-    return conn.execute("SELECT code, ST_AsBinary(geom) FROM admin_unit_generalised"
-                        " WHERE vintage = %s AND level = %s AND band = %s ORDER BY code",
-                        (vintage, level, FINEST_BAND)).fetchall()
+    return conn.execute(
+        "SELECT code, ST_AsBinary(geom) FROM admin_unit_generalised"
+        " WHERE vintage = %s AND level = %s AND band = %s ORDER BY code",
+        (vintage, level, FINEST_BAND),
+    ).fetchall()
 
 
 def lock_level_for_loading(conn: psycopg.Connection, vintage: str, level: str) -> None:
     """One load of a vintage and level at a time; the loader writes the bands itself."""
-    conn.execute("SELECT pg_advisory_xact_lock(hashtext('geo_service.load'), hashtext(%s))",
-                 (f"{vintage}/{level}",))
+    conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('geo_service.load'), hashtext(%s))",
+        (f"{vintage}/{level}",),
+    )
     # (migration 0003: with this set, the triggers leave the generalised bands alone)
     conn.execute("SET LOCAL geo_service.loading = 'on'")
 
 
 def delete_units(conn: psycopg.Connection, vintage: str, level: str) -> int:
     """Delete the level's units (their bands go with them); how many."""
-    return conn.execute("DELETE FROM admin_unit WHERE vintage = %s AND level = %s",
-                        (vintage, level)).rowcount
+    return conn.execute(
+        "DELETE FROM admin_unit WHERE vintage = %s AND level = %s", (vintage, level)
+    ).rowcount
 
 
 def copy_units(conn: psycopg.Connection, vintage: str, level: str, rows: Iterable[Row]) -> None:
     """Write units from (code, parent_code, name, search_name, unit_type, WKB) rows; their
     area is computed on the ellipsoid."""
-    conn.execute("CREATE TEMP TABLE load_unit (code text, parent_code text, name text,"
-                 " search_name text, unit_type text, geom geometry) ON COMMIT DROP")
-    with conn.cursor().copy("COPY load_unit (code, parent_code, name, search_name, unit_type,"
-                            " geom) FROM STDIN (FORMAT BINARY)") as copy:
+    conn.execute(
+        "CREATE TEMP TABLE load_unit (code text, parent_code text, name text,"
+        " search_name text, unit_type text, geom geometry) ON COMMIT DROP"
+    )
+    with conn.cursor().copy(
+        "COPY load_unit (code, parent_code, name, search_name, unit_type,"
+        " geom) FROM STDIN (FORMAT BINARY)"
+    ) as copy:
         copy.set_types(["text"] * 5 + [WKB_BINARY])
         for row in rows:
             copy.write_row(row)
@@ -133,13 +177,16 @@ def copy_units(conn: psycopg.Connection, vintage: str, level: str, rows: Iterabl
         " unit_type, area_km2, geom)"
         " SELECT %s, %s, code, parent_code, name, search_name, unit_type,"
         "  ST_Area(ST_SetSRID(geom, 4326)::geography) / 1e6, ST_Multi(ST_SetSRID(geom, 4326))"
-        " FROM load_unit", (vintage, level))
+        " FROM load_unit",
+        (vintage, level),
+    )
 
 
 def copy_bands(conn: psycopg.Connection, rows: Iterable[Row]) -> None:
     """Write generalised geometries from (vintage, level, code, band, EWKB) rows."""
-    with conn.cursor().copy("COPY admin_unit_generalised (vintage, level, code, band, geom)"
-                            " FROM STDIN (FORMAT BINARY)") as copy:
+    with conn.cursor().copy(
+        "COPY admin_unit_generalised (vintage, level, code, band, geom) FROM STDIN (FORMAT BINARY)"
+    ) as copy:
         copy.set_types(["text", "text", "text", "int2", WKB_BINARY])
         for row in rows:
             copy.write_row(row)
@@ -155,7 +202,8 @@ def orphaned_parents(conn: psycopg.Connection, vintage: str, level: str) -> list
         "   AND NOT EXISTS (SELECT 1 FROM admin_unit p WHERE p.vintage = c.vintage"
         "                   AND p.code = c.parent_code AND p.level <> c.level)"
         " GROUP BY c.level, c.parent_code ORDER BY c.level, c.parent_code",
-        (vintage, level)).fetchall()
+        (vintage, level),
+    ).fetchall()
 
 
 def analyze_units(conn: psycopg.Connection, bands: bool = True) -> None:
@@ -165,6 +213,7 @@ def analyze_units(conn: psycopg.Connection, bands: bool = True) -> None:
 
 # ---- crosswalks ----
 
+
 def vintage_exists(conn: psycopg.Connection, vintage: str) -> bool:
     """Whether the vintage is known."""
     return conn.execute("SELECT 1 FROM vintage WHERE id = %s", (vintage,)).fetchone() is not None
@@ -172,19 +221,30 @@ def vintage_exists(conn: psycopg.Connection, vintage: str) -> bool:
 
 def count_crosswalk(conn: psycopg.Connection, from_vintage: str, to_vintage: str) -> int:
     """Rows of the crosswalk between two vintages."""
-    return int(_scalar(conn, "SELECT count(*) FROM crosswalk WHERE from_vintage = %s"
-                             " AND to_vintage = %s", (from_vintage, to_vintage)) or 0)
+    return int(
+        _scalar(
+            conn,
+            "SELECT count(*) FROM crosswalk WHERE from_vintage = %s AND to_vintage = %s",
+            (from_vintage, to_vintage),
+        )
+        or 0
+    )
 
 
-def replace_crosswalk(conn: psycopg.Connection, from_vintage: str, to_vintage: str,
-                      rows: Iterable[Row]) -> None:
+def replace_crosswalk(
+    conn: psycopg.Connection, from_vintage: str, to_vintage: str, rows: Iterable[Row]
+) -> None:
     """Replace the crosswalk between two vintages with (from_level, from_code, to_level,
     to_code, relation, area_share, population_share) rows (call inside a transaction)."""
-    conn.execute("DELETE FROM crosswalk WHERE from_vintage = %s AND to_vintage = %s",
-                 (from_vintage, to_vintage))
-    with conn.cursor().copy("COPY crosswalk (from_vintage, from_level, from_code, to_vintage,"
-                            " to_level, to_code, relation, area_share, population_share)"
-                            " FROM STDIN") as copy:
+    conn.execute(
+        "DELETE FROM crosswalk WHERE from_vintage = %s AND to_vintage = %s",
+        (from_vintage, to_vintage),
+    )
+    with conn.cursor().copy(
+        "COPY crosswalk (from_vintage, from_level, from_code, to_vintage,"
+        " to_level, to_code, relation, area_share, population_share)"
+        " FROM STDIN"
+    ) as copy:
         for row in rows:
             copy.write_row((from_vintage, row[0], row[1], to_vintage, *row[2:]))
 
@@ -193,24 +253,33 @@ def replace_crosswalk(conn: psycopg.Connection, from_vintage: str, to_vintage: s
 WEIGHT_COLUMNS = {"area": "area_share", "population": "population_share"}
 
 
-def crosswalk_links(conn: psycopg.Connection, from_vintage: str, to_vintage: str, level: str,
-                    weight: str) -> list[Row]:
+def crosswalk_links(
+    conn: psycopg.Connection, from_vintage: str, to_vintage: str, level: str, weight: str
+) -> list[Row]:
     """(from_code, to_code, share, to_level) of the crosswalk from a level, by `weight`."""
-    statement = sql.SQL("SELECT from_code, to_code, {}, to_level FROM crosswalk"
-                        " WHERE from_vintage = %s AND to_vintage = %s AND from_level = %s"
-                        ).format(sql.Identifier(WEIGHT_COLUMNS[weight]))
+    statement = sql.SQL(
+        "SELECT from_code, to_code, {}, to_level FROM crosswalk"
+        " WHERE from_vintage = %s AND to_vintage = %s AND from_level = %s"
+    ).format(sql.Identifier(WEIGHT_COLUMNS[weight]))
     return conn.execute(statement, (from_vintage, to_vintage, level)).fetchall()
-
 
 
 # ---- reads for the service (asynchronous connections) ----
 
-async def unit_exists(conn: psycopg.AsyncConnection, vintage: str, code: str, *,
-                      level: str | None = None, not_level: str | None = None) -> bool:
+
+async def unit_exists(
+    conn: psycopg.AsyncConnection,
+    vintage: str,
+    code: str,
+    *,
+    level: str | None = None,
+    not_level: str | None = None,
+) -> bool:
     """Whether a unit with the code exists in the vintage (at `level`, or not at
     `not_level`)."""
     cur = await conn.execute(
         "SELECT 1 FROM admin_unit WHERE vintage = %s AND code = %s"
         " AND (%s::text IS NULL OR level = %s) AND (%s::text IS NULL OR level <> %s)",
-        (vintage, code, level, level, not_level, not_level))
+        (vintage, code, level, level, not_level, not_level),
+    )
     return await cur.fetchone() is not None

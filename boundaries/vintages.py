@@ -27,8 +27,18 @@ def add_vintage(conn: psycopg.Connection, vintage: Vintage, update: bool = False
     """Create (or with `update`, overwrite) a vintage; return True when something changed."""
     if vintage.valid_to is not None and vintage.valid_to <= vintage.valid_from:
         raise LoaderError("--valid-to must be after --valid-from", parameter="--valid-to")
-    return sql.add_vintage(conn, (vintage.id, vintage.valid_from, vintage.valid_to,
-                                  vintage.description, vintage.source, vintage.licence), update)
+    return sql.add_vintage(
+        conn,
+        (
+            vintage.id,
+            vintage.valid_from,
+            vintage.valid_to,
+            vintage.description,
+            vintage.source,
+            vintage.licence,
+        ),
+        update,
+    )
 
 
 def list_vintages(conn: psycopg.Connection) -> list[Vintage]:

@@ -17,12 +17,20 @@ _PATTERNS = (
     re.compile(r"^\[?EPSG:(\d{1,6})\]?$", re.IGNORECASE),
     re.compile(r"^(\d{1,6})$"),
 )
-_CRS84_NAMES = {CRS84, "OGC:CRS84", "[OGC:CRS84]", "CRS84", "http://www.opengis.net/def/crs/OGC/1.3/CRS84h"}
+_CRS84_NAMES = {
+    CRS84,
+    "OGC:CRS84",
+    "[OGC:CRS84]",
+    "CRS84",
+    "http://www.opengis.net/def/crs/OGC/1.3/CRS84h",
+}
 
 # Advertised in collection metadata. Any other 2D geographic or projected EPSG CRS whose
 # area of use covers the data is accepted too (a CRS for France is refused).
-ADVERTISED = (CRS84, *(_EPSG_URI.format(c) for c in (4326, 3857, 4756, 3405, 3406, 9210, 32648,
-                                                      32649)))
+ADVERTISED = (
+    CRS84,
+    *(_EPSG_URI.format(c) for c in (4326, 3857, 4756, 3405, 3406, 9210, 32648, 32649)),
+)
 
 
 @dataclass(frozen=True)
@@ -53,14 +61,17 @@ class OutputCrs:
 WGS84_LONLAT = OutputCrs(4326, CRS84, lat_first=False, geographic=True)
 
 
-def check_area_of_use(target: OutputCrs, extent: tuple[float, float, float, float],
-                      parameter: str, what: str) -> None:
+def check_area_of_use(
+    target: OutputCrs, extent: tuple[float, float, float, float], parameter: str, what: str
+) -> None:
     """Refuse a CRS meant for another part of the world than the data."""
     if not target.covers(extent):
         west, south, east, north = target.area_of_use or (0, 0, 0, 0)
         raise InvalidParameter(
             f"EPSG:{target.srid} ({target.name}) is meant for {west:g},{south:g},{east:g},"
-            f"{north:g} (west,south,east,north) and does not cover {what}", parameter=parameter)
+            f"{north:g} (west,south,east,north) and does not cover {what}",
+            parameter=parameter,
+        )
 
 
 def parse_crs(text: str | None, parameter: str) -> OutputCrs:
@@ -74,19 +85,23 @@ def parse_crs(text: str | None, parameter: str) -> OutputCrs:
             code = int(match.group(1))
             break
     else:
-        raise InvalidParameter(f"{parameter} {text!r} is not a CRS URI such as "
-                               f"{_EPSG_URI.format(3405)} or EPSG:3405", parameter=parameter)
+        raise InvalidParameter(
+            f"{parameter} {text!r} is not a CRS URI such as {_EPSG_URI.format(3405)} or EPSG:3405",
+            parameter=parameter,
+        )
     try:
         crs = CRS.from_epsg(code)
     except CRSError as exc:
         raise InvalidParameter(f"unknown CRS EPSG:{code}", parameter=parameter) from exc
     if not (crs.is_geographic or crs.is_projected) or len(crs.axis_info) != 2:
         # heights, earth-centred or compound CRSs would turn the lon/lat into nonsense
-        raise InvalidParameter(f"EPSG:{code} ({crs.name}) is a {crs.type_name}; {parameter} "
-                               "must be a 2D geographic or projected CRS", parameter=parameter)
+        raise InvalidParameter(
+            f"EPSG:{code} ({crs.name}) is a {crs.type_name}; {parameter} "
+            "must be a 2D geographic or projected CRS",
+            parameter=parameter,
+        )
     lat_first = crs.axis_info[0].direction in ("north", "south")
     area = crs.area_of_use.bounds if crs.area_of_use else None
     if area == (-180.0, -90.0, 180.0, 90.0):
         area = None
-    return OutputCrs(code, _EPSG_URI.format(code), lat_first, crs.is_geographic, crs.name,
-                     area)
+    return OutputCrs(code, _EPSG_URI.format(code), lat_first, crs.is_geographic, crs.name, area)

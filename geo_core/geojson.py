@@ -15,17 +15,20 @@ from geo_core.errors import InvalidParameter, PayloadTooLarge
 
 
 def _position(value: Any, where: str, parameter: str) -> None:
-    if not isinstance(value, list) or not 2 <= len(value) <= 3 or \
-            not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
-        raise InvalidParameter(f"{where} must be a position [x, y] of numbers",
-                               parameter=parameter)
+    if (
+        not isinstance(value, list)
+        or not 2 <= len(value) <= 3
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+    ):
+        raise InvalidParameter(f"{where} must be a position [x, y] of numbers", parameter=parameter)
     try:
         finite = all(math.isfinite(float(v)) for v in value)
     except OverflowError:
         finite = False
     if not finite:
-        raise InvalidParameter(f"{where} has a NaN, infinite or too large coordinate",
-                               parameter=parameter)
+        raise InvalidParameter(
+            f"{where} has a NaN, infinite or too large coordinate", parameter=parameter
+        )
 
 
 def _positions(value: Any, where: str, parameter: str, least: int) -> int:
@@ -34,25 +37,33 @@ def _positions(value: Any, where: str, parameter: str, least: int) -> int:
     for i, position in enumerate(value):
         _position(position, f"{where}[{i}]", parameter)
     if len(value) < least:
-        raise InvalidParameter(f"{where} needs at least {least} positions, has {len(value)}",
-                               parameter=parameter)
+        raise InvalidParameter(
+            f"{where} needs at least {least} positions, has {len(value)}", parameter=parameter
+        )
     return len(value)
 
 
 def _rings(value: Any, where: str, max_vertices: int | None) -> int:
     """Check a polygon's rings (closed, 4+ positions); return the vertex count."""
     if not isinstance(value, list) or not value:
-        raise InvalidParameter(f"{where} is empty" if value == [] else
-                               f"{where} must be an array of rings", parameter="geometry")
+        raise InvalidParameter(
+            f"{where} is empty" if value == [] else f"{where} must be an array of rings",
+            parameter="geometry",
+        )
     count = 0
     for i, ring in enumerate(value):
         count += _positions(ring, f"{where}[{i}]", "geometry", 4)
         if max_vertices is not None and count > max_vertices:
-            raise PayloadTooLarge(f"geometry has more than {max_vertices} vertices",
-                                  parameter="geometry", limit=max_vertices)
+            raise PayloadTooLarge(
+                f"geometry has more than {max_vertices} vertices",
+                parameter="geometry",
+                limit=max_vertices,
+            )
         if ring[0][:2] != ring[-1][:2]:
-            raise InvalidParameter(f"{where}[{i}] is not closed: its first and last "
-                                   "positions differ", parameter="geometry")
+            raise InvalidParameter(
+                f"{where}[{i}] is not closed: its first and last positions differ",
+                parameter="geometry",
+            )
     return count
 
 
@@ -60,25 +71,35 @@ def polygon_from_geojson(geojson: Any, max_vertices: int | None = None) -> BaseG
     """A non-empty Polygon/MultiPolygon with closed rings and finite coordinates (any CRS)."""
     if not isinstance(geojson, dict) or geojson.get("type") not in ("Polygon", "MultiPolygon"):
         kind = geojson.get("type") if isinstance(geojson, dict) else type(geojson).__name__
-        raise InvalidParameter(f"geometry must be a Polygon or MultiPolygon, not {kind!r}",
-                               parameter="geometry")
+        raise InvalidParameter(
+            f"geometry must be a Polygon or MultiPolygon, not {kind!r}", parameter="geometry"
+        )
     coordinates = geojson.get("coordinates")
     if geojson["type"] == "Polygon":
         _rings(coordinates, "coordinates", max_vertices)
     else:
         if not isinstance(coordinates, list) or not coordinates:
-            raise InvalidParameter("coordinates of a MultiPolygon must be a non-empty array "
-                                   "of polygons", parameter="geometry")
+            raise InvalidParameter(
+                "coordinates of a MultiPolygon must be a non-empty array of polygons",
+                parameter="geometry",
+            )
         budget = max_vertices
         for i, polygon in enumerate(coordinates):
             used = _rings(polygon, f"coordinates[{i}]", budget)
             budget = None if budget is None else budget - used
     try:
         geom = shape(geojson)
-    except (ValueError, TypeError, AttributeError, IndexError, KeyError,
-            shapely.errors.ShapelyError) as exc:
-        raise InvalidParameter(f"geometry is not valid GeoJSON: {exc}",
-                               parameter="geometry") from exc
+    except (
+        ValueError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        KeyError,
+        shapely.errors.ShapelyError,
+    ) as exc:
+        raise InvalidParameter(
+            f"geometry is not valid GeoJSON: {exc}", parameter="geometry"
+        ) from exc
     if geom.is_empty:
         raise InvalidParameter("geometry is empty", parameter="geometry")
     return geom
@@ -93,8 +114,9 @@ def line_from_geojson(geojson: Any, parameter: str) -> LineString:
     line = LineString([p[:2] for p in coordinates or []])
     lonlat = shapely.get_coordinates(line)
     if not ((abs(lonlat[:, 0]) <= 180).all() and (abs(lonlat[:, 1]) <= 90).all()):
-        raise InvalidParameter(f"{parameter} has coordinates outside longitude ±180, "
-                               "latitude ±90", parameter=parameter)
+        raise InvalidParameter(
+            f"{parameter} has coordinates outside longitude ±180, latitude ±90", parameter=parameter
+        )
     if line.length == 0:
         raise InvalidParameter(f"{parameter} has no length", parameter=parameter)
     return line
@@ -108,6 +130,7 @@ def to_lonlat(geom: BaseGeometry, crs: OutputCrs) -> BaseGeometry:
         geom = gpd.GeoSeries([geom], crs=f"EPSG:{crs.srid}").to_crs("EPSG:4326").iloc[0]
     lonlat = shapely.get_coordinates(geom)
     if not ((abs(lonlat[:, 0]) <= 180).all() and (abs(lonlat[:, 1]) <= 90).all()):
-        raise InvalidParameter("coordinates fall outside the declared CRS's area",
-                               parameter="geometry")
+        raise InvalidParameter(
+            "coordinates fall outside the declared CRS's area", parameter="geometry"
+        )
     return geom

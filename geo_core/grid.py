@@ -41,16 +41,21 @@ def _row(lat: float, z: int) -> int:
     return min(tile_count(z) - 1, max(0, int(row)))
 
 
-def tile_range(bbox: tuple[float, float, float, float], z: int, margin: float = 0.0
-               ) -> tuple[int, int, int, int]:
+def tile_range(
+    bbox: tuple[float, float, float, float], z: int, margin: float = 0.0
+) -> tuple[int, int, int, int]:
     """(x0, y0, x1, y1), inclusive, of the tiles at zoom z touching the bbox.
 
     `margin` widens the bbox by that share of a tile, for features drawn in a tile's buffer.
     """
     west, south, east, north = bbox
     pad = margin * 360 / tile_count(z)
-    return (_column(west - pad, z), _row(north + pad, z), _column(east + pad, z),
-            _row(south - pad, z))
+    return (
+        _column(west - pad, z),
+        _row(north + pad, z),
+        _column(east + pad, z),
+        _row(south - pad, z),
+    )
 
 
 def tiles_in(bbox: tuple[float, float, float, float], z: int) -> Iterator[tuple[int, int]]:
@@ -61,7 +66,6 @@ def tiles_in(bbox: tuple[float, float, float, float], z: int) -> Iterator[tuple[
             yield x, y
 
 
-def intersects(a: tuple[float, float, float, float], b: tuple[float, float, float, float]
-               ) -> bool:
+def intersects(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
     """True when two (west, south, east, north) boxes overlap or touch."""
     return a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]

@@ -20,8 +20,13 @@ NUMBERS = r"^[0-9eE.,+ -]*$"
 
 # Bidirectional overrides and isolates can make text read differently from what it is
 # ("Trojan Source"); there is no use for them in names, searches or reasons.
-_BIDI_CONTROLS = {"\u061c", "\u200e", "\u200f", *map(chr, range(0x202A, 0x202F)),
-                  *map(chr, range(0x2066, 0x206A))}
+_BIDI_CONTROLS = {
+    "\u061c",
+    "\u200e",
+    "\u200f",
+    *map(chr, range(0x202A, 0x202F)),
+    *map(chr, range(0x2066, 0x206A)),
+}
 
 
 def check_text(value: Any, parameter: str, max_length: int, multiline: bool = False) -> str:
@@ -29,17 +34,21 @@ def check_text(value: Any, parameter: str, max_length: int, multiline: bool = Fa
     if not isinstance(value, str):
         raise InvalidParameter(f"{parameter} must be a string", parameter=parameter)
     if len(value) > max_length:
-        raise InvalidParameter(f"{parameter} is longer than {max_length} characters",
-                               parameter=parameter)
+        raise InvalidParameter(
+            f"{parameter} is longer than {max_length} characters", parameter=parameter
+        )
     allowed = "\n\t" if multiline else ""
     for char in value:
         category = unicodedata.category(char)
         if category == "Cs" or char == "\ufffd":
-            raise InvalidParameter(f"{parameter} is not valid Unicode (a lone surrogate or "
-                                   "undecodable bytes)", parameter=parameter)
+            raise InvalidParameter(
+                f"{parameter} is not valid Unicode (a lone surrogate or undecodable bytes)",
+                parameter=parameter,
+            )
         if (category == "Cc" and char not in allowed) or char in _BIDI_CONTROLS:
-            raise InvalidParameter(f"{parameter} contains the control character "
-                                   f"U+{ord(char):04X}", parameter=parameter)
+            raise InvalidParameter(
+                f"{parameter} contains the control character U+{ord(char):04X}", parameter=parameter
+            )
     return unicodedata.normalize("NFC", value)
 
 
@@ -47,8 +56,10 @@ def check_code(value: Any, parameter: str) -> str:
     """An identifier (unit code, vintage, EA code…): letters, digits, '.', '_' and '-'."""
     if not isinstance(value, str) or not re.fullmatch(CODE, value):
         shown = repr(value)[:60] if isinstance(value, str) else type(value).__name__
-        raise InvalidParameter(f"{parameter} must be a code of up to 32 letters, digits, "
-                               f"'.', '_' or '-', not {shown}", parameter=parameter)
+        raise InvalidParameter(
+            f"{parameter} must be a code of up to 32 letters, digits, '.', '_' or '-', not {shown}",
+            parameter=parameter,
+        )
     return value
 
 

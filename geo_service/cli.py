@@ -19,10 +19,14 @@ from boundaries.load import LoadSummary, write_report
 from geo_core.errors import GeoServiceError
 from geo_service.settings import ServiceSettings
 
-app = typer.Typer(help="Vietnam statistical mapping service.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
-db_app = typer.Typer(help="The database (embedded unless DATABASE_URL/PGHOST is set).",
-                     no_args_is_help=True)
+app = typer.Typer(
+    help="Vietnam statistical mapping service.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(
+    help="The database (embedded unless DATABASE_URL/PGHOST is set).", no_args_is_help=True
+)
 load_app = typer.Typer(help="Load data (all or nothing).", no_args_is_help=True)
 vintage_app = typer.Typer(help="Boundary vintages.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -41,18 +45,27 @@ def _fail(exc: GeoServiceError) -> None:
 def _check_writable(path: Path, option: str) -> None:
     """Refuse an output file that cannot be written before doing any work."""
     folder = path.parent if str(path.parent) else Path(".")
-    if path.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK) or (
-            path.exists() and not os.access(path, os.W_OK)):
-        _fail(GeoServiceError(f"{option} {path}: cannot write there (no such folder, or no "
-                              "permission)", parameter=option))
+    if (
+        path.is_dir()
+        or not folder.is_dir()
+        or not os.access(folder, os.W_OK)
+        or (path.exists() and not os.access(path, os.W_OK))
+    ):
+        _fail(
+            GeoServiceError(
+                f"{option} {path}: cannot write there (no such folder, or no permission)",
+                parameter=option,
+            )
+        )
 
 
 def _settings() -> ServiceSettings:
     try:
         return ServiceSettings()
     except ValidationError as exc:
-        problems = "; ".join(f"GEO_SERVICE_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"
-                             for e in exc.errors())
+        problems = "; ".join(
+            f"GEO_SERVICE_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+        )
         _fail(GeoServiceError(f"bad setting: {problems}"))
         raise  # (unreachable: _fail exits)
 
@@ -78,9 +91,11 @@ def db_start() -> None:
     except GeoServiceError as exc:
         _fail(exc)
     if cluster.moved_from is not None:
-        console.print(f"[yellow]port {cluster.moved_from} was taken by another program: the "
-                      f"database now listens on {state.port}[/yellow] (restart services that "
-                      "use the old address)")
+        console.print(
+            f"[yellow]port {cluster.moved_from} was taken by another program: the "
+            f"database now listens on {state.port}[/yellow] (restart services that "
+            "use the old address)"
+        )
     console.print(f"database running on 127.0.0.1:{state.port} ({escape(str(state.data_dir))})")
 
 
@@ -108,8 +123,10 @@ def db_status() -> None:
         typer.echo("embedded database not created yet (geo-service db start)")
         raise typer.Exit(1)
     running = cluster.is_running()
-    typer.echo(f"embedded database {'running' if running else 'stopped'}: "
-               f"port {state.port}, data {state.data_dir}")
+    typer.echo(
+        f"embedded database {'running' if running else 'stopped'}: "
+        f"port {state.port}, data {state.data_dir}"
+    )
     if not running:
         raise typer.Exit(1)
 
@@ -152,9 +169,14 @@ def vintage_add(
     from boundaries.vintages import Vintage, add_vintage
 
     try:
-        vintage = Vintage(vintage_id, date.fromisoformat(valid_from),
-                          date.fromisoformat(valid_to) if valid_to else None,
-                          description, source, licence)
+        vintage = Vintage(
+            vintage_id,
+            date.fromisoformat(valid_from),
+            date.fromisoformat(valid_to) if valid_to else None,
+            description,
+            source,
+            licence,
+        )
     except ValueError as exc:
         console.print(f"[red]error:[/red] bad date: {escape(str(exc))}")
         raise typer.Exit(2) from exc
@@ -177,9 +199,14 @@ def vintage_list() -> None:
 
 
 def _progress_bar() -> Progress:
-    return Progress(TextColumn("{task.description:<12}"), BarColumn(), TextColumn(
-        "{task.completed}/{task.total}"), TimeElapsedColumn(), console=console,
-        disable=not sys.stderr.isatty())
+    return Progress(
+        TextColumn("{task.description:<12}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not sys.stderr.isatty(),
+    )
 
 
 @load_app.command("boundaries")
@@ -195,16 +222,22 @@ def load_boundaries_cmd(
     layer: Annotated[str | None, typer.Option(help="layer to read from a multi-layer file")] = None,
     code_pattern: Annotated[str | None, typer.Option(help="regex for codes")] = None,
     pad_codes: Annotated[bool, typer.Option(help="restore lost leading zeros")] = False,
-    recode: Annotated[Path | None, typer.Option(
-        help="CSV of code corrections: source_code,code,reason")] = None,
-    report: Annotated[Path | None, typer.Option(
-        help="write every repair and warning to this CSV")] = None,
+    recode: Annotated[
+        Path | None, typer.Option(help="CSV of code corrections: source_code,code,reason")
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="write every repair and warning to this CSV")
+    ] = None,
     parent_level: Annotated[str | None, typer.Option(help="level of the parents")] = None,
     replace: Annotated[bool, typer.Option(help="replace units already loaded")] = False,
     gap_width: Annotated[float, typer.Option(help="close gaps narrower than this (°)")] = 0.0,
-    encoding: Annotated[str | None, typer.Option(
-        help="encoding of the file's text when it does not say (e.g. a .dbf without .cpg): "
-             "UTF-8, cp1258 …")] = None,
+    encoding: Annotated[
+        str | None,
+        typer.Option(
+            help="encoding of the file's text when it does not say (e.g. a .dbf without .cpg): "
+            "UTF-8, cp1258 …"
+        ),
+    ] = None,
 ) -> None:
     """Check and load boundaries in one transaction (nothing is written on any error)."""
     from boundaries.checks import FieldMap
@@ -214,10 +247,19 @@ def load_boundaries_cmd(
         _check_writable(report, "--report")
     try:
         options = LoadOptions(
-            vintage, level, FieldMap(code_field, name_field, parent_field, type_field),
-            layer=layer, src_crs=src_crs, code_pattern=code_pattern, pad_codes=pad_codes,
-            recode=read_recode_file(recode) if recode else {}, parent_level=parent_level,
-            replace=replace, gap_width=gap_width, encoding=encoding)
+            vintage,
+            level,
+            FieldMap(code_field, name_field, parent_field, type_field),
+            layer=layer,
+            src_crs=src_crs,
+            code_pattern=code_pattern,
+            pad_codes=pad_codes,
+            recode=read_recode_file(recode) if recode else {},
+            parent_level=parent_level,
+            replace=replace,
+            gap_width=gap_width,
+            encoding=encoding,
+        )
     except GeoServiceError as exc:
         _fail(exc)
     with _connect() as conn, _progress_bar() as bar:
@@ -237,23 +279,28 @@ def load_boundaries_cmd(
     _print_load_summary(summary, level, vintage)
 
 
-def _print_load_summary(summary: LoadSummary, level: str, vintage: str, shown: int = 20
-                        ) -> None:
+def _print_load_summary(summary: LoadSummary, level: str, vintage: str, shown: int = 20) -> None:
     report = summary.report
     for kind, problems in (("repaired", report.repaired), ("warning", report.warnings)):
         for problem in problems[:shown]:
             console.print(f"[yellow]{kind}[/yellow] {escape(str(problem))}", highlight=False)
         if len(problems) > shown:
             console.print(f"... {len(problems) - shown} more {kind} (see --report FILE)")
-    typer.echo(f"{summary.loaded} {level} units loaded into vintage {vintage} "
-               f"({summary.replaced} replaced, {len(report.repaired)} repaired, "
-               f"{len(report.warnings)} warnings, 0 rejected) in {summary.seconds:.1f} s")
+    typer.echo(
+        f"{summary.loaded} {level} units loaded into vintage {vintage} "
+        f"({summary.replaced} replaced, {len(report.repaired)} repaired, "
+        f"{len(report.warnings)} warnings, 0 rejected) in {summary.seconds:.1f} s"
+    )
 
 
 @load_app.command("crosswalk")
 def load_crosswalk_cmd(
-    path: Annotated[Path, typer.Argument(help="CSV: from_level,from_code,to_level,to_code,"
-                                              "relation[,area_share,population_share]")],
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV: from_level,from_code,to_level,to_code,relation[,area_share,population_share]"
+        ),
+    ],
     from_vintage: Annotated[str, typer.Option("--from", help="old vintage")],
     to_vintage: Annotated[str, typer.Option("--to", help="new vintage")],
     replace: bool = False,
@@ -304,10 +351,16 @@ def serve_cmd(
     host = host or settings.host
     port = port or settings.port
     typer.echo(f"serving on http://{host}:{port}/  (API docs: http://{host}:{port}/api.html)")
-    uvicorn.run("geo_service.http.app:create_app", factory=True, host=host, port=port,
-                workers=workers, log_level="info",
-                # the service writes its own JSON line per request (GEO_SERVICE_ACCESS_LOG)
-                access_log=not settings.access_log)
+    uvicorn.run(
+        "geo_service.http.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        # the service writes its own JSON line per request (GEO_SERVICE_ACCESS_LOG)
+        access_log=not settings.access_log,
+    )
 
 
 indicators_app = typer.Typer(help="Statistical indicators.", no_args_is_help=True)
@@ -346,29 +399,50 @@ def load_indicators_cmd(
     na_values: Annotated[str, typer.Option(help="comma-separated 'not available' tokens")] = "",
     skip_unknown: Annotated[bool, typer.Option(help="skip (and list) unknown codes")] = False,
     replace: Annotated[bool, typer.Option(help="replace values of the same periods")] = False,
-    encoding: Annotated[str | None, typer.Option(
-        help="CSV text encoding when not UTF-8 (e.g. cp1258; UTF-16 is recognised)")] = None,
+    encoding: Annotated[
+        str | None,
+        typer.Option(help="CSV text encoding when not UTF-8 (e.g. cp1258; UTF-16 is recognised)"),
+    ] = None,
 ) -> None:
     """Load indicator values; every problem is reported and nothing is written unless all pass."""
     from indicators.values import ValueFormat, parse_values, read_table, store_values
 
-    fmt = ValueFormat(code_column, period, period_column, value_column, wide, status_column,
-                      moe_column, tuple(t.strip() for t in na_values.split(",") if t.strip()),
-                      sheet)
+    fmt = ValueFormat(
+        code_column,
+        period,
+        period_column,
+        value_column,
+        wide,
+        status_column,
+        moe_column,
+        tuple(t.strip() for t in na_values.split(",") if t.strip()),
+        sheet,
+    )
     with _connect() as conn:
         try:
             rows, problems = parse_values(read_table(path, sheet, encoding), fmt, str(path))
             if problems:
-                raise GeoServiceError(f"{len(problems)} problem(s), nothing was written:\n"
-                                      + "\n".join(problems[:50]))
-            result = store_values(conn, indicator, vintage, level, rows,
-                                  skip_unknown=skip_unknown, replace=replace, what=str(path))
+                raise GeoServiceError(
+                    f"{len(problems)} problem(s), nothing was written:\n" + "\n".join(problems[:50])
+                )
+            result = store_values(
+                conn,
+                indicator,
+                vintage,
+                level,
+                rows,
+                skip_unknown=skip_unknown,
+                replace=replace,
+                what=str(path),
+            )
         except GeoServiceError as exc:
             _fail(exc)
     for line in result.skipped:
         console.print(f"[yellow]{escape(line)}[/yellow]", highlight=False)
-    typer.echo(f"{result.loaded} values loaded ({result.not_available} not available, "
-               f"{len(result.skipped)} skipped)")
+    typer.echo(
+        f"{result.loaded} values loaded ({result.not_available} not available, "
+        f"{len(result.skipped)} skipped)"
+    )
 
 
 @indicators_app.command("list")
@@ -418,8 +492,7 @@ def indicators_carry_over(
 
     with _connect() as conn:
         try:
-            result = carry_over(conn, indicator, from_vintage, to_vintage, level, weight,
-                                replace)
+            result = carry_over(conn, indicator, from_vintage, to_vintage, level, weight, replace)
         except GeoServiceError as exc:
             _fail(exc)
     for note in result.notes:
@@ -470,17 +543,29 @@ def tiles_seed(
             bar.update(task, completed=done, total=total)
 
         try:
-            summary = asyncio.run(seed(_settings(), database_url(_settings()), collection,
-                                       zoom_range, _bbox_option(bbox), indicator, period,
-                                       progress))
+            summary = asyncio.run(
+                seed(
+                    _settings(),
+                    database_url(_settings()),
+                    collection,
+                    zoom_range,
+                    _bbox_option(bbox),
+                    indicator,
+                    period,
+                    progress,
+                )
+            )
         except GeoServiceError as exc:
             _fail(exc)
-    typer.echo(f"{summary.tiles} tiles, {summary.bytes / 1e6:.1f} MB, "
-               f"{summary.seconds:.1f} s")
+    typer.echo(f"{summary.tiles} tiles, {summary.bytes / 1e6:.1f} MB, {summary.seconds:.1f} s")
     if summary.cache_errors:
-        _fail(GeoServiceError(f"the tile cache ({_settings().tile_cache}) failed "
-                              f"{summary.cache_errors} time(s): the tiles were rendered but "
-                              "not all stored (is it reachable?)"))
+        _fail(
+            GeoServiceError(
+                f"the tile cache ({_settings().tile_cache}) failed "
+                f"{summary.cache_errors} time(s): the tiles were rendered but "
+                "not all stored (is it reachable?)"
+            )
+        )
 
 
 @tiles_app.command("purge")
@@ -494,8 +579,12 @@ def tiles_purge(
     dropped, errors = purge_tiles(_settings(), collection, _bbox_option(bbox))
     typer.echo(f"{dropped} tiles purged")
     if errors:
-        _fail(GeoServiceError(f"the tile cache ({_settings().tile_cache}) failed {errors} "
-                              "time(s): the purge is not complete (is it reachable?)"))
+        _fail(
+            GeoServiceError(
+                f"the tile cache ({_settings().tile_cache}) failed {errors} "
+                "time(s): the purge is not complete (is it reachable?)"
+            )
+        )
 
 
 @tiles_app.command("stats")
@@ -512,20 +601,29 @@ def tiles_stats() -> None:
 @tiles_app.command("nginx-conf")
 def tiles_nginx_conf(
     listen: Annotated[str, typer.Option(help="PORT or ADDRESS:PORT nginx listens on")] = "8080",
-    upstream: Annotated[str | None, typer.Option(
-        help="the service, http://HOST:PORT (default GEO_SERVICE_HOST and _PORT)")] = None,
-    standalone: Annotated[bool, typer.Option(
-        help="a whole nginx.conf (nginx -p DIR -c FILE) instead of a block to include")] = False,
+    upstream: Annotated[
+        str | None,
+        typer.Option(help="the service, http://HOST:PORT (default GEO_SERVICE_HOST and _PORT)"),
+    ] = None,
+    standalone: Annotated[
+        bool,
+        typer.Option(
+            help="a whole nginx.conf (nginx -p DIR -c FILE) instead of a block to include"
+        ),
+    ] = False,
     workers: Annotated[str, typer.Option(help="standalone: worker processes")] = "auto",
-    brotli: Annotated[bool | None, typer.Option(
-        "--brotli/--no-brotli", help="brotli_static (default: if its module is installed)")] = None,
+    brotli: Annotated[
+        bool | None,
+        typer.Option(
+            "--brotli/--no-brotli", help="brotli_static (default: if its module is installed)"
+        ),
+    ] = None,
 ) -> None:
     """Print an nginx configuration serving the directory tile cache and proxying the rest."""
     from geo_service.tiles.nginx import nginx_conf
 
     try:
-        typer.echo(nginx_conf(_settings(), listen, upstream, standalone, workers, brotli),
-                   nl=False)
+        typer.echo(nginx_conf(_settings(), listen, upstream, standalone, workers, brotli), nl=False)
     except ValueError as exc:
         console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from exc
@@ -539,8 +637,12 @@ app.add_typer(users_app, name="users")
 def users_add(
     name: Annotated[str, typer.Argument(help="user name")],
     role: Annotated[str, typer.Option(help="viewer, editor, supervisor or admin")],
-    scope: Annotated[list[str] | None, typer.Option(
-        help="province (2-digit) or commune (5-digit) codes; repeat or comma-separate")] = None,
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="province (2-digit) or commune (5-digit) codes; repeat or comma-separate"
+        ),
+    ] = None,
 ) -> None:
     """Create a user and print its token once (only a hash is stored)."""
     from geo_service.users import add_user
@@ -551,8 +653,10 @@ def users_add(
             token = add_user(conn, name, role, codes)
         except GeoServiceError as exc:
             _fail(exc)
-    console.print(f"user {name} ({role}, scope {', '.join(codes) or 'all'}) created; "
-                  "its token (shown only now):")
+    console.print(
+        f"user {name} ({role}, scope {', '.join(codes) or 'all'}) created; "
+        "its token (shown only now):"
+    )
     typer.echo(token)
 
 
@@ -586,13 +690,23 @@ def ea_generate(
     with _connect() as conn, _progress_bar() as bar:
         task = bar.add_task("communes", total=None)
         try:
-            summary = generate(conn, vintage, census_round, codes, settings.population_raster,
-                               households_per_ea, settings.household_size, replace,
-                               lambda done, total: bar.update(task, completed=done, total=total))
+            summary = generate(
+                conn,
+                vintage,
+                census_round,
+                codes,
+                settings.population_raster,
+                households_per_ea,
+                settings.household_size,
+                replace,
+                lambda done, total: bar.update(task, completed=done, total=total),
+            )
         except GeoServiceError as exc:
             _fail(exc)
-    typer.echo(f"{summary.eas} draft EAs in {summary.communes} communes "
-               f"({summary.skipped} skipped: they already have EAs) in {summary.seconds:.1f} s")
+    typer.echo(
+        f"{summary.eas} draft EAs in {summary.communes} communes "
+        f"({summary.skipped} skipped: they already have EAs) in {summary.seconds:.1f} s"
+    )
 
 
 def main() -> None:
@@ -602,8 +716,11 @@ def main() -> None:
         app()
     except psycopg.OperationalError as exc:
         reason = str(exc).strip().splitlines()
-        console.print(f"[red]error:[/red] the database does not answer: "
-                      f"{escape(reason[0] if reason else type(exc).__name__)}\n"
-                      "Is it running? `geo-service db status` tells for the embedded one; "
-                      "otherwise check DATABASE_URL / PGHOST.", highlight=False)
+        console.print(
+            f"[red]error:[/red] the database does not answer: "
+            f"{escape(reason[0] if reason else type(exc).__name__)}\n"
+            "Is it running? `geo-service db status` tells for the embedded one; "
+            "otherwise check DATABASE_URL / PGHOST.",
+            highlight=False,
+        )
         sys.exit(2)

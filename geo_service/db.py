@@ -19,8 +19,9 @@ def local_cluster(settings: ServiceSettings) -> LocalCluster:
     return LocalCluster(settings.home, settings.database_name, settings.pg_bindir)
 
 
-def database_url(settings: ServiceSettings, db_settings: DatabaseSettings | None = None,
-                 start: bool = True) -> str:
+def database_url(
+    settings: ServiceSettings, db_settings: DatabaseSettings | None = None, start: bool = True
+) -> str:
     """The URL to use: the configured database, else the embedded one (started on demand)."""
     db_settings = db_settings or DatabaseSettings()
     if db_settings.configured:
@@ -44,8 +45,12 @@ async def open_pool(url: str, settings: ServiceSettings) -> AsyncConnectionPool:
         url,
         min_size=settings.pool_min_size,
         max_size=settings.pool_max_size,
-        kwargs={"application_name": "geo-service", "options": options, "autocommit": True,
-                "connect_timeout": settings.connect_timeout_s},
+        kwargs={
+            "application_name": "geo-service",
+            "options": options,
+            "autocommit": True,
+            "connect_timeout": settings.connect_timeout_s,
+        },
         check=check,
         reset=reset,
         timeout=settings.pool_timeout_s,
@@ -67,8 +72,9 @@ def _check_when_idle(idle_s: float) -> tuple[Callback, Callback]:
     handed back moments ago worked then; pinging it too would add a round trip to every
     request.
     """
-    returned_at: weakref.WeakKeyDictionary[psycopg.AsyncConnection, float] = \
+    returned_at: weakref.WeakKeyDictionary[psycopg.AsyncConnection, float] = (
         weakref.WeakKeyDictionary()
+    )
 
     async def check(conn: psycopg.AsyncConnection) -> None:
         if time.monotonic() - returned_at.get(conn, 0.0) >= idle_s:
@@ -85,12 +91,14 @@ async def close_pool(pool: AsyncConnectionPool) -> None:
     await pool.close()
 
 
-async def database_status(pool: AsyncConnectionPool, timeout_s: float
-                          ) -> tuple[str | None, int | None]:
+async def database_status(
+    pool: AsyncConnectionPool, timeout_s: float
+) -> tuple[str | None, int | None]:
     """(PostGIS version, schema version) when the database answers within the timeout."""
     async with asyncio.timeout(timeout_s):
         async with pool.connection(timeout=timeout_s) as conn:
-            cur = await conn.execute("SELECT postgis_lib_version(),"
-                                     " (SELECT max(version) FROM schema_migration)")
+            cur = await conn.execute(
+                "SELECT postgis_lib_version(), (SELECT max(version) FROM schema_migration)"
+            )
             row = await cur.fetchone()
     return (row[0], row[1]) if row else (None, None)

@@ -26,15 +26,21 @@ DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "vn"
 
 VINTAGES = (
     Vintage(
-        "2019", date(2008, 8, 1), date(2025, 7, 1),
+        "2019",
+        date(2008, 8, 1),
+        date(2025, 7, 1),
         "63 provinces before the 1 July 2025 reform (codes of Decision 124/2004; province "
         "outlines of the 2009 census)",
-        "censusVN2009 (Choisy & Contamin) with GSO codes from dvhcvn/20250701", "MIT",
+        "censusVN2009 (Choisy & Contamin) with GSO codes from dvhcvn/20250701",
+        "MIT",
     ),
     Vintage(
-        "2025", date(2025, 7, 1), None,
+        "2025",
+        date(2025, 7, 1),
+        None,
         "34 provinces and 3,321 communes after the 1 July 2025 reform (Decision 19/2025)",
-        "lamngockhuong/vietnam-3d-map (geometry from gis.vn, simplified upstream)", "MIT",
+        "lamngockhuong/vietnam-3d-map (geometry from gis.vn, simplified upstream)",
+        "MIT",
     ),
 )
 
@@ -42,23 +48,37 @@ VINTAGES = (
 def _boundary_loads(data: Path) -> list[tuple[list[Path], LoadOptions]]:
     wards = _ward_files(data)
     return [
-        ([data / "provinces-2019.geojson"],
-         LoadOptions("2019", "province", FieldMap("code", "name", None, "type"),
-                     gap_width=DEMO_GAP_WIDTH)),
-        ([data / "vietnam-3d-map-2025" / "provinces.json"],
-         LoadOptions("2025", "province", FieldMap("id", "name", None, "type"),
-                     gap_width=DEMO_GAP_WIDTH)),
+        (
+            [data / "provinces-2019.geojson"],
+            LoadOptions(
+                "2019", "province", FieldMap("code", "name", None, "type"), gap_width=DEMO_GAP_WIDTH
+            ),
+        ),
+        (
+            [data / "vietnam-3d-map-2025" / "provinces.json"],
+            LoadOptions(
+                "2025", "province", FieldMap("id", "name", None, "type"), gap_width=DEMO_GAP_WIDTH
+            ),
+        ),
         # Two ward codes in the source differ from the official list; see the CSV. The wards
         # were simplified one by one upstream, so slivers between neighbours are closed.
-        (wards, LoadOptions("2025", "commune", FieldMap("id", "name", "provinceId", "type"),
-                            recode=read_recode_file(data / "code-corrections-2025.csv"),
-                            gap_width=DEMO_GAP_WIDTH)),
+        (
+            wards,
+            LoadOptions(
+                "2025",
+                "commune",
+                FieldMap("id", "name", "provinceId", "type"),
+                recode=read_recode_file(data / "code-corrections-2025.csv"),
+                gap_width=DEMO_GAP_WIDTH,
+            ),
+        ),
     ]
 
 
 def _ward_files(data: Path) -> list[Path]:
-    return sorted(p for p in (data / "vietnam-3d-map-2025" / "wards").glob("*.json")
-                  if p.name != "index.json")
+    return sorted(
+        p for p in (data / "vietnam-3d-map-2025" / "wards").glob("*.json") if p.name != "index.json"
+    )
 
 
 def load_demo(conn: psycopg.Connection, data: Path = DATA_DIR) -> Iterator[str]:
@@ -72,9 +92,11 @@ def load_demo(conn: psycopg.Connection, data: Path = DATA_DIR) -> Iterator[str]:
             yield f"{options.level} {options.vintage}: {existing} units already loaded"
             continue
         summary = load_boundaries(conn, paths, options)
-        yield (f"{options.level} {options.vintage}: {summary.loaded} units loaded, "
-               f"{len(summary.report.repaired)} repaired, {len(summary.report.warnings)} "
-               f"warnings, {summary.seconds:.1f} s")
+        yield (
+            f"{options.level} {options.vintage}: {summary.loaded} units loaded, "
+            f"{len(summary.report.repaired)} repaired, {len(summary.report.warnings)} "
+            f"warnings, {summary.seconds:.1f} s"
+        )
     crosswalk_rows = units.count_crosswalk(conn, "2019", "2025")
     if crosswalk_rows:
         yield f"crosswalk 2019 → 2025: {crosswalk_rows} rows already loaded"
@@ -92,15 +114,23 @@ def _census_2025_frame(data: Path, level: str) -> pd.DataFrame:
         frame = read_boundaries(_ward_files(data))
     recode = read_recode_file(data / "code-corrections-2025.csv")
     codes = [recode.get(str(c), (str(c), ""))[0] for c in frame["id"]]
-    return pd.DataFrame({"code": codes, "population": frame["population"].astype("string"),
-                         "area_km2": frame["area"].astype("string"),
-                         "density": frame["density"].astype("string")}).fillna("")
+    return pd.DataFrame(
+        {
+            "code": codes,
+            "population": frame["population"].astype("string"),
+            "area_km2": frame["area"].astype("string"),
+            "density": frame["density"].astype("string"),
+        }
+    ).fillna("")
 
 
 def _papi_frame(data: Path) -> pd.DataFrame:
     """All PAPI years in long format: code, period, one column per sub-criterion."""
-    codes = dict(read_table(data / "papi" / "province_codes.csv")[["papi_code", "code"]]
-                 .itertuples(index=False, name=None))
+    codes = dict(
+        read_table(data / "papi" / "province_codes.csv")[["papi_code", "code"]].itertuples(
+            index=False, name=None
+        )
+    )
     years = []
     for path in sorted((data / "papi").glob("[0-9][0-9][0-9][0-9].csv")):
         year = read_table(path)
@@ -117,27 +147,54 @@ def load_demo_indicators(conn: psycopg.Connection, data: Path = DATA_DIR) -> Ite
     for level in ("province", "commune"):
         frame = _census_2025_frame(data, level)
         for column in ("population", "area_km2", "density"):
-            yield _load_series(conn, frame, column, "2025", level,
-                               ValueFormat("code", period="2025", value_column=column))
+            yield _load_series(
+                conn,
+                frame,
+                column,
+                "2025",
+                level,
+                ValueFormat("code", period="2025", value_column=column),
+            )
     papi = _papi_frame(data)
     for column in [c for c in papi.columns if c.startswith("SC")]:
-        yield _load_series(conn, papi, f"papi_{column.lower()}", "2019", "province",
-                           ValueFormat("code", period_column="period", value_column=column))
+        yield _load_series(
+            conn,
+            papi,
+            f"papi_{column.lower()}",
+            "2019",
+            "province",
+            ValueFormat("code", period_column="period", value_column=column),
+        )
     for level in ("province", "commune"):
         if series_exists(conn, "pop_worldpop", "2025", level):
             continue
-        result = store_zonal(conn, data / "raster" / "vn_ppp_2020_1km_Aggregated.tif",
-                             "pop_worldpop", "2025", level, "sum", period="2020")
+        result = store_zonal(
+            conn,
+            data / "raster" / "vn_ppp_2020_1km_Aggregated.tif",
+            "pop_worldpop",
+            "2025",
+            level,
+            "sum",
+            period="2020",
+        )
         yield f"pop_worldpop 2025 {level}: {result.loaded} values (zonal sum)"
 
 
-def _load_series(conn: psycopg.Connection, frame: pd.DataFrame, indicator: str, vintage: str,
-                 level: str, fmt: ValueFormat) -> str:
+def _load_series(
+    conn: psycopg.Connection,
+    frame: pd.DataFrame,
+    indicator: str,
+    vintage: str,
+    level: str,
+    fmt: ValueFormat,
+) -> str:
     if series_exists(conn, indicator, vintage, level):
         return f"{indicator} {vintage} {level}: already loaded"
     rows, problems = parse_values(frame, fmt, f"demo {indicator}")
     if problems:
         raise LoaderError("\n".join(problems))
     result = store_values(conn, indicator, vintage, level, rows)
-    return (f"{indicator} {vintage} {level}: {result.loaded} values "
-            f"({result.not_available} not available)")
+    return (
+        f"{indicator} {vintage} {level}: {result.loaded} values "
+        f"({result.not_available} not available)"
+    )

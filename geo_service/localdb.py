@@ -66,10 +66,12 @@ def _as_postgres(*command: str) -> list[str]:
     """`command` run as the postgres user (we are root): runuser, wherever it is installed."""
     # root's PATH under cron, sudo or a bare `env -i` may lack the sbin folders
     runuser = shutil.which("runuser") or shutil.which(
-        "runuser", path="/usr/sbin:/sbin:/usr/bin:/bin")
+        "runuser", path="/usr/sbin:/sbin:/usr/bin:/bin"
+    )
     if runuser is None:
-        raise LocalDatabaseError("running the embedded database as root needs `runuser` "
-                                 "(Debian package util-linux)")
+        raise LocalDatabaseError(
+            "running the embedded database as root needs `runuser` (Debian package util-linux)"
+        )
     return [runuser, "-u", SUPERUSER, "--", *command]
 
 
@@ -164,9 +166,19 @@ class LocalCluster:
             shutil.chown(pwfile, SUPERUSER)
         try:
             self._run(
-                str(bindir / "initdb"), "-D", str(data_dir), "-U", SUPERUSER,
-                "--pwfile", str(pwfile), "--auth-host=scram-sha-256", "--auth-local=trust",
-                "-E", "UTF8", "--locale=C.UTF-8", "--no-sync",
+                str(bindir / "initdb"),
+                "-D",
+                str(data_dir),
+                "-U",
+                SUPERUSER,
+                "--pwfile",
+                str(pwfile),
+                "--auth-host=scram-sha-256",
+                "--auth-local=trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--no-sync",
             )
         finally:
             pwfile.unlink(missing_ok=True)
@@ -208,12 +220,20 @@ class LocalCluster:
         )
         try:
             self._run(
-                str(bindir / "pg_ctl"), "-D", state.data_dir, "-l", str(log),
-                "-w", "-t", "60", "-o", options, "start",
+                str(bindir / "pg_ctl"),
+                "-D",
+                state.data_dir,
+                "-l",
+                str(log),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                options,
+                "start",
             )
         except LocalDatabaseError as exc:
-            raise LocalDatabaseError(f"{exc.message}\nlast lines of {log}:\n"
-                                     f"{_tail(log)}") from exc
+            raise LocalDatabaseError(f"{exc.message}\nlast lines of {log}:\n{_tail(log)}") from exc
         self._create_database(state)
         return state
 
@@ -230,9 +250,9 @@ class LocalCluster:
                     if not exists:
                         from psycopg import sql
 
-                        conn.execute(sql.SQL("CREATE DATABASE {}").format(
-                            sql.Identifier(state.database)
-                        ))
+                        conn.execute(
+                            sql.SQL("CREATE DATABASE {}").format(sql.Identifier(state.database))
+                        )
                     return
             except psycopg.OperationalError:
                 if attempt == 49:
@@ -253,8 +273,10 @@ class LocalCluster:
         state = self.load_state()
         self.stop()
         if state:
-            shutil.rmtree(Path(state.data_dir).parent if _owned_subdir(state) else state.data_dir,
-                          ignore_errors=True)
+            shutil.rmtree(
+                Path(state.data_dir).parent if _owned_subdir(state) else state.data_dir,
+                ignore_errors=True,
+            )
         self.state_path.unlink(missing_ok=True)
 
     def url(self, state: ClusterState | None = None, database: str | None = None) -> str:

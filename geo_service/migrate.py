@@ -71,7 +71,8 @@ def _write_zoom_bands(conn: psycopg.Connection) -> None:
             " max_zoom = EXCLUDED.max_zoom, tolerance = EXCLUDED.tolerance"
             " WHERE (zoom_band.min_zoom, zoom_band.max_zoom, zoom_band.tolerance)"
             " IS DISTINCT FROM (EXCLUDED.min_zoom, EXCLUDED.max_zoom, EXCLUDED.tolerance)",
-            [(b.band, b.min_zoom, b.max_zoom, b.tolerance) for b in ZOOM_BANDS])
+            [(b.band, b.min_zoom, b.max_zoom, b.tolerance) for b in ZOOM_BANDS],
+        )
 
 
 def current_version(conn: psycopg.Connection) -> int | None:

@@ -15,11 +15,22 @@ def _default_home() -> Path:
 
 
 # Response headers a browser script may read across origins (nginx in front sends the same).
-CORS_EXPOSE_HEADERS = ("ETag", "Content-Crs", "X-Request-Id", "Link", "OGC-NumberMatched",
-                       "OGC-NumberReturned")
+CORS_EXPOSE_HEADERS = (
+    "ETag",
+    "Content-Crs",
+    "X-Request-Id",
+    "Link",
+    "OGC-NumberMatched",
+    "OGC-NumberReturned",
+)
 
-DEMO_RASTER = (Path(__file__).resolve().parent.parent / "data" / "vn" / "raster"
-               / "vn_ppp_2020_1km_Aggregated.tif")
+DEMO_RASTER = (
+    Path(__file__).resolve().parent.parent
+    / "data"
+    / "vn"
+    / "raster"
+    / "vn_ppp_2020_1km_Aggregated.tif"
+)
 
 
 class DatabaseSettings(BaseSettings):
@@ -100,11 +111,11 @@ class ServiceSettings(BaseSettings):
     cors_origins: str = "*"  # comma-separated; reads only
     # enumeration areas
     public_reads: bool = True
-    household_size: float = 3.5          # persons per household (2019 census average)
+    household_size: float = 3.5  # persons per household (2019 census average)
     ea_households_min: float = 60
     ea_households_max: float = 240
-    ea_tolerance_m: float = 1.0          # EAs may leave their commune / overlap by this much
-    ea_snap_m: float = 2.0               # vertices this close to neighbours are snapped
+    ea_tolerance_m: float = 1.0  # EAs may leave their commune / overlap by this much
+    ea_snap_m: float = 2.0  # vertices this close to neighbours are snapped
     ea_min_area_m2: float = 100.0
     ea_max_area_km2: float = 1000.0
     ea_max_vertices: int = 100_000

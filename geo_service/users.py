@@ -30,8 +30,9 @@ class User:
         """True when the commune is inside the user's scope."""
         if self.role == "admin":
             return True
-        return commune_code in self.scope or (province_code is not None
-                                              and province_code in self.scope)
+        return commune_code in self.scope or (
+            province_code is not None and province_code in self.scope
+        )
 
 
 def hash_token(token: str) -> str:
@@ -45,14 +46,18 @@ def add_user(conn: psycopg.Connection, name: str, role: str, scope: list[str]) -
         raise InvalidParameter(f"role must be one of {', '.join(ROLES)}", parameter="--role")
     bad = [code for code in scope if not (code.isdigit() and len(code) in _SCOPE_CODE)]
     if bad:
-        raise InvalidParameter(f"scope codes must be 2-digit provinces or 5-digit communes: "
-                               f"{', '.join(bad)}", parameter="--scope")
+        raise InvalidParameter(
+            f"scope codes must be 2-digit provinces or 5-digit communes: {', '.join(bad)}",
+            parameter="--scope",
+        )
     if role in ("editor", "supervisor") and not scope:
         raise InvalidParameter(f"an {role} needs a --scope", parameter="--scope")
     token = secrets.token_urlsafe(32)
     try:
-        conn.execute("INSERT INTO app_user (name, role, scope, token_hash) VALUES"
-                     " (%s, %s, %s, %s)", (name, role, scope, hash_token(token)))
+        conn.execute(
+            "INSERT INTO app_user (name, role, scope, token_hash) VALUES (%s, %s, %s, %s)",
+            (name, role, scope, hash_token(token)),
+        )
     except psycopg.errors.UniqueViolation as exc:
         raise InvalidParameter(f"user {name!r} already exists", parameter="NAME") from exc
     except psycopg.errors.CheckViolation as exc:
@@ -62,15 +67,16 @@ def add_user(conn: psycopg.Connection, name: str, role: str, scope: list[str]) -
 
 def list_users(conn: psycopg.Connection) -> list[tuple[Any, ...]]:
     """(name, role, scope, disabled) of every user; never their tokens."""
-    return conn.execute("SELECT name, role, scope, disabled FROM app_user ORDER BY name"
-                        ).fetchall()
+    return conn.execute("SELECT name, role, scope, disabled FROM app_user ORDER BY name").fetchall()
 
 
 async def user_of_token(conn: psycopg.AsyncConnection, token: str) -> User | None:
     """The active user whose token this is, or None."""
     digest = hash_token(token)
-    cur = await conn.execute("SELECT name, role, scope, token_hash FROM app_user"
-                             " WHERE token_hash = %s AND NOT disabled", (digest,))
+    cur = await conn.execute(
+        "SELECT name, role, scope, token_hash FROM app_user WHERE token_hash = %s AND NOT disabled",
+        (digest,),
+    )
     row = await cur.fetchone()
     if row is None or not hmac.compare_digest(row[3], digest):
         return None

@@ -32,34 +32,40 @@ class Link:
     share: float
 
 
-def _links(conn: psycopg.Connection, from_vintage: str, to_vintage: str, level: str,
-           weight: str) -> tuple[list[Link], str]:
+def _links(
+    conn: psycopg.Connection, from_vintage: str, to_vintage: str, level: str, weight: str
+) -> tuple[list[Link], str]:
     column = units.WEIGHT_COLUMNS[weight]
     rows = units.crosswalk_links(conn, from_vintage, to_vintage, level, weight)
     if not rows:
-        raise LoaderError(f"no crosswalk from {level} {from_vintage} to {to_vintage}",
-                          parameter="--from")
+        raise LoaderError(
+            f"no crosswalk from {level} {from_vintage} to {to_vintage}", parameter="--from"
+        )
     missing = [f"{f} → {t}" for f, t, share, _ in rows if share is None]
     if missing:
-        raise LoaderError(f"the crosswalk has no {column} for {len(missing)} link(s), e.g. "
-                          f"{', '.join(missing[:5])}; use another --weight or load the shares",
-                          parameter="--weight")
+        raise LoaderError(
+            f"the crosswalk has no {column} for {len(missing)} link(s), e.g. "
+            f"{', '.join(missing[:5])}; use another --weight or load the shares",
+            parameter="--weight",
+        )
     to_levels = {r[3] for r in rows}
     if len(to_levels) != 1:
         raise LoaderError(f"{level} {from_vintage} maps to several levels: {sorted(to_levels)}")
     return [Link(f, t, float(s)) for f, t, s, _ in rows], to_levels.pop()
 
 
-def _old_values(conn: psycopg.Connection, indicator: str, vintage: str, level: str
-                ) -> dict[tuple[str, str], tuple[float | None, str]]:
+def _old_values(
+    conn: psycopg.Connection, indicator: str, vintage: str, level: str
+) -> dict[tuple[str, str], tuple[float | None, str]]:
     # published values: a value suppressed in the old vintage may not be given back by
     # comparing the new units' totals with their published neighbours
     rows = sql.published_values_sync(conn, sql.Selection(indicator, vintage, level))
     return {(r["code"], r["period"]): (r["value"], r["status"]) for r in rows}
 
 
-def apportion(links: list[Link], old: dict[tuple[str, str], tuple[float | None, str]]
-              ) -> dict[tuple[str, str], Apportioned]:
+def apportion(
+    links: list[Link], old: dict[tuple[str, str], tuple[float | None, str]]
+) -> dict[tuple[str, str], Apportioned]:
     """Apportion counts of old units onto new units, period by period."""
     periods = sorted({period for _, period in old})
     result: dict[tuple[str, str], Apportioned] = defaultdict(Apportioned)
@@ -71,18 +77,30 @@ def apportion(links: list[Link], old: dict[tuple[str, str], tuple[float | None, 
 
 
 def _count_rows(counts: dict[tuple[str, str], Apportioned]) -> list[ValueRow]:
-    return [ValueRow(f"carry-over {code} {period}", code, period,
-                     a.value if a.status in ("ok", "provisional") else None,
-                     a.status, None)
-            for (code, period), a in sorted(counts.items())]
+    return [
+        ValueRow(
+            f"carry-over {code} {period}",
+            code,
+            period,
+            a.value if a.status in ("ok", "provisional") else None,
+            a.status,
+            None,
+        )
+        for (code, period), a in sorted(counts.items())
+    ]
 
 
-def _quotient_rows(indicator: Indicator, num: dict[tuple[str, str], Apportioned],
-                   den: dict[tuple[str, str], Apportioned]) -> list[ValueRow]:
+def _quotient_rows(
+    indicator: Indicator,
+    num: dict[tuple[str, str], Apportioned],
+    den: dict[tuple[str, str], Apportioned],
+) -> list[ValueRow]:
     rows = []
     for key in sorted(num.keys() | den.keys()):
-        n, d = num.get(key, Apportioned(status="not_available")), den.get(
-            key, Apportioned(status="not_available"))
+        n, d = (
+            num.get(key, Apportioned(status="not_available")),
+            den.get(key, Apportioned(status="not_available")),
+        )
         status = worst(n.status, d.status)
         value = None
         if status in ("ok", "provisional"):
@@ -94,18 +112,31 @@ def _quotient_rows(indicator: Indicator, num: dict[tuple[str, str], Apportioned]
     return rows
 
 
-def carry_over(conn: psycopg.Connection, code: str, from_vintage: str, to_vintage: str,
-               level: str, weight: str, replace: bool = False) -> LoadResult:
+def carry_over(
+    conn: psycopg.Connection,
+    code: str,
+    from_vintage: str,
+    to_vintage: str,
+    level: str,
+    weight: str,
+    replace: bool = False,
+) -> LoadResult:
     """Derive the indicator's series on the new vintage and store it with its derivation."""
     if weight not in WEIGHTS:
-        raise InvalidParameter(f"--weight must be one of {', '.join(WEIGHTS)}",
-                               parameter="--weight")
+        raise InvalidParameter(
+            f"--weight must be one of {', '.join(WEIGHTS)}", parameter="--weight"
+        )
     indicator = get_indicator(conn, code)
     if indicator is None:
         raise InvalidParameter(f"unknown indicator {code!r}", parameter="--indicator")
     links, to_level = _links(conn, from_vintage, to_vintage, level, weight)
-    derivation = {"method": "carry-over", "from_vintage": from_vintage, "from_level": level,
-                  "weight": weight, "crosswalk": f"{from_vintage}→{to_vintage}"}
+    derivation = {
+        "method": "carry-over",
+        "from_vintage": from_vintage,
+        "from_level": level,
+        "weight": weight,
+        "crosswalk": f"{from_vintage}→{to_vintage}",
+    }
     new_codes = units.unit_codes(conn, to_vintage, to_level)
     notes: list[str] = []
     if indicator.kind == "count":
@@ -116,28 +147,49 @@ def carry_over(conn: psycopg.Connection, code: str, from_vintage: str, to_vintag
         rows = _count_rows(counts)
     elif indicator.kind in QUOTIENT_KINDS:
         if not (indicator.numerator and indicator.denominator):
-            raise LoaderError(f"{code} is a {indicator.kind} without numerator and denominator "
-                              "in the catalogue; it cannot be recomputed", parameter="--indicator")
+            raise LoaderError(
+                f"{code} is a {indicator.kind} without numerator and denominator "
+                "in the catalogue; it cannot be recomputed",
+                parameter="--indicator",
+            )
         old_num = _old_values(conn, indicator.numerator, from_vintage, level)
         notes = _coverage_notes(links, old_num, new_codes, weight)
         num = _complete(apportion(links, old_num), new_codes, old_num)
         den = apportion(links, _old_values(conn, indicator.denominator, from_vintage, level))
         rows = _quotient_rows(indicator, num, den)
-        derivation |= {"numerator": indicator.numerator, "denominator": indicator.denominator,
-                       "recomputed": "numerator / denominator after apportioning both"}
+        derivation |= {
+            "numerator": indicator.numerator,
+            "denominator": indicator.denominator,
+            "recomputed": "numerator / denominator after apportioning both",
+        }
     else:
-        raise LoaderError(f"{code} is an {indicator.kind}; an index cannot be apportioned "
-                          "between units", parameter="--indicator")
+        raise LoaderError(
+            f"{code} is an {indicator.kind}; an index cannot be apportioned between units",
+            parameter="--indicator",
+        )
     if not rows:
         raise LoaderError(f"{code} has no values on {level} {from_vintage}")
-    result = store_values(conn, code, to_vintage, to_level, rows, replace=replace,
-                          derivation=derivation, what=f"carry-over of {code}")
+    result = store_values(
+        conn,
+        code,
+        to_vintage,
+        to_level,
+        rows,
+        replace=replace,
+        derivation=derivation,
+        what=f"carry-over of {code}",
+    )
     result.notes = notes
     return result
 
 
-def _coverage_notes(links: list[Link], old: dict[tuple[str, str], tuple[float | None, str]],
-                    new_codes: list[str], weight: str, shown: int = 10) -> list[str]:
+def _coverage_notes(
+    links: list[Link],
+    old: dict[tuple[str, str], tuple[float | None, str]],
+    new_codes: list[str],
+    weight: str,
+    shown: int = 10,
+) -> list[str]:
     """What the crosswalk leaves out: old units with values but no link (their values are
     lost), old units whose shares do not add up to 1, new units no link reaches."""
     shares: dict[str, float] = defaultdict(float)
@@ -145,27 +197,36 @@ def _coverage_notes(links: list[Link], old: dict[tuple[str, str], tuple[float | 
         shares[link.from_code] += link.share
     with_values = sorted({c for (c, _), (v, _) in old.items() if v is not None})
     unlinked = [c for c in with_values if c not in shares]
-    uneven = [f"{c} ({shares[c]:.3f})" for c in with_values
-              if c in shares and abs(shares[c] - 1) > 1e-3]
+    uneven = [
+        f"{c} ({shares[c]:.3f})" for c in with_values if c in shares and abs(shares[c] - 1) > 1e-3
+    ]
     reached = {link.to_code for link in links}
     unreached = [c for c in new_codes if c not in reached]
 
     notes = []
     if unlinked:
-        notes.append(f"{len(unlinked)} old unit(s) with values have no crosswalk link; their "
-                     f"values are not carried: {first_of(unlinked, shown)}")
+        notes.append(
+            f"{len(unlinked)} old unit(s) with values have no crosswalk link; their "
+            f"values are not carried: {first_of(unlinked, shown)}"
+        )
     if uneven:
-        notes.append(f"{len(uneven)} old unit(s) whose {weight} shares do not add up to 1: "
-                     f"{first_of(uneven, shown)}")
+        notes.append(
+            f"{len(uneven)} old unit(s) whose {weight} shares do not add up to 1: "
+            f"{first_of(uneven, shown)}"
+        )
     if unreached:
-        notes.append(f"{len(unreached)} new unit(s) no crosswalk link reaches are not "
-                     f"available: {first_of(unreached, shown)}")
+        notes.append(
+            f"{len(unreached)} new unit(s) no crosswalk link reaches are not "
+            f"available: {first_of(unreached, shown)}"
+        )
     return notes
 
 
-def _complete(result: dict[tuple[str, str], Apportioned], new_codes: list[str],
-              old: dict[tuple[str, str], tuple[float | None, str]]
-              ) -> dict[tuple[str, str], Apportioned]:
+def _complete(
+    result: dict[tuple[str, str], Apportioned],
+    new_codes: list[str],
+    old: dict[tuple[str, str], tuple[float | None, str]],
+) -> dict[tuple[str, str], Apportioned]:
     """Every new unit for every period: one no link reaches is not available (not absent)."""
     for period in sorted({p for _, p in old}):
         for code in new_codes:
@@ -173,16 +234,22 @@ def _complete(result: dict[tuple[str, str], Apportioned], new_codes: list[str],
     return result
 
 
-def _totals_notes(old: dict[tuple[str, str], tuple[float | None, str]],
-                  new: dict[tuple[str, str], Apportioned]) -> list[str]:
+def _totals_notes(
+    old: dict[tuple[str, str], tuple[float | None, str]], new: dict[tuple[str, str], Apportioned]
+) -> list[str]:
     """A count's total before and after, per period, when they differ."""
     notes = []
     for period in sorted({p for _, p in old}):
-        before = sum(v or 0.0 for (_, p), (v, s) in old.items() if p == period
-                     and s in ("ok", "provisional"))
-        after = sum(a.value for (_, p), a in new.items() if p == period
-                    and a.status in ("ok", "provisional"))
+        before = sum(
+            v or 0.0 for (_, p), (v, s) in old.items() if p == period and s in ("ok", "provisional")
+        )
+        after = sum(
+            a.value
+            for (_, p), a in new.items()
+            if p == period and a.status in ("ok", "provisional")
+        )
         if abs(after - before) > 1e-6 * max(abs(before), 1.0):
-            notes.append(f"{period}: total {before:,.1f} before, {after:,.1f} after "
-                         f"({after - before:+,.1f})")
+            notes.append(
+                f"{period}: total {before:,.1f} before, {after:,.1f} after ({after - before:+,.1f})"
+            )
     return notes

@@ -44,13 +44,16 @@ _COLUMNS = [f.name for f in fields(Indicator)]
 _REFERENCES = ("numerator", "denominator", "disclosure_basis")
 
 
-def save_indicator(conn: psycopg.Connection, indicator: Indicator,
-                   given: frozenset[str] | None = None) -> None:
+def save_indicator(
+    conn: psycopg.Connection, indicator: Indicator, given: frozenset[str] | None = None
+) -> None:
     """Insert or update one catalogue entry; an existing one keeps the fields not `given`
     (a catalogue file without a suppress_below column does not lift the rules)."""
     if indicator.kind not in KINDS:
-        raise LoaderError(f"indicator {indicator.code}: kind {indicator.kind!r} is not one of "
-                          f"{', '.join(KINDS)}", parameter="kind")
+        raise LoaderError(
+            f"indicator {indicator.code}: kind {indicator.kind!r} is not one of {', '.join(KINDS)}",
+            parameter="kind",
+        )
     _refuse_kind_change(conn, indicator)
     updated = [c for c in _COLUMNS if c != "code" and (given is None or c in given)]
     try:
@@ -58,17 +61,21 @@ def save_indicator(conn: psycopg.Connection, indicator: Indicator,
     except psycopg.errors.CheckViolation as exc:
         raise LoaderError(f"indicator {indicator.code!r}: {exc.diag.message_primary}") from exc
     except psycopg.errors.ForeignKeyViolation as exc:
-        raise LoaderError(f"indicator {indicator.code!r} refers to an unknown indicator "
-                          f"({exc.diag.message_detail})") from exc
+        raise LoaderError(
+            f"indicator {indicator.code!r} refers to an unknown indicator "
+            f"({exc.diag.message_detail})"
+        ) from exc
 
 
 def _refuse_kind_change(conn: psycopg.Connection, indicator: Indicator) -> None:
     """A kind decides how values are apportioned and recomputed: not changed under them."""
     kind = sql.kind_with_values(conn, indicator.code)
     if kind is not None and kind != indicator.kind:
-        raise LoaderError(f"indicator {indicator.code!r} has values as a {kind}; its kind "
-                          f"cannot become {indicator.kind!r} (delete its values first)",
-                          parameter="kind")
+        raise LoaderError(
+            f"indicator {indicator.code!r} has values as a {kind}; its kind "
+            f"cannot become {indicator.kind!r} (delete its values first)",
+            parameter="kind",
+        )
 
 
 def _optional(value: str | None) -> str | None:
@@ -91,8 +98,7 @@ def read_catalogue(path: Path) -> tuple[list[Indicator], frozenset[str]]:
             except ValueError as exc:
                 raise LoaderError(f"{path}: line {line}: {exc}") from exc
             if entry.code in entries:
-                raise LoaderError(f"{path}: line {line}: indicator {entry.code!r} is listed "
-                                  "twice")
+                raise LoaderError(f"{path}: line {line}: indicator {entry.code!r} is listed twice")
             entries[entry.code] = entry
     return _referenced_first(path, entries), given
 
@@ -107,8 +113,9 @@ def _referenced_first(path: Path, entries: dict[str, Indicator]) -> list[Indicat
         if state.get(code) == "done" or code not in entries:
             return
         if state.get(code) == "visiting":
-            raise LoaderError(f"{path}: indicators refer to each other in a loop: "
-                              f"{' → '.join([*chain, code])}")
+            raise LoaderError(
+                f"{path}: indicators refer to each other in a loop: {' → '.join([*chain, code])}"
+            )
         state[code] = "visiting"
         entry = entries[code]
         for name in _REFERENCES:
@@ -130,10 +137,17 @@ def _catalogue_row(row: dict[str, Any]) -> Indicator:
     if text["code"] and text["code"] in (text[n] for n in _REFERENCES):
         raise ValueError(f"indicator {text['code']!r} refers to itself")
     return Indicator(
-        code=text["code"], name_vi=text["name_vi"], name_en=text["name_en"], kind=text["kind"],
-        unit=text["unit"], description=text["description"], source=text["source"],
-        licence=text["licence"], decimals=int(text["decimals"] or 0),
-        numerator=_optional(text["numerator"]), denominator=_optional(text["denominator"]),
+        code=text["code"],
+        name_vi=text["name_vi"],
+        name_en=text["name_en"],
+        kind=text["kind"],
+        unit=text["unit"],
+        description=text["description"],
+        source=text["source"],
+        licence=text["licence"],
+        decimals=int(text["decimals"] or 0),
+        numerator=_optional(text["numerator"]),
+        denominator=_optional(text["denominator"]),
         multiplier=float(text["multiplier"] or 1),
         suppress_below=float(text["suppress_below"]) if text["suppress_below"] else None,
         disclosure_basis=_optional(text["disclosure_basis"]),
@@ -154,8 +168,9 @@ def _refuse_loops(conn: psycopg.Connection) -> None:
     """References across files may close a loop too (a → b here, b → a loaded before)."""
     loop = sql.reference_loop(conn)
     if loop is not None:
-        raise LoaderError("nothing was loaded: indicators refer to each other in a loop: "
-                          + " → ".join(loop))
+        raise LoaderError(
+            "nothing was loaded: indicators refer to each other in a loop: " + " → ".join(loop)
+        )
 
 
 def get_indicator(conn: psycopg.Connection, code: str) -> Indicator | None:

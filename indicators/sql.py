@@ -23,26 +23,32 @@ Row = tuple[Any, ...]
 # ---- the catalogue ----
 
 
-def save_indicator(conn: psycopg.Connection, values: dict[str, Any], updated: Sequence[str]
-                   ) -> None:
+def save_indicator(
+    conn: psycopg.Connection, values: dict[str, Any], updated: Sequence[str]
+) -> None:
     """Insert a catalogue entry, or update the `updated` columns of an existing one
     (column names come from the Indicator dataclass, never from input)."""
     columns = list(values)
-    statement = sql.SQL("INSERT INTO indicator ({}) VALUES ({}) ON CONFLICT (code) DO UPDATE"
-                        " SET {}").format(
+    statement = sql.SQL(
+        "INSERT INTO indicator ({}) VALUES ({}) ON CONFLICT (code) DO UPDATE SET {}"
+    ).format(
         sql.SQL(", ").join(map(sql.Identifier, columns)),
         sql.SQL(", ").join(sql.Placeholder(c) for c in columns),
-        sql.SQL(", ").join(sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(c),
-                                                               sql.Identifier(c))
-                           for c in updated))
+        sql.SQL(", ").join(
+            sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(c), sql.Identifier(c))
+            for c in updated
+        ),
+    )
     conn.execute(statement, values)
 
 
 def kind_with_values(conn: psycopg.Connection, code: str) -> str | None:
     """The indicator's kind when it has values (None without values or when unknown)."""
-    row = conn.execute("SELECT i.kind FROM indicator i WHERE i.code = %s AND EXISTS (SELECT 1"
-                       " FROM indicator_value v WHERE v.indicator = i.code)",
-                       (code,)).fetchone()
+    row = conn.execute(
+        "SELECT i.kind FROM indicator i WHERE i.code = %s AND EXISTS (SELECT 1"
+        " FROM indicator_value v WHERE v.indicator = i.code)",
+        (code,),
+    ).fetchone()
     return str(row[0]) if row else None
 
 
@@ -56,15 +62,18 @@ def reference_loop(conn: psycopg.Connection) -> list[str] | None:
         " SELECT w.start, r.ref, w.path || w.code FROM walk w JOIN indicator i ON i.code ="
         "  w.code, unnest(ARRAY[i.numerator, i.denominator, i.disclosure_basis]) r(ref)"
         " WHERE r.ref IS NOT NULL AND w.code <> w.start AND NOT w.code = ANY(w.path))"
-        " SELECT path || code FROM walk WHERE code = start LIMIT 1").fetchone()
+        " SELECT path || code FROM walk WHERE code = start LIMIT 1"
+    ).fetchone()
     return list(row[0]) if row else None
 
 
-def catalogue_entry(conn: psycopg.Connection, code: str, columns: Sequence[str]
-                    ) -> dict[str, Any] | None:
+def catalogue_entry(
+    conn: psycopg.Connection, code: str, columns: Sequence[str]
+) -> dict[str, Any] | None:
     """The named columns of one catalogue entry, or None."""
     statement = sql.SQL("SELECT {} FROM indicator WHERE code = %s").format(
-        sql.SQL(", ").join(map(sql.Identifier, columns)))
+        sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(statement, (code,)).fetchone()
 
@@ -80,8 +89,9 @@ def catalogue_lines(conn: psycopg.Connection) -> list[Row]:
     return conn.execute("SELECT code, kind, name_en FROM indicator ORDER BY code").fetchall()
 
 
-async def list_indicators(conn: psycopg.AsyncConnection, kind: str | None,
-                          source: str | None) -> list[dict[str, Any]]:
+async def list_indicators(
+    conn: psycopg.AsyncConnection, kind: str | None, source: str | None
+) -> list[dict[str, Any]]:
     """Catalogue entries, optionally of one kind or with a text in their source."""
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
@@ -89,12 +99,12 @@ async def list_indicators(conn: psycopg.AsyncConnection, kind: str | None,
             " FROM indicator WHERE (%(kind)s::text IS NULL OR kind = %(kind)s)"
             " AND (%(source)s::text IS NULL OR source ILIKE '%%' || %(source)s || '%%')"
             " ORDER BY code",
-            {"kind": kind, "source": None if source is None else like_escape(source)})
+            {"kind": kind, "source": None if source is None else like_escape(source)},
+        )
         return await cur.fetchall()
 
 
-async def indicator_with_series(conn: psycopg.AsyncConnection, code: str
-                                ) -> dict[str, Any] | None:
+async def indicator_with_series(conn: psycopg.AsyncConnection, code: str) -> dict[str, Any] | None:
     """Every column of one catalogue entry and its series (vintage, level, derivation,
     periods), or None."""
     async with conn.cursor(row_factory=dict_row) as cur:
@@ -107,7 +117,8 @@ async def indicator_with_series(conn: psycopg.AsyncConnection, code: str
             "  array(SELECT DISTINCT period FROM indicator_value v WHERE v.indicator = s.indicator"
             "        AND v.vintage = s.vintage AND v.level = s.level ORDER BY period) AS periods"
             " FROM indicator_series s WHERE s.indicator = %s ORDER BY s.vintage, s.level",
-            (code,))
+            (code,),
+        )
         row["series"] = await cur.fetchall()
     return row
 
@@ -119,85 +130,122 @@ async def series_with_names(conn: psycopg.AsyncConnection) -> list[Row]:
         " JOIN indicator i ON i.code = s.indicator"
         " WHERE EXISTS (SELECT 1 FROM admin_unit u WHERE u.vintage = s.vintage"
         "               AND u.level = s.level)"
-        " ORDER BY s.vintage DESC, s.indicator")
+        " ORDER BY s.vintage DESC, s.indicator"
+    )
     return await cur.fetchall()
 
 
 # ---- series and periods ----
 
 
-async def series_periods(conn: psycopg.AsyncConnection, code: str, vintage: str, level: str
-                         ) -> list[str] | None:
+async def series_periods(
+    conn: psycopg.AsyncConnection, code: str, vintage: str, level: str
+) -> list[str] | None:
     """The periods of an indicator's values on (vintage, level); None: no such indicator."""
     cur = await conn.execute(
         "SELECT array(SELECT DISTINCT v.period FROM indicator_value v WHERE"
         " v.indicator = i.code AND v.vintage = %s AND v.level = %s ORDER BY 1)"
-        " FROM indicator i WHERE i.code = %s", (vintage, level, code))
+        " FROM indicator i WHERE i.code = %s",
+        (vintage, level, code),
+    )
     row = await cur.fetchone()
     return list(row[0]) if row else None
 
 
-async def collection_periods(conn: psycopg.AsyncConnection, vintage: str, level: str
-                             ) -> dict[str, tuple[str, ...]]:
+async def collection_periods(
+    conn: psycopg.AsyncConnection, vintage: str, level: str
+) -> dict[str, tuple[str, ...]]:
     """indicator → its periods, for every indicator with values on (vintage, level)."""
     cur = await conn.execute(
         "SELECT indicator, array_agg(DISTINCT period ORDER BY period) FROM indicator_value"
-        " WHERE vintage = %s AND level = %s GROUP BY indicator", (vintage, level))
+        " WHERE vintage = %s AND level = %s GROUP BY indicator",
+        (vintage, level),
+    )
     return {code: tuple(periods) for code, periods in await cur.fetchall()}
 
 
 def series_exists(conn: psycopg.Connection, code: str, vintage: str, level: str) -> bool:
     """Whether the indicator has a series on (vintage, level)."""
-    return conn.execute("SELECT 1 FROM indicator_series WHERE indicator = %s AND vintage = %s"
-                        " AND level = %s", (code, vintage, level)).fetchone() is not None
+    return (
+        conn.execute(
+            "SELECT 1 FROM indicator_series WHERE indicator = %s AND vintage = %s AND level = %s",
+            (code, vintage, level),
+        ).fetchone()
+        is not None
+    )
 
 
-def series_derivation(conn: psycopg.Connection, code: str, vintage: str, level: str
-                      ) -> dict[str, Any] | None:
+def series_derivation(
+    conn: psycopg.Connection, code: str, vintage: str, level: str
+) -> dict[str, Any] | None:
     """How the series' derived periods were made (None: observed, or no series)."""
-    row = conn.execute("SELECT derivation FROM indicator_series WHERE indicator = %s AND"
-                       " vintage = %s AND level = %s", (code, vintage, level)).fetchone()
+    row = conn.execute(
+        "SELECT derivation FROM indicator_series WHERE indicator = %s AND"
+        " vintage = %s AND level = %s",
+        (code, vintage, level),
+    ).fetchone()
     return row[0] if row else None
 
 
 def stored_periods(conn: psycopg.Connection, code: str, vintage: str, level: str) -> set[str]:
     """The periods with values in the series."""
-    return {r[0] for r in conn.execute(
-        "SELECT DISTINCT period FROM indicator_value WHERE indicator = %s AND vintage = %s"
-        " AND level = %s", (code, vintage, level))}
+    return {
+        r[0]
+        for r in conn.execute(
+            "SELECT DISTINCT period FROM indicator_value WHERE indicator = %s AND vintage = %s"
+            " AND level = %s",
+            (code, vintage, level),
+        )
+    }
 
 
-def save_series(conn: psycopg.Connection, code: str, vintage: str, level: str,
-                derivation: dict[str, Any] | None) -> None:
+def save_series(
+    conn: psycopg.Connection, code: str, vintage: str, level: str, derivation: dict[str, Any] | None
+) -> None:
     """Create or update the series, with its derivation."""
     conn.execute(
         "INSERT INTO indicator_series (indicator, vintage, level, derivation)"
         " VALUES (%s, %s, %s, %s) ON CONFLICT (indicator, vintage, level)"
         " DO UPDATE SET derivation = EXCLUDED.derivation, loaded_at = now()",
-        (code, vintage, level, Jsonb(derivation) if derivation else None))
+        (code, vintage, level, Jsonb(derivation) if derivation else None),
+    )
 
 
-def count_values(conn: psycopg.Connection, code: str, vintage: str, level: str,
-                 periods: list[str]) -> int:
+def count_values(
+    conn: psycopg.Connection, code: str, vintage: str, level: str, periods: list[str]
+) -> int:
     """Values the series has in the periods."""
     row = conn.execute(
         "SELECT count(*) FROM indicator_value WHERE indicator = %s AND vintage = %s"
-        " AND level = %s AND period = ANY(%s)", (code, vintage, level, periods)).fetchone()
+        " AND level = %s AND period = ANY(%s)",
+        (code, vintage, level, periods),
+    ).fetchone()
     return int(row[0]) if row else 0
 
 
-def delete_values(conn: psycopg.Connection, code: str, vintage: str, level: str,
-                  periods: list[str]) -> None:
+def delete_values(
+    conn: psycopg.Connection, code: str, vintage: str, level: str, periods: list[str]
+) -> None:
     """Delete the series' values of the periods."""
-    conn.execute("DELETE FROM indicator_value WHERE indicator = %s AND vintage = %s"
-                 " AND level = %s AND period = ANY(%s)", (code, vintage, level, periods))
+    conn.execute(
+        "DELETE FROM indicator_value WHERE indicator = %s AND vintage = %s"
+        " AND level = %s AND period = ANY(%s)",
+        (code, vintage, level, periods),
+    )
 
 
-def copy_values(conn: psycopg.Connection, code: str, vintage: str, level: str,
-                rows: Iterable[tuple[str, str, float | None, str, float | None]]) -> None:
+def copy_values(
+    conn: psycopg.Connection,
+    code: str,
+    vintage: str,
+    level: str,
+    rows: Iterable[tuple[str, str, float | None, str, float | None]],
+) -> None:
     """Write (unit code, period, value, status, moe) rows of one series."""
-    with conn.cursor().copy("COPY indicator_value (indicator, vintage, level, code, period,"
-                            " value, status, moe) FROM STDIN") as copy:
+    with conn.cursor().copy(
+        "COPY indicator_value (indicator, vintage, level, code, period,"
+        " value, status, moe) FROM STDIN"
+    ) as copy:
         for unit, period, value, status, moe in rows:
             copy.write_row((code, vintage, level, unit, period, value, status, moe))
 
@@ -217,15 +265,16 @@ class Selection:
     indicator: str
     vintage: str
     level: str
-    period: str | None = None      # None: every period
-    parent: str | None = None      # children of this unit only
-    unit: str | None = None        # this unit only
+    period: str | None = None  # None: every period
+    parent: str | None = None  # children of this unit only
+    unit: str | None = None  # this unit only
     codes: list[str] | None = None  # these units only
-    every_unit: bool = False       # also units without a value (as not available)
+    every_unit: bool = False  # also units without a value (as not available)
 
 
-def published_join(alias: str, indicator: str, period: str, params: dict[str, Any]
-                   ) -> sql.Composable:
+def published_join(
+    alias: str, indicator: str, period: str, params: dict[str, Any]
+) -> sql.Composable:
     """A LEFT JOIN of one indicator's published values for one period onto units `u`, as
     `alias` (its parameters are added to `params`)."""
     a = sql.Identifier(alias)
@@ -233,24 +282,34 @@ def published_join(alias: str, indicator: str, period: str, params: dict[str, An
     return sql.SQL(
         "LEFT JOIN published_value {a} ON {a}.indicator = {indicator} AND {a}.vintage ="
         " u.vintage AND {a}.level = u.level AND {a}.code = u.code AND {a}.period = {period}"
-    ).format(a=a, indicator=sql.Placeholder(f"{alias}_indicator"),
-             period=sql.Placeholder(f"{alias}_period"))
+    ).format(
+        a=a,
+        indicator=sql.Placeholder(f"{alias}_indicator"),
+        period=sql.Placeholder(f"{alias}_period"),
+    )
 
 
 def _published_sql(selection: Selection) -> tuple[sql.Composed, dict[str, Any]]:
-    params: dict[str, Any] = {"indicator": selection.indicator, "vintage": selection.vintage,
-                              "level": selection.level}
-    on: list[sql.Composable] = [sql.SQL("v.indicator = %(indicator)s AND v.vintage = u.vintage"
-                                        " AND v.level = u.level AND v.code = u.code")]
-    where: list[sql.Composable] = [
-        sql.SQL("u.vintage = %(vintage)s AND u.level = %(level)s")]
+    params: dict[str, Any] = {
+        "indicator": selection.indicator,
+        "vintage": selection.vintage,
+        "level": selection.level,
+    }
+    on: list[sql.Composable] = [
+        sql.SQL(
+            "v.indicator = %(indicator)s AND v.vintage = u.vintage"
+            " AND v.level = u.level AND v.code = u.code"
+        )
+    ]
+    where: list[sql.Composable] = [sql.SQL("u.vintage = %(vintage)s AND u.level = %(level)s")]
     if selection.period is not None:
         on.append(sql.SQL("v.period = %(period)s"))
         params["period"] = selection.period
     for column, value in (("parent_code", selection.parent), ("code", selection.unit)):
         if value is not None:
-            where.append(sql.SQL("u.{} = {}").format(sql.Identifier(column),
-                                                     sql.Placeholder(column)))
+            where.append(
+                sql.SQL("u.{} = {}").format(sql.Identifier(column), sql.Placeholder(column))
+            )
             params[column] = value
     if selection.codes is not None:
         where.append(sql.SQL("u.code = ANY(%(codes)s)"))
@@ -261,13 +320,14 @@ def _published_sql(selection: Selection) -> tuple[sql.Composed, dict[str, Any]]:
         "SELECT u.code, u.name, u.parent_code, v.period, v.value,"
         " coalesce(v.status, 'not_available') AS status, v.moe"
         " FROM admin_unit u LEFT JOIN published_value v ON {on} WHERE {where}"
-        " ORDER BY u.code, v.period").format(on=sql.SQL(" AND ").join(on),
-                                             where=sql.SQL(" AND ").join(where))
+        " ORDER BY u.code, v.period"
+    ).format(on=sql.SQL(" AND ").join(on), where=sql.SQL(" AND ").join(where))
     return statement, params
 
 
-async def published_values(conn: psycopg.AsyncConnection, selection: Selection
-                           ) -> list[dict[str, Any]]:
+async def published_values(
+    conn: psycopg.AsyncConnection, selection: Selection
+) -> list[dict[str, Any]]:
     """Published values (code, name, parent_code, period, value, status, moe) in code and
     period order; a suppressed value is null with status `suppressed`."""
     statement, params = _published_sql(selection)
@@ -276,8 +336,7 @@ async def published_values(conn: psycopg.AsyncConnection, selection: Selection
         return await cur.fetchall()
 
 
-def published_values_sync(conn: psycopg.Connection, selection: Selection
-                          ) -> list[dict[str, Any]]:
+def published_values_sync(conn: psycopg.Connection, selection: Selection) -> list[dict[str, Any]]:
     """`published_values` for the loaders' (blocking) connections."""
     statement, params = _published_sql(selection)
     with conn.cursor(row_factory=dict_row) as cur:

@@ -39,13 +39,13 @@ class ValueFormat:
     """How to read a table: which columns hold what."""
 
     code_column: str
-    period: str | None = None          # one period for the whole file
-    period_column: str | None = None   # long format
-    value_column: str | None = None    # long format
-    wide: bool = False                 # one column per period (columns named like 2019)
+    period: str | None = None  # one period for the whole file
+    period_column: str | None = None  # long format
+    value_column: str | None = None  # long format
+    wide: bool = False  # one column per period (columns named like 2019)
     status_column: str | None = None
     moe_column: str | None = None
-    na_values: tuple[str, ...] = ()    # extra tokens meaning "not available", e.g. ".."
+    na_values: tuple[str, ...] = ()  # extra tokens meaning "not available", e.g. ".."
     sheet: str | None = None
 
 
@@ -59,8 +59,7 @@ class LoadResult:
     notes: list[str] = field(default_factory=list)  # what a reader of the result must know
 
 
-def read_table(path: Path, sheet: str | None = None, encoding: str | None = None
-               ) -> pd.DataFrame:
+def read_table(path: Path, sheet: str | None = None, encoding: str | None = None) -> pd.DataFrame:
     """Read CSV or Excel as text cells (nothing is converted or dropped on the way); column
     names are text (an Excel year header 2019 is "2019")."""
     if not path.exists():
@@ -76,8 +75,10 @@ def read_table(path: Path, sheet: str | None = None, encoding: str | None = None
 def _read_excel(path: Path, sheet: str | None) -> pd.DataFrame:
     sheets = [str(name) for name in pd.ExcelFile(path).sheet_names]
     if sheet is None and len(sheets) > 1:
-        raise LoaderError(f"{path} has {len(sheets)} sheets: {', '.join(sheets)}; say which "
-                          "with --sheet", parameter="--sheet")
+        raise LoaderError(
+            f"{path} has {len(sheets)} sheets: {', '.join(sheets)}; say which with --sheet",
+            parameter="--sheet",
+        )
     try:
         return pd.read_excel(path, sheet_name=sheet or 0, dtype=str).fillna("")
     except ValueError as exc:
@@ -93,9 +94,11 @@ def _read_csv(path: Path, encoding: str | None) -> pd.DataFrame:
     except LookupError as exc:
         raise LoaderError(f"unknown --encoding {encoding!r}", parameter="--encoding") from exc
     except UnicodeDecodeError as exc:
-        raise LoaderError(f"{path} is not {encoding} text ({exc.reason} at byte {exc.start}); "
-                          "pass --encoding (e.g. cp1258, utf-16)",
-                          parameter="--encoding") from exc
+        raise LoaderError(
+            f"{path} is not {encoding} text ({exc.reason} at byte {exc.start}); "
+            "pass --encoding (e.g. cp1258, utf-16)",
+            parameter="--encoding",
+        ) from exc
 
 
 def _header(name: object) -> str:
@@ -105,14 +108,24 @@ def _header(name: object) -> str:
 
 
 def _require_columns(frame: pd.DataFrame, fmt: ValueFormat, path: str) -> None:
-    wanted = {"--code-column": fmt.code_column, "--period-column": fmt.period_column,
-              "--value-column": fmt.value_column, "--status-column": fmt.status_column,
-              "--moe-column": fmt.moe_column}
-    missing = [f"{option} {name!r}" for option, name in wanted.items()
-               if name and name not in frame.columns]
+    wanted = {
+        "--code-column": fmt.code_column,
+        "--period-column": fmt.period_column,
+        "--value-column": fmt.value_column,
+        "--status-column": fmt.status_column,
+        "--moe-column": fmt.moe_column,
+    }
+    missing = [
+        f"{option} {name!r}"
+        for option, name in wanted.items()
+        if name and name not in frame.columns
+    ]
     if missing:
-        raise LoaderError(f"{path}: no column {', '.join(missing)}; columns are: "
-                          f"{', '.join(map(str, frame.columns))}", parameter="columns")
+        raise LoaderError(
+            f"{path}: no column {', '.join(missing)}; columns are: "
+            f"{', '.join(map(str, frame.columns))}",
+            parameter="columns",
+        )
     if not fmt.wide and not fmt.value_column:
         raise LoaderError("give --value-column (long format) or --wide", parameter="--wide")
     if not fmt.wide and not (fmt.period or fmt.period_column):
@@ -124,16 +137,19 @@ def _require_columns(frame: pd.DataFrame, fmt: ValueFormat, path: str) -> None:
 _PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", re.ASCII)
 
 
-def _number(text: str, where: str, column: str, fmt: ValueFormat, problems: list[str]
-            ) -> float | None:
+def _number(
+    text: str, where: str, column: str, fmt: ValueFormat, problems: list[str]
+) -> float | None:
     cell = text.strip()
     if cell == "" or cell in fmt.na_values:
         return None
     if not _PLAIN_NUMBER.fullmatch(cell):
         hint = ""
         if re.fullmatch(r"-?\d{1,3}(\.\d{3}){2,}(,\d+)?", cell):
-            hint = (" (if '.' separates thousands, as in Vietnamese, remove the dots — and "
-                    "check values such as 854.679, which read as decimals)")
+            hint = (
+                " (if '.' separates thousands, as in Vietnamese, remove the dots — and "
+                "check values such as 854.679, which read as decimals)"
+            )
         problems.append(f"{where}, column {column!r}: {cell!r} is not a number{hint}")
         return None
     value = float(cell)
@@ -143,8 +159,7 @@ def _number(text: str, where: str, column: str, fmt: ValueFormat, problems: list
     return value
 
 
-def _cells(frame: pd.DataFrame, fmt: ValueFormat
-           ) -> Iterable[tuple[int, dict[Any, Any], str, str]]:
+def _cells(frame: pd.DataFrame, fmt: ValueFormat) -> Iterable[tuple[int, dict[Any, Any], str, str]]:
     """(row number, row, period, value column) for every value cell of the table."""
     period_columns = [c for c in frame.columns if PERIOD.fullmatch(str(c).strip())]
     for index, row in enumerate(frame.to_dict("records")):
@@ -162,26 +177,36 @@ def _is_period(text: str) -> bool:
     if not PERIOD.fullmatch(text):
         return False
     try:
-        date.fromisoformat(text if len(text) == 10 else f"{text}-01" if len(text) == 7
-                           else f"{text}-01-01")
+        date.fromisoformat(
+            text if len(text) == 10 else f"{text}-01" if len(text) == 7 else f"{text}-01-01"
+        )
     except ValueError:
         return False
     return True
 
 
-def parse_values(frame: pd.DataFrame, fmt: ValueFormat, source: str
-                 ) -> tuple[list[ValueRow], list[str]]:
+def parse_values(
+    frame: pd.DataFrame, fmt: ValueFormat, source: str
+) -> tuple[list[ValueRow], list[str]]:
     """Turn a table into value rows; report every problem with row and column."""
     _require_columns(frame, fmt, source)
     if fmt.wide and not any(PERIOD.fullmatch(str(c).strip()) for c in frame.columns):
-        raise LoaderError(f"{source}: --wide needs period columns named like 2019",
-                          parameter="--wide")
+        raise LoaderError(
+            f"{source}: --wide needs period columns named like 2019", parameter="--wide"
+        )
     # (pandas renames a second "2019" column "2019.1")
-    twice = sorted({str(c).split(".")[0] for c in frame.columns
-                    if re.fullmatch(r"\d{4}(-\d{2}){0,2}\.\d+", str(c))})
+    twice = sorted(
+        {
+            str(c).split(".")[0]
+            for c in frame.columns
+            if re.fullmatch(r"\d{4}(-\d{2}){0,2}\.\d+", str(c))
+        }
+    )
     if fmt.wide and twice:
-        raise LoaderError(f"{source}: period column(s) {', '.join(twice)} appear more than "
-                          "once", parameter="--wide")
+        raise LoaderError(
+            f"{source}: period column(s) {', '.join(twice)} appear more than once",
+            parameter="--wide",
+        )
     rows: list[ValueRow] = []
     problems: list[str] = []
     for line, row, period, column in _cells(frame, fmt):
@@ -195,17 +220,24 @@ def parse_values(frame: pd.DataFrame, fmt: ValueFormat, source: str
             continue
         known_problems = len(problems)
         value = _number(str(row[column]), where, column, fmt, problems)
-        moe = (_number(str(row[fmt.moe_column]), where, fmt.moe_column, fmt, problems)
-               if fmt.moe_column else None)
+        moe = (
+            _number(str(row[fmt.moe_column]), where, fmt.moe_column, fmt, problems)
+            if fmt.moe_column
+            else None
+        )
         if moe is not None and moe < 0:
-            problems.append(f"{where}, column {fmt.moe_column!r}: a margin of error cannot be "
-                            f"negative ({moe:g})")
+            problems.append(
+                f"{where}, column {fmt.moe_column!r}: a margin of error cannot be "
+                f"negative ({moe:g})"
+            )
         if len(problems) > known_problems:
             continue
         status = str(row[fmt.status_column]).strip() if fmt.status_column else ""
         if status and status not in STATUSES:
-            problems.append(f"{where}, column {fmt.status_column!r}: status {status!r} is not "
-                            f"one of {', '.join(STATUSES)}")
+            problems.append(
+                f"{where}, column {fmt.status_column!r}: status {status!r} is not "
+                f"one of {', '.join(STATUSES)}"
+            )
             continue
         status = status or ("ok" if value is not None else "not_available")
         if status in ("ok", "provisional") and value is None:
@@ -217,8 +249,9 @@ def parse_values(frame: pd.DataFrame, fmt: ValueFormat, source: str
     return rows, problems
 
 
-def _unknown_codes(conn: psycopg.Connection, rows: list[ValueRow], vintage: str, level: str
-                   ) -> dict[str, str]:
+def _unknown_codes(
+    conn: psycopg.Connection, rows: list[ValueRow], vintage: str, level: str
+) -> dict[str, str]:
     """code → reason, for codes that are not units of (vintage, level)."""
     codes = sorted({r.code for r in rows})
     known = units.known_codes(conn, vintage, level, codes)
@@ -227,9 +260,11 @@ def _unknown_codes(conn: psycopg.Connection, rows: list[ValueRow], vintage: str,
     for code, other in units.vintages_of_codes(conn, level, unknown, vintage):
         elsewhere.setdefault(code, []).append(other)
     return {
-        code: (f"{level} {code} exists only in vintage {', '.join(elsewhere[code])}, "
-               f"not in {vintage}" if code in elsewhere
-               else f"{level} {code} is not a unit of vintage {vintage}")
+        code: (
+            f"{level} {code} exists only in vintage {', '.join(elsewhere[code])}, not in {vintage}"
+            if code in elsewhere
+            else f"{level} {code} is not a unit of vintage {vintage}"
+        )
         for code in unknown
     }
 
@@ -240,8 +275,9 @@ def _duplicates(rows: list[ValueRow]) -> list[str]:
     for row in rows:
         key = (row.code, row.period)
         if key in seen:
-            problems.append(f"{row.line}: duplicate of {seen[key]} (code {row.code}, "
-                            f"period {row.period})")
+            problems.append(
+                f"{row.line}: duplicate of {seen[key]} (code {row.code}, period {row.period})"
+            )
         else:
             seen[key] = row.line
     return problems
@@ -263,23 +299,36 @@ def _implausible(conn: psycopg.Connection, indicator: str, rows: list[ValueRow])
 def _raise_problems(problems: list[str], what: str) -> None:
     shown = "\n".join(problems[:20])
     more = f"\n... and {len(problems) - 20} more" if len(problems) > 20 else ""
-    raise LoaderError(f"{what}: {len(problems)} problem(s), nothing was written:\n{shown}{more}",
-                      errors=problems)
+    raise LoaderError(
+        f"{what}: {len(problems)} problem(s), nothing was written:\n{shown}{more}", errors=problems
+    )
 
 
-def store_values(conn: psycopg.Connection, indicator: str, vintage: str, level: str,
-                 rows: list[ValueRow], *, skip_unknown: bool = False, replace: bool = False,
-                 derivation: dict[str, Any] | None = None, what: str = "load") -> LoadResult:
+def store_values(
+    conn: psycopg.Connection,
+    indicator: str,
+    vintage: str,
+    level: str,
+    rows: list[ValueRow],
+    *,
+    skip_unknown: bool = False,
+    replace: bool = False,
+    derivation: dict[str, Any] | None = None,
+    what: str = "load",
+) -> LoadResult:
     """Check codes and keys, then write the rows of one series in one transaction."""
     if sql.kind_of(conn, indicator) is None:
-        raise LoaderError(f"unknown indicator {indicator!r}; add it to the catalogue first",
-                          parameter="--indicator")
+        raise LoaderError(
+            f"unknown indicator {indicator!r}; add it to the catalogue first",
+            parameter="--indicator",
+        )
     result = LoadResult()
     problems = _duplicates(rows) + _implausible(conn, indicator, rows)
     unknown = _unknown_codes(conn, rows, vintage, level)
     if unknown and skip_unknown:
-        result.skipped = [f"{r.line}: skipped, {unknown[r.code]}" for r in rows
-                          if r.code in unknown]
+        result.skipped = [
+            f"{r.line}: skipped, {unknown[r.code]}" for r in rows if r.code in unknown
+        ]
         rows = [r for r in rows if r.code not in unknown]
     else:
         problems += [f"{r.line}: {unknown[r.code]}" for r in rows if r.code in unknown]
@@ -293,9 +342,14 @@ def store_values(conn: psycopg.Connection, indicator: str, vintage: str, level: 
     return result
 
 
-def _series_derivation(conn: psycopg.Connection, indicator: str, vintage: str, level: str,
-                       periods: list[str], derivation: dict[str, Any] | None
-                       ) -> dict[str, Any] | None:
+def _series_derivation(
+    conn: psycopg.Connection,
+    indicator: str,
+    vintage: str,
+    level: str,
+    periods: list[str],
+    derivation: dict[str, Any] | None,
+) -> dict[str, Any] | None:
     """How the series' derived periods were made: observed values loaded for some periods
     leave the others derived (and say so), derived ones add their periods."""
     before = sql.series_derivation(conn, indicator, vintage, level)
@@ -310,17 +364,31 @@ def _series_derivation(conn: psycopg.Connection, indicator: str, vintage: str, l
     return {**derivation, "periods": sorted(derived | set(periods))}
 
 
-def _write_series(conn: psycopg.Connection, indicator: str, vintage: str, level: str,
-                  rows: list[ValueRow], replace: bool, derivation: dict[str, Any] | None) -> None:
+def _write_series(
+    conn: psycopg.Connection,
+    indicator: str,
+    vintage: str,
+    level: str,
+    rows: list[ValueRow],
+    replace: bool,
+    derivation: dict[str, Any] | None,
+) -> None:
     periods = sorted({r.period for r in rows})
     derivation = _series_derivation(conn, indicator, vintage, level, periods, derivation)
     sql.save_series(conn, indicator, vintage, level, derivation)
     existing = sql.count_values(conn, indicator, vintage, level, periods)
     if existing:
         if not replace:
-            raise LoaderError(f"{indicator} already has {existing} values for {level} "
-                              f"{vintage} in period(s) {', '.join(periods)}; pass --replace",
-                              parameter="--replace")
+            raise LoaderError(
+                f"{indicator} already has {existing} values for {level} "
+                f"{vintage} in period(s) {', '.join(periods)}; pass --replace",
+                parameter="--replace",
+            )
         sql.delete_values(conn, indicator, vintage, level, periods)
-    sql.copy_values(conn, indicator, vintage, level,
-                    ((r.code, r.period, r.value, r.status, r.moe) for r in rows))
+    sql.copy_values(
+        conn,
+        indicator,
+        vintage,
+        level,
+        ((r.code, r.period, r.value, r.status, r.moe) for r in rows),
+    )

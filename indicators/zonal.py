@@ -40,18 +40,19 @@ class ZonalResult:
     value: float | None
     covered_pixels: float
     outside_share: float = 0.0  # of the unit's area beyond the raster's extent
-    nodata_share: float = 0.0   # of the unit's area within the extent on nodata pixels
+    nodata_share: float = 0.0  # of the unit's area within the extent on nodata pixels
 
 
-def zonal_statistics(raster: Path, units: gpd.GeoDataFrame, stat: str, *,
-                     code_column: str = "code", band: int = 1) -> list[ZonalResult]:
+def zonal_statistics(
+    raster: Path, units: gpd.GeoDataFrame, stat: str, *, code_column: str = "code", band: int = 1
+) -> list[ZonalResult]:
     """`stat` of the raster band over each unit (in the units' order), coverage-weighted."""
     if stat not in STATS:
-        raise InvalidParameter(f"unknown statistic {stat!r}; choose one of {', '.join(STATS)}",
-                               parameter="--stat")
+        raise InvalidParameter(
+            f"unknown statistic {stat!r}; choose one of {', '.join(STATS)}", parameter="--stat"
+        )
     if code_column not in units.columns:
-        raise InvalidParameter(f"the units have no column {code_column!r}",
-                               parameter="code_column")
+        raise InvalidParameter(f"the units have no column {code_column!r}", parameter="code_column")
     codes = [str(code) for code in units[code_column]]
     results = [ZonalResult(code, None, 0.0) for code in codes]
     with _open(raster, band) as dataset:
@@ -60,14 +61,20 @@ def zonal_statistics(raster: Path, units: gpd.GeoDataFrame, stat: str, *,
         rows = [row for row, shape in enumerate(shapes) if shape is not None]
         if not rows:
             return results
-        frame = gpd.GeoDataFrame({"row": rows}, geometry=[shapes[row] for row in rows],
-                                 crs=geometries.crs)
+        frame = gpd.GeoDataFrame(
+            {"row": rows}, geometry=[shapes[row] for row in rows], crs=geometries.crs
+        )
         ops = ["count"] if stat == "count" else [stat, "count"]
         try:
             # raster-sequential reads each raster block once, instead of once per unit.
-            table = exact_extract(RasterioRasterSource(dataset, band), frame, ops,
-                                  include_cols=["row"], output="pandas",
-                                  strategy="raster-sequential")
+            table = exact_extract(
+                RasterioRasterSource(dataset, band),
+                frame,
+                ops,
+                include_cols=["row"],
+                output="pandas",
+                strategy="raster-sequential",
+            )
         except (RuntimeError, ValueError, RasterioError) as exc:
             raise LoaderError(f"zonal statistics failed on raster {raster}: {exc}") from exc
         extent = shapely.box(*dataset.bounds)
@@ -80,8 +87,9 @@ def zonal_statistics(raster: Path, units: gpd.GeoDataFrame, stat: str, *,
         # (count is the coverage-weighted number of valid pixels: pixels of the unit, less
         # the nodata ones)
         nodata = max(0.0, 1 - float(covered) * pixel_area / inside) if inside else 0.0
-        results[int(row)] = ZonalResult(codes[int(row)], float(value) if covered > 0 else None,
-                                        float(covered), outside, nodata)
+        results[int(row)] = ZonalResult(
+            codes[int(row)], float(value) if covered > 0 else None, float(covered), outside, nodata
+        )
     return results
 
 
@@ -98,8 +106,9 @@ def sum_over(raster: Path, geometry: BaseGeometry, band: int = 1) -> float | Non
     with _open(raster, band) as dataset:
         try:
             # GeoJSON in and out: no GeoDataFrame, no CRS objects; ~10x faster for one shape.
-            result = exact_extract(RasterioRasterSource(dataset, band), [feature],
-                                   ["sum", "count"], output="geojson")
+            result = exact_extract(
+                RasterioRasterSource(dataset, band), [feature], ["sum", "count"], output="geojson"
+            )
         except (RuntimeError, ValueError, RasterioError) as exc:
             raise LoaderError(f"zonal statistics failed on raster {raster}: {exc}") from exc
     values = result[0]["properties"]
@@ -111,7 +120,8 @@ def _is_lonlat(raster: str, mtime: float) -> bool:
     """Whether the raster is in EPSG:4326 (cached per file version: CRS parsing is slow)."""
     with rasterio.open(raster) as dataset:
         return dataset.crs is not None and CRS.from_user_input(dataset.crs.to_wkt()).equals(
-            CRS.from_epsg(4326), ignore_axis_order=True)
+            CRS.from_epsg(4326), ignore_axis_order=True
+        )
 
 
 def raster_total(raster: Path, band: int = 1) -> float:
@@ -136,8 +146,9 @@ def _open(raster: Path, band: int) -> Any:
         raise LoaderError(f"not a readable raster: {raster} ({exc})") from exc
     if not 1 <= band <= dataset.count:
         dataset.close()
-        raise InvalidParameter(f"band {band} does not exist in {raster} ({dataset.count} band(s))",
-                               parameter="--band")
+        raise InvalidParameter(
+            f"band {band} does not exist in {raster} ({dataset.count} band(s))", parameter="--band"
+        )
     return dataset
 
 

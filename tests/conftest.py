@@ -57,8 +57,9 @@ class PgCluster:
         """Drop a database created by `create_database`."""
         name = url.rsplit("/", 1)[1]
         with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(name)))
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
 
 
 @pytest.fixture(scope="session")
@@ -67,8 +68,10 @@ def pg() -> Iterator[PgCluster]:
     home = Path(tempfile.mkdtemp(prefix="geo-service-test-"))
     home.chmod(0o755)  # the postgres user must reach the data folder when we run as root
     cluster = LocalCluster(home, database="postgres")
-    cluster.start(extra_options="-c fsync=off -c synchronous_commit=off "
-                                "-c full_page_writes=off -c max_parallel_workers_per_gather=0")
+    cluster.start(
+        extra_options="-c fsync=off -c synchronous_commit=off "
+        "-c full_page_writes=off -c max_parallel_workers_per_gather=0"
+    )
     try:
         yield PgCluster(cluster)
     finally:
@@ -141,9 +144,13 @@ def client(demo_ro: str) -> Iterator[TestClient]:
 
 
 @contextmanager
-def live_process(database_url: str, log: Path | None = None, port: int | None = None,
-                 database_up: bool = True,
-                 **env: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def live_process(
+    database_url: str,
+    log: Path | None = None,
+    port: int | None = None,
+    database_up: bool = True,
+    **env: str,
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """The service running in its own process over a database; yields its URL and process.
 
     Waits until /health answers 200, or only answers at all when not `database_up`.
@@ -151,14 +158,31 @@ def live_process(database_url: str, log: Path | None = None, port: int | None = 
     from geo_service.localdb import free_port
 
     port = port or free_port()
-    environment = {**os.environ, "DATABASE_URL": database_url,
-                   "GEO_SERVICE_HOME": tempfile.mkdtemp(prefix="geo-service-live-"), **env}
+    environment = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "GEO_SERVICE_HOME": tempfile.mkdtemp(prefix="geo-service-live-"),
+        **env,
+    }
     with ExitStack() as stack:
         stderr = stack.enter_context(log.open("wb")) if log else None
         process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "geo_service.http.app:create_app", "--factory",
-             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-            env=environment, stderr=stderr)
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "geo_service.http.app:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            env=environment,
+            stderr=stderr,
+        )
         url = f"http://127.0.0.1:{port}"
         try:
             wait_until_up(url, process, database_up)
@@ -178,8 +202,9 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], database_up: bool 
             raise RuntimeError(f"the live server exited with {process.returncode}")
         try:
             # (without a database /health takes its 3 s connection timeout to say 503)
-            with urllib.request.urlopen(f"{url}/health", timeout=2 if database_up else 6) \
-                    as response:
+            with urllib.request.urlopen(
+                f"{url}/health", timeout=2 if database_up else 6
+            ) as response:
                 if response.status == 200:
                     return
         except urllib.error.HTTPError:  # /health is 503 without a database: it answers
@@ -242,9 +267,16 @@ def redis_url() -> Iterator[str]:
         yield url
 
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 
 @pytest.fixture(scope="session")
@@ -253,7 +285,8 @@ def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS,
-                                     headless=True)
+        launched = p.chromium.launch(
+            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True
+        )
         yield launched
         launched.close()

@@ -18,14 +18,16 @@ from psycopg import sql
 BOUNDARY_TABLES = ("vintage", "admin_unit", "admin_unit_generalised", "crosswalk")
 
 
-def fingerprint(conn: psycopg.Connection, tables: tuple[str, ...] = BOUNDARY_TABLES
-                ) -> dict[str, tuple[int, str]]:
+def fingerprint(
+    conn: psycopg.Connection, tables: tuple[str, ...] = BOUNDARY_TABLES
+) -> dict[str, tuple[int, str]]:
     """Row count and checksum of every row of each table: equal means byte-for-byte unchanged."""
     result = {}
     for table in tables:
         query = sql.SQL(
             "SELECT count(*), coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '')"
-            " FROM {} t").format(sql.Identifier(table))
+            " FROM {} t"
+        ).format(sql.Identifier(table))
         row = conn.execute(query).fetchone()
         assert row is not None
         result[table] = (int(row[0]), str(row[1]))
@@ -44,8 +46,9 @@ def scrape(client: Any) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return samples
 
 
-def value(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str,
-          **labels: str) -> float:
+def value(
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str
+) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
@@ -56,10 +59,24 @@ def redis_server() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
 
     binary = shutil.which("redis-server") or "/usr/bin/redis-server"
     port = free_port()
-    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save",
-                                "", "--appendonly", "no", "--maxmemory", "256mb",
-                                "--maxmemory-policy", "allkeys-lru"],
-                               stdout=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--maxmemory",
+            "256mb",
+            "--maxmemory-policy",
+            "allkeys-lru",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
     url = f"redis://127.0.0.1:{port}/0"
     try:
         client = redis.Redis.from_url(url)
@@ -90,5 +107,7 @@ def band_geoms(url: str, z: int) -> dict[str, Any]:
         rows = conn.execute(
             "SELECT g.code, ST_AsBinary(g.geom_3857) FROM admin_unit_generalised g JOIN zoom_band"
             " b USING (band) WHERE g.vintage = '2025' AND g.level = 'commune' AND %s BETWEEN"
-            " b.min_zoom AND b.max_zoom", (z,)).fetchall()
+            " b.min_zoom AND b.max_zoom",
+            (z,),
+        ).fetchall()
     return {code: shapely.from_wkb(wkb) for code, wkb in rows}

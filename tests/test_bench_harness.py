@@ -16,15 +16,28 @@ from bench import tiles as tl
 from bench.common import TIPG, WrkRun
 
 REPO = Path(__file__).resolve().parent.parent
-HTTP_ROWS = ["tiles_uncached", "tiles_cached", "tiles_front", "page100", "page1000", "full",
-             "ea_tiles", "ea_page1000"]
+HTTP_ROWS = [
+    "tiles_uncached",
+    "tiles_cached",
+    "tiles_front",
+    "page100",
+    "page1000",
+    "full",
+    "ea_tiles",
+    "ea_page1000",
+]
 
 
 @pytest.fixture(scope="module")
 def dry_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict, str]:
     out = tmp_path_factory.mktemp("bench")
-    result = subprocess.run([sys.executable, "-m", "bench", "--dry-run", "--output-dir",
-                             str(out)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--dry-run", "--output-dir", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     data = json.loads((out / "bench-dry-run.json").read_text())
     return result.stdout, data, (out / "bench-dry-run.md").read_text()
@@ -59,8 +72,18 @@ def test_dry_run_values_are_sane(dry_run: tuple[str, dict, str]) -> None:
 
 
 def _runs(rps: float) -> list[WrkRun]:
-    return [WrkRun(int(rps * 10), 10.0, 1000, dict.fromkeys(
-        ("connect", "read", "write", "status", "timeout"), 0), 1.0, 2.0, 3.0, 4.0)]
+    return [
+        WrkRun(
+            int(rps * 10),
+            10.0,
+            1000,
+            dict.fromkeys(("connect", "read", "write", "status", "timeout"), 0),
+            1.0,
+            2.0,
+            3.0,
+            4.0,
+        )
+    ]
 
 
 def test_ratio_rows_judge_each_target() -> None:
@@ -70,8 +93,10 @@ def test_ratio_rows_judge_each_target() -> None:
         runs[(pair.key, "ours")] = _runs(300)
         runs[(pair.key, "peer")] = _runs(100 if pair.peer == TIPG else 1000)
     results = bench.Results({"mode": "short"}, pairs, runs)
-    results.memory = {bench.OURS: feat.Memory(200, 280, 300, 290, [1.0], 10),
-                      TIPG: feat.Memory(200, 280, 380, 290, [1.0], 11)}
+    results.memory = {
+        bench.OURS: feat.Memory(200, 280, 300, 290, [1.0], 10),
+        TIPG: feat.Memory(200, 280, 380, 290, [1.0], 11),
+    }
     results.edits = tl.Edits("strict", [40.0, 60.0, 50.0], [1, 1, 1], 0)
     results.edits_front = tl.Edits("nginx front", [20.0, 900.0, 1500.0], [1, 9, 15], 1)
     results.viewer = {"communes (vector tiles)": [1.5, 1.7, 1.6]}

@@ -60,10 +60,12 @@ def _cells(commune: BaseGeometry) -> list[BaseGeometry]:
     cells = []
     for i in range(GRID):
         for j in range(GRID):
-            cell = commune.intersection(box(x0 + i * dx, y0 + j * dy, x0 + (i + 1) * dx,
-                                            y0 + (j + 1) * dy))
-            polygons = [p for p in shapely.get_parts(cell)
-                        if p.geom_type == "Polygon" and p.area > 1e-8]
+            cell = commune.intersection(
+                box(x0 + i * dx, y0 + j * dy, x0 + (i + 1) * dx, y0 + (j + 1) * dy)
+            )
+            polygons = [
+                p for p in shapely.get_parts(cell) if p.geom_type == "Polygon" and p.area > 1e-8
+            ]
             if polygons:
                 cells.append(max(polygons, key=lambda p: p.area))
     return cells
@@ -82,10 +84,16 @@ def site(pg: PgCluster, demo_template: str) -> Iterator[Site]:
     communes = {code: shapely.from_wkb(wkb) for code, wkb in rows}
     try:
         with serve(database_url) as url:
-            site = Site(url, database_url, tokens, communes,
-                        {code: _cells(geom) for code, geom in communes.items()})
-            with httpx2.Client(base_url=url, timeout=120,
-                               headers={"Authorization": f"Bearer {tokens[0]}"}) as client:
+            site = Site(
+                url,
+                database_url,
+                tokens,
+                communes,
+                {code: _cells(geom) for code, geom in communes.items()},
+            )
+            with httpx2.Client(
+                base_url=url, timeout=120, headers={"Authorization": f"Bearer {tokens[0]}"}
+            ) as client:
                 for code, cells in site.cells.items():
                     for cell in cells[::2]:
                         response = client.post(ITEMS, json=_feature(code, cell))
@@ -96,8 +104,11 @@ def site(pg: PgCluster, demo_template: str) -> Iterator[Site]:
 
 
 def _feature(commune: str, geom: BaseGeometry, **props: Any) -> dict[str, Any]:
-    return {"type": "Feature", "geometry": mapping(geom),
-            "properties": {"census_round": ROUND, "commune_code": commune, **props}}
+    return {
+        "type": "Feature",
+        "geometry": mapping(geom),
+        "properties": {"census_round": ROUND, "commune_code": commune, **props},
+    }
 
 
 @dataclass
@@ -115,8 +126,9 @@ class Editor:
     def __init__(self, site: Site, token: str, seed: int, deadline: float):
         self.site, self.deadline = site, deadline
         self.random = random.Random(seed)
-        self.client = httpx2.Client(base_url=site.url, timeout=120,
-                                    headers={"Authorization": f"Bearer {token}"})
+        self.client = httpx2.Client(
+            base_url=site.url, timeout=120, headers={"Authorization": f"Bearer {token}"}
+        )
         self.tally = Tally()
 
     def _record(self, action: str, response: httpx2.Response, rows: int = 1) -> bool:
@@ -148,8 +160,9 @@ class Editor:
         try:
             while time.monotonic() < self.deadline:
                 commune = self.random.choice(sorted(self.site.communes))
-                action = self.random.choice(["create", "create", "update", "update", "split",
-                                             "merge", "delete"])
+                action = self.random.choice(
+                    ["create", "create", "update", "update", "split", "merge", "delete"]
+                )
                 getattr(self, action)(commune)
         except Exception as exc:  # a transport error or a broken response fails the test
             self.tally.errors.append(f"{type(exc).__name__}: {exc}")
@@ -171,9 +184,15 @@ class Editor:
             shrunk = geom
         method = self.random.choice(["PUT", "PATCH"])
         response = self.client.request(
-            method, f"{ITEMS}/{ea['id']}", headers={"If-Match": etag},
-            json={"type": "Feature", "geometry": mapping(shrunk),
-                  "properties": {"reason": f"update by {method}"}})
+            method,
+            f"{ITEMS}/{ea['id']}",
+            headers={"If-Match": etag},
+            json={
+                "type": "Feature",
+                "geometry": mapping(shrunk),
+                "properties": {"reason": f"update by {method}"},
+            },
+        )
         self._record("update", response)
 
     def split(self, commune: str) -> None:
@@ -183,10 +202,16 @@ class Editor:
         geom = shape(ea["geometry"])
         x0, y0, x1, y1 = geom.bounds
         cx, cy = geom.centroid.x, geom.centroid.y
-        line = LineString([(x0 - 0.001, cy), (x1 + 0.001, cy)]) if self.random.random() < 0.5 \
+        line = (
+            LineString([(x0 - 0.001, cy), (x1 + 0.001, cy)])
+            if self.random.random() < 0.5
             else LineString([(cx, y0 - 0.001), (cx, y1 + 0.001)])
-        response = self.client.post(f"{ITEMS}/{ea['id']}/split", headers={"If-Match": etag},
-                                    json={"line": mapping(line), "reason": "split"})
+        )
+        response = self.client.post(
+            f"{ITEMS}/{ea['id']}/split",
+            headers={"If-Match": etag},
+            json={"line": mapping(line), "reason": "split"},
+        )
         rows = len(response.json().get("features", [])) if response.status_code == 200 else 0
         self._record("split", response, rows)
 
@@ -196,8 +221,11 @@ class Editor:
             return
         first = self.random.choice(eas)
         geom = shape(first["geometry"])
-        neighbours = [e for e in eas if e["id"] != first["id"]
-                      and geom.intersection(shape(e["geometry"])).length > 0]
+        neighbours = [
+            e
+            for e in eas
+            if e["id"] != first["id"] and geom.intersection(shape(e["geometry"])).length > 0
+        ]
         if not neighbours:
             return
         pair = [first, self.random.choice(neighbours)]
@@ -205,24 +233,28 @@ class Editor:
         if any(r is None for r in reads):
             return
         etags = ", ".join(r[1] for r in reads if r is not None)
-        response = self.client.post("/collections/enumeration-areas/merge",
-                                    headers={"If-Match": etags},
-                                    json={"ids": [e["id"] for e in pair], "reason": "merge"})
+        response = self.client.post(
+            "/collections/enumeration-areas/merge",
+            headers={"If-Match": etags},
+            json={"ids": [e["id"] for e in pair], "reason": "merge"},
+        )
         self._record("merge", response, 2)
 
     def delete(self, commune: str) -> None:
         if (read := self._pick(commune)) is None:
             return
         ea, etag = read
-        response = self.client.delete(f"{ITEMS}/{ea['id']}", headers={"If-Match": etag},
-                                      params={"reason": "delete"})
+        response = self.client.delete(
+            f"{ITEMS}/{ea['id']}", headers={"If-Match": etag}, params={"reason": "delete"}
+        )
         self._record("delete", response)
 
 
 def _history(conn: psycopg.Connection) -> dict[int, list[tuple[str, Any, Any]]]:
     entries: dict[int, list[tuple[str, Any, Any]]] = {}
     for ea_id, action, before, after in conn.execute(
-            "SELECT ea_id, action, before, after FROM ea_history ORDER BY id"):
+        "SELECT ea_id, action, before, after FROM ea_history ORDER BY id"
+    ):
         entries.setdefault(ea_id, []).append((action, before, after))
     return entries
 
@@ -252,9 +284,14 @@ def test_twenty_editors_at_once(site: Site) -> None:
         history = _history(conn)
         written = sum(len(v) for v in history.values()) - history_before[0]
         assert written == sum(e.tally.history_rows for e in editors), statuses
-        current = {row[0]: row for row in conn.execute(
-            "SELECT id, commune_code, version, ST_AsBinary(geom) FROM enumeration_area"
-            " WHERE census_round = %s", (ROUND,))}
+        current = {
+            row[0]: row
+            for row in conn.execute(
+                "SELECT id, commune_code, version, ST_AsBinary(geom) FROM enumeration_area"
+                " WHERE census_round = %s",
+                (ROUND,),
+            )
+        }
 
     with httpx2.Client(base_url=site.url, timeout=120) as client:
         for ea_id, entries in history.items():
@@ -262,8 +299,9 @@ def test_twenty_editors_at_once(site: Site) -> None:
             assert first_action in ("create", "split"), (ea_id, first_action)
             if first_action == "create":
                 assert first_before is None
-            for (_, _, previous_after), (action, before, _) in zip(entries, entries[1:],
-                                                                   strict=False):
+            for (_, _, previous_after), (action, before, _) in zip(
+                entries, entries[1:], strict=False
+            ):
                 # every change starts from the state the previous one left: nothing lost
                 assert before == previous_after, (ea_id, action)
             last_action, _, last_after = entries[-1]
@@ -284,12 +322,12 @@ def _check_coverage(site: Site, current: dict[int, Any]) -> None:
     utm = Transformer.from_crs("EPSG:4326", "EPSG:32648", always_xy=True)
 
     def metric(geom: BaseGeometry) -> BaseGeometry:
-        return shapely.transform(geom, lambda xy: np.column_stack(utm.transform(xy[:, 0],
-                                                                                xy[:, 1])))
+        return shapely.transform(
+            geom, lambda xy: np.column_stack(utm.transform(xy[:, 0], xy[:, 1]))
+        )
 
     communes = {code: metric(geom) for code, geom in site.communes.items()}
-    eas = [(ea_id, code, metric(shapely.from_wkb(wkb)))
-           for ea_id, code, _, wkb in current.values()]
+    eas = [(ea_id, code, metric(shapely.from_wkb(wkb))) for ea_id, code, _, wkb in current.values()]
     assert eas
     tree = shapely.STRtree([geom for _, _, geom in eas])
     for i, (ea_id, code, geom) in enumerate(eas):

@@ -53,8 +53,10 @@ def _image_python(image: Path, code: str) -> list[str]:
     install (a .pth file) is not on the path; the installed dependencies are added by hand,
     after the image's files.
     """
-    prelude = (f"import sys; sys.path[:0] = [{str(image)!r}]; "
-               f"sys.path.append({sysconfig.get_paths()['purelib']!r}); ")
+    prelude = (
+        f"import sys; sys.path[:0] = [{str(image)!r}]; "
+        f"sys.path.append({sysconfig.get_paths()['purelib']!r}); "
+    )
     return [sys.executable, "-S", "-c", prelude + code]
 
 
@@ -84,14 +86,16 @@ def test_compose_waits_for_a_healthy_database() -> None:
     assert _compose_service()["depends_on"] == {"db": {"condition": "service_healthy"}}
 
 
-def test_the_image_files_alone_run_the_demo(pg: PgCluster, demo_template: str,
-                                             tmp_path: Path) -> None:
+def test_the_image_files_alone_run_the_demo(
+    pg: PgCluster, demo_template: str, tmp_path: Path
+) -> None:
     image = tmp_path / "app"
     for source in _copied_sources():
         path = REPO / source
         if path.is_dir():
-            shutil.copytree(path, image / source,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            shutil.copytree(
+                path, image / source, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+            )
         else:
             image.mkdir(exist_ok=True)
             shutil.copy2(path, image / source)
@@ -99,23 +103,38 @@ def test_the_image_files_alone_run_the_demo(pg: PgCluster, demo_template: str,
     assert isinstance(environment, dict)
     port = free_port()
     database_url = pg.create_database(demo_template)
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path),
-           **{k: str(v) for k, v in environment.items()},
-           "DATABASE_URL": database_url, "GEO_SERVICE_HOST": "127.0.0.1",
-           "GEO_SERVICE_PORT": str(port), "GEO_SERVICE_HOME": str(tmp_path / "home")}
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        **{k: str(v) for k, v in environment.items()},
+        "DATABASE_URL": database_url,
+        "GEO_SERVICE_HOST": "127.0.0.1",
+        "GEO_SERVICE_PORT": str(port),
+        "GEO_SERVICE_HOME": str(tmp_path / "home"),
+    }
     command = _compose_service()["command"]
     assert isinstance(command, list) and command[0] == "geo-service"
-    where = subprocess.run(_image_python(image, "import geo_service, tilecache, boundaries; "
-                                                "print(geo_service.__file__)"),
-                           env=env, cwd=image, capture_output=True, text=True)
+    where = subprocess.run(
+        _image_python(
+            image, "import geo_service, tilecache, boundaries; print(geo_service.__file__)"
+        ),
+        env=env,
+        cwd=image,
+        capture_output=True,
+        text=True,
+    )
     assert where.returncode == 0, where.stderr[-3000:]
     assert where.stdout.strip().startswith(str(image))
     log = tmp_path / "demo.log"
     with log.open("wb") as output:
         geo_service = "sys.argv[0] = 'geo-service'; from geo_service.cli import app; app()"
-        process = subprocess.Popen([*_image_python(image, geo_service), *command[1:]],
-                                   env=env, cwd=image, stdout=output,
-                                   stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [*_image_python(image, geo_service), *command[1:]],
+            env=env,
+            cwd=image,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
         try:
             url = f"http://127.0.0.1:{port}"
             try:

@@ -18,13 +18,17 @@ GEO_SERVICE = [sys.executable, "-m", "geo_service"]
 
 
 def _cli(home: Path, *args: str, path: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DATABASE_URL", "PGHOST", "PGPORT", "PGUSER", "PGDATABASE")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "PGHOST", "PGPORT", "PGUSER", "PGDATABASE")
+    }
     env["GEO_SERVICE_HOME"] = str(home)
     if path is not None:
         env["PATH"] = path
-    return subprocess.run([*GEO_SERVICE, *args], env=env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [*GEO_SERVICE, *args], env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_embedded_database_lifecycle(tmp_path: Path) -> None:
@@ -71,17 +75,29 @@ def test_embedded_database_lifecycle(tmp_path: Path) -> None:
 
 
 def test_a_database_that_does_not_answer_is_a_message(tmp_path: Path) -> None:
-    done = subprocess.run([*GEO_SERVICE, "db", "migrate"], capture_output=True, text=True,
-                          env={**os.environ, "DATABASE_URL": "postgresql://u:p@127.0.0.1:1/x",
-                               "GEO_SERVICE_HOME": str(tmp_path)}, timeout=60)
+    done = subprocess.run(
+        [*GEO_SERVICE, "db", "migrate"],
+        capture_output=True,
+        text=True,
+        env={
+            **os.environ,
+            "DATABASE_URL": "postgresql://u:p@127.0.0.1:1/x",
+            "GEO_SERVICE_HOME": str(tmp_path),
+        },
+        timeout=60,
+    )
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "the database does not answer" in done.stderr
 
 
 def test_a_bad_setting_is_named(tmp_path: Path) -> None:
-    done = subprocess.run([*GEO_SERVICE, "db", "status"], capture_output=True, text=True,
-                          env={**os.environ, "GEO_SERVICE_TILE_CACHE": "redsi",
-                               "GEO_SERVICE_HOME": str(tmp_path)}, timeout=60)
+    done = subprocess.run(
+        [*GEO_SERVICE, "db", "status"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "GEO_SERVICE_TILE_CACHE": "redsi", "GEO_SERVICE_HOME": str(tmp_path)},
+        timeout=60,
+    )
     assert done.returncode == 2 and "GEO_SERVICE_TILE_CACHE" in done.stderr
     assert "Traceback" not in done.stderr
 
@@ -89,8 +105,9 @@ def test_a_bad_setting_is_named(tmp_path: Path) -> None:
 def test_migrations_are_idempotent(conn: psycopg.Connection) -> None:
     assert migrate(conn) == []
     assert current_version(conn) == available_migrations()[-1].version
-    tables = {r[0] for r in conn.execute(
-        "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+    tables = {
+        r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    }
     assert {"vintage", "admin_unit", "admin_unit_generalised", "crosswalk", "zoom_band"} <= tables
 
 

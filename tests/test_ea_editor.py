@@ -37,16 +37,19 @@ class Editor:
 
     def __init__(self, browser: Any, base: str, db: str, tokens: dict[str, str]):
         self.base, self.db, self.tokens = base, db, tokens
-        self.context = browser.new_context(viewport={"width": 1280, "height": 900},
-                                           bypass_csp=True)  # for evaluate(); CSP tested apart
+        self.context = browser.new_context(
+            viewport={"width": 1280, "height": 900}, bypass_csp=True
+        )  # for evaluate(); CSP tested apart
         self.page = self.context.new_page()
         self.errors: list[str] = []
         self.tiles: list[Any] = []
         self.requests: list[str] = []
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.on("request", lambda r: self.requests.append(r.url))
-        self.page.on("response", lambda r: self.tiles.append(r)
-                     if "/enumeration-areas/tiles/" in r.url else None)
+        self.page.on(
+            "response",
+            lambda r: self.tiles.append(r) if "/enumeration-areas/tiles/" in r.url else None,
+        )
 
     def open(self, query: str) -> None:
         self.page.goto(f"{self.base}/map/ea?{query}")
@@ -78,7 +81,8 @@ class Editor:
                     return [p.x + r.left, p.y + r.top];
                 });
             }""",
-            [list(p) for p in lonlats])
+            [list(p) for p in lonlats],
+        )
         return points
 
     def draw(self, tool: str, lonlats: list[tuple[float, float]], close: bool) -> None:
@@ -91,8 +95,10 @@ class Editor:
 
     def rows(self) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.db) as conn:
-            return conn.execute("SELECT id, code, status, updated_by, ST_AsBinary(geom)"
-                                " FROM enumeration_area ORDER BY id").fetchall()
+            return conn.execute(
+                "SELECT id, code, status, updated_by, ST_AsBinary(geom)"
+                " FROM enumeration_area ORDER BY id"
+            ).fetchall()
 
     def screenshot(self, name: str) -> None:
         ARTIFACTS.mkdir(exist_ok=True)
@@ -103,10 +109,12 @@ class Editor:
 def editor(browser: Any, pg: PgCluster, demo_template: str) -> Iterator[Editor]:
     db = pg.create_database(demo_template)
     with psycopg.connect(db, autocommit=True) as conn:
-        tokens = {"editor": add_user(conn, "ed", "editor", ["01"]),
-                  "supervisor": add_user(conn, "sup", "supervisor", ["01"]),
-                  "viewer": add_user(conn, "vi", "viewer", []),
-                  "outsider": add_user(conn, "out", "editor", ["79"])}
+        tokens = {
+            "editor": add_user(conn, "ed", "editor", ["01"]),
+            "supervisor": add_user(conn, "sup", "supervisor", ["01"]),
+            "viewer": add_user(conn, "vi", "viewer", []),
+            "outsider": add_user(conn, "out", "editor", ["79"]),
+        }
     with serve(db) as base:
         page = Editor(browser, base, db, tokens)
         yield page
@@ -117,8 +125,10 @@ def editor(browser: Any, pg: PgCluster, demo_template: str) -> Iterator[Editor]:
 
 def _commune(db: str, code: str) -> Any:
     with psycopg.connect(db) as conn:
-        row = conn.execute("SELECT ST_AsBinary(geom) FROM commune_coverage WHERE vintage = '2025'"
-                           " AND code = %s", (code,)).fetchone()
+        row = conn.execute(
+            "SELECT ST_AsBinary(geom) FROM commune_coverage WHERE vintage = '2025' AND code = %s",
+            (code,),
+        ).fetchone()
     assert row is not None
     return shapely.from_wkb(row[0])
 
@@ -128,8 +138,12 @@ def _square_inside(geom: Any) -> list[tuple[float, float]]:
     largest = max(shapely.get_parts(geom), key=lambda part: part.area)
     centre = polylabel(largest, tolerance=1e-6)
     half = 0.6 * largest.exterior.distance(centre)  # < radius / sqrt(2): the square fits
-    return [(centre.x - half, centre.y - half), (centre.x + half, centre.y - half),
-            (centre.x + half, centre.y + half), (centre.x - half, centre.y + half)]
+    return [
+        (centre.x - half, centre.y - half),
+        (centre.x + half, centre.y - half),
+        (centre.x + half, centre.y + half),
+        (centre.x - half, centre.y + half),
+    ]
 
 
 def test_drawing_an_ea_creates_it_and_it_appears_in_the_next_tile(editor: Editor) -> None:
@@ -147,8 +161,7 @@ def test_drawing_an_ea_creates_it_and_it_appears_in_the_next_tile(editor: Editor
     drawn = shapely.from_wkb(rows[0][4])
     assert commune.contains(drawn.buffer(-1e-6))
     # the page reloaded the EA tiles after the write and drew the new EA from them
-    editor.page.wait_for_function(f"window.eaEditor.tileCodes().includes('{code}')",
-                                  timeout=30_000)
+    editor.page.wait_for_function(f"window.eaEditor.tileCodes().includes('{code}')", timeout=30_000)
     fetched = [r.url for r in editor.tiles[before:]]
     assert fetched
     # the same tiles, decoded here: one holds the new EA as a draft
@@ -158,8 +171,11 @@ def test_drawing_an_ea_creates_it_and_it_appears_in_the_next_tile(editor: Editor
             body = response.read()
         if body:
             layer = mapbox_vector_tile.decode(body)["enumeration-areas"]
-            found += [f["properties"]["status"] for f in layer["features"]
-                      if f["properties"]["code"] == code]
+            found += [
+                f["properties"]["status"]
+                for f in layer["features"]
+                if f["properties"]["code"] == code
+            ]
     assert "draft" in found
     assert editor.js("window.eaEditor.eas().map(e => e.code)") == [code]
     assert editor.js("window.eaEditor.coverage.eas") == 1
@@ -174,9 +190,16 @@ def test_rule_problems_are_shown_on_the_map_and_nothing_is_saved(editor: Editor)
     x0, y0, x1, y1 = _commune(editor.db, COMMUNE).bounds
     # a square reaching well beyond the commune's east edge
     width = x1 - x0
-    editor.draw("polygon", [(x1 - width * 0.2, y0 + 0.002), (x1 + width * 0.3, y0 + 0.002),
-                            (x1 + width * 0.3, y1 - 0.002), (x1 - width * 0.2, y1 - 0.002)],
-                close=True)
+    editor.draw(
+        "polygon",
+        [
+            (x1 - width * 0.2, y0 + 0.002),
+            (x1 + width * 0.3, y0 + 0.002),
+            (x1 + width * 0.3, y1 - 0.002),
+            (x1 - width * 0.2, y1 - 0.002),
+        ],
+        close=True,
+    )
     rejected = editor.wait_writes(1)
     assert rejected["status"] == 422
     assert any(p["problem"] == "outside its commune" for p in rejected["body"]["problems"])
@@ -198,7 +221,8 @@ def test_a_commune_from_no_eas_to_approved_coverage_in_the_browser(editor: Edito
     assert editor.js("window.eaEditor.coverage.complete") is True
     editor.page.click("button.ea-submit_all")
     editor.page.wait_for_function(
-        "window.eaEditor.eas().every(e => e.status === 'submitted')", timeout=60_000)
+        "window.eaEditor.eas().every(e => e.status === 'submitted')", timeout=60_000
+    )
     editor.page.click(".ea-sign-out")
     # the panel redrawn while a token is being typed (as when a reload finishes) keeps it
     editor.page.fill("input[name=token]", editor.tokens["supervisor"])
@@ -207,7 +231,8 @@ def test_a_commune_from_no_eas_to_approved_coverage_in_the_browser(editor: Edito
     editor.sign_in("supervisor")
     editor.page.click("button.ea-approve_all")
     editor.page.wait_for_function(
-        "window.eaEditor.eas().every(e => e.status === 'approved')", timeout=60_000)
+        "window.eaEditor.eas().every(e => e.status === 'approved')", timeout=60_000
+    )
     editor.page.wait_for_load_state("networkidle")
     assert editor.js("window.eaEditor.coverage.complete") is True
     rows = editor.rows()
@@ -233,8 +258,7 @@ def test_split_and_merge_on_the_map(editor: Editor) -> None:
     editor.page.mouse.click(*editor.pixels([(middle_x, (y0 + middle_y) / 2)])[0])
     assert len(editor.js("window.eaEditor.selected()")) == 1
     span = x1 - x0
-    editor.draw("polyline", [(x0 - span * 0.2, middle_y), (x1 + span * 0.2, middle_y)],
-                close=False)
+    editor.draw("polyline", [(x0 - span * 0.2, middle_y), (x1 + span * 0.2, middle_y)], close=False)
     split = editor.wait_writes(2)
     assert split["status"] == 200, split
     assert len(editor.rows()) == 2
@@ -308,8 +332,11 @@ def test_edit_and_delete_tools_write_with_if_match(editor: Editor) -> None:
     assert edited["status"] == 200, edited
     assert edited["body"]["properties"]["version"] == 2
     shape = shapely.geometry.shape
-    moved = shape(edited["body"]["geometry"]).symmetric_difference(
-        shape(created["body"]["geometry"])).area
+    moved = (
+        shape(edited["body"]["geometry"])
+        .symmetric_difference(shape(created["body"]["geometry"]))
+        .area
+    )
     assert moved > shape(created["body"]["geometry"]).area * 1e-3
     # the delete tool: pick the EA, save
     editor.page.click(".leaflet-draw-edit-remove")

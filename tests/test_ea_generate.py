@@ -38,17 +38,30 @@ def uniform(tmp_path: Path) -> Path:
     path = tmp_path / "uniform.tif"
     values = np.full((6, 6), 1000.0, dtype=np.float32)
     values[NODATA_PIXEL] = NODATA
-    with rasterio.open(path, "w", driver="GTiff", width=6, height=6, count=1, dtype="float32",
-                       crs="EPSG:4326", transform=Affine(PIXEL, 0, WEST, 0, -PIXEL, NORTH),
-                       nodata=NODATA) as dst:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=6,
+        height=6,
+        count=1,
+        dtype="float32",
+        crs="EPSG:4326",
+        transform=Affine(PIXEL, 0, WEST, 0, -PIXEL, NORTH),
+        nodata=NODATA,
+    ) as dst:
         dst.write(values, 1)
     return path
 
 
 def pixels(row0: int, col0: int, rows: int, cols: int) -> Polygon:
     """The block of synthetic pixels rows × cols from (row0, col0)."""
-    return box(WEST + col0 * PIXEL, NORTH - (row0 + rows) * PIXEL,
-               WEST + (col0 + cols) * PIXEL, NORTH - row0 * PIXEL)
+    return box(
+        WEST + col0 * PIXEL,
+        NORTH - (row0 + rows) * PIXEL,
+        WEST + (col0 + cols) * PIXEL,
+        NORTH - row0 * PIXEL,
+    )
 
 
 @cache
@@ -103,16 +116,22 @@ def assert_contiguous(eas: list[DraftEA], commune: MultiPolygon) -> None:
             continue
         # A multi-part EA is allowed only if each part lies in a different part of the commune
         # (an island too small for an EA of its own joins the nearest EA).
-        owners = [next(i for i, part in enumerate(commune.geoms)
-                       if part.intersection(piece).area > 0.5 * piece.area)
-                  for piece in ea.geometry.geoms]
+        owners = [
+            next(
+                i
+                for i, part in enumerate(commune.geoms)
+                if part.intersection(piece).area > 0.5 * piece.area
+            )
+            for piece in ea.geometry.geoms
+        ]
         assert len(set(owners)) == len(owners), f"EA {ea.serial} is split within one piece"
 
 
 def same(first: list[DraftEA], second: list[DraftEA]) -> bool:
-    return (len(first) == len(second)
-            and all(a.geometry.wkb == b.geometry.wkb and a.population == b.population
-                    for a, b in zip(first, second, strict=True)))
+    return len(first) == len(second) and all(
+        a.geometry.wkb == b.geometry.wkb and a.population == b.population
+        for a, b in zip(first, second, strict=True)
+    )
 
 
 # --- synthetic raster ----------------------------------------------------------------------------
@@ -158,8 +177,17 @@ def test_population_concentrated_in_one_pixel_refines_the_cells(tmp_path: Path) 
     path = tmp_path / "dense.tif"
     values = np.zeros((3, 3), dtype=np.float32)
     values[1, 1] = 40_000
-    with rasterio.open(path, "w", driver="GTiff", width=3, height=3, count=1, dtype="float32",
-                       crs="EPSG:4326", transform=Affine(PIXEL, 0, WEST, 0, -PIXEL, NORTH)) as dst:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=3,
+        height=3,
+        count=1,
+        dtype="float32",
+        crs="EPSG:4326",
+        transform=Affine(PIXEL, 0, WEST, 0, -PIXEL, NORTH),
+    ) as dst:
         dst.write(values, 1)
     commune = MultiPolygon([pixels(0, 0, 3, 3)])
     eas = generate_commune_eas(commune, path, HOUSEHOLDS, HOUSEHOLD_SIZE)
@@ -172,8 +200,10 @@ def test_population_concentrated_in_one_pixel_refines_the_cells(tmp_path: Path) 
 
 
 def test_deterministic_and_same_in_a_process_pool(uniform: Path) -> None:
-    communes = [("a", MultiPolygon([pixels(2, 2, 2, 2)])),
-                ("b", MultiPolygon([pixels(0, 3, 2, 3)]))]
+    communes = [
+        ("a", MultiPolygon([pixels(2, 2, 2, 2)])),
+        ("b", MultiPolygon([pixels(0, 3, 2, 3)])),
+    ]
     first = generate_many(communes, uniform, HOUSEHOLDS, HOUSEHOLD_SIZE, workers=1)
     pooled = generate_many(communes, uniform, HOUSEHOLDS, HOUSEHOLD_SIZE, workers=2)
     assert first.keys() == pooled.keys() == {"a", "b"}

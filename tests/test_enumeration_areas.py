@@ -34,22 +34,30 @@ class Env:
 
     def commune(self, code: str = COMMUNE) -> Any:
         with psycopg.connect(self.url) as conn:
-            row = conn.execute("SELECT ST_AsBinary(geom) FROM commune_coverage WHERE vintage ="
-                               " '2025' AND code = %s", (code,)).fetchone()
+            row = conn.execute(
+                "SELECT ST_AsBinary(geom) FROM commune_coverage WHERE vintage ="
+                " '2025' AND code = %s",
+                (code,),
+            ).fetchone()
         assert row is not None
         return shapely.from_wkb(row[0])
 
     def create(self, geom: Any, user: str = "editor", **props: Any) -> Any:
-        feature = {"type": "Feature", "geometry": mapping(geom),
-                   "properties": {"census_round": "2029", "commune_code": COMMUNE, **props}}
+        feature = {
+            "type": "Feature",
+            "geometry": mapping(geom),
+            "properties": {"census_round": "2029", "commune_code": COMMUNE, **props},
+        }
         return self.client.post(ITEMS, json=feature, headers=self.auth(user))
 
     def act(self, ea_id: int, action: str, user: str, reason: str | None = None) -> Any:
         """submit, approve or reject the EA as it is now (with its ETag)."""
         etag = self.client.get(f"{ITEMS}/{ea_id}").headers["ETag"]
-        return self.client.post(f"{ITEMS}/{ea_id}/{action}",
-                                params={"reason": reason} if reason else None,
-                                headers={**self.auth(user), "If-Match": etag})
+        return self.client.post(
+            f"{ITEMS}/{ea_id}/{action}",
+            params={"reason": reason} if reason else None,
+            headers={**self.auth(user), "If-Match": etag},
+        )
 
     def tables(self) -> dict[str, tuple[int, str]]:
         with psycopg.connect(self.url) as conn:
@@ -77,8 +85,10 @@ def env(demo_db: str, tmp_path: Path) -> Iterator[Env]:
 def _halves(geom: Any) -> tuple[Any, Any]:
     x0, y0, x1, y1 = geom.bounds
     middle = (x0 + x1) / 2
-    return (geom.intersection(box(x0 - 1, y0 - 1, middle, y1 + 1)),
-            geom.intersection(box(middle, y0 - 1, x1 + 1, y1 + 1)))
+    return (
+        geom.intersection(box(x0 - 1, y0 - 1, middle, y1 + 1)),
+        geom.intersection(box(middle, y0 - 1, x1 + 1, y1 + 1)),
+    )
 
 
 def test_create_read_and_history(env: Env) -> None:
@@ -97,11 +107,16 @@ def test_create_read_and_history(env: Env) -> None:
 
 def test_who_may_write(env: Env) -> None:
     west, _ = _halves(env.commune())
-    feature = {"type": "Feature", "geometry": mapping(west),
-               "properties": {"census_round": "2029", "commune_code": COMMUNE}}
+    feature = {
+        "type": "Feature",
+        "geometry": mapping(west),
+        "properties": {"census_round": "2029", "commune_code": COMMUNE},
+    }
     assert env.client.post(ITEMS, json=feature).status_code == 401
-    assert env.client.post(ITEMS, json=feature,
-                           headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert (
+        env.client.post(ITEMS, json=feature, headers={"Authorization": "Bearer wrong"}).status_code
+        == 401
+    )
     assert env.client.post(ITEMS, json=feature, headers=env.auth("viewer")).status_code == 403
     outside = env.client.post(ITEMS, json=feature, headers=env.auth("outsider"))
     assert outside.status_code == 403 and "scope" in outside.json()["detail"]
@@ -117,8 +132,9 @@ def test_same_etag_twice_one_wins(env: Env) -> None:
     results: list[int] = []
 
     def update() -> None:
-        response = env.client.put(f"{ITEMS}/{ea_id}", json=body,
-                                  headers={**env.auth("editor"), "If-Match": etag})
+        response = env.client.put(
+            f"{ITEMS}/{ea_id}", json=body, headers={**env.auth("editor"), "If-Match": etag}
+        )
         results.append(response.status_code)
 
     threads = [threading.Thread(target=update) for _ in range(2)]
@@ -156,11 +172,23 @@ def test_self_intersection_needs_repair(env: Env) -> None:
     x0, y0, x1, y1 = env.commune().bounds
     mx, my = (x0 + x1) / 2, (y0 + y1) / 2
     d = 0.002
-    bowtie = {"type": "Polygon", "coordinates": [[[mx - d, my - d], [mx + d, my + d],
-                                                  [mx + d, my - d], [mx - d, my + d],
-                                                  [mx - d, my - d]]]}
-    feature = {"type": "Feature", "geometry": bowtie,
-               "properties": {"census_round": "2029", "commune_code": COMMUNE}}
+    bowtie = {
+        "type": "Polygon",
+        "coordinates": [
+            [
+                [mx - d, my - d],
+                [mx + d, my + d],
+                [mx + d, my - d],
+                [mx - d, my + d],
+                [mx - d, my - d],
+            ]
+        ],
+    }
+    feature = {
+        "type": "Feature",
+        "geometry": bowtie,
+        "properties": {"census_round": "2029", "commune_code": COMMUNE},
+    }
     refused = env.client.post(ITEMS, json=feature, headers=env.auth("editor"))
     assert refused.status_code == 400 and "Self-intersection" in refused.json()["detail"]
     repaired = env.client.post(f"{ITEMS}?repair=true", json=feature, headers=env.auth("editor"))
@@ -168,20 +196,33 @@ def test_self_intersection_needs_repair(env: Env) -> None:
     assert any("repaired" in w.get("warning", "") for w in repaired.json()["warnings"])
 
 
-@pytest.mark.parametrize("geometry", [
-    {"type": "Point", "coordinates": [105.84, 21.04]},
-    {"type": "Polygon", "coordinates": []},
-    {"type": "Polygon", "coordinates": [[[105.84, 21.04], [float("nan"), 21.0], [105.85, 21.0],
-                                         [105.84, 21.04]]]},
-    {"type": "Polygon", "coordinates": [[[500, 21], [501, 21], [501, 22], [500, 21]]]},
-    "not even an object",
-])
+@pytest.mark.parametrize(
+    "geometry",
+    [
+        {"type": "Point", "coordinates": [105.84, 21.04]},
+        {"type": "Polygon", "coordinates": []},
+        {
+            "type": "Polygon",
+            "coordinates": [
+                [[105.84, 21.04], [float("nan"), 21.0], [105.85, 21.0], [105.84, 21.04]]
+            ],
+        },
+        {"type": "Polygon", "coordinates": [[[500, 21], [501, 21], [501, 22], [500, 21]]]},
+        "not even an object",
+    ],
+)
 def test_bad_geometries_are_refused(env: Env, geometry: Any) -> None:
     before = env.tables()
-    feature = {"type": "Feature", "geometry": geometry,
-               "properties": {"census_round": "2029", "commune_code": COMMUNE}}
-    response = env.client.post(ITEMS, content=_dumps(feature),
-                               headers={**env.auth("editor"), "Content-Type": "application/json"})
+    feature = {
+        "type": "Feature",
+        "geometry": geometry,
+        "properties": {"census_round": "2029", "commune_code": COMMUNE},
+    }
+    response = env.client.post(
+        ITEMS,
+        content=_dumps(feature),
+        headers={**env.auth("editor"), "Content-Type": "application/json"},
+    )
     assert 400 <= response.status_code < 500 and response.json()["detail"]
     assert env.tables() == before
 
@@ -227,9 +268,11 @@ def test_who_drew_an_ea_does_not_approve_it_either(env: Env) -> None:
     ea = env.create(west).json()
     url = f"{ITEMS}/{ea['id']}"
     current = env.client.get(url)
-    redrawn = env.client.put(url, json={**current.json(), "properties": {}},
-                             headers={**env.auth("supervisor"),
-                                      "If-Match": current.headers["ETag"]})
+    redrawn = env.client.put(
+        url,
+        json={**current.json(), "properties": {}},
+        headers={**env.auth("supervisor"), "If-Match": current.headers["ETag"]},
+    )
     assert redrawn.status_code == 200, redrawn.text
     assert env.act(ea["id"], "submit", "editor").status_code == 200
     assert env.act(ea["id"], "approve", "supervisor").status_code == 403
@@ -246,25 +289,29 @@ def test_approved_eas_are_changed_only_by_supervisors(env: Env) -> None:
     feature = {**current.json(), "properties": {}}
     before = env.tables()
     for response in (
-            env.client.put(url, json=feature, headers={**env.auth("editor"),
-                                                       "If-Match": current.headers["ETag"]}),
-            env.client.delete(url, headers={**env.auth("editor"),
-                                            "If-Match": current.headers["ETag"]})):
+        env.client.put(
+            url, json=feature, headers={**env.auth("editor"), "If-Match": current.headers["ETag"]}
+        ),
+        env.client.delete(url, headers={**env.auth("editor"), "If-Match": current.headers["ETag"]}),
+    ):
         assert response.status_code == 403, response.text
     assert env.tables() == before
-    changed = env.client.put(url, json=feature, headers={**env.auth("supervisor"),
-                                                         "If-Match": current.headers["ETag"]})
+    changed = env.client.put(
+        url, json=feature, headers={**env.auth("supervisor"), "If-Match": current.headers["ETag"]}
+    )
     assert changed.status_code == 200 and changed.json()["properties"]["status"] == "draft"
 
 
-@pytest.mark.parametrize(("name", "value"), [("commune_code", "00008"),
-                                             ("census_round", "2039")])
+@pytest.mark.parametrize(("name", "value"), [("commune_code", "00008"), ("census_round", "2039")])
 def test_an_ea_keeps_its_commune_and_round(env: Env, name: str, value: str) -> None:
     west, _ = _halves(env.commune())
     created = env.create(west)
     body = {**created.json(), "properties": {name: value}}
-    refused = env.client.put(f"{ITEMS}/{created.json()['id']}", json=body,
-                             headers={**env.auth("editor"), "If-Match": created.headers["ETag"]})
+    refused = env.client.put(
+        f"{ITEMS}/{created.json()['id']}",
+        json=body,
+        headers={**env.auth("editor"), "If-Match": created.headers["ETag"]},
+    )
     assert refused.status_code == 400 and refused.json()["parameter"] == name
 
 
@@ -277,8 +324,9 @@ def test_delete_needs_if_match_and_keeps_history(env: Env) -> None:
     created = env.create(west)
     url = f"{ITEMS}/{created.json()['id']}"
     assert env.client.delete(url, headers=env.auth("editor")).status_code == 428
-    deleted = env.client.delete(url, headers={**env.auth("editor"),
-                                              "If-Match": created.headers["ETag"]})
+    deleted = env.client.delete(
+        url, headers={**env.auth("editor"), "If-Match": created.headers["ETag"]}
+    )
     assert deleted.status_code == 204
     assert env.client.get(url).status_code == 404
     actions = [h["action"] for h in env.client.get(f"{url}/history").json()["history"]]
@@ -339,16 +387,20 @@ def test_generated_coverage_is_gap_free_and_editable(env: Env) -> None:
     # a generated EA can be edited: the rules accept the generator's geometry as it is
     first = env.client.get(f"{ITEMS}/{eas[0]['id']}")
     body = {"type": "Feature", "geometry": first.json()["geometry"], "properties": {}}
-    response = env.client.put(f"{ITEMS}/{eas[0]['id']}", json=body,
-                              headers={**env.auth("editor"), "If-Match": first.headers["ETag"]})
+    response = env.client.put(
+        f"{ITEMS}/{eas[0]['id']}",
+        json=body,
+        headers={**env.auth("editor"), "If-Match": first.headers["ETag"]},
+    )
     assert response.status_code == 200, response.text
 
 
 def _generated(env: Env) -> list[dict[str, Any]]:
     created = env.client.post(f"/communes/{COMMUNE}/ea-generate", headers=env.auth("editor"))
     assert created.status_code == 201, created.text
-    features: list[dict[str, Any]] = env.client.get(
-        ITEMS, params={"commune": COMMUNE}).json()["features"]
+    features: list[dict[str, Any]] = env.client.get(ITEMS, params={"commune": COMMUNE}).json()[
+        "features"
+    ]
     return features
 
 
@@ -356,8 +408,11 @@ def test_saving_an_ea_unchanged_changes_nothing(env: Env) -> None:
     for feature in _generated(env)[:15]:
         read = env.client.get(f"{ITEMS}/{feature['id']}")
         body = {"type": "Feature", "geometry": read.json()["geometry"], "properties": {}}
-        again = env.client.put(f"{ITEMS}/{feature['id']}", json=body,
-                               headers={**env.auth("editor"), "If-Match": read.headers["ETag"]})
+        again = env.client.put(
+            f"{ITEMS}/{feature['id']}",
+            json=body,
+            headers={**env.auth("editor"), "If-Match": read.headers["ETag"]},
+        )
         assert again.status_code == 200, again.text
         assert shape(again.json()["geometry"]).equals_exact(shape(body["geometry"]), 1e-12)
     report = env.client.get(f"/communes/{COMMUNE}/ea-coverage", params={"round": "2029"}).json()
@@ -368,9 +423,13 @@ def test_an_overlap_wider_than_the_tolerance_is_refused(env: Env) -> None:
     eas = _generated(env)
     shapes = {f["id"]: shape(f["geometry"]) for f in eas}
     mine = eas[0]
-    neighbour = next(i for i, g in shapes.items()
-                     if i != mine["id"] and g.touches(shapes[mine["id"]])
-                     and g.intersection(shapes[mine["id"]]).length > 0)
+    neighbour = next(
+        i
+        for i, g in shapes.items()
+        if i != mine["id"]
+        and g.touches(shapes[mine["id"]])
+        and g.intersection(shapes[mine["id"]]).length > 0
+    )
     # a 10 m × 10 m square taken from the neighbour, on the shared edge
     edge = shapes[neighbour].intersection(shapes[mine["id"]])
     point = edge.interpolate(0.5, normalized=True)
@@ -378,10 +437,11 @@ def test_an_overlap_wider_than_the_tolerance_is_refused(env: Env) -> None:
     grown = shapes[mine["id"]].union(square.intersection(shapes[neighbour]))
     read = env.client.get(f"{ITEMS}/{mine['id']}")
     before = env.tables()
-    refused = env.client.put(f"{ITEMS}/{mine['id']}",
-                             json={"type": "Feature", "geometry": mapping(grown),
-                                   "properties": {}},
-                             headers={**env.auth("editor"), "If-Match": read.headers["ETag"]})
+    refused = env.client.put(
+        f"{ITEMS}/{mine['id']}",
+        json={"type": "Feature", "geometry": mapping(grown), "properties": {}},
+        headers={**env.auth("editor"), "If-Match": read.headers["ETag"]},
+    )
     assert refused.status_code == 422, refused.text
     assert any(p.get("ea") == neighbour for p in refused.json()["problems"])
     assert env.tables() == before
@@ -394,12 +454,16 @@ def test_split_parts_follow_the_rules(env: Env) -> None:
     created = env.create(square)
     assert created.status_code == 201, created.text
     cut = 3 / 111_320  # a line cutting off a corner 3 m wide: a part of about 4.5 m²
-    line = {"type": "LineString", "coordinates": [[centre.x - cut, centre.y + 2 * cut],
-                                                  [centre.x + 2 * cut, centre.y - cut]]}
+    line = {
+        "type": "LineString",
+        "coordinates": [[centre.x - cut, centre.y + 2 * cut], [centre.x + 2 * cut, centre.y - cut]],
+    }
     before = env.tables()
-    refused = env.client.post(f"{ITEMS}/{created.json()['id']}/split", json={"line": line},
-                              headers={**env.auth("editor"),
-                                       "If-Match": created.headers["ETag"]})
+    refused = env.client.post(
+        f"{ITEMS}/{created.json()['id']}/split",
+        json={"line": line},
+        headers={**env.auth("editor"), "If-Match": created.headers["ETag"]},
+    )
     assert refused.status_code == 422, refused.text
     [problem] = refused.json()["problems"]
     assert problem["part"] == 2 and "below the minimum" in problem["problem"]
@@ -414,8 +478,11 @@ def test_split_then_merge_restores_the_coverage(env: Env) -> None:
     x0, y0, x1, y1 = west.bounds
     middle = (y0 + y1) / 2
     line = {"type": "LineString", "coordinates": [[x0 - 0.01, middle], [x1 + 0.01, middle]]}
-    split = env.client.post(f"{ITEMS}/{ea_id}/split", json={"line": line},
-                            headers={**env.auth("editor"), "If-Match": created.headers["ETag"]})
+    split = env.client.post(
+        f"{ITEMS}/{ea_id}/split",
+        json={"line": line},
+        headers={**env.auth("editor"), "If-Match": created.headers["ETag"]},
+    )
     assert split.status_code == 200, split.text
     parts = split.json()["features"]
     assert len(parts) >= 2
@@ -425,14 +492,19 @@ def test_split_then_merge_restores_the_coverage(env: Env) -> None:
     for part in parts:
         read = env.client.get(f"{ITEMS}/{part['id']}")
         body = {"type": "Feature", "geometry": read.json()["geometry"], "properties": {}}
-        again = env.client.put(f"{ITEMS}/{part['id']}", json=body,
-                               headers={**env.auth("editor"), "If-Match": read.headers["ETag"]})
+        again = env.client.put(
+            f"{ITEMS}/{part['id']}",
+            json=body,
+            headers={**env.auth("editor"), "If-Match": read.headers["ETag"]},
+        )
         assert again.status_code == 200, again.text
         assert shape(again.json()["geometry"]).equals(shape(read.json()["geometry"]))
     etags = ", ".join(env.client.get(f"{ITEMS}/{f['id']}").headers["ETag"] for f in parts)
-    merged = env.client.post("/collections/enumeration-areas/merge",
-                             json={"ids": [f["id"] for f in parts]},
-                             headers={**env.auth("editor"), "If-Match": etags})
+    merged = env.client.post(
+        "/collections/enumeration-areas/merge",
+        json={"ids": [f["id"] for f in parts]},
+        headers={**env.auth("editor"), "If-Match": etags},
+    )
     assert merged.status_code == 200, merged.text
     restored = shape(merged.json()["geometry"])
     original = shape(created.json()["geometry"])
@@ -440,9 +512,11 @@ def test_split_then_merge_restores_the_coverage(env: Env) -> None:
     assert len(env.client.get(ITEMS, params={"commune": COMMUNE}).json()["features"]) == 1
     actions = [h["action"] for h in env.client.get(f"{ITEMS}/{ea_id}/history").json()["history"]]
     assert actions == ["create", "split", "update", "merge"]
-    stale = env.client.post("/collections/enumeration-areas/merge",
-                            json={"ids": [ea_id, parts[1]["id"]]},
-                            headers={**env.auth("editor"), "If-Match": etags})
+    stale = env.client.post(
+        "/collections/enumeration-areas/merge",
+        json={"ids": [ea_id, parts[1]["id"]]},
+        headers={**env.auth("editor"), "If-Match": etags},
+    )
     assert stale.status_code in (404, 412)
 
 
@@ -477,17 +551,18 @@ def test_generate_drafts_through_the_api(env: Env) -> None:
     refused = env.client.post(url, params={"replace": "true"}, headers=env.auth("editor"))
     assert refused.status_code == 409 and env.tables() == before
     assert env.act(eas[0]["id"], "reject", "supervisor").status_code == 400  # no reason
-    assert env.act(eas[0]["id"], "reject", "supervisor", "too many households").status_code \
-        == 200
+    assert env.act(eas[0]["id"], "reject", "supervisor", "too many households").status_code == 200
     with psycopg.connect(env.url, autocommit=True) as conn:
         conn.execute("UPDATE enumeration_area SET status = 'draft'")
-    replaced = env.client.post(url, params={"replace": "true", "households_per_ea": "240"},
-                               headers=env.auth("editor"))
+    replaced = env.client.post(
+        url, params={"replace": "true", "households_per_ea": "240"}, headers=env.auth("editor")
+    )
     assert replaced.status_code == 201, replaced.text
     assert replaced.json()["replaced"] == count and replaced.json()["created"] < count
     with psycopg.connect(env.url) as conn:
-        deleted = conn.execute("SELECT count(*) FROM ea_history WHERE action = 'delete'"
-                               " AND reason LIKE 'replaced%%'").fetchone()
+        deleted = conn.execute(
+            "SELECT count(*) FROM ea_history WHERE action = 'delete' AND reason LIKE 'replaced%%'"
+        ).fetchone()
     assert deleted == (count,)
 
 
@@ -495,8 +570,7 @@ def test_who_am_i(env: Env) -> None:
     assert env.client.get("/users/me").status_code == 401
     me = env.client.get("/users/me", headers=env.auth("supervisor")).json()
     assert me == {"name": "sup", "role": "supervisor", "scope": ["01"]}
-    assert env.client.get("/users/me", headers={"Authorization": "Bearer nope"}
-                          ).status_code == 401
+    assert env.client.get("/users/me", headers={"Authorization": "Bearer nope"}).status_code == 401
 
 
 def test_list_pages_filters_and_matches_single_reads(env: Env) -> None:
@@ -534,15 +608,24 @@ def test_list_pages_filters_and_matches_single_reads(env: Env) -> None:
     # bbox: exactly the EAs whose bounding box meets it
     first = shape(body["features"][0]["geometry"])
     x0, y0, x1, y1 = first.bounds
-    inside = env.client.get(ITEMS, params={"bbox": f"{x0},{y0},{x1},{y1}",
-                                           "limit": 10_000}).json()
-    expected = {f["id"] for f in body["features"]
-                if shape(f["geometry"]).envelope.intersects(first.envelope)}
+    inside = env.client.get(ITEMS, params={"bbox": f"{x0},{y0},{x1},{y1}", "limit": 10_000}).json()
+    expected = {
+        f["id"]
+        for f in body["features"]
+        if shape(f["geometry"]).envelope.intersects(first.envelope)
+    }
     assert {f["id"] for f in inside["features"]} == expected
-    assert env.client.get(ITEMS, params={"status": "approved", "commune": COMMUNE}
-                          ).json()["numberReturned"] == 0
-    assert inside["features"] and env.client.get(ITEMS, params={"limit": 1}).headers[
-        "Content-Crs"] == "<http://www.opengis.net/def/crs/OGC/1.3/CRS84>"
+    assert (
+        env.client.get(ITEMS, params={"status": "approved", "commune": COMMUNE}).json()[
+            "numberReturned"
+        ]
+        == 0
+    )
+    assert (
+        inside["features"]
+        and env.client.get(ITEMS, params={"limit": 1}).headers["Content-Crs"]
+        == "<http://www.opengis.net/def/crs/OGC/1.3/CRS84>"
+    )
     for bad in ("1,2,3", "a,b,c,d", "5,0,1,1", "105,91,106,92", "185,0,186,1"):
         refused = env.client.get(ITEMS, params={"bbox": bad})
         assert refused.status_code == 400 and refused.json()["parameter"] == "bbox"

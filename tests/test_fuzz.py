@@ -38,8 +38,13 @@ schema = schemathesis.openapi.from_dict(create_app().openapi())
 WRITE_METHODS = ["POST", "PUT", "PATCH", "DELETE"]
 writes = schema.include(method=WRITE_METHODS).exclude(path="/aggregate")
 
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_headers_conformance, response_schema_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
 READ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "10"))
 WRITE_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "30"))
 ITEMS = "/collections/enumeration-areas/items"
@@ -79,18 +84,25 @@ def target(live_writer: LiveWriter) -> Iterator[Target]:
     bounds = {}
     with psycopg.connect(live_writer.database_url) as conn:
         for code in COMMUNES:
-            row = conn.execute("SELECT ST_AsBinary(geom) FROM commune_coverage WHERE vintage ="
-                               " '2025' AND code = %s", (code,)).fetchone()
+            row = conn.execute(
+                "SELECT ST_AsBinary(geom) FROM commune_coverage WHERE vintage ="
+                " '2025' AND code = %s",
+                (code,),
+            ).fetchone()
             assert row is not None
             commune = shapely.from_wkb(row[0])
             bounds[code] = commune.bounds
             x0, y0, x1, y1 = commune.bounds
             mx, my = (x0 + x1) / 2, (y0 + y1) / 2
             for quarter in (box(x0 - 1, y0 - 1, mx, my), box(x0 - 1, my, mx, y1 + 1)):
-                feature = {"type": "Feature", "geometry": mapping(commune.intersection(quarter)),
-                           "properties": {"census_round": "2029", "commune_code": code}}
-                response = httpx2.post(live_writer.url + ITEMS, json=feature,
-                                       headers=live_writer.auth, timeout=60)
+                feature = {
+                    "type": "Feature",
+                    "geometry": mapping(commune.intersection(quarter)),
+                    "properties": {"census_round": "2029", "commune_code": code},
+                }
+                response = httpx2.post(
+                    live_writer.url + ITEMS, json=feature, headers=live_writer.auth, timeout=60
+                )
                 assert response.status_code == 201, response.text
     yield Target(bounds)
 
@@ -116,16 +128,21 @@ def _steer(case: Any, data: Any, target: Target) -> None:
     reason = data.draw(st.none() | st.text(max_size=50), label="reason")
     if case.method == "POST" and case.path == ITEMS:
         code, geometry = data.draw(_plausible_box(target), label="geometry")
-        case.body = {"type": "Feature", "geometry": geometry, "properties": {
-            "census_round": "2029", "commune_code": code, "reason": reason}}
+        case.body = {
+            "type": "Feature",
+            "geometry": geometry,
+            "properties": {"census_round": "2029", "commune_code": code, "reason": reason},
+        }
     elif case.method in ("PUT", "PATCH"):
         _, geometry = data.draw(_plausible_box(target), label="geometry")
         case.body = {"type": "Feature", "geometry": geometry, "properties": {"reason": reason}}
     elif case.path.endswith("/split"):
         code = data.draw(st.sampled_from(COMMUNES))
         x0, y0, x1, y1 = target.bounds[code]
-        points = data.draw(st.lists(st.tuples(st.floats(x0, x1), st.floats(y0, y1)),
-                                    min_size=2, max_size=4), label="line")
+        points = data.draw(
+            st.lists(st.tuples(st.floats(x0, x1), st.floats(y0, y1)), min_size=2, max_size=4),
+            label="line",
+        )
         case.body = {"line": {"type": "LineString", "coordinates": points}, "reason": reason}
     elif case.path.endswith("/merge"):
         ids = data.draw(st.lists(st.integers(1, 12), min_size=2, max_size=4, unique=True))
@@ -135,11 +152,11 @@ def _steer(case: Any, data: Any, target: Target) -> None:
 @writes.given(data=st.data())
 @writes.parametrize()
 @settings(max_examples=WRITE_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
-def test_writes_with_a_token(case: Any, data: Any, live_writer: LiveWriter,
-                             target: Target) -> None:
+def test_writes_with_a_token(case: Any, data: Any, live_writer: LiveWriter, target: Target) -> None:
     """Every write, as an admin, half of the time steered towards plausible requests."""
     _steer(case, data, target)
-    response = case.call_and_validate(base_url=live_writer.url, headers=live_writer.auth,
-                                      timeout=60, checks=CHECKS)
+    response = case.call_and_validate(
+        base_url=live_writer.url, headers=live_writer.auth, timeout=60, checks=CHECKS
+    )
     _check_error_body(case, response)
     assert response.status_code not in (401, 403), response.text

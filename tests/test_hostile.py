@@ -43,15 +43,20 @@ class Sent:
 class Site:
     """The live service, a seeded EA and a fingerprinting connection."""
 
-    def __init__(self, writer: LiveWriter, conn: psycopg.Connection, ea_id: int,
-                 commune: Any):
+    def __init__(self, writer: LiveWriter, conn: psycopg.Connection, ea_id: int, commune: Any):
         parts = urlsplit(writer.url)
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
         self.writer, self.conn, self.ea_id, self.commune = writer, conn, ea_id, commune
 
-    def send(self, method: str, target: str, body: bytes | None = None,
-             headers: dict[str, str] | None = None, auth: bool = True,
-             chunked: bool = False) -> Sent:
+    def send(
+        self,
+        method: str,
+        target: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        auth: bool = True,
+        chunked: bool = False,
+    ) -> Sent:
         connection = http.client.HTTPConnection(self.host, self.port, timeout=120)
         try:
             connection.putrequest(method, target, skip_accept_encoding=True)
@@ -68,14 +73,15 @@ class Site:
             if body is not None:
                 if chunked:
                     for start in range(0, len(body), 65536):
-                        piece = body[start:start + 65536]
+                        piece = body[start : start + 65536]
                         connection.send(f"{len(piece):X}\r\n".encode() + piece + b"\r\n")
                     connection.send(b"0\r\n\r\n")
                 else:
                     connection.send(body)
             response = connection.getresponse()
-            return Sent(response.status, {k.lower(): v for k, v in response.getheaders()},
-                        response.read())
+            return Sent(
+                response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+            )
         finally:
             connection.close()
 
@@ -90,24 +96,36 @@ class Site:
 def site(live_writer: LiveWriter) -> Iterator[Site]:
     """One EA in the west of commune 00004 to aim PUT/PATCH/DELETE/split/merge at."""
     with psycopg.connect(live_writer.database_url, autocommit=True) as conn:
-        row = conn.execute("SELECT ST_AsBinary(geom) FROM commune_coverage WHERE vintage ="
-                           " '2025' AND code = %s", (COMMUNE,)).fetchone()
+        row = conn.execute(
+            "SELECT ST_AsBinary(geom) FROM commune_coverage WHERE vintage = '2025' AND code = %s",
+            (COMMUNE,),
+        ).fetchone()
         assert row is not None
         commune = shapely.from_wkb(row[0])
         x0, y0, x1, y1 = commune.bounds
         west = commune.intersection(box(x0 - 1, y0 - 1, x0 + (x1 - x0) * 0.3, y1 + 1))
         site = Site(live_writer, conn, 0, commune)
-        feature = {"type": "Feature", "geometry": mapping(west),
-                   "properties": {"census_round": "2031", "commune_code": COMMUNE}}
+        feature = {
+            "type": "Feature",
+            "geometry": mapping(west),
+            "properties": {"census_round": "2031", "commune_code": COMMUNE},
+        }
         created = site.send("POST", ITEMS, json.dumps(feature).encode())
         assert created.status == 201, created.body
         site.ea_id = created.json()["id"]
         yield site
 
 
-def _refused(site: Site, method: str, target: str, body: bytes | None = None,
-             headers: dict[str, str] | None = None, parameter: str | None = None,
-             statuses: tuple[int, ...] = (), **options: Any) -> Sent:
+def _refused(
+    site: Site,
+    method: str,
+    target: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    parameter: str | None = None,
+    statuses: tuple[int, ...] = (),
+    **options: Any,
+) -> Sent:
     """Send; expect a 4xx JSON error naming `parameter`, and no change in the database."""
     before = site.tables()
     sent = site.send(method, target, body, headers, **options)
@@ -129,17 +147,22 @@ def _refused(site: Site, method: str, target: str, body: bytes | None = None,
 
 # --- bodies: malformed JSON, wrong GeoJSON, bad coordinates ---------------------------------
 
+
 def _feature(geometry: Any, **props: Any) -> dict[str, Any]:
-    return {"type": "Feature", "geometry": geometry,
-            "properties": {"census_round": "2031", "commune_code": COMMUNE, **props}}
+    return {
+        "type": "Feature",
+        "geometry": geometry,
+        "properties": {"census_round": "2031", "commune_code": COMMUNE, **props},
+    }
 
 
 def _ring(*points: tuple[float, float]) -> list[list[float]]:
     return [list(p) for p in points]
 
 
-SQUARE = _ring((105.83, 21.03), (105.831, 21.03), (105.831, 21.031), (105.83, 21.031),
-               (105.83, 21.03))
+SQUARE = _ring(
+    (105.83, 21.03), (105.831, 21.03), (105.831, 21.031), (105.83, 21.031), (105.83, 21.03)
+)
 POLYGON = {"type": "Polygon", "coordinates": [SQUARE]}
 
 MALFORMED = {
@@ -151,17 +174,19 @@ MALFORMED = {
     "empty": b"",
     "deep-nesting": b"[" * 100_000 + b"]" * 100_000,
     "huge-number": b'{"type": "Feature", "geometry": {"type": "Polygon", "coordinates": '
-                   b'[[[1' + b"0" * 5000 + b', 1], [2, 2], [3, 1], [1, 1]]]}}',
+    b"[[[1" + b"0" * 5000 + b", 1], [2, 2], [3, 1], [1, 1]]]}}",
 }
 
 
 @pytest.mark.parametrize("name", sorted(MALFORMED))
-@pytest.mark.parametrize("method,target", [("POST", ITEMS), ("PUT", "{ea}"),
-                                           ("POST", "/aggregate")])
+@pytest.mark.parametrize(
+    "method,target", [("POST", ITEMS), ("PUT", "{ea}"), ("POST", "/aggregate")]
+)
 def test_malformed_json(site: Site, name: str, method: str, target: str) -> None:
     headers = {"If-Match": "*"}
-    sent = _refused(site, method, target.format(ea=f"{ITEMS}/{site.ea_id}"), MALFORMED[name],
-                    headers)
+    sent = _refused(
+        site, method, target.format(ea=f"{ITEMS}/{site.ea_id}"), MALFORMED[name], headers
+    )
     assert sent.json().get("parameter") in ("body", "geometry", "coordinates"), sent.json()
 
 
@@ -184,15 +209,27 @@ WRONG_GEOMETRIES: dict[str, Any] = {
     "two-point-ring": {"type": "Polygon", "coordinates": [[SQUARE[0], SQUARE[1], SQUARE[0]]]},
     "nan": {"type": "Polygon", "coordinates": [[[105.83, float("nan")], *SQUARE[1:]]]},
     "infinity": {"type": "Polygon", "coordinates": [[[float("inf"), 21.03], *SQUARE[1:]]]},
-    "minus-infinity": {"type": "Polygon", "coordinates": [[[-float("inf"), 21.03],
-                                                            *SQUARE[1:]]]},
-    "1e308": {"type": "Polygon", "coordinates": [[[1e308, 1e308], [1e308, -1e308],
-                                                  [-1e308, -1e308], [1e308, 1e308]]]},
-    "outside-the-world": {"type": "Polygon", "coordinates": [_ring((500, 21), (501, 21),
-                                                                   (501, 22), (500, 21))]},
-    "bow-tie": {"type": "Polygon", "coordinates": [_ring((105.83, 21.03), (105.831, 21.031),
-                                                         (105.831, 21.03), (105.83, 21.031),
-                                                         (105.83, 21.03))]},
+    "minus-infinity": {"type": "Polygon", "coordinates": [[[-float("inf"), 21.03], *SQUARE[1:]]]},
+    "1e308": {
+        "type": "Polygon",
+        "coordinates": [[[1e308, 1e308], [1e308, -1e308], [-1e308, -1e308], [1e308, 1e308]]],
+    },
+    "outside-the-world": {
+        "type": "Polygon",
+        "coordinates": [_ring((500, 21), (501, 21), (501, 22), (500, 21))],
+    },
+    "bow-tie": {
+        "type": "Polygon",
+        "coordinates": [
+            _ring(
+                (105.83, 21.03),
+                (105.831, 21.031),
+                (105.831, 21.03),
+                (105.83, 21.031),
+                (105.83, 21.03),
+            )
+        ],
+    },
 }
 
 
@@ -204,8 +241,14 @@ def _dumps(value: Any) -> bytes:
 def test_wrong_geometry_in_an_ea(site: Site, name: str) -> None:
     geometry = WRONG_GEOMETRIES[name]
     _refused(site, "POST", ITEMS, _dumps(_feature(geometry)), parameter="geometry")
-    _refused(site, "PATCH", f"{ITEMS}/{site.ea_id}", _dumps(_feature(geometry)),
-             {"If-Match": "*"}, parameter="geometry")
+    _refused(
+        site,
+        "PATCH",
+        f"{ITEMS}/{site.ea_id}",
+        _dumps(_feature(geometry)),
+        {"If-Match": "*"},
+        parameter="geometry",
+    )
 
 
 @pytest.mark.parametrize("name", sorted(WRONG_GEOMETRIES))
@@ -214,41 +257,91 @@ def test_wrong_geometry_in_aggregate(site: Site, name: str) -> None:
     _refused(site, "POST", "/aggregate", _dumps(body), parameter="geometry")
 
 
-@pytest.mark.parametrize("body", [
-    _feature(None) | {"type": "FeatureCollection"},
-    {"type": "FeatureCollection", "features": [_feature(POLYGON)]},
-    POLYGON,
-    [_feature(POLYGON)],
-    "Feature",
-    {"type": "Feature", "geometry": POLYGON, "properties": "census_round=2031"},
-], ids=["typed-collection", "feature-collection", "bare-geometry", "array", "string",
-        "string-properties"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        _feature(None) | {"type": "FeatureCollection"},
+        {"type": "FeatureCollection", "features": [_feature(POLYGON)]},
+        POLYGON,
+        [_feature(POLYGON)],
+        "Feature",
+        {"type": "Feature", "geometry": POLYGON, "properties": "census_round=2031"},
+    ],
+    ids=[
+        "typed-collection",
+        "feature-collection",
+        "bare-geometry",
+        "array",
+        "string",
+        "string-properties",
+    ],
+)
 def test_not_a_feature(site: Site, body: Any) -> None:
     sent = _refused(site, "POST", ITEMS, _dumps(body))
     assert sent.json()["parameter"] in ("body", "properties"), sent.json()
 
 
-@pytest.mark.parametrize("line", [
-    None, {"type": "Point", "coordinates": [105.83, 21.03]},
-    {"type": "LineString", "coordinates": []},
-    {"type": "LineString", "coordinates": [[105.83, 21.03]]},
-    {"type": "LineString", "coordinates": [[float("nan"), 21.03], [105.84, 21.04]]},
-    {"type": "LineString", "coordinates": [[1e308, 21.03], [-1e308, 21.04]]},
-    {"type": "LineString", "coordinates": [["a", 21.03], [105.84, 21.04]]},
-    {"type": "LineString", "coordinates": "105.83 21.03, 105.84 21.04"},
-], ids=["none", "point", "empty", "one-point", "nan", "1e308", "string-x", "string"])
+@pytest.mark.parametrize(
+    "line",
+    [
+        None,
+        {"type": "Point", "coordinates": [105.83, 21.03]},
+        {"type": "LineString", "coordinates": []},
+        {"type": "LineString", "coordinates": [[105.83, 21.03]]},
+        {"type": "LineString", "coordinates": [[float("nan"), 21.03], [105.84, 21.04]]},
+        {"type": "LineString", "coordinates": [[1e308, 21.03], [-1e308, 21.04]]},
+        {"type": "LineString", "coordinates": [["a", 21.03], [105.84, 21.04]]},
+        {"type": "LineString", "coordinates": "105.83 21.03, 105.84 21.04"},
+    ],
+    ids=["none", "point", "empty", "one-point", "nan", "1e308", "string-x", "string"],
+)
 def test_bad_split_lines(site: Site, line: Any) -> None:
-    _refused(site, "POST", f"{ITEMS}/{site.ea_id}/split", _dumps({"line": line}),
-             {"If-Match": "*"}, parameter="line")
+    _refused(
+        site,
+        "POST",
+        f"{ITEMS}/{site.ea_id}/split",
+        _dumps({"line": line}),
+        {"If-Match": "*"},
+        parameter="line",
+    )
 
 
-@pytest.mark.parametrize("ids", [None, [], [1], "1,2", [1, "2"], [1, 1], [True, False],
-                                 [1.5, 2], [2**63, 1], list(range(1000))],
-                         ids=["none", "empty", "one", "string", "mixed", "duplicate",
-                              "booleans", "float", "bigint", "thousand"])
+@pytest.mark.parametrize(
+    "ids",
+    [
+        None,
+        [],
+        [1],
+        "1,2",
+        [1, "2"],
+        [1, 1],
+        [True, False],
+        [1.5, 2],
+        [2**63, 1],
+        list(range(1000)),
+    ],
+    ids=[
+        "none",
+        "empty",
+        "one",
+        "string",
+        "mixed",
+        "duplicate",
+        "booleans",
+        "float",
+        "bigint",
+        "thousand",
+    ],
+)
 def test_bad_merge_ids(site: Site, ids: Any) -> None:
-    _refused(site, "POST", "/collections/enumeration-areas/merge", _dumps({"ids": ids}),
-             {"If-Match": "*"}, parameter="ids")
+    _refused(
+        site,
+        "POST",
+        "/collections/enumeration-areas/merge",
+        _dumps({"ids": ids}),
+        {"If-Match": "*"},
+        parameter="ids",
+    )
 
 
 def _square_ring(vertices: int) -> list[list[float]]:
@@ -256,8 +349,13 @@ def _square_ring(vertices: int) -> list[list[float]]:
     import math
 
     cx, cy, r = 105.832, 21.032, 0.0005
-    ring = [[round(cx + r * math.cos(2 * math.pi * i / vertices), 7),
-             round(cy + r * math.sin(2 * math.pi * i / vertices), 7)] for i in range(vertices)]
+    ring = [
+        [
+            round(cx + r * math.cos(2 * math.pi * i / vertices), 7),
+            round(cy + r * math.sin(2 * math.pi * i / vertices), 7),
+        ]
+        for i in range(vertices)
+    ]
     return [*ring, ring[0]]
 
 
@@ -265,9 +363,14 @@ def test_a_million_vertices(site: Site) -> None:
     polygon = {"type": "Polygon", "coordinates": [_square_ring(1_000_000)]}
     body = _dumps(_feature(polygon))
     _refused(site, "POST", ITEMS, body, parameter="body", statuses=(413,))
-    _refused(site, "POST", "/aggregate", _dumps({"geometry": polygon,
-                                                 "indicators": ["population"]}),
-             parameter="body", statuses=(413,))
+    _refused(
+        site,
+        "POST",
+        "/aggregate",
+        _dumps({"geometry": polygon, "indicators": ["population"]}),
+        parameter="body",
+        statuses=(413,),
+    )
 
 
 def test_too_many_vertices_under_the_body_limit(site: Site) -> None:
@@ -277,14 +380,22 @@ def test_too_many_vertices_under_the_body_limit(site: Site) -> None:
     body = json.dumps(_feature(polygon), separators=(",", ":")).encode()
     assert len(body) < 5_000_000
     _refused(site, "POST", ITEMS, body, parameter="geometry", statuses=(413,))
-    _refused(site, "POST", "/aggregate", json.dumps(
-        {"geometry": polygon, "indicators": ["population"]}, separators=(",", ":")).encode(),
-        parameter="geometry", statuses=(413,))
+    _refused(
+        site,
+        "POST",
+        "/aggregate",
+        json.dumps(
+            {"geometry": polygon, "indicators": ["population"]}, separators=(",", ":")
+        ).encode(),
+        parameter="geometry",
+        statuses=(413,),
+    )
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
-@pytest.mark.parametrize("target", [ITEMS, "/aggregate", "/collections/enumeration-areas/merge",
-                                    "/indicators"])
+@pytest.mark.parametrize(
+    "target", [ITEMS, "/aggregate", "/collections/enumeration-areas/merge", "/indicators"]
+)
 def test_bodies_over_the_limit(site: Site, target: str, chunked: bool) -> None:
     padding = "x" * 6_000_000
     body = json.dumps(_feature(POLYGON, reason=padding)).encode()
@@ -298,64 +409,79 @@ def test_a_lying_content_length(site: Site) -> None:
 
 # --- paths and query parameters ------------------------------------------------------------
 
-@pytest.mark.parametrize("target,parameter", [
-    ("/collections/commune-2025/tiles/WebMercatorQuad/23/0/0", "z"),
-    ("/collections/commune-2025/tiles/WebMercatorQuad/-1/0/0", "z"),
-    ("/collections/commune-2025/tiles/WebMercatorQuad/3/8/0", "x"),
-    ("/collections/commune-2025/tiles/WebMercatorQuad/3/0/8", "y"),
-    ("/collections/commune-2025/tiles/WebMercatorQuad/3/-1/0", "x"),
-    ("/collections/commune-2025/tiles/WebMercatorQuad/0/0/99999999999999999999999", "y"),
-    ("/collections/commune-2025/tiles/WebMercatorQuad/1e3/0/0", "z"),
-    ("/collections/commune-2025/tiles/WebMercatorQuad/NaN/0/0", "z"),
-    ("/collections/commune-2025/tiles/WebMercatorQuad/5/25/14.5", "y"),
-    ("/collections/enumeration-areas/tiles/WebMercatorQuad/30/0/0", "z"),
-    ("/collections/commune-2025/items?limit=-1", "limit"),
-    ("/collections/commune-2025/items?limit=0", "limit"),
-    ("/collections/commune-2025/items?limit=99999999999999999999999999", "limit"),
-    ("/collections/commune-2025/items?offset=-5", "offset"),
-    ("/collections/commune-2025/items?offset=1e9", "offset"),
-    ("/collections/commune-2025/items?offset=99999999999999999999999999", "offset"),
-    ("/collections/commune-2025/items?limit=NaN", "limit"),
-    (f"{ITEMS}?limit=-1", "limit"),
-    (f"{ITEMS}?offset=-1", "offset"),
-    (f"{ITEMS}?offset=18446744073709551616", "offset"),
-    (f"{ITEMS}/99999999999999999999999999", "featureId"),
-    (f"{ITEMS}/-1", "featureId"),
-    (f"{ITEMS}/9223372036854775807", "featureId"),
-    ("/collections/commune-2025/items?bbox=NaN,0,1,1", "bbox"),
-    ("/collections/commune-2025/items?bbox=1e308,1e308,-1e308,-1e308", "bbox"),
-    ("/collections/commune-2025/items?bbox=-1e308,-1e308,1e308,1e308&bbox-crs=EPSG:3405",
-     "bbox"),
-    ("/collections/commune-2025/items?max-allowable-offset=NaN", "max-allowable-offset"),
-    ("/collections/commune-2025/items?zoom=-3", "zoom"),
-    ("/maps/choropleth?collection=commune-2025&indicator=density&k=1000000000000", "k"),
-    ("/maps/choropleth?collection=commune-2025&indicator=density&method=manual"
-     "&breaks=NaN,Infinity", "breaks"),
-    ("/maps/choropleth?collection=commune-2025&indicator=density&method=manual"
-     "&breaks=1e308,-1e308", "breaks"),
-])
+
+@pytest.mark.parametrize(
+    "target,parameter",
+    [
+        ("/collections/commune-2025/tiles/WebMercatorQuad/23/0/0", "z"),
+        ("/collections/commune-2025/tiles/WebMercatorQuad/-1/0/0", "z"),
+        ("/collections/commune-2025/tiles/WebMercatorQuad/3/8/0", "x"),
+        ("/collections/commune-2025/tiles/WebMercatorQuad/3/0/8", "y"),
+        ("/collections/commune-2025/tiles/WebMercatorQuad/3/-1/0", "x"),
+        ("/collections/commune-2025/tiles/WebMercatorQuad/0/0/99999999999999999999999", "y"),
+        ("/collections/commune-2025/tiles/WebMercatorQuad/1e3/0/0", "z"),
+        ("/collections/commune-2025/tiles/WebMercatorQuad/NaN/0/0", "z"),
+        ("/collections/commune-2025/tiles/WebMercatorQuad/5/25/14.5", "y"),
+        ("/collections/enumeration-areas/tiles/WebMercatorQuad/30/0/0", "z"),
+        ("/collections/commune-2025/items?limit=-1", "limit"),
+        ("/collections/commune-2025/items?limit=0", "limit"),
+        ("/collections/commune-2025/items?limit=99999999999999999999999999", "limit"),
+        ("/collections/commune-2025/items?offset=-5", "offset"),
+        ("/collections/commune-2025/items?offset=1e9", "offset"),
+        ("/collections/commune-2025/items?offset=99999999999999999999999999", "offset"),
+        ("/collections/commune-2025/items?limit=NaN", "limit"),
+        (f"{ITEMS}?limit=-1", "limit"),
+        (f"{ITEMS}?offset=-1", "offset"),
+        (f"{ITEMS}?offset=18446744073709551616", "offset"),
+        (f"{ITEMS}/99999999999999999999999999", "featureId"),
+        (f"{ITEMS}/-1", "featureId"),
+        (f"{ITEMS}/9223372036854775807", "featureId"),
+        ("/collections/commune-2025/items?bbox=NaN,0,1,1", "bbox"),
+        ("/collections/commune-2025/items?bbox=1e308,1e308,-1e308,-1e308", "bbox"),
+        (
+            "/collections/commune-2025/items?bbox=-1e308,-1e308,1e308,1e308&bbox-crs=EPSG:3405",
+            "bbox",
+        ),
+        ("/collections/commune-2025/items?max-allowable-offset=NaN", "max-allowable-offset"),
+        ("/collections/commune-2025/items?zoom=-3", "zoom"),
+        ("/maps/choropleth?collection=commune-2025&indicator=density&k=1000000000000", "k"),
+        (
+            "/maps/choropleth?collection=commune-2025&indicator=density&method=manual"
+            "&breaks=NaN,Infinity",
+            "breaks",
+        ),
+        (
+            "/maps/choropleth?collection=commune-2025&indicator=density&method=manual"
+            "&breaks=1e308,-1e308",
+            "breaks",
+        ),
+    ],
+)
 def test_numbers_out_of_range(site: Site, target: str, parameter: str) -> None:
     _refused(site, "GET", target, parameter=parameter)
 
 
-@pytest.mark.parametrize("target", [
-    "/static/../geo_service/settings.py",
-    "/static/%2e%2e/%2e%2e/pyproject.toml",
-    "/static/..%2f..%2fpyproject.toml",
-    "/static/..%5c..%5cpyproject.toml",
-    "/static/%252e%252e/%252e%252e/pyproject.toml",
-    "/static/vendor/../../../../../../etc/passwd",
-    "/static//etc/passwd",
-    "/static/%00",
-    "/collections/..%2f..%2fetc%2fpasswd/items",
-    "/collections/../../etc/passwd",
-    "/collections/commune-2025/items/..%2f..%2f..%2fetc%2fpasswd",
-    "/collections/%2e%2e/tiles",
-    "/indicators/..%2f..%2fetc%2fpasswd",
-    "/indicators/..%2fpopulation/values",
-    "/collections/commune-2025/tiles/..%2f..%2fWebMercatorQuad/0/0/0",
-    "/communes/..%2f00004/ea-coverage",
-])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/static/../geo_service/settings.py",
+        "/static/%2e%2e/%2e%2e/pyproject.toml",
+        "/static/..%2f..%2fpyproject.toml",
+        "/static/..%5c..%5cpyproject.toml",
+        "/static/%252e%252e/%252e%252e/pyproject.toml",
+        "/static/vendor/../../../../../../etc/passwd",
+        "/static//etc/passwd",
+        "/static/%00",
+        "/collections/..%2f..%2fetc%2fpasswd/items",
+        "/collections/../../etc/passwd",
+        "/collections/commune-2025/items/..%2f..%2f..%2fetc%2fpasswd",
+        "/collections/%2e%2e/tiles",
+        "/indicators/..%2f..%2fetc%2fpasswd",
+        "/indicators/..%2fpopulation/values",
+        "/collections/commune-2025/tiles/..%2f..%2fWebMercatorQuad/0/0/0",
+        "/communes/..%2f00004/ea-coverage",
+    ],
+)
 def test_path_traversal(site: Site, target: str) -> None:
     sent = _refused(site, "GET", target)
     assert b"root:" not in sent.body and b"[project]" not in sent.body
@@ -378,15 +504,16 @@ HOSTILE = {
 # (what, method, url template with {v} where the value goes) and the parameter to name
 QUERY_TARGETS = {
     "items.bbox": ("/collections/commune-2025/items?bbox={v}", "bbox"),
-    "items.bbox-crs": ("/collections/commune-2025/items?bbox=105,21,106,22&bbox-crs={v}",
-                       "bbox-crs"),
+    "items.bbox-crs": (
+        "/collections/commune-2025/items?bbox=105,21,106,22&bbox-crs={v}",
+        "bbox-crs",
+    ),
     "items.crs": ("/collections/commune-2025/items?crs={v}", "crs"),
     "items.properties": ("/collections/commune-2025/items?properties={v}", "properties"),
     "items.sortby": ("/collections/commune-2025/items?sortby={v}", "sortby"),
     "items.parent": ("/collections/commune-2025/items?parent={v}", "parent"),
     "items.indicator": ("/collections/commune-2025/items?indicator={v}", "indicator"),
-    "items.period": ("/collections/commune-2025/items?indicator=density&period={v}",
-                     "period"),
+    "items.period": ("/collections/commune-2025/items?indicator=density&period={v}", "period"),
     "items.f": ("/collections/commune-2025/items?f={v}", "f"),
     "items.collectionId": ("/collections/{v}/items", "collectionId"),
     "item.featureId": ("/collections/commune-2025/items/{v}", "featureId"),
@@ -400,30 +527,45 @@ QUERY_TARGETS = {
     "values.unit": ("/indicators/density/values?vintage=2025&level=commune&unit={v}", "unit"),
     "values.f": ("/indicators/density/values?vintage=2025&level=commune&f={v}", "f"),
     "tiles.collectionId": ("/collections/{v}/tiles/WebMercatorQuad/5/25/14", "collectionId"),
-    "tiles.tileMatrixSetId": ("/collections/commune-2025/tiles/{v}/5/25/14",
-                              "tileMatrixSetId"),
-    "tiles.indicator": ("/collections/commune-2025/tiles/WebMercatorQuad/5/25/14?indicator={v}",
-                        "indicator"),
-    "tiles.period": ("/collections/commune-2025/tiles/WebMercatorQuad/5/25/14"
-                     "?indicator=density&period={v}", "period"),
-    "tiles.properties": ("/collections/commune-2025/tiles/WebMercatorQuad/5/25/14"
-                         "?properties={v}", "properties"),
-    "tiles.round": ("/collections/enumeration-areas/tiles/WebMercatorQuad/5/25/14?round={v}",
-                    "round"),
-    "tilejson.indicator": ("/collections/commune-2025/tiles/WebMercatorQuad/tilejson.json"
-                           "?indicator={v}", "indicator"),
-    "choropleth.collection": ("/maps/choropleth?indicator=density&collection={v}",
-                              "collection"),
-    "choropleth.indicator": ("/maps/choropleth?collection=commune-2025&indicator={v}",
-                             "indicator"),
-    "choropleth.period": ("/maps/choropleth?collection=commune-2025&indicator=density"
-                          "&period={v}", "period"),
-    "choropleth.method": ("/maps/choropleth?collection=commune-2025&indicator=density"
-                          "&method={v}", "method"),
-    "choropleth.palette": ("/maps/choropleth?collection=commune-2025&indicator=density"
-                           "&palette={v}", "palette"),
-    "choropleth.breaks": ("/maps/choropleth?collection=commune-2025&indicator=density"
-                          "&method=manual&breaks={v}", "breaks"),
+    "tiles.tileMatrixSetId": ("/collections/commune-2025/tiles/{v}/5/25/14", "tileMatrixSetId"),
+    "tiles.indicator": (
+        "/collections/commune-2025/tiles/WebMercatorQuad/5/25/14?indicator={v}",
+        "indicator",
+    ),
+    "tiles.period": (
+        "/collections/commune-2025/tiles/WebMercatorQuad/5/25/14?indicator=density&period={v}",
+        "period",
+    ),
+    "tiles.properties": (
+        "/collections/commune-2025/tiles/WebMercatorQuad/5/25/14?properties={v}",
+        "properties",
+    ),
+    "tiles.round": (
+        "/collections/enumeration-areas/tiles/WebMercatorQuad/5/25/14?round={v}",
+        "round",
+    ),
+    "tilejson.indicator": (
+        "/collections/commune-2025/tiles/WebMercatorQuad/tilejson.json?indicator={v}",
+        "indicator",
+    ),
+    "choropleth.collection": ("/maps/choropleth?indicator=density&collection={v}", "collection"),
+    "choropleth.indicator": ("/maps/choropleth?collection=commune-2025&indicator={v}", "indicator"),
+    "choropleth.period": (
+        "/maps/choropleth?collection=commune-2025&indicator=density&period={v}",
+        "period",
+    ),
+    "choropleth.method": (
+        "/maps/choropleth?collection=commune-2025&indicator=density&method={v}",
+        "method",
+    ),
+    "choropleth.palette": (
+        "/maps/choropleth?collection=commune-2025&indicator=density&palette={v}",
+        "palette",
+    ),
+    "choropleth.breaks": (
+        "/maps/choropleth?collection=commune-2025&indicator=density&method=manual&breaks={v}",
+        "breaks",
+    ),
     "ea.commune": (f"{ITEMS}?commune={{v}}", "commune"),
     "ea.status": (f"{ITEMS}?status={{v}}", "status"),
     "ea.round": (f"{ITEMS}?round={{v}}", "round"),
@@ -493,8 +635,14 @@ def test_hostile_strings_in_aggregate(site: Site, name: str, hostile: str) -> No
 
 
 EA_FIELDS = ("code", "commune_code", "census_round", "commune_vintage", "reason")
-HARMLESS_IN_REASON = {"sql-quote", "sql-stacked", "sql-union", "sql-comment", "combining",
-                      "like-wildcards"}
+HARMLESS_IN_REASON = {
+    "sql-quote",
+    "sql-stacked",
+    "sql-union",
+    "sql-comment",
+    "combining",
+    "like-wildcards",
+}
 
 
 def _free_area(site: Site) -> Any:
@@ -529,23 +677,38 @@ def test_hostile_reasons(site: Site, how: str, hostile: str) -> None:
     headers = {"If-Match": "*"}
     ea = f"{ITEMS}/{site.ea_id}"
     x0, y0, x1, y1 = site.commune.bounds
-    line = {"type": "LineString", "coordinates": [[x0 - 0.01, (y0 + y1) / 2],
-                                                  [x1 + 0.01, (y0 + y1) / 2]]}
+    line = {
+        "type": "LineString",
+        "coordinates": [[x0 - 0.01, (y0 + y1) / 2], [x1 + 0.01, (y0 + y1) / 2]],
+    }
     if how == "split":
-        _refused(site, "POST", f"{ea}/split", json.dumps({"line": line, "reason": value})
-                 .encode(), headers, parameter="reason")
+        _refused(
+            site,
+            "POST",
+            f"{ea}/split",
+            json.dumps({"line": line, "reason": value}).encode(),
+            headers,
+            parameter="reason",
+        )
     elif how == "merge":
-        _refused(site, "POST", "/collections/enumeration-areas/merge",
-                 json.dumps({"ids": [site.ea_id, site.ea_id + 1000], "reason": value})
-                 .encode(), headers, parameter="reason")
+        _refused(
+            site,
+            "POST",
+            "/collections/enumeration-areas/merge",
+            json.dumps({"ids": [site.ea_id, site.ea_id + 1000], "reason": value}).encode(),
+            headers,
+            parameter="reason",
+        )
     else:
         method, target = ("POST", f"{ea}/submit") if how == "submit" else ("DELETE", ea)
-        _refused(site, method, f"{target}?reason={_encode(value)}", None, headers,
-                 parameter="reason")
+        _refused(
+            site, method, f"{target}?reason={_encode(value)}", None, headers, parameter="reason"
+        )
 
 
-@pytest.mark.parametrize("value", [[1, 2], {"a": 1}, 42, True, 1.5],
-                         ids=["list", "object", "int", "bool", "float"])
+@pytest.mark.parametrize(
+    "value", [[1, 2], {"a": 1}, 42, True, 1.5], ids=["list", "object", "int", "bool", "float"]
+)
 @pytest.mark.parametrize("name", EA_FIELDS)
 def test_non_strings_in_ea_fields(site: Site, name: str, value: Any) -> None:
     feature = _feature(mapping(_free_area(site)), **{name: value})
@@ -554,19 +717,25 @@ def test_non_strings_in_ea_fields(site: Site, name: str, value: Any) -> None:
     _refused(site, "POST", ITEMS, json.dumps(feature).encode(), parameter=name)
 
 
-@pytest.mark.parametrize("value", [[1, 2], {"a": 1}, 42, True],
-                         ids=["list", "object", "int", "bool"])
+@pytest.mark.parametrize(
+    "value", [[1, 2], {"a": 1}, 42, True], ids=["list", "object", "int", "bool"]
+)
 @pytest.mark.parametrize("how", ["split", "merge"])
 def test_non_string_reasons(site: Site, how: str, value: Any) -> None:
     x0, y0, x1, y1 = site.commune.bounds
-    line = {"type": "LineString", "coordinates": [[x0 - 0.01, (y0 + y1) / 2],
-                                                  [x1 + 0.01, (y0 + y1) / 2]]}
-    body = {"line": line, "reason": value} if how == "split" else \
-        {"ids": [site.ea_id, site.ea_id + 1000], "reason": value}
-    target = f"{ITEMS}/{site.ea_id}/split" if how == "split" else \
-        "/collections/enumeration-areas/merge"
-    _refused(site, "POST", target, json.dumps(body).encode(), {"If-Match": "*"},
-             parameter="reason")
+    line = {
+        "type": "LineString",
+        "coordinates": [[x0 - 0.01, (y0 + y1) / 2], [x1 + 0.01, (y0 + y1) / 2]],
+    }
+    body = (
+        {"line": line, "reason": value}
+        if how == "split"
+        else {"ids": [site.ea_id, site.ea_id + 1000], "reason": value}
+    )
+    target = (
+        f"{ITEMS}/{site.ea_id}/split" if how == "split" else "/collections/enumeration-areas/merge"
+    )
+    _refused(site, "POST", target, json.dumps(body).encode(), {"If-Match": "*"}, parameter="reason")
 
 
 @pytest.mark.parametrize("hostile", sorted(HOSTILE))
@@ -583,26 +752,38 @@ def test_hostile_headers(site: Site, header: str, hostile: str) -> None:
     _refused(site, method, target, json.dumps(feature).encode(), {header: value})
 
 
-@pytest.mark.parametrize("authorization", [
-    "Bearer ' OR '1'='1", "Bearer " + "x" * 10_000, "Basic Zm9vOmJhcg==", "Bearer",
-    "Bearer \u202etoken".encode().decode("latin-1"),
-])
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        "Bearer ' OR '1'='1",
+        "Bearer " + "x" * 10_000,
+        "Basic Zm9vOmJhcg==",
+        "Bearer",
+        "Bearer \u202etoken".encode().decode("latin-1"),
+    ],
+)
 def test_hostile_tokens(site: Site, authorization: str) -> None:
     feature = _feature(mapping(_free_area(site)))
-    sent = _refused(site, "POST", ITEMS, json.dumps(feature).encode(),
-                    {"Authorization": authorization}, statuses=(401,), auth=False)
+    sent = _refused(
+        site,
+        "POST",
+        ITEMS,
+        json.dumps(feature).encode(),
+        {"Authorization": authorization},
+        statuses=(401,),
+        auth=False,
+    )
     assert sent.json()["parameter"] == "Authorization"
 
 
-
 def test_a_refused_transition_keeps_the_error_status(site: Site) -> None:
-    sent = _refused(site, "POST", f"{ITEMS}/{site.ea_id}/approve", None, {"If-Match": "*"},
-                    parameter="action")
+    sent = _refused(
+        site, "POST", f"{ITEMS}/{site.ea_id}/approve", None, {"If-Match": "*"}, parameter="action"
+    )
     assert sent.json()["status"] == 400 and sent.json()["current_status"] == "draft"
 
 
 def test_a_taken_code_is_a_conflict(site: Site) -> None:
     taken = site.send("GET", f"{ITEMS}/{site.ea_id}").json()["properties"]["code"]
     feature = _feature(mapping(_free_area(site)), code=taken)
-    _refused(site, "POST", ITEMS, json.dumps(feature).encode(), parameter="code",
-             statuses=(409,))
+    _refused(site, "POST", ITEMS, json.dumps(feature).encode(), parameter="code", statuses=(409,))

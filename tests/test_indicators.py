@@ -30,8 +30,15 @@ from tests.helpers import fingerprint
 INDICATOR_TABLES = ("indicator", "indicator_series", "indicator_value")
 
 
-def _load_csv(conn: psycopg.Connection, path: Path, indicator: str, vintage: str, level: str,
-              fmt: ValueFormat, **kwargs: object):  # type: ignore[no-untyped-def]
+def _load_csv(
+    conn: psycopg.Connection,
+    path: Path,
+    indicator: str,
+    vintage: str,
+    level: str,
+    fmt: ValueFormat,
+    **kwargs: object,
+):  # type: ignore[no-untyped-def]
     rows, problems = parse_values(read_table(path), fmt, str(path))
     if problems:
         raise LoaderError("\n".join(problems), errors=problems)
@@ -40,22 +47,29 @@ def _load_csv(conn: psycopg.Connection, path: Path, indicator: str, vintage: str
 
 # --- demo data -------------------------------------------------------------------------------
 
+
 def test_demo_indicators_round_trip(demo_ro: str) -> None:
     provinces = json.loads((DEMO_DATA / "vietnam-3d-map-2025" / "provinces.json").read_text())
     hanoi = next(p for p in provinces["provinces"] if p["id"] == "01")
     with psycopg.connect(demo_ro) as conn:
-        value = conn.execute("SELECT value, status FROM indicator_value WHERE indicator ="
-                             " 'population' AND vintage = '2025' AND level = 'province' AND"
-                             " code = '01' AND period = '2025'").fetchone()
+        value = conn.execute(
+            "SELECT value, status FROM indicator_value WHERE indicator ="
+            " 'population' AND vintage = '2025' AND level = 'province' AND"
+            " code = '01' AND period = '2025'"
+        ).fetchone()
         assert value == (hanoi["population"], "ok")
-        counts = dict(conn.execute(
-            "SELECT indicator || ' ' || level, count(*) FROM indicator_value WHERE vintage ="
-            " '2025' AND period = '2025' GROUP BY 1").fetchall())
+        counts = dict(
+            conn.execute(
+                "SELECT indicator || ' ' || level, count(*) FROM indicator_value WHERE vintage ="
+                " '2025' AND period = '2025' GROUP BY 1"
+            ).fetchall()
+        )
         assert counts["population province"] == 34 and counts["population commune"] == 3321
         # Hoàng Sa's population is a published zero: a true zero, not "not available"
-        hoang_sa = conn.execute("SELECT value, status FROM indicator_value WHERE indicator ="
-                                " 'population' AND level = 'commune' AND code = '20333'"
-                                ).fetchone()
+        hoang_sa = conn.execute(
+            "SELECT value, status FROM indicator_value WHERE indicator ="
+            " 'population' AND level = 'commune' AND code = '20333'"
+        ).fetchone()
         assert hoang_sa == (0.0, "ok")
 
 
@@ -63,14 +77,19 @@ def test_demo_papi_keeps_its_missing_values(demo_ro: str) -> None:
     raw = pd.read_csv(DEMO_DATA / "papi" / "2011.csv", dtype=str, keep_default_na=False)
     empty_sc24 = int((raw["SC24"] == "").sum())
     with psycopg.connect(demo_ro) as conn:
-        row = conn.execute("SELECT value FROM indicator_value WHERE indicator = 'papi_sc11'"
-                           " AND vintage = '2019' AND code = '01' AND period = '2011'").fetchone()
+        row = conn.execute(
+            "SELECT value FROM indicator_value WHERE indicator = 'papi_sc11'"
+            " AND vintage = '2019' AND code = '01' AND period = '2011'"
+        ).fetchone()
         assert row == (1.26411,)
-        total = conn.execute("SELECT count(*) FROM indicator_value WHERE indicator ="
-                             " 'papi_sc11'").fetchone()
+        total = conn.execute(
+            "SELECT count(*) FROM indicator_value WHERE indicator = 'papi_sc11'"
+        ).fetchone()
         assert total == (63 * 14,)
-        na = conn.execute("SELECT count(*) FROM indicator_value WHERE indicator = 'papi_sc24'"
-                          " AND period = '2011' AND status = 'not_available'").fetchone()
+        na = conn.execute(
+            "SELECT count(*) FROM indicator_value WHERE indicator = 'papi_sc24'"
+            " AND period = '2011' AND status = 'not_available'"
+        ).fetchone()
         assert na == (empty_sc24,) and empty_sc24 == 63
 
 
@@ -83,10 +102,13 @@ def test_worldpop_commune_sum_equals_raster_total_inside(demo_ro: str) -> None:
 
     raster = DEMO_DATA / "raster" / "vn_ppp_2020_1km_Aggregated.tif"
     with psycopg.connect(demo_ro) as conn:
-        row = conn.execute("SELECT sum(value) FROM indicator_value WHERE indicator ="
-                           " 'pop_worldpop' AND level = 'commune'").fetchone()
-        union = conn.execute("SELECT ST_AsBinary(ST_Union(geom)) FROM commune_coverage"
-                             " WHERE vintage = '2025'").fetchone()
+        row = conn.execute(
+            "SELECT sum(value) FROM indicator_value WHERE indicator ="
+            " 'pop_worldpop' AND level = 'commune'"
+        ).fetchone()
+        union = conn.execute(
+            "SELECT ST_AsBinary(ST_Union(geom)) FROM commune_coverage WHERE vintage = '2025'"
+        ).fetchone()
     assert row and union
     with rasterio.open(raster) as src:
         extent = box(*src.bounds)
@@ -98,13 +120,18 @@ def test_worldpop_commune_sum_equals_raster_total_inside(demo_ro: str) -> None:
 
 def test_worldpop_zonal_sum_matches_between_levels(demo_ro: str) -> None:
     with psycopg.connect(demo_ro) as conn:
-        sums = dict(conn.execute("SELECT level, sum(value) FROM indicator_value WHERE"
-                                 " indicator = 'pop_worldpop' GROUP BY level").fetchall())
+        sums = dict(
+            conn.execute(
+                "SELECT level, sum(value) FROM indicator_value WHERE"
+                " indicator = 'pop_worldpop' GROUP BY level"
+            ).fetchall()
+        )
     assert sums["commune"] == pytest.approx(sums["province"], rel=0.005)
     assert 95e6 < sums["commune"] < 100e6  # raster total ≈ 99.49 M, minus sea and borders
 
 
 # --- loading ---------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def db(demo_db: str) -> Iterator[psycopg.Connection]:
@@ -113,14 +140,21 @@ def db(demo_db: str) -> Iterator[psycopg.Connection]:
         yield connection
 
 
-def test_unknown_code_is_reported_and_nothing_is_written(db: psycopg.Connection,
-                                                         tmp_path: Path) -> None:
+def test_unknown_code_is_reported_and_nothing_is_written(
+    db: psycopg.Connection, tmp_path: Path
+) -> None:
     path = tmp_path / "values.csv"
     path.write_text("ma,value\n01,10\n99,20\n79,30\n")
     before = fingerprint(db, INDICATOR_TABLES)
     with pytest.raises(LoaderError) as failure:
-        _load_csv(db, path, "test_count", "2025", "province",
-                  ValueFormat("ma", period="2024", value_column="value"))
+        _load_csv(
+            db,
+            path,
+            "test_count",
+            "2025",
+            "province",
+            ValueFormat("ma", period="2024", value_column="value"),
+        )
     assert "row 3: province 99 is not a unit of vintage 2025" in failure.value.message
     assert fingerprint(db, INDICATOR_TABLES) == before
 
@@ -129,24 +163,39 @@ def test_code_of_another_vintage_is_named(db: psycopg.Connection, tmp_path: Path
     path = tmp_path / "values.csv"
     path.write_text("ma,value\n10,5\n")  # old Lào Cai: a 2019 code that 2025 does not have
     with pytest.raises(LoaderError, match="province 10 exists only in vintage 2019, not in 2025"):
-        _load_csv(db, path, "test_count", "2025", "province",
-                  ValueFormat("ma", period="2024", value_column="value"))
+        _load_csv(
+            db,
+            path,
+            "test_count",
+            "2025",
+            "province",
+            ValueFormat("ma", period="2024", value_column="value"),
+        )
 
 
 def test_skip_unknown_reports_what_it_skipped(db: psycopg.Connection, tmp_path: Path) -> None:
     path = tmp_path / "values.csv"
     path.write_text("ma,value\n01,10\n99,20\n")
-    result = _load_csv(db, path, "test_count", "2025", "province",
-                       ValueFormat("ma", period="2024", value_column="value"), skip_unknown=True)
+    result = _load_csv(
+        db,
+        path,
+        "test_count",
+        "2025",
+        "province",
+        ValueFormat("ma", period="2024", value_column="value"),
+        skip_unknown=True,
+    )
     assert result.loaded == 1 and len(result.skipped) == 1 and "row 3" in result.skipped[0]
 
 
-def test_bad_cells_and_duplicates_are_reported_with_rows(db: psycopg.Connection,
-                                                        tmp_path: Path) -> None:
+def test_bad_cells_and_duplicates_are_reported_with_rows(
+    db: psycopg.Connection, tmp_path: Path
+) -> None:
     path = tmp_path / "values.csv"
     path.write_text("ma,nam,value\n01,2024,abc\n01,2024,3\n01,2024,4\n79,24,5\n")
-    rows, problems = parse_values(read_table(path), ValueFormat(
-        "ma", period_column="nam", value_column="value"), "values.csv")
+    rows, problems = parse_values(
+        read_table(path), ValueFormat("ma", period_column="nam", value_column="value"), "values.csv"
+    )
     assert "values.csv: row 2, column 'value': 'abc' is not a number" in problems
     assert any("row 5: period '24'" in p for p in problems)
     with pytest.raises(LoaderError, match="row 4: duplicate of values.csv: row 3"):
@@ -154,32 +203,40 @@ def test_bad_cells_and_duplicates_are_reported_with_rows(db: psycopg.Connection,
 
 
 def test_wide_and_excel_formats(db: psycopg.Connection, tmp_path: Path) -> None:
-    frame = pd.DataFrame({"code": ["01", "79"], "name": ["Hà Nội", "Hồ Chí Minh"],
-                          "2023": [1, ""], "2024": [2, 4]})
+    frame = pd.DataFrame(
+        {"code": ["01", "79"], "name": ["Hà Nội", "Hồ Chí Minh"], "2023": [1, ""], "2024": [2, 4]}
+    )
     path = tmp_path / "wide.xlsx"
     frame.to_excel(path, index=False)
-    result = _load_csv(db, path, "test_count", "2025", "province",
-                       ValueFormat("code", wide=True))
+    result = _load_csv(db, path, "test_count", "2025", "province", ValueFormat("code", wide=True))
     assert result.loaded == 4 and result.not_available == 1
-    rows = db.execute("SELECT code, period, value, status FROM indicator_value WHERE indicator"
-                      " = 'test_count' ORDER BY 1, 2").fetchall()
-    assert rows == [("01", "2023", 1.0, "ok"), ("01", "2024", 2.0, "ok"),
-                    ("79", "2023", None, "not_available"), ("79", "2024", 4.0, "ok")]
+    rows = db.execute(
+        "SELECT code, period, value, status FROM indicator_value WHERE indicator"
+        " = 'test_count' ORDER BY 1, 2"
+    ).fetchall()
+    assert rows == [
+        ("01", "2023", 1.0, "ok"),
+        ("01", "2024", 2.0, "ok"),
+        ("79", "2023", None, "not_available"),
+        ("79", "2024", 4.0, "ok"),
+    ]
 
 
 def test_excel_year_headers_are_periods_and_a_second_sheet_needs_naming(
-        db: psycopg.Connection, tmp_path: Path) -> None:
+    db: psycopg.Connection, tmp_path: Path
+) -> None:
     path = tmp_path / "years.xlsx"
     with pd.ExcelWriter(path) as writer:
         # year headers as numbers, as Excel keeps them
-        for sheet, frame in (("Nu", pd.DataFrame({"code": ["01"], 2023: [5], 2024: [6]})),
-                             ("Nam", pd.DataFrame({"code": ["01"], 2023: [7]}))):
+        for sheet, frame in (
+            ("Nu", pd.DataFrame({"code": ["01"], 2023: [5], 2024: [6]})),
+            ("Nam", pd.DataFrame({"code": ["01"], 2023: [7]})),
+        ):
             frame.to_excel(writer, sheet_name=sheet, index=False)
     with pytest.raises(LoaderError, match="2 sheets: Nu, Nam; say which with --sheet"):
         read_table(path)
     rows, problems = parse_values(read_table(path, "Nu"), ValueFormat("code", wide=True), "x")
-    assert not problems and [(r.period, r.value) for r in rows] == [("2023", 5.0),
-                                                                    ("2024", 6.0)]
+    assert not problems and [(r.period, r.value) for r in rows] == [("2023", 5.0), ("2024", 6.0)]
 
 
 def test_text_encodings(tmp_path: Path) -> None:
@@ -194,27 +251,34 @@ def test_text_encodings(tmp_path: Path) -> None:
     assert read_table(legacy, encoding="cp1258")["ten"].tolist() == ["Hà Nam"]
 
 
-@pytest.mark.parametrize(("cells", "message"), [
-    ("01,2019,1_000", "'1_000' is not a number"),
-    ("01,2019,１２", "is not a number"),
-    ("01,2019,8.053.663", "if '.' separates thousands"),
-    ("01,2019-13,5", "period '2019-13'"),
-])
-def test_cells_that_only_look_like_numbers_or_periods(tmp_path: Path, cells: str,
-                                                      message: str) -> None:
+@pytest.mark.parametrize(
+    ("cells", "message"),
+    [
+        ("01,2019,1_000", "'1_000' is not a number"),
+        ("01,2019,１２", "is not a number"),
+        ("01,2019,8.053.663", "if '.' separates thousands"),
+        ("01,2019-13,5", "period '2019-13'"),
+    ],
+)
+def test_cells_that_only_look_like_numbers_or_periods(
+    tmp_path: Path, cells: str, message: str
+) -> None:
     path = tmp_path / "values.csv"
     path.write_text(f"ma,nam,value\n{cells}\n", encoding="utf-8")
-    _, problems = parse_values(read_table(path), ValueFormat(
-        "ma", period_column="nam", value_column="value"), "values.csv")
+    _, problems = parse_values(
+        read_table(path), ValueFormat("ma", period_column="nam", value_column="value"), "values.csv"
+    )
     assert any(message in p for p in problems), problems
 
 
-def test_negative_counts_and_margins_are_refused(db: psycopg.Connection, tmp_path: Path
-                                                 ) -> None:
+def test_negative_counts_and_margins_are_refused(db: psycopg.Connection, tmp_path: Path) -> None:
     path = tmp_path / "values.csv"
     path.write_text("ma,value,moe\n01,-50,1\n79,5,-2\n")
-    rows, problems = parse_values(read_table(path), ValueFormat(
-        "ma", period="2024", value_column="value", moe_column="moe"), "values.csv")
+    rows, problems = parse_values(
+        read_table(path),
+        ValueFormat("ma", period="2024", value_column="value", moe_column="moe"),
+        "values.csv",
+    )
     assert any("margin of error cannot be negative" in p for p in problems)
     with pytest.raises(LoaderError, match="a count cannot be negative"):
         store_values(db, "test_count", "2025", "province", rows)
@@ -242,18 +306,28 @@ def test_boundary_reload_cannot_orphan_values(db: psycopg.Connection, tmp_path: 
 
     path = tmp_path / "values.csv"
     path.write_text("ma,value\n00004,10\n")
-    _load_csv(db, path, "test_count", "2025", "commune",
-              ValueFormat("ma", period="2024", value_column="value"))
+    _load_csv(
+        db,
+        path,
+        "test_count",
+        "2025",
+        "commune",
+        ValueFormat("ma", period="2024", value_column="value"),
+    )
     # communes (no level below them) without 00004, which the values refer to
     only_00008 = tmp_path / "c.geojson"
-    gpd.GeoDataFrame({"code": ["00008"], "name": ["X"], "p": ["01"]},
-                     geometry=[box(105.8, 21.0, 105.81, 21.01)],
-                     crs="EPSG:4326").to_file(only_00008)
+    gpd.GeoDataFrame(
+        {"code": ["00008"], "name": ["X"], "p": ["01"]},
+        geometry=[box(105.8, 21.0, 105.81, 21.01)],
+        crs="EPSG:4326",
+    ).to_file(only_00008)
     before = fingerprint(db)
     with pytest.raises(LoaderError, match="indicator values refer to"):
-        load_boundaries(db, [only_00008], LoadOptions("2025", "commune",
-                                                      FieldMap("code", "name", "p"),
-                                                      replace=True))
+        load_boundaries(
+            db,
+            [only_00008],
+            LoadOptions("2025", "commune", FieldMap("code", "name", "p"), replace=True),
+        )
     assert fingerprint(db) == before
 
 
@@ -268,44 +342,67 @@ def _catalogue(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_a_catalogue_without_rule_columns_keeps_the_rules(db: psycopg.Connection,
-                                                          tmp_path: Path) -> None:
-    before = db.execute("SELECT suppress_below, numerator, denominator FROM indicator"
-                        " WHERE code = 'density'").fetchone()
+def test_a_catalogue_without_rule_columns_keeps_the_rules(
+    db: psycopg.Connection, tmp_path: Path
+) -> None:
+    before = db.execute(
+        "SELECT suppress_below, numerator, denominator FROM indicator WHERE code = 'density'"
+    ).fetchone()
     db.execute("UPDATE indicator SET suppress_below = 50 WHERE code = 'population'")
-    load_catalogue(db, _catalogue(tmp_path, f"{CATALOGUE_HEAD}\npopulation,Dân số,Population,"
-                                            "count\ndensity,Mật độ,Density,density\n"))
-    assert db.execute("SELECT suppress_below FROM indicator WHERE code = 'population'"
-                      ).fetchone() == (50,)
-    assert db.execute("SELECT suppress_below, numerator, denominator FROM indicator WHERE"
-                      " code = 'density'").fetchone() == before
+    load_catalogue(
+        db,
+        _catalogue(
+            tmp_path,
+            f"{CATALOGUE_HEAD}\npopulation,Dân số,Population,"
+            "count\ndensity,Mật độ,Density,density\n",
+        ),
+    )
+    assert db.execute(
+        "SELECT suppress_below FROM indicator WHERE code = 'population'"
+    ).fetchone() == (50,)
+    assert (
+        db.execute(
+            "SELECT suppress_below, numerator, denominator FROM indicator WHERE code = 'density'"
+        ).fetchone()
+        == before
+    )
 
 
-def test_references_within_one_catalogue_load_in_any_order(db: psycopg.Connection,
-                                                           tmp_path: Path) -> None:
+def test_references_within_one_catalogue_load_in_any_order(
+    db: psycopg.Connection, tmp_path: Path
+) -> None:
     head = f"{CATALOGUE_HEAD},numerator,denominator,disclosure_basis"
-    count = load_catalogue(db, _catalogue(tmp_path, f"{head}\n"
-                                          "t_rate,R,R,rate,t_two,t_three,\n"
-                                          "t_two,T,T,count,,,t_three\n"
-                                          "t_three,D,D,count,,,\n"))
+    count = load_catalogue(
+        db,
+        _catalogue(
+            tmp_path,
+            f"{head}\n"
+            "t_rate,R,R,rate,t_two,t_three,\n"
+            "t_two,T,T,count,,,t_three\n"
+            "t_three,D,D,count,,,\n",
+        ),
+    )
     assert count == 3
 
 
-@pytest.mark.parametrize(("rows", "message"), [
-    ("t_a,A,A,count,t_b\nt_b,B,B,count,t_a\n", "loop: t_a → t_b → t_a"),
-    ("t_a,A,A,count,t_a\n", "refers to itself"),
-    ("t_a,A,A,count,\nt_a,A,A,count,\n", "listed twice"),
-])
-def test_catalogue_mistakes_are_refused(db: psycopg.Connection, tmp_path: Path, rows: str,
-                                        message: str) -> None:
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ("t_a,A,A,count,t_b\nt_b,B,B,count,t_a\n", "loop: t_a → t_b → t_a"),
+        ("t_a,A,A,count,t_a\n", "refers to itself"),
+        ("t_a,A,A,count,\nt_a,A,A,count,\n", "listed twice"),
+    ],
+)
+def test_catalogue_mistakes_are_refused(
+    db: psycopg.Connection, tmp_path: Path, rows: str, message: str
+) -> None:
     before = fingerprint(db, ("indicator",))
     with pytest.raises(LoaderError, match=message):
         load_catalogue(db, _catalogue(tmp_path, f"{CATALOGUE_HEAD},disclosure_basis\n{rows}"))
     assert fingerprint(db, ("indicator",)) == before
 
 
-def test_a_loop_across_two_catalogues_is_refused(db: psycopg.Connection,
-                                                 tmp_path: Path) -> None:
+def test_a_loop_across_two_catalogues_is_refused(db: psycopg.Connection, tmp_path: Path) -> None:
     head = f"{CATALOGUE_HEAD},disclosure_basis"
     load_catalogue(db, _catalogue(tmp_path, f"{head}\nt_a,A,A,count,\nt_b,B,B,count,t_a\n"))
     with pytest.raises(LoaderError, match="loop"):
@@ -313,21 +410,24 @@ def test_a_loop_across_two_catalogues_is_refused(db: psycopg.Connection,
 
 
 @pytest.mark.parametrize("value", ["nan", "inf"])
-def test_catalogue_numbers_must_be_finite(db: psycopg.Connection, tmp_path: Path,
-                                          value: str) -> None:
+def test_catalogue_numbers_must_be_finite(
+    db: psycopg.Connection, tmp_path: Path, value: str
+) -> None:
     with pytest.raises(LoaderError, match="not a finite number"):
-        load_catalogue(db, _catalogue(tmp_path, f"{CATALOGUE_HEAD},multiplier\n"
-                                                f"t_x,X,X,rate,{value}\n"))
+        load_catalogue(
+            db, _catalogue(tmp_path, f"{CATALOGUE_HEAD},multiplier\nt_x,X,X,rate,{value}\n")
+        )
 
 
-def test_the_kind_of_an_indicator_with_values_stays(db: psycopg.Connection,
-                                                    tmp_path: Path) -> None:
+def test_the_kind_of_an_indicator_with_values_stays(db: psycopg.Connection, tmp_path: Path) -> None:
     with pytest.raises(LoaderError, match="has values as a count"):
-        load_catalogue(db, _catalogue(tmp_path, f"{CATALOGUE_HEAD}\n"
-                                                "population,Dân số,Population,index\n"))
+        load_catalogue(
+            db, _catalogue(tmp_path, f"{CATALOGUE_HEAD}\npopulation,Dân số,Population,index\n")
+        )
 
 
 # --- carry-over ------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def two_units(conn: psycopg.Connection, tmp_path: Path) -> psycopg.Connection:
@@ -337,45 +437,63 @@ def two_units(conn: psycopg.Connection, tmp_path: Path) -> psycopg.Connection:
     add_vintage(conn, Vintage("old", date(2000, 1, 1), date(2025, 7, 1)))
     add_vintage(conn, Vintage("new", date(2025, 7, 1)))
     old = tmp_path / "old.geojson"
-    gpd.GeoDataFrame({"code": ["01", "02"], "name": ["A", "B"]},
-                     geometry=[box(0, 0, 1, 1), box(1, 0, 3, 1)], crs="EPSG:4326").to_file(old)
+    gpd.GeoDataFrame(
+        {"code": ["01", "02"], "name": ["A", "B"]},
+        geometry=[box(0, 0, 1, 1), box(1, 0, 3, 1)],
+        crs="EPSG:4326",
+    ).to_file(old)
     new = tmp_path / "new.geojson"
-    gpd.GeoDataFrame({"code": ["11", "12"], "name": ["C", "D"]},
-                     geometry=[box(0, 0, 2, 1), box(2, 0, 3, 1)], crs="EPSG:4326").to_file(new)
+    gpd.GeoDataFrame(
+        {"code": ["11", "12"], "name": ["C", "D"]},
+        geometry=[box(0, 0, 2, 1), box(2, 0, 3, 1)],
+        crs="EPSG:4326",
+    ).to_file(new)
     load_boundaries(conn, [old], LoadOptions("old", "province", FieldMap("code", "name")))
     load_boundaries(conn, [new], LoadOptions("new", "province", FieldMap("code", "name")))
-    conn.execute("INSERT INTO crosswalk VALUES ('old','province','01','new','province','11',"
-                 "'whole',1,1), ('old','province','02','new','province','11','partial',0.5,0.25),"
-                 "('old','province','02','new','province','12','partial',0.5,0.75)")
+    conn.execute(
+        "INSERT INTO crosswalk VALUES ('old','province','01','new','province','11',"
+        "'whole',1,1), ('old','province','02','new','province','11','partial',0.5,0.25),"
+        "('old','province','02','new','province','12','partial',0.5,0.75)"
+    )
     save_indicator(conn, Indicator("pop", "Dân số", "Population", "count"))
     save_indicator(conn, Indicator("area", "Diện tích", "Area", "count"))
-    save_indicator(conn, Indicator("dens", "Mật độ", "Density", "density", numerator="pop",
-                                   denominator="area"))
+    save_indicator(
+        conn, Indicator("dens", "Mật độ", "Density", "density", numerator="pop", denominator="area")
+    )
     save_indicator(conn, Indicator("idx", "Chỉ số", "Index", "index"))
-    for code, rows in (("pop", [("01", 100.0), ("02", 200.0)]),
-                       ("area", [("01", 10.0), ("02", 40.0)]),
-                       ("dens", [("01", 10.0), ("02", 5.0)]),
-                       ("idx", [("01", 1.0), ("02", 2.0)])):
+    for code, rows in (
+        ("pop", [("01", 100.0), ("02", 200.0)]),
+        ("area", [("01", 10.0), ("02", 40.0)]),
+        ("dens", [("01", 10.0), ("02", 5.0)]),
+        ("idx", [("01", 1.0), ("02", 2.0)]),
+    ):
         from indicators.values import ValueRow
-        store_values(conn, code, "old", "province",
-                     [ValueRow("t", c, "2019", v, "ok") for c, v in rows])
+
+        store_values(
+            conn, code, "old", "province", [ValueRow("t", c, "2019", v, "ok") for c, v in rows]
+        )
     return conn
 
 
 def _new_values(conn: psycopg.Connection, code: str) -> dict[str, float | None]:
-    return dict(conn.execute("SELECT code, value FROM indicator_value WHERE indicator = %s"
-                             " AND vintage = 'new' ORDER BY code", (code,)).fetchall())
+    return dict(
+        conn.execute(
+            "SELECT code, value FROM indicator_value WHERE indicator = %s"
+            " AND vintage = 'new' ORDER BY code",
+            (code,),
+        ).fetchall()
+    )
 
 
-def test_carry_over_apportions_counts_and_conserves_totals(two_units: psycopg.Connection
-                                                          ) -> None:
+def test_carry_over_apportions_counts_and_conserves_totals(two_units: psycopg.Connection) -> None:
     carry_over(two_units, "pop", "old", "new", "province", "area")
     assert _new_values(two_units, "pop") == {"11": 200.0, "12": 100.0}
     carry_over(two_units, "pop", "old", "new", "province", "population", replace=True)
     assert _new_values(two_units, "pop") == {"11": 150.0, "12": 150.0}
     assert sum(v for v in _new_values(two_units, "pop").values() if v) == 300.0
-    derivation = two_units.execute("SELECT derivation FROM indicator_series WHERE indicator ="
-                                   " 'pop' AND vintage = 'new'").fetchone()
+    derivation = two_units.execute(
+        "SELECT derivation FROM indicator_series WHERE indicator = 'pop' AND vintage = 'new'"
+    ).fetchone()
     assert derivation and derivation[0]["method"] == "carry-over"
     assert derivation[0]["weight"] == "population"
 
@@ -394,28 +512,46 @@ def test_carry_over_refuses_an_index(two_units: psycopg.Connection) -> None:
 
 
 def test_carry_over_propagates_suppression(two_units: psycopg.Connection) -> None:
-    two_units.execute("UPDATE indicator_value SET status = 'suppressed' WHERE indicator = 'pop'"
-                      " AND code = '02'")
+    two_units.execute(
+        "UPDATE indicator_value SET status = 'suppressed' WHERE indicator = 'pop' AND code = '02'"
+    )
     carry_over(two_units, "pop", "old", "new", "province", "area")
-    rows = dict(two_units.execute("SELECT code, status FROM indicator_value WHERE indicator ="
-                                  " 'pop' AND vintage = 'new'").fetchall())
+    rows = dict(
+        two_units.execute(
+            "SELECT code, status FROM indicator_value WHERE indicator = 'pop' AND vintage = 'new'"
+        ).fetchall()
+    )
     assert rows == {"11": "suppressed", "12": "suppressed"}
 
 
 def test_observed_values_keep_the_derivation_of_the_carried_periods(
-        two_units: psycopg.Connection) -> None:
+    two_units: psycopg.Connection,
+) -> None:
     from indicators.values import ValueRow
 
     carry_over(two_units, "pop", "old", "new", "province", "area")
-    store_values(two_units, "pop", "new", "province",
-                 [ValueRow("t", c, "2024", 100.0, "ok") for c in ("11", "12")])
-    row = two_units.execute("SELECT derivation FROM indicator_series WHERE indicator = 'pop'"
-                            " AND vintage = 'new'").fetchone()
+    store_values(
+        two_units,
+        "pop",
+        "new",
+        "province",
+        [ValueRow("t", c, "2024", 100.0, "ok") for c in ("11", "12")],
+    )
+    row = two_units.execute(
+        "SELECT derivation FROM indicator_series WHERE indicator = 'pop' AND vintage = 'new'"
+    ).fetchone()
     assert row and row[0]["method"] == "carry-over" and row[0]["periods"] == ["2019"]
-    store_values(two_units, "pop", "new", "province",
-                 [ValueRow("t", c, "2019", 1.0, "ok") for c in ("11", "12")], replace=True)
-    row = two_units.execute("SELECT derivation FROM indicator_series WHERE indicator = 'pop'"
-                            " AND vintage = 'new'").fetchone()
+    store_values(
+        two_units,
+        "pop",
+        "new",
+        "province",
+        [ValueRow("t", c, "2019", 1.0, "ok") for c in ("11", "12")],
+        replace=True,
+    )
+    row = two_units.execute(
+        "SELECT derivation FROM indicator_series WHERE indicator = 'pop' AND vintage = 'new'"
+    ).fetchone()
     assert row == (None,)  # every period observed now
 
 
@@ -426,8 +562,11 @@ def test_carry_over_says_what_the_crosswalk_leaves_out(two_units: psycopg.Connec
     assert "shares do not add up to 1: 02 (0.500)" in notes
     assert "1 new unit(s) no crosswalk link reaches are not available: 12" in notes
     assert "2019: total 300.0 before, 200.0 after (-100.0)" in notes
-    rows = dict(two_units.execute("SELECT code, status FROM indicator_value WHERE indicator ="
-                                  " 'pop' AND vintage = 'new'").fetchall())
+    rows = dict(
+        two_units.execute(
+            "SELECT code, status FROM indicator_value WHERE indicator = 'pop' AND vintage = 'new'"
+        ).fetchall()
+    )
     assert rows == {"11": "ok", "12": "not_available"}  # present, never silently absent
 
 
@@ -435,8 +574,11 @@ def test_carry_over_propagates_suppression_by_rule(two_units: psycopg.Connection
     # 01's 100 is below the threshold: it may not come back as 11 minus its other share
     two_units.execute("UPDATE indicator SET suppress_below = 150 WHERE code = 'pop'")
     carry_over(two_units, "pop", "old", "new", "province", "area")
-    rows = dict(two_units.execute("SELECT code, status FROM indicator_value WHERE indicator ="
-                                  " 'pop' AND vintage = 'new'").fetchall())
+    rows = dict(
+        two_units.execute(
+            "SELECT code, status FROM indicator_value WHERE indicator = 'pop' AND vintage = 'new'"
+        ).fetchall()
+    )
     assert rows["11"] == "suppressed"
 
 
@@ -444,19 +586,33 @@ def test_demo_carry_over_of_population_to_2025_provinces(demo_db: str) -> None:
     with psycopg.connect(demo_db, autocommit=True) as conn:
         save_indicator(conn, Indicator("pop19", "Dân số", "Population", "count"))
         from indicators.values import ValueRow
-        codes = [r[0] for r in conn.execute("SELECT code FROM admin_unit WHERE vintage ="
-                                            " '2019' AND level = 'province'")]
-        store_values(conn, "pop19", "2019", "province",
-                     [ValueRow("t", c, "2019", 1000.0 + i, "ok") for i, c in enumerate(codes)])
+
+        codes = [
+            r[0]
+            for r in conn.execute(
+                "SELECT code FROM admin_unit WHERE vintage = '2019' AND level = 'province'"
+            )
+        ]
+        store_values(
+            conn,
+            "pop19",
+            "2019",
+            "province",
+            [ValueRow("t", c, "2019", 1000.0 + i, "ok") for i, c in enumerate(codes)],
+        )
         carry_over(conn, "pop19", "2019", "2025", "province", "area")
-        before = conn.execute("SELECT sum(value) FROM indicator_value WHERE indicator = 'pop19'"
-                              " AND vintage = '2019'").fetchone()
-        after = conn.execute("SELECT sum(value), count(*) FROM indicator_value WHERE indicator"
-                             " = 'pop19' AND vintage = '2025'").fetchone()
+        before = conn.execute(
+            "SELECT sum(value) FROM indicator_value WHERE indicator = 'pop19' AND vintage = '2019'"
+        ).fetchone()
+        after = conn.execute(
+            "SELECT sum(value), count(*) FROM indicator_value WHERE indicator"
+            " = 'pop19' AND vintage = '2025'"
+        ).fetchone()
         assert before and after and after[0] == pytest.approx(before[0]) and after[1] == 34
 
 
 # --- API -------------------------------------------------------------------------------------
+
 
 def test_catalogue_lists_demo_indicators(client: TestClient) -> None:
     body = client.get("/indicators").json()
@@ -480,15 +636,19 @@ def test_unknown_indicator_is_404_naming_it(client: TestClient) -> None:
     assert response.status_code == 404 and "'nope'" in response.json()["detail"]
 
 
-@pytest.mark.parametrize(("params", "parameter"), [
-    ({"vintage": "1999", "level": "province"}, "vintage"),
-    ({"vintage": "2025", "level": "district"}, "level"),
-    ({"vintage": "2025", "level": "province", "period": "1990"}, "period"),
-    ({"vintage": "2025"}, "level"),
-    ({"vintage": "2025", "level": "commune", "parent": "zz"}, "parent"),
-])
-def test_bad_selection_is_400_listing_valid_values(client: TestClient, params: dict[str, str],
-                                                   parameter: str) -> None:
+@pytest.mark.parametrize(
+    ("params", "parameter"),
+    [
+        ({"vintage": "1999", "level": "province"}, "vintage"),
+        ({"vintage": "2025", "level": "district"}, "level"),
+        ({"vintage": "2025", "level": "province", "period": "1990"}, "period"),
+        ({"vintage": "2025"}, "level"),
+        ({"vintage": "2025", "level": "commune", "parent": "zz"}, "parent"),
+    ],
+)
+def test_bad_selection_is_400_listing_valid_values(
+    client: TestClient, params: dict[str, str], parameter: str
+) -> None:
     response = client.get("/indicators/population/values", params=params)
     assert response.status_code == 400
     body = response.json()
@@ -505,30 +665,43 @@ def test_values_json_and_csv(client: TestClient) -> None:
     assert response.content.startswith("\ufeff".encode())
     frame = pd.read_csv(io.BytesIO(response.content), dtype={"code": str}, encoding="utf-8-sig")
     assert len(frame) == 126 and "Ba Đình" in set(frame["name"])
-    by_accept = client.get("/indicators/population/values", params=params,
-                           headers={"Accept": "text/csv"})
+    by_accept = client.get(
+        "/indicators/population/values", params=params, headers={"Accept": "text/csv"}
+    )
     assert by_accept.content == response.content
     assert "Accept" in by_accept.headers["Vary"].split(", ")
 
 
-def _published(conn: psycopg.Connection, indicator: str, level: str
-               ) -> dict[str, float | None]:
-    return dict(conn.execute("SELECT code, value FROM published_value WHERE indicator = %s"
-                             " AND vintage = '2025' AND level = %s AND period = '2025'",
-                             (indicator, level)).fetchall())
+def _published(conn: psycopg.Connection, indicator: str, level: str) -> dict[str, float | None]:
+    return dict(
+        conn.execute(
+            "SELECT code, value FROM published_value WHERE indicator = %s"
+            " AND vintage = '2025' AND level = %s AND period = '2025'",
+            (indicator, level),
+        ).fetchall()
+    )
 
 
 def test_a_parent_total_never_gives_back_a_suppressed_child(demo_db: str) -> None:
     threshold = 3000
     with psycopg.connect(demo_db, autocommit=True) as conn:
-        conn.execute("UPDATE indicator SET suppress_below = %s WHERE code = 'population'",
-                     (threshold,))
+        conn.execute(
+            "UPDATE indicator SET suppress_below = %s WHERE code = 'population'", (threshold,)
+        )
         provinces = _published(conn, "population", "province")
         communes = _published(conn, "population", "commune")
-        parents = dict(conn.execute("SELECT code, parent_code FROM admin_unit WHERE vintage ="
-                                    " '2025' AND level = 'commune'").fetchall())
-        raw = dict(conn.execute("SELECT code, value FROM indicator_value WHERE indicator ="
-                                " 'population' AND level = 'commune'").fetchall())
+        parents = dict(
+            conn.execute(
+                "SELECT code, parent_code FROM admin_unit WHERE vintage ="
+                " '2025' AND level = 'commune'"
+            ).fetchall()
+        )
+        raw = dict(
+            conn.execute(
+                "SELECT code, value FROM indicator_value WHERE indicator ="
+                " 'population' AND level = 'commune'"
+            ).fetchall()
+        )
         density = _published(conn, "density", "commune")
     small = {code for code, value in raw.items() if value is not None and value < threshold}
     assert small and all(communes[code] is None for code in small)
@@ -548,10 +721,28 @@ def test_a_parent_total_never_gives_back_a_suppressed_child(demo_db: str) -> Non
 
 # province 01 = districts 001 + 002 + 003; 001 = commune 00001, 002 = 00002 + 00003, 003 =
 # 00004 + 00005 (unit boxes side by side, so children lie inside their parents)
-HIERARCHY = {"01": None, "001": "01", "002": "01", "003": "01", "00001": "001",
-             "00002": "002", "00003": "002", "00004": "003", "00005": "003"}
-SPANS = {"01": (0, 5), "001": (0, 1), "002": (1, 3), "003": (3, 5), "00001": (0, 1),
-         "00002": (1, 2), "00003": (2, 3), "00004": (3, 4), "00005": (4, 5)}
+HIERARCHY = {
+    "01": None,
+    "001": "01",
+    "002": "01",
+    "003": "01",
+    "00001": "001",
+    "00002": "002",
+    "00003": "002",
+    "00004": "003",
+    "00005": "003",
+}
+SPANS = {
+    "01": (0, 5),
+    "001": (0, 1),
+    "002": (1, 3),
+    "003": (3, 5),
+    "00001": (0, 1),
+    "00002": (1, 2),
+    "00003": (2, 3),
+    "00004": (3, 4),
+    "00005": (4, 5),
+}
 LEVELS = {2: "province", 3: "district", 5: "commune"}
 
 
@@ -563,23 +754,31 @@ def three_levels(conn: psycopg.Connection, tmp_path: Path) -> psycopg.Connection
     for width, level in LEVELS.items():
         codes = [c for c in HIERARCHY if len(c) == width]
         path = tmp_path / f"{level}.geojson"
-        gpd.GeoDataFrame({"code": codes, "name": codes,
-                          "parent": [HIERARCHY[c] or "" for c in codes]},
-                         geometry=[box(SPANS[c][0], 0, SPANS[c][1], 1) for c in codes],
-                         crs="EPSG:4326").to_file(path)
-        load_boundaries(conn, [path], LoadOptions(
-            "h", level, FieldMap("code", "name", "parent" if level != "province" else None)))
+        gpd.GeoDataFrame(
+            {"code": codes, "name": codes, "parent": [HIERARCHY[c] or "" for c in codes]},
+            geometry=[box(SPANS[c][0], 0, SPANS[c][1], 1) for c in codes],
+            crs="EPSG:4326",
+        ).to_file(path)
+        load_boundaries(
+            conn,
+            [path],
+            LoadOptions(
+                "h", level, FieldMap("code", "name", "parent" if level != "province" else None)
+            ),
+        )
     save_indicator(conn, Indicator("n", "Số", "Count", "count", suppress_below=10))
     return conn
 
 
-def _store(conn: psycopg.Connection, values: dict[str, float | None],
-           status: str = "ok") -> None:
+def _store(conn: psycopg.Connection, values: dict[str, float | None], status: str = "ok") -> None:
     from indicators.values import ValueRow
 
     for width, level in LEVELS.items():
-        rows = [ValueRow("t", c, "2020", v, status if v is not None else "suppressed")
-                for c, v in values.items() if len(c) == width]
+        rows = [
+            ValueRow("t", c, "2020", v, status if v is not None else "suppressed")
+            for c, v in values.items()
+            if len(c) == width
+        ]
         if rows:
             store_values(conn, "n", "h", level, rows, replace=True)
 
@@ -596,8 +795,9 @@ def _parts(total: str, published: dict[str, float | None]) -> list[str]:
 def _revealed(conn: psycopg.Connection) -> dict[str, float]:
     """What differencing finds: every hidden value that some published total minus its
     published parts gives back, repeated until nothing more comes out."""
-    published = dict(conn.execute("SELECT code, value FROM published_value WHERE"
-                                  " indicator = 'n'").fetchall())
+    published = dict(
+        conn.execute("SELECT code, value FROM published_value WHERE indicator = 'n'").fetchall()
+    )
     known = {c: v for c, v in published.items() if v is not None}
     found: dict[str, float] = {}
     while True:
@@ -616,28 +816,55 @@ def _revealed(conn: psycopg.Connection) -> dict[str, float]:
             return found
 
 
-@pytest.mark.parametrize("values", [
-    # the review's case: 00001 (5) below the threshold, district 001 alone above it
-    {"01": 100, "001": 5, "002": 45, "003": 50, "00001": 5, "00002": 20, "00003": 25,
-     "00004": 20, "00005": 30},
-    # no district values: the province total is the communes' equation
-    {"01": 100, "00001": 5, "00002": 20, "00003": 25, "00004": 20, "00005": 30},
-    # two small ones summing below the threshold
-    {"01": 100, "001": 30, "002": 8, "003": 62, "00001": 30, "00002": 4, "00003": 4,
-     "00004": 20, "00005": 42},
-])
-def test_differencing_gives_back_no_hidden_count(three_levels: psycopg.Connection,
-                                                 values: dict[str, float]) -> None:
+@pytest.mark.parametrize(
+    "values",
+    [
+        # the review's case: 00001 (5) below the threshold, district 001 alone above it
+        {
+            "01": 100,
+            "001": 5,
+            "002": 45,
+            "003": 50,
+            "00001": 5,
+            "00002": 20,
+            "00003": 25,
+            "00004": 20,
+            "00005": 30,
+        },
+        # no district values: the province total is the communes' equation
+        {"01": 100, "00001": 5, "00002": 20, "00003": 25, "00004": 20, "00005": 30},
+        # two small ones summing below the threshold
+        {
+            "01": 100,
+            "001": 30,
+            "002": 8,
+            "003": 62,
+            "00001": 30,
+            "00002": 4,
+            "00003": 4,
+            "00004": 20,
+            "00005": 42,
+        },
+    ],
+)
+def test_differencing_gives_back_no_hidden_count(
+    three_levels: psycopg.Connection, values: dict[str, float]
+) -> None:
     _store(three_levels, values)
-    hidden = {c for (c,) in three_levels.execute(
-        "SELECT code FROM published_value WHERE indicator = 'n' AND value IS NULL")}
+    hidden = {
+        c
+        for (c,) in three_levels.execute(
+            "SELECT code FROM published_value WHERE indicator = 'n' AND value IS NULL"
+        )
+    }
     small = {c for c, v in values.items() if v < 10}
     assert small <= hidden
     assert not set(_revealed(three_levels)) & small
 
 
 def test_a_value_loaded_as_suppressed_gets_a_complement_without_a_threshold(
-        three_levels: psycopg.Connection) -> None:
+    three_levels: psycopg.Connection,
+) -> None:
     three_levels.execute("UPDATE indicator SET suppress_below = NULL WHERE code = 'n'")
     _store(three_levels, {"01": 100, "001": 5, "002": 45, "003": 50})
     three_levels.execute("UPDATE indicator_value SET status = 'suppressed' WHERE code = '001'")
@@ -648,18 +875,39 @@ def test_suppression_follows_a_chain_of_quotients(demo_db: str) -> None:
     with psycopg.connect(demo_db, autocommit=True) as conn:
         conn.execute("UPDATE indicator SET suppress_below = 3000 WHERE code = 'population'")
         # a quotient of a quotient: density per km² again
-        save_indicator(conn, Indicator("density2", "Mật độ 2", "Density 2", "density",
-                                       numerator="density", denominator="area_km2"))
-        conn.execute("INSERT INTO indicator_series (indicator, vintage, level) VALUES"
-                     " ('density2', '2025', 'commune')")
-        conn.execute("INSERT INTO indicator_value SELECT 'density2', vintage, level, code,"
-                     " period, value, status, moe FROM indicator_value WHERE indicator ="
-                     " 'density' AND level = 'commune'")
-        hidden_population = {c for (c,) in conn.execute(
-            "SELECT code FROM published_value WHERE indicator = 'population' AND level ="
-            " 'commune' AND value IS NULL")}
-        hidden_density2 = {c for (c,) in conn.execute(
-            "SELECT code FROM published_value WHERE indicator = 'density2' AND value IS NULL")}
+        save_indicator(
+            conn,
+            Indicator(
+                "density2",
+                "Mật độ 2",
+                "Density 2",
+                "density",
+                numerator="density",
+                denominator="area_km2",
+            ),
+        )
+        conn.execute(
+            "INSERT INTO indicator_series (indicator, vintage, level) VALUES"
+            " ('density2', '2025', 'commune')"
+        )
+        conn.execute(
+            "INSERT INTO indicator_value SELECT 'density2', vintage, level, code,"
+            " period, value, status, moe FROM indicator_value WHERE indicator ="
+            " 'density' AND level = 'commune'"
+        )
+        hidden_population = {
+            c
+            for (c,) in conn.execute(
+                "SELECT code FROM published_value WHERE indicator = 'population' AND level ="
+                " 'commune' AND value IS NULL"
+            )
+        }
+        hidden_density2 = {
+            c
+            for (c,) in conn.execute(
+                "SELECT code FROM published_value WHERE indicator = 'density2' AND value IS NULL"
+            )
+        }
     assert hidden_population and hidden_population <= hidden_density2
 
 
@@ -669,37 +917,63 @@ def test_a_hidden_rate_hides_its_numerator(three_levels: psycopg.Connection) -> 
     conn = three_levels
     conn.execute("UPDATE indicator SET suppress_below = NULL WHERE code = 'n'")
     save_indicator(conn, Indicator("poor", "Nghèo", "Poor", "count"))
-    save_indicator(conn, Indicator("poverty", "Tỷ lệ nghèo", "Poverty", "rate",
-                                   numerator="poor", denominator="n", multiplier=100,
-                                   suppress_below=50, disclosure_basis="n"))
-    for code, rows in (("n", {"00002": 30.0, "00003": 60.0}),
-                       ("poor", {"00002": 12.0, "00003": 6.0}),
-                       ("poverty", {"00002": 40.0, "00003": 10.0})):
-        store_values(conn, code, "h", "commune",
-                     [ValueRow("t", c, "2020", v, "ok") for c, v in rows.items()])
-    published = {(i, c): v for i, c, v in conn.execute(
-        "SELECT indicator, code, value FROM published_value WHERE level = 'commune'")}
+    save_indicator(
+        conn,
+        Indicator(
+            "poverty",
+            "Tỷ lệ nghèo",
+            "Poverty",
+            "rate",
+            numerator="poor",
+            denominator="n",
+            multiplier=100,
+            suppress_below=50,
+            disclosure_basis="n",
+        ),
+    )
+    for code, rows in (
+        ("n", {"00002": 30.0, "00003": 60.0}),
+        ("poor", {"00002": 12.0, "00003": 6.0}),
+        ("poverty", {"00002": 40.0, "00003": 10.0}),
+    ):
+        store_values(
+            conn, code, "h", "commune", [ValueRow("t", c, "2020", v, "ok") for c, v in rows.items()]
+        )
+    published = {
+        (i, c): v
+        for i, c, v in conn.execute(
+            "SELECT indicator, code, value FROM published_value WHERE level = 'commune'"
+        )
+    }
     # 00002 has fewer than 50 people: its rate is hidden, and so is the count it came from
     assert published[("poverty", "00002")] is None and published[("poor", "00002")] is None
     assert published[("poverty", "00003")] == 10.0 and published[("poor", "00003")] == 6.0
 
 
 def test_a_change_on_one_level_refreshes_the_tiles_of_another(
-        three_levels: psycopg.Connection) -> None:
+    three_levels: psycopg.Connection,
+) -> None:
     _store(three_levels, {"00002": 5, "00003": 25, "00004": 20, "00005": 30})
     epoch = three_levels.execute("SELECT epoch FROM tile_epoch").fetchone()
     _store(three_levels, {"002": 30})  # now 00003 = 30 − 5 would be exposed: hidden too
-    changed = {layer for (layer,) in three_levels.execute(
-        "SELECT layer FROM tile_change WHERE epoch > %s", epoch)}
+    changed = {
+        layer
+        for (layer,) in three_levels.execute(
+            "SELECT layer FROM tile_change WHERE epoch > %s", epoch
+        )
+    }
     assert "commune-h" in changed
 
 
 def test_a_rate_whose_basis_is_missing_is_suppressed(demo_db: str) -> None:
     with psycopg.connect(demo_db, autocommit=True) as conn:
-        conn.execute("UPDATE indicator SET suppress_below = 10, disclosure_basis = 'population'"
-                     " WHERE code = 'papi_sc11'")
-        rows = conn.execute("SELECT DISTINCT status FROM published_value WHERE indicator ="
-                            " 'papi_sc11'").fetchall()
+        conn.execute(
+            "UPDATE indicator SET suppress_below = 10, disclosure_basis = 'population'"
+            " WHERE code = 'papi_sc11'"
+        )
+        rows = conn.execute(
+            "SELECT DISTINCT status FROM published_value WHERE indicator = 'papi_sc11'"
+        ).fetchall()
     # PAPI is published for the 2019 provinces, for which no population is loaded
     assert rows == [("suppressed",)]
 
@@ -708,19 +982,26 @@ def test_suppressed_values_are_null_in_json_and_csv(demo_db: str, tmp_path: Path
     with psycopg.connect(demo_db, autocommit=True) as conn:
         # communes with fewer than 10,000 inhabitants may not be published
         conn.execute("UPDATE indicator SET suppress_below = 10000 WHERE code = 'population'")
-        conn.execute("UPDATE indicator SET suppress_below = 10000, disclosure_basis ="
-                     " 'population' WHERE code = 'density'")
-        small = conn.execute("SELECT code, value FROM indicator_value WHERE indicator ="
-                             " 'population' AND level = 'commune' AND value BETWEEN 1 AND 9999"
-                             " ORDER BY value LIMIT 1").fetchone()
+        conn.execute(
+            "UPDATE indicator SET suppress_below = 10000, disclosure_basis ="
+            " 'population' WHERE code = 'density'"
+        )
+        small = conn.execute(
+            "SELECT code, value FROM indicator_value WHERE indicator ="
+            " 'population' AND level = 'commune' AND value BETWEEN 1 AND 9999"
+            " ORDER BY value LIMIT 1"
+        ).fetchone()
         assert small is not None
     with TestClient(create_app(ServiceSettings(home=tmp_path), db_url=demo_db)) as client:
         for indicator in ("population", "density"):
-            body = client.get(f"/indicators/{indicator}/values",
-                              params={"vintage": "2025", "level": "commune"}).json()
+            body = client.get(
+                f"/indicators/{indicator}/values", params={"vintage": "2025", "level": "commune"}
+            ).json()
             row = next(v for v in body["values"] if v["code"] == small[0])
             assert row["value"] is None and row["status"] == "suppressed"
-            csv_text = client.get(f"/indicators/{indicator}/values", params={
-                "vintage": "2025", "level": "commune", "f": "csv"}).text
+            csv_text = client.get(
+                f"/indicators/{indicator}/values",
+                params={"vintage": "2025", "level": "commune", "f": "csv"},
+            ).text
             line = next(ln for ln in csv_text.splitlines() if ln.startswith(small[0]))
             assert line.endswith(",,suppressed,") and str(int(small[1])) not in line

@@ -40,9 +40,11 @@ MVT = "application/vnd.mapbox-vector-tile"
 HANOI_Z10 = (10, 813, 450)  # central Hà Nội, with Ba Đình (00004)
 FAR_Z10 = (10, 818, 449)  # another part of the north, away from Ba Đình
 EA_TILE = (13, 6504, 3605)  # Ba Đình at z13
-EDIT_SQL = ("UPDATE admin_unit SET geom = ST_Multi(ST_Scale(geom, 'POINT(0.5 0.5)',"
-            " ST_Centroid(geom))) WHERE vintage = '2025' AND level = 'commune'"
-            " AND code = '00004'")
+EDIT_SQL = (
+    "UPDATE admin_unit SET geom = ST_Multi(ST_Scale(geom, 'POINT(0.5 0.5)',"
+    " ST_Centroid(geom))) WHERE vintage = '2025' AND level = 'commune'"
+    " AND code = '00004'"
+)
 FRESH_WITHIN_S = 10.0
 
 Response = tuple[int, Message, bytes]
@@ -73,8 +75,10 @@ class Front:
         self.root = workdir / "tiles"
         self.service = f"http://127.0.0.1:{free_port()}"
         self.nginx = f"http://127.0.0.1:{free_port()}"
-        self.env = {"GEO_SERVICE_TILE_CACHE": "directory",
-                    "GEO_SERVICE_TILE_CACHE_PATH": str(self.root)}
+        self.env = {
+            "GEO_SERVICE_TILE_CACHE": "directory",
+            "GEO_SERVICE_TILE_CACHE_PATH": str(self.root),
+        }
         self._service = ExitStack()
 
     def file(self, tile: tuple[int, int, int], layer: str = "commune-2025") -> Path:
@@ -93,15 +97,29 @@ class Front:
         """nginx with the configuration `geo-service tiles nginx-conf --standalone` prints."""
         prefix = self.workdir / "nginx"
         prefix.mkdir()
-        command = [sys.executable, "-m", "geo_service", "tiles", "nginx-conf", "--standalone",
-                   "--workers", "1", "--listen", self.nginx.removeprefix("http://"),
-                   "--upstream", self.service]
-        conf = subprocess.run(command, env={**os.environ, **self.env}, check=True,
-                              capture_output=True, text=True).stdout
+        command = [
+            sys.executable,
+            "-m",
+            "geo_service",
+            "tiles",
+            "nginx-conf",
+            "--standalone",
+            "--workers",
+            "1",
+            "--listen",
+            self.nginx.removeprefix("http://"),
+            "--upstream",
+            self.service,
+        ]
+        conf = subprocess.run(
+            command, env={**os.environ, **self.env}, check=True, capture_output=True, text=True
+        ).stdout
         (prefix / "nginx.conf").write_text(conf)
         log = (prefix / "stderr.log").open("wb")
-        process = subprocess.Popen([NGINX, "-p", str(prefix), "-c", str(prefix / "nginx.conf"),
-                                    "-g", "daemon off;"], stderr=log)
+        process = subprocess.Popen(
+            [NGINX, "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-g", "daemon off;"],
+            stderr=log,
+        )
         try:
             self._wait_for_nginx(process, prefix)
             yield
@@ -127,8 +145,10 @@ class Front:
         """The service's tile cache hits and misses."""
         with httpx2.Client(base_url=self.service) as client:
             samples = scrape(client)
-        return (value(samples, "geo_service_tile_cache_hits_total"),
-                value(samples, "geo_service_tile_cache_misses_total"))
+        return (
+            value(samples, "geo_service_tile_cache_hits_total"),
+            value(samples, "geo_service_tile_cache_misses_total"),
+        )
 
 
 @contextmanager
@@ -174,16 +194,29 @@ def _static(front: Front, path: str, **headers: str) -> Response:
 
 # --- the configuration ----------------------------------------------------------------------
 
+
 def _nginx_conf(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    settings = {"GEO_SERVICE_TILE_CACHE": "directory",
-                "GEO_SERVICE_TILE_CACHE_PATH": str(tmp_path / "tiles"), **env}
-    return subprocess.run([sys.executable, "-m", "geo_service", "tiles", "nginx-conf", *args],
-                          env={**os.environ, **settings}, capture_output=True, text=True)
+    settings = {
+        "GEO_SERVICE_TILE_CACHE": "directory",
+        "GEO_SERVICE_TILE_CACHE_PATH": str(tmp_path / "tiles"),
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "geo_service", "tiles", "nginx-conf", *args],
+        env={**os.environ, **settings},
+        capture_output=True,
+        text=True,
+    )
 
 
 def test_the_server_block_includes_into_nginx(tmp_path: Path) -> None:
-    done = _nginx_conf(tmp_path, "--listen", "127.0.0.1:8081", "--no-brotli",
-                       GEO_SERVICE_CORS_ORIGINS="https://a.example, https://b.example")
+    done = _nginx_conf(
+        tmp_path,
+        "--listen",
+        "127.0.0.1:8081",
+        "--no-brotli",
+        GEO_SERVICE_CORS_ORIGINS="https://a.example, https://b.example",
+    )
     assert done.returncode == 0, done.stderr
     block = done.stdout
     assert "http {" not in block and "brotli" not in block and "load_module" not in block
@@ -192,27 +225,34 @@ def test_the_server_block_includes_into_nginx(tmp_path: Path) -> None:
     conf = tmp_path / "nginx.conf"  # as a distribution's nginx.conf includes conf.d/*.conf
     (tmp_path / "geo-service.conf").write_text(block)
     conf.write_text(f"events {{}}\nhttp {{\n    include {tmp_path / 'geo-service.conf'};\n}}\n")
-    checked = subprocess.run([NGINX, "-t", "-p", str(tmp_path), "-c", str(conf),
-                              "-g", f"pid {tmp_path / 'nginx.pid'};"],
-                             capture_output=True, text=True)
+    checked = subprocess.run(
+        [NGINX, "-t", "-p", str(tmp_path), "-c", str(conf), "-g", f"pid {tmp_path / 'nginx.pid'};"],
+        capture_output=True,
+        text=True,
+    )
     assert checked.returncode == 0, checked.stderr
 
 
-@pytest.mark.parametrize(("args", "env", "message"), [
-    ((), {"GEO_SERVICE_TILE_CACHE": "sqlite"}, "GEO_SERVICE_TILE_CACHE=directory"),
-    (("--listen", "80; include /etc/passwd"), {}, "--listen"),
-    (("--upstream", "http://127.0.0.1:8000/api"), {}, "--upstream"),
-    (("--standalone", "--workers", "1;"), {}, "--workers"),
-    ((), {"GEO_SERVICE_TILE_CACHE_PATH": "/srv/$host/tiles"}, "GEO_SERVICE_TILE_CACHE_PATH"),
-    ((), {"GEO_SERVICE_TILE_CACHE_CONTROL": 'public"; evil'}, "GEO_SERVICE_TILE_CACHE_CONTROL"),
-])
-def test_bad_settings_are_refused(tmp_path: Path, args: tuple[str, ...], env: dict[str, str],
-                                  message: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        ((), {"GEO_SERVICE_TILE_CACHE": "sqlite"}, "GEO_SERVICE_TILE_CACHE=directory"),
+        (("--listen", "80; include /etc/passwd"), {}, "--listen"),
+        (("--upstream", "http://127.0.0.1:8000/api"), {}, "--upstream"),
+        (("--standalone", "--workers", "1;"), {}, "--workers"),
+        ((), {"GEO_SERVICE_TILE_CACHE_PATH": "/srv/$host/tiles"}, "GEO_SERVICE_TILE_CACHE_PATH"),
+        ((), {"GEO_SERVICE_TILE_CACHE_CONTROL": 'public"; evil'}, "GEO_SERVICE_TILE_CACHE_CONTROL"),
+    ],
+)
+def test_bad_settings_are_refused(
+    tmp_path: Path, args: tuple[str, ...], env: dict[str, str], message: str
+) -> None:
     done = _nginx_conf(tmp_path, *args, **env)
     assert done.returncode == 2 and done.stdout == "" and message in done.stderr
 
 
 # --- reads --------------------------------------------------------------------------------
+
 
 def test_a_miss_is_rendered_then_nginx_serves_the_file(shared_front: Front) -> None:
     front = shared_front
@@ -231,15 +271,20 @@ def test_a_miss_is_rendered_then_nginx_serves_the_file(shared_front: Front) -> N
     assert again[1]["Vary"] == "Accept-Encoding, Origin"
     # no validator from the file's time: it could not tell two writes within a second apart
     assert again[1]["ETag"] is None and not again[1]["Last-Modified"]
-    stale = fetch(front.nginx, path, **{"If-Modified-Since": "Fri, 01 Jan 2100 00:00:00 GMT",
-                                        "If-None-Match": "*"})
+    stale = fetch(
+        front.nginx,
+        path,
+        **{"If-Modified-Since": "Fri, 01 Jan 2100 00:00:00 GMT", "If-None-Match": "*"},
+    )
     assert stale[0] == 200 and stale[2] == body
 
 
-@pytest.mark.parametrize(("accept", "encodings"), [("gzip", {"gzip"}), ("br", {"br"}),
-                                                   ("gzip, br", {"gzip", "br"})])
-def test_compressed_files_are_negotiated(shared_front: Front, accept: str,
-                                         encodings: set[str]) -> None:
+@pytest.mark.parametrize(
+    ("accept", "encodings"), [("gzip", {"gzip"}), ("br", {"br"}), ("gzip, br", {"gzip", "br"})]
+)
+def test_compressed_files_are_negotiated(
+    shared_front: Front, accept: str, encodings: set[str]
+) -> None:
     path = tile_path((11, 1626, 901))
     raw = fetch(shared_front.service, path)[2]
     assert raw and _static(shared_front, path)[2] == raw
@@ -254,14 +299,14 @@ def test_compressed_files_are_negotiated(shared_front: Front, accept: str,
 def test_an_empty_tile_is_an_empty_200_like_the_service(shared_front: Front) -> None:
     tile = (10, 0, 0)  # the Arctic: no commune
     service = fetch(shared_front.service, tile_path(tile), **{"Accept-Encoding": "gzip, br"})
-    status, headers, body = _static(shared_front, tile_path(tile),
-                                    **{"Accept-Encoding": "gzip, br"})
+    status, headers, body = _static(
+        shared_front, tile_path(tile), **{"Accept-Encoding": "gzip, br"}
+    )
     assert (status, body) == (service[0], service[2]) == (200, b"")
     assert headers["Content-Type"] == service[1]["Content-Type"] == MVT
     assert headers["Content-Encoding"] is None and service[1]["Content-Encoding"] is None
     assert headers["Content-Length"] == "0"
-    assert sorted(p.name for p in shared_front.file(tile).parent.iterdir()) == \
-        ["0.epoch", "0.mvt"]
+    assert sorted(p.name for p in shared_front.file(tile).parent.iterdir()) == ["0.epoch", "0.mvt"]
 
 
 def test_tiles_with_parameters_and_other_urls_go_to_the_service(shared_front: Front) -> None:
@@ -294,6 +339,7 @@ def test_cors_headers_match_the_service(shared_front: Front) -> None:
 
 # --- changes ------------------------------------------------------------------------------
 
+
 def _commune_in_tile(body: bytes, code: str, tile: tuple[int, int, int]) -> Any:
     """A commune's geometry in a tile, back in EPSG:3857."""
     features = mapbox_vector_tile.decode(body)["commune-2025"]["features"]
@@ -307,7 +353,8 @@ def _matches_database(front: Front, body: bytes, tile: tuple[int, int, int]) -> 
     """True when Ba Đình in the tile is the one in the database (to a pixel's precision)."""
     drawn = _commune_in_tile(body, "00004", tile)
     stored = band_geoms(front.database_url, tile[0])["00004"].intersection(
-        box(*tile_envelope(*tile)).buffer(10_000))
+        box(*tile_envelope(*tile)).buffer(10_000)
+    )
     return bool(shapely.symmetric_difference(drawn, stored).area < 0.05 * stored.area)
 
 
@@ -345,8 +392,11 @@ def test_deep_tiles_are_purged_from_the_files_too(front: Front) -> None:
 
 def band_wkb(front: Front, code: str) -> bytes:
     with psycopg.connect(front.database_url) as conn:
-        row = conn.execute("SELECT ST_AsBinary(geom) FROM admin_unit WHERE vintage = '2025'"
-                           " AND level = 'commune' AND code = %s", (code,)).fetchone()
+        row = conn.execute(
+            "SELECT ST_AsBinary(geom) FROM admin_unit WHERE vintage = '2025'"
+            " AND level = 'commune' AND code = %s",
+            (code,),
+        ).fetchone()
     assert row is not None
     return bytes(row[0])
 
@@ -363,24 +413,28 @@ def test_an_api_write_is_purged_before_its_answer(front: Front) -> None:
 
     with psycopg.connect(front.database_url, autocommit=True) as conn:
         token = add_user(conn, "front-admin", "admin", [])
-        row = conn.execute("SELECT ST_AsGeoJSON(ST_Intersection(geom, ST_MakeEnvelope("
-                           "0, -90, ST_X(ST_Centroid(geom)), 90, 4326))) FROM commune_coverage"
-                           " WHERE vintage = '2025' AND code = '00004'").fetchone()
+        row = conn.execute(
+            "SELECT ST_AsGeoJSON(ST_Intersection(geom, ST_MakeEnvelope("
+            "0, -90, ST_X(ST_Centroid(geom)), 90, 4326))) FROM commune_coverage"
+            " WHERE vintage = '2025' AND code = '00004'"
+        ).fetchone()
     assert row is not None
     auth = {"Authorization": f"Bearer {token}"}
     path = tile_path(EA_TILE, EA_TILES)
     assert _static(front, path)[2] == b""
     items = "/collections/enumeration-areas/items"
     with httpx2.Client(base_url=front.nginx, headers=auth) as api:  # the API through nginx
-        feature = {"type": "Feature", "geometry": json.loads(row[0]),
-                   "properties": {"census_round": "2029", "commune_code": "00004"}}
+        feature = {
+            "type": "Feature",
+            "geometry": json.loads(row[0]),
+            "properties": {"census_round": "2029", "commune_code": "00004"},
+        }
         created = api.post(items, json=feature)
         assert created.status_code == 201, created.text
         assert _ea_statuses(fetch(front.nginx, path)[2]) == {"00004-001": "draft"}
         assert _ea_statuses(_static(front, path)[2]) == {"00004-001": "draft"}
         ea = created.json()["id"]
-        submitted = api.post(f"{items}/{ea}/submit",
-                             headers={"If-Match": created.headers["ETag"]})
+        submitted = api.post(f"{items}/{ea}/submit", headers={"If-Match": created.headers["ETag"]})
         assert submitted.status_code == 200
         # right after the answer, without waiting: nginx no longer has the old file
         assert _ea_statuses(fetch(front.nginx, path)[2]) == {"00004-001": "submitted"}

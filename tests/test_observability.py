@@ -33,16 +33,27 @@ def test_metrics_count_requests_by_route_template(client: TestClient) -> None:
     assert client.get("/collections/commune-2025/items/99999").status_code == 404
     assert client.get("/no/such/page/12345").status_code == 404
     after = scrape(client)
-    assert value(after, "geo_service_http_requests_total", **ok) == \
-        value(before, "geo_service_http_requests_total", **ok) + 2
-    assert value(after, "geo_service_http_requests_total", method="GET", route=route,
-                 status="404") >= 1
-    assert value(after, "geo_service_http_request_duration_seconds_count", **ok) == \
-        value(before, "geo_service_http_request_duration_seconds_count", **ok) + 2
-    assert value(after, "geo_service_http_request_duration_seconds_bucket", le="+Inf", **ok) \
-        == value(after, "geo_service_http_request_duration_seconds_count", **ok)
-    assert value(after, "geo_service_http_requests_total", method="GET", route="unmatched",
-                 status="404") >= 1
+    assert (
+        value(after, "geo_service_http_requests_total", **ok)
+        == value(before, "geo_service_http_requests_total", **ok) + 2
+    )
+    assert (
+        value(after, "geo_service_http_requests_total", method="GET", route=route, status="404")
+        >= 1
+    )
+    assert (
+        value(after, "geo_service_http_request_duration_seconds_count", **ok)
+        == value(before, "geo_service_http_request_duration_seconds_count", **ok) + 2
+    )
+    assert value(
+        after, "geo_service_http_request_duration_seconds_bucket", le="+Inf", **ok
+    ) == value(after, "geo_service_http_request_duration_seconds_count", **ok)
+    assert (
+        value(
+            after, "geo_service_http_requests_total", method="GET", route="unmatched", status="404"
+        )
+        >= 1
+    )
     routes = {dict(labels).get("route") for _, labels in after}
     assert not any(r and ("00004" in r or "12345" in r) for r in routes)  # no raw paths
 
@@ -80,26 +91,35 @@ def test_tile_cache_and_invalidation_metrics(tile_app: tuple[TestClient, str]) -
     assert client.get(TILE).status_code == 200
     assert client.get(TILE).status_code == 200
     cached = scrape(client)
-    assert value(cached, "geo_service_tile_cache_misses_total") == \
-        value(start, "geo_service_tile_cache_misses_total") + 1
-    assert value(cached, "geo_service_tile_cache_hits_total") == \
-        value(start, "geo_service_tile_cache_hits_total") + 1
+    assert (
+        value(cached, "geo_service_tile_cache_misses_total")
+        == value(start, "geo_service_tile_cache_misses_total") + 1
+    )
+    assert (
+        value(cached, "geo_service_tile_cache_hits_total")
+        == value(start, "geo_service_tile_cache_hits_total") + 1
+    )
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("UPDATE admin_unit SET name = name || ' (test)' WHERE vintage = '2025'"
-                     " AND level = 'commune' AND code = '00004'")
+        conn.execute(
+            "UPDATE admin_unit SET name = name || ' (test)' WHERE vintage = '2025'"
+            " AND level = 'commune' AND code = '00004'"
+        )
     # The notification arrives asynchronously; a tile request syncs the change log at once.
     assert client.get(TILE).status_code == 200
     for _ in range(200):
         changed = scrape(client)
-        if value(changed, "geo_service_tile_change_notifications_total") > \
-                value(cached, "geo_service_tile_change_notifications_total"):
+        if value(changed, "geo_service_tile_change_notifications_total") > value(
+            cached, "geo_service_tile_change_notifications_total"
+        ):
             break
         time.sleep(0.05)
     assert value(changed, "geo_service_tile_change_notifications_total") >= 1
     assert value(changed, "geo_service_tile_changes_total") >= 1
     assert value(changed, "geo_service_tile_invalidated_tiles_total") >= 1
-    assert value(changed, "geo_service_tile_cache_misses_total") == \
-        value(cached, "geo_service_tile_cache_misses_total") + 1
+    assert (
+        value(changed, "geo_service_tile_cache_misses_total")
+        == value(cached, "geo_service_tile_cache_misses_total") + 1
+    )
     assert value(changed, "geo_service_tile_cache_corrupt_total", backend="sqlite") == 0
 
 
@@ -148,8 +168,9 @@ def test_one_json_log_line_per_request(client: TestClient, access_lines: list[st
 @pytest.fixture
 def no_database(tmp_path: Path) -> Iterator[TestClient]:
     dead = f"postgresql://nobody:x@127.0.0.1:{free_port()}/nothing"
-    settings = ServiceSettings(home=tmp_path, tile_cache="none", access_log=False,
-                               pool_timeout_s=0.5)
+    settings = ServiceSettings(
+        home=tmp_path, tile_cache="none", access_log=False, pool_timeout_s=0.5
+    )
     app = create_app(settings, db_url=dead)
 
     @app.get("/boom", include_in_schema=False)
@@ -171,10 +192,20 @@ def test_5xx_bodies_carry_the_request_id(no_database: TestClient) -> None:
     assert bug.status_code == 500 and "a bug" not in bug.text
     assert bug.json()["request_id"] == bug.headers["X-Request-Id"]
     samples = scrape(no_database)
-    assert value(samples, "geo_service_http_requests_total", method="GET", route="/boom",
-                 status="500") == 1
-    assert value(samples, "geo_service_http_requests_total", method="GET",
-                 route="/collections/{collectionId}/items", status="503") == 1
+    assert (
+        value(samples, "geo_service_http_requests_total", method="GET", route="/boom", status="500")
+        == 1
+    )
+    assert (
+        value(
+            samples,
+            "geo_service_http_requests_total",
+            method="GET",
+            route="/collections/{collectionId}/items",
+            status="503",
+        )
+        == 1
+    )
 
 
 def _assert_security_headers(response: Any) -> None:
@@ -211,7 +242,8 @@ def test_basemap_host_is_the_only_exception() -> None:
     assert "img-src 'self' data: blob: https://*.tile.example.org;" in csp
     assert "connect-src 'self';" in csp
     assert "https://tiles.example.net;" in content_security_policy(
-        "https://tiles.example.net/{z}/{x}/{y}.png")
+        "https://tiles.example.net/{z}/{x}/{y}.png"
+    )
 
 
 def test_metrics_token_keeps_other_scrapers_out(demo_ro: str, tmp_path: Path) -> None:

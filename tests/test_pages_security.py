@@ -21,10 +21,17 @@ from tests.conftest import PgCluster, serve
 pytest.importorskip("playwright.sync_api")
 
 # Onerror handlers and script elements in names: any of them running sets window.__xss.
-HOSTILE = ('Hà <img src=x onerror="window.__xss=1"> Nội <script>window.__xss=2</script>'
-           '</textarea><b>bold</b>')
-PAGES = ("/map?level=province", "/map?level=commune&lang=en", "/map/ea?commune=00004",
-         "/map/ea", "/api.html")
+HOSTILE = (
+    'Hà <img src=x onerror="window.__xss=1"> Nội <script>window.__xss=2</script>'
+    "</textarea><b>bold</b>"
+)
+PAGES = (
+    "/map?level=province",
+    "/map?level=commune&lang=en",
+    "/map/ea?commune=00004",
+    "/map/ea",
+    "/api.html",
+)
 
 
 def _script_sources(csp: str) -> list[str]:
@@ -34,8 +41,9 @@ def _script_sources(csp: str) -> list[str]:
 
 def _inline_scripts(html: str) -> list[str]:
     scripts = re.findall(r"<script(?P<attrs>[^>]*)>(?P<body>.*?)</script>", html, re.DOTALL)
-    return [body for attrs, body in scripts
-            if "src=" not in attrs and "application/json" not in attrs]
+    return [
+        body for attrs, body in scripts if "src=" not in attrs and "application/json" not in attrs
+    ]
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -44,8 +52,10 @@ def test_pages_allow_only_their_own_inline_scripts(client: TestClient, path: str
     assert page.status_code == 200
     sources = _script_sources(page.headers["content-security-policy"])
     assert "'unsafe-inline'" not in sources and "'unsafe-eval'" not in sources
-    hashes = {f"'sha256-{base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()}'"
-              for body in _inline_scripts(page.text)}
+    hashes = {
+        f"'sha256-{base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()}'"
+        for body in _inline_scripts(page.text)
+    }
     assert set(sources) == {"'self'", *hashes}
 
 
@@ -57,8 +67,9 @@ def test_other_html_gets_a_csp_without_inline_script(client: TestClient) -> None
 
 def test_page_settings_are_data_not_script(client: TestClient) -> None:
     page = client.get("/map", params={"level": "province"}).text
-    blocks = re.findall(r"<script type='application/json' id='geo-viewer-config'>(.*?)</script>",
-                        page, re.DOTALL)
+    blocks = re.findall(
+        r"<script type='application/json' id='geo-viewer-config'>(.*?)</script>", page, re.DOTALL
+    )
     assert len(blocks) == 1 and "<" not in blocks[0]
     assert json.loads(blocks[0])["level"] == "province"
     assert all("geo-viewer-config" not in body for body in _inline_scripts(page))
@@ -68,14 +79,17 @@ class Page:
     """A Chromium page that records script errors and CSP refusals."""
 
     def __init__(self, browser: Any, bypass_csp: bool):
-        self.context = browser.new_context(viewport={"width": 1280, "height": 900},
-                                           bypass_csp=bypass_csp)
+        self.context = browser.new_context(
+            viewport={"width": 1280, "height": 900}, bypass_csp=bypass_csp
+        )
         self.page = self.context.new_page()
         self.errors: list[str] = []
         self.refused: list[str] = []
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
-        self.page.on("console", lambda m: self.refused.append(m.text)
-                     if "Content Security Policy" in m.text else None)
+        self.page.on(
+            "console",
+            lambda m: self.refused.append(m.text) if "Content Security Policy" in m.text else None,
+        )
 
     def wait_for(self, expression: str) -> None:
         # polled from here: evaluate() runs under any CSP, a page-side wait might not
@@ -90,13 +104,15 @@ class Page:
         self.context.close()
 
 
-@pytest.mark.parametrize("path, ready", [
-    ("/map?level=province", "window.geoViewer && window.geoViewer.ready"),
-    ("/map?level=commune", "window.geoViewer && window.geoViewer.tilesLoaded"),
-    ("/map/ea?commune=00004", "window.eaEditor && window.eaEditor.ready"),
-])
-def test_pages_work_under_their_csp(browser: Any, live_server: str, path: str,
-                                    ready: str) -> None:
+@pytest.mark.parametrize(
+    "path, ready",
+    [
+        ("/map?level=province", "window.geoViewer && window.geoViewer.ready"),
+        ("/map?level=commune", "window.geoViewer && window.geoViewer.tilesLoaded"),
+        ("/map/ea?commune=00004", "window.eaEditor && window.eaEditor.ready"),
+    ],
+)
+def test_pages_work_under_their_csp(browser: Any, live_server: str, path: str, ready: str) -> None:
     page = Page(browser, bypass_csp=False)
     try:
         page.page.goto(live_server + path)
@@ -107,17 +123,22 @@ def test_pages_work_under_their_csp(browser: Any, live_server: str, path: str,
 
 
 @pytest.fixture
-def hostile_service(pg: PgCluster, demo_template: str
-                    ) -> Iterator[tuple[str, str, tuple[float, float]]]:
+def hostile_service(
+    pg: PgCluster, demo_template: str
+) -> Iterator[tuple[str, str, tuple[float, float]]]:
     """A live service whose province 01 and commune 00004 have hostile names; yields its URL,
     an editor's token and a point well inside the commune."""
     db = pg.create_database(demo_template)
     with psycopg.connect(db, autocommit=True) as conn:
-        conn.execute("UPDATE admin_unit SET name = %s WHERE vintage = '2025' AND code IN"
-                     " ('01', '00004')", (HOSTILE,))
+        conn.execute(
+            "UPDATE admin_unit SET name = %s WHERE vintage = '2025' AND code IN ('01', '00004')",
+            (HOSTILE,),
+        )
         token = add_user(conn, "ed", "editor", ["01"])
-        row = conn.execute("SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p"
-                           " FROM commune_coverage WHERE code = '00004') t").fetchone()
+        row = conn.execute(
+            "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p"
+            " FROM commune_coverage WHERE code = '00004') t"
+        ).fetchone()
         assert row is not None
     try:
         with serve(db) as base:
@@ -128,21 +149,29 @@ def hostile_service(pg: PgCluster, demo_template: str
 
 def _create_ea(base: str, token: str, inside: tuple[float, float]) -> int:
     x, y, d = *inside, 0.0003
-    feature = {"type": "Feature", "properties": {"census_round": "2029", "commune_code": "00004",
-                                                 "reason": HOSTILE},
-               "geometry": {"type": "Polygon", "coordinates": [[
-                   [x - d, y - d], [x + d, y - d], [x + d, y + d], [x - d, y + d],
-                   [x - d, y - d]]]}}
+    feature = {
+        "type": "Feature",
+        "properties": {"census_round": "2029", "commune_code": "00004", "reason": HOSTILE},
+        "geometry": {
+            "type": "Polygon",
+            "coordinates": [
+                [[x - d, y - d], [x + d, y - d], [x + d, y + d], [x - d, y + d], [x - d, y - d]]
+            ],
+        },
+    }
     request = urllib.request.Request(
-        f"{base}/collections/enumeration-areas/items", data=json.dumps(feature).encode(),
+        f"{base}/collections/enumeration-areas/items",
+        data=json.dumps(feature).encode(),
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        method="POST")
+        method="POST",
+    )
     with urllib.request.urlopen(request) as response:
         return int(json.load(response)["id"])
 
 
 def test_html_in_names_and_reasons_shows_as_text(
-        browser: Any, hostile_service: tuple[str, str, tuple[float, float]]) -> None:
+    browser: Any, hostile_service: tuple[str, str, tuple[float, float]]
+) -> None:
     base, token, inside = hostile_service
     ea_id = _create_ea(base, token, inside)
     # the CSP bypassed: only the escaping stands between the data and a running script
@@ -171,8 +200,12 @@ def test_html_in_names_and_reasons_shows_as_text(
 
         assert page.page.evaluate("window.__xss") is None
         assert page.page.evaluate("document.querySelectorAll('img[src=x]').length") == 0
-        assert page.page.evaluate(
-            "[...document.querySelectorAll('b')].some((b) => b.textContent === 'bold')") is False
+        assert (
+            page.page.evaluate(
+                "[...document.querySelectorAll('b')].some((b) => b.textContent === 'bold')"
+            )
+            is False
+        )
         assert page.errors == []
     finally:
         page.close()

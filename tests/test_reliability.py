@@ -40,9 +40,13 @@ from tilecache.directory import DirectoryTileCache
 POOL_TIMEOUT_S = 2
 CLIENT_TIMEOUT_S = 15  # a request without an answer by then counts as hanging
 # Every one needs the database.
-ENDPOINTS = ("/collections/province-2025/items?limit=5", "/collections/province-2025/items/01",
-             "/collections/province-2025/tiles/WebMercatorQuad/5/25/14", "/indicators",
-             "/health")
+ENDPOINTS = (
+    "/collections/province-2025/items?limit=5",
+    "/collections/province-2025/items/01",
+    "/collections/province-2025/tiles/WebMercatorQuad/5/25/14",
+    "/indicators",
+    "/health",
+)
 
 
 @dataclass
@@ -122,19 +126,26 @@ def own_cluster() -> Iterator[LocalCluster]:
         with psycopg.connect(cluster.url(), autocommit=True) as conn:
             migrate(conn)
             add_vintage(conn, VINTAGES[1])
-            load_boundaries(conn, [DEMO_DATA / "vietnam-3d-map-2025" / "provinces.json"],
-                            LoadOptions("2025", "province", FieldMap("id", "name", None, "type")))
+            load_boundaries(
+                conn,
+                [DEMO_DATA / "vietnam-3d-map-2025" / "provinces.json"],
+                LoadOptions("2025", "province", FieldMap("id", "name", None, "type")),
+            )
         yield cluster
     finally:
         cluster.destroy()
 
 
 @pytest.fixture
-def service(own_cluster: LocalCluster, tmp_path: Path
-            ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    with live_process(own_cluster.url(), tmp_path / "service.log",
-                      GEO_SERVICE_HOME=str(tmp_path),
-                      GEO_SERVICE_POOL_TIMEOUT_S=str(POOL_TIMEOUT_S)) as running:
+def service(
+    own_cluster: LocalCluster, tmp_path: Path
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    with live_process(
+        own_cluster.url(),
+        tmp_path / "service.log",
+        GEO_SERVICE_HOME=str(tmp_path),
+        GEO_SERVICE_POOL_TIMEOUT_S=str(POOL_TIMEOUT_S),
+    ) as running:
         yield running
 
 
@@ -147,8 +158,9 @@ def _ok_within(base: str, seconds: float) -> bool:
     return False
 
 
-def test_database_stopped_under_load(own_cluster: LocalCluster,
-                                     service: tuple[str, subprocess.Popen[bytes]]) -> None:
+def test_database_stopped_under_load(
+    own_cluster: LocalCluster, service: tuple[str, subprocess.Popen[bytes]]
+) -> None:
     base, process = service
     with Load(base) as load:
         up = load.wait_for("up", 20)
@@ -168,8 +180,9 @@ def test_database_stopped_under_load(own_cluster: LocalCluster,
     # No request hung or was cut off, before, during or after the outage, except a streamed
     # body that was under way when the database stopped (its 200 had already been sent).
     in_flight = {"up", "stopping"}
-    assert [o for o in load.outcomes if o.error
-            and not (o.phase in in_flight and o.end_phase != "up")] == []
+    assert [
+        o for o in load.outcomes if o.error and not (o.phase in in_flight and o.end_phase != "up")
+    ] == []
     for o in down:
         assert o.status == 503, (o.path, o.status, o.body)
         assert o.headers["retry-after"]
@@ -196,9 +209,11 @@ def _loader_writing(conn: psycopg.Connection, process: subprocess.Popen[bytes]) 
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         assert process.poll() is None, "the loader ended before it was killed"
-        row = conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name ="
-                           " 'geo-service-cli' AND datname = current_database()"
-                           " AND backend_xid IS NOT NULL").fetchone()
+        row = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name ="
+            " 'geo-service-cli' AND datname = current_database()"
+            " AND backend_xid IS NOT NULL"
+        ).fetchone()
         if row:
             return int(row[0])
         time.sleep(0.05)
@@ -210,12 +225,33 @@ def test_loader_killed_mid_load_changes_nothing(demo_db: str) -> None:
     with psycopg.connect(demo_db, autocommit=True) as conn:
         before = fingerprint(conn, TABLES)
         process = subprocess.Popen(
-            [sys.executable, "-m", "geo_service", "load", "boundaries", *wards,
-             "--vintage", "2025", "--level", "commune", "--code-field", "id",
-             "--name-field", "name", "--parent-field", "provinceId", "--type-field", "type",
-             "--recode", str(DEMO_DATA / "code-corrections-2025.csv"), "--replace"],
-            env={**os.environ, "DATABASE_URL": demo_db}, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                "geo_service",
+                "load",
+                "boundaries",
+                *wards,
+                "--vintage",
+                "2025",
+                "--level",
+                "commune",
+                "--code-field",
+                "id",
+                "--name-field",
+                "name",
+                "--parent-field",
+                "provinceId",
+                "--type-field",
+                "type",
+                "--recode",
+                str(DEMO_DATA / "code-corrections-2025.csv"),
+                "--replace",
+            ],
+            env={**os.environ, "DATABASE_URL": demo_db},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             backend = _loader_writing(conn, process)
         finally:
@@ -224,8 +260,9 @@ def test_loader_killed_mid_load_changes_nothing(demo_db: str) -> None:
         assert process.returncode == -signal.SIGKILL
         # The server rolls the orphaned transaction back once it notices the client is gone.
         for _ in range(1200):
-            if not conn.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s",
-                                (backend,)).fetchone():
+            if not conn.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE pid = %s", (backend,)
+            ).fetchone():
                 break
             time.sleep(0.1)
         else:
@@ -235,12 +272,14 @@ def test_loader_killed_mid_load_changes_nothing(demo_db: str) -> None:
 
 # --- Redis: a corrupt entry, then the server killed under a running service ----------------------
 
+
 def test_redis_corrupt_entry_then_killed(demo_ro: str, tmp_path: Path) -> None:
     tile = "/collections/commune-2025/tiles/WebMercatorQuad/10/813/450"
     with redis_server() as (url, server):
         store = redis.Redis.from_url(url)
-        settings = ServiceSettings(home=tmp_path, tile_cache="redis", redis_url=url,
-                                   access_log=False)
+        settings = ServiceSettings(
+            home=tmp_path, tile_cache="redis", redis_url=url, access_log=False
+        )
         with TestClient(create_app(settings, db_url=demo_ro)) as client:
             identity = {"Accept-Encoding": "identity"}
             good = client.get(tile, headers=identity).content
@@ -251,15 +290,17 @@ def test_redis_corrupt_entry_then_killed(demo_ro: str, tmp_path: Path) -> None:
             store.hset(key, field_name, blob[: len(blob) // 2])  # truncated
             again = client.get(tile, headers=identity)
             assert again.status_code == 200 and again.content == good
-            assert value(scrape(client), "geo_service_tile_cache_corrupt_total",
-                         backend="redis") == 1
+            assert (
+                value(scrape(client), "geo_service_tile_cache_corrupt_total", backend="redis") == 1
+            )
             server.kill()
             server.wait(timeout=10)
             for _ in range(2):
                 down = client.get(tile, headers=identity)
                 assert down.status_code == 200 and down.content == good
-            assert value(scrape(client), "geo_service_tile_cache_errors_total",
-                         backend="redis") >= 1
+            assert (
+                value(scrape(client), "geo_service_tile_cache_errors_total", backend="redis") >= 1
+            )
 
 
 def _cluster_processes(cluster: LocalCluster) -> list[int]:
@@ -270,14 +311,19 @@ def _cluster_processes(cluster: LocalCluster) -> list[int]:
     return [postmaster, *map(int, children.stdout.split())]
 
 
-def test_a_database_that_stops_answering_gives_503_not_a_hang(own_cluster: LocalCluster,
-                                                              tmp_path: Path) -> None:
+def test_a_database_that_stops_answering_gives_503_not_a_hang(
+    own_cluster: LocalCluster, tmp_path: Path
+) -> None:
     """A frozen database (a hung host: connections open, no answers) must not hang requests:
     past the response deadline they get a 503, and the service recovers when it thaws."""
     path = "/collections/province-2025/items?limit=5"
-    with live_process(own_cluster.url(), tmp_path / "service.log",
-                      GEO_SERVICE_HOME=str(tmp_path), GEO_SERVICE_POOL_TIMEOUT_S="2",
-                      GEO_SERVICE_RESPONSE_DEADLINE_S="3") as (base, _):
+    with live_process(
+        own_cluster.url(),
+        tmp_path / "service.log",
+        GEO_SERVICE_HOME=str(tmp_path),
+        GEO_SERVICE_POOL_TIMEOUT_S="2",
+        GEO_SERVICE_RESPONSE_DEADLINE_S="3",
+    ) as (base, _):
         assert fetch(base, path, "up").status == 200
         frozen = _cluster_processes(own_cluster)
         for pid in frozen:
@@ -318,6 +364,7 @@ def test_the_deadline_spares_responses_that_have_started() -> None:
             for _ in range(5):
                 await asyncio.sleep(0.2)
                 yield b"chunk;"
+
         return StreamingResponse(chunks())
 
     app = Starlette(routes=[Route("/slow", slow_start), Route("/long", long_body)])
@@ -332,21 +379,26 @@ def test_the_deadline_spares_responses_that_have_started() -> None:
 # --- a service started while the database is down ----------------------------------------------
 
 TREE_LAYER = "province-2025"
-NEAR, FAR = TileKey(TREE_LAYER, DEFAULT_VARIANT, 10, 813, 450), \
-    TileKey(TREE_LAYER, DEFAULT_VARIANT, 10, 700, 450)
+NEAR, FAR = (
+    TileKey(TREE_LAYER, DEFAULT_VARIANT, 10, 813, 450),
+    TileKey(TREE_LAYER, DEFAULT_VARIANT, 10, 700, 450),
+)
 
 
 def _record_change(url: str, bbox: tuple[float, float, float, float]) -> int:
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("SELECT record_tile_change(%s, ST_MakeEnvelope(%s, %s, %s, %s, 4326),"
-                     " 'test')", (TREE_LAYER, *bbox))
+        conn.execute(
+            "SELECT record_tile_change(%s, ST_MakeEnvelope(%s, %s, %s, %s, 4326), 'test')",
+            (TREE_LAYER, *bbox),
+        )
         row = conn.execute("SELECT epoch FROM tile_epoch").fetchone()
     assert row is not None
     return int(row[0])
 
 
-def test_a_tile_tree_is_caught_up_once_a_late_database_answers(own_cluster: LocalCluster,
-                                                               tmp_path: Path) -> None:
+def test_a_tile_tree_is_caught_up_once_a_late_database_answers(
+    own_cluster: LocalCluster, tmp_path: Path
+) -> None:
     url = own_cluster.url()
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute("SELECT epoch FROM tile_epoch").fetchone()
@@ -361,9 +413,14 @@ def test_a_tile_tree_is_caught_up_once_a_late_database_answers(own_cluster: Loca
     tree.mark_synced(synced)
     assert _record_change(url, (66.1, 21.0, 66.2, 21.1)) == synced + 1  # in FAR's tile
     own_cluster.stop()
-    with live_process(url, tmp_path / "service.log", database_up=False,
-                      GEO_SERVICE_HOME=str(tmp_path), GEO_SERVICE_TILE_CACHE="directory",
-                      GEO_SERVICE_TILE_CACHE_PATH=str(tree.root)) as (_, process):
+    with live_process(
+        url,
+        tmp_path / "service.log",
+        database_up=False,
+        GEO_SERVICE_HOME=str(tmp_path),
+        GEO_SERVICE_TILE_CACHE="directory",
+        GEO_SERVICE_TILE_CACHE_PATH=str(tree.root),
+    ) as (_, process):
         own_cluster.start()
         with psycopg.connect(url) as conn:  # (the same port as before)
             conn.execute("SELECT 1")

@@ -33,8 +33,9 @@ def _tile(raw: bytes, epoch: int = 7) -> CachedTile:
     return CachedTile(epoch, raw, gzip.compress(raw, mtime=0), brotli.compress(raw))
 
 
-def _key(x: int = 813, y: int = 450, z: int = 10, variant: str = DEFAULT_VARIANT,
-         layer: str = LAYER) -> TileKey:
+def _key(
+    x: int = 813, y: int = 450, z: int = 10, variant: str = DEFAULT_VARIANT, layer: str = LAYER
+) -> TileKey:
     return TileKey(layer, variant, z, x, y)
 
 
@@ -54,8 +55,10 @@ def test_round_trip_and_layout(cache: DirectoryTileCache) -> None:
     cache.put(_key(), tile)
     assert cache.get(_key()) == tile
     base = cache.root / LAYER / "default" / "10" / "813" / "450"
-    assert _files(cache.root) == [f"{LAYER}/default/10/813/{name}" for name in
-                                  ("450.epoch", "450.mvt", "450.mvt.br", "450.mvt.gz")]
+    assert _files(cache.root) == [
+        f"{LAYER}/default/10/813/{name}"
+        for name in ("450.epoch", "450.mvt", "450.mvt.br", "450.mvt.gz")
+    ]
     # what nginx sends: the raw file, and its gzip_static / brotli_static siblings
     assert Path(f"{base}.mvt").read_bytes() == tile.raw
     assert gzip.decompress(Path(f"{base}.mvt.gz").read_bytes()) == tile.raw
@@ -69,15 +72,21 @@ def test_round_trip_and_layout(cache: DirectoryTileCache) -> None:
 def test_empty_tile_has_no_compressed_siblings(cache: DirectoryTileCache) -> None:
     cache.put(_key(), _tile(b"something"))
     cache.put(_key(), _tile(b""))  # the old siblings must not outlive their tile
-    assert _files(cache.root) == [f"{LAYER}/default/10/813/450.epoch",
-                                  f"{LAYER}/default/10/813/450.mvt"]
+    assert _files(cache.root) == [
+        f"{LAYER}/default/10/813/450.epoch",
+        f"{LAYER}/default/10/813/450.mvt",
+    ]
     got = cache.get(_key())
     assert got is not None and got.raw == b"" and got.epoch == 7
 
 
-DAMAGE = {"truncated raw": (".mvt", b"\x1a"), "truncated gzip": (".mvt.gz", b"\x1f"),
-          "missing brotli": (".mvt.br", None), "bad epoch": (".epoch", b"seven 123\n"),
-          "empty epoch": (".epoch", b"")}
+DAMAGE = {
+    "truncated raw": (".mvt", b"\x1a"),
+    "truncated gzip": (".mvt.gz", b"\x1f"),
+    "missing brotli": (".mvt.br", None),
+    "bad epoch": (".epoch", b"seven 123\n"),
+    "empty epoch": (".epoch", b""),
+}
 
 
 @pytest.mark.parametrize("damage", sorted(DAMAGE))
@@ -205,6 +214,7 @@ def test_synced_epoch_mark(cache: DirectoryTileCache) -> None:
 
 
 # --- freshness with nobody checking in front: the tree itself must never keep a stale tile
+
 
 class ChangeDuringWrite(DirectoryTileCache):
     """A directory cache in which a change arrives while a tile is being written."""

@@ -33,8 +33,9 @@ def _decode(content: bytes) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("tile", [HANOI_Z10, (7, 101, 56), (12, 3252, 1802)])
-def test_tile_codes_match_shapely(client: TestClient, demo_ro: str,
-                                  tile: tuple[int, int, int]) -> None:
+def test_tile_codes_match_shapely(
+    client: TestClient, demo_ro: str, tile: tuple[int, int, int]
+) -> None:
     z, x, y = tile
     response = client.get(f"{TILES}/{z}/{x}/{y}")
     assert response.status_code == 200
@@ -45,7 +46,7 @@ def test_tile_codes_match_shapely(client: TestClient, demo_ro: str,
     pixel = (envelope.bounds[2] - envelope.bounds[0]) / 4096
     buffered = envelope.buffer(64 * pixel, join_style="mitre")
     geoms = band_geoms(demo_ro, z)
-    certain = {c for c, g in geoms.items() if g.intersection(envelope).area > 4 * pixel ** 2}
+    certain = {c for c, g in geoms.items() if g.intersection(envelope).area > 4 * pixel**2}
     possible = {c for c, g in geoms.items() if g.intersects(buffered)}
     assert certain <= codes <= possible
     assert len(certain) > 3
@@ -57,11 +58,16 @@ def test_tile_codes_match_shapely(client: TestClient, demo_ro: str,
 
 def test_indicator_attributes_equal_stored_values(client: TestClient, demo_ro: str) -> None:
     z, x, y = HANOI_Z10
-    layer = _decode(client.get(f"{TILES}/{z}/{x}/{y}",
-                               params={"indicator": "density,population"}).content)
+    layer = _decode(
+        client.get(f"{TILES}/{z}/{x}/{y}", params={"indicator": "density,population"}).content
+    )
     with psycopg.connect(demo_ro) as conn:
-        stored = dict(conn.execute("SELECT code, value FROM indicator_value WHERE indicator ="
-                                   " 'density' AND level = 'commune'").fetchall())
+        stored = dict(
+            conn.execute(
+                "SELECT code, value FROM indicator_value WHERE indicator ="
+                " 'density' AND level = 'commune'"
+            ).fetchall()
+        )
     features = layer["commune-2025"]["features"]
     assert features
     for feature in features:
@@ -88,8 +94,10 @@ def test_etag_304_and_encodings(client: TestClient) -> None:
     url = f"{TILES}/{HANOI_Z10[0]}/{HANOI_Z10[1]}/{HANOI_Z10[2]}"
     plain = client.get(url, headers={"Accept-Encoding": "identity"})
     etag = plain.headers["ETag"]
-    assert client.get(url, headers={"If-None-Match": etag,
-                                    "Accept-Encoding": "identity"}).status_code == 304
+    assert (
+        client.get(url, headers={"If-None-Match": etag, "Accept-Encoding": "identity"}).status_code
+        == 304
+    )
     zipped = client.get(url, headers={"Accept-Encoding": "gzip"})
     assert zipped.headers["Content-Encoding"] == "gzip"
     # the test client inflates gzip itself; brotli we decode by hand
@@ -117,15 +125,18 @@ def test_encodings_without_a_cache(demo_ro: str, tmp_path: Path) -> None:
         assert gzip.decompress(b"".join(zipped.iter_raw())) == plain.content
 
 
-@pytest.mark.parametrize(("url", "status"), [
-    (f"{TILES}/23/0/0", 400),
-    (f"{TILES}/3/8/0", 400),
-    (f"{TILES}/3/0/-1", 400),
-    (f"{TILES}/3/a/0", 400),
-    ("/collections/commune-2025/tiles/WorldCRS84Quad/3/0/0", 404),
-    ("/collections/nope-2025/tiles/WebMercatorQuad/3/0/0", 404),
-    (f"{TILES}/3/0/0?indicator=nope", 400),
-])
+@pytest.mark.parametrize(
+    ("url", "status"),
+    [
+        (f"{TILES}/23/0/0", 400),
+        (f"{TILES}/3/8/0", 400),
+        (f"{TILES}/3/0/-1", 400),
+        (f"{TILES}/3/a/0", 400),
+        ("/collections/commune-2025/tiles/WorldCRS84Quad/3/0/0", 404),
+        ("/collections/nope-2025/tiles/WebMercatorQuad/3/0/0", 404),
+        (f"{TILES}/3/0/0?indicator=nope", 400),
+    ],
+)
 def test_bad_tile_requests(client: TestClient, url: str, status: int) -> None:
     response = client.get(url)
     assert response.status_code == status
@@ -142,11 +153,18 @@ def test_tilejson_and_tileset(client: TestClient) -> None:
     assert tileset["layers"][0]["id"] == "commune-2025"
 
 
-@pytest.mark.parametrize("params", [{}, {"indicator": "density"},
-                                    {"properties": "name,unit_type"},
-                                    {"properties": "name", "indicator": "density"}])
-def test_metadata_lists_exactly_the_fields_tiles_carry(client: TestClient,
-                                                       params: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"indicator": "density"},
+        {"properties": "name,unit_type"},
+        {"properties": "name", "indicator": "density"},
+    ],
+)
+def test_metadata_lists_exactly_the_fields_tiles_carry(
+    client: TestClient, params: dict[str, str]
+) -> None:
     doc = client.get(f"{TILES}/tilejson.json", params=params).json()
     url = doc["tiles"][0].replace("{z}/{x}/{y}", "/".join(map(str, HANOI_Z10)))
     tile = _decode(client.get(url.replace("http://testserver", "")).content)
@@ -158,14 +176,22 @@ def test_metadata_lists_exactly_the_fields_tiles_carry(client: TestClient,
 
 
 def test_tiles_are_discoverable_the_ogc_way(client: TestClient) -> None:
-    assert "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt" in \
-        client.get("/conformance").json()["conformsTo"]
+    assert (
+        "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt"
+        in client.get("/conformance").json()["conformsTo"]
+    )
     links = client.get("/collections/commune-2025").json()["links"]
-    tilesets = next(link["href"] for link in links
-                    if link["rel"] == "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector")
+    tilesets = next(
+        link["href"]
+        for link in links
+        if link["rel"] == "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"
+    )
     listed = client.get(tilesets.replace("http://testserver", "")).json()["tilesets"][0]
-    scheme = next(link["href"] for link in listed["links"]
-                  if link["rel"] == "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme")
+    scheme = next(
+        link["href"]
+        for link in listed["links"]
+        if link["rel"] == "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme"
+    )
     tms = client.get(scheme.replace("http://testserver", "")).json()
     assert tms["id"] == "WebMercatorQuad"
     assert [m["matrixWidth"] for m in tms["tileMatrices"]][:4] == [1, 2, 4, 8]
@@ -175,13 +201,21 @@ def test_tiles_are_discoverable_the_ogc_way(client: TestClient) -> None:
     assert client.get("/tileMatrixSets/WorldCRS84Quad").status_code == 404
 
 
-@pytest.mark.parametrize(("accept_encoding", "expected"), [
-    ("gzip;q=0", None), ("br;q=0, gzip", "gzip"), ("gzip, br;q=0.5", "gzip"),
-    ("br, gzip", "br"), ("*", "br"), ("*;q=0", None), ("identity", None),
-])
-def test_tile_encoding_follows_the_quality_values(demo_ro: str, tmp_path: Path,
-                                                  accept_encoding: str,
-                                                  expected: str | None) -> None:
+@pytest.mark.parametrize(
+    ("accept_encoding", "expected"),
+    [
+        ("gzip;q=0", None),
+        ("br;q=0, gzip", "gzip"),
+        ("gzip, br;q=0.5", "gzip"),
+        ("br, gzip", "br"),
+        ("*", "br"),
+        ("*;q=0", None),
+        ("identity", None),
+    ],
+)
+def test_tile_encoding_follows_the_quality_values(
+    demo_ro: str, tmp_path: Path, accept_encoding: str, expected: str | None
+) -> None:
     url = f"{TILES}/{HANOI_Z10[0]}/{HANOI_Z10[1]}/{HANOI_Z10[2]}"
     with _app(demo_ro, tmp_path, tile_cache="none") as client:
         request = client.build_request("GET", url, headers={"Accept-Encoding": accept_encoding})
@@ -193,8 +227,7 @@ def test_if_none_match_compares_weakly(client: TestClient) -> None:
     url = f"{TILES}/{HANOI_Z10[0]}/{HANOI_Z10[1]}/{HANOI_Z10[2]}"
     etag = client.get(url, headers={"Accept-Encoding": "identity"}).headers["ETag"]
     for sent in (f"W/{etag}", '"other", ' + etag, "*"):
-        response = client.get(url, headers={"If-None-Match": sent,
-                                            "Accept-Encoding": "identity"})
+        response = client.get(url, headers={"If-None-Match": sent, "Accept-Encoding": "identity"})
         assert response.status_code == 304, sent
         assert response.headers["ETag"] == etag and "Accept-Encoding" in response.headers["Vary"]
     assert client.get(url, headers={"If-None-Match": '"other"'}).status_code == 200
@@ -202,18 +235,22 @@ def test_if_none_match_compares_weakly(client: TestClient) -> None:
 
 # --- freshness --------------------------------------------------------------------------------
 
+
 def _app(url: str, home: Path, **settings: Any) -> TestClient:
     return TestClient(create_app(ServiceSettings(home=home, **settings), db_url=url))
 
 
 @pytest.fixture
-def two_instances(demo_db: str, redis_url: str, tmp_path: Path
-                  ) -> Iterator[tuple[TestClient, TestClient, str]]:
+def two_instances(
+    demo_db: str, redis_url: str, tmp_path: Path
+) -> Iterator[tuple[TestClient, TestClient, str]]:
     import redis
 
     redis.Redis.from_url(redis_url).flushdb()
-    with _app(demo_db, tmp_path / "a", tile_cache="redis", redis_url=redis_url) as a, \
-            _app(demo_db, tmp_path / "b", tile_cache="redis", redis_url=redis_url) as b:
+    with (
+        _app(demo_db, tmp_path / "a", tile_cache="redis", redis_url=redis_url) as a,
+        _app(demo_db, tmp_path / "b", tile_cache="redis", redis_url=redis_url) as b,
+    ):
         yield a, b, demo_db
 
 
@@ -223,8 +260,9 @@ def _codes_and_etag(client: TestClient, z: int, x: int, y: int) -> tuple[dict[st
     return {f["properties"]["code"]: f["geometry"] for f in features}, response.headers["ETag"]
 
 
-def test_sql_change_is_seen_by_every_instance(two_instances: tuple[TestClient, TestClient, str]
-                                              ) -> None:
+def test_sql_change_is_seen_by_every_instance(
+    two_instances: tuple[TestClient, TestClient, str],
+) -> None:
     a, b, url = two_instances
     z, x, y = HANOI_Z10
     far = (10, 818, 449)  # another part of the north, away from the edit
@@ -234,35 +272,42 @@ def test_sql_change_is_seen_by_every_instance(two_instances: tuple[TestClient, T
     hits = b.app.state.services.tiles.stats.hits  # type: ignore[attr-defined]
     assert hits >= 1
     with psycopg.connect(url, autocommit=True) as conn:  # a plain SQL edit, outside the service
-        conn.execute("UPDATE admin_unit SET geom = ST_Multi(ST_Scale(geom, 'POINT(0.5 0.5)',"
-                     " ST_Centroid(geom))) WHERE vintage = '2025' AND level = 'commune'"
-                     " AND code = '00004'")
+        conn.execute(
+            "UPDATE admin_unit SET geom = ST_Multi(ST_Scale(geom, 'POINT(0.5 0.5)',"
+            " ST_Centroid(geom))) WHERE vintage = '2025' AND level = 'commune'"
+            " AND code = '00004'"
+        )
     for instance in (a, b):
         after, new_etag = _codes_and_etag(instance, z, x, y)
         assert new_etag != etag
         assert after["00004"] != before["00004"]
-        assert {k: v for k, v in after.items() if k != "00004"} == \
-            {k: v for k, v in before.items() if k != "00004"}
+        assert {k: v for k, v in after.items() if k != "00004"} == {
+            k: v for k, v in before.items() if k != "00004"
+        }
     hits = b.app.state.services.tiles.stats.hits  # type: ignore[attr-defined]
     assert _codes_and_etag(b, *far)[1] == far_etag
     assert b.app.state.services.tiles.stats.hits == hits + 1  # type: ignore[attr-defined]
 
 
 def test_a_change_to_generalised_geometry_refreshes_tiles(
-        two_instances: tuple[TestClient, TestClient, str]) -> None:
+    two_instances: tuple[TestClient, TestClient, str],
+) -> None:
     a, _, url = two_instances
     z, x, y = HANOI_Z10
     before, etag = _codes_and_etag(a, z, x, y)
     with psycopg.connect(url, autocommit=True) as conn:  # a repair of one band, by hand
-        conn.execute("UPDATE admin_unit_generalised SET geom = ST_Multi(ST_Buffer(geom,"
-                     " -0.002)) WHERE vintage = '2025' AND level = 'commune' AND code ="
-                     " '00004'")
+        conn.execute(
+            "UPDATE admin_unit_generalised SET geom = ST_Multi(ST_Buffer(geom,"
+            " -0.002)) WHERE vintage = '2025' AND level = 'commune' AND code ="
+            " '00004'"
+        )
     after, new_etag = _codes_and_etag(a, z, x, y)
     assert new_etag != etag and after["00004"] != before["00004"]
 
 
-def test_indicator_change_refreshes_tiles(two_instances: tuple[TestClient, TestClient, str]
-                                          ) -> None:
+def test_indicator_change_refreshes_tiles(
+    two_instances: tuple[TestClient, TestClient, str],
+) -> None:
     a, b, url = two_instances
     z, x, y = HANOI_Z10
     params = {"indicator": "population"}
@@ -317,14 +362,14 @@ def test_an_unwritable_cache_serves_uncached(demo_ro: str, tmp_path: Path) -> No
     blocker.write_text("")
     url = f"{TILES}/{HANOI_Z10[0]}/{HANOI_Z10[1]}/{HANOI_Z10[2]}"
     # the cache's folder cannot be made: a file stands where it should be
-    with _app(demo_ro, tmp_path, tile_cache="sqlite",
-              tile_cache_path=blocker / "tiles.sqlite") as client:
+    with _app(
+        demo_ro, tmp_path, tile_cache="sqlite", tile_cache_path=blocker / "tiles.sqlite"
+    ) as client:
         assert client.get(url).status_code == 200
         assert client.app.state.services.tiles.caches == []  # type: ignore[attr-defined]
 
 
-def test_a_failed_purge_keeps_the_cache_from_serving_until_it_is_emptied(tmp_path: Path
-                                                                         ) -> None:
+def test_a_failed_purge_keeps_the_cache_from_serving_until_it_is_emptied(tmp_path: Path) -> None:
     from tilecache.base import CachedTile, TileKey
 
     cache = SQLiteTileCache(tmp_path / "tiles.sqlite")
@@ -365,36 +410,56 @@ def test_cli_says_when_the_cache_did_not_take_the_tiles(demo_ro: str, tmp_path: 
     import subprocess
     import sys
 
-    env = {**os.environ, "DATABASE_URL": demo_ro, "GEO_SERVICE_HOME": str(tmp_path),
-           "GEO_SERVICE_TILE_CACHE": "redis", "GEO_SERVICE_REDIS_URL": "redis://127.0.0.1:1/0"}
-    for args in (["seed", "--collection", "province-2025", "--zooms", "0"],
-                 ["purge", "--collection", "province-2025"]):
-        done = subprocess.run([sys.executable, "-m", "geo_service", "tiles", *args], env=env,
-                              capture_output=True, text=True, timeout=120)
+    env = {
+        **os.environ,
+        "DATABASE_URL": demo_ro,
+        "GEO_SERVICE_HOME": str(tmp_path),
+        "GEO_SERVICE_TILE_CACHE": "redis",
+        "GEO_SERVICE_REDIS_URL": "redis://127.0.0.1:1/0",
+    }
+    for args in (
+        ["seed", "--collection", "province-2025", "--zooms", "0"],
+        ["purge", "--collection", "province-2025"],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "geo_service", "tiles", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 2, done.stdout + done.stderr
         assert "is it reachable?" in " ".join(done.stderr.split())
 
 
-def test_a_database_restored_from_an_older_backup_empties_the_caches(demo_db: str,
-                                                                     tmp_path: Path) -> None:
+def test_a_database_restored_from_an_older_backup_empties_the_caches(
+    demo_db: str, tmp_path: Path
+) -> None:
     url = f"{TILES}/{HANOI_Z10[0]}/{HANOI_Z10[1]}/{HANOI_Z10[2]}"
     path = tmp_path / "tiles.sqlite"
     with psycopg.connect(demo_db, autocommit=True) as conn:  # the backup
         backup_epoch = conn.execute("SELECT epoch FROM tile_epoch").fetchone()
-        backup = conn.execute("SELECT band, geom FROM admin_unit_generalised WHERE vintage ="
-                              " '2025' AND code = '00004'").fetchall()
+        backup = conn.execute(
+            "SELECT band, geom FROM admin_unit_generalised WHERE vintage ="
+            " '2025' AND code = '00004'"
+        ).fetchall()
 
     def change() -> None:  # a change after the backup, recorded as usual
         with psycopg.connect(demo_db, autocommit=True) as conn:
-            conn.execute("UPDATE admin_unit_generalised SET geom = ST_Multi(ST_Buffer(geom,"
-                         " -0.002)) WHERE vintage = '2025' AND code = '00004'")
+            conn.execute(
+                "UPDATE admin_unit_generalised SET geom = ST_Multi(ST_Buffer(geom,"
+                " -0.002)) WHERE vintage = '2025' AND code = '00004'"
+            )
 
     def restore() -> None:  # the backup's data and epoch back, as pg_restore puts them
         with psycopg.connect(demo_db, autocommit=True) as conn:
             conn.execute("SET session_replication_role = replica")  # (no trigger fires)
             for band, geom in backup:
-                conn.execute("UPDATE admin_unit_generalised SET geom = %s WHERE vintage ="
-                             " '2025' AND code = '00004' AND band = %s", (geom, band))
+                conn.execute(
+                    "UPDATE admin_unit_generalised SET geom = %s WHERE vintage ="
+                    " '2025' AND code = '00004' AND band = %s",
+                    (geom, band),
+                )
             conn.execute("UPDATE tile_epoch SET epoch = %s", backup_epoch)
 
     with _app(demo_db, tmp_path, tile_cache="sqlite", tile_cache_path=path) as client:

@@ -26,8 +26,7 @@ class Viewer:
         self.base = base
         # bypass_csp: Playwright evaluates test expressions with eval(); the page's CSP is
         # checked on its own in test_page_html_has_only_local_assets
-        self.context = browser.new_context(viewport={"width": 1280, "height": 900},
-                                           bypass_csp=True)
+        self.context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
         self.page = self.context.new_page()
         self.requests: list[str] = []
         self.errors: list[str] = []
@@ -76,10 +75,18 @@ def test_page_makes_no_request_to_other_hosts(viewer: Viewer, live_server: str) 
 def test_provinces_drawn_and_coloured_by_class(viewer: Viewer, live_server: str) -> None:
     viewer.open("level=province&indicator=density&method=quantiles&k=5")
     assert viewer.js("window.geoViewer.drawnCount()") == 34
-    expected = _choropleth(live_server, collection="province-2025", indicator="density",
-                           method="quantiles", k="5", units="true")
-    legend = viewer.js("[...document.querySelectorAll('.gv-legend .gv-row[data-upper]')]"
-                       ".map(e => Number(e.dataset.upper))")
+    expected = _choropleth(
+        live_server,
+        collection="province-2025",
+        indicator="density",
+        method="quantiles",
+        k="5",
+        units="true",
+    )
+    legend = viewer.js(
+        "[...document.querySelectorAll('.gv-legend .gv-row[data-upper]')]"
+        ".map(e => Number(e.dataset.upper))"
+    )
     assert legend == pytest.approx(expected["breaks"])
     hanoi = next(u for u in expected["units"] if u["code"] == "01")
     fill = viewer.js("window.geoViewer.fillOf('01')")
@@ -155,17 +162,27 @@ def test_page_html_has_only_local_assets(client: TestClient) -> None:
 
 
 def test_choropleth_api(client: TestClient) -> None:
-    body = client.get("/maps/choropleth", params={"collection": "commune-2025",
-                                                  "indicator": "density", "method": "std_mean"})
+    body = client.get(
+        "/maps/choropleth",
+        params={"collection": "commune-2025", "indicator": "density", "method": "std_mean"},
+    )
     assert body.status_code == 200
     doc = body.json()
-    assert doc["palette"] == "RdBu" and sum(doc_class["count"] for doc_class in doc["classes"]) \
-        + doc["no_value"]["not_available"] + doc["no_value"]["suppressed"] == 3321
-    for params, parameter in (({"method": "magic"}, "method"), ({"k": "9"}, "k"),
-                              ({"palette": "Rainbow"}, "palette"),
-                              ({"method": "manual"}, "breaks"),
-                              ({"indicator": "nope"}, "indicator"),
-                              ({"collection": "nope-2025"}, "collection")):
+    assert (
+        doc["palette"] == "RdBu"
+        and sum(doc_class["count"] for doc_class in doc["classes"])
+        + doc["no_value"]["not_available"]
+        + doc["no_value"]["suppressed"]
+        == 3321
+    )
+    for params, parameter in (
+        ({"method": "magic"}, "method"),
+        ({"k": "9"}, "k"),
+        ({"palette": "Rainbow"}, "palette"),
+        ({"method": "manual"}, "breaks"),
+        ({"indicator": "nope"}, "indicator"),
+        ({"collection": "nope-2025"}, "collection"),
+    ):
         query = {"collection": "province-2025", "indicator": "density", **params}
         response = client.get("/maps/choropleth", params=query)
         assert response.status_code == 400
@@ -186,7 +203,7 @@ def test_standard_deviation_classes_keep_their_meaning_on_skewed_data() -> None:
     # the class holding the mean keeps the middle colour of the 5-class palette
     holding_mean = next(i for i, upper in enumerate(result.breaks) if mean <= upper)
     assert result.colours[holding_mean] == five[2]
-    assert result.colours == five[5 - result.k:]
+    assert result.colours == five[5 - result.k :]
 
 
 def test_manual_breaks_outside_the_values_are_named() -> None:
@@ -204,21 +221,26 @@ def test_fewer_values_than_classes_still_makes_a_legend() -> None:
     assert len(result.colours) == 2 and result.note
 
 
-
-@pytest.mark.parametrize(("path", "ready"), [
-    ("/api.html", ".swagger-ui .opblock"),                        # operations listed
-    ("/map?level=province&indicator=density", "path.leaflet-interactive"),  # units drawn
-])
-def test_pages_work_under_their_csp_with_no_other_host(browser: Any, live_server: str,
-                                                       path: str, ready: str) -> None:
+@pytest.mark.parametrize(
+    ("path", "ready"),
+    [
+        ("/api.html", ".swagger-ui .opblock"),  # operations listed
+        ("/map?level=province&indicator=density", "path.leaflet-interactive"),  # units drawn
+    ],
+)
+def test_pages_work_under_their_csp_with_no_other_host(
+    browser: Any, live_server: str, path: str, ready: str
+) -> None:
     context = browser.new_context()  # the CSP enforced, unlike the viewer fixture's
     page = context.new_page()
     requests: list[str] = []
     problems: list[str] = []
     page.on("request", lambda r: requests.append(r.url))
     page.on("pageerror", lambda e: problems.append(str(e)))
-    page.on("console", lambda m: problems.append(m.text)
-            if "Content Security Policy" in m.text else None)
+    page.on(
+        "console",
+        lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None,
+    )
     try:
         response = page.goto(f"{live_server}{path}")
         assert response is not None and response.status == 200

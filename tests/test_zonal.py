@@ -45,16 +45,26 @@ def pixel(row: int, col: int) -> BaseGeometry:
 @pytest.fixture
 def grid(tmp_path: Path) -> Path:
     path = tmp_path / "grid.tif"
-    with rasterio.open(path, "w", driver="GTiff", width=4, height=4, count=1, dtype="float32",
-                       crs="EPSG:4326", transform=Affine(1, 0, WEST, 0, -1, NORTH),
-                       nodata=NODATA) as dst:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=4,
+        height=4,
+        count=1,
+        dtype="float32",
+        crs="EPSG:4326",
+        transform=Affine(1, 0, WEST, 0, -1, NORTH),
+        nodata=NODATA,
+    ) as dst:
         dst.write(VALUES, 1)
     return path
 
 
 def units(*geometries: BaseGeometry | None, crs: str = "EPSG:4326") -> gpd.GeoDataFrame:
-    return gpd.GeoDataFrame({"code": [f"u{i}" for i in range(len(geometries))]},
-                            geometry=list(geometries), crs=crs)
+    return gpd.GeoDataFrame(
+        {"code": [f"u{i}" for i in range(len(geometries))]}, geometry=list(geometries), crs=crs
+    )
 
 
 def one(raster: Path, geometry: BaseGeometry, stat: str = "sum") -> ZonalResult:
@@ -63,6 +73,7 @@ def one(raster: Path, geometry: BaseGeometry, stat: str = "sum") -> ZonalResult:
 
 
 # --- exact results on a synthetic grid -----------------------------------------------------------
+
 
 def test_polygon_equal_to_one_pixel(grid: Path) -> None:
     result = one(grid, pixel(1, 1))
@@ -120,8 +131,7 @@ def test_statistics_over_several_pixels(grid: Path) -> None:
     window = box(WEST + 0.5, NORTH - 2.5, WEST + 2.5, NORTH - 0.5)
     weights = np.outer([0.5, 1, 0.5], [0.5, 1, 0.5])
     values = VALUES[:3, :3].astype(float)
-    expected = {"sum": (weights * values).sum(), "count": 4.0, "mean": 6.0, "min": 1.0,
-                "max": 11.0}
+    expected = {"sum": (weights * values).sum(), "count": 4.0, "mean": 6.0, "min": 1.0, "max": 11.0}
     assert expected["sum"] == 24.0
     for stat, value in expected.items():
         result = one(grid, window, stat)
@@ -132,19 +142,31 @@ def test_statistics_over_several_pixels(grid: Path) -> None:
 def test_statistics_skip_the_nodata_pixel(grid: Path) -> None:
     # Pixels 9, 10, 14 and the nodata pixel, all in full.
     block = box(WEST, NORTH - 4, WEST + 2, NORTH - 2)
-    expected = {"sum": 33.0, "count": 3.0, "mean": 11.0, "min": 9.0, "max": 14.0,
-                "median": 10.0, "stdev": math.sqrt((4 + 1 + 9) / 3)}
+    expected = {
+        "sum": 33.0,
+        "count": 3.0,
+        "mean": 11.0,
+        "min": 9.0,
+        "max": 14.0,
+        "median": 10.0,
+        "stdev": math.sqrt((4 + 1 + 9) / 3),
+    }
     for stat, value in expected.items():
         assert one(grid, block, stat).value == pytest.approx(value, abs=EXACT), stat
 
 
 def test_several_units_keep_their_order_and_codes(grid: Path) -> None:
-    frame = gpd.GeoDataFrame({"ma": [7, 3, 5]},
-                             geometry=[pixel(2, 2), pixel(*NODATA_PIXEL), pixel(0, 0)],
-                             crs="EPSG:4326")
+    frame = gpd.GeoDataFrame(
+        {"ma": [7, 3, 5]},
+        geometry=[pixel(2, 2), pixel(*NODATA_PIXEL), pixel(0, 0)],
+        crs="EPSG:4326",
+    )
     results = zonal_statistics(grid, frame, "sum", code_column="ma")
-    assert results == [ZonalResult("7", 11.0, 1.0), ZonalResult("3", None, 0.0, 0.0, 1.0),
-                       ZonalResult("5", 1.0, 1.0)]
+    assert results == [
+        ZonalResult("7", 11.0, 1.0),
+        ZonalResult("3", None, 0.0, 0.0, 1.0),
+        ZonalResult("5", 1.0, 1.0),
+    ]
 
 
 def test_empty_collection_and_invalid_geometries(grid: Path) -> None:
@@ -162,6 +184,7 @@ def test_raster_total_skips_nodata(grid: Path) -> None:
 
 # --- reprojection --------------------------------------------------------------------------------
 
+
 def test_units_in_another_crs_than_the_raster_are_reprojected(grid: Path) -> None:
     window = box(WEST + 0.5, NORTH - 2.5, WEST + 2.5, NORTH - 0.5)
     # Mercator maps lon/lat rectangles to rectangles, so the result stays exact.
@@ -174,14 +197,26 @@ def test_raster_in_a_projected_crs(grid: Path, tmp_path: Path, crs: str) -> None
     projected = tmp_path / "projected.tif"
     with rasterio.open(grid) as src:
         transform, width, height = calculate_default_transform(
-            src.crs, crs, src.width, src.height, *src.bounds, resolution=2000)
-        with rasterio.open(projected, "w", driver="GTiff", width=width, height=height, count=1,
-                           dtype="float32", crs=crs, transform=transform,
-                           nodata=NODATA) as dst:
-            reproject(rasterio.band(src, 1), rasterio.band(dst, 1),
-                      resampling=Resampling.nearest)
-    shapes = [box(WEST + 0.5, NORTH - 2.5, WEST + 2.5, NORTH - 0.5),
-              box(WEST, NORTH - 4, WEST + 2, NORTH - 2), pixel(1, 1)]
+            src.crs, crs, src.width, src.height, *src.bounds, resolution=2000
+        )
+        with rasterio.open(
+            projected,
+            "w",
+            driver="GTiff",
+            width=width,
+            height=height,
+            count=1,
+            dtype="float32",
+            crs=crs,
+            transform=transform,
+            nodata=NODATA,
+        ) as dst:
+            reproject(rasterio.band(src, 1), rasterio.band(dst, 1), resampling=Resampling.nearest)
+    shapes = [
+        box(WEST + 0.5, NORTH - 2.5, WEST + 2.5, NORTH - 0.5),
+        box(WEST, NORTH - 4, WEST + 2, NORTH - 2),
+        pixel(1, 1),
+    ]
     # Nearest resampling keeps the values; only the pixels along the 1° edges are mixed.
     means = zonal_statistics(grid, units(*shapes), "mean")
     for a, b in zip(means, zonal_statistics(projected, units(*shapes), "mean"), strict=True):
@@ -189,8 +224,11 @@ def test_raster_in_a_projected_crs(grid: Path, tmp_path: Path, crs: str) -> None
     # min and max take any pixel touched, so keep 5 km (> 2 pixels) away from the 1° edges.
     inset = [shape.buffer(-0.05, join_style="mitre") for shape in shapes]
     for stat in ("min", "max"):
-        for a, b in zip(zonal_statistics(grid, units(*inset), stat),
-                        zonal_statistics(projected, units(*inset), stat), strict=True):
+        for a, b in zip(
+            zonal_statistics(grid, units(*inset), stat),
+            zonal_statistics(projected, units(*inset), stat),
+            strict=True,
+        ):
             assert b.value == a.value, (stat, a.code)
     # The covered 2 km pixels measure the unit's area as the projection distorts it.
     area, _ = Geod(ellps="WGS84").geometry_area_perimeter(pixel(1, 1))
@@ -200,9 +238,13 @@ def test_raster_in_a_projected_crs(grid: Path, tmp_path: Path, crs: str) -> None
 
 
 def test_sum_over_one_shape_equals_the_zonal_sum(grid: Path, tmp_path: Path) -> None:
-    shapes = [pixel(0, 0), box(WEST + 0.5, NORTH - 2.5, WEST + 2.5, NORTH - 0.5),
-              MultiPolygon([pixel(0, 0), pixel(2, 2)]), pixel(3, 0),  # the nodata pixel
-              box(WEST + 3.5, NORTH - 1, WEST + 5, NORTH)]  # partly outside the raster
+    shapes = [
+        pixel(0, 0),
+        box(WEST + 0.5, NORTH - 2.5, WEST + 2.5, NORTH - 0.5),
+        MultiPolygon([pixel(0, 0), pixel(2, 2)]),
+        pixel(3, 0),  # the nodata pixel
+        box(WEST + 3.5, NORTH - 1, WEST + 5, NORTH),
+    ]  # partly outside the raster
     for shape in shapes:
         assert sum_over(grid, shape) == one(grid, shape).value, shape.wkt
     assert sum_over(grid, box(0, 0, 1, 1)) is None  # outside
@@ -210,16 +252,26 @@ def test_sum_over_one_shape_equals_the_zonal_sum(grid: Path, tmp_path: Path) -> 
     projected = tmp_path / "mercator.tif"
     with rasterio.open(grid) as src:
         transform, width, height = calculate_default_transform(
-            src.crs, "EPSG:3857", src.width, src.height, *src.bounds, resolution=2000)
-        with rasterio.open(projected, "w", driver="GTiff", width=width, height=height, count=1,
-                           dtype="float32", crs="EPSG:3857", transform=transform,
-                           nodata=NODATA) as dst:
-            reproject(rasterio.band(src, 1), rasterio.band(dst, 1),
-                      resampling=Resampling.nearest)
+            src.crs, "EPSG:3857", src.width, src.height, *src.bounds, resolution=2000
+        )
+        with rasterio.open(
+            projected,
+            "w",
+            driver="GTiff",
+            width=width,
+            height=height,
+            count=1,
+            dtype="float32",
+            crs="EPSG:3857",
+            transform=transform,
+            nodata=NODATA,
+        ) as dst:
+            reproject(rasterio.band(src, 1), rasterio.band(dst, 1), resampling=Resampling.nearest)
     assert sum_over(projected, pixel(1, 1)) == one(projected, pixel(1, 1)).value
 
 
 # --- errors --------------------------------------------------------------------------------------
+
 
 def test_unknown_statistic(grid: Path) -> None:
     with pytest.raises(InvalidParameter) as failure:
@@ -248,6 +300,7 @@ def test_missing_band(grid: Path) -> None:
 
 # --- real data: WorldPop 2020 over the 34 provinces ----------------------------------------------
 
+
 def _polygonal(geometry: BaseGeometry) -> BaseGeometry:
     parts = shapely.get_parts(shapely.make_valid(geometry))
     while any(p.geom_type in ("MultiPolygon", "GeometryCollection") for p in parts):
@@ -257,10 +310,12 @@ def _polygonal(geometry: BaseGeometry) -> BaseGeometry:
 
 def _provinces() -> gpd.GeoDataFrame:
     provinces = json.loads(PROVINCES.read_text())["provinces"]
-    geometries = [_polygonal(MultiPolygon([Polygon(ring) for ring in p["polygons"]]))
-                  for p in provinces]
-    return gpd.GeoDataFrame({"code": [p["id"] for p in provinces]}, geometry=geometries,
-                            crs="EPSG:4326")
+    geometries = [
+        _polygonal(MultiPolygon([Polygon(ring) for ring in p["polygons"]])) for p in provinces
+    ]
+    return gpd.GeoDataFrame(
+        {"code": [p["id"] for p in provinces]}, geometry=geometries, crs="EPSG:4326"
+    )
 
 
 @pytest.mark.skipif(not WORLDPOP.exists() or not PROVINCES.exists(), reason="no real data")
@@ -286,8 +341,7 @@ def test_worldpop_over_the_provinces_adds_up() -> None:
     assert by_province == pytest.approx(total - outside.value, rel=0.005)
 
 
-def test_units_beyond_the_raster_are_provisional_and_reported(demo_db: str,
-                                                               tmp_path: Path) -> None:
+def test_units_beyond_the_raster_are_provisional_and_reported(demo_db: str, tmp_path: Path) -> None:
     import psycopg
 
     from geo_service.settings import DEMO_RASTER
@@ -297,16 +351,24 @@ def test_units_beyond_the_raster_are_provisional_and_reported(demo_db: str,
     # the demo raster cut at 21°N: Hà Nội's northern part is left out
     cropped = tmp_path / "cropped.tif"
     with rasterio.open(DEMO_RASTER) as src:
-        window = rasterio.windows.from_bounds(src.bounds.left, src.bounds.bottom,
-                                              src.bounds.right, 21.0, src.transform)
-        profile = {**src.profile, "height": int(window.height), "width": int(window.width),
-                   "transform": src.window_transform(window)}
+        window = rasterio.windows.from_bounds(
+            src.bounds.left, src.bounds.bottom, src.bounds.right, 21.0, src.transform
+        )
+        profile = {
+            **src.profile,
+            "height": int(window.height),
+            "width": int(window.width),
+            "transform": src.window_transform(window),
+        }
         with rasterio.open(cropped, "w", **profile) as dst:
             dst.write(src.read(1, window=window), 1)
     with psycopg.connect(demo_db, autocommit=True) as conn:
         save_indicator(conn, Indicator("pop_cut", "Dân số", "Population", "count"))
         result = store_zonal(conn, cropped, "pop_cut", "2025", "province", "sum", "2020")
-        status = dict(conn.execute("SELECT code, status FROM indicator_value WHERE indicator ="
-                                   " 'pop_cut'").fetchall())
+        status = dict(
+            conn.execute(
+                "SELECT code, status FROM indicator_value WHERE indicator = 'pop_cut'"
+            ).fetchall()
+        )
     assert status["01"] == "provisional" and status["79"] == "ok"  # Hà Nội / Hồ Chí Minh
     assert any("beyond the raster" in note and "01 (" in note for note in result.notes)

@@ -35,8 +35,9 @@ class CachedTile:
     def encode(self) -> bytes:
         """One blob for storage, with a checksum so corruption is detected on read."""
         body = self.raw + self.gzip + self.brotli
-        header = _HEADER.pack(self.epoch, len(self.raw), len(self.gzip), len(self.brotli),
-                              hashlib.sha1(body).digest())
+        header = _HEADER.pack(
+            self.epoch, len(self.raw), len(self.gzip), len(self.brotli), hashlib.sha1(body).digest()
+        )
         return header + body
 
     @classmethod
@@ -45,12 +46,12 @@ class CachedTile:
         if len(blob) < _HEADER.size:
             raise CorruptTile("blob shorter than its header")
         epoch, n_raw, n_gz, n_br, digest = _HEADER.unpack_from(blob)
-        body = blob[_HEADER.size:]
+        body = blob[_HEADER.size :]
         if len(body) != n_raw + n_gz + n_br:
             raise CorruptTile("blob length does not match its header")
         if hashlib.sha1(body).digest() != digest:
             raise CorruptTile("checksum mismatch")
-        return cls(epoch, body[:n_raw], body[n_raw:n_raw + n_gz], body[n_raw + n_gz:])
+        return cls(epoch, body[:n_raw], body[n_raw : n_raw + n_gz], body[n_raw + n_gz :])
 
 
 @dataclass(frozen=True)

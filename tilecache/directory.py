@@ -101,8 +101,9 @@ class DirectoryTileCache:
         """Store a tile (siblings and epoch first, the .mvt last), evicting when over."""
         base = self._base(key)
         if base is None:
-            raise ValueError(f"cannot store tile {key}: layer and variant must match "
-                             f"{_COMPONENT.pattern}")
+            raise ValueError(
+                f"cannot store tile {key}: layer and variant must match {_COMPONENT.pattern}"
+            )
         for attempt in range(2):
             try:
                 grown = _write_tile(base, tile)
@@ -139,11 +140,18 @@ class DirectoryTileCache:
         """Tiles and bytes on disk (measured now), hits, misses, corrupt, errors, epoch."""
         tiles, total = self._measure()
         synced = self.synced_epoch()
-        return {"backend": self.name, "path": str(self.root),
-                "tiles": sum(1 for *_, whole in tiles if whole),
-                "bytes": total, "max_bytes": self.max_bytes, "hits": self.hits,
-                "misses": self.misses, "corrupt": self.corrupt, "errors": self.errors,
-                "synced_epoch": "unknown" if synced is None else synced}
+        return {
+            "backend": self.name,
+            "path": str(self.root),
+            "tiles": sum(1 for *_, whole in tiles if whole),
+            "bytes": total,
+            "max_bytes": self.max_bytes,
+            "hits": self.hits,
+            "misses": self.misses,
+            "corrupt": self.corrupt,
+            "errors": self.errors,
+            "synced_epoch": "unknown" if synced is None else synced,
+        }
 
     def close(self) -> None:
         """Wait for an eviction in progress."""
@@ -189,15 +197,19 @@ class DirectoryTileCache:
         with self._lock:
             self._bytes += grown
             self._written += max(grown, 0)
-            due = (not self._measured or self._bytes > self.max_bytes
-                   or self._written > self.max_bytes * _REMEASURE_SHARE)
+            due = (
+                not self._measured
+                or self._bytes > self.max_bytes
+                or self._written > self.max_bytes * _REMEASURE_SHARE
+            )
             if not due or (self._evictor is not None and self._evictor.is_alive()):
                 return
             self._measured = True
             self._written = 0
             # a walk of a large tree takes seconds: not in the request that wrote a tile
-            self._evictor = threading.Thread(target=self._shrink_logged, daemon=True,
-                                             name="tile-directory-eviction")
+            self._evictor = threading.Thread(
+                target=self._shrink_logged, daemon=True, name="tile-directory-eviction"
+            )
             self._evictor.start()
 
     def _shrink_logged(self) -> None:
@@ -207,8 +219,9 @@ class DirectoryTileCache:
             self._failed(exc)
             return
         if dropped:
-            logger.info("tile directory over %d bytes: %d oldest tiles evicted",
-                        self.max_bytes, dropped)
+            logger.info(
+                "tile directory over %d bytes: %d oldest tiles evicted", self.max_bytes, dropped
+            )
 
     def _measure(self) -> tuple[list[tuple[float, str, int, bool]], int]:
         """(newest mtime, base, bytes, has a .mvt) of every tile on disk; the total bytes."""
@@ -228,8 +241,11 @@ class DirectoryTileCache:
                 row, _, suffix = entry.name.partition(".")
                 base = os.path.join(column, row)
                 mtime, size, whole = found.get(base, (0.0, 0, False))
-                found[base] = (max(mtime, stat.st_mtime), size + stat.st_size,
-                               whole or suffix == _MVT[1:])
+                found[base] = (
+                    max(mtime, stat.st_mtime),
+                    size + stat.st_size,
+                    whole or suffix == _MVT[1:],
+                )
         tiles = [(mtime, base, size, whole) for base, (mtime, size, whole) in found.items()]
         return tiles, sum(size for _, _, size, _ in tiles)
 
@@ -245,10 +261,16 @@ class DirectoryTileCache:
 
     def _drop_in(self, column: str, wanted: Callable[[int], bool]) -> int:
         """Delete the tiles of one column whose row is wanted; how many had a .mvt."""
-        rows = {entry.name.split(".", 1)[0] for entry in _entries(column)
-                if not entry.name.startswith(".")}
-        dropped = sum(self._drop(os.path.join(column, row)) for row in rows
-                      if row.isdigit() and wanted(int(row)))
+        rows = {
+            entry.name.split(".", 1)[0]
+            for entry in _entries(column)
+            if not entry.name.startswith(".")
+        }
+        dropped = sum(
+            self._drop(os.path.join(column, row))
+            for row in rows
+            if row.isdigit() and wanted(int(row))
+        )
         # an emptied column goes too, or purges would leave a tree of empty folders behind
         # (a writer finding it gone recreates it: see put)
         with contextlib.suppress(OSError):
@@ -328,8 +350,12 @@ def _write_tile(base: str, tile: CachedTile) -> int:
     os.makedirs(os.path.dirname(base), exist_ok=True)
     before = sum(_size(base + suffix) for suffix in _SUFFIXES)
     tile = _stored(tile)
-    files = ((_EPOCH, f"{tile.epoch} {_checksum(tile)}\n".encode()), (_GZIP, tile.gzip),
-             (_BROTLI, tile.brotli), (_MVT, tile.raw))
+    files = (
+        (_EPOCH, f"{tile.epoch} {_checksum(tile)}\n".encode()),
+        (_GZIP, tile.gzip),
+        (_BROTLI, tile.brotli),
+        (_MVT, tile.raw),
+    )
     for suffix, body in files:
         if body or suffix == _MVT:
             _write_atomically(base + suffix, body)
@@ -364,5 +390,8 @@ def _entries(folder: str) -> list[os.DirEntry[str]]:
 
 def _subfolders(folder: str) -> list[str]:
     """The folders in `folder` with plain names (not the mark, not temporary files)."""
-    return [entry.path for entry in _entries(folder)
-            if _COMPONENT.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False)]
+    return [
+        entry.path
+        for entry in _entries(folder)
+        if _COMPONENT.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False)
+    ]

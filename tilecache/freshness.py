@@ -46,8 +46,8 @@ class ChangeLog:
     """Recent changes per layer, and the epoch up to which they are known."""
 
     def __init__(self) -> None:
-        self.epoch = 0        # all changes up to here are known
-        self.floor = 0        # tiles rendered before this cannot be checked: stale
+        self.epoch = 0  # all changes up to here are known
+        self.floor = 0  # tiles rendered before this cannot be checked: stale
         self._by_layer: dict[str, list[Change]] = defaultdict(list)
         self._count = 0
 
@@ -147,7 +147,7 @@ class Freshness:
     def __init__(self, caches: Sequence[TileCache]):
         self.log = ChangeLog()
         self.caches = list(caches)
-        self.purged = 0   # tiles dropped from the caches
+        self.purged = 0  # tiles dropped from the caches
         self.changes = 0  # changes applied after start (each one an invalidation)
         self.purged_epoch = 0  # every change up to here is purged from the caches
         self.started = False  # start() done (sync() starts it if not)
@@ -168,8 +168,11 @@ class Freshness:
             newest = getattr(cache, "newest_epoch", None)
             if newest is not None and (await asyncio.to_thread(newest) or 0) > current:
                 # tiles from a database state after this one: restored from a backup
-                logger.warning("tile cache %s holds tiles newer than the database (epoch %s):"
-                               " emptied", cache.name, current)
+                logger.warning(
+                    "tile cache %s holds tiles newer than the database (epoch %s): emptied",
+                    cache.name,
+                    current,
+                )
                 self.purged += await asyncio.to_thread(cache.purge_layer, None)
             if isinstance(cache, SyncedTileCache):
                 await self._catch_up(cache, current)
@@ -183,8 +186,12 @@ class Freshness:
         async with self._lock:
             if current >= self.log.epoch:
                 return
-            logger.warning("the database's tile epoch went back from %s to %s (restored from "
-                           "a backup?): emptying the tile caches", self.log.epoch, current)
+            logger.warning(
+                "the database's tile epoch went back from %s to %s (restored from "
+                "a backup?): emptying the tile caches",
+                self.log.epoch,
+                current,
+            )
             for cache in self.caches:
                 self.purged += await asyncio.to_thread(cache.purge_layer, None)
             self.log = ChangeLog()
@@ -198,18 +205,22 @@ class Freshness:
             return
         missed = self.log.since(synced) if synced is not None and synced < current else None
         # a gap in the history (or a cache newer than the database): its tiles are unknowable
-        if missed is None or len(missed) != current - (synced or 0) \
-                or len(missed) > _CATCH_UP_MAX:
-            logger.info("tile cache %s purged whole: synced at epoch %s, database at %s",
-                        cache.name, synced, current)
+        if missed is None or len(missed) != current - (synced or 0) or len(missed) > _CATCH_UP_MAX:
+            logger.info(
+                "tile cache %s purged whole: synced at epoch %s, database at %s",
+                cache.name,
+                synced,
+                current,
+            )
             self.purged += await asyncio.to_thread(cache.purge_layer, None)
         else:
             for change in missed:
                 self.purged += await asyncio.to_thread(purge, [cache], change)
         await asyncio.to_thread(cache.mark_synced, current)
 
-    async def sync(self, conn: psycopg.AsyncConnection, current: int | None = None,
-                   purged: bool = False) -> None:
+    async def sync(
+        self, conn: psycopg.AsyncConnection, current: int | None = None, purged: bool = False
+    ) -> None:
         """Bring the log up to the database's epoch (read it unless given).
 
         With `purged`, also wait until every change up to it is purged from the caches.
@@ -245,8 +256,9 @@ class Freshness:
         await asyncio.to_thread(_drop_tile, self.caches, key)
         return False
 
-    async def _load(self, conn: psycopg.AsyncConnection, after: int, until: int,
-                    purge_caches: bool) -> None:
+    async def _load(
+        self, conn: psycopg.AsyncConnection, after: int, until: int, purge_caches: bool
+    ) -> None:
         while True:
             cur = await conn.execute(_CHANGES_SQL, (after, until, 10_000))
             rows = await cur.fetchall()

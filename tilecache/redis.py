@@ -78,11 +78,13 @@ class RedisTileCache:
         """Drop every variant of the tiles in the range."""
         try:
             if (x1 - x0 + 1) * (y1 - y0 + 1) <= _MAX_NAMED_KEYS:
-                names = [self._key(layer, z, x, y) for x in range(x0, x1 + 1)
-                         for y in range(y0, y1 + 1)]
+                names = [
+                    self._key(layer, z, x, y) for x in range(x0, x1 + 1) for y in range(y0, y1 + 1)
+                ]
                 return int(self._redis.unlink(*names)) if names else 0
-            return self._scan_delete(f"{self.prefix}:{layer}:{z}:*",
-                                     lambda x, y: x0 <= x <= x1 and y0 <= y <= y1)
+            return self._scan_delete(
+                f"{self.prefix}:{layer}:{z}:*", lambda x, y: x0 <= x <= x1 and y0 <= y <= y1
+            )
         except redis.RedisError as exc:
             self._unavailable(exc)
             return 0
@@ -113,12 +115,17 @@ class RedisTileCache:
 
     def stats(self) -> dict[str, int | str]:
         """Hits, misses, errors (and key count when reachable)."""
-        stats: dict[str, int | str] = {"backend": self.name, "hits": self.hits,
-                                       "misses": self.misses, "errors": self.errors,
-                                       "corrupt": self.corrupt}
+        stats: dict[str, int | str] = {
+            "backend": self.name,
+            "hits": self.hits,
+            "misses": self.misses,
+            "errors": self.errors,
+            "corrupt": self.corrupt,
+        }
         try:
-            stats["tiles"] = sum(1 for _ in self._redis.scan_iter(match=f"{self.prefix}:*",
-                                                                  count=1000))
+            stats["tiles"] = sum(
+                1 for _ in self._redis.scan_iter(match=f"{self.prefix}:*", count=1000)
+            )
         except redis.RedisError as exc:
             self._unavailable(exc)
         return stats

@@ -54,8 +54,7 @@ class SQLiteTileCache:
                 raise
             # a cache is only a cache: a file that is not one is set aside, not repaired
             aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
-            logger.warning("tile cache %s is not a SQLite file (%s): moved to %s", path, exc,
-                           aside)
+            logger.warning("tile cache %s is not a SQLite file (%s): moved to %s", path, exc, aside)
             for suffix in ("", "-wal", "-shm"):  # (a journal left beside it goes with it)
                 part = path.with_name(path.name + suffix)
                 if part.exists():
@@ -86,14 +85,19 @@ class SQLiteTileCache:
         with self._lock:
             row = self._db.execute(
                 "SELECT blob, accessed FROM tile WHERE layer = ? AND z = ? AND x = ? AND y = ?"
-                " AND variant = ?", where).fetchone()
+                " AND variant = ?",
+                where,
+            ).fetchone()
             if row is None:
                 self.misses += 1
                 return None
             now = time.time()
             if now - row[1] > _TOUCH_AFTER:
-                self._db.execute("UPDATE tile SET accessed = ? WHERE layer = ? AND z = ? AND"
-                                 " x = ? AND y = ? AND variant = ?", (now, *where))
+                self._db.execute(
+                    "UPDATE tile SET accessed = ? WHERE layer = ? AND z = ? AND"
+                    " x = ? AND y = ? AND variant = ?",
+                    (now, *where),
+                )
         try:
             tile = CachedTile.decode(row[0])
         except CorruptTile as exc:
@@ -106,8 +110,10 @@ class SQLiteTileCache:
 
     def _delete(self, key: TileKey) -> None:
         with self._lock:
-            self._db.execute("DELETE FROM tile WHERE layer = ? AND z = ? AND x = ? AND y = ?"
-                             " AND variant = ?", (key.layer, key.z, key.x, key.y, key.variant))
+            self._db.execute(
+                "DELETE FROM tile WHERE layer = ? AND z = ? AND x = ? AND y = ? AND variant = ?",
+                (key.layer, key.z, key.x, key.y, key.variant),
+            )
 
     def put(self, key: TileKey, tile: CachedTile) -> None:
         """Store a tile, evicting the least recently used ones when over the limit."""
@@ -133,10 +139,13 @@ class SQLiteTileCache:
         with self._lock:
             old = self._db.execute(
                 "SELECT size FROM tile WHERE layer = ? AND z = ? AND x = ? AND y = ? AND"
-                " variant = ?", (key.layer, key.z, key.x, key.y, key.variant)).fetchone()
+                " variant = ?",
+                (key.layer, key.z, key.x, key.y, key.variant),
+            ).fetchone()
             self._db.execute(
                 "INSERT OR REPLACE INTO tile VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (key.layer, key.variant, key.z, key.x, key.y, blob, len(blob), time.time()))
+                (key.layer, key.variant, key.z, key.x, key.y, blob, len(blob), time.time()),
+            )
             self._bytes += len(blob) - (old[0] if old else 0)
             if self._bytes > self.max_bytes:
                 self._evict()
@@ -144,19 +153,25 @@ class SQLiteTileCache:
     def _evict(self) -> None:
         target = int(self.max_bytes * 0.9)
         while self._bytes > target:
-            rows = self._db.execute("SELECT layer, z, x, y, variant, size FROM tile"
-                                    " ORDER BY accessed LIMIT 200").fetchall()
+            rows = self._db.execute(
+                "SELECT layer, z, x, y, variant, size FROM tile ORDER BY accessed LIMIT 200"
+            ).fetchall()
             if not rows:
                 self._bytes = 0
                 return
-            self._db.executemany("DELETE FROM tile WHERE layer = ? AND z = ? AND x = ? AND"
-                                 " y = ? AND variant = ?", [r[:5] for r in rows])
+            self._db.executemany(
+                "DELETE FROM tile WHERE layer = ? AND z = ? AND x = ? AND y = ? AND variant = ?",
+                [r[:5] for r in rows],
+            )
             self._bytes -= sum(r[5] for r in rows)
 
     def purge_range(self, layer: str, z: int, x0: int, y0: int, x1: int, y1: int) -> int:
         """Drop every variant of the tiles in the range."""
-        return self._purge("DELETE FROM tile WHERE layer = ? AND z = ? AND x BETWEEN ? AND ?"
-                           " AND y BETWEEN ? AND ? RETURNING size", (layer, z, x0, x1, y0, y1))
+        return self._purge(
+            "DELETE FROM tile WHERE layer = ? AND z = ? AND x BETWEEN ? AND ?"
+            " AND y BETWEEN ? AND ? RETURNING size",
+            (layer, z, x0, x1, y0, y1),
+        )
 
     def purge_layer(self, layer: str | None = None) -> int:
         """Drop every tile of a layer, or everything."""
@@ -199,9 +214,17 @@ class SQLiteTileCache:
         except sqlite3.Error as exc:
             self._failed("count", exc)
             count = -1
-        return {"backend": self.name, "path": str(self.path), "tiles": count,
-                "bytes": self._bytes, "max_bytes": self.max_bytes, "hits": self.hits,
-                "misses": self.misses, "corrupt": self.corrupt, "errors": self.errors}
+        return {
+            "backend": self.name,
+            "path": str(self.path),
+            "tiles": count,
+            "bytes": self._bytes,
+            "max_bytes": self.max_bytes,
+            "hits": self.hits,
+            "misses": self.misses,
+            "corrupt": self.corrupt,
+            "errors": self.errors,
+        }
 
     def close(self) -> None:
         """Close the file."""

@@ -114,9 +114,13 @@ class _Units:
         return self.count - len(self.faces)
 
 
-def generate_commune_eas(commune: BaseGeometry, raster: Path, households_per_ea: float = 120,
-                         household_size: float = 3.5,
-                         cell_size_m: float = 100) -> list[DraftEA]:
+def generate_commune_eas(
+    commune: BaseGeometry,
+    raster: Path,
+    households_per_ea: float = 120,
+    household_size: float = 3.5,
+    cell_size_m: float = 100,
+) -> list[DraftEA]:
     """Draft EAs covering the commune (EPSG:4326) exactly, of about `households_per_ea` each."""
     if households_per_ea <= 0 or household_size <= 0 or cell_size_m <= 0:
         raise ValueError("households_per_ea, household_size and cell_size_m must be positive")
@@ -132,16 +136,25 @@ def generate_commune_eas(commune: BaseGeometry, raster: Path, households_per_ea:
         return [_draft(1, area, total, household_size)]
     groups = _partition(units, _adjacency(units, grid), n)
     geometries = _assemble(units, grid, groups)
-    return [_draft(serial, geometry, float(units.pop[group].sum()), household_size)
-            for serial, (group, geometry) in enumerate(zip(groups, geometries, strict=True), 1)]
+    return [
+        _draft(serial, geometry, float(units.pop[group].sum()), household_size)
+        for serial, (group, geometry) in enumerate(zip(groups, geometries, strict=True), 1)
+    ]
 
 
-def generate_many(communes: list[tuple[str, BaseGeometry]], raster: Path,
-                  households_per_ea: float = 120, household_size: float = 3.5,
-                  cell_size_m: float = 100, workers: int = 2) -> dict[str, list[DraftEA]]:
+def generate_many(
+    communes: list[tuple[str, BaseGeometry]],
+    raster: Path,
+    households_per_ea: float = 120,
+    household_size: float = 3.5,
+    cell_size_m: float = 100,
+    workers: int = 2,
+) -> dict[str, list[DraftEA]]:
     """Draft EAs of many communes, by code, on `workers` processes (1: in this process)."""
-    jobs = [(code, geometry, Path(raster), households_per_ea, household_size, cell_size_m)
-            for code, geometry in communes]
+    jobs = [
+        (code, geometry, Path(raster), households_per_ea, household_size, cell_size_m)
+        for code, geometry in communes
+    ]
     if workers <= 1 or len(jobs) <= 1:
         return dict(map(_job, jobs))
     # Big chunks would leave one worker idle at the end; communes vary a lot in cost.
@@ -152,12 +165,14 @@ def generate_many(communes: list[tuple[str, BaseGeometry]], raster: Path,
 def _job(job: tuple[str, BaseGeometry, Path, float, float, float]) -> tuple[str, list[DraftEA]]:
     """One commune's EAs, keyed by its code (a picklable unit of work)."""
     code, geometry, raster, households_per_ea, household_size, cell_size_m = job
-    return code, generate_commune_eas(geometry, raster, households_per_ea, household_size,
-                                      cell_size_m)
+    return code, generate_commune_eas(
+        geometry, raster, households_per_ea, household_size, cell_size_m
+    )
 
 
-def _draft(serial: int, geometry: BaseGeometry, population: float,
-           household_size: float) -> DraftEA:
+def _draft(
+    serial: int, geometry: BaseGeometry, population: float, household_size: float
+) -> DraftEA:
     """A DraftEA with a MultiPolygon geometry."""
     return DraftEA(serial, _polygonal(geometry), population, population / household_size)
 
@@ -175,8 +190,7 @@ def _polygonal(geometry: BaseGeometry) -> MultiPolygon:
 # --- population on a raster-aligned grid ---------------------------------------------------------
 
 
-def _read_grid(commune: BaseGeometry, raster: Path, target_pop: float,
-               cell_size_m: float) -> _Grid:
+def _read_grid(commune: BaseGeometry, raster: Path, target_pop: float, cell_size_m: float) -> _Grid:
     """The commune's cells and their population, k × k cells per raster pixel."""
     with rasterio.open(raster) as dataset:
         if dataset.crs is None or not dataset.crs.is_geographic:
@@ -192,8 +206,7 @@ def _read_grid(commune: BaseGeometry, raster: Path, target_pop: float,
     if values[touched].sum() < 1.5 * target_pop:
         k = 1  # one EA whatever the pixels' coverage: only the total is needed
     else:
-        k = _subdivision(pixel_m, cell_size_m, float(values[touched].max(initial=0.0)),
-                         target_pop)
+        k = _subdivision(pixel_m, cell_size_m, float(values[touched].max(initial=0.0)), target_pop)
     xs = transform.c + np.arange(col0 * k, (col0 + values.shape[1]) * k + 1) * (transform.a / k)
     ys = transform.f + np.arange(row0 * k, (row0 + values.shape[0]) * k + 1) * (transform.e / k)
     density = np.repeat(np.repeat(values, k, axis=0), k, axis=1) / (k * k)
@@ -225,13 +238,21 @@ def _subdivision(pixel_m: float, cell_size_m: float, max_pixel: float, target_po
     return k
 
 
-def _burn(geometry: BaseGeometry, shape: tuple[int, int], transform: Affine,
-          all_touched: bool) -> Bools:
+def _burn(
+    geometry: BaseGeometry, shape: tuple[int, int], transform: Affine, all_touched: bool
+) -> Bools:
     """Mask of the cells whose centre is in the geometry (or that it touches)."""
     if shape[0] == 0 or shape[1] == 0:
         return np.zeros(shape, dtype=bool)
-    burnt = rasterize([geometry], out_shape=shape, transform=transform, fill=0,
-                      default_value=1, all_touched=all_touched, dtype="uint8")
+    burnt = rasterize(
+        [geometry],
+        out_shape=shape,
+        transform=transform,
+        fill=0,
+        default_value=1,
+        all_touched=all_touched,
+        dtype="uint8",
+    )
     return np.asarray(burnt, dtype=bool)
 
 
@@ -272,12 +293,11 @@ def _boundary_band(commune: BaseGeometry, grid: _Grid) -> Bools:
     band = np.zeros_like(hit)
     for dr in (-1, 0, 1):
         for dc in (-1, 0, 1):
-            band[1 + dr:nrows + 1 + dr, 1 + dc:ncols + 1 + dc] |= hit[1:-1, 1:-1]
+            band[1 + dr : nrows + 1 + dr, 1 + dc : ncols + 1 + dc] |= hit[1:-1, 1:-1]
     return band[1:-1, 1:-1]
 
 
-def _boundary_faces(commune: BaseGeometry, grid: _Grid,
-                    band: Bools) -> tuple[Geoms, Ints, Ints]:
+def _boundary_faces(commune: BaseGeometry, grid: _Grid, band: Bools) -> tuple[Geoms, Ints, Ints]:
     """The parts of the band's cells inside the commune, with each part's cell."""
     rows, cols = np.nonzero(band)
     if len(rows) == 0:
@@ -298,13 +318,17 @@ def _band_edges(grid: _Grid, rows: Ints, cols: Ints) -> Geoms:
     ncols = grid.shape[1]
     horizontal = np.unique(np.concatenate([rows * ncols + cols, (rows + 1) * ncols + cols]))
     hr, hc = np.divmod(horizontal, ncols)
-    vertical = np.unique(np.concatenate([rows * (ncols + 1) + cols,
-                                         rows * (ncols + 1) + cols + 1]))
+    vertical = np.unique(np.concatenate([rows * (ncols + 1) + cols, rows * (ncols + 1) + cols + 1]))
     vr, vc = np.divmod(vertical, ncols + 1)
-    starts = np.concatenate([np.column_stack([grid.xs[hc], grid.ys[hr]]),
-                             np.column_stack([grid.xs[vc], grid.ys[vr]])])
-    ends = np.concatenate([np.column_stack([grid.xs[hc + 1], grid.ys[hr]]),
-                           np.column_stack([grid.xs[vc], grid.ys[vr + 1]])])
+    starts = np.concatenate(
+        [np.column_stack([grid.xs[hc], grid.ys[hr]]), np.column_stack([grid.xs[vc], grid.ys[vr]])]
+    )
+    ends = np.concatenate(
+        [
+            np.column_stack([grid.xs[hc + 1], grid.ys[hr]]),
+            np.column_stack([grid.xs[vc], grid.ys[vr + 1]]),
+        ]
+    )
     return np.asarray(shapely.linestrings(np.stack([starts, ends], axis=1)))
 
 
@@ -317,9 +341,13 @@ def _face_cells(faces: Geoms, grid: _Grid, band: Bools) -> tuple[Ints, Ints, Boo
     cols = np.clip(np.searchsorted(grid.xs, mid_x, side="right") - 1, 0, ncols - 1)
     rows = np.clip(np.searchsorted(-grid.ys, -mid_y, side="right") - 1, 0, nrows - 1)
     slack = 1e-9 * min(grid.dx, grid.dy)
-    in_cell = ((bounds[:, 0] >= grid.xs[cols] - slack) & (bounds[:, 2] <= grid.xs[cols + 1] + slack)
-               & (bounds[:, 1] >= grid.ys[rows + 1] - slack)
-               & (bounds[:, 3] <= grid.ys[rows] + slack) & band[rows, cols])
+    in_cell = (
+        (bounds[:, 0] >= grid.xs[cols] - slack)
+        & (bounds[:, 2] <= grid.xs[cols + 1] + slack)
+        & (bounds[:, 1] >= grid.ys[rows + 1] - slack)
+        & (bounds[:, 3] <= grid.ys[rows] + slack)
+        & band[rows, cols]
+    )
     return rows.astype(np.int64), cols.astype(np.int64), in_cell
 
 
@@ -362,8 +390,10 @@ class _Graph:
         """(position in nodes, neighbour) of every edge leaving the nodes."""
         starts = self.indptr[nodes]
         counts = self.indptr[nodes + 1] - starts
-        return (np.repeat(np.arange(len(nodes)), counts),
-                self.indices[np.repeat(starts, counts) + _ranges(counts)])
+        return (
+            np.repeat(np.arange(len(nodes)), counts),
+            self.indices[np.repeat(starts, counts) + _ranges(counts)],
+        )
 
     def subgraph(self, nodes: Ints) -> _Graph:
         """The graph induced by the nodes, renumbered 0..len(nodes)-1 in their order."""
@@ -382,8 +412,14 @@ class _Graph:
 
     def components(self) -> tuple[int, Ints]:
         """Number of connected components and each node's component."""
-        matrix = csr_matrix((np.ones(len(self.indices)), self.indices.astype(np.int32),
-                             self.indptr.astype(np.int32)), shape=(self.size, self.size))
+        matrix = csr_matrix(
+            (
+                np.ones(len(self.indices)),
+                self.indices.astype(np.int32),
+                self.indptr.astype(np.int32),
+            ),
+            shape=(self.size, self.size),
+        )
         # The graph is symmetric, so its strong components are its components, and scipy finds
         # those several times faster than with directed=False.
         count, labels = connected_components(matrix, directed=True, connection="strong")
@@ -402,9 +438,11 @@ def _adjacency(units: _Units, grid: _Grid) -> _Graph:
     n_in = units.n_interior
     cell_unit = np.full((nrows, ncols), -1, dtype=np.int64)
     cell_unit[units.row[:n_in], units.col[:n_in]] = np.arange(n_in)
-    pairs = [_grid_pairs(cell_unit[:, :-1], cell_unit[:, 1:]),
-             _grid_pairs(cell_unit[:-1, :], cell_unit[1:, :]),
-             _face_pairs(units, grid, cell_unit)]
+    pairs = [
+        _grid_pairs(cell_unit[:, :-1], cell_unit[:, 1:]),
+        _grid_pairs(cell_unit[:-1, :], cell_unit[1:, :]),
+        _face_pairs(units, grid, cell_unit),
+    ]
     a, b = np.concatenate(pairs, axis=1)
     return _Graph.from_pairs(a, b, units.count)
 
@@ -460,8 +498,9 @@ def _ranges(counts: Ints) -> Ints:
 
 def _box_geoms(grid: _Grid, rows: Ints, cols: Ints) -> Geoms:
     """The cells as polygons."""
-    return np.asarray(shapely.box(grid.xs[cols], grid.ys[rows + 1], grid.xs[cols + 1],
-                                  grid.ys[rows]))
+    return np.asarray(
+        shapely.box(grid.xs[cols], grid.ys[rows + 1], grid.xs[cols + 1], grid.ys[rows])
+    )
 
 
 # --- partition -----------------------------------------------------------------------------------
@@ -488,7 +527,7 @@ def _split_by_label(labels: Ints, count: int) -> list[Ints]:
     """Unit ids of each label 0..count-1, ascending."""
     order = np.argsort(labels, kind="stable")
     bounds = np.searchsorted(labels[order], np.arange(count + 1))
-    return [order[bounds[i]:bounds[i + 1]] for i in range(count)]
+    return [order[bounds[i] : bounds[i + 1]] for i in range(count)]
 
 
 def _allocate(weights: Floats, n: int) -> Ints:
@@ -523,8 +562,7 @@ def _bisect(idx: Ints, n: int, units: _Units, adjacency: _Graph) -> list[Ints]:
         return [idx]
     low, high = _cut(idx, n, units, adjacency)
     n_low = _seats_low(units.pop[low].sum(), units.pop[high].sum(), n, len(low), len(high))
-    return (_bisect(low, n_low, units, adjacency)
-            + _bisect(high, n - n_low, units, adjacency))
+    return _bisect(low, n_low, units, adjacency) + _bisect(high, n - n_low, units, adjacency)
 
 
 def _seats_low(pop_low: float, pop_high: float, n: int, size_low: int, size_high: int) -> int:

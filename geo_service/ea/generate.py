@@ -20,6 +20,7 @@ from geo_service.ea.delineate import DraftEA, generate_many
 GENERATOR = "generator"
 BATCH = 50  # communes per transaction, so a long national run keeps what it finished
 
+
 @dataclass
 class GenerateSummary:
     """What a generation run did."""
@@ -30,35 +31,53 @@ class GenerateSummary:
     seconds: float = 0.0
 
 
-def _communes(conn: psycopg.Connection, vintage: str, codes: list[str] | None
-              ) -> list[tuple[str, BaseGeometry]]:
+def _communes(
+    conn: psycopg.Connection, vintage: str, codes: list[str] | None
+) -> list[tuple[str, BaseGeometry]]:
     rows = sql.communes_coverage(conn, vintage, codes)
     found = {code for code, _ in rows}
     missing = sorted(set(codes or []) - found)
     if missing:
-        raise InvalidParameter(f"unknown commune(s) in vintage {vintage}: {', '.join(missing)}",
-                               parameter="--commune")
+        raise InvalidParameter(
+            f"unknown commune(s) in vintage {vintage}: {', '.join(missing)}", parameter="--commune"
+        )
     geoms: list[BaseGeometry] = list(shapely.from_wkb([wkb for _, wkb in rows]))
     return [(code, geom) for (code, _), geom in zip(rows, geoms, strict=True)]
 
 
-def _rows(vintage: str, census_round: str, drafts: dict[str, list[DraftEA]], user: str
-          ) -> Iterator[tuple[object, ...]]:
+def _rows(
+    vintage: str, census_round: str, drafts: dict[str, list[DraftEA]], user: str
+) -> Iterator[tuple[object, ...]]:
     for commune, eas in drafts.items():
         for ea in eas:
-            yield (census_round, f"{commune}-{ea.serial:03d}", vintage, commune, "draft",
-                   ea.population, ea.households,
-                   shapely.to_wkb(ea.geometry, hex=True, include_srid=False), user)
+            yield (
+                census_round,
+                f"{commune}-{ea.serial:03d}",
+                vintage,
+                commune,
+                "draft",
+                ea.population,
+                ea.households,
+                shapely.to_wkb(ea.geometry, hex=True, include_srid=False),
+                user,
+            )
 
 
 def _reason(households_per_ea: float) -> str:
     return f"generated, {households_per_ea:g} households per EA"
 
 
-def generate(conn: psycopg.Connection, vintage: str, census_round: str, codes: list[str] | None,
-             raster: Path, households_per_ea: float, household_size: float,
-             replace: bool = False, progress: Callable[[int, int], None] = lambda d, t: None
-             ) -> GenerateSummary:
+def generate(
+    conn: psycopg.Connection,
+    vintage: str,
+    census_round: str,
+    codes: list[str] | None,
+    raster: Path,
+    households_per_ea: float,
+    household_size: float,
+    replace: bool = False,
+    progress: Callable[[int, int], None] = lambda d, t: None,
+) -> GenerateSummary:
     """Draft EAs for each commune (skipping those that have EAs, unless replace)."""
     started = time.perf_counter()
     communes = _communes(conn, vintage, codes)
@@ -67,13 +86,18 @@ def generate(conn: psycopg.Connection, vintage: str, census_round: str, codes: l
     todo = [(c, g) for c, g in communes if replace or c not in taken]
     summary.skipped = len(communes) - len(todo)
     for start in range(0, len(todo), BATCH):
-        batch = todo[start:start + BATCH]
+        batch = todo[start : start + BATCH]
         drafts = generate_many(batch, raster, households_per_ea, household_size)
         batch_codes = [c for c, _ in batch]
         with conn.transaction():
-            sql.replace_drafts(conn, census_round, batch_codes,
-                               _rows(vintage, census_round, drafts, GENERATOR), GENERATOR,
-                               _reason(households_per_ea))
+            sql.replace_drafts(
+                conn,
+                census_round,
+                batch_codes,
+                _rows(vintage, census_round, drafts, GENERATOR),
+                GENERATOR,
+                _reason(households_per_ea),
+            )
         summary.eas += sum(len(eas) for eas in drafts.values())
         summary.communes += len(batch)
         progress(summary.communes, len(todo))
@@ -81,18 +105,33 @@ def generate(conn: psycopg.Connection, vintage: str, census_round: str, codes: l
     return summary
 
 
-async def generate_one(conn: psycopg.AsyncConnection, vintage: str, code: str,
-                       census_round: str, raster: Path, households_per_ea: float,
-                       household_size: float, user: str) -> int:
+async def generate_one(
+    conn: psycopg.AsyncConnection,
+    vintage: str,
+    code: str,
+    census_round: str,
+    raster: Path,
+    households_per_ea: float,
+    household_size: float,
+    user: str,
+) -> int:
     """Draft EAs of one commune that has none, inside the caller's transaction."""
     wkb = await sql.commune_coverage_wkb(conn, vintage, code)
     if wkb is None:
-        raise InvalidParameter(f"commune {code} has no boundary in vintage {vintage}",
-                               parameter="code")
+        raise InvalidParameter(
+            f"commune {code} has no boundary in vintage {vintage}", parameter="code"
+        )
     geometry = shapely.wkb.loads(wkb)
     # The raster work is CPU-bound: keep the event loop serving other requests meanwhile.
-    drafts = await asyncio.to_thread(generate_many, [(code, geometry)], raster,
-                                     households_per_ea, household_size, workers=1)
-    await sql.add_drafts(conn, census_round, code, _rows(vintage, census_round, drafts, user),
-                         user, _reason(households_per_ea))
+    drafts = await asyncio.to_thread(
+        generate_many, [(code, geometry)], raster, households_per_ea, household_size, workers=1
+    )
+    await sql.add_drafts(
+        conn,
+        census_round,
+        code,
+        _rows(vintage, census_round, drafts, user),
+        user,
+        _reason(households_per_ea),
+    )
     return sum(len(eas) for eas in drafts.values())

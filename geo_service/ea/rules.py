@@ -41,16 +41,20 @@ class Findings:
     warnings: list[dict[str, Any]] = field(default_factory=list)
 
 
-def parse_geometry(geojson: Any, crs: OutputCrs, repair: bool, max_vertices: int = 100_000
-                   ) -> tuple[MultiPolygon, str | None]:
+def parse_geometry(
+    geojson: Any, crs: OutputCrs, repair: bool, max_vertices: int = 100_000
+) -> tuple[MultiPolygon, str | None]:
     """A MultiPolygon in lon/lat; invalid ones are refused with their location unless repaired."""
     geom = to_lonlat(polygon_from_geojson(geojson, max_vertices), crs)
     note = None
     if not geom.is_valid:
         reason = shapely.is_valid_reason(geom)
         if not repair:
-            raise InvalidParameter(f"geometry is invalid: {reason} (send ?repair=true to "
-                                   "repair it)", parameter="geometry", location=reason)
+            raise InvalidParameter(
+                f"geometry is invalid: {reason} (send ?repair=true to repair it)",
+                parameter="geometry",
+                location=reason,
+            )
         geom = shapely.make_valid(geom)
         note = f"repaired: {reason}"
     parts = [p for p in shapely.get_parts(geom) if p.geom_type == "Polygon" and not p.is_empty]
@@ -66,11 +70,11 @@ def _point(wkt: str | None) -> list[float] | None:
     return [round(float(x), 7), round(float(y), 7)]
 
 
-async def snap(conn: psycopg.AsyncConnection, geom: BaseGeometry, context: dict[str, Any],
-               rules: EaRules) -> BaseGeometry:
+async def snap(
+    conn: psycopg.AsyncConnection, geom: BaseGeometry, context: dict[str, Any], rules: EaRules
+) -> BaseGeometry:
     """Snap vertices to the commune boundary and neighbouring EAs within the snap distance."""
-    params = {**context, "wkb": shapely.to_wkb(geom),
-              "snap": rules.snap_m / _METRES_PER_DEGREE}
+    params = {**context, "wkb": shapely.to_wkb(geom), "snap": rules.snap_m / _METRES_PER_DEGREE}
     wkb = await sql.snapped_wkb(conn, params)
     snapped = shapely.from_wkb(wkb) if wkb else None
     if snapped is None or snapped.is_empty or not snapped.is_valid:
@@ -78,25 +82,42 @@ async def snap(conn: psycopg.AsyncConnection, geom: BaseGeometry, context: dict[
     return snapped
 
 
-async def check(conn: psycopg.AsyncConnection, geom: BaseGeometry, context: dict[str, Any],
-                rules: EaRules) -> Findings:
+async def check(
+    conn: psycopg.AsyncConnection, geom: BaseGeometry, context: dict[str, Any], rules: EaRules
+) -> Findings:
     """Every rule the geometry breaks (problems) or bends (warnings)."""
     findings = Findings()
     params = {**context, "wkb": shapely.to_wkb(geom), "tolerance": rules.tolerance_m}
     area_m2, outside_m2, outside_at, beyond_tolerance = await sql.outside(conn, params)
     if beyond_tolerance:
-        findings.problems.append({"problem": "outside its commune",
-                                  "area_m2": round(outside_m2, 1), "location": _point(outside_at)})
+        findings.problems.append(
+            {
+                "problem": "outside its commune",
+                "area_m2": round(outside_m2, 1),
+                "location": _point(outside_at),
+            }
+        )
     if area_m2 < rules.min_area_m2:
-        findings.problems.append({"problem": f"area {area_m2:.0f} m² is below the minimum "
-                                             f"{rules.min_area_m2:.0f} m²"})
+        findings.problems.append(
+            {"problem": f"area {area_m2:.0f} m² is below the minimum {rules.min_area_m2:.0f} m²"}
+        )
     if area_m2 > rules.max_area_km2 * 1e6:
-        findings.problems.append({"problem": f"area {area_m2 / 1e6:.1f} km² is above the "
-                                             f"maximum {rules.max_area_km2:.0f} km²"})
+        findings.problems.append(
+            {
+                "problem": f"area {area_m2 / 1e6:.1f} km² is above the "
+                f"maximum {rules.max_area_km2:.0f} km²"
+            }
+        )
     for other_id, other_code, m2, at, beyond in await sql.overlaps(conn, params):
         if beyond:
-            findings.problems.append({"problem": f"overlaps EA {other_code}", "ea": other_id,
-                                      "area_m2": round(m2, 1), "location": _point(at)})
+            findings.problems.append(
+                {
+                    "problem": f"overlaps EA {other_code}",
+                    "ea": other_id,
+                    "area_m2": round(m2, 1),
+                    "location": _point(at),
+                }
+            )
     return findings
 
 
@@ -104,5 +125,7 @@ def workload_warning(households: float | None, rules: EaRules) -> dict[str, Any]
     """A warning when estimated households fall outside the workload band."""
     if households is None or rules.households_min <= households <= rules.households_max:
         return None
-    return {"warning": f"estimated {households:.0f} households, outside the band "
-                       f"{rules.households_min:.0f}–{rules.households_max:.0f}"}
+    return {
+        "warning": f"estimated {households:.0f} households, outside the band "
+        f"{rules.households_min:.0f}–{rules.households_max:.0f}"
+    }

@@ -34,9 +34,11 @@ from geo_service.users import User
 from indicators.zonal import sum_over
 
 Row = dict[str, Any]
-TRANSITIONS = {"submit": ({"draft", "rejected"}, "submitted", "editor"),
-               "approve": ({"submitted"}, "approved", "supervisor"),
-               "reject": ({"submitted"}, "rejected", "supervisor")}
+TRANSITIONS = {
+    "submit": ({"draft", "rejected"}, "submitted", "editor"),
+    "approve": ({"submitted"}, "approved", "supervisor"),
+    "reject": ({"submitted"}, "rejected", "supervisor"),
+}
 _RANKS = {"viewer": 0, "editor": 1, "supervisor": 2, "admin": 3}
 
 
@@ -62,8 +64,11 @@ class Estimator:
         if self.raster.exists():
             population = await asyncio.to_thread(sum_over, self.raster, geom) or 0.0
             households = population / self.household_size
-        return {"wkb": bytes(shapely.to_wkb(geom)), "population": population,
-                "households": households}
+        return {
+            "wkb": bytes(shapely.to_wkb(geom)),
+            "population": population,
+            "households": households,
+        }
 
 
 def etag(row: Row) -> str:
@@ -75,10 +80,13 @@ def as_feature(row: Row) -> dict[str, Any]:
     """An EA row as a GeoJSON Feature."""
     props = {k: v for k, v in row.items() if k not in ("geometry", "id")}
     if props.get("updated_at") is not None:
-        props["updated_at"] = props["updated_at"].astimezone(UTC).isoformat(
-            timespec="microseconds")
-    return {"type": "Feature", "id": row["id"], "geometry": json.loads(row["geometry"]),
-            "properties": props}
+        props["updated_at"] = props["updated_at"].astimezone(UTC).isoformat(timespec="microseconds")
+    return {
+        "type": "Feature",
+        "id": row["id"],
+        "geometry": json.loads(row["geometry"]),
+        "properties": props,
+    }
 
 
 async def fetch(conn: psycopg.AsyncConnection, ea_id: int, lock: bool = False) -> Row:
@@ -89,14 +97,19 @@ async def fetch(conn: psycopg.AsyncConnection, ea_id: int, lock: bool = False) -
     return row
 
 
-async def commune_of(conn: psycopg.AsyncConnection, code: str, vintage: str | None,
-                     parameter: str = "commune_code",
-                     vintage_parameter: str = "commune_vintage") -> Commune:
+async def commune_of(
+    conn: psycopg.AsyncConnection,
+    code: str,
+    vintage: str | None,
+    parameter: str = "commune_code",
+    vintage_parameter: str = "commune_vintage",
+) -> Commune:
     """The commune (latest vintage unless given); 422 naming what is unknown."""
     row = await sql.commune_row(conn, code, vintage)
     if row is None and vintage is not None and await sql.commune_exists(conn, code):
-        raise Unprocessable(f"commune {code!r} has no vintage {vintage!r}",
-                            parameter=vintage_parameter)
+        raise Unprocessable(
+            f"commune {code!r} has no vintage {vintage!r}", parameter=vintage_parameter
+        )
     if row is None:
         raise Unprocessable(f"unknown commune {code!r}", parameter=parameter)
     return Commune(*row)
@@ -115,8 +128,11 @@ def check_version(row: Row, if_match: str | None) -> None:
     if not if_match:
         raise PreconditionRequired("send If-Match with the ETag you read", parameter="If-Match")
     if etag(row) not in [t.strip() for t in if_match.split(",")] and if_match.strip() != "*":
-        raise PreconditionFailed(f"EA {row['id']} has changed (now {etag(row)}); "
-                                 "read it again", parameter="If-Match", current=etag(row))
+        raise PreconditionFailed(
+            f"EA {row['id']} has changed (now {etag(row)}); read it again",
+            parameter="If-Match",
+            current=etag(row),
+        )
 
 
 def code_for(commune: str, code: str | None) -> str | None:
@@ -125,8 +141,10 @@ def code_for(commune: str, code: str | None) -> str | None:
         return None
     head, _, serial = code.partition("-")
     if head != commune or not serial.isdigit() or len(serial) > 6:
-        raise InvalidParameter(f"code {code!r} must be the commune code, '-' and a serial "
-                               f"(e.g. {commune}-001)", parameter="code")
+        raise InvalidParameter(
+            f"code {code!r} must be the commune code, '-' and a serial (e.g. {commune}-001)",
+            parameter="code",
+        )
     return code
 
 
@@ -135,22 +153,39 @@ async def next_code(conn: psycopg.AsyncConnection, census_round: str, commune: s
     return f"{commune}-{await sql.next_serial(conn, census_round, commune):03d}"
 
 
-async def write_history(conn: psycopg.AsyncConnection, ea_id: int, action: str,
-                        before: Row | None, after: Row | None, user: User,
-                        reason: str | None) -> None:
+async def write_history(
+    conn: psycopg.AsyncConnection,
+    ea_id: int,
+    action: str,
+    before: Row | None,
+    after: Row | None,
+    user: User,
+    reason: str | None,
+) -> None:
     """Append the full before/after state."""
-    await sql.write_history(conn, ea_id, action, as_feature(before) if before else None,
-                            as_feature(after) if after else None, user.name, reason)
+    await sql.write_history(
+        conn,
+        ea_id,
+        action,
+        as_feature(before) if before else None,
+        as_feature(after) if after else None,
+        user.name,
+        reason,
+    )
 
 
 def _broken(findings: Findings, parameter: str = "geometry", what: str = "") -> None:
     if findings.problems:
-        raise Unprocessable(f"{len(findings.problems)} rule(s) broken{what}; nothing was saved",
-                            parameter=parameter, problems=findings.problems)
+        raise Unprocessable(
+            f"{len(findings.problems)} rule(s) broken{what}; nothing was saved",
+            parameter=parameter,
+            problems=findings.problems,
+        )
 
 
-async def validated(conn: psycopg.AsyncConnection, geom: BaseGeometry, context: dict[str, Any],
-                    rules: EaRules) -> tuple[BaseGeometry, Findings]:
+async def validated(
+    conn: psycopg.AsyncConnection, geom: BaseGeometry, context: dict[str, Any], rules: EaRules
+) -> tuple[BaseGeometry, Findings]:
     """Snap, then check; 422 with every problem when a rule is broken.
 
     An EA sent back as it is stored is not snapped (a save without changes changes
@@ -174,8 +209,7 @@ async def _is_stored_as(conn: psycopg.AsyncConnection, ea_id: int, geom: BaseGeo
     if ea_id < 0:
         return False
     stored = await sql.stored_wkb(conn, ea_id)
-    return stored is not None and bool(shapely.equals_exact(shapely.from_wkb(stored), geom,
-                                                            1e-12))
+    return stored is not None and bool(shapely.equals_exact(shapely.from_wkb(stored), geom, 1e-12))
 
 
 @asynccontextmanager
@@ -183,12 +217,20 @@ async def _unique_code(code: str | None) -> AsyncIterator[None]:
     try:
         yield
     except psycopg.errors.UniqueViolation as exc:
-        raise Conflict(f"EA code {code!r} is already used in this round", parameter="code",
-                       ) from exc
+        raise Conflict(
+            f"EA code {code!r} is already used in this round",
+            parameter="code",
+        ) from exc
 
 
-async def _locked(conn: psycopg.AsyncConnection, ea_id: int, user: User, if_match: str | None,
-                  needs: str = "editor", change: bool = False) -> tuple[Row, Commune]:
+async def _locked(
+    conn: psycopg.AsyncConnection,
+    ea_id: int,
+    user: User,
+    if_match: str | None,
+    needs: str = "editor",
+    change: bool = False,
+) -> tuple[Row, Commune]:
     """The EA locked for a write by `user`; with `change`, its geometry or existence is
     changed, which an approved EA allows only to a supervisor (it goes back to draft)."""
     row = await fetch(conn, ea_id)
@@ -224,20 +266,35 @@ class EaService:
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> EaService:
         """The rules and the population raster the settings name."""
-        rules = EaRules(settings.ea_tolerance_m, settings.ea_snap_m, settings.ea_min_area_m2,
-                        settings.ea_max_area_km2, settings.ea_households_min,
-                        settings.ea_households_max, settings.household_size,
-                        settings.ea_max_vertices)
+        rules = EaRules(
+            settings.ea_tolerance_m,
+            settings.ea_snap_m,
+            settings.ea_min_area_m2,
+            settings.ea_max_area_km2,
+            settings.ea_households_min,
+            settings.ea_households_max,
+            settings.household_size,
+            settings.ea_max_vertices,
+        )
         return cls(rules, Estimator(settings.population_raster, settings.household_size))
 
-    async def _prepared(self, conn: psycopg.AsyncConnection, drawing: Drawing, ea_id: int,
-                        census_round: str, commune: Commune
-                        ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    async def _prepared(
+        self,
+        conn: psycopg.AsyncConnection,
+        drawing: Drawing,
+        ea_id: int,
+        census_round: str,
+        commune: Commune,
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """Read, snap and check the shape, estimate its workload: the values to write and
         the warnings."""
         drawn = drawing()
-        context = {"round": census_round, "commune": commune.code,
-                   "vintage": commune.vintage, "self": ea_id}
+        context = {
+            "round": census_round,
+            "commune": commune.code,
+            "vintage": commune.vintage,
+            "self": ea_id,
+        }
         geom, findings = await validated(conn, drawn.geometry, context, self.rules)
         values = await self.estimator.values(geom)
         warnings = findings.warnings + ([{"warning": drawn.note}] if drawn.note else [])
@@ -245,9 +302,17 @@ class EaService:
             warnings.append(warning)
         return values, warnings
 
-    async def create(self, conn: psycopg.AsyncConnection, user: User, census_round: str,
-                     commune_code: str, vintage: str | None, code: str | None,
-                     drawing: Drawing, reason: str | None) -> tuple[Row, list[dict[str, Any]]]:
+    async def create(
+        self,
+        conn: psycopg.AsyncConnection,
+        user: User,
+        census_round: str,
+        commune_code: str,
+        vintage: str | None,
+        code: str | None,
+        drawing: Drawing,
+        reason: str | None,
+    ) -> tuple[Row, list[dict[str, Any]]]:
         """A new draft EA in a commune of the user's scope."""
         commune = await commune_of(conn, commune_code, vintage)
         authorise(user, commune)
@@ -257,72 +322,122 @@ class EaService:
             values, warnings = await self._prepared(conn, drawing, -1, census_round, commune)
             code = code or await next_code(conn, census_round, commune.code)
             async with _unique_code(code):
-                row = await sql.insert(conn, {**values, "round": census_round, "code": code,
-                                              "vintage": commune.vintage,
-                                              "commune": commune.code, "user": user.name})
+                row = await sql.insert(
+                    conn,
+                    {
+                        **values,
+                        "round": census_round,
+                        "code": code,
+                        "vintage": commune.vintage,
+                        "commune": commune.code,
+                        "user": user.name,
+                    },
+                )
             await write_history(conn, row["id"], "create", None, row, user, reason)
         return row, warnings
 
-    async def replace(self, conn: psycopg.AsyncConnection, user: User, ea_id: int,
-                      if_match: str | None, keeps: dict[str, Any], code: str | None,
-                      drawing: Drawing, reason: str | None) -> tuple[Row, list[dict[str, Any]]]:
+    async def replace(
+        self,
+        conn: psycopg.AsyncConnection,
+        user: User,
+        ea_id: int,
+        if_match: str | None,
+        keeps: dict[str, Any],
+        code: str | None,
+        drawing: Drawing,
+        reason: str | None,
+    ) -> tuple[Row, list[dict[str, Any]]]:
         """New geometry (and optionally code); `keeps` must match what the EA has."""
         async with conn.transaction():
             before, commune = await _locked(conn, ea_id, user, if_match, change=True)
             for name, value in keeps.items():
                 if value not in (None, before[name]):
-                    raise InvalidParameter(f"an EA keeps its {name} ({before[name]}); draw a "
-                                           "new EA for another", parameter=name)
+                    raise InvalidParameter(
+                        f"an EA keeps its {name} ({before[name]}); draw a new EA for another",
+                        parameter=name,
+                    )
             code = code_for(commune.code, code)
-            values, warnings = await self._prepared(conn, drawing, ea_id,
-                                                    before["census_round"], commune)
+            values, warnings = await self._prepared(
+                conn, drawing, ea_id, before["census_round"], commune
+            )
             async with _unique_code(code):
-                row = await sql.update_geometry(conn, ea_id, {**values, "code": code,
-                                                              "user": user.name})
+                row = await sql.update_geometry(
+                    conn, ea_id, {**values, "code": code, "user": user.name}
+                )
             await write_history(conn, ea_id, "update", before, row, user, reason)
         return row, warnings
 
-    async def delete(self, conn: psycopg.AsyncConnection, user: User, ea_id: int,
-                     if_match: str | None, reason: str | None) -> None:
+    async def delete(
+        self,
+        conn: psycopg.AsyncConnection,
+        user: User,
+        ea_id: int,
+        if_match: str | None,
+        reason: str | None,
+    ) -> None:
         """Delete an EA; its history stays."""
         async with conn.transaction():
             before, _ = await _locked(conn, ea_id, user, if_match, change=True)
             await sql.delete(conn, ea_id)
             await write_history(conn, ea_id, "delete", before, None, user, reason)
 
-    async def split(self, conn: psycopg.AsyncConnection, user: User, ea_id: int,
-                    if_match: str | None, line: BaseGeometry, reason: str | None
-                    ) -> tuple[Row, list[Row], list[dict[str, Any]]]:
+    async def split(
+        self,
+        conn: psycopg.AsyncConnection,
+        user: User,
+        ea_id: int,
+        if_match: str | None,
+        line: BaseGeometry,
+        reason: str | None,
+    ) -> tuple[Row, list[Row], list[dict[str, Any]]]:
         """The EA keeps the largest part; every other part becomes a new draft EA."""
         async with conn.transaction():
             before, commune = await _locked(conn, ea_id, user, if_match, change=True)
-            parts = [shapely.from_wkb(wkb) for wkb in
-                     await sql.split_wkb(conn, ea_id, bytes(shapely.to_wkb(line)))]
+            parts = [
+                shapely.from_wkb(wkb)
+                for wkb in await sql.split_wkb(conn, ea_id, bytes(shapely.to_wkb(line)))
+            ]
             if len(parts) < 2:
                 raise Unprocessable("the line does not cut the EA into parts", parameter="line")
-            context = {"round": before["census_round"], "commune": commune.code,
-                       "vintage": commune.vintage, "self": ea_id}
+            context = {
+                "round": before["census_round"],
+                "commune": commune.code,
+                "vintage": commune.vintage,
+                "self": ea_id,
+            }
             await self._checked_parts(conn, parts, context)
             estimates = [await self.estimator.values(part) for part in parts]
-            warnings = [w for values in estimates
-                        if (w := workload_warning(values["households"], self.rules)) is not None]
-            kept = await sql.update_geometry(conn, ea_id, {**estimates[0], "code": None,
-                                                           "user": user.name})
+            warnings = [
+                w
+                for values in estimates
+                if (w := workload_warning(values["households"], self.rules)) is not None
+            ]
+            kept = await sql.update_geometry(
+                conn, ea_id, {**estimates[0], "code": None, "user": user.name}
+            )
             await write_history(conn, ea_id, "split", before, kept, user, reason)
             created = []
             for values in estimates[1:]:
                 code = await next_code(conn, before["census_round"], commune.code)
                 async with _unique_code(code):
-                    row = await sql.insert(conn, {
-                        **values, "round": before["census_round"], "code": code,
-                        "vintage": commune.vintage, "commune": commune.code,
-                        "user": user.name})
+                    row = await sql.insert(
+                        conn,
+                        {
+                            **values,
+                            "round": before["census_round"],
+                            "code": code,
+                            "vintage": commune.vintage,
+                            "commune": commune.code,
+                            "user": user.name,
+                        },
+                    )
                 await write_history(conn, row["id"], "split", before, row, user, reason)
                 created.append(row)
         return kept, created, warnings
 
-    async def _checked_parts(self, conn: psycopg.AsyncConnection, parts: list[BaseGeometry],
-                             context: dict[str, Any]) -> None:
+    async def _checked_parts(
+        self, conn: psycopg.AsyncConnection, parts: list[BaseGeometry], context: dict[str, Any]
+    ) -> None:
         """Every rule broken by any of the parts (of a split), each problem naming its part."""
         findings = Findings()
         for number, part in enumerate(parts, 1):
@@ -330,82 +445,138 @@ class EaService:
             findings.problems += [{**p, "part": number} for p in found.problems]
         _broken(findings, "line", " by the parts")
 
-    async def merge(self, conn: psycopg.AsyncConnection, user: User, ids: list[int],
-                    if_match: str | None, reason: str | None) -> Row:
+    async def merge(
+        self,
+        conn: psycopg.AsyncConnection,
+        user: User,
+        ids: list[int],
+        if_match: str | None,
+        reason: str | None,
+    ) -> Row:
         """The EA with the lowest id takes the union of all; the others are deleted."""
         ids = sorted(ids)
         # One commune and round, checked before any lock: locks are then taken in one order
         # (the commune's, then the rows' by id), so concurrent merges cannot deadlock.
-        keys = {(r["census_round"], r["commune_code"]) for r in
-                [await fetch(conn, ea_id) for ea_id in ids]}
+        keys = {
+            (r["census_round"], r["commune_code"])
+            for r in [await fetch(conn, ea_id) for ea_id in ids]
+        }
         if len(keys) != 1:
-            raise Unprocessable("EAs of different communes or rounds cannot be merged",
-                                parameter="ids")
+            raise Unprocessable(
+                "EAs of different communes or rounds cannot be merged", parameter="ids"
+            )
         async with conn.transaction():
-            rows = [(await _locked(conn, ea_id, user, if_match, change=True))[0]
-                    for ea_id in ids]
+            rows = [(await _locked(conn, ea_id, user, if_match, change=True))[0] for ea_id in ids]
             wkb = await sql.union_wkb(conn, ids)
             union = shapely.from_wkb(wkb) if wkb else None
             if union is None or union.geom_type != "Polygon":
                 raise Unprocessable("the EAs do not form one contiguous area", parameter="ids")
             first = rows[0]
-            merged = await sql.update_geometry(conn, first["id"], {
-                **await self.estimator.values(union), "code": None, "user": user.name})
+            merged = await sql.update_geometry(
+                conn,
+                first["id"],
+                {**await self.estimator.values(union), "code": None, "user": user.name},
+            )
             await write_history(conn, first["id"], "merge", first, merged, user, reason)
             for other in rows[1:]:
                 await sql.delete(conn, other["id"])
                 await write_history(conn, other["id"], "merge", other, None, user, reason)
         return merged
 
-    async def transition(self, conn: psycopg.AsyncConnection, user: User, ea_id: int,
-                         action: str, if_match: str | None, reason: str | None) -> Row:
+    async def transition(
+        self,
+        conn: psycopg.AsyncConnection,
+        user: User,
+        ea_id: int,
+        action: str,
+        if_match: str | None,
+        reason: str | None,
+    ) -> Row:
         """Workflow: editors submit drafts; supervisors in scope approve or reject them."""
         allowed_from, target, needs = TRANSITIONS[action]
         if action == "reject" and not (reason or "").strip():
-            raise InvalidParameter("a rejection needs a reason (?reason=…), so the editor "
-                                   "knows what to change", parameter="reason")
+            raise InvalidParameter(
+                "a rejection needs a reason (?reason=…), so the editor knows what to change",
+                parameter="reason",
+            )
         async with conn.transaction():
             before, _ = await _locked(conn, ea_id, user, if_match, needs)
-            if action in ("approve", "reject") and user.role != "admin" \
-                    and user.name in await _authors(conn, ea_id, before):
+            if (
+                action in ("approve", "reject")
+                and user.role != "admin"
+                and user.name in await _authors(conn, ea_id, before)
+            ):
                 # four eyes: who drew or submitted an EA does not approve it
-                raise Forbidden(f"EA {before['code']} was drawn or submitted by {user.name}: "
-                                "another supervisor approves or rejects it", parameter="action")
+                raise Forbidden(
+                    f"EA {before['code']} was drawn or submitted by {user.name}: "
+                    "another supervisor approves or rejects it",
+                    parameter="action",
+                )
             if before["status"] not in allowed_from:
-                raise InvalidParameter(f"cannot {action} an EA that is {before['status']}",
-                                       parameter="action", current_status=before["status"])
+                raise InvalidParameter(
+                    f"cannot {action} an EA that is {before['status']}",
+                    parameter="action",
+                    current_status=before["status"],
+                )
             after = await sql.set_status(conn, ea_id, target, user.name)
             await write_history(conn, ea_id, action, before, after, user, reason)
         return after
 
-    async def generate(self, conn: psycopg.AsyncConnection, user: User, code: str,
-                       vintage: str | None, census_round: str, households_per_ea: float,
-                       replace: bool) -> dict[str, Any]:
+    async def generate(
+        self,
+        conn: psycopg.AsyncConnection,
+        user: User,
+        code: str,
+        vintage: str | None,
+        census_round: str,
+        households_per_ea: float,
+        replace: bool,
+    ) -> dict[str, Any]:
         """A gap-free draft coverage of a commune from the raster; only drafts are replaced."""
         commune = await commune_of(conn, code, vintage)
         authorise(user, commune)
         if not self.estimator.raster.exists():
-            raise Unprocessable("no population raster is configured "
-                                "(GEO_SERVICE_POPULATION_RASTER)", parameter="raster")
+            raise Unprocessable(
+                "no population raster is configured (GEO_SERVICE_POPULATION_RASTER)",
+                parameter="raster",
+            )
         async with conn.transaction():
             await sql.lock_commune(conn, census_round, commune.code)
             existing = await sql.of_commune(conn, census_round, commune.code)
             if existing and not replace:
-                raise Conflict(f"commune {commune.code} already has {len(existing)} EAs in "
-                               f"round {census_round}; pass replace=true to replace its drafts",
-                               parameter="replace")
+                raise Conflict(
+                    f"commune {commune.code} already has {len(existing)} EAs in "
+                    f"round {census_round}; pass replace=true to replace its drafts",
+                    parameter="replace",
+                )
             if any(row["status"] != "draft" for row in existing):
-                raise Conflict(f"commune {commune.code} has EAs that are no longer drafts; "
-                               "only drafts can be replaced", parameter="replace")
+                raise Conflict(
+                    f"commune {commune.code} has EAs that are no longer drafts; "
+                    "only drafts can be replaced",
+                    parameter="replace",
+                )
             for row in existing:
                 await sql.delete(conn, row["id"])
-                await write_history(conn, row["id"], "delete", row, None, user,
-                                    "replaced by a generated draft")
-            created = await generate_one(conn, commune.vintage, commune.code, census_round,
-                                         self.estimator.raster, households_per_ea,
-                                         self.estimator.household_size, user.name)
-        return {"commune": commune.code, "vintage": commune.vintage, "round": census_round,
-                "created": created, "replaced": len(existing)}
+                await write_history(
+                    conn, row["id"], "delete", row, None, user, "replaced by a generated draft"
+                )
+            created = await generate_one(
+                conn,
+                commune.vintage,
+                commune.code,
+                census_round,
+                self.estimator.raster,
+                households_per_ea,
+                self.estimator.household_size,
+                user.name,
+            )
+        return {
+            "commune": commune.code,
+            "vintage": commune.vintage,
+            "round": census_round,
+            "created": created,
+            "replaced": len(existing),
+        }
 
 
 async def _authors(conn: psycopg.AsyncConnection, ea_id: int, row: Row) -> set[str]:
@@ -416,8 +587,18 @@ async def _authors(conn: psycopg.AsyncConnection, ea_id: int, row: Row) -> set[s
 
 async def history(conn: psycopg.AsyncConnection, ea_id: int) -> list[dict[str, Any]]:
     """Every change with who, when, why and the full state before and after."""
-    entries = [{"id": i, "action": a, "before": b, "after": af, "user": u, "reason": r,
-                "at": at.isoformat()} for i, a, b, af, u, r, at in await sql.history(conn, ea_id)]
+    entries = [
+        {
+            "id": i,
+            "action": a,
+            "before": b,
+            "after": af,
+            "user": u,
+            "reason": r,
+            "at": at.isoformat(),
+        }
+        for i, a, b, af, u, r, at in await sql.history(conn, ea_id)
+    ]
     if not entries:  # (a deleted EA keeps its history)
         raise NotFound(f"no enumeration area {ea_id}", parameter="featureId")
     return entries

@@ -43,16 +43,25 @@ def parse_polygon(geojson: dict[str, Any], crs: OutputCrs, limits: AreaLimits) -
         geojson = geojson.get("geometry") or {}
     geom = polygon_from_geojson(geojson, limits.max_vertices)
     if not geom.is_valid:
-        raise InvalidParameter(f"geometry is invalid: {shapely.is_valid_reason(geom)}",
-                               parameter="geometry")
+        raise InvalidParameter(
+            f"geometry is invalid: {shapely.is_valid_reason(geom)}", parameter="geometry"
+        )
     return to_lonlat(geom, crs)
 
 
-async def unit_shares(conn: psycopg.AsyncConnection, collection: Collection,
-                      area: BaseGeometry, method: str, raster: Path) -> list[dict[str, Any]]:
+async def unit_shares(
+    conn: psycopg.AsyncConnection,
+    collection: Collection,
+    area: BaseGeometry,
+    method: str,
+    raster: Path,
+) -> list[dict[str, Any]]:
     """The units the area touches, with the share of each unit that lies inside it."""
-    rows = [r for r in await sql.pieces(conn, collection.vintage, collection.level,
-                                        shapely.to_wkb(area)) if r["piece_m2"] > 0]
+    rows = [
+        r
+        for r in await sql.pieces(conn, collection.vintage, collection.level, shapely.to_wkb(area))
+        if r["piece_m2"] > 0
+    ]
     for row in rows:
         row["area_share"] = min(1.0, row["piece_m2"] / row["unit_m2"]) if row["unit_m2"] else 0.0
     if method == "population" and rows:
@@ -66,12 +75,16 @@ async def unit_shares(conn: psycopg.AsyncConnection, collection: Collection,
 
 
 def _population_shares(rows: list[dict[str, Any]], raster: Path) -> None:
-    pieces = gpd.GeoDataFrame({"code": [f"p{i}" for i in range(len(rows))]},
-                              geometry=shapely.from_wkb([r["piece"] for r in rows]),
-                              crs="EPSG:4326")
-    units = gpd.GeoDataFrame({"code": [f"u{i}" for i in range(len(rows))]},
-                             geometry=shapely.from_wkb([r["unit"] for r in rows]),
-                             crs="EPSG:4326")
+    pieces = gpd.GeoDataFrame(
+        {"code": [f"p{i}" for i in range(len(rows))]},
+        geometry=shapely.from_wkb([r["piece"] for r in rows]),
+        crs="EPSG:4326",
+    )
+    units = gpd.GeoDataFrame(
+        {"code": [f"u{i}" for i in range(len(rows))]},
+        geometry=shapely.from_wkb([r["unit"] for r in rows]),
+        crs="EPSG:4326",
+    )
     inside = zonal_statistics(raster, pieces, "sum")
     whole = zonal_statistics(raster, units, "sum")
     for row, part, total in zip(rows, inside, whole, strict=True):
@@ -81,11 +94,17 @@ def _population_shares(rows: list[dict[str, Any]], raster: Path) -> None:
             row["population_share"] = row["area_share"]
 
 
-async def _apportioned(conn: psycopg.AsyncConnection, indicator: str, period: str,
-                       collection: Collection, shares: list[dict[str, Any]]) -> Apportioned:
+async def _apportioned(
+    conn: psycopg.AsyncConnection,
+    indicator: str,
+    period: str,
+    collection: Collection,
+    shares: list[dict[str, Any]],
+) -> Apportioned:
     codes = [s["code"] for s in shares]
-    rows = await published_values(conn, Selection(indicator, collection.vintage,
-                                                  collection.level, period, codes=codes))
+    rows = await published_values(
+        conn, Selection(indicator, collection.vintage, collection.level, period, codes=codes)
+    )
     values = {r["code"]: (r["value"], r["status"]) for r in rows}
     total = Apportioned()
     for s in shares:
@@ -94,14 +113,23 @@ async def _apportioned(conn: psycopg.AsyncConnection, indicator: str, period: st
     return total
 
 
-async def estimate(conn: psycopg.AsyncConnection, meta: dict[str, Any], period: str,
-                   collection: Collection, shares: list[dict[str, Any]]) -> dict[str, Any]:
+async def estimate(
+    conn: psycopg.AsyncConnection,
+    meta: dict[str, Any],
+    period: str,
+    collection: Collection,
+    shares: list[dict[str, Any]],
+) -> dict[str, Any]:
     """The indicator's value for the drawn area, with status and how it was obtained."""
-    result: dict[str, Any] = {"indicator": meta["code"], "period": period, "unit": meta["unit"],
-                              "kind": meta["kind"], "value": None}
+    result: dict[str, Any] = {
+        "indicator": meta["code"],
+        "period": period,
+        "unit": meta["unit"],
+        "kind": meta["kind"],
+        "value": None,
+    }
     if not shares:  # a sum over no unit is unknown, not zero
-        result.update(status="not_available",
-                      note=f"the area touches no unit of {collection.id}")
+        result.update(status="not_available", note=f"the area touches no unit of {collection.id}")
         return result
     if meta["kind"] == "count":
         total = await _apportioned(conn, meta["code"], period, collection, shares)
@@ -109,17 +137,21 @@ async def estimate(conn: psycopg.AsyncConnection, meta: dict[str, Any], period: 
     elif meta["kind"] in QUOTIENT_KINDS and meta["numerator"] and meta["denominator"]:
         num = await _apportioned(conn, meta["numerator"], period, collection, shares)
         den = await _apportioned(conn, meta["denominator"], period, collection, shares)
-        total = Apportioned(num.value / den.value * meta["multiplier"] if den.value else 0.0,
-                            worst(num.status, den.status))
+        total = Apportioned(
+            num.value / den.value * meta["multiplier"] if den.value else 0.0,
+            worst(num.status, den.status),
+        )
         if not den.value and total.status == "ok":
             total.status = "not_available"
         result["method"] = f"apportioned {meta['numerator']} / apportioned {meta['denominator']}"
     else:
-        result.update(status="not_available",
-                      note=f"a {meta['kind']} cannot be apportioned to a drawn area")
+        result.update(
+            status="not_available", note=f"a {meta['kind']} cannot be apportioned to a drawn area"
+        )
         return result
     if total.status in ("ok", "provisional") and await _below_threshold(
-            conn, meta, period, collection, shares, total.value):
+        conn, meta, period, collection, shares, total.value
+    ):
         total.status = "suppressed"
     result["status"] = total.status
     if total.status in ("ok", "provisional"):
@@ -127,9 +159,14 @@ async def estimate(conn: psycopg.AsyncConnection, meta: dict[str, Any], period: 
     return result
 
 
-async def _below_threshold(conn: psycopg.AsyncConnection, meta: dict[str, Any], period: str,
-                           collection: Collection, shares: list[dict[str, Any]],
-                           value: float) -> bool:
+async def _below_threshold(
+    conn: psycopg.AsyncConnection,
+    meta: dict[str, Any],
+    period: str,
+    collection: Collection,
+    shares: list[dict[str, Any]],
+    value: float,
+) -> bool:
     """The disclosure rule applied to the drawn area's own (apportioned) count."""
     threshold = meta["suppress_below"]
     if threshold is None:
@@ -147,15 +184,24 @@ def _periods(meta: dict[str, Any], vintage: str, level: str) -> list[str]:
     return []
 
 
-async def area_statistics(conn: psycopg.AsyncConnection, collection: Collection,
-                          area: BaseGeometry, indicators: list[str], period: str | None,
-                          method: str, limits: AreaLimits, raster: Path) -> dict[str, Any]:
+async def area_statistics(
+    conn: psycopg.AsyncConnection,
+    collection: Collection,
+    area: BaseGeometry,
+    indicators: list[str],
+    period: str | None,
+    method: str,
+    limits: AreaLimits,
+    raster: Path,
+) -> dict[str, Any]:
     """Each indicator estimated for a drawn lon/lat area, with the units it touches and how
     much of the area lies within units."""
     area_km2 = await sql.area_km2(conn, shapely.to_wkb(area))
     if area_km2 > limits.max_area_km2:
-        raise PayloadTooLarge(f"the area is {area_km2:,.0f} km²; the limit is "
-                              f"{limits.max_area_km2:,.0f} km²", parameter="geometry")
+        raise PayloadTooLarge(
+            f"the area is {area_km2:,.0f} km²; the limit is {limits.max_area_km2:,.0f} km²",
+            parameter="geometry",
+        )
     shares = await unit_shares(conn, collection, area, method, raster)
     results = []
     for code in indicators:
@@ -165,15 +211,30 @@ async def area_statistics(conn: psycopg.AsyncConnection, collection: Collection,
             raise InvalidParameter(exc.message, parameter="indicators") from exc
         periods = _periods(meta, collection.vintage, collection.level)
         if not periods:
-            results.append({"indicator": code, "value": None, "status": "not_available",
-                            "note": f"no values for {collection.id}"})
+            results.append(
+                {
+                    "indicator": code,
+                    "value": None,
+                    "status": "not_available",
+                    "note": f"no values for {collection.id}",
+                }
+            )
             continue
         if period is not None and period not in periods:
-            raise InvalidParameter(f"indicator {code!r} has no period {period!r} for "
-                                   f"{collection.id}; periods: {', '.join(periods)}",
-                                   parameter="period", valid=periods)
+            raise InvalidParameter(
+                f"indicator {code!r} has no period {period!r} for "
+                f"{collection.id}; periods: {', '.join(periods)}",
+                parameter="period",
+                valid=periods,
+            )
         results.append(await estimate(conn, meta, period or periods[-1], collection, shares))
     covered = sum(s["inside_km2"] for s in shares) / area_km2 if area_km2 else 0.0
-    return {"collection": collection.id, "method": method, "area_km2": round(area_km2, 3),
-            # values describe only the part of the area that lies within units
-            "covered_share": round(min(covered, 1.0), 6), "results": results, "units": shares}
+    return {
+        "collection": collection.id,
+        "method": method,
+        "area_km2": round(area_km2, 3),
+        # values describe only the part of the area that lies within units
+        "covered_share": round(min(covered, 1.0), 6),
+        "results": results,
+        "units": shares,
+    }

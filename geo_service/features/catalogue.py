@@ -15,13 +15,21 @@ from indicators.sql import collection_periods
 from tilecache.freshness import ChangeLog
 
 
-def _collection(row: tuple[Any, ...], periods: dict[str, tuple[str, ...]] | None = None
-                ) -> Collection:
+def _collection(
+    row: tuple[Any, ...], periods: dict[str, tuple[str, ...]] | None = None
+) -> Collection:
     level, vintage, count, x0, y0, x1, y1, valid_from, valid_to, description = row
-    return Collection(f"{level}-{vintage}", str(level), str(vintage), int(count),
-                      (float(x0), float(y0), float(x1), float(y1)),
-                      str(valid_from), str(valid_to) if valid_to else None, str(description),
-                      periods or {})
+    return Collection(
+        f"{level}-{vintage}",
+        str(level),
+        str(vintage),
+        int(count),
+        (float(x0), float(y0), float(x1), float(y1)),
+        str(valid_from),
+        str(valid_to) if valid_to else None,
+        str(description),
+        periods or {},
+    )
 
 
 async def list_collections(conn: psycopg.AsyncConnection) -> list[Collection]:
@@ -29,15 +37,18 @@ async def list_collections(conn: psycopg.AsyncConnection) -> list[Collection]:
     return [_collection(row) for row in await sql.collection_rows(conn)]
 
 
-async def read_collection(conn: psycopg.AsyncConnection, collection_id: str,
-                          with_periods: bool = False) -> Collection:
+async def read_collection(
+    conn: psycopg.AsyncConnection, collection_id: str, with_periods: bool = False
+) -> Collection:
     """One collection as the database has it now; NotFound when the id names no loaded
     (level, vintage)."""
     match = COLLECTION_ID.match(collection_id)
     rows = await sql.collection_rows(conn, **match.groupdict()) if match else []
     if not rows:
-        raise NotFound(f"unknown collection {collection_id!r}; ids look like commune-2025 "
-                       "(see /collections)", parameter="collectionId")
+        raise NotFound(
+            f"unknown collection {collection_id!r}; ids look like commune-2025 (see /collections)",
+            parameter="collectionId",
+        )
     level, vintage = str(rows[0][0]), str(rows[0][1])
     periods = await collection_periods(conn, vintage, level) if with_periods else None
     return _collection(rows[0], periods)

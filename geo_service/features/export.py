@@ -22,8 +22,9 @@ from geo_service.features.sql import features_sql, rows_sql
 BATCH = 500
 
 
-async def _rows(pool: AsyncConnectionPool, statement: sql.Composed, params: dict[str, Any]
-                ) -> AsyncIterator[list[tuple[Any, ...]]]:
+async def _rows(
+    pool: AsyncConnectionPool, statement: sql.Composed, params: dict[str, Any]
+) -> AsyncIterator[list[tuple[Any, ...]]]:
     """Batches of rows from a server-side cursor, so memory stays bounded."""
     async with pool.connection() as conn, conn.transaction():
         async with conn.cursor(name="export") as cur:
@@ -32,16 +33,18 @@ async def _rows(pool: AsyncConnectionPool, statement: sql.Composed, params: dict
                 yield batch
 
 
-async def stream_geojson(pool: AsyncConnectionPool, query: ItemQuery, tail: dict[str, Any]
-                         ) -> AsyncIterator[bytes]:
+async def stream_geojson(
+    pool: AsyncConnectionPool, query: ItemQuery, tail: dict[str, Any]
+) -> AsyncIterator[bytes]:
     """A FeatureCollection, feature by feature; counts and links come after the features."""
     statement, params = features_sql(query)
     async for chunk in stream_features(pool, statement, params, tail):
         yield chunk
 
 
-async def stream_features(pool: AsyncConnectionPool, statement: sql.Composed,
-                          params: dict[str, Any], tail: dict[str, Any]) -> AsyncIterator[bytes]:
+async def stream_features(
+    pool: AsyncConnectionPool, statement: sql.Composed, params: dict[str, Any], tail: dict[str, Any]
+) -> AsyncIterator[bytes]:
     """A FeatureCollection from a query whose rows are Features as JSON text."""
     yield b'{"type":"FeatureCollection","features":['
     returned = 0
@@ -53,8 +56,9 @@ async def stream_features(pool: AsyncConnectionPool, statement: sql.Composed,
     yield b"]," + orjson.dumps(tail)[1:]
 
 
-async def stream_csv(pool: AsyncConnectionPool, query: ItemQuery, wkt: bool
-                     ) -> AsyncIterator[bytes]:
+async def stream_csv(
+    pool: AsyncConnectionPool, query: ItemQuery, wkt: bool
+) -> AsyncIterator[bytes]:
     """CSV in UTF-8 with BOM (so Excel shows Vietnamese names), optional WKT geometry."""
     statement, params = rows_sql(query, wkt=True)
     columns = [*query.selected(), *(["wkt"] if wkt else [])]
@@ -81,12 +85,14 @@ async def geopackage(pool: AsyncConnectionPool, query: ItemQuery, layer: str) ->
     return await asyncio.to_thread(_write_geopackage, records, names, layer, query.crs.srid)
 
 
-def _write_geopackage(records: list[tuple[Any, ...]], names: list[str], layer: str,
-                      srid: int) -> bytes:
+def _write_geopackage(
+    records: list[tuple[Any, ...]], names: list[str], layer: str, srid: int
+) -> bytes:
     frame = gpd.GeoDataFrame(
         {name: [r[i] for r in records] for i, name in enumerate(names)},
         geometry=shapely.from_wkb([bytes(r[-1]) for r in records]) if records else [],
-        crs=f"EPSG:{srid}")
+        crs=f"EPSG:{srid}",
+    )
     for name in names:  # numeric columns arrive as Decimal
         if frame[name].map(lambda v: v.__class__.__name__ == "Decimal").any():
             frame[name] = frame[name].astype(float)

@@ -7,8 +7,11 @@ from dataclasses import dataclass, field
 
 from geo_core.crs import WGS84_LONLAT, OutputCrs
 
-LEVEL_TITLES = {"province": ("Provinces", "Tỉnh"), "district": ("Districts", "Huyện"),
-                "commune": ("Communes", "Xã")}
+LEVEL_TITLES = {
+    "province": ("Provinces", "Tỉnh"),
+    "district": ("Districts", "Huyện"),
+    "commune": ("Communes", "Xã"),
+}
 COLLECTION_ID = re.compile(r"^(?P<level>[a-z]+)-(?P<vintage>[A-Za-z0-9_.-]{1,32})$")
 # The attributes every unit has, in output order (their SQL: features.sql).
 UNIT_PROPERTIES = ("code", "name", "parent_code", "unit_type", "area_km2")

@@ -40,8 +40,7 @@ class RawItemParams:
     datetime: str | None = None
 
 
-def parse_bbox(text: str, across_antimeridian: bool = False
-               ) -> tuple[float, float, float, float]:
+def parse_bbox(text: str, across_antimeridian: bool = False) -> tuple[float, float, float, float]:
     """Four numbers minx,miny,maxx,maxy (six with heights; the heights are ignored).
 
     With `across_antimeridian`, minx > maxx is allowed (checked by the caller)."""
@@ -51,12 +50,14 @@ def parse_bbox(text: str, across_antimeridian: bool = False
     try:
         numbers = [float(p) for p in parts]
     except ValueError as exc:
-        raise InvalidParameter(f"bbox {text!r} has a value that is not a number",
-                               parameter="bbox") from exc
+        raise InvalidParameter(
+            f"bbox {text!r} has a value that is not a number", parameter="bbox"
+        ) from exc
     if not all(math.isfinite(n) for n in numbers):
         raise InvalidParameter("bbox values must be finite numbers", parameter="bbox")
-    x0, y0, x1, y1 = (numbers[0], numbers[1], numbers[3], numbers[4]) if len(numbers) == 6 \
-        else numbers
+    x0, y0, x1, y1 = (
+        (numbers[0], numbers[1], numbers[3], numbers[4]) if len(numbers) == 6 else numbers
+    )
     # (with across_antimeridian the caller checks the order, knowing the axes)
     if not across_antimeridian and (x0 > x1 or y0 > y1):
         raise InvalidParameter("bbox minimum is larger than its maximum", parameter="bbox")
@@ -75,8 +76,7 @@ def _check_bbox_range(bbox: tuple[float, float, float, float], crs: OutputCrs) -
     if not (-90 <= lat0 <= 90 and -90 <= lat1 <= 90):
         raise InvalidParameter("bbox latitudes must lie between -90 and 90", parameter="bbox")
     if not (-180 <= lon0 <= 180 and -180 <= lon1 <= 180):
-        raise InvalidParameter("bbox longitudes must lie between -180 and 180",
-                               parameter="bbox")
+        raise InvalidParameter("bbox longitudes must lie between -180 and 180", parameter="bbox")
     if lat0 > lat1:
         raise InvalidParameter("bbox minimum is larger than its maximum", parameter="bbox")
 
@@ -92,14 +92,15 @@ def _instant(text: str, end: bool) -> datetime | None:
             return moment.replace(hour=23, minute=59, second=59) if end else moment
         moment = datetime.fromisoformat(text)
     except ValueError as exc:
-        raise InvalidParameter(f"datetime {text!r} is not an RFC 3339 date or date-time "
-                               "(e.g. 2025-07-01 or 2025-07-01T00:00:00Z)",
-                               parameter="datetime") from exc
+        raise InvalidParameter(
+            f"datetime {text!r} is not an RFC 3339 date or date-time "
+            "(e.g. 2025-07-01 or 2025-07-01T00:00:00Z)",
+            parameter="datetime",
+        ) from exc
     try:
         return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
     except (OverflowError, ValueError) as exc:  # e.g. 9999-12-31T23:59:59-01:00
-        raise InvalidParameter(f"datetime {text!r} is out of range", parameter="datetime"
-                               ) from exc
+        raise InvalidParameter(f"datetime {text!r} is out of range", parameter="datetime") from exc
 
 
 def parse_datetime(text: str) -> tuple[datetime | None, datetime | None]:
@@ -108,8 +109,9 @@ def parse_datetime(text: str) -> tuple[datetime | None, datetime | None]:
     if not slash:
         moment = _instant(start_text, end=False)
         if moment is None:
-            raise InvalidParameter("datetime needs a date, a date-time or an interval",
-                                   parameter="datetime")
+            raise InvalidParameter(
+                "datetime needs a date, a date-time or an interval", parameter="datetime"
+            )
         return moment, (_instant(start_text, end=True) if len(start_text) == 10 else moment)
     start, end = _instant(start_text, end=False), _instant(end_text, end=True)
     if start is None and end is None:
@@ -123,10 +125,14 @@ def in_force(collection: Collection, start: datetime | None, end: datetime | Non
     """Whether the collection's vintage was in force at some time of the interval (its
     units carry no dates of their own: each is valid for as long as its vintage)."""
     valid_from = datetime.fromisoformat(collection.valid_from).replace(tzinfo=UTC)
-    valid_to = (datetime.fromisoformat(collection.valid_to).replace(tzinfo=UTC)
-                if collection.valid_to else None)
+    valid_to = (
+        datetime.fromisoformat(collection.valid_to).replace(tzinfo=UTC)
+        if collection.valid_to
+        else None
+    )
     return (end is None or end >= valid_from) and (
-        start is None or valid_to is None or start < valid_to)
+        start is None or valid_to is None or start < valid_to
+    )
 
 
 def _check_bbox_area(bbox: tuple[float, float, float, float], crs: OutputCrs) -> None:
@@ -140,16 +146,16 @@ def _check_bbox_area(bbox: tuple[float, float, float, float], crs: OutputCrs) ->
     transformer = Transformer.from_crs(f"EPSG:{crs.srid}", "EPSG:4326", always_xy=True)
     lon, lat = transformer.transform(xs, ys, errcheck=False)
     if not all(math.isfinite(v) for v in [*lon, *lat]):
-        raise InvalidParameter(f"bbox lies outside the area of EPSG:{crs.srid}",
-                               parameter="bbox")
+        raise InvalidParameter(f"bbox lies outside the area of EPSG:{crs.srid}", parameter="bbox")
 
 
 def _split(text: str | None) -> list[str]:
     return [part.strip() for part in (text or "").split(",") if part.strip()]
 
 
-async def _periods(conn: psycopg.AsyncConnection, collection: Collection, code: str,
-                   period: str | None) -> tuple[str, ...]:
+async def _periods(
+    conn: psycopg.AsyncConnection, collection: Collection, code: str, period: str | None
+) -> tuple[str, ...]:
     """The indicator's periods on the collection: from the catalogue's copy when it has the
     one asked for, else from the database (a series loaded a moment ago)."""
     known = collection.periods.get(code)
@@ -157,24 +163,30 @@ async def _periods(conn: psycopg.AsyncConnection, collection: Collection, code: 
         return known
     periods = await series_periods(conn, code, collection.vintage, collection.level)
     if periods is None:
-        raise InvalidParameter(f"unknown indicator {code!r} (see /indicators)",
-                               parameter="indicator")
+        raise InvalidParameter(
+            f"unknown indicator {code!r} (see /indicators)", parameter="indicator"
+        )
     return tuple(periods)
 
 
-async def _indicator_joins(conn: psycopg.AsyncConnection, raw: RawItemParams,
-                           collection: Collection) -> list[IndicatorJoin]:
+async def _indicator_joins(
+    conn: psycopg.AsyncConnection, raw: RawItemParams, collection: Collection
+) -> list[IndicatorJoin]:
     joins = []
     for code in _split(raw.indicator):
         periods = await _periods(conn, collection, code, raw.period)
         if not periods:
-            raise InvalidParameter(f"indicator {code!r} has no values for {collection.id}",
-                                   parameter="indicator")
+            raise InvalidParameter(
+                f"indicator {code!r} has no values for {collection.id}", parameter="indicator"
+            )
         period = raw.period or periods[-1]
         if period not in periods:
-            raise InvalidParameter(f"indicator {code!r} has no period {period!r} for "
-                                   f"{collection.id}; periods: {', '.join(periods)}",
-                                   parameter="period", valid=periods)
+            raise InvalidParameter(
+                f"indicator {code!r} has no period {period!r} for "
+                f"{collection.id}; periods: {', '.join(periods)}",
+                parameter="period",
+                valid=periods,
+            )
         joins.append(IndicatorJoin(code, period))
     if raw.period and not joins:
         raise InvalidParameter("period needs indicator=", parameter="period")
@@ -192,34 +204,50 @@ def _band(raw: RawItemParams) -> int | None:
 def _check_names(names: list[str], allowed: list[str], parameter: str) -> None:
     for name in names:
         if name not in allowed:
-            raise InvalidParameter(f"unknown {parameter} field {name!r}; fields: "
-                                   f"{', '.join(allowed)}", parameter=parameter, valid=allowed)
+            raise InvalidParameter(
+                f"unknown {parameter} field {name!r}; fields: {', '.join(allowed)}",
+                parameter=parameter,
+                valid=allowed,
+            )
 
 
-async def _check_parent(conn: psycopg.AsyncConnection, collection: Collection,
-                        parent: str) -> None:
+async def _check_parent(conn: psycopg.AsyncConnection, collection: Collection, parent: str) -> None:
     """The parent must be a unit of the collection's vintage at a higher level."""
     found = await sql.parent_rank(conn, collection.vintage, parent, collection.level)
     if found is None:
-        raise InvalidParameter(f"parent {parent!r} is not a unit of vintage "
-                               f"{collection.vintage}", parameter="parent")
+        raise InvalidParameter(
+            f"parent {parent!r} is not a unit of vintage {collection.vintage}", parameter="parent"
+        )
     level, above = found
     if not above:
-        raise InvalidParameter(f"parent {parent!r} is a {level} of vintage "
-                               f"{collection.vintage}; the parents of {collection.level} units "
-                               "are units of a higher level", parameter="parent")
+        raise InvalidParameter(
+            f"parent {parent!r} is a {level} of vintage "
+            f"{collection.vintage}; the parents of {collection.level} units "
+            "are units of a higher level",
+            parameter="parent",
+        )
 
 
-async def build_item_query(conn: psycopg.AsyncConnection, collection: Collection,
-                           raw: RawItemParams, srids: frozenset[int] = frozenset({4326, 3857})
-                           ) -> ItemQuery:
+async def build_item_query(
+    conn: psycopg.AsyncConnection,
+    collection: Collection,
+    raw: RawItemParams,
+    srids: frozenset[int] = frozenset({4326, 3857}),
+) -> ItemQuery:
     """Check every parameter against the collection; raise InvalidParameter naming the bad one.
 
     `srids` are the CRSs PostGIS has registered (others are transformed by their name).
     """
-    query = ItemQuery(collection, limit=raw.limit, offset=raw.offset,
-                      crs=parse_crs(raw.crs, "crs"), bbox_crs=parse_crs(raw.bbox_crs, "bbox-crs"),
-                      registered_srids=srids, precision=raw.precision, parent=raw.parent)
+    query = ItemQuery(
+        collection,
+        limit=raw.limit,
+        offset=raw.offset,
+        crs=parse_crs(raw.crs, "crs"),
+        bbox_crs=parse_crs(raw.bbox_crs, "bbox-crs"),
+        registered_srids=srids,
+        precision=raw.precision,
+        parent=raw.parent,
+    )
     for target, parameter in ((query.crs, "crs"), (query.bbox_crs, "bbox-crs")):
         check_area_of_use(target, collection.extent, parameter, collection.id)
     if raw.bbox is not None:
@@ -234,8 +262,11 @@ async def build_item_query(conn: psycopg.AsyncConnection, collection: Collection
         await _check_parent(conn, collection, raw.parent)
     if raw.q is not None:
         # as in OGC API – Records: comma-separated terms, any of which may match
-        query.search = [term for term in (fold(t).strip() for t in
-                                          check_text(raw.q, "q", 100).split(",")) if term]
+        query.search = [
+            term
+            for term in (fold(t).strip() for t in check_text(raw.q, "q", 100).split(","))
+            if term
+        ]
         if not query.search:
             raise InvalidParameter("q is empty", parameter="q")
     query.indicators = await _indicator_joins(conn, raw, collection)

@@ -63,22 +63,24 @@ def default_precision(crs: OutputCrs) -> int:
     return 6 if crs.geographic else 1
 
 
-def _joins(query: ItemQuery, params: dict[str, Any], band: bool = True
-           ) -> list[sql.Composable]:
+def _joins(query: ItemQuery, params: dict[str, Any], band: bool = True) -> list[sql.Composable]:
     """The generalised geometry (when a band is asked for) and the indicator values."""
     parts: list[sql.Composable] = []
     if band and query.band is not None:
         params["band"] = query.band
-        parts.append(sql.SQL("JOIN admin_unit_generalised g ON g.vintage = u.vintage AND "
-                             "g.level = u.level AND g.code = u.code AND g.band = %(band)s"))
+        parts.append(
+            sql.SQL(
+                "JOIN admin_unit_generalised g ON g.vintage = u.vintage AND "
+                "g.level = u.level AND g.code = u.code AND g.band = %(band)s"
+            )
+        )
     return parts + indicator_joins(query, params)
 
 
 def _from_where(query: ItemQuery, params: dict[str, Any], band: bool = True) -> sql.Composed:
     params.update(vintage=query.collection.vintage, level=query.collection.level)
     parts: list[sql.Composable] = [sql.SQL("FROM admin_unit u"), *_joins(query, params, band)]
-    conditions: list[sql.Composable] = [
-        sql.SQL("u.vintage = %(vintage)s AND u.level = %(level)s")]
+    conditions: list[sql.Composable] = [sql.SQL("u.vintage = %(vintage)s AND u.level = %(level)s")]
     if query.code is not None:
         params["code"] = query.code
         conditions.append(sql.SQL("u.code = %(code)s"))
@@ -88,8 +90,9 @@ def _from_where(query: ItemQuery, params: dict[str, Any], band: bool = True) -> 
     if query.search:
         params["search"] = [f"%{like_escape(term)}%" for term in query.search]
         params["search_code"] = query.search
-        conditions.append(sql.SQL("(u.search_name LIKE ANY(%(search)s)"
-                                  " OR u.code = ANY(%(search_code)s))"))
+        conditions.append(
+            sql.SQL("(u.search_name LIKE ANY(%(search)s) OR u.code = ANY(%(search_code)s))")
+        )
     if query.bbox is not None:
         conditions.append(_bbox_condition(query, params))
     if not query.in_force:
@@ -101,8 +104,10 @@ def _from_where(query: ItemQuery, params: dict[str, Any], band: bool = True) -> 
 def indicator_joins(query: ItemQuery, params: dict[str, Any]) -> list[sql.Composable]:
     """The published (disclosure-controlled) values of the query's indicators, joined onto
     units `u` as i0, i1, …"""
-    return [published_join(f"i{n}", ind.code, ind.period, params)
-            for n, ind in enumerate(query.indicators)]
+    return [
+        published_join(f"i{n}", ind.code, ind.period, params)
+        for n, ind in enumerate(query.indicators)
+    ]
 
 
 def _bbox_condition(query: ItemQuery, params: dict[str, Any]) -> sql.Composable:
@@ -112,16 +117,22 @@ def _bbox_condition(query: ItemQuery, params: dict[str, Any]) -> sql.Composable:
         x0, y0, x1, y1 = y0, x0, y1, x1
     params.update(bbox_srid=query.bbox_crs.srid)
     if x0 > x1:  # (geographic only, checked before) a box across the antimeridian: two boxes
-        boxes = [_envelope(query, params, "w", (x0, y0, 180.0, y1)),
-                 _envelope(query, params, "e", (-180.0, y0, x1, y1))]
+        boxes = [
+            _envelope(query, params, "w", (x0, y0, 180.0, y1)),
+            _envelope(query, params, "e", (-180.0, y0, x1, y1)),
+        ]
     else:
         boxes = [_envelope(query, params, "b", (x0, y0, x1, y1))]
-    return sql.SQL("({})").format(sql.SQL(" OR ").join(
-        sql.SQL("u.geom && {e} AND ST_Intersects(u.geom, {e})").format(e=e) for e in boxes))
+    return sql.SQL("({})").format(
+        sql.SQL(" OR ").join(
+            sql.SQL("u.geom && {e} AND ST_Intersects(u.geom, {e})").format(e=e) for e in boxes
+        )
+    )
 
 
-def _envelope(query: ItemQuery, params: dict[str, Any], name: str,
-              corners: tuple[float, float, float, float]) -> sql.Composable:
+def _envelope(
+    query: ItemQuery, params: dict[str, Any], name: str, corners: tuple[float, float, float, float]
+) -> sql.Composable:
     """A rectangle in the bbox CRS, in degrees."""
     x0, y0, x1, y1 = corners
     keys = [f"{name}{i}" for i in range(5)]
@@ -129,7 +140,8 @@ def _envelope(query: ItemQuery, params: dict[str, Any], name: str,
     registered = query.bbox_crs.srid in query.registered_srids
     envelope: sql.Composable = sql.SQL("ST_MakeEnvelope({}, {}, {}, {}, {})").format(
         *(sql.Placeholder(k) for k in keys[:4]),
-        sql.Placeholder("bbox_srid") if registered else sql.Literal(0))
+        sql.Placeholder("bbox_srid") if registered else sql.Literal(0),
+    )
     if query.bbox_crs.srid != 4326:
         # densify first, so the rectangle's edges stay where they are once in degrees
         densified = sql.SQL("ST_Segmentize({}, {})").format(envelope, sql.Placeholder(keys[4]))
@@ -137,56 +149,84 @@ def _envelope(query: ItemQuery, params: dict[str, Any], name: str,
             envelope = sql.SQL("ST_Transform({}, 4326)").format(densified)
         else:  # PROJ knows it by its EPSG name
             params["bbox_crs_name"] = f"EPSG:{query.bbox_crs.srid}"
-            envelope = sql.SQL("ST_Transform({}, %(bbox_crs_name)s::text, 4326)").format(
-                densified)
+            envelope = sql.SQL("ST_Transform({}, %(bbox_crs_name)s::text, 4326)").format(densified)
     return envelope
 
 
 def _order_by(query: ItemQuery) -> sql.Composed:
     terms: list[sql.Composable] = [
-        sql.SQL("{} {}").format(SORT_EXPRESSIONS.get(name) or property_expr(query, name),
-                                sql.SQL("DESC NULLS LAST" if desc else "ASC NULLS LAST"))
-        for name, desc in query.sortby]
+        sql.SQL("{} {}").format(
+            SORT_EXPRESSIONS.get(name) or property_expr(query, name),
+            sql.SQL("DESC NULLS LAST" if desc else "ASC NULLS LAST"),
+        )
+        for name, desc in query.sortby
+    ]
     terms.append(sql.SQL("u.code"))
     return sql.SQL("ORDER BY ") + sql.SQL(", ").join(terms)
 
 
 def features_sql(query: ItemQuery) -> tuple[sql.Composed, dict[str, Any]]:
     """One GeoJSON Feature (as text) per row, in page order."""
-    params: dict[str, Any] = {"limit": query.limit, "offset": query.offset,
-                              "precision": query.precision
-                              if query.precision is not None else default_precision(query.crs)}
-    pairs = sql.SQL(", ").join(sql.SQL("{}, {}").format(sql.Literal(name),
-                                                        property_expr(query, name))
-                               for name in query.selected())
+    params: dict[str, Any] = {
+        "limit": query.limit,
+        "offset": query.offset,
+        "precision": query.precision
+        if query.precision is not None
+        else default_precision(query.crs),
+    }
+    pairs = sql.SQL(", ").join(
+        sql.SQL("{}, {}").format(sql.Literal(name), property_expr(query, name))
+        for name in query.selected()
+    )
     select = sql.SQL(
         "SELECT json_build_object('type', 'Feature', 'id', u.code,"
         " 'geometry', ST_AsGeoJSON({geom}, %(precision)s)::json,"
-        " 'properties', json_build_object({pairs}))::text").format(
-            geom=_geometry_expr(query, params), pairs=pairs)
+        " 'properties', json_build_object({pairs}))::text"
+    ).format(geom=_geometry_expr(query, params), pairs=pairs)
     # Pick the page's codes first, then build JSON only for them: with OFFSET, PostgreSQL
     # would otherwise build (and throw away) the JSON of every skipped row.
-    page = sql.SQL(" ").join([sql.SQL("SELECT u.code"), _from_where(query, params, band=False),
-                              _order_by(query), sql.SQL("LIMIT %(limit)s OFFSET %(offset)s")])
-    statement = sql.SQL(" ").join([
-        sql.SQL("WITH page AS MATERIALIZED ({})").format(page), select,
-        sql.SQL("FROM page JOIN admin_unit u ON u.vintage = %(vintage)s AND u.level = %(level)s"
-                " AND u.code = page.code"),
-        *_joins(query, params), _order_by(query)])
+    page = sql.SQL(" ").join(
+        [
+            sql.SQL("SELECT u.code"),
+            _from_where(query, params, band=False),
+            _order_by(query),
+            sql.SQL("LIMIT %(limit)s OFFSET %(offset)s"),
+        ]
+    )
+    statement = sql.SQL(" ").join(
+        [
+            sql.SQL("WITH page AS MATERIALIZED ({})").format(page),
+            select,
+            sql.SQL(
+                "FROM page JOIN admin_unit u ON u.vintage = %(vintage)s AND u.level = %(level)s"
+                " AND u.code = page.code"
+            ),
+            *_joins(query, params),
+            _order_by(query),
+        ]
+    )
     return statement, params
 
 
 def rows_sql(query: ItemQuery, wkt: bool) -> tuple[sql.Composed, dict[str, Any]]:
     """Plain attribute rows (for CSV and GeoPackage), geometry last as WKT/WKB when asked."""
     params: dict[str, Any] = {"limit": query.limit, "offset": query.offset}
-    columns = [sql.SQL("{} AS {}").format(property_expr(query, name), sql.Identifier(name))
-               for name in query.selected()]
+    columns = [
+        sql.SQL("{} AS {}").format(property_expr(query, name), sql.Identifier(name))
+        for name in query.selected()
+    ]
     geom = sql.SQL("ST_AsText({})" if wkt else "ST_AsBinary({})").format(
-        _geometry_expr(query, params))
+        _geometry_expr(query, params)
+    )
     columns.append(sql.SQL("{} AS geometry").format(geom))
-    statement = sql.SQL(" ").join([sql.SQL("SELECT ") + sql.SQL(", ").join(columns),
-                                  _from_where(query, params), _order_by(query),
-                                  sql.SQL("LIMIT %(limit)s OFFSET %(offset)s")])
+    statement = sql.SQL(" ").join(
+        [
+            sql.SQL("SELECT ") + sql.SQL(", ").join(columns),
+            _from_where(query, params),
+            _order_by(query),
+            sql.SQL("LIMIT %(limit)s OFFSET %(offset)s"),
+        ]
+    )
     return statement, params
 
 
@@ -225,8 +265,9 @@ ORDER BY v.valid_from DESC, min((SELECT rank FROM admin_level l WHERE l.id = u.l
 """
 
 
-async def collection_rows(conn: psycopg.AsyncConnection, level: str | None = None,
-                          vintage: str | None = None) -> list[tuple[Any, ...]]:
+async def collection_rows(
+    conn: psycopg.AsyncConnection, level: str | None = None, vintage: str | None = None
+) -> list[tuple[Any, ...]]:
     """(level, vintage, count, x0, y0, x1, y1, valid_from, valid_to, description) of every
     (level, vintage) with units, or of the one asked for; newest vintage first."""
     cur = await conn.execute(_COLLECTIONS, {"level": level, "vintage": vintage})
@@ -239,24 +280,30 @@ async def registered_srids(conn: psycopg.AsyncConnection) -> frozenset[int]:
     return frozenset(int(row[0]) for row in await cur.fetchall())
 
 
-async def parent_rank(conn: psycopg.AsyncConnection, vintage: str, code: str, level: str
-                      ) -> tuple[str, bool] | None:
+async def parent_rank(
+    conn: psycopg.AsyncConnection, vintage: str, code: str, level: str
+) -> tuple[str, bool] | None:
     """(level of the unit with the code, whether that level is above `level`), or None."""
     cur = await conn.execute(
         "SELECT u.level, l.rank < (SELECT rank FROM admin_level WHERE id = %s)"
         " FROM admin_unit u JOIN admin_level l ON l.id = u.level"
-        " WHERE u.vintage = %s AND u.code = %s ORDER BY l.rank LIMIT 1", (level, vintage, code))
+        " WHERE u.vintage = %s AND u.code = %s ORDER BY l.rank LIMIT 1",
+        (level, vintage, code),
+    )
     row = await cur.fetchone()
     return (str(row[0]), bool(row[1])) if row else None
 
 
-async def extent(conn: psycopg.AsyncConnection, vintage: str, level: str,
-                 code: str | None = None) -> tuple[float, float, float, float] | None:
+async def extent(
+    conn: psycopg.AsyncConnection, vintage: str, level: str, code: str | None = None
+) -> tuple[float, float, float, float] | None:
     """Bounding box (lon/lat) of the units of a level, or of one of them; None: no units."""
-    cur = await conn.execute("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM"
-                             " (SELECT ST_Extent(geom) e FROM admin_unit WHERE vintage = %s"
-                             " AND level = %s AND (%s::text IS NULL OR code = %s)) t",
-                             (vintage, level, code, code))
+    cur = await conn.execute(
+        "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM"
+        " (SELECT ST_Extent(geom) e FROM admin_unit WHERE vintage = %s"
+        " AND level = %s AND (%s::text IS NULL OR code = %s)) t",
+        (vintage, level, code, code),
+    )
     row = await cur.fetchone()
     if row is None or row[0] is None:
         return None
@@ -281,16 +328,17 @@ ORDER BY g.code
 
 async def area_km2(conn: psycopg.AsyncConnection, wkb: bytes) -> float:
     """The geodesic area of a lon/lat polygon, in km²."""
-    cur = await conn.execute("SELECT ST_Area(ST_GeomFromWKB(%s, 4326)::geography) / 1e6",
-                             (wkb,))
+    cur = await conn.execute("SELECT ST_Area(ST_GeomFromWKB(%s, 4326)::geography) / 1e6", (wkb,))
     return float((await cur.fetchone() or [0.0])[0])
 
 
-async def pieces(conn: psycopg.AsyncConnection, vintage: str, level: str, wkb: bytes
-                 ) -> list[dict[str, Any]]:
+async def pieces(
+    conn: psycopg.AsyncConnection, vintage: str, level: str, wkb: bytes
+) -> list[dict[str, Any]]:
     """The units (of the clean coverage) a lon/lat polygon touches: code, name, unit and
     piece areas (m²) and geometries (WKB)."""
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(_PIECES, {"wkb": wkb, "vintage": vintage, "level": level,
-                                    "band": FINEST_BAND})
+        await cur.execute(
+            _PIECES, {"wkb": wkb, "vintage": vintage, "level": level, "band": FINEST_BAND}
+        )
         return await cur.fetchall()

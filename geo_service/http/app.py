@@ -81,9 +81,13 @@ def _add_middleware(app: FastAPI, services: Services) -> None:
     app.add_middleware(RefuseNulBytes)
     app.add_middleware(LimitBodySize, max_bytes=settings.max_body_bytes)
     app.add_middleware(GZipUnlessRefused, minimum_size=1024)
-    app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origin_list,
-                       allow_methods=["GET", "HEAD", "OPTIONS"], allow_headers=["*"],
-                       expose_headers=list(CORS_EXPOSE_HEADERS))
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origin_list,
+        allow_methods=["GET", "HEAD", "OPTIONS"],
+        allow_headers=["*"],
+        expose_headers=list(CORS_EXPOSE_HEADERS),
+    )
     app.add_middleware(SecurityHeaders, basemap_url=settings.basemap_url)
     # outermost, so it sees every response (also the 400s and CORS answers above)
     observability.install(app, services)
@@ -101,7 +105,8 @@ def _add_routes(app: FastAPI) -> None:
     app.include_router(tiles.router, dependencies=strict)
     app.include_router(maps.router)
     app.include_router(viewer.router)
-    app.mount(landing.SWAGGER_UI_PATH, StaticFiles(directory=str(swagger_ui_path)),
-              name="swagger-ui")
+    app.mount(
+        landing.SWAGGER_UI_PATH, StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui"
+    )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(indicators.router, dependencies=strict)

@@ -21,8 +21,9 @@ async def optional_user(request: Request, conn: Conn, services: ServicesDep) -> 
     if attempts.blocked(client):
         raise TooManyAttempts("too many failed authentications; wait a minute")
     scheme, _, token = header.partition(" ")
-    user = await user_of_token(conn, token.strip()) if scheme.lower() == "bearer" and token \
-        else None
+    user = (
+        await user_of_token(conn, token.strip()) if scheme.lower() == "bearer" and token else None
+    )
     if user is None:
         attempts.record(client)
         raise Unauthorized("invalid token", parameter="Authorization")
@@ -35,8 +36,7 @@ MaybeUser = Annotated[User | None, Depends(optional_user)]
 async def writer(user: MaybeUser) -> User:
     """Any write needs a user with at least the editor role."""
     if user is None:
-        raise Unauthorized("this needs a token: Authorization: Bearer …",
-                           parameter="Authorization")
+        raise Unauthorized("this needs a token: Authorization: Bearer …", parameter="Authorization")
     if user.role == "viewer":
         raise Forbidden(f"user {user.name} is a viewer and may not edit")
     return user

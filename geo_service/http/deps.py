@@ -44,8 +44,9 @@ def _ea(services: ServicesDep) -> EaService:
     return services.ea
 
 
-async def _conn(pool: Annotated[AsyncConnectionPool, Depends(_pool)]
-                ) -> AsyncIterator[psycopg.AsyncConnection]:
+async def _conn(
+    pool: Annotated[AsyncConnectionPool, Depends(_pool)],
+) -> AsyncIterator[psycopg.AsyncConnection]:
     async with pool.connection() as conn:
         yield conn
 

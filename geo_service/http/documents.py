@@ -31,6 +31,7 @@ class Link(Document):
 
 # ---- OGC API common, features and tiles ----
 
+
 class LandingPage(Document):
     """`/`: what the service is and where its parts are."""
 
@@ -216,6 +217,7 @@ class TileJson(Document):
 
 # ---- indicators ----
 
+
 class IndicatorEntry(Document):
     """One indicator in the catalogue list."""
 
@@ -293,6 +295,7 @@ class IndicatorValues(Document):
 
 # ---- area statistics and maps ----
 
+
 class AreaResult(Document):
     """One indicator estimated for a drawn area."""
 
@@ -357,6 +360,7 @@ class Choropleth(Document):
 
 
 # ---- enumeration areas and users ----
+
 
 class EaCollection(Document):
     """`/collections/enumeration-areas`: the EA collection's metadata."""

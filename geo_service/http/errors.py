@@ -66,11 +66,17 @@ class ErrorBody(BaseModel):
 # (Errors are JSON even where the operation answers GeoJSON, CSV or tiles.)
 _ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    "4XX": {"model": ErrorBody, "content": _ERROR_CONTENT,
-            "description": "The request was refused; `detail` says why and `parameter` names "
-                           "the culprit"},
-    503: {"model": ErrorBody, "content": _ERROR_CONTENT,
-          "description": "The database is not available; retry later"},
+    "4XX": {
+        "model": ErrorBody,
+        "content": _ERROR_CONTENT,
+        "description": "The request was refused; `detail` says why and `parameter` names "
+        "the culprit",
+    },
+    503: {
+        "model": ErrorBody,
+        "content": _ERROR_CONTENT,
+        "description": "The database is not available; retry later",
+    },
 }
 
 _STANDARD_FIELDS = ("status", "title", "detail", "parameter")
@@ -86,8 +92,11 @@ def status_of(exc: GeoServiceError) -> int:
 
 def error_body(exc: GeoServiceError) -> dict[str, Any]:
     """The JSON error body sent to the client."""
-    body: dict[str, Any] = {"status": status_of(exc), "title": type(exc).__name__,
-                            "detail": exc.message}
+    body: dict[str, Any] = {
+        "status": status_of(exc),
+        "title": type(exc).__name__,
+        "detail": exc.message,
+    }
     if exc.parameter:
         body["parameter"] = exc.parameter
     # details add to the body but never replace its standard fields
@@ -95,14 +104,14 @@ def error_body(exc: GeoServiceError) -> dict[str, Any]:
     return body
 
 
-def error_response(exc: GeoServiceError, headers: dict[str, str] | None = None
-                   ) -> JSONResponse:
+def error_response(exc: GeoServiceError, headers: dict[str, str] | None = None) -> JSONResponse:
     """A domain error as a response (outside the app's handlers: middleware)."""
     return JSONResponse(error_body(exc), status_code=status_of(exc), headers=headers)
 
 
-def _error_response(request: Request, status: int, body: dict[str, Any],
-                    headers: dict[str, str] | None = None) -> JSONResponse:
+def _error_response(
+    request: Request, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> JSONResponse:
     rid = request_id(request.scope)
     if status >= 500 and rid:
         # Server-side failures carry the id that finds them in the log.
@@ -142,47 +151,63 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     problems = [{"parameter": _culprit(err), "problem": _problem(err)} for err in exc.errors()]
     first = problems[0] if problems else {"parameter": None, "problem": "invalid request"}
-    body = {"status": 400, "title": "InvalidParameter",
-            "detail": f"{first['parameter']}: {first['problem']}",
-            "parameter": first["parameter"], "errors": problems}
+    body = {
+        "status": 400,
+        "title": "InvalidParameter",
+        "detail": f"{first['parameter']}: {first['problem']}",
+        "parameter": first["parameter"],
+        "errors": problems,
+    }
     return _error_response(request, 400, body)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    body: dict[str, Any] = {"status": exc.status_code, "title": "HTTPError",
-                            "detail": str(exc.detail)}
+    body: dict[str, Any] = {
+        "status": exc.status_code,
+        "title": "HTTPError",
+        "detail": str(exc.detail),
+    }
     if exc.status_code == 404 and body["detail"] == "Not Found":  # no route matched
         body |= {"detail": "no such path (see /api for the paths)", "parameter": "path"}
     elif exc.status_code == 405:
-        body |= {"detail": f"method {request.method} is not allowed here",
-                 "parameter": "method"}
+        body |= {"detail": f"method {request.method} is not allowed here", "parameter": "method"}
     elif exc.status_code == 400 and "parsing the body" in body["detail"]:
         # FastAPI could not read the JSON (nested too deep, a number too long, not UTF-8…)
-        body |= {"detail": "the body is not JSON that can be read (not UTF-8, nested too "
-                           "deeply or a number too long?)", "parameter": "body"}
+        body |= {
+            "detail": "the body is not JSON that can be read (not UTF-8, nested too "
+            "deeply or a number too long?)",
+            "parameter": "body",
+        }
     return _error_response(request, exc.status_code, body, dict(exc.headers or {}))
 
 
 async def _database_down(request: Request, exc: Exception) -> JSONResponse:
     logger.warning("database unavailable on %s: %s", request.url.path, exc)
     return _domain_error_body(
-        request, DatabaseUnavailable("the database is not available; retry shortly"))
+        request, DatabaseUnavailable("the database is not available; retry shortly")
+    )
 
 
 async def _bad_value(request: Request, exc: Exception) -> JSONResponse:
     # A value the database cannot take (NUL byte, number out of range…): the client's input.
     logger.warning("value refused by the database on %s: %s", request.url.path, exc)
     where = "body" if request.method in ("POST", "PUT", "PATCH") else "query"
-    return _domain_error_body(request, InvalidParameter(
-        f"a {where} value cannot be stored or compared by the database", parameter=where))
+    return _domain_error_body(
+        request,
+        InvalidParameter(
+            f"a {where} value cannot be stored or compared by the database", parameter=where
+        ),
+    )
 
 
 async def _not_unicode(request: Request, exc: Exception) -> JSONResponse:
     # A lone surrogate (escaped in JSON) that no check caught before the database driver.
     logger.warning("text that is not valid Unicode on %s: %s", request.url.path, exc)
-    return _domain_error_body(request, InvalidParameter(
-        "a text value is not valid Unicode (a lone surrogate?)", parameter="body"))
+    return _domain_error_body(
+        request,
+        InvalidParameter("a text value is not valid Unicode (a lone surrogate?)", parameter="body"),
+    )
 
 
 async def _concurrent_change(request: Request, exc: Exception) -> JSONResponse:
@@ -195,8 +220,11 @@ async def _concurrent_change(request: Request, exc: Exception) -> JSONResponse:
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     # Never leak SQL or stack traces; the log has the details.
     logger.exception("unexpected error on %s", request.url.path, exc_info=exc)
-    return _error_response(request, 500, {"status": 500, "title": "InternalError",
-                                          "detail": "internal error; see the service log"})
+    return _error_response(
+        request,
+        500,
+        {"status": 500, "title": "InternalError", "detail": "internal error; see the service log"},
+    )
 
 
 def add_exception_handlers(app: FastAPI) -> None:

@@ -54,7 +54,8 @@ class RefuseNulBytes:
         if scope["type"] == "http" and (found := _bad_bytes(scope)) is not None:
             parameter, problem = found
             await error_response(InvalidParameter(problem, parameter=parameter))(
-                scope, receive, send)
+                scope, receive, send
+            )
             return
         await self.app(scope, receive, send)
 
@@ -92,10 +93,12 @@ class ResponseDeadline:
         except TimeoutError:
             if started or not deadline.expired():  # (not ours to answer)
                 raise
-        logger.warning("no response within %.0f s: %s %s", self.seconds, scope["method"],
-                       scope["path"])
-        late = DatabaseUnavailable(f"no answer within {self.seconds:g} s; the database may be "
-                                   "unreachable, retry later")
+        logger.warning(
+            "no response within %.0f s: %s %s", self.seconds, scope["method"], scope["path"]
+        )
+        late = DatabaseUnavailable(
+            f"no answer within {self.seconds:g} s; the database may be unreachable, retry later"
+        )
         await error_response(late, {"Retry-After": "5"})(scope, receive, send)
 
 
@@ -110,14 +113,16 @@ class LimitBodySize:
     def __init__(self, app: Any, max_bytes: int):
         self.app, self.max_bytes = app, max_bytes
 
-    async def _refuse(self, scope: Any, receive: Any, send: Any, received: int,
-                      more: bool) -> None:
+    async def _refuse(self, scope: Any, receive: Any, send: Any, received: int, more: bool) -> None:
         while more and received <= 16 * self.max_bytes:
             message = await receive()
             received += len(message.get("body", b""))
             more = message["type"] == "http.request" and message.get("more_body", False)
-        refused = PayloadTooLarge(f"the request body is over the limit of {self.max_bytes} "
-                                  "bytes", parameter="body", limit=self.max_bytes)
+        refused = PayloadTooLarge(
+            f"the request body is over the limit of {self.max_bytes} bytes",
+            parameter="body",
+            limit=self.max_bytes,
+        )
         await error_response(refused, {"Connection": "close"})(scope, receive, send)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -163,13 +168,17 @@ class GZipUnlessRefused(GZipMiddleware):
             return
         responder: ASGIApp
         if accepts_encoding(Headers(scope=scope).get("accept-encoding", ""), "gzip"):
-            responder = GZipResponder(self.app, self.minimum_size,
-                                      compresslevel=self.compresslevel,
-                                      thread_minimum_size=self.thread_minimum_size,
-                                      exclude_content_types=self.exclude_content_types)
+            responder = GZipResponder(
+                self.app,
+                self.minimum_size,
+                compresslevel=self.compresslevel,
+                thread_minimum_size=self.thread_minimum_size,
+                exclude_content_types=self.exclude_content_types,
+            )
         else:
-            responder = IdentityResponder(self.app, self.minimum_size,
-                                          exclude_content_types=self.exclude_content_types)
+            responder = IdentityResponder(
+                self.app, self.minimum_size, exclude_content_types=self.exclude_content_types
+            )
         await responder(scope, receive, send)
 
 
@@ -193,8 +202,11 @@ class PurgeTilesAfterWrites:
             return
 
         async def send_when_purged(message: Message) -> None:
-            if message["type"] == "http.response.start" and message["status"] < 400 \
-                    and self.services.started:
+            if (
+                message["type"] == "http.response.start"
+                and message["status"] < 400
+                and self.services.started
+            ):
                 await self.services.tiles.purge_committed_changes(self.services.pool)
             await send(message)
 

@@ -46,9 +46,12 @@ def best_media_type(accept: str, offered: Sequence[str]) -> str:
         if q > best_q:
             best, best_q = media_type, q
     if best_q == 0:
-        raise NotAcceptable(f"none of the media types in Accept ({accept[:200]}) is offered "
-                            f"here; offered: {', '.join(offered)}", parameter="Accept",
-                            valid=list(offered))
+        raise NotAcceptable(
+            f"none of the media types in Accept ({accept[:200]}) is offered "
+            f"here; offered: {', '.join(offered)}",
+            parameter="Accept",
+            valid=list(offered),
+        )
     return best
 
 

@@ -58,12 +58,18 @@ class Metrics:
         # A registry per app: tests build several apps in one process.
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "geo_service_http_requests", "HTTP requests by route template and status",
-            ["method", "route", "status"], registry=self.registry)
+            "geo_service_http_requests",
+            "HTTP requests by route template and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
         self.latency = Histogram(
             "geo_service_http_request_duration_seconds",
             "Time to the last byte of the response, by route template and status",
-            ["method", "route", "status"], buckets=_LATENCY_BUCKETS, registry=self.registry)
+            ["method", "route", "status"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.registry.register(_StateCollector(services))
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
@@ -94,23 +100,44 @@ def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily
 
 
 def _tile_metrics(tiles: TileService) -> Iterator[Metric]:
-    yield _counter("geo_service_tile_cache_hits", "Tiles served from a cache (fresh)",
-                   tiles.stats.hits)
-    yield _counter("geo_service_tile_cache_misses",
-                   "Tiles rendered because no fresh cached copy existed", tiles.stats.misses)
-    yield _counter("geo_service_tile_rendered_bytes", "Bytes of tiles rendered by PostGIS",
-                   tiles.stats.rendered_bytes)
-    yield _counter("geo_service_tile_change_notifications",
-                   "tile_change notifications received from the database",
-                   tiles.stats.notifications)
-    yield _counter("geo_service_tile_changes", "Data changes applied to the tile change log",
-                   tiles.freshness.changes)
-    yield _counter("geo_service_tile_invalidated_tiles", "Cached tiles purged after changes",
-                   tiles.freshness.purged)
-    corrupt = CounterMetricFamily("geo_service_tile_cache_corrupt",
-                                  "Cached tiles found corrupt and dropped", labels=["backend"])
-    errors = CounterMetricFamily("geo_service_tile_cache_errors",
-                                 "Cache backend failures (served uncached)", labels=["backend"])
+    yield _counter(
+        "geo_service_tile_cache_hits", "Tiles served from a cache (fresh)", tiles.stats.hits
+    )
+    yield _counter(
+        "geo_service_tile_cache_misses",
+        "Tiles rendered because no fresh cached copy existed",
+        tiles.stats.misses,
+    )
+    yield _counter(
+        "geo_service_tile_rendered_bytes",
+        "Bytes of tiles rendered by PostGIS",
+        tiles.stats.rendered_bytes,
+    )
+    yield _counter(
+        "geo_service_tile_change_notifications",
+        "tile_change notifications received from the database",
+        tiles.stats.notifications,
+    )
+    yield _counter(
+        "geo_service_tile_changes",
+        "Data changes applied to the tile change log",
+        tiles.freshness.changes,
+    )
+    yield _counter(
+        "geo_service_tile_invalidated_tiles",
+        "Cached tiles purged after changes",
+        tiles.freshness.purged,
+    )
+    corrupt = CounterMetricFamily(
+        "geo_service_tile_cache_corrupt",
+        "Cached tiles found corrupt and dropped",
+        labels=["backend"],
+    )
+    errors = CounterMetricFamily(
+        "geo_service_tile_cache_errors",
+        "Cache backend failures (served uncached)",
+        labels=["backend"],
+    )
     for cache in tiles.caches:
         corrupt.add_metric([cache.name], getattr(cache, "corrupt", 0))
         errors.add_metric([cache.name], getattr(cache, "errors", 0))
@@ -152,8 +179,11 @@ async def metrics(request: Request, services: ServicesDep) -> Response:
     _check_scraper(request, services.settings.metrics_token)
     encoder, content_type = choose_encoder(request.headers.get("accept", ""))
     assert services.metrics_registry is not None
-    return Response(encoder(services.metrics_registry), media_type=content_type,
-                    headers={"Cache-Control": "no-store"})
+    return Response(
+        encoder(services.metrics_registry),
+        media_type=content_type,
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 def _check_scraper(request: Request, token: str | None) -> None:
@@ -162,8 +192,10 @@ def _check_scraper(request: Request, token: str | None) -> None:
         return
     sent = request.headers.get("authorization", "")
     if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
-        raise Unauthorized("/metrics needs the bearer token set in GEO_SERVICE_METRICS_TOKEN",
-                           parameter="Authorization")
+        raise Unauthorized(
+            "/metrics needs the bearer token set in GEO_SERVICE_METRICS_TOKEN",
+            parameter="Authorization",
+        )
 
 
 def access_logger() -> logging.Logger:
@@ -219,13 +251,26 @@ class ObservabilityMiddleware:
             if self.log is not None:
                 self._log_line(rid, method, route, scope, status, seconds, error)
 
-    def _log_line(self, rid: str, method: str, route: str, scope: Any, status: int,
-                  seconds: float, error: str | None) -> None:
+    def _log_line(
+        self,
+        rid: str,
+        method: str,
+        route: str,
+        scope: Any,
+        status: int,
+        seconds: float,
+        error: str | None,
+    ) -> None:
         assert self.log is not None
         line: dict[str, Any] = {
             "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
-            "request_id": rid, "method": method, "route": route, "path": scope["path"],
-            "status": status, "duration_ms": round(seconds * 1000, 2)}
+            "request_id": rid,
+            "method": method,
+            "route": route,
+            "path": scope["path"],
+            "status": status,
+            "duration_ms": round(seconds * 1000, 2),
+        }
         if error:
             line["error"] = error
         self.log.info(orjson.dumps(line).decode())
@@ -259,5 +304,6 @@ def install(app: FastAPI, services: Services) -> None:
     metrics = Metrics(services)
     services.metrics_registry = metrics.registry
     app.include_router(router)
-    app.add_middleware(ObservabilityMiddleware, metrics=metrics,
-                       access_log=services.settings.access_log)
+    app.add_middleware(
+        ObservabilityMiddleware, metrics=metrics, access_log=services.settings.access_log
+    )

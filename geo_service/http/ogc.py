@@ -22,8 +22,10 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
     "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/core",
-    *(f"http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/{c}" for c in
-      ("core", "tileset", "tilesets-list", "geodata-tilesets", "mvt")),
+    *(
+        f"http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/{c}"
+        for c in ("core", "tileset", "tilesets-list", "geodata-tilesets", "mvt")
+    ),
 ]
 
 
@@ -42,8 +44,9 @@ def _page_link(request: Request, rel: str, offset: int) -> dict[str, str]:
     return {"rel": rel, "href": str(url), "type": GEOJSON}
 
 
-def page_tail(request: Request, offset: int, limit: int, matched: int,
-              collection_url: str | None) -> dict[str, Any]:
+def page_tail(
+    request: Request, offset: int, limit: int, matched: int, collection_url: str | None
+) -> dict[str, Any]:
     """What follows a page's features: time stamp, links (self, collection, prev, next)
     and the number matched."""
     links = [{"rel": "self", "href": str(request.url), "type": GEOJSON}]
@@ -53,8 +56,10 @@ def page_tail(request: Request, offset: int, limit: int, matched: int,
         links.append(_page_link(request, "prev", max(0, offset - limit)))
     if offset + limit < matched:
         links.append(_page_link(request, "next", offset + limit))
-    tail: dict[str, Any] = {"timeStamp": datetime.now(UTC).isoformat(timespec="seconds"),
-                            "links": links}
+    tail: dict[str, Any] = {
+        "timeStamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        "links": links,
+    }
     if matched <= MATCHED_CAP:
         tail["numberMatched"] = matched
     return tail

@@ -48,8 +48,9 @@ class _InlineScripts(HTMLParser):
             self._current = None
 
 
-def content_security_policy(basemap_url: str | None = None,
-                            script_hashes: Iterable[str] = ()) -> str:
+def content_security_policy(
+    basemap_url: str | None = None, script_hashes: Iterable[str] = ()
+) -> str:
     """The CSP of an HTML page: the service's own origin only (plus a base map's images),
     and the inline scripts with these hashes."""
     images = "'self' data: blob:"
@@ -57,9 +58,11 @@ def content_security_policy(basemap_url: str | None = None,
         images += " " + _source_of(basemap_url)
     scripts = " ".join(["'self'", *(f"'sha256-{h}'" for h in script_hashes)])
     # (inline styles stay allowed: Leaflet positions every tile and marker with them)
-    return (f"default-src 'self'; script-src {scripts}; style-src 'self' 'unsafe-inline'; "
-            f"img-src {images}; font-src 'self' data:; connect-src 'self'; "
-            "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'self'")
+    return (
+        f"default-src 'self'; script-src {scripts}; style-src 'self' 'unsafe-inline'; "
+        f"img-src {images}; font-src 'self' data:; connect-src 'self'; "
+        "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'self'"
+    )
 
 
 def _source_of(url_template: str) -> str:
@@ -78,8 +81,9 @@ def inline_script_hashes(html: str) -> list[str]:
     parser = _InlineScripts()
     parser.feed(html)
     parser.close()
-    return [base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
-            for body in parser.found]
+    return [
+        base64.b64encode(hashlib.sha256(body.encode()).digest()).decode() for body in parser.found
+    ]
 
 
 def page_response(html: str, basemap_url: str | None = None) -> HTMLResponse:

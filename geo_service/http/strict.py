@@ -40,5 +40,8 @@ async def reject_unknown_parameters(request: Request) -> None:
         # f=json is understood everywhere: clients such as OWSLib add it to every request
         if name not in known and not (name == "f" and value in ("json", "geojson")):
             listed = ", ".join(sorted(known)) or "none"
-            raise InvalidParameter(f"unknown query parameter {name!r}; this operation takes: "
-                                   f"{listed}", parameter=name, valid=sorted(known))
+            raise InvalidParameter(
+                f"unknown query parameter {name!r}; this operation takes: {listed}",
+                parameter=name,
+                valid=sorted(known),
+            )

@@ -118,21 +118,30 @@ http {{
 
 def tile_path_pattern() -> str:
     """The regular expression (PCRE) of a tile URL; names the layer, z, x and y."""
-    return (f"^/collections/(?<geo_layer>{COMPONENT})/tiles/WebMercatorQuad/"
-            "(?<geo_z>[0-9]{1,2})/(?<geo_x>[0-9]{1,8})/(?<geo_y>[0-9]{1,8})$")
+    return (
+        f"^/collections/(?<geo_layer>{COMPONENT})/tiles/WebMercatorQuad/"
+        "(?<geo_z>[0-9]{1,2})/(?<geo_x>[0-9]{1,8})/(?<geo_y>[0-9]{1,8})$"
+    )
 
 
 def _quotable(value: str, what: str) -> str:
     if not _QUOTABLE.fullmatch(value):
-        raise ValueError(f"{what} {value!r} cannot go into an nginx configuration: no quotes, "
-                         "backslashes, '$' or control characters")
+        raise ValueError(
+            f"{what} {value!r} cannot go into an nginx configuration: no quotes, "
+            "backslashes, '$' or control characters"
+        )
     return value
 
 
 def _upstream_host(url: str) -> str:
     parts = urllib.parse.urlsplit(url)
-    if parts.scheme != "http" or not parts.hostname or parts.path not in ("", "/") \
-            or parts.query or not re.fullmatch(r"[A-Za-z0-9.:\[\]-]+", parts.netloc):
+    if (
+        parts.scheme != "http"
+        or not parts.hostname
+        or parts.path not in ("", "/")
+        or parts.query
+        or not re.fullmatch(r"[A-Za-z0-9.:\[\]-]+", parts.netloc)
+    ):
         raise ValueError(f"--upstream must be http://HOST:PORT, not {url!r}")
     return parts.netloc if parts.port else f"{parts.netloc}:80"
 
@@ -145,25 +154,38 @@ def _origins(settings: ServiceSettings) -> str:
     return "\n".join(f'    "{_quotable(o, "CORS origin")}" $http_origin;' for o in origins)
 
 
-def nginx_conf(settings: ServiceSettings, listen: str = "8080", upstream: str | None = None,
-               standalone: bool = False, workers: str = "auto",
-               brotli: bool | None = None) -> str:
+def nginx_conf(
+    settings: ServiceSettings,
+    listen: str = "8080",
+    upstream: str | None = None,
+    standalone: bool = False,
+    workers: str = "auto",
+    brotli: bool | None = None,
+) -> str:
     """The configuration: a server block to include, or (standalone) a whole nginx.conf."""
     if settings.tile_cache != "directory":
-        raise ValueError("nginx serves tiles only from the directory cache: set "
-                         "GEO_SERVICE_TILE_CACHE=directory (and GEO_SERVICE_TILE_CACHE_PATH)")
+        raise ValueError(
+            "nginx serves tiles only from the directory cache: set "
+            "GEO_SERVICE_TILE_CACHE=directory (and GEO_SERVICE_TILE_CACHE_PATH)"
+        )
     if not _LISTEN.fullmatch(listen):
         raise ValueError(f"--listen must be PORT or ADDRESS:PORT, not {listen!r}")
     upstream = upstream or f"http://{settings.host}:{settings.port}"
     brotli = BROTLI_MODULE.exists() if brotli is None else brotli
     server = SERVER.format(
         root=_quotable(str(tile_directory(settings)), "GEO_SERVICE_TILE_CACHE_PATH"),
-        upstream=upstream, upstream_host=_upstream_host(upstream), listen=listen,
-        origins=_origins(settings), expose=", ".join(CORS_EXPOSE_HEADERS),
-        body_limit=2 * settings.max_body_bytes, tile_path=tile_path_pattern(),
-        variant=DEFAULT_VARIANT, mvt=MVT,
+        upstream=upstream,
+        upstream_host=_upstream_host(upstream),
+        listen=listen,
+        origins=_origins(settings),
+        expose=", ".join(CORS_EXPOSE_HEADERS),
+        body_limit=2 * settings.max_body_bytes,
+        tile_path=tile_path_pattern(),
+        variant=DEFAULT_VARIANT,
+        mvt=MVT,
         brotli_directive="        brotli_static on;\n" if brotli else "",
-        cache_control=_quotable(settings.tile_cache_control, "GEO_SERVICE_TILE_CACHE_CONTROL"))
+        cache_control=_quotable(settings.tile_cache_control, "GEO_SERVICE_TILE_CACHE_CONTROL"),
+    )
     return standalone_conf(server, workers, brotli) if standalone else server
 
 
@@ -172,5 +194,6 @@ def standalone_conf(server: str, workers: str = "auto", brotli: bool = False) ->
     if not _WORKERS.fullmatch(workers):
         raise ValueError(f"--workers must be a number or auto, not {workers!r}")
     load_module = f"load_module {BROTLI_MODULE};\n" if brotli else ""
-    return STANDALONE.format(load_module=load_module, workers=workers,
-                             server=textwrap.indent(server, "    "))
+    return STANDALONE.format(
+        load_module=load_module, workers=workers, server=textwrap.indent(server, "    ")
+    )

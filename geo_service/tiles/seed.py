@@ -38,20 +38,29 @@ def parse_zooms(text: str) -> range:
     return range(start, end + 1)
 
 
-async def seed(settings: ServiceSettings, url: str, collection_id: str, zooms: range,
-               bbox: Bbox | None, indicator: str | None, period: str | None,
-               progress: Callable[[int, int], None]) -> SeedSummary:
+async def seed(
+    settings: ServiceSettings,
+    url: str,
+    collection_id: str,
+    zooms: range,
+    bbox: Bbox | None,
+    indicator: str | None,
+    period: str | None,
+    progress: Callable[[int, int], None],
+) -> SeedSummary:
     """Render every tile of the zooms over the bbox (default: the collection's extent)."""
     started = time.perf_counter()
     service = TileService(settings)
     summary = SeedSummary()
-    async with AsyncConnectionPool(url, min_size=1, max_size=2, open=False,
-                                   kwargs={"autocommit": True}) as pool:
+    async with AsyncConnectionPool(
+        url, min_size=1, max_size=2, open=False, kwargs={"autocommit": True}
+    ) as pool:
         async with pool.connection() as conn:
             await service.freshness.start(conn)
             collection = await read_collection(conn, collection_id, with_periods=True)
-            query = await build_item_query(conn, collection,
-                                           RawItemParams(indicator=indicator, period=period))
+            query = await build_item_query(
+                conn, collection, RawItemParams(indicator=indicator, period=period)
+            )
             area = bbox or collection.extent
             tiles = [(z, x, y) for z in zooms for x, y in grid.tiles_in(area, z)]
             for done, (z, x, y) in enumerate(tiles, start=1):
@@ -72,8 +81,9 @@ def cache_errors(service: TileService) -> int:
     return sum(int(getattr(cache, "errors", 0)) for cache in service.caches)
 
 
-def purge_tiles(settings: ServiceSettings, collection_id: str, bbox: Bbox | None
-                ) -> tuple[int, int]:
+def purge_tiles(
+    settings: ServiceSettings, collection_id: str, bbox: Bbox | None
+) -> tuple[int, int]:
     """Drop cached tiles of a collection (within bbox, or all of them): how many, and how
     many failures the cache absorbed."""
     service = TileService(settings)

@@ -39,8 +39,9 @@ def make_caches(settings: ServiceSettings) -> list[TileCache]:
     try:
         return _make_caches(settings)
     except (OSError, sqlite3.Error) as exc:
-        logger.error("tile cache %s cannot be used (%s); serving tiles uncached",
-                     settings.tile_cache, exc)
+        logger.error(
+            "tile cache %s cannot be used (%s); serving tiles uncached", settings.tile_cache, exc
+        )
         return []
 
 
@@ -55,8 +56,10 @@ def _make_caches(settings: ServiceSettings) -> list[TileCache]:
         return [SQLiteTileCache(path, max_bytes)]
     if settings.tile_cache == "directory":
         return [DirectoryTileCache(tile_directory(settings), max_bytes)]
-    raise ValueError(f"GEO_SERVICE_TILE_CACHE must be sqlite, redis, directory or none, "
-                     f"not {settings.tile_cache!r}")
+    raise ValueError(
+        f"GEO_SERVICE_TILE_CACHE must be sqlite, redis, directory or none, "
+        f"not {settings.tile_cache!r}"
+    )
 
 
 def tile_directory(settings: ServiceSettings) -> Path:
@@ -68,8 +71,12 @@ def variant_of(query: ItemQuery) -> str:
     """A short, stable name for the tile's query parameters (part of the cache key)."""
     if not query.indicators and query.properties is None:
         return DEFAULT_VARIANT  # the URL without parameters: a fixed name nginx can find
-    text = "|".join([",".join(f"{i.code}@{i.period}" for i in query.indicators),
-                     ",".join(query.properties) if query.properties is not None else "*"])
+    text = "|".join(
+        [
+            ",".join(f"{i.code}@{i.period}" for i in query.indicators),
+            ",".join(query.properties) if query.properties is not None else "*",
+        ]
+    )
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
@@ -113,8 +120,11 @@ class TileService:
             async with pool.connection(timeout=5) as conn:
                 await self.freshness.start(conn)
         except (psycopg.Error, OSError) as exc:
-            logger.warning("tile change log not loaded (%s); cached tiles re-render until "
-                           "the database answers", exc)
+            logger.warning(
+                "tile change log not loaded (%s); cached tiles re-render until "
+                "the database answers",
+                exc,
+            )
             # Not started: the first sync once the database answers starts it (catching a
             # directory cache up on what it missed); until then no cached tile is trusted.
             self.freshness = Freshness(self.caches)
@@ -135,8 +145,11 @@ class TileService:
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(
-                        url, autocommit=True, application_name="geo-service-listener",
-                        connect_timeout=self.settings.connect_timeout_s) as conn:
+                    url,
+                    autocommit=True,
+                    application_name="geo-service-listener",
+                    connect_timeout=self.settings.connect_timeout_s,
+                ) as conn:
                     await conn.execute("LISTEN tile_change")
                     async with pool.connection() as work:
                         await self.freshness.sync(work)
@@ -154,48 +167,71 @@ class TileService:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 4.0)
 
-    async def tile(self, conn: psycopg.AsyncConnection, catalogue: CollectionCatalogue,
-                   layer: str, request: TileRequest) -> CachedTile:
+    async def tile(
+        self,
+        conn: psycopg.AsyncConnection,
+        catalogue: CollectionCatalogue,
+        layer: str,
+        request: TileRequest,
+    ) -> CachedTile:
         """A tile of a collection of units or of the enumeration areas, fresh."""
         z, x, y = request.z, request.x, request.y
         if not grid.is_valid(z, x, y):
-            raise InvalidParameter(f"tile {z}/{x}/{y} is outside the grid: x and y must be "
-                                   f"below {grid.tile_count(z)} at zoom {z}",
-                                   parameter="x" if x >= grid.tile_count(z) else "y")
+            raise InvalidParameter(
+                f"tile {z}/{x}/{y} is outside the grid: x and y must be "
+                f"below {grid.tile_count(z)} at zoom {z}",
+                parameter="x" if x >= grid.tile_count(z) else "y",
+            )
         if self.settings.tile_freshness == "strict" and self.caches:
             # (without a cache every tile is rendered from the current data: nothing to check)
             await self.freshness.sync(conn)
         if layer == EA_LAYER:
             return await self.ea_tile(conn, z, x, y, request.census_round)
         collection = await catalogue.get(conn, layer)
-        query = await build_item_query(conn, collection, RawItemParams(
-            indicator=request.indicator, period=request.period, properties=request.properties))
+        query = await build_item_query(
+            conn,
+            collection,
+            RawItemParams(
+                indicator=request.indicator, period=request.period, properties=request.properties
+            ),
+        )
         return await self.unit_tile(conn, query, z, x, y)
 
-    async def unit_tile(self, conn: psycopg.AsyncConnection, query: ItemQuery, z: int, x: int,
-                        y: int) -> CachedTile:
+    async def unit_tile(
+        self, conn: psycopg.AsyncConnection, query: ItemQuery, z: int, x: int, y: int
+    ) -> CachedTile:
         """A tile of an administrative-unit collection."""
         statement, params = tile_sql(query, z, x, y, self.options)
-        return await self.cached_tile(conn, query.collection.id, variant_of(query), z, x, y,
-                                      statement, params)
+        return await self.cached_tile(
+            conn, query.collection.id, variant_of(query), z, x, y, statement, params
+        )
 
-    async def ea_tile(self, conn: psycopg.AsyncConnection, z: int, x: int, y: int,
-                      census_round: str | None) -> CachedTile:
+    async def ea_tile(
+        self, conn: psycopg.AsyncConnection, z: int, x: int, y: int, census_round: str | None
+    ) -> CachedTile:
         """A tile of the enumeration areas (optionally of one census round)."""
         statement, params = ea_tile_sql(z, x, y, self.options, census_round)
-        return await self.cached_tile(conn, EA_LAYER, census_round or DEFAULT_VARIANT, z, x,
-                                      y, statement, params)
+        return await self.cached_tile(
+            conn, EA_LAYER, census_round or DEFAULT_VARIANT, z, x, y, statement, params
+        )
 
-    async def cached_tile(self, conn: psycopg.AsyncConnection, layer: str, variant: str,
-                          z: int, x: int, y: int, statement: Any, params: dict[str, Any]
-                          ) -> CachedTile:
+    async def cached_tile(
+        self,
+        conn: psycopg.AsyncConnection,
+        layer: str,
+        variant: str,
+        z: int,
+        x: int,
+        y: int,
+        statement: Any,
+        params: dict[str, Any],
+    ) -> CachedTile:
         """The tile, fresh: from a cache if nothing changed since it was rendered."""
         # In strict mode the caller has synced the change log for this request.
         key = TileKey(layer, variant, z, x, y)
         for cache in self.caches:
             cached = cache.get(key)
-            if cached is not None and self.freshness.log.is_fresh(key.layer, z, x, y,
-                                                                  cached.epoch):
+            if cached is not None and self.freshness.log.is_fresh(key.layer, z, x, y, cached.epoch):
                 self.stats.hits += 1
                 return cached
         self.stats.misses += 1
@@ -204,20 +240,27 @@ class TileService:
             await self.freshness.store(key, tile)
         return tile
 
-    async def _render(self, conn: psycopg.AsyncConnection, statement: Any,
-                      params: dict[str, Any], z: int, x: int, y: int) -> CachedTile:
+    async def _render(
+        self,
+        conn: psycopg.AsyncConnection,
+        statement: Any,
+        params: dict[str, Any],
+        z: int,
+        x: int,
+        y: int,
+    ) -> CachedTile:
         try:
             row = await (await conn.execute(statement, params)).fetchone()
         except psycopg.errors.DataException as exc:
-            raise InvalidParameter(f"tile {z}/{x}/{y}: {exc.diag.message_primary}",
-                                   parameter="z") from exc
+            raise InvalidParameter(
+                f"tile {z}/{x}/{y}: {exc.diag.message_primary}", parameter="z"
+            ) from exc
         epoch, raw = (int(row[0]), bytes(row[1])) if row else (0, b"")
         self.stats.rendered_bytes += len(raw)
         if not self.caches:  # nothing to store: compress only what the client asks for
             return CachedTile(epoch, raw, b"", b"")
         gzipped, brotlied = await _off_loop(len(raw), _compress_both, raw)
         return CachedTile(epoch, raw, gzipped, brotlied)
-
 
     async def purge_committed_changes(self, pool: AsyncConnectionPool) -> None:
         """Sync the change log and wait until a committed write's tiles are purged from the
@@ -240,7 +283,9 @@ class TileService:
         if not self.caches:
             return False
         return self.settings.tile_freshness != "strict" or any(
-            isinstance(cache, SyncedTileCache) for cache in self.caches)
+            isinstance(cache, SyncedTileCache) for cache in self.caches
+        )
+
 
 async def encoded(tile: CachedTile, encoding: str | None) -> bytes:
     """The tile's body in an encoding (None: raw), compressed now if it was not stored so."""

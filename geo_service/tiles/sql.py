@@ -22,20 +22,29 @@ class MvtOptions:
     max_features: int = 20_000
 
 
-def tile_sql(query: ItemQuery, z: int, x: int, y: int, options: MvtOptions
-             ) -> tuple[sql.Composed, dict[str, Any]]:
+def tile_sql(
+    query: ItemQuery, z: int, x: int, y: int, options: MvtOptions
+) -> tuple[sql.Composed, dict[str, Any]]:
     """One row: (data epoch, MVT bytes), read in a single snapshot."""
     params: dict[str, Any] = {
         "band": band_for_zoom(z),
-        "z": z, "x": x, "y": y, "extent": options.extent, "buffer": options.buffer,
-        "limit": options.max_features, "vintage": query.collection.vintage,
-        "level": query.collection.level, "layer": query.collection.id,
+        "z": z,
+        "x": x,
+        "y": y,
+        "extent": options.extent,
+        "buffer": options.buffer,
+        "limit": options.max_features,
+        "vintage": query.collection.vintage,
+        "level": query.collection.level,
+        "layer": query.collection.id,
         # buffer in metres at this zoom, for the index search
         "margin": 40075016.68557849 / (1 << z) * options.buffer / options.extent,
     }
     names = query.tile_properties()
-    columns = [sql.SQL("{} AS {}").format(property_expr(query, name), sql.Identifier(name))
-               for name in names]
+    columns = [
+        sql.SQL("{} AS {}").format(property_expr(query, name), sql.Identifier(name))
+        for name in names
+    ]
     joins = sql.SQL(" ").join(indicator_joins(query, params))
     statement = sql.SQL("""
 WITH env AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS e),
@@ -63,14 +72,22 @@ FROM features f WHERE f.geom IS NOT NULL
 EA_LAYER = "enumeration-areas"
 
 
-def ea_tile_sql(z: int, x: int, y: int, options: MvtOptions, census_round: str | None
-                ) -> tuple[sql.Composed, dict[str, Any]]:
+def ea_tile_sql(
+    z: int, x: int, y: int, options: MvtOptions, census_round: str | None
+) -> tuple[sql.Composed, dict[str, Any]]:
     """Enumeration areas, simplified to half a pixel of this zoom, coloured by status."""
     pixel = 40075016.68557849 / (1 << z) / options.extent
     params: dict[str, Any] = {
-        "z": z, "x": x, "y": y, "extent": options.extent, "buffer": options.buffer,
-        "limit": options.max_features, "layer": EA_LAYER, "round": census_round,
-        "margin": pixel * options.buffer * 256 / options.extent * 16, "tolerance": pixel * 8,
+        "z": z,
+        "x": x,
+        "y": y,
+        "extent": options.extent,
+        "buffer": options.buffer,
+        "limit": options.max_features,
+        "layer": EA_LAYER,
+        "round": census_round,
+        "margin": pixel * options.buffer * 256 / options.extent * 16,
+        "tolerance": pixel * 8,
     }
     statement = sql.SQL("""
 WITH env AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS e),

@@ -12,14 +12,19 @@ from geo_service.viewer.labels import EA_LABELS
 from geo_service.viewer.page import add_messages, boot, extent, offline_map
 
 # Fill colours by workflow status, shared by the tiles' style and the legend.
-STATUS_COLOURS = {"draft": "#9ecae1", "submitted": "#fdae6b", "approved": "#74c476",
-                  "rejected": "#fb6a4a"}
+STATUS_COLOURS = {
+    "draft": "#9ecae1",
+    "submitted": "#fdae6b",
+    "approved": "#74c476",
+    "rejected": "#fb6a4a",
+}
 _ROUND = re.compile(r"^\d{4}$")
 _CODE = re.compile(r"^\d{5}$")
 
 
-async def render_ea_page(conn: psycopg.AsyncConnection, params: dict[str, str], api: str,
-                         settings: ServiceSettings) -> str:
+async def render_ea_page(
+    conn: psycopg.AsyncConnection, params: dict[str, str], api: str, settings: ServiceSettings
+) -> str:
     """The editor page; unknown parameters fall back to a default with a message."""
     lang = params.get("lang", "vi")
     messages: list[str] = []
@@ -34,18 +39,24 @@ async def render_ea_page(conn: psycopg.AsyncConnection, params: dict[str, str], 
     commune = await ea.commune_with_province(conn, code) if _CODE.match(code) else None
     if code and commune is None:
         messages.append(f"unknown commune {code!r}: choose one below")
-    vintage = commune["vintage"] if commune else (await ea.latest_commune_vintage(conn)
-                                                  or "2025")
+    vintage = commune["vintage"] if commune else (await ea.latest_commune_vintage(conn) or "2025")
     level = "commune" if commune else "province"
     bounds = await extent(conn, vintage, level, commune["code"] if commune else None)
     labels = EA_LABELS[lang]
-    m, figure = offline_map(bounds, api, labels["title"], settings.basemap_url,
-                            settings.basemap_attribution)
+    m, figure = offline_map(
+        bounds, api, labels["title"], settings.basemap_url, settings.basemap_attribution
+    )
     x0, y0, x1, y1 = bounds
     config = {
-        "mapName": m.get_name(), "api": api, "lang": lang, "labels": labels,
-        "round": census_round, "vintage": vintage, "commune": commune,
-        "bounds": [[y0, x0], [y1, x1]], "statusColours": STATUS_COLOURS,
+        "mapName": m.get_name(),
+        "api": api,
+        "lang": lang,
+        "labels": labels,
+        "round": census_round,
+        "vintage": vintage,
+        "commune": commune,
+        "bounds": [[y0, x0], [y1, x1]],
+        "statusColours": STATUS_COLOURS,
         "householdsBand": [settings.ea_households_min, settings.ea_households_max],
     }
     add_messages(figure, messages)

@@ -22,25 +22,32 @@ class AggregateRequest(BaseModel):
     """A drawn area and what to compute for it."""
 
     geometry: dict[str, Any] = Field(description="GeoJSON Polygon/MultiPolygon (or Feature)")
-    collection: str = Field("commune-2025", pattern=CODE,
-                            description="units whose values are apportioned")
+    collection: str = Field(
+        "commune-2025", pattern=CODE, description="units whose values are apportioned"
+    )
     indicators: list[Annotated[str, Field(pattern=CODE)]] = Field(min_length=1, max_length=20)
-    period: str | None = Field(None, max_length=10, pattern=CODE,
-                               description="default: latest per indicator")
+    period: str | None = Field(
+        None, max_length=10, pattern=CODE, description="default: latest per indicator"
+    )
     method: Literal["area", "population"] = "area"
-    crs: str | None = Field(None, pattern=CRS, description="CRS of the geometry (or "
-                                                           "Content-Crs header)")
+    crs: str | None = Field(
+        None, pattern=CRS, description="CRS of the geometry (or Content-Crs header)"
+    )
 
 
-@router.post("/aggregate", summary="Statistics of a drawn area",
-             response_model_exclude_unset=True)
-async def aggregate(body: AggregateRequest, conn: Conn, settings: Settings,
-                    content_crs: Annotated[str | None, Header(max_length=120)] = None,
-                    content_length: Annotated[int | None, Header()] = None) -> AreaStatistics:
+@router.post("/aggregate", summary="Statistics of a drawn area", response_model_exclude_unset=True)
+async def aggregate(
+    body: AggregateRequest,
+    conn: Conn,
+    settings: Settings,
+    content_crs: Annotated[str | None, Header(max_length=120)] = None,
+    content_length: Annotated[int | None, Header()] = None,
+) -> AreaStatistics:
     """Estimate each indicator for the area, with the contributing units and their shares."""
     if content_length and content_length > settings.max_body_bytes:
-        raise PayloadTooLarge(f"request body over {settings.max_body_bytes} bytes",
-                              parameter="body")
+        raise PayloadTooLarge(
+            f"request body over {settings.max_body_bytes} bytes", parameter="body"
+        )
     crs = parse_crs(body.crs or (content_crs or "").strip("<>") or None, "crs")
     limits = AreaLimits(settings.aggregate_max_vertices, settings.aggregate_max_area_km2)
     area = parse_polygon(body.geometry, crs, limits)
@@ -49,6 +56,14 @@ async def aggregate(body: AggregateRequest, conn: Conn, settings: Settings,
     except NotFound as exc:
         raise InvalidParameter(exc.message, parameter="collection") from exc
     check_area_of_use(crs, collection.extent, "crs", collection.id)
-    result = await area_statistics(conn, collection, area, body.indicators, body.period,
-                                   body.method, limits, settings.population_raster)
+    result = await area_statistics(
+        conn,
+        collection,
+        area,
+        body.indicators,
+        body.period,
+        body.method,
+        limits,
+        settings.population_raster,
+    )
     return AreaStatistics(**result)

@@ -38,11 +38,15 @@ EaId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the EA's id")]
 BASE = "/collections/enumeration-areas"
 
 
-def _feature_response(row: dict[str, Any], status: int = 200,
-                      extra: dict[str, Any] | None = None) -> GeoJSONResponse:
+def _feature_response(
+    row: dict[str, Any], status: int = 200, extra: dict[str, Any] | None = None
+) -> GeoJSONResponse:
     body = {**as_feature(row), **(extra or {})}
-    headers = {"ETag": etag(row), "Location": f"{BASE}/items/{row['id']}",
-               "Content-Crs": f"<{CRS84}>"}
+    headers = {
+        "ETag": etag(row),
+        "Location": f"{BASE}/items/{row['id']}",
+        "Content-Crs": f"<{CRS84}>",
+    }
     return GeoJSONResponse(body, status_code=status, headers=headers)
 
 
@@ -53,46 +57,58 @@ async def ea_collection(request: Request, conn: Conn, user: Reader) -> EaCollect
     base = str(request.url).split("?")[0]
     bbox = [[float(v) for v in extent if v is not None]] if None not in extent else []
     return EaCollection(
-        id="enumeration-areas", title="Census enumeration areas", itemType="feature",
+        id="enumeration-areas",
+        title="Census enumeration areas",
+        itemType="feature",
         description="Enumeration areas drawn by census cartographers, one layer for every "
-                    "census round (filter with round=); editable with a token.",
+        "census round (filter with round=); editable with a token.",
         extent=Extent(spatial=SpatialExtent(bbox=bbox, crs=CRS84)),
-        crs=[CRS84], storageCrs=CRS84, numberOfItems=count,
-        links=[Link(rel="self", href=base, type="application/json"),
-               Link(rel="items", href=f"{base}/items", type=GEOJSON)])
+        crs=[CRS84],
+        storageCrs=CRS84,
+        numberOfItems=count,
+        links=[
+            Link(rel="self", href=base, type="application/json"),
+            Link(rel="items", href=f"{base}/items", type=GEOJSON),
+        ],
+    )
 
 
-@router.get(f"{BASE}/items", summary="Enumeration areas",
-            response_class=GeoJSONResponse)
+@router.get(f"{BASE}/items", summary="Enumeration areas", response_class=GeoJSONResponse)
 async def list_eas(
-    request: Request, user: Reader, pool: Pool,
+    request: Request,
+    user: Reader,
+    pool: Pool,
     commune: Annotated[str | None, Query(max_length=5, pattern=r"^\d{5}$")] = None,
-    status: Annotated[Literal["draft", "submitted", "approved", "rejected"] | None,
-                      Query()] = None,
+    status: Annotated[Literal["draft", "submitted", "approved", "rejected"] | None, Query()] = None,
     census_round: Annotated[str | None, Query(alias="round", pattern=r"^\d{4}$")] = None,
-    bbox: Annotated[str | None, Query(max_length=200,
-                                      description="minx,miny,maxx,maxy (longitude/latitude)")
-                    ] = None,
+    bbox: Annotated[
+        str | None, Query(max_length=200, description="minx,miny,maxx,maxy (longitude/latitude)")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> StreamingResponse:
     """EAs filtered by commune, status, census round and bounding box; streamed, in pages."""
     box = parse_bbox(bbox) if bbox is not None else None
     if box is not None and not (-180 <= box[0] <= box[2] <= 180 and -90 <= box[1] <= box[3] <= 90):
-        raise InvalidParameter("bbox must be longitude/latitude: -180..180, -90..90",
-                               parameter="bbox")
+        raise InvalidParameter(
+            "bbox must be longitude/latitude: -180..180, -90..90", parameter="bbox"
+        )
     filters = sql.ListFilter(commune, status, census_round, box)
     # the count's connection goes back to the pool before the page streams from another
     async with pool.connection() as conn:
         matched = await sql.count_matching(conn, filters)
     page, params = sql.page_sql(filters, limit, offset)
     tail = page_tail(request, offset, limit, matched, None)
-    return StreamingResponse(stream_features(pool, page, params, tail), media_type=GEOJSON,
-                             headers={"Content-Crs": f"<{CRS84}>"})
+    return StreamingResponse(
+        stream_features(pool, page, params, tail),
+        media_type=GEOJSON,
+        headers={"Content-Crs": f"<{CRS84}>"},
+    )
 
 
-@router.get(f"{BASE}/items/{{featureId}}", summary="One enumeration area",
-            response_class=GeoJSONResponse)
+@router.get(
+    f"{BASE}/items/{{featureId}}", summary="One enumeration area", response_class=GeoJSONResponse
+)
 async def get_ea(featureId: EaId, conn: Conn, user: Reader) -> GeoJSONResponse:  # noqa: N803
     """The EA with its ETag (send it back as If-Match to change it)."""
     return _feature_response(await fetch(conn, featureId))
@@ -115,8 +131,9 @@ def _census_round(value: Any) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not (isinstance(value, str) and re.fullmatch(r"\d{4}", value)):
-        raise InvalidParameter("properties.census_round must be a year such as 2029",
-                               parameter="census_round")
+        raise InvalidParameter(
+            "properties.census_round must be a year such as 2029", parameter="census_round"
+        )
     return value
 
 
@@ -124,23 +141,32 @@ def _optional_code(value: Any, parameter: str) -> str | None:
     return None if value is None else check_code(value, parameter)
 
 
-def _drawing(feature: dict[str, Any], content_crs: str | None, repair: bool, ops: EaOps
-             ) -> Callable[[], Drawn]:
+def _drawing(
+    feature: dict[str, Any], content_crs: str | None, repair: bool, ops: EaOps
+) -> Callable[[], Drawn]:
     """What reads the feature's geometry into lon/lat, checked (and repaired when asked);
     the service calls it once the commune and version checks have passed."""
+
     def drawn() -> Drawn:
         crs = parse_crs((content_crs or "").strip("<> ") or None, "Content-Crs")
-        geometry, note = parse_geometry(feature.get("geometry"), crs, repair,
-                                        ops.rules.max_vertices)
+        geometry, note = parse_geometry(
+            feature.get("geometry"), crs, repair, ops.rules.max_vertices
+        )
         return Drawn(geometry, note)
 
     return drawn
 
 
-@router.post(f"{BASE}/items", status_code=201, summary="Create an enumeration area",
-             response_class=GeoJSONResponse)
+@router.post(
+    f"{BASE}/items",
+    status_code=201,
+    summary="Create an enumeration area",
+    response_class=GeoJSONResponse,
+)
 async def create_ea(
-    conn: Conn, user: Writer, ops: EaOps,
+    conn: Conn,
+    user: Writer,
+    ops: EaOps,
     feature: Annotated[dict[str, Any], Body()],
     content_crs: Annotated[str | None, Header(max_length=120)] = None,
     repair: Annotated[bool, Query(description="repair an invalid geometry")] = False,
@@ -152,17 +178,34 @@ async def create_ea(
     vintage = _optional_code(props.get("commune_vintage"), "commune_vintage")
     code = _optional_code(props.get("code"), "code")
     reason = _reason(props.get("reason"))
-    row, warnings = await ops.create(conn, user, census_round, commune_code, vintage, code,
-                                     _drawing(feature, content_crs, repair, ops), reason)
+    row, warnings = await ops.create(
+        conn,
+        user,
+        census_round,
+        commune_code,
+        vintage,
+        code,
+        _drawing(feature, content_crs, repair, ops),
+        reason,
+    )
     return _feature_response(row, 201, {"warnings": warnings})
 
 
-@router.put(f"{BASE}/items/{{featureId}}", summary="Replace an enumeration area",
-            response_class=GeoJSONResponse)
-@router.patch(f"{BASE}/items/{{featureId}}", summary="Change an enumeration area's geometry",
-              response_class=GeoJSONResponse)
+@router.put(
+    f"{BASE}/items/{{featureId}}",
+    summary="Replace an enumeration area",
+    response_class=GeoJSONResponse,
+)
+@router.patch(
+    f"{BASE}/items/{{featureId}}",
+    summary="Change an enumeration area's geometry",
+    response_class=GeoJSONResponse,
+)
 async def replace_ea(
-    featureId: EaId, conn: Conn, user: Writer, ops: EaOps,  # noqa: N803
+    featureId: EaId,
+    conn: Conn,
+    user: Writer,
+    ops: EaOps,  # noqa: N803
     feature: Annotated[dict[str, Any], Body()],
     if_match: Annotated[str | None, Header(max_length=200)] = None,
     content_crs: Annotated[str | None, Header(max_length=120)] = None,
@@ -173,16 +216,28 @@ async def replace_ea(
     code = _optional_code(props.get("code"), "code")
     reason = _reason(props.get("reason"))
     keeps = {name: props.get(name) for name in ("commune_code", "census_round")}
-    row, warnings = await ops.replace(conn, user, featureId, if_match, keeps, code,
-                                      _drawing(feature, content_crs, repair, ops), reason)
+    row, warnings = await ops.replace(
+        conn,
+        user,
+        featureId,
+        if_match,
+        keeps,
+        code,
+        _drawing(feature, content_crs, repair, ops),
+        reason,
+    )
     return _feature_response(row, 200, {"warnings": warnings})
 
 
-@router.delete(f"{BASE}/items/{{featureId}}", status_code=204,
-               summary="Delete an enumeration area")
-async def delete_ea(featureId: EaId, conn: Conn, user: Writer, ops: EaOps,  # noqa: N803
-                    if_match: Annotated[str | None, Header(max_length=200)] = None,
-                    reason: Annotated[str | None, Query(max_length=500)] = None) -> Response:
+@router.delete(f"{BASE}/items/{{featureId}}", status_code=204, summary="Delete an enumeration area")
+async def delete_ea(
+    featureId: EaId,
+    conn: Conn,
+    user: Writer,
+    ops: EaOps,  # noqa: N803
+    if_match: Annotated[str | None, Header(max_length=200)] = None,
+    reason: Annotated[str | None, Query(max_length=500)] = None,
+) -> Response:
     """Delete an EA (needs If-Match); its history stays."""
     await ops.delete(conn, user, featureId, if_match, _reason(reason))
     return Response(status_code=204)
@@ -196,35 +251,50 @@ async def ea_history(featureId: EaId, conn: Conn, user: Reader) -> EaHistory:  #
 
 
 @router.get("/communes/{code}/ea-coverage", summary="How well a commune's EAs cover it")
-async def ea_coverage(code: Annotated[str, Path(pattern=CODE)], conn: Conn, user: Reader,
-                      ops: EaOps,
-                      census_round: Annotated[str, Query(alias="round",
-                                                         pattern=r"^\d{4}$")] = "2029",
-                      vintage: Annotated[str | None, Query(pattern=CODE)] = None
-                      ) -> CoverageReport:
+async def ea_coverage(
+    code: Annotated[str, Path(pattern=CODE)],
+    conn: Conn,
+    user: Reader,
+    ops: EaOps,
+    census_round: Annotated[str, Query(alias="round", pattern=r"^\d{4}$")] = "2029",
+    vintage: Annotated[str | None, Query(pattern=CODE)] = None,
+) -> CoverageReport:
     """Gaps, overlaps, EAs leaving the commune, and EAs outside the workload band."""
     commune = await commune_of(conn, code, vintage, "code", "vintage")
     return CoverageReport(**await coverage_report(conn, commune, census_round, ops.rules))
 
 
-@router.post("/communes/{code}/ea-generate", status_code=201,
-             summary="Draft EAs of a commune from the population raster")
+@router.post(
+    "/communes/{code}/ea-generate",
+    status_code=201,
+    summary="Draft EAs of a commune from the population raster",
+)
 async def generate_eas(
-    code: str, conn: Conn, user: Writer, ops: EaOps,
+    code: str,
+    conn: Conn,
+    user: Writer,
+    ops: EaOps,
     census_round: Annotated[str, Query(alias="round", pattern=r"^\d{4}$")] = "2029",
     vintage: Annotated[str | None, Query(max_length=32)] = None,
     households_per_ea: Annotated[float, Query(ge=10, le=2000)] = 120,
     replace: Annotated[bool, Query(description="replace the commune's draft EAs")] = False,
 ) -> GeneratedDrafts:
     """A gap-free draft coverage of a commune; only drafts are ever replaced."""
-    return GeneratedDrafts(**await ops.generate(conn, user, code, vintage, census_round,
-                                                households_per_ea, replace))
+    return GeneratedDrafts(
+        **await ops.generate(conn, user, code, vintage, census_round, households_per_ea, replace)
+    )
 
 
-@router.post(f"{BASE}/items/{{featureId}}/split", summary="Split an EA along a line",
-             response_class=GeoJSONResponse)
+@router.post(
+    f"{BASE}/items/{{featureId}}/split",
+    summary="Split an EA along a line",
+    response_class=GeoJSONResponse,
+)
 async def split_ea(
-    featureId: EaId, conn: Conn, user: Writer, ops: EaOps,  # noqa: N803
+    featureId: EaId,
+    conn: Conn,
+    user: Writer,
+    ops: EaOps,  # noqa: N803
     body: Annotated[dict[str, Any], Body(description='{"line": GeoJSON LineString}')],
     if_match: Annotated[str | None, Header(max_length=200)] = None,
 ) -> GeoJSONResponse:
@@ -232,40 +302,60 @@ async def split_ea(
     if not isinstance(body, dict):
         raise InvalidParameter("the body must be an object with a line", parameter="body")
     line = line_from_geojson(body.get("line"), "line")
-    kept, created, warnings = await ops.split(conn, user, featureId, if_match, line,
-                                              _reason(body.get("reason")))
-    return GeoJSONResponse({"type": "FeatureCollection",
-                            "features": [as_feature(kept), *map(as_feature, created)],
-                            "warnings": warnings})
+    kept, created, warnings = await ops.split(
+        conn, user, featureId, if_match, line, _reason(body.get("reason"))
+    )
+    return GeoJSONResponse(
+        {
+            "type": "FeatureCollection",
+            "features": [as_feature(kept), *map(as_feature, created)],
+            "warnings": warnings,
+        }
+    )
 
 
-@router.post(f"{BASE}/merge", summary="Merge EAs of one commune into one",
-             response_class=GeoJSONResponse)
+@router.post(
+    f"{BASE}/merge", summary="Merge EAs of one commune into one", response_class=GeoJSONResponse
+)
 async def merge_eas(
-    conn: Conn, user: Writer, ops: EaOps,
+    conn: Conn,
+    user: Writer,
+    ops: EaOps,
     body: Annotated[dict[str, Any], Body(description='{"ids": [1, 2, …]}')],
-    if_match: Annotated[str | None, Header(max_length=2000,
-                                           description="the ETags of all EAs")] = None,
+    if_match: Annotated[
+        str | None, Header(max_length=2000, description="the ETags of all EAs")
+    ] = None,
 ) -> GeoJSONResponse:
     """The EA with the lowest id takes the union of all; the others are deleted (history
     keeps them)."""
     ids = body.get("ids") if isinstance(body, dict) else None
-    if not isinstance(ids, list) or not 2 <= len(ids) <= 100 or len(set(ids)) != len(ids) \
-            or not all(type(i) is int and 0 < i < 2**63 for i in ids):
+    if (
+        not isinstance(ids, list)
+        or not 2 <= len(ids) <= 100
+        or len(set(ids)) != len(ids)
+        or not all(type(i) is int and 0 < i < 2**63 for i in ids)
+    ):
         raise InvalidParameter("ids must list 2 to 100 distinct EA ids", parameter="ids")
     merged = await ops.merge(conn, user, ids, if_match, _reason(body.get("reason")))
     return _feature_response(merged)
 
 
 # Registered last: its {action} segment would otherwise catch /split.
-@router.post(f"{BASE}/items/{{featureId}}/{{action}}", summary="Submit, approve or reject",
-             response_class=GeoJSONResponse)
+@router.post(
+    f"{BASE}/items/{{featureId}}/{{action}}",
+    summary="Submit, approve or reject",
+    response_class=GeoJSONResponse,
+)
 async def transition(
-    featureId: EaId, action: Literal["submit", "approve", "reject"],  # noqa: N803
-    conn: Conn, user: Writer, ops: EaOps,
+    featureId: EaId,
+    action: Literal["submit", "approve", "reject"],  # noqa: N803
+    conn: Conn,
+    user: Writer,
+    ops: EaOps,
     if_match: Annotated[str | None, Header(max_length=200)] = None,
     reason: Annotated[str | None, Query(max_length=500)] = None,
 ) -> GeoJSONResponse:
     """Workflow: editors submit drafts; supervisors in scope approve or reject submissions."""
-    return _feature_response(await ops.transition(conn, user, featureId, action, if_match,
-                                                  _reason(reason)))
+    return _feature_response(
+        await ops.transition(conn, user, featureId, action, if_match, _reason(reason))
+    )

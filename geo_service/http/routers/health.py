@@ -17,20 +17,35 @@ router = APIRouter(tags=["service"])
 _CHECK_TIMEOUT_S = 3.0
 
 
-@router.get("/health", summary="Service and database health", response_model=Health,
-            responses={503: {"model": Health, "description": "The database does not answer"}})
+@router.get(
+    "/health",
+    summary="Service and database health",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "The database does not answer"}},
+)
 async def health(request: Request, pool: Pool) -> JSONResponse:
     """Report whether the database answers, with PostGIS and schema versions."""
     try:
         postgis, schema = await database_status(pool, _CHECK_TIMEOUT_S)
     except Exception as exc:  # any failure here means "not healthy"
-        detail = (f"the database did not answer within {_CHECK_TIMEOUT_S:g} s"
-                  if isinstance(exc, TimeoutError) else
-                  f"the database cannot be used: {type(exc).__name__}")
-        failed = {"status": "unavailable", "database": "unavailable", "detail": detail,
-                "request_id": request_id(request.scope)}
-        return JSONResponse(failed, status_code=503, headers={"Retry-After": "5",
-                                                            "Cache-Control": "no-store"})
-    body: dict[str, Any] = {"status": "ok", "database": "ok", "postgis": postgis,
-                            "schema_version": schema}
+        detail = (
+            f"the database did not answer within {_CHECK_TIMEOUT_S:g} s"
+            if isinstance(exc, TimeoutError)
+            else f"the database cannot be used: {type(exc).__name__}"
+        )
+        failed = {
+            "status": "unavailable",
+            "database": "unavailable",
+            "detail": detail,
+            "request_id": request_id(request.scope),
+        }
+        return JSONResponse(
+            failed, status_code=503, headers={"Retry-After": "5", "Cache-Control": "no-store"}
+        )
+    body: dict[str, Any] = {
+        "status": "ok",
+        "database": "ok",
+        "postgis": postgis,
+        "schema_version": schema,
+    }
     return JSONResponse(body, headers={"Cache-Control": "no-store"})

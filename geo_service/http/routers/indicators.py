@@ -30,7 +30,8 @@ CSV_COLUMNS = ("code", "name", "parent_code", "period", "value", "status", "moe"
 
 @router.get("", summary="The indicator catalogue")
 async def list_indicators(
-    request: Request, conn: Conn,
+    request: Request,
+    conn: Conn,
     kind: Annotated[Literal[KINDS] | None, Query(description="filter by kind")] = None,  # type: ignore[valid-type]
     source: Annotated[str | None, Query(max_length=200, description="text in the source")] = None,
 ) -> IndicatorList:
@@ -39,36 +40,53 @@ async def list_indicators(
         source = check_text(source, "source", 200)
     entries = await read.list_indicators(conn, kind, source)
     base = str(request.url_for("list_indicators"))
-    return IndicatorList(numberReturned=len(entries), indicators=[IndicatorEntry(
-        **entry, links=[Link(rel="self", href=f"{base}/{entry['code']}"),
-                        Link(rel="data", href=f"{base}/{entry['code']}/values")])
-        for entry in entries])
+    return IndicatorList(
+        numberReturned=len(entries),
+        indicators=[
+            IndicatorEntry(
+                **entry,
+                links=[
+                    Link(rel="self", href=f"{base}/{entry['code']}"),
+                    Link(rel="data", href=f"{base}/{entry['code']}/values"),
+                ],
+            )
+            for entry in entries
+        ],
+    )
 
 
 @router.get("/{code}", summary="One indicator's metadata and series")
-async def get_indicator(code: Annotated[str, Path(pattern=CODE)], conn: Conn
-                        ) -> IndicatorDocument:
+async def get_indicator(code: Annotated[str, Path(pattern=CODE)], conn: Conn) -> IndicatorDocument:
     """Metadata with the vintages, levels and periods available (and how derived ones were made)."""
     return IndicatorDocument(**await read.get_indicator(conn, code))
 
 
-@router.get("/{code}/values", summary="Values of one indicator (suppressed values are null)",
-            response_model=IndicatorValues,
-            responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}})
+@router.get(
+    "/{code}/values",
+    summary="Values of one indicator (suppressed values are null)",
+    response_model=IndicatorValues,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
 async def indicator_values(
-    code: Annotated[str, Path(pattern=CODE)], conn: Conn, request: Request, response: Response,
+    code: Annotated[str, Path(pattern=CODE)],
+    conn: Conn,
+    request: Request,
+    response: Response,
     vintage: Annotated[str | None, Query(pattern=CODE)] = None,
     level: Annotated[str | None, Query(pattern=CODE)] = None,
     period: Annotated[str | None, Query(max_length=10, pattern=CODE)] = None,
     parent: Annotated[str | None, Query(pattern=CODE, description="children of this unit")] = None,
     unit: Annotated[str | None, Query(pattern=CODE, description="one unit's code")] = None,
-    f: Annotated[Literal["json", "csv"] | None, Query(
-        description="output format (default: by the Accept header, else json)")] = None,
+    f: Annotated[
+        Literal["json", "csv"] | None,
+        Query(description="output format (default: by the Accept header, else json)"),
+    ] = None,
 ) -> Any:
     """Values by unit code and period, with status; CSV is UTF-8 with BOM for Excel."""
     if f is None:
-        chosen = best_media_type(request.headers.get("accept", ""), ["application/json",
-                                                                      "text/csv"])
+        chosen = best_media_type(
+            request.headers.get("accept", ""), ["application/json", "text/csv"]
+        )
         f = "csv" if chosen == "text/csv" else "json"
     meta = await read.get_indicator(conn, code)
     choice = read.choose_series(meta, vintage, level, period)
@@ -76,19 +94,28 @@ async def indicator_values(
     if f == "csv":
         return _csv_response(rows, f"{code}_{choice.vintage}_{choice.level}.csv")
     response.headers["Vary"] = "Accept"
-    return IndicatorValues(indicator=code, vintage=choice.vintage, level=choice.level,
-                           period=choice.period, unit=meta["unit"], decimals=meta["decimals"],
-                           numberReturned=len(rows),
-                           values=[PublishedValue(**row) for row in rows])
+    return IndicatorValues(
+        indicator=code,
+        vintage=choice.vintage,
+        level=choice.level,
+        period=choice.period,
+        unit=meta["unit"],
+        decimals=meta["decimals"],
+        numberReturned=len(rows),
+        values=[PublishedValue(**row) for row in rows],
+    )
 
 
 def _csv_response(rows: list[dict[str, Any]], filename: str) -> Response:
     buffer = io.StringIO()
     buffer.write("\ufeff")  # BOM: Excel then reads the Vietnamese names as UTF-8
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore",
-                            lineterminator="\r\n")
+    writer = csv.DictWriter(
+        buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\r\n"
+    )
     writer.writeheader()
     writer.writerows(rows)
-    return Response(buffer.getvalue().encode("utf-8"), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"',
-                             "Vary": "Accept"})
+    return Response(
+        buffer.getvalue().encode("utf-8"),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', "Vary": "Accept"},
+    )

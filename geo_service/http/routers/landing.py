@@ -19,12 +19,15 @@ SWAGGER_UI_PATH = "/static/swagger-ui"
 
 
 def _link(request: Request, path: str, rel: str, media_type: str, title: str) -> Link:
-    return Link(href=str(request.url_for("landing_page")).rstrip("/") + path, rel=rel,
-                type=media_type, title=title)
+    return Link(
+        href=str(request.url_for("landing_page")).rstrip("/") + path,
+        rel=rel,
+        type=media_type,
+        title=title,
+    )
 
 
-@router.get("/", name="landing_page", summary="Landing page",
-            response_model_exclude_unset=True)
+@router.get("/", name="landing_page", summary="Landing page", response_model_exclude_unset=True)
 async def landing_page(request: Request) -> LandingPage:
     """OGC API landing page: what this service is and where its parts live."""
     return LandingPage(
@@ -34,17 +37,37 @@ async def landing_page(request: Request) -> LandingPage:
         version=__version__,
         links=[
             _link(request, "/", "self", "application/json", "This document"),
-            _link(request, "/api", "service-desc", "application/vnd.oai.openapi+json;version=3.1",
-                  "The API definition (OpenAPI)"),
+            _link(
+                request,
+                "/api",
+                "service-desc",
+                "application/vnd.oai.openapi+json;version=3.1",
+                "The API definition (OpenAPI)",
+            ),
             _link(request, "/api.html", "service-doc", "text/html", "The API documentation"),
             _link(request, "/health", "status", "application/json", "Service health"),
-            _link(request, "/conformance", "conformance", "application/json",
-                  "OGC conformance classes"),
-            _link(request, "/collections", "data", "application/json",
-                  "Boundary collections (one per level and vintage)"),
+            _link(
+                request,
+                "/conformance",
+                "conformance",
+                "application/json",
+                "OGC conformance classes",
+            ),
+            _link(
+                request,
+                "/collections",
+                "data",
+                "application/json",
+                "Boundary collections (one per level and vintage)",
+            ),
             _link(request, "/indicators", "data", "application/json", "Indicator catalogue"),
-            _link(request, "/tileMatrixSets", "http://www.opengis.net/def/rel/ogc/1.0/"
-                  "tiling-schemes", "application/json", "Tiling schemes of the vector tiles"),
+            _link(
+                request,
+                "/tileMatrixSets",
+                "http://www.opengis.net/def/rel/ogc/1.0/tiling-schemes",
+                "application/json",
+                "Tiling schemes of the vector tiles",
+            ),
             _link(request, "/map", "alternate", "text/html", "Map viewer"),
             _link(request, "/map/ea", "alternate", "text/html", "Enumeration-area editor"),
         ],
@@ -64,7 +87,9 @@ async def api_documentation(request: Request) -> HTMLResponse:
     assets = root + SWAGGER_UI_PATH
     page = get_swagger_ui_html(
         openapi_url=f"{root}{request.app.openapi_url}",
-        title=f"{request.app.title} - API", swagger_js_url=f"{assets}/swagger-ui-bundle.js",
+        title=f"{request.app.title} - API",
+        swagger_js_url=f"{assets}/swagger-ui-bundle.js",
         swagger_css_url=f"{assets}/swagger-ui.css",
-        swagger_favicon_url=f"{assets}/favicon-32x32.png")
+        swagger_favicon_url=f"{assets}/favicon-32x32.png",
+    )
     return page_response(bytes(page.body).decode())

@@ -47,8 +47,9 @@ _ZOOM0_CELL = 2 * _EARTH_HALF / 256  # metres per pixel of a 256-pixel tile at z
 
 def _check_tms(tms: str) -> None:
     if tms != TMS:
-        raise NotFound(f"unknown tile matrix set {tms!r}; available: {TMS}",
-                       parameter="tileMatrixSetId")
+        raise NotFound(
+            f"unknown tile matrix set {tms!r}; available: {TMS}", parameter="tileMatrixSetId"
+        )
 
 
 def _tile_url(request: Request, c: Collection) -> str:
@@ -57,54 +58,97 @@ def _tile_url(request: Request, c: Collection) -> str:
 
 
 def _tiling_scheme_link(request: Request) -> Link:
-    return Link(rel=TILING_SCHEME, type="application/json",
-                href=str(request.url_for("tile_matrix_set", tileMatrixSetId=TMS)))
+    return Link(
+        rel=TILING_SCHEME,
+        type="application/json",
+        href=str(request.url_for("tile_matrix_set", tileMatrixSetId=TMS)),
+    )
 
 
-@router.get("/collections/{collectionId}/tiles", summary="Tilesets of a collection",
-            name="collection_tilesets", response_model_exclude_unset=True)
+@router.get(
+    "/collections/{collectionId}/tiles",
+    summary="Tilesets of a collection",
+    name="collection_tilesets",
+    response_model_exclude_unset=True,
+)
 async def tilesets(collectionId: str, request: Request, conn: Conn) -> Tilesets:  # noqa: N803
     """The tilesets (one: WebMercatorQuad vector tiles)."""
     c = await read_collection(conn, collectionId)
     base = str(request.url_for("collection_tilesets", collectionId=c.id))
     return Tilesets(
-        tilesets=[Tileset(title=f"{c.title} vector tiles", dataType="vector", crs=WEB_MERCATOR,
-                          tileMatrixSetURI=TMS_URI,
-                          links=[Link(rel="self", href=f"{base}/{TMS}", type="application/json"),
-                                 _tiling_scheme_link(request),
-                                 Link(rel="item", href=_tile_url(request, c), type=MVT,
-                                      templated=True)])],
-        links=[Link(rel="self", href=base, type="application/json")])
+        tilesets=[
+            Tileset(
+                title=f"{c.title} vector tiles",
+                dataType="vector",
+                crs=WEB_MERCATOR,
+                tileMatrixSetURI=TMS_URI,
+                links=[
+                    Link(rel="self", href=f"{base}/{TMS}", type="application/json"),
+                    _tiling_scheme_link(request),
+                    Link(rel="item", href=_tile_url(request, c), type=MVT, templated=True),
+                ],
+            )
+        ],
+        links=[Link(rel="self", href=base, type="application/json")],
+    )
 
 
-@router.get("/tileMatrixSets", summary="Tile matrix sets (tiling schemes)",
-            response_model_exclude_unset=True)
+@router.get(
+    "/tileMatrixSets",
+    summary="Tile matrix sets (tiling schemes)",
+    response_model_exclude_unset=True,
+)
 async def tile_matrix_sets(request: Request) -> TileMatrixSets:
     """The one tiling scheme of every tileset: WebMercatorQuad."""
     link = _tiling_scheme_link(request).model_copy(update={"rel": "self"})
-    return TileMatrixSets(tileMatrixSets=[TileMatrixSetRef(
-        id=TMS, title="Google Maps Compatible for the World", uri=TMS_URI, links=[link])])
+    return TileMatrixSets(
+        tileMatrixSets=[
+            TileMatrixSetRef(
+                id=TMS, title="Google Maps Compatible for the World", uri=TMS_URI, links=[link]
+            )
+        ]
+    )
 
 
-@router.get("/tileMatrixSets/{tileMatrixSetId}", summary="A tile matrix set's definition",
-            name="tile_matrix_set")
+@router.get(
+    "/tileMatrixSets/{tileMatrixSetId}",
+    summary="A tile matrix set's definition",
+    name="tile_matrix_set",
+)
 async def tile_matrix_set(tileMatrixSetId: str) -> TileMatrixSet:  # noqa: N803
     """WebMercatorQuad as an OGC Two Dimensional Tile Matrix Set (2.0) document."""
     _check_tms(tileMatrixSetId)
     return TileMatrixSet(
-        id=TMS, title="Google Maps Compatible for the World", uri=TMS_URI, crs=WEB_MERCATOR,
+        id=TMS,
+        title="Google Maps Compatible for the World",
+        uri=TMS_URI,
+        crs=WEB_MERCATOR,
         orderedAxes=["X", "Y"],
         wellKnownScaleSet="http://www.opengis.net/def/wkss/OGC/1.0/GoogleMapsCompatible",
-        tileMatrices=[TileMatrix(
-            id=str(z), scaleDenominator=_ZOOM0_CELL / 0.00028 / 2 ** z,
-            cellSize=_ZOOM0_CELL / 2 ** z, cornerOfOrigin="topLeft",
-            pointOfOrigin=[-_EARTH_HALF, _EARTH_HALF], tileWidth=256, tileHeight=256,
-            matrixWidth=2 ** z, matrixHeight=2 ** z) for z in range(MAX_ZOOM + 1)])
+        tileMatrices=[
+            TileMatrix(
+                id=str(z),
+                scaleDenominator=_ZOOM0_CELL / 0.00028 / 2**z,
+                cellSize=_ZOOM0_CELL / 2**z,
+                cornerOfOrigin="topLeft",
+                pointOfOrigin=[-_EARTH_HALF, _EARTH_HALF],
+                tileWidth=256,
+                tileHeight=256,
+                matrixWidth=2**z,
+                matrixHeight=2**z,
+            )
+            for z in range(MAX_ZOOM + 1)
+        ],
+    )
 
 
-_DESCRIPTIONS = {"code": "official code", "name": "official name",
-                 "parent_code": "parent's code", "unit_type": "unit type",
-                 "area_km2": "area (km²)"}
+_DESCRIPTIONS = {
+    "code": "official code",
+    "name": "official name",
+    "parent_code": "parent's code",
+    "unit_type": "unit type",
+    "area_km2": "area (km²)",
+}
 
 
 def _fields(query: ItemQuery) -> dict[str, str]:
@@ -112,17 +156,23 @@ def _fields(query: ItemQuery) -> dict[str, str]:
     fields = {name: _DESCRIPTIONS.get(name, "") for name in query.tile_properties()}
     for ind in query.indicators:
         if ind.code in fields:
-            fields[ind.code] = (f"{ind.code} ({ind.period}); null when suppressed or not "
-                                "available")
+            fields[ind.code] = f"{ind.code} ({ind.period}); null when suppressed or not available"
         if f"{ind.code}_status" in fields:
             fields[f"{ind.code}_status"] = "ok, provisional, suppressed or not_available"
     return fields
 
 
-@router.get("/collections/{collectionId}/tiles/{tileMatrixSetId}", summary="Tileset metadata",
-            response_model_exclude_unset=True)
-async def tileset(collectionId: str, tileMatrixSetId: str, request: Request,  # noqa: N803
-                  conn: Conn) -> TilesetMetadata:
+@router.get(
+    "/collections/{collectionId}/tiles/{tileMatrixSetId}",
+    summary="Tileset metadata",
+    response_model_exclude_unset=True,
+)
+async def tileset(
+    collectionId: str,
+    tileMatrixSetId: str,
+    request: Request,  # noqa: N803
+    conn: Conn,
+) -> TilesetMetadata:
     """OGC tileset metadata: the layer, its fields, zoom limits and the tile URL template."""
     _check_tms(tileMatrixSetId)
     c = await read_collection(conn, collectionId)
@@ -131,37 +181,57 @@ async def tileset(collectionId: str, tileMatrixSetId: str, request: Request,  # 
     schema = PropertiesSchema(
         type="object",
         description=f"also {others}, indicator values and statuses with the query parameters "
-                    "properties, indicator and period",
-        properties={name: PropertySchema(description=d, type="string")
-                    for name, d in fields.items()})
+        "properties, indicator and period",
+        properties={
+            name: PropertySchema(description=d, type="string") for name, d in fields.items()
+        },
+    )
     return TilesetMetadata(
-        title=f"{c.title} vector tiles", dataType="vector", tileMatrixSetURI=TMS_URI,
+        title=f"{c.title} vector tiles",
+        dataType="vector",
+        tileMatrixSetURI=TMS_URI,
         crs=WEB_MERCATOR,
-        boundingBox=BoundingBox(lowerLeft=list(c.extent[:2]), upperRight=list(c.extent[2:]),
-                                crs="http://www.opengis.net/def/crs/OGC/1.3/CRS84"),
-        layers=[TileLayer(id=c.id, dataType="vector", geometryType="polygons",
-                          minTileMatrix="0", maxTileMatrix=str(MAX_ZOOM),
-                          propertiesSchema=schema)],
-        links=[Link(rel="item", href=_tile_url(request, c), type=MVT, templated=True),
-               _tiling_scheme_link(request),
-               Link(rel="self", href=str(request.url), type="application/json")])
+        boundingBox=BoundingBox(
+            lowerLeft=list(c.extent[:2]),
+            upperRight=list(c.extent[2:]),
+            crs="http://www.opengis.net/def/crs/OGC/1.3/CRS84",
+        ),
+        layers=[
+            TileLayer(
+                id=c.id,
+                dataType="vector",
+                geometryType="polygons",
+                minTileMatrix="0",
+                maxTileMatrix=str(MAX_ZOOM),
+                propertiesSchema=schema,
+            )
+        ],
+        links=[
+            Link(rel="item", href=_tile_url(request, c), type=MVT, templated=True),
+            _tiling_scheme_link(request),
+            Link(rel="self", href=str(request.url), type="application/json"),
+        ],
+    )
 
 
-@router.get("/collections/{collectionId}/tiles/{tileMatrixSetId}/tilejson.json",
-            summary="TileJSON 3.0")
-async def tilejson(collectionId: str, tileMatrixSetId: str, request: Request,  # noqa: N803
-                   conn: Conn,
-                   indicator: Annotated[str | None, Query(max_length=300,
-                                                          pattern=CODE_LIST)] = None,
-                   period: Annotated[str | None, Query(max_length=10, pattern=CODE)] = None,
-                   properties: Annotated[str | None, Query(max_length=1000,
-                                                           pattern=CODE_LIST)] = None,
-                   ) -> TileJson:
+@router.get(
+    "/collections/{collectionId}/tiles/{tileMatrixSetId}/tilejson.json", summary="TileJSON 3.0"
+)
+async def tilejson(
+    collectionId: str,
+    tileMatrixSetId: str,
+    request: Request,  # noqa: N803
+    conn: Conn,
+    indicator: Annotated[str | None, Query(max_length=300, pattern=CODE_LIST)] = None,
+    period: Annotated[str | None, Query(max_length=10, pattern=CODE)] = None,
+    properties: Annotated[str | None, Query(max_length=1000, pattern=CODE_LIST)] = None,
+) -> TileJson:
     """TileJSON for MapLibre/Leaflet clients, with vector_layers and their fields."""
     _check_tms(tileMatrixSetId)
     c = await read_collection(conn, collectionId)
-    query = await build_item_query(conn, c, RawItemParams(indicator=indicator, period=period,
-                                                          properties=properties))
+    query = await build_item_query(
+        conn, c, RawItemParams(indicator=indicator, period=period, properties=properties)
+    )
     params = {}
     if query.indicators:
         params["indicator"] = ",".join(i.code for i in query.indicators)
@@ -172,11 +242,16 @@ async def tilejson(collectionId: str, tileMatrixSetId: str, request: Request,  #
     if params:
         url += "?" + urllib.parse.urlencode(params, safe=",")
     return TileJson(
-        tilejson="3.0.0", name=c.title, scheme="xyz", tiles=[url], minzoom=0,
-        maxzoom=MAX_ZOOM, bounds=list(c.extent),
+        tilejson="3.0.0",
+        name=c.title,
+        scheme="xyz",
+        tiles=[url],
+        minzoom=0,
+        maxzoom=MAX_ZOOM,
+        bounds=list(c.extent),
         center=[(c.extent[0] + c.extent[2]) / 2, (c.extent[1] + c.extent[3]) / 2, 5],
-        vector_layers=[VectorLayer(id=c.id, fields=_fields(query), minzoom=0,
-                                   maxzoom=MAX_ZOOM)])
+        vector_layers=[VectorLayer(id=c.id, fields=_fields(query), minzoom=0, maxzoom=MAX_ZOOM)],
+    )
 
 
 def _negotiate(tile: CachedTile, accept_encoding: str) -> str | None:
@@ -194,12 +269,19 @@ def _matches(etag: str, if_none_match: str) -> bool:
     return "*" in tags or etag in (t.removeprefix("W/") for t in tags)
 
 
-@router.get("/collections/{collectionId}/tiles/{tileMatrixSetId}/{z}/{x}/{y}",
-            summary="A vector tile", response_class=Response,
-            responses={200: {"content": {MVT: {}}}, 304: {"description": "not modified"}})
+@router.get(
+    "/collections/{collectionId}/tiles/{tileMatrixSetId}/{z}/{x}/{y}",
+    summary="A vector tile",
+    response_class=Response,
+    responses={200: {"content": {MVT: {}}}, 304: {"description": "not modified"}},
+)
 async def tile(
-    collectionId: str, tileMatrixSetId: str, request: Request,  # noqa: N803
-    conn: Conn, tiles: Tiles, catalogue: Catalogue,
+    collectionId: str,
+    tileMatrixSetId: str,
+    request: Request,  # noqa: N803
+    conn: Conn,
+    tiles: Tiles,
+    catalogue: Catalogue,
     z: Annotated[int, Path(ge=0, le=MAX_ZOOM)],
     x: Annotated[int, Path(ge=0)],
     y: Annotated[int, Path(ge=0)],
@@ -210,8 +292,12 @@ async def tile(
 ) -> Response:
     """An MVT tile whose layer is the collection id; features carry code, name, indicators."""
     _check_tms(tileMatrixSetId)
-    found = await tiles.tile(conn, catalogue, collectionId, TileRequest(
-        z, x, y, indicator, period, properties, census_round))
+    found = await tiles.tile(
+        conn,
+        catalogue,
+        collectionId,
+        TileRequest(z, x, y, indicator, period, properties, census_round),
+    )
     encoding = _negotiate(found, request.headers.get("accept-encoding", ""))
     etag = f'"{found.digest}{"-" + encoding if encoding else ""}"'
     headers = {"ETag": etag, "Cache-Control": tiles.settings.tile_cache_control}

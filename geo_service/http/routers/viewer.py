@@ -16,14 +16,16 @@ router = APIRouter(tags=["viewer"])
 @router.get("/map", response_class=HTMLResponse, summary="The map viewer")
 async def map_page(request: Request, conn: Conn, settings: Settings) -> HTMLResponse:
     """Choropleth of an indicator; every control is a URL parameter (a shareable link)."""
-    page = await render_map_page(conn, dict(request.query_params),
-                                 request.scope.get("root_path", ""), settings)
+    page = await render_map_page(
+        conn, dict(request.query_params), request.scope.get("root_path", ""), settings
+    )
     return page_response(page, settings.basemap_url)
 
 
 @router.get("/map/ea", response_class=HTMLResponse, summary="The enumeration-area editor")
 async def ea_editor_page(request: Request, conn: Conn, settings: Settings) -> HTMLResponse:
     """A commune's EAs with draw/edit/split/merge/delete tools and the coverage report."""
-    page = await render_ea_page(conn, dict(request.query_params),
-                                request.scope.get("root_path", ""), settings)
+    page = await render_ea_page(
+        conn, dict(request.query_params), request.scope.get("root_path", ""), settings
+    )
     return page_response(page, settings.basemap_url)
