@@ -96,21 +96,30 @@ def test_bbox_in_another_crs(client: TestClient, demo_ro: str) -> None:
     assert {f["id"] for f in body["features"]} == expected
 
 
-def test_crs_vn2000_equals_pyproj(client: TestClient) -> None:
+# 3405: in PostGIS's spatial_ref_sys; 9210: registered by migration 0008; 9755 (a WGS 84
+# realisation, latitude first): not registered, transformed by its EPSG name
+@pytest.mark.parametrize("code", [3405, 9210, 9755])
+def test_crs_vn2000_equals_pyproj(client: TestClient, code: int) -> None:
     params = {"parent": "01", "limit": 3, "properties": "code", "precision": 9}
     wgs = client.get(ITEMS, params=params).json()["features"]
-    response = client.get(
-        ITEMS, params={**params, "crs": "http://www.opengis.net/def/crs/EPSG/0/3405"}
-    )
-    assert response.headers["Content-Crs"] == "<http://www.opengis.net/def/crs/EPSG/0/3405>"
+    uri = f"http://www.opengis.net/def/crs/EPSG/0/{code}"
+    response = client.get(ITEMS, params={**params, "crs": uri})
+    assert response.headers["Content-Crs"] == f"<{uri}>"
     vn2000 = response.json()["features"]
-    transformer = Transformer.from_crs("OGC:CRS84", "EPSG:3405", always_xy=True)
+    transformer = Transformer.from_crs("OGC:CRS84", f"EPSG:{code}")
     for a, b in zip(wgs, vn2000, strict=True):
         expected = shapely.ops.transform(transformer.transform, shape(a["geometry"]))
         got = shape(b["geometry"])
         assert shapely.get_coordinates(got) == pytest.approx(
             shapely.get_coordinates(expected), abs=0.01
         )
+
+
+def test_a_get_with_an_unregistered_crs_writes_nothing(client: TestClient, demo_ro: str) -> None:
+    assert client.get(ITEMS, params={"limit": 1, "crs": "EPSG:9755"}).status_code == 200
+    with psycopg.connect(demo_ro) as conn:
+        row = conn.execute("SELECT count(*) FROM spatial_ref_sys WHERE srid = 9755").fetchone()
+    assert row == (0,)
 
 
 def test_crs_epsg_4326_is_lat_lon(client: TestClient) -> None:
