@@ -1,4 +1,8 @@
-"""Typed dependencies of the routes: the shared services and a pooled connection."""
+"""Typed dependencies of the routes: the shared services and a pooled connection.
+
+(All `async def`: FastAPI runs a plain `def` dependency in a worker thread, which costs a
+thread hop per dependency and request.)
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from geo_service.settings import ServiceSettings
 from geo_service.tiles.service import TileService
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     """The app's shared services (the one thing kept on `app.state`)."""
     return cast(Services, request.app.state.services)
 
@@ -24,23 +28,23 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def _settings(services: ServicesDep) -> ServiceSettings:
+async def _settings(services: ServicesDep) -> ServiceSettings:
     return services.settings
 
 
-def _pool(services: ServicesDep) -> AsyncConnectionPool:
+async def _pool(services: ServicesDep) -> AsyncConnectionPool:
     return services.pool
 
 
-def _tiles(services: ServicesDep) -> TileService:
+async def _tiles(services: ServicesDep) -> TileService:
     return services.tiles
 
 
-def _catalogue(services: ServicesDep) -> CollectionCatalogue:
+async def _catalogue(services: ServicesDep) -> CollectionCatalogue:
     return services.catalogue
 
 
-def _ea(services: ServicesDep) -> EaService:
+async def _ea(services: ServicesDep) -> EaService:
     return services.ea
 
 

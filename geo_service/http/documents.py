@@ -68,7 +68,7 @@ class Extent(Document):
 
 
 class CollectionDocument(Document):
-    """`/collections/{id}`: one collection's metadata."""
+    """`/collections/{id}`: one collection's metadata (the EAs' collection too)."""
 
     id: str
     title: str
@@ -360,20 +360,6 @@ class Choropleth(Document):
 
 
 # ---- enumeration areas and users ----
-
-
-class EaCollection(Document):
-    """`/collections/enumeration-areas`: the EA collection's metadata."""
-
-    id: str
-    title: str
-    item_type: str = Field(alias="itemType")
-    description: str
-    extent: Extent
-    crs: list[str]
-    storage_crs: str = Field(alias="storageCrs")
-    number_of_items: int = Field(alias="numberOfItems")
-    links: list[Link]
 
 
 class HistoryEntry(Document):

@@ -22,8 +22,8 @@ from geo_service.features.query import parse_bbox
 from geo_service.http.auth import Reader, Writer
 from geo_service.http.deps import Conn, EaOps, Pool
 from geo_service.http.documents import (
+    CollectionDocument,
     CoverageReport,
-    EaCollection,
     EaHistory,
     Extent,
     GeneratedDrafts,
@@ -51,12 +51,12 @@ def _feature_response(
 
 
 @router.get(BASE, summary="The enumeration-area collection", response_model_exclude_unset=True)
-async def ea_collection(request: Request, conn: Conn, user: Reader) -> EaCollection:
+async def ea_collection(request: Request, conn: Conn, user: Reader) -> CollectionDocument:
     """Metadata of the EA collection: extent, CRS, item count, links."""
     count, extent = await sql.count_and_extent(conn)
     base = str(request.url).split("?")[0]
     bbox = [[float(v) for v in extent if v is not None]] if None not in extent else []
-    return EaCollection(
+    return CollectionDocument(
         id="enumeration-areas",
         title="Census enumeration areas",
         itemType="feature",
@@ -109,7 +109,7 @@ async def list_eas(
 @router.get(
     f"{BASE}/items/{{featureId}}", summary="One enumeration area", response_class=GeoJSONResponse
 )
-async def get_ea(featureId: EaId, conn: Conn, user: Reader) -> GeoJSONResponse:  # noqa: N803
+async def get_ea(featureId: EaId, conn: Conn, user: Reader) -> GeoJSONResponse:
     """The EA with its ETag (send it back as If-Match to change it)."""
     return _feature_response(await fetch(conn, featureId))
 
@@ -205,7 +205,7 @@ async def replace_ea(
     featureId: EaId,
     conn: Conn,
     user: Writer,
-    ops: EaOps,  # noqa: N803
+    ops: EaOps,
     feature: Annotated[dict[str, Any], Body()],
     if_match: Annotated[str | None, Header(max_length=200)] = None,
     content_crs: Annotated[str | None, Header(max_length=120)] = None,
@@ -234,7 +234,7 @@ async def delete_ea(
     featureId: EaId,
     conn: Conn,
     user: Writer,
-    ops: EaOps,  # noqa: N803
+    ops: EaOps,
     if_match: Annotated[str | None, Header(max_length=200)] = None,
     reason: Annotated[str | None, Query(max_length=500)] = None,
 ) -> Response:
@@ -244,7 +244,7 @@ async def delete_ea(
 
 
 @router.get(f"{BASE}/items/{{featureId}}/history", summary="History of an enumeration area")
-async def ea_history(featureId: EaId, conn: Conn, user: Reader) -> EaHistory:  # noqa: N803
+async def ea_history(featureId: EaId, conn: Conn, user: Reader) -> EaHistory:
     """Every change with who, when, why and the full state before and after."""
     entries = await history(conn, featureId)
     return EaHistory(ea=featureId, history=[HistoryEntry(**entry) for entry in entries])
@@ -294,7 +294,7 @@ async def split_ea(
     featureId: EaId,
     conn: Conn,
     user: Writer,
-    ops: EaOps,  # noqa: N803
+    ops: EaOps,
     body: Annotated[dict[str, Any], Body(description='{"line": GeoJSON LineString}')],
     if_match: Annotated[str | None, Header(max_length=200)] = None,
 ) -> GeoJSONResponse:
@@ -348,7 +348,7 @@ async def merge_eas(
 )
 async def transition(
     featureId: EaId,
-    action: Literal["submit", "approve", "reject"],  # noqa: N803
+    action: Literal["submit", "approve", "reject"],
     conn: Conn,
     user: Writer,
     ops: EaOps,

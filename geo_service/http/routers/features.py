@@ -86,7 +86,7 @@ async def collections(request: Request, conn: Conn) -> Collections:
 )
 async def collection(
     collectionId: str,
-    request: Request,  # noqa: N803
+    request: Request,
     conn: Conn,
 ) -> CollectionDocument:
     """Metadata of one collection: extent, CRS list, item count, links."""
@@ -168,7 +168,7 @@ async def items(
     collectionId: str,
     request: Request,
     pool: Pool,
-    catalogue: Catalogue,  # noqa: N803
+    catalogue: Catalogue,
     limit: Annotated[
         int | None,
         Query(
@@ -278,7 +278,7 @@ async def _download(
 )
 async def item(
     collectionId: str,
-    featureId: Annotated[str, Path(pattern=CODE)],  # noqa: N803
+    featureId: Annotated[str, Path(pattern=CODE)],
     request: Request,
     conn: Conn,
     pool: Pool,

@@ -71,7 +71,7 @@ def _tiling_scheme_link(request: Request) -> Link:
     name="collection_tilesets",
     response_model_exclude_unset=True,
 )
-async def tilesets(collectionId: str, request: Request, conn: Conn) -> Tilesets:  # noqa: N803
+async def tilesets(collectionId: str, request: Request, conn: Conn) -> Tilesets:
     """The tilesets (one: WebMercatorQuad vector tiles)."""
     c = await read_collection(conn, collectionId)
     base = str(request.url_for("collection_tilesets", collectionId=c.id))
@@ -115,7 +115,7 @@ async def tile_matrix_sets(request: Request) -> TileMatrixSets:
     summary="A tile matrix set's definition",
     name="tile_matrix_set",
 )
-async def tile_matrix_set(tileMatrixSetId: str) -> TileMatrixSet:  # noqa: N803
+async def tile_matrix_set(tileMatrixSetId: str) -> TileMatrixSet:
     """WebMercatorQuad as an OGC Two Dimensional Tile Matrix Set (2.0) document."""
     _check_tms(tileMatrixSetId)
     return TileMatrixSet(
@@ -170,7 +170,7 @@ def _fields(query: ItemQuery) -> dict[str, str]:
 async def tileset(
     collectionId: str,
     tileMatrixSetId: str,
-    request: Request,  # noqa: N803
+    request: Request,
     conn: Conn,
 ) -> TilesetMetadata:
     """OGC tileset metadata: the layer, its fields, zoom limits and the tile URL template."""
@@ -220,7 +220,7 @@ async def tileset(
 async def tilejson(
     collectionId: str,
     tileMatrixSetId: str,
-    request: Request,  # noqa: N803
+    request: Request,
     conn: Conn,
     indicator: Annotated[str | None, Query(max_length=300, pattern=CODE_LIST)] = None,
     period: Annotated[str | None, Query(max_length=10, pattern=CODE)] = None,
@@ -278,7 +278,7 @@ def _matches(etag: str, if_none_match: str) -> bool:
 async def tile(
     collectionId: str,
     tileMatrixSetId: str,
-    request: Request,  # noqa: N803
+    request: Request,
     conn: Conn,
     tiles: Tiles,
     catalogue: Catalogue,
