@@ -13,4 +13,5 @@ echo "== import layers"
 echo "== mypy"
 .venv/bin/mypy
 echo "== pytest"
-exec .venv/bin/pytest "$@"
+# (in parallel: one PostGIS cluster per worker; at most 4, the demo load is per worker)
+exec .venv/bin/pytest -n auto --maxprocesses 4 "$@"
