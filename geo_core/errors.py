@@ -69,3 +69,11 @@ class Forbidden(GeoServiceError):
 
 class TooManyAttempts(GeoServiceError):
     """Too many failed authentications from one client."""
+
+
+class TooManyRequests(GeoServiceError):
+    """One client asks for more at once than it may (e.g. downloads)."""
+
+
+class Busy(GeoServiceError):
+    """The service is at its limit for this kind of request; retry shortly."""

@@ -38,15 +38,42 @@ def connect(url: str) -> psycopg.Connection:
 
 
 async def open_pool(url: str, settings: ServiceSettings) -> AsyncConnectionPool:
-    """Open the pool at startup; the app starts even if the database is down."""
-    options = f"-c statement_timeout={settings.statement_timeout_ms}"
+    """Open the requests' pool at startup; the app starts even if the database is down."""
+    return await _pool(
+        url,
+        settings,
+        "geo-service",
+        settings.pool_min_size,
+        settings.pool_max_size,
+        settings.statement_timeout_ms,
+    )
+
+
+async def open_control_pool(url: str, settings: ServiceSettings) -> AsyncConnectionPool:
+    """A pool of two connections for /health and the tiles' freshness checks: whatever the
+    requests' pool is busy with, these never wait for it."""
+    return await _pool(url, settings, "geo-service-control", 1, 2, 5_000)
+
+
+async def _pool(
+    url: str,
+    settings: ServiceSettings,
+    name: str,
+    min_size: int,
+    max_size: int,
+    statement_timeout_ms: int,
+) -> AsyncConnectionPool:
+    options = (
+        f"-c statement_timeout={statement_timeout_ms}"
+        f" -c idle_in_transaction_session_timeout={settings.idle_in_transaction_timeout_ms}"
+    )
     check, reset = _check_when_idle(settings.pool_check_idle_s)
     pool = AsyncConnectionPool(
         url,
-        min_size=settings.pool_min_size,
-        max_size=settings.pool_max_size,
+        min_size=min_size,
+        max_size=max_size,
         kwargs={
-            "application_name": "geo-service",
+            "application_name": name,
             "options": options,
             "autocommit": True,
             "connect_timeout": settings.connect_timeout_s,
@@ -91,14 +118,33 @@ async def close_pool(pool: AsyncConnectionPool) -> None:
     await pool.close()
 
 
-async def database_status(
+class HealthCheck:
+    """The database's health, checked by at most one query at a time: a caller waits for it
+    at most `timeout_s`, and a check stuck on a database that stopped answering is left to
+    end on its own instead of being awaited (cancelling it could take as long again)."""
+
+    def __init__(self) -> None:
+        self._check: asyncio.Task[tuple[str | None, int | None]] | None = None
+
+    async def status(
+        self, pool: AsyncConnectionPool, timeout_s: float
+    ) -> tuple[str | None, int | None]:
+        """(PostGIS version, schema version); TimeoutError when no answer within timeout_s."""
+        if self._check is None or self._check.done():
+            self._check = asyncio.create_task(_database_status(pool, timeout_s))
+            self._check.add_done_callback(lambda t: t.cancelled() or t.exception())
+        done, _ = await asyncio.wait({self._check}, timeout=timeout_s)
+        if not done:
+            raise TimeoutError(f"the database did not answer within {timeout_s:g} s")
+        return self._check.result()
+
+
+async def _database_status(
     pool: AsyncConnectionPool, timeout_s: float
 ) -> tuple[str | None, int | None]:
-    """(PostGIS version, schema version) when the database answers within the timeout."""
-    async with asyncio.timeout(timeout_s):
-        async with pool.connection(timeout=timeout_s) as conn:
-            cur = await conn.execute(
-                "SELECT postgis_lib_version(), (SELECT max(version) FROM schema_migration)"
-            )
-            row = await cur.fetchone()
+    async with pool.connection(timeout=timeout_s) as conn:
+        cur = await conn.execute(
+            "SELECT postgis_lib_version(), (SELECT max(version) FROM schema_migration)"
+        )
+        row = await cur.fetchone()
     return (row[0], row[1]) if row else (None, None)

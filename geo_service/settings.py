@@ -86,6 +86,17 @@ class ServiceSettings(BaseSettings):
     response_deadline_s: float = 60.0
     # A pooled connection idle for this long is pinged before use (0: before every use).
     pool_check_idle_s: float = 1.0
+    # A transaction left idle this long is ended by the database: nothing pins a connection.
+    idle_in_transaction_timeout_ms: int = 30_000
+    # Downloads are read from the database in full (into memory up to this size, then a
+    # temporary file) and sent from there: a slow client never holds a database connection.
+    download_spool_mb: int = 8
+    # A client that does not take one chunk of a response within this time is disconnected.
+    send_timeout_s: float = 60.0
+    # Downloads reading from the database at once (default: half the pool), and per client
+    # address at once (reading and sending).
+    downloads_at_once: int | None = None
+    downloads_per_client: int = 8
     # one JSON line per request on stderr (request id, method, route, status, duration)
     access_log: bool = True
     # when set, /metrics answers only requests with "Authorization: Bearer <this>"
@@ -122,6 +133,11 @@ class ServiceSettings(BaseSettings):
     # optional base map for the viewer (none by default: the page then needs no other host)
     basemap_url: str | None = None
     basemap_attribution: str = ""
+
+    @property
+    def download_slots(self) -> int:
+        """Downloads that may read from the database at once."""
+        return self.downloads_at_once or max(1, self.pool_max_size // 2)
 
     @property
     def cors_origin_list(self) -> list[str]:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 import psycopg
@@ -139,6 +140,46 @@ async def _current_epoch(conn: psycopg.AsyncConnection) -> int:
     cur = await conn.execute("SELECT epoch FROM tile_epoch")
     row = await cur.fetchone()
     return int(row[0]) if row else 0
+
+
+Connect = Callable[[], AbstractAsyncContextManager[psycopg.AsyncConnection]]
+
+
+class EpochReader:
+    """The database's current change epoch, read once for all the requests waiting when the
+    read starts: concurrent tile requests share one small query instead of each needing a
+    connection. A request only joins a read that starts after it arrived, so it sees every
+    change committed before it came."""
+
+    def __init__(self, connect: Connect) -> None:
+        self._connect = connect
+        self._next: asyncio.Future[int] | None = None  # the read the next requests share
+        self._reading = False
+        self._task: asyncio.Task[None] | None = None
+
+    async def current(self) -> int:
+        """The epoch, as of a read that started after this call."""
+        future = self._next
+        if future is None:
+            future = self._next = asyncio.get_running_loop().create_future()
+            # (a failure nobody waits for any more must not be reported as unretrieved)
+            future.add_done_callback(lambda f: f.cancelled() or f.exception())
+            if not self._reading:
+                self._reading = True
+                self._task = asyncio.create_task(self._read_while_asked())
+        return await asyncio.shield(future)
+
+    async def _read_while_asked(self) -> None:
+        try:
+            while self._next is not None:
+                future, self._next = self._next, None
+                try:
+                    async with self._connect() as conn:
+                        future.set_result(await _current_epoch(conn))
+                except Exception as exc:  # every waiter gets the failure (e.g. database down)
+                    future.set_exception(exc)
+        finally:
+            self._reading = False
 
 
 class Freshness:

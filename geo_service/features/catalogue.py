@@ -74,6 +74,13 @@ class CollectionCatalogue:
         self._entries[collection_id] = (found, epoch)
         return found
 
+    def peek(self, collection_id: str) -> Collection | None:
+        """The collection from memory if nothing in it changed since it was read, else None."""
+        entry = self._entries.get(collection_id)
+        if entry is None or self._change_log().changed_since(collection_id, entry[1]):
+            return None
+        return entry[0]
+
     async def srids(self, conn: psycopg.AsyncConnection) -> frozenset[int]:
         """The SRIDs PostGIS lists in spatial_ref_sys (migrations add to them, nothing else)."""
         if self._srids is None:

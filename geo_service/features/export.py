@@ -1,10 +1,18 @@
-"""Write items out: streamed GeoJSON and CSV (bounded memory), GeoPackage via pyogrio."""
+"""Write items out: GeoJSON and CSV spooled in full before they are sent, GeoPackage built
+on disk in batches.
+
+A body is read from the database as fast as the database gives it, into memory up to a
+bound and then into a temporary file, and the connection goes back to the pool before the
+first byte is sent: a client that reads slowly (or not at all) never holds a connection
+or an open transaction.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import csv
 import io
+import shutil
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,6 +28,40 @@ from geo_service.features.model import ItemQuery
 from geo_service.features.sql import features_sql, rows_sql
 
 BATCH = 500
+CHUNK = 64 * 1024
+# Cells a spreadsheet would read as a formula (OWASP, CSV injection): written as text.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+class Spool:
+    """A response body, written while the database is read, sent once it is complete."""
+
+    def __init__(self, max_memory: int) -> None:
+        self._file = tempfile.SpooledTemporaryFile(max_size=max_memory)  # noqa: SIM115
+        self.size = 0
+
+    def write(self, chunk: bytes) -> None:
+        """Add to the body."""
+        self._file.write(chunk)
+        self.size += len(chunk)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body in pieces; from disk in a worker thread once it outgrew memory."""
+        self._file.seek(0)
+        on_disk = bool(getattr(self._file, "_rolled", False))
+        while True:
+            chunk = (
+                await asyncio.to_thread(self._file.read, CHUNK)
+                if on_disk
+                else (self._file.read(CHUNK))
+            )
+            if not chunk:
+                return
+            yield chunk
+
+    def close(self) -> None:
+        """Free the memory or delete the temporary file."""
+        self._file.close()
 
 
 async def _rows(
@@ -33,32 +75,47 @@ async def _rows(
                 yield batch
 
 
-async def stream_geojson(
-    pool: AsyncConnectionPool, query: ItemQuery, tail: dict[str, Any]
-) -> AsyncIterator[bytes]:
-    """A FeatureCollection, feature by feature; counts and links come after the features."""
+async def spool_geojson(
+    pool: AsyncConnectionPool, query: ItemQuery, tail: dict[str, Any], max_memory: int
+) -> Spool:
+    """A FeatureCollection of the query's items; counts and links after the features."""
     statement, params = features_sql(query)
-    async for chunk in stream_features(pool, statement, params, tail):
-        yield chunk
+    return await spool_features(pool, statement, params, tail, max_memory)
 
 
-async def stream_features(
-    pool: AsyncConnectionPool, statement: sql.Composed, params: dict[str, Any], tail: dict[str, Any]
-) -> AsyncIterator[bytes]:
+async def spool_features(
+    pool: AsyncConnectionPool,
+    statement: sql.Composed,
+    params: dict[str, Any],
+    tail: dict[str, Any],
+    max_memory: int,
+) -> Spool:
     """A FeatureCollection from a query whose rows are Features as JSON text."""
-    yield b'{"type":"FeatureCollection","features":['
-    returned = 0
-    async for batch in _rows(pool, statement, params):
-        chunk = ",".join(row[0] for row in batch).encode()
-        yield (b"," + chunk) if returned else chunk
-        returned += len(batch)
-    tail = {**tail, "numberReturned": returned}
-    yield b"]," + orjson.dumps(tail)[1:]
+    spool = Spool(max_memory)
+    try:
+        spool.write(b'{"type":"FeatureCollection","features":[')
+        returned = 0
+        async for batch in _rows(pool, statement, params):
+            chunk = ",".join(row[0] for row in batch).encode()
+            spool.write((b"," + chunk) if returned else chunk)
+            returned += len(batch)
+        spool.write(b"]," + orjson.dumps({**tail, "numberReturned": returned})[1:])
+    except BaseException:
+        spool.close()
+        raise
+    return spool
 
 
-async def stream_csv(
-    pool: AsyncConnectionPool, query: ItemQuery, wkt: bool
-) -> AsyncIterator[bytes]:
+def _cell(value: Any) -> Any:
+    """A CSV cell: text that a spreadsheet would run as a formula gets a leading quote."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+async def spool_csv(
+    pool: AsyncConnectionPool, query: ItemQuery, wkt: bool, max_memory: int
+) -> Spool:
     """CSV in UTF-8 with BOM (so Excel shows Vietnamese names), optional WKT geometry."""
     statement, params = rows_sql(query, wkt=True)
     columns = [*query.selected(), *(["wkt"] if wkt else [])]
@@ -66,37 +123,58 @@ async def stream_csv(
     writer = csv.writer(buffer, lineterminator="\r\n")
     buffer.write("\ufeff")
     writer.writerow(columns)
-    async for batch in _rows(pool, statement, params):
-        for row in batch:
-            writer.writerow(row if wkt else row[:-1])
-        yield buffer.getvalue().encode()
-        buffer.seek(0)
-        buffer.truncate()
-    yield buffer.getvalue().encode()
+    spool = Spool(max_memory)
+    try:
+        async for batch in _rows(pool, statement, params):
+            for row in batch:
+                writer.writerow([_cell(value) for value in (row if wkt else row[:-1])])
+            spool.write(buffer.getvalue().encode())
+            buffer.seek(0)
+            buffer.truncate()
+        spool.write(buffer.getvalue().encode())
+    except BaseException:
+        spool.close()
+        raise
+    return spool
 
 
-async def geopackage(pool: AsyncConnectionPool, query: ItemQuery, layer: str) -> bytes:
-    """The selection as a GeoPackage file (the router caps it at MAX_GPKG features)."""
+async def geopackage(pool: AsyncConnectionPool, query: ItemQuery, layer: str) -> Path:
+    """The selection as a GeoPackage file in a new temporary folder (the caller deletes the
+    folder), written batch by batch so memory does not grow with the number of items."""
     statement, params = rows_sql(query, wkt=False)
-    records: list[tuple[Any, ...]] = []
-    async for batch in _rows(pool, statement, params):
-        records.extend(batch)
+    folder = Path(tempfile.mkdtemp(prefix="geo-service-gpkg-"))
+    path = folder / f"{layer}.gpkg"
     names = query.selected()
-    return await asyncio.to_thread(_write_geopackage, records, names, layer, query.crs.srid)
+    numeric = [name for name in names if query.is_number(name)]
+    try:
+        written = 0
+        async for batch in _rows(pool, statement, params):
+            await asyncio.to_thread(
+                _append, path, batch, names, numeric, layer, query.crs.srid, written > 0
+            )
+            written += len(batch)
+        if not written:  # the layer, with its fields, and no rows
+            await asyncio.to_thread(_append, path, [], names, numeric, layer, query.crs.srid, False)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return path
 
 
-def _write_geopackage(
-    records: list[tuple[Any, ...]], names: list[str], layer: str, srid: int
-) -> bytes:
+def _append(
+    path: Path,
+    records: list[tuple[Any, ...]],
+    names: list[str],
+    numeric: list[str],
+    layer: str,
+    srid: int,
+    append: bool,
+) -> None:
     frame = gpd.GeoDataFrame(
         {name: [r[i] for r in records] for i, name in enumerate(names)},
         geometry=shapely.from_wkb([bytes(r[-1]) for r in records]) if records else [],
         crs=f"EPSG:{srid}",
     )
-    for name in names:  # numeric columns arrive as Decimal
-        if frame[name].map(lambda v: v.__class__.__name__ == "Decimal").any():
-            frame[name] = frame[name].astype(float)
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / f"{layer}.gpkg"
-        frame.to_file(path, layer=layer, driver="GPKG")
-        return path.read_bytes()
+    for name in numeric:  # (the same field types in every batch, nulls as NaN)
+        frame[name] = frame[name].astype(float)
+    frame.to_file(path, layer=layer, driver="GPKG", mode="a" if append else "w")

@@ -80,6 +80,10 @@ class ItemQuery:
         """The properties to return (all unless `properties=` chose some)."""
         return self.properties if self.properties is not None else self.property_names()
 
+    def is_number(self, name: str) -> bool:
+        """Whether a property holds numbers (the area and indicator values)."""
+        return name == "area_km2" or any(name == ind.code for ind in self.indicators)
+
     def tile_properties(self) -> list[str]:
         """What tiles carry unless `properties=` chose: code, name and the indicators."""
         if self.properties is not None:

@@ -153,14 +153,20 @@ def _split(text: str | None) -> list[str]:
     return [part.strip() for part in (text or "").split(",") if part.strip()]
 
 
+class NeedsDatabase(Exception):
+    """The query cannot be checked from memory alone (see `query_from_memory`)."""
+
+
 async def _periods(
-    conn: psycopg.AsyncConnection, collection: Collection, code: str, period: str | None
+    conn: psycopg.AsyncConnection | None, collection: Collection, code: str, period: str | None
 ) -> tuple[str, ...]:
     """The indicator's periods on the collection: from the catalogue's copy when it has the
     one asked for, else from the database (a series loaded a moment ago)."""
     known = collection.periods.get(code)
     if known and (period is None or period in known):
         return known
+    if conn is None:
+        raise NeedsDatabase(code)
     periods = await series_periods(conn, code, collection.vintage, collection.level)
     if periods is None:
         raise InvalidParameter(
@@ -170,7 +176,7 @@ async def _periods(
 
 
 async def _indicator_joins(
-    conn: psycopg.AsyncConnection, raw: RawItemParams, collection: Collection
+    conn: psycopg.AsyncConnection | None, raw: RawItemParams, collection: Collection
 ) -> list[IndicatorJoin]:
     joins = []
     for code in _split(raw.indicator):
@@ -211,8 +217,12 @@ def _check_names(names: list[str], allowed: list[str], parameter: str) -> None:
             )
 
 
-async def _check_parent(conn: psycopg.AsyncConnection, collection: Collection, parent: str) -> None:
+async def _check_parent(
+    conn: psycopg.AsyncConnection | None, collection: Collection, parent: str
+) -> None:
     """The parent must be a unit of the collection's vintage at a higher level."""
+    if conn is None:
+        raise NeedsDatabase(parent)
     found = await sql.parent_rank(conn, collection.vintage, parent, collection.level)
     if found is None:
         raise InvalidParameter(
@@ -229,7 +239,7 @@ async def _check_parent(conn: psycopg.AsyncConnection, collection: Collection, p
 
 
 async def build_item_query(
-    conn: psycopg.AsyncConnection,
+    conn: psycopg.AsyncConnection | None,
     collection: Collection,
     raw: RawItemParams,
     srids: frozenset[int] = frozenset({4326, 3857}),
@@ -280,3 +290,12 @@ async def build_item_query(
         query.sortby.append((name, term.startswith("-")))
     query.band = _band(raw)
     return query
+
+
+async def query_from_memory(collection: Collection, raw: RawItemParams) -> ItemQuery | None:
+    """The checked query when the collection's copy in memory suffices, else None (the
+    caller then builds it with a connection, and reports any mistake in it)."""
+    try:
+        return await build_item_query(None, collection, raw)
+    except (NeedsDatabase, InvalidParameter):
+        return None

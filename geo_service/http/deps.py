@@ -15,6 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from geo_service.ea.service import EaService
 from geo_service.features.catalogue import CollectionCatalogue
+from geo_service.http.downloads import DownloadLimits
 from geo_service.http.services import Services
 from geo_service.settings import ServiceSettings
 from geo_service.tiles.service import TileService
@@ -36,6 +37,10 @@ async def _pool(services: ServicesDep) -> AsyncConnectionPool:
     return services.pool
 
 
+async def _control(services: ServicesDep) -> AsyncConnectionPool:
+    return services.control
+
+
 async def _tiles(services: ServicesDep) -> TileService:
     return services.tiles
 
@@ -48,6 +53,15 @@ async def _ea(services: ServicesDep) -> EaService:
     return services.ea
 
 
+async def _downloads(services: ServicesDep) -> DownloadLimits:
+    return services.downloads
+
+
+def client_address(request: Request) -> str:
+    """The client's address (the proxy's client when a trusted proxy forwarded it)."""
+    return request.client.host if request.client else "?"
+
+
 async def _conn(
     pool: Annotated[AsyncConnectionPool, Depends(_pool)],
 ) -> AsyncIterator[psycopg.AsyncConnection]:
@@ -57,8 +71,10 @@ async def _conn(
 
 Settings = Annotated[ServiceSettings, Depends(_settings)]
 Pool = Annotated[AsyncConnectionPool, Depends(_pool)]
+ControlPool = Annotated[AsyncConnectionPool, Depends(_control)]
 Tiles = Annotated[TileService, Depends(_tiles)]
 Catalogue = Annotated[CollectionCatalogue, Depends(_catalogue)]
 EaOps = Annotated[EaService, Depends(_ea)]
+Downloads = Annotated[DownloadLimits, Depends(_downloads)]
 # A pooled connection for one request (given back when the response is sent).
 Conn = Annotated[psycopg.AsyncConnection, Depends(_conn)]

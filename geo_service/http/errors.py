@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from geo_core.errors import (
+    Busy,
     Conflict,
     DatabaseUnavailable,
     Forbidden,
@@ -26,6 +27,7 @@ from geo_core.errors import (
     PreconditionFailed,
     PreconditionRequired,
     TooManyAttempts,
+    TooManyRequests,
     Unauthorized,
     Unprocessable,
 )
@@ -47,7 +49,16 @@ STATUS: dict[type[GeoServiceError], int] = {
     Unprocessable: 422,
     PreconditionRequired: 428,
     TooManyAttempts: 429,
+    TooManyRequests: 429,
     DatabaseUnavailable: 503,
+    Busy: 503,
+}
+# Kinds worth retrying, and after how many seconds.
+RETRY_AFTER: dict[type[GeoServiceError], str] = {
+    DatabaseUnavailable: "5",
+    Busy: "2",
+    TooManyRequests: "2",
+    TooManyAttempts: "60",
 }
 
 
@@ -120,9 +131,15 @@ def _error_response(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def _retry_after(exc: GeoServiceError) -> dict[str, str] | None:
+    for kind in type(exc).__mro__:
+        if kind in RETRY_AFTER:
+            return {"Retry-After": RETRY_AFTER[kind]}
+    return None
+
+
 def _domain_error_body(request: Request, exc: GeoServiceError) -> JSONResponse:
-    headers = {"Retry-After": "5"} if isinstance(exc, DatabaseUnavailable) else None
-    return _error_response(request, status_of(exc), error_body(exc), headers)
+    return _error_response(request, status_of(exc), error_body(exc), _retry_after(exc))
 
 
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:

@@ -64,8 +64,10 @@ class ResponseDeadline:
     """ASGI middleware: a request whose response has not started in time gets a 503.
 
     statement_timeout ends slow queries, but not a database that stopped answering (a hung
-    host, a lost network): such a request would wait forever and hold its connection. Once
-    the response has started (a long download streaming), the deadline no longer applies.
+    host, a lost network): such a request would wait forever and hold its connection. The
+    503 goes out at the deadline itself: the request is cancelled without waiting for it to
+    wind down (cancelling a query on a database that does not answer takes as long again).
+    Once the response has started (a download being sent), the deadline no longer applies.
     """
 
     def __init__(self, app: Any, seconds: float):
@@ -76,30 +78,31 @@ class ResponseDeadline:
         if scope["type"] != "http" or self.seconds <= 0:
             await self.app(scope, receive, send)
             return
-        started = False
-        deadline = asyncio.timeout(self.seconds)
+        started = late = False
 
         async def watch(message: Any) -> None:
             nonlocal started
+            if late:  # (the deadline has answered already)
+                return
             if message["type"] == "http.response.start":
                 started = True
-                deadline.reschedule(None)
             await send(message)
 
-        try:
-            async with deadline:
-                await self.app(scope, receive, watch)
+        work = asyncio.create_task(self.app(scope, receive, watch))
+        done, _ = await asyncio.wait({work}, timeout=self.seconds)
+        if done or started:
+            await work
             return
-        except TimeoutError:
-            if started or not deadline.expired():  # (not ours to answer)
-                raise
+        late = True
+        work.cancel()
+        work.add_done_callback(lambda t: t.cancelled() or t.exception())
         logger.warning(
             "no response within %.0f s: %s %s", self.seconds, scope["method"], scope["path"]
         )
-        late = DatabaseUnavailable(
+        timeout = DatabaseUnavailable(
             f"no answer within {self.seconds:g} s; the database may be unreachable, retry later"
         )
-        await error_response(late, {"Retry-After": "5"})(scope, receive, send)
+        await error_response(timeout, {"Retry-After": "5"})(scope, receive, send)
 
 
 class LimitBodySize:
@@ -207,7 +210,7 @@ class PurgeTilesAfterWrites:
                 and message["status"] < 400
                 and self.services.started
             ):
-                await self.services.tiles.purge_committed_changes(self.services.pool)
+                await self.services.tiles.purge_committed_changes()
             await send(message)
 
         await self.app(scope, receive, send_when_purged)

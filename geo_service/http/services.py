@@ -6,9 +6,10 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
-from geo_service.db import close_pool, open_pool
+from geo_service.db import HealthCheck, close_pool, open_control_pool, open_pool
 from geo_service.ea.service import EaService
 from geo_service.features.catalogue import CollectionCatalogue
+from geo_service.http.downloads import DownloadLimits
 from geo_service.settings import ServiceSettings
 from geo_service.tiles.service import TileService
 from geo_service.users import FailedAttempts
@@ -25,19 +26,27 @@ class Services:
         self.settings = settings
         self.failed_auth = FailedAttempts()
         self.ea = EaService.from_settings(settings)
+        self.health = HealthCheck()
+        self.downloads = DownloadLimits(
+            settings.download_slots, settings.downloads_per_client, settings.pool_timeout_s
+        )
         self.metrics_registry: CollectorRegistry | None = None  # set by observability
         self._pool: AsyncConnectionPool | None = None
+        self._control: AsyncConnectionPool | None = None
         self._tiles: TileService | None = None
         self._catalogue: CollectionCatalogue | None = None
 
     async def start(self, url: str) -> None:
-        """Open the pool (the database may still be down), the tile caches and listener."""
+        """Open the pools (the database may still be down), the tile caches and listener."""
         self._pool = await open_pool(url, self.settings)
+        self._control = await open_control_pool(url, self.settings)
         try:
             self._tiles = TileService(self.settings)
-            await self._tiles.start(self._pool, url)
+            await self._tiles.start(self._control, url)
         except BaseException:
-            await close_pool(self._pool)  # (an open pool keeps the process from exiting)
+            # (an open pool keeps the process from exiting)
+            await close_pool(self._control)
+            await close_pool(self._pool)
             raise
         tiles = self._tiles
         self._catalogue = CollectionCatalogue(lambda: tiles.freshness.log)
@@ -46,8 +55,9 @@ class Services:
         """Stop listening, close the caches and the pool."""
         if self._tiles is not None:
             await self._tiles.stop()
-        if self._pool is not None:
-            await close_pool(self._pool)
+        for pool in (self._control, self._pool):
+            if pool is not None:
+                await close_pool(pool)
 
     @property
     def started(self) -> bool:
@@ -60,6 +70,13 @@ class Services:
         if self._pool is None:
             raise NotStarted("the connection pool opens with the app's lifespan")
         return self._pool
+
+    @property
+    def control(self) -> AsyncConnectionPool:
+        """Two connections for /health and freshness checks, apart from the requests'."""
+        if self._control is None:
+            raise NotStarted("the control pool opens with the app's lifespan")
+        return self._control
 
     @property
     def tiles(self) -> TileService:

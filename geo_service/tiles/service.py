@@ -20,12 +20,12 @@ from geo_core import grid
 from geo_core.errors import InvalidParameter
 from geo_service.features.catalogue import CollectionCatalogue
 from geo_service.features.model import ItemQuery
-from geo_service.features.query import RawItemParams, build_item_query
+from geo_service.features.query import RawItemParams, build_item_query, query_from_memory
 from geo_service.settings import ServiceSettings
 from geo_service.tiles.sql import EA_LAYER, MvtOptions, ea_tile_sql, tile_sql
 from tilecache.base import DEFAULT_VARIANT, CachedTile, SyncedTileCache, TileCache, TileKey
 from tilecache.directory import DirectoryTileCache
-from tilecache.freshness import Freshness
+from tilecache.freshness import EpochReader, Freshness
 from tilecache.redis import RedisTileCache
 from tilecache.sqlite import SQLiteTileCache
 
@@ -113,11 +113,16 @@ class TileService:
         self.options = MvtOptions(max_features=settings.max_features_per_tile)
         self.stats = TileStats()
         self._listener: asyncio.Task[None] | None = None
+        self._control: AsyncConnectionPool | None = None
+        self._epochs: EpochReader | None = None
 
-    async def start(self, pool: AsyncConnectionPool, url: str) -> None:
-        """Load the change log and listen for changes."""
+    async def start(self, control: AsyncConnectionPool, url: str) -> None:
+        """Load the change log and listen for changes. `control` is the small pool of the
+        freshness checks, apart from the requests' pool: a cached tile never waits for it."""
+        self._control = control
+        self._epochs = EpochReader(control.connection)
         try:
-            async with pool.connection(timeout=5) as conn:
+            async with control.connection(timeout=5) as conn:
                 await self.freshness.start(conn)
         except (psycopg.Error, OSError) as exc:
             logger.warning(
@@ -129,7 +134,7 @@ class TileService:
             # directory cache up on what it missed); until then no cached tile is trusted.
             self.freshness = Freshness(self.caches)
             self.freshness.log.floor = 2**62
-        self._listener = asyncio.create_task(self._listen(pool, url))
+        self._listener = asyncio.create_task(self._listen(control, url))
 
     async def stop(self) -> None:
         """Stop listening and close the caches."""
@@ -169,12 +174,13 @@ class TileService:
 
     async def tile(
         self,
-        conn: psycopg.AsyncConnection,
+        pool: AsyncConnectionPool,
         catalogue: CollectionCatalogue,
         layer: str,
         request: TileRequest,
     ) -> CachedTile:
-        """A tile of a collection of units or of the enumeration areas, fresh."""
+        """A tile of a collection of units or of the enumeration areas, fresh. A cached tile
+        is served without a connection from the requests' `pool`."""
         z, x, y = request.z, request.x, request.y
         if not grid.is_valid(z, x, y):
             raise InvalidParameter(
@@ -184,18 +190,45 @@ class TileService:
             )
         if self.settings.tile_freshness == "strict" and self.caches:
             # (without a cache every tile is rendered from the current data: nothing to check)
-            await self.freshness.sync(conn)
-        if layer == EA_LAYER:
-            return await self.ea_tile(conn, z, x, y, request.census_round)
-        collection = await catalogue.get(conn, layer)
-        query = await build_item_query(
-            conn,
-            collection,
-            RawItemParams(
-                indicator=request.indicator, period=request.period, properties=request.properties
-            ),
+            await self._sync()
+        raw = RawItemParams(
+            indicator=request.indicator, period=request.period, properties=request.properties
         )
-        return await self.unit_tile(conn, query, z, x, y)
+        key: TileKey | None
+        if layer == EA_LAYER:
+            key = TileKey(EA_LAYER, request.census_round or DEFAULT_VARIANT, z, x, y)
+        else:
+            known = catalogue.peek(layer)
+            query = await query_from_memory(known, raw) if known is not None else None
+            key = TileKey(layer, variant_of(query), z, x, y) if query is not None else None
+        if key is not None and (cached := self._cached(key)) is not None:
+            return cached
+        async with pool.connection() as conn:
+            if layer == EA_LAYER:
+                return await self.ea_tile(conn, z, x, y, request.census_round)
+            collection = await catalogue.get(conn, layer)
+            query = await build_item_query(conn, collection, raw)
+            return await self.unit_tile(conn, query, z, x, y)
+
+    async def _sync(self) -> None:
+        """Bring the change log up to the database's current epoch (one shared read)."""
+        assert self._epochs is not None and self._control is not None
+        current = await self._epochs.current()
+        if self.freshness.started and current == self.freshness.log.epoch:
+            return
+        async with self._control.connection() as conn:
+            await self.freshness.sync(conn, current)
+
+    def _cached(self, key: TileKey) -> CachedTile | None:
+        """The tile from a cache when nothing changed since it was rendered."""
+        for cache in self.caches:
+            cached = cache.get(key)
+            if cached is not None and self.freshness.log.is_fresh(
+                key.layer, key.z, key.x, key.y, cached.epoch
+            ):
+                self.stats.hits += 1
+                return cached
+        return None
 
     async def unit_tile(
         self, conn: psycopg.AsyncConnection, query: ItemQuery, z: int, x: int, y: int
@@ -229,11 +262,8 @@ class TileService:
         """The tile, fresh: from a cache if nothing changed since it was rendered."""
         # In strict mode the caller has synced the change log for this request.
         key = TileKey(layer, variant, z, x, y)
-        for cache in self.caches:
-            cached = cache.get(key)
-            if cached is not None and self.freshness.log.is_fresh(key.layer, z, x, y, cached.epoch):
-                self.stats.hits += 1
-                return cached
+        if (cached := self._cached(key)) is not None:
+            return cached
         self.stats.misses += 1
         tile = await self._render(conn, statement, params, z, x, y)
         if self.caches:
@@ -262,13 +292,13 @@ class TileService:
         gzipped, brotlied = await _off_loop(len(raw), _compress_both, raw)
         return CachedTile(epoch, raw, gzipped, brotlied)
 
-    async def purge_committed_changes(self, pool: AsyncConnectionPool) -> None:
+    async def purge_committed_changes(self) -> None:
         """Sync the change log and wait until a committed write's tiles are purged from the
         caches served without a freshness check (nginx over the directory cache)."""
-        if not self._served_unchecked():
+        if not self._served_unchecked() or self._control is None:
             return
         try:
-            async with pool.connection() as conn:
+            async with self._control.connection() as conn:
                 await self.freshness.sync(conn, purged=True)
         except (psycopg.Error, PoolTimeout, OSError) as exc:
             # the write has committed: answer it; the change listener purges when it can

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Header, Path, Query, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 
 from geo_core.crs import CRS84, parse_crs
 from geo_core.errors import InvalidParameter
@@ -17,10 +17,10 @@ from geo_service.ea import sql
 from geo_service.ea.coverage import coverage_report
 from geo_service.ea.rules import parse_geometry
 from geo_service.ea.service import Drawn, as_feature, commune_of, etag, fetch, history
-from geo_service.features.export import stream_features
+from geo_service.features.export import spool_features
 from geo_service.features.query import parse_bbox
 from geo_service.http.auth import Reader, Writer
-from geo_service.http.deps import Conn, EaOps, Pool
+from geo_service.http.deps import Conn, Downloads, EaOps, Pool, Settings, client_address
 from geo_service.http.documents import (
     CollectionDocument,
     CoverageReport,
@@ -31,6 +31,7 @@ from geo_service.http.documents import (
     Link,
     SpatialExtent,
 )
+from geo_service.http.downloads import SpooledResponse
 from geo_service.http.ogc import GEOJSON, GeoJSONResponse, page_tail
 
 router = APIRouter(tags=["enumeration areas"])
@@ -78,6 +79,8 @@ async def list_eas(
     request: Request,
     user: Reader,
     pool: Pool,
+    settings: Settings,
+    downloads: Downloads,
     commune: Annotated[str | None, Query(max_length=5, pattern=r"^\d{5}$")] = None,
     status: Annotated[Literal["draft", "submitted", "approved", "rejected"] | None, Query()] = None,
     census_round: Annotated[str | None, Query(alias="round", pattern=r"^\d{4}$")] = None,
@@ -86,7 +89,7 @@ async def list_eas(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-) -> StreamingResponse:
+) -> Response:
     """EAs filtered by commune, status, census round and bounding box; streamed, in pages."""
     box = parse_bbox(bbox) if bbox is not None else None
     if box is not None and not (-180 <= box[0] <= box[2] <= 180 and -90 <= box[1] <= box[3] <= 90):
@@ -94,16 +97,21 @@ async def list_eas(
             "bbox must be longitude/latitude: -180..180, -90..90", parameter="bbox"
         )
     filters = sql.ListFilter(commune, status, census_round, box)
-    # the count's connection goes back to the pool before the page streams from another
-    async with pool.connection() as conn:
-        matched = await sql.count_matching(conn, filters)
-    page, params = sql.page_sql(filters, limit, offset)
-    tail = page_tail(request, offset, limit, matched, None)
-    return StreamingResponse(
-        stream_features(pool, page, params, tail),
-        media_type=GEOJSON,
-        headers={"Content-Crs": f"<{CRS84}>"},
-    )
+    release = downloads.open(client_address(request))
+    try:
+        async with downloads.reading():
+            async with pool.connection() as conn:
+                matched = await sql.count_matching(conn, filters)
+            page, params = sql.page_sql(filters, limit, offset)
+            tail = page_tail(request, offset, limit, matched, None)
+            spool = await spool_features(
+                pool, page, params, tail, settings.download_spool_mb * 1024 * 1024
+            )
+    except BaseException:
+        release()
+        raise
+    headers = {"Content-Crs": f"<{CRS84}>"}
+    return SpooledResponse(spool, release, settings.send_timeout_s, GEOJSON, headers)
 
 
 @router.get(

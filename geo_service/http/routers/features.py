@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import orjson
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 from psycopg_pool import AsyncConnectionPool
 
 from geo_core.crs import ADVERTISED, CRS84
@@ -19,7 +19,7 @@ from geo_service.features.catalogue import list_collections, read_collection
 from geo_service.features.model import Collection, ItemQuery
 from geo_service.features.query import RawItemParams, build_item_query
 from geo_service.features.sql import count_items, feature_json
-from geo_service.http.deps import Catalogue, Conn, Pool
+from geo_service.http.deps import Catalogue, Conn, Downloads, Pool, Settings, client_address
 from geo_service.http.documents import (
     CollectionDocument,
     Collections,
@@ -28,8 +28,10 @@ from geo_service.http.documents import (
     SpatialExtent,
     TemporalExtent,
 )
+from geo_service.http.downloads import BuiltFileResponse, Release, SpooledResponse
 from geo_service.http.negotiation import best_media_type
 from geo_service.http.ogc import GEOJSON, GPKG, TILESETS_VECTOR, GeoJSONResponse, page_tail
+from geo_service.settings import ServiceSettings
 
 router = APIRouter(tags=["features"])
 
@@ -139,7 +141,7 @@ def _download_headers(
 
 def _page_limit(limit: int | None, fmt: str) -> int | None:
     """GeoJSON pages hold 100 items by default and at most MAX_PAGE; downloads every item
-    unless limited, a GeoPackage at most MAX_GPKG (it is built in memory)."""
+    unless limited, a GeoPackage at most MAX_GPKG."""
     if fmt == "gpkg":
         return min(limit or MAX_GPKG, MAX_GPKG)
     if fmt == "csv":
@@ -169,6 +171,8 @@ async def items(
     request: Request,
     pool: Pool,
     catalogue: Catalogue,
+    settings: Settings,
+    downloads: Downloads,
     limit: Annotated[
         int | None,
         Query(
@@ -210,7 +214,7 @@ async def items(
     wkt: Annotated[bool, Query(description="CSV: add the geometry as WKT")] = False,
     f: Annotated[Literal["json", "geojson", "csv", "gpkg"] | None, Query()] = None,
 ) -> Response:
-    """GeoJSON features (streamed), or CSV / GeoPackage downloads of the same selection."""
+    """GeoJSON features, or CSV / GeoPackage downloads of the same selection."""
     fmt = _output_format(f, request)
     limit = _page_limit(limit, fmt)
     raw = RawItemParams(
@@ -230,44 +234,54 @@ async def items(
         precision,
         datetime,
     )
-    # One pooled connection at a time per request: checks and count first, released before
-    # the body streams from its own connection (holding both could exhaust the pool).
-    async with pool.connection() as conn:
-        found = await catalogue.get(conn, collectionId)
-        query = await build_item_query(conn, found, raw, await catalogue.srids(conn))
-        matched = await count_items(conn, query)
-    headers = {"Content-Crs": f"<{query.crs.uri}>", "Vary": "Accept"}
-    if fmt in ("csv", "gpkg"):
-        return await _download(
-            pool, query, fmt, wkt, {**headers, **_download_headers(request, offset, limit, matched)}
-        )
-    collection_url = str(request.url_for("get_collection_doc", collectionId=found.id))
-    assert limit is not None
-    tail = page_tail(request, offset, limit, matched, collection_url)
-    tail["links"] += _alternates(request, fmt)
-    return StreamingResponse(
-        export.stream_geojson(pool, query, tail), media_type=GEOJSON, headers=headers
-    )
+    release = downloads.open(client_address(request))
+    try:
+        async with downloads.reading():
+            async with pool.connection() as conn:
+                found = await catalogue.get(conn, collectionId)
+                query = await build_item_query(conn, found, raw, await catalogue.srids(conn))
+                matched = await count_items(conn, query)
+            headers = {"Content-Crs": f"<{query.crs.uri}>", "Vary": "Accept"}
+            if fmt in ("csv", "gpkg"):
+                headers |= _download_headers(request, offset, limit, matched)
+                return await _download(pool, settings, query, fmt, wkt, headers, release)
+            collection_url = str(request.url_for("get_collection_doc", collectionId=found.id))
+            assert limit is not None
+            tail = page_tail(request, offset, limit, matched, collection_url)
+            tail["links"] += _alternates(request, fmt)
+            spool = await export.spool_geojson(pool, query, tail, _spool_bytes(settings))
+    except BaseException:
+        release()
+        raise
+    return SpooledResponse(spool, release, settings.send_timeout_s, GEOJSON, headers)
+
+
+def _spool_bytes(settings: ServiceSettings) -> int:
+    return settings.download_spool_mb * 1024 * 1024
 
 
 async def _download(
-    pool: AsyncConnectionPool, query: ItemQuery, fmt: str, wkt: bool, headers: dict[str, str]
+    pool: AsyncConnectionPool,
+    settings: ServiceSettings,
+    query: ItemQuery,
+    fmt: str,
+    wkt: bool,
+    headers: dict[str, str],
+    release: Release,
 ) -> Response:
-    """The items as a CSV (streamed) or GeoPackage file."""
+    """The items as a CSV or GeoPackage file (read in full before it is sent)."""
     name = query.collection.id if query.code is None else f"{query.collection.id}-{query.code}"
     # files use the traditional x = longitude order whatever the CRS's axis order
     query.crs = replace(query.crs, lat_first=False)
     if fmt == "csv":
-        return StreamingResponse(
-            export.stream_csv(pool, query, wkt),
-            headers={**headers, "Content-Disposition": f'attachment; filename="{name}.csv"'},
-            media_type="text/csv; charset=utf-8",
+        spool = await export.spool_csv(pool, query, wkt, _spool_bytes(settings))
+        headers = {**headers, "Content-Disposition": f'attachment; filename="{name}.csv"'}
+        return SpooledResponse(
+            spool, release, settings.send_timeout_s, "text/csv; charset=utf-8", headers
         )
-    return Response(
-        await export.geopackage(pool, query, name),
-        headers={**headers, "Content-Disposition": f'attachment; filename="{name}.gpkg"'},
-        media_type=GPKG,
-    )
+    path = await export.geopackage(pool, query, name)
+    headers = {**headers, "Content-Disposition": f'attachment; filename="{name}.gpkg"'}
+    return BuiltFileResponse(path, release, settings.send_timeout_s, GPKG, headers)
 
 
 @router.get(
@@ -283,6 +297,8 @@ async def item(
     conn: Conn,
     pool: Pool,
     catalogue: Catalogue,
+    settings: Settings,
+    downloads: Downloads,
     crs: Annotated[str | None, Query(pattern=CRS)] = None,
     properties: Annotated[str | None, Query(max_length=1000, pattern=CODE_LIST)] = None,
     indicator: Annotated[str | None, Query(max_length=300, pattern=CODE_LIST)] = None,
@@ -310,7 +326,12 @@ async def item(
         raise NotFound(f"no item {featureId!r} in {found.id}", parameter="featureId")
     headers = {"Content-Crs": f"<{query.crs.uri}>", "Vary": "Accept"}
     if fmt in ("csv", "gpkg"):
-        return await _download(pool, query, fmt, wkt, headers)
+        release = downloads.open(client_address(request))
+        try:
+            return await _download(pool, settings, query, fmt, wkt, headers, release)
+        except BaseException:
+            release()
+            raise
     feature = orjson.loads(text)
     feature["links"] = [
         {"rel": "self", "href": str(request.url), "type": GEOJSON},

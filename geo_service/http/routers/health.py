@@ -7,8 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from geo_service.db import database_status
-from geo_service.http.deps import Pool
+from geo_service.http.deps import ControlPool, ServicesDep
 from geo_service.http.documents import Health
 from geo_service.http.observability import request_id
 
@@ -23,10 +22,10 @@ _CHECK_TIMEOUT_S = 3.0
     response_model=Health,
     responses={503: {"model": Health, "description": "The database does not answer"}},
 )
-async def health(request: Request, pool: Pool) -> JSONResponse:
+async def health(request: Request, pool: ControlPool, services: ServicesDep) -> JSONResponse:
     """Report whether the database answers, with PostGIS and schema versions."""
     try:
-        postgis, schema = await database_status(pool, _CHECK_TIMEOUT_S)
+        postgis, schema = await services.health.status(pool, _CHECK_TIMEOUT_S)
     except Exception as exc:  # any failure here means "not healthy"
         detail = (
             f"the database did not answer within {_CHECK_TIMEOUT_S:g} s"

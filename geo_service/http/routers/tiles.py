@@ -14,7 +14,7 @@ from geo_core.zoom import MAX_ZOOM
 from geo_service.features.catalogue import read_collection
 from geo_service.features.model import Collection, ItemQuery
 from geo_service.features.query import RawItemParams, build_item_query
-from geo_service.http.deps import Catalogue, Conn, Tiles
+from geo_service.http.deps import Catalogue, Conn, Pool, Tiles
 from geo_service.http.documents import (
     BoundingBox,
     Link,
@@ -279,7 +279,7 @@ async def tile(
     collectionId: str,
     tileMatrixSetId: str,
     request: Request,
-    conn: Conn,
+    pool: Pool,
     tiles: Tiles,
     catalogue: Catalogue,
     z: Annotated[int, Path(ge=0, le=MAX_ZOOM)],
@@ -293,7 +293,7 @@ async def tile(
     """An MVT tile whose layer is the collection id; features carry code, name, indicators."""
     _check_tms(tileMatrixSetId)
     found = await tiles.tile(
-        conn,
+        pool,
         catalogue,
         collectionId,
         TileRequest(z, x, y, indicator, period, properties, census_round),

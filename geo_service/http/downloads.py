@@ -1,0 +1,129 @@
+"""Downloads: how many read the database at once and per client, and the responses that
+send a spooled body or a built file (with a timeout on every write to the client)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi.responses import FileResponse, StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from geo_core.errors import Busy, TooManyRequests
+from geo_service.features.export import Spool
+
+Release = Callable[[], None]
+
+
+class DownloadLimits:
+    """At most `at_once` downloads read from the database at the same time (the rest wait
+    a while, then get a 503), and one client has at most `per_client` open (else 429)."""
+
+    def __init__(self, at_once: int, per_client: int, wait_s: float) -> None:
+        self._reading = asyncio.Semaphore(at_once)
+        self.per_client, self.wait_s = per_client, wait_s
+        self._open: Counter[str] = Counter()  # (only clients with open downloads: bounded)
+
+    def open(self, client: str) -> Release:
+        """Count one more download of the client; what to call when it has been sent."""
+        if self._open[client] >= self.per_client:
+            raise TooManyRequests(
+                f"at most {self.per_client} downloads at once from one client; wait for one "
+                "to finish",
+                parameter="limit",
+                limit=self.per_client,
+            )
+        self._open[client] += 1
+        done = False
+
+        def release() -> None:
+            nonlocal done
+            if not done:
+                done = True
+                self._open[client] -= 1
+                if self._open[client] <= 0:
+                    del self._open[client]
+
+        return release
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[None]:
+        """A slot to read from the database; 503 when none frees up within wait_s."""
+        try:
+            async with asyncio.timeout(self.wait_s):
+                await self._reading.acquire()
+        except TimeoutError as exc:
+            raise Busy(
+                "too many downloads are being read from the database at once; retry shortly",
+                parameter="limit",
+            ) from exc
+        try:
+            yield
+        finally:
+            self._reading.release()
+
+
+def _timed(send: Send, seconds: float) -> Send:
+    """`send`, but a client that does not take a message within `seconds` is dropped."""
+
+    async def timed(message: Any) -> None:
+        async with asyncio.timeout(seconds):
+            await send(message)
+
+    return timed
+
+
+class SpooledResponse(StreamingResponse):
+    """A spooled body, sent with its length; the spool and the client's download slot are
+    freed however the sending ends."""
+
+    def __init__(
+        self,
+        spool: Spool,
+        release: Release,
+        send_timeout_s: float,
+        media_type: str,
+        headers: dict[str, str],
+    ) -> None:
+        super().__init__(
+            spool.chunks(),
+            media_type=media_type,
+            headers={**headers, "Content-Length": str(spool.size)},
+        )
+        self.spool, self.release, self.send_timeout_s = spool, release, send_timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Send the body, dropping a client that stops reading."""
+        try:
+            await super().__call__(scope, receive, _timed(send, self.send_timeout_s))
+        finally:
+            self.spool.close()
+            self.release()
+
+
+class BuiltFileResponse(FileResponse):
+    """A file built for this request (ranges answered), deleted with its folder once sent."""
+
+    def __init__(
+        self,
+        path: Path,
+        release: Release,
+        send_timeout_s: float,
+        media_type: str,
+        headers: dict[str, str],
+    ) -> None:
+        super().__init__(path, media_type=media_type, headers=headers)
+        self.built, self.release, self.send_timeout_s = path, release, send_timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Send the file, dropping a client that stops reading."""
+        try:
+            await super().__call__(scope, receive, _timed(send, self.send_timeout_s))
+        finally:
+            shutil.rmtree(self.built.parent, ignore_errors=True)
+            self.release()
