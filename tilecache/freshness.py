@@ -34,9 +34,13 @@ _HISTORY = 100_000
 _CATCH_UP_MAX = 10_000
 
 
+EVERY_LAYER = "*"  # a change of every layer (a truncated table)
+
+
 @dataclass(frozen=True)
 class Change:
-    """A committed change: every tile of `layer` touching `bbox` (None = all) is stale."""
+    """A committed change: every tile of `layer` (EVERY_LAYER: of all) touching `bbox`
+    (None = all) is stale."""
 
     epoch: int
     layer: str
@@ -77,14 +81,19 @@ class ChangeLog:
 
     def changed_since(self, layer: str, epoch: int) -> bool:
         """True when the layer changed after `epoch` (or that cannot be known)."""
-        changes = self._by_layer.get(layer)
-        return epoch < self.floor or bool(changes and changes[-1].epoch > epoch)
+        return epoch < self.floor or any(
+            changes and changes[-1].epoch > epoch
+            for changes in (self._by_layer.get(layer), self._by_layer.get(EVERY_LAYER))
+        )
 
     def is_fresh(self, layer: str, z: int, x: int, y: int, rendered_at: int) -> bool:
         """True when no change after `rendered_at` touches this tile."""
         # rendered at an epoch the database has not reached: a database restored from an
         # older backup (or, in notify mode, a change this instance has not heard of yet)
         if rendered_at < self.floor or rendered_at > self.epoch:
+            return False
+        everything = self._by_layer.get(EVERY_LAYER)
+        if everything and everything[-1].epoch > rendered_at:
             return False
         bounds = _buffered_bounds(z, x, y)
         for change in reversed(self._by_layer.get(layer, ())):
@@ -110,6 +119,9 @@ def purge(caches: Sequence[TileCache], change: Change, max_zoom: int = PURGE_MAX
     exist, so deep zooms cost nothing where nothing was cached.)"""
     dropped = 0
     for cache in caches:
+        if change.layer == EVERY_LAYER:
+            dropped += cache.purge_layer(None)
+            continue
         if change.bbox is None:
             dropped += cache.purge_layer(change.layer)
             continue
@@ -282,7 +294,9 @@ class Freshness:
             if current > self.log.epoch:
                 await self._load(conn, self.log.epoch, current, purge_caches=True)
 
-    async def store(self, key: TileKey, tile: CachedTile) -> bool:
+    async def store(
+        self, key: TileKey, tile: CachedTile, caches: Sequence[TileCache] | None = None
+    ) -> bool:
         """Put a fresh tile into every cache; False (nothing kept) when it is stale.
 
         A change can arrive while the tile is written. The log gets each change before its
@@ -291,10 +305,11 @@ class Freshness:
         """
         if not self.log.is_fresh(key.layer, key.z, key.x, key.y, tile.epoch):
             return False
-        await asyncio.to_thread(_put, self.caches, key, tile)
+        caches = self.caches if caches is None else caches
+        await asyncio.to_thread(_put, caches, key, tile)
         if self.log.is_fresh(key.layer, key.z, key.x, key.y, tile.epoch):
             return True
-        await asyncio.to_thread(_drop_tile, self.caches, key)
+        await asyncio.to_thread(_drop_tile, caches, key)
         return False
 
     async def _load(

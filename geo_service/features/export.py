@@ -24,13 +24,12 @@ import shapely
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
+from geo_core.text import spreadsheet_safe
 from geo_service.features.model import ItemQuery
 from geo_service.features.sql import features_sql, rows_sql
 
 BATCH = 500
 CHUNK = 64 * 1024
-# Cells a spreadsheet would read as a formula (OWASP, CSV injection): written as text.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 class Spool:
@@ -106,13 +105,6 @@ async def spool_features(
     return spool
 
 
-def _cell(value: Any) -> Any:
-    """A CSV cell: text that a spreadsheet would run as a formula gets a leading quote."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
-
-
 async def spool_csv(
     pool: AsyncConnectionPool, query: ItemQuery, wkt: bool, max_memory: int
 ) -> Spool:
@@ -127,7 +119,7 @@ async def spool_csv(
     try:
         async for batch in _rows(pool, statement, params):
             for row in batch:
-                writer.writerow([_cell(value) for value in (row if wkt else row[:-1])])
+                writer.writerow([spreadsheet_safe(value) for value in (row if wkt else row[:-1])])
             spool.write(buffer.getvalue().encode())
             buffer.seek(0)
             buffer.truncate()

@@ -22,6 +22,7 @@ from geo_service.http.middleware import (
     RefuseNulBytes,
     ResponseDeadline,
 )
+from geo_service.http.proxy import ClientAndOrigin
 from geo_service.http.routers import (
     aggregate,
     ea,
@@ -89,8 +90,10 @@ def _add_middleware(app: FastAPI, services: Services) -> None:
         expose_headers=list(CORS_EXPOSE_HEADERS),
     )
     app.add_middleware(SecurityHeaders, basemap_url=settings.basemap_url)
-    # outermost, so it sees every response (also the 400s and CORS answers above)
+    # outside it, so it sees every response (also the 400s and CORS answers above)
     observability.install(app, services)
+    # outermost: every part sees the true client and the origin links must name
+    app.add_middleware(ClientAndOrigin, settings=settings)
 
 
 def _add_routes(app: FastAPI) -> None:

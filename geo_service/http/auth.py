@@ -4,30 +4,58 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import psycopg
 from fastapi import Depends, Request
 
 from geo_core.errors import Forbidden, TooManyAttempts, Unauthorized
-from geo_service.http.deps import Conn, ServicesDep
-from geo_service.users import User, user_of_token
+from geo_service.http.deps import Conn, ServicesDep, client_address
+from geo_service.http.services import Services
+from geo_service.users import User, hash_token, user_of_token
 
 
 async def optional_user(request: Request, conn: Conn, services: ServicesDep) -> User | None:
     """The user named by the bearer token, None without one; 401 for a bad token."""
+    return await _authenticate(request, conn, services)
+
+
+async def _authenticate(
+    request: Request, conn: psycopg.AsyncConnection, services: Services
+) -> User | None:
+    """The token's user. Failures count per address and per token: a valid token is never
+    refused because of others' failures, a token that keeps failing is (429)."""
     header = request.headers.get("authorization")
     if not header:
         return None
-    client = request.client.host if request.client else "?"
-    attempts = services.failed_auth
-    if attempts.blocked(client):
-        raise TooManyAttempts("too many failed authentications; wait a minute")
     scheme, _, token = header.partition(" ")
-    user = (
-        await user_of_token(conn, token.strip()) if scheme.lower() == "bearer" and token else None
-    )
+    token = token.strip() if scheme.lower() == "bearer" else ""
+    attempts, address = services.failed_auth, f"address {client_address(request)}"
+    of_token = f"token {hash_token(token)}"
+    if attempts.blocked(of_token):
+        raise TooManyAttempts(
+            "this token failed too often; wait a minute", parameter="Authorization"
+        )
+    user = await user_of_token(conn, token) if token else None
+    if user is not None:
+        return user
+    if attempts.blocked(address):
+        raise TooManyAttempts(
+            "too many failed authentications from this address; wait a minute",
+            parameter="Authorization",
+        )
+    attempts.record(address)
+    attempts.record(of_token)
+    raise Unauthorized("invalid token", parameter="Authorization")
+
+
+async def check_reader(request: Request, services: Services) -> None:
+    """For routes without a connection of their own (tiles): with private reads, 401 unless
+    the request carries a valid token."""
+    if services.settings.public_reads:
+        return
+    async with services.pool.connection() as conn:
+        user = await _authenticate(request, conn, services)
     if user is None:
-        attempts.record(client)
-        raise Unauthorized("invalid token", parameter="Authorization")
-    return user
+        raise Unauthorized("reads need a token here", parameter="Authorization")
 
 
 MaybeUser = Annotated[User | None, Depends(optional_user)]

@@ -422,5 +422,6 @@ class Health(Document):
     database: str
     postgis: str | None = None
     schema_version: int | None = None
+    tile_cache: str | None = None
     detail: str | None = None
     request_id: str | None = None

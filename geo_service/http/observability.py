@@ -138,11 +138,18 @@ def _tile_metrics(tiles: TileService) -> Iterator[Metric]:
         "Cache backend failures (served uncached)",
         labels=["backend"],
     )
+    degraded = GaugeMetricFamily(
+        "geo_service_tile_cache_degraded",
+        "1 when a purge of a cache others serve failed (stale tiles may be served)",
+        labels=["backend"],
+    )
     for cache in tiles.caches:
         corrupt.add_metric([cache.name], getattr(cache, "corrupt", 0))
         errors.add_metric([cache.name], getattr(cache, "errors", 0))
+        degraded.add_metric([cache.name], float(getattr(cache, "degraded", False)))
     yield corrupt
     yield errors
+    yield degraded
 
 
 # psycopg_pool's get_stats(): current measures become gauges, running totals counters.

@@ -68,6 +68,8 @@
       cfg.round;
     tiles = L.vectorGrid.protobuf(url, {
       rendererFactory: L.svg.tile, interactive: false, maxNativeZoom: 18,
+      // (with private reads the service wants the token for EA tiles too)
+      fetchOptions: state.token ? { headers: { Authorization: "Bearer " + state.token } } : {},
       vectorTileLayerStyles: {
         "enumeration-areas": (props) => {
           tileCodes.add(props.code);
@@ -526,6 +528,10 @@
     sessionStorage.setItem(TOKEN_KEY, token);
     state.user = result.body;
     if (canEdit() && cfg.commune) addDrawTools();
+    if (tiles) {  // (their requests now carry the token)
+      map.removeLayer(tiles);
+      addTiles();
+    }
     render();
   }
 

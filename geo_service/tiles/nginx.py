@@ -9,6 +9,7 @@ from pathlib import Path
 
 from geo_service.settings import CORS_EXPOSE_HEADERS, ServiceSettings
 from geo_service.tiles.service import tile_directory
+from geo_service.tiles.sql import EA_LAYER
 from tilecache.base import DEFAULT_VARIANT
 from tilecache.directory import COMPONENT
 
@@ -116,10 +117,12 @@ http {{
 """
 
 
-def tile_path_pattern() -> str:
-    """The regular expression (PCRE) of a tile URL; names the layer, z, x and y."""
+def tile_path_pattern(public_reads: bool = True) -> str:
+    """The regular expression (PCRE) of a tile URL served from the files; names the layer,
+    z, x and y. With private reads the EA tiles are left to the service (it asks a token)."""
+    private = "" if public_reads else f"(?!{EA_LAYER}/)"
     return (
-        f"^/collections/(?<geo_layer>{COMPONENT})/tiles/WebMercatorQuad/"
+        f"^/collections/{private}(?<geo_layer>{COMPONENT})/tiles/WebMercatorQuad/"
         "(?<geo_z>[0-9]{1,2})/(?<geo_x>[0-9]{1,8})/(?<geo_y>[0-9]{1,8})$"
     )
 
@@ -180,7 +183,7 @@ def nginx_conf(
         origins=_origins(settings),
         expose=", ".join(CORS_EXPOSE_HEADERS),
         body_limit=2 * settings.max_body_bytes,
-        tile_path=tile_path_pattern(),
+        tile_path=tile_path_pattern(settings.public_reads),
         variant=DEFAULT_VARIANT,
         mvt=MVT,
         brotli_directive="        brotli_static on;\n" if brotli else "",

@@ -219,9 +219,20 @@ class TileService:
         async with self._control.connection() as conn:
             await self.freshness.sync(conn, current)
 
+    def degraded_caches(self) -> list[str]:
+        """The caches whose last purge failed (nginx may serve stale tiles from them)."""
+        return [cache.name for cache in self.caches if getattr(cache, "degraded", False)]
+
+    def _caches_for(self, layer: str) -> list[TileCache]:
+        """The caches a layer's tiles may be kept in: with private reads, EA tiles never go
+        where nginx serves them without asking the service."""
+        if layer == EA_LAYER and not self.settings.public_reads:
+            return [c for c in self.caches if not isinstance(c, SyncedTileCache)]
+        return self.caches
+
     def _cached(self, key: TileKey) -> CachedTile | None:
         """The tile from a cache when nothing changed since it was rendered."""
-        for cache in self.caches:
+        for cache in self._caches_for(key.layer):
             cached = cache.get(key)
             if cached is not None and self.freshness.log.is_fresh(
                 key.layer, key.z, key.x, key.y, cached.epoch
@@ -267,7 +278,7 @@ class TileService:
         self.stats.misses += 1
         tile = await self._render(conn, statement, params, z, x, y)
         if self.caches:
-            await self.freshness.store(key, tile)
+            await self.freshness.store(key, tile, self._caches_for(layer))
         return tile
 
     async def _render(

@@ -47,4 +47,12 @@ async def health(request: Request, pool: ControlPool, services: ServicesDep) -> 
         "postgis": postgis,
         "schema_version": schema,
     }
+    degraded = services.tiles.degraded_caches() if services.started else []
+    if degraded:  # (the service still answers: 200, saying what is wrong)
+        body |= {
+            "status": "degraded",
+            "tile_cache": "degraded",
+            "detail": f"tile cache {', '.join(degraded)}: a purge failed; nginx may serve "
+            "stale tiles until the files can be deleted and the service restarts",
+        }
     return JSONResponse(body, headers={"Cache-Control": "no-store"})

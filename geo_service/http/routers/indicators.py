@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
-from geo_core.text import CODE, check_text
+from geo_core.text import CODE, check_text, spreadsheet_safe
 from geo_service.http.deps import Conn
 from geo_service.http.documents import (
     IndicatorDocument,
@@ -113,7 +113,7 @@ def _csv_response(rows: list[dict[str, Any]], filename: str) -> Response:
         buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\r\n"
     )
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in rows)
     return Response(
         buffer.getvalue().encode("utf-8"),
         media_type="text/csv; charset=utf-8",

@@ -14,7 +14,8 @@ from geo_core.zoom import MAX_ZOOM
 from geo_service.features.catalogue import read_collection
 from geo_service.features.model import Collection, ItemQuery
 from geo_service.features.query import RawItemParams, build_item_query
-from geo_service.http.deps import Catalogue, Conn, Pool, Tiles
+from geo_service.http.auth import check_reader
+from geo_service.http.deps import Catalogue, Conn, Pool, ServicesDep, Tiles
 from geo_service.http.documents import (
     BoundingBox,
     Link,
@@ -34,6 +35,7 @@ from geo_service.http.documents import (
 from geo_service.http.negotiation import accepts_encoding, qualities
 from geo_service.http.ogc import MVT, TILING_SCHEME
 from geo_service.tiles.service import TileRequest, encoded
+from geo_service.tiles.sql import EA_LAYER
 from tilecache.base import CachedTile
 
 router = APIRouter(tags=["tiles"])
@@ -282,6 +284,7 @@ async def tile(
     pool: Pool,
     tiles: Tiles,
     catalogue: Catalogue,
+    services: ServicesDep,
     z: Annotated[int, Path(ge=0, le=MAX_ZOOM)],
     x: Annotated[int, Path(ge=0)],
     y: Annotated[int, Path(ge=0)],
@@ -292,6 +295,9 @@ async def tile(
 ) -> Response:
     """An MVT tile whose layer is the collection id; features carry code, name, indicators."""
     _check_tms(tileMatrixSetId)
+    private = collectionId == EA_LAYER and not services.settings.public_reads
+    if private:
+        await check_reader(request, services)
     found = await tiles.tile(
         pool,
         catalogue,
@@ -300,7 +306,11 @@ async def tile(
     )
     encoding = _negotiate(found, request.headers.get("accept-encoding", ""))
     etag = f'"{found.digest}{"-" + encoding if encoding else ""}"'
-    headers = {"ETag": etag, "Cache-Control": tiles.settings.tile_cache_control}
+    # (tiles that need a token must not be kept by shared caches)
+    cache_control = (
+        "private, max-age=0, must-revalidate" if private else (tiles.settings.tile_cache_control)
+    )
+    headers = {"ETag": etag, "Cache-Control": cache_control}
     if _matches(etag, request.headers.get("if-none-match", "")):
         return Response(status_code=304, headers={**headers, "Vary": "Accept-Encoding"})
     body = await encoded(found, encoding)
