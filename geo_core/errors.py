@@ -75,5 +75,10 @@ class TooManyRequests(GeoServiceError):
     """One client asks for more at once than it may (e.g. downloads)."""
 
 
+class TooExpensive(GeoServiceError):
+    """The request asks for more work than a request may take (a cost bound or a time
+    limit of the database): narrowing it helps, retrying it as it is does not."""
+
+
 class Busy(GeoServiceError):
     """The service is at its limit for this kind of request; retry shortly."""

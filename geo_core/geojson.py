@@ -105,11 +105,18 @@ def polygon_from_geojson(geojson: Any, max_vertices: int | None = None) -> BaseG
     return geom
 
 
-def line_from_geojson(geojson: Any, parameter: str) -> LineString:
-    """A LineString in lon/lat with 2+ finite positions inside the world's bounds."""
+def line_from_geojson(geojson: Any, parameter: str, max_vertices: int = 10_000) -> LineString:
+    """A LineString in lon/lat with 2 to max_vertices finite positions inside the world's
+    bounds."""
     if not isinstance(geojson, dict) or geojson.get("type") != "LineString":
         raise InvalidParameter(f"{parameter} must be a GeoJSON LineString", parameter=parameter)
     coordinates = geojson.get("coordinates")
+    if isinstance(coordinates, list) and len(coordinates) > max_vertices:
+        raise PayloadTooLarge(
+            f"{parameter} has more than {max_vertices} positions",
+            parameter=parameter,
+            limit=max_vertices,
+        )
     _positions(coordinates, f"{parameter}.coordinates", parameter, 2)
     line = LineString([p[:2] for p in coordinates or []])
     lonlat = shapely.get_coordinates(line)

@@ -109,6 +109,13 @@ class ServiceSettings(BaseSettings):
     max_body_bytes: int = 5_000_000
     aggregate_max_vertices: int = 100_000
     aggregate_max_area_km2: float = 500_000.0
+    # vertices of a drawn area × units it touches: the size of the overlay it asks for
+    aggregate_max_cost: int = 20_000_000
+    # database time of one anonymous request's heavy statements (a drawn area's overlay)
+    anonymous_statement_timeout_ms: int = 10_000
+    # threads for raster work (population-weighted areas, EA estimates), apart from the
+    # ones that compress tiles: a few heavy requests cannot starve the rest
+    raster_workers: int = 2
     # tiles: cache backend "sqlite" (on disk, default), "redis" (shared), "directory" (files
     # that nginx serves; see `geo-service tiles nginx-conf`) or "none"
     tile_cache: Literal["sqlite", "redis", "directory", "none"] = "sqlite"
@@ -138,6 +145,9 @@ class ServiceSettings(BaseSettings):
     ea_min_area_m2: float = 100.0
     ea_max_area_km2: float = 1000.0
     ea_max_vertices: int = 100_000
+    ea_max_split_parts: int = 20  # EAs one split may make
+    ea_max_merged: int = 100  # EAs one merge may take
+    ea_max_generated: int = 2_000  # draft EAs one commune's generation may make
     # optional base map for the viewer (none by default: the page then needs no other host)
     basemap_url: str | None = None
     basemap_attribution: str = ""

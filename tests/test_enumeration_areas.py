@@ -12,6 +12,7 @@ import pytest
 import shapely
 from fastapi.testclient import TestClient
 from shapely.geometry import box, mapping, shape
+from shapely.ops import polylabel
 
 from geo_service.http.app import create_app
 from geo_service.settings import ServiceSettings
@@ -629,3 +630,112 @@ def test_list_pages_filters_and_matches_single_reads(env: Env) -> None:
     for bad in ("1,2,3", "a,b,c,d", "5,0,1,1", "105,91,106,92", "185,0,186,1"):
         refused = env.client.get(ITEMS, params={"bbox": bad})
         assert refused.status_code == 400 and refused.json()["parameter"] == "bbox"
+
+
+def _resave(env: Env, ea_id: int, user: str) -> Any:
+    """PUT the EA back exactly as it is stored."""
+    read = env.client.get(f"{ITEMS}/{ea_id}")
+    feature = {"type": "Feature", "geometry": read.json()["geometry"], "properties": {}}
+    return env.client.put(
+        f"{ITEMS}/{ea_id}",
+        json=feature,
+        headers={**env.auth(user), "If-Match": read.headers["ETag"]},
+    )
+
+
+def test_four_eyes_sees_through_a_resave(env: Env) -> None:
+    west, _ = _halves(env.commune())
+    drawn = env.create(west, user="supervisor")
+    assert drawn.status_code == 201
+    ea_id = drawn.json()["id"]
+    assert _resave(env, ea_id, "editor").status_code == 200
+    assert env.act(ea_id, "submit", "editor").status_code == 200
+    # the supervisor drew it, whoever saved it last: another one approves
+    refused = env.act(ea_id, "approve", "supervisor")
+    assert refused.status_code == 403 and refused.json()["parameter"] == "action"
+    assert env.act(ea_id, "approve", "supervisor2").status_code == 200
+
+
+def _strip_from(env: Env, inside_share: float) -> tuple[Any, float]:
+    """A square well inside the commune with a 1.6 m wide strip running 3 km east out of
+    it (an outside sliver within the tolerance), sized so `inside_share` of it lies inside;
+    and the commune's east edge at the strip."""
+    commune = env.commune()
+    centre = polylabel(max(shapely.get_parts(commune), key=lambda p: p.area), tolerance=1e-6)
+    half_width = 0.8 / 111_320  # 1.6 m
+    east = commune.bounds[2]
+    strip = box(centre.x, centre.y - half_width, east + 0.03, centre.y + half_width)
+    outside = strip.difference(commune).area
+    inside_wanted = outside * inside_share / (1 - inside_share)
+    side = (max(inside_wanted - strip.intersection(commune).area, 0.0)) ** 0.5
+    square = box(centre.x - side, centre.y - side / 2, centre.x, centre.y + side / 2)
+    return shapely.union(square, strip), east
+
+
+def test_an_ea_must_lie_mostly_in_its_commune(env: Env) -> None:
+    strip, _ = _strip_from(env, inside_share=0.2)
+    refused = env.create(strip)
+    assert refused.status_code == 422, refused.text
+    assert any("lie in its commune" in p["problem"] for p in refused.json()["problems"])
+
+
+def test_a_split_cannot_leave_a_part_outside_the_commune(env: Env) -> None:
+    shape_, east = _strip_from(env, inside_share=0.8)
+    made = env.create(shape_)
+    assert made.status_code == 201, made.text
+    ea = made.json()
+    before = env.tables()
+    y = shapely.centroid(shape(ea["geometry"])).y
+    y0, y1 = y - 0.01, y + 0.01
+    line = {"type": "LineString", "coordinates": [[east + 0.001, y0], [east + 0.001, y1]]}
+    etag = env.client.get(f"{ITEMS}/{ea['id']}").headers["ETag"]
+    split = env.client.post(
+        f"{ITEMS}/{ea['id']}/split",
+        json={"line": line},
+        headers={**env.auth("editor"), "If-Match": etag},
+    )
+    assert split.status_code == 422, split.text
+    assert any(
+        p.get("part") and "lie in its commune" in p["problem"] for p in split.json()["problems"]
+    )
+    assert env.tables() == before
+
+
+def test_one_split_makes_a_bounded_number_of_eas(env: Env) -> None:
+    commune = env.commune()
+    centre = polylabel(max(shapely.get_parts(commune), key=lambda p: p.area), tolerance=1e-6)
+    square = box(centre.x - 0.001, centre.y - 0.0005, centre.x + 0.001, centre.y + 0.0005)
+    made = env.create(square)
+    assert made.status_code == 201, made.text
+    ea_id = made.json()["id"]
+    zigzag = [
+        [centre.x - 0.0011 + 0.0022 * i / 30, centre.y + (0.0007 if i % 2 else -0.0007)]
+        for i in range(31)
+    ]
+    etag = env.client.get(f"{ITEMS}/{ea_id}").headers["ETag"]
+    split = env.client.post(
+        f"{ITEMS}/{ea_id}/split",
+        json={"line": {"type": "LineString", "coordinates": zigzag}},
+        headers={**env.auth("editor"), "If-Match": etag},
+    )
+    assert split.status_code == 400 and split.json()["parameter"] == "line"
+    assert split.json()["limit"] == 20
+    long_line = [[centre.x + i * 1e-7, centre.y] for i in range(20_001)]
+    too_long = env.client.post(
+        f"{ITEMS}/{ea_id}/split",
+        json={"line": {"type": "LineString", "coordinates": long_line}},
+        headers={**env.auth("editor"), "If-Match": etag},
+    )
+    assert too_long.status_code == 413 and too_long.json()["parameter"] == "line"
+
+
+def test_one_generation_makes_a_bounded_number_of_eas(env: Env, tmp_path: Path) -> None:
+    settings = ServiceSettings(home=tmp_path, ea_max_generated=5)
+    with TestClient(create_app(settings, db_url=env.url)) as client:
+        refused = client.post(
+            f"/communes/{COMMUNE}/ea-generate",
+            params={"households_per_ea": 10},
+            headers=env.auth("editor"),
+        )
+    assert refused.status_code == 400 and refused.json()["parameter"] == "households_per_ea"
+    assert env.tables()["enumeration_area"][0] == 0

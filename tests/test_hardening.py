@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 
 import psycopg
 import pytest
+import shapely
+import shapely.geometry
 from fastapi.testclient import TestClient
 
 from geo_core import grid
@@ -274,3 +276,46 @@ def test_a_failed_purge_keeps_the_trees_epoch(demo_copy: str, tmp_path: Path) ->
         assert client.get("/health").json()["status"] == "ok"
     assert int((tree / ".epoch").read_text()) > int(marked)
     assert not (tree / f"{path}.mvt").exists()  # (purged; nothing asked for it since)
+
+
+def _spine(vertices: int) -> dict[str, Any]:
+    """A polygon along Vietnam from Hà Giang to Cà Mau (about 220,000 km², under the area
+    limit) with about `vertices` vertices."""
+    spine = shapely.LineString(
+        [
+            (105.3, 22.8),
+            (105.8, 21.0),
+            (106.5, 19.0),
+            (108.0, 16.0),
+            (109.0, 12.5),
+            (106.7, 10.8),
+            (105.0, 9.0),
+        ]
+    )
+    area = spine.buffer(0.5)
+    length = area.exterior.length
+    return shapely.geometry.mapping(shapely.segmentize(area, length / vertices))
+
+
+def test_a_whole_country_overlay_is_refused_as_too_expensive(
+    demo_copy: str, tmp_path: Path
+) -> None:
+    body = {"geometry": _spine(95_000), "indicators": ["population"]}
+    with _app(demo_copy, tmp_path) as client:
+        refused = client.post("/aggregate", json=body)
+    assert refused.status_code == 422 and "Retry-After" not in refused.headers
+    assert refused.json()["title"] == "TooExpensive"
+    assert refused.json()["parameter"] == "geometry" and refused.json()["limit"] == 20_000_000
+
+
+def test_a_query_stopped_at_its_time_limit_says_so(demo_copy: str, tmp_path: Path) -> None:
+    admin = _admin(demo_copy)
+    body = {"geometry": _spine(500), "indicators": ["population"]}
+    with _app(demo_copy, tmp_path, anonymous_statement_timeout_ms=1) as client:
+        stopped = client.post("/aggregate", json=body)
+        assert stopped.status_code == 422 and "Retry-After" not in stopped.headers
+        assert "time limit" in stopped.json()["detail"]
+        assert client.get("/health").json()["status"] == "ok"
+        # a signed-in user gets the normal time (and the connection its normal limit back)
+        assert client.post("/aggregate", json=body, headers=admin).status_code == 200
+        assert client.post("/aggregate", json=body, headers=admin).status_code == 200

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import psycopg
@@ -114,8 +116,10 @@ async def generate_one(
     households_per_ea: float,
     household_size: float,
     user: str,
+    work: Executor | None = None,
 ) -> int:
-    """Draft EAs of one commune that has none, inside the caller's transaction."""
+    """Draft EAs of one commune that has none, inside the caller's transaction (the raster
+    work on `work`'s threads)."""
     wkb = await sql.commune_coverage_wkb(conn, vintage, code)
     if wkb is None:
         raise InvalidParameter(
@@ -123,8 +127,11 @@ async def generate_one(
         )
     geometry = shapely.wkb.loads(wkb)
     # The raster work is CPU-bound: keep the event loop serving other requests meanwhile.
-    drafts = await asyncio.to_thread(
-        generate_many, [(code, geometry)], raster, households_per_ea, household_size, workers=1
+    drafts = await asyncio.get_running_loop().run_in_executor(
+        work,
+        partial(
+            generate_many, [(code, geometry)], raster, households_per_ea, household_size, workers=1
+        ),
     )
     await sql.add_drafts(
         conn,

@@ -31,6 +31,9 @@ class EaRules:
     households_max: float = 240.0
     household_size: float = 3.5
     max_vertices: int = 100_000
+    max_split_parts: int = 20
+    max_merged: int = 100
+    max_generated: int = 2_000
 
 
 @dataclass
@@ -89,10 +92,20 @@ async def check(
     findings = Findings()
     params = {**context, "wkb": shapely.to_wkb(geom), "tolerance": rules.tolerance_m}
     area_m2, outside_m2, outside_at, beyond_tolerance = await sql.outside(conn, params)
+    inside_m2 = area_m2 - outside_m2
     if beyond_tolerance:
         findings.problems.append(
             {
                 "problem": "outside its commune",
+                "area_m2": round(outside_m2, 1),
+                "location": _point(outside_at),
+            }
+        )
+    elif inside_m2 < area_m2 / 2:
+        # (slivers outside within the tolerance: but an EA must still lie in its commune)
+        findings.problems.append(
+            {
+                "problem": f"only {inside_m2:.0f} m² of its {area_m2:.0f} m² lie in its commune",
                 "area_m2": round(outside_m2, 1),
                 "location": _point(outside_at),
             }

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Executor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC
@@ -57,12 +59,14 @@ class Estimator:
 
     raster: Path
     household_size: float
+    work: Executor | None = None  # the threads of raster work (None: the default ones)
 
     async def values(self, geom: BaseGeometry) -> dict[str, Any]:
         """WKB, population (raster sum, fractional coverage) and households of a shape."""
         population = households = None
         if self.raster.exists():
-            population = await asyncio.to_thread(sum_over, self.raster, geom) or 0.0
+            loop = asyncio.get_running_loop()
+            population = await loop.run_in_executor(self.work, sum_over, self.raster, geom) or 0.0
             households = population / self.household_size
         return {
             "wkb": bytes(shapely.to_wkb(geom)),
@@ -264,7 +268,7 @@ class EaService:
         self.rules, self.estimator = rules, estimator
 
     @classmethod
-    def from_settings(cls, settings: ServiceSettings) -> EaService:
+    def from_settings(cls, settings: ServiceSettings, work: Executor | None = None) -> EaService:
         """The rules and the population raster the settings name."""
         rules = EaRules(
             settings.ea_tolerance_m,
@@ -275,8 +279,11 @@ class EaService:
             settings.ea_households_max,
             settings.household_size,
             settings.ea_max_vertices,
+            settings.ea_max_split_parts,
+            settings.ea_max_merged,
+            settings.ea_max_generated,
         )
-        return cls(rules, Estimator(settings.population_raster, settings.household_size))
+        return cls(rules, Estimator(settings.population_raster, settings.household_size, work))
 
     async def _prepared(
         self,
@@ -399,6 +406,13 @@ class EaService:
             ]
             if len(parts) < 2:
                 raise Unprocessable("the line does not cut the EA into parts", parameter="line")
+            if len(parts) > self.rules.max_split_parts:
+                raise InvalidParameter(
+                    f"the line cuts the EA into {len(parts)} parts; one split makes at most "
+                    f"{self.rules.max_split_parts} EAs",
+                    parameter="line",
+                    limit=self.rules.max_split_parts,
+                )
             context = {
                 "round": before["census_round"],
                 "commune": commune.code,
@@ -454,6 +468,12 @@ class EaService:
         reason: str | None,
     ) -> Row:
         """The EA with the lowest id takes the union of all; the others are deleted."""
+        if len(ids) > self.rules.max_merged:
+            raise InvalidParameter(
+                f"one merge takes at most {self.rules.max_merged} EAs, not {len(ids)}",
+                parameter="ids",
+                limit=self.rules.max_merged,
+            )
         ids = sorted(ids)
         # One commune and round, checked before any lock: locks are then taken in one order
         # (the commune's, then the rows' by id), so concurrent merges cannot deadlock.
@@ -522,6 +542,20 @@ class EaService:
             await write_history(conn, ea_id, action, before, after, user, reason)
         return after
 
+    async def _check_generated_count(
+        self, conn: psycopg.AsyncConnection, commune: Commune, households_per_ea: float
+    ) -> None:
+        """Refuse a target that would make more EAs than one generation may."""
+        expected = await _expected_eas(conn, commune, households_per_ea, self.estimator)
+        if expected > self.rules.max_generated:
+            raise InvalidParameter(
+                f"{households_per_ea:g} households per EA would make about {expected:,} EAs in "
+                f"commune {commune.code}; one generation makes at most "
+                f"{self.rules.max_generated:,}: choose a larger target",
+                parameter="households_per_ea",
+                limit=self.rules.max_generated,
+            )
+
     async def generate(
         self,
         conn: psycopg.AsyncConnection,
@@ -540,6 +574,7 @@ class EaService:
                 "no population raster is configured (GEO_SERVICE_POPULATION_RASTER)",
                 parameter="raster",
             )
+        await self._check_generated_count(conn, commune, households_per_ea)
         async with conn.transaction():
             await sql.lock_commune(conn, census_round, commune.code)
             existing = await sql.of_commune(conn, census_round, commune.code)
@@ -569,6 +604,7 @@ class EaService:
                 households_per_ea,
                 self.estimator.household_size,
                 user.name,
+                self.estimator.work,
             )
         return {
             "commune": commune.code,
@@ -579,10 +615,21 @@ class EaService:
         }
 
 
+async def _expected_eas(
+    conn: psycopg.AsyncConnection, commune: Commune, households_per_ea: float, estimator: Estimator
+) -> int:
+    """About how many EAs a generation with this target makes in the commune."""
+    wkb = await sql.commune_coverage_wkb(conn, commune.vintage, commune.code)
+    if wkb is None:
+        return 0
+    households = (await estimator.values(shapely.from_wkb(wkb)))["households"] or 0.0
+    return math.ceil(households / households_per_ea)
+
+
 async def _authors(conn: psycopg.AsyncConnection, ea_id: int, row: Row) -> set[str]:
-    """Who submitted the EA and who made its current geometry."""
-    drawn = await sql.last_drawn_by(conn, ea_id)
-    return {row["updated_by"], *([drawn] if drawn else [])}
+    """Who submitted the EA and everyone who drew its geometry (a re-save does not make the
+    geometry someone else's)."""
+    return {row["updated_by"], *await sql.geometry_authors(conn, ea_id)}
 
 
 async def history(conn: psycopg.AsyncConnection, ea_id: int) -> list[dict[str, Any]]:

@@ -412,16 +412,23 @@ async def history(conn: psycopg.AsyncConnection, ea_id: int) -> list[tuple[Any, 
     return await cur.fetchall()
 
 
-async def last_drawn_by(conn: psycopg.AsyncConnection, ea_id: int) -> str | None:
-    """Who made the EA's current geometry."""
-    cur = await conn.execute(
-        "SELECT user_name FROM ea_history WHERE ea_id = %s AND action IN"
-        " ('create', 'update', 'split', 'merge', 'generate')"
-        " ORDER BY id DESC LIMIT 1",
-        (ea_id,),
-    )
-    row = await cur.fetchone()
-    return str(row[0]) if row else None
+GEOMETRY_AUTHORS = """
+WITH RECURSIVE lineage(id) AS (
+    SELECT %(ea)s::bigint
+    UNION
+    -- an EA made by a split carries the geometry of the EA it was cut from
+    SELECT (h.before ->> 'id')::bigint FROM ea_history h JOIN lineage l ON h.ea_id = l.id
+    WHERE h.action = 'split' AND (h.before ->> 'id')::bigint <> l.id
+)
+SELECT DISTINCT h.user_name FROM ea_history h JOIN lineage l ON h.ea_id = l.id
+WHERE h.action IN ('create', 'update', 'split', 'merge', 'generate')
+"""
+
+
+async def geometry_authors(conn: psycopg.AsyncConnection, ea_id: int) -> set[str]:
+    """Everyone who drew or changed the EA's geometry (and that of the EA it was cut from)."""
+    cur = await conn.execute(GEOMETRY_AUTHORS, {"ea": ea_id})
+    return {str(row[0]) for row in await cur.fetchall()}
 
 
 # ---- generated drafts ----

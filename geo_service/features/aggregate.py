@@ -8,6 +8,7 @@ result as to any published value.
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from geo_core.crs import OutputCrs
-from geo_core.errors import InvalidParameter, NotFound, PayloadTooLarge
+from geo_core.errors import InvalidParameter, NotFound, PayloadTooLarge, TooExpensive
 from geo_core.geojson import polygon_from_geojson, to_lonlat
 from geo_service.features import sql
 from geo_service.features.model import Collection
@@ -31,10 +32,11 @@ from indicators.zonal import zonal_statistics
 
 @dataclass(frozen=True)
 class AreaLimits:
-    """How big a drawn area may be."""
+    """How big a drawn area may be, and how much work its overlay may take."""
 
     max_vertices: int = 100_000
     max_area_km2: float = 500_000.0
+    max_cost: int = 20_000_000  # vertices × units touched
 
 
 def parse_polygon(geojson: dict[str, Any], crs: OutputCrs, limits: AreaLimits) -> BaseGeometry:
@@ -55,6 +57,7 @@ async def unit_shares(
     area: BaseGeometry,
     method: str,
     raster: Path,
+    work: Executor | None = None,
 ) -> list[dict[str, Any]]:
     """The units the area touches, with the share of each unit that lies inside it."""
     rows = [
@@ -65,7 +68,7 @@ async def unit_shares(
     for row in rows:
         row["area_share"] = min(1.0, row["piece_m2"] / row["unit_m2"]) if row["unit_m2"] else 0.0
     if method == "population" and rows:
-        await asyncio.to_thread(_population_shares, rows, raster)
+        await asyncio.get_running_loop().run_in_executor(work, _population_shares, rows, raster)
     for row in rows:
         row["share"] = row[f"{method}_share"]
         row["inside_km2"] = round(row["piece_m2"] / 1e6, 6)
@@ -184,6 +187,22 @@ def _periods(meta: dict[str, Any], vintage: str, level: str) -> list[str]:
     return []
 
 
+async def _check_cost(
+    conn: psycopg.AsyncConnection, collection: Collection, area: BaseGeometry, limits: AreaLimits
+) -> None:
+    """Refuse an overlay bigger than the bound before the database starts it."""
+    vertices = int(shapely.get_num_coordinates(area))
+    touched = await sql.units_in_bbox(conn, collection.vintage, collection.level, area.bounds)
+    if vertices * touched > limits.max_cost:
+        raise TooExpensive(
+            f"the area has {vertices:,} vertices and reaches {touched:,} units: "
+            f"{vertices * touched:,} vertex-unit overlays, more than the {limits.max_cost:,} a "
+            "request may ask for; draw a simpler or smaller area",
+            parameter="geometry",
+            limit=limits.max_cost,
+        )
+
+
 async def area_statistics(
     conn: psycopg.AsyncConnection,
     collection: Collection,
@@ -193,16 +212,18 @@ async def area_statistics(
     method: str,
     limits: AreaLimits,
     raster: Path,
+    work: Executor | None = None,
 ) -> dict[str, Any]:
     """Each indicator estimated for a drawn lon/lat area, with the units it touches and how
     much of the area lies within units."""
+    await _check_cost(conn, collection, area, limits)
     area_km2 = await sql.area_km2(conn, shapely.to_wkb(area))
     if area_km2 > limits.max_area_km2:
         raise PayloadTooLarge(
             f"the area is {area_km2:,.0f} km²; the limit is {limits.max_area_km2:,.0f} km²",
             parameter="geometry",
         )
-    shares = await unit_shares(conn, collection, area, method, raster)
+    shares = await unit_shares(conn, collection, area, method, raster, work)
     results = []
     for code in indicators:
         try:

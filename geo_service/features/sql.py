@@ -6,6 +6,8 @@ Identifiers come only from the whitelists below; every value is a bound paramete
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
@@ -324,6 +326,37 @@ WHERE g.vintage = %(vintage)s AND g.level = %(level)s AND g.band = %(band)s
   AND g.geom && area.g AND ST_Intersects(g.geom, area.g)
 ORDER BY g.code
 """
+
+
+async def units_in_bbox(
+    conn: psycopg.AsyncConnection,
+    vintage: str,
+    level: str,
+    bbox: tuple[float, float, float, float],
+) -> int:
+    """How many units' boxes meet a lon/lat box (an index-only estimate of an overlay)."""
+    cur = await conn.execute(
+        "SELECT count(*) FROM admin_unit_generalised WHERE vintage = %s AND level = %s"
+        " AND band = %s AND geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326)",
+        (vintage, level, FINEST_BAND, *bbox),
+    )
+    return int((await cur.fetchone() or [0])[0])
+
+
+@asynccontextmanager
+async def statement_time_limit(
+    conn: psycopg.AsyncConnection, milliseconds: int | None
+) -> AsyncIterator[None]:
+    """A lower statement timeout on the connection while inside (None: as it is)."""
+    if milliseconds is None:
+        yield
+        return
+    previous = (await (await conn.execute("SHOW statement_timeout")).fetchone() or ["0"])[0]
+    await conn.execute("SELECT set_config('statement_timeout', %s, false)", (str(milliseconds),))
+    try:
+        yield
+    finally:
+        await conn.execute("SELECT set_config('statement_timeout', %s, false)", (previous,))
 
 
 async def area_km2(conn: psycopg.AsyncConnection, wkb: bytes) -> float:

@@ -26,6 +26,7 @@ from geo_core.errors import (
     PayloadTooLarge,
     PreconditionFailed,
     PreconditionRequired,
+    TooExpensive,
     TooManyAttempts,
     TooManyRequests,
     Unauthorized,
@@ -47,6 +48,7 @@ STATUS: dict[type[GeoServiceError], int] = {
     PreconditionFailed: 412,
     PayloadTooLarge: 413,
     Unprocessable: 422,
+    TooExpensive: 422,
     PreconditionRequired: 428,
     TooManyAttempts: 429,
     TooManyRequests: 429,
@@ -227,6 +229,19 @@ async def _not_unicode(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _cancelled(request: Request, exc: Exception) -> JSONResponse:
+    # statement_timeout ended the query: the request asks too much, the database is fine
+    logger.warning("query cancelled on %s: %s", request.url.path, exc)
+    return _domain_error_body(
+        request,
+        TooExpensive(
+            "the database stopped this request at its time limit: it asks for too much at once; "
+            "narrow it (a smaller area, page or selection)",
+            parameter="request",
+        ),
+    )
+
+
 async def _concurrent_change(request: Request, exc: Exception) -> JSONResponse:
     # A deadlock or serialization failure: the transaction was rolled back, nothing changed.
     logger.warning("transaction rolled back on %s: %s", request.url.path, exc)
@@ -252,6 +267,7 @@ def add_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(psycopg.DataError, _bad_value)
     app.add_exception_handler(UnicodeEncodeError, _not_unicode)
     app.add_exception_handler(psycopg.errors.TransactionRollback, _concurrent_change)
+    app.add_exception_handler(psycopg.errors.QueryCanceled, _cancelled)
     app.add_exception_handler(psycopg.OperationalError, _database_down)
     app.add_exception_handler(PoolTimeout, _database_down)
     app.add_exception_handler(Exception, _unexpected_error)

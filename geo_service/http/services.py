@@ -3,6 +3,8 @@ catalogue, the EA operations. Built by `create_app`; the database parts open in 
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
@@ -25,7 +27,9 @@ class Services:
     def __init__(self, settings: ServiceSettings) -> None:
         self.settings = settings
         self.failed_auth = FailedAttempts()
-        self.ea = EaService.from_settings(settings)
+        # raster work (drawn areas by population, EA estimates): threads of its own
+        self.raster_work = ThreadPoolExecutor(settings.raster_workers, "raster")
+        self.ea = EaService.from_settings(settings, self.raster_work)
         self.health = HealthCheck()
         self.downloads = DownloadLimits(
             settings.download_slots, settings.downloads_per_client, settings.pool_timeout_s
@@ -58,6 +62,7 @@ class Services:
         for pool in (self._control, self._pool):
             if pool is not None:
                 await close_pool(pool)
+        self.raster_work.shutdown(wait=False, cancel_futures=True)
 
     @property
     def started(self) -> bool:

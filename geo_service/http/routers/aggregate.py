@@ -12,7 +12,9 @@ from geo_core.errors import InvalidParameter, NotFound, PayloadTooLarge
 from geo_core.text import CODE, CRS
 from geo_service.features.aggregate import AreaLimits, area_statistics, parse_polygon
 from geo_service.features.catalogue import read_collection
-from geo_service.http.deps import Conn, Settings
+from geo_service.features.sql import statement_time_limit
+from geo_service.http.auth import MaybeUser
+from geo_service.http.deps import Conn, ServicesDep, Settings
 from geo_service.http.documents import AreaStatistics
 
 router = APIRouter(tags=["features"])
@@ -40,6 +42,8 @@ async def aggregate(
     body: AggregateRequest,
     conn: Conn,
     settings: Settings,
+    services: ServicesDep,
+    user: MaybeUser,
     content_crs: Annotated[str | None, Header(max_length=120)] = None,
     content_length: Annotated[int | None, Header()] = None,
 ) -> AreaStatistics:
@@ -49,21 +53,29 @@ async def aggregate(
             f"request body over {settings.max_body_bytes} bytes", parameter="body"
         )
     crs = parse_crs(body.crs or (content_crs or "").strip("<>") or None, "crs")
-    limits = AreaLimits(settings.aggregate_max_vertices, settings.aggregate_max_area_km2)
+    limits = AreaLimits(
+        settings.aggregate_max_vertices,
+        settings.aggregate_max_area_km2,
+        settings.aggregate_max_cost,
+    )
     area = parse_polygon(body.geometry, crs, limits)
     try:
         collection = await read_collection(conn, body.collection)
     except NotFound as exc:
         raise InvalidParameter(exc.message, parameter="collection") from exc
     check_area_of_use(crs, collection.extent, "crs", collection.id)
-    result = await area_statistics(
-        conn,
-        collection,
-        area,
-        body.indicators,
-        body.period,
-        body.method,
-        limits,
-        settings.population_raster,
-    )
+    # (anonymous requests get less database time: a heavy one is refused sooner)
+    budget = settings.anonymous_statement_timeout_ms if user is None else None
+    async with statement_time_limit(conn, budget):
+        result = await area_statistics(
+            conn,
+            collection,
+            area,
+            body.indicators,
+            body.period,
+            body.method,
+            limits,
+            settings.population_raster,
+            services.raster_work,
+        )
     return AreaStatistics(**result)

@@ -339,11 +339,11 @@ async def merge_eas(
     ids = body.get("ids") if isinstance(body, dict) else None
     if (
         not isinstance(ids, list)
-        or not 2 <= len(ids) <= 100
+        or len(ids) < 2
         or len(set(ids)) != len(ids)
         or not all(type(i) is int and 0 < i < 2**63 for i in ids)
     ):
-        raise InvalidParameter("ids must list 2 to 100 distinct EA ids", parameter="ids")
+        raise InvalidParameter("ids must list 2 or more distinct EA ids", parameter="ids")
     merged = await ops.merge(conn, user, ids, if_match, _reason(body.get("reason")))
     return _feature_response(merged)
 
