@@ -358,6 +358,9 @@ def test_drawing_one_ea_and_filling_the_gap_makes_a_gap_free_coverage(editor: Ed
     square = _square_inside(commune)
     editor.draw("polygon", square, close=True)
     assert editor.wait_writes(1)["status"] == 201
+    # (the coverage of before the write may still be the one on the map: its gap is the
+    # whole commune, and a click there could land on the new EA)
+    editor.page.wait_for_function("window.eaEditor.coverage.eas === 1")
     coverage = editor.js("window.eaEditor.coverage")
     assert coverage["gaps"] and not coverage["complete"]
     # click inside the gap (the commune outside the drawn square), make an EA of it
