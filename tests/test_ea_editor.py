@@ -65,8 +65,9 @@ class Editor:
 
     def wait_writes(self, count: int) -> dict[str, Any]:
         """Wait until the page has made `count` writes and reloaded; the last write."""
-        self.page.wait_for_function(f"window.eaEditor.writes.length >= {count}", timeout=60_000)
-        self.page.wait_for_load_state("networkidle")
+        # (not the network going idle: that state, once reached at the page's load, does not
+        # wait for the reload a later write starts)
+        self.page.wait_for_function(f"window.eaEditor.settled >= {count}", timeout=60_000)
         writes: list[dict[str, Any]] = self.js("window.eaEditor.writes")
         return writes[count - 1]
 

@@ -206,6 +206,8 @@
       showError(result);
     }
     await reload();
+    // (every write so far has been answered and the map and panel show what followed it)
+    window.eaEditor.settled = window.eaEditor.writes.length;
   }
 
   function warningsOf(body) {
@@ -571,7 +573,7 @@
   }
 
   window.eaEditor = {
-    map, ready: false, lastResult: null, writes: [], coverage: null, tileLoads: 0,
+    map, ready: false, lastResult: null, writes: [], settled: 0, coverage: null, tileLoads: 0,
     eas: () => Object.values(state.eas).map((ea) => ({ id: ea.feature.id, code: ea.feature.properties.code,
                                                         status: ea.feature.properties.status,
                                                         etag: ea.etag })),
