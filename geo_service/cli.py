@@ -73,11 +73,23 @@ def _settings() -> ServiceSettings:
 def _connect() -> psycopg.Connection:
     """A migrated connection to the configured (or embedded, started on demand) database."""
     from geo_service.db import connect, database_url
-    from geo_service.migrate import migrate
 
     conn = connect(database_url(_settings()))
-    migrate(conn)
+    _prepare(conn)
     return conn
+
+
+def _prepare(conn: psycopg.Connection) -> list[str]:
+    """Apply pending migrations (their names) and, on the embedded database, make the web
+    service's restricted login."""
+    from geo_service.db import grant_service_login, service_url
+    from geo_service.migrate import migrate
+    from geo_service.settings import DatabaseSettings
+
+    applied = migrate(conn)
+    if not DatabaseSettings().configured:
+        grant_service_login(conn, service_url(_settings()))
+    return applied
 
 
 @db_app.command("start")
@@ -146,10 +158,10 @@ def db_url() -> None:
 def db_migrate() -> None:
     """Apply pending schema migrations (idempotent)."""
     from geo_service.db import connect, database_url
-    from geo_service.migrate import current_version, migrate
+    from geo_service.migrate import current_version
 
     with connect(database_url(_settings())) as conn:
-        applied = migrate(conn)
+        applied = _prepare(conn)
         version = current_version(conn)
     typer.echo(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
     typer.echo(f"schema version {version}")

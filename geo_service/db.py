@@ -6,8 +6,10 @@ import asyncio
 import time
 import weakref
 from collections.abc import Awaitable, Callable
+from urllib.parse import unquote, urlsplit
 
 import psycopg
+from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from geo_service.localdb import LocalCluster
@@ -30,6 +32,42 @@ def database_url(
     if start:
         cluster.start()
     return cluster.url()
+
+
+# The login the web service uses on the embedded database: a member of geo_service_app
+# (migration 0010), so it reads everything and writes only what requests change.
+SERVICE_LOGIN = "geo_service_web"
+
+
+def service_url(settings: ServiceSettings, db_settings: DatabaseSettings | None = None) -> str:
+    """The URL the web service connects with: the configured database's as it is (point it
+    at a login in role geo_service_app), or the embedded database's restricted login."""
+    db_settings = db_settings or DatabaseSettings()
+    if db_settings.configured:
+        return db_settings.url()
+    return local_cluster(settings).service_url(SERVICE_LOGIN)
+
+
+def grant_service_login(conn: psycopg.Connection, url: str) -> None:
+    """Create (or update) the embedded database's service login, as a member of
+    geo_service_app; nothing when that role does not exist (it was not created)."""
+    parts = urlsplit(url)
+    if parts.username != SERVICE_LOGIN or not parts.password:
+        raise ValueError("not a URL of the service login")
+    row = conn.execute(
+        "SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = 'geo_service_app'),"
+        " EXISTS (SELECT FROM pg_roles WHERE rolname = %s)",
+        (SERVICE_LOGIN,),
+    ).fetchone()
+    if row is None or not row[0]:
+        return
+    password = sql.Literal(unquote(parts.password))
+    statement = (
+        sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}")
+        if row[1]
+        else sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} IN ROLE geo_service_app")
+    )
+    conn.execute(statement.format(sql.Identifier(SERVICE_LOGIN), password))
 
 
 def connect(url: str) -> psycopg.Connection:

@@ -33,6 +33,7 @@ class ClusterState:
     port: int
     password: str
     database: str
+    service_password: str = ""  # of the web service's restricted login (see service_url)
 
 
 def _is_root() -> bool:
@@ -140,7 +141,8 @@ class LocalCluster:
         self.state_path.chmod(0o600)
 
     def _choose_data_dir(self) -> Path:
-        wanted = self.home / "pgdata"
+        # (in a folder of its own, owned by the postgres user: the home stays its user's)
+        wanted = self.home / "postgres" / "pgdata"
         if not _is_root() or _postgres_can_reach(wanted):
             return wanted
         # Under a 0700 folder such as /root the postgres user cannot reach the data.
@@ -280,12 +282,25 @@ class LocalCluster:
         self.state_path.unlink(missing_ok=True)
 
     def url(self, state: ClusterState | None = None, database: str | None = None) -> str:
-        """The connection URL of the running cluster."""
+        """The connection URL of the running cluster (as its owner)."""
         state = state or self.load_state()
         if state is None:
             raise LocalDatabaseError("the local database has not been created yet")
         name = database or state.database
         return f"postgresql://{SUPERUSER}:{state.password}@127.0.0.1:{state.port}/{name}"
+
+    def service_url(self, login: str) -> str:
+        """The URL of the web service's restricted login (its password made once, kept in
+        the state file)."""
+        state = self.load_state()
+        if state is None:
+            raise LocalDatabaseError("the local database has not been created yet")
+        if not state.service_password:
+            state.service_password = secrets.token_urlsafe(24)
+            self._save_state(state)
+        return (
+            f"postgresql://{login}:{state.service_password}@127.0.0.1:{state.port}/{state.database}"
+        )
 
 
 def _owned_subdir(state: ClusterState) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -37,6 +38,10 @@ def test_embedded_database_lifecycle(tmp_path: Path) -> None:
     assert _cli(home, "db", "status").returncode == 1
     started = _cli(home, "db", "start")
     assert started.returncode == 0, started.stderr
+    # the database server's files are its own; the home stays the user's (as root too)
+    assert (
+        home.stat().st_uid == os.getuid() and (home / "cluster.json").stat().st_uid == os.getuid()
+    )
     try:
         status = _cli(home, "db", "status")
         assert status.returncode == 0 and "running" in status.stdout
@@ -52,6 +57,15 @@ def test_embedded_database_lifecycle(tmp_path: Path) -> None:
         with psycopg.connect(url) as conn:
             row = conn.execute("SELECT postgis_lib_version()").fetchone()
             assert row and row[0].startswith("3.")
+        # the web service's own login reads, and cannot change the schema
+        state = json.loads((home / "cluster.json").read_text())
+        service = url.replace(
+            f"postgres:{state['password']}", f"geo_service_web:{state['service_password']}"
+        )
+        with psycopg.connect(service, autocommit=True) as conn:
+            assert conn.execute("SELECT count(*) FROM admin_level").fetchone() == (3,)
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("DROP TABLE admin_level CASCADE")
         # a second start is a no-op on the same port
         assert _cli(home, "db", "start").returncode == 0
         assert _cli(home, "db", "url").stdout.strip() == url

@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
 from geo_service import __version__
-from geo_service.db import database_url
+from geo_service.db import service_url
 from geo_service.http import observability
 from geo_service.http.errors import ERROR_RESPONSES, add_exception_handlers
 from geo_service.http.middleware import (
@@ -50,7 +50,7 @@ def create_app(settings: ServiceSettings | None = None, db_url: str | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await services.start(db_url or database_url(settings, start=False))
+        await services.start(db_url or service_url(settings))
         try:
             yield
         finally:
