@@ -1,7 +1,7 @@
 """Soak test: minutes of mixed read/write load on a running service (not run in CI).
 
 Usage: .venv/bin/python bench/soak.py [--minutes 10] [--readers 6] [--writers 2]
-       [--url http://127.0.0.1:8000 --pid PID [--token TOKEN]] [--output FILE]
+       [--slow-clients 0] [--url http://127.0.0.1:8000 --pid PID [--token TOKEN]] [--output FILE]
 
 Without `--url` it starts its own service: a throwaway PostgreSQL + PostGIS cluster with the
 demo loaded (`bench/features.py`'s `prepare_database`, from its cached dump when there is
@@ -15,7 +15,10 @@ Readers loop over GeoJSON pages of communes and provinces, commune vector tiles 
 and Hồ Chí Minh City (z8-z13), `POST /aggregate` of random boxes and `/metrics`. Each writer
 owns one commune of Hà Nội and repeats: create a 200 m square EA (census round picked at
 random in 2100-2999, so runs never collide), shrink it with PATCH + If-Match, read its EA
-tile, delete it with If-Match. Every request is bounded by a 30 s timeout; the run stops by
+tile, delete it with If-Match. Slow clients (`--slow-clients`) ask for the whole commune
+layer as GeoJSON and read it at 32 KiB/s with a small receive buffer, giving up after 20 s
+(as a phone on a bad line would), so the readers' figures show whether they hold the
+service. Every request is bounded by a 30 s timeout; the run stops by
 itself after `--minutes`.
 
 Reported: requests and errors (5xx, connection failures, unexpected 4xx) per kind, p50/p99
@@ -30,6 +33,7 @@ import http.client
 import json
 import os
 import random
+import socket
 import statistics
 import subprocess
 import sys
@@ -170,6 +174,46 @@ def reader(run: Run, seed: int) -> None:
             )
         else:
             client.request("metrics", "GET", "/metrics")
+
+
+SLOW_READ_BYTES = 8 * 1024  # per quarter second: 32 KiB/s
+SLOW_GIVE_UP_S = 20.0
+
+
+def slow_client(run: Run, seed: int) -> None:
+    """Download the whole commune layer slowly, give up after a while, and again."""
+    parts = urlsplit(run.base)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    rng = random.Random(seed)
+    while not run.stop.is_set():
+        t0 = time.monotonic()
+        status, got = 0, 0
+        try:
+            # each from an address of its own (any 127.x.y.z is this machine): the per-client
+            # download limit is for one client, and these are many phones
+            source = (f"127.0.1.{seed % 250 + 1}", 0) if host == "127.0.0.1" else None
+            with socket.create_connection(
+                (host, port), timeout=TIMEOUT_S, source_address=source
+            ) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+                sock.sendall(
+                    b"GET /collections/commune-2025/items?limit=10000&f=json HTTP/1.1\r\n"
+                    + f"Host: {host}:{port}\r\nConnection: close\r\n\r\n".encode()
+                )
+                while time.monotonic() - t0 < SLOW_GIVE_UP_S and not run.stop.is_set():
+                    chunk = sock.recv(SLOW_READ_BYTES)
+                    if not chunk:
+                        break
+                    if not got:
+                        status = int(chunk.split(b" ", 2)[1])
+                    got += len(chunk)
+                    time.sleep(0.25)
+        except (OSError, ValueError, IndexError) as exc:
+            run.problems[f"slow download: {type(exc).__name__}"] += 1
+        run.samples.append(Sample(t0 - run.started, "slow download", status, time.monotonic() - t0))
+        if status not in (200, 429, 503):
+            run.problems[f"slow download: HTTP {status}"] += 1
+        run.stop.wait(rng.uniform(0.5, 2.0))
 
 
 def _commune_squares(base: str, count: int) -> list[tuple[str, Any]]:
@@ -321,7 +365,9 @@ def report(
             return f"{percentile(values, 0.99) * 1000:.0f}" if values else "—"
 
         all_s = [s.seconds for s in samples]
-        errors = sum(1 for s in samples if s.status == 0 or s.status >= 500)
+        errors = sum(
+            1 for s in samples if (s.status == 0 or s.status >= 500) and s.kind != "slow download"
+        )
         in_minute = [m for t, m in rss if minute * 60 <= t < (minute + 1) * 60]
         lines.append(
             f"| {minute + 1} | {len(samples)} | {errors} "
@@ -336,6 +382,7 @@ def report(
     lines += [
         "",
         "Requests by kind: " + ", ".join(f"{k} {n}" for k, n in kinds.most_common()),
+        *_slow_summary(run),
         f"RSS: {rss[0][1]:.0f} MiB before the load, {baseline:.0f} MiB after "
         f"{warmup_s:.0f} s of warm-up, {rss[-1][1]:.0f} MiB at the end: "
         f"**{growth:+.1f} %** after warm-up.",
@@ -343,6 +390,15 @@ def report(
     ]
     lines += [f"- {n} × {what}" for what, n in run.problems.most_common(20)]
     return "\n".join(lines) + "\n"
+
+
+def _slow_summary(run: Run) -> list[str]:
+    """What the slow clients got: a line, or none when there were none."""
+    slow = Counter(s.status for s in run.samples if s.kind == "slow download")
+    if not slow:
+        return []
+    answers = ", ".join(f"{n} × {status or 'no answer'}" for status, n in sorted(slow.items()))
+    return [f"Slow downloads (given up after {SLOW_GIVE_UP_S:g} s): {answers}"]
 
 
 def soak(
@@ -360,8 +416,12 @@ def soak(
         threading.Thread(target=writer, args=(run, token, code, square, census_round))
         for code, square in squares
     ]
+    threads += [
+        threading.Thread(target=slow_client, args=(run, 1000 + i)) for i in range(args.slow_clients)
+    ]
     log(
-        f"{args.readers} readers, {args.writers} writers (communes "
+        f"{args.readers} readers, {args.writers} writers, {args.slow_clients} slow clients "
+        f"(communes "
         f"{', '.join(c for c, _ in squares)}, round {census_round}) for {args.minutes:g} min"
     )
     for thread in threads:
@@ -441,6 +501,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--readers", type=int, default=6)
     parser.add_argument("--writers", type=int, default=2)
+    parser.add_argument("--slow-clients", type=int, default=0)
     parser.add_argument("--url", help="a running service (default: start one)")
     parser.add_argument("--pid", type=int, help="the service's process id")
     parser.add_argument("--token", help="an editor's token for Hà Nội (province 01)")

@@ -40,8 +40,11 @@ SERVICE_LOGIN = "geo_service_web"
 
 
 def service_url(settings: ServiceSettings, db_settings: DatabaseSettings | None = None) -> str:
-    """The URL the web service connects with: the configured database's as it is (point it
-    at a login in role geo_service_app), or the embedded database's restricted login."""
+    """The URL the web service connects with: GEO_SERVICE_APP_DATABASE_URL (a login in role
+    geo_service_app), else the configured database's, else the embedded database's own
+    restricted login."""
+    if settings.app_database_url:
+        return settings.app_database_url
     db_settings = db_settings or DatabaseSettings()
     if db_settings.configured:
         return db_settings.url()

@@ -71,6 +71,9 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GEO_SERVICE_", env_file=".env", extra="ignore")
 
     home: Path = Field(default_factory=_default_home)
+    # The URL the web service connects with, a login in role geo_service_app (migration
+    # 0010); default DATABASE_URL. Loaders and migrations always use DATABASE_URL.
+    app_database_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
     pool_min_size: int = 1

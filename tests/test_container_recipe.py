@@ -18,12 +18,16 @@ import sysconfig
 import tomllib
 import urllib.request
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
+import psycopg
 import pytest
 import yaml
 
 from geo_service.localdb import free_port
 from geo_service.settings import DatabaseSettings, ServiceSettings
+from geo_service.tiles.nginx import nginx_conf
 from tests.conftest import REPO, PgCluster, wait_until_up
 
 DOCKERFILE = REPO / "Dockerfile"
@@ -44,6 +48,37 @@ def _compose_service() -> dict[str, object]:
     document = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
     service: dict[str, object] = document["services"]["service"]
     return service
+
+
+def _compose() -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    return document
+
+
+def _service_settings(environment: dict[str, object]) -> ServiceSettings:
+    """The service's settings as compose's environment makes them."""
+    prefix = "GEO_SERVICE_"
+    values = {k[len(prefix) :].lower(): v for k, v in environment.items() if k.startswith(prefix)}
+    return ServiceSettings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def _run_database_initialisation(pg: PgCluster) -> str:
+    """Run compose's database initialisation on the test cluster; the service's URL there."""
+    script = (REPO / "deploy/db-init/10-service-role.sql").read_text(encoding="utf-8")
+    with psycopg.connect(pg.url("postgres"), autocommit=True) as conn:
+        try:
+            conn.execute(script)
+        except (psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
+            conn.execute(script)  # (another test made the roles at the same moment)
+    environment = _compose_service()["environment"]
+    assert isinstance(environment, dict)
+    return str(environment["GEO_SERVICE_APP_DATABASE_URL"])
+
+
+def _as_login(url: str, user: str | None, password: str | None) -> str:
+    """`url` with another user and password."""
+    parts = urlsplit(url)
+    return f"postgresql://{user}:{password}@{parts.hostname}:{parts.port}{parts.path}"
 
 
 def _image_python(image: Path, code: str) -> list[str]:
@@ -86,6 +121,45 @@ def test_compose_waits_for_a_healthy_database() -> None:
     assert _compose_service()["depends_on"] == {"db": {"condition": "service_healthy"}}
 
 
+def test_only_nginx_takes_clients_and_its_configuration_is_the_generated_one() -> None:
+    services = _compose()["services"]
+    assert [name for name, service in services.items() if "ports" in service] == ["nginx"]
+    environment = services["service"]["environment"]
+    settings = _service_settings(environment)
+    command = services["nginx"]
+    conf_mount, tiles_mount = command["volumes"]
+    conf = REPO / conf_mount.split(":")[0]
+    expected = nginx_conf(settings, "80", "http://service:8000", brotli=False)
+    assert conf.read_text(encoding="utf-8") == expected, (
+        "deploy/nginx/geo-service.conf is stale: make it again with `geo-service tiles "
+        "nginx-conf --listen 80 --upstream http://service:8000 --no-brotli` (compose's settings)"
+    )
+    # nginx reads the files the service writes, at the same path
+    volume, path = tiles_mount.split(":")[:2]
+    assert f"{volume}:{settings.tile_cache_path}" in services["service"]["volumes"]
+    assert path == str(settings.tile_cache_path)
+
+
+def test_the_service_trusts_exactly_the_network_nginx_is_on() -> None:
+    document = _compose()
+    settings = _service_settings(document["services"]["service"]["environment"])
+    subnet = document["networks"]["internal"]["ipam"]["config"][0]["subnet"]
+    assert settings.trusted_proxies.split(",") == [subnet]
+    for name in ("db", "service", "nginx"):
+        assert document["services"][name]["networks"] == ["internal"]
+
+
+def test_the_database_initialisation_makes_the_login_the_service_uses(pg: PgCluster) -> None:
+    environment = _compose_service()["environment"]
+    assert isinstance(environment, dict)
+    login = urlsplit(str(environment["GEO_SERVICE_APP_DATABASE_URL"]))
+    _run_database_initialisation(pg)
+    _run_database_initialisation(pg)  # (again: it may meet the roles made before)
+    with psycopg.connect(_as_login(pg.url("postgres"), login.username, login.password)) as conn:
+        row = conn.execute("SELECT pg_has_role(current_user, 'geo_service_app', 'member')")
+        assert row.fetchone() == (True,)
+
+
 def test_the_image_files_alone_run_the_demo(
     pg: PgCluster, demo_template: str, tmp_path: Path
 ) -> None:
@@ -103,11 +177,14 @@ def test_the_image_files_alone_run_the_demo(
     assert isinstance(environment, dict)
     port = free_port()
     database_url = pg.create_database(demo_template)
+    login = urlsplit(_run_database_initialisation(pg))
     env = {
         "PATH": os.environ["PATH"],
         "HOME": str(tmp_path),
         **{k: str(v) for k, v in environment.items()},
         "DATABASE_URL": database_url,
+        "GEO_SERVICE_APP_DATABASE_URL": _as_login(database_url, login.username, login.password),
+        "GEO_SERVICE_TILE_CACHE_PATH": str(tmp_path / "tiles"),
         "GEO_SERVICE_HOST": "127.0.0.1",
         "GEO_SERVICE_PORT": str(port),
         "GEO_SERVICE_HOME": str(tmp_path / "home"),
@@ -144,6 +221,12 @@ def test_the_image_files_alone_run_the_demo(
             with urllib.request.urlopen(f"{url}/collections", timeout=10) as response:
                 assert response.status == 200
                 assert b"commune-2025" in response.read()
+            with psycopg.connect(database_url) as conn:
+                users = conn.execute(
+                    "SELECT DISTINCT usename FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                ).fetchall()
+            assert users == [(login.username,)]  # (the service, as compose's login)
         finally:
             process.terminate()
             process.wait(timeout=15)
