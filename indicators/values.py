@@ -16,7 +16,7 @@ import psycopg
 from boundaries import sql as units
 from geo_core.errors import LoaderError
 from geo_core.text import as_code
-from indicators import sql
+from indicators import protect, sql
 
 STATUSES = ("ok", "provisional", "suppressed", "not_available")
 PERIOD = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?", re.ASCII)
@@ -336,10 +336,23 @@ def store_values(
         _raise_problems(problems, what)
     with conn.transaction():
         _write_series(conn, indicator, vintage, level, rows, replace, derivation)
+        result.notes += _rederive(conn, indicator, vintage, level)
+        # protected before anyone can read it (the write left it withheld)
+        protect.refresh(conn)
     sql.analyze_values(conn)
     result.loaded = len(rows)
     result.not_available = sum(r.status == "not_available" for r in rows)
     return result
+
+
+def _rederive(conn: psycopg.Connection, indicator: str, vintage: str, level: str) -> list[str]:
+    """Series carried over from this one follow its new figures."""
+    from indicators.carryover import rederive  # (carry-over stores through this module)
+
+    return [
+        f"re-derived {what} from the new values"
+        for what in rederive(conn, indicator, vintage, level)
+    ]
 
 
 def _series_derivation(

@@ -576,7 +576,7 @@ def test_carry_over_propagates_suppression_by_rule(two_units: psycopg.Connection
     carry_over(two_units, "pop", "old", "new", "province", "area")
     rows = dict(
         two_units.execute(
-            "SELECT code, status FROM indicator_value WHERE indicator = 'pop' AND vintage = 'new'"
+            "SELECT code, status FROM published_value WHERE indicator = 'pop' AND vintage = 'new'"
         ).fetchall()
     )
     assert rows["11"] == "suppressed"

@@ -265,6 +265,16 @@ class IndicatorDocument(Document):
     multiplier: float
     suppress_below: float | None
     disclosure_basis: str | None
+    period_aggregation: str | None = None
+    denominator_period: str | None = None
+    protection_lower: float | None = None
+    protection_upper: float | None = None
+    protection_absolute: float | None = None
+    relation_tolerance: float = 0.0
+    cell_key_noise: int | None = None
+    breakdowns: list[list[str]] = Field(
+        default_factory=list, description="each breakdown's parts: this = their sum"
+    )
     series: list[Series]
 
 

@@ -1,0 +1,407 @@
+"""Disclosure control of linked tables: choose the hidden cells and prove them safe.
+
+For each group of linked indicators (see `indicators.linked`): primary cells come from the
+rules; quotients follow the cells they are computed from; an equation with a single hidden
+cell gets its cheapest published cell hidden too; then every primary cell's attainable
+interval is computed by linear programming over all equations (`indicators.intervals`) and,
+while one is narrower than its required protection, the cheapest published cell in an
+equation with it that can absorb the required change is hidden, and the audit runs again.
+
+`refresh` protects what the database marked pending (every write marks the indicators it
+touches, and `published_value` withholds them until then); the loaders call it in their own
+transaction. `audit` recomputes the intervals of what is served, independently of what the
+last protection stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import psycopg
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
+
+from indicators import sql
+from indicators.intervals import Intervals
+from indicators.linked import Key, Link, LinkedTable, Rule, Series, build
+
+MAX_ROUNDS = 500  # each round hides at least one more cell, so this only bounds the work
+TOLERANCE = 1e-6
+
+
+@dataclass
+class Interval:
+    """A hidden cell's attainable interval against its required protection."""
+
+    value: float
+    lower: float
+    upper: float
+    required_lower: float
+    required_upper: float
+    component: str
+
+    @property
+    def met(self) -> bool:
+        """Whether an attacker cannot narrow the cell below its protection range."""
+        slack = TOLERANCE * max(1.0, abs(self.value))
+        if np.isnan(self.lower) or np.isnan(self.upper):
+            return False
+        return self.lower <= self.required_lower + slack and self.upper >= (
+            self.required_upper - slack
+        )
+
+
+@dataclass
+class Pattern:
+    """Which cells are hidden, why, and what an attacker can deduce about each primary one."""
+
+    hidden: np.ndarray
+    reason: dict[int, str] = field(default_factory=dict)
+    intervals: dict[int, Interval] = field(default_factory=dict)
+    revealed: dict[int, str] = field(default_factory=dict)  # cell → how it comes back
+
+    @property
+    def failing(self) -> list[int]:
+        """Hidden cells below their protection range, or given back by a quotient."""
+        return sorted({i for i, iv in self.intervals.items() if not iv.met} | set(self.revealed))
+
+
+# ---- the pattern ----
+
+
+def choose_pattern(
+    table: LinkedTable, solver: Intervals, cache: dict[str, dict[Key, tuple[float, float]]]
+) -> Pattern:
+    """Hide cells until every primary cell meets its protection range (or nothing is left to
+    hide that would help)."""
+    hidden = np.zeros(table.n_cells + table.n_pieces, dtype=bool)
+    hidden[: table.n_cells] = table.primary
+    pattern = Pattern(hidden, {int(i): "primary" for i in np.flatnonzero(table.primary)})
+    for _ in range(MAX_ROUNDS):
+        if _follow_quotients(table, pattern) or _close_exposed(table, pattern):
+            continue
+        pattern.intervals = attainable(table, hidden, solver, cache)
+        failing = pattern.failing
+        if not failing or not _complement(table, pattern, failing):
+            break
+    return pattern
+
+
+def _hide(pattern: Pattern, var: int, reason: str) -> None:
+    pattern.hidden[var] = True
+    pattern.reason.setdefault(var, reason)
+
+
+def _published(table: LinkedTable, hidden: np.ndarray) -> np.ndarray:
+    return table.known & ~hidden
+
+
+def _follow_quotients(table: LinkedTable, pattern: Pattern) -> bool:
+    """A quotient whose source is hidden (or missing, where a rule applies) is hidden; a
+    hidden quotient whose sources are all published hides its cheapest numerator."""
+    changed = False
+    hidden, value, status = pattern.hidden, table.value, table.status
+    for q, sources in table.quotients.items():
+        if not hidden[q]:
+            gone = any(hidden[s] for s in sources.cells) or (
+                sources.missing_hides
+                and any(np.isnan(value[s]) and status[s] != "suppressed" for s in sources.cells)
+            )
+            if gone:
+                _hide(pattern, q, "inherited")
+                changed = True
+        if hidden[q]:
+            if any(hidden[s] or np.isnan(value[s]) for s in sources.cells):
+                continue
+            numerators = [s for s in sources.numerators if not np.isnan(value[s])]
+            if numerators:
+                _hide(
+                    pattern, min(numerators, key=lambda s: (value[s], table.keys[s])), "inherited"
+                )
+                changed = True
+    return changed
+
+
+def _close_exposed(table: LinkedTable, pattern: Pattern) -> bool:
+    """An equation whose terms are all published but one hidden gives that one back: its
+    cheapest published term is hidden with it."""
+    matrix = table.equations
+    if matrix.shape[0] == 0:
+        return False
+    hidden = pattern.hidden
+    unknown = ~table.known & ~hidden
+    pattern_matrix = matrix.copy()
+    pattern_matrix.data = np.ones_like(pattern_matrix.data)
+    n_hidden = pattern_matrix @ hidden.astype(float)
+    n_unknown = pattern_matrix @ unknown.astype(float)
+    changed = False
+    for row in np.flatnonzero((n_hidden == 1) & (n_unknown == 0)):
+        terms = matrix.indices[matrix.indptr[row] : matrix.indptr[row + 1]]
+        if hidden[terms].sum() != 1 or unknown[terms].any():
+            continue  # (an earlier fix in this pass changed it)
+        candidates = [int(t) for t in terms if not hidden[t]]
+        if candidates:
+            best = min(candidates, key=lambda t: (table.value[t], table.keys[t]))
+            _hide(pattern, best, "complementary")
+            changed = True
+    return changed
+
+
+def _complement(table: LinkedTable, pattern: Pattern, failing: list[int]) -> bool:
+    """For each cell below its protection range, hide the cheapest published cell of an
+    equation with it that can absorb the required change (else the largest)."""
+    by_column = table.equations.tocsc()
+    rows_of = table.equations
+    published = _published(table, pattern.hidden)
+    chosen: set[int] = set()
+    for var in failing:
+        rows = by_column.indices[by_column.indptr[var] : by_column.indptr[var + 1]]
+        candidates = sorted(
+            {
+                int(t)
+                for r in rows
+                for t in rows_of.indices[rows_of.indptr[r] : rows_of.indptr[r + 1]]
+                if published[t]
+            }
+            - chosen
+        )
+        if not candidates:
+            continue
+        need = 1.0
+        if var in pattern.intervals:
+            iv = pattern.intervals[var]
+            need = max(iv.required_upper - iv.value, iv.value - iv.required_lower, 0.0)
+        enough = [t for t in candidates if table.value[t] >= need]
+        pool = enough or candidates
+        key = (
+            (lambda t: (table.value[t], table.keys[t]))
+            if enough
+            else (lambda t: (-table.value[t], table.keys[t]))
+        )
+        best = min(pool, key=key)
+        chosen.add(best)
+        _hide(pattern, best, "complementary")
+    return bool(chosen)
+
+
+# ---- intervals ----
+
+
+def attainable(
+    table: LinkedTable,
+    hidden: np.ndarray,
+    solver: Intervals,
+    cache: dict[str, dict[Key, tuple[float, float]]],
+) -> dict[int, Interval]:
+    """Each hidden primary cell's attainable interval, solved per connected system of the
+    cells an attacker does not see (a system solved before is taken from `cache`)."""
+    required = {v: r for v, r in table.required.items() if hidden[v]}
+    if not required:
+        return {}
+    matrix = table.equations
+    unseen = ~_published(table, hidden)
+    result = {
+        v: Interval(float(table.value[v]), 0.0, float("inf"), lo, hi, "")
+        for v, (lo, hi) in required.items()
+    }
+    if matrix.shape[0] == 0:
+        return result
+    rows = np.flatnonzero((abs(matrix) @ unseen.astype(float)) > 0)
+    sub = matrix[rows]
+    variables = np.flatnonzero(unseen)
+    incidence = sub[:, variables]
+    incidence.data = np.ones_like(incidence.data)
+    n_comp, labels = connected_components(
+        sparse.bmat([[None, incidence], [incidence.T, None]]).tocsr(), directed=False
+    )
+    row_label = labels[: len(rows)]
+    var_label = labels[len(rows) :]
+    wanted = {var_label[np.searchsorted(variables, v)] for v in required}
+    for label in wanted:
+        comp_vars = variables[var_label == label]
+        comp_rows = rows[row_label == label]
+        if len(comp_rows) == 0:
+            continue  # in no equation: nothing bounds it
+        _solve_component(table, hidden, solver, cache, comp_vars, comp_rows, required, result)
+    return result
+
+
+def _solve_component(
+    table: LinkedTable,
+    hidden: np.ndarray,
+    solver: Intervals,
+    cache: dict[str, dict[Key, tuple[float, float]]],
+    comp_vars: np.ndarray,
+    comp_rows: np.ndarray,
+    required: dict[int, tuple[float, float]],
+    result: dict[int, Interval],
+) -> None:
+    rows = table.equations[comp_rows]
+    a = rows[:, comp_vars]
+    published = _published(table, hidden)
+    values = _padded(table.value, table.n_pieces)
+    published_rhs = -(rows[:, published] @ values[published])
+    truth = np.where(table.known[comp_vars], values[comp_vars], np.nan)
+    targets = [int(v) for v in comp_vars if int(v) in required]
+    signature = _signature(table, comp_vars, a, truth, published_rhs, hidden)
+    keys = [table.key_of(v) for v in targets]
+    cached = cache.get(signature)
+    if cached is not None and all(k in cached for k in keys):
+        bounds = [cached[k] for k in keys]
+    else:
+        rhs = solver.right_hand_sides(a, truth, np.asarray(published_rhs, dtype=float))
+        local = [int(np.searchsorted(comp_vars, v)) for v in targets]
+        bounds = solver.solve(a, rhs, local)
+        cache[signature] = dict(zip(keys, bounds, strict=True))
+    for var, (low, high) in zip(targets, bounds, strict=True):
+        lo_req, hi_req = required[var]
+        result[var] = Interval(float(table.value[var]), low, high, lo_req, hi_req, signature)
+
+
+def _padded(values: np.ndarray, pieces: int) -> np.ndarray:
+    return np.concatenate([values, np.full(pieces, np.nan)])
+
+
+def _signature(
+    table: LinkedTable,
+    comp_vars: np.ndarray,
+    a: sparse.csr_matrix,
+    truth: np.ndarray,
+    published_rhs: np.ndarray,
+    hidden: np.ndarray,
+) -> str:
+    """What decides a system's intervals: its cells, their figures, equations and what is
+    published around them."""
+    digest = hashlib.sha1()
+    for v in comp_vars:
+        digest.update(repr((table.key_of(int(v)), bool(hidden[v]))).encode())
+    digest.update(np.nan_to_num(truth, nan=-1.0).tobytes())
+    coo = a.tocoo()
+    digest.update(np.stack([coo.row, coo.col]).tobytes() + coo.data.tobytes())
+    digest.update(np.round(np.asarray(published_rhs, dtype=float), 9).tobytes())
+    return digest.hexdigest()[:20]
+
+
+# ---- the database ----
+
+
+@dataclass
+class GroupReport:
+    """What a protection did for one group of linked indicators."""
+
+    indicators: list[str]
+    cells: int
+    hidden: int
+    primary: int
+    failing: list[str]
+
+
+def refresh(conn: psycopg.Connection, *, everything: bool = False) -> list[GroupReport]:
+    """Protect every pending indicator (or every one), group by group, in one transaction."""
+    reports = []
+    with conn.transaction():
+        sql.lock_protection(conn)
+        todo = sql.indicators_with_values(conn) if everything else sql.pending_indicators(conn)
+        if not todo:
+            return []
+        solver = Intervals()
+        for group in groups(conn, todo):
+            reports.append(protect_group(conn, group, solver))
+    return reports
+
+
+def groups(conn: psycopg.Connection, codes: Sequence[str]) -> list[list[str]]:
+    """The groups of linked indicators the codes belong to."""
+    linked = sql.linked_indicators(conn, codes)
+    parent = {c: c for c in linked}
+
+    def root(c: str) -> str:
+        while parent[c] != c:
+            parent[c] = parent[parent[c]]
+            c = parent[c]
+        return c
+
+    pairs = [
+        (r["code"], ref)
+        for r in sql.rules_of(conn, linked)
+        for ref in (r["numerator"], r["denominator"], r["disclosure_basis"])
+        if ref in parent
+    ]
+    pairs += [(t, p) for t, _, p in sql.breakdowns_of(conn, linked) if p in parent]
+    for a, b in pairs:
+        parent[root(a)] = root(b)
+    found: dict[str, list[str]] = {}
+    for c in linked:
+        found.setdefault(root(c), []).append(c)
+    return sorted(sorted(g) for g in found.values())
+
+
+def load_table(conn: psycopg.Connection, codes: Sequence[str]) -> LinkedTable:
+    """The linked table of a group of indicators as stored."""
+    rules = {r["code"]: Rule(**r) for r in sql.rules_of(conn, codes)}
+    breakdowns: dict[str, dict[int, list[str]]] = {}
+    for total, number, part in sql.breakdowns_of(conn, codes):
+        breakdowns.setdefault(total, {}).setdefault(number, []).append(part)
+    cells = sql.raw_cells(conn, codes)
+    vintages = sorted({c[1] for c in cells})
+    links = [
+        Link(**{k: v for k, v in r.items() if k != "relation"})
+        for r in sql.crosswalks_between(conn, vintages)
+    ]
+    return build(
+        rules,
+        {t: list(b.values()) for t, b in breakdowns.items()},
+        cells,
+        sql.units_of(conn, vintages),
+        sql.level_ranks(conn),
+        links,
+        [Series(*row) for row in sql.series_of(conn, codes)],
+    )
+
+
+def protect_group(conn: psycopg.Connection, codes: list[str], solver: Intervals) -> GroupReport:
+    """Choose and store the hidden cells of one group of linked indicators."""
+    table = load_table(conn, codes)
+    cache: dict[str, dict[Key, tuple[float, float]]] = {}
+    for ind, vintage, level, code, period, lower, upper, component in sql.stored_intervals(
+        conn, codes
+    ):
+        cache.setdefault(component, {})[(ind, vintage, level, code, period)] = (lower, upper)
+    pattern = choose_pattern(table, solver, cache)
+    stored = [i for i in range(table.n_cells) if table.status[i] != "missing"]
+    hidden_rows = [
+        (*table.keys[i], pattern.reason.get(i, "complementary"))
+        for i in stored
+        if pattern.hidden[i]
+    ]
+    sql.save_protection(conn, codes, hidden_rows, _interval_rows(table, pattern))
+    sql.record_collection_changes(conn, {f"{k[2]}-{k[1]}" for k in (table.keys[i] for i in stored)})
+    return GroupReport(
+        codes,
+        len(stored),
+        len(hidden_rows),
+        int(table.primary.sum()),
+        [_name(table.keys[i]) for i in pattern.failing],
+    )
+
+
+def _interval_rows(table: LinkedTable, pattern: Pattern) -> Iterable[tuple[Any, ...]]:
+    for var, iv in sorted(pattern.intervals.items()):
+        yield (
+            *table.keys[var],
+            iv.value,
+            iv.lower,
+            iv.upper,
+            iv.required_lower,
+            iv.required_upper,
+            iv.component,
+        )
+
+
+def _name(key: Key) -> str:
+    indicator, vintage, level, code, period = key
+    return f"{indicator} {level}-{vintage} {code} {period}"
