@@ -405,3 +405,89 @@ def _interval_rows(table: LinkedTable, pattern: Pattern) -> Iterable[tuple[Any, 
 def _name(key: Key) -> str:
     indicator, vintage, level, code, period = key
     return f"{indicator} {level}-{vintage} {code} {period}"
+
+
+# ---- the audit of what is served ----
+
+
+@dataclass
+class SeriesAudit:
+    """One series' hidden cells and the narrowest interval an attacker gets."""
+
+    indicator: str
+    vintage: str
+    level: str
+    cells: int = 0
+    hidden: int = 0
+    primary: int = 0
+    narrowest: dict[str, Any] | None = None
+    below: list[str] = field(default_factory=list)
+
+
+def audit(conn: psycopg.Connection, indicators: Sequence[str] | None = None) -> list[SeriesAudit]:
+    """Recompute, from the values as served, what an attacker can deduce about every hidden
+    cell of the indicators' linked tables (all by default)."""
+    codes = list(indicators) if indicators else sql.indicators_with_values(conn)
+    solver = Intervals()
+    found: dict[tuple[str, str, str], SeriesAudit] = {}
+    for group in groups(conn, codes) if codes else []:
+        table = load_table(conn, group)
+        served = set(sql.served_hidden(conn, group))
+        hidden = np.zeros(table.n_cells + table.n_pieces, dtype=bool)
+        for i, key in enumerate(table.keys):
+            hidden[i] = key in served
+        intervals = attainable(table, hidden, solver, {})
+        problems = _served_problems(table, hidden, intervals)
+        for i, key in enumerate(table.keys):
+            if table.status[i] == "missing" or (indicators and key[0] not in indicators):
+                continue
+            series = found.setdefault(key[:3], SeriesAudit(*key[:3]))
+            series.cells += 1
+            series.hidden += bool(hidden[i])
+            series.primary += bool(table.primary[i])
+            if i in problems:
+                series.below.append(f"{key[3]} {key[4]}: {problems[i]}")
+            if i in intervals:
+                _narrowest(series, key, intervals[i])
+    return [found[k] for k in sorted(found)]
+
+
+def _served_problems(
+    table: LinkedTable, hidden: np.ndarray, intervals: dict[int, Interval]
+) -> dict[int, str]:
+    """cell → what is wrong with how it is served."""
+    problems = {}
+    for i in np.flatnonzero(table.primary & ~hidden[: table.n_cells]).tolist():
+        problems[i] = "published although its rule hides it"
+    for i, iv in intervals.items():
+        if not iv.met:
+            problems[i] = (
+                f"value {iv.value:g} deducible within {iv.lower:g}–{iv.upper:g}, "
+                f"protection needs {iv.required_lower:g}–{iv.required_upper:g}"
+            )
+    for q, sources in table.quotients.items():
+        if np.isnan(table.value[q]):
+            continue
+        shown = [not hidden[s] and not np.isnan(table.value[s]) for s in sources.cells]
+        if hidden[q] and all(shown):
+            problems[q] = "hidden but computable from its published sources"
+        elif not hidden[q] and shown.count(False) == 1:
+            gone = sources.cells[shown.index(False)]
+            if hidden[gone]:
+                problems[gone] = f"computable from published {table.keys[q][0]} and the rest"
+    return problems
+
+
+def _narrowest(series: SeriesAudit, key: Key, iv: Interval) -> None:
+    width = iv.upper - iv.lower
+    if series.narrowest is None or width < series.narrowest["width"]:
+        series.narrowest = {
+            "code": key[3],
+            "period": key[4],
+            "value": iv.value,
+            "lower": iv.lower,
+            "upper": iv.upper,
+            "width": width,
+            "required_lower": iv.required_lower,
+            "required_upper": iv.required_upper,
+        }

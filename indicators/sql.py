@@ -582,3 +582,18 @@ async def cell_key_values(
             ),
         )
         return await cur.fetchall()
+
+
+def counts_beside(conn: psycopg.Connection, codes: Sequence[str], limit: int = 40) -> list[str]:
+    """Counts with values on a (vintage, level) where one of `codes` has values (the codes
+    that are counts included): where an undeclared relation could hide."""
+    return [
+        r[0]
+        for r in conn.execute(
+            "SELECT DISTINCT s.indicator FROM indicator_series s JOIN indicator i"
+            " ON i.code = s.indicator WHERE i.kind = 'count' AND (s.vintage, s.level) IN"
+            " (SELECT vintage, level FROM indicator_series WHERE indicator = ANY(%s))"
+            " ORDER BY 1 LIMIT %s",
+            (list(codes), limit),
+        )
+    ]
