@@ -16,6 +16,7 @@ unknowns to everyone: variables without a required protection.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -120,6 +121,11 @@ class LinkedTable:
     equation_kinds: list[str]
     quotients: dict[int, Sources] = field(default_factory=dict)
     required: dict[int, tuple[float, float]] = field(default_factory=dict)
+
+    @functools.cached_property
+    def by_column(self) -> sparse.csc_matrix:
+        """The equations by variable (which equations each variable is in)."""
+        return self.equations.tocsc()
 
     @property
     def n_cells(self) -> int:

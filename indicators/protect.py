@@ -15,7 +15,9 @@ last protection stored.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -153,22 +155,12 @@ def _close_exposed(table: LinkedTable, pattern: Pattern) -> bool:
 
 def _complement(table: LinkedTable, pattern: Pattern, failing: list[int]) -> bool:
     """For each cell below its protection range, hide the cheapest published cell of an
-    equation with it that can absorb the required change (else the largest)."""
-    by_column = table.equations.tocsc()
-    rows_of = table.equations
+    equation with it that can absorb the required change (else the largest); when every
+    cell of its equations is hidden already, look one equation further."""
     published = _published(table, pattern.hidden)
     chosen: set[int] = set()
     for var in failing:
-        rows = by_column.indices[by_column.indptr[var] : by_column.indptr[var + 1]]
-        candidates = sorted(
-            {
-                int(t)
-                for r in rows
-                for t in rows_of.indices[rows_of.indptr[r] : rows_of.indptr[r + 1]]
-                if published[t]
-            }
-            - chosen
-        )
+        candidates = sorted(_nearest_published(table, var, published) - chosen)
         if not candidates:
             continue
         need = 1.0
@@ -176,16 +168,40 @@ def _complement(table: LinkedTable, pattern: Pattern, failing: list[int]) -> boo
             iv = pattern.intervals[var]
             need = max(iv.required_upper - iv.value, iv.value - iv.required_lower, 0.0)
         enough = [t for t in candidates if table.value[t] >= need]
-        pool = enough or candidates
-        key = (
-            (lambda t: (table.value[t], table.keys[t]))
-            if enough
-            else (lambda t: (-table.value[t], table.keys[t]))
-        )
-        best = min(pool, key=key)
+        if enough:
+            best = min(enough, key=lambda t: (table.value[t], table.keys[t]))
+        else:
+            best = min(candidates, key=lambda t: (-table.value[t], table.keys[t]))
         chosen.add(best)
         _hide(pattern, best, "complementary")
     return bool(chosen)
+
+
+def _nearest_published(
+    table: LinkedTable, var: int, published: np.ndarray, max_steps: int = 6
+) -> set[int]:
+    """The published cells of the equations nearest to a variable (through unseen ones)."""
+    by_column = table.by_column
+    rows_of = table.equations
+    frontier, seen_vars, seen_rows = {var}, {var}, set()
+    for _ in range(max_steps):
+        rows = {
+            int(r)
+            for v in frontier
+            for r in by_column.indices[by_column.indptr[v] : by_column.indptr[v + 1]]
+        } - seen_rows
+        if not rows:
+            return set()
+        seen_rows |= rows
+        terms = {
+            int(t) for r in rows for t in rows_of.indices[rows_of.indptr[r] : rows_of.indptr[r + 1]]
+        }
+        found = {t for t in terms if published[t]}
+        if found:
+            return found
+        frontier = terms - seen_vars
+        seen_vars |= frontier
+    return set()
 
 
 # ---- intervals ----
@@ -452,6 +468,12 @@ def audit(conn: psycopg.Connection, indicators: Sequence[str] | None = None) -> 
     return [found[k] for k in sorted(found)]
 
 
+def audit_at(url: str, indicators: Sequence[str] | None = None) -> list[SeriesAudit]:
+    """`audit` over a connection of its own."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        return audit(conn, indicators)
+
+
 def _served_problems(
     table: LinkedTable, hidden: np.ndarray, intervals: dict[int, Interval]
 ) -> dict[int, str]:
@@ -491,3 +513,33 @@ def _narrowest(series: SeriesAudit, key: Key, iv: Interval) -> None:
             "required_lower": iv.required_lower,
             "required_upper": iv.required_upper,
         }
+
+
+# ---- protecting what plain SQL left pending, in a running service ----
+
+log = logging.getLogger("geo_service.disclosure")
+
+
+def refresh_at(url: str) -> list[GroupReport]:
+    """`refresh` over a connection of its own."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        return refresh(conn)
+
+
+async def watch_pending(url: str, poll_seconds: float = 30.0) -> None:
+    """Protect whatever is pending as soon as a write says so (NOTIFY disclosure_pending),
+    and every `poll_seconds` in case a notification was missed; runs until cancelled."""
+    while True:
+        try:
+            async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+                await conn.execute("LISTEN disclosure_pending")
+                while True:
+                    await asyncio.to_thread(refresh_at, url)
+                    notices = conn.notifies(timeout=poll_seconds, stop_after=1)
+                    async for _ in notices:
+                        pass
+        except asyncio.CancelledError:
+            raise
+        except (psycopg.Error, OSError) as exc:
+            log.warning("disclosure protection: %s; retrying in %s s", exc, poll_seconds)
+            await asyncio.sleep(poll_seconds)

@@ -24,6 +24,7 @@ from geo_service.http.middleware import (
 )
 from geo_service.http.routers import (
     aggregate,
+    disclosure,
     ea,
     features,
     health,
@@ -102,6 +103,7 @@ def _add_routes(app: FastAPI) -> None:
     app.include_router(ea.router, dependencies=strict)  # before the generic collections routes
     app.include_router(features.router, dependencies=strict)
     app.include_router(aggregate.router)
+    app.include_router(disclosure.router)
     app.include_router(tiles.router, dependencies=strict)
     app.include_router(maps.router)
     app.include_router(viewer.router)

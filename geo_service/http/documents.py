@@ -317,6 +317,7 @@ class AreaResult(Document):
     status: str
     method: str | None = None
     note: str | None = None
+    disclosure: str | None = Field(None, description="suppression or cell-key")
 
 
 class AreaUnit(Document):
@@ -434,3 +435,36 @@ class Health(Document):
     schema_version: int | None = None
     detail: str | None = None
     request_id: str | None = None
+
+
+class NarrowestInterval(Document):
+    """The hidden cell of a series an attacker can narrow down most."""
+
+    code: str
+    period: str
+    value: float
+    lower: float
+    upper: float = Field(description="Infinity when nothing bounds it")
+    width: float
+    required_lower: float
+    required_upper: float
+
+
+class SeriesAuditDocument(Document):
+    """One series' hidden cells against their protection ranges."""
+
+    indicator: str
+    vintage: str
+    level: str
+    cells: int
+    hidden: int
+    primary: int = Field(description="cells hidden by their own rule")
+    narrowest: NarrowestInterval | None
+    below: list[str] = Field(description="cells below their protection range, and why")
+
+
+class DisclosureAudit(Document):
+    """`/admin/disclosure/audit`: what an attacker can deduce about every hidden cell."""
+
+    passed: bool
+    series: list[SeriesAuditDocument]

@@ -3,6 +3,9 @@ catalogue, the EA operations. Built by `create_app`; the database parts open in 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
@@ -12,6 +15,7 @@ from geo_service.features.catalogue import CollectionCatalogue
 from geo_service.settings import ServiceSettings
 from geo_service.tiles.service import TileService
 from geo_service.users import FailedAttempts
+from indicators.protect import watch_pending
 
 
 class NotStarted(RuntimeError):
@@ -29,9 +33,12 @@ class Services:
         self._pool: AsyncConnectionPool | None = None
         self._tiles: TileService | None = None
         self._catalogue: CollectionCatalogue | None = None
+        self._disclosure: asyncio.Task[None] | None = None
+        self.database_url = ""  # set when the lifespan starts
 
     async def start(self, url: str) -> None:
         """Open the pool (the database may still be down), the tile caches and listener."""
+        self.database_url = url
         self._pool = await open_pool(url, self.settings)
         try:
             self._tiles = TileService(self.settings)
@@ -41,9 +48,15 @@ class Services:
             raise
         tiles = self._tiles
         self._catalogue = CollectionCatalogue(lambda: tiles.freshness.log)
+        # values a plain SQL write left withheld are protected again within a second
+        self._disclosure = asyncio.create_task(watch_pending(url))
 
     async def stop(self) -> None:
         """Stop listening, close the caches and the pool."""
+        if self._disclosure is not None:
+            self._disclosure.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._disclosure
         if self._tiles is not None:
             await self._tiles.stop()
         if self._pool is not None:

@@ -30,6 +30,12 @@ class AggregateRequest(BaseModel):
         None, max_length=10, pattern=CODE, description="default: latest per indicator"
     )
     method: Literal["area", "population"] = "area"
+    disclosure: Literal["suppression", "cell-key"] = Field(
+        "suppression",
+        description="suppression: a touched hidden unit suppresses the result; cell-key "
+        "(counts whose catalogue entry offers it): hidden units count with a fixed "
+        "perturbation instead",
+    )
     crs: str | None = Field(
         None, pattern=CRS, description="CRS of the geometry (or Content-Crs header)"
     )
@@ -65,5 +71,6 @@ async def aggregate(
         body.method,
         limits,
         settings.population_raster,
+        body.disclosure,
     )
     return AreaStatistics(**result)
