@@ -183,7 +183,8 @@ def _nearest_published(
     """The published cells of the equations nearest to a variable (through unseen ones)."""
     by_column = table.by_column
     rows_of = table.equations
-    frontier, seen_vars, seen_rows = {var}, {var}, set()
+    frontier, seen_vars = {var}, {var}
+    seen_rows: set[int] = set()
     for _ in range(max_steps):
         rows = {
             int(r)
