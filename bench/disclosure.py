@@ -59,7 +59,7 @@ def _scenario(conn: psycopg.Connection, tmp: Path) -> int:
     path.write_text(CATALOGUE, encoding="utf-8")
     load_catalogue(conn, path)
     rng = np.random.default_rng(17)
-    pop = dict(
+    pop: dict[str, float] = dict(
         conn.execute(
             "SELECT code, value FROM indicator_value WHERE indicator = 'population'"
             " AND level = 'commune' AND value IS NOT NULL"
@@ -71,7 +71,7 @@ def _scenario(conn: psycopg.Connection, tmp: Path) -> int:
     for sex in ("m", "f"):
         lam = np.array([pop[c] for c in codes]) * 60e-5 / 4  # about 60 per 100,000 a year
         quarters[sex] = {p: rng.poisson(lam) for p in PERIODS[1:]}
-        quarters[sex]["2024"] = sum(quarters[sex][p] for p in PERIODS[1:])
+        quarters[sex]["2024"] = np.sum([quarters[sex][p] for p in PERIODS[1:]], axis=0)
     series = {
         "tb_m": quarters["m"],
         "tb_f": quarters["f"],
