@@ -7,7 +7,8 @@ communes, density following it), and the scenario of issue #17 on top of it: TB 
 commune as total, male and female, for a year and its four quarters (3,321 × 3 × 5 cells,
 hidden below 10, a rate per 100,000 on the 2025 population), maternal deaths observed on
 the 2019 and the 2025 provinces, and new HIV cases carried over from 2019 to 2025. The
-values are drawn from a seeded generator (Poisson counts scaled by population), so every
+values are drawn from a seeded generator (Poisson counts, 300 a year per 100,000 people
+of each sex), so every
 run protects the same tables.
 """
 
@@ -69,7 +70,7 @@ def _scenario(conn: psycopg.Connection, tmp: Path) -> int:
     cells = 0
     quarters: dict[str, dict[str, np.ndarray]] = {}
     for sex in ("m", "f"):
-        lam = np.array([pop[c] for c in codes]) * 60e-5 / 4  # about 60 per 100,000 a year
+        lam = np.array([pop[c] for c in codes]) * 300e-5 / 4  # 300 per 100,000 a year
         quarters[sex] = {p: rng.poisson(lam) for p in PERIODS[1:]}
         quarters[sex]["2024"] = np.sum([quarters[sex][p] for p in PERIODS[1:]], axis=0)
     series = {

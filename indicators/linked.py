@@ -132,10 +132,39 @@ class LinkedTable:
         """Number of cells (variables without the pieces)."""
         return len(self.keys)
 
-    @property
+    @functools.cached_property
     def known(self) -> np.ndarray:
         """Per variable: whether it holds a figure (pieces never do)."""
         return np.concatenate([~np.isnan(self.value), np.zeros(self.n_pieces, dtype=bool)])
+
+    @functools.cached_property
+    def figures(self) -> np.ndarray:
+        """Per variable: its figure, 0 where it has none."""
+        return np.concatenate([np.nan_to_num(self.value, nan=0.0), np.zeros(self.n_pieces)])
+
+    @functools.cached_property
+    def incidence(self) -> sparse.csr_matrix:
+        """Which variables each equation has (1 where it has them)."""
+        pattern = self.equations.copy()
+        pattern.data = np.ones_like(pattern.data)
+        return pattern
+
+    @functools.cached_property
+    def source_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(quotient, source, missing hides the quotient) for every link of a quotient to a
+        cell it is computed from, as arrays."""
+        pairs = [(q, s, src.missing_hides) for q, src in self.quotients.items() for s in src.cells]
+        if not pairs:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, np.zeros(0, dtype=bool)
+        q, s, m = zip(*pairs, strict=True)
+        return np.array(q), np.array(s), np.array(m, dtype=bool)
+
+    @functools.cached_property
+    def no_figure(self) -> np.ndarray:
+        """Per cell: missing or not available (a suppressed one counts as hidden instead)."""
+        suppressed = np.array([s == "suppressed" for s in self.status], dtype=bool)
+        return np.isnan(self.value) & ~suppressed
 
     def key_of(self, var: int) -> Key:
         """A variable's key (pieces get a made-up one)."""
@@ -178,15 +207,20 @@ class _Builder:
         self.pieces += 1
         return -self.pieces
 
-    def equation(self, kind: str, terms: list[tuple[int, float]]) -> None:
-        """Σ coefficient × variable = 0, kept when at least two terms hold stored cells."""
-        stored = sum(1 for var, _ in terms if 0 <= var < self.stored)
+    def equation(self, kind: str, terms: Sequence[tuple[Key | int, float]]) -> None:
+        """Σ coefficient × term = 0 over cells (by key) and pieces, kept when at least two
+        terms are stored cells (only then are cells never loaded added as unknowns)."""
+        index = self.index
+        stored = 0
+        for term, _ in terms:
+            var = index.get(term) if isinstance(term, tuple) else term
+            stored += var is not None and 0 <= var < self.stored
         if stored < 2:
             return
         row = len(self.kinds)
-        for var, coef in terms:
+        for term, coef in terms:
             self.rows.append(row)
-            self.cols.append(var)
+            self.cols.append(self.cell(term) if isinstance(term, tuple) else term)
             self.coefs.append(coef)
         self.kinds.append(kind)
 
@@ -239,8 +273,8 @@ def _hierarchy(
             for child, ancestor in ancestors[(v, lower, upper)].items():
                 groups[ancestor].append(child)
             for ancestor, members in groups.items():
-                terms = [(b.cell((ind, v, upper, ancestor, p)), -1.0)]
-                terms += [(b.cell((ind, v, lower, c, p)), 1.0) for c in members]
+                terms: list[tuple[Key | int, float]] = [((ind, v, upper, ancestor, p), -1.0)]
+                terms += [((ind, v, lower, c, p), 1.0) for c in members]
                 b.equation("hierarchy", terms)
 
 
@@ -280,8 +314,8 @@ def _breakdowns(
         for parts in groups:
             keys = set(places[total]).union(*(places[part] for part in parts))
             for v, lvl, c, p in sorted(keys):
-                terms = [(b.cell((total, v, lvl, c, p)), -1.0)]
-                terms += [(b.cell((part, v, lvl, c, p)), 1.0) for part in parts]
+                terms: list[tuple[Key | int, float]] = [((total, v, lvl, c, p), -1.0)]
+                terms += [((part, v, lvl, c, p), 1.0) for part in parts]
                 b.equation("breakdown", terms)
 
 
@@ -317,8 +351,8 @@ def _periods(b: _Builder, rules: dict[str, Rule], stored: list[Key]) -> None:
             wholes.update((ind, v, lvl, c, coarse) for coarse in coarser_periods(p))
     for ind, v, lvl, c, p in sorted(wholes):
         for group in sub_periods(p):
-            terms = [(b.cell((ind, v, lvl, c, p)), -1.0)]
-            terms += [(b.cell((ind, v, lvl, c, q)), 1.0) for q in group]
+            terms: list[tuple[Key | int, float]] = [((ind, v, lvl, c, p), -1.0)]
+            terms += [((ind, v, lvl, c, q), 1.0) for q in group]
             b.equation("period", terms)
 
 
@@ -370,12 +404,12 @@ def _carried_equations(
         targets[(link.to_vintage, link.to_level, link.to_code)].append(link)
     for p in periods:
         for (tv, tl, tc), sources in targets.items():
-            terms = [(b.cell((indicator, tv, tl, tc, p)), -1.0)]
+            terms: list[tuple[Key | int, float]] = [((indicator, tv, tl, tc, p), -1.0)]
             for link in sources:
                 share = _share(link, weight)
                 if share:
                     old = (indicator, link.from_vintage, link.from_level, link.from_code, p)
-                    terms.append((b.cell(old), share))
+                    terms.append((old, share))
             b.equation("carry-over", terms)
 
 

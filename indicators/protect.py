@@ -76,13 +76,20 @@ class Pattern:
 
 
 def choose_pattern(
-    table: LinkedTable, solver: Intervals, cache: dict[str, dict[Key, tuple[float, float]]]
+    table: LinkedTable,
+    solver: Intervals,
+    cache: dict[str, dict[Key, tuple[float, float]]],
+    start: dict[int, str] | None = None,
 ) -> Pattern:
     """Hide cells until every primary cell meets its protection range (or nothing is left to
-    hide that would help)."""
+    hide that would help), starting from the primary cells and those of `start` (the last
+    pattern: an edit then re-solves only what it changed)."""
     hidden = np.zeros(table.n_cells + table.n_pieces, dtype=bool)
     hidden[: table.n_cells] = table.primary
     pattern = Pattern(hidden, {int(i): "primary" for i in np.flatnonzero(table.primary)})
+    for var, reason in (start or {}).items():
+        if table.known[var] or table.status[var] == "suppressed":
+            _hide(pattern, var, "complementary" if reason == "primary" else reason)
     for _ in range(MAX_ROUNDS):
         if _follow_quotients(table, pattern) or _close_exposed(table, pattern):
             continue
@@ -105,26 +112,25 @@ def _published(table: LinkedTable, hidden: np.ndarray) -> np.ndarray:
 def _follow_quotients(table: LinkedTable, pattern: Pattern) -> bool:
     """A quotient whose source is hidden (or missing, where a rule applies) is hidden; a
     hidden quotient whose sources are all published hides its cheapest numerator."""
-    changed = False
-    hidden, value, status = pattern.hidden, table.value, table.status
-    for q, sources in table.quotients.items():
-        if not hidden[q]:
-            gone = any(hidden[s] for s in sources.cells) or (
-                sources.missing_hides
-                and any(np.isnan(value[s]) and status[s] != "suppressed" for s in sources.cells)
-            )
-            if gone:
-                _hide(pattern, q, "inherited")
-                changed = True
-        if hidden[q]:
-            if any(hidden[s] or np.isnan(value[s]) for s in sources.cells):
-                continue
-            numerators = [s for s in sources.numerators if not np.isnan(value[s])]
-            if numerators:
-                _hide(
-                    pattern, min(numerators, key=lambda s: (value[s], table.keys[s])), "inherited"
-                )
-                changed = True
+    quotient, source, missing_hides = table.source_pairs
+    if not len(quotient):
+        return False
+    hidden, value = pattern.hidden, table.value
+    gone = hidden[source] | (missing_hides & table.no_figure[source])
+    to_hide = np.unique(quotient[gone & ~hidden[quotient]])
+    for q in to_hide.tolist():
+        _hide(pattern, q, "inherited")
+    unseen_source = np.zeros(len(hidden), dtype=bool)
+    unseen_source[quotient[hidden[source] | np.isnan(value[source])]] = True
+    changed = bool(len(to_hide))
+    for q in np.flatnonzero(hidden[: table.n_cells] & ~unseen_source[: table.n_cells]).tolist():
+        sources = table.quotients.get(q)
+        if sources is None:
+            continue
+        numerators = [n for n in sources.numerators if not np.isnan(value[n])]
+        if numerators:
+            _hide(pattern, min(numerators, key=lambda n: (value[n], table.keys[n])), "inherited")
+            changed = True
     return changed
 
 
@@ -136,10 +142,8 @@ def _close_exposed(table: LinkedTable, pattern: Pattern) -> bool:
         return False
     hidden = pattern.hidden
     unknown = ~table.known & ~hidden
-    pattern_matrix = matrix.copy()
-    pattern_matrix.data = np.ones_like(pattern_matrix.data)
-    n_hidden = pattern_matrix @ hidden.astype(float)
-    n_unknown = pattern_matrix @ unknown.astype(float)
+    n_hidden = table.incidence @ hidden.astype(float)
+    n_unknown = table.incidence @ unknown.astype(float)
     changed = False
     for row in np.flatnonzero((n_hidden == 1) & (n_unknown == 0)):
         terms = matrix.indices[matrix.indptr[row] : matrix.indptr[row + 1]]
@@ -220,67 +224,78 @@ def attainable(
     if not required:
         return {}
     matrix = table.equations
-    unseen = ~_published(table, hidden)
     result = {
         v: Interval(float(table.value[v]), 0.0, float("inf"), lo, hi, "")
         for v, (lo, hi) in required.items()
     }
     if matrix.shape[0] == 0:
         return result
-    rows = np.flatnonzero((abs(matrix) @ unseen.astype(float)) > 0)
-    sub = matrix[rows]
+    published = table.known & ~hidden
+    unseen = ~published
+    rhs_all = -(matrix @ np.where(published, table.figures, 0.0))
+    rows = np.flatnonzero(table.incidence @ unseen.astype(float) > 0)
     variables = np.flatnonzero(unseen)
-    incidence = sub[:, variables]
-    incidence.data = np.ones_like(incidence.data)
-    n_comp, labels = connected_components(
-        sparse.bmat([[None, incidence], [incidence.T, None]]).tocsr(), directed=False
+    sub = matrix[rows][:, variables]
+    linked = sub.copy()
+    linked.data = np.ones_like(linked.data)
+    _, labels = connected_components(
+        sparse.bmat([[None, linked], [linked.T, None]]).tocsr(), directed=False
     )
-    row_label = labels[: len(rows)]
-    var_label = labels[len(rows) :]
-    wanted = {var_label[np.searchsorted(variables, v)] for v in required}
-    for label in wanted:
-        comp_vars = variables[var_label == label]
-        comp_rows = rows[row_label == label]
-        if len(comp_rows) == 0:
+    row_label, var_label = labels[: len(rows)], labels[len(rows) :]
+    row_order = np.argsort(row_label, kind="stable")
+    var_order = np.argsort(var_label, kind="stable")
+    blocks = sub[row_order][:, var_order].tocsr()
+    sorted_rows, sorted_vars = row_label[row_order], var_label[var_order]
+    wanted = {int(var_label[np.searchsorted(variables, v)]) for v in required}
+    for label in sorted(wanted):
+        r0, r1 = np.searchsorted(sorted_rows, [label, label + 1])
+        c0, c1 = np.searchsorted(sorted_vars, [label, label + 1])
+        if r0 == r1:
             continue  # in no equation: nothing bounds it
-        _solve_component(table, hidden, solver, cache, comp_vars, comp_rows, required, result)
+        system = System(
+            variables[var_order[c0:c1]],
+            blocks[r0:r1][:, c0:c1],
+            rhs_all[rows[row_order[r0:r1]]],
+        )
+        _solve_system(table, hidden, solver, cache, system, required, result)
     return result
 
 
-def _solve_component(
+@dataclass
+class System:
+    """One connected system of unseen cells: its variables, equations and what the
+    published cells put on the right-hand side."""
+
+    variables: np.ndarray
+    matrix: sparse.csr_matrix
+    published_rhs: np.ndarray
+
+
+def _solve_system(
     table: LinkedTable,
     hidden: np.ndarray,
     solver: Intervals,
     cache: dict[str, dict[Key, tuple[float, float]]],
-    comp_vars: np.ndarray,
-    comp_rows: np.ndarray,
+    system: System,
     required: dict[int, tuple[float, float]],
     result: dict[int, Interval],
 ) -> None:
-    rows = table.equations[comp_rows]
-    a = rows[:, comp_vars]
-    published = _published(table, hidden)
-    values = _padded(table.value, table.n_pieces)
-    published_rhs = -(rows[:, published] @ values[published])
-    truth = np.where(table.known[comp_vars], values[comp_vars], np.nan)
-    targets = [int(v) for v in comp_vars if int(v) in required]
-    signature = _signature(table, comp_vars, a, truth, published_rhs, hidden)
+    comp_vars = system.variables
+    truth = np.where(table.known[comp_vars], table.figures[comp_vars], np.nan)
+    local = {int(v): i for i, v in enumerate(comp_vars)}
+    targets = [v for v in local if v in required]
+    signature = _signature(table, comp_vars, system.matrix, truth, system.published_rhs, hidden)
     keys = [table.key_of(v) for v in targets]
     cached = cache.get(signature)
     if cached is not None and all(k in cached for k in keys):
         bounds = [cached[k] for k in keys]
     else:
-        rhs = solver.right_hand_sides(a, truth, np.asarray(published_rhs, dtype=float))
-        local = [int(np.searchsorted(comp_vars, v)) for v in targets]
-        bounds = solver.solve(a, rhs, local)
+        rhs = solver.right_hand_sides(system.matrix, truth, system.published_rhs)
+        bounds = solver.solve(system.matrix, rhs, [local[v] for v in targets])
         cache[signature] = dict(zip(keys, bounds, strict=True))
     for var, (low, high) in zip(targets, bounds, strict=True):
         lo_req, hi_req = required[var]
         result[var] = Interval(float(table.value[var]), low, high, lo_req, hi_req, signature)
-
-
-def _padded(values: np.ndarray, pieces: int) -> np.ndarray:
-    return np.concatenate([values, np.full(pieces, np.nan)])
 
 
 def _signature(
@@ -327,7 +342,7 @@ def refresh(conn: psycopg.Connection, *, everything: bool = False) -> list[Group
             return []
         solver = Intervals()
         for group in groups(conn, todo):
-            reports.append(protect_group(conn, group, solver))
+            reports.append(protect_group(conn, group, solver, warm=not everything))
     return reports
 
 
@@ -380,15 +395,25 @@ def load_table(conn: psycopg.Connection, codes: Sequence[str]) -> LinkedTable:
     )
 
 
-def protect_group(conn: psycopg.Connection, codes: list[str], solver: Intervals) -> GroupReport:
-    """Choose and store the hidden cells of one group of linked indicators."""
+def protect_group(
+    conn: psycopg.Connection, codes: list[str], solver: Intervals, *, warm: bool = True
+) -> GroupReport:
+    """Choose and store the hidden cells of one group of linked indicators (`warm`: keeping
+    the cells hidden before; otherwise from the primary cells alone)."""
     table = load_table(conn, codes)
+    index = {key: i for i, key in enumerate(table.keys)}
+    start: dict[int, str] = {}
+    if warm:
+        for ind, vintage, level, code, period, reason in sql.stored_reasons(conn, codes):
+            var = index.get((ind, vintage, level, code, period))
+            if var is not None:
+                start[var] = reason
     cache: dict[str, dict[Key, tuple[float, float]]] = {}
     for ind, vintage, level, code, period, lower, upper, component in sql.stored_intervals(
         conn, codes
     ):
         cache.setdefault(component, {})[(ind, vintage, level, code, period)] = (lower, upper)
-    pattern = choose_pattern(table, solver, cache)
+    pattern = choose_pattern(table, solver, cache, start)
     stored = [i for i in range(table.n_cells) if table.status[i] != "missing"]
     hidden_rows = [
         (*table.keys[i], pattern.reason.get(i, "complementary"))

@@ -532,6 +532,16 @@ def stored_hidden(conn: psycopg.Connection, codes: Sequence[str]) -> set[tuple[s
     }
 
 
+def stored_reasons(conn: psycopg.Connection, codes: Sequence[str]) -> list[Row]:
+    """(indicator, vintage, level, code, period, reason) of the indicators' hidden cells as
+    last stored."""
+    return conn.execute(
+        "SELECT indicator, vintage, level, code, period, reason FROM suppressed_value"
+        " WHERE indicator = ANY(%s)",
+        (list(codes),),
+    ).fetchall()
+
+
 def save_protection(
     conn: psycopg.Connection,
     codes: Sequence[str],
