@@ -94,24 +94,30 @@ def _scenario(conn: psycopg.Connection, tmp: Path) -> int:
     ]
     store_values(conn, "tb_rate", "2025", "commune", rate)
     cells += len(rate)
-    for vintage in ("2019", "2025"):
-        units = [
-            r[0]
-            for r in conn.execute(
-                "SELECT code FROM admin_unit WHERE vintage = %s AND level = 'province'",
-                (vintage,),
-            )
-        ]
-        for period in ("2023", "2024"):
-            store_values(
-                conn,
-                "maternal",
-                vintage,
-                "province",
-                [ValueRow("bench", u, period, float(rng.poisson(12)), "ok") for u in units],
-                replace=True,
-            )
-            cells += len(units)
+    # the same deaths counted on both vintages: each 2019 province's split among the 2025
+    # provinces it went to (by area share)
+    links: dict[str, list[tuple[str, float]]] = {}
+    for from_code, to_code, share in conn.execute(
+        "SELECT from_code, to_code, coalesce(area_share, 1) FROM crosswalk"
+        " WHERE from_vintage = '2019' AND to_vintage = '2025' AND from_level = 'province'"
+    ):
+        links.setdefault(from_code, []).append((to_code, share))
+    for period in ("2023", "2024"):
+        old_deaths = {code: int(rng.poisson(12)) for code in sorted(links)}
+        new_deaths: dict[str, float] = {}
+        for code, deaths in old_deaths.items():
+            shares = np.array([share for _, share in links[code]])
+            split = rng.multinomial(deaths, shares / shares.sum())
+            for (to_code, _), part in zip(links[code], split, strict=True):
+                new_deaths[to_code] = new_deaths.get(to_code, 0.0) + float(part)
+        by_vintage: dict[str, dict[str, float]] = {
+            "2019": {k: float(v) for k, v in old_deaths.items()},
+            "2025": new_deaths,
+        }
+        for vintage, counted in by_vintage.items():
+            rows = [ValueRow("bench", u, period, v, "ok") for u, v in counted.items()]
+            store_values(conn, "maternal", vintage, "province", rows, replace=True)
+            cells += len(rows)
     old = [
         r[0]
         for r in conn.execute(

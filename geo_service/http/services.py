@@ -48,7 +48,7 @@ class Services:
             raise
         tiles = self._tiles
         self._catalogue = CollectionCatalogue(lambda: tiles.freshness.log)
-        # values a plain SQL write left withheld are protected again within a second
+        # values a plain SQL write left withheld are protected again within seconds
         self._disclosure = asyncio.create_task(watch_pending(url))
 
     async def stop(self) -> None:

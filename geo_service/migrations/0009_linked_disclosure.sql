@@ -12,7 +12,7 @@
 -- to values, rules, relations, units or crosswalks (through a loader, the API or plain SQL)
 -- marks every indicator linked to it as pending, and `published_value` hides every cell of
 -- a pending indicator until the engine has protected it again (the loaders do so in the
--- same transaction; a running service does so within a second of a plain SQL commit;
+-- same transaction; a running service does so within seconds of a plain SQL commit;
 -- `geo-service disclosure protect` does so by hand). A stale pattern is never served.
 
 -- Quarters as periods: 2024-Q1 … 2024-Q4.
