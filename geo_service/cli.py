@@ -383,15 +383,22 @@ app.add_typer(indicators_app, name="indicators")
 def load_catalogue_cmd(
     path: Annotated[Path, typer.Argument(help="CSV with columns code,name_vi,name_en,kind,...")],
 ) -> None:
-    """Add or update indicator catalogue entries."""
-    from indicators.catalogue import load_catalogue
+    """Add or update indicator catalogue entries (refused whole when a declared relation
+    does not hold in the loaded values)."""
+    from indicators.catalogue import load_catalogue_report
 
     with _connect() as conn:
         try:
-            count = load_catalogue(conn, path)
+            result = load_catalogue_report(conn, path)
         except GeoServiceError as exc:
             _fail(exc)
-    typer.echo(f"{count} indicators saved")
+    _print_notes(result.warnings, "warning")
+    typer.echo(f"{result.saved} indicators saved")
+
+
+def _print_notes(notes: list[str], label: str = "note") -> None:
+    for note in notes:
+        console.print(f"[yellow]{label}[/yellow] {escape(note)}", highlight=False)
 
 
 @load_app.command("indicators")
@@ -451,6 +458,7 @@ def load_indicators_cmd(
             _fail(exc)
     for line in result.skipped:
         console.print(f"[yellow]{escape(line)}[/yellow]", highlight=False)
+    _print_notes(result.notes)
     typer.echo(
         f"{result.loaded} values loaded ({result.not_available} not available, "
         f"{len(result.skipped)} skipped)"
@@ -510,6 +518,71 @@ def indicators_carry_over(
     for note in result.notes:
         console.print(f"[yellow]note[/yellow] {escape(note)}", highlight=False)
     typer.echo(f"{result.loaded} values derived ({result.not_available} not available)")
+
+
+disclosure_app = typer.Typer(help="Disclosure control of published values.", no_args_is_help=True)
+app.add_typer(disclosure_app, name="disclosure")
+
+
+@disclosure_app.command("audit")
+def disclosure_audit(
+    indicator: Annotated[
+        list[str] | None, typer.Option(help="audit these indicators' series (default: all)")
+    ] = None,
+    details: Annotated[bool, typer.Option(help="list every cell below its protection")] = False,
+) -> None:
+    """For each series: hidden cells, the narrowest interval an attacker can deduce, and any
+    cell below its protection range (exit code 1 when there is one)."""
+    from indicators.protect import audit
+
+    with _connect() as conn:
+        try:
+            report = audit(conn, indicator or None)
+        except GeoServiceError as exc:
+            _fail(exc)
+    failing = 0
+    typer.echo("indicator\tseries\tcells\thidden\tprimary\tnarrowest interval\tbelow protection")
+    for series in report:
+        narrowest = "-"
+        if series.narrowest:
+            n = series.narrowest
+            narrowest = (
+                f"{n['code']} {n['period']}: {n['value']:g} in {n['lower']:g}–{n['upper']:g}"
+                f" (needs {n['required_lower']:g}–{n['required_upper']:g})"
+            )
+        typer.echo(
+            f"{series.indicator}\t{series.level}-{series.vintage}\t{series.cells}\t"
+            f"{series.hidden}\t{series.primary}\t{narrowest}\t{len(series.below)}"
+        )
+        failing += len(series.below)
+        if details:
+            for line in series.below:
+                typer.echo(f"  {line}")
+    if failing:
+        console.print(f"[red]{failing} hidden cell(s) below their protection range[/red]")
+        raise typer.Exit(1)
+    console.print("every hidden cell meets its protection range")
+
+
+@disclosure_app.command("protect")
+def disclosure_protect(
+    everything: Annotated[
+        bool, typer.Option("--all", help="every indicator, not only those pending")
+    ] = False,
+) -> None:
+    """Protect the indicators withheld since a write (a running service does it by itself)."""
+    from indicators.protect import refresh
+
+    with _connect() as conn:
+        reports = refresh(conn, everything=everything)
+    for group in reports:
+        typer.echo(
+            f"{', '.join(group.indicators)}: {group.cells} cells, {group.hidden} hidden "
+            f"({group.primary} by their rule)"
+        )
+        _print_notes(group.failing, "below protection")
+    if not reports:
+        typer.echo("nothing pending")
 
 
 tiles_app = typer.Typer(help="The vector tile cache.", no_args_is_help=True)

@@ -9,6 +9,7 @@ from importlib import resources
 import psycopg
 
 from geo_core.zoom import ZOOM_BANDS
+from indicators import protect
 
 # Any constant works; it only has to be the same for every process migrating this database.
 _MIGRATION_LOCK = 72_019_2025
@@ -59,6 +60,8 @@ def migrate(conn: psycopg.Connection) -> list[str]:
             )
             applied_now.append(migration.name)
         _write_zoom_bands(conn)
+        # (a migration may leave indicators withheld until they are protected again)
+        protect.refresh(conn)
     return applied_now
 
 

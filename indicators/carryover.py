@@ -57,10 +57,11 @@ def _links(
 def _old_values(
     conn: psycopg.Connection, indicator: str, vintage: str, level: str
 ) -> dict[tuple[str, str], tuple[float | None, str]]:
-    # published values: a value suppressed in the old vintage may not be given back by
-    # comparing the new units' totals with their published neighbours
-    rows = sql.published_values_sync(conn, sql.Selection(indicator, vintage, level))
-    return {(r["code"], r["period"]): (r["value"], r["status"]) for r in rows}
+    # the stored figures: the derived series is protected with the old one, through the
+    # equations new unit = Σ share × old unit (indicators.linked), so what it publishes
+    # never gives back a hidden old value, whatever the rules are now or become
+    rows = sql.series_values(conn, indicator, vintage, level)
+    return {(code, period): (value, status) for code, period, value, status in rows}
 
 
 def apportion(
@@ -110,6 +111,24 @@ def _quotient_rows(
                 value = n.value / d.value * indicator.multiplier
         rows.append(ValueRow(f"carry-over {key[0]} {key[1]}", key[0], key[1], value, status))
     return rows
+
+
+def rederive(conn: psycopg.Connection, indicator: str, vintage: str, level: str) -> list[str]:
+    """Carry over again every series derived from this one (its figures changed); return
+    what was re-derived."""
+    done = []
+    for code, to_vintage, derivation in sql.carried_from(conn, indicator, vintage, level):
+        carry_over(
+            conn,
+            code,
+            vintage,
+            to_vintage,
+            level,
+            str(derivation.get("weight", "area")),
+            replace=True,
+        )
+        done.append(f"{code} {to_vintage}")
+    return done
 
 
 def carry_over(

@@ -120,6 +120,12 @@ async def indicator_with_series(conn: psycopg.AsyncConnection, code: str) -> dic
             (code,),
         )
         row["series"] = await cur.fetchall()
+        await cur.execute(
+            "SELECT array_agg(part ORDER BY part) AS parts FROM indicator_breakdown"
+            " WHERE total = %s GROUP BY breakdown ORDER BY breakdown",
+            (code,),
+        )
+        row["breakdowns"] = [r["parts"] for r in await cur.fetchall()]
     return row
 
 
@@ -250,6 +256,34 @@ def copy_values(
             copy.write_row((code, vintage, level, unit, period, value, status, moe))
 
 
+def series_values(conn: psycopg.Connection, code: str, vintage: str, level: str) -> list[Row]:
+    """(code, period, value, status) of a series as stored: for deriving other series
+    only (carry-over), whose values are protected with their sources."""
+    return conn.execute(
+        "SELECT code, period, value, status FROM indicator_value WHERE indicator = %s"
+        " AND vintage = %s AND level = %s",
+        (code, vintage, level),
+    ).fetchall()
+
+
+def carried_from(
+    conn: psycopg.Connection, code: str, vintage: str, level: str
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """(indicator, vintage, derivation) of every series carried over from this one's
+    figures: the indicator itself, and quotients with it as numerator or denominator."""
+    return [
+        (r[0], r[1], r[2])
+        for r in conn.execute(
+            "SELECT s.indicator, s.vintage, s.derivation FROM indicator_series s"
+            " JOIN indicator i ON i.code = s.indicator"
+            " WHERE s.derivation->>'method' = 'carry-over' AND s.derivation->>'from_vintage' = %s"
+            " AND s.derivation->>'from_level' = %s"
+            " AND %s IN (i.code, i.numerator, i.denominator)",
+            (vintage, level, code),
+        )
+    ]
+
+
 def analyze_values(conn: psycopg.Connection) -> None:
     """Fresh planner statistics after a load."""
     conn.execute("ANALYZE indicator_value")
@@ -341,3 +375,235 @@ def published_values_sync(conn: psycopg.Connection, selection: Selection) -> lis
     statement, params = _published_sql(selection)
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(statement, params).fetchall()
+
+
+# ---- the protection engine (indicators/protect.py) and its audit ----
+#
+# Raw values leave these functions only for the engine, which decides what is hidden; they
+# are never served.
+
+PROTECTION_LOCK = "geo_service.suppression"
+
+
+def lock_protection(conn: psycopg.Connection) -> None:
+    """One protection (and write to what it reads) at a time, until the transaction ends."""
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (PROTECTION_LOCK,))
+
+
+def pending_indicators(conn: psycopg.Connection) -> list[str]:
+    """Indicators withheld until they are protected again."""
+    return [r[0] for r in conn.execute("SELECT indicator FROM disclosure_pending ORDER BY 1")]
+
+
+def linked_indicators(conn: psycopg.Connection, codes: Sequence[str]) -> list[str]:
+    """The indicators linked to `codes` by any rule or relation (them included)."""
+    row = conn.execute("SELECT disclosure_component(%s::text[])", (list(codes),)).fetchone()
+    return sorted(row[0]) if row else []
+
+
+def indicators_with_values(conn: psycopg.Connection) -> list[str]:
+    """Every indicator that has values."""
+    return [r[0] for r in conn.execute("SELECT DISTINCT indicator FROM indicator_value")]
+
+
+def rules_of(conn: psycopg.Connection, codes: Sequence[str]) -> list[dict[str, Any]]:
+    """The disclosure rules and links of the indicators."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT code, kind, numerator, denominator, multiplier, suppress_below,"
+            " disclosure_basis, period_aggregation, denominator_period, protection_lower,"
+            " protection_upper, protection_absolute, relation_tolerance"
+            " FROM indicator WHERE code = ANY(%s) ORDER BY code",
+            (list(codes),),
+        ).fetchall()
+
+
+def breakdowns_of(conn: psycopg.Connection, codes: Sequence[str]) -> list[Row]:
+    """(total, breakdown, part) of the breakdowns whose total is one of `codes`."""
+    return conn.execute(
+        "SELECT total, breakdown, part FROM indicator_breakdown WHERE total = ANY(%s)"
+        " ORDER BY total, breakdown, part",
+        (list(codes),),
+    ).fetchall()
+
+
+def all_breakdowns(conn: psycopg.Connection) -> list[Row]:
+    """(total, breakdown, part) of every declared breakdown."""
+    return conn.execute(
+        "SELECT total, breakdown, part FROM indicator_breakdown ORDER BY total, breakdown, part"
+    ).fetchall()
+
+
+def replace_breakdowns(
+    conn: psycopg.Connection, total: str, parts: Sequence[Sequence[str]]
+) -> None:
+    """Declare the breakdowns of a total (replacing what was declared)."""
+    current = [
+        tuple(r[1:])
+        for r in conn.execute(
+            "SELECT total, breakdown, part FROM indicator_breakdown WHERE total = %s"
+            " ORDER BY breakdown, part",
+            (total,),
+        )
+    ]
+    wanted = [(n, p) for n, group in enumerate(parts, start=1) for p in sorted(group)]
+    if current == wanted:
+        return  # (unchanged: no needless protection)
+    conn.execute("DELETE FROM indicator_breakdown WHERE total = %s", (total,))
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO indicator_breakdown (total, breakdown, part) VALUES (%s, %s, %s)",
+            [(total, n, p) for n, p in wanted],
+        )
+
+
+def raw_cells(conn: psycopg.Connection, codes: Sequence[str]) -> list[Row]:
+    """(indicator, vintage, level, code, period, value, status) of every stored cell of the
+    indicators: for the protection engine and its audit only."""
+    with conn.cursor(binary=True) as cur:
+        return cur.execute(
+            "SELECT indicator, vintage, level, code, period, value, status FROM indicator_value"
+            " WHERE indicator = ANY(%s)",
+            (list(codes),),
+        ).fetchall()
+
+
+def served_hidden(conn: psycopg.Connection, codes: Sequence[str]) -> list[Row]:
+    """(indicator, vintage, level, code, period) of every cell served as suppressed."""
+    return conn.execute(
+        "SELECT indicator, vintage, level, code, period FROM published_value"
+        " WHERE indicator = ANY(%s) AND status = 'suppressed'",
+        (list(codes),),
+    ).fetchall()
+
+
+def units_of(conn: psycopg.Connection, vintages: Sequence[str]) -> list[Row]:
+    """(vintage, level, code, parent_code) of every unit of the vintages."""
+    return conn.execute(
+        "SELECT vintage, level, code, parent_code FROM admin_unit WHERE vintage = ANY(%s)",
+        (list(vintages),),
+    ).fetchall()
+
+
+def level_ranks(conn: psycopg.Connection) -> dict[str, int]:
+    """level → rank (1 = top)."""
+    return {r[0]: int(r[1]) for r in conn.execute("SELECT id, rank FROM admin_level")}
+
+
+def crosswalks_between(conn: psycopg.Connection, vintages: Sequence[str]) -> list[dict[str, Any]]:
+    """Every crosswalk link between two of the vintages."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT from_vintage, from_level, from_code, to_vintage, to_level, to_code,"
+            " relation, area_share, population_share FROM crosswalk"
+            " WHERE from_vintage = ANY(%(v)s) AND to_vintage = ANY(%(v)s)",
+            {"v": list(vintages)},
+        ).fetchall()
+
+
+def series_of(conn: psycopg.Connection, codes: Sequence[str]) -> list[Row]:
+    """(indicator, vintage, level, derivation) of the indicators' series."""
+    return conn.execute(
+        "SELECT indicator, vintage, level, derivation FROM indicator_series"
+        " WHERE indicator = ANY(%s)",
+        (list(codes),),
+    ).fetchall()
+
+
+def stored_intervals(conn: psycopg.Connection, codes: Sequence[str]) -> list[Row]:
+    """(indicator, vintage, level, code, period, lower, upper, component) the last protection
+    found for the indicators' hidden cells."""
+    return conn.execute(
+        "SELECT indicator, vintage, level, code, period, lower, upper, component"
+        " FROM disclosure_audit WHERE indicator = ANY(%s)",
+        (list(codes),),
+    ).fetchall()
+
+
+def stored_hidden(conn: psycopg.Connection, codes: Sequence[str]) -> set[tuple[str, ...]]:
+    """The hidden cells of the indicators as last stored."""
+    return {
+        tuple(r)
+        for r in conn.execute(
+            "SELECT indicator, vintage, level, code, period FROM suppressed_value"
+            " WHERE indicator = ANY(%s)",
+            (list(codes),),
+        )
+    }
+
+
+def stored_reasons(conn: psycopg.Connection, codes: Sequence[str]) -> list[Row]:
+    """(indicator, vintage, level, code, period, reason) of the indicators' hidden cells as
+    last stored."""
+    return conn.execute(
+        "SELECT indicator, vintage, level, code, period, reason FROM suppressed_value"
+        " WHERE indicator = ANY(%s)",
+        (list(codes),),
+    ).fetchall()
+
+
+def save_protection(
+    conn: psycopg.Connection,
+    codes: Sequence[str],
+    hidden: Iterable[tuple[str, str, str, str, str, str]],
+    intervals: Iterable[tuple[Any, ...]],
+) -> None:
+    """Replace the hidden cells (with their reason) and the audit of the indicators, and
+    serve them again (no longer pending)."""
+    conn.execute("DELETE FROM suppressed_value WHERE indicator = ANY(%s)", (list(codes),))
+    with conn.cursor().copy(
+        "COPY suppressed_value (indicator, vintage, level, code, period, reason) FROM STDIN"
+    ) as copy:
+        for row in hidden:
+            copy.write_row(row)
+    conn.execute("DELETE FROM disclosure_audit WHERE indicator = ANY(%s)", (list(codes),))
+    with conn.cursor().copy(
+        "COPY disclosure_audit (indicator, vintage, level, code, period, value, lower, upper,"
+        " required_lower, required_upper, component) FROM STDIN"
+    ) as copy:
+        for row in intervals:
+            copy.write_row(row)
+    conn.execute("DELETE FROM disclosure_pending WHERE indicator = ANY(%s)", (list(codes),))
+
+
+def record_collection_changes(conn: psycopg.Connection, collections: Iterable[str]) -> None:
+    """Tell the tile caches that these collections' values changed."""
+    for layer in sorted(set(collections)):
+        conn.execute("SELECT record_tile_change(%s, NULL, 'suppression')", (layer,))
+
+
+async def cell_key_values(
+    conn: psycopg.AsyncConnection,
+    selection: Selection,
+    noise: int,
+) -> list[dict[str, Any]]:
+    """(code, value, status, perturbed) of the selected units for one period: published
+    values as published, hidden ones perturbed by their fixed cell key (see migration 0011)."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "SELECT code, value, status, perturbed FROM cell_key_values(%s, %s, %s, %s, %s, %s)",
+            (
+                selection.indicator,
+                selection.vintage,
+                selection.level,
+                selection.period,
+                selection.codes or [],
+                noise,
+            ),
+        )
+        return await cur.fetchall()
+
+
+def counts_beside(conn: psycopg.Connection, codes: Sequence[str], limit: int = 40) -> list[str]:
+    """Counts with values on a (vintage, level) where one of `codes` has values (the codes
+    that are counts included): where an undeclared relation could hide."""
+    return [
+        r[0]
+        for r in conn.execute(
+            "SELECT DISTINCT s.indicator FROM indicator_series s JOIN indicator i"
+            " ON i.code = s.indicator WHERE i.kind = 'count' AND (s.vintage, s.level) IN"
+            " (SELECT vintage, level FROM indicator_series WHERE indicator = ANY(%s))"
+            " ORDER BY 1 LIMIT %s",
+            (list(codes), limit),
+        )
+    ]

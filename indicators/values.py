@@ -16,10 +16,10 @@ import psycopg
 from boundaries import sql as units
 from geo_core.errors import LoaderError
 from geo_core.text import as_code
-from indicators import sql
+from indicators import protect, relations, sql
 
 STATUSES = ("ok", "provisional", "suppressed", "not_available")
-PERIOD = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?", re.ASCII)
+PERIOD = re.compile(r"\d{4}(-(\d{2}(-\d{2})?|Q[1-4]))?", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -172,10 +172,12 @@ def _cells(frame: pd.DataFrame, fmt: ValueFormat) -> Iterable[tuple[int, dict[An
             yield line, row, period, str(fmt.value_column)
 
 
-def _is_period(text: str) -> bool:
-    """YYYY, or a real month or day: 2019-13 is not a period."""
+def is_period(text: str) -> bool:
+    """YYYY, YYYY-Qn, or a real month or day: 2019-13 is not a period."""
     if not PERIOD.fullmatch(text):
         return False
+    if "Q" in text:
+        return True
     try:
         date.fromisoformat(
             text if len(text) == 10 else f"{text}-01" if len(text) == 7 else f"{text}-01-01"
@@ -215,8 +217,10 @@ def parse_values(
         if code is None:
             problems.append(f"{where}, column {fmt.code_column!r}: no unit code")
             continue
-        if not _is_period(period):
-            problems.append(f"{where}: period {period!r} is not YYYY, YYYY-MM or YYYY-MM-DD")
+        if not is_period(period):
+            problems.append(
+                f"{where}: period {period!r} is not YYYY, YYYY-Qn, YYYY-MM or YYYY-MM-DD"
+            )
             continue
         known_problems = len(problems)
         value = _number(str(row[column]), where, column, fmt, problems)
@@ -336,10 +340,25 @@ def store_values(
         _raise_problems(problems, what)
     with conn.transaction():
         _write_series(conn, indicator, vintage, level, rows, replace, derivation)
+        relations.check(conn, [indicator])
+        result.notes += _rederive(conn, indicator, vintage, level)
+        # protected before anyone can read it (the write left it withheld)
+        protect.refresh(conn)
+        result.notes += relations.likely_undeclared(conn, [indicator])
     sql.analyze_values(conn)
     result.loaded = len(rows)
     result.not_available = sum(r.status == "not_available" for r in rows)
     return result
+
+
+def _rederive(conn: psycopg.Connection, indicator: str, vintage: str, level: str) -> list[str]:
+    """Series carried over from this one follow its new figures."""
+    from indicators.carryover import rederive  # (carry-over stores through this module)
+
+    return [
+        f"re-derived {what} from the new values"
+        for what in rederive(conn, indicator, vintage, level)
+    ]
 
 
 def _series_derivation(

@@ -334,9 +334,11 @@ def test_the_service_works_as_a_role_that_cannot_change_the_schema(demo_copy: st
             )
         )
         token = add_user(conn, "carto", "admin", [])
+        conn.execute("UPDATE indicator SET cell_key_noise = 50 WHERE code = 'population'")
     restricted = f"postgresql://{login}:web-pass@{parts.hostname}:{parts.port}{parts.path}"
     try:
-        with serve(restricted) as base:
+        # (as deployed: requests as the login, loading and disclosure protection as the owner)
+        with serve(demo_copy, GEO_SERVICE_APP_DATABASE_URL=restricted) as base:
             assert _get(base + "/collections/commune-2025/items?limit=3")[0] == 200
             assert _get(base + TILE)[0] == 200
             made = urllib.request.Request(
@@ -346,12 +348,24 @@ def test_the_service_works_as_a_role_that_cannot_change_the_schema(demo_copy: st
             )
             with urllib.request.urlopen(made, timeout=120) as response:
                 assert response.status == 201  # (EA writes, their history and tile changes)
+            # the cell-key method reads its secret through a function the login may call
+            area = shapely.geometry.mapping(shapely.geometry.box(105.80, 21.00, 105.85, 21.05))
+            body = {"geometry": area, "indicators": ["population"], "disclosure": "cell-key"}
+            asked = urllib.request.Request(
+                base + "/aggregate",
+                data=json.dumps(body).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(asked, timeout=60) as response:
+                assert json.load(response)["results"][0]["disclosure"] == "cell-key"
         with psycopg.connect(restricted, autocommit=True) as conn:
             for statement in (
                 "DROP TABLE admin_unit CASCADE",
                 "DELETE FROM indicator_value",
                 "TRUNCATE enumeration_area",
                 "CREATE TABLE sneaky (x int)",
+                "DELETE FROM suppressed_value",  # (publishing what disclosure control hides)
+                "SELECT secret FROM disclosure_secret",  # (undoing the cell-key method)
             ):
                 with pytest.raises(psycopg.errors.InsufficientPrivilege):
                     conn.execute(statement)

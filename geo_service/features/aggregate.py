@@ -1,8 +1,14 @@
 """Statistics for a drawn area: apportion unit values by area or population share.
 
 Counts are summed by share; rates, densities and shares are recomputed from apportioned
-numerators and denominators; indexes are not apportioned. Disclosure rules apply to the
-result as to any published value.
+numerators and denominators; indexes are not apportioned.
+
+Disclosure: by default (suppression) a result is computed from published values only and is
+suppressed when it touches a hidden unit or falls below the indicator's threshold, so it
+tells nothing the published tables do not. For counts whose catalogue entry offers it
+(`cell_key_noise`), a client may ask for the cell-key method instead: hidden units then
+count with a perturbed value fixed per unit and cell (see `cell_key_values` in migration
+0011), so no query or combination of queries gives back more than that perturbed figure.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from geo_service.features.model import Collection
 from indicators import read
 from indicators.apportion import Apportioned, worst
 from indicators.catalogue import QUOTIENT_KINDS
-from indicators.sql import Selection, published_values
+from indicators.sql import Selection, cell_key_values, published_values
 from indicators.zonal import zonal_statistics
 
 
@@ -97,17 +103,23 @@ def _population_shares(rows: list[dict[str, Any]], raster: Path) -> None:
             row["population_share"] = row["area_share"]
 
 
+DISCLOSURE_METHODS = ("suppression", "cell-key")
+
+
 async def _apportioned(
     conn: psycopg.AsyncConnection,
     indicator: str,
     period: str,
     collection: Collection,
     shares: list[dict[str, Any]],
+    noise: int | None = None,
 ) -> Apportioned:
     codes = [s["code"] for s in shares]
-    rows = await published_values(
-        conn, Selection(indicator, collection.vintage, collection.level, period, codes=codes)
-    )
+    selection = Selection(indicator, collection.vintage, collection.level, period, codes=codes)
+    if noise:
+        rows = await cell_key_values(conn, selection, noise)
+    else:
+        rows = await published_values(conn, selection)
     values = {r["code"]: (r["value"], r["status"]) for r in rows}
     total = Apportioned()
     for s in shares:
@@ -122,6 +134,7 @@ async def estimate(
     period: str,
     collection: Collection,
     shares: list[dict[str, Any]],
+    disclosure: str = "suppression",
 ) -> dict[str, Any]:
     """The indicator's value for the drawn area, with status and how it was obtained."""
     result: dict[str, Any] = {
@@ -130,13 +143,23 @@ async def estimate(
         "unit": meta["unit"],
         "kind": meta["kind"],
         "value": None,
+        "disclosure": "suppression",
     }
+    noise = None
+    if disclosure == "cell-key":
+        if meta["kind"] == "count" and meta["cell_key_noise"]:
+            noise = int(meta["cell_key_noise"])
+            result["disclosure"] = "cell-key"
+        else:
+            result["note"] = f"the cell-key method is not offered for {meta['code']}"
     if not shares:  # a sum over no unit is unknown, not zero
         result.update(status="not_available", note=f"the area touches no unit of {collection.id}")
         return result
     if meta["kind"] == "count":
-        total = await _apportioned(conn, meta["code"], period, collection, shares)
+        total = await _apportioned(conn, meta["code"], period, collection, shares, noise)
         result["method"] = "sum of unit values × share"
+        if noise:
+            result["method"] += f" (hidden units perturbed by up to ±{noise}, cell key)"
     elif meta["kind"] in QUOTIENT_KINDS and meta["numerator"] and meta["denominator"]:
         num = await _apportioned(conn, meta["numerator"], period, collection, shares)
         den = await _apportioned(conn, meta["denominator"], period, collection, shares)
@@ -152,8 +175,10 @@ async def estimate(
             status="not_available", note=f"a {meta['kind']} cannot be apportioned to a drawn area"
         )
         return result
-    if total.status in ("ok", "provisional") and await _below_threshold(
-        conn, meta, period, collection, shares, total.value
+    if (
+        not noise
+        and total.status in ("ok", "provisional")
+        and await _below_threshold(conn, meta, period, collection, shares, total.value)
     ):
         total.status = "suppressed"
     result["status"] = total.status
@@ -213,6 +238,7 @@ async def area_statistics(
     limits: AreaLimits,
     raster: Path,
     work: Executor | None = None,
+    disclosure: str = "suppression",
 ) -> dict[str, Any]:
     """Each indicator estimated for a drawn lon/lat area, with the units it touches and how
     much of the area lies within units."""
@@ -248,7 +274,9 @@ async def area_statistics(
                 parameter="period",
                 valid=periods,
             )
-        results.append(await estimate(conn, meta, period or periods[-1], collection, shares))
+        results.append(
+            await estimate(conn, meta, period or periods[-1], collection, shares, disclosure)
+        )
     covered = sum(s["inside_km2"] for s in shares) / area_km2 if area_km2 else 0.0
     return {
         "collection": collection.id,

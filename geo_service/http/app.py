@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
 from geo_service import __version__
-from geo_service.db import service_url
+from geo_service.db import database_url, service_url
 from geo_service.http import observability
 from geo_service.http.errors import ERROR_RESPONSES, add_exception_handlers
 from geo_service.http.middleware import (
@@ -25,6 +25,7 @@ from geo_service.http.middleware import (
 from geo_service.http.proxy import ClientAndOrigin
 from geo_service.http.routers import (
     aggregate,
+    disclosure,
     ea,
     features,
     health,
@@ -50,7 +51,11 @@ def create_app(settings: ServiceSettings | None = None, db_url: str | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await services.start(db_url or service_url(settings))
+        # requests use the restricted login; the disclosure protection, which writes what may
+        # be published, the owner's (requests cannot touch it)
+        await services.start(
+            db_url or service_url(settings), db_url or database_url(settings, start=False)
+        )
         try:
             yield
         finally:
@@ -105,6 +110,7 @@ def _add_routes(app: FastAPI) -> None:
     app.include_router(ea.router, dependencies=strict)  # before the generic collections routes
     app.include_router(features.router, dependencies=strict)
     app.include_router(aggregate.router)
+    app.include_router(disclosure.router)
     app.include_router(tiles.router, dependencies=strict)
     app.include_router(maps.router)
     app.include_router(viewer.router)

@@ -265,6 +265,16 @@ class IndicatorDocument(Document):
     multiplier: float
     suppress_below: float | None
     disclosure_basis: str | None
+    period_aggregation: str | None = None
+    denominator_period: str | None = None
+    protection_lower: float | None = None
+    protection_upper: float | None = None
+    protection_absolute: float | None = None
+    relation_tolerance: float = 0.0
+    cell_key_noise: int | None = None
+    breakdowns: list[list[str]] = Field(
+        default_factory=list, description="each breakdown's parts: this = their sum"
+    )
     series: list[Series]
 
 
@@ -307,6 +317,7 @@ class AreaResult(Document):
     status: str
     method: str | None = None
     note: str | None = None
+    disclosure: str | None = Field(None, description="suppression or cell-key")
 
 
 class AreaUnit(Document):
@@ -425,3 +436,36 @@ class Health(Document):
     tile_cache: str | None = None
     detail: str | None = None
     request_id: str | None = None
+
+
+class NarrowestInterval(Document):
+    """The hidden cell of a series an attacker can narrow down most."""
+
+    code: str
+    period: str
+    value: float
+    lower: float
+    upper: float = Field(description="Infinity when nothing bounds it")
+    width: float
+    required_lower: float
+    required_upper: float
+
+
+class SeriesAuditDocument(Document):
+    """One series' hidden cells against their protection ranges."""
+
+    indicator: str
+    vintage: str
+    level: str
+    cells: int
+    hidden: int
+    primary: int = Field(description="cells hidden by their own rule")
+    narrowest: NarrowestInterval | None
+    below: list[str] = Field(description="cells below their protection range, and why")
+
+
+class DisclosureAudit(Document):
+    """`/admin/disclosure/audit`: what an attacker can deduce about every hidden cell."""
+
+    passed: bool
+    series: list[SeriesAuditDocument]

@@ -3,6 +3,8 @@ catalogue, the EA operations. Built by `create_app`; the database parts open in 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from concurrent.futures import ThreadPoolExecutor
 
 from prometheus_client import CollectorRegistry
@@ -15,6 +17,7 @@ from geo_service.http.downloads import DownloadLimits
 from geo_service.settings import ServiceSettings
 from geo_service.tiles.service import TileService
 from geo_service.users import FailedAttempts
+from indicators.protect import watch_pending
 
 
 class NotStarted(RuntimeError):
@@ -39,9 +42,13 @@ class Services:
         self._control: AsyncConnectionPool | None = None
         self._tiles: TileService | None = None
         self._catalogue: CollectionCatalogue | None = None
+        self._disclosure: asyncio.Task[None] | None = None
+        self.database_url = ""  # set when the lifespan starts
 
-    async def start(self, url: str) -> None:
-        """Open the pools (the database may still be down), the tile caches and listener."""
+    async def start(self, url: str, owner_url: str) -> None:
+        """Open the pools (the database may still be down), the tile caches, the listener
+        and the disclosure protection (as `owner_url`: it writes what may be published)."""
+        self.database_url = url
         self._pool = await open_pool(url, self.settings)
         self._control = await open_control_pool(url, self.settings)
         try:
@@ -54,9 +61,15 @@ class Services:
             raise
         tiles = self._tiles
         self._catalogue = CollectionCatalogue(lambda: tiles.freshness.log)
+        # values a plain SQL write left withheld are protected again within seconds
+        self._disclosure = asyncio.create_task(watch_pending(owner_url))
 
     async def stop(self) -> None:
         """Stop listening, close the caches and the pool."""
+        if self._disclosure is not None:
+            self._disclosure.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._disclosure
         if self._tiles is not None:
             await self._tiles.stop()
         for pool in (self._control, self._pool):

@@ -32,6 +32,12 @@ class AggregateRequest(BaseModel):
         None, max_length=10, pattern=CODE, description="default: latest per indicator"
     )
     method: Literal["area", "population"] = "area"
+    disclosure: Literal["suppression", "cell-key"] = Field(
+        "suppression",
+        description="suppression: a touched hidden unit suppresses the result; cell-key "
+        "(counts whose catalogue entry offers it): hidden units count with a fixed "
+        "perturbation instead",
+    )
     crs: str | None = Field(
         None, pattern=CRS, description="CRS of the geometry (or Content-Crs header)"
     )
@@ -77,5 +83,6 @@ async def aggregate(
             limits,
             settings.population_raster,
             services.raster_work,
+            body.disclosure,
         )
     return AreaStatistics(**result)
