@@ -350,7 +350,8 @@ def report(
     per_minute: dict[int, list[Sample]] = defaultdict(list)
     last = max(0, int(minutes * 60 - 1e-9) // 60)
     for sample in run.samples:  # the writers' last cycles end after the time is up
-        per_minute[min(last, int(sample.at // 60))].append(sample)
+        if sample.kind != "slow download":  # (the others' figures: slow ones are summed below)
+            per_minute[min(last, int(sample.at // 60))].append(sample)
     lines = [
         f"Soak run of {minutes:g} min, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {how}",
         "",
@@ -365,9 +366,7 @@ def report(
             return f"{percentile(values, 0.99) * 1000:.0f}" if values else "—"
 
         all_s = [s.seconds for s in samples]
-        errors = sum(
-            1 for s in samples if (s.status == 0 or s.status >= 500) and s.kind != "slow download"
-        )
+        errors = sum(1 for s in samples if s.status == 0 or s.status >= 500)
         in_minute = [m for t, m in rss if minute * 60 <= t < (minute + 1) * 60]
         lines.append(
             f"| {minute + 1} | {len(samples)} | {errors} "
