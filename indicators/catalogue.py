@@ -36,6 +36,11 @@ class Indicator:
     multiplier: float = 1.0
     suppress_below: float | None = None
     disclosure_basis: str | None = None
+    # the unit, definition, source and licence in Vietnamese, for the pages
+    unit_vi: str = ""
+    description_vi: str = ""
+    source_vi: str = ""
+    licence_vi: str = ""
 
 
 _COLUMNS = [f.name for f in fields(Indicator)]
@@ -151,6 +156,10 @@ def _catalogue_row(row: dict[str, Any]) -> Indicator:
         multiplier=float(text["multiplier"] or 1),
         suppress_below=float(text["suppress_below"]) if text["suppress_below"] else None,
         disclosure_basis=_optional(text["disclosure_basis"]),
+        unit_vi=text["unit_vi"],
+        description_vi=text["description_vi"],
+        source_vi=text["source_vi"],
+        licence_vi=text["licence_vi"],
     )
 
 

@@ -24,6 +24,7 @@ from geo_service.http.middleware import (
 )
 from geo_service.http.routers import (
     aggregate,
+    basemaps,
     ea,
     features,
     health,
@@ -104,6 +105,7 @@ def _add_routes(app: FastAPI) -> None:
     app.include_router(aggregate.router)
     app.include_router(tiles.router, dependencies=strict)
     app.include_router(maps.router)
+    app.include_router(basemaps.router)
     app.include_router(viewer.router)
     app.mount(
         landing.SWAGGER_UI_PATH, StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui"

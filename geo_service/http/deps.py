@@ -13,11 +13,14 @@ import psycopg
 from fastapi import Depends, Request
 from psycopg_pool import AsyncConnectionPool
 
+from geo_service.basemaps.registry import BaseMaps
 from geo_service.ea.service import EaService
 from geo_service.features.catalogue import CollectionCatalogue
+from geo_service.http.i18n import request_language
 from geo_service.http.services import Services
 from geo_service.settings import ServiceSettings
 from geo_service.tiles.service import TileService
+from geo_service.viewer.tables import UnitTables
 
 
 async def get_services(request: Request) -> Services:
@@ -48,6 +51,18 @@ async def _ea(services: ServicesDep) -> EaService:
     return services.ea
 
 
+async def _basemaps(services: ServicesDep) -> BaseMaps:
+    return services.basemaps
+
+
+async def _unit_tables(services: ServicesDep) -> UnitTables:
+    return services.unit_tables
+
+
+async def _language(request: Request) -> str:
+    return request_language(request.headers.get("accept-language", ""))
+
+
 async def _conn(
     pool: Annotated[AsyncConnectionPool, Depends(_pool)],
 ) -> AsyncIterator[psycopg.AsyncConnection]:
@@ -60,5 +75,9 @@ Pool = Annotated[AsyncConnectionPool, Depends(_pool)]
 Tiles = Annotated[TileService, Depends(_tiles)]
 Catalogue = Annotated[CollectionCatalogue, Depends(_catalogue)]
 EaOps = Annotated[EaService, Depends(_ea)]
+BaseMapsDep = Annotated[BaseMaps, Depends(_basemaps)]
+UnitTablesDep = Annotated[UnitTables, Depends(_unit_tables)]
+# The client's language for texts in answers (Accept-Language: vi or en; en by default).
+Language = Annotated[str, Depends(_language)]
 # A pooled connection for one request (given back when the response is sent).
 Conn = Annotated[psycopg.AsyncConnection, Depends(_conn)]

@@ -6,12 +6,14 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
+from geo_service.basemaps.registry import BaseMaps
 from geo_service.db import close_pool, open_pool
 from geo_service.ea.service import EaService
 from geo_service.features.catalogue import CollectionCatalogue
 from geo_service.settings import ServiceSettings
 from geo_service.tiles.service import TileService
 from geo_service.users import FailedAttempts
+from geo_service.viewer.tables import UnitTables
 
 
 class NotStarted(RuntimeError):
@@ -25,10 +27,13 @@ class Services:
         self.settings = settings
         self.failed_auth = FailedAttempts()
         self.ea = EaService.from_settings(settings)
+        # base map files are opened (and a bad one named in the log) when the app is built
+        self.basemaps = BaseMaps(settings)
         self.metrics_registry: CollectorRegistry | None = None  # set by observability
         self._pool: AsyncConnectionPool | None = None
         self._tiles: TileService | None = None
         self._catalogue: CollectionCatalogue | None = None
+        self._unit_tables: UnitTables | None = None
 
     async def start(self, url: str) -> None:
         """Open the pool (the database may still be down), the tile caches and listener."""
@@ -41,6 +46,7 @@ class Services:
             raise
         tiles = self._tiles
         self._catalogue = CollectionCatalogue(lambda: tiles.freshness.log)
+        self._unit_tables = UnitTables(lambda: tiles.freshness.log)
 
     async def stop(self) -> None:
         """Stop listening, close the caches and the pool."""
@@ -74,6 +80,13 @@ class Services:
         if self._catalogue is None:
             raise NotStarted("the collection catalogue starts with the app's lifespan")
         return self._catalogue
+
+    @property
+    def unit_tables(self) -> UnitTables:
+        """The viewer's unit tables (names, parents, label points), kept fresh likewise."""
+        if self._unit_tables is None:
+            raise NotStarted("the unit tables start with the app's lifespan")
+        return self._unit_tables
 
     def pool_if_started(self) -> AsyncConnectionPool | None:
         """The pool, or None before the lifespan opened it (metrics read it either way)."""
