@@ -420,6 +420,25 @@ EA_LABELS: dict[str, dict[str, str]] = {
         "status_approved": "Đã duyệt",
         "status_rejected": "Bị trả lại",
         "stale": "Địa bàn đã bị người khác sửa; đã tải lại, hãy thử lại.",
+        "households_short": "hộ",
+        "notice_round": "Kỳ điều tra «{value}» không phải là một năm; đang hiển thị 2029.",
+        "notice_commune": "Không có xã «{value}»; hãy chọn xã bên dưới.",
+        "reason_edited": "sửa trên bản đồ",
+        "reason_split": "chia trên bản đồ",
+        "reason_merged": "gộp trên bản đồ",
+        "action_create": "tạo",
+        "action_update": "sửa",
+        "action_delete": "xoá",
+        "action_split": "chia",
+        "action_merge": "gộp",
+        "action_submit": "gửi duyệt",
+        "action_approve": "duyệt",
+        "action_reject": "trả lại",
+        "action_generate": "tạo tự động",
+        "role_viewer": "người xem",
+        "role_editor": "người vẽ",
+        "role_supervisor": "người duyệt",
+        "role_admin": "quản trị",
     },
     "en": {
         "title": "Enumeration area editor",
@@ -472,6 +491,25 @@ EA_LABELS: dict[str, dict[str, str]] = {
         "status_approved": "Approved",
         "status_rejected": "Rejected",
         "stale": "Someone else changed this EA; reloaded, please try again.",
+        "households_short": "households",
+        "notice_round": "Census round “{value}” is not a year; showing 2029.",
+        "notice_commune": "No commune “{value}”: choose one below.",
+        "reason_edited": "edited on the map",
+        "reason_split": "split on the map",
+        "reason_merged": "merged on the map",
+        "action_create": "created",
+        "action_update": "changed",
+        "action_delete": "deleted",
+        "action_split": "split",
+        "action_merge": "merged",
+        "action_submit": "submitted",
+        "action_approve": "approved",
+        "action_reject": "rejected",
+        "action_generate": "generated",
+        "role_viewer": "viewer",
+        "role_editor": "editor",
+        "role_supervisor": "supervisor",
+        "role_admin": "administrator",
     },
 }
 
@@ -479,6 +517,10 @@ EA_LABELS: dict[str, dict[str, str]] = {
 LANGUAGES = ("vi", "en")
 
 
-def texts(lang: str) -> dict[str, str]:
-    """Every text of the viewer in `lang` (vi or en)."""
-    return LABELS[lang if lang in LANGUAGES else "vi"]
+def texts(lang: str, page: str = "map") -> dict[str, str]:
+    """Every text of a page ("map" or "ea") in `lang` (vi or en): one table for both pages,
+    the editor's own texts over the shared ones (the draw tool's, the statuses')."""
+    lang = lang if lang in LANGUAGES else "vi"
+    if page == "ea":
+        return {**LABELS[lang], **EA_LABELS[lang]}
+    return LABELS[lang]

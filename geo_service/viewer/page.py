@@ -184,4 +184,5 @@ async def render_map_page(
         "defaultPalettes": {"sequential": DEFAULT_SEQUENTIAL, "diverging": DEFAULT_DIVERGING},
         "basemaps": basemaps,
     }
-    return boot(figure, api, "geo-viewer-config", config, "viewer/main.js")
+    page = boot(figure, api, "geo-viewer-config", config, "viewer/main.js")
+    return page.replace("<html>", f"<html lang='{lang}'>", 1)

@@ -18,10 +18,17 @@ export function createI18n(table, lang) {
     return Number(value).toLocaleString(locale, { maximumFractionDigits: digits, minimumFractionDigits: 0 });
   }
 
+  /* A value with exactly `decimals` decimals (a table's column reads evenly). */
+  function fixed(value, decimals) {
+    if (value === null || value === undefined || Number.isNaN(value)) return "–";
+    const digits = Math.max(0, Math.min(decimals || 0, 10));
+    return Number(value).toLocaleString(locale, { maximumFractionDigits: digits, minimumFractionDigits: digits });
+  }
+
   /* A signed number for changes: +1.2 / −0.4. */
   function signed(value, decimals) {
     if (value === null || value === undefined) return "–";
-    const text = number(Math.abs(value), decimals);
+    const text = fixed(Math.abs(value), decimals);
     return value > 0 ? "+" + text : value < 0 ? "−" + text : text;
   }
 
@@ -32,5 +39,5 @@ export function createI18n(table, lang) {
     return pair[lang] || pair.en || "";
   }
 
-  return { t, number, signed, pick, lang, locale };
+  return { t, number, fixed, signed, pick, lang, locale };
 }

@@ -2,6 +2,7 @@
    indicators at once, with the population inside: values apportioned from the finest units
    by area or by population (POST /aggregate). The draw tool speaks the page's language. */
 import { h, fill } from "../dom.js";
+import { localiseDraw } from "../draw_i18n.js";
 
 const POPULATION = ["population", "pop_worldpop"];
 
@@ -17,25 +18,6 @@ function circlePolygon(centre, radius, sides) {
     ring.push([(lng2 * 180) / Math.PI, (lat2 * 180) / Math.PI]);
   }
   return { type: "Polygon", coordinates: [ring] };
-}
-
-function localiseDraw(t) {
-  const d = L.drawLocal;
-  d.draw.toolbar.actions = { title: t("draw_cancel_title"), text: t("draw_cancel") };
-  d.draw.toolbar.finish = { title: t("draw_finish_title"), text: t("draw_finish") };
-  d.draw.toolbar.undo = { title: t("draw_undo_title"), text: t("draw_undo") };
-  d.draw.toolbar.buttons = { polygon: t("draw_polygon"), rectangle: t("draw_rectangle"), circle: t("draw_circle"),
-    polyline: t("draw_polyline"), marker: t("draw_marker"), circlemarker: t("draw_marker") };
-  d.draw.handlers.circle = { tooltip: { start: t("draw_circle_start") }, radius: t("draw_radius") };
-  d.draw.handlers.rectangle = { tooltip: { start: t("draw_rectangle_start") } };
-  d.draw.handlers.simpleshape = { tooltip: { end: t("draw_shape_end") } };
-  d.draw.handlers.polygon = { tooltip: { start: t("draw_polygon_start"), cont: t("draw_polygon_cont"), end: t("draw_polygon_end") } };
-  d.draw.handlers.polyline.error = t("draw_error");
-  d.draw.handlers.polyline.tooltip = { start: t("draw_line_start"), cont: t("draw_line_cont"), end: t("draw_line_end") };
-  d.edit.toolbar.actions = { save: { title: t("draw_save_title"), text: t("draw_save") }, cancel: { title: t("draw_cancel_title"), text: t("draw_cancel") }, clearAll: { title: t("draw_clear_title"), text: t("draw_clear") } };
-  d.edit.toolbar.buttons = { edit: t("draw_edit"), editDisabled: t("draw_nothing"), remove: t("draw_remove"), removeDisabled: t("draw_nothing") };
-  d.edit.handlers.edit.tooltip = { text: t("draw_edit_text"), subtext: t("draw_edit_subtext") };
-  d.edit.handlers.remove.tooltip = { text: t("draw_remove_text") };
 }
 
 export function createAreaTab(app, root) {
@@ -109,7 +91,7 @@ export function createAreaTab(app, root) {
       h("thead", {}, h("tr", {}, h("th", {}, t("indicator")), h("th", { class: "gv-num" }, t("col_value")))),
       h("tbody", {}, result.results.map((r) => {
         const s = names[r.indicator];
-        const value = r.value === null ? t("status_" + r.status) : number(r.value, s ? s.decimals : 2) + " " + (s ? pick(s.unit) : r.unit || "");
+        const value = r.value === null ? t("status_" + r.status) : app.i18n.fixed(r.value, s ? s.decimals : 2) + " " + (s ? pick(s.unit) : r.unit || "");
         return h("tr", { dataset: { indicator: r.indicator } }, h("td", {}, s ? pick(s.name) : r.indicator),
           h("td", { class: "gv-num gv-agg-value" + (r.value === null ? " gv-status-" + r.status : "") }, value,
             r.period ? h("small", { class: "gv-parent" }, " " + r.period) : null));

@@ -35,9 +35,11 @@ export function createPanel(app) {
     tablist.appendChild(tabButtons[tab]);
   }
   const search = createSearch(app);
+  // the header, search and tabs stay in place; only the tab's content scrolls
+  const body = h("div", { class: "gv-body" }, notices, Object.values(sections));
   const panel = h("aside", { class: "gv-panel", "aria-label": t("panel") },
     h("header", { class: "gv-head" }, h("h1", {}, t("title")), langLinks, toggle),
-    search.element, notices, tablist, Object.values(sections));
+    search.element, tablist, body);
   document.body.appendChild(panel);
   const tooltip = L.tooltip({ sticky: true, direction: "top", className: "gv-tip", offset: [0, -6] });
 
@@ -137,7 +139,7 @@ export function createPanel(app) {
     const unit = app.values ? app.values.unit : "";
     const shown = value === null || (status !== "ok" && status !== "provisional")
       ? t("status_" + status)
-      : (app.state.compare ? app.i18n.signed(value, app.values.decimals) : number(value, app.values.decimals)) + " " + unit;
+      : (app.state.compare ? app.i18n.signed(value, app.values.decimals) : app.i18n.fixed(value, app.values.decimals)) + " " + unit;
     return h("div", { class: "gv-card" },
       h("strong", {}, props.name || props.code),
       h("div", { class: "gv-card-sub" }, [type, parent].filter(Boolean).join(" · ") || props.code),

@@ -47,7 +47,7 @@ export function createTableTab(app, root) {
 
   function valueText(r) {
     if (r.value === null) return t("status_" + r.status);
-    return (app.state.compare ? app.i18n.signed(r.value, app.values.decimals) : number(r.value, app.values.decimals));
+    return (app.state.compare ? app.i18n.signed(r.value, app.values.decimals) : app.i18n.fixed(r.value, app.values.decimals));
   }
 
   function csv(list) {

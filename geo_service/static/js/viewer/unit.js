@@ -42,7 +42,7 @@ export function createUnitTab(app, root) {
     const unit = pick(series.unit);
     const now = app.lookup.get(sel.code) || [null, "not_available"];
     const nowText = now[0] === null ? t("status_" + now[1])
-      : (app.state.compare ? app.i18n.signed(now[0], app.values.decimals) : number(now[0], series.decimals)) + " " + app.values.unit;
+      : (app.state.compare ? app.i18n.signed(now[0], app.values.decimals) : app.i18n.fixed(now[0], series.decimals)) + " " + app.values.unit;
     const lines = [{ key: "unit", name: profile.unit.name, series: profile.unit.series }];
     if (profile.parent) lines.push({ key: "parent", name: profile.parent.name, series: profile.parent.series });
     if (profile.national) lines.push({ key: "national", name: t("national_" + profile.national.method), series: profile.national.series });
