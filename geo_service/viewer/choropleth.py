@@ -62,7 +62,8 @@ class Classification:
 
     def as_dict(self, lang: str = "en") -> dict[str, Any]:
         """The JSON form, one entry per class (the note in `lang`, vi or en)."""
-        lowers = [self.lower, *self.breaks[:-1]]
+        # (no class at all when no unit has a value)
+        lowers = [self.lower, *self.breaks[:-1]] if self.breaks else []
         sigma = {"mean": self.mean, "sd": self.sd} if self.mean is not None else {}
         return {
             **sigma,

@@ -189,7 +189,8 @@ async def _scope_codes(conn: Any, q: MapQuery, collection: Collection) -> set[st
 def value_table(mv: MapValues, lang: str) -> dict[str, Any]:
     """The compact JSON of every unit's value: codes and values in two arrays (null when
     there is none) and the codes of each status other than ok."""
-    digits = int(mv.meta["decimals"]) + 2 if mv.compare is None else 2
+    percent = mv.compare is not None and mv.compare["change"] == "percent"
+    digits = 2 if percent else int(mv.meta["decimals"]) + 2
     by_status: dict[str, list[str]] = {"provisional": [], "suppressed": [], "not_available": []}
     for code, status in zip(mv.codes, mv.statuses, strict=True):
         if status != "ok":
@@ -200,7 +201,7 @@ def value_table(mv: MapValues, lang: str) -> dict[str, Any]:
         "period": mv.period,
         "compare": mv.compare,
         "unit": mv.unit(lang),
-        "decimals": int(mv.meta["decimals"]) if mv.compare is None else 1,
+        "decimals": 1 if percent else int(mv.meta["decimals"]),
         "codes": mv.codes,
         "values": [
             None if v is None or s not in OK else round(v, digits)
