@@ -131,7 +131,9 @@ def test_value_table_is_compact_and_keeps_statuses(client: TestClient) -> None:
     assert len(response.content) < 80_000  # a few tens of KB (less once gzipped)
     assert set(body["status"]) == {"provisional", "suppressed", "not_available"}
     missing = set(body["status"]["not_available"])
-    assert all(v is None for c, v in zip(body["codes"], body["values"], strict=True) if c in missing)
+    assert all(
+        v is None for c, v in zip(body["codes"], body["values"], strict=True) if c in missing
+    )
     units = client.get("/maps/units", params={"collection": "commune-2025"}).json()
     assert units["codes"] == sorted(units["codes"]) and len(units["labels"]) == 3321
     lon, lat, radius = units["labels"][units["codes"].index("00004")]
@@ -388,10 +390,18 @@ def test_change_map_between_two_periods(viewer: Viewer, live_server: str) -> Non
     value = table["values"][0]
     assert viewer.js(f"window.geoViewer.fillOf('{code}')") == _class_colour(classes, value)
     hanoi = _get(
-        live_server, "/maps/values", collection="province-2019", indicator="papi_sc11", period="2024"
+        live_server,
+        "/maps/values",
+        collection="province-2019",
+        indicator="papi_sc11",
+        period="2024",
     )
     then = _get(
-        live_server, "/maps/values", collection="province-2019", indicator="papi_sc11", period="2011"
+        live_server,
+        "/maps/values",
+        collection="province-2019",
+        indicator="papi_sc11",
+        period="2011",
     )
     i = hanoi["codes"].index("01")
     assert table["values"][table["codes"].index("01")] == pytest.approx(
@@ -711,14 +721,18 @@ def test_choropleth_api(client: TestClient) -> None:
 
 def test_profile_api_hides_the_country_when_a_unit_is_hidden(client: TestClient) -> None:
     body = client.get(
-        "/maps/profile", params={"collection": "commune-2025", "indicator": "density", "unit": "00004"}
+        "/maps/profile",
+        params={"collection": "commune-2025", "indicator": "density", "unit": "00004"},
     ).json()
     assert body["unit"]["name"] == "Ba Đình" and body["parent"]["code"] == "01"
     national = body["national"]
     assert national["method"] == "ratio" and national["units"] == 34
     value = national["series"][0]["value"]
     assert 250 < value < 450  # about 344 persons per km² (113.7 M on 329,600 km²)
-    for params, parameter in (({"unit": "nope"}, "unit"), ({"indicator": "papi_sc11"}, "indicator")):
+    for params, parameter in (
+        ({"unit": "nope"}, "unit"),
+        ({"indicator": "papi_sc11"}, "indicator"),
+    ):
         query = {"collection": "commune-2025", "indicator": "density", "unit": "00004", **params}
         assert client.get("/maps/profile", params=query).json()["parameter"] == parameter
 
