@@ -13,8 +13,8 @@ export function localiseDraw(t) {
   d.draw.handlers.polygon = { tooltip: { start: t("draw_polygon_start"), cont: t("draw_polygon_cont"), end: t("draw_polygon_end") } };
   d.draw.handlers.polyline.error = t("draw_error");
   d.draw.handlers.polyline.tooltip = { start: t("draw_line_start"), cont: t("draw_line_cont"), end: t("draw_line_end") };
-  d.edit.toolbar.actions = { save: { title: t("draw_save_title"), text: t("draw_save") }, cancel: { title: t("draw_cancel_title"), text: t("draw_cancel") }, clearAll: { title: t("draw_clear_title"), text: t("draw_clear") } };
-  d.edit.toolbar.buttons = { edit: t("draw_edit"), editDisabled: t("draw_nothing"), remove: t("draw_remove"), removeDisabled: t("draw_nothing") };
+  d.edit.toolbar.actions = { save: { title: t("draw_save_title"), text: t("draw_save") }, cancel: { title: t("draw_cancel_edit"), text: t("draw_cancel") }, clearAll: { title: t("draw_clear_title"), text: t("draw_clear") } };
+  d.edit.toolbar.buttons = { edit: t("draw_edit"), editDisabled: t("draw_nothing"), remove: t("draw_remove"), removeDisabled: t("draw_nothing_remove") };
   d.edit.handlers.edit.tooltip = { text: t("draw_edit_text"), subtext: t("draw_edit_subtext") };
   d.edit.handlers.remove.tooltip = { text: t("draw_remove_text") };
 }

@@ -251,6 +251,11 @@ app.select = async (code, options) => {
   if (opts.fit) app.fit(opts.bbox || L.geoJSON(feature).getBounds());
   writeUrl(true);
   emit("selection");
+  // on a phone the panel opened over the map's lower part: keep the unit in sight above it
+  if (!opts.fit && table && i >= 0) {
+    const cover = app.panel.covered();
+    if (cover.bottom) map.panInside([table.labels[i][1], table.labels[i][0]], { paddingBottomRight: [20, cover.bottom + 30], paddingTopLeft: [20, 20] });
+  }
   window.geoViewer.lastSelected = code;
 };
 
