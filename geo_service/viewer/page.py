@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import json
+from pathlib import Path
 from typing import Any
 
 import folium
@@ -114,6 +115,18 @@ def add_messages(figure: folium.Figure, messages: list[str]) -> None:
         )
 
 
+JS_DIR = Path(__file__).resolve().parent.parent / "static" / "js"
+ENTRY_POINTS = ("viewer/main.js", "ea_editor.js")  # one per page; the rest is shared
+
+
+def _modules(script: str) -> list[str]:
+    """The module and the shared modules it imports (to fetch at once, not one by one)."""
+    folder = (JS_DIR / script).parent
+    own = sorted(p.relative_to(JS_DIR).as_posix() for p in folder.glob("*.js"))
+    shared = sorted(p.name for p in JS_DIR.glob("*.js") if p.name not in ENTRY_POINTS)
+    return list(dict.fromkeys([script, *own, *shared]))
+
+
 def boot(
     figure: folium.Figure, api: str, config_id: str, config: dict[str, Any], script: str
 ) -> str:
@@ -126,10 +139,12 @@ def boot(
         folium.Element(f"<script type='application/json' id='{config_id}'>{payload}</script>")
     )
     # a module runs after the page is parsed, when Folium's inline script has made the map
+    base = f"{html.escape(api)}/static/js/"
+    preload = "".join(
+        f"<link rel='modulepreload' href='{base}{html.escape(m)}'>" for m in _modules(script)
+    )
     figure.header.add_child(
-        folium.Element(
-            f"<script type='module' src='{html.escape(api)}/static/js/{script}'></script>"
-        )
+        folium.Element(f"{preload}<script type='module' src='{base}{script}'></script>")
     )
     return str(figure.render())
 

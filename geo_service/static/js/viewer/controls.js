@@ -84,8 +84,7 @@ export function renderControls(app, root) {
     st.scope === "province" ? field(t("province"), select("within", provinceOptions, st.within, (v) => set({ within: v }))) : null,
     scopeRadio("view", t("scope_view")),
     app.problem && app.problem.parameter === "within" ? h("p", { class: "gv-problem", role: "alert" }, app.problem.message) : null);
-  if (!provinces) app.api.get("/maps/units", { collection: "province-" + st.vintage })
-    .then((table) => { app.tables["province-" + st.vintage] = table; renderControls(app, root); }).catch(() => {});
+  if (!provinces) app.unitTable("province-" + st.vintage).then(() => renderControls(app, root)).catch(() => {});
 
   fill(root, what, how, where, app.base.controls(), downloads(app));
   if (focused) {

@@ -75,10 +75,23 @@ export function createChoropleth(map, api, handlers) {
   function restyle(style) {
     styleOf = style;
     if (!layer) return;
-    // VectorGrid 1.3 has no "restyle all": its per-feature update, over the drawn tiles
+    // VectorGrid 1.3 has no "restyle all": the drawn tiles' features are updated here; when
+    // only the fill changes (a new indicator, classes, palette) only the fill is written
     const styles = layer.options.vectorTileLayerStyles[layer.collection];
     for (const tile of Object.values(layer._vectorTiles || {})) {
-      for (const data of Object.values(tile._features || {})) layer._updateStyles(data.feature, tile, styles);
+      const zoom = tile.getCoord().z;
+      for (const data of Object.values(tile._features || {})) {
+        const feat = data.feature;
+        const next = styles(feat.properties, zoom);
+        const now = feat.options || {};
+        if (feat._path && now.weight === next.weight && now.color === next.color && now.opacity === next.opacity) {
+          if (now.fillColor !== next.fillColor) feat._path.setAttribute("fill", next.fillColor);
+          if (now.fillOpacity !== next.fillOpacity) feat._path.setAttribute("fill-opacity", next.fillOpacity);
+          feat.options = { ...now, fillColor: next.fillColor, fillOpacity: next.fillOpacity };
+        } else {
+          layer._updateStyles(feat, tile, styles);
+        }
+      }
     }
   }
 

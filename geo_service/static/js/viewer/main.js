@@ -124,10 +124,15 @@ async function loadClasses() {
   }
 }
 
+const tableRequests = {};
 async function unitTable(collection) {
-  if (!app.tables[collection]) app.tables[collection] = await api.get("/maps/units", { collection });
-  return app.tables[collection];
+  if (!tableRequests[collection]) {
+    tableRequests[collection] = api.get("/maps/units", { collection }).then((table) => (app.tables[collection] = table));
+    tableRequests[collection].catch(() => { delete tableRequests[collection]; });
+  }
+  return tableRequests[collection];
 }
+app.unitTable = unitTable;
 
 /* ---- applying a change ---- */
 
@@ -147,18 +152,21 @@ app.set = async (changes, options) => {
   if (collectionChanged) showCollection();
   emit("state");
   try {
-    if (collectionChanged || state.scope === "province") await unitTable(app.collection());
-    await loadValues();
-    await loadClasses();
+    // the unit table (names, parents, label points) is needed first only to know a
+    // province's units; otherwise it comes beside the values and classes
+    const table = unitTable(app.collection());
+    if (state.scope === "province") await table;
+    else table.catch(() => {});
+    await Promise.all([loadValues(), loadClasses()]);
   } catch (err) {
     if (err.name === "AbortError") return;
     app.notices = [err.message];
   }
   if (mine !== version) return;
   app.choropleth.restyle(unitStyle);
+  window.geoViewer.recoloured += 1;
   if (!opts.silent) writeUrl(true);
   emit("data");
-  window.geoViewer.recoloured += 1;
 };
 
 function showCollection() {
@@ -295,16 +303,21 @@ window.geoViewer = {
 async function start() {
   const { state } = cat.resolve(cfg.params);
   app.notices = [...cfg.notices];
+  // ready: values and classes in, the first tiles drawn (whatever comes after)
+  const tiles = new Promise((done) => {
+    if (window.geoViewer.tilesLoaded) done();
+    else app.on((what) => { if (what === "tiles") done(); });
+  });
   const focus = cat.vintage(state.vintage);
   if (state.lat !== null && state.lng !== null && state.z !== null) map.setView([state.lat, state.lng], state.z);
   else if (focus) app.fit(focus.focus);
   await app.set(cfg.params, { keepNotices: true, silent: true });
   app.base.update();
-  if (state.unit) await app.select(state.unit, { fit: state.lat === null });
   writeUrl(false);
-  const ready = () => { window.geoViewer.ready = true; emit("ready"); };
-  if (window.geoViewer.tilesLoaded) ready();
-  else app.on((what) => { if (what === "tiles" && !window.geoViewer.ready) ready(); });
+  await tiles;
+  window.geoViewer.ready = true;
+  emit("ready");
+  if (state.unit) await app.select(state.unit, { fit: state.lat === null });
 }
 
 start();
