@@ -279,11 +279,13 @@ def test_manual_breaks_in_one_step_and_refused_ones_explained(viewer: Viewer) ->
     viewer.page.select_option("select[name=method]", "manual")
     viewer.page.fill("input[name=breaks]", "200, 500, 1000")
     viewer.page.press("input[name=breaks]", "Enter")
+    # choosing "manual" keeps the current classes as editable limits; typed ones replace them
     viewer.page.wait_for_function(
         f"window.geoViewer.recoloured > {before} &&"
-        " window.geoViewer.app.classes.method === 'manual'"
+        " window.geoViewer.app.classes.method === 'manual' &&"
+        " window.geoViewer.app.classes.breaks.length === 4"
     )
-    assert viewer.js("window.geoViewer.app.classes.breaks").__len__() == 4
+    assert viewer.js("window.geoViewer.app.classes.breaks")[:3] == [200, 500, 1000]
     assert "breaks=200%2C500%2C1000" in viewer.page.url or "breaks=200,500,1000" in viewer.page.url
     viewer.page.fill("input[name=breaks]", "1e999")
     viewer.page.press("input[name=breaks]", "Enter")

@@ -127,7 +127,11 @@ async function loadClasses() {
 const tableRequests = {};
 async function unitTable(collection) {
   if (!tableRequests[collection]) {
-    tableRequests[collection] = api.get("/maps/units", { collection }).then((table) => (app.tables[collection] = table));
+    tableRequests[collection] = api.get("/maps/units", { collection }).then((table) => {
+      app.tables[collection] = table;
+      emit("units"); // names and parents for the table, the hover card, the scope
+      return table;
+    });
     tableRequests[collection].catch(() => { delete tableRequests[collection]; });
   }
   return tableRequests[collection];

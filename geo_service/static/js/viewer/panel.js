@@ -82,6 +82,8 @@ export function createPanel(app) {
     panel.classList.toggle("gv-wide", wide);
     panel.classList.toggle("gv-sheet", !wide);
     panel.classList.toggle("gv-open", open);
+    // on a phone with the panel open the legend would cover what is left of the map
+    document.body.classList.toggle("gv-sheet-open", !wide && open);
     toggle.setAttribute("aria-expanded", String(open));
     toggle.textContent = open ? (wide ? "‹" : "▾") : (wide ? "›" : "▴");
     toggle.setAttribute("aria-label", open ? t("panel_close") : t("panel_open"));
@@ -153,7 +155,7 @@ export function createPanel(app) {
       if (app.selected && app.state.tab !== "unit" && app.state.tab !== "table") showTab("unit", true);
       else renderTab(app.state.tab);
     }
-    if (what === "view" && (app.state.tab === "table")) renderTab("table");
+    if ((what === "view" || what === "units") && app.state.tab === "table") renderTab("table");
   });
 
   function currentTab() { return TABS.find((tab) => !sections[tab].hidden); }
