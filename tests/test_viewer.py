@@ -41,7 +41,8 @@ class Viewer:
 
     def open(self, query: str, path: str = "/map") -> None:
         self.page.goto(f"{self.base}{path}?{query}")
-        self.page.wait_for_function("window.geoViewer && window.geoViewer.ready", timeout=60_000)
+        # (generous: the shared test machine is sometimes loaded far beyond its two cores)
+        self.page.wait_for_function("window.geoViewer && window.geoViewer.ready", timeout=120_000)
 
     def js(self, expression: str, arg: Any = None) -> Any:
         return self.page.evaluate(expression, arg)
@@ -236,8 +237,8 @@ def test_url_round_trips_centre_zoom_selection_and_language(
     other = Viewer(browser, live_server)
     try:
         other.page.goto(link)
-        other.page.wait_for_function("window.geoViewer && window.geoViewer.ready")
-        other.page.wait_for_function("window.geoViewer.app.selected !== null")
+        other.page.wait_for_function("window.geoViewer && window.geoViewer.ready", timeout=120_000)
+        other.page.wait_for_function("window.geoViewer.app.selected !== null", timeout=60_000)
         assert other.js("window.geoViewer.map.getZoom()") == 12
         centre = other.js("window.geoViewer.map.getCenter()")
         assert abs(centre["lat"] - 21.03) < 1e-3 and abs(centre["lng"] - 105.85) < 1e-3
@@ -250,8 +251,8 @@ def test_url_round_trips_centre_zoom_selection_and_language(
         assert other.js("window.geoViewer.app.selected.code") == "00004"
         # the language switch keeps the whole view
         other.page.click(".gv-lang a[lang=vi]")
-        other.page.wait_for_function("window.geoViewer && window.geoViewer.ready")
-        other.page.wait_for_function("window.geoViewer.app.selected !== null")
+        other.page.wait_for_function("window.geoViewer && window.geoViewer.ready", timeout=120_000)
+        other.page.wait_for_function("window.geoViewer.app.selected !== null", timeout=60_000)
         assert other.js("document.documentElement.lang") == "vi"
         assert other.js("window.geoViewer.map.getZoom()") == 12
         assert other.js("window.geoViewer.state().method") == "natural_breaks"

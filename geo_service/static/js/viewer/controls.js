@@ -20,6 +20,8 @@ export function renderControls(app, root) {
   const st = app.state;
   const cat = app.cat;
   const focused = document.activeElement && root.contains(document.activeElement) ? document.activeElement.name : null;
+  // limits being typed survive a re-render (an answer arriving meanwhile)
+  const typing = focused === "breaks" ? root.querySelector("input[name=breaks]").value : null;
   const set = (changes) => app.set(changes);
   const series = app.series();
 
@@ -89,7 +91,10 @@ export function renderControls(app, root) {
   fill(root, what, how, where, app.base.controls(), downloads(app));
   if (focused) {
     const again = root.querySelector("[name='" + focused + "']");
-    if (again) again.focus();
+    if (again) {
+      if (typing !== null) again.value = typing;
+      again.focus();
+    }
   }
 }
 
