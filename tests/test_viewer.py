@@ -831,3 +831,66 @@ def test_pages_work_under_their_csp_with_no_other_host(
         assert problems == []
     finally:
         context.close()
+
+
+def test_change_since_an_older_boundary_year_goes_through_the_crosswalk(
+    demo_db: str, tmp_path: Any
+) -> None:
+    """A count of the 63 provinces of 2019 carried onto the 34 of 2025 (as carry-over
+    would), compared with the 2025 count; a hidden old value hides the change."""
+    import psycopg
+
+    from geo_service.http.app import create_app
+    from geo_service.settings import ServiceSettings
+    from indicators.values import ValueRow, store_values
+
+    with psycopg.connect(demo_db, autocommit=True) as conn:
+        codes = [r[0] for r in conn.execute(
+            "SELECT code FROM admin_unit WHERE vintage = '2019' AND level = 'province'"
+        ).fetchall()]  # fmt: skip
+        rows = [ValueRow(f"test {c}", c, "2019", 1_000_000.0 + int(c), "ok") for c in codes]
+        # one old province's count hidden: Lào Cai (10), part of the new Lào Cai (15)
+        rows = [
+            r if r.code != "10" else ValueRow(r.line, "10", "2019", None, "suppressed")
+            for r in rows
+        ]
+        store_values(conn, "population", "2019", "province", rows)
+        # an index on the new provinces too, to be compared with its 2019 vintage
+        new = [r[0] for r in conn.execute(
+            "SELECT code FROM admin_unit WHERE vintage = '2025' AND level = 'province'"
+        ).fetchall()]  # fmt: skip
+        store_values(
+            conn,
+            "papi_sc11",
+            "2025",
+            "province",
+            [ValueRow("t", c, "2024", 2.0, "ok") for c in new],
+        )
+    settings = ServiceSettings(home=tmp_path)
+    with TestClient(create_app(settings, db_url=demo_db)) as client:
+        params = {
+            "collection": "province-2025",
+            "indicator": "population",
+            "period": "2025",
+            "compare": "2019",
+            "compare_vintage": "2019",
+        }
+        table = client.get("/maps/values", params=params).json()
+        now = client.get(
+            "/maps/values", params={"collection": "province-2025", "indicator": "population"}
+        ).json()
+        change = dict(zip(table["codes"], table["values"], strict=True))
+        current = dict(zip(now["codes"], now["values"], strict=True))
+        # Hà Nội (01) was not merged: its 2025 count minus its own 2019 count
+        assert change["01"] == pytest.approx(current["01"] - 1_000_001, abs=1e-6)
+        # new Tuyên Quang (08) = old Tuyên Quang (08) + Hà Giang (02)
+        assert change["08"] == pytest.approx(current["08"] - (1_000_008 + 1_000_002), abs=1e-6)
+        assert "15" in table["status"]["suppressed"] and change["15"] is None
+        classes = client.get("/maps/choropleth", params=params).json()
+        assert classes["method"] == "change" and classes["no_value"]["suppressed"] == 1
+        # an index cannot be carried: refused, naming the comparison
+        index = {"collection": "province-2025", "indicator": "papi_sc11", "period": "2024",
+                 "compare": "2019", "compare_vintage": "2019"}  # fmt: skip
+        refused = client.get("/maps/values", params=index)
+        assert refused.status_code == 400 and refused.json()["parameter"] == "compare_vintage"
+        assert "cannot be carried" in refused.json()["detail"]
