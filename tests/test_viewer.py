@@ -619,6 +619,17 @@ def test_phone_keeps_the_map_visible_and_taps_show_values(browser: Any, live_ser
         phone.page.wait_for_function("window.geoViewer.app.selected !== null", timeout=10_000)
         assert phone.js("window.geoViewer.app.selected.code") == "00004"
         phone.page.wait_for_selector(".gv-now-value")
+        phone.page.wait_for_selector("svg.gv-chart")
+        phone.page.wait_for_timeout(800)  # the pan that keeps the unit in sight
+        # the unit's label point is on the map above the opened panel, not under it
+        where = phone.js(
+            "(() => { const t = window.geoViewer.app.tables['commune-2025'];"
+            " const [lng, lat] = t.labels[t.codes.indexOf('00004')];"
+            " const p = window.geoViewer.map.latLngToContainerPoint([lat, lng]);"
+            " return [p.x, p.y, document.querySelector('.gv-panel').getBoundingClientRect().top];"
+            " })()"
+        )
+        assert 0 < where[0] < 390 and 0 < where[1] < where[2]
         phone.screenshot("phone-unit")
         assert phone.errors == []
     finally:

@@ -48,6 +48,8 @@ function addTiles() {
   const url = api.url("/collections/enumeration-areas/tiles/WebMercatorQuad/{z}/{x}/{y}", { round: cfg.round });
   tiles = L.vectorGrid.protobuf(url, {
     rendererFactory: L.svg.tile, interactive: false, maxNativeZoom: 18,
+    // (with private reads the service wants the token for EA tiles too)
+    fetchOptions: state.token ? { headers: { Authorization: "Bearer " + state.token } } : {},
     vectorTileLayerStyles: {
       "enumeration-areas": (props) => {
         tileCodes.add(props.code);
@@ -173,6 +175,8 @@ async function afterWrite(result, successText) {
   if (result.ok) showMessage(successText || t("saved"), warningsOf(result.body), "ok");
   else showError(result);
   await reload();
+  // (every write so far has been answered and the map and panel show what followed it)
+  window.eaEditor.settled = window.eaEditor.writes.length;
 }
 
 function warningsOf(body) {
@@ -469,6 +473,10 @@ async function signInWith(token) {
   sessionStorage.setItem(TOKEN_KEY, token);
   state.user = result.body;
   if (canEdit() && cfg.commune) addDrawTools();
+  if (tiles) {  // (their requests now carry the token)
+    map.removeLayer(tiles);
+    addTiles();
+  }
   render();
 }
 
@@ -504,7 +512,7 @@ function addPanel() {
 }
 
 window.eaEditor = {
-  map, ready: false, lastResult: null, writes: [], coverage: null, tileLoads: 0,
+  map, ready: false, lastResult: null, writes: [], settled: 0, coverage: null, tileLoads: 0,
   eas: () => Object.values(state.eas).map((ea) => ({ id: ea.feature.id, code: ea.feature.properties.code,
     status: ea.feature.properties.status, etag: ea.etag })),
   selected: () => state.selected.slice(),

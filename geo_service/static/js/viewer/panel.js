@@ -171,7 +171,8 @@ export function createPanel(app) {
     /* How much of the map the panel covers (px), to frame things beside it. */
     covered() {
       const wide = window.innerWidth >= WIDE;
-      return { left: 0, bottom: !wide && open ? Math.min(panel.offsetHeight, window.innerHeight * 0.6) : 0 };
+      // an opening sheet grows to its max-height (62vh) as its chart and tables arrive
+      return { left: 0, bottom: !wide && open ? Math.max(panel.offsetHeight, window.innerHeight * 0.62) : 0 };
     },
     showTab,
     isOpen: () => open,
