@@ -187,6 +187,36 @@ def test_search_finds_places_at_every_level_and_highlights_them(
         viewer.screenshot("map-search-hcm")
 
 
+def test_unit_names_fit_without_collisions_and_without_their_type(viewer: Viewer) -> None:
+    """The 63 provinces of 2019 are named "Tỉnh …" / "Thành phố …": the map shows the names
+    alone (as printed maps do), never two overlapping, more of them as one zooms in."""
+    viewer.open("vintage=2019&level=province&indicator=papi_sc11&lang=vi")
+    viewer.page.wait_for_function("window.geoViewer.app.labels.shown().length > 0")
+    boxes_js = (
+        "[...document.querySelectorAll('.gv-label')].map(d => {"
+        " const r = d.getBoundingClientRect(); return [d.textContent, r.left, r.top, r.right,"
+        " r.bottom]; })"
+    )
+    national = viewer.js(boxes_js)
+    names = [b[0] for b in national]
+    assert not [n for n in names if n.startswith(("Tỉnh ", "Thành phố "))], names
+    assert len(names) >= 8, names
+
+    def overlapping(boxes: list[Any]) -> list[tuple[str, str]]:
+        return [
+            (a[0], b[0])
+            for i, a in enumerate(boxes)
+            for b in boxes[i + 1 :]
+            if a[1] < b[3] and b[1] < a[3] and a[2] < b[4] and b[2] < a[4]
+        ]
+
+    assert overlapping(national) == []
+    viewer.js("window.geoViewer.map.setView([21.0, 105.8], 8)")
+    viewer.page.wait_for_timeout(1000)
+    closer = viewer.js(boxes_js)
+    assert "Hà Nội" in [b[0] for b in closer] and overlapping(closer) == []
+
+
 def test_search_lists_duplicates_with_their_province_and_keyboard_works(viewer: Viewer) -> None:
     viewer.open("level=commune&lang=vi")
     viewer.page.fill("input[name=q]", "Tân Phú")

@@ -4,6 +4,11 @@
 
 const CHAR_PX = 6.4; // average width of a character of the labels' 12px font
 const LINE_PX = 15;
+// the unit's type in front of its name ("Tỉnh Sơn La", "Thành phố Huế" in the 2019 data):
+// the map shows the name alone, as printed maps do, unless the name is only a number
+const TYPE_PREFIX = /^(Tỉnh|Thành phố|TP\.|Quận|Huyện|Thị xã|Thị trấn|Phường|Xã|Đặc khu)\s+(?=\D)/u;
+
+export function mapName(name) { return name.replace(TYPE_PREFIX, ""); }
 
 export function createLabels(map) {
   const pane = map.getPane("gvLabels");
@@ -24,7 +29,7 @@ export function createLabels(map) {
       for (let i = 0; i < table.codes.length; i++) {
         const [lng, lat, radius] = table.labels[i];
         if (!bounds.contains([lat, lng])) continue;
-        const name = table.names[i];
+        const name = mapName(table.names[i]);
         const rpx = radius / metresPerPixel(lat);
         const width = name.length * CHAR_PX + 6;
         if (rpx * 2 < Math.min(width, set.maxWidth || width) * (set.fit || 1) || rpx * 2 < LINE_PX) continue;
