@@ -283,3 +283,26 @@ async def unit_exists(
         (vintage, code, level, level, not_level, not_level),
     )
     return await cur.fetchone() is not None
+
+
+async def crosswalk_shares(
+    conn: psycopg.AsyncConnection, from_vintage: str, to_vintage: str, level: str, weight: str
+) -> list[Row]:
+    """(from_code, to_code, share) of the crosswalk from a level to the same level of a later
+    vintage, by `weight` (links without that share are left out)."""
+    statement = sql.SQL(
+        "SELECT from_code, to_code, {} FROM crosswalk WHERE from_vintage = %s"
+        " AND to_vintage = %s AND from_level = %s AND to_level = %s AND {} IS NOT NULL"
+    ).format(sql.Identifier(WEIGHT_COLUMNS[weight]), sql.Identifier(WEIGHT_COLUMNS[weight]))
+    cur = await conn.execute(statement, (from_vintage, to_vintage, level, level))
+    return await cur.fetchall()
+
+
+async def levels_with_units(conn: psycopg.AsyncConnection, vintage: str) -> list[str]:
+    """The levels that have units in the vintage, highest first."""
+    cur = await conn.execute(
+        "SELECT l.id FROM admin_level l WHERE EXISTS (SELECT 1 FROM admin_unit u"
+        " WHERE u.vintage = %s AND u.level = l.id) ORDER BY l.rank",
+        (vintage,),
+    )
+    return [str(row[0]) for row in await cur.fetchall()]

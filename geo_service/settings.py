@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import quote
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -25,6 +25,10 @@ CORS_EXPOSE_HEADERS = (
     "OGC-NumberReturned",
 )
 
+DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "vn"
+# the national roads and railways shown as a map layer (CC BY-SA 4.0; see data/vn/transport)
+DEMO_ROADS = DATA_DIR / "transport" / "roads-railways.geojson"
+
 DEMO_RASTER = (
     Path(__file__).resolve().parent.parent
     / "data"
@@ -32,6 +36,19 @@ DEMO_RASTER = (
     / "raster"
     / "vn_ppp_2020_1km_Aggregated.tif"
 )
+
+
+class BaseMapSetting(BaseModel):
+    """One base map or overlay the service serves from a file (MBTiles, PMTiles, GeoTIFF)."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+    path: Path
+    title: str = ""  # shown in the layer switcher (both languages unless title_vi is given)
+    title_vi: str = ""
+    attribution: str = ""
+    overlay: bool = False  # drawn over the map (True) or under it as its base (False)
+    colormap: str = "YlOrRd"  # single-band rasters: ColorBrewer ramp
+    scale: Literal["log", "linear"] = "log"
 
 
 class DatabaseSettings(BaseSettings):
@@ -154,6 +171,11 @@ class ServiceSettings(BaseSettings):
     # optional base map for the viewer (none by default: the page then needs no other host)
     basemap_url: str | None = None
     basemap_attribution: str = ""
+    # base maps and overlays served by the service itself, as JSON: [{"id": "vn", "path":
+    # "/srv/vietnam.pmtiles", "title": "...", "attribution": "...", "overlay": false}, ...]
+    basemaps: list[BaseMapSetting] = Field(default_factory=list)
+    # the built-in roads and railways layer (a GeoJSON file; empty: none)
+    roads_geojson: Path | None = DEMO_ROADS
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -46,6 +46,11 @@ class Indicator:
     cell_key_noise: int | None = None
     # breakdowns: this indicator = the sum of each group's parts (kept in indicator_breakdown)
     sum_of: tuple[tuple[str, ...], ...] = ()
+    # the unit, definition, source and licence in Vietnamese, for the pages
+    unit_vi: str = ""
+    description_vi: str = ""
+    source_vi: str = ""
+    licence_vi: str = ""
 
 
 _FIELDS = [f.name for f in fields(Indicator)]
@@ -233,6 +238,10 @@ def _catalogue_row(row: dict[str, Any]) -> Indicator:
         relation_tolerance=numbers["relation_tolerance"] or 0.0,
         cell_key_noise=None if noise is None else int(noise),
         sum_of=_sum_of(text["sum_of"], text["code"]),
+        unit_vi=text["unit_vi"],
+        description_vi=text["description_vi"],
+        source_vi=text["source_vi"],
+        licence_vi=text["licence_vi"],
     )
 
 

@@ -607,3 +607,21 @@ def counts_beside(conn: psycopg.Connection, codes: Sequence[str], limit: int = 4
             (list(codes), limit),
         )
     ]
+
+
+async def series_catalogue(conn: psycopg.AsyncConnection) -> list[dict[str, Any]]:
+    """Every series over loaded units with its indicator's catalogue entry (both languages),
+    its periods, how it was derived and when it was last loaded, newest vintage first."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "SELECT s.vintage, s.level, i.code, i.name_vi, i.name_en, i.kind, i.unit, i.unit_vi,"
+            " i.decimals, i.description, i.description_vi, i.source, i.source_vi, i.licence,"
+            " i.licence_vi, s.derivation, s.loaded_at,"
+            " array(SELECT DISTINCT period FROM indicator_value v WHERE v.indicator = s.indicator"
+            "       AND v.vintage = s.vintage AND v.level = s.level ORDER BY period) AS periods"
+            " FROM indicator_series s JOIN indicator i ON i.code = s.indicator"
+            " WHERE EXISTS (SELECT 1 FROM admin_unit u WHERE u.vintage = s.vintage"
+            "               AND u.level = s.level)"
+            " ORDER BY s.vintage DESC, s.level, i.code"
+        )
+        return await cur.fetchall()

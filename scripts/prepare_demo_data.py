@@ -782,6 +782,8 @@ Only sources published under MIT (repositories) or CC BY 4.0 (WorldPop) were use
 per-source notes for upstream terms that could not be verified. The GPL-3.0
 `daohoangson/dvhcvn` data (including its code list) and the unlicensed
 `hgscarlette/vn-demographic` census extracts were **not** used.
+The `transport/` folder (national roads and railways, CC BY-SA 4.0) is made by
+`scripts/prepare_transport_layer.py`; its own README gives its source and licence.
 
 Total size: {total_size} in {n_files} files (plus this README).
 

@@ -172,6 +172,7 @@ def test_pool_pings_only_connections_idle_for_a_while(empty_db: str) -> None:
     """A connection handed back moments ago is lent without a round trip; an idle one is
     pinged, so a dead one is replaced instead of failing a request."""
     import asyncio
+    import concurrent.futures
 
     from geo_service.db import _check_when_idle
 
@@ -185,4 +186,6 @@ def test_pool_pings_only_connections_idle_for_a_while(empty_db: str) -> None:
         with pytest.raises(psycopg.Error):
             await pinging_check(conn)
 
-    asyncio.run(scenario())
+    # in a thread of its own: a worker that ran a browser test has Playwright's loop running
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, scenario()).result()

@@ -9,12 +9,15 @@ import json
 import re
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from boundaries.checks import FieldMap
+from boundaries.load import LoadOptions, load_boundaries
 from geo_service.users import add_user
 from tests.conftest import PgCluster, serve
 
@@ -31,6 +34,7 @@ PAGES = (
     "/map/ea?commune=00004",
     "/map/ea",
     "/api.html",
+    "/?f=html",
 )
 
 
@@ -71,7 +75,7 @@ def test_page_settings_are_data_not_script(client: TestClient) -> None:
         r"<script type='application/json' id='geo-viewer-config'>(.*?)</script>", page, re.DOTALL
     )
     assert len(blocks) == 1 and "<" not in blocks[0]
-    assert json.loads(blocks[0])["level"] == "province"
+    assert json.loads(blocks[0])["params"]["level"] == "province"
     assert all("geo-viewer-config" not in body for body in _inline_scripts(page))
 
 
@@ -122,16 +126,38 @@ def test_pages_work_under_their_csp(browser: Any, live_server: str, path: str, r
         page.close()
 
 
+def _reload_provinces_from_a_file(conn: psycopg.Connection, folder: Path) -> None:
+    """The 2025 provinces written to a GeoJSON file, province 01 named HOSTILE, and loaded
+    again from it by the boundary loader (as an operator would load a file)."""
+    rows = conn.execute(
+        "SELECT code, name, unit_type, ST_AsGeoJSON(geom) FROM admin_unit"
+        " WHERE vintage = '2025' AND level = 'province' ORDER BY code"
+    ).fetchall()
+    features = [
+        {
+            "type": "Feature",
+            "properties": {"ma": code, "ten": HOSTILE if code == "01" else name, "loai": kind},
+            "geometry": json.loads(geometry),
+        }
+        for code, name, kind, geometry in rows
+    ]
+    path = folder / "provinces.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    options = LoadOptions("2025", "province", FieldMap("ma", "ten", None, "loai"), replace=True)
+    load_boundaries(conn, [path], options)
+
+
 @pytest.fixture
 def hostile_service(
-    pg: PgCluster, demo_template: str
+    pg: PgCluster, demo_template: str, tmp_path: Path
 ) -> Iterator[tuple[str, str, tuple[float, float]]]:
-    """A live service whose province 01 and commune 00004 have hostile names; yields its URL,
-    an editor's token and a point well inside the commune."""
+    """A live service whose province 01 (loaded from a file) and commune 00004 have hostile
+    names; yields its URL, an editor's token and a point well inside the commune."""
     db = pg.create_database(demo_template)
     with psycopg.connect(db, autocommit=True) as conn:
+        _reload_provinces_from_a_file(conn, tmp_path)
         conn.execute(
-            "UPDATE admin_unit SET name = %s WHERE vintage = '2025' AND code IN ('01', '00004')",
+            "UPDATE admin_unit SET name = %s WHERE vintage = '2025' AND code = '00004'",
             (HOSTILE,),
         )
         token = add_user(conn, "ed", "editor", ["01"])
@@ -177,13 +203,27 @@ def test_html_in_names_and_reasons_shows_as_text(
     # the CSP bypassed: only the escaping stands between the data and a running script
     page = Page(browser, bypass_csp=True)
     try:
-        page.page.goto(f"{base}/map?level=province&lang=vi")
+        page.page.goto(f"{base}/map?level=province&lang=vi&tab=table")
         page.wait_for("window.geoViewer && window.geoViewer.ready")
-        page.page.evaluate("window.geoViewer.byCode['01'].openTooltip()")
-        tooltip = page.page.locator(".leaflet-tooltip").first
-        assert HOSTILE in tooltip.inner_text()
-        page.page.fill("input[name=q]", "01")  # (search_name keeps the loaded name)
+        page.page.wait_for_selector(".gv-rank-table tbody tr")
+        assert HOSTILE in page.page.locator(".gv-rank-table").inner_text()
+        # the hover card, the selected unit's name on the map and in the panel
+        page.page.evaluate(
+            "window.geoViewer.app.panel.hover({code: '01', name: window.geoViewer.app"
+            ".tables['province-2025'].names[0]}, window.geoViewer.map.getCenter())"
+        )
+        assert HOSTILE in page.page.locator(".gv-tip").first.inner_text()
+        page.page.evaluate("window.geoViewer.app.select('01')")
+        page.wait_for("window.geoViewer.app.selected !== null")
+        page.page.wait_for_selector(".gv-label-selected")
+        assert page.page.locator(".gv-label-selected").inner_text() == HOSTILE
+        page.page.click("#gv-tabbtn-unit")
+        page.page.wait_for_selector(".gv-unit-name")
+        assert page.page.locator(".gv-unit-name").first.inner_text() == HOSTILE
+        page.page.fill("input[name=q]", "01")
         page.page.click("button.gv-search")
+        page.wait_for("window.geoViewer.lastZoomed === '01'")
+        page.page.fill("input[name=q]", "img")
         page.page.wait_for_selector(".gv-hit")
         assert HOSTILE in page.page.locator(".gv-hit").first.inner_text()
 

@@ -375,3 +375,190 @@ async def pieces(
             _PIECES, {"wkb": wkb, "vintage": vintage, "level": level, "band": FINEST_BAND}
         )
         return await cur.fetchall()
+
+
+# ---- the viewer's unit table, search and focus extents ----
+
+# Label point and room of each unit: the centre and radius (metres) of the largest circle
+# inside it (pole of inaccessibility), on the band 9–11 geometry (close enough for a label).
+_UNIT_TABLE = """
+SELECT u.code, u.name, u.parent_code, u.unit_type,
+       round(ST_X(c.center)::numeric, 5)::float8 AS lon,
+       round(ST_Y(c.center)::numeric, 5)::float8 AS lat,
+       round((c.radius * 111320 * cos(radians(ST_Y(c.center))))::numeric)::float8 AS radius_m
+FROM admin_unit u
+JOIN admin_unit_generalised g ON g.vintage = u.vintage AND g.level = u.level
+     AND g.code = u.code AND g.band = %(band)s
+CROSS JOIN LATERAL ST_MaximumInscribedCircle(g.geom) c
+WHERE u.vintage = %(vintage)s AND u.level = %(level)s
+ORDER BY u.code
+"""
+
+
+async def unit_table(
+    conn: psycopg.AsyncConnection, vintage: str, level: str, band: int = 2
+) -> list[dict[str, Any]]:
+    """Every unit of a level: code, name, parent code, type and label point (lon, lat) with
+    the radius in metres of the largest circle that fits inside the unit."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_UNIT_TABLE, {"vintage": vintage, "level": level, "band": band})
+        return await cur.fetchall()
+
+
+async def unit_names(
+    conn: psycopg.AsyncConnection, vintage: str, codes: list[str]
+) -> dict[str, tuple[str, str]]:
+    """code → (name, level) of the units of a vintage with these codes (parents)."""
+    cur = await conn.execute(
+        "SELECT code, name, level FROM admin_unit WHERE vintage = %s AND code = ANY(%s)",
+        (vintage, codes),
+    )
+    return {str(code): (str(name), str(level)) for code, name, level in await cur.fetchall()}
+
+
+async def codes_in_bbox(
+    conn: psycopg.AsyncConnection,
+    vintage: str,
+    level: str,
+    bbox: tuple[float, float, float, float],
+) -> list[str]:
+    """Codes of the units of a level that a lon/lat rectangle touches."""
+    cur = await conn.execute(
+        "SELECT code FROM admin_unit WHERE vintage = %s AND level = %s"
+        " AND geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326)"
+        " AND ST_Intersects(geom, ST_MakeEnvelope(%s, %s, %s, %s, 4326)) ORDER BY code",
+        (vintage, level, *bbox, *bbox),
+    )
+    return [str(row[0]) for row in await cur.fetchall()]
+
+
+# The extent of a unit's main part and of the parts near it (within ~30 km): a city with
+# far islands (Côn Đảo, Hoàng Sa, Trường Sa, Bạch Long Vĩ) is framed on its mainland.
+_FOCUS = """
+WITH parts AS (
+    SELECT g.code, d.geom AS part
+    FROM admin_unit_generalised g CROSS JOIN LATERAL ST_Dump(g.geom) d
+    WHERE g.vintage = %(vintage)s AND g.level = %(level)s AND g.band = 1
+      AND (%(code)s::text IS NULL OR g.code = %(code)s)
+), main AS (
+    SELECT DISTINCT ON (code) code, part FROM parts ORDER BY code, ST_Area(part) DESC
+)
+SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (
+    SELECT ST_Extent(p.part) AS e FROM parts p JOIN main m USING (code)
+    WHERE ST_DWithin(p.part, m.part, 0.3)
+) t
+"""
+
+
+async def focus_extent(
+    conn: psycopg.AsyncConnection, vintage: str, level: str, code: str | None = None
+) -> tuple[float, float, float, float] | None:
+    """The extent (lon/lat) of the main parts of a level's units (or of one unit) and the
+    parts near them, leaving out far islands; None: no such units."""
+    cur = await conn.execute(_FOCUS, {"vintage": vintage, "level": level, "code": code})
+    row = await cur.fetchone()
+    if row is None or row[0] is None:
+        return None
+    return (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
+
+
+# A search name without its type word ("tp. ho chi minh" → "ho chi minh").
+_BARE = (
+    r"regexp_replace(u.search_name, '^(tp\.?|thanh pho|tinh|xa|phuong|dac khu|thi xa|"
+    r"thi tran|quan|huyen) +', '')"
+)
+_SEARCH = sql.SQL(
+    """
+WITH terms AS (
+    SELECT * FROM unnest(%(terms)s::text[], %(patterns)s::text[], %(aliases)s::bool[])
+        AS t(term, pattern, alias)
+), hits AS (
+    SELECT u.vintage, u.level, u.code, u.name, u.unit_type, u.parent_code, l.rank AS level_rank,
+           min(CASE WHEN b.bare = t.term OR u.code = t.term THEN 0
+                    WHEN b.bare LIKE t.pattern || '%%' THEN 1
+                    WHEN b.bare LIKE '%% ' || t.pattern || '%%' THEN 2
+                    ELSE 3 END * 2 + t.alias::int) AS score
+    FROM admin_unit u
+    JOIN admin_level l ON l.id = u.level
+    CROSS JOIN LATERAL (SELECT {bare} AS bare) b
+    JOIN terms t ON u.search_name LIKE '%%' || t.pattern || '%%' OR u.code = t.term
+    WHERE u.vintage = %(vintage)s
+    GROUP BY u.vintage, u.level, u.code, u.name, u.unit_type, u.parent_code, l.rank
+)
+SELECT h.code, h.name, h.level, h.unit_type, h.parent_code, p.name AS parent_name,
+       p.level AS parent_level, h.score
+FROM hits h
+LEFT JOIN LATERAL (
+    SELECT pu.name, pu.level FROM admin_unit pu JOIN admin_level pl ON pl.id = pu.level
+    WHERE pu.vintage = h.vintage AND pu.code = h.parent_code AND pl.rank < h.level_rank
+    ORDER BY pl.rank DESC LIMIT 1
+) p ON TRUE
+ORDER BY h.score, h.level_rank, h.name COLLATE vietnamese, h.code
+LIMIT %(limit)s
+"""
+).format(bare=sql.SQL(_BARE))
+
+
+async def search_units(
+    conn: psycopg.AsyncConnection,
+    vintage: str,
+    terms: list[tuple[str, bool]],
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Units of every level of a vintage whose folded name (without its type word) or code
+    matches one of the (term, from an alias) pairs, best first: exact, then prefix, then a
+    word, then anywhere; what was typed before what an alias expanded to; higher levels
+    first."""
+    params = {
+        "vintage": vintage,
+        "terms": [t for t, _ in terms],
+        "patterns": [like_escape(t) for t, _ in terms],
+        "aliases": [a for _, a in terms],
+        "limit": limit,
+    }
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_SEARCH, params)
+        return await cur.fetchall()
+
+
+async def child_codes(
+    conn: psycopg.AsyncConnection, vintage: str, level: str, parent: str
+) -> list[str]:
+    """Codes of the units of a level whose parent is `parent`."""
+    cur = await conn.execute(
+        "SELECT code FROM admin_unit WHERE vintage = %s AND level = %s AND parent_code = %s"
+        " ORDER BY code",
+        (vintage, level, parent),
+    )
+    return [str(row[0]) for row in await cur.fetchall()]
+
+
+async def level_codes(conn: psycopg.AsyncConnection, vintage: str, level: str) -> list[str]:
+    """Codes of every unit of a level."""
+    cur = await conn.execute(
+        "SELECT code FROM admin_unit WHERE vintage = %s AND level = %s ORDER BY code",
+        (vintage, level),
+    )
+    return [str(row[0]) for row in await cur.fetchall()]
+
+
+async def unit_header(
+    conn: psycopg.AsyncConnection,
+    vintage: str,
+    level: str | None,
+    code: str,
+    above: str | None = None,
+) -> dict[str, Any] | None:
+    """code, name, level, type and parent code of a unit (of `level`, or of the nearest level
+    above `above`), or None."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "SELECT u.code, u.name, u.level, u.unit_type, u.parent_code FROM admin_unit u"
+            " JOIN admin_level l ON l.id = u.level WHERE u.vintage = %(vintage)s"
+            " AND u.code = %(code)s AND (%(level)s::text IS NULL OR u.level = %(level)s)"
+            " AND (%(above)s::text IS NULL"
+            "      OR l.rank < (SELECT rank FROM admin_level WHERE id = %(above)s))"
+            " ORDER BY l.rank DESC LIMIT 1",
+            {"vintage": vintage, "code": code, "level": level, "above": above},
+        )
+        return await cur.fetchone()

@@ -25,6 +25,7 @@ from geo_service.http.middleware import (
 from geo_service.http.proxy import ClientAndOrigin
 from geo_service.http.routers import (
     aggregate,
+    basemaps,
     disclosure,
     ea,
     features,
@@ -113,6 +114,7 @@ def _add_routes(app: FastAPI) -> None:
     app.include_router(disclosure.router)
     app.include_router(tiles.router, dependencies=strict)
     app.include_router(maps.router)
+    app.include_router(basemaps.router)
     app.include_router(viewer.router)
     app.mount(
         landing.SWAGGER_UI_PATH, StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui"

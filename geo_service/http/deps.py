@@ -13,12 +13,15 @@ import psycopg
 from fastapi import Depends, Request
 from psycopg_pool import AsyncConnectionPool
 
+from geo_service.basemaps.registry import BaseMaps
 from geo_service.ea.service import EaService
 from geo_service.features.catalogue import CollectionCatalogue
 from geo_service.http.downloads import DownloadLimits
+from geo_service.http.i18n import request_language
 from geo_service.http.services import Services
 from geo_service.settings import ServiceSettings
 from geo_service.tiles.service import TileService
+from geo_service.viewer.tables import UnitTables
 
 
 async def get_services(request: Request) -> Services:
@@ -62,6 +65,18 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "?"
 
 
+async def _basemaps(services: ServicesDep) -> BaseMaps:
+    return services.basemaps
+
+
+async def _unit_tables(services: ServicesDep) -> UnitTables:
+    return services.unit_tables
+
+
+async def _language(request: Request) -> str:
+    return request_language(request.headers.get("accept-language", ""))
+
+
 async def _conn(
     pool: Annotated[AsyncConnectionPool, Depends(_pool)],
 ) -> AsyncIterator[psycopg.AsyncConnection]:
@@ -76,5 +91,9 @@ Tiles = Annotated[TileService, Depends(_tiles)]
 Catalogue = Annotated[CollectionCatalogue, Depends(_catalogue)]
 EaOps = Annotated[EaService, Depends(_ea)]
 Downloads = Annotated[DownloadLimits, Depends(_downloads)]
+BaseMapsDep = Annotated[BaseMaps, Depends(_basemaps)]
+UnitTablesDep = Annotated[UnitTables, Depends(_unit_tables)]
+# The client's language for texts in answers (Accept-Language: vi or en; en by default).
+Language = Annotated[str, Depends(_language)]
 # A pooled connection for one request (given back when the response is sent).
 Conn = Annotated[psycopg.AsyncConnection, Depends(_conn)]

@@ -275,6 +275,10 @@ class IndicatorDocument(Document):
     breakdowns: list[list[str]] = Field(
         default_factory=list, description="each breakdown's parts: this = their sum"
     )
+    unit_vi: str = Field("", description="the unit in Vietnamese")
+    description_vi: str = Field("", description="the definition in Vietnamese")
+    source_vi: str = Field("", description="the source in Vietnamese")
+    licence_vi: str = Field("", description="the licence in Vietnamese")
     series: list[Series]
 
 
@@ -368,6 +372,77 @@ class Choropleth(Document):
     no_value: dict[str, int]
     warning: str | None
     units: list[dict[str, Any]] | None = None
+    mean: float | None = Field(None, description="standard deviation classes: the mean")
+    sd: float | None = Field(None, description="standard deviation classes: the SD")
+    compare: dict[str, Any] | None = Field(
+        None, description="a change map: the earlier period, its vintage and the change kind"
+    )
+    scope: dict[str, Any] | None = Field(
+        None, description="the units classified: all, within a province, or within a bbox"
+    )
+    unit: str | None = Field(None, description="the unit of the mapped numbers")
+
+
+class SearchHit(Document):
+    """A unit found by name."""
+
+    code: str
+    name: str
+    level: str
+    unit_type: str | None
+    parent_code: str | None
+    parent_name: str | None
+    parent_level: str | None
+    match: str = Field(description="exact, prefix, word or contains")
+    alias: bool = Field(description="found through another name (HCM → Hồ Chí Minh)")
+    bbox: tuple[float, float, float, float] | None = Field(
+        description="the extent of the unit's main part (far islands left out)"
+    )
+
+
+class SearchHits(Document):
+    """`/search`: units of every level, best first."""
+
+    hits: list[SearchHit]
+
+
+class SeriesPoint(Document):
+    """One period's published value."""
+
+    period: str
+    value: Number | None
+    status: str
+    units: int | None = None
+
+
+class ProfileUnit(Document):
+    """A unit and its series."""
+
+    code: str
+    name: str
+    level: str
+    unit_type: str | None
+    parent_code: str | None
+    series: list[SeriesPoint]
+
+
+class NationalSeries(Document):
+    """The country's value per period, from the top level's units."""
+
+    level: str
+    method: str = Field(description="sum (counts), ratio (quotients) or mean (indexes)")
+    units: int
+    series: list[SeriesPoint]
+
+
+class UnitProfile(Document):
+    """`/maps/profile`: a unit's values over time beside its parent's and the country's."""
+
+    collection: str
+    indicator: str
+    unit: ProfileUnit
+    parent: ProfileUnit | None
+    national: NationalSeries | None
 
 
 # ---- enumeration areas and users ----
@@ -469,3 +544,30 @@ class DisclosureAudit(Document):
 
     passed: bool
     series: list[SeriesAuditDocument]
+
+
+# ---- base maps ----
+
+
+class BaseMapEntry(Document):
+    """A base map or overlay of the layer switcher."""
+
+    id: str
+    title: dict[str, str] = Field(description="in Vietnamese (vi) and English (en)")
+    kind: str = Field(description="tiles (from a file), geojson, or xyz (another host)")
+    overlay: bool
+    attribution: str
+    available: bool
+    problem: str | None = Field(description="missing or unreadable, when not available")
+    format: str | None
+    minZoom: int | None
+    maxZoom: int | None
+    bounds: list[float] | None
+    layers: list[str] = Field(description="vector tiles: their layer names")
+    url: str | None
+
+
+class BaseMapList(Document):
+    """`/basemaps`: every configured layer."""
+
+    basemaps: list[BaseMapEntry]

@@ -32,6 +32,7 @@ from geo_core.errors import (
     Unauthorized,
     Unprocessable,
 )
+from geo_service.http.i18n import localise, request_language
 from geo_service.http.observability import request_id
 
 logger = logging.getLogger(__name__)
@@ -130,7 +131,10 @@ def _error_response(
         # Server-side failures carry the id that finds them in the log.
         body = {**body, "request_id": rid}
         headers = {**(headers or {}), "X-Request-Id": rid}
-    return JSONResponse(body, status_code=status, headers=headers)
+    # in the client's language (Accept-Language: vi; English by default)
+    lang = request_language(request.headers.get("accept-language", ""))
+    headers = {**(headers or {}), "Content-Language": lang, "Vary": "Accept-Language"}
+    return JSONResponse(localise(body, lang), status_code=status, headers=headers)
 
 
 def _retry_after(exc: GeoServiceError) -> dict[str, str] | None:

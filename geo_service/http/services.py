@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
+from geo_service.basemaps.registry import BaseMaps
 from geo_service.db import HealthCheck, close_pool, open_control_pool, open_pool
 from geo_service.ea.service import EaService
 from geo_service.features.catalogue import CollectionCatalogue
@@ -17,6 +18,7 @@ from geo_service.http.downloads import DownloadLimits
 from geo_service.settings import ServiceSettings
 from geo_service.tiles.service import TileService
 from geo_service.users import FailedAttempts
+from geo_service.viewer.tables import UnitTables
 from indicators.protect import watch_pending
 
 
@@ -37,6 +39,9 @@ class Services:
         self.downloads = DownloadLimits(
             settings.download_slots, settings.downloads_per_client, settings.pool_timeout_s
         )
+        self.ea = EaService.from_settings(settings)
+        # base map files are opened (and a bad one named in the log) when the app is built
+        self.basemaps = BaseMaps(settings)
         self.metrics_registry: CollectorRegistry | None = None  # set by observability
         self._pool: AsyncConnectionPool | None = None
         self._control: AsyncConnectionPool | None = None
@@ -44,6 +49,7 @@ class Services:
         self._catalogue: CollectionCatalogue | None = None
         self._disclosure: asyncio.Task[None] | None = None
         self.database_url = ""  # set when the lifespan starts
+        self._unit_tables: UnitTables | None = None
 
     async def start(self, url: str, owner_url: str) -> None:
         """Open the pools (the database may still be down), the tile caches, the listener
@@ -63,6 +69,7 @@ class Services:
         self._catalogue = CollectionCatalogue(lambda: tiles.freshness.log)
         # values a plain SQL write left withheld are protected again within seconds
         self._disclosure = asyncio.create_task(watch_pending(owner_url))
+        self._unit_tables = UnitTables(lambda: tiles.freshness.log)
 
     async def stop(self) -> None:
         """Stop listening, close the caches and the pool."""
@@ -109,6 +116,13 @@ class Services:
         if self._catalogue is None:
             raise NotStarted("the collection catalogue starts with the app's lifespan")
         return self._catalogue
+
+    @property
+    def unit_tables(self) -> UnitTables:
+        """The viewer's unit tables (names, parents, label points), kept fresh likewise."""
+        if self._unit_tables is None:
+            raise NotStarted("the unit tables start with the app's lifespan")
+        return self._unit_tables
 
     def pool_if_started(self) -> AsyncConnectionPool | None:
         """The pool, or None before the lifespan opened it (metrics read it either way)."""

@@ -1,28 +1,81 @@
-"""The data behind a choropleth: every unit's published value, classified."""
+"""The data behind a map: every unit's published value (or change between two periods) as a
+compact table, and its classes for a choropleth, nationally or within a province or view."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from geo_core.errors import InvalidParameter, NotFound
+from geo_service.features import sql as features
 from geo_service.features.catalogue import read_collection
+from geo_service.features.model import Collection
 from geo_service.viewer.choropleth import (
     DEFAULT_DIVERGING,
     DEFAULT_SEQUENTIAL,
     METHOD_NAMES,
     classify,
+    classify_change,
 )
-from indicators import read
-from indicators.sql import Selection, published_values
+from indicators import compare, read
 
-RAW_COUNT_NOTE = (
-    "This indicator is a raw count: larger units tend to have larger values. "
-    "Consider a rate or density."
-)
+RAW_COUNT_NOTE = {
+    "en": "This indicator is a raw count: larger units tend to have larger values. "
+    "Consider a rate or density.",
+    "vi": "Chỉ tiêu này là số tuyệt đối: đơn vị lớn thường có giá trị lớn. "
+    "Nên dùng tỷ lệ hoặc mật độ.",
+}
+CHANGES = ("absolute", "percent")
+CHANGE_METHOD_NAME = {
+    "vi": "Thay đổi, phân lớp quanh 0 (phân vị mỗi phía)",
+    "en": "Change, classes centred on zero (quantiles each side)",
+}
+OK = ("ok", "provisional")
 
 
-def _manual_breaks(text: str | None) -> list[float] | None:
+@dataclass(frozen=True)
+class MapQuery:
+    """What a map shows: one indicator's values for a period (or their change since another
+    period, possibly of an older vintage carried through the crosswalk), and where."""
+
+    collection: str
+    indicator: str
+    period: str | None = None
+    compare: str | None = None  # the earlier period of a change map
+    compare_vintage: str | None = None  # its vintage, when older than the collection's
+    change: str = "absolute"
+    within: str | None = None  # classify within this parent unit (a province)
+    bbox: tuple[float, float, float, float] | None = None  # or within this view
+
+
+@dataclass
+class MapValues:
+    """Every unit's value (or change) and status, in code order."""
+
+    collection: Collection
+    meta: dict[str, Any]
+    period: str
+    codes: list[str]
+    values: list[float | None]
+    statuses: list[str]
+    compare: dict[str, Any] | None = None
+
+    def unit(self, lang: str) -> str:
+        """The unit of the mapped numbers in `lang`."""
+        base = str(self.meta.get("unit_vi") or self.meta["unit"]) if lang == "vi" else ""
+        base = base or str(self.meta["unit"])
+        if self.compare is None:
+            return base
+        if self.compare["change"] == "percent":
+            return "%"
+        if self.meta["kind"] in ("rate", "share") and base.strip() == "%":
+            return "điểm %" if lang == "vi" else "percentage points"
+        return base
+
+
+def manual_breaks(text: str | None) -> list[float] | None:
+    """Manual class limits from "100,500,1000"; an error names `breaks`."""
     if text is None:
         return None
     try:
@@ -36,74 +89,188 @@ def _manual_breaks(text: str | None) -> list[float] | None:
     return breaks
 
 
-async def unit_values(
-    conn: Any, collection_id: str, indicator: str, period: str | None
-) -> tuple[dict[str, Any], str, list[dict[str, Any]]]:
-    """Indicator metadata, the chosen period, and every unit's published value and status."""
+async def _collection(conn: Any, collection_id: str) -> Collection:
     try:
-        collection = await read_collection(conn, collection_id)
+        return await read_collection(conn, collection_id)
     except NotFound as exc:
         raise InvalidParameter(exc.message, parameter="collection") from exc
+
+
+async def _indicator(conn: Any, code: str) -> dict[str, Any]:
     try:
-        meta = await read.get_indicator(conn, indicator)
+        return await read.get_indicator(conn, code)
     except NotFound as exc:
         raise InvalidParameter(exc.message, parameter="indicator") from exc
-    choice = read.choose_series(meta, collection.vintage, collection.level, period)
-    series = next(
-        s
-        for s in meta["series"]
-        if s["vintage"] == collection.vintage and s["level"] == collection.level
+
+
+def _periods(meta: dict[str, Any], vintage: str, level: str) -> list[str]:
+    return next(
+        (
+            [str(p) for p in s["periods"]]
+            for s in meta["series"]
+            if s["vintage"] == vintage and s["level"] == level
+        ),
+        [],
     )
-    chosen = choice.period or series["periods"][-1]
-    rows = [
-        {key: r[key] for key in ("code", "name", "value", "status")}
-        for r in await published_values(
-            conn,
-            Selection(indicator, collection.vintage, collection.level, chosen, every_unit=True),
+
+
+async def map_values(conn: Any, q: MapQuery) -> MapValues:
+    """The published values of every unit of the collection (or their change), checked
+    against the series that exist; the period defaults to the latest."""
+    collection = await _collection(conn, q.collection)
+    meta = await _indicator(conn, q.indicator)
+    choice = read.choose_series(meta, collection.vintage, collection.level, q.period)
+    period = choice.period or _periods(meta, collection.vintage, collection.level)[-1]
+    now = await compare.period_values(
+        conn, meta["code"], collection.vintage, collection.level, period
+    )
+    codes = sorted(now)
+    if q.compare is None:
+        return MapValues(
+            collection,
+            meta,
+            period,
+            codes,
+            [now[c][0] for c in codes],
+            [now[c][1] for c in codes],
         )
-    ]
-    return meta, chosen, rows
+    then = await _compared(conn, q, meta, collection)
+    values, statuses = compare.change(now, then, q.change, codes)
+    described = {
+        "period": q.compare,
+        "vintage": q.compare_vintage or collection.vintage,
+        "change": q.change,
+    }
+    return MapValues(collection, meta, period, codes, values, statuses, described)
+
+
+async def _compared(
+    conn: Any, q: MapQuery, meta: dict[str, Any], collection: Collection
+) -> compare.Values:
+    """The values of the earlier period, carried from an older vintage if asked for."""
+    if q.change not in CHANGES:
+        raise InvalidParameter(
+            f"change must be one of {', '.join(CHANGES)}, not {q.change!r}", parameter="change"
+        )
+    assert q.compare is not None
+    vintage = q.compare_vintage or collection.vintage
+    periods = _periods(meta, vintage, collection.level)
+    if q.compare not in periods:
+        raise InvalidParameter(
+            f"{meta['code']} has no period {q.compare!r} on {collection.level} {vintage}; "
+            f"periods: {', '.join(periods) or 'none'}",
+            parameter="compare",
+            valid=periods,
+        )
+    if vintage == collection.vintage:
+        return await compare.period_values(conn, meta["code"], vintage, collection.level, q.compare)
+    return await compare.carried_values(
+        conn, meta, vintage, collection.vintage, collection.level, q.compare
+    )
+
+
+async def _scope_codes(conn: Any, q: MapQuery, collection: Collection) -> set[str] | None:
+    """The units a classification is limited to (None: all of them)."""
+    if q.within is not None and q.bbox is not None:
+        raise InvalidParameter("give within or bbox, not both", parameter="within")
+    if q.within is not None:
+        table = await features.child_codes(conn, collection.vintage, collection.level, q.within)
+        if not table:
+            raise InvalidParameter(
+                f"{q.within!r} is not a unit above the {collection.level}s of {collection.vintage}",
+                parameter="within",
+            )
+        return set(table)
+    if q.bbox is not None:
+        return set(await features.codes_in_bbox(conn, collection.vintage, collection.level, q.bbox))
+    return None
+
+
+def value_table(mv: MapValues, lang: str) -> dict[str, Any]:
+    """The compact JSON of every unit's value: codes and values in two arrays (null when
+    there is none) and the codes of each status other than ok."""
+    percent = mv.compare is not None and mv.compare["change"] == "percent"
+    digits = 2 if percent else int(mv.meta["decimals"]) + 2
+    by_status: dict[str, list[str]] = {"provisional": [], "suppressed": [], "not_available": []}
+    for code, status in zip(mv.codes, mv.statuses, strict=True):
+        if status != "ok":
+            by_status[status].append(code)
+    return {
+        "collection": mv.collection.id,
+        "indicator": mv.meta["code"],
+        "period": mv.period,
+        "compare": mv.compare,
+        "unit": mv.unit(lang),
+        "decimals": 1 if percent else int(mv.meta["decimals"]),
+        "codes": mv.codes,
+        "values": [
+            None if v is None or s not in OK else round(v, digits)
+            for v, s in zip(mv.values, mv.statuses, strict=True)
+        ],
+        "status": by_status,
+    }
 
 
 async def choropleth_body(
     conn: Any,
-    collection: str,
-    indicator: str,
-    period: str | None,
+    q: MapQuery,
     method: str,
     k: int,
     palette: str | None,
     breaks: str | None,
     units: bool,
+    lang: str = "en",
 ) -> dict[str, Any]:
-    """The JSON of /maps/choropleth (also embedded in the /map page)."""
-    meta, chosen, rows = await unit_values(conn, collection, indicator, period)
-    values = [r["value"] for r in rows if r["status"] in ("ok", "provisional")]
+    """The JSON of /maps/choropleth: classes of the values (or change) of the units in the
+    scope (all, a province's, the view's), in `lang` (vi or en)."""
+    mv = await map_values(conn, q)
+    scope = await _scope_codes(conn, q, mv.collection)
+    rows = [
+        (c, v, s)
+        for c, v, s in zip(mv.codes, mv.values, mv.statuses, strict=True)
+        if scope is None or c in scope
+    ]
+    values = [v for _, v, s in rows if s in OK and v is not None]
     no_value: dict[str, int] = {"suppressed": 0, "not_available": 0}
-    for r in rows:
-        if r["status"] not in ("ok", "provisional"):
-            no_value[r["status"]] += 1
-    palette = palette or (DEFAULT_DIVERGING if method == "std_mean" else DEFAULT_SEQUENTIAL)
-    result = classify(values, method, k, palette, _manual_breaks(breaks), no_value)
+    for _, v, s in rows:
+        if s not in OK or v is None:
+            no_value["suppressed" if s == "suppressed" else "not_available"] += 1
+    if mv.compare is not None:
+        palette = palette or DEFAULT_DIVERGING
+        result = classify_change(values, k, palette, manual_breaks(breaks), no_value)
+        method_name = CHANGE_METHOD_NAME if not breaks else METHOD_NAMES_BY_LANG["manual"]
+    else:
+        palette = palette or (DEFAULT_DIVERGING if method == "std_mean" else DEFAULT_SEQUENTIAL)
+        result = classify(values, method, k, palette, manual_breaks(breaks), no_value)
+        method_name = METHOD_NAMES_BY_LANG[method]
+    meta = mv.meta
     body: dict[str, Any] = {
-        "collection": collection,
-        "period": chosen,
+        "collection": mv.collection.id,
+        "period": mv.period,
         "indicator": {
-            key: meta[key]
+            key: meta.get(key)
             for key in ("code", "name_vi", "name_en", "unit", "kind", "decimals", "source")
         },
-        "method_name": dict(zip(("vi", "en"), METHOD_NAMES[method], strict=True)),
-        **result.as_dict(),
-        "warning": RAW_COUNT_NOTE if meta["kind"] == "count" else None,
+        "method_name": method_name,
+        **result.as_dict(lang),
+        "warning": RAW_COUNT_NOTE[lang] if meta["kind"] == "count" and not mv.compare else None,
+        "compare": mv.compare,
+        "scope": {"within": q.within, "bbox": list(q.bbox) if q.bbox else None, "units": len(rows)},
+        "unit": mv.unit(lang),
     }
     if units:
         body["units"] = [
             {
-                **r,
-                "class": result.class_of(r["value"])
-                if r["status"] in ("ok", "provisional")
-                else None,
+                "code": c,
+                "value": v,
+                "status": s,
+                "class": result.class_of(v) if s in OK and v is not None else None,
             }
-            for r in rows
+            for c, v, s in rows
         ]
     return body
+
+
+METHOD_NAMES_BY_LANG = {
+    method: dict(zip(("vi", "en"), names, strict=True)) for method, names in METHOD_NAMES.items()
+}

@@ -8,7 +8,7 @@ import psycopg
 
 from geo_service.ea import sql as ea
 from geo_service.settings import ServiceSettings
-from geo_service.viewer.labels import EA_LABELS
+from geo_service.viewer.labels import EA_LABELS, texts
 from geo_service.viewer.page import add_messages, boot, extent, offline_map
 
 # Fill colours by workflow status, shared by the tiles' style and the legend.
@@ -29,20 +29,20 @@ async def render_ea_page(
     lang = params.get("lang", "vi")
     messages: list[str] = []
     if lang not in EA_LABELS:
-        messages.append(f"unknown lang {lang!r}; showing 'vi' (vi, en)")
+        messages.append(texts("vi")["notice_lang"].format(value=lang[:20]))
         lang = "vi"
     census_round = params.get("round", "2029")
     if not _ROUND.match(census_round):
-        messages.append(f"round {census_round!r} is not a year; showing 2029")
+        messages.append(labels_for(lang)["notice_round"].format(value=census_round[:20]))
         census_round = "2029"
     code = params.get("commune", "")
     commune = await ea.commune_with_province(conn, code) if _CODE.match(code) else None
     if code and commune is None:
-        messages.append(f"unknown commune {code!r}: choose one below")
+        messages.append(labels_for(lang)["notice_commune"].format(value=code[:20]))
     vintage = commune["vintage"] if commune else (await ea.latest_commune_vintage(conn) or "2025")
     level = "commune" if commune else "province"
     bounds = await extent(conn, vintage, level, commune["code"] if commune else None)
-    labels = EA_LABELS[lang]
+    labels = texts(lang, "ea")
     m, figure = offline_map(
         bounds, api, labels["title"], settings.basemap_url, settings.basemap_attribution
     )
@@ -51,7 +51,7 @@ async def render_ea_page(
         "mapName": m.get_name(),
         "api": api,
         "lang": lang,
-        "labels": labels,
+        "texts": labels,
         "round": census_round,
         "vintage": vintage,
         "commune": commune,
@@ -60,4 +60,11 @@ async def render_ea_page(
         "householdsBand": [settings.ea_households_min, settings.ea_households_max],
     }
     add_messages(figure, messages)
-    return boot(figure, api, "ea-editor-config", config, "ea_editor.js")
+    return boot(figure, api, "ea-editor-config", config, "ea_editor.js").replace(
+        "<html>", f"<html lang='{lang}'>", 1
+    )
+
+
+def labels_for(lang: str) -> dict[str, str]:
+    """The editor's texts in `lang`."""
+    return texts(lang, "ea")

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from typing import Annotated, Literal
 
+from fastapi import APIRouter, Query, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, Response
+
+from geo_core.errors import NotAcceptable
 from geo_service import __version__
 from geo_service.http.documents import Conformance, LandingPage, Link
+from geo_service.http.negotiation import best_media_type
 from geo_service.http.ogc import CONFORMANCE
 from geo_service.http.security import page_response
+from geo_service.viewer.home import home_page
 
 router = APIRouter(tags=["service"])
 
@@ -27,9 +32,41 @@ def _link(request: Request, path: str, rel: str, media_type: str, title: str) ->
     )
 
 
-@router.get("/", name="landing_page", summary="Landing page", response_model_exclude_unset=True)
-async def landing_page(request: Request) -> LandingPage:
-    """OGC API landing page: what this service is and where its parts live."""
+@router.get(
+    "/",
+    name="landing_page",
+    summary="Landing page",
+    response_model=LandingPage,
+    response_model_exclude_unset=True,
+    responses={200: {"content": {"text/html": {}}}},
+)
+async def landing_page(
+    request: Request,
+    f: Annotated[
+        Literal["json", "html"] | None,
+        Query(description="json (the OGC API landing page) or html (a page for people)"),
+    ] = None,
+) -> Response | LandingPage:
+    """OGC API landing page (JSON); a browser (Accept: text/html, or f=html) gets a page
+    linking the map, the EA editor and the API documentation."""
+    if f == "html" or (f is None and _prefers_html(request.headers.get("accept", ""))):
+        root = request.scope.get("root_path", "").rstrip("/")
+        return page_response(home_page(root, __version__))
+    return _landing_document(request)
+
+
+# JSON first: a client that accepts anything (*/*) gets the OGC document.
+_LANDING = ["application/json", "text/html"]
+
+
+def _prefers_html(accept: str) -> bool:
+    try:
+        return best_media_type(accept, _LANDING) == "text/html"
+    except NotAcceptable:  # neither: the JSON document, as before
+        return False
+
+
+def _landing_document(request: Request) -> LandingPage:
     return LandingPage(
         title="Vietnam statistical mapping service",
         description="Administrative boundaries by vintage, statistical indicators, "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from geo_service.http.deps import Conn, Settings
+from geo_service.http.deps import BaseMapsDep, Conn, Settings
 from geo_service.http.security import page_response
 from geo_service.viewer.ea_page import render_ea_page
 from geo_service.viewer.page import render_map_page
@@ -14,10 +14,18 @@ router = APIRouter(tags=["viewer"])
 
 
 @router.get("/map", response_class=HTMLResponse, summary="The map viewer")
-async def map_page(request: Request, conn: Conn, settings: Settings) -> HTMLResponse:
-    """Choropleth of an indicator; every control is a URL parameter (a shareable link)."""
+async def map_page(
+    request: Request, conn: Conn, settings: Settings, basemaps: BaseMapsDep
+) -> HTMLResponse:
+    """Choropleth of an indicator; every choice, the view and the selection are in the URL
+    (a shareable link)."""
     page = await render_map_page(
-        conn, dict(request.query_params), request.scope.get("root_path", ""), settings
+        conn,
+        dict(request.query_params),
+        request.scope.get("root_path", ""),
+        basemaps.listing(),
+        settings.basemap_url,
+        settings.basemap_attribution,
     )
     return page_response(page, settings.basemap_url)
 

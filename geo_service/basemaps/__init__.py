@@ -1,0 +1,1 @@
+"""Base maps and overlays served by the service itself: MBTiles, PMTiles, GeoTIFF/COG."""

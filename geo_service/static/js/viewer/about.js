@@ -1,0 +1,29 @@
+/* The indicator's metadata from the catalogue, in the page's language: definition, unit,
+   kind, source, licence, last update, how derived periods were made, and how the map is
+   classified. */
+import { h, fill } from "../dom.js";
+
+export function renderAbout(app, root) {
+  const { t, pick } = app.i18n;
+  const s = app.series();
+  if (!s) { fill(root, h("p", { class: "gv-hint" }, t("loading"))); return; }
+  const row = (label, value) => value ? [h("dt", {}, label), h("dd", {}, value)] : null;
+  const derivation = s.derivation ? t("derived_" + (s.derivation.method || "other").replace(/[^a-z]/g, "_"), {
+    from: s.derivation.from_vintage || "", periods: (s.derivation.periods || []).join(", ") }) : null;
+  const classes = app.classes;
+  fill(root,
+    h("h2", {}, pick(s.name)),
+    h("dl", { class: "gv-meta" },
+      row(t("meta_definition"), pick(s.description)),
+      row(t("meta_unit"), pick(s.unit)),
+      row(t("meta_kind"), t("kind_" + s.kind)),
+      row(t("meta_periods"), s.periods.join(", ")),
+      row(t("meta_source"), pick(s.source)),
+      row(t("meta_licence"), pick(s.licence)),
+      row(t("meta_updated"), s.updated),
+      row(t("meta_derivation"), derivation),
+      row(t("meta_classes"), classes ? pick(classes.method_name) + " · " + t("meta_k", { k: classes.k }) + " · " + classes.palette : null),
+      row(t("meta_disclosure"), t("meta_disclosure_text"))),
+    h("p", { class: "gv-hint" }, t("meta_api"), " ",
+      h("a", { href: app.api.url("/indicators/" + s.code), target: "_blank", rel: "noopener" }, "/indicators/" + s.code)));
+}

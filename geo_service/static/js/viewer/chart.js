@@ -1,0 +1,97 @@
+/* A unit's values over time as an SVG line chart, with its parent and the country for
+   reference. A suppressed or unavailable period is a gap in the line and a mark on the axis,
+   never a zero. */
+import { h, s } from "../dom.js";
+
+const COLOURS = { unit: "#c0392b", parent: "#2c7fb8", national: "#636363" };
+const DASH = { unit: null, parent: "5 3", national: "2 3" };
+
+function niceTicks(min, max, count) {
+  if (min === max) { const d = Math.abs(min) || 1; min -= d / 2; max += d / 2; }
+  const span = max - min;
+  const step0 = Math.pow(10, Math.floor(Math.log10(span / count)));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * step0).find((st) => span / st <= count) || step0 * 10;
+  const ticks = [];
+  for (let v = Math.floor(min / step) * step; v <= max + step * 1e-9; v += step) ticks.push(Number(v.toPrecision(12)));
+  if (ticks[ticks.length - 1] < max) ticks.push(ticks[ticks.length - 1] + step);
+  return ticks;
+}
+
+/* lines: [{key: "unit"|"parent"|"national", name, series: [{period, value, status}]}] */
+export function lineChart(lines, i18n, opts) {
+  const { t, number } = i18n;
+  const width = 320, height = 190, left = 52, right = 10, top = 12, bottom = 34;
+  const periods = [...new Set(lines.flatMap((l) => l.series.map((p) => p.period)))].sort();
+  const values = lines.flatMap((l) => l.series.filter((p) => p.value !== null).map((p) => p.value));
+  const svg = s("svg", { class: "gv-chart", viewBox: `0 0 ${width} ${height}`, role: "img",
+    "aria-label": opts.title });
+  svg.appendChild(s("title", {}, opts.title));
+  if (!periods.length) return svg;
+  const lo = Math.min(...values, opts.zero ? 0 : Infinity), hi = Math.max(...values);
+  const ticks = values.length ? niceTicks(Number.isFinite(lo) ? lo : 0, hi, 4) : [0, 1];
+  const y0 = ticks[0], y1 = ticks[ticks.length - 1];
+  const x = (period) => left + (periods.length === 1 ? (width - left - right) / 2
+    : (periods.indexOf(period) / (periods.length - 1)) * (width - left - right));
+  const y = (value) => top + (1 - (value - y0) / (y1 - y0 || 1)) * (height - top - bottom);
+  for (const tick of ticks) {
+    svg.appendChild(s("line", { x1: left, x2: width - right, y1: y(tick), y2: y(tick), class: "gv-grid" }));
+    svg.appendChild(s("text", { x: left - 4, y: y(tick) + 3, class: "gv-tick", "text-anchor": "end" }, number(tick, opts.decimals)));
+  }
+  const every = Math.ceil(periods.length / 7);
+  periods.forEach((p, i) => {
+    if (i % every && i !== periods.length - 1) return;
+    svg.appendChild(s("text", { x: x(p), y: height - bottom + 14, class: "gv-tick", "text-anchor": "middle" }, p));
+  });
+  for (const line of lines) {
+    const colour = COLOURS[line.key];
+    let segment = [];
+    const flush = () => {
+      if (segment.length > 1) {
+        svg.appendChild(s("polyline", { points: segment.map(([a, b]) => a + "," + b).join(" "), fill: "none",
+          stroke: colour, "stroke-width": line.key === "unit" ? 2.4 : 1.6, "stroke-dasharray": DASH[line.key] }));
+      }
+      segment = [];
+    };
+    for (const p of [...line.series].sort((a, b) => (a.period < b.period ? -1 : 1))) {
+      if (p.value === null || p.value === undefined) {
+        flush();
+        if (line.key === "unit") {
+          // a gap: marked on the axis with what it is (hidden, or not available)
+          const mark = s("text", { x: x(p.period), y: height - bottom - 4, class: "gv-gap gv-gap-" + p.status,
+            "text-anchor": "middle" }, p.status === "suppressed" ? "×" : "○");
+          mark.appendChild(s("title", {}, p.period + ": " + t("status_" + p.status)));
+          svg.appendChild(mark);
+        }
+        continue;
+      }
+      segment.push([x(p.period), y(p.value)]);
+      const dot = s("circle", { cx: x(p.period), cy: y(p.value), r: line.key === "unit" ? 3.2 : 2.4, fill: colour,
+        class: "gv-point gv-point-" + line.key, "data-period": p.period, "data-value": p.value });
+      dot.appendChild(s("title", {}, line.name + " · " + p.period + ": " + number(p.value, opts.decimals) + " " + opts.unit +
+        (p.status === "provisional" ? " (" + t("status_provisional") + ")" : "")));
+      svg.appendChild(dot);
+    }
+    flush();
+  }
+  return svg;
+}
+
+/* The chart's key, and a table of the same numbers (readable without the picture). */
+export function chartKey(lines) {
+  return h("div", { class: "gv-chart-key" }, lines.map((line) => h("span", { class: "gv-key gv-key-" + line.key },
+    h("i", { style: { borderTopColor: COLOURS[line.key], borderTopStyle: line.key === "unit" ? "solid" : "dashed" } }), line.name)));
+}
+
+export function chartTable(lines, i18n, decimals) {
+  const { t, number } = i18n;
+  const periods = [...new Set(lines.flatMap((l) => l.series.map((p) => p.period)))].sort();
+  const cell = (line, period) => {
+    const p = line.series.find((q) => q.period === period);
+    if (!p) return h("td", {}, "");
+    if (p.value === null) return h("td", { class: "gv-status-" + p.status }, t("status_" + p.status));
+    return h("td", { class: "gv-num" }, number(p.value, decimals) + (p.status === "provisional" ? " *" : ""));
+  };
+  return h("table", { class: "gv-series-table" },
+    h("thead", {}, h("tr", {}, h("th", {}, t("period")), lines.map((l) => h("th", {}, l.name)))),
+    h("tbody", {}, periods.map((p) => h("tr", {}, h("th", {}, p), lines.map((l) => cell(l, p))))));
+}

@@ -1,0 +1,57 @@
+/* The legend: what is mapped and how (unit, period or change, method, scope), each class
+   with its range and count (standard deviations as σ bands around the mean), the units
+   without a value by reason, notes, and the source. */
+import { h, fill } from "../dom.js";
+import { NO_VALUE_SWATCH } from "./layers.js";
+
+export function createLegend(app) {
+  const { t, number, signed, pick } = app.i18n;
+  const control = L.control({ position: "bottomright" });
+  let body = null;
+  control.onAdd = () => {
+    body = L.DomUtil.create("div", "gv-legend");
+    L.DomEvent.disableClickPropagation(body);
+    L.DomEvent.disableScrollPropagation(body);
+    return body;
+  };
+  control.addTo(app.map);
+
+  function sigma(value, c) {
+    const m = (value - c.mean) / (c.sd || 1);
+    const rounded = Math.round(m * 2) / 2;
+    return rounded === 0 ? t("legend_mean") : (rounded > 0 ? "+" : "−") + Math.abs(rounded) + "σ";
+  }
+
+  function render() {
+    const c = app.classes;
+    const s = app.series();
+    if (!c || !s || !body) return;
+    const st = app.state;
+    const decimals = app.values ? app.values.decimals : s.decimals;
+    const fmt = (v) => (st.compare ? signed(v, decimals) : app.i18n.fixed(v, decimals));
+    const rows = c.classes.map((k) => h("div", { class: "gv-row", dataset: { upper: k.upper } },
+      h("i", { class: "gv-swatch", style: { background: k.colour } }),
+      h("span", { class: "gv-range" }, fmt(k.lower) + " – " + fmt(k.upper)),
+      c.method === "std_mean" ? h("span", { class: "gv-sigma" }, " (" + sigma(k.lower, c) + " … " + sigma(k.upper, c) + ")") : null,
+      h("span", { class: "gv-count" }, " (" + k.count + ")")));
+    const none = ["suppressed", "not_available"].map((status) => h("div", { class: "gv-row gv-" + status },
+      h("i", { class: "gv-swatch " + NO_VALUE_SWATCH[status] }), t("status_" + status) + " (" + (c.no_value[status] || 0) + ")"));
+    const provinces = app.tables["province-" + st.vintage];
+    const withinName = provinces && st.within ? provinces.names[provinces.codes.indexOf(st.within)] : st.within;
+    const scope = st.scope === "province" ? t("legend_scope_province", { name: withinName || "" })
+      : st.scope === "view" ? t("legend_scope_view") : null;
+    const period = st.compare ? (st.cv ? st.compare + " (" + t("vintage_short", { v: st.cv }) + ")" : st.compare) + " → " + st.period : st.period;
+    fill(body,
+      h("div", { class: "gv-title" }, (st.compare ? t("legend_change") + ": " : "") + pick(s.name)),
+      h("div", { class: "gv-sub" }, [app.values ? app.values.unit : pick(s.unit), period, pick(c.method_name)].filter(Boolean).join(" · ")),
+      c.method === "std_mean" && c.mean !== undefined ? h("div", { class: "gv-sub" }, t("legend_sigma", { mean: number(c.mean, decimals), sd: number(c.sd, decimals) })) : null,
+      scope ? h("div", { class: "gv-scope" }, scope) : null,
+      h("div", { class: "gv-rows" }, rows, none),
+      c.warning ? h("div", { class: "gv-warning" }, c.warning) : null,
+      c.note ? h("div", { class: "gv-note" }, c.note) : null,
+      h("div", { class: "gv-source" }, t("legend_source") + ": " + pick(s.source)));
+  }
+
+  app.on((what) => { if (what === "data") render(); });
+  return { render };
+}

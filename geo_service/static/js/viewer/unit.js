@@ -1,0 +1,66 @@
+/* The selected unit: its value now, its values over time in a chart beside its parent's and
+   the country's (the numbers also as a table), and how it ranks. */
+import { h, fill } from "../dom.js";
+import { lineChart, chartKey, chartTable } from "./chart.js";
+
+export function createUnitTab(app, root) {
+  const { t, number, pick } = app.i18n;
+  let shown = null; // the key of what is drawn
+  let profile = null;
+
+  async function render() {
+    const sel = app.selected;
+    if (!sel) { fill(root, h("p", { class: "gv-hint" }, t("unit_none"))); shown = null; return; }
+    const series = app.series();
+    const key = [sel.code, sel.level, app.state.vintage, app.state.indicator].join("|");
+    if (key !== shown) {
+      shown = key;
+      fill(root, h("h2", { class: "gv-unit-name" }, sel.name), h("p", { class: "gv-hint" }, t("loading")));
+      if (sel.level !== app.state.level) {
+        profile = null;
+      } else {
+        try {
+          profile = await app.api.get("/maps/profile", { collection: app.collection(), unit: sel.code, indicator: app.state.indicator });
+        } catch (err) {
+          fill(root, h("h2", { class: "gv-unit-name" }, sel.name), h("p", { class: "gv-problem" }, err.message));
+          return;
+        }
+        if (key !== shown) return;
+      }
+      window.geoViewer.lastProfile = profile;
+    }
+    const head = [h("h2", { class: "gv-unit-name" }, sel.name),
+      h("p", { class: "gv-unit-sub" }, [sel.type, sel.parentName, sel.code].filter(Boolean).join(" · ")),
+      h("button", { type: "button", class: "gv-link gv-unselect", onclick: () => app.select(null) }, t("unselect"))];
+    if (!profile || !series) {
+      const scope = sel.level === "province" && app.state.level !== "province"
+        ? h("button", { type: "button", class: "gv-apply", onclick: () => app.set({ scope: "province", within: sel.code }) }, t("classify_within", { name: sel.name }))
+        : null;
+      fill(root, head, h("p", { class: "gv-hint" }, t("unit_other_level", { level: app.cat.levelName(sel.level) })), scope);
+      return;
+    }
+    const unit = pick(series.unit);
+    const now = app.lookup.get(sel.code) || [null, "not_available"];
+    const nowText = now[0] === null ? t("status_" + now[1])
+      : (app.state.compare ? app.i18n.signed(now[0], app.values.decimals) : app.i18n.fixed(now[0], series.decimals)) + " " + app.values.unit;
+    const lines = [{ key: "unit", name: profile.unit.name, series: profile.unit.series }];
+    if (profile.parent) lines.push({ key: "parent", name: profile.parent.name, series: profile.parent.series });
+    if (profile.national) lines.push({ key: "national", name: t("national_" + profile.national.method), series: profile.national.series });
+    const title = pick(series.name) + " (" + unit + ")";
+    const withinButton = profile.parent && app.state.level !== "province"
+      ? h("button", { type: "button", class: "gv-apply", onclick: () => app.set({ scope: "province", within: profile.parent.code }) },
+        t("classify_within", { name: profile.parent.name }))
+      : null;
+    fill(root, head,
+      h("div", { class: "gv-now" }, h("span", { class: "gv-now-label" }, pick(series.name) + " · " + (app.state.compare ? app.state.compare + " → " : "") + app.state.period),
+        h("strong", { class: "gv-now-value" }, nowText)),
+      h("h3", {}, t("chart_title")),
+      lineChart(lines, app.i18n, { title, decimals: series.decimals, unit, zero: series.kind === "count" }),
+      chartKey(lines),
+      profile.unit.series.length < 2 ? h("p", { class: "gv-hint" }, t("chart_one_period")) : null,
+      h("details", { class: "gv-numbers" }, h("summary", {}, t("chart_numbers")), chartTable(lines, app.i18n, series.decimals)),
+      withinButton);
+  }
+
+  return { render };
+}
