@@ -75,6 +75,13 @@ def _staff_values(body: dict[str, Any], census_round: str) -> dict[str, Any]:
     }
 
 
+async def list_staff(
+    conn: psycopg.AsyncConnection, user: User | None, census_round: str, asked: list[str] | None
+) -> list[Row]:
+    """The round's staff working in the scope asked (else the user's)."""
+    return await sql.staff_of(conn, census_round, scope_codes(user, asked))
+
+
 async def _check_scope_code(conn: psycopg.AsyncConnection, user: User, scope: str) -> None:
     """A staff member's place must be inside the user's scope (a known unit)."""
     if len(scope) == 5:

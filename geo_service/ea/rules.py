@@ -129,12 +129,13 @@ async def check(
                 )
             }
         )
-    for _id, other_code, m2, at, beyond in await sql.overlaps(conn, params):
+    for other_id, other_code, m2, at, beyond in await sql.overlaps(conn, params):
         if beyond:
             findings.problems.append(
                 {
                     "problem": said("overlaps_ea", code=other_code),
                     "ea": other_code,
+                    "ea_id": other_id,
                     "area_m2": round(m2, 1),
                     "location": _point(at),
                 }

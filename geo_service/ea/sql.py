@@ -80,7 +80,9 @@ async def of_commune(conn: psycopg.AsyncConnection, census_round: str, commune: 
         return await cur.fetchall()
 
 
-async def _returning(conn: psycopg.AsyncConnection, statement: sql.Composable, params: Any) -> Row:
+async def _returning(
+    conn: psycopg.AsyncConnection, statement: sql.SQL | sql.Composed, params: Any
+) -> Row:
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(statement, params)
         row = await cur.fetchone()
@@ -911,3 +913,56 @@ async def save_listing(
                 for ea, dwellings, households in rows
             ],
         )
+
+
+# ---- lines that EA boundaries follow ----
+
+LINE_SHARE = """
+WITH c AS (SELECT geom FROM commune_coverage WHERE vintage = %(vintage)s AND code = %(commune)s),
+e AS (SELECT ST_UnaryUnion(ST_Collect(ST_Boundary(geom))) AS b FROM enumeration_area
+      WHERE census_round = %(round)s AND commune_code = %(commune)s),
+-- the EA boundaries inside the commune (the commune's own edge is not drawn by anyone)
+inner_edges AS (SELECT ST_Difference(e.b, ST_Buffer(ST_Boundary(c.geom)::geography,
+                                                    %(near)s)::geometry) AS g FROM e, c),
+l AS (SELECT ST_Buffer(ST_Collect(ST_Intersection(l.geom, ST_Buffer(c.geom, 0.001)))::geography,
+                       %(near)s)::geometry AS g
+      FROM ea_line l, c WHERE l.geom && c.geom AND ST_Intersects(l.geom, c.geom))
+SELECT coalesce(ST_Length(i.g::geography), 0),
+       coalesce(ST_Length(ST_Intersection(i.g, l.g)::geography), 0)
+FROM inner_edges i LEFT JOIN l ON true
+"""
+
+
+async def line_share(conn: psycopg.AsyncConnection, params: dict[str, Any]) -> tuple[float, float]:
+    """(metres of EA boundary inside the commune, metres of it along a loaded line)."""
+    row = await (await conn.execute(LINE_SHARE, params)).fetchone()
+    if row is None:
+        return 0.0, 0.0
+    return float(row[0] or 0.0), float(row[1] or 0.0)
+
+
+def lines_by_commune(
+    conn: psycopg.Connection, vintage: str, codes: list[str]
+) -> dict[str, list[bytes]]:
+    """The loaded lines (WKB, clipped to each commune) that cross the communes listed."""
+    rows = conn.execute(
+        "SELECT c.code, ST_AsBinary(ST_Intersection(l.geom, c.geom)) FROM commune_coverage c"
+        " JOIN ea_line l ON l.geom && c.geom AND ST_Intersects(l.geom, c.geom)"
+        " WHERE c.vintage = %s AND c.code = ANY(%s)",
+        (vintage, codes),
+    ).fetchall()
+    found: dict[str, list[bytes]] = {}
+    for code, wkb in rows:
+        found.setdefault(code, []).append(bytes(wkb))
+    return found
+
+
+async def lines_of_commune(conn: psycopg.AsyncConnection, vintage: str, code: str) -> list[bytes]:
+    """The loaded lines (WKB) clipped to one commune."""
+    cur = await conn.execute(
+        "SELECT ST_AsBinary(ST_Intersection(l.geom, c.geom)) FROM commune_coverage c"
+        " JOIN ea_line l ON l.geom && c.geom AND ST_Intersects(l.geom, c.geom)"
+        " WHERE c.vintage = %s AND c.code = %s",
+        (vintage, code),
+    )
+    return [bytes(r[0]) for r in await cur.fetchall()]

@@ -16,6 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 from geo_service.ea.service import EaService
 from geo_service.features.catalogue import CollectionCatalogue
 from geo_service.http.downloads import DownloadLimits
+from geo_service.http.negotiation import request_language
 from geo_service.http.services import Services
 from geo_service.settings import ServiceSettings
 from geo_service.tiles.service import TileService
@@ -53,6 +54,10 @@ async def _ea(services: ServicesDep) -> EaService:
     return services.ea
 
 
+async def _language(request: Request) -> str:
+    return request_language(request.headers.get("accept-language", ""))
+
+
 async def _downloads(services: ServicesDep) -> DownloadLimits:
     return services.downloads
 
@@ -76,5 +81,7 @@ Tiles = Annotated[TileService, Depends(_tiles)]
 Catalogue = Annotated[CollectionCatalogue, Depends(_catalogue)]
 EaOps = Annotated[EaService, Depends(_ea)]
 Downloads = Annotated[DownloadLimits, Depends(_downloads)]
+# The client's language for messages (Accept-Language: vi or en)
+Language = Annotated[str, Depends(_language)]
 # A pooled connection for one request (given back when the response is sent).
 Conn = Annotated[psycopg.AsyncConnection, Depends(_conn)]

@@ -32,9 +32,9 @@ from geo_core.errors import (
     Unauthorized,
     Unprocessable,
 )
-from geo_service.http.negotiation import qualities
+from geo_service.http.negotiation import request_language
 from geo_service.http.observability import request_id
-from geo_service.messages import LANGUAGES, localised
+from geo_service.messages import localised
 
 logger = logging.getLogger(__name__)
 
@@ -124,21 +124,11 @@ def error_response(exc: GeoServiceError, headers: dict[str, str] | None = None) 
     return JSONResponse(error_body(exc), status_code=status_of(exc), headers=headers)
 
 
-def request_language(request: Request) -> str:
-    """ "vi" when the client prefers Vietnamese (Accept-Language), else "en"."""
-    best, best_q = "en", 0.0
-    for tag, q in qualities(request.headers.get("accept-language", "")).items():
-        primary = tag.split("-")[0]
-        if primary in LANGUAGES and q > best_q:
-            best, best_q = primary, q
-    return best
-
-
 def _error_response(
     request: Request, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
 ) -> JSONResponse:
     # messages of the catalogue (geo_service.messages) in the client's language
-    body = localised(body, request_language(request))
+    body = localised(body, request_language(request.headers.get("accept-language", "")))
     rid = request_id(request.scope)
     if status >= 500 and rid:
         # Server-side failures carry the id that finds them in the log.
