@@ -31,3 +31,8 @@ async def line_share(
         "along_lines_km": round(along / 1000, 3),
         "share": round(along / total, 4) if total > 0 else None,
     }
+
+
+async def lines_near(conn: psycopg.AsyncConnection, commune: Any) -> str:
+    """The loaded lines around a commune, as GeoJSON text (the editor draws them)."""
+    return await sql.lines_geojson(conn, commune.vintage, commune.code)

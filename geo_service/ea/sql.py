@@ -966,3 +966,18 @@ async def lines_of_commune(conn: psycopg.AsyncConnection, vintage: str, code: st
         (vintage, code),
     )
     return [bytes(r[0]) for r in await cur.fetchall()]
+
+
+async def lines_geojson(conn: psycopg.AsyncConnection, vintage: str, code: str) -> str:
+    """The loaded lines near a commune as a GeoJSON FeatureCollection (text)."""
+    cur = await conn.execute(
+        "SELECT json_build_object('type', 'FeatureCollection', 'features', coalesce(json_agg("
+        " json_build_object('type', 'Feature', 'id', l.id, 'geometry',"
+        "  ST_AsGeoJSON(ST_Intersection(l.geom, ST_Expand(c.geom, 0.01)), 6)::json,"
+        "  'properties', json_build_object('kind', l.kind, 'name', l.name)) ORDER BY l.id),"
+        " '[]'))::text FROM commune_coverage c LEFT JOIN ea_line l"
+        " ON l.geom && ST_Expand(c.geom, 0.01) WHERE c.vintage = %s AND c.code = %s",
+        (vintage, code),
+    )
+    row = await cur.fetchone()
+    return str(row[0]) if row else '{"type": "FeatureCollection", "features": []}'

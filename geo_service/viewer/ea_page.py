@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import html
 import re
+from typing import Any
 
+import folium
 import psycopg
 
 from geo_service.ea import sql as ea
 from geo_service.settings import ServiceSettings
-from geo_service.viewer.labels import EA_LABELS
+from geo_service.viewer.ea_labels import CENSUS_LABELS, DRAW_TEXTS
 from geo_service.viewer.page import add_messages, boot, extent, offline_map
 
 # Fill colours by workflow status, shared by the tiles' style and the legend.
@@ -28,7 +31,7 @@ async def render_ea_page(
     """The editor page; unknown parameters fall back to a default with a message."""
     lang = params.get("lang", "vi")
     messages: list[str] = []
-    if lang not in EA_LABELS:
+    if lang not in CENSUS_LABELS:
         messages.append(f"unknown lang {lang!r}; showing 'vi' (vi, en)")
         lang = "vi"
     census_round = params.get("round", "2029")
@@ -42,9 +45,11 @@ async def render_ea_page(
     vintage = commune["vintage"] if commune else (await ea.latest_commune_vintage(conn) or "2025")
     level = "commune" if commune else "province"
     bounds = await extent(conn, vintage, level, commune["code"] if commune else None)
-    labels = EA_LABELS[lang]
-    m, figure = offline_map(
-        bounds, api, labels["title"], settings.basemap_url, settings.basemap_attribution
+    labels = CENSUS_LABELS[lang]
+    # (the base map is drawn by the editor's layer list below, not by Folium)
+    m, figure = offline_map(bounds, api, labels["title"], None, "")
+    figure.header.add_child(
+        folium.Element(f"<link rel='stylesheet' href='{html.escape(api)}/static/ea_editor.css'>")
     )
     x0, y0, x1, y1 = bounds
     config = {
@@ -58,6 +63,25 @@ async def render_ea_page(
         "bounds": [[y0, x0], [y1, x1]],
         "statusColours": STATUS_COLOURS,
         "householdsBand": [settings.ea_households_min, settings.ea_households_max],
+        "areaBand": [settings.ea_per_supervisor_min, settings.ea_per_supervisor_max],
+        "drawTexts": DRAW_TEXTS[lang],
+        # Layers under the EAs, the first one shown: the operator's base maps and imagery
+        # go here (the viewer's base-map list, when it serves them).
+        "baseLayers": base_layers(settings),
     }
     add_messages(figure, messages)
     return boot(figure, api, "ea-editor-config", config, "ea_editor.js")
+
+
+def base_layers(settings: ServiceSettings) -> list[dict[str, Any]]:
+    """The base maps the editor lists ({name, url, attribution, maxZoom})."""
+    if not settings.basemap_url:
+        return []
+    return [
+        {
+            "name": "basemap",
+            "url": settings.basemap_url,
+            "attribution": settings.basemap_attribution,
+            "maxZoom": 19,
+        }
+    ]

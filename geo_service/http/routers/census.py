@@ -7,11 +7,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi.responses import Response
 
 from geo_core.errors import InvalidParameter, PayloadTooLarge
 from geo_core.text import CODE
 from geo_service.ea import organise
-from geo_service.ea.lines import line_share
+from geo_service.ea.lines import line_share, lines_near
 from geo_service.ea.organise import Band
 from geo_service.ea.service import commune_of
 from geo_service.ea.sql import latest_commune_vintage
@@ -31,6 +32,7 @@ from geo_service.http.documents import (
     Workload,
     WorkloadRow,
 )
+from geo_service.http.ogc import GEOJSON
 from geo_service.messages import localised, said
 
 router = APIRouter(tags=["census organisation"])
@@ -278,3 +280,10 @@ async def ea_lines(
     loaded road, river or railway (within a few metres)."""
     commune = await commune_of(conn, code, None, "code")
     return LineShare(**await line_share(conn, commune, census_round))
+
+
+@router.get("/communes/{code}/lines", summary="Loaded roads, rivers and railways near a commune")
+async def lines(code: CommuneCode, conn: Conn, user: Reader) -> Response:
+    """GeoJSON of the lines EA boundaries follow, clipped to the commune's surroundings."""
+    commune = await commune_of(conn, code, None, "code")
+    return Response(await lines_near(conn, commune), media_type=GEOJSON)
