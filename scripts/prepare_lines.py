@@ -72,7 +72,10 @@ def build(shared: Path) -> None:
             {
                 "type": "Feature",
                 "properties": {"gid": props["gid"], "name": props["ten"], "kind": kind},
-                "geometry": {"type": geometry["type"], "coordinates": _round(geometry["coordinates"])},
+                "geometry": {
+                    "type": geometry["type"],
+                    "coordinates": _round(geometry["coordinates"]),
+                },
             }
         )
     OUT.mkdir(parents=True, exist_ok=True)
