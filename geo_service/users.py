@@ -143,7 +143,8 @@ def revoke_tokens_of(conn: psycopg.Connection, name: str, by: str) -> int:
     """Revoke every live token of a user; how many there were."""
     cur = conn.execute(
         "UPDATE app_token SET revoked_at = now(), revoked_by = %s"
-        " WHERE user_name = %s AND revoked_at IS NULL",
+        " WHERE user_name = %s AND revoked_at IS NULL"
+        " AND (expires_at IS NULL OR expires_at > now())",
         (by, name),
     )
     return cur.rowcount
@@ -217,7 +218,8 @@ async def revoke_all(conn: psycopg.AsyncConnection, name: str, by: str) -> int:
     """Revoke every live token of a user; how many."""
     cur = await conn.execute(
         "UPDATE app_token SET revoked_at = now(), revoked_by = %s"
-        " WHERE user_name = %s AND revoked_at IS NULL",
+        " WHERE user_name = %s AND revoked_at IS NULL"
+        " AND (expires_at IS NULL OR expires_at > now())",
         (by, name),
     )
     return cur.rowcount
