@@ -306,3 +306,44 @@ async def levels_with_units(conn: psycopg.AsyncConnection, vintage: str) -> list
         (vintage,),
     )
     return [str(row[0]) for row in await cur.fetchall()]
+
+
+# ---- line layers (roads, rivers, railways) that EA boundaries follow ----
+
+
+def latest_vintage_with(conn: psycopg.Connection, level: str) -> str | None:
+    """The newest vintage that has units of the level."""
+    value = _scalar(conn, "SELECT max(vintage) FROM admin_unit WHERE level = %s", (level,))
+    return str(value) if value is not None else None
+
+
+def lines_touching_communes(
+    conn: psycopg.Connection, vintage: str, wkbs: list[bytes]
+) -> list[bool]:
+    """For each line (WKB, lon/lat), whether it touches a commune of the vintage."""
+    rows = conn.execute(
+        "SELECT EXISTS (SELECT FROM admin_unit u WHERE u.vintage = %s AND u.level = 'commune'"
+        " AND u.geom && g.geom AND ST_Intersects(u.geom, g.geom))"
+        " FROM unnest(%s::bytea[]) WITH ORDINALITY AS w(wkb, n),"
+        " LATERAL (SELECT ST_GeomFromWKB(w.wkb, 4326) AS geom) g ORDER BY w.n",
+        (vintage, wkbs),
+    ).fetchall()
+    return [bool(r[0]) for r in rows]
+
+
+def lines_loaded(conn: psycopg.Connection, source: str) -> bool:
+    """Whether lines from this source file are loaded."""
+    return bool(_scalar(conn, "SELECT EXISTS (SELECT FROM ea_line WHERE source = %s)", (source,)))
+
+
+def delete_lines(conn: psycopg.Connection, source: str) -> int:
+    """Remove the lines of a source file; how many."""
+    return conn.execute("DELETE FROM ea_line WHERE source = %s", (source,)).rowcount
+
+
+def copy_lines(conn: psycopg.Connection, rows: Iterable[tuple[Any, ...]]) -> None:
+    """Store (kind, name, source, hex WKB) lines."""
+    with conn.cursor().copy("COPY ea_line (kind, name, source, geom) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+    conn.execute("ANALYZE ea_line")

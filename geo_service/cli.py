@@ -305,6 +305,39 @@ def _print_load_summary(summary: LoadSummary, level: str, vintage: str, shown: i
     )
 
 
+@load_app.command("lines")
+def load_lines_cmd(
+    path: Annotated[Path, typer.Argument(help="a file of lines (any GDAL vector format)")],
+    kind: Annotated[
+        str, typer.Option(help="road, river or railway (for every feature of the file)")
+    ] = "road",
+    kind_field: Annotated[
+        str | None,
+        typer.Option(
+            help="a field giving each feature's kind instead (road/main/secondary, "
+            "river/stream/canal, railway/rail)"
+        ),
+    ] = None,
+    name_field: Annotated[str | None, typer.Option(help="field holding the name")] = None,
+    layer: Annotated[str | None, typer.Option(help="layer to read from a multi-layer file")] = None,
+    src_crs: Annotated[str | None, typer.Option(help="CRS of the input, e.g. EPSG:32648")] = None,
+    replace: Annotated[bool, typer.Option(help="replace the lines loaded from this file")] = False,
+) -> None:
+    """Load roads, rivers or railways that generated EAs follow (all or nothing): every
+    feature must be a line in a known CRS, and at least one must cross a commune."""
+    from boundaries.lines import load_lines
+
+    with _connect() as conn:
+        try:
+            summary = load_lines(conn, path, kind, layer, src_crs, name_field, kind_field, replace)
+        except GeoServiceError as exc:
+            _fail(exc)
+    typer.echo(
+        f"{summary.loaded} lines loaded from {path.name} ({summary.outside} outside every "
+        f"commune left out, {summary.replaced} replaced) in {summary.seconds:.1f} s"
+    )
+
+
 @load_app.command("crosswalk")
 def load_crosswalk_cmd(
     path: Annotated[
@@ -745,6 +778,33 @@ def users_add(
     typer.echo(token)
 
 
+@users_app.command("passwd")
+def users_passwd(
+    name: Annotated[str, typer.Argument(help="user name")],
+) -> None:
+    """Set or reset a user's password (asked twice, never echoed); their tokens keep
+    working unless revoked (`users revoke`)."""
+    from geo_service.users import set_password
+
+    password = typer.prompt("new password", hide_input=True, confirmation_prompt=True)
+    with _connect() as conn:
+        try:
+            set_password(conn, name, password)
+        except GeoServiceError as exc:
+            _fail(exc)
+    typer.echo(f"password of {name} set")
+
+
+@users_app.command("revoke")
+def users_revoke(name: Annotated[str, typer.Argument(help="user name")]) -> None:
+    """Revoke every token of a user (a lost tablet, a leaver)."""
+    from geo_service.users import revoke_tokens_of
+
+    with _connect() as conn:
+        count = revoke_tokens_of(conn, name, "command line")
+    typer.echo(f"{count} token(s) of {name} revoked")
+
+
 @users_app.command("list")
 def users_list() -> None:
     """List users (never their tokens)."""
@@ -766,8 +826,10 @@ def ea_generate(
     commune: Annotated[list[str] | None, typer.Option(help="commune code(s); default all")] = None,
     households_per_ea: Annotated[float, typer.Option(help="target workload")] = 120,
     replace: Annotated[bool, typer.Option(help="replace the communes' existing EAs")] = False,
+    shown: Annotated[int, typer.Option(help="communes to list with their line share")] = 20,
 ) -> None:
-    """Draft a gap-free EA coverage of each commune from the population raster."""
+    """Draft a gap-free EA coverage of each commune from the population raster, along the
+    loaded lines where they cross it (`load lines`)."""
     from geo_service.ea.generate import generate
 
     settings = _settings()
@@ -792,6 +854,17 @@ def ea_generate(
         f"{summary.eas} draft EAs in {summary.communes} communes "
         f"({summary.skipped} skipped: they already have EAs) in {summary.seconds:.1f} s"
     )
+    if summary.with_lines:
+        share = summary.along_lines_share or 0.0
+        typer.echo(
+            f"{summary.with_lines} communes are crossed by loaded lines: {share:.1%} of their "
+            f"EA boundaries ({summary.along_lines_m / 1000:,.1f} of "
+            f"{summary.boundary_m / 1000:,.1f} km) follow a line"
+        )
+        for code, value in sorted(summary.shares.items())[:shown]:
+            typer.echo(f"  {code}\t{value:.1%}")
+        if len(summary.shares) > shown:
+            typer.echo(f"  … and {len(summary.shares) - shown} more (GET /communes/CODE/ea-lines)")
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from boundaries import sql as units
 from boundaries.checks import FieldMap
 from boundaries.crosswalk import load_crosswalk
 from boundaries.generalise import DEMO_GAP_WIDTH
+from boundaries.lines import load_lines
 from boundaries.load import LoadOptions, load_boundaries, read_recode_file
 from boundaries.readers import read_boundaries
 from boundaries.vintages import Vintage, add_vintage
@@ -97,6 +98,13 @@ def load_demo(conn: psycopg.Connection, data: Path = DATA_DIR) -> Iterator[str]:
             f"{len(summary.report.repaired)} repaired, {len(summary.report.warnings)} "
             f"warnings, {summary.seconds:.1f} s"
         )
+    lines = data / "lines" / "transport.geojson"
+    if units.lines_loaded(conn, lines.name):
+        yield f"lines: {lines.name} already loaded"
+    else:
+        # (as `geo-service load lines data/vn/lines/transport.geojson --kind-field kind`)
+        loaded = load_lines(conn, lines, "road", kind_field="kind")
+        yield f"lines: {loaded.loaded} roads and railways loaded ({loaded.outside} off-shore)"
     crosswalk_rows = units.count_crosswalk(conn, "2019", "2025")
     if crosswalk_rows:
         yield f"crosswalk 2019 → 2025: {crosswalk_rows} rows already loaded"

@@ -168,6 +168,9 @@ class ServiceSettings(BaseSettings):
     ea_max_split_parts: int = 20  # EAs one split may make
     ea_max_merged: int = 100  # EAs one merge may take
     ea_max_generated: int = 2_000  # draft EAs one commune's generation may make
+    ea_per_supervisor_min: int = 3  # EAs a supervisor area should hold (census practice:
+    ea_per_supervisor_max: int = 8  # one supervisor for a handful of enumerators)
+    token_ttl_hours: float = 12.0  # a token from a password sign-in lasts a working day
     # optional base map for the viewer (none by default: the page then needs no other host)
     basemap_url: str | None = None
     basemap_attribution: str = ""

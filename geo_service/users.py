@@ -1,30 +1,47 @@
-"""Users, roles and bearer tokens (stored hashed; compared in constant time)."""
+"""Users, roles, passwords and bearer tokens.
+
+Passwords are kept only as argon2id hashes (argon2-cffi; the parameters travel in the hash,
+so stronger ones can come later and old hashes are upgraded at the next sign-in). Tokens are
+random, shown once, stored only as their SHA-256 and compared in constant time; each has an
+expiry (none for the command line's) and can be revoked.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from psycopg.rows import dict_row
 
-from geo_core.errors import InvalidParameter
+from geo_core.errors import Conflict, InvalidParameter, NotFound
+from geo_service.messages import said
 
 ROLES = ("viewer", "editor", "supervisor", "admin")
 _SCOPE_CODE = {2, 5}  # province or commune codes
+MIN_PASSWORD = 8
+_HASHER = PasswordHasher()  # argon2id with the library's (RFC 9106) parameters
+# Verified when the name is unknown, so that a wrong name takes as long as a wrong password.
+_DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
 
 
 @dataclass(frozen=True)
 class User:
-    """An authenticated user."""
+    """An authenticated user (and the token that authenticated them, if any)."""
 
     name: str
     role: str
     scope: tuple[str, ...]
+    token_id: int | None = None
 
     def covers(self, commune_code: str, province_code: str | None) -> bool:
         """True when the commune is inside the user's scope."""
@@ -40,52 +57,245 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def add_user(conn: psycopg.Connection, name: str, role: str, scope: list[str]) -> str:
-    """Create a user; return the token (shown once, stored only as a hash)."""
+def hash_password(password: str) -> str:
+    """An argon2id hash of a password (with its salt and parameters)."""
+    return _HASHER.hash(password)
+
+
+def password_matches(encoded: str | None, password: str) -> bool:
+    """Whether the password is the one hashed (a missing hash matches nothing)."""
+    try:
+        return _HASHER.verify(encoded or _DUMMY_HASH, password) and encoded is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def check_password(password: Any, parameter: str = "password") -> str:
+    """A password long enough to keep (never echoed back in a message)."""
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD:
+        raise InvalidParameter(said("weak_password", minimum=MIN_PASSWORD), parameter=parameter)
+    if len(password) > 1024 or "\x00" in password:
+        raise InvalidParameter("a password must be plain text of at most 1024 characters")
+    return password
+
+
+def check_role_and_scope(role: Any, scope: Any, parameter: str = "scope") -> list[str]:
+    """The scope as a list, once role and scope fit together."""
     if role not in ROLES:
-        raise InvalidParameter(f"role must be one of {', '.join(ROLES)}", parameter="--role")
+        raise InvalidParameter(f"role must be one of {', '.join(ROLES)}", parameter="role")
+    if not isinstance(scope, list) or not all(isinstance(c, str) for c in scope):
+        raise InvalidParameter("scope must be a list of codes", parameter=parameter)
     bad = [code for code in scope if not (code.isdigit() and len(code) in _SCOPE_CODE)]
     if bad:
         raise InvalidParameter(
             f"scope codes must be 2-digit provinces or 5-digit communes: {', '.join(bad)}",
-            parameter="--scope",
+            parameter=parameter,
         )
     if role in ("editor", "supervisor") and not scope:
-        raise InvalidParameter(f"an {role} needs a --scope", parameter="--scope")
+        raise InvalidParameter(f"an {role} needs a scope", parameter=parameter)
+    return list(dict.fromkeys(scope))
+
+
+# ---- the command line (synchronous) ----
+
+
+def add_user(
+    conn: psycopg.Connection,
+    name: str,
+    role: str,
+    scope: list[str],
+    password: str | None = None,
+) -> str:
+    """Create a user with a token that does not expire; return the token (shown once)."""
+    scope = check_role_and_scope(role, scope, "--scope")
+    password_hash = hash_password(check_password(password, "--password")) if password else None
     token = secrets.token_urlsafe(32)
     try:
-        conn.execute(
-            "INSERT INTO app_user (name, role, scope, token_hash) VALUES (%s, %s, %s, %s)",
-            (name, role, scope, hash_token(token)),
-        )
+        with conn.transaction():
+            conn.execute(
+                "INSERT INTO app_user (name, role, scope, password_hash, password_changed_at)"
+                " VALUES (%s, %s, %s, %s, CASE WHEN %s::text IS NULL THEN NULL ELSE now() END)",
+                (name, role, scope, password_hash, password_hash),
+            )
+            conn.execute(
+                "INSERT INTO app_token (user_name, token_hash, label) VALUES (%s, %s, %s)",
+                (name, hash_token(token), "command line"),
+            )
     except psycopg.errors.UniqueViolation as exc:
-        raise InvalidParameter(f"user {name!r} already exists", parameter="NAME") from exc
+        raise InvalidParameter(said("user_exists", user=name), parameter="NAME") from exc
     except psycopg.errors.CheckViolation as exc:
         raise InvalidParameter(f"bad user name {name!r}", parameter="NAME") from exc
     return token
 
 
+def set_password(conn: psycopg.Connection, name: str, password: str) -> None:
+    """Set (or reset) a user's password from the command line."""
+    digest = hash_password(check_password(password, "--password"))
+    cur = conn.execute(
+        "UPDATE app_user SET password_hash = %s, password_changed_at = now() WHERE name = %s",
+        (digest, name),
+    )
+    if cur.rowcount == 0:
+        raise InvalidParameter(said("unknown_user", user=name), parameter="NAME")
+
+
+def revoke_tokens_of(conn: psycopg.Connection, name: str, by: str) -> int:
+    """Revoke every live token of a user; how many there were."""
+    cur = conn.execute(
+        "UPDATE app_token SET revoked_at = now(), revoked_by = %s"
+        " WHERE user_name = %s AND revoked_at IS NULL"
+        " AND (expires_at IS NULL OR expires_at > now())",
+        (by, name),
+    )
+    return cur.rowcount
+
+
 def list_users(conn: psycopg.Connection) -> list[tuple[Any, ...]]:
-    """(name, role, scope, disabled) of every user; never their tokens."""
+    """(name, role, scope, disabled) of every user; never their tokens or passwords."""
     return conn.execute("SELECT name, role, scope, disabled FROM app_user ORDER BY name").fetchall()
 
 
+# ---- the service (asynchronous) ----
+
+_LIVE = "t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())"
+
+
 async def user_of_token(conn: psycopg.AsyncConnection, token: str) -> User | None:
-    """The active user whose token this is, or None."""
+    """The active user whose live token this is, or None."""
     digest = hash_token(token)
     cur = await conn.execute(
-        "SELECT name, role, scope, token_hash FROM app_user WHERE token_hash = %s AND NOT disabled",
+        "SELECT u.name, u.role, u.scope, t.token_hash, t.id FROM app_token t"
+        " JOIN app_user u ON u.name = t.user_name"
+        f" WHERE t.token_hash = %s AND NOT u.disabled AND {_LIVE}",
         (digest,),
     )
     row = await cur.fetchone()
     if row is None or not hmac.compare_digest(row[3], digest):
         return None
-    return User(row[0], row[1], tuple(row[2]))
+    return User(row[0], row[1], tuple(row[2]), row[4])
+
+
+async def sign_in(
+    conn: psycopg.AsyncConnection, name: str, password: str, ttl: timedelta, label: str
+) -> tuple[User, str, datetime] | None:
+    """A new token for the name and password (None when they do not match an active user)."""
+    cur = await conn.execute(
+        "SELECT name, role, scope, password_hash FROM app_user WHERE name = %s AND NOT disabled",
+        (name,),
+    )
+    row = await cur.fetchone()
+    encoded = row[3] if row else None
+    # argon2 costs tens of milliseconds of CPU by design: not on the event loop
+    if not await asyncio.to_thread(password_matches, encoded, password) or row is None:
+        return None
+    if _HASHER.check_needs_rehash(encoded or ""):
+        await conn.execute(
+            "UPDATE app_user SET password_hash = %s WHERE name = %s",
+            (await asyncio.to_thread(hash_password, password), name),
+        )
+    token = secrets.token_urlsafe(32)
+    cur = await conn.execute(
+        "INSERT INTO app_token (user_name, token_hash, label, expires_at)"
+        " VALUES (%s, %s, %s, now() + %s) RETURNING id, expires_at",
+        (row[0], hash_token(token), label[:100], ttl),
+    )
+    made = await cur.fetchone()
+    assert made is not None
+    return User(row[0], row[1], tuple(row[2]), made[0]), token, made[1]
+
+
+async def revoke_token(conn: psycopg.AsyncConnection, token_id: int, by: str) -> bool:
+    """Revoke one token; False when it was not live."""
+    cur = await conn.execute(
+        "UPDATE app_token SET revoked_at = now(), revoked_by = %s"
+        " WHERE id = %s AND revoked_at IS NULL",
+        (by, token_id),
+    )
+    return cur.rowcount > 0
+
+
+async def revoke_all(conn: psycopg.AsyncConnection, name: str, by: str) -> int:
+    """Revoke every live token of a user; how many."""
+    cur = await conn.execute(
+        "UPDATE app_token SET revoked_at = now(), revoked_by = %s"
+        " WHERE user_name = %s AND revoked_at IS NULL"
+        " AND (expires_at IS NULL OR expires_at > now())",
+        (by, name),
+    )
+    return cur.rowcount
+
+
+async def users_with_tokens(conn: psycopg.AsyncConnection) -> list[dict[str, Any]]:
+    """Every user with their live tokens (ids, labels, dates; never the tokens)."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "SELECT u.name, u.role, u.scope, u.disabled, u.password_hash IS NOT NULL AS"
+            " has_password, u.created_at, coalesce(json_agg(json_build_object('id', t.id,"
+            " 'label', t.label, 'created_at', t.created_at, 'expires_at', t.expires_at)"
+            " ORDER BY t.id) FILTER (WHERE t.id IS NOT NULL), '[]') AS tokens"
+            f" FROM app_user u LEFT JOIN app_token t ON t.user_name = u.name AND {_LIVE}"
+            " GROUP BY u.name ORDER BY u.name"
+        )
+        return await cur.fetchall()
+
+
+async def create_user(
+    conn: psycopg.AsyncConnection, name: str, role: str, scope: list[str], password: str
+) -> None:
+    """A new user who signs in with the password."""
+    digest = await asyncio.to_thread(hash_password, password)
+    try:
+        async with conn.transaction():
+            await conn.execute(
+                "INSERT INTO app_user (name, role, scope, password_hash, password_changed_at)"
+                " VALUES (%s, %s, %s, %s, now())",
+                (name, role, scope, digest),
+            )
+    except psycopg.errors.UniqueViolation as exc:
+        raise Conflict(said("user_exists", user=name), parameter="name") from exc
+    except psycopg.errors.CheckViolation as exc:
+        raise InvalidParameter(
+            "a user name is 1–64 letters, digits or . _ @ -", parameter="name"
+        ) from exc
+
+
+async def update_user(
+    conn: psycopg.AsyncConnection,
+    name: str,
+    role: str | None,
+    scope: list[str] | None,
+    disabled: bool | None,
+    password: str | None,
+    by: str,
+) -> None:
+    """Change a user's role, scope, state or password; a new password or a disabled user
+    revokes their tokens (a lost device or a leaver keeps no access)."""
+    digest = await asyncio.to_thread(hash_password, password) if password else None
+    async with conn.transaction():
+        cur = await conn.execute(
+            "UPDATE app_user SET role = coalesce(%s, role), scope = coalesce(%s, scope),"
+            " disabled = coalesce(%s, disabled), password_hash = coalesce(%s, password_hash),"
+            " password_changed_at = CASE WHEN %s::text IS NULL THEN password_changed_at"
+            " ELSE now() END WHERE name = %s",
+            (role, scope, disabled, digest, digest, name),
+        )
+        if cur.rowcount == 0:
+            raise NotFound(said("unknown_user", user=name), parameter="name")
+        if digest or disabled:
+            await revoke_all(conn, name, by)
+
+
+async def user_row(conn: psycopg.AsyncConnection, name: str) -> dict[str, Any] | None:
+    """A user's role and scope, or None."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute("SELECT name, role, scope FROM app_user WHERE name = %s", (name,))
+        return await cur.fetchone()
 
 
 class FailedAttempts:
-    """Failed authentications in a sliding window, per key (a client address or a token's
-    hash), in bounded memory: the least recently failing keys are forgotten first."""
+    """Failed authentications in a sliding window, per key (a client address, a token's
+    hash or a user name), in bounded memory: the least recently failing keys are forgotten
+    first."""
 
     def __init__(self, limit: int = 20, window_s: float = 60.0, max_keys: int = 10_000):
         self.limit, self.window, self.max_keys = limit, window_s, max_keys

@@ -77,7 +77,7 @@ def env(demo_db: str, tmp_path: Path) -> Iterator[Env]:
             "supervisor2": add_user(conn, "sup2", "supervisor", ["01"]),
             "admin": add_user(conn, "adm", "admin", []),
         }
-        stored = conn.execute("SELECT token_hash FROM app_user").fetchall()
+        stored = conn.execute("SELECT token_hash FROM app_token").fetchall()
         assert all(len(h) == 64 and h not in tokens.values() for (h,) in stored)
     with TestClient(create_app(ServiceSettings(home=tmp_path), db_url=demo_db)) as client:
         yield Env(client, demo_db, tokens)
@@ -444,7 +444,10 @@ def test_an_overlap_wider_than_the_tolerance_is_refused(env: Env) -> None:
         headers={**env.auth("editor"), "If-Match": read.headers["ETag"]},
     )
     assert refused.status_code == 422, refused.text
-    assert any(p.get("ea") == neighbour for p in refused.json()["problems"])
+    problems = refused.json()["problems"]
+    code = next(f["properties"]["code"] for f in eas if f["id"] == neighbour)
+    assert any(p.get("ea") == code and p.get("ea_id") == neighbour for p in problems)
+    assert any(p["problem"] == f"overlaps EA {code}" for p in problems)
     assert env.tables() == before
 
 

@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -17,7 +17,8 @@ from shapely.geometry.base import BaseGeometry
 
 from geo_core.errors import InvalidParameter
 from geo_service.ea import sql
-from geo_service.ea.delineate import DraftEA, generate_many
+from geo_service.ea.blocks import boundary_share, generate_many_along_lines
+from geo_service.ea.delineate import DraftEA
 
 GENERATOR = "generator"
 BATCH = 50  # communes per transaction, so a long national run keeps what it finished
@@ -31,6 +32,15 @@ class GenerateSummary:
     eas: int = 0
     skipped: int = 0
     seconds: float = 0.0
+    with_lines: int = 0  # communes crossed by a loaded line
+    boundary_m: float = 0.0  # EA boundaries inside those communes
+    along_lines_m: float = 0.0  # ... and the part of them along a line
+    shares: dict[str, float] = field(default_factory=dict)  # per commune with lines
+
+    @property
+    def along_lines_share(self) -> float | None:
+        """Share of the EA boundaries (in communes with lines) that follow a line."""
+        return self.along_lines_m / self.boundary_m if self.boundary_m else None
 
 
 def _communes(
@@ -65,6 +75,24 @@ def _rows(
             )
 
 
+def _measure(
+    summary: GenerateSummary,
+    batch: list[tuple[str, BaseGeometry]],
+    lines: dict[str, list[BaseGeometry]],
+    drafts: dict[str, list[DraftEA]],
+) -> None:
+    """Add how far the communes' new EA boundaries follow their lines."""
+    for code, geometry in batch:
+        if code not in lines:
+            continue
+        total, along = boundary_share(drafts[code], geometry, lines[code])
+        summary.with_lines += 1
+        summary.boundary_m += total
+        summary.along_lines_m += along
+        if total > 0:
+            summary.shares[code] = along / total
+
+
 def _reason(households_per_ea: float) -> str:
     return f"generated, {households_per_ea:g} households per EA"
 
@@ -89,8 +117,15 @@ def generate(
     summary.skipped = len(communes) - len(todo)
     for start in range(0, len(todo), BATCH):
         batch = todo[start : start + BATCH]
-        drafts = generate_many(batch, raster, households_per_ea, household_size)
         batch_codes = [c for c, _ in batch]
+        lines = {
+            code: list(shapely.from_wkb(wkbs))
+            for code, wkbs in sql.lines_by_commune(conn, vintage, batch_codes).items()
+        }
+        drafts = generate_many_along_lines(
+            [(c, g, lines.get(c, [])) for c, g in batch], raster, households_per_ea, household_size
+        )
+        _measure(summary, batch, lines, drafts)
         with conn.transaction():
             sql.replace_drafts(
                 conn,
@@ -126,11 +161,17 @@ async def generate_one(
             f"commune {code} has no boundary in vintage {vintage}", parameter="code"
         )
     geometry = shapely.wkb.loads(wkb)
+    lines = [shapely.from_wkb(w) for w in await sql.lines_of_commune(conn, vintage, code)]
     # The raster work is CPU-bound: keep the event loop serving other requests meanwhile.
     drafts = await asyncio.get_running_loop().run_in_executor(
         work,
         partial(
-            generate_many, [(code, geometry)], raster, households_per_ea, household_size, workers=1
+            generate_many_along_lines,
+            [(code, geometry, lines)],
+            raster,
+            households_per_ea,
+            household_size,
+            workers=1,
         ),
     )
     await sql.add_drafts(

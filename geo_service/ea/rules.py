@@ -15,6 +15,7 @@ from geo_core.crs import OutputCrs
 from geo_core.errors import InvalidParameter
 from geo_core.geojson import polygon_from_geojson, to_lonlat
 from geo_service.ea import sql
+from geo_service.messages import said
 
 _METRES_PER_DEGREE = 111_320.0
 
@@ -59,7 +60,7 @@ def parse_geometry(
                 location=reason,
             )
         geom = shapely.make_valid(geom)
-        note = f"repaired: {reason}"
+        note = said("repaired", reason=reason)
     parts = [p for p in shapely.get_parts(geom) if p.geom_type == "Polygon" and not p.is_empty]
     if not parts:
         raise InvalidParameter("nothing polygonal is left after repair", parameter="geometry")
@@ -96,7 +97,7 @@ async def check(
     if beyond_tolerance:
         findings.problems.append(
             {
-                "problem": "outside its commune",
+                "problem": said("outside_commune"),
                 "area_m2": round(outside_m2, 1),
                 "location": _point(outside_at),
             }
@@ -105,28 +106,36 @@ async def check(
         # (slivers outside within the tolerance: but an EA must still lie in its commune)
         findings.problems.append(
             {
-                "problem": f"only {inside_m2:.0f} m² of its {area_m2:.0f} m² lie in its commune",
+                "problem": said("mostly_outside", inside=f"{inside_m2:.0f}", area=f"{area_m2:.0f}"),
                 "area_m2": round(outside_m2, 1),
                 "location": _point(outside_at),
             }
         )
     if area_m2 < rules.min_area_m2:
         findings.problems.append(
-            {"problem": f"area {area_m2:.0f} m² is below the minimum {rules.min_area_m2:.0f} m²"}
+            {
+                "problem": said(
+                    "area_too_small", area=f"{area_m2:.0f}", minimum=f"{rules.min_area_m2:.0f}"
+                )
+            }
         )
     if area_m2 > rules.max_area_km2 * 1e6:
         findings.problems.append(
             {
-                "problem": f"area {area_m2 / 1e6:.1f} km² is above the "
-                f"maximum {rules.max_area_km2:.0f} km²"
+                "problem": said(
+                    "area_too_large",
+                    area=f"{area_m2 / 1e6:.1f}",
+                    maximum=f"{rules.max_area_km2:.0f}",
+                )
             }
         )
     for other_id, other_code, m2, at, beyond in await sql.overlaps(conn, params):
         if beyond:
             findings.problems.append(
                 {
-                    "problem": f"overlaps EA {other_code}",
-                    "ea": other_id,
+                    "problem": said("overlaps_ea", code=other_code),
+                    "ea": other_code,
+                    "ea_id": other_id,
                     "area_m2": round(m2, 1),
                     "location": _point(at),
                 }
@@ -134,11 +143,14 @@ async def check(
     return findings
 
 
-def workload_warning(households: float | None, rules: EaRules) -> dict[str, Any] | None:
+def workload_warning(
+    households: float | None, rules: EaRules, code: str = "?"
+) -> dict[str, Any] | None:
     """A warning when estimated households fall outside the workload band."""
     if households is None or rules.households_min <= households <= rules.households_max:
         return None
+    band = f"{rules.households_min:.0f}–{rules.households_max:.0f}"
     return {
-        "warning": f"estimated {households:.0f} households, outside the band "
-        f"{rules.households_min:.0f}–{rules.households_max:.0f}"
+        "warning": said("workload", code=code, households=f"{households:.0f}", band=band),
+        "ea": code,
     }

@@ -17,6 +17,7 @@ from typing import Any
 
 import psycopg
 import shapely
+import shapely.geometry
 from shapely.geometry.base import BaseGeometry
 
 from geo_core.errors import (
@@ -31,6 +32,7 @@ from geo_core.errors import (
 from geo_service.ea import sql
 from geo_service.ea.generate import generate_one
 from geo_service.ea.rules import EaRules, Findings, check, snap, workload_warning
+from geo_service.messages import said
 from geo_service.settings import ServiceSettings
 from geo_service.users import User
 from indicators.zonal import sum_over
@@ -83,8 +85,9 @@ def etag(row: Row) -> str:
 def as_feature(row: Row) -> dict[str, Any]:
     """An EA row as a GeoJSON Feature."""
     props = {k: v for k, v in row.items() if k not in ("geometry", "id")}
-    if props.get("updated_at") is not None:
-        props["updated_at"] = props["updated_at"].astimezone(UTC).isoformat(timespec="microseconds")
+    for name in ("updated_at", "listed_at"):
+        if props.get(name) is not None:
+            props[name] = props[name].astimezone(UTC).isoformat(timespec="microseconds")
     return {
         "type": "Feature",
         "id": row["id"],
@@ -97,7 +100,7 @@ async def fetch(conn: psycopg.AsyncConnection, ea_id: int, lock: bool = False) -
     """One EA (locked for update when asked); NotFound otherwise."""
     row = await sql.fetch(conn, ea_id, lock)
     if row is None:
-        raise NotFound(f"no enumeration area {ea_id}", parameter="featureId")
+        raise NotFound(said("no_ea", ea=ea_id), parameter="featureId")
     return row
 
 
@@ -122,20 +125,21 @@ async def commune_of(
 def authorise(user: User, commune: Commune, needs: str = "editor") -> None:
     """403 unless the user's role and scope allow this in the commune."""
     if _RANKS[user.role] < _RANKS[needs]:
-        raise Forbidden(f"this needs the {needs} role; {user.name} is a {user.role}")
+        raise Forbidden(said("role_needed", role=needs, user=user.name, has=user.role))
     if not user.covers(commune.code, commune.province):
-        raise Forbidden(f"commune {commune.code} is outside {user.name}'s scope")
+        raise Forbidden(said("out_of_scope", commune=commune.code, user=user.name))
 
 
 def check_version(row: Row, if_match: str | None) -> None:
     """428 without If-Match, 412 when it is not the current version."""
     if not if_match:
-        raise PreconditionRequired("send If-Match with the ETag you read", parameter="If-Match")
+        raise PreconditionRequired(said("if_match_needed"), parameter="If-Match")
     if etag(row) not in [t.strip() for t in if_match.split(",")] and if_match.strip() != "*":
         raise PreconditionFailed(
-            f"EA {row['id']} has changed (now {etag(row)}); read it again",
+            said("ea_changed", code=row["code"]),
             parameter="If-Match",
             current=etag(row),
+            ea=row["code"],
         )
 
 
@@ -178,10 +182,14 @@ async def write_history(
     )
 
 
-def _broken(findings: Findings, parameter: str = "geometry", what: str = "") -> None:
+def _broken(findings: Findings, parameter: str = "geometry", parts: bool = False) -> None:
     if findings.problems:
         raise Unprocessable(
-            f"{len(findings.problems)} rule(s) broken{what}; nothing was saved",
+            said(
+                "rules_broken",
+                count=len(findings.problems),
+                what=said("by_parts") if parts else "",
+            ),
             parameter=parameter,
             problems=findings.problems,
         )
@@ -243,8 +251,8 @@ async def _locked(
     await sql.lock_commune(conn, row["census_round"], commune.code)
     row = await fetch(conn, ea_id, lock=True)
     check_version(row, if_match)
-    if change and row["status"] == "approved":
-        authorise(user, commune, "supervisor")
+    if change and row["status"] == "approved" and _RANKS[user.role] < _RANKS["supervisor"]:
+        raise Forbidden(said("approved_needs_supervisor", code=row["code"]))
     return row, commune
 
 
@@ -305,9 +313,15 @@ class EaService:
         geom, findings = await validated(conn, drawn.geometry, context, self.rules)
         values = await self.estimator.values(geom)
         warnings = findings.warnings + ([{"warning": drawn.note}] if drawn.note else [])
-        if (warning := workload_warning(values["households"], self.rules)) is not None:
-            warnings.append(warning)
         return values, warnings
+
+    def _workload(self, rows: list[Row]) -> list[dict[str, Any]]:
+        """Warnings for the rows whose estimated households leave the band."""
+        return [
+            w
+            for row in rows
+            if (w := workload_warning(row["households"], self.rules, row["code"])) is not None
+        ]
 
     async def create(
         self,
@@ -341,7 +355,7 @@ class EaService:
                     },
                 )
             await write_history(conn, row["id"], "create", None, row, user, reason)
-        return row, warnings
+        return row, warnings + self._workload([row])
 
     async def replace(
         self,
@@ -353,8 +367,10 @@ class EaService:
         code: str | None,
         drawing: Drawing,
         reason: str | None,
+        attributes: dict[str, Any] | None = None,
     ) -> tuple[Row, list[dict[str, Any]]]:
-        """New geometry (and optionally code); `keeps` must match what the EA has."""
+        """New geometry (and optionally code and attributes); `keeps` must match what the
+        EA has."""
         async with conn.transaction():
             before, commune = await _locked(conn, ea_id, user, if_match, change=True)
             for name, value in keeps.items():
@@ -371,8 +387,10 @@ class EaService:
                 row = await sql.update_geometry(
                     conn, ea_id, {**values, "code": code, "user": user.name}
                 )
+            if attributes:
+                row = await sql.set_attributes(conn, ea_id, attributes, user.name, bump=False)
             await write_history(conn, ea_id, "update", before, row, user, reason)
-        return row, warnings
+        return row, warnings + self._workload([row])
 
     async def delete(
         self,
@@ -405,7 +423,9 @@ class EaService:
                 for wkb in await sql.split_wkb(conn, ea_id, bytes(shapely.to_wkb(line)))
             ]
             if len(parts) < 2:
-                raise Unprocessable("the line does not cut the EA into parts", parameter="line")
+                raise Unprocessable(
+                    said("line_does_not_cut", code=before["code"]), parameter="line"
+                )
             if len(parts) > self.rules.max_split_parts:
                 raise InvalidParameter(
                     f"the line cuts the EA into {len(parts)} parts; one split makes at most "
@@ -421,11 +441,6 @@ class EaService:
             }
             await self._checked_parts(conn, parts, context)
             estimates = [await self.estimator.values(part) for part in parts]
-            warnings = [
-                w
-                for values in estimates
-                if (w := workload_warning(values["households"], self.rules)) is not None
-            ]
             kept = await sql.update_geometry(
                 conn, ea_id, {**estimates[0], "code": None, "user": user.name}
             )
@@ -447,7 +462,7 @@ class EaService:
                     )
                 await write_history(conn, row["id"], "split", before, row, user, reason)
                 created.append(row)
-        return kept, created, warnings
+        return kept, created, self._workload([kept, *created])
 
     async def _checked_parts(
         self, conn: psycopg.AsyncConnection, parts: list[BaseGeometry], context: dict[str, Any]
@@ -457,7 +472,7 @@ class EaService:
         for number, part in enumerate(parts, 1):
             found = await check(conn, part, context, self.rules)
             findings.problems += [{**p, "part": number} for p in found.problems]
-        _broken(findings, "line", " by the parts")
+        _broken(findings, "line", parts=True)
 
     async def merge(
         self,
@@ -477,20 +492,18 @@ class EaService:
         ids = sorted(ids)
         # One commune and round, checked before any lock: locks are then taken in one order
         # (the commune's, then the rows' by id), so concurrent merges cannot deadlock.
-        keys = {
-            (r["census_round"], r["commune_code"])
-            for r in [await fetch(conn, ea_id) for ea_id in ids]
-        }
+        fetched = [await fetch(conn, ea_id) for ea_id in ids]
+        keys = {(r["census_round"], r["commune_code"]) for r in fetched}
         if len(keys) != 1:
-            raise Unprocessable(
-                "EAs of different communes or rounds cannot be merged", parameter="ids"
-            )
+            codes = ", ".join(sorted(r["code"] for r in fetched))
+            raise Unprocessable(said("mixed_communes", codes=codes), parameter="ids")
         async with conn.transaction():
             rows = [(await _locked(conn, ea_id, user, if_match, change=True))[0] for ea_id in ids]
             wkb = await sql.union_wkb(conn, ids)
             union = shapely.from_wkb(wkb) if wkb else None
             if union is None or union.geom_type != "Polygon":
-                raise Unprocessable("the EAs do not form one contiguous area", parameter="ids")
+                codes = ", ".join(r["code"] for r in rows)
+                raise Unprocessable(said("not_contiguous", codes=codes), parameter="ids")
             first = rows[0]
             merged = await sql.update_geometry(
                 conn,
@@ -515,10 +528,7 @@ class EaService:
         """Workflow: editors submit drafts; supervisors in scope approve or reject them."""
         allowed_from, target, needs = TRANSITIONS[action]
         if action == "reject" and not (reason or "").strip():
-            raise InvalidParameter(
-                "a rejection needs a reason (?reason=…), so the editor knows what to change",
-                parameter="reason",
-            )
+            raise InvalidParameter(said("reject_needs_reason"), parameter="reason")
         async with conn.transaction():
             before, _ = await _locked(conn, ea_id, user, if_match, needs)
             if (
@@ -528,19 +538,77 @@ class EaService:
             ):
                 # four eyes: who drew or submitted an EA does not approve it
                 raise Forbidden(
-                    f"EA {before['code']} was drawn or submitted by {user.name}: "
-                    "another supervisor approves or rejects it",
-                    parameter="action",
+                    said("four_eyes", code=before["code"], user=user.name), parameter="action"
                 )
             if before["status"] not in allowed_from:
                 raise InvalidParameter(
-                    f"cannot {action} an EA that is {before['status']}",
+                    said(
+                        "cannot_transition",
+                        code=before["code"],
+                        status=before["status"],
+                        action=action,
+                    ),
                     parameter="action",
                     current_status=before["status"],
                 )
             after = await sql.set_status(conn, ea_id, target, user.name)
             await write_history(conn, ea_id, action, before, after, user, reason)
         return after
+
+    async def restore(
+        self,
+        conn: psycopg.AsyncConnection,
+        user: User,
+        ea_id: int,
+        if_match: str | None,
+        entry_id: int,
+        reason: str | None,
+    ) -> tuple[Row, list[dict[str, Any]]]:
+        """The EA's shape and attributes as they were after one change of its history,
+        checked against today's rules like any edit (the EA goes back to draft)."""
+        async with conn.transaction():
+            before, commune = await _locked(conn, ea_id, user, if_match, change=True)
+            state = await sql.history_state(conn, ea_id, entry_id)
+            if state is None or not state.get("geometry"):
+                raise NotFound(
+                    said("no_such_version", code=before["code"], entry=entry_id),
+                    parameter="entry",
+                )
+            geometry = shapely.geometry.shape(state["geometry"])
+            values, warnings = await self._prepared(
+                conn, lambda: Drawn(geometry), ea_id, before["census_round"], commune
+            )
+            row = await sql.update_geometry(
+                conn, ea_id, {**values, "code": None, "user": user.name}
+            )
+            props = state.get("properties") or {}
+            attributes = {k: props.get(k) for k in sql.ATTRIBUTES[:3]}
+            row = await sql.set_attributes(conn, ea_id, attributes, user.name, bump=False)
+            version = props.get("version", "?")
+            note = reason or f"restored the version {version} of history entry {entry_id}"
+            await write_history(conn, ea_id, "restore", before, row, user, note)
+        return row, [
+            {"notice": said("restored", code=row["code"], version=version)},
+            *warnings,
+            *self._workload([row]),
+        ]
+
+    async def set_attributes(
+        self,
+        conn: psycopg.AsyncConnection,
+        user: User,
+        ea_id: int,
+        if_match: str | None,
+        attributes: dict[str, Any],
+        reason: str | None,
+    ) -> Row:
+        """Urban/rural, boundary description and landmarks (a new version; an approved EA's
+        only by a supervisor, and it stays approved)."""
+        async with conn.transaction():
+            before, _ = await _locked(conn, ea_id, user, if_match, change=True)
+            row = await sql.set_attributes(conn, ea_id, attributes, user.name, bump=True)
+            await write_history(conn, ea_id, "attributes", before, row, user, reason)
+        return row
 
     async def _check_generated_count(
         self, conn: psycopg.AsyncConnection, commune: Commune, households_per_ea: float
@@ -580,14 +648,13 @@ class EaService:
             existing = await sql.of_commune(conn, census_round, commune.code)
             if existing and not replace:
                 raise Conflict(
-                    f"commune {commune.code} already has {len(existing)} EAs in "
-                    f"round {census_round}; pass replace=true to replace its drafts",
+                    said("has_eas", commune=commune.code, count=len(existing), round=census_round),
                     parameter="replace",
                 )
-            if any(row["status"] != "draft" for row in existing):
+            others = [row for row in existing if row["status"] != "draft"]
+            if others:
                 raise Conflict(
-                    f"commune {commune.code} has EAs that are no longer drafts; "
-                    "only drafts can be replaced",
+                    said("drafts_only", commune=commune.code, count=len(others)),
                     parameter="replace",
                 )
             for row in existing:
@@ -647,5 +714,5 @@ async def history(conn: psycopg.AsyncConnection, ea_id: int) -> list[dict[str, A
         for i, a, b, af, u, r, at in await sql.history(conn, ea_id)
     ]
     if not entries:  # (a deleted EA keeps its history)
-        raise NotFound(f"no enumeration area {ea_id}", parameter="featureId")
+        raise NotFound(said("no_ea", ea=ea_id), parameter="featureId")
     return entries

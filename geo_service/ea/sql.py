@@ -16,20 +16,45 @@ Row = dict[str, Any]
 
 # Full precision (15 decimals): an EA read and sent back unchanged is exactly what is stored;
 # rounded coordinates can make a valid sliver or a snapped vertex invalid.
+# (the reason of the last rejection travels with a rejected EA: the editor sees it at once)
+REJECTION = (
+    "CASE WHEN status = 'rejected' THEN (SELECT h.reason FROM ea_history h"
+    " WHERE h.ea_id = enumeration_area.id AND h.action = 'reject' ORDER BY h.id DESC LIMIT 1)"
+    " END"
+)
+ATTRIBUTES = (
+    "urban_rural",
+    "boundary_description",
+    "landmarks",
+    "listed_dwellings",
+    "listed_households",
+)
 COLUMNS = sql.SQL(
     "id, census_round, code, commune_vintage, commune_code, status, population,"
-    " households, version, updated_by, updated_at,"
+    " households, version, updated_by, updated_at, urban_rural, boundary_description,"
+    " landmarks, listed_dwellings, listed_households, listed_at,"
+    f" {REJECTION} AS rejection_reason,"
     " ST_AsGeoJSON(geom, 15) AS geometry"
 )
 # The Feature `store.as_feature` makes of a row, built by PostgreSQL, so lists stream unparsed.
-FEATURE_JSON = sql.SQL("""json_build_object(
+FEATURE_JSON = sql.SQL(
+    """json_build_object(
     'type', 'Feature', 'id', id, 'geometry', ST_AsGeoJSON(geom, 15)::json,
     'properties', json_build_object(
         'census_round', census_round, 'code', code, 'commune_vintage', commune_vintage,
         'commune_code', commune_code, 'status', status, 'population', population,
         'households', households, 'version', version, 'updated_by', updated_by,
         'updated_at', to_char(updated_at AT TIME ZONE 'UTC',
-                              'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')))::text""")
+                              'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'),
+        'urban_rural', urban_rural, 'boundary_description', boundary_description,
+        'landmarks', landmarks, 'listed_dwellings', listed_dwellings,
+        'listed_households', listed_households,
+        'listed_at', to_char(listed_at AT TIME ZONE 'UTC',
+                             'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'),
+        'rejection_reason', """
+    + REJECTION
+    + """))::text"""
+)
 
 
 # ---- rows ----
@@ -55,7 +80,9 @@ async def of_commune(conn: psycopg.AsyncConnection, census_round: str, commune: 
         return await cur.fetchall()
 
 
-async def _returning(conn: psycopg.AsyncConnection, statement: sql.Composed, params: Any) -> Row:
+async def _returning(
+    conn: psycopg.AsyncConnection, statement: sql.SQL | sql.Composed, params: Any
+) -> Row:
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(statement, params)
         row = await cur.fetchone()
@@ -89,6 +116,43 @@ async def update_geometry(conn: psycopg.AsyncConnection, ea_id: int, values: dic
         ).format(COLUMNS),
         {**values, "id": ea_id},
     )
+
+
+async def set_attributes(
+    conn: psycopg.AsyncConnection, ea_id: int, values: dict[str, Any], user: str, bump: bool
+) -> Row:
+    """Set the attributes given (None clears one); with `bump`, a new version."""
+    names = [name for name in ATTRIBUTES[:3] if name in values]
+    assignments: list[sql.Composable] = [
+        sql.SQL("{} = {}").format(sql.Identifier(name), sql.Placeholder(name)) for name in names
+    ]
+    if bump:
+        assignments.append(
+            sql.SQL("version = version + 1, updated_by = %(user)s, updated_at = now()")
+        )
+    if not assignments:
+        row = await fetch(conn, ea_id)
+        assert row is not None
+        return row
+    return await _returning(
+        conn,
+        sql.SQL("UPDATE enumeration_area SET {} WHERE id = %(id)s RETURNING {}").format(
+            sql.SQL(", ").join(assignments), COLUMNS
+        ),
+        {**{name: values[name] for name in names}, "user": user, "id": ea_id},
+    )
+
+
+async def history_state(
+    conn: psycopg.AsyncConnection, ea_id: int, entry_id: int
+) -> dict[str, Any] | None:
+    """The EA as it was after one change of its history (before it, for a deletion)."""
+    cur = await conn.execute(
+        "SELECT coalesce(after, before) FROM ea_history WHERE ea_id = %s AND id = %s",
+        (ea_id, entry_id),
+    )
+    row = await cur.fetchone()
+    return row[0] if row else None
 
 
 async def set_status(conn: psycopg.AsyncConnection, ea_id: int, status: str, user: str) -> Row:
@@ -421,7 +485,7 @@ WITH RECURSIVE lineage(id) AS (
     WHERE h.action = 'split' AND (h.before ->> 'id')::bigint <> l.id
 )
 SELECT DISTINCT h.user_name FROM ea_history h JOIN lineage l ON h.ea_id = l.id
-WHERE h.action IN ('create', 'update', 'split', 'merge', 'generate')
+WHERE h.action IN ('create', 'update', 'split', 'merge', 'generate', 'restore')
 """
 
 
@@ -519,3 +583,401 @@ def page_sql(filters: ListFilter, limit: int, offset: int) -> tuple[sql.Composed
         " ORDER BY census_round, code"
     ).format(where, FEATURE_JSON)
     return page, {**params, "limit": limit, "offset": offset}
+
+
+# ---- census organisation: staff, supervisor areas, assignments (see organise.py) ----
+
+STAFF_COLUMNS = "id, census_round, code, name, role, scope, phone, user_name"
+
+
+async def insert_staff(conn: psycopg.AsyncConnection, values: dict[str, Any]) -> Row:
+    """A new enumerator or supervisor."""
+    return await _returning(
+        conn,
+        sql.SQL(
+            "INSERT INTO census_staff (census_round, code, name, role, scope, phone, user_name)"
+            " VALUES (%(round)s, %(code)s, %(name)s, %(role)s, %(scope)s, %(phone)s,"
+            " %(user_name)s) RETURNING " + STAFF_COLUMNS
+        ),
+        values,
+    )
+
+
+async def staff_of(
+    conn: psycopg.AsyncConnection, census_round: str, codes: list[str] | None
+) -> list[Row]:
+    """Staff of a round working in the scope (province or commune codes; None: all), by code:
+    a commune's staff and its province's."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "SELECT " + STAFF_COLUMNS + " FROM census_staff s WHERE census_round = %(round)s"
+            " AND (%(codes)s::text[] IS NULL OR scope = ANY(%(codes)s)"
+            "  OR left(scope, 2) = ANY(%(codes)s) OR scope IN (SELECT parent_code FROM"
+            "  admin_unit WHERE level = 'commune' AND code = ANY(%(codes)s))"
+            "  OR EXISTS (SELECT FROM admin_unit c WHERE c.level = 'commune'"
+            "   AND c.code = s.scope AND c.parent_code = ANY(%(codes)s)))"
+            " ORDER BY code",
+            {"round": census_round, "codes": codes},
+        )
+        return await cur.fetchall()
+
+
+async def staff_by_code(
+    conn: psycopg.AsyncConnection, census_round: str, codes: list[str]
+) -> dict[str, Row]:
+    """Staff of a round by code."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "SELECT " + STAFF_COLUMNS + " FROM census_staff"
+            " WHERE census_round = %s AND code = ANY(%s)",
+            (census_round, codes),
+        )
+        return {row["code"]: row for row in await cur.fetchall()}
+
+
+async def staff_by_id(conn: psycopg.AsyncConnection, ids: list[int]) -> dict[int, Row]:
+    """Staff by id."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "SELECT " + STAFF_COLUMNS + " FROM census_staff WHERE id = ANY(%s)", (ids,)
+        )
+        return {row["id"]: row for row in await cur.fetchall()}
+
+
+async def delete_staff(conn: psycopg.AsyncConnection, staff_id: int) -> None:
+    """Remove a staff member (their EAs and areas become unassigned)."""
+    await conn.execute("DELETE FROM census_staff WHERE id = %s", (staff_id,))
+
+
+async def eas_by_code(
+    conn: psycopg.AsyncConnection, census_round: str, codes: list[str]
+) -> list[Row]:
+    """(id, code, commune_code, households) of the round's EAs with these codes."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "SELECT e.id, e.code, e.commune_code, e.commune_vintage, e.households,"
+            " c.parent_code AS province FROM enumeration_area e JOIN admin_unit c"
+            " ON c.vintage = e.commune_vintage AND c.level = 'commune' AND c.code = e.commune_code"
+            " WHERE e.census_round = %s AND e.code = ANY(%s)",
+            (census_round, codes),
+        )
+        return await cur.fetchall()
+
+
+async def union_is_one_piece(conn: psycopg.AsyncConnection, ids: list[int]) -> bool:
+    """Whether the EAs' union is one polygon (they form one contiguous area)."""
+    wkb = await union_wkb(conn, ids)
+    if wkb is None:
+        return False
+    cur = await conn.execute("SELECT ST_GeometryType(ST_GeomFromWKB(%s)) = 'ST_Polygon'", (wkb,))
+    row = await cur.fetchone()
+    return bool(row and row[0])
+
+
+async def supervisor_areas(
+    conn: psycopg.AsyncConnection, census_round: str, commune: str
+) -> list[Row]:
+    """A commune's supervisor areas with their EAs' codes, households and contiguity."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "SELECT s.id, s.census_round, s.commune_code, s.code, s.supervisor_id,"
+            " coalesce(array_agg(e.code ORDER BY e.code) FILTER (WHERE e.id IS NOT NULL),"
+            "  '{}') AS eas, sum(e.households) AS households,"
+            " coalesce(ST_GeometryType(ST_UnaryUnion(ST_Collect(e.geom))) = 'ST_Polygon', true)"
+            "  AS contiguous"
+            " FROM supervisor_area s LEFT JOIN ea_assignment a ON a.supervisor_area_id = s.id"
+            " LEFT JOIN enumeration_area e ON e.id = a.ea_id"
+            " WHERE s.census_round = %s AND s.commune_code = %s GROUP BY s.id ORDER BY s.code",
+            (census_round, commune),
+        )
+        return await cur.fetchall()
+
+
+async def supervisor_area(conn: psycopg.AsyncConnection, area_id: int) -> Row | None:
+    """One supervisor area's row."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "SELECT id, census_round, commune_vintage, commune_code, code, supervisor_id"
+            " FROM supervisor_area WHERE id = %s",
+            (area_id,),
+        )
+        return await cur.fetchone()
+
+
+async def next_area_code(conn: psycopg.AsyncConnection, census_round: str, commune: str) -> str:
+    """The commune's next free supervisor-area code: 00004-S01, 00004-S02, …"""
+    cur = await conn.execute(
+        "SELECT coalesce(max(substring(code from '-S([0-9]+)$')::int), 0) + 1"
+        " FROM supervisor_area WHERE census_round = %s AND commune_code = %s",
+        (census_round, commune),
+    )
+    row = await cur.fetchone()
+    return f"{commune}-S{int(row[0]) if row else 1:02d}"
+
+
+async def insert_area(conn: psycopg.AsyncConnection, values: dict[str, Any]) -> int:
+    """A new supervisor area; its id."""
+    cur = await conn.execute(
+        "INSERT INTO supervisor_area (census_round, commune_vintage, commune_code, code,"
+        " supervisor_id, updated_by) VALUES (%(round)s, %(vintage)s, %(commune)s, %(code)s,"
+        " %(supervisor)s, %(user)s) RETURNING id",
+        values,
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def update_area(
+    conn: psycopg.AsyncConnection, area_id: int, supervisor: int | None, user: str
+) -> None:
+    """A supervisor area's supervisor."""
+    await conn.execute(
+        "UPDATE supervisor_area SET supervisor_id = %s, updated_by = %s, updated_at = now()"
+        " WHERE id = %s",
+        (supervisor, user, area_id),
+    )
+
+
+async def delete_area(conn: psycopg.AsyncConnection, area_id: int) -> None:
+    """Remove a supervisor area (its EAs stay, in no area)."""
+    await conn.execute("DELETE FROM supervisor_area WHERE id = %s", (area_id,))
+
+
+async def areas_of_eas(conn: psycopg.AsyncConnection, ids: list[int]) -> dict[int, int]:
+    """The supervisor area of each EA that has one."""
+    cur = await conn.execute(
+        "SELECT ea_id, supervisor_area_id FROM ea_assignment"
+        " WHERE ea_id = ANY(%s) AND supervisor_area_id IS NOT NULL",
+        (ids,),
+    )
+    return {int(a): int(b) for a, b in await cur.fetchall()}
+
+
+async def set_area_members(
+    conn: psycopg.AsyncConnection, area_id: int, ids: list[int], user: str
+) -> None:
+    """The area holds exactly these EAs."""
+    await conn.execute(
+        "UPDATE ea_assignment SET supervisor_area_id = NULL, updated_by = %s, updated_at = now()"
+        " WHERE supervisor_area_id = %s AND NOT ea_id = ANY(%s)",
+        (user, area_id, ids),
+    )
+    await conn.execute(
+        "INSERT INTO ea_assignment (ea_id, supervisor_area_id, updated_by)"
+        " SELECT unnest(%s::bigint[]), %s, %s ON CONFLICT (ea_id) DO UPDATE SET"
+        " supervisor_area_id = excluded.supervisor_area_id, updated_by = excluded.updated_by,"
+        " updated_at = now()",
+        (ids, area_id, user),
+    )
+
+
+async def assign_enumerators(
+    conn: psycopg.AsyncConnection, pairs: list[tuple[int, int | None]], user: str
+) -> None:
+    """Each EA's enumerator (None: unassigned)."""
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            "INSERT INTO ea_assignment (ea_id, enumerator_id, updated_by) VALUES (%s, %s, %s)"
+            " ON CONFLICT (ea_id) DO UPDATE SET enumerator_id = excluded.enumerator_id,"
+            " updated_by = excluded.updated_by, updated_at = now()",
+            [(ea, staff, user) for ea, staff in pairs],
+        )
+
+
+WORKLOAD = """
+SELECT e.code, e.households, e.listed_households, ST_Area(e.geom::geography) / 1e6 AS km2,
+       a.enumerator_id, a.supervisor_area_id
+FROM enumeration_area e LEFT JOIN ea_assignment a ON a.ea_id = e.id
+WHERE e.census_round = %s AND e.commune_code = %s ORDER BY e.code
+"""
+
+
+async def workload_rows(
+    conn: psycopg.AsyncConnection, census_round: str, commune: str
+) -> list[Row]:
+    """Each EA of the commune with its figures and assignment."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(WORKLOAD, (census_round, commune))
+        return await cur.fetchall()
+
+
+PROGRESS = """
+SELECT c.code, c.name, count(e.id) AS eas,
+       count(e.id) FILTER (WHERE e.status = 'draft') AS draft,
+       count(e.id) FILTER (WHERE e.status = 'submitted') AS submitted,
+       count(e.id) FILTER (WHERE e.status = 'approved') AS approved,
+       count(e.id) FILTER (WHERE e.status = 'rejected') AS rejected,
+       count(a.enumerator_id) AS assigned,
+       count(a.supervisor_area_id) AS in_supervisor_areas
+FROM admin_unit c
+LEFT JOIN enumeration_area e ON e.census_round = %(round)s AND e.commune_vintage = c.vintage
+     AND e.commune_code = c.code
+LEFT JOIN ea_assignment a ON a.ea_id = e.id
+WHERE c.level = 'commune' AND c.vintage = %(vintage)s
+  AND (%(codes)s::text[] IS NULL OR c.code = ANY(%(codes)s) OR c.parent_code = ANY(%(codes)s))
+GROUP BY c.code, c.name ORDER BY c.code
+"""
+
+
+async def progress(
+    conn: psycopg.AsyncConnection, census_round: str, vintage: str, codes: list[str] | None
+) -> list[Row]:
+    """Per commune of the scope: EAs by status, assigned, in supervisor areas."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(PROGRESS, {"round": census_round, "vintage": vintage, "codes": codes})
+        return await cur.fetchall()
+
+
+REVIEW = """
+SELECT e.id, e.code, e.commune_code, e.version, e.households,
+       sub.user_name AS submitted_by, sub.at AS submitted_at,
+       prev.action AS previous_action, prev.version AS previous_version,
+       ST_AsGeoJSON(e.geom, 7)::json AS geometry,
+       CASE WHEN prev.g IS NOT NULL AND NOT ST_IsEmpty(d.added)
+            THEN ST_AsGeoJSON(d.added, 7)::json END AS added,
+       CASE WHEN prev.g IS NOT NULL AND NOT ST_IsEmpty(d.removed)
+            THEN ST_AsGeoJSON(d.removed, 7)::json END AS removed
+FROM enumeration_area e
+JOIN admin_unit c ON c.vintage = e.commune_vintage AND c.level = 'commune'
+     AND c.code = e.commune_code
+LEFT JOIN LATERAL (SELECT user_name, at FROM ea_history
+                   WHERE ea_id = e.id AND action = 'submit' ORDER BY id DESC LIMIT 1) sub ON true
+-- the version to compare with: the last approved one, else the first
+LEFT JOIN LATERAL (SELECT h.action, h.after -> 'properties' ->> 'version' AS version,
+                          ST_SetSRID(ST_GeomFromGeoJSON(h.after -> 'geometry'), 4326) AS g
+                   FROM ea_history h WHERE h.ea_id = e.id AND h.after ? 'geometry'
+                   ORDER BY (h.action = 'approve') DESC,
+                            CASE WHEN h.action = 'approve' THEN -h.id ELSE h.id END
+                   LIMIT 1) prev ON true
+LEFT JOIN LATERAL (SELECT ST_CollectionExtract(ST_Difference(e.geom, prev.g), 3) AS added,
+                          ST_CollectionExtract(ST_Difference(prev.g, e.geom), 3) AS removed) d
+     ON true
+WHERE e.census_round = %(round)s AND e.status = 'submitted'
+  AND (%(codes)s::text[] IS NULL OR c.code = ANY(%(codes)s) OR c.parent_code = ANY(%(codes)s))
+ORDER BY sub.at, e.code
+LIMIT %(limit)s
+"""
+
+STATUS_COUNTS = """
+SELECT e.commune_code AS commune, count(*) AS eas,
+       count(*) FILTER (WHERE status = 'draft') AS draft,
+       count(*) FILTER (WHERE status = 'submitted') AS submitted,
+       count(*) FILTER (WHERE status = 'approved') AS approved,
+       count(*) FILTER (WHERE status = 'rejected') AS rejected
+FROM enumeration_area e
+JOIN admin_unit c ON c.vintage = e.commune_vintage AND c.level = 'commune'
+     AND c.code = e.commune_code
+WHERE e.census_round = %(round)s
+  AND (%(codes)s::text[] IS NULL OR c.code = ANY(%(codes)s) OR c.parent_code = ANY(%(codes)s))
+GROUP BY e.commune_code ORDER BY e.commune_code
+"""
+
+
+async def review(
+    conn: psycopg.AsyncConnection, census_round: str, codes: list[str] | None, limit: int
+) -> tuple[list[Row], list[Row]]:
+    """(counts by status per commune, the submitted EAs with their change) in the scope."""
+    params = {"round": census_round, "codes": codes, "limit": limit}
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(STATUS_COUNTS, params)
+        counts = await cur.fetchall()
+        await cur.execute(REVIEW, params)
+        return counts, await cur.fetchall()
+
+
+async def listing_targets(
+    conn: psycopg.AsyncConnection, census_round: str, codes: list[str]
+) -> list[Row]:
+    """The EAs a listing names, with their commune and province (for the scope check)."""
+    return await eas_by_code(conn, census_round, codes)
+
+
+async def save_listing(
+    conn: psycopg.AsyncConnection, rows: list[tuple[int, int | None, int | None]], user: str
+) -> None:
+    """Listed dwellings and households per EA id, with a history entry each."""
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            "WITH before AS (SELECT listed_dwellings, listed_households FROM enumeration_area"
+            "  WHERE id = %(id)s), changed AS (UPDATE enumeration_area SET"
+            "  listed_dwellings = %(dwellings)s, listed_households = %(households)s,"
+            "  listed_at = now() WHERE id = %(id)s RETURNING id)"
+            " INSERT INTO ea_history (ea_id, action, before, after, user_name, reason)"
+            " SELECT %(id)s, 'listing', (SELECT to_jsonb(b) FROM before b),"
+            "  jsonb_build_object('listed_dwellings', %(dwellings)s::int,"
+            "   'listed_households', %(households)s::int), %(user)s, 'field listing'"
+            " FROM changed",
+            [
+                {"id": ea, "dwellings": dwellings, "households": households, "user": user}
+                for ea, dwellings, households in rows
+            ],
+        )
+
+
+# ---- lines that EA boundaries follow ----
+
+LINE_SHARE = """
+WITH c AS (SELECT geom FROM commune_coverage WHERE vintage = %(vintage)s AND code = %(commune)s),
+e AS (SELECT ST_UnaryUnion(ST_Collect(ST_Boundary(geom))) AS b FROM enumeration_area
+      WHERE census_round = %(round)s AND commune_code = %(commune)s),
+-- the EA boundaries inside the commune (the commune's own edge is not drawn by anyone)
+inner_edges AS (SELECT ST_Difference(e.b, ST_Buffer(ST_Boundary(c.geom)::geography,
+                                                    %(near)s)::geometry) AS g FROM e, c),
+l AS (SELECT ST_Buffer(ST_Collect(ST_Intersection(l.geom, ST_Buffer(c.geom, 0.001)))::geography,
+                       %(near)s)::geometry AS g
+      FROM ea_line l, c WHERE l.geom && c.geom AND ST_Intersects(l.geom, c.geom))
+SELECT coalesce(ST_Length(i.g::geography), 0),
+       coalesce(ST_Length(ST_Intersection(i.g, l.g)::geography), 0)
+FROM inner_edges i LEFT JOIN l ON true
+"""
+
+
+async def line_share(conn: psycopg.AsyncConnection, params: dict[str, Any]) -> tuple[float, float]:
+    """(metres of EA boundary inside the commune, metres of it along a loaded line)."""
+    row = await (await conn.execute(LINE_SHARE, params)).fetchone()
+    if row is None:
+        return 0.0, 0.0
+    return float(row[0] or 0.0), float(row[1] or 0.0)
+
+
+def lines_by_commune(
+    conn: psycopg.Connection, vintage: str, codes: list[str]
+) -> dict[str, list[bytes]]:
+    """The loaded lines (WKB, clipped to each commune) that cross the communes listed."""
+    rows = conn.execute(
+        "SELECT c.code, ST_AsBinary(ST_Intersection(l.geom, c.geom)) FROM commune_coverage c"
+        " JOIN ea_line l ON l.geom && c.geom AND ST_Intersects(l.geom, c.geom)"
+        " WHERE c.vintage = %s AND c.code = ANY(%s)",
+        (vintage, codes),
+    ).fetchall()
+    found: dict[str, list[bytes]] = {}
+    for code, wkb in rows:
+        found.setdefault(code, []).append(bytes(wkb))
+    return found
+
+
+async def lines_of_commune(conn: psycopg.AsyncConnection, vintage: str, code: str) -> list[bytes]:
+    """The loaded lines (WKB) clipped to one commune."""
+    cur = await conn.execute(
+        "SELECT ST_AsBinary(ST_Intersection(l.geom, c.geom)) FROM commune_coverage c"
+        " JOIN ea_line l ON l.geom && c.geom AND ST_Intersects(l.geom, c.geom)"
+        " WHERE c.vintage = %s AND c.code = %s",
+        (vintage, code),
+    )
+    return [bytes(r[0]) for r in await cur.fetchall()]
+
+
+async def lines_geojson(conn: psycopg.AsyncConnection, vintage: str, code: str) -> str:
+    """The loaded lines near a commune as a GeoJSON FeatureCollection (text)."""
+    cur = await conn.execute(
+        "SELECT json_build_object('type', 'FeatureCollection', 'features', coalesce(json_agg("
+        " json_build_object('type', 'Feature', 'id', l.id, 'geometry',"
+        "  ST_AsGeoJSON(ST_Intersection(l.geom, ST_Expand(c.geom, 0.01)), 6)::json,"
+        "  'properties', json_build_object('kind', l.kind, 'name', l.name)) ORDER BY l.id),"
+        " '[]'))::text FROM commune_coverage c LEFT JOIN ea_line l"
+        " ON l.geom && ST_Expand(c.geom, 0.01) WHERE c.vintage = %s AND c.code = %s",
+        (vintage, code),
+    )
+    row = await cur.fetchone()
+    return str(row[0]) if row else '{"type": "FeatureCollection", "features": []}'

@@ -26,6 +26,7 @@ from geo_service.http.proxy import ClientAndOrigin
 from geo_service.http.routers import (
     aggregate,
     basemaps,
+    census,
     disclosure,
     ea,
     features,
@@ -109,6 +110,7 @@ def _add_routes(app: FastAPI) -> None:
     app.include_router(health.router)
     app.include_router(users.router)
     app.include_router(ea.router, dependencies=strict)  # before the generic collections routes
+    app.include_router(census.router, dependencies=strict)
     app.include_router(features.router, dependencies=strict)
     app.include_router(aggregate.router)
     app.include_router(disclosure.router)

@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from geo_core.errors import Forbidden, TooManyAttempts, Unauthorized
 from geo_service.http.deps import Conn, ServicesDep, client_address
 from geo_service.http.services import Services
+from geo_service.messages import said
 from geo_service.users import User, hash_token, user_of_token
 
 
@@ -38,13 +39,19 @@ async def _authenticate(
     if user is not None:
         return user
     if attempts.blocked(address):
-        raise TooManyAttempts(
-            "too many failed authentications from this address; wait a minute",
-            parameter="Authorization",
-        )
+        raise TooManyAttempts(said("too_many_failures"), parameter="Authorization")
     attempts.record(address)
     attempts.record(of_token)
-    raise Unauthorized("invalid token", parameter="Authorization")
+    raise Unauthorized(said("invalid_token"), parameter="Authorization")
+
+
+def password_failures(request: Request, services: Services, name: str) -> tuple[str, ...]:
+    """The keys a password sign-in's failure counts under (the address, the user name),
+    with the same limit as failed tokens; 429 when one of them is spent."""
+    keys = (f"address {client_address(request)}", f"user {name.casefold()}")
+    if any(services.failed_auth.blocked(key) for key in keys):
+        raise TooManyAttempts(said("too_many_failures"), parameter="password")
+    return keys
 
 
 async def check_reader(request: Request, services: Services) -> None:
@@ -64,7 +71,7 @@ MaybeUser = Annotated[User | None, Depends(optional_user)]
 async def writer(user: MaybeUser) -> User:
     """Any write needs a user with at least the editor role."""
     if user is None:
-        raise Unauthorized("this needs a token: Authorization: Bearer …", parameter="Authorization")
+        raise Unauthorized(said("needs_token"), parameter="Authorization")
     if user.role == "viewer":
         raise Forbidden(f"user {user.name} is a viewer and may not edit")
     return user
@@ -77,5 +84,23 @@ async def reader(user: MaybeUser, services: ServicesDep) -> User | None:
     return user
 
 
+async def administrator(user: MaybeUser) -> User:
+    """User administration needs an admin."""
+    if user is None:
+        raise Unauthorized(said("needs_token"), parameter="Authorization")
+    if user.role != "admin":
+        raise Forbidden(said("admin_only"))
+    return user
+
+
+async def signed_in(user: MaybeUser) -> User:
+    """Any signed-in user."""
+    if user is None:
+        raise Unauthorized(said("needs_token"), parameter="Authorization")
+    return user
+
+
 Writer = Annotated[User, Depends(writer)]
+Admin = Annotated[User, Depends(administrator)]
+SignedIn = Annotated[User, Depends(signed_in)]
 Reader = Annotated[User | None, Depends(reader)]

@@ -17,7 +17,7 @@ from geo_service.basemaps.registry import BaseMaps
 from geo_service.ea.service import EaService
 from geo_service.features.catalogue import CollectionCatalogue
 from geo_service.http.downloads import DownloadLimits
-from geo_service.http.i18n import request_language
+from geo_service.http.negotiation import request_language
 from geo_service.http.services import Services
 from geo_service.settings import ServiceSettings
 from geo_service.tiles.service import TileService
@@ -56,6 +56,10 @@ async def _ea(services: ServicesDep) -> EaService:
     return services.ea
 
 
+async def _language(request: Request) -> str:
+    return request_language(request.headers.get("accept-language", ""))
+
+
 async def _downloads(services: ServicesDep) -> DownloadLimits:
     return services.downloads
 
@@ -71,10 +75,6 @@ async def _basemaps(services: ServicesDep) -> BaseMaps:
 
 async def _unit_tables(services: ServicesDep) -> UnitTables:
     return services.unit_tables
-
-
-async def _language(request: Request) -> str:
-    return request_language(request.headers.get("accept-language", ""))
 
 
 async def _conn(

@@ -501,6 +501,184 @@ class Me(Document):
     scope: list[str]
 
 
+class SignedIn(Document):
+    """`POST /users/sign-in`: a new token (shown once) and whose it is."""
+
+    token: str
+    expires_at: str
+    user: Me
+
+
+class TokenEntry(Document):
+    """A live token of a user (never the token itself)."""
+
+    id: int
+    label: str
+    created_at: str
+    expires_at: str | None = None
+
+
+class UserEntry(Document):
+    """A user as the administrators see them."""
+
+    name: str
+    role: str
+    scope: list[str]
+    disabled: bool
+    has_password: bool
+    created_at: str
+    tokens: list[TokenEntry]
+
+
+class UserList(Document):
+    """`GET /admin/users`."""
+
+    users: list[UserEntry]
+
+
+class Revoked(Document):
+    """How many tokens a revocation ended."""
+
+    revoked: int
+
+
+# ---- census organisation ----
+
+
+class StaffMember(Document):
+    """An enumerator or supervisor of a census round."""
+
+    id: int
+    census_round: str
+    code: str
+    name: str
+    role: str
+    scope: str
+    phone: str | None = None
+    user_name: str | None = None
+
+
+class StaffList(Document):
+    """`GET /census/{round}/staff`."""
+
+    staff: list[StaffMember]
+
+
+class SupervisorAreaDoc(Document):
+    """A supervisor area: its EAs, supervisor and the rule's findings."""
+
+    id: int
+    census_round: str
+    commune_code: str
+    code: str
+    supervisor: StaffMember | None = None
+    eas: list[str]
+    households: float | None = None
+    warnings: list[str] = []
+
+
+class SupervisorAreas(Document):
+    """`GET /communes/{code}/supervisor-areas`."""
+
+    commune: str
+    census_round: str
+    band: list[int]
+    areas: list[SupervisorAreaDoc]
+
+
+class WorkloadRow(Document):
+    """One enumerator's (or the unassigned EAs') workload in a commune."""
+
+    enumerator: StaffMember | None = None
+    eas: list[str]
+    households: float
+    listed_households: int | None = None
+    area_km2: float
+    outside_band: list[str]
+    flag: str | None = None
+
+
+class Workload(Document):
+    """`GET /communes/{code}/workload`."""
+
+    commune: str
+    census_round: str
+    band: list[float]
+    eas: int
+    households: float
+    area_km2: float
+    outside_band: list[dict[str, Any]]
+    unassigned: list[str]
+    without_supervisor_area: list[str]
+    enumerators: list[WorkloadRow]
+
+
+class ProgressRow(Document):
+    """One commune's progress."""
+
+    code: str
+    name: str
+    eas: int
+    draft: int
+    submitted: int
+    approved: int
+    rejected: int
+    assigned: int
+    in_supervisor_areas: int
+
+
+class Progress(Document):
+    """`GET /census/{round}/progress`: every commune of a scope."""
+
+    census_round: str
+    scope: list[str]
+    communes: int
+    totals: dict[str, int]
+    without_eas: int
+    rows: list[ProgressRow]
+
+
+class ReviewEntry(Document):
+    """A submitted EA with its change against the previous version."""
+
+    id: int
+    code: str
+    commune_code: str
+    etag: str
+    households: float | None = None
+    submitted_by: str
+    submitted_at: str
+    previous: str | None = None
+    geometry: dict[str, Any]
+    added: dict[str, Any] | None = None
+    removed: dict[str, Any] | None = None
+
+
+class ReviewQueue(Document):
+    """`GET /census/{round}/review`: counts by status per commune, the submitted EAs."""
+
+    census_round: str
+    counts: list[dict[str, Any]]
+    submitted: list[ReviewEntry]
+
+
+class ListingResult(Document):
+    """`POST /census/{round}/listing`: what a listing upload saved."""
+
+    saved: int
+    message: str
+
+
+class LineShare(Document):
+    """How much of the EA boundaries in a commune follow loaded lines."""
+
+    commune: str
+    census_round: str
+    boundary_km: float
+    along_lines_km: float
+    share: float | None = None
+
+
 class Health(Document):
     """`/health`: whether the database answers."""
 

@@ -32,7 +32,8 @@ from geo_core.errors import (
     Unauthorized,
     Unprocessable,
 )
-from geo_service.http.i18n import localise, request_language
+from geo_service.http.i18n import localise
+from geo_service.http.negotiation import request_language
 from geo_service.http.observability import request_id
 
 logger = logging.getLogger(__name__)
@@ -131,7 +132,8 @@ def _error_response(
         # Server-side failures carry the id that finds them in the log.
         body = {**body, "request_id": rid}
         headers = {**(headers or {}), "X-Request-Id": rid}
-    # in the client's language (Accept-Language: vi; English by default)
+    # in the client's language (Accept-Language: vi; English by default): messages of the
+    # catalogue (geo_service.messages) say themselves, others are translated by pattern
     lang = request_language(request.headers.get("accept-language", ""))
     headers = {**(headers or {}), "Content-Language": lang, "Vary": "Accept-Language"}
     return JSONResponse(localise(body, lang), status_code=status, headers=headers)

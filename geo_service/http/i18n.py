@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from geo_service.http.negotiation import qualities
+from geo_service.messages import Said, localised
 
 LANGUAGES = ("en", "vi")
 
@@ -154,15 +154,6 @@ _BY_STATUS = {
 }
 
 
-def request_language(accept_language: str) -> str:
-    """ "vi" when the client prefers Vietnamese to English, else "en" (the API's default)."""
-    best, best_q = "en", 0.0
-    for tag, q in qualities(accept_language).items():
-        primary = tag.split("-")[0]
-        if primary in LANGUAGES and q > best_q:
-            best, best_q = primary, q
-    return best
-
 
 def _vietnamese(message: str, status: int, parameter: str | None) -> str:
     for pattern, template in _COMPILED:
@@ -182,21 +173,30 @@ def translate(message: str, lang: str, status: int = 400, parameter: str | None 
     return _vietnamese(message, status, parameter)
 
 
+def _say(message: Any, lang: str, status: int, parameter: str | None) -> str:
+    # (a message of the catalogue says itself; others are matched against the table above)
+    if isinstance(message, Said):
+        return message.in_language(lang)
+    return translate(str(message), lang, status, parameter)
+
+
 def localise(body: dict[str, Any], lang: str) -> dict[str, Any]:
     """An error body in `lang`: its detail and the problems, warnings and parameter errors
     listed in it (the English detail is kept as `detail_en`)."""
     if lang == "en":
         return body
     status, parameter = int(body.get("status", 400)), body.get("parameter")
-    out = {**body, "detail": translate(str(body.get("detail", "")), lang, status, parameter)}
-    out["detail_en"] = body.get("detail", "")
+    out = {**body, "detail": _say(body.get("detail", ""), lang, status, parameter)}
+    out["detail_en"] = str(body.get("detail", ""))
     for key, field in (("problems", "problem"), ("warnings", "warning"), ("errors", "problem")):
         items = body.get(key)
         if isinstance(items, list):
             out[key] = [
-                {**item, field: translate(str(item[field]), lang, status, item.get("parameter"))}
+                {**item, field: _say(item[field], lang, status, item.get("parameter"))}
                 if isinstance(item, dict) and isinstance(item.get(field), str)
                 else item
                 for item in items
             ]
-    return out
+    # (catalogue messages elsewhere in the body, e.g. an EA's refusals, in `lang` too)
+    localised_out: dict[str, Any] = localised(out, lang)
+    return localised_out

@@ -59,3 +59,14 @@ def accepts_encoding(header: str, encoding: str) -> bool:
     """Whether Accept-Encoding allows the content coding (named, or by `*`) with q > 0."""
     accepted = qualities(header)
     return accepted.get(encoding, accepted.get("*", 0.0)) > 0
+
+
+def request_language(accept_language: str, languages: tuple[str, ...] = ("en", "vi")) -> str:
+    """The language the client prefers among `languages` (Accept-Language); the first one
+    (English) when it names none of them."""
+    best, best_q = languages[0], 0.0
+    for tag, q in qualities(accept_language).items():
+        primary = tag.split("-")[0]
+        if primary in languages and q > best_q:
+            best, best_q = primary, q
+    return best

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import html
 import re
+from typing import Any
 
+import folium
 import psycopg
 
 from geo_service.ea import sql as ea
 from geo_service.settings import ServiceSettings
-from geo_service.viewer.labels import EA_LABELS, texts
+from geo_service.viewer.ea_labels import CENSUS_LABELS, DRAW_TEXTS
 from geo_service.viewer.page import add_messages, boot, extent, offline_map
 
 # Fill colours by workflow status, shared by the tiles' style and the legend.
@@ -28,36 +31,48 @@ async def render_ea_page(
     """The editor page; unknown parameters fall back to a default with a message."""
     lang = params.get("lang", "vi")
     messages: list[str] = []
-    if lang not in EA_LABELS:
-        messages.append(texts("vi")["notice_lang"].format(value=lang[:20]))
+    if lang not in CENSUS_LABELS:
+        messages.append(f"unknown lang {lang!r}; showing 'vi' (vi, en)")
         lang = "vi"
     census_round = params.get("round", "2029")
     if not _ROUND.match(census_round):
-        messages.append(labels_for(lang)["notice_round"].format(value=census_round[:20]))
+        messages.append(f"round {census_round!r} is not a year; showing 2029")
         census_round = "2029"
     code = params.get("commune", "")
     commune = await ea.commune_with_province(conn, code) if _CODE.match(code) else None
     if code and commune is None:
-        messages.append(labels_for(lang)["notice_commune"].format(value=code[:20]))
+        messages.append(f"unknown commune {code!r}: choose one below")
     vintage = commune["vintage"] if commune else (await ea.latest_commune_vintage(conn) or "2025")
     level = "commune" if commune else "province"
     bounds = await extent(conn, vintage, level, commune["code"] if commune else None)
-    labels = texts(lang, "ea")
-    m, figure = offline_map(
-        bounds, api, labels["title"], settings.basemap_url, settings.basemap_attribution
+    labels = CENSUS_LABELS[lang]
+    # (the base map is drawn by the editor's layer list below, not by Folium)
+    m, figure = offline_map(bounds, api, labels["title"], None, "")
+    root = html.escape(api)
+    figure.header.add_child(
+        folium.Element(
+            f"<link rel='stylesheet' href='{root}/static/ea_editor.css'>"
+            # (a deferred script runs before the editor's module, which uses geoSafe)
+            f"<script src='{root}/static/safe.js' defer></script>"
+        )
     )
     x0, y0, x1, y1 = bounds
     config = {
         "mapName": m.get_name(),
         "api": api,
         "lang": lang,
-        "texts": labels,
+        "labels": labels,
         "round": census_round,
         "vintage": vintage,
         "commune": commune,
         "bounds": [[y0, x0], [y1, x1]],
         "statusColours": STATUS_COLOURS,
         "householdsBand": [settings.ea_households_min, settings.ea_households_max],
+        "areaBand": [settings.ea_per_supervisor_min, settings.ea_per_supervisor_max],
+        "drawTexts": DRAW_TEXTS[lang],
+        # Layers under the EAs, the first one shown: the operator's base maps and imagery
+        # go here (the viewer's base-map list, when it serves them).
+        "baseLayers": base_layers(settings),
     }
     add_messages(figure, messages)
     return boot(figure, api, "ea-editor-config", config, "ea_editor.js").replace(
@@ -65,6 +80,15 @@ async def render_ea_page(
     )
 
 
-def labels_for(lang: str) -> dict[str, str]:
-    """The editor's texts in `lang`."""
-    return texts(lang, "ea")
+def base_layers(settings: ServiceSettings) -> list[dict[str, Any]]:
+    """The base maps the editor lists ({name, url, attribution, maxZoom})."""
+    if not settings.basemap_url:
+        return []
+    return [
+        {
+            "name": "basemap",
+            "url": settings.basemap_url,
+            "attribution": settings.basemap_attribution,
+            "maxZoom": 19,
+        }
+    ]

@@ -20,7 +20,15 @@ from geo_service.ea.service import Drawn, as_feature, commune_of, etag, fetch, h
 from geo_service.features.export import spool_features
 from geo_service.features.query import parse_bbox
 from geo_service.http.auth import Reader, Writer
-from geo_service.http.deps import Conn, Downloads, EaOps, Pool, Settings, client_address
+from geo_service.http.deps import (
+    Conn,
+    Downloads,
+    EaOps,
+    Language,
+    Pool,
+    Settings,
+    client_address,
+)
 from geo_service.http.documents import (
     CollectionDocument,
     CoverageReport,
@@ -33,6 +41,7 @@ from geo_service.http.documents import (
 )
 from geo_service.http.downloads import SpooledResponse
 from geo_service.http.ogc import GEOJSON, GeoJSONResponse, page_tail
+from geo_service.messages import localised
 
 router = APIRouter(tags=["enumeration areas"])
 EaId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the EA's id")]
@@ -40,9 +49,12 @@ BASE = "/collections/enumeration-areas"
 
 
 def _feature_response(
-    row: dict[str, Any], status: int = 200, extra: dict[str, Any] | None = None
+    row: dict[str, Any],
+    status: int = 200,
+    extra: dict[str, Any] | None = None,
+    lang: str = "en",
 ) -> GeoJSONResponse:
-    body = {**as_feature(row), **(extra or {})}
+    body = {**as_feature(row), **localised(extra or {}, lang)}
     headers = {
         "ETag": etag(row),
         "Location": f"{BASE}/items/{row['id']}",
@@ -176,6 +188,7 @@ async def create_ea(
     conn: Conn,
     user: Writer,
     ops: EaOps,
+    lang: Language,
     feature: Annotated[dict[str, Any], Body()],
     content_crs: Annotated[str | None, Header(max_length=120)] = None,
     repair: Annotated[bool, Query(description="repair an invalid geometry")] = False,
@@ -197,7 +210,7 @@ async def create_ea(
         _drawing(feature, content_crs, repair, ops),
         reason,
     )
-    return _feature_response(row, 201, {"warnings": warnings})
+    return _feature_response(row, 201, {"warnings": warnings}, lang)
 
 
 @router.put(
@@ -211,19 +224,29 @@ async def create_ea(
     response_class=GeoJSONResponse,
 )
 async def replace_ea(
+    request: Request,
     featureId: EaId,
     conn: Conn,
     user: Writer,
     ops: EaOps,
+    lang: Language,
     feature: Annotated[dict[str, Any], Body()],
     if_match: Annotated[str | None, Header(max_length=200)] = None,
     content_crs: Annotated[str | None, Header(max_length=120)] = None,
     repair: bool = False,
 ) -> GeoJSONResponse:
-    """New geometry (and optionally code) for an EA; needs the current ETag in If-Match."""
+    """New geometry (and optionally code and attributes) for an EA; a PATCH without a
+    geometry changes only the attributes (urban_rural, boundary_description, landmarks).
+    Needs the current ETag in If-Match."""
     props = _properties(feature)
     code = _optional_code(props.get("code"), "code")
     reason = _reason(props.get("reason"))
+    attributes = _attributes(props)
+    if request.method == "PATCH" and feature.get("geometry") is None:
+        if code is not None:
+            raise InvalidParameter("a code changes with a geometry (PUT)", parameter="code")
+        row = await ops.set_attributes(conn, user, featureId, if_match, attributes, reason)
+        return _feature_response(row, 200, {"warnings": []}, lang)
     keeps = {name: props.get(name) for name in ("commune_code", "census_round")}
     row, warnings = await ops.replace(
         conn,
@@ -234,8 +257,34 @@ async def replace_ea(
         code,
         _drawing(feature, content_crs, repair, ops),
         reason,
+        attributes,
     )
-    return _feature_response(row, 200, {"warnings": warnings})
+    return _feature_response(row, 200, {"warnings": warnings}, lang)
+
+
+def _attributes(props: dict[str, Any]) -> dict[str, Any]:
+    """The EA attributes the properties set (a null clears one)."""
+    found: dict[str, Any] = {}
+    if "urban_rural" in props:
+        value = props["urban_rural"]
+        if value not in (None, "urban", "rural"):
+            raise InvalidParameter(
+                "urban_rural must be urban, rural or null", parameter="urban_rural"
+            )
+        found["urban_rural"] = value
+    for name in ("boundary_description", "landmarks"):
+        if name in props:
+            value = props[name]
+            found[name] = (
+                None if value in (None, "") else check_text(value, name, 2000, multiline=True)
+            )
+    for name in ("listed_dwellings", "listed_households"):
+        if name in props and props[name] is not None:
+            raise InvalidParameter(
+                f"{name} comes from the field listing upload (/census/{{round}}/listing)",
+                parameter=name,
+            )
+    return found
 
 
 @router.delete(f"{BASE}/items/{{featureId}}", status_code=204, summary="Delete an enumeration area")
@@ -304,6 +353,7 @@ async def split_ea(
     conn: Conn,
     user: Writer,
     ops: EaOps,
+    lang: Language,
     body: Annotated[dict[str, Any], Body(description='{"line": GeoJSON LineString}')],
     if_match: Annotated[str | None, Header(max_length=200)] = None,
 ) -> GeoJSONResponse:
@@ -318,7 +368,7 @@ async def split_ea(
         {
             "type": "FeatureCollection",
             "features": [as_feature(kept), *map(as_feature, created)],
-            "warnings": warnings,
+            "warnings": localised(warnings, lang),
         }
     )
 
@@ -347,6 +397,27 @@ async def merge_eas(
         raise InvalidParameter("ids must list 2 or more distinct EA ids", parameter="ids")
     merged = await ops.merge(conn, user, ids, if_match, _reason(body.get("reason")))
     return _feature_response(merged)
+
+
+@router.post(
+    f"{BASE}/items/{{featureId}}/restore",
+    summary="Restore an EA to a version from its history",
+    response_class=GeoJSONResponse,
+)
+async def restore_ea(
+    featureId: EaId,
+    conn: Conn,
+    user: Writer,
+    ops: EaOps,
+    lang: Language,
+    entry: Annotated[int, Query(ge=1, le=2**63 - 1, description="the history entry's id")],
+    if_match: Annotated[str | None, Header(max_length=200)] = None,
+    reason: Annotated[str | None, Query(max_length=500)] = None,
+) -> GeoJSONResponse:
+    """The EA's shape and attributes as they were after that change, checked against the
+    rules like any edit (needs If-Match); the restore is itself a change in the history."""
+    row, notes = await ops.restore(conn, user, featureId, if_match, entry, _reason(reason))
+    return _feature_response(row, 200, {"warnings": notes}, lang)
 
 
 # Registered last: its {action} segment would otherwise catch /split.

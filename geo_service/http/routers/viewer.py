@@ -7,6 +7,7 @@ from fastapi.responses import HTMLResponse
 
 from geo_service.http.deps import BaseMapsDep, Conn, Settings
 from geo_service.http.security import page_response
+from geo_service.viewer.census_pages import render_progress_page, render_users_page
 from geo_service.viewer.ea_page import render_ea_page
 from geo_service.viewer.page import render_map_page
 
@@ -37,3 +38,19 @@ async def ea_editor_page(request: Request, conn: Conn, settings: Settings) -> HT
         conn, dict(request.query_params), request.scope.get("root_path", ""), settings
     )
     return page_response(page, settings.basemap_url)
+
+
+@router.get("/map/ea/progress", response_class=HTMLResponse, summary="Census progress page")
+async def progress_page(request: Request) -> HTMLResponse:
+    """EAs by status, assignments and supervisor areas in every commune of a scope."""
+    return page_response(
+        render_progress_page(dict(request.query_params), request.scope.get("root_path", ""))
+    )
+
+
+@router.get("/map/users", response_class=HTMLResponse, summary="User administration page")
+async def users_page(request: Request) -> HTMLResponse:
+    """Create users, set role and scope, reset passwords, revoke tokens (administrators)."""
+    return page_response(
+        render_users_page(dict(request.query_params), request.scope.get("root_path", ""))
+    )

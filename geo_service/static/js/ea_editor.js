@@ -1,538 +1,1212 @@
-/* The enumeration-area editor: one commune's EAs, drawn, edited, split, merged, submitted and
-   approved through the API with the user's token; rule problems are shown on the map.
-   Built on the pages' shared modules: one API client, one table of texts, DOM built with
-   text nodes only. */
-import { config, h, fill } from "./dom.js";
-import { createApi } from "./api.js";
-import { createI18n } from "./i18n.js";
-import { localiseDraw } from "./draw_i18n.js";
+/* The enumeration-area editor: one commune's EAs, drawn, edited (one at a time), split,
+   merged, described, organised into supervisor areas, assigned to enumerators, submitted,
+   reviewed and restored from their history, through the API with the user's token.
+   Nothing is destroyed without a confirmation that says how much; rule problems are shown
+   on the map. Works with a mouse or a finger (tap to select; "select several" for merges).
+   The page (built with Folium) holds its settings as JSON in #ea-editor-config; text from
+   data reaches the page only through geoSafe (safe.js). */
+(function () {
+  "use strict";
+  const cfg = window.geoSafe.config("ea-editor-config");
+  const escape = window.geoSafe.escape;
+  const map = window[cfg.mapName];
+  const API = cfg.api;
+  const ITEMS = API + "/collections/enumeration-areas/items";
+  const TOKEN_KEY = "geoServiceToken";
+  const RANK = { viewer: 0, editor: 1, supervisor: 2, admin: 3 };
 
-const cfg = config("ea-editor-config");
-const { t, number } = createI18n(cfg.texts, cfg.lang);
-const map = window[cfg.mapName];
-const ITEMS = "/collections/enumeration-areas/items";
-const TOKEN_KEY = "geoServiceToken";
-const RANK = { viewer: 0, editor: 1, supervisor: 2, admin: 3 };
-document.documentElement.lang = cfg.lang;
-
-const state = { token: sessionStorage.getItem(TOKEN_KEY), user: null, eas: {}, selected: [],
-  coverage: null, drawControl: null, message: null, rejected: null };
-const api = createApi(cfg.api, cfg.lang, { token: () => state.token });
-const editable = L.featureGroup().addTo(map);
-const findings = L.featureGroup().addTo(map);
-const gaps = L.featureGroup().addTo(map);
-let tiles = null;
-const tileCodes = new Set(); // EA codes drawn from the tiles since the last redraw
-let panel = null;
-
-const fmt = (value, digits) => number(value, digits === undefined ? 0 : digits);
-const textNode = (text) => h("span", {}, text); // for Leaflet tooltips and popups: as text
-
-/* One API call; the answer is recorded for the panel and for tests. */
-async function call(method, path, options) {
-  const opts = options || {};
-  const result = await api.request(method, path, null, opts.body, { etag: opts.etag });
-  window.eaEditor.lastResult = result;
-  if (method !== "GET") window.eaEditor.writes.push({ method, path, status: result.status, body: result.body });
-  return result;
-}
-
-/* ---- the map layers ---- */
-
-function statusStyle(status, selected) {
-  return { color: selected ? "#08306b" : "#333", weight: selected ? 3 : 1,
-    fill: true, fillColor: cfg.statusColours[status] || "#ccc", fillOpacity: selected ? 0.35 : 0.08 };
-}
-
-function addTiles() {
-  const url = api.url("/collections/enumeration-areas/tiles/WebMercatorQuad/{z}/{x}/{y}", { round: cfg.round });
-  tiles = L.vectorGrid.protobuf(url, {
-    rendererFactory: L.svg.tile, interactive: false, maxNativeZoom: 18,
-    // (with private reads the service wants the token for EA tiles too)
-    fetchOptions: state.token ? { headers: { Authorization: "Bearer " + state.token } } : {},
-    vectorTileLayerStyles: {
-      "enumeration-areas": (props) => {
-        tileCodes.add(props.code);
-        return { fill: true, fillColor: cfg.statusColours[props.status] || "#ccc",
-          fillOpacity: 0.55, color: "#555", weight: 0.6 };
-      },
-    },
-  }).addTo(map);
-  tiles.on("load", () => { window.eaEditor.tileLoads += 1; });
-}
-
-async function addCommuneOutline() {
-  const result = await call("GET", "/collections/commune-" + cfg.vintage + "/items/" + cfg.commune.code);
-  if (!result.ok) return;
-  L.geoJSON(result.body, { interactive: false,
-    style: { color: "#000", weight: 2.5, dashArray: "6 4", fill: false } }).addTo(map);
-}
-
-/* An EA as one Leaflet polygon (single-part EAs as a Polygon, so Leaflet.draw can edit them). */
-function polygonOf(feature) {
-  let geometry = feature.geometry;
-  if (geometry.type === "MultiPolygon" && geometry.coordinates.length === 1) {
-    geometry = { type: "Polygon", coordinates: geometry.coordinates[0] };
+  /* A text of the page's language, with {name} filled in. */
+  function t(key, vars) {
+    let text = Object.prototype.hasOwnProperty.call(cfg.labels, key) ? cfg.labels[key] : key;
+    for (const [name, value] of Object.entries(vars || {})) text = text.split("{" + name + "}").join(String(value));
+    return text;
   }
-  const layer = L.geoJSON({ type: "Feature", geometry, properties: {} }).getLayers()[0];
-  layer.eaId = feature.id;
-  layer.setStyle(statusStyle(feature.properties.status, false));
-  const p = feature.properties;
-  layer.bindTooltip(() => textNode(p.code + " · " + t("status_" + p.status) + " · " + fmt(p.households) + " " + t("households_short")),
-    { sticky: true });
-  layer.on("click", (e) => {
-    L.DomEvent.stopPropagation(e);
-    select(feature.id, e.originalEvent && e.originalEvent.shiftKey);
-  });
-  return layer;
-}
 
-async function loadEas() {
-  const result = await call("GET", ITEMS + "?limit=10000&round=" + encodeURIComponent(cfg.round) +
-    "&commune=" + encodeURIComponent(cfg.commune.code));
-  if (!result.ok) { showError(result); return; }
-  editable.clearLayers();
-  state.eas = {};
-  for (const feature of result.body.features) {
-    const layer = polygonOf(feature);
-    editable.addLayer(layer);
-    state.eas[feature.id] = { feature, layer, etag: '"ea-' + feature.id + "-v" + feature.properties.version + '"' };
-  }
-  state.selected = state.selected.filter((id) => state.eas[id]);
-  restyle();
-}
-
-async function loadCoverage() {
-  const result = await call("GET", "/communes/" + cfg.commune.code + "/ea-coverage?round=" +
-    encodeURIComponent(cfg.round) + "&vintage=" + encodeURIComponent(cfg.vintage));
-  if (!result.ok) { showError(result); return; }
-  state.coverage = result.body;
-  window.eaEditor.coverage = result.body;
-  gaps.clearLayers();
-  for (const gap of result.body.gaps) {
-    const layer = L.geoJSON(gap.geometry, { style: { color: "#c0392b", weight: 2, fillColor: "#c0392b",
-      fillOpacity: 0.45, dashArray: "3 3" } });
-    layer.eachLayer((l) => l.bindPopup(() => gapPopup(gap)));
-    gaps.addLayer(layer);
-  }
-  for (const overlap of result.body.overlaps) {
-    marker(overlap.location.coordinates, t("overlaps") + ": " + overlap.eas.join(" / ") + " (" +
-      fmt(overlap.area_m2) + " m²)", "#8e44ad", gaps);
-  }
-}
-
-function gapPopup(gap) {
-  return h("div", { class: "ea-gap" }, h("b", {}, t("gaps")), ": " + fmt(gap.area_m2) + " m²", h("br"),
-    canEdit() ? h("button", { type: "button", class: "ea-gap-to-ea",
-      onclick: () => { map.closePopup(); createEa(gap.geometry); } }, t("gap_to_ea")) : null);
-}
-
-function marker(lonlat, text, colour, group) {
-  L.circleMarker([lonlat[1], lonlat[0]], { radius: 9, color: colour, weight: 3, fillOpacity: 0.3 })
-    .bindTooltip(textNode(text), { permanent: false }).addTo(group || findings);
-}
-
-async function reload() {
-  await Promise.all([loadEas(), loadCoverage()]);
-  if (tiles) {
-    tileCodes.clear();
-    tiles.redraw();
-  }
-  render();
-}
-
-/* ---- selection ---- */
-
-function select(id, add) {
-  if (add) {
-    state.selected = state.selected.includes(id) ? state.selected.filter((s) => s !== id) : state.selected.concat([id]);
-  } else {
-    state.selected = [id];
-  }
-  restyle();
-  render();
-}
-
-function restyle() {
-  for (const [id, ea] of Object.entries(state.eas)) {
-    ea.layer.setStyle(statusStyle(ea.feature.properties.status, state.selected.includes(Number(id))));
-  }
-}
-
-/* ---- writes ---- */
-
-// As the API decides: the role, and a scope naming the commune or its province.
-function inScope() {
-  const user = state.user;
-  if (!user || !cfg.commune || user.role === "admin") return Boolean(user);
-  return user.scope.includes(cfg.commune.code) || user.scope.includes(cfg.commune.province);
-}
-function canEdit() { return inScope() && RANK[state.user.role] >= RANK.editor; }
-function canApprove() { return inScope() && RANK[state.user.role] >= RANK.supervisor; }
-
-async function afterWrite(result, successText) {
-  findings.clearLayers();
-  if (result.ok) showMessage(successText || t("saved"), warningsOf(result.body), "ok");
-  else showError(result);
-  await reload();
-  // (every write so far has been answered and the map and panel show what followed it)
-  window.eaEditor.settled = window.eaEditor.writes.length;
-}
-
-function warningsOf(body) {
-  return ((body && body.warnings) || []).map((w) => w.warning || JSON.stringify(w));
-}
-
-async function createEa(geometry) {
-  const feature = { type: "Feature", geometry,
-    properties: { census_round: cfg.round, commune_code: cfg.commune.code, commune_vintage: cfg.vintage } };
-  const result = await call("POST", ITEMS, { body: feature });
-  await afterWrite(result);
-  if (!result.ok) showDrawn(geometry);
-  return result;
-}
-
-function showDrawn(geometry) {
-  L.geoJSON(geometry, { interactive: false, style: { color: "#c0392b", weight: 2, dashArray: "5 5", fill: false } }).addTo(findings);
-}
-
-async function replaceEa(id, geometry) {
-  const ea = state.eas[id];
-  const body = { type: "Feature", geometry, properties: { reason: t("reason_edited") } };
-  const result = await call("PUT", ITEMS + "/" + id, { body, etag: ea.etag });
-  if (!result.ok) state.rejected = geometry;
-  return result;
-}
-
-async function deleteEa(id) {
-  return call("DELETE", ITEMS + "/" + id, { etag: state.eas[id].etag });
-}
-
-async function transition(id, action, reason) {
-  const query = reason ? "?reason=" + encodeURIComponent(reason) : "";
-  return call("POST", ITEMS + "/" + id + "/" + action + query, { etag: state.eas[id].etag });
-}
-
-async function splitSelected(line) {
-  const id = state.selected[0];
-  return call("POST", ITEMS + "/" + id + "/split", { body: { line, reason: t("reason_split") }, etag: state.eas[id].etag });
-}
-
-async function mergeSelected() {
-  const ids = state.selected.slice();
-  const etags = ids.map((id) => state.eas[id].etag).join(", ");
-  const result = await call("POST", "/collections/enumeration-areas/merge",
-    { body: { ids, reason: t("reason_merged") }, etag: etags });
-  if (result.ok) state.selected = [result.body.id];
-  await afterWrite(result);
-}
-
-async function generate() {
-  const replace = Object.keys(state.eas).length > 0;
-  const result = await call("POST", "/communes/" + cfg.commune.code + "/ea-generate?round=" +
-    encodeURIComponent(cfg.round) + "&vintage=" + encodeURIComponent(cfg.vintage) + (replace ? "&replace=true" : ""));
-  await afterWrite(result, result.ok ? t("saved") + ": " + result.body.created + " " + t("eas") : null);
-}
-
-async function transitionAll(fromStatus, action) {
-  let last = null;
-  for (const [id, ea] of Object.entries(state.eas)) {
-    if (ea.feature.properties.status !== fromStatus) continue;
-    last = await transition(Number(id), action);
-    if (!last.ok) break;
-  }
-  if (last) await afterWrite(last);
-}
-
-async function runOnSelected(action) {
-  const id = state.selected[0];
-  if (id === undefined) return;
-  let result;
-  if (action === "delete") {
-    // destructive: asked first
-    if (!window.confirm(t("confirm_delete") + " " + state.eas[id].feature.properties.code + "?")) return;
-    result = await deleteEa(id);
-    state.selected = [];
-  } else if (action === "reject") {
-    const reason = window.prompt(t("reject_reason"));
-    if (!reason || !reason.trim()) return;
-    result = await transition(id, action, reason.trim());
-  } else {
-    result = await transition(id, action);
-  }
-  await afterWrite(result);
-}
-
-async function showHistory(id) {
-  const result = await call("GET", ITEMS + "/" + id + "/history");
-  if (!result.ok) { showError(result); return; }
-  const ea = state.eas[id];
-  const table = h("table", { class: "ea-history" }, result.body.history.map((entry) => h("tr", {},
-    h("td", {}, entry.at.slice(0, 19).replace("T", " ")), h("td", {}, t("action_" + entry.action)),
-    h("td", {}, entry.user), h("td", {}, entry.reason || ""))));
-  L.popup({ maxWidth: 420 }).setLatLng(ea.layer.getBounds().getCenter())
-    .setContent(h("div", {}, h("b", {}, ea.feature.properties.code), table)).openOn(map);
-}
-
-/* ---- Leaflet.draw ---- */
-
-function addDrawTools() {
-  if (state.drawControl) return;
-  state.drawControl = new L.Control.Draw({
-    position: "topleft",
-    draw: { polyline: { shapeOptions: { color: "#c0392b", weight: 3 } },
-      polygon: { allowIntersection: false, showArea: true, shapeOptions: { color: "#08306b", weight: 2 } },
-      rectangle: false, circle: false, marker: false, circlemarker: false },
-    edit: { featureGroup: editable, edit: true, remove: true },
-  });
-  map.addControl(state.drawControl);
-}
-
-function removeDrawTools() {
-  if (state.drawControl) map.removeControl(state.drawControl);
-  state.drawControl = null;
-}
-
-map.on(L.Draw.Event.CREATED, async (e) => {
-  const geometry = e.layer.toGeoJSON(false).geometry;
-  if (e.layerType === "polyline") {
-    if (state.selected.length !== 1) { showMessage(t("draw_split"), [], "error"); return; }
-    await afterWrite(await splitSelected(geometry));
-  } else {
-    await createEa(geometry);
-  }
-});
-
-map.on(L.Draw.Event.EDITED, async (e) => {
-  let last = null;
-  for (const layer of e.layers.getLayers()) {
-    last = await replaceEa(layer.eaId, layer.toGeoJSON(false).geometry);
-    if (!last.ok) break;
-  }
-  if (last) await afterWrite(last);
-  if (state.rejected) showDrawn(state.rejected);
-  state.rejected = null;
-});
-
-map.on(L.Draw.Event.DELETED, async (e) => {
-  let last = null;
-  for (const layer of e.layers.getLayers()) {
-    last = await deleteEa(layer.eaId);
-    if (!last.ok) break;
-  }
-  state.selected = [];
-  if (last) await afterWrite(last);
-});
-
-/* ---- messages ---- */
-
-function showError(result) {
-  const body = result.body || {};
-  const lines = [];
-  for (const problem of body.problems || []) {
-    lines.push(problem.problem + (problem.area_m2 ? " (" + fmt(problem.area_m2) + " m²)" : ""));
-    if (problem.location) marker(problem.location, problem.problem, "#c0392b");
-  }
-  if (result.status === 412) lines.push(t("stale"));
-  showMessage(t("not_saved") + " (" + result.status + "): " + (body.detail || ""), lines, "error");
-}
-
-function showMessage(title, lines, kind) {
-  state.message = { title, lines, kind };
-  const box = panel && panel.querySelector(".ea-message");
-  if (box) box.replaceWith(messageBox());
-}
-
-function messageBox() {
-  const m = state.message;
-  if (!m) return h("div", { class: "ea-message", role: "status" });
-  return h("div", { class: "ea-message ea-" + m.kind, role: m.kind === "error" ? "alert" : "status" },
-    h("b", {}, m.title), m.lines.length ? h("ul", {}, m.lines.map((line) => h("li", {}, line))) : null);
-}
-
-/* ---- the panel ---- */
-
-function signInBox() {
-  if (state.user) {
-    const u = state.user;
-    return h("div", { class: "ea-user" }, t("signed_in_as") + ": ", h("b", {}, u.name),
-      " (" + t("role_" + u.role) + (u.scope.length ? ", " + u.scope.join(", ") : "") + ") ",
-      h("button", { type: "button", class: "ea-sign-out", onclick: signOutNow }, t("sign_out")));
-  }
-  const input = h("input", { type: "password", name: "token", autocomplete: "off", placeholder: t("token"),
-    "aria-label": t("token"), onkeydown: (e) => { if (e.key === "Enter") signInWith(input.value.trim()); } });
-  return [h("div", { class: "ea-signin" }, input,
-    h("button", { type: "button", class: "ea-sign-in", onclick: () => signInWith(input.value.trim()) }, t("sign_in"))),
-  h("div", { class: "ea-hint" }, t("not_signed_in"))];
-}
-
-function coverageBox() {
-  const c = state.coverage;
-  if (!c) return null;
-  const row = (label, value, cls) => h("tr", { class: cls }, h("td", {}, label), h("td", {}, String(value)));
-  return [h("h4", {}, t("coverage") + " ", h("span", { class: "ea-badge " + (c.complete ? "ea-complete" : "ea-incomplete") },
-    c.complete ? t("complete") : t("incomplete"))),
-  h("table", { class: "ea-coverage" },
-    row(t("eas"), c.eas, "ea-count"),
-    row(t("gaps"), c.gaps.length + " (" + fmt(c.gap_share * 100, 2) + " %)", "ea-gaps"),
-    row(t("overlaps"), c.overlaps.length, "ea-overlaps"),
-    row(t("outside"), c.outside_commune.length, "ea-outside"),
-    row(t("workload") + " " + cfg.householdsBand.join("–"), c.outside_workload_band.length, "ea-workload")),
-  h("div", { class: "ea-legend" }, Object.entries(cfg.statusColours).map(([status, colour]) =>
-    h("span", {}, h("i", { style: { background: colour } }), t("status_" + status))))];
-}
-
-function actionButton(action) {
-  return h("button", { type: "button", class: "ea-" + action, dataset: { action }, onclick: () => act(action) }, t(action));
-}
-
-function selectedBox() {
-  if (!state.selected.length) return h("div", { class: "ea-hint" }, t("none_selected"));
-  const p = state.eas[state.selected[0]].feature.properties;
-  const actions = [];
-  if (canEdit() && (p.status === "draft" || p.status === "rejected")) actions.push(actionButton("submit"));
-  if (canApprove() && p.status === "submitted") actions.push(actionButton("approve"), actionButton("reject"));
-  if (canEdit()) actions.push(actionButton("delete"));
-  if (canEdit() && state.selected.length > 1) actions.push(actionButton("merge"));
-  actions.push(actionButton("history"));
-  return [h("h4", {}, t("selected") + ": ", h("span", { class: "ea-code" }, p.code),
-    state.selected.length > 1 ? " +" + (state.selected.length - 1) : ""),
-  h("table", {},
-    h("tr", {}, h("td", {}, t("status")), h("td", { class: "ea-status" }, t("status_" + p.status))),
-    h("tr", {}, h("td", {}, t("households")), h("td", {}, fmt(p.households))),
-    h("tr", {}, h("td", {}, t("population")), h("td", {}, fmt(p.population))),
-    h("tr", {}, h("td", {}, t("version")), h("td", {}, String(p.version)))),
-  h("div", { class: "ea-actions" }, actions),
-  canEdit() && state.selected.length === 1 ? h("div", { class: "ea-hint" }, t("draw_split")) : null];
-}
-
-function batchBox() {
-  if (!canEdit()) return null;
-  const statuses = Object.values(state.eas).map((ea) => ea.feature.properties.status);
-  const buttons = [];
-  if (statuses.length === 0) buttons.push(actionButton("generate"));
-  else if (statuses.every((s) => s === "draft")) buttons.push(actionButton("regenerate"));
-  if (statuses.includes("draft") || statuses.includes("rejected")) buttons.push(actionButton("submit_all"));
-  if (canApprove() && statuses.includes("submitted")) buttons.push(actionButton("approve_all"));
-  return h("div", { class: "ea-actions ea-batch" }, buttons);
-}
-
-function searchBox() {
-  const input = h("input", { name: "q", autocomplete: "off", placeholder: t("find_commune"), "aria-label": t("find_commune"),
-    onkeydown: (e) => { if (e.key === "Enter") findCommune(input.value); } });
-  return [h("div", { class: "ea-search" }, input,
-    h("button", { type: "button", class: "ea-find", onclick: () => findCommune(input.value) }, t("find"))),
-  h("div", { class: "ea-results" })];
-}
-
-function langLink(lang, label) {
-  const params = new URLSearchParams(window.location.search);
-  params.set("lang", lang);
-  return h("a", { href: "?" + params.toString(), lang }, label);
-}
-
-function render() {
-  if (!panel) return;
-  // a reload finishing while someone types (a token, a commune) must not eat their typing
-  const typed = {};
-  panel.querySelectorAll("input[name]").forEach((i) => { typed[i.name] = i.value; });
-  const focused = panel.contains(document.activeElement) ? document.activeElement.name : null;
-  const title = cfg.commune
-    ? [h("h3", {}, cfg.commune.name + " ", h("small", {}, "(" + cfg.commune.code + ", " + (cfg.commune.provinceName || cfg.commune.province || "") + ")")),
-      h("div", { class: "ea-round" }, t("round") + " " + cfg.round)]
-    : [h("h3", {}, t("title")), h("div", { class: "ea-hint" }, t("choose_commune"))];
-  fill(panel, title, signInBox(), searchBox(),
-    cfg.commune ? [coverageBox(), batchBox(), selectedBox()] : null,
-    messageBox(),
-    h("div", { class: "ea-lang" }, langLink("vi", "Tiếng Việt"), " · ", langLink("en", "English")));
-  panel.querySelectorAll("input[name]").forEach((i) => {
-    if (typed[i.name]) i.value = typed[i.name];
-    if (i.name === focused) i.focus();
-  });
-}
-
-async function act(action) {
-  if (action === "merge") return mergeSelected();
-  if (action === "history") return showHistory(state.selected[0]);
-  if (action === "generate" || action === "regenerate") return generate();
-  if (action === "submit_all") return transitionAll("draft", "submit");
-  if (action === "approve_all") return transitionAll("submitted", "approve");
-  return runOnSelected(action);
-}
-
-async function signInWith(token) {
-  if (!token) return;
-  state.token = token;
-  const result = await call("GET", "/users/me");
-  if (!result.ok) {
-    state.token = null;
-    render();
-    showError(result);
-    return;
-  }
-  sessionStorage.setItem(TOKEN_KEY, token);
-  state.user = result.body;
-  if (canEdit() && cfg.commune) addDrawTools();
-  if (tiles) {  // (their requests now carry the token)
-    map.removeLayer(tiles);
-    addTiles();
-  }
-  render();
-}
-
-function signOutNow() {
-  sessionStorage.removeItem(TOKEN_KEY);
-  state.token = null;
-  state.user = null;
-  removeDrawTools();
-  render();
-}
-
-async function findCommune(text) {
-  if (!text.trim()) return;
-  const result = await call("GET", "/collections/commune-" + cfg.vintage + "/items?limit=10&zoom=9" +
-    "&properties=code,name,parent_code&q=" + encodeURIComponent(text));
-  const box = panel.querySelector(".ea-results");
-  if (!result.ok || !result.body.features.length) { fill(box, t("no_match")); return; }
-  fill(box, result.body.features.map((f) => {
-    const params = new URLSearchParams({ commune: f.id, round: cfg.round, lang: cfg.lang });
-    return h("a", { class: "ea-hit", href: "?" + params.toString() }, f.properties.name + " (" + f.id + ")");
-  }));
-}
-
-function addPanel() {
-  const control = L.control({ position: "topright" });
-  control.onAdd = () => {
-    panel = L.DomUtil.create("div", "gv-controls ea-panel");
-    L.DomEvent.disableClickPropagation(panel);
-    L.DomEvent.disableScrollPropagation(panel);
-    return panel;
+  const state = {
+    token: sessionStorage.getItem(TOKEN_KEY), user: null, eas: {}, selected: [], multi: false,
+    coverage: null, lines: null, drawControl: null, message: null, rejected: null, tab: "eas",
+    editing: null, history: null, review: null, reviewFocus: 0, areas: null, staff: [],
+    workload: null,
   };
-  control.addTo(map);
-}
+  const editable = L.featureGroup().addTo(map);
+  const findings = L.featureGroup().addTo(map);
+  const gaps = L.featureGroup().addTo(map);
+  const overlay = L.featureGroup().addTo(map);  // neighbours, history versions, review changes
+  let tiles = null;
+  const tileCodes = new Set();  // EA codes drawn from the tiles since the last redraw
+  let panel = null;
 
-window.eaEditor = {
-  map, ready: false, lastResult: null, writes: [], settled: 0, coverage: null, tileLoads: 0,
-  eas: () => Object.values(state.eas).map((ea) => ({ id: ea.feature.id, code: ea.feature.properties.code,
-    status: ea.feature.properties.status, etag: ea.etag })),
-  selected: () => state.selected.slice(),
-  select: (id, add) => select(id, add),
-  findings: () => findings.getLayers().length,
-  tileCodes: () => [...tileCodes],
-  user: () => state.user,
-};
-
-async function start() {
-  localiseDraw(t);
-  map.fitBounds(cfg.bounds);
-  addPanel();
-  render();
-  if (state.token) await signInWith(state.token);
-  if (cfg.commune) {
-    addTiles();
-    await addCommuneOutline();
-    await reload();
+  function fmt(value, digits) {
+    if (value === null || value === undefined) return "–";
+    return Number(value).toLocaleString(cfg.lang === "vi" ? "vi-VN" : "en-GB",
+      { maximumFractionDigits: digits === undefined ? 0 : digits });
   }
-  window.eaEditor.ready = true;
-}
-start();
+
+  function when(iso) {
+    if (!iso) return "";
+    return new Date(iso).toLocaleString(cfg.lang === "vi" ? "vi-VN" : "en-GB",
+      { dateStyle: "short", timeStyle: "short" });
+  }
+
+  /* ---- the API ---- */
+
+  /* One API call, in the page's language; the answer is recorded for the panel and tests. */
+  async function call(method, path, options) {
+    const opts = options || {};
+    const headers = { "Accept-Language": cfg.lang };
+    if (state.token) headers.Authorization = "Bearer " + state.token;
+    if (opts.etag) headers["If-Match"] = opts.etag;
+    let body;
+    if (opts.text !== undefined) {
+      headers["Content-Type"] = "text/csv; charset=utf-8";
+      body = opts.text;
+    } else if (opts.body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      body = JSON.stringify(opts.body);
+    }
+    let response;
+    try {
+      response = await fetch(path, { method, headers, body });
+    } catch (err) {
+      return record(method, path, { ok: false, status: 0, body: { detail: String(err) }, etag: null });
+    }
+    const text = await response.text();
+    let parsed = null;
+    try { parsed = text ? JSON.parse(text) : null; } catch (err) { parsed = { detail: text }; }
+    return record(method, path, { ok: response.ok, status: response.status, body: parsed,
+                                  etag: response.headers.get("ETag") });
+  }
+
+  function record(method, path, result) {
+    window.eaEditor.lastResult = result;
+    if (method !== "GET") window.eaEditor.writes.push({ method, path, status: result.status, body: result.body });
+    return result;
+  }
+
+  /* ---- dialogs: every destructive or bulk action asks first ---- */
+
+  function dialog(build) {
+    return new Promise((resolve) => {
+      const back = L.DomUtil.create("div", "ea-modal-back", document.body);
+      const box = L.DomUtil.create("div", "ea-modal", back);
+      box.setAttribute("role", "dialog");
+      box.setAttribute("aria-modal", "true");
+      const finish = (value) => {
+        document.removeEventListener("keydown", onKey, true);
+        back.remove();
+        resolve(value);
+      };
+      const onKey = (e) => {
+        if (e.key === "Escape") { e.preventDefault(); finish(null); }
+      };
+      document.addEventListener("keydown", onKey, true);
+      L.DomEvent.disableClickPropagation(back);
+      build(box, finish);
+    });
+  }
+
+  function buttons(box, okLabel, danger, onOk, finish) {
+    const row = L.DomUtil.create("div", "ea-modal-buttons", box);
+    const cancel = L.DomUtil.create("button", "ea-confirm-cancel", row);
+    cancel.textContent = t("cancel");
+    cancel.addEventListener("click", () => finish(null));
+    const ok = L.DomUtil.create("button", "ea-confirm-ok" + (danger ? " ea-danger" : ""), row);
+    ok.textContent = okLabel || t("ok");
+    ok.addEventListener("click", onOk);
+    return { ok, cancel };
+  }
+
+  /* Resolves true when the user confirms, false when they cancel. */
+  async function confirmAction(text, okLabel, danger) {
+    const answer = await dialog((box, finish) => {
+      const p = L.DomUtil.create("p", "ea-confirm-text", box);
+      p.textContent = text;
+      const { cancel } = buttons(box, okLabel, danger, () => finish(true), finish);
+      cancel.focus();  // (Enter on a stray keypress must not destroy anything)
+    });
+    return answer === true;
+  }
+
+  /* Resolves the reason typed, or null. */
+  function askReason(title) {
+    return dialog((box, finish) => {
+      const p = L.DomUtil.create("p", "", box);
+      p.textContent = title;
+      const label = L.DomUtil.create("label", "", box);
+      label.textContent = t("reject_reason");
+      const area = L.DomUtil.create("textarea", "ea-reason-input", box);
+      area.name = "reason";
+      const { ok } = buttons(box, t("reject"), true, () => {
+        if (area.value.trim()) finish(area.value.trim());
+      }, finish);
+      ok.disabled = true;
+      area.addEventListener("input", () => { ok.disabled = !area.value.trim(); });
+      area.focus();
+    });
+  }
+
+  /* ---- the map layers ---- */
+
+  function statusStyle(status, selected, neighbour) {
+    return { color: selected ? "#08306b" : status === "rejected" ? "#a50f15" : "#333",
+             weight: selected ? 3 : status === "rejected" ? 2 : 1,
+             dashArray: neighbour ? "6 4" : null,
+             fill: true, fillColor: cfg.statusColours[status] || "#ccc",
+             fillOpacity: selected ? 0.4 : neighbour ? 0.25 : 0.1 };
+  }
+
+  function addBaseLayers() {
+    // The base maps and imagery the service lists (the first one shown), and the lines EA
+    // boundaries follow, in one layer switcher.
+    const bases = {};
+    for (const base of cfg.baseLayers || []) {
+      bases[base.name] = L.tileLayer(base.url, { attribution: escape(base.attribution || ""),
+                                                 maxZoom: base.maxZoom || 19 });
+    }
+    const names = Object.keys(bases);
+    if (names.length) bases[names[0]].addTo(map);
+    state.linesLayer = L.geoJSON(null, { interactive: false,
+      style: (f) => ({ color: f.properties.kind === "railway" ? "#4d4d4d" : f.properties.kind === "river" ? "#2171b5" : "#d95f0e",
+                       weight: f.properties.kind === "railway" ? 3 : 4, opacity: 0.8,
+                       dashArray: f.properties.kind === "railway" ? "8 4" : null }) }).addTo(map);
+    const overlays = {};
+    overlays[t("lines_layer")] = state.linesLayer;
+    L.control.layers(bases, overlays, { position: "bottomleft", collapsed: false }).addTo(map);
+  }
+
+  function addTiles() {
+    const url = cfg.api + "/collections/enumeration-areas/tiles/WebMercatorQuad/{z}/{x}/{y}?round=" +
+      cfg.round;
+    tiles = L.vectorGrid.protobuf(url, {
+      rendererFactory: L.svg.tile, interactive: false, maxNativeZoom: 18,
+      // (with private reads the service wants the token for EA tiles too)
+      fetchOptions: state.token ? { headers: { Authorization: "Bearer " + state.token } } : {},
+      vectorTileLayerStyles: {
+        "enumeration-areas": (props) => {
+          tileCodes.add(props.code);
+          return { fill: true, fillColor: cfg.statusColours[props.status] || "#ccc",
+                   fillOpacity: 0.45, color: "#555", weight: 0.6 };
+        },
+      },
+    }).addTo(map);
+    tiles.on("load", () => { window.eaEditor.tileLoads += 1; });
+  }
+
+  async function addCommuneOutline() {
+    const url = cfg.api + "/collections/commune-" + cfg.vintage + "/items/" + cfg.commune.code;
+    const result = await call("GET", url);
+    if (!result.ok) return;
+    L.geoJSON(result.body, { interactive: false,
+      style: { color: "#000", weight: 2.5, dashArray: "6 4", fill: false } }).addTo(map);
+  }
+
+  async function loadLines() {
+    const result = await call("GET", cfg.api + "/communes/" + cfg.commune.code + "/lines");
+    if (result.ok && state.linesLayer) state.linesLayer.addData(result.body);
+  }
+
+  /* An EA as one Leaflet polygon (single-part EAs as a Polygon, so it can be edited). */
+  function polygonOf(feature) {
+    let geometry = feature.geometry;
+    if (geometry.type === "MultiPolygon" && geometry.coordinates.length === 1) {
+      geometry = { type: "Polygon", coordinates: geometry.coordinates[0] };
+    }
+    const layer = L.geoJSON({ type: "Feature", geometry, properties: {} }).getLayers()[0];
+    layer.eaId = feature.id;
+    layer.setStyle(statusStyle(feature.properties.status, false, false));
+    layer.bindTooltip(() => {
+      const p = feature.properties;
+      let text = p.code + " · " + t("status_" + p.status) + " · " + fmt(p.households) + " " + t("households_short");
+      if (p.rejection_reason) text += " · " + t("rejected_because", { reason: p.rejection_reason });
+      return escape(text);
+    }, { sticky: true });
+    layer.on("click", (e) => {
+      L.DomEvent.stopPropagation(e);
+      if (state.editing !== null) return;  // (a tap while reshaping must not change the EA)
+      const add = state.multi || (e.originalEvent && e.originalEvent.shiftKey);
+      select(feature.id, add);
+    });
+    return layer;
+  }
+
+  async function loadEas() {
+    const url = ITEMS + "?limit=10000&round=" + cfg.round + "&commune=" + cfg.commune.code;
+    const result = await call("GET", url);
+    if (!result.ok) { showError(result); return; }
+    editable.clearLayers();
+    state.eas = {};
+    for (const feature of result.body.features) {
+      const layer = polygonOf(feature);
+      editable.addLayer(layer);
+      state.eas[feature.id] = { feature, layer, etag: '"ea-' + feature.id + "-v" + feature.properties.version + '"' };
+    }
+    state.selected = state.selected.filter((id) => state.eas[id]);
+    if (state.editing !== null && !state.eas[state.editing]) state.editing = null;
+    restyle();
+  }
+
+  async function loadCoverage() {
+    const url = cfg.api + "/communes/" + cfg.commune.code + "/ea-coverage?round=" + cfg.round +
+      "&vintage=" + cfg.vintage;
+    const result = await call("GET", url);
+    if (!result.ok) { showError(result); return; }
+    state.coverage = result.body;
+    window.eaEditor.coverage = result.body;
+    gaps.clearLayers();
+    for (const gap of result.body.gaps) {
+      const layer = L.geoJSON(gap.geometry, { style: { color: "#c0392b", weight: 2, fillColor: "#c0392b",
+                                                        fillOpacity: 0.45, dashArray: "3 3" } });
+      layer.eachLayer((l) => l.bindPopup(() => gapPopup(gap)));
+      gaps.addLayer(layer);
+    }
+    for (const overlap of result.body.overlaps) {
+      marker(overlap.location.coordinates, t("overlaps") + ": " + overlap.eas.join(" / ") + " (" +
+        fmt(overlap.area_m2) + " m²)", "#8e44ad", gaps);
+    }
+  }
+
+  async function loadLineShare() {
+    const result = await call("GET", cfg.api + "/communes/" + cfg.commune.code + "/ea-lines?round=" + cfg.round);
+    state.lines = result.ok ? result.body : null;
+  }
+
+  function gapPopup(gap) {
+    const div = L.DomUtil.create("div", "ea-gap");
+    div.innerHTML = "<b>" + escape(t("gaps")) + "</b>: " + escape(fmt(gap.area_m2)) + " m²<br>";
+    if (canEdit()) {
+      const button = L.DomUtil.create("button", "ea-gap-to-ea", div);
+      button.textContent = t("gap_to_ea");
+      button.addEventListener("click", () => { map.closePopup(); createEa(gap.geometry); });
+    }
+    return div;
+  }
+
+  function marker(lonlat, text, colour, group) {
+    L.circleMarker([lonlat[1], lonlat[0]], { radius: 9, color: colour, weight: 3, fillOpacity: 0.3 })
+      .bindTooltip(escape(text), { permanent: false }).addTo(group || findings);
+  }
+
+  async function reload() {
+    const loads = [loadEas(), loadCoverage(), loadLineShare()];
+    if (state.tab === "organise") loads.push(loadOrganisation());
+    if (state.tab === "review") loads.push(loadReview());
+    await Promise.all(loads);
+    if (tiles) {
+      tileCodes.clear();
+      tiles.redraw();
+    }
+    render();
+  }
+
+  /* ---- selection: one EA, or several (a tap adds or removes) ---- */
+
+  function select(id, add) {
+    if (add) {
+      state.selected = state.selected.includes(id) ? state.selected.filter((s) => s !== id)
+        : state.selected.concat([id]);
+    } else {
+      state.selected = state.selected.length === 1 && state.selected[0] === id ? [] : [id];
+    }
+    state.history = null;
+    restyle();
+    render();
+  }
+
+  /* EAs sharing an edge (two vertices) with a selected EA: the ones a merge can take. */
+  function neighbours() {
+    if (!state.selected.length) return new Set();
+    const owners = new Map();
+    const key = (ll) => ll.lat.toFixed(7) + "," + ll.lng.toFixed(7);
+    for (const [id, ea] of Object.entries(state.eas)) {
+      for (const ll of flat(ea.layer.getLatLngs())) {
+        const k = key(ll);
+        if (!owners.has(k)) owners.set(k, new Set());
+        owners.get(k).add(Number(id));
+      }
+    }
+    const shared = new Map();
+    for (const ids of owners.values()) {
+      if (!state.selected.some((s) => ids.has(s))) continue;
+      for (const id of ids) if (!state.selected.includes(id)) shared.set(id, (shared.get(id) || 0) + 1);
+    }
+    return new Set([...shared.entries()].filter(([, n]) => n >= 2).map(([id]) => id));
+  }
+
+  function flat(latlngs) {
+    return Array.isArray(latlngs) ? latlngs.flatMap(flat) : [latlngs];
+  }
+
+  function restyle() {
+    const near = state.multi ? neighbours() : new Set();
+    for (const [id, ea] of Object.entries(state.eas)) {
+      const n = Number(id);
+      ea.layer.setStyle(statusStyle(ea.feature.properties.status, state.selected.includes(n), near.has(n)));
+    }
+    window.eaEditor.neighbourIds = [...near];
+  }
+
+  /* ---- writes ---- */
+
+  // As the API decides: the role, and a scope naming the commune or its province.
+  function inScope() {
+    const user = state.user;
+    if (!user || !cfg.commune || user.role === "admin") return Boolean(user);
+    return user.scope.includes(cfg.commune.code) || user.scope.includes(cfg.commune.province);
+  }
+  function canEdit() { return inScope() && RANK[state.user.role] >= RANK.editor; }
+  function canApprove() { return inScope() && RANK[state.user.role] >= RANK.supervisor; }
+
+  async function afterWrite(result, successText) {
+    findings.clearLayers();
+    if (result.ok) {
+      showMessage(successText || t("saved"), warningsOf(result.body), "ok");
+    } else {
+      showError(result);
+    }
+    await reload();
+    // (every write so far has been answered and the map and panel show what followed it)
+    window.eaEditor.settled = window.eaEditor.writes.length;
+  }
+
+  function warningsOf(body) {
+    const list = (body && body.warnings) || [];
+    return list.map((w) => w.warning || w.notice || JSON.stringify(w));
+  }
+
+  function codeOf(id) {
+    return state.eas[id] ? state.eas[id].feature.properties.code : String(id);
+  }
+
+  async function createEa(geometry) {
+    const feature = { type: "Feature", geometry,
+      properties: { census_round: cfg.round, commune_code: cfg.commune.code,
+                    commune_vintage: cfg.vintage } };
+    const result = await call("POST", ITEMS, { body: feature });
+    await afterWrite(result);
+    if (!result.ok) showDrawn(geometry);
+    return result;
+  }
+
+  function showDrawn(geometry) {
+    L.geoJSON(geometry, { interactive: false,
+      style: { color: "#c0392b", weight: 2, dashArray: "5 5", fill: false } }).addTo(findings);
+  }
+
+  async function deleteEa(id) {
+    return call("DELETE", ITEMS + "/" + id, { etag: state.eas[id].etag });
+  }
+
+  async function transition(id, action, reason) {
+    const query = reason ? "?reason=" + encodeURIComponent(reason) : "";
+    return call("POST", ITEMS + "/" + id + "/" + action + query, { etag: state.eas[id].etag });
+  }
+
+  async function splitSelected(line) {
+    const id = state.selected[0];
+    return call("POST", ITEMS + "/" + id + "/split", { body: { line, reason: t("split") },
+                                                       etag: state.eas[id].etag });
+  }
+
+  async function mergeSelected() {
+    const ids = state.selected.slice();
+    if (ids.length < 2) return;
+    const codes = ids.map(codeOf).join(", ");
+    if (!await confirmAction(t("confirm_merge", { count: ids.length, codes }), t("merge_n", { count: ids.length }))) return;
+    const etags = ids.map((id) => state.eas[id].etag).join(", ");
+    const result = await call("POST", cfg.api + "/collections/enumeration-areas/merge",
+                              { body: { ids, reason: t("merged") }, etag: etags });
+    if (result.ok) state.selected = [result.body.id];
+    await afterWrite(result, result.ok ? t("merged") : null);
+  }
+
+  async function generate() {
+    const drafts = Object.values(state.eas).filter((ea) => ea.feature.properties.status === "draft").length;
+    const replace = Object.keys(state.eas).length > 0;
+    const text = replace ? t("confirm_regenerate", { count: drafts }) : t("confirm_generate");
+    if (!await confirmAction(text, t(replace ? "regenerate" : "generate"), replace)) return;
+    const url = cfg.api + "/communes/" + cfg.commune.code + "/ea-generate?round=" + cfg.round +
+      "&vintage=" + cfg.vintage + (replace ? "&replace=true" : "");
+    const result = await call("POST", url);
+    state.selected = [];
+    await afterWrite(result, result.ok ? t("generated", { count: result.body.created }) : null);
+  }
+
+  async function transitionAll(fromStatuses, action, confirmKey) {
+    const targets = Object.entries(state.eas).filter(([, ea]) => fromStatuses.includes(ea.feature.properties.status));
+    if (!targets.length) { showMessage(t("nothing_to"), [], "error"); return; }
+    const codes = targets.map(([, ea]) => ea.feature.properties.code);
+    const shown = codes.length > 12 ? codes.slice(0, 12).join(", ") + " …" : codes.join(", ");
+    if (!await confirmAction(t(confirmKey, { count: codes.length, codes: shown }), t(action === "approve" ? "approve_all" : "submit_all"))) return;
+    let last = null;
+    let done = 0;
+    for (const [id] of targets) {
+      last = await transition(Number(id), action);
+      if (!last.ok) break;
+      done += 1;
+    }
+    if (last) await afterWrite(last, last.ok ? t("saved_n", { count: done }) : null);
+  }
+
+  async function runOnSelected(action) {
+    const id = state.selected[0];
+    if (id === undefined) return;
+    const code = codeOf(id);
+    let result;
+    if (action === "delete") {
+      if (!await confirmAction(t("confirm_delete_ea", { code }), t("delete"), true)) return;
+      result = await deleteEa(id);
+      state.selected = [];
+    } else if (action === "reject") {
+      const reason = await askReason(t("reject_title", { code }));
+      if (!reason) return;
+      result = await transition(id, action, reason);
+    } else {
+      result = await transition(id, action);
+    }
+    await afterWrite(result);
+  }
+
+  /* ---- reshaping one EA at a time ---- */
+
+  function startEditing() {
+    const id = state.selected[0];
+    if (id === undefined || state.selected.length !== 1) return;
+    state.editing = id;
+    state.eas[id].layer.editing.enable();
+    render();
+  }
+
+  async function saveEditing() {
+    const id = state.editing;
+    if (id === null) return;
+    const layer = state.eas[id].layer;
+    layer.editing.disable();
+    state.editing = null;
+    const geometry = layer.toGeoJSON(false).geometry;
+    const body = { type: "Feature", geometry, properties: { reason: t("edit_shape") } };
+    const result = await call("PUT", ITEMS + "/" + id, { body, etag: state.eas[id].etag });
+    await afterWrite(result);
+    if (!result.ok) showDrawn(geometry);
+  }
+
+  async function cancelEditing() {
+    const id = state.editing;
+    if (id === null) return;
+    state.eas[id].layer.editing.disable();
+    state.editing = null;
+    await loadEas();
+    render();
+  }
+
+  /* ---- attributes ---- */
+
+  async function saveAttributes() {
+    const id = state.selected[0];
+    if (id === undefined) return;
+    const value = (name) => panel.querySelector("[name=" + name + "]").value;
+    const props = { urban_rural: value("urban_rural") || null,
+                    boundary_description: value("boundary_description"),
+                    landmarks: value("landmarks"), reason: t("save_attributes") };
+    const result = await call("PATCH", ITEMS + "/" + id,
+                              { body: { type: "Feature", geometry: null, properties: props }, etag: state.eas[id].etag });
+    await afterWrite(result);
+  }
+
+  /* ---- history: see and restore an earlier version ---- */
+
+  async function showHistory() {
+    const id = state.selected[0];
+    const result = await call("GET", ITEMS + "/" + id + "/history");
+    if (!result.ok) { showError(result); return; }
+    state.history = { id, entries: result.body.history };
+    render();
+  }
+
+  function previewVersion(entry) {
+    overlay.clearLayers();
+    const feature = entry.after || entry.before;
+    if (!feature || !feature.geometry) return;
+    const layer = L.geoJSON(feature.geometry, { interactive: false,
+      style: { color: "#6a51a3", weight: 3, dashArray: "4 4", fillColor: "#6a51a3", fillOpacity: 0.15 } });
+    overlay.addLayer(layer);
+  }
+
+  async function restoreVersion(entryId) {
+    const id = state.history.id;
+    const entry = state.history.entries.find((e) => e.id === entryId);
+    const feature = entry.after || entry.before;
+    const version = feature.properties.version || "?";
+    if (!await confirmAction(t("confirm_restore", { code: codeOf(id), version, when: when(entry.at) }), t("restore"))) return;
+    const result = await call("POST", ITEMS + "/" + id + "/restore?entry=" + entryId, { etag: state.eas[id].etag });
+    overlay.clearLayers();
+    state.history = null;
+    await afterWrite(result, result.ok ? t("restored") : null);
+  }
+
+  /* ---- census organisation ---- */
+
+  async function loadOrganisation() {
+    const base = cfg.api + "/communes/" + cfg.commune.code;
+    const [areas, staff, workload] = await Promise.all([
+      call("GET", base + "/supervisor-areas?round=" + cfg.round),
+      call("GET", cfg.api + "/census/" + cfg.round + "/staff?scope=" + cfg.commune.code),
+      call("GET", base + "/workload?round=" + cfg.round),
+    ]);
+    state.areas = areas.ok ? areas.body : null;
+    state.staff = staff.ok ? staff.body.staff : [];
+    state.workload = workload.ok ? workload.body : null;
+  }
+
+  async function makeArea() {
+    const codes = state.selected.map(codeOf);
+    const supervisor = panel.querySelector("select[name=area_supervisor]").value || null;
+    const result = await call("POST", cfg.api + "/communes/" + cfg.commune.code + "/supervisor-areas?round=" + cfg.round,
+                              { body: { eas: codes, supervisor } });
+    if (result.ok) state.selected = [];
+    await afterWrite(result);
+  }
+
+  async function deleteArea(areaId, code) {
+    if (!await confirmAction(t("confirm_delete_area", { code }), t("delete_area"), true)) return;
+    const result = await call("DELETE", cfg.api + "/communes/" + cfg.commune.code + "/supervisor-areas/" + areaId);
+    await afterWrite(result);
+  }
+
+  async function assignSelected() {
+    const enumerator = panel.querySelector("select[name=enumerator]").value || null;
+    const assignments = state.selected.map((id) => ({ ea: codeOf(id), enumerator }));
+    const result = await call("PUT", cfg.api + "/communes/" + cfg.commune.code + "/assignments?round=" + cfg.round,
+                              { body: { assignments } });
+    await afterWrite(result);
+  }
+
+  async function addStaff() {
+    const value = (name) => panel.querySelector("[name=" + name + "]").value.trim();
+    const body = { code: value("staff_code"), name: value("staff_name"), role: value("staff_role"),
+                   scope: cfg.commune.code, phone: value("staff_phone") || null };
+    const result = await call("POST", cfg.api + "/census/" + cfg.round + "/staff", { body });
+    if (result.ok) panel.querySelectorAll(".ea-staff-form input").forEach((i) => { i.value = ""; });
+    await afterWrite(result);
+  }
+
+  async function removeStaff(code, name) {
+    if (!await confirmAction(t("confirm_remove_staff", { code, name }), t("remove"), true)) return;
+    const result = await call("DELETE", cfg.api + "/census/" + cfg.round + "/staff/" + encodeURIComponent(code));
+    await afterWrite(result);
+  }
+
+  async function uploadListing() {
+    const input = panel.querySelector("input[name=listing]");
+    if (!input.files.length) return;
+    const text = await input.files[0].text();
+    const result = await call("POST", cfg.api + "/census/" + cfg.round + "/listing", { text });
+    await afterWrite(result, result.ok ? result.body.message : null);
+  }
+
+  /* ---- the review queue ---- */
+
+  async function loadReview() {
+    const [here, scope] = await Promise.all([
+      call("GET", cfg.api + "/census/" + cfg.round + "/review?scope=" + cfg.commune.code),
+      call("GET", cfg.api + "/census/" + cfg.round + "/review?limit=1"),
+    ]);
+    state.review = here.ok ? { submitted: here.body.submitted, counts: scope.ok ? scope.body.counts : here.body.counts } : null;
+    window.eaEditor.queue = state.review ? state.review.submitted.map((e) => e.code) : [];
+    if (state.review && state.reviewFocus >= state.review.submitted.length) state.reviewFocus = 0;
+    showReviewChange();
+  }
+
+  function showReviewChange() {
+    overlay.clearLayers();
+    if (state.tab !== "review" || !state.review || !state.review.submitted.length) return;
+    const entry = state.review.submitted[state.reviewFocus];
+    if (entry.removed) overlay.addLayer(L.geoJSON(entry.removed, { interactive: false,
+      style: { color: "#a50f15", weight: 2, dashArray: "3 3", fillColor: "#de2d26", fillOpacity: 0.45 } }));
+    if (entry.added) overlay.addLayer(L.geoJSON(entry.added, { interactive: false,
+      style: { color: "#006d2c", weight: 2, fillColor: "#31a354", fillOpacity: 0.5 } }));
+    overlay.addLayer(L.geoJSON(entry.geometry, { interactive: false,
+      style: { color: "#08306b", weight: 3, fill: false } }));
+    if (state.eas[entry.id]) {
+      state.selected = [entry.id];
+      restyle();
+    }
+  }
+
+  async function reviewAction(action) {
+    if (!state.review || !state.review.submitted.length) return;
+    const entry = state.review.submitted[state.reviewFocus];
+    if (!state.eas[entry.id]) return;
+    if (action === "reject") {
+      const reason = await askReason(t("reject_title", { code: entry.code }));
+      if (!reason) return;
+      await afterWrite(await transition(entry.id, "reject", reason));
+    } else {
+      await afterWrite(await transition(entry.id, "approve"));
+    }
+  }
+
+  document.addEventListener("keydown", (e) => {
+    if (state.tab !== "review" || !state.review || document.querySelector(".ea-modal")) return;
+    const tag = (document.activeElement && document.activeElement.tagName) || "";
+    if (["INPUT", "TEXTAREA", "SELECT"].includes(tag)) return;
+    const count = state.review.submitted.length;
+    if (!count) return;
+    if (e.key === "ArrowDown" || e.key === "j") { state.reviewFocus = (state.reviewFocus + 1) % count; }
+    else if (e.key === "ArrowUp" || e.key === "k") { state.reviewFocus = (state.reviewFocus - 1 + count) % count; }
+    else if ((e.key === "a" || e.key === "A") && canApprove()) { e.preventDefault(); reviewAction("approve"); return; }
+    else if ((e.key === "r" || e.key === "R") && canApprove()) { e.preventDefault(); reviewAction("reject"); return; }
+    else return;
+    e.preventDefault();
+    showReviewChange();
+    render();
+  });
+
+  /* ---- Leaflet.draw: new EAs and cutting lines (reshaping is one EA at a time, above) ---- */
+
+  function localiseDraw() {
+    const merge = (target, source) => {
+      for (const [key, value] of Object.entries(source || {})) {
+        if (value && typeof value === "object") merge(target[key] = target[key] || {}, value);
+        else target[key] = value;
+      }
+    };
+    merge(L.drawLocal, cfg.drawTexts);
+  }
+
+  function addDrawTools() {
+    if (state.drawControl) return;
+    state.drawControl = new L.Control.Draw({
+      position: "topleft",
+      draw: { polyline: { shapeOptions: { color: "#c0392b", weight: 3 } },
+              polygon: { allowIntersection: false, showArea: true,
+                         shapeOptions: { color: "#08306b", weight: 2 } },
+              rectangle: false, circle: false, marker: false, circlemarker: false },
+      edit: false,
+    });
+    map.addControl(state.drawControl);
+  }
+
+  function removeDrawTools() {
+    if (state.drawControl) map.removeControl(state.drawControl);
+    state.drawControl = null;
+  }
+
+  map.on(L.Draw.Event.CREATED, async (e) => {
+    const geometry = e.layer.toGeoJSON(false).geometry;
+    if (e.layerType === "polyline") {
+      if (state.selected.length !== 1) { showMessage(t("draw_split"), [], "error"); return; }
+      await afterWrite(await splitSelected(geometry));
+    } else {
+      await createEa(geometry);
+    }
+  });
+
+  /* ---- messages ---- */
+
+  function showError(result) {
+    const body = result.body || {};
+    const lines = [];
+    for (const problem of body.problems || body.errors || []) {
+      lines.push(problem.problem + (problem.area_m2 ? " (" + fmt(problem.area_m2) + " m²)" : ""));
+      if (problem.location) marker(problem.location, problem.problem, "#c0392b");
+    }
+    if (result.status === 412) lines.push(t("stale"));
+    showMessage(t("not_saved") + ": " + (body.detail || result.status), lines, "error");
+  }
+
+  function showMessage(title, lines, kind) {
+    state.message = { title, lines, kind };
+    const box = panel && panel.querySelector(".ea-message");
+    if (box) box.outerHTML = messageHtml();
+  }
+
+  function messageHtml() {
+    const m = state.message;
+    if (!m) return "<div class='ea-message' role='status'></div>";
+    return "<div class='ea-message ea-" + m.kind + "' role='status'><b>" + escape(m.title) + "</b>" +
+      (m.lines.length ? "<ul>" + m.lines.map((l) => "<li>" + escape(l) + "</li>").join("") + "</ul>" : "") +
+      "</div>";
+  }
+
+  /* ---- the panel ---- */
+
+  function button(action, label, extra) {
+    return "<button type='button' class='ea-" + action + (extra ? " " + extra : "") + "' data-action='" + action + "'>" +
+      escape(label || t(action)) + "</button>";
+  }
+
+  function signInHtml() {
+    if (state.user) {
+      const role = t("role_" + state.user.role);
+      return "<div class='ea-user'>" + t("signed_in_as") + ": <b>" + escape(state.user.name) + "</b> (" +
+        escape(role) + (state.user.scope.length ? ", " + escape(state.user.scope.join(", ")) : "") +
+        ") " + button("sign_out") + "</div>";
+    }
+    return "<div class='ea-signin'><input name='username' autocomplete='username' placeholder='" + escape(t("name")) +
+      "' aria-label='" + escape(t("name")) + "'><input type='password' name='password' autocomplete='current-password' placeholder='" +
+      escape(t("password")) + "' aria-label='" + escape(t("password")) + "'>" + button("sign_in", null, "ea-primary") + "</div>" +
+      "<details class='ea-token'><summary>" + escape(t("with_token")) + "</summary><div><input type='password' name='token' autocomplete='off' placeholder='" +
+      escape(t("token")) + "'>" + button("token_sign_in") + "</div></details>" +
+      "<div class='ea-hint'>" + escape(t("not_signed_in")) + "</div>";
+  }
+
+  function tabsHtml() {
+    const tabs = ["eas", "organise"].concat(state.user && RANK[state.user.role] >= RANK.supervisor ? ["review"] : []);
+    return "<div class='ea-tabs' role='tablist'>" + tabs.map((tab) =>
+      "<button type='button' role='tab' class='ea-tab-" + tab + "' data-tab='" + tab + "' aria-selected='" +
+      (state.tab === tab) + "'>" + escape(t("tab_" + tab)) + "</button>").join("") + "</div>";
+  }
+
+  function coverageHtml() {
+    const c = state.coverage;
+    if (!c) return "";
+    const row = (label, value, cls) => "<tr class='" + cls + "'><td>" + escape(label) + "</td><td class='num'>" + escape(value) + "</td></tr>";
+    let lines = "";
+    if (state.lines && state.lines.share !== null && state.lines.share !== undefined) {
+      lines = row(t("lines_share"), fmt(state.lines.share * 100, 1) + " %", "ea-line-share");
+    }
+    return "<h4>" + escape(t("coverage")) + " <span class='ea-badge " + (c.complete ? "ea-complete'>" + escape(t("complete"))
+      : "ea-incomplete'>" + escape(t("incomplete"))) + "</span></h4><table class='ea-coverage'>" +
+      row(t("eas"), String(c.eas), "ea-count") +
+      row(t("gaps"), c.gaps.length + " (" + fmt(c.gap_share * 100, 2) + " %)", "ea-gaps") +
+      row(t("overlaps"), String(c.overlaps.length), "ea-overlaps") +
+      row(t("outside"), String(c.outside_commune.length), "ea-outside") +
+      row(t("workload") + " " + cfg.householdsBand.join("–"), String(c.outside_workload_band.length), "ea-workload") +
+      lines + "</table>" + legendHtml();
+  }
+
+  function legendHtml() {
+    return "<div class='ea-legend'>" + Object.entries(cfg.statusColours).map(([status, colour]) =>
+      "<span><i style='background:" + colour + "'></i>" + escape(t("status_" + status)) + "</span>").join("") + "</div>";
+  }
+
+  function batchHtml() {
+    if (!canEdit()) return "";
+    const statuses = Object.values(state.eas).map((ea) => ea.feature.properties.status);
+    let html = "<div class='ea-actions ea-batch'>";
+    if (statuses.length === 0) html += button("generate", null, "ea-primary");
+    else if (statuses.every((s) => s === "draft")) html += button("regenerate", null, "ea-danger");
+    if (statuses.includes("draft") || statuses.includes("rejected")) html += button("submit_all");
+    if (canApprove() && statuses.includes("submitted")) html += button("approve_all");
+    html += "<button type='button' class='ea-multi' data-action='multi' aria-pressed='" + state.multi + "'>" +
+      escape(t("multi")) + "</button>";
+    if (state.selected.length) html += button("clear_selection");
+    return html + "</div>" + (state.multi ? "<div class='ea-hint'>" + escape(t("multi_on")) + "</div>" : "");
+  }
+
+  function listHtml() {
+    const rows = Object.values(state.eas).sort((a, b) => a.feature.properties.code.localeCompare(b.feature.properties.code));
+    if (!rows.length) return "";
+    return "<h4>" + escape(t("ea_list")) + "</h4><div class='ea-list'><table><tr><th>" + escape(t("code")) + "</th><th>" +
+      escape(t("status")) + "</th><th class='num'>" + escape(t("households_short")) + "</th></tr>" +
+      rows.map((ea) => {
+        const p = ea.feature.properties;
+        const cls = (state.selected.includes(ea.feature.id) ? "ea-row-selected " : "") + (p.status === "rejected" ? "ea-row-rejected" : "");
+        return "<tr class='ea-row " + cls + "' data-ea='" + ea.feature.id + "'><td>" + escape(p.code) + "</td><td>" +
+          escape(t("status_" + p.status)) + (p.rejection_reason ? "<div class='ea-reason'>" + escape(p.rejection_reason) + "</div>" : "") +
+          "</td><td class='num'>" + escape(fmt(p.households)) + "</td></tr>";
+      }).join("") + "</table></div>";
+  }
+
+  function selectedHtml() {
+    if (!state.selected.length) return "<div class='ea-hint'>" + escape(t("none_selected")) + "</div>";
+    if (state.selected.length > 1) {
+      const codes = state.selected.map(codeOf);
+      let html = "<h4>" + escape(t("selected")) + ": <span class='ea-code'>" + escape(codes.join(", ")) + "</span></h4><div class='ea-actions'>";
+      if (canEdit()) html += button("merge", t("merge_n", { count: codes.length }), "ea-primary");
+      return html + "</div>";
+    }
+    const ea = state.eas[state.selected[0]];
+    const p = ea.feature.properties;
+    let html = "<h4>" + escape(t("selected")) + ": <span class='ea-code'>" + escape(p.code) + "</span></h4>";
+    if (p.status === "rejected" && p.rejection_reason) {
+      html += "<div class='ea-rejected-box'>" + escape(t("rejected_because", { reason: p.rejection_reason })) + "</div>";
+    }
+    html += "<table><tr><td>" + escape(t("status")) + "</td><td class='ea-status num'>" + escape(t("status_" + p.status)) + "</td></tr>" +
+      "<tr><td>" + escape(t("households")) + "</td><td class='num'>" + escape(fmt(p.households)) + "</td></tr>" +
+      "<tr><td>" + escape(t("population")) + "</td><td class='num'>" + escape(fmt(p.population)) + "</td></tr>" +
+      "<tr><td>" + escape(t("listed")) + "</td><td class='num'>" + escape(fmt(p.listed_dwellings) + " / " + fmt(p.listed_households)) + "</td></tr>" +
+      "<tr><td>" + escape(t("version")) + "</td><td class='num'>" + escape(String(p.version)) + "</td></tr></table><div class='ea-actions'>";
+    if (state.editing !== null) {
+      html += button("save_shape", null, "ea-primary") + button("cancel_shape", t("cancel")) + "</div>" +
+        "<div class='ea-hint'>" + escape(t("editing_hint", { code: p.code })) + "</div>";
+      return html;
+    }
+    if (canEdit()) html += button("edit_shape");
+    if (canEdit() && (p.status === "draft" || p.status === "rejected")) html += button("submit");
+    if (canApprove() && p.status === "submitted") html += button("approve", null, "ea-primary") + button("reject", null, "ea-danger");
+    if (canEdit()) html += button("delete", null, "ea-danger");
+    html += button("history") + "</div>";
+    if (canEdit()) html += "<div class='ea-hint'>" + escape(t("draw_split")) + "</div>";
+    html += attributesHtml(p);
+    if (state.history && state.history.id === state.selected[0]) html += historyHtml();
+    return html;
+  }
+
+  function attributesHtml(p) {
+    const disabled = canEdit() ? "" : " disabled";
+    const option = (value, label) => "<option value='" + value + "'" + ((p.urban_rural || "") === value ? " selected" : "") + ">" + escape(label) + "</option>";
+    return "<h4>" + escape(t("attributes")) + "</h4><div class='ea-attributes'>" +
+      "<label>" + escape(t("urban_rural")) + "<select name='urban_rural'" + disabled + ">" + option("", t("unknown")) +
+      option("urban", t("urban")) + option("rural", t("rural")) + "</select></label>" +
+      "<label>" + escape(t("boundary_description")) + "<textarea name='boundary_description' maxlength='2000'" + disabled + ">" +
+      escape(p.boundary_description || "") + "</textarea></label>" +
+      "<label>" + escape(t("landmarks")) + "<textarea name='landmarks' maxlength='2000'" + disabled + ">" + escape(p.landmarks || "") +
+      "</textarea></label>" + (canEdit() ? button("save_attributes") : "") + "</div>";
+  }
+
+  function historyHtml() {
+    const entries = state.history.entries;
+    const current = state.eas[state.history.id].feature.properties.version;
+    const rows = entries.slice().reverse().map((h) => {
+      const feature = h.after || h.before;
+      const version = feature && feature.properties ? feature.properties.version : null;
+      const shaped = feature && feature.geometry;
+      let actions = "";
+      if (shaped) actions += "<button type='button' class='ea-show-version' data-entry='" + h.id + "'>" + escape(t("show_version")) + "</button>";
+      if (shaped && h.after && canEdit() && version !== current) {
+        actions += "<button type='button' class='ea-restore' data-entry='" + h.id + "'>" + escape(t("restore")) + "</button>";
+      }
+      return "<tr><td>" + escape(when(h.at)) + "</td><td>" + escape(t("action_" + h.action)) +
+        (version ? " (v" + escape(String(version)) + (version === current ? ", " + escape(t("current")) : "") + ")" : "") +
+        "</td><td>" + escape(h.user) + "</td><td>" + escape(h.reason || "") + "</td><td>" + actions + "</td></tr>";
+    }).join("");
+    return "<h4>" + escape(t("history_of", { code: codeOf(state.history.id) })) + "</h4><table class='ea-history-table'><tr><th>" +
+      escape(t("when")) + "</th><th>" + escape(t("action")) + "</th><th>" + escape(t("who")) + "</th><th>" + escape(t("why")) +
+      "</th><th></th></tr>" + rows + "</table>";
+  }
+
+  function easTabHtml() {
+    return coverageHtml() + batchHtml() + selectedHtml() + listHtml();
+  }
+
+  function staffOptions(role, chosen) {
+    return state.staff.filter((s) => s.role === role).map((s) =>
+      "<option value='" + escape(s.code) + "'" + (s.code === chosen ? " selected" : "") + ">" + escape(s.name + " (" + s.code + ")") + "</option>").join("");
+  }
+
+  function organiseTabHtml() {
+    let html = "";
+    const areas = state.areas;
+    html += "<h4>" + escape(t("supervisor_areas")) + " <small>(" + escape(t("band")) + " " + cfg.areaBand.join("–") + ")</small></h4>";
+    if (!areas || !areas.areas.length) html += "<div class='ea-hint'>" + escape(t("no_areas")) + "</div>";
+    else {
+      html += "<table class='ea-areas'>" + areas.areas.map((a) =>
+        "<tr class='ea-area' data-area='" + a.id + "'><td><b>" + escape(a.code) + "</b><br>" + escape(a.eas.join(", ")) +
+        (a.warnings.length ? a.warnings.map((w) => "<div class='ea-warn'>" + escape(w) + "</div>").join("") : "") +
+        "</td><td>" + escape(a.supervisor ? a.supervisor.name : t("none")) + "</td><td>" +
+        (canEdit() ? "<button type='button' class='ea-delete-area ea-danger' data-area='" + a.id + "' data-code='" + escape(a.code) + "'>" +
+          escape(t("delete_area")) + "</button>" : "") + "</td></tr>").join("") + "</table>";
+    }
+    if (canEdit() && state.selected.length) {
+      html += "<div class='ea-make-area'><label>" + escape(t("supervisor")) + " <select name='area_supervisor'><option value=''>" +
+        escape(t("none")) + "</option>" + staffOptions("supervisor") + "</select></label>" +
+        button("make_area", t("make_area", { count: state.selected.length })) + "</div>";
+      html += "<div class='ea-assign'><label>" + escape(t("assign", { count: state.selected.length })) +
+        " <select name='enumerator'><option value=''>" + escape(t("unassign")) + "</option>" + staffOptions("enumerator") +
+        "</select></label>" + button("assign_selected", t("assign_button")) + "</div>";
+    } else if (canEdit()) {
+      html += "<div class='ea-hint'>" + escape(t("none_selected")) + "</div>";
+    }
+    html += workloadHtml();
+    html += "<h4>" + escape(t("staff")) + "</h4><table class='ea-staff'>" + state.staff.map((s) =>
+      "<tr><td>" + escape(s.code) + "</td><td>" + escape(s.name) + "</td><td>" + escape(t(s.role)) + "</td><td>" +
+      (canEdit() ? "<button type='button' class='ea-remove-staff' data-code='" + escape(s.code) + "' data-name='" + escape(s.name) + "'>" +
+        escape(t("remove")) + "</button>" : "") + "</td></tr>").join("") + "</table>";
+    if (canEdit()) {
+      html += "<div class='ea-form ea-staff-form'><input name='staff_code' placeholder='" + escape(t("staff_code")) +
+        "'><input name='staff_name' placeholder='" + escape(t("staff_name")) + "'><select name='staff_role'><option value='enumerator'>" +
+        escape(t("enumerator")) + "</option><option value='supervisor'>" + escape(t("supervisor")) + "</option></select><input name='staff_phone' placeholder='" +
+        escape(t("phone")) + "'>" + button("add_staff") + "</div>";
+      html += "<h4>" + escape(t("listing_upload")) + "</h4><input type='file' name='listing' accept='.csv,text/csv'>" + button("upload");
+    }
+    return html;
+  }
+
+  function workloadHtml() {
+    const w = state.workload;
+    if (!w) return "";
+    let html = "<h4>" + escape(t("workload_table")) + "</h4><table class='ea-workload-table'><tr><th>" + escape(t("enumerator")) +
+      "</th><th class='num'>" + escape(t("eas")) + "</th><th class='num'>" + escape(t("households_short")) + "</th><th class='num'>" +
+      escape(t("area_km2")) + "</th></tr>";
+    for (const row of w.enumerators) {
+      const who = row.enumerator ? row.enumerator.name : t("unassigned");
+      html += "<tr class='ea-workload-row" + (row.enumerator ? "" : " ea-unassigned") + "'><td>" + escape(who) +
+        (row.flag ? " <span class='ea-flag'>" + escape(t("flag_" + row.flag)) + "</span>" : "") + "</td><td class='num'>" +
+        row.eas.length + "</td><td class='num'>" + escape(fmt(row.households)) + "</td><td class='num'>" + escape(fmt(row.area_km2, 2)) + "</td></tr>";
+    }
+    html += "</table>";
+    if (w.outside_band.length) html += "<div class='ea-warn'>" + escape(t("workload") + " " + cfg.householdsBand.join("–") + ": " +
+      w.outside_band.map((o) => o.ea + " (" + o.households + ")").join(", ")) + "</div>";
+    if (w.without_supervisor_area.length) html += "<div class='ea-warn'>" + escape(t("no_area") + ": " + w.without_supervisor_area.length) + "</div>";
+    return html;
+  }
+
+  function reviewTabHtml() {
+    const r = state.review;
+    if (!r) return "";
+    let html = "<h4>" + escape(t("queue")) + " (" + r.submitted.length + ")</h4>";
+    if (!r.submitted.length) html += "<div class='ea-hint'>" + escape(t("queue_empty")) + "</div>";
+    else {
+      html += "<div class='ea-hint'>" + escape(t("queue_keys")) + "<span class='ea-swatch' style='background:#31a354'></span>" +
+        escape(t("added")) + "<span class='ea-swatch' style='background:#de2d26'></span>" + escape(t("removed")) + "</div>";
+      html += "<div class='ea-queue'><ul>" + r.submitted.map((e, i) =>
+        "<li class='ea-queue-item" + (i === state.reviewFocus ? " ea-focused" : "") + "' data-index='" + i + "'><b>" + escape(e.code) + "</b> · " +
+        escape(fmt(e.households)) + " " + escape(t("households_short")) + "<br><small>" + escape(t("submitted_by")) + " " + escape(e.submitted_by) +
+        ", " + escape(when(e.submitted_at)) + (e.previous ? " · " + escape(t("compared_with")) + " " + escape(e.previous) : "") + "</small>" +
+        (i === state.reviewFocus && canApprove() ? "<div>" + button("approve", null, "ea-primary") + button("reject", null, "ea-danger") + "</div>" : "") +
+        "</li>").join("") + "</ul></div>";
+    }
+    const others = r.counts.filter((c) => c.commune !== cfg.commune.code);
+    html += "<h4>" + escape(t("status_counts")) + "</h4><table class='ea-counts'><tr><th>" + escape(t("commune")) + "</th><th class='num'>" +
+      escape(t("status_submitted")) + "</th><th class='num'>" + escape(t("status_approved")) + "</th><th class='num'>" + escape(t("eas")) + "</th></tr>" +
+      r.counts.map((c) => "<tr><td>" + (c.commune === cfg.commune.code ? "<b>" + escape(c.commune) + "</b>" :
+        "<a href='?" + escape(new URLSearchParams({ commune: c.commune, round: cfg.round, lang: cfg.lang, tab: "review" }).toString()) + "'>" +
+        escape(c.commune) + "</a>") + "</td><td class='num'>" + c.submitted + "</td><td class='num'>" + c.approved + "</td><td class='num'>" +
+        c.eas + "</td></tr>").join("") + "</table>";
+    if (!others.length) html += "";
+    return html;
+  }
+
+  function searchHtml() {
+    return "<div class='ea-search'><input name='q' autocomplete='off' placeholder='" + escape(t("find_commune")) +
+      "'><button type='button' class='ea-find'>" + escape(t("find")) + "</button></div><div class='ea-results'></div>";
+  }
+
+  function linksHtml() {
+    const params = new URLSearchParams({ round: cfg.round, lang: cfg.lang });
+    let html = "<div class='ea-links'><a class='ea-progress-link' href='" + escape(cfg.api + "/map/ea/progress?" + params.toString()) + "'>" +
+      escape(t("progress")) + "</a>";
+    if (state.user && state.user.role === "admin") {
+      html += "<a class='ea-users-link' href='" + escape(cfg.api + "/map/users?lang=" + cfg.lang) + "'>" + escape(t("admin_users")) + "</a>";
+    }
+    return html + "</div>";
+  }
+
+  function render() {
+    if (!panel) return;
+    const title = cfg.commune
+      ? "<h3>" + escape(cfg.commune.name) + " <small>(" + escape(cfg.commune.code) + ", " +
+        escape(cfg.commune.provinceName || cfg.commune.province || "") + ")</small></h3><div class='ea-round'>" +
+        escape(t("round")) + " " + escape(cfg.round) + "</div>"
+      : "<h3>" + escape(t("title")) + "</h3><div class='ea-hint'>" + escape(t("choose_commune")) + "</div>";
+    // a reload finishing while someone types (a name, a reason) must not eat their typing
+    const typed = {};
+    panel.querySelectorAll("input[name], textarea[name], select[name]").forEach((i) => {
+      if (i.type !== "file") typed[i.name] = i.value;
+    });
+    const focused = panel.contains(document.activeElement) ? document.activeElement.name : null;
+    const keepSelection = state.selected.join(",") === (panel.dataset.selected || "");
+    const scroll = panel.scrollTop;
+    let body = "";
+    if (cfg.commune) {
+      body = tabsHtml();
+      if (state.tab === "organise") body += organiseTabHtml();
+      else if (state.tab === "review") body += reviewTabHtml();
+      else body += easTabHtml();
+    }
+    panel.innerHTML = title + signInHtml() + searchHtml() + body + messageHtml() + linksHtml() +
+      "<div class='ea-lang'><a href='?" + langLink("vi") + "'>Tiếng Việt</a> · <a href='?" + langLink("en") +
+      "'>English</a></div>";
+    panel.querySelectorAll("input[name], textarea[name], select[name]").forEach((i) => {
+      // (typed values survive a redraw, unless another EA was selected meanwhile)
+      const attribute = ["urban_rural", "boundary_description", "landmarks"].includes(i.name);
+      if (typed[i.name] !== undefined && i.type !== "file" && (!attribute || keepSelection)) i.value = typed[i.name];
+      if (i.name === focused) i.focus();
+    });
+    panel.dataset.selected = state.selected.join(",");
+    panel.scrollTop = scroll;
+    wirePanel();
+  }
+
+  function langLink(lang) {
+    const params = new URLSearchParams(window.location.search);
+    params.set("lang", lang);
+    return escape(params.toString());
+  }
+
+  function wirePanel() {
+    const on = (selector, handler) => panel.querySelectorAll(selector).forEach((el) => el.addEventListener("click", (e) => handler(el, e)));
+    const password = panel.querySelector("input[name=password]");
+    if (password) password.addEventListener("keydown", (e) => { if (e.key === "Enter") signInWithPassword(); });
+    const token = panel.querySelector("input[name=token]");
+    if (token) token.addEventListener("keydown", (e) => { if (e.key === "Enter") signInWith(token.value.trim()); });
+    const q = panel.querySelector("input[name=q]");
+    q.addEventListener("keydown", (e) => { if (e.key === "Enter") findCommune(q.value); });
+    on(".ea-find", () => findCommune(q.value));
+    on("button[data-action]", (b) => act(b.dataset.action));
+    on("button[data-tab]", (b) => switchTab(b.dataset.tab));
+    on("tr.ea-row", (row) => {
+      const id = Number(row.dataset.ea);
+      select(id, state.multi);
+      const layer = state.eas[id] && state.eas[id].layer;
+      if (layer && !map.getBounds().contains(layer.getBounds())) map.fitBounds(layer.getBounds(), { maxZoom: map.getZoom() });
+    });
+    on(".ea-show-version", (b) => previewVersion(state.history.entries.find((h) => h.id === Number(b.dataset.entry))));
+    on(".ea-restore", (b) => restoreVersion(Number(b.dataset.entry)));
+    on(".ea-delete-area", (b) => deleteArea(Number(b.dataset.area), b.dataset.code));
+    on(".ea-remove-staff", (b) => removeStaff(b.dataset.code, b.dataset.name));
+    on("li.ea-queue-item", (li, e) => {
+      if (e.target.tagName === "BUTTON") return;
+      state.reviewFocus = Number(li.dataset.index);
+      showReviewChange();
+      render();
+    });
+  }
+
+  async function switchTab(tab) {
+    state.tab = tab;
+    overlay.clearLayers();
+    if (tab === "organise") await loadOrganisation();
+    if (tab === "review") await loadReview();
+    render();
+  }
+
+  async function act(action) {
+    switch (action) {
+      case "sign_in": return signInWithPassword();
+      case "token_sign_in": return signInWith(panel.querySelector("input[name=token]").value.trim());
+      case "sign_out": return signOutNow();
+      case "merge": return mergeSelected();
+      case "history": return showHistory();
+      case "generate": case "regenerate": return generate();
+      case "submit_all": return transitionAll(["draft", "rejected"], "submit", "confirm_submit_all");
+      case "approve_all": return transitionAll(["submitted"], "approve", "confirm_approve_all");
+      case "multi":
+        state.multi = !state.multi;
+        restyle();
+        return render();
+      case "clear_selection":
+        state.selected = [];
+        restyle();
+        return render();
+      case "edit_shape": return startEditing();
+      case "save_shape": return saveEditing();
+      case "cancel_shape": return cancelEditing();
+      case "save_attributes": return saveAttributes();
+      case "make_area": return makeArea();
+      case "assign_selected": return assignSelected();
+      case "add_staff": return addStaff();
+      case "upload": return uploadListing();
+      case "approve": case "reject":
+        if (state.tab === "review") return reviewAction(action);
+        return runOnSelected(action);
+      default: return runOnSelected(action);
+    }
+  }
+
+  async function signInWithPassword() {
+    const name = panel.querySelector("input[name=username]").value.trim();
+    const password = panel.querySelector("input[name=password]").value;
+    if (!name || !password) return;
+    const result = await call("POST", cfg.api + "/users/sign-in",
+                              { body: { name, password, label: navigator.userAgent.slice(0, 60) } });
+    if (!result.ok) {
+      panel.querySelector("input[name=password]").value = "";
+      render();
+      showError(result);
+      return;
+    }
+    await signInWith(result.body.token);
+    const input = panel.querySelector("input[name=password]");
+    if (input) input.value = "";
+  }
+
+  async function signInWith(token) {
+    if (!token) return;
+    state.token = token;
+    const result = await call("GET", cfg.api + "/users/me");
+    if (!result.ok) {
+      state.token = null;
+      sessionStorage.removeItem(TOKEN_KEY);
+      render();
+      showError(result);
+      return;
+    }
+    sessionStorage.setItem(TOKEN_KEY, token);
+    state.user = result.body;
+    state.message = null;
+    if (canEdit() && cfg.commune) addDrawTools();
+    if (tiles) {  // (their requests now carry the token)
+      map.removeLayer(tiles);
+      addTiles();
+    }
+    if (state.tab === "review" && state.user && RANK[state.user.role] < RANK.supervisor) state.tab = "eas";
+    if (cfg.commune && state.tab === "organise") await loadOrganisation();
+    if (cfg.commune && state.tab === "review") await loadReview();
+    render();
+  }
+
+  async function signOutNow() {
+    if (state.token) await call("POST", cfg.api + "/users/sign-out");
+    sessionStorage.removeItem(TOKEN_KEY);
+    state.token = null;
+    state.user = null;
+    state.multi = false;
+    if (state.editing !== null) await cancelEditing();
+    removeDrawTools();
+    if (state.tab === "review") state.tab = "eas";
+    render();
+  }
+
+  async function findCommune(text) {
+    if (!text.trim()) return;
+    const url = cfg.api + "/collections/commune-" + cfg.vintage + "/items?limit=10&zoom=9" +
+      "&properties=code,name,parent_code&q=" + encodeURIComponent(text);
+    const result = await call("GET", url);
+    const box = panel.querySelector(".ea-results");
+    box.innerHTML = "";
+    if (!result.ok || !result.body.features.length) { box.textContent = t("no_match"); return; }
+    for (const f of result.body.features) {
+      const a = L.DomUtil.create("a", "ea-hit", box);
+      const params = new URLSearchParams({ commune: f.id, round: cfg.round, lang: cfg.lang });
+      a.href = "?" + params.toString();
+      a.textContent = f.properties.name + " (" + f.id + ")";
+    }
+  }
+
+  function addPanel() {
+    const control = L.control({ position: "topright" });
+    control.onAdd = () => {
+      panel = L.DomUtil.create("div", "gv-controls ea-panel");
+      L.DomEvent.disableClickPropagation(panel);
+      L.DomEvent.disableScrollPropagation(panel);
+      return panel;
+    };
+    control.addTo(map);
+  }
+
+  window.eaEditor = {
+    map, ready: false, lastResult: null, writes: [], settled: 0, coverage: null, tileLoads: 0,
+    queue: [], neighbourIds: [],
+    eas: () => Object.values(state.eas).map((ea) => ({ id: ea.feature.id, code: ea.feature.properties.code,
+                                                        status: ea.feature.properties.status,
+                                                        reason: ea.feature.properties.rejection_reason,
+                                                        etag: ea.etag })),
+    selected: () => state.selected.slice(),
+    select: (id, add) => select(id, add),
+    findings: () => findings.getLayers().length,
+    tileCodes: () => [...tileCodes],
+    user: () => state.user,
+    editingId: () => state.editing,
+    editHandles: () => document.querySelectorAll(".leaflet-editing-icon").length,
+  };
+
+  async function start() {
+    localiseDraw();
+    map.fitBounds(cfg.bounds);
+    addBaseLayers();
+    addPanel();
+    const wanted = new URLSearchParams(window.location.search).get("tab");
+    if (["eas", "organise", "review"].includes(wanted)) state.tab = wanted;
+    render();
+    if (state.token) await signInWith(state.token);
+    if (cfg.commune) {
+      addTiles();
+      await Promise.all([addCommuneOutline(), loadLines()]);
+      await reload();
+    }
+    window.eaEditor.ready = true;
+  }
+  start();
+})();

@@ -1,0 +1,249 @@
+"""EAs along visible features: a commune is first cut into blocks along the loaded lines
+(roads, rivers, railways) and its own edge, as census offices build small blocks before
+grouping them (US Census blocks, GRID3/gridEZ); blocks with too many people are split along
+the population grid (geo_service.ea.delineate), and blocks with too few are grouped with
+their neighbours into contiguous EAs of the target size. An EA's boundary then runs along a
+line wherever a line is near, and across the grid only inside a block that needs cutting.
+
+Where no line crosses a commune the grid method alone is used, with the cell edges
+between EAs simplified as a coverage (no staircases where a straight edge will do; the
+commune's edge is kept exactly, so the EAs still cover it with no gaps or overlaps).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import shapely
+from shapely import STRtree
+from shapely.geometry.base import BaseGeometry
+
+from geo_service.ea.delineate import DraftEA, _polygonal, generate_commune_eas
+
+_M_PER_DEG = 111_320.0
+# A group of blocks is an EA once it holds this share of the target population; smaller
+# ones join a neighbour (so no EA of a handful of households is left behind a road).
+_MIN_FILL = 0.6
+# ...and a merge should not make an EA larger than this share of the target, if another
+# neighbour avoids it.
+_MAX_FILL = 1.5
+# Blocks (faces between lines) narrower than this are slivers along a line: joined to a
+# neighbour whatever their population.
+_SLIVER_M = 15.0
+# How far apart two pieces' edges may be and still count as shared (floating point only).
+_TOUCH_DEG = 1e-7
+
+
+@dataclass
+class _Piece:
+    geometry: BaseGeometry
+    population: float
+
+
+def cut_into_blocks(commune: BaseGeometry, lines: list[BaseGeometry]) -> list[BaseGeometry]:
+    """The faces the lines cut the commune into (all of it, exactly once)."""
+    area = _polygonal(commune)
+    linear = [
+        part
+        for line in lines
+        for part in shapely.get_parts(shapely.intersection(line, area))
+        if part.geom_type in ("LineString", "LinearRing") and not part.is_empty
+    ]
+    if not linear:
+        return [area]
+    noded = shapely.union_all([area.boundary, *linear])
+    faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
+    if len(faces) == 0:
+        return [area]
+    points = shapely.point_on_surface(faces)
+    shapely.prepare(area)
+    inside = shapely.contains(area, points) & (shapely.area(faces) > 0)
+    blocks = list(faces[inside])
+    return blocks or [area]
+
+
+def simplify_within(drafts: list[DraftEA], cell_size_m: float) -> list[DraftEA]:
+    """The drafts with the grid's staircases between them simplified (the outer edge, i.e.
+    the commune's or the block's, is kept as it is)."""
+    if len(drafts) < 2:
+        return drafts
+    tolerance = 0.6 * cell_size_m / _M_PER_DEG
+    geometries = np.asarray([d.geometry for d in drafts], dtype=object)
+    try:
+        simplified = shapely.coverage_simplify(geometries, tolerance, simplify_boundary=False)
+    except shapely.errors.GEOSException:
+        return drafts
+    if not all(shapely.is_valid(simplified)) or any(shapely.is_empty(simplified)):
+        return drafts
+    return [
+        DraftEA(d.serial, _polygonal(g), d.population, d.households)
+        for d, g in zip(drafts, simplified, strict=True)
+    ]
+
+
+def generate_along_lines(
+    commune: BaseGeometry,
+    lines: list[BaseGeometry],
+    raster: Path,
+    households_per_ea: float = 120,
+    household_size: float = 3.5,
+    cell_size_m: float = 100,
+) -> list[DraftEA]:
+    """Draft EAs covering the commune, with boundaries along the lines where they can."""
+    area = _polygonal(commune)
+    if area.is_empty:
+        return []
+    blocks = cut_into_blocks(area, lines) if lines else [area]
+    if len(blocks) == 1:
+        drafts = generate_commune_eas(area, raster, households_per_ea, household_size, cell_size_m)
+        return simplify_within(drafts, cell_size_m)
+    pieces: list[_Piece] = []
+    for block in blocks:
+        drafts = generate_commune_eas(block, raster, households_per_ea, household_size, cell_size_m)
+        pieces += [_Piece(d.geometry, d.population) for d in simplify_within(drafts, cell_size_m)]
+    groups = _group(pieces, households_per_ea * household_size)
+    drafts = []
+    for serial, members in enumerate(_in_reading_order(pieces, groups), 1):
+        geometry = shapely.union_all([pieces[i].geometry for i in members])
+        population = float(sum(pieces[i].population for i in members))
+        drafts.append(
+            DraftEA(serial, _polygonal(geometry), population, population / household_size)
+        )
+    return drafts
+
+
+Job = tuple[str, BaseGeometry, list[BaseGeometry], Path, float, float, float]
+
+
+def generate_many_along_lines(
+    communes: list[tuple[str, BaseGeometry, list[BaseGeometry]]],
+    raster: Path,
+    households_per_ea: float = 120,
+    household_size: float = 3.5,
+    cell_size_m: float = 100,
+    workers: int = 2,
+) -> dict[str, list[DraftEA]]:
+    """Draft EAs of many communes (code, geometry, lines), on `workers` processes."""
+    jobs: list[Job] = [
+        (code, geometry, lines, Path(raster), households_per_ea, household_size, cell_size_m)
+        for code, geometry, lines in communes
+    ]
+    if workers <= 1 or len(jobs) <= 1:
+        return dict(map(_job, jobs))
+    # Small chunks: communes vary a lot in cost, and big ones would leave a worker idle.
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return dict(pool.map(_job, jobs, chunksize=4))
+
+
+def _job(job: Job) -> tuple[str, list[DraftEA]]:
+    """One commune's EAs, keyed by its code (a picklable unit of work)."""
+    code, geometry, lines, raster, households_per_ea, household_size, cell_size_m = job
+    return code, generate_along_lines(
+        geometry, lines, raster, households_per_ea, household_size, cell_size_m
+    )
+
+
+def boundary_share(
+    drafts: list[DraftEA], commune: BaseGeometry, lines: list[BaseGeometry]
+) -> tuple[float, float]:
+    """(length of the EA boundaries inside the commune, length of it along a line), metres."""
+    if len(drafts) < 2:
+        return 0.0, 0.0
+    scale = _M_PER_DEG * math.sqrt(max(math.cos(math.radians(commune.centroid.y)), 1e-6))
+    near = 5.0 / scale
+    edges = shapely.union_all([shapely.boundary(d.geometry) for d in drafts])
+    inner = shapely.difference(edges, shapely.buffer(shapely.boundary(commune), near))
+    total = float(shapely.length(inner)) * scale
+    if not lines or total == 0:
+        return total, 0.0
+    along = shapely.intersection(inner, shapely.buffer(shapely.union_all(lines), near))
+    return total, float(shapely.length(along)) * scale
+
+
+def _neighbours(pieces: list[_Piece]) -> list[dict[int, float]]:
+    """For each piece, the pieces it shares an edge with and the length shared (degrees)."""
+    geometries = np.asarray([p.geometry for p in pieces], dtype=object)
+    tree = STRtree(geometries)
+    left, right = tree.query(geometries, predicate="intersects")
+    keep = left < right
+    left, right = left[keep], right[keep]
+    shared = shapely.length(
+        shapely.intersection(
+            shapely.boundary(geometries[left]), shapely.buffer(geometries[right], _TOUCH_DEG)
+        )
+    )
+    found: list[dict[int, float]] = [{} for _ in pieces]
+    for a, b, length in zip(left.tolist(), right.tolist(), shared.tolist(), strict=True):
+        if length > 10 * _TOUCH_DEG:
+            found[a][b] = found[b][a] = length
+    return found
+
+
+def _group(pieces: list[_Piece], target: float) -> list[int]:
+    """A group label per piece: under-filled groups join a neighbour, smallest first."""
+    parent = list(range(len(pieces)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    population = [p.population for p in pieces]
+    slivers = {i for i, p in enumerate(pieces) if _width_m(p.geometry) < _SLIVER_M}
+    touching = _neighbours(pieces)
+    heap = [(population[i] if i not in slivers else -1.0, i) for i in range(len(pieces))]
+    heapq.heapify(heap)
+    while heap:
+        pop, i = heapq.heappop(heap)
+        i_root = root(i)
+        if i_root != i or (pop != population[i] and pop != -1.0):
+            continue  # a stale entry: the group changed since
+        if pop >= _MIN_FILL * target:
+            break
+        candidates = {root(j): length for j, length in touching[i].items() if root(j) != i}
+        if not candidates:
+            continue  # an island of too few people: it stays one EA
+        best = min(
+            candidates,
+            key=lambda j: (
+                population[j] + population[i] > _MAX_FILL * target,
+                population[j],
+                -candidates[j],
+            ),
+        )
+        parent[i] = best
+        population[best] += population[i]
+        for j, length in touching[i].items():
+            if root(j) != best:
+                touching[best][j] = touching[best].get(j, 0.0) + length
+        heapq.heappush(heap, (population[best], best))
+    return [root(i) for i in range(len(pieces))]
+
+
+def _width_m(geometry: BaseGeometry) -> float:
+    """About how wide a shape is: twice its area over its perimeter, in metres."""
+    perimeter = shapely.length(geometry)
+    if perimeter <= 0:
+        return 0.0
+    latitude = geometry.centroid.y if not geometry.is_empty else 0.0
+    scale = _M_PER_DEG * math.sqrt(max(math.cos(math.radians(latitude)), 1e-6))
+    return float(2 * shapely.area(geometry) / perimeter * scale)
+
+
+def _in_reading_order(pieces: list[_Piece], labels: list[int]) -> list[list[int]]:
+    """The groups' members, groups numbered from north-west to south-east."""
+    groups: dict[int, list[int]] = {}
+    for i, label in enumerate(labels):
+        groups.setdefault(label, []).append(i)
+
+    def key(members: list[int]) -> tuple[float, float]:
+        x0, y0, x1, y1 = shapely.total_bounds([pieces[i].geometry for i in members])
+        return (-round((y0 + y1) / 2, 3), (x0 + x1) / 2)
+
+    return sorted(groups.values(), key=key)

@@ -1,0 +1,289 @@
+"""Census organisation over the EAs: staff, supervisor areas, assignments, the workload
+table, progress across a scope, the supervisors' review queue, the field listing and how
+far EA boundaries follow the loaded lines."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi.responses import Response
+
+from geo_core.errors import InvalidParameter, PayloadTooLarge
+from geo_core.text import CODE
+from geo_service.ea import organise
+from geo_service.ea.lines import line_share, lines_near
+from geo_service.ea.organise import Band
+from geo_service.ea.service import commune_of
+from geo_service.ea.sql import latest_commune_vintage
+from geo_service.http.auth import Reader, Writer
+from geo_service.http.deps import Conn, EaOps, Language, Settings
+from geo_service.http.documents import (
+    LineShare,
+    ListingResult,
+    Progress,
+    ProgressRow,
+    ReviewEntry,
+    ReviewQueue,
+    StaffList,
+    StaffMember,
+    SupervisorAreaDoc,
+    SupervisorAreas,
+    Workload,
+    WorkloadRow,
+)
+from geo_service.http.ogc import GEOJSON
+from geo_service.messages import localised, said
+
+router = APIRouter(tags=["census organisation"])
+Round = Annotated[str, Path(pattern=r"^\d{4}$", description="census round, e.g. 2029")]
+RoundQuery = Annotated[str, Query(alias="round", pattern=r"^\d{4}$")]
+CommuneCode = Annotated[str, Path(pattern=CODE)]
+Scope = Annotated[
+    str | None,
+    Query(
+        max_length=2000,
+        pattern=r"^(\d{2}|\d{5})(,(\d{2}|\d{5}))*$",
+        description="province (2-digit) or commune (5-digit) codes, comma-separated; "
+        "default: the user's scope",
+    ),
+]
+MAX_LISTING_BYTES = 5_000_000
+
+
+def _codes(scope: str | None) -> list[str] | None:
+    return scope.split(",") if scope else None
+
+
+def _band(settings: Any) -> Band:
+    return Band(settings.ea_per_supervisor_min, settings.ea_per_supervisor_max)
+
+
+# ---- staff ----
+
+
+@router.get("/census/{census_round}/staff", summary="Enumerators and supervisors")
+async def list_staff(
+    census_round: Round, conn: Conn, user: Reader, scope: Scope = None
+) -> StaffList:
+    """The round's staff working in the scope (a commune's and its province's)."""
+    rows = await organise.sql.staff_of(
+        conn, census_round, organise.scope_codes(user, _codes(scope))
+    )
+    return StaffList(staff=[StaffMember(**row) for row in rows])
+
+
+@router.post("/census/{census_round}/staff", status_code=201, summary="Add a staff member")
+async def add_staff(
+    census_round: Round,
+    conn: Conn,
+    user: Writer,
+    body: Annotated[Any, Body(description='{"code", "name", "role", "scope", "phone"}')],
+) -> StaffMember:
+    """An enumerator or supervisor working in a province or commune of the user's scope
+    (not necessarily a user of the service; `user_name` links one)."""
+    if not isinstance(body, dict):
+        raise InvalidParameter("the body must be a JSON object", parameter="body")
+    return StaffMember(**await organise.add_staff(conn, user, census_round, body))
+
+
+@router.delete("/census/{census_round}/staff/{code}", status_code=204, summary="Remove staff")
+async def remove_staff(
+    census_round: Round,
+    code: Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,32}$")],
+    conn: Conn,
+    user: Writer,
+) -> None:
+    """Their EAs and supervisor areas become unassigned."""
+    await organise.remove_staff(conn, user, census_round, code)
+
+
+# ---- supervisor areas ----
+
+
+@router.get("/communes/{code}/supervisor-areas", summary="A commune's supervisor areas")
+async def list_areas(
+    code: CommuneCode,
+    conn: Conn,
+    user: Reader,
+    settings: Settings,
+    lang: Language,
+    census_round: RoundQuery = "2029",
+) -> SupervisorAreas:
+    """Each area with its EAs, households, supervisor and what breaks its rules now."""
+    commune = await commune_of(conn, code, None, "code")
+    band = _band(settings)
+    areas = await organise.areas_report(conn, census_round, commune, band)
+    return SupervisorAreas(
+        commune=commune.code,
+        census_round=census_round,
+        band=[band.low, band.high],
+        areas=[
+            SupervisorAreaDoc(
+                **{
+                    **area,
+                    "supervisor": StaffMember(**area["supervisor"]) if area["supervisor"] else None,
+                    "warnings": localised(area["warnings"], lang),
+                }
+            )
+            for area in areas
+        ],
+    )
+
+
+@router.post("/communes/{code}/supervisor-areas", status_code=201, summary="Group EAs into an area")
+async def add_area(
+    code: CommuneCode,
+    conn: Conn,
+    user: Writer,
+    settings: Settings,
+    lang: Language,
+    body: Annotated[Any, Body(description='{"eas": [EA codes], "supervisor": staff code}')],
+    census_round: RoundQuery = "2029",
+) -> SupervisorAreas:
+    """A contiguous group of EAs of the commune (none in another area), optionally under a
+    supervisor who works there; the commune's areas as they now are."""
+    if not isinstance(body, dict):
+        raise InvalidParameter("the body must be a JSON object", parameter="body")
+    await organise.save_area(conn, user, census_round, code, None, body)
+    return await list_areas(code, conn, user, settings, lang, census_round)
+
+
+@router.put("/communes/{code}/supervisor-areas/{area}", summary="Change a supervisor area")
+async def change_area(
+    code: CommuneCode,
+    area: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    conn: Conn,
+    user: Writer,
+    settings: Settings,
+    lang: Language,
+    body: Annotated[Any, Body(description='{"eas": [EA codes], "supervisor": staff code}')],
+    census_round: RoundQuery = "2029",
+) -> SupervisorAreas:
+    """The area holds exactly the EAs listed, under the supervisor named (or none)."""
+    if not isinstance(body, dict):
+        raise InvalidParameter("the body must be a JSON object", parameter="body")
+    await organise.save_area(conn, user, census_round, code, area, body)
+    return await list_areas(code, conn, user, settings, lang, census_round)
+
+
+@router.delete(
+    "/communes/{code}/supervisor-areas/{area}", status_code=204, summary="Remove an area"
+)
+async def remove_area(
+    code: CommuneCode, area: Annotated[int, Path(ge=1, le=2**63 - 1)], conn: Conn, user: Writer
+) -> None:
+    """Its EAs stay, in no area."""
+    await organise.drop_area(conn, user, code, area)
+
+
+# ---- assignments, workload, progress ----
+
+
+@router.put("/communes/{code}/assignments", summary="Assign EAs to enumerators")
+async def assign(
+    code: CommuneCode,
+    conn: Conn,
+    user: Writer,
+    ops: EaOps,
+    body: Annotated[Any, Body(description='{"assignments": [{"ea": code, "enumerator": code}]}')],
+    census_round: RoundQuery = "2029",
+) -> Workload:
+    """All or nothing: each enumerator must work in the commune; null unassigns. The
+    commune's workload table as it now is."""
+    if not isinstance(body, dict):
+        raise InvalidParameter("the body must be a JSON object", parameter="body")
+    await organise.assign(conn, user, census_round, code, body.get("assignments"))
+    return await workload(code, conn, user, ops, census_round)
+
+
+@router.get("/communes/{code}/workload", summary="Workload per enumerator in a commune")
+async def workload(
+    code: CommuneCode, conn: Conn, user: Reader, ops: EaOps, census_round: RoundQuery = "2029"
+) -> Workload:
+    """Households, area and EAs per enumerator; EAs outside the band, unassigned EAs,
+    enumerators above or below the band."""
+    commune = await commune_of(conn, code, None, "code")
+    table = await organise.workload(conn, census_round, commune, ops.rules)
+    return Workload(
+        **{
+            **table,
+            "enumerators": [
+                WorkloadRow(
+                    **{
+                        **r,
+                        "enumerator": StaffMember(**r["enumerator"]) if r["enumerator"] else None,
+                    }
+                )
+                for r in table["enumerators"]
+            ],
+        }
+    )
+
+
+@router.get("/census/{census_round}/progress", summary="Progress across the communes of a scope")
+async def progress(
+    census_round: Round,
+    conn: Conn,
+    user: Reader,
+    scope: Scope = None,
+    vintage: Annotated[str | None, Query(pattern=CODE)] = None,
+) -> Progress:
+    """Every commune of the provinces or communes named (default: the user's scope): its
+    EAs by status, assigned, in supervisor areas; communes without EAs are counted."""
+    vintage = vintage or await latest_commune_vintage(conn) or "2025"
+    found = await organise.progress(
+        conn, census_round, vintage, organise.scope_codes(user, _codes(scope))
+    )
+    return Progress(**{**found, "rows": [ProgressRow(**r) for r in found["rows"]]})
+
+
+@router.get("/census/{census_round}/review", summary="The supervisors' review queue")
+async def review(
+    census_round: Round,
+    conn: Conn,
+    user: Reader,
+    scope: Scope = None,
+    limit: Annotated[int, Query(ge=1, le=2000)] = 500,
+) -> ReviewQueue:
+    """Counts by status per commune, and the submitted EAs (oldest first) with what each
+    gained and lost against its last approved (else first) version."""
+    found = await organise.review_queue(
+        conn, census_round, organise.scope_codes(user, _codes(scope)), limit
+    )
+    return ReviewQueue(**{**found, "submitted": [ReviewEntry(**e) for e in found["submitted"]]})
+
+
+@router.post("/census/{census_round}/listing", summary="Upload field listing figures")
+async def listing(
+    census_round: Round, request: Request, conn: Conn, user: Writer, lang: Language
+) -> ListingResult:
+    """A CSV with columns code, listed_dwellings, listed_households (UTF-8): every row is
+    checked (known EA code of the round, in the user's scope, whole counts ≥ 0, no code
+    twice) and then all are saved, or none."""
+    raw = await request.body()
+    if len(raw) > MAX_LISTING_BYTES:
+        raise PayloadTooLarge("the listing is larger than 5 MB", parameter="body")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidParameter("the listing must be UTF-8 text (CSV)", parameter="file") from exc
+    saved = await organise.save_listing(conn, user, census_round, text)
+    return ListingResult(saved=saved, message=said("listing_saved", count=saved).in_language(lang))
+
+
+@router.get("/communes/{code}/ea-lines", summary="How far EA boundaries follow loaded lines")
+async def ea_lines(
+    code: CommuneCode, conn: Conn, user: Reader, census_round: RoundQuery = "2029"
+) -> LineShare:
+    """Length of the EA boundaries inside the commune, and how much of it runs along a
+    loaded road, river or railway (within a few metres)."""
+    commune = await commune_of(conn, code, None, "code")
+    return LineShare(**await line_share(conn, commune, census_round))
+
+
+@router.get("/communes/{code}/lines", summary="Loaded roads, rivers and railways near a commune")
+async def lines(code: CommuneCode, conn: Conn, user: Reader) -> Response:
+    """GeoJSON of the lines EA boundaries follow, clipped to the commune's surroundings."""
+    commune = await commune_of(conn, code, None, "code")
+    return Response(await lines_near(conn, commune), media_type=GEOJSON)
