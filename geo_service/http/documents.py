@@ -67,6 +67,17 @@ class Extent(Document):
     temporal: TemporalExtent | None = None
 
 
+class CollectionIndicator(Document):
+    """An indicator the items (and tiles) of a collection can carry, and its periods."""
+
+    code: str
+    name_vi: str
+    name_en: str
+    unit: str
+    kind: str
+    periods: list[str]
+
+
 class CollectionDocument(Document):
     """`/collections/{id}`: one collection's metadata (the EAs' collection too)."""
 
@@ -74,10 +85,13 @@ class CollectionDocument(Document):
     title: str
     item_type: str = Field(alias="itemType")
     description: str
-    extent: Extent
+    extent: Extent | None = Field(None, description="left out while the collection is empty")
     crs: list[str]
     storage_crs: str = Field(alias="storageCrs")
     number_of_items: int = Field(alias="numberOfItems")
+    indicators: list[CollectionIndicator] | None = Field(
+        default=None, description="indicators its items and tiles can carry (indicator=, period=)"
+    )
     links: list[Link]
 
 
@@ -86,6 +100,40 @@ class Collections(Document):
 
     collections: list[CollectionDocument]
     links: list[Link]
+
+
+class QueryableSchema(Document):
+    """One queryable property (a JSON Schema of its values)."""
+
+    title: str
+    description: str | None = None
+    type: str | list[str] | None = None
+    format: str | None = None
+    enum: list[str] | None = None
+    x_ogc_role: str | None = Field(default=None, alias="x-ogc-role")
+
+
+class LegacyQueryable(Document):
+    """A queryable as the 2021 drafts of Part 3 listed them (read by GDAL's OAPIF driver)."""
+
+    id: str
+    type: str
+    title: str
+
+
+class Queryables(Document):
+    """`/collections/{id}/queryables`: the properties a filter may use (JSON Schema)."""
+
+    schema_: str = Field(alias="$schema")
+    id_: str = Field(alias="$id")
+    type: str
+    title: str
+    properties: dict[str, QueryableSchema]
+    additional_properties: bool = Field(alias="additionalProperties")
+    queryables: list[LegacyQueryable] = Field(
+        description="the same properties as a list, for clients of the draft standard "
+        "(GDAL's OAPIF driver filters on the server only with it)"
+    )
 
 
 class Tileset(Document):
@@ -187,7 +235,7 @@ class TilesetMetadata(Document):
     data_type: str = Field(alias="dataType")
     tile_matrix_set_uri: str = Field(alias="tileMatrixSetURI")
     crs: str
-    bounding_box: BoundingBox = Field(alias="boundingBox")
+    bounding_box: BoundingBox | None = Field(default=None, alias="boundingBox")
     layers: list[TileLayer]
     links: list[Link]
 

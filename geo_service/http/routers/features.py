@@ -3,42 +3,91 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
+import psycopg
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from psycopg_pool import AsyncConnectionPool
 
 from geo_core.crs import ADVERTISED, CRS84
-from geo_core.errors import NotFound
+from geo_core.errors import InvalidParameter, NotFound
 from geo_core.text import CODE, CODE_LIST, CRS
 from geo_core.zoom import MAX_ZOOM
 from geo_service.features import export
-from geo_service.features.catalogue import list_collections, read_collection
+from geo_service.features.catalogue import indicator_entries, list_collections
+from geo_service.features.filter import MAX_CHARACTERS
 from geo_service.features.model import Collection, ItemQuery
 from geo_service.features.query import RawItemParams, build_item_query
 from geo_service.features.sql import count_items, feature_json
-from geo_service.http.deps import Catalogue, Conn, Downloads, Pool, Settings, client_address
+from geo_service.http.deps import (
+    Catalogue,
+    Conn,
+    Downloads,
+    Pool,
+    ServicesDep,
+    Settings,
+    client_address,
+)
 from geo_service.http.documents import (
     CollectionDocument,
+    CollectionIndicator,
     Collections,
     Extent,
+    LegacyQueryable,
     Link,
+    Queryables,
+    QueryableSchema,
     SpatialExtent,
     TemporalExtent,
 )
 from geo_service.http.downloads import BuiltFileResponse, Release, SpooledResponse
 from geo_service.http.negotiation import best_media_type
-from geo_service.http.ogc import GEOJSON, GPKG, TILESETS_VECTOR, GeoJSONResponse, page_tail
+from geo_service.http.ogc import (
+    GEOJSON,
+    GPKG,
+    JSON_SCHEMA,
+    QUERYABLES,
+    TILESETS_VECTOR,
+    GeoJSONResponse,
+    JSONSchemaResponse,
+    page_tail,
+)
+from geo_service.http.routers.ea import ea_collection_document, may_read_eas
+from geo_service.http.vendor import Vendor, VendorParams
 from geo_service.settings import ServiceSettings
 
 router = APIRouter(tags=["features"])
 
 
-def _collection_doc(request: Request, c: Collection) -> CollectionDocument:
+def _indicators(c: Collection, entries: dict[str, dict[str, Any]]) -> list[CollectionIndicator]:
+    """The indicators with values on the collection's units, with their periods."""
+    return [
+        CollectionIndicator(
+            code=code,
+            name_vi=entries[code]["name_vi"],
+            name_en=entries[code]["name_en"],
+            unit=entries[code]["unit"],
+            kind=entries[code]["kind"],
+            periods=list(periods),
+        )
+        for code, periods in sorted(c.periods.items())
+        if code in entries
+    ]
+
+
+def _collection_doc(
+    request: Request,
+    c: Collection,
+    entries: dict[str, dict[str, Any]],
+    vendor: VendorParams = VendorParams(),
+) -> CollectionDocument:
+    """A collection's metadata; links to its items and tiles carry `indicator`/`period`."""
     base = str(request.url_for("get_collection_doc", collectionId=c.id))
     until = f" to {c.valid_to}" if c.valid_to else ""
+    carried = vendor.query()
+    also = "&" + carried[1:] if carried else ""
     return CollectionDocument(
         id=c.id,
         title=c.title,
@@ -56,26 +105,73 @@ def _collection_doc(request: Request, c: Collection) -> CollectionDocument:
         crs=list(ADVERTISED),
         storageCrs=CRS84,
         numberOfItems=c.count,
+        indicators=_indicators(c, entries),
         links=[
-            Link(rel="self", href=base, type="application/json"),
-            Link(rel="items", href=f"{base}/items", type=GEOJSON),
-            Link(rel="items", href=f"{base}/items?f=csv", type="text/csv"),
-            Link(rel="items", href=f"{base}/items?f=gpkg", type=GPKG),
-            Link(rel=TILESETS_VECTOR, href=f"{base}/tiles", type="application/json"),
+            Link(rel="self", href=base + carried, type="application/json"),
+            Link(rel="items", href=f"{base}/items{carried}", type=GEOJSON),
+            Link(rel="items", href=f"{base}/items?f=csv{also}", type="text/csv"),
+            Link(rel="items", href=f"{base}/items?f=gpkg{also}", type=GPKG),
+            Link(rel=QUERYABLES, href=f"{base}/queryables", type=JSON_SCHEMA),
+            # (the draft standard's relation: GDAL's OAPIF driver looks for this one)
+            Link(rel="queryables", href=f"{base}/queryables", type="application/json"),
+            Link(rel=TILESETS_VECTOR, href=f"{base}/tiles{carried}", type="application/json"),
         ],
     )
 
 
+async def _carried(
+    conn: psycopg.AsyncConnection, c: Collection, vendor: VendorParams
+) -> VendorParams | None:
+    """The vendor parameters as the collection's items would take them (the period made
+    explicit), or None when the collection does not carry the indicators."""
+    if not vendor.codes:
+        return vendor
+    if any(code not in c.periods for code in vendor.codes):
+        return None
+    query = await build_item_query(
+        conn, c, RawItemParams(indicator=vendor.indicator, period=vendor.period)
+    )
+    return VendorParams(vendor.indicator, query.indicators[0].period)
+
+
+def _check_known(vendor: VendorParams, entries: dict[str, dict[str, Any]]) -> None:
+    for code in vendor.codes:
+        if code not in entries:
+            raise InvalidParameter(
+                f"unknown indicator {code!r} (see /indicators)", parameter="indicator"
+            )
+
+
 @router.get(
     "/collections",
-    summary="Collections: one per level and vintage",
+    summary="Collections: one per level and vintage, and the enumeration areas",
     response_model_exclude_unset=True,
 )
-async def collections(request: Request, conn: Conn) -> Collections:
-    """Every (level, vintage) of administrative units."""
-    found = await list_collections(conn)
+async def collections(
+    request: Request,
+    conn: Conn,
+    catalogue: Catalogue,
+    services: ServicesDep,
+    vendor: Vendor,
+) -> Collections:
+    """Every (level, vintage) of administrative units, and the EAs; with `indicator`, the
+    collections that carry it (for `period`, in that period)."""
+    entries = await indicator_entries(conn)
+    _check_known(vendor, entries)
+    docs = []
+    for listed in await list_collections(conn):
+        c = await catalogue.get(conn, listed.id)
+        if vendor.period and any(
+            vendor.period not in c.periods.get(code, ()) for code in vendor.codes
+        ):
+            continue
+        carried = await _carried(conn, c, vendor)
+        if carried is not None:
+            docs.append(_collection_doc(request, c, entries, carried))
+    if not vendor.codes and await may_read_eas(request, services):
+        docs.append(await ea_collection_document(request, conn))
     return Collections(
-        collections=[_collection_doc(request, c) for c in found],
+        collections=docs,
         links=[Link(rel="self", href=str(request.url), type="application/json")],
     )
 
@@ -90,15 +186,107 @@ async def collection(
     collectionId: str,
     request: Request,
     conn: Conn,
+    catalogue: Catalogue,
+    vendor: Vendor,
 ) -> CollectionDocument:
-    """Metadata of one collection: extent, CRS list, item count, links."""
-    return _collection_doc(request, await read_collection(conn, collectionId))
+    """Metadata of one collection: extent, CRS list, item count, indicators, links."""
+    c = await catalogue.get(conn, collectionId)
+    carried = vendor
+    if vendor.codes:  # the items' checks, and their answer when it does not fit
+        query = await build_item_query(
+            conn, c, RawItemParams(indicator=vendor.indicator, period=vendor.period)
+        )
+        carried = VendorParams(vendor.indicator, query.indicators[0].period)
+    return _collection_doc(request, c, await indicator_entries(conn), carried)
+
+
+_KIND_SCHEMAS: dict[str, dict[str, Any]] = {
+    "string": {"type": "string"},
+    "number": {"type": "number"},
+    "instant": {"type": "string", "format": "date"},
+    "geometry": {"format": "geometry-multipolygon", "x-ogc-role": "primary-geometry"},
+}
+_LEGACY_TYPES = {"instant": "date", "geometry": "geometry"}
+_TITLES = {
+    "code": "official code",
+    "name": "official name",
+    "parent_code": "parent unit's code",
+    "unit_type": "unit type",
+    "area_km2": "area (km²)",
+    "geometry": "boundary",
+    "valid_from": "first day of the vintage's validity",
+    "valid_to": "day the next vintage replaced it (null while in force)",
+}
+
+
+def _queryable(
+    name: str, kind: str, entries: dict[str, dict[str, Any]], c: Collection
+) -> QueryableSchema:
+    """One queryable's JSON Schema: type, title and, for indicators, what its value is."""
+    schema = dict(_KIND_SCHEMAS[kind])
+    if name == "valid_to":
+        schema["type"] = ["string", "null"]
+    code = name.removesuffix("_status")
+    entry = entries.get(code)
+    if entry is None or code not in c.periods:
+        return QueryableSchema(title=_TITLES.get(name, name), **schema)
+    periods = ", ".join(c.periods[code])
+    if name.endswith("_status") and name != code:
+        return QueryableSchema(
+            title=f"{entry['name_en']}: status",
+            type="string",
+            enum=["ok", "provisional", "suppressed", "not_available"],
+        )
+    return QueryableSchema(
+        title=f"{entry['name_en']} ({entry['unit']})",
+        description=f"{entry['name_vi']}. The published value of the period asked for "
+        f"(period=; else the latest) of {periods}; null when suppressed or not available, "
+        "so a hidden value never selects",
+        **schema,
+    )
+
+
+@router.get(
+    "/collections/{collectionId}/queryables",
+    summary="The properties a filter may use (OGC API - Features Part 3)",
+    response_class=JSONSchemaResponse,
+    response_model_exclude_none=True,
+    response_model_by_alias=True,
+)
+async def queryables(
+    collectionId: str,
+    request: Request,
+    conn: Conn,
+    catalogue: Catalogue,
+    vendor: Vendor,
+) -> Queryables:
+    """A JSON Schema of the queryables: the unit's attributes, geometry and validity, and
+    every indicator with values on the collection (and its status)."""
+    c = await catalogue.get(conn, collectionId)
+    kinds = ItemQuery(c).queryables()
+    entries = await indicator_entries(conn)
+    properties = {name: _queryable(name, kind, entries, c) for name, kind in kinds.items()}
+    url = str(request.url_for("queryables", collectionId=c.id))
+    return Queryables(
+        **{"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": url},
+        type="object",
+        title=c.title,
+        properties=properties,
+        additionalProperties=False,
+        queryables=[
+            LegacyQueryable(
+                id=name, type=_LEGACY_TYPES.get(kind, kind), title=properties[name].title
+            )
+            for name, kind in kinds.items()
+        ],
+    )
 
 
 # Output formats of items: media type → `f` value (the first is the default).
 FORMATS = {GEOJSON: "json", "application/json": "json", "text/csv": "csv", GPKG: "gpkg"}
 MAX_PAGE = 10_000  # items per GeoJSON page; a larger limit is capped (with a next link)
 MAX_GPKG = 20_000  # items per GeoPackage (every commune of any vintage; more get a next link)
+MAX_CSV = 10_000_000  # (a limit above it is the same as none)
 
 
 def _output_format(f: str | None, request: Request) -> str:
@@ -141,11 +329,12 @@ def _download_headers(
 
 def _page_limit(limit: int | None, fmt: str) -> int | None:
     """GeoJSON pages hold 100 items by default and at most MAX_PAGE; downloads every item
-    unless limited, a GeoPackage at most MAX_GPKG."""
+    unless limited, a GeoPackage at most MAX_GPKG (a larger limit is capped, as OGC API -
+    Features asks, not refused)."""
     if fmt == "gpkg":
         return min(limit or MAX_GPKG, MAX_GPKG)
     if fmt == "csv":
-        return limit
+        return None if limit is None else min(limit, MAX_CSV)
     return 100 if limit is None else min(limit, MAX_PAGE)
 
 
@@ -177,10 +366,10 @@ async def items(
         int | None,
         Query(
             ge=1,
-            le=10_000_000,
             description=(
                 "items per page: 100 by default, at most 10,000 in GeoJSON (a larger limit is "
-                "capped); CSV and GeoPackage hold every item unless a limit is given"
+                "capped, and numberReturned says how many came); CSV and GeoPackage hold every "
+                "item unless a limit is given (a GeoPackage at most 20,000)"
             ),
         ),
     ] = None,
@@ -211,6 +400,26 @@ async def items(
             ),
         ),
     ] = None,
+    filter: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_CHARACTERS,
+            description="a CQL2 filter (OGC API - Features Part 3) over the queryables "
+            "(see …/queryables), e.g. parent_code = '01' AND density > 1000; indicator values "
+            "compare as published (a suppressed value is null and selects nothing)",
+        ),
+    ] = None,
+    filter_lang: Annotated[
+        Literal["cql2-text", "cql2-json", "cql-text"],
+        Query(
+            alias="filter-lang",
+            description="the filter's encoding (cql-text: the draft's name for cql2-text)",
+        ),
+    ] = "cql2-text",
+    filter_crs: Annotated[
+        str | None,
+        Query(alias="filter-crs", pattern=CRS, description="CRS of the filter's geometries"),
+    ] = None,
     wkt: Annotated[bool, Query(description="CSV: add the geometry as WKT")] = False,
     f: Annotated[Literal["json", "geojson", "csv", "gpkg"] | None, Query()] = None,
 ) -> Response:
@@ -233,6 +442,9 @@ async def items(
         max_allowable_offset,
         precision,
         datetime,
+        filter,
+        filter_lang,
+        filter_crs,
     )
     release = downloads.open(client_address(request))
     try:

@@ -9,7 +9,9 @@ from fastapi.responses import HTMLResponse
 from geo_service import __version__
 from geo_service.http.documents import Conformance, LandingPage, Link
 from geo_service.http.ogc import CONFORMANCE
+from geo_service.http.openapi import OPENAPI_30, OPENAPI_31
 from geo_service.http.security import page_response
+from geo_service.http.vendor import Vendor
 
 router = APIRouter(tags=["service"])
 
@@ -28,7 +30,7 @@ def _link(request: Request, path: str, rel: str, media_type: str, title: str) ->
 
 
 @router.get("/", name="landing_page", summary="Landing page", response_model_exclude_unset=True)
-async def landing_page(request: Request) -> LandingPage:
+async def landing_page(request: Request, vendor: Vendor) -> LandingPage:
     """OGC API landing page: what this service is and where its parts live."""
     return LandingPage(
         title="Vietnam statistical mapping service",
@@ -37,12 +39,13 @@ async def landing_page(request: Request) -> LandingPage:
         version=__version__,
         links=[
             _link(request, "/", "self", "application/json", "This document"),
+            _link(request, "/api", "service-desc", OPENAPI_31, "The API definition (OpenAPI 3.1)"),
             _link(
                 request,
-                "/api",
+                "/api/3.0",
                 "service-desc",
-                "application/vnd.oai.openapi+json;version=3.1",
-                "The API definition (OpenAPI)",
+                OPENAPI_30,
+                "The API definition as OpenAPI 3.0",
             ),
             _link(request, "/api.html", "service-doc", "text/html", "The API documentation"),
             _link(request, "/health", "status", "application/json", "Service health"),
@@ -55,7 +58,7 @@ async def landing_page(request: Request) -> LandingPage:
             ),
             _link(
                 request,
-                "/collections",
+                "/collections" + vendor.query(),
                 "data",
                 "application/json",
                 "Boundary collections (one per level and vintage)",
@@ -75,8 +78,9 @@ async def landing_page(request: Request) -> LandingPage:
 
 
 @router.get("/conformance", summary="Conformance classes")
-async def conformance() -> Conformance:
-    """The OGC conformance classes this service implements."""
+async def conformance(vendor: Vendor) -> Conformance:
+    """The OGC conformance classes this service implements (`indicator` and `period` are
+    accepted and change nothing here)."""
     return Conformance(conformsTo=CONFORMANCE)
 
 
