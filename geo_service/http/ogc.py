@@ -10,6 +10,7 @@ import orjson
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from geo_core.crs import OutputCrs
 from geo_service.features.sql import MATCHED_CAP
 
 GEOJSON = "application/geo+json"
@@ -63,10 +64,13 @@ class GeoJSONResponse(JSONResponse):
         return orjson.dumps(content)
 
 
-class JSONSchemaResponse(JSONResponse):
-    """A JSON Schema document (queryables)."""
-
-    media_type = JSON_SCHEMA
+def crs_member(crs: OutputCrs) -> dict[str, Any]:
+    """`{"crs": …}` naming a CRS other than CRS84, as GeoJSON's 2008 specification wrote it:
+    RFC 7946 dropped the member, but GDAL (and so geopandas, QGIS) still read it, and
+    nothing reads the Content-Crs header. Empty for CRS84, GeoJSON's own."""
+    if crs.srid == 4326 and not crs.lat_first:
+        return {}
+    return {"crs": {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{crs.srid}"}}}
 
 
 def _page_link(request: Request, rel: str, offset: int) -> dict[str, str]:

@@ -8,8 +8,7 @@ from typing import Annotated, Any, Literal
 import orjson
 import psycopg
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import Response
-from psycopg_pool import AsyncConnectionPool
+from fastapi.responses import JSONResponse, Response
 
 from geo_core.crs import ADVERTISED, CRS84
 from geo_core.errors import InvalidParameter, NotFound
@@ -17,6 +16,7 @@ from geo_core.text import CODE, CODE_LIST, CRS
 from geo_core.zoom import MAX_ZOOM
 from geo_service.features import export
 from geo_service.features.catalogue import indicator_entries, list_collections
+from geo_service.features.files import selection_key
 from geo_service.features.filter import MAX_CHARACTERS
 from geo_service.features.model import Collection, ItemQuery
 from geo_service.features.query import RawItemParams, build_item_query
@@ -42,7 +42,7 @@ from geo_service.http.documents import (
     SpatialExtent,
     TemporalExtent,
 )
-from geo_service.http.downloads import BuiltFileResponse, Release, SpooledResponse
+from geo_service.http.downloads import KeptFileResponse, Release, SpooledResponse
 from geo_service.http.negotiation import best_media_type
 from geo_service.http.ogc import (
     GEOJSON,
@@ -51,10 +51,11 @@ from geo_service.http.ogc import (
     QUERYABLES,
     TILESETS_VECTOR,
     GeoJSONResponse,
-    JSONSchemaResponse,
+    crs_member,
     page_tail,
 )
 from geo_service.http.routers.ea import ea_collection_document, may_read_eas
+from geo_service.http.services import Services
 from geo_service.http.vendor import Vendor, VendorParams
 from geo_service.settings import ServiceSettings
 
@@ -249,9 +250,9 @@ def _queryable(
 @router.get(
     "/collections/{collectionId}/queryables",
     summary="The properties a filter may use (OGC API - Features Part 3)",
-    response_class=JSONSchemaResponse,
+    response_model=Queryables,
     response_model_exclude_none=True,
-    response_model_by_alias=True,
+    responses={200: {"content": {JSON_SCHEMA: {}}}},
 )
 async def queryables(
     collectionId: str,
@@ -259,15 +260,20 @@ async def queryables(
     conn: Conn,
     catalogue: Catalogue,
     vendor: Vendor,
-) -> Queryables:
+) -> Response:
     """A JSON Schema of the queryables: the unit's attributes, geometry and validity, and
-    every indicator with values on the collection (and its status)."""
+    every indicator with values on the collection (and its status). Sent as
+    application/schema+json, or as application/json to a client that asks only for that
+    (GDAL refuses any other type)."""
     c = await catalogue.get(conn, collectionId)
     kinds = ItemQuery(c).queryables()
     entries = await indicator_entries(conn)
     properties = {name: _queryable(name, kind, entries, c) for name, kind in kinds.items()}
     url = str(request.url_for("queryables", collectionId=c.id))
-    return Queryables(
+    media_type = best_media_type(
+        request.headers.get("accept", ""), [JSON_SCHEMA, "application/json"]
+    )
+    document = Queryables(
         **{"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": url},
         type="object",
         title=c.title,
@@ -280,6 +286,8 @@ async def queryables(
             for name, kind in kinds.items()
         ],
     )
+    body = document.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return JSONResponse(body, media_type=media_type, headers={"Vary": "Accept"})
 
 
 # Output formats of items: media type → `f` value (the first is the default).
@@ -361,6 +369,7 @@ async def items(
     pool: Pool,
     catalogue: Catalogue,
     settings: Settings,
+    services: ServicesDep,
     downloads: Downloads,
     limit: Annotated[
         int | None,
@@ -456,12 +465,13 @@ async def items(
             headers = {"Content-Crs": f"<{query.crs.uri}>", "Vary": "Accept"}
             if fmt in ("csv", "gpkg"):
                 headers |= _download_headers(request, offset, limit, matched)
-                return await _download(pool, settings, query, fmt, wkt, headers, release)
+                return await _download(request, services, query, fmt, wkt, headers, release)
             collection_url = str(request.url_for("get_collection_doc", collectionId=found.id))
             assert limit is not None
             tail = page_tail(request, offset, limit, matched, collection_url)
             tail["links"] += _alternates(request, fmt)
-            spool = await export.spool_geojson(pool, query, tail, _spool_bytes(settings))
+            head = crs_member(query.crs)
+            spool = await export.spool_geojson(pool, query, tail, _spool_bytes(settings), head)
     except BaseException:
         release()
         raise
@@ -473,15 +483,17 @@ def _spool_bytes(settings: ServiceSettings) -> int:
 
 
 async def _download(
-    pool: AsyncConnectionPool,
-    settings: ServiceSettings,
+    request: Request,
+    services: Services,
     query: ItemQuery,
     fmt: str,
     wkt: bool,
     headers: dict[str, str],
     release: Release,
 ) -> Response:
-    """The items as a CSV or GeoPackage file (read in full before it is sent)."""
+    """The items as a CSV file (read in full before it is sent) or a GeoPackage (built once
+    per selection and data epoch, then kept: byte-range readers get the same file)."""
+    settings, pool = services.settings, services.pool
     name = query.collection.id if query.code is None else f"{query.collection.id}-{query.code}"
     # files use the traditional x = longitude order whatever the CRS's axis order
     query.crs = replace(query.crs, lat_first=False)
@@ -491,9 +503,20 @@ async def _download(
         return SpooledResponse(
             spool, release, settings.send_timeout_s, "text/csv; charset=utf-8", headers
         )
-    path = await export.geopackage(pool, query, name)
-    headers = {**headers, "Content-Disposition": f'attachment; filename="{name}.gpkg"'}
-    return BuiltFileResponse(path, release, settings.send_timeout_s, GPKG, headers)
+    key = selection_key(
+        query.collection.id, [("path", request.url.path), *request.query_params.multi_items()]
+    )
+    fresh = services.fresh(query.collection.id)
+    epoch = services.tiles.freshness.log.epoch  # (read before building: a change during it
+    path, built_at = await services.files.get(  # makes the file stale)
+        key, epoch, fresh, lambda: export.geopackage(pool, query, name)
+    )
+    headers = {
+        **headers,
+        "Content-Disposition": f'attachment; filename="{name}.gpkg"',
+        "ETag": f'"{key}-{built_at}"',
+    }
+    return KeptFileResponse(path, release, settings.send_timeout_s, GPKG, headers)
 
 
 @router.get(
@@ -507,9 +530,8 @@ async def item(
     featureId: Annotated[str, Path(pattern=CODE)],
     request: Request,
     conn: Conn,
-    pool: Pool,
     catalogue: Catalogue,
-    settings: Settings,
+    services: ServicesDep,
     downloads: Downloads,
     crs: Annotated[str | None, Query(pattern=CRS)] = None,
     properties: Annotated[str | None, Query(max_length=1000, pattern=CODE_LIST)] = None,
@@ -540,11 +562,11 @@ async def item(
     if fmt in ("csv", "gpkg"):
         release = downloads.open(client_address(request))
         try:
-            return await _download(pool, settings, query, fmt, wkt, headers, release)
+            return await _download(request, services, query, fmt, wkt, headers, release)
         except BaseException:
             release()
             raise
-    feature = orjson.loads(text)
+    feature = {"type": "Feature", **crs_member(query.crs), **orjson.loads(text)}
     feature["links"] = [
         {"rel": "self", "href": str(request.url), "type": GEOJSON},
         *_alternates(request, fmt),
