@@ -180,10 +180,24 @@ class TileMatrix(Document):
     tile_height: int = Field(alias="tileHeight")
     matrix_width: int = Field(alias="matrixWidth")
     matrix_height: int = Field(alias="matrixHeight")
+    # the same in Tile Matrix Set 1.0 (17-083r2) names: GDAL 3.6 (Debian 12, QGIS 3.22) reads
+    # only those
+    identifier: str
+    top_left_corner: list[float] = Field(alias="topLeftCorner")
+
+
+class TmsBoundingBox(Document):
+    """A Tile Matrix Set 1.0 bounding box (read by GDAL 3.6 and older)."""
+
+    type: str = "BoundingBoxType"
+    crs: str
+    lower_corner: list[float] = Field(alias="lowerCorner")
+    upper_corner: list[float] = Field(alias="upperCorner")
 
 
 class TileMatrixSet(Document):
-    """`/tileMatrixSets/{id}`: OGC Two Dimensional Tile Matrix Set 2.0."""
+    """`/tileMatrixSets/{id}`: OGC Two Dimensional Tile Matrix Set 2.0, with the 1.0 members
+    older clients need (identifier, supportedCRS, boundingBox)."""
 
     id: str
     title: str
@@ -192,6 +206,9 @@ class TileMatrixSet(Document):
     ordered_axes: list[str] = Field(alias="orderedAxes")
     well_known_scale_set: str = Field(alias="wellKnownScaleSet")
     tile_matrices: list[TileMatrix] = Field(alias="tileMatrices")
+    identifier: str
+    supported_crs: str = Field(alias="supportedCRS")
+    bounding_box: TmsBoundingBox = Field(alias="boundingBox")
 
 
 class BoundingBox(Document):

@@ -33,6 +33,7 @@ from geo_service.http.documents import (
     Tileset,
     TilesetMetadata,
     Tilesets,
+    TmsBoundingBox,
     VectorLayer,
 )
 from geo_service.http.negotiation import accepts_encoding, qualities
@@ -197,9 +198,18 @@ async def tile_matrix_set(tileMatrixSetId: str, vendor: Vendor) -> TileMatrixSet
                 tileHeight=256,
                 matrixWidth=2**z,
                 matrixHeight=2**z,
+                identifier=str(z),
+                topLeftCorner=[-_EARTH_HALF, _EARTH_HALF],
             )
             for z in range(MAX_ZOOM + 1)
         ],
+        identifier=TMS,
+        supportedCRS=WEB_MERCATOR,
+        boundingBox=TmsBoundingBox(
+            crs=WEB_MERCATOR,
+            lowerCorner=[-_EARTH_HALF, -_EARTH_HALF],
+            upperCorner=[_EARTH_HALF, _EARTH_HALF],
+        ),
     )
 
 
