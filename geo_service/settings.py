@@ -23,6 +23,8 @@ CORS_EXPOSE_HEADERS = (
     "Link",
     "OGC-NumberMatched",
     "OGC-NumberReturned",
+    "Content-Range",
+    "Accept-Ranges",
 )
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "vn"
@@ -118,6 +120,8 @@ class ServiceSettings(BaseSettings):
     # address at once (reading and sending).
     downloads_at_once: int | None = None
     downloads_per_client: int = 8
+    # Built GeoPackages kept (under <home>/downloads) so that byte-range reads get one file
+    download_cache_mb: int = 512
     # one JSON line per request on stderr (request id, method, route, status, duration)
     access_log: bool = True
     # when set, /metrics answers only requests with "Authorization: Bearer <this>"

@@ -15,6 +15,7 @@ PACKAGES=(
   "leaflet 1.9.4 sha512-nxS1ynzJOmOlHp+iL3FyWqK89GtNL8U8rvlMOsQdTTssxZwCXh8N2NB3GDQOL+YR3XnWyZAxwQixURb+FA74PA=="
   "leaflet-draw 1.0.4 sha512-rsQ6saQO5ST5Aj6XRFylr5zvarWgzWnrg46zQ1MEOEIHsppdC/8hnN8qMoFvACsPvTioAuysya/TVtog15tyAQ=="
   "leaflet.vectorgrid 1.3.0 sha512-kWmj1pKM+MVdo/7Mg5zsB3YrGZvo/uIuiANV9MvWUFOG+Y2xAJzrteDhoIcCgTjHSSRJ36xdeGdIQVhuWjnCZw=="
+  "maplibre-gl 4.7.1 sha512-lgL7XpIwsgICiL82ITplfS7IGwrB1OJIw/pCvprDp2dhmSSEBgmPzYRvwYYYvJGJD7fxUv1Tvpih4nZ6VrLuaA=="
 )
 
 WORK="$(mktemp -d)"
@@ -101,6 +102,12 @@ cp "$src/dist/Leaflet.VectorGrid.bundled.min.js" "$OUT/leaflet.vectorgrid/"
 awk 'found {print} /^## Legalese/ {found=1}' "$src/README.md" >"$OUT/leaflet.vectorgrid/LICENSE"
 grep -q 'BEER-WARE' "$OUT/leaflet.vectorgrid/LICENSE" || { echo "error: no VectorGrid licence" >&2; exit 1; }
 
+# --- MapLibre GL JS: the production build, its CSS and licence (only the interoperability
+# test's cross-origin page uses it: web developers point MapLibre at the TileJSON)
+src="$WORK/src/maplibre-gl/package"
+mkdir -p "$OUT/maplibre-gl"
+cp "$src/dist/maplibre-gl.js" "$src/dist/maplibre-gl.css" "$src/LICENSE.txt" "$OUT/maplibre-gl/"
+
 # --- No stylesheet may load anything from another host.
 if grep -EHno 'url\(\s*["'\'']?\s*(https?:)?//' "$OUT"/*/*.css; then
   echo "error: a vendored stylesheet refers to another host" >&2
@@ -134,6 +141,8 @@ files_of() { (cd "$OUT/$1" && find . -type f ! -name README.md | sed 's|^\./||' 
   echo "  texts are not in the VectorGrid tarball: pbf (BSD-3-Clause), vector-tile (BSD-3-Clause),"
   echo "  point-geometry (ISC), ieee754 (BSD-3-Clause), whatwg-fetch (MIT), and, in the slicer's"
   echo "  web worker, geojson-vt (ISC) and topojson-client (BSD-3-Clause)."
+  echo "- maplibre-gl: not used by the service's pages; the interoperability test serves it"
+  echo "  from another origin to check that MapLibre reads the TileJSON and tiles cross-origin."
   echo "- Leaflet.VectorGrid 1.3.0 with Leaflet 1.9: use \`rendererFactory: L.svg.tile\`; the"
   echo "  canvas renderer calls \`L.DomEvent.fakeStop\`, which Leaflet 1.9 no longer has."
 } >"$OUT/README.md"

@@ -11,6 +11,7 @@ import psycopg
 from geo_core.errors import NotFound
 from geo_service.features import sql
 from geo_service.features.model import COLLECTION_ID, Collection
+from indicators.read import list_indicators
 from indicators.sql import collection_periods
 from tilecache.freshness import ChangeLog
 
@@ -86,3 +87,8 @@ class CollectionCatalogue:
         if self._srids is None:
             self._srids = await sql.registered_srids(conn)
         return self._srids
+
+
+async def indicator_entries(conn: psycopg.AsyncConnection) -> dict[str, dict[str, Any]]:
+    """Every catalogue entry (names, unit, kind …) by code."""
+    return {entry["code"]: entry for entry in await list_indicators(conn)}

@@ -75,11 +75,16 @@ async def _rows(
 
 
 async def spool_geojson(
-    pool: AsyncConnectionPool, query: ItemQuery, tail: dict[str, Any], max_memory: int
+    pool: AsyncConnectionPool,
+    query: ItemQuery,
+    tail: dict[str, Any],
+    max_memory: int,
+    head: dict[str, Any] | None = None,
 ) -> Spool:
-    """A FeatureCollection of the query's items; counts and links after the features."""
+    """A FeatureCollection of the query's items; `head` before the features (readers that
+    stream want the CRS first), counts and links after them."""
     statement, params = features_sql(query)
-    return await spool_features(pool, statement, params, tail, max_memory)
+    return await spool_features(pool, statement, params, tail, max_memory, head)
 
 
 async def spool_features(
@@ -88,11 +93,13 @@ async def spool_features(
     params: dict[str, Any],
     tail: dict[str, Any],
     max_memory: int,
+    head: dict[str, Any] | None = None,
 ) -> Spool:
     """A FeatureCollection from a query whose rows are Features as JSON text."""
     spool = Spool(max_memory)
     try:
-        spool.write(b'{"type":"FeatureCollection","features":[')
+        members = orjson.dumps({"type": "FeatureCollection", **(head or {})})[:-1]
+        spool.write(members + b',"features":[')
         returned = 0
         async for batch in _rows(pool, statement, params):
             chunk = ",".join(row[0] for row in batch).encode()
@@ -169,4 +176,8 @@ def _append(
     )
     for name in numeric:  # (the same field types in every batch, nulls as NaN)
         frame[name] = frame[name].astype(float)
-    frame.to_file(path, layer=layer, driver="GPKG", mode="a" if append else "w")
+    if append:
+        frame.to_file(path, layer=layer, driver="GPKG", mode="a")
+    else:  # GeoPackage 1.3: GDAL before 3.8 (Debian 12's, QGIS 3.22's) opens 1.4 files only
+        # by their .gpkg extension, which a download URL does not have (/vsicurl/)
+        frame.to_file(path, layer=layer, driver="GPKG", dataset_options={"VERSION": "1.3"})

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 
 from geo_core.crs import WGS84_LONLAT, OutputCrs
+from geo_service.features.filter import Filter
 
 LEVEL_TITLES = {
     "province": ("Provinces", "Tỉnh"),
@@ -41,10 +42,12 @@ class Collection:
 
 @dataclass(frozen=True)
 class IndicatorJoin:
-    """An indicator value joined as the properties `{code}` and `{code}_status`."""
+    """An indicator value joined as the properties `{code}` and `{code}_status` (only for
+    the filter when not `shown`)."""
 
     code: str
     period: str
+    shown: bool = True
 
 
 @dataclass
@@ -68,12 +71,15 @@ class ItemQuery:
     precision: int | None = None
     code: str | None = None
     in_force: bool = True  # False: `datetime` is outside the vintage's validity, no items
+    filter: Filter | None = None  # (Part 3) a checked CQL2 filter
+    filter_crs: OutputCrs = WGS84_LONLAT  # of the filter's geometries
 
     def property_names(self) -> list[str]:
         """Every property this query can return, in output order."""
         names = list(UNIT_PROPERTIES)
         for ind in self.indicators:
-            names += [ind.code, f"{ind.code}_status"]
+            if ind.shown:
+                names += [ind.code, f"{ind.code}_status"]
         return names
 
     def selected(self) -> list[str]:
@@ -84,11 +90,22 @@ class ItemQuery:
         """Whether a property holds numbers (the area and indicator values)."""
         return name == "area_km2" or any(name == ind.code for ind in self.indicators)
 
+    def queryables(self) -> dict[str, str]:
+        """What a filter may use, and the kind of each: the unit's attributes, its geometry,
+        its vintage's validity and every indicator with values on the collection."""
+        kinds = dict.fromkeys(UNIT_PROPERTIES, "string") | {"area_km2": "number"}
+        kinds |= {"geometry": "geometry", "valid_from": "instant", "valid_to": "instant"}
+        for code in sorted(self.collection.periods):
+            if code not in kinds:  # (a unit's own attribute wins over a namesake indicator)
+                kinds |= {code: "number", f"{code}_status": "string"}
+        return kinds
+
     def tile_properties(self) -> list[str]:
         """What tiles carry unless `properties=` chose: code, name and the indicators."""
         if self.properties is not None:
             return self.properties
         names = ["code", "name"]
         for ind in self.indicators:
-            names += [ind.code, f"{ind.code}_status"]
+            if ind.shown:
+                names += [ind.code, f"{ind.code}_status"]
         return names

@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 
 import psycopg
+import shapely
 from pyproj import Transformer
 
 from geo_core.crs import OutputCrs, check_area_of_use, parse_crs
@@ -15,7 +17,8 @@ from geo_core.names import fold
 from geo_core.text import check_text
 from geo_core.zoom import band_for_offset, band_for_zoom
 from geo_service.features import sql
-from geo_service.features.model import Collection, IndicatorJoin, ItemQuery
+from geo_service.features.filter import geometries, parse_filter
+from geo_service.features.model import UNIT_PROPERTIES, Collection, IndicatorJoin, ItemQuery
 from indicators.sql import series_periods
 
 
@@ -38,6 +41,9 @@ class RawItemParams:
     max_allowable_offset: float | None = None
     precision: int | None = None
     datetime: str | None = None
+    filter: str | None = None
+    filter_lang: str = "cql2-text"
+    filter_crs: str | None = None
 
 
 def parse_bbox(text: str, across_antimeridian: bool = False) -> tuple[float, float, float, float]:
@@ -199,6 +205,59 @@ async def _indicator_joins(
     return joins
 
 
+async def _add_filter(
+    conn: psycopg.AsyncConnection | None, query: ItemQuery, raw: RawItemParams
+) -> None:
+    """The checked filter, with the indicators it reads joined (in the period of the others:
+    `period`, or each one's latest) and its geometries checked against filter-crs."""
+    assert raw.filter is not None
+    collection = query.collection
+    query.filter_crs = parse_crs(raw.filter_crs, "filter-crs")
+    check_area_of_use(query.filter_crs, collection.extent, "filter-crs", collection.id)
+    query.filter = parse_filter(raw.filter, raw.filter_lang, query.queryables())
+    joined = {ind.code for ind in query.indicators}
+    for name in query.filter.properties:
+        code = name.removesuffix("_status") if name not in collection.periods else name
+        if code not in collection.periods or code in joined or code in UNIT_PROPERTIES:
+            continue
+        periods = await _periods(conn, collection, code, raw.period)
+        period = raw.period or periods[-1]
+        if period not in periods:
+            raise InvalidParameter(
+                f"filter: indicator {code!r} has no period {period!r} for {collection.id}; "
+                f"periods: {', '.join(periods)}",
+                parameter="filter",
+            )
+        query.indicators.append(IndicatorJoin(code, period, shown=False))
+        joined.add(code)
+    _check_filter_geometries(query.filter.condition, query.filter_crs)
+
+
+def _check_filter_geometries(condition: Any, crs: OutputCrs) -> None:
+    """Every geometry of the filter must reach longitude/latitude from filter-crs."""
+    for wkb in geometries(condition):
+        coordinates = shapely.get_coordinates(shapely.from_wkb(wkb))
+        xs, ys = coordinates[:, 0], coordinates[:, 1]
+        if crs.lat_first:
+            xs, ys = ys, xs
+        if crs.srid == 4326:
+            lon, lat = xs, ys
+        else:
+            transformer = Transformer.from_crs(f"EPSG:{crs.srid}", "EPSG:4326", always_xy=True)
+            lon, lat = transformer.transform(xs, ys, errcheck=False)
+        finite = all(math.isfinite(v) for v in [*lon, *lat])
+        if (
+            not finite
+            or not all(-180 <= v <= 180 for v in lon)
+            or not all(-90 <= v <= 90 for v in lat)
+        ):
+            raise InvalidParameter(
+                f"filter: a geometry lies outside the area of EPSG:{crs.srid} (filter-crs); "
+                "longitudes and latitudes come in the order of the CRS",
+                parameter="filter",
+            )
+
+
 def _band(raw: RawItemParams) -> int | None:
     if raw.zoom is not None:
         return band_for_zoom(raw.zoom)
@@ -280,6 +339,10 @@ async def build_item_query(
         if not query.search:
             raise InvalidParameter("q is empty", parameter="q")
     query.indicators = await _indicator_joins(conn, raw, collection)
+    if raw.filter is not None:
+        await _add_filter(conn, query, raw)
+    elif raw.filter_crs is not None:
+        raise InvalidParameter("filter-crs needs filter", parameter="filter-crs")
     allowed = query.property_names()
     if raw.properties is not None:
         query.properties = _split(raw.properties)

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
+import shapely
 from psycopg import sql
 from psycopg.rows import dict_row
 
 from geo_core.crs import OutputCrs
 from geo_core.text import like_escape
 from geo_core.zoom import FINEST_BAND
+from geo_service.features import filter as flt
 from geo_service.features.model import UNIT_PROPERTIES, ItemQuery
 from indicators.sql import published_join
 
@@ -65,8 +68,11 @@ def default_precision(crs: OutputCrs) -> int:
     return 6 if crs.geographic else 1
 
 
-def _joins(query: ItemQuery, params: dict[str, Any], band: bool = True) -> list[sql.Composable]:
-    """The generalised geometry (when a band is asked for) and the indicator values."""
+def _joins(
+    query: ItemQuery, params: dict[str, Any], band: bool = True, for_filter: bool = True
+) -> list[sql.Composable]:
+    """The generalised geometry (when a band is asked for) and the indicator values (those
+    read only by the filter too, unless not `for_filter`)."""
     parts: list[sql.Composable] = []
     if band and query.band is not None:
         params["band"] = query.band
@@ -76,7 +82,7 @@ def _joins(query: ItemQuery, params: dict[str, Any], band: bool = True) -> list[
                 "g.level = u.level AND g.code = u.code AND g.band = %(band)s"
             )
         )
-    return parts + indicator_joins(query, params)
+    return parts + indicator_joins(query, params, for_filter)
 
 
 def _from_where(query: ItemQuery, params: dict[str, Any], band: bool = True) -> sql.Composed:
@@ -99,17 +105,171 @@ def _from_where(query: ItemQuery, params: dict[str, Any], band: bool = True) -> 
         conditions.append(_bbox_condition(query, params))
     if not query.in_force:
         conditions.append(sql.SQL("FALSE"))
+    if query.filter is not None:
+        conditions.append(_Filter(query, params).condition(query.filter.condition))
     parts.append(sql.SQL("WHERE ") + sql.SQL(" AND ").join(conditions))
     return sql.SQL(" ").join(parts)
 
 
-def indicator_joins(query: ItemQuery, params: dict[str, Any]) -> list[sql.Composable]:
+def indicator_joins(
+    query: ItemQuery, params: dict[str, Any], for_filter: bool = True
+) -> list[sql.Composable]:
     """The published (disclosure-controlled) values of the query's indicators, joined onto
-    units `u` as i0, i1, …"""
+    units `u` as i0, i1, … (a filter compares these published values: a suppressed one is
+    null and selects nothing)."""
     return [
         published_join(f"i{n}", ind.code, ind.period, params)
         for n, ind in enumerate(query.indicators)
+        if ind.shown or for_filter
     ]
+
+
+# ---- filters (OGC API - Features Part 3) ----
+
+_CASTS = {
+    "string": sql.SQL("::text"),
+    "number": sql.SQL("::float8"),
+    "boolean": sql.SQL("::boolean"),
+    "instant": sql.SQL("::timestamptz"),
+}
+_SPATIAL_FUNCTIONS = {
+    "s_intersects": "ST_Intersects",
+    "s_disjoint": "ST_Disjoint",
+    "s_contains": "ST_Contains",
+    "s_within": "ST_Within",
+    "s_touches": "ST_Touches",
+    "s_crosses": "ST_Crosses",
+    "s_overlaps": "ST_Overlaps",
+    "s_equals": "ST_Equals",
+}
+# CQL2's temporal functions over (start, end) of each side, a and b (the standard's table)
+_TEMPORAL_RULES = {
+    "t_after": "{aS} > {bE}",
+    "t_before": "{aE} < {bS}",
+    "t_contains": "{aS} < {bS} AND {aE} > {bE}",
+    "t_disjoint": "({aS} > {bE} OR {aE} < {bS})",
+    "t_during": "{aS} > {bS} AND {aE} < {bE}",
+    "t_equals": "{aS} = {bS} AND {aE} = {bE}",
+    "t_finishedby": "{aS} < {bS} AND {aE} = {bE}",
+    "t_finishes": "{aS} > {bS} AND {aE} = {bE}",
+    "t_intersects": "{aS} <= {bE} AND {aE} >= {bS}",
+    "t_meets": "{aE} = {bS}",
+    "t_metby": "{aS} = {bE}",
+    "t_overlappedby": "{aS} > {bS} AND {aS} < {bE} AND {aE} > {bE}",
+    "t_overlaps": "{aS} < {bS} AND {aE} > {bS} AND {aE} < {bE}",
+    "t_startedby": "{aS} = {bS} AND {aE} > {bE}",
+    "t_starts": "{aS} = {bS} AND {aE} < {bE}",
+}
+
+
+class _Filter:
+    """A checked filter as SQL over units `u`: operators from fixed tables, properties from
+    the whitelist, every literal a bound parameter."""
+
+    def __init__(self, query: ItemQuery, params: dict[str, Any]) -> None:
+        self.query, self.params = query, params
+
+    def bind(self, value: Any, cast: sql.Composable) -> sql.Composable:
+        """A new parameter holding `value`."""
+        name = f"flt{len([k for k in self.params if k.startswith('flt')])}"
+        self.params[name] = value
+        return sql.Placeholder(name) + cast
+
+    def condition(self, node: flt.Condition) -> sql.Composable:
+        """A condition (recursion is bounded by the filter's nesting limit)."""
+        if isinstance(node, flt.Combine):
+            joiner = sql.SQL(" AND " if node.op == "and" else " OR ")
+            return sql.SQL("({})").format(joiner.join(self.condition(p) for p in node.parts))
+        if isinstance(node, flt.Not):
+            return sql.SQL("(NOT {})").format(self.condition(node.condition))
+        if isinstance(node, flt.Const):
+            return sql.SQL("TRUE" if node.value else "FALSE")
+        if isinstance(node, flt.Compare):
+            assert node.op in flt.COMPARISONS
+            return sql.SQL("({} {} {})").format(
+                self.operand(node.left), sql.SQL(node.op), self.operand(node.right)
+            )
+        if isinstance(node, flt.Like):
+            return sql.SQL("({} LIKE {})").format(
+                self.operand(node.value), self.operand(node.pattern)
+            )
+        if isinstance(node, flt.Between):
+            return sql.SQL("({} BETWEEN {} AND {})").format(
+                self.operand(node.value), self.operand(node.low), self.operand(node.high)
+            )
+        if isinstance(node, flt.In):
+            options = sql.SQL(", ").join(self.operand(o) for o in node.options)
+            return sql.SQL("({} IN ({}))").format(self.operand(node.value), options)
+        if isinstance(node, flt.IsNull):
+            return sql.SQL("({} IS NULL)").format(self.operand(node.operand))
+        if isinstance(node, flt.Spatial):
+            return sql.SQL("{}({}, {})").format(
+                sql.SQL(_SPATIAL_FUNCTIONS[node.op]),
+                self.operand(node.left),
+                self.operand(node.right),
+            )
+        assert isinstance(node, flt.Temporal)
+        a, b = self.span(node.left), self.span(node.right)
+        rule = sql.SQL(_TEMPORAL_RULES[node.op]).format(aS=a[0], aE=a[1], bS=b[0], bE=b[1])
+        return sql.SQL("({})").format(rule)
+
+    def span(self, span: flt.Span) -> tuple[sql.Composable, sql.Composable]:
+        """(start, end) of a time; open ends (and a null end) are minus and plus infinity."""
+        if span.start is span.end and span.start is not None:
+            instant = self.operand(span.start)
+            return instant, instant
+        start = (
+            sql.SQL("coalesce({}, '-infinity'::timestamptz)").format(self.operand(span.start))
+            if span.start is not None
+            else sql.SQL("'-infinity'::timestamptz")
+        )
+        end = (
+            sql.SQL("coalesce({}, 'infinity'::timestamptz)").format(self.operand(span.end))
+            if span.end is not None
+            else sql.SQL("'infinity'::timestamptz")
+        )
+        return start, end
+
+    def operand(self, node: flt.Operand) -> sql.Composable:
+        """A property (from the whitelist) or a bound literal."""
+        if isinstance(node, flt.CaseI):
+            return sql.SQL("lower({} COLLATE vietnamese)").format(self.operand(node.operand))
+        if isinstance(node, flt.Prop):
+            return self.prop(node.name)
+        if node.kind == "geometry":
+            return self.geometry(node.value)
+        return self.bind(node.value, _CASTS[node.kind])
+
+    def prop(self, name: str) -> sql.Composable:
+        """A queryable: the unit's attributes and indicators as served, its geometry, its
+        vintage's validity (the same for every unit of the collection)."""
+        c = self.query.collection
+        if name == "geometry":
+            return sql.SQL("u.geom")
+        if name in ("valid_from", "valid_to"):
+            day = c.valid_from if name == "valid_from" else c.valid_to
+            moment = None if day is None else datetime.fromisoformat(day).replace(tzinfo=UTC)
+            return self.bind(moment, _CASTS["instant"])
+        return property_expr(self.query, name)
+
+    def geometry(self, wkb: bytes) -> sql.Composable:
+        """A geometry literal in filter-crs, as lon/lat (densified first when it comes from
+        another CRS, so its edges stay where they are once in degrees)."""
+        crs = self.query.filter_crs
+        registered = crs.srid in self.query.registered_srids
+        srid = sql.Literal(crs.srid if registered else 0)
+        geom = sql.SQL("ST_GeomFromWKB({}, {})").format(self.bind(wkb, sql.SQL("::bytea")), srid)
+        if crs.lat_first:
+            geom = sql.SQL("ST_FlipCoordinates({})").format(geom)
+        if crs.srid == 4326:
+            return geom
+        x0, y0, x1, y1 = shapely.from_wkb(wkb).bounds
+        step = self.bind(max(x1 - x0, y1 - y0) / 64 or 1.0, _CASTS["number"])
+        densified = sql.SQL("ST_Segmentize({}, {})").format(geom, step)
+        if registered:
+            return sql.SQL("ST_Transform({}, 4326)").format(densified)
+        name = self.bind(f"EPSG:{crs.srid}", _CASTS["string"])
+        return sql.SQL("ST_Transform({}, {}, 4326)").format(densified, name)
 
 
 def _bbox_condition(query: ItemQuery, params: dict[str, Any]) -> sql.Composable:
@@ -203,7 +363,7 @@ def features_sql(query: ItemQuery) -> tuple[sql.Composed, dict[str, Any]]:
                 "FROM page JOIN admin_unit u ON u.vintage = %(vintage)s AND u.level = %(level)s"
                 " AND u.code = page.code"
             ),
-            *_joins(query, params),
+            *_joins(query, params, for_filter=False),
             _order_by(query),
         ]
     )

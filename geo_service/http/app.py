@@ -6,8 +6,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import orjson
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
@@ -17,11 +19,14 @@ from geo_service.http import observability
 from geo_service.http.errors import ERROR_RESPONSES, add_exception_handlers
 from geo_service.http.middleware import (
     GZipUnlessRefused,
+    HeadAsGet,
     LimitBodySize,
     PurgeTilesAfterWrites,
     RefuseNulBytes,
     ResponseDeadline,
 )
+from geo_service.http.ogc import GPKG
+from geo_service.http.openapi import OPENAPI_30, openapi_30
 from geo_service.http.proxy import ClientAndOrigin
 from geo_service.http.routers import (
     aggregate,
@@ -74,10 +79,22 @@ def create_app(settings: ServiceSettings | None = None, db_url: str | None = Non
         responses=ERROR_RESPONSES,
     )
     app.state.services = services
+    _add_openapi_30(app)
     add_exception_handlers(app)
     _add_middleware(app, services)
     _add_routes(app)
     return app
+
+
+def _add_openapi_30(app: FastAPI) -> None:
+    """`/api/3.0`: the OpenAPI document as 3.0 (made once, from the 3.1 one)."""
+    made: dict[str, bytes] = {}
+
+    @app.get("/api/3.0", include_in_schema=False)
+    async def openapi_30_document() -> Response:
+        if "body" not in made:
+            made["body"] = orjson.dumps(openapi_30(app.openapi()))
+        return Response(made["body"], media_type=OPENAPI_30)
 
 
 def _add_middleware(app: FastAPI, services: Services) -> None:
@@ -88,7 +105,8 @@ def _add_middleware(app: FastAPI, services: Services) -> None:
     app.add_middleware(PurgeTilesAfterWrites, services=services)
     app.add_middleware(RefuseNulBytes)
     app.add_middleware(LimitBodySize, max_bytes=settings.max_body_bytes)
-    app.add_middleware(GZipUnlessRefused, minimum_size=1024)
+    # (a GeoPackage is sent in byte ranges of the file itself: never gzipped)
+    app.add_middleware(GZipUnlessRefused, minimum_size=1024, exclude=(GPKG,))
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origin_list,
@@ -97,6 +115,8 @@ def _add_middleware(app: FastAPI, services: Services) -> None:
         expose_headers=list(CORS_EXPOSE_HEADERS),
     )
     app.add_middleware(SecurityHeaders, basemap_url=settings.basemap_url)
+    # HEAD is the GET with everything above applied (gzip included), less the body
+    app.add_middleware(HeadAsGet)
     # outside it, so it sees every response (also the 400s and CORS answers above)
     observability.install(app, services)
     # outermost: every part sees the true client and the origin links must name

@@ -67,6 +67,17 @@ class Extent(Document):
     temporal: TemporalExtent | None = None
 
 
+class CollectionIndicator(Document):
+    """An indicator the items (and tiles) of a collection can carry, and its periods."""
+
+    code: str
+    name_vi: str
+    name_en: str
+    unit: str
+    kind: str
+    periods: list[str]
+
+
 class CollectionDocument(Document):
     """`/collections/{id}`: one collection's metadata (the EAs' collection too)."""
 
@@ -74,10 +85,13 @@ class CollectionDocument(Document):
     title: str
     item_type: str = Field(alias="itemType")
     description: str
-    extent: Extent
+    extent: Extent | None = Field(None, description="left out while the collection is empty")
     crs: list[str]
     storage_crs: str = Field(alias="storageCrs")
     number_of_items: int = Field(alias="numberOfItems")
+    indicators: list[CollectionIndicator] | None = Field(
+        default=None, description="indicators its items and tiles can carry (indicator=, period=)"
+    )
     links: list[Link]
 
 
@@ -86,6 +100,40 @@ class Collections(Document):
 
     collections: list[CollectionDocument]
     links: list[Link]
+
+
+class QueryableSchema(Document):
+    """One queryable property (a JSON Schema of its values)."""
+
+    title: str
+    description: str | None = None
+    type: str | list[str] | None = None
+    format: str | None = None
+    enum: list[str] | None = None
+    x_ogc_role: str | None = Field(default=None, alias="x-ogc-role")
+
+
+class LegacyQueryable(Document):
+    """A queryable as the 2021 drafts of Part 3 listed them (read by GDAL's OAPIF driver)."""
+
+    id: str
+    type: str
+    title: str
+
+
+class Queryables(Document):
+    """`/collections/{id}/queryables`: the properties a filter may use (JSON Schema)."""
+
+    schema_: str = Field(alias="$schema")
+    id_: str = Field(alias="$id")
+    type: str
+    title: str
+    properties: dict[str, QueryableSchema]
+    additional_properties: bool = Field(alias="additionalProperties")
+    queryables: list[LegacyQueryable] = Field(
+        description="the same properties as a list, for clients of the draft standard "
+        "(GDAL's OAPIF driver filters on the server only with it)"
+    )
 
 
 class Tileset(Document):
@@ -132,10 +180,24 @@ class TileMatrix(Document):
     tile_height: int = Field(alias="tileHeight")
     matrix_width: int = Field(alias="matrixWidth")
     matrix_height: int = Field(alias="matrixHeight")
+    # the same in Tile Matrix Set 1.0 (17-083r2) names: GDAL 3.6 (Debian 12, QGIS 3.22) reads
+    # only those
+    identifier: str
+    top_left_corner: list[float] = Field(alias="topLeftCorner")
+
+
+class TmsBoundingBox(Document):
+    """A Tile Matrix Set 1.0 bounding box (read by GDAL 3.6 and older)."""
+
+    type: str = "BoundingBoxType"
+    crs: str
+    lower_corner: list[float] = Field(alias="lowerCorner")
+    upper_corner: list[float] = Field(alias="upperCorner")
 
 
 class TileMatrixSet(Document):
-    """`/tileMatrixSets/{id}`: OGC Two Dimensional Tile Matrix Set 2.0."""
+    """`/tileMatrixSets/{id}`: OGC Two Dimensional Tile Matrix Set 2.0, with the 1.0 members
+    older clients need (identifier, supportedCRS, boundingBox)."""
 
     id: str
     title: str
@@ -144,6 +206,9 @@ class TileMatrixSet(Document):
     ordered_axes: list[str] = Field(alias="orderedAxes")
     well_known_scale_set: str = Field(alias="wellKnownScaleSet")
     tile_matrices: list[TileMatrix] = Field(alias="tileMatrices")
+    identifier: str
+    supported_crs: str = Field(alias="supportedCRS")
+    bounding_box: TmsBoundingBox = Field(alias="boundingBox")
 
 
 class BoundingBox(Document):
@@ -187,7 +252,7 @@ class TilesetMetadata(Document):
     data_type: str = Field(alias="dataType")
     tile_matrix_set_uri: str = Field(alias="tileMatrixSetURI")
     crs: str
-    bounding_box: BoundingBox = Field(alias="boundingBox")
+    bounding_box: BoundingBox | None = Field(default=None, alias="boundingBox")
     layers: list[TileLayer]
     links: list[Link]
 

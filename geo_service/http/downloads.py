@@ -4,7 +4,6 @@ send a spooled body or a built file (with a timeout on every write to the client
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -106,8 +105,9 @@ class SpooledResponse(StreamingResponse):
             self.release()
 
 
-class BuiltFileResponse(FileResponse):
-    """A file built for this request (ranges answered), deleted with its folder once sent."""
+class KeptFileResponse(FileResponse):
+    """A file kept for later requests (byte ranges and If-Range answered): sent, not
+    deleted; the client's download slot is freed however the sending ends."""
 
     def __init__(
         self,
@@ -118,12 +118,11 @@ class BuiltFileResponse(FileResponse):
         headers: dict[str, str],
     ) -> None:
         super().__init__(path, media_type=media_type, headers=headers)
-        self.built, self.release, self.send_timeout_s = path, release, send_timeout_s
+        self.release, self.send_timeout_s = release, send_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Send the file, dropping a client that stops reading."""
+        """Send the file (or the ranges asked for), dropping a client that stops reading."""
         try:
             await super().__call__(scope, receive, _timed(send, self.send_timeout_s))
         finally:
-            shutil.rmtree(self.built.parent, ignore_errors=True)
             self.release()

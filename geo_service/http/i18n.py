@@ -154,7 +154,6 @@ _BY_STATUS = {
 }
 
 
-
 def _vietnamese(message: str, status: int, parameter: str | None) -> str:
     for pattern, template in _COMPILED:
         match = pattern.match(message)

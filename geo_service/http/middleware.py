@@ -9,7 +9,12 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from starlette.datastructures import Headers
-from starlette.middleware.gzip import GZipMiddleware, GZipResponder, IdentityResponder
+from starlette.middleware.gzip import (
+    DEFAULT_EXCLUDED_CONTENT_TYPES,
+    GZipMiddleware,
+    GZipResponder,
+    IdentityResponder,
+)
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from geo_core.errors import DatabaseUnavailable, InvalidParameter, PayloadTooLarge
@@ -161,8 +166,12 @@ class LimitBodySize:
 class GZipUnlessRefused(GZipMiddleware):
     """Starlette's gzip middleware, but `gzip;q=0` (or `*;q=0`) refuses gzip as it should."""
 
-    def __init__(self, app: ASGIApp, minimum_size: int = 500) -> None:
-        super().__init__(app, minimum_size)
+    def __init__(
+        self, app: ASGIApp, minimum_size: int = 500, exclude: tuple[str, ...] = ()
+    ) -> None:
+        super().__init__(
+            app, minimum_size, exclude_content_types=DEFAULT_EXCLUDED_CONTENT_TYPES + exclude
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Compress the response when the client accepts gzip."""
@@ -214,3 +223,31 @@ class PurgeTilesAfterWrites:
             await send(message)
 
         await self.app(scope, receive, send_when_purged)
+
+
+class HeadAsGet:
+    """HEAD on any GET route: the GET's answer, headers only.
+
+    FastAPI routes answer only the methods they declare, so HEAD was a 405 everywhere; GDAL's
+    /vsicurl/ and QGIS ask HEAD for a download's length before reading it in ranges. The
+    request runs as the GET it stands for (so the headers, Content-Length included, are
+    exactly the GET's) and the body is dropped on the way out.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer HEAD as GET without the body; pass everything else on."""
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)

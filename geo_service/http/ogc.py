@@ -10,6 +10,7 @@ import orjson
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from geo_core.crs import OutputCrs
 from geo_service.features.sql import MATCHED_CAP
 
 GEOJSON = "application/geo+json"
@@ -17,11 +18,35 @@ GPKG = "application/geopackage+sqlite3"
 MVT = "application/vnd.mapbox-vector-tile"
 TILING_SCHEME = "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme"
 TILESETS_VECTOR = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"
+QUERYABLES = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
+JSON_SCHEMA = "application/schema+json"
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
     "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/oas30",
+    # Part 3: filtering, with CQL2 in both encodings
+    *(
+        f"http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/{c}"
+        for c in ("queryables", "filter", "features-filter")
+    ),
+    *(
+        f"http://www.opengis.net/spec/cql2/1.0/conf/{c}"
+        for c in (
+            "cql2-text",
+            "cql2-json",
+            "basic-cql2",
+            "advanced-comparison-operators",
+            "case-insensitive-comparison",
+            "basic-spatial-functions",
+            "basic-spatial-functions-plus",
+            "spatial-functions",
+            "temporal-functions",
+            "property-property",
+        )
+    ),
     *(
         f"http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/{c}"
         for c in ("core", "tileset", "tilesets-list", "geodata-tilesets", "mvt")
@@ -37,6 +62,15 @@ class GeoJSONResponse(JSONResponse):
     def render(self, content: Any) -> bytes:
         """Serialise with orjson."""
         return orjson.dumps(content)
+
+
+def crs_member(crs: OutputCrs) -> dict[str, Any]:
+    """`{"crs": …}` naming a CRS other than CRS84, as GeoJSON's 2008 specification wrote it:
+    RFC 7946 dropped the member, but GDAL (and so geopandas, QGIS) still read it, and
+    nothing reads the Content-Crs header. Empty for CRS84, GeoJSON's own."""
+    if crs.srid == 4326 and not crs.lat_first:
+        return {}
+    return {"crs": {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{crs.srid}"}}}
 
 
 def _page_link(request: Request, rel: str, offset: int) -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from prometheus_client import CollectorRegistry
@@ -14,6 +15,7 @@ from geo_service.basemaps.registry import BaseMaps
 from geo_service.db import HealthCheck, close_pool, open_control_pool, open_pool
 from geo_service.ea.service import EaService
 from geo_service.features.catalogue import CollectionCatalogue
+from geo_service.features.files import BuiltFiles
 from geo_service.http.downloads import DownloadLimits
 from geo_service.settings import ServiceSettings
 from geo_service.tiles.service import TileService
@@ -39,9 +41,9 @@ class Services:
         self.downloads = DownloadLimits(
             settings.download_slots, settings.downloads_per_client, settings.pool_timeout_s
         )
-        self.ea = EaService.from_settings(settings)
         # base map files are opened (and a bad one named in the log) when the app is built
         self.basemaps = BaseMaps(settings)
+        self.files = BuiltFiles(settings.home / "downloads", settings.download_cache_mb << 20)
         self.metrics_registry: CollectorRegistry | None = None  # set by observability
         self._pool: AsyncConnectionPool | None = None
         self._control: AsyncConnectionPool | None = None
@@ -131,3 +133,12 @@ class Services:
     def tiles_if_started(self) -> TileService | None:
         """The tile service, or None before the lifespan started it."""
         return self._tiles
+
+    def fresh(self, collection_id: str) -> Callable[[int], bool]:
+        """Whether something built from a collection's data at an epoch is still current."""
+        log = self.tiles.freshness.log
+
+        def fresh(epoch: int) -> bool:
+            return log.floor <= epoch <= log.epoch and not log.changed_since(collection_id, epoch)
+
+        return fresh

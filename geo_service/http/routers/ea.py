@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Header, Path, Query, Request
 from fastapi.responses import Response
 
 from geo_core.crs import CRS84, parse_crs
-from geo_core.errors import InvalidParameter
+from geo_core.errors import InvalidParameter, Unauthorized
 from geo_core.geojson import line_from_geojson
 from geo_core.text import CODE, check_code, check_text
 from geo_service.ea import sql
@@ -19,7 +19,7 @@ from geo_service.ea.rules import parse_geometry
 from geo_service.ea.service import Drawn, as_feature, commune_of, etag, fetch, history
 from geo_service.features.export import spool_features
 from geo_service.features.query import parse_bbox
-from geo_service.http.auth import Reader, Writer
+from geo_service.http.auth import Reader, Writer, check_reader
 from geo_service.http.deps import (
     Conn,
     Downloads,
@@ -40,12 +40,14 @@ from geo_service.http.documents import (
     SpatialExtent,
 )
 from geo_service.http.downloads import SpooledResponse
-from geo_service.http.ogc import GEOJSON, GeoJSONResponse, page_tail
+from geo_service.http.ogc import GEOJSON, TILESETS_VECTOR, GeoJSONResponse, page_tail
+from geo_service.http.services import Services
 from geo_service.messages import localised
 
 router = APIRouter(tags=["enumeration areas"])
 EaId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the EA's id")]
 BASE = "/collections/enumeration-areas"
+MAX_EA_PAGE = 10_000
 
 
 def _feature_response(
@@ -63,27 +65,52 @@ def _feature_response(
     return GeoJSONResponse(body, status_code=status, headers=headers)
 
 
-@router.get(BASE, summary="The enumeration-area collection", response_model_exclude_unset=True)
-async def ea_collection(request: Request, conn: Conn, user: Reader) -> CollectionDocument:
-    """Metadata of the EA collection: extent, CRS, item count, links."""
+async def ea_collection_document(request: Request, conn: Conn) -> CollectionDocument:
+    """The EA collection's metadata: item count, extent (left out while there are no EAs:
+    there is nothing to bound), CRS, links."""
     count, extent = await sql.count_and_extent(conn)
-    base = str(request.url).split("?")[0]
-    bbox = [[float(v) for v in extent if v is not None]] if None not in extent else []
+    base = str(request.url_for("ea_collection"))
+    bounded = None not in extent
     return CollectionDocument(
         id="enumeration-areas",
         title="Census enumeration areas",
         itemType="feature",
         description="Enumeration areas drawn by census cartographers, one layer for every "
         "census round (filter with round=); editable with a token.",
-        extent=Extent(spatial=SpatialExtent(bbox=bbox, crs=CRS84)),
+        extent=Extent(spatial=SpatialExtent(bbox=[[float(v or 0) for v in extent]], crs=CRS84))
+        if bounded
+        else None,
         crs=[CRS84],
         storageCrs=CRS84,
         numberOfItems=count,
         links=[
             Link(rel="self", href=base, type="application/json"),
             Link(rel="items", href=f"{base}/items", type=GEOJSON),
+            Link(rel=TILESETS_VECTOR, href=f"{base}/tiles", type="application/json"),
         ],
     )
+
+
+async def may_read_eas(request: Request, services: Services) -> bool:
+    """Whether the request may see the EAs (reads are public, or it has a valid token)."""
+    if services.settings.public_reads:
+        return True
+    try:
+        await check_reader(request, services)
+    except Unauthorized:
+        return False
+    return True
+
+
+@router.get(
+    BASE,
+    summary="The enumeration-area collection",
+    name="ea_collection",
+    response_model_exclude_unset=True,
+)
+async def ea_collection(request: Request, conn: Conn, user: Reader) -> CollectionDocument:
+    """Metadata of the EA collection: extent, CRS, item count, links."""
+    return await ea_collection_document(request, conn)
 
 
 @router.get(f"{BASE}/items", summary="Enumeration areas", response_class=GeoJSONResponse)
@@ -99,10 +126,13 @@ async def list_eas(
     bbox: Annotated[
         str | None, Query(max_length=200, description="minx,miny,maxx,maxy (longitude/latitude)")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    limit: Annotated[
+        int, Query(ge=1, description="EAs per page: 1,000 by default, at most 10,000 (capped)")
+    ] = 1000,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> Response:
     """EAs filtered by commune, status, census round and bounding box; streamed, in pages."""
+    limit = min(limit, MAX_EA_PAGE)  # (OGC API - Features: a larger limit is capped)
     box = parse_bbox(bbox) if bbox is not None else None
     if box is not None and not (-180 <= box[0] <= box[2] <= 180 and -90 <= box[1] <= box[3] <= 90):
         raise InvalidParameter(

@@ -3,42 +3,92 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
+import psycopg
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import Response
-from psycopg_pool import AsyncConnectionPool
+from fastapi.responses import JSONResponse, Response
 
 from geo_core.crs import ADVERTISED, CRS84
-from geo_core.errors import NotFound
+from geo_core.errors import InvalidParameter, NotFound
 from geo_core.text import CODE, CODE_LIST, CRS
 from geo_core.zoom import MAX_ZOOM
 from geo_service.features import export
-from geo_service.features.catalogue import list_collections, read_collection
+from geo_service.features.catalogue import indicator_entries, list_collections
+from geo_service.features.files import selection_key
+from geo_service.features.filter import MAX_CHARACTERS
 from geo_service.features.model import Collection, ItemQuery
 from geo_service.features.query import RawItemParams, build_item_query
 from geo_service.features.sql import count_items, feature_json
-from geo_service.http.deps import Catalogue, Conn, Downloads, Pool, Settings, client_address
+from geo_service.http.deps import (
+    Catalogue,
+    Conn,
+    Downloads,
+    Pool,
+    ServicesDep,
+    Settings,
+    client_address,
+)
 from geo_service.http.documents import (
     CollectionDocument,
+    CollectionIndicator,
     Collections,
     Extent,
+    LegacyQueryable,
     Link,
+    Queryables,
+    QueryableSchema,
     SpatialExtent,
     TemporalExtent,
 )
-from geo_service.http.downloads import BuiltFileResponse, Release, SpooledResponse
+from geo_service.http.downloads import KeptFileResponse, Release, SpooledResponse
 from geo_service.http.negotiation import best_media_type
-from geo_service.http.ogc import GEOJSON, GPKG, TILESETS_VECTOR, GeoJSONResponse, page_tail
+from geo_service.http.ogc import (
+    GEOJSON,
+    GPKG,
+    JSON_SCHEMA,
+    QUERYABLES,
+    TILESETS_VECTOR,
+    GeoJSONResponse,
+    crs_member,
+    page_tail,
+)
+from geo_service.http.routers.ea import ea_collection_document, may_read_eas
+from geo_service.http.services import Services
+from geo_service.http.vendor import Vendor, VendorParams
 from geo_service.settings import ServiceSettings
 
 router = APIRouter(tags=["features"])
 
 
-def _collection_doc(request: Request, c: Collection) -> CollectionDocument:
+def _indicators(c: Collection, entries: dict[str, dict[str, Any]]) -> list[CollectionIndicator]:
+    """The indicators with values on the collection's units, with their periods."""
+    return [
+        CollectionIndicator(
+            code=code,
+            name_vi=entries[code]["name_vi"],
+            name_en=entries[code]["name_en"],
+            unit=entries[code]["unit"],
+            kind=entries[code]["kind"],
+            periods=list(periods),
+        )
+        for code, periods in sorted(c.periods.items())
+        if code in entries
+    ]
+
+
+def _collection_doc(
+    request: Request,
+    c: Collection,
+    entries: dict[str, dict[str, Any]],
+    vendor: VendorParams = VendorParams(),
+) -> CollectionDocument:
+    """A collection's metadata; links to its items and tiles carry `indicator`/`period`."""
     base = str(request.url_for("get_collection_doc", collectionId=c.id))
     until = f" to {c.valid_to}" if c.valid_to else ""
+    carried = vendor.query()
+    also = "&" + carried[1:] if carried else ""
     return CollectionDocument(
         id=c.id,
         title=c.title,
@@ -56,26 +106,73 @@ def _collection_doc(request: Request, c: Collection) -> CollectionDocument:
         crs=list(ADVERTISED),
         storageCrs=CRS84,
         numberOfItems=c.count,
+        indicators=_indicators(c, entries),
         links=[
-            Link(rel="self", href=base, type="application/json"),
-            Link(rel="items", href=f"{base}/items", type=GEOJSON),
-            Link(rel="items", href=f"{base}/items?f=csv", type="text/csv"),
-            Link(rel="items", href=f"{base}/items?f=gpkg", type=GPKG),
-            Link(rel=TILESETS_VECTOR, href=f"{base}/tiles", type="application/json"),
+            Link(rel="self", href=base + carried, type="application/json"),
+            Link(rel="items", href=f"{base}/items{carried}", type=GEOJSON),
+            Link(rel="items", href=f"{base}/items?f=csv{also}", type="text/csv"),
+            Link(rel="items", href=f"{base}/items?f=gpkg{also}", type=GPKG),
+            Link(rel=QUERYABLES, href=f"{base}/queryables", type=JSON_SCHEMA),
+            # (the draft standard's relation: GDAL's OAPIF driver looks for this one)
+            Link(rel="queryables", href=f"{base}/queryables", type="application/json"),
+            Link(rel=TILESETS_VECTOR, href=f"{base}/tiles{carried}", type="application/json"),
         ],
     )
 
 
+async def _carried(
+    conn: psycopg.AsyncConnection, c: Collection, vendor: VendorParams
+) -> VendorParams | None:
+    """The vendor parameters as the collection's items would take them (the period made
+    explicit), or None when the collection does not carry the indicators."""
+    if not vendor.codes:
+        return vendor
+    if any(code not in c.periods for code in vendor.codes):
+        return None
+    query = await build_item_query(
+        conn, c, RawItemParams(indicator=vendor.indicator, period=vendor.period)
+    )
+    return VendorParams(vendor.indicator, query.indicators[0].period)
+
+
+def _check_known(vendor: VendorParams, entries: dict[str, dict[str, Any]]) -> None:
+    for code in vendor.codes:
+        if code not in entries:
+            raise InvalidParameter(
+                f"unknown indicator {code!r} (see /indicators)", parameter="indicator"
+            )
+
+
 @router.get(
     "/collections",
-    summary="Collections: one per level and vintage",
+    summary="Collections: one per level and vintage, and the enumeration areas",
     response_model_exclude_unset=True,
 )
-async def collections(request: Request, conn: Conn) -> Collections:
-    """Every (level, vintage) of administrative units."""
-    found = await list_collections(conn)
+async def collections(
+    request: Request,
+    conn: Conn,
+    catalogue: Catalogue,
+    services: ServicesDep,
+    vendor: Vendor,
+) -> Collections:
+    """Every (level, vintage) of administrative units, and the EAs; with `indicator`, the
+    collections that carry it (for `period`, in that period)."""
+    entries = await indicator_entries(conn)
+    _check_known(vendor, entries)
+    docs = []
+    for listed in await list_collections(conn):
+        c = await catalogue.get(conn, listed.id)
+        if vendor.period and any(
+            vendor.period not in c.periods.get(code, ()) for code in vendor.codes
+        ):
+            continue
+        carried = await _carried(conn, c, vendor)
+        if carried is not None:
+            docs.append(_collection_doc(request, c, entries, carried))
+    if not vendor.codes and await may_read_eas(request, services):
+        docs.append(await ea_collection_document(request, conn))
     return Collections(
-        collections=[_collection_doc(request, c) for c in found],
+        collections=docs,
         links=[Link(rel="self", href=str(request.url), type="application/json")],
     )
 
@@ -90,15 +187,114 @@ async def collection(
     collectionId: str,
     request: Request,
     conn: Conn,
+    catalogue: Catalogue,
+    vendor: Vendor,
 ) -> CollectionDocument:
-    """Metadata of one collection: extent, CRS list, item count, links."""
-    return _collection_doc(request, await read_collection(conn, collectionId))
+    """Metadata of one collection: extent, CRS list, item count, indicators, links."""
+    c = await catalogue.get(conn, collectionId)
+    carried = vendor
+    if vendor.codes:  # the items' checks, and their answer when it does not fit
+        query = await build_item_query(
+            conn, c, RawItemParams(indicator=vendor.indicator, period=vendor.period)
+        )
+        carried = VendorParams(vendor.indicator, query.indicators[0].period)
+    return _collection_doc(request, c, await indicator_entries(conn), carried)
+
+
+_KIND_SCHEMAS: dict[str, dict[str, Any]] = {
+    "string": {"type": "string"},
+    "number": {"type": "number"},
+    "instant": {"type": "string", "format": "date"},
+    "geometry": {"format": "geometry-multipolygon", "x-ogc-role": "primary-geometry"},
+}
+_LEGACY_TYPES = {"instant": "date", "geometry": "geometry"}
+_TITLES = {
+    "code": "official code",
+    "name": "official name",
+    "parent_code": "parent unit's code",
+    "unit_type": "unit type",
+    "area_km2": "area (km²)",
+    "geometry": "boundary",
+    "valid_from": "first day of the vintage's validity",
+    "valid_to": "day the next vintage replaced it (null while in force)",
+}
+
+
+def _queryable(
+    name: str, kind: str, entries: dict[str, dict[str, Any]], c: Collection
+) -> QueryableSchema:
+    """One queryable's JSON Schema: type, title and, for indicators, what its value is."""
+    schema = dict(_KIND_SCHEMAS[kind])
+    if name == "valid_to":
+        schema["type"] = ["string", "null"]
+    code = name.removesuffix("_status")
+    entry = entries.get(code)
+    if entry is None or code not in c.periods:
+        return QueryableSchema(title=_TITLES.get(name, name), **schema)
+    periods = ", ".join(c.periods[code])
+    if name.endswith("_status") and name != code:
+        return QueryableSchema(
+            title=f"{entry['name_en']}: status",
+            type="string",
+            enum=["ok", "provisional", "suppressed", "not_available"],
+        )
+    return QueryableSchema(
+        title=f"{entry['name_en']} ({entry['unit']})",
+        description=f"{entry['name_vi']}. The published value of the period asked for "
+        f"(period=; else the latest) of {periods}; null when suppressed or not available, "
+        "so a hidden value never selects",
+        **schema,
+    )
+
+
+@router.get(
+    "/collections/{collectionId}/queryables",
+    summary="The properties a filter may use (OGC API - Features Part 3)",
+    response_model=Queryables,
+    response_model_exclude_none=True,
+    responses={200: {"content": {JSON_SCHEMA: {}}}},
+)
+async def queryables(
+    collectionId: str,
+    request: Request,
+    conn: Conn,
+    catalogue: Catalogue,
+    vendor: Vendor,
+) -> Response:
+    """A JSON Schema of the queryables: the unit's attributes, geometry and validity, and
+    every indicator with values on the collection (and its status). Sent as
+    application/schema+json, or as application/json to a client that asks only for that
+    (GDAL refuses any other type)."""
+    c = await catalogue.get(conn, collectionId)
+    kinds = ItemQuery(c).queryables()
+    entries = await indicator_entries(conn)
+    properties = {name: _queryable(name, kind, entries, c) for name, kind in kinds.items()}
+    url = str(request.url_for("queryables", collectionId=c.id))
+    media_type = best_media_type(
+        request.headers.get("accept", ""), [JSON_SCHEMA, "application/json"]
+    )
+    document = Queryables(
+        **{"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": url},
+        type="object",
+        title=c.title,
+        properties=properties,
+        additionalProperties=False,
+        queryables=[
+            LegacyQueryable(
+                id=name, type=_LEGACY_TYPES.get(kind, kind), title=properties[name].title
+            )
+            for name, kind in kinds.items()
+        ],
+    )
+    body = document.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return JSONResponse(body, media_type=media_type, headers={"Vary": "Accept"})
 
 
 # Output formats of items: media type → `f` value (the first is the default).
 FORMATS = {GEOJSON: "json", "application/json": "json", "text/csv": "csv", GPKG: "gpkg"}
 MAX_PAGE = 10_000  # items per GeoJSON page; a larger limit is capped (with a next link)
 MAX_GPKG = 20_000  # items per GeoPackage (every commune of any vintage; more get a next link)
+MAX_CSV = 10_000_000  # (a limit above it is the same as none)
 
 
 def _output_format(f: str | None, request: Request) -> str:
@@ -141,11 +337,12 @@ def _download_headers(
 
 def _page_limit(limit: int | None, fmt: str) -> int | None:
     """GeoJSON pages hold 100 items by default and at most MAX_PAGE; downloads every item
-    unless limited, a GeoPackage at most MAX_GPKG."""
+    unless limited, a GeoPackage at most MAX_GPKG (a larger limit is capped, as OGC API -
+    Features asks, not refused)."""
     if fmt == "gpkg":
         return min(limit or MAX_GPKG, MAX_GPKG)
     if fmt == "csv":
-        return limit
+        return None if limit is None else min(limit, MAX_CSV)
     return 100 if limit is None else min(limit, MAX_PAGE)
 
 
@@ -172,15 +369,16 @@ async def items(
     pool: Pool,
     catalogue: Catalogue,
     settings: Settings,
+    services: ServicesDep,
     downloads: Downloads,
     limit: Annotated[
         int | None,
         Query(
             ge=1,
-            le=10_000_000,
             description=(
                 "items per page: 100 by default, at most 10,000 in GeoJSON (a larger limit is "
-                "capped); CSV and GeoPackage hold every item unless a limit is given"
+                "capped, and numberReturned says how many came); CSV and GeoPackage hold every "
+                "item unless a limit is given (a GeoPackage at most 20,000)"
             ),
         ),
     ] = None,
@@ -211,6 +409,26 @@ async def items(
             ),
         ),
     ] = None,
+    filter: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_CHARACTERS,
+            description="a CQL2 filter (OGC API - Features Part 3) over the queryables "
+            "(see …/queryables), e.g. parent_code = '01' AND density > 1000; indicator values "
+            "compare as published (a suppressed value is null and selects nothing)",
+        ),
+    ] = None,
+    filter_lang: Annotated[
+        Literal["cql2-text", "cql2-json", "cql-text"],
+        Query(
+            alias="filter-lang",
+            description="the filter's encoding (cql-text: the draft's name for cql2-text)",
+        ),
+    ] = "cql2-text",
+    filter_crs: Annotated[
+        str | None,
+        Query(alias="filter-crs", pattern=CRS, description="CRS of the filter's geometries"),
+    ] = None,
     wkt: Annotated[bool, Query(description="CSV: add the geometry as WKT")] = False,
     f: Annotated[Literal["json", "geojson", "csv", "gpkg"] | None, Query()] = None,
 ) -> Response:
@@ -233,6 +451,9 @@ async def items(
         max_allowable_offset,
         precision,
         datetime,
+        filter,
+        filter_lang,
+        filter_crs,
     )
     release = downloads.open(client_address(request))
     try:
@@ -244,12 +465,13 @@ async def items(
             headers = {"Content-Crs": f"<{query.crs.uri}>", "Vary": "Accept"}
             if fmt in ("csv", "gpkg"):
                 headers |= _download_headers(request, offset, limit, matched)
-                return await _download(pool, settings, query, fmt, wkt, headers, release)
+                return await _download(request, services, query, fmt, wkt, headers, release)
             collection_url = str(request.url_for("get_collection_doc", collectionId=found.id))
             assert limit is not None
             tail = page_tail(request, offset, limit, matched, collection_url)
             tail["links"] += _alternates(request, fmt)
-            spool = await export.spool_geojson(pool, query, tail, _spool_bytes(settings))
+            head = crs_member(query.crs)
+            spool = await export.spool_geojson(pool, query, tail, _spool_bytes(settings), head)
     except BaseException:
         release()
         raise
@@ -261,15 +483,17 @@ def _spool_bytes(settings: ServiceSettings) -> int:
 
 
 async def _download(
-    pool: AsyncConnectionPool,
-    settings: ServiceSettings,
+    request: Request,
+    services: Services,
     query: ItemQuery,
     fmt: str,
     wkt: bool,
     headers: dict[str, str],
     release: Release,
 ) -> Response:
-    """The items as a CSV or GeoPackage file (read in full before it is sent)."""
+    """The items as a CSV file (read in full before it is sent) or a GeoPackage (built once
+    per selection and data epoch, then kept: byte-range readers get the same file)."""
+    settings, pool = services.settings, services.pool
     name = query.collection.id if query.code is None else f"{query.collection.id}-{query.code}"
     # files use the traditional x = longitude order whatever the CRS's axis order
     query.crs = replace(query.crs, lat_first=False)
@@ -279,9 +503,20 @@ async def _download(
         return SpooledResponse(
             spool, release, settings.send_timeout_s, "text/csv; charset=utf-8", headers
         )
-    path = await export.geopackage(pool, query, name)
-    headers = {**headers, "Content-Disposition": f'attachment; filename="{name}.gpkg"'}
-    return BuiltFileResponse(path, release, settings.send_timeout_s, GPKG, headers)
+    key = selection_key(
+        query.collection.id, [("path", request.url.path), *request.query_params.multi_items()]
+    )
+    fresh = services.fresh(query.collection.id)
+    epoch = services.tiles.freshness.log.epoch  # (read before building: a change during it
+    path, built_at = await services.files.get(  # makes the file stale)
+        key, epoch, fresh, lambda: export.geopackage(pool, query, name)
+    )
+    headers = {
+        **headers,
+        "Content-Disposition": f'attachment; filename="{name}.gpkg"',
+        "ETag": f'"{key}-{built_at}"',
+    }
+    return KeptFileResponse(path, release, settings.send_timeout_s, GPKG, headers)
 
 
 @router.get(
@@ -295,9 +530,8 @@ async def item(
     featureId: Annotated[str, Path(pattern=CODE)],
     request: Request,
     conn: Conn,
-    pool: Pool,
     catalogue: Catalogue,
-    settings: Settings,
+    services: ServicesDep,
     downloads: Downloads,
     crs: Annotated[str | None, Query(pattern=CRS)] = None,
     properties: Annotated[str | None, Query(max_length=1000, pattern=CODE_LIST)] = None,
@@ -328,11 +562,11 @@ async def item(
     if fmt in ("csv", "gpkg"):
         release = downloads.open(client_address(request))
         try:
-            return await _download(pool, settings, query, fmt, wkt, headers, release)
+            return await _download(request, services, query, fmt, wkt, headers, release)
         except BaseException:
             release()
             raise
-    feature = orjson.loads(text)
+    feature = {"type": "Feature", **crs_member(query.crs), **orjson.loads(text)}
     feature["links"] = [
         {"rel": "self", "href": str(request.url), "type": GEOJSON},
         *_alternates(request, fmt),

@@ -13,7 +13,9 @@ from geo_service import __version__
 from geo_service.http.documents import Conformance, LandingPage, Link
 from geo_service.http.negotiation import best_media_type
 from geo_service.http.ogc import CONFORMANCE
+from geo_service.http.openapi import OPENAPI_30, OPENAPI_31
 from geo_service.http.security import page_response
+from geo_service.http.vendor import Vendor, VendorParams
 from geo_service.viewer.home import home_page
 
 router = APIRouter(tags=["service"])
@@ -42,6 +44,7 @@ def _link(request: Request, path: str, rel: str, media_type: str, title: str) ->
 )
 async def landing_page(
     request: Request,
+    vendor: Vendor,
     f: Annotated[
         Literal["json", "html"] | None,
         Query(description="json (the OGC API landing page) or html (a page for people)"),
@@ -52,7 +55,7 @@ async def landing_page(
     if f == "html" or (f is None and _prefers_html(request.headers.get("accept", ""))):
         root = request.scope.get("root_path", "").rstrip("/")
         return page_response(home_page(root, __version__))
-    return _landing_document(request)
+    return _landing_document(request, vendor)
 
 
 # JSON first: a client that accepts anything (*/*) gets the OGC document.
@@ -66,7 +69,8 @@ def _prefers_html(accept: str) -> bool:
         return False
 
 
-def _landing_document(request: Request) -> LandingPage:
+def _landing_document(request: Request, vendor: VendorParams) -> LandingPage:
+    """The OGC API landing document: what this service is and where its parts live."""
     return LandingPage(
         title="Vietnam statistical mapping service",
         description="Administrative boundaries by vintage, statistical indicators, "
@@ -74,12 +78,13 @@ def _landing_document(request: Request) -> LandingPage:
         version=__version__,
         links=[
             _link(request, "/", "self", "application/json", "This document"),
+            _link(request, "/api", "service-desc", OPENAPI_31, "The API definition (OpenAPI 3.1)"),
             _link(
                 request,
-                "/api",
+                "/api/3.0",
                 "service-desc",
-                "application/vnd.oai.openapi+json;version=3.1",
-                "The API definition (OpenAPI)",
+                OPENAPI_30,
+                "The API definition as OpenAPI 3.0",
             ),
             _link(request, "/api.html", "service-doc", "text/html", "The API documentation"),
             _link(request, "/health", "status", "application/json", "Service health"),
@@ -92,7 +97,7 @@ def _landing_document(request: Request) -> LandingPage:
             ),
             _link(
                 request,
-                "/collections",
+                "/collections" + vendor.query(),
                 "data",
                 "application/json",
                 "Boundary collections (one per level and vintage)",
@@ -112,8 +117,9 @@ def _landing_document(request: Request) -> LandingPage:
 
 
 @router.get("/conformance", summary="Conformance classes")
-async def conformance() -> Conformance:
-    """The OGC conformance classes this service implements."""
+async def conformance(vendor: Vendor) -> Conformance:
+    """The OGC conformance classes this service implements (`indicator` and `period` are
+    accepted and change nothing here)."""
     return Conformance(conformsTo=CONFORMANCE)
 
 

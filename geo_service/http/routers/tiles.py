@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import urllib.parse
+from dataclasses import dataclass
 from typing import Annotated
 
+import psycopg
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
 from geo_core.errors import NotFound
 from geo_core.text import CODE, CODE_LIST
 from geo_core.zoom import MAX_ZOOM
+from geo_service.ea.sql import count_and_extent
 from geo_service.features.catalogue import read_collection
-from geo_service.features.model import Collection, ItemQuery
+from geo_service.features.model import ItemQuery
 from geo_service.features.query import RawItemParams, build_item_query
 from geo_service.http.auth import check_reader
 from geo_service.http.deps import Catalogue, Conn, Pool, ServicesDep, Tiles
@@ -30,10 +33,13 @@ from geo_service.http.documents import (
     Tileset,
     TilesetMetadata,
     Tilesets,
+    TmsBoundingBox,
     VectorLayer,
 )
 from geo_service.http.negotiation import accepts_encoding, qualities
 from geo_service.http.ogc import MVT, TILING_SCHEME
+from geo_service.http.services import Services
+from geo_service.http.vendor import Vendor, VendorParams
 from geo_service.tiles.service import TileRequest, encoded
 from geo_service.tiles.sql import EA_LAYER
 from tilecache.base import CachedTile
@@ -45,6 +51,8 @@ TMS_URI = "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad"
 WEB_MERCATOR = "http://www.opengis.net/def/crs/EPSG/0/3857"
 _EARTH_HALF = 20037508.3427892  # metres from the centre to the edge of WebMercatorQuad
 _ZOOM0_CELL = 2 * _EARTH_HALF / 256  # metres per pixel of a 256-pixel tile at zoom 0
+# TileJSON needs bounds: an empty EA layer gets the country's (with its islands)
+_VIETNAM = (102.1, 6.9, 117.9, 23.4)
 
 
 def _check_tms(tms: str) -> None:
@@ -54,9 +62,52 @@ def _check_tms(tms: str) -> None:
         )
 
 
-def _tile_url(request: Request, c: Collection) -> str:
-    base = str(request.url_for("collection_tilesets", collectionId=c.id))
-    return f"{base}/{TMS}/{{z}}/{{x}}/{{y}}"
+# OGC API - Tiles clients (GDAL's OGCAPI driver) fill {tileMatrix}/{tileRow}/{tileCol} by
+# name; this service's paths are z/x/y, that is tileMatrix/tileCol/tileRow.
+OGC_TEMPLATE = "{tileMatrix}/{tileCol}/{tileRow}"
+XYZ_TEMPLATE = "{z}/{x}/{y}"
+
+
+def _tile_url(request: Request, collection_id: str, template: str = OGC_TEMPLATE) -> str:
+    base = str(request.url_for("collection_tilesets", collectionId=collection_id))
+    return f"{base}/{TMS}/{template}"
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """What the tileset documents say about a collection's tiles."""
+
+    id: str
+    title: str
+    extent: tuple[float, float, float, float] | None
+    fields: dict[str, str]
+
+
+_EA_FIELDS = {
+    "id": "the EA's id",
+    "code": "the EA's code",
+    "status": "draft, submitted, approved or rejected",
+    "commune_code": "the commune's code",
+    "census_round": "census round (round= chooses one)",
+    "households": "estimated households",
+    "version": "the EA's version",
+}
+
+
+async def _layer(
+    request: Request, conn: psycopg.AsyncConnection, services: Services, collection_id: str
+) -> _Layer:
+    """A unit collection's layer, or the EAs' (whose reads may need a token)."""
+    if collection_id == EA_LAYER:
+        if not services.settings.public_reads:
+            await check_reader(request, services)
+        _, box = await count_and_extent(conn)
+        extent = None if None in box else (box[0] or 0, box[1] or 0, box[2] or 0, box[3] or 0)
+        return _Layer(EA_LAYER, "Census enumeration areas", extent, _EA_FIELDS)
+    c = await read_collection(conn, collection_id)
+    return _Layer(
+        c.id, c.title, c.extent, _fields(await build_item_query(conn, c, RawItemParams()))
+    )
 
 
 def _tiling_scheme_link(request: Request) -> Link:
@@ -73,25 +124,34 @@ def _tiling_scheme_link(request: Request) -> Link:
     name="collection_tilesets",
     response_model_exclude_unset=True,
 )
-async def tilesets(collectionId: str, request: Request, conn: Conn) -> Tilesets:
-    """The tilesets (one: WebMercatorQuad vector tiles)."""
-    c = await read_collection(conn, collectionId)
-    base = str(request.url_for("collection_tilesets", collectionId=c.id))
+async def tilesets(
+    collectionId: str, request: Request, conn: Conn, services: ServicesDep, vendor: Vendor
+) -> Tilesets:
+    """The tilesets (one: WebMercatorQuad vector tiles); `indicator`/`period` go into the
+    tile URLs."""
+    layer = await _layer(request, conn, services, collectionId)
+    base = str(request.url_for("collection_tilesets", collectionId=layer.id))
+    carried = vendor.query() if layer.id != EA_LAYER else ""
     return Tilesets(
         tilesets=[
             Tileset(
-                title=f"{c.title} vector tiles",
+                title=f"{layer.title} vector tiles",
                 dataType="vector",
                 crs=WEB_MERCATOR,
                 tileMatrixSetURI=TMS_URI,
                 links=[
-                    Link(rel="self", href=f"{base}/{TMS}", type="application/json"),
+                    Link(rel="self", href=f"{base}/{TMS}{carried}", type="application/json"),
                     _tiling_scheme_link(request),
-                    Link(rel="item", href=_tile_url(request, c), type=MVT, templated=True),
+                    Link(
+                        rel="item",
+                        href=_tile_url(request, layer.id) + carried,
+                        type=MVT,
+                        templated=True,
+                    ),
                 ],
             )
         ],
-        links=[Link(rel="self", href=base, type="application/json")],
+        links=[Link(rel="self", href=base + carried, type="application/json")],
     )
 
 
@@ -100,7 +160,7 @@ async def tilesets(collectionId: str, request: Request, conn: Conn) -> Tilesets:
     summary="Tile matrix sets (tiling schemes)",
     response_model_exclude_unset=True,
 )
-async def tile_matrix_sets(request: Request) -> TileMatrixSets:
+async def tile_matrix_sets(request: Request, vendor: Vendor) -> TileMatrixSets:
     """The one tiling scheme of every tileset: WebMercatorQuad."""
     link = _tiling_scheme_link(request).model_copy(update={"rel": "self"})
     return TileMatrixSets(
@@ -117,7 +177,7 @@ async def tile_matrix_sets(request: Request) -> TileMatrixSets:
     summary="A tile matrix set's definition",
     name="tile_matrix_set",
 )
-async def tile_matrix_set(tileMatrixSetId: str) -> TileMatrixSet:
+async def tile_matrix_set(tileMatrixSetId: str, vendor: Vendor) -> TileMatrixSet:
     """WebMercatorQuad as an OGC Two Dimensional Tile Matrix Set (2.0) document."""
     _check_tms(tileMatrixSetId)
     return TileMatrixSet(
@@ -138,9 +198,18 @@ async def tile_matrix_set(tileMatrixSetId: str) -> TileMatrixSet:
                 tileHeight=256,
                 matrixWidth=2**z,
                 matrixHeight=2**z,
+                identifier=str(z),
+                topLeftCorner=[-_EARTH_HALF, _EARTH_HALF],
             )
             for z in range(MAX_ZOOM + 1)
         ],
+        identifier=TMS,
+        supportedCRS=WEB_MERCATOR,
+        boundingBox=TmsBoundingBox(
+            crs=WEB_MERCATOR,
+            lowerCorner=[-_EARTH_HALF, -_EARTH_HALF],
+            upperCorner=[_EARTH_HALF, _EARTH_HALF],
+        ),
     )
 
 
@@ -174,33 +243,50 @@ async def tileset(
     tileMatrixSetId: str,
     request: Request,
     conn: Conn,
+    services: ServicesDep,
+    vendor: Vendor,
 ) -> TilesetMetadata:
     """OGC tileset metadata: the layer, its fields, zoom limits and the tile URL template."""
     _check_tms(tileMatrixSetId)
-    c = await read_collection(conn, collectionId)
-    fields = _fields(await build_item_query(conn, c, RawItemParams()))
-    others = ", ".join(n for n in _DESCRIPTIONS if n not in fields)
+    layer = await _layer(request, conn, services, collectionId)
+    fields, carried = layer.fields, ""
+    if layer.id != EA_LAYER and vendor.codes:  # the fields the tiles then carry
+        c = await read_collection(conn, collectionId)
+        raw = RawItemParams(indicator=vendor.indicator, period=vendor.period)
+        query = await build_item_query(conn, c, raw)
+        fields = _fields(query)
+        carried = VendorParams(vendor.indicator, query.indicators[0].period).query()
+    if layer.id == EA_LAYER:
+        also = "; round= chooses a census round"
+    else:
+        others = ", ".join(n for n in _DESCRIPTIONS if n not in fields)
+        also = (
+            f"; also {others}, indicator values and statuses with the query parameters "
+            "properties, indicator and period"
+        )
     schema = PropertiesSchema(
         type="object",
-        description=f"also {others}, indicator values and statuses with the query parameters "
-        "properties, indicator and period",
+        description=f"the properties of the {layer.id} layer{also}",
         properties={
             name: PropertySchema(description=d, type="string") for name, d in fields.items()
         },
     )
+    box = layer.extent
     return TilesetMetadata(
-        title=f"{c.title} vector tiles",
+        title=f"{layer.title} vector tiles",
         dataType="vector",
         tileMatrixSetURI=TMS_URI,
         crs=WEB_MERCATOR,
         boundingBox=BoundingBox(
-            lowerLeft=list(c.extent[:2]),
-            upperRight=list(c.extent[2:]),
+            lowerLeft=list(box[:2]),
+            upperRight=list(box[2:]),
             crs="http://www.opengis.net/def/crs/OGC/1.3/CRS84",
-        ),
+        )
+        if box is not None
+        else None,
         layers=[
             TileLayer(
-                id=c.id,
+                id=layer.id,
                 dataType="vector",
                 geometryType="polygons",
                 minTileMatrix="0",
@@ -209,7 +295,7 @@ async def tileset(
             )
         ],
         links=[
-            Link(rel="item", href=_tile_url(request, c), type=MVT, templated=True),
+            Link(rel="item", href=_tile_url(request, layer.id) + carried, type=MVT, templated=True),
             _tiling_scheme_link(request),
             Link(rel="self", href=str(request.url), type="application/json"),
         ],
@@ -224,35 +310,40 @@ async def tilejson(
     tileMatrixSetId: str,
     request: Request,
     conn: Conn,
+    services: ServicesDep,
     indicator: Annotated[str | None, Query(max_length=300, pattern=CODE_LIST)] = None,
     period: Annotated[str | None, Query(max_length=10, pattern=CODE)] = None,
     properties: Annotated[str | None, Query(max_length=1000, pattern=CODE_LIST)] = None,
 ) -> TileJson:
     """TileJSON for MapLibre/Leaflet clients, with vector_layers and their fields."""
     _check_tms(tileMatrixSetId)
-    c = await read_collection(conn, collectionId)
-    query = await build_item_query(
-        conn, c, RawItemParams(indicator=indicator, period=period, properties=properties)
-    )
-    params = {}
-    if query.indicators:
-        params["indicator"] = ",".join(i.code for i in query.indicators)
-        params["period"] = query.indicators[0].period
-    if query.properties is not None:
-        params["properties"] = ",".join(query.properties)
-    url = _tile_url(request, c)
-    if params:
-        url += "?" + urllib.parse.urlencode(params, safe=",")
+    layer = await _layer(request, conn, services, collectionId)
+    url, fields = _tile_url(request, layer.id, XYZ_TEMPLATE), layer.fields
+    if layer.id != EA_LAYER:
+        c = await read_collection(conn, collectionId)
+        query = await build_item_query(
+            conn, c, RawItemParams(indicator=indicator, period=period, properties=properties)
+        )
+        params = {}
+        if query.indicators:
+            params["indicator"] = ",".join(i.code for i in query.indicators)
+            params["period"] = query.indicators[0].period
+        if query.properties is not None:
+            params["properties"] = ",".join(query.properties)
+        if params:
+            url += "?" + urllib.parse.urlencode(params, safe=",")
+        fields = _fields(query)
+    box = layer.extent or _VIETNAM
     return TileJson(
         tilejson="3.0.0",
-        name=c.title,
+        name=layer.title,
         scheme="xyz",
         tiles=[url],
         minzoom=0,
         maxzoom=MAX_ZOOM,
-        bounds=list(c.extent),
-        center=[(c.extent[0] + c.extent[2]) / 2, (c.extent[1] + c.extent[3]) / 2, 5],
-        vector_layers=[VectorLayer(id=c.id, fields=_fields(query), minzoom=0, maxzoom=MAX_ZOOM)],
+        bounds=list(box),
+        center=[(box[0] + box[2]) / 2, (box[1] + box[3]) / 2, 5],
+        vector_layers=[VectorLayer(id=layer.id, fields=fields, minzoom=0, maxzoom=MAX_ZOOM)],
     )
 
 

@@ -1,0 +1,180 @@
+"""The service in the clients people already use, unchanged: GDAL (ogrinfo/ogr2ogr and
+pyogrio), OWSLib, geopandas and MapLibre GL JS in Chromium, against a live service."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pyogrio
+import pytest
+
+from tests.conftest import REPO
+
+GDAL = shutil.which("ogrinfo")
+needs_gdal = pytest.mark.skipif(GDAL is None, reason="gdal-bin is installed by scripts/setup.sh")
+COMMUNES = "commune-2025"
+
+
+def _gdal(*args: str, debug: bool = False) -> subprocess.CompletedProcess[str]:
+    """A GDAL command line (its HTTP requests on stderr with debug)."""
+    command = list(args) + (["--debug", "on"] if debug else [])
+    return subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={
+            "GDAL_HTTP_TIMEOUT": "300",
+            "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": "",
+            "PATH": "/usr/bin:/bin",
+        },
+        check=False,
+    )
+
+
+@needs_gdal
+def test_gdal_reads_a_layer_with_an_indicator(live_server: str) -> None:
+    result = _gdal("ogrinfo", "-ro", "-so", f"OAPIF:{live_server}/?indicator=density", COMMUNES)
+    assert result.returncode == 0, result.stderr
+    assert "Feature Count: 3321" in result.stdout
+    assert "density: Real" in result.stdout, result.stdout
+
+
+@needs_gdal
+def test_gdal_where_is_applied_by_the_service(live_server: str, tmp_path: Path) -> None:
+    out = tmp_path / "dense.geojson"
+    result = _gdal(
+        "ogr2ogr",
+        "-f",
+        "GeoJSON",
+        str(out),
+        f"OAPIF:{live_server}/?indicator=density",
+        COMMUNES,
+        "-where",
+        "parent_code = '01' AND density > 1000",
+        debug=True,
+    )
+    assert result.returncode == 0, result.stderr
+    # GDAL's request log: the filter went to the service, which paged only what it matched
+    requests = [line for line in result.stderr.splitlines() if "/items" in line]
+    assert any("filter=" in line for line in requests), "\n".join(requests[:20])
+    features = json.loads(out.read_text())["features"]
+    assert features and all(
+        f["properties"]["parent_code"] == "01" and f["properties"]["density"] > 1000
+        for f in features
+    )
+
+
+@needs_gdal
+def test_gdal_reads_a_geopackage_through_vsicurl(live_server: str) -> None:
+    url = f"{live_server}/collections/{COMMUNES}/items?f=gpkg&indicator=density"
+    result = _gdal("ogrinfo", "-ro", "-so", f"/vsicurl/{url}", COMMUNES)
+    assert result.returncode == 0, result.stderr
+    assert "Feature Count: 3321" in result.stdout
+    assert "density: Real" in result.stdout
+
+
+def test_pyogrio_reads_the_api_and_a_vsicurl_geopackage(live_server: str) -> None:
+    frame = pyogrio.read_dataframe(
+        f"OAPIF:{live_server}/?indicator=density", layer=COMMUNES, where="parent_code = '01'"
+    )
+    assert len(frame) > 10 and set(frame["parent_code"]) == {"01"}
+    assert frame["density"].notna().all()
+    url = f"{live_server}/collections/{COMMUNES}/items?f=gpkg&indicator=density&limit=100"
+    gpkg = pyogrio.read_dataframe(f"/vsicurl/{url}")
+    assert len(gpkg) == 100 and "density" in gpkg.columns
+
+
+def test_geopandas_gets_vn2000_for_a_vn2000_request(live_server: str) -> None:
+    crs = "http://www.opengis.net/def/crs/EPSG/0/3405"
+    frame = gpd.read_file(f"{live_server}/collections/{COMMUNES}/items?limit=5&crs={crs}")
+    assert frame.crs is not None and frame.crs.to_epsg() == 3405
+    x0, y0, _, _ = frame.total_bounds
+    assert x0 > 100_000 and y0 > 500_000  # (metres, easting then northing)
+    plain = gpd.read_file(f"{live_server}/collections/{COMMUNES}/items?limit=5")
+    assert plain.crs is not None and plain.crs.to_epsg() == 4326
+
+
+def test_owslib(live_server: str) -> None:
+    from owslib.ogcapi.features import Features
+
+    api = Features(live_server)
+    document = api.api()
+    assert document["openapi"].startswith("3.0")
+    ids = {c["id"] for c in api.collections()["collections"]}
+    assert {COMMUNES, "enumeration-areas"} <= ids
+    queryables = api.collection_queryables(COMMUNES)
+    assert {"parent_code", "density", "geometry"} <= set(queryables["properties"])
+    items = api.collection_items(
+        COMMUNES, filter="parent_code = '01' AND density > 1000", limit=1000, indicator="density"
+    )
+    features = items["features"]
+    assert features and items["numberMatched"] == len(features)
+    assert all(f["properties"]["density"] > 1000 for f in features)
+
+
+@pytest.fixture(scope="module")
+def other_origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A static server on another port (another origin) with MapLibre and a test page."""
+    folder = tmp_path_factory.mktemp("other-origin")
+    shutil.copytree(REPO / "geo_service" / "static" / "vendor" / "maplibre-gl", folder / "maplibre")
+    (folder / "index.html").write_text(MAPLIBRE_PAGE)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://localhost:{server.server_address[1]}"
+    server.shutdown()
+
+
+MAPLIBRE_PAGE = """<!doctype html><html><head><meta charset="utf-8">
+<link rel="stylesheet" href="maplibre/maplibre-gl.css">
+<script src="maplibre/maplibre-gl.js"></script></head>
+<body style="margin:0"><div id="map" style="width:512px;height:512px"></div>
+<script>
+const tilejson = new URLSearchParams(location.search).get("tilejson");
+window.rendered = 0;
+const map = new maplibregl.Map({
+  container: "map", center: [105.85, 21.03], zoom: 9,
+  style: {version: 8, sources: {communes: {type: "vector", url: tilejson}},
+          layers: [{id: "fill", type: "fill", source: "communes",
+                    "source-layer": "commune-2025", paint: {"fill-color": "#c33"}}]},
+});
+map.on("error", (e) => { console.error("maplibre: " + (e.error && e.error.message)); });
+map.on("idle", () => {
+  window.rendered = map.queryRenderedFeatures({layers: ["fill"]}).length;
+  window.idle = true;
+});
+</script></body></html>
+"""
+
+
+def test_maplibre_renders_the_tiles_cross_origin(
+    browser: Any, live_server: str, other_origin: str
+) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
+    tilejson = f"{live_server}/collections/{COMMUNES}/tiles/WebMercatorQuad/tilejson.json"
+    try:
+        page.goto(f"{other_origin}/index.html?tilejson={tilejson}")
+        page.wait_for_function("window.idle === true", timeout=120_000)
+        rendered = page.evaluate("window.rendered")
+    finally:
+        context.close()
+    assert rendered > 0
+    assert not errors, errors
+    assert any("/tiles/WebMercatorQuad/9/" in url for url in requested), requested
