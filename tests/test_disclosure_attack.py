@@ -25,7 +25,7 @@ from tests.test_disclosure import (
 )
 
 PERIODS = ["2024", "2024-Q1", "2024-Q2", "2024-Q3", "2024-Q4"]
-POP = {
+POP: dict[str, float] = {
     "00001": 12000,
     "00002": 4000,
     "00003": 9000,
@@ -138,11 +138,11 @@ def test_the_attack_through_the_http_api_recovers_no_hidden_cell(
         "carry-over",
     }
     counts = {"pop", "tb_m", "tb_f", "tb", "deaths", "hiv"}
-    result = score(bounds, truth, counts)  # type: ignore[arg-type]
+    result = score(bounds, truth, counts)
     assert result.no_truth == 0
     assert not result.exact, [(b.key, b.lower, b.upper) for b in result.exact]
     assert not result.within_10, [(b.key, b.lower, b.upper) for b in result.within_10]
-    weak = score(attack(weakened, CROSSWALK)[0], truth, counts)  # type: ignore[arg-type]
+    weak = score(attack(weakened, CROSSWALK)[0], truth, counts)
     assert {b.key for b in weak.exact} >= {
         ("tb_m", "a", "commune", "00002", "2024"),
         ("deaths", "a", "province", "01", "2023"),
