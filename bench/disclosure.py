@@ -1,6 +1,6 @@
 """Disclosure control of linked tables: full protection and audit, and one value edit.
 
-    .venv/bin/python -m bench.disclosure [--no-cache]
+    .venv/bin/python -m bench.disclosure [--no-cache] [--profile]
 
 Two data sets in a throwaway cluster: the demo (population hidden below 6,000 in 2025
 communes, density following it), and the scenario of issue #17 on top of it: TB cases by
@@ -15,6 +15,8 @@ run protects the same tables.
 from __future__ import annotations
 
 import argparse
+import cProfile
+import pstats
 import resource
 import statistics
 import time
@@ -140,6 +142,9 @@ def main() -> None:
     """Run the benchmark and print a Markdown table."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--no-cache", action="store_true", help="load the demo afresh")
+    parser.add_argument(
+        "--profile", action="store_true", help="print where the edits' protection spends time"
+    )
     args = parser.parse_args()
     results: list[tuple[str, float, str]] = []
     load_before = loadavg()
@@ -172,7 +177,13 @@ def main() -> None:
                 )
             full = _timed("demo + scenario: audit", results, lambda: protect.audit(conn))
             _summary(full)
+            if args.profile:
+                profile = cProfile.Profile()
+                profile.enable()
             _incremental(conn, results)
+            if args.profile:
+                profile.disable()
+                pstats.Stats(profile).sort_stats("cumulative").print_stats(45)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     _log(f"\nload average before {' '.join(load_before)}, after {' '.join(loadavg())}")
     _log(f"peak memory of this process: {peak:.0f} MiB\n")

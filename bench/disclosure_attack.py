@@ -4,19 +4,21 @@
 
 Builds the issue's scenario (`bench.disclosure`: the demo with population hidden below
 6,000, TB cases by commune in total, by sex and by quarter hidden below 10, a TB rate per
-100,000, maternal deaths on the 2019 and 2025 provinces, new HIV cases carried from 2019
-to 2025 and then the threshold raised; relations declared in the catalogue), starts the
+100,000, maternal deaths on the 2019 and 2025 provinces, new HIV cases carried from 2019 to
+2025 and then the threshold raised; relations declared in the catalogue), starts the
 service, and then reads only what it publishes: the catalogue and every series' values as
-JSON, cross-checked against the same values as CSV. An independent attacker (it shares no
-code with `indicators.protect`) writes every linear relation it knows between the cells —
-the hierarchy (from the published parent codes), the declared breakdowns and period sums,
-a published quotient times its denominator is its numerator (across periods, as
-`denominator_period` says), a count observed on two vintages is split along the published
-crosswalk (each link an unknown piece), a carried-over series is Σ share × its source —
-and bounds every hidden count by linear programming (scipy's HiGHS), a hidden quotient by
-the bounds of what it is computed from. A cell counts as recovered exactly when its
-interval holds a single integer (counts) or has no width, and within ±10 % when the
-interval lies inside 0.9–1.1 × its true value (read from the database only to score).
+JSON, cross-checked against the same values as CSV and, for the scenario's indicators,
+against the items of their collections (CSV, sorted by the indicator both ways). An
+independent attacker (it shares no code with `indicators.protect`) writes every linear
+relation it knows between the cells — the hierarchy (from the published parent codes), the
+declared breakdowns and period sums, a published quotient times its denominator is its
+numerator (across periods, as `denominator_period` says), a count observed on two vintages
+is split along the published crosswalk (each link an unknown piece), a carried-over series
+is Σ share × its source — and bounds every hidden count by linear programming (scipy's
+HiGHS), a hidden quotient by the bounds of what it is computed from. A cell counts as
+recovered exactly when its interval holds a single integer (counts) or has no width, and
+within ±10 % when the interval lies inside 0.9–1.1 × its true value (read from the database
+only to score).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ Var = Key | tuple[str, str, str, str, str, str]  # a cell, or a crosswalk piece
 QUOTIENTS = ("rate", "ratio", "density", "share")
 QUARTER = re.compile(r"(\d{4})-Q([1-4])$")
 MONTH = re.compile(r"(\d{4})-(\d{2})$")
+SCENARIO = ("population", "density", "tb", "tb_m", "tb_f", "tb_rate", "maternal", "hiv")
 CROSSWALK = Path(__file__).resolve().parent.parent / "data" / "vn" / "crosswalk-2019-2025.csv"
 
 
@@ -106,6 +109,49 @@ def read_published(base: str, indicators: Iterable[str] | None = None) -> Publis
                 ):
                     found.mismatches.append(f"{key}: CSV {shown}, JSON {found.value.get(key)}")
     return found
+
+
+def check_items(base: str, published: Published, indicators: Iterable[str] | None = None) -> int:
+    """Read every period of the indicators' series again as the items of their collection
+    (CSV, sorted by the indicator both ways): a figure the values hide, or hidden cells
+    ordered by anything but their code (`sortby` would rank them by their true figures), is
+    a mismatch. Returns the number of requests."""
+    wanted = set(indicators) if indicators is not None else set(published.meta)
+    series: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+    for ind, vintage, level, _, period in published.status:
+        if ind in wanted:
+            series[(ind, vintage, level)].add(period)
+    requests = 0
+    for (ind, vintage, level), periods in sorted(series.items()):
+        for period in sorted(periods):
+            orders = []
+            for sort in (ind, f"-{ind}"):
+                text = _get(
+                    base,
+                    f"/collections/{level}-{vintage}/items",
+                    f="csv",
+                    indicator=ind,
+                    period=period,
+                    sortby=sort,
+                    limit="10000",
+                ).decode("utf-8-sig")
+                requests += 1
+                rows = list(csv.DictReader(io.StringIO(text)))
+                for row in rows:
+                    key = (ind, vintage, level, row["code"], period)
+                    if key not in published.status:
+                        continue
+                    shown = float(row[ind]) if row[ind] not in ("", None) else None
+                    expected = published.value[key]
+                    if (shown is None) != (expected is None) or (
+                        shown is not None and not math.isclose(shown, expected or 0.0)
+                    ):
+                        published.mismatches.append(f"{key}: items {shown}, values {expected}")
+                orders.append([r["code"] for r in rows if r[ind] in ("", None)])
+            if any(order != sorted(order) for order in orders):
+                published.mismatches.append(f"{ind} {vintage} {level} {period}: hidden sorted")
+    published.requests += requests
+    return requests
 
 
 def read_crosswalk(
@@ -578,6 +624,7 @@ def main() -> None:
         try:
             started = time.perf_counter()
             published = read_published(server.base)
+            check_items(server.base, published, SCENARIO)
             read_s = time.perf_counter() - started
             started = time.perf_counter()
             bounds, system = attack(published, read_crosswalk())

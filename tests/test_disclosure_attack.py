@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import psycopg
 
-from bench.disclosure_attack import attack, read_published, score
+from bench.disclosure_attack import attack, check_items, read_published, score
 from indicators.carryover import carry_over
 from indicators.protect import refresh
 from tests.conftest import serve
@@ -119,6 +119,7 @@ def test_the_attack_through_the_http_api_recovers_no_hidden_cell(
     }
     with serve(empty_db) as url:
         published = read_published(url)
+        assert check_items(url, published) > 0
         # the attacker is not toothless: with the complementary cells published by hand,
         # the same attack recovers the small counts
         country.execute("DELETE FROM suppressed_value WHERE reason = 'complementary'")
