@@ -466,8 +466,8 @@ def attack(published: Published, crosswalk: list[dict]) -> tuple[list[Bound], Sy
                     bounds=(0, None),
                     method="highs",
                 )
-                if result.status == 3:  # unbounded
-                    found.append(sense * math.inf)
+                if result.status == 3:  # unbounded (only upwards: every unknown is ≥ 0)
+                    found.append(math.inf)
                 elif result.status == 0:
                     found.append(sense * result.fun)
                 else:
@@ -534,7 +534,9 @@ def score(bounds: list[Bound], truth: dict[Key, float], counts: set[str]) -> Sco
             no_truth += 1
             continue
         slack = 1e-6 * max(1.0, abs(value))
-        if b.key[0] in counts:
+        if not math.isfinite(b.upper - b.lower):
+            pinned = False
+        elif b.key[0] in counts:
             pinned = math.ceil(b.lower - slack) >= math.floor(b.upper + slack)
         else:
             pinned = b.upper - b.lower <= slack
@@ -595,6 +597,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--no-cache", action="store_true", help="load the demo afresh")
+    parser.add_argument("--out", type=Path, help="write every hidden cell's interval (CSV)")
     args = parser.parse_args()
     print(f"load average before {' '.join(loadavg())}", flush=True)
     with throwaway_cluster("bench-attack-", print) as (cluster, workdir):
@@ -632,6 +635,11 @@ def main() -> None:
         finally:
             stop_server(server)
         result = score(bounds, truth, counts)
+        if args.out:
+            with args.out.open("w", newline="", encoding="utf-8") as f:
+                out = csv.writer(f)
+                out.writerow(["indicator", "vintage", "level", "code", "period", "lower", "upper"])
+                out.writerows([*b.key, b.lower, b.upper] for b in bounds)
         print(report(bounds, result, system, published))
         print(f"reading {read_s:.1f} s, linear programs {attack_s:.1f} s")
     print(f"load average after {' '.join(loadavg())}", flush=True)
