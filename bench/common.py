@@ -286,6 +286,12 @@ def prepare_database(
     """
     with psycopg.connect(cluster.url(database="postgres"), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
+        # roles belong to the cluster, not to the dump: the grants of migration 0010 in a
+        # cached dump need the service's role in this fresh cluster before they are restored
+        conn.execute(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'geo_service_app')"
+            " THEN CREATE ROLE geo_service_app NOLOGIN; END IF; END $$"
+        )
     url = cluster.url(database=DATABASE)
     bindir = find_bindir()
     key = (

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -77,6 +79,20 @@ def _connect() -> psycopg.Connection:
     conn = connect(database_url(_settings()))
     _prepare(conn)
     return conn
+
+
+@contextmanager
+def _writing() -> Iterator[psycopg.Connection]:
+    """A connection for a command that writes: what the write left withheld (a write marks
+    the indicators whose disclosure protection it touches pending) is protected before the
+    command returns, as the loaders do, so nothing reads as suppressed until a service
+    protects it; not when the command fails."""
+    from indicators.protect import refresh
+
+    with _connect() as conn:
+        yield conn
+        for group in refresh(conn):
+            _print_notes(group.failing, "below protection")
 
 
 def _prepare(conn: psycopg.Connection) -> list[str]:
@@ -192,7 +208,7 @@ def vintage_add(
     except ValueError as exc:
         console.print(f"[red]error:[/red] bad date: {escape(str(exc))}")
         raise typer.Exit(2) from exc
-    with _connect() as conn:
+    with _writing() as conn:
         try:
             changed = add_vintage(conn, vintage, update)
         except GeoServiceError as exc:
@@ -274,7 +290,7 @@ def load_boundaries_cmd(
         )
     except GeoServiceError as exc:
         _fail(exc)
-    with _connect() as conn, _progress_bar() as bar:
+    with _writing() as conn, _progress_bar() as bar:
         tasks: dict[str, object] = {}
 
         def progress(stage: str, done: int, total: int) -> None:
@@ -353,7 +369,7 @@ def load_crosswalk_cmd(
     """Load an old→new crosswalk between two vintages."""
     from boundaries.crosswalk import load_crosswalk
 
-    with _connect() as conn:
+    with _writing() as conn:
         try:
             summary = load_crosswalk(conn, path, from_vintage, to_vintage, replace)
         except GeoServiceError as exc:
@@ -372,7 +388,7 @@ def demo_cmd(
     """Create the database, migrate, load the demo data once, and serve."""
     from geo_service.demo import load_demo
 
-    with _connect() as conn:
+    with _writing() as conn:
         try:
             for line in load_demo(conn):
                 typer.echo(line)
@@ -420,7 +436,7 @@ def load_catalogue_cmd(
     does not hold in the loaded values)."""
     from indicators.catalogue import load_catalogue_report
 
-    with _connect() as conn:
+    with _writing() as conn:
         try:
             result = load_catalogue_report(conn, path)
         except GeoServiceError as exc:
@@ -470,7 +486,7 @@ def load_indicators_cmd(
         tuple(t.strip() for t in na_values.split(",") if t.strip()),
         sheet,
     )
-    with _connect() as conn:
+    with _writing() as conn:
         try:
             rows, problems = parse_values(read_table(path, sheet, encoding), fmt, str(path))
             if problems:
@@ -521,7 +537,7 @@ def indicators_zonal(
     """Store a zonal statistic of a raster over every unit (fractional pixel coverage)."""
     from indicators.zonal_store import store_zonal
 
-    with _connect() as conn:
+    with _writing() as conn:
         try:
             result = store_zonal(conn, raster, indicator, vintage, level, stat, period, replace)
         except GeoServiceError as exc:
@@ -543,7 +559,7 @@ def indicators_carry_over(
     """Re-express old units' values on new units through the crosswalk."""
     from indicators.carryover import carry_over
 
-    with _connect() as conn:
+    with _writing() as conn:
         try:
             result = carry_over(conn, indicator, from_vintage, to_vintage, level, weight, replace)
         except GeoServiceError as exc:

@@ -11,6 +11,12 @@ equation with it that can absorb the required change is hidden, and the audit ru
 touches, and `published_value` withholds them until then); the loaders call it in their own
 transaction. `audit` recomputes the intervals of what is served, independently of what the
 last protection stored.
+
+An edit is cheap: the table's structure (cells and equations) is kept in the process under a
+hash of everything it is built from (rules, relations, units, crosswalks, derivations and
+which cells exist), so only the figures are read again; a protection starts from the last
+pattern; and each connected system of unseen cells is solved again only when its signature
+(its cells, figures, equations and what is published around it) changed.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +37,18 @@ from scipy.sparse.csgraph import connected_components
 
 from indicators import sql
 from indicators.intervals import Intervals
-from indicators.linked import Key, Link, LinkedTable, Rule, Series, build
+from indicators.linked import (
+    Key,
+    Link,
+    LinkedTable,
+    Rule,
+    Series,
+    Structure,
+    build_structure,
+    fingerprint,
+    mix64,
+    with_figures,
+)
 
 MAX_ROUNDS = 500  # each round hides at least one more cell, so this only bounds the work
 TOLERANCE = 1e-6
@@ -45,16 +64,14 @@ class Interval:
     required_lower: float
     required_upper: float
     component: str
+    met: bool = field(init=False)
 
-    @property
-    def met(self) -> bool:
+    def __post_init__(self) -> None:
         """Whether an attacker cannot narrow the cell below its protection range."""
         slack = TOLERANCE * max(1.0, abs(self.value))
-        if np.isnan(self.lower) or np.isnan(self.upper):
-            return False
-        return self.lower <= self.required_lower + slack and self.upper >= (
-            self.required_upper - slack
-        )
+        self.met = bool(
+            self.lower <= self.required_lower + slack and self.upper >= self.required_upper - slack
+        )  # (nan bounds compare false: not met)
 
 
 @dataclass
@@ -122,16 +139,16 @@ def _follow_quotients(table: LinkedTable, pattern: Pattern) -> bool:
         _hide(pattern, q, "inherited")
     unseen_source = np.zeros(len(hidden), dtype=bool)
     unseen_source[quotient[hidden[source] | np.isnan(value[source])]] = True
-    changed = bool(len(to_hide))
-    for q in np.flatnonzero(hidden[: table.n_cells] & ~unseen_source[: table.n_cells]).tolist():
-        sources = table.quotients.get(q)
-        if sources is None:
-            continue
-        numerators = [n for n in sources.numerators if not np.isnan(value[n])]
-        if numerators:
-            _hide(pattern, min(numerators, key=lambda n: (value[n], table.keys[n])), "inherited")
-            changed = True
-    return changed
+    exposed = hidden[quotient] & ~unseen_source[quotient]
+    pick = np.flatnonzero(exposed & table.structure.numerator & ~np.isnan(value[source]))
+    if not len(pick):
+        return bool(len(to_hide))
+    cell_keys = table.structure.cell_keys
+    order = np.lexsort((cell_keys[source[pick]], value[source[pick]], quotient[pick]))
+    _, first = np.unique(quotient[pick][order], return_index=True)
+    for n in source[pick][order][first].tolist():
+        _hide(pattern, n, "inherited")
+    return True
 
 
 def _close_exposed(table: LinkedTable, pattern: Pattern) -> bool:
@@ -151,10 +168,16 @@ def _close_exposed(table: LinkedTable, pattern: Pattern) -> bool:
             continue  # (an earlier fix in this pass changed it)
         candidates = [int(t) for t in terms if not hidden[t]]
         if candidates:
-            best = min(candidates, key=lambda t: (table.value[t], table.keys[t]))
+            best = min(candidates, key=lambda t: (table.value[t], _order(table, t)))
             _hide(pattern, best, "complementary")
             changed = True
     return changed
+
+
+def _order(table: LinkedTable, var: int) -> int:
+    """Ties are broken in key order (a cell's integer key sorts as its key does)."""
+    keys = table.structure.cell_keys
+    return int(keys[var]) if var < len(keys) else int(keys.max(initial=0)) + var
 
 
 def _complement(table: LinkedTable, pattern: Pattern, failing: list[int]) -> bool:
@@ -223,99 +246,143 @@ def attainable(
     required = {v: r for v, r in table.required.items() if hidden[v]}
     if not required:
         return {}
-    matrix = table.equations
     result = {
         v: Interval(float(table.value[v]), 0.0, float("inf"), lo, hi, "")
         for v, (lo, hi) in required.items()
     }
-    if matrix.shape[0] == 0:
+    if table.equations.shape[0] == 0:
         return result
-    published = table.known & ~hidden
-    unseen = ~published
-    rhs_all = -(matrix @ np.where(published, table.figures, 0.0))
-    rows = np.flatnonzero(table.incidence @ unseen.astype(float) > 0)
-    variables = np.flatnonzero(unseen)
-    sub = matrix[rows][:, variables]
-    linked = sub.copy()
-    linked.data = np.ones_like(linked.data)
-    _, labels = connected_components(
-        sparse.bmat([[None, linked], [linked.T, None]]).tocsr(), directed=False
-    )
-    row_label, var_label = labels[: len(rows)], labels[len(rows) :]
-    row_order = np.argsort(row_label, kind="stable")
-    var_order = np.argsort(var_label, kind="stable")
-    blocks = sub[row_order][:, var_order].tocsr()
-    sorted_rows, sorted_vars = row_label[row_order], var_label[var_order]
-    wanted = {int(var_label[np.searchsorted(variables, v)]) for v in required}
-    for label in sorted(wanted):
-        r0, r1 = np.searchsorted(sorted_rows, [label, label + 1])
-        c0, c1 = np.searchsorted(sorted_vars, [label, label + 1])
-        if r0 == r1:
-            continue  # in no equation: nothing bounds it
-        system = System(
-            variables[var_order[c0:c1]],
-            blocks[r0:r1][:, c0:c1],
-            rhs_all[rows[row_order[r0:r1]]],
-        )
-        _solve_system(table, hidden, solver, cache, system, required, result)
+    systems = Systems(table, hidden)
+    for system in systems.of(np.fromiter(required, dtype=np.int64)):
+        _solve_system(table, solver, cache, system, required, result)
     return result
+
+
+_LANES = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xD1B54A32D192ED03))
+
+
+class Systems:
+    """The connected systems of the cells an attacker does not see, each a slice of the
+    variables and equations sorted by system, with a signature: two 64-bit sums over its
+    variables (what each is, whether hidden, its figure) and its equations (their terms and
+    what the published cells put on their right-hand side), mixed into 128 bits. Sums need
+    no order within a system, so every system's signature comes from a few array
+    operations."""
+
+    def __init__(self, table: LinkedTable, hidden: np.ndarray) -> None:
+        s = table.structure
+        matrix = table.equations
+        n_rows, n_vars = matrix.shape
+        self.table, self.hidden, self.n_rows = table, hidden, n_rows
+        published = table.known & ~hidden
+        unseen = ~published
+        self.rhs = -(matrix @ np.where(published, table.figures, 0.0))
+        row_of_term = np.repeat(np.arange(n_rows), np.diff(matrix.indptr))
+        in_system = unseen[matrix.indices]
+        rows, cols = row_of_term[in_system], matrix.indices[in_system]
+        graph = sparse.csr_matrix(
+            (np.ones(len(rows)), (rows, n_rows + cols)), shape=(n_rows + n_vars,) * 2
+        )
+        _, self.label = connected_components(graph, directed=False)
+        self.rows = np.unique(rows)
+        self.rows = self.rows[np.argsort(self.label[self.rows], kind="stable")]
+        self.row_label = self.label[self.rows]
+        variables = np.flatnonzero(unseen)
+        self.variables = variables[np.argsort(self.label[n_rows + variables], kind="stable")]
+        self.var_label = self.label[n_rows + self.variables]
+        truth = table.figures[self.variables]
+        self.truth = np.where(table.known[self.variables], truth, np.nan)
+        bits = np.nan_to_num(self.truth, nan=-1.0).view(np.uint64)
+        var_terms = mix64(
+            s.variable_hashes[self.variables] ^ mix64(bits ^ mix64(hidden[self.variables] + 1))
+        )
+        rhs_bits = np.round(self.rhs[self.rows], 9).view(np.uint64)
+        row_terms = mix64(s.equation_hashes[self.rows] ^ mix64(rhs_bits))
+        self.var_sums = [np.cumsum(mix64(var_terms ^ lane), dtype=np.uint64) for lane in _LANES]
+        self.row_sums = [np.cumsum(mix64(row_terms ^ lane), dtype=np.uint64) for lane in _LANES]
+
+    def of(self, variables: np.ndarray) -> list[System]:
+        """The systems the variables are in (none for a variable in no equation with another
+        unseen one)."""
+        labels = np.unique(self.label[self.n_rows + variables])
+        r0 = np.searchsorted(self.row_label, labels)
+        r1 = np.searchsorted(self.row_label, labels + 1)
+        c0 = np.searchsorted(self.var_label, labels)
+        c1 = np.searchsorted(self.var_label, labels + 1)
+        keep = r1 > r0
+        spans = [x[keep] for x in (r0, r1, c0, c1)]
+        lanes = [
+            _segment(var_sums, *spans[2:]) ^ mix64(_segment(row_sums, *spans[:2]) + (r1 - r0)[keep])
+            for var_sums, row_sums in zip(self.var_sums, self.row_sums, strict=True)
+        ]
+        return [
+            System(self, a, b, c, d, f"{x:016x}{y:016x}")
+            for a, b, c, d, x, y in zip(*(x.tolist() for x in (*spans, *lanes)), strict=True)
+        ]
+
+
+def _segment(cumulative: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """Sums of cumulative-sum segments [start, end) (wrapping, as the sums do)."""
+    before = np.where(start > 0, cumulative[np.maximum(start - 1, 0)], np.uint64(0))
+    with np.errstate(over="ignore"):
+        return np.asarray(cumulative[end - 1] - before, dtype=np.uint64)
 
 
 @dataclass
 class System:
-    """One connected system of unseen cells: its variables, equations and what the
-    published cells put on the right-hand side."""
+    """One connected system of unseen cells: spans of the sorted equations and variables,
+    and its signature."""
 
-    variables: np.ndarray
-    matrix: sparse.csr_matrix
-    published_rhs: np.ndarray
+    systems: Systems
+    r0: int
+    r1: int
+    c0: int
+    c1: int
+    signature: str
+
+    @property
+    def variables(self) -> np.ndarray:
+        """Its variables."""
+        return self.systems.variables[self.c0 : self.c1]
+
+    @property
+    def rows(self) -> np.ndarray:
+        """Its equations."""
+        return self.systems.rows[self.r0 : self.r1]
+
+    @property
+    def truth(self) -> np.ndarray:
+        """Its variables' figures (nan where unknown)."""
+        return self.systems.truth[self.c0 : self.c1]
+
+    @property
+    def published_rhs(self) -> np.ndarray:
+        """What the published cells put on its equations' right-hand sides."""
+        return self.systems.rhs[self.rows]
 
 
 def _solve_system(
     table: LinkedTable,
-    hidden: np.ndarray,
     solver: Intervals,
     cache: dict[str, dict[Key, tuple[float, float]]],
     system: System,
     required: dict[int, tuple[float, float]],
     result: dict[int, Interval],
 ) -> None:
-    comp_vars = system.variables
-    truth = np.where(table.known[comp_vars], table.figures[comp_vars], np.nan)
-    local = {int(v): i for i, v in enumerate(comp_vars)}
+    local = {int(v): i for i, v in enumerate(system.variables)}
     targets = [v for v in local if v in required]
-    signature = _signature(table, comp_vars, system.matrix, truth, system.published_rhs, hidden)
     keys = [table.key_of(v) for v in targets]
-    cached = cache.get(signature)
+    cached = cache.get(system.signature)
     if cached is not None and all(k in cached for k in keys):
         bounds = [cached[k] for k in keys]
     else:
-        rhs = solver.right_hand_sides(system.matrix, truth, system.published_rhs)
-        bounds = solver.solve(system.matrix, rhs, [local[v] for v in targets])
-        cache[signature] = dict(zip(keys, bounds, strict=True))
+        matrix = table.equations[system.rows][:, system.variables]
+        rhs = solver.right_hand_sides(matrix, system.truth, system.published_rhs)
+        bounds = solver.solve(matrix, rhs, [local[v] for v in targets])
+        cache[system.signature] = dict(zip(keys, bounds, strict=True))
     for var, (low, high) in zip(targets, bounds, strict=True):
         lo_req, hi_req = required[var]
-        result[var] = Interval(float(table.value[var]), low, high, lo_req, hi_req, signature)
-
-
-def _signature(
-    table: LinkedTable,
-    comp_vars: np.ndarray,
-    a: sparse.csr_matrix,
-    truth: np.ndarray,
-    published_rhs: np.ndarray,
-    hidden: np.ndarray,
-) -> str:
-    """What decides a system's intervals: its cells, their figures, equations and what is
-    published around them."""
-    digest = hashlib.sha1()
-    for v in comp_vars:
-        digest.update(repr((table.key_of(int(v)), bool(hidden[v]))).encode())
-    digest.update(np.nan_to_num(truth, nan=-1.0).tobytes())
-    coo = a.tocoo()
-    digest.update(np.stack([coo.row, coo.col]).tobytes() + coo.data.tobytes())
-    digest.update(np.round(np.asarray(published_rhs, dtype=float), 9).tobytes())
-    return digest.hexdigest()[:20]
+        result[var] = Interval(float(table.value[var]), low, high, lo_req, hi_req, system.signature)
 
 
 # ---- the database ----
@@ -372,27 +439,118 @@ def groups(conn: psycopg.Connection, codes: Sequence[str]) -> list[list[str]]:
     return sorted(sorted(g) for g in found.values())
 
 
+# Structures built lately, by the hash of what they are built from (a structure depends on
+# content only, so one database's serves another's identical table too).
+_STRUCTURES: OrderedDict[str, Structure] = OrderedDict()
+_KEEP_STRUCTURES = 8
+# Intervals solved lately, by system signature (a signature hashes everything the intervals
+# depend on).
+_SOLVED: OrderedDict[str, dict[Key, tuple[float, float]]] = OrderedDict()
+_KEEP_SOLVED = 50_000
+_lock = threading.Lock()
+
+
+@dataclass
+class StoredCells:
+    """The stored cells of a group: their keys as five columns of words, figures, statuses,
+    and a hash of which cells exist."""
+
+    columns: list[np.ndarray]
+    values: np.ndarray
+    statuses: np.ndarray
+    digest: str
+
+
+def read_cells(conn: psycopg.Connection, codes: Sequence[str]) -> StoredCells:
+    """Every stored cell of the indicators."""
+    blocks = sql.cell_blocks(conn, codes)
+    sizes = [len(b[4]) for b in blocks]
+    columns = [np.repeat(np.array([b[i] for b in blocks], dtype=object), sizes) for i in (0, 1, 2)]
+    columns.append(_joined([np.array(b[4], dtype=object) for b in blocks], object))
+    columns.append(np.repeat(np.array([b[3] for b in blocks], dtype=object), sizes))
+    values = _joined([np.array(b[5], dtype=float) for b in blocks], float)
+    statuses = _joined([np.array(b[6], dtype=object) for b in blocks], object)
+    digest = hashlib.sha1()
+    for block in sorted(
+        (str(b[:4]), len(b[4]), int(pd_hash(b[4]).sum(dtype=np.uint64))) for b in blocks
+    ):
+        digest.update(repr(block).encode())
+    return StoredCells(columns, values, statuses, digest.hexdigest())
+
+
+def _joined(arrays: list[np.ndarray], dtype: Any) -> np.ndarray:
+    return np.concatenate(arrays) if arrays else np.zeros(0, dtype=dtype)
+
+
+def pd_hash(words: Sequence[str]) -> np.ndarray:
+    """64-bit hashes of words (pandas' hash, stable across processes)."""
+    import pandas as pd
+
+    return np.asarray(pd.util.hash_array(np.asarray(words, dtype=object)), dtype=np.uint64)
+
+
 def load_table(conn: psycopg.Connection, codes: Sequence[str]) -> LinkedTable:
-    """The linked table of a group of indicators as stored."""
+    """The linked table of a group of indicators as stored (its structure built again only
+    when something it depends on changed)."""
     rules = {r["code"]: Rule(**r) for r in sql.rules_of(conn, codes)}
+    cells = read_cells(conn, codes)
+    vintages = sorted(set(cells.columns[1].tolist()))
+    key = fingerprint(sql.structure_fingerprint(conn, codes, vintages), cells.digest)
+    with _lock:
+        structure = _STRUCTURES.get(key)
+    if structure is not None:
+        at = structure.stored_cells(cells.columns)
+        if (at >= 0).all() and len(at) == structure.n_stored:
+            values = np.full(structure.n_stored, np.nan)
+            statuses = np.empty(structure.n_stored, dtype=object)
+            values[at], statuses[at] = cells.values, cells.statuses
+            return with_figures(structure, rules, values, statuses)
+    structure = _build(conn, codes, rules, cells, vintages)
+    with _lock:
+        _STRUCTURES[key] = structure
+        while len(_STRUCTURES) > _KEEP_STRUCTURES:
+            _STRUCTURES.popitem(last=False)
+    return with_figures(structure, rules, cells.values, cells.statuses)
+
+
+def _build(
+    conn: psycopg.Connection,
+    codes: Sequence[str],
+    rules: dict[str, Rule],
+    cells: StoredCells,
+    vintages: list[str],
+) -> Structure:
     breakdowns: dict[str, dict[int, list[str]]] = {}
     for total, number, part in sql.breakdowns_of(conn, codes):
         breakdowns.setdefault(total, {}).setdefault(number, []).append(part)
-    cells = sql.raw_cells(conn, codes)
-    vintages = sorted({c[1] for c in cells})
     links = [
         Link(**{k: v for k, v in r.items() if k != "relation"})
         for r in sql.crosswalks_between(conn, vintages)
     ]
-    return build(
+    return build_structure(
         rules,
         {t: list(b.values()) for t, b in breakdowns.items()},
-        cells,
+        cells.columns,
         sql.units_of(conn, vintages),
         sql.level_ranks(conn),
         links,
         [Series(*row) for row in sql.series_of(conn, codes)],
     )
+
+
+def _solved(conn: psycopg.Connection, codes: Sequence[str]) -> OrderedDict[str, Any]:
+    """The intervals solved lately, with those the last protection stored."""
+    with _lock:
+        for ind, vintage, level, code, period, lower, upper, component in sql.stored_intervals(
+            conn, codes
+        ):
+            _SOLVED.setdefault(component, {})[(ind, vintage, level, code, period)] = (
+                lower,
+                upper,
+            )
+        while len(_SOLVED) > _KEEP_SOLVED:
+            _SOLVED.popitem(last=False)
+    return _SOLVED
 
 
 def protect_group(
@@ -401,34 +559,48 @@ def protect_group(
     """Choose and store the hidden cells of one group of linked indicators (`warm`: keeping
     the cells hidden before; otherwise from the primary cells alone)."""
     table = load_table(conn, codes)
-    index = {key: i for i, key in enumerate(table.keys)}
+    s = table.structure
+    before = sql.stored_reasons(conn, codes)
     start: dict[int, str] = {}
-    if warm:
-        for ind, vintage, level, code, period, reason in sql.stored_reasons(conn, codes):
-            var = index.get((ind, vintage, level, code, period))
-            if var is not None:
-                start[var] = reason
-    cache: dict[str, dict[Key, tuple[float, float]]] = {}
-    for ind, vintage, level, code, period, lower, upper, component in sql.stored_intervals(
-        conn, codes
-    ):
-        cache.setdefault(component, {})[(ind, vintage, level, code, period)] = (lower, upper)
-    pattern = choose_pattern(table, solver, cache, start)
-    stored = [i for i in range(table.n_cells) if table.status[i] != "missing"]
-    hidden_rows = [
-        (*table.keys[i], pattern.reason.get(i, "complementary"))
-        for i in stored
-        if pattern.hidden[i]
-    ]
-    sql.save_protection(conn, codes, hidden_rows, _interval_rows(table, pattern))
-    sql.record_collection_changes(conn, {f"{k[2]}-{k[1]}" for k in (table.keys[i] for i in stored)})
+    if warm and before:
+        cells = s.stored_cells([np.array([r[i] for r in before], dtype=object) for i in range(5)])
+        start = {int(c): r[5] for c, r in zip(cells, before, strict=True) if c >= 0}
+    pattern = choose_pattern(table, solver, _solved(conn, codes), start)
+    hidden = np.flatnonzero(pattern.hidden[: s.n_stored]).tolist()
+    keys = table.keys
+    now = {keys[i]: pattern.reason.get(i, "complementary") for i in hidden}
+    was = {tuple(r[:5]): r[5] for r in before}
+    intervals = {tuple(row[:5]): row for row in _interval_rows(table, pattern)}
+    stored = {tuple(row[:5]): row for row in sql.stored_interval_rows(conn, codes)}
+    sql.update_protection(
+        conn,
+        codes,
+        [k for k, reason in was.items() if now.get(k) != reason],
+        [(*k, reason) for k, reason in now.items() if was.get(k) != reason],
+        [k for k, row in stored.items() if intervals.get(k) != row],
+        [row for k, row in intervals.items() if stored.get(k) != row],
+    )
+    sql.record_collection_changes(conn, _collections(table))
     return GroupReport(
         codes,
-        len(stored),
-        len(hidden_rows),
+        s.n_stored,
+        len(hidden),
         int(table.primary.sum()),
-        [_name(table.keys[i]) for i in pattern.failing],
+        [_name(table.key_of(i)) for i in pattern.failing],
     )
+
+
+def _collections(table: LinkedTable) -> set[str]:
+    """The collections (level-vintage) the table's stored cells are on."""
+    s = table.structure
+    stored = s.cell_keys[: s.n_stored]
+    vintage, level = s.codec.part(stored, 1), s.codec.part(stored, 2)
+    levels = len(s.codec.words[2])
+    found = set()
+    for pair in np.unique(vintage * levels + level).tolist():
+        v, lvl = divmod(pair, levels)
+        found.add(f"{s.codec.words[2][lvl]}-{s.codec.words[1][v]}")
+    return found
 
 
 def _interval_rows(table: LinkedTable, pattern: Pattern) -> Iterable[tuple[Any, ...]]:
@@ -513,16 +685,18 @@ def _served_problems(
                 f"value {iv.value:g} deducible within {iv.lower:g}–{iv.upper:g}, "
                 f"protection needs {iv.required_lower:g}–{iv.required_upper:g}"
             )
-    for q, sources in table.quotients.items():
-        if np.isnan(table.value[q]):
-            continue
-        shown = [not hidden[s] and not np.isnan(table.value[s]) for s in sources.cells]
-        if hidden[q] and all(shown):
-            problems[q] = "hidden but computable from its published sources"
-        elif not hidden[q] and shown.count(False) == 1:
-            gone = sources.cells[shown.index(False)]
-            if hidden[gone]:
-                problems[gone] = f"computable from published {table.keys[q][0]} and the rest"
+    quotient, source, _ = table.source_pairs
+    pairs = np.unique(np.stack([quotient, source]), axis=1) if len(quotient) else np.zeros((2, 0))
+    quotient, source = pairs.astype(np.int64)
+    value = table.value
+    shown = ~hidden[source] & ~np.isnan(value[source])
+    unseen = np.bincount(quotient, weights=~shown, minlength=table.n_cells)[quotient]
+    has_value = ~np.isnan(value[quotient])
+    for q in np.unique(quotient[has_value & hidden[quotient] & (unseen == 0)]).tolist():
+        problems[q] = "hidden but computable from its published sources"
+    given_back = has_value & ~hidden[quotient] & (unseen == 1) & ~shown & hidden[source]
+    for q, s in zip(quotient[given_back].tolist(), source[given_back].tolist(), strict=True):
+        problems[s] = f"computable from published {table.keys[q][0]} and the rest"
     return problems
 
 

@@ -249,6 +249,52 @@ def test_a_plain_sql_edit_withholds_the_linked_table_until_it_is_protected(
     assert sum(v is not None for v in published.values()) > len(published) / 2
 
 
+def test_every_cli_write_protects_before_it_returns(
+    country: psycopg.Connection,  # noqa: F811
+    tmp_path: Path,
+    empty_db: str,
+) -> None:
+    _sex_split(country, tmp_path)
+    # boundaries loaded again over existing values (the fixture's own file, replaced)
+    loaded = _cli(
+        empty_db,
+        "load",
+        "boundaries",
+        str(tmp_path / "a-commune.geojson"),
+        "--vintage",
+        "a",
+        "--level",
+        "commune",
+        "--code-field",
+        "code",
+        "--name-field",
+        "name",
+        "--parent-field",
+        "parent",
+        "--replace",
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    assert country.execute("SELECT count(*) FROM disclosure_pending").fetchone() == (0,)
+    published = dict(
+        country.execute(
+            "SELECT indicator || ' ' || code, value FROM published_value"
+            " WHERE level = 'commune' AND indicator = 'tb_m'"
+        ).fetchall()
+    )
+    assert published["tb_m 00002"] is None  # (8: below the threshold)
+    assert published["tb_m 00007"] == 40
+    # a crosswalk loaded by the command line touches both vintages' series
+    path = tmp_path / "crosswalk.csv"
+    path.write_text(
+        "from_level,from_code,to_level,to_code,relation,area_share,population_share\n"
+        "province,01,province,91,whole,1,1\nprovince,02,province,91,whole,1,1\n",
+        encoding="utf-8",
+    )
+    walked = _cli(empty_db, "load", "crosswalk", str(path), "--from", "a", "--to", "b", "--replace")
+    assert walked.returncode == 0, walked.stderr
+    assert country.execute("SELECT count(*) FROM disclosure_pending").fetchone() == (0,)
+
+
 # --- catalogue relations -------------------------------------------------------------------------
 
 
