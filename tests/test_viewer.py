@@ -211,6 +211,7 @@ def test_unit_names_fit_without_collisions_and_without_their_type(viewer: Viewer
         ]
 
     assert overlapping(national) == []
+    viewer.screenshot("map-labels-2019")
     viewer.js("window.geoViewer.map.setView([21.0, 105.8], 8)")
     viewer.page.wait_for_timeout(1000)
     closer = viewer.js(boxes_js)
