@@ -489,15 +489,17 @@ def pd_hash(words: Sequence[str]) -> np.ndarray:
     return np.asarray(pd.util.hash_array(np.asarray(words, dtype=object)), dtype=np.uint64)
 
 
-def load_table(conn: psycopg.Connection, codes: Sequence[str]) -> LinkedTable:
+def load_table(
+    conn: psycopg.Connection, codes: Sequence[str], *, fresh: bool = False
+) -> LinkedTable:
     """The linked table of a group of indicators as stored (its structure built again only
-    when something it depends on changed)."""
+    when something it depends on changed, or always when `fresh`)."""
     rules = {r["code"]: Rule(**r) for r in sql.rules_of(conn, codes)}
     cells = read_cells(conn, codes)
     vintages = sorted(set(cells.columns[1].tolist()))
     key = fingerprint(sql.structure_fingerprint(conn, codes, vintages), cells.digest)
     with _lock:
-        structure = _STRUCTURES.get(key)
+        structure = None if fresh else _STRUCTURES.get(key)
     if structure is not None:
         at = structure.stored_cells(cells.columns)
         if (at >= 0).all() and len(at) == structure.n_stored:
@@ -557,15 +559,18 @@ def protect_group(
     conn: psycopg.Connection, codes: list[str], solver: Intervals, *, warm: bool = True
 ) -> GroupReport:
     """Choose and store the hidden cells of one group of linked indicators (`warm`: keeping
-    the cells hidden before; otherwise from the primary cells alone)."""
-    table = load_table(conn, codes)
+    the cells hidden before and the intervals solved before; otherwise from scratch: the
+    structure built again, from the primary cells alone, every system solved)."""
+    table = load_table(conn, codes, fresh=not warm)
     s = table.structure
     before = sql.stored_reasons(conn, codes)
     start: dict[int, str] = {}
     if warm and before:
         cells = s.stored_cells([np.array([r[i] for r in before], dtype=object) for i in range(5)])
         start = {int(c): r[5] for c, r in zip(cells, before, strict=True) if c >= 0}
-    pattern = choose_pattern(table, solver, _solved(conn, codes), start)
+    # (from scratch: every system solved again, nothing taken from earlier protections)
+    solved = _solved(conn, codes) if warm else {}
+    pattern = choose_pattern(table, solver, solved, start)
     hidden = np.flatnonzero(pattern.hidden[: s.n_stored]).tolist()
     keys = table.keys
     now = {keys[i]: pattern.reason.get(i, "complementary") for i in hidden}
@@ -645,7 +650,7 @@ def audit(conn: psycopg.Connection, indicators: Sequence[str] | None = None) -> 
     solver = Intervals()
     found: dict[tuple[str, str, str], SeriesAudit] = {}
     for group in groups(conn, codes) if codes else []:
-        table = load_table(conn, group)
+        table = load_table(conn, group, fresh=True)  # (shares nothing with the protection)
         served = set(sql.served_hidden(conn, group))
         hidden = np.zeros(table.n_cells + table.n_pieces, dtype=bool)
         for i, key in enumerate(table.keys):
