@@ -93,7 +93,9 @@ async def open_pool(url: str, settings: ServiceSettings) -> AsyncConnectionPool:
 async def open_control_pool(url: str, settings: ServiceSettings) -> AsyncConnectionPool:
     """A pool of two connections for /health and the tiles' freshness checks: whatever the
     requests' pool is busy with, these never wait for it."""
-    return await _pool(url, settings, "geo-service-control", 1, 2, 5_000)
+    # Checked every time they are lent: /health must not report a database that came back
+    # as down because it drew a connection that died with the restart.
+    return await _pool(url, settings, "geo-service-control", 1, 2, 5_000, check_idle_s=0.0)
 
 
 async def _pool(
@@ -103,12 +105,15 @@ async def _pool(
     min_size: int,
     max_size: int,
     statement_timeout_ms: int,
+    check_idle_s: float | None = None,
 ) -> AsyncConnectionPool:
     options = (
         f"-c statement_timeout={statement_timeout_ms}"
         f" -c idle_in_transaction_session_timeout={settings.idle_in_transaction_timeout_ms}"
     )
-    check, reset = _check_when_idle(settings.pool_check_idle_s)
+    check, reset = _check_when_idle(
+        settings.pool_check_idle_s if check_idle_s is None else check_idle_s
+    )
     pool = AsyncConnectionPool(
         url,
         min_size=min_size,

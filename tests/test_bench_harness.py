@@ -32,7 +32,8 @@ HTTP_ROWS = [
 def dry_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict, str]:
     out = tmp_path_factory.mktemp("bench")
     result = subprocess.run(
-        [sys.executable, "-m", "bench", "--dry-run", "--output-dir", str(out)],
+        # (two seconds per wrk run: one second on a loaded machine has completed no request)
+        [sys.executable, "-m", "bench", "--dry-run", "--duration", "2", "--output-dir", str(out)],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -193,7 +193,7 @@ def test_database_stopped_under_load(
         else:
             assert body["status"] == 503 and body["title"] == "DatabaseUnavailable"
     assert {o.path for o in down} == set(ENDPOINTS)
-    assert [(o.path, o.status) for o in again if o.status != 200] == []
+    assert [(o.path, o.status, o.body) for o in again if o.status != 200] == []
     health = json.loads(fetch(base, "/health", "end").body)
     assert health["database"] == "ok"
 

@@ -127,7 +127,8 @@ async def list_eas(
             "bbox must be longitude/latitude: -180..180, -90..90", parameter="bbox"
         )
     filters = sql.ListFilter(commune, status, census_round, box)
-    release = downloads.open(client_address(request))
+    # a signed-in user counts as themselves: editors of one office share an address (NAT)
+    release = downloads.open(f"user {user.name}" if user else client_address(request))
     try:
         async with downloads.reading():
             async with pool.connection() as conn:
