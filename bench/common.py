@@ -46,8 +46,11 @@ Log = Callable[[str], None]
 TIPG_TABLE_SQL = """
 CREATE SCHEMA bench;
 CREATE TABLE bench.communes AS
-    SELECT code, name, parent_code, unit_type, area_km2, geom
-    FROM admin_unit WHERE vintage = '2025' AND level = 'commune';
+    SELECT u.code, u.name, u.parent_code, u.unit_type, u.area_km2, p.value AS density, u.geom
+    FROM admin_unit u
+    LEFT JOIN published_value p ON p.indicator = 'density' AND p.vintage = u.vintage
+        AND p.level = u.level AND p.code = u.code AND p.period = '2025'
+    WHERE u.vintage = '2025' AND u.level = 'commune';
 ALTER TABLE bench.communes ADD PRIMARY KEY (code);
 CREATE INDEX communes_geom_idx ON bench.communes USING gist (geom);
 """
@@ -308,6 +311,7 @@ def prepare_database(
             [
                 str(bindir / "pg_restore"),
                 "--no-owner",
+                "--no-acl",  # (grants name roles of the cluster it was dumped from)
                 "--exit-on-error",
                 "-d",
                 conninfo(cluster, DATABASE),

@@ -224,8 +224,8 @@ def url_pairs(tiles: list[tl.Tile], ea_tiles: list[tl.Tile], eas: int) -> list[P
                 TIPG,
                 tuple(scenario.paths(OUR_ITEMS)),
                 tuple(scenario.paths(TIPG_ITEMS)),
-                2.0 if scenario.key.startswith("page") else None,
-                slow=scenario.key != "page100",
+                2.0 if scenario.key.startswith("page") or scenario.key == "cql2" else None,
+                slow=scenario.key not in ("page100", "cql2"),
             )
         )
     if ea_tiles:

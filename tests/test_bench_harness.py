@@ -23,6 +23,7 @@ HTTP_ROWS = [
     "page100",
     "page1000",
     "full",
+    "cql2",
     "ea_tiles",
     "ea_page1000",
 ]
@@ -69,7 +70,7 @@ def test_dry_run_values_are_sane(dry_run: tuple[str, dict, str]) -> None:
             (run,) = pair["runs"][side]
             assert run["requests"] > 0 and sum(run["errors"].values()) == 0
             assert 0 < run["p50_ms"] <= run["p99_ms"] <= run["max_ms"]
-    assert data["sanity"]["same"] and data["sanity"]["urls"] == 58
+    assert data["sanity"]["same"] and data["sanity"]["urls"] == 59
 
 
 def _runs(rps: float) -> list[WrkRun]:

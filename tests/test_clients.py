@@ -34,7 +34,6 @@ def _gdal(*args: str, debug: bool = False) -> subprocess.CompletedProcess[str]:
         timeout=600,
         env={
             "GDAL_HTTP_TIMEOUT": "300",
-            "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": "",
             "PATH": "/usr/bin:/bin",
         },
         check=False,
@@ -137,7 +136,7 @@ def other_origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 MAPLIBRE_PAGE = """<!doctype html><html><head><meta charset="utf-8">
-<link rel="stylesheet" href="maplibre/maplibre-gl.css">
+<link rel="icon" href="data:,"><link rel="stylesheet" href="maplibre/maplibre-gl.css">
 <script src="maplibre/maplibre-gl.js"></script></head>
 <body style="margin:0"><div id="map" style="width:512px;height:512px"></div>
 <script>

@@ -352,6 +352,8 @@ def test_limit_above_the_maximum_is_capped(client: TestClient) -> None:
     assert response.status_code == 200
     body = response.json()
     assert body["numberReturned"] == len(body["features"]) == 3321
+    huge = client.get(ITEMS, params={"limit": "9" * 26, "properties": "code"})
+    assert huge.status_code == 200 and huge.json()["numberReturned"] == 3321
 
 
 def test_enumeration_areas_are_listed_with_tiles(client: TestClient) -> None:
