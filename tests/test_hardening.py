@@ -402,3 +402,31 @@ def test_geopackage_downloads_do_not_grow_memory(demo_copy: str) -> None:
     # (each GeoPackage is written to disk in batches: memory does not follow the rounds up)
     # (before: 482 → 641 MiB over the five rounds, and on up in longer runs)
     assert after_round[-1] - after_round[0] < 60, after_round
+
+
+def test_drawn_areas_being_checked_hold_no_database_connection(demo_copy: str) -> None:
+    # Each body is just under the vertex limit and names no collection: checking the polygon
+    # is all the work. It needs no connection, so the pool is never short of one (which
+    # answered 503 "the database is not available" while the database was idle).
+    body = json.dumps(
+        {"geometry": _spine(99_000), "collection": "nope", "indicators": ["population"]}
+    ).encode()
+    answers: list[int] = []
+
+    def post(base: str) -> None:
+        request = urllib.request.Request(
+            base + "/aggregate", data=body, headers={"Content-Type": "application/json"}
+        )
+        try:
+            urllib.request.urlopen(request, timeout=300).read()
+        except urllib.error.HTTPError as exc:
+            answers.append(exc.code)
+
+    small_pool = {"GEO_SERVICE_POOL_MAX_SIZE": "4", "GEO_SERVICE_POOL_TIMEOUT_S": "1"}
+    with serve(demo_copy, **small_pool) as base:
+        posts = [threading.Thread(target=post, args=(base,)) for _ in range(16)]
+        for thread in posts:
+            thread.start()
+        for thread in posts:
+            thread.join()
+    assert answers == [400] * 16
