@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import re
+import resource
 import shutil
 import socket
 import threading
@@ -408,3 +409,62 @@ def test_geopackage_downloads_do_not_grow_memory(demo_copy: str) -> None:
     # (each GeoPackage is written to disk in batches: memory does not follow the rounds up)
     # (before: 482 → 641 MiB over the five rounds, and on up in longer runs)
     assert after_round[-1] - after_round[0] < 60, after_round
+
+
+def test_drawn_areas_being_checked_hold_no_database_connection(demo_copy: str) -> None:
+    # Each body is just under the vertex limit and names no collection: checking the polygon
+    # is all the work. It needs no connection, so the pool is never short of one (which
+    # answered 503 "the database is not available" while the database was idle).
+    body = json.dumps(
+        {"geometry": _spine(99_000), "collection": "nope", "indicators": ["population"]}
+    ).encode()
+    answers: list[int] = []
+
+    def post(base: str) -> None:
+        request = urllib.request.Request(
+            base + "/aggregate", data=body, headers={"Content-Type": "application/json"}
+        )
+        try:
+            urllib.request.urlopen(request, timeout=300).read()
+        except urllib.error.HTTPError as exc:
+            answers.append(exc.code)
+
+    small_pool = {"GEO_SERVICE_POOL_MAX_SIZE": "4", "GEO_SERVICE_POOL_TIMEOUT_S": "1"}
+    with serve(demo_copy, **small_pool) as base:
+        posts = [threading.Thread(target=post, args=(base,)) for _ in range(16)]
+        for thread in posts:
+            thread.start()
+        for thread in posts:
+            thread.join()
+    assert answers == [400] * 16
+
+
+def _cut(sock: socket.socket) -> bool:
+    """True when the peer closed the connection (with or without a 408)."""
+    sock.settimeout(5)
+    try:
+        data = sock.recv(100)
+    except ConnectionResetError:
+        return True
+    return data == b"" or data.startswith(b"HTTP/1.1 408")
+
+
+def test_slow_headers_neither_fill_nginx_nor_hold_it(demo_copy: str, tmp_path: Path) -> None:
+    from tests.test_nginx_front import running_front
+
+    # 1,100 requests from one address whose header never ends (slowloris): more than the
+    # 1,024 connections nginx takes by default.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
+    with running_front(demo_copy) as front, ExitStack() as stack:
+        parts = urlsplit(front.nginx)
+        sockets = []
+        for _ in range(1100):
+            sock = socket.create_connection((parts.hostname, parts.port))
+            stack.callback(sock.close)
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+            sockets.append(sock)
+        assert _get(front.nginx + "/health")[0] == 200
+        time.sleep(12)  # (past nginx's header timeout)
+        assert all(_cut(sock) for sock in sockets)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

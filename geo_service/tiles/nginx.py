@@ -52,6 +52,10 @@ server {{
     listen {listen};
     # above the service's own limit, so that it answers oversized bodies (with JSON)
     client_max_body_size {body_limit};
+    # A request whose header or body trickles in (slowloris) is cut off well before nginx's
+    # 60 s: a client holds a connection only briefly without sending a whole request.
+    client_header_timeout 10s;
+    client_body_timeout 20s;
     etag on;
     proxy_http_version 1.1;
     proxy_set_header Connection "";
@@ -95,10 +99,12 @@ STANDALONE = """\
 #   nginx -p DIR -c DIR/nginx.conf -g 'daemon off;'
 # Relative paths below are in DIR. The files must be readable by nginx's worker user.
 {load_module}worker_processes {workers};
+# (each connection to a client or the service is a file; slow clients hold many)
+worker_rlimit_nofile 20000;
 pid nginx.pid;
 error_log error.log warn;
 events {{
-    worker_connections 1024;
+    worker_connections 8192;
 }}
 http {{
     access_log off;

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header
+import psycopg
+from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel, Field
+from shapely.geometry.base import BaseGeometry
 
-from geo_core.crs import check_area_of_use, parse_crs
+from geo_core.crs import OutputCrs, check_area_of_use, parse_crs
 from geo_core.errors import InvalidParameter, NotFound, PayloadTooLarge
 from geo_core.text import CODE, CRS
 from geo_service.features.aggregate import AreaLimits, area_statistics, parse_polygon
 from geo_service.features.catalogue import read_collection
 from geo_service.features.sql import statement_time_limit
-from geo_service.http.auth import MaybeUser
-from geo_service.http.deps import Conn, ServicesDep, Settings
+from geo_service.http.auth import optional_user
+from geo_service.http.deps import Pool, ServicesDep, Settings
 from geo_service.http.documents import AreaStatistics
+from geo_service.http.services import Services
 
 router = APIRouter(tags=["features"])
 
@@ -46,10 +50,10 @@ class AggregateRequest(BaseModel):
 @router.post("/aggregate", summary="Statistics of a drawn area", response_model_exclude_unset=True)
 async def aggregate(
     body: AggregateRequest,
-    conn: Conn,
+    request: Request,
+    pool: Pool,
     settings: Settings,
     services: ServicesDep,
-    user: MaybeUser,
     content_crs: Annotated[str | None, Header(max_length=120)] = None,
     content_length: Annotated[int | None, Header()] = None,
 ) -> AreaStatistics:
@@ -64,16 +68,39 @@ async def aggregate(
         settings.aggregate_max_area_km2,
         settings.aggregate_max_cost,
     )
-    area = parse_polygon(body.geometry, crs, limits)
+    # Checking up to 100,000 vertices takes the CPU for a while: not on the event loop
+    # (where a few drawn areas at once would hold up every other request and /health), in
+    # the few threads of the raster work (many threads would starve the loop of the GIL),
+    # and before a pooled connection is taken (it needs none).
+    area = await asyncio.get_running_loop().run_in_executor(
+        services.raster_work, parse_polygon, body.geometry, crs, limits
+    )
+    async with pool.connection() as conn:
+        result = await _statistics(conn, request, body, crs, area, limits, services)
+    return AreaStatistics(**result)
+
+
+async def _statistics(
+    conn: psycopg.AsyncConnection,
+    request: Request,
+    body: AggregateRequest,
+    crs: OutputCrs,
+    area: BaseGeometry,
+    limits: AreaLimits,
+    services: Services,
+) -> dict[str, Any]:
+    """The area's statistics over one connection (the token checked on it too)."""
+    user = await optional_user(request, conn, services)
     try:
         collection = await read_collection(conn, body.collection)
     except NotFound as exc:
         raise InvalidParameter(exc.message, parameter="collection") from exc
     check_area_of_use(crs, collection.extent, "crs", collection.id)
     # (anonymous requests get less database time: a heavy one is refused sooner)
+    settings = services.settings
     budget = settings.anonymous_statement_timeout_ms if user is None else None
     async with statement_time_limit(conn, budget):
-        result = await area_statistics(
+        return await area_statistics(
             conn,
             collection,
             area,
@@ -85,4 +112,3 @@ async def aggregate(
             services.raster_work,
             body.disclosure,
         )
-    return AreaStatistics(**result)
