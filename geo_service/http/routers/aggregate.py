@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Annotated, Any, Literal
 
 import psycopg
 from fastapi import APIRouter, Header, Request
-from pydantic import BaseModel, Field
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field, ValidationError
 from shapely.geometry.base import BaseGeometry
 
 from geo_core.crs import OutputCrs, check_area_of_use, parse_crs
@@ -47,9 +49,24 @@ class AggregateRequest(BaseModel):
     )
 
 
-@router.post("/aggregate", summary="Statistics of a drawn area", response_model_exclude_unset=True)
+# The body is read as bytes and decoded in the raster threads (below), so FastAPI does not
+# decode it on the event loop; its schema is declared here for the API document.
+_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": AggregateRequest.model_json_schema()}},
+    }
+}
+
+
+@router.post(
+    "/aggregate",
+    summary="Statistics of a drawn area",
+    response_model=AreaStatistics,
+    response_model_exclude_unset=True,
+    openapi_extra=_BODY,
+)
 async def aggregate(
-    body: AggregateRequest,
     request: Request,
     pool: Pool,
     settings: Settings,
@@ -62,22 +79,42 @@ async def aggregate(
         raise PayloadTooLarge(
             f"request body over {settings.max_body_bytes} bytes", parameter="body"
         )
-    crs = parse_crs(body.crs or (content_crs or "").strip("<>") or None, "crs")
+    raw = await request.body()
     limits = AreaLimits(
         settings.aggregate_max_vertices,
         settings.aggregate_max_area_km2,
         settings.aggregate_max_cost,
     )
-    # Checking up to 100,000 vertices takes the CPU for a while: not on the event loop
-    # (where a few drawn areas at once would hold up every other request and /health), in
-    # the few threads of the raster work (many threads would starve the loop of the GIL),
-    # and before a pooled connection is taken (it needs none).
-    area = await asyncio.get_running_loop().run_in_executor(
-        services.raster_work, parse_polygon, body.geometry, crs, limits
+    # Decoding a body of up to 100,000 vertices and checking its area take the CPU for a
+    # while: not on the event loop (where a few drawn areas at once would hold up every other
+    # request and /health), in the few threads of the raster work (many threads would starve
+    # the loop of the GIL), and before a pooled connection is taken (it needs none).
+    body, crs, area = await asyncio.get_running_loop().run_in_executor(
+        services.raster_work, _read_request, raw, content_crs, limits
     )
     async with pool.connection() as conn:
         result = await _statistics(conn, request, body, crs, area, limits, services)
     return AreaStatistics(**result)
+
+
+def _read_request(
+    raw: bytes, content_crs: str | None, limits: AreaLimits
+) -> tuple[AggregateRequest, OutputCrs, BaseGeometry]:
+    """The request, its CRS and its area, checked (a bad body answers as FastAPI's would)."""
+    try:
+        data = json.loads(raw)  # (Python's decoder, as FastAPI's: the same answers as before)
+    except json.JSONDecodeError as exc:
+        invalid = {"type": "json_invalid", "loc": ("body", exc.pos), "msg": "JSON decode error"}
+        raise RequestValidationError([{**invalid, "input": {}, "ctx": {"error": exc.msg}}]) from exc
+    except (ValueError, RecursionError) as exc:  # not UTF-8, or nested beyond the stack
+        raise InvalidParameter("the body is not JSON", parameter="body") from exc
+    try:
+        body = AggregateRequest.model_validate(data)
+    except ValidationError as exc:
+        errors = [{**err, "loc": ("body", *err["loc"])} for err in exc.errors()]
+        raise RequestValidationError(errors) from exc
+    crs = parse_crs(body.crs or (content_crs or "").strip("<>") or None, "crs")
+    return body, crs, parse_polygon(body.geometry, crs, limits)
 
 
 async def _statistics(
