@@ -154,6 +154,8 @@ LABELS: dict[str, dict[str, str]] = {
         "notice_lang": "Không có ngôn ngữ «{value}»; đang hiển thị tiếng Việt.",
         "draw_cancel": "Huỷ",
         "draw_cancel_title": "Huỷ vẽ",
+        "zoom_in": "Phóng to",
+        "zoom_out": "Thu nhỏ",
         "draw_finish": "Xong",
         "draw_finish_title": "Kết thúc vẽ",
         "draw_undo": "Xoá điểm cuối",
@@ -337,6 +339,8 @@ LABELS: dict[str, dict[str, str]] = {
         "notice_lang": "No language “{value}”; showing Vietnamese.",
         "draw_cancel": "Cancel",
         "draw_cancel_title": "Cancel drawing",
+        "zoom_in": "Zoom in",
+        "zoom_out": "Zoom out",
         "draw_finish": "Finish",
         "draw_finish_title": "Finish drawing",
         "draw_undo": "Delete last point",
@@ -375,6 +379,8 @@ LABELS: dict[str, dict[str, str]] = {
 EA_LABELS: dict[str, dict[str, str]] = {
     "vi": {
         "title": "Vẽ địa bàn điều tra",
+        "zoom_in": "Phóng to",
+        "zoom_out": "Thu nhỏ",
         "token": "Mã truy cập (token)",
         "sign_in": "Đăng nhập",
         "sign_out": "Đăng xuất",
@@ -445,6 +451,8 @@ EA_LABELS: dict[str, dict[str, str]] = {
         "role_admin": "quản trị",
     },
     "en": {
+        "zoom_in": "Zoom in",
+        "zoom_out": "Zoom out",
         "title": "Enumeration area editor",
         "token": "Access token",
         "sign_in": "Sign in",

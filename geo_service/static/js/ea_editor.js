@@ -22,6 +22,12 @@
     return text;
   }
 
+  // (Leaflet titles its zoom buttons in English; screen readers read them aloud)
+  for (const [side, key] of [["in", "zoom_in"], ["out", "zoom_out"]]) {
+    const button = map.getContainer().querySelector(".leaflet-control-zoom-" + side);
+    if (button) { button.title = t(key); button.setAttribute("aria-label", t(key)); }
+  }
+
   const state = {
     token: sessionStorage.getItem(TOKEN_KEY), user: null, eas: {}, selected: [], multi: false,
     coverage: null, lines: null, drawControl: null, message: null, rejected: null, tab: "eas",

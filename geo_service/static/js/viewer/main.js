@@ -21,6 +21,11 @@ const cat = createCatalogue(cfg, i18n);
 const url = createUrlState(URL_KEYS);
 const map = window[cfg.mapName];
 document.documentElement.lang = cfg.lang;
+// (Leaflet titles its zoom buttons in English; screen readers read them aloud)
+for (const [side, key] of [["in", "zoom_in"], ["out", "zoom_out"]]) {
+  const button = map.getContainer().querySelector(".leaflet-control-zoom-" + side);
+  if (button) { button.title = t(key); button.setAttribute("aria-label", t(key)); }
+}
 
 const app = {
   cfg, i18n, api, cat, map, url,
