@@ -996,6 +996,7 @@
       if (i.type !== "file") typed[i.name] = i.value;
     });
     const focused = panel.contains(document.activeElement) ? document.activeElement.name : null;
+    const tokenOpen = panel.querySelector("details.ea-token[open]") !== null;
     const keepSelection = state.selected.join(",") === (panel.dataset.selected || "");
     const scroll = panel.scrollTop;
     let body = "";
@@ -1014,6 +1015,9 @@
       if (typed[i.name] !== undefined && i.type !== "file" && (!attribute || keepSelection)) i.value = typed[i.name];
       if (i.name === focused) i.focus();
     });
+    // (and the token field, once unfolded, stays unfolded)
+    const token = panel.querySelector("details.ea-token");
+    if (token && tokenOpen) token.open = true;
     panel.dataset.selected = state.selected.join(",");
     panel.scrollTop = scroll;
     wirePanel();
