@@ -505,6 +505,7 @@ def test_bulk_and_destructive_actions_ask_first_and_cancel_changes_nothing(
         assert editor.act(feature["id"], "submit", "editor") == 200
     before = editor.tables()
     editor.sign_out()
+    editor.open(f"commune={SMALL_COMMUNE}&lang=vi")  # (the EAs as submitted meanwhile)
     editor.sign_in_with_password("sup", PASSWORD)
     editor.page.click("button.ea-approve_all")
     assert str(len(eas)) in editor.confirm(answer=False)
@@ -601,6 +602,10 @@ def test_the_supervisors_queue_lists_exactly_the_submitted_eas(editor: Editor) -
             ).fetchall()
         }
     assert set(editor.js("window.eaEditor.queue")) == submitted and len(submitted) == 3
+    # each entry says what it is compared with, in the page's language
+    editor.page.wait_for_function(
+        "document.querySelector('.ea-panel').innerText.includes('tạo tự động v1')"
+    )
     editor.screenshot("ea-field-review-vi-1366")
     # keyboard: r rejects the first with a reason, a approves the next
     editor.page.keyboard.press("r")

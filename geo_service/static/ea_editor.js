@@ -855,6 +855,12 @@
       "</textarea></label>" + (canEdit() ? button("save_attributes") : "") + "</div>";
   }
 
+  /* "approve v3" from the queue, said in the page's language ("duyệt v3"). */
+  function previousLabel(previous) {
+    const [action, version] = previous.split(" ");
+    return t("action_" + action) + (version ? " " + version : "");
+  }
+
   function historyHtml() {
     const entries = state.history.entries;
     const current = state.eas[state.history.id].feature.properties.version;
@@ -953,7 +959,7 @@
       html += "<div class='ea-queue'><ul>" + r.submitted.map((e, i) =>
         "<li class='ea-queue-item" + (i === state.reviewFocus ? " ea-focused" : "") + "' data-index='" + i + "'><b>" + escape(e.code) + "</b> · " +
         escape(fmt(e.households)) + " " + escape(t("households_short")) + "<br><small>" + escape(t("submitted_by")) + " " + escape(e.submitted_by) +
-        ", " + escape(when(e.submitted_at)) + (e.previous ? " · " + escape(t("compared_with")) + " " + escape(e.previous) : "") + "</small>" +
+        ", " + escape(when(e.submitted_at)) + (e.previous ? " · " + escape(t("compared_with")) + " " + escape(previousLabel(e.previous)) : "") + "</small>" +
         (i === state.reviewFocus && canApprove() ? "<div>" + button("approve", null, "ea-primary") + button("reject", null, "ea-danger") + "</div>" : "") +
         "</li>").join("") + "</ul></div>";
     }
