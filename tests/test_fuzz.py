@@ -36,7 +36,14 @@ from tests.conftest import LiveWriter
 
 schema = schemathesis.openapi.from_dict(create_app().openapi())
 WRITE_METHODS = ["POST", "PUT", "PATCH", "DELETE"]
-writes = schema.include(method=WRITE_METHODS).exclude(path="/aggregate")
+# (not the writes that revoke tokens: a sign-out, a user's revocation or password reset, a
+# token by id would revoke the one admin token the other cases need; without a token they
+# are fuzzed like every operation, below)
+writes = (
+    schema.include(method=WRITE_METHODS)
+    .exclude(path="/aggregate")
+    .exclude(path_regex=r"^/(users/sign-out|admin/users/\{name\}|admin/tokens/)")
+)
 
 CHECKS = [
     not_a_server_error,
