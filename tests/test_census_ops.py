@@ -650,3 +650,16 @@ def test_attributes_restore_and_refusals_in_the_clients_language(env: Env) -> No
     assert shape(restored.json()["geometry"]).symmetric_difference(original).area < 1e-12
     actions = [h["action"] for h in env.client.get(f"{ITEMS}/{ea['id']}/history").json()["history"]]
     assert actions[-1] == "restore" or actions[0] == "restore"
+
+
+def test_progress_and_users_pages_speak_the_pages_language(env: Env) -> None:
+    for path, vi_title, en_title in (
+        ("/map/ea/progress?scope=01", "Tiến độ vẽ địa bàn điều tra", "progress"),
+        ("/map/users", "Quản lý người dùng", "users"),
+    ):
+        vi = env.client.get(f"{path}{'&' if '?' in path else '?'}lang=vi")
+        assert vi.status_code == 200 and vi_title in vi.text
+        assert "<script>" not in vi.text  # (settings travel as JSON data)
+        en = env.client.get(f"{path}{'&' if '?' in path else '?'}lang=en")
+        assert en.status_code == 200 and en_title in en.text.lower()
+        assert vi_title not in en.text

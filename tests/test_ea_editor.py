@@ -6,6 +6,10 @@ browser writes is checked in PostgreSQL itself.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -19,7 +23,7 @@ import shapely.geometry
 from fastapi.testclient import TestClient
 from shapely.ops import polylabel
 
-from geo_service.users import add_user
+from geo_service.users import add_user, set_password
 from geo_service.viewer.assets import external_urls
 from tests.conftest import REPO, PgCluster, serve
 from tests.helpers import fingerprint
@@ -30,15 +34,17 @@ ARTIFACTS = REPO / "test-artifacts"
 COMMUNE = "00004"  # Phường Ba Đình, Hà Nội (province 01)
 SMALL_COMMUNE = "00008"
 EA_TABLES = ("enumeration_area", "ea_history")
+ITEMS = "/collections/enumeration-areas/items"
+PASSWORD = "mật khẩu thử 2029"
 
 
 class Editor:
     """A browser page of the EA editor, the database behind it and its users' tokens."""
 
-    def __init__(self, browser: Any, base: str, db: str, tokens: dict[str, str]):
+    def __init__(self, browser: Any, base: str, db: str, tokens: dict[str, str], **context: Any):
         self.base, self.db, self.tokens = base, db, tokens
         self.context = browser.new_context(
-            viewport={"width": 1280, "height": 900}, bypass_csp=True
+            **{"viewport": {"width": 1280, "height": 900}, **context}, bypass_csp=True
         )  # for evaluate(); CSP tested apart
         self.page = self.context.new_page()
         self.errors: list[str] = []
@@ -56,9 +62,34 @@ class Editor:
         self.page.wait_for_function("window.eaEditor && window.eaEditor.ready", timeout=30_000)
 
     def sign_in(self, user: str) -> None:
-        self.page.fill("input[name=token]", self.tokens[user])
-        self.page.click(".ea-sign-in")
+        """Sign in with the user's token (the panel's second way, folded away)."""
+        self.fill_token(self.tokens[user])
         self.page.wait_for_function("window.eaEditor.user() !== null")
+
+    def fill_token(self, token: str) -> None:
+        if self.page.locator("details.ea-token").get_attribute("open") is None:
+            self.page.click("details.ea-token summary")
+        self.page.fill("input[name=token]", token)
+        self.page.click("button.ea-token_sign_in")
+
+    def sign_in_with_password(self, name: str, password: str) -> None:
+        self.page.fill("input[name=username]", name)
+        self.page.fill("input[name=password]", password)
+        self.page.click("button.ea-sign_in")
+        self.page.wait_for_function("window.eaEditor.user() !== null")
+
+    def sign_out(self) -> None:
+        self.page.click("button.ea-sign_out")
+        self.page.wait_for_function("window.eaEditor.user() === null")
+
+    def confirm(self, answer: bool = True) -> str:
+        """Answer the confirmation the last click opened; its text."""
+        dialog = self.page.locator(".ea-modal")
+        dialog.wait_for(state="visible", timeout=10_000)
+        text = str(dialog.inner_text())
+        self.page.click(".ea-confirm-ok" if answer else ".ea-confirm-cancel")
+        dialog.wait_for(state="detached", timeout=10_000)
+        return text
 
     def js(self, expression: str) -> Any:
         return self.page.evaluate(expression)
@@ -94,6 +125,46 @@ class Editor:
             self.page.mouse.click(x, y)
             self.page.wait_for_timeout(120)
 
+    def api(
+        self, method: str, path: str, user: str, body: Any = None, etag: str | None = None
+    ) -> tuple[int, dict[str, str], Any]:
+        """A request to the service as the user (status, headers, JSON body)."""
+        headers = {"Authorization": f"Bearer {self.tokens[user]}"}
+        if etag:
+            headers["If-Match"] = etag
+        data = None
+        if body is not None:
+            data, headers["Content-Type"] = json.dumps(body).encode(), "application/json"
+        request = urllib.request.Request(self.base + path, data, headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                raw = response.read()
+                found = {k.lower(): v for k, v in response.headers.items()}
+                return response.status, found, json.loads(raw) if raw else None
+        except urllib.error.HTTPError as error:
+            found = {k.lower(): v for k, v in error.headers.items()}
+            return error.code, found, json.loads(error.read() or b"null")
+
+    def generate(self, commune: str) -> list[dict[str, Any]]:
+        """Draft EAs of the commune through the API; its features."""
+        status, _, made = self.api("POST", f"/communes/{commune}/ea-generate", "editor", {})
+        assert status == 201, made
+        _, _, found = self.api("GET", f"{ITEMS}?commune={commune}&limit=10000", "editor")
+        features: list[dict[str, Any]] = found["features"]
+        return features
+
+    def act(self, ea_id: int, action: str, user: str, reason: str | None = None) -> int:
+        _, headers, _ = self.api("GET", f"{ITEMS}/{ea_id}", user)
+        query = f"?reason={urllib.parse.quote(reason)}" if reason else ""
+        status, _, _ = self.api(
+            "POST", f"{ITEMS}/{ea_id}/{action}{query}", user, etag=headers["etag"]
+        )
+        return status
+
+    def tables(self) -> dict[str, tuple[int, str]]:
+        with psycopg.connect(self.db) as conn:
+            return fingerprint(conn, EA_TABLES)
+
     def rows(self) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.db) as conn:
             return conn.execute(
@@ -106,8 +177,10 @@ class Editor:
         self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
 
 
-@pytest.fixture
-def editor(browser: Any, pg: PgCluster, demo_template: str) -> Iterator[Editor]:
+@contextlib.contextmanager
+def _editor_over_demo(
+    browser: Any, pg: PgCluster, demo_template: str, **context: Any
+) -> Iterator[Editor]:
     db = pg.create_database(demo_template)
     with psycopg.connect(db, autocommit=True) as conn:
         tokens = {
@@ -116,12 +189,29 @@ def editor(browser: Any, pg: PgCluster, demo_template: str) -> Iterator[Editor]:
             "viewer": add_user(conn, "vi", "viewer", []),
             "outsider": add_user(conn, "out", "editor", ["79"]),
         }
+        set_password(conn, "ed", PASSWORD)
+        set_password(conn, "sup", PASSWORD)
     with serve(db) as base:
-        page = Editor(browser, base, db, tokens)
+        page = Editor(browser, base, db, tokens, **context)
         yield page
         assert not page.errors, page.errors
         page.context.close()
     pg.drop_database(db)
+
+
+@pytest.fixture
+def editor(browser: Any, pg: PgCluster, demo_template: str) -> Iterator[Editor]:
+    with _editor_over_demo(browser, pg, demo_template) as page:
+        yield page
+
+
+@pytest.fixture
+def tablet(browser: Any, pg: PgCluster, demo_template: str) -> Iterator[Editor]:
+    """The editor on a 1024×768 touch screen."""
+    with _editor_over_demo(
+        browser, pg, demo_template, viewport={"width": 1024, "height": 768}, has_touch=True
+    ) as page:
+        yield page
 
 
 def _commune(db: str, code: str) -> Any:
@@ -217,20 +307,25 @@ def test_a_commune_from_no_eas_to_approved_coverage_in_the_browser(editor: Edito
     editor.sign_in("editor")
     assert editor.page.locator("button.ea-approve_all").count() == 0  # editors cannot approve
     editor.page.click("button.ea-generate")
+    editor.confirm()
     generated = editor.wait_writes(1)
     assert generated["status"] == 201 and generated["body"]["created"] > 0
     assert editor.js("window.eaEditor.coverage.complete") is True
     editor.page.click("button.ea-submit_all")
+    assert str(generated["body"]["created"]) in editor.confirm()
     editor.page.wait_for_function(
         "window.eaEditor.eas().every(e => e.status === 'submitted')", timeout=60_000
     )
-    editor.page.click(".ea-sign-out")
+    editor.sign_out()
     # the panel redrawn while a token is being typed (as when a reload finishes) keeps it
+    editor.page.click("details.ea-token summary")
     editor.page.fill("input[name=token]", editor.tokens["supervisor"])
     editor.js(f"window.eaEditor.select({editor.js('window.eaEditor.eas()[0].id')}, false)")
     assert editor.page.input_value("input[name=token]") == editor.tokens["supervisor"]
-    editor.sign_in("supervisor")
+    editor.page.click("button.ea-token_sign_in")
+    editor.page.wait_for_function("window.eaEditor.user() !== null")
     editor.page.click("button.ea-approve_all")
+    assert str(generated["body"]["created"]) in editor.confirm()
     editor.page.wait_for_function(
         "window.eaEditor.eas().every(e => e.status === 'approved')", timeout=60_000
     )
@@ -266,11 +361,14 @@ def test_split_and_merge_on_the_map(editor: Editor) -> None:
     # shift+click both halves, merge them
     lower, upper = editor.pixels([(middle_x, (y0 + middle_y) / 2), (middle_x, (y1 + middle_y) / 2)])
     editor.page.mouse.click(*lower)
+    if not editor.js("window.eaEditor.selected()"):  # (it was selected: a click deselects)
+        editor.page.mouse.click(*lower)
     editor.page.keyboard.down("Shift")
     editor.page.mouse.click(*upper)
     editor.page.keyboard.up("Shift")
     assert len(editor.js("window.eaEditor.selected()")) == 2
     editor.page.click("button.ea-merge")
+    editor.confirm()
     merged = editor.wait_writes(3)
     assert merged["status"] == 200, merged
     rows = editor.rows()
@@ -287,11 +385,11 @@ def test_only_signed_in_editors_get_the_tools(editor: Editor) -> None:
         editor.sign_in(user)
         assert editor.page.locator(".leaflet-draw-draw-polygon").count() == 0
         assert editor.page.locator("button.ea-generate").count() == 0
-        editor.page.click(".ea-sign-out")
-    editor.page.fill("input[name=token]", "not-a-token")
-    editor.page.click(".ea-sign-in")
+        editor.sign_out()
+    editor.fill_token("not-a-token")
     editor.page.wait_for_selector(".ea-message.ea-error")
-    assert "401" in editor.page.locator(".ea-message").inner_text()
+    refusal = editor.page.locator(".ea-message").inner_text()
+    assert "401" not in refusal and "token" in refusal.lower()
     editor.sign_in("editor")
     assert editor.page.locator(".leaflet-draw-draw-polygon").count() == 1
     hosts = {urlparse(u).netloc for u in editor.requests if not u.startswith("data:")}
@@ -318,8 +416,11 @@ def test_edit_and_delete_tools_write_with_if_match(editor: Editor) -> None:
     editor.draw("polygon", _square_inside(_commune(editor.db, COMMUNE)), close=True)
     created = editor.wait_writes(1)
     assert created["status"] == 201
-    # drag one corner a few pixels, then save
-    editor.page.click(".leaflet-draw-edit-edit")
+    # select it, reshape it (only its handles on the map): drag one corner, then save
+    centre = shapely.geometry.shape(created["body"]["geometry"]).representative_point()
+    editor.page.mouse.click(*editor.pixels([(centre.x, centre.y)])[0])
+    editor.page.click("button.ea-edit_shape")
+    assert editor.js("window.eaEditor.editHandles()") > 0
     corner = editor.page.locator(".leaflet-editing-icon").first
     box = corner.bounding_box()
     assert box is not None
@@ -328,7 +429,7 @@ def test_edit_and_delete_tools_write_with_if_match(editor: Editor) -> None:
     editor.page.mouse.down()
     editor.page.mouse.move(x + 10, y + 10, steps=5)
     editor.page.mouse.up()
-    editor.page.click(".leaflet-draw-actions a[title='Save changes']")
+    editor.page.click("button.ea-save_shape")
     edited = editor.wait_writes(2)
     assert edited["status"] == 200, edited
     assert edited["body"]["properties"]["version"] == 2
@@ -339,11 +440,9 @@ def test_edit_and_delete_tools_write_with_if_match(editor: Editor) -> None:
         .area
     )
     assert moved > shape(created["body"]["geometry"]).area * 1e-3
-    # the delete tool: pick the EA, save
-    editor.page.click(".leaflet-draw-edit-remove")
-    centre = shapely.geometry.shape(edited["body"]["geometry"]).representative_point()
-    editor.page.mouse.click(*editor.pixels([(centre.x, centre.y)])[0])
-    editor.page.click(".leaflet-draw-actions a[title='Save changes']")
+    # delete: asks first, naming the EA
+    editor.page.click("button.ea-delete")
+    assert created["body"]["properties"]["code"] in editor.confirm()
     deleted = editor.wait_writes(3)
     assert deleted["status"] == 204
     assert editor.rows() == []
@@ -379,3 +478,147 @@ def test_drawing_one_ea_and_filling_the_gap_makes_a_gap_free_coverage(editor: Ed
     geoms = [shapely.from_wkb(r[4]) for r in editor.rows()]
     assert shapely.coverage_is_valid(geoms)
     assert shapely.union_all(geoms).symmetric_difference(commune).area < commune.area * 1e-5
+
+
+# ---- field work: confirmations, tablets, history, rejections, the review queue ----
+
+
+def test_bulk_and_destructive_actions_ask_first_and_cancel_changes_nothing(
+    editor: Editor,
+) -> None:
+    eas = editor.generate(SMALL_COMMUNE)
+    editor.open(f"commune={SMALL_COMMUNE}&lang=vi")
+    editor.sign_in_with_password("ed", PASSWORD)
+    before, writes = editor.tables(), editor.js("window.eaEditor.writes.length")  # (sign-in)
+    # regenerate: says how many drafts it would replace; cancel keeps every one
+    editor.page.click("button.ea-regenerate")
+    assert str(len(eas)) in editor.confirm(answer=False)
+    editor.page.click("button.ea-submit_all")
+    assert str(len(eas)) in editor.confirm(answer=False)
+    editor.js(f"window.eaEditor.select({eas[0]['id']}, false)")
+    editor.page.click("button.ea-delete")
+    assert eas[0]["properties"]["code"] in editor.confirm(answer=False)
+    editor.page.wait_for_timeout(300)  # (a write would have started by now)
+    assert editor.js("window.eaEditor.writes.length") == writes
+    assert editor.tables() == before
+    for feature in eas:
+        assert editor.act(feature["id"], "submit", "editor") == 200
+    before = editor.tables()
+    editor.sign_out()
+    editor.open(f"commune={SMALL_COMMUNE}&lang=vi")  # (the EAs as submitted meanwhile)
+    editor.sign_in_with_password("sup", PASSWORD)
+    editor.page.click("button.ea-approve_all")
+    assert str(len(eas)) in editor.confirm(answer=False)
+    editor.page.keyboard.press("Escape")  # (nothing open: nothing happens)
+    assert editor.tables() == before
+    editor.screenshot("ea-field-confirm-vi-1366")
+
+
+def test_tap_to_select_several_and_merge_on_a_tablet(tablet: Editor) -> None:
+    eas = tablet.generate(COMMUNE)
+    shapes = {f["id"]: shapely.geometry.shape(f["geometry"]) for f in eas}
+    first = eas[len(eas) // 2]["id"]
+    second = max(
+        (i for i in shapes if i != first),
+        key=lambda i: shapes[i].intersection(shapes[first]).length,
+    )
+    tablet.open(f"commune={COMMUNE}&lang=vi")
+    tablet.sign_in("editor")
+    tablet.js(
+        "window.eaEditor.map.fitBounds(L.geoJSON("
+        + json.dumps(shapely.geometry.mapping(shapes[first].union(shapes[second])))
+        + ").getBounds(), {padding: [80, 80]})"
+    )
+    tablet.page.wait_for_timeout(500)
+    tablet.page.tap("button.ea-multi")
+    for ea_id in (first, second):
+        point = shapes[ea_id].representative_point()
+        tablet.page.touchscreen.tap(*tablet.pixels([(point.x, point.y)])[0])
+        tablet.page.wait_for_timeout(200)
+    assert sorted(tablet.js("window.eaEditor.selected()")) == sorted([first, second])
+    assert tablet.js("window.eaEditor.neighbourIds").__len__() > 0  # what a merge can take
+    tablet.screenshot("ea-field-tablet-select-vi-1024")
+    before = len(tablet.rows())
+    tablet.page.tap("button.ea-merge")
+    tablet.confirm()
+    merged = tablet.wait_writes(1)
+    assert merged["status"] == 200, merged
+    assert len(tablet.rows()) == before - 1
+    union = shapes[first].union(shapes[second])
+    kept = shapely.geometry.shape(merged["body"]["geometry"])
+    assert kept.symmetric_difference(union).area < union.area * 1e-6
+
+
+def test_restore_from_history_and_the_rejection_reason(editor: Editor) -> None:
+    eas = editor.generate(SMALL_COMMUNE)
+    mine, theirs = eas[0], eas[1]
+    original = shapely.geometry.shape(mine["geometry"])
+    _, headers, _ = editor.api("GET", f"{ITEMS}/{mine['id']}", "editor")
+    smaller = {
+        "type": "Feature",
+        "geometry": shapely.geometry.mapping(original.buffer(-0.0003)),
+        "properties": {},
+    }
+    status, _, _ = editor.api("PUT", f"{ITEMS}/{mine['id']}", "editor", smaller, headers["etag"])
+    assert status == 200
+    assert editor.act(theirs["id"], "submit", "editor") == 200
+    reason = "Ranh giới phía bắc phải theo đường Hoàng Hoa Thám"
+    assert editor.act(theirs["id"], "reject", "supervisor", reason) == 200
+
+    editor.open(f"commune={SMALL_COMMUNE}&lang=vi")
+    editor.sign_in("editor")
+    # the editor sees why, in the list and on the EA
+    rejected = editor.page.locator(f"tr.ea-row[data-ea='{theirs['id']}'] .ea-reason")
+    assert rejected.inner_text() == reason
+    editor.js(f"window.eaEditor.select({theirs['id']}, false)")
+    assert reason in editor.page.locator(".ea-rejected-box").inner_text()
+    # the history of the reshaped EA: restore the generated version
+    editor.js(f"window.eaEditor.select({mine['id']}, false)")
+    editor.page.click("button.ea-history")
+    editor.page.locator(".ea-restore").first.wait_for(state="visible")
+    editor.page.locator(".ea-restore").last.click()
+    assert mine["properties"]["code"] in editor.confirm()
+    restored = editor.wait_writes(1)
+    assert restored["status"] == 200, restored
+    row = next(r for r in editor.rows() if r[0] == mine["id"])
+    assert shapely.from_wkb(row[4]).symmetric_difference(original).area < original.area * 1e-6
+    editor.screenshot("ea-field-history-vi-1366")
+
+
+def test_the_supervisors_queue_lists_exactly_the_submitted_eas(editor: Editor) -> None:
+    eas = editor.generate(SMALL_COMMUNE)
+    for feature in eas[:3]:
+        assert editor.act(feature["id"], "submit", "editor") == 200
+    editor.context.set_default_timeout(30_000)
+    editor.page.set_viewport_size({"width": 1366, "height": 768})
+    editor.open(f"commune={SMALL_COMMUNE}&lang=vi&tab=review")
+    editor.sign_in("supervisor")
+    editor.page.wait_for_function("window.eaEditor.queue.length > 0")
+    with psycopg.connect(editor.db) as conn:
+        submitted = {
+            code
+            for (code,) in conn.execute(
+                "SELECT code FROM enumeration_area WHERE status = 'submitted'"
+            ).fetchall()
+        }
+    assert set(editor.js("window.eaEditor.queue")) == submitted and len(submitted) == 3
+    # each entry says what it is compared with, in the page's language
+    editor.page.wait_for_function(
+        "document.querySelector('.ea-panel').innerText.includes('tạo tự động v1')"
+    )
+    editor.screenshot("ea-field-review-vi-1366")
+    # keyboard: r rejects the first with a reason, a approves the next
+    editor.page.keyboard.press("r")
+    editor.page.fill("textarea[name=reason]", "Thiếu khu tập thể")
+    editor.page.click(".ea-confirm-ok")
+    assert editor.wait_writes(1)["status"] == 200
+    editor.page.wait_for_function("window.eaEditor.queue.length === 2")
+    editor.page.keyboard.press("a")
+    assert editor.wait_writes(2)["status"] == 200
+    editor.page.wait_for_function("window.eaEditor.queue.length === 1")
+    with psycopg.connect(editor.db) as conn:
+        statuses = sorted(
+            s for (s,) in conn.execute("SELECT status FROM enumeration_area").fetchall()
+        )
+    assert statuses.count("rejected") == 1 and statuses.count("approved") == 1
+    assert statuses.count("submitted") == 1

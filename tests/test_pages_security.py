@@ -230,13 +230,14 @@ def test_html_in_names_and_reasons_shows_as_text(
         page.page.goto(f"{base}/map/ea?commune=00004&lang=vi")
         page.wait_for("window.eaEditor && window.eaEditor.ready")
         assert HOSTILE in page.page.locator(".ea-panel h3").inner_text()
+        page.page.click("details.ea-token summary")
         page.page.fill("input[name=token]", token)
-        page.page.click(".ea-sign-in")
+        page.page.click("button.ea-token_sign_in")
         page.wait_for("window.eaEditor.user() !== null")
         page.page.evaluate(f"window.eaEditor.select({ea_id}, false)")
         page.page.click("button.ea-history")
-        page.page.wait_for_selector("table.ea-history")
-        assert HOSTILE in page.page.locator("table.ea-history").inner_text()
+        page.page.wait_for_selector("table.ea-history-table")
+        assert HOSTILE in page.page.locator("table.ea-history-table").inner_text()
 
         assert page.page.evaluate("window.__xss") is None
         assert page.page.evaluate("document.querySelectorAll('img[src=x]').length") == 0

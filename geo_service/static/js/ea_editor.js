@@ -861,6 +861,12 @@
       "</textarea></label>" + (canEdit() ? button("save_attributes") : "") + "</div>";
   }
 
+  /* "approve v3" from the queue, said in the page's language ("duyệt v3"). */
+  function previousLabel(previous) {
+    const [action, version] = previous.split(" ");
+    return t("action_" + action) + (version ? " " + version : "");
+  }
+
   function historyHtml() {
     const entries = state.history.entries;
     const current = state.eas[state.history.id].feature.properties.version;
@@ -959,7 +965,7 @@
       html += "<div class='ea-queue'><ul>" + r.submitted.map((e, i) =>
         "<li class='ea-queue-item" + (i === state.reviewFocus ? " ea-focused" : "") + "' data-index='" + i + "'><b>" + escape(e.code) + "</b> · " +
         escape(fmt(e.households)) + " " + escape(t("households_short")) + "<br><small>" + escape(t("submitted_by")) + " " + escape(e.submitted_by) +
-        ", " + escape(when(e.submitted_at)) + (e.previous ? " · " + escape(t("compared_with")) + " " + escape(e.previous) : "") + "</small>" +
+        ", " + escape(when(e.submitted_at)) + (e.previous ? " · " + escape(t("compared_with")) + " " + escape(previousLabel(e.previous)) : "") + "</small>" +
         (i === state.reviewFocus && canApprove() ? "<div>" + button("approve", null, "ea-primary") + button("reject", null, "ea-danger") + "</div>" : "") +
         "</li>").join("") + "</ul></div>";
     }
@@ -1002,6 +1008,7 @@
       if (i.type !== "file") typed[i.name] = i.value;
     });
     const focused = panel.contains(document.activeElement) ? document.activeElement.name : null;
+    const tokenOpen = panel.querySelector("details.ea-token[open]") !== null;
     const keepSelection = state.selected.join(",") === (panel.dataset.selected || "");
     const scroll = panel.scrollTop;
     let body = "";
@@ -1020,6 +1027,9 @@
       if (typed[i.name] !== undefined && i.type !== "file" && (!attribute || keepSelection)) i.value = typed[i.name];
       if (i.name === focused) i.focus();
     });
+    // (and the token field, once unfolded, stays unfolded)
+    const token = panel.querySelector("details.ea-token");
+    if (token && tokenOpen) token.open = true;
     panel.dataset.selected = state.selected.join(",");
     panel.scrollTop = scroll;
     wirePanel();
