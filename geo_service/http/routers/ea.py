@@ -275,6 +275,12 @@ async def replace_ea(
     if request.method == "PATCH" and feature.get("geometry") is None:
         if code is not None:
             raise InvalidParameter("a code changes with a geometry (PUT)", parameter="code")
+        if not attributes:  # (a null geometry alone would change nothing: a mistake)
+            raise InvalidParameter(
+                "geometry is null and no attribute (urban_rural, boundary_description,"
+                " landmarks) is given: nothing to change",
+                parameter="geometry",
+            )
         row = await ops.set_attributes(conn, user, featureId, if_match, attributes, reason)
         return _feature_response(row, 200, {"warnings": []}, lang)
     keeps = {name: props.get(name) for name in ("commune_code", "census_round")}
