@@ -662,6 +662,20 @@ def test_phone_keeps_the_map_visible_and_taps_show_values(browser: Any, live_ser
         )
         assert 0 < where[0] < 390 and 0 < where[1] < where[2]
         phone.screenshot("phone-unit")
+        # a unit found by search from the folded panel is framed above the panel it opens
+        phone.open("lang=vi")
+        phone.page.fill("input[name=q]", "hcm")
+        phone.page.press("input[name=q]", "Enter")
+        phone.page.wait_for_function("window.geoViewer.lastSelected === '79'", timeout=15_000)
+        phone.page.wait_for_timeout(1200)  # the panel opens and the map is framed
+        hcm = phone.js(
+            "(() => { const m = window.geoViewer.map;"
+            " const p = m.latLngToContainerPoint([10.78, 106.70]);"  # the city centre
+            " return [p.x, p.y, document.querySelector('.gv-panel').getBoundingClientRect().top];"
+            " })()"
+        )
+        assert 0 < hcm[0] < 390 and 0 < hcm[1] < hcm[2], hcm
+        phone.screenshot("phone-search")
         assert phone.errors == []
     finally:
         phone.close()

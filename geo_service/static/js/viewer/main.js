@@ -265,9 +265,10 @@ app.select = async (code, options) => {
     const [lng, lat] = table.labels[i];
     app.labels.select({ code, lat, lng, name: app.selected.name });
   }
-  if (opts.fit) app.fit(opts.bbox || L.geoJSON(feature).getBounds());
   writeUrl(true);
   emit("selection");
+  // framed once the selection has opened the panel (on a phone it then covers the lower part)
+  if (opts.fit) app.fit(opts.bbox || L.geoJSON(feature).getBounds());
   // on a phone the panel opened over the map's lower part: keep the unit in sight above it
   if (!opts.fit && table && i >= 0) {
     const cover = app.panel.covered();
