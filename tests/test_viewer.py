@@ -386,6 +386,17 @@ def test_unit_chart_shows_the_values_the_api_returns(viewer: Viewer, live_server
     viewer.screenshot("map-unit-chart")
 
 
+def test_a_counts_chart_leaves_the_totals_to_the_table(viewer: Viewer) -> None:
+    # a ward's population beside its province's and the country's totals would be a flat line
+    viewer.open("level=commune&indicator=population&unit=00004&lang=vi")
+    viewer.page.wait_for_selector(".gv-chart .gv-point-unit")
+    assert viewer.page.locator(".gv-chart .gv-point-national").count() == 0
+    assert viewer.page.locator(".gv-chart .gv-point-parent").count() == 0
+    assert "xem bảng số liệu" in viewer.page.locator("#gv-tab-unit, .gv-panel").first.inner_text()
+    numbers = viewer.page.locator(".gv-numbers").text_content() or ""
+    assert "Cả nước" in numbers and "Hà Nội" in numbers
+
+
 def test_chart_leaves_gaps_for_values_without_a_number(viewer: Viewer, live_server: str) -> None:
     # PAPI SC24 has no values before 2018: gaps, never zeros
     profile = _get(

@@ -47,6 +47,9 @@ export function createUnitTab(app, root) {
     if (profile.parent) lines.push({ key: "parent", name: profile.parent.name, series: profile.parent.series });
     if (profile.national) lines.push({ key: "national", name: t("national_" + profile.national.method), series: profile.national.series });
     const title = pick(series.name) + " (" + unit + ")";
+    // a count's parent and country are totals, thousands of times the unit's value: on one
+    // axis they would flatten its line, so they are given in the table of numbers only
+    const drawn = series.kind === "count" ? lines.slice(0, 1) : lines;
     const withinButton = profile.parent && app.state.level !== "province"
       ? h("button", { type: "button", class: "gv-apply", onclick: () => app.set({ scope: "province", within: profile.parent.code }) },
         t("classify_within", { name: profile.parent.name }))
@@ -55,9 +58,10 @@ export function createUnitTab(app, root) {
       h("div", { class: "gv-now" }, h("span", { class: "gv-now-label" }, pick(series.name) + " · " + (app.state.compare ? app.state.compare + " → " : "") + app.state.period),
         h("strong", { class: "gv-now-value" }, nowText)),
       h("h3", {}, t("chart_title")),
-      lineChart(lines, app.i18n, { title, decimals: series.decimals, unit, zero: series.kind === "count" }),
-      chartKey(lines),
+      lineChart(drawn, app.i18n, { title, decimals: series.decimals, unit, zero: series.kind === "count" }),
+      chartKey(drawn),
       profile.unit.series.length < 2 ? h("p", { class: "gv-hint" }, t("chart_one_period")) : null,
+      drawn.length < lines.length ? h("p", { class: "gv-hint" }, t("chart_totals_below")) : null,
       h("details", { class: "gv-numbers" }, h("summary", {}, t("chart_numbers")), chartTable(lines, app.i18n, series.decimals)),
       withinButton);
   }
