@@ -179,10 +179,12 @@ class HealthCheck:
         if self._check is None or self._check.done():
             self._check = asyncio.create_task(_database_status(pool, timeout_s))
             self._check.add_done_callback(lambda t: t.cancelled() or t.exception())
-        done, _ = await asyncio.wait({self._check}, timeout=timeout_s)
+        # (this caller's check: once it is done, another caller may start the next one)
+        check = self._check
+        done, _ = await asyncio.wait({check}, timeout=timeout_s)
         if not done:
             raise TimeoutError(f"the database did not answer within {timeout_s:g} s")
-        return self._check.result()
+        return check.result()
 
 
 async def _database_status(
