@@ -27,9 +27,9 @@ import psycopg
 
 from bench.common import loadavg, prepare_database, throwaway_cluster
 from indicators import protect
-from indicators.carryover import carry_over
 from indicators.catalogue import load_catalogue
-from indicators.values import ValueRow, store_values
+from indicators.store import carry_over, store_values
+from indicators.values import ValueRow
 
 CATALOGUE = """code,name_vi,name_en,kind,numerator,denominator,multiplier,suppress_below,\
 disclosure_basis,sum_of,period_aggregation,denominator_period

@@ -473,7 +473,8 @@ def load_indicators_cmd(
     ] = None,
 ) -> None:
     """Load indicator values; every problem is reported and nothing is written unless all pass."""
-    from indicators.values import ValueFormat, parse_values, read_table, store_values
+    from indicators.store import store_values
+    from indicators.values import ValueFormat, parse_values, read_table
 
     fmt = ValueFormat(
         code_column,
@@ -557,7 +558,7 @@ def indicators_carry_over(
     replace: bool = False,
 ) -> None:
     """Re-express old units' values on new units through the crosswalk."""
-    from indicators.carryover import carry_over
+    from indicators.store import carry_over
 
     with _writing() as conn:
         try:

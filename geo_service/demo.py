@@ -20,7 +20,8 @@ from boundaries.vintages import Vintage, add_vintage
 from geo_core.errors import LoaderError
 from indicators.catalogue import load_catalogue
 from indicators.sql import series_exists
-from indicators.values import ValueFormat, parse_values, read_table, store_values
+from indicators.store import store_values
+from indicators.values import ValueFormat, parse_values, read_table
 from indicators.zonal_store import store_zonal
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "vn"

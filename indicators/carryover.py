@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 
@@ -18,7 +19,7 @@ from geo_core.text import first_of
 from indicators import sql
 from indicators.apportion import Apportioned, worst
 from indicators.catalogue import QUOTIENT_KINDS, Indicator, get_indicator
-from indicators.values import LoadResult, ValueRow, store_values
+from indicators.values import ValueRow
 
 WEIGHTS = tuple(units.WEIGHT_COLUMNS)
 
@@ -113,34 +114,25 @@ def _quotient_rows(
     return rows
 
 
-def rederive(conn: psycopg.Connection, indicator: str, vintage: str, level: str) -> list[str]:
-    """Carry over again every series derived from this one (its figures changed); return
-    what was re-derived."""
-    done = []
-    for code, to_vintage, derivation in sql.carried_from(conn, indicator, vintage, level):
-        carry_over(
-            conn,
-            code,
-            vintage,
-            to_vintage,
-            level,
-            str(derivation.get("weight", "area")),
-            replace=True,
-        )
-        done.append(f"{code} {to_vintage}")
-    return done
+@dataclass
+class CarriedSeries:
+    """An indicator's series derived on a new vintage, ready to be stored."""
+
+    level: str
+    rows: list[ValueRow]
+    derivation: dict[str, Any]
+    notes: list[str]
 
 
-def carry_over(
+def carried_series(
     conn: psycopg.Connection,
     code: str,
     from_vintage: str,
     to_vintage: str,
     level: str,
     weight: str,
-    replace: bool = False,
-) -> LoadResult:
-    """Derive the indicator's series on the new vintage and store it with its derivation."""
+) -> CarriedSeries:
+    """Derive the indicator's series on the new vintage (indicators.store stores it)."""
     if weight not in WEIGHTS:
         raise InvalidParameter(
             f"--weight must be one of {', '.join(WEIGHTS)}", parameter="--weight"
@@ -188,18 +180,7 @@ def carry_over(
         )
     if not rows:
         raise LoaderError(f"{code} has no values on {level} {from_vintage}")
-    result = store_values(
-        conn,
-        code,
-        to_vintage,
-        to_level,
-        rows,
-        replace=replace,
-        derivation=derivation,
-        what=f"carry-over of {code}",
-    )
-    result.notes = notes
-    return result
+    return CarriedSeries(to_level, rows, derivation, notes)
 
 
 def _coverage_notes(

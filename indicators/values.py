@@ -16,7 +16,7 @@ import psycopg
 from boundaries import sql as units
 from geo_core.errors import LoaderError
 from geo_core.text import as_code
-from indicators import protect, relations, sql
+from indicators import sql
 
 STATUSES = ("ok", "provisional", "suppressed", "not_available")
 PERIOD = re.compile(r"\d{4}(-(\d{2}(-\d{2})?|Q[1-4]))?", re.ASCII)
@@ -308,19 +308,17 @@ def _raise_problems(problems: list[str], what: str) -> None:
     )
 
 
-def store_values(
+def checked_rows(
     conn: psycopg.Connection,
     indicator: str,
     vintage: str,
     level: str,
     rows: list[ValueRow],
-    *,
-    skip_unknown: bool = False,
-    replace: bool = False,
-    derivation: dict[str, Any] | None = None,
-    what: str = "load",
-) -> LoadResult:
-    """Check codes and keys, then write the rows of one series in one transaction."""
+    skip_unknown: bool,
+    what: str,
+) -> tuple[list[ValueRow], LoadResult]:
+    """The rows to write (unknown codes left out when `skip_unknown`) and the result so far;
+    LoaderError naming every problem otherwise."""
     if sql.kind_of(conn, indicator) is None:
         raise LoaderError(
             f"unknown indicator {indicator!r}; add it to the catalogue first",
@@ -338,27 +336,7 @@ def store_values(
         problems += [f"{r.line}: {unknown[r.code]}" for r in rows if r.code in unknown]
     if problems:
         _raise_problems(problems, what)
-    with conn.transaction():
-        _write_series(conn, indicator, vintage, level, rows, replace, derivation)
-        relations.check(conn, [indicator])
-        result.notes += _rederive(conn, indicator, vintage, level)
-        # protected before anyone can read it (the write left it withheld)
-        protect.refresh(conn)
-        result.notes += relations.likely_undeclared(conn, [indicator])
-    sql.analyze_values(conn)
-    result.loaded = len(rows)
-    result.not_available = sum(r.status == "not_available" for r in rows)
-    return result
-
-
-def _rederive(conn: psycopg.Connection, indicator: str, vintage: str, level: str) -> list[str]:
-    """Series carried over from this one follow its new figures."""
-    from indicators.carryover import rederive  # (carry-over stores through this module)
-
-    return [
-        f"re-derived {what} from the new values"
-        for what in rederive(conn, indicator, vintage, level)
-    ]
+    return rows, result
 
 
 def _series_derivation(
@@ -383,7 +361,7 @@ def _series_derivation(
     return {**derivation, "periods": sorted(derived | set(periods))}
 
 
-def _write_series(
+def write_series(
     conn: psycopg.Connection,
     indicator: str,
     vintage: str,
@@ -392,6 +370,8 @@ def _write_series(
     replace: bool,
     derivation: dict[str, Any] | None,
 ) -> None:
+    """Write checked rows of one series with its derivation (refused over existing periods
+    unless `replace`); the caller holds the transaction."""
     periods = sorted({r.period for r in rows})
     derivation = _series_derivation(conn, indicator, vintage, level, periods, derivation)
     sql.save_series(conn, indicator, vintage, level, derivation)

@@ -11,7 +11,8 @@ import shapely
 from boundaries import sql as units
 from geo_core.errors import LoaderError
 from geo_core.text import first_of
-from indicators.values import LoadResult, ValueRow, store_values
+from indicators.store import store_values
+from indicators.values import LoadResult, ValueRow
 from indicators.zonal import ZonalResult, zonal_statistics
 
 

@@ -15,10 +15,10 @@ from shapely.geometry import box
 from boundaries.checks import FieldMap
 from boundaries.load import LoadOptions, load_boundaries
 from boundaries.vintages import Vintage, add_vintage
-from indicators.carryover import carry_over
 from indicators.catalogue import load_catalogue
 from indicators.protect import refresh
-from indicators.values import ValueRow, store_values
+from indicators.store import carry_over, store_values
+from indicators.values import ValueRow
 
 Key = tuple[str, str, str, str, str]  # (indicator, vintage, level, code, period)
 Equation = list[tuple[Key, float]]  # Σ coefficient × cell = 0

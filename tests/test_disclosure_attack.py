@@ -10,8 +10,8 @@ import numpy as np
 import psycopg
 
 from bench.disclosure_attack import attack, check_items, read_published, score
-from indicators.carryover import carry_over
 from indicators.protect import refresh
+from indicators.store import carry_over
 from tests.conftest import serve
 from tests.test_disclosure import (
     COMMUNES,

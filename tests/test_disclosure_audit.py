@@ -373,7 +373,8 @@ def test_likely_undeclared_relations_are_reported(
     total = {c: TB_M[c] + TB_F[c] for c in TB_M}
     _store(country, "tb_m", "a", "commune", _communes_with_total(TB_M, "2024"))
     _store(country, "tb_f", "a", "commune", _communes_with_total(TB_F, "2024"))
-    from indicators.values import ValueRow, store_values
+    from indicators.store import store_values
+    from indicators.values import ValueRow
 
     result = store_values(
         country,

@@ -22,9 +22,9 @@ from geo_core.errors import LoaderError
 from geo_service.http.app import create_app
 from geo_service.settings import ServiceSettings
 from indicators import protect
-from indicators.carryover import carry_over
 from indicators.catalogue import Indicator, load_catalogue, save_indicator
-from indicators.values import ValueFormat, parse_values, read_table, store_values
+from indicators.store import carry_over, store_values
+from indicators.values import ValueFormat, parse_values, read_table
 from tests.conftest import DEMO_DATA
 from tests.helpers import fingerprint
 

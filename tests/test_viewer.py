@@ -909,7 +909,8 @@ def test_change_since_an_older_boundary_year_goes_through_the_crosswalk(
 
     from geo_service.http.app import create_app
     from geo_service.settings import ServiceSettings
-    from indicators.values import ValueRow, store_values
+    from indicators.store import store_values
+    from indicators.values import ValueRow
 
     with psycopg.connect(demo_db, autocommit=True) as conn:
         codes = [r[0] for r in conn.execute(
