@@ -16,6 +16,7 @@ PACKAGES=(
   "leaflet-draw 1.0.4 sha512-rsQ6saQO5ST5Aj6XRFylr5zvarWgzWnrg46zQ1MEOEIHsppdC/8hnN8qMoFvACsPvTioAuysya/TVtog15tyAQ=="
   "leaflet.vectorgrid 1.3.0 sha512-kWmj1pKM+MVdo/7Mg5zsB3YrGZvo/uIuiANV9MvWUFOG+Y2xAJzrteDhoIcCgTjHSSRJ36xdeGdIQVhuWjnCZw=="
   "maplibre-gl 4.7.1 sha512-lgL7XpIwsgICiL82ITplfS7IGwrB1OJIw/pCvprDp2dhmSSEBgmPzYRvwYYYvJGJD7fxUv1Tvpih4nZ6VrLuaA=="
+  "ol 10.11.0 sha512-OJ+lrx7kx/1O7Xx18Ff9QkVnwZIEL0OuhJQSy2sYgzzDvyZ2qHvuZEGAajbSstUyBwaS1OtQ4RWnY84tRMDdqg=="
 )
 
 WORK="$(mktemp -d)"
@@ -108,6 +109,11 @@ src="$WORK/src/maplibre-gl/package"
 mkdir -p "$OUT/maplibre-gl"
 cp "$src/dist/maplibre-gl.js" "$src/dist/maplibre-gl.css" "$src/LICENSE.txt" "$OUT/maplibre-gl/"
 
+# --- OpenLayers: the full build and its CSS (likewise only for the interoperability test)
+src="$WORK/src/ol/package"
+mkdir -p "$OUT/ol"
+cp "$src/dist/ol.js" "$src/ol.css" "$src/LICENSE.md" "$OUT/ol/"
+
 # --- No stylesheet may load anything from another host.
 if grep -EHno 'url\(\s*["'\'']?\s*(https?:)?//' "$OUT"/*/*.css; then
   echo "error: a vendored stylesheet refers to another host" >&2
@@ -143,6 +149,7 @@ files_of() { (cd "$OUT/$1" && find . -type f ! -name README.md | sed 's|^\./||' 
   echo "  web worker, geojson-vt (ISC) and topojson-client (BSD-3-Clause)."
   echo "- maplibre-gl: not used by the service's pages; the interoperability test serves it"
   echo "  from another origin to check that MapLibre reads the TileJSON and tiles cross-origin."
+  echo "- ol (OpenLayers): likewise only for the interoperability test (full build \`dist/ol.js\`)."
   echo "- Leaflet.VectorGrid 1.3.0 with Leaflet 1.9: use \`rendererFactory: L.svg.tile\`; the"
   echo "  canvas renderer calls \`L.DomEvent.fakeStop\`, which Leaflet 1.9 no longer has."
 } >"$OUT/README.md"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+import re
 import shutil
 import subprocess
 import threading
@@ -146,10 +147,14 @@ def test_owslib(live_server: str) -> None:
 
 @pytest.fixture(scope="module")
 def other_origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A static server on another port (another origin) with MapLibre and a test page."""
+    """A static server on another port (another origin) with MapLibre, OpenLayers and a test
+    page for each."""
     folder = tmp_path_factory.mktemp("other-origin")
-    shutil.copytree(REPO / "geo_service" / "static" / "vendor" / "maplibre-gl", folder / "maplibre")
+    vendor = REPO / "geo_service" / "static" / "vendor"
+    shutil.copytree(vendor / "maplibre-gl", folder / "maplibre")
+    shutil.copytree(vendor / "ol", folder / "ol")
     (folder / "index.html").write_text(MAPLIBRE_PAGE)
+    (folder / "openlayers.html").write_text(OPENLAYERS_PAGE)
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -179,6 +184,32 @@ map.on("idle", () => {
 </script></body></html>
 """
 
+# OpenLayers reads the OGC API – Tiles tileset metadata (and through it the tile matrix set and
+# the tile template) with its OGCVectorTile source
+OPENLAYERS_PAGE = """<!doctype html><html><head><meta charset="utf-8">
+<link rel="icon" href="data:,"><link rel="stylesheet" href="ol/ol.css">
+<script src="ol/ol.js"></script></head>
+<body style="margin:0"><div id="map" style="width:512px;height:512px"></div>
+<script>
+const tileset = new URLSearchParams(location.search).get("tileset");
+window.started = 0; window.features = 0; window.tiles = 0; window.failed = 0;
+const source = new ol.source.OGCVectorTile({url: tileset, format: new ol.format.MVT()});
+source.on("tileloadstart", () => { window.started += 1; });
+source.on("tileloadend", (e) => {
+  window.tiles += 1; window.features += e.tile.getFeatures().length;
+});
+source.on("tileloaderror", () => { window.failed += 1; });
+const map = new ol.Map({
+  target: "map", layers: [new ol.layer.VectorTile({source})],
+  view: new ol.View({center: ol.proj.fromLonLat([105.85, 21.03]), zoom: 9}),
+});
+// done: tiles were asked for and every one has arrived (or failed)
+map.on("rendercomplete", () => {
+  window.done = window.started > 0 && window.tiles + window.failed === window.started;
+});
+</script></body></html>
+"""
+
 
 def test_maplibre_renders_the_tiles_cross_origin(
     browser: Any, live_server: str, other_origin: str
@@ -200,3 +231,27 @@ def test_maplibre_renders_the_tiles_cross_origin(
     assert rendered > 0
     assert not errors, errors
     assert any("/tiles/WebMercatorQuad/9/" in url for url in requested), requested
+
+
+def test_openlayers_reads_the_ogc_tileset_cross_origin(
+    browser: Any, live_server: str, other_origin: str
+) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
+    tileset = f"{live_server}/collections/{COMMUNES}/tiles/WebMercatorQuad"
+    try:
+        page.goto(f"{other_origin}/openlayers.html?tileset={tileset}")
+        page.wait_for_function("window.done === true", timeout=120_000)
+        loaded = page.evaluate("[window.tiles, window.features, window.failed]")
+    finally:
+        context.close()
+    tiles, features, failed = loaded
+    assert tiles > 0 and features > 0 and failed == 0, loaded
+    assert not errors, errors
+    assert any("/tileMatrixSets/WebMercatorQuad" in url for url in requested), requested
+    assert any(re.search(r"/tiles/WebMercatorQuad/\d+/\d+/\d+$", url) for url in requested)
