@@ -208,10 +208,21 @@ def test_a_host_nobody_configured_is_never_reflected(demo_copy: str, tmp_path: P
     with _app(demo_copy, tmp_path, public_url=public) as client:
         landing = client.get("/", headers=evil).json()
         assert {link["href"].split("/")[2] for link in landing["links"]} == {"stats.example.vn"}
-    with _app(demo_copy, tmp_path, peer="127.0.0.1", trusted_proxies="127.0.0.1") as client:
+    proxy: dict[str, Any] = {"peer": "127.0.0.1", "trusted_proxies": "127.0.0.1"}
+    allowed = "localhost,geo.example.vn"
+    with _app(demo_copy, tmp_path, **proxy, allowed_hosts=allowed) as client:
         forwarded = {"X-Forwarded-Host": "geo.example.vn", "X-Forwarded-Proto": "https"}
         links = client.get("/", headers={**evil, **forwarded}).json()["links"]
         assert links[0]["href"].startswith("https://geo.example.vn/")
+        # a trusted proxy passes on what its client sent as Host (nginx: $http_host)
+        for spoofed in (
+            {"X-Forwarded-Host": "evil.example"},
+            {"Forwarded": 'for=192.0.2.1;host="evil.example";proto=https'},
+            {"X-Forwarded-Host": "evil.example, geo.example.vn"},
+        ):
+            landing = client.get("/", headers={**evil, **spoofed}).json()
+            assert "evil.example" not in json.dumps(landing), spoofed
+            assert landing["links"][0]["href"].startswith(("http://", "https://"))
 
 
 def _ea_tile(client: TestClient, admin: dict[str, str]) -> tuple[str, str]:
