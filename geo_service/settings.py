@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import quote
 
 from pydantic import BaseModel, Field, field_validator
@@ -90,8 +90,9 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GEO_SERVICE_", env_file=".env", extra="ignore")
 
     home: Path = Field(default_factory=_default_home)
-    # The URL the web service connects with, a login in role geo_service_app (migration
-    # 0010); default DATABASE_URL. Loaders and migrations always use DATABASE_URL.
+    # The URL the web service connects with: a login (geo_service_web on the embedded
+    # database and in compose) in the role geo_service_app (migrations 0010 and 0016);
+    # default DATABASE_URL. Loaders, migrations and disclosure protection use DATABASE_URL.
     app_database_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
@@ -137,6 +138,10 @@ class ServiceSettings(BaseSettings):
     aggregate_max_cost: int = 20_000_000
     # database time of one anonymous request's heavy statements (a drawn area's overlay)
     anonymous_statement_timeout_ms: int = 10_000
+    # drawn areas (POST /aggregate) computed at once (default: twice the raster workers),
+    # and per client address at once
+    aggregates_at_once: Annotated[int, Field(ge=1)] | None = None
+    aggregates_per_client: Annotated[int, Field(ge=1)] = 2
     # threads for raster work (population-weighted areas, EA estimates), apart from the
     # ones that compress tiles: a few heavy requests cannot starve the rest
     raster_workers: int = 2
@@ -196,6 +201,11 @@ class ServiceSettings(BaseSettings):
     def download_slots(self) -> int:
         """Downloads that may read from the database at once."""
         return self.downloads_at_once or max(1, self.pool_max_size // 2)
+
+    @property
+    def aggregate_slots(self) -> int:
+        """Drawn areas that may be computed at once."""
+        return self.aggregates_at_once or 2 * self.raster_workers
 
     @property
     def cors_origin_list(self) -> list[str]:

@@ -3,6 +3,7 @@ real service process, database, cache or client socket."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -29,6 +30,7 @@ from fastapi.testclient import TestClient
 from psycopg import sql as psql
 
 from geo_core import grid
+from geo_core.errors import TooManyRequests
 from geo_service.http.app import create_app
 from geo_service.settings import ServiceSettings
 from geo_service.tiles.nginx import nginx_conf
@@ -479,3 +481,157 @@ def test_slow_headers_neither_fill_nginx_nor_hold_it(demo_copy: str, tmp_path: P
         time.sleep(12)  # (past nginx's header timeout)
         assert all(_cut(sock) for sock in sockets)
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_an_unknown_indicator_is_refused_before_the_overlay(demo_copy: str, tmp_path: Path) -> None:
+    # (with 1 ms of database time the overlay itself would be stopped: a 422 "time limit")
+    area = _spine(500)
+    with _app(demo_copy, tmp_path, anonymous_statement_timeout_ms=1) as client:
+        unknown = client.post("/aggregate", json={"geometry": area, "indicators": ["nope"]})
+        assert unknown.status_code in (400, 404) and unknown.json()["parameter"] == "indicators"
+        no_period = client.post(
+            "/aggregate", json={"geometry": area, "indicators": ["population"], "period": "1900"}
+        )
+        assert no_period.status_code == 400 and no_period.json()["parameter"] == "period"
+        assert (
+            "time limit"
+            in client.post(
+                "/aggregate", json={"geometry": area, "indicators": ["population"]}
+            ).json()["detail"]
+        )
+
+
+def _post_from(base: str, source: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
+    """POST /aggregate from a loopback address of its own: (status, headers, body)."""
+    parts = urlsplit(base)
+    head = (
+        f"POST /aggregate HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: application/json"
+        f"\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    address = (parts.hostname, parts.port)
+    with socket.create_connection(address, source_address=(source, 0)) as sock:
+        sock.sendall(head.encode() + body)
+        sock.settimeout(120)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    top, _, content = answer.partition(b"\r\n\r\n")
+    lines = top.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
+    return int(lines[0].split()[1]), headers, content
+
+
+def _waiting_for_a_lock(database_url: str, count: int) -> bool:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND wait_event_type = 'Lock' AND application_name = 'geo-service'"
+        ).fetchone()
+    return row is not None and row[0] >= count
+
+
+def test_area_statistics_at_once_are_limited(demo_copy: str) -> None:
+    area = shapely.geometry.mapping(shapely.geometry.box(105.80, 21.00, 105.85, 21.05))
+    body = json.dumps({"geometry": area, "indicators": ["population"]}).encode()
+    limits = {
+        "GEO_SERVICE_AGGREGATES_AT_ONCE": "2",
+        "GEO_SERVICE_AGGREGATES_PER_CLIENT": "1",
+        "GEO_SERVICE_POOL_TIMEOUT_S": "1",
+    }
+    answers: dict[str, int] = {}
+
+    def post(source: str) -> None:
+        answers[source] = _post_from(base, source, body)[0]
+
+    with serve(demo_copy, **limits) as base, psycopg.connect(demo_copy) as holder:
+        # two clients' requests wait inside the service for the catalogue, locked here
+        holder.execute("LOCK TABLE indicator IN ACCESS EXCLUSIVE MODE")
+        running = [threading.Thread(target=post, args=(f"127.0.0.1{i}",)) for i in (1, 2)]
+        for thread in running:
+            thread.start()
+        deadline = time.monotonic() + 60
+        while not _waiting_for_a_lock(demo_copy, 2):
+            assert time.monotonic() < deadline, "the requests did not reach the database"
+            time.sleep(0.1)
+        # the same client again: 429 at once
+        status, headers, content = _post_from(base, "127.0.0.11", body)
+        assert status == 429 and "retry-after" in headers
+        assert json.loads(content)["parameter"] == "limit" and json.loads(content)["limit"] == 1
+        # another client while both of the service's places are taken: 503 after a while
+        status, headers, content = _post_from(base, "127.0.0.13", body)
+        assert status == 503 and "retry-after" in headers and json.loads(content)["limit"] == 2
+        assert _get(base + "/health")[0] == 200  # (nothing else is held up)
+        holder.rollback()
+        for thread in running:
+            thread.join()
+        assert answers == {"127.0.0.11": 200, "127.0.0.12": 200}
+        # their places are free again
+        assert _post_from(base, "127.0.0.13", body)[0] == 200
+
+
+def _asgi_get(client: TestClient, path: str, on_last_body: Any) -> int:
+    """GET `path` straight through the app (on its own event loop), calling `on_last_body` as
+    the response's last bytes reach the server: a client could ask again from then on."""
+
+    async def run() -> int:
+        started: dict[str, int] = {}
+        never = asyncio.Event()
+        sent = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await never.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                started["status"] = message["status"]
+            elif not message.get("more_body", False):
+                on_last_body()
+
+        path_only, _, query = path.partition("?")
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.4"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": path_only,
+            "raw_path": path_only.encode(),
+            "query_string": query.encode(),
+            "root_path": "",
+            "headers": [(b"host", b"127.0.0.1:8000")],
+            "client": ("203.0.113.9", 40000),
+            "server": ("127.0.0.1", 8000),
+            "state": {},
+        }
+        await client.app(scope, receive, send)
+        return started["status"]
+
+    assert client.portal is not None
+    return client.portal.call(run)
+
+
+def test_a_download_read_to_its_end_leaves_its_client_free_to_ask_again(
+    demo_copy: str, tmp_path: Path
+) -> None:
+    refused: list[str] = []
+    with _app(demo_copy, tmp_path, downloads_per_client=1) as client:
+        downloads = client.app.state.services.downloads  # type: ignore[attr-defined]
+
+        def ask_again() -> None:
+            try:
+                downloads.open("203.0.113.9")()
+            except TooManyRequests as exc:
+                refused.append(exc.message)
+
+        for path in (
+            "/collections/commune-2025/items?limit=50",
+            "/collections/commune-2025/items?limit=50&f=csv",
+            "/collections/commune-2025/items?limit=50&f=gpkg",
+        ):
+            assert _asgi_get(client, path, ask_again) == 200
+    assert refused == []

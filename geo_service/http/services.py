@@ -17,6 +17,7 @@ from geo_service.ea.service import EaService
 from geo_service.features.catalogue import CollectionCatalogue
 from geo_service.features.files import BuiltFiles
 from geo_service.http.downloads import DownloadLimits
+from geo_service.http.limits import ConcurrencyLimits
 from geo_service.settings import ServiceSettings
 from geo_service.tiles.service import TileService
 from geo_service.users import FailedAttempts
@@ -40,6 +41,12 @@ class Services:
         self.health = HealthCheck()
         self.downloads = DownloadLimits(
             settings.download_slots, settings.downloads_per_client, settings.pool_timeout_s
+        )
+        self.aggregates = ConcurrencyLimits(
+            "area statistics",
+            settings.aggregate_slots,
+            settings.aggregates_per_client,
+            settings.pool_timeout_s,
         )
         # base map files are opened (and a bad one named in the log) when the app is built
         self.basemaps = BaseMaps(settings)
