@@ -635,3 +635,103 @@ def test_a_download_read_to_its_end_leaves_its_client_free_to_ask_again(
         ):
             assert _asgi_get(client, path, ask_again) == 200
     assert refused == []
+
+
+@pytest.fixture
+def web_login(demo_copy: str) -> Iterator[str]:
+    """The URL of a login of this test's own in the service's role (as deployed)."""
+    login = f"web_{uuid.uuid4().hex[:8]}"  # (roles are the cluster's)
+    parts = urlsplit(demo_copy)
+    with psycopg.connect(demo_copy, autocommit=True) as conn:
+        conn.execute(
+            psql.SQL("CREATE ROLE {} LOGIN PASSWORD 'web-pass' IN ROLE geo_service_app").format(
+                psql.Identifier(login)
+            )
+        )
+    yield f"postgresql://{login}:web-pass@{parts.hostname}:{parts.port}{parts.path}"
+    with psycopg.connect(demo_copy, autocommit=True) as conn:
+        conn.execute(
+            psql.SQL("DROP OWNED BY {}; DROP ROLE {}").format(
+                psql.Identifier(login), psql.Identifier(login)
+            )
+        )
+
+
+def test_the_web_role_appends_history_and_never_reads_hidden_values_or_token_hashes(
+    demo_copy: str, web_login: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with psycopg.connect(demo_copy, autocommit=True) as conn:
+        admin = {"Authorization": f"Bearer {add_user(conn, 'boss', 'admin', [])}"}
+        add_user(conn, "lan", "editor", ["01"], password="lan-password")
+        sup = {"Authorization": f"Bearer {add_user(conn, 'minh', 'supervisor', ['01'])}"}
+    # (as deployed: requests as the login, disclosure protection and audit as the owner)
+    monkeypatch.setenv("DATABASE_URL", demo_copy)
+    settings = ServiceSettings(home=tmp_path, app_database_url=web_login)
+    with TestClient(create_app(settings)) as client:
+        signed_in = client.post("/users/sign-in", json={"name": "lan", "password": "lan-password"})
+        assert signed_in.status_code == 200, signed_in.text
+        lan = {"Authorization": f"Bearer {signed_in.json()['token']}"}
+        assert client.get("/users/me", headers=lan).json()["name"] == "lan"
+        with psycopg.connect(demo_copy) as conn:
+            row = conn.execute(
+                "SELECT ST_AsBinary(geom) FROM commune_coverage WHERE vintage = '2025'"
+                " AND code = '00004'"
+            ).fetchone()
+        assert row is not None
+        commune = shapely.from_wkb(row[0])
+        middle = commune.representative_point()
+        x, y = middle.x, middle.y
+        square = shapely.geometry.box(x - 0.002, y - 0.002, x + 0.002, y + 0.002)
+        south = square.intersection(shapely.geometry.box(x - 1, y - 1, x + 1, y))
+        north = square.intersection(shapely.geometry.box(x - 1, y, x + 1, y + 1))
+        ids = []
+        for part in (south, north):
+            feature = {
+                "type": "Feature",
+                "geometry": shapely.geometry.mapping(part),
+                "properties": {"census_round": "2029", "commune_code": "00004"},
+            }
+            made = client.post("/collections/enumeration-areas/items", json=feature, headers=lan)
+            assert made.status_code == 201, made.text
+            ids.append(made.json()["id"])
+        items = "/collections/enumeration-areas/items"
+        etags = ", ".join(client.get(f"{items}/{i}").headers["ETag"] for i in ids)
+        merged = client.post(
+            "/collections/enumeration-areas/merge",
+            json={"ids": ids},
+            headers={**lan, "If-Match": etags},
+        )
+        assert merged.status_code == 200, merged.text
+        merged_area = shapely.geometry.shape(merged.json()["geometry"]).area
+        assert merged_area == pytest.approx(square.area, rel=1e-3)
+        for action, who in (("submit", lan), ("approve", sup)):
+            etag = client.get(f"{items}/{ids[0]}").headers["ETag"]
+            done = client.post(f"{items}/{ids[0]}/{action}", headers={**who, "If-Match": etag})
+            assert done.status_code == 200, done.text
+        history = client.get(f"{items}/{ids[0]}/history").json()["history"]
+        assert [h["action"] for h in history] == ["create", "merge", "submit", "approve"]
+        values = client.get(
+            "/indicators/population/values", params={"vintage": "2025", "level": "province"}
+        )
+        assert values.status_code == 200 and values.json()["values"]
+        assert client.get("/admin/disclosure/audit", headers=admin).status_code == 200
+        assert client.post("/users/sign-out", headers=lan).status_code in (200, 204)
+        assert client.get("/users/me", headers=lan).status_code == 401
+    with psycopg.connect(web_login, autocommit=True) as conn:
+        for statement in (
+            "UPDATE ea_history SET reason = 'nothing happened'",  # (the trail is append-only)
+            "DELETE FROM ea_history",
+            "SELECT value FROM indicator_value",  # (hidden values: only published_value)
+            "SELECT * FROM indicator_value",
+            "SELECT value FROM disclosure_audit",
+            "SELECT token_hash FROM app_token",
+            "SELECT * FROM app_token",
+            "UPDATE tile_epoch SET epoch = 0",  # (stale cached tiles would look fresh)
+            "INSERT INTO tile_change (epoch, layer, reason) VALUES (1, 'x', 'x')",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+        # what requests need stays allowed
+        assert conn.execute("SELECT period FROM indicator_value LIMIT 1").fetchone()
+        assert conn.execute("SELECT value FROM published_value LIMIT 1").fetchone()
+        assert conn.execute("SELECT * FROM token_user('no such hash')").fetchone() is None

@@ -58,12 +58,14 @@ class Services:
         self._catalogue: CollectionCatalogue | None = None
         self._disclosure: asyncio.Task[None] | None = None
         self.database_url = ""  # set when the lifespan starts
+        # the owner's: work that reads stored values (the disclosure protection and audit)
+        self.owner_url = ""
         self._unit_tables: UnitTables | None = None
 
     async def start(self, url: str, owner_url: str) -> None:
         """Open the pools (the database may still be down), the tile caches, the listener
         and the disclosure protection (as `owner_url`: it writes what may be published)."""
-        self.database_url = url
+        self.database_url, self.owner_url = url, owner_url
         self._pool = await open_pool(url, self.settings)
         self._control = await open_control_pool(url, self.settings)
         try:
