@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+import stat
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import quote
@@ -13,6 +15,27 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 def _default_home() -> Path:
     return Path.home() / ".local" / "share" / "geo-service"
+
+
+# What the service creates is its user's (and group's) to read, nobody else's: 0640 files,
+# 0750 folders. (The directory tile cache makes its folders and tiles readable to all
+# itself: nginx, another user, serves them.)
+PRIVATE_UMASK = 0o027
+
+
+def keep_home_private(home: Path, passed_through: bool) -> None:
+    """Make the home (0750) or keep it no more open than that; 0751 when another user must
+    pass through it to a folder inside (nginx to the tile tree, the postgres user to the
+    embedded cluster run by root): others can pass, but neither list nor read it."""
+    home.mkdir(mode=0o750, parents=True, exist_ok=True)
+    found = home.stat()
+    mode = stat.S_IMODE(found.st_mode)
+    if found.st_uid != os.geteuid() or mode & stat.S_ISVTX:
+        return  # (a folder shared with others, like /tmp, is not the service's to change)
+    allowed = (0o751 if passed_through else 0o750) | stat.S_ISGID  # (a group kept for nginx)
+    wanted = mode & allowed | (0o001 if passed_through else 0)
+    if wanted != mode:
+        home.chmod(wanted)
 
 
 # Response headers a browser script may read across origins (nginx in front sends the same).
@@ -196,6 +219,15 @@ class ServiceSettings(BaseSettings):
             if part:
                 ipaddress.ip_network(part, strict=False)  # (ValueError: named by pydantic)
         return value
+
+    def keep_home_private(self) -> None:
+        """`keep_home_private` for this home: passed through when the directory tile cache or
+        the embedded cluster's folder (owned by postgres when run as root) is inside it."""
+        tree = self.tile_cache_path or self.home / "tiles"
+        inside = self.tile_cache == "directory" and tree.resolve().is_relative_to(
+            self.home.resolve()
+        )
+        keep_home_private(self.home, inside or (self.home / "postgres").is_dir())
 
     @property
     def download_slots(self) -> int:

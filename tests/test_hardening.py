@@ -7,6 +7,7 @@ import asyncio
 import csv
 import io
 import json
+import os
 import re
 import resource
 import shutil
@@ -735,3 +736,33 @@ def test_the_web_role_appends_history_and_never_reads_hidden_values_or_token_has
         assert conn.execute("SELECT period FROM indicator_value LIMIT 1").fetchone()
         assert conn.execute("SELECT value FROM published_value LIMIT 1").fetchone()
         assert conn.execute("SELECT * FROM token_user('no such hash')").fetchone() is None
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o7777
+
+
+def test_the_home_and_its_files_are_the_services_own(demo_copy: str, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    home.chmod(0o755)  # (as an older version left it)
+    with TestClient(create_app(ServiceSettings(home=home), db_url=demo_copy)) as client:
+        assert client.get(TILE).status_code == 200  # (cached in <home>/tiles.sqlite)
+    assert _mode(home) == 0o750
+    cache_files = list(home.glob("tiles.sqlite*"))
+    assert cache_files and all(_mode(f) & 0o007 == 0 for f in cache_files), cache_files
+    # A tile tree inside the home, as the command line makes files (umask 027): nginx, as
+    # another user, still passes through the home and reads every folder and tile of it.
+    tree = home / "tiles"
+    settings = ServiceSettings(home=home, tile_cache="directory", tile_cache_path=tree)
+    before = os.umask(0o027)
+    try:
+        with TestClient(create_app(settings, db_url=demo_copy)) as client:
+            assert client.get(TILE).status_code == 200
+    finally:
+        os.umask(before)
+    assert _mode(home) == 0o751
+    folders = [tree, *(p for p in tree.rglob("*") if p.is_dir())]
+    tiles = list(tree.rglob("*.mvt"))
+    assert len(folders) > 3 and tiles
+    assert {_mode(p) for p in folders} == {0o755} and {_mode(p) for p in tiles} == {0o644}
