@@ -87,10 +87,12 @@ class Run:
 class Client:
     """One keep-alive HTTP connection of one worker thread."""
 
-    def __init__(self, run: Run):
+    def __init__(self, run: Run, source: str | None = None):
         self.run = run
         parts = urlsplit(run.base)
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        # (a loopback address of its own: the service's per-client limits see one user)
+        self.source = (source, 0) if source and self.host == "127.0.0.1" else None
         self.conn: http.client.HTTPConnection | None = None
 
     def request(
@@ -111,7 +113,9 @@ class Client:
         t0 = time.monotonic()
         try:
             if self.conn is None:
-                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=TIMEOUT_S)
+                self.conn = http.client.HTTPConnection(
+                    self.host, self.port, timeout=TIMEOUT_S, source_address=self.source
+                )
             self.conn.request(method, path, body=data, headers=headers)
             response = self.conn.getresponse()
             content = response.read()
@@ -130,7 +134,8 @@ class Client:
 def reader(run: Run, seed: int) -> None:
     """Read pages, tiles, area statistics and metrics until told to stop."""
     rng = random.Random(seed)
-    client = Client(run)
+    # each reader stands for one user: at most a few drawn areas at once from one address
+    client = Client(run, f"127.0.2.{seed % 250 + 1}")
     tiles = [
         (z, x, y)
         for area in TILE_AREAS.values()

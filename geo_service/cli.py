@@ -19,7 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from boundaries.load import LoadSummary, write_report
 from geo_core.errors import GeoServiceError
-from geo_service.settings import ServiceSettings
+from geo_service.settings import PRIVATE_UMASK, ServiceSettings
 
 app = typer.Typer(
     help="Vietnam statistical mapping service.",
@@ -887,6 +887,7 @@ def ea_generate(
 def main() -> None:
     """The `geo-service` command: a database that does not answer is a message, not a
     traceback."""
+    os.umask(PRIVATE_UMASK)  # (files the commands make: the user's and group's only)
     try:
         app()
     except psycopg.OperationalError as exc:

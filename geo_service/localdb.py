@@ -155,6 +155,9 @@ class LocalCluster:
         if state and Path(state.data_dir, "PG_VERSION").exists():
             return state
         bindir = find_bindir(self._bindir_setting)
+        # (made first, as private as the service keeps it: whether the postgres user can
+        # reach a data folder inside depends on it)
+        self.home.mkdir(mode=0o750, parents=True, exist_ok=True)
         data_dir = self._choose_data_dir()
         data_dir.mkdir(parents=True, exist_ok=True)
         if _is_root():

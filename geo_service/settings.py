@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+import stat
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import quote
 
 from pydantic import BaseModel, Field, field_validator
@@ -13,6 +15,27 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 def _default_home() -> Path:
     return Path.home() / ".local" / "share" / "geo-service"
+
+
+# What the service creates is its user's (and group's) to read, nobody else's: 0640 files,
+# 0750 folders. (The directory tile cache makes its folders and tiles readable to all
+# itself: nginx, another user, serves them.)
+PRIVATE_UMASK = 0o027
+
+
+def keep_home_private(home: Path, passed_through: bool) -> None:
+    """Make the home (0750) or keep it no more open than that; 0751 when another user must
+    pass through it to a folder inside (nginx to the tile tree, the postgres user to the
+    embedded cluster run by root): others can pass, but neither list nor read it."""
+    home.mkdir(mode=0o750, parents=True, exist_ok=True)
+    found = home.stat()
+    mode = stat.S_IMODE(found.st_mode)
+    if found.st_uid != os.geteuid() or mode & stat.S_ISVTX:
+        return  # (a folder shared with others, like /tmp, is not the service's to change)
+    allowed = (0o751 if passed_through else 0o750) | stat.S_ISGID  # (a group kept for nginx)
+    wanted = mode & allowed | (0o001 if passed_through else 0)
+    if wanted != mode:
+        home.chmod(wanted)
 
 
 # Response headers a browser script may read across origins (nginx in front sends the same).
@@ -90,8 +113,9 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GEO_SERVICE_", env_file=".env", extra="ignore")
 
     home: Path = Field(default_factory=_default_home)
-    # The URL the web service connects with, a login in role geo_service_app (migration
-    # 0010); default DATABASE_URL. Loaders and migrations always use DATABASE_URL.
+    # The URL the web service connects with: a login (geo_service_web on the embedded
+    # database and in compose) in the role geo_service_app (migrations 0010 and 0016);
+    # default DATABASE_URL. Loaders, migrations and disclosure protection use DATABASE_URL.
     app_database_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
@@ -137,6 +161,10 @@ class ServiceSettings(BaseSettings):
     aggregate_max_cost: int = 20_000_000
     # database time of one anonymous request's heavy statements (a drawn area's overlay)
     anonymous_statement_timeout_ms: int = 10_000
+    # drawn areas (POST /aggregate) computed at once (default: twice the raster workers),
+    # and per client address at once
+    aggregates_at_once: Annotated[int, Field(ge=1)] | None = None
+    aggregates_per_client: Annotated[int, Field(ge=1)] = 2
     # threads for raster work (population-weighted areas, EA estimates), apart from the
     # ones that compress tiles: a few heavy requests cannot starve the rest
     raster_workers: int = 2
@@ -192,10 +220,24 @@ class ServiceSettings(BaseSettings):
                 ipaddress.ip_network(part, strict=False)  # (ValueError: named by pydantic)
         return value
 
+    def keep_home_private(self) -> None:
+        """`keep_home_private` for this home: passed through when the directory tile cache or
+        the embedded cluster's folder (owned by postgres when run as root) is inside it."""
+        tree = self.tile_cache_path or self.home / "tiles"
+        inside = self.tile_cache == "directory" and tree.resolve().is_relative_to(
+            self.home.resolve()
+        )
+        keep_home_private(self.home, inside or (self.home / "postgres").is_dir())
+
     @property
     def download_slots(self) -> int:
         """Downloads that may read from the database at once."""
         return self.downloads_at_once or max(1, self.pool_max_size // 2)
+
+    @property
+    def aggregate_slots(self) -> int:
+        """Drawn areas that may be computed at once."""
+        return self.aggregates_at_once or 2 * self.raster_workers
 
     @property
     def cors_origin_list(self) -> list[str]:

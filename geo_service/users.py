@@ -2,15 +2,15 @@
 
 Passwords are kept only as argon2id hashes (argon2-cffi; the parameters travel in the hash,
 so stronger ones can come later and old hashes are upgraded at the next sign-in). Tokens are
-random, shown once, stored only as their SHA-256 and compared in constant time; each has an
-expiry (none for the command line's) and can be revoked.
+random, shown once, stored only as their SHA-256 and looked up by it (a lookup's timing can
+tell of a hash, never of a token); each has an expiry (none for the command line's) and can be
+revoked.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 import secrets
 import time
 from collections import OrderedDict, deque
@@ -161,18 +161,15 @@ _LIVE = "t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
 
 
 async def user_of_token(conn: psycopg.AsyncConnection, token: str) -> User | None:
-    """The active user whose live token this is, or None."""
-    digest = hash_token(token)
+    """The active user whose live token this is, or None (looked up by the database function
+    token_user: the service's role cannot read the stored hashes, migration 0016)."""
     cur = await conn.execute(
-        "SELECT u.name, u.role, u.scope, t.token_hash, t.id FROM app_token t"
-        " JOIN app_user u ON u.name = t.user_name"
-        f" WHERE t.token_hash = %s AND NOT u.disabled AND {_LIVE}",
-        (digest,),
+        "SELECT name, role, scope, token_id FROM token_user(%s)", (hash_token(token),)
     )
     row = await cur.fetchone()
-    if row is None or not hmac.compare_digest(row[3], digest):
+    if row is None:
         return None
-    return User(row[0], row[1], tuple(row[2]), row[4])
+    return User(row[0], row[1], tuple(row[2]), row[3])
 
 
 async def sign_in(

@@ -9,6 +9,7 @@ external database the way compose's `service` runs it against `db`.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shlex
 import shutil
@@ -140,13 +141,21 @@ def test_only_nginx_takes_clients_and_its_configuration_is_the_generated_one() -
     assert path == str(settings.tile_cache_path)
 
 
-def test_the_service_trusts_exactly_the_network_nginx_is_on() -> None:
+def test_the_service_trusts_nginx_alone() -> None:
     document = _compose()
-    settings = _service_settings(document["services"]["service"]["environment"])
-    subnet = document["networks"]["internal"]["ipam"]["config"][0]["subnet"]
-    assert settings.trusted_proxies.split(",") == [subnet]
-    for name in ("db", "service", "nginx"):
-        assert document["services"][name]["networks"] == ["internal"]
+    services = document["services"]
+    settings = _service_settings(services["service"]["environment"])
+    nginx = services["nginx"]["networks"]["internal"]["ipv4_address"]
+    assert settings.trusted_proxies.split(",") == [nginx]
+    # the fixed address is in the network, outside the range the others are given from
+    [ipam] = document["networks"]["internal"]["ipam"]["config"]
+    address = ipaddress.ip_address(nginx)
+    assert address in ipaddress.ip_network(ipam["subnet"])
+    assert address not in ipaddress.ip_network(ipam["ip_range"])
+    for name in ("db", "service"):
+        assert services[name]["networks"] == ["internal"]
+    # and links name the configured origin, never what a client put in Host
+    assert settings.public_url == "http://localhost:8000"
 
 
 def test_the_database_initialisation_makes_the_login_the_service_uses(pg: PgCluster) -> None:

@@ -3,9 +3,11 @@ real service process, database, cache or client socket."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
+import os
 import re
 import resource
 import shutil
@@ -29,6 +31,7 @@ from fastapi.testclient import TestClient
 from psycopg import sql as psql
 
 from geo_core import grid
+from geo_core.errors import TooManyRequests
 from geo_service.http.app import create_app
 from geo_service.settings import ServiceSettings
 from geo_service.tiles.nginx import nginx_conf
@@ -208,10 +211,21 @@ def test_a_host_nobody_configured_is_never_reflected(demo_copy: str, tmp_path: P
     with _app(demo_copy, tmp_path, public_url=public) as client:
         landing = client.get("/", headers=evil).json()
         assert {link["href"].split("/")[2] for link in landing["links"]} == {"stats.example.vn"}
-    with _app(demo_copy, tmp_path, peer="127.0.0.1", trusted_proxies="127.0.0.1") as client:
+    proxy: dict[str, Any] = {"peer": "127.0.0.1", "trusted_proxies": "127.0.0.1"}
+    allowed = "localhost,geo.example.vn"
+    with _app(demo_copy, tmp_path, **proxy, allowed_hosts=allowed) as client:
         forwarded = {"X-Forwarded-Host": "geo.example.vn", "X-Forwarded-Proto": "https"}
         links = client.get("/", headers={**evil, **forwarded}).json()["links"]
         assert links[0]["href"].startswith("https://geo.example.vn/")
+        # a trusted proxy passes on what its client sent as Host (nginx: $http_host)
+        for spoofed in (
+            {"X-Forwarded-Host": "evil.example"},
+            {"Forwarded": 'for=192.0.2.1;host="evil.example";proto=https'},
+            {"X-Forwarded-Host": "evil.example, geo.example.vn"},
+        ):
+            landing = client.get("/", headers={**evil, **spoofed}).json()
+            assert "evil.example" not in json.dumps(landing), spoofed
+            assert landing["links"][0]["href"].startswith(("http://", "https://"))
 
 
 def _ea_tile(client: TestClient, admin: dict[str, str]) -> tuple[str, str]:
@@ -429,7 +443,13 @@ def test_drawn_areas_being_checked_hold_no_database_connection(demo_copy: str) -
         except urllib.error.HTTPError as exc:
             answers.append(exc.code)
 
-    small_pool = {"GEO_SERVICE_POOL_MAX_SIZE": "4", "GEO_SERVICE_POOL_TIMEOUT_S": "1"}
+    small_pool = {
+        "GEO_SERVICE_POOL_MAX_SIZE": "4",
+        "GEO_SERVICE_POOL_TIMEOUT_S": "1",
+        # (all 16 at once, from one address: the limits on drawn areas are lifted)
+        "GEO_SERVICE_AGGREGATES_AT_ONCE": "16",
+        "GEO_SERVICE_AGGREGATES_PER_CLIENT": "16",
+    }
     with serve(demo_copy, **small_pool) as base:
         posts = [threading.Thread(target=post, args=(base,)) for _ in range(16)]
         for thread in posts:
@@ -468,3 +488,287 @@ def test_slow_headers_neither_fill_nginx_nor_hold_it(demo_copy: str, tmp_path: P
         time.sleep(12)  # (past nginx's header timeout)
         assert all(_cut(sock) for sock in sockets)
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_an_unknown_indicator_is_refused_before_the_overlay(demo_copy: str, tmp_path: Path) -> None:
+    # (with 1 ms of database time the overlay itself would be stopped: a 422 "time limit")
+    area = _spine(500)
+    with _app(demo_copy, tmp_path, anonymous_statement_timeout_ms=1) as client:
+        unknown = client.post("/aggregate", json={"geometry": area, "indicators": ["nope"]})
+        assert unknown.status_code in (400, 404) and unknown.json()["parameter"] == "indicators"
+        no_period = client.post(
+            "/aggregate", json={"geometry": area, "indicators": ["population"], "period": "1900"}
+        )
+        assert no_period.status_code == 400 and no_period.json()["parameter"] == "period"
+        assert (
+            "time limit"
+            in client.post(
+                "/aggregate", json={"geometry": area, "indicators": ["population"]}
+            ).json()["detail"]
+        )
+
+
+def _post_from(base: str, source: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
+    """POST /aggregate from a loopback address of its own: (status, headers, body)."""
+    parts = urlsplit(base)
+    head = (
+        f"POST /aggregate HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: application/json"
+        f"\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    address = (parts.hostname, parts.port)
+    with socket.create_connection(address, source_address=(source, 0)) as sock:
+        sock.sendall(head.encode() + body)
+        sock.settimeout(120)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    top, _, content = answer.partition(b"\r\n\r\n")
+    lines = top.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
+    return int(lines[0].split()[1]), headers, content
+
+
+def _waiting_for_a_lock(database_url: str, count: int) -> bool:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND wait_event_type = 'Lock' AND application_name = 'geo-service'"
+        ).fetchone()
+    return row is not None and row[0] >= count
+
+
+def test_area_statistics_at_once_are_limited(demo_copy: str) -> None:
+    area = shapely.geometry.mapping(shapely.geometry.box(105.80, 21.00, 105.85, 21.05))
+    body = json.dumps({"geometry": area, "indicators": ["population"]}).encode()
+    limits = {
+        "GEO_SERVICE_AGGREGATES_AT_ONCE": "2",
+        "GEO_SERVICE_AGGREGATES_PER_CLIENT": "1",
+        "GEO_SERVICE_POOL_TIMEOUT_S": "1",
+    }
+    answers: dict[str, int] = {}
+
+    def post(source: str) -> None:
+        answers[source] = _post_from(base, source, body)[0]
+
+    with serve(demo_copy, **limits) as base, psycopg.connect(demo_copy) as holder:
+        # two clients' requests wait inside the service for the catalogue, locked here
+        holder.execute("LOCK TABLE indicator IN ACCESS EXCLUSIVE MODE")
+        running = [threading.Thread(target=post, args=(f"127.0.0.1{i}",)) for i in (1, 2)]
+        for thread in running:
+            thread.start()
+        deadline = time.monotonic() + 60
+        while not _waiting_for_a_lock(demo_copy, 2):
+            assert time.monotonic() < deadline, "the requests did not reach the database"
+            time.sleep(0.1)
+        # the same client again: 429 at once
+        status, headers, content = _post_from(base, "127.0.0.11", body)
+        assert status == 429 and "retry-after" in headers
+        assert json.loads(content)["parameter"] == "limit" and json.loads(content)["limit"] == 1
+        # another client while both of the service's places are taken: 503 after a while
+        status, headers, content = _post_from(base, "127.0.0.13", body)
+        assert status == 503 and "retry-after" in headers and json.loads(content)["limit"] == 2
+        assert _get(base + "/health")[0] == 200  # (nothing else is held up)
+        holder.rollback()
+        for thread in running:
+            thread.join()
+        assert answers == {"127.0.0.11": 200, "127.0.0.12": 200}
+        # their places are free again
+        assert _post_from(base, "127.0.0.13", body)[0] == 200
+
+
+def _asgi_get(client: TestClient, path: str, on_last_body: Any) -> int:
+    """GET `path` straight through the app (on its own event loop), calling `on_last_body` as
+    the response's last bytes reach the server: a client could ask again from then on."""
+
+    async def run() -> int:
+        started: dict[str, int] = {}
+        never = asyncio.Event()
+        sent = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await never.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                started["status"] = message["status"]
+            elif not message.get("more_body", False):
+                on_last_body()
+
+        path_only, _, query = path.partition("?")
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.4"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": path_only,
+            "raw_path": path_only.encode(),
+            "query_string": query.encode(),
+            "root_path": "",
+            "headers": [(b"host", b"127.0.0.1:8000")],
+            "client": ("203.0.113.9", 40000),
+            "server": ("127.0.0.1", 8000),
+            "state": {},
+        }
+        await client.app(scope, receive, send)
+        return started["status"]
+
+    assert client.portal is not None
+    return client.portal.call(run)
+
+
+def test_a_download_read_to_its_end_leaves_its_client_free_to_ask_again(
+    demo_copy: str, tmp_path: Path
+) -> None:
+    refused: list[str] = []
+    with _app(demo_copy, tmp_path, downloads_per_client=1) as client:
+        downloads = client.app.state.services.downloads  # type: ignore[attr-defined]
+
+        def ask_again() -> None:
+            try:
+                downloads.open("203.0.113.9")()
+            except TooManyRequests as exc:
+                refused.append(exc.message)
+
+        for path in (
+            "/collections/commune-2025/items?limit=50",
+            "/collections/commune-2025/items?limit=50&f=csv",
+            "/collections/commune-2025/items?limit=50&f=gpkg",
+        ):
+            assert _asgi_get(client, path, ask_again) == 200
+    assert refused == []
+
+
+@pytest.fixture
+def web_login(demo_copy: str) -> Iterator[str]:
+    """The URL of a login of this test's own in the service's role (as deployed)."""
+    login = f"web_{uuid.uuid4().hex[:8]}"  # (roles are the cluster's)
+    parts = urlsplit(demo_copy)
+    with psycopg.connect(demo_copy, autocommit=True) as conn:
+        conn.execute(
+            psql.SQL("CREATE ROLE {} LOGIN PASSWORD 'web-pass' IN ROLE geo_service_app").format(
+                psql.Identifier(login)
+            )
+        )
+    yield f"postgresql://{login}:web-pass@{parts.hostname}:{parts.port}{parts.path}"
+    with psycopg.connect(demo_copy, autocommit=True) as conn:
+        conn.execute(
+            psql.SQL("DROP OWNED BY {}; DROP ROLE {}").format(
+                psql.Identifier(login), psql.Identifier(login)
+            )
+        )
+
+
+def test_the_web_role_appends_history_and_never_reads_hidden_values_or_token_hashes(
+    demo_copy: str, web_login: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with psycopg.connect(demo_copy, autocommit=True) as conn:
+        admin = {"Authorization": f"Bearer {add_user(conn, 'boss', 'admin', [])}"}
+        add_user(conn, "lan", "editor", ["01"], password="lan-password")
+        sup = {"Authorization": f"Bearer {add_user(conn, 'minh', 'supervisor', ['01'])}"}
+    # (as deployed: requests as the login, disclosure protection and audit as the owner)
+    monkeypatch.setenv("DATABASE_URL", demo_copy)
+    settings = ServiceSettings(home=tmp_path, app_database_url=web_login)
+    with TestClient(create_app(settings)) as client:
+        signed_in = client.post("/users/sign-in", json={"name": "lan", "password": "lan-password"})
+        assert signed_in.status_code == 200, signed_in.text
+        lan = {"Authorization": f"Bearer {signed_in.json()['token']}"}
+        assert client.get("/users/me", headers=lan).json()["name"] == "lan"
+        with psycopg.connect(demo_copy) as conn:
+            row = conn.execute(
+                "SELECT ST_AsBinary(geom) FROM commune_coverage WHERE vintage = '2025'"
+                " AND code = '00004'"
+            ).fetchone()
+        assert row is not None
+        commune = shapely.from_wkb(row[0])
+        middle = commune.representative_point()
+        x, y = middle.x, middle.y
+        square = shapely.geometry.box(x - 0.002, y - 0.002, x + 0.002, y + 0.002)
+        south = square.intersection(shapely.geometry.box(x - 1, y - 1, x + 1, y))
+        north = square.intersection(shapely.geometry.box(x - 1, y, x + 1, y + 1))
+        ids = []
+        for part in (south, north):
+            feature = {
+                "type": "Feature",
+                "geometry": shapely.geometry.mapping(part),
+                "properties": {"census_round": "2029", "commune_code": "00004"},
+            }
+            made = client.post("/collections/enumeration-areas/items", json=feature, headers=lan)
+            assert made.status_code == 201, made.text
+            ids.append(made.json()["id"])
+        items = "/collections/enumeration-areas/items"
+        etags = ", ".join(client.get(f"{items}/{i}").headers["ETag"] for i in ids)
+        merged = client.post(
+            "/collections/enumeration-areas/merge",
+            json={"ids": ids},
+            headers={**lan, "If-Match": etags},
+        )
+        assert merged.status_code == 200, merged.text
+        merged_area = shapely.geometry.shape(merged.json()["geometry"]).area
+        assert merged_area == pytest.approx(square.area, rel=1e-3)
+        for action, who in (("submit", lan), ("approve", sup)):
+            etag = client.get(f"{items}/{ids[0]}").headers["ETag"]
+            done = client.post(f"{items}/{ids[0]}/{action}", headers={**who, "If-Match": etag})
+            assert done.status_code == 200, done.text
+        history = client.get(f"{items}/{ids[0]}/history").json()["history"]
+        assert [h["action"] for h in history] == ["create", "merge", "submit", "approve"]
+        values = client.get(
+            "/indicators/population/values", params={"vintage": "2025", "level": "province"}
+        )
+        assert values.status_code == 200 and values.json()["values"]
+        assert client.get("/admin/disclosure/audit", headers=admin).status_code == 200
+        assert client.post("/users/sign-out", headers=lan).status_code in (200, 204)
+        assert client.get("/users/me", headers=lan).status_code == 401
+    with psycopg.connect(web_login, autocommit=True) as conn:
+        for statement in (
+            "UPDATE ea_history SET reason = 'nothing happened'",  # (the trail is append-only)
+            "DELETE FROM ea_history",
+            "SELECT value FROM indicator_value",  # (hidden values: only published_value)
+            "SELECT * FROM indicator_value",
+            "SELECT value FROM disclosure_audit",
+            "SELECT token_hash FROM app_token",
+            "SELECT * FROM app_token",
+            "UPDATE tile_epoch SET epoch = 0",  # (stale cached tiles would look fresh)
+            "INSERT INTO tile_change (epoch, layer, reason) VALUES (1, 'x', 'x')",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+        # what requests need stays allowed
+        assert conn.execute("SELECT period FROM indicator_value LIMIT 1").fetchone()
+        assert conn.execute("SELECT value FROM published_value LIMIT 1").fetchone()
+        assert conn.execute("SELECT * FROM token_user('no such hash')").fetchone() is None
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o7777
+
+
+def test_the_home_and_its_files_are_the_services_own(demo_copy: str, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    home.chmod(0o755)  # (as an older version left it)
+    with TestClient(create_app(ServiceSettings(home=home), db_url=demo_copy)) as client:
+        assert client.get(TILE).status_code == 200  # (cached in <home>/tiles.sqlite)
+    assert _mode(home) == 0o750
+    cache_files = list(home.glob("tiles.sqlite*"))
+    assert cache_files and all(_mode(f) & 0o007 == 0 for f in cache_files), cache_files
+    # A tile tree inside the home, as the command line makes files (umask 027): nginx, as
+    # another user, still passes through the home and reads every folder and tile of it.
+    tree = home / "tiles"
+    settings = ServiceSettings(home=home, tile_cache="directory", tile_cache_path=tree)
+    before = os.umask(0o027)
+    try:
+        with TestClient(create_app(settings, db_url=demo_copy)) as client:
+            assert client.get(TILE).status_code == 200
+    finally:
+        os.umask(before)
+    assert _mode(home) == 0o751
+    folders = [tree, *(p for p in tree.rglob("*") if p.is_dir())]
+    tiles = list(tree.rglob("*.mvt"))
+    assert len(folders) > 3 and tiles
+    assert {_mode(p) for p in folders} == {0o755} and {_mode(p) for p in tiles} == {0o644}

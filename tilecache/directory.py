@@ -46,7 +46,7 @@ class DirectoryTileCache:
     name = "directory"
 
     def __init__(self, root: Path, max_bytes: int = 512 * 1024 * 1024):
-        root.mkdir(parents=True, exist_ok=True)
+        _make_folders(str(root))
         self.root = root
         self.max_bytes = max_bytes
         self.hits = self.misses = self.corrupt = self.errors = 0
@@ -364,9 +364,25 @@ def _size(path: str) -> int:
         return 0
 
 
+def _make_folders(folder: str) -> None:
+    """The folder and its missing parents, those made here open to nginx's worker (0755)
+    whatever the process's umask (the service's own files are kept private with one): the
+    tree holds only what nginx serves to anyone. Folders that exist keep their modes."""
+    if os.path.isdir(folder):
+        return
+    parent = os.path.dirname(folder)
+    if parent and parent != folder:
+        _make_folders(parent)
+    try:
+        os.mkdir(folder)
+    except FileExistsError:
+        return  # (made by another writer at the same moment)
+    os.chmod(folder, 0o755)
+
+
 def _write_tile(base: str, tile: CachedTile) -> int:
     """Write a tile's files, the .mvt last; returns how many bytes the tree grew."""
-    os.makedirs(os.path.dirname(base), exist_ok=True)
+    _make_folders(os.path.dirname(base))
     before = sum(_size(base + suffix) for suffix in _SUFFIXES)
     tile = _stored(tile)
     files = (

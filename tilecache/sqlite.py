@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import stat
 import threading
 import time
 from pathlib import Path
@@ -26,6 +27,9 @@ _TOUCH_AFTER = 300.0
 
 def _open(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    # the cache is the service's alone (SQLite gives its -wal and -shm files the same mode):
+    # a file made 0644 under an older, looser umask loses what others could read
+    path.chmod(stat.S_IMODE(path.stat().st_mode) & 0o640)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     db.executescript(_SCHEMA)

@@ -169,6 +169,7 @@ async def write_history(
     after: Row | None,
     user: User,
     reason: str | None,
+    merged_into: int | None = None,
 ) -> None:
     """Append the full before/after state."""
     await sql.write_history(
@@ -179,6 +180,7 @@ async def write_history(
         as_feature(after) if after else None,
         user.name,
         reason,
+        merged_into,
     )
 
 
@@ -513,7 +515,9 @@ class EaService:
             await write_history(conn, first["id"], "merge", first, merged, user, reason)
             for other in rows[1:]:
                 await sql.delete(conn, other["id"])
-                await write_history(conn, other["id"], "merge", other, None, user, reason)
+                await write_history(
+                    conn, other["id"], "merge", other, None, user, reason, merged_into=first["id"]
+                )
         return merged
 
     async def transition(

@@ -450,11 +450,13 @@ async def write_history(
     after: dict[str, Any] | None,
     user: str,
     reason: str | None,
+    merged_into: int | None = None,
 ) -> None:
-    """Append one change with the full states before and after (GeoJSON Features)."""
+    """Append one change with the full states before and after (GeoJSON Features); an EA
+    a merge absorbed names the EA that took its geometry."""
     await conn.execute(
-        "INSERT INTO ea_history (ea_id, action, before, after, user_name, reason)"
-        " VALUES (%s, %s, %s, %s, %s, %s)",
+        "INSERT INTO ea_history (ea_id, action, before, after, user_name, reason, merged_into)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s)",
         (
             ea_id,
             action,
@@ -462,6 +464,7 @@ async def write_history(
             Jsonb(after) if after else None,
             user,
             reason,
+            merged_into,
         ),
     )
 
@@ -480,9 +483,13 @@ GEOMETRY_AUTHORS = """
 WITH RECURSIVE lineage(id) AS (
     SELECT %(ea)s::bigint
     UNION
-    -- an EA made by a split carries the geometry of the EA it was cut from
-    SELECT (h.before ->> 'id')::bigint FROM ea_history h JOIN lineage l ON h.ea_id = l.id
-    WHERE h.action = 'split' AND (h.before ->> 'id')::bigint <> l.id
+    -- an EA made by a split carries the geometry of the EA it was cut from; an EA that
+    -- took others in a merge carries theirs (a restore brings back one of the EA's own
+    -- versions, so its authors are in the EA's history already)
+    SELECT CASE WHEN h.ea_id = l.id THEN (h.before ->> 'id')::bigint ELSE h.ea_id END
+    FROM ea_history h JOIN lineage l
+      ON (h.ea_id = l.id AND h.action = 'split' AND (h.before ->> 'id')::bigint <> l.id)
+      OR (h.merged_into = l.id AND h.action = 'merge')
 )
 SELECT DISTINCT h.user_name FROM ea_history h JOIN lineage l ON h.ea_id = l.id
 WHERE h.action IN ('create', 'update', 'split', 'merge', 'generate', 'restore')
@@ -490,7 +497,8 @@ WHERE h.action IN ('create', 'update', 'split', 'merge', 'generate', 'restore')
 
 
 async def geometry_authors(conn: psycopg.AsyncConnection, ea_id: int) -> set[str]:
-    """Everyone who drew or changed the EA's geometry (and that of the EA it was cut from)."""
+    """Everyone who drew or changed the EA's geometry, and that of every EA it was cut from or
+    took in by a merge, however far back."""
     cur = await conn.execute(GEOMETRY_AUTHORS, {"ea": ea_id})
     return {str(row[0]) for row in await cur.fetchall()}
 

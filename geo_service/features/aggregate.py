@@ -228,20 +228,51 @@ async def _check_cost(
         )
 
 
+@dataclass(frozen=True)
+class Requested:
+    """One indicator asked for a drawn area: its catalogue entry and the period to estimate
+    (None: it has no values on the collection)."""
+
+    meta: dict[str, Any]
+    period: str | None
+
+
+async def requested_indicators(
+    conn: psycopg.AsyncConnection, collection: Collection, codes: list[str], period: str | None
+) -> list[Requested]:
+    """The indicators checked (they exist, and have the period asked for): cheap reads, done
+    before the overlay so that a mistyped code costs the database nothing."""
+    requested = []
+    for code in codes:
+        try:
+            meta = await read.get_indicator(conn, code)
+        except NotFound as exc:
+            raise InvalidParameter(exc.message, parameter="indicators") from exc
+        periods = _periods(meta, collection.vintage, collection.level)
+        if periods and period is not None and period not in periods:
+            raise InvalidParameter(
+                f"indicator {code!r} has no period {period!r} for "
+                f"{collection.id}; periods: {', '.join(periods)}",
+                parameter="period",
+                valid=periods,
+            )
+        requested.append(Requested(meta, (period or periods[-1]) if periods else None))
+    return requested
+
+
 async def area_statistics(
     conn: psycopg.AsyncConnection,
     collection: Collection,
     area: BaseGeometry,
-    indicators: list[str],
-    period: str | None,
+    requested: list[Requested],
     method: str,
     limits: AreaLimits,
     raster: Path,
     work: Executor | None = None,
     disclosure: str = "suppression",
 ) -> dict[str, Any]:
-    """Each indicator estimated for a drawn lon/lat area, with the units it touches and how
-    much of the area lies within units."""
+    """Each indicator (checked by `requested_indicators`) estimated for a drawn lon/lat area,
+    with the units it touches and how much of the area lies within units."""
     await _check_cost(conn, collection, area, limits)
     area_km2 = await sql.area_km2(conn, shapely.to_wkb(area))
     if area_km2 > limits.max_area_km2:
@@ -251,31 +282,19 @@ async def area_statistics(
         )
     shares = await unit_shares(conn, collection, area, method, raster, work)
     results = []
-    for code in indicators:
-        try:
-            meta = await read.get_indicator(conn, code)
-        except NotFound as exc:
-            raise InvalidParameter(exc.message, parameter="indicators") from exc
-        periods = _periods(meta, collection.vintage, collection.level)
-        if not periods:
+    for wanted in requested:
+        if wanted.period is None:
             results.append(
                 {
-                    "indicator": code,
+                    "indicator": wanted.meta["code"],
                     "value": None,
                     "status": "not_available",
                     "note": f"no values for {collection.id}",
                 }
             )
             continue
-        if period is not None and period not in periods:
-            raise InvalidParameter(
-                f"indicator {code!r} has no period {period!r} for "
-                f"{collection.id}; periods: {', '.join(periods)}",
-                parameter="period",
-                valid=periods,
-            )
         results.append(
-            await estimate(conn, meta, period or periods[-1], collection, shares, disclosure)
+            await estimate(conn, wanted.meta, wanted.period, collection, shares, disclosure)
         )
     covered = sum(s["inside_km2"] for s in shares) / area_km2 if area_km2 else 0.0
     return {

@@ -58,6 +58,7 @@ def create_app(settings: ServiceSettings | None = None, db_url: str | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.keep_home_private()
         # requests use the restricted login; the disclosure protection, which writes what may
         # be published, the owner's (requests cannot touch it)
         await services.start(

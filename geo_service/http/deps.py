@@ -17,6 +17,7 @@ from geo_service.basemaps.registry import BaseMaps
 from geo_service.ea.service import EaService
 from geo_service.features.catalogue import CollectionCatalogue
 from geo_service.http.downloads import DownloadLimits
+from geo_service.http.limits import ConcurrencyLimits
 from geo_service.http.negotiation import request_language
 from geo_service.http.services import Services
 from geo_service.settings import ServiceSettings
@@ -64,6 +65,10 @@ async def _downloads(services: ServicesDep) -> DownloadLimits:
     return services.downloads
 
 
+async def _aggregates(services: ServicesDep) -> ConcurrencyLimits:
+    return services.aggregates
+
+
 def client_address(request: Request) -> str:
     """The client's address (the proxy's client when a trusted proxy forwarded it)."""
     return request.client.host if request.client else "?"
@@ -91,6 +96,7 @@ Tiles = Annotated[TileService, Depends(_tiles)]
 Catalogue = Annotated[CollectionCatalogue, Depends(_catalogue)]
 EaOps = Annotated[EaService, Depends(_ea)]
 Downloads = Annotated[DownloadLimits, Depends(_downloads)]
+Aggregates = Annotated[ConcurrencyLimits, Depends(_aggregates)]
 BaseMapsDep = Annotated[BaseMaps, Depends(_basemaps)]
 UnitTablesDep = Annotated[UnitTables, Depends(_unit_tables)]
 # The client's language for texts in answers (Accept-Language: vi or en; en by default).

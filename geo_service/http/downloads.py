@@ -67,10 +67,14 @@ class DownloadLimits:
             self._reading.release()
 
 
-def _timed(send: Send, seconds: float) -> Send:
-    """`send`, but a client that does not take a message within `seconds` is dropped."""
+def _timed(send: Send, seconds: float, release: Release) -> Send:
+    """`send`, but a client that does not take a message within `seconds` is dropped; the
+    client's download slot is freed as the last message goes out, before the client can have
+    read it (freed after it, a client that asks again at once could find it still taken)."""
 
     async def timed(message: Any) -> None:
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            release()
         async with asyncio.timeout(seconds):
             await send(message)
 
@@ -79,7 +83,7 @@ def _timed(send: Send, seconds: float) -> Send:
 
 class SpooledResponse(StreamingResponse):
     """A spooled body, sent with its length; the spool and the client's download slot are
-    freed however the sending ends."""
+    freed however the sending ends (the slot as the last bytes go out)."""
 
     def __init__(
         self,
@@ -99,7 +103,7 @@ class SpooledResponse(StreamingResponse):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Send the body, dropping a client that stops reading."""
         try:
-            await super().__call__(scope, receive, _timed(send, self.send_timeout_s))
+            await super().__call__(scope, receive, _timed(send, self.send_timeout_s, self.release))
         finally:
             self.spool.close()
             self.release()
@@ -123,6 +127,6 @@ class KeptFileResponse(FileResponse):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Send the file (or the ranges asked for), dropping a client that stops reading."""
         try:
-            await super().__call__(scope, receive, _timed(send, self.send_timeout_s))
+            await super().__call__(scope, receive, _timed(send, self.send_timeout_s, self.release))
         finally:
             self.release()

@@ -2,9 +2,10 @@
 
 The client is the peer, or, when the peer is a proxy listed in GEO_SERVICE_TRUSTED_PROXIES,
 the address it forwarded (X-Forwarded-For or Forwarded). Links (next pages, self, TileJSON
-tiles) name GEO_SERVICE_PUBLIC_URL when set; else what a trusted proxy forwarded; else the
-request's Host when it is one of GEO_SERVICE_ALLOWED_HOSTS; else the service's own address.
-A Host header nobody configured is never reflected in a link.
+tiles) name GEO_SERVICE_PUBLIC_URL when set; else the host a trusted proxy forwarded, or else
+the request's Host, when it is one of GEO_SERVICE_ALLOWED_HOSTS; else the service's own
+address. A host nobody configured is never reflected in a link, however it came: a proxy
+forwards the Host its client sent (nginx's $http_host), which is the client's to choose.
 """
 
 from __future__ import annotations
@@ -82,8 +83,11 @@ class ClientAndOrigin:
             scope["client"] = (client.strip("[]"), 0)
             scheme = headers.get("x-forwarded-proto") or forwarded.get("proto") or scheme
             host = headers.get("x-forwarded-host") or forwarded.get("host") or host
-        elif _host_name(host).lower() not in self.allowed:
+        host = host.split(",")[0].strip()
+        if _host_name(host).lower() not in self.allowed:
             host = self.own
+        if scheme.split(",")[0].strip().lower() not in ("http", "https"):
+            scheme = "http"
         if self.public:
             scheme, host = self.public
         scope["scheme"] = scheme.split(",")[0].strip()

@@ -17,6 +17,7 @@ from geo_service.ea.service import EaService
 from geo_service.features.catalogue import CollectionCatalogue
 from geo_service.features.files import BuiltFiles
 from geo_service.http.downloads import DownloadLimits
+from geo_service.http.limits import ConcurrencyLimits
 from geo_service.settings import ServiceSettings
 from geo_service.tiles.service import TileService
 from geo_service.users import FailedAttempts
@@ -41,6 +42,12 @@ class Services:
         self.downloads = DownloadLimits(
             settings.download_slots, settings.downloads_per_client, settings.pool_timeout_s
         )
+        self.aggregates = ConcurrencyLimits(
+            "area statistics",
+            settings.aggregate_slots,
+            settings.aggregates_per_client,
+            settings.pool_timeout_s,
+        )
         # base map files are opened (and a bad one named in the log) when the app is built
         self.basemaps = BaseMaps(settings)
         self.files = BuiltFiles(settings.home / "downloads", settings.download_cache_mb << 20)
@@ -51,12 +58,14 @@ class Services:
         self._catalogue: CollectionCatalogue | None = None
         self._disclosure: asyncio.Task[None] | None = None
         self.database_url = ""  # set when the lifespan starts
+        # the owner's: work that reads stored values (the disclosure protection and audit)
+        self.owner_url = ""
         self._unit_tables: UnitTables | None = None
 
     async def start(self, url: str, owner_url: str) -> None:
         """Open the pools (the database may still be down), the tile caches, the listener
         and the disclosure protection (as `owner_url`: it writes what may be published)."""
-        self.database_url = url
+        self.database_url, self.owner_url = url, owner_url
         self._pool = await open_pool(url, self.settings)
         self._control = await open_control_pool(url, self.settings)
         try:

@@ -15,11 +15,16 @@ from shapely.geometry.base import BaseGeometry
 from geo_core.crs import OutputCrs, check_area_of_use, parse_crs
 from geo_core.errors import InvalidParameter, NotFound, PayloadTooLarge
 from geo_core.text import CODE, CRS
-from geo_service.features.aggregate import AreaLimits, area_statistics, parse_polygon
+from geo_service.features.aggregate import (
+    AreaLimits,
+    area_statistics,
+    parse_polygon,
+    requested_indicators,
+)
 from geo_service.features.catalogue import read_collection
 from geo_service.features.sql import statement_time_limit
 from geo_service.http.auth import optional_user
-from geo_service.http.deps import Pool, ServicesDep, Settings
+from geo_service.http.deps import Aggregates, Pool, ServicesDep, Settings, client_address
 from geo_service.http.documents import AreaStatistics
 from geo_service.http.services import Services
 
@@ -71,6 +76,7 @@ async def aggregate(
     pool: Pool,
     settings: Settings,
     services: ServicesDep,
+    limits: Aggregates,
     content_crs: Annotated[str | None, Header(max_length=120)] = None,
     content_length: Annotated[int | None, Header()] = None,
 ) -> AreaStatistics:
@@ -79,6 +85,19 @@ async def aggregate(
         raise PayloadTooLarge(
             f"request body over {settings.max_body_bytes} bytes", parameter="body"
         )
+    # (from the body on: decoding a large area costs CPU too)
+    async with limits.slot(client_address(request)):
+        return await _aggregate(request, pool, settings, services, content_crs)
+
+
+async def _aggregate(
+    request: Request,
+    pool: Pool,
+    settings: Settings,
+    services: Services,
+    content_crs: str | None,
+) -> AreaStatistics:
+    """Read and check the request, then compute it over one pooled connection."""
     raw = await request.body()
     limits = AreaLimits(
         settings.aggregate_max_vertices,
@@ -133,6 +152,8 @@ async def _statistics(
     except NotFound as exc:
         raise InvalidParameter(exc.message, parameter="collection") from exc
     check_area_of_use(crs, collection.extent, "crs", collection.id)
+    # every cheap check before the overlay: a mistyped indicator costs no overlay
+    requested = await requested_indicators(conn, collection, body.indicators, body.period)
     # (anonymous requests get less database time: a heavy one is refused sooner)
     settings = services.settings
     budget = settings.anonymous_statement_timeout_ms if user is None else None
@@ -141,8 +162,7 @@ async def _statistics(
             conn,
             collection,
             area,
-            body.indicators,
-            body.period,
+            requested,
             body.method,
             limits,
             settings.population_raster,

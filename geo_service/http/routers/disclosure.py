@@ -48,6 +48,7 @@ async def disclosure_audit(
             await read.get_indicator(conn, code)
         except NotFound as exc:
             raise InvalidParameter(exc.message, parameter="indicator") from exc
-    report = await asyncio.to_thread(audit_at, services.database_url, indicator)
+    # (as the owner: the audit reads stored values, which the service's role may not)
+    report = await asyncio.to_thread(audit_at, services.owner_url, indicator)
     series = [SeriesAuditDocument(**vars(s)) for s in report]
     return DisclosureAudit(passed=not any(s.below for s in series), series=series)
