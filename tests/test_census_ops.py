@@ -478,6 +478,49 @@ def test_staff_areas_assignments_and_workload(env: Env) -> None:
     assert sorted(after["unassigned"]) == sorted(codes[half:])
 
 
+def test_staff_phones_and_user_names_are_for_signed_in_readers_only(env: Env) -> None:
+    eas = env.generate()
+    code = eas[0]["properties"]["code"]
+    for staff, role in (("E1", "enumerator"), ("S1", "supervisor")):
+        added = env.client.post(
+            "/census/2029/staff",
+            json={
+                "code": staff,
+                "name": f"Nguyễn {staff}",
+                "role": role,
+                "scope": COMMUNE,
+                "phone": "+84 912 345 678",
+                "user_name": "ed",
+            },
+            headers=env.auth("editor"),
+        )
+        assert added.status_code == 201, added.text
+    assign = {"assignments": [{"ea": code, "enumerator": "E1"}]}
+    url = f"/communes/{COMMUNE}/assignments"
+    assert env.client.put(url, json=assign, headers=env.auth("editor")).status_code == 200
+    area = {"eas": [code], "supervisor": "S1"}
+    made = env.client.post(
+        f"/communes/{COMMUNE}/supervisor-areas", json=area, headers=env.auth("editor")
+    )
+    assert made.status_code == 201, made.text
+
+    def members(headers: dict[str, str]) -> list[dict[str, Any]]:
+        staff = env.client.get("/census/2029/staff", headers=headers).json()["staff"]
+        areas = env.client.get(f"/communes/{COMMUNE}/supervisor-areas", headers=headers).json()
+        workload = env.client.get(f"/communes/{COMMUNE}/workload", headers=headers).json()
+        return [
+            *staff,
+            *(a["supervisor"] for a in areas["areas"]),
+            *(r["enumerator"] for r in workload["enumerators"] if r["enumerator"]),
+        ]
+
+    anonymous = members({})
+    assert len(anonymous) == 4 and {m["name"] for m in anonymous} == {"Nguyễn E1", "Nguyễn S1"}
+    assert all(m["phone"] is None and m["user_name"] is None for m in anonymous)
+    signed_in = members(env.auth("outsider"))
+    assert all(m["phone"] == "+84 912 345 678" and m["user_name"] == "ed" for m in signed_in)
+
+
 def test_progress_and_review_queue_equal_the_database(env: Env) -> None:
     eas = env.generate()
     env.generate(NEIGHBOUR)
