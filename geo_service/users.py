@@ -300,6 +300,7 @@ class FailedAttempts:
     def __init__(self, limit: int = 20, window_s: float = 60.0, max_keys: int = 10_000):
         self.limit, self.window, self.max_keys = limit, window_s, max_keys
         self._seen: OrderedDict[str, deque[float]] = OrderedDict()
+        self._known: OrderedDict[str, None] = OrderedDict()  # keys that succeeded
 
     def blocked(self, key: str) -> bool:
         """True when the key failed `limit` times within the window."""
@@ -320,3 +321,15 @@ class FailedAttempts:
         self._seen[key] = attempts  # (now the most recent)
         while len(self._seen) > self.max_keys:
             self._seen.popitem(last=False)
+
+    def remember(self, key: str) -> None:
+        """Remember a key that succeeded (a user and an address they authenticated from),
+        the least recently seen forgotten first."""
+        self._known.pop(key, None)
+        self._known[key] = None
+        while len(self._known) > self.max_keys:
+            self._known.popitem(last=False)
+
+    def known(self, key: str) -> bool:
+        """Whether the key succeeded before."""
+        return key in self._known

@@ -349,6 +349,54 @@ def test_wrong_passwords_count_towards_the_failed_auth_limit(env: Env) -> None:
     assert blocked.status_code == 429, blocked.text
 
 
+def test_others_failed_sign_ins_do_not_lock_a_user_out(demo_db: str, tmp_path: Path) -> None:
+    """An attacker guessing a user's password (user names are public: EA histories name
+    their authors), or a neighbour behind the office's NAT failing, does not stop the user
+    signing in from where they signed in before; the attacker's own attempts stay limited."""
+    settings = ServiceSettings(home=tmp_path, trusted_proxies="127.0.0.1")
+    app = create_app(settings, db_url=demo_db)
+    with TestClient(app, client=("127.0.0.1", 50000)) as client:
+        with psycopg.connect(demo_db, autocommit=True) as conn:
+            admin = add_user(conn, "adm", "admin", [])
+        for name in ("hoa", "lan"):
+            made = client.post(
+                "/admin/users",
+                json={
+                    "name": name,
+                    "role": "editor",
+                    "scope": ["01"],
+                    "password": f"{name} pw 2029",
+                },
+                headers={"Authorization": f"Bearer {admin}"},
+            )
+            assert made.status_code == 201, made.text
+        limit = app.state.services.failed_auth.limit
+
+        def sign_in(name: str, password: str, address: str) -> int:
+            answer = client.post(
+                "/users/sign-in",
+                json={"name": name, "password": password},
+                headers={"X-Forwarded-For": address},
+            )
+            return answer.status_code
+
+        office, attacker, elsewhere = "10.1.1.1", "203.0.113.9", "10.2.2.2"
+        assert sign_in("hoa", "hoa pw 2029", office) == 200
+        # an attacker spends the name's attempts, and then their own
+        assert {sign_in("hoa", f"guess {i}", attacker) for i in range(limit)} == {401}
+        assert sign_in("hoa", "guess again", attacker) == 429
+        assert sign_in("hoa", "hoa pw 2029", attacker) == 429
+        # hoa still signs in at the office; an address hoa never used waits out the attack
+        assert sign_in("hoa", "hoa pw 2029", office) == 200
+        assert sign_in("hoa", "hoa pw 2029", elsewhere) == 429
+        # a neighbour behind the office's address fails with many names
+        assert {sign_in(f"nobody{i}", "wrong password", office) for i in range(limit)} == {401}
+        assert sign_in("nobody", "wrong password", office) == 429
+        assert sign_in("hoa", "hoa pw 2029", office) == 200
+        assert sign_in("lan", "lan pw 2029", office) == 429  # (never signed in from there)
+        assert sign_in("lan", "lan pw 2029", elsewhere) == 200
+
+
 # ---- organisation ----
 
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Request
 
 from geo_core.errors import InvalidParameter, NotFound, Unauthorized
-from geo_service.http.auth import Admin, MaybeUser, SignedIn, password_failures
+from geo_service.http.auth import Admin, MaybeUser, SignedIn, password_failures, signed_in_from
 from geo_service.http.deps import Conn, ServicesDep
 from geo_service.http.documents import (
     Me,
@@ -87,6 +87,7 @@ async def sign_in_route(
             services.failed_auth.record(key)
         raise Unauthorized(said("bad_credentials"), parameter="password")
     user, token, expires = made
+    signed_in_from(request, services, user.name)
     return SignedInDoc(
         token=token,
         expires_at=_iso(expires) or "",
