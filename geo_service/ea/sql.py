@@ -480,9 +480,18 @@ GEOMETRY_AUTHORS = """
 WITH RECURSIVE lineage(id) AS (
     SELECT %(ea)s::bigint
     UNION
-    -- an EA made by a split carries the geometry of the EA it was cut from
-    SELECT (h.before ->> 'id')::bigint FROM ea_history h JOIN lineage l ON h.ea_id = l.id
-    WHERE h.action = 'split' AND (h.before ->> 'id')::bigint <> l.id
+    SELECT n.id FROM lineage l JOIN ea_history h ON h.ea_id = l.id
+    CROSS JOIN LATERAL (
+        -- an EA made by a split carries the geometry of the EA it was cut from
+        SELECT (h.before ->> 'id')::bigint AS id WHERE h.action = 'split'
+        UNION ALL
+        -- an EA that took others in a merge carries theirs (the merge wrote their entries,
+        -- after = null, in the same transaction: the same time and user)
+        SELECT m.ea_id FROM ea_history m
+        WHERE h.action = 'merge' AND h.after IS NOT NULL AND m.action = 'merge'
+          AND m.after IS NULL AND m.at = h.at AND m.user_name = h.user_name
+    ) n
+    WHERE n.id <> l.id
 )
 SELECT DISTINCT h.user_name FROM ea_history h JOIN lineage l ON h.ea_id = l.id
 WHERE h.action IN ('create', 'update', 'split', 'merge', 'generate', 'restore')
