@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 import logging
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,7 @@ from geo_service.ea.delineate import DraftEA
 from geo_service.http.app import create_app
 from geo_service.settings import ServiceSettings
 from geo_service.users import add_user
+from tests.conftest import live_process
 from tests.helpers import fingerprint
 
 ITEMS = "/collections/enumeration-areas/items"
@@ -395,6 +399,42 @@ def test_others_failed_sign_ins_do_not_lock_a_user_out(demo_db: str, tmp_path: P
         assert sign_in("hoa", "hoa pw 2029", office) == 200
         assert sign_in("lan", "lan pw 2029", office) == 429  # (never signed in from there)
         assert sign_in("lan", "lan pw 2029", elsewhere) == 200
+
+
+def test_a_burst_of_sign_ins_is_cut_at_the_limit_and_holds_no_connection(
+    demo_db: str, tmp_path: Path
+) -> None:
+    """Sign-ins sent all at once from one address: only the limit's worth have their
+    password checked, and while they are checked the pool stays free for everyone else (a
+    burst held every pooled connection while argon2 ran: others got 503 'database not
+    available')."""
+    with psycopg.connect(demo_db, autocommit=True) as conn:
+        add_user(conn, "hoa", "viewer", [], password="hoa pw 2029")
+    pool = {"GEO_SERVICE_POOL_MAX_SIZE": "2", "GEO_SERVICE_POOL_TIMEOUT_S": "1"}
+    with live_process(demo_db, GEO_SERVICE_TRUSTED_PROXIES="127.0.0.1", **pool) as (url, _):
+
+        def sign_in(number: int) -> int:
+            request = urllib.request.Request(
+                f"{url}/users/sign-in",
+                data=json.dumps({"name": "hoa", "password": f"guess {number}"}).encode(),
+                headers={"Content-Type": "application/json", "X-Forwarded-For": "203.0.113.9"},
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=120) as answer:
+                    return int(answer.status)
+            except urllib.error.HTTPError as refused:
+                return int(refused.code)
+
+        with ThreadPoolExecutor(60) as burst:
+            sent = [burst.submit(sign_in, number) for number in range(60)]
+            # (meanwhile another client's reads need a pooled connection)
+            reads = [
+                urllib.request.urlopen(f"{url}/indicators/population", timeout=120).status
+                for _ in range(5)
+            ]
+            statuses = [answer.result() for answer in sent]
+        assert statuses.count(401) == 20 and statuses.count(429) == 40, sorted(statuses)
+        assert reads == [200] * 5
 
 
 # ---- organisation ----
