@@ -124,6 +124,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "supervisor area {area}: EAs {codes} are not in commune {commune}",
         "Địa bàn giám sát {area}: các địa bàn {codes} không thuộc xã {commune}",
     ),
+    "area_taken": (
+        "supervisor area {area}: EAs {codes} are already in another supervisor area",
+        "Địa bàn giám sát {area}: các địa bàn {codes} đã thuộc một địa bàn giám sát khác",
+    ),
     "unknown_eas": (
         "unknown EA code(s) in round {round}: {codes}",
         "mã địa bàn không có trong kỳ {round}: {codes}",

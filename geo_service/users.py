@@ -14,6 +14,8 @@ import hashlib
 import secrets
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,6 +24,7 @@ import psycopg
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
 
 from geo_core.errors import Conflict, InvalidParameter, NotFound
 from geo_service.messages import said
@@ -30,6 +33,7 @@ ROLES = ("viewer", "editor", "supervisor", "admin")
 _SCOPE_CODE = {2, 5}  # province or commune codes
 MIN_PASSWORD = 8
 _HASHER = PasswordHasher()  # argon2id with the library's (RFC 9106) parameters
+_HASHING = ThreadPoolExecutor(2, thread_name_prefix="argon2")
 # Verified when the name is unknown, so that a wrong name takes as long as a wrong password.
 _DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
 
@@ -172,23 +176,48 @@ async def user_of_token(conn: psycopg.AsyncConnection, token: str) -> User | Non
     return User(row[0], row[1], tuple(row[2]), row[3])
 
 
+async def _hashing(function: Callable[..., Any], *args: Any) -> Any:
+    """Run argon2 on its own threads: a burst of sign-ins queues there, and holds neither
+    the event loop nor the threads downloads and tiles read files with."""
+    return await asyncio.get_running_loop().run_in_executor(_HASHING, function, *args)
+
+
 async def sign_in(
-    conn: psycopg.AsyncConnection, name: str, password: str, ttl: timedelta, label: str
+    pool: AsyncConnectionPool, name: str, password: str, ttl: timedelta, label: str
 ) -> tuple[User, str, datetime] | None:
-    """A new token for the name and password (None when they do not match an active user)."""
-    cur = await conn.execute(
-        "SELECT name, role, scope, password_hash FROM app_user WHERE name = %s AND NOT disabled",
-        (name,),
-    )
-    row = await cur.fetchone()
+    """A new token for the name and password (None when they do not match an active user).
+    No database connection is held while the password is checked (argon2 takes tens of
+    milliseconds by design, and a burst of sign-ins would otherwise hold the whole pool)."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT name, role, scope, password_hash FROM app_user"
+            " WHERE name = %s AND NOT disabled",
+            (name,),
+        )
+        row = await cur.fetchone()
     encoded = row[3] if row else None
-    # argon2 costs tens of milliseconds of CPU by design: not on the event loop
-    if not await asyncio.to_thread(password_matches, encoded, password) or row is None:
+    if not await _hashing(password_matches, encoded, password) or row is None:
         return None
-    if _HASHER.check_needs_rehash(encoded or ""):
+    rehashed = (
+        await _hashing(hash_password, password)
+        if _HASHER.check_needs_rehash(str(encoded))
+        else None
+    )
+    async with pool.connection() as conn:
+        return await _issue_token(conn, row, rehashed, ttl, label)
+
+
+async def _issue_token(
+    conn: psycopg.AsyncConnection,
+    row: Any,
+    rehashed: str | None,
+    ttl: timedelta,
+    label: str,
+) -> tuple[User, str, datetime]:
+    """A new token for a user whose password matched (and a stronger hash, if due)."""
+    if rehashed:
         await conn.execute(
-            "UPDATE app_user SET password_hash = %s WHERE name = %s",
-            (await asyncio.to_thread(hash_password, password), name),
+            "UPDATE app_user SET password_hash = %s WHERE name = %s", (rehashed, row[0])
         )
     token = secrets.token_urlsafe(32)
     cur = await conn.execute(
@@ -297,18 +326,37 @@ class FailedAttempts:
     def __init__(self, limit: int = 20, window_s: float = 60.0, max_keys: int = 10_000):
         self.limit, self.window, self.max_keys = limit, window_s, max_keys
         self._seen: OrderedDict[str, deque[float]] = OrderedDict()
+        self._known: OrderedDict[str, None] = OrderedDict()  # keys that succeeded
+        self._checking: dict[str, int] = {}  # attempts being checked now (they may fail)
 
     def blocked(self, key: str) -> bool:
-        """True when the key failed `limit` times within the window."""
+        """True when the key failed `limit` times within the window, counting the attempts
+        still being checked (so that a burst sent at once is cut at the limit too)."""
+        checking = self._checking.get(key, 0)
         attempts = self._seen.get(key)
         if attempts is None:
-            return False
+            return checking >= self.limit
         while attempts and attempts[0] < time.monotonic() - self.window:
             attempts.popleft()
         if not attempts:
             del self._seen[key]
-            return False
-        return len(attempts) >= self.limit
+        return len(attempts) + checking >= self.limit
+
+    def begin(self, keys: tuple[str, ...]) -> None:
+        """An attempt under these keys is being checked."""
+        for key in keys:
+            self._checking[key] = self._checking.get(key, 0) + 1
+
+    def end(self, keys: tuple[str, ...], failed: bool) -> None:
+        """The attempt begun under these keys is decided (a failure is recorded)."""
+        for key in keys:
+            left = self._checking.get(key, 1) - 1
+            if left > 0:
+                self._checking[key] = left
+            else:
+                self._checking.pop(key, None)
+            if failed:
+                self.record(key)
 
     def record(self, key: str) -> None:
         """Remember one failure of the key."""
@@ -317,3 +365,15 @@ class FailedAttempts:
         self._seen[key] = attempts  # (now the most recent)
         while len(self._seen) > self.max_keys:
             self._seen.popitem(last=False)
+
+    def remember(self, key: str) -> None:
+        """Remember a key that succeeded (a user and an address they authenticated from),
+        the least recently seen forgotten first."""
+        self._known.pop(key, None)
+        self._known[key] = None
+        while len(self._known) > self.max_keys:
+            self._known.popitem(last=False)
+
+    def known(self, key: str) -> bool:
+        """Whether the key succeeded before."""
+        return key in self._known

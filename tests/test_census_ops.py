@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import json
 import logging
+import urllib.error
+import urllib.request
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +28,7 @@ from geo_service.ea.delineate import DraftEA
 from geo_service.http.app import create_app
 from geo_service.settings import ServiceSettings
 from geo_service.users import add_user
+from tests.conftest import live_process
 from tests.helpers import fingerprint
 
 ITEMS = "/collections/enumeration-areas/items"
@@ -349,6 +354,90 @@ def test_wrong_passwords_count_towards_the_failed_auth_limit(env: Env) -> None:
     assert blocked.status_code == 429, blocked.text
 
 
+def test_others_failed_sign_ins_do_not_lock_a_user_out(demo_db: str, tmp_path: Path) -> None:
+    """An attacker guessing a user's password (user names are public: EA histories name
+    their authors), or a neighbour behind the office's NAT failing, does not stop the user
+    signing in from where they signed in before; the attacker's own attempts stay limited."""
+    settings = ServiceSettings(home=tmp_path, trusted_proxies="127.0.0.1")
+    app = create_app(settings, db_url=demo_db)
+    with TestClient(app, client=("127.0.0.1", 50000)) as client:
+        with psycopg.connect(demo_db, autocommit=True) as conn:
+            admin = add_user(conn, "adm", "admin", [])
+        for name in ("hoa", "lan"):
+            made = client.post(
+                "/admin/users",
+                json={
+                    "name": name,
+                    "role": "editor",
+                    "scope": ["01"],
+                    "password": f"{name} pw 2029",
+                },
+                headers={"Authorization": f"Bearer {admin}"},
+            )
+            assert made.status_code == 201, made.text
+        limit = app.state.services.failed_auth.limit
+
+        def sign_in(name: str, password: str, address: str) -> int:
+            answer = client.post(
+                "/users/sign-in",
+                json={"name": name, "password": password},
+                headers={"X-Forwarded-For": address},
+            )
+            return answer.status_code
+
+        office, attacker, elsewhere = "10.1.1.1", "203.0.113.9", "10.2.2.2"
+        assert sign_in("hoa", "hoa pw 2029", office) == 200
+        # an attacker spends the name's attempts, and then their own
+        assert {sign_in("hoa", f"guess {i}", attacker) for i in range(limit)} == {401}
+        assert sign_in("hoa", "guess again", attacker) == 429
+        assert sign_in("hoa", "hoa pw 2029", attacker) == 429
+        # hoa still signs in at the office; an address hoa never used waits out the attack
+        assert sign_in("hoa", "hoa pw 2029", office) == 200
+        assert sign_in("hoa", "hoa pw 2029", elsewhere) == 429
+        # a neighbour behind the office's address fails with many names
+        assert {sign_in(f"nobody{i}", "wrong password", office) for i in range(limit)} == {401}
+        assert sign_in("nobody", "wrong password", office) == 429
+        assert sign_in("hoa", "hoa pw 2029", office) == 200
+        assert sign_in("lan", "lan pw 2029", office) == 429  # (never signed in from there)
+        assert sign_in("lan", "lan pw 2029", elsewhere) == 200
+
+
+def test_a_burst_of_sign_ins_is_cut_at_the_limit_and_holds_no_connection(
+    demo_db: str, tmp_path: Path
+) -> None:
+    """Sign-ins sent all at once from one address: only the limit's worth have their
+    password checked, and while they are checked the pool stays free for everyone else (a
+    burst held every pooled connection while argon2 ran: others got 503 'database not
+    available')."""
+    with psycopg.connect(demo_db, autocommit=True) as conn:
+        add_user(conn, "hoa", "viewer", [], password="hoa pw 2029")
+    pool = {"GEO_SERVICE_POOL_MAX_SIZE": "2"}  # (others wait up to 5 s for a connection)
+    with live_process(demo_db, GEO_SERVICE_TRUSTED_PROXIES="127.0.0.1", **pool) as (url, _):
+
+        def sign_in(number: int) -> int:
+            request = urllib.request.Request(
+                f"{url}/users/sign-in",
+                data=json.dumps({"name": "hoa", "password": f"guess {number}"}).encode(),
+                headers={"Content-Type": "application/json", "X-Forwarded-For": "203.0.113.9"},
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=120) as answer:
+                    return int(answer.status)
+            except urllib.error.HTTPError as refused:
+                return int(refused.code)
+
+        with ThreadPoolExecutor(60) as burst:
+            sent = [burst.submit(sign_in, number) for number in range(60)]
+            # (meanwhile another client's reads need a pooled connection)
+            reads = [
+                urllib.request.urlopen(f"{url}/indicators/population", timeout=120).status
+                for _ in range(5)
+            ]
+            statuses = [answer.result() for answer in sent]
+        assert statuses.count(401) == 20 and statuses.count(429) == 40, Counter(statuses)
+        assert reads == [200] * 5
+
+
 # ---- organisation ----
 
 
@@ -476,6 +565,54 @@ def test_staff_areas_assignments_and_workload(env: Env) -> None:
     assert env.client.delete("/census/2029/staff/E2", headers=env.auth("editor")).status_code == 204
     after = env.client.get(f"/communes/{COMMUNE}/workload").json()
     assert sorted(after["unassigned"]) == sorted(codes[half:])
+
+
+def test_staff_phones_and_user_names_are_for_signed_in_readers_only(env: Env) -> None:
+    eas = env.generate()
+    code = eas[0]["properties"]["code"]
+    for staff, role in (("E1", "enumerator"), ("S1", "supervisor")):
+        added = env.client.post(
+            "/census/2029/staff",
+            json={
+                "code": staff,
+                "name": f"Nguyễn {staff}",
+                "role": role,
+                "scope": COMMUNE,
+                "phone": "+84 912 345 678",
+                "user_name": "ed",
+            },
+            headers=env.auth("editor"),
+        )
+        assert added.status_code == 201, added.text
+    assign = {"assignments": [{"ea": code, "enumerator": "E1"}]}
+    url = f"/communes/{COMMUNE}/assignments"
+    assert env.client.put(url, json=assign, headers=env.auth("editor")).status_code == 200
+    area = {"eas": [code], "supervisor": "S1"}
+    made = env.client.post(
+        f"/communes/{COMMUNE}/supervisor-areas", json=area, headers=env.auth("editor")
+    )
+    assert made.status_code == 201, made.text
+    again = env.client.post(
+        f"/communes/{COMMUNE}/supervisor-areas", json=area, headers=env.auth("editor")
+    )
+    assert again.status_code == 409 and again.json()["in_other_areas"] == [code]
+    assert "already in another supervisor area" in again.json()["detail"]
+
+    def members(headers: dict[str, str]) -> list[dict[str, Any]]:
+        staff = env.client.get("/census/2029/staff", headers=headers).json()["staff"]
+        areas = env.client.get(f"/communes/{COMMUNE}/supervisor-areas", headers=headers).json()
+        workload = env.client.get(f"/communes/{COMMUNE}/workload", headers=headers).json()
+        return [
+            *staff,
+            *(a["supervisor"] for a in areas["areas"]),
+            *(r["enumerator"] for r in workload["enumerators"] if r["enumerator"]),
+        ]
+
+    anonymous = members({})
+    assert len(anonymous) == 4 and {m["name"] for m in anonymous} == {"Nguyễn E1", "Nguyễn S1"}
+    assert all(m["phone"] is None and m["user_name"] is None for m in anonymous)
+    signed_in = members(env.auth("outsider"))
+    assert all(m["phone"] == "+84 912 345 678" and m["user_name"] == "ed" for m in signed_in)
 
 
 def test_progress_and_review_queue_equal_the_database(env: Env) -> None:

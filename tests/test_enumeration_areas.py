@@ -659,6 +659,28 @@ def test_four_eyes_sees_through_a_resave(env: Env) -> None:
     assert env.act(ea_id, "approve", "supervisor2").status_code == 200
 
 
+def test_four_eyes_sees_through_a_merge(env: Env) -> None:
+    west, east = _halves(env.commune())
+    mine = env.create(east, user="editor")
+    theirs = env.create(west, user="supervisor")
+    assert mine.status_code == 201 and theirs.status_code == 201, theirs.text
+    # the merge keeps the lowest id: the editor's EA, drawn first
+    keep, ids = mine.json()["id"], [mine.json()["id"], theirs.json()["id"]]
+    assert keep == min(ids)
+    etags = ", ".join(env.client.get(f"{ITEMS}/{i}").headers["ETag"] for i in ids)
+    merged = env.client.post(
+        "/collections/enumeration-areas/merge",
+        json={"ids": ids},
+        headers={**env.auth("editor"), "If-Match": etags},
+    )
+    assert merged.status_code == 200, merged.text
+    assert env.act(keep, "submit", "editor").status_code == 200
+    # half of it is the supervisor's drawing: another supervisor approves
+    refused = env.act(keep, "approve", "supervisor")
+    assert refused.status_code == 403 and refused.json()["parameter"] == "action"
+    assert env.act(keep, "approve", "supervisor2").status_code == 200
+
+
 def _strip_from(env: Env, inside_share: float) -> tuple[Any, float]:
     """A square well inside the commune with a 1.6 m wide strip running 3 km east out of
     it (an outside sliver within the tolerance), sized so `inside_share` of it lies inside;
@@ -742,27 +764,3 @@ def test_one_generation_makes_a_bounded_number_of_eas(env: Env, tmp_path: Path) 
         )
     assert refused.status_code == 400 and refused.json()["parameter"] == "households_per_ea"
     assert env.tables()["enumeration_area"][0] == 0
-
-
-def test_four_eyes_sees_through_a_merge(env: Env) -> None:
-    west, _ = _halves(env.commune())
-    x0, y0, x1, y1 = west.bounds
-    middle = (y0 + y1) / 2
-    south = west.intersection(box(x0 - 1, y0 - 1, x1 + 1, middle))
-    north = west.intersection(box(x0 - 1, middle, x1 + 1, y1 + 1))
-    kept = env.create(south, user="editor")  # (the lower id: the merge keeps this one)
-    drawn = env.create(north, user="supervisor")
-    assert kept.status_code == drawn.status_code == 201
-    ids = [kept.json()["id"], drawn.json()["id"]]
-    etags = ", ".join(env.client.get(f"{ITEMS}/{i}").headers["ETag"] for i in ids)
-    merged = env.client.post(
-        "/collections/enumeration-areas/merge",
-        json={"ids": ids},
-        headers={**env.auth("editor"), "If-Match": etags},
-    )
-    assert merged.status_code == 200, merged.text
-    assert env.act(ids[0], "submit", "editor").status_code == 200
-    # half of what is submitted is the supervisor's drawing: another one approves
-    refused = env.act(ids[0], "approve", "supervisor")
-    assert refused.status_code == 403 and refused.json()["parameter"] == "action"
-    assert env.act(ids[0], "approve", "supervisor2").status_code == 200

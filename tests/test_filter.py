@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ from shapely.geometry import box, shape
 from geo_service.http.app import create_app
 from geo_service.settings import ServiceSettings
 from indicators import protect
+from tests.conftest import live_process
 
 ITEMS = "/collections/commune-2025/items"
 Row = dict[str, Any]
@@ -237,6 +241,34 @@ def test_bad_filters_are_400_naming_filter_and_where(
     if position is not None:
         assert body["position"] == position
         assert f"at {'character ' if isinstance(position, int) else ''}{position}" in body["detail"]
+
+
+# Each minus that negates is a level of cql2's recursive parser; thousands of them overflow
+# its stack, which kills the whole service process (a segfault, not an exception).
+NEGATIONS = [
+    "area_km2 > " + "-" * 9000 + "1",
+    "-" * 9000 + "1 < area_km2",
+    "area_km2 > " + "- " * 4900 + "1",
+    "(" + "--" * 4900 + "1) = area_km2",
+]
+
+
+def test_a_long_run_of_minus_signs_is_refused_and_the_service_lives(demo_ro: str) -> None:
+    with live_process(demo_ro) as (url, process):
+        for cql in NEGATIONS:
+            query = urllib.parse.urlencode({"filter": cql, "limit": 1})
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(f"{url}{ITEMS}?{query}", timeout=60)
+            body = json.loads(refused.value.read())
+            assert refused.value.code == 400 and body["parameter"] == "filter", body
+            assert "nested more than 32 deep" in body["detail"]
+            assert process.poll() is None, "the service died"
+        with urllib.request.urlopen(f"{url}/health", timeout=10) as health:
+            assert health.status == 200
+        # a few negations are still fine
+        query = urllib.parse.urlencode({"filter": "area_km2 > - -1", "limit": 1})
+        with urllib.request.urlopen(f"{url}{ITEMS}?{query}", timeout=60) as fine:
+            assert json.loads(fine.read())["numberReturned"] == 1
 
 
 def test_unknown_filter_language_is_named(client: TestClient) -> None:

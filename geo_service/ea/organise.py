@@ -230,7 +230,7 @@ async def save_area(
         if others:
             taken = [c for c, i in zip(codes, ids, strict=True) if i in others]
             raise Conflict(
-                said("area_mixes", area=code, codes=", ".join(taken), commune=commune.code),
+                said("area_taken", area=code, codes=", ".join(taken)),
                 parameter="eas",
                 in_other_areas=taken,
             )

@@ -212,6 +212,15 @@ _TOKEN = re.compile(
 _PREFIX_AFTER = {"AND", "OR", "NOT", "BETWEEN", "IN", "LIKE", "ILIKE", "IS"}
 
 
+def _ends_operand(previous: str | None) -> bool:
+    """Whether the token before ends an operand, so that a minus after it subtracts; after
+    anything else (an operator, another minus) it negates, and each negation is a level of
+    the parser's recursion (thousands of them overflow cql2's stack: a segfault)."""
+    if previous is None or previous in _PREFIX_AFTER:
+        return False
+    return previous in ("value", ")", "]") or previous[0].isalpha() or previous[0] == "_"
+
+
 @dataclass
 class _Text:
     """A CQL2 text's tokens (name, 1-based position), read before the parser sees it."""
@@ -255,7 +264,7 @@ def _scan(text: str) -> _Text:
             if upper == "ILIKE":
                 rewritten[pos : pos + 5] = list(" LIKE")
         prefix = (kind == "word" and upper == "NOT") or (
-            token == "-" and (previous is None or previous in _PREFIX_AFTER or previous in "(,[")
+            token == "-" and not _ends_operand(previous)
         )
         if prefix:
             run += 1

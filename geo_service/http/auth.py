@@ -37,6 +37,7 @@ async def _authenticate(
         )
     user = await user_of_token(conn, token) if token else None
     if user is not None:
+        attempts.remember(_known_key(user.name, client_address(request)))
         return user
     if attempts.blocked(address):
         raise TooManyAttempts(said("too_many_failures"), parameter="Authorization")
@@ -45,13 +46,29 @@ async def _authenticate(
     raise Unauthorized(said("invalid_token"), parameter="Authorization")
 
 
+def _known_key(name: str, address: str) -> str:
+    return f"user {name.casefold()} at {address}"
+
+
 def password_failures(request: Request, services: Services, name: str) -> tuple[str, ...]:
-    """The keys a password sign-in's failure counts under (the address, the user name),
-    with the same limit as failed tokens; 429 when one of them is spent."""
-    keys = (f"address {client_address(request)}", f"user {name.casefold()}")
-    if any(services.failed_auth.blocked(key) for key in keys):
+    """The keys a password sign-in's failure counts under (the address, the user name and
+    the two together), with the same limit as failed tokens. 429 when this address spent
+    its attempts at this name, or when the address or the name is spent and the user has
+    not authenticated from this address before: others' failures (an attacker guessing a
+    user's password, a neighbour behind the same NAT) do not lock a user out of where
+    they work."""
+    address = client_address(request)
+    attempts, pair = services.failed_auth, f"user {name.casefold()} from {address}"
+    keys = (f"address {address}", f"user {name.casefold()}", pair)
+    shared = any(attempts.blocked(key) for key in keys[:2])
+    if attempts.blocked(pair) or (shared and not attempts.known(_known_key(name, address))):
         raise TooManyAttempts(said("too_many_failures"), parameter="password")
     return keys
+
+
+def signed_in_from(request: Request, services: Services, name: str) -> None:
+    """Remember that the user authenticated from the request's address."""
+    services.failed_auth.remember(_known_key(name, client_address(request)))
 
 
 async def check_reader(request: Request, services: Services) -> None:

@@ -34,6 +34,7 @@ from geo_service.http.documents import (
 )
 from geo_service.http.ogc import GEOJSON
 from geo_service.messages import localised, said
+from geo_service.users import User
 
 router = APIRouter(tags=["census organisation"])
 Round = Annotated[str, Path(pattern=r"^\d{4}$", description="census round, e.g. 2029")]
@@ -59,6 +60,14 @@ def _band(settings: Any) -> Band:
     return Band(settings.ea_per_supervisor_min, settings.ea_per_supervisor_max)
 
 
+def _member(row: dict[str, Any], user: User | None) -> StaffMember:
+    """A staff member as the reader may see them: phone numbers and user names (personal
+    data, and the names an attacker locks accounts by) only for signed-in users."""
+    if user is None:
+        row = {**row, "phone": None, "user_name": None}
+    return StaffMember(**row)
+
+
 # ---- staff ----
 
 
@@ -70,7 +79,7 @@ async def list_staff(
     rows = await organise.sql.staff_of(
         conn, census_round, organise.scope_codes(user, _codes(scope))
     )
-    return StaffList(staff=[StaffMember(**row) for row in rows])
+    return StaffList(staff=[_member(row, user) for row in rows])
 
 
 @router.post("/census/{census_round}/staff", status_code=201, summary="Add a staff member")
@@ -122,7 +131,7 @@ async def list_areas(
             SupervisorAreaDoc(
                 **{
                     **area,
-                    "supervisor": StaffMember(**area["supervisor"]) if area["supervisor"] else None,
+                    "supervisor": _member(area["supervisor"], user) if area["supervisor"] else None,
                     "warnings": localised(area["warnings"], lang),
                 }
             )
@@ -212,7 +221,7 @@ async def workload(
                 WorkloadRow(
                     **{
                         **r,
-                        "enumerator": StaffMember(**r["enumerator"]) if r["enumerator"] else None,
+                        "enumerator": _member(r["enumerator"], user) if r["enumerator"] else None,
                     }
                 )
                 for r in table["enumerators"]

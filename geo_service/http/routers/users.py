@@ -9,8 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Request
 
 from geo_core.errors import InvalidParameter, NotFound, Unauthorized
-from geo_service.http.auth import Admin, MaybeUser, SignedIn, password_failures
-from geo_service.http.deps import Conn, ServicesDep
+from geo_service.http.auth import Admin, MaybeUser, SignedIn, password_failures, signed_in_from
+from geo_service.http.deps import Conn, Pool, ServicesDep
 from geo_service.http.documents import (
     Me,
     Revoked,
@@ -70,7 +70,7 @@ async def me(user: MaybeUser) -> Me:
 @router.post("/users/sign-in", summary="Sign in with a name and password: a new token")
 async def sign_in_route(
     request: Request,
-    conn: Conn,
+    pool: Pool,
     services: ServicesDep,
     body: Annotated[Any, Body(description='{"name": …, "password": …, "label": "tablet"}')],
 ) -> SignedInDoc:
@@ -81,12 +81,18 @@ async def sign_in_route(
     label = body.get("label") if isinstance(body.get("label"), str) else "sign-in"
     keys = password_failures(request, services, name)
     ttl = timedelta(hours=services.settings.token_ttl_hours)
-    made = await sign_in(conn, name, password, ttl, str(label)[:100])
+    attempts = services.failed_auth
+    attempts.begin(keys)  # (a burst sent at once counts before its passwords are checked)
+    try:
+        made = await sign_in(pool, name, password, ttl, str(label)[:100])
+    except BaseException:
+        attempts.end(keys, failed=False)
+        raise
+    attempts.end(keys, failed=made is None)
     if made is None:
-        for key in keys:
-            services.failed_auth.record(key)
         raise Unauthorized(said("bad_credentials"), parameter="password")
     user, token, expires = made
+    signed_in_from(request, services, user.name)
     return SignedInDoc(
         token=token,
         expires_at=_iso(expires) or "",
