@@ -259,6 +259,21 @@ class TileService:
             conn, EA_LAYER, census_round or DEFAULT_VARIANT, z, x, y, statement, params
         )
 
+    async def prerender_tile(
+        self, conn: psycopg.AsyncConnection, query: ItemQuery, z: int, x: int, y: int
+    ) -> bool:
+        """Render a unit tile into the caches unless a fresh copy is there; True when it
+        was rendered (the background pre-render: not counted as a request's hit or miss)."""
+        key = TileKey(query.collection.id, variant_of(query), z, x, y)
+        for cache in self.caches:
+            cached = cache.get(key)
+            if cached is not None and self.freshness.log.is_fresh(key.layer, z, x, y, cached.epoch):
+                return False
+        statement, params = tile_sql(query, z, x, y, self.options)
+        tile = await self._render(conn, statement, params, z, x, y)
+        await self.freshness.store(key, tile, self.caches)
+        return True
+
     async def cached_tile(
         self,
         conn: psycopg.AsyncConnection,

@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from geo_core.zoom import band_for_zoom
+from geo_core.zoom import FINEST_BAND, band_for_zoom
 from geo_service.features.model import ItemQuery
 from geo_service.features.sql import indicator_joins, property_expr
 
@@ -147,17 +147,29 @@ FROM features f WHERE f.geom IS NOT NULL
     return statement.format(), params
 
 
-_UNIT_BBOXES = """
-SELECT ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b)
-FROM (SELECT ST_Extent(geom) AS b FROM admin_unit_generalised
-      WHERE vintage = %s AND level = %s GROUP BY code) boxes
+_PART_BBOXES = """
+SELECT DISTINCT ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b)
+FROM (SELECT Box2D((ST_Dump(geom)).geom) AS b FROM admin_unit_generalised
+      WHERE vintage = %s AND level = %s AND band = %s) parts
 """
 
 
 async def unit_bboxes(
     conn: psycopg.AsyncConnection, vintage: str, level: str
 ) -> list[tuple[float, float, float, float]]:
-    """The lon/lat box of each unit of a collection, over all its bands (a tile no box
-    touches is empty)."""
-    cur = await conn.execute(_UNIT_BBOXES, (vintage, level))
+    """The lon/lat box of each part of each unit of a collection: a tile no box touches is
+    empty (the sea between a coast and its islands is not walked). Boxes of the finest band:
+    a simplified band keeps a subset of its vertices, within them."""
+    cur = await conn.execute(_PART_BBOXES, (vintage, level, FINEST_BAND))
     return [(float(a), float(b), float(c), float(d)) for a, b, c, d in await cur.fetchall()]
+
+
+# any constant: the same for every instance pre-rendering into this database's caches
+_PRERENDER_LOCK = 25_2026_0001
+
+
+async def try_prerender_lock(conn: psycopg.AsyncConnection) -> bool:
+    """Take the pre-render job's lock for this connection's life; False: another has it."""
+    cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", (_PRERENDER_LOCK,))
+    row = await cur.fetchone()
+    return bool(row and row[0])
