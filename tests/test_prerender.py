@@ -222,3 +222,31 @@ def test_changed_areas() -> None:
         "a": [(0, 0, 1, 1)],
         "b": [(1, 1, 2, 2)],
     }
+
+
+def test_enumeration_areas_and_a_new_collection_are_rendered_too(
+    service: TestClient, small: str
+) -> None:
+    _wait_until_rendered(service, small)
+    square = "ST_Multi(ST_MakeEnvelope(105.80, 21.00, 105.83, 21.03, 4326))"
+    with psycopg.connect(small, autocommit=True) as conn:  # plain SQL, as an operator might
+        conn.execute(
+            "INSERT INTO admin_unit (vintage, level, code, parent_code, name, search_name,"
+            f" unit_type, area_km2, geom) VALUES ('t', 'commune', '00001', '01', 'Thử',"
+            f" 'thu', 'Phường', 10, {square})"
+        )
+        conn.execute(
+            "INSERT INTO enumeration_area (census_round, code, commune_vintage, commune_code,"
+            " geom, updated_by) VALUES ('2029', '00001-001', 't', '00001',"
+            " ST_Multi(ST_MakeEnvelope(105.80, 21.00, 105.81, 21.01, 4326)), 'test')"
+        )
+        row = conn.execute("SELECT epoch FROM tile_epoch").fetchone()
+        assert row is not None
+    _wait_until_rendered(service, small)
+    cache = service.app.state.services.tiles.caches[0]  # type: ignore[attr-defined]
+    for layer in ("commune-t", "enumeration-areas"):
+        for z in range(MAX_ZOOM + 1):
+            x, y = next(iter(grid.tiles_in((105.805, 21.005, 105.805, 21.005), z)))
+            tile = cache.get(TileKey(layer, DEFAULT_VARIANT, z, x, y))
+            assert tile is not None and tile.epoch >= row[0], f"{layer} {z}/{x}/{y}"
+        assert tile.raw  # (at z0 a 1 km EA is below a pixel: an empty tile, cached too)

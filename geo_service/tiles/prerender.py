@@ -1,10 +1,12 @@
-"""Render every tile of every unit collection into the cache in the background.
+"""Render every tile of the unit collections and the EAs into the cache in the background.
 
 At start-up the job walks the tiles z0..`GEO_SERVICE_PRERENDER_MAX_ZOOM` of every unit
-collection (the geometry-only tiles the map draws) and renders those the cache lacks, so a
-restart carries on where the last run stopped instead of starting over. Afterwards it
-follows the tile change log: a change (a boundary load, a repair, a new vintage) has
-already purged exactly its tiles (tilecache.freshness), and the job renders those again.
+collection (the geometry-only tiles the map draws) and of the enumeration areas (every
+census round; with private reads only into caches the service checks) and renders those
+the cache lacks, so a restart carries on where the last run stopped instead of starting
+over. Afterwards it follows the tile change log: a change (a boundary load, a repair, a
+new vintage, an EA saved) has already purged exactly its tiles (tilecache.freshness), and
+the job renders those again.
 
 Requests keep priority: the job uses one connection of its own, pauses between tiles and
 waits while requests hold connections of the pool. Tiles that no part of a unit touches
@@ -33,7 +35,7 @@ from geo_service.features.model import ItemQuery
 from geo_service.features.query import RawItemParams, build_item_query
 from geo_service.settings import ServiceSettings
 from geo_service.tiles.service import TileService
-from geo_service.tiles.sql import try_prerender_lock, unit_bboxes
+from geo_service.tiles.sql import EA_LAYER, ea_bboxes, try_prerender_lock, unit_bboxes
 from tilecache.freshness import EVERY_LAYER, Change
 
 logger = logging.getLogger(__name__)
@@ -137,17 +139,21 @@ class Prerenderer:
     async def _pass(self, conn: psycopg.AsyncConnection, areas: Areas) -> None:
         """Render the tiles of these areas that no cache has fresh, low zooms first."""
         collections = {c.id: c for c in await list_collections(conn)}
-        targets = collections.keys() if areas is None else collections.keys() & areas.keys()
+        layers = {*collections, EA_LAYER}
+        targets = layers if areas is None else layers & areas.keys()
         plan: list[tuple[str, int, int, int]] = []
         for layer in sorted(targets):
-            collection = collections[layer]
-            boxes = await unit_bboxes(conn, collection.vintage, collection.level)
+            if layer == EA_LAYER:
+                boxes = await ea_bboxes(conn)
+            else:
+                collection = collections[layer]
+                boxes = await unit_bboxes(conn, collection.vintage, collection.level)
             changed = None if areas is None else areas[layer]
             plan += [(layer, *tile) for tile in tiles_to_render(boxes, changed, self.max_zoom)]
         plan.sort(key=lambda t: (t[1], t[0], t[2], t[3]))
         self.status.remaining = len(plan)
         self._set("rendering" if plan else "idle")
-        queries: dict[str, ItemQuery] = {}
+        queries: dict[str, ItemQuery | None] = {EA_LAYER: None}
         for layer, z, x, y in plan:
             if layer not in queries:
                 collection = await read_collection(conn, layer)

@@ -173,3 +173,15 @@ async def try_prerender_lock(conn: psycopg.AsyncConnection) -> bool:
     cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", (_PRERENDER_LOCK,))
     row = await cur.fetchone()
     return bool(row and row[0])
+
+
+_EA_PART_BBOXES = """
+SELECT DISTINCT ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b)
+FROM (SELECT Box2D((ST_Dump(geom)).geom) AS b FROM enumeration_area) parts
+"""
+
+
+async def ea_bboxes(conn: psycopg.AsyncConnection) -> list[tuple[float, float, float, float]]:
+    """The lon/lat box of each part of each enumeration area (of every census round)."""
+    cur = await conn.execute(_EA_PART_BBOXES)
+    return [(float(a), float(b), float(c), float(d)) for a, b, c, d in await cur.fetchall()]
