@@ -58,7 +58,7 @@ candidates AS MATERIALIZED (
     ORDER BY g.code
     LIMIT %(limit)s
 ),
-features AS (
+features AS MATERIALIZED (
     SELECT coalesce(ST_AsMVTGeom(c.geom_3857, env.e, %(extent)s, %(buffer)s, true),
                     {smaller_than_cell}) AS geom{columns}
     FROM candidates c
@@ -130,7 +130,7 @@ def ea_tile_sql(
     }
     statement = sql.SQL("""
 WITH env AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS e),
-features AS (
+features AS MATERIALIZED (
     SELECT ST_AsMVTGeom(ST_Simplify(ST_Transform(a.geom, 3857), %(tolerance)s, true), env.e,
                         %(extent)s, %(buffer)s, true) AS geom,
            a.id, a.code, a.status, a.commune_code, a.census_round,
