@@ -118,6 +118,10 @@ class Prerenderer:
             while not await try_prerender_lock(conn):
                 self._set("waiting")  # another instance renders into the caches
                 await asyncio.sleep(30)
+            while not self.service.freshness.started:
+                # (the change log not loaded yet: no cached tile could be trusted or kept)
+                self._set("waiting")
+                await asyncio.sleep(self.poll_s)
             areas: Areas = None
             while True:
                 seen = self.service.freshness.log.epoch
