@@ -250,3 +250,19 @@ def test_enumeration_areas_and_a_new_collection_are_rendered_too(
             tile = cache.get(TileKey(layer, DEFAULT_VARIANT, z, x, y))
             assert tile is not None and tile.epoch >= row[0], f"{layer} {z}/{x}/{y}"
         assert tile.raw  # (at z0 a 1 km EA is below a pixel: an empty tile, cached too)
+
+
+def test_one_instance_renders_for_the_database(
+    service: TestClient, small: str, tmp_path: Path
+) -> None:
+    _wait_until_rendered(service, small)
+    settings = ServiceSettings(
+        home=tmp_path / "other", tile_cache="sqlite", prerender_max_zoom=MAX_ZOOM
+    )
+    with TestClient(create_app(settings, db_url=small)) as other:
+        deadline = time.monotonic() + 60
+        while _prerender(other).status.state != "another instance renders":
+            assert time.monotonic() < deadline, _prerender(other).status
+            time.sleep(0.05)
+        assert _prerender(other).status.rendered == 0
+        assert not (tmp_path / "other" / "prerender.json").exists()

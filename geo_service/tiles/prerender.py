@@ -50,7 +50,9 @@ STATUS_FILE = "prerender.json"
 class PrerenderStatus:
     """What the job has done and has left (for /metrics and `tiles stats`)."""
 
-    state: str = "starting"  # starting | rendering | idle | waiting | retrying | off
+    # starting | waiting (for the change log) | rendering | idle | retrying | off |
+    # another instance renders
+    state: str = "starting"
     rendered: int = 0  # tiles rendered since the service started
     remaining: int = 0  # tiles of the current pass still to check
     errors: int = 0  # database errors met (each one retried)
@@ -116,7 +118,8 @@ class Prerenderer:
             self.url, autocommit=True, application_name="geo-service-prerender"
         ) as conn:
             while not await try_prerender_lock(conn):
-                self._set("waiting")  # another instance renders into the caches
+                # another instance (a worker beside this one) renders and writes the status
+                self.status.state = "another instance renders"
                 await asyncio.sleep(30)
             while not self.service.freshness.started:
                 # (the change log not loaded yet: no cached tile could be trusted or kept)
