@@ -377,12 +377,16 @@ def throwaway_cluster(prefix: str, log: Log) -> Iterator[tuple[LocalCluster, Pat
 
 
 def clean_env() -> dict[str, str]:
-    """This environment without anything that would point a server at another database."""
-    return {
+    """This environment without anything that would point a server at another database.
+
+    The background pre-render is off: it would fill the caches a run measures cold and
+    compete with the requests measured (it is timed on its own, see bench/README.md)."""
+    kept = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("PG", "TIPG_", "GEO_SERVICE_", "DATABASE_URL"))
     }
+    return {**kept, "GEO_SERVICE_PRERENDER_MAX_ZOOM": "0"}
 
 
 def ours_command() -> list[str]:

@@ -116,8 +116,23 @@ def generalise_async(
 
 
 def _simplified(detailed: Future[np.ndarray], tolerance: float) -> np.ndarray:
-    simplified = shapely.coverage_simplify(detailed.result(), tolerance, simplify_boundary=True)
+    return simplify(detailed.result(), tolerance)
+
+
+def simplify(coverage: np.ndarray, tolerance: float) -> np.ndarray:
+    """A clean coverage simplified as a coverage with a tolerance (degrees)."""
+    simplified = shapely.coverage_simplify(coverage, tolerance, simplify_boundary=True)
     return _as_multipolygons(shapely.make_valid(simplified))
+
+
+def simplified_bands(cleaned: np.ndarray) -> dict[int, np.ndarray]:
+    """Every simplified band of a clean coverage, made as a load makes them (each from the
+    more detailed one before it), so a rebuild gives what loading again would."""
+    previous, bands = cleaned, {}
+    for band in sorted(ZOOM_BANDS, key=lambda b: b.tolerance):
+        if band.tolerance > 0:
+            previous = bands[band.band] = simplify(previous, band.tolerance)
+    return bands
 
 
 def coverage_problems(geoms: np.ndarray, gap_width: float = 0.0) -> int:

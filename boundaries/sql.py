@@ -347,3 +347,27 @@ def copy_lines(conn: psycopg.Connection, rows: Iterable[tuple[Any, ...]]) -> Non
         for row in rows:
             copy.write_row(row)
     conn.execute("ANALYZE ea_line")
+
+
+def collections_missing_bands(conn: psycopg.Connection) -> list[tuple[str, str]]:
+    """(vintage, level) of the collections with a unit lacking a band of `zoom_band`."""
+    rows = conn.execute(
+        "SELECT DISTINCT u.vintage, u.level FROM admin_unit u CROSS JOIN zoom_band z"
+        " WHERE NOT EXISTS (SELECT FROM admin_unit_generalised g WHERE g.vintage = u.vintage"
+        "  AND g.level = u.level AND g.code = u.code AND g.band = z.band)"
+        " ORDER BY 1, 2"
+    ).fetchall()
+    return [(str(vintage), str(level)) for vintage, level in rows]
+
+
+def delete_bands(conn: psycopg.Connection, vintage: str, level: str, bands: list[int]) -> None:
+    """Delete these bands of a collection's generalised geometries."""
+    conn.execute(
+        "DELETE FROM admin_unit_generalised WHERE vintage = %s AND level = %s AND band = ANY(%s)",
+        (vintage, level, bands),
+    )
+
+
+def delete_band_everywhere(conn: psycopg.Connection, band: int) -> None:
+    """Delete one band's generalised geometries of every collection (its definition changed)."""
+    conn.execute("DELETE FROM admin_unit_generalised WHERE band = %s", (band,))

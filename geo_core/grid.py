@@ -69,3 +69,15 @@ def tiles_in(bbox: tuple[float, float, float, float], z: int) -> Iterator[tuple[
 def intersects(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
     """True when two (west, south, east, north) boxes overlap or touch."""
     return a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]
+
+
+def tiles_touching(
+    bboxes: list[tuple[float, float, float, float]], z: int, margin: float = 0.0
+) -> set[tuple[int, int]]:
+    """Every (x, y) at zoom z that touches at least one of the boxes (widened by `margin`,
+    a share of a tile): the tiles that can hold a feature, without those over open sea."""
+    found: set[tuple[int, int]] = set()
+    for bbox in bboxes:
+        x0, y0, x1, y1 = tile_range(bbox, z, margin)
+        found.update((x, y) for x in range(x0, x1 + 1) for y in range(y0, y1 + 1))
+    return found

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -724,13 +725,23 @@ def tiles_purge(
 
 @tiles_app.command("stats")
 def tiles_stats() -> None:
-    """Show what the tile cache holds."""
+    """Show what the tile cache holds, and how far the service's pre-render has got."""
+    from geo_service.tiles.prerender import read_status
     from geo_service.tiles.service import make_caches
 
-    for cache in make_caches(_settings()):
+    settings = _settings()
+    for cache in make_caches(settings):
         for key, value in cache.stats().items():
             typer.echo(f"{key}\t{value}")
         cache.close()
+    status = read_status(settings.home)
+    if status is None:
+        typer.echo("prerender\tnot run (it runs in `geo-service serve`)")
+        return
+    for key in ("state", "rendered", "remaining", "errors", "last_error"):
+        typer.echo(f"prerender_{key}\t{status.get(key, '')}")
+    updated = float(str(status.get("updated") or 0))
+    typer.echo(f"prerender_updated\t{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(updated))}")
 
 
 @tiles_app.command("nginx-conf")

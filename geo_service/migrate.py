@@ -1,5 +1,6 @@
 """Apply the ordered SQL files in `geo_service/migrations/`, each once, recorded in a table;
-then write the zoom bands of `geo_core.zoom` into the database."""
+then write the zoom bands of `geo_core.zoom` into the database and rebuild the loaded units'
+bands that a change of bands left missing."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from importlib import resources
 
 import psycopg
 
+from boundaries.rebuild import rebuild_missing_bands
+from boundaries.sql import delete_band_everywhere
 from geo_core.zoom import ZOOM_BANDS
 from indicators import protect
 
@@ -60,13 +63,29 @@ def migrate(conn: psycopg.Connection) -> list[str]:
             )
             applied_now.append(migration.name)
         _write_zoom_bands(conn)
+        rebuild_missing_bands(conn)
         # (a migration may leave indicators withheld until they are protected again)
         protect.refresh(conn)
     return applied_now
 
 
 def _write_zoom_bands(conn: psycopg.Connection) -> None:
-    """Make the zoom_band table (read by triggers and views) say what geo_core.zoom says."""
+    """Make the zoom_band table (read by triggers and views) say what geo_core.zoom says.
+
+    A simplified band whose tolerance changed loses its geometries (rebuilt next); a band
+    no longer defined goes with its geometries. The finest band (the clean coverage, which
+    cannot be made again from anything stored) is renumbered only by a migration."""
+    stored = {
+        int(band): float(tolerance)
+        for band, tolerance in conn.execute("SELECT band, tolerance FROM zoom_band").fetchall()
+    }
+    defined = {b.band for b in ZOOM_BANDS}
+    for band in sorted(set(stored) - defined):
+        delete_band_everywhere(conn, band)
+        conn.execute("DELETE FROM zoom_band WHERE band = %s", (band,))
+    for b in ZOOM_BANDS:
+        if b.tolerance > 0 and b.band in stored and stored[b.band] != b.tolerance:
+            delete_band_everywhere(conn, b.band)
     with conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO zoom_band (band, min_zoom, max_zoom, tolerance) VALUES (%s, %s, %s, %s)"

@@ -179,6 +179,11 @@ class ServiceSettings(BaseSettings):
     tile_freshness: Literal["strict", "notify"] = "strict"
     tile_cache_control: str = "public, max-age=0, must-revalidate"
     max_features_per_tile: int = 20_000
+    # the background job that renders every tile z0..this of every unit collection into the
+    # cache, at start-up (what is missing) and after each change (what it touched); 0: off
+    prerender_max_zoom: int = Field(default=12, ge=0, le=22)
+    # its pause between two tiles, so requests keep priority (it also waits while they run)
+    prerender_pause_ms: int = Field(default=5, ge=0)
     cors_origins: str = "*"  # comma-separated; reads only
     # The origin (scheme://host[:port]) the service's links name, e.g. https://stat.example
     public_url: str | None = None

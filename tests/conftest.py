@@ -32,6 +32,10 @@ DEMO_DATA = REPO / "data" / "vn"
 
 _counter = itertools.count()
 
+# Tests start many services on shared databases: a background pre-render in each would
+# compete with them and fill caches that tests count. It is switched on where it is tested.
+os.environ.setdefault("GEO_SERVICE_PRERENDER_MAX_ZOOM", "0")
+
 
 class PgCluster:
     """A throwaway cluster and helpers to create databases from templates."""

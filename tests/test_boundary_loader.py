@@ -20,6 +20,7 @@ from boundaries.checks import FieldMap
 from boundaries.load import LoadOptions, load_boundaries
 from boundaries.vintages import Vintage, add_vintage
 from geo_core.errors import LoaderError
+from geo_core.zoom import FINEST_BAND, ZOOM_BANDS
 from tests.conftest import DEMO_DATA, TEST_DATA
 from tests.helpers import fingerprint
 
@@ -393,7 +394,8 @@ def test_unknown_vintage_lists_known_ones(conn: psycopg.Connection) -> None:
 def test_generalised_bands_form_clean_coverages(demo_ro: str) -> None:
     with psycopg.connect(demo_ro) as conn:
         cleaned_area = None
-        for (band,) in conn.execute("SELECT band FROM zoom_band ORDER BY band DESC").fetchall():
+        bands = "SELECT band, tolerance FROM zoom_band ORDER BY band DESC"
+        for band, tolerance in conn.execute(bands).fetchall():
             rows = conn.execute(
                 "SELECT ST_AsBinary(geom) FROM admin_unit_generalised WHERE vintage = '2025'"
                 " AND level = 'commune' AND band = %s",
@@ -410,7 +412,9 @@ def test_generalised_bands_form_clean_coverages(demo_ro: str) -> None:
             assert union_area == pytest.approx(total_area, rel=1e-6)  # nothing overlaps
             cleaned_area = cleaned_area or union_area
             # simplification moves edges but opens no new gaps: the covered area holds
-            assert union_area == pytest.approx(cleaned_area, rel=0.01), f"band {band}"
+            # (to 1 %; 3 % for the z0–z4 bands, whose coast is simplified by 5–10 km)
+            rel = 0.01 if tolerance <= 0.022 else 0.03
+            assert union_area == pytest.approx(cleaned_area, rel=rel), f"band {band}"
 
 
 def test_low_zoom_band_is_much_smaller(demo_ro: str) -> None:
@@ -421,8 +425,9 @@ def test_low_zoom_band_is_much_smaller(demo_ro: str) -> None:
                 " WHERE vintage = '2025' AND level = 'commune' GROUP BY band"
             ).fetchall()
         )
-    assert counts[0] < counts[3] / 5
-    assert counts[0] < counts[1] < counts[2] <= counts[3]
+    assert counts[0] < counts[FINEST_BAND] / 5
+    ordered = [counts[b.band] for b in sorted(ZOOM_BANDS, key=lambda b: -b.tolerance)]
+    assert ordered == sorted(ordered) and len(set(ordered)) == len(ordered)
 
 
 def _cleaned_like_geos(units: np.ndarray, width: float) -> np.ndarray:

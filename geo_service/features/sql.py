@@ -18,7 +18,7 @@ from psycopg.rows import dict_row
 
 from geo_core.crs import OutputCrs
 from geo_core.text import like_escape
-from geo_core.zoom import FINEST_BAND
+from geo_core.zoom import FINEST_BAND, band_for_zoom
 from geo_service.features import filter as flt
 from geo_service.features.model import UNIT_PROPERTIES, ItemQuery
 from indicators.sql import published_join
@@ -540,7 +540,7 @@ async def pieces(
 # ---- the viewer's unit table, search and focus extents ----
 
 # Label point and room of each unit: the centre and radius (metres) of the largest circle
-# inside it (pole of inaccessibility), on the band 9–11 geometry (close enough for a label).
+# inside it (pole of inaccessibility), on the z10 band's geometry (close enough for a label).
 _UNIT_TABLE = """
 SELECT u.code, u.name, u.parent_code, u.unit_type,
        round(ST_X(c.center)::numeric, 5)::float8 AS lon,
@@ -556,11 +556,12 @@ ORDER BY u.code
 
 
 async def unit_table(
-    conn: psycopg.AsyncConnection, vintage: str, level: str, band: int = 2
+    conn: psycopg.AsyncConnection, vintage: str, level: str, band: int | None = None
 ) -> list[dict[str, Any]]:
     """Every unit of a level: code, name, parent code, type and label point (lon, lat) with
     the radius in metres of the largest circle that fits inside the unit."""
     async with conn.cursor(row_factory=dict_row) as cur:
+        band = band_for_zoom(10) if band is None else band
         await cur.execute(_UNIT_TABLE, {"vintage": vintage, "level": level, "band": band})
         return await cur.fetchall()
 
@@ -598,7 +599,7 @@ _FOCUS = """
 WITH parts AS (
     SELECT g.code, d.geom AS part
     FROM admin_unit_generalised g CROSS JOIN LATERAL ST_Dump(g.geom) d
-    WHERE g.vintage = %(vintage)s AND g.level = %(level)s AND g.band = 1
+    WHERE g.vintage = %(vintage)s AND g.level = %(level)s AND g.band = %(band)s
       AND (%(code)s::text IS NULL OR g.code = %(code)s)
 ), main AS (
     SELECT DISTINCT ON (code) code, part FROM parts ORDER BY code, ST_Area(part) DESC
@@ -615,7 +616,9 @@ async def focus_extent(
 ) -> tuple[float, float, float, float] | None:
     """The extent (lon/lat) of the main parts of a level's units (or of one unit) and the
     parts near them, leaving out far islands; None: no such units."""
-    cur = await conn.execute(_FOCUS, {"vintage": vintage, "level": level, "code": code})
+    # (on the z8 band: framing needs no finer shape)
+    params = {"vintage": vintage, "level": level, "code": code, "band": band_for_zoom(8)}
+    cur = await conn.execute(_FOCUS, params)
     row = await cur.fetchone()
     if row is None or row[0] is None:
         return None

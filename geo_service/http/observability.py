@@ -29,6 +29,7 @@ from starlette.routing import Mount
 from geo_core.errors import Unauthorized
 from geo_service.http.deps import ServicesDep
 from geo_service.http.services import Services
+from geo_service.tiles.prerender import PrerenderStatus
 from geo_service.tiles.service import TileService
 
 ACCESS_LOGGER = "geo_service.access"
@@ -90,6 +91,8 @@ class _StateCollector(Collector):
         tiles = self.services.tiles_if_started()
         if tiles is not None:
             yield from _tile_metrics(tiles)
+        if self.services.prerender is not None:
+            yield from _prerender_metrics(self.services.prerender.status)
         pool = self.services.pool_if_started()
         if pool is not None:
             yield from _pool_metrics(pool.get_stats())
@@ -97,6 +100,24 @@ class _StateCollector(Collector):
 
 def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily:
     return CounterMetricFamily(name, documentation, value=value)
+
+
+def _prerender_metrics(status: PrerenderStatus) -> Iterator[Metric]:
+    yield _counter(
+        "geo_service_tile_prerendered",
+        "Tiles rendered into the cache by the background pre-render",
+        status.rendered,
+    )
+    yield GaugeMetricFamily(
+        "geo_service_tile_prerender_remaining",
+        "Tiles the pre-render's current pass has still to check",
+        value=status.remaining,
+    )
+    yield _counter(
+        "geo_service_tile_prerender_errors",
+        "Database errors the pre-render met (each retried with back-off)",
+        status.errors,
+    )
 
 
 def _tile_metrics(tiles: TileService) -> Iterator[Metric]:

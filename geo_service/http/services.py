@@ -19,6 +19,7 @@ from geo_service.features.files import BuiltFiles
 from geo_service.http.downloads import DownloadLimits
 from geo_service.http.limits import ConcurrencyLimits
 from geo_service.settings import ServiceSettings
+from geo_service.tiles.prerender import Prerenderer
 from geo_service.tiles.service import TileService
 from geo_service.users import FailedAttempts
 from geo_service.viewer.tables import UnitTables
@@ -57,6 +58,8 @@ class Services:
         self._tiles: TileService | None = None
         self._catalogue: CollectionCatalogue | None = None
         self._disclosure: asyncio.Task[None] | None = None
+        self.prerender: Prerenderer | None = None
+        self._prerender_task: asyncio.Task[None] | None = None
         self.database_url = ""  # set when the lifespan starts
         # the owner's: work that reads stored values (the disclosure protection and audit)
         self.owner_url = ""
@@ -81,13 +84,25 @@ class Services:
         # values a plain SQL write left withheld are protected again within seconds
         self._disclosure = asyncio.create_task(watch_pending(owner_url))
         self._unit_tables = UnitTables(lambda: tiles.freshness.log)
+        # every tile of every collection into the cache, in the background (never waited for)
+        self.prerender = Prerenderer(tiles, self.settings, url, self._requests_running)
+        self._prerender_task = asyncio.create_task(self.prerender.run())
+
+    def _requests_running(self) -> bool:
+        """Whether requests hold or wait for connections of the pool now."""
+        if self._pool is None:
+            return False
+        stats = self._pool.get_stats()
+        in_use = stats.get("pool_size", 0) - stats.get("pool_available", 0)
+        return in_use > 0 or stats.get("requests_waiting", 0) > 0
 
     async def stop(self) -> None:
         """Stop listening, close the caches and the pool."""
-        if self._disclosure is not None:
-            self._disclosure.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._disclosure
+        for task in (self._disclosure, self._prerender_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._tiles is not None:
             await self._tiles.stop()
         for pool in (self._control, self._pool):

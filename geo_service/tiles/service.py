@@ -259,6 +259,29 @@ class TileService:
             conn, EA_LAYER, census_round or DEFAULT_VARIANT, z, x, y, statement, params
         )
 
+    async def prerender_tile(
+        self, conn: psycopg.AsyncConnection, query: ItemQuery | None, z: int, x: int, y: int
+    ) -> bool:
+        """Render a tile of a unit collection (`query`; None: of every census round's EAs)
+        into the caches unless a fresh copy is there; True when it was rendered (for the
+        background pre-render: not counted as a request's hit or miss)."""
+        if query is None:
+            key = TileKey(EA_LAYER, DEFAULT_VARIANT, z, x, y)
+            statement, params = ea_tile_sql(z, x, y, self.options, None)
+        else:
+            key = TileKey(query.collection.id, variant_of(query), z, x, y)
+            statement, params = tile_sql(query, z, x, y, self.options)
+        caches = self._caches_for(key.layer)
+        if not caches:
+            return False
+        for cache in caches:
+            cached = cache.get(key)
+            if cached is not None and self.freshness.log.is_fresh(key.layer, z, x, y, cached.epoch):
+                return False
+        tile = await self._render(conn, statement, params, z, x, y)
+        await self.freshness.store(key, tile, caches)
+        return True
+
     async def cached_tile(
         self,
         conn: psycopg.AsyncConnection,

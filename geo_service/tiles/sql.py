@@ -6,9 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from psycopg import sql
 
-from geo_core.zoom import band_for_zoom
+from geo_core.zoom import FINEST_BAND, band_for_zoom
 from geo_service.features.model import ItemQuery
 from geo_service.features.sql import indicator_joins, property_expr
 
@@ -39,6 +40,7 @@ def tile_sql(
         "layer": query.collection.id,
         # buffer in metres at this zoom, for the index search
         "margin": 40075016.68557849 / (1 << z) * options.buffer / options.extent,
+        **_tile_cells(z, x, y, options),
     }
     names = query.tile_properties()
     columns = [
@@ -56,8 +58,9 @@ candidates AS MATERIALIZED (
     ORDER BY g.code
     LIMIT %(limit)s
 ),
-features AS (
-    SELECT ST_AsMVTGeom(c.geom_3857, env.e, %(extent)s, %(buffer)s, true) AS geom{columns}
+features AS MATERIALIZED (
+    SELECT coalesce(ST_AsMVTGeom(c.geom_3857, env.e, %(extent)s, %(buffer)s, true),
+                    {smaller_than_cell}) AS geom{columns}
     FROM candidates c
     JOIN admin_unit u ON u.vintage = %(vintage)s AND u.level = %(level)s AND u.code = c.code
     {joins}
@@ -65,8 +68,44 @@ features AS (
 )
 SELECT (SELECT epoch FROM tile_epoch), coalesce(ST_AsMVT(f.*, %(layer)s, %(extent)s, 'geom'), '')
 FROM features f WHERE f.geom IS NOT NULL
-""").format(columns=sql.SQL("").join(sql.SQL(", ") + c for c in columns), joins=joins)
+""").format(
+        columns=sql.SQL("").join(sql.SQL(", ") + c for c in columns),
+        joins=joins,
+        smaller_than_cell=_SMALLER_THAN_CELL,
+    )
     return statement, params
+
+
+# A unit narrower than a cell of the tile's grid (1/16 of a pixel) collapses when
+# ST_AsMVTGeom snaps it to the grid and would vanish from the tile: at z0–z4 hundreds of
+# communes are that small. Such a unit is drawn as the grid cell its point on surface lies
+# in instead, so every unit is in the tile at every zoom (to colour, to click, to count);
+# at that size no neighbour's shared edge can be seen anyway. (Evaluated only for a unit
+# whose geometry gave nothing and whose box is that narrow.)
+_SMALLER_THAN_CELL = sql.SQL("""
+CASE WHEN ST_Area(c.geom_3857) < %(small)s THEN (
+    SELECT ST_AsMVTGeom(ST_MakeEnvelope(
+               %(west)s + floor((ST_X(p) - %(west)s) / %(cell)s) * %(cell)s,
+               %(north)s - (floor((%(north)s - ST_Y(p)) / %(cell)s) + 1) * %(cell)s,
+               %(west)s + (floor((ST_X(p) - %(west)s) / %(cell)s) + 1) * %(cell)s,
+               %(north)s - floor((%(north)s - ST_Y(p)) / %(cell)s) * %(cell)s, 3857),
+           env.e, %(extent)s, %(buffer)s, true)
+    FROM ST_PointOnSurface(c.geom_3857) p)
+END""")
+
+_HALF_WORLD = 20037508.342789244  # metres: the bounds of ST_TileEnvelope
+
+
+def _tile_cells(z: int, x: int, y: int, options: MvtOptions) -> dict[str, float]:
+    """The tile's west and north edges (EPSG:3857) and the size of a cell of its grid."""
+    size = 2 * _HALF_WORLD / (1 << z)
+    return {
+        "west": -_HALF_WORLD + x * size,
+        "north": _HALF_WORLD - y * size,
+        "cell": size / options.extent,
+        # (a bigger unit that gives nothing lies outside the tile: no point looking)
+        "small": (8 * size / options.extent) ** 2,
+    }
 
 
 EA_LAYER = "enumeration-areas"
@@ -91,7 +130,7 @@ def ea_tile_sql(
     }
     statement = sql.SQL("""
 WITH env AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS e),
-features AS (
+features AS MATERIALIZED (
     SELECT ST_AsMVTGeom(ST_Simplify(ST_Transform(a.geom, 3857), %(tolerance)s, true), env.e,
                         %(extent)s, %(buffer)s, true) AS geom,
            a.id, a.code, a.status, a.commune_code, a.census_round,
@@ -106,3 +145,43 @@ SELECT (SELECT epoch FROM tile_epoch), coalesce(ST_AsMVT(f.*, %(layer)s, %(exten
 FROM features f WHERE f.geom IS NOT NULL
 """)
     return statement.format(), params
+
+
+_PART_BBOXES = """
+SELECT DISTINCT ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b)
+FROM (SELECT Box2D((ST_Dump(geom)).geom) AS b FROM admin_unit_generalised
+      WHERE vintage = %s AND level = %s AND band = %s) parts
+"""
+
+
+async def unit_bboxes(
+    conn: psycopg.AsyncConnection, vintage: str, level: str
+) -> list[tuple[float, float, float, float]]:
+    """The lon/lat box of each part of each unit of a collection: a tile no box touches is
+    empty (the sea between a coast and its islands is not walked). Boxes of the finest band:
+    a simplified band keeps a subset of its vertices, within them."""
+    cur = await conn.execute(_PART_BBOXES, (vintage, level, FINEST_BAND))
+    return [(float(a), float(b), float(c), float(d)) for a, b, c, d in await cur.fetchall()]
+
+
+# any constant: the same for every instance pre-rendering into this database's caches
+_PRERENDER_LOCK = 25_2026_0001
+
+
+async def try_prerender_lock(conn: psycopg.AsyncConnection) -> bool:
+    """Take the pre-render job's lock for this connection's life; False: another has it."""
+    cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", (_PRERENDER_LOCK,))
+    row = await cur.fetchone()
+    return bool(row and row[0])
+
+
+_EA_PART_BBOXES = """
+SELECT DISTINCT ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b)
+FROM (SELECT Box2D((ST_Dump(geom)).geom) AS b FROM enumeration_area) parts
+"""
+
+
+async def ea_bboxes(conn: psycopg.AsyncConnection) -> list[tuple[float, float, float, float]]:
+    """The lon/lat box of each part of each enumeration area (of every census round)."""
+    cur = await conn.execute(_EA_PART_BBOXES)
+    return [(float(a), float(b), float(c), float(d)) for a, b, c, d in await cur.fetchall()]
