@@ -463,9 +463,10 @@ def write_communes_2009(shared: Path, out: Path, stats: Stats) -> None:
         lines.append(json.dumps(feature, ensure_ascii=False, separators=(",", ":")))
     text = '{"type":"FeatureCollection","features":[\n' + ",\n".join(lines) + "\n]}\n"
     # mtime 0 and no file name in the header: the same input gives the same bytes
-    with (out / COMMUNES_2009_FILE).open("wb") as raw, gzip.GzipFile(
-        filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9
-    ) as handle:
+    with (
+        (out / COMMUNES_2009_FILE).open("wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as handle,
+    ):
         handle.write(text.encode("utf-8"))
     pop = communes["population"]
     stats.values["c2009"] = {

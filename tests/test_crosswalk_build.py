@@ -217,7 +217,10 @@ def vintages(conn: psycopg.Connection, tmp_path: Path) -> psycopg.Connection:
         "pop",
         "a",
         "province",
-        [ValueRow("t", c, "2009", v, "ok") for c, v in zip(OLD, (1000.5, 20, 30, 400, 5000))],
+        [
+            ValueRow("t", c, "2009", v, "ok")
+            for c, v in zip(OLD, (1000.5, 20, 30, 400, 5000), strict=True)
+        ],
     )
     return conn
 
