@@ -433,3 +433,126 @@ def _store(
                 for q in build.quality
             ),
         )
+
+
+# ---- agreement with a stored crosswalk, and the report -------------------------------------
+
+
+@dataclass
+class Agreement:
+    """How a computed crosswalk agrees with the one stored between the same vintages."""
+
+    in_both: int
+    only_computed: list[str]
+    only_stored: list[str]
+    stored_whole: int
+    whole_agreeing: int  # stored whole links the computed crosswalk has as whole too
+    whole_disagreeing: list[str]
+    share_differences: list[float]  # |computed − stored| area share, links in both with both
+
+    def summary(self) -> dict[str, Any]:
+        """The figures as plain values (for the command's output and the README)."""
+        diffs = np.asarray(self.share_differences)
+        return {
+            "links in both": self.in_both,
+            "only computed": len(self.only_computed),
+            "only stored": len(self.only_stored),
+            "stored whole links": self.stored_whole,
+            "whole in both": self.whole_agreeing,
+            "area share difference max": float(diffs.max()) if len(diffs) else None,
+            "area share difference median": float(np.median(diffs)) if len(diffs) else None,
+        }
+
+
+def compare_with_stored(
+    conn: Any, build: CrosswalkBuild, from_vintage: str, to_vintage: str, level: str
+) -> Agreement:
+    """Compare a computed crosswalk with the stored links of the same vintages and level."""
+    stored = {
+        (str(f), str(t)): (str(rel), area)
+        for f, t, rel, area, _ in units.crosswalk_link_rows(conn, from_vintage, to_vintage, level)
+    }
+    if not stored:
+        raise LoaderError(
+            f"no stored crosswalk {from_vintage} → {to_vintage} at {level} level to compare with",
+            parameter="--compare",
+        )
+    computed = {(lk.from_code, lk.to_code): lk for lk in build.links}
+    both = sorted(stored.keys() & computed.keys())
+    whole = [key for key, (rel, _) in stored.items() if rel == "whole"]
+    disagreeing = [
+        f"{f} → {t}"
+        for f, t in whole
+        if (f, t) not in computed or computed[(f, t)].relation != "whole"
+    ]
+    return Agreement(
+        in_both=len(both),
+        only_computed=[f"{f} → {t}" for f, t in sorted(computed.keys() - stored.keys())],
+        only_stored=[f"{f} → {t}" for f, t in sorted(stored.keys() - computed.keys())],
+        stored_whole=len(whole),
+        whole_agreeing=len(whole) - len(disagreeing),
+        whole_disagreeing=disagreeing,
+        share_differences=[
+            abs(computed[key].area_share - float(stored[key][1]))
+            for key in both
+            if stored[key][1] is not None
+        ],
+    )
+
+
+def write_report(build: CrosswalkBuild, path: Path) -> None:
+    """The links, then every unit's quality, then the slivers, as one CSV."""
+    import csv
+
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        out = csv.writer(handle)
+        out.writerow(
+            [
+                "kind",
+                "from_code",
+                "to_code",
+                "relation",
+                "area_share",
+                "population_share",
+                "area_km2",
+                "population",
+                "covered_share",
+                "sliver_share",
+                "area_weighted",
+            ]
+        )
+        for lk in build.links:
+            out.writerow(
+                [
+                    "link",
+                    lk.from_code,
+                    lk.to_code,
+                    lk.relation,
+                    f"{lk.area_share:.9f}",
+                    "" if lk.population_share is None else f"{lk.population_share:.9f}",
+                    f"{lk.area_km2:.6f}",
+                    "" if lk.population is None else f"{lk.population:.3f}",
+                    "",
+                    "",
+                    "",
+                ]
+            )
+        for q in build.quality:
+            code = (q.code, "") if q.side == "from" else ("", q.code)
+            out.writerow(
+                [
+                    "unit",
+                    *code,
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    f"{q.covered_share:.6f}",
+                    f"{q.sliver_share:.6f}",
+                    str(q.area_weighted).lower(),
+                ]
+            )
+        for sliver in build.slivers:
+            old, rest = sliver.split(" → ", 1)
+            out.writerow(["sliver", old, rest.split(" ", 1)[0], "", "", "", "", "", "", "", ""])

@@ -343,3 +343,77 @@ def test_the_converted_2009_communes_have_the_documented_counts() -> None:
     readme = (REPO / "data" / "vn" / "README.md").read_text(encoding="utf-8")
     assert "communes-2009.geojson.gz" in readme and "78 communes have population 0" in readme
     assert json.loads(json.dumps(frame.crs.to_json_dict()))["id"]["code"] == 4326
+
+
+def test_demo_history_loads_the_2009_communes_and_carries_their_population(
+    demo_db: str,
+) -> None:
+    import time
+
+    from geo_service.demo import load_history
+
+    with psycopg.connect(demo_db, autocommit=True) as conn:
+        started = time.perf_counter()
+        lines = list(load_history(conn))
+        print(f"history loaded in {time.perf_counter() - started:.1f} s:", *lines, sep="\n")
+        assert conn.execute(
+            "SELECT count(*), count(DISTINCT code) FROM admin_unit"
+            " WHERE vintage = '2009' AND level = 'commune'"
+        ).fetchone() == (11_163, 11_163)
+        name = conn.execute(
+            "SELECT name FROM admin_unit WHERE vintage = '2009' AND code = '1010101'"
+        ).fetchone()
+        assert name == ("Phường Phúc Xá",)
+        statuses = dict(
+            conn.execute(
+                "SELECT status, count(*) FROM indicator_value WHERE indicator = 'population'"
+                " AND vintage = '2009' GROUP BY status"
+            ).fetchall()
+        )
+        assert statuses == {"ok": 11_163 - 78, "not_available": 78}
+        head = conn.execute(
+            "SELECT method, weights FROM crosswalk_provenance"
+            " WHERE from_vintage = '2009' AND to_vintage = '2025' AND level = 'commune'"
+        ).fetchone()
+        assert head == ("computed", ["area", "population"])
+        before = conn.execute(
+            "SELECT sum(value) FROM indicator_value WHERE indicator = 'population'"
+            " AND vintage = '2009'"
+        ).fetchone()
+        after = conn.execute(
+            "SELECT sum(value), count(*) FROM indicator_value WHERE indicator = 'population'"
+            " AND vintage = '2025' AND level = 'commune' AND period = '2009'"
+        ).fetchone()
+        # a 2025 commune with any not-available 2009 part is not available; every other
+        # receives exactly its shares of the 2009 communes
+        expected = conn.execute(
+            "SELECT sum(v.value * c.population_share) FROM crosswalk c"
+            " JOIN indicator_value v ON v.indicator = 'population' AND v.vintage = '2009'"
+            "  AND v.level = 'commune' AND v.code = c.from_code AND v.status = 'ok'"
+            " JOIN indicator_value n ON n.indicator = 'population' AND n.vintage = '2025'"
+            "  AND n.level = 'commune' AND n.period = '2009' AND n.code = c.to_code"
+            "  AND n.status = 'ok'"
+            " WHERE c.from_vintage = '2009' AND c.to_vintage = '2025' AND c.from_level = 'commune'"
+        ).fetchone()
+        assert before and after and expected and after[1] == 3321
+        assert abs(after[0] - expected[0]) <= 1e-9 * expected[0]
+        assert after[0] > 0.9 * before[0]
+        # run again: everything is skipped
+        assert all("already" in line for line in load_history(conn))
+
+
+def test_province_crosswalk_from_geometry_agrees_with_the_official_one(demo_db: str) -> None:
+    from indicators.crosswalk_build import compare_with_stored
+
+    with psycopg.connect(demo_db, autocommit=True) as conn:
+        build = build_crosswalk(conn, "2019", "2025", "province", store=False)
+        agreement = compare_with_stored(conn, build, "2019", "2025", "province")
+        print(agreement.summary(), agreement.only_computed, build.notes, sep="\n")
+        # every old province merged whole into one new province (the merge lists)
+        assert agreement.stored_whole == 63
+        assert agreement.whole_disagreeing == []
+        assert agreement.whole_agreeing == 63 and agreement.only_stored == []
+        # nothing was stored: the official crosswalk is untouched
+        assert conn.execute(
+            "SELECT count(*) FROM crosswalk_provenance WHERE level = 'province'"
+        ).fetchone() == (0,)
