@@ -597,7 +597,7 @@ def crosswalk_build_cmd(
     ] = None,
     sliver: Annotated[
         float, typer.Option(help="drop pieces below this share of both their units")
-    ] = 0.01,
+    ] = 0.02,
     replace: Annotated[bool, typer.Option(help="replace the links of this level")] = False,
     compare: Annotated[
         bool,
