@@ -4,7 +4,11 @@ input, and the 2009 communes of the demo data."""
 
 from __future__ import annotations
 
+import csv
 import json
+import os
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -414,3 +418,38 @@ def test_province_crosswalk_from_geometry_agrees_with_the_official_one(demo_db: 
         assert conn.execute(
             "SELECT count(*) FROM crosswalk_provenance WHERE level = 'province'"
         ).fetchone() == (0,)
+
+
+def _cli(database: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "geo_service", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DATABASE_URL": database, "COLUMNS": "200"},
+        timeout=300,
+    )
+
+
+def test_one_command_builds_the_crosswalk_with_its_quality_figures(
+    vintages: psycopg.Connection, empty_db: str, raster: Path, tmp_path: Path
+) -> None:
+    report = tmp_path / "links.csv"
+    args = ["crosswalk", "build", "--from", "a", "--to", "b", "--level", "province"]
+    done = _cli(empty_db, *args, "--raster", str(raster), "--report", str(report))
+    assert done.returncode == 0, done.stderr
+    assert "7 links (3 whole)" in done.stdout
+    assert "a: 5 units, share covered by the other vintage: min 1.000" in done.stdout
+    assert "weights area, population" in done.stdout
+    rows = list(csv.DictReader(report.open(encoding="utf-8")))
+    assert sum(r["kind"] == "link" for r in rows) == 7
+    assert sum(r["kind"] == "unit" for r in rows) == 10
+    again = _cli(empty_db, *args, "--weights", "area")
+    assert again.returncode == 2 and "--replace" in again.stderr
+    missing = _cli(empty_db, *args, "--raster", str(tmp_path / "none.tif"), "--replace")
+    assert missing.returncode == 2 and "none.tif" in missing.stderr
+    level = _cli(empty_db, "crosswalk", "build", "--from", "a", "--to", "b", "--level", "commune")
+    assert level.returncode == 2 and "vintage a has no commune level" in level.stderr
+    # the failed runs changed nothing: still the first build's population weights
+    assert vintages.execute("SELECT weights FROM crosswalk_provenance").fetchone() == (
+        ["area", "population"],
+    )
