@@ -31,6 +31,8 @@ from boundaries import sql as units
 from boundaries.overlay import EQUAL_AREA_CRS, Overlay, overlay
 from geo_core.errors import InvalidParameter, LoaderError, NotFound
 from geo_core.text import first_of
+from indicators import sql as indicator_sql
+from indicators.store import carry_over
 from indicators.zonal import zonal_statistics
 
 WEIGHTS = ("area", "population")
@@ -378,7 +380,15 @@ def build_crosswalk(
         names=(f"vintage {from_vintage} ({level})", f"vintage {to_vintage} ({level})"),
     )
     if store:
-        _store(conn, build, from_vintage, to_vintage, level)
+        with conn.transaction():
+            _store(conn, build, from_vintage, to_vintage, level)
+            # series carried through the old links are carried again through the new ones
+            for code, derivation in indicator_sql.carried_through(
+                conn, from_vintage, to_vintage, level
+            ):
+                weight = str(derivation.get("weight", "area"))
+                carry_over(conn, code, from_vintage, to_vintage, level, weight, replace=True)
+                build.notes.append(f"{code} carried over again through the new crosswalk")
     return build
 
 

@@ -453,3 +453,25 @@ def test_one_command_builds_the_crosswalk_with_its_quality_figures(
     assert vintages.execute("SELECT weights FROM crosswalk_provenance").fetchone() == (
         ["area", "population"],
     )
+
+
+def test_a_rebuilt_crosswalk_carries_its_series_again(vintages: psycopg.Connection) -> None:
+    conn = vintages
+    build_crosswalk(conn, "a", "b", "province")
+    carry_over(conn, "pop", "a", "b", "province", "area")
+    expected = dict(conn.execute(_CARRIED).fetchall())
+    # a stale derivation: the values no longer follow the links
+    conn.execute("UPDATE indicator_value SET value = 1 WHERE indicator = 'pop' AND vintage = 'b'")
+    build = build_crosswalk(conn, "a", "b", "province", replace=True)
+    assert "pop carried over again through the new crosswalk" in build.notes
+    assert dict(conn.execute(_CARRIED).fetchall()) == pytest.approx(expected)
+    derivation = conn.execute(
+        "SELECT derivation FROM indicator_series WHERE indicator = 'pop' AND vintage = 'b'"
+    ).fetchone()
+    assert derivation and derivation[0]["crosswalk_method"] == "computed"
+
+
+_CARRIED = (
+    "SELECT code, value FROM indicator_value WHERE indicator = 'pop' AND vintage = 'b'"
+    " ORDER BY code"
+)
