@@ -111,7 +111,9 @@ def compute_crosswalk(
     _refuse_overlaps(pieces, old_codes, new_codes, names)
     kept, slivers = _slivers(pieces, sliver, old_codes, new_codes)
     population = (
-        _piece_population(pieces, raster, names) if "population" in weights and raster else None
+        _piece_population(pieces, kept, raster, names)
+        if "population" in weights and raster
+        else None
     )
     links, area_weighted = _links(pieces, kept, population, old_codes, new_codes)
     quality = _quality(pieces, kept, old_codes, new_codes, area_weighted)
@@ -140,6 +142,8 @@ def _checked_weights(weights: Sequence[str], raster: Path | None) -> tuple[str, 
         raise InvalidParameter(
             "population weights need a population raster (--raster FILE)", parameter="--raster"
         )
+    if "population" in weights and raster is not None and not Path(raster).is_file():
+        raise LoaderError(f"raster file not found: {raster}", parameter="--raster")
     return tuple(w for w in WEIGHTS if w in weights)
 
 
@@ -187,16 +191,22 @@ def _slivers(
     return ~sliver, described
 
 
-def _piece_population(pieces: Overlay, raster: Path, names: tuple[str, str]) -> np.ndarray:
-    """The raster's population in each piece (fractional pixel coverage); NaN outside it."""
+def _piece_population(
+    pieces: Overlay, kept: np.ndarray, raster: Path, names: tuple[str, str]
+) -> np.ndarray:
+    """The raster's population in each kept piece of an old unit with several (fractional
+    pixel coverage); NaN for the others: a unit kept whole needs no split, and a sliver none."""
+    links_per_old = np.bincount(pieces.old_index[kept], minlength=len(pieces.old_area))
+    wanted = np.flatnonzero(kept & (links_per_old[pieces.old_index] > 1))
+    values = np.full(len(pieces.piece_area), np.nan)
+    if len(wanted) == 0:
+        return values
     frame = gpd.GeoDataFrame(
-        {"code": np.arange(len(pieces.piece_area)).astype(str)},
-        geometry=pieces.pieces,
-        crs="EPSG:4326",
+        {"code": wanted.astype(str)}, geometry=pieces.pieces[wanted], crs="EPSG:4326"
     )
     results = zonal_statistics(raster, frame, "sum")
-    values = np.asarray([np.nan if r.value is None else r.value for r in results], dtype=float)
-    if np.isnan(values).all():
+    values[wanted] = [np.nan if r.value is None else r.value for r in results]
+    if np.isnan(values[wanted]).all():
         raise LoaderError(
             f"the raster {raster} does not cover {names[0]} or {names[1]}: no valid pixel "
             "falls in any piece of the overlay",
@@ -222,8 +232,8 @@ def _links(
     pop_total = None if pop is None else np.bincount(old_i, weights=pop, minlength=n_old)
     area_weighted: set[int] = set()
     if pop_total is not None:
-        area_weighted = {int(i) for i in np.flatnonzero(pop_total <= 0) if links_per_old[i]}
-    piece_population = None if population is None else np.nan_to_num(population[kept])
+        area_weighted = {int(i) for i in np.flatnonzero(pop_total <= 0) if links_per_old[i] > 1}
+    piece_population = None if population is None else population[kept]
     links = []
     for k in sorted(range(len(old_i)), key=lambda k: (old_codes[old_i[k]], new_codes[new_i[k]])):
         o = int(old_i[k])
@@ -245,7 +255,9 @@ def _links(
                 area_share,
                 pop_share,
                 float(area[k]) / 1e6,
-                None if piece_population is None else float(piece_population[k]),
+                None
+                if piece_population is None or np.isnan(piece_population[k])
+                else float(piece_population[k]),
             )
         )
     return links, area_weighted
@@ -302,8 +314,9 @@ def _figures(
         figures[f"{side}_below_95"] = int((shares < 0.95).sum())
         figures[f"{side}_uncovered"] = int((shares == 0).sum())
     if population is not None:
-        figures["population_in_overlay"] = float(np.nansum(population))
-        figures["population_in_slivers"] = float(np.nansum(population[~kept]))
+        # (only the pieces of old units split between new ones are summed: the others
+        # need no population to be apportioned)
+        figures["population_in_split_units"] = float(np.nansum(population))
     return figures
 
 
