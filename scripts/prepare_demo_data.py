@@ -2,6 +2,7 @@
 
 Run from the repository root::
 
+    .venv/bin/pip install -e ".[prepare]"      # rdata, to read the R .rda files
     .venv/bin/python scripts/prepare_demo_data.py [--shared ../shared/data] [--out data/vn]
 
 Only MIT / CC BY sources are read. The GPL-3.0 ``vn/dvhcvn/`` folder and the unlicensed
