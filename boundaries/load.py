@@ -368,7 +368,9 @@ def _copy_units(
 
     def rows() -> Iterator[tuple[object, ...]]:
         for i, (row, geom) in enumerate(zip(units.itertuples(), wkb, strict=True)):
-            yield row.code, row.parent_code, row.name, fold(row.name), row.unit_type, geom
+            # (pandas turns a missing type into NaN, which COPY cannot send as text)
+            unit_type = row.unit_type if isinstance(row.unit_type, str) else None
+            yield row.code, row.parent_code, row.name, fold(row.name), unit_type, geom
             if i % 500 == 0:
                 progress("write", i, total)
         progress("write", total, total)

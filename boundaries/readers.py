@@ -127,23 +127,33 @@ def _read_one(
     frame = _custom_json_reader(path)
     if frame is not None:
         return frame
-    if layer is None and path.suffix.lower() not in _ONE_LAYER:
-        _refuse_several_layers(path)
+    source = _gdal_source(path)
+    if layer is None and Path(path.name.removesuffix(".gz")).suffix.lower() not in _ONE_LAYER:
+        _refuse_several_layers(source)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        frame = _read_gdal(path, layer, encoding, code_field)
+        frame = _read_gdal(source, layer, encoding, code_field)
     notes += [(str(path), str(w.message)) for w in caught]
     if not isinstance(frame, gpd.GeoDataFrame):
         raise LoaderError(f"{path}: the layer has no geometry column")
     if len(frame) == 0:
         raise LoaderError(f"{path}: the layer has no features")
     # read_info reads a GeoJSON file a second time, so only when the answer matters
-    if frame.crs is None and pyogrio.read_info(path, layer=layer).get("driver") in _LONLAT_DRIVERS:
+    if (
+        frame.crs is None
+        and pyogrio.read_info(source, layer=layer).get("driver") in _LONLAT_DRIVERS
+    ):
         frame = frame.set_crs("EPSG:4326")
     return frame
 
 
-def _refuse_several_layers(path: Path) -> None:
+def _gdal_source(path: Path) -> str:
+    """The path GDAL opens: a gzip-compressed file (`.geojson.gz`) through /vsigzip/."""
+    # (a string: Path would fold the // of /vsigzip//abs/path)
+    return f"/vsigzip/{path}" if path.suffix.lower() == ".gz" else str(path)
+
+
+def _refuse_several_layers(path: str) -> None:
     try:
         layers = [str(name) for name, _ in pyogrio.list_layers(path)]
     except pyogrio.errors.DataSourceError as exc:
@@ -158,7 +168,7 @@ def _refuse_several_layers(path: Path) -> None:
 
 
 def _read_gdal(
-    path: Path, layer: str | None, encoding: str | None, code_field: str | None
+    path: str, layer: str | None, encoding: str | None, code_field: str | None
 ) -> gpd.GeoDataFrame:
     try:
         return pyogrio.read_dataframe(path, layer=layer, encoding=encoding)
@@ -175,7 +185,7 @@ def _read_gdal(
             ) from exc
         hint = (
             " (is the .prj beside it broken? remove it and pass --src-crs)"
-            if path.with_suffix(".prj").exists()
+            if Path(path).with_suffix(".prj").exists()
             else ""
         )
         raise LoaderError(f"{path}: cannot be read: {exc}{hint}") from exc
@@ -184,7 +194,7 @@ def _read_gdal(
 
 
 def _unreadable_geometries(
-    path: Path, layer: str | None, encoding: str | None, code_field: str | None
+    path: str, layer: str | None, encoding: str | None, code_field: str | None
 ) -> LoaderError:
     """The features whose geometry GEOS cannot build (e.g. a ring that is not closed)."""
     frame = pyogrio.read_dataframe(path, layer=layer, encoding=encoding, read_geometry=False)

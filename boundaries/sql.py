@@ -8,6 +8,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from geo_core.zoom import FINEST_BAND
 
@@ -247,6 +248,125 @@ def replace_crosswalk(
     ) as copy:
         for row in rows:
             copy.write_row((from_vintage, row[0], row[1], to_vintage, *row[2:]))
+
+
+def count_crosswalk_level(
+    conn: psycopg.Connection, from_vintage: str, to_vintage: str, level: str
+) -> int:
+    """Rows of the crosswalk between two vintages from one level."""
+    return int(
+        _scalar(
+            conn,
+            "SELECT count(*) FROM crosswalk WHERE from_vintage = %s AND to_vintage = %s"
+            " AND from_level = %s",
+            (from_vintage, to_vintage, level),
+        )
+        or 0
+    )
+
+
+def replace_crosswalk_level(
+    conn: psycopg.Connection, from_vintage: str, to_vintage: str, level: str, rows: Iterable[Row]
+) -> None:
+    """Replace the links from one level between two vintages with (from_level, from_code,
+    to_level, to_code, relation, area_share, population_share) rows (inside a transaction)."""
+    conn.execute(
+        "DELETE FROM crosswalk WHERE from_vintage = %s AND to_vintage = %s AND from_level = %s",
+        (from_vintage, to_vintage, level),
+    )
+    with conn.cursor().copy(
+        "COPY crosswalk (from_vintage, from_level, from_code, to_vintage,"
+        " to_level, to_code, relation, area_share, population_share)"
+        " FROM STDIN"
+    ) as copy:
+        for row in rows:
+            copy.write_row((from_vintage, row[0], row[1], to_vintage, *row[2:]))
+
+
+def save_crosswalk_provenance(
+    conn: psycopg.Connection,
+    from_vintage: str,
+    to_vintage: str,
+    level: str,
+    provenance: dict[str, Any],
+    quality: Iterable[Row],
+) -> None:
+    """Record how a crosswalk level was made and, per (side, code, covered_share,
+    sliver_share, area_weighted), the quality of its units (inside a transaction)."""
+    conn.execute(
+        "DELETE FROM crosswalk_provenance WHERE from_vintage = %s AND to_vintage = %s"
+        " AND level = %s",
+        (from_vintage, to_vintage, level),
+    )
+    conn.execute(
+        "INSERT INTO crosswalk_provenance (from_vintage, to_vintage, level, method, weights,"
+        " raster, sliver_threshold, built_at, figures) VALUES (%s, %s, %s, %s, %s, %s, %s,"
+        " COALESCE(%s::timestamptz, now()), %s)",
+        (
+            from_vintage,
+            to_vintage,
+            level,
+            provenance["method"],
+            list(provenance.get("weights", [])),
+            provenance.get("raster"),
+            provenance.get("sliver_threshold"),
+            provenance.get("built_at"),
+            Jsonb(provenance.get("figures", {})),
+        ),
+    )
+    with conn.cursor().copy(
+        "COPY crosswalk_quality (from_vintage, to_vintage, level, side, code, covered_share,"
+        " sliver_share, area_weighted) FROM STDIN"
+    ) as copy:
+        for row in quality:
+            copy.write_row((from_vintage, to_vintage, level, *row))
+
+
+def crosswalk_provenance(
+    conn: psycopg.Connection, from_vintage: str, to_vintage: str, level: str
+) -> dict[str, Any] | None:
+    """How a crosswalk level was made, or None if nothing was recorded."""
+    row = conn.execute(
+        "SELECT method, weights, raster, sliver_threshold, built_at, figures"
+        " FROM crosswalk_provenance WHERE from_vintage = %s AND to_vintage = %s AND level = %s",
+        (from_vintage, to_vintage, level),
+    ).fetchone()
+    if row is None:
+        return None
+    keys = ("method", "weights", "raster", "sliver_threshold", "built_at", "figures")
+    return dict(zip(keys, row, strict=True))
+
+
+def crosswalk_link_rows(
+    conn: psycopg.Connection, from_vintage: str, to_vintage: str, level: str
+) -> list[Row]:
+    """(from_code, to_code, relation, area_share, population_share) from one level."""
+    return conn.execute(
+        "SELECT from_code, to_code, relation, area_share, population_share FROM crosswalk"
+        " WHERE from_vintage = %s AND to_vintage = %s AND from_level = %s AND to_level = %s"
+        " ORDER BY from_code, to_code",
+        (from_vintage, to_vintage, level, level),
+    ).fetchall()
+
+
+async def crosswalk_quality(
+    conn: psycopg.AsyncConnection, from_vintage: str, to_vintage: str, level: str
+) -> tuple[Row | None, list[Row]]:
+    """The provenance row (method, weights, raster, sliver_threshold, built_at, figures) of a
+    crosswalk level and its new units' (code, covered_share, sliver_share)."""
+    cur = await conn.execute(
+        "SELECT method, weights, raster, sliver_threshold, built_at, figures"
+        " FROM crosswalk_provenance WHERE from_vintage = %s AND to_vintage = %s AND level = %s",
+        (from_vintage, to_vintage, level),
+    )
+    head = await cur.fetchone()
+    cur = await conn.execute(
+        "SELECT code, covered_share, sliver_share FROM crosswalk_quality"
+        " WHERE from_vintage = %s AND to_vintage = %s AND level = %s AND side = 'to'"
+        " ORDER BY code",
+        (from_vintage, to_vintage, level),
+    )
+    return head, await cur.fetchall()
 
 
 # Crosswalk weights a carry-over may use, and their columns (a whitelist for identifiers).

@@ -385,13 +385,22 @@ def demo_cmd(
     serve: Annotated[bool, typer.Option(help="serve after loading")] = True,
     host: str | None = None,
     port: int | None = None,
+    history: Annotated[
+        bool,
+        typer.Option(
+            help="also the 2009 communes, the crosswalk 2009 → 2025 computed from geometry "
+            "and the 2009 population carried onto the 2025 communes"
+        ),
+    ] = False,
 ) -> None:
     """Create the database, migrate, load the demo data once, and serve."""
-    from geo_service.demo import load_demo
+    from geo_service.demo import load_demo, load_history
 
     with _writing() as conn:
         try:
             for line in load_demo(conn):
+                typer.echo(line)
+            for line in load_history(conn) if history else ():
                 typer.echo(line)
         except GeoServiceError as exc:
             _fail(exc)
@@ -569,6 +578,93 @@ def indicators_carry_over(
     for note in result.notes:
         console.print(f"[yellow]note[/yellow] {escape(note)}", highlight=False)
     typer.echo(f"{result.loaded} values derived ({result.not_available} not available)")
+
+
+crosswalk_app = typer.Typer(help="Crosswalks between boundary vintages.", no_args_is_help=True)
+app.add_typer(crosswalk_app, name="crosswalk")
+
+
+@crosswalk_app.command("build")
+def crosswalk_build_cmd(
+    from_vintage: Annotated[str, typer.Option("--from", help="old vintage")],
+    to_vintage: Annotated[str, typer.Option("--to", help="new vintage")],
+    level: Annotated[str, typer.Option(help="level of both vintages (province, commune …)")],
+    weights: Annotated[
+        str, typer.Option(help="area, population or area,population")
+    ] = "area,population",
+    raster: Annotated[
+        Path | None,
+        typer.Option(help="population raster (default GEO_SERVICE_POPULATION_RASTER)"),
+    ] = None,
+    sliver: Annotated[
+        float, typer.Option(help="drop pieces below this share of both their units")
+    ] = 0.02,
+    replace: Annotated[bool, typer.Option(help="replace the links of this level")] = False,
+    compare: Annotated[
+        bool,
+        typer.Option(help="compare with the stored crosswalk instead of storing this one"),
+    ] = False,
+    report: Annotated[
+        Path | None, typer.Option(help="CSV of every link, unit quality and sliver")
+    ] = None,
+) -> None:
+    """Compute a crosswalk from the overlay of two vintages' coverages and store it (all
+    links or none) with its quality figures and provenance."""
+    from indicators.crosswalk_build import build_crosswalk, compare_with_stored, write_report
+
+    if report is not None:
+        _check_writable(report, "--report")
+    chosen = [w.strip() for w in weights.split(",") if w.strip()]
+    if "population" in chosen and raster is None:
+        raster = _settings().population_raster
+    with _writing() as conn:
+        try:
+            build = build_crosswalk(
+                conn,
+                from_vintage,
+                to_vintage,
+                level,
+                weights=chosen,
+                raster=raster if "population" in chosen else None,
+                sliver=sliver,
+                replace=replace,
+                store=not compare,
+            )
+            agreement = (
+                compare_with_stored(conn, build, from_vintage, to_vintage, level)
+                if compare
+                else None
+            )
+        except GeoServiceError as exc:
+            _fail(exc)
+    if report is not None:
+        write_report(build, report)
+    for note in build.notes:
+        console.print(f"[yellow]note[/yellow] {escape(note)}", highlight=False)
+    f = build.figures
+    typer.echo(
+        f"{f['links']} links ({f['whole']} whole) from {f['pieces']} pieces, "
+        f"{f['slivers']} slivers dropped ({f['sliver_area_km2']:,.1f} km²) in "
+        f"{build.seconds:.1f} s; weights {', '.join(build.weights)}"
+    )
+    for side, name in (("from", from_vintage), ("to", to_vintage)):
+        typer.echo(
+            f"{name}: {f[f'{side}_units']} units, share covered by the other vintage: "
+            f"min {f[f'{side}_covered_min']:.3f}, median {f[f'{side}_covered_median']:.4f}, "
+            f"{f[f'{side}_below_95']} below 0.95, {f[f'{side}_uncovered']} not at all"
+        )
+    if agreement is not None:
+        for key, value in agreement.summary().items():
+            typer.echo(f"{key}: {value if not isinstance(value, float) else f'{value:.4f}'}")
+        for what, items in (
+            ("whole links not whole here", agreement.whole_disagreeing),
+            ("only computed", agreement.only_computed),
+            ("only stored", agreement.only_stored),
+        ):
+            if items:
+                typer.echo(f"{what}: {', '.join(items[:20])}")
+    elif not compare:
+        typer.echo(f"stored: crosswalk {from_vintage} → {to_vintage} at {level} level")
 
 
 disclosure_app = typer.Typer(help="Disclosure control of published values.", no_args_is_help=True)

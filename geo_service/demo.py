@@ -19,8 +19,9 @@ from boundaries.readers import read_boundaries
 from boundaries.vintages import Vintage, add_vintage
 from geo_core.errors import LoaderError
 from indicators.catalogue import load_catalogue
-from indicators.sql import series_exists
-from indicators.store import store_values
+from indicators.crosswalk_build import build_crosswalk
+from indicators.sql import count_values, series_exists
+from indicators.store import carry_over, store_values
 from indicators.values import ValueFormat, parse_values, read_table
 from indicators.zonal_store import store_zonal
 
@@ -45,6 +46,20 @@ VINTAGES = (
         "MIT",
     ),
 )
+
+
+# The history (`geo-service demo --history`): the communes of the 2009 census.
+HISTORY_VINTAGE = Vintage(
+    "2009",
+    date(2009, 4, 1),
+    date(2010, 1, 1),
+    "11,163 communes of the 2009 Population and Housing Census (reference date 1 April "
+    "2009; 2009-census codes, not GSO codes; communes changed gradually afterwards)",
+    "censusVN2009 (Choisy & Contamin), low-resolution communes",
+    "MIT",
+)
+COMMUNES_2009 = "communes-2009.geojson.gz"
+RASTER = Path("raster") / "vn_ppp_2020_1km_Aggregated.tif"
 
 
 def _boundary_loads(data: Path) -> list[tuple[list[Path], LoadOptions]]:
@@ -179,7 +194,7 @@ def load_demo_indicators(conn: psycopg.Connection, data: Path = DATA_DIR) -> Ite
             continue
         result = store_zonal(
             conn,
-            data / "raster" / "vn_ppp_2020_1km_Aggregated.tif",
+            data / RASTER,
             "pop_worldpop",
             "2025",
             level,
@@ -207,3 +222,59 @@ def _load_series(
         f"{indicator} {vintage} {level}: {result.loaded} values "
         f"({result.not_available} not available)"
     )
+
+
+def load_history(conn: psycopg.Connection, data: Path = DATA_DIR) -> Iterator[str]:
+    """The 2009 communes with their census population, the crosswalk 2009 → 2025 computed
+    from geometry and the 2009 population carried onto the 2025 communes (skipping what is
+    there)."""
+    vintage = HISTORY_VINTAGE.id
+    if add_vintage(conn, HISTORY_VINTAGE):
+        yield f"vintage {vintage} created"
+    existing = units.count_units(conn, vintage, "commune")
+    if existing:
+        yield f"commune {vintage}: {existing} units already loaded"
+    else:
+        summary = load_boundaries(
+            conn,
+            [data / COMMUNES_2009],
+            # 2009-census codes: 7 digits, no parent level loaded
+            LoadOptions(
+                vintage, "commune", FieldMap("code", "name", None, "type"), code_pattern=r"\d{7}"
+            ),
+        )
+        yield (
+            f"commune {vintage}: {summary.loaded} units loaded, "
+            f"{len(summary.report.repaired)} repaired, {summary.seconds:.1f} s"
+        )
+    frame = read_boundaries([data / COMMUNES_2009])
+    # the source's 78 zeros are not known to be true zeros: not available (an empty cell;
+    # data/vn/README.md)
+    population = [f"{v:.15g}" if v else "" for v in frame["population"]]
+    values = pd.DataFrame({"code": frame["code"].astype("string"), "population": population})
+    yield _load_series(
+        conn,
+        values,
+        "population",
+        vintage,
+        "commune",
+        ValueFormat("code", period=vintage, value_column="population"),
+    )
+    if units.count_crosswalk_level(conn, vintage, "2025", "commune"):
+        yield f"crosswalk {vintage} → 2025 (commune): already built"
+    else:
+        build = build_crosswalk(
+            conn, vintage, "2025", "commune", weights=("area", "population"), raster=data / RASTER
+        )
+        yield (
+            f"crosswalk {vintage} → 2025 (commune): {len(build.links)} links computed, "
+            f"{len(build.slivers)} slivers dropped, {build.seconds:.1f} s"
+        )
+    if count_values(conn, "population", "2025", "commune", [vintage]):
+        yield f"population {vintage} on the 2025 communes: already carried over"
+    else:
+        result = carry_over(conn, "population", vintage, "2025", "commune", "population")
+        yield (
+            f"population {vintage} carried onto the 2025 communes: {result.loaded} values "
+            f"({result.not_available} not available)"
+        )

@@ -148,6 +148,7 @@ def carried_series(
         "weight": weight,
         "crosswalk": f"{from_vintage}→{to_vintage}",
     }
+    derivation |= _crosswalk_provenance(conn, from_vintage, to_vintage, level)
     new_codes = units.unit_codes(conn, to_vintage, to_level)
     notes: list[str] = []
     if indicator.kind == "count":
@@ -181,6 +182,25 @@ def carried_series(
     if not rows:
         raise LoaderError(f"{code} has no values on {level} {from_vintage}")
     return CarriedSeries(to_level, rows, derivation, notes)
+
+
+def _crosswalk_provenance(
+    conn: psycopg.Connection, from_vintage: str, to_vintage: str, level: str
+) -> dict[str, Any]:
+    """How the crosswalk was made and how well the old units cover the new ones, for the
+    derivation record (nothing when the crosswalk was loaded without a record)."""
+    made = units.crosswalk_provenance(conn, from_vintage, to_vintage, level)
+    if made is None:
+        return {}
+    figures = made["figures"] or {}
+    return {
+        "crosswalk_method": made["method"],
+        "crosswalk_weights": list(made["weights"]),
+        "crosswalk_built_at": made["built_at"].isoformat(timespec="seconds"),
+        "sliver_threshold": made["sliver_threshold"],
+        "covered_median": figures.get("to_covered_median"),
+        "covered_below_95": figures.get("to_below_95"),
+    }
 
 
 def _coverage_notes(

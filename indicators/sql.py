@@ -284,6 +284,23 @@ def carried_from(
     ]
 
 
+def carried_through(
+    conn: psycopg.Connection, from_vintage: str, to_vintage: str, level: str
+) -> list[tuple[str, dict[str, Any]]]:
+    """(indicator, derivation) of every series carried over through the crosswalk from a
+    level of one vintage to another."""
+    return [
+        (r[0], r[1])
+        for r in conn.execute(
+            "SELECT indicator, derivation FROM indicator_series"
+            " WHERE vintage = %s AND derivation->>'method' = 'carry-over'"
+            " AND derivation->>'from_vintage' = %s AND derivation->>'from_level' = %s"
+            " ORDER BY indicator",
+            (to_vintage, from_vintage, level),
+        )
+    ]
+
+
 def analyze_values(conn: psycopg.Connection) -> None:
     """Fresh planner statistics after a load."""
     conn.execute("ANALYZE indicator_value")

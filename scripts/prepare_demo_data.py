@@ -2,6 +2,7 @@
 
 Run from the repository root::
 
+    .venv/bin/pip install -e ".[prepare]"      # rdata, to read the R .rda files
     .venv/bin/python scripts/prepare_demo_data.py [--shared ../shared/data] [--out data/vn]
 
 Only MIT / CC BY sources are read. The GPL-3.0 ``vn/dvhcvn/`` folder and the unlicensed
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gzip
 import hashlib
 import json
 import re
@@ -38,6 +40,7 @@ DEFAULT_OUT = REPO_ROOT / "data" / "vn"
 SCRIPT_NAME = "scripts/prepare_demo_data.py"
 
 EQUAL_AREA_CRS = "EPSG:6933"
+COMMUNES_2009_FILE = "communes-2009.geojson.gz"
 COORD_DECIMALS = 6
 N_OLD_PROVINCES = 63
 N_NEW_PROVINCES = 34
@@ -69,7 +72,7 @@ CROSSWALK_COLUMNS = [
 SOURCES: list[tuple[str, str, str, str]] = [
     (
         "censusVN2009",
-        "`LucieContamin/censusVN2009` (`data/provinces.rda`)",
+        "`LucieContamin/censusVN2009` (`data/provinces.rda`, `data/communes.rda`)",
         "d9a36767d5bdeb53d76d4497805cc07a4dbbe50c",
         "MIT (`LICENSE-censusVN2009`)",
     ),
@@ -112,6 +115,12 @@ OVERVIEW: list[tuple[str, str, str, str]] = [
         "dvhcvn/20250701 (`merges.json`); area shares with vietnam-3d-map",
         "MIT",
         "derived",
+    ),
+    (
+        "`communes-2009.geojson.gz`",
+        "censusVN2009 (`communes.rda`)",
+        "MIT",
+        "converted (names decoded, coordinates snapped to 1e-5°)",
     ),
     ("`papi/*.csv`, `papi/LICENSE`", "PAPI", "MIT (PAPI terms not verified)", "byte-for-byte"),
     ("`papi/province_codes.csv`", "PAPI codebook + `provinces-2019.geojson`", "MIT", "derived"),
@@ -375,6 +384,115 @@ def write_provinces_geojson(provinces: gpd.GeoDataFrame, path: Path, stats: Stat
     text = '{"type":"FeatureCollection","features":[\n' + ",\n".join(lines) + "\n]}\n"
     path.write_text(text, encoding="utf-8")
     stats.values["prov_invalid_written"] = invalid_report(written, list(provinces["name"]))
+
+
+# --------------------------------------------------------------------------- communes 2009
+
+N_COMMUNES_2009 = 11_163
+# 1e-5° (about 1 m): ample for commune maps; snapped with GEOS so shared edges stay shared
+COMMUNES_2009_GRID = 1e-5
+COMMUNE_TYPES_2009 = ("Phường", "Thị trấn", "Xã")
+UNNAMED_2009 = "Chưa có tên"  # "no name yet"
+
+
+def commune_type_2009(name: str) -> str:
+    """The unit type a 2009 commune name starts with ("Xã", "Phường", "Thị trấn"), or ""."""
+    return next((t for t in COMMUNE_TYPES_2009 if name.startswith(t + " ")), "")
+
+
+def load_census2009_communes(path: Path) -> gpd.GeoDataFrame:
+    """Load the 11,163 censusVN2009 communes: 2009-census codes, decoded names, population."""
+    spdf = read_rda_object(path, "communes")
+    data = spdf.data
+    if [str(i) for i in data.index] != [str(scalar(p.ID)) for p in spdf.polygons]:
+        raise AssertionError("sp polygon IDs do not match the data.frame row names")
+    proj = str(scalar(spdf.proj4string.projargs))
+    if "+proj=longlat" not in proj or "WGS84" not in proj:
+        raise AssertionError(f"unexpected CRS {proj!r}")
+
+    def codes(column: str) -> list[str]:
+        return [str(int(v)) for v in data[column]]
+
+    # two polygons have no name at all (population 0, area 0); they keep a placeholder
+    names = [
+        decode_u_escapes(str(v)) if isinstance(v, str) else f"{UNNAMED_2009} {int(c)}"
+        for v, c in zip(data["commune_vn"], data["commune_id"], strict=True)
+    ]
+    frame = gpd.GeoDataFrame(
+        {
+            "code": codes("commune_id"),
+            "name": names,
+            "type": [commune_type_2009(n) for n in names],
+            "district_code": codes("district_id"),
+            "district_name": [
+                decode_u_escapes(v) if isinstance(v, str) else "" for v in data["district_vn"]
+            ],
+            "province_code": codes("province_id"),
+            "province_name": [decode_u_escapes(str(v)) for v in data["province_vn"]],
+            "population": [float(v) for v in data["population"]],
+            "area_km2": [float(v) / 100 for v in data["area"]],
+        },
+        geometry=[sp_polygons_to_shapely(p) for p in spdf.polygons],
+        crs="EPSG:4326",
+    )
+    if len(frame) != N_COMMUNES_2009 or frame["code"].nunique() != N_COMMUNES_2009:
+        raise AssertionError(f"expected {N_COMMUNES_2009} unique communes, got {len(frame)}")
+    return frame.sort_values("code").reset_index(drop=True)
+
+
+def write_communes_2009(shared: Path, out: Path, stats: Stats) -> None:
+    """Convert communes.rda to gzip-compressed GeoJSON (one feature per line), with counts."""
+    communes = load_census2009_communes(shared / "vn/censusVN2009/communes.rda")
+    source_vertices = int(shapely.get_num_coordinates(communes.geometry.values).sum())
+    snapped = shapely.set_precision(communes.geometry.values, COMMUNES_2009_GRID)
+    lines = []
+    for row, geom in zip(communes.itertuples(index=False), snapped, strict=True):
+        props = {
+            "code": row.code,
+            "name": row.name,
+            "type": row.type,
+            "district_code": row.district_code,
+            "district_name": row.district_name,
+            "province_code": row.province_code,
+            "province_name": row.province_name,
+            "population": int(row.population)
+            if float(row.population).is_integer()
+            else row.population,
+            "area_km2": round(row.area_km2, 2),
+        }
+        feature = {"type": "Feature", "properties": props, "geometry": geojson_geometry(geom)}
+        lines.append(json.dumps(feature, ensure_ascii=False, separators=(",", ":")))
+    text = '{"type":"FeatureCollection","features":[\n' + ",\n".join(lines) + "\n]}\n"
+    # mtime 0 and no file name in the header: the same input gives the same bytes
+    with (
+        (out / COMMUNES_2009_FILE).open("wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as handle,
+    ):
+        handle.write(text.encode("utf-8"))
+    pop = communes["population"]
+    stats.values["c2009"] = {
+        "count": len(communes),
+        "districts": communes["district_code"].nunique(),
+        "provinces": communes["province_code"].nunique(),
+        "types": dict(Counter(communes["type"])),
+        "untyped": [
+            f"{c} {n}"
+            for c, n, t in zip(communes["code"], communes["name"], communes["type"], strict=True)
+            if not t
+        ],
+        "source_vertices": source_vertices,
+        "vertices": int(shapely.get_num_coordinates(snapped).sum()),
+        "invalid": int((~shapely.is_valid(snapped)).sum()),
+        "empty": int(shapely.is_empty(snapped).sum()),
+        "pop_total": float(pop.sum()),
+        "pop_zero": int((pop == 0).sum()),
+        "pop_fraction": [
+            f"{c} {n}: {v}"
+            for c, n, v in zip(communes["code"], communes["name"], pop, strict=True)
+            if not float(v).is_integer()
+        ],
+        "bounds": ", ".join(f"{v:.4f}" for v in communes.total_bounds),
+    }
 
 
 # --------------------------------------------------------------------------- crosswalk
@@ -888,6 +1006,8 @@ Old (pre-2025-07-01) → new unit mapping of the 2025 reform, from dvhcvn/202507
   resolutions with an LLM, then checked it by script and by hand (~80 fixes). Good, not
   authoritative.
 
+{communes_2009_section}
+
 ## papi/
 
 PAPI (Provincial Governance and Public Administration Performance Index, UNDP / CECODES,
@@ -963,6 +1083,16 @@ The 34 post-reform provinces and 3,321 communes/wards, copied byte-for-byte: `pr
 ## File sizes
 
 {size_table}
+
+## code-corrections-2025.csv
+
+Two ward codes in `vietnam-3d-map-2025/wards/` differ from GSO letter 1027/CTK-CSCL (the official
+list of the 3,321 new units, transcribed in dvhcvn/20250701 `1027_CTK-CSCL.md`). Every other
+code and name was checked against that list (only spelling variants such as Thủy/Thuỷ differ).
+The demo load applies these corrections with `--recode` and reports each one:
+
+* `5665` → `05665` (Xã Văn Lăng, Thái Nguyên): the leading zero was lost.
+* `23938` → `23737` (Xã Ia Mơ, Gia Lai): the source gives the old commune's code.
 """
 
 
@@ -976,6 +1106,49 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
 def override_lines(overrides: dict[str, str], names: dict[str, str]) -> str:
     """Render an override table as Markdown bullets."""
     return bullet_list([f"`{k}` → `{v}` ({names[v]})" for k, v in sorted(overrides.items())])
+
+
+def communes_2009_section(c: dict[str, Any]) -> str:
+    """The README section on the converted 2009 communes."""
+    types = ", ".join(f"{k or '(none)'} {n:,}" for k, n in sorted(c["types"].items()))
+    return f"""## {COMMUNES_2009_FILE}
+
+The {c["count"]:,} communes of the 2009 Population and Housing Census (reference date
+1 April 2009; boundaries of 2008–2009, after Hà Tây merged into Hà Nội) with their 2009 census
+population: vintage `2009` of the demo (`geo-service demo --history`).
+
+* **Source:** `communes.rda` of censusVN2009 (Marc Choisy & Lucie Contamin, MIT), the package's
+  *low-resolution* `sp::SpatialPolygonsDataFrame`, read with the `rdata` package (PyPI, pure
+  Python; only at preparation time). Polygons rebuilt ring by ring from the sp structure (holes
+  from the sp `comment`), then snapped to a {COMMUNES_2009_GRID:g}° grid with GEOS
+  (`shapely.set_precision`, which keeps them valid and shared edges shared); no other
+  simplification: the source is already generalised ({c["source_vertices"]:,} vertices,
+  {c["vertices"]:,} after snapping, about 25 per commune). {c["invalid"]} invalid and {c["empty"]}
+  empty geometries as written. Extent {c["bounds"]}.
+* **Format:** RFC 7946 GeoJSON FeatureCollection (one feature per line, sorted by `code`),
+  gzip-compressed (the loader reads `.gz` files through GDAL's `/vsigzip/`).
+* **Properties:** `code` (2009-census 7-digit commune code, e.g. `1010101` = Phường Phúc Xá),
+  `name` (with diacritics), `type` ({types}, from the name's first word), `district_code` (5
+  digits) and `district_name`, `province_code` (3 digits, e.g. `101` = Hà Nội) and
+  `province_name`, `population` (2009 census, as in the source), `area_km2` (the source's
+  `area` / 100).
+* **Codes:** the **2009-census code scheme**, not GSO codes: kept as they are, as the code scheme
+  of vintage `2009` (loaded with `--code-pattern '\\d{{7}}'`). {c["districts"]} districts and
+  {c["provinces"]} provinces appear in the codes.
+* **Quirks:**
+  * The `*_vn` names in the source are literal `\\uXXXX` escape text; they were decoded.
+    `district_name`/`province_name` are copied as decoded; the source's `districts$province_vn`
+    is wrong for some rows (Hà Nội districts show "Hòa Bình"), the communes' own fields are not.
+  * Population sums to {c["pop_total"]:,.3f}, short of the 85.8 M census total: some communes
+    are missing or undercounted in the package.
+  * {c["pop_zero"]} communes have population 0. The source does not say they are true zeros
+    (no commune of Vietnam is uninhabited at this size), so the demo loads them as **not
+    available**, never as 0.
+  * {len(c["pop_fraction"])} populations are not whole numbers (kept as they are):
+    {"; ".join(c["pop_fraction"]) or "none"}.
+  * Two polygons have no name, no district name (the second) and population and area 0 in the
+    source: they are named "{UNNAMED_2009} CODE" ("no name yet") so that they load; their type is
+    empty. Units without a type word: {"; ".join(c["untyped"]) or "none"}."""
 
 
 def render_readme(stats: Stats, names: dict[str, str]) -> str:
@@ -1045,6 +1218,7 @@ def render_readme(stats: Stats, names: dict[str, str]) -> str:
         size_table=markdown_table(
             ["File", "Bytes"], [(f"`{k}`", f"{n:,}") for k, n in sizes.items()]
         ),
+        communes_2009_section=communes_2009_section(v["c2009"]),
         overview_table=markdown_table(["Path", "Source", "Licence", "How"], OVERVIEW),
         sources_table=markdown_table(
             ["Short name", "Repository", "Commit", "Licence"],
@@ -1109,6 +1283,7 @@ def main() -> None:
     write_provinces_geojson(provinces, out / "provinces-2019.geojson", stats)
     rows = build_crosswalk(shared, provinces, stats)
     write_csv(out / "crosswalk-2019-2025.csv", CROSSWALK_COLUMNS, rows)
+    write_communes_2009(shared, out, stats)
     copy_sources(shared, out)
     papi_rows = build_papi_codes(shared, provinces, stats)
     write_csv(out / "papi/province_codes.csv", ["papi_code", "code", "name"], papi_rows)

@@ -32,6 +32,7 @@ from geo_service.http.routers import (
     aggregate,
     basemaps,
     census,
+    crosswalks,
     disclosure,
     ea,
     features,
@@ -144,3 +145,4 @@ def _add_routes(app: FastAPI) -> None:
     )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(indicators.router, dependencies=strict)
+    app.include_router(crosswalks.router, dependencies=strict)

@@ -814,3 +814,21 @@ class BaseMapList(Document):
     """`/basemaps`: every configured layer."""
 
     basemaps: list[BaseMapEntry]
+
+
+class CrosswalkQuality(Document):
+    """`/crosswalks/{from}/{to}/{level}`: how a crosswalk was made, and per new unit the
+    share of its area the old units cover and the share dropped as slivers."""
+
+    from_vintage: str
+    to_vintage: str
+    level: str
+    method: str
+    weights: list[str]
+    raster: str | None
+    sliver_threshold: float | None
+    built_at: str
+    figures: dict[str, Any]
+    codes: list[str]
+    covered_share: list[float]
+    sliver_share: list[float]

@@ -145,6 +145,15 @@ LABELS: dict[str, dict[str, str]] = {
         "derived_zonal_statistics": "Tổng hợp từ lưới dân số (kỳ {periods})",
         "derived_carry_over": "Quy đổi từ ranh giới {from} qua bảng chuyển đổi",
         "derived_other": "Số liệu suy ra",
+        "derived_weights": (
+            "Trọng số {weight}; bảng chuyển đổi {method} ({built}); trung vị phần diện tích đơn vị "
+            "mới được ranh giới cũ phủ: {covered} %, {below} đơn vị dưới 95 %"
+        ),
+        "weight_area": "diện tích",
+        "weight_population": "dân số",
+        "xw_computed": "tính từ hình học",
+        "xw_loaded": "nạp từ danh sách mã",
+        "unit_covered": "Ranh giới {from} phủ {share} % đơn vị này (trọng số {weight})",
         "notice_replaced": "Không có {what} «{given}»; đang hiển thị {shown}.",
         "notice_indicator_elsewhere": (
             "«{name}» không có số liệu cho cấp {level} năm {vintage}; đang hiển thị {shown}."
@@ -331,6 +340,15 @@ LABELS: dict[str, dict[str, str]] = {
         "derived_zonal_statistics": "Summed from the population grid (period {periods})",
         "derived_carry_over": "Carried over from the {from} boundaries through the crosswalk",
         "derived_other": "Derived values",
+        "derived_weights": (
+            "{weight} weights; crosswalk {method} ({built}); median share of a new unit covered "
+            "by the old boundaries: {covered} %, {below} units below 95 %"
+        ),
+        "weight_area": "area",
+        "weight_population": "population",
+        "xw_computed": "computed from geometry",
+        "xw_loaded": "loaded from code lists",
+        "unit_covered": "The {from} boundaries cover {share} % of this unit ({weight} weights)",
         "notice_replaced": "There is no {what} “{given}”; showing {shown}.",
         "notice_indicator_elsewhere": (
             "“{name}” has no values at {level} level for {vintage}; showing {shown}."

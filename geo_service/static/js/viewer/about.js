@@ -10,6 +10,14 @@ export function renderAbout(app, root) {
   const row = (label, value) => value ? [h("dt", {}, label), h("dd", {}, value)] : null;
   const derivation = s.derivation ? t("derived_" + (s.derivation.method || "other").replace(/[^a-z]/g, "_"), {
     from: s.derivation.from_vintage || "", periods: (s.derivation.periods || []).join(", ") }) : null;
+  const d = s.derivation || {};
+  // a carry-over through a crosswalk with a record: its weights, how it was made, its quality
+  const quality = d.crosswalk_method ? t("derived_weights", {
+    weight: t("weight_" + (d.weight === "population" ? "population" : "area")),
+    method: t("xw_" + (d.crosswalk_method === "computed" ? "computed" : "loaded")),
+    built: String(d.crosswalk_built_at || "").slice(0, 10),
+    covered: d.covered_median === null || d.covered_median === undefined ? "–" : app.i18n.fixed(100 * d.covered_median, 1),
+    below: d.covered_below_95 === undefined ? "–" : String(d.covered_below_95) }) : null;
   const classes = app.classes;
   fill(root,
     h("h2", {}, pick(s.name)),
@@ -22,6 +30,7 @@ export function renderAbout(app, root) {
       row(t("meta_licence"), pick(s.licence)),
       row(t("meta_updated"), s.updated),
       row(t("meta_derivation"), derivation),
+      row("", quality),
       row(t("meta_classes"), classes ? pick(classes.method_name) + " · " + t("meta_k", { k: classes.k }) + " · " + classes.palette : null),
       row(t("meta_disclosure"), t("meta_disclosure_text"))),
     h("p", { class: "gv-hint" }, t("meta_api"), " ",

@@ -54,9 +54,12 @@ export function createUnitTab(app, root) {
       ? h("button", { type: "button", class: "gv-apply", onclick: () => app.set({ scope: "province", within: profile.parent.code }) },
         t("classify_within", { name: profile.parent.name }))
       : null;
+    const covered = await coveredLine(app, series, sel.code);
+    if (key !== shown) return;
     fill(root, head,
       h("div", { class: "gv-now" }, h("span", { class: "gv-now-label" }, pick(series.name) + " · " + (app.state.compare ? app.state.compare + " → " : "") + app.state.period),
         h("strong", { class: "gv-now-value" }, nowText)),
+      covered,
       h("h3", {}, t("chart_title")),
       lineChart(drawn, app.i18n, { title, decimals: series.decimals, unit, zero: series.kind === "count" }),
       chartKey(drawn),
@@ -67,4 +70,28 @@ export function createUnitTab(app, root) {
   }
 
   return { render };
+}
+
+const qualities = new Map(); // crosswalk URL → its quality (or null), fetched once
+
+/* "The 2009 boundaries cover 98.7 % of this unit": for a series carried over through a
+   crosswalk with a quality record, when the map shows a carried period. */
+async function coveredLine(app, series, code) {
+  const d = series.derivation || {};
+  const periods = d.periods || [];
+  const shown = [app.state.period, app.state.compare].filter(Boolean);
+  if (!d.crosswalk_method || !d.from_vintage || !shown.some((p) => periods.includes(p))) return null;
+  const path = "/crosswalks/" + encodeURIComponent(d.from_vintage) + "/" +
+    encodeURIComponent(app.state.vintage) + "/" + encodeURIComponent(d.from_level || app.state.level);
+  if (!qualities.has(path)) {
+    const answer = await app.api.request("GET", path);
+    qualities.set(path, answer.ok ? answer.body : null);
+  }
+  const quality = qualities.get(path);
+  const index = quality ? quality.codes.indexOf(code) : -1;
+  if (index < 0) return null;
+  const { t } = app.i18n;
+  return h("p", { class: "gv-hint gv-covered" }, t("unit_covered", {
+    from: d.from_vintage, share: app.i18n.fixed(100 * quality.covered_share[index], 1),
+    weight: t("weight_" + (d.weight === "population" ? "population" : "area")) }));
 }

@@ -1,0 +1,479 @@
+"""Crosswalks computed from geometry: synthetic coverages with known answers (a unit split in
+two, two merged, a boundary shifted), a hand-built raster, totals through carry-over, bad
+input, and the 2009 communes of the demo data."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import psycopg
+import pytest
+import rasterio
+from rasterio.transform import Affine
+from shapely.geometry import box
+
+from boundaries.checks import FieldMap
+from boundaries.load import LoadOptions, load_boundaries
+from boundaries.readers import read_boundaries
+from boundaries.vintages import Vintage, add_vintage
+from geo_core.errors import GeoServiceError, InvalidParameter, LoaderError
+from indicators.catalogue import Indicator, save_indicator
+from indicators.crosswalk_build import build_crosswalk, compute_crosswalk
+from indicators.store import carry_over, store_values
+from indicators.values import ValueRow
+
+REPO = Path(__file__).resolve().parent.parent
+COMMUNES_2009 = REPO / "data" / "vn" / "communes-2009.geojson.gz"
+EXACT = 1e-9
+# exactextract keeps pixel coverage fractions in single precision
+RASTER_EXACT = 1e-6
+
+# Strips of 1° of latitude (10–11°N), split by longitude: on a cylindrical equal-area
+# projection x is linear in longitude, so area shares are exact ratios of widths.
+#   old 01 [105,107] is split into new 11 [105,106] and 12 [106,107];
+#   old 02 [107,108] and 03 [108,109] are merged into new 13 [107,109];
+#   the boundary between old 04 [109,110] and 05 [110,111] moves to 110.3 in the new set
+#   (new 14 [109,110.3], 15 [110.3,111]).
+OLD = {
+    "01": (105, 107),
+    "02": (107, 108),
+    "03": (108, 109),
+    "04": (109, 110),
+    "05": (110, 111),
+}
+NEW = {"11": (105, 106), "12": (106, 107), "13": (107, 109), "14": (109, 110.3), "15": (110.3, 111)}
+SOUTH, NORTH = 10.0, 11.0
+
+# Raster: 0.5° pixels over [105,111] × [10,11] (2 rows × 12 columns); pixel (r, c) holds
+# 1 + c (the same in both rows), so a unit's population is easy to work out by hand.
+PIXEL = 0.5
+COLUMNS = 12
+
+
+def _frame(units: dict[str, tuple[float, float]]) -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(
+        {"code": list(units), "name": [f"Unit {c}" for c in units]},
+        geometry=[box(w, SOUTH, e, NORTH) for w, e in units.values()],
+        crs="EPSG:4326",
+    )
+
+
+def _column_population(west: float, east: float) -> float:
+    """The raster's population between two longitudes (both rows), fractional coverage."""
+    total = 0.0
+    for c in range(COLUMNS):
+        lo, hi = 105 + c * PIXEL, 105 + (c + 1) * PIXEL
+        overlap = max(0.0, min(hi, east) - max(lo, west))
+        total += 2 * (1 + c) * overlap / PIXEL
+    return total
+
+
+@pytest.fixture
+def raster(tmp_path: Path) -> Path:
+    path = tmp_path / "pop.tif"
+    values = np.tile(np.arange(1, COLUMNS + 1, dtype=np.float32), (2, 1))
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=COLUMNS,
+        height=2,
+        count=1,
+        dtype="float32",
+        crs="EPSG:4326",
+        transform=Affine(PIXEL, 0, 105, 0, -PIXEL, NORTH),
+        nodata=-1,
+    ) as dst:
+        dst.write(values, 1)
+    return path
+
+
+def _links(build: object) -> dict[tuple[str, str], object]:
+    return {(lk.from_code, lk.to_code): lk for lk in build.links}  # type: ignore[attr-defined]
+
+
+def test_split_merge_and_shift_give_exact_area_shares() -> None:
+    build = compute_crosswalk(_frame(OLD), _frame(NEW), sliver=0.0)
+    links = _links(build)
+    assert set(links) == {
+        ("01", "11"),
+        ("01", "12"),
+        ("02", "13"),
+        ("03", "13"),
+        ("04", "14"),
+        ("05", "14"),
+        ("05", "15"),
+    }
+    expected = {
+        ("01", "11"): 0.5,
+        ("01", "12"): 0.5,
+        ("02", "13"): 1.0,
+        ("03", "13"): 1.0,
+        ("04", "14"): 1.0,
+        ("05", "14"): 0.3,
+        ("05", "15"): 0.7,
+    }
+    for key, share in expected.items():
+        assert links[key].area_share == pytest.approx(share, abs=EXACT), key  # type: ignore[attr-defined]
+    relations = {key: link.relation for key, link in links.items()}  # type: ignore[attr-defined]
+    assert [k for k, r in relations.items() if r == "whole"] == [
+        ("02", "13"),
+        ("03", "13"),
+        ("04", "14"),
+    ]
+    # every unit of both sides is fully covered by the other
+    assert all(q.covered_share == pytest.approx(1.0, abs=EXACT) for q in build.quality)
+    assert build.slivers == [] and build.notes == []
+
+
+def test_population_shares_match_a_hand_built_raster(raster: Path) -> None:
+    build = compute_crosswalk(
+        _frame(OLD), _frame(NEW), weights=("area", "population"), raster=raster, sliver=0.0
+    )
+    links = _links(build)
+    for (old, new), link in links.items():
+        o_w, o_e = OLD[old]
+        n_w, n_e = NEW[new]
+        piece = _column_population(max(o_w, n_w), min(o_e, n_e))
+        expected = piece / _column_population(o_w, o_e)
+        assert link.population_share == pytest.approx(expected, abs=RASTER_EXACT), (old, new)  # type: ignore[attr-defined]
+        if link.relation == "partial":  # type: ignore[attr-defined]
+            assert link.population == pytest.approx(piece, rel=RASTER_EXACT)  # type: ignore[attr-defined]
+        else:  # a unit kept whole needs no population to be split
+            assert link.population is None  # type: ignore[attr-defined]
+    # the shifted boundary cuts a pixel at 0.6 of its width: not the area share
+    assert links[("05", "14")].population_share != pytest.approx(0.3, abs=1e-3)  # type: ignore[attr-defined]
+    split = _column_population(105, 107) + _column_population(110, 111)  # old 01 and 05
+    assert build.figures["population_in_split_units"] == pytest.approx(split, rel=RASTER_EXACT)
+
+
+def test_slivers_are_dropped_and_reported() -> None:
+    # the new boundary lies 0.005° east of the old one: a strip of 0.5 % of old 04
+    new = dict(NEW) | {"14": (109, 110.005), "15": (110.005, 111)}
+    old = dict(OLD) | {"04": (109, 110), "05": (110, 111)}
+    build = compute_crosswalk(_frame(old), _frame(new), sliver=0.01)
+    links = _links(build)
+    assert ("05", "14") not in links and links[("05", "15")].relation == "whole"  # type: ignore[attr-defined]
+    assert len(build.slivers) == 1 and build.slivers[0].startswith("05 → 14")
+    quality = {(q.side, q.code): q for q in build.quality}
+    assert quality[("from", "05")].sliver_share == pytest.approx(0.005, abs=EXACT)
+    assert quality[("to", "14")].sliver_share == pytest.approx(0.005 / 1.005, abs=EXACT)
+    assert any("sliver" in note for note in build.notes)
+
+
+def test_partial_coverage_is_reported_per_unit() -> None:
+    new = {k: v for k, v in NEW.items() if k != "12"}  # half of old 01 has no new unit
+    build = compute_crosswalk(_frame(OLD), _frame(new), sliver=0.0)
+    quality = {(q.side, q.code): q for q in build.quality}
+    assert quality[("from", "01")].covered_share == pytest.approx(0.5, abs=EXACT)
+    assert _links(build)[("01", "11")].relation == "whole"  # type: ignore[attr-defined]
+    old = dict(OLD) | {"06": (120, 121)}  # far away: overlaps nothing
+    build = compute_crosswalk(_frame(old), _frame(NEW), sliver=0.0)
+    assert build.unlinked() == ["06"]
+    assert any("06" in note and "cannot be carried" in note for note in build.notes)
+
+
+def test_bad_input_is_refused_naming_what(raster: Path, tmp_path: Path) -> None:
+    far = {"21": (0, 1)}
+    with pytest.raises(LoaderError, match="do not overlap"):
+        compute_crosswalk(_frame(OLD), _frame(far))
+    overlapping = dict(NEW) | {"16": (105.5, 106.5)}
+    with pytest.raises(LoaderError, match="overlap") as caught:
+        compute_crosswalk(_frame(OLD), _frame(overlapping), names=("vintage a", "vintage b"))
+    assert "units of vintage b overlap" in caught.value.message
+    with pytest.raises(InvalidParameter, match="--raster"):
+        compute_crosswalk(_frame(OLD), _frame(NEW), weights=("population",))
+    with pytest.raises(InvalidParameter, match="--weights"):
+        compute_crosswalk(_frame(OLD), _frame(NEW), weights=("households",))
+    shifted = {k: (w + 50, e + 50) for k, (w, e) in OLD.items()}
+    shifted_new = {k: (w + 50, e + 50) for k, (w, e) in NEW.items()}
+    with pytest.raises(LoaderError, match=r"pop\.tif does not cover"):
+        compute_crosswalk(
+            _frame(shifted), _frame(shifted_new), weights=("population",), raster=raster
+        )
+    with pytest.raises(LoaderError, match="not found"):
+        compute_crosswalk(
+            _frame(OLD), _frame(NEW), weights=("population",), raster=tmp_path / "none.tif"
+        )
+
+
+# ---- with the database ------------------------------------------------------------------
+
+
+@pytest.fixture
+def vintages(conn: psycopg.Connection, tmp_path: Path) -> psycopg.Connection:
+    """Vintages 'a' (OLD) and 'b' (NEW) at province level, population on 'a'."""
+    add_vintage(conn, Vintage("a", date(2000, 1, 1), date(2025, 7, 1)))
+    add_vintage(conn, Vintage("b", date(2025, 7, 1)))
+    for vintage, units in (("a", OLD), ("b", NEW)):
+        path = tmp_path / f"{vintage}.geojson"
+        _frame(units).to_file(path)
+        load_boundaries(conn, [path], LoadOptions(vintage, "province", FieldMap("code", "name")))
+    save_indicator(conn, Indicator("pop", "Dân số", "Population", "count"))
+    store_values(
+        conn,
+        "pop",
+        "a",
+        "province",
+        [
+            ValueRow("t", c, "2009", v, "ok")
+            for c, v in zip(OLD, (1000.5, 20, 30, 400, 5000), strict=True)
+        ],
+    )
+    return conn
+
+
+def test_build_stores_links_quality_and_provenance(
+    vintages: psycopg.Connection, raster: Path
+) -> None:
+    conn = vintages
+    build = build_crosswalk(
+        conn, "a", "b", "province", weights=("area", "population"), raster=raster
+    )
+    rows = conn.execute(
+        "SELECT from_code, to_code, relation, area_share, population_share FROM crosswalk"
+        " WHERE from_vintage = 'a' AND to_vintage = 'b' ORDER BY 1, 2"
+    ).fetchall()
+    assert len(rows) == len(build.links) == 7
+    assert rows[0][:3] == ("01", "11", "partial") and rows[0][3] == pytest.approx(0.5)
+    head = conn.execute(
+        "SELECT method, weights, raster, sliver_threshold, built_at, figures"
+        " FROM crosswalk_provenance WHERE from_vintage = 'a' AND to_vintage = 'b'"
+    ).fetchone()
+    assert head is not None
+    assert head[:4] == ("computed", ["area", "population"], str(raster), 0.02)
+    assert head[4] is not None and head[5]["links"] == 7
+    quality = conn.execute(
+        "SELECT side, count(*), min(covered_share) FROM crosswalk_quality GROUP BY side ORDER BY 1"
+    ).fetchall()
+    assert [(s, n) for s, n, _ in quality] == [("from", 5), ("to", 5)]
+    # a second build needs --replace and changes nothing without it
+    with pytest.raises(LoaderError, match="--replace"):
+        build_crosswalk(conn, "a", "b", "province")
+    build_crosswalk(conn, "a", "b", "province", replace=True)
+    assert conn.execute("SELECT weights FROM crosswalk_provenance").fetchone() == (["area"],)
+
+
+@pytest.mark.parametrize("weight", ["area", "population"])
+def test_carry_over_through_a_computed_crosswalk_conserves_totals(
+    vintages: psycopg.Connection, raster: Path, weight: str
+) -> None:
+    conn = vintages
+    build_crosswalk(conn, "a", "b", "province", weights=("area", "population"), raster=raster)
+    carry_over(conn, "pop", "a", "b", "province", weight)
+    before = conn.execute(
+        "SELECT sum(value) FROM indicator_value WHERE indicator = 'pop' AND vintage = 'a'"
+    ).fetchone()
+    after = conn.execute(
+        "SELECT sum(value) FROM indicator_value WHERE indicator = 'pop' AND vintage = 'b'"
+    ).fetchone()
+    assert before and after
+    assert abs(after[0] - before[0]) <= 1e-9 * before[0]
+
+
+def test_totals_are_conserved_minus_what_the_report_says_falls_outside(
+    conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    add_vintage(conn, Vintage("a", date(2000, 1, 1), date(2025, 7, 1)))
+    add_vintage(conn, Vintage("b", date(2025, 7, 1)))
+    old = dict(OLD) | {"06": (104, 105)}  # west of every new unit
+    for vintage, units in (("a", old), ("b", NEW)):
+        path = tmp_path / f"{vintage}.geojson"
+        _frame(units).to_file(path)
+        load_boundaries(conn, [path], LoadOptions(vintage, "province", FieldMap("code", "name")))
+    save_indicator(conn, Indicator("pop", "Dân số", "Population", "count"))
+    values = dict(zip(old, (1000.5, 20, 30, 400, 5000, 77.25), strict=True))
+    store_values(
+        conn, "pop", "a", "province", [ValueRow("t", c, "2009", v, "ok") for c, v in values.items()]
+    )
+    build = build_crosswalk(conn, "a", "b", "province")
+    assert build.unlinked() == ["06"]
+    result = carry_over(conn, "pop", "a", "b", "province", "area")
+    assert any("06" in note for note in result.notes)
+    after = conn.execute(
+        "SELECT sum(value) FROM indicator_value WHERE indicator = 'pop' AND vintage = 'b'"
+    ).fetchone()
+    outside = sum(values[c] for c in build.unlinked())
+    assert after and abs(after[0] - (sum(values.values()) - outside)) <= 1e-9 * after[0]
+
+
+def test_build_refuses_unknown_vintages_and_missing_levels(vintages: psycopg.Connection) -> None:
+    conn = vintages
+    with pytest.raises(LoaderError, match="unknown vintage 'zz'"):
+        build_crosswalk(conn, "a", "zz", "province")
+    with pytest.raises(LoaderError, match="vintage a has no commune level"):
+        build_crosswalk(conn, "a", "b", "commune")
+    with pytest.raises(GeoServiceError, match="same vintage"):
+        build_crosswalk(conn, "a", "a", "province")
+    assert conn.execute("SELECT count(*) FROM crosswalk").fetchone() == (0,)
+
+
+def test_a_failed_build_writes_nothing(vintages: psycopg.Connection, tmp_path: Path) -> None:
+    conn = vintages
+    build_crosswalk(conn, "a", "b", "province")
+    before = conn.execute("SELECT * FROM crosswalk ORDER BY 2, 3, 5, 6").fetchall()
+    with pytest.raises(LoaderError):
+        build_crosswalk(
+            conn,
+            "a",
+            "b",
+            "province",
+            weights=("population",),
+            raster=tmp_path / "missing.tif",
+            replace=True,
+        )
+    assert conn.execute("SELECT * FROM crosswalk ORDER BY 2, 3, 5, 6").fetchall() == before
+
+
+# ---- the 2009 communes of the demo data ------------------------------------------------------
+
+
+def test_the_converted_2009_communes_have_the_documented_counts() -> None:
+    frame = read_boundaries([COMMUNES_2009])
+    assert len(frame) == 11_163 and frame["code"].nunique() == 11_163
+    assert frame["code"].str.fullmatch(r"\d{7}").all()
+    names = dict(zip(frame["code"], frame["name"], strict=True))
+    assert names["1010101"] == "Phường Phúc Xá"  # decoded from \u escapes
+    assert not frame["name"].str.contains(r"\\u", regex=False).any()
+    population = frame["population"]
+    assert (population == 0).sum() == 78
+    assert population.sum() == pytest.approx(77_501_045.745, abs=0.01)
+    readme = (REPO / "data" / "vn" / "README.md").read_text(encoding="utf-8")
+    assert "communes-2009.geojson.gz" in readme and "78 communes have population 0" in readme
+    assert json.loads(json.dumps(frame.crs.to_json_dict()))["id"]["code"] == 4326
+
+
+def test_demo_history_loads_the_2009_communes_and_carries_their_population(
+    demo_db: str,
+) -> None:
+    from geo_service.demo import load_history
+
+    with psycopg.connect(demo_db, autocommit=True) as conn:
+        lines = list(load_history(conn))
+        assert any("links computed" in line for line in lines)
+        assert conn.execute(
+            "SELECT count(*), count(DISTINCT code) FROM admin_unit"
+            " WHERE vintage = '2009' AND level = 'commune'"
+        ).fetchone() == (11_163, 11_163)
+        name = conn.execute(
+            "SELECT name FROM admin_unit WHERE vintage = '2009' AND code = '1010101'"
+        ).fetchone()
+        assert name == ("Phường Phúc Xá",)
+        statuses = dict(
+            conn.execute(
+                "SELECT status, count(*) FROM indicator_value WHERE indicator = 'population'"
+                " AND vintage = '2009' GROUP BY status"
+            ).fetchall()
+        )
+        assert statuses == {"ok": 11_163 - 78, "not_available": 78}
+        head = conn.execute(
+            "SELECT method, weights FROM crosswalk_provenance"
+            " WHERE from_vintage = '2009' AND to_vintage = '2025' AND level = 'commune'"
+        ).fetchone()
+        assert head == ("computed", ["area", "population"])
+        before = conn.execute(
+            "SELECT sum(value) FROM indicator_value WHERE indicator = 'population'"
+            " AND vintage = '2009'"
+        ).fetchone()
+        after = conn.execute(
+            "SELECT sum(value), count(*) FROM indicator_value WHERE indicator = 'population'"
+            " AND vintage = '2025' AND level = 'commune' AND period = '2009'"
+        ).fetchone()
+        # a 2025 commune with any not-available 2009 part is not available; every other
+        # receives exactly its shares of the 2009 communes
+        expected = conn.execute(
+            "SELECT sum(v.value * c.population_share) FROM crosswalk c"
+            " JOIN indicator_value v ON v.indicator = 'population' AND v.vintage = '2009'"
+            "  AND v.level = 'commune' AND v.code = c.from_code AND v.status = 'ok'"
+            " JOIN indicator_value n ON n.indicator = 'population' AND n.vintage = '2025'"
+            "  AND n.level = 'commune' AND n.period = '2009' AND n.code = c.to_code"
+            "  AND n.status = 'ok'"
+            " WHERE c.from_vintage = '2009' AND c.to_vintage = '2025' AND c.from_level = 'commune'"
+        ).fetchone()
+        assert before and after and expected and after[1] == 3321
+        assert abs(after[0] - expected[0]) <= 1e-9 * expected[0]
+        assert after[0] > 0.9 * before[0]
+        # run again: everything is skipped
+        assert all("already" in line for line in load_history(conn))
+
+
+def test_province_crosswalk_from_geometry_agrees_with_the_official_one(demo_db: str) -> None:
+    from indicators.crosswalk_build import compare_with_stored
+
+    with psycopg.connect(demo_db, autocommit=True) as conn:
+        build = build_crosswalk(conn, "2019", "2025", "province", store=False)
+        agreement = compare_with_stored(conn, build, "2019", "2025", "province")
+        # every old province merged whole into one new province (the merge lists)
+        assert agreement.stored_whole == 63
+        assert agreement.whole_disagreeing == []
+        assert agreement.whole_agreeing == 63 and agreement.only_stored == []
+        assert agreement.only_computed == [] and max(agreement.share_differences) == 0.0
+        # nothing was stored: the official crosswalk is untouched
+        assert conn.execute(
+            "SELECT count(*) FROM crosswalk_provenance WHERE level = 'province'"
+        ).fetchone() == (0,)
+
+
+def _cli(database: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "geo_service", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DATABASE_URL": database, "COLUMNS": "200"},
+        timeout=300,
+    )
+
+
+def test_one_command_builds_the_crosswalk_with_its_quality_figures(
+    vintages: psycopg.Connection, empty_db: str, raster: Path, tmp_path: Path
+) -> None:
+    report = tmp_path / "links.csv"
+    args = ["crosswalk", "build", "--from", "a", "--to", "b", "--level", "province"]
+    done = _cli(empty_db, *args, "--raster", str(raster), "--report", str(report))
+    assert done.returncode == 0, done.stderr
+    assert "7 links (3 whole)" in done.stdout
+    assert "a: 5 units, share covered by the other vintage: min 1.000" in done.stdout
+    assert "weights area, population" in done.stdout
+    rows = list(csv.DictReader(report.open(encoding="utf-8")))
+    assert sum(r["kind"] == "link" for r in rows) == 7
+    assert sum(r["kind"] == "unit" for r in rows) == 10
+    again = _cli(empty_db, *args, "--weights", "area")
+    assert again.returncode == 2 and "--replace" in again.stderr
+    missing = _cli(empty_db, *args, "--raster", str(tmp_path / "none.tif"), "--replace")
+    assert missing.returncode == 2 and "none.tif" in missing.stderr
+    level = _cli(empty_db, "crosswalk", "build", "--from", "a", "--to", "b", "--level", "commune")
+    assert level.returncode == 2 and "vintage a has no commune level" in level.stderr
+    # the failed runs changed nothing: still the first build's population weights
+    assert vintages.execute("SELECT weights FROM crosswalk_provenance").fetchone() == (
+        ["area", "population"],
+    )
+
+
+def test_a_rebuilt_crosswalk_carries_its_series_again(vintages: psycopg.Connection) -> None:
+    conn = vintages
+    build_crosswalk(conn, "a", "b", "province")
+    carry_over(conn, "pop", "a", "b", "province", "area")
+    expected = dict(conn.execute(_CARRIED).fetchall())
+    # a stale derivation: the values no longer follow the links
+    conn.execute("UPDATE indicator_value SET value = 1 WHERE indicator = 'pop' AND vintage = 'b'")
+    build = build_crosswalk(conn, "a", "b", "province", replace=True)
+    assert "pop carried over again through the new crosswalk" in build.notes
+    assert dict(conn.execute(_CARRIED).fetchall()) == pytest.approx(expected)
+    derivation = conn.execute(
+        "SELECT derivation FROM indicator_series WHERE indicator = 'pop' AND vintage = 'b'"
+    ).fetchone()
+    assert derivation and derivation[0]["crosswalk_method"] == "computed"
+
+
+_CARRIED = (
+    "SELECT code, value FROM indicator_value WHERE indicator = 'pop' AND vintage = 'b'"
+    " ORDER BY code"
+)
