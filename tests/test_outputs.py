@@ -201,3 +201,153 @@ def test_ea_downloads_refuse_bad_formats_and_follow_read_rules(
         mine = env.client.get(ITEMS, params={"f": "csv"}, headers=env.auth("editor"))
         assert int(mine.headers["OGC-NumberMatched"]) > 0
         assert mine.headers["Cache-Control"] == "private"
+
+
+# ---- map exports ----
+
+
+def _pdf_text(content: bytes) -> str:
+    from pypdf import PdfReader
+
+    return "\n".join(page.extract_text() or "" for page in PdfReader(io.BytesIO(content)).pages)
+
+
+def _pdf_fonts(content: bytes) -> set[str]:
+    """Base font names of every font the PDF uses, and whether each is embedded."""
+    from pypdf import PdfReader
+
+    found = set()
+    for page in PdfReader(io.BytesIO(content)).pages:
+        for font in (page["/Resources"].get("/Font") or {}).values():
+            font = font.get_object()
+            descriptor = font.get("/FontDescriptor")
+            if descriptor is None and "/DescendantFonts" in font:
+                descriptor = font["/DescendantFonts"][0].get_object().get("/FontDescriptor")
+            embedded = descriptor is not None and any(
+                k in descriptor.get_object() for k in ("/FontFile", "/FontFile2", "/FontFile3")
+            )
+            found.add(f"{font['/BaseFont']}:{'embedded' if embedded else 'not embedded'}")
+    return found
+
+
+def _number_vi(value: float, decimals: int) -> str:
+    text = f"{value:,.{decimals}f}"
+    return text.replace(",", "\0").replace(".", ",").replace("\0", ".")
+
+
+def test_map_export_pdf_of_hanoi_density_reads_in_vietnamese(client: TestClient) -> None:
+    params = {
+        "collection": "commune-2025",
+        "indicator": "density",
+        "within": "01",
+        "method": "natural_breaks",
+        "k": 5,
+    }
+    classes = client.get("/maps/choropleth", params=params).json()
+    got = client.get("/maps/export", params={**params, "format": "pdf", "layout": "a4"})
+    assert got.status_code == 200, got.text
+    assert got.headers["content-type"] == "application/pdf"
+    keep("density-hanoi-a4.pdf", got.content)
+    text = _pdf_text(got.content)
+    assert "Mật độ dân số" in text  # the title
+    assert "Ngắt tự nhiên (Fisher–Jenks)" in text  # the method
+    for c in classes["classes"]:  # every break, written the Vietnamese way
+        assert _number_vi(c["upper"], 1) in text
+    assert "Bị ẩn (bảo mật thống kê)" in text and "Không có số liệu" in text
+    assert "Nguồn:" in text and "Giấy phép:" in text and "Cục Thống kê" in text
+    names = [
+        f["properties"]["name"]
+        for f in client.get(
+            "/collections/commune-2025/items",
+            params={"parent": "01", "limit": 500, "properties": "name"},
+        ).json()["features"]
+    ]
+    written = [n for n in names if not n.isascii() and n in text]
+    assert len(written) >= 10, written  # unit names, with their diacritics, where they fit
+    assert "VN-2000 / UTM 48N" in text and "Tỷ lệ 1:" in text
+    fonts = _pdf_fonts(got.content)
+    assert fonts and all("DejaVuSans" in f and f.endswith(":embedded") for f in fonts), fonts
+
+    english = client.get(
+        "/maps/export", params={**params, "format": "pdf", "lang": "en", "layout": "slide"}
+    )
+    text = _pdf_text(english.content)
+    assert "Population density" in text and "Natural breaks" in text and "Suppressed" in text
+    assert "Mật độ" not in text and "Bị ẩn" not in text
+
+
+def _hex(rgb: tuple[int, ...]) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*rgb[:3])
+
+
+def test_map_export_png_pixel_of_a_unit_has_its_class_colour(client: TestClient) -> None:
+    import numpy as np
+    import shapely
+    from PIL import Image
+    from pyproj import Transformer
+    from shapely.geometry import shape
+
+    params = {"collection": "province-2025", "indicator": "density", "k": 5}
+    classes = client.get("/maps/choropleth", params={**params, "units": "true"}).json()
+    got = client.get("/maps/export", params={**params, "format": "png", "layout": "slide"})
+    assert got.status_code == 200 and got.headers["content-type"] == "image/png"
+    keep("density-provinces-slide.png", got.content)
+    image = Image.open(io.BytesIO(got.content)).convert("RGB")
+    x0, y0, x1, y1 = (float(v) for v in got.headers["Map-Extent"].split(","))
+    left, top, right, bottom = (int(v) for v in got.headers["Map-Frame"].split(","))
+    to_map = Transformer.from_crs(4326, got.headers["Map-Crs"], always_xy=True)
+    checked = 0
+    for code in ("40", "66"):  # Nghệ An, Đắk Lắk: large provinces
+        unit = next(u for u in classes["units"] if u["code"] == code)
+        colour = classes["classes"][unit["class"]]["colour"].lower()
+        feature = client.get(f"/collections/province-2025/items/{code}").json()
+        inner = shape(feature["geometry"]).buffer(-0.15)
+        points = shapely.points(
+            np.random.default_rng(1).uniform(*np.reshape(inner.bounds, (2, 2)), (400, 2))
+        )
+        inside = [p for p in points if inner.contains(p)][:40]
+        assert len(inside) >= 20
+        hits = 0
+        for p in inside:
+            mx, my = to_map.transform(p.x, p.y)
+            px = left + (mx - x0) / (x1 - x0) * (right - left)
+            py = top + (y1 - my) / (y1 - y0) * (bottom - top)
+            hits += _hex(image.getpixel((int(px), int(py)))) == colour
+        assert hits >= 0.7 * len(inside), (code, colour, hits)  # (names, outlines)
+        checked += 1
+    assert checked == 2
+
+
+def test_map_export_refuses_what_is_not_offered(client: TestClient) -> None:
+    base = {"collection": "province-2025", "indicator": "density"}
+    for extra, parameter in (
+        ({"format": "svg"}, "format"),
+        ({"layout": "a0"}, "layout"),
+        ({"orientation": "diagonal"}, "orientation"),
+        ({"lang": "fr"}, "lang"),
+        ({"extent": "200,0,210,10"}, "extent"),
+        ({"extent": "1,2,3"}, "extent"),
+        ({"method": "magic"}, "method"),
+        ({"indicator": "nothing"}, "indicator"),
+        ({"within": "99"}, "within"),
+    ):
+        refused = client.get("/maps/export", params={**base, **extra})
+        assert refused.status_code == 400, (extra, refused.text)
+        assert refused.json()["parameter"] == parameter, (extra, refused.json())
+
+
+def test_map_export_png_of_a_view_for_people_to_look_at(client: TestClient) -> None:
+    got = client.get(
+        "/maps/export",
+        params={
+            "collection": "commune-2025",
+            "indicator": "density",
+            "within": "01",
+            "format": "png",
+            "layout": "a4",
+            "orientation": "portrait",
+            "extent": "105.75,20.95,105.95,21.10",
+        },
+    )
+    assert got.status_code == 200, got.text
+    keep("density-hanoi-view-a4-portrait.png", got.content)

@@ -4,20 +4,26 @@ answer, never a truncated file."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from psycopg_pool import AsyncConnectionPool
 
-from geo_core.errors import Forbidden
+from geo_core.errors import Forbidden, InvalidParameter
+from geo_core.text import CODE, NUMBERS, check_text
 from geo_service.ea import sql as ea_sql
-from geo_service.http.deps import client_address
+from geo_service.features.query import parse_bbox
+from geo_service.http.deps import Conn, Settings, client_address
 from geo_service.http.downloads import (
     DownloadLimits,
     SpooledResponse,
     TemporaryFileResponse,
 )
+from geo_service.http.routers import maps
 from geo_service.messages import said
 from geo_service.outputs import ea_export
+from geo_service.outputs import maps as maps_outputs
 from geo_service.settings import ServiceSettings
 from geo_service.users import User
 
@@ -90,3 +96,105 @@ async def ea_download(
     suffix = "gpkg" if fmt == "gpkg" else "shp.zip"
     headers["Content-Disposition"] = f'attachment; filename="{name}.{suffix}"'
     return TemporaryFileResponse(path, release, settings.send_timeout_s, media_type, headers)
+
+
+@router.get(
+    "/maps/export",
+    summary="The map as a PNG or PDF page",
+    responses={200: {"content": {"image/png": {}, "application/pdf": {}}}},
+)
+async def map_export(
+    conn: Conn,
+    settings: Settings,
+    collection: maps.Collection,
+    indicator: maps.Indicator,
+    period: maps.Period = None,
+    method: Annotated[
+        str,
+        Query(
+            max_length=20,
+            pattern=CODE,
+            description="quantiles, equal_interval, natural_breaks, std_mean or manual",
+        ),
+    ] = "quantiles",
+    k: Annotated[int, Query(ge=3, le=7, description="number of classes")] = 5,
+    palette: Annotated[
+        str | None, Query(max_length=20, pattern=CODE, description="ColorBrewer scheme")
+    ] = None,
+    breaks: Annotated[
+        str | None, Query(max_length=500, pattern=NUMBERS, description="manual breaks")
+    ] = None,
+    compare: maps.Compare = None,
+    compare_vintage: maps.CompareVintage = None,
+    change: maps.Change = "absolute",
+    within: maps.Within = None,
+    bbox: maps.Bbox = None,
+    extent: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            pattern=NUMBERS,
+            description="the map's frame W,S,E,N (longitude/latitude): the viewer's view",
+        ),
+    ] = None,
+    layout: Annotated[
+        str, Query(max_length=10, pattern=CODE, description="slide (16:9), a4 or a3")
+    ] = "a4",
+    orientation: Annotated[
+        str, Query(max_length=10, pattern=CODE, description="landscape or portrait")
+    ] = "landscape",
+    lang: Annotated[str, Query(max_length=2, pattern=CODE, description="vi or en")] = "vi",
+    format: Annotated[str, Query(max_length=4, pattern=CODE, description="png or pdf")] = "pdf",
+    title: Annotated[
+        str | None, Query(max_length=200, description="instead of the indicator's name")
+    ] = None,
+) -> Response:
+    """The choropleth of `/maps/choropleth` (same parameters, same classes and colours)
+    drawn on a page: title, subtitle, legend with method and breaks, suppressed and
+    not-available swatches, scale bar, north arrow, source, licence, date and office; made
+    in full before it is sent."""
+    maps_outputs.check_page(layout, orientation, format, lang)
+    frame = _extent(extent) if extent else None
+    request = maps_outputs.ExportRequest(
+        maps._query(collection, indicator, period, compare, compare_vintage, change, within, bbox),
+        method,
+        k,
+        palette,
+        breaks,
+        frame,
+        layout,
+        orientation,
+        lang,
+        format,
+        check_text(title, "title", 200) if title else None,
+    )
+    made = await maps_outputs.export_map(conn, request, settings)
+    name = f"{indicator}-{collection}-{layout}.{format}"
+    return Response(
+        made.content,
+        media_type=made.media_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Map-Crs": f"EPSG:{made.epsg}",
+            "Map-Extent": ",".join(f"{v:.2f}" for v in made.extent),
+            "Map-Frame": ",".join(str(v) for v in made.frame_px),
+        },
+    )
+
+
+def _extent(text: str) -> tuple[float, float, float, float]:
+    """A W,S,E,N frame in longitude/latitude; an error names `extent`."""
+    try:
+        box = parse_bbox(text)
+    except InvalidParameter as exc:
+        raise InvalidParameter(exc.message.replace("bbox", "extent"), parameter="extent") from exc
+    _check_lonlat(box, "extent")
+    return box
+
+
+def _check_lonlat(box: tuple[float, float, float, float], parameter: str) -> None:
+    if not (-180 <= box[0] < box[2] <= 180 and -90 <= box[1] < box[3] <= 90):
+        raise InvalidParameter(
+            f"{parameter} must be west,south,east,north in longitude/latitude",
+            parameter=parameter,
+        )
