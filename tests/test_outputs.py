@@ -351,3 +351,57 @@ def test_map_export_png_of_a_view_for_people_to_look_at(client: TestClient) -> N
     )
     assert got.status_code == 200, got.text
     keep("density-hanoi-view-a4-portrait.png", got.content)
+
+
+def test_viewer_exports_exactly_the_current_view_and_prints_map_and_legend(
+    browser: Any, live_server: str
+) -> None:
+    context = browser.new_context(viewport={"width": 1366, "height": 768}, bypass_csp=True)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(
+        f"{live_server}/map?level=commune&indicator=density&scope=province&within=01"
+        "&method=natural_breaks&k=4&palette=Blues&lang=vi"
+    )
+    page.wait_for_function("window.geoViewer && window.geoViewer.ready", timeout=120_000)
+    page.wait_for_selector(".gv-export-pdf")
+    assert page.locator(".gv-exports legend").text_content() == "Xuất bản đồ"
+    page.select_option(".gv-export-layout", "a3")
+    with page.expect_download() as info:
+        page.click(".gv-export-pdf")
+    download = info.value
+    url = download.url
+    for part in (
+        "/maps/export?",
+        "collection=commune-2025",
+        "indicator=density",
+        "within=01",
+        "method=natural_breaks",
+        "k=4",
+        "palette=Blues",
+        "layout=a3",
+        "lang=vi",
+        "format=pdf",
+        "extent=",
+    ):
+        assert part in url, (part, url)
+    content = Path(download.path()).read_bytes()
+    keep("viewer-export-a3.pdf", content)
+    text = _pdf_text(content)
+    assert "Mật độ dân số" in text and "Ngắt tự nhiên (Fisher–Jenks)" in text
+    classes = page.evaluate("window.geoViewer.classes || null")
+    if classes:  # the page's own classes are the PDF's
+        for c in classes["classes"]:
+            assert _number_vi(c["upper"], 1) in text
+
+    # printing: the map fills the page, the legend stays, the panel goes
+    page.emulate_media(media="print")
+    assert page.locator(".gv-panel").first.is_hidden()
+    assert page.locator(".gv-legend").first.is_visible()
+    box = page.locator(".folium-map").first.bounding_box()
+    assert box is not None and box["x"] == 0 and box["width"] == 1366
+    page.emulate_media(media="screen")
+    assert page.locator(".gv-panel").first.is_visible()
+    assert not errors, errors
+    context.close()
