@@ -67,7 +67,7 @@ LABELS: dict[str, dict[str, str]] = {
         "download": "Tải xuống",
         "download_help": "Các đơn vị trong khung nhìn, kèm giá trị chỉ tiêu.",
         "export": "Xuất bản đồ",
-        "export_help": "Bản đồ đang xem (chỉ tiêu, kỳ, phân lớp, phạm vi, khung nhìn) thành trang in.",
+        "export_help": "Bản đồ đang xem (chỉ tiêu, kỳ, phân lớp, phạm vi) thành trang in.",
         "export_layout": "Khổ giấy",
         "export_orientation": "Hướng giấy",
         "layout_a4": "A4",
