@@ -405,3 +405,106 @@ def test_viewer_exports_exactly_the_current_view_and_prints_map_and_legend(
     assert page.locator(".gv-panel").first.is_visible()
     assert not errors, errors
     context.close()
+
+
+# ---- EA field maps and map books ----
+
+
+def _touching(eas: list[dict[str, Any]], code: str) -> set[str]:
+    from shapely.geometry import shape
+
+    shapes = {f["properties"]["code"]: shape(f["geometry"]) for f in eas}
+    return {c for c, g in shapes.items() if c != code and g.intersection(shapes[code]).length > 0}
+
+
+def test_field_map_shows_the_ea_its_neighbours_and_its_people(env: Env) -> None:
+    eas = env.generate()
+    codes = sorted(f["properties"]["code"] for f in eas)
+    env.assign(codes)
+    env.sql(
+        "UPDATE enumeration_area SET boundary_description = %s WHERE code = %s",
+        "Phía bắc giáp phố Hoàng Hoa Thám; phía đông giáp đường Ngọc Hà",
+        codes[0],
+    )
+    ea = next(f for f in eas if f["properties"]["code"] == codes[0])
+    got = env.client.get(f"{ITEMS}/{ea['id']}/field-map.pdf")
+    assert got.status_code == 200, got.text
+    assert got.headers["content-type"] == "application/pdf"
+    keep("field-map.pdf", got.content)
+    text = _pdf_text(got.content)
+    assert f"Bản đồ địa bàn điều tra {codes[0]}" in text
+    assert "Ba Đình" in text and "Hà Nội" in text
+    assert "E1 Nguyễn Thị Hằng" in text  # the assigned enumerator
+    assert "Phía bắc giáp phố Hoàng Hoa Thám" in text
+    assert "Tỷ lệ 1:" in text and "VN-2000 / UTM 48N" in text
+    neighbours = _touching(eas, codes[0])
+    assert neighbours and neighbours & set(text.split()), (neighbours, text)
+    households = ea["properties"]["households"]
+    assert _number_vi(households, 0) in text
+    english = env.client.get(f"{ITEMS}/{ea['id']}/field-map.pdf", params={"lang": "en"})
+    text = _pdf_text(english.content)
+    assert "Enumeration area map" in text and "Bản đồ" not in text
+
+    missing = env.client.get(f"{ITEMS}/999999/field-map.pdf")
+    assert missing.status_code == 404 and missing.json()["parameter"] == "featureId"
+    wrong = env.client.get(f"{ITEMS}/{ea['id']}/field-map.pdf", params={"lang": "fr"})
+    assert wrong.status_code in (400, 422) and "lang" in wrong.text
+
+
+def test_field_maps_follow_read_rules(demo_db: str, tmp_path: Path) -> None:
+    for env in _env(demo_db, tmp_path, public_reads=False):
+        eas = env.generate()
+        url = f"{ITEMS}/{eas[0]['id']}/field-map.pdf"
+        assert env.client.get(url).status_code == 401
+        outside = env.client.get(url, headers=env.auth("outsider"))
+        assert outside.status_code == 403 and outside.json()["parameter"] == "commune"
+        assert env.client.get(url, headers=env.auth("editor")).status_code == 200
+        book = env.client.get(f"/communes/{COMMUNE}/ea-map-book.pdf", headers=env.auth("outsider"))
+        assert book.status_code == 403
+
+
+def _strips(env: Env, commune: str, count: int) -> None:
+    """`count` EAs of a commune: vertical strips of its box cut by its outline."""
+    env.sql(
+        """
+        INSERT INTO enumeration_area (census_round, code, commune_vintage, commune_code,
+                                      status, households, geom, updated_by)
+        SELECT '2029', c.code || '-' || lpad(i::text, 3, '0'), c.vintage, c.code, 'draft',
+               100 + i, ST_Multi(ST_CollectionExtract(ST_Intersection(c.geom, ST_MakeEnvelope(
+                   ST_XMin(c.geom) + (i - 1) * (ST_XMax(c.geom) - ST_XMin(c.geom)) / %s,
+                   ST_YMin(c.geom),
+                   ST_XMin(c.geom) + i * (ST_XMax(c.geom) - ST_XMin(c.geom)) / %s,
+                   ST_YMax(c.geom), 4326)), 3)), 'test'
+        FROM commune_coverage c, generate_series(1, %s) i
+        WHERE c.vintage = '2025' AND c.code = %s
+        """,
+        count,
+        count,
+        count,
+        commune,
+    )
+
+
+def test_map_book_of_a_commune_with_180_eas_has_181_pages(env: Env) -> None:
+    from pypdf import PdfReader
+
+    _strips(env, COMMUNE, 180)
+    got = env.client.get(f"/communes/{COMMUNE}/ea-map-book.pdf", params={"round": "2029"})
+    assert got.status_code == 200, got.text
+    keep("map-book-180.pdf", got.content)
+    reader = PdfReader(io.BytesIO(got.content))
+    assert len(reader.pages) == 181
+    first = reader.pages[0].extract_text()
+    assert "Tập bản đồ địa bàn điều tra" in first and "180 địa bàn" in first
+    assert "Trang 1/181" in first
+    last = reader.pages[180].extract_text()
+    assert f"{COMMUNE}-180" in last and "Trang 181/181" in last
+    for refused, parameter in (
+        ({"round": "1999"}, "round"),
+        ({"round": "20x9"}, "round"),
+    ):
+        answer = env.client.get(f"/communes/{COMMUNE}/ea-map-book.pdf", params=refused)
+        assert answer.status_code in (400, 404, 422), answer.text
+        assert parameter in answer.text
+    none = env.client.get("/communes/00008/ea-map-book.pdf")
+    assert none.status_code == 404 and none.json()["parameter"] == "code"

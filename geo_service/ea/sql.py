@@ -1077,3 +1077,23 @@ async def count_exported(
     counted = sql.SQL("SELECT count(*) FROM ({}) t").format(statement)
     row = await (await conn.execute(counted, params)).fetchone()
     return int(row[0]) if row else 0
+
+
+async def export_rows(conn: psycopg.AsyncConnection, filters: ListFilter) -> list[Row]:
+    """Every EA the filters match as a dict of EXPORT_COLUMNS and `wkb` (for field maps)."""
+    statement, params = export_sql(filters, None, None, 0, wkb=True)
+    cur = await conn.execute(statement, params)
+    return [
+        {**dict(zip(EXPORT_COLUMNS, row[:-1], strict=True)), "wkb": bytes(row[-1])}
+        for row in await cur.fetchall()
+    ]
+
+
+async def commune_rounds(conn: psycopg.AsyncConnection, commune: str) -> list[str]:
+    """The census rounds that have EAs in the commune, newest first."""
+    cur = await conn.execute(
+        "SELECT DISTINCT census_round FROM enumeration_area WHERE commune_code = %s"
+        " ORDER BY census_round DESC",
+        (commune,),
+    )
+    return [str(row[0]) for row in await cur.fetchall()]

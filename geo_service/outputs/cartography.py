@@ -25,6 +25,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PatchCollection
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, PathPatch, Rectangle
 from matplotlib.path import Path as MplPath
 from pyproj import Transformer
@@ -330,15 +331,8 @@ def number(value: float, decimals: int, lang: str) -> str:
     return text
 
 
-def map_page(sheet: Sheet) -> tuple[Figure, Axes]:
-    """A figure laid out with a title block, a map frame, a legend beside it (or below it on
-    a portrait page) and the footer; returns the figure and the map's axes."""
-    fig = new_figure(sheet.width, sheet.height)
-    chars = int(sheet.width * 17)  # (characters of 6.5 pt text a line holds)
-    sheet.footer = [line for entry in sheet.footer for line in wrap(entry, chars).splitlines()]
-    landscape = sheet.width > sheet.height
-    top = 1 - 0.95 / sheet.height  # room for two title lines
-    bottom = 0.55 / sheet.height + 0.14 * len(sheet.footer) / sheet.height
+def title_block(fig: Figure, sheet: Sheet) -> None:
+    """The title and subtitle at the top of the page."""
     fig.text(
         0.5 / sheet.width,
         1 - 0.3 / sheet.height,
@@ -358,29 +352,48 @@ def map_page(sheet: Sheet) -> tuple[Figure, Axes]:
             ha="left",
             color="#333333",
         )
+
+
+def map_page(sheet: Sheet) -> tuple[Figure, Axes]:
+    """A figure laid out with a title block, a map frame, a legend beside it (or below it on
+    a portrait page) and the footer; returns the figure and the map's axes."""
+    fig = new_figure(sheet.width, sheet.height)
+    chars = int(sheet.width * 17)  # (characters of 6.5 pt text a line holds)
+    sheet.footer = [line for entry in sheet.footer for line in wrap(entry, chars).splitlines()]
+    landscape = sheet.width > sheet.height
+    top = 1 - 0.95 / sheet.height  # room for two title lines
+    bottom = 0.55 / sheet.height + 0.14 * len(sheet.footer) / sheet.height
+    title_block(fig, sheet)
     left = 0.45 / sheet.width
     if landscape:
         legend_w = 2.6 / sheet.width
         ax = fig.add_axes((left, bottom, 1 - left - legend_w - 0.2 / sheet.width, top - bottom))
-        legend_box = (1 - legend_w, bottom, legend_w - 0.3 / sheet.width, top - bottom)
+        legend_area = (1 - legend_w, bottom, legend_w - 0.3 / sheet.width, top - bottom)
     else:
         legend_h = (0.5 + 0.2 * (len(sheet.legend) + len(sheet.legend_notes))) / sheet.height
         ax = fig.add_axes((left, bottom + legend_h, 1 - 2 * left, top - bottom - legend_h))
-        legend_box = (left, bottom, 1 - 2 * left, legend_h - 0.1 / sheet.height)
-    _legend(fig, sheet, legend_box)
-    _footer(fig, sheet)
+        legend_area = (left, bottom, 1 - 2 * left, legend_h - 0.1 / sheet.width)
+    legend_box(fig, legend_area, sheet.legend, sheet.legend_title, sheet.legend_notes)
+    footer(fig, sheet)
     return fig, ax
 
 
-def _legend(fig: Figure, sheet: Sheet, box: tuple[float, float, float, float]) -> None:
-    if not sheet.legend and not sheet.legend_title:
+def legend_box(
+    fig: Figure,
+    box: tuple[float, float, float, float],
+    entries: list[LegendEntry],
+    title: str,
+    notes: list[str] | None = None,
+) -> None:
+    """A legend of swatches (with a title and notes under it) in a box of the figure."""
+    if not entries and not title:
         return
     ax = fig.add_axes(box)
     ax.set_axis_off()
-    handles = [Patch(label=entry.label, linewidth=0.5, **entry.style) for entry in sheet.legend]
+    handles = [Patch(label=entry.label, **{"linewidth": 0.5, **entry.style}) for entry in entries]
     legend = ax.legend(
         handles=handles,
-        title=sheet.legend_title,
+        title=title or None,
         loc="upper left",
         frameon=False,
         fontsize=8,
@@ -389,22 +402,23 @@ def _legend(fig: Figure, sheet: Sheet, box: tuple[float, float, float, float]) -
         handlelength=2.2,
         handleheight=1.3,
     )
-    legend.get_title().set_fontweight("bold")
-    if sheet.legend_notes:
+    if title:
+        legend.get_title().set_fontweight("bold")
+    if notes:
         ax.text(
             0,
             0,
-            "\n".join(sheet.legend_notes),
+            "\n".join(notes),
             fontsize=6.8,
             va="bottom",
             ha="left",
             color="#333333",
-            wrap=True,
             transform=ax.transAxes,
         )
 
 
-def _footer(fig: Figure, sheet: Sheet) -> None:
+def footer(fig: Figure, sheet: Sheet) -> None:
+    """The footer lines at the bottom of the page (source, office, date, CRS)."""
     for i, line in enumerate(reversed(sheet.footer)):
         fig.text(
             0.45 / sheet.width,
@@ -415,6 +429,11 @@ def _footer(fig: Figure, sheet: Sheet) -> None:
             va="bottom",
             ha="left",
         )
+
+
+def rule(fig: Figure, x0: float, x1: float, y: float) -> Line2D:
+    """A thin ruled line across the page (figure fractions), to write on."""
+    return Line2D([x0, x1], [y, y], transform=fig.transFigure, color="#999999", linewidth=0.4)
 
 
 def wrap(text: str, width: int) -> str:

@@ -4,17 +4,20 @@ answer, never a truncated file."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import asyncio
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from psycopg_pool import AsyncConnectionPool
 
-from geo_core.errors import Forbidden, InvalidParameter
+from geo_core.errors import Forbidden, InvalidParameter, NotFound
 from geo_core.text import CODE, NUMBERS, check_text
 from geo_service.ea import sql as ea_sql
+from geo_service.ea.service import fetch
 from geo_service.features.query import parse_bbox
-from geo_service.http.deps import Conn, Settings, client_address
+from geo_service.http.auth import Reader
+from geo_service.http.deps import Conn, Downloads, Pool, Settings, client_address
 from geo_service.http.downloads import (
     DownloadLimits,
     SpooledResponse,
@@ -22,7 +25,7 @@ from geo_service.http.downloads import (
 )
 from geo_service.http.routers import maps
 from geo_service.messages import said
-from geo_service.outputs import ea_export
+from geo_service.outputs import ea_export, field_maps
 from geo_service.outputs import maps as maps_outputs
 from geo_service.settings import ServiceSettings
 from geo_service.users import User
@@ -198,3 +201,75 @@ def _check_lonlat(box: tuple[float, float, float, float], parameter: str) -> Non
             f"{parameter} must be west,south,east,north in longitude/latitude",
             parameter=parameter,
         )
+
+
+PDF = "application/pdf"
+Lang = Annotated[Literal["vi", "en"], Query(description="the page's language")]
+
+
+@router.get(
+    "/collections/enumeration-areas/items/{featureId}/field-map.pdf",
+    summary="An EA's field map (A4 PDF) for its enumerator",
+    responses={200: {"content": {PDF: {}}}},
+)
+async def ea_field_map(
+    featureId: Annotated[int, Path(ge=1, le=2**63 - 1, description="the EA's id")],
+    conn: Conn,
+    user: Reader,
+    settings: Settings,
+    lang: Lang = "vi",
+) -> Response:
+    """The EA over the loaded roads, rivers and railways, its neighbours with their codes,
+    the commune boundary, code, commune, province, households, enumerator and supervisor,
+    a boundary description field, scale bar and north arrow."""
+    row = await fetch(conn, featureId)
+    commune = await ea_sql.commune_with_province(conn, row["commune_code"])
+    check_readable(user, settings, row["commune_code"], commune["province"] if commune else None)
+    content = await field_maps.field_map(conn, row, settings, lang)
+    return Response(
+        content,
+        media_type=PDF,
+        headers={"Content-Disposition": f'attachment; filename="ea-{row["code"]}.pdf"'},
+    )
+
+
+@router.get(
+    "/communes/{code}/ea-map-book.pdf",
+    summary="A commune's EA map book (PDF): an overview, then one page per EA",
+    responses={200: {"content": {PDF: {}}}},
+)
+async def ea_map_book(
+    code: Annotated[str, Path(pattern=r"^\d{5}$", description="the commune's code")],
+    request: Request,
+    pool: Pool,
+    user: Reader,
+    settings: Settings,
+    downloads: Downloads,
+    census_round: Annotated[
+        str | None, Query(alias="round", pattern=r"^\d{4}$", description="default: the latest")
+    ] = None,
+    lang: Lang = "vi",
+) -> Response:
+    """Every EA of the commune in one PDF, written page by page to disk (memory stays flat)
+    and sent once complete."""
+    async with pool.connection() as conn:
+        commune = await ea_sql.commune_with_province(conn, code)
+        if commune is None:
+            raise NotFound(f"no commune {code!r}", parameter="code")
+        check_readable(user, settings, code, commune["province"])
+        rounds = await ea_sql.commune_rounds(conn, code)
+        chosen = census_round or (rounds[0] if rounds else None)
+        if chosen is None or chosen not in rounds:
+            raise NotFound(
+                f"commune {code} has no EAs" + (f" in round {chosen}" if chosen else ""),
+                parameter="round" if census_round else "code",
+            )
+        sheet = await field_maps.commune_sheet(conn, code, chosen, settings, lang)
+    release = downloads.open(f"user {user.name}" if user else client_address(request))
+    try:
+        path = await asyncio.to_thread(field_maps.map_book_file, sheet)
+    except BaseException:
+        release()
+        raise
+    headers = {"Content-Disposition": f'attachment; filename="ea-map-book-{code}-{chosen}.pdf"'}
+    return TemporaryFileResponse(path, release, settings.send_timeout_s, PDF, headers)
