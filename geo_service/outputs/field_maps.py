@@ -90,6 +90,17 @@ class CommuneSheet:
     lines: list[BaseGeometry]
     office: str
     lang: str
+    projection: carto.Projection | None = None
+    shapes: list[BaseGeometry] | None = None  # the EAs in the projected CRS
+    line_shapes: list[BaseGeometry] | None = None  # the lines in the projected CRS
+
+    def projected(self) -> tuple[carto.Projection, list[BaseGeometry]]:
+        """The sheet's projection and its EAs projected (computed once for every page)."""
+        if self.projection is None or self.shapes is None:
+            self.projection = _projected(self)
+            self.shapes = self.projection.geometries([e["geom"] for e in self.eas])
+            self.line_shapes = self.projection.geometries(self.lines) if self.lines else []
+        return self.projection, self.shapes
 
 
 async def commune_sheet(
@@ -179,7 +190,7 @@ def draw_field_map(sheet: CommuneSheet, ea: dict[str, Any], page: str = "") -> F
     """One EA's A4 portrait page: the EA over the lines, its neighbours with their codes,
     the commune boundary, the EA's details, a boundary description field, scale and north."""
     lang = sheet.lang
-    projection = _projected(sheet)
+    projection, all_shapes = sheet.projected()
     width, height = carto.page_size("a4", "portrait")
     page_sheet = carto.Sheet(
         width,
@@ -191,17 +202,20 @@ def draw_field_map(sheet: CommuneSheet, ea: dict[str, Any], page: str = "") -> F
     fig = carto.new_figure(width, height)
     carto.title_block(fig, page_sheet)
     ax = fig.add_axes((0.06, 0.40, 0.88, 0.49))
-    target = projection.geometry(ea["geom"])
+    target = next(g for e, g in zip(sheet.eas, all_shapes, strict=True) if e is ea)
     x0, y0, x1, y1 = target.bounds
     pad = max(x1 - x0, y1 - y0) * 0.35 + 50
-    others = [e for e in sheet.eas if e["code"] != ea["code"]]
-    shapes = projection.geometries([e["geom"] for e in others]) if others else []
     view = shapely.box(x0 - pad, y0 - pad, x1 + pad, y1 + pad)
-    nearby = [(e, g) for e, g in zip(others, shapes, strict=True) if g.intersects(view)]
+    nearby = [
+        (e, g)
+        for e, g in zip(sheet.eas, all_shapes, strict=True)
+        if e is not ea and g.intersects(view)
+    ]
     ax.set_facecolor("#f4f6f6")
     carto.draw_layer(ax, carto.Layer([g for _, g in nearby], "#ffffff", "#7f8c8d", 0.6))
     carto.draw_layer(ax, carto.Layer([target], EA_STYLE["facecolor"], "none", 0, zorder=2))
-    carto.draw_lines(ax, projection.geometries(sheet.lines), LINES_COLOUR, 0.9, zorder=3)
+    lines = [g for g in sheet.line_shapes or [] if g.intersects(view)]
+    carto.draw_lines(ax, lines, LINES_COLOUR, 0.9, zorder=3)
     if sheet.outline is not None:
         outline = projection.geometry(sheet.outline)
         carto.draw_layer(
@@ -258,7 +272,7 @@ def _boundary_field(fig: Figure, ea: dict[str, Any], lang: str) -> None:
 def draw_overview(sheet: CommuneSheet) -> Figure:
     """The map book's first page: the commune with every EA and its code."""
     lang = sheet.lang
-    projection = _projected(sheet)
+    projection, shapes = sheet.projected()
     width, height = carto.page_size("a4", "portrait")
     page_sheet = carto.Sheet(
         width,
@@ -270,10 +284,9 @@ def draw_overview(sheet: CommuneSheet) -> Figure:
     fig = carto.new_figure(width, height)
     carto.title_block(fig, page_sheet)
     ax = fig.add_axes((0.06, 0.12, 0.88, 0.77))
-    shapes = projection.geometries([e["geom"] for e in sheet.eas])
     ax.set_facecolor("#f4f6f6")
     carto.draw_layer(ax, carto.Layer(shapes, EA_STYLE["facecolor"], "#c0392b", 0.5))
-    carto.draw_lines(ax, projection.geometries(sheet.lines), LINES_COLOUR, 0.6, zorder=3)
+    carto.draw_lines(ax, sheet.line_shapes or [], LINES_COLOUR, 0.6, zorder=3)
     x0, y0, x1, y1 = (float(v) for v in shapely.total_bounds(shapes))
     if sheet.outline is not None:
         outline = projection.geometry(sheet.outline)
@@ -313,13 +326,10 @@ def map_book_file(sheet: CommuneSheet) -> Path:
     total = len(sheet.eas) + 1
     try:
         with PdfPages(path, metadata={"Creator": "geo-service"}) as pdf:
-            fig = draw_overview(sheet)
-            pdf.savefig(fig)
-            fig.clear()
+            pdf.savefig(draw_overview(sheet))
             for i, ea in enumerate(sheet.eas, start=2):
-                fig = draw_field_map(sheet, ea, f"{said('page', sheet.lang)} {i}/{total}")
-                pdf.savefig(fig)
-                fig.clear()  # (the page is written: its artists go now, not at the end)
+                # (each figure is dropped once written: nothing refers to it any more)
+                pdf.savefig(draw_field_map(sheet, ea, f"{said('page', sheet.lang)} {i}/{total}"))
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
