@@ -515,3 +515,35 @@ def _book(env: Env) -> None:
         assert parameter in answer.text
     none = env.client.get("/communes/00008/ea-map-book.pdf")
     assert none.status_code == 404 and none.json()["parameter"] == "code"
+
+
+def test_ea_editor_links_to_field_maps_map_book_and_downloads(
+    browser: Any, pg: Any, demo_template: str, tmp_path: Path
+) -> None:
+    from pypdf import PdfReader
+
+    from tests.test_ea_editor import SMALL_COMMUNE, _editor_over_demo
+
+    with _editor_over_demo(browser, pg, demo_template) as editor:
+        editor.open(f"commune={SMALL_COMMUNE}&lang=vi")
+        editor.sign_in("editor")
+        editor.page.click("button.ea-generate")
+        editor.confirm()
+        created = editor.wait_writes(1)["body"]["created"]
+        assert editor.page.locator("button.ea-map_book").text_content() == "Tập bản đồ của xã (PDF)"
+        first = editor.js("window.eaEditor.eas()[0]")
+        editor.js(f"window.eaEditor.select({first['id']}, false)")
+        with editor.page.expect_download() as info:
+            editor.page.click("button.ea-field_map")
+        text = _pdf_text(Path(info.value.path()).read_bytes())
+        assert f"Bản đồ địa bàn điều tra {first['code']}" in text
+        with editor.page.expect_download() as info:
+            editor.page.click("button.ea-download-gpkg")
+        path = tmp_path / "eas.gpkg"
+        path.write_bytes(Path(info.value.path()).read_bytes())
+        assert pyogrio.read_info(path)["features"] == created
+        with editor.page.expect_download(timeout=300_000) as info:
+            editor.page.click("button.ea-map_book")
+        book = PdfReader(info.value.path())
+        assert len(book.pages) == created + 1
+        assert not editor.errors, editor.errors

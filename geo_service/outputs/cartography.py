@@ -456,11 +456,12 @@ def label_units(
     labels: Iterable[tuple[float, float, str]],
     fontsize: float = 6.5,
     colour: str = "#222222",
+    placed: list[Any] | None = None,
 ) -> None:
     """Names at points (metres) on a light halo box (text stays text in a PDF: searchable);
-    a name that would overlap an earlier one or leave the frame is left out (the caller
-    gives the most important first)."""
-    placed: list[Any] = []
+    a name that would overlap an earlier one (of this call, or in `placed`, which it
+    extends) or leave the frame is left out (the caller gives the most important first)."""
+    placed = [] if placed is None else placed
     renderer = ax.figure.canvas.get_renderer()  # type: ignore[attr-defined]
     inside = ax.get_window_extent(renderer=renderer)
     for x, y, text in labels:

@@ -224,7 +224,10 @@ def draw_field_map(sheet: CommuneSheet, ea: dict[str, Any], page: str = "") -> F
     carto.draw_layer(ax, carto.Layer([target], "none", EA_STYLE["edgecolor"], 2.2, zorder=5))
     carto.frame(ax, (x0 - pad, y0 - pad, x1 + pad, y1 + pad), margin=0.0)
     point = target.representative_point()
-    carto.label_units(ax, [(point.x, point.y, ea["code"])], fontsize=10, colour="#c0392b")
+    placed: list[Any] = []
+    carto.label_units(
+        ax, [(point.x, point.y, ea["code"])], fontsize=10, colour="#c0392b", placed=placed
+    )
     carto.label_units(
         ax,
         [
@@ -234,6 +237,7 @@ def draw_field_map(sheet: CommuneSheet, ea: dict[str, Any], page: str = "") -> F
             if not p.is_empty
         ],
         fontsize=7,
+        placed=placed,
     )
     carto.scale_bar(ax, lang)
     carto.north_arrow(ax, lang)
