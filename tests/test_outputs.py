@@ -547,3 +547,41 @@ def test_ea_editor_links_to_field_maps_map_book_and_downloads(
         book = PdfReader(info.value.path())
         assert len(book.pages) == created + 1
         assert not editor.errors, editor.errors
+
+
+# ---- disclosure: what is hidden stays hidden in every output ----
+
+
+def test_suppressed_values_appear_in_no_map_export(demo_db: str, tmp_path: Path) -> None:
+    from indicators.protect import refresh
+
+    with psycopg.connect(demo_db, autocommit=True) as conn:
+        conn.execute("UPDATE indicator SET suppress_below = 25000 WHERE code = 'population'")
+        refresh(conn)
+    for env in _env(demo_db, tmp_path):
+        params = {"collection": "commune-2025", "indicator": "density", "within": "01"}
+        classes = env.client.get("/maps/choropleth", params={**params, "units": "true"}).json()
+        hidden = [u["code"] for u in classes["units"] if u["status"] == "suppressed"]
+        assert hidden, "the rule hides some communes of Hà Nội"
+        true_values = dict(
+            env.sql(
+                "SELECT code, value FROM indicator_value WHERE indicator = 'density'"
+                " AND vintage = '2025' AND level = 'commune' AND code = ANY(%s)",
+                hidden,
+            )
+        )
+        shown = {u["value"] for u in classes["units"] if u["value"] is not None}
+        for lang, fmt in (("vi", "pdf"), ("en", "pdf")):
+            got = env.client.get("/maps/export", params={**params, "format": fmt, "lang": lang})
+            assert got.status_code == 200, got.text
+            keep(f"suppressed-{lang}.pdf", got.content)
+            text = _pdf_text(got.content)
+            label = (
+                "Bị ẩn (bảo mật thống kê)" if lang == "vi" else "Suppressed (disclosure control)"
+            )
+            assert f"{label}  ({len(hidden)})" in text
+            for code, value in true_values.items():
+                if value is None or value in shown:
+                    continue
+                for written in (_number_vi(value, 1), f"{value:,.1f}", f"{value:.1f}"):
+                    assert written not in text, (code, written)
