@@ -546,6 +546,16 @@ def test_ea_editor_links_to_field_maps_map_book_and_downloads(
             editor.page.click("button.ea-map_book")
         book = PdfReader(info.value.path())
         assert len(book.pages) == created + 1
+        # printing the editor: the map fills the page, the statuses' legend stays
+        editor.page.emulate_media(media="print")
+        assert (
+            editor.js("getComputedStyle(document.querySelector('.ea-panel')).visibility")
+            == "hidden"
+        )
+        assert editor.page.locator(".ea-legend").first.is_visible()
+        assert editor.page.locator("button.ea-generate, button.ea-map_book").first.is_hidden()
+        box = editor.page.locator(".folium-map").first.bounding_box()
+        assert box is not None and box["x"] == 0 and box["width"] == 1280
         assert not editor.errors, editor.errors
 
 
