@@ -36,7 +36,7 @@ TEXTS = {
     "outside": ("Ngoài phạm vi phân lớp", "Outside the classified area"),
     "period": ("Kỳ", "Period"),
     "boundaries": ("Ranh giới", "Boundaries"),
-    "within": ("trong tỉnh", "within province"),
+    "within": ("trong", "within"),
     "view": ("trong vùng đang xem", "within the view"),
     "change": ("Thay đổi so với", "Change since"),
     "source": ("Nguồn", "Source"),
@@ -71,6 +71,7 @@ class ExportRequest:
     lang: str = "vi"
     fmt: str = "pdf"
     title: str | None = None
+    labels: bool = True  # write unit names where they fit
 
 
 @dataclass
@@ -156,6 +157,10 @@ async def export_map(
     units = await _units(conn, q.collection, request.extent or q.bbox, q.within, band)
     if not units:
         raise InvalidParameter("no unit lies in the extent", parameter="extent")
+    if q.within is not None:  # the subtitle names the province, not only its code
+        level, vintage = q.collection.split("-", 1)
+        parent = await features.unit_header(conn, vintage, None, q.within, above=level)
+        body["within_name"] = f"{parent['name']} ({q.within})" if parent else q.within
     return await asyncio.to_thread(_draw, request, body, meta, units, (width, height), settings)
 
 
@@ -170,7 +175,7 @@ def _texts(request: ExportRequest, body: dict[str, Any], meta: dict[str, Any]) -
     parts.append(f"{said('boundaries', lang)} {vintage}")
     parts.append(levels[0] if lang == "vi" else levels[1])
     if q.within:
-        parts.append(f"{said('within', lang)} {q.within}")
+        parts.append(f"{said('within', lang)} {body.get('within_name') or q.within}")
     elif q.bbox:
         parts.append(said("view", lang))
     source = (meta.get("source_vi") if lang == "vi" else None) or meta.get("source") or "—"
@@ -293,7 +298,7 @@ def _draw(
         (*projection.point(x0, y0), *projection.point(x1, y1)) if request.extent else _bounds(geoms)
     )
     carto.frame(ax, bounds, margin=0.0 if request.extent else 0.03)
-    if len(units) <= LABEL_LIMIT:
+    if request.labels and len(units) <= LABEL_LIMIT:
         order = sorted(range(len(units)), key=lambda i: -geoms[i].area)
         carto.label_units(
             ax,

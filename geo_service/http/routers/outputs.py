@@ -151,6 +151,7 @@ async def map_export(
     title: Annotated[
         str | None, Query(max_length=200, description="instead of the indicator's name")
     ] = None,
+    labels: Annotated[bool, Query(description="write unit names where they fit")] = True,
 ) -> Response:
     """The choropleth of `/maps/choropleth` (same parameters, same classes and colours)
     drawn on a page: title, subtitle, legend with method and breaks, suppressed and
@@ -170,6 +171,7 @@ async def map_export(
         lang,
         format,
         check_text(title, "title", 200) if title else None,
+        labels,
     )
     made = await maps_outputs.export_map(conn, request, settings)
     name = f"{indicator}-{collection}-{layout}.{format}"
