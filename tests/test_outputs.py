@@ -601,3 +601,35 @@ def test_suppressed_values_appear_in_no_map_export(demo_db: str, tmp_path: Path)
                     continue
                 for written in (_number_vi(value, 1), f"{value:,.1f}", f"{value:.1f}"):
                     assert written not in text, (code, written)
+
+
+def test_odd_output_requests_get_4xx_never_5xx(client: TestClient) -> None:
+    for path, params in (
+        ("/maps/export", {"collection": "x", "indicator": "density"}),
+        ("/maps/export", {"collection": "province-2025", "indicator": "density", "k": 9}),
+        ("/maps/export", {"collection": "province-2025", "indicator": "density", "breaks": "a"}),
+        ("/maps/export", {"collection": "province-2025", "indicator": "density", "title": "\x00"}),
+        ("/maps/export", {"collection": "province-2025", "indicator": "density", "palette": "Zz"}),
+        (
+            "/maps/export",
+            {"collection": "province-2025", "indicator": "density", "extent": "0,0,0.0001,0.0001"},
+        ),
+        (
+            "/maps/export",
+            {
+                "collection": "province-2025",
+                "indicator": "density",
+                "within": "01",
+                "bbox": "105,20,106,21",
+            },
+        ),
+        (f"{ITEMS}/0/field-map.pdf", {}),
+        (f"{ITEMS}/abc/field-map.pdf", {}),
+        ("/communes/abc/ea-map-book.pdf", {}),
+        ("/communes/00004/ea-map-book.pdf", {"lang": "xx"}),
+        (ITEMS, {"f": "gpkg", "bbox": "1,2,3"}),
+        (ITEMS, {"f": "csv", "limit": 0}),
+    ):
+        answer = client.get(path, params=params)
+        assert 400 <= answer.status_code < 500, (path, params, answer.status_code, answer.text)
+        assert answer.json().get("detail"), (path, params)

@@ -114,7 +114,23 @@ async def ea_collection(request: Request, conn: Conn, user: Reader) -> Collectio
     return await ea_collection_document(request, conn)
 
 
-@router.get(f"{BASE}/items", summary="Enumeration areas", response_class=GeoJSONResponse)
+@router.get(
+    f"{BASE}/items",
+    summary="Enumeration areas",
+    response_class=GeoJSONResponse,
+    responses={
+        200: {
+            "content": {
+                GEOJSON: {"schema": {"type": "object"}},
+                "text/csv": {"schema": {"type": "string"}},
+                "application/geopackage+sqlite3": {
+                    "schema": {"type": "string", "format": "binary"}
+                },
+                "application/zip": {"schema": {"type": "string", "format": "binary"}},
+            }
+        }
+    },
+)
 async def list_eas(
     request: Request,
     user: Reader,

@@ -31,6 +31,7 @@ from geo_service.settings import ServiceSettings
 from geo_service.users import User
 
 router = APIRouter(tags=["outputs"])
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
 
 
 def read_scope(user: User | None, settings: ServiceSettings) -> list[str] | None:
@@ -104,7 +105,7 @@ async def ea_download(
 @router.get(
     "/maps/export",
     summary="The map as a PNG or PDF page",
-    responses={200: {"content": {"image/png": {}, "application/pdf": {}}}},
+    responses={200: {"content": {"image/png": _BINARY, "application/pdf": _BINARY}}},
 )
 async def map_export(
     conn: Conn,
@@ -212,7 +213,7 @@ Lang = Annotated[Literal["vi", "en"], Query(description="the page's language")]
 @router.get(
     "/collections/enumeration-areas/items/{featureId}/field-map.pdf",
     summary="An EA's field map (A4 PDF) for its enumerator",
-    responses={200: {"content": {PDF: {}}}},
+    responses={200: {"content": {PDF: _BINARY}}},
 )
 async def ea_field_map(
     featureId: Annotated[int, Path(ge=1, le=2**63 - 1, description="the EA's id")],
@@ -238,7 +239,7 @@ async def ea_field_map(
 @router.get(
     "/communes/{code}/ea-map-book.pdf",
     summary="A commune's EA map book (PDF): an overview, then one page per EA",
-    responses={200: {"content": {PDF: {}}}},
+    responses={200: {"content": {PDF: _BINARY}}},
 )
 async def ea_map_book(
     code: Annotated[str, Path(pattern=r"^\d{5}$", description="the commune's code")],
