@@ -192,6 +192,9 @@ class ServiceSettings(BaseSettings):
     trusted_proxies: str = ""
     # Host headers links may repeat when no public URL is set (others get the own address).
     allowed_hosts: str = "localhost,127.0.0.1,::1"
+    # the office named on every printed map and report (exports, field maps, area reports)
+    office_name: str = "National Statistics Office of Viet Nam"
+    office_name_vi: str = "Cục Thống kê"
     # enumeration areas
     public_reads: bool = True
     household_size: float = 3.5  # persons per household (2019 census average)

@@ -989,3 +989,119 @@ async def lines_geojson(conn: psycopg.AsyncConnection, vintage: str, code: str) 
     )
     row = await cur.fetchone()
     return str(row[0]) if row else '{"type": "FeatureCollection", "features": []}'
+
+
+# ---- exports: EAs with their commune, province and assignment (see outputs/ea_export.py) ----
+
+EXPORT_COLUMNS = (
+    "code",
+    "census_round",
+    "commune_code",
+    "commune_name",
+    "province_code",
+    "province_name",
+    "status",
+    "households",
+    "population",
+    "area_km2",
+    "urban_rural",
+    "boundary_description",
+    "landmarks",
+    "listed_dwellings",
+    "listed_households",
+    "enumerator_code",
+    "enumerator_name",
+    "supervisor_area",
+    "supervisor_code",
+    "supervisor_name",
+    "version",
+    "updated_at",
+)
+_EXPORT = """
+SELECT e.code, e.census_round, e.commune_code, c.name AS commune_name,
+       c.parent_code AS province_code, p.name AS province_name, e.status,
+       e.households, e.population, round((ST_Area(e.geom::geography) / 1e6)::numeric, 4)::float8,
+       e.urban_rural, e.boundary_description, e.landmarks, e.listed_dwellings,
+       e.listed_households, en.code, en.name, sa.code, su.code, su.name, e.version,
+       to_char(e.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+       {geometry}
+FROM enumeration_area e
+LEFT JOIN admin_unit c ON c.vintage = e.commune_vintage AND c.level = 'commune'
+     AND c.code = e.commune_code
+LEFT JOIN admin_unit p ON p.vintage = c.vintage AND p.level = 'province' AND p.code = c.parent_code
+LEFT JOIN ea_assignment a ON a.ea_id = e.id
+LEFT JOIN census_staff en ON en.id = a.enumerator_id
+LEFT JOIN supervisor_area sa ON sa.id = a.supervisor_area_id
+LEFT JOIN census_staff su ON su.id = sa.supervisor_id
+WHERE {where} AND ({scope})
+ORDER BY e.census_round, e.code
+LIMIT %(limit)s OFFSET %(offset)s
+"""
+
+
+def _prefixed(filters: ListFilter) -> tuple[sql.Composable, dict[str, Any]]:
+    """The list's condition over `e` (the filters name plain EA columns)."""
+    conditions: list[sql.Composable] = []
+    params: dict[str, Any] = {}
+    for column, value in (
+        ("commune_code", filters.commune),
+        ("status", filters.status),
+        ("census_round", filters.census_round),
+    ):
+        if value is not None:
+            conditions.append(
+                sql.SQL("{} = {}").format(sql.Identifier("e", column), sql.Placeholder(column))
+            )
+            params[column] = value
+    if filters.bbox is not None:
+        conditions.append(
+            sql.SQL("e.geom && ST_MakeEnvelope(%(x0)s, %(y0)s, %(x1)s, %(y1)s, 4326)")
+        )
+        params.update(zip(("x0", "y0", "x1", "y1"), filters.bbox, strict=True))
+    return sql.SQL(" AND ").join(conditions or [sql.SQL("true")]), params
+
+
+def export_sql(
+    filters: ListFilter, scope: list[str] | None, limit: int | None, offset: int, wkb: bool
+) -> tuple[sql.Composed, dict[str, Any]]:
+    """EA rows in EXPORT_COLUMNS order, the geometry last (WKB, or GeoJSON text when not
+    `wkb`); only EAs of communes or provinces in `scope` unless it is None."""
+    where, params = _prefixed(filters)
+    scoped = sql.SQL(
+        "true"
+        if scope is None
+        else "e.commune_code = ANY(%(scope)s) OR c.parent_code = ANY(%(scope)s)"
+    )
+    geometry = sql.SQL("ST_AsBinary(e.geom)" if wkb else "ST_AsGeoJSON(e.geom, 8)")
+    statement = sql.SQL(_EXPORT).format(geometry=geometry, where=where, scope=scoped)
+    return statement, {**params, "scope": scope, "limit": limit, "offset": offset}
+
+
+async def count_exported(
+    conn: psycopg.AsyncConnection, filters: ListFilter, scope: list[str] | None
+) -> int:
+    """How many EAs an export of the filters (within `scope`) holds."""
+    statement, params = export_sql(filters, scope, None, 0, wkb=True)
+    counted = sql.SQL("SELECT count(*) FROM ({}) t").format(statement)
+    row = await (await conn.execute(counted, params)).fetchone()
+    return int(row[0]) if row else 0
+
+
+async def export_rows(conn: psycopg.AsyncConnection, filters: ListFilter) -> list[Row]:
+    """Every EA the filters match as a dict of EXPORT_COLUMNS and `wkb` (for field maps)."""
+    statement, params = export_sql(filters, None, None, 0, wkb=True)
+    cur = await conn.execute(statement, params)
+    return [
+        {**dict(zip(EXPORT_COLUMNS, row[:-1], strict=True)), "wkb": bytes(row[-1])}
+        for row in await cur.fetchall()
+    ]
+
+
+async def commune_rounds(conn: psycopg.AsyncConnection, commune: str) -> list[str]:
+    """The census rounds that have EAs in the commune, newest first."""
+    cur = await conn.execute(
+        "SELECT DISTINCT census_round FROM enumeration_area WHERE commune_code = %s"
+        " ORDER BY census_round DESC",
+        (commune,),
+    )
+    return [str(row[0]) for row in await cur.fetchall()]

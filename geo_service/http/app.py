@@ -40,6 +40,7 @@ from geo_service.http.routers import (
     indicators,
     landing,
     maps,
+    outputs,
     tiles,
     users,
     viewer,
@@ -132,6 +133,7 @@ def _add_routes(app: FastAPI) -> None:
     app.include_router(health.router)
     app.include_router(users.router)
     app.include_router(ea.router, dependencies=strict)  # before the generic collections routes
+    app.include_router(outputs.router, dependencies=strict)
     app.include_router(census.router, dependencies=strict)
     app.include_router(features.router, dependencies=strict)
     app.include_router(aggregate.router)

@@ -4,6 +4,7 @@ send a spooled body or a built file (with a timeout on every write to the client
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -129,4 +130,28 @@ class KeptFileResponse(FileResponse):
         try:
             await super().__call__(scope, receive, _timed(send, self.send_timeout_s, self.release))
         finally:
+            self.release()
+
+
+class TemporaryFileResponse(FileResponse):
+    """A file built for this one response: sent, then its folder is deleted and the
+    client's download slot freed, however the sending ends."""
+
+    def __init__(
+        self,
+        path: Path,
+        release: Release,
+        send_timeout_s: float,
+        media_type: str,
+        headers: dict[str, str],
+    ) -> None:
+        super().__init__(path, media_type=media_type, headers=headers)
+        self.release, self.send_timeout_s, self.built = release, send_timeout_s, path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Send the file, dropping a client that stops reading, then delete it."""
+        try:
+            await super().__call__(scope, receive, _timed(send, self.send_timeout_s, self.release))
+        finally:
+            await asyncio.to_thread(shutil.rmtree, self.built.parent, True)
             self.release()

@@ -41,6 +41,7 @@ from geo_service.http.documents import (
 )
 from geo_service.http.downloads import SpooledResponse
 from geo_service.http.ogc import GEOJSON, TILESETS_VECTOR, GeoJSONResponse, page_tail
+from geo_service.http.routers.outputs import ea_download
 from geo_service.http.services import Services
 from geo_service.messages import localised
 
@@ -113,7 +114,23 @@ async def ea_collection(request: Request, conn: Conn, user: Reader) -> Collectio
     return await ea_collection_document(request, conn)
 
 
-@router.get(f"{BASE}/items", summary="Enumeration areas", response_class=GeoJSONResponse)
+@router.get(
+    f"{BASE}/items",
+    summary="Enumeration areas",
+    response_class=GeoJSONResponse,
+    responses={
+        200: {
+            "content": {
+                GEOJSON: {"schema": {"type": "object"}},
+                "text/csv": {"schema": {"type": "string"}},
+                "application/geopackage+sqlite3": {
+                    "schema": {"type": "string", "format": "binary"}
+                },
+                "application/zip": {"schema": {"type": "string", "format": "binary"}},
+            }
+        }
+    },
+)
 async def list_eas(
     request: Request,
     user: Reader,
@@ -127,18 +144,35 @@ async def list_eas(
         str | None, Query(max_length=200, description="minx,miny,maxx,maxy (longitude/latitude)")
     ] = None,
     limit: Annotated[
-        int, Query(ge=1, description="EAs per page: 1,000 by default, at most 10,000 (capped)")
-    ] = 1000,
+        int | None,
+        Query(
+            ge=1,
+            description="EAs per page: 1,000 by default, at most 10,000 (capped); downloads "
+            "(f=geojson, csv, gpkg, shp) hold every EA unless a limit is given",
+        ),
+    ] = None,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    f: Annotated[
+        Literal["json", "geojson", "csv", "gpkg", "shp"],
+        Query(
+            description="json: pages for the editor; geojson, csv (WKT), gpkg, shp (zipped): a "
+            "file of every matched EA with its commune, figures, status and assignment"
+        ),
+    ] = "json",
 ) -> Response:
-    """EAs filtered by commune, status, census round and bounding box; streamed, in pages."""
-    limit = min(limit, MAX_EA_PAGE)  # (OGC API - Features: a larger limit is capped)
+    """EAs filtered by commune, status, census round and bounding box; streamed, in pages,
+    or as a download file."""
     box = parse_bbox(bbox) if bbox is not None else None
     if box is not None and not (-180 <= box[0] <= box[2] <= 180 and -90 <= box[1] <= box[3] <= 90):
         raise InvalidParameter(
             "bbox must be longitude/latitude: -180..180, -90..90", parameter="bbox"
         )
     filters = sql.ListFilter(commune, status, census_round, box)
+    if f != "json":
+        return await ea_download(
+            request, user, pool, settings, downloads, filters, f, limit, offset
+        )
+    limit = min(limit or 1000, MAX_EA_PAGE)  # (OGC API - Features: a larger limit is capped)
     # a signed-in user counts as themselves: editors of one office share an address (NAT)
     release = downloads.open(f"user {user.name}" if user else client_address(request))
     try:

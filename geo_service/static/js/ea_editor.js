@@ -778,7 +778,36 @@
       row(t("overlaps"), String(c.overlaps.length), "ea-overlaps") +
       row(t("outside"), String(c.outside_commune.length), "ea-outside") +
       row(t("workload") + " " + cfg.householdsBand.join("–"), String(c.outside_workload_band.length), "ea-workload") +
-      lines + "</table>" + legendHtml();
+      lines + "</table>" + legendHtml() + downloadsHtml();
+  }
+
+  /* The commune's EAs as files (CAPI systems, QGIS) and its map book; fetched with the
+     user's token, so they work where reads need one. */
+  function downloadsHtml() {
+    const link = (format, label) => "<button type='button' class='ea-download-" + format +
+      "' data-action='download_" + format + "'>" + escape(label) + "</button>";
+    return "<h4>" + escape(t("downloads_title")) + "</h4><div class='ea-actions ea-downloads'>" +
+      link("gpkg", "GeoPackage") + link("shp", "Shapefile (zip)") + link("geojson", "GeoJSON") +
+      link("csv", "CSV") + button("map_book") + "</div>";
+  }
+
+  async function saveFile(path, name) {
+    const headers = { "Accept-Language": cfg.lang };
+    if (state.token) headers.Authorization = "Bearer " + state.token;
+    const response = await fetch(path, { headers });
+    if (!response.ok) {
+      let detail = String(response.status);
+      try { detail = (await response.json()).detail || detail; } catch (err) { /* not JSON */ }
+      return showError({ ok: false, status: response.status, body: { detail: t("download_failed", { detail }) } });
+    }
+    const blob = await response.blob();
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(blob);
+    a.download = name;
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 60000);
   }
 
   function legendHtml() {
@@ -842,7 +871,7 @@
     if (canEdit() && (p.status === "draft" || p.status === "rejected")) html += button("submit");
     if (canApprove() && p.status === "submitted") html += button("approve", null, "ea-primary") + button("reject", null, "ea-danger");
     if (canEdit()) html += button("delete", null, "ea-danger");
-    html += button("history") + "</div>";
+    html += button("history") + button("field_map") + "</div>";
     if (canEdit()) html += "<div class='ea-hint'>" + escape(t("draw_split")) + "</div>";
     html += attributesHtml(p);
     if (state.history && state.history.id === state.selected[0]) html += historyHtml();
@@ -1079,12 +1108,25 @@
   }
 
   async function act(action) {
+    if (action.startsWith("download_")) {
+      const format = action.slice("download_".length);
+      const suffix = { gpkg: "gpkg", shp: "shp.zip", geojson: "geojson", csv: "csv" }[format];
+      return saveFile(ITEMS + "?commune=" + cfg.commune.code + "&round=" + cfg.round + "&f=" + format,
+        "enumeration-areas-" + cfg.commune.code + "." + suffix);
+    }
     switch (action) {
       case "sign_in": return signInWithPassword();
       case "token_sign_in": return signInWith(panel.querySelector("input[name=token]").value.trim());
       case "sign_out": return signOutNow();
       case "merge": return mergeSelected();
       case "history": return showHistory();
+      case "field_map": {
+        const id = state.selected[0];
+        return saveFile(ITEMS + "/" + id + "/field-map.pdf?lang=" + cfg.lang, "ea-" + codeOf(id) + ".pdf");
+      }
+      case "map_book":
+        return saveFile(cfg.api + "/communes/" + cfg.commune.code + "/ea-map-book.pdf?round=" + cfg.round +
+          "&lang=" + cfg.lang, "ea-map-book-" + cfg.commune.code + "-" + cfg.round + ".pdf");
       case "generate": case "regenerate": return generate();
       case "submit_all": return transitionAll(["draft", "rejected"], "submit", "confirm_submit_all");
       case "approve_all": return transitionAll(["submitted"], "approve", "confirm_approve_all");

@@ -88,7 +88,7 @@ export function renderControls(app, root) {
     app.problem && app.problem.parameter === "within" ? h("p", { class: "gv-problem", role: "alert" }, app.problem.message) : null);
   if (!provinces) app.unitTable("province-" + st.vintage).then(() => renderControls(app, root)).catch(() => {});
 
-  fill(root, what, how, where, app.base.controls(), downloads(app));
+  fill(root, what, how, where, app.base.controls(), downloads(app), exports(app));
   if (focused) {
     const again = root.querySelector("[name='" + focused + "']");
     if (again) {
@@ -108,4 +108,26 @@ function downloads(app) {
   } }, label);
   return h("fieldset", { class: "gv-group gv-downloads" }, h("legend", {}, t("download")),
     h("p", { class: "gv-hint" }, t("download_help")), link("csv", "CSV"), " · ", link("json", "GeoJSON"));
+}
+
+/* Export: the map as it is now (indicator, period, boundary year, level, classes, scope and
+   this view) as a PDF or PNG page, drawn by the service (/maps/export). */
+function exports(app) {
+  const { t } = app.i18n;
+  const layout = h("select", { name: "export-layout", class: "gv-export-layout" },
+    ...[["a4", t("layout_a4")], ["a3", t("layout_a3")], ["slide", t("layout_slide")]].map(([v, label]) => h("option", { value: v }, label)));
+  const orientation = h("select", { name: "export-orientation", class: "gv-export-orientation" },
+    ...[["landscape", t("landscape")], ["portrait", t("portrait")]].map(([v, label]) => h("option", { value: v }, label)));
+  const link = (format, label) => h("a", { href: "#", class: "gv-export-" + format, download: "", onclick: (e) => {
+    const b = app.map.getBounds();
+    const extent = [Math.max(b.getWest(), -180), Math.max(b.getSouth(), -90), Math.min(b.getEast(), 180),
+      Math.min(b.getNorth(), 90)].map((v) => v.toFixed(5)).join(",");
+    e.currentTarget.href = app.api.url("/maps/export", { ...(app.classParams || {}), extent,
+      layout: layout.value, orientation: orientation.value, lang: app.i18n.lang, format });
+  } }, label);
+  return h("fieldset", { class: "gv-group gv-exports" }, h("legend", {}, t("export")),
+    h("p", { class: "gv-hint" }, t("export_help")),
+    h("label", { class: "gv-field" }, t("export_layout"), layout),
+    h("label", { class: "gv-field" }, t("export_orientation"), orientation),
+    h("p", {}, link("pdf", t("export_pdf")), " · ", link("png", t("export_png"))));
 }

@@ -108,6 +108,7 @@ async function loadClasses() {
     within: st.scope === "province" ? st.within : null, bbox: st.scope === "view" ? viewBox() : null };
   try {
     app.classes = await api.latest("classes", "/maps/choropleth", params);
+    app.classParams = params; // (the export asks for exactly these classes)
     app.problem = null;
   } catch (err) {
     if (err.name === "AbortError") throw err;

@@ -1,0 +1,155 @@
+"""Outputs (issue #18): map export PNG and PDF of the 3,321 communes, one EA field map, and
+map books of 60 and 180 EAs (memory should not grow with the number of pages).
+
+Each case runs in its own process under `/usr/bin/time -v` (peak memory is that process's
+maximum resident set size), calling the same domain code the routes call; the time is the
+median of the runs after one warm-up run (fonts, caches).
+
+    .venv/bin/python -m bench.outputs [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+import psycopg
+
+from bench.common import loadavg, prepare_database, throwaway_cluster
+
+CASES = ("export-png", "export-pdf", "field-map", "map-book-60", "map-book-180")
+COMMUNE = "00004"
+STRIPS = """
+INSERT INTO enumeration_area (census_round, code, commune_vintage, commune_code, status,
+                              households, geom, updated_by)
+SELECT %(round)s, c.code || '-' || lpad(i::text, 3, '0'), c.vintage, c.code, 'draft', 100 + i,
+       ST_Multi(ST_CollectionExtract(ST_Intersection(c.geom, ST_MakeEnvelope(
+           ST_XMin(c.geom) + (i - 1) * (ST_XMax(c.geom) - ST_XMin(c.geom)) / %(n)s,
+           ST_YMin(c.geom),
+           ST_XMin(c.geom) + i * (ST_XMax(c.geom) - ST_XMin(c.geom)) / %(n)s,
+           ST_YMax(c.geom), 4326)), 3)), 'bench'
+FROM commune_coverage c, generate_series(1, %(n)s) i
+WHERE c.vintage = '2025' AND c.code = %(commune)s
+"""
+
+
+def _log(line: str) -> None:
+    print(f"[outputs] {line}", file=sys.stderr, flush=True)
+
+
+async def _one(case: str, url: str) -> None:
+    """Make one output once (inside the measured process)."""
+    from psycopg import AsyncConnection
+
+    from geo_service.ea.service import fetch
+    from geo_service.outputs import field_maps
+    from geo_service.outputs import maps as maps_outputs
+    from geo_service.settings import ServiceSettings
+    from geo_service.viewer.data import MapQuery
+
+    settings = ServiceSettings()
+    async with await AsyncConnection.connect(url, autocommit=True) as conn:
+        if case.startswith("export"):
+            fmt = case.split("-")[1]
+            request = maps_outputs.ExportRequest(
+                MapQuery("commune-2025", "density"),
+                layout="slide" if fmt == "png" else "a4",
+                fmt=fmt,
+            )
+            made = await maps_outputs.export_map(conn, request, settings)
+            assert len(made.content) > 10_000
+        elif case == "field-map":
+            cur = await conn.execute(
+                "SELECT id FROM enumeration_area WHERE census_round = '2029' ORDER BY code"
+                " OFFSET 90 LIMIT 1"
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            ea = await fetch(conn, int(row[0]))
+            assert (await field_maps.field_map(conn, ea, settings, "vi"))[:4] == b"%PDF"
+        else:
+            census_round = "2029" if case.endswith("180") else "2030"
+            sheet = await field_maps.commune_sheet(conn, COMMUNE, census_round, settings, "vi")
+            path = await asyncio.to_thread(field_maps.map_book_file, sheet)
+            assert path.stat().st_size > 0
+            path.unlink()
+            path.parent.rmdir()
+
+
+def _inner(case: str, url: str, repeat: int) -> None:
+    """The measured process: one warm-up, then `repeat` timed runs; prints JSON."""
+    times = []
+    for i in range(repeat + 1):
+        start = time.perf_counter()
+        asyncio.run(_one(case, url))
+        if i:
+            times.append(time.perf_counter() - start)
+    print(json.dumps({"case": case, "times": times}))
+
+
+def _measure(case: str, url: str, repeat: int) -> dict[str, Any]:
+    """Run a case in its own process under /usr/bin/time -v."""
+    command = [
+        "/usr/bin/time",
+        "-v",
+        sys.executable,
+        "-m",
+        "bench.outputs",
+        "--inner",
+        case,
+        "--url",
+        url,
+        "--repeat",
+        str(repeat),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
+    result["peak_mb"] = int(peak.group(1)) / 1024 if peak else None
+    return result
+
+
+def main() -> None:
+    """Prepare the database, run every case, print a Markdown table."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-cache", action="store_true", help="load the demo afresh")
+    parser.add_argument("--inner", choices=CASES, help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.inner:
+        _inner(args.inner, args.url, args.repeat)
+        return
+    load_before = loadavg()
+    with throwaway_cluster("bench-outputs-", _log) as (cluster, _):
+        url, how = prepare_database(cluster, not args.no_cache, _log)
+        _log(how)
+        with psycopg.connect(url, autocommit=True) as conn:
+            for census_round, n in (("2029", 180), ("2030", 60)):
+                conn.execute(STRIPS, {"round": census_round, "n": n, "commune": COMMUNE})
+        rows = []
+        for case in CASES:
+            _log(f"measuring {case}")
+            repeat = 1 if case.startswith("map-book") else args.repeat
+            result = _measure(case, url, repeat)
+            rows.append(result)
+    load_after = loadavg()
+    print("| Case | Median time (s) | Runs (s) | Peak memory (MB) |")
+    print("|---|---|---|---|")
+    for r in rows:
+        runs = ", ".join(f"{t:.2f}" for t in r["times"])
+        print(
+            f"| {r['case']} | {statistics.median(r['times']):.2f} | {runs} | {r['peak_mb']:.0f} |"
+        )
+    print(f"\nLoad average before: {' '.join(load_before)}; after: {' '.join(load_after)}")
+
+
+if __name__ == "__main__":
+    main()

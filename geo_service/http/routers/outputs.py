@@ -1,0 +1,278 @@
+"""Outputs people take away: EA downloads, map exports, EA field maps and map books, area
+reports. Every file is made in full before its first byte is sent: a failure is an error
+answer, never a truncated file."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import Response
+from psycopg_pool import AsyncConnectionPool
+
+from geo_core.errors import Forbidden, InvalidParameter, NotFound
+from geo_core.text import CODE, NUMBERS, check_text
+from geo_service.ea import sql as ea_sql
+from geo_service.ea.service import fetch
+from geo_service.features.query import parse_bbox
+from geo_service.http.auth import Reader
+from geo_service.http.deps import Conn, Downloads, Pool, Settings, client_address
+from geo_service.http.downloads import (
+    DownloadLimits,
+    SpooledResponse,
+    TemporaryFileResponse,
+)
+from geo_service.http.routers import maps
+from geo_service.messages import said
+from geo_service.outputs import ea_export, field_maps
+from geo_service.outputs import maps as maps_outputs
+from geo_service.settings import ServiceSettings
+from geo_service.users import User
+
+router = APIRouter(tags=["outputs"])
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+
+def read_scope(user: User | None, settings: ServiceSettings) -> list[str] | None:
+    """The codes a reader may see EAs of: everywhere when reads are public (or for an
+    admin), else the user's scope."""
+    if settings.public_reads or user is None or user.role == "admin":
+        return None
+    return list(user.scope)
+
+
+def check_readable(
+    user: User | None, settings: ServiceSettings, commune: str, province: str | None
+) -> None:
+    """403 naming the commune when reads are restricted and it is outside the user's scope."""
+    scope = read_scope(user, settings)
+    if scope is not None and user is not None and not user.covers(commune, province):
+        raise Forbidden(said("out_of_scope", commune=commune, user=user.name), parameter="commune")
+
+
+async def ea_download(
+    request: Request,
+    user: User | None,
+    pool: AsyncConnectionPool,
+    settings: ServiceSettings,
+    downloads: DownloadLimits,
+    filters: ea_sql.ListFilter,
+    fmt: str,
+    limit: int | None,
+    offset: int,
+) -> Response:
+    """The EAs the filters match (within the reader's scope) as a GeoJSON, CSV, GeoPackage
+    or zipped Shapefile file."""
+    scope = read_scope(user, settings)
+    if filters.commune is not None:
+        async with pool.connection() as conn:
+            commune = await ea_sql.commune_with_province(conn, filters.commune)
+        if commune is not None:
+            check_readable(user, settings, filters.commune, commune["province"])
+    selection = ea_export.EaSelection(filters, scope, limit, offset)
+    release = downloads.open(f"user {user.name}" if user else client_address(request))
+    name = "enumeration-areas" + (f"-{filters.commune}" if filters.commune else "")
+    try:
+        async with downloads.reading():
+            async with pool.connection() as conn:
+                matched = await ea_sql.count_exported(conn, filters, scope)
+            returned = max(0, min(matched - offset, limit if limit is not None else matched))
+            headers = {
+                "OGC-NumberMatched": str(matched),
+                "OGC-NumberReturned": str(returned),
+                "Content-Crs": "<http://www.opengis.net/def/crs/OGC/1.3/CRS84>",
+            }
+            if settings.public_reads is False:
+                headers["Cache-Control"] = "private"
+            spool_bytes = settings.download_spool_mb * 1024 * 1024
+            media_type = ea_export.MEDIA_TYPES[fmt]
+            if fmt in ("geojson", "csv"):
+                make = ea_export.spool_geojson if fmt == "geojson" else ea_export.spool_csv
+                spool = await make(pool, selection, spool_bytes)
+                suffix = "geojson" if fmt == "geojson" else "csv"
+                headers["Content-Disposition"] = f'attachment; filename="{name}.{suffix}"'
+                return SpooledResponse(spool, release, settings.send_timeout_s, media_type, headers)
+            path = await ea_export.build_file(pool, selection, fmt)
+    except BaseException:
+        release()
+        raise
+    suffix = "gpkg" if fmt == "gpkg" else "shp.zip"
+    headers["Content-Disposition"] = f'attachment; filename="{name}.{suffix}"'
+    return TemporaryFileResponse(path, release, settings.send_timeout_s, media_type, headers)
+
+
+@router.get(
+    "/maps/export",
+    summary="The map as a PNG or PDF page",
+    responses={200: {"content": {"image/png": _BINARY, "application/pdf": _BINARY}}},
+)
+async def map_export(
+    conn: Conn,
+    settings: Settings,
+    collection: maps.Collection,
+    indicator: maps.Indicator,
+    period: maps.Period = None,
+    method: Annotated[
+        str,
+        Query(
+            max_length=20,
+            pattern=CODE,
+            description="quantiles, equal_interval, natural_breaks, std_mean or manual",
+        ),
+    ] = "quantiles",
+    k: Annotated[int, Query(ge=3, le=7, description="number of classes")] = 5,
+    palette: Annotated[
+        str | None, Query(max_length=20, pattern=CODE, description="ColorBrewer scheme")
+    ] = None,
+    breaks: Annotated[
+        str | None, Query(max_length=500, pattern=NUMBERS, description="manual breaks")
+    ] = None,
+    compare: maps.Compare = None,
+    compare_vintage: maps.CompareVintage = None,
+    change: maps.Change = "absolute",
+    within: maps.Within = None,
+    bbox: maps.Bbox = None,
+    extent: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            pattern=NUMBERS,
+            description="the map's frame W,S,E,N (longitude/latitude): the viewer's view",
+        ),
+    ] = None,
+    layout: Annotated[
+        str, Query(max_length=10, pattern=CODE, description="slide (16:9), a4 or a3")
+    ] = "a4",
+    orientation: Annotated[
+        str, Query(max_length=10, pattern=CODE, description="landscape or portrait")
+    ] = "landscape",
+    lang: Annotated[str, Query(max_length=2, pattern=CODE, description="vi or en")] = "vi",
+    format: Annotated[str, Query(max_length=4, pattern=CODE, description="png or pdf")] = "pdf",
+    title: Annotated[
+        str | None, Query(max_length=200, description="instead of the indicator's name")
+    ] = None,
+    labels: Annotated[bool, Query(description="write unit names where they fit")] = True,
+) -> Response:
+    """The choropleth of `/maps/choropleth` (same parameters, same classes and colours)
+    drawn on a page: title, subtitle, legend with method and breaks, suppressed and
+    not-available swatches, scale bar, north arrow, source, licence, date and office; made
+    in full before it is sent."""
+    maps_outputs.check_page(layout, orientation, format, lang)
+    frame = _extent(extent) if extent else None
+    request = maps_outputs.ExportRequest(
+        maps._query(collection, indicator, period, compare, compare_vintage, change, within, bbox),
+        method,
+        k,
+        palette,
+        breaks,
+        frame,
+        layout,
+        orientation,
+        lang,
+        format,
+        check_text(title, "title", 200) if title else None,
+        labels,
+    )
+    made = await maps_outputs.export_map(conn, request, settings)
+    name = f"{indicator}-{collection}-{layout}.{format}"
+    return Response(
+        made.content,
+        media_type=made.media_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Map-Crs": f"EPSG:{made.epsg}",
+            "Map-Extent": ",".join(f"{v:.2f}" for v in made.extent),
+            "Map-Frame": ",".join(str(v) for v in made.frame_px),
+        },
+    )
+
+
+def _extent(text: str) -> tuple[float, float, float, float]:
+    """A W,S,E,N frame in longitude/latitude; an error names `extent`."""
+    try:
+        box = parse_bbox(text)
+    except InvalidParameter as exc:
+        raise InvalidParameter(exc.message.replace("bbox", "extent"), parameter="extent") from exc
+    _check_lonlat(box, "extent")
+    return box
+
+
+def _check_lonlat(box: tuple[float, float, float, float], parameter: str) -> None:
+    if not (-180 <= box[0] < box[2] <= 180 and -90 <= box[1] < box[3] <= 90):
+        raise InvalidParameter(
+            f"{parameter} must be west,south,east,north in longitude/latitude",
+            parameter=parameter,
+        )
+
+
+PDF = "application/pdf"
+Lang = Annotated[Literal["vi", "en"], Query(description="the page's language")]
+
+
+@router.get(
+    "/collections/enumeration-areas/items/{featureId}/field-map.pdf",
+    summary="An EA's field map (A4 PDF) for its enumerator",
+    responses={200: {"content": {PDF: _BINARY}}},
+)
+async def ea_field_map(
+    featureId: Annotated[int, Path(ge=1, le=2**63 - 1, description="the EA's id")],
+    conn: Conn,
+    user: Reader,
+    settings: Settings,
+    lang: Lang = "vi",
+) -> Response:
+    """The EA over the loaded roads, rivers and railways, its neighbours with their codes,
+    the commune boundary, code, commune, province, households, enumerator and supervisor,
+    a boundary description field, scale bar and north arrow."""
+    row = await fetch(conn, featureId)
+    commune = await ea_sql.commune_with_province(conn, row["commune_code"])
+    check_readable(user, settings, row["commune_code"], commune["province"] if commune else None)
+    content = await field_maps.field_map(conn, row, settings, lang)
+    return Response(
+        content,
+        media_type=PDF,
+        headers={"Content-Disposition": f'attachment; filename="ea-{row["code"]}.pdf"'},
+    )
+
+
+@router.get(
+    "/communes/{code}/ea-map-book.pdf",
+    summary="A commune's EA map book (PDF): an overview, then one page per EA",
+    responses={200: {"content": {PDF: _BINARY}}},
+)
+async def ea_map_book(
+    code: Annotated[str, Path(pattern=r"^\d{5}$", description="the commune's code")],
+    request: Request,
+    pool: Pool,
+    user: Reader,
+    settings: Settings,
+    downloads: Downloads,
+    census_round: Annotated[
+        str | None, Query(alias="round", pattern=r"^\d{4}$", description="default: the latest")
+    ] = None,
+    lang: Lang = "vi",
+) -> Response:
+    """Every EA of the commune in one PDF, written page by page to disk (memory stays flat)
+    and sent once complete."""
+    async with pool.connection() as conn:
+        commune = await ea_sql.commune_with_province(conn, code)
+        if commune is None:
+            raise NotFound(f"no commune {code!r}", parameter="code")
+        check_readable(user, settings, code, commune["province"])
+        rounds = await ea_sql.commune_rounds(conn, code)
+        chosen = census_round or (rounds[0] if rounds else None)
+        if chosen is None or chosen not in rounds:
+            raise NotFound(
+                f"commune {code} has no EAs" + (f" in round {chosen}" if chosen else ""),
+                parameter="round" if census_round else "code",
+            )
+        sheet = await field_maps.commune_sheet(conn, code, chosen, settings, lang)
+    release = downloads.open(f"user {user.name}" if user else client_address(request))
+    try:
+        path = await asyncio.to_thread(field_maps.map_book_file, sheet)
+    except BaseException:
+        release()
+        raise
+    headers = {"Content-Disposition": f'attachment; filename="ea-map-book-{code}-{chosen}.pdf"'}
+    return TemporaryFileResponse(path, release, settings.send_timeout_s, PDF, headers)

@@ -1,0 +1,1 @@
+"""What people take away: map images and PDFs, area reports, EA field maps and downloads."""

@@ -1,0 +1,493 @@
+"""The one place that draws maps for every output (map exports, area reports, EA field maps
+and map books): matplotlib figures in a projected metric CRS (VN-2000 / UTM, so the scale
+bar is true), with title block, legend, scale bar, north arrow and a source line.
+
+Figures are made with `matplotlib.figure.Figure` (no pyplot: nothing global, safe in worker
+threads) and written with the Agg (PNG) or PDF backend. PDFs embed TrueType fonts (type 42)
+of DejaVu Sans, which covers every Vietnamese letter, so text is real text (searchable,
+copyable) and never falls back to boxes.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+import shapely
+from matplotlib import font_manager
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import PatchCollection
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, PathPatch, Rectangle
+from matplotlib.path import Path as MplPath
+from pyproj import Transformer
+from shapely.geometry.base import BaseGeometry
+
+# DejaVu Sans from the Debian package fonts-dejavu-core (scripts/setup.sh installs it);
+# matplotlib's own copy of the same font when it is missing
+DEBIAN_FONTS = Path("/usr/share/fonts/truetype/dejavu")
+FONT = "DejaVu Sans"
+for _name in ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf"):
+    if (DEBIAN_FONTS / _name).exists():
+        font_manager.fontManager.addfont(str(DEBIAN_FONTS / _name))
+matplotlib.rcParams.update(
+    {
+        "font.family": FONT,
+        "pdf.fonttype": 42,  # TrueType embedded: real, searchable Vietnamese text
+        "ps.fonttype": 42,
+        "hatch.linewidth": 0.6,
+        "svg.fonttype": "none",
+    }
+)
+
+# Page sizes in inches (portrait); a slide is 16:9
+PAGES = {"slide": (7.5, 13.333), "a4": (8.27, 11.69), "a3": (11.69, 16.54)}
+LAYOUTS = tuple(PAGES)
+ORIENTATIONS = ("landscape", "portrait")
+FORMATS = ("png", "pdf")
+PNG_DPI = 150
+# hatches of the two kinds of "no value": distinct from each other, from the sea and from
+# every palette (as in the viewer's legend)
+SUPPRESSED = {"facecolor": "#ffffff", "edgecolor": "#555555", "hatch": "////"}
+NOT_AVAILABLE = {"facecolor": "#f0f0f0", "edgecolor": "#999999", "hatch": "...."}
+OUTSIDE = {"facecolor": "#e8e8e8", "edgecolor": "#bbbbbb"}
+
+
+def page_size(layout: str, orientation: str) -> tuple[float, float]:
+    """Width and height in inches of a layout in an orientation."""
+    short, long = PAGES[layout]
+    return (long, short) if orientation == "landscape" else (short, long)
+
+
+def projected_epsg(longitude: float, width: float = 0.0) -> int:
+    """VN-2000 / UTM zone 48N (EPSG:3405) west of 108°E, zone 49N (EPSG:3406) east of it;
+    a map wider than a zone (the whole country, with Hoàng Sa and Trường Sa) uses 48N, the
+    zone of most of the mainland, as national maps of Vietnam do."""
+    return 3405 if longitude < 108 or width > 6 else 3406
+
+
+CRS_NAMES = {3405: "VN-2000 / UTM 48N (EPSG:3405)", 3406: "VN-2000 / UTM 49N (EPSG:3406)"}
+
+
+class Projection:
+    """Lon/lat → metres of one projected CRS, for geometries and points."""
+
+    def __init__(self, epsg: int) -> None:
+        self.epsg = epsg
+        self._to = Transformer.from_crs(4326, epsg, always_xy=True)
+
+    def geometry(self, geom: BaseGeometry) -> BaseGeometry:
+        """The geometry in the projected CRS."""
+        return shapely.transform(geom, self._points)
+
+    def geometries(self, geoms: Sequence[BaseGeometry]) -> list[BaseGeometry]:
+        """Many geometries, transformed in one call."""
+        return list(shapely.transform(np.asarray(geoms, dtype=object), self._points))
+
+    def point(self, lon: float, lat: float) -> tuple[float, float]:
+        """One lon/lat point in metres."""
+        x, y = self._to.transform(lon, lat)
+        return float(x), float(y)
+
+    def _points(self, coords: np.ndarray) -> np.ndarray:
+        x, y = self._to.transform(coords[:, 0], coords[:, 1])
+        return np.column_stack([x, y])
+
+
+def _ring_codes(n: int) -> list[np.uint8]:
+    return [MplPath.MOVETO] + [MplPath.LINETO] * (n - 2) + [MplPath.CLOSEPOLY]
+
+
+def polygon_path(geom: BaseGeometry) -> MplPath | None:
+    """A matplotlib path of a (multi)polygon, holes included (even-odd filling)."""
+    vertices: list[np.ndarray] = []
+    codes: list[np.uint8] = []
+    for part in getattr(geom, "geoms", [geom]):
+        if part.is_empty or part.geom_type != "Polygon":
+            continue
+        for ring in (part.exterior, *part.interiors):
+            coords = np.asarray(ring.coords)[:, :2]
+            if len(coords) >= 4:
+                vertices.append(coords)
+                codes += _ring_codes(len(coords))
+    if not vertices:
+        return None
+    return MplPath(np.concatenate(vertices), codes)
+
+
+@dataclass
+class Layer:
+    """Polygons drawn alike, or each with its own face colour."""
+
+    geometries: Sequence[BaseGeometry]
+    facecolors: Sequence[str] | str = "none"
+    edgecolor: str = "#666666"
+    linewidth: float = 0.3
+    hatch: str | None = None
+    zorder: int = 1
+    linestyle: str = "solid"
+
+
+def draw_layer(ax: Axes, layer: Layer) -> None:
+    """Add a layer's polygons to the axes."""
+    patches: list[PathPatch] = []
+    colours: list[str] = []
+    many = not isinstance(layer.facecolors, str)
+    for i, geom in enumerate(layer.geometries):
+        path = polygon_path(geom)
+        if path is None:
+            continue
+        patches.append(PathPatch(path))
+        if many:
+            colours.append(layer.facecolors[i])
+    if not patches:
+        return
+    collection = PatchCollection(
+        patches,
+        facecolors=colours if many else layer.facecolors,
+        edgecolors=layer.edgecolor,
+        linewidths=layer.linewidth,
+        linestyles=layer.linestyle,
+        zorder=layer.zorder,
+    )
+    if layer.hatch:
+        collection.set_hatch(layer.hatch)
+    ax.add_collection(collection)
+
+
+def draw_lines(
+    ax: Axes, lines: Iterable[BaseGeometry], colour: str, width: float, zorder: int = 2
+) -> None:
+    """Draw line geometries (roads, rivers, railways)."""
+    for geom in lines:
+        for part in getattr(geom, "geoms", [geom]):
+            if part.geom_type == "LineString":
+                x, y = part.xy
+                ax.plot(x, y, color=colour, linewidth=width, zorder=zorder, solid_capstyle="round")
+
+
+def frame(ax: Axes, bounds: tuple[float, float, float, float], margin: float = 0.04) -> None:
+    """Fit the axes to bounds (metres) with a margin, true to scale (equal aspect), and fill
+    the axes box by widening the short side."""
+    x0, y0, x1, y1 = bounds
+    w, h = max(x1 - x0, 1.0), max(y1 - y0, 1.0)
+    x0, x1, y0, y1 = x0 - w * margin, x1 + w * margin, y0 - h * margin, y1 + h * margin
+    box = ax.get_position()
+    fig_w, fig_h = _figure_size(ax)
+    ratio = (box.height * fig_h) / (box.width * fig_w)  # axes height / width
+    w, h = x1 - x0, y1 - y0
+    if h / w < ratio:
+        grow = (w * ratio - h) / 2
+        y0, y1 = y0 - grow, y1 + grow
+    else:
+        grow = (h / ratio - w) / 2
+        x0, x1 = x0 - grow, x1 + grow
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_aspect("equal", adjustable="box")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_linewidth(0.6)
+
+
+def _figure_size(ax: Axes) -> tuple[float, float]:
+    """The page size (inches) of the figure the axes are on."""
+    width, height = ax.get_figure(root=True).get_size_inches()  # type: ignore[union-attr]
+    return float(width), float(height)
+
+
+def _nice_length(span: float) -> float:
+    """A round length (1, 2 or 5 × 10^n metres) about a fifth of the span."""
+    target = span / 5
+    power = 10 ** math.floor(math.log10(target))
+    for step in (5, 2, 1):
+        if step * power <= target:
+            return step * power
+    return power
+
+
+def scale_bar(ax: Axes, lang: str) -> None:
+    """A true scale bar (the axes are in metres of a conformal projection) at bottom left,
+    in four alternating segments, and the representative fraction."""
+    x0, x1 = ax.get_xlim()
+    y0, y1 = ax.get_ylim()
+    length = _nice_length(x1 - x0)
+    left, base = x0 + (x1 - x0) * 0.03, y0 + (y1 - y0) * 0.035
+    height = (y1 - y0) * 0.008
+    for i in range(4):
+        ax.add_patch(
+            Rectangle(
+                (left + i * length / 4, base),
+                length / 4,
+                height,
+                facecolor="black" if i % 2 == 0 else "white",
+                edgecolor="black",
+                linewidth=0.5,
+                zorder=10,
+            )
+        )
+    ax.add_patch(  # a white ground, so that the bar reads over any colour
+        Rectangle(
+            (left - (x1 - x0) * 0.012, base - height * 4.2),
+            length + (x1 - x0) * 0.045,
+            height * 8.5,
+            facecolor="white",
+            edgecolor="none",
+            zorder=9,
+        )
+    )
+    unit, size = ("km", length / 1000) if length >= 1000 else ("m", length)
+    label = f"{size:g} {unit}"
+    style: dict[str, Any] = {"fontsize": 6.5, "ha": "center", "va": "bottom", "zorder": 11}
+    ax.text(left, base + height * 1.6, "0", **style)
+    ax.text(left + length, base + height * 1.6, label, **style)
+    fig_w = _figure_size(ax)[0] * ax.get_position().width * 0.0254  # metres
+    fraction = (x1 - x0) / fig_w
+    ax.text(
+        left,
+        base - height * 1.2,
+        ("Tỷ lệ" if lang == "vi" else "Scale") + " 1:" + number(_round_scale(fraction), 0, lang),
+        fontsize=6,
+        ha="left",
+        va="top",
+        zorder=11,
+    )
+
+
+def _round_scale(fraction: float) -> int:
+    """A scale denominator rounded to two significant digits."""
+    digits = max(0, int(math.log10(fraction)) - 1)
+    return int(round(fraction / 10**digits) * 10**digits)
+
+
+def north_arrow(ax: Axes, lang: str) -> None:
+    """A north arrow at the top right (grid north of the UTM projection, within a degree or
+    two of true north in Vietnam)."""
+    ax.annotate(
+        "",
+        xy=(0.95, 0.955),
+        xytext=(0.95, 0.875),
+        xycoords="axes fraction",
+        arrowprops={"facecolor": "black", "width": 3, "headwidth": 9, "headlength": 9},
+        zorder=12,
+    )
+    ax.text(
+        0.95,
+        0.96,
+        "B" if lang == "vi" else "N",
+        transform=ax.transAxes,
+        ha="center",
+        va="bottom",
+        fontsize=10,
+        fontweight="bold",
+        zorder=12,
+    )
+
+
+@dataclass
+class LegendEntry:
+    """One legend row: a swatch and its label."""
+
+    label: str
+    style: dict[str, Any]
+
+
+@dataclass
+class Sheet:
+    """A page: its size and the texts around the map."""
+
+    width: float  # inches
+    height: float
+    title: str
+    subtitle: str = ""
+    footer: list[str] = field(default_factory=list)
+    legend_title: str = ""
+    legend: list[LegendEntry] = field(default_factory=list)
+    legend_notes: list[str] = field(default_factory=list)
+
+
+def new_figure(width: float, height: float) -> Figure:
+    """A white figure of the page size (with an Agg canvas: labels measure their text)."""
+    fig = Figure(figsize=(width, height), facecolor="white", dpi=PNG_DPI)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def number(value: float, decimals: int, lang: str) -> str:
+    """A number as people of the language write it: 1.234,5 in Vietnamese, 1,234.5 in
+    English."""
+    text = f"{value:,.{max(decimals, 0)}f}"
+    if lang == "vi":
+        text = text.replace(",", "\0").replace(".", ",").replace("\0", ".")
+    return text
+
+
+def title_block(fig: Figure, sheet: Sheet) -> None:
+    """The title and subtitle at the top of the page."""
+    fig.text(
+        0.5 / sheet.width,
+        1 - 0.3 / sheet.height,
+        sheet.title,
+        fontsize=15,
+        fontweight="bold",
+        va="top",
+        ha="left",
+    )
+    if sheet.subtitle:
+        fig.text(
+            0.5 / sheet.width,
+            1 - 0.62 / sheet.height,
+            sheet.subtitle,
+            fontsize=10,
+            va="top",
+            ha="left",
+            color="#333333",
+        )
+
+
+def map_page(sheet: Sheet) -> tuple[Figure, Axes]:
+    """A figure laid out with a title block, a map frame, a legend beside it (or below it on
+    a portrait page) and the footer; returns the figure and the map's axes."""
+    fig = new_figure(sheet.width, sheet.height)
+    chars = int(sheet.width * 17)  # (characters of 6.5 pt text a line holds)
+    sheet.footer = [line for entry in sheet.footer for line in wrap(entry, chars).splitlines()]
+    landscape = sheet.width > sheet.height
+    top = 1 - 0.95 / sheet.height  # room for two title lines
+    bottom = 0.55 / sheet.height + 0.14 * len(sheet.footer) / sheet.height
+    title_block(fig, sheet)
+    left = 0.45 / sheet.width
+    if landscape:
+        legend_w = 2.6 / sheet.width
+        ax = fig.add_axes((left, bottom, 1 - left - legend_w - 0.2 / sheet.width, top - bottom))
+        legend_area = (1 - legend_w, bottom, legend_w - 0.3 / sheet.width, top - bottom)
+    else:
+        legend_h = (0.5 + 0.2 * (len(sheet.legend) + len(sheet.legend_notes))) / sheet.height
+        ax = fig.add_axes((left, bottom + legend_h, 1 - 2 * left, top - bottom - legend_h))
+        legend_area = (left, bottom, 1 - 2 * left, legend_h - 0.1 / sheet.width)
+    legend_box(fig, legend_area, sheet.legend, sheet.legend_title, sheet.legend_notes)
+    footer(fig, sheet)
+    return fig, ax
+
+
+def legend_box(
+    fig: Figure,
+    box: tuple[float, float, float, float],
+    entries: list[LegendEntry],
+    title: str,
+    notes: list[str] | None = None,
+) -> None:
+    """A legend of swatches (with a title and notes under it) in a box of the figure."""
+    if not entries and not title:
+        return
+    ax = fig.add_axes(box)
+    ax.set_axis_off()
+    handles = [Patch(label=entry.label, **{"linewidth": 0.5, **entry.style}) for entry in entries]
+    legend = ax.legend(
+        handles=handles,
+        title=title or None,
+        loc="upper left",
+        frameon=False,
+        fontsize=8,
+        title_fontsize=8.5,
+        alignment="left",
+        handlelength=2.2,
+        handleheight=1.3,
+    )
+    if title:
+        legend.get_title().set_fontweight("bold")
+    if notes:
+        ax.text(
+            0,
+            0,
+            "\n".join(notes),
+            fontsize=6.8,
+            va="bottom",
+            ha="left",
+            color="#333333",
+            transform=ax.transAxes,
+        )
+
+
+def footer(fig: Figure, sheet: Sheet) -> None:
+    """The footer lines at the bottom of the page (source, office, date, CRS)."""
+    for i, line in enumerate(reversed(sheet.footer)):
+        fig.text(
+            0.45 / sheet.width,
+            (0.25 + 0.14 * i) / sheet.height,
+            line,
+            fontsize=6.5,
+            color="#333333",
+            va="bottom",
+            ha="left",
+        )
+
+
+def rule(fig: Figure, x0: float, x1: float, y: float) -> Line2D:
+    """A thin ruled line across the page (figure fractions), to write on."""
+    return Line2D([x0, x1], [y, y], transform=fig.transFigure, color="#999999", linewidth=0.4)
+
+
+def wrap(text: str, width: int) -> str:
+    """Text broken into lines of at most about `width` characters, at spaces."""
+    lines: list[str] = []
+    for paragraph in text.splitlines() or [""]:
+        line = ""
+        for word in paragraph.split():
+            if line and len(line) + 1 + len(word) > width:
+                lines.append(line)
+                line = word
+            else:
+                line = f"{line} {word}" if line else word
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def label_units(
+    ax: Axes,
+    labels: Iterable[tuple[float, float, str]],
+    fontsize: float = 6.5,
+    colour: str = "#222222",
+    placed: list[Any] | None = None,
+) -> None:
+    """Names at points (metres) on a light halo box (text stays text in a PDF: searchable);
+    a name that would overlap an earlier one (of this call, or in `placed`, which it
+    extends) or leave the frame is left out (the caller gives the most important first)."""
+    placed = [] if placed is None else placed
+    renderer = ax.figure.canvas.get_renderer()  # type: ignore[attr-defined]
+    inside = ax.get_window_extent(renderer=renderer)
+    for x, y, text in labels:
+        artist = ax.text(
+            x,
+            y,
+            text,
+            fontsize=fontsize,
+            ha="center",
+            va="center",
+            color=colour,
+            zorder=8,
+            clip_on=True,
+            bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "alpha": 0.55, "lw": 0},
+        )
+        box = artist.get_window_extent(renderer=renderer)
+        fits = inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0
+        if not (fits and box.y1 <= inside.y1) or any(box.overlaps(other) for other in placed):
+            artist.remove()
+        else:
+            placed.append(box)
+
+
+def render(fig: Figure, fmt: str, dpi: int = PNG_DPI) -> bytes:
+    """The figure as PNG or PDF bytes (complete, or an exception: never half a file)."""
+    buffer = io.BytesIO()
+    metadata = {"Creator": "geo-service"} if fmt == "pdf" else None
+    fig.savefig(buffer, format=fmt, dpi=dpi, facecolor="white", metadata=metadata)
+    return buffer.getvalue()

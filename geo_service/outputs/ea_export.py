@@ -1,0 +1,204 @@
+"""EAs as files for a CAPI system or QGIS: GeoPackage, zipped Shapefile, GeoJSON and CSV,
+each EA with its commune, province, figures, status and assignment.
+
+Rows are read in batches from a server-side cursor; files are written batch by batch
+(GeoPackage, Shapefile) or spooled (GeoJSON, CSV), and only a complete file is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import shutil
+import tempfile
+import zipfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import orjson
+import shapely
+from psycopg import sql as pgsql
+from psycopg_pool import AsyncConnectionPool
+
+from geo_core.text import spreadsheet_safe
+from geo_service.ea import sql
+from geo_service.features.export import Spool
+
+BATCH = 500
+FORMATS = ("geojson", "csv", "gpkg", "shp")
+MEDIA_TYPES = {
+    "geojson": "application/geo+json",
+    "csv": "text/csv; charset=utf-8",
+    "gpkg": "application/geopackage+sqlite3",
+    "shp": "application/zip",
+}
+NUMBERS = {"households", "population", "area_km2"}
+INTEGERS = {"listed_dwellings", "listed_households", "version"}
+# dBASE field names have at most 10 characters: the Shapefile's names for the long ones
+SHAPEFILE_NAMES = {
+    "census_round": "round",
+    "commune_code": "commune",
+    "commune_name": "commune_nm",
+    "province_code": "province",
+    "province_name": "province_n",
+    "households": "households",
+    "population": "population",
+    "urban_rural": "urban_rur",
+    "boundary_description": "bound_desc",
+    "landmarks": "landmarks",
+    "listed_dwellings": "listed_dw",
+    "listed_households": "listed_hh",
+    "enumerator_code": "enum_code",
+    "enumerator_name": "enum_name",
+    "supervisor_area": "sup_area",
+    "supervisor_code": "sup_code",
+    "supervisor_name": "sup_name",
+    "updated_at": "updated",
+}
+
+
+@dataclass(frozen=True)
+class EaSelection:
+    """Which EAs an export holds: the list's filters, within a scope (None: everywhere)."""
+
+    filters: sql.ListFilter
+    scope: list[str] | None
+    limit: int | None = None
+    offset: int = 0
+
+
+async def _rows(
+    pool: AsyncConnectionPool, statement: pgsql.Composed, params: dict[str, Any]
+) -> AsyncIterator[list[tuple[Any, ...]]]:
+    async with pool.connection() as conn, conn.transaction():
+        async with conn.cursor(name="ea_export") as cur:
+            await cur.execute(statement, params)
+            while batch := await cur.fetchmany(BATCH):
+                yield batch
+
+
+def _statement(selection: EaSelection, wkb: bool) -> tuple[pgsql.Composed, dict[str, Any]]:
+    return sql.export_sql(
+        selection.filters, selection.scope, selection.limit, selection.offset, wkb
+    )
+
+
+async def spool_geojson(
+    pool: AsyncConnectionPool, selection: EaSelection, max_memory: int
+) -> Spool:
+    """A FeatureCollection (CRS84) of the EAs with every exported attribute."""
+    statement, params = _statement(selection, wkb=False)
+    spool = Spool(max_memory)
+    try:
+        spool.write(b'{"type":"FeatureCollection","features":[')
+        first = True
+        async for batch in _rows(pool, statement, params):
+            for row in batch:
+                props = dict(zip(sql.EXPORT_COLUMNS, row[:-1], strict=True))
+                feature = b'{"type":"Feature","id":' + orjson.dumps(props["code"])
+                feature += b',"geometry":' + row[-1].encode()
+                feature += b',"properties":' + orjson.dumps(props) + b"}"
+                spool.write(feature if first else b"," + feature)
+                first = False
+        spool.write(b"]}")
+    except BaseException:
+        spool.close()
+        raise
+    return spool
+
+
+async def spool_csv(pool: AsyncConnectionPool, selection: EaSelection, max_memory: int) -> Spool:
+    """CSV in UTF-8 with BOM (Excel shows Vietnamese names), geometry as WKT last; text that
+    starts like a formula is quoted so a spreadsheet never runs it."""
+    statement, params = _statement(selection, wkb=True)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    buffer.write("\ufeff")
+    writer.writerow([*sql.EXPORT_COLUMNS, "wkt"])
+    spool = Spool(max_memory)
+    try:
+        async for batch in _rows(pool, statement, params):
+            for row in batch:
+                wkt = shapely.from_wkb(bytes(row[-1])).wkt
+                writer.writerow([spreadsheet_safe(v) for v in row[:-1]] + [wkt])
+            spool.write(buffer.getvalue().encode())
+            buffer.seek(0)
+            buffer.truncate()
+        spool.write(buffer.getvalue().encode())
+    except BaseException:
+        spool.close()
+        raise
+    return spool
+
+
+async def build_file(pool: AsyncConnectionPool, selection: EaSelection, fmt: str) -> Path:
+    """The EAs as a GeoPackage or a zipped Shapefile (EPSG:4326) in a new temporary folder
+    (the caller deletes the folder); written batch by batch, so memory stays flat."""
+    statement, params = _statement(selection, wkb=True)
+    folder = Path(tempfile.mkdtemp(prefix="geo-service-ea-"))
+    target = folder / ("enumeration_areas.gpkg" if fmt == "gpkg" else "shp/enumeration_areas.shp")
+    target.parent.mkdir(exist_ok=True)
+    try:
+        written = 0
+        async for batch in _rows(pool, statement, params):
+            await asyncio.to_thread(_append, target, batch, fmt, written > 0)
+            written += len(batch)
+        if not written:  # the layer, with its fields, and no rows
+            await asyncio.to_thread(_append, target, [], fmt, False)
+        if fmt == "shp":
+            return await asyncio.to_thread(_zip, target.parent, folder / "enumeration_areas.zip")
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return target
+
+
+def _frame(records: list[tuple[Any, ...]], fmt: str) -> gpd.GeoDataFrame:
+    columns: dict[str, Any] = {
+        name: [r[i] for r in records] for i, name in enumerate(sql.EXPORT_COLUMNS)
+    }
+    frame = gpd.GeoDataFrame(
+        columns,
+        geometry=shapely.from_wkb([bytes(r[-1]) for r in records]) if records else [],
+        crs="EPSG:4326",
+    )
+    for name in NUMBERS:  # the same field types in every batch (nulls as NaN)
+        frame[name] = frame[name].astype(float)
+    for name in INTEGERS:
+        frame[name] = frame[name].astype("Int64")
+    for name in set(sql.EXPORT_COLUMNS) - NUMBERS - INTEGERS:
+        frame[name] = frame[name].astype(object)
+    if fmt == "shp":
+        frame = frame.rename(columns=SHAPEFILE_NAMES)
+    return frame
+
+
+def _append(path: Path, records: list[tuple[Any, ...]], fmt: str, append: bool) -> None:
+    frame = _frame(records, fmt)
+    if fmt == "gpkg":
+        options = {} if append else {"dataset_options": {"VERSION": "1.3"}}  # (see features)
+        frame.to_file(
+            path,
+            layer="enumeration_areas",
+            driver="GPKG",
+            mode="a" if append else "w",
+            **options,
+        )
+    else:  # a .cpg says UTF-8, so QGIS and ArcGIS read Vietnamese names right
+        frame.to_file(
+            path,
+            driver="ESRI Shapefile",
+            mode="a" if append else "w",
+            layer_options={"ENCODING": "UTF-8"},
+        )
+
+
+def _zip(folder: Path, target: Path) -> Path:
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        for part in sorted(folder.iterdir()):
+            archive.write(part, part.name)
+    return target

@@ -1,0 +1,354 @@
+"""EA field maps for enumerators (one A4 page per EA) and commune map books (an overview page
+of every EA, then one page per EA), drawn by the cartography module.
+
+A map book is written page by page into a PDF file on disk (matplotlib's PdfPages): each
+page's figure is drawn, written and dropped before the next, so memory stays flat however
+many EAs the commune has."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import shapely
+from matplotlib.backends.backend_pdf import PdfPages
+from matplotlib.figure import Figure
+from shapely.geometry.base import BaseGeometry
+
+from geo_core.errors import NotFound
+from geo_service.ea import sql
+from geo_service.outputs import cartography as carto
+from geo_service.settings import ServiceSettings
+
+TEXTS = {
+    "title": ("Bản đồ địa bàn điều tra", "Enumeration area map"),
+    "book": ("Tập bản đồ địa bàn điều tra", "Enumeration area map book"),
+    "census": ("Tổng điều tra", "Census"),
+    "code": ("Mã địa bàn", "EA code"),
+    "commune": ("Xã, phường", "Commune"),
+    "province": ("Tỉnh, thành phố", "Province"),
+    "households": ("Số hộ ước tính", "Estimated households"),
+    "listed": ("Số hộ đã lập danh sách", "Listed households"),
+    "enumerator": ("Điều tra viên", "Enumerator"),
+    "supervisor": ("Tổ trưởng", "Supervisor"),
+    "status": ("Trạng thái", "Status"),
+    "urban_rural": ("Thành thị / nông thôn", "Urban / rural"),
+    "boundary": ("Mô tả ranh giới", "Boundary description"),
+    "landmarks": ("Điểm mốc", "Landmarks"),
+    "area": ("Diện tích", "Area"),
+    "legend_ea": ("Địa bàn này", "This EA"),
+    "legend_neighbour": ("Địa bàn lân cận (mã)", "Neighbouring EAs (code)"),
+    "legend_commune": ("Ranh giới xã, phường", "Commune boundary"),
+    "legend_lines": ("Đường, sông, đường sắt", "Roads, rivers, railways"),
+    "overview": ("Toàn bộ địa bàn của xã", "All EAs of the commune"),
+    "eas": ("địa bàn", "EAs"),
+    "made": ("Lập ngày", "Made on"),
+    "crs": ("Hệ tọa độ", "Coordinate system"),
+    "page": ("Trang", "Page"),
+    "none": ("chưa có", "none yet"),
+}
+STATUSES = {
+    "draft": ("bản nháp", "draft"),
+    "submitted": ("đã gửi duyệt", "submitted"),
+    "approved": ("đã duyệt", "approved"),
+    "rejected": ("bị trả lại", "rejected"),
+}
+URBAN_RURAL = {"urban": ("thành thị", "urban"), "rural": ("nông thôn", "rural")}
+EA_STYLE = {"facecolor": "#fff3c4", "edgecolor": "#c0392b"}
+NEIGHBOUR_STYLE = {"facecolor": "#ffffff", "edgecolor": "#7f8c8d"}
+COMMUNE_STYLE = {"facecolor": "none", "edgecolor": "#2c3e50", "linestyle": "--"}
+LINES_COLOUR = "#8e6e53"
+
+
+def said(key: str, lang: str) -> str:
+    """A text of the field maps in the language."""
+    vi, en = TEXTS[key]
+    return vi if lang == "vi" else en
+
+
+def _pair(table: dict[str, tuple[str, str]], value: Any, lang: str) -> str:
+    if value is None:
+        return "—"
+    vi, en = table.get(str(value), (str(value), str(value)))
+    return vi if lang == "vi" else en
+
+
+@dataclass
+class CommuneSheet:
+    """What every page of a commune's field maps shares: the commune, its EAs and lines."""
+
+    commune: dict[str, Any]
+    census_round: str
+    eas: list[dict[str, Any]]  # export rows with `geom` (lon/lat)
+    outline: BaseGeometry | None
+    lines: list[BaseGeometry]
+    office: str
+    lang: str
+    projection: carto.Projection | None = None
+    shapes: list[BaseGeometry] | None = None  # the EAs in the projected CRS
+    line_shapes: list[BaseGeometry] | None = None  # the lines in the projected CRS
+
+    def projected(self) -> tuple[carto.Projection, list[BaseGeometry]]:
+        """The sheet's projection and its EAs projected (computed once for every page)."""
+        if self.projection is None or self.shapes is None:
+            self.projection = _projected(self)
+            self.shapes = self.projection.geometries([e["geom"] for e in self.eas])
+            self.line_shapes = self.projection.geometries(self.lines) if self.lines else []
+        return self.projection, self.shapes
+
+
+async def commune_sheet(
+    conn: psycopg.AsyncConnection,
+    commune_code: str,
+    census_round: str,
+    settings: ServiceSettings,
+    lang: str,
+    around: tuple[float, float, float, float] | None = None,
+) -> CommuneSheet:
+    """The commune's (or, with `around`, the area's) EAs of the round, its outline and lines."""
+    commune = await sql.commune_with_province(conn, commune_code)
+    if commune is None:
+        raise NotFound(f"no commune {commune_code!r}", parameter="code")
+    filters = sql.ListFilter(
+        commune=None if around else commune_code, census_round=census_round, bbox=around
+    )
+    eas = await sql.export_rows(conn, filters)
+    for ea in eas:
+        ea["geom"] = shapely.from_wkb(ea.pop("wkb"))
+    outline_wkb = await sql.commune_coverage_wkb(conn, commune["vintage"], commune_code)
+    lines = await sql.lines_of_commune(conn, commune["vintage"], commune_code)
+    office = settings.office_name_vi if lang == "vi" else settings.office_name
+    return CommuneSheet(
+        commune,
+        census_round,
+        eas,
+        shapely.from_wkb(outline_wkb) if outline_wkb else None,
+        [shapely.from_wkb(w) for w in lines],
+        office,
+        lang,
+    )
+
+
+def _projected(sheet: CommuneSheet) -> carto.Projection:
+    geoms = [ea["geom"] for ea in sheet.eas] + ([sheet.outline] if sheet.outline else [])
+    x0, _, x1, _ = shapely.total_bounds(geoms)
+    return carto.Projection(carto.projected_epsg((x0 + x1) / 2))
+
+
+def _footer(sheet: CommuneSheet, projection: carto.Projection, page: str = "") -> list[str]:
+    lang = sheet.lang
+    return [
+        f"{sheet.office} · {said('made', lang)} {date.today().isoformat()} · "
+        f"{said('crs', lang)} {carto.CRS_NAMES[projection.epsg]}" + (f" · {page}" if page else "")
+    ]
+
+
+def _commune_title(sheet: CommuneSheet) -> str:
+    c, lang = sheet.commune, sheet.lang
+    census = f"{said('census', lang)} {sheet.census_round}"
+    return f"{c['name']} ({c['code']}), {c.get('provinceName') or c['province']} · {census}"
+
+
+def _legend(lang: str) -> list[carto.LegendEntry]:
+    return [
+        carto.LegendEntry(said("legend_ea", lang), {**EA_STYLE, "linewidth": 1.5}),
+        carto.LegendEntry(said("legend_neighbour", lang), NEIGHBOUR_STYLE),
+        carto.LegendEntry(said("legend_commune", lang), COMMUNE_STYLE),
+        carto.LegendEntry(said("legend_lines", lang), {"facecolor": LINES_COLOUR}),
+    ]
+
+
+def _details(ea: dict[str, Any], lang: str) -> list[tuple[str, str]]:
+    households = ea["households"]
+    listed = ea["listed_households"]
+    enumerator = " ".join(v for v in (ea["enumerator_code"], ea["enumerator_name"]) if v)
+    supervisor = " ".join(v for v in (ea["supervisor_code"], ea["supervisor_name"]) if v)
+    return [
+        (said("code", lang), ea["code"]),
+        (said("commune", lang), f"{ea['commune_name']} ({ea['commune_code']})"),
+        (said("province", lang), f"{ea['province_name']} ({ea['province_code']})"),
+        (
+            said("households", lang),
+            "—" if households is None else carto.number(households, 0, lang),
+        ),
+        (said("listed", lang), "—" if listed is None else carto.number(listed, 0, lang)),
+        (said("enumerator", lang), enumerator or said("none", lang)),
+        (said("supervisor", lang), supervisor or said("none", lang)),
+        (said("status", lang), _pair(STATUSES, ea["status"], lang)),
+        (said("urban_rural", lang), _pair(URBAN_RURAL, ea["urban_rural"], lang)),
+        (said("area", lang), f"{carto.number(ea['area_km2'] or 0, 3, lang)} km²"),
+    ]
+
+
+def draw_field_map(sheet: CommuneSheet, ea: dict[str, Any], page: str = "") -> Figure:
+    """One EA's A4 portrait page: the EA over the lines, its neighbours with their codes,
+    the commune boundary, the EA's details, a boundary description field, scale and north."""
+    lang = sheet.lang
+    projection, all_shapes = sheet.projected()
+    width, height = carto.page_size("a4", "portrait")
+    page_sheet = carto.Sheet(
+        width,
+        height,
+        f"{said('title', lang)} {ea['code']}",
+        _commune_title(sheet),
+        footer=_footer(sheet, projection, page),
+    )
+    fig = carto.new_figure(width, height)
+    carto.title_block(fig, page_sheet)
+    ax = fig.add_axes((0.06, 0.40, 0.88, 0.49))
+    target = next(g for e, g in zip(sheet.eas, all_shapes, strict=True) if e is ea)
+    x0, y0, x1, y1 = target.bounds
+    pad = max(x1 - x0, y1 - y0) * 0.35 + 50
+    view = shapely.box(x0 - pad, y0 - pad, x1 + pad, y1 + pad)
+    nearby = [
+        (e, g)
+        for e, g in zip(sheet.eas, all_shapes, strict=True)
+        if e is not ea and g.intersects(view)
+    ]
+    ax.set_facecolor("#f4f6f6")
+    carto.draw_layer(ax, carto.Layer([g for _, g in nearby], "#ffffff", "#7f8c8d", 0.6))
+    carto.draw_layer(ax, carto.Layer([target], EA_STYLE["facecolor"], "none", 0, zorder=2))
+    lines = [g for g in sheet.line_shapes or [] if g.intersects(view)]
+    carto.draw_lines(ax, lines, LINES_COLOUR, 0.9, zorder=3)
+    if sheet.outline is not None:
+        outline = projection.geometry(sheet.outline)
+        carto.draw_layer(
+            ax, carto.Layer([outline], "none", "#2c3e50", 1.2, zorder=4, linestyle="--")
+        )
+    carto.draw_layer(ax, carto.Layer([target], "none", EA_STYLE["edgecolor"], 2.2, zorder=5))
+    carto.frame(ax, (x0 - pad, y0 - pad, x1 + pad, y1 + pad), margin=0.0)
+    point = target.representative_point()
+    placed: list[Any] = []
+    carto.label_units(
+        ax, [(point.x, point.y, ea["code"])], fontsize=10, colour="#c0392b", placed=placed
+    )
+    carto.label_units(
+        ax,
+        [
+            (p.x, p.y, e["code"])
+            for e, g in nearby
+            for p in [g.intersection(view).representative_point()]
+            if not p.is_empty
+        ],
+        fontsize=7,
+        placed=placed,
+    )
+    carto.scale_bar(ax, lang)
+    carto.north_arrow(ax, lang)
+    carto.legend_box(fig, (0.06, 0.30, 0.4, 0.09), _legend(lang), "")
+    _detail_table(fig, _details(ea, lang), (0.50, 0.30))
+    _boundary_field(fig, ea, lang)
+    carto.footer(fig, page_sheet)
+    return fig
+
+
+def _detail_table(fig: Figure, rows: list[tuple[str, str]], at: tuple[float, float]) -> None:
+    x, top = at
+    for i, (label, value) in enumerate(rows):
+        y = top + 0.09 - i * 0.0105
+        fig.text(x, y, f"{label}:", fontsize=7.5, color="#555555", va="top")
+        fig.text(x + 0.19, y, carto.wrap(value, 34).splitlines()[0], fontsize=7.5, va="top")
+
+
+def _boundary_field(fig: Figure, ea: dict[str, Any], lang: str) -> None:
+    """The boundary description and landmarks as written, with ruled lines to add to."""
+    fig.text(0.06, 0.275, said("boundary", lang), fontsize=8.5, fontweight="bold", va="top")
+    text = carto.wrap(ea["boundary_description"] or "", 110)
+    landmarks = ea["landmarks"]
+    if landmarks:
+        text += ("\n" if text else "") + carto.wrap(f"{said('landmarks', lang)}: {landmarks}", 110)
+    lines = text.splitlines()[:6]
+    for i, line in enumerate(lines):
+        fig.text(0.06, 0.252 - i * 0.017, line, fontsize=7.5, va="top")
+    for i in range(len(lines), 9):  # ruled lines for the enumerator to write on
+        y = 0.238 - i * 0.017
+        fig.add_artist(
+            carto.rule(fig, 0.06, 0.94, y),
+        )
+
+
+def draw_overview(sheet: CommuneSheet) -> Figure:
+    """The map book's first page: the commune with every EA and its code."""
+    lang = sheet.lang
+    projection, shapes = sheet.projected()
+    width, height = carto.page_size("a4", "portrait")
+    page_sheet = carto.Sheet(
+        width,
+        height,
+        f"{said('book', lang)} · {sheet.commune['name']}",
+        _commune_title(sheet) + f" · {len(sheet.eas)} {said('eas', lang)}",
+        footer=_footer(sheet, projection, f"{said('page', lang)} 1/{len(sheet.eas) + 1}"),
+    )
+    fig = carto.new_figure(width, height)
+    carto.title_block(fig, page_sheet)
+    ax = fig.add_axes((0.06, 0.12, 0.88, 0.77))
+    ax.set_facecolor("#f4f6f6")
+    carto.draw_layer(ax, carto.Layer(shapes, EA_STYLE["facecolor"], "#c0392b", 0.5))
+    carto.draw_lines(ax, sheet.line_shapes or [], LINES_COLOUR, 0.6, zorder=3)
+    x0, y0, x1, y1 = (float(v) for v in shapely.total_bounds(shapes))
+    if sheet.outline is not None:
+        outline = projection.geometry(sheet.outline)
+        carto.draw_layer(
+            ax, carto.Layer([outline], "none", "#2c3e50", 1.2, zorder=4, linestyle="--")
+        )
+        x0, y0, x1, y1 = outline.bounds
+    carto.frame(ax, (x0, y0, x1, y1), margin=0.03)
+    short = len(sheet.eas) > 40  # (many EAs: their serials, the commune code is the title's)
+    carto.label_units(
+        ax,
+        [
+            (p.x, p.y, e["code"].rsplit("-", 1)[-1] if short else e["code"])
+            for e, g in sorted(zip(sheet.eas, shapes, strict=True), key=lambda x: -x[1].area)
+            for p in [g.representative_point()]
+        ],
+        fontsize=5.5 if short else 7,
+    )
+    carto.scale_bar(ax, lang)
+    carto.north_arrow(ax, lang)
+    carto.footer(fig, page_sheet)
+    return fig
+
+
+def field_map_pdf(sheet: CommuneSheet, ea_code: str) -> bytes:
+    """One EA's field map as a PDF."""
+    ea = next(e for e in sheet.eas if e["code"] == ea_code)
+    return carto.render(draw_field_map(sheet, ea), "pdf")
+
+
+def map_book_file(sheet: CommuneSheet) -> Path:
+    """The commune's map book as a PDF file in a new temporary folder (the caller deletes
+    the folder): the overview, then one page per EA, each page drawn, written and dropped
+    before the next."""
+    folder = Path(tempfile.mkdtemp(prefix="geo-service-book-"))
+    path = folder / "map-book.pdf"
+    total = len(sheet.eas) + 1
+    try:
+        with PdfPages(path, metadata={"Creator": "geo-service"}) as pdf:
+            pdf.savefig(draw_overview(sheet))
+            for i, ea in enumerate(sheet.eas, start=2):
+                # (each figure is dropped once written: nothing refers to it any more)
+                pdf.savefig(draw_field_map(sheet, ea, f"{said('page', sheet.lang)} {i}/{total}"))
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return path
+
+
+async def field_map(
+    conn: psycopg.AsyncConnection, ea_row: dict[str, Any], settings: ServiceSettings, lang: str
+) -> bytes:
+    """The field map of an EA (its row as `ea.service.fetch` gives it)."""
+    geom = shapely.from_geojson(ea_row["geometry"])
+    x0, y0, x1, y1 = geom.bounds
+    pad = max(x1 - x0, y1 - y0) * 0.5 + 0.001
+    around = (x0 - pad, y0 - pad, x1 + pad, y1 + pad)
+    sheet = await commune_sheet(
+        conn, ea_row["commune_code"], ea_row["census_round"], settings, lang, around
+    )
+    return await asyncio.to_thread(field_map_pdf, sheet, ea_row["code"])
