@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import redis
@@ -16,6 +18,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from psycopg import sql
 
 BOUNDARY_TABLES = ("vintage", "admin_unit", "admin_unit_generalised", "crosswalk")
+T = TypeVar("T")
+
+
+def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine on a loop in a thread of its own: in a worker that has run a browser
+    test, Playwright's loop runs in the main thread and asyncio.run() is refused there."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def fingerprint(

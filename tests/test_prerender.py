@@ -3,7 +3,6 @@ collection, and after a change re-renders exactly the tiles the change purged.""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from geo_service.settings import ServiceSettings
 from geo_service.tiles.prerender import changed_areas, tiles_to_render
 from geo_service.tiles.sql import unit_bboxes
 from tests.conftest import DEMO_DATA
-from tests.helpers import scrape, value
+from tests.helpers import run_coroutine, scrape, value
 from tilecache.base import DEFAULT_VARIANT, TileKey
 from tilecache.freshness import EVERY_LAYER, Change
 
@@ -79,7 +78,7 @@ def _plan(url: str) -> list[tuple[int, int, int]]:
         async with await psycopg.AsyncConnection.connect(url) as conn:
             return await unit_bboxes(conn, "t", "province")
 
-    return tiles_to_render(asyncio.run(boxes()), None, MAX_ZOOM)
+    return tiles_to_render(run_coroutine(boxes()), None, MAX_ZOOM)
 
 
 def _cached(client: TestClient, tiles: list[tuple[int, int, int]]) -> dict[Any, int]:

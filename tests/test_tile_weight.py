@@ -3,7 +3,6 @@ zoom, and neighbours still share their edges in the decoded tiles."""
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +21,7 @@ from geo_service.migrate import migrate
 from geo_service.settings import ServiceSettings
 from geo_service.tiles.service import TileService
 from geo_service.tiles.sql import unit_bboxes
-from tests.helpers import band_geoms, tile_envelope
+from tests.helpers import band_geoms, run_coroutine, tile_envelope
 
 LAYER = "commune-2025"
 ZOOMS = range(13)
@@ -63,7 +62,7 @@ async def _walk(url: str) -> Walk:
 
 @pytest.fixture(scope="module")
 def walk(demo_ro: str) -> Walk:
-    return asyncio.run(_walk(demo_ro))
+    return run_coroutine(_walk(demo_ro))
 
 
 def test_low_zoom_tiles_are_within_the_budget(walk: Walk) -> None:
