@@ -186,13 +186,13 @@ def _get(url: str, timeout: float = 120) -> bytes:
         return bytes(response.read())
 
 
-def check_same_features(servers: list[Server]) -> Sanity:
+def check_same_features(servers: list[Server], scenarios: tuple[Scenario, ...]) -> Sanity:
     """Every URL of every scenario: same count and ids, in the same order, on both."""
     problems: list[str] = []
     features: dict[str, float] = {}
     kilobytes: dict[tuple[str, str], float] = {}
     urls = 0
-    for scenario in SCENARIOS:
+    for scenario in scenarios:
         counts: list[int] = []
         sizes: dict[str, list[int]] = {s.name: [] for s in servers}
         lists = [scenario.paths(s.items_path) for s in servers]
@@ -301,7 +301,7 @@ def throughput_table(
         "| " + " | ".join(header) + " |",
         "|" + "|".join(["---", "---"] + ["---:"] * (len(header) - 2)) + "|",
     ]
-    for scenario in SCENARIOS:
+    for scenario in [sc for sc in SCENARIOS if (sc.key, names[0]) in runs]:
         rps = {n: _median([r.rps for r in runs[(scenario.key, n)]]) for n in names}
         for name in names:
             measured = runs[(scenario.key, name)]
@@ -501,21 +501,22 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> str:
                     f"memory {s.name}: idle {m.idle_mib:.0f} MiB, peak {m.peak_mib:.0f} MiB, "
                     f"growth {m.growth_mib:.0f} MiB, {_median(m.seconds):.2f} s per download"
                 )
-            sanity = check_same_features(servers)
+            scenarios = tuple(sc for sc in SCENARIOS if sc.key in args.scenarios)
+            sanity = check_same_features(servers, scenarios)
             log(f"sanity: {sanity.urls} URLs, same features: {sanity.same}")
             for problem in sanity.problems:
                 log(f"  {problem}")
             files: dict[tuple[str, str], Path] = {}
-            for scenario in SCENARIOS:
+            for scenario in scenarios:
                 for s in servers:
                     path = workdir / f"{scenario.key}-{s.name.split()[0]}.txt"
                     path.write_text("\n".join(scenario.paths(s.items_path)) + "\n")
                     files[(scenario.key, s.name)] = path
             runs: dict[tuple[str, str], list[WrkRun]] = {
-                (sc.key, s.name): [] for sc in SCENARIOS for s in servers
+                (sc.key, s.name): [] for sc in scenarios for s in servers
             }
             for i in range(args.repeat):
-                for scenario in SCENARIOS:
+                for scenario in scenarios:
                     order = servers if i % 2 == 0 else servers[::-1]
                     for s in order:
                         result = run_wrk(
@@ -536,7 +537,7 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> str:
             for s in servers:
                 if s.process.poll() is not None:
                     raise SystemExit(f"{s.name} died: {s.log.read_text()[-2000:]}")
-            runs = {(sc.key, s.name): runs[(sc.key, s.name)] for sc in SCENARIOS for s in servers}
+            runs = {(sc.key, s.name): runs[(sc.key, s.name)] for sc in scenarios for s in servers}
             header += f" Load average (1 min) {load} before the run, {loadavg()[0]} at its end."
             return report(
                 args, header, how, servers, sanity, memory, runs, time.perf_counter() - started
@@ -563,8 +564,16 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="load the demo afresh instead of restoring the cached dump",
     )
+    parser.add_argument(
+        "--scenario",
+        dest="scenarios",
+        action="append",
+        choices=[sc.key for sc in SCENARIOS],
+        help="measure only this scenario (repeatable; default: all)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS, help="Markdown file to write")
     args = parser.parse_args(argv)
+    args.scenarios = args.scenarios or [sc.key for sc in SCENARIOS]
     args.duration = args.duration or (SHORT_DURATION if args.short else 30)
     args.repeat = args.repeat or (1 if args.short else 3)
     if args.duration < 1 or args.repeat < 1 or args.connections < 1:
