@@ -186,7 +186,9 @@ def _get(url: str, timeout: float = 120) -> bytes:
         return bytes(response.read())
 
 
-def check_same_features(servers: list[Server], scenarios: tuple[Scenario, ...]) -> Sanity:
+def check_same_features(
+    servers: list[Server], scenarios: tuple[Scenario, ...] = SCENARIOS
+) -> Sanity:
     """Every URL of every scenario: same count and ids, in the same order, on both."""
     problems: list[str] = []
     features: dict[str, float] = {}
