@@ -211,9 +211,9 @@ map.on("rendercomplete", () => {
 """
 
 
-def test_maplibre_renders_the_tiles_cross_origin(
-    browser: Any, live_server: str, other_origin: str
-) -> None:
+def _in_browser(browser: Any, url: str, done: str, result: str) -> tuple[Any, list[str], list[str]]:
+    """Open a page, wait until `done` holds, and give `result`, the console errors and every
+    URL the page asked for."""
     context = browser.new_context()
     page = context.new_page()
     errors: list[str] = []
@@ -221,13 +221,24 @@ def test_maplibre_renders_the_tiles_cross_origin(
     page.on("pageerror", lambda e: errors.append(str(e)))
     requested: list[str] = []
     page.on("request", lambda r: requested.append(r.url))
-    tilejson = f"{live_server}/collections/{COMMUNES}/tiles/WebMercatorQuad/tilejson.json"
     try:
-        page.goto(f"{other_origin}/index.html?tilejson={tilejson}")
-        page.wait_for_function("window.idle === true", timeout=120_000)
-        rendered = page.evaluate("window.rendered")
+        page.goto(url)
+        page.wait_for_function(done, timeout=120_000)
+        return page.evaluate(result), errors, requested
     finally:
         context.close()
+
+
+def test_maplibre_renders_the_tiles_cross_origin(
+    browser: Any, live_server: str, other_origin: str
+) -> None:
+    tilejson = f"{live_server}/collections/{COMMUNES}/tiles/WebMercatorQuad/tilejson.json"
+    rendered, errors, requested = _in_browser(
+        browser,
+        f"{other_origin}/index.html?tilejson={tilejson}",
+        "window.idle === true",
+        "window.rendered",
+    )
     assert rendered > 0
     assert not errors, errors
     assert any("/tiles/WebMercatorQuad/9/" in url for url in requested), requested
@@ -236,20 +247,13 @@ def test_maplibre_renders_the_tiles_cross_origin(
 def test_openlayers_reads_the_ogc_tileset_cross_origin(
     browser: Any, live_server: str, other_origin: str
 ) -> None:
-    context = browser.new_context()
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    requested: list[str] = []
-    page.on("request", lambda r: requested.append(r.url))
     tileset = f"{live_server}/collections/{COMMUNES}/tiles/WebMercatorQuad"
-    try:
-        page.goto(f"{other_origin}/openlayers.html?tileset={tileset}")
-        page.wait_for_function("window.done === true", timeout=120_000)
-        loaded = page.evaluate("[window.tiles, window.features, window.failed]")
-    finally:
-        context.close()
+    loaded, errors, requested = _in_browser(
+        browser,
+        f"{other_origin}/openlayers.html?tileset={tileset}",
+        "window.done === true",
+        "[window.tiles, window.features, window.failed]",
+    )
     tiles, features, failed = loaded
     assert tiles > 0 and features > 0 and failed == 0, loaded
     assert not errors, errors

@@ -14,7 +14,7 @@ import csv
 import io
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +63,7 @@ class Spool:
         self._file.close()
 
 
-async def _rows(
+async def cursor_batches(
     pool: AsyncConnectionPool, statement: sql.Composed, params: dict[str, Any]
 ) -> AsyncIterator[list[tuple[Any, ...]]]:
     """Batches of rows from a server-side cursor, so memory stays bounded."""
@@ -101,7 +101,7 @@ async def spool_features(
         members = orjson.dumps({"type": "FeatureCollection", **(head or {})})[:-1]
         spool.write(members + b',"features":[')
         returned = 0
-        async for batch in _rows(pool, statement, params):
+        async for batch in cursor_batches(pool, statement, params):
             chunk = ",".join(row[0] for row in batch).encode()
             spool.write((b"," + chunk) if returned else chunk)
             returned += len(batch)
@@ -118,15 +118,27 @@ async def spool_csv(
     """CSV in UTF-8 with BOM (so Excel shows Vietnamese names), optional WKT geometry."""
     statement, params = rows_sql(query, wkt=True)
     columns = [*query.selected(), *(["wkt"] if wkt else [])]
+    batches = cursor_batches(pool, statement, params)
+    return await spool_csv_rows(batches, columns, lambda row: row if wkt else row[:-1], max_memory)
+
+
+async def spool_csv_rows(
+    batches: AsyncIterator[list[tuple[Any, ...]]],
+    header: list[str],
+    cells: Callable[[tuple[Any, ...]], Sequence[Any]],
+    max_memory: int,
+) -> Spool:
+    """CSV in UTF-8 with BOM (so Excel shows Vietnamese names) of each row's `cells`; text
+    that starts like a formula is quoted so a spreadsheet never runs it."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     buffer.write("\ufeff")
-    writer.writerow(columns)
+    writer.writerow(header)
     spool = Spool(max_memory)
     try:
-        async for batch in _rows(pool, statement, params):
+        async for batch in batches:
             for row in batch:
-                writer.writerow([spreadsheet_safe(value) for value in (row if wkt else row[:-1])])
+                writer.writerow([spreadsheet_safe(value) for value in cells(row)])
             spool.write(buffer.getvalue().encode())
             buffer.seek(0)
             buffer.truncate()
@@ -147,7 +159,7 @@ async def geopackage(pool: AsyncConnectionPool, query: ItemQuery, layer: str) ->
     numeric = [name for name in names if query.is_number(name)]
     try:
         written = 0
-        async for batch in _rows(pool, statement, params):
+        async for batch in cursor_batches(pool, statement, params):
             await asyncio.to_thread(
                 _append, path, batch, names, numeric, layer, query.crs.srid, written > 0
             )

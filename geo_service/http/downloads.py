@@ -133,25 +133,13 @@ class KeptFileResponse(FileResponse):
             self.release()
 
 
-class TemporaryFileResponse(FileResponse):
-    """A file built for this one response: sent, then its folder is deleted and the
-    client's download slot freed, however the sending ends."""
-
-    def __init__(
-        self,
-        path: Path,
-        release: Release,
-        send_timeout_s: float,
-        media_type: str,
-        headers: dict[str, str],
-    ) -> None:
-        super().__init__(path, media_type=media_type, headers=headers)
-        self.release, self.send_timeout_s, self.built = release, send_timeout_s, path
+class TemporaryFileResponse(KeptFileResponse):
+    """A file built for this one response: sent like a kept one, then its folder deleted
+    however the sending ends."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Send the file, dropping a client that stops reading, then delete it."""
         try:
-            await super().__call__(scope, receive, _timed(send, self.send_timeout_s, self.release))
+            await super().__call__(scope, receive, send)
         finally:
-            await asyncio.to_thread(shutil.rmtree, self.built.parent, True)
-            self.release()
+            await asyncio.to_thread(shutil.rmtree, Path(self.path).parent, True)

@@ -8,12 +8,9 @@ Rows are read in batches from a server-side cursor; files are written batch by b
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import shutil
 import tempfile
 import zipfile
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,11 +21,9 @@ import shapely
 from psycopg import sql as pgsql
 from psycopg_pool import AsyncConnectionPool
 
-from geo_core.text import spreadsheet_safe
 from geo_service.ea import sql
-from geo_service.features.export import Spool
+from geo_service.features.export import Spool, cursor_batches, spool_csv_rows
 
-BATCH = 500
 FORMATS = ("geojson", "csv", "gpkg", "shp")
 MEDIA_TYPES = {
     "geojson": "application/geo+json",
@@ -71,16 +66,6 @@ class EaSelection:
     offset: int = 0
 
 
-async def _rows(
-    pool: AsyncConnectionPool, statement: pgsql.Composed, params: dict[str, Any]
-) -> AsyncIterator[list[tuple[Any, ...]]]:
-    async with pool.connection() as conn, conn.transaction():
-        async with conn.cursor(name="ea_export") as cur:
-            await cur.execute(statement, params)
-            while batch := await cur.fetchmany(BATCH):
-                yield batch
-
-
 def _statement(selection: EaSelection, wkb: bool) -> tuple[pgsql.Composed, dict[str, Any]]:
     return sql.export_sql(
         selection.filters, selection.scope, selection.limit, selection.offset, wkb
@@ -96,7 +81,7 @@ async def spool_geojson(
     try:
         spool.write(b'{"type":"FeatureCollection","features":[')
         first = True
-        async for batch in _rows(pool, statement, params):
+        async for batch in cursor_batches(pool, statement, params):
             for row in batch:
                 props = dict(zip(sql.EXPORT_COLUMNS, row[:-1], strict=True))
                 feature = b'{"type":"Feature","id":' + orjson.dumps(props["code"])
@@ -115,24 +100,14 @@ async def spool_csv(pool: AsyncConnectionPool, selection: EaSelection, max_memor
     """CSV in UTF-8 with BOM (Excel shows Vietnamese names), geometry as WKT last; text that
     starts like a formula is quoted so a spreadsheet never runs it."""
     statement, params = _statement(selection, wkb=True)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    buffer.write("\ufeff")
-    writer.writerow([*sql.EXPORT_COLUMNS, "wkt"])
-    spool = Spool(max_memory)
-    try:
-        async for batch in _rows(pool, statement, params):
-            for row in batch:
-                wkt = shapely.from_wkb(bytes(row[-1])).wkt
-                writer.writerow([spreadsheet_safe(v) for v in row[:-1]] + [wkt])
-            spool.write(buffer.getvalue().encode())
-            buffer.seek(0)
-            buffer.truncate()
-        spool.write(buffer.getvalue().encode())
-    except BaseException:
-        spool.close()
-        raise
-    return spool
+    batches = cursor_batches(pool, statement, params)
+    header = [*sql.EXPORT_COLUMNS, "wkt"]
+    return await spool_csv_rows(batches, header, _csv_cells, max_memory)
+
+
+def _csv_cells(row: tuple[Any, ...]) -> list[Any]:
+    # (WKT never starts like a formula: the guard leaves it as it is)
+    return [*row[:-1], shapely.from_wkb(bytes(row[-1])).wkt]
 
 
 async def build_file(pool: AsyncConnectionPool, selection: EaSelection, fmt: str) -> Path:
@@ -144,7 +119,7 @@ async def build_file(pool: AsyncConnectionPool, selection: EaSelection, fmt: str
     target.parent.mkdir(exist_ok=True)
     try:
         written = 0
-        async for batch in _rows(pool, statement, params):
+        async for batch in cursor_batches(pool, statement, params):
             await asyncio.to_thread(_append, target, batch, fmt, written > 0)
             written += len(batch)
         if not written:  # the layer, with its fields, and no rows

@@ -42,6 +42,19 @@ Bbox = Annotated[
     str | None,
     Query(max_length=200, pattern=NUMBERS, description="classify within this view: W,S,E,N"),
 ]
+Method = Annotated[
+    str,
+    Query(
+        max_length=20,
+        pattern=CODE,
+        description="quantiles, equal_interval, natural_breaks, std_mean or manual",
+    ),
+]
+Classes = Annotated[int, Query(ge=3, le=7, description="number of classes")]
+Palette = Annotated[
+    str | None, Query(max_length=20, pattern=CODE, description="ColorBrewer scheme")
+]
+Breaks = Annotated[str | None, Query(max_length=500, pattern=NUMBERS, description="manual breaks")]
 
 
 def _query(
@@ -69,21 +82,10 @@ async def choropleth(
     collection: Collection,
     indicator: Indicator,
     period: Period = None,
-    method: Annotated[
-        str,
-        Query(
-            max_length=20,
-            pattern=CODE,
-            description="quantiles, equal_interval, natural_breaks, std_mean or manual",
-        ),
-    ] = "quantiles",
-    k: Annotated[int, Query(ge=3, le=7, description="number of classes")] = 5,
-    palette: Annotated[
-        str | None, Query(max_length=20, pattern=CODE, description="ColorBrewer scheme")
-    ] = None,
-    breaks: Annotated[
-        str | None, Query(max_length=500, pattern=NUMBERS, description="manual breaks")
-    ] = None,
+    method: Method = "quantiles",
+    k: Classes = 5,
+    palette: Palette = None,
+    breaks: Breaks = None,
     units: Annotated[bool, Query(description="include every unit's value and class")] = False,
     compare: Compare = None,
     compare_vintage: CompareVintage = None,

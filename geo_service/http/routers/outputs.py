@@ -113,21 +113,10 @@ async def map_export(
     collection: maps.Collection,
     indicator: maps.Indicator,
     period: maps.Period = None,
-    method: Annotated[
-        str,
-        Query(
-            max_length=20,
-            pattern=CODE,
-            description="quantiles, equal_interval, natural_breaks, std_mean or manual",
-        ),
-    ] = "quantiles",
-    k: Annotated[int, Query(ge=3, le=7, description="number of classes")] = 5,
-    palette: Annotated[
-        str | None, Query(max_length=20, pattern=CODE, description="ColorBrewer scheme")
-    ] = None,
-    breaks: Annotated[
-        str | None, Query(max_length=500, pattern=NUMBERS, description="manual breaks")
-    ] = None,
+    method: maps.Method = "quantiles",
+    k: maps.Classes = 5,
+    palette: maps.Palette = None,
+    breaks: maps.Breaks = None,
     compare: maps.Compare = None,
     compare_vintage: maps.CompareVintage = None,
     change: maps.Change = "absolute",
