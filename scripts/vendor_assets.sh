@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Vendor the map viewer's front-end assets (Leaflet, Leaflet.draw, Leaflet.VectorGrid) from npm
-# into geo_service/static/vendor/, so the viewer works with no internet.
+# into geo_service/static/vendor/, so the viewer works with no internet; and the two web map
+# libraries the interoperability tests drive (MapLibre GL JS, OpenLayers) into tests/vendor/,
+# which the service never serves (they name internet hosts the pages must not reach).
 #
 # Idempotent: the vendor folder is rebuilt from scratch in a temp dir and swapped in.
 # Each tarball is checked against the sha512 pinned below (and against `npm view`).
@@ -9,6 +11,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DEST="$ROOT/geo_service/static/vendor"
+TEST_DEST="$ROOT/tests/vendor"
 
 # name, exact version, npm dist.integrity (pinned: a changed tarball fails the script)
 PACKAGES=(
@@ -22,7 +25,8 @@ PACKAGES=(
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 OUT="$WORK/vendor"
-mkdir -p "$OUT"
+TEST_OUT="$WORK/test-vendor"
+mkdir -p "$OUT" "$TEST_OUT"
 
 npm_q() { npm --loglevel=error "$@" 2>/dev/null; }
 
@@ -103,16 +107,16 @@ cp "$src/dist/Leaflet.VectorGrid.bundled.min.js" "$OUT/leaflet.vectorgrid/"
 awk 'found {print} /^## Legalese/ {found=1}' "$src/README.md" >"$OUT/leaflet.vectorgrid/LICENSE"
 grep -q 'BEER-WARE' "$OUT/leaflet.vectorgrid/LICENSE" || { echo "error: no VectorGrid licence" >&2; exit 1; }
 
-# --- MapLibre GL JS: the production build, its CSS and licence (only the interoperability
-# test's cross-origin page uses it: web developers point MapLibre at the TileJSON)
+# --- MapLibre GL JS: the production build, its CSS and licence (test-only: the interoperability
+# test's cross-origin page uses it, as web developers point MapLibre at the TileJSON)
 src="$WORK/src/maplibre-gl/package"
-mkdir -p "$OUT/maplibre-gl"
-cp "$src/dist/maplibre-gl.js" "$src/dist/maplibre-gl.css" "$src/LICENSE.txt" "$OUT/maplibre-gl/"
+mkdir -p "$TEST_OUT/maplibre-gl"
+cp "$src/dist/maplibre-gl.js" "$src/dist/maplibre-gl.css" "$src/LICENSE.txt" "$TEST_OUT/maplibre-gl/"
 
-# --- OpenLayers: the full build and its CSS (likewise only for the interoperability test)
+# --- OpenLayers: the full build and its CSS (likewise test-only)
 src="$WORK/src/ol/package"
-mkdir -p "$OUT/ol"
-cp "$src/dist/ol.js" "$src/ol.css" "$src/LICENSE.md" "$OUT/ol/"
+mkdir -p "$TEST_OUT/ol"
+cp "$src/dist/ol.js" "$src/ol.css" "$src/LICENSE.md" "$TEST_OUT/ol/"
 
 # --- No stylesheet may load anything from another host.
 if grep -EHno 'url\(\s*["'\'']?\s*(https?:)?//' "$OUT"/*/*.css; then
@@ -121,8 +125,16 @@ if grep -EHno 'url\(\s*["'\'']?\s*(https?:)?//' "$OUT"/*/*.css; then
 fi
 
 # --- README
-files_of() { (cd "$OUT/$1" && find . -type f ! -name README.md | sed 's|^\./||' | sort |
+files_of() { (cd "$2/$1" && find . -type f ! -name README.md | sed 's|^\./||' | sort |
   while read -r f; do printf '`%s/%s` (%s B)<br>' "$1" "$f" "$(wc -c <"$f")"; done) | sed 's|<br>$||'; }
+# One table row per package vendored into folder $1.
+table_rows() {
+  for entry in "${PACKAGES[@]}"; do
+    read -r name version _ <<<"$entry"
+    [[ -d "$1/$name" ]] || continue
+    echo "| $name | $version | \`${INTEGRITY_OF[$name]}\` | ${LICENSE_OF[$name]} | $(files_of "$name" "$1") |"
+  done
+}
 {
   echo "# Vendored front-end assets"
   echo
@@ -132,10 +144,7 @@ files_of() { (cd "$OUT/$1" && find . -type f ! -name README.md | sed 's|^\./||' 
   echo
   echo "| package | version | npm tarball integrity | licence | files |"
   echo "| --- | --- | --- | --- | --- |"
-  for entry in "${PACKAGES[@]}"; do
-    read -r name version _ <<<"$entry"
-    echo "| $name | $version | \`${INTEGRITY_OF[$name]}\` | ${LICENSE_OF[$name]} | $(files_of "$name") |"
-  done
+  table_rows "$OUT"
   echo
   echo "Notes"
   echo
@@ -147,14 +156,26 @@ files_of() { (cd "$OUT/$1" && find . -type f ! -name README.md | sed 's|^\./||' 
   echo "  texts are not in the VectorGrid tarball: pbf (BSD-3-Clause), vector-tile (BSD-3-Clause),"
   echo "  point-geometry (ISC), ieee754 (BSD-3-Clause), whatwg-fetch (MIT), and, in the slicer's"
   echo "  web worker, geojson-vt (ISC) and topojson-client (BSD-3-Clause)."
-  echo "- maplibre-gl: not used by the service's pages; the interoperability test serves it"
-  echo "  from another origin to check that MapLibre reads the TileJSON and tiles cross-origin."
-  echo "- ol (OpenLayers): likewise only for the interoperability test (full build \`dist/ol.js\`)."
   echo "- Leaflet.VectorGrid 1.3.0 with Leaflet 1.9: use \`rendererFactory: L.svg.tile\`; the"
   echo "  canvas renderer calls \`L.DomEvent.fakeStop\`, which Leaflet 1.9 no longer has."
 } >"$OUT/README.md"
+{
+  echo "# Web map libraries for the interoperability tests"
+  echo
+  echo "Written by \`scripts/vendor_assets.sh\` (do not edit by hand; re-run the script)."
+  echo "Never served by the service: tests/test_clients.py serves them from another origin to check"
+  echo "that MapLibre GL JS and OpenLayers read the TileJSON / OGC API tilesets and draw the tiles"
+  echo "cross-origin. Every file was taken unmodified from the npm tarball, whose sha512 the script checks."
+  echo
+  echo "| package | version | npm tarball integrity | licence | files |"
+  echo "| --- | --- | --- | --- | --- |"
+  table_rows "$TEST_OUT"
+} >"$TEST_OUT/README.md"
 
-rm -rf "$DEST"
-mkdir -p "$(dirname "$DEST")"
-mv "$OUT" "$DEST"
-echo "vendored into ${DEST#"$ROOT"/}: $(du -sb "$DEST" | cut -f1) bytes in $(find "$DEST" -type f | wc -l) files"
+for pair in "$OUT:$DEST" "$TEST_OUT:$TEST_DEST"; do
+  from="${pair%%:*}" to="${pair#*:}"
+  rm -rf "$to"
+  mkdir -p "$(dirname "$to")"
+  mv "$from" "$to"
+  echo "vendored into ${to#"$ROOT"/}: $(du -sb "$to" | cut -f1) bytes in $(find "$to" -type f | wc -l) files"
+done

@@ -150,7 +150,7 @@ def other_origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A static server on another port (another origin) with MapLibre, OpenLayers and a test
     page for each."""
     folder = tmp_path_factory.mktemp("other-origin")
-    vendor = REPO / "geo_service" / "static" / "vendor"
+    vendor = REPO / "tests" / "vendor"
     shutil.copytree(vendor / "maplibre-gl", folder / "maplibre")
     shutil.copytree(vendor / "ol", folder / "ol")
     (folder / "index.html").write_text(MAPLIBRE_PAGE)

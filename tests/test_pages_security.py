@@ -69,6 +69,13 @@ def test_other_html_gets_a_csp_without_inline_script(client: TestClient) -> None
     assert csp is None or "'unsafe-inline'" not in _script_sources(csp)
 
 
+@pytest.mark.parametrize("path", ["maplibre-gl/maplibre-gl.js", "ol/ol.js"])
+def test_test_only_map_libraries_are_not_served(client: TestClient, path: str) -> None:
+    # (they name internet hosts; only the interoperability tests load them, from tests/vendor)
+    assert client.get(f"/static/vendor/{path}").status_code == 404
+    assert (Path(__file__).parent / "vendor" / path).is_file()
+
+
 def test_page_settings_are_data_not_script(client: TestClient) -> None:
     page = client.get("/map", params={"level": "province"}).text
     blocks = re.findall(
