@@ -578,12 +578,15 @@ def test_area_statistics_at_once_are_limited(demo_copy: str) -> None:
 
 def _asgi_get(client: TestClient, path: str, on_last_body: Any) -> int:
     """GET `path` straight through the app (on its own event loop), calling `on_last_body` as
-    the response's last bytes reach the server: a client could ask again from then on."""
+    the response's last bytes reach the server (the last of its Content-Length, which may come
+    before the closing message): a client could ask again from then on."""
 
     async def run() -> int:
         started: dict[str, int] = {}
         never = asyncio.Event()
         sent = False
+        left: int | None = None
+        called: list[bool] = []
 
         async def receive() -> dict[str, Any]:
             nonlocal sent
@@ -594,8 +597,18 @@ def _asgi_get(client: TestClient, path: str, on_last_body: Any) -> int:
             return {"type": "http.disconnect"}
 
         async def send(message: dict[str, Any]) -> None:
+            nonlocal left
             if message["type"] == "http.response.start":
                 started["status"] = message["status"]
+                lengths = [int(v) for k, v in message["headers"] if k == b"content-length"]
+                left = lengths[0] if lengths else None
+                return
+            if left is not None:
+                # a client that was told the length has everything once it has that many bytes
+                left -= len(message.get("body", b""))
+                if left <= 0 and not called:
+                    called.append(True)
+                    on_last_body()
             elif not message.get("more_body", False):
                 on_last_body()
 

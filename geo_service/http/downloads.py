@@ -70,16 +70,32 @@ class DownloadLimits:
 
 def _timed(send: Send, seconds: float, release: Release) -> Send:
     """`send`, but a client that does not take a message within `seconds` is dropped; the
-    client's download slot is freed as the last message goes out, before the client can have
-    read it (freed after it, a client that asks again at once could find it still taken)."""
+    client's download slot is freed as the last bytes go out, before the client can have
+    read them (freed after, a client that asks again at once could find it still taken)."""
+    left: int | None = None  # bytes of a declared Content-Length still to send
 
     async def timed(message: Any) -> None:
-        if message["type"] == "http.response.body" and not message.get("more_body", False):
-            release()
+        nonlocal left
+        if message["type"] == "http.response.start":
+            left = _content_length(message.get("headers", []))
+        elif message["type"] == "http.response.body":
+            # a stream's last data chunk reaches the client before its empty closing message
+            if left is not None:
+                left -= len(message.get("body", b""))
+            if not message.get("more_body", False) or (left is not None and left <= 0):
+                release()
         async with asyncio.timeout(seconds):
             await send(message)
 
     return timed
+
+
+def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    """The declared Content-Length of a response start message, if any."""
+    for name, value in headers:
+        if name.lower() == b"content-length":
+            return int(value)
+    return None
 
 
 class SpooledResponse(StreamingResponse):
