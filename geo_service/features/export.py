@@ -64,9 +64,20 @@ class Spool:
 
 
 async def cursor_batches(
-    pool: AsyncConnectionPool, statement: sql.Composed, params: dict[str, Any]
+    pool: AsyncConnectionPool,
+    statement: sql.Composed,
+    params: dict[str, Any],
+    at_most: int | None = None,
 ) -> AsyncIterator[list[tuple[Any, ...]]]:
-    """Batches of rows from a server-side cursor, so memory stays bounded."""
+    """Batches of rows from a server-side cursor, so memory stays bounded; a query of at most
+    one batch of rows (`at_most`) is read in one round trip instead."""
+    if at_most is not None and at_most <= BATCH:
+        async with pool.connection() as conn:
+            # (never prepared: a generic plan over the disclosure view can be far slower)
+            cur = await conn.execute(statement, params, prepare=False)
+            if rows := await cur.fetchall():
+                yield rows
+        return
     async with pool.connection() as conn, conn.transaction():
         async with conn.cursor(name="export") as cur:
             await cur.execute(statement, params)
@@ -84,7 +95,7 @@ async def spool_geojson(
     """A FeatureCollection of the query's items; `head` before the features (readers that
     stream want the CRS first), counts and links after them."""
     statement, params = features_sql(query)
-    return await spool_features(pool, statement, params, tail, max_memory, head)
+    return await spool_features(pool, statement, params, tail, max_memory, head, query.limit)
 
 
 async def spool_features(
@@ -94,14 +105,16 @@ async def spool_features(
     tail: dict[str, Any],
     max_memory: int,
     head: dict[str, Any] | None = None,
+    at_most: int | None = None,
 ) -> Spool:
-    """A FeatureCollection from a query whose rows are Features as JSON text."""
+    """A FeatureCollection from a query whose rows are Features as JSON text (at most
+    `at_most` of them, when the query says so)."""
     spool = Spool(max_memory)
     try:
         members = orjson.dumps({"type": "FeatureCollection", **(head or {})})[:-1]
         spool.write(members + b',"features":[')
         returned = 0
-        async for batch in cursor_batches(pool, statement, params):
+        async for batch in cursor_batches(pool, statement, params, at_most):
             chunk = ",".join(row[0] for row in batch).encode()
             spool.write((b"," + chunk) if returned else chunk)
             returned += len(batch)
