@@ -23,7 +23,9 @@ _CHECK_TIMEOUT_S = 3.0
     responses={503: {"model": Health, "description": "The database does not answer"}},
 )
 async def health(request: Request, pool: ControlPool, services: ServicesDep) -> JSONResponse:
-    """Report whether the database answers, with PostGIS and schema versions."""
+    """Report whether the database answers, with PostGIS and schema versions, and each read
+    replica's state and lag."""
+    replicas = services.replicas.report()
     try:
         postgis, schema = await services.health.status(pool, _CHECK_TIMEOUT_S)
     except Exception as exc:  # any failure here means "not healthy"
@@ -32,12 +34,14 @@ async def health(request: Request, pool: ControlPool, services: ServicesDep) -> 
             if isinstance(exc, TimeoutError)
             else f"the database cannot be used: {type(exc).__name__}"
         )
-        failed = {
+        failed: dict[str, Any] = {
             "status": "unavailable",
             "database": "unavailable",
             "detail": detail,
             "request_id": request_id(request.scope),
         }
+        if replicas:
+            failed["replicas"] = replicas
         return JSONResponse(
             failed, status_code=503, headers={"Retry-After": "5", "Cache-Control": "no-store"}
         )
@@ -47,6 +51,8 @@ async def health(request: Request, pool: ControlPool, services: ServicesDep) -> 
         "postgis": postgis,
         "schema_version": schema,
     }
+    if replicas:  # (a replica out of rotation is reported; reads go elsewhere: still "ok")
+        body["replicas"] = replicas
     degraded = services.tiles.degraded_caches() if services.started else []
     if degraded:  # (the service still answers: 200, saying what is wrong)
         body |= {
