@@ -107,6 +107,7 @@ class ReplicaSet:
         self._turn = itertools.count()
         self._task: asyncio.Task[None] | None = None
         self.primary_lsn: str | None = None
+        self._primary_read_at = 0.0
 
     async def start(
         self,
@@ -154,6 +155,8 @@ class ReplicaSet:
 
     async def check(self) -> None:
         """Check every replica once (after reading the primary's WAL position)."""
+        # (a replica that replayed this position had all the primary wrote at this moment)
+        self._primary_read_at = time.monotonic()
         self.primary_lsn = await self._read_primary_lsn()
         await asyncio.gather(*(self._check(r) for r in self.replicas if r.checks is not None))
 
@@ -189,7 +192,7 @@ class ReplicaSet:
             return
         now = time.monotonic()
         if caught_up:
-            replica.caught_up_at = now
+            replica.caught_up_at = self._primary_read_at
             self._set(replica, ReplicaState.STREAMING, 0.0)
             return
         bounds = [b for b in (replay_age_s,) if b is not None]
