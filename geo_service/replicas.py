@@ -70,8 +70,8 @@ class Replica:
     state: ReplicaState = ReplicaState.UNCHECKED
     lag_s: float | None = None
     replay_lsn: str | None = None
-    pool: AsyncConnectionPool | None = None  # the reads'
-    checks: AsyncConnectionPool | None = None  # the health checks' (never behind reads)
+    pool: AsyncConnectionPool | None = None  # the reads' (opened once it first streams)
+    checks: psycopg.AsyncConnection | None = None  # the checks' own (never behind reads)
     caught_up_at: float | None = None  # (monotonic) when last seen with all primary's WAL
 
     @property
@@ -108,22 +108,22 @@ class ReplicaSet:
         self._task: asyncio.Task[None] | None = None
         self.primary_lsn: str | None = None
         self._primary_read_at = 0.0
+        self._open_pool: PoolOpener | None = None
 
     async def start(
         self,
         primary: AsyncConnectionPool,
         primary_control: AsyncConnectionPool,
         open_pool: PoolOpener,
-        open_checks: PoolOpener,
     ) -> None:
-        """Open each valid replica's pools (without waiting for them) and start checking."""
+        """Start checking the replicas in the background (start-up never waits for them).
+
+        A replica's read pool is opened when it is first found streaming: one that never
+        answers costs no pool retrying to connect to it.
+        """
         self._primary, self._primary_control = primary, primary_control
-        for replica in self.replicas:
-            if replica.state is ReplicaState.INVALID_URL:
-                continue
-            replica.pool = await open_pool(replica.url)
-            replica.checks = await open_checks(replica.url)
-        if any(r.checks is not None for r in self.replicas):
+        self._open_pool = open_pool
+        if any(r.state is not ReplicaState.INVALID_URL for r in self.replicas):
             self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
@@ -133,9 +133,10 @@ class ReplicaSet:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         for replica in self.replicas:
-            for pool in (replica.checks, replica.pool):
-                if pool is not None:
-                    await pool.close()
+            if replica.checks is not None:
+                await replica.checks.close()
+            if replica.pool is not None:
+                await replica.pool.close()
 
     def read_pool(self) -> AsyncConnectionPool:
         """A replica in rotation (each in turn), else the primary."""
@@ -154,11 +155,17 @@ class ReplicaSet:
             await asyncio.sleep(self.check_interval_s)
 
     async def check(self) -> None:
-        """Check every replica once (after reading the primary's WAL position)."""
+        """Check every replica once (after reading the primary's WAL position); open the read
+        pool of one found streaming for the first time."""
         # (a replica that replayed this position had all the primary wrote at this moment)
         self._primary_read_at = time.monotonic()
         self.primary_lsn = await self._read_primary_lsn()
-        await asyncio.gather(*(self._check(r) for r in self.replicas if r.checks is not None))
+        checked = [r for r in self.replicas if r.state is not ReplicaState.INVALID_URL]
+        await asyncio.gather(*(self._check(r) for r in checked))
+        for replica in checked:
+            if replica.state is ReplicaState.STREAMING and replica.pool is None:
+                assert self._open_pool is not None
+                replica.pool = await self._open_pool(replica.url)
 
     async def _read_primary_lsn(self) -> str | None:
         """The primary's current WAL position; None when it cannot be read (primary down)."""
@@ -173,18 +180,32 @@ class ReplicaSet:
             logger.debug("primary WAL position unavailable: %s", exc)
             return None
 
+    async def _status(self, replica: Replica) -> tuple[bool, str, float | None, bool | None]:
+        """The replica's recovery, replay position and age, and whether it has replayed the
+        primary's position, on its checks' connection (made again when it broke)."""
+        async with asyncio.timeout(self.check_timeout_s):
+            if replica.checks is None or replica.checks.closed:
+                replica.checks = await psycopg.AsyncConnection.connect(
+                    replica.url,
+                    autocommit=True,
+                    application_name="geo-service-control",
+                    connect_timeout=max(1, round(self.check_timeout_s)),
+                )
+            cur = await replica.checks.execute(_REPLICA_STATUS, (self.primary_lsn,))
+            row = await cur.fetchone()
+        assert row is not None
+        return row[0], row[1], row[2], row[3]
+
     async def _check(self, replica: Replica) -> None:
-        assert replica.checks is not None
         primary_lsn = self.primary_lsn
         try:
-            async with asyncio.timeout(self.check_timeout_s):
-                async with replica.checks.connection() as conn:
-                    cur = await conn.execute(_REPLICA_STATUS, (primary_lsn,))
-                    row = await cur.fetchone()
+            row = await self._status(replica)
         except Exception as exc:
+            if replica.checks is not None:
+                await replica.checks.close()
+                replica.checks = None
             self._set(replica, ReplicaState.UNREACHABLE, None, f"{type(exc).__name__}: {exc}")
             return
-        assert row is not None
         in_recovery, replay_lsn, replay_age_s, caught_up = row
         replica.replay_lsn = replay_lsn
         if not in_recovery:

@@ -90,7 +90,6 @@ class Services:
             self._pool,
             self._control,
             lambda replica: open_pool(replica, self.settings),
-            lambda replica: open_control_pool(replica, self.settings),
         )
         tiles = self._tiles
         self._catalogue = CollectionCatalogue(lambda: tiles.freshness.log)
