@@ -149,6 +149,10 @@ class ReplicaSet:
         assert pool is not None
         return pool
 
+    def serving(self) -> bool:
+        """Whether a replica is in rotation (reads go to it)."""
+        return any(r.in_rotation for r in self.replicas)
+
     async def _run(self) -> None:
         while True:
             await self.check()

@@ -20,13 +20,15 @@ from geo_service.http.app import create_app
 from geo_service.localdb import free_port
 from geo_service.settings import ServiceSettings
 from tests.helpers import scrape
-from tests.replication import Replication
+from tests.replication import PRIMARY_OPTIONS, Replication
 
 ITEMS = "/collections/province-2025/items?limit=3"
 
 
 @contextmanager
-def service(primary_url: str, replica_urls: str, max_lag_s: float = 5.0) -> Iterator[TestClient]:
+def service(
+    primary_url: str, replica_urls: str, max_lag_s: float = 5.0, **settings: Any
+) -> Iterator[TestClient]:
     """The app over the primary with these replicas, checked five times a second."""
     settings = ServiceSettings(
         home=Path(tempfile.mkdtemp()),
@@ -34,6 +36,7 @@ def service(primary_url: str, replica_urls: str, max_lag_s: float = 5.0) -> Iter
         replica_max_lag_s=max_lag_s,
         replica_check_interval_s=0.2,
         tile_cache="none",
+        **settings,
     )
     with TestClient(create_app(settings, db_url=primary_url)) as client:
         yield client
@@ -187,3 +190,50 @@ def test_without_replicas_everything_stays_on_the_primary(replication: Replicati
         services = client.app.state.services  # type: ignore[attr-defined]
         assert services.read_pool() is services.pool
         assert read_items(client, replication) == (False, True)
+
+
+def wait_for_primary(client: TestClient, state: str) -> dict[str, Any]:
+    """Wait until /health says the primary is in this state (fail after 60 s)."""
+    deadline = time.monotonic() + 60
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        body = client.get("/health").json()
+        if body.get("primary") == state:
+            return body
+        time.sleep(0.1)
+    raise AssertionError(f"/health never said the primary is {state}: {body}")
+
+
+def test_with_the_primary_down_reads_go_on_writes_answer_503_until_it_is_back(
+    replication: Replication,
+) -> None:
+    from geo_service.users import add_user
+
+    with psycopg.connect(replication.primary_url, autocommit=True) as conn:
+        token = add_user(conn, "replica-admin", "admin", [])
+    auth = {"Authorization": f"Bearer {token}"}
+    with service(replication.primary_url, replication.standby_url, pool_timeout_s=1.0) as client:
+        wait_for(client, states("streaming"))
+        replication.primary.stop()
+        try:
+            body = wait_for_primary(client, "unavailable")
+            response = client.get("/health")
+            assert response.status_code == 200  # (a load balancer keeps the instance)
+            assert body["status"] == "read-only"
+            assert body["replicas"][0]["state"] == "streaming"
+            response = client.get(ITEMS)
+            assert response.status_code == 200
+            assert len(response.json()["features"]) == 3
+            # a write (revoking one's token) needs the primary: 503, try again later
+            response = client.post("/users/sign-out", headers=auth)
+            assert response.status_code == 503
+            assert int(response.headers["Retry-After"]) > 0
+        finally:
+            replication.primary.start(extra_options=PRIMARY_OPTIONS)
+        # the same service, not restarted, writes again
+        assert wait_for_primary(client, "ok")["status"] == "ok"
+        response = client.post("/users/sign-out", headers=auth)
+        assert response.status_code == 200
+        assert response.json()["revoked"] == 1
+        assert read_items(client, replication) == (True, False)
+    replication.wait_streaming()

@@ -762,6 +762,9 @@ class Health(Document):
     postgis: str | None = None
     schema_version: int | None = None
     tile_cache: str | None = None
+    primary: Literal["ok", "unavailable"] | None = Field(
+        None, description="with replicas: whether the primary (all writes) answers"
+    )
     replicas: list[ReplicaHealth] | None = None
     detail: str | None = None
     request_id: str | None = None

@@ -1,4 +1,5 @@
-"""`/health`: 200 when the database answers, 503 when it does not."""
+"""`/health`: 200 when the database answers, 503 when it does not; 200 "read-only" when the
+primary does not answer but a replica serves the reads."""
 
 from __future__ import annotations
 
@@ -41,7 +42,15 @@ async def health(request: Request, pool: ControlPool, services: ServicesDep) -> 
             "request_id": request_id(request.scope),
         }
         if replicas:
-            failed["replicas"] = replicas
+            failed |= {"primary": "unavailable", "replicas": replicas}
+        if services.replicas.serving():
+            # (a load balancer keeps the instance: its reads work; writes answer 503)
+            failed |= {
+                "status": "read-only",
+                "detail": f"the primary: {detail}; reads are served by the replicas, "
+                "writes answer 503 until it is back",
+            }
+            return JSONResponse(failed, headers={"Cache-Control": "no-store"})
         return JSONResponse(
             failed, status_code=503, headers={"Retry-After": "5", "Cache-Control": "no-store"}
         )
@@ -52,7 +61,7 @@ async def health(request: Request, pool: ControlPool, services: ServicesDep) -> 
         "schema_version": schema,
     }
     if replicas:  # (a replica out of rotation is reported; reads go elsewhere: still "ok")
-        body["replicas"] = replicas
+        body |= {"primary": "ok", "replicas": replicas}
     degraded = services.tiles.degraded_caches() if services.started else []
     if degraded:  # (the service still answers: 200, saying what is wrong)
         body |= {
