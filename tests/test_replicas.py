@@ -69,12 +69,12 @@ def clock(url: str) -> datetime:
 
 def served_since(url: str, since: datetime) -> bool:
     """Whether a request connection of the service (application_name geo-service) on this
-    server ended a transaction after `since` (a request's reads end with COMMIT; the pool's
-    own checks and /health's queries never show there)."""
+    server ran a statement after `since` (the pool's own checks send an empty one; /health
+    and the replica checks have connections of their own)."""
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute(
             "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'geo-service'"
-            " AND datname = current_database() AND query = 'COMMIT' AND state_change > %s)",
+            " AND datname = current_database() AND query <> '' AND state_change > %s)",
             (since,),
         ).fetchone()
     return bool(row and row[0])
@@ -111,6 +111,23 @@ def test_reads_go_to_a_streaming_replica(replication: Replication) -> None:
         assert metrics[
             ("geo_service_replica_in_rotation", (("replica", label), ("state", "streaming")))
         ] == (1.0)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/collections/province-2025/items/01",
+        "/collections/province-2025/items?q=ha&limit=2",
+        "/collections/province-2025/items?filter=code%3D%2701%27",
+    ],
+)
+def test_other_reads_go_to_the_replica(replication: Replication, path: str) -> None:
+    with service(replication.primary_url, replication.standby_url) as client:
+        wait_for(client, states("streaming"))
+        before = clock(replication.primary_url)
+        assert client.get(path).status_code == 200
+        assert served_since(replication.standby_url, before)
+        assert not served_since(replication.primary_url, before)
 
 
 def test_an_idle_primary_does_not_make_an_up_to_date_replica_lag(
