@@ -119,6 +119,11 @@ class ServiceSettings(BaseSettings):
     app_database_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
+    # Hot-standby replicas for reads (comma-separated URLs; empty: everything on the primary)
+    # and how far behind one may be before reads leave it (see geo_service/replicas.py).
+    replica_urls: str = ""
+    replica_max_lag_s: Annotated[float, Field(gt=0)] = 5.0
+    replica_check_interval_s: Annotated[float, Field(gt=0)] = 1.0
     pool_min_size: int = 1
     pool_max_size: int = 20
     statement_timeout_ms: int = 30_000
@@ -246,6 +251,11 @@ class ServiceSettings(BaseSettings):
     def aggregate_slots(self) -> int:
         """Drawn areas that may be computed at once."""
         return self.aggregates_at_once or 2 * self.raster_workers
+
+    @property
+    def replica_url_list(self) -> list[str]:
+        """The configured replicas' URLs."""
+        return [u.strip() for u in self.replica_urls.split(",") if u.strip()]
 
     @property
     def cors_origin_list(self) -> list[str]:

@@ -294,3 +294,13 @@ def browser() -> Iterator[Any]:
         )
         yield launched
         launched.close()
+
+
+@pytest.fixture(scope="session")
+def replication() -> Iterator[Any]:
+    """A real primary (schema and the 34 provinces of 2025) and a hot standby streaming from
+    it (`pg_basebackup -R`); see tests/replication.py."""
+    from tests.replication import replicated
+
+    with replicated() as pair:
+        yield pair

@@ -16,6 +16,7 @@ from swagger_ui_bundle import swagger_ui_path
 from geo_service import __version__
 from geo_service.db import database_url, service_url
 from geo_service.http import observability
+from geo_service.http.deps import on_primary
 from geo_service.http.errors import ERROR_RESPONSES, add_exception_handlers
 from geo_service.http.middleware import (
     GZipUnlessRefused,
@@ -129,19 +130,23 @@ def _add_middleware(app: FastAPI, services: Services) -> None:
 def _add_routes(app: FastAPI) -> None:
     # the OGC API parts refuse query parameters they do not define
     strict = [Depends(reject_unknown_parameters)]
+    # reads that must see the primary's latest state (see deps.on_primary): the rest of
+    # the GET routes read from a healthy replica when one is configured
+    primary = [Depends(on_primary)]
     app.include_router(landing.router, dependencies=strict)
     app.include_router(health.router)
-    app.include_router(users.router)
-    app.include_router(ea.router, dependencies=strict)  # before the generic collections routes
-    app.include_router(outputs.router, dependencies=strict)
-    app.include_router(census.router, dependencies=strict)
+    app.include_router(users.router, dependencies=primary)
+    # (before the generic collections routes)
+    app.include_router(ea.router, dependencies=[*primary, *strict])
+    app.include_router(outputs.router, dependencies=[*primary, *strict])
+    app.include_router(census.router, dependencies=[*primary, *strict])
     app.include_router(features.router, dependencies=strict)
     app.include_router(aggregate.router)
-    app.include_router(disclosure.router)
-    app.include_router(tiles.router, dependencies=strict)
+    app.include_router(disclosure.router, dependencies=primary)
+    app.include_router(tiles.router, dependencies=[*primary, *strict])
     app.include_router(maps.router)
     app.include_router(basemaps.router)
-    app.include_router(viewer.router)
+    app.include_router(viewer.router, dependencies=primary)
     app.mount(
         landing.SWAGGER_UI_PATH, StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui"
     )

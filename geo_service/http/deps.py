@@ -37,7 +37,22 @@ async def _settings(services: ServicesDep) -> ServiceSettings:
     return services.settings
 
 
-async def _pool(services: ServicesDep) -> AsyncConnectionPool:
+# Requests that only read (GET, HEAD) go to a replica when one is healthy; routers that
+# must see the primary's latest state even when they read (EA editing, accounts, tiles:
+# a cached tile must never be rendered from a replica behind the change log) opt out with
+# `on_primary`, set where the app includes them.
+_READS = frozenset({"GET", "HEAD"})
+_ON_PRIMARY = "geo_service.on_primary"
+
+
+async def on_primary(request: Request) -> None:
+    """Router dependency: this router's requests use the primary, reads included."""
+    request.scope[_ON_PRIMARY] = True
+
+
+async def _pool(request: Request, services: ServicesDep) -> AsyncConnectionPool:
+    if request.method in _READS and not request.scope.get(_ON_PRIMARY):
+        return services.read_pool()
     return services.pool
 
 

@@ -6,7 +6,7 @@ Routes return them with `response_model_exclude_unset=True`, so a key the servic
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -744,6 +744,16 @@ class LineShare(Document):
     share: float | None = None
 
 
+class ReplicaHealth(Document):
+    """A read replica as its last check found it."""
+
+    url: str = Field(description="host:port (never the user or password)")
+    state: Literal[
+        "streaming", "lagging", "unreachable", "not a standby", "invalid URL", "unchecked"
+    ]
+    lag_s: float | None = Field(None, description="upper bound of its lag behind the primary")
+
+
 class Health(Document):
     """`/health`: whether the database answers."""
 
@@ -752,6 +762,10 @@ class Health(Document):
     postgis: str | None = None
     schema_version: int | None = None
     tile_cache: str | None = None
+    primary: Literal["ok", "unavailable"] | None = Field(
+        None, description="with replicas: whether the primary (all writes) answers"
+    )
+    replicas: list[ReplicaHealth] | None = None
     detail: str | None = None
     request_id: str | None = None
 

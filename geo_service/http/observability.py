@@ -29,6 +29,7 @@ from starlette.routing import Mount
 from geo_core.errors import Unauthorized
 from geo_service.http.deps import ServicesDep
 from geo_service.http.services import Services
+from geo_service.replicas import ReplicaSet
 from geo_service.tiles.prerender import PrerenderStatus
 from geo_service.tiles.service import TileService
 
@@ -96,6 +97,28 @@ class _StateCollector(Collector):
         pool = self.services.pool_if_started()
         if pool is not None:
             yield from _pool_metrics(pool.get_stats())
+        if self.services.replicas.replicas:
+            yield from _replica_metrics(self.services.replicas)
+
+
+def _replica_metrics(replicas: ReplicaSet) -> Iterator[Metric]:
+    """Per replica (by host:port): whether reads go to it, and its lag."""
+    in_rotation = GaugeMetricFamily(
+        "geo_service_replica_in_rotation",
+        "1 when reads go to the replica (streaming within the lag limit), else 0",
+        labels=["replica", "state"],
+    )
+    lag = GaugeMetricFamily(
+        "geo_service_replica_lag_seconds",
+        "Upper bound of how far the replica's data are behind the primary's (s)",
+        labels=["replica"],
+    )
+    for replica in replicas.replicas:
+        in_rotation.add_metric([replica.label, str(replica.state)], float(replica.in_rotation))
+        if replica.lag_s is not None:
+            lag.add_metric([replica.label], replica.lag_s)
+    yield in_rotation
+    yield lag
 
 
 def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily:

@@ -18,6 +18,7 @@ from geo_service.features.catalogue import CollectionCatalogue
 from geo_service.features.files import BuiltFiles
 from geo_service.http.downloads import DownloadLimits
 from geo_service.http.limits import ConcurrencyLimits
+from geo_service.replicas import ReplicaSet
 from geo_service.settings import ServiceSettings
 from geo_service.tiles.prerender import Prerenderer
 from geo_service.tiles.service import TileService
@@ -64,6 +65,12 @@ class Services:
         # the owner's: work that reads stored values (the disclosure protection and audit)
         self.owner_url = ""
         self._unit_tables: UnitTables | None = None
+        # (an unparseable replica URL is logged here, when the app is built)
+        self.replicas = ReplicaSet(
+            settings.replica_url_list,
+            settings.replica_max_lag_s,
+            settings.replica_check_interval_s,
+        )
 
     async def start(self, url: str, owner_url: str) -> None:
         """Open the pools (the database may still be down), the tile caches, the listener
@@ -79,6 +86,11 @@ class Services:
             await close_pool(self._control)
             await close_pool(self._pool)
             raise
+        await self.replicas.start(
+            self._pool,
+            self._control,
+            lambda replica: open_pool(replica, self.settings),
+        )
         tiles = self._tiles
         self._catalogue = CollectionCatalogue(lambda: tiles.freshness.log)
         # values a plain SQL write left withheld are protected again within seconds
@@ -105,6 +117,7 @@ class Services:
                     await task
         if self._tiles is not None:
             await self._tiles.stop()
+        await self.replicas.stop()
         for pool in (self._control, self._pool):
             if pool is not None:
                 await close_pool(pool)
@@ -121,6 +134,10 @@ class Services:
         if self._pool is None:
             raise NotStarted("the connection pool opens with the app's lifespan")
         return self._pool
+
+    def read_pool(self) -> AsyncConnectionPool:
+        """The pool for reads: a healthy replica's, else the primary's."""
+        return self.replicas.read_pool() if self._pool is not None else self.pool
 
     @property
     def control(self) -> AsyncConnectionPool:

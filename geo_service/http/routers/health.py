@@ -1,4 +1,5 @@
-"""`/health`: 200 when the database answers, 503 when it does not."""
+"""`/health`: 200 when the database answers, 503 when it does not; 200 "read-only" when the
+primary does not answer but a replica serves the reads."""
 
 from __future__ import annotations
 
@@ -23,7 +24,9 @@ _CHECK_TIMEOUT_S = 3.0
     responses={503: {"model": Health, "description": "The database does not answer"}},
 )
 async def health(request: Request, pool: ControlPool, services: ServicesDep) -> JSONResponse:
-    """Report whether the database answers, with PostGIS and schema versions."""
+    """Report whether the database answers, with PostGIS and schema versions, and each read
+    replica's state and lag."""
+    replicas = services.replicas.report()
     try:
         postgis, schema = await services.health.status(pool, _CHECK_TIMEOUT_S)
     except Exception as exc:  # any failure here means "not healthy"
@@ -32,12 +35,22 @@ async def health(request: Request, pool: ControlPool, services: ServicesDep) -> 
             if isinstance(exc, TimeoutError)
             else f"the database cannot be used: {type(exc).__name__}"
         )
-        failed = {
+        failed: dict[str, Any] = {
             "status": "unavailable",
             "database": "unavailable",
             "detail": detail,
             "request_id": request_id(request.scope),
         }
+        if replicas:
+            failed |= {"primary": "unavailable", "replicas": replicas}
+        if services.replicas.serving():
+            # (a load balancer keeps the instance: its reads work; writes answer 503)
+            failed |= {
+                "status": "read-only",
+                "detail": f"the primary: {detail}; reads are served by the replicas, "
+                "writes answer 503 until it is back",
+            }
+            return JSONResponse(failed, headers={"Cache-Control": "no-store"})
         return JSONResponse(
             failed, status_code=503, headers={"Retry-After": "5", "Cache-Control": "no-store"}
         )
@@ -47,6 +60,8 @@ async def health(request: Request, pool: ControlPool, services: ServicesDep) -> 
         "postgis": postgis,
         "schema_version": schema,
     }
+    if replicas:  # (a replica out of rotation is reported; reads go elsewhere: still "ok")
+        body |= {"primary": "ok", "replicas": replicas}
     degraded = services.tiles.degraded_caches() if services.started else []
     if degraded:  # (the service still answers: 200, saying what is wrong)
         body |= {

@@ -1,0 +1,177 @@
+"""A real primary and a real hot standby of it (streaming replication), for routing tests.
+
+The primary is a cluster of its own, not the suite's shared one: that one runs without
+full-page writes (fast, but a base backup of it could not be trusted) and holds the large
+demo database, while the routing tests need only a few units. The standby is made with
+`pg_basebackup -R` (which writes `primary_conninfo` and `standby.signal`) and started as
+a hot standby; both are run by the same LocalCluster code as the service's own database.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+
+import psycopg
+
+from boundaries.checks import FieldMap
+from boundaries.generalise import DEMO_GAP_WIDTH
+from boundaries.load import LoadOptions, load_boundaries
+from boundaries.vintages import add_vintage
+from geo_service.demo import VINTAGES
+from geo_service.localdb import (
+    STATE_FILE,
+    SUPERUSER,
+    ClusterState,
+    LocalCluster,
+    _as_postgres,
+    _is_root,
+    find_bindir,
+    free_port,
+)
+from geo_service.migrate import migrate
+
+DEMO_DATA = Path(__file__).resolve().parent.parent / "data" / "vn"
+DATABASE = "geo_service"
+# (streaming replication needs these on the primary; PostgreSQL 15's defaults already say
+# so, given here so that a changed default cannot break the tests silently)
+PRIMARY_OPTIONS = "-c wal_level=replica -c max_wal_senders=5 -c synchronous_commit=off"
+STANDBY_OPTIONS = "-c hot_standby=on -c hot_standby_feedback=on"
+
+
+class Replication:
+    """A running primary and its hot standby."""
+
+    def __init__(self, primary: LocalCluster, standby: LocalCluster):
+        self.primary, self.standby = primary, standby
+
+    @property
+    def primary_url(self) -> str:
+        """The primary's database, as its owner."""
+        return self.primary.url()
+
+    @property
+    def standby_url(self) -> str:
+        """The same database on the standby."""
+        return self.standby.url()
+
+    def wait_streaming(self, timeout_s: float = 60.0) -> None:
+        """Wait until the standby streams from the primary and has replayed all it wrote."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with psycopg.connect(self.primary_url, autocommit=True) as conn:
+                row = conn.execute(
+                    "SELECT pg_current_wal_lsn()::text,"
+                    " EXISTS (SELECT FROM pg_stat_replication WHERE state = 'streaming')"
+                ).fetchone()
+            assert row is not None
+            if row[1] and self.replayed(row[0]):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the standby was not streaming within {timeout_s:g} s")
+            time.sleep(0.05)
+
+    def replayed(self, lsn: str) -> bool:
+        """Whether the standby has replayed the primary's WAL up to `lsn`."""
+        with psycopg.connect(self.standby_url, autocommit=True) as conn:
+            row = conn.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,)).fetchone()
+        return bool(row and row[0])
+
+    @contextmanager
+    def replay_paused(self) -> Iterator[None]:
+        """The standby receives the primary's WAL but applies none of it (it falls behind)."""
+        with psycopg.connect(self.standby_url, autocommit=True) as conn:
+            conn.execute("SELECT pg_wal_replay_pause()")
+        try:
+            yield
+        finally:
+            with psycopg.connect(self.standby_url, autocommit=True) as conn:
+                conn.execute("SELECT pg_wal_replay_resume()")
+            self.wait_streaming()
+
+    def write_on_primary(self) -> None:
+        """A committed write on the primary (its WAL position moves on)."""
+        with psycopg.connect(self.primary_url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS replication_probe (at timestamptz)")
+            conn.execute("INSERT INTO replication_probe VALUES (now())")
+
+
+def _load_provinces(url: str) -> None:
+    """The schema, the demo's vintages and its 34 provinces of 2025: enough to route reads."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        migrate(conn)
+        for vintage in VINTAGES:
+            add_vintage(conn, vintage)
+        options = LoadOptions(
+            "2025", "province", FieldMap("id", "name", None, "type"), gap_width=DEMO_GAP_WIDTH
+        )
+        load_boundaries(conn, [DEMO_DATA / "vietnam-3d-map-2025" / "provinces.json"], options)
+
+
+def _base_backup(primary: LocalCluster, home: Path) -> ClusterState:
+    """`pg_basebackup -R` of the primary into a new cluster folder under `home`."""
+    source = primary.load_state()
+    assert source is not None
+    data_dir = home / "postgres" / "pgdata"
+    data_dir.parent.mkdir(parents=True)
+    if _is_root():  # (the server runs as postgres: its folders must be postgres's)
+        shutil.chown(data_dir.parent, SUPERUSER)
+    conninfo = (
+        f"host=127.0.0.1 port={source.port} user={SUPERUSER} password={source.password}"
+        " application_name=test-standby"
+    )
+    command = [
+        str(find_bindir() / "pg_basebackup"),
+        "-d",
+        conninfo,
+        "-D",
+        str(data_dir),
+        "-R",  # standby.signal and primary_conninfo: it starts as a standby of the primary
+        "-X",
+        "stream",
+        "-c",
+        "fast",
+        "--no-sync",
+    ]
+
+    result = subprocess.run(
+        _as_postgres(*command) if _is_root() else command, capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"pg_basebackup failed: {result.stderr.strip()}")
+    state = ClusterState(str(data_dir), free_port(), source.password, DATABASE)
+    (home / STATE_FILE).write_text(json.dumps(asdict(state)))
+    return state
+
+
+@contextmanager
+def replicated() -> Iterator[Replication]:
+    """Start a primary with a few units and a hot standby streaming from it; tear both
+    down afterwards."""
+    primary = LocalCluster(_home("primary"), database=DATABASE)
+    standby = LocalCluster(_home("standby"), database=DATABASE)
+    try:
+        primary.start(extra_options=PRIMARY_OPTIONS)
+        _load_provinces(primary.url())
+        _base_backup(primary, standby.home)
+        standby.start(extra_options=STANDBY_OPTIONS)
+        replication = Replication(primary, standby)
+        replication.wait_streaming()
+        yield replication
+    finally:
+        for cluster in (standby, primary):
+            cluster.destroy()
+            shutil.rmtree(cluster.home, ignore_errors=True)
+
+
+def _home(role: str) -> Path:
+    home = Path(tempfile.mkdtemp(prefix=f"geo-service-{role}-"))
+    home.chmod(0o755)  # the postgres user must reach the data folder when we run as root
+    return home
