@@ -267,7 +267,9 @@ app.select = async (code, options) => {
     app.labels.select({ code, lat, lng, name: app.selected.name });
   }
   writeUrl(true);
+  app.keepTab = Boolean(opts.keepTab);
   emit("selection");
+  app.keepTab = false;
   // framed once the selection has opened the panel (on a phone it then covers the lower part)
   if (opts.fit) app.fit(opts.bbox || L.geoJSON(feature).getBounds());
   // on a phone the panel opened over the map's lower part: keep the unit in sight above it
@@ -328,7 +330,8 @@ async function start() {
   await tiles;
   window.geoViewer.ready = true;
   emit("ready");
-  if (state.unit) await app.select(state.unit, { fit: state.lat === null });
+  // a shared link's unit is selected again without leaving the link's tab
+  if (state.unit) await app.select(state.unit, { fit: state.lat === null, keepTab: true });
 }
 
 start();
