@@ -111,12 +111,19 @@ LABELS: dict[str, dict[str, str]] = {
         "unit_other_level": "Đơn vị thuộc cấp {level}; bản đồ đang hiển thị cấp khác.",
         "unselect": "Bỏ chọn",
         "classify_within": "Phân lớp trong {name}",
+        "needs_sign_in": (
+            "Dữ liệu này cần đăng nhập: đăng nhập ở trang vẽ địa bàn điều tra (/map/ea) "
+            "trong thẻ này rồi tải lại bản đồ."
+        ),
         "open_lower_district": "Xem các quận/huyện của {name}",
         "open_lower_commune": "Xem các xã/phường của {name}",
         "chart_title": "Qua các kỳ",
         "chart_numbers": "Bảng số liệu",
         "chart_one_period": "Chỉ tiêu này chỉ có số liệu một kỳ.",
-        "chart_carried": "Kỳ {periods} (điểm rỗng): ước tính, quy đổi từ ranh giới {from} sang ranh giới hiện nay theo trọng số {weight}; không phải số liệu thu thập trên chính đơn vị này.",
+        "chart_carried": (
+            "Kỳ {periods} (điểm rỗng): ước tính, quy đổi từ ranh giới {from} sang ranh giới "
+            "hiện nay theo trọng số {weight}; không phải số liệu thu thập trên chính đơn vị này."
+        ),
         "carried_mark": "quy đổi",
         "chart_totals_below": "Tổng của cấp trên và cả nước: xem bảng số liệu bên dưới.",
         "national_sum": "Cả nước (tổng)",
@@ -337,12 +344,19 @@ LABELS: dict[str, dict[str, str]] = {
         "unit_other_level": "This unit is a {level}; the map shows another level.",
         "unselect": "Clear selection",
         "classify_within": "Classify within {name}",
+        "needs_sign_in": (
+            "These data need a sign-in: sign in on the enumeration-area page (/map/ea) in "
+            "this tab, then reload the map."
+        ),
         "open_lower_district": "Show the districts of {name}",
         "open_lower_commune": "Show the communes of {name}",
         "chart_title": "Over time",
         "chart_numbers": "The numbers",
         "chart_one_period": "This indicator has values for one period only.",
-        "chart_carried": "{periods} (hollow point): an estimate carried over from the {from} boundaries onto today's by {weight} weights; not a figure collected for this unit itself.",
+        "chart_carried": (
+            "{periods} (hollow point): an estimate carried over from the {from} boundaries "
+            "onto today's by {weight} weights; not a figure collected for this unit itself."
+        ),
         "carried_mark": "carried over",
         "chart_totals_below": "The totals of the parent and the country are in the numbers below.",
         "national_sum": "Country (total)",

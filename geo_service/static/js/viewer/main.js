@@ -16,7 +16,10 @@ import { createBaseLayers } from "./basemaps.js";
 const cfg = config("geo-viewer-config");
 const i18n = createI18n(cfg.texts, cfg.lang);
 const { t, pick } = i18n;
-const api = createApi(cfg.api, cfg.lang);
+// with private reads a signed-in user's token (kept by the EA editor's sign-in for this tab)
+// goes with every API call and tile request of the page
+const TOKEN_KEY = "geoServiceToken";
+const api = createApi(cfg.api, cfg.lang, { token: () => (cfg.privateReads ? sessionStorage.getItem(TOKEN_KEY) : null) });
 const cat = createCatalogue(cfg, i18n);
 const url = createUrlState(URL_KEYS);
 const map = window[cfg.mapName];
@@ -170,7 +173,8 @@ app.set = async (changes, options) => {
     await Promise.all([loadValues(), loadClasses()]);
   } catch (err) {
     if (err.name === "AbortError") return;
-    app.notices = [err.message];
+    // a refused read says what to do, never leaves a blank map without a word
+    app.notices = err.status === 401 ? [t("needs_sign_in"), err.message] : [err.message];
   }
   if (mine !== version) return;
   app.choropleth.restyle(unitStyle);
