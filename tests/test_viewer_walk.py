@@ -57,11 +57,16 @@ def test_palettes_are_named_in_the_page_language(viewer: Viewer, lang: str) -> N
     assert LABELS[lang]["palette_YlOrRd"] in about and "YlOrRd" not in about
 
 
-def test_search_is_the_first_tab_stop_and_escape_closes_its_list(viewer: Viewer) -> None:
+def test_search_is_the_first_tab_stop(viewer: Viewer) -> None:
     viewer.open("level=province&indicator=density&lang=vi")
     viewer.js("document.activeElement.blur()")
     viewer.page.keyboard.press("Tab")
     assert viewer.js("document.activeElement.name") == "q"
+
+
+def test_escape_closes_the_search_list_and_says_so(viewer: Viewer) -> None:
+    viewer.open("level=province&indicator=density&lang=vi")
+    viewer.page.focus("input[name=q]")
     viewer.page.keyboard.type("tan phu")
     viewer.page.wait_for_selector(".gv-hit")
     box = viewer.page.locator("input[name=q]")
@@ -121,9 +126,10 @@ def test_phone_has_a_scale_bar_above_the_sheet(phone: Viewer) -> None:
 def test_chart_axis_labels_never_touch(viewer: Viewer) -> None:
     # PAPI: 14 yearly periods in one province's chart
     viewer.open("vintage=2019&level=province&indicator=papi_sc11&unit=01&tab=unit&lang=vi")
-    viewer.page.wait_for_selector("svg.gv-chart .gv-xtick")
+    xticks = "svg.gv-chart text.gv-tick[text-anchor=middle]"  # the periods under the axis
+    viewer.page.wait_for_selector(xticks)
     boxes = viewer.js(
-        "[...document.querySelectorAll('svg.gv-chart .gv-xtick')].map(e => { const b ="
+        f"[...document.querySelectorAll('{xticks}')].map(e => {{ const b ="
         " e.getBBox(); return [e.textContent, b.x, b.x + b.width]; })"
     )
     periods = viewer.js("window.geoViewer.app.series().periods")
