@@ -167,9 +167,10 @@ app.set = async (changes, options) => {
   try {
     // the unit table (names, parents, label points) is needed first only to know a
     // province's units; otherwise it comes beside the values and classes
-    const table = unitTable(app.collection());
-    if (state.scope === "province") await table;
-    else table.catch(() => {});
+    // (until the first map is drawn only a province scope waits for it: the commune table is
+    // 200 KB the first colouring does not need, fetched once the map is ready)
+    if (state.scope === "province") await unitTable(app.collection());
+    else if (!app.deferTables) unitTable(app.collection()).catch(() => {});
     await Promise.all([loadValues(), loadClasses()]);
   } catch (err) {
     if (err.name === "AbortError") return;
@@ -193,6 +194,7 @@ function showCollection() {
 }
 
 async function refreshLabels() {
+  if (app.deferTables) return; // (names come once the first map is drawn)
   const st = app.state;
   const levels = cat.vintage(st.vintage).levels.map((l) => l.id);
   const sets = [];
@@ -325,6 +327,7 @@ async function start() {
     if (window.geoViewer.tilesLoaded) done();
     else app.on((what) => { if (what === "tiles") done(); });
   });
+  app.deferTables = true;
   const focus = cat.vintage(state.vintage);
   if (state.lat !== null && state.lng !== null && state.z !== null) map.setView([state.lat, state.lng], state.z);
   else if (focus) app.fit(focus.focus);
@@ -334,6 +337,8 @@ async function start() {
   await tiles;
   window.geoViewer.ready = true;
   emit("ready");
+  app.deferTables = false;
+  refreshLabels();
   // a shared link's unit is selected again without leaving the link's tab
   if (state.unit) await app.select(state.unit, { fit: state.lat === null, keepTab: true });
 }
