@@ -114,10 +114,12 @@ def test_phone_has_a_scale_bar_above_the_sheet(phone: Viewer) -> None:
     scale = phone.js(
         "(() => { const e = document.querySelector('.leaflet-control-scale-line');"
         " if (!e || !e.offsetParent) return null; const r = e.getBoundingClientRect();"
-        " return [r.left, r.top, r.bottom, r.width, e.textContent]; })()"
+        " const seen = e.contains(document.elementFromPoint(r.left + r.width / 2, r.top + 4));"
+        " return [r.left, r.top, r.bottom, r.width, e.textContent, seen]; })()"
     )
     assert scale is not None
-    left, top, bottom, width, text = scale
+    left, top, bottom, width, text, seen = scale
+    assert seen  # nothing covers it (the attribution is as wide as a phone)
     sheet = phone.js("document.querySelector('.gv-panel').getBoundingClientRect().top")
     assert 0 <= left and 0 < top and bottom <= sheet and width > 10
     assert text.endswith(("km", "m"))

@@ -339,8 +339,8 @@ async function start() {
   emit("ready");
   app.deferTables = false;
   refreshLabels();
-  // a shared link's unit is selected again without leaving the link's tab
-  if (state.unit) await app.select(state.unit, { fit: state.lat === null, keepTab: true });
+  // a shared link's unit is selected again; a link naming its tab stays on it
+  if (state.unit) await app.select(state.unit, { fit: state.lat === null, keepTab: Boolean(cfg.params.tab) });
 }
 
 start();

@@ -106,6 +106,11 @@ export function createPanel(app) {
     // on a phone the legend and zoom controls stay above the sheet
     const lift = wide ? "" : Math.round(panel.getBoundingClientRect().height + 6) + "px";
     for (const corner of container.querySelectorAll(".leaflet-bottom")) corner.style.bottom = lift;
+    // and the scale bar goes under the zoom buttons: at the bottom the attribution, as wide
+    // as a phone, would cover it
+    const scale = container.querySelector(".leaflet-control-scale");
+    const corner = container.querySelector(wide ? ".leaflet-bottom.leaflet-left" : ".leaflet-top.leaflet-left");
+    if (scale && corner && scale.parentElement !== corner) corner.appendChild(scale);
   }
 
   function setOpen(flag) {
