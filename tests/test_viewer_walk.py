@@ -5,7 +5,10 @@ reads."""
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
+from datetime import date
 from typing import Any
 
 import psycopg
@@ -257,3 +260,39 @@ def test_with_public_reads_no_token_is_sent(browser: Any, live_server: str) -> N
         assert sent and set(sent) == {None}
     finally:
         viewer.close()
+
+
+def _page_vintages(client: Any) -> set[str]:
+    page = client.get("/map").text
+    start = page.index("id='geo-viewer-config'>") + len("id='geo-viewer-config'>")
+    config = json.loads(page[start : page.index("</script>", start)])
+    return {v["id"] for v in config["catalogue"]["vintages"]}
+
+
+def test_the_map_page_keeps_its_vintages_until_units_change(demo_db: str, tmp_path: Any) -> None:
+    """The vintages and their extents are kept between page loads, and a boundary load is
+    seen by the next page once the change log has it."""
+    from fastapi.testclient import TestClient
+
+    from boundaries.checks import FieldMap
+    from boundaries.load import LoadOptions, load_boundaries
+    from boundaries.vintages import Vintage, add_vintage
+    from geo_service.demo import DATA_DIR
+    from geo_service.http.app import create_app
+    from geo_service.settings import ServiceSettings
+
+    with TestClient(create_app(ServiceSettings(home=tmp_path), db_url=demo_db)) as client:
+        assert _page_vintages(client) == {"2019", "2025"}
+        assert _page_vintages(client) == {"2019", "2025"}  # (kept)
+        with psycopg.connect(demo_db, autocommit=True) as conn:
+            add_vintage(conn, Vintage("2030", date(2030, 1, 1), None, "test", "test", "MIT"))
+            load_boundaries(
+                conn,
+                [DATA_DIR / "vietnam-3d-map-2025" / "provinces.json"],
+                LoadOptions("2030", "province", FieldMap("id", "name", None, "type")),
+            )
+        for _ in range(100):
+            if "2030" in _page_vintages(client):
+                break
+            time.sleep(0.2)
+        assert _page_vintages(client) == {"2019", "2025", "2030"}
