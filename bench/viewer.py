@@ -1,7 +1,10 @@
 """The map viewer in headless Chromium: page-ready time, and a change of indicator until
 the map is re-coloured.
 
-Usage: .venv/bin/python bench/viewer.py [--repeat 5] [--output FILE]
+Usage: .venv/bin/python bench/viewer.py [--repeat 5] [--before TREE] [--output FILE]
+
+`--before TREE` measures another source tree's service (e.g. the previous commit, from
+`git archive`) side by side with this one, over the same database, taking turns.
 
 Starts a throwaway PostGIS with the demo (restored from bench/features.py's cached dump when
 there is one), one service process, and Chromium through Playwright.
@@ -30,6 +33,7 @@ from playwright.sync_api import sync_playwright
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (  # noqa: E402
+    Server,
     clean_env,
     ours_command,
     prepare_database,
@@ -129,10 +133,54 @@ def recolour_rows(measured: list[dict[str, list[tuple[float, int]]]]) -> list[st
     return rows
 
 
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _server(name: str, tree: Path, db_url: str, workdir: Path) -> Server:
+    """One service process running the code of the source tree `tree` (this checkout, or
+    another one for a side-by-side comparison) over the benchmark database."""
+    return start_server(
+        name,
+        ours_command(),
+        {
+            **clean_env(),
+            # (the code of `tree`, whatever the virtualenv's editable install points at)
+            "PYTHONPATH": str(tree),
+            "DATABASE_URL": db_url,
+            "GEO_SERVICE_TILE_CACHE": "none",
+            "GEO_SERVICE_HOME": str(workdir / f"home-{name}"),
+        },
+        "/health",
+        "/map",
+        workdir,
+    )
+
+
+def page_rows(
+    browser: object, servers: list[Server], repeat: int
+) -> dict[tuple[str, str], list[float]]:
+    """Page-ready seconds per (server, level), the servers taking turns (first one, then the
+    other, then the other way round) so that a change of load hits both alike."""
+    times: dict[tuple[str, str], list[float]] = {}
+    for run in range(repeat):
+        order = servers if run % 2 == 0 else servers[::-1]
+        for name, query, units in CASES:
+            for server in order:
+                seconds = time_page(browser, f"{server.base}/map?{query}", units)
+                times.setdefault((server.name, name), []).append(seconds)
+    return times
+
+
 def main() -> int:
     """Run the measurement and print a Markdown table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--before",
+        type=Path,
+        default=None,
+        help="another source tree (e.g. `git archive main`) measured side by side, in turns",
+    )
     parser.add_argument(
         "--output", type=Path, default=Path(__file__).parent / "results" / "viewer.md"
     )
@@ -141,41 +189,30 @@ def main() -> int:
     workdir.chmod(0o755)
     cluster = LocalCluster(workdir / "cluster", database="postgres")
     cluster.start(extra_options="-c fsync=off -c synchronous_commit=off")
-    server = None
+    servers: list[Server] = []
     try:
         db_url, _ = prepare_database(cluster, True, print)
-        server = start_server(
-            "ours",
-            ours_command(),
-            {
-                **clean_env(),
-                "DATABASE_URL": db_url,
-                "GEO_SERVICE_TILE_CACHE": "none",
-                "GEO_SERVICE_HOME": str(workdir / "home"),
-            },
-            "/health",
-            "/map",
-            workdir,
-        )
-        rows = []
+        if args.before is not None:
+            servers.append(_server("before", args.before.resolve(), db_url, workdir))
+        servers.append(_server("ours", REPO, db_url, workdir))
+        ours = servers[-1]
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-            for name, query, units in CASES:
-                times = [
-                    time_page(browser, f"{server.base}/map?{query}", units)
-                    for _ in range(args.repeat)
-                ]
-                rows.append(
-                    f"| {name} | {units} | {statistics.median(times):.2f} | "
-                    f"{min(times):.2f}–{max(times):.2f} |"
-                )
-                print(rows[-1])
+            times = page_rows(browser, servers, args.repeat)
             recolour = recolour_rows(
-                [time_recolour(browser, server.base) for _ in range(args.repeat)]
+                [time_recolour(browser, ours.base) for _ in range(args.repeat)]
             )
             browser.close()
+        rows = [
+            f"| {name} | {units} | {server.name} | "
+            f"{statistics.median(times[(server.name, name)]):.2f} | "
+            f"{min(times[(server.name, name)]):.2f}–{max(times[(server.name, name)]):.2f} |"
+            for name, _, units in CASES
+            for server in servers
+        ]
         table = (
-            "| /map level | units drawn | median s | min–max s |\n|---|---:|---:|---:|\n"
+            "| /map level | units drawn | code | median s | min–max s |\n"
+            "|---|---:|---|---:|---:|\n"
             + "\n".join(rows)
             + "\n\n| communes (3,321) | median ms | min–max ms | tile requests | changes |\n"
             "|---|---:|---:|---:|---:|\n" + "\n".join(recolour) + "\n"
@@ -184,7 +221,7 @@ def main() -> int:
         args.output.write_text(f"# Map viewer ({args.repeat} runs each)\n\n" + table)
         print(table)
     finally:
-        if server is not None:
+        for server in servers:
             stop_server(server)
         cluster.destroy()
     return 0

@@ -92,3 +92,38 @@ def test_the_change_map_shows_method_and_quality(
     viewer.screenshot(f"history-about-{name}-vi")
     assert not viewer.errors, viewer.errors
     viewer.close()
+
+
+def test_a_wards_chart_over_time_marks_the_carried_period(
+    browser: Any, history_server: str
+) -> None:
+    """A ward of Hồ Chí Minh City over time: the 2025 figure and the 2009 census carried onto
+    it, drawn as an estimate (a hollow point, a note, the table says so)."""
+    viewer = Viewer(browser, history_server)
+    ward = "26743"  # Bến Thành
+    viewer.open(f"vintage=2025&level=commune&indicator=population&unit={ward}&tab=unit&lang=vi")
+    viewer.page.wait_for_selector("svg.gv-chart .gv-point-unit", timeout=60_000)
+    profile = _get(
+        history_server,
+        "/maps/profile",
+        collection="commune-2025",
+        unit=ward,
+        indicator="population",
+    )
+    points = viewer.js(
+        "[...document.querySelectorAll('svg.gv-chart .gv-point-unit')].map(e =>"
+        " [e.dataset.period, Number(e.dataset.value), e.classList.contains('gv-point-carried'),"
+        " e.getAttribute('fill')])"
+    )
+    expected = [(p["period"], p["value"]) for p in profile["unit"]["series"]]
+    assert [(p, v) for p, v, _, _ in points] == expected
+    assert [p for p, _, carried, _ in points if carried] == ["2009"]
+    assert [fill for p, _, _, fill in points if p == "2009"] == ["#ffffff"]
+    note = viewer.page.locator(".gv-carried").inner_text()
+    assert "quy đổi từ ranh giới 2009" in note and "trọng số dân số" in note
+    viewer.page.click(".gv-numbers summary")
+    heads = viewer.page.locator(".gv-series-table tbody th").all_inner_texts()
+    assert heads == ["2009 (quy đổi)", "2025"]
+    viewer.screenshot("history-ward-chart-vi")
+    assert not viewer.errors, viewer.errors
+    viewer.close()

@@ -22,6 +22,7 @@ from geo_service.http.negotiation import request_language
 from geo_service.http.services import Services
 from geo_service.settings import ServiceSettings
 from geo_service.tiles.service import TileService
+from geo_service.viewer.page import PageVintages
 from geo_service.viewer.tables import UnitTables
 
 
@@ -97,6 +98,10 @@ async def _unit_tables(services: ServicesDep) -> UnitTables:
     return services.unit_tables
 
 
+async def _page_vintages(services: ServicesDep) -> PageVintages:
+    return services.page_vintages
+
+
 async def _conn(
     pool: Annotated[AsyncConnectionPool, Depends(_pool)],
 ) -> AsyncIterator[psycopg.AsyncConnection]:
@@ -114,6 +119,7 @@ Downloads = Annotated[DownloadLimits, Depends(_downloads)]
 Aggregates = Annotated[ConcurrencyLimits, Depends(_aggregates)]
 BaseMapsDep = Annotated[BaseMaps, Depends(_basemaps)]
 UnitTablesDep = Annotated[UnitTables, Depends(_unit_tables)]
+PageVintagesDep = Annotated[PageVintages, Depends(_page_vintages)]
 # The client's language for texts in answers (Accept-Language: vi or en; en by default).
 Language = Annotated[str, Depends(_language)]
 # A pooled connection for one request (given back when the response is sent).

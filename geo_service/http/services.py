@@ -23,6 +23,7 @@ from geo_service.settings import ServiceSettings
 from geo_service.tiles.prerender import Prerenderer
 from geo_service.tiles.service import TileService
 from geo_service.users import FailedAttempts
+from geo_service.viewer.page import PageVintages
 from geo_service.viewer.tables import UnitTables
 from indicators.protect import watch_pending
 
@@ -71,6 +72,7 @@ class Services:
             settings.replica_max_lag_s,
             settings.replica_check_interval_s,
         )
+        self._page_vintages: PageVintages | None = None
 
     async def start(self, url: str, owner_url: str) -> None:
         """Open the pools (the database may still be down), the tile caches, the listener
@@ -96,6 +98,7 @@ class Services:
         # values a plain SQL write left withheld are protected again within seconds
         self._disclosure = asyncio.create_task(watch_pending(owner_url))
         self._unit_tables = UnitTables(lambda: tiles.freshness.log)
+        self._page_vintages = PageVintages(lambda: tiles.freshness.log.epoch)
         # every tile of every collection into the cache, in the background (never waited for)
         self.prerender = Prerenderer(tiles, self.settings, url, self._requests_running)
         self._prerender_task = asyncio.create_task(self.prerender.run())
@@ -159,6 +162,13 @@ class Services:
         if self._catalogue is None:
             raise NotStarted("the collection catalogue starts with the app's lifespan")
         return self._catalogue
+
+    @property
+    def page_vintages(self) -> PageVintages:
+        """The map page's vintages and extents, kept fresh by the tile change log."""
+        if self._page_vintages is None:
+            raise NotStarted("the page's vintages start with the app's lifespan")
+        return self._page_vintages
 
     @property
     def unit_tables(self) -> UnitTables:

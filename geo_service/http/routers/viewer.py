@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from geo_service.http.deps import BaseMapsDep, Conn, Settings
+from geo_service.http.deps import BaseMapsDep, Conn, PageVintagesDep, Settings
 from geo_service.http.security import page_response
 from geo_service.viewer.census_pages import render_progress_page, render_users_page
 from geo_service.viewer.ea_page import render_ea_page
@@ -16,7 +16,11 @@ router = APIRouter(tags=["viewer"])
 
 @router.get("/map", response_class=HTMLResponse, summary="The map viewer")
 async def map_page(
-    request: Request, conn: Conn, settings: Settings, basemaps: BaseMapsDep
+    request: Request,
+    conn: Conn,
+    settings: Settings,
+    basemaps: BaseMapsDep,
+    vintages: PageVintagesDep,
 ) -> HTMLResponse:
     """Choropleth of an indicator; every choice, the view and the selection are in the URL
     (a shareable link)."""
@@ -27,6 +31,8 @@ async def map_page(
         basemaps.listing(),
         settings.basemap_url,
         settings.basemap_attribution,
+        private_reads=not settings.public_reads,
+        kept=vintages,
     )
     return page_response(page, settings.basemap_url)
 

@@ -77,5 +77,11 @@ export function createApi(base, lang, options) {
     }
   }
 
-  return { url, request, get, post, latest };
+  /* What a request made by a library (the vector tiles' fetch) needs: the token, if any. */
+  function fetchOptions() {
+    const token = opts.token ? opts.token() : null;
+    return token ? { headers: { Authorization: "Bearer " + token } } : {};
+  }
+
+  return { url, request, get, post, latest, fetchOptions };
 }

@@ -2,6 +2,7 @@
    kind, source, licence, last update, how derived periods were made, and how the map is
    classified. */
 import { h, fill } from "../dom.js";
+import { paletteName } from "./controls.js";
 
 export function renderAbout(app, root) {
   const { t, pick } = app.i18n;
@@ -31,7 +32,7 @@ export function renderAbout(app, root) {
       row(t("meta_updated"), s.updated),
       row(t("meta_derivation"), derivation),
       row("", quality),
-      row(t("meta_classes"), classes ? pick(classes.method_name) + " · " + t("meta_k", { k: classes.k }) + " · " + classes.palette : null),
+      row(t("meta_classes"), classes ? pick(classes.method_name) + " · " + t("meta_k", { k: classes.k }) + " · " + paletteName(t, classes.palette) : null),
       row(t("meta_disclosure"), t("meta_disclosure_text"))),
     h("p", { class: "gv-hint" }, t("meta_api"), " ",
       h("a", { href: app.api.url("/indicators/" + s.code), target: "_blank", rel: "noopener" }, "/indicators/" + s.code)));

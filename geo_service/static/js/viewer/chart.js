@@ -17,10 +17,28 @@ function niceTicks(min, max, count) {
   return ticks;
 }
 
+/* Which periods get a label on the x axis: every n-th, n chosen so that labels never
+   touch (a label is about 6 units wide per character at the ticks' 10 px), the last
+   always, and the one before it dropped when it would touch the last. */
+export function axisLabels(periods, span) {
+  const n = periods.length;
+  if (n < 2) return n ? [0] : [];
+  const widest = Math.max(...periods.map((p) => p.length)) * 6 + 6;
+  const step = span / (n - 1);
+  const every = Math.max(1, Math.ceil(widest / step));
+  const shown = [];
+  for (let i = 0; i < n; i += every) shown.push(i);
+  if (shown[shown.length - 1] !== n - 1) {
+    if ((n - 1 - shown[shown.length - 1]) * step < widest) shown.pop();
+    shown.push(n - 1);
+  }
+  return shown;
+}
+
 /* lines: [{key: "unit"|"parent"|"national", name, series: [{period, value, status}]}] */
 export function lineChart(lines, i18n, opts) {
   const { t, number } = i18n;
-  const width = 320, height = 190, left = 52, right = 10, top = 12, bottom = 34;
+  const width = 320, height = 190, left = 52, right = 18, top = 12, bottom = 34;
   const periods = [...new Set(lines.flatMap((l) => l.series.map((p) => p.period)))].sort();
   const values = lines.flatMap((l) => l.series.filter((p) => p.value !== null).map((p) => p.value));
   const svg = s("svg", { class: "gv-chart", viewBox: `0 0 ${width} ${height}`, role: "img",
@@ -37,11 +55,9 @@ export function lineChart(lines, i18n, opts) {
     svg.appendChild(s("line", { x1: left, x2: width - right, y1: y(tick), y2: y(tick), class: "gv-grid" }));
     svg.appendChild(s("text", { x: left - 4, y: y(tick) + 3, class: "gv-tick", "text-anchor": "end" }, number(tick, opts.decimals)));
   }
-  const every = Math.ceil(periods.length / 7);
-  periods.forEach((p, i) => {
-    if (i % every && i !== periods.length - 1) return;
-    svg.appendChild(s("text", { x: x(p), y: height - bottom + 14, class: "gv-tick", "text-anchor": "middle" }, p));
-  });
+  for (const i of axisLabels(periods, width - left - right)) {
+    svg.appendChild(s("text", { x: x(periods[i]), y: height - bottom + 14, class: "gv-tick gv-xtick", "text-anchor": "middle" }, periods[i]));
+  }
   for (const line of lines) {
     const colour = COLOURS[line.key];
     let segment = [];
@@ -65,10 +81,13 @@ export function lineChart(lines, i18n, opts) {
         continue;
       }
       segment.push([x(p.period), y(p.value)]);
-      const dot = s("circle", { cx: x(p.period), cy: y(p.value), r: line.key === "unit" ? 3.2 : 2.4, fill: colour,
-        class: "gv-point gv-point-" + line.key, "data-period": p.period, "data-value": p.value });
+      // a period carried over from older boundaries is an estimate: a hollow point
+      const carried = (opts.carried || []).includes(p.period);
+      const dot = s("circle", { cx: x(p.period), cy: y(p.value), r: line.key === "unit" ? 3.2 : 2.4,
+        fill: carried ? "#ffffff" : colour, stroke: colour, "stroke-width": carried ? 1.8 : 0,
+        class: "gv-point gv-point-" + line.key + (carried ? " gv-point-carried" : ""), "data-period": p.period, "data-value": p.value });
       dot.appendChild(s("title", {}, line.name + " · " + p.period + ": " + number(p.value, opts.decimals) + " " + opts.unit +
-        (p.status === "provisional" ? " (" + t("status_provisional") + ")" : "")));
+        (p.status === "provisional" ? " (" + t("status_provisional") + ")" : "") + (carried ? " (" + t("carried_mark") + ")" : "")));
       svg.appendChild(dot);
     }
     flush();
@@ -82,7 +101,7 @@ export function chartKey(lines) {
     h("i", { style: { borderTopColor: COLOURS[line.key], borderTopStyle: line.key === "unit" ? "solid" : "dashed" } }), line.name)));
 }
 
-export function chartTable(lines, i18n, decimals) {
+export function chartTable(lines, i18n, decimals, carried) {
   const { t, number } = i18n;
   const periods = [...new Set(lines.flatMap((l) => l.series.map((p) => p.period)))].sort();
   const cell = (line, period) => {
@@ -93,5 +112,6 @@ export function chartTable(lines, i18n, decimals) {
   };
   return h("table", { class: "gv-series-table" },
     h("thead", {}, h("tr", {}, h("th", {}, t("period")), lines.map((l) => h("th", {}, l.name)))),
-    h("tbody", {}, periods.map((p) => h("tr", {}, h("th", {}, p), lines.map((l) => cell(l, p))))));
+    h("tbody", {}, periods.map((p) => h("tr", {}, h("th", {}, (carried || []).includes(p) ? p + " (" + t("carried_mark") + ")" : p),
+      lines.map((l) => cell(l, p))))));
 }

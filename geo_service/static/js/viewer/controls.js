@@ -15,6 +15,21 @@ function select(name, options, chosen, onchange, attrs) {
     options.map(([value, text]) => h("option", { value, selected: String(value) === String(chosen) }, text)));
 }
 
+/* The ColorBrewer palettes by name in the page's language (their codes mean nothing to a
+   planner), grouped: a change map or standard deviations take only diverging ones. */
+function paletteSelect(app, chosen, divergingOnly, onchange) {
+  const { t } = app.i18n;
+  const group = (kind) => h("optgroup", { label: t("palette_" + kind) }, app.cfg.palettes[kind].map((code) =>
+    h("option", { value: code, selected: code === chosen }, paletteName(t, code))));
+  return h("select", { name: "palette", onchange: (e) => onchange(e.target.value) },
+    divergingOnly ? [group("diverging")] : [group("sequential"), group("diverging")]);
+}
+
+export function paletteName(t, code) {
+  const name = t("palette_" + code);
+  return name === "palette_" + code ? code : name;
+}
+
 export function renderControls(app, root) {
   const { t, pick } = app.i18n;
   const st = app.state;
@@ -53,7 +68,6 @@ export function renderControls(app, root) {
 
   // classification: manual breaks in one step (choose "manual", type, Enter or Apply)
   const methods = app.cfg.methods.map((m) => [m, t("method_" + m)]);
-  const palettes = (st.compare || st.method === "std_mean" ? app.cfg.palettes.diverging : [...app.cfg.palettes.sequential, ...app.cfg.palettes.diverging]).map((p) => [p, p]);
   const paletteChosen = st.palette || (app.classes && app.classes.palette) || "";
   const breaksInput = h("input", { name: "breaks", type: "text", inputmode: "decimal", autocomplete: "off",
     value: st.breaks || (app.classes && app.classes.breaks ? app.classes.breaks.slice(0, -1).map((b) => Number(b.toPrecision(4))).join(", ") : ""),
@@ -67,7 +81,7 @@ export function renderControls(app, root) {
       field(t("method"), select("method", methods, st.method, (v) => set(v === "manual" ? { method: "manual", breaks: st.breaks || breaksInput.value.replace(/\s+/g, "") } : { method: v, palette: v === "std_mean" || st.method === "std_mean" ? null : st.palette }))),
     h("div", { class: "gv-row2" },
       field(t("k"), select("k", [3, 4, 5, 6, 7].map((n) => [n, String(n)]), st.k, (v) => set({ k: Number(v) }), { disabled: manual })),
-      field(t("palette"), select("palette", palettes, paletteChosen, (v) => set({ palette: v })))),
+      field(t("palette"), paletteSelect(app, paletteChosen, st.compare || st.method === "std_mean", (v) => set({ palette: v })))),
     manual || !st.compare ? h("div", { class: "gv-field gv-breaks" + (manual ? "" : " gv-collapsed") },
       h("label", { for: "gv-breaks" }, t("breaks")),
       h("div", { class: "gv-inline" }, Object.assign(breaksInput, { id: "gv-breaks" }),

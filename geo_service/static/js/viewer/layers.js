@@ -60,7 +60,7 @@ export function createChoropleth(map, api, handlers) {
     styles[collection] = (props, zoom) => { drawn.add(props.code); return styleOf(props.code, props, zoom); };
     layer = L.vectorGrid.protobuf(tileUrl(collection), {
       rendererFactory: L.svg.tile, interactive: true, maxNativeZoom: 14, pane: "overlayPane",
-      vectorTileLayerStyles: styles, getFeatureId: (f) => f.properties.code,
+      vectorTileLayerStyles: styles, getFeatureId: (f) => f.properties.code, fetchOptions: api.fetchOptions(),
     });
     layer.collection = collection;
     layer.level = level;
@@ -128,7 +128,7 @@ export function createOutlines(map, api) {
     styles[collection] = () => ({ fill: false, color: "#3d3d3d", weight: 1.3, opacity: 0.9 });
     layer = L.vectorGrid.protobuf(api.url("/collections/" + collection + "/tiles/WebMercatorQuad/{z}/{x}/{y}"), {
       rendererFactory: L.svg.tile, interactive: false, maxNativeZoom: 14, pane: "gvOutlines",
-      vectorTileLayerStyles: styles,
+      vectorTileLayerStyles: styles, fetchOptions: api.fetchOptions(),
     });
     layer.collection = collection;
     layer.addTo(map);

@@ -52,6 +52,7 @@ export function createLegend(app) {
       h("div", { class: "gv-source" }, t("legend_source") + ": " + pick(s.source)));
   }
 
-  app.on((what) => { if (what === "data") render(); });
+  // (a province scope is named once the province table is in, which may come after the data)
+  app.on((what) => { if (what === "data" || what === "units") render(); });
   return { render };
 }

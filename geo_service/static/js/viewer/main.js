@@ -16,7 +16,10 @@ import { createBaseLayers } from "./basemaps.js";
 const cfg = config("geo-viewer-config");
 const i18n = createI18n(cfg.texts, cfg.lang);
 const { t, pick } = i18n;
-const api = createApi(cfg.api, cfg.lang);
+// with private reads a signed-in user's token (kept by the EA editor's sign-in for this tab)
+// goes with every API call and tile request of the page
+const TOKEN_KEY = "geoServiceToken";
+const api = createApi(cfg.api, cfg.lang, { token: () => (cfg.privateReads ? sessionStorage.getItem(TOKEN_KEY) : null) });
 const cat = createCatalogue(cfg, i18n);
 const url = createUrlState(URL_KEYS);
 const map = window[cfg.mapName];
@@ -164,13 +167,15 @@ app.set = async (changes, options) => {
   try {
     // the unit table (names, parents, label points) is needed first only to know a
     // province's units; otherwise it comes beside the values and classes
-    const table = unitTable(app.collection());
-    if (state.scope === "province") await table;
-    else table.catch(() => {});
+    // (until the first map is drawn only a province scope waits for it: the commune table is
+    // 200 KB the first colouring does not need, fetched once the map is ready)
+    if (state.scope === "province") await unitTable(app.collection());
+    else if (!app.deferTables) unitTable(app.collection()).catch(() => {});
     await Promise.all([loadValues(), loadClasses()]);
   } catch (err) {
     if (err.name === "AbortError") return;
-    app.notices = [err.message];
+    // a refused read says what to do, never leaves a blank map without a word
+    app.notices = err.status === 401 ? [t("needs_sign_in"), err.message] : [err.message];
   }
   if (mine !== version) return;
   app.choropleth.restyle(unitStyle);
@@ -189,6 +194,7 @@ function showCollection() {
 }
 
 async function refreshLabels() {
+  if (app.deferTables) return; // (names come once the first map is drawn)
   const st = app.state;
   const levels = cat.vintage(st.vintage).levels.map((l) => l.id);
   const sets = [];
@@ -267,7 +273,9 @@ app.select = async (code, options) => {
     app.labels.select({ code, lat, lng, name: app.selected.name });
   }
   writeUrl(true);
+  app.keepTab = Boolean(opts.keepTab);
   emit("selection");
+  app.keepTab = false;
   // framed once the selection has opened the panel (on a phone it then covers the lower part)
   if (opts.fit) app.fit(opts.bbox || L.geoJSON(feature).getBounds());
   // on a phone the panel opened over the map's lower part: keep the unit in sight above it
@@ -319,6 +327,7 @@ async function start() {
     if (window.geoViewer.tilesLoaded) done();
     else app.on((what) => { if (what === "tiles") done(); });
   });
+  app.deferTables = true;
   const focus = cat.vintage(state.vintage);
   if (state.lat !== null && state.lng !== null && state.z !== null) map.setView([state.lat, state.lng], state.z);
   else if (focus) app.fit(focus.focus);
@@ -328,7 +337,10 @@ async function start() {
   await tiles;
   window.geoViewer.ready = true;
   emit("ready");
-  if (state.unit) await app.select(state.unit, { fit: state.lat === null });
+  app.deferTables = false;
+  refreshLabels();
+  // a shared link's unit is selected again; a link naming its tab stays on it
+  if (state.unit) await app.select(state.unit, { fit: state.lat === null, keepTab: Boolean(cfg.params.tab) });
 }
 
 start();

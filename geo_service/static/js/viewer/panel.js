@@ -34,13 +34,19 @@ export function createPanel(app) {
       onkeydown: (e) => tabKeys(e, tab) }, t("tab_" + tab));
     tablist.appendChild(tabButtons[tab]);
   }
-  const search = createSearch(app);
+  // on a phone the folded sheet grows while search results are listed (else they are cut off)
+  const search = createSearch(app, (listed) => {
+    panel.classList.toggle("gv-searching", listed);
+    if (!panel.classList.contains("gv-wide")) layout();
+  });
   // the header, search and tabs stay in place; only the tab's content scrolls
   const body = h("div", { class: "gv-body" }, notices, Object.values(sections));
+  // search comes first in the page (the first Tab stop, before the map's controls); the
+  // header is still drawn above it
   const panel = h("aside", { class: "gv-panel", "aria-label": t("panel") },
-    h("header", { class: "gv-head" }, h("h1", {}, t("title")), langLinks, toggle),
-    search.element, tablist, body);
-  document.body.appendChild(panel);
+    search.element, h("header", { class: "gv-head" }, h("h1", {}, t("title")), langLinks, toggle),
+    tablist, body);
+  document.body.insertBefore(panel, document.body.firstChild);
   const tooltip = L.tooltip({ sticky: true, direction: "top", className: "gv-tip", offset: [0, -6] });
 
   const unitTab = createUnitTab(app, sections.unit);
@@ -100,6 +106,11 @@ export function createPanel(app) {
     // on a phone the legend and zoom controls stay above the sheet
     const lift = wide ? "" : Math.round(panel.getBoundingClientRect().height + 6) + "px";
     for (const corner of container.querySelectorAll(".leaflet-bottom")) corner.style.bottom = lift;
+    // and the scale bar goes under the zoom buttons: at the bottom the attribution, as wide
+    // as a phone, would cover it
+    const scale = container.querySelector(".leaflet-control-scale");
+    const corner = container.querySelector(wide ? ".leaflet-bottom.leaflet-left" : ".leaflet-top.leaflet-left");
+    if (scale && corner && scale.parentElement !== corner) corner.appendChild(scale);
   }
 
   function setOpen(flag) {
@@ -152,7 +163,7 @@ export function createPanel(app) {
     if (what === "state" || what === "data") { renderNotices(); renderTab(app.state.tab); if (!panel.classList.contains("gv-wide")) layout(); }
     if (what === "state" && app.state.tab !== currentTab()) showTab(app.state.tab, false);
     if (what === "selection") {
-      if (app.selected && app.state.tab !== "unit" && app.state.tab !== "table") showTab("unit", true);
+      if (app.selected && !app.keepTab && app.state.tab !== "unit" && app.state.tab !== "table") showTab("unit", true);
       else renderTab(app.state.tab);
     }
     if ((what === "view" || what === "units") && app.state.tab === "table") renderTab("table");

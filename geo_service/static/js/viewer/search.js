@@ -3,7 +3,7 @@
    frames its main part beside the panel. Keyboard: ↑/↓ and Enter. */
 import { h, fill } from "../dom.js";
 
-export function createSearch(app) {
+export function createSearch(app, onList) {
   const { t } = app.i18n;
   const input = h("input", { type: "search", name: "q", autocomplete: "off", placeholder: t("search"),
     "aria-label": t("search"), role: "combobox", "aria-expanded": "false", "aria-controls": "gv-hits" });
@@ -13,14 +13,25 @@ export function createSearch(app) {
   let active = -1;
   let timer = null;
 
+  /* Close the list: nothing listed, the combobox says so. */
+  function close() {
+    fill(list);
+    hits = [];
+    active = -1;
+    input.setAttribute("aria-expanded", "false");
+    input.removeAttribute("aria-activedescendant");
+    if (onList) onList(false);
+  }
+
   async function run(text, chooseFirst) {
-    if (!text.trim()) { fill(list); hits = []; return; }
+    if (!text.trim()) { close(); return; }
     let body;
     try {
       body = await app.api.latest("search", "/search", { q: text, vintage: app.state.vintage, limit: 8 });
     } catch (err) {
       if (err.name === "AbortError") return;
       fill(list, h("li", { class: "gv-nohit" }, err.message));
+      if (onList) onList(true);
       return;
     }
     hits = body.hits;
@@ -30,7 +41,7 @@ export function createSearch(app) {
   }
 
   function label(hit) {
-    const type = hit.unit_type ? hit.unit_type + " " : "";
+    const type = hit.unit_type && !namedWithType(hit.name, hit.unit_type) ? hit.unit_type + " " : "";
     return [h("span", { class: "gv-hit-name" }, type + hit.name),
       hit.parent_name ? h("span", { class: "gv-hit-parent" }, " — " + hit.parent_name) : null,
       h("span", { class: "gv-hit-level" }, app.cat.levelName(hit.level))];
@@ -38,6 +49,7 @@ export function createSearch(app) {
 
   function render() {
     input.setAttribute("aria-expanded", String(hits.length > 0));
+    if (onList) onList(true);
     if (!hits.length) { fill(list, h("li", { class: "gv-nohit" }, t("no_match"))); return; }
     fill(list, hits.map((hit, i) => h("li", { role: "option", id: "gv-hit-" + i, class: "gv-hit" + (i === active ? " gv-active" : ""),
       "aria-selected": String(i === active), onmousedown: (e) => { e.preventDefault(); choose(hit); } }, label(hit))));
@@ -45,8 +57,7 @@ export function createSearch(app) {
   }
 
   async function choose(hit) {
-    fill(list);
-    input.setAttribute("aria-expanded", "false");
+    close();
     window.geoViewer.lastZoomed = hit.code;
     await app.select(hit.code, { level: hit.level, fit: true, bbox: hit.bbox });
   }
@@ -55,7 +66,7 @@ export function createSearch(app) {
   input.addEventListener("keydown", (e) => {
     if (e.key === "ArrowDown" && hits.length) { e.preventDefault(); active = (active + 1) % hits.length; render(); }
     else if (e.key === "ArrowUp" && hits.length) { e.preventDefault(); active = (active + hits.length - 1) % hits.length; render(); }
-    else if (e.key === "Escape") { fill(list); hits = []; }
+    else if (e.key === "Escape" && (hits.length || list.childElementCount)) { e.preventDefault(); close(); }
   });
   const form = h("form", { class: "gv-searchbox", role: "search", onsubmit: (e) => {
     e.preventDefault();
@@ -63,5 +74,13 @@ export function createSearch(app) {
     if (hits.length && active >= 0 && document.activeElement === input && list.childElementCount && hits[active]) choose(hits[active]);
     else run(input.value, true);
   } }, input, button);
-  return { element: h("div", { class: "gv-search-wrap" }, form, list), run };
+  return { element: h("div", { class: "gv-search-wrap" }, form, list), run, input };
+}
+
+/* A name that already says its type ("TP. Hồ Chí Minh", "Thành phố Huế", "Quận 1") is shown
+   as it is, not as "Thành phố TP. Hồ Chí Minh". */
+export function namedWithType(name, type) {
+  const lower = name.toLocaleLowerCase("vi");
+  const initials = type.split(/\s+/).map((w) => w[0]).join("").toLocaleLowerCase("vi");
+  return lower.startsWith(type.toLocaleLowerCase("vi") + " ") || (initials.length > 1 && lower.startsWith(initials + "."));
 }

@@ -31,7 +31,8 @@ export function createUnitTab(app, root) {
     }
     const head = [h("h2", { class: "gv-unit-name" }, sel.name),
       h("p", { class: "gv-unit-sub" }, [sel.type, sel.parentName, sel.code].filter(Boolean).join(" · ")),
-      h("button", { type: "button", class: "gv-link gv-unselect", onclick: () => app.select(null) }, t("unselect"))];
+      h("button", { type: "button", class: "gv-link gv-unselect", onclick: () => app.select(null) }, t("unselect")),
+      lowerLevels(app, sel)];
     if (!profile || !series) {
       const scope = sel.level === "province" && app.state.level !== "province"
         ? h("button", { type: "button", class: "gv-apply", onclick: () => app.set({ scope: "province", within: sel.code }) }, t("classify_within", { name: sel.name }))
@@ -51,21 +52,30 @@ export function createUnitTab(app, root) {
     // axis they would flatten its line, so they are given in the table of numbers only
     const drawn = series.kind === "count" ? lines.slice(0, 1) : lines;
     const withinButton = profile.parent && app.state.level !== "province"
+      && !(app.state.scope === "province" && app.state.within === profile.parent.code)
       ? h("button", { type: "button", class: "gv-apply", onclick: () => app.set({ scope: "province", within: profile.parent.code }) },
         t("classify_within", { name: profile.parent.name }))
       : null;
     const covered = await coveredLine(app, series, sel.code);
+    // periods carried over from older boundaries are estimates, said so in the chart
+    const d = series.derivation || {};
+    const carried = d.method === "carry-over" ? (d.periods || []) : [];
+    const carriedNote = carried.length && profile.unit.series.some((p) => carried.includes(p.period))
+      ? h("p", { class: "gv-hint gv-carried" }, t("chart_carried", { periods: carried.join(", "), from: d.from_vintage || "",
+        weight: t("weight_" + (d.weight === "population" ? "population" : "area")) }))
+      : null;
     if (key !== shown) return;
     fill(root, head,
       h("div", { class: "gv-now" }, h("span", { class: "gv-now-label" }, pick(series.name) + " · " + (app.state.compare ? app.state.compare + " → " : "") + app.state.period),
         h("strong", { class: "gv-now-value" }, nowText)),
       covered,
       h("h3", {}, t("chart_title")),
-      lineChart(drawn, app.i18n, { title, decimals: series.decimals, unit, zero: series.kind === "count" }),
+      lineChart(drawn, app.i18n, { title, decimals: series.decimals, unit, zero: series.kind === "count", carried }),
       chartKey(drawn),
+      carriedNote,
       profile.unit.series.length < 2 ? h("p", { class: "gv-hint" }, t("chart_one_period")) : null,
       drawn.length < lines.length ? h("p", { class: "gv-hint" }, t("chart_totals_below")) : null,
-      h("details", { class: "gv-numbers" }, h("summary", {}, t("chart_numbers")), chartTable(lines, app.i18n, series.decimals)),
+      h("details", { class: "gv-numbers" }, h("summary", {}, t("chart_numbers")), chartTable(lines, app.i18n, series.decimals, carried)),
       withinButton);
   }
 
@@ -94,4 +104,20 @@ async function coveredLine(app, series, code) {
   return h("p", { class: "gv-hint gv-covered" }, t("unit_covered", {
     from: d.from_vintage, share: app.i18n.fixed(100 * quality.covered_share[index], 1),
     weight: t("weight_" + (d.weight === "population" ? "population" : "area")) }));
+}
+
+/* A province picked on the provinces' map offers its wards and communes (and districts where
+   a boundary year has them): the finer level, classified within the province, framed. */
+function lowerLevels(app, sel) {
+  const { t } = app.i18n;
+  if (sel.level !== "province" || app.state.level !== "province") return null;
+  const finer = app.cat.levels(app.state.vintage).filter((level) => level !== "province");
+  if (!finer.length) return null;
+  // (the province is already framed: search and a click frame or show it)
+  return h("div", { class: "gv-lower" }, finer.map((level) => h("button", { type: "button",
+    class: "gv-apply gv-open-lower", dataset: { level },
+    onclick: async () => {
+      await app.select(null);
+      await app.set({ level, scope: "province", within: sel.code, tab: "map" });
+    } }, t("open_lower_" + level, { name: sel.name }))));
 }
