@@ -41,6 +41,7 @@ from geo_service.http.routers import (
     landing,
     maps,
     outputs,
+    reports,
     tiles,
     users,
     viewer,
@@ -137,6 +138,7 @@ def _add_routes(app: FastAPI) -> None:
     app.include_router(census.router, dependencies=strict)
     app.include_router(features.router, dependencies=strict)
     app.include_router(aggregate.router)
+    app.include_router(reports.router, dependencies=strict)
     app.include_router(disclosure.router)
     app.include_router(tiles.router, dependencies=strict)
     app.include_router(maps.router)
