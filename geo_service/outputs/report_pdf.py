@@ -167,9 +167,19 @@ def map_page(report: Report, lang: str) -> tuple[MplFigure, list[list[str]]]:
         summary.append(f"{said('units_touched', lang)}: {len(report.touched)}")
     fig.text(3.6 / WIDTH, 5.75 / HEIGHT, "\n".join(summary), fontsize=8, va="top")
     rows = table_rows(report, lang)
-    fits = _rows_fitting(rows, 4.95 - 0.9)
+    fits = _rows_fitting(rows, 4.95 - 1.1)
     _table(fig, 4.95, rows[:fits], _head(report, lang))
+    _key(fig, report, lang)
     return fig, rows[fits:]
+
+
+def _key(fig: MplFigure, report: Report, lang: str) -> None:
+    """What the table's short words for missing values mean (above the footer)."""
+    statuses = {p.status for f in report.figures for p in (*f.series, *f.parent, *f.country)}
+    statuses |= {f.status for f in report.figures}
+    lines = [said(f"key_{s}", lang) for s in ("suppressed", "not_available") if s in statuses]
+    if lines:
+        fig.text(0.5 / WIDTH, 0.75 / HEIGHT, "\n".join(lines), fontsize=6.5, va="bottom")
 
 
 def _rows_fitting(rows: list[list[str]], room: float) -> int:

@@ -45,6 +45,13 @@ TEXTS: dict[str, tuple[str, str]] = {
     "status_provisional": ("tạm tính", "provisional"),
     "status_suppressed": ("Bị ẩn (bảo mật thống kê)", "Suppressed (disclosure control)"),
     "status_not_available": ("Không có số liệu", "Not available"),
+    "short_suppressed": ("Bị ẩn", "Suppressed"),
+    "short_not_available": ("Không có", "n/a"),
+    "key_suppressed": (
+        "Bị ẩn (bảo mật thống kê): không công bố, và không suy ra được từ số liệu đã công bố.",
+        "Suppressed (disclosure control): not published, and not derivable from what is.",
+    ),
+    "key_not_available": ("Không có: không có số liệu.", "n/a: not available."),
     "office": ("Cơ quan", "Office"),
     "report_area": ("Khu vực báo cáo", "Area of the report"),
     "drawn": ("vùng vẽ trên bản đồ", "an area drawn on the map"),
@@ -158,9 +165,10 @@ def method_text(kind: str, meta: dict[str, Any], lang: str) -> str:
 
 
 def value_text(value: float | None, status: str, decimals: int, lang: str) -> str:
-    """A value as people of the language write it, or what stands in for it."""
+    """A value as people of the language write it, or (in short: a table cell) what stands
+    in for it."""
     if value is None:
-        return said(f"status_{status}", lang) if f"status_{status}" in TEXTS else "—"
+        return said(f"short_{status}", lang) if f"short_{status}" in TEXTS else "—"
     text = carto.number(value, decimals, lang)
     if status == "provisional":
         text += f" ({said('status_provisional', lang)})"
