@@ -1,11 +1,12 @@
-"""Outputs (issue #18): map export PNG and PDF of the 3,321 communes, one EA field map, and
-map books of 60 and 180 EAs (memory should not grow with the number of pages).
+"""Outputs (issue #18): map export PNG and PDF of the 3,321 communes, an area report (PDF and
+Excel) of a drawn district-sized area of Hà Nội, one EA field map, and map books of 60 and 180
+EAs (memory should not grow with the number of pages).
 
 Each case runs in its own process under `/usr/bin/time -v` (peak memory is that process's
 maximum resident set size), calling the same domain code the routes call; the time is the
 median of the runs after one warm-up run (fonts, caches).
 
-    .venv/bin/python -m bench.outputs [--repeat 3]
+    .venv/bin/python -m bench.outputs [--repeat 3] [--cases area-report-pdf,area-report-xlsx]
 """
 
 from __future__ import annotations
@@ -24,7 +25,22 @@ import psycopg
 
 from bench.common import loadavg, prepare_database, throwaway_cluster
 
-CASES = ("export-png", "export-pdf", "field-map", "map-book-60", "map-book-180")
+CASES = (
+    "export-png",
+    "export-pdf",
+    "area-report-pdf",
+    "area-report-xlsx",
+    "field-map",
+    "map-book-60",
+    "map-book-180",
+)
+# a district-sized rectangle over central Hà Nội (24 wards; as tests/test_area_report.py)
+DRAWN = {
+    "type": "Polygon",
+    "coordinates": [
+        [[105.80, 21.00], [105.87, 21.00], [105.87, 21.06], [105.80, 21.06], [105.80, 21.00]]
+    ],
+}
 COMMUNE = "00004"
 STRIPS = """
 INSERT INTO enumeration_area (census_round, code, commune_vintage, commune_code, status,
@@ -65,6 +81,8 @@ async def _one(case: str, url: str) -> None:
             )
             made = await maps_outputs.export_map(conn, request, settings)
             assert len(made.content) > 10_000
+        elif case.startswith("area-report"):
+            await _area_report(conn, case.rsplit("-", 1)[1], settings)
         elif case == "field-map":
             cur = await conn.execute(
                 "SELECT id FROM enumeration_area WHERE census_round = '2029' ORDER BY code"
@@ -81,6 +99,26 @@ async def _one(case: str, url: str) -> None:
             assert path.stat().st_size > 0
             path.unlink()
             path.parent.rmdir()
+
+
+async def _area_report(conn: Any, fmt: str, settings: Any) -> None:
+    """What `POST /reports/area` does for a drawn area: gather, then render."""
+    from geo_core.crs import parse_crs
+    from geo_service.features.aggregate import AreaLimits, parse_polygon
+    from geo_service.features.catalogue import read_collection
+    from geo_service.outputs import area_report
+    from geo_service.outputs.report_pdf import render_pdf
+    from geo_service.outputs.report_xlsx import render_xlsx
+
+    limits = AreaLimits()
+    area = parse_polygon(DRAWN, parse_crs(None, "crs"), limits)
+    collection = await read_collection(conn, "commune-2025")
+    report = await area_report.drawn_area_report(
+        conn, collection, area, "area", limits, settings.population_raster, None, settings, "vi"
+    )
+    render = render_pdf if fmt == "pdf" else render_xlsx
+    content = await asyncio.to_thread(render, report, "vi")
+    assert len(content) > 5_000
 
 
 def _inner(case: str, url: str, repeat: int) -> None:
@@ -121,6 +159,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-cache", action="store_true", help="load the demo afresh")
+    parser.add_argument(
+        "--cases", default=",".join(CASES), help="comma-separated cases (default: all)"
+    )
     parser.add_argument("--inner", choices=CASES, help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -135,7 +176,7 @@ def main() -> None:
             for census_round, n in (("2029", 180), ("2030", 60)):
                 conn.execute(STRIPS, {"round": census_round, "n": n, "commune": COMMUNE})
         rows = []
-        for case in CASES:
+        for case in [c for c in args.cases.split(",") if c in CASES]:
             _log(f"measuring {case}")
             repeat = 1 if case.startswith("map-book") else args.repeat
             result = _measure(case, url, repeat)

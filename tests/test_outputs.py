@@ -502,6 +502,11 @@ def _book(env: Env) -> None:
     from pypdf import PdfReader
 
     _strips(env, COMMUNE, 180)
+    env.sql(
+        "UPDATE enumeration_area SET status = 'approved' WHERE census_round = '2029'"
+        " AND code = ANY(%s)",
+        [f"{COMMUNE}-00{i}" for i in (1, 2, 3)],
+    )
     got = env.client.get(f"/communes/{COMMUNE}/ea-map-book.pdf", params={"round": "2029"})
     assert got.status_code == 200, got.text
     keep("map-book-180.pdf", got.content)
@@ -510,6 +515,9 @@ def _book(env: Env) -> None:
     first = reader.pages[0].extract_text()
     assert "Tập bản đồ địa bàn điều tra" in first and "180 địa bàn" in first
     assert "Trang 1/181" in first
+    # the overview's key: EAs by status (the editor's colours) with counts, the boundary
+    assert "bản nháp (177)" in first and "đã duyệt (3)" in first
+    assert "Ranh giới xã, phường" in first and "Đường, sông, đường sắt" in first
     last = reader.pages[180].extract_text()
     assert f"{COMMUNE}-180" in last and "Trang 181/181" in last
     for refused, parameter in (

@@ -42,6 +42,7 @@ from geo_service.http.routers import (
     landing,
     maps,
     outputs,
+    reports,
     tiles,
     users,
     viewer,
@@ -142,6 +143,7 @@ def _add_routes(app: FastAPI) -> None:
     app.include_router(census.router, dependencies=[*primary, *strict])
     app.include_router(features.router, dependencies=strict)
     app.include_router(aggregate.router)
+    app.include_router(reports.router, dependencies=strict)
     app.include_router(disclosure.router, dependencies=primary)
     app.include_router(tiles.router, dependencies=[*primary, *strict])
     app.include_router(maps.router)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -25,6 +26,7 @@ from geo_core.errors import NotFound
 from geo_service.ea import sql
 from geo_service.outputs import cartography as carto
 from geo_service.settings import ServiceSettings
+from geo_service.viewer.ea_page import STATUS_COLOURS
 
 TEXTS = {
     "title": ("Bản đồ địa bàn điều tra", "Enumeration area map"),
@@ -287,9 +289,10 @@ def draw_overview(sheet: CommuneSheet) -> Figure:
     )
     fig = carto.new_figure(width, height)
     carto.title_block(fig, page_sheet)
-    ax = fig.add_axes((0.06, 0.12, 0.88, 0.77))
+    ax = fig.add_axes((0.06, 0.21, 0.88, 0.68))
     ax.set_facecolor("#f4f6f6")
-    carto.draw_layer(ax, carto.Layer(shapes, EA_STYLE["facecolor"], "#c0392b", 0.5))
+    colours = [STATUS_COLOURS.get(str(e["status"]), "#dddddd") for e in sheet.eas]
+    carto.draw_layer(ax, carto.Layer(shapes, colours, "#555555", 0.5))
     carto.draw_lines(ax, sheet.line_shapes or [], LINES_COLOUR, 0.6, zorder=3)
     x0, y0, x1, y1 = (float(v) for v in shapely.total_bounds(shapes))
     if sheet.outline is not None:
@@ -311,8 +314,29 @@ def draw_overview(sheet: CommuneSheet) -> Figure:
     )
     carto.scale_bar(ax, lang)
     carto.north_arrow(ax, lang)
+    carto.legend_box(fig, (0.06, 0.075, 0.88, 0.125), _overview_legend(sheet), "")
     carto.footer(fig, page_sheet)
     return fig
+
+
+def _overview_legend(sheet: CommuneSheet) -> list[carto.LegendEntry]:
+    """The overview's key: each workflow status with its colour (as in the EA editor) and
+    number of EAs, the commune boundary and the lines."""
+    lang = sheet.lang
+    counts = Counter(str(e["status"]) for e in sheet.eas)
+    entries = [
+        carto.LegendEntry(
+            f"{_pair(STATUSES, status, lang)} ({counts[status]})",
+            {"facecolor": colour, "edgecolor": "#555555"},
+        )
+        for status, colour in STATUS_COLOURS.items()
+        if counts[status] or status in ("draft", "approved")
+    ]
+    entries += [
+        carto.LegendEntry(said("legend_commune", lang), COMMUNE_STYLE),
+        carto.LegendEntry(said("legend_lines", lang), {"facecolor": LINES_COLOUR}),
+    ]
+    return entries
 
 
 def field_map_pdf(sheet: CommuneSheet, ea_code: str) -> bytes:

@@ -61,6 +61,13 @@ async def _national(
     return {"level": top, "method": method, "units": len(codes), "series": series}
 
 
+async def national(
+    conn: psycopg.AsyncConnection, meta: dict[str, Any], vintage: str, periods: list[str]
+) -> dict[str, Any] | None:
+    """The country's value of each period (as `/maps/profile` gives it), or None."""
+    return await _national(conn, meta, vintage, periods)
+
+
 async def _mean(
     conn: psycopg.AsyncConnection,
     meta: dict[str, Any],

@@ -3,6 +3,7 @@
    by area or by population (POST /aggregate). The draw tool speaks the page's language. */
 import { h, fill } from "../dom.js";
 import { localiseDraw } from "../draw_i18n.js";
+import { reportButtons } from "./report.js";
 
 const POPULATION = ["population", "pop_worldpop"];
 
@@ -116,7 +117,8 @@ export function createAreaTab(app, root) {
       parts.push(h("div", { class: "gv-aggregate" },
         h("p", {}, t("area") + ": " + number(result.area_km2, 3) + " km² · " + t("units") + ": " + result.units.filter((u) => u.share > 0.001).length),
         result.covered_share < 0.999 ? h("p", { class: "gv-agg-covered" }, t("covered") + ": " + number(result.covered_share * 100, 1) + " %") : null,
-        resultTable()));
+        resultTable(),
+        reportButtons(app, () => ({ body: { geometry: area.geometry, collection: finest() + "-" + app.state.vintage, method } }))));
     } else if (area && !problem) parts.push(h("p", { class: "gv-hint" }, t("loading")));
     parts.push(h("fieldset", { class: "gv-group" }, h("legend", {}, t("agg_indicators")), boxes));
     parts.push(h("fieldset", { class: "gv-group" }, h("legend", {}, t("agg_method")), methodRadio("area"), methodRadio("population")));

@@ -2,6 +2,7 @@
    the country's (the numbers also as a table), and how it ranks. */
 import { h, fill } from "../dom.js";
 import { lineChart, chartKey, chartTable } from "./chart.js";
+import { reportButtons } from "./report.js";
 
 export function createUnitTab(app, root) {
   const { t, number, pick } = app.i18n;
@@ -76,7 +77,8 @@ export function createUnitTab(app, root) {
       profile.unit.series.length < 2 ? h("p", { class: "gv-hint" }, t("chart_one_period")) : null,
       drawn.length < lines.length ? h("p", { class: "gv-hint" }, t("chart_totals_below")) : null,
       h("details", { class: "gv-numbers" }, h("summary", {}, t("chart_numbers")), chartTable(lines, app.i18n, series.decimals, carried)),
-      withinButton);
+      withinButton,
+      reportButtons(app, () => ({ unit: sel.code, vintage: app.state.vintage })));
   }
 
   return { render };
