@@ -491,3 +491,9 @@ def delete_bands(conn: psycopg.Connection, vintage: str, level: str, bands: list
 def delete_band_everywhere(conn: psycopg.Connection, band: int) -> None:
     """Delete one band's generalised geometries of every collection (its definition changed)."""
     conn.execute("DELETE FROM admin_unit_generalised WHERE band = %s", (band,))
+
+
+def refresh_tile_geometry(conn: psycopg.Connection, band: int) -> None:
+    """Make one band's tile geometry again (its zooms changed: a band of one zoom is snapped
+    to that zoom's grid, migration 0019); the triggers record the change for the caches."""
+    conn.execute("UPDATE admin_unit_generalised SET band = band WHERE band = %s", (band,))
