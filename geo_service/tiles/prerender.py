@@ -215,6 +215,8 @@ def changed_areas(changes: list[Change] | None) -> Areas:
     for change in changes:
         if change.layer == EVERY_LAYER:
             return None
+        if change.values_only:  # (the job renders geometry-only tiles: they stay fresh)
+            continue
         if change.bbox is None:
             areas[change.layer] = None
         else:
