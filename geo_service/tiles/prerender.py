@@ -44,6 +44,8 @@ Bbox = tuple[float, float, float, float]
 # features reach into a tile's buffer (64 of 4096 units): a part that close counts
 _MARGIN = 64 / 4096
 STATUS_FILE = "prerender.json"
+# The map's first view fits the country to the window: z5–z6 on a laptop, z7 on a 4K screen.
+FIRST_VIEW_MAX_ZOOM = 7
 
 
 @dataclass
@@ -205,6 +207,38 @@ class Prerenderer:
             temporary = self.status_path.with_suffix(".tmp")
             temporary.write_text(json.dumps(asdict(self.status)), encoding="utf-8")
             temporary.replace(self.status_path)
+
+
+async def render_first_view(settings: ServiceSettings, url: str) -> int:
+    """Render now, into the configured cache, every tile z0–FIRST_VIEW_MAX_ZOOM over the
+    extent of every unit collection that its cache lacks, the sea between the units too
+    (the map asks for those as well); tiles rendered. The demo does so before it serves, so
+    the first map opened is drawn from the cache; the background job renders the rest."""
+    service = TileService(settings)
+    try:
+        if not Prerenderer(service, settings, url, busy=lambda: False).enabled:
+            return 0
+        rendered = 0
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            await service.freshness.start(conn)
+            for collection in await list_collections(conn):
+                boxes = await unit_bboxes(conn, collection.vintage, collection.level)
+                if not boxes:
+                    continue
+                query = await build_item_query(conn, collection, RawItemParams())
+                extent = (
+                    min(b[0] for b in boxes),
+                    min(b[1] for b in boxes),
+                    max(b[2] for b in boxes),
+                    max(b[3] for b in boxes),
+                )
+                for z in range(min(settings.prerender_max_zoom, FIRST_VIEW_MAX_ZOOM) + 1):
+                    for x, y in sorted(grid.tiles_in(extent, z)):
+                        rendered += await service.prerender_tile(conn, query, z, x, y)
+        return rendered
+    finally:
+        for cache in service.caches:
+            cache.close()
 
 
 def changed_areas(changes: list[Change] | None) -> Areas:
