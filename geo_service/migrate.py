@@ -10,7 +10,7 @@ from importlib import resources
 import psycopg
 
 from boundaries.rebuild import rebuild_missing_bands
-from boundaries.sql import delete_band_everywhere, refresh_tile_geometry
+from boundaries.sql import delete_band_everywhere, index_bands, refresh_tile_geometry
 from geo_core.zoom import ZOOM_BANDS
 from indicators import protect
 
@@ -99,6 +99,7 @@ def _write_zoom_bands(conn: psycopg.Connection) -> None:
         )
     for band in refresh:
         refresh_tile_geometry(conn, band)
+    index_bands(conn, [b.band for b in ZOOM_BANDS])
 
 
 def current_version(conn: psycopg.Connection) -> int | None:

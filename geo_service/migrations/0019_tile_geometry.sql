@@ -37,33 +37,28 @@ BEGIN
     RETURN ST_Multi(snapped);
 END $$;
 
--- (the generated column of 0003 was only transformed; its index covered every band)
-ALTER TABLE admin_unit_generalised DROP COLUMN geom_3857;
-ALTER TABLE admin_unit_generalised ADD COLUMN geom_3857 geometry(MultiPolygon, 3857);
+-- The zoom a band is snapped to: its only zoom, or none for a band of several.
+CREATE FUNCTION band_tile_zoom(p_band smallint) RETURNS integer
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT max_zoom FROM zoom_band WHERE band = p_band AND min_zoom = max_zoom
+$$;
 
 CREATE FUNCTION admin_unit_generalised_tile_geometry() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    NEW.geom_3857 := tile_geometry(NEW.geom, (
-        SELECT z.max_zoom FROM zoom_band z WHERE z.band = NEW.band AND z.min_zoom = z.max_zoom));
+    NEW.geom_3857 := tile_geometry(NEW.geom, band_tile_zoom(NEW.band));
     RETURN NEW;
 END $$;
+
+-- The generated column of 0003 (only transformed) becomes a plain one, rewritten once in
+-- place (an UPDATE would leave the table twice its size); its index, over every band,
+-- gives way to one per band (made by geo_service.migrate for the bands geo_core.zoom
+-- defines, since a tile's band is part of its statement).
+DROP INDEX admin_unit_generalised_3857_idx;
+ALTER TABLE admin_unit_generalised ALTER COLUMN geom_3857 DROP EXPRESSION;
+ALTER TABLE admin_unit_generalised ALTER COLUMN geom_3857 TYPE geometry(MultiPolygon, 3857)
+    USING tile_geometry(geom, band_tile_zoom(band));
+ALTER TABLE admin_unit_generalised ALTER COLUMN geom_3857 SET NOT NULL;
 
 CREATE TRIGGER admin_unit_generalised_tile_geometry
     BEFORE INSERT OR UPDATE OF geom, band ON admin_unit_generalised
     FOR EACH ROW EXECUTE FUNCTION admin_unit_generalised_tile_geometry();
-
--- (fills the column of the loaded units; the change triggers record nothing: the tiles
--- drawn from it are the same up to a cell)
-SET LOCAL geo_service.loading = 'on';
-UPDATE admin_unit_generalised g
-SET geom_3857 = tile_geometry(g.geom, CASE WHEN z.min_zoom = z.max_zoom THEN z.max_zoom END)
-FROM zoom_band z WHERE z.band = g.band;
-RESET geo_service.loading;
-
-ALTER TABLE admin_unit_generalised ALTER COLUMN geom_3857 SET NOT NULL;
-
--- One GiST index whose first key is the band: a tile's search reads only its band's part
--- of the tree, whatever bands geo_core.zoom defines.
-CREATE EXTENSION IF NOT EXISTS btree_gist;
-CREATE INDEX admin_unit_generalised_tile_idx
-    ON admin_unit_generalised USING gist (band, geom_3857);

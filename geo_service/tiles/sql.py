@@ -32,7 +32,6 @@ def tile_sql(
 ) -> tuple[sql.Composed, dict[str, Any]]:
     """One row: (data epoch, MVT bytes), read in a single snapshot."""
     params: dict[str, Any] = {
-        "band": band_for_zoom(z),
         "z": z,
         "x": x,
         "y": y,
@@ -57,7 +56,7 @@ WITH env AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS e),
 candidates AS MATERIALIZED (
     SELECT g.code, g.geom_3857
     FROM admin_unit_generalised g CROSS JOIN env
-    WHERE g.vintage = %(vintage)s AND g.level = %(level)s AND g.band = %(band)s
+    WHERE g.vintage = %(vintage)s AND g.level = %(level)s AND g.band = {band}
       AND g.geom_3857 && ST_Expand(env.e, %(margin)s)
     ORDER BY g.code
     LIMIT %(limit)s
@@ -76,6 +75,9 @@ FROM features f WHERE f.geom IS NOT NULL
         columns=sql.SQL("").join(sql.SQL(", ") + c for c in columns),
         joins=joins,
         smaller_than_cell=_SMALLER_THAN_CELL,
+        # (a constant, not a parameter: the planner picks the band's own index only for a
+        # band it knows when planning, and a prepared statement's generic plan would not)
+        band=sql.Literal(band_for_zoom(z)),
     )
     return statement, params
 
