@@ -51,5 +51,5 @@ def test_a_fresh_demo_serves_its_first_view_from_the_cache(demo_db: str, tmp_pat
                     path = f"/collections/{layer}/tiles/WebMercatorQuad/{z}/{x}/{y}"
                     assert client.get(path).status_code == 200, path
                     asked += 1
-        assert asked > 100
+        assert asked > 50
         assert (stats.hits, stats.misses) == (asked, 0)
