@@ -6,7 +6,9 @@ census round; with private reads only into caches the service checks) and render
 the cache lacks, so a restart carries on where the last run stopped instead of starting
 over. Afterwards it follows the tile change log: a change (a boundary load, a repair, a
 new vintage, an EA saved) has already purged exactly its tiles (tilecache.freshness), and
-the job renders those again.
+the job renders those again. A change of indicator values leaves the geometry tiles fresh:
+there is nothing to render again. `geo-service demo` renders the map's first view
+(`render_first_view`) before it serves; the job then skips those tiles.
 
 Requests keep priority: the job uses one connection of its own, pauses between tiles and
 waits while requests hold connections of the pool. Tiles that no part of a unit touches
