@@ -104,8 +104,11 @@ def test_bands_of_one_zoom_are_stored_on_their_tile_grid(demo_ro: str) -> None:
                 "SELECT count(*),"
                 " count(*) FILTER (WHERE NOT ST_Equals(geom_3857,"
                 "   ST_SnapToGrid(geom_3857, %(o)s, %(o)s, %(cell)s, %(cell)s))),"
-                " count(*) FILTER (WHERE ST_HausdorffDistance(geom_3857,"
-                "   ST_Transform(geom, 3857)) > %(cell)s),"
+                # (a part smaller than a cell goes, as ST_AsMVTGeom would drop it: the
+                # area changes by less than a pixel², 256 cells, or 1 %)
+                " count(*) FILTER (WHERE abs(ST_Area(geom_3857) - ST_Area(ST_Transform(geom,"
+                "   3857))) > greatest(0.01 * ST_Area(ST_Transform(geom, 3857)),"
+                "   256 * %(cell)s * %(cell)s)),"
                 " count(*) FILTER (WHERE NOT ST_IsValid(geom_3857)),"
                 " sum(ST_NPoints(geom_3857)), sum(ST_NPoints(geom))"
                 " FROM admin_unit_generalised WHERE band = %(band)s",
@@ -117,7 +120,7 @@ def test_bands_of_one_zoom_are_stored_on_their_tile_grid(demo_ro: str) -> None:
             if band.min_zoom == band.max_zoom:
                 # (a unit smaller than a cell keeps its shape: the tile draws it as its cell)
                 assert off_grid <= 0.01 * units, f"band {band.band}: {off_grid} off the grid"
-                assert moved <= 0.01 * units, f"band {band.band}: {moved} moved over a cell"
+                assert moved == 0, f"band {band.band}: {moved} changed by over a pixel²"
                 assert points < points_lonlat, band
             else:
                 assert points == points_lonlat, band
