@@ -102,7 +102,8 @@ def test_bands_of_one_zoom_are_stored_on_their_tile_grid(demo_ro: str) -> None:
             cell = 2 * HALF_WORLD / (1 << band.max_zoom) / 4096
             row = conn.execute(
                 "SELECT count(*),"
-                " count(*) FILTER (WHERE NOT ST_Equals(geom_3857,"
+                # (vertex for vertex: snapping what is on the grid changes nothing)
+                " count(*) FILTER (WHERE NOT ST_OrderingEquals(geom_3857,"
                 "   ST_SnapToGrid(geom_3857, %(o)s, %(o)s, %(cell)s, %(cell)s))),"
                 # (a part smaller than a cell goes, as ST_AsMVTGeom would drop it: the
                 # area changes by less than a pixel², 256 cells, or 1 %)
@@ -118,8 +119,10 @@ def test_bands_of_one_zoom_are_stored_on_their_tile_grid(demo_ro: str) -> None:
             units, off_grid, moved, invalid, points, points_lonlat = row
             assert units > 3000 and invalid == 0
             if band.min_zoom == band.max_zoom:
-                # (a unit smaller than a cell keeps its shape: the tile draws it as its cell)
-                assert off_grid <= 0.01 * units, f"band {band.band}: {off_grid} off the grid"
+                # (a unit smaller than a cell keeps its shape: the tile draws it as its cell;
+                # a snapped ring that touched itself was made valid, which may add a vertex
+                # where two edges cross)
+                assert off_grid <= 0.03 * units, f"band {band.band}: {off_grid} off the grid"
                 assert moved == 0, f"band {band.band}: {moved} changed by over a pixel²"
                 assert points < points_lonlat, band
             else:
