@@ -24,7 +24,15 @@ cached as a `pg_dump` keyed by the code and data that shape it. Then:
    pages of 100 and 1,000 and the full download vs tipg, EA tiles and EA pages of 1,000 vs
    tipg;
 5. edit → fresh tile on the second instance and through the nginx front (bench/tiles.py)
-   and page-ready time of /map in headless Chromium (bench/viewer.py).
+   and page-ready time of /map in headless Chromium (bench/viewer.py);
+6. the cold single-connection walk of the tile list (a map opened for the first time): ours
+   with its default cache (SQLite, emptied before each walk) against tipg, `--repeat` walks
+   each, interleaved; and the background pre-render's pass over the communes' pyramid
+   z0–z12 into an empty cache (bench/tiles.py).
+
+Every pair of ours and its peer is measured `--repeat` times (5 in full mode), interleaved
+(who goes first alternates), and reported as the median with the lowest and highest ratio
+of runs made side by side.
 
 Prints one table of ratios (and one per wrk pair) and writes both, with every run, as
 Markdown and JSON to bench/results/. `--dry-run` checks the harness in seconds: stub servers
@@ -109,7 +117,10 @@ EA_PAGES = 20  # pages of 1,000 EAs in the EA list
 SLOW_SECONDS = 15
 SETTLE_SECONDS = 60  # the most we wait for a server to finish requests wrk left behind
 VIETNAM = (102.1, 8.4, 109.5, 23.4)  # the dry run's extent (no database to ask)
-STEPS = ("load", "ea", "edits", "viewer")
+# (features: the GeoJSON pairs, memory and the same-features check; cold: the cold walks;
+# prerender: the pre-render of the communes' pyramid)
+STEPS = ("load", "ea", "edits", "viewer", "features", "cold", "prerender")
+OURS_COLD = "ours-cold"  # ours with its default cache (SQLite, own file), walked cold
 
 # tipg serves whole tables: copies with the columns ours puts in its tiles
 BENCH_TABLES_SQL = """
@@ -143,7 +154,7 @@ class Mode:
 
 
 MODES = {
-    "full": Mode("full", 30, 3, 2, 3, None, 3, 20, None),
+    "full": Mode("full", 30, 5, 2, 3, None, 3, 20, None),
     "short": Mode("short", 4, 1, 1, 1, SHORT_LOAD_PROVINCES, 1, 10, SHORT_EA_PROVINCES),
     "dry-run": Mode("dry-run", 1, 1, 0, 0, None, 0, 0, None),
 }
@@ -174,6 +185,9 @@ class Results:
     sanity: feat.Sanity | None = None
     edits: tl.Edits | None = None
     edits_front: tl.Edits | None = None  # edit → fresh tile through the nginx front
+    cold: tl.ColdWalks | None = None  # cold single-connection walks, ours vs tipg
+    prerender: list[float] = dataclasses.field(default_factory=list)  # seconds per pass
+    prerender_tiles: int = 0
     viewer: dict[str, list[float]] = dataclasses.field(default_factory=dict)
     load: dict[str, list[float]] = dataclasses.field(default_factory=dict)
     notes: list[str] = dataclasses.field(default_factory=list)
@@ -182,7 +196,9 @@ class Results:
 # ---------------------------------------------------------------------------- URL lists
 
 
-def url_pairs(tiles: list[tl.Tile], ea_tiles: list[tl.Tile], eas: int) -> list[Pair]:
+def url_pairs(
+    tiles: list[tl.Tile], ea_tiles: list[tl.Tile], eas: int, features: bool = True
+) -> list[Pair]:
     """The wrk pairs: tiles uncached and cached, GeoJSON pages and downloads, EAs."""
     ours_tiles = tuple(tl.tile_path(tl.OUR_TILES, t) for t in tiles)
     static_tiles = tuple(f"/{z}/{x}/{y}.pbf" for z, x, y in tiles)
@@ -194,7 +210,7 @@ def url_pairs(tiles: list[tl.Tile], ea_tiles: list[tl.Tile], eas: int) -> list[P
             TIPG,
             ours_tiles,
             tuple(tl.tile_path(TIPG_TILES, t) for t in tiles),
-            2.0,
+            3.0,
         ),
         Pair(
             "tiles_cached",
@@ -215,7 +231,7 @@ def url_pairs(tiles: list[tl.Tile], ea_tiles: list[tl.Tile], eas: int) -> list[P
             0.5,
         ),
     ]
-    for scenario in feat.SCENARIOS:
+    for scenario in feat.SCENARIOS if features else ():
         pairs.append(
             Pair(
                 scenario.key,
@@ -237,11 +253,11 @@ def url_pairs(tiles: list[tl.Tile], ea_tiles: list[tl.Tile], eas: int) -> list[P
                 TIPG,
                 tuple(tl.tile_path(OUR_EA + "/tiles/WebMercatorQuad", t) for t in ea_tiles),
                 tuple(tl.tile_path(TIPG_EA_TILES, t) for t in ea_tiles),
-                None,
+                3.0,
                 slow=True,
             )
         )
-    if eas >= 1000:
+    if eas >= 1000 and features:
         offsets = sorted({round(i * (eas - 1000) / max(EA_PAGES - 1, 1)) for i in range(EA_PAGES)})
         pairs.append(
             Pair(
@@ -575,7 +591,8 @@ def run_real(args: argparse.Namespace, mode: Mode, log: Log) -> Results:
         log(f"{len(tiles)} tiles ({tl.zoom_counts(tiles)}); {eas} EAs, {len(ea_tiles)} EA tiles")
         # describe() opens with the date, commit and CPUs, which meta() already has
         versions = describe(cluster, tipg_python, wrk).split("; ", 1)[-1]
-        results = Results(meta(args, mode, versions), url_pairs(tiles, ea_tiles, eas), {})
+        pairs = url_pairs(tiles, ea_tiles, eas, "features" not in skip)
+        results = Results(meta(args, mode, versions), pairs, {})
         results.meta.update(
             database=how,
             load_before=before,
@@ -595,6 +612,11 @@ def run_real(args: argparse.Namespace, mode: Mode, log: Log) -> Results:
         # CPU-heavy, so before any server runs
         if "load" not in skip:
             results.load, results.meta["load_communes"] = measure_load(cluster, workdir, mode, log)
+        if "prerender" not in skip:
+            for i in range(min(args.repeat, 3)):
+                seconds, results.prerender_tiles = tl.prerender_seconds(db_url, workdir)
+                results.prerender.append(seconds)
+                log(f"pre-render {i + 1}: {results.prerender_tiles} tiles in {seconds:.1f} s")
 
         servers: dict[str, Server] = {}
         servers[OURS] = start_server(
@@ -641,9 +663,29 @@ def run_real(args: argparse.Namespace, mode: Mode, log: Log) -> Results:
         )
         stack.callback(stop_server, servers[TIPG])
 
-        results.memory = measure_memory([servers[OURS], servers[TIPG]], log)
-        results.sanity = feat.check_same_features([servers[OURS], servers[TIPG]])
-        log(f"sanity: {results.sanity.urls} URLs, same features: {results.sanity.same}")
+        if "features" not in skip:
+            results.memory = measure_memory([servers[OURS], servers[TIPG]], log)
+            results.sanity = feat.check_same_features([servers[OURS], servers[TIPG]])
+            log(f"sanity: {results.sanity.urls} URLs, same features: {results.sanity.same}")
+        if "cold" not in skip:
+            cold_env = {
+                **our_env(db_url, workdir, OURS_COLD, "sqlite"),
+                "GEO_SERVICE_TILE_CACHE_PATH": str(workdir / "tiles-cold.sqlite"),
+            }
+            servers[OURS_COLD] = start_server(
+                OURS_COLD, ours_command(), cold_env, "/health", OUR_ITEMS, workdir
+            )
+            stack.callback(stop_server, servers[OURS_COLD])
+            results.cold = tl.cold_walks(
+                servers[OURS_COLD],
+                workdir / "tiles-cold.sqlite",
+                servers[TIPG],
+                TIPG_TILES,
+                tiles,
+                args.repeat,
+                log,
+            )
+            stop_server(servers.pop(OURS_COLD))  # (not measured again: its CPU back)
 
         seed = tl.one_pass(servers[OURS_CACHED].base, tl.OUR_TILES, tiles, 2, keep=True)
         log(f"SQLite cache seeded in {seed.seconds:.1f} s, statuses {dict(seed.statuses)}")
@@ -723,6 +765,7 @@ def ratio_rows(results: Results) -> list[dict[str, Any]]:
         better: str,
         target: str | None,
         met: bool | None,
+        spread: tuple[float, float] | None = None,
     ) -> None:
         ratio = ours / peer if ours is not None and peer else None
         rows.append(
@@ -734,6 +777,8 @@ def ratio_rows(results: Results) -> list[dict[str, Any]]:
                 "peer": peer,
                 "peer_name": peer_name,
                 "ratio": ratio,
+                "ratio_min": spread[0] if spread else None,
+                "ratio_max": spread[1] if spread else None,
                 "better": better,
                 "target": target,
                 "met": met,
@@ -742,8 +787,9 @@ def ratio_rows(results: Results) -> list[dict[str, Any]]:
 
     judge = results.meta["mode"] != "dry-run"  # stub figures meet or miss nothing
     for pair in results.pairs:
-        ours = _median([r.rps for r in results.runs.get((pair.key, "ours"), [])])
-        peer = _median([r.rps for r in results.runs.get((pair.key, "peer"), [])])
+        ours_runs = [r.rps for r in results.runs.get((pair.key, "ours"), [])]
+        peer_runs = [r.rps for r in results.runs.get((pair.key, "peer"), [])]
+        ours, peer = _median(ours_runs), _median(peer_runs)
         met = None
         if judge and pair.target is not None and ours is not None and peer:
             met = ours / peer >= pair.target
@@ -757,6 +803,42 @@ def ratio_rows(results: Results) -> list[dict[str, Any]]:
             "higher",
             f"≥ {pair.target:g}×" if pair.target is not None else None,
             met,
+            _spread(ours_runs, peer_runs),
+        )
+    if results.cold is not None:
+        cold = results.cold
+        # as tiles per second, so that higher is better like the wrk pairs
+        ours_rates = [cold.tiles / s for s in cold.ours]
+        peer_rates = [cold.tiles / s for s in cold.peer]
+        ours, peer = _median(ours_rates), _median(peer_rates)
+        add(
+            "tiles_cold_walk",
+            f"cold walk, {cold.tiles:,} tiles z5–z12 on 1 connection (ours: default SQLite "
+            f"cache, emptied; medians {_num(_median(cold.ours))} s vs "
+            f"{_num(_median(cold.peer))} s)",
+            "tiles/s",
+            ours,
+            peer,
+            TIPG,
+            "higher",
+            "≥ 2×",
+            None if not judge or ours is None or not peer else ours / peer >= 2,
+            _spread(ours_rates, peer_rates),
+        )
+    if results.prerender:
+        pass_s = _median(results.prerender)
+        add(
+            "prerender",
+            f"pre-render of commune-2025 z0–z12 ({results.prerender_tiles:,} tiles, the "
+            f"job's 5 ms pause included; min {min(results.prerender):.0f}, max "
+            f"{max(results.prerender):.0f} s)",
+            "s",
+            pass_s,
+            None,
+            None,
+            "lower",
+            "< 300 s",
+            None if pass_s is None or not judge else pass_s < 300,
         )
     if results.memory:
         ours_m, peer_m = results.memory.get(OURS), results.memory.get(TIPG)
@@ -854,6 +936,13 @@ def ratio_rows(results: Results) -> list[dict[str, Any]]:
     return rows
 
 
+def _spread(ours: list[float], peer: list[float]) -> tuple[float, float] | None:
+    """Lowest and highest ratio of runs made side by side (run i of ours with run i of
+    the peer: interleaved, they met the same load)."""
+    ratios = [o / p for o, p in zip(ours, peer, strict=False) if p]
+    return (min(ratios), max(ratios)) if ratios else None
+
+
 def _num(value: float | None) -> str:
     if value is None:
         return "—"
@@ -871,14 +960,21 @@ def _ratio(value: float | None) -> str:
 def ratio_table(rows: list[dict[str, Any]]) -> str:
     """Markdown: measurement, ours, peer, ours/peer, target, met."""
     lines = [
-        "| Measurement | unit | ours | peer | peer value | ours / peer | target | met |",
+        "| Measurement | unit | ours | peer | peer value | ours / peer (min–max of runs) "
+        "| target | met |",
         "|---|---|---:|---|---:|---:|---|---|",
     ]
     for r in rows:
         met = {True: "yes", False: "**no**", None: "—"}[r["met"]]
         lines.append(
             f"| {r['measure']} | {r['unit']} | {_num(r['ours'])} | "
-            f"{r['peer_name'] or '—'} | {_num(r['peer'])} | **{_ratio(r['ratio'])}** | "
+            f"{r['peer_name'] or '—'} | {_num(r['peer'])} | **{_ratio(r['ratio'])}**"
+            + (
+                f" ({_ratio(r['ratio_min'])}–{_ratio(r['ratio_max'])})"
+                if r.get("ratio_min") is not None
+                else ""
+            )
+            + " | "
             f"{r['target'] or '—'} | {met} |"
         )
     return "\n".join(lines)
@@ -976,6 +1072,8 @@ def to_json(results: Results, rows: list[dict[str, Any]]) -> dict[str, Any]:
         },
         "edits": dataclasses.asdict(results.edits) if results.edits else None,
         "edits_front": dataclasses.asdict(results.edits_front) if results.edits_front else None,
+        "cold": dataclasses.asdict(results.cold) if results.cold else None,
+        "prerender": {"seconds": results.prerender, "tiles": results.prerender_tiles},
         "viewer": results.viewer,
         "load": results.load,
         "notes": results.notes,

@@ -87,6 +87,9 @@ from geo_core import grid
 from geo_service.features.catalogue import read_collection
 from geo_service.features.query import RawItemParams, build_item_query
 from geo_service.localdb import LocalCluster, free_port
+from geo_service.settings import ServiceSettings
+from geo_service.tiles.prerender import Prerenderer
+from geo_service.tiles.service import TileService
 from geo_service.tiles.sql import MvtOptions, tile_sql
 from tilecache.base import CachedTile, TileKey
 from tilecache.redis import RedisTileCache
@@ -217,6 +220,80 @@ def one_pass(
         for future in [pool.submit(work, tiles[i::threads]) for i in range(threads)]:
             statuses.update(future.result())
     return Pass(time.perf_counter() - started, sizes, statuses, bodies)
+
+
+def empty_sqlite_cache(path: Path) -> None:
+    """Drop every tile of a SQLite tile cache (a service using it keeps running): the next
+    pass over the list is cold again."""
+    db = sqlite3.connect(path, timeout=30)
+    try:
+        with db:
+            db.execute("DELETE FROM tile")
+    finally:
+        db.close()
+
+
+@dataclasses.dataclass
+class ColdWalks:
+    """Seconds of each cold single-connection walk over the tile list, interleaved."""
+
+    tiles: int
+    ours: list[float]
+    peer: list[float]
+    statuses: Counter[int]
+
+
+def cold_walks(
+    ours: Server,
+    ours_cache: Path,
+    peer: Server,
+    peer_prefix: str,
+    tiles: list[Tile],
+    repeat: int,
+    log: Callable[[str], None] = print,
+) -> ColdWalks:
+    """A map opened for the first time: every tile of the list once, on one connection,
+    ours with its default cache (SQLite, emptied before each walk: misses are rendered and
+    stored) against tipg (no cache); `repeat` walks each, who goes first alternating."""
+    walks = ColdWalks(len(tiles), [], [], Counter())
+    for i in range(repeat):
+        for side in ("ours", "peer") if i % 2 == 0 else ("peer", "ours"):
+            if side == "ours":
+                empty_sqlite_cache(ours_cache)
+                walk = one_pass(ours.base, OUR_TILES, tiles)
+                walks.ours.append(walk.seconds)
+            else:
+                walk = one_pass(peer.base, peer_prefix, tiles)
+                walks.peer.append(walk.seconds)
+            walks.statuses.update(walk.statuses)
+            log(f"cold walk {i + 1}/{repeat} {side}: {walk.seconds:.2f} s {dict(walk.statuses)}")
+    return walks
+
+
+async def _prerender_seconds(db_url: str, home: Path, layer: str) -> tuple[float, int]:
+    settings = ServiceSettings(
+        home=home, tile_cache="sqlite", tile_cache_path=home / "pyramid.sqlite"
+    )
+    service = TileService(settings)
+    try:
+        async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
+            await service.freshness.start(conn)
+            job = Prerenderer(service, settings, db_url, busy=lambda: False)
+            started = time.perf_counter()
+            rendered = await job.render_layers(conn, [layer])
+            return time.perf_counter() - started, rendered
+    finally:
+        for cache in service.caches:
+            cache.close()
+
+
+def prerender_seconds(db_url: str, workdir: Path, layer: str = "commune-2025") -> tuple[float, int]:
+    """The background job's pass over one collection's pyramid (default z0–z12, with its
+    pause between tiles, nothing else asking) into an empty SQLite cache: seconds, tiles."""
+    home = workdir / "prerender"
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    return asyncio.run(_prerender_seconds(db_url, home, layer))
 
 
 def _median(values: list[float]) -> float:

@@ -491,3 +491,31 @@ def delete_bands(conn: psycopg.Connection, vintage: str, level: str, bands: list
 def delete_band_everywhere(conn: psycopg.Connection, band: int) -> None:
     """Delete one band's generalised geometries of every collection (its definition changed)."""
     conn.execute("DELETE FROM admin_unit_generalised WHERE band = %s", (band,))
+
+
+def index_bands(conn: psycopg.Connection, bands: list[int]) -> None:
+    """A spatial index of each band's tile geometry, and none of a band no longer defined: a
+    tile's search reads only its band (the statement names its band, see tiles/sql.py)."""
+    rows = conn.execute(
+        "SELECT indexname FROM pg_indexes WHERE tablename = 'admin_unit_generalised'"
+        " AND indexname ~ '^admin_unit_generalised_band[0-9]+_idx$'"
+    ).fetchall()
+    wanted = {f"admin_unit_generalised_band{band}_idx": band for band in bands}
+    for (name,) in rows:
+        if name not in wanted:
+            conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
+    existing = {name for (name,) in rows}
+    for name, band in wanted.items():
+        if name not in existing:
+            conn.execute(
+                sql.SQL(
+                    "CREATE INDEX {} ON admin_unit_generalised USING gist (geom_3857)"
+                    " WHERE band = {}"
+                ).format(sql.Identifier(name), sql.Literal(band))
+            )
+
+
+def refresh_tile_geometry(conn: psycopg.Connection, band: int) -> None:
+    """Make one band's tile geometry again (its zooms changed: a band of one zoom is snapped
+    to that zoom's grid, migration 0019); the triggers record the change for the caches."""
+    conn.execute("UPDATE admin_unit_generalised SET band = band WHERE band = %s", (band,))

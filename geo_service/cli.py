@@ -393,8 +393,13 @@ def demo_cmd(
         ),
     ] = False,
 ) -> None:
-    """Create the database, migrate, load the demo data once, and serve."""
+    """Create the database, migrate, load the demo data once, render the map's first view
+    into the tile cache, and serve."""
+    import asyncio
+
+    from geo_service.db import database_url
     from geo_service.demo import load_demo, load_history
+    from geo_service.tiles.prerender import FIRST_VIEW_MAX_ZOOM, render_first_view
 
     with _writing() as conn:
         try:
@@ -404,6 +409,12 @@ def demo_cmd(
                 typer.echo(line)
         except GeoServiceError as exc:
             _fail(exc)
+    # (before the service listens: the first map opened is drawn from the cache)
+    settings = _settings()
+    rendered = asyncio.run(render_first_view(settings, database_url(settings)))
+    typer.echo(
+        f"first map view: {rendered} tiles z0–z{FIRST_VIEW_MAX_ZOOM} rendered into the cache"
+    )
     if serve:
         serve_cmd(host=host, port=port, workers=1)
 

@@ -10,7 +10,7 @@ from importlib import resources
 import psycopg
 
 from boundaries.rebuild import rebuild_missing_bands
-from boundaries.sql import delete_band_everywhere
+from boundaries.sql import delete_band_everywhere, index_bands, refresh_tile_geometry
 from geo_core.zoom import ZOOM_BANDS
 from indicators import protect
 
@@ -75,17 +75,19 @@ def _write_zoom_bands(conn: psycopg.Connection) -> None:
     A simplified band whose tolerance changed loses its geometries (rebuilt next); a band
     no longer defined goes with its geometries. The finest band (the clean coverage, which
     cannot be made again from anything stored) is renumbered only by a migration."""
-    stored = {
-        int(band): float(tolerance)
-        for band, tolerance in conn.execute("SELECT band, tolerance FROM zoom_band").fetchall()
-    }
+    rows = conn.execute("SELECT band, tolerance, min_zoom, max_zoom FROM zoom_band").fetchall()
+    stored = {int(band): float(tolerance) for band, tolerance, _, _ in rows}
+    zooms = {int(band): (int(low), int(high)) for band, _, low, high in rows}
     defined = {b.band for b in ZOOM_BANDS}
     for band in sorted(set(stored) - defined):
         delete_band_everywhere(conn, band)
         conn.execute("DELETE FROM zoom_band WHERE band = %s", (band,))
+    refresh = []
     for b in ZOOM_BANDS:
         if b.tolerance > 0 and b.band in stored and stored[b.band] != b.tolerance:
             delete_band_everywhere(conn, b.band)
+        elif b.band in zooms and zooms[b.band] != (b.min_zoom, b.max_zoom):
+            refresh.append(b.band)  # (same geometry, drawn at other zooms: snapped anew)
     with conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO zoom_band (band, min_zoom, max_zoom, tolerance) VALUES (%s, %s, %s, %s)"
@@ -95,6 +97,9 @@ def _write_zoom_bands(conn: psycopg.Connection) -> None:
             " IS DISTINCT FROM (EXCLUDED.min_zoom, EXCLUDED.max_zoom, EXCLUDED.tolerance)",
             [(b.band, b.min_zoom, b.max_zoom, b.tolerance) for b in ZOOM_BANDS],
         )
+    for band in refresh:
+        refresh_tile_geometry(conn, band)
+    index_bands(conn, [b.band for b in ZOOM_BANDS])
 
 
 def current_version(conn: psycopg.Connection) -> int | None:

@@ -6,6 +6,7 @@ import json
 import math
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -103,7 +104,18 @@ def test_ratio_rows_judge_each_target() -> None:
     results.edits_front = tl.Edits("nginx front", [20.0, 900.0, 1500.0], [1, 9, 15], 1)
     results.viewer = {"communes (vector tiles)": [1.5, 1.7, 1.6]}
     results.load = {"ours": [30.0, 34.0, 32.0], "ogr2ogr": [1.0, 1.0, 1.0]}
+    # five walks each: ours 2,110 tiles in 2–4 s, tipg in 6–10 s
+    results.cold = tl.ColdWalks(
+        2110, [2.0, 3.0, 4.0, 3.0, 3.0], [6.0, 10.0, 8.0, 7.0, 6.0], Counter()
+    )
+    results.prerender, results.prerender_tiles = [200.0, 400.0, 250.0], 7205
     rows = {r["key"]: r for r in bench.ratio_rows(results)}
+    # the cold walk as tiles per second: 2,110 / 3 s vs 2,110 / 7 s; runs 3×, 3.33×, 2×, ...
+    assert rows["tiles_cold_walk"]["ratio"] == pytest.approx(7 / 3)
+    assert rows["tiles_cold_walk"]["ratio_min"] == pytest.approx(2.0)
+    assert rows["tiles_cold_walk"]["ratio_max"] == pytest.approx(10 / 3)
+    assert rows["tiles_cold_walk"]["met"] is True
+    assert rows["prerender"]["ours"] == pytest.approx(250) and rows["prerender"]["met"] is True
     assert rows["tiles_uncached"]["ratio"] == pytest.approx(3.0)
     assert rows["tiles_uncached"]["met"] is True
     assert rows["tiles_cached"]["ratio"] == pytest.approx(0.3)
@@ -121,6 +133,20 @@ def test_ratio_rows_judge_each_target() -> None:
     assert rows["load"]["ratio"] == pytest.approx(32) and rows["load"]["met"] is False
     table = bench.ratio_table(list(rows.values()))
     assert table.count("\n") == len(rows) + 1
+    assert "**2.33×** (2.00×–3.33×)" in table
+
+
+def test_the_spread_pairs_runs_made_side_by_side() -> None:
+    pairs = bench.url_pairs([(5, 25, 14)], [], 0, features=False)
+    assert [p.key for p in pairs] == ["tiles_uncached", "tiles_cached", "tiles_front"]
+    runs = {(p.key, side): _runs(100) for p in pairs for side in ("ours", "peer")}
+    runs[("tiles_uncached", "ours")] = [r for rps in (300, 200, 330) for r in _runs(rps)]
+    runs[("tiles_uncached", "peer")] = [r for rps in (100, 100, 110) for r in _runs(rps)]
+    rows = {r["key"]: r for r in bench.ratio_rows(bench.Results({"mode": "full"}, pairs, runs))}
+    row = rows["tiles_uncached"]
+    assert row["ratio"] == pytest.approx(3.0)  # medians 300 / 100
+    assert (row["ratio_min"], row["ratio_max"]) == (pytest.approx(2.0), pytest.approx(3.0))
+    assert row["met"] is True  # (3× is the target)
 
 
 def test_pairs_ask_both_servers_for_the_same_distinct_urls() -> None:
@@ -138,6 +164,6 @@ def test_options() -> None:
     args, mode = bench.parse(["--short", "--skip", "load,viewer"])
     assert mode.name == "short" and args.duration == 4 and args.skip == ["load", "viewer"]
     args, mode = bench.parse([])
-    assert mode.name == "full" and args.repeat == 3 and args.duration == 30
+    assert mode.name == "full" and args.repeat == 5 and args.duration == 30
     with pytest.raises(SystemExit):
         bench.parse(["--skip", "everything"])

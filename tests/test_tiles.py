@@ -440,7 +440,7 @@ def test_a_database_restored_from_an_older_backup_empties_the_caches(
     with psycopg.connect(demo_db, autocommit=True) as conn:  # the backup
         backup_epoch = conn.execute("SELECT epoch FROM tile_epoch").fetchone()
         backup = conn.execute(
-            "SELECT band, geom FROM admin_unit_generalised WHERE vintage ="
+            "SELECT band, geom, geom_3857 FROM admin_unit_generalised WHERE vintage ="
             " '2025' AND code = '00004'"
         ).fetchall()
 
@@ -454,11 +454,11 @@ def test_a_database_restored_from_an_older_backup_empties_the_caches(
     def restore() -> None:  # the backup's data and epoch back, as pg_restore puts them
         with psycopg.connect(demo_db, autocommit=True) as conn:
             conn.execute("SET session_replication_role = replica")  # (no trigger fires)
-            for band, geom in backup:
+            for band, geom, tile_geom in backup:  # (every column: the tiles' copy too)
                 conn.execute(
-                    "UPDATE admin_unit_generalised SET geom = %s WHERE vintage ="
-                    " '2025' AND code = '00004' AND band = %s",
-                    (geom, band),
+                    "UPDATE admin_unit_generalised SET geom = %s, geom_3857 = %s WHERE"
+                    " vintage = '2025' AND code = '00004' AND band = %s",
+                    (geom, tile_geom, band),
                 )
             conn.execute("UPDATE tile_epoch SET epoch = %s", backup_epoch)
 

@@ -82,6 +82,10 @@ class TileCache(Protocol):
     def purge_layer(self, layer: str | None = None) -> int:
         """Drop every tile of a layer (or of all layers); return how many."""
 
+    def purge_values(self, layer: str) -> int:
+        """Drop the tiles of a layer that carry values (every variant but the default, the
+        geometry-only tile); return how many."""
+
     def stats(self) -> dict[str, int | str]:
         """Counts for `geo-service tiles stats` and /metrics."""
 

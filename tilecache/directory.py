@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from tilecache.base import CachedTile, TileKey
+from tilecache.base import DEFAULT_VARIANT, CachedTile, TileKey
 
 logger = logging.getLogger(__name__)
 
@@ -132,6 +132,20 @@ class DirectoryTileCache:
                 if x.isdigit() and x0 <= int(x) <= x1:
                     dropped += self._drop_in(column, lambda y: y0 <= y <= y1)
         return dropped
+
+    def purge_values(self, layer: str) -> int:
+        """Drop every variant of a layer's tiles but the geometry-only one (the files nginx
+        serves stay)."""
+        layer_folder = self._folder(layer)
+        if layer_folder is None:
+            return 0
+        return sum(
+            self._drop_in(column, lambda y: True)
+            for variant in _subfolders(layer_folder)
+            if os.path.basename(variant) != DEFAULT_VARIANT
+            for zoom in _subfolders(variant)
+            for column in _subfolders(zoom)
+        )
 
     def purge_layer(self, layer: str | None = None) -> int:
         """Drop every tile of a layer, or of all layers."""

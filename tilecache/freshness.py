@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import psycopg
 
 from geo_core import grid
-from tilecache.base import CachedTile, SyncedTileCache, TileCache, TileKey
+from tilecache.base import DEFAULT_VARIANT, CachedTile, SyncedTileCache, TileCache, TileKey
 
 logger = logging.getLogger(__name__)
 
@@ -40,11 +40,13 @@ EVERY_LAYER = "*"  # a change of every layer (a truncated table)
 @dataclass(frozen=True)
 class Change:
     """A committed change: every tile of `layer` (EVERY_LAYER: of all) touching `bbox`
-    (None = all) is stale."""
+    (None = all) is stale; with `values_only` (indicator values, their disclosure), only
+    the tiles that carry values: the geometry-only tiles stay fresh."""
 
     epoch: int
     layer: str
     bbox: Bbox | None
+    values_only: bool = False
 
 
 class ChangeLog:
@@ -86,8 +88,11 @@ class ChangeLog:
             for changes in (self._by_layer.get(layer), self._by_layer.get(EVERY_LAYER))
         )
 
-    def is_fresh(self, layer: str, z: int, x: int, y: int, rendered_at: int) -> bool:
-        """True when no change after `rendered_at` touches this tile."""
+    def is_fresh(
+        self, layer: str, z: int, x: int, y: int, rendered_at: int, geometry_only: bool = False
+    ) -> bool:
+        """True when no change after `rendered_at` touches this tile (a geometry-only tile:
+        no change but of values)."""
         # rendered at an epoch the database has not reached: a database restored from an
         # older backup (or, in notify mode, a change this instance has not heard of yet)
         if rendered_at < self.floor or rendered_at > self.epoch:
@@ -99,6 +104,8 @@ class ChangeLog:
         for change in reversed(self._by_layer.get(layer, ())):
             if change.epoch <= rendered_at:
                 break
+            if geometry_only and change.values_only:
+                continue
             if change.bbox is None or grid.intersects(change.bbox, bounds):
                 return False
         return True
@@ -122,6 +129,9 @@ def purge(caches: Sequence[TileCache], change: Change, max_zoom: int = PURGE_MAX
         if change.layer == EVERY_LAYER:
             dropped += cache.purge_layer(None)
             continue
+        if change.values_only:
+            dropped += cache.purge_values(change.layer)
+            continue
         if change.bbox is None:
             dropped += cache.purge_layer(change.layer)
             continue
@@ -130,6 +140,10 @@ def purge(caches: Sequence[TileCache], change: Change, max_zoom: int = PURGE_MAX
             x0, y0, x1, y1 = grid.tile_range(change.bbox, z, margin=_BUFFER_SHARE)
             dropped += cache.purge_range(change.layer, z, x0, y0, x1, y1)
     return dropped
+
+
+def _where(key: TileKey) -> tuple[str, int, int, int]:
+    return key.layer, key.z, key.x, key.y
 
 
 def _drop_tile(caches: Sequence[TileCache], key: TileKey) -> None:
@@ -143,7 +157,7 @@ def _put(caches: Sequence[TileCache], key: TileKey, tile: CachedTile) -> None:
 
 
 _CHANGES_SQL = """
-SELECT epoch, layer, ST_XMin(bbox), ST_YMin(bbox), ST_XMax(bbox), ST_YMax(bbox)
+SELECT epoch, layer, ST_XMin(bbox), ST_YMin(bbox), ST_XMax(bbox), ST_YMax(bbox), values_only
 FROM tile_change WHERE epoch > %s AND epoch <= %s ORDER BY epoch LIMIT %s
 """
 
@@ -303,11 +317,11 @@ class Freshness:
         purge runs, so either that purge comes after the write, or the check after the write
         sees the change: a stale tile never stays in a cache.
         """
-        if not self.log.is_fresh(key.layer, key.z, key.x, key.y, tile.epoch):
+        if not self.log.is_fresh(*_where(key), tile.epoch, key.variant == DEFAULT_VARIANT):
             return False
         caches = self.caches if caches is None else caches
         await asyncio.to_thread(_put, caches, key, tile)
-        if self.log.is_fresh(key.layer, key.z, key.x, key.y, tile.epoch):
+        if self.log.is_fresh(*_where(key), tile.epoch, key.variant == DEFAULT_VARIANT):
             return True
         await asyncio.to_thread(_drop_tile, caches, key)
         return False
@@ -318,9 +332,9 @@ class Freshness:
         while True:
             cur = await conn.execute(_CHANGES_SQL, (after, until, 10_000))
             rows = await cur.fetchall()
-            for epoch, layer, x0, y0, x1, y1 in rows:
+            for epoch, layer, x0, y0, x1, y1, values_only in rows:
                 bbox = None if x0 is None else (float(x0), float(y0), float(x1), float(y1))
-                change = Change(int(epoch), str(layer), bbox)
+                change = Change(int(epoch), str(layer), bbox, bool(values_only))
                 self.log.add(change)  # before its purge: see store()
                 if purge_caches:
                     self.changes += 1

@@ -8,7 +8,7 @@ import time
 
 import redis
 
-from tilecache.base import CachedTile, CorruptTile, TileKey
+from tilecache.base import DEFAULT_VARIANT, CachedTile, CorruptTile, TileKey
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +88,18 @@ class RedisTileCache:
         except redis.RedisError as exc:
             self._unavailable(exc)
             return 0
+
+    def purge_values(self, layer: str) -> int:
+        """Drop every variant of a layer's tiles but the geometry-only one (hash fields)."""
+        dropped = 0
+        try:
+            for name in self._redis.scan_iter(match=f"{self.prefix}:{layer}:*", count=1000):
+                fields = [f for f in self._redis.hkeys(name) if f != DEFAULT_VARIANT.encode()]
+                if fields:
+                    dropped += int(self._redis.hdel(name, *fields))
+        except redis.RedisError as exc:
+            self._unavailable(exc)
+        return dropped
 
     def _scan_delete(self, pattern: str, keep_if: object = None) -> int:
         deleted = 0

@@ -9,7 +9,7 @@ import threading
 import time
 from pathlib import Path
 
-from tilecache.base import CachedTile, CorruptTile, TileKey
+from tilecache.base import DEFAULT_VARIANT, CachedTile, CorruptTile, TileKey
 
 logger = logging.getLogger(__name__)
 
@@ -182,6 +182,13 @@ class SQLiteTileCache:
         if layer is None:
             return self._purge("DELETE FROM tile RETURNING size", ())
         return self._purge("DELETE FROM tile WHERE layer = ? RETURNING size", (layer,))
+
+    def purge_values(self, layer: str) -> int:
+        """Drop every variant of a layer's tiles but the geometry-only one."""
+        return self._purge(
+            "DELETE FROM tile WHERE layer = ? AND variant <> ? RETURNING size",
+            (layer, DEFAULT_VARIANT),
+        )
 
     def _purge(self, statement: str, params: tuple[object, ...]) -> int:
         try:

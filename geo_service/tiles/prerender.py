@@ -6,7 +6,9 @@ census round; with private reads only into caches the service checks) and render
 the cache lacks, so a restart carries on where the last run stopped instead of starting
 over. Afterwards it follows the tile change log: a change (a boundary load, a repair, a
 new vintage, an EA saved) has already purged exactly its tiles (tilecache.freshness), and
-the job renders those again.
+the job renders those again. A change of indicator values leaves the geometry tiles fresh:
+there is nothing to render again. `geo-service demo` renders the map's first view
+(`render_first_view`) before it serves; the job then skips those tiles.
 
 Requests keep priority: the job uses one connection of its own, pauses between tiles and
 waits while requests hold connections of the pool. Tiles that no part of a unit touches
@@ -44,6 +46,8 @@ Bbox = tuple[float, float, float, float]
 # features reach into a tile's buffer (64 of 4096 units): a part that close counts
 _MARGIN = 64 / 4096
 STATUS_FILE = "prerender.json"
+# The map's first view fits the country to the window: z5–z6 on a laptop, z7 on a 4K screen.
+FIRST_VIEW_MAX_ZOOM = 7
 
 
 @dataclass
@@ -133,6 +137,13 @@ class Prerenderer:
                 self._set("idle")
                 areas = await self._changes_after(seen)
 
+    async def render_layers(self, conn: psycopg.AsyncConnection, layers: list[str]) -> int:
+        """One pass over these layers' whole pyramids, as at start-up; tiles rendered (the
+        benchmark times the job with it)."""
+        before = self.status.rendered
+        await self._pass(conn, dict.fromkeys(layers))
+        return self.status.rendered - before
+
     async def _changes_after(self, seen: int) -> Areas:
         """Wait for changes after epoch `seen`; the areas they touch."""
         while True:
@@ -200,6 +211,38 @@ class Prerenderer:
             temporary.replace(self.status_path)
 
 
+async def render_first_view(settings: ServiceSettings, url: str) -> int:
+    """Render now, into the configured cache, every tile z0–FIRST_VIEW_MAX_ZOOM over the
+    extent of every unit collection that its cache lacks, the sea between the units too
+    (the map asks for those as well); tiles rendered. The demo does so before it serves, so
+    the first map opened is drawn from the cache; the background job renders the rest."""
+    service = TileService(settings)
+    try:
+        if not Prerenderer(service, settings, url, busy=lambda: False).enabled:
+            return 0
+        rendered = 0
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            await service.freshness.start(conn)
+            for collection in await list_collections(conn):
+                boxes = await unit_bboxes(conn, collection.vintage, collection.level)
+                if not boxes:
+                    continue
+                query = await build_item_query(conn, collection, RawItemParams())
+                extent = (
+                    min(b[0] for b in boxes),
+                    min(b[1] for b in boxes),
+                    max(b[2] for b in boxes),
+                    max(b[3] for b in boxes),
+                )
+                for z in range(min(settings.prerender_max_zoom, FIRST_VIEW_MAX_ZOOM) + 1):
+                    for x, y in sorted(grid.tiles_in(extent, z)):
+                        rendered += await service.prerender_tile(conn, query, z, x, y)
+        return rendered
+    finally:
+        for cache in service.caches:
+            cache.close()
+
+
 def changed_areas(changes: list[Change] | None) -> Areas:
     """The areas per layer that changes touch (None: everything, as at the start)."""
     if changes is None:
@@ -208,6 +251,8 @@ def changed_areas(changes: list[Change] | None) -> Areas:
     for change in changes:
         if change.layer == EVERY_LAYER:
             return None
+        if change.values_only:  # (the job renders geometry-only tiles: they stay fresh)
+            continue
         if change.bbox is None:
             areas[change.layer] = None
         else:

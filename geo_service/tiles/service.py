@@ -235,7 +235,7 @@ class TileService:
         for cache in self._caches_for(key.layer):
             cached = cache.get(key)
             if cached is not None and self.freshness.log.is_fresh(
-                key.layer, key.z, key.x, key.y, cached.epoch
+                key.layer, key.z, key.x, key.y, cached.epoch, key.variant == DEFAULT_VARIANT
             ):
                 self.stats.hits += 1
                 return cached
@@ -276,7 +276,9 @@ class TileService:
             return False
         for cache in caches:
             cached = cache.get(key)
-            if cached is not None and self.freshness.log.is_fresh(key.layer, z, x, y, cached.epoch):
+            if cached is not None and self.freshness.log.is_fresh(
+                key.layer, z, x, y, cached.epoch, key.variant == DEFAULT_VARIANT
+            ):
                 return False
         tile = await self._render(conn, statement, params, z, x, y)
         await self.freshness.store(key, tile, caches)

@@ -1,5 +1,9 @@
 """Every statement of the tiles domain: MVT tiles of unit collections (the generalised
-geometry of the zoom's band) and of enumeration areas, clipped and encoded by PostGIS."""
+geometry of the zoom's band) and of enumeration areas, clipped and encoded by PostGIS.
+
+Both read geometry stored as tiles draw it (migrations 0019, 0020): in Web Mercator, the
+bands snapped to the tile grid of their zoom, behind a spatial index per band, so a cold
+tile is an index search and ST_AsMVTGeom on light geometry, with no ST_Transform."""
 
 from __future__ import annotations
 
@@ -28,7 +32,6 @@ def tile_sql(
 ) -> tuple[sql.Composed, dict[str, Any]]:
     """One row: (data epoch, MVT bytes), read in a single snapshot."""
     params: dict[str, Any] = {
-        "band": band_for_zoom(z),
         "z": z,
         "x": x,
         "y": y,
@@ -53,7 +56,7 @@ WITH env AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS e),
 candidates AS MATERIALIZED (
     SELECT g.code, g.geom_3857
     FROM admin_unit_generalised g CROSS JOIN env
-    WHERE g.vintage = %(vintage)s AND g.level = %(level)s AND g.band = %(band)s
+    WHERE g.vintage = %(vintage)s AND g.level = %(level)s AND g.band = {band}
       AND g.geom_3857 && ST_Expand(env.e, %(margin)s)
     ORDER BY g.code
     LIMIT %(limit)s
@@ -72,6 +75,9 @@ FROM features f WHERE f.geom IS NOT NULL
         columns=sql.SQL("").join(sql.SQL(", ") + c for c in columns),
         joins=joins,
         smaller_than_cell=_SMALLER_THAN_CELL,
+        # (a constant, not a parameter: the planner picks the band's own index only for a
+        # band it knows when planning, and a prepared statement's generic plan would not)
+        band=sql.Literal(band_for_zoom(z)),
     )
     return statement, params
 
@@ -114,7 +120,8 @@ EA_LAYER = "enumeration-areas"
 def ea_tile_sql(
     z: int, x: int, y: int, options: MvtOptions, census_round: str | None
 ) -> tuple[sql.Composed, dict[str, Any]]:
-    """Enumeration areas, simplified to half a pixel of this zoom, coloured by status."""
+    """Enumeration areas, simplified to half a pixel of this zoom, coloured by status: a box
+    search on their Web Mercator copy (kept by a trigger, migration 0020), no transform."""
     pixel = 40075016.68557849 / (1 << z) / options.extent
     params: dict[str, Any] = {
         "z": z,
@@ -131,12 +138,12 @@ def ea_tile_sql(
     statement = sql.SQL("""
 WITH env AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS e),
 features AS MATERIALIZED (
-    SELECT ST_AsMVTGeom(ST_Simplify(ST_Transform(a.geom, 3857), %(tolerance)s, true), env.e,
+    SELECT ST_AsMVTGeom(ST_Simplify(a.geom_3857, %(tolerance)s, true), env.e,
                         %(extent)s, %(buffer)s, true) AS geom,
            a.id, a.code, a.status, a.commune_code, a.census_round,
            round(a.households)::int AS households, a.version
     FROM enumeration_area a CROSS JOIN env
-    WHERE a.geom && ST_Transform(ST_Expand(env.e, %(margin)s), 4326)
+    WHERE a.geom_3857 && ST_Expand(env.e, %(margin)s)
       AND (%(round)s::text IS NULL OR a.census_round = %(round)s)
     ORDER BY a.id
     LIMIT %(limit)s
