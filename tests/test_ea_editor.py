@@ -622,3 +622,59 @@ def test_the_supervisors_queue_lists_exactly_the_submitted_eas(editor: Editor) -
         )
     assert statuses.count("rejected") == 1 and statuses.count("approved") == 1
     assert statuses.count("submitted") == 1
+
+
+# ---- small screens: a phone and a tablet ----
+
+
+@pytest.fixture
+def phone(browser: Any, pg: PgCluster, demo_template: str) -> Iterator[Editor]:
+    """The editor on a 390×844 touch screen (a phone held upright)."""
+    with _editor_over_demo(
+        browser, pg, demo_template, viewport={"width": 390, "height": 844}, has_touch=True
+    ) as page:
+        yield page
+
+
+def _box(editor: Editor, selector: str) -> dict[str, float]:
+    box = editor.page.locator(selector).first.bounding_box()
+    assert box is not None, selector
+    return dict(box)
+
+
+def test_on_a_phone_the_panel_is_a_sheet_that_folds_and_signs_in(phone: Editor) -> None:
+    phone.open(f"commune={COMMUNE}&lang=vi")
+    # folded at first: a bar at the bottom, the map has the rest of the screen
+    assert phone.page.locator("#ea-panel").is_hidden()
+    bar = _box(phone, ".ea-panel-wrap")
+    assert bar["y"] > 0.8 * 844 and bar["width"] >= 380
+    assert "Ba Đình" in phone.page.locator(".ea-panel-toggle").inner_text()
+    phone.page.tap(".ea-panel-toggle")
+    assert phone.page.locator("#ea-panel").is_visible()
+    sheet = _box(phone, ".ea-panel-wrap")
+    assert sheet["y"] >= 0.3 * 844  # the upper part of the map stays visible
+    # the name, the password and the button fit on the screen, uncut
+    for field in ("input[name=username]", "input[name=password]", "button.ea-sign_in"):
+        box = _box(phone, field)
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 390, (field, box)
+        assert box["width"] >= 120, (field, box)
+    phone.screenshot("ea-phone-sheet-vi-390")
+    phone.sign_in_with_password("ed", PASSWORD)
+    assert phone.js("window.eaEditor.user().name") == "ed"
+    phone.page.tap(".ea-panel-toggle")
+    assert phone.page.locator("#ea-panel").is_hidden()
+    assert phone.page.locator(".ea-panel-toggle").get_attribute("aria-expanded") == "false"
+
+
+def test_on_a_tablet_the_panel_folds_away_from_the_map(tablet: Editor) -> None:
+    tablet.open(f"commune={COMMUNE}&lang=vi")
+    assert tablet.page.locator("#ea-panel").is_visible()  # open beside the map at first
+    width = _box(tablet, ".ea-panel-wrap")["width"]
+    tablet.page.tap(".ea-panel-toggle")
+    assert tablet.page.locator("#ea-panel").is_hidden()
+    folded = _box(tablet, ".ea-panel-wrap")
+    assert folded["width"] < width and folded["height"] < 60
+    tablet.screenshot("ea-tablet-folded-vi-1024")
+    tablet.page.tap(".ea-panel-toggle")
+    tablet.sign_in("editor")  # the panel works again once unfolded
+    assert tablet.js("window.eaEditor.user().name") == "ed"
