@@ -259,7 +259,8 @@ def test_the_ea_editor_lists_and_draws_the_same_basemaps(
     browser: Any, basemap_service: tuple[str, Path]
 ) -> None:
     base, _ = basemap_service
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    # (the tests read the page through evaluated expressions, which its CSP forbids)
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
