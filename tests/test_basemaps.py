@@ -288,9 +288,7 @@ def test_the_ea_editor_lists_and_draws_the_same_basemaps(
         assert "base=imagery" in page.url
         assert "Test imagery" in page.locator(".leaflet-control-attribution").inner_text()
         page.check("input[name=base][value=none]")
-        page.wait_for_function(
-            "document.querySelectorAll('.leaflet-gvBase-pane img').length === 0"
-        )
+        page.wait_for_function("document.querySelectorAll('.leaflet-gvBase-pane img').length === 0")
         assert errors == []
     finally:
         context.close()
