@@ -752,12 +752,14 @@ def test_a_census_team_on_a_tablet_in_vietnamese(tablet: Editor) -> None:
     tablet.page.fill("textarea[name=boundary_description]", "Bắc: đường sắt; Nam: quốc lộ")
     _write(tablet, lambda: tablet.page.tap("button.ea-save_attributes"))
     second = eas[-1]["id"]
+    tablet.page.tap("button.ea-multi")  # "select several": the EAs a merge can take light up
     tablet.js(f"window.eaEditor.select({second}, false)")
     neighbour = tablet.js("window.eaEditor.neighbourIds")[0]
     tablet.js(f"window.eaEditor.select({neighbour}, true)")
     _write(tablet, lambda: tablet.page.tap("button.ea-merge") or tablet.confirm())
     screenshot("fixed")
     eas = tablet.js("window.eaEditor.eas()")
+    tablet.js("window.eaEditor.selected().forEach((id) => window.eaEditor.select(id, true))")
     # staff, a supervisor area of every EA, two enumerators sharing the EAs
     tablet.page.tap("button.ea-tab-organise")
     for staff, name, role in (
