@@ -792,6 +792,7 @@ def test_a_census_team_on_a_tablet_in_vietnamese(tablet: Editor) -> None:
     tablet.open(f"commune={code}&lang=vi&tab=review")
     tablet.sign_in_with_password("sup", PASSWORD)
     tablet.page.wait_for_function(f"window.eaEditor.queue.length === {len(eas)}")
+    tablet.page.wait_for_selector("li.ea-focused button.ea-reject")  # (signed in, shown)
     screenshot("review")
     reason = "Ranh giới phía nam phải theo quốc lộ"
     tablet.page.tap("li.ea-focused button.ea-reject")
