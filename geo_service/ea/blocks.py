@@ -76,7 +76,9 @@ def cut_into_blocks(commune: BaseGeometry, lines: list[BaseGeometry]) -> list[Ba
 
 def simplify_within(drafts: list[DraftEA], cell_size_m: float) -> list[DraftEA]:
     """The drafts with the grid's staircases between them simplified (the outer edge, i.e.
-    the commune's or the block's, is kept as it is)."""
+    the commune's or the block's, is kept as it is). `cell_size_m`: the nominal cell, or the
+    coarser one of sparse land (never the finer cells of dense pixels: their steps are still
+    cut at the nominal size)."""
     if len(drafts) < 2:
         return drafts
     tolerance = 0.6 * cell_size_m / _M_PER_DEG
@@ -110,13 +112,16 @@ def generate_along_lines(
         drafts, cell_m = generate_on_grid(
             area, raster, households_per_ea, household_size, cell_size_m
         )
-        return as_coverage(simplify_within(drafts, cell_m))
+        return as_coverage(simplify_within(drafts, max(cell_m, cell_size_m)))
     pieces: list[_Piece] = []
     for block in blocks:
         drafts, cell_m = generate_on_grid(
             block, raster, households_per_ea, household_size, cell_size_m
         )
-        pieces += [_Piece(d.geometry, d.population) for d in simplify_within(drafts, cell_m)]
+        pieces += [
+            _Piece(d.geometry, d.population)
+            for d in simplify_within(drafts, max(cell_m, cell_size_m))
+        ]
     groups = _group(pieces, households_per_ea * household_size)
     drafts = []
     for serial, members in enumerate(_in_reading_order(pieces, groups), 1):
