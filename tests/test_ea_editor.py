@@ -762,6 +762,10 @@ def test_a_census_team_on_a_tablet_in_vietnamese(tablet: Editor) -> None:
     tablet.js("window.eaEditor.selected().forEach((id) => window.eaEditor.select(id, true))")
     # staff, a supervisor area of every EA, two enumerators sharing the EAs
     tablet.page.tap("button.ea-tab-organise")
+    panel = _box(tablet, "#ea-panel")
+    for field in ("input[name=staff_code]", "input[name=staff_name]", "input[name=staff_phone]"):
+        box = _box(tablet, field)  # (the form fits in the panel: nothing typed is hidden)
+        assert box["x"] + box["width"] <= panel["x"] + panel["width"], (field, box, panel)
     for staff, name, role in (
         ("GS01", "Nguyễn Văn Giám", "supervisor"),
         ("DTV01", "Trần Thị Điều", "enumerator"),
