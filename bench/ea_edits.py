@@ -48,6 +48,8 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "ea_edits.md"
 SHORT_PROVINCE = "01"  # Hà Nội: 126 communes
 TARGET_P95_MS = 50.0
+PROGRESS_SCOPE = "01"  # the progress of a province of 126 communes
+TARGET_PROGRESS_MS = 300.0
 
 
 def generation(short: bool) -> Extra:
@@ -142,6 +144,22 @@ def time_edits(base: str, token: str, ids: list[int]) -> tuple[list[float], int]
     return times, refused
 
 
+def time_progress(base: str, token: str, count: int = 30) -> list[float]:
+    """Milliseconds of each read of a province's progress (what /map/ea/progress shows)."""
+    host, port = base.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    auth = {"Authorization": f"Bearer {token}", "Accept-Encoding": "gzip"}
+    path = f"/census/2029/progress?scope={PROGRESS_SCOPE}"
+    times = []
+    for _ in range(count):
+        started = time.perf_counter()
+        status, _, body = _request(conn, "GET", path, auth)
+        times.append((time.perf_counter() - started) * 1000)
+        assert status == 200, body[:300]
+    conn.close()
+    return times
+
+
 def _percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
@@ -163,10 +181,13 @@ def report(
     communes: int,
     times: list[float],
     refused: int,
+    progress: list[float],
 ) -> str:
     """The results as Markdown."""
     p95 = _percentile(times, 95)
     verdict = "met" if p95 < TARGET_P95_MS else "NOT met"
+    progress_p95 = _percentile(progress, 95)
+    progress_verdict = "met" if progress_p95 < TARGET_PROGRESS_MS else "NOT met"
     return "\n".join(
         [
             f"# EA benchmark ({'short' if args.short else 'full'} mode)",
@@ -185,6 +206,10 @@ def report(
             f"| save (PUT) p95 | {p95:.1f} ms (target < {TARGET_P95_MS:.0f} ms: {verdict}) |",
             f"| save (PUT) p99 | {_percentile(times, 99):.1f} ms |",
             f"| save (PUT) max | {max(times):.1f} ms |",
+            f"| progress of province {PROGRESS_SCOPE} (GET, {len(progress)} reads) p50 |"
+            f" {statistics.median(progress):.1f} ms |",
+            f"| progress p95 | {progress_p95:.1f} ms (target < {TARGET_PROGRESS_MS:.0f} ms:"
+            f" {progress_verdict}) |",
             "",
         ]
     )
@@ -230,6 +255,8 @@ def run(args: argparse.Namespace) -> str:
         try:
             time_edits(server.base, token, sample[:10])  # warm the pool and the caches
             times, refused = time_edits(server.base, token, sample[10:])
+            time_progress(server.base, token, 3)  # warm
+            progress = time_progress(server.base, token)
         finally:
             stop_server(server)
         text = report(
@@ -241,6 +268,7 @@ def run(args: argparse.Namespace) -> str:
             int(communes[0]) if communes else 0,
             times,
             refused,
+            progress,
         )
     finally:
         cluster.destroy()

@@ -253,3 +253,42 @@ def test_unreadable_files_raise_clear_errors(basemap_files: Path, tmp_path: Path
         open_source(tmp_path / "bad.tif")
     with pytest.raises(ValueError, match="kind of file"):
         open_source(Path(__file__))
+
+
+def test_the_ea_editor_lists_and_draws_the_same_basemaps(
+    browser: Any, basemap_service: tuple[str, Path]
+) -> None:
+    base, _ = basemap_service
+    # (the tests read the page through evaluated expressions, which its CSP forbids)
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    try:
+        page.goto(f"{base}/map/ea?commune=00004&round=2029&lang=vi")
+        page.wait_for_function("window.eaEditor && window.eaEditor.ready", timeout=30_000)
+        layers = page.locator(".ea-layers").inner_text()
+        # the viewer's list (its module and texts), without the viewer's own orientation map
+        assert "Nền vector PMTiles" in layers and "tệp bị lỗi" in layers
+        assert "không tìm thấy tệp" in layers and "Không có nền" in layers
+        assert "Đường giao thông" in layers  # the loaded lines EAs follow
+        assert page.locator("input[name=base][value=orientation]").count() == 0
+        assert page.locator("input[name=base][value=broken]").is_disabled()
+        # the first operator base map is shown at first
+        page.wait_for_selector(".leaflet-gvBase-pane img.leaflet-tile-loaded", timeout=20_000)
+        assert any("/basemaps/raster/" in u for u in requests)
+        page.check("input[name=base][value=imagery]")
+        page.wait_for_function(
+            "[...document.querySelectorAll('.leaflet-gvBase-pane img')]"
+            ".some((i) => i.src.includes('/basemaps/imagery/'))",
+            timeout=20_000,
+        )
+        assert "base=imagery" in page.url
+        assert "Test imagery" in page.locator(".leaflet-control-attribution").inner_text()
+        page.check("input[name=base][value=none]")
+        page.wait_for_function("document.querySelectorAll('.leaflet-gvBase-pane img').length === 0")
+        assert errors == []
+    finally:
+        context.close()

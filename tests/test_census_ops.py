@@ -160,10 +160,10 @@ def test_generated_eas_follow_a_street_grid(env: Env, tmp_path: Path) -> None:
     assert reported["share"] == pytest.approx(share, abs=0.05)
     assert reported["boundary_km"] > 1
 
-    # still a valid coverage of the commune, and every EA passes every rule as it is
-    # (EAs from neighbouring blocks meet along the line between them, where one may have a
-    # vertex the other has not: no overlap and no gap, though not a vertex-matched coverage)
+    # still a valid coverage of the commune (EAs from neighbouring blocks, cut on their own
+    # grids, share every vertex along the line between them), and every EA passes every rule
     geoms = [shape(f["geometry"]) for f in eas]
+    assert shapely.coverage_is_valid(np.asarray(geoms, dtype=object))
     union = shapely.union_all(geoms)
     assert sum(g.area for g in geoms) - union.area < commune.area * 1e-6
     assert union.symmetric_difference(commune).area < commune.area * 1e-5

@@ -25,6 +25,7 @@ from shapely.ops import polylabel
 
 from geo_service.users import add_user, set_password
 from geo_service.viewer.assets import external_urls
+from geo_service.viewer.ea_labels import CENSUS_LABELS
 from tests.conftest import REPO, PgCluster, serve
 from tests.helpers import fingerprint
 
@@ -622,3 +623,211 @@ def test_the_supervisors_queue_lists_exactly_the_submitted_eas(editor: Editor) -
         )
     assert statuses.count("rejected") == 1 and statuses.count("approved") == 1
     assert statuses.count("submitted") == 1
+
+
+# ---- small screens: a phone and a tablet ----
+
+
+@pytest.fixture
+def phone(browser: Any, pg: PgCluster, demo_template: str) -> Iterator[Editor]:
+    """The editor on a 390×844 touch screen (a phone held upright)."""
+    with _editor_over_demo(
+        browser, pg, demo_template, viewport={"width": 390, "height": 844}, has_touch=True
+    ) as page:
+        yield page
+
+
+def _box(editor: Editor, selector: str) -> dict[str, float]:
+    box = editor.page.locator(selector).first.bounding_box()
+    assert box is not None, selector
+    return dict(box)
+
+
+def test_on_a_phone_the_panel_is_a_sheet_that_folds_and_signs_in(phone: Editor) -> None:
+    phone.open(f"commune={COMMUNE}&lang=vi")
+    # folded at first: a bar at the bottom, the map has the rest of the screen
+    assert phone.page.locator("#ea-panel").is_hidden()
+    bar = _box(phone, ".ea-panel-wrap")
+    assert bar["y"] > 0.8 * 844 and bar["width"] >= 380
+    assert "Ba Đình" in phone.page.locator(".ea-panel-toggle").inner_text()
+    phone.page.tap(".ea-panel-toggle")
+    assert phone.page.locator("#ea-panel").is_visible()
+    sheet = _box(phone, ".ea-panel-wrap")
+    assert sheet["y"] >= 0.3 * 844  # the upper part of the map stays visible
+    # the name, the password and the button fit on the screen, uncut
+    for field in ("input[name=username]", "input[name=password]", "button.ea-sign_in"):
+        box = _box(phone, field)
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 390, (field, box)
+        assert box["width"] >= 120, (field, box)
+    phone.screenshot("ea-phone-sheet-vi-390")
+    phone.sign_in_with_password("ed", PASSWORD)
+    assert phone.js("window.eaEditor.user().name") == "ed"
+    phone.page.tap(".ea-panel-toggle")
+    assert phone.page.locator("#ea-panel").is_hidden()
+    assert phone.page.locator(".ea-panel-toggle").get_attribute("aria-expanded") == "false"
+
+
+def test_on_a_tablet_the_panel_folds_away_from_the_map(tablet: Editor) -> None:
+    tablet.open(f"commune={COMMUNE}&lang=vi")
+    assert tablet.page.locator("#ea-panel").is_visible()  # open beside the map at first
+    width = _box(tablet, ".ea-panel-wrap")["width"]
+    tablet.page.tap(".ea-panel-toggle")
+    assert tablet.page.locator("#ea-panel").is_hidden()
+    folded = _box(tablet, ".ea-panel-wrap")
+    assert folded["width"] < width and folded["height"] < 60
+    tablet.screenshot("ea-tablet-folded-vi-1024")
+    tablet.page.tap(".ea-panel-toggle")
+    tablet.sign_in("editor")  # the panel works again once unfolded
+    assert tablet.js("window.eaEditor.user().name") == "ed"
+
+
+# ---- the issue's "done when", tried as a new census team would, on a tablet in Vietnamese ----
+
+
+def _write(editor: Editor, action: Any) -> dict[str, Any]:
+    """Run a page action that writes; wait until every write is answered and shown."""
+    before = editor.js("window.eaEditor.writes.length")
+    action()
+    editor.page.wait_for_function(
+        f"window.eaEditor.writes.length > {before}"
+        " && window.eaEditor.settled === window.eaEditor.writes.length",
+        timeout=180_000,
+    )
+    last: dict[str, Any] = editor.js("window.eaEditor.writes.at(-1)")
+    assert last["status"] < 400, last
+    return last
+
+
+def _commune_on_a_road(db: str) -> str:
+    """The smallest commune of Hà Nội that a loaded road or railway crosses."""
+    with psycopg.connect(db) as conn:
+        row = conn.execute(
+            "SELECT c.code FROM commune_coverage c JOIN admin_unit u ON u.vintage = c.vintage"
+            " AND u.level = 'commune' AND u.code = c.code"
+            " WHERE c.vintage = '2025' AND u.parent_code = '01' AND EXISTS (SELECT 1 FROM"
+            " ea_line l WHERE l.geom && c.geom AND ST_Crosses(l.geom, c.geom))"
+            " ORDER BY ST_Area(c.geom) LIMIT 1"
+        ).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def _no_english(editor: Editor) -> None:
+    """No text of the English page shows on the Vietnamese one."""
+    shown = editor.page.locator("body").inner_text()
+    vi = set(CENSUS_LABELS["vi"].values())
+    english = [
+        text
+        for key, text in CENSUS_LABELS["en"].items()
+        if len(text) > 8 and "{" not in text and text not in vi
+    ]
+    assert [text for text in english if text in shown] == []
+
+
+def test_a_census_team_on_a_tablet_in_vietnamese(tablet: Editor) -> None:
+    code = _commune_on_a_road(tablet.db)
+    shot = 0
+
+    def screenshot(name: str) -> None:
+        nonlocal shot
+        shot += 1
+        tablet.screenshot(f"ea-walkthrough-{shot:02d}-{name}-vi-1024")
+
+    tablet.context.set_default_timeout(60_000)
+    tablet.open(f"commune={code}&lang=vi")
+    screenshot("open")
+    # sign in with a name and a password
+    tablet.sign_in_with_password("ed", PASSWORD)
+    # generate the drafts along the loaded roads and railways
+    _write(tablet, lambda: tablet.page.tap("button.ea-generate") or tablet.confirm())
+    eas = tablet.js("window.eaEditor.eas()")
+    assert len(eas) >= 3
+    tablet.page.wait_for_selector(".ea-line-share")
+    screenshot("generated")
+    _no_english(tablet)
+    # fix two: describe one, merge another with a neighbour (tap to select several)
+    first = eas[0]["id"]
+    tablet.js(f"window.eaEditor.select({first}, false)")
+    tablet.page.select_option("select[name=urban_rural]", "urban")
+    tablet.page.fill("textarea[name=boundary_description]", "Bắc: đường sắt; Nam: quốc lộ")
+    _write(tablet, lambda: tablet.page.tap("button.ea-save_attributes"))
+    second = eas[-1]["id"]
+    tablet.page.tap("button.ea-multi")  # "select several": the EAs a merge can take light up
+    tablet.js(f"window.eaEditor.select({second}, false)")
+    neighbour = tablet.js("window.eaEditor.neighbourIds")[0]
+    tablet.js(f"window.eaEditor.select({neighbour}, true)")
+    _write(tablet, lambda: tablet.page.tap("button.ea-merge") or tablet.confirm())
+    screenshot("fixed")
+    eas = tablet.js("window.eaEditor.eas()")
+    tablet.js("window.eaEditor.selected().forEach((id) => window.eaEditor.select(id, true))")
+    # staff, a supervisor area of every EA, two enumerators sharing the EAs
+    tablet.page.tap("button.ea-tab-organise")
+    panel = _box(tablet, "#ea-panel")
+    for field in ("input[name=staff_code]", "input[name=staff_name]", "input[name=staff_phone]"):
+        box = _box(tablet, field)  # (the form fits in the panel: nothing typed is hidden)
+        assert box["x"] + box["width"] <= panel["x"] + panel["width"], (field, box, panel)
+    for staff, name, role in (
+        ("GS01", "Nguyễn Văn Giám", "supervisor"),
+        ("DTV01", "Trần Thị Điều", "enumerator"),
+        ("DTV02", "Lê Văn Tra", "enumerator"),
+    ):
+        tablet.page.fill("input[name=staff_code]", staff)
+        tablet.page.fill("input[name=staff_name]", name)
+        tablet.page.select_option("select[name=staff_role]", role)
+        _write(tablet, lambda: tablet.page.tap("button.ea-add_staff"))
+    for ea in eas:
+        tablet.js(f"window.eaEditor.select({ea['id']}, true)")
+    tablet.page.select_option("select[name=area_supervisor]", "GS01")
+    _write(tablet, lambda: tablet.page.tap("button.ea-make_area"))
+    half = len(eas) // 2
+    for part, enumerator in ((eas[:half], "DTV01"), (eas[half:], "DTV02")):
+        for ea in part:
+            tablet.js(f"window.eaEditor.select({ea['id']}, true)")
+        tablet.page.select_option("select[name=enumerator]", enumerator)
+        _write(tablet, lambda: tablet.page.tap("button.ea-assign_selected"))
+        tablet.js("window.eaEditor.selected().forEach((id) => window.eaEditor.select(id, true))")
+    screenshot("organised")
+    _no_english(tablet)
+    # submit every EA
+    tablet.page.tap("button.ea-tab-eas")
+    _write(tablet, lambda: tablet.page.tap("button.ea-submit_all") or tablet.confirm())
+    tablet.sign_out()
+    # a supervisor rejects one with a reason and approves the rest
+    tablet.open(f"commune={code}&lang=vi&tab=review")
+    tablet.sign_in_with_password("sup", PASSWORD)
+    tablet.page.wait_for_function(f"window.eaEditor.queue.length === {len(eas)}")
+    tablet.page.wait_for_selector("li.ea-focused button.ea-reject")  # (signed in, shown)
+    screenshot("review")
+    reason = "Ranh giới phía nam phải theo quốc lộ"
+    tablet.page.tap("li.ea-focused button.ea-reject")
+    tablet.page.fill("textarea[name=reason]", reason)
+    _write(tablet, lambda: tablet.page.click(".ea-confirm-ok"))
+    tablet.page.tap("button.ea-tab-eas")
+    _write(tablet, lambda: tablet.page.tap("button.ea-approve_all") or tablet.confirm())
+    tablet.sign_out()
+    # the editor sees why
+    tablet.open(f"commune={code}&lang=vi")
+    tablet.sign_in_with_password("ed", PASSWORD)
+    assert tablet.page.locator("tr.ea-row .ea-reason").first.inner_text() == reason
+    screenshot("rejected-seen")
+    # the province's progress, in Vietnamese
+    tablet.page.goto(f"{tablet.base}/map/ea/progress?scope=01&round=2029&lang=vi")
+    tablet.page.wait_for_selector(f"text={code}")
+    screenshot("progress")
+    # nothing lost: every EA, its history, its assignment and its area are in the database
+    with psycopg.connect(tablet.db) as conn:
+        statuses: dict[str, int] = dict(
+            conn.execute(
+                "SELECT status, count(*) FROM enumeration_area WHERE commune_code = %s"
+                " GROUP BY status",
+                (code,),
+            ).fetchall()
+        )
+        described = conn.execute(
+            "SELECT urban_rural, boundary_description FROM enumeration_area WHERE id = %s",
+            (first,),
+        ).fetchone()
+    assert statuses == {"approved": len(eas) - 1, "rejected": 1}
+    assert described == ("urban", "Bắc: đường sắt; Nam: quốc lộ")
+    _, _, workload = tablet.api("GET", f"/communes/{code}/workload?round=2029", "editor")
+    assert workload["unassigned"] == []

@@ -17,7 +17,7 @@ from rasterio.transform import Affine
 from shapely.geometry import MultiPolygon, Polygon, box
 from shapely.geometry.base import BaseGeometry
 
-from geo_service.ea.delineate import DraftEA, generate_commune_eas, generate_many
+from geo_service.ea.delineate import DraftEA, generate_commune_eas, generate_many, generate_on_grid
 
 REPO = Path(__file__).resolve().parent.parent
 WORLDPOP = REPO / "data" / "vn" / "raster" / "vn_ppp_2020_1km_Aggregated.tif"
@@ -147,6 +147,26 @@ def test_uniform_square_gives_ten_balanced_eas(uniform: Path) -> None:
     assert sum(ea.population for ea in eas) == pytest.approx(4000, rel=1e-9)
     for ea in eas:
         assert ea.households == pytest.approx(ea.population / HOUSEHOLD_SIZE)
+
+
+def test_sparse_land_gets_coarser_cells_and_the_same_rules(tmp_path: Path, uniform: Path) -> None:
+    # 20 persons per 1 km pixel: two EAs over 36 km². At 100 m an EA would be 1,800 cells;
+    # the cells are made coarser (at most about 256 per EA), dense land keeps 100 m cells.
+    path = tmp_path / "sparse.tif"
+    with rasterio.open(
+        path, "w", driver="GTiff", width=6, height=6, count=1, dtype="float32",
+        crs="EPSG:4326", transform=Affine(PIXEL, 0, WEST, 0, -PIXEL, NORTH),
+    ) as dst:  # fmt: skip
+        dst.write(np.full((6, 6), 20.0, dtype=np.float32), 1)
+    commune = MultiPolygon([pixels(0, 0, 6, 6)])
+    eas, cell_m = generate_on_grid(commune, path, HOUSEHOLDS, HOUSEHOLD_SIZE)
+    assert cell_m > 250
+    assert len(eas) == round(720 / TARGET_POP) == 2
+    assert_exact_coverage(eas, commune)
+    assert_contiguous(eas, commune)
+    assert sum(ea.population for ea in eas) == pytest.approx(720, rel=1e-9)
+    dense = MultiPolygon([pixels(2, 2, 2, 2)])
+    assert generate_on_grid(dense, uniform, HOUSEHOLDS, HOUSEHOLD_SIZE)[1] < 120
 
 
 def test_irregular_commune_with_a_hole_and_a_nodata_pixel(uniform: Path) -> None:

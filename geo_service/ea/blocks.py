@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import shapely
 from shapely import STRtree
 from shapely.geometry.base import BaseGeometry
 
-from geo_service.ea.delineate import DraftEA, _polygonal, generate_commune_eas
+from geo_service.ea.delineate import DraftEA, _polygonal, generate_on_grid
 
 _M_PER_DEG = 111_320.0
 # A group of blocks is an EA once it holds this share of the target population; smaller
@@ -37,6 +39,11 @@ _MAX_FILL = 1.5
 _SLIVER_M = 15.0
 # How far apart two pieces' edges may be and still count as shared (floating point only).
 _TOUCH_DEG = 1e-7
+# How far a vertex moves to join its neighbour's edge (about 0.1 mm: floating point only).
+_SNAP_DEG = 1e-9
+
+Geoms = npt.NDArray[np.object_]
+Ints = npt.NDArray[np.int64]
 
 
 @dataclass
@@ -69,7 +76,9 @@ def cut_into_blocks(commune: BaseGeometry, lines: list[BaseGeometry]) -> list[Ba
 
 def simplify_within(drafts: list[DraftEA], cell_size_m: float) -> list[DraftEA]:
     """The drafts with the grid's staircases between them simplified (the outer edge, i.e.
-    the commune's or the block's, is kept as it is)."""
+    the commune's or the block's, is kept as it is). `cell_size_m`: the nominal cell, or the
+    coarser one of sparse land (never the finer cells of dense pixels: their steps are still
+    cut at the nominal size)."""
     if len(drafts) < 2:
         return drafts
     tolerance = 0.6 * cell_size_m / _M_PER_DEG
@@ -100,12 +109,19 @@ def generate_along_lines(
         return []
     blocks = cut_into_blocks(area, lines) if lines else [area]
     if len(blocks) == 1:
-        drafts = generate_commune_eas(area, raster, households_per_ea, household_size, cell_size_m)
-        return simplify_within(drafts, cell_size_m)
+        drafts, cell_m = generate_on_grid(
+            area, raster, households_per_ea, household_size, cell_size_m
+        )
+        return as_coverage(simplify_within(drafts, max(cell_m, cell_size_m)))
     pieces: list[_Piece] = []
     for block in blocks:
-        drafts = generate_commune_eas(block, raster, households_per_ea, household_size, cell_size_m)
-        pieces += [_Piece(d.geometry, d.population) for d in simplify_within(drafts, cell_size_m)]
+        drafts, cell_m = generate_on_grid(
+            block, raster, households_per_ea, household_size, cell_size_m
+        )
+        pieces += [
+            _Piece(d.geometry, d.population)
+            for d in simplify_within(drafts, max(cell_m, cell_size_m))
+        ]
     groups = _group(pieces, households_per_ea * household_size)
     drafts = []
     for serial, members in enumerate(_in_reading_order(pieces, groups), 1):
@@ -114,10 +130,46 @@ def generate_along_lines(
         drafts.append(
             DraftEA(serial, _polygonal(geometry), population, population / household_size)
         )
-    return drafts
+    return as_coverage(drafts)
+
+
+def as_coverage(drafts: list[DraftEA]) -> list[DraftEA]:
+    """The drafts with every vertex of an EA's edge also on its neighbour's side of it.
+
+    Blocks are cut on their own grids, so where two blocks meet one side may have a vertex the
+    other lacks: the same line, but not a valid coverage (`shapely.coverage_is_valid`), which
+    editors, coverage simplification and topology checks rely on. Such EAs get their
+    neighbours' vertices inserted (a snap far below any rule's tolerance)."""
+    if len(drafts) < 2:
+        return drafts
+    geometries = np.asarray([d.geometry for d in drafts], dtype=object)
+    for _ in range(3):
+        broken = np.flatnonzero(~shapely.is_empty(shapely.coverage_invalid_edges(geometries)))
+        if len(broken) == 0:
+            break
+        geometries = _with_neighbours_vertices(geometries, broken)
+    return [
+        DraftEA(d.serial, _polygonal(g), d.population, d.households)
+        for d, g in zip(drafts, geometries, strict=True)
+    ]
+
+
+def _with_neighbours_vertices(geometries: Geoms, which: Ints) -> Geoms:
+    """The geometries, those listed snapped to the vertices of the ones they touch."""
+    fixed = geometries.copy()
+    tree = STRtree(geometries)
+    for i in which.tolist():
+        near = tree.query(geometries[i], predicate="intersects")
+        near = near[near != i]
+        if len(near):
+            points = shapely.multipoints(shapely.get_coordinates(geometries[near]))
+            fixed[i] = shapely.snap(geometries[i], points, _SNAP_DEG)
+    return fixed
 
 
 Job = tuple[str, BaseGeometry, list[BaseGeometry], Path, float, float, float]
+# A commune's drafts, and (EA boundary length, length along a line) where lines cross it.
+Result = tuple[str, list[DraftEA], tuple[float, float] | None]
 
 
 def generate_many_along_lines(
@@ -129,40 +181,69 @@ def generate_many_along_lines(
     workers: int = 2,
 ) -> dict[str, list[DraftEA]]:
     """Draft EAs of many communes (code, geometry, lines), on `workers` processes."""
-    jobs: list[Job] = [
+    found = iter_along_lines(
+        communes, raster, households_per_ea, household_size, cell_size_m, workers
+    )
+    return {code: drafts for code, drafts, _ in found}
+
+
+def iter_along_lines(
+    communes: list[tuple[str, BaseGeometry, list[BaseGeometry]]],
+    raster: Path,
+    households_per_ea: float = 120,
+    household_size: float = 3.5,
+    cell_size_m: float = 100,
+    workers: int = 2,
+) -> Iterator[Result]:
+    """Each commune's drafts (with their share along lines) as soon as they are made, in the
+    order given, from one pool of `workers` processes for the whole run (the caller stores
+    earlier communes while the workers go on)."""
+    jobs = (
         (code, geometry, lines, Path(raster), households_per_ea, household_size, cell_size_m)
         for code, geometry, lines in communes
-    ]
-    if workers <= 1 or len(jobs) <= 1:
-        return dict(map(_job, jobs))
-    # Small chunks: communes vary a lot in cost, and big ones would leave a worker idle.
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        return dict(pool.map(_job, jobs, chunksize=4))
+    )
+    if workers <= 1 or len(communes) <= 1:
+        yield from map(_job, jobs)
+        return
+    # One commune per task: communes vary a lot in cost, and chunks would leave a worker idle.
+    pool = ProcessPoolExecutor(max_workers=workers)
+    try:
+        yield from pool.map(_job, jobs, chunksize=1)
+    finally:
+        # A caller that stops early (a failed write) does not wait for the rest of the run.
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _job(job: Job) -> tuple[str, list[DraftEA]]:
-    """One commune's EAs, keyed by its code (a picklable unit of work)."""
+def _job(job: Job) -> Result:
+    """One commune's EAs and their share along its lines (a picklable unit of work)."""
     code, geometry, lines, raster, households_per_ea, household_size, cell_size_m = job
-    return code, generate_along_lines(
+    drafts = generate_along_lines(
         geometry, lines, raster, households_per_ea, household_size, cell_size_m
     )
+    return code, drafts, boundary_share(drafts, geometry, lines) if lines else None
 
 
 def boundary_share(
     drafts: list[DraftEA], commune: BaseGeometry, lines: list[BaseGeometry]
 ) -> tuple[float, float]:
-    """(length of the EA boundaries inside the commune, length of it along a line), metres."""
+    """(length of the EA boundaries inside the commune, length of it along a line), metres.
+
+    The EAs cover the commune, so an inner edge is on two EAs' boundaries and the commune's
+    edge on one: both lengths come from the EAs' own boundaries, with no union of them."""
     if len(drafts) < 2:
         return 0.0, 0.0
     scale = _M_PER_DEG * math.sqrt(max(math.cos(math.radians(commune.centroid.y)), 1e-6))
-    near = 5.0 / scale
-    edges = shapely.union_all([shapely.boundary(d.geometry) for d in drafts])
-    inner = shapely.difference(edges, shapely.buffer(shapely.boundary(commune), near))
-    total = float(shapely.length(inner)) * scale
-    if not lines or total == 0:
-        return total, 0.0
-    along = shapely.intersection(inner, shapely.buffer(shapely.union_all(lines), near))
-    return total, float(shapely.length(along)) * scale
+    edges = shapely.boundary(np.asarray([d.geometry for d in drafts], dtype=object))
+    outline = shapely.boundary(commune)
+    total = (float(shapely.length(edges).sum()) - float(shapely.length(outline))) / 2 * scale
+    if not lines or total <= 0:
+        return max(total, 0.0), 0.0
+    near = shapely.buffer(shapely.union_all(lines), 5.0 / scale)
+    shapely.prepare(near)
+    touching = edges[shapely.intersects(near, edges)]
+    twice = float(shapely.length(shapely.intersection(touching, near)).sum())
+    once = float(shapely.length(shapely.intersection(outline, near)))
+    return total, max(twice - once, 0.0) / 2 * scale
 
 
 def _neighbours(pieces: list[_Piece]) -> list[dict[int, float]]:

@@ -49,6 +49,10 @@ _M_PER_DEG_LON = 111_320.0
 # EA is made of several cells and the bisection can balance it; but never below _MIN_CELL_M.
 _MAX_CELL_SHARE = 0.25
 _MIN_CELL_M = 25.0
+# Cells are made coarser where an EA would hold more than this many (sparse land), but a
+# pixel is always cut into at least _MIN_CELLS_PER_PIXEL² cells.
+_MAX_CELLS_PER_EA = 256
+_MIN_CELLS_PER_PIXEL = 3
 # A cut whose halves are off by more than this (relative per-EA population, after making
 # the halves contiguous) is retried across the other axis.
 _CUT_TOLERANCE = 0.1
@@ -90,6 +94,11 @@ class _Grid:
         """Cell height in degrees (positive)."""
         return float(self.ys[0] - self.ys[1])
 
+    def cell_m(self, latitude: float) -> float:
+        """Side of a square of the same area as one cell, in metres."""
+        width = self.dx * _M_PER_DEG_LON * math.cos(math.radians(latitude))
+        return math.sqrt(width * self.dy * _M_PER_DEG_LAT)
+
 
 @dataclass(frozen=True)
 class _Units:
@@ -122,24 +131,37 @@ def generate_commune_eas(
     cell_size_m: float = 100,
 ) -> list[DraftEA]:
     """Draft EAs covering the commune (EPSG:4326) exactly, of about `households_per_ea` each."""
+    return generate_on_grid(commune, raster, households_per_ea, household_size, cell_size_m)[0]
+
+
+def generate_on_grid(
+    commune: BaseGeometry,
+    raster: Path,
+    households_per_ea: float = 120,
+    household_size: float = 3.5,
+    cell_size_m: float = 100,
+) -> tuple[list[DraftEA], float]:
+    """The commune's draft EAs and the side of the grid cells they were made of (metres)."""
     if households_per_ea <= 0 or household_size <= 0 or cell_size_m <= 0:
         raise ValueError("households_per_ea, household_size and cell_size_m must be positive")
     area = _polygonal(commune)
     if area.is_empty:
-        return []
+        return [], cell_size_m
     target_pop = households_per_ea * household_size
     grid = _read_grid(area, Path(raster), target_pop, cell_size_m)
+    cell_m = grid.cell_m(area.centroid.y)
     units = _units(area, grid)
     total = float(units.pop.sum())
     n = max(1, math.floor(total / target_pop + 0.5))
     if n == 1 or units.count <= 1:
-        return [_draft(1, area, total, household_size)]
+        return [_draft(1, area, total, household_size)], cell_m
     groups = _partition(units, _adjacency(units, grid), n)
     geometries = _assemble(units, grid, groups)
-    return [
+    drafts = [
         _draft(serial, geometry, float(units.pop[group].sum()), household_size)
         for serial, (group, geometry) in enumerate(zip(groups, geometries, strict=True), 1)
     ]
+    return drafts, cell_m
 
 
 def generate_many(
@@ -206,7 +228,10 @@ def _read_grid(commune: BaseGeometry, raster: Path, target_pop: float, cell_size
     if values[touched].sum() < 1.5 * target_pop:
         k = 1  # one EA whatever the pixels' coverage: only the total is needed
     else:
-        k = _subdivision(pixel_m, cell_size_m, float(values[touched].max(initial=0.0)), target_pop)
+        base = _sparse_cells(
+            pixel_m, cell_size_m, int(touched.sum()), values[touched].sum(), target_pop
+        )
+        k = _subdivision(base, pixel_m, float(values[touched].max(initial=0.0)), target_pop)
     xs = transform.c + np.arange(col0 * k, (col0 + values.shape[1]) * k + 1) * (transform.a / k)
     ys = transform.f + np.arange(row0 * k, (row0 + values.shape[0]) * k + 1) * (transform.e / k)
     density = np.repeat(np.repeat(values, k, axis=0), k, axis=1) / (k * k)
@@ -229,9 +254,20 @@ def _pixel_size_m(transform: Affine, latitude: float) -> float:
     return math.sqrt(width * abs(transform.e) * _M_PER_DEG_LAT)
 
 
-def _subdivision(pixel_m: float, cell_size_m: float, max_pixel: float, target_pop: float) -> int:
-    """Cells per pixel side: about cell_size_m, halved while a cell could hold too many people."""
+def _sparse_cells(
+    pixel_m: float, cell_size_m: float, pixels: int, population: float, target_pop: float
+) -> int:
+    """Cells per pixel side: about cell_size_m, but coarser where an EA would be made of more
+    than _MAX_CELLS_PER_EA cells (sparsely peopled land: an EA of several km² needs no 100 m
+    cells, and they made most of the work of a national run)."""
     k = max(1, round(pixel_m / cell_size_m))
+    eas = max(1.0, population / target_pop)
+    k_sparse = math.floor(math.sqrt(_MAX_CELLS_PER_EA * eas / max(pixels, 1)))
+    return max(min(k, k_sparse), min(k, _MIN_CELLS_PER_PIXEL))
+
+
+def _subdivision(k: int, pixel_m: float, max_pixel: float, target_pop: float) -> int:
+    """Cells per pixel side: k, doubled while a cell could hold too many people."""
     k_max = max(k, math.floor(pixel_m / _MIN_CELL_M))
     while 2 * k <= k_max and max_pixel / (k * k) > _MAX_CELL_SHARE * target_pop:
         k *= 2

@@ -17,7 +17,7 @@ from shapely.geometry.base import BaseGeometry
 
 from geo_core.errors import InvalidParameter
 from geo_service.ea import sql
-from geo_service.ea.blocks import boundary_share, generate_many_along_lines
+from geo_service.ea.blocks import Result, generate_many_along_lines, iter_along_lines
 from geo_service.ea.delineate import DraftEA
 
 GENERATOR = "generator"
@@ -75,22 +75,16 @@ def _rows(
             )
 
 
-def _measure(
-    summary: GenerateSummary,
-    batch: list[tuple[str, BaseGeometry]],
-    lines: dict[str, list[BaseGeometry]],
-    drafts: dict[str, list[DraftEA]],
-) -> None:
-    """Add how far the communes' new EA boundaries follow their lines."""
-    for code, geometry in batch:
-        if code not in lines:
-            continue
-        total, along = boundary_share(drafts[code], geometry, lines[code])
-        summary.with_lines += 1
-        summary.boundary_m += total
-        summary.along_lines_m += along
-        if total > 0:
-            summary.shares[code] = along / total
+def _measure(summary: GenerateSummary, code: str, share: tuple[float, float] | None) -> None:
+    """Add how far a commune's new EA boundaries follow its lines."""
+    if share is None:
+        return
+    total, along = share
+    summary.with_lines += 1
+    summary.boundary_m += total
+    summary.along_lines_m += along
+    if total > 0:
+        summary.shares[code] = along / total
 
 
 def _reason(households_per_ea: float) -> str:
@@ -115,22 +109,23 @@ def generate(
     summary = GenerateSummary()
     todo = [(c, g) for c, g in communes if replace or c not in taken]
     summary.skipped = len(communes) - len(todo)
-    for start in range(0, len(todo), BATCH):
-        batch = todo[start : start + BATCH]
-        batch_codes = [c for c, _ in batch]
-        lines = {
-            code: list(shapely.from_wkb(wkbs))
-            for code, wkbs in sql.lines_by_commune(conn, vintage, batch_codes).items()
-        }
-        drafts = generate_many_along_lines(
-            [(c, g, lines.get(c, [])) for c, g in batch], raster, households_per_ea, household_size
-        )
-        _measure(summary, batch, lines, drafts)
+    lines = {
+        code: list(shapely.from_wkb(wkbs))
+        for code, wkbs in sql.lines_by_commune(conn, vintage, [c for c, _ in todo]).items()
+    }
+    made = iter_along_lines(
+        [(c, g, lines.get(c, [])) for c, g in todo], raster, households_per_ea, household_size
+    )
+    # The workers go on with the next communes while a batch is written.
+    for batch in _batches(made, BATCH):
+        drafts = {code: eas for code, eas, _ in batch}
+        for code, _, share in batch:
+            _measure(summary, code, share)
         with conn.transaction():
             sql.replace_drafts(
                 conn,
                 census_round,
-                batch_codes,
+                list(drafts),
                 _rows(vintage, census_round, drafts, GENERATOR),
                 GENERATOR,
                 _reason(households_per_ea),
@@ -140,6 +135,18 @@ def generate(
         progress(summary.communes, len(todo))
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _batches(results: Iterator[Result], size: int) -> Iterator[list[Result]]:
+    """The results in lists of `size` (the last one shorter)."""
+    batch: list[Result] = []
+    for result in results:
+        batch.append(result)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 async def generate_one(

@@ -12,6 +12,7 @@ import psycopg
 from geo_service.ea import sql as ea
 from geo_service.settings import ServiceSettings
 from geo_service.viewer.ea_labels import CENSUS_LABELS, DRAW_TEXTS
+from geo_service.viewer.labels import LABELS
 from geo_service.viewer.page import add_messages, boot, extent, offline_map
 
 # Fill colours by workflow status, shared by the tiles' style and the legend.
@@ -21,12 +22,26 @@ STATUS_COLOURS = {
     "approved": "#74c476",
     "rejected": "#fb6a4a",
 }
+# The texts the viewer's base-map module uses (its layer list).
+BASE_MAP_TEXTS = (
+    "layers",
+    "base",
+    "base_none",
+    "overlays",
+    "basemap_missing",
+    "basemap_unreadable",
+    "attribution_boundaries",
+)
 _ROUND = re.compile(r"^\d{4}$")
 _CODE = re.compile(r"^\d{5}$")
 
 
 async def render_ea_page(
-    conn: psycopg.AsyncConnection, params: dict[str, str], api: str, settings: ServiceSettings
+    conn: psycopg.AsyncConnection,
+    params: dict[str, str],
+    api: str,
+    settings: ServiceSettings,
+    basemaps: list[dict[str, Any]],
 ) -> str:
     """The editor page; unknown parameters fall back to a default with a message."""
     lang = params.get("lang", "vi")
@@ -70,25 +85,12 @@ async def render_ea_page(
         "householdsBand": [settings.ea_households_min, settings.ea_households_max],
         "areaBand": [settings.ea_per_supervisor_min, settings.ea_per_supervisor_max],
         "drawTexts": DRAW_TEXTS[lang],
-        # Layers under the EAs, the first one shown: the operator's base maps and imagery
-        # go here (the viewer's base-map list, when it serves them).
-        "baseLayers": base_layers(settings),
+        # The viewer's base maps, imagery and overlays (`GET /basemaps`), drawn and listed by
+        # the viewer's own module (static/js/viewer/basemaps.js) with its texts.
+        "basemaps": basemaps,
+        "baseTexts": {key: LABELS[lang][key] for key in BASE_MAP_TEXTS},
     }
     add_messages(figure, messages)
     return boot(figure, api, "ea-editor-config", config, "ea_editor.js").replace(
         "<html>", f"<html lang='{lang}'>", 1
     )
-
-
-def base_layers(settings: ServiceSettings) -> list[dict[str, Any]]:
-    """The base maps the editor lists ({name, url, attribution, maxZoom})."""
-    if not settings.basemap_url:
-        return []
-    return [
-        {
-            "name": "basemap",
-            "url": settings.basemap_url,
-            "attribution": settings.basemap_attribution,
-            "maxZoom": 19,
-        }
-    ]

@@ -38,10 +38,17 @@ async def map_page(
 
 
 @router.get("/map/ea", response_class=HTMLResponse, summary="The enumeration-area editor")
-async def ea_editor_page(request: Request, conn: Conn, settings: Settings) -> HTMLResponse:
-    """A commune's EAs with draw/edit/split/merge/delete tools and the coverage report."""
+async def ea_editor_page(
+    request: Request, conn: Conn, settings: Settings, basemaps: BaseMapsDep
+) -> HTMLResponse:
+    """A commune's EAs with draw/edit/split/merge/delete tools and the coverage report, over
+    the same base maps, imagery and overlays as the viewer."""
     page = await render_ea_page(
-        conn, dict(request.query_params), request.scope.get("root_path", ""), settings
+        conn,
+        dict(request.query_params),
+        request.scope.get("root_path", ""),
+        settings,
+        basemaps.listing(),
     )
     return page_response(page, settings.basemap_url)
 

@@ -5,6 +5,11 @@
    on the map. Works with a mouse or a finger (tap to select; "select several" for merges).
    The page (built with Folium) holds its settings as JSON in #ea-editor-config; text from
    data reaches the page only through geoSafe (safe.js). */
+import { createApi } from "./api.js";
+import { createI18n } from "./i18n.js";
+import { createBaseLayers } from "./viewer/basemaps.js";
+import { addPanes } from "./viewer/layers.js";
+
 (function () {
   "use strict";
   const cfg = window.geoSafe.config("ea-editor-config");
@@ -14,6 +19,7 @@
   const ITEMS = API + "/collections/enumeration-areas/items";
   const TOKEN_KEY = "geoServiceToken";
   const RANK = { viewer: 0, editor: 1, supervisor: 2, admin: 3 };
+  const PHONE_WIDTH = 760; // px: below this the panel is a sheet over the map's lower part
 
   /* A text of the page's language, with {name} filled in. */
   function t(key, vars) {
@@ -161,23 +167,63 @@
              fillOpacity: selected ? 0.4 : neighbour ? 0.25 : 0.1 };
   }
 
+  /* The viewer's base maps, imagery and overlays (its own module and layer list, without the
+     viewer's orientation map), and the lines EA boundaries follow; the choice is kept in the
+     URL (base=, layers=) like the viewer's. */
   function addBaseLayers() {
-    // The base maps and imagery the service lists (the first one shown), and the lines EA
-    // boundaries follow, in one layer switcher.
-    const bases = {};
-    for (const base of cfg.baseLayers || []) {
-      bases[base.name] = L.tileLayer(base.url, { attribution: escape(base.attribution || ""),
-                                                 maxZoom: base.maxZoom || 19 });
-    }
-    const names = Object.keys(bases);
-    if (names.length) bases[names[0]].addTo(map);
+    addPanes(map);
+    const params = new URLSearchParams(window.location.search);
+    const bases = (cfg.basemaps || []).filter((e) => !e.overlay && e.available);
+    const app = {
+      cfg, map, i18n: createI18n(cfg.baseTexts || {}, cfg.lang), api: createApi(API, cfg.lang),
+      // (the first base map the operator configured is shown unless the URL says otherwise)
+      state: { base: params.get("base") || (bases.length ? bases[0].id : null), layers: params.get("layers") || "" },
+    };
+    app.layerOn = (name) => app.state.layers.split(",").includes(name);
+    app.toggleLayer = (name, on) => {
+      const layers = new Set(app.state.layers.split(",").filter(Boolean));
+      if (on) layers.add(name); else layers.delete(name);
+      app.state = { ...app.state, layers: [...layers].join(",") };
+      app.base.update();
+      app.writeUrl();
+    };
+    app.writeUrl = () => {
+      const url = new URL(window.location.href);
+      for (const key of ["base", "layers"]) {
+        if (app.state[key]) url.searchParams.set(key, app.state[key]); else url.searchParams.delete(key);
+      }
+      window.history.replaceState(null, "", url.toString());
+    };
+    app.base = createBaseLayers(app, { builtIn: false });
+    app.base.update();
+    state.baseLayers = app.base;
     state.linesLayer = L.geoJSON(null, { interactive: false,
       style: (f) => ({ color: f.properties.kind === "railway" ? "#4d4d4d" : f.properties.kind === "river" ? "#2171b5" : "#d95f0e",
                        weight: f.properties.kind === "railway" ? 3 : 4, opacity: 0.8,
                        dashArray: f.properties.kind === "railway" ? "8 4" : null }) }).addTo(map);
-    const overlays = {};
-    overlays[t("lines_layer")] = state.linesLayer;
-    L.control.layers(bases, overlays, { position: "bottomleft", collapsed: false }).addTo(map);
+    // one folding layer list: the viewer's bases and overlays, then the loaded lines
+    const control = L.control({ position: "bottomleft" });
+    control.onAdd = () => {
+      const box = L.DomUtil.create("details", "gv-controls ea-layers");
+      L.DomEvent.disableClickPropagation(box);
+      L.DomEvent.disableScrollPropagation(box);
+      const summary = L.DomUtil.create("summary", "", box);
+      summary.textContent = app.i18n.t("layers");
+      box.appendChild(app.base.controls());
+      const label = L.DomUtil.create("label", "gv-check ea-lines-toggle", box);
+      const input = L.DomUtil.create("input", "", label);
+      input.type = "checkbox";
+      input.name = "layer-ea-lines";
+      input.checked = true;
+      input.addEventListener("change", () => {
+        if (input.checked) state.linesLayer.addTo(map); else map.removeLayer(state.linesLayer);
+      });
+      label.appendChild(document.createTextNode(" " + t("lines_layer")));
+      // open on a wide screen, folded on a small one (the map comes first there)
+      box.open = window.innerWidth >= 1100;
+      return box;
+    };
+    control.addTo(map);
   }
 
   function addTiles() {
@@ -1223,13 +1269,36 @@
     }
   }
 
+  /* The panel: beside the map (top right) on a wide screen, a sheet over the lower part of
+     a phone's screen; either folds away with its button (like the viewer's), so the map
+     stays usable. The button is outside what render() redraws. */
   function addPanel() {
     const control = L.control({ position: "topright" });
     control.onAdd = () => {
-      panel = L.DomUtil.create("div", "gv-controls ea-panel");
-      L.DomEvent.disableClickPropagation(panel);
-      L.DomEvent.disableScrollPropagation(panel);
-      return panel;
+      const wrap = L.DomUtil.create("div", "gv-controls ea-panel-wrap");
+      const toggle = L.DomUtil.create("button", "ea-panel-toggle", wrap);
+      toggle.type = "button";
+      panel = L.DomUtil.create("div", "ea-panel", wrap);
+      panel.id = "ea-panel";
+      toggle.setAttribute("aria-controls", panel.id);
+      let open = window.innerWidth >= PHONE_WIDTH;
+      const layout = () => {
+        const phone = window.innerWidth < PHONE_WIDTH;
+        wrap.classList.toggle("ea-sheet", phone);
+        wrap.classList.toggle("ea-folded", !open);
+        panel.hidden = !open;
+        toggle.setAttribute("aria-expanded", String(open));
+        toggle.setAttribute("aria-label", t(open ? "panel_close" : "panel_open"));
+        toggle.title = t(open ? "panel_close" : "panel_open");
+        toggle.textContent = (open ? (phone ? "▾ " : "› ") : (phone ? "▴ " : "‹ ")) +
+          (cfg.commune ? cfg.commune.name : t("title"));
+      };
+      toggle.addEventListener("click", () => { open = !open; layout(); });
+      window.addEventListener("resize", layout);
+      layout();
+      L.DomEvent.disableClickPropagation(wrap);
+      L.DomEvent.disableScrollPropagation(wrap);
+      return wrap;
     };
     control.addTo(map);
   }

@@ -25,7 +25,11 @@ function vectorStyle(name) {
   return { color: "#c8c4bb", weight: 0.6, fill: false };
 }
 
-export function createBaseLayers(app) {
+/* options.builtIn = false: a page without the viewer's own orientation map, province
+   boundaries and names (the EA editor): its bases are the operator's and "no base". */
+export function createBaseLayers(app, options) {
+  const builtIn = !options || options.builtIn !== false;
+  const fallback = builtIn ? "orientation" : "none";
   const { t, pick } = app.i18n;
   const map = app.map;
   const layers = app.cfg.basemaps;
@@ -56,7 +60,7 @@ export function createBaseLayers(app) {
   function wanted(entry) {
     if (!entry.available) return false;
     if (entry.overlay) return app.layerOn(entry.id);
-    return (app.state.base || "orientation") === entry.id;
+    return (app.state.base || fallback) === entry.id;
   }
 
   /* Show what the state asks for. */
@@ -66,7 +70,7 @@ export function createBaseLayers(app) {
       if (on && !drawn[entry.id]) drawn[entry.id] = make(entry).addTo(map);
       else if (!on && drawn[entry.id]) { map.removeLayer(drawn[entry.id]); delete drawn[entry.id]; }
     }
-    const base = app.state.base || "orientation";
+    const base = app.state.base || fallback;
     container.classList.toggle("gv-base-orientation", base === "orientation");
     container.classList.toggle("gv-base-none", base === "none");
     map.attributionControl.setPrefix(false);
@@ -74,14 +78,14 @@ export function createBaseLayers(app) {
   }
 
   function setBase(id) {
-    app.state = { ...app.state, base: id === "orientation" ? null : id };
+    app.state = { ...app.state, base: id === fallback ? null : id };
     update();
     app.writeUrl(true);
   }
 
   /* The layer switcher (in the map tab). */
   function controls() {
-    const base = app.state.base || "orientation";
+    const base = app.state.base || fallback;
     const radio = (id, label, entry) => h("label", { class: "gv-radio" + (entry && !entry.available ? " gv-unavailable" : "") },
       h("input", { type: "radio", name: "base", value: id, checked: base === id, disabled: entry ? !entry.available : false,
         onchange: () => setBase(id) }), label,
@@ -96,12 +100,12 @@ export function createBaseLayers(app) {
     const overlays = layers.filter((e) => e.overlay);
     return h("fieldset", { class: "gv-group gv-layers" }, h("legend", {}, t("layers")),
       h("div", { class: "gv-sublegend" }, t("base")),
-      radio("orientation", t("base_orientation")),
+      builtIn ? radio("orientation", t("base_orientation")) : null,
       bases.map((e) => radio(e.id, pick(e.title), e)),
       radio("none", t("base_none")),
       h("div", { class: "gv-sublegend" }, t("overlays")),
-      check("boundaries", t("layer_boundaries")),
-      check("labels", t("layer_labels")),
+      builtIn ? check("boundaries", t("layer_boundaries")) : null,
+      builtIn ? check("labels", t("layer_labels")) : null,
       overlays.map((e) => check(e.id, pick(e.title), e)));
   }
 
