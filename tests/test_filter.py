@@ -482,6 +482,23 @@ def test_geopackage_has_length_and_answers_ranges(client: TestClient) -> None:
     assert client.get(url).content == whole.content
 
 
+def test_ranges_a_download_cannot_answer_get_a_json_error(client: TestClient) -> None:
+    url = f"{ITEMS}?f=gpkg&indicator=density&limit=50"
+    size = len(client.get(url).content)
+    beyond = client.get(url, headers={"Range": f"bytes={size}-"})
+    assert beyond.status_code == 416 and beyond.headers["content-type"] == "application/json"
+    assert beyond.json()["parameter"] == "Range" and beyond.json()["size"] == size
+    assert beyond.headers["content-range"] == f"bytes */{size}"
+    for bad in ("bytes=5-1", "bytes=abc"):
+        malformed = client.get(url, headers={"Range": bad})
+        assert malformed.status_code == 400, bad
+        assert malformed.json()["parameter"] == "Range", bad
+    # a unit other than bytes is ignored (RFC 9110): the whole file
+    other = client.get(url, headers={"Range": "items=0-1"})
+    assert other.status_code == 200 and len(other.content) == size
+    assert client.get(url, headers={"Range": "bytes=0-15"}).content == b"SQLite format 3\x00"
+
+
 def test_openapi_30_for_ogc_tooling(client: TestClient) -> None:
     landing = client.get("/").json()["links"]
     link = next(
