@@ -182,6 +182,12 @@ async def _hashing(function: Callable[..., Any], *args: Any) -> Any:
     return await asyncio.get_running_loop().run_in_executor(_HASHING, function, *args)
 
 
+async def hash_password_async(password: str) -> str:
+    """`hash_password` on the hashing threads: call it holding no pooled connection (argon2
+    takes tens of milliseconds by design; a burst would otherwise hold the pool)."""
+    return str(await _hashing(hash_password, password))
+
+
 async def sign_in(
     pool: AsyncConnectionPool, name: str, password: str, ttl: timedelta, label: str
 ) -> tuple[User, str, datetime] | None:
@@ -266,10 +272,10 @@ async def users_with_tokens(conn: psycopg.AsyncConnection) -> list[dict[str, Any
 
 
 async def create_user(
-    conn: psycopg.AsyncConnection, name: str, role: str, scope: list[str], password: str
+    conn: psycopg.AsyncConnection, name: str, role: str, scope: list[str], digest: str
 ) -> None:
-    """A new user who signs in with the password."""
-    digest = await asyncio.to_thread(hash_password, password)
+    """A new user who signs in with the password `digest` is the hash of (hashed before
+    a connection is taken: `hash_password_async`)."""
     try:
         async with conn.transaction():
             await conn.execute(
@@ -291,12 +297,12 @@ async def update_user(
     role: str | None,
     scope: list[str] | None,
     disabled: bool | None,
-    password: str | None,
+    digest: str | None,
     by: str,
 ) -> None:
-    """Change a user's role, scope, state or password; a new password or a disabled user
-    revokes their tokens (a lost device or a leaver keeps no access)."""
-    digest = await asyncio.to_thread(hash_password, password) if password else None
+    """Change a user's role, scope, state or password (`digest`: the new one's hash); a new
+    password or a disabled user revokes their tokens (a lost device or a leaver keeps no
+    access)."""
     async with conn.transaction():
         cur = await conn.execute(
             "UPDATE app_user SET role = coalesce(%s, role), scope = coalesce(%s, scope),"

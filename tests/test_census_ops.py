@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -436,6 +437,52 @@ def test_a_burst_of_sign_ins_is_cut_at_the_limit_and_holds_no_connection(
             statuses = [answer.result() for answer in sent]
         assert statuses.count(401) == 20 and statuses.count(429) == 40, Counter(statuses)
         assert reads == [200] * 5
+
+
+def test_an_admin_creating_users_hashes_their_passwords_holding_no_connection(
+    demo_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """argon2 takes tens of milliseconds by design: run while the request holds a pooled
+    connection, a burst of user creations (or password resets) held the pool like the
+    sign-in burst did. With a pool of one, the hashing must find that one connection free."""
+    import geo_service.users as users
+
+    settings = ServiceSettings(home=tmp_path, pool_min_size=1, pool_max_size=1)
+    app = create_app(settings, db_url=demo_db)
+    free_while_hashing: list[int] = []
+    hash_password = users.hash_password
+
+    def watched(password: str) -> str:
+        # (a connection given back is checked by the pool before it is lent again: wait
+        # for that, never for the request to end)
+        for _ in range(200):
+            if app.state.services.pool.get_stats()["pool_available"]:
+                break
+            time.sleep(0.01)
+        free_while_hashing.append(app.state.services.pool.get_stats()["pool_available"])
+        return hash_password(password)
+
+    monkeypatch.setattr(users, "hash_password", watched)
+    with psycopg.connect(demo_db, autocommit=True) as conn:
+        admin = {"Authorization": f"Bearer {add_user(conn, 'adm', 'admin', [])}"}
+    with TestClient(app) as client:
+        made = client.post(
+            "/admin/users",
+            json={"name": "hoa", "role": "viewer", "scope": [], "password": "hoa pw 2029"},
+            headers=admin,
+        )
+        assert made.status_code == 201, made.text
+        reset = client.patch("/admin/users/hoa", json={"password": "new pw 2029"}, headers=admin)
+        assert reset.status_code == 200, reset.text
+        signed = client.post("/users/sign-in", json={"name": "hoa", "password": "new pw 2029"})
+        assert signed.status_code == 200, signed.text
+        # (an anonymous request is refused before any hashing)
+        anonymous = client.post(
+            "/admin/users",
+            json={"name": "lan", "role": "viewer", "scope": [], "password": "lan pw 2029"},
+        )
+        assert anonymous.status_code == 401
+    assert free_while_hashing == [1, 1]
 
 
 # ---- organisation ----
