@@ -318,9 +318,11 @@ async def update_user(
 
 
 async def user_row(conn: psycopg.AsyncConnection, name: str) -> dict[str, Any] | None:
-    """A user's role and scope, or None."""
+    """A user's role, scope and state, or None."""
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute("SELECT name, role, scope FROM app_user WHERE name = %s", (name,))
+        await cur.execute(
+            "SELECT name, role, scope, disabled FROM app_user WHERE name = %s", (name,)
+        )
         return await cur.fetchone()
 
 

@@ -662,6 +662,33 @@ def test_staff_phones_and_user_names_are_for_signed_in_readers_only(env: Env) ->
     assert all(m["phone"] == "+84 912 345 678" and m["user_name"] == "ed" for m in signed_in)
 
 
+def test_linking_staff_to_an_account_does_not_tell_which_user_names_exist(env: Env) -> None:
+    """An editor adding staff with a user_name got "there is no user X" for names that do
+    not exist and a 201 or another answer for those that do: a probe of every user name
+    (the administrators' first). Now every account that cannot be linked gets one answer."""
+    with psycopg.connect(env.url, autocommit=True) as conn:
+        add_user(conn, "gone", "editor", ["01"])
+    env.sql("UPDATE app_user SET disabled = true WHERE name = 'gone'")
+
+    def link(code: str, user_name: str) -> Any:
+        body = {"code": code, "name": "Trần Văn A", "role": "enumerator", "scope": COMMUNE}
+        return env.client.post(
+            "/census/2029/staff", json={**body, "user_name": user_name}, headers=env.auth("editor")
+        )
+
+    refusals = [link(f"E{i}", name) for i, name in enumerate(("nobody", "adm", "out", "gone"))]
+    assert {r.status_code for r in refusals} == {400}
+    assert len({r.text for r in refusals}) == 1 and "nobody" not in refusals[0].text
+    assert refusals[0].json()["parameter"] == "user_name"
+    assert link("E9", "sup").status_code == 201  # (an active supervisor of the province)
+    vietnamese = env.client.post(
+        "/census/2029/staff",
+        json={"code": "E8", "name": "A", "role": "enumerator", "scope": COMMUNE, "user_name": "x"},
+        headers=env.auth("editor", "vi"),
+    )
+    assert "người dùng" in vietnamese.json()["detail"]
+
+
 def test_progress_and_review_queue_equal_the_database(env: Env) -> None:
     eas = env.generate()
     env.generate(NEIGHBOUR)
