@@ -195,10 +195,9 @@ async def sign_in(
     No database connection is held while the password is checked (argon2 takes tens of
     milliseconds by design, and a burst of sign-ins would otherwise hold the whole pool)."""
     async with pool.connection() as conn:
+        # (the web role cannot read stored hashes: one active user's, through a function)
         cur = await conn.execute(
-            "SELECT name, role, scope, password_hash FROM app_user"
-            " WHERE name = %s AND NOT disabled",
-            (name,),
+            "SELECT name, role, scope, password_hash FROM user_password(%s)", (name,)
         )
         row = await cur.fetchone()
     encoded = row[3] if row else None
@@ -261,7 +260,7 @@ async def users_with_tokens(conn: psycopg.AsyncConnection) -> list[dict[str, Any
     """Every user with their live tokens (ids, labels, dates; never the tokens)."""
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
-            "SELECT u.name, u.role, u.scope, u.disabled, u.password_hash IS NOT NULL AS"
+            "SELECT u.name, u.role, u.scope, u.disabled, u.password_changed_at IS NOT NULL AS"
             " has_password, u.created_at, coalesce(json_agg(json_build_object('id', t.id,"
             " 'label', t.label, 'created_at', t.created_at, 'expires_at', t.expires_at)"
             " ORDER BY t.id) FILTER (WHERE t.id IS NOT NULL), '[]') AS tokens"
@@ -306,13 +305,17 @@ async def update_user(
     async with conn.transaction():
         cur = await conn.execute(
             "UPDATE app_user SET role = coalesce(%s, role), scope = coalesce(%s, scope),"
-            " disabled = coalesce(%s, disabled), password_hash = coalesce(%s, password_hash),"
-            " password_changed_at = CASE WHEN %s::text IS NULL THEN password_changed_at"
-            " ELSE now() END WHERE name = %s",
-            (role, scope, disabled, digest, digest, name),
+            " disabled = coalesce(%s, disabled) WHERE name = %s",
+            (role, scope, disabled, name),
         )
         if cur.rowcount == 0:
             raise NotFound(said("unknown_user", user=name), parameter="name")
+        if digest:  # (written, never read: the web role cannot read stored hashes)
+            await conn.execute(
+                "UPDATE app_user SET password_hash = %s, password_changed_at = now()"
+                " WHERE name = %s",
+                (digest, name),
+            )
         if digest or disabled:
             await revoke_all(conn, name, by)
 
