@@ -26,7 +26,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from geo_core.text import spreadsheet_safe
 from geo_service.features.model import ItemQuery
-from geo_service.features.sql import features_sql, rows_sql
+from geo_service.features.sql import features_sql, local_statement_timeout, rows_sql
 
 BATCH = 500
 CHUNK = 64 * 1024
@@ -64,10 +64,16 @@ class Spool:
 
 
 async def cursor_batches(
-    pool: AsyncConnectionPool, statement: sql.Composed, params: dict[str, Any]
+    pool: AsyncConnectionPool,
+    statement: sql.Composed,
+    params: dict[str, Any],
+    timeout_ms: int | None = None,
 ) -> AsyncIterator[list[tuple[Any, ...]]]:
-    """Batches of rows from a server-side cursor, so memory stays bounded."""
+    """Batches of rows from a server-side cursor, so memory stays bounded (each statement
+    stopped after `timeout_ms` of database time, when given)."""
     async with pool.connection() as conn, conn.transaction():
+        if timeout_ms is not None:
+            await local_statement_timeout(conn, timeout_ms)
         async with conn.cursor(name="export") as cur:
             await cur.execute(statement, params)
             while batch := await cur.fetchmany(BATCH):
@@ -84,7 +90,9 @@ async def spool_geojson(
     """A FeatureCollection of the query's items; `head` before the features (readers that
     stream want the CRS first), counts and links after them."""
     statement, params = features_sql(query)
-    return await spool_features(pool, statement, params, tail, max_memory, head)
+    return await spool_features(
+        pool, statement, params, tail, max_memory, head, query.statement_timeout_ms
+    )
 
 
 async def spool_features(
@@ -94,6 +102,7 @@ async def spool_features(
     tail: dict[str, Any],
     max_memory: int,
     head: dict[str, Any] | None = None,
+    timeout_ms: int | None = None,
 ) -> Spool:
     """A FeatureCollection from a query whose rows are Features as JSON text."""
     spool = Spool(max_memory)
@@ -101,7 +110,7 @@ async def spool_features(
         members = orjson.dumps({"type": "FeatureCollection", **(head or {})})[:-1]
         spool.write(members + b',"features":[')
         returned = 0
-        async for batch in cursor_batches(pool, statement, params):
+        async for batch in cursor_batches(pool, statement, params, timeout_ms):
             chunk = ",".join(row[0] for row in batch).encode()
             spool.write((b"," + chunk) if returned else chunk)
             returned += len(batch)
@@ -118,7 +127,7 @@ async def spool_csv(
     """CSV in UTF-8 with BOM (so Excel shows Vietnamese names), optional WKT geometry."""
     statement, params = rows_sql(query, wkt=True)
     columns = [*query.selected(), *(["wkt"] if wkt else [])]
-    batches = cursor_batches(pool, statement, params)
+    batches = cursor_batches(pool, statement, params, query.statement_timeout_ms)
     return await spool_csv_rows(batches, columns, lambda row: row if wkt else row[:-1], max_memory)
 
 
@@ -159,7 +168,7 @@ async def geopackage(pool: AsyncConnectionPool, query: ItemQuery, layer: str) ->
     numeric = [name for name in names if query.is_number(name)]
     try:
         written = 0
-        async for batch in cursor_batches(pool, statement, params):
+        async for batch in cursor_batches(pool, statement, params, query.statement_timeout_ms):
             await asyncio.to_thread(
                 _append, path, batch, names, numeric, layer, query.crs.srid, written > 0
             )
