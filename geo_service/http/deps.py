@@ -74,6 +74,10 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "?"
 
 
+async def _renders(services: ServicesDep) -> ConcurrencyLimits:
+    return services.renders
+
+
 async def _basemaps(services: ServicesDep) -> BaseMaps:
     return services.basemaps
 
@@ -97,6 +101,7 @@ Catalogue = Annotated[CollectionCatalogue, Depends(_catalogue)]
 EaOps = Annotated[EaService, Depends(_ea)]
 Downloads = Annotated[DownloadLimits, Depends(_downloads)]
 Aggregates = Annotated[ConcurrencyLimits, Depends(_aggregates)]
+Renders = Annotated[ConcurrencyLimits, Depends(_renders)]
 BaseMapsDep = Annotated[BaseMaps, Depends(_basemaps)]
 UnitTablesDep = Annotated[UnitTables, Depends(_unit_tables)]
 # The client's language for texts in answers (Accept-Language: vi or en; en by default).
