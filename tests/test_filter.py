@@ -226,6 +226,13 @@ def test_filter_crs_and_geometry_in_another_crs(
         ("name = 'x", "cql2-text", 8),
         ("density LIKE 'x%'", "cql2-text", None),
         ("S_INTERSECTS(geometry, POINT(1))", "cql2-text", None),
+        ("S_CROSSES(geometry, LINESTRING(0 0))", "cql2-text", None),  # (a 500 from GEOS)
+        (
+            '{"op": "s_intersects", "args": [{"property": "geometry"},'
+            ' {"type": "LineString", "coordinates": [[105, 21]]}]}',
+            "cql2-json",
+            None,
+        ),
         ('{"op": "=", "args": [{"property": "nosuch"}, 1]}', "cql2-json", "/args/0"),
         ('{"op": "=", "args": [{"property": "name"}]}', "cql2-json", None),
         ("{not json", "cql2-json", None),
