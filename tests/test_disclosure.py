@@ -366,7 +366,7 @@ def test_a_lowered_threshold_publishes_what_it_no_longer_hides(
     their complements) until `disclosure protect --all`: the cells the operator lowered the
     threshold to publish stayed hidden."""
     row = "deaths,Tử vong,Deaths,count,,,,{},,,,,"
-    per_commune = {"00001": 3, "00002": 7, "00003": 20, "00004": 30, "00005": 2}
+    per_commune: dict[str, float] = {"00001": 3, "00002": 7, "00003": 20, "00004": 30, "00005": 2}
     per_commune |= {"00006": 40, "00007": 50}
     _catalogue(country, tmp_path, row.format(5))
     _store(country, "deaths", "a", "commune", _communes_with_total(per_commune, "2023"))
