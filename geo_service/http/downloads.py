@@ -160,7 +160,7 @@ class KeptFileResponse(FileResponse):
         try:
             self._parse_range_header(asked, size)
         except MalformedRangeHeader as exc:
-            problem = exc.content or "not a byte range"
+            problem = (exc.content or "not a byte range").removeprefix("Range header: ")
             raise InvalidParameter(f"Range: {problem}", parameter="Range") from exc
         except Unsatisfiable as exc:
             raise RangeNotSatisfiable(
