@@ -80,5 +80,9 @@ class TooExpensive(GeoServiceError):
     limit of the database): narrowing it helps, retrying it as it is does not."""
 
 
+class RangeNotSatisfiable(GeoServiceError):
+    """A byte range that starts beyond the end of the file asked for."""
+
+
 class Busy(GeoServiceError):
     """The service is at its limit for this kind of request; retry shortly."""

@@ -169,6 +169,12 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     ),
     "user_exists": ("user {user} already exists", "người dùng {user} đã có"),
     "unknown_user": ("there is no user {user}", "không có người dùng {user}"),
+    "unlinkable_user": (
+        "user_name must name an active user, not an administrator, whose scope covers the "
+        "staff member's place",
+        "user_name phải là một người dùng đang hoạt động, không phải quản trị viên, có phạm vi "
+        "bao gồm nơi làm việc của nhân viên",
+    ),
     "admin_only": ("only an administrator may do this", "chỉ quản trị viên được làm việc này"),
 }
 

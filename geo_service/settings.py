@@ -170,6 +170,10 @@ class ServiceSettings(BaseSettings):
     # and per client address at once
     aggregates_at_once: Annotated[int, Field(ge=1)] | None = None
     aggregates_per_client: Annotated[int, Field(ge=1)] = 2
+    # maps and PDFs (map exports, field maps, map books) drawn at once, and per client: each
+    # takes seconds of CPU and hundreds of MB (a map book minutes)
+    renders_at_once: Annotated[int, Field(ge=1)] = 2
+    renders_per_client: Annotated[int, Field(ge=1)] = 1
     # threads for raster work (population-weighted areas, EA estimates), apart from the
     # ones that compress tiles: a few heavy requests cannot starve the rest
     raster_workers: int = 2

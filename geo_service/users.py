@@ -182,6 +182,12 @@ async def _hashing(function: Callable[..., Any], *args: Any) -> Any:
     return await asyncio.get_running_loop().run_in_executor(_HASHING, function, *args)
 
 
+async def hash_password_async(password: str) -> str:
+    """`hash_password` on the hashing threads: call it holding no pooled connection (argon2
+    takes tens of milliseconds by design; a burst would otherwise hold the pool)."""
+    return str(await _hashing(hash_password, password))
+
+
 async def sign_in(
     pool: AsyncConnectionPool, name: str, password: str, ttl: timedelta, label: str
 ) -> tuple[User, str, datetime] | None:
@@ -189,10 +195,9 @@ async def sign_in(
     No database connection is held while the password is checked (argon2 takes tens of
     milliseconds by design, and a burst of sign-ins would otherwise hold the whole pool)."""
     async with pool.connection() as conn:
+        # (the web role cannot read stored hashes: one active user's, through a function)
         cur = await conn.execute(
-            "SELECT name, role, scope, password_hash FROM app_user"
-            " WHERE name = %s AND NOT disabled",
-            (name,),
+            "SELECT name, role, scope, password_hash FROM user_password(%s)", (name,)
         )
         row = await cur.fetchone()
     encoded = row[3] if row else None
@@ -255,7 +260,7 @@ async def users_with_tokens(conn: psycopg.AsyncConnection) -> list[dict[str, Any
     """Every user with their live tokens (ids, labels, dates; never the tokens)."""
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
-            "SELECT u.name, u.role, u.scope, u.disabled, u.password_hash IS NOT NULL AS"
+            "SELECT u.name, u.role, u.scope, u.disabled, u.password_changed_at IS NOT NULL AS"
             " has_password, u.created_at, coalesce(json_agg(json_build_object('id', t.id,"
             " 'label', t.label, 'created_at', t.created_at, 'expires_at', t.expires_at)"
             " ORDER BY t.id) FILTER (WHERE t.id IS NOT NULL), '[]') AS tokens"
@@ -266,10 +271,10 @@ async def users_with_tokens(conn: psycopg.AsyncConnection) -> list[dict[str, Any
 
 
 async def create_user(
-    conn: psycopg.AsyncConnection, name: str, role: str, scope: list[str], password: str
+    conn: psycopg.AsyncConnection, name: str, role: str, scope: list[str], digest: str
 ) -> None:
-    """A new user who signs in with the password."""
-    digest = await asyncio.to_thread(hash_password, password)
+    """A new user who signs in with the password `digest` is the hash of (hashed before
+    a connection is taken: `hash_password_async`)."""
     try:
         async with conn.transaction():
             await conn.execute(
@@ -291,30 +296,36 @@ async def update_user(
     role: str | None,
     scope: list[str] | None,
     disabled: bool | None,
-    password: str | None,
+    digest: str | None,
     by: str,
 ) -> None:
-    """Change a user's role, scope, state or password; a new password or a disabled user
-    revokes their tokens (a lost device or a leaver keeps no access)."""
-    digest = await asyncio.to_thread(hash_password, password) if password else None
+    """Change a user's role, scope, state or password (`digest`: the new one's hash); a new
+    password or a disabled user revokes their tokens (a lost device or a leaver keeps no
+    access)."""
     async with conn.transaction():
         cur = await conn.execute(
             "UPDATE app_user SET role = coalesce(%s, role), scope = coalesce(%s, scope),"
-            " disabled = coalesce(%s, disabled), password_hash = coalesce(%s, password_hash),"
-            " password_changed_at = CASE WHEN %s::text IS NULL THEN password_changed_at"
-            " ELSE now() END WHERE name = %s",
-            (role, scope, disabled, digest, digest, name),
+            " disabled = coalesce(%s, disabled) WHERE name = %s",
+            (role, scope, disabled, name),
         )
         if cur.rowcount == 0:
             raise NotFound(said("unknown_user", user=name), parameter="name")
+        if digest:  # (written, never read: the web role cannot read stored hashes)
+            await conn.execute(
+                "UPDATE app_user SET password_hash = %s, password_changed_at = now()"
+                " WHERE name = %s",
+                (digest, name),
+            )
         if digest or disabled:
             await revoke_all(conn, name, by)
 
 
 async def user_row(conn: psycopg.AsyncConnection, name: str) -> dict[str, Any] | None:
-    """A user's role and scope, or None."""
+    """A user's role, scope and state, or None."""
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute("SELECT name, role, scope FROM app_user WHERE name = %s", (name,))
+        await cur.execute(
+            "SELECT name, role, scope, disabled FROM app_user WHERE name = %s", (name,)
+        )
         return await cur.fetchone()
 
 

@@ -568,6 +568,15 @@ def protect_group(
     if warm and before:
         cells = s.stored_cells([np.array([r[i] for r in before], dtype=object) for i in range(5)])
         start = {int(c): r[5] for c, r in zip(cells, before, strict=True) if c >= 0}
+        # A cell hidden by its own rule that the rules no longer hide (a lowered threshold):
+        # the last pattern protected what needs no protection now. Kept, it would stay
+        # hidden with its complements until `protect --all`; the operator lowered the
+        # threshold to publish it, so the group is chosen again from scratch.
+        if any(
+            reason == "primary" and cell < s.n_cells and not table.primary[cell]
+            for cell, reason in start.items()
+        ):
+            return protect_group(conn, codes, solver, warm=False)
     # (from scratch: every system solved again, nothing taken from earlier protections)
     solved = _solved(conn, codes) if warm else {}
     pattern = choose_pattern(table, solver, solved, start)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -438,6 +439,52 @@ def test_a_burst_of_sign_ins_is_cut_at_the_limit_and_holds_no_connection(
         assert reads == [200] * 5
 
 
+def test_an_admin_creating_users_hashes_their_passwords_holding_no_connection(
+    demo_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """argon2 takes tens of milliseconds by design: run while the request holds a pooled
+    connection, a burst of user creations (or password resets) held the pool like the
+    sign-in burst did. With a pool of one, the hashing must find that one connection free."""
+    import geo_service.users as users
+
+    settings = ServiceSettings(home=tmp_path, pool_min_size=1, pool_max_size=1)
+    app = create_app(settings, db_url=demo_db)
+    free_while_hashing: list[int] = []
+    hash_password = users.hash_password
+
+    def watched(password: str) -> str:
+        # (a connection given back is checked by the pool before it is lent again: wait
+        # for that, never for the request to end)
+        for _ in range(200):
+            if app.state.services.pool.get_stats()["pool_available"]:
+                break
+            time.sleep(0.01)
+        free_while_hashing.append(app.state.services.pool.get_stats()["pool_available"])
+        return hash_password(password)
+
+    monkeypatch.setattr(users, "hash_password", watched)
+    with psycopg.connect(demo_db, autocommit=True) as conn:
+        admin = {"Authorization": f"Bearer {add_user(conn, 'adm', 'admin', [])}"}
+    with TestClient(app) as client:
+        made = client.post(
+            "/admin/users",
+            json={"name": "hoa", "role": "viewer", "scope": [], "password": "hoa pw 2029"},
+            headers=admin,
+        )
+        assert made.status_code == 201, made.text
+        reset = client.patch("/admin/users/hoa", json={"password": "new pw 2029"}, headers=admin)
+        assert reset.status_code == 200, reset.text
+        signed = client.post("/users/sign-in", json={"name": "hoa", "password": "new pw 2029"})
+        assert signed.status_code == 200, signed.text
+        # (an anonymous request is refused before any hashing)
+        anonymous = client.post(
+            "/admin/users",
+            json={"name": "lan", "role": "viewer", "scope": [], "password": "lan pw 2029"},
+        )
+        assert anonymous.status_code == 401
+    assert free_while_hashing == [1, 1]
+
+
 # ---- organisation ----
 
 
@@ -613,6 +660,33 @@ def test_staff_phones_and_user_names_are_for_signed_in_readers_only(env: Env) ->
     assert all(m["phone"] is None and m["user_name"] is None for m in anonymous)
     signed_in = members(env.auth("outsider"))
     assert all(m["phone"] == "+84 912 345 678" and m["user_name"] == "ed" for m in signed_in)
+
+
+def test_linking_staff_to_an_account_does_not_tell_which_user_names_exist(env: Env) -> None:
+    """An editor adding staff with a user_name got "there is no user X" for names that do
+    not exist and a 201 or another answer for those that do: a probe of every user name
+    (the administrators' first). Now every account that cannot be linked gets one answer."""
+    with psycopg.connect(env.url, autocommit=True) as conn:
+        add_user(conn, "gone", "editor", ["01"])
+    env.sql("UPDATE app_user SET disabled = true WHERE name = 'gone'")
+
+    def link(code: str, user_name: str) -> Any:
+        body = {"code": code, "name": "Trần Văn A", "role": "enumerator", "scope": COMMUNE}
+        return env.client.post(
+            "/census/2029/staff", json={**body, "user_name": user_name}, headers=env.auth("editor")
+        )
+
+    refusals = [link(f"E{i}", name) for i, name in enumerate(("nobody", "adm", "out", "gone"))]
+    assert {r.status_code for r in refusals} == {400}
+    assert len({r.text for r in refusals}) == 1 and "nobody" not in refusals[0].text
+    assert refusals[0].json()["parameter"] == "user_name"
+    assert link("E9", "sup").status_code == 201  # (an active supervisor of the province)
+    vietnamese = env.client.post(
+        "/census/2029/staff",
+        json={"code": "E8", "name": "A", "role": "enumerator", "scope": COMMUNE, "user_name": "x"},
+        headers=env.auth("editor", "vi"),
+    )
+    assert "người dùng" in vietnamese.json()["detail"]
 
 
 def test_progress_and_review_queue_equal_the_database(env: Env) -> None:

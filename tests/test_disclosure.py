@@ -357,3 +357,30 @@ def test_a_carried_over_series_is_protected_again_when_the_threshold_rises(
         ]
     ]
     _assert_safe(country, equations, [("hiv", "a", "province", "01", "2022")])
+
+
+def test_a_lowered_threshold_publishes_what_it_no_longer_hides(
+    country: psycopg.Connection, tmp_path: Path
+) -> None:
+    """Lowering suppress_below kept the old, wider pattern (the former primary cells and
+    their complements) until `disclosure protect --all`: the cells the operator lowered the
+    threshold to publish stayed hidden."""
+    row = "deaths,Tử vong,Deaths,count,,,,{},,,,,"
+    per_commune: dict[str, float] = {"00001": 3, "00002": 7, "00003": 20, "00004": 30, "00005": 2}
+    per_commune |= {"00006": 40, "00007": 50}
+    _catalogue(country, tmp_path, row.format(5))
+    _store(country, "deaths", "a", "commune", _communes_with_total(per_commune, "2023"))
+    _store(country, "deaths", "a", "province", _province_totals(per_commune, "2023"))
+    small = ("deaths", "a", "commune", "00001", "2023")
+    smallest = ("deaths", "a", "commune", "00005", "2023")
+    hidden_before = {k for k, v in _published(country).items() if v is None}
+    assert {small, smallest} < hidden_before  # (and complements)
+    _catalogue(country, tmp_path, row.format(3))  # 3 is no longer below the threshold
+    published = _published(country)
+    assert published[small] == 3 and published[smallest] is None
+    hidden_after = {k for k, v in published.items() if v is None}
+    assert hidden_after < hidden_before
+    _assert_safe(country, _hierarchy("deaths", ["2023"]), [smallest])
+    # exactly what a protection from scratch chooses
+    refresh(country, everything=True)
+    assert _published(country) == published

@@ -393,6 +393,64 @@ def test_the_service_works_as_a_role_that_cannot_change_the_schema(demo_copy: st
             )
 
 
+def _send(
+    url: str, method: str, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        method=method,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc)
+
+
+def test_the_service_role_cannot_read_password_hashes(demo_copy: str) -> None:
+    login = f"web_{uuid.uuid4().hex[:8]}"
+    parts = urlsplit(demo_copy)
+    with psycopg.connect(demo_copy, autocommit=True) as conn:
+        conn.execute(
+            psql.SQL("CREATE ROLE {} LOGIN PASSWORD 'web-pass' IN ROLE geo_service_app").format(
+                psql.Identifier(login)
+            )
+        )
+        admin = {"Authorization": f"Bearer {add_user(conn, 'boss', 'admin', [])}"}
+    restricted = f"postgresql://{login}:web-pass@{parts.hostname}:{parts.port}{parts.path}"
+    try:
+        with psycopg.connect(restricted, autocommit=True) as conn:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("SELECT password_hash FROM app_user")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("SELECT * FROM app_user")
+        # (as deployed: every user and password route still works as that login)
+        with serve(demo_copy, GEO_SERVICE_APP_DATABASE_URL=restricted) as base:
+            user = {"name": "hoa", "role": "viewer", "scope": [], "password": "hoa pw 2029"}
+            assert _send(f"{base}/admin/users", "POST", user, admin)[0] == 201
+            signed = _send(f"{base}/users/sign-in", "POST", {**user, "label": "tablet"})
+            assert signed[0] == 200 and signed[1]["user"]["name"] == "hoa"
+            wrong = _send(f"{base}/users/sign-in", "POST", {"name": "hoa", "password": "x" * 9})
+            assert wrong[0] == 401
+            reset = _send(f"{base}/admin/users/hoa", "PATCH", {"password": "new pw 2029"}, admin)
+            assert reset[0] == 200
+            again = {"name": "hoa", "password": "new pw 2029"}
+            assert _send(f"{base}/users/sign-in", "POST", again)[0] == 200
+            status, listed = _get(f"{base}/admin/users", headers=admin)
+            entries = {u["name"]: u for u in json.loads(listed)["users"]}
+            assert status == 200 and entries["hoa"]["has_password"] is True
+            assert entries["boss"]["has_password"] is False
+    finally:
+        with psycopg.connect(demo_copy, autocommit=True) as conn:
+            conn.execute(
+                psql.SQL("DROP OWNED BY {}; DROP ROLE {}").format(
+                    psql.Identifier(login), psql.Identifier(login)
+                )
+            )
+
+
 def _rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):

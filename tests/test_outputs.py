@@ -641,3 +641,63 @@ def test_odd_output_requests_get_4xx_never_5xx(client: TestClient) -> None:
         answer = client.get(path, params=params)
         assert 400 <= answer.status_code < 500, (path, params, answer.status_code, answer.text)
         assert answer.json().get("detail"), (path, params)
+
+
+def test_pages_are_drawn_a_few_at_once_and_hold_no_connection(
+    demo_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """24 anonymous map exports at once held every pooled connection while they waited for
+    drawing threads (2-6 s of CPU and ~400 MB each): others' items waited 6.6 s and 7 of the
+    exports got 503 'database not available'. Pages are now drawn a few at once, one per
+    client, without a connection; the rest are refused naming the limit."""
+    import threading
+
+    import geo_service.outputs.maps as maps_outputs
+
+    settings = ServiceSettings(
+        home=tmp_path,
+        pool_min_size=1,
+        pool_max_size=1,
+        pool_timeout_s=1,
+        renders_at_once=1,
+        trusted_proxies="127.0.0.1",
+    )
+    app = create_app(settings, db_url=demo_db)
+    drawing, release = threading.Event(), threading.Event()
+    free_while_drawing: list[int] = []
+    draw = maps_outputs._draw
+
+    def held_draw(*args: Any) -> Any:
+        for _ in range(200):  # (a connection given back is checked before it is lent again)
+            if app.state.services.pool.get_stats()["pool_available"]:
+                break
+            release.wait(0.01)
+        free_while_drawing.append(app.state.services.pool.get_stats()["pool_available"])
+        drawing.set()
+        release.wait(60)
+        return draw(*args)
+
+    monkeypatch.setattr(maps_outputs, "_draw", held_draw)
+    params = {"collection": "province-2025", "indicator": "density", "format": "png"}
+
+    def export(address: str) -> Any:
+        return client.get("/maps/export", params=params, headers={"X-Forwarded-For": address})
+
+    with TestClient(app, client=("127.0.0.1", 50000)) as client:
+        results: list[Any] = []
+        first = threading.Thread(target=lambda: results.append(export("203.0.113.1")))
+        first.start()
+        try:
+            assert drawing.wait(60)
+            same_client = export("203.0.113.1")
+            assert same_client.status_code == 429 and same_client.json()["parameter"] == "limit"
+            other_client = export("203.0.113.2")
+            assert other_client.status_code == 503 and other_client.json()["limit"] == 1
+            # meanwhile the one pooled connection serves others
+            items = client.get("/collections/province-2025/items", params={"limit": 1})
+            assert items.status_code == 200
+        finally:
+            release.set()
+            first.join(120)
+    assert results[0].status_code == 200 and results[0].content[:4] == b"\x89PNG"
+    assert free_while_drawing == [1]

@@ -18,7 +18,7 @@ from geo_service.ea import sql
 from geo_service.ea.rules import EaRules
 from geo_service.ea.service import Commune, authorise, commune_of, etag
 from geo_service.messages import Said, said
-from geo_service.users import User
+from geo_service.users import User, user_row
 
 Row = dict[str, Any]
 _STAFF_CODE = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
@@ -96,6 +96,8 @@ async def add_staff(
     """A new enumerator or supervisor in the user's scope."""
     values = _staff_values(body, census_round)
     await _check_scope_code(conn, user, values["scope"])
+    if values["user_name"] is not None:
+        await _check_account(conn, values["scope"], values["user_name"])
     try:
         async with conn.transaction():
             return await sql.insert_staff(conn, values)
@@ -103,10 +105,23 @@ async def add_staff(
         raise Conflict(
             said("staff_exists", staff=values["code"], round=census_round), parameter="code"
         ) from exc
-    except psycopg.errors.ForeignKeyViolation as exc:
-        raise InvalidParameter(
-            said("unknown_user", user=values["user_name"]), parameter="user_name"
-        ) from exc
+    except psycopg.errors.ForeignKeyViolation as exc:  # (removed meanwhile)
+        raise InvalidParameter(said("unlinkable_user"), parameter="user_name") from exc
+
+
+async def _check_account(conn: psycopg.AsyncConnection, scope: str, name: str) -> None:
+    """A staff member's account is an active user, not an administrator, whose scope covers
+    the staff member's place. Whatever the reason it is not, the answer is the same: an
+    editor cannot learn from it which user names exist."""
+    account = await user_row(conn, name)
+    province = scope if len(scope) == 2 else (await commune_of(conn, scope, None, "scope")).province
+    if (
+        account is None
+        or account["disabled"]
+        or account["role"] == "admin"
+        or not {scope, province} & set(account["scope"])
+    ):
+        raise InvalidParameter(said("unlinkable_user"), parameter="user_name")
 
 
 async def remove_staff(

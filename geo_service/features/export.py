@@ -21,12 +21,12 @@ from typing import Any
 import geopandas as gpd
 import orjson
 import shapely
-from psycopg import sql
+from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool
 
 from geo_core.text import spreadsheet_safe
 from geo_service.features.model import ItemQuery
-from geo_service.features.sql import features_sql, rows_sql
+from geo_service.features.sql import features_sql, local_statement_timeout, rows_sql
 
 BATCH = 500
 CHUNK = 64 * 1024
@@ -67,22 +67,37 @@ async def cursor_batches(
     pool: AsyncConnectionPool,
     statement: sql.Composed,
     params: dict[str, Any],
+    timeout_ms: int | None = None,
     at_most: int | None = None,
 ) -> AsyncIterator[list[tuple[Any, ...]]]:
-    """Batches of rows from a server-side cursor, so memory stays bounded; a query of at most
-    one batch of rows (`at_most`) is read in one round trip instead."""
+    """Batches of rows from a server-side cursor, so memory stays bounded (each statement
+    stopped after `timeout_ms` of database time, when given); a query of at most one batch
+    of rows (`at_most`) is read in one round trip instead (two more with a timeout)."""
     if at_most is not None and at_most <= BATCH:
         async with pool.connection() as conn:
-            # (never prepared: a generic plan over the disclosure view can be far slower)
-            cur = await conn.execute(statement, params, prepare=False)
-            if rows := await cur.fetchall():
-                yield rows
+            rows = await _all_rows(conn, statement, params, timeout_ms)
+        if rows:
+            yield rows
         return
     async with pool.connection() as conn, conn.transaction():
+        if timeout_ms is not None:
+            await local_statement_timeout(conn, timeout_ms)
         async with conn.cursor(name="export") as cur:
             await cur.execute(statement, params)
             while batch := await cur.fetchmany(BATCH):
                 yield batch
+
+
+async def _all_rows(
+    conn: AsyncConnection, statement: sql.Composed, params: dict[str, Any], timeout_ms: int | None
+) -> list[tuple[Any, ...]]:
+    """Every row of a small query (never prepared: a generic plan over the disclosure view
+    can be far slower), stopped after `timeout_ms` of database time when given."""
+    if timeout_ms is None:
+        return await (await conn.execute(statement, params, prepare=False)).fetchall()
+    async with conn.transaction():
+        await local_statement_timeout(conn, timeout_ms)
+        return await (await conn.execute(statement, params, prepare=False)).fetchall()
 
 
 async def spool_geojson(
@@ -95,7 +110,9 @@ async def spool_geojson(
     """A FeatureCollection of the query's items; `head` before the features (readers that
     stream want the CRS first), counts and links after them."""
     statement, params = features_sql(query)
-    return await spool_features(pool, statement, params, tail, max_memory, head, query.limit)
+    return await spool_features(
+        pool, statement, params, tail, max_memory, head, query.statement_timeout_ms, query.limit
+    )
 
 
 async def spool_features(
@@ -105,6 +122,7 @@ async def spool_features(
     tail: dict[str, Any],
     max_memory: int,
     head: dict[str, Any] | None = None,
+    timeout_ms: int | None = None,
     at_most: int | None = None,
 ) -> Spool:
     """A FeatureCollection from a query whose rows are Features as JSON text (at most
@@ -114,7 +132,7 @@ async def spool_features(
         members = orjson.dumps({"type": "FeatureCollection", **(head or {})})[:-1]
         spool.write(members + b',"features":[')
         returned = 0
-        async for batch in cursor_batches(pool, statement, params, at_most):
+        async for batch in cursor_batches(pool, statement, params, timeout_ms, at_most):
             chunk = ",".join(row[0] for row in batch).encode()
             spool.write((b"," + chunk) if returned else chunk)
             returned += len(batch)
@@ -131,7 +149,7 @@ async def spool_csv(
     """CSV in UTF-8 with BOM (so Excel shows Vietnamese names), optional WKT geometry."""
     statement, params = rows_sql(query, wkt=True)
     columns = [*query.selected(), *(["wkt"] if wkt else [])]
-    batches = cursor_batches(pool, statement, params)
+    batches = cursor_batches(pool, statement, params, query.statement_timeout_ms)
     return await spool_csv_rows(batches, columns, lambda row: row if wkt else row[:-1], max_memory)
 
 
@@ -172,7 +190,7 @@ async def geopackage(pool: AsyncConnectionPool, query: ItemQuery, layer: str) ->
     numeric = [name for name in names if query.is_number(name)]
     try:
         written = 0
-        async for batch in cursor_batches(pool, statement, params):
+        async for batch in cursor_batches(pool, statement, params, query.statement_timeout_ms):
             await asyncio.to_thread(
                 _append, path, batch, names, numeric, layer, query.crs.srid, written > 0
             )

@@ -553,7 +553,14 @@ class _Checker:
                 geometry: BaseGeometry = box(float(x0), float(y0), float(x1), float(y1))
             else:
                 geometry = shape(node)
-        except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+        except (
+            ValueError,
+            TypeError,
+            KeyError,
+            AttributeError,
+            IndexError,
+            shapely.errors.GEOSException,  # (GEOS refuses it: a one-point line)
+        ) as exc:
             self.fail(f"not a valid geometry: {exc}", path, "BBOX", "POINT", "POLYGON")
         coordinates = shapely.get_coordinates(geometry)
         self.vertices += len(coordinates)

@@ -73,6 +73,8 @@ class ItemQuery:
     in_force: bool = True  # False: `datetime` is outside the vintage's validity, no items
     filter: Filter | None = None  # (Part 3) a checked CQL2 filter
     filter_crs: OutputCrs = WGS84_LONLAT  # of the filter's geometries
+    # database time each statement of the query may take (None: the connection's own)
+    statement_timeout_ms: int | None = None
 
     def property_names(self) -> list[str]:
         """Every property this query can return, in output order."""

@@ -521,6 +521,11 @@ async def statement_time_limit(
         await conn.execute("SELECT set_config('statement_timeout', %s, false)", (previous,))
 
 
+async def local_statement_timeout(conn: psycopg.AsyncConnection, milliseconds: int) -> None:
+    """A lower statement timeout until the end of the current transaction."""
+    await conn.execute("SELECT set_config('statement_timeout', %s, true)", (str(milliseconds),))
+
+
 async def area_km2(conn: psycopg.AsyncConnection, wkb: bytes) -> float:
     """The geodesic area of a lon/lat polygon, in km²."""
     cur = await conn.execute("SELECT ST_Area(ST_GeomFromWKB(%s, 4326)::geography) / 1e6", (wkb,))

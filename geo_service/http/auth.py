@@ -110,6 +110,26 @@ async def administrator(user: MaybeUser) -> User:
     return user
 
 
+async def _authenticate_briefly(request: Request, services: Services) -> User | None:
+    """The token's user, checked on a pooled connection that is given back at once."""
+    if not request.headers.get("authorization"):
+        return None
+    async with services.pool.connection() as conn:
+        return await _authenticate(request, conn, services)
+
+
+async def administrator_released(request: Request, services: ServicesDep) -> User:
+    """An admin, authenticated holding no connection afterwards: for routes that work a
+    while without the database (hashing a password)."""
+    return await administrator(await _authenticate_briefly(request, services))
+
+
+async def reader_released(request: Request, services: ServicesDep) -> User | None:
+    """A reader (as `reader`), authenticated holding no connection afterwards: for routes
+    that work a while without the database (drawing a PDF)."""
+    return await reader(await _authenticate_briefly(request, services), services)
+
+
 async def signed_in(user: MaybeUser) -> User:
     """Any signed-in user."""
     if user is None:
@@ -119,5 +139,7 @@ async def signed_in(user: MaybeUser) -> User:
 
 Writer = Annotated[User, Depends(writer)]
 Admin = Annotated[User, Depends(administrator)]
+AdminReleased = Annotated[User, Depends(administrator_released)]
+ReaderReleased = Annotated[User | None, Depends(reader_released)]
 SignedIn = Annotated[User, Depends(signed_in)]
 Reader = Annotated[User | None, Depends(reader)]

@@ -90,6 +90,10 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "?"
 
 
+async def _renders(services: ServicesDep) -> ConcurrencyLimits:
+    return services.renders
+
+
 async def _basemaps(services: ServicesDep) -> BaseMaps:
     return services.basemaps
 
@@ -117,6 +121,7 @@ Catalogue = Annotated[CollectionCatalogue, Depends(_catalogue)]
 EaOps = Annotated[EaService, Depends(_ea)]
 Downloads = Annotated[DownloadLimits, Depends(_downloads)]
 Aggregates = Annotated[ConcurrencyLimits, Depends(_aggregates)]
+Renders = Annotated[ConcurrencyLimits, Depends(_renders)]
 BaseMapsDep = Annotated[BaseMaps, Depends(_basemaps)]
 UnitTablesDep = Annotated[UnitTables, Depends(_unit_tables)]
 PageVintagesDep = Annotated[PageVintages, Depends(_page_vintages)]

@@ -4,6 +4,7 @@ send a spooled body or a built file (with a timeout on every write to the client
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -12,9 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from fastapi.responses import FileResponse, StreamingResponse
+from starlette.datastructures import Headers
+from starlette.responses import MalformedRangeHeader
+from starlette.responses import RangeNotSatisfiable as Unsatisfiable
 from starlette.types import Receive, Scope, Send
 
-from geo_core.errors import Busy, TooManyRequests
+from geo_core.errors import Busy, InvalidParameter, RangeNotSatisfiable, TooManyRequests
 from geo_service.features.export import Spool
 
 Release = Callable[[], None]
@@ -142,11 +146,44 @@ class KeptFileResponse(FileResponse):
         self.release, self.send_timeout_s = release, send_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Send the file (or the ranges asked for), dropping a client that stops reading."""
+        """Send the file (or the ranges asked for), dropping a client that stops reading; a
+        Range the file cannot answer is a domain error (raised before anything is sent, so
+        the error handlers answer it in JSON, like every other refusal)."""
         try:
+            self.stat_result = await asyncio.to_thread(os.stat, self.path)
+            self.set_stat_headers(self.stat_result)  # (the validators If-Range compares)
+            self._check_range(scope)
             await super().__call__(scope, receive, _timed(send, self.send_timeout_s, self.release))
         finally:
             self.release()
+
+    def _check_range(self, scope: Scope) -> None:
+        """Refuse a Range header that cannot be served. A range unit other than bytes is
+        ignored, as RFC 9110 requires: the whole file is sent."""
+        headers = Headers(scope=scope)
+        asked, if_range = headers.get("range"), headers.get("if-range")
+        if (
+            asked is None
+            or scope["method"].upper() not in ("GET", "HEAD")
+            or (if_range is not None and not self._should_use_range(if_range))
+        ):
+            return
+        if asked.split("=", 1)[0].strip().lower() != "bytes":
+            scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"range"]
+            return
+        assert self.stat_result is not None
+        size = self.stat_result.st_size
+        try:
+            self._parse_range_header(asked, size)
+        except MalformedRangeHeader as exc:
+            problem = (exc.content or "not a byte range").removeprefix("Range header: ")
+            raise InvalidParameter(f"Range: {problem}", parameter="Range") from exc
+        except Unsatisfiable as exc:
+            raise RangeNotSatisfiable(
+                f"Range: the file has {size} bytes; no range asked for starts inside it",
+                parameter="Range",
+                size=size,
+            ) from exc
 
 
 class TemporaryFileResponse(KeptFileResponse):

@@ -26,6 +26,7 @@ from geo_core.errors import (
     PayloadTooLarge,
     PreconditionFailed,
     PreconditionRequired,
+    RangeNotSatisfiable,
     TooExpensive,
     TooManyAttempts,
     TooManyRequests,
@@ -49,6 +50,7 @@ STATUS: dict[type[GeoServiceError], int] = {
     Conflict: 409,
     PreconditionFailed: 412,
     PayloadTooLarge: 413,
+    RangeNotSatisfiable: 416,
     Unprocessable: 422,
     TooExpensive: 422,
     PreconditionRequired: 428,
@@ -147,7 +149,10 @@ def _retry_after(exc: GeoServiceError) -> dict[str, str] | None:
 
 
 def _domain_error_body(request: Request, exc: GeoServiceError) -> JSONResponse:
-    return _error_response(request, status_of(exc), error_body(exc), _retry_after(exc))
+    headers = _retry_after(exc)
+    if isinstance(exc, RangeNotSatisfiable):  # (RFC 9110: the length the ranges missed)
+        headers = {"Content-Range": f"bytes */{exc.details.get('size', '*')}"}
+    return _error_response(request, status_of(exc), error_body(exc), headers)
 
 
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:

@@ -51,6 +51,12 @@ class Services:
             settings.aggregates_per_client,
             settings.pool_timeout_s,
         )
+        self.renders = ConcurrencyLimits(
+            "maps or PDFs drawn",
+            settings.renders_at_once,
+            settings.renders_per_client,
+            settings.pool_timeout_s,
+        )
         # base map files are opened (and a bad one named in the log) when the app is built
         self.basemaps = BaseMaps(settings)
         self.files = BuiltFiles(settings.home / "downloads", settings.download_cache_mb << 20)

@@ -368,11 +368,19 @@ async def field_map(
     conn: psycopg.AsyncConnection, ea_row: dict[str, Any], settings: ServiceSettings, lang: str
 ) -> bytes:
     """The field map of an EA (its row as `ea.service.fetch` gives it)."""
+    sheet = await field_map_sheet(conn, ea_row, settings, lang)
+    return await asyncio.to_thread(field_map_pdf, sheet, ea_row["code"])
+
+
+async def field_map_sheet(
+    conn: psycopg.AsyncConnection, ea_row: dict[str, Any], settings: ServiceSettings, lang: str
+) -> CommuneSheet:
+    """What an EA's field map is drawn from (drawing it, `field_map_pdf`, needs no
+    connection)."""
     geom = shapely.from_geojson(ea_row["geometry"])
     x0, y0, x1, y1 = geom.bounds
     pad = max(x1 - x0, y1 - y0) * 0.5 + 0.001
     around = (x0 - pad, y0 - pad, x1 + pad, y1 + pad)
-    sheet = await commune_sheet(
+    return await commune_sheet(
         conn, ea_row["commune_code"], ea_row["census_round"], settings, lang, around
     )
-    return await asyncio.to_thread(field_map_pdf, sheet, ea_row["code"])

@@ -135,11 +135,36 @@ def _bounds(geoms: list[Any]) -> tuple[float, float, float, float]:
     return float(x0), float(y0), float(x1), float(y1)
 
 
+@dataclass(frozen=True)
+class PreparedMap:
+    """What a page is drawn from, gathered from the database (drawing needs none)."""
+
+    request: ExportRequest
+    body: dict[str, Any]
+    meta: dict[str, Any]
+    units: list[tuple[str, str, Any]]
+    size: tuple[float, float]
+    settings: ServiceSettings
+
+
 async def export_map(
     conn: psycopg.AsyncConnection, request: ExportRequest, settings: ServiceSettings
 ) -> ExportedMap:
     """Gather the classes, values and geometry, then draw and render the page (in a worker
     thread)."""
+    return await draw_map(await prepare_map(conn, request, settings))
+
+
+async def draw_map(prepared: PreparedMap) -> ExportedMap:
+    """Draw and render a gathered page in a worker thread (hold no connection meanwhile)."""
+    p = prepared
+    return await asyncio.to_thread(_draw, p.request, p.body, p.meta, p.units, p.size, p.settings)
+
+
+async def prepare_map(
+    conn: psycopg.AsyncConnection, request: ExportRequest, settings: ServiceSettings
+) -> PreparedMap:
+    """The classes, values and geometry of a page."""
     q, lang = request.query, request.lang
     check_page(request.layout, request.orientation, request.fmt, lang)
     body = await choropleth_body(
@@ -161,7 +186,7 @@ async def export_map(
         level, vintage = q.collection.split("-", 1)
         parent = await features.unit_header(conn, vintage, None, q.within, above=level)
         body["within_name"] = f"{parent['name']} ({q.within})" if parent else q.within
-    return await asyncio.to_thread(_draw, request, body, meta, units, (width, height), settings)
+    return PreparedMap(request, body, meta, units, (width, height), settings)
 
 
 def _texts(request: ExportRequest, body: dict[str, Any], meta: dict[str, Any]) -> carto.Sheet:

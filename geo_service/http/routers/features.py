@@ -20,7 +20,8 @@ from geo_service.features.files import selection_key
 from geo_service.features.filter import MAX_CHARACTERS
 from geo_service.features.model import Collection, ItemQuery
 from geo_service.features.query import RawItemParams, build_item_query
-from geo_service.features.sql import count_items, feature_json
+from geo_service.features.sql import count_items, feature_json, statement_time_limit
+from geo_service.http.auth import optional_user
 from geo_service.http.deps import (
     Catalogue,
     Conn,
@@ -461,7 +462,15 @@ async def items(
             async with pool.connection() as conn:
                 found = await catalogue.get(conn, collectionId)
                 query = await build_item_query(conn, found, raw, await catalogue.srids(conn))
-                matched = await count_items(conn, query)
+                # (an anonymous filter gets the anonymous database time, as drawn areas do:
+                # a costly one is refused sooner)
+                if (
+                    query.filter is not None
+                    and await optional_user(request, conn, services) is None
+                ):
+                    query.statement_timeout_ms = settings.anonymous_statement_timeout_ms
+                async with statement_time_limit(conn, query.statement_timeout_ms):
+                    matched = await count_items(conn, query)
             headers = {"Content-Crs": f"<{query.crs.uri}>", "Vary": "Accept"}
             if fmt in ("csv", "gpkg"):
                 headers |= _download_headers(request, offset, limit, matched)

@@ -16,8 +16,8 @@ from geo_core.text import CODE, NUMBERS, check_text
 from geo_service.ea import sql as ea_sql
 from geo_service.ea.service import fetch
 from geo_service.features.query import parse_bbox
-from geo_service.http.auth import Reader
-from geo_service.http.deps import Conn, Downloads, Pool, Settings, client_address
+from geo_service.http.auth import ReaderReleased
+from geo_service.http.deps import Downloads, Pool, Renders, Settings, client_address
 from geo_service.http.downloads import (
     DownloadLimits,
     SpooledResponse,
@@ -108,7 +108,9 @@ async def ea_download(
     responses={200: {"content": {"image/png": _BINARY, "application/pdf": _BINARY}}},
 )
 async def map_export(
-    conn: Conn,
+    request: Request,
+    pool: Pool,
+    renders: Renders,
     settings: Settings,
     collection: maps.Collection,
     indicator: maps.Indicator,
@@ -149,7 +151,7 @@ async def map_export(
     in full before it is sent."""
     maps_outputs.check_page(layout, orientation, format, lang)
     frame = _extent(extent) if extent else None
-    request = maps_outputs.ExportRequest(
+    asked = maps_outputs.ExportRequest(
         maps._query(collection, indicator, period, compare, compare_vintage, change, within, bbox),
         method,
         k,
@@ -163,7 +165,11 @@ async def map_export(
         check_text(title, "title", 200) if title else None,
         labels,
     )
-    made = await maps_outputs.export_map(conn, request, settings)
+    # (a few pages drawn at once, each client one; no connection held while drawing)
+    async with renders.slot(client_address(request)):
+        async with pool.connection() as conn:
+            prepared = await maps_outputs.prepare_map(conn, asked, settings)
+        made = await maps_outputs.draw_map(prepared)
     name = f"{indicator}-{collection}-{layout}.{format}"
     return Response(
         made.content,
@@ -206,18 +212,24 @@ Lang = Annotated[Literal["vi", "en"], Query(description="the page's language")]
 )
 async def ea_field_map(
     featureId: Annotated[int, Path(ge=1, le=2**63 - 1, description="the EA's id")],
-    conn: Conn,
-    user: Reader,
+    request: Request,
+    pool: Pool,
+    renders: Renders,
+    user: ReaderReleased,
     settings: Settings,
     lang: Lang = "vi",
 ) -> Response:
     """The EA over the loaded roads, rivers and railways, its neighbours with their codes,
     the commune boundary, code, commune, province, households, enumerator and supervisor,
     a boundary description field, scale bar and north arrow."""
-    row = await fetch(conn, featureId)
-    commune = await ea_sql.commune_with_province(conn, row["commune_code"])
-    check_readable(user, settings, row["commune_code"], commune["province"] if commune else None)
-    content = await field_maps.field_map(conn, row, settings, lang)
+    async with renders.slot(f"user {user.name}" if user else client_address(request)):
+        async with pool.connection() as conn:
+            row = await fetch(conn, featureId)
+            commune = await ea_sql.commune_with_province(conn, row["commune_code"])
+            province = commune["province"] if commune else None
+            check_readable(user, settings, row["commune_code"], province)
+            sheet = await field_maps.field_map_sheet(conn, row, settings, lang)
+        content = await asyncio.to_thread(field_maps.field_map_pdf, sheet, row["code"])
     return Response(
         content,
         media_type=PDF,
@@ -234,9 +246,10 @@ async def ea_map_book(
     code: Annotated[str, Path(pattern=r"^\d{5}$", description="the commune's code")],
     request: Request,
     pool: Pool,
-    user: Reader,
+    user: ReaderReleased,
     settings: Settings,
     downloads: Downloads,
+    renders: Renders,
     census_round: Annotated[
         str | None, Query(alias="round", pattern=r"^\d{4}$", description="default: the latest")
     ] = None,
@@ -257,9 +270,11 @@ async def ea_map_book(
                 parameter="round" if census_round else "code",
             )
         sheet = await field_maps.commune_sheet(conn, code, chosen, settings, lang)
-    release = downloads.open(f"user {user.name}" if user else client_address(request))
+    client = f"user {user.name}" if user else client_address(request)
+    release = downloads.open(client)
     try:
-        path = await asyncio.to_thread(field_maps.map_book_file, sheet)
+        async with renders.slot(client):
+            path = await asyncio.to_thread(field_maps.map_book_file, sheet)
     except BaseException:
         release()
         raise

@@ -9,7 +9,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Request
 
 from geo_core.errors import InvalidParameter, NotFound, Unauthorized
-from geo_service.http.auth import Admin, MaybeUser, SignedIn, password_failures, signed_in_from
+from geo_service.http.auth import (
+    Admin,
+    AdminReleased,
+    MaybeUser,
+    SignedIn,
+    password_failures,
+    signed_in_from,
+)
 from geo_service.http.deps import Conn, Pool, ServicesDep
 from geo_service.http.documents import (
     Me,
@@ -26,6 +33,7 @@ from geo_service.users import (
     check_password,
     check_role_and_scope,
     create_user,
+    hash_password_async,
     revoke_all,
     revoke_token,
     sign_in,
@@ -137,34 +145,37 @@ async def list_users(conn: Conn, admin: Admin) -> UserList:
 
 @router.post("/admin/users", status_code=201, summary="Create a user (admins)")
 async def add_user(
-    conn: Conn,
-    admin: Admin,
+    pool: Pool,
+    admin: AdminReleased,
     body: Annotated[Any, Body(description='{"name", "role", "scope": [codes], "password"}')],
 ) -> Me:
-    """A user who signs in with the password given (at least 8 characters)."""
+    """A user who signs in with the password given (at least 8 characters); the password
+    is hashed holding no pooled connection."""
     body = _object(body)
     name = _text(body, "name", 64)
     role = body.get("role")
     scope = check_role_and_scope(role, body.get("scope", []))
-    password = check_password(body.get("password"))
-    await create_user(conn, name, str(role), scope, password)
+    digest = await hash_password_async(check_password(body.get("password")))
+    async with pool.connection() as conn:
+        await create_user(conn, name, str(role), scope, digest)
     return Me(name=name, role=str(role), scope=scope)
 
 
 @router.patch("/admin/users/{name}", summary="Change a user's role, scope, state or password")
 async def change_user(
     name: UserName,
-    conn: Conn,
-    admin: Admin,
+    pool: Pool,
+    admin: AdminReleased,
     body: Annotated[Any, Body(description='{"role", "scope", "disabled", "password"}')],
 ) -> Me:
     """Only what the body names changes; a new password or disabling revokes the user's
-    tokens."""
+    tokens. A new password is hashed holding no pooled connection."""
     body = _object(body)
     unknown = set(body) - {"role", "scope", "disabled", "password"}
     if unknown:
         raise InvalidParameter(f"unknown field(s): {', '.join(sorted(unknown))}", parameter="body")
-    current = await user_row(conn, name)
+    async with pool.connection() as conn:
+        current = await user_row(conn, name)
     if current is None:
         raise NotFound(said("unknown_user", user=name), parameter="name")
     role = body.get("role", current["role"])
@@ -177,7 +188,9 @@ async def change_user(
             "administrators cannot disable or demote themselves", parameter="name"
         )
     password = check_password(body["password"]) if "password" in body else None
-    await update_user(conn, name, role, scope, disabled, password, admin.name)
+    digest = await hash_password_async(password) if password else None
+    async with pool.connection() as conn:
+        await update_user(conn, name, role, scope, disabled, digest, admin.name)
     return Me(name=name, role=role, scope=scope)
 
 
