@@ -78,7 +78,7 @@ async def aggregate(
     services: ServicesDep,
     limits: Aggregates,
     content_crs: Annotated[str | None, Header(max_length=120)] = None,
-    content_length: Annotated[int | None, Header()] = None,
+    content_length: Annotated[int | None, Header(include_in_schema=False)] = None,
 ) -> AreaStatistics:
     """Estimate each indicator for the area, with the contributing units and their shares."""
     if content_length and content_length > settings.max_body_bytes:

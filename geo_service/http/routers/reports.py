@@ -89,7 +89,7 @@ async def post_area_report(
     unit: Unit = None,
     vintage: Vintage = None,
     content_crs: Annotated[str | None, Header(max_length=120)] = None,
-    content_length: Annotated[int | None, Header()] = None,
+    content_length: Annotated[int | None, Header(include_in_schema=False)] = None,
 ) -> Response:
     """The area's map (outlined over the units it touches, scale bar, north arrow), every
     indicator with values apportioned as `POST /aggregate` does (covered share and
