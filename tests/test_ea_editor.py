@@ -650,6 +650,10 @@ def test_on_a_phone_the_panel_is_a_sheet_that_folds_and_signs_in(phone: Editor) 
     bar = _box(phone, ".ea-panel-wrap")
     assert bar["y"] > 0.8 * 844 and bar["width"] >= 380
     assert "Ba Đình" in phone.page.locator(".ea-panel-toggle").inner_text()
+    # the map's bottom-left controls (layer list, scale bar) sit above the folded bar
+    for control in (".ea-layers", ".leaflet-control-scale"):
+        box = _box(phone, control)
+        assert box["y"] + box["height"] <= bar["y"], (control, box, bar)
     phone.page.tap(".ea-panel-toggle")
     assert phone.page.locator("#ea-panel").is_visible()
     sheet = _box(phone, ".ea-panel-wrap")
