@@ -241,6 +241,14 @@ def replace_crosswalk(
         "DELETE FROM crosswalk WHERE from_vintage = %s AND to_vintage = %s",
         (from_vintage, to_vintage),
     )
+    _copy_crosswalk(conn, from_vintage, to_vintage, rows)
+
+
+def _copy_crosswalk(
+    conn: psycopg.Connection, from_vintage: str, to_vintage: str, rows: Iterable[Row]
+) -> None:
+    """COPY crosswalk rows (from_level, from_code, to_level, to_code, relation, area_share,
+    population_share) between two vintages."""
     with conn.cursor().copy(
         "COPY crosswalk (from_vintage, from_level, from_code, to_vintage,"
         " to_level, to_code, relation, area_share, population_share)"
@@ -274,13 +282,7 @@ def replace_crosswalk_level(
         "DELETE FROM crosswalk WHERE from_vintage = %s AND to_vintage = %s AND from_level = %s",
         (from_vintage, to_vintage, level),
     )
-    with conn.cursor().copy(
-        "COPY crosswalk (from_vintage, from_level, from_code, to_vintage,"
-        " to_level, to_code, relation, area_share, population_share)"
-        " FROM STDIN"
-    ) as copy:
-        for row in rows:
-            copy.write_row((from_vintage, row[0], row[1], to_vintage, *row[2:]))
+    _copy_crosswalk(conn, from_vintage, to_vintage, rows)
 
 
 def save_crosswalk_provenance(

@@ -3,26 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Annotated, Any, Literal
 
 import psycopg
 from fastapi import APIRouter, Header, Request
-from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 from shapely.geometry.base import BaseGeometry
 
-from geo_core.crs import OutputCrs, check_area_of_use, parse_crs
+from geo_core.crs import OutputCrs, check_area_of_use
 from geo_core.errors import InvalidParameter, NotFound, PayloadTooLarge
 from geo_core.text import CODE, CRS
 from geo_service.features.aggregate import (
     AreaLimits,
     area_statistics,
-    parse_polygon,
     requested_indicators,
 )
 from geo_service.features.catalogue import read_collection
 from geo_service.features.sql import statement_time_limit
+from geo_service.http.area_requests import area_limits, area_request, json_body
 from geo_service.http.auth import optional_user
 from geo_service.http.deps import Aggregates, Pool, ServicesDep, Settings, client_address
 from geo_service.http.documents import AreaStatistics
@@ -99,11 +97,7 @@ async def _aggregate(
 ) -> AreaStatistics:
     """Read and check the request, then compute it over one pooled connection."""
     raw = await request.body()
-    limits = AreaLimits(
-        settings.aggregate_max_vertices,
-        settings.aggregate_max_area_km2,
-        settings.aggregate_max_cost,
-    )
+    limits = area_limits(settings)
     # Decoding a body of up to 100,000 vertices and checking its area take the CPU for a
     # while: not on the event loop (where a few drawn areas at once would hold up every other
     # request and /health), in the few threads of the raster work (many threads would starve
@@ -120,20 +114,7 @@ def _read_request(
     raw: bytes, content_crs: str | None, limits: AreaLimits
 ) -> tuple[AggregateRequest, OutputCrs, BaseGeometry]:
     """The request, its CRS and its area, checked (a bad body answers as FastAPI's would)."""
-    try:
-        data = json.loads(raw)  # (Python's decoder, as FastAPI's: the same answers as before)
-    except json.JSONDecodeError as exc:
-        invalid = {"type": "json_invalid", "loc": ("body", exc.pos), "msg": "JSON decode error"}
-        raise RequestValidationError([{**invalid, "input": {}, "ctx": {"error": exc.msg}}]) from exc
-    except (ValueError, RecursionError) as exc:  # not UTF-8, or nested beyond the stack
-        raise InvalidParameter("the body is not JSON", parameter="body") from exc
-    try:
-        body = AggregateRequest.model_validate(data)
-    except ValidationError as exc:
-        errors = [{**err, "loc": ("body", *err["loc"])} for err in exc.errors()]
-        raise RequestValidationError(errors) from exc
-    crs = parse_crs(body.crs or (content_crs or "").strip("<>") or None, "crs")
-    return body, crs, parse_polygon(body.geometry, crs, limits)
+    return area_request(json_body(raw), AggregateRequest, content_crs, limits)
 
 
 async def _statistics(

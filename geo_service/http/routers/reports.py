@@ -5,22 +5,21 @@ JSON error naming the parameter, never a truncated file."""
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Annotated, Any, Literal
 
 import psycopg
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from shapely.geometry.base import BaseGeometry
 
-from geo_core.crs import OutputCrs, check_area_of_use, parse_crs
+from geo_core.crs import OutputCrs, check_area_of_use
 from geo_core.errors import InvalidParameter, NotFound, PayloadTooLarge
 from geo_core.text import CODE, CRS
-from geo_service.features.aggregate import AreaLimits, parse_polygon
+from geo_service.features.aggregate import AreaLimits
 from geo_service.features.catalogue import read_collection
 from geo_service.features.sql import statement_time_limit
+from geo_service.http.area_requests import area_limits, area_request, json_body
 from geo_service.http.auth import optional_user
 from geo_service.http.deps import Aggregates, Pool, ServicesDep, client_address
 from geo_service.http.services import Services
@@ -186,12 +185,7 @@ async def _drawn(
     content_crs: str | None,
     lang: str,
 ) -> area_report.Report:
-    settings = services.settings
-    limits = AreaLimits(
-        settings.aggregate_max_vertices,
-        settings.aggregate_max_area_km2,
-        settings.aggregate_max_cost,
-    )
+    limits = area_limits(services.settings)
     # (decoding a large area takes the CPU: in the raster threads, as /aggregate does)
     body, crs, area = await asyncio.get_running_loop().run_in_executor(
         services.raster_work, _read_body, raw, content_crs, limits
@@ -240,19 +234,7 @@ def _read_body(
         raise InvalidParameter(
             "post a GeoJSON area as the body, or give unit= and vintage=", parameter="geometry"
         )
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        invalid = {"type": "json_invalid", "loc": ("body", exc.pos), "msg": "JSON decode error"}
-        raise RequestValidationError([{**invalid, "input": {}, "ctx": {"error": exc.msg}}]) from exc
-    except (ValueError, RecursionError) as exc:
-        raise InvalidParameter("the body is not JSON", parameter="body") from exc
+    data = json_body(raw)
     if isinstance(data, dict) and "type" in data:  # a bare GeoJSON geometry or Feature
         data = {"geometry": data}
-    try:
-        body = ReportRequest.model_validate(data)
-    except ValidationError as exc:
-        errors = [{**err, "loc": ("body", *err["loc"])} for err in exc.errors()]
-        raise RequestValidationError(errors) from exc
-    crs = parse_crs(body.crs or (content_crs or "").strip("<>") or None, "crs")
-    return body, crs, parse_polygon(body.geometry, crs, limits)
+    return area_request(data, ReportRequest, content_crs, limits)
