@@ -1080,6 +1080,22 @@ def to_json(results: Results, rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _string_keys(value: Any) -> Any:
+    """The same data with every mapping key a string (JSON refuses tuple keys)."""
+    if isinstance(value, dict):
+        return {
+            key
+            if isinstance(key, str)
+            else " ".join(map(str, key))
+            if isinstance(key, tuple)
+            else str(key): _string_keys(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_string_keys(item) for item in value]
+    return value
+
+
 # ---------------------------------------------------------------------------------- main
 
 
@@ -1140,7 +1156,9 @@ def main(argv: list[str] | None = None, log: Log = print) -> int:
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     md = args.output_dir / f"bench-{mode.name}.md"
     md.write_text(text, encoding="utf-8")
-    data = json.dumps(to_json(results, rows), indent=1, ensure_ascii=False, default=str)
+    data = json.dumps(
+        _string_keys(to_json(results, rows)), indent=1, ensure_ascii=False, default=str
+    )
     (args.output_dir / f"bench-{mode.name}.json").write_text(data, encoding="utf-8")
     (args.output_dir / f"bench-{mode.name}-{stamp}.json").write_text(data, encoding="utf-8")
     log("")
