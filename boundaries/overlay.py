@@ -8,6 +8,7 @@ builder turns the pieces into links and quality figures.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -38,14 +39,11 @@ def _forward(coords: np.ndarray) -> np.ndarray:
     return np.column_stack(_TO_EQUAL_AREA.transform(coords[:, 0], coords[:, 1]))
 
 
-def to_equal_area(geometries: np.ndarray) -> np.ndarray:
-    """Lon/lat geometries on the equal-area projection (vectorised over all coordinates)."""
-    out = np.asarray(shapely.transform(np.asarray(geometries, dtype=object), _forward))
-    # (a valid polygon can come out of the projection with a self-touching ring)
-    invalid = ~shapely.is_valid(out)
-    if invalid.any():
-        out[invalid] = shapely.make_valid(out[invalid])
-    return out
+def equal_area(geometries: np.ndarray) -> np.ndarray:
+    """Areas in m² on the equal-area projection (no repair: a self-touching ring that the
+    projection may make has the same area)."""
+    projected = shapely.transform(np.asarray(geometries, dtype=object), _forward)
+    return np.asarray(shapely.area(projected), dtype=float)
 
 
 def overlay(old: np.ndarray, new: np.ndarray) -> Overlay:
@@ -53,38 +51,39 @@ def overlay(old: np.ndarray, new: np.ndarray) -> Overlay:
     m² on the equal-area projection)."""
     old, new = _valid(old), _valid(new)
     tree = shapely.STRtree(new)
-    old_i, new_i = tree.query(old, predicate="intersects")
     # cut in the units' own coordinates (a raster in lon/lat then sees the exact pieces),
     # measured on the equal-area projection
-    pieces = _intersections(old[old_i], new[new_i])
-    area = shapely.area(to_equal_area(pieces))
+    old_i, new_i, pieces, area = _in_threads(
+        lambda part: _cut(tree, old, new, part), np.arange(len(old))
+    )
     # (units that only touch along an edge or at a corner meet in a line or a point: no area)
     keep = area > 0
     return Overlay(
-        old_i[keep],
-        new_i[keep],
-        pieces[keep],
-        area[keep],
-        shapely.area(to_equal_area(old)),
-        shapely.area(to_equal_area(new)),
+        old_i[keep], new_i[keep], pieces[keep], area[keep], equal_area(old), equal_area(new)
     )
 
 
-def _intersections(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise intersections, in as many threads as there are cores (GEOS works without
-    the GIL, so the chunks run side by side)."""
-    workers = max(1, min(os.cpu_count() or 1, len(a) // 1000))
-    if workers == 1:
-        return np.asarray(shapely.intersection(a, b))
-    bounds = np.linspace(0, len(a), workers + 1).astype(int)
+def _cut(
+    tree: shapely.STRtree, old: np.ndarray, new: np.ndarray, part: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """The pieces of some old units: the new units each meets, the pairwise intersections
+    and their areas."""
+    found, new_i = tree.query(old[part], predicate="intersects")
+    old_i = part[found]
+    pieces = np.asarray(shapely.intersection(old[old_i], new[new_i]))
+    return old_i, new_i, pieces, equal_area(pieces)
+
+
+def _in_threads(
+    work: Callable[[np.ndarray], tuple[np.ndarray, ...]], items: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """`work` over the items split into one chunk per core, the results concatenated (GEOS
+    and PROJ work without the GIL, so the chunks run side by side)."""
+    workers = max(1, min(os.cpu_count() or 1, len(items) // 1000))
+    chunks = np.array_split(items, workers)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="overlay") as pool:
-        parts = pool.map(
-            lambda k: shapely.intersection(
-                a[bounds[k] : bounds[k + 1]], b[bounds[k] : bounds[k + 1]]
-            ),
-            range(workers),
-        )
-        return np.concatenate(list(parts))
+        parts = list(pool.map(work, chunks))
+    return tuple(np.concatenate(column) for column in zip(*parts, strict=True))
 
 
 def _valid(geometries: np.ndarray) -> np.ndarray:
