@@ -124,6 +124,9 @@ class ServiceSettings(BaseSettings):
     replica_urls: str = ""
     replica_max_lag_s: Annotated[float, Field(gt=0)] = 5.0
     replica_check_interval_s: Annotated[float, Field(gt=0)] = 1.0
+    # A read carrying a client's write position waits at most this long for a replica that
+    # has replayed it, then goes to the primary (read-your-writes; see http/consistency.py).
+    replica_wait_ms: Annotated[int, Field(ge=0, le=10_000)] = 300
     pool_min_size: int = 1
     pool_max_size: int = 20
     statement_timeout_ms: int = 30_000

@@ -16,6 +16,7 @@ from swagger_ui_bundle import swagger_ui_path
 from geo_service import __version__
 from geo_service.db import database_url, service_url
 from geo_service.http import observability
+from geo_service.http.consistency import ReadYourWrites
 from geo_service.http.deps import on_primary
 from geo_service.http.errors import ERROR_RESPONSES, add_exception_handlers
 from geo_service.http.middleware import (
@@ -108,6 +109,8 @@ def _add_middleware(app: FastAPI, services: Services) -> None:
     # the deadline is the app's own; a committed write is never turned into a 503
     app.add_middleware(ResponseDeadline, seconds=settings.response_deadline_s)
     app.add_middleware(PurgeTilesAfterWrites, services=services)
+    # a write's answer gets its commit's WAL position (read-your-writes with replicas)
+    app.add_middleware(ReadYourWrites, services=services)
     app.add_middleware(RefuseNulBytes)
     app.add_middleware(LimitBodySize, max_bytes=settings.max_body_bytes)
     # (a GeoPackage is sent in byte ranges of the file itself: never gzipped)

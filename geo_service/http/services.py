@@ -148,6 +148,14 @@ class Services:
         """The pool for reads: a healthy replica's, else the primary's."""
         return self.replicas.read_pool() if self._pool is not None else self.pool
 
+    async def read_pool_after(self, position: int | None) -> AsyncConnectionPool:
+        """The pool for a read that must see the client's writes up to WAL `position` (None:
+        any read pool)."""
+        if self._pool is None or position is None or not self.replicas.configured:
+            return self.read_pool()
+        wait_s = self.settings.replica_wait_ms / 1000
+        return await self.replicas.read_pool_after(position, wait_s)
+
     @property
     def control(self) -> AsyncConnectionPool:
         """Two connections for /health and freshness checks, apart from the requests'."""
