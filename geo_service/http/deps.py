@@ -40,9 +40,8 @@ async def _settings(services: ServicesDep) -> ServiceSettings:
 
 
 # Requests that only read (GET, HEAD) go to a replica when one is healthy; routers that
-# must see the primary's latest state even when they read (EA editing, accounts, tiles:
-# a cached tile must never be rendered from a replica behind the change log) opt out with
-# `on_primary`, set where the app includes them.
+# must see the primary's latest state even when they read (EA editing, accounts) opt out
+# with `on_primary`, set where the app includes them.
 _READS = frozenset({"GET", "HEAD"})
 _ON_PRIMARY = "geo_service.on_primary"
 
