@@ -56,8 +56,13 @@ from geo_service.settings import CORS_EXPOSE_HEADERS, ServiceSettings
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 
-def create_app(settings: ServiceSettings | None = None, db_url: str | None = None) -> FastAPI:
-    """Build the app; the database is only touched when the app starts."""
+def create_app(
+    settings: ServiceSettings | None = None,
+    db_url: str | None = None,
+    owner_url: str | None = None,
+) -> FastAPI:
+    """Build the app; the database is only touched when the app starts. (`db_url`: the
+    requests' database, also the owner's unless `owner_url` is given.)"""
     settings = settings or ServiceSettings()
     services = Services(settings)
 
@@ -67,7 +72,8 @@ def create_app(settings: ServiceSettings | None = None, db_url: str | None = Non
         # requests use the restricted login; the disclosure protection, which writes what may
         # be published, the owner's (requests cannot touch it)
         await services.start(
-            db_url or service_url(settings), db_url or database_url(settings, start=False)
+            db_url or service_url(settings),
+            owner_url or db_url or database_url(settings, start=False),
         )
         try:
             yield
