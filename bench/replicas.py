@@ -132,7 +132,8 @@ def request(
     if data is not None:
         req.add_header("Content-Type", "application/json")
     with urllib.request.urlopen(req, timeout=60) as response:
-        return response.status, dict(response.headers), response.read()
+        headers = {k.lower(): v for k, v in response.headers.items()}
+        return response.status, headers, response.read()
 
 
 def commune_halves(url: str) -> tuple[Any, Any]:
@@ -168,7 +169,7 @@ def ea_saves(base: str, rep: Replication, token: str, saves: int) -> dict[str, l
         }
 
     _, headers, body = request("POST", items, feature(0), auth)
-    ea_id, etag = json.loads(body)["id"], headers["ETag"]
+    ea_id, etag = json.loads(body)["id"], headers["etag"]
     waits: dict[str, list[float]] = {"replay": [], "read": []}
     with psycopg.connect(rep.standby_url, autocommit=True) as standby:
         for n in range(1, saves + 1):
@@ -176,7 +177,7 @@ def ea_saves(base: str, rep: Replication, token: str, saves: int) -> dict[str, l
                 "PUT", f"{items}/{ea_id}", feature(n), {**auth, "If-Match": etag}
             )
             saved_at = time.perf_counter()
-            etag, position = headers["ETag"], headers[HEADER]
+            etag, position = headers["etag"], headers[HEADER.lower()]
             read = threading.Thread(target=_read_with, args=(base, position, waits["read"]))
             read.start()
             while not standby.execute(

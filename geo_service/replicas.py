@@ -61,11 +61,6 @@ def parse_lsn(text: str) -> int | None:
         return None
 
 
-def lsn_text(position: int) -> str:
-    """A WAL position written as PostgreSQL does."""
-    return f"{position >> 32:X}/{position & 0xFFFFFFFF:X}"
-
-
 def _note_replay(replica: Replica, text: str | None) -> None:
     """Record a replay position read from the replica; never go back (the health check and
     the read-your-writes poller read it on the same connection, either answer may come last)."""
