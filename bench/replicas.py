@@ -237,6 +237,8 @@ def main() -> None:
                     "GEO_SERVICE_HOME": str(workdir / f"home-{len(figures)}-{n}"),
                     "GEO_SERVICE_TILE_CACHE": "none",
                     "GEO_SERVICE_REPLICA_URLS": replicas,
+                    # (this checkout's code, whatever the virtualenv's editable install is)
+                    "PYTHONPATH": str(ROOT),
                 }
                 name = f"{mode} {n}"
                 servers.append(start_server(name, ours_command(), env, "/health", "/", workdir))
@@ -248,7 +250,9 @@ def main() -> None:
                 for what, paths in lists.items():
                     log(f"{mode}: {what}")
                     both_at_once(wrk, lua, bases, paths, 1.0)  # (warm-up)
-                    figures[(what, mode)] = both_at_once(wrk, lua, bases, paths, args.seconds)
+                    run = both_at_once(wrk, lua, bases, paths, args.seconds)
+                    figures[(what, mode)] = run
+                    log(f"  {run.rps:,.1f} req/s, p50 {run.p50_ms:.1f} ms")
                 if replicas:
                     log(f"{mode}: {args.saves} EA saves")
                     waits = ea_saves(bases[0], rep, token, args.saves)
