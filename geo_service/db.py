@@ -6,6 +6,7 @@ import asyncio
 import time
 import weakref
 from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import psycopg
@@ -107,10 +108,6 @@ async def _pool(
     statement_timeout_ms: int,
     check_idle_s: float | None = None,
 ) -> AsyncConnectionPool:
-    options = (
-        f"-c statement_timeout={statement_timeout_ms}"
-        f" -c idle_in_transaction_session_timeout={settings.idle_in_transaction_timeout_ms}"
-    )
     check, reset = _check_when_idle(
         settings.pool_check_idle_s if check_idle_s is None else check_idle_s
     )
@@ -118,12 +115,7 @@ async def _pool(
         url,
         min_size=min_size,
         max_size=max_size,
-        kwargs={
-            "application_name": name,
-            "options": options,
-            "autocommit": True,
-            "connect_timeout": settings.connect_timeout_s,
-        },
+        kwargs=connection_options(settings, name, statement_timeout_ms),
         check=check,
         reset=reset,
         timeout=settings.pool_timeout_s,
@@ -132,6 +124,30 @@ async def _pool(
     )
     await pool.open(wait=False)
     return pool
+
+
+def connection_options(
+    settings: ServiceSettings, name: str, statement_timeout_ms: int
+) -> dict[str, Any]:
+    """Keyword arguments of a pooled connection.
+
+    Through PgBouncer in transaction mode each transaction may run on another server
+    connection: a statement prepared on one is missing on the next (psycopg prepares a
+    query it has run five times, unless `prepare_threshold` is None), and startup options
+    are refused (the timeouts then come from the login role: ALTER ROLE … SET)."""
+    kwargs: dict[str, Any] = {
+        "application_name": name,
+        "autocommit": True,
+        "connect_timeout": settings.connect_timeout_s,
+    }
+    if settings.db_pgbouncer:
+        kwargs["prepare_threshold"] = None
+    else:
+        kwargs["options"] = (
+            f"-c statement_timeout={statement_timeout_ms}"
+            f" -c idle_in_transaction_session_timeout={settings.idle_in_transaction_timeout_ms}"
+        )
+    return kwargs
 
 
 Callback = Callable[[psycopg.AsyncConnection], Awaitable[None]]

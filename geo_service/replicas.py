@@ -10,6 +10,10 @@ the age of the last transaction it replayed (`pg_last_xact_replay_timestamp()`; 
 idle primary it grows although the replica is up to date) and the time since it was last
 seen to have replayed everything the primary had written (its `pg_last_wal_replay_lsn()`
 at least the primary's `pg_current_wal_lsn()` read just before).
+
+Read-your-writes: a write's answer carries the primary's WAL insert position after its
+commit (`commit_position`); a read carrying it goes to a replica that has replayed that far
+(`read_pool_after`), waiting a little for one, else to the primary.
 """
 
 from __future__ import annotations
@@ -32,12 +36,37 @@ logger = logging.getLogger(__name__)
 PoolOpener = Callable[[str], Awaitable[AsyncConnectionPool]]
 
 _PRIMARY_LSN = "SELECT pg_current_wal_lsn()::text"
+# The end of everything inserted into the WAL so far, so also of a commit that has just
+# returned. (pg_current_wal_lsn() is only what has been written out: with synchronous_commit
+# off, a commit that returned may lie beyond it, and a replica that reached it could still
+# miss the write.)
+_COMMIT_POSITION = "SELECT pg_current_wal_insert_lsn()::text"
+_REPLAY_POSITION = "SELECT pg_last_wal_replay_lsn()::text"
 # (the comparison is made by the database: pg_lsn compares as a position, text does not)
 _REPLICA_STATUS = (
     "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text,"
     " extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8,"
     " pg_last_wal_replay_lsn() >= %s::pg_lsn"
 )
+
+
+def parse_lsn(text: str) -> int | None:
+    """A WAL position as PostgreSQL writes it (`16/B374D848`) as a number; None if not one."""
+    high, slash, low = text.strip().partition("/")
+    if not slash or not (0 < len(high) <= 8 and 0 < len(low) <= 8):
+        return None
+    try:
+        return int(high, 16) << 32 | int(low, 16)
+    except ValueError:
+        return None
+
+
+def _note_replay(replica: Replica, text: str | None) -> None:
+    """Record a replay position read from the replica; never go back (the health check and
+    the read-your-writes poller read it on the same connection, either answer may come last)."""
+    new, known = (parse_lsn(t) if t else None for t in (text, replica.replay_lsn))
+    if new is not None and (known is None or new > known):
+        replica.replay_lsn = text
 
 
 class ReplicaState(enum.StrEnum):
@@ -79,6 +108,11 @@ class Replica:
         """Whether reads may go to it."""
         return self.state is ReplicaState.STREAMING and self.pool is not None
 
+    def has_replayed(self, position: int) -> bool:
+        """Whether it was last seen to have replayed the primary's WAL up to `position`."""
+        replayed = parse_lsn(self.replay_lsn) if self.replay_lsn else None
+        return replayed is not None and replayed >= position
+
 
 class ReplicaSet:
     """The configured replicas, checked in the background; hands out a read pool."""
@@ -109,6 +143,15 @@ class ReplicaSet:
         self.primary_lsn: str | None = None
         self._primary_read_at = 0.0
         self._open_pool: PoolOpener | None = None
+        # reads waiting for a replica to replay a write: (position, woken when one has)
+        self._waiting: list[tuple[int, asyncio.Future[None]]] = []
+        self._poller: asyncio.Task[None] | None = None
+        self.replay_poll_s = 0.01
+
+    @property
+    def configured(self) -> bool:
+        """Whether any replica is configured (the service then hands out write positions)."""
+        return bool(self.replicas)
 
     async def start(
         self,
@@ -128,10 +171,11 @@ class ReplicaSet:
 
     async def stop(self) -> None:
         """Stop checking and close the replicas' pools."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._poller):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for replica in self.replicas:
             if replica.checks is not None:
                 await replica.checks.close()
@@ -148,6 +192,88 @@ class ReplicaSet:
         pool = healthy[next(self._turn) % len(healthy)].pool
         assert pool is not None
         return pool
+
+    async def read_pool_after(self, position: int | None, wait_s: float) -> AsyncConnectionPool:
+        """The pool for a read that must see the client's writes up to WAL `position`: a
+        replica in rotation that has replayed it (waiting up to `wait_s` for one), else the
+        primary (with the primary down, a replica anyway: nothing newer can be read)."""
+        if position is None:
+            return self.read_pool()
+        if self._primary is None:
+            raise RuntimeError("the replica set has not started")
+        healthy = [r for r in self.replicas if r.in_rotation]
+        if not healthy:
+            return self._primary
+        caught_up = [r for r in healthy if r.has_replayed(position)]
+        if not caught_up and wait_s > 0:
+            await self._wait_replayed(position, wait_s)
+            caught_up = [r for r in self.replicas if r.in_rotation and r.has_replayed(position)]
+        if not caught_up and self.primary_lsn is None:
+            caught_up = [r for r in self.replicas if r.in_rotation]
+        if not caught_up:
+            return self._primary
+        pool = caught_up[next(self._turn) % len(caught_up)].pool
+        assert pool is not None
+        return pool
+
+    async def _wait_replayed(self, position: int, wait_s: float) -> None:
+        """Wait until a replica in rotation has replayed `position`, at most `wait_s`.
+
+        The replay positions are read by one poller for all the waiting reads (a few ms
+        apart, only while some wait), not by each read."""
+        woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiting = (position, woken)
+        self._waiting.append(waiting)
+        if self._poller is None or self._poller.done():
+            self._poller = asyncio.create_task(self._poll_replay())
+        try:
+            await asyncio.wait_for(asyncio.shield(woken), wait_s)
+        except TimeoutError:
+            pass
+        finally:
+            with contextlib.suppress(ValueError):
+                self._waiting.remove(waiting)
+
+    async def _poll_replay(self) -> None:
+        """Read the replicas' replay positions while reads wait; wake those now replayed."""
+        while self._waiting:
+            healthy = [r for r in self.replicas if r.in_rotation]
+            await asyncio.gather(*(self._read_replay(r) for r in healthy))
+            for position, woken in self._waiting:
+                if not woken.done() and any(r.has_replayed(position) for r in healthy):
+                    woken.set_result(None)
+            await asyncio.sleep(self.replay_poll_s)
+
+    async def _read_replay(self, replica: Replica) -> None:
+        """The replica's replay position now, on its checks' connection (nothing on error:
+        the health check reports it)."""
+        conn = replica.checks
+        if conn is None or conn.closed:
+            return
+        try:
+            async with asyncio.timeout(self.check_timeout_s):
+                cur = await conn.execute(_REPLAY_POSITION)
+                row = await cur.fetchone()
+        except Exception as exc:
+            logger.debug("replica %s: replay position unavailable: %s", replica.label, exc)
+            return
+        if row and row[0]:
+            _note_replay(replica, row[0])
+
+    async def commit_position(self) -> str | None:
+        """The primary's WAL insert position now (after a write's commit: at or past its
+        commit record); None when the primary does not answer."""
+        if self._primary_control is None:
+            return None
+        try:
+            async with asyncio.timeout(self.check_timeout_s):
+                async with self._primary_control.connection() as conn:
+                    cur = await conn.execute(_COMMIT_POSITION)
+                    row = await cur.fetchone()
+        except Exception as exc:
+            logger.warning("the write's WAL position could not be read: %s", exc)
+            return None
+        return str(row[0]) if row else None
 
     def serving(self) -> bool:
         """Whether a replica is in rotation (reads go to it)."""
@@ -208,10 +334,11 @@ class ReplicaSet:
             if replica.checks is not None:
                 await replica.checks.close()
                 replica.checks = None
+            replica.replay_lsn = None
             self._set(replica, ReplicaState.UNREACHABLE, None, f"{type(exc).__name__}: {exc}")
             return
         in_recovery, replay_lsn, replay_age_s, caught_up = row
-        replica.replay_lsn = replay_lsn
+        _note_replay(replica, replay_lsn)
         if not in_recovery:
             self._set(replica, ReplicaState.NOT_A_STANDBY, None, "it is not in recovery")
             return

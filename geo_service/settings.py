@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import quote
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -124,6 +124,15 @@ class ServiceSettings(BaseSettings):
     replica_urls: str = ""
     replica_max_lag_s: Annotated[float, Field(gt=0)] = 5.0
     replica_check_interval_s: Annotated[float, Field(gt=0)] = 1.0
+    # A read carrying a client's write position waits at most this long for a replica that
+    # has replayed it, then goes to the primary (read-your-writes; see http/consistency.py).
+    replica_wait_ms: Annotated[int, Field(ge=0, le=10_000)] = 300
+    # The service's connections go through PgBouncer in transaction pooling mode: no
+    # server-side prepared statements, no startup options (set the timeouts on the login
+    # role instead), and LISTEN and the pre-render's lock on GEO_SERVICE_LISTEN_URL, a
+    # direct connection to the primary (a pooled one loses notifications and session locks).
+    db_pgbouncer: bool = False
+    listen_url: str | None = None
     pool_min_size: int = 1
     pool_max_size: int = 20
     statement_timeout_ms: int = 30_000
@@ -228,6 +237,15 @@ class ServiceSettings(BaseSettings):
     basemaps: list[BaseMapSetting] = Field(default_factory=list)
     # the built-in roads and railways layer (a GeoJSON file; empty: none)
     roads_geojson: Path | None = DEMO_ROADS
+
+    @model_validator(mode="after")
+    def _listen_url_with_pgbouncer(self) -> ServiceSettings:
+        if self.db_pgbouncer and not self.listen_url:
+            raise ValueError(
+                "GEO_SERVICE_DB_PGBOUNCER needs GEO_SERVICE_LISTEN_URL: a direct connection to "
+                "the primary for LISTEN (notifications do not pass a transaction pooler)"
+            )
+        return self
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 # wrk: the benchmark harness's self-test (tests/test_bench_harness.py) drives stub servers with it;
 # nginx (+ its brotli_static module): the tests of the directory tile cache served by nginx
 SYSTEM_PACKAGES=(postgresql-postgis postgresql-contrib redis-server chromium python3-venv wrk
-                 nginx libnginx-mod-http-brotli-static gdal-bin fonts-dejavu-core)
+                 nginx libnginx-mod-http-brotli-static gdal-bin fonts-dejavu-core pgbouncer)
 # more, e.g. for the benchmarks: EXTRA_SYSTEM_PACKAGES="gdal-bin" scripts/setup.sh
 # shellcheck disable=SC2206
 SYSTEM_PACKAGES+=(${EXTRA_SYSTEM_PACKAGES:-})

@@ -20,6 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from boundaries.checks import FieldMap
 from boundaries.generalise import DEMO_GAP_WIDTH
@@ -95,6 +96,37 @@ class Replication:
             with psycopg.connect(self.standby_url, autocommit=True) as conn:
                 conn.execute("SELECT pg_wal_replay_resume()")
             self.wait_streaming()
+
+    @contextmanager
+    def apply_delayed(self, seconds: float) -> Iterator[None]:
+        """The standby applies each commit only `seconds` after it was made
+        (`recovery_min_apply_delay`): it streams, but its data are that far behind."""
+        self._set_standby("recovery_min_apply_delay", f"{round(seconds * 1000)}ms")
+        try:
+            yield
+        finally:
+            self._set_standby("recovery_min_apply_delay", None)
+            self.wait_streaming()
+
+    def _set_standby(self, name: str, value: str | None) -> None:
+        with psycopg.connect(self.standby_url, autocommit=True) as conn:
+            if value is None:
+                conn.execute(sql.SQL("ALTER SYSTEM RESET {}").format(sql.Identifier(name)))
+            else:
+                conn.execute(
+                    sql.SQL("ALTER SYSTEM SET {} = {}").format(
+                        sql.Identifier(name), sql.Literal(value)
+                    )
+                )
+            conn.execute("SELECT pg_reload_conf()")
+
+    def commit_on_primary(self, statement: str, params: tuple[object, ...] = ()) -> str:
+        """Run a statement on the primary; the WAL insert position after its commit."""
+        with psycopg.connect(self.primary_url, autocommit=True) as conn:
+            conn.execute(statement, params)
+            row = conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()
+        assert row is not None
+        return str(row[0])
 
     def write_on_primary(self) -> None:
         """A committed write on the primary (its WAL position moves on)."""

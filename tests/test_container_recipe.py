@@ -124,7 +124,11 @@ def test_compose_waits_for_a_healthy_database() -> None:
 
 def test_only_nginx_takes_clients_and_its_configuration_is_the_generated_one() -> None:
     services = _compose()["services"]
-    assert [name for name, service in services.items() if "ports" in service] == ["nginx"]
+    # (front: the scale profile's nginx, tested in test_compose_scale.py)
+    assert [name for name, service in services.items() if "ports" in service] == [
+        "nginx",
+        "front",
+    ]
     environment = services["service"]["environment"]
     settings = _service_settings(environment)
     command = services["nginx"]

@@ -35,8 +35,7 @@ def service(
         replica_urls=replica_urls,
         replica_max_lag_s=max_lag_s,
         replica_check_interval_s=0.2,
-        tile_cache="none",
-        **settings,
+        **{"tile_cache": "none", **settings},
     )
     with TestClient(create_app(settings, db_url=primary_url)) as client:
         yield client

@@ -168,6 +168,13 @@ async def _current_epoch(conn: psycopg.AsyncConnection) -> int:
     return int(row[0]) if row else 0
 
 
+async def data_epoch(conn: psycopg.AsyncConnection, log: ChangeLog) -> int:
+    """The epoch to keep something read on `conn` under: the change log's, or the epoch
+    the connection's database has reached if that is older (a replica that has not replayed
+    the latest changes). Read before the data, so the data are at least that new."""
+    return min(log.epoch, await _current_epoch(conn))
+
+
 Connect = Callable[[], AbstractAsyncContextManager[psycopg.AsyncConnection]]
 
 

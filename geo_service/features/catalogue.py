@@ -13,7 +13,7 @@ from geo_service.features import sql
 from geo_service.features.model import COLLECTION_ID, Collection
 from indicators.read import list_indicators
 from indicators.sql import collection_periods
-from tilecache.freshness import ChangeLog
+from tilecache.freshness import ChangeLog, data_epoch
 
 
 def _collection(
@@ -70,7 +70,8 @@ class CollectionCatalogue:
         entry = self._entries.get(collection_id)
         if entry is not None and not log.changed_since(collection_id, entry[1]):
             return entry[0]
-        epoch = log.epoch
+        # (conn may be a replica's, behind the primary's change log)
+        epoch = await data_epoch(conn, log)
         found = await read_collection(conn, collection_id, with_periods=True)
         self._entries[collection_id] = (found, epoch)
         return found

@@ -509,16 +509,16 @@ async def units_in_bbox(
 async def statement_time_limit(
     conn: psycopg.AsyncConnection, milliseconds: int | None
 ) -> AsyncIterator[None]:
-    """A lower statement timeout on the connection while inside (None: as it is)."""
+    """A lower statement timeout for the statements inside (None: as it is), in one
+    transaction: a timeout set for the session would stay on a server connection that
+    PgBouncer (transaction mode) hands to other clients, and would not reach the next
+    statement, which may run on another."""
     if milliseconds is None:
         yield
         return
-    previous = (await (await conn.execute("SHOW statement_timeout")).fetchone() or ["0"])[0]
-    await conn.execute("SELECT set_config('statement_timeout', %s, false)", (str(milliseconds),))
-    try:
+    async with conn.transaction():
+        await local_statement_timeout(conn, milliseconds)
         yield
-    finally:
-        await conn.execute("SELECT set_config('statement_timeout', %s, false)", (previous,))
 
 
 async def local_statement_timeout(conn: psycopg.AsyncConnection, milliseconds: int) -> None:

@@ -16,6 +16,7 @@ from swagger_ui_bundle import swagger_ui_path
 from geo_service import __version__
 from geo_service.db import database_url, service_url
 from geo_service.http import observability
+from geo_service.http.consistency import ReadYourWrites
 from geo_service.http.deps import on_primary
 from geo_service.http.errors import ERROR_RESPONSES, add_exception_handlers
 from geo_service.http.middleware import (
@@ -55,8 +56,13 @@ from geo_service.settings import CORS_EXPOSE_HEADERS, ServiceSettings
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 
-def create_app(settings: ServiceSettings | None = None, db_url: str | None = None) -> FastAPI:
-    """Build the app; the database is only touched when the app starts."""
+def create_app(
+    settings: ServiceSettings | None = None,
+    db_url: str | None = None,
+    owner_url: str | None = None,
+) -> FastAPI:
+    """Build the app; the database is only touched when the app starts. (`db_url`: the
+    requests' database, also the owner's unless `owner_url` is given.)"""
     settings = settings or ServiceSettings()
     services = Services(settings)
 
@@ -66,7 +72,8 @@ def create_app(settings: ServiceSettings | None = None, db_url: str | None = Non
         # requests use the restricted login; the disclosure protection, which writes what may
         # be published, the owner's (requests cannot touch it)
         await services.start(
-            db_url or service_url(settings), db_url or database_url(settings, start=False)
+            db_url or service_url(settings),
+            owner_url or db_url or database_url(settings, start=False),
         )
         try:
             yield
@@ -108,6 +115,8 @@ def _add_middleware(app: FastAPI, services: Services) -> None:
     # the deadline is the app's own; a committed write is never turned into a 503
     app.add_middleware(ResponseDeadline, seconds=settings.response_deadline_s)
     app.add_middleware(PurgeTilesAfterWrites, services=services)
+    # a write's answer gets its commit's WAL position (read-your-writes with replicas)
+    app.add_middleware(ReadYourWrites, services=services)
     app.add_middleware(RefuseNulBytes)
     app.add_middleware(LimitBodySize, max_bytes=settings.max_body_bytes)
     # (a GeoPackage is sent in byte ranges of the file itself: never gzipped)
@@ -145,7 +154,8 @@ def _add_routes(app: FastAPI) -> None:
     app.include_router(aggregate.router)
     app.include_router(reports.router, dependencies=strict)
     app.include_router(disclosure.router, dependencies=primary)
-    app.include_router(tiles.router, dependencies=[*primary, *strict])
+    # (tiles of units read from replicas, EA tiles from the primary: see routers/tiles.py)
+    app.include_router(tiles.router, dependencies=strict)
     app.include_router(maps.router)
     app.include_router(basemaps.router)
     app.include_router(viewer.router, dependencies=primary)

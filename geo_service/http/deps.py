@@ -16,6 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 from geo_service.basemaps.registry import BaseMaps
 from geo_service.ea.service import EaService
 from geo_service.features.catalogue import CollectionCatalogue
+from geo_service.http.consistency import written_at
 from geo_service.http.downloads import DownloadLimits
 from geo_service.http.limits import ConcurrencyLimits
 from geo_service.http.negotiation import request_language
@@ -39,9 +40,8 @@ async def _settings(services: ServicesDep) -> ServiceSettings:
 
 
 # Requests that only read (GET, HEAD) go to a replica when one is healthy; routers that
-# must see the primary's latest state even when they read (EA editing, accounts, tiles:
-# a cached tile must never be rendered from a replica behind the change log) opt out with
-# `on_primary`, set where the app includes them.
+# must see the primary's latest state even when they read (EA editing, accounts) opt out
+# with `on_primary`, set where the app includes them.
 _READS = frozenset({"GET", "HEAD"})
 _ON_PRIMARY = "geo_service.on_primary"
 
@@ -53,7 +53,8 @@ async def on_primary(request: Request) -> None:
 
 async def _pool(request: Request, services: ServicesDep) -> AsyncConnectionPool:
     if request.method in _READS and not request.scope.get(_ON_PRIMARY):
-        return services.read_pool()
+        # (a read after the client's own write: only a replica that has replayed it)
+        return await services.read_pool_after(written_at(request))
     return services.pool
 
 

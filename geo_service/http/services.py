@@ -86,9 +86,12 @@ class Services:
         self.database_url, self.owner_url = url, owner_url
         self._pool = await open_pool(url, self.settings)
         self._control = await open_control_pool(url, self.settings)
+        # LISTEN and the pre-render's session lock need a connection of their own to the
+        # primary: through a transaction pooler, GEO_SERVICE_LISTEN_URL
+        direct = self.settings.listen_url or url
         try:
             self._tiles = TileService(self.settings)
-            await self._tiles.start(self._control, url)
+            await self._tiles.start(self._control, direct)
         except BaseException:
             # (an open pool keeps the process from exiting)
             await close_pool(self._control)
@@ -106,7 +109,7 @@ class Services:
         self._unit_tables = UnitTables(lambda: tiles.freshness.log)
         self._page_vintages = PageVintages(lambda: tiles.freshness.log.epoch)
         # every tile of every collection into the cache, in the background (never waited for)
-        self.prerender = Prerenderer(tiles, self.settings, url, self._requests_running)
+        self.prerender = Prerenderer(tiles, self.settings, direct, self._requests_running)
         self._prerender_task = asyncio.create_task(self.prerender.run())
 
     def _requests_running(self) -> bool:
@@ -147,6 +150,14 @@ class Services:
     def read_pool(self) -> AsyncConnectionPool:
         """The pool for reads: a healthy replica's, else the primary's."""
         return self.replicas.read_pool() if self._pool is not None else self.pool
+
+    async def read_pool_after(self, position: int | None) -> AsyncConnectionPool:
+        """The pool for a read that must see the client's writes up to WAL `position` (None:
+        any read pool)."""
+        if self._pool is None or position is None or not self.replicas.configured:
+            return self.read_pool()
+        wait_s = self.settings.replica_wait_ms / 1000
+        return await self.replicas.read_pool_after(position, wait_s)
 
     @property
     def control(self) -> AsyncConnectionPool:

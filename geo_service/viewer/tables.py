@@ -10,7 +10,7 @@ import psycopg
 
 from geo_service.features import sql as features
 from geo_service.features.model import Collection
-from tilecache.freshness import ChangeLog
+from tilecache.freshness import ChangeLog, data_epoch
 
 
 async def read_unit_table(conn: psycopg.AsyncConnection, collection: Collection) -> dict[str, Any]:
@@ -46,7 +46,8 @@ class UnitTables:
         entry = self._entries.get(collection.id)
         if entry is not None and not log.changed_since(collection.id, entry[1]):
             return entry[0]
-        epoch = log.epoch
+        # (conn may be a replica's, behind the primary's change log)
+        epoch = await data_epoch(conn, log)
         table = await read_unit_table(conn, collection)
         self._entries[collection.id] = (table, epoch)
         return table

@@ -389,8 +389,11 @@ async def tile(
     private = collectionId == EA_LAYER and not services.settings.public_reads
     if private:
         await check_reader(request, services)
+    # A unit tile may be rendered by a replica: its epoch is read in the same snapshot, so
+    # one from a replica behind a change is never cached as fresh (Freshness.store). EA
+    # tiles come from the primary, like the EA editing they show.
     found = await tiles.tile(
-        pool,
+        services.pool if collectionId == EA_LAYER else pool,
         catalogue,
         collectionId,
         TileRequest(z, x, y, indicator, period, properties, census_round),

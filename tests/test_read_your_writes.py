@@ -1,0 +1,148 @@
+"""Read-your-writes against a real primary and a real hot standby whose replay is delayed
+(`recovery_min_apply_delay`): a write's answer carries its commit's WAL position, and a
+read carrying it never sees the replica's older data."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import psycopg
+import pytest
+
+from geo_service.users import add_user
+from tests.replication import Replication
+from tests.test_replicas import clock, served_since, service, states, wait_for
+
+PROVINCE = "/collections/province-2025/items/01"
+HEADER = "X-Geo-Service-LSN"
+# (long enough that a loaded machine cannot see the standby apply the write during a test;
+# the lag limit is longer still, so the standby stays in rotation meanwhile)
+DELAY_S = 20.0
+MAX_LAG_S = 120.0
+
+
+def province_name(client: Any, **headers: str) -> str:
+    """Hà Nội's name as a read of the features answers it."""
+    response = client.get(PROVINCE, headers=headers)
+    assert response.status_code == 200, response.text
+    return str(response.json()["properties"]["name"])
+
+
+def rename(replication: Replication, name: str) -> str:
+    """Rename Hà Nội on the primary; the WAL position after the commit."""
+    return replication.commit_on_primary(
+        "UPDATE admin_unit SET name = %s WHERE vintage = '2025' AND level = 'province'"
+        " AND code = '01'",
+        (name,),
+    )
+
+
+def on_standby(replication: Replication, statement: str, params: tuple[object, ...]) -> bool:
+    """Whether the statement finds a row on the standby."""
+    with psycopg.connect(replication.standby_url, autocommit=True) as conn:
+        return conn.execute(statement, params).fetchone() is not None
+
+
+@pytest.fixture
+def original_name(replication: Replication) -> Any:
+    """Hà Nội's name before the test; given back afterwards."""
+    with psycopg.connect(replication.primary_url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT name FROM admin_unit WHERE vintage = '2025' AND level = 'province'"
+            " AND code = '01'"
+        ).fetchone()
+    assert row is not None
+    yield row[0]
+    rename(replication, row[0])
+    replication.wait_streaming()
+
+
+def test_a_write_answers_with_the_position_of_its_commit(replication: Replication) -> None:
+    with psycopg.connect(replication.primary_url, autocommit=True) as conn:
+        token = add_user(conn, f"ryw-admin-{uuid.uuid4().hex[:8]}", "admin", [])
+    name = f"ryw-{uuid.uuid4().hex[:8]}"
+    with (
+        replication.apply_delayed(DELAY_S),
+        service(replication.primary_url, replication.standby_url, MAX_LAG_S) as client,
+    ):
+        wait_for(client, states("streaming"))
+        response = client.post(
+            "/admin/users",
+            json={"name": name, "role": "viewer", "password": "a long password"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert response.status_code == 201, response.text
+        position = response.headers[HEADER]
+        cookie = response.headers["set-cookie"]
+        assert cookie.startswith(f"geo_service_lsn={position};")
+        assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Max-Age=" in cookie
+        # the standby has the WAL but has not applied the commit yet ...
+        query = "SELECT FROM app_user WHERE name = %s"
+        assert not on_standby(replication, query, (name,))
+        # ... and once it has replayed up to the position given, it has the new user
+        deadline = time.monotonic() + DELAY_S + 60
+        while not replication.replayed(position):
+            assert time.monotonic() < deadline, "the standby never replayed the position"
+            time.sleep(0.05)
+        assert on_standby(replication, query, (name,))
+        # a read answers no position; a refused write neither
+        assert HEADER not in client.get(PROVINCE).headers
+        refused = client.post("/admin/users", json={}, headers={"Authorization": "Bearer x"})
+        assert refused.status_code == 401 and HEADER not in refused.headers
+
+
+def test_a_read_with_the_position_sees_the_write_without_it_may_not(
+    replication: Replication, original_name: str
+) -> None:
+    new_name = f"Hà Nội {uuid.uuid4().hex[:6]}"
+    with (
+        replication.apply_delayed(DELAY_S),
+        service(
+            replication.primary_url, replication.standby_url, MAX_LAG_S, replica_wait_ms=200
+        ) as client,
+    ):
+        wait_for(client, states("streaming"))
+        position = rename(replication, new_name)
+        before = clock(replication.primary_url)
+        # with the position (header or cookie): the write, from the primary (the replica
+        # has not replayed it within the wait)
+        assert province_name(client, **{HEADER: position}) == new_name
+        client.cookies.set("geo_service_lsn", position)
+        assert province_name(client) == new_name
+        client.cookies.clear()
+        assert served_since(replication.primary_url, before)
+        # without it: the replica's older data (it is in rotation, within the lag limit)
+        assert province_name(client) == original_name
+        assert client.get("/health").json()["replicas"][0]["state"] == "streaming"
+
+
+def test_a_read_with_the_position_goes_to_a_replica_that_has_replayed_it(
+    replication: Replication, original_name: str
+) -> None:
+    new_name = f"Hà Nội {uuid.uuid4().hex[:6]}"
+    with service(replication.primary_url, replication.standby_url, replica_wait_ms=5000) as client:
+        wait_for(client, states("streaming"))
+        with replication.apply_delayed(0.5):
+            position = rename(replication, new_name)
+            before = clock(replication.primary_url)
+            # the read waits for the replica (up to 5 s here) and is served by it
+            assert province_name(client, **{HEADER: position}) == new_name
+            assert served_since(replication.standby_url, before)
+            assert not served_since(replication.primary_url, before)
+
+
+@pytest.mark.parametrize(
+    "value", ["yesterday", "0/", "1/2/3", "G/0", "123456789/0", "0/" + "1" * 20]
+)
+def test_a_malformed_position_is_a_400_naming_the_header(
+    replication: Replication, value: str
+) -> None:
+    with service(replication.primary_url, replication.standby_url) as client:
+        response = client.get(PROVINCE, headers={HEADER: value})
+        assert response.status_code == 400
+        assert response.json()["parameter"] == HEADER
+        # a malformed cookie is ignored (a page cannot mend its cookies)
+        client.cookies.set("geo_service_lsn", value)
+        assert client.get(PROVINCE).status_code == 200
