@@ -5,6 +5,7 @@ diverging palette."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -144,7 +145,8 @@ def test_the_change_map_colours_growth_and_decline_apart(
             assert neutral["lower"] == pytest.approx(-neutral["upper"])
         else:  # zero is a limit: the legend has a class starting at 0
             assert any(c["lower"] == 0 for c in classes["classes"])
-            assert any(text.startswith("0 ") for _, _, text in legend), legend
+            lowers = [text.split(" – ")[0] for _, _, text in legend]
+            assert any(re.fullmatch(r"0(,0+)?", low) for low in lowers), legend
         colour = {c["colour"]: c for c in classes["classes"]}
         grew = [u for u in units if u[1] > 0 and colour[u[2]] is not neutral]
         fell = [u for u in units if u[1] < 0 and colour[u[2]] is not neutral]

@@ -68,6 +68,9 @@ def test_a_second_visit_fetches_no_static_file_again(browser: Any, live_server: 
             ".filter(e => e.name.includes('/static/'))"
             ".map(e => [e.name, e.transferSize, e.decodedBodySize])"
         )
+        # every static file comes from this release's versioned path
+        prefix = f"{live_server}/static/v/{static_version()}/"
+        assert entries and all(name.startswith(prefix) for name, _, _ in entries), entries
         modules = [name for name, _, _ in entries if name.endswith(".js")]
         assert any(name.endswith("/js/viewer/main.js") for name in modules), entries
         assert any(name.endswith("/js/viewer/chart.js") for name in modules), entries
