@@ -44,6 +44,8 @@ def change_method_name(method: str) -> dict[str, str]:
         "vi": f"Thay đổi, phân lớp quanh 0 ({vi})",
         "en": f"Change, classes centred on zero ({en})",
     }
+
+
 OK = ("ok", "provisional")
 
 
