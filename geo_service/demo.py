@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import json
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -18,9 +20,18 @@ from boundaries.load import LoadOptions, load_boundaries, read_recode_file
 from boundaries.readers import read_boundaries
 from boundaries.vintages import Vintage, add_vintage
 from geo_core.errors import LoaderError
+from indicators import protect
 from indicators.catalogue import load_catalogue
 from indicators.crosswalk_build import build_crosswalk
-from indicators.sql import count_values, series_exists
+from indicators.sql import (
+    Selection,
+    count_values,
+    delete_values,
+    published_values_sync,
+    save_series,
+    series_derivation,
+    series_exists,
+)
 from indicators.store import carry_over, store_values
 from indicators.values import ValueFormat, parse_values, read_table
 from indicators.zonal_store import store_zonal
@@ -60,6 +71,11 @@ HISTORY_VINTAGE = Vintage(
 )
 COMMUNES_2009 = "communes-2009.geojson.gz"
 RASTER = Path("raster") / "vn_ppp_2020_1km_Aggregated.tif"
+# The 2009 census population carried onto the 2025 communes, as the history computes it
+# (shipped so that the default demo has two periods of a commune indicator at once; the
+# history takes minutes, this file a second): values and how they were made.
+CARRIED_2009 = "population-2009-communes-2025.csv"
+CARRIED_2009_RECORD = "population-2009-communes-2025.json"
 
 
 def _boundary_loads(data: Path) -> list[tuple[list[Path], LoadOptions]]:
@@ -179,6 +195,7 @@ def load_demo_indicators(conn: psycopg.Connection, data: Path = DATA_DIR) -> Ite
                 level,
                 ValueFormat("code", period="2025", value_column=column),
             )
+    yield _load_carried_2009(conn, data)
     papi = _papi_frame(data)
     for column in [c for c in papi.columns if c.startswith("SC")]:
         yield _load_series(
@@ -224,6 +241,66 @@ def _load_series(
     )
 
 
+def _load_carried_2009(conn: psycopg.Connection, data: Path) -> str:
+    """The shipped 2009 population of the 2025 communes, stored with the derivation record
+    of the carry-over that made it (the page shows it as carried, as with the history)."""
+    vintage = HISTORY_VINTAGE.id
+    if count_values(conn, "population", "2025", "commune", [vintage]):
+        return f"population {vintage} on the 2025 communes: already loaded"
+    frame = read_table(data / CARRIED_2009)
+    rows, problems = parse_values(
+        frame, ValueFormat("code", period=vintage, value_column="population"), CARRIED_2009
+    )
+    if problems:
+        raise LoaderError("\n".join(problems))
+    record = json.loads((data / CARRIED_2009_RECORD).read_text(encoding="utf-8"))
+    derivation = {**record["derivation"], "shipped_as": f"data/vn/{CARRIED_2009}"}
+    result = store_values(conn, "population", "2025", "commune", rows, derivation=derivation)
+    return (
+        f"population {vintage} on the 2025 communes (carried over, {CARRIED_2009}): "
+        f"{result.loaded} values ({result.not_available} not available)"
+    )
+
+
+def _drop_shipped_2009(conn: psycopg.Connection) -> bool:
+    """Remove the shipped carried-over 2009 period before the history makes it again (its
+    derivation would otherwise be re-derived as soon as the 2009 values are stored, before
+    the crosswalk it names exists); whether it was there."""
+    derivation = series_derivation(conn, "population", "2025", "commune")
+    if not derivation or "shipped_as" not in derivation:
+        return False
+    if units.count_crosswalk_level(conn, HISTORY_VINTAGE.id, "2025", "commune"):
+        return False
+    with conn.transaction():
+        delete_values(conn, "population", "2025", "commune", [HISTORY_VINTAGE.id])
+        save_series(conn, "population", "2025", "commune", None)  # 2025 itself is observed
+    protect.refresh(conn)
+    return True
+
+
+def export_carried_2009(conn: psycopg.Connection, data: Path = DATA_DIR) -> int:
+    """Write the 2009 population carried onto the 2025 communes (a database with the history
+    loaded) and its derivation record into `data`; the number of units written."""
+    rows = published_values_sync(conn, Selection("population", "2025", "commune", "2009"))
+    derivation = series_derivation(conn, "population", "2025", "commune")
+    if not rows or not derivation or derivation.get("from_vintage") != HISTORY_VINTAGE.id:
+        raise LoaderError("load the history first (geo-service demo --history)")
+    with (data / CARRIED_2009).open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["code", "population"])
+        for row in rows:
+            # not available stays an empty cell; values keep their full precision
+            value = row["value"] if row["status"] in ("ok", "provisional") else None
+            writer.writerow([row["code"], "" if value is None else repr(float(value))])
+    # (when the crosswalk was built is not part of how: the file stays the same on a rerun)
+    made = {k: v for k, v in derivation.items() if k not in ("crosswalk_built_at", "periods")}
+    record = {"derivation": made}
+    (data / CARRIED_2009_RECORD).write_text(
+        json.dumps(record, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
+    return len(rows)
+
+
 def load_history(conn: psycopg.Connection, data: Path = DATA_DIR) -> Iterator[str]:
     """The 2009 communes with their census population, the crosswalk 2009 → 2025 computed
     from geometry and the 2009 population carried onto the 2025 communes (skipping what is
@@ -231,6 +308,8 @@ def load_history(conn: psycopg.Connection, data: Path = DATA_DIR) -> Iterator[st
     vintage = HISTORY_VINTAGE.id
     if add_vintage(conn, HISTORY_VINTAGE):
         yield f"vintage {vintage} created"
+    if _drop_shipped_2009(conn):
+        yield f"population {vintage} on the 2025 communes: the shipped copy is made again here"
     existing = units.count_units(conn, vintage, "commune")
     if existing:
         yield f"commune {vintage}: {existing} units already loaded"

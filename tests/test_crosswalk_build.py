@@ -351,14 +351,30 @@ def test_the_converted_2009_communes_have_the_documented_counts() -> None:
     assert json.loads(json.dumps(frame.crs.to_json_dict()))["id"]["code"] == 4326
 
 
+def _shipped_2009(conn: psycopg.Connection) -> dict[str, float | None]:
+    rows = conn.execute(
+        "SELECT code, CASE WHEN status = 'ok' THEN value END FROM indicator_value"
+        " WHERE indicator = 'population' AND vintage = '2025' AND level = 'commune'"
+        " AND period = '2009'"
+    ).fetchall()
+    return dict(rows)
+
+
 def test_demo_history_loads_the_2009_communes_and_carries_their_population(
     demo_db: str,
 ) -> None:
     from geo_service.demo import load_history
 
     with psycopg.connect(demo_db, autocommit=True) as conn:
+        shipped = _shipped_2009(conn)
         lines = list(load_history(conn))
         assert any("links computed" in line for line in lines)
+        # the default demo's copy of the carried 2009 population is what the history computes
+        assert any("shipped copy" in line for line in lines)
+        again = _shipped_2009(conn)
+        assert again.keys() == shipped.keys() and len(shipped) == 3321
+        for code, value in shipped.items():
+            assert again[code] == (pytest.approx(value, rel=1e-9) if value is not None else None)
         assert conn.execute(
             "SELECT count(*), count(DISTINCT code) FROM admin_unit"
             " WHERE vintage = '2009' AND level = 'commune'"

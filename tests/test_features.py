@@ -156,7 +156,7 @@ def test_indicator_properties_equal_stored_values(client: TestClient, demo_ro: s
         stored = dict(
             conn.execute(
                 "SELECT code, value FROM indicator_value WHERE indicator ="
-                " 'population' AND level = 'commune'"
+                " 'population' AND level = 'commune' AND period = '2025'"
             ).fetchall()
         )
     body = client.get(

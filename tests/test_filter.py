@@ -325,7 +325,8 @@ def test_a_filter_never_selects_by_a_suppressed_value(demo_db: str, tmp_path: Pa
             code
             for (code,) in conn.execute(
                 "SELECT code FROM indicator_value WHERE indicator = 'population'"
-                " AND level = 'commune' AND vintage = '2025' AND value < 10000"
+                " AND level = 'commune' AND vintage = '2025' AND period = '2025'"
+                " AND value < 10000"
             )
         }
     assert small

@@ -69,7 +69,7 @@ def test_demo_indicators_round_trip(demo_ro: str) -> None:
         # Hoàng Sa's population is a published zero: a true zero, not "not available"
         hoang_sa = conn.execute(
             "SELECT value, status FROM indicator_value WHERE indicator ="
-            " 'population' AND level = 'commune' AND code = '20333'"
+            " 'population' AND level = 'commune' AND code = '20333' AND period = '2025'"
         ).fetchone()
         assert hoang_sa == (0.0, "ok")
 
@@ -627,7 +627,8 @@ def test_catalogue_lists_demo_indicators(client: TestClient) -> None:
 def test_indicator_metadata_lists_series(client: TestClient) -> None:
     meta = client.get("/indicators/population").json()
     series = {(s["vintage"], s["level"]): s["periods"] for s in meta["series"]}
-    assert series == {("2025", "commune"): ["2025"], ("2025", "province"): ["2025"]}
+    # (the communes' 2009 period: the 2009 census carried over, shipped with the demo)
+    assert series == {("2025", "commune"): ["2009", "2025"], ("2025", "province"): ["2025"]}
     worldpop = client.get("/indicators/pop_worldpop").json()
     assert worldpop["series"][0]["derivation"]["method"] == "zonal statistics"
 
@@ -659,7 +660,7 @@ def test_bad_selection_is_400_listing_valid_values(
 
 
 def test_values_json_and_csv(client: TestClient) -> None:
-    params = {"vintage": "2025", "level": "commune", "parent": "01"}
+    params = {"vintage": "2025", "level": "commune", "parent": "01", "period": "2025"}
     body = client.get("/indicators/population/values", params=params).json()
     assert body["numberReturned"] == 126
     response = client.get("/indicators/population/values", params={**params, "f": "csv"})
@@ -701,7 +702,7 @@ def test_a_parent_total_never_gives_back_a_suppressed_child(demo_db: str) -> Non
         raw = dict(
             conn.execute(
                 "SELECT code, value FROM indicator_value WHERE indicator ="
-                " 'population' AND level = 'commune'"
+                " 'population' AND level = 'commune' AND period = '2025'"
             ).fetchall()
         )
         density = _published(conn, "density", "commune")
@@ -904,7 +905,7 @@ def test_suppression_follows_a_chain_of_quotients(demo_db: str) -> None:
             c
             for (c,) in conn.execute(
                 "SELECT code FROM published_value WHERE indicator = 'population' AND level ="
-                " 'commune' AND value IS NULL"
+                " 'commune' AND period = '2025' AND value IS NULL"
             )
         }
         hidden_density2 = {
@@ -995,20 +996,21 @@ def test_suppressed_values_are_null_in_json_and_csv(demo_db: str, tmp_path: Path
         protect.refresh(conn)
         small = conn.execute(
             "SELECT code, value FROM indicator_value WHERE indicator ="
-            " 'population' AND level = 'commune' AND value BETWEEN 1 AND 9999"
-            " ORDER BY value LIMIT 1"
+            " 'population' AND level = 'commune' AND period = '2025'"
+            " AND value BETWEEN 1 AND 9999 ORDER BY value LIMIT 1"
         ).fetchone()
         assert small is not None
     with TestClient(create_app(ServiceSettings(home=tmp_path), db_url=demo_db)) as client:
         for indicator in ("population", "density"):
             body = client.get(
-                f"/indicators/{indicator}/values", params={"vintage": "2025", "level": "commune"}
+                f"/indicators/{indicator}/values",
+                params={"vintage": "2025", "level": "commune", "period": "2025"},
             ).json()
             row = next(v for v in body["values"] if v["code"] == small[0])
             assert row["value"] is None and row["status"] == "suppressed"
             csv_text = client.get(
                 f"/indicators/{indicator}/values",
-                params={"vintage": "2025", "level": "commune", "f": "csv"},
+                params={"vintage": "2025", "level": "commune", "period": "2025", "f": "csv"},
             ).text
             line = next(ln for ln in csv_text.splitlines() if ln.startswith(small[0]))
             assert line.endswith(",,suppressed,") and str(int(small[1])) not in line

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import orjson
 from fastapi import Depends, FastAPI
@@ -50,10 +49,10 @@ from geo_service.http.routers import (
 )
 from geo_service.http.security import SecurityHeaders
 from geo_service.http.services import Services
+from geo_service.http.static import StaticWithRevalidation, VersionedStatic
 from geo_service.http.strict import reject_unknown_parameters
 from geo_service.settings import CORS_EXPOSE_HEADERS, ServiceSettings
-
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+from geo_service.viewer.assets import STATIC_DIR, VERSIONED_PREFIX, static_version
 
 
 def create_app(
@@ -162,6 +161,12 @@ def _add_routes(app: FastAPI) -> None:
     app.mount(
         landing.SWAGGER_UI_PATH, StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui"
     )
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    # (the versioned mount first: "/static" would take its paths too)
+    app.mount(
+        VERSIONED_PREFIX,
+        VersionedStatic(STATIC_DIR, static_version()),
+        name="static-versioned",
+    )
+    app.mount("/static", StaticWithRevalidation(directory=STATIC_DIR), name="static")
     app.include_router(indicators.router, dependencies=strict)
     app.include_router(crosswalks.router, dependencies=strict)

@@ -2,14 +2,39 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
+from functools import cache
 from html.parser import HTMLParser
+from pathlib import Path
 
 import folium
 from branca.element import CssLink, Figure, JavascriptLink, Link
 from folium.elements import JSCSSMixin
 
 VENDOR_PREFIX = "/static/vendor"
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+# Pages load the static files under `/static/v/<version>/`: a path prefix, not `?v=`, so that
+# the relative imports between ES modules and the url() of stylesheets carry the version too.
+VERSIONED_PREFIX = "/static/v"
+
+
+@cache
+def static_version(directory: Path = STATIC_DIR) -> str:
+    """A digest of every file under `directory` (names and contents), read once per process:
+    a new release changes it, so browsers may keep what they fetched under it for good."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(directory).as_posix().encode())
+        digest.update(b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def static_root(api: str) -> str:
+    """The URL prefix of this release's static files (versioned, cached for good)."""
+    return f"{api.rstrip('/')}{VERSIONED_PREFIX}/{static_version()}"
+
 
 # (Folium's name for the asset, path under the vendor folder), in load order. Using Folium's
 # names means the same asset required by several elements is linked once in the page header.

@@ -9,6 +9,8 @@ import json
 import re
 from typing import Any
 
+from geo_service.viewer.assets import static_root
+
 PAGE_LABELS: dict[str, dict[str, str]] = {
     "vi": {
         "progress_title": "Tiến độ vẽ địa bàn điều tra",
@@ -128,14 +130,14 @@ _SCOPE = re.compile(r"^(\d{2}|\d{5})(,(\d{2}|\d{5}))*$")
 def _page(api: str, lang: str, title: str, config: dict[str, Any]) -> str:
     payload = json.dumps(config, ensure_ascii=False)
     payload = payload.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    root = html.escape(api)
+    static = html.escape(static_root(api))
     return (
         f"<!DOCTYPE html><html lang='{lang}'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>{html.escape(title)}</title><link rel='icon' href='data:,'>"
-        f"<link rel='stylesheet' href='{root}/static/census_pages.css'>"
-        f"<script src='{root}/static/safe.js' defer></script>"
-        f"<script src='{root}/static/census_pages.js' defer></script></head>"
+        f"<link rel='stylesheet' href='{static}/census_pages.css'>"
+        f"<script src='{static}/safe.js' defer></script>"
+        f"<script src='{static}/census_pages.js' defer></script></head>"
         f"<body><main id='census-page'><h1>{html.escape(title)}</h1></main>"
         f"<script type='application/json' id='census-page-config'>{payload}</script>"
         "</body></html>"

@@ -52,6 +52,9 @@ class Classification:
     # standard-deviation classes: the mean and SD their limits are measured in
     mean: float | None = None
     sd: float | None = None
+    # the lower limit of each class, where it is not the limit of the class below (a change
+    # map's classes either side of zero)
+    lowers: list[float] | None = None
 
     def class_of(self, value: float) -> int:
         """Index of the class holding `value`."""
@@ -63,7 +66,9 @@ class Classification:
     def as_dict(self, lang: str = "en") -> dict[str, Any]:
         """The JSON form, one entry per class (the note in `lang`, vi or en)."""
         # (no class at all when no unit has a value)
-        lowers = [self.lower, *self.breaks[:-1]] if self.breaks else []
+        lowers: list[float | None] = list(self.lowers or ()) or (
+            [self.lower, *self.breaks[:-1]] if self.breaks else []
+        )
         sigma = {"mean": self.mean, "sd": self.sd} if self.mean is not None else {}
         return {
             **sigma,
@@ -205,46 +210,169 @@ def classify_change(
     palette: str,
     manual: list[float] | None = None,
     no_value: dict[str, int] | None = None,
+    method: str = "quantiles",
 ) -> Classification:
-    """Classes of a change, centred on zero for a diverging palette: decreases and increases
-    split into quantiles each side (an odd k adds a middle class, the smallest 1/k of the
-    changes around zero); classes keep their colours when one side has fewer or none."""
-    if manual:
-        return classify(values, "manual", k, palette, manual, no_value)
+    """Classes of a change on a diverging palette, split at zero whatever the method: the
+    decreases are classified among themselves and take the colours below the palette's
+    middle, the increases likewise above it, so no class holds both a decrease and an
+    increase. An odd k adds a middle class around zero (the smallest 1/k of the changes, or
+    one standard deviation either side); with an even k or manual limits, zero is a limit and
+    a zero change sits with the increases. Classes keep their colours when a side has fewer."""
+    if method not in METHODS:
+        raise InvalidParameter(
+            f"unknown method {method!r}; methods: {', '.join(METHODS)}", parameter="method"
+        )
     if not 3 <= k <= 7:
         raise InvalidParameter("k must be between 3 and 7", parameter="k")
     data = np.asarray(values, dtype=float)
-    if len(np.unique(data)) < 3:
+    if method == "manual" or manual:
+        if not manual:
+            raise InvalidParameter("manual classification needs breaks=", parameter="breaks")
+        return _manual_change(data, manual, palette, no_value)
+    if data.size == 0:
         return classify(values, "quantiles", k, palette, None, no_value)
     side = k // 2
-    middle = float(np.quantile(np.abs(data), 1 / k)) if k % 2 else 0.0
-    below = data[data < -middle] if k % 2 else data[data < 0]
-    above = data[data > middle] if k % 2 else data[data >= 0]
-    colours_k = palette_colours(palette, k)
-    classes: list[tuple[float, str]] = []  # (upper bound, colour), increasing
-    if below.size:
-        uppers = _side_uppers(below, side)
-        # the decrease nearest zero takes the colour next to the middle
-        classes += [(u, colours_k[side - len(uppers) + i]) for i, u in enumerate(uppers)]
-    if k % 2 and np.any(np.abs(data) <= middle):
-        classes.append((middle, colours_k[side]))
-    if above.size:
-        classes += [(u, colours_k[k - side + i]) for i, u in enumerate(_side_uppers(above, side))]
+    # the spread around zero, not around the mean: a change's σ bands are measured from 0
+    sd = float(np.sqrt(np.mean(data**2)))
+    middle = _middle(data, k, method, sd) if k % 2 else None
+    if middle is None:
+        below, above, centre = data[data < 0], data[data >= 0], data[:0]
+    elif middle > 0:
+        inside = (data > -middle) & (data <= middle)
+        below, above, centre = data[data <= -middle], data[data > middle], data[inside]
+    else:
+        below, above, centre = data[data < 0], data[data > 0], data[data == 0]
+    decreases = _side_classes(below, side, k, method, sd, negative=True)
+    increases = _side_classes(above, side, k, method, sd, negative=False)
+    if middle and decreases:
+        # (the decreases end where the middle class starts: the legend's limits meet)
+        decreases[-1] = (-middle, decreases[-1][1])
+    colours = palette_colours(palette, k)
+    classes = [(u, colours[side - 1 - rank]) for u, rank in decreases]
+    if centre.size:
+        classes.append((middle or 0.0, colours[side]))
+    classes += [(u, colours[k - side + rank]) for u, rank in increases]
+    lowers = _lowers(data, len(decreases), middle if centre.size else None, classes)
+    return _change_classification("change", palette, data, classes, lowers, no_value)
+
+
+def _middle(data: np.ndarray, k: int, method: str, sd: float) -> float:
+    """Half the width of the middle class of an odd k (0: it holds only the zeros)."""
+    if len(np.unique(data)) < 3:
+        return 0.0
+    if method == "std_mean":
+        return sd
+    return float(np.quantile(np.abs(data), 1 / k))
+
+
+def _side_bins(
+    x: np.ndarray, n: int, k: int, method: str, sd: float, negative: bool
+) -> list[float]:
+    """Inner class limits of n classes of one side's values (without its outer end)."""
+    if n <= 1:
+        return []
+    if method == "std_mean":
+        edge = 1 if k % 2 else 0  # (±1σ bounds the middle class of an odd k)
+        return [m * sd for m in _SD_MULTIPLES[k] if (m < -edge if negative else m > edge)]
+    distinct = np.unique(x)
+    if len(distinct) <= n:
+        return [float(v) for v in distinct[:-1]]
+    if method == "equal_interval":
+        lo, hi = float(x.min()), float(x.max())
+        return [lo + (hi - lo) * i / n for i in range(1, n)]
+    if method == "natural_breaks":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return [float(b) for b in mapclassify.FisherJenks(x, k=n).bins[:-1]]
+    return [float(np.quantile(x, i / n)) for i in range(1, n)]
+
+
+def _side_classes(
+    x: np.ndarray, n: int, k: int, method: str, sd: float, negative: bool
+) -> list[tuple[float, int]]:
+    """(upper limit, rank away from zero) of the classes of one side, increasing."""
+    if x.size == 0:
+        return []
+    bins = sorted(set(_side_bins(x, n, k, method, sd, negative)))
+    return _ranked(x, bins, negative, by_band=method == "std_mean")
+
+
+def _ranked(
+    x: np.ndarray, bins: list[float], negative: bool, by_band: bool
+) -> list[tuple[float, int]]:
+    """The classes `bins` make of one side's values, each with its rank away from zero: by
+    the band it lies in (fixed limits: σ multiples, manual), or by position."""
+    lo, hi = float(x.min()), float(x.max())
+    uppers = [*(b for b in bins if lo <= b < hi), hi]
+    if by_band:
+        ranks = [sum(b >= u if negative else b < u for b in bins) for u in uppers]
+    else:
+        ranks = [len(uppers) - 1 - i if negative else i for i in range(len(uppers))]
+    return list(zip(uppers, ranks, strict=True))
+
+
+def _lowers(
+    data: np.ndarray, n_below: int, middle: float | None, classes: list[tuple[float, str]]
+) -> list[float]:
+    """The lower limit of each class: zero (or the middle class's) between the sides."""
+    lowers: list[float] = []
+    for i in range(len(classes)):
+        if i == 0:
+            lowers.append(float(data.min()) if n_below else _first_lower(data, middle))
+        elif i == n_below and middle is not None:
+            lowers.append(0.0 - middle)  # (not −0.0)
+        elif i == n_below + (middle is not None):
+            lowers.append(middle if middle is not None else 0.0)
+        else:
+            lowers.append(classes[i - 1][0])
+    return lowers
+
+
+def _first_lower(data: np.ndarray, middle: float | None) -> float:
+    """Lower limit of the first class when there are no decreases."""
+    if middle is not None:
+        return min(-middle, float(data.min()))
+    return min(0.0, float(data.min()))
+
+
+def _manual_change(
+    data: np.ndarray, manual: list[float], palette: str, no_value: dict[str, int] | None
+) -> Classification:
+    """Manual limits of a change: zero is always a limit (the limits either side give the
+    classes of that side; a limit at 0 is implied), each side coloured by its bands."""
+    if data.size == 0:
+        return classify([], "manual", 3, palette, manual, no_value)
+    negative = sorted({b for b in manual if b < 0})
+    positive = sorted({b for b in manual if b > 0})
+    n = max(len(negative), len(positive)) + 1  # classes a side may have
+    below, above = data[data < 0], data[data >= 0]
+    decreases = _ranked(below, negative, True, by_band=True) if below.size else []
+    increases = _ranked(above, positive, False, by_band=True) if above.size else []
+    colours = palette_colours(palette, 2 * n)
+    classes = [(u, colours[n - 1 - rank]) for u, rank in decreases]
+    classes += [(u, colours[n + rank]) for u, rank in increases]
+    lowers = _lowers(data, len(decreases), None, classes)
+    return _change_classification("manual", palette, data, classes, lowers, no_value)
+
+
+def _change_classification(
+    method: str,
+    palette: str,
+    data: np.ndarray,
+    classes: list[tuple[float, str]],
+    lowers: list[float],
+    no_value: dict[str, int] | None,
+) -> Classification:
     breaks = [u for u, _ in classes]
     counts = np.bincount(np.searchsorted(breaks, data, side="left"), minlength=len(breaks)).tolist()
     return Classification(
-        "change",
+        method,
         len(breaks),
         palette,
         breaks,
-        float(data.min()),
+        lowers[0],
         [c for _, c in classes],
         counts,
         no_value or {},
+        lowers=lowers,
     )
-
-
-def _side_uppers(values: np.ndarray, n: int) -> list[float]:
-    """Upper bounds of n quantile classes of the values (fewer when they coincide)."""
-    uppers = [float(np.quantile(values, i / n)) for i in range(1, n)] + [float(values.max())]
-    return sorted(set(uppers))

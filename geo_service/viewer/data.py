@@ -27,10 +27,25 @@ RAW_COUNT_NOTE = {
     "Nên dùng tỷ lệ hoặc mật độ.",
 }
 CHANGES = ("absolute", "percent")
-CHANGE_METHOD_NAME = {
-    "vi": "Thay đổi, phân lớp quanh 0 (phân vị mỗi phía)",
-    "en": "Change, classes centred on zero (quantiles each side)",
+# how a change map's classes were made: each side of zero classified on its own
+CHANGE_METHOD_NAMES = {
+    "quantiles": ("phân vị mỗi phía", "quantiles each side"),
+    "equal_interval": ("khoảng đều mỗi phía", "equal intervals each side"),
+    "natural_breaks": ("ngắt tự nhiên mỗi phía", "natural breaks each side"),
+    "std_mean": ("độ lệch chuẩn tính từ 0", "standard deviations from zero"),
+    "manual": ("ngắt thủ công, 0 là một ngưỡng", "manual breaks, 0 being one"),
 }
+
+
+def change_method_name(method: str) -> dict[str, str]:
+    """The legend's name of a change map's classification, in both languages."""
+    vi, en = CHANGE_METHOD_NAMES[method]
+    return {
+        "vi": f"Thay đổi, phân lớp quanh 0 ({vi})",
+        "en": f"Change, classes centred on zero ({en})",
+    }
+
+
 OK = ("ok", "provisional")
 
 
@@ -237,8 +252,9 @@ async def choropleth_body(
             no_value["suppressed" if s == "suppressed" else "not_available"] += 1
     if mv.compare is not None:
         palette = palette or DEFAULT_DIVERGING
-        result = classify_change(values, k, palette, manual_breaks(breaks), no_value)
-        method_name = CHANGE_METHOD_NAME if not breaks else METHOD_NAMES_BY_LANG["manual"]
+        method = "manual" if breaks else method
+        result = classify_change(values, k, palette, manual_breaks(breaks), no_value, method)
+        method_name = change_method_name(method)
     else:
         palette = palette or (DEFAULT_DIVERGING if method == "std_mean" else DEFAULT_SEQUENTIAL)
         result = classify(values, method, k, palette, manual_breaks(breaks), no_value)

@@ -11,6 +11,7 @@ import psycopg
 
 from geo_service.ea import sql as ea
 from geo_service.settings import ServiceSettings
+from geo_service.viewer.assets import static_root
 from geo_service.viewer.ea_labels import CENSUS_LABELS, DRAW_TEXTS
 from geo_service.viewer.labels import LABELS
 from geo_service.viewer.page import add_messages, boot, extent, offline_map
@@ -63,12 +64,12 @@ async def render_ea_page(
     labels = CENSUS_LABELS[lang]
     # (the base map is drawn by the editor's layer list below, not by Folium)
     m, figure = offline_map(bounds, api, labels["title"], None, "")
-    root = html.escape(api)
+    static = html.escape(static_root(api))
     figure.header.add_child(
         folium.Element(
-            f"<link rel='stylesheet' href='{root}/static/ea_editor.css'>"
+            f"<link rel='stylesheet' href='{static}/ea_editor.css'>"
             # (a deferred script runs before the editor's module, which uses geoSafe)
-            f"<script src='{root}/static/safe.js' defer></script>"
+            f"<script src='{static}/safe.js' defer></script>"
         )
     )
     x0, y0, x1, y1 = bounds

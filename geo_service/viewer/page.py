@@ -15,7 +15,7 @@ import folium
 import psycopg
 
 from geo_service.features import sql as features
-from geo_service.viewer.assets import make_offline
+from geo_service.viewer.assets import make_offline, static_root
 from geo_service.viewer.choropleth import (
     DEFAULT_DIVERGING,
     DEFAULT_SEQUENTIAL,
@@ -120,12 +120,13 @@ def offline_map(
         folium.TileLayer(basemap_url, attr=basemap_attribution, name="base").add_to(m)
     figure = m.get_root()
     assert isinstance(figure, folium.Figure)
-    make_offline(m, f"{api}/static/vendor")
-    make_offline(figure, f"{api}/static/vendor")
+    static = static_root(api)
+    make_offline(m, f"{static}/vendor")
+    make_offline(figure, f"{static}/vendor")
     figure.header.add_child(
         folium.Element(
             f"<title>{html.escape(title)}</title><link rel='icon' href='data:,'>"
-            f"<link rel='stylesheet' href='{api}/static/viewer.css'>"
+            f"<link rel='stylesheet' href='{html.escape(static)}/viewer.css'>"
         )
     )
     return m, figure
@@ -167,7 +168,7 @@ def boot(
         folium.Element(f"<script type='application/json' id='{config_id}'>{payload}</script>")
     )
     # a module runs after the page is parsed, when Folium's inline script has made the map
-    base = f"{html.escape(api)}/static/js/"
+    base = f"{html.escape(static_root(api))}/js/"
     preload = "".join(
         f"<link rel='modulepreload' href='{base}{html.escape(m)}'>" for m in _modules(script)
     )

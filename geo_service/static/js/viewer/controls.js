@@ -77,8 +77,8 @@ export function renderControls(app, root) {
   const applyBreaks = () => set({ method: "manual", breaks: breaksInput.value.replace(/\s+/g, "") });
   const manual = st.method === "manual" || (app.problem && app.problem.parameter === "breaks");
   const how = h("fieldset", { class: "gv-group" }, h("legend", {}, t("group_how")),
-    st.compare ? h("p", { class: "gv-hint" }, t("change_classes")) :
-      field(t("method"), select("method", methods, st.method, (v) => set(v === "manual" ? { method: "manual", breaks: st.breaks || breaksInput.value.replace(/\s+/g, "") } : { method: v, palette: v === "std_mean" || st.method === "std_mean" ? null : st.palette }))),
+    st.compare ? h("p", { class: "gv-hint" }, t("change_classes")) : null,
+    field(t("method"), select("method", methods, st.method, (v) => set(v === "manual" ? { method: "manual", breaks: st.breaks || breaksInput.value.replace(/\s+/g, "") } : { method: v, palette: v === "std_mean" || st.method === "std_mean" ? null : st.palette }))),
     h("div", { class: "gv-row2" },
       field(t("k"), select("k", [3, 4, 5, 6, 7].map((n) => [n, String(n)]), st.k, (v) => set({ k: Number(v) }), { disabled: manual })),
       field(t("palette"), paletteSelect(app, paletteChosen, st.compare || st.method === "std_mean", (v) => set({ palette: v })))),

@@ -105,7 +105,7 @@ function viewBox() {
 async function loadClasses() {
   const st = app.state;
   const params = { collection: app.collection(), indicator: st.indicator, period: st.period,
-    method: st.compare ? null : st.method, k: st.k, palette: st.palette,
+    method: st.method, k: st.k, palette: st.palette,
     breaks: st.method === "manual" ? st.breaks : null,
     compare: st.compare, compare_vintage: st.cv, change: st.compare ? st.change : null,
     within: st.scope === "province" ? st.within : null, bbox: st.scope === "view" ? viewBox() : null };
