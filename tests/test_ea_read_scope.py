@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from geo_core import grid
+from geo_core.errors import InvalidParameter
 from geo_service.http.app import create_app
 from geo_service.settings import ServiceSettings
 from geo_service.users import add_user
@@ -138,3 +139,23 @@ def test_ea_tiles_hold_only_the_readers_eas_whatever_was_cached(office: Office) 
     assert tilejson.status_code == 200
     west, south, east, north = tilejson.json()["bounds"]
     assert not (west <= lon <= east and south <= lat <= north)
+
+
+def test_an_admin_takes_no_scope(demo_db: str, tmp_path: Path) -> None:
+    # an admin reads and changes everything: a stored scope would promise a limit nothing keeps
+    with psycopg.connect(demo_db, autocommit=True) as conn:
+        with pytest.raises(InvalidParameter, match="admin") as refused:
+            add_user(conn, "scoped", "admin", ["01"])
+        assert refused.value.parameter == "--scope"
+        boss = {"Authorization": f"Bearer {add_user(conn, 'boss', 'admin', [])}"}
+        add_user(conn, "lan", "editor", ["01"])
+    with TestClient(create_app(ServiceSettings(home=tmp_path), db_url=demo_db)) as client:
+        body = {"name": "hoa", "role": "admin", "scope": ["79"], "password": "long enough"}
+        made = client.post("/admin/users", json=body, headers=boss)
+        assert made.status_code == 400 and made.json()["parameter"] == "scope"
+        promoted = client.patch("/admin/users/lan", json={"role": "admin"}, headers=boss)
+        assert promoted.status_code == 400 and promoted.json()["parameter"] == "scope"
+        cleared = {"role": "admin", "scope": []}
+        assert client.patch("/admin/users/lan", json=cleared, headers=boss).status_code == 200
+        listed = {u["name"]: u for u in client.get("/admin/users", headers=boss).json()["users"]}
+        assert listed["lan"]["role"] == "admin" and listed["lan"]["scope"] == []
