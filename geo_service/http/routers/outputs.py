@@ -4,7 +4,6 @@ answer, never a truncated file."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request
@@ -144,10 +143,10 @@ async def map_export(
         labels,
     )
     # (a few pages drawn at once, each client one; no connection held while drawing)
-    async with renders.slot(client_address(request)):
+    async with renders.slot(client_address(request)) as held:
         async with pool.connection() as conn:
             prepared = await maps_outputs.prepare_map(conn, asked, settings)
-        made = await maps_outputs.draw_map(prepared)
+        made = await held.thread(maps_outputs.draw_prepared, prepared)
     name = f"{indicator}-{collection}-{layout}.{format}"
     return Response(
         made.content,
@@ -201,12 +200,12 @@ async def ea_field_map(
     """The EA over the loaded roads, rivers and railways, its neighbours with their codes,
     the commune boundary, code, commune, province, households, enumerator and supervisor,
     a boundary description field, scale bar and north arrow."""
-    async with renders.slot(f"user {user.name}" if user else client_address(request)):
+    async with renders.slot(f"user {user.name}" if user else client_address(request)) as held:
         async with pool.connection() as conn:
             row = await fetch(conn, featureId)
             await check_commune(conn, scope, row["commune_code"])
             sheet = await field_maps.field_map_sheet(conn, row, settings, lang, scope.codes)
-        content = await asyncio.to_thread(field_maps.field_map_pdf, sheet, row["code"])
+        content = await held.thread(field_maps.field_map_pdf, sheet, row["code"])
     return Response(
         content,
         media_type=PDF,
@@ -251,8 +250,8 @@ async def ea_map_book(
     client = f"user {user.name}" if user else client_address(request)
     release = downloads.open(client)
     try:
-        async with renders.slot(client):
-            path = await asyncio.to_thread(field_maps.map_book_file, sheet)
+        async with renders.slot(client) as held:
+            path = await held.thread(field_maps.map_book_file, sheet)
     except BaseException:
         release()
         raise
