@@ -135,7 +135,9 @@ def test_ea_tiles_hold_only_the_readers_eas_whatever_was_cached(office: Office) 
     assert _tile_communes(office, "hcm", tile) == set()
     assert _tile_communes(office, "hcm_commune", tile) == set()
     assert _tile_communes(office, "national", tile) == {HANOI}
-    tilejson = office.get("hcm", "/collections/enumeration-areas/tiles/WebMercatorQuad")
+    tilejson = office.get(
+        "hcm", "/collections/enumeration-areas/tiles/WebMercatorQuad/tilejson.json"
+    )
     assert tilejson.status_code == 200
     west, south, east, north = tilejson.json()["bounds"]
     assert not (west <= lon <= east and south <= lat <= north)
