@@ -45,6 +45,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "commune {commune} is outside {user}'s scope",
         "xã {commune} nằm ngoài phạm vi của {user}",
     ),
+    "code_out_of_scope": (
+        "{code} is outside {user}'s scope",
+        "{code} nằm ngoài phạm vi của {user}",
+    ),
     "approved_needs_supervisor": (
         "EA {code} is approved: only a supervisor may change it (it goes back to draft)",
         "Địa bàn {code} đã được duyệt: chỉ người duyệt mới được sửa (địa bàn trở về nháp)",

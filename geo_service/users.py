@@ -97,6 +97,14 @@ def check_role_and_scope(role: Any, scope: Any, parameter: str = "scope") -> lis
         )
     if role in ("editor", "supervisor") and not scope:
         raise InvalidParameter(f"an {role} needs a scope", parameter=parameter)
+    if role == "admin" and scope:
+        # (an admin administers users and reads and changes everything: a scope would
+        # promise a limit that nothing enforces)
+        raise InvalidParameter(
+            "an admin works everywhere and takes no scope (send an empty scope); give a "
+            "province or commune to an editor or supervisor instead",
+            parameter=parameter,
+        )
     return list(dict.fromkeys(scope))
 
 

@@ -420,6 +420,27 @@ def test_catalogue_numbers_must_be_finite(
         )
 
 
+def test_cell_key_noise_below_the_protection_range_is_refused(
+    db: psycopg.Connection, tmp_path: Path
+) -> None:
+    # threshold 50: a hidden count keeps at least ±25 (half the threshold), so D = 2 would
+    # publish it to within about ±2
+    head = f"{CATALOGUE_HEAD},suppress_below,cell_key_noise"
+    before = fingerprint(db, ("indicator",))
+    with pytest.raises(LoaderError, match=r"cell_key_noise 2 is below .* at least 25") as refused:
+        load_catalogue(db, _catalogue(tmp_path, f"{head}\nt_c,C,C,count,50,2\n"))
+    assert refused.value.parameter == "cell_key_noise"
+    assert fingerprint(db, ("indicator",)) == before
+    load_catalogue(db, _catalogue(tmp_path, f"{head}\nt_c,C,C,count,50,25\n"))
+    # nor may a later catalogue raise the threshold over the noise already set
+    with pytest.raises(LoaderError, match="cell_key_noise 25 is below"):
+        load_catalogue(
+            db, _catalogue(tmp_path, f"{CATALOGUE_HEAD},suppress_below\nt_c,C,C,count,500\n")
+        )
+    saved = db.execute("SELECT suppress_below FROM indicator WHERE code = 't_c'").fetchone()
+    assert saved == (50,)
+
+
 def test_the_kind_of_an_indicator_with_values_stays(db: psycopg.Connection, tmp_path: Path) -> None:
     with pytest.raises(LoaderError, match="has values as a count"):
         load_catalogue(

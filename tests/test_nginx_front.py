@@ -8,6 +8,7 @@ import http.client
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -80,6 +81,7 @@ class Front:
             "GEO_SERVICE_TILE_CACHE_PATH": str(self.root),
         }
         self._service = ExitStack()
+        self.ready_status = 200  # what /health answers through nginx once it is up
 
     def file(self, tile: tuple[int, int, int], layer: str = "commune-2025") -> Path:
         z, x, y = tile
@@ -134,7 +136,7 @@ class Front:
             if process.poll() is not None:
                 raise RuntimeError("nginx exited: " + (prefix / "stderr.log").read_text())
             try:
-                if fetch(self.nginx, "/health")[0] == 200:
+                if fetch(self.nginx, "/health")[0] == self.ready_status:
                     return
             except OSError:
                 if time.monotonic() > deadline:
@@ -335,6 +337,89 @@ def test_cors_headers_match_the_service(shared_front: Front) -> None:
         assert nginx[name] == service[name] and nginx[name]
     assert _static(shared_front, path)[1]["Access-Control-Allow-Origin"] is None
     assert fetch(shared_front.service, path)[1]["Access-Control-Allow-Origin"] is None
+
+
+# --- nginx's own errors --------------------------------------------------------------------
+
+
+def _raw(base: str, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send bytes as they are (HTTP that http.client would refuse to write) and read the
+    answer until nginx closes the connection."""
+    parts = urllib.parse.urlsplit(base)
+    answer = b""
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
+        sock.sendall(request)
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+    return int(lines[0].split()[1]), {k.lower(): v for k, v in headers.items()}, body
+
+
+def _get(base: str, path: str | bytes) -> bytes:
+    """A GET request's bytes, the connection closed after the answer."""
+    target = path.encode() if isinstance(path, str) else path
+    host = urllib.parse.urlsplit(base).netloc.encode()
+    return b"GET " + target + b" HTTP/1.1\r\nHost: " + host + b"\r\nConnection: close\r\n\r\n"
+
+
+@contextmanager
+def nginx_before_a_stopped_service(**env: str) -> Iterator[str]:
+    """nginx from the generated configuration, with no service behind it."""
+    workdir = Path(tempfile.mkdtemp(prefix="geo-service-nginx-"))
+    workdir.chmod(0o755)
+    front = Front("postgresql://unused", workdir)
+    front.env.update(env)
+    front.service = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    front.ready_status = 502
+    try:
+        with front.running_nginx():
+            yield front.nginx
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _json_error(answer: tuple[int, dict[str, str], bytes], status: int) -> dict[str, Any]:
+    got, headers, body = answer
+    assert got == status, body
+    assert headers["content-type"] == "application/json"
+    assert headers["server"] == "nginx"  # (server_tokens off: no version)
+    document: dict[str, Any] = json.loads(body)
+    assert document["status"] == status and document["detail"]
+    assert document["code"] == document["title"] and document["description"] == document["detail"]
+    return document
+
+
+def test_errors_nginx_answers_itself_are_json() -> None:
+    with nginx_before_a_stopped_service(GEO_SERVICE_MAX_BODY_BYTES="1000") as base:
+        host = urllib.parse.urlsplit(base).netloc.encode()
+        big = b"x" * 5000  # over nginx's limit (twice the service's)
+        too_large = _raw(
+            base,
+            b"POST /aggregate HTTP/1.1\r\nHost: " + host + b"\r\nContent-Type: application/json"
+            b"\r\nContent-Length: 5000\r\nConnection: close\r\n\r\n" + big,
+        )
+        assert _json_error(too_large, 413)["parameter"] == "body"
+        two_lengths = b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"
+        assert _json_error(_raw(base, two_lengths), 400)["parameter"] == "request"
+        assert _json_error(_raw(base, b"NOT HTTP\r\n\r\n"), 400)["parameter"] == "request"
+        long_uri = _raw(base, _get(base, b"/" + b"a" * 20000))
+        assert _json_error(long_uri, 414)["parameter"] == "path"
+        for path in ("/health", tile_path((10, 813, 450)), EA_TILES + "/10/813/450"):
+            _json_error(_raw(base, _get(base, path)), 502)  # (a tile: after its redirect)
+
+
+def test_the_services_own_errors_pass_through_nginx(shared_front: Front) -> None:
+    for path in ("/collections/no-such-thing/items", f"{TILES}/23/0/0", "/nowhere"):
+        direct = fetch(shared_front.service, path)
+        status, headers, body = fetch(shared_front.nginx, path)
+        assert status == direct[0] and status in (400, 404)
+        assert (
+            headers["X-Request-Id"]
+            and json.loads(body)["detail"] == json.loads(direct[2])["detail"]
+        )
+        assert headers["Server"] == "nginx"
 
 
 # --- changes ------------------------------------------------------------------------------

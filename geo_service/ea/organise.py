@@ -35,10 +35,11 @@ class Band:
 
 def scope_codes(user: User | None, asked: list[str] | None) -> list[str] | None:
     """The province/commune codes a read covers: what was asked, else the user's scope
-    (None: everything, for admins and anonymous reads). Reads are as open as EA reads are."""
+    (None: everything, for admins, users without a scope and anonymous reads). Asked codes
+    are checked against the read policy by the caller (geo_service/ea/access.py)."""
     if asked:
         return asked
-    if user is None or user.role == "admin":
+    if user is None or user.role == "admin" or not user.scope:
         return None
     return list(user.scope)
 

@@ -720,3 +720,13 @@ async def history(conn: psycopg.AsyncConnection, ea_id: int) -> list[dict[str, A
     if not entries:  # (a deleted EA keeps its history)
         raise NotFound(said("no_ea", ea=ea_id), parameter="featureId")
     return entries
+
+
+def history_communes(entries: list[dict[str, Any]]) -> set[str]:
+    """The communes an EA's history shows it in (every state before and after)."""
+    return {
+        state["properties"]["commune_code"]
+        for entry in entries
+        for state in (entry["before"], entry["after"])
+        if state and state.get("properties", {}).get("commune_code")
+    }

@@ -232,10 +232,12 @@ class ListFilter:
     status: str | None = None
     census_round: str | None = None
     bbox: tuple[float, float, float, float] | None = None  # lon/lat
+    # the reader's scope (geo_service/ea/access.py): province or commune codes, None: all
+    scope: tuple[str, ...] | None = None
 
-    def where(self) -> tuple[sql.Composable, dict[str, Any]]:
-        """The WHERE condition and its parameters (only the filters given, so the
-        planner sees each one and can use its index)."""
+    def where(self, alias: str = "enumeration_area") -> tuple[sql.Composable, dict[str, Any]]:
+        """The WHERE condition over the table (or its alias) and its parameters (only the
+        filters given, so the planner sees each one and can use its index)."""
         conditions: list[sql.Composable] = []
         params: dict[str, Any] = {}
         for column, value in (
@@ -245,23 +247,48 @@ class ListFilter:
         ):
             if value is not None:
                 conditions.append(
-                    sql.SQL("{} = {}").format(sql.Identifier(column), sql.Placeholder(column))
+                    sql.SQL("{} = {}").format(
+                        sql.Identifier(alias, column), sql.Placeholder(column)
+                    )
                 )
                 params[column] = value
         if self.bbox is not None:
             conditions.append(
-                sql.SQL("geom && ST_MakeEnvelope(%(x0)s, %(y0)s, %(x1)s, %(y1)s, 4326)")
+                sql.SQL("{} && ST_MakeEnvelope(%(x0)s, %(y0)s, %(x1)s, %(y1)s, 4326)").format(
+                    sql.Identifier(alias, "geom")
+                )
             )
             params.update(zip(("x0", "y0", "x1", "y1"), self.bbox, strict=True))
+        if self.scope is not None:
+            conditions.append(in_scope(alias))
+            params["scope"] = list(self.scope)
         return sql.SQL(" AND ").join(conditions or [sql.SQL("true")]), params
 
 
-async def count_and_extent(conn: psycopg.AsyncConnection) -> tuple[int, tuple[float | None, ...]]:
-    """How many EAs there are, and the bounding box of all of them (None when empty)."""
+def in_scope(alias: str) -> sql.Composable:
+    """Whether the EA (table or alias) lies in a commune, or in a province, of %(scope)s:
+    its commune's own vintage says which province it is in."""
+    return sql.SQL(
+        "({ea}.commune_code = ANY(%(scope)s::text[]) OR EXISTS (SELECT 1 FROM admin_unit"
+        " scope_unit WHERE scope_unit.level = 'commune' AND scope_unit.vintage ="
+        " {ea}.commune_vintage AND scope_unit.code = {ea}.commune_code"
+        " AND scope_unit.parent_code = ANY(%(scope)s::text[])))"
+    ).format(ea=sql.Identifier(alias))
+
+
+async def count_and_extent(
+    conn: psycopg.AsyncConnection, scope: tuple[str, ...] | None = None
+) -> tuple[int, tuple[float | None, ...]]:
+    """How many EAs there are (of the scope), and the bounding box of all of them (None when
+    empty)."""
+    where, params = ListFilter(scope=scope).where()
     cur = await conn.execute(
-        "WITH t AS (SELECT count(*) AS n, ST_Extent(geom) AS e"
-        " FROM enumeration_area)"
-        " SELECT n, ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM t"
+        sql.SQL(
+            "WITH t AS (SELECT count(*) AS n, ST_Extent(geom) AS e"
+            " FROM enumeration_area WHERE {})"
+            " SELECT n, ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM t"
+        ).format(where),
+        params,
     )
     count, *extent = await cur.fetchone() or (0, None, None, None, None)
     return int(count), tuple(extent)
@@ -1033,55 +1060,26 @@ LEFT JOIN ea_assignment a ON a.ea_id = e.id
 LEFT JOIN census_staff en ON en.id = a.enumerator_id
 LEFT JOIN supervisor_area sa ON sa.id = a.supervisor_area_id
 LEFT JOIN census_staff su ON su.id = sa.supervisor_id
-WHERE {where} AND ({scope})
+WHERE {where}
 ORDER BY e.census_round, e.code
 LIMIT %(limit)s OFFSET %(offset)s
 """
 
 
-def _prefixed(filters: ListFilter) -> tuple[sql.Composable, dict[str, Any]]:
-    """The list's condition over `e` (the filters name plain EA columns)."""
-    conditions: list[sql.Composable] = []
-    params: dict[str, Any] = {}
-    for column, value in (
-        ("commune_code", filters.commune),
-        ("status", filters.status),
-        ("census_round", filters.census_round),
-    ):
-        if value is not None:
-            conditions.append(
-                sql.SQL("{} = {}").format(sql.Identifier("e", column), sql.Placeholder(column))
-            )
-            params[column] = value
-    if filters.bbox is not None:
-        conditions.append(
-            sql.SQL("e.geom && ST_MakeEnvelope(%(x0)s, %(y0)s, %(x1)s, %(y1)s, 4326)")
-        )
-        params.update(zip(("x0", "y0", "x1", "y1"), filters.bbox, strict=True))
-    return sql.SQL(" AND ").join(conditions or [sql.SQL("true")]), params
-
-
 def export_sql(
-    filters: ListFilter, scope: list[str] | None, limit: int | None, offset: int, wkb: bool
+    filters: ListFilter, limit: int | None, offset: int, wkb: bool
 ) -> tuple[sql.Composed, dict[str, Any]]:
     """EA rows in EXPORT_COLUMNS order, the geometry last (WKB, or GeoJSON text when not
-    `wkb`); only EAs of communes or provinces in `scope` unless it is None."""
-    where, params = _prefixed(filters)
-    scoped = sql.SQL(
-        "true"
-        if scope is None
-        else "e.commune_code = ANY(%(scope)s) OR c.parent_code = ANY(%(scope)s)"
-    )
+    `wkb`); only EAs of the filters' scope."""
+    where, params = filters.where("e")
     geometry = sql.SQL("ST_AsBinary(e.geom)" if wkb else "ST_AsGeoJSON(e.geom, 8)")
-    statement = sql.SQL(_EXPORT).format(geometry=geometry, where=where, scope=scoped)
-    return statement, {**params, "scope": scope, "limit": limit, "offset": offset}
+    statement = sql.SQL(_EXPORT).format(geometry=geometry, where=where)
+    return statement, {**params, "limit": limit, "offset": offset}
 
 
-async def count_exported(
-    conn: psycopg.AsyncConnection, filters: ListFilter, scope: list[str] | None
-) -> int:
-    """How many EAs an export of the filters (within `scope`) holds."""
-    statement, params = export_sql(filters, scope, None, 0, wkb=True)
+async def count_exported(conn: psycopg.AsyncConnection, filters: ListFilter) -> int:
+    """How many EAs an export of the filters (within their scope) holds."""
+    statement, params = export_sql(filters, None, 0, wkb=True)
     counted = sql.SQL("SELECT count(*) FROM ({}) t").format(statement)
     row = await (await conn.execute(counted, params)).fetchone()
     return int(row[0]) if row else 0
@@ -1089,7 +1087,7 @@ async def count_exported(
 
 async def export_rows(conn: psycopg.AsyncConnection, filters: ListFilter) -> list[Row]:
     """Every EA the filters match as a dict of EXPORT_COLUMNS and `wkb` (for field maps)."""
-    statement, params = export_sql(filters, None, None, 0, wkb=True)
+    statement, params = export_sql(filters, None, 0, wkb=True)
     cur = await conn.execute(statement, params)
     return [
         {**dict(zip(EXPORT_COLUMNS, row[:-1], strict=True)), "wkb": bytes(row[-1])}

@@ -8,6 +8,7 @@ import psycopg
 from fastapi import Depends, Request
 
 from geo_core.errors import Forbidden, TooManyAttempts, Unauthorized
+from geo_service.ea.access import ReadScope, read_scope
 from geo_service.http.deps import Conn, ServicesDep, client_address
 from geo_service.http.services import Services
 from geo_service.messages import said
@@ -71,15 +72,16 @@ def signed_in_from(request: Request, services: Services, name: str) -> None:
     services.failed_auth.remember(_known_key(name, client_address(request)))
 
 
-async def check_reader(request: Request, services: Services) -> None:
+async def check_reader(request: Request, services: Services) -> ReadScope:
     """For routes without a connection of their own (tiles): with private reads, 401 unless
-    the request carries a valid token."""
+    the request carries a valid token; the EAs the reader may see."""
     if services.settings.public_reads:
-        return
+        return read_scope(None, True)
     async with services.pool.connection() as conn:
         user = await _authenticate(request, conn, services)
     if user is None:
         raise Unauthorized("reads need a token here", parameter="Authorization")
+    return read_scope(user, False)
 
 
 MaybeUser = Annotated[User | None, Depends(optional_user)]
@@ -137,9 +139,21 @@ async def signed_in(user: MaybeUser) -> User:
     return user
 
 
+async def ea_reader(user: Reader, services: ServicesDep) -> ReadScope:
+    """The EAs the reader may see (one policy for every EA read: geo_service/ea/access.py)."""
+    return read_scope(user, services.settings.public_reads)
+
+
+async def ea_reader_released(user: ReaderReleased, services: ServicesDep) -> ReadScope:
+    """As `ea_reader`, authenticated holding no connection afterwards."""
+    return read_scope(user, services.settings.public_reads)
+
+
 Writer = Annotated[User, Depends(writer)]
 Admin = Annotated[User, Depends(administrator)]
 AdminReleased = Annotated[User, Depends(administrator_released)]
 ReaderReleased = Annotated[User | None, Depends(reader_released)]
 SignedIn = Annotated[User, Depends(signed_in)]
 Reader = Annotated[User | None, Depends(reader)]
+EaScope = Annotated[ReadScope, Depends(ea_reader)]
+EaScopeReleased = Annotated[ReadScope, Depends(ea_reader_released)]

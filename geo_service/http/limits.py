@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any, TypeVar
 
 from geo_core.errors import Busy, TooManyRequests
+
+T = TypeVar("T")
 
 
 class ConcurrencyLimits:
@@ -21,8 +24,11 @@ class ConcurrencyLimits:
         self._open: Counter[str] = Counter()  # (only clients with requests running: bounded)
 
     @asynccontextmanager
-    async def slot(self, client: str) -> AsyncIterator[None]:
-        """Run one request of the client (refused or made to wait as above)."""
+    async def slot(self, client: str) -> AsyncIterator[Slot]:
+        """Run one request of the client (refused or made to wait as above). Work started
+        with the slot's `thread` keeps the slot until it ends, even when the request is
+        cancelled (its deadline, a client gone): a thread cannot be stopped, so requests
+        given up on must not let more drawings run than the limits allow."""
         if self._open[client] >= self.per_client:
             raise TooManyRequests(
                 f"at most {self.per_client} {self.what} at once from one client; wait for "
@@ -32,21 +38,46 @@ class ConcurrencyLimits:
             )
         self._open[client] += 1
         try:
-            try:
-                async with asyncio.timeout(self.wait_s):
-                    await self._running.acquire()
-            except TimeoutError as exc:
-                raise Busy(
-                    f"the service computes at most {self.at_once} {self.what} at once and "
-                    "is at that limit; retry shortly",
-                    parameter="limit",
-                    limit=self.at_once,
-                ) from exc
-            try:
-                yield
-            finally:
-                self._running.release()
+            async with asyncio.timeout(self.wait_s):
+                await self._running.acquire()
+        except TimeoutError as exc:
+            self._close(client)
+            raise Busy(
+                f"the service computes at most {self.at_once} {self.what} at once and "
+                "is at that limit; retry shortly",
+                parameter="limit",
+                limit=self.at_once,
+            ) from exc
+        except BaseException:
+            self._close(client)
+            raise
+        held = Slot()
+        try:
+            yield held
         finally:
-            self._open[client] -= 1
-            if self._open[client] <= 0:
-                del self._open[client]
+            if held.running is not None and not held.running.done():
+                held.running.add_done_callback(lambda _: self._release(client))
+            else:
+                self._release(client)
+
+    def _release(self, client: str) -> None:
+        self._running.release()
+        self._close(client)
+
+    def _close(self, client: str) -> None:
+        self._open[client] -= 1
+        if self._open[client] <= 0:
+            del self._open[client]
+
+
+class Slot:
+    """A request's place among the running ones."""
+
+    def __init__(self) -> None:
+        self.running: asyncio.Future[Any] | None = None
+
+    async def thread(self, work: Callable[..., T], *args: Any) -> T:
+        """`work(*args)` in a worker thread; the slot is held until it ends."""
+        running = asyncio.ensure_future(asyncio.to_thread(work, *args))
+        self.running = running
+        return await asyncio.shield(running)

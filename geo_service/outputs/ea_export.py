@@ -58,18 +58,15 @@ SHAPEFILE_NAMES = {
 
 @dataclass(frozen=True)
 class EaSelection:
-    """Which EAs an export holds: the list's filters, within a scope (None: everywhere)."""
+    """Which EAs an export holds: the list's filters (with the reader's scope)."""
 
     filters: sql.ListFilter
-    scope: list[str] | None
     limit: int | None = None
     offset: int = 0
 
 
 def _statement(selection: EaSelection, wkb: bool) -> tuple[pgsql.Composed, dict[str, Any]]:
-    return sql.export_sql(
-        selection.filters, selection.scope, selection.limit, selection.offset, wkb
-    )
+    return sql.export_sql(selection.filters, selection.limit, selection.offset, wkb)
 
 
 async def spool_geojson(

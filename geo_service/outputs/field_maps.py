@@ -112,13 +112,18 @@ async def commune_sheet(
     settings: ServiceSettings,
     lang: str,
     around: tuple[float, float, float, float] | None = None,
+    scope: tuple[str, ...] | None = None,
 ) -> CommuneSheet:
-    """The commune's (or, with `around`, the area's) EAs of the round, its outline and lines."""
+    """The commune's (or, with `around`, the area's) EAs of the round (of the reader's
+    `scope`; None: all), its outline and lines."""
     commune = await sql.commune_with_province(conn, commune_code)
     if commune is None:
         raise NotFound(f"no commune {commune_code!r}", parameter="code")
     filters = sql.ListFilter(
-        commune=None if around else commune_code, census_round=census_round, bbox=around
+        commune=None if around else commune_code,
+        census_round=census_round,
+        bbox=around,
+        scope=scope,
     )
     eas = await sql.export_rows(conn, filters)
     for ea in eas:
@@ -373,14 +378,18 @@ async def field_map(
 
 
 async def field_map_sheet(
-    conn: psycopg.AsyncConnection, ea_row: dict[str, Any], settings: ServiceSettings, lang: str
+    conn: psycopg.AsyncConnection,
+    ea_row: dict[str, Any],
+    settings: ServiceSettings,
+    lang: str,
+    scope: tuple[str, ...] | None = None,
 ) -> CommuneSheet:
     """What an EA's field map is drawn from (drawing it, `field_map_pdf`, needs no
-    connection)."""
+    connection); neighbours only of the reader's `scope` (None: all)."""
     geom = shapely.from_geojson(ea_row["geometry"])
     x0, y0, x1, y1 = geom.bounds
     pad = max(x1 - x0, y1 - y0) * 0.5 + 0.001
     around = (x0 - pad, y0 - pad, x1 + pad, y1 + pad)
     return await commune_sheet(
-        conn, ea_row["commune_code"], ea_row["census_round"], settings, lang, around
+        conn, ea_row["commune_code"], ea_row["census_round"], settings, lang, around, scope
     )

@@ -157,8 +157,13 @@ async def export_map(
 
 async def draw_map(prepared: PreparedMap) -> ExportedMap:
     """Draw and render a gathered page in a worker thread (hold no connection meanwhile)."""
+    return await asyncio.to_thread(draw_prepared, prepared)
+
+
+def draw_prepared(prepared: PreparedMap) -> ExportedMap:
+    """Draw and render a gathered page in the calling thread."""
     p = prepared
-    return await asyncio.to_thread(_draw, p.request, p.body, p.meta, p.units, p.size, p.settings)
+    return _draw(p.request, p.body, p.meta, p.units, p.size, p.settings)
 
 
 async def prepare_map(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import textwrap
 import urllib.parse
@@ -43,6 +44,12 @@ map $http_origin $geo_service_expose_headers {{
     default "{expose}";
 }}
 
+# nginx's own errors (a request it cannot read, a body over the limit, the service down or
+# slow) in the service's JSON error shape, with OGC API's code and description too.
+map $status $geo_service_error {{
+{errors}
+}}
+
 upstream geo_service_upstream {{
     server {upstream_host};
     keepalive 16;
@@ -50,6 +57,14 @@ upstream geo_service_upstream {{
 
 server {{
     listen {listen};
+    server_tokens off;
+    # Errors nginx answers itself are JSON; the service's own (proxy_intercept_errors is
+    # off) pass through as the service wrote them. `recursive_error_pages` so that an error
+    # after the tiles' internal redirect to the service is JSON too.
+    # (a path, not a named location: errors met before a request line is read have no URI,
+    # and nginx cannot go to a named location without one)
+    error_page {error_codes} /.geo-service-error;
+    recursive_error_pages on;
     # above the service's own limit, so that it answers oversized bodies (with JSON)
     client_max_body_size {body_limit};
     # A request whose header or body trickles in (slowloris) is cut off well before nginx's
@@ -66,6 +81,7 @@ server {{
 
     location ~ "{tile_path}" {{
         error_page 418 = @geo_service;
+        error_page {error_codes} /.geo-service-error;
         if ($geo_service_proxied) {{
             return 418;
         }}
@@ -86,6 +102,14 @@ server {{
 
     location @geo_service {{
         proxy_pass http://geo_service_upstream;
+    }}
+
+    location = /.geo-service-error {{
+        internal;
+        # (the answer keeps the error's status: error_page without "=")
+        default_type application/json;
+        add_header Cache-Control "no-store" always;
+        return 200 $geo_service_error;
     }}
 
     location / {{
@@ -122,6 +146,42 @@ http {{
 
 {server}}}
 """
+
+
+# status: (title, detail, the parameter at fault or None). (499, a client that went away, is
+# only logged: nginx sends it nothing, and error_page refuses it.)
+NGINX_ERRORS: dict[int, tuple[str, str, str | None]] = {
+    400: ("BadRequest", "the request is not HTTP that can be read", "request"),
+    403: ("Forbidden", "this path is not served", "path"),
+    404: ("NotFound", "no such path (see /api for the paths)", "path"),
+    405: ("MethodNotAllowed", "this method is not allowed here", "method"),
+    408: ("RequestTimeout", "the request was not sent in time", "request"),
+    413: ("PayloadTooLarge", "the request body is larger than {body_limit} bytes", "body"),
+    414: ("URITooLong", "the request URI is too long", "path"),
+    494: ("RequestHeaderTooLarge", "a request header is too large", "headers"),
+    500: ("InternalError", "the front server failed", None),
+    501: ("NotImplemented", "the request asks for something nginx does not do", "request"),
+    502: ("BadGateway", "the service is not answering; retry later", None),
+    503: ("ServiceUnavailable", "the front server is overloaded; retry later", None),
+    504: ("GatewayTimeout", "the service did not answer in time; retry later", None),
+    505: ("HTTPVersionNotSupported", "this HTTP version is not supported", "request"),
+}
+
+
+def _error_bodies(body_limit: int) -> str:
+    """The map lines giving each status nginx answers itself its JSON body."""
+    lines = []
+    for status, (title, detail, parameter) in NGINX_ERRORS.items():
+        text = detail.format(body_limit=body_limit)
+        body = {"status": status, "title": title, "detail": text}
+        if parameter:
+            body["parameter"] = parameter
+        body |= {"code": title, "description": text}
+        lines.append(f"    {status} '{json.dumps(body, separators=(',', ':'))}';")
+    text = "the front server refused the request"
+    default = f'"title":"Error","detail":"{text}","code":"Error","description":"{text}"'
+    lines.append(f"    default '{{\"status\":$status,{default}}}';")
+    return "\n".join(lines)
 
 
 def tile_path_pattern(public_reads: bool = True) -> str:
@@ -190,6 +250,8 @@ def nginx_conf(
         origins=_origins(settings),
         expose=", ".join(CORS_EXPOSE_HEADERS),
         body_limit=2 * settings.max_body_bytes,
+        errors=_error_bodies(2 * settings.max_body_bytes),
+        error_codes=" ".join(str(code) for code in NGINX_ERRORS),
         tile_path=tile_path_pattern(settings.public_reads),
         variant=DEFAULT_VARIANT,
         mvt=MVT,

@@ -101,6 +101,9 @@ class TileRequest:
     period: str | None = None
     properties: str | None = None
     census_round: str | None = None  # enumeration areas: one census round
+    # enumeration areas with private reads: only those of these provinces or communes
+    # (None: all); such a tile is rendered for its request and never cached
+    scope: tuple[str, ...] | None = None
 
 
 class TileService:
@@ -194,6 +197,8 @@ class TileService:
         raw = RawItemParams(
             indicator=request.indicator, period=request.period, properties=request.properties
         )
+        if layer == EA_LAYER and request.scope is not None:
+            return await self.scoped_ea_tile(pool, request)
         key: TileKey | None
         if layer == EA_LAYER:
             key = TileKey(EA_LAYER, request.census_round or DEFAULT_VARIANT, z, x, y)
@@ -258,6 +263,17 @@ class TileService:
         return await self.cached_tile(
             conn, EA_LAYER, census_round or DEFAULT_VARIANT, z, x, y, statement, params
         )
+
+    async def scoped_ea_tile(self, pool: AsyncConnectionPool, request: TileRequest) -> CachedTile:
+        """A tile of the EAs of one reader's scope: rendered for this request, never read
+        from or written to a cache (caches are shared by every reader, nginx's files by
+        everyone), so no reader is ever given another scope's EAs."""
+        z, x, y = request.z, request.x, request.y
+        statement, params = ea_tile_sql(z, x, y, self.options, request.census_round, request.scope)
+        self.stats.misses += 1
+        async with pool.connection() as conn:
+            tile = await self._render(conn, statement, params, z, x, y)
+        return tile
 
     async def prerender_tile(
         self, conn: psycopg.AsyncConnection, query: ItemQuery | None, z: int, x: int, y: int

@@ -118,10 +118,16 @@ EA_LAYER = "enumeration-areas"
 
 
 def ea_tile_sql(
-    z: int, x: int, y: int, options: MvtOptions, census_round: str | None
+    z: int,
+    x: int,
+    y: int,
+    options: MvtOptions,
+    census_round: str | None,
+    scope: tuple[str, ...] | None = None,
 ) -> tuple[sql.Composed, dict[str, Any]]:
     """Enumeration areas, simplified to half a pixel of this zoom, coloured by status: a box
-    search on their Web Mercator copy (kept by a trigger, migration 0020), no transform."""
+    search on their Web Mercator copy (kept by a trigger, migration 0020), no transform;
+    with a `scope` (private reads), only the EAs of those communes or provinces."""
     pixel = 40075016.68557849 / (1 << z) / options.extent
     params: dict[str, Any] = {
         "z": z,
@@ -132,6 +138,7 @@ def ea_tile_sql(
         "limit": options.max_features,
         "layer": EA_LAYER,
         "round": census_round,
+        "scope": list(scope) if scope is not None else None,
         "margin": pixel * options.buffer * 256 / options.extent * 16,
         "tolerance": pixel * 8,
     }
@@ -145,6 +152,10 @@ features AS MATERIALIZED (
     FROM enumeration_area a CROSS JOIN env
     WHERE a.geom_3857 && ST_Expand(env.e, %(margin)s)
       AND (%(round)s::text IS NULL OR a.census_round = %(round)s)
+      AND (%(scope)s::text[] IS NULL OR a.commune_code = ANY(%(scope)s::text[])
+           OR EXISTS (SELECT 1 FROM admin_unit s WHERE s.level = 'commune'
+                      AND s.vintage = a.commune_vintage AND s.code = a.commune_code
+                      AND s.parent_code = ANY(%(scope)s::text[])))
     ORDER BY a.id
     LIMIT %(limit)s
 )

@@ -12,11 +12,12 @@ from fastapi.responses import Response
 from geo_core.errors import InvalidParameter, PayloadTooLarge
 from geo_core.text import CODE
 from geo_service.ea import organise
+from geo_service.ea.access import EVERYWHERE, ReadScope, check_codes
 from geo_service.ea.lines import line_share, lines_near
 from geo_service.ea.organise import Band
 from geo_service.ea.service import commune_of
 from geo_service.ea.sql import latest_commune_vintage
-from geo_service.http.auth import Reader, Writer
+from geo_service.http.auth import EaScope, Reader, Writer
 from geo_service.http.deps import Conn, EaOps, Language, Settings
 from geo_service.http.documents import (
     LineShare,
@@ -56,6 +57,17 @@ def _codes(scope: str | None) -> list[str] | None:
     return scope.split(",") if scope else None
 
 
+async def _read_codes(
+    conn: Conn, user: User | None, reads: ReadScope, scope: str | None
+) -> list[str] | None:
+    """The codes a read covers (what was asked, else the user's scope); with private reads,
+    a 403 naming `scope` for asked codes outside the user's."""
+    asked = _codes(scope)
+    if asked:
+        await check_codes(conn, reads, asked)
+    return organise.scope_codes(user, asked)
+
+
 def _band(settings: Any) -> Band:
     return Band(settings.ea_per_supervisor_min, settings.ea_per_supervisor_max)
 
@@ -73,11 +85,11 @@ def _member(row: dict[str, Any], user: User | None) -> StaffMember:
 
 @router.get("/census/{census_round}/staff", summary="Enumerators and supervisors")
 async def list_staff(
-    census_round: Round, conn: Conn, user: Reader, scope: Scope = None
+    census_round: Round, conn: Conn, user: Reader, reads: EaScope, scope: Scope = None
 ) -> StaffList:
     """The round's staff working in the scope (a commune's and its province's)."""
     rows = await organise.sql.staff_of(
-        conn, census_round, organise.scope_codes(user, _codes(scope))
+        conn, census_round, await _read_codes(conn, user, reads, scope)
     )
     return StaffList(staff=[_member(row, user) for row in rows])
 
@@ -115,12 +127,14 @@ async def list_areas(
     code: CommuneCode,
     conn: Conn,
     user: Reader,
+    reads: EaScope,
     settings: Settings,
     lang: Language,
     census_round: RoundQuery = "2029",
 ) -> SupervisorAreas:
     """Each area with its EAs, households, supervisor and what breaks its rules now."""
     commune = await commune_of(conn, code, None, "code")
+    reads.check(commune.code, commune.province, "code")
     band = _band(settings)
     areas = await organise.areas_report(conn, census_round, commune, band)
     return SupervisorAreas(
@@ -155,7 +169,7 @@ async def add_area(
     if not isinstance(body, dict):
         raise InvalidParameter("the body must be a JSON object", parameter="body")
     await organise.save_area(conn, user, census_round, code, None, body)
-    return await list_areas(code, conn, user, settings, lang, census_round)
+    return await list_areas(code, conn, user, EVERYWHERE, settings, lang, census_round)
 
 
 @router.put("/communes/{code}/supervisor-areas/{area}", summary="Change a supervisor area")
@@ -173,7 +187,7 @@ async def change_area(
     if not isinstance(body, dict):
         raise InvalidParameter("the body must be a JSON object", parameter="body")
     await organise.save_area(conn, user, census_round, code, area, body)
-    return await list_areas(code, conn, user, settings, lang, census_round)
+    return await list_areas(code, conn, user, EVERYWHERE, settings, lang, census_round)
 
 
 @router.delete(
@@ -203,16 +217,22 @@ async def assign(
     if not isinstance(body, dict):
         raise InvalidParameter("the body must be a JSON object", parameter="body")
     await organise.assign(conn, user, census_round, code, body.get("assignments"))
-    return await workload(code, conn, user, ops, census_round)
+    return await workload(code, conn, user, EVERYWHERE, ops, census_round)
 
 
 @router.get("/communes/{code}/workload", summary="Workload per enumerator in a commune")
 async def workload(
-    code: CommuneCode, conn: Conn, user: Reader, ops: EaOps, census_round: RoundQuery = "2029"
+    code: CommuneCode,
+    conn: Conn,
+    user: Reader,
+    reads: EaScope,
+    ops: EaOps,
+    census_round: RoundQuery = "2029",
 ) -> Workload:
     """Households, area and EAs per enumerator; EAs outside the band, unassigned EAs,
     enumerators above or below the band."""
     commune = await commune_of(conn, code, None, "code")
+    reads.check(commune.code, commune.province, "code")
     table = await organise.workload(conn, census_round, commune, ops.rules)
     return Workload(
         **{
@@ -235,6 +255,7 @@ async def progress(
     census_round: Round,
     conn: Conn,
     user: Reader,
+    reads: EaScope,
     scope: Scope = None,
     vintage: Annotated[str | None, Query(pattern=CODE)] = None,
 ) -> Progress:
@@ -242,7 +263,7 @@ async def progress(
     EAs by status, assigned, in supervisor areas; communes without EAs are counted."""
     vintage = vintage or await latest_commune_vintage(conn) or "2025"
     found = await organise.progress(
-        conn, census_round, vintage, organise.scope_codes(user, _codes(scope))
+        conn, census_round, vintage, await _read_codes(conn, user, reads, scope)
     )
     return Progress(**{**found, "rows": [ProgressRow(**r) for r in found["rows"]]})
 
@@ -252,13 +273,14 @@ async def review(
     census_round: Round,
     conn: Conn,
     user: Reader,
+    reads: EaScope,
     scope: Scope = None,
     limit: Annotated[int, Query(ge=1, le=2000)] = 500,
 ) -> ReviewQueue:
     """Counts by status per commune, and the submitted EAs (oldest first) with what each
     gained and lost against its last approved (else first) version."""
     found = await organise.review_queue(
-        conn, census_round, organise.scope_codes(user, _codes(scope)), limit
+        conn, census_round, await _read_codes(conn, user, reads, scope), limit
     )
     return ReviewQueue(**{**found, "submitted": [ReviewEntry(**e) for e in found["submitted"]]})
 
@@ -283,11 +305,12 @@ async def listing(
 
 @router.get("/communes/{code}/ea-lines", summary="How far EA boundaries follow loaded lines")
 async def ea_lines(
-    code: CommuneCode, conn: Conn, user: Reader, census_round: RoundQuery = "2029"
+    code: CommuneCode, conn: Conn, reads: EaScope, census_round: RoundQuery = "2029"
 ) -> LineShare:
     """Length of the EA boundaries inside the commune, and how much of it runs along a
     loaded road, river or railway (within a few metres)."""
     commune = await commune_of(conn, code, None, "code")
+    reads.check(commune.code, commune.province, "code")
     return LineShare(**await line_share(conn, commune, census_round))
 
 

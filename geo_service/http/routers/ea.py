@@ -14,12 +14,21 @@ from geo_core.errors import InvalidParameter, Unauthorized
 from geo_core.geojson import line_from_geojson
 from geo_core.text import CODE, check_code, check_text
 from geo_service.ea import sql
+from geo_service.ea.access import ReadScope, check_commune
 from geo_service.ea.coverage import coverage_report
 from geo_service.ea.rules import parse_geometry
-from geo_service.ea.service import Drawn, as_feature, commune_of, etag, fetch, history
+from geo_service.ea.service import (
+    Drawn,
+    as_feature,
+    commune_of,
+    etag,
+    fetch,
+    history,
+    history_communes,
+)
 from geo_service.features.export import spool_features
 from geo_service.features.query import parse_bbox
-from geo_service.http.auth import Reader, Writer, check_reader
+from geo_service.http.auth import EaScope, Reader, Writer, check_reader
 from geo_service.http.deps import (
     Conn,
     Downloads,
@@ -66,10 +75,12 @@ def _feature_response(
     return GeoJSONResponse(body, status_code=status, headers=headers)
 
 
-async def ea_collection_document(request: Request, conn: Conn) -> CollectionDocument:
-    """The EA collection's metadata: item count, extent (left out while there are no EAs:
-    there is nothing to bound), CRS, links."""
-    count, extent = await sql.count_and_extent(conn)
+async def ea_collection_document(
+    request: Request, conn: Conn, scope: ReadScope
+) -> CollectionDocument:
+    """The EA collection's metadata (of the EAs the reader may see): item count, extent
+    (left out while there are no EAs: there is nothing to bound), CRS, links."""
+    count, extent = await sql.count_and_extent(conn, scope.codes)
     base = str(request.url_for("ea_collection"))
     bounded = None not in extent
     return CollectionDocument(
@@ -92,15 +103,13 @@ async def ea_collection_document(request: Request, conn: Conn) -> CollectionDocu
     )
 
 
-async def may_read_eas(request: Request, services: Services) -> bool:
-    """Whether the request may see the EAs (reads are public, or it has a valid token)."""
-    if services.settings.public_reads:
-        return True
+async def ea_scope_of(request: Request, services: Services) -> ReadScope | None:
+    """The EAs the request may see (reads are public, or it has a valid token); None: the
+    collection is hidden from it."""
     try:
-        await check_reader(request, services)
+        return await check_reader(request, services)
     except Unauthorized:
-        return False
-    return True
+        return None
 
 
 @router.get(
@@ -109,9 +118,9 @@ async def may_read_eas(request: Request, services: Services) -> bool:
     name="ea_collection",
     response_model_exclude_unset=True,
 )
-async def ea_collection(request: Request, conn: Conn, user: Reader) -> CollectionDocument:
+async def ea_collection(request: Request, conn: Conn, scope: EaScope) -> CollectionDocument:
     """Metadata of the EA collection: extent, CRS, item count, links."""
-    return await ea_collection_document(request, conn)
+    return await ea_collection_document(request, conn, scope)
 
 
 @router.get(
@@ -134,6 +143,7 @@ async def ea_collection(request: Request, conn: Conn, user: Reader) -> Collectio
 async def list_eas(
     request: Request,
     user: Reader,
+    scope: EaScope,
     pool: Pool,
     settings: Settings,
     downloads: Downloads,
@@ -167,10 +177,13 @@ async def list_eas(
         raise InvalidParameter(
             "bbox must be longitude/latitude: -180..180, -90..90", parameter="bbox"
         )
-    filters = sql.ListFilter(commune, status, census_round, box)
+    filters = sql.ListFilter(commune, status, census_round, box, scope.codes)
+    if commune is not None and not scope.everywhere:
+        async with pool.connection() as conn:
+            await check_commune(conn, scope, commune)
     if f != "json":
         return await ea_download(
-            request, user, pool, settings, downloads, filters, f, limit, offset
+            request, user, scope, pool, settings, downloads, filters, f, limit, offset
         )
     limit = min(limit or 1000, MAX_EA_PAGE)  # (OGC API - Features: a larger limit is capped)
     # a signed-in user counts as themselves: editors of one office share an address (NAT)
@@ -188,15 +201,19 @@ async def list_eas(
         release()
         raise
     headers = {"Content-Crs": f"<{CRS84}>"}
+    if not settings.public_reads:
+        headers["Cache-Control"] = "private"
     return SpooledResponse(spool, release, settings.send_timeout_s, GEOJSON, headers)
 
 
 @router.get(
     f"{BASE}/items/{{featureId}}", summary="One enumeration area", response_class=GeoJSONResponse
 )
-async def get_ea(featureId: EaId, conn: Conn, user: Reader) -> GeoJSONResponse:
+async def get_ea(featureId: EaId, conn: Conn, scope: EaScope) -> GeoJSONResponse:
     """The EA with its ETag (send it back as If-Match to change it)."""
-    return _feature_response(await fetch(conn, featureId))
+    row = await fetch(conn, featureId)
+    await check_commune(conn, scope, row["commune_code"])
+    return _feature_response(row)
 
 
 def _properties(feature: dict[str, Any]) -> dict[str, Any]:
@@ -372,9 +389,12 @@ async def delete_ea(
 
 
 @router.get(f"{BASE}/items/{{featureId}}/history", summary="History of an enumeration area")
-async def ea_history(featureId: EaId, conn: Conn, user: Reader) -> EaHistory:
+async def ea_history(featureId: EaId, conn: Conn, scope: EaScope) -> EaHistory:
     """Every change with who, when, why and the full state before and after."""
     entries = await history(conn, featureId)
+    # (a deleted EA keeps its history: its last state says where it was)
+    for commune in history_communes(entries):
+        await check_commune(conn, scope, commune)
     return EaHistory(ea=featureId, history=[HistoryEntry(**entry) for entry in entries])
 
 
@@ -382,13 +402,14 @@ async def ea_history(featureId: EaId, conn: Conn, user: Reader) -> EaHistory:
 async def ea_coverage(
     code: Annotated[str, Path(pattern=CODE)],
     conn: Conn,
-    user: Reader,
+    scope: EaScope,
     ops: EaOps,
     census_round: Annotated[str, Query(alias="round", pattern=r"^\d{4}$")] = "2029",
     vintage: Annotated[str | None, Query(pattern=CODE)] = None,
 ) -> CoverageReport:
     """Gaps, overlaps, EAs leaving the commune, and EAs outside the workload band."""
     commune = await commune_of(conn, code, vintage, "code", "vintage")
+    scope.check(commune.code, commune.province, "code")
     return CoverageReport(**await coverage_report(conn, commune, census_round, ops.rules))
 
 

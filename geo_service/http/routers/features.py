@@ -55,7 +55,7 @@ from geo_service.http.ogc import (
     crs_member,
     page_tail,
 )
-from geo_service.http.routers.ea import ea_collection_document, may_read_eas
+from geo_service.http.routers.ea import ea_collection_document, ea_scope_of
 from geo_service.http.services import Services
 from geo_service.http.vendor import Vendor, VendorParams
 from geo_service.settings import ServiceSettings
@@ -170,8 +170,9 @@ async def collections(
         carried = await _carried(conn, c, vendor)
         if carried is not None:
             docs.append(_collection_doc(request, c, entries, carried))
-    if not vendor.codes and await may_read_eas(request, services):
-        docs.append(await ea_collection_document(request, conn))
+    scope = None if vendor.codes else await ea_scope_of(request, services)
+    if scope is not None:
+        docs.append(await ea_collection_document(request, conn, scope))
     return Collections(
         collections=docs,
         links=[Link(rel="self", href=str(request.url), type="application/json")],

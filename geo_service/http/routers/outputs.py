@@ -4,19 +4,19 @@ answer, never a truncated file."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from psycopg_pool import AsyncConnectionPool
 
-from geo_core.errors import Forbidden, InvalidParameter, NotFound
+from geo_core.errors import InvalidParameter, NotFound
 from geo_core.text import CODE, NUMBERS, check_text
 from geo_service.ea import sql as ea_sql
+from geo_service.ea.access import ReadScope, check_commune
 from geo_service.ea.service import fetch
 from geo_service.features.query import parse_bbox
-from geo_service.http.auth import ReaderReleased
+from geo_service.http.auth import EaScopeReleased, ReaderReleased
 from geo_service.http.deps import Downloads, Pool, Renders, Settings, client_address
 from geo_service.http.downloads import (
     DownloadLimits,
@@ -24,7 +24,6 @@ from geo_service.http.downloads import (
     TemporaryFileResponse,
 )
 from geo_service.http.routers import maps
-from geo_service.messages import said
 from geo_service.outputs import ea_export, field_maps
 from geo_service.outputs import maps as maps_outputs
 from geo_service.settings import ServiceSettings
@@ -34,26 +33,10 @@ router = APIRouter(tags=["outputs"])
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 
 
-def read_scope(user: User | None, settings: ServiceSettings) -> list[str] | None:
-    """The codes a reader may see EAs of: everywhere when reads are public (or for an
-    admin), else the user's scope."""
-    if settings.public_reads or user is None or user.role == "admin":
-        return None
-    return list(user.scope)
-
-
-def check_readable(
-    user: User | None, settings: ServiceSettings, commune: str, province: str | None
-) -> None:
-    """403 naming the commune when reads are restricted and it is outside the user's scope."""
-    scope = read_scope(user, settings)
-    if scope is not None and user is not None and not user.covers(commune, province):
-        raise Forbidden(said("out_of_scope", commune=commune, user=user.name), parameter="commune")
-
-
 async def ea_download(
     request: Request,
     user: User | None,
+    scope: ReadScope,
     pool: AsyncConnectionPool,
     settings: ServiceSettings,
     downloads: DownloadLimits,
@@ -64,26 +47,20 @@ async def ea_download(
 ) -> Response:
     """The EAs the filters match (within the reader's scope) as a GeoJSON, CSV, GeoPackage
     or zipped Shapefile file."""
-    scope = read_scope(user, settings)
-    if filters.commune is not None:
-        async with pool.connection() as conn:
-            commune = await ea_sql.commune_with_province(conn, filters.commune)
-        if commune is not None:
-            check_readable(user, settings, filters.commune, commune["province"])
-    selection = ea_export.EaSelection(filters, scope, limit, offset)
+    selection = ea_export.EaSelection(filters, limit, offset)
     release = downloads.open(f"user {user.name}" if user else client_address(request))
     name = "enumeration-areas" + (f"-{filters.commune}" if filters.commune else "")
     try:
         async with downloads.reading():
             async with pool.connection() as conn:
-                matched = await ea_sql.count_exported(conn, filters, scope)
+                matched = await ea_sql.count_exported(conn, filters)
             returned = max(0, min(matched - offset, limit if limit is not None else matched))
             headers = {
                 "OGC-NumberMatched": str(matched),
                 "OGC-NumberReturned": str(returned),
                 "Content-Crs": "<http://www.opengis.net/def/crs/OGC/1.3/CRS84>",
             }
-            if settings.public_reads is False:
+            if not scope.everywhere or not settings.public_reads:
                 headers["Cache-Control"] = "private"
             spool_bytes = settings.download_spool_mb * 1024 * 1024
             media_type = ea_export.MEDIA_TYPES[fmt]
@@ -166,10 +143,10 @@ async def map_export(
         labels,
     )
     # (a few pages drawn at once, each client one; no connection held while drawing)
-    async with renders.slot(client_address(request)):
+    async with renders.slot(client_address(request)) as held:
         async with pool.connection() as conn:
             prepared = await maps_outputs.prepare_map(conn, asked, settings)
-        made = await maps_outputs.draw_map(prepared)
+        made = await held.thread(maps_outputs.draw_prepared, prepared)
     name = f"{indicator}-{collection}-{layout}.{format}"
     return Response(
         made.content,
@@ -216,20 +193,19 @@ async def ea_field_map(
     pool: Pool,
     renders: Renders,
     user: ReaderReleased,
+    scope: EaScopeReleased,
     settings: Settings,
     lang: Lang = "vi",
 ) -> Response:
     """The EA over the loaded roads, rivers and railways, its neighbours with their codes,
     the commune boundary, code, commune, province, households, enumerator and supervisor,
     a boundary description field, scale bar and north arrow."""
-    async with renders.slot(f"user {user.name}" if user else client_address(request)):
+    async with renders.slot(f"user {user.name}" if user else client_address(request)) as held:
         async with pool.connection() as conn:
             row = await fetch(conn, featureId)
-            commune = await ea_sql.commune_with_province(conn, row["commune_code"])
-            province = commune["province"] if commune else None
-            check_readable(user, settings, row["commune_code"], province)
-            sheet = await field_maps.field_map_sheet(conn, row, settings, lang)
-        content = await asyncio.to_thread(field_maps.field_map_pdf, sheet, row["code"])
+            await check_commune(conn, scope, row["commune_code"])
+            sheet = await field_maps.field_map_sheet(conn, row, settings, lang, scope.codes)
+        content = await held.thread(field_maps.field_map_pdf, sheet, row["code"])
     return Response(
         content,
         media_type=PDF,
@@ -247,6 +223,7 @@ async def ea_map_book(
     request: Request,
     pool: Pool,
     user: ReaderReleased,
+    scope: EaScopeReleased,
     settings: Settings,
     downloads: Downloads,
     renders: Renders,
@@ -261,7 +238,7 @@ async def ea_map_book(
         commune = await ea_sql.commune_with_province(conn, code)
         if commune is None:
             raise NotFound(f"no commune {code!r}", parameter="code")
-        check_readable(user, settings, code, commune["province"])
+        scope.check(code, commune["province"], "code")
         rounds = await ea_sql.commune_rounds(conn, code)
         chosen = census_round or (rounds[0] if rounds else None)
         if chosen is None or chosen not in rounds:
@@ -273,8 +250,8 @@ async def ea_map_book(
     client = f"user {user.name}" if user else client_address(request)
     release = downloads.open(client)
     try:
-        async with renders.slot(client):
-            path = await asyncio.to_thread(field_maps.map_book_file, sheet)
+        async with renders.slot(client) as held:
+            path = await held.thread(field_maps.map_book_file, sheet)
     except BaseException:
         release()
         raise

@@ -22,6 +22,7 @@ from geo_service.features.sql import statement_time_limit
 from geo_service.http.area_requests import area_limits, area_request, json_body
 from geo_service.http.auth import optional_user
 from geo_service.http.deps import Aggregates, Pool, ServicesDep, client_address
+from geo_service.http.limits import Slot
 from geo_service.http.services import Services
 from geo_service.outputs import area_report
 from geo_service.outputs.report_pdf import render_pdf
@@ -101,7 +102,7 @@ async def post_area_report(
         raise PayloadTooLarge(
             f"request body over {settings.max_body_bytes} bytes", parameter="body"
         )
-    async with limits.slot(client_address(request)):
+    async with limits.slot(client_address(request)) as held:
         raw = await request.body()
         if unit is not None or vintage is not None:
             if raw.strip():
@@ -112,7 +113,7 @@ async def post_area_report(
             report = await _unit(request, pool, services, unit, vintage, lang)
         else:
             report = await _drawn(request, pool, services, raw, content_crs, lang)
-        return await _rendered(report, format, lang)
+        return await _rendered(held, report, format, lang)
 
 
 @router.get(
@@ -132,15 +133,16 @@ async def get_area_report(
 ) -> Response:
     """A unit's report (`unit=`, `vintage=`), as `POST /reports/area` makes it."""
     area_report.check_output(format, lang)
-    async with limits.slot(client_address(request)):
+    async with limits.slot(client_address(request)) as held:
         report = await _unit(request, pool, services, unit, vintage, lang)
-        return await _rendered(report, format, lang)
+        return await _rendered(held, report, format, lang)
 
 
-async def _rendered(report: area_report.Report, fmt: str, lang: str) -> Response:
-    """The report drawn in a worker thread, complete, as an attachment."""
+async def _rendered(held: Slot, report: area_report.Report, fmt: str, lang: str) -> Response:
+    """The report drawn in a worker thread (holding the request's slot until it ends),
+    complete, as an attachment."""
     render = render_pdf if fmt == "pdf" else render_xlsx
-    content = await asyncio.to_thread(render, report, lang)
+    content = await held.thread(render, report, lang)
     stem = "bao-cao-khu-vuc" if lang == "vi" else "area-report"
     if report.unit is not None:
         stem += f"-{report.unit['code']}"

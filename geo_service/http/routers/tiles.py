@@ -99,9 +99,8 @@ async def _layer(
 ) -> _Layer:
     """A unit collection's layer, or the EAs' (whose reads may need a token)."""
     if collection_id == EA_LAYER:
-        if not services.settings.public_reads:
-            await check_reader(request, services)
-        _, box = await count_and_extent(conn)
+        scope = await check_reader(request, services)
+        _, box = await count_and_extent(conn, scope.codes)
         extent = None if None in box else (box[0] or 0, box[1] or 0, box[2] or 0, box[3] or 0)
         return _Layer(EA_LAYER, "Census enumeration areas", extent, _EA_FIELDS)
     c = await read_collection(conn, collection_id)
@@ -387,8 +386,8 @@ async def tile(
     """An MVT tile whose layer is the collection id; features carry code, name, indicators."""
     _check_tms(tileMatrixSetId)
     private = collectionId == EA_LAYER and not services.settings.public_reads
-    if private:
-        await check_reader(request, services)
+    # (with private reads, EA tiles hold only the EAs of the reader's scope)
+    scope = (await check_reader(request, services)).codes if private else None
     # A unit tile may be rendered by a replica: its epoch is read in the same snapshot, so
     # one from a replica behind a change is never cached as fresh (Freshness.store). EA
     # tiles come from the primary, like the EA editing they show.
@@ -396,7 +395,7 @@ async def tile(
         services.pool if collectionId == EA_LAYER else pool,
         catalogue,
         collectionId,
-        TileRequest(z, x, y, indicator, period, properties, census_round),
+        TileRequest(z, x, y, indicator, period, properties, census_round, scope),
     )
     encoding = _negotiate(found, request.headers.get("accept-encoding", ""))
     etag = f'"{found.digest}{"-" + encoding if encoding else ""}"'

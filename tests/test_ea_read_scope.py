@@ -1,0 +1,163 @@
+"""One EA read policy: with private reads, a user reads the EAs of their scope through
+every route (items, one item, history, coverage, tiles, downloads, field maps, map books,
+the census organisation); an admin and a viewer without a scope read all (issue #22)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import mapbox_vector_tile
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from geo_core import grid
+from geo_core.errors import InvalidParameter
+from geo_service.http.app import create_app
+from geo_service.settings import ServiceSettings
+from geo_service.users import add_user
+
+ITEMS = "/collections/enumeration-areas/items"
+HANOI = "00004"  # Phường Ba Đình, province 01
+
+
+class Office:
+    """A service with private reads, EAs in Hà Nội and in Hồ Chí Minh City, and users."""
+
+    def __init__(self, client: TestClient, tokens: dict[str, str], hcm: str):
+        self.client, self.tokens, self.hcm = client, tokens, hcm
+
+    def get(self, user: str, path: str, **params: Any) -> Any:
+        headers = {"Authorization": f"Bearer {self.tokens[user]}"}
+        return self.client.get(path, params=params, headers=headers)
+
+
+@pytest.fixture
+def office(demo_db: str, tmp_path: Path) -> Iterator[Office]:
+    with psycopg.connect(demo_db, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT code FROM admin_unit WHERE level = 'commune' AND vintage = '2025'"
+            " AND parent_code = '79' ORDER BY ST_Area(geom) LIMIT 1"
+        ).fetchone()
+        assert row is not None
+        tokens = {
+            "hanoi": add_user(conn, "lan", "editor", ["01"]),
+            "hcm": add_user(conn, "minh", "editor", ["79"]),
+            "hcm_commune": add_user(conn, "vy", "viewer", [row[0]]),
+            "national": add_user(conn, "quoc", "viewer", []),
+            "admin": add_user(conn, "boss", "admin", []),
+        }
+    settings = ServiceSettings(
+        home=tmp_path, public_reads=False, tile_cache="sqlite", tile_cache_path=tmp_path / "t"
+    )
+    with TestClient(create_app(settings, db_url=demo_db)) as client:
+        found = Office(client, tokens, row[0])
+        for user, commune in (("hanoi", HANOI), ("hcm", found.hcm)):
+            made = client.post(
+                f"/communes/{commune}/ea-generate",
+                headers={"Authorization": f"Bearer {tokens[user]}"},
+            )
+            assert made.status_code == 201 and made.json()["created"] > 0, made.text
+        yield found
+
+
+def _codes(response: Any) -> set[str]:
+    assert response.status_code == 200, response.text
+    return {f["properties"]["commune_code"] for f in response.json()["features"]}
+
+
+def _refused(response: Any, parameter: str = "commune") -> None:
+    assert response.status_code == 403, response.text
+    assert response.json()["parameter"] == parameter
+
+
+def test_items_item_history_and_collection_follow_the_scope(office: Office) -> None:
+    assert _codes(office.get("hcm", ITEMS)) == {office.hcm}
+    assert _codes(office.get("hanoi", ITEMS)) == {HANOI}
+    assert _codes(office.get("national", ITEMS)) == {HANOI, office.hcm}
+    assert _codes(office.get("admin", ITEMS)) == {HANOI, office.hcm}
+    assert _codes(office.get("hcm_commune", ITEMS)) == {office.hcm}
+    _refused(office.get("hcm", ITEMS, commune=HANOI))
+    hanoi_ea = office.get("hanoi", ITEMS).json()["features"][0]["id"]
+    _refused(office.get("hcm", f"{ITEMS}/{hanoi_ea}"))
+    _refused(office.get("hcm", f"{ITEMS}/{hanoi_ea}/history"))
+    assert office.get("hanoi", f"{ITEMS}/{hanoi_ea}/history").status_code == 200
+    _refused(office.get("hcm", f"/communes/{HANOI}/ea-coverage"), "code")
+    assert office.get("hanoi", f"/communes/{HANOI}/ea-coverage").status_code == 200
+    mine = office.get("hcm", "/collections/enumeration-areas").json()["numberOfItems"]
+    every = office.get("admin", "/collections/enumeration-areas").json()["numberOfItems"]
+    assert 0 < mine < every
+    listed = office.get("hcm", "/collections").json()["collections"]
+    assert [c["numberOfItems"] for c in listed if c["id"] == "enumeration-areas"] == [mine]
+
+
+def test_downloads_field_maps_and_map_books_follow_the_scope(office: Office) -> None:
+    csv = office.get("hcm", ITEMS, f="csv")
+    assert csv.status_code == 200 and HANOI not in csv.text and office.hcm in csv.text
+    _refused(office.get("hcm", ITEMS, f="gpkg", commune=HANOI))
+    hanoi_ea = office.get("hanoi", ITEMS).json()["features"][0]["id"]
+    _refused(office.get("hcm", f"{ITEMS}/{hanoi_ea}/field-map.pdf"))
+    _refused(office.get("hcm", f"/communes/{HANOI}/ea-map-book.pdf"), "code")
+
+
+def test_census_organisation_reads_follow_the_scope(office: Office) -> None:
+    for path in ("supervisor-areas", "workload", "ea-lines"):
+        _refused(office.get("hcm", f"/communes/{HANOI}/{path}"), "code")
+        assert office.get("hanoi", f"/communes/{HANOI}/{path}").status_code == 200
+    for path in ("progress", "review", "staff"):
+        _refused(office.get("hcm", f"/census/2029/{path}", scope="01"), "scope")
+        _refused(office.get("hcm", f"/census/2029/{path}", scope=HANOI), "scope")
+        assert office.get("hcm", f"/census/2029/{path}", scope=office.hcm).status_code == 200
+        assert office.get("admin", f"/census/2029/{path}", scope="01").status_code == 200
+    communes = {r["code"] for r in office.get("hcm", "/census/2029/progress").json()["rows"]}
+    assert office.hcm in communes and HANOI not in communes
+
+
+def _tile_communes(office: Office, user: str, path: str) -> set[str]:
+    got = office.get(user, path)
+    assert got.status_code == 200, got.text
+    assert got.headers["cache-control"].startswith("private")
+    layers = mapbox_vector_tile.decode(got.content) if got.content else {}
+    features = layers.get("enumeration-areas", {}).get("features", [])
+    return {f["properties"]["commune_code"] for f in features}
+
+
+def test_ea_tiles_hold_only_the_readers_eas_whatever_was_cached(office: Office) -> None:
+    box = office.get("admin", f"{ITEMS}", commune=HANOI).json()["features"][0]["geometry"]
+    lon, lat = box["coordinates"][0][0][0]
+    z, (x, y) = 12, next(grid.tiles_in((lon, lat, lon, lat), 12))
+    tile = f"/collections/enumeration-areas/tiles/WebMercatorQuad/{z}/{x}/{y}"
+    # the admin's full tile first, so that a shared cache would now hold it
+    assert _tile_communes(office, "admin", tile) == {HANOI}
+    assert _tile_communes(office, "hanoi", tile) == {HANOI}
+    assert _tile_communes(office, "hcm", tile) == set()
+    assert _tile_communes(office, "hcm_commune", tile) == set()
+    assert _tile_communes(office, "national", tile) == {HANOI}
+    tilejson = office.get(
+        "hcm", "/collections/enumeration-areas/tiles/WebMercatorQuad/tilejson.json"
+    )
+    assert tilejson.status_code == 200
+    west, south, east, north = tilejson.json()["bounds"]
+    assert not (west <= lon <= east and south <= lat <= north)
+
+
+def test_an_admin_takes_no_scope(demo_db: str, tmp_path: Path) -> None:
+    # an admin reads and changes everything: a stored scope would promise a limit nothing keeps
+    with psycopg.connect(demo_db, autocommit=True) as conn:
+        with pytest.raises(InvalidParameter, match="admin") as refused:
+            add_user(conn, "scoped", "admin", ["01"])
+        assert refused.value.parameter == "--scope"
+        boss = {"Authorization": f"Bearer {add_user(conn, 'boss', 'admin', [])}"}
+        add_user(conn, "lan", "editor", ["01"])
+    with TestClient(create_app(ServiceSettings(home=tmp_path), db_url=demo_db)) as client:
+        body = {"name": "hoa", "role": "admin", "scope": ["79"], "password": "long enough"}
+        made = client.post("/admin/users", json=body, headers=boss)
+        assert made.status_code == 400 and made.json()["parameter"] == "scope"
+        promoted = client.patch("/admin/users/lan", json={"role": "admin"}, headers=boss)
+        assert promoted.status_code == 400 and promoted.json()["parameter"] == "scope"
+        cleared = {"role": "admin", "scope": []}
+        assert client.patch("/admin/users/lan", json=cleared, headers=boss).status_code == 200
+        listed = {u["name"]: u for u in client.get("/admin/users", headers=boss).json()["users"]}
+        assert listed["lan"]["role"] == "admin" and listed["lan"]["scope"] == []
