@@ -533,26 +533,34 @@ def label_units(
     written: list[Text] = []
     renderer = ax.figure.canvas.get_renderer()  # type: ignore[attr-defined]
     inside = ax.get_window_extent(renderer=renderer)
+    # each name is measured on one probe, and made an artist only when it is written (a
+    # text artist with its halo box costs more to make than to measure, and most names of
+    # a crowded frame are left out)
+    probe = Text(fontsize=fontsize, ha="center", va="center")
+    probe.set_figure(ax.figure)
+    probe.set_transform(ax.transData)
     for x, y, text in labels:
-        artist = ax.text(
-            x,
-            y,
-            text,
-            fontsize=fontsize,
-            ha="center",
-            va="center",
-            color=colour,
-            zorder=8,
-            clip_on=True,
-            bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "alpha": 0.55, "lw": 0},
-        )
-        box = artist.get_window_extent(renderer=renderer)
+        probe.set_position((x, y))
+        probe.set_text(text)
+        box = probe.get_window_extent(renderer=renderer)
         fits = inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0
         if not (fits and box.y1 <= inside.y1) or any(box.overlaps(other) for other in placed):
-            artist.remove()
-        else:
-            placed.append(box)
-            written.append(artist)
+            continue
+        placed.append(box)
+        written.append(
+            ax.text(
+                x,
+                y,
+                text,
+                fontsize=fontsize,
+                ha="center",
+                va="center",
+                color=colour,
+                zorder=8,
+                clip_on=True,
+                bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "alpha": 0.55, "lw": 0},
+            )
+        )
     return written
 
 

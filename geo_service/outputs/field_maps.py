@@ -8,9 +8,11 @@ many EAs the commune has."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shutil
 import tempfile
 from collections import Counter
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -23,11 +25,13 @@ from matplotlib.artist import Artist
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 from matplotlib.text import Text
+from pypdf import PdfWriter
 from shapely.geometry.base import BaseGeometry
 
 from geo_core.errors import NotFound
 from geo_service.ea import sql
 from geo_service.outputs import cartography as carto
+from geo_service.outputs.page_workers import PageWorkers
 from geo_service.settings import ServiceSettings
 from geo_service.viewer.ea_page import STATUS_COLOURS
 
@@ -416,23 +420,78 @@ def field_map_pdf(sheet: CommuneSheet, ea_code: str) -> bytes:
     return carto.render(draw_field_map(sheet, ea), "pdf")
 
 
-def map_book_file(sheet: CommuneSheet) -> Path:
+PARALLEL_PAGES = 24  # EA pages from which a book's pages are drawn in worker processes
+
+
+def map_book_file(sheet: CommuneSheet, workers: PageWorkers | None = None) -> Path:
     """The commune's map book as a PDF file in a new temporary folder (the caller deletes
     the folder): the overview, then one page per EA, each drawn on the same page object and
-    written before the next."""
+    written before the next. With `workers` (and enough EAs) the EA pages are drawn in runs,
+    one per worker process, beside the overview drawn here, and the files are joined."""
     folder = Path(tempfile.mkdtemp(prefix="geo-service-book-"))
     path = folder / "map-book.pdf"
-    total = len(sheet.eas) + 1
     try:
-        with PdfPages(path, metadata={"Creator": "geo-service"}) as pdf:
-            pdf.savefig(draw_overview(sheet))
-            page = FieldMapPage(sheet)
-            for i, ea in enumerate(sheet.eas, start=2):
-                pdf.savefig(page.draw(ea, f"{said('page', sheet.lang)} {i}/{total}"))
+        runs = 1 if workers is None or len(sheet.eas) < PARALLEL_PAGES else workers.size
+        if runs == 1:
+            with PdfPages(path, metadata={"Creator": "geo-service"}) as pdf:
+                pdf.savefig(draw_overview(sheet))
+                _write_pages(pdf, sheet, 0, len(sheet.eas))
+        else:
+            assert workers is not None
+            _parallel_book(sheet, workers, runs, folder, path)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
     return path
+
+
+def _write_pages(pdf: PdfPages, sheet: CommuneSheet, start: int, stop: int) -> None:
+    """The pages of the sheet's EAs start..stop-1, numbered as in the whole book."""
+    total = len(sheet.eas) + 1
+    page = FieldMapPage(sheet)
+    for i in range(start, stop):
+        pdf.savefig(page.draw(sheet.eas[i], f"{said('page', sheet.lang)} {i + 2}/{total}"))
+
+
+def pages_file(sheet: CommuneSheet, start: int, stop: int, path: Path) -> Path:
+    """A run of a book's EA pages written to `path` (what a worker process does)."""
+    with PdfPages(path, metadata={"Creator": "geo-service"}) as pdf:
+        _write_pages(pdf, sheet, start, stop)
+    return path
+
+
+def _parallel_book(
+    sheet: CommuneSheet, workers: PageWorkers, runs: int, folder: Path, path: Path
+) -> None:
+    """Runs of EA pages drawn in the worker processes while this thread draws the
+    overview; the files joined in page order into `path`."""
+    # (the workers project the EAs themselves: a sheet is sent without its projection)
+    bare = dataclasses.replace(sheet, projection=None, shapes=None, line_shapes=None)
+    size = len(sheet.eas)
+    bounds = [size * k // runs for k in range(runs + 1)]
+    parts = [folder / f"pages-{k}.pdf" for k in range(runs)]
+    futures = [
+        workers.submit(pages_file, bare, bounds[k], bounds[k + 1], parts[k]) for k in range(runs)
+    ]
+    try:
+        overview = folder / "overview.pdf"
+        with PdfPages(overview, metadata={"Creator": "geo-service"}) as pdf:
+            pdf.savefig(draw_overview(sheet))
+        done = [future.result() for future in futures]
+    except BrokenProcessPool:
+        workers.reset()
+        raise
+    finally:
+        for future in futures:
+            future.cancel()
+    book = PdfWriter()
+    for part in (overview, *done):
+        book.append(str(part))
+    book.add_metadata({"/Creator": "geo-service"})
+    with path.open("wb") as out:
+        book.write(out)
+    for part in (overview, *done):
+        part.unlink()
 
 
 async def field_map(
