@@ -183,21 +183,26 @@ def draw_layer(ax: Axes, layer: Layer) -> PathCollection | None:
 
 def draw_paths(ax: Axes, paths: Sequence[MplPath | None], layer: Layer) -> PathCollection | None:
     """Add paths made beforehand (`polygon_paths`) with a layer's style; its geometries are
-    not read (a page drawn again for many EAs cuts its paths once)."""
-    kept: list[MplPath] = []
-    colours: list[str] = []
+    not read (a page drawn again for many EAs cuts its paths once).
+
+    The polygons of one colour are drawn as one compound path: the PDF writer sets the
+    colours, line style and clipping of every path of a collection anew (a third of the time
+    of a map of the 3,321 communes), and a layer's polygons never overlap, so filling them
+    together looks the same."""
     many = not isinstance(layer.facecolors, str)
+    groups: dict[str, list[MplPath]] = {}
     for i, path in enumerate(paths):
-        if path is None:
-            continue
-        kept.append(path)
-        if many:
-            colours.append(layer.facecolors[i])
-    if not kept:
+        if path is not None:
+            colour = str(layer.facecolors[i]) if many else str(layer.facecolors)
+            groups.setdefault(colour, []).append(path)
+    if not groups:
         return None
     collection = PathCollection(
-        kept,
-        facecolors=colours if many else layer.facecolors,
+        [
+            group[0] if len(group) == 1 else MplPath.make_compound_path(*group)
+            for group in groups.values()
+        ],
+        facecolors=list(groups),
         edgecolors=layer.edgecolor,
         linewidths=layer.linewidth,
         linestyles=layer.linestyle,
@@ -567,6 +572,9 @@ def label_units(
 def render(fig: Figure, fmt: str, dpi: int = PNG_DPI) -> bytes:
     """The figure as PNG or PDF bytes (complete, or an exception: never half a file)."""
     buffer = io.BytesIO()
-    metadata = {"Creator": "geo-service"} if fmt == "pdf" else None
-    fig.savefig(buffer, format=fmt, dpi=dpi, facecolor="white", metadata=metadata)
+    if fmt == "pdf":
+        options: dict[str, Any] = {"metadata": {"Creator": "geo-service"}}
+    else:  # (zlib level 1, not 6: the same pixels, a third of the encoding time)
+        options = {"pil_kwargs": {"compress_level": 1}}
+    fig.savefig(buffer, format=fmt, dpi=dpi, facecolor="white", **options)
     return buffer.getvalue()
