@@ -154,21 +154,21 @@ async def _area_report(conn: Any, fmt: str, settings: Any) -> None:
 
 def _inner(case: str, url: str, repeat: int) -> None:
     """The measured process: one warm-up, then `repeat` timed runs; prints JSON."""
-    times = []
+    times, cpu = [], []
     for i in range(repeat + 1):
-        start = time.perf_counter()
+        start, used = time.perf_counter(), _cpu_s()
         asyncio.run(_one(case, url))
         if i:
             times.append(time.perf_counter() - start)
+            cpu.append(_cpu_s() - used)
     workers = _descendants_peak_mb()
     for pool in WORKERS:
         pool.close()
-    print(json.dumps({"case": case, "times": times, "workers_peak_mb": workers}))
+    print(json.dumps({"case": case, "times": times, "cpu": cpu, "workers_peak_mb": workers}))
 
 
-def _descendants_peak_mb() -> list[float]:
-    """Peak resident memory (VmHWM, MB) of every process started below this one (the page
-    workers and their server), which /usr/bin/time does not count."""
+def _descendants() -> list[int]:
+    """Every process started below this one (the page workers and their server)."""
     parents: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -183,8 +183,28 @@ def _descendants_peak_mb() -> list[float]:
             if parent in mine and pid not in mine:
                 mine.add(pid)
                 found = True
+    return sorted(mine - {os.getpid()})
+
+
+def _cpu_s() -> float:
+    """CPU seconds used by this process and the processes below it (the page workers: the
+    machine is shared, so CPU time says more than wall time about the work itself)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    used = time.process_time()
+    for pid in _descendants():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        used += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return used
+
+
+def _descendants_peak_mb() -> list[float]:
+    """Peak resident memory (VmHWM, MB) of every process started below this one (the page
+    workers and their server), which /usr/bin/time does not count."""
     peaks = []
-    for pid in sorted(mine - {os.getpid()}):
+    for pid in _descendants():
         try:
             status = Path(f"/proc/{pid}/status").read_text()
         except OSError:
@@ -245,14 +265,18 @@ def main() -> None:
             result = _measure(case, url, repeat)
             rows.append(result)
     load_after = loadavg()
-    print("| Case | Median time (s) | Runs (s) | Peak memory (MB) | Worker processes' peaks (MB) |")
-    print("|---|---|---|---|---|")
+    print(
+        "| Case | Median time (s) | Runs (s) | CPU (s) | Peak memory (MB) |"
+        " Worker processes' peaks (MB) |"
+    )
+    print("|---|---|---|---|---|---|")
     for r in rows:
         runs = ", ".join(f"{t:.2f}" for t in r["times"])
         workers = ", ".join(f"{m:.0f}" for m in r.get("workers_peak_mb") or []) or "—"
+        cpu = statistics.median(r["cpu"])
         print(
-            f"| {r['case']} | {statistics.median(r['times']):.2f} | {runs} | {r['peak_mb']:.0f}"
-            f" | {workers} |"
+            f"| {r['case']} | {statistics.median(r['times']):.2f} | {runs} | {cpu:.2f}"
+            f" | {r['peak_mb']:.0f} | {workers} |"
         )
     print(f"\nLoad average before: {' '.join(load_before)}; after: {' '.join(load_after)}")
 
