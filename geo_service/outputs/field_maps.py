@@ -1,9 +1,10 @@
 """EA field maps for enumerators (one A4 page per EA) and commune map books (an overview page
 of every EA, then one page per EA), drawn by the cartography module.
 
-A map book is written page by page into a PDF file on disk (matplotlib's PdfPages): each
-page's figure is drawn, written and dropped before the next, so memory stays flat however
-many EAs the commune has."""
+A map book is written page by page into a PDF file on disk (matplotlib's PdfPages), its EA
+pages drawn one after the other on one page object (`FieldMapPage`), so memory stays flat
+however many EAs the commune has; a large book's EA pages are drawn in runs by worker
+processes (`page_workers`) and the runs' files joined."""
 
 from __future__ import annotations
 
@@ -431,14 +432,12 @@ def map_book_file(sheet: CommuneSheet, workers: PageWorkers | None = None) -> Pa
     folder = Path(tempfile.mkdtemp(prefix="geo-service-book-"))
     path = folder / "map-book.pdf"
     try:
-        runs = 1 if workers is None or len(sheet.eas) < PARALLEL_PAGES else workers.size
-        if runs == 1:
+        if workers is not None and workers.size > 1 and len(sheet.eas) >= PARALLEL_PAGES:
+            _parallel_book(sheet, workers, folder, path)
+        else:
             with PdfPages(path, metadata={"Creator": "geo-service"}) as pdf:
                 pdf.savefig(draw_overview(sheet))
                 _write_pages(pdf, sheet, 0, len(sheet.eas))
-        else:
-            assert workers is not None
-            _parallel_book(sheet, workers, runs, folder, path)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -460,14 +459,12 @@ def pages_file(sheet: CommuneSheet, start: int, stop: int, path: Path) -> Path:
     return path
 
 
-def _parallel_book(
-    sheet: CommuneSheet, workers: PageWorkers, runs: int, folder: Path, path: Path
-) -> None:
-    """Runs of EA pages drawn in the worker processes while this thread draws the
-    overview; the files joined in page order into `path`."""
+def _parallel_book(sheet: CommuneSheet, workers: PageWorkers, folder: Path, path: Path) -> None:
+    """Runs of EA pages drawn in the worker processes (one run each) while this thread draws
+    the overview; the files joined in page order into `path`."""
     # (the workers project the EAs themselves: a sheet is sent without its projection)
     bare = dataclasses.replace(sheet, projection=None, shapes=None, line_shapes=None)
-    size = len(sheet.eas)
+    size, runs = len(sheet.eas), workers.size
     bounds = [size * k // runs for k in range(runs + 1)]
     parts = [folder / f"pages-{k}.pdf" for k in range(runs)]
     futures = [
