@@ -9,6 +9,7 @@ import asyncio
 import io
 import re
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 from psycopg import AsyncConnection
@@ -44,7 +45,10 @@ def _sheet(url: str) -> field_maps.CommuneSheet:
         async with await AsyncConnection.connect(url, autocommit=True) as conn:
             return await field_maps.commune_sheet(conn, COMMUNE, "2029", ServiceSettings(), "vi")
 
-    return asyncio.run(gather())
+    # (in a thread of its own: a browser test run before in this process leaves an event
+    # loop running in this one)
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, gather()).result()
 
 
 def _book_pages(sheet: field_maps.CommuneSheet, workers: PageWorkers | None) -> list[str]:
