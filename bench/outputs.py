@@ -6,8 +6,9 @@ number of pages).
 Each case runs in its own process under `/usr/bin/time -v` (peak memory is that process's
 maximum resident set size), calling the same domain code the routes call; the time is the
 median of the runs after one warm-up run (fonts, caches, the map book's worker processes).
-Map books are drawn with the service's page workers (as many as `renders_at_once`) when the
-code under test has them; their processes' peak memory is reported beside the main one's.
+Map books are drawn with the service's page workers (`GEO_SERVICE_MAP_BOOK_WORKERS`, within
+`renders_at_once`) when the code under test has them; their processes' peak memory is
+reported beside the main one's.
 
     .venv/bin/python -m bench.outputs [--repeat 3] [--cases area-report-pdf,area-report-xlsx]
 """
@@ -117,8 +118,8 @@ def _workers(settings: Any) -> list[Any]:
         from geo_service.outputs.page_workers import PageWorkers
     except ImportError:  # (before the map book drew its pages in worker processes)
         return []
-    if not WORKERS:
-        WORKERS.append(PageWorkers(settings.renders_at_once))
+    if not WORKERS:  # (as the service makes them: GEO_SERVICE_MAP_BOOK_WORKERS)
+        WORKERS.append(PageWorkers(min(settings.map_book_workers, settings.renders_at_once)))
     return WORKERS
 
 

@@ -58,8 +58,8 @@ class Services:
             settings.renders_per_client,
             settings.pool_timeout_s,
         )
-        # map book pages drawn beside each other: as many processes as renders at once
-        self.page_workers = PageWorkers(settings.renders_at_once)
+        # map book pages drawn beside each other (when asked for), within the render limit
+        self.page_workers = PageWorkers(min(settings.map_book_workers, settings.renders_at_once))
         # base map files are opened (and a bad one named in the log) when the app is built
         self.basemaps = BaseMaps(settings)
         self.files = BuiltFiles(settings.home / "downloads", settings.download_cache_mb << 20)

@@ -6,7 +6,8 @@ worker process, each written to a PDF file of its own, and the files are joined 
 which copies the pages' objects without drawing anything again). The processes are started
 on first use from a clean server process (`forkserver`: the service's threads and open
 connections are never forked), kept for the next book and stopped with the app; there are
-at most `size` of them (the service's `renders_at_once`), shared by every book.
+at most `size` of them (the service's `map_book_workers`, within `renders_at_once`), shared
+by every book. A size of 1 starts none: the book is drawn in its request's thread.
 """
 
 from __future__ import annotations
