@@ -1,10 +1,14 @@
 """Outputs (issue #18): map export PNG and PDF of the 3,321 communes, an area report (PDF and
-Excel) of a drawn district-sized area of Hà Nội, one EA field map, and map books of 60 and 180
-EAs (memory should not grow with the number of pages).
+Excel) of a drawn district-sized area of Hà Nội, the area report (PDF) of a province (Hà
+Nội), one EA field map, and map books of 60 and 180 EAs (memory should not grow with the
+number of pages).
 
 Each case runs in its own process under `/usr/bin/time -v` (peak memory is that process's
 maximum resident set size), calling the same domain code the routes call; the time is the
-median of the runs after one warm-up run (fonts, caches).
+median of the runs after one warm-up run (fonts, caches, the map book's worker processes).
+Map books are drawn with the service's page workers (`GEO_SERVICE_MAP_BOOK_WORKERS`, within
+`renders_at_once`) when the code under test has them; their processes' peak memory is
+reported beside the main one's.
 
     .venv/bin/python -m bench.outputs [--repeat 3] [--cases area-report-pdf,area-report-xlsx]
 """
@@ -14,11 +18,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -30,6 +36,7 @@ CASES = (
     "export-pdf",
     "area-report-pdf",
     "area-report-xlsx",
+    "area-report-unit",
     "field-map",
     "map-book-60",
     "map-book-180",
@@ -42,6 +49,8 @@ DRAWN = {
     ],
 }
 COMMUNE = "00004"
+PROVINCE = "01"  # Hà Nội: the unit report of a province (its detailed outline, every series)
+WORKERS: list[Any] = []  # the map books' page workers, kept from the warm-up to the runs
 STRIPS = """
 INSERT INTO enumeration_area (census_round, code, commune_vintage, commune_code, status,
                               households, geom, updated_by)
@@ -81,6 +90,8 @@ async def _one(case: str, url: str) -> None:
             )
             made = await maps_outputs.export_map(conn, request, settings)
             assert len(made.content) > 10_000
+        elif case == "area-report-unit":
+            await _unit_report(conn, settings)
         elif case.startswith("area-report"):
             await _area_report(conn, case.rsplit("-", 1)[1], settings)
         elif case == "field-map":
@@ -95,10 +106,31 @@ async def _one(case: str, url: str) -> None:
         else:
             census_round = "2029" if case.endswith("180") else "2030"
             sheet = await field_maps.commune_sheet(conn, COMMUNE, census_round, settings, "vi")
-            path = await asyncio.to_thread(field_maps.map_book_file, sheet)
+            path = await asyncio.to_thread(field_maps.map_book_file, sheet, *_workers(settings))
             assert path.stat().st_size > 0
             path.unlink()
             path.parent.rmdir()
+
+
+def _workers(settings: Any) -> list[Any]:
+    """The page workers to pass to `map_book_file`, when the code under test has them."""
+    try:
+        from geo_service.outputs.page_workers import PageWorkers
+    except ImportError:  # (before the map book drew its pages in worker processes)
+        return []
+    if not WORKERS:  # (as the service makes them: GEO_SERVICE_MAP_BOOK_WORKERS)
+        WORKERS.append(PageWorkers(min(settings.map_book_workers, settings.renders_at_once)))
+    return WORKERS
+
+
+async def _unit_report(conn: Any, settings: Any) -> None:
+    """What `GET /reports/area?unit=01` does: gather, then render the PDF."""
+    from geo_service.outputs import area_report
+    from geo_service.outputs.report_pdf import render_pdf
+
+    report = await area_report.unit_report(conn, PROVINCE, "2025", settings, "vi")
+    content = await asyncio.to_thread(render_pdf, report, "vi")
+    assert len(content) > 5_000
 
 
 async def _area_report(conn: Any, fmt: str, settings: Any) -> None:
@@ -123,13 +155,65 @@ async def _area_report(conn: Any, fmt: str, settings: Any) -> None:
 
 def _inner(case: str, url: str, repeat: int) -> None:
     """The measured process: one warm-up, then `repeat` timed runs; prints JSON."""
-    times = []
+    times, cpu = [], []
     for i in range(repeat + 1):
-        start = time.perf_counter()
+        start, used = time.perf_counter(), _cpu_s()
         asyncio.run(_one(case, url))
         if i:
             times.append(time.perf_counter() - start)
-    print(json.dumps({"case": case, "times": times}))
+            cpu.append(_cpu_s() - used)
+    workers = _descendants_peak_mb()
+    for pool in WORKERS:
+        pool.close()
+    print(json.dumps({"case": case, "times": times, "cpu": cpu, "workers_peak_mb": workers}))
+
+
+def _descendants() -> list[int]:
+    """Every process started below this one (the page workers and their server)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    mine, found = {os.getpid()}, True
+    while found:
+        found = False
+        for pid, parent in parents.items():
+            if parent in mine and pid not in mine:
+                mine.add(pid)
+                found = True
+    return sorted(mine - {os.getpid()})
+
+
+def _cpu_s() -> float:
+    """CPU seconds used by this process and the processes below it (the page workers: the
+    machine is shared, so CPU time says more than wall time about the work itself)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    used = time.process_time()
+    for pid in _descendants():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        used += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return used
+
+
+def _descendants_peak_mb() -> list[float]:
+    """Peak resident memory (VmHWM, MB) of every process started below this one (the page
+    workers and their server), which /usr/bin/time does not count."""
+    peaks = []
+    for pid in _descendants():
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        peak = re.search(r"VmHWM:\s+(\d+) kB", status)
+        if peak:
+            peaks.append(round(int(peak.group(1)) / 1024, 1))
+    return peaks
 
 
 def _measure(case: str, url: str, repeat: int) -> dict[str, Any]:
@@ -182,12 +266,18 @@ def main() -> None:
             result = _measure(case, url, repeat)
             rows.append(result)
     load_after = loadavg()
-    print("| Case | Median time (s) | Runs (s) | Peak memory (MB) |")
-    print("|---|---|---|---|")
+    print(
+        "| Case | Median time (s) | Runs (s) | CPU (s) | Peak memory (MB) |"
+        " Worker processes' peaks (MB) |"
+    )
+    print("|---|---|---|---|---|---|")
     for r in rows:
         runs = ", ".join(f"{t:.2f}" for t in r["times"])
+        workers = ", ".join(f"{m:.0f}" for m in r.get("workers_peak_mb") or []) or "—"
+        cpu = statistics.median(r["cpu"])
         print(
-            f"| {r['case']} | {statistics.median(r['times']):.2f} | {runs} | {r['peak_mb']:.0f} |"
+            f"| {r['case']} | {statistics.median(r['times']):.2f} | {runs} | {cpu:.2f}"
+            f" | {r['peak_mb']:.0f} | {workers} |"
         )
     print(f"\nLoad average before: {' '.join(load_before)}; after: {' '.join(load_after)}")
 

@@ -183,6 +183,11 @@ class ServiceSettings(BaseSettings):
     # takes seconds of CPU and hundreds of MB (a map book minutes)
     renders_at_once: Annotated[int, Field(ge=1)] = 2
     renders_per_client: Annotated[int, Field(ge=1)] = 1
+    # worker processes drawing a map book's EA pages beside each other (at most
+    # renders_at_once, shared by every book; each holds ~350 MB once started); 0 or 1: a book
+    # is drawn in its request's thread. Off by default: on a shared, saturated 2-core machine
+    # two workers gained 6 % (bench/README.md)
+    map_book_workers: Annotated[int, Field(ge=0)] = 0
     # threads for raster work (population-weighted areas, EA estimates), apart from the
     # ones that compress tiles: a few heavy requests cannot starve the rest
     raster_workers: int = 2

@@ -180,8 +180,13 @@ class Editor:
 
 @contextlib.contextmanager
 def _editor_over_demo(
-    browser: Any, pg: PgCluster, demo_template: str, **context: Any
+    browser: Any,
+    pg: PgCluster,
+    demo_template: str,
+    server: dict[str, str] | None = None,
+    **context: Any,
 ) -> Iterator[Editor]:
+    """The editor over a fresh copy of the demo (`server`: the service's environment)."""
     db = pg.create_database(demo_template)
     with psycopg.connect(db, autocommit=True) as conn:
         tokens = {
@@ -192,7 +197,7 @@ def _editor_over_demo(
         }
         set_password(conn, "ed", PASSWORD)
         set_password(conn, "sup", PASSWORD)
-    with serve(db) as base:
+    with serve(db, **(server or {})) as base:
         page = Editor(browser, base, db, tokens, **context)
         yield page
         assert not page.errors, page.errors

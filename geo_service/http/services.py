@@ -18,6 +18,7 @@ from geo_service.features.catalogue import CollectionCatalogue
 from geo_service.features.files import BuiltFiles
 from geo_service.http.downloads import DownloadLimits
 from geo_service.http.limits import ConcurrencyLimits
+from geo_service.outputs.page_workers import PageWorkers
 from geo_service.replicas import ReplicaSet
 from geo_service.settings import ServiceSettings
 from geo_service.tiles.prerender import Prerenderer
@@ -57,6 +58,8 @@ class Services:
             settings.renders_per_client,
             settings.pool_timeout_s,
         )
+        # map book pages drawn beside each other (when asked for), within the render limit
+        self.page_workers = PageWorkers(min(settings.map_book_workers, settings.renders_at_once))
         # base map files are opened (and a bad one named in the log) when the app is built
         self.basemaps = BaseMaps(settings)
         self.files = BuiltFiles(settings.home / "downloads", settings.download_cache_mb << 20)
@@ -134,6 +137,7 @@ class Services:
             if pool is not None:
                 await close_pool(pool)
         self.raster_work.shutdown(wait=False, cancel_futures=True)
+        self.page_workers.close()
 
     @property
     def started(self) -> bool:

@@ -1,30 +1,38 @@
 """EA field maps for enumerators (one A4 page per EA) and commune map books (an overview page
 of every EA, then one page per EA), drawn by the cartography module.
 
-A map book is written page by page into a PDF file on disk (matplotlib's PdfPages): each
-page's figure is drawn, written and dropped before the next, so memory stays flat however
-many EAs the commune has."""
+A map book is written page by page into a PDF file on disk (matplotlib's PdfPages), its EA
+pages drawn one after the other on one page object (`FieldMapPage`), so memory stays flat
+however many EAs the commune has; a large book's EA pages are drawn in runs by worker
+processes (`page_workers`) and the runs' files joined."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shutil
 import tempfile
 from collections import Counter
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psycopg
 import shapely
+from matplotlib.artist import Artist
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
+from matplotlib.text import Text
+from pypdf import PdfWriter
 from shapely.geometry.base import BaseGeometry
 
 from geo_core.errors import NotFound
 from geo_service.ea import sql
 from geo_service.outputs import cartography as carto
+from geo_service.outputs.page_workers import PageWorkers
 from geo_service.settings import ServiceSettings
 from geo_service.viewer.ea_page import STATUS_COLOURS
 
@@ -193,91 +201,159 @@ def _details(ea: dict[str, Any], lang: str) -> list[tuple[str, str]]:
     ]
 
 
-def draw_field_map(sheet: CommuneSheet, ea: dict[str, Any], page: str = "") -> Figure:
-    """One EA's A4 portrait page: the EA over the lines, its neighbours with their codes,
-    the commune boundary, the EA's details, a boundary description field, scale and north."""
-    lang = sheet.lang
-    projection, all_shapes = sheet.projected()
-    width, height = carto.page_size("a4", "portrait")
-    page_sheet = carto.Sheet(
-        width,
-        height,
-        f"{said('title', lang)} {ea['code']}",
-        _commune_title(sheet),
-        footer=_footer(sheet, projection, page),
-    )
-    fig = carto.new_figure(width, height)
-    carto.title_block(fig, page_sheet)
-    ax = fig.add_axes((0.06, 0.40, 0.88, 0.49))
-    target = next(g for e, g in zip(sheet.eas, all_shapes, strict=True) if e is ea)
-    x0, y0, x1, y1 = target.bounds
-    pad = max(x1 - x0, y1 - y0) * 0.35 + 50
-    view = shapely.box(x0 - pad, y0 - pad, x1 + pad, y1 + pad)
-    nearby = [
-        (e, g)
-        for e, g in zip(sheet.eas, all_shapes, strict=True)
-        if e is not ea and g.intersects(view)
-    ]
-    ax.set_facecolor("#f4f6f6")
-    carto.draw_layer(ax, carto.Layer([g for _, g in nearby], "#ffffff", "#7f8c8d", 0.6))
-    carto.draw_layer(ax, carto.Layer([target], EA_STYLE["facecolor"], "none", 0, zorder=2))
-    lines = [g for g in sheet.line_shapes or [] if g.intersects(view)]
-    carto.draw_lines(ax, lines, LINES_COLOUR, 0.9, zorder=3)
-    if sheet.outline is not None:
-        outline = projection.geometry(sheet.outline)
-        carto.draw_layer(
-            ax, carto.Layer([outline], "none", "#2c3e50", 1.2, zorder=4, linestyle="--")
+MAP_BOX = (0.06, 0.40, 0.88, 0.49)  # the field map's map frame (figure fractions)
+DESCRIPTION_LINES = 6  # lines of the boundary description printed
+RULED_LINES = 9  # lines of the boundary field, written or ruled to write on
+
+
+class FieldMapPage:
+    """The A4 field-map page, made once and drawn again for each EA of a commune: the
+    figure, its map frame, north arrow, key, commune boundary, detail labels, boundary field
+    and the EAs' paths are made once; an EA changes its texts and the map's own artists
+    (its neighbours, lines, labels and scale bar). Making them anew for every page (two
+    axes, ~50 texts) took half a map book's time."""
+
+    def __init__(self, sheet: CommuneSheet) -> None:
+        lang = self.lang = sheet.lang
+        self.sheet = sheet
+        self.projection, shapes = sheet.projected()
+        self.shapes = np.asarray(shapes, dtype=object)
+        self.paths = carto.polygon_paths(shapes)  # (cut once for every page)
+        self.line_shapes = np.asarray(sheet.line_shapes or [], dtype=object).reshape(-1)
+        self.index = {id(ea): i for i, ea in enumerate(sheet.eas)}
+        width, height = carto.page_size("a4", "portrait")
+        self.page_sheet = carto.Sheet(
+            width, height, said("title", lang), _commune_title(sheet), footer=[""]
         )
-    carto.draw_layer(ax, carto.Layer([target], "none", EA_STYLE["edgecolor"], 2.2, zorder=5))
-    carto.frame(ax, (x0 - pad, y0 - pad, x1 + pad, y1 + pad), margin=0.0)
-    point = target.representative_point()
-    placed: list[Any] = []
-    carto.label_units(
-        ax, [(point.x, point.y, ea["code"])], fontsize=10, colour="#c0392b", placed=placed
-    )
-    carto.label_units(
-        ax,
-        [
-            (p.x, p.y, e["code"])
-            for e, g in nearby
-            for p in [g.intersection(view).representative_point()]
-            if not p.is_empty
-        ],
-        fontsize=7,
-        placed=placed,
-    )
-    carto.scale_bar(ax, lang)
-    carto.north_arrow(ax, lang)
-    carto.legend_box(fig, (0.06, 0.30, 0.4, 0.09), _legend(lang), "")
-    _detail_table(fig, _details(ea, lang), (0.50, 0.30))
-    _boundary_field(fig, ea, lang)
-    carto.footer(fig, page_sheet)
-    return fig
+        fig = self.figure = carto.new_figure(width, height)
+        self.title = carto.title_block(fig, self.page_sheet)[0]
+        ax = self.ax = fig.add_axes(MAP_BOX)
+        ax.set_facecolor("#f4f6f6")
+        if sheet.outline is not None:
+            outline = self.projection.geometry(sheet.outline)
+            carto.draw_layer(
+                ax, carto.Layer([outline], "none", "#2c3e50", 1.2, zorder=4, linestyle="--")
+            )
+        carto.north_arrow(ax, lang)
+        carto.legend_box(fig, (0.06, 0.30, 0.4, 0.09), _legend(lang), "")
+        self.details = _detail_table(
+            fig, [(label, "") for label in _detail_labels(lang)], (0.50, 0.30)
+        )
+        fig.text(0.06, 0.275, said("boundary", lang), fontsize=8.5, fontweight="bold", va="top")
+        self.description = [
+            fig.text(0.06, 0.252 - i * 0.017, "", fontsize=7.5, va="top")
+            for i in range(DESCRIPTION_LINES)
+        ]
+        self.rules = [
+            fig.add_artist(carto.rule(fig, 0.06, 0.94, 0.238 - i * 0.017))
+            for i in range(RULED_LINES)
+        ]
+        self.footer = carto.footer(fig, self.page_sheet)[0]
+        self.drawn: list[Artist] = []  # the artists of the EA drawn last
+
+    def draw(self, ea: dict[str, Any], page: str = "") -> Figure:
+        """The page of one EA of the sheet: the EA over the lines, its neighbours with their
+        codes, the commune boundary, the EA's details, its boundary description, scale and
+        north."""
+        for artist in self.drawn:
+            artist.remove()
+        self.drawn = []
+        self.title.set_text(f"{said('title', self.lang)} {ea['code']}")
+        self.footer.set_text(_footer(self.sheet, self.projection, page)[0])
+        for text, (_, value) in zip(self.details, _details(ea, self.lang), strict=True):
+            text.set_text(_detail_value(value))
+        lines = _description(ea, self.lang)
+        for i, text in enumerate(self.description):
+            text.set_text(lines[i] if i < len(lines) else "")
+        for i, rule in enumerate(self.rules):
+            rule.set_visible(i >= len(lines))
+        self._draw_map(ea)
+        return self.figure
+
+    def _draw_map(self, ea: dict[str, Any]) -> None:
+        ax, i = self.ax, self.index[id(ea)]
+        # (as a new axes: the frame is fitted to the map box, not to the last page's aspect)
+        ax.set_aspect("auto")
+        ax.set_position(MAP_BOX)
+        target = self.shapes[i]
+        x0, y0, x1, y1 = target.bounds
+        pad = max(x1 - x0, y1 - y0) * 0.35 + 50
+        view = shapely.box(x0 - pad, y0 - pad, x1 + pad, y1 + pad)
+        near = np.flatnonzero(shapely.intersects(self.shapes, view))
+        near = near[near != i]
+        target_path = [self.paths[i]]
+        lines: list[BaseGeometry] = list(
+            self.line_shapes[shapely.intersects(self.line_shapes, view)]
+        )
+        drawn = [
+            carto.draw_paths(
+                ax, [self.paths[j] for j in near], carto.Layer([], "#ffffff", "#7f8c8d", 0.6)
+            ),
+            carto.draw_paths(
+                ax, target_path, carto.Layer([], EA_STYLE["facecolor"], "none", 0, zorder=2)
+            ),
+            *carto.draw_lines(ax, lines, LINES_COLOUR, 0.9, zorder=3),
+            carto.draw_paths(
+                ax, target_path, carto.Layer([], "none", EA_STYLE["edgecolor"], 2.2, zorder=5)
+            ),
+        ]
+        carto.frame(ax, (x0 - pad, y0 - pad, x1 + pad, y1 + pad), margin=0.0)
+        point = target.representative_point()
+        placed: list[Any] = []
+        drawn += carto.label_units(
+            ax, [(point.x, point.y, ea["code"])], fontsize=10, colour="#c0392b", placed=placed
+        )
+        eas = self.sheet.eas
+        drawn += carto.label_units(
+            ax,
+            [
+                (p.x, p.y, eas[j]["code"])
+                for j in near
+                for p in [self.shapes[j].intersection(view).representative_point()]
+                if not p.is_empty
+            ],
+            fontsize=7,
+            placed=placed,
+        )
+        drawn += carto.scale_bar(ax, self.lang)
+        self.drawn = [artist for artist in drawn if artist is not None]
 
 
-def _detail_table(fig: Figure, rows: list[tuple[str, str]], at: tuple[float, float]) -> None:
-    x, top = at
-    for i, (label, value) in enumerate(rows):
-        y = top + 0.09 - i * 0.0105
-        fig.text(x, y, f"{label}:", fontsize=7.5, color="#555555", va="top")
-        fig.text(x + 0.19, y, carto.wrap(value, 34).splitlines()[0], fontsize=7.5, va="top")
+def _detail_labels(lang: str) -> list[str]:
+    """The labels of the detail table, in its order."""
+    keys = ("code", "commune", "province", "households", "listed", "enumerator", "supervisor")
+    return [said(key, lang) for key in (*keys, "status", "urban_rural", "area")]
 
 
-def _boundary_field(fig: Figure, ea: dict[str, Any], lang: str) -> None:
-    """The boundary description and landmarks as written, with ruled lines to add to."""
-    fig.text(0.06, 0.275, said("boundary", lang), fontsize=8.5, fontweight="bold", va="top")
+def _detail_value(value: str) -> str:
+    """A detail's value as printed: its first line of 34 characters."""
+    return (carto.wrap(value, 34).splitlines() or [""])[0]
+
+
+def _description(ea: dict[str, Any], lang: str) -> list[str]:
+    """The boundary description and landmarks as written, in lines of the boundary field."""
     text = carto.wrap(ea["boundary_description"] or "", 110)
     landmarks = ea["landmarks"]
     if landmarks:
         text += ("\n" if text else "") + carto.wrap(f"{said('landmarks', lang)}: {landmarks}", 110)
-    lines = text.splitlines()[:6]
-    for i, line in enumerate(lines):
-        fig.text(0.06, 0.252 - i * 0.017, line, fontsize=7.5, va="top")
-    for i in range(len(lines), 9):  # ruled lines for the enumerator to write on
-        y = 0.238 - i * 0.017
-        fig.add_artist(
-            carto.rule(fig, 0.06, 0.94, y),
-        )
+    return text.splitlines()[:DESCRIPTION_LINES]
+
+
+def draw_field_map(sheet: CommuneSheet, ea: dict[str, Any], page: str = "") -> Figure:
+    """One EA's A4 portrait page (a page of its own: a map book draws its pages on one
+    `FieldMapPage`)."""
+    return FieldMapPage(sheet).draw(ea, page)
+
+
+def _detail_table(fig: Figure, rows: list[tuple[str, str]], at: tuple[float, float]) -> list[Text]:
+    """Labels and values in two columns; returns the values' texts."""
+    x, top = at
+    values = []
+    for i, (label, value) in enumerate(rows):
+        y = top + 0.09 - i * 0.0105
+        fig.text(x, y, f"{label}:", fontsize=7.5, color="#555555", va="top")
+        values.append(fig.text(x + 0.19, y, _detail_value(value), fontsize=7.5, va="top"))
+    return values
 
 
 def draw_overview(sheet: CommuneSheet) -> Figure:
@@ -350,23 +426,74 @@ def field_map_pdf(sheet: CommuneSheet, ea_code: str) -> bytes:
     return carto.render(draw_field_map(sheet, ea), "pdf")
 
 
-def map_book_file(sheet: CommuneSheet) -> Path:
+PARALLEL_PAGES = 24  # EA pages from which a book's pages are drawn in worker processes
+
+
+def map_book_file(sheet: CommuneSheet, workers: PageWorkers | None = None) -> Path:
     """The commune's map book as a PDF file in a new temporary folder (the caller deletes
-    the folder): the overview, then one page per EA, each page drawn, written and dropped
-    before the next."""
+    the folder): the overview, then one page per EA, each drawn on the same page object and
+    written before the next. With `workers` (and enough EAs) the EA pages are drawn in runs,
+    one per worker process, beside the overview drawn here, and the files are joined."""
     folder = Path(tempfile.mkdtemp(prefix="geo-service-book-"))
     path = folder / "map-book.pdf"
-    total = len(sheet.eas) + 1
     try:
-        with PdfPages(path, metadata={"Creator": "geo-service"}) as pdf:
-            pdf.savefig(draw_overview(sheet))
-            for i, ea in enumerate(sheet.eas, start=2):
-                # (each figure is dropped once written: nothing refers to it any more)
-                pdf.savefig(draw_field_map(sheet, ea, f"{said('page', sheet.lang)} {i}/{total}"))
+        if workers is not None and workers.size > 1 and len(sheet.eas) >= PARALLEL_PAGES:
+            _parallel_book(sheet, workers, folder, path)
+        else:
+            with PdfPages(path, metadata={"Creator": "geo-service"}) as pdf:
+                pdf.savefig(draw_overview(sheet))
+                _write_pages(pdf, sheet, 0, len(sheet.eas))
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
     return path
+
+
+def _write_pages(pdf: PdfPages, sheet: CommuneSheet, start: int, stop: int) -> None:
+    """The pages of the sheet's EAs start..stop-1, numbered as in the whole book."""
+    total = len(sheet.eas) + 1
+    page = FieldMapPage(sheet)
+    for i in range(start, stop):
+        pdf.savefig(page.draw(sheet.eas[i], f"{said('page', sheet.lang)} {i + 2}/{total}"))
+
+
+def pages_file(sheet: CommuneSheet, start: int, stop: int, path: Path) -> Path:
+    """A run of a book's EA pages written to `path` (what a worker process does)."""
+    with PdfPages(path, metadata={"Creator": "geo-service"}) as pdf:
+        _write_pages(pdf, sheet, start, stop)
+    return path
+
+
+def _parallel_book(sheet: CommuneSheet, workers: PageWorkers, folder: Path, path: Path) -> None:
+    """Runs of EA pages drawn in the worker processes (one run each) while this thread draws
+    the overview; the files joined in page order into `path`."""
+    # (the workers project the EAs themselves: a sheet is sent without its projection)
+    bare = dataclasses.replace(sheet, projection=None, shapes=None, line_shapes=None)
+    size, runs = len(sheet.eas), workers.size
+    bounds = [size * k // runs for k in range(runs + 1)]
+    parts = [folder / f"pages-{k}.pdf" for k in range(runs)]
+    futures = [
+        workers.submit(pages_file, bare, bounds[k], bounds[k + 1], parts[k]) for k in range(runs)
+    ]
+    try:
+        overview = folder / "overview.pdf"
+        with PdfPages(overview, metadata={"Creator": "geo-service"}) as pdf:
+            pdf.savefig(draw_overview(sheet))
+        done = [future.result() for future in futures]
+    except BrokenProcessPool:
+        workers.reset()
+        raise
+    finally:
+        for future in futures:
+            future.cancel()
+    book = PdfWriter()
+    for part in (overview, *done):
+        book.append(str(part))
+    book.add_metadata({"/Creator": "geo-service"})
+    with path.open("wb") as out:
+        book.write(out)
+    for part in (overview, *done):
+        part.unlink()
 
 
 async def field_map(

@@ -17,7 +17,14 @@ from geo_service.ea.access import ReadScope, check_commune
 from geo_service.ea.service import fetch
 from geo_service.features.query import parse_bbox
 from geo_service.http.auth import EaScopeReleased, ReaderReleased
-from geo_service.http.deps import Downloads, Pool, Renders, Settings, client_address
+from geo_service.http.deps import (
+    BookWorkers,
+    Downloads,
+    Pool,
+    Renders,
+    Settings,
+    client_address,
+)
 from geo_service.http.downloads import (
     DownloadLimits,
     SpooledResponse,
@@ -227,6 +234,7 @@ async def ea_map_book(
     settings: Settings,
     downloads: Downloads,
     renders: Renders,
+    workers: BookWorkers,
     census_round: Annotated[
         str | None, Query(alias="round", pattern=r"^\d{4}$", description="default: the latest")
     ] = None,
@@ -251,7 +259,7 @@ async def ea_map_book(
     release = downloads.open(client)
     try:
         async with renders.slot(client) as held:
-            path = await held.thread(field_maps.map_book_file, sheet)
+            path = await held.thread(field_maps.map_book_file, sheet, workers)
     except BaseException:
         release()
         raise
