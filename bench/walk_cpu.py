@@ -41,6 +41,15 @@ def process_cpu(pid: int) -> float:
     return sum(_cpu(str(t / "stat")) for t in tasks.iterdir()) if tasks.exists() else 0.0
 
 
+def started(pid: int) -> int | None:
+    """When a process started (clock ticks since boot), None when it is gone: a pid taken
+    by a new process between two readings is not the same backend."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def children(parent: int) -> list[int]:
     """The processes whose parent is `parent` (a postmaster's backends)."""
     found = []
@@ -75,18 +84,23 @@ def main() -> None:
     client = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port)
     backends = children(args.postmaster) if args.postmaster else []
     server_before = process_cpu(args.pid)
-    pg_before = {pid: process_cpu(pid) for pid in backends}
-    started = time.perf_counter()
+    pg_before = {pid: (started(pid), process_cpu(pid)) for pid in backends}
+    began = time.perf_counter()
     for tile in tiles:
         client.request("GET", f"{args.prefix}/{tile}")
         response = client.getresponse()
         response.read()
         if response.status != 200:
             raise SystemExit(f"{tile}: HTTP {response.status}")
-    wall = time.perf_counter() - started
+    wall = time.perf_counter() - began
     time.sleep(0.3)  # (work after the answers: tiles being kept in a cache)
     server = process_cpu(args.pid) - server_before
-    pg = sum(process_cpu(pid) - cpu for pid, cpu in pg_before.items())
+    # (backends that ended during the walk, or started during it, are not counted)
+    pg = sum(
+        process_cpu(pid) - cpu
+        for pid, (start, cpu) in pg_before.items()
+        if start is not None and started(pid) == start
+    )
     load = Path("/proc/loadavg").read_text().split()[0]
     print(
         f"{len(tiles)} tiles: wall {wall:.2f} s, server CPU {server:.2f} s, "
