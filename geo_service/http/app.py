@@ -137,6 +137,9 @@ def _add_middleware(app: FastAPI, services: Services) -> None:
 
 
 def _add_routes(app: FastAPI) -> None:
+    # first: a map's plain geometry tiles skip route matching and dependency resolution
+    # (everything else about tiles, and every error, is the tiles router's below)
+    app.router.routes.append(tiles.GeometryTileRoute())
     # the OGC API parts refuse query parameters they do not define
     strict = [Depends(reject_unknown_parameters)]
     # reads that must see the primary's latest state (see deps.on_primary): the rest of

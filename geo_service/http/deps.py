@@ -52,7 +52,8 @@ async def on_primary(request: Request) -> None:
     request.scope[_ON_PRIMARY] = True
 
 
-async def _pool(request: Request, services: ServicesDep) -> AsyncConnectionPool:
+async def read_pool(request: Request, services: ServicesDep) -> AsyncConnectionPool:
+    """The pool this request reads from: a healthy replica for reads, else the primary."""
     if request.method in _READS and not request.scope.get(_ON_PRIMARY):
         # (a read after the client's own write: only a replica that has replayed it)
         return await services.read_pool_after(written_at(request))
@@ -113,14 +114,14 @@ async def _page_vintages(services: ServicesDep) -> PageVintages:
 
 
 async def _conn(
-    pool: Annotated[AsyncConnectionPool, Depends(_pool)],
+    pool: Annotated[AsyncConnectionPool, Depends(read_pool)],
 ) -> AsyncIterator[psycopg.AsyncConnection]:
     async with pool.connection() as conn:
         yield conn
 
 
 Settings = Annotated[ServiceSettings, Depends(_settings)]
-Pool = Annotated[AsyncConnectionPool, Depends(_pool)]
+Pool = Annotated[AsyncConnectionPool, Depends(read_pool)]
 ControlPool = Annotated[AsyncConnectionPool, Depends(_control)]
 Tiles = Annotated[TileService, Depends(_tiles)]
 Catalogue = Annotated[CollectionCatalogue, Depends(_catalogue)]

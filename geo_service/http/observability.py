@@ -277,14 +277,17 @@ class ObservabilityMiddleware:
         rid = _incoming_request_id(scope) or uuid.uuid4().hex
         scope[_SCOPE_KEY] = rid
         started = time.perf_counter()
-        status = 0
+        answered: float | None = None  # when the last byte was sent (work after it, such as
+        status = 0  # keeping a rendered tile in the cache, is not the client's latency)
 
         async def send_with_headers(message: Any) -> None:
-            nonlocal status
+            nonlocal status, answered
             if message["type"] == "http.response.start":
                 status = message["status"]
                 MutableHeaders(scope=message)["X-Request-Id"] = rid
             await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                answered = time.perf_counter()
 
         error: str | None = None
         try:
@@ -295,7 +298,7 @@ class ObservabilityMiddleware:
         finally:
             # An exception before the response started becomes Starlette's 500.
             status = status or 500
-            seconds = time.perf_counter() - started
+            seconds = (answered or time.perf_counter()) - started
             method = scope["method"] if scope["method"] in _METHODS else "other"
             route = _route_template(scope)
             self.metrics.observe(method, route, status, seconds)

@@ -7,8 +7,8 @@ import gzip
 import hashlib
 import logging
 import sqlite3
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -88,6 +88,38 @@ class TileStats:
     misses: int = 0
     rendered_bytes: int = 0
     notifications: int = 0
+
+
+class ServedTile:
+    """A tile for one request and, for one just rendered, the work of keeping it in the
+    caches: run after the answer is sent (`keep`), so the client does not wait for the
+    compression and the cache write, nor holds a database connection meanwhile. (A tile
+    for the directory cache nginx serves is stored before: the next request finds it.)"""
+
+    def __init__(
+        self, tile: CachedTile, keep: Callable[[CachedTile], Awaitable[object]] | None = None
+    ) -> None:
+        self.tile = tile
+        self._keep = keep
+
+    @property
+    def rendered(self) -> bool:
+        """True when the tile was rendered for this request (a cache miss)."""
+        return self._keep is not None
+
+    async def body(self, encoding: str | None) -> bytes:
+        """The body in an encoding (None: raw); one compressed now is kept for the cache."""
+        body = await encoded(self.tile, encoding)
+        if encoding == "gzip" and not self.tile.gzip:
+            self.tile = replace(self.tile, gzip=body)
+        elif encoding == "br" and not self.tile.brotli:
+            self.tile = replace(self.tile, brotli=body)
+        return body
+
+    async def keep(self) -> None:
+        """Store a rendered tile in the caches (nothing for a cached one)."""
+        if self._keep is not None:
+            await self._keep(self.tile)
 
 
 @dataclass(frozen=True)
@@ -181,9 +213,10 @@ class TileService:
         catalogue: CollectionCatalogue,
         layer: str,
         request: TileRequest,
-    ) -> CachedTile:
+    ) -> ServedTile:
         """A tile of a collection of units or of the enumeration areas, fresh. A cached tile
-        is served without a connection from the requests' `pool`."""
+        is served without a connection from the requests' `pool`; a rendered one is stored
+        in the caches when the caller runs `keep()` (after answering)."""
         z, x, y = request.z, request.x, request.y
         if not grid.is_valid(z, x, y):
             raise InvalidParameter(
@@ -191,14 +224,11 @@ class TileService:
                 f"below {grid.tile_count(z)} at zoom {z}",
                 parameter="x" if x >= grid.tile_count(z) else "y",
             )
-        if self.settings.tile_freshness == "strict" and self.caches:
-            # (without a cache every tile is rendered from the current data: nothing to check)
-            await self._sync()
         raw = RawItemParams(
             indicator=request.indicator, period=request.period, properties=request.properties
         )
         if layer == EA_LAYER and request.scope is not None:
-            return await self.scoped_ea_tile(pool, request)
+            return ServedTile(await self.scoped_ea_tile(pool, request))
         key: TileKey | None
         if layer == EA_LAYER:
             key = TileKey(EA_LAYER, request.census_round or DEFAULT_VARIANT, z, x, y)
@@ -206,14 +236,56 @@ class TileService:
             known = catalogue.peek(layer)
             query = await query_from_memory(known, raw) if known is not None else None
             key = TileKey(layer, variant_of(query), z, x, y) if query is not None else None
-        if key is not None and (cached := self._cached(key)) is not None:
-            return cached
+        if key is not None and (cached := await self._cached_checked(key)) is not None:
+            return ServedTile(cached)
         async with pool.connection() as conn:
             if layer == EA_LAYER:
-                return await self.ea_tile(conn, z, x, y, request.census_round)
-            collection = await catalogue.get(conn, layer)
-            query = await build_item_query(conn, collection, raw)
-            return await self.unit_tile(conn, query, z, x, y)
+                statement, params = ea_tile_sql(z, x, y, self.options, request.census_round)
+                key = TileKey(EA_LAYER, request.census_round or DEFAULT_VARIANT, z, x, y)
+            else:
+                collection = await catalogue.get(conn, layer)
+                query = await build_item_query(conn, collection, raw)
+                statement, params = tile_sql(query, z, x, y, self.options)
+                key = TileKey(collection.id, variant_of(query), z, x, y)
+            if (cached := await self._cached_checked(key)) is not None:
+                return ServedTile(cached)
+            self.stats.misses += 1
+            tile = await self._render(conn, statement, params, z, x, y)
+        caches = self._caches_for(key.layer)
+        if not caches:
+            return ServedTile(tile)
+        if any(isinstance(cache, SyncedTileCache) for cache in caches):
+            # nginx serves these files: the next request for the tile must find it there
+            return ServedTile(await self._keep(key, tile, caches))
+        return ServedTile(tile, lambda done: self._keep(key, done, caches))
+
+    async def _keep(self, key: TileKey, tile: CachedTile, caches: list[TileCache]) -> CachedTile:
+        """Compress a rendered tile in the encodings it lacks and store it (if still fresh)."""
+        tile = await _completed(tile)
+        try:
+            if not self.freshness.started or tile.epoch > self.freshness.log.epoch:
+                await self._sync()  # (a log behind the render would call the tile stale)
+            await self.freshness.store(key, tile, caches)
+        except Exception as exc:  # a tile not kept is rendered again: never an error
+            logger.warning("tile %s not cached: %s", key, exc)
+        return tile
+
+    async def _cached_checked(self, key: TileKey) -> CachedTile | None:
+        """The tile from a cache when nothing changed since it was rendered; in strict mode
+        the change log is first brought up to the database's epoch. Only a tile some cache
+        holds needs that read: a missing one is rendered from the current data."""
+        held = [t for cache in self._caches_for(key.layer) if (t := cache.get(key)) is not None]
+        if not held:
+            return None
+        if self.settings.tile_freshness == "strict":
+            await self._sync()
+        for tile in held:
+            if self.freshness.log.is_fresh(
+                key.layer, key.z, key.x, key.y, tile.epoch, key.variant == DEFAULT_VARIANT
+            ):
+                self.stats.hits += 1
+                return tile
+        return None
 
     async def _sync(self) -> None:
         """Bring the change log up to the database's current epoch (one shared read)."""
@@ -297,7 +369,7 @@ class TileService:
             ):
                 return False
         tile = await self._render(conn, statement, params, z, x, y)
-        await self.freshness.store(key, tile, caches)
+        await self.freshness.store(key, await _completed(tile), caches)
         return True
 
     async def cached_tile(
@@ -319,6 +391,7 @@ class TileService:
         self.stats.misses += 1
         tile = await self._render(conn, statement, params, z, x, y)
         if self.caches:
+            tile = await _completed(tile)
             await self.freshness.store(key, tile, self._caches_for(layer))
         return tile
 
@@ -339,10 +412,8 @@ class TileService:
             ) from exc
         epoch, raw = (int(row[0]), bytes(row[1])) if row else (0, b"")
         self.stats.rendered_bytes += len(raw)
-        if not self.caches:  # nothing to store: compress only what the client asks for
-            return CachedTile(epoch, raw, b"", b"")
-        gzipped, brotlied = await _off_loop(len(raw), _compress_both, raw)
-        return CachedTile(epoch, raw, gzipped, brotlied)
+        # (compressed when answered, in the encoding asked for, and when stored)
+        return CachedTile(epoch, raw, b"", b"")
 
     async def purge_committed_changes(self) -> None:
         """Sync the change log and wait until a committed write's tiles are purged from the
@@ -393,5 +464,8 @@ def _brotli(raw: bytes) -> bytes:
     return bytes(brotli.compress(raw, quality=5))
 
 
-def _compress_both(raw: bytes) -> tuple[bytes, bytes]:
-    return _gzip(raw), _brotli(raw)
+async def _completed(tile: CachedTile) -> CachedTile:
+    """The tile with both compressed copies the caches keep (the missing ones made now)."""
+    gzipped = tile.gzip or await _off_loop(len(tile.raw), _gzip, tile.raw)
+    brotlied = tile.brotli or await _off_loop(len(tile.raw), _brotli, tile.raw)
+    return replace(tile, gzip=gzipped, brotli=brotlied)

@@ -7,6 +7,7 @@ tile is an index search and ST_AsMVTGeom on light geometry, with no ST_Transform
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,7 @@ from psycopg import sql
 
 from geo_core.zoom import FINEST_BAND, band_for_zoom
 from geo_service.features.model import ItemQuery
-from geo_service.features.sql import indicator_joins, property_expr
+from geo_service.features.sql import BASE_PROPERTIES, indicator_joins, property_expr
 
 
 @dataclass(frozen=True)
@@ -46,12 +47,29 @@ def tile_sql(
         **_tile_cells(z, x, y, options),
     }
     names = query.tile_properties()
+    band = band_for_zoom(z)
+    if not query.indicators:  # (the geometry tiles: the same few statements every time)
+        return _plain_tile_statement(tuple(names), band), params
+    expressions = [property_expr(query, name) for name in names]
+    joins = indicator_joins(query, params)
+    return _tile_statement(expressions, names, joins, band), params
+
+
+@functools.lru_cache(maxsize=64)
+def _plain_tile_statement(names: tuple[str, ...], band: int) -> sql.Composed:
+    """The statement of a tile without indicators, composed once per properties and band."""
+    return _tile_statement([BASE_PROPERTIES[name] for name in names], list(names), [], band)
+
+
+def _tile_statement(
+    expressions: list[sql.Composable], names: list[str], joins: list[sql.Composable], band: int
+) -> sql.Composed:
+    """The tile statement with these property columns, indicator joins and band."""
     columns = [
-        sql.SQL("{} AS {}").format(property_expr(query, name), sql.Identifier(name))
-        for name in names
+        sql.SQL("{} AS {}").format(expr, sql.Identifier(name))
+        for expr, name in zip(expressions, names, strict=True)
     ]
-    joins = sql.SQL(" ").join(indicator_joins(query, params))
-    statement = sql.SQL("""
+    return sql.SQL("""
 WITH env AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS e),
 candidates AS MATERIALIZED (
     SELECT g.code, g.geom_3857
@@ -73,13 +91,12 @@ SELECT (SELECT epoch FROM tile_epoch), coalesce(ST_AsMVT(f.*, %(layer)s, %(exten
 FROM features f WHERE f.geom IS NOT NULL
 """).format(
         columns=sql.SQL("").join(sql.SQL(", ") + c for c in columns),
-        joins=joins,
+        joins=sql.SQL(" ").join(joins),
         smaller_than_cell=_SMALLER_THAN_CELL,
         # (a constant, not a parameter: the planner picks the band's own index only for a
         # band it knows when planning, and a prepared statement's generic plan would not)
-        band=sql.Literal(band_for_zoom(z)),
+        band=sql.Literal(band),
     )
-    return statement, params
 
 
 # A unit narrower than a cell of the tile's grid (1/16 of a pixel) collapses when

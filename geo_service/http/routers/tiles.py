@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import psycopg
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
+from starlette.background import BackgroundTask
+from starlette.datastructures import URLPath
+from starlette.routing import BaseRoute, Match, NoMatchFound
+from starlette.types import Receive, Scope, Send
 
 from geo_core.errors import NotFound
 from geo_core.text import CODE, CODE_LIST
@@ -18,7 +23,15 @@ from geo_service.features.catalogue import read_collection
 from geo_service.features.model import ItemQuery
 from geo_service.features.query import RawItemParams, build_item_query
 from geo_service.http.auth import check_reader
-from geo_service.http.deps import Catalogue, Conn, Pool, ServicesDep, Tiles
+from geo_service.http.deps import (
+    Catalogue,
+    Conn,
+    Pool,
+    ServicesDep,
+    Tiles,
+    get_services,
+    read_pool,
+)
 from geo_service.http.documents import (
     BoundingBox,
     Link,
@@ -40,7 +53,7 @@ from geo_service.http.negotiation import accepts_encoding, qualities
 from geo_service.http.ogc import MVT, TILING_SCHEME
 from geo_service.http.services import Services
 from geo_service.http.vendor import Vendor, VendorParams
-from geo_service.tiles.service import TileRequest, encoded
+from geo_service.tiles.service import ServedTile, TileRequest
 from geo_service.tiles.sql import EA_LAYER
 from tilecache.base import CachedTile
 
@@ -49,6 +62,7 @@ router = APIRouter(tags=["tiles"])
 TMS = "WebMercatorQuad"
 TMS_URI = "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad"
 WEB_MERCATOR = "http://www.opengis.net/def/crs/EPSG/0/3857"
+TILE_PATH = "/collections/{collectionId}/tiles/{tileMatrixSetId}/{z}/{x}/{y}"
 _EARTH_HALF = 20037508.3427892  # metres from the centre to the edge of WebMercatorQuad
 _ZOOM0_CELL = 2 * _EARTH_HALF / 256  # metres per pixel of a 256-pixel tile at zoom 0
 # TileJSON needs bounds: an empty EA layer gets the country's (with its islands)
@@ -362,7 +376,7 @@ def _matches(etag: str, if_none_match: str) -> bool:
 
 
 @router.get(
-    "/collections/{collectionId}/tiles/{tileMatrixSetId}/{z}/{x}/{y}",
+    TILE_PATH,
     summary="A vector tile",
     response_class=Response,
     responses={200: {"content": {MVT: {}}}, 304: {"description": "not modified"}},
@@ -391,23 +405,81 @@ async def tile(
     # A unit tile may be rendered by a replica: its epoch is read in the same snapshot, so
     # one from a replica behind a change is never cached as fresh (Freshness.store). EA
     # tiles come from the primary, like the EA editing they show.
-    found = await tiles.tile(
+    served = await tiles.tile(
         services.pool if collectionId == EA_LAYER else pool,
         catalogue,
         collectionId,
         TileRequest(z, x, y, indicator, period, properties, census_round, scope),
     )
+    return await _answer(request, served, private, tiles.settings.tile_cache_control)
+
+
+async def _answer(
+    request: Request, served: ServedTile, private: bool, cache_control: str
+) -> Response:
+    """The tile's response: its encoding, ETag (304 when it matches) and caching headers;
+    a tile rendered for this request goes into the caches once it is answered."""
+    found = served.tile
     encoding = _negotiate(found, request.headers.get("accept-encoding", ""))
     etag = f'"{found.digest}{"-" + encoding if encoding else ""}"'
     # (tiles that need a token must not be kept by shared caches)
-    cache_control = (
-        "private, max-age=0, must-revalidate" if private else (tiles.settings.tile_cache_control)
-    )
+    if private:
+        cache_control = "private, max-age=0, must-revalidate"
     headers = {"ETag": etag, "Cache-Control": cache_control}
+    keep = BackgroundTask(served.keep) if served.rendered else None
     if _matches(etag, request.headers.get("if-none-match", "")):
-        return Response(status_code=304, headers={**headers, "Vary": "Accept-Encoding"})
-    body = await encoded(found, encoding)
+        return Response(
+            status_code=304, headers={**headers, "Vary": "Accept-Encoding"}, background=keep
+        )
+    body = await served.body(encoding)
     if encoding:  # (without one, the gzip middleware adds the Vary header itself)
         headers["Content-Encoding"] = encoding
         headers["Vary"] = "Accept-Encoding"
-    return Response(body, media_type=MVT, headers=headers)
+    return Response(body, media_type=MVT, headers=headers, background=keep)
+
+
+_GEOMETRY_TILE = re.compile(
+    rf"/collections/([^/]+)/tiles/{TMS}/(\d{{1,2}})/(\d{{1,10}})/(\d{{1,10}})"
+)
+
+
+class GeometryTileRoute(BaseRoute):
+    """The request a map makes most: a unit collection's geometry tile (GET, no query
+    string), answered without the router's route matching and dependency resolution, which
+    cost more Python time than the tile itself. Everything else (query parameters,
+    enumeration areas and their access checks, a zoom out of range, another tile matrix
+    set, other methods) goes on to the `tile` route, which validates and answers it. The
+    app's middleware and error handlers apply alike."""
+
+    path = TILE_PATH  # (the label of its requests in metrics and the access log)
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        """FULL for a plain geometry tile of a unit collection, else NONE."""
+        if scope["type"] != "http" or scope["method"] != "GET" or scope["query_string"]:
+            return Match.NONE, {}
+        path: str = scope["path"]
+        root = scope.get("root_path", "")
+        found = _GEOMETRY_TILE.fullmatch(path[len(root) :] if path.startswith(root) else path)
+        if found is None or found[1] == EA_LAYER or int(found[2]) > MAX_ZOOM:
+            return Match.NONE, {}
+        params = {"collectionId": found[1], "z": found[2], "x": found[3], "y": found[4]}
+        return Match.FULL, {"path_params": params, "route": self}
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        """No URL is built from this route (the `tile` route names tile URLs)."""
+        raise NoMatchFound(name, path_params)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve the tile (errors go to the app's handlers like any route's)."""
+        request = Request(scope, receive)
+        params = scope["path_params"]
+        services = await get_services(request)
+        served = await services.tiles.tile(
+            await read_pool(request, services),  # (a replica, as the `tile` route would)
+            services.catalogue,
+            params["collectionId"],
+            TileRequest(int(params["z"]), int(params["x"]), int(params["y"])),
+        )
+        tiles = services.tiles
+        response = await _answer(request, served, False, tiles.settings.tile_cache_control)
+        await response(scope, receive, send)
