@@ -21,6 +21,7 @@ import math
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -214,15 +215,10 @@ def _polygonal(geometry: BaseGeometry) -> MultiPolygon:
 
 def _read_grid(commune: BaseGeometry, raster: Path, target_pop: float, cell_size_m: float) -> _Grid:
     """The commune's cells and their population, k × k cells per raster pixel."""
-    with rasterio.open(raster) as dataset:
-        if dataset.crs is None or not dataset.crs.is_geographic:
-            raise ValueError(f"{raster}: expected a raster in geographic coordinates (EPSG:4326)")
-        transform: Affine = dataset.transform
-        window = _pixel_window(commune, transform)
-        values = dataset.read(1, window=window, boundless=True, masked=True)
-    values = np.nan_to_num(np.ma.filled(values.astype(np.float64), 0.0), nan=0.0)
-    values = np.clip(values, 0.0, None)
+    people, transform = _population(raster)
+    window = _pixel_window(commune, transform)
     col0, row0 = int(window.col_off), int(window.row_off)
+    values = _window_of(people, row0, col0, int(window.height), int(window.width))
     pixel_m = _pixel_size_m(transform, commune.centroid.y)
     touched = _burn(commune, values.shape, transform @ Affine.translation(col0, row0), True)
     if values[touched].sum() < 1.5 * target_pop:
@@ -236,6 +232,36 @@ def _read_grid(commune: BaseGeometry, raster: Path, target_pop: float, cell_size
     ys = transform.f + np.arange(row0 * k, (row0 + values.shape[0]) * k + 1) * (transform.e / k)
     density = np.repeat(np.repeat(values, k, axis=0), k, axis=1) / (k * k)
     return _Grid(xs, ys, density)
+
+
+@lru_cache(maxsize=4)
+def _population_of(raster: Path, _mtime_ns: int, _size: int) -> tuple[Floats, Affine]:
+    """The whole raster band in memory (persons per pixel, no data and negatives as 0)."""
+    with rasterio.open(raster) as dataset:
+        if dataset.crs is None or not dataset.crs.is_geographic:
+            raise ValueError(f"{raster}: expected a raster in geographic coordinates (EPSG:4326)")
+        values = dataset.read(1, masked=True)
+        transform: Affine = dataset.transform
+    people = np.nan_to_num(np.ma.filled(values.astype(np.float64), 0.0), nan=0.0)
+    return np.clip(people, 0.0, None), transform
+
+
+def _population(raster: Path) -> tuple[Floats, Affine]:
+    """The raster's people and transform, read once per process (a national run reads it for
+    thousands of communes and blocks; a window read cost more than the grid it feeds)."""
+    stat = raster.stat()
+    return _population_of(raster, stat.st_mtime_ns, stat.st_size)
+
+
+def _window_of(people: Floats, row0: int, col0: int, height: int, width: int) -> Floats:
+    """A window of the raster, 0 beyond its edges (as a boundless read)."""
+    out = np.zeros((height, width), dtype=np.float64)
+    rows, cols = people.shape
+    top, left = max(row0, 0), max(col0, 0)
+    bottom, right = min(row0 + height, rows), min(col0 + width, cols)
+    if top < bottom and left < right:
+        out[top - row0 : bottom - row0, left - col0 : right - col0] = people[top:bottom, left:right]
+    return out
 
 
 def _pixel_window(commune: BaseGeometry, transform: Affine) -> Window:
