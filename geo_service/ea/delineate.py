@@ -202,12 +202,27 @@ def _draft(
 
 def _polygonal(geometry: BaseGeometry) -> MultiPolygon:
     """The valid polygonal part of a geometry, as a MultiPolygon."""
+    if _is_clean_multipolygon(geometry):
+        return geometry  # type: ignore[return-value]  # (checked: a MultiPolygon)
+    if isinstance(geometry, Polygon) and not geometry.is_empty and geometry.is_valid:
+        return MultiPolygon([geometry])
     if not geometry.is_valid:
         geometry = shapely.make_valid(geometry)
     parts = shapely.get_parts(geometry)
     while any(part.geom_type in ("MultiPolygon", "GeometryCollection") for part in parts):
         parts = shapely.get_parts(parts)
     return MultiPolygon([p for p in parts if isinstance(p, Polygon) and not p.is_empty])
+
+
+def _is_clean_multipolygon(geometry: BaseGeometry) -> bool:
+    """Whether the geometry is already what _polygonal makes of it (the usual case: EAs are
+    built as valid MultiPolygons, and taking them apart again cost more than making them)."""
+    return (
+        isinstance(geometry, MultiPolygon)
+        and not geometry.is_empty
+        and geometry.is_valid
+        and not shapely.is_empty(shapely.get_parts(geometry)).any()
+    )
 
 
 # --- population on a raster-aligned grid ---------------------------------------------------------
@@ -323,7 +338,7 @@ def _burn(
 
 def _units(commune: BaseGeometry, grid: _Grid) -> _Units:
     """Interior cells (no geometry needed yet) and boundary faces, with population and centroid."""
-    band = _boundary_band(commune, grid)
+    band = _touched(commune, grid, _boundary_band(commune, grid))
     transform = Affine(grid.dx, 0.0, float(grid.xs[0]), 0.0, -grid.dy, float(grid.ys[0]))
     interior = _burn(commune, grid.shape, transform, False) & ~band
     rows, cols = np.nonzero(interior)
@@ -357,6 +372,28 @@ def _boundary_band(commune: BaseGeometry, grid: _Grid) -> Bools:
         for dc in (-1, 0, 1):
             band[1 + dr : nrows + 1 + dr, 1 + dc : ncols + 1 + dc] |= hit[1:-1, 1:-1]
     return band[1:-1, 1:-1]
+
+
+def _touched(commune: BaseGeometry, grid: _Grid, band: Bools) -> Bools:
+    """The band's cells that the commune boundary touches (or comes within a hair of): only
+    those need cutting into faces, the others are whole cells inside or outside. The band
+    alone is about three cells wide, and noding all its edges was the costliest step."""
+    rows, cols = np.nonzero(band)
+    if len(rows) == 0:
+        return band
+    slack = 1e-6 * min(grid.dx, grid.dy)
+    boxes = shapely.box(
+        grid.xs[cols] - slack,
+        grid.ys[rows + 1] - slack,
+        grid.xs[cols + 1] + slack,
+        grid.ys[rows] + slack,
+    )
+    edge = commune.boundary
+    shapely.prepare(edge)
+    hit = shapely.intersects(edge, boxes)
+    touched = np.zeros_like(band)
+    touched[rows[hit], cols[hit]] = True
+    return touched
 
 
 def _boundary_faces(commune: BaseGeometry, grid: _Grid, band: Bools) -> tuple[Geoms, Ints, Ints]:
@@ -468,9 +505,10 @@ class _Graph:
 
     def within(self, labels: Ints) -> _Graph:
         """The graph without the edges between nodes of different labels."""
-        heads, tails = self.edges_from(np.arange(self.size))
-        keep = labels[heads] == labels[tails]
-        return self._sorted(heads[keep], tails[keep], self.size)
+        # Every edge, in order: the heads are each node repeated by its degree.
+        heads = np.repeat(np.arange(self.size), np.diff(self.indptr))
+        keep = labels[heads] == labels[self.indices]
+        return self._sorted(heads[keep], self.indices[keep], self.size)
 
     def components(self) -> tuple[int, Ints]:
         """Number of connected components and each node's component."""
