@@ -693,12 +693,30 @@ def _axes(x: Floats, y: Floats, weight: Floats) -> Iterator[Floats]:
     """Directions to cut along: the shape's long (principal) axis, the short one, diagonals."""
     w = weight / weight.sum() if weight.sum() > 0 else np.full(len(x), 1 / len(x))
     dx, dy = x - w @ x, y - w @ y
-    cov = np.array([[w @ (dx * dx), w @ (dx * dy)], [w @ (dx * dy), w @ (dy * dy)]])
-    _, vectors = np.linalg.eigh(cov)
-    major, minor = vectors[:, 1], vectors[:, 0]
+    major, minor = _principal_axes(float(w @ (dx * dx)), float(w @ (dx * dy)), float(w @ (dy * dy)))
     for vector in (major, minor, (major + minor) / math.sqrt(2), (major - minor) / math.sqrt(2)):
         # eigh's sign is arbitrary; fix it so that "low" means west/south.
         yield vector if vector[np.argmax(np.abs(vector))] > 0 else -vector
+
+
+def _principal_axes(a: float, b: float, c: float) -> tuple[Floats, Floats]:
+    """Unit eigenvectors of the symmetric 2 × 2 matrix [[a, b], [b, c]]: of the larger
+    eigenvalue, then of the smaller (in closed form: LAPACK's call cost more than the cut's
+    arithmetic, once per EA of a national run)."""
+    if b == 0.0:  # (axis-aligned, in eigh's order: on a tie, north-south is the major axis)
+        east, north = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+        return (east, north) if a > c else (north, east)
+    angle = 0.5 * math.atan2(2.0 * b, a - c)
+    cos, sin = math.cos(angle), math.sin(angle)
+    # (signs: the larger component positive, so that the diagonals come in a fixed order)
+    return np.array(_positive((cos, sin))), np.array(_positive((-sin, cos)))
+
+
+def _positive(vector: tuple[float, float]) -> tuple[float, float]:
+    """The vector or its opposite, whichever has its larger component positive."""
+    x, y = vector
+    big = x if abs(x) >= abs(y) else y
+    return (x, y) if big > 0 else (-x, -y)
 
 
 def _quantile_cut(idx: Ints, axis: Floats, share: float, units: _Units) -> Bools:
