@@ -17,7 +17,15 @@ from rasterio.transform import Affine
 from shapely.geometry import MultiPolygon, Polygon, box
 from shapely.geometry.base import BaseGeometry
 
-from geo_service.ea.delineate import DraftEA, generate_commune_eas, generate_many, generate_on_grid
+from geo_service.ea.blocks import boundary_share, generate_along_lines
+from geo_service.ea.delineate import (
+    DraftEA,
+    _principal_axes,
+    generate_commune_eas,
+    generate_many,
+    generate_on_grid,
+)
+from geo_service.ea.rules import EaRules
 
 REPO = Path(__file__).resolve().parent.parent
 WORLDPOP = REPO / "data" / "vn" / "raster" / "vn_ppp_2020_1km_Aggregated.tif"
@@ -251,3 +259,60 @@ def test_real_commune(code: str) -> None:
     assert in_band(eas).mean() >= 0.9
     assert sum(ea.population for ea in eas) == pytest.approx(total, rel=0.005)
     assert same(eas, generate_commune_eas(commune, WORLDPOP))
+
+
+# --- along the demo's national roads and railways -------------------------------------------------
+
+TRANSPORT = REPO / "data" / "vn" / "lines" / "transport.geojson"
+
+
+@cache
+def transport() -> list[BaseGeometry]:
+    """The demo's roads and railways."""
+    features = json.loads(TRANSPORT.read_text(encoding="utf-8"))["features"]
+    return [shapely.geometry.shape(f["geometry"]) for f in features]
+
+
+def lines_across(commune: BaseGeometry) -> list[BaseGeometry]:
+    """The lines crossing the commune, clipped to it (as the database hands them over)."""
+    every = transport()
+    near = shapely.STRtree(every).query(commune, predicate="intersects")
+    clipped = [shapely.intersection(every[i], commune) for i in near]
+    return [line for line in clipped if not line.is_empty]
+
+
+@real_data
+@pytest.mark.parametrize(
+    ("code", "count", "share"),
+    # EAs and share of their boundaries along a line before generation was made faster
+    # (issue #24): a faster run must not give fewer EAs a line to follow.
+    [("00337", 98, 0.0556), ("09552", 112, 0.0815), ("00640", 130, 0.0837)],
+)
+def test_real_commune_along_the_national_lines(code: str, count: int, share: float) -> None:
+    """Hà Nội communes crossed by national roads: the EAs follow them as much as before, and
+    every EA keeps the rules (coverage, area, workload band)."""
+    commune = hanoi(code)
+    lines = lines_across(commune)
+    assert lines
+    eas = generate_along_lines(commune, lines, WORLDPOP)
+    assert len(eas) == count
+    assert_exact_coverage(eas, commune)
+    rules = EaRules()
+    assert (households(eas) >= rules.households_min).all()
+    assert (households(eas) <= rules.households_max).all()
+    metres = 111_320.0 * 110_574.0 * math.cos(math.radians(commune.centroid.y))
+    assert min(ea.geometry.area for ea in eas) * metres >= rules.min_area_m2
+    total, along = boundary_share(eas, commune, lines)
+    assert along / total >= share
+
+
+def test_principal_axes_are_those_of_the_covariance() -> None:
+    """The closed-form axes of a 2 × 2 covariance are LAPACK's, up to their sign."""
+    rng = np.random.default_rng(24)
+    cases = [(1.0, 0.0, 1.0), (2.0, 0.0, 1.0), (1.0, 0.0, 2.0), (1.0, 0.5, 1.0)]
+    cases += [(float(a), float(b), float(c)) for a, b, c in rng.normal(size=(200, 3))]
+    for a, b, c in cases:
+        _, vectors = np.linalg.eigh(np.array([[a, b], [b, c]]))
+        major, minor = _principal_axes(a, b, c)
+        assert abs(float(major @ vectors[:, 1])) == pytest.approx(1.0, abs=1e-9)
+        assert abs(float(minor @ vectors[:, 0])) == pytest.approx(1.0, abs=1e-9)

@@ -21,6 +21,7 @@ import math
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -201,6 +202,10 @@ def _draft(
 
 def _polygonal(geometry: BaseGeometry) -> MultiPolygon:
     """The valid polygonal part of a geometry, as a MultiPolygon."""
+    if _is_clean_multipolygon(geometry):
+        return geometry  # type: ignore[return-value]  # (checked: a MultiPolygon)
+    if isinstance(geometry, Polygon) and not geometry.is_empty and geometry.is_valid:
+        return MultiPolygon([geometry])
     if not geometry.is_valid:
         geometry = shapely.make_valid(geometry)
     parts = shapely.get_parts(geometry)
@@ -209,20 +214,26 @@ def _polygonal(geometry: BaseGeometry) -> MultiPolygon:
     return MultiPolygon([p for p in parts if isinstance(p, Polygon) and not p.is_empty])
 
 
+def _is_clean_multipolygon(geometry: BaseGeometry) -> bool:
+    """Whether the geometry is already what _polygonal makes of it (the usual case: EAs are
+    built as valid MultiPolygons, and taking them apart again cost more than making them)."""
+    return (
+        isinstance(geometry, MultiPolygon)
+        and not geometry.is_empty
+        and geometry.is_valid
+        and not shapely.is_empty(shapely.get_parts(geometry)).any()
+    )
+
+
 # --- population on a raster-aligned grid ---------------------------------------------------------
 
 
 def _read_grid(commune: BaseGeometry, raster: Path, target_pop: float, cell_size_m: float) -> _Grid:
     """The commune's cells and their population, k × k cells per raster pixel."""
-    with rasterio.open(raster) as dataset:
-        if dataset.crs is None or not dataset.crs.is_geographic:
-            raise ValueError(f"{raster}: expected a raster in geographic coordinates (EPSG:4326)")
-        transform: Affine = dataset.transform
-        window = _pixel_window(commune, transform)
-        values = dataset.read(1, window=window, boundless=True, masked=True)
-    values = np.nan_to_num(np.ma.filled(values.astype(np.float64), 0.0), nan=0.0)
-    values = np.clip(values, 0.0, None)
+    people, transform = _population(raster)
+    window = _pixel_window(commune, transform)
     col0, row0 = int(window.col_off), int(window.row_off)
+    values = _window_of(people, row0, col0, int(window.height), int(window.width))
     pixel_m = _pixel_size_m(transform, commune.centroid.y)
     touched = _burn(commune, values.shape, transform @ Affine.translation(col0, row0), True)
     if values[touched].sum() < 1.5 * target_pop:
@@ -236,6 +247,36 @@ def _read_grid(commune: BaseGeometry, raster: Path, target_pop: float, cell_size
     ys = transform.f + np.arange(row0 * k, (row0 + values.shape[0]) * k + 1) * (transform.e / k)
     density = np.repeat(np.repeat(values, k, axis=0), k, axis=1) / (k * k)
     return _Grid(xs, ys, density)
+
+
+@lru_cache(maxsize=4)
+def _population_of(raster: Path, _mtime_ns: int, _size: int) -> tuple[Floats, Affine]:
+    """The whole raster band in memory (persons per pixel, no data and negatives as 0)."""
+    with rasterio.open(raster) as dataset:
+        if dataset.crs is None or not dataset.crs.is_geographic:
+            raise ValueError(f"{raster}: expected a raster in geographic coordinates (EPSG:4326)")
+        values = dataset.read(1, masked=True)
+        transform: Affine = dataset.transform
+    people = np.nan_to_num(np.ma.filled(values.astype(np.float64), 0.0), nan=0.0)
+    return np.clip(people, 0.0, None), transform
+
+
+def _population(raster: Path) -> tuple[Floats, Affine]:
+    """The raster's people and transform, read once per process (a national run reads it for
+    thousands of communes and blocks; a window read cost more than the grid it feeds)."""
+    stat = raster.stat()
+    return _population_of(raster, stat.st_mtime_ns, stat.st_size)
+
+
+def _window_of(people: Floats, row0: int, col0: int, height: int, width: int) -> Floats:
+    """A window of the raster, 0 beyond its edges (as a boundless read)."""
+    out = np.zeros((height, width), dtype=np.float64)
+    rows, cols = people.shape
+    top, left = max(row0, 0), max(col0, 0)
+    bottom, right = min(row0 + height, rows), min(col0 + width, cols)
+    if top < bottom and left < right:
+        out[top - row0 : bottom - row0, left - col0 : right - col0] = people[top:bottom, left:right]
+    return out
 
 
 def _pixel_window(commune: BaseGeometry, transform: Affine) -> Window:
@@ -297,7 +338,7 @@ def _burn(
 
 def _units(commune: BaseGeometry, grid: _Grid) -> _Units:
     """Interior cells (no geometry needed yet) and boundary faces, with population and centroid."""
-    band = _boundary_band(commune, grid)
+    band = _touched(commune, grid, _boundary_band(commune, grid))
     transform = Affine(grid.dx, 0.0, float(grid.xs[0]), 0.0, -grid.dy, float(grid.ys[0]))
     interior = _burn(commune, grid.shape, transform, False) & ~band
     rows, cols = np.nonzero(interior)
@@ -331,6 +372,28 @@ def _boundary_band(commune: BaseGeometry, grid: _Grid) -> Bools:
         for dc in (-1, 0, 1):
             band[1 + dr : nrows + 1 + dr, 1 + dc : ncols + 1 + dc] |= hit[1:-1, 1:-1]
     return band[1:-1, 1:-1]
+
+
+def _touched(commune: BaseGeometry, grid: _Grid, band: Bools) -> Bools:
+    """The band's cells that the commune boundary touches (or comes within a hair of): only
+    those need cutting into faces, the others are whole cells inside or outside. The band
+    alone is about three cells wide, and noding all its edges was the costliest step."""
+    rows, cols = np.nonzero(band)
+    if len(rows) == 0:
+        return band
+    slack = 1e-6 * min(grid.dx, grid.dy)
+    boxes = shapely.box(
+        grid.xs[cols] - slack,
+        grid.ys[rows + 1] - slack,
+        grid.xs[cols + 1] + slack,
+        grid.ys[rows] + slack,
+    )
+    edge = commune.boundary
+    shapely.prepare(edge)
+    hit = shapely.intersects(edge, boxes)
+    touched = np.zeros_like(band)
+    touched[rows[hit], cols[hit]] = True
+    return touched
 
 
 def _boundary_faces(commune: BaseGeometry, grid: _Grid, band: Bools) -> tuple[Geoms, Ints, Ints]:
@@ -442,9 +505,10 @@ class _Graph:
 
     def within(self, labels: Ints) -> _Graph:
         """The graph without the edges between nodes of different labels."""
-        heads, tails = self.edges_from(np.arange(self.size))
-        keep = labels[heads] == labels[tails]
-        return self._sorted(heads[keep], tails[keep], self.size)
+        # Every edge, in order: the heads are each node repeated by its degree.
+        heads = np.repeat(np.arange(self.size), np.diff(self.indptr))
+        keep = labels[heads] == labels[self.indices]
+        return self._sorted(heads[keep], self.indices[keep], self.size)
 
     def components(self) -> tuple[int, Ints]:
         """Number of connected components and each node's component."""
@@ -629,12 +693,30 @@ def _axes(x: Floats, y: Floats, weight: Floats) -> Iterator[Floats]:
     """Directions to cut along: the shape's long (principal) axis, the short one, diagonals."""
     w = weight / weight.sum() if weight.sum() > 0 else np.full(len(x), 1 / len(x))
     dx, dy = x - w @ x, y - w @ y
-    cov = np.array([[w @ (dx * dx), w @ (dx * dy)], [w @ (dx * dy), w @ (dy * dy)]])
-    _, vectors = np.linalg.eigh(cov)
-    major, minor = vectors[:, 1], vectors[:, 0]
+    major, minor = _principal_axes(float(w @ (dx * dx)), float(w @ (dx * dy)), float(w @ (dy * dy)))
     for vector in (major, minor, (major + minor) / math.sqrt(2), (major - minor) / math.sqrt(2)):
         # eigh's sign is arbitrary; fix it so that "low" means west/south.
         yield vector if vector[np.argmax(np.abs(vector))] > 0 else -vector
+
+
+def _principal_axes(a: float, b: float, c: float) -> tuple[Floats, Floats]:
+    """Unit eigenvectors of the symmetric 2 × 2 matrix [[a, b], [b, c]]: of the larger
+    eigenvalue, then of the smaller (in closed form: LAPACK's call cost more than the cut's
+    arithmetic, once per EA of a national run)."""
+    if b == 0.0:  # (axis-aligned, in eigh's order: on a tie, north-south is the major axis)
+        east, north = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+        return (east, north) if a > c else (north, east)
+    angle = 0.5 * math.atan2(2.0 * b, a - c)
+    cos, sin = math.cos(angle), math.sin(angle)
+    # (signs: the larger component positive, so that the diagonals come in a fixed order)
+    return np.array(_positive((cos, sin))), np.array(_positive((-sin, cos)))
+
+
+def _positive(vector: tuple[float, float]) -> tuple[float, float]:
+    """The vector or its opposite, whichever has its larger component positive."""
+    x, y = vector
+    big = x if abs(x) >= abs(y) else y
+    return (x, y) if big > 0 else (-x, -y)
 
 
 def _quantile_cut(idx: Ints, axis: Floats, share: float, units: _Units) -> Bools:
