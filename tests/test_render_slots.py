@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -46,4 +47,7 @@ def test_a_cancelled_request_keeps_its_slot_until_its_drawing_ends() -> None:
         finish.set()
         assert await finished == "page"
 
-    asyncio.run(scenario())
+    # (in a thread of its own: a browser test run before in this process may leave an event
+    # loop running in this one)
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        thread.submit(asyncio.run, scenario()).result()

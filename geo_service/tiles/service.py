@@ -263,8 +263,12 @@ class TileService:
         """Compress a rendered tile in the encodings it lacks and store it (if still fresh)."""
         tile = await _completed(tile)
         try:
-            if not self.freshness.started or tile.epoch > self.freshness.log.epoch:
-                await self._sync()  # (a log behind the render would call the tile stale)
+            # The log must know every change committed before the tile is stored: a tile
+            # rendered by a replica behind a change (older than the change) is then refused,
+            # and one rendered after it is not called stale by a log behind it.
+            strict = self.settings.tile_freshness == "strict"
+            if strict or not self.freshness.started or tile.epoch > self.freshness.log.epoch:
+                await self._sync()
             await self.freshness.store(key, tile, caches)
         except Exception as exc:  # a tile not kept is rendered again: never an error
             logger.warning("tile %s not cached: %s", key, exc)
