@@ -351,15 +351,19 @@ class FailedAttempts:
     def blocked(self, key: str) -> bool:
         """True when the key failed `limit` times within the window, counting the attempts
         still being checked (so that a burst sent at once is cut at the limit too)."""
+        return self.count(key) >= self.limit
+
+    def count(self, key: str) -> int:
+        """The key's failures within the window and its attempts being checked now."""
         checking = self._checking.get(key, 0)
         attempts = self._seen.get(key)
         if attempts is None:
-            return checking >= self.limit
+            return checking
         while attempts and attempts[0] < time.monotonic() - self.window:
             attempts.popleft()
         if not attempts:
             del self._seen[key]
-        return len(attempts) + checking >= self.limit
+        return len(attempts) + checking
 
     def begin(self, keys: tuple[str, ...]) -> None:
         """An attempt under these keys is being checked."""

@@ -27,6 +27,7 @@ from geo_core.errors import LoaderError
 from geo_service.ea.blocks import boundary_share
 from geo_service.ea.delineate import DraftEA
 from geo_service.http.app import create_app
+from geo_service.http.auth import UNDER_ATTACK_PAIR_LIMIT
 from geo_service.settings import ServiceSettings
 from geo_service.users import add_user
 from tests.conftest import live_process
@@ -358,7 +359,8 @@ def test_wrong_passwords_count_towards_the_failed_auth_limit(env: Env) -> None:
 def test_others_failed_sign_ins_do_not_lock_a_user_out(demo_db: str, tmp_path: Path) -> None:
     """An attacker guessing a user's password (user names are public: EA histories name
     their authors), or a neighbour behind the office's NAT failing, does not stop the user
-    signing in from where they signed in before; the attacker's own attempts stay limited."""
+    signing in from where they signed in before or from an address that has not failed;
+    the attacker's own attempts stay limited."""
     settings = ServiceSettings(home=tmp_path, trusted_proxies="127.0.0.1")
     app = create_app(settings, db_url=demo_db)
     with TestClient(app, client=("127.0.0.1", 50000)) as client:
@@ -392,9 +394,15 @@ def test_others_failed_sign_ins_do_not_lock_a_user_out(demo_db: str, tmp_path: P
         assert {sign_in("hoa", f"guess {i}", attacker) for i in range(limit)} == {401}
         assert sign_in("hoa", "guess again", attacker) == 429
         assert sign_in("hoa", "hoa pw 2029", attacker) == 429
-        # hoa still signs in at the office; an address hoa never used waits out the attack
+        # hoa still signs in at the office, and from an address that has not failed
         assert sign_in("hoa", "hoa pw 2029", office) == 200
-        assert sign_in("hoa", "hoa pw 2029", elsewhere) == 429
+        assert sign_in("hoa", "hoa pw 2029", elsewhere) == 200
+        # an attacker who moves to a fresh address gains only a few guesses at the name
+        moved, tablet = "198.51.100.7", "10.3.3.3"
+        few = UNDER_ATTACK_PAIR_LIMIT
+        assert [sign_in("hoa", f"guess {i}", moved) for i in range(few + 1)] == [401] * few + [429]
+        assert sign_in("hoa", "hoa pw 2029", moved) == 429
+        assert sign_in("hoa", "hoa pw 2029", tablet) == 200
         # a neighbour behind the office's address fails with many names
         assert {sign_in(f"nobody{i}", "wrong password", office) for i in range(limit)} == {401}
         assert sign_in("nobody", "wrong password", office) == 429

@@ -51,18 +51,25 @@ def _known_key(name: str, address: str) -> str:
     return f"user {name.casefold()} at {address}"
 
 
+# failures a new address may make at a name under attack (a user mistyping is not locked
+# out at once; an attacker who moves to a fresh address gains only a few guesses)
+UNDER_ATTACK_PAIR_LIMIT = 3
+
+
 def password_failures(request: Request, services: Services, name: str) -> tuple[str, ...]:
     """The keys a password sign-in's failure counts under (the address, the user name and
     the two together), with the same limit as failed tokens. 429 when this address spent
-    its attempts at this name, or when the address or the name is spent and the user has
-    not authenticated from this address before: others' failures (an attacker guessing a
-    user's password, a neighbour behind the same NAT) do not lock a user out of where
-    they work."""
+    its attempts at this name; when the address spent its attempts at any names and the
+    user has not authenticated from it before; or when the name is under attack (spent its
+    attempts from anywhere) and this address has itself failed at it a few times. A correct
+    password from an address that has not failed is accepted: an attacker guessing a
+    user's password elsewhere does not lock the user out."""
     address = client_address(request)
     attempts, pair = services.failed_auth, f"user {name.casefold()} from {address}"
     keys = (f"address {address}", f"user {name.casefold()}", pair)
-    shared = any(attempts.blocked(key) for key in keys[:2])
-    if attempts.blocked(pair) or (shared and not attempts.known(_known_key(name, address))):
+    known = attempts.known(_known_key(name, address))
+    under_attack = attempts.blocked(keys[1]) and attempts.count(pair) >= UNDER_ATTACK_PAIR_LIMIT
+    if attempts.blocked(pair) or ((attempts.blocked(keys[0]) or under_attack) and not known):
         raise TooManyAttempts(said("too_many_failures"), parameter="password")
     return keys
 
