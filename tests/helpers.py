@@ -44,9 +44,23 @@ def fingerprint(
     return result
 
 
+def get_metrics(client: Any, headers: dict[str, str] | None = None) -> Any:
+    """GET /metrics as a scraper on the service's machine: a test client's requests come
+    from "testclient", which /metrics without a token refuses like any other host."""
+    transport = getattr(client, "_transport", None)
+    peer = getattr(transport, "client", None)
+    if peer is not None:
+        transport.client = ("127.0.0.1", 50000)  # type: ignore[union-attr]
+    try:
+        return client.get("/metrics", headers=headers or {})
+    finally:
+        if peer is not None:
+            transport.client = peer  # type: ignore[union-attr]
+
+
 def scrape(client: Any) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """Every sample of /metrics, keyed by name and sorted labels (the text must parse)."""
-    response = client.get("/metrics", headers={"Accept-Encoding": "gzip"})
+    response = get_metrics(client, headers={"Accept-Encoding": "gzip"})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     samples = {}

@@ -37,6 +37,7 @@ from geo_service.settings import ServiceSettings
 from geo_service.tiles.nginx import nginx_conf
 from geo_service.users import add_user
 from tests.conftest import PgCluster, live_process, serve
+from tests.helpers import get_metrics
 
 TILE = "/collections/commune-2025/tiles/WebMercatorQuad/6/50/28"
 FULL = "/collections/commune-2025/items?limit=10000"
@@ -285,8 +286,7 @@ def test_a_failed_purge_keeps_the_trees_epoch(demo_copy: str, tmp_path: Path) ->
         health = client.get("/health").json()
         assert health["status"] == "degraded" and health["tile_cache"] == "degraded"
         assert (
-            'geo_service_tile_cache_degraded{backend="directory"} 1.0'
-            in client.get("/metrics").text
+            'geo_service_tile_cache_degraded{backend="directory"} 1.0' in get_metrics(client).text
         )
     # the operator removes what was in the way and starts the service again: it purges
     shutil.rmtree(stuck)

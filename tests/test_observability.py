@@ -19,7 +19,7 @@ from geo_service.http.observability import ACCESS_LOGGER
 from geo_service.http.security import content_security_policy
 from geo_service.localdb import free_port
 from geo_service.settings import ServiceSettings
-from tests.helpers import scrape, value
+from tests.helpers import get_metrics, scrape, value
 
 TILE = "/collections/commune-2025/tiles/WebMercatorQuad/10/813/450"  # central Hà Nội
 
@@ -61,10 +61,10 @@ def test_metrics_count_requests_by_route_template(client: TestClient) -> None:
 def test_metrics_survive_gzip_and_speak_openmetrics(client: TestClient) -> None:
     for _ in range(30):  # enough series for the body to pass GZip's minimum size
         client.get("/collections/province-2025/items/01")
-    gz = client.get("/metrics", headers={"Accept-Encoding": "gzip"})
+    gz = get_metrics(client, headers={"Accept-Encoding": "gzip"})
     assert gz.headers.get("content-encoding") == "gzip"
     assert "geo_service_http_requests_total" in gz.text
-    om = client.get("/metrics", headers={"Accept": "application/openmetrics-text"})
+    om = get_metrics(client, headers={"Accept": "application/openmetrics-text"})
     assert om.headers["content-type"].startswith("application/openmetrics-text")
     assert om.text.rstrip().endswith("# EOF")
 
@@ -257,3 +257,27 @@ def test_metrics_token_keeps_other_scrapers_out(demo_ro: str, tmp_path: Path) ->
         allowed = guarded.get("/metrics", headers={"Authorization": "Bearer s3cret-scrape"})
         assert allowed.status_code == 200 and "geo_service_http_requests_total" in allowed.text
         assert guarded.get("/health").status_code == 200  # nothing else needs it
+
+
+def test_metrics_without_a_token_are_for_this_machine_only(demo_ro: str, tmp_path: Path) -> None:
+    """Without GEO_SERVICE_METRICS_TOKEN, /metrics answers a scraper on the loopback and
+    nobody else: not another host, not a client forwarded by a proxy (trusted or not)."""
+    settings = ServiceSettings(home=tmp_path, trusted_proxies="127.0.0.1")
+    app = create_app(settings, db_url=demo_ro)
+    with TestClient(app, client=("127.0.0.1", 40000)) as local:
+        assert local.get("/metrics").status_code == 200
+        for forwarded in (
+            {"X-Forwarded-For": "203.0.113.9"},
+            {"X-Forwarded-For": "127.0.0.1"},  # (what a client behind the proxy may send)
+            {"Forwarded": "for=127.0.0.1"},
+            {"X-Real-IP": "127.0.0.1"},
+        ):
+            refused = local.get("/metrics", headers=forwarded)
+            assert refused.status_code == 403, forwarded
+            assert refused.json()["parameter"] == "Authorization"
+            assert "GEO_SERVICE_METRICS_TOKEN" in refused.json()["detail"]
+            assert "geo_service_" not in refused.text
+    for peer in ("203.0.113.9", "10.89.0.7", "::ffff:8.8.8.8"):
+        with TestClient(app, client=(peer, 40000)) as remote:
+            assert remote.get("/metrics").status_code == 403, peer
+            assert remote.get("/health").status_code == 200

@@ -7,6 +7,7 @@ untouched: only the `http.response.start` message is looked at and amended.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import logging
 import re
 import sys
@@ -26,8 +27,8 @@ from prometheus_client.registry import Collector
 from starlette.datastructures import MutableHeaders
 from starlette.routing import Mount
 
-from geo_core.errors import Unauthorized
-from geo_service.http.deps import ServicesDep
+from geo_core.errors import Forbidden, Unauthorized
+from geo_service.http.deps import ServicesDep, client_address
 from geo_service.http.services import Services
 from geo_service.replicas import ReplicaSet
 from geo_service.tiles.prerender import PrerenderStatus
@@ -238,8 +239,16 @@ async def metrics(request: Request, services: ServicesDep) -> Response:
 
 
 def _check_scraper(request: Request, token: str | None) -> None:
-    """With GEO_SERVICE_METRICS_TOKEN set, only a scraper sending it as a bearer token."""
+    """With GEO_SERVICE_METRICS_TOKEN set, only a scraper sending it as a bearer token;
+    without, only a client on this machine asking directly (not through a proxy): the
+    figures (routes, pool, cache and replica state) are for the operator, not the public."""
     if not token:
+        if not _asked_on_this_machine(request):
+            raise Forbidden(
+                "/metrics answers other machines only with a bearer token: set"
+                " GEO_SERVICE_METRICS_TOKEN",
+                parameter="Authorization",
+            )
         return
     sent = request.headers.get("authorization", "")
     if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
@@ -247,6 +256,17 @@ def _check_scraper(request: Request, token: str | None) -> None:
             "/metrics needs the bearer token set in GEO_SERVICE_METRICS_TOKEN",
             parameter="Authorization",
         )
+
+
+def _asked_on_this_machine(request: Request) -> bool:
+    """A loopback client, with no proxy's forwarding headers (a proxy on this machine that
+    is not configured as trusted would otherwise make every client look local)."""
+    if any(h in request.headers for h in ("x-forwarded-for", "forwarded", "x-real-ip")):
+        return False
+    try:
+        return ipaddress.ip_address(client_address(request)).is_loopback
+    except ValueError:
+        return False
 
 
 def access_logger() -> logging.Logger:
