@@ -442,6 +442,8 @@ def serve_cmd(
         log_level="info",
         # the service writes its own JSON line per request (GEO_SERVICE_ACCESS_LOG)
         access_log=not settings.access_log,
+        # bounded request heads, and refusals in the service's JSON (geo_service/http/server.py)
+        http="geo_service.http.server:JsonErrorsProtocol",
     )
 
 
