@@ -12,7 +12,6 @@ import psycopg
 
 from geo_core.errors import LoaderError
 from indicators import protect, relations, sql
-from indicators.linked import DEFAULT_SHARE
 from indicators.values import is_period
 
 KINDS = ("count", "rate", "ratio", "index", "density", "share")
@@ -87,48 +86,19 @@ def save_indicator(
             if given is None or "sum_of" in given:
                 sql.replace_breakdowns(conn, indicator.code, indicator.sum_of)
         except psycopg.errors.CheckViolation as exc:
-            raise LoaderError(f"indicator {indicator.code!r}: {exc.diag.message_primary}") from exc
+            # (the database names the column when its own rule refused, e.g. cell_key_noise)
+            raise LoaderError(
+                f"indicator {indicator.code!r}: {exc.diag.message_primary}",
+                parameter=exc.diag.column_name,
+            ) from exc
         except psycopg.errors.ForeignKeyViolation as exc:
             raise LoaderError(
                 f"indicator {indicator.code!r} refers to an unknown indicator "
                 f"({exc.diag.message_detail})"
             ) from exc
-        _check_cell_key_noise(conn, indicator.code)
         if protect_now:
             relations.check(conn, [indicator.code])
             protect.refresh(conn)
-
-
-def least_cell_key_noise(saved: dict[str, Any]) -> float:
-    """The smallest cell-key noise D that protects the indicator's hidden counts: a
-    perturbation within ±D leaves an attacker the interval [p - D, p + D] around the value
-    p they see, so D must reach the protection range on each side of a hidden count at the
-    threshold (`protection_absolute`, default half of `suppress_below`, and the shares
-    `protection_lower`/`protection_upper` of the threshold, default 10 %)."""
-    threshold = saved["suppress_below"] or 0.0
-    absolute = saved["protection_absolute"]
-    if absolute is None:
-        absolute = threshold / 2 if threshold else 1.0
-    shares = (saved["protection_lower"], saved["protection_upper"])
-    return max(absolute, *((DEFAULT_SHARE if s is None else s) * threshold for s in shares))
-
-
-def _check_cell_key_noise(conn: psycopg.Connection, code: str) -> None:
-    """Refuse a `cell_key_noise` below the protection range: it would publish hidden counts
-    more precisely than cell suppression may."""
-    saved = sql.cell_key_settings(conn, code)
-    if saved is None or saved["cell_key_noise"] is None:
-        return
-    least = least_cell_key_noise(saved)
-    if saved["cell_key_noise"] < least:
-        raise LoaderError(
-            f"indicator {code!r}: cell_key_noise {saved['cell_key_noise']} is below the "
-            f"protection range of its hidden counts ({least:g} each side, from "
-            "suppress_below and protection_lower/upper/absolute): a perturbation that "
-            f"small would narrow a hidden count to about ±{saved['cell_key_noise']}; set "
-            f"cell_key_noise to at least {math.ceil(least)} or leave it empty",
-            parameter="cell_key_noise",
-        )
 
 
 def _refuse_kind_change(conn: psycopg.Connection, indicator: Indicator) -> None:

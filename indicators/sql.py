@@ -42,18 +42,6 @@ def save_indicator(
     conn.execute(statement, values)
 
 
-def cell_key_settings(conn: psycopg.Connection, code: str) -> dict[str, Any] | None:
-    """The settings the cell-key method's noise is checked against (as saved)."""
-    cur = conn.execute(
-        "SELECT cell_key_noise, suppress_below, protection_lower, protection_upper,"
-        " protection_absolute FROM indicator WHERE code = %s",
-        (code,),
-    )
-    row = cur.fetchone()
-    names = ("cell_key_noise", "suppress_below", "protection_lower", "protection_upper")
-    return None if row is None else dict(zip((*names, "protection_absolute"), row, strict=True))
-
-
 def kind_with_values(conn: psycopg.Connection, code: str) -> str | None:
     """The indicator's kind when it has values (None without values or when unknown)."""
     row = conn.execute(

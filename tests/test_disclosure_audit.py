@@ -403,9 +403,11 @@ def test_cell_key_perturbs_hidden_units_fixedly_and_rarely_exactly(
     noise = 50
     with psycopg.connect(demo_db, autocommit=True) as conn:
         conn.execute(
-            "UPDATE indicator SET suppress_below = 3000, cell_key_noise = %s"
+            # (a noise of 50 protects only as much as the office asks: ±50 each side)
+            "UPDATE indicator SET suppress_below = 3000, protection_absolute = %s,"
+            " protection_lower = 0.01, protection_upper = 0.01, cell_key_noise = %s"
             " WHERE code = 'population'",
-            (noise,),
+            (noise, noise),
         )
         protect.refresh(conn)
         hidden = conn.execute(

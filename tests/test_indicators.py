@@ -441,6 +441,39 @@ def test_cell_key_noise_below_the_protection_range_is_refused(
     assert saved == (50,)
 
 
+def test_no_plain_sql_stores_a_cell_key_noise_that_cannot_protect(db: psycopg.Connection) -> None:
+    """The database itself refuses the setting the catalogue loader refuses, whatever
+    writes it: an UPDATE of the noise, of the threshold under it, or an INSERT."""
+    db.execute("UPDATE indicator SET suppress_below = 3000 WHERE code = 'test_count'")
+    before = fingerprint(db, ("indicator",))
+    refusals = (
+        ("UPDATE indicator SET cell_key_noise = 50 WHERE code = 'test_count'", "at least 1500"),
+        (
+            "UPDATE indicator SET cell_key_noise = 1500, protection_absolute = 2000"
+            " WHERE code = 'test_count'",
+            "at least 2000",
+        ),
+        (
+            "INSERT INTO indicator (code, name_vi, name_en, kind, suppress_below,"
+            " cell_key_noise) VALUES ('t_sql', 'X', 'X', 'count', 50, 2)",
+            "cell_key_noise 2 is below .* at least 25",
+        ),
+    )
+    for statement, message in refusals:
+        with pytest.raises(psycopg.errors.CheckViolation, match=message) as refused:
+            db.execute(statement)
+        assert refused.value.diag.column_name == "cell_key_noise"
+    assert fingerprint(db, ("indicator",)) == before
+    db.execute("UPDATE indicator SET cell_key_noise = 1500 WHERE code = 'test_count'")
+    with pytest.raises(psycopg.errors.CheckViolation, match="cell_key_noise 1500 is below"):
+        db.execute("UPDATE indicator SET suppress_below = 5000 WHERE code = 'test_count'")
+    # a share set to protect less lets a smaller noise through, as the loader computes it
+    db.execute(
+        "UPDATE indicator SET protection_absolute = 50, protection_lower = 0.01,"
+        " protection_upper = 0.01, cell_key_noise = 50 WHERE code = 'test_count'"
+    )
+
+
 def test_the_kind_of_an_indicator_with_values_stays(db: psycopg.Connection, tmp_path: Path) -> None:
     with pytest.raises(LoaderError, match="has values as a count"):
         load_catalogue(
