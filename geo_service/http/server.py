@@ -26,8 +26,7 @@ REFUSALS: dict[int, tuple[str, str, str]] = {
     414: ("URITooLong", f"the request URI is longer than {MAX_URL_BYTES} bytes", "path"),
     431: (
         "RequestHeaderFieldsTooLarge",
-        f"the request headers are larger than {MAX_HEADER_BYTES} bytes or more than "
-        f"{MAX_HEADERS}",
+        f"the request headers are larger than {MAX_HEADER_BYTES} bytes or more than {MAX_HEADERS}",
         "headers",
     ),
 }
