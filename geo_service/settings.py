@@ -169,6 +169,10 @@ class ServiceSettings(BaseSettings):
     # population raster used for population-weighted area statistics
     population_raster: Path = DEMO_RASTER
     max_body_bytes: int = 5_000_000
+    # `geo-service serve`: a request head must arrive within this, and a body may pause at
+    # most this long between reads (nginx's client_header_timeout and client_body_timeout)
+    request_head_timeout_s: float = Field(default=20.0, gt=0)
+    request_body_idle_s: float = Field(default=30.0, gt=0)
     aggregate_max_vertices: int = 100_000
     aggregate_max_area_km2: float = 500_000.0
     # vertices of a drawn area × units it touches: the size of the overlay it asks for

@@ -23,7 +23,14 @@ def served(demo_ro: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[i
     """`geo-service serve` over the demo database; yields its port."""
     port = free_port()
     home = tmp_path_factory.mktemp("serve-home")
-    environment = {**os.environ, "DATABASE_URL": demo_ro, "GEO_SERVICE_HOME": str(home)}
+    environment = {
+        **os.environ,
+        "DATABASE_URL": demo_ro,
+        "GEO_SERVICE_HOME": str(home),
+        # (short, so that the tests below need not wait long for them)
+        "GEO_SERVICE_REQUEST_HEAD_TIMEOUT_S": "1.5",
+        "GEO_SERVICE_REQUEST_BODY_IDLE_S": "1.5",
+    }
     command = [sys.executable, "-c", "from geo_service.cli import main; main()"]
     process = subprocess.Popen(
         [*command, "serve", "--host", "127.0.0.1", "--port", str(port)],
@@ -60,6 +67,8 @@ def _exchange(port: int, *parts: bytes) -> tuple[int, dict[str, str], bytes]:
                 answer += chunk
         except ConnectionResetError:
             pass
+    if not answer:
+        return 0, {}, b""
     head, _, body = answer.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     headers = dict(line.split(": ", 1) for line in lines[1:])
@@ -108,3 +117,24 @@ def test_a_request_that_is_not_http_is_400_json(served: int) -> None:
         _refused_as_json(_exchange(served, garbage), 400, "request")
     with urllib.request.urlopen(f"http://127.0.0.1:{served}/health", timeout=10) as ok:
         assert ok.status == 200  # (the server is still there)
+
+
+def test_a_head_that_never_ends_is_408_json_and_a_stalled_body_is_cut(served: int) -> None:
+    """What uvicorn alone kept open for ever: a silent connection, a head never finished,
+    a body announced and never sent (GEO_SERVICE_REQUEST_*: 1.5 s here)."""
+    _refused_as_json(_exchange(served), 408, "request")
+    _refused_as_json(_exchange(served, b"GET /health HTTP/1.1\r\nHost: l\r\n"), 408, "request")
+    stalled = b"POST /aggregate HTTP/1.1\r\nHost: l\r\nContent-Length: 1000\r\n\r\n{"
+    assert _exchange(served, stalled) == (0, {}, b"")  # (hung up, nothing sent)
+    # a client that keeps sending is not cut, however long it takes in all
+    with socket.create_connection(("127.0.0.1", served), timeout=30) as sock:
+        body = json.dumps({"geometry": {"type": "Point", "coordinates": [105.8, 21.0]}}).encode()
+        head = b"POST /aggregate HTTP/1.1\r\nHost: l\r\nConnection: close\r\n"
+        sock.sendall(head + b"Content-Type: application/json\r\n")
+        sock.sendall(b"Content-Length: %d\r\n\r\n" % len(body))
+        for i in range(0, len(body), len(body) // 3 + 1):
+            time.sleep(1.0)  # (each pause under the limit, together over it)
+            sock.sendall(body[i : i + len(body) // 3 + 1])
+        answer = sock.recv(65536)
+    # (the app's own verdict on the body, whatever it is: it was read whole)
+    assert answer.startswith(b"HTTP/1.1 ") and b"x-request-id" in answer.lower(), answer[:200]
