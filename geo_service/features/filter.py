@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -369,17 +370,37 @@ class _Checker:
         self.queryables, self.text = queryables, text
         self.predicates = self.vertices = 0
         self.properties: list[str] = []
+        # how many of each operation and property the walk has met so far: the walk meets
+        # them in the order the text has them, so the n-th met is the n-th in the text
+        self.met: Counter[str] = Counter()
+
+    def meet(self, token: str) -> None:
+        """Count an operation or a property the walk has reached."""
+        self.met[token.upper()] += 1
 
     # where a problem is: a character of the text, or a JSON pointer
     def fail(self, message: str, path: tuple[Any, ...], *tokens: str) -> NoReturn:
-        """Raise the 400 for a problem at `path` (in the text: where a token first is)."""
+        """Raise the 400 for a problem at `path` (in the text: where the first of `tokens`
+        that the text has is, at the occurrence the walk has reached)."""
         if self.text is None:
             _fail(message, "/" + "/".join(str(p) for p in path))
-        wanted = {t.upper() for t in tokens}
-        for name, position in self.text.tokens:
-            if name.upper().strip('"') in wanted:
+        for token in tokens:
+            position = self._occurrence(token)
+            if position is not None:
                 _fail(message, position)
         _fail(message, None)
+
+    def _occurrence(self, token: str) -> int | None:
+        """Where the text has `token` for the n-th time (n: as often as the walk met it; the
+        last one if the text has fewer)."""
+        assert self.text is not None
+        spellings = {t.upper() for t in _TEXT_TOKENS.get(token, (token,))}
+        found = [
+            position for name, position in self.text.tokens if name.upper().strip('"') in spellings
+        ]
+        if not found:
+            return None
+        return found[min(max(self.met[token.upper()], 1), len(found)) - 1]
 
     def _reporter(self, path: tuple[Any, ...], token: str) -> Callable[[str], NoReturn]:
         def report(message: str) -> NoReturn:
@@ -405,6 +426,7 @@ class _Checker:
         if op == "not":
             self._arity(op, args, 1, path)
             return Not(self.condition(args[0], (*path, "args", 0)))
+        self.meet(op)
         self.predicates += 1
         if self.predicates > MAX_PREDICATES:
             self.fail(f"more than {MAX_PREDICATES} conditions", path, op)
@@ -531,6 +553,7 @@ class _Checker:
 
     def prop(self, name: Any, path: tuple[Any, ...]) -> Prop:
         """A queryable property, by name."""
+        self.meet(str(name))
         if not isinstance(name, str) or name not in self.queryables:
             listed = ", ".join(self.queryables)
             self.fail(f"unknown property {name!r}; queryables: {listed}", path, str(name))
