@@ -15,8 +15,9 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any, NoReturn
 
 import cql2
@@ -159,12 +160,12 @@ class Const:
 Condition = Compare | Like | Between | In | IsNull | Not | Combine | Spatial | Temporal | Const
 
 
-@dataclass
+@dataclass(frozen=True)
 class Filter:
     """A checked filter and the properties it reads."""
 
     condition: Condition
-    properties: list[str] = field(default_factory=list)
+    properties: tuple[str, ...] = ()
 
 
 COMPARISONS = {"=", "<>", "<", "<=", ">", ">="}
@@ -641,6 +642,14 @@ def parse_filter(
 ) -> Filter:
     """A filter in CQL2 text (also the draft's `cql-text`) or CQL2 JSON, checked against the
     queryables (property → kind); InvalidParameter names `filter` and where the problem is."""
+    return _checked_filter(text, language, tuple(queryables.items()))
+
+
+# A client pages through a selection with the same filter (GDAL asks for every page, QGIS for
+# every view), so a checked filter is kept for its next pages: parsing and checking cost more
+# than the page's SQL text. (A filter that fails raises, and nothing is kept.)
+@lru_cache(maxsize=64)  # (at most 10,000 positions each: a few MB at worst)
+def _checked_filter(text: str, language: str, queryables: tuple[tuple[str, Kind], ...]) -> Filter:
     if len(text) > MAX_CHARACTERS:
         _fail(f"is longer than {MAX_CHARACTERS:,} characters", MAX_CHARACTERS + 1)
     if not text.strip():
@@ -650,9 +659,9 @@ def parse_filter(
         parsed: Any = _parse_json(text)
     else:
         parsed, scanned = _parse_text(text)
-    checker = _Checker(queryables, scanned)
+    checker = _Checker(dict(queryables), scanned)
     condition = checker.condition(parsed, ())
-    return Filter(condition, checker.properties)
+    return Filter(condition, tuple(checker.properties))
 
 
 def geometries(condition: Condition) -> list[bytes]:

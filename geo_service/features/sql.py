@@ -53,7 +53,8 @@ def property_expr(query: ItemQuery, name: str) -> sql.Composable:
 
 def _geometry_expr(query: ItemQuery, params: dict[str, Any]) -> sql.Composable:
     geom: sql.Composable = sql.SQL("g.geom") if query.band is not None else sql.SQL("u.geom")
-    if query.crs.srid in query.registered_srids - {4326}:
+    # (not `registered_srids - {4326}`: that copies the thousands of registered CRSs)
+    if query.crs.srid != 4326 and query.crs.srid in query.registered_srids:
         geom = sql.SQL("ST_Transform({}, {})").format(geom, sql.Literal(query.crs.srid))
     elif query.crs.srid != 4326:  # PROJ knows it by its EPSG name
         params["crs_name"] = f"EPSG:{query.crs.srid}"
