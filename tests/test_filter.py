@@ -199,6 +199,29 @@ def test_a_filter_pages_and_counts(client: TestClient, communes: dict[str, Row])
     assert sorted(seen) == sorted(expected)
 
 
+def test_a_filtered_page_is_counted_with_it_even_when_empty(
+    client: TestClient, communes: dict[str, Row]
+) -> None:
+    # (the page's statement counts the matches; a page past the end has no row to carry
+    # the count, so it is counted on its own)
+    expected = sum(map(_gt("density", 1000), communes.values()))
+    for offset, returned in ((0, 10), (expected - 3, 3), (expected, 0), (5000, 0)):
+        body = client.get(
+            ITEMS,
+            params={
+                "filter": "density > 1000",
+                "limit": 10,
+                "offset": offset,
+                "properties": "code",
+            },
+        ).json()
+        assert body["numberMatched"] == expected and body["numberReturned"] == returned, offset
+        rels = {link["rel"] for link in body["links"]}
+        assert ("next" in rels) == (offset + 10 < expected), offset
+    nothing = client.get(ITEMS, params={"filter": "density > 1e12"}).json()
+    assert nothing["numberMatched"] == nothing["numberReturned"] == 0
+
+
 def test_filter_crs_and_geometry_in_another_crs(
     client: TestClient, communes: dict[str, Row]
 ) -> None:
