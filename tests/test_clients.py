@@ -145,6 +145,41 @@ def test_owslib(live_server: str) -> None:
     assert all(f["properties"]["density"] > 1000 for f in features)
 
 
+# QGIS 3.22 from Debian (qgis, python3-qgis), driven headless by Debian's python3; not part of
+# the setup (hundreds of MB), so this runs where it is installed
+QGIS_PYTHON = Path("/usr/lib/python3/dist-packages/qgis/core")
+needs_qgis = pytest.mark.skipif(
+    not QGIS_PYTHON.is_dir(), reason="QGIS is not installed (apt-get install qgis python3-qgis)"
+)
+
+
+@needs_qgis
+def test_qgis_reads_features_tiles_and_a_geopackage(live_server: str, tmp_path: Path) -> None:
+    result = subprocess.run(
+        ["/usr/bin/python3", str(REPO / "tests" / "clients" / "qgis_check.py"), live_server],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "QT_QPA_PLATFORM": "offscreen"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    seen = json.loads(result.stdout.splitlines()[-1])
+    features = seen["features"]
+    # the OAPIF provider, with the vendor parameter in the service's URL (QGIS appends it to
+    # every request, the landing page and /collections included)
+    assert features["valid"] and features["count"] == 3321
+    assert "density" in features["fields"]
+    assert features["densities"] and all(d is not None for d in features["densities"])
+    # (QGIS 3.22 applies a subset string itself, after paging everything: its OAPIF provider
+    # sends CQL2 filters only from QGIS 3.28 on)
+    assert features["subset"] and all(c == "01" and d > 1000 for c, d in features["subset"])
+    assert seen["tiles"]["valid"] and seen["tiles"]["painted"] > 0 and not seen["tiles"]["errors"]
+    gpkg = seen["geopackage"]
+    assert gpkg["valid"] and gpkg["count"] == 3321 and "density" in gpkg["fields"]
+
+
 @pytest.fixture(scope="module")
 def other_origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A static server on another port (another origin) with MapLibre, OpenLayers and a test

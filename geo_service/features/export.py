@@ -26,7 +26,13 @@ from psycopg_pool import AsyncConnectionPool
 
 from geo_core.text import spreadsheet_safe
 from geo_service.features.model import ItemQuery
-from geo_service.features.sql import features_sql, local_statement_timeout, rows_sql
+from geo_service.features.sql import (
+    count_items,
+    features_sql,
+    local_statement_timeout,
+    rows_sql,
+    statement_time_limit,
+)
 
 BATCH = 500
 CHUNK = 64 * 1024
@@ -100,19 +106,59 @@ async def _all_rows(
         return await (await conn.execute(statement, params, prepare=False)).fetchall()
 
 
+Tail = Callable[[int], dict[str, Any]]  # what follows the features, given numberMatched
+
+
 async def spool_geojson(
     pool: AsyncConnectionPool,
     query: ItemQuery,
-    tail: dict[str, Any],
+    tail: Tail,
     max_memory: int,
     head: dict[str, Any] | None = None,
+    matched: int | None = None,
 ) -> Spool:
     """A FeatureCollection of the query's items; `head` before the features (readers that
-    stream want the CRS first), counts and links after them."""
-    statement, params = features_sql(query)
-    return await spool_features(
-        pool, statement, params, tail, max_memory, head, query.statement_timeout_ms, query.limit
-    )
+    stream want the CRS first), counts and links after them. Without `matched`, the items
+    are counted by the statement that picks the page (a filter is evaluated once)."""
+    counted = matched is None
+    statement, params = features_sql(query, with_count=counted)
+    spool = Spool(max_memory)
+    try:
+        spool.write(_collection_head(head))
+        returned = 0
+        batches = cursor_batches(pool, statement, params, query.statement_timeout_ms, query.limit)
+        async for batch in batches:
+            if matched is None:
+                matched = int(batch[0][1])
+            _write_features(spool, batch, returned)
+            returned += len(batch)
+        if matched is None:  # (an empty page: nothing was counted with it)
+            matched = 0 if query.offset == 0 else await _count(pool, query)
+        spool.write(_collection_tail(tail(matched), returned))
+    except BaseException:
+        spool.close()
+        raise
+    return spool
+
+
+async def _count(pool: AsyncConnectionPool, query: ItemQuery) -> int:
+    async with pool.connection() as conn:
+        async with statement_time_limit(conn, query.statement_timeout_ms):
+            return await count_items(conn, query)
+
+
+def _collection_head(head: dict[str, Any] | None) -> bytes:
+    members = orjson.dumps({"type": "FeatureCollection", **(head or {})})[:-1]
+    return members + b',"features":['
+
+
+def _write_features(spool: Spool, batch: list[tuple[Any, ...]], before: int) -> None:
+    chunk = ",".join(row[0] for row in batch).encode()
+    spool.write((b"," + chunk) if before else chunk)
+
+
+def _collection_tail(tail: dict[str, Any], returned: int) -> bytes:
+    return b"]," + orjson.dumps({**tail, "numberReturned": returned})[1:]
 
 
 async def spool_features(
@@ -129,14 +175,12 @@ async def spool_features(
     `at_most` of them, when the query says so)."""
     spool = Spool(max_memory)
     try:
-        members = orjson.dumps({"type": "FeatureCollection", **(head or {})})[:-1]
-        spool.write(members + b',"features":[')
+        spool.write(_collection_head(head))
         returned = 0
         async for batch in cursor_batches(pool, statement, params, timeout_ms, at_most):
-            chunk = ",".join(row[0] for row in batch).encode()
-            spool.write((b"," + chunk) if returned else chunk)
+            _write_features(spool, batch, returned)
             returned += len(batch)
-        spool.write(b"]," + orjson.dumps({**tail, "numberReturned": returned})[1:])
+        spool.write(_collection_tail(tail, returned))
     except BaseException:
         spool.close()
         raise

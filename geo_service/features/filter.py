@@ -13,9 +13,11 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any, NoReturn
 
 import cql2
@@ -158,12 +160,12 @@ class Const:
 Condition = Compare | Like | Between | In | IsNull | Not | Combine | Spatial | Temporal | Const
 
 
-@dataclass
+@dataclass(frozen=True)
 class Filter:
     """A checked filter and the properties it reads."""
 
     condition: Condition
-    properties: list[str] = field(default_factory=list)
+    properties: tuple[str, ...] = ()
 
 
 COMPARISONS = {"=", "<>", "<", "<=", ">", ">="}
@@ -369,17 +371,37 @@ class _Checker:
         self.queryables, self.text = queryables, text
         self.predicates = self.vertices = 0
         self.properties: list[str] = []
+        # how many of each operation and property the walk has met so far: the walk meets
+        # them in the order the text has them, so the n-th met is the n-th in the text
+        self.met: Counter[str] = Counter()
+
+    def meet(self, token: str) -> None:
+        """Count an operation or a property the walk has reached."""
+        self.met[token.upper()] += 1
 
     # where a problem is: a character of the text, or a JSON pointer
     def fail(self, message: str, path: tuple[Any, ...], *tokens: str) -> NoReturn:
-        """Raise the 400 for a problem at `path` (in the text: where a token first is)."""
+        """Raise the 400 for a problem at `path` (in the text: where the first of `tokens`
+        that the text has is, at the occurrence the walk has reached)."""
         if self.text is None:
             _fail(message, "/" + "/".join(str(p) for p in path))
-        wanted = {t.upper() for t in tokens}
-        for name, position in self.text.tokens:
-            if name.upper().strip('"') in wanted:
+        for token in tokens:
+            position = self._occurrence(token)
+            if position is not None:
                 _fail(message, position)
         _fail(message, None)
+
+    def _occurrence(self, token: str) -> int | None:
+        """Where the text has `token` for the n-th time (n: as often as the walk met it; the
+        last one if the text has fewer)."""
+        assert self.text is not None
+        spellings = {t.upper() for t in _TEXT_TOKENS.get(token, (token,))}
+        found = [
+            position for name, position in self.text.tokens if name.upper().strip('"') in spellings
+        ]
+        if not found:
+            return None
+        return found[min(max(self.met[token.upper()], 1), len(found)) - 1]
 
     def _reporter(self, path: tuple[Any, ...], token: str) -> Callable[[str], NoReturn]:
         def report(message: str) -> NoReturn:
@@ -405,6 +427,7 @@ class _Checker:
         if op == "not":
             self._arity(op, args, 1, path)
             return Not(self.condition(args[0], (*path, "args", 0)))
+        self.meet(op)
         self.predicates += 1
         if self.predicates > MAX_PREDICATES:
             self.fail(f"more than {MAX_PREDICATES} conditions", path, op)
@@ -531,6 +554,7 @@ class _Checker:
 
     def prop(self, name: Any, path: tuple[Any, ...]) -> Prop:
         """A queryable property, by name."""
+        self.meet(str(name))
         if not isinstance(name, str) or name not in self.queryables:
             listed = ", ".join(self.queryables)
             self.fail(f"unknown property {name!r}; queryables: {listed}", path, str(name))
@@ -618,6 +642,14 @@ def parse_filter(
 ) -> Filter:
     """A filter in CQL2 text (also the draft's `cql-text`) or CQL2 JSON, checked against the
     queryables (property → kind); InvalidParameter names `filter` and where the problem is."""
+    return _checked_filter(text, language, tuple(queryables.items()))
+
+
+# A client pages through a selection with the same filter (GDAL asks for every page, QGIS for
+# every view), so a checked filter is kept for its next pages: parsing and checking cost more
+# than the page's SQL text. (A filter that fails raises, and nothing is kept.)
+@lru_cache(maxsize=64)  # (at most 10,000 positions each: a few MB at worst)
+def _checked_filter(text: str, language: str, queryables: tuple[tuple[str, Kind], ...]) -> Filter:
     if len(text) > MAX_CHARACTERS:
         _fail(f"is longer than {MAX_CHARACTERS:,} characters", MAX_CHARACTERS + 1)
     if not text.strip():
@@ -627,9 +659,9 @@ def parse_filter(
         parsed: Any = _parse_json(text)
     else:
         parsed, scanned = _parse_text(text)
-    checker = _Checker(queryables, scanned)
+    checker = _Checker(dict(queryables), scanned)
     condition = checker.condition(parsed, ())
-    return Filter(condition, checker.properties)
+    return Filter(condition, tuple(checker.properties))
 
 
 def geometries(condition: Condition) -> list[bytes]:

@@ -53,7 +53,8 @@ def property_expr(query: ItemQuery, name: str) -> sql.Composable:
 
 def _geometry_expr(query: ItemQuery, params: dict[str, Any]) -> sql.Composable:
     geom: sql.Composable = sql.SQL("g.geom") if query.band is not None else sql.SQL("u.geom")
-    if query.crs.srid in query.registered_srids - {4326}:
+    # (not `registered_srids - {4326}`: that copies the thousands of registered CRSs)
+    if query.crs.srid != 4326 and query.crs.srid in query.registered_srids:
         geom = sql.SQL("ST_Transform({}, {})").format(geom, sql.Literal(query.crs.srid))
     elif query.crs.srid != 4326:  # PROJ knows it by its EPSG name
         params["crs_name"] = f"EPSG:{query.crs.srid}"
@@ -327,8 +328,10 @@ def _order_by(query: ItemQuery) -> sql.Composed:
     return sql.SQL("ORDER BY ") + sql.SQL(", ").join(terms)
 
 
-def features_sql(query: ItemQuery) -> tuple[sql.Composed, dict[str, Any]]:
-    """One GeoJSON Feature (as text) per row, in page order."""
+def features_sql(query: ItemQuery, with_count: bool = False) -> tuple[sql.Composed, dict[str, Any]]:
+    """One GeoJSON Feature (as text) per row, in page order; `with_count` adds, as a second
+    column, how many items the query matches (counted in the same pass as the page is
+    picked, so a costly filter is evaluated once rather than again for numberMatched)."""
     params: dict[str, Any] = {
         "limit": query.limit,
         "offset": query.offset,
@@ -343,13 +346,19 @@ def features_sql(query: ItemQuery) -> tuple[sql.Composed, dict[str, Any]]:
     select = sql.SQL(
         "SELECT json_build_object('type', 'Feature', 'id', u.code,"
         " 'geometry', ST_AsGeoJSON({geom}, %(precision)s)::json,"
-        " 'properties', json_build_object({pairs}))::text"
-    ).format(geom=_geometry_expr(query, params), pairs=pairs)
+        " 'properties', json_build_object({pairs}))::text{matched}"
+    ).format(
+        geom=_geometry_expr(query, params),
+        pairs=pairs,
+        matched=sql.SQL(", page.matched" if with_count else ""),
+    )
     # Pick the page's codes first, then build JSON only for them: with OFFSET, PostgreSQL
     # would otherwise build (and throw away) the JSON of every skipped row.
     page = sql.SQL(" ").join(
         [
-            sql.SQL("SELECT u.code"),
+            sql.SQL(
+                "SELECT u.code, count(*) OVER () AS matched" if with_count else "SELECT u.code"
+            ),
             _from_where(query, params, band=False),
             _order_by(query),
             sql.SQL("LIMIT %(limit)s OFFSET %(offset)s"),

@@ -85,7 +85,9 @@ class CollectionDocument(Document):
     title: str
     item_type: str = Field(alias="itemType")
     description: str
-    extent: Extent | None = Field(None, description="left out while the collection is empty")
+    extent: Extent | None = Field(
+        default=None, description="left out while the collection is empty"
+    )
     crs: list[str]
     storage_crs: str = Field(alias="storageCrs")
     number_of_items: int = Field(alias="numberOfItems")

@@ -82,16 +82,12 @@ async def ea_collection_document(
     (left out while there are no EAs: there is nothing to bound), CRS, links."""
     count, extent = await sql.count_and_extent(conn, scope.codes)
     base = str(request.url_for("ea_collection"))
-    bounded = None not in extent
-    return CollectionDocument(
+    document = CollectionDocument(
         id="enumeration-areas",
         title="Census enumeration areas",
         itemType="feature",
         description="Enumeration areas drawn by census cartographers, one layer for every "
         "census round (filter with round=); editable with a token.",
-        extent=Extent(spatial=SpatialExtent(bbox=[[float(v or 0) for v in extent]], crs=CRS84))
-        if bounded
-        else None,
         crs=[CRS84],
         storageCrs=CRS84,
         numberOfItems=count,
@@ -101,6 +97,11 @@ async def ea_collection_document(
             Link(rel=TILESETS_VECTOR, href=f"{base}/tiles", type="application/json"),
         ],
     )
+    # (set only when there is one: an extent passed as None would be written as null)
+    if None not in extent:
+        bbox = [[float(v) for v in extent if v is not None]]
+        document.extent = Extent(spatial=SpatialExtent(bbox=bbox, crs=CRS84))
+    return document
 
 
 async def ea_scope_of(request: Request, services: Services) -> ReadScope | None:

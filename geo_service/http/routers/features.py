@@ -470,18 +470,30 @@ async def items(
                     and await optional_user(request, conn, services) is None
                 ):
                     query.statement_timeout_ms = settings.anonymous_statement_timeout_ms
-                async with statement_time_limit(conn, query.statement_timeout_ms):
-                    matched = await count_items(conn, query)
+                # (a filtered page is counted by the statement that picks it: the filter
+                # over published values, the costly part, is evaluated once)
+                matched: int | None = None
+                if query.filter is None or fmt in ("csv", "gpkg"):
+                    async with statement_time_limit(conn, query.statement_timeout_ms):
+                        matched = await count_items(conn, query)
             headers = {"Content-Crs": f"<{query.crs.uri}>", "Vary": "Accept"}
             if fmt in ("csv", "gpkg"):
+                assert matched is not None
                 headers |= _download_headers(request, offset, limit, matched)
                 return await _download(request, services, query, fmt, wkt, headers, release)
             collection_url = str(request.url_for("get_collection_doc", collectionId=found.id))
             assert limit is not None
-            tail = page_tail(request, offset, limit, matched, collection_url)
-            tail["links"] += _alternates(request, fmt)
+            page_limit = limit
+
+            def tail(count: int) -> dict[str, Any]:
+                after = page_tail(request, offset, page_limit, count, collection_url)
+                after["links"] += _alternates(request, fmt)
+                return after
+
             head = crs_member(query.crs)
-            spool = await export.spool_geojson(pool, query, tail, _spool_bytes(settings), head)
+            spool = await export.spool_geojson(
+                pool, query, tail, _spool_bytes(settings), head, matched
+            )
     except BaseException:
         release()
         raise
