@@ -54,14 +54,14 @@ def overlay(old: np.ndarray, new: np.ndarray) -> Overlay:
     m² on the equal-area projection)."""
     with ThreadPoolExecutor(max_workers=_workers(), thread_name_prefix="overlay") as pool:
         old, new = _valid(pool, old), _valid(pool, new)
-        tree = shapely.STRtree(new)
+        old_i, new_i = _pairs(pool, old, new)
         # cut in the units' own coordinates (a raster in lon/lat then sees the exact
         # pieces), measured on the equal-area projection; the units' own areas are measured
         # in the same pool, alongside the cutting
-        cut = [pool.submit(_cut, tree, old, new, part) for part in _chunks(len(old))]
+        cut = [pool.submit(_cut, old[old_i[c]], new[new_i[c]]) for c in _chunks(len(old_i))]
         old_area = [pool.submit(equal_area, old[part]) for part in _chunks(len(old))]
         new_area = [pool.submit(equal_area, new[part]) for part in _chunks(len(new))]
-        old_i, new_i, pieces, area = (
+        pieces, area = (
             np.concatenate(column) for column in zip(*(f.result() for f in cut), strict=True)
         )
         old_m2 = np.concatenate([f.result() for f in old_area])
@@ -71,15 +71,29 @@ def overlay(old: np.ndarray, new: np.ndarray) -> Overlay:
     return Overlay(old_i[keep], new_i[keep], pieces[keep], area[keep], old_m2, new_m2)
 
 
-def _cut(
-    tree: shapely.STRtree, old: np.ndarray, new: np.ndarray, part: np.ndarray
-) -> tuple[np.ndarray, ...]:
-    """The pieces of some old units: the new units each meets, the pairwise intersections
-    and their areas."""
-    found, new_i = tree.query(old[part], predicate="intersects")
-    old_i = part[found]
-    pieces = np.asarray(shapely.intersection(old[old_i], new[new_i]))
-    return old_i, new_i, pieces, equal_area(pieces)
+def _pairs(
+    pool: ThreadPoolExecutor, old: np.ndarray, new: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every (old, new) pair of units that intersect, by old unit then new unit. (The tree
+    holds the old units and the new ones ask: fewer, larger units prepared for the test
+    take 0.2 s where the other way round takes 0.36 s on the 2009 → 2025 communes.)"""
+    tree = shapely.STRtree(old)
+
+    def query(part: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        found, old_i = tree.query(new[part], predicate="intersects")
+        return old_i, part[found]
+
+    old_i, new_i = (
+        np.concatenate(c) for c in zip(*pool.map(query, _chunks(len(new))), strict=True)
+    )
+    order = np.lexsort((new_i, old_i))
+    return old_i[order], new_i[order]
+
+
+def _cut(old: np.ndarray, new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The pairwise intersections of two arrays of units, and their areas."""
+    pieces = np.asarray(shapely.intersection(old, new))
+    return pieces, equal_area(pieces)
 
 
 def _workers() -> int:
