@@ -259,7 +259,8 @@ def _fields(query: ItemQuery) -> dict[str, str]:
         for name, text in (
             (
                 "_change",
-                f"{ind.code} {ind.period} minus {ind.compare}; null when either is hidden or missing",
+                f"{ind.code} {ind.period} minus {ind.compare}; null when either is hidden "
+                "or missing",
             ),
             ("_change_percent", f"the change {since}, in % of {ind.compare}; null if that is 0"),
             ("_change_status", f"the worse status of {ind.period} and {ind.compare}"),
