@@ -37,7 +37,6 @@ class RawItemParams:
     q: str | None = None
     indicator: str | None = None
     period: str | None = None
-    compare: str | None = None  # an earlier period: the indicators' change since it
     zoom: int | None = None
     max_allowable_offset: float | None = None
     precision: int | None = None
@@ -45,6 +44,7 @@ class RawItemParams:
     filter: str | None = None
     filter_lang: str = "cql2-text"
     filter_crs: str | None = None
+    compare: str | None = None  # an earlier period: the indicators' change since it
 
 
 def parse_bbox(text: str, across_antimeridian: bool = False) -> tuple[float, float, float, float]:
