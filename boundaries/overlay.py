@@ -8,7 +8,6 @@ builder turns the pieces into links and quality figures.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -21,6 +20,10 @@ from pyproj import Transformer
 EQUAL_AREA_CRS = "EPSG:6933"
 
 _TO_EQUAL_AREA = Transformer.from_crs("EPSG:4326", EQUAL_AREA_CRS, always_xy=True)
+# GEOS and PROJ work without the GIL: the overlay runs in one thread per core, each taking
+# chunks of this many units or more, a few chunks per thread
+_CHUNKS_PER_WORKER = 4
+_MIN_CHUNK = 250
 
 
 @dataclass
@@ -49,47 +52,66 @@ def equal_area(geometries: np.ndarray) -> np.ndarray:
 def overlay(old: np.ndarray, new: np.ndarray) -> Overlay:
     """Every intersection with an area of an old unit with a new unit (lon/lat in; areas in
     m² on the equal-area projection)."""
-    old, new = _valid(old), _valid(new)
-    tree = shapely.STRtree(new)
-    # cut in the units' own coordinates (a raster in lon/lat then sees the exact pieces),
-    # measured on the equal-area projection
-    old_i, new_i, pieces, area = _in_threads(
-        lambda part: _cut(tree, old, new, part), np.arange(len(old))
-    )
+    with ThreadPoolExecutor(max_workers=_workers(), thread_name_prefix="overlay") as pool:
+        old, new = _valid(pool, old), _valid(pool, new)
+        old_i, new_i = _pairs(pool, old, new)
+        # cut in the units' own coordinates (a raster in lon/lat then sees the exact
+        # pieces), measured on the equal-area projection; the units' own areas are measured
+        # in the same pool, alongside the cutting
+        cut = [pool.submit(_cut, old[old_i[c]], new[new_i[c]]) for c in _chunks(len(old_i))]
+        old_area = [pool.submit(equal_area, old[part]) for part in _chunks(len(old))]
+        new_area = [pool.submit(equal_area, new[part]) for part in _chunks(len(new))]
+        pieces, area = (
+            np.concatenate(column) for column in zip(*(f.result() for f in cut), strict=True)
+        )
+        old_m2 = np.concatenate([f.result() for f in old_area])
+        new_m2 = np.concatenate([f.result() for f in new_area])
     # (units that only touch along an edge or at a corner meet in a line or a point: no area)
     keep = area > 0
-    return Overlay(
-        old_i[keep], new_i[keep], pieces[keep], area[keep], equal_area(old), equal_area(new)
+    return Overlay(old_i[keep], new_i[keep], pieces[keep], area[keep], old_m2, new_m2)
+
+
+def _pairs(
+    pool: ThreadPoolExecutor, old: np.ndarray, new: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every (old, new) pair of units that intersect, by old unit then new unit. (The tree
+    holds the old units and the new ones ask: fewer, larger units prepared for the test
+    take 0.2 s where the other way round takes 0.36 s on the 2009 → 2025 communes.)"""
+    tree = shapely.STRtree(old)
+
+    def query(part: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        found, old_i = tree.query(new[part], predicate="intersects")
+        return old_i, part[found]
+
+    old_i, new_i = (
+        np.concatenate(c) for c in zip(*pool.map(query, _chunks(len(new))), strict=True)
     )
+    order = np.lexsort((new_i, old_i))
+    return old_i[order], new_i[order]
 
 
-def _cut(
-    tree: shapely.STRtree, old: np.ndarray, new: np.ndarray, part: np.ndarray
-) -> tuple[np.ndarray, ...]:
-    """The pieces of some old units: the new units each meets, the pairwise intersections
-    and their areas."""
-    found, new_i = tree.query(old[part], predicate="intersects")
-    old_i = part[found]
-    pieces = np.asarray(shapely.intersection(old[old_i], new[new_i]))
-    return old_i, new_i, pieces, equal_area(pieces)
+def _cut(old: np.ndarray, new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The pairwise intersections of two arrays of units, and their areas."""
+    pieces = np.asarray(shapely.intersection(old, new))
+    return pieces, equal_area(pieces)
 
 
-def _in_threads(
-    work: Callable[[np.ndarray], tuple[np.ndarray, ...]], items: np.ndarray
-) -> tuple[np.ndarray, ...]:
-    """`work` over the items split into one chunk per core, the results concatenated (GEOS
-    and PROJ work without the GIL, so the chunks run side by side)."""
-    workers = max(1, min(os.cpu_count() or 1, len(items) // 1000))
-    chunks = np.array_split(items, workers)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="overlay") as pool:
-        parts = list(pool.map(work, chunks))
-    return tuple(np.concatenate(column) for column in zip(*parts, strict=True))
+def _workers() -> int:
+    return max(1, os.cpu_count() or 1)
 
 
-def _valid(geometries: np.ndarray) -> np.ndarray:
+def _chunks(count: int) -> list[np.ndarray]:
+    """Indices 0..count-1 in chunks: a few per thread, as GEOS's cost per unit varies by
+    place (a dense city beside a mountain district) and the threads should end together."""
+    chunks = max(1, min(_workers() * _CHUNKS_PER_WORKER, count // _MIN_CHUNK))
+    return np.array_split(np.arange(count), chunks)
+
+
+def _valid(pool: ThreadPoolExecutor, geometries: np.ndarray) -> np.ndarray:
     """The geometries, the invalid ones repaired (GEOS refuses to cut those)."""
     out = np.asarray(geometries, dtype=object).copy()
-    invalid = ~shapely.is_valid(out)
+    parts = _chunks(len(out))
+    invalid = np.concatenate(list(pool.map(lambda p: ~shapely.is_valid(out[p]), parts)))
     if invalid.any():
         out[invalid] = shapely.make_valid(out[invalid])
     return out

@@ -17,11 +17,13 @@ import numpy as np
 import psycopg
 import pytest
 import rasterio
+import shapely
 from rasterio.transform import Affine
 from shapely.geometry import box
 
 from boundaries.checks import FieldMap
 from boundaries.load import LoadOptions, load_boundaries
+from boundaries.overlay import equal_area, overlay
 from boundaries.readers import read_boundaries
 from boundaries.vintages import Vintage, add_vintage
 from geo_core.errors import GeoServiceError, InvalidParameter, LoaderError
@@ -32,6 +34,7 @@ from indicators.values import ValueRow
 
 REPO = Path(__file__).resolve().parent.parent
 COMMUNES_2009 = REPO / "data" / "vn" / "communes-2009.geojson.gz"
+WARDS_2025 = REPO / "data" / "vn" / "vietnam-3d-map-2025" / "wards"
 EXACT = 1e-9
 # exactextract keeps pixel coverage fractions in single precision
 RASTER_EXACT = 1e-6
@@ -203,6 +206,33 @@ def test_bad_input_is_refused_naming_what(raster: Path, tmp_path: Path) -> None:
         compute_crosswalk(
             _frame(OLD), _frame(NEW), weights=("population",), raster=tmp_path / "none.tif"
         )
+
+
+def test_the_overlay_finds_every_piece_a_pairwise_cut_finds() -> None:
+    """The 2009 communes of Hà Nội against its 2025 communes (real, uncleaned boundaries,
+    several chunks per thread): the same pieces and areas as cutting every pair."""
+    old = read_boundaries([COMMUNES_2009])
+    old = old[old["code"].str.startswith("101")].reset_index(drop=True)
+    new = read_boundaries([WARDS_2025 / "01.json"])
+    assert len(old) > 500 and len(new) > 100
+    result = overlay(np.asarray(old.geometry.values), np.asarray(new.geometry.values))
+    found = {
+        (int(o), int(n)): a
+        for o, n, a in zip(result.old_index, result.new_index, result.piece_area, strict=True)
+    }
+    a = shapely.make_valid(np.asarray(old.geometry.values))
+    b = shapely.make_valid(np.asarray(new.geometry.values))
+    o_i, n_i = np.meshgrid(np.arange(len(a)), np.arange(len(b)), indexing="ij")
+    o_i, n_i = o_i.ravel(), n_i.ravel()
+    area = equal_area(shapely.intersection(a[o_i], b[n_i]))
+    expected = {(int(o), int(n)): x for o, n, x in zip(o_i, n_i, area, strict=True) if x > 0}
+    assert found.keys() == expected.keys()
+    assert all(found[k] == pytest.approx(x, rel=EXACT) for k, x in expected.items())
+    # pieces in code order of the old units, then of the new ones
+    order = list(zip(result.old_index, result.new_index, strict=True))
+    assert order == sorted(order)
+    assert result.old_area == pytest.approx(equal_area(a), rel=EXACT)
+    assert result.new_area == pytest.approx(equal_area(b), rel=EXACT)
 
 
 # ---- with the database ------------------------------------------------------------------

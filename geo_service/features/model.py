@@ -16,6 +16,9 @@ LEVEL_TITLES = {
 COLLECTION_ID = re.compile(r"^(?P<level>[a-z]+)-(?P<vintage>[A-Za-z0-9_.-]{1,32})$")
 # The attributes every unit has, in output order (their SQL: features.sql).
 UNIT_PROPERTIES = ("code", "name", "parent_code", "unit_type", "area_km2")
+# The change of an indicator since a compared period: absolute, percent of the earlier
+# value, and the worse of the two statuses (as /maps/values gives it).
+CHANGE_SUFFIXES = ("_change", "_change_percent", "_change_status")
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,15 @@ class IndicatorJoin:
     code: str
     period: str
     shown: bool = True
+    # an earlier period: the change since it is joined too (`{code}_change`, …)
+    compare: str | None = None
+
+    def names(self) -> list[str]:
+        """The properties this join adds."""
+        names = [self.code, f"{self.code}_status"]
+        if self.compare is not None:
+            names += [f"{self.code}{suffix}" for suffix in CHANGE_SUFFIXES]
+        return names
 
 
 @dataclass
@@ -81,7 +93,7 @@ class ItemQuery:
         names = list(UNIT_PROPERTIES)
         for ind in self.indicators:
             if ind.shown:
-                names += [ind.code, f"{ind.code}_status"]
+                names += ind.names()
         return names
 
     def selected(self) -> list[str]:
@@ -90,7 +102,10 @@ class ItemQuery:
 
     def is_number(self, name: str) -> bool:
         """Whether a property holds numbers (the area and indicator values)."""
-        return name == "area_km2" or any(name == ind.code for ind in self.indicators)
+        return name == "area_km2" or any(
+            name in (ind.code, f"{ind.code}_change", f"{ind.code}_change_percent")
+            for ind in self.indicators
+        )
 
     def queryables(self) -> dict[str, str]:
         """What a filter may use, and the kind of each: the unit's attributes, its geometry,
@@ -109,5 +124,5 @@ class ItemQuery:
         names = ["code", "name"]
         for ind in self.indicators:
             if ind.shown:
-                names += [ind.code, f"{ind.code}_status"]
+                names += ind.names()
         return names

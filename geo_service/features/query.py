@@ -44,6 +44,7 @@ class RawItemParams:
     filter: str | None = None
     filter_lang: str = "cql2-text"
     filter_crs: str | None = None
+    compare: str | None = None  # an earlier period: the indicators' change since it
 
 
 def parse_bbox(text: str, across_antimeridian: bool = False) -> tuple[float, float, float, float]:
@@ -192,6 +193,8 @@ async def _indicator_joins(
                 f"indicator {code!r} has no values for {collection.id}", parameter="indicator"
             )
         period = raw.period or periods[-1]
+        if raw.compare and raw.compare not in periods:  # (loaded a moment ago?)
+            periods = await _periods(conn, collection, code, raw.compare)
         if period not in periods:
             raise InvalidParameter(
                 f"indicator {code!r} has no period {period!r} for "
@@ -199,10 +202,27 @@ async def _indicator_joins(
                 parameter="period",
                 valid=periods,
             )
-        joins.append(IndicatorJoin(code, period))
+        joins.append(IndicatorJoin(code, period, compare=_compared(raw, code, period, periods)))
     if raw.period and not joins:
         raise InvalidParameter("period needs indicator=", parameter="period")
+    if raw.compare and not joins:
+        raise InvalidParameter("compare needs indicator=", parameter="compare")
     return joins
+
+
+def _compared(raw: RawItemParams, code: str, period: str, periods: tuple[str, ...]) -> str | None:
+    """The checked period to compare an indicator's period with (another of its periods on
+    the same units: a period of an older vintage is stored there by `carry-over`)."""
+    if raw.compare is None:
+        return None
+    if raw.compare not in periods or raw.compare == period:
+        raise InvalidParameter(
+            f"indicator {code!r} has no other period {raw.compare!r} to compare {period} with"
+            f"; periods: {', '.join(periods)}",
+            parameter="compare",
+            valid=periods,
+        )
+    return raw.compare
 
 
 async def _add_filter(

@@ -48,7 +48,31 @@ def property_expr(query: ItemQuery, name: str) -> sql.Composable:
             return sql.SQL("{}.value").format(alias)
         if name == f"{ind.code}_status":
             return sql.SQL("coalesce({}.status, 'not_available')").format(alias)
+        if ind.compare is not None and name.startswith(f"{ind.code}_change"):
+            change = _CHANGE[name.removeprefix(ind.code)]
+            return change.format(now=alias, then=sql.Identifier(f"c{n}"))
     raise KeyError(name)
+
+
+# The change since a compared period, from the two published values only (a hidden or
+# missing value on either side leaves it null: nothing hidden can be derived from it), as
+# indicators.compare.change computes it for /maps/values.
+_BOTH_SHOWN = "{now}.status IN ('ok', 'provisional') AND {then}.status IN ('ok', 'provisional')"
+_CHANGE = {
+    "_change": sql.SQL(f"CASE WHEN {_BOTH_SHOWN} THEN {{now}}.value - {{then}}.value END"),
+    "_change_percent": sql.SQL(
+        f"CASE WHEN {_BOTH_SHOWN} AND {{then}}.value <> 0"
+        " THEN ({now}.value - {then}.value) / abs({then}.value) * 100 END"
+    ),
+    # the worse of the two statuses (indicators.apportion.STATUS_RANK)
+    "_change_status": sql.SQL(
+        "CASE WHEN 'suppressed' IN ({now}.status, {then}.status) THEN 'suppressed'"
+        " WHEN {now}.status IS NULL OR {then}.status IS NULL"
+        "  OR 'not_available' IN ({now}.status, {then}.status) THEN 'not_available'"
+        " WHEN 'provisional' IN ({now}.status, {then}.status) THEN 'provisional'"
+        " ELSE 'ok' END"
+    ),
+}
 
 
 def _geometry_expr(query: ItemQuery, params: dict[str, Any]) -> sql.Composable:
@@ -118,10 +142,15 @@ def indicator_joins(
     """The published (disclosure-controlled) values of the query's indicators, joined onto
     units `u` as i0, i1, … (a filter compares these published values: a suppressed one is
     null and selects nothing)."""
-    return [
+    joins = [
         published_join(f"i{n}", ind.code, ind.period, params)
         for n, ind in enumerate(query.indicators)
         if ind.shown or for_filter
+    ]
+    return joins + [
+        published_join(f"c{n}", ind.code, ind.compare, params)
+        for n, ind in enumerate(query.indicators)
+        if ind.compare is not None and ind.shown
     ]
 
 

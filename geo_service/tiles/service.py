@@ -73,7 +73,10 @@ def variant_of(query: ItemQuery) -> str:
         return DEFAULT_VARIANT  # the URL without parameters: a fixed name nginx can find
     text = "|".join(
         [
-            ",".join(f"{i.code}@{i.period}" for i in query.indicators),
+            ",".join(
+                f"{i.code}@{i.period}" + (f"-{i.compare}" if i.compare else "")
+                for i in query.indicators
+            ),
             ",".join(query.properties) if query.properties is not None else "*",
         ]
     )
@@ -136,6 +139,7 @@ class TileRequest:
     # enumeration areas with private reads: only those of these provinces or communes
     # (None: all); such a tile is rendered for its request and never cached
     scope: tuple[str, ...] | None = None
+    compare: str | None = None  # units: an earlier period, for the indicators' change
 
 
 class TileService:
@@ -225,7 +229,10 @@ class TileService:
                 parameter="x" if x >= grid.tile_count(z) else "y",
             )
         raw = RawItemParams(
-            indicator=request.indicator, period=request.period, properties=request.properties
+            indicator=request.indicator,
+            period=request.period,
+            properties=request.properties,
+            compare=request.compare,
         )
         if layer == EA_LAYER and request.scope is not None:
             return ServedTile(await self.scoped_ea_tile(pool, request))

@@ -69,6 +69,18 @@ _ZOOM0_CELL = 2 * _EARTH_HALF / 256  # metres per pixel of a 256-pixel tile at z
 _VIETNAM = (102.1, 6.9, 117.9, 23.4)
 
 
+# The change of the indicators since an earlier period of theirs (`{code}_change`, …).
+Compare = Annotated[
+    str | None,
+    Query(
+        max_length=10,
+        pattern=CODE,
+        description="an earlier period of the indicators: the tiles carry their change since "
+        "it ({code}_change, {code}_change_percent, {code}_change_status)",
+    ),
+]
+
+
 def _check_tms(tms: str) -> None:
     if tms != TMS:
         raise NotFound(
@@ -243,6 +255,18 @@ def _fields(query: ItemQuery) -> dict[str, str]:
             fields[ind.code] = f"{ind.code} ({ind.period}); null when suppressed or not available"
         if f"{ind.code}_status" in fields:
             fields[f"{ind.code}_status"] = "ok, provisional, suppressed or not_available"
+        since = f"since {ind.compare}, from the published values of both periods"
+        for name, text in (
+            (
+                "_change",
+                f"{ind.code} {ind.period} minus {ind.compare}; null when either is hidden "
+                "or missing",
+            ),
+            ("_change_percent", f"the change {since}, in % of {ind.compare}; null if that is 0"),
+            ("_change_status", f"the worse status of {ind.period} and {ind.compare}"),
+        ):
+            if f"{ind.code}{name}" in fields:
+                fields[f"{ind.code}{name}"] = text
     return fields
 
 
@@ -327,6 +351,7 @@ async def tilejson(
     indicator: Annotated[str | None, Query(max_length=300, pattern=CODE_LIST)] = None,
     period: Annotated[str | None, Query(max_length=10, pattern=CODE)] = None,
     properties: Annotated[str | None, Query(max_length=1000, pattern=CODE_LIST)] = None,
+    compare: Compare = None,
 ) -> TileJson:
     """TileJSON for MapLibre/Leaflet clients, with vector_layers and their fields."""
     _check_tms(tileMatrixSetId)
@@ -335,12 +360,18 @@ async def tilejson(
     if layer.id != EA_LAYER:
         c = await read_collection(conn, collectionId)
         query = await build_item_query(
-            conn, c, RawItemParams(indicator=indicator, period=period, properties=properties)
+            conn,
+            c,
+            RawItemParams(
+                indicator=indicator, period=period, properties=properties, compare=compare
+            ),
         )
         params = {}
         if query.indicators:
             params["indicator"] = ",".join(i.code for i in query.indicators)
             params["period"] = query.indicators[0].period
+            if compare:
+                params["compare"] = compare
         if query.properties is not None:
             params["properties"] = ",".join(query.properties)
         if params:
@@ -396,6 +427,7 @@ async def tile(
     period: Annotated[str | None, Query(max_length=10, pattern=CODE)] = None,
     properties: Annotated[str | None, Query(max_length=1000, pattern=CODE_LIST)] = None,
     census_round: Annotated[str | None, Query(alias="round", pattern=r"^\d{4}$")] = None,
+    compare: Compare = None,
 ) -> Response:
     """An MVT tile whose layer is the collection id; features carry code, name, indicators."""
     _check_tms(tileMatrixSetId)
@@ -409,7 +441,7 @@ async def tile(
         services.pool if collectionId == EA_LAYER else pool,
         catalogue,
         collectionId,
-        TileRequest(z, x, y, indicator, period, properties, census_round, scope),
+        TileRequest(z, x, y, indicator, period, properties, census_round, scope, compare),
     )
     return await _answer(request, served, private, tiles.settings.tile_cache_control)
 
