@@ -78,6 +78,7 @@ candidates AS MATERIALIZED (
     FROM admin_unit_generalised g CROSS JOIN env
     WHERE g.vintage = %(vintage)s AND g.level = %(level)s AND g.band = {band}
       AND g.geom_3857 && ST_Expand(env.e, %(margin)s)
+    ORDER BY g.code  -- (the same data gives the same bytes, and the same ETag)
     LIMIT %(guard_limit)s
 ),
 features AS MATERIALIZED (
@@ -211,6 +212,8 @@ candidates AS MATERIALIZED (
            OR EXISTS (SELECT 1 FROM admin_unit s WHERE s.level = 'commune'
                       AND s.vintage = a.commune_vintage AND s.code = a.commune_code
                       AND s.parent_code = ANY(%(scope)s::text[])))
+    -- (no ORDER BY: nothing is cut any more, and sorting a dense tile's 20,000 rows
+    -- spills to disk; the same rows in the same places still give the same bytes)
     LIMIT %(guard_limit)s
 ),
 features AS MATERIALIZED (
