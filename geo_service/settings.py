@@ -205,7 +205,9 @@ class ServiceSettings(BaseSettings):
     # "notify": rely on LISTEN/NOTIFY only (faster, stale for milliseconds after a change)
     tile_freshness: Literal["strict", "notify"] = "strict"
     tile_cache_control: str = "public, max-age=0, must-revalidate"
-    max_features_per_tile: int = 20_000
+    # a guard: a tile holding more features is refused (422 naming `z`) rather than drawn
+    # in part; 0 (default): every feature is drawn, at every zoom
+    max_features_per_tile: int = Field(default=0, ge=0)
     # the background job that renders every tile z0..this of every unit collection into the
     # cache, at start-up (what is missing) and after each change (what it touched); 0: off
     prerender_max_zoom: int = Field(default=12, ge=0, le=22)

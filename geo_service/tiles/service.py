@@ -17,7 +17,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from geo_core import grid
-from geo_core.errors import InvalidParameter
+from geo_core.errors import InvalidParameter, TooExpensive
 from geo_service.features.catalogue import CollectionCatalogue
 from geo_service.features.model import ItemQuery
 from geo_service.features.query import RawItemParams, build_item_query, query_from_memory
@@ -380,7 +380,11 @@ class TileService:
                 key.layer, z, x, y, cached.epoch, key.variant == DEFAULT_VARIANT
             ):
                 return False
-        tile = await self._render(conn, statement, params, z, x, y)
+        try:
+            tile = await self._render(conn, statement, params, z, x, y)
+        except TooExpensive as exc:  # (over the feature guard: a request gets the same 422)
+            logger.info("tile pre-render: %s skipped: %s", key, exc.message)
+            return False
         await self.freshness.store(key, await _completed(tile), caches)
         return True
 
@@ -422,6 +426,13 @@ class TileService:
             raise InvalidParameter(
                 f"tile {z}/{x}/{y}: {exc.diag.message_primary}", parameter="z"
             ) from exc
+        if row is not None and row[1] is None:
+            raise TooExpensive(
+                f"tile {z}/{x}/{y} holds more than {self.options.max_features:,} features, "
+                "the most this service draws in one tile (GEO_SERVICE_MAX_FEATURES_PER_TILE): "
+                "ask for its tiles at a deeper zoom",
+                parameter="z",
+            )
         epoch, raw = (int(row[0]), bytes(row[1])) if row else (0, b"")
         self.stats.rendered_bytes += len(raw)
         # (compressed when answered, in the encoding asked for, and when stored)

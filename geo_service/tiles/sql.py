@@ -25,7 +25,9 @@ class MvtOptions:
 
     extent: int = 4096
     buffer: int = 64
-    max_features: int = 20_000
+    # the most features a tile may hold, else it is refused (TooExpensive) rather than
+    # drawn in part; 0: no guard (every feature, the cost bounded by generalisation)
+    max_features: int = 0
 
 
 def tile_sql(
@@ -38,13 +40,13 @@ def tile_sql(
         "y": y,
         "extent": options.extent,
         "buffer": options.buffer,
-        "limit": options.max_features,
         "vintage": query.collection.vintage,
         "level": query.collection.level,
         "layer": query.collection.id,
         # buffer in metres at this zoom, for the index search
         "margin": 40075016.68557849 / (1 << z) * options.buffer / options.extent,
         **_tile_cells(z, x, y, options),
+        **_guard(options),
     }
     names = query.tile_properties()
     band = band_for_zoom(z)
@@ -76,8 +78,8 @@ candidates AS MATERIALIZED (
     FROM admin_unit_generalised g CROSS JOIN env
     WHERE g.vintage = %(vintage)s AND g.level = %(level)s AND g.band = {band}
       AND g.geom_3857 && ST_Expand(env.e, %(margin)s)
-    ORDER BY g.code
-    LIMIT %(limit)s
+    ORDER BY g.code  -- (the same data gives the same bytes, and the same ETag)
+    LIMIT %(guard_limit)s
 ),
 features AS MATERIALIZED (
     SELECT coalesce(ST_AsMVTGeom(c.geom_3857, env.e, %(extent)s, %(buffer)s, true),
@@ -87,9 +89,8 @@ features AS MATERIALIZED (
     {joins}
     CROSS JOIN env
 )
-SELECT (SELECT epoch FROM tile_epoch), coalesce(ST_AsMVT(f.*, %(layer)s, %(extent)s, 'geom'), '')
-FROM features f WHERE f.geom IS NOT NULL
-""").format(
+{mvt}""").format(
+        mvt=_GUARDED_MVT,
         columns=sql.SQL("").join(sql.SQL(", ") + c for c in columns),
         joins=sql.SQL(" ").join(joins),
         smaller_than_cell=_SMALLER_THAN_CELL,
@@ -99,22 +100,45 @@ FROM features f WHERE f.geom IS NOT NULL
     )
 
 
+# The answer: the data epoch (of the same snapshot) and the MVT of every feature, or NULL
+# when a guard is set and the tile holds more features than it (the caller refuses the
+# tile: a tile drawn in part would look complete).
+_GUARDED_MVT = sql.SQL("""
+SELECT (SELECT epoch FROM tile_epoch),
+       CASE WHEN %(guard)s > 0 AND (SELECT count(*) FROM candidates) > %(guard)s THEN NULL
+            ELSE (SELECT coalesce(ST_AsMVT(f.*, %(layer)s, %(extent)s, 'geom'), '')
+                  FROM features f WHERE f.geom IS NOT NULL)
+       END
+""")
+
+
+def _guard(options: MvtOptions) -> dict[str, int | None]:
+    """The guard's parameters: candidates are read up to one past it (None: all)."""
+    guard = options.max_features
+    return {"guard": guard, "guard_limit": guard + 1 if guard > 0 else None}
+
+
 # A unit narrower than a cell of the tile's grid (1/16 of a pixel) collapses when
 # ST_AsMVTGeom snaps it to the grid and would vanish from the tile: at z0–z4 hundreds of
 # communes are that small. Such a unit is drawn as the grid cell its point on surface lies
 # in instead, so every unit is in the tile at every zoom (to colour, to click, to count);
 # at that size no neighbour's shared edge can be seen anyway. (Evaluated only for a unit
 # whose geometry gave nothing and whose box is that narrow.)
-_SMALLER_THAN_CELL = sql.SQL("""
-CASE WHEN ST_Area(c.geom_3857) < %(small)s THEN (
+def _cell_of_point_on_surface(column: str) -> sql.Composed:
+    """The tile grid's cell in which the point on surface of candidate `c`'s column lies."""
+    return sql.SQL("""(
     SELECT ST_AsMVTGeom(ST_MakeEnvelope(
                %(west)s + floor((ST_X(p) - %(west)s) / %(cell)s) * %(cell)s,
                %(north)s - (floor((%(north)s - ST_Y(p)) / %(cell)s) + 1) * %(cell)s,
                %(west)s + (floor((ST_X(p) - %(west)s) / %(cell)s) + 1) * %(cell)s,
                %(north)s - floor((%(north)s - ST_Y(p)) / %(cell)s) * %(cell)s, 3857),
            env.e, %(extent)s, %(buffer)s, true)
-    FROM ST_PointOnSurface(c.geom_3857) p)
-END""")
+    FROM ST_PointOnSurface({}) p)""").format(sql.Identifier("c", column))
+
+
+_SMALLER_THAN_CELL = sql.SQL("CASE WHEN ST_Area(c.geom_3857) < %(small)s THEN {} END").format(
+    _cell_of_point_on_surface("geom_3857")
+)
 
 _HALF_WORLD = 20037508.342789244  # metres: the bounds of ST_TileEnvelope
 
@@ -132,6 +156,10 @@ def _tile_cells(z: int, x: int, y: int, options: MvtOptions) -> dict[str, float]
 
 
 EA_LAYER = "enumeration-areas"
+# Zooms whose EA geometry is stored generalised (migration 0021: geom_z5 … geom_z8, on a grid
+# of half a pixel of that zoom); shallower zooms draw the z5 copy, deeper ones simplify
+# their Web Mercator copy per tile (an EA is many pixels wide there, and few are in a tile).
+EA_BAND_ZOOMS = (5, 6, 7, 8)
 
 
 def ea_tile_sql(
@@ -142,9 +170,11 @@ def ea_tile_sql(
     census_round: str | None,
     scope: tuple[str, ...] | None = None,
 ) -> tuple[sql.Composed, dict[str, Any]]:
-    """Enumeration areas, simplified to half a pixel of this zoom, coloured by status: a box
-    search on their Web Mercator copy (kept by a trigger, migration 0020), no transform;
-    with a `scope` (private reads), only the EAs of those communes or provinces."""
+    """Every enumeration area in the tile, coloured by status: a box search on their Web
+    Mercator copy (migration 0020), drawn from the copy generalised for this zoom up to z8
+    (0021) or simplified to half a pixel deeper; an EA too small to draw is drawn as the
+    grid cell it lies in. With a `scope` (private reads), only the EAs of those communes or
+    provinces."""
     pixel = 40075016.68557849 / (1 << z) / options.extent
     params: dict[str, Any] = {
         "z": z,
@@ -152,20 +182,29 @@ def ea_tile_sql(
         "y": y,
         "extent": options.extent,
         "buffer": options.buffer,
-        "limit": options.max_features,
         "layer": EA_LAYER,
         "round": census_round,
         "scope": list(scope) if scope is not None else None,
         "margin": pixel * options.buffer * 256 / options.extent * 16,
         "tolerance": pixel * 8,
+        **_tile_cells(z, x, y, options),
+        **_guard(options),
     }
-    statement = sql.SQL("""
+    return _ea_tile_statement(min(z, EA_BAND_ZOOMS[-1] + 1)), params
+
+
+@functools.lru_cache(maxsize=16)
+def _ea_tile_statement(zoom: int) -> sql.Composed:
+    """The EA tile statement drawing the geometry of this zoom (z9 and deeper: the same)."""
+    if zoom > EA_BAND_ZOOMS[-1]:
+        drawn: sql.Composable = sql.SQL("ST_Simplify(a.geom_3857, %(tolerance)s, true)")
+    else:
+        drawn = sql.Identifier("a", f"geom_z{max(zoom, EA_BAND_ZOOMS[0])}")
+    return sql.SQL("""
 WITH env AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS e),
-features AS MATERIALIZED (
-    SELECT ST_AsMVTGeom(ST_Simplify(a.geom_3857, %(tolerance)s, true), env.e,
-                        %(extent)s, %(buffer)s, true) AS geom,
-           a.id, a.code, a.status, a.commune_code, a.census_round,
-           round(a.households)::int AS households, a.version
+candidates AS MATERIALIZED (
+    SELECT {drawn} AS drawn, a.id, a.code, a.status, a.commune_code, a.census_round,
+           a.households, a.version
     FROM enumeration_area a CROSS JOIN env
     WHERE a.geom_3857 && ST_Expand(env.e, %(margin)s)
       AND (%(round)s::text IS NULL OR a.census_round = %(round)s)
@@ -173,13 +212,25 @@ features AS MATERIALIZED (
            OR EXISTS (SELECT 1 FROM admin_unit s WHERE s.level = 'commune'
                       AND s.vintage = a.commune_vintage AND s.code = a.commune_code
                       AND s.parent_code = ANY(%(scope)s::text[])))
-    ORDER BY a.id
-    LIMIT %(limit)s
+    -- (no ORDER BY: nothing is cut any more, and sorting a dense tile's 20,000 rows
+    -- spills to disk; the same rows in the same places still give the same bytes)
+    LIMIT %(guard_limit)s
+),
+features AS MATERIALIZED (
+    SELECT coalesce(ST_AsMVTGeom(c.drawn, env.e, %(extent)s, %(buffer)s, true),
+                    {smaller_than_cell}) AS geom,
+           c.id, c.code, c.status, c.commune_code, c.census_round,
+           round(c.households)::int AS households, c.version
+    FROM candidates c CROSS JOIN env
 )
-SELECT (SELECT epoch FROM tile_epoch), coalesce(ST_AsMVT(f.*, %(layer)s, %(extent)s, 'geom'), '')
-FROM features f WHERE f.geom IS NOT NULL
-""")
-    return statement.format(), params
+{mvt}""").format(drawn=drawn, smaller_than_cell=_EA_SMALLER_THAN_CELL, mvt=_GUARDED_MVT)
+
+
+# An EA narrower than a cell of the tile's grid is drawn as the cell its point on surface
+# lies in, as a unit is (at z5–z8 the stored geometry already is that cell: migration 0021).
+_EA_SMALLER_THAN_CELL = sql.SQL("CASE WHEN ST_Area(c.drawn) < %(small)s THEN {} END").format(
+    _cell_of_point_on_surface("drawn")
+)
 
 
 _PART_BBOXES = """

@@ -1,0 +1,233 @@
+"""EA tiles hold every enumeration area at every zoom (issue #25): no silent cap on the
+features of a tile, a guard that refuses instead of drawing part of a tile, and low-zoom
+geometry generalised once per zoom (migration 0021) that stays what the per-tile
+simplification drew, keeps neighbours' shared edges and follows every edit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import mapbox_vector_tile
+import psycopg
+import pytest
+import shapely
+from fastapi.testclient import TestClient
+from shapely.geometry import shape
+
+from geo_core import grid
+from geo_service.http.app import create_app
+from geo_service.settings import DEMO_RASTER, ServiceSettings
+from geo_service.tiles.sql import EA_LAYER, MvtOptions, ea_tile_sql
+
+TILES = "/collections/enumeration-areas/tiles/WebMercatorQuad"
+CELL_SQUARES = 20_100  # more than the 20,000 features a tile was cut at
+COMMUNES = ["00004", "00008", "00025", "00070"]  # Ba Đình and neighbours, Hà Nội
+PIXEL = 16  # cells of a 4096-cell tile in a screen pixel of a 256-pixel tile
+
+# An EA tile as it was drawn before migration 0021 (without its feature cap): each EA's
+# Web Mercator copy simplified to half a pixel for this tile, then clipped and snapped.
+_SIMPLIFIED_PER_TILE = """
+WITH env AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS e),
+features AS MATERIALIZED (
+    SELECT ST_AsMVTGeom(ST_Simplify(a.geom_3857, %(tolerance)s, true), env.e, 4096, 64, true)
+               AS geom,
+           a.id, a.code, a.status, round(a.households)::int AS households
+    FROM enumeration_area a CROSS JOIN env
+    WHERE a.geom_3857 && ST_Expand(env.e, %(margin)s)
+)
+SELECT coalesce(ST_AsMVT(f.*, 'enumeration-areas', 4096, 'geom'), '') FROM features f
+WHERE f.geom IS NOT NULL
+"""
+
+
+def _features(raw: bytes) -> list[dict[str, Any]]:
+    if not raw:
+        return []
+    return list(mapbox_vector_tile.decode(raw)[EA_LAYER]["features"])
+
+
+def _by_id(raw: bytes) -> dict[int, tuple[dict[str, Any], Any]]:
+    return {
+        f["properties"]["id"]: (f["properties"], shapely.make_valid(shape(f["geometry"])))
+        for f in _features(raw)
+    }
+
+
+def _squares_sql(count: int) -> str:
+    """Plain SQL adding `count` EAs of 15 m × 15 m side by side in Ba Đình (round 2031)."""
+    side = 0.000135  # degrees: about 15 m
+    return (
+        "INSERT INTO enumeration_area (census_round, code, commune_vintage, commune_code, geom,"
+        " households, updated_by)"
+        " SELECT '2031', '00004-' || lpad(i::text, 5, '0'), '2025', '00004',"
+        f" ST_Multi(ST_MakeEnvelope(105.815 + (i % 150) * {side}, 21.030 + (i / 150) * {side},"
+        f"  105.815 + (i % 150 + 1) * {side}, 21.030 + (i / 150 + 1) * {side}, 4326)), 3, 'test'"
+        f" FROM generate_series(0, {count - 1}) i"
+    )
+
+
+@pytest.fixture(scope="module")
+def squares_db(pg: Any, demo_template: str) -> Iterator[str]:
+    """A demo database with 20,100 small EAs side by side (more than a tile was cut at)."""
+    url = pg.create_database(demo_template)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(_squares_sql(CELL_SQUARES))
+    yield url
+    pg.drop_database(url)
+
+
+def test_a_tile_holds_every_ea_at_every_zoom(squares_db: str, tmp_path: Any) -> None:
+    """20,100 EAs of 15 m in one place: every tile over them, from z5 (where each is a tiny
+    fraction of a pixel) to z9, holds all of them (a tile used to stop at 20,000, and EAs
+    smaller than a cell of the tile's grid vanished)."""
+    settings = ServiceSettings(home=tmp_path / "home", tile_cache="none", prerender_max_zoom=0)
+    with TestClient(create_app(settings, db_url=squares_db)) as client:
+        for z in (5, 7, 8, 9):
+            x, y = next(grid.tiles_in((105.816, 21.031, 105.816, 21.031), z))
+            response = client.get(f"{TILES}/{z}/{x}/{y}", params={"round": "2031"})
+            assert response.status_code == 200, response.text
+            ids = {f["properties"]["id"] for f in _features(response.content)}
+            assert len(ids) == CELL_SQUARES, f"z{z}: {len(ids)} of {CELL_SQUARES} EAs"
+
+
+def test_a_feature_guard_refuses_the_tile_instead_of_cutting_it(
+    squares_db: str, tmp_path: Any
+) -> None:
+    """With GEO_SERVICE_MAX_FEATURES_PER_TILE set, a tile over more EAs is a 422 naming `z`
+    (a part of a tile would look like all of it), never cached; a tile under it is whole."""
+    settings = ServiceSettings(
+        home=tmp_path / "home",
+        tile_cache="sqlite",
+        prerender_max_zoom=0,
+        max_features_per_tile=20_000,
+    )
+    x, y = next(grid.tiles_in((105.816, 21.031, 105.816, 21.031), 7))
+    with TestClient(create_app(settings, db_url=squares_db)) as client:
+        for _ in range(2):  # (the refusal is not kept anywhere: the same answer again)
+            refused = client.get(f"{TILES}/7/{x}/{y}", params={"round": "2031"})
+            assert refused.status_code == 422, refused.text
+            assert refused.json()["parameter"] == "z"
+            assert "20,000" in refused.json()["detail"]
+        # a z17 tile holds a few hundred of the squares: under the guard, drawn whole
+        x, y = next(grid.tiles_in((105.8160, 21.0310, 105.8160, 21.0310), 17))
+        small = client.get(f"{TILES}/17/{x}/{y}", params={"round": "2031"})
+        assert small.status_code == 200
+        assert 0 < len(_features(small.content)) < 1_000
+
+
+@pytest.fixture(scope="module")
+def generated_db(pg: Any, demo_template: str) -> Iterator[str]:
+    """A demo database with the generator's draft EAs of four central Hà Nội communes."""
+    from geo_service.ea.generate import generate
+
+    url = pg.create_database(demo_template)
+    with psycopg.connect(url, autocommit=True) as conn:
+        summary = generate(conn, "2025", "2029", COMMUNES, DEMO_RASTER, 120, 3.5)
+    assert summary.eas > 150
+    yield url
+    pg.drop_database(url)
+
+
+def _tiles(url: str, z: int) -> Iterator[tuple[int, int, bytes, bytes]]:
+    """Every tile at zoom z over the generated EAs, drawn now and per tile as before."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e)"
+            " FROM (SELECT ST_Extent(geom) AS e FROM enumeration_area) s"
+        ).fetchone()
+        assert row is not None
+        for x, y in sorted(grid.tiles_in(tuple(row), z)):
+            statement, params = ea_tile_sql(z, x, y, MvtOptions(), None)
+            new = conn.execute(statement, params).fetchone()
+            old = conn.execute(_SIMPLIFIED_PER_TILE, params).fetchone()
+            assert new is not None and old is not None
+            yield x, y, bytes(new[1]), bytes(old[0])
+
+
+@pytest.mark.parametrize("z", [4, 5, 6, 7, 8])
+def test_low_zoom_tiles_hold_the_same_eas_within_half_a_pixel(generated_db: str, z: int) -> None:
+    """The same EAs as the per-tile simplification drew, with the same properties, each
+    within half a pixel (and the rounding to the tile grid) of it; the EAs that vanished
+    from it (smaller than a cell) are there too, as the one cell they lie in."""
+    with psycopg.connect(generated_db) as conn:
+        row = conn.execute("SELECT count(*) FROM enumeration_area").fetchone()
+    assert row is not None
+    every_ea: set[int] = set()
+    for x, y, new_raw, old_raw in _tiles(generated_db, z):
+        new, old = _by_id(new_raw), _by_id(old_raw)
+        assert set(old) <= set(new), f"{z}/{x}/{y}: {sorted(set(old) - set(new))} missing"
+        every_ea |= set(new)
+        for ea_id, (props, geom) in old.items():
+            new_props, new_geom = new[ea_id]
+            for name in ("code", "status", "households"):
+                assert new_props[name] == props[name], (ea_id, name)
+            if not geom.is_empty and not new_geom.is_empty:
+                distance = geom.hausdorff_distance(new_geom)
+                assert distance <= PIXEL, f"{z}/{x}/{y} EA {ea_id}: {distance:.1f} cells"
+    assert len(every_ea) == row[0], f"z{z}: {len(every_ea)} of {row[0]} EAs"
+
+
+@pytest.mark.parametrize("z", [5, 6, 7, 8])
+def test_neighbouring_eas_still_share_their_edges(generated_db: str, z: int) -> None:
+    """Decoded, the EAs of a tile neither overlap (but for the single cells that stand for
+    EAs smaller than half a pixel) nor leave gaps between them: the union has no hole that
+    the EAs' exact union, drawn into the same tile, does not have."""
+    with psycopg.connect(generated_db, autocommit=True) as conn:
+        for x, y, new_raw, _ in _tiles(generated_db, z):
+            geoms = [g for _, g in _by_id(new_raw).values() if not g.is_empty]
+            cells = sum(1 for g in geoms if g.area <= 1)
+            union = shapely.union_all(geoms)
+            overlap = sum(g.area for g in geoms) - union.area
+            assert overlap <= cells + 1e-6 * union.area, f"{z}/{x}/{y}: {overlap} cells²"
+            row = conn.execute(
+                "SELECT ST_AsBinary(ST_AsMVTGeom(ST_Transform(ST_Union(geom), 3857),"
+                " ST_TileEnvelope(%s, %s, %s), 4096, 64, true)) FROM enumeration_area",
+                (z, x, y),
+            ).fetchone()
+            assert row is not None and row[0] is not None
+            exact = shapely.from_wkb(row[0])
+            assert _holes(union) <= _holes(exact) + PIXEL * PIXEL, f"{z}/{x}/{y}: a gap"
+
+
+def _holes(geom: Any) -> float:
+    """The area of a (multi)polygon's holes."""
+    parts = getattr(geom, "geoms", [geom])
+    return float(sum(shapely.Polygon(ring).area for part in parts for ring in part.interiors))
+
+
+def test_an_edit_changes_the_low_zoom_tile(generated_db: str, tmp_path: Any) -> None:
+    """Moving an EA and changing its status with plain SQL recomputes its generalised
+    copies, and its (cached) z7 tile shows both."""
+    settings = ServiceSettings(home=tmp_path / "home", tile_cache="sqlite", prerender_max_zoom=0)
+    with psycopg.connect(generated_db, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT id, ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom))"
+            " FROM enumeration_area ORDER BY ST_Area(geom) DESC LIMIT 1"
+        ).fetchone()
+    assert row is not None
+    ea_id, lon, lat = row
+    x, y = next(grid.tiles_in((lon, lat, lon, lat), 7))
+    path = f"{TILES}/7/{x}/{y}"
+    with TestClient(create_app(settings, db_url=generated_db)) as client:
+        before = _by_id(client.get(path).content)[ea_id]
+        assert _by_id(client.get(path).content)[ea_id] == before  # (now from the cache)
+        with psycopg.connect(generated_db, autocommit=True) as conn:
+            conn.execute(
+                "UPDATE enumeration_area SET geom = ST_Multi(ST_Translate(geom, 0.02, 0)),"
+                " status = 'submitted', households = households + 7 WHERE id = %s",
+                (ea_id,),
+            )
+            stored = conn.execute(
+                "SELECT bool_and(ST_Equals(geom_z5, ea_band_geometry(geom, 5))"
+                " AND ST_Equals(geom_z7, ea_band_geometry(geom, 7))"
+                " AND ST_Equals(geom_z8, ea_band_geometry(geom, 8)))"
+                " FROM enumeration_area WHERE id = %s",
+                (ea_id,),
+            ).fetchone()
+            assert stored == (True,)
+        props, geom = _by_id(client.get(path).content)[ea_id]
+    assert props["status"] == "submitted"
+    assert props["households"] == before[0]["households"] + 7
+    # 0.02° of the 360 / 2**7 a z7 tile spans: about 29 of its 4096 cells, snapped to 8
+    assert geom.bounds[0] - before[1].bounds[0] == pytest.approx(0.02 / (360 / 2**7) * 4096, abs=9)
