@@ -1,6 +1,6 @@
 """EA tiles hold every enumeration area at every zoom (issue #25): no silent cap on the
 features of a tile, a guard that refuses instead of drawing part of a tile, and low-zoom
-geometry generalised once per zoom (migration 0021) that stays what the per-tile
+geometry generalised once per zoom (migration 0022) that stays what the per-tile
 simplification drew, keeps neighbours' shared edges and follows every edit."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ CELL_SQUARES = 20_100  # more than the 20,000 features a tile was cut at
 COMMUNES = ["00004", "00008", "00025", "00070"]  # Ba Đình and neighbours, Hà Nội
 PIXEL = 16  # cells of a 4096-cell tile in a screen pixel of a 256-pixel tile
 
-# An EA tile as it was drawn before migration 0021 (without its feature cap): each EA's
+# An EA tile as it was drawn before migration 0022 (without its feature cap): each EA's
 # Web Mercator copy simplified to half a pixel for this tile, then clipped and snapped.
 _SIMPLIFIED_PER_TILE = """
 WITH env AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS e),

@@ -156,7 +156,7 @@ def _tile_cells(z: int, x: int, y: int, options: MvtOptions) -> dict[str, float]
 
 
 EA_LAYER = "enumeration-areas"
-# Zooms whose EA geometry is stored generalised (migration 0021: geom_z5 … geom_z8, on a grid
+# Zooms whose EA geometry is stored generalised (migration 0022: geom_z5 … geom_z8, on a grid
 # of half a pixel of that zoom); shallower zooms draw the z5 copy, deeper ones simplify
 # their Web Mercator copy per tile (an EA is many pixels wide there, and few are in a tile).
 EA_BAND_ZOOMS = (5, 6, 7, 8)
@@ -172,7 +172,7 @@ def ea_tile_sql(
 ) -> tuple[sql.Composed, dict[str, Any]]:
     """Every enumeration area in the tile, coloured by status: a box search on their Web
     Mercator copy (migration 0020), drawn from the copy generalised for this zoom up to z8
-    (0021) or simplified to half a pixel deeper; an EA too small to draw is drawn as the
+    (0022) or simplified to half a pixel deeper; an EA too small to draw is drawn as the
     grid cell it lies in. With a `scope` (private reads), only the EAs of those communes or
     provinces."""
     pixel = 40075016.68557849 / (1 << z) / options.extent
@@ -227,7 +227,7 @@ features AS MATERIALIZED (
 
 
 # An EA narrower than a cell of the tile's grid is drawn as the cell its point on surface
-# lies in, as a unit is (at z5–z8 the stored geometry already is that cell: migration 0021).
+# lies in, as a unit is (at z5–z8 the stored geometry already is that cell: migration 0022).
 _EA_SMALLER_THAN_CELL = sql.SQL("CASE WHEN ST_Area(c.drawn) < %(small)s THEN {} END").format(
     _cell_of_point_on_surface("drawn")
 )
