@@ -534,6 +534,23 @@ def label_units(
     a name that would overlap an earlier one (of this call, or in `placed`, which it
     extends) or leave the frame is left out (the caller gives the most important first).
     Returns the names written."""
+    return label_first_fit(
+        ax, (([(x, y)], text) for x, y, text in labels), fontsize, colour, placed
+    )
+
+
+def label_first_fit(
+    ax: Axes,
+    labels: Iterable[tuple[Iterable[tuple[float, float]], str]],
+    fontsize: float = 6.5,
+    colour: str = "#222222",
+    placed: list[Any] | None = None,
+) -> list[Text]:
+    """Each name at the first of its candidate points (metres) where it neither overlaps an
+    earlier name (of this call, or in `placed`, which it extends) nor leaves the frame; a
+    name with no such point is left out (the caller gives the most important first). The
+    candidates are read lazily: a name written at its first point costs no other. Returns
+    the names written."""
     placed = [] if placed is None else placed
     written: list[Text] = []
     renderer = ax.figure.canvas.get_renderer()  # type: ignore[attr-defined]
@@ -544,12 +561,15 @@ def label_units(
     probe = Text(fontsize=fontsize, ha="center", va="center")
     probe.set_figure(ax.figure)
     probe.set_transform(ax.transData)
-    for x, y, text in labels:
-        probe.set_position((x, y))
+    for points, text in labels:
         probe.set_text(text)
-        box = probe.get_window_extent(renderer=renderer)
-        fits = inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0
-        if not (fits and box.y1 <= inside.y1) or any(box.overlaps(other) for other in placed):
+        for x, y in points:
+            probe.set_position((x, y))
+            box = probe.get_window_extent(renderer=renderer)
+            fits = inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0
+            if fits and box.y1 <= inside.y1 and not any(box.overlaps(o) for o in placed):
+                break
+        else:
             continue
         placed.append(box)
         written.append(
