@@ -300,11 +300,16 @@ class FieldMapPage:
             ),
         ]
         carto.frame(ax, (x0 - pad, y0 - pad, x1 + pad, y1 + pad), margin=0.0)
+        # (the scale bar first: the codes go around it and the north arrow, not over them)
+        bar = carto.scale_bar(ax, self.lang)
+        drawn += bar
         point = target.representative_point()
-        placed: list[Any] = []
+        placed: list[Any] = []  # (the EA's own code is always written)
         drawn += carto.label_units(
             ax, [(point.x, point.y, ea["code"])], fontsize=10, colour="#c0392b", placed=placed
         )
+        renderer = self.figure.canvas.get_renderer()  # type: ignore[attr-defined]
+        placed += [carto.north_arrow_box(ax), *(a.get_window_extent(renderer) for a in bar)]
         eas = self.sheet.eas
         order, shared = neighbour_order(target, self.shapes[near])
         drawn += carto.label_first_fit(
@@ -316,7 +321,6 @@ class FieldMapPage:
             fontsize=7,
             placed=placed,
         )
-        drawn += carto.scale_bar(ax, self.lang)
         self.drawn = [artist for artist in drawn if artist is not None]
 
 
