@@ -331,7 +331,7 @@ SCAN_FRACTIONS = (0.5, 0.3, 0.7, 0.15, 0.85)  # where across a neighbour its cod
 def neighbour_order(target: BaseGeometry, shapes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The order in which neighbours are labelled, and each one's length (metres) of boundary
     shared with the target: those sharing most of its boundary first (an enumerator must
-    know who works across each street of theirs), then the nearest, then by position."""
+    know who works across each street of theirs), then the nearest (ties in list order)."""
     if len(shapes) == 0:
         return np.zeros(0, dtype=int), np.zeros(0)
     edge = shapely.buffer(target.boundary, TOUCH_TOLERANCE_M)
