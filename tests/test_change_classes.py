@@ -6,9 +6,11 @@ diverging palette."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+import psycopg
 import pytest
 
 from geo_service.viewer.choropleth import (
@@ -17,6 +19,7 @@ from geo_service.viewer.choropleth import (
     classify_change,
     palette_colours,
 )
+from tests.conftest import PgCluster, serve
 from tests.test_viewer import Viewer
 
 # real-looking changes: more increases than decreases, a few exact zeros, a long tail
@@ -157,6 +160,81 @@ def test_the_change_map_colours_growth_and_decline_apart(
             assert colour[fill]["lower"] >= 0
         for code, value, fill in fell:
             assert fill in decline, (code, value, fill)
+        assert not viewer.errors, viewer.errors
+    finally:
+        viewer.close()
+
+
+# ---- small decreases: drawn and written as decreases, in both languages ----
+
+# decreases 2011 → 2024 of PAPI scores (2 decimals, kept to 4 in the value table): smaller
+# than the value table's precision, and smaller than half the legend's last decimal
+SMALL = {"tiny": 0.00004, "small": 0.003}
+
+
+@pytest.fixture(scope="module")
+def small_decreases(pg: PgCluster, demo_template: str) -> Iterator[tuple[str, dict[str, str]]]:
+    """A live service whose demo data has two provinces with very small PAPI decreases."""
+    url = pg.create_database(demo_template)
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT code FROM indicator_value WHERE indicator = 'papi_sc11' AND vintage = '2019'"
+            " AND level = 'province' AND period IN ('2011', '2024') AND status = 'ok'"
+            " GROUP BY code HAVING count(*) = 2 ORDER BY code LIMIT 2"
+        ).fetchall()
+        codes = dict(zip(SMALL, (code for (code,) in rows), strict=True))
+        for name, code in codes.items():
+            conn.execute(
+                "UPDATE indicator_value AS t SET value = n.value + %s FROM indicator_value n"
+                " WHERE t.indicator = 'papi_sc11' AND t.vintage = '2019' AND t.level ="
+                " 'province' AND t.code = %s AND t.period = '2011' AND n.indicator ="
+                " t.indicator AND n.vintage = t.vintage AND n.level = t.level AND n.code ="
+                " t.code AND n.period = '2024'",
+                (SMALL[name], code),
+            )
+    try:
+        with serve(url) as live:
+            yield live, codes
+    finally:
+        pg.drop_database(url)
+
+
+@pytest.mark.parametrize(
+    ("lang", "expected"),
+    [
+        ("vi", {"tiny": "−0,00004", "small": "−0,003"}),
+        ("en", {"tiny": "−0.00004", "small": "−0.003"}),
+    ],
+)
+def test_a_small_decrease_is_drawn_and_written_as_a_decrease(
+    browser: Any, small_decreases: tuple[str, dict[str, str]], lang: str, expected: dict[str, str]
+) -> None:
+    live, codes = small_decreases
+    viewer = Viewer(browser, live)
+    try:
+        viewer.open(
+            CHANGE_URL.replace("lang=vi", f"lang={lang}") + "&method=natural_breaks&k=4&tab=table"
+        )
+        classes = viewer.js("window.geoViewer.app.classes")["classes"]
+        decline = {c["colour"] for c in classes if c["upper"] < 0}
+        for name, code in codes.items():
+            fill = viewer.js("(c) => window.geoViewer.fillOf(c)", code)
+            assert fill in decline, (name, code, fill, classes)
+        viewer.page.wait_for_selector(f"tr[data-code='{codes['small']}']")
+        shown = viewer.js(
+            "(codes) => codes.map(c => document.querySelector(`tr[data-code='${c}'] td:last-child`)"
+            ".textContent)",
+            list(codes.values()),
+        )
+        assert dict(zip(codes, shown, strict=True)) == expected
+        # a class limit never reads "−0,00" (a decrease as no change) nor "-0"
+        ranges = viewer.js(
+            "[...document.querySelectorAll('.gv-legend .gv-range')].map(r => r.textContent)"
+        )
+        limits = [limit for text in ranges for limit in text.split(" – ")]
+        assert limits and not [x for x in limits if re.fullmatch(r"[−-]0([,.]0*)?", x)], ranges
+        decimal = "," if lang == "vi" else "."
+        assert all(decimal in x or x == "0" for x in limits), ranges
         assert not viewer.errors, viewer.errors
     finally:
         viewer.close()

@@ -10,6 +10,7 @@ import io
 import re
 import shutil
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import psycopg
 from psycopg import AsyncConnection
@@ -19,6 +20,7 @@ from geo_service.outputs import field_maps
 from geo_service.outputs.page_workers import PageWorkers
 from geo_service.settings import ServiceSettings
 
+ARTIFACTS = Path(__file__).parent.parent / "test-artifacts" / "outputs"
 COMMUNE = "00004"  # Phường Ba Đình, Hà Nội
 COUNT = 26  # EAs: more than field_maps.PARALLEL_PAGES, so that workers draw them
 DESCRIBED = 5  # the EA with a boundary description and landmarks
@@ -111,3 +113,28 @@ def test_page_workers_stop_and_start_again() -> None:
     workers.close()
     assert workers.submit(max, [4, 5]).result(timeout=120) == 5  # (a new pool on next use)
     workers.close()
+
+
+def test_field_maps_name_every_touching_neighbour_first(demo_db: str) -> None:
+    # narrow strips: the frame of each holds many strips, whose codes cannot all be written;
+    # those sharing the EA's boundary must be, before farther ones (placed in list order,
+    # the strips to the left took their room)
+    with psycopg.connect(demo_db, autocommit=True) as conn:
+        conn.execute(STRIPS, {"n": COUNT, "commune": COMMUNE, "described": 0, "description": None})
+    sheet = _sheet(demo_db)
+    missing, farther = {}, set()
+    for i in range(1, COUNT + 1):
+        code = _code(i)
+        pdf = field_maps.field_map_pdf(sheet, code)
+        if i == COUNT // 2:
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            (ARTIFACTS / "field-map-strips.pdf").write_bytes(pdf)  # for people to look at
+        text = PdfReader(io.BytesIO(pdf)).pages[0].extract_text()
+        written = set(re.findall(rf"{COMMUNE}-\d{{3}}", text)) - {code}
+        touching = _touching(sheet, code)
+        assert touching, code
+        if touching - written:
+            missing[code] = sorted(touching - written)
+        farther |= written - touching
+    assert not missing, missing
+    assert farther  # (the codes of EAs farther away still go where there is room)

@@ -30,6 +30,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.path import Path as MplPath
 from matplotlib.text import Text
+from matplotlib.transforms import Bbox
 from pyproj import Transformer
 from shapely.geometry.base import BaseGeometry
 
@@ -333,6 +334,11 @@ def _round_scale(fraction: float) -> int:
     return int(round(fraction / 10**digits) * 10**digits)
 
 
+def north_arrow_box(ax: Axes) -> Bbox:
+    """Where `north_arrow` draws (display units, with a margin): names are kept out of it."""
+    return Bbox(ax.transAxes.transform([(0.925, 0.86), (0.975, 1.0)]))
+
+
 def north_arrow(ax: Axes, lang: str) -> None:
     """A north arrow at the top right (grid north of the UTM projection, within a degree or
     two of true north in Vietnam)."""
@@ -393,6 +399,19 @@ def number(value: float, decimals: int, lang: str) -> str:
     if lang == "vi":
         text = text.replace(",", "\0").replace(".", ",").replace("\0", ".")
     return text
+
+
+MORE_DECIMALS = 3  # decimals a small change may add to its indicator's (as the viewer)
+
+
+def signed_limit(value: float, decimals: int, lang: str) -> str:
+    """A class limit of a change as the viewer's legend writes it: +1,2 / −0,4 (a true minus),
+    a limit too small for the decimals with the few more it needs (−0,003, never −0,00,
+    which reads as no change), and plain 0 for a zero or a float's noise."""
+    for digits in range(max(decimals, 0), max(decimals, 0) + MORE_DECIMALS + 1):
+        if value and abs(value) * 10**digits >= 0.5:
+            return ("+" if value > 0 else "−") + number(abs(value), digits, lang)
+    return number(0.0, decimals, lang)
 
 
 def title_block(fig: Figure, sheet: Sheet) -> list[Text]:
@@ -534,6 +553,23 @@ def label_units(
     a name that would overlap an earlier one (of this call, or in `placed`, which it
     extends) or leave the frame is left out (the caller gives the most important first).
     Returns the names written."""
+    return label_first_fit(
+        ax, (([(x, y)], text) for x, y, text in labels), fontsize, colour, placed
+    )
+
+
+def label_first_fit(
+    ax: Axes,
+    labels: Iterable[tuple[Iterable[tuple[float, float]], str]],
+    fontsize: float = 6.5,
+    colour: str = "#222222",
+    placed: list[Any] | None = None,
+) -> list[Text]:
+    """Each name at the first of its candidate points (metres) where it neither overlaps an
+    earlier name (of this call, or in `placed`, which it extends) nor leaves the frame; a
+    name with no such point is left out (the caller gives the most important first). The
+    candidates are read lazily: a name written at its first point costs no other. Returns
+    the names written."""
     placed = [] if placed is None else placed
     written: list[Text] = []
     renderer = ax.figure.canvas.get_renderer()  # type: ignore[attr-defined]
@@ -544,12 +580,15 @@ def label_units(
     probe = Text(fontsize=fontsize, ha="center", va="center")
     probe.set_figure(ax.figure)
     probe.set_transform(ax.transData)
-    for x, y, text in labels:
-        probe.set_position((x, y))
+    for points, text in labels:
         probe.set_text(text)
-        box = probe.get_window_extent(renderer=renderer)
-        fits = inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0
-        if not (fits and box.y1 <= inside.y1) or any(box.overlaps(other) for other in placed):
+        for x, y in points:
+            probe.set_position((x, y))
+            box = probe.get_window_extent(renderer=renderer)
+            fits = inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0
+            if fits and box.y1 <= inside.y1 and not any(box.overlaps(o) for o in placed):
+                break
+        else:
             continue
         placed.append(box)
         written.append(

@@ -13,6 +13,7 @@ import dataclasses
 import shutil
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import date
@@ -27,6 +28,7 @@ from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 from pypdf import PdfWriter
+from shapely.geometry import LineString
 from shapely.geometry.base import BaseGeometry
 
 from geo_core.errors import NotFound
@@ -298,25 +300,68 @@ class FieldMapPage:
             ),
         ]
         carto.frame(ax, (x0 - pad, y0 - pad, x1 + pad, y1 + pad), margin=0.0)
+        # (the scale bar first: the codes go around it and the north arrow, not over them)
+        bar = carto.scale_bar(ax, self.lang)
+        drawn += bar
         point = target.representative_point()
-        placed: list[Any] = []
+        placed: list[Any] = []  # (the EA's own code is always written)
         drawn += carto.label_units(
             ax, [(point.x, point.y, ea["code"])], fontsize=10, colour="#c0392b", placed=placed
         )
+        renderer = self.figure.canvas.get_renderer()  # type: ignore[attr-defined]
+        placed += [carto.north_arrow_box(ax), *(a.get_window_extent(renderer) for a in bar)]
         eas = self.sheet.eas
-        drawn += carto.label_units(
+        order, shared = neighbour_order(target, self.shapes[near])
+        drawn += carto.label_first_fit(
             ax,
             [
-                (p.x, p.y, eas[j]["code"])
-                for j in near
-                for p in [self.shapes[j].intersection(view).representative_point()]
-                if not p.is_empty
+                (label_points(self.shapes[j], view, more=bool(s > 0)), eas[j]["code"])
+                for j, s in zip(near[order], shared[order], strict=True)
             ],
             fontsize=7,
             placed=placed,
         )
-        drawn += carto.scale_bar(ax, self.lang)
         self.drawn = [artist for artist in drawn if artist is not None]
+
+
+TOUCH_TOLERANCE_M = 1.0  # boundaries this close are shared (loaded EAs may not be noded)
+SCAN_FRACTIONS = (0.5, 0.3, 0.7, 0.15, 0.85)  # where across a neighbour its code may go
+
+
+def neighbour_order(target: BaseGeometry, shapes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The order in which neighbours are labelled, and each one's length (metres) of boundary
+    shared with the target: those sharing most of its boundary first (an enumerator must
+    know who works across each street of theirs), then the nearest (ties in list order)."""
+    if len(shapes) == 0:
+        return np.zeros(0, dtype=int), np.zeros(0)
+    edge = shapely.buffer(target.boundary, TOUCH_TOLERANCE_M)
+    shared = shapely.length(shapely.intersection(shapely.boundary(shapes), edge))
+    distance = shapely.distance(target, shapes)
+    return np.lexsort((distance, -shared)), shared
+
+
+def label_points(
+    shape: BaseGeometry, view: BaseGeometry, more: bool
+) -> Iterator[tuple[float, float]]:
+    """Where a neighbour's code may go, best first: a point inside its part in view, then
+    (with `more`, for the neighbours that touch) the middles of its longest cuts across at
+    a few heights and widths, so that a code crowded out of one place finds another."""
+    visible = shape.intersection(view)
+    if visible.is_empty:
+        return
+    point = visible.representative_point()
+    yield point.x, point.y
+    if not more:
+        return
+    x0, y0, x1, y1 = visible.bounds
+    for f in SCAN_FRACTIONS:
+        y, x = y0 + f * (y1 - y0), x0 + f * (x1 - x0)
+        for cut in (LineString([(x0, y), (x1, y)]), LineString([(x, y0), (x, y1)])):
+            parts = shapely.get_parts(visible.intersection(cut))
+            lengths = shapely.length(parts)
+            if len(parts) and lengths.max() > 0:
+                middle = parts[int(np.argmax(lengths))].interpolate(0.5, normalized=True)
+                yield middle.x, middle.y
 
 
 def _detail_labels(lang: str) -> list[str]:

@@ -230,9 +230,14 @@ def legend_entries(body: dict[str, Any], decimals: int, lang: str) -> list[carto
     """One row per class (lower – upper, with its number of units), then the swatches of
     suppressed and not-available units."""
     entries = []
+    change = bool(body.get("compare"))
     for c in body["classes"]:
-        lower = carto.number(c["lower"], decimals, lang)
-        upper = carto.number(c["upper"], decimals, lang)
+        if change:  # (signed, as the viewer's legend of a change)
+            lower = carto.signed_limit(c["lower"], decimals, lang)
+            upper = carto.signed_limit(c["upper"], decimals, lang)
+        else:
+            lower = carto.number(c["lower"], decimals, lang)
+            upper = carto.number(c["upper"], decimals, lang)
         entries.append(
             carto.LegendEntry(
                 f"{lower} – {upper}  ({c['count']})",

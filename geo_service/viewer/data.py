@@ -201,6 +201,16 @@ async def _scope_codes(conn: Any, q: MapQuery, collection: Collection) -> set[st
     return None
 
 
+def compact(value: float, digits: int) -> float:
+    """A value as the compact table sends it: rounded to `digits` decimals, or to two
+    significant digits where that would make a non-zero value zero (a decrease smaller than
+    the precision would be drawn with the increases). The page rounds class limits alike."""
+    rounded = round(value, digits)
+    if rounded == 0 and value != 0:
+        return float(f"{value:.2g}")
+    return rounded + 0.0  # (no -0.0: it is no decrease)
+
+
 def value_table(mv: MapValues, lang: str) -> dict[str, Any]:
     """The compact JSON of every unit's value: codes and values in two arrays (null when
     there is none) and the codes of each status other than ok."""
@@ -218,8 +228,9 @@ def value_table(mv: MapValues, lang: str) -> dict[str, Any]:
         "unit": mv.unit(lang),
         "decimals": 1 if percent else int(mv.meta["decimals"]),
         "codes": mv.codes,
+        "precision": digits,
         "values": [
-            None if v is None or s not in OK else round(v, digits)
+            None if v is None or s not in OK else compact(v, digits)
             for v, s in zip(mv.values, mv.statuses, strict=True)
         ],
         "status": by_status,

@@ -1,6 +1,8 @@
 /* The pages' texts: one table per language, written by the service (geo_service/viewer/
    labels.py) into the page's settings; numbers formatted the page's way. */
 
+const MORE_DECIMALS = 3; // decimals a small change may add to its indicator's to show it
+
 export function createI18n(table, lang) {
   const locale = lang === "vi" ? "vi-VN" : "en-GB";
 
@@ -25,11 +27,25 @@ export function createI18n(table, lang) {
     return Number(value).toLocaleString(locale, { maximumFractionDigits: digits, minimumFractionDigits: digits });
   }
 
-  /* A signed number for changes: +1.2 / −0.4. */
-  function signed(value, decimals) {
-    if (value === null || value === undefined) return "–";
-    const text = fixed(Math.abs(value), decimals);
-    return value > 0 ? "+" + text : value < 0 ? "−" + text : text;
+  /* The decimals a non-zero value needs not to read as zero: `decimals`, or up to
+     MORE_DECIMALS more; null when even these read zero (a zero, or a float's noise). */
+  function shownDecimals(value, decimals) {
+    const digits = Math.max(0, Math.min(decimals || 0, 10));
+    if (!value) return null;
+    for (let d = digits; d <= Math.min(digits + MORE_DECIMALS, 10); d++) {
+      if (Math.round(Math.abs(value) * 10 ** d) >= 1) return d;
+    }
+    return null;
+  }
+
+  /* A signed number for changes: +1.2 / −0.4. A change too small for the decimals gets the
+     few more it needs (−0.003, never "−0.00", which reads as no change, nor "0.00" for a
+     decrease); smaller still it reads "< 0" / "> 0", or as a class `limit` plain 0. */
+  function signed(value, decimals, limit) {
+    if (value === null || value === undefined || Number.isNaN(value)) return "–";
+    const digits = shownDecimals(value, decimals);
+    if (digits === null) return !value || limit ? fixed(0, decimals) : value < 0 ? "< 0" : "> 0";
+    return (value > 0 ? "+" : "−") + fixed(Math.abs(value), digits);
   }
 
   /* A {vi, en} pair from the catalogue in the page's language. */

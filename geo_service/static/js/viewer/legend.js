@@ -28,7 +28,7 @@ export function createLegend(app) {
     if (!c || !s || !body) return;
     const st = app.state;
     const decimals = app.values ? app.values.decimals : s.decimals;
-    const fmt = (v) => (st.compare ? signed(v, decimals) : app.i18n.fixed(v, decimals));
+    const fmt = (v) => (st.compare ? signed(v, decimals, true) : app.i18n.fixed(v, decimals));
     const rows = c.classes.map((k) => h("div", { class: "gv-row", dataset: { upper: k.upper } },
       h("i", { class: "gv-swatch", style: { background: k.colour } }),
       h("span", { class: "gv-range" }, fmt(k.lower) + " – " + fmt(k.upper)),

@@ -52,9 +52,21 @@ function emit(what) { for (const fn of app.listeners) fn(what); }
 
 /* ---- colours ---- */
 
+/* A number as the value table keeps it (`precision` decimals, or two significant digits
+   where those would make it zero; geo_service/viewer/data.py `compact`). Class limits are
+   compared in the same form: a unit whose value is a class's limit (quantiles and natural
+   breaks end at a value) would otherwise round past it into the next class, and a decrease
+   smaller than the precision would be drawn with the increases. */
+function compact(value, precision) {
+  if (precision === undefined || precision === null) return value;
+  const rounded = Math.round(value * 10 ** precision) / 10 ** precision;
+  return rounded === 0 && value !== 0 ? Number(value.toPrecision(2)) : rounded;
+}
+
 function classColour(value) {
   const classes = (app.classes && app.classes.classes) || [];
-  for (const c of classes) if (value <= c.upper) return c.colour;
+  const precision = app.values ? app.values.precision : undefined;
+  for (const c of classes) if (value <= compact(c.upper, precision)) return c.colour;
   return classes.length ? classes[classes.length - 1].colour : "#cccccc";
 }
 
