@@ -257,3 +257,34 @@ def test_with_the_primary_down_reads_go_on_writes_answer_503_until_it_is_back(
         wait_for(client, states("streaming"))
         assert read_items(client, replication) == (True, False)
     replication.wait_streaming()
+
+
+def test_the_harness_waits_for_every_commit_the_primary_returned(
+    replication: Replication,
+) -> None:
+    # (the primary commits asynchronously: a commit that has returned may not be written
+    # out yet; a wait that stopped at the written position let tests read the standby
+    # before it had the change)
+    query = "SELECT name FROM admin_unit WHERE vintage = '2025' AND level = 'province'"
+    query += " AND code = '04'"
+    with psycopg.connect(replication.primary_url, autocommit=True) as conn:
+        row = conn.execute(query).fetchone()
+    assert row is not None
+    try:
+        for n in range(20):
+            name = f"{row[0]} {n}"
+            replication.commit_on_primary(
+                "UPDATE admin_unit SET name = %s WHERE vintage = '2025'"
+                " AND level = 'province' AND code = '04'",
+                (name,),
+            )
+            replication.wait_streaming()
+            with psycopg.connect(replication.standby_url, autocommit=True) as conn:
+                assert conn.execute(query).fetchone() == (name,)
+    finally:
+        replication.commit_on_primary(
+            "UPDATE admin_unit SET name = %s WHERE vintage = '2025'"
+            " AND level = 'province' AND code = '04'",
+            (row[0],),
+        )
+        replication.wait_streaming()
