@@ -132,6 +132,14 @@ class Replication:
                 )
             conn.execute("SELECT pg_reload_conf()")
 
+    def promote(self) -> None:
+        """Promote the standby to a primary (what an operator does when the primary is
+        lost: `SELECT pg_promote()`, as `pg_ctl promote` does); waits until it accepts writes."""
+        with psycopg.connect(self.standby_url, autocommit=True) as conn:
+            row = conn.execute("SELECT pg_promote(wait => true, wait_seconds => 60)").fetchone()
+        if not (row and row[0]):
+            raise RuntimeError("the standby was not promoted within 60 s")
+
     def commit_on_primary(self, statement: str, params: tuple[object, ...] = ()) -> str:
         """Run a statement on the primary; the WAL insert position after its commit."""
         with psycopg.connect(self.primary_url, autocommit=True) as conn:

@@ -220,11 +220,13 @@ def wait_for_primary(client: TestClient, state: str) -> dict[str, Any]:
     raise AssertionError(f"/health never said the primary is {state}: {body}")
 
 
-def write_when_back(client: TestClient, path: str, headers: dict[str, str]) -> Any:
+def write_when_back(
+    client: TestClient, path: str, headers: dict[str, str], body: Any = None
+) -> Any:
     """POST, again after each 503's Retry-After (for at most 30 s)."""
     deadline = time.monotonic() + 30
     while True:
-        response = client.post(path, headers=headers)
+        response = client.post(path, headers=headers, json=body)
         if response.status_code != 503 or time.monotonic() > deadline:
             return response
         time.sleep(int(response.headers["Retry-After"]))
