@@ -49,6 +49,7 @@ import platform
 import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -65,6 +66,7 @@ from bench.common import (  # noqa: E402
     CACHE,
     NGINX,
     NGINX_FRONT,
+    REPO,
     RESULTS_DIR,
     TIPG,
     WRK_LUA,
@@ -1101,6 +1103,23 @@ def _string_keys(value: Any) -> Any:
 # ---------------------------------------------------------------------------------- main
 
 
+REPLICA_SAVES = {"short": 10, "full": 30}  # EA saves whose read-your-writes wait is timed
+
+
+def replicas_section(args: argparse.Namespace, mode: Mode, log: Log) -> str:
+    """bench/replicas.py's tables (uncached tiles and GeoJSON pages through two instances,
+    primary only vs primary + replica; the read-your-writes wait), run in a process of its
+    own with this mode's wrk duration, as a Markdown section."""
+    if mode.name == "dry-run":
+        log("replicas: not run in a dry run (it makes real PostgreSQL servers)")
+        return ""
+    command = [sys.executable, "-m", "bench.replicas", "--seconds", str(args.duration)]
+    command += ["--saves", str(REPLICA_SAVES[mode.name])]
+    log(f"replicas: {' '.join(command[1:])}")
+    done = subprocess.run(command, cwd=REPO, stdout=subprocess.PIPE, text=True, check=True)
+    return f"\n## Read replicas (`{' '.join(command[2:])}`)\n\n{done.stdout}"
+
+
 def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Mode]:
     """The options, with the mode's defaults filled in."""
     parser = argparse.ArgumentParser(
@@ -1119,6 +1138,12 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Mode]:
     parser.add_argument("--repeat", type=int, help="wrk runs per server and URL list")
     parser.add_argument("--connections", type=int, default=8, help="wrk connections (8)")
     parser.add_argument("--skip", default="", help=f"comma-separated, of: {', '.join(STEPS)}")
+    parser.add_argument(
+        "--replicas",
+        action="store_true",
+        help="also run bench/replicas.py (off by default: it makes a primary and a hot "
+        "standby of its own and takes a few minutes more)",
+    )
     parser.add_argument(
         "--no-cache",
         action="store_true",
@@ -1154,6 +1179,8 @@ def main(argv: list[str] | None = None, log: Log = print) -> int:
     results.meta["minutes"] = round((time.perf_counter() - began) / 60, 1)
     rows = ratio_rows(results)
     text = markdown(results, rows)
+    if args.replicas:
+        text += replicas_section(args, mode, log)
     args.output_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     md = args.output_dir / f"bench-{mode.name}.md"

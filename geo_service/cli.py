@@ -857,8 +857,11 @@ def tiles_stats() -> None:
 def tiles_nginx_conf(
     listen: Annotated[str, typer.Option(help="PORT or ADDRESS:PORT nginx listens on")] = "8080",
     upstream: Annotated[
-        str | None,
-        typer.Option(help="the service, http://HOST:PORT (default GEO_SERVICE_HOST and _PORT)"),
+        list[str] | None,
+        typer.Option(
+            help="the service, http://HOST:PORT (default GEO_SERVICE_HOST and _PORT); "
+            "repeat it for several instances sharing the cache"
+        ),
     ] = None,
     standalone: Annotated[
         bool,

@@ -64,20 +64,32 @@ class Replication:
         return self.standby.url()
 
     def wait_streaming(self, timeout_s: float = 60.0) -> None:
-        """Wait until the standby streams from the primary and has replayed all it wrote."""
+        """Wait until the standby streams from the primary and has replayed every commit
+        made on the primary before this call."""
+        # The primary runs synchronous_commit=off: a commit that has returned may still lie
+        # beyond pg_current_wal_lsn() (what is written out), so a standby that reached that
+        # position could still miss it. The insert position read now is past every commit
+        # record made so far (the same position the service hands out after a write).
+        with psycopg.connect(self.primary_url, autocommit=True) as conn:
+            row = conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()
+        assert row is not None
+        self.wait_replayed(str(row[0]), timeout_s)
+
+    def wait_replayed(self, lsn: str, timeout_s: float = 60.0) -> None:
+        """Wait until the standby streams from the primary and has replayed up to `lsn`."""
         deadline = time.monotonic() + timeout_s
-        while True:
-            with psycopg.connect(self.primary_url, autocommit=True) as conn:
-                row = conn.execute(
-                    "SELECT pg_current_wal_lsn()::text,"
-                    " EXISTS (SELECT FROM pg_stat_replication WHERE state = 'streaming')"
-                ).fetchone()
-            assert row is not None
-            if row[1] and self.replayed(row[0]):
-                return
+        while not (self._streaming() and self.replayed(lsn)):
             if time.monotonic() > deadline:
-                raise RuntimeError(f"the standby was not streaming within {timeout_s:g} s")
+                raise RuntimeError(f"the standby did not replay {lsn} within {timeout_s:g} s")
             time.sleep(0.05)
+
+    def _streaming(self) -> bool:
+        """Whether the primary has a standby streaming from it."""
+        with psycopg.connect(self.primary_url, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT EXISTS (SELECT FROM pg_stat_replication WHERE state = 'streaming')"
+            ).fetchone()
+        return bool(row and row[0])
 
     def replayed(self, lsn: str) -> bool:
         """Whether the standby has replayed the primary's WAL up to `lsn`."""
@@ -119,6 +131,14 @@ class Replication:
                     )
                 )
             conn.execute("SELECT pg_reload_conf()")
+
+    def promote(self) -> None:
+        """Promote the standby to a primary (what an operator does when the primary is
+        lost: `SELECT pg_promote()`, as `pg_ctl promote` does); waits until it accepts writes."""
+        with psycopg.connect(self.standby_url, autocommit=True) as conn:
+            row = conn.execute("SELECT pg_promote(wait => true, wait_seconds => 60)").fetchone()
+        if not (row and row[0]):
+            raise RuntimeError("the standby was not promoted within 60 s")
 
     def commit_on_primary(self, statement: str, params: tuple[object, ...] = ()) -> str:
         """Run a statement on the primary; the WAL insert position after its commit."""

@@ -165,5 +165,7 @@ def test_options() -> None:
     assert mode.name == "short" and args.duration == 4 and args.skip == ["load", "viewer"]
     args, mode = bench.parse([])
     assert mode.name == "full" and args.repeat == 5 and args.duration == 30
+    assert not args.replicas  # (it makes a standby of its own: asked for, not by default)
+    assert bench.parse(["--short", "--replicas"])[0].replicas
     with pytest.raises(SystemExit):
         bench.parse(["--skip", "everything"])

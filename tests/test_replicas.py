@@ -220,6 +220,18 @@ def wait_for_primary(client: TestClient, state: str) -> dict[str, Any]:
     raise AssertionError(f"/health never said the primary is {state}: {body}")
 
 
+def write_when_back(
+    client: TestClient, path: str, headers: dict[str, str], body: Any = None
+) -> Any:
+    """POST, again after each 503's Retry-After (for at most 30 s)."""
+    deadline = time.monotonic() + 30
+    while True:
+        response = client.post(path, headers=headers, json=body)
+        if response.status_code != 503 or time.monotonic() > deadline:
+            return response
+        time.sleep(int(response.headers["Retry-After"]))
+
+
 def test_with_the_primary_down_reads_go_on_writes_answer_503_until_it_is_back(
     replication: Replication,
 ) -> None:
@@ -246,9 +258,11 @@ def test_with_the_primary_down_reads_go_on_writes_answer_503_until_it_is_back(
             assert int(response.headers["Retry-After"]) > 0
         finally:
             replication.primary.start(extra_options=PRIMARY_OPTIONS)
-        # the same service, not restarted, writes again
+        # the same service, not restarted, writes again (a client that follows Retry-After:
+        # the requests' pool may still be waiting out its reconnection backoff, up to 2 s,
+        # when /health's own connection already answers)
         assert wait_for_primary(client, "ok")["status"] == "ok"
-        response = client.post("/users/sign-out", headers=auth)
+        response = write_when_back(client, "/users/sign-out", auth)
         assert response.status_code == 200
         assert response.json()["revoked"] == 1
         # (a read without the sign-out's WAL position: the standby may serve it before it has
@@ -257,3 +271,34 @@ def test_with_the_primary_down_reads_go_on_writes_answer_503_until_it_is_back(
         wait_for(client, states("streaming"))
         assert read_items(client, replication) == (True, False)
     replication.wait_streaming()
+
+
+def test_the_harness_waits_for_every_commit_the_primary_returned(
+    replication: Replication,
+) -> None:
+    # (the primary commits asynchronously: a commit that has returned may not be written
+    # out yet; a wait that stopped at the written position let tests read the standby
+    # before it had the change)
+    query = "SELECT name FROM admin_unit WHERE vintage = '2025' AND level = 'province'"
+    query += " AND code = '04'"
+    with psycopg.connect(replication.primary_url, autocommit=True) as conn:
+        row = conn.execute(query).fetchone()
+    assert row is not None
+    try:
+        for n in range(20):
+            name = f"{row[0]} {n}"
+            replication.commit_on_primary(
+                "UPDATE admin_unit SET name = %s WHERE vintage = '2025'"
+                " AND level = 'province' AND code = '04'",
+                (name,),
+            )
+            replication.wait_streaming()
+            with psycopg.connect(replication.standby_url, autocommit=True) as conn:
+                assert conn.execute(query).fetchone() == (name,)
+    finally:
+        replication.commit_on_primary(
+            "UPDATE admin_unit SET name = %s WHERE vintage = '2025'"
+            " AND level = 'province' AND code = '04'",
+            (row[0],),
+        )
+        replication.wait_streaming()

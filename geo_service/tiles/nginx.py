@@ -6,6 +6,7 @@ import json
 import re
 import textwrap
 import urllib.parse
+from collections.abc import Sequence
 from pathlib import Path
 
 from geo_service.settings import CORS_EXPOSE_HEADERS, ServiceSettings
@@ -51,7 +52,7 @@ map $status $geo_service_error {{
 }}
 
 upstream geo_service_upstream {{
-    server {upstream_host};
+{upstream_servers}
     keepalive 16;
 }}
 
@@ -227,12 +228,13 @@ def _origins(settings: ServiceSettings) -> str:
 def nginx_conf(
     settings: ServiceSettings,
     listen: str = "8080",
-    upstream: str | None = None,
+    upstream: str | Sequence[str] | None = None,
     standalone: bool = False,
     workers: str = "auto",
     brotli: bool | None = None,
 ) -> str:
-    """The configuration: a server block to include, or (standalone) a whole nginx.conf."""
+    """The configuration: a server block to include, or (standalone) a whole nginx.conf;
+    with several upstreams (instances sharing the directory cache), nginx takes turns."""
     if settings.tile_cache != "directory":
         raise ValueError(
             "nginx serves tiles only from the directory cache: set "
@@ -240,12 +242,14 @@ def nginx_conf(
         )
     if not _LISTEN.fullmatch(listen):
         raise ValueError(f"--listen must be PORT or ADDRESS:PORT, not {listen!r}")
-    upstream = upstream or f"http://{settings.host}:{settings.port}"
+    if isinstance(upstream, str):
+        upstream = [upstream]
+    upstreams = list(upstream or [f"http://{settings.host}:{settings.port}"])
     brotli = BROTLI_MODULE.exists() if brotli is None else brotli
     server = SERVER.format(
         root=_quotable(str(tile_directory(settings)), "GEO_SERVICE_TILE_CACHE_PATH"),
-        upstream=upstream,
-        upstream_host=_upstream_host(upstream),
+        upstream=", ".join(upstreams),
+        upstream_servers="\n".join(f"    server {_upstream_host(u)};" for u in upstreams),
         listen=listen,
         origins=_origins(settings),
         expose=", ".join(CORS_EXPOSE_HEADERS),

@@ -283,14 +283,15 @@ class TileService:
 
     async def _cached_checked(self, key: TileKey) -> CachedTile | None:
         """The tile from a cache when nothing changed since it was rendered; in strict mode
-        the change log is first brought up to the database's epoch."""
-        # (strict: synced on a miss too, so a tile rendered next, maybe by a replica behind a
-        # change the primary has logged, is compared with every change made before it)
-        if self.settings.tile_freshness == "strict":
-            await self._sync()
+        the change log is first brought up to the database's epoch. Only a tile some cache
+        holds needs that read: a missing one is rendered, and carries the epoch read in the
+        snapshot of its features (a replica's, maybe behind); `_keep` syncs the log before
+        storing it, so one rendered behind a logged change is never kept."""
         held = [t for cache in self._caches_for(key.layer) if (t := cache.get(key)) is not None]
         if not held:
             return None
+        if self.settings.tile_freshness == "strict":
+            await self._sync()
         for tile in held:
             if self.freshness.log.is_fresh(
                 key.layer, key.z, key.x, key.y, tile.epoch, key.variant == DEFAULT_VARIANT
