@@ -199,9 +199,10 @@ def _draft(
     return DraftEA(serial, _polygonal(geometry), population, population / household_size)
 
 
-def _polygonal(geometry: BaseGeometry) -> MultiPolygon:
-    """The valid polygonal part of a geometry, as a MultiPolygon."""
-    if _is_clean_multipolygon(geometry):
+def _polygonal(geometry: BaseGeometry, valid: bool = False) -> MultiPolygon:
+    """The valid polygonal part of a geometry, as a MultiPolygon (`valid`: the caller has
+    checked its validity already, and it need not be checked again)."""
+    if _is_clean_multipolygon(geometry, valid):
         return geometry  # type: ignore[return-value]  # (checked: a MultiPolygon)
     if isinstance(geometry, Polygon) and not geometry.is_empty and geometry.is_valid:
         return MultiPolygon([geometry])
@@ -213,13 +214,13 @@ def _polygonal(geometry: BaseGeometry) -> MultiPolygon:
     return MultiPolygon([p for p in parts if isinstance(p, Polygon) and not p.is_empty])
 
 
-def _is_clean_multipolygon(geometry: BaseGeometry) -> bool:
+def _is_clean_multipolygon(geometry: BaseGeometry, valid: bool = False) -> bool:
     """Whether the geometry is already what _polygonal makes of it (the usual case: EAs are
     built as valid MultiPolygons, and taking them apart again cost more than making them)."""
     return (
         isinstance(geometry, MultiPolygon)
         and not geometry.is_empty
-        and geometry.is_valid
+        and (valid or geometry.is_valid)
         and not shapely.is_empty(shapely.get_parts(geometry)).any()
     )
 
@@ -937,12 +938,27 @@ def _cut_error(pop: Floats, low: Bools, n: int) -> float:
 
 
 def _assemble(units: _Units, grid: _Grid, groups: list[Ints]) -> list[BaseGeometry]:
-    """Each group's geometry: the coverage union of its cells and faces."""
+    """Each group's geometry: the coverage union of its cells, then its faces (each in the
+    group's order). One call per size class of groups (one per group cost more than the
+    union of a small group), each group a row padded with None, which the union skips."""
     n_in = units.n_interior
-    geometries = []
-    for group in groups:
-        cells = group[group < n_in]
-        boxes = _box_geoms(grid, units.row[cells], units.col[cells])
-        pieces = np.concatenate([boxes, units.faces[group[group >= n_in] - n_in]])
-        geometries.append(shapely.coverage_union_all(pieces))
-    return geometries
+    pieces = np.concatenate(
+        [_box_geoms(grid, units.row[:n_in], units.col[:n_in]), units.faces]
+    ).astype(object)
+    sizes = np.array([len(group) for group in groups], dtype=np.int64)
+    members = np.concatenate(groups)
+    row = np.repeat(np.arange(len(groups)), sizes)
+    members = members[np.lexsort((members >= n_in, row))]  # by group: cells, then faces
+    column = np.arange(len(members)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    # Rows of similar size together, so that little of each table is padding.
+    size_class = np.ceil(np.log2(np.maximum(sizes, 1))).astype(np.int64)
+    geometries = np.empty(len(groups), dtype=object)
+    for size in np.unique(size_class).tolist():
+        rows = np.flatnonzero(size_class == size)
+        rank = np.full(len(groups), -1, dtype=np.int64)
+        rank[rows] = np.arange(len(rows))
+        chosen = rank[row] >= 0
+        table = np.full((len(rows), int(sizes[rows].max())), None, dtype=object)
+        table[rank[row[chosen]], column[chosen]] = pieces[members[chosen]]
+        geometries[rows] = shapely.coverage_union_all(table, axis=1)
+    return list(geometries)
