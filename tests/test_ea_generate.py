@@ -20,7 +20,11 @@ from shapely.geometry.base import BaseGeometry
 from geo_service.ea.blocks import boundary_share, generate_along_lines
 from geo_service.ea.delineate import (
     DraftEA,
+    _adjacency,
+    _cut_level,
     _principal_axes,
+    _read_grid,
+    _units,
     generate_commune_eas,
     generate_many,
     generate_on_grid,
@@ -316,3 +320,40 @@ def test_principal_axes_are_those_of_the_covariance() -> None:
         major, minor = _principal_axes(a, b, c)
         assert abs(float(major @ vectors[:, 1])) == pytest.approx(1.0, abs=1e-9)
         assert abs(float(minor @ vectors[:, 0])) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_cutting_a_level_at_once_is_cutting_each_group_alone(tmp_path: Path) -> None:
+    """The bisection cuts every group of one depth together: each must be cut exactly as it is
+    on its own (no sums, ties or edges leaking from one group to another). Pixels of equal
+    value make many cells of equal weight, so every tie rule is exercised, and a value with
+    no exact binary fraction makes sums depend on their order, as they do on real data."""
+    path = tmp_path / "equal.tif"
+    with rasterio.open(
+        path, "w", driver="GTiff", width=6, height=6, count=1, dtype="float64",
+        crs="EPSG:4326", transform=Affine(PIXEL, 0, WEST, 0, -PIXEL, NORTH),
+    ) as dst:  # fmt: skip
+        dst.write(np.full((6, 6), 1000.1), 1)
+    # An eight-pointed star: cuts across its arms leave stray pieces to mend.
+    angles = np.linspace(0, 2 * np.pi, 16, endpoint=False)
+    radii = np.tile([2.95, 1.2], 8) * PIXEL
+    commune = shapely.Polygon(
+        np.column_stack(
+            [WEST + 3 * PIXEL + radii * np.cos(angles), NORTH - 3 * PIXEL + radii * np.sin(angles)]
+        )
+    )
+    grid = _read_grid(commune, path, TARGET_POP, 100)
+    units = _units(commune, grid)
+    adjacency = _adjacency(units, grid)
+    nodes = [(np.arange(units.count), round(float(units.pop.sum()) / TARGET_POP))]
+    levels = 0
+    while cutting := [node for node in nodes if node[1] > 1]:
+        together = _cut_level(cutting, units, adjacency)
+        for node, halves in zip(cutting, together, strict=True):
+            [alone] = _cut_level([node], units, adjacency)
+            for (idx, n), (idx_alone, n_alone) in zip(halves, alone, strict=True):
+                assert n == n_alone
+                assert np.array_equal(idx, idx_alone)
+        cut = iter(together)
+        nodes = [half for node in nodes for half in (next(cut) if node[1] > 1 else (node,))]
+        levels += 1
+    assert levels >= 4 and len(nodes) >= 20

@@ -90,7 +90,7 @@ def simplify_within(drafts: list[DraftEA], cell_size_m: float) -> list[DraftEA]:
     if not all(shapely.is_valid(simplified)) or any(shapely.is_empty(simplified)):
         return drafts
     return [
-        DraftEA(d.serial, _polygonal(g), d.population, d.households)
+        DraftEA(d.serial, _polygonal(g, valid=True), d.population, d.households)
         for d, g in zip(drafts, simplified, strict=True)
     ]
 
@@ -148,8 +148,9 @@ def as_coverage(drafts: list[DraftEA]) -> list[DraftEA]:
         if len(broken) == 0:
             break
         geometries = _with_neighbours_vertices(geometries, broken)
+    # (the EAs left as they were are MultiPolygons made by _polygonal already)
     return [
-        DraftEA(d.serial, _polygonal(g), d.population, d.households)
+        d if g is d.geometry else DraftEA(d.serial, _polygonal(g), d.population, d.households)
         for d, g in zip(drafts, geometries, strict=True)
     ]
 

@@ -18,7 +18,6 @@ the EAs form an exact coverage of the commune: no gaps, no overlaps, nothing out
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -200,9 +199,10 @@ def _draft(
     return DraftEA(serial, _polygonal(geometry), population, population / household_size)
 
 
-def _polygonal(geometry: BaseGeometry) -> MultiPolygon:
-    """The valid polygonal part of a geometry, as a MultiPolygon."""
-    if _is_clean_multipolygon(geometry):
+def _polygonal(geometry: BaseGeometry, valid: bool = False) -> MultiPolygon:
+    """The valid polygonal part of a geometry, as a MultiPolygon (`valid`: the caller has
+    checked its validity already, and it need not be checked again)."""
+    if _is_clean_multipolygon(geometry, valid):
         return geometry  # type: ignore[return-value]  # (checked: a MultiPolygon)
     if isinstance(geometry, Polygon) and not geometry.is_empty and geometry.is_valid:
         return MultiPolygon([geometry])
@@ -214,13 +214,13 @@ def _polygonal(geometry: BaseGeometry) -> MultiPolygon:
     return MultiPolygon([p for p in parts if isinstance(p, Polygon) and not p.is_empty])
 
 
-def _is_clean_multipolygon(geometry: BaseGeometry) -> bool:
+def _is_clean_multipolygon(geometry: BaseGeometry, valid: bool = False) -> bool:
     """Whether the geometry is already what _polygonal makes of it (the usual case: EAs are
     built as valid MultiPolygons, and taking them apart again cost more than making them)."""
     return (
         isinstance(geometry, MultiPolygon)
         and not geometry.is_empty
-        and geometry.is_valid
+        and (valid or geometry.is_valid)
         and not shapely.is_empty(shapely.get_parts(geometry)).any()
     )
 
@@ -613,14 +613,9 @@ def _partition(units: _Units, adjacency: _Graph, n: int) -> list[Ints]:
     pops = np.array([units.pop[part].sum() for part in parts])
     sizes = np.array([len(part) for part in parts])
     quotas = _allocate(pops if pops.sum() > 0 else sizes.astype(np.float64), n)
-    groups: list[Ints] = []
-    orphans: list[Ints] = []
-    for part, quota in zip(parts, quotas, strict=True):
-        if quota == 0:
-            orphans.append(part)
-        else:
-            groups.extend(_bisect(part, int(quota), units, adjacency))
-    return _adopt(groups, orphans, units)
+    seated = [(part, int(q)) for part, q in zip(parts, quotas, strict=True) if q > 0]
+    orphans = [part for part, q in zip(parts, quotas, strict=True) if q == 0]
+    return _adopt(_bisect(seated, units, adjacency), orphans, units)
 
 
 def _split_by_label(labels: Ints, count: int) -> list[Ints]:
@@ -655,14 +650,119 @@ def _adopt(groups: list[Ints], orphans: list[Ints], units: _Units) -> list[Ints]
     return [np.concatenate([group, *more]) for group, more in zip(groups, extra, strict=True)]
 
 
-def _bisect(idx: Ints, n: int, units: _Units, adjacency: _Graph) -> list[Ints]:
-    """n contiguous groups of the (contiguous) units idx, by recursive bisection."""
-    n = min(n, len(idx))
-    if n <= 1:
-        return [idx]
-    low, high = _cut(idx, n, units, adjacency)
-    n_low = _seats_low(units.pop[low].sum(), units.pop[high].sum(), n, len(low), len(high))
-    return _bisect(low, n_low, units, adjacency) + _bisect(high, n - n_low, units, adjacency)
+def _bisect(groups: list[tuple[Ints, int]], units: _Units, adjacency: _Graph) -> list[Ints]:
+    """Each (contiguous units, n) in n contiguous groups by recursive bisection, in depth-first
+    order, one level of the recursion at a time: the sorting, the cumulative weights and the
+    contiguity check of every cut of a level are one array operation each (cut one by one,
+    their calls cost more than their arithmetic, about 0.35 ms per EA of a national run)."""
+    nodes = [(idx, min(n, len(idx))) for idx, n in groups]
+    while True:
+        cutting = [node for node in nodes if node[1] > 1]
+        if not cutting:
+            return [idx for idx, _ in nodes]
+        halves = iter(_cut_level(cutting, units, adjacency))
+        nodes = [half for node in nodes for half in (next(halves) if node[1] > 1 else (node,))]
+
+
+@dataclass(frozen=True)
+class _Level:
+    """Groups cut at the same time: their units one after the other (each group's ascending)
+    and the edges between units of the same group, as positions in that sequence."""
+
+    ids: Ints
+    node: Ints  # the group of each position
+    starts: Ints  # each group's first position, then the end
+    n: Ints  # EAs each group is to make
+    heads: Ints  # ascending
+    tails: Ints
+
+    @classmethod
+    def of(cls, groups: list[tuple[Ints, int]], adjacency: _Graph) -> _Level:
+        """The groups' units and the edges within each group."""
+        sizes = np.array([len(idx) for idx, _ in groups], dtype=np.int64)
+        ids = np.concatenate([idx for idx, _ in groups])
+        node = np.repeat(np.arange(len(groups)), sizes)
+        position = np.full(adjacency.size, -1, dtype=np.int64)
+        position[ids] = np.arange(len(ids))
+        heads, tails = adjacency.edges_from(ids)
+        tails = position[tails]
+        inside = tails >= 0
+        heads, tails = heads[inside], tails[inside]
+        same = node[heads] == node[tails]
+        return cls(
+            ids,
+            node,
+            np.concatenate([[0], np.cumsum(sizes)]),
+            np.array([n for _, n in groups], dtype=np.int64),
+            heads[same],
+            tails[same],
+        )
+
+    @property
+    def count(self) -> int:
+        """Number of groups."""
+        return len(self.n)
+
+    def spans(self) -> list[tuple[int, int]]:
+        """Each group's (first, end) positions."""
+        bounds = self.starts.tolist()
+        return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+    def only(self, keep: Bools) -> _Level:
+        """The groups kept, renumbered in order."""
+        members = keep[self.node]
+        renumber = np.cumsum(members) - 1
+        edges = members[self.heads]
+        sizes = np.diff(self.starts)[keep]
+        return _Level(
+            self.ids[members],
+            (np.cumsum(keep) - 1)[self.node[members]],
+            np.concatenate([[0], np.cumsum(sizes)]),
+            self.n[keep],
+            renumber[self.heads[edges]],
+            renumber[self.tails[edges]],
+        )
+
+
+def _cut_level(
+    groups: list[tuple[Ints, int]], units: _Units, adjacency: _Graph
+) -> list[tuple[tuple[Ints, int], tuple[Ints, int]]]:
+    """Each group in two contiguous halves holding about ⌈n/2⌉ : ⌊n/2⌋ EAs' worth of people,
+    with the EAs each half is to make. A cut goes across the group's long (principal) axis,
+    else, if its halves are off by more than _CUT_TOLERANCE, the short one, then diagonals."""
+    level = _Level.of(groups, adjacency)
+    low = np.zeros(len(level.ids), dtype=bool)
+    error = np.full(level.count, np.inf)
+    axes = _axes(level, units)
+    todo, where, trying = np.arange(level.count), np.arange(len(level.ids)), level
+    for axis in axes:
+        cut = _make_contiguous(trying, _quantile_cut(trying, axis[todo], units), units, adjacency)
+        err = _cut_errors(trying, cut, units)
+        better = err < error[todo]
+        error[todo[better]] = err[better]
+        take = better[trying.node]
+        low[where[take]] = cut[take]
+        again = err > _CUT_TOLERANCE
+        if not again.any():
+            break
+        todo, where, trying = todo[again], where[again[trying.node]], trying.only(again)
+    return _halves(level, low, units)
+
+
+def _halves(
+    level: _Level, low: Bools, units: _Units
+) -> list[tuple[tuple[Ints, int], tuple[Ints, int]]]:
+    """Each group's low and high units (ascending), with the EAs each is to make."""
+    side = 2 * level.node + (~low)
+    order = np.argsort(side, kind="stable")
+    counts = np.bincount(side, minlength=2 * level.count)
+    pieces = np.split(level.ids[order], np.cumsum(counts)[:-1])
+    halves = []
+    for g, n in enumerate(level.n.tolist()):
+        a, b = pieces[2 * g], pieces[2 * g + 1]
+        n_low = _seats_low(units.pop[a].sum(), units.pop[b].sum(), n, len(a), len(b))
+        halves.append(((a, min(n_low, len(a))), (b, min(n - n_low, len(b)))))
+    return halves
 
 
 def _seats_low(pop_low: float, pop_high: float, n: int, size_low: int, size_high: int) -> int:
@@ -673,43 +773,43 @@ def _seats_low(pop_low: float, pop_high: float, n: int, size_low: int, size_high
     return min(max(seats, 1, n - size_high), n - 1, size_low)
 
 
-def _cut(idx: Ints, n: int, units: _Units, adjacency: _Graph) -> tuple[Ints, Ints]:
-    """Two contiguous halves holding about ⌈n/2⌉ : ⌊n/2⌋ EAs' worth of people."""
-    share = ((n + 1) // 2) / n
-    sub = adjacency.subgraph(idx)
-    best: tuple[float, Bools] | None = None
-    for axis in _axes(units.x[idx], units.y[idx], units.area[idx]):
-        low = _make_contiguous(_quantile_cut(idx, axis, share, units), sub, units.pop[idx])
-        error = _cut_error(units.pop[idx], low, n)
-        if best is None or error < best[0]:
-            best = (error, low)
-        if error <= _CUT_TOLERANCE:
-            break
-    assert best is not None
-    return idx[best[1]], idx[~best[1]]
+def _axes(level: _Level, units: _Units) -> Floats:
+    """Per group, directions to cut along (4 × groups × 2): the shape's long (principal) axis,
+    the short one, the diagonals between them; each with its larger component positive, so
+    that "low" means west or south."""
+    found = []
+    for start, end in level.spans():
+        idx = level.ids[start:end]
+        major, minor = _principal_axes(*_moments(units.x[idx], units.y[idx], units.area[idx]))
+        (ax, ay), (bx, by) = major, minor
+        half = math.sqrt(2)
+        diagonals = (
+            _positive(((ax + bx) / half, (ay + by) / half)),
+            _positive(((ax - bx) / half, (ay - by) / half)),
+        )
+        found.append((major, minor, *diagonals))
+    return np.asarray(found, dtype=np.float64).transpose(1, 0, 2)
 
 
-def _axes(x: Floats, y: Floats, weight: Floats) -> Iterator[Floats]:
-    """Directions to cut along: the shape's long (principal) axis, the short one, diagonals."""
+def _moments(x: Floats, y: Floats, weight: Floats) -> tuple[float, float, float]:
+    """The weighted covariance of the points: var x, cov xy, var y."""
     w = weight / weight.sum() if weight.sum() > 0 else np.full(len(x), 1 / len(x))
     dx, dy = x - w @ x, y - w @ y
-    major, minor = _principal_axes(float(w @ (dx * dx)), float(w @ (dx * dy)), float(w @ (dy * dy)))
-    for vector in (major, minor, (major + minor) / math.sqrt(2), (major - minor) / math.sqrt(2)):
-        # eigh's sign is arbitrary; fix it so that "low" means west/south.
-        yield vector if vector[np.argmax(np.abs(vector))] > 0 else -vector
+    return float(w @ (dx * dx)), float(w @ (dx * dy)), float(w @ (dy * dy))
 
 
-def _principal_axes(a: float, b: float, c: float) -> tuple[Floats, Floats]:
+def _principal_axes(
+    a: float, b: float, c: float
+) -> tuple[tuple[float, float], tuple[float, float]]:
     """Unit eigenvectors of the symmetric 2 × 2 matrix [[a, b], [b, c]]: of the larger
-    eigenvalue, then of the smaller (in closed form: LAPACK's call cost more than the cut's
-    arithmetic, once per EA of a national run)."""
+    eigenvalue, then of the smaller, their larger component positive (in closed form:
+    LAPACK's call cost more than the cut's arithmetic, once per EA of a national run)."""
     if b == 0.0:  # (axis-aligned, in eigh's order: on a tie, north-south is the major axis)
-        east, north = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+        east, north = (1.0, 0.0), (0.0, 1.0)
         return (east, north) if a > c else (north, east)
     angle = 0.5 * math.atan2(2.0 * b, a - c)
     cos, sin = math.cos(angle), math.sin(angle)
-    # (signs: the larger component positive, so that the diagonals come in a fixed order)
-    return np.array(_positive((cos, sin))), np.array(_positive((-sin, cos)))
+    return _positive((cos, sin)), _positive((-sin, cos))
 
 
 def _positive(vector: tuple[float, float]) -> tuple[float, float]:
@@ -719,31 +819,70 @@ def _positive(vector: tuple[float, float]) -> tuple[float, float]:
     return (x, y) if big > 0 else (-x, -y)
 
 
-def _quantile_cut(idx: Ints, axis: Floats, share: float, units: _Units) -> Bools:
-    """Units before the population-weighted `share` quantile along the axis."""
-    projection = units.x[idx] * axis[0] + units.y[idx] * axis[1]
-    order = np.lexsort((idx, projection))
-    weights = units.pop[idx][order]
-    if weights.sum() <= 0:
-        weights = units.area[idx][order]
-    prefix = np.concatenate([[0.0], np.cumsum(weights)])
-    size = len(idx)
-    target = share * prefix[-1]
-    j = int(np.searchsorted(prefix, target))
-    candidates = [m for m in (j - 1, j) if 1 <= m <= size - 1] or [1 if j < 1 else size - 1]
-    best = min(candidates, key=lambda m: abs(prefix[m] - target))
+def _quantile_cut(level: _Level, axis: Floats, units: _Units) -> Bools:
+    """Per group, its units before the population-weighted quantile of ⌈n/2⌉ of n EAs along
+    its axis (by area where the group is empty)."""
+    pop = units.pop[level.ids]
+    projection = units.x[level.ids] * axis[level.node, 0] + units.y[level.ids] * axis[level.node, 1]
+    # By group, then along the axis; ties in ascending unit order (the positions' order).
+    order = np.lexsort((projection, level.node))
+    peopled = np.bincount(level.node, pop > 0, minlength=level.count) > 0
+    weights = np.where(peopled[level.node], pop, units.area[level.ids])[order]
+    # Each group's cumulative weights from 0, summed within the group alone (as one group cut
+    # on its own: the same sums to the last bit, so ties between equal cells break the same).
+    zero = np.zeros(1)
+    prefix = np.concatenate(
+        [part for start, end in level.spans() for part in (zero, np.cumsum(weights[start:end]))]
+    )
+    sizes = np.diff(level.starts)
+    entry = np.repeat(np.arange(level.count), sizes + 1)  # the group of each prefix entry
+    first = level.starts[:-1] + np.arange(level.count)  # where each group's prefix starts
+
+    def below(values: Floats, inclusive: bool = False) -> Ints:
+        """Per group, how many of its prefix entries are below the group's value."""
+        under = prefix <= values[entry] if inclusive else prefix < values[entry]
+        return np.bincount(entry, under, minlength=level.count).astype(np.int64)
+
+    target = (level.n + 1) // 2 / level.n * prefix[first + sizes]
+    j = below(target)
+    # The cut position nearest the target, of j - 1 and j (the first on a tie), within 1..size-1.
+    ok_before, ok_at = (j >= 2) & (j <= sizes), (j >= 1) & (j <= sizes - 1)
+    off_before = np.abs(prefix[first + np.clip(j - 1, 0, sizes)] - target)
+    off_at = np.abs(prefix[first + np.clip(j, 0, sizes)] - target)
+    fallback = np.where(j < 1, 1, sizes - 1)
+    best = np.where(
+        ok_before & ok_at,
+        np.where(off_at < off_before, j, j - 1),
+        np.where(ok_before, j - 1, np.where(ok_at, j, fallback)),
+    )
     # Among cut positions with the same population on each side (empty land), take the middle
     # one, so that the line falls halfway across the empty stretch.
-    first = int(np.searchsorted(prefix, prefix[best], side="left"))
-    last = int(np.searchsorted(prefix, prefix[best], side="right")) - 1
-    m = min(max((max(first, 1) + min(last, size - 1)) // 2, 1), size - 1)
-    low = np.zeros(size, dtype=bool)
-    low[order[:m]] = True
+    value = prefix[first + best]
+    lowest, highest = below(value), below(value, inclusive=True) - 1
+    middle = (np.maximum(lowest, 1) + np.minimum(highest, sizes - 1)) // 2
+    m = np.clip(middle, 1, sizes - 1)
+    low = np.empty(len(level.ids), dtype=bool)
+    low[order] = np.arange(len(level.ids)) - level.starts[level.node] < m[level.node]
     return low
 
 
-def _make_contiguous(low: Bools, sub: _Graph, pop: Floats) -> Bools:
-    """The cut with every stray piece of a side moved to the side it touches."""
+def _make_contiguous(level: _Level, low: Bools, units: _Units, adjacency: _Graph) -> Bools:
+    """The cuts with every stray piece of a side moved to the side it touches (most cuts have
+    one piece a side, found for all groups at once; the others are mended one by one)."""
+    same = low[level.heads] == low[level.tails]
+    within = _Graph._sorted(level.heads[same], level.tails[same], len(level.ids))
+    count, piece = within.components()
+    group_of_piece = np.empty(count, dtype=np.int64)
+    group_of_piece[piece] = level.node
+    for g in np.flatnonzero(np.bincount(group_of_piece, minlength=level.count) > 2).tolist():
+        start, end = int(level.starts[g]), int(level.starts[g + 1])
+        idx = level.ids[start:end]
+        low[start:end] = _mend(low[start:end], adjacency.subgraph(idx), units.pop[idx])
+    return low
+
+
+def _mend(low: Bools, sub: _Graph, pop: Floats) -> Bools:
+    """One group's cut with every stray piece of a side moved to the side it touches."""
     side = np.where(low, 0, 1)
     count, labels = sub.within(side).components()
     if count <= 2:
@@ -774,6 +913,17 @@ def _make_contiguous(low: Bools, sub: _Graph, pop: Floats) -> Bools:
     return np.asarray(assigned == 0)
 
 
+def _cut_errors(level: _Level, low: Bools, units: _Units) -> Floats:
+    """Per group, the worst relative deviation of a side's persons per EA from the group's."""
+    pop = units.pop[level.ids]
+    return np.array(
+        [
+            _cut_error(pop[start:end], low[start:end], n)
+            for (start, end), n in zip(level.spans(), level.n.tolist(), strict=True)
+        ]
+    )
+
+
 def _cut_error(pop: Floats, low: Bools, n: int) -> float:
     """Worst relative deviation of a side's persons per EA from the whole's."""
     total = float(pop.sum())
@@ -788,12 +938,27 @@ def _cut_error(pop: Floats, low: Bools, n: int) -> float:
 
 
 def _assemble(units: _Units, grid: _Grid, groups: list[Ints]) -> list[BaseGeometry]:
-    """Each group's geometry: the coverage union of its cells and faces."""
+    """Each group's geometry: the coverage union of its cells, then its faces (each in the
+    group's order). One call per size class of groups (one per group cost more than the
+    union of a small group), each group a row padded with None, which the union skips."""
     n_in = units.n_interior
-    geometries = []
-    for group in groups:
-        cells = group[group < n_in]
-        boxes = _box_geoms(grid, units.row[cells], units.col[cells])
-        pieces = np.concatenate([boxes, units.faces[group[group >= n_in] - n_in]])
-        geometries.append(shapely.coverage_union_all(pieces))
-    return geometries
+    pieces = np.concatenate(
+        [_box_geoms(grid, units.row[:n_in], units.col[:n_in]), units.faces]
+    ).astype(object)
+    sizes = np.array([len(group) for group in groups], dtype=np.int64)
+    members = np.concatenate(groups)
+    row = np.repeat(np.arange(len(groups)), sizes)
+    members = members[np.lexsort((members >= n_in, row))]  # by group: cells, then faces
+    column = np.arange(len(members)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    # Rows of similar size together, so that little of each table is padding.
+    size_class = np.ceil(np.log2(np.maximum(sizes, 1))).astype(np.int64)
+    geometries = np.empty(len(groups), dtype=object)
+    for size in np.unique(size_class).tolist():
+        rows = np.flatnonzero(size_class == size)
+        rank = np.full(len(groups), -1, dtype=np.int64)
+        rank[rows] = np.arange(len(rows))
+        chosen = rank[row] >= 0
+        table = np.full((len(rows), int(sizes[rows].max())), None, dtype=object)
+        table[rank[row[chosen]], column[chosen]] = pieces[members[chosen]]
+        geometries[rows] = shapely.coverage_union_all(table, axis=1)
+    return list(geometries)
