@@ -155,6 +155,17 @@ class Replication:
             conn.execute("INSERT INTO replication_probe VALUES (now())")
 
 
+def hanoi_name(url: str) -> str:
+    """Hà Nội's province name (vintage 2025) in the database at `url`."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT name FROM admin_unit WHERE vintage = '2025' AND level = 'province'"
+            " AND code = '01'"
+        ).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
 def _load_provinces(url: str) -> None:
     """The schema, the demo's vintages and its 34 provinces of 2025: enough to route reads."""
     with psycopg.connect(url, autocommit=True) as conn:

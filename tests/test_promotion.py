@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 
 from geo_service.users import add_user
-from tests.replication import Replication, replicated
+from tests.replication import Replication, hanoi_name, replicated
 from tests.test_read_your_writes import rename
 from tests.test_replica_tiles import names_in
 from tests.test_replicas import (
@@ -92,10 +92,4 @@ def _on_promoted(replication: Replication) -> Replication:
 
 def _hanoi(url: str) -> str:
     """Hà Nội's name in the database at `url`."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT name FROM admin_unit WHERE vintage = '2025' AND level = 'province'"
-            " AND code = '01'"
-        ).fetchone()
-    assert row is not None
-    return str(row[0])
+    return hanoi_name(url)

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from geo_service.users import add_user
-from tests.replication import Replication
+from tests.replication import Replication, hanoi_name
 from tests.test_replicas import clock, served_since, service, states, wait_for
 
 PROVINCE = "/collections/province-2025/items/01"
@@ -48,14 +48,9 @@ def on_standby(replication: Replication, statement: str, params: tuple[object, .
 @pytest.fixture
 def original_name(replication: Replication) -> Any:
     """Hà Nội's name before the test; given back afterwards."""
-    with psycopg.connect(replication.primary_url, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT name FROM admin_unit WHERE vintage = '2025' AND level = 'province'"
-            " AND code = '01'"
-        ).fetchone()
-    assert row is not None
-    yield row[0]
-    rename(replication, row[0])
+    name = hanoi_name(replication.primary_url)
+    yield name
+    rename(replication, name)
     replication.wait_streaming()
 
 

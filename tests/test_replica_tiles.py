@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import mapbox_vector_tile
-import psycopg
 import pytest
 
 from geo_core import grid
-from tests.replication import Replication
+from tests.replication import Replication, hanoi_name
 from tests.test_read_your_writes import rename
 from tests.test_replicas import clock, served_since, service, states, wait_for
 
@@ -35,14 +34,9 @@ def names_in(client: Any) -> set[str]:
 @pytest.fixture
 def restored_name(replication: Replication) -> Any:
     """Hà Nội's name is given back after the test."""
-    with psycopg.connect(replication.primary_url, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT name FROM admin_unit WHERE vintage = '2025' AND level = 'province'"
-            " AND code = '01'"
-        ).fetchone()
-    assert row is not None
-    yield row[0]
-    rename(replication, row[0])
+    name = hanoi_name(replication.primary_url)
+    yield name
+    rename(replication, name)
     replication.wait_streaming()
 
 

@@ -20,14 +20,13 @@ from typing import Any
 
 import httpx2
 import mapbox_vector_tile
-import psycopg
 import pytest
 
 from geo_service.localdb import free_port
 from geo_service.tiles.nginx import standalone_conf
 from tests.conftest import REPO, live_process
 from tests.helpers import scrape
-from tests.replication import Replication
+from tests.replication import Replication, hanoi_name
 from tests.test_nginx_front import NGINX, fetch, served_by_nginx
 from tests.test_read_your_writes import rename
 from tests.test_replica_tiles import LAYER, TILE
@@ -177,14 +176,9 @@ def _wait(done: Callable[[], bool], what: str) -> None:
 @pytest.fixture
 def restored_name(replication: Replication) -> Iterator[str]:
     """Hà Nội's name before the test; given back (and replayed) afterwards."""
-    with psycopg.connect(replication.primary_url, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT name FROM admin_unit WHERE vintage = '2025' AND level = 'province'"
-            " AND code = '01'"
-        ).fetchone()
-    assert row is not None
-    yield str(row[0])
-    rename(replication, str(row[0]))
+    name = hanoi_name(replication.primary_url)
+    yield name
+    rename(replication, name)
     replication.wait_streaming()
 
 
