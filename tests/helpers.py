@@ -135,3 +135,13 @@ def band_geoms(url: str, z: int) -> dict[str, Any]:
             (z,),
         ).fetchall()
     return {code: shapely.from_wkb(wkb) for code, wkb in rows}
+
+
+def wait_protected(url: str, timeout_s: float = 60) -> None:
+    """Wait until a running service has protected what a plain-SQL write left pending: until
+    then `published_value` withholds every value of the indicators the write touched."""
+    deadline = time.monotonic() + timeout_s
+    with psycopg.connect(url, autocommit=True) as conn:
+        while conn.execute("SELECT 1 FROM disclosure_pending LIMIT 1").fetchone():
+            assert time.monotonic() < deadline, "the service did not protect the written values"
+            time.sleep(0.05)

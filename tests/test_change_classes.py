@@ -20,6 +20,7 @@ from geo_service.viewer.choropleth import (
     palette_colours,
 )
 from tests.conftest import PgCluster, serve
+from tests.helpers import wait_protected
 from tests.test_viewer import Viewer
 
 # real-looking changes: more increases than decreases, a few exact zeros, a long tail
@@ -194,6 +195,7 @@ def small_decreases(pg: PgCluster, demo_template: str) -> Iterator[tuple[str, di
             )
     try:
         with serve(url) as live:
+            wait_protected(url)  # (the service protects the updated indicator as it starts)
             yield live, codes
     finally:
         pg.drop_database(url)

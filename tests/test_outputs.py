@@ -11,7 +11,6 @@ import csv
 import io
 import re
 import subprocess
-import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ from fastapi.testclient import TestClient
 from geo_service.http.app import create_app
 from geo_service.settings import ServiceSettings
 from geo_service.users import add_user
+from tests.helpers import wait_protected
 
 ITEMS = "/collections/enumeration-areas/items"
 COMMUNE = "00004"  # Phường Ba Đình, Hà Nội (province 01)
@@ -52,14 +52,6 @@ class Env:
         with psycopg.connect(self.url, autocommit=True) as conn:
             cursor = conn.execute(query, args or None)
             return cursor.fetchall() if cursor.description else []
-
-    def wait_protected(self, timeout_s: float = 60) -> None:
-        """Wait until the service has protected what a plain-SQL write left pending: until
-        then `published_value` withholds every value of the indicators it touched."""
-        deadline = time.monotonic() + timeout_s
-        while self.sql("SELECT 1 FROM disclosure_pending LIMIT 1"):
-            assert time.monotonic() < deadline, "the service did not protect the written values"
-            time.sleep(0.05)
 
     def generate(self, code: str = COMMUNE) -> list[dict[str, Any]]:
         made = self.client.post(
@@ -297,7 +289,7 @@ def test_map_export_of_a_change_writes_small_decreases_as_decreases(env: Env) ->
         " AND t.code IN ('01', '02') RETURNING t.code"
     )
     assert len(fell) == 2
-    env.wait_protected()  # (until then every value of the indicator is withheld)
+    wait_protected(env.url)  # (until then every value of the indicator is withheld)
     params = {
         "collection": "province-2019",
         "indicator": "papi_sc11",

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from geo_service.http.app import create_app
 from geo_service.settings import ServiceSettings
+from tests.helpers import wait_protected
 
 TILES = "/collections/commune-2025/tiles/WebMercatorQuad"
 HANOI_Z10 = "10/813/450"  # central Hà Nội (Ba Đình 00004 and its neighbours)
@@ -101,6 +102,7 @@ def test_a_hidden_value_of_either_period_hides_the_change(client: TestClient, de
             "UPDATE indicator SET suppress_below = %s WHERE code = 'population'",
             ((now[code][0] + then[code][0]) / 2,),  # type: ignore[operator]
         )
+    wait_protected(demo_db)  # (until then every population figure is withheld)
     after = _check(_features(client, HANOI_Z10, **CHANGE), demo_db)
     # (what else the rules hide with it is checked feature by feature above)
     assert after[code]["population_change_status"] == "suppressed", after[code]
