@@ -181,7 +181,7 @@ def test_a_cached_tile_never_waits_for_a_render_slot(squares_db: str, tmp_path: 
             await kept.keep()
             async with AsyncExitStack() as slots:
                 for _ in range(2):
-                    await slots.enter_async_context(service.renders.slot())
+                    await slots.enter_async_context(service.renders)
                 again = await _ea_tile(service, 8)
                 assert not again.rendered and again.tile.raw == kept.tile.raw
                 with pytest.raises(Busy) as refused:

@@ -7,8 +7,7 @@ import gzip
 import hashlib
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -130,15 +129,16 @@ class RenderSlots:
     """At most `at_once` tiles are rendered at the same time, below the requests' pool
     size: a burst of uncached (or never cached) dense tiles cannot take every connection
     from the other requests. A render waits up to `wait_s` for a slot, then Busy (503 with
-    Retry-After, naming the limit); cached tiles never wait for one."""
+    Retry-After, naming the limit); cached tiles never wait for one. (`async with` it.)"""
 
     def __init__(self, at_once: int, wait_s: float) -> None:
         self.at_once, self.wait_s = at_once, wait_s
         self._free = asyncio.Semaphore(at_once)
 
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        """Hold one render slot."""
+    async def __aenter__(self) -> None:
+        if not self._free.locked():  # (the usual case, without a timer)
+            await self._free.acquire()
+            return
         try:
             async with asyncio.timeout(self.wait_s):
                 await self._free.acquire()
@@ -149,10 +149,13 @@ class RenderSlots:
                 parameter="limit",
                 limit=self.at_once,
             ) from exc
-        try:
-            yield
-        finally:
-            self._free.release()
+
+    async def __aexit__(self, *_: object) -> None:
+        self._free.release()
+
+
+class _Unshared(Exception):
+    """The request that started a render was given up: those waiting render their own."""
 
 
 @dataclass(frozen=True)
@@ -290,27 +293,39 @@ class TileService:
         """`render()`, shared by the requests for the same tile that come while it runs:
         twenty clients asking at once for a dense tile just purged cost one render, not
         twenty. A request joins only a render that saw every change committed before the
-        request came (the tile's epoch is read in the snapshot of its features); otherwise
-        it renders its own. The render goes on if the request that started it is given up."""
+        request came (the tile's epoch is read in the snapshot of its features); otherwise,
+        or if the request that started the render is given up, it renders its own."""
         running = self._flights.get(flight)
         if running is None:
-            running = asyncio.ensure_future(render())
-            self._flights[flight] = running
-            running.add_done_callback(lambda done: self._landed(flight, done))
-            return await asyncio.shield(running)
+            return await self._lead(flight, render)
         if self._epochs is None:  # (not started: no epoch to compare with)
             return await render()
         seen = await self._epochs.current()
-        shared = await asyncio.shield(running)
+        try:
+            shared = await asyncio.shield(running)
+        except _Unshared:
+            return await render()
         if shared.tile.epoch >= seen:
             return ServedTile(shared.tile)  # (its first request keeps it in the caches)
         return await render()
 
-    def _landed(self, flight: Hashable, done: asyncio.Future[ServedTile]) -> None:
-        if self._flights.get(flight) is done:
+    async def _lead(
+        self, flight: Hashable, render: Callable[[], Awaitable[ServedTile]]
+    ) -> ServedTile:
+        """Render for this request and for those that join it meanwhile."""
+        running: asyncio.Future[ServedTile] = asyncio.get_running_loop().create_future()
+        self._flights[flight] = running
+        try:
+            served = await render()
+        except BaseException as exc:
             del self._flights[flight]
-        if not done.cancelled():
-            done.exception()  # (retrieved: a render whose requests have all gone)
+            gone = isinstance(exc, asyncio.CancelledError)
+            running.set_exception(_Unshared() if gone else exc)
+            running.exception()  # (retrieved: nobody may have joined)
+            raise
+        del self._flights[flight]
+        running.set_result(served)
+        return served
 
     async def _scoped_served(self, pool: AsyncConnectionPool, request: TileRequest) -> ServedTile:
         return ServedTile(await self.scoped_ea_tile(pool, request))
@@ -325,7 +340,7 @@ class TileService:
     ) -> ServedTile:
         """The tile rendered (or found cached after all), within the render slots."""
         z, x, y = request.z, request.x, request.y
-        async with self.renders.slot(), pool.connection() as conn:
+        async with self.renders, pool.connection() as conn:
             if layer == EA_LAYER:
                 statement, params = ea_tile_sql(z, x, y, self.options, request.census_round)
                 key = TileKey(EA_LAYER, request.census_round or DEFAULT_VARIANT, z, x, y)
@@ -436,7 +451,7 @@ class TileService:
         z, x, y = request.z, request.x, request.y
         statement, params = ea_tile_sql(z, x, y, self.options, request.census_round, request.scope)
         self.stats.misses += 1
-        async with self.renders.slot(), pool.connection() as conn:
+        async with self.renders, pool.connection() as conn:
             tile = await self._render(conn, statement, params, z, x, y)
         return tile
 
