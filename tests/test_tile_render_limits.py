@@ -1,12 +1,14 @@
-"""Uncached tiles cannot starve the service (issue #22, sixth attack pass): twenty anonymous
+"""Dense EA tiles cannot starve the service (issue #22, sixth attack pass): twenty anonymous
 requests for a few dense EA tiles just purged by an edit rendered each of them once per
 request and took every pooled connection (items and EA pages answered 503). Requests for a
 tile being rendered now share that render, and renders at once are bounded below the pool
-size (cached tiles never wait for a slot)."""
+size (cached tiles never wait for a slot). And the pre-render plans its tiles (every EA's
+box at every zoom) in a worker thread, not in the event loop every request waits on."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -14,15 +16,19 @@ from typing import Any
 import mapbox_vector_tile
 import psycopg
 import pytest
+from fastapi.testclient import TestClient
 from psycopg_pool import AsyncConnectionPool
 
 from geo_core import grid
 from geo_core.errors import Busy
 from geo_service.features.catalogue import CollectionCatalogue
+from geo_service.http.app import create_app
 from geo_service.settings import ServiceSettings
+from geo_service.tiles import prerender
 from geo_service.tiles.service import ServedTile, TileRequest, TileService
 from geo_service.tiles.sql import EA_LAYER
 from tests.helpers import run_coroutine
+from tilecache.base import DEFAULT_VARIANT, TileKey
 
 SQUARES = 3_000
 POINT = (105.8165, 21.0305)  # inside the squares (Ba Đình, Hà Nội)
@@ -190,3 +196,34 @@ def test_a_cached_tile_never_waits_for_a_render_slot(squares_db: str, tmp_path: 
                 assert "GEO_SERVICE_TILE_RENDERS_AT_ONCE" in refused.value.message
 
     run_coroutine(scenario())
+
+
+def test_the_pre_render_plans_its_tiles_outside_the_event_loop(
+    squares_db: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pre-render's plan (every EA's box at every zoom: 16 s of pure Python for 100,000
+    EAs under load) is made in a worker thread: made in the event loop, it held every
+    request of the instance, /health too, after each EA geometry edit (15 s seen)."""
+    made_in: list[str] = []
+
+    def watched(*args: Any) -> Any:
+        try:
+            asyncio.get_running_loop()
+            made_in.append("the event loop")
+        except RuntimeError:
+            made_in.append("a worker thread")
+        return planned(*args)
+
+    planned = prerender.tiles_to_render
+    monkeypatch.setattr(prerender, "tiles_to_render", watched)
+    settings = ServiceSettings(home=tmp_path / "home", tile_cache="sqlite", prerender_max_zoom=4)
+    with TestClient(create_app(settings, db_url=squares_db)) as client:
+        job = client.app.state.services.prerender  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 300
+        while not (made_in and job.status.state == "idle"):
+            assert time.monotonic() < deadline, f"pre-render stuck: {job.status}"
+            time.sleep(0.2)
+        x, y = next(grid.tiles_in((*POINT, *POINT), 4))
+        cache = client.app.state.services.tiles.caches[0]  # type: ignore[attr-defined]
+        assert cache.get(TileKey(EA_LAYER, DEFAULT_VARIANT, 4, x, y)) is not None
+    assert set(made_in) == {"a worker thread"}, made_in
