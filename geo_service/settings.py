@@ -205,6 +205,10 @@ class ServiceSettings(BaseSettings):
     # "notify": rely on LISTEN/NOTIFY only (faster, stale for milliseconds after a change)
     tile_freshness: Literal["strict", "notify"] = "strict"
     tile_cache_control: str = "public, max-age=0, must-revalidate"
+    # tiles rendered at once (default: half the pool; cached tiles never wait): a burst of
+    # dense uncached tiles cannot take every connection; a render waits up to
+    # pool_timeout_s for a slot, then 503 with Retry-After
+    tile_renders_at_once: Annotated[int, Field(ge=1)] | None = None
     # a guard: a tile holding more features is refused (422 naming `z`) rather than drawn
     # in part; 0 (default): every feature is drawn, at every zoom
     max_features_per_tile: int = Field(default=0, ge=0)
@@ -279,6 +283,11 @@ class ServiceSettings(BaseSettings):
     def download_slots(self) -> int:
         """Downloads that may read from the database at once."""
         return self.downloads_at_once or max(1, self.pool_max_size // 2)
+
+    @property
+    def tile_render_slots(self) -> int:
+        """Tiles that may be rendered at once."""
+        return self.tile_renders_at_once or max(1, self.pool_max_size // 2)
 
     @property
     def aggregate_slots(self) -> int:

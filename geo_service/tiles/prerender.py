@@ -167,7 +167,10 @@ class Prerenderer:
                 collection = collections[layer]
                 boxes = await unit_bboxes(conn, collection.vintage, collection.level)
             changed = None if areas is None else areas[layer]
-            plan += [(layer, *tile) for tile in tiles_to_render(boxes, changed, self.max_zoom)]
+            # (seconds of pure Python over every EA's box once there are 100,000 of them:
+            # in a worker thread, or every request of this instance waits for it)
+            tiles = await asyncio.to_thread(tiles_to_render, boxes, changed, self.max_zoom)
+            plan += [(layer, *tile) for tile in tiles]
         plan.sort(key=lambda t: (t[1], t[0], t[2], t[3]))
         self.status.remaining = len(plan)
         self._set("rendering" if plan else "idle")
@@ -181,6 +184,8 @@ class Prerenderer:
                 self.status.rendered += 1
                 if self.pause:
                     await asyncio.sleep(self.pause)
+            else:  # (found fresh without awaiting: let requests in between such tiles)
+                await asyncio.sleep(0)
             self.status.remaining -= 1
             self._write_now_and_then()
         self.status.remaining = 0

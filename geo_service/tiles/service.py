@@ -7,7 +7,7 @@ import gzip
 import hashlib
 import logging
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,7 +17,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from geo_core import grid
-from geo_core.errors import InvalidParameter, TooExpensive
+from geo_core.errors import Busy, InvalidParameter, TooExpensive
 from geo_service.features.catalogue import CollectionCatalogue
 from geo_service.features.model import ItemQuery
 from geo_service.features.query import RawItemParams, build_item_query, query_from_memory
@@ -125,6 +125,39 @@ class ServedTile:
             await self._keep(self.tile)
 
 
+class RenderSlots:
+    """At most `at_once` tiles are rendered at the same time, below the requests' pool
+    size: a burst of uncached (or never cached) dense tiles cannot take every connection
+    from the other requests. A render waits up to `wait_s` for a slot, then Busy (503 with
+    Retry-After, naming the limit); cached tiles never wait for one. (`async with` it.)"""
+
+    def __init__(self, at_once: int, wait_s: float) -> None:
+        self.at_once, self.wait_s = at_once, wait_s
+        self._free = asyncio.Semaphore(at_once)
+
+    async def __aenter__(self) -> None:
+        if not self._free.locked():  # (the usual case, without a timer)
+            await self._free.acquire()
+            return
+        try:
+            async with asyncio.timeout(self.wait_s):
+                await self._free.acquire()
+        except TimeoutError as exc:
+            raise Busy(
+                f"the service renders at most {self.at_once} tiles at once "
+                "(GEO_SERVICE_TILE_RENDERS_AT_ONCE) and is at that limit; retry shortly",
+                parameter="limit",
+                limit=self.at_once,
+            ) from exc
+
+    async def __aexit__(self, *_: object) -> None:
+        self._free.release()
+
+
+class _Unshared(Exception):
+    """The request that started a render was given up: those waiting render their own."""
+
+
 @dataclass(frozen=True)
 class TileRequest:
     """A tile asked for: its grid position and what its features carry."""
@@ -150,6 +183,10 @@ class TileService:
         self.caches = make_caches(settings)
         self.freshness = Freshness(self.caches)
         self.options = MvtOptions(max_features=settings.max_features_per_tile)
+        self.renders = RenderSlots(settings.tile_render_slots, settings.pool_timeout_s)
+        # renders under way, by tile: a request for a tile being rendered waits for that
+        # render instead of starting another (a dense EA tile costs seconds of database time)
+        self._flights: dict[Hashable, asyncio.Future[ServedTile]] = {}
         self.stats = TileStats()
         self._listener: asyncio.Task[None] | None = None
         self._control: AsyncConnectionPool | None = None
@@ -235,7 +272,8 @@ class TileService:
             compare=request.compare,
         )
         if layer == EA_LAYER and request.scope is not None:
-            return ServedTile(await self.scoped_ea_tile(pool, request))
+            scoped = ("scope", request.scope, request.census_round, z, x, y)
+            return await self._once(scoped, lambda: self._scoped_served(pool, request))
         key: TileKey | None
         if layer == EA_LAYER:
             key = TileKey(EA_LAYER, request.census_round or DEFAULT_VARIANT, z, x, y)
@@ -245,7 +283,64 @@ class TileService:
             key = TileKey(layer, variant_of(query), z, x, y) if query is not None else None
         if key is not None and (cached := await self._cached_checked(key)) is not None:
             return ServedTile(cached)
-        async with pool.connection() as conn:
+        if key is None:  # (a collection not in memory yet: its key needs the database)
+            return await self._miss(pool, catalogue, layer, request, raw)
+        return await self._once(key, lambda: self._miss(pool, catalogue, layer, request, raw))
+
+    async def _once(
+        self, flight: Hashable, render: Callable[[], Awaitable[ServedTile]]
+    ) -> ServedTile:
+        """`render()`, shared by the requests for the same tile that come while it runs:
+        twenty clients asking at once for a dense tile just purged cost one render, not
+        twenty. A request joins only a render that saw every change committed before the
+        request came (the tile's epoch is read in the snapshot of its features); otherwise,
+        or if the request that started the render is given up, it renders its own."""
+        running = self._flights.get(flight)
+        if running is None:
+            return await self._lead(flight, render)
+        if self._epochs is None:  # (not started: no epoch to compare with)
+            return await render()
+        seen = await self._epochs.current()
+        try:
+            shared = await asyncio.shield(running)
+        except _Unshared:
+            return await render()
+        if shared.tile.epoch >= seen:
+            return ServedTile(shared.tile)  # (its first request keeps it in the caches)
+        return await render()
+
+    async def _lead(
+        self, flight: Hashable, render: Callable[[], Awaitable[ServedTile]]
+    ) -> ServedTile:
+        """Render for this request and for those that join it meanwhile."""
+        running: asyncio.Future[ServedTile] = asyncio.get_running_loop().create_future()
+        self._flights[flight] = running
+        try:
+            served = await render()
+        except BaseException as exc:
+            del self._flights[flight]
+            gone = isinstance(exc, asyncio.CancelledError)
+            running.set_exception(_Unshared() if gone else exc)
+            running.exception()  # (retrieved: nobody may have joined)
+            raise
+        del self._flights[flight]
+        running.set_result(served)
+        return served
+
+    async def _scoped_served(self, pool: AsyncConnectionPool, request: TileRequest) -> ServedTile:
+        return ServedTile(await self.scoped_ea_tile(pool, request))
+
+    async def _miss(
+        self,
+        pool: AsyncConnectionPool,
+        catalogue: CollectionCatalogue,
+        layer: str,
+        request: TileRequest,
+        raw: RawItemParams,
+    ) -> ServedTile:
+        """The tile rendered (or found cached after all), within the render slots."""
+        z, x, y = request.z, request.x, request.y
+        async with self.renders, pool.connection() as conn:
             if layer == EA_LAYER:
                 statement, params = ea_tile_sql(z, x, y, self.options, request.census_round)
                 key = TileKey(EA_LAYER, request.census_round or DEFAULT_VARIANT, z, x, y)
@@ -356,7 +451,7 @@ class TileService:
         z, x, y = request.z, request.x, request.y
         statement, params = ea_tile_sql(z, x, y, self.options, request.census_round, request.scope)
         self.stats.misses += 1
-        async with pool.connection() as conn:
+        async with self.renders, pool.connection() as conn:
             tile = await self._render(conn, statement, params, z, x, y)
         return tile
 
