@@ -406,15 +406,31 @@ def build_crosswalk(
 
 
 def _check_vintages(conn: Any, from_vintage: str, to_vintage: str, level: str) -> None:
+    """Both vintages known and with the level loaded; a refusal names the crosswalk asked
+    for (both vintages) and what is wrong with it."""
+    asked = f"crosswalk {from_vintage} → {to_vintage} at {level} level"
     if from_vintage == to_vintage:
-        raise InvalidParameter("--from and --to are the same vintage", parameter="--to")
-    if level not in units.level_ids(conn):
-        raise InvalidParameter(f"unknown level {level!r}", parameter="--level")
+        raise InvalidParameter(
+            f"--from and --to are the same vintage {from_vintage!r}", parameter="--to"
+        )
+    levels = units.level_ids(conn)
+    if level not in levels:
+        raise InvalidParameter(
+            f"unknown level {level!r} ({asked}); levels: {', '.join(levels)}",
+            parameter="--level",
+            valid=levels,
+        )
     for vintage, option in ((from_vintage, "--from"), (to_vintage, "--to")):
         if not units.vintage_exists(conn, vintage):
-            raise LoaderError(f"unknown vintage {vintage!r}", parameter=option)
+            known = units.vintage_ids(conn)
+            raise LoaderError(
+                f"unknown vintage {vintage!r} ({asked}); vintages: {', '.join(known) or 'none'}",
+                parameter=option,
+            )
         if not units.count_units(conn, vintage, level):
-            raise LoaderError(f"vintage {vintage} has no {level} level loaded", parameter="--level")
+            raise LoaderError(
+                f"vintage {vintage} has no {level} level loaded ({asked})", parameter="--level"
+            )
 
 
 def _store(
