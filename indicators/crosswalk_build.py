@@ -99,8 +99,8 @@ def compute_crosswalk(
     weights = _checked_weights(weights, raster)
     if not 0 <= sliver < 1:
         raise InvalidParameter(f"--sliver must be in [0, 1), not {sliver}", parameter="--sliver")
-    old_codes = np.asarray([str(c) for c in old["code"]], dtype=object)
-    new_codes = np.asarray([str(c) for c in new["code"]], dtype=object)
+    old_codes = old["code"].astype(str).to_numpy(dtype=object)
+    new_codes = new["code"].astype(str).to_numpy(dtype=object)
     pieces = overlay(np.asarray(old.geometry.values), np.asarray(new.geometry.values))
     if len(pieces.piece_area) == 0:
         raise LoaderError(
@@ -183,10 +183,17 @@ def _slivers(
     first = np.ones(len(order), dtype=bool)
     first[1:] = pieces.old_index[order][1:] != pieces.old_index[order][:-1]
     sliver[order[first]] = False
+    # (as Python lists: formatting numpy scalars one by one costs several times more)
+    dropped = np.flatnonzero(sliver)
     described = [
-        f"{old_codes[pieces.old_index[i]]} → {new_codes[pieces.new_index[i]]} "
-        f"({of_old[i]:.4f} of old, {of_new[i]:.4f} of new)"
-        for i in np.flatnonzero(sliver)
+        f"{a} → {b} ({x:.4f} of old, {y:.4f} of new)"
+        for a, b, x, y in zip(
+            old_codes[pieces.old_index[dropped]].tolist(),
+            new_codes[pieces.new_index[dropped]].tolist(),
+            of_old[dropped].tolist(),
+            of_new[dropped].tolist(),
+            strict=True,
+        )
     ]
     return ~sliver, described
 
@@ -233,33 +240,35 @@ def _links(
     area_weighted: set[int] = set()
     if pop_total is not None:
         area_weighted = {int(i) for i in np.flatnonzero(pop_total <= 0) if links_per_old[i] > 1}
-    piece_population = None if population is None else population[kept]
-    links = []
-    for k in sorted(range(len(old_i)), key=lambda k: (old_codes[old_i[k]], new_codes[new_i[k]])):
-        o = int(old_i[k])
-        whole = links_per_old[o] == 1
-        area_share = 1.0 if whole else float(area[k] / area_total[o])
-        pop_share = None
-        if pop is not None and pop_total is not None:
-            if whole:
-                pop_share = 1.0
-            elif o in area_weighted:
-                pop_share = area_share  # no population in the raster: the area decides
-            else:
-                pop_share = float(pop[k] / pop_total[o])
-        links.append(
-            BuiltLink(
-                str(old_codes[o]),
-                str(new_codes[new_i[k]]),
-                "whole" if whole else "partial",
-                area_share,
-                pop_share,
-                float(area[k]) / 1e6,
-                None
-                if piece_population is None or np.isnan(piece_population[k])
-                else float(piece_population[k]),
-            )
+    # shares computed for every piece at once (the same IEEE divisions as one by one), the
+    # links built from Python lists in code order
+    whole = links_per_old[old_i] == 1
+    area_share = np.where(whole, 1.0, area / np.where(area_total > 0, area_total, 1.0)[old_i])
+    pop_share: list[float | None] = [None] * len(old_i)
+    if pop is not None and pop_total is not None:
+        fallback = np.zeros(n_old, dtype=bool)
+        fallback[list(area_weighted)] = True
+        by_pop = pop / np.where(pop_total > 0, pop_total, 1.0)[old_i]
+        pop_share = np.where(whole, 1.0, np.where(fallback[old_i], area_share, by_pop)).tolist()
+    piece_population: list[float | None] = (
+        [None] * len(old_i)
+        if population is None
+        else [None if np.isnan(v) else v for v in population[kept].tolist()]
+    )
+    old_code, new_code = old_codes[old_i].tolist(), new_codes[new_i].tolist()
+    shares, km2, is_whole = area_share.tolist(), (area / 1e6).tolist(), whole.tolist()
+    links = [
+        BuiltLink(
+            str(old_code[k]),
+            str(new_code[k]),
+            "whole" if is_whole[k] else "partial",
+            shares[k],
+            pop_share[k],
+            km2[k],
+            piece_population[k],
         )
+        for k in sorted(range(len(old_i)), key=lambda k: (old_code[k], new_code[k]))
+    ]
     return links, area_weighted
 
 
@@ -283,13 +292,11 @@ def _quality(
             sliver_share = np.where(area > 0, dropped / area, 0.0)
         quality += [
             UnitQuality(
-                side,
-                str(codes[i]),
-                float(covered_share[i]),
-                float(sliver_share[i]),
-                side == "from" and i in area_weighted,
+                side, str(code), covered, dropped_share, side == "from" and i in area_weighted
             )
-            for i in range(len(area))
+            for i, (code, covered, dropped_share) in enumerate(
+                zip(codes.tolist(), covered_share.tolist(), sliver_share.tolist(), strict=True)
+            )
         ]
     return quality
 
@@ -406,15 +413,31 @@ def build_crosswalk(
 
 
 def _check_vintages(conn: Any, from_vintage: str, to_vintage: str, level: str) -> None:
+    """Both vintages known and with the level loaded; a refusal names the crosswalk asked
+    for (both vintages) and what is wrong with it."""
+    asked = f"crosswalk {from_vintage} → {to_vintage} at {level} level"
     if from_vintage == to_vintage:
-        raise InvalidParameter("--from and --to are the same vintage", parameter="--to")
-    if level not in units.level_ids(conn):
-        raise InvalidParameter(f"unknown level {level!r}", parameter="--level")
+        raise InvalidParameter(
+            f"--from and --to are the same vintage {from_vintage!r}", parameter="--to"
+        )
+    levels = units.level_ids(conn)
+    if level not in levels:
+        raise InvalidParameter(
+            f"unknown level {level!r} ({asked}); levels: {', '.join(levels)}",
+            parameter="--level",
+            valid=levels,
+        )
     for vintage, option in ((from_vintage, "--from"), (to_vintage, "--to")):
         if not units.vintage_exists(conn, vintage):
-            raise LoaderError(f"unknown vintage {vintage!r}", parameter=option)
+            known = units.vintage_ids(conn)
+            raise LoaderError(
+                f"unknown vintage {vintage!r} ({asked}); vintages: {', '.join(known) or 'none'}",
+                parameter=option,
+            )
         if not units.count_units(conn, vintage, level):
-            raise LoaderError(f"vintage {vintage} has no {level} level loaded", parameter="--level")
+            raise LoaderError(
+                f"vintage {vintage} has no {level} level loaded ({asked})", parameter="--level"
+            )
 
 
 def _store(

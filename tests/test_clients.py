@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import psycopg
 import pyogrio
 import pytest
 
@@ -115,6 +116,33 @@ def test_gdal_reads_the_vector_tiles_through_ogc_api_tiles(live_server: str) -> 
     # units cut at tile edges come once per tile: every commune is there at least once
     assert frame["code"].nunique() == 3321
     assert "Ngọc Đường" in set(frame["name"])
+
+
+def test_gdal_reads_the_change_through_ogc_api_tiles(live_server: str, demo_ro: str) -> None:
+    # indicator, period and compare given once, on the collection's URL: GDAL's OGCAPI driver
+    # takes the tile template from the tileset metadata the collection links to
+    source = f"OGCAPI:{live_server}/collections/{COMMUNES}?indicator=population&period=2025"
+    frame = pyogrio.read_dataframe(
+        f"{source}&compare=2009",
+        layer="Zoom level 10",
+        API="TILES",
+        MINX=11_779_000,  # central Hà Nội
+        MINY=2_418_000,
+        MAXX=11_786_000,
+        MAXY=2_425_000,
+    )
+    with psycopg.connect(demo_ro) as conn:
+        published = dict(
+            conn.execute(
+                "SELECT code || '/' || period, value FROM published_value"
+                " WHERE indicator = 'population' AND vintage = '2025' AND level = 'commune'"
+                " AND period IN ('2009', '2025') AND status IN ('ok', 'provisional')"
+            ).fetchall()
+        )
+    shown = frame[frame["population_change_status"] == "ok"]
+    assert "00004" in set(shown["code"])  # Ba Đình
+    for code, change in zip(shown["code"], shown["population_change"], strict=True):
+        assert change == pytest.approx(published[f"{code}/2025"] - published[f"{code}/2009"])
 
 
 def test_geopandas_gets_vn2000_for_a_vn2000_request(live_server: str) -> None:

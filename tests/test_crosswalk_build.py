@@ -18,6 +18,7 @@ import psycopg
 import pytest
 import rasterio
 import shapely
+from fastapi.testclient import TestClient
 from rasterio.transform import Affine
 from shapely.geometry import box
 
@@ -27,6 +28,8 @@ from boundaries.overlay import equal_area, overlay
 from boundaries.readers import read_boundaries
 from boundaries.vintages import Vintage, add_vintage
 from geo_core.errors import GeoServiceError, InvalidParameter, LoaderError
+from geo_service.http.app import create_app
+from geo_service.settings import ServiceSettings
 from indicators.catalogue import Indicator, save_indicator
 from indicators.crosswalk_build import build_crosswalk, compute_crosswalk
 from indicators.store import carry_over, store_values
@@ -523,3 +526,51 @@ _CARRIED = (
     "SELECT code, value FROM indicator_value WHERE indicator = 'pop' AND vintage = 'b'"
     " ORDER BY code"
 )
+
+
+def test_a_refused_build_names_both_vintages(
+    vintages: psycopg.Connection, empty_db: str, tmp_path: Path
+) -> None:
+    """Whatever is wrong with the vintages asked for, the refusal names the crosswalk (both
+    vintages and the level), in the library, the command and the API (in English and
+    Vietnamese), and writes nothing."""
+    conn = vintages
+    add_vintage(conn, Vintage("far", date(2030, 1, 1)))
+    path = tmp_path / "far.geojson"
+    _frame({"21": (0, 1), "22": (1, 2)}).to_file(path)  # in the Gulf of Guinea
+    load_boundaries(conn, [path], LoadOptions("far", "province", FieldMap("code", "name")))
+    refusals = {
+        ("a", "far", "province"): (
+            "--to",
+            "vintage a (province) and vintage far (province) do not overlap",
+        ),
+        ("a", "zz", "province"): (
+            "--to",
+            "unknown vintage 'zz' (crosswalk a → zz at province level); vintages: a, b, far",
+        ),
+        ("zz", "b", "province"): (
+            "--from",
+            "unknown vintage 'zz' (crosswalk zz → b at province level); vintages: a, b, far",
+        ),
+        ("a", "b", "commune"): (
+            "--level",
+            "vintage a has no commune level loaded (crosswalk a → b at commune level)",
+        ),
+        ("a", "b", "canton"): ("--level", "unknown level 'canton' (crosswalk a → b at canton"),
+    }
+    for (old, new, level), (parameter, message) in refusals.items():
+        with pytest.raises(GeoServiceError) as caught:
+            build_crosswalk(conn, old, new, level)
+        assert caught.value.parameter == parameter and message in caught.value.message
+        done = _cli(empty_db, "crosswalk", "build", "--from", old, "--to", new, "--level", level)
+        assert done.returncode == 2 and message in " ".join(done.stderr.split()), done.stderr
+    assert conn.execute("SELECT count(*) FROM crosswalk").fetchone() == (0,)
+    assert conn.execute("SELECT count(*) FROM crosswalk_provenance").fetchone() == (0,)
+    # the API's answer for a crosswalk never built names both vintages, in either language
+    with TestClient(create_app(ServiceSettings(home=tmp_path), db_url=empty_db)) as client:
+        for lang, expected in (
+            ("en", "no recorded crosswalk a → far at province level"),
+            ("vi", "chưa có bảng chuyển đổi từ năm ranh giới a sang far ở cấp tỉnh"),
+        ):
+            answer = client.get("/crosswalks/a/far/province", headers={"Accept-Language": lang})
+            assert answer.status_code == 404 and answer.json()["detail"] == expected

@@ -127,3 +127,76 @@ def test_tilejson_and_bad_comparisons(client: TestClient) -> None:
         assert response.status_code == 400, params
         assert response.json()["parameter"] == "compare" and expected in response.json()["detail"]
     assert client.get(f"{TILES}/{HANOI_Z10}", params={"compare": "20 09"}).status_code == 400
+
+
+def _href(links: list[dict[str, Any]], rel: str, type_: str | None = None) -> str:
+    """The path of the link with this relation (and media type)."""
+    href = next(
+        link["href"]
+        for link in links
+        if link["rel"].endswith(rel) and (type_ is None or link.get("type") == type_)
+    )
+    return str(href).replace("http://testserver", "")
+
+
+def test_the_change_is_discovered_through_the_ogc_links(client: TestClient, demo_db: str) -> None:
+    """A client that starts from /collections with indicator, period and compare reaches
+    tiles carrying the change, and the tileset metadata lists exactly what they carry."""
+    listed = client.get("/collections", params=CHANGE).json()["collections"]
+    ids = {c["id"] for c in listed}
+    # (the 2009 communes have no other period to compare 2009 with)
+    assert "commune-2025" in ids and "commune-2009" not in ids
+    collection = next(c for c in listed if c["id"] == "commune-2025")
+    # items carry no change: their links leave compare out, and they answer
+    items = _href(collection["links"], "items", "application/geo+json")
+    assert "indicator=population" in items and "compare" not in items
+    assert client.get(items, params={"limit": 1}).status_code == 200
+    tilesets = client.get(_href(collection["links"], "tilesets-vector")).json()
+    template = _href(tilesets["tilesets"][0]["links"], "item")
+    assert "compare=2009" in template and "period=2025" in template
+    metadata = client.get(_href(tilesets["tilesets"][0]["links"], "self")).json()
+    assert _href(metadata["links"], "item") == template
+    schema = metadata["layers"][0]["propertiesSchema"]["properties"]
+    change = {f"population{s}" for s in ("_change", "_change_percent", "_change_status")}
+    assert change <= set(schema)
+    for name in change:
+        assert "2009" in schema[name]["description"] and "Dân số" in schema[name]["description"]
+    assert schema["population_change"]["type"] == "number"
+    assert schema["population_change_status"]["type"] == "string"
+    # the template's tile carries exactly the fields the metadata lists
+    z, x, y = HANOI_Z10.split("/")
+    tile = template.replace("{tileMatrix}", z).replace("{tileCol}", x).replace("{tileRow}", y)
+    response = client.get(tile)
+    assert response.status_code == 200, response.text
+    layer = mapbox_vector_tile.decode(response.content)["commune-2025"]
+    features = _check(layer["features"], demo_db)
+    assert {key for p in features.values() for key in p} == set(schema)
+
+
+def test_tilejson_describes_the_change_in_both_languages(client: TestClient) -> None:
+    fields = client.get(f"{TILES}/tilejson.json", params=CHANGE).json()["vector_layers"][0][
+        "fields"
+    ]
+    assert fields["population_change"].startswith("Population / Dân số")
+    assert "2025 minus 2009" in fields["population_change"]
+    assert "% of 2009" in fields["population_change_percent"]
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "expected"),
+    [
+        ("/collections/commune-2025/tiles/WebMercatorQuad", {"compare": "2009"}, "needs"),
+        ("/collections/commune-2025/tiles", {"compare": "2009"}, "needs"),
+        ("/collections/commune-2025", {"compare": "2009"}, "needs"),
+        ("/collections/commune-2025/tiles/WebMercatorQuad", CHANGE | {"compare": "1999"}, "1999"),
+        ("/collections/commune-2025/tiles", CHANGE | {"compare": "2025"}, "no other period"),
+        ("/collections/commune-2025", CHANGE | {"compare": "1999"}, "1999"),
+        ("/tileMatrixSets/WebMercatorQuad", {"compare": "2009"}, "needs"),
+    ],
+)
+def test_bad_comparisons_in_the_metadata(
+    client: TestClient, path: str, params: dict[str, str], expected: str
+) -> None:
+    response = client.get(path, params=params)
+    assert response.status_code == 400, response.text
+    assert response.json()["parameter"] == "compare" and expected in response.json()["detail"]

@@ -72,6 +72,10 @@ _MESSAGES: list[tuple[str, str]] = [
         r"no crosswalk from (?P<level>\w+) (?P<a>\S+) to (?P<b>\S+).*",
         "không có bảng chuyển đổi cấp {level_vi} từ {a} sang {b}",
     ),
+    (
+        r"no recorded crosswalk (?P<a>\S+) → (?P<b>\S+) at (?P<level>\w+) level",
+        "chưa có bảng chuyển đổi từ năm ranh giới {a} sang {b} ở cấp {level_vi}",
+    ),
     (r"give within or bbox, not both", "chỉ chọn một phạm vi: trong tỉnh hoặc trong khung nhìn"),
     (
         r"'(?P<x>[^']*)' is not a unit above the (?P<level>\w+)s of (?P<v>\S+)",

@@ -88,8 +88,8 @@ def _collection_doc(
     """A collection's metadata; links to its items and tiles carry `indicator`/`period`."""
     base = str(request.url_for("get_collection_doc", collectionId=c.id))
     until = f" to {c.valid_to}" if c.valid_to else ""
-    carried = vendor.query()
-    also = "&" + carried[1:] if carried else ""
+    carried, plain = vendor.query(), vendor.query(with_compare=False)
+    also = "&" + plain[1:] if plain else ""
     return CollectionDocument(
         id=c.id,
         title=c.title,
@@ -110,7 +110,7 @@ def _collection_doc(
         indicators=_indicators(c, entries),
         links=[
             Link(rel="self", href=base + carried, type="application/json"),
-            Link(rel="items", href=f"{base}/items{carried}", type=GEOJSON),
+            Link(rel="items", href=f"{base}/items{plain}", type=GEOJSON),
             Link(rel="items", href=f"{base}/items?f=csv{also}", type="text/csv"),
             Link(rel="items", href=f"{base}/items?f=gpkg{also}", type=GPKG),
             Link(rel=QUERYABLES, href=f"{base}/queryables", type=JSON_SCHEMA),
@@ -125,15 +125,20 @@ async def _carried(
     conn: psycopg.AsyncConnection, c: Collection, vendor: VendorParams
 ) -> VendorParams | None:
     """The vendor parameters as the collection's items would take them (the period made
-    explicit), or None when the collection does not carry the indicators."""
+    explicit), or None when the collection does not carry the indicators (or the compared
+    period as another of theirs)."""
     if not vendor.codes:
         return vendor
     if any(code not in c.periods for code in vendor.codes):
         return None
+    if vendor.compare and any(vendor.compare not in c.periods[code] for code in vendor.codes):
+        return None
     query = await build_item_query(
         conn, c, RawItemParams(indicator=vendor.indicator, period=vendor.period)
     )
-    return VendorParams(vendor.indicator, query.indicators[0].period)
+    if any(vendor.compare == ind.period for ind in query.indicators):
+        return None
+    return VendorParams(vendor.indicator, query.indicators[0].period, vendor.compare)
 
 
 def _check_known(vendor: VendorParams, entries: dict[str, dict[str, Any]]) -> None:
@@ -157,7 +162,8 @@ async def collections(
     vendor: Vendor,
 ) -> Collections:
     """Every (level, vintage) of administrative units, and the EAs; with `indicator`, the
-    collections that carry it (for `period`, in that period)."""
+    collections that carry it (for `period`, in that period; for `compare`, with that
+    earlier period too)."""
     entries = await indicator_entries(conn)
     _check_known(vendor, entries)
     docs = []
@@ -196,10 +202,11 @@ async def collection(
     c = await catalogue.get(conn, collectionId)
     carried = vendor
     if vendor.codes:  # the items' checks, and their answer when it does not fit
-        query = await build_item_query(
-            conn, c, RawItemParams(indicator=vendor.indicator, period=vendor.period)
+        raw = RawItemParams(
+            indicator=vendor.indicator, period=vendor.period, compare=vendor.compare
         )
-        carried = VendorParams(vendor.indicator, query.indicators[0].period)
+        query = await build_item_query(conn, c, raw)
+        carried = VendorParams(vendor.indicator, query.indicators[0].period, vendor.compare)
     return _collection_doc(request, c, await indicator_entries(conn), carried)
 
 

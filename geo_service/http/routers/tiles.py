@@ -19,7 +19,7 @@ from geo_core.errors import NotFound
 from geo_core.text import CODE, CODE_LIST
 from geo_core.zoom import MAX_ZOOM
 from geo_service.ea.sql import count_and_extent
-from geo_service.features.catalogue import read_collection
+from geo_service.features.catalogue import indicator_entries, read_collection
 from geo_service.features.model import ItemQuery
 from geo_service.features.query import RawItemParams, build_item_query
 from geo_service.http.auth import check_reader
@@ -135,6 +135,32 @@ async def _layer(
     )
 
 
+@dataclass(frozen=True)
+class _Carried:
+    """What a unit layer's tiles carry with the vendor parameters."""
+
+    query: ItemQuery | None  # None: the EA layer
+    fields: dict[str, str]
+    url_query: str  # the parameters as the tile URLs take them ("" or "?…")
+
+
+async def _with_indicators(
+    conn: psycopg.AsyncConnection, layer: _Layer, vendor: VendorParams
+) -> _Carried:
+    """The fields a layer's tiles carry with the vendor parameters (checked as the tiles
+    check them), and those parameters for the tile URLs (the period made explicit); EA
+    tiles take none."""
+    if layer.id == EA_LAYER:
+        return _Carried(None, layer.fields, "")
+    c = await read_collection(conn, layer.id)
+    raw = RawItemParams(indicator=vendor.indicator, period=vendor.period, compare=vendor.compare)
+    query = await build_item_query(conn, c, raw)
+    if not query.indicators:
+        return _Carried(query, layer.fields, "")
+    carried = VendorParams(vendor.indicator, query.indicators[0].period, vendor.compare)
+    return _Carried(query, _fields(query, await _labels(conn, query)), carried.query())
+
+
 def _tiling_scheme_link(request: Request) -> Link:
     return Link(
         rel=TILING_SCHEME,
@@ -152,11 +178,11 @@ def _tiling_scheme_link(request: Request) -> Link:
 async def tilesets(
     collectionId: str, request: Request, conn: Conn, services: ServicesDep, vendor: Vendor
 ) -> Tilesets:
-    """The tilesets (one: WebMercatorQuad vector tiles); `indicator`/`period` go into the
-    tile URLs."""
+    """The tilesets (one: WebMercatorQuad vector tiles); `indicator`, `period` and
+    `compare` go into the tile URLs."""
     layer = await _layer(request, conn, services, collectionId)
     base = str(request.url_for("collection_tilesets", collectionId=layer.id))
-    carried = vendor.query() if layer.id != EA_LAYER else ""
+    carried = (await _with_indicators(conn, layer, vendor)).url_query
     return Tilesets(
         tilesets=[
             Tileset(
@@ -245,29 +271,61 @@ _DESCRIPTIONS = {
     "unit_type": "unit type",
     "area_km2": "area (km²)",
 }
+# JSON types of the properties that are not text (the others are strings)
+_INTEGERS = {"id", "households", "version"}
+_NUMBERS = ("", "_change", "_change_percent")  # suffixes of an indicator's numbers
 
 
-def _fields(query: ItemQuery) -> dict[str, str]:
-    """The properties the tiles of this query carry, with a description of each."""
+def _fields(query: ItemQuery, labels: dict[str, str] | None = None) -> dict[str, str]:
+    """The properties the tiles of this query carry, with a description of each (an
+    indicator's named by `labels`, its code otherwise)."""
     fields = {name: _DESCRIPTIONS.get(name, "") for name in query.tile_properties()}
     for ind in query.indicators:
-        if ind.code in fields:
-            fields[ind.code] = f"{ind.code} ({ind.period}); null when suppressed or not available"
-        if f"{ind.code}_status" in fields:
-            fields[f"{ind.code}_status"] = "ok, provisional, suppressed or not_available"
-        since = f"since {ind.compare}, from the published values of both periods"
-        for name, text in (
+        label = (labels or {}).get(ind.code, ind.code)
+        hidden = "null when either is hidden or missing"
+        for suffix, text in (
+            ("", f"{label}, {ind.period}; null when suppressed or not available"),
+            ("_status", f"{label}: status, ok, provisional, suppressed or not_available"),
             (
                 "_change",
-                f"{ind.code} {ind.period} minus {ind.compare}; null when either is hidden "
-                "or missing",
+                f"{label}: change, {ind.period} minus {ind.compare}, from the published "
+                f"values of both periods; {hidden}",
             ),
-            ("_change_percent", f"the change {since}, in % of {ind.compare}; null if that is 0"),
-            ("_change_status", f"the worse status of {ind.period} and {ind.compare}"),
+            (
+                "_change_percent",
+                f"{label}: change since {ind.compare} in % of {ind.compare}; {hidden}, or "
+                f"when {ind.compare} is 0",
+            ),
+            (
+                "_change_status",
+                f"{label}: status of the change, the worse of {ind.period} and {ind.compare}",
+            ),
         ):
-            if f"{ind.code}{name}" in fields:
-                fields[f"{ind.code}{name}"] = text
+            if f"{ind.code}{suffix}" in fields:
+                fields[f"{ind.code}{suffix}"] = text
     return fields
+
+
+def _json_type(name: str, query: ItemQuery | None) -> str:
+    """The JSON type of a tile property."""
+    numbers = {"area_km2"} | {
+        f"{i.code}{suffix}" for i in (query.indicators if query else []) for suffix in _NUMBERS
+    }
+    if name in numbers:
+        return "number"
+    return "integer" if query is None and name in _INTEGERS else "string"
+
+
+async def _labels(conn: psycopg.AsyncConnection, query: ItemQuery) -> dict[str, str]:
+    """The indicators' names in both languages, e.g. "Population / Dân số (persons)"."""
+    if not query.indicators:
+        return {}
+    entries = await indicator_entries(conn)
+    return {
+        i.code: f"{e['name_en']} / {e['name_vi']} ({e['unit']})"
+        for i in query.indicators
+        if (e := entries.get(i.code)) is not None
+    }
 
 
 @router.get(
@@ -286,26 +344,22 @@ async def tileset(
     """OGC tileset metadata: the layer, its fields, zoom limits and the tile URL template."""
     _check_tms(tileMatrixSetId)
     layer = await _layer(request, conn, services, collectionId)
-    fields, carried = layer.fields, ""
-    if layer.id != EA_LAYER and vendor.codes:  # the fields the tiles then carry
-        c = await read_collection(conn, collectionId)
-        raw = RawItemParams(indicator=vendor.indicator, period=vendor.period)
-        query = await build_item_query(conn, c, raw)
-        fields = _fields(query)
-        carried = VendorParams(vendor.indicator, query.indicators[0].period).query()
+    tiles = await _with_indicators(conn, layer, vendor)
+    fields, carried = tiles.fields, tiles.url_query
     if layer.id == EA_LAYER:
         also = "; round= chooses a census round"
     else:
         others = ", ".join(n for n in _DESCRIPTIONS if n not in fields)
         also = (
             f"; also {others}, indicator values and statuses with the query parameters "
-            "properties, indicator and period"
+            "properties, indicator and period, and their change with compare"
         )
     schema = PropertiesSchema(
         type="object",
         description=f"the properties of the {layer.id} layer{also}",
         properties={
-            name: PropertySchema(description=d, type="string") for name, d in fields.items()
+            name: PropertySchema(description=d, type=_json_type(name, tiles.query))
+            for name, d in fields.items()
         },
     )
     box = layer.extent
@@ -376,7 +430,7 @@ async def tilejson(
             params["properties"] = ",".join(query.properties)
         if params:
             url += "?" + urllib.parse.urlencode(params, safe=",")
-        fields = _fields(query)
+        fields = _fields(query, await _labels(conn, query))
     box = layer.extent or _VIETNAM
     return TileJson(
         tilejson="3.0.0",
