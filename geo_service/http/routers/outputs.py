@@ -254,7 +254,14 @@ async def ea_map_book(
                 f"commune {code} has no EAs" + (f" in round {chosen}" if chosen else ""),
                 parameter="round" if census_round else "code",
             )
-        sheet = await field_maps.commune_sheet(conn, code, chosen, settings, lang)
+        # (the commune the round's EAs nest in: the code may name another unit since)
+        vintage = await ea_sql.round_vintage(conn, code, chosen)
+        if vintage != commune["vintage"]:
+            commune = await ea_sql.commune_with_province(conn, code, vintage) or commune
+            scope.check(code, commune["province"], "code")
+        sheet = await field_maps.commune_sheet(
+            conn, code, chosen, settings, lang, vintage=vintage
+        )
     client = f"user {user.name}" if user else client_address(request)
     release = downloads.open(client)
     try:
