@@ -25,8 +25,8 @@ import psycopg
 import shapely
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
-from matplotlib.collections import PathCollection
 from matplotlib.backends.backend_pdf import PdfPages
+from matplotlib.collections import PathCollection
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 from pypdf import PdfWriter
@@ -84,6 +84,7 @@ OUTSIDE_STYLE = {"facecolor": "#8c979c59", "edgecolor": "none"}
 COMMUNE_ZORDER = 6  # over the EA's own outline: where the EA meets the commune's edge
 OUTSIDE_ZORDER = 4  # over the neighbours and lines beyond the commune, under the EA's edge
 LINES_COLOUR = "#8e6e53"
+EA_CODE_COLOUR = "#c0392b"
 
 
 def said(key: str, lang: str) -> str:
@@ -312,8 +313,11 @@ class FieldMapPage:
         ax.set_position(MAP_BOX)
         target = self.shapes[i]
         x0, y0, x1, y1 = target.bounds
-        pad = max(x1 - x0, y1 - y0) * 0.35 + 50
-        view = shapely.box(x0 - pad, y0 - pad, x1 + pad, y1 + pad)
+        pad = frame_pad(x1 - x0, y1 - y0)
+        carto.frame(ax, (x0 - pad, y0 - pad, x1 + pad, y1 + pad), margin=0.0)
+        # (the whole frame, widened to the map box's shape: no EA left undrawn at its sides)
+        (left, right), (bottom, top) = ax.get_xlim(), ax.get_ylim()
+        view = shapely.box(left, bottom, right, top)
         near = np.flatnonzero(shapely.intersects(self.shapes, view))
         near = near[near != i]
         target_path = [self.paths[i]]
@@ -332,29 +336,65 @@ class FieldMapPage:
                 ax, target_path, carto.Layer([], "none", EA_STYLE["edgecolor"], 2.2, zorder=5)
             ),
         ]
-        carto.frame(ax, (x0 - pad, y0 - pad, x1 + pad, y1 + pad), margin=0.0)
         # (the scale bar first: the codes go around it and the north arrow, not over them)
         bar = carto.scale_bar(ax, self.lang)
         drawn += bar
-        point = target.representative_point()
-        placed: list[Any] = []  # (the EA's own code is always written)
-        drawn += carto.label_units(
-            ax, [(point.x, point.y, ea["code"])], fontsize=10, colour="#c0392b", placed=placed
-        )
         renderer = self.figure.canvas.get_renderer()  # type: ignore[attr-defined]
-        placed += [carto.north_arrow_box(ax), *(a.get_window_extent(renderer) for a in bar)]
+        placed: list[Any] = [
+            carto.north_arrow_box(ax),
+            *(a.get_window_extent(renderer) for a in bar),
+        ]
+        drawn += self._own_code(target, ea["code"], placed)
         eas = self.sheet.eas
         order, shared = neighbour_order(target, self.shapes[near])
-        drawn += carto.label_first_fit(
-            ax,
-            [
-                (label_points(self.shapes[j], view, more=bool(s > 0)), eas[j]["code"])
-                for j, s in zip(near[order], shared[order], strict=True)
-            ],
-            fontsize=7,
-            placed=placed,
-        )
+        for j, s in zip(near[order], shared[order], strict=True):
+            points = list(label_points(self.shapes[j], view, more=bool(s > 0)))
+            written: list[Artist] = []
+            if s > 0:  # (a touching neighbour too narrow for its code: beside it, led)
+                visible = self.shapes[j].intersection(view)
+                written = carto.label_shape(
+                    ax, visible, points, eas[j]["code"], 7, placed=placed, avoid=target
+                )
+            if not written:
+                written = list(
+                    carto.label_first_fit(ax, [(points, eas[j]["code"])], 7, placed=placed)
+                )
+            drawn += written
         self.drawn = [artist for artist in drawn if artist is not None]
+
+    def _own_code(self, target: BaseGeometry, code: str, placed: list[Any]) -> list[Artist]:
+        """The EA's code, always written: inside the EA where it fits, else beside it with a
+        leader line, else (no room anywhere) over it."""
+        style: dict[str, Any] = {"fontsize": 10, "colour": EA_CODE_COLOUR, "placed": placed}
+        written = carto.label_shape(self.ax, target, inside_points(target), code, **style)
+        if written:
+            return written
+        point = target.representative_point()
+        return list(carto.label_units(self.ax, [(point.x, point.y, code)], **style))
+
+
+def frame_pad(width: float, height: float) -> float:
+    """The margin (metres) around an EA of this size on its field map: a third of its size
+    around a compact EA, less along a long thin one (whose length would otherwise shrink it
+    to a line), and 50 m for the streets around a small one."""
+    long, short = max(width, height), min(width, height)
+    return 0.1 * long + 0.25 * short + 50
+
+
+def inside_points(shape: BaseGeometry) -> list[tuple[float, float]]:
+    """Where an EA's own code may go inside it, best first: the point inside it, then the
+    middles of its longest horizontal cuts at a few heights (a code is a line of text)."""
+    point = shape.representative_point()
+    points = [(point.x, point.y)]
+    x0, y0, x1, y1 = shape.bounds
+    for f in SCAN_FRACTIONS:
+        y = y0 + f * (y1 - y0)
+        parts = shapely.get_parts(shape.intersection(LineString([(x0, y), (x1, y)])))
+        lengths = shapely.length(parts)
+        if len(parts) and lengths.max() > 0:
+            middle = parts[int(np.argmax(lengths))].interpolate(0.5, normalized=True)
+            points.append((middle.x, middle.y))
+    return points
 
 
 TOUCH_TOLERANCE_M = 1.0  # boundaries this close are shared (loaded EAs may not be noded)
@@ -592,7 +632,9 @@ async def field_map_sheet(
     connection); neighbours only of the reader's `scope` (None: all)."""
     geom = shapely.from_geojson(ea_row["geometry"])
     x0, y0, x1, y1 = geom.bounds
-    pad = max(x1 - x0, y1 - y0) * 0.5 + 0.001
+    # (wider than the frame, which is widened to the map box's shape: no EA missing at its
+    # sides; 0.0015° is about 160 m)
+    pad = max(x1 - x0, y1 - y0) * 0.8 + 0.0015
     around = (x0 - pad, y0 - pad, x1 + pad, y1 + pad)
     return await commune_sheet(
         conn,

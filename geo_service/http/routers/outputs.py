@@ -259,9 +259,7 @@ async def ea_map_book(
         if vintage != commune["vintage"]:
             commune = await ea_sql.commune_with_province(conn, code, vintage) or commune
             scope.check(code, commune["province"], "code")
-        sheet = await field_maps.commune_sheet(
-            conn, code, chosen, settings, lang, vintage=vintage
-        )
+        sheet = await field_maps.commune_sheet(conn, code, chosen, settings, lang, vintage=vintage)
     client = f"user {user.name}" if user else client_address(request)
     release = downloads.open(client)
     try:
