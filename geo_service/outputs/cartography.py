@@ -414,6 +414,29 @@ def signed_limit(value: float, decimals: int, lang: str) -> str:
     return number(0.0, decimals, lang)
 
 
+MORE_LIMIT_DECIMALS = 2  # decimals a legend's limits may add (the viewer classifies values
+# rounded to the indicator's decimals + 2: more would tell apart what the map does not)
+
+
+def limit_decimals(limits: Iterable[float], decimals: int) -> int:
+    """The decimals a legend writes its class limits with, the same for every limit (as the
+    viewer's legend): the indicator's, or up to MORE_LIMIT_DECIMALS more where fewer would
+    write two different limits alike ("5,00 – 5,00" tells a reader nothing)."""
+    distinct = sorted(set(limits))
+    least = max(decimals, 0)
+    for digits in range(least, least + MORE_LIMIT_DECIMALS + 1):
+        written = [f"{v:.{digits}f}" for v in distinct]
+        if len(set(written)) == len(written):
+            return digits
+    return least + MORE_LIMIT_DECIMALS
+
+
+def limit_text(value: float, digits: int, lang: str) -> str:
+    """A class limit with `digits` decimals (a negative one that rounds to zero reads 0,
+    not −0)."""
+    return number(0.0 if float(f"{value:.{digits}f}") == 0 else value, digits, lang)
+
+
 def title_block(fig: Figure, sheet: Sheet) -> list[Text]:
     """The title and subtitle at the top of the page (the subtitle only when there is
     one)."""

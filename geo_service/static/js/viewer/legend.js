@@ -5,7 +5,7 @@ import { h, fill } from "../dom.js";
 import { NO_VALUE_SWATCH } from "./layers.js";
 
 export function createLegend(app) {
-  const { t, number, signed, pick } = app.i18n;
+  const { t, number, signed, limitDecimals, limit, pick } = app.i18n;
   const control = L.control({ position: "bottomright" });
   let body = null;
   control.onAdd = () => {
@@ -28,7 +28,9 @@ export function createLegend(app) {
     if (!c || !s || !body) return;
     const st = app.state;
     const decimals = app.values ? app.values.decimals : s.decimals;
-    const fmt = (v) => (st.compare ? signed(v, decimals, true) : app.i18n.fixed(v, decimals));
+    // (limits with enough decimals to tell them apart, the same for all)
+    const digits = limitDecimals(c.classes.flatMap((k) => [k.lower, k.upper]), decimals);
+    const fmt = (v) => (st.compare ? signed(v, decimals, true) : limit(v, digits));
     const rows = c.classes.map((k) => h("div", { class: "gv-row", dataset: { upper: k.upper } },
       h("i", { class: "gv-swatch", style: { background: k.colour } }),
       h("span", { class: "gv-range" }, fmt(k.lower) + " – " + fmt(k.upper)),
