@@ -21,7 +21,7 @@ import psycopg
 import pytest
 
 from geo_service.outputs import cartography as carto
-from geo_service.outputs.maps import legend_entries
+from geo_service.outputs.maps import _notes, legend_entries
 from tests.conftest import PgCluster, serve
 from tests.test_viewer import Viewer
 
@@ -70,6 +70,9 @@ def test_export_legend_writes_enough_decimals_to_tell_limits_apart() -> None:
     # at most two more: limits a float's noise apart are not written with ten decimals
     noise = _body([1.0, 1.0 + 1e-9, 2.0, 3.0])
     assert _ranges(legend_entries(noise, 0, "en"))[0] == "1.00 – 1.00"
+    # the standard deviations' mean and σ with the limits' decimals (as the page's legend)
+    sigma = {**narrow, "mean": 5.0051, "sd": 0.0032}
+    assert _notes(sigma, 2, "vi")[0] == "trung bình 5,005, độ lệch chuẩn 0,003"
     # and never "−0": a limit that rounds to zero is 0
     assert _ranges(legend_entries(_body([-0.0004, 0.5, 1.0]), 2, "vi"))[0] == "0,00 – 0,50"
 

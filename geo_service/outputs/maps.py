@@ -263,10 +263,12 @@ def legend_entries(body: dict[str, Any], decimals: int, lang: str) -> list[carto
 
 def _notes(body: dict[str, Any], decimals: int, lang: str) -> list[str]:
     notes = []
-    if body.get("mean") is not None:
+    if body.get("mean") is not None:  # (with the limits' decimals, as the viewer's legend)
+        limits = [v for c in body["classes"] for v in (c["lower"], c["upper"])]
+        digits = carto.limit_decimals(limits, decimals)
         notes.append(
-            f"{said('mean', lang)} {carto.number(body['mean'], decimals + 1, lang)}, "
-            f"{said('sd', lang)} {carto.number(body['sd'], decimals + 1, lang)}"
+            f"{said('mean', lang)} {carto.limit_text(body['mean'], digits, lang)}, "
+            f"{said('sd', lang)} {carto.limit_text(body['sd'], digits, lang)}"
         )
     for text in (body.get("note"), body.get("warning")):
         if text:

@@ -5,7 +5,7 @@ import { h, fill } from "../dom.js";
 import { NO_VALUE_SWATCH } from "./layers.js";
 
 export function createLegend(app) {
-  const { t, number, signed, limitDecimals, limit, pick } = app.i18n;
+  const { t, signed, limitDecimals, limit, pick } = app.i18n;
   const control = L.control({ position: "bottomright" });
   let body = null;
   control.onAdd = () => {
@@ -46,7 +46,7 @@ export function createLegend(app) {
     fill(body,
       h("div", { class: "gv-title" }, (st.compare ? t("legend_change") + ": " : "") + pick(s.name)),
       h("div", { class: "gv-sub" }, [app.values ? app.values.unit : pick(s.unit), period, pick(c.method_name)].filter(Boolean).join(" · ")),
-      c.method === "std_mean" && c.mean !== undefined ? h("div", { class: "gv-sub" }, t("legend_sigma", { mean: number(c.mean, decimals), sd: number(c.sd, decimals) })) : null,
+      c.method === "std_mean" && c.mean !== undefined ? h("div", { class: "gv-sub" }, t("legend_sigma", { mean: limit(c.mean, digits), sd: limit(c.sd, digits) })) : null,
       scope ? h("div", { class: "gv-scope" }, scope) : null,
       h("div", { class: "gv-rows" }, rows, none),
       c.warning ? h("div", { class: "gv-warning" }, c.warning) : null,
