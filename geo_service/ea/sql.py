@@ -234,6 +234,8 @@ class ListFilter:
     bbox: tuple[float, float, float, float] | None = None  # lon/lat
     # the reader's scope (geo_service/ea/access.py): province or commune codes, None: all
     scope: tuple[str, ...] | None = None
+    # the boundary vintage of the EAs' communes (a code may name other units in other ones)
+    commune_vintage: str | None = None
 
     def where(self, alias: str = "enumeration_area") -> tuple[sql.Composable, dict[str, Any]]:
         """The WHERE condition over the table (or its alias) and its parameters (only the
@@ -244,6 +246,7 @@ class ListFilter:
             ("commune_code", self.commune),
             ("status", self.status),
             ("census_round", self.census_round),
+            ("commune_vintage", self.commune_vintage),
         ):
             if value is not None:
                 conditions.append(
@@ -318,14 +321,18 @@ async def commune_exists(conn: psycopg.AsyncConnection, code: str) -> bool:
     return await cur.fetchone() is not None
 
 
-async def commune_with_province(conn: psycopg.AsyncConnection, code: str) -> dict[str, Any] | None:
-    """The commune (latest vintage) with its name and its province's code and name."""
+async def commune_with_province(
+    conn: psycopg.AsyncConnection, code: str, vintage: str | None = None
+) -> dict[str, Any] | None:
+    """The commune of the vintage (None: the latest) with its name and its province's code
+    and name."""
     cur = await conn.execute(
         "SELECT c.vintage, c.code, c.name, c.parent_code, p.name FROM admin_unit c"
         " LEFT JOIN admin_unit p ON p.vintage = c.vintage AND p.level = 'province'"
         "  AND p.code = c.parent_code"
-        " WHERE c.level = 'commune' AND c.code = %s ORDER BY c.vintage DESC LIMIT 1",
-        (code,),
+        " WHERE c.level = 'commune' AND c.code = %s AND (%s::text IS NULL OR c.vintage = %s)"
+        " ORDER BY c.vintage DESC LIMIT 1",
+        (code, vintage, vintage),
     )
     row = await cur.fetchone()
     if row is None:
@@ -1093,6 +1100,20 @@ async def export_rows(conn: psycopg.AsyncConnection, filters: ListFilter) -> lis
         {**dict(zip(EXPORT_COLUMNS, row[:-1], strict=True)), "wkb": bytes(row[-1])}
         for row in await cur.fetchall()
     ]
+
+
+async def round_vintage(
+    conn: psycopg.AsyncConnection, commune: str, census_round: str
+) -> str | None:
+    """The boundary vintage of the commune that the round's EAs of that code belong to (the
+    newest, were a round's EAs of one code ever on two), or None."""
+    cur = await conn.execute(
+        "SELECT max(commune_vintage) FROM enumeration_area"
+        " WHERE census_round = %s AND commune_code = %s",
+        (census_round, commune),
+    )
+    row = await cur.fetchone()
+    return str(row[0]) if row and row[0] else None
 
 
 async def commune_rounds(conn: psycopg.AsyncConnection, commune: str) -> list[str]:

@@ -414,6 +414,29 @@ def signed_limit(value: float, decimals: int, lang: str) -> str:
     return number(0.0, decimals, lang)
 
 
+MORE_LIMIT_DECIMALS = 2  # decimals a legend's limits may add (the viewer classifies values
+# rounded to the indicator's decimals + 2: more would tell apart what the map does not)
+
+
+def limit_decimals(limits: Iterable[float], decimals: int) -> int:
+    """The decimals a legend writes its class limits with, the same for every limit (as the
+    viewer's legend): the indicator's, or up to MORE_LIMIT_DECIMALS more where fewer would
+    write two different limits alike ("5,00 – 5,00" tells a reader nothing)."""
+    distinct = sorted(set(limits))
+    least = max(decimals, 0)
+    for digits in range(least, least + MORE_LIMIT_DECIMALS + 1):
+        written = [f"{v:.{digits}f}" for v in distinct]
+        if len(set(written)) == len(written):
+            return digits
+    return least + MORE_LIMIT_DECIMALS
+
+
+def limit_text(value: float, digits: int, lang: str) -> str:
+    """A class limit with `digits` decimals (a negative one that rounds to zero reads 0,
+    not −0)."""
+    return number(0.0 if float(f"{value:.{digits}f}") == 0 else value, digits, lang)
+
+
 def title_block(fig: Figure, sheet: Sheet) -> list[Text]:
     """The title and subtitle at the top of the page (the subtitle only when there is
     one)."""
@@ -617,3 +640,183 @@ def render(fig: Figure, fmt: str, dpi: int = PNG_DPI) -> bytes:
         options = {"pil_kwargs": {"compress_level": 1}}
     fig.savefig(buffer, format=fmt, dpi=dpi, facecolor="white", **options)
     return buffer.getvalue()
+
+
+LEADER_GAP_PX = 3.0  # room kept between a name and the shape or names it must not touch
+LEADER_REACH = 0.3  # how far a name may stand from its shape (a share of the frame's width)
+# directions a name may stand in, tried in this order at each distance: beside the shape
+# first (a leader to the side is the shortest for a line of text), then the diagonals
+LEADER_DIRECTIONS = ((1, 0), (-1, 0), (1, 1), (-1, 1), (1, -1), (-1, -1), (0, 1), (0, -1))
+LEADER_ANCHORS = 3  # points of a shape a leader may start from, tried in turn
+
+
+def label_shape(
+    ax: Axes,
+    shape: BaseGeometry,
+    points: Iterable[tuple[float, float]],
+    text: str,
+    fontsize: float = 6.5,
+    colour: str = "#222222",
+    placed: list[Any] | None = None,
+    avoid: BaseGeometry | None = None,
+) -> list[Artist]:
+    """A shape's name (shape and points in metres): inside the shape at the first point
+    where the name fits whole and is free (clear of the names in `placed`); when it fits at
+    none (a narrow shape), beside the shape as near the first point as there is room, clear
+    of the shape, of `avoid` and of the names, joined to the point by a thin leader line; no
+    room at all: nothing. `placed` is extended with the name and its leader."""
+    placed = [] if placed is None else placed
+    points = list(points)
+    if not points:
+        return []
+    renderer = ax.figure.canvas.get_renderer()  # type: ignore[attr-defined]
+    frame_px = ax.get_window_extent(renderer=renderer)
+    to_px = ax.transData.transform
+    outline = shapely.transform(shape, to_px)
+    probe = Text(fontsize=fontsize, ha="center", va="center")
+    probe.set_figure(ax.figure)
+    probe.set_text(text)
+    size = probe.get_window_extent(renderer=renderer)
+    width, height = size.width + 2 * LEADER_GAP_PX, size.height + 2 * LEADER_GAP_PX
+    for x, y in points:
+        px, py = to_px((x, y))
+        box = Bbox.from_bounds(px - size.width / 2, py - size.height / 2, size.width, size.height)
+        if _free(box, frame_px, placed) and outline.contains(shapely.box(*box.extents)):
+            placed.append(box)
+            return [_write_name(ax, (x, y), text, fontsize, colour)]
+    kept = None if avoid is None else shapely.transform(avoid, to_px)
+    blocked = outline if kept is None else outline.union(kept)
+    for point in _apart([to_px(point) for point in points], points, height)[:LEADER_ANCHORS]:
+        anchor = to_px(point)
+        found = _beside(anchor, (width, height), blocked, kept, frame_px, placed)
+        if found is not None:
+            box, leader = found
+            placed += [box, *leader]
+            centre = ((box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2)
+            at = ax.transData.inverted().transform(centre)
+            return _leader_name(ax, point, (float(at[0]), float(at[1])), text, fontsize, colour)
+    return []
+
+
+def _apart(
+    pixels: list[np.ndarray], points: list[tuple[float, float]], distance: float
+) -> list[tuple[float, float]]:
+    """The points (in order) at least `distance` pixels from every one kept before."""
+    kept: list[int] = []
+    for i, p in enumerate(pixels):
+        if all(math.dist(p, pixels[j]) >= distance for j in kept):
+            kept.append(i)
+    return [points[i] for i in kept]
+
+
+def _free(box: Bbox, frame_px: Bbox, placed: list[Any]) -> bool:
+    """Whether a box lies in the frame and clear of every placed one."""
+    inside = frame_px.x0 <= box.x0 and box.x1 <= frame_px.x1
+    inside = inside and frame_px.y0 <= box.y0 and box.y1 <= frame_px.y1
+    return inside and not any(box.overlaps(other) for other in placed)
+
+
+def _beside(
+    anchor: np.ndarray,
+    size: tuple[float, float],
+    blocked: BaseGeometry,
+    kept: BaseGeometry | None,
+    frame_px: Bbox,
+    placed: list[Any],
+) -> tuple[Bbox, list[Bbox]] | None:
+    """The nearest box of the size (pixels) around the anchor clear of the blocked shape,
+    of the placed boxes and inside the frame, whose leader crosses neither the placed boxes
+    nor the shape `kept` clear, with small boxes along that leader; None when there is none
+    within reach. Directions leading away from `kept` are tried first."""
+    width, height = size
+    step = height / 2
+    directions = [
+        (ux / math.hypot(ux, uy), uy / math.hypot(ux, uy)) for ux, uy in LEADER_DIRECTIONS
+    ]
+    if kept is not None:  # (a neighbour's code: away from the EA the map is about)
+        centre = kept.centroid
+        away = (anchor[0] - centre.x, anchor[1] - centre.y)
+        directions.sort(key=lambda d: -(d[0] * away[0] + d[1] * away[1]))
+    for k in range(int(frame_px.width * LEADER_REACH / step) + 1):
+        gap = k * step
+        for dx, dy in directions:
+            reach = gap + abs(dx) * width / 2 + abs(dy) * height / 2  # (anchor to centre)
+            cx, cy = anchor[0] + dx * reach, anchor[1] + dy * reach
+            box = Bbox.from_bounds(cx - width / 2, cy - height / 2, width, height)
+            if not _free(box, frame_px, placed) or blocked.intersects(shapely.box(*box.extents)):
+                continue
+            end = (cx - dx * (reach - gap), cy - dy * (reach - gap))
+            if kept is not None and kept.intersects(
+                shapely.LineString([(float(anchor[0]), float(anchor[1])), end])
+            ):
+                continue
+            leader = _along(anchor, end)
+            if not any(b.overlaps(o) for b in leader for o in placed):
+                return box, leader
+    return None
+
+
+def _along(start: np.ndarray, end: tuple[float, float], every: float = 6.0) -> list[Bbox]:
+    """Small boxes along a leader line (pixels), so later names keep off it."""
+    length = math.hypot(end[0] - start[0], end[1] - start[1])
+    count = max(int(length / every), 1)
+    return [
+        Bbox.from_bounds(
+            start[0] + (end[0] - start[0]) * i / count - 1.5,
+            start[1] + (end[1] - start[1]) * i / count - 1.5,
+            3.0,
+            3.0,
+        )
+        for i in range(1, count + 1)
+    ]
+
+
+NAME_HALO = {"boxstyle": "round,pad=0.15", "facecolor": "white", "alpha": 0.55, "lw": 0}
+
+
+def _write_name(ax: Axes, at: tuple[float, float], text: str, fontsize: float, colour: str) -> Text:
+    """A name written at a point (metres), on its light halo."""
+    return ax.text(
+        at[0],
+        at[1],
+        text,
+        fontsize=fontsize,
+        ha="center",
+        va="center",
+        color=colour,
+        zorder=8,
+        clip_on=True,
+        bbox=NAME_HALO,
+    )
+
+
+def _leader_name(
+    ax: Axes,
+    anchor: tuple[float, float],
+    at: tuple[float, float],
+    text: str,
+    fontsize: float,
+    colour: str,
+) -> list[Artist]:
+    """A name written at `at`, joined by a thin line to a dot at `anchor` (metres)."""
+    name = ax.annotate(
+        text,
+        xy=anchor,
+        xytext=at,
+        ha="center",
+        va="center",
+        fontsize=fontsize,
+        color=colour,
+        zorder=8,
+        annotation_clip=False,
+        bbox={**NAME_HALO, "alpha": 0.85},
+        arrowprops={
+            "arrowstyle": "-",
+            "color": colour,
+            "linewidth": 0.6,
+            "shrinkA": 0,
+            "shrinkB": 0,
+        },
+    )
+    dot = ax.plot([anchor[0]], [anchor[1]], marker="o", markersize=2.2, color=colour, zorder=8)
+    return [name, *dot]

@@ -24,7 +24,9 @@ import numpy as np
 import psycopg
 import shapely
 from matplotlib.artist import Artist
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_pdf import PdfPages
+from matplotlib.collections import PathCollection
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 from pypdf import PdfWriter
@@ -57,11 +59,13 @@ TEXTS = {
     "legend_ea": ("Địa bàn này", "This EA"),
     "legend_neighbour": ("Địa bàn lân cận (mã)", "Neighbouring EAs (code)"),
     "legend_commune": ("Ranh giới xã, phường", "Commune boundary"),
+    "legend_outside": ("Ngoài xã, phường", "Outside the commune"),
     "legend_lines": ("Đường, sông, đường sắt", "Roads, rivers, railways"),
     "overview": ("Toàn bộ địa bàn của xã", "All EAs of the commune"),
     "eas": ("địa bàn", "EAs"),
     "made": ("Lập ngày", "Made on"),
     "crs": ("Hệ tọa độ", "Coordinate system"),
+    "vintage": ("Ranh giới hành chính", "Boundaries of"),
     "page": ("Trang", "Page"),
     "none": ("chưa có", "none yet"),
 }
@@ -75,7 +79,12 @@ URBAN_RURAL = {"urban": ("thành thị", "urban"), "rural": ("nông thôn", "rur
 EA_STYLE = {"facecolor": "#fff3c4", "edgecolor": "#c0392b"}
 NEIGHBOUR_STYLE = {"facecolor": "#ffffff", "edgecolor": "#7f8c8d"}
 COMMUNE_STYLE = {"facecolor": "none", "edgecolor": "#2c3e50", "linestyle": "--"}
+# (greyed, not hidden: the codes of the next commune's EAs still read through it)
+OUTSIDE_STYLE = {"facecolor": "#8c979c59", "edgecolor": "none"}
+COMMUNE_ZORDER = 6  # over the EA's own outline: where the EA meets the commune's edge
+OUTSIDE_ZORDER = 4  # over the neighbours and lines beyond the commune, under the EA's edge
 LINES_COLOUR = "#8e6e53"
+EA_CODE_COLOUR = "#c0392b"
 
 
 def said(key: str, lang: str) -> str:
@@ -123,10 +132,13 @@ async def commune_sheet(
     lang: str,
     around: tuple[float, float, float, float] | None = None,
     scope: tuple[str, ...] | None = None,
+    vintage: str | None = None,
 ) -> CommuneSheet:
     """The commune's (or, with `around`, the area's) EAs of the round (of the reader's
-    `scope`; None: all), its outline and lines."""
-    commune = await sql.commune_with_province(conn, commune_code)
+    `scope`; None: all), its outline and lines, all of the boundary vintage the EAs belong
+    to (None: the latest): after a reform a code can name another, larger or smaller, unit,
+    whose outline would not be the one the EAs nest in."""
+    commune = await sql.commune_with_province(conn, commune_code, vintage)
     if commune is None:
         raise NotFound(f"no commune {commune_code!r}", parameter="code")
     filters = sql.ListFilter(
@@ -134,6 +146,7 @@ async def commune_sheet(
         census_round=census_round,
         bbox=around,
         scope=scope,
+        commune_vintage=commune["vintage"],
     )
     eas = await sql.export_rows(conn, filters)
     for ea in eas:
@@ -162,6 +175,7 @@ def _footer(sheet: CommuneSheet, projection: carto.Projection, page: str = "") -
     lang = sheet.lang
     return [
         f"{sheet.office} · {said('made', lang)} {date.today().isoformat()} · "
+        f"{said('vintage', lang)} {sheet.commune['vintage']} · "
         f"{said('crs', lang)} {carto.CRS_NAMES[projection.epsg]}" + (f" · {page}" if page else "")
     ]
 
@@ -177,8 +191,31 @@ def _legend(lang: str) -> list[carto.LegendEntry]:
         carto.LegendEntry(said("legend_ea", lang), {**EA_STYLE, "linewidth": 1.5}),
         carto.LegendEntry(said("legend_neighbour", lang), NEIGHBOUR_STYLE),
         carto.LegendEntry(said("legend_commune", lang), COMMUNE_STYLE),
+        carto.LegendEntry(said("legend_outside", lang), OUTSIDE_STYLE),
         carto.LegendEntry(said("legend_lines", lang), {"facecolor": LINES_COLOUR}),
     ]
+
+
+def draw_commune(
+    ax: Axes, outline: BaseGeometry | None
+) -> tuple[PathCollection | None, PathCollection | None]:
+    """The commune's boundary over everything but the labels (the EA's own edge included,
+    where the EA meets it), and the land beyond it greyed; returns both as drawn."""
+    if outline is None:
+        return None, None
+    x0, y0, x1, y1 = outline.bounds
+    reach = max(x1 - x0, y1 - y0) + 2000  # (beyond any frame around the commune's EAs)
+    # (holes wound against their shell: filled as holes whatever the fill rule)
+    frame = shapely.box(x0 - reach, y0 - reach, x1 + reach, y1 + reach)
+    beyond = shapely.orient_polygons(frame.difference(outline))
+    outside = carto.draw_layer(
+        ax, carto.Layer([beyond], OUTSIDE_STYLE["facecolor"], "none", 0, zorder=OUTSIDE_ZORDER)
+    )
+    boundary = carto.draw_layer(
+        ax,
+        carto.Layer([outline], "none", "#2c3e50", 1.4, zorder=COMMUNE_ZORDER, linestyle="--"),
+    )
+    return boundary, outside
 
 
 def _details(ea: dict[str, Any], lang: str) -> list[tuple[str, str]]:
@@ -231,11 +268,8 @@ class FieldMapPage:
         self.title = carto.title_block(fig, self.page_sheet)[0]
         ax = self.ax = fig.add_axes(MAP_BOX)
         ax.set_facecolor("#f4f6f6")
-        if sheet.outline is not None:
-            outline = self.projection.geometry(sheet.outline)
-            carto.draw_layer(
-                ax, carto.Layer([outline], "none", "#2c3e50", 1.2, zorder=4, linestyle="--")
-            )
+        outline = None if sheet.outline is None else self.projection.geometry(sheet.outline)
+        self.boundary, self.outside = draw_commune(ax, outline)
         carto.north_arrow(ax, lang)
         carto.legend_box(fig, (0.06, 0.30, 0.4, 0.09), _legend(lang), "")
         self.details = _detail_table(
@@ -279,8 +313,11 @@ class FieldMapPage:
         ax.set_position(MAP_BOX)
         target = self.shapes[i]
         x0, y0, x1, y1 = target.bounds
-        pad = max(x1 - x0, y1 - y0) * 0.35 + 50
-        view = shapely.box(x0 - pad, y0 - pad, x1 + pad, y1 + pad)
+        pad = frame_pad(x1 - x0, y1 - y0)
+        carto.frame(ax, (x0 - pad, y0 - pad, x1 + pad, y1 + pad), margin=0.0)
+        # (the whole frame, widened to the map box's shape: no EA left undrawn at its sides)
+        (left, right), (bottom, top) = ax.get_xlim(), ax.get_ylim()
+        view = shapely.box(left, bottom, right, top)
         near = np.flatnonzero(shapely.intersects(self.shapes, view))
         near = near[near != i]
         target_path = [self.paths[i]]
@@ -299,29 +336,65 @@ class FieldMapPage:
                 ax, target_path, carto.Layer([], "none", EA_STYLE["edgecolor"], 2.2, zorder=5)
             ),
         ]
-        carto.frame(ax, (x0 - pad, y0 - pad, x1 + pad, y1 + pad), margin=0.0)
         # (the scale bar first: the codes go around it and the north arrow, not over them)
         bar = carto.scale_bar(ax, self.lang)
         drawn += bar
-        point = target.representative_point()
-        placed: list[Any] = []  # (the EA's own code is always written)
-        drawn += carto.label_units(
-            ax, [(point.x, point.y, ea["code"])], fontsize=10, colour="#c0392b", placed=placed
-        )
         renderer = self.figure.canvas.get_renderer()  # type: ignore[attr-defined]
-        placed += [carto.north_arrow_box(ax), *(a.get_window_extent(renderer) for a in bar)]
+        placed: list[Any] = [
+            carto.north_arrow_box(ax),
+            *(a.get_window_extent(renderer) for a in bar),
+        ]
+        drawn += self._own_code(target, ea["code"], placed)
         eas = self.sheet.eas
         order, shared = neighbour_order(target, self.shapes[near])
-        drawn += carto.label_first_fit(
-            ax,
-            [
-                (label_points(self.shapes[j], view, more=bool(s > 0)), eas[j]["code"])
-                for j, s in zip(near[order], shared[order], strict=True)
-            ],
-            fontsize=7,
-            placed=placed,
-        )
+        for j, s in zip(near[order], shared[order], strict=True):
+            points = list(label_points(self.shapes[j], view, more=bool(s > 0)))
+            written: list[Artist] = []
+            if s > 0:  # (a touching neighbour too narrow for its code: beside it, led)
+                visible = self.shapes[j].intersection(view)
+                written = carto.label_shape(
+                    ax, visible, points, eas[j]["code"], 7, placed=placed, avoid=target
+                )
+            if not written:
+                written = list(
+                    carto.label_first_fit(ax, [(points, eas[j]["code"])], 7, placed=placed)
+                )
+            drawn += written
         self.drawn = [artist for artist in drawn if artist is not None]
+
+    def _own_code(self, target: BaseGeometry, code: str, placed: list[Any]) -> list[Artist]:
+        """The EA's code, always written: inside the EA where it fits, else beside it with a
+        leader line, else (no room anywhere) over it."""
+        style: dict[str, Any] = {"fontsize": 10, "colour": EA_CODE_COLOUR, "placed": placed}
+        written = carto.label_shape(self.ax, target, inside_points(target), code, **style)
+        if written:
+            return written
+        point = target.representative_point()
+        return list(carto.label_units(self.ax, [(point.x, point.y, code)], **style))
+
+
+def frame_pad(width: float, height: float) -> float:
+    """The margin (metres) around an EA of this size on its field map: a third of its size
+    around a compact EA, less along a long thin one (whose length would otherwise shrink it
+    to a line), and 50 m for the streets around a small one."""
+    long, short = max(width, height), min(width, height)
+    return 0.1 * long + 0.25 * short + 50
+
+
+def inside_points(shape: BaseGeometry) -> list[tuple[float, float]]:
+    """Where an EA's own code may go inside it, best first: the point inside it, then the
+    middles of its longest horizontal cuts at a few heights (a code is a line of text)."""
+    point = shape.representative_point()
+    points = [(point.x, point.y)]
+    x0, y0, x1, y1 = shape.bounds
+    for f in SCAN_FRACTIONS:
+        y = y0 + f * (y1 - y0)
+        parts = shapely.get_parts(shape.intersection(LineString([(x0, y), (x1, y)])))
+        lengths = shapely.length(parts)
+        if len(parts) and lengths.max() > 0:
+            middle = parts[int(np.argmax(lengths))].interpolate(0.5, normalized=True)
+            points.append((middle.x, middle.y))
+    return points
 
 
 TOUCH_TOLERANCE_M = 1.0  # boundaries this close are shared (loaded EAs may not be noded)
@@ -423,9 +496,7 @@ def draw_overview(sheet: CommuneSheet) -> Figure:
     x0, y0, x1, y1 = (float(v) for v in shapely.total_bounds(shapes))
     if sheet.outline is not None:
         outline = projection.geometry(sheet.outline)
-        carto.draw_layer(
-            ax, carto.Layer([outline], "none", "#2c3e50", 1.2, zorder=4, linestyle="--")
-        )
+        draw_commune(ax, outline)
         x0, y0, x1, y1 = outline.bounds
     carto.frame(ax, (x0, y0, x1, y1), margin=0.03)
     short = len(sheet.eas) > 40  # (many EAs: their serials, the commune code is the title's)
@@ -460,6 +531,7 @@ def _overview_legend(sheet: CommuneSheet) -> list[carto.LegendEntry]:
     ]
     entries += [
         carto.LegendEntry(said("legend_commune", lang), COMMUNE_STYLE),
+        carto.LegendEntry(said("legend_outside", lang), OUTSIDE_STYLE),
         carto.LegendEntry(said("legend_lines", lang), {"facecolor": LINES_COLOUR}),
     ]
     return entries
@@ -560,8 +632,17 @@ async def field_map_sheet(
     connection); neighbours only of the reader's `scope` (None: all)."""
     geom = shapely.from_geojson(ea_row["geometry"])
     x0, y0, x1, y1 = geom.bounds
-    pad = max(x1 - x0, y1 - y0) * 0.5 + 0.001
+    # (wider than the frame, which is widened to the map box's shape: no EA missing at its
+    # sides; 0.0015° is about 160 m)
+    pad = max(x1 - x0, y1 - y0) * 0.8 + 0.0015
     around = (x0 - pad, y0 - pad, x1 + pad, y1 + pad)
     return await commune_sheet(
-        conn, ea_row["commune_code"], ea_row["census_round"], settings, lang, around, scope
+        conn,
+        ea_row["commune_code"],
+        ea_row["census_round"],
+        settings,
+        lang,
+        around,
+        scope,
+        vintage=ea_row["commune_vintage"],
     )

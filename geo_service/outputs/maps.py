@@ -231,13 +231,15 @@ def legend_entries(body: dict[str, Any], decimals: int, lang: str) -> list[carto
     suppressed and not-available units."""
     entries = []
     change = bool(body.get("compare"))
+    limits = [v for c in body["classes"] for v in (c["lower"], c["upper"])]
+    digits = carto.limit_decimals(limits, decimals)  # (enough to tell the limits apart)
     for c in body["classes"]:
         if change:  # (signed, as the viewer's legend of a change)
             lower = carto.signed_limit(c["lower"], decimals, lang)
             upper = carto.signed_limit(c["upper"], decimals, lang)
         else:
-            lower = carto.number(c["lower"], decimals, lang)
-            upper = carto.number(c["upper"], decimals, lang)
+            lower = carto.limit_text(c["lower"], digits, lang)
+            upper = carto.limit_text(c["upper"], digits, lang)
         entries.append(
             carto.LegendEntry(
                 f"{lower} – {upper}  ({c['count']})",
@@ -261,10 +263,12 @@ def legend_entries(body: dict[str, Any], decimals: int, lang: str) -> list[carto
 
 def _notes(body: dict[str, Any], decimals: int, lang: str) -> list[str]:
     notes = []
-    if body.get("mean") is not None:
+    if body.get("mean") is not None:  # (with the limits' decimals, as the viewer's legend)
+        limits = [v for c in body["classes"] for v in (c["lower"], c["upper"])]
+        digits = carto.limit_decimals(limits, decimals)
         notes.append(
-            f"{said('mean', lang)} {carto.number(body['mean'], decimals + 1, lang)}, "
-            f"{said('sd', lang)} {carto.number(body['sd'], decimals + 1, lang)}"
+            f"{said('mean', lang)} {carto.limit_text(body['mean'], digits, lang)}, "
+            f"{said('sd', lang)} {carto.limit_text(body['sd'], digits, lang)}"
         )
     for text in (body.get("note"), body.get("warning")):
         if text:

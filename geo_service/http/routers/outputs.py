@@ -246,15 +246,20 @@ async def ea_map_book(
         commune = await ea_sql.commune_with_province(conn, code)
         if commune is None:
             raise NotFound(f"no commune {code!r}", parameter="code")
-        scope.check(code, commune["province"], "code")
         rounds = await ea_sql.commune_rounds(conn, code)
         chosen = census_round or (rounds[0] if rounds else None)
-        if chosen is None or chosen not in rounds:
+        # (the commune the round's EAs nest in, and its province: the code may name another
+        # unit in a later vintage)
+        vintage = await ea_sql.round_vintage(conn, code, chosen) if chosen in rounds else None
+        if vintage is not None and vintage != commune["vintage"]:
+            commune = await ea_sql.commune_with_province(conn, code, vintage) or commune
+        scope.check(code, commune["province"], "code")
+        if chosen is None or vintage is None:
             raise NotFound(
                 f"commune {code} has no EAs" + (f" in round {chosen}" if chosen else ""),
                 parameter="round" if census_round else "code",
             )
-        sheet = await field_maps.commune_sheet(conn, code, chosen, settings, lang)
+        sheet = await field_maps.commune_sheet(conn, code, chosen, settings, lang, vintage=vintage)
     client = f"user {user.name}" if user else client_address(request)
     release = downloads.open(client)
     try:

@@ -2,6 +2,9 @@
    labels.py) into the page's settings; numbers formatted the page's way. */
 
 const MORE_DECIMALS = 3; // decimals a small change may add to its indicator's to show it
+// decimals class limits may add to tell them apart (the page classifies values rounded to
+// the indicator's decimals + 2: more would tell apart what the map does not)
+const MORE_LIMIT_DECIMALS = 2;
 
 export function createI18n(table, lang) {
   const locale = lang === "vi" ? "vi-VN" : "en-GB";
@@ -48,6 +51,26 @@ export function createI18n(table, lang) {
     return (value > 0 ? "+" : "−") + fixed(Math.abs(value), digits);
   }
 
+  /* The decimals a legend writes its class limits with, the same for every limit: the
+     indicator's, or up to MORE_LIMIT_DECIMALS more where fewer would write two different
+     limits alike ("5,00 – 5,00" tells a reader nothing). As the map export's legend
+     (geo_service/outputs/cartography.limit_decimals). */
+  function limitDecimals(limits, decimals) {
+    const distinct = [...new Set(limits.filter((v) => v !== null && v !== undefined && !Number.isNaN(v)))];
+    const least = Math.max(0, Math.min(decimals || 0, 10));
+    for (let d = least; d < least + MORE_LIMIT_DECIMALS; d++) {
+      const written = distinct.map((v) => Number(v).toFixed(d));
+      if (new Set(written).size === written.length) return d;
+    }
+    return least + MORE_LIMIT_DECIMALS;
+  }
+
+  /* A class limit with `digits` decimals (a negative one that rounds to zero reads 0). */
+  function limit(value, digits) {
+    if (value === null || value === undefined || Number.isNaN(value)) return "–";
+    return fixed(Number(Number(value).toFixed(digits)) === 0 ? 0 : value, digits);
+  }
+
   /* A {vi, en} pair from the catalogue in the page's language. */
   function pick(pair) {
     if (pair === null || pair === undefined) return "";
@@ -55,5 +78,5 @@ export function createI18n(table, lang) {
     return pair[lang] || pair.en || "";
   }
 
-  return { t, number, fixed, signed, pick, lang, locale };
+  return { t, number, fixed, signed, limitDecimals, limit, pick, lang, locale };
 }

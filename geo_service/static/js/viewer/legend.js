@@ -5,7 +5,7 @@ import { h, fill } from "../dom.js";
 import { NO_VALUE_SWATCH } from "./layers.js";
 
 export function createLegend(app) {
-  const { t, number, signed, pick } = app.i18n;
+  const { t, signed, limitDecimals, limit, pick } = app.i18n;
   const control = L.control({ position: "bottomright" });
   let body = null;
   control.onAdd = () => {
@@ -28,7 +28,9 @@ export function createLegend(app) {
     if (!c || !s || !body) return;
     const st = app.state;
     const decimals = app.values ? app.values.decimals : s.decimals;
-    const fmt = (v) => (st.compare ? signed(v, decimals, true) : app.i18n.fixed(v, decimals));
+    // (limits with enough decimals to tell them apart, the same for all)
+    const digits = limitDecimals(c.classes.flatMap((k) => [k.lower, k.upper]), decimals);
+    const fmt = (v) => (st.compare ? signed(v, decimals, true) : limit(v, digits));
     const rows = c.classes.map((k) => h("div", { class: "gv-row", dataset: { upper: k.upper } },
       h("i", { class: "gv-swatch", style: { background: k.colour } }),
       h("span", { class: "gv-range" }, fmt(k.lower) + " – " + fmt(k.upper)),
@@ -44,7 +46,7 @@ export function createLegend(app) {
     fill(body,
       h("div", { class: "gv-title" }, (st.compare ? t("legend_change") + ": " : "") + pick(s.name)),
       h("div", { class: "gv-sub" }, [app.values ? app.values.unit : pick(s.unit), period, pick(c.method_name)].filter(Boolean).join(" · ")),
-      c.method === "std_mean" && c.mean !== undefined ? h("div", { class: "gv-sub" }, t("legend_sigma", { mean: number(c.mean, decimals), sd: number(c.sd, decimals) })) : null,
+      c.method === "std_mean" && c.mean !== undefined ? h("div", { class: "gv-sub" }, t("legend_sigma", { mean: limit(c.mean, digits), sd: limit(c.sd, digits) })) : null,
       scope ? h("div", { class: "gv-scope" }, scope) : null,
       h("div", { class: "gv-rows" }, rows, none),
       c.warning ? h("div", { class: "gv-warning" }, c.warning) : null,
