@@ -52,7 +52,7 @@ def _single_rows(statement: str) -> Callable[[psycopg.Connection, bytes], None]:
     return run
 
 
-WRITES: dict[str, Callable[[psycopg.Connection, bytes], None]] = {
+WRITES: dict[str, Callable[[psycopg.Connection, bytes], object]] = {
     "COPY of every EA again (the generator)": _copy,
     "INSERT … SELECT of every EA again": lambda conn, _: conn.execute(
         f"INSERT INTO enumeration_area ({_COLUMNS}) {_DRAFTS}"
