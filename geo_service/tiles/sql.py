@@ -188,9 +188,24 @@ def ea_tile_sql(
         "margin": pixel * options.buffer * 256 / options.extent * 16,
         "tolerance": pixel * 8,
         **_tile_cells(z, x, y, options),
+        **_tile_space(z, x, y, options),
         **_guard(options),
     }
     return _ea_tile_statement(min(z, EA_BAND_ZOOMS[-1] + 1)), params
+
+
+def _tile_space(z: int, x: int, y: int, options: MvtOptions) -> dict[str, float]:
+    """The affine map from Web Mercator to the tile's grid (cells, y down) and the buffer
+    (metres) of the box within which a feature needs no clipping."""
+    size = 2 * _HALF_WORLD / (1 << z)
+    scale = options.extent / size
+    return {
+        "scale": scale,
+        "negative_scale": -scale,
+        "shift_x": (_HALF_WORLD - x * size) * scale,  # -west / cell
+        "shift_y": (_HALF_WORLD - y * size) * scale,  # north / cell
+        "clip_margin": options.buffer * size / options.extent,
+    }
 
 
 @functools.lru_cache(maxsize=16)
@@ -200,8 +215,14 @@ def _ea_tile_statement(zoom: int) -> sql.Composed:
         drawn: sql.Composable = sql.SQL("ST_Simplify(a.geom_3857, %(tolerance)s, true)")
     else:
         drawn = sql.Identifier("a", f"geom_z{max(zoom, EA_BAND_ZOOMS[0])}")
+    in_tile_space = _EA_MVT_GEOM
+    if zoom in EA_BAND_ZOOMS:  # (the stored geometry is on this tile's grid already)
+        in_tile_space = sql.SQL("CASE WHEN c.drawn @ env.unclipped THEN {} ELSE {} END").format(
+            _ON_THE_GRID, _EA_MVT_GEOM
+        )
     return sql.SQL("""
-WITH env AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS e),
+WITH env AS (SELECT e, ST_Expand(e, %(clip_margin)s) AS unclipped
+             FROM ST_TileEnvelope(%(z)s, %(x)s, %(y)s) e),
 candidates AS MATERIALIZED (
     SELECT {drawn} AS drawn, a.id, a.code, a.status, a.commune_code, a.census_round,
            a.households, a.version
@@ -217,19 +238,34 @@ candidates AS MATERIALIZED (
     LIMIT %(guard_limit)s
 ),
 features AS MATERIALIZED (
-    SELECT coalesce(ST_AsMVTGeom(c.drawn, env.e, %(extent)s, %(buffer)s, true),
-                    {smaller_than_cell}) AS geom,
+    SELECT {in_tile_space} AS geom,
            c.id, c.code, c.status, c.commune_code, c.census_round,
            round(c.households)::int AS households, c.version
     FROM candidates c CROSS JOIN env
 )
-{mvt}""").format(drawn=drawn, smaller_than_cell=_EA_SMALLER_THAN_CELL, mvt=_GUARDED_MVT)
+{mvt}""").format(drawn=drawn, in_tile_space=in_tile_space, mvt=_GUARDED_MVT)
 
 
 # An EA narrower than a cell of the tile's grid is drawn as the cell its point on surface
 # lies in, as a unit is (at z5–z8 the stored geometry already is that cell: migration 0022).
 _EA_SMALLER_THAN_CELL = sql.SQL("CASE WHEN ST_Area(c.drawn) < %(small)s THEN {} END").format(
     _cell_of_point_on_surface("drawn")
+)
+_EA_MVT_GEOM = sql.SQL(
+    "coalesce(ST_AsMVTGeom(c.drawn, env.e, %(extent)s, %(buffer)s, true), {})"
+).format(_EA_SMALLER_THAN_CELL)
+
+# At z5–z8 an EA's stored geometry lies on the tile grid of its zoom (migration 0022: every
+# vertex on a point of it, valid, no collinear vertex, a collapsed EA one of its cells), so
+# an EA wholly within the tile's buffer needs none of ST_AsMVTGeom's work (clipping,
+# snapping, validating through GEOS: most of a dense tile's cost): it is only mapped onto
+# the tile's integer grid (the rounding takes off the float error of the map; grid points
+# map to distinct integers, so nothing collapses and it stays valid) and its rings turned
+# as ST_AsMVTGeom turns them (exterior clockwise on the screen). It decodes to the same
+# shape; ST_AsMVTGeom would also drop a ring's starting vertex where it is collinear.
+_ON_THE_GRID = sql.SQL(
+    "ST_ForcePolygonCCW(ST_SnapToGrid(ST_Affine(c.drawn, %(scale)s, 0, 0, %(negative_scale)s,"
+    " %(shift_x)s, %(shift_y)s), 1))"
 )
 
 
