@@ -102,6 +102,27 @@ def test_downloads_field_maps_and_map_books_follow_the_scope(office: Office) -> 
     _refused(office.get("hcm", f"/communes/{HANOI}/ea-map-book.pdf"), "code")
 
 
+def test_one_eas_scope_follows_its_own_boundary_vintage(office: Office, demo_db: str) -> None:
+    # a later boundary vintage puts code 00004 under Hồ Chí Minh City: the EAs drawn on the
+    # 2025 commune still belong to Hà Nội's readers, as the list of EAs already says
+    with psycopg.connect(demo_db, autocommit=True) as conn:
+        conn.execute("INSERT INTO vintage (id, valid_from) VALUES ('2026', '2026-07-01')")
+        conn.execute(
+            "INSERT INTO admin_unit (vintage, level, code, parent_code, name, search_name,"
+            " unit_type, area_km2, geom) SELECT '2026', level, code, '79', name, search_name,"
+            " unit_type, area_km2, geom FROM admin_unit"
+            " WHERE vintage = '2025' AND level = 'commune' AND code = %s",
+            (HANOI,),
+        )
+    hanoi_ea = office.get("hanoi", ITEMS).json()["features"][0]["id"]
+    assert _codes(office.get("hanoi", ITEMS)) == {HANOI}
+    assert _codes(office.get("hcm", ITEMS)) == {office.hcm}
+    for path in (f"{ITEMS}/{hanoi_ea}", f"{ITEMS}/{hanoi_ea}/history"):
+        assert office.get("hanoi", path).status_code == 200, path
+        _refused(office.get("hcm", path))
+    _refused(office.get("hcm", f"{ITEMS}/{hanoi_ea}/field-map.pdf"))
+
+
 def test_census_organisation_reads_follow_the_scope(office: Office) -> None:
     for path in ("supervisor-areas", "workload", "ea-lines"):
         _refused(office.get("hcm", f"/communes/{HANOI}/{path}"), "code")

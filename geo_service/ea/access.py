@@ -60,12 +60,17 @@ def read_scope(user: User | None, public_reads: bool) -> ReadScope:
 
 
 async def check_commune(
-    conn: psycopg.AsyncConnection, scope: ReadScope, commune: str, parameter: str = "commune"
+    conn: psycopg.AsyncConnection,
+    scope: ReadScope,
+    commune: str,
+    parameter: str = "commune",
+    vintage: str | None = None,
 ) -> None:
-    """403 naming the parameter when the commune (latest vintage) is outside the scope."""
+    """403 naming the parameter when the commune is outside the scope; its province is the
+    one of `vintage` (an EA's own boundary vintage; None: the latest), as lists read it."""
     if scope.everywhere or commune in (scope.codes or ()):
         return
-    row = await sql.commune_with_province(conn, commune)
+    row = await sql.commune_with_province(conn, commune, vintage)
     scope.check(commune, row["province"] if row else None, parameter)
 
 

@@ -722,10 +722,11 @@ async def history(conn: psycopg.AsyncConnection, ea_id: int) -> list[dict[str, A
     return entries
 
 
-def history_communes(entries: list[dict[str, Any]]) -> set[str]:
-    """The communes an EA's history shows it in (every state before and after)."""
+def history_communes(entries: list[dict[str, Any]]) -> set[tuple[str, str | None]]:
+    """The communes an EA's history shows it in (every state before and after), each with
+    its boundary vintage."""
     return {
-        state["properties"]["commune_code"]
+        (state["properties"]["commune_code"], state["properties"].get("commune_vintage"))
         for entry in entries
         for state in (entry["before"], entry["after"])
         if state and state.get("properties", {}).get("commune_code")

@@ -544,6 +544,7 @@ INSERT INTO ea_history (ea_id, action, after, user_name, reason)
 SELECT id, 'generate', jsonb_build_object('type', 'Feature', 'id', id,
        'geometry', ST_AsGeoJSON(geom, 15)::jsonb,
        'properties', jsonb_build_object('code', code, 'census_round', census_round,
+                                        'commune_vintage', commune_vintage,
                                         'commune_code', commune_code, 'status', status,
                                         'population', population, 'households', households,
                                         'version', version)),

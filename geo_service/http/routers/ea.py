@@ -213,7 +213,7 @@ async def list_eas(
 async def get_ea(featureId: EaId, conn: Conn, scope: EaScope) -> GeoJSONResponse:
     """The EA with its ETag (send it back as If-Match to change it)."""
     row = await fetch(conn, featureId)
-    await check_commune(conn, scope, row["commune_code"])
+    await check_commune(conn, scope, row["commune_code"], vintage=row["commune_vintage"])
     return _feature_response(row)
 
 
@@ -394,8 +394,8 @@ async def ea_history(featureId: EaId, conn: Conn, scope: EaScope) -> EaHistory:
     """Every change with who, when, why and the full state before and after."""
     entries = await history(conn, featureId)
     # (a deleted EA keeps its history: its last state says where it was)
-    for commune in history_communes(entries):
-        await check_commune(conn, scope, commune)
+    for commune, vintage in history_communes(entries):
+        await check_commune(conn, scope, commune, vintage=vintage)
     return EaHistory(ea=featureId, history=[HistoryEntry(**entry) for entry in entries])
 
 

@@ -210,7 +210,7 @@ async def ea_field_map(
     async with renders.slot(f"user {user.name}" if user else client_address(request)) as held:
         async with pool.connection() as conn:
             row = await fetch(conn, featureId)
-            await check_commune(conn, scope, row["commune_code"])
+            await check_commune(conn, scope, row["commune_code"], vintage=row["commune_vintage"])
             sheet = await field_maps.field_map_sheet(conn, row, settings, lang, scope.codes)
         content = await held.thread(field_maps.field_map_pdf, sheet, row["code"])
     return Response(
