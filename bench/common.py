@@ -223,9 +223,10 @@ def ensure_tipg(log: Log) -> Path:
 # ------------------------------------------------------------------------------- database
 
 
-def git(*args: str) -> str:
-    """Output of a git command in the repository, or '' when it fails."""
-    result = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True)
+def git(*args: str, repo: Path = REPO) -> str:
+    """Output of a git command in the repository (this harness's unless `repo`), or '' when
+    it fails."""
+    result = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
     return result.stdout.strip() if result.returncode == 0 else ""
 
 
@@ -380,13 +381,20 @@ def clean_env() -> dict[str, str]:
     """This environment without anything that would point a server at another database.
 
     The background pre-render is off: it would fill the caches a run measures cold and
-    compete with the requests measured (it is timed on its own, see bench/README.md)."""
+    compete with the requests measured (it is timed on its own, see bench/README.md); the
+    load generator is one client, not held to the per-client download limit."""
     kept = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("PG", "TIPG_", "GEO_SERVICE_", "DATABASE_URL"))
     }
-    return {**kept, "GEO_SERVICE_PRERENDER_MAX_ZOOM": "0"}
+    # (wrk's connections all come from one address: the per-client download limit, 8 at
+    # once, refused some of its pages and full downloads with 429, counted as errors)
+    return {
+        **kept,
+        "GEO_SERVICE_PRERENDER_MAX_ZOOM": "0",
+        "GEO_SERVICE_DOWNLOADS_PER_CLIENT": "1000",
+    }
 
 
 def ours_command() -> list[str]:
@@ -638,11 +646,43 @@ def memory_gib() -> float:
     return float("nan")
 
 
-def git_commit(paths: tuple[str, ...] = ("geo_service", "boundaries", "tilecache")) -> str:
-    """The short commit, flagged when the measured code has uncommitted changes."""
-    commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    if git("status", "--porcelain", "--", *paths):
+def git_commit(
+    paths: tuple[str, ...] = ("geo_service", "boundaries", "tilecache"), repo: Path = REPO
+) -> str:
+    """The short commit of `repo`, flagged when the measured code has uncommitted changes."""
+    commit = git("rev-parse", "--short", "HEAD", repo=repo) or "unknown"
+    if git("status", "--porcelain", "--", *paths, repo=repo):
         commit += " + uncommitted changes"
+    return commit
+
+
+def served_tree(env: dict[str, str] | None = None) -> Path | None:
+    """The checkout whose geo_service a server started by ours_command() with `env` imports
+    (from an empty folder, as start_server does): the virtualenv's editable install, or
+    PYTHONPATH: not necessarily this harness's checkout. None if it cannot be imported."""
+    probe = "import geo_service; print(geo_service.__file__)"
+    with tempfile.TemporaryDirectory() as folder:
+        result = subprocess.run(
+            [sys.executable, "-c", probe],
+            env=clean_env() if env is None else env,
+            cwd=folder,
+            capture_output=True,
+            text=True,
+        )
+    if result.returncode != 0 or not result.stdout.strip():
+        return None
+    return Path(result.stdout.strip()).resolve().parent.parent
+
+
+def served_commit(env: dict[str, str] | None = None) -> str:
+    """The commit of the code our servers run (what is measured), naming its checkout and
+    the harness's commit when the two differ."""
+    tree = served_tree(env)
+    if tree is None:
+        return "unknown (geo_service cannot be imported by the servers)"
+    commit = git_commit(repo=tree)
+    if tree != REPO.resolve():
+        commit += f" (the servers' code, from {tree}; harness {git_commit()})"
     return commit
 
 
@@ -664,7 +704,7 @@ def describe(cluster: LocalCluster, tipg_python: Path, wrk: str) -> str:
         .strip()
     )
     return (
-        f"{now_utc()}, commit {git_commit()}, {os.cpu_count()} CPUs ({cpu_model()}); "
+        f"{now_utc()}, commit {served_commit()}, {os.cpu_count()} CPUs ({cpu_model()}); "
         f"load generator, servers and PostgreSQL share them. PostgreSQL {pg}, PostGIS "
         f"{postgis}, Python {platform.python_version()}, uvicorn "
         f"{version(sys.executable, 'uvicorn')} (both), fastapi "

@@ -40,6 +40,7 @@ from bench.common import (  # noqa: E402
     loadavg,
     ours_command,
     run_wrk,
+    served_commit,
     start_server,
     stop_server,
 )
@@ -60,6 +61,12 @@ HEADER = "X-Geo-Service-LSN"
 def log(message: str) -> None:
     """Progress on stderr (the tables go to stdout)."""
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def server_env() -> dict[str, str]:
+    """The instances' environment: this checkout's code, whatever the virtualenv's editable
+    install is."""
+    return {**clean_env(), "PYTHONPATH": str(ROOT)}
 
 
 def load_communes(url: str) -> None:
@@ -232,13 +239,11 @@ def main() -> None:
             servers = []
             for n in (1, 2):
                 env = {
-                    **clean_env(),
+                    **server_env(),
                     "DATABASE_URL": rep.primary_url,
                     "GEO_SERVICE_HOME": str(workdir / f"home-{len(figures)}-{n}"),
                     "GEO_SERVICE_TILE_CACHE": "none",
                     "GEO_SERVICE_REPLICA_URLS": replicas,
-                    # (this checkout's code, whatever the virtualenv's editable install is)
-                    "PYTHONPATH": str(ROOT),
                 }
                 name = f"{mode} {n}"
                 servers.append(start_server(name, ours_command(), env, "/health", "/", workdir))
@@ -278,8 +283,9 @@ def main() -> None:
         rows.append(f"| {label} | {statistics.median(values):.1f} | {max(values):.1f} |")
     rows.append("")
     rows.append(
-        f"load average before {' '.join(before)}, after {' '.join(after)};"
-        f" {args.seconds:g} s per wrk run, {CONNECTIONS} connections per instance"
+        f"commit {served_commit(server_env())}; load average before {' '.join(before)},"
+        f" after {' '.join(after)}; {args.seconds:g} s per wrk run, {CONNECTIONS}"
+        " connections per instance"
     )
     print("\n".join(rows))
 

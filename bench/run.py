@@ -81,13 +81,13 @@ from bench.common import (  # noqa: E402
     ensure_ogr2ogr,
     ensure_tipg,
     ensure_wrk,
-    git_commit,
     loadavg,
     memory_gib,
     now_utc,
     ours_command,
     prepare_database,
     run_wrk,
+    served_commit,
     start_nginx,
     start_nginx_front,
     start_server,
@@ -733,7 +733,7 @@ def meta(args: argparse.Namespace, mode: Mode, versions: str) -> dict[str, Any]:
     """When, which commit, which machine, which settings."""
     return {
         "date": now_utc(),
-        "commit": git_commit(),
+        "commit": served_commit(),
         "mode": mode.name,
         "cpus": os.cpu_count(),
         "cpu_model": cpu_model(),

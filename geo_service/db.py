@@ -11,7 +11,7 @@ from urllib.parse import unquote, urlsplit
 
 import psycopg
 from psycopg import sql
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from geo_service.localdb import LocalCluster
 from geo_service.settings import DatabaseSettings, ServiceSettings
@@ -111,6 +111,7 @@ async def _pool(
     check, reset = _check_when_idle(
         settings.pool_check_idle_s if check_idle_s is None else check_idle_s
     )
+    attempts = _ConnectAttempts()
     pool = AsyncConnectionPool(
         url,
         min_size=min_size,
@@ -118,12 +119,67 @@ async def _pool(
         kwargs=connection_options(settings, name, statement_timeout_ms),
         check=check,
         reset=reset,
+        configure=attempts.connected,
         timeout=settings.pool_timeout_s,
         reconnect_timeout=settings.pool_reconnect_timeout_s,
         open=False,
     )
+    attempts.pool = pool
+    _ATTEMPTS[pool] = attempts
     await pool.open(wait=False)
     return pool
+
+
+class _ConnectAttempts:
+    """Whether a pool's latest attempt to open a connection failed: it is then waiting out
+    its reconnection backoff (1, 2, 4 … s), and a request may wait for it in vain even though
+    the database answers again. psycopg_pool counts failed attempts; a success is recorded
+    here (the pool's `configure` callback) with the count of failures at that moment."""
+
+    def __init__(self) -> None:
+        self.pool: AsyncConnectionPool | None = None
+        self._failures_at_success: int | None = None
+
+    async def connected(self, conn: psycopg.AsyncConnection) -> None:
+        """`configure` callback: a new connection of the pool has just opened."""
+        if self.pool is not None:
+            self._failures_at_success = self.pool.get_stats().get("connections_errors", 0)
+
+    def reconnecting(self, stats: dict[str, int]) -> bool:
+        """True unless the pool has opened a connection since its last failed attempt."""
+        failures = stats.get("connections_errors", 0)
+        return self._failures_at_success is None or failures > self._failures_at_success
+
+
+_ATTEMPTS: weakref.WeakKeyDictionary[AsyncConnectionPool, _ConnectAttempts] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+class WritesUnavailable(Exception):
+    """The database answers, but the requests' pool cannot lend a working connection yet."""
+
+
+async def check_pool_serves(pool: AsyncConnectionPool, timeout_s: float) -> None:
+    """Raise WritesUnavailable unless `pool` lends a working connection within `timeout_s`,
+    as a request would get one.
+
+    A pool with no idle connection whose last attempt to open one succeeded has lent them
+    all to requests: it is busy, not broken, and is not queued for (a health check waiting
+    behind requests would report a loaded service as down)."""
+    stats = pool.get_stats()
+    attempts = _ATTEMPTS.get(pool)
+    reconnecting = attempts is None or attempts.reconnecting(stats)
+    if not reconnecting and not stats.get("pool_available", 0):
+        return
+    try:
+        async with pool.connection(timeout=timeout_s) as conn:
+            await AsyncConnectionPool.check_connection(conn)
+    except (PoolTimeout, psycopg.OperationalError) as exc:
+        raise WritesUnavailable(
+            "the database answers, but the service's connections to it are still "
+            f"reconnecting ({type(exc).__name__})"
+        ) from exc
 
 
 def connection_options(
@@ -189,11 +245,19 @@ class HealthCheck:
         self._check: asyncio.Task[tuple[str | None, int | None]] | None = None
 
     async def status(
-        self, pool: AsyncConnectionPool, timeout_s: float
+        self,
+        pool: AsyncConnectionPool,
+        timeout_s: float,
+        writes: AsyncConnectionPool | None = None,
+        writes_timeout_s: float | None = None,
     ) -> tuple[str | None, int | None]:
-        """(PostGIS version, schema version); TimeoutError when no answer within timeout_s."""
+        """(PostGIS version, schema version) read through `pool`; TimeoutError when no answer
+        within timeout_s; WritesUnavailable when the requests' pool `writes` cannot lend a
+        working connection within `writes_timeout_s` (their own wait) though it answers."""
         if self._check is None or self._check.done():
-            self._check = asyncio.create_task(_database_status(pool, timeout_s))
+            self._check = asyncio.create_task(
+                _database_status(pool, timeout_s, writes, writes_timeout_s)
+            )
             self._check.add_done_callback(lambda t: t.cancelled() or t.exception())
         # (this caller's check: once it is done, another caller may start the next one)
         check = self._check
@@ -204,11 +268,20 @@ class HealthCheck:
 
 
 async def _database_status(
-    pool: AsyncConnectionPool, timeout_s: float
+    pool: AsyncConnectionPool,
+    timeout_s: float,
+    writes: AsyncConnectionPool | None,
+    writes_timeout_s: float | None,
 ) -> tuple[str | None, int | None]:
+    started = time.monotonic()
     async with pool.connection(timeout=timeout_s) as conn:
         cur = await conn.execute(
             "SELECT postgis_lib_version(), (SELECT max(version) FROM schema_migration)"
         )
         row = await cur.fetchone()
+    if writes is not None:
+        # (after a restart the requests' pool may still wait out its reconnection backoff
+        # when this check's own connection already answers: ok must mean a write works)
+        left = timeout_s - (time.monotonic() - started)
+        await check_pool_serves(writes, max(0.1, min(left, writes_timeout_s or left)))
     return (row[0], row[1]) if row else (None, None)

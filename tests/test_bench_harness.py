@@ -14,7 +14,7 @@ import pytest
 from bench import features as feat
 from bench import run as bench
 from bench import tiles as tl
-from bench.common import TIPG, WrkRun
+from bench.common import TIPG, WrkRun, clean_env, served_commit, served_tree
 
 REPO = Path(__file__).resolve().parent.parent
 HTTP_ROWS = [
@@ -169,3 +169,25 @@ def test_options() -> None:
     assert bench.parse(["--short", "--replicas"])[0].replicas
     with pytest.raises(SystemExit):
         bench.parse(["--skip", "everything"])
+
+
+def test_the_stamp_names_the_code_the_servers_run(tmp_path: Path) -> None:
+    # (a harness run from one checkout whose servers import another one's geo_service, as
+    # a virtualenv's editable install makes them do, stamped the harness's commit)
+    other = tmp_path / "other-checkout"
+    (other / "geo_service").mkdir(parents=True)
+    (other / "geo_service" / "__init__.py").write_text('"""Another checkout."""\n')
+    git = ["git", "-C", str(other), "-c", "user.name=b", "-c", "user.email=b@example.org"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "another"], check=True)
+    commit = subprocess.run(
+        [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    env = {**clean_env(), "PYTHONPATH": str(other)}
+    assert served_tree(env) == other.resolve()
+    stamp = served_commit(env)
+    assert stamp.startswith(commit) and str(other.resolve()) in stamp
+    # the harness's own code: its commit, nothing more to say
+    here = {**clean_env(), "PYTHONPATH": str(REPO)}
+    assert served_tree(here) == REPO and "servers' code" not in served_commit(here)

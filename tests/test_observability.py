@@ -165,6 +165,22 @@ def test_one_json_log_line_per_request(client: TestClient, access_lines: list[st
     assert "\n" not in access_lines[-1]
 
 
+def test_head_requests_are_logged_and_counted_by_their_route(
+    client: TestClient, access_lines: list[str]
+) -> None:
+    # (HEAD runs as the GET it stands for: the route it matched must reach the log line)
+    route = "/collections/{collectionId}/items/{featureId}"
+    before = scrape(client)
+    answer = client.head("/collections/commune-2025/items/00004", headers={"X-Request-Id": "h-1"})
+    assert answer.status_code == 200 and answer.content == b""
+    (line,) = [json.loads(line) for line in access_lines if "h-1" in line]
+    assert (line["method"], line["route"], line["status"]) == ("HEAD", route, 200)
+    head = {"method": "HEAD", "route": route, "status": "200"}
+    assert value(scrape(client), "geo_service_http_requests_total", **head) == (
+        value(before, "geo_service_http_requests_total", **head) + 1
+    )
+
+
 @pytest.fixture
 def no_database(tmp_path: Path) -> Iterator[TestClient]:
     dead = f"postgresql://nobody:x@127.0.0.1:{free_port()}/nothing"

@@ -258,9 +258,8 @@ def test_with_the_primary_down_reads_go_on_writes_answer_503_until_it_is_back(
             assert int(response.headers["Retry-After"]) > 0
         finally:
             replication.primary.start(extra_options=PRIMARY_OPTIONS)
-        # the same service, not restarted, writes again (a client that follows Retry-After:
-        # the requests' pool may still be waiting out its reconnection backoff, up to 2 s,
-        # when /health's own connection already answers)
+        # the same service, not restarted, writes again (a client that follows Retry-After;
+        # /health says ok only once the requests' pool serves: tests/test_health_writes.py)
         assert wait_for_primary(client, "ok")["status"] == "ok"
         response = write_when_back(client, "/users/sign-out", auth)
         assert response.status_code == 200

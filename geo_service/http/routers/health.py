@@ -1,5 +1,6 @@
-"""`/health`: 200 when the database answers, 503 when it does not; 200 "read-only" when the
-primary does not answer but a replica serves the reads."""
+"""`/health`: 200 when the database answers and the requests' pool can use it, 503 when not;
+200 "read-only" when the primary cannot take writes but a replica serves the reads. Every
+answer saying writes fail carries Retry-After."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from geo_service.db import WritesUnavailable
 from geo_service.http.deps import ControlPool, ServicesDep
 from geo_service.http.documents import Health
 from geo_service.http.observability import request_id
@@ -15,6 +17,10 @@ from geo_service.http.observability import request_id
 router = APIRouter(tags=["service"])
 
 _CHECK_TIMEOUT_S = 3.0
+# Retry hints: a database that does not answer; a pool reconnecting to one that does (its
+# backoff is 1, 2, … s within GEO_SERVICE_POOL_RECONNECT_TIMEOUT_S).
+_RETRY_DOWN_S = 5
+_RETRY_RECONNECTING_S = 2
 
 
 @router.get(
@@ -28,13 +34,20 @@ async def health(request: Request, pool: ControlPool, services: ServicesDep) -> 
     replica's state and lag."""
     replicas = services.replicas.report()
     try:
-        postgis, schema = await services.health.status(pool, _CHECK_TIMEOUT_S)
-    except Exception as exc:  # any failure here means "not healthy"
-        detail = (
-            f"the database did not answer within {_CHECK_TIMEOUT_S:g} s"
-            if isinstance(exc, TimeoutError)
-            else f"the database cannot be used: {type(exc).__name__}"
+        # (what a write would get: the database answers on /health's own connection, and
+        # the requests' pool, which writes use, lends a working connection in their time)
+        postgis, schema = await services.health.status(
+            pool, _CHECK_TIMEOUT_S, services.pool, services.settings.pool_timeout_s
         )
+    except Exception as exc:  # any failure here means "not healthy"
+        retry_after = _RETRY_DOWN_S
+        if isinstance(exc, TimeoutError):
+            detail = f"the database did not answer within {_CHECK_TIMEOUT_S:g} s"
+        elif isinstance(exc, WritesUnavailable):
+            detail, retry_after = str(exc), _RETRY_RECONNECTING_S
+        else:
+            detail = f"the database cannot be used: {type(exc).__name__}"
+        headers = {"Retry-After": str(retry_after), "Cache-Control": "no-store"}
         failed: dict[str, Any] = {
             "status": "unavailable",
             "database": "unavailable",
@@ -50,10 +63,8 @@ async def health(request: Request, pool: ControlPool, services: ServicesDep) -> 
                 "detail": f"the primary: {detail}; reads are served by the replicas, "
                 "writes answer 503 until it is back",
             }
-            return JSONResponse(failed, headers={"Cache-Control": "no-store"})
-        return JSONResponse(
-            failed, status_code=503, headers={"Retry-After": "5", "Cache-Control": "no-store"}
-        )
+            return JSONResponse(failed, headers=headers)
+        return JSONResponse(failed, status_code=503, headers=headers)
     body: dict[str, Any] = {
         "status": "ok",
         "database": "ok",
