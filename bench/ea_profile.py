@@ -81,8 +81,11 @@ def _timed(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _install() -> None:
-    """Wrap the stages in this process (a pool initializer)."""
+def _install(variant: tuple[int, int] | None = None) -> None:
+    """Wrap the stages in this process (a pool initializer); `variant`: measure other
+    (_MAX_CELLS_PER_EA, _MIN_CELLS_PER_PIXEL) than the code's (EAs change)."""
+    if variant:
+        delineate._MAX_CELLS_PER_EA, delineate._MIN_CELLS_PER_PIXEL = variant
     for module, name in STAGES:
         wrapped = _timed(name, getattr(module, name))
         setattr(module, name, wrapped)
@@ -114,19 +117,27 @@ def _job(job: blocks.Job) -> tuple[blocks.Result, dict[str, Any]]:
         "vertices": int(shapely.get_num_coordinates(geometry)),
         "digest": digest.hexdigest(),  # the EAs, byte for byte (to compare two trees)
         "share": result[2],
+        # EAs outside the rules' default band of 60-240 households (where there are several)
+        "out_of_band": sum(1 for d in result[1] if not 60 <= d.households <= 240)
+        if len(result[1]) > 1
+        else 0,
         "stages": dict(_spent),
         "calls": dict(_calls),
     }
     return result, facts
 
 
-def _results(todo: list[tuple[str, Any, list[Any]]], workers: int) -> Iterator[Any]:
+def _results(
+    todo: list[tuple[str, Any, list[Any]]], workers: int, variant: tuple[int, int] | None
+) -> Iterator[Any]:
     """Each commune's (result, facts), in order, from one pool as generate() uses."""
     jobs = (
         (code, geometry, lines, Path(DEMO_RASTER), 120.0, 3.5, 100.0)
         for code, geometry, lines in todo
     )
-    with ProcessPoolExecutor(max_workers=workers, initializer=_install) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers, initializer=_install, initargs=(variant,)
+    ) as pool:
         yield from pool.map(_job, jobs, chunksize=1)
 
 
@@ -156,7 +167,13 @@ def _kind(facts: dict[str, Any], unit_type: str) -> str:
     return "grid" + (" (phường)" if urban else " (xã)")
 
 
-def run(out: Path, workers: int, write: bool, codes: list[str] | None) -> None:
+def run(
+    out: Path,
+    workers: int,
+    write: bool,
+    codes: list[str] | None,
+    variant: tuple[int, int] | None = None,
+) -> None:
     """Profile a national generation and write the records."""
     work = Path(tempfile.mkdtemp(prefix="ea-profile-"))
     work.chmod(0o755)
@@ -183,7 +200,7 @@ def run(out: Path, workers: int, write: bool, codes: list[str] | None) -> None:
             loaded = time.perf_counter() - started
             records: list[dict[str, Any]] = []
             writing = waiting = 0.0
-            made = _results([(c, g, lines.get(c, [])) for c, g in communes], workers)
+            made = _results([(c, g, lines.get(c, [])) for c, g in communes], workers, variant)
             mark = time.perf_counter()
             for batch in _in_lists(made, BATCH):
                 got = time.perf_counter()
@@ -280,6 +297,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--communes")
+    parser.add_argument(
+        "--variant",
+        help="CELLS_PER_EA,CELLS_PER_PIXEL: measure other grid limits than the code's",
+    )
     parser.add_argument("--report", action="store_true", help="only report on OUT")
     parser.add_argument("--compare", help="another OUT: which communes' EAs differ")
     args = parser.parse_args()
@@ -290,7 +311,8 @@ def main() -> None:
         report(json.loads(Path(args.out).read_text()))
         return
     codes = args.communes.split(",") if args.communes else None
-    run(Path(args.out), args.workers, not args.no_write, codes)
+    variant = tuple(int(v) for v in args.variant.split(",")) if args.variant else None
+    run(Path(args.out), args.workers, not args.no_write, codes, variant)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":
