@@ -869,10 +869,18 @@ import { addPanes } from "./viewer/layers.js";
     else if (statuses.every((s) => s === "draft")) html += button("regenerate", null, "ea-danger");
     if (statuses.includes("draft") || statuses.includes("rejected")) html += button("submit_all");
     if (canApprove() && statuses.includes("submitted")) html += button("approve_all");
-    html += "<button type='button' class='ea-multi' data-action='multi' aria-pressed='" + state.multi + "'>" +
-      escape(t("multi")) + "</button>";
-    if (state.selected.length) html += button("clear_selection");
-    return html + "</div>" + (state.multi ? "<div class='ea-hint'>" + escape(t("multi_on")) + "</div>" : "");
+    return html + selectionToolsHtml() + "</div>" + multiHintHtml();
+  }
+
+  /* "Select several" and "clear selection": merges on the EAs tab, supervisor areas and
+     assignments on the Organise tab both need several EAs picked by tapping. */
+  function selectionToolsHtml() {
+    return "<button type='button' class='ea-multi' data-action='multi' aria-pressed='" + state.multi + "'>" +
+      escape(t("multi")) + "</button>" + (state.selected.length ? button("clear_selection") : "");
+  }
+
+  function multiHintHtml() {
+    return state.multi ? "<div class='ea-hint'>" + escape(t("multi_on")) + "</div>" : "";
   }
 
   function listHtml() {
@@ -985,6 +993,7 @@ import { addPanes } from "./viewer/layers.js";
         (canEdit() ? "<button type='button' class='ea-delete-area ea-danger' data-area='" + a.id + "' data-code='" + escape(a.code) + "'>" +
           escape(t("delete_area")) + "</button>" : "") + "</td></tr>").join("") + "</table>";
     }
+    if (canEdit()) html += "<div class='ea-actions ea-select-tools'>" + selectionToolsHtml() + "</div>" + multiHintHtml();
     if (canEdit() && state.selected.length) {
       html += "<div class='ea-make-area'><label>" + escape(t("supervisor")) + " <select name='area_supervisor'><option value=''>" +
         escape(t("none")) + "</option>" + staffOptions("supervisor") + "</select></label>" +
