@@ -11,6 +11,7 @@ import pytest
 import shapely
 import shapely.geometry
 
+from geo_service.viewer.ea_labels import CENSUS_LABELS
 from tests.conftest import PgCluster
 from tests.test_ea_editor import COMMUNE, Editor, _editor_over_demo
 
@@ -62,6 +63,22 @@ def _tap(editor: Editor, shape: Any) -> None:
     editor.page.wait_for_timeout(400)
 
 
+def _in_sight(editor: Editor, selector: str) -> bool:
+    """Whether the element is inside the panel's visible part and the window."""
+    return bool(
+        editor.js(
+            f"""(() => {{
+            const el = document.querySelector({selector!r});
+            const panel = document.querySelector('#ea-panel');
+            if (!el || !panel) return false;
+            const a = el.getBoundingClientRect(), p = panel.getBoundingClientRect();
+            return a.height > 0 && a.top >= p.top - 1 && a.bottom <= p.bottom + 1
+                && a.bottom <= window.innerHeight;
+        }})()"""
+        )
+    )
+
+
 def test_a_supervisor_area_is_grouped_by_tapping_on_the_organise_tab(tablet: Editor) -> None:
     shapes = _shapes(tablet.generate(COMMUNE))
     run = _touching_run(shapes, 3)
@@ -85,3 +102,26 @@ def test_a_supervisor_area_is_grouped_by_tapping_on_the_organise_tab(tablet: Edi
             )
         }
     assert grouped == set(run)
+
+
+def test_a_refusal_stays_in_sight_in_a_long_panel(tablet: Editor) -> None:
+    shapes = _shapes(tablet.generate(COMMUNE))
+    # two EAs that do not touch: a supervisor area of them is refused
+    first = min(shapes)
+    far = max(shapes, key=lambda i: shapes[i].distance(shapes[first]))
+    tablet.open(f"commune={COMMUNE}&lang=vi")
+    tablet.sign_in("editor")
+    tablet.page.tap("button.ea-tab-organise")
+    tablet.js(f"window.eaEditor.select({first}, false)")
+    tablet.js(f"window.eaEditor.select({far}, true)")
+    tablet.page.tap("button.ea-make_area")
+    written = tablet.wait_writes(1)
+    assert written["status"] >= 400, written
+    # the Organise tab (areas, workload, staff, the staff form, the listing upload) is
+    # longer than a tablet's panel; the refusal, after it, is still in sight
+    assert (
+        tablet.page.locator(".ea-message.ea-error")
+        .inner_text()
+        .startswith(CENSUS_LABELS["vi"]["not_saved"])
+    )
+    assert _in_sight(tablet, ".ea-message.ea-error")
