@@ -13,7 +13,7 @@ import shapely.geometry
 
 from geo_service.viewer.ea_labels import CENSUS_LABELS
 from tests.conftest import PgCluster
-from tests.test_ea_editor import COMMUNE, Editor, _editor_over_demo
+from tests.test_ea_editor import COMMUNE, PASSWORD, Editor, _commune, _editor_over_demo
 
 pytest.importorskip("playwright.sync_api")
 
@@ -125,3 +125,33 @@ def test_a_refusal_stays_in_sight_in_a_long_panel(tablet: Editor) -> None:
         .startswith(CENSUS_LABELS["vi"]["not_saved"])
     )
     assert _in_sight(tablet, ".ea-message.ea-error")
+
+
+def test_a_tablet_opens_a_commune_beside_the_panel(tablet: Editor) -> None:
+    shapes = _shapes(tablet.generate(COMMUNE))
+    tablet.open(f"commune={COMMUNE}&lang=vi")
+    # a wrong password is a failed sign-in, not a failed save
+    tablet.page.fill("input[name=username]", "ed")
+    tablet.page.fill("input[name=password]", PASSWORD + "x")
+    tablet.page.tap("button.ea-sign_in")
+    tablet.page.wait_for_selector(".ea-message.ea-error")
+    said = tablet.page.locator(".ea-message.ea-error").inner_text()
+    assert said.startswith(CENSUS_LABELS["vi"]["sign_in_failed"] + ":"), said
+    assert CENSUS_LABELS["vi"]["not_saved"] not in said
+    # the whole commune is drawn in the part of the map the panel leaves free
+    west, south, east, north = _commune(tablet.db, COMMUNE).bounds
+    panel = tablet.page.locator(".ea-panel-wrap").bounding_box()
+    assert panel is not None
+    (left, top), (right, bottom) = tablet.pixels([(west, north), (east, south)])
+    assert 0 <= left and right <= panel["x"], (left, right, panel)
+    assert 0 <= top and bottom <= 768, (top, bottom)
+    # a tapped EA is selected without the browser's focus rectangle around it
+    first = min(shapes)
+    _frame(tablet, shapes[first])
+    _tap(tablet, shapes[first])
+    assert tablet.js("window.eaEditor.selected()") == [first]
+    focused = tablet.js(
+        "(() => { const a = document.activeElement;"
+        " return [a.tagName, getComputedStyle(a).outlineStyle]; })()"
+    )
+    assert focused[0] != "path" or focused[1] == "none", focused
