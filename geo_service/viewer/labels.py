@@ -189,7 +189,7 @@ LABELS: dict[str, dict[str, str]] = {
         "derived_carry_over": "Quy đổi từ ranh giới {from} qua bảng chuyển đổi",
         "derived_other": "Số liệu suy ra",
         "derived_weights": (
-            "Trọng số {weight}; bảng chuyển đổi {method} ({built}); trung vị phần diện tích đơn vị "
+            "Trọng số {weight}; bảng chuyển đổi {method}{built}; trung vị phần diện tích đơn vị "
             "mới được ranh giới cũ phủ: {covered} %, {below} đơn vị dưới 95 %"
         ),
         "weight_area": "diện tích",
@@ -427,7 +427,7 @@ LABELS: dict[str, dict[str, str]] = {
         "derived_carry_over": "Carried over from the {from} boundaries through the crosswalk",
         "derived_other": "Derived values",
         "derived_weights": (
-            "{weight} weights; crosswalk {method} ({built}); median share of a new unit covered "
+            "{weight} weights; crosswalk {method}{built}; median share of a new unit covered "
             "by the old boundaries: {covered} %, {below} units below 95 %"
         ),
         "weight_area": "area",

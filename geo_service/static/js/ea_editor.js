@@ -755,7 +755,9 @@ import { addPanes } from "./viewer/layers.js";
 
   /* ---- messages ---- */
 
-  function showError(result) {
+  /* A refusal with every problem listed (and marked on the map); `title` says what did
+     not happen ("not saved" unless given). */
+  function showError(result, title) {
     const body = result.body || {};
     const lines = [];
     for (const problem of body.problems || body.errors || []) {
@@ -763,7 +765,7 @@ import { addPanes } from "./viewer/layers.js";
       if (problem.location) marker(problem.location, problem.problem, "#c0392b");
     }
     if (result.status === 412) lines.push(t("stale"));
-    showMessage(t("not_saved") + ": " + (body.detail || result.status), lines, "error");
+    showMessage((title || t("not_saved")) + ": " + (body.detail || result.status), lines, "error");
   }
 
   function showMessage(title, lines, kind) {
@@ -869,10 +871,18 @@ import { addPanes } from "./viewer/layers.js";
     else if (statuses.every((s) => s === "draft")) html += button("regenerate", null, "ea-danger");
     if (statuses.includes("draft") || statuses.includes("rejected")) html += button("submit_all");
     if (canApprove() && statuses.includes("submitted")) html += button("approve_all");
-    html += "<button type='button' class='ea-multi' data-action='multi' aria-pressed='" + state.multi + "'>" +
-      escape(t("multi")) + "</button>";
-    if (state.selected.length) html += button("clear_selection");
-    return html + "</div>" + (state.multi ? "<div class='ea-hint'>" + escape(t("multi_on")) + "</div>" : "");
+    return html + selectionToolsHtml() + "</div>" + multiHintHtml();
+  }
+
+  /* "Select several" and "clear selection": merges on the EAs tab, supervisor areas and
+     assignments on the Organise tab both need several EAs picked by tapping. */
+  function selectionToolsHtml() {
+    return "<button type='button' class='ea-multi' data-action='multi' aria-pressed='" + state.multi + "'>" +
+      escape(t("multi")) + "</button>" + (state.selected.length ? button("clear_selection") : "");
+  }
+
+  function multiHintHtml() {
+    return state.multi ? "<div class='ea-hint'>" + escape(t("multi_on")) + "</div>" : "";
   }
 
   function listHtml() {
@@ -985,6 +995,7 @@ import { addPanes } from "./viewer/layers.js";
         (canEdit() ? "<button type='button' class='ea-delete-area ea-danger' data-area='" + a.id + "' data-code='" + escape(a.code) + "'>" +
           escape(t("delete_area")) + "</button>" : "") + "</td></tr>").join("") + "</table>";
     }
+    if (canEdit()) html += "<div class='ea-actions ea-select-tools'>" + selectionToolsHtml() + "</div>" + multiHintHtml();
     if (canEdit() && state.selected.length) {
       html += "<div class='ea-make-area'><label>" + escape(t("supervisor")) + " <select name='area_supervisor'><option value=''>" +
         escape(t("none")) + "</option>" + staffOptions("supervisor") + "</select></label>" +
@@ -1208,7 +1219,7 @@ import { addPanes } from "./viewer/layers.js";
     if (!result.ok) {
       panel.querySelector("input[name=password]").value = "";
       render();
-      showError(result);
+      showError(result, t("sign_in_failed"));
       return;
     }
     await signInWith(result.body.token);
@@ -1224,7 +1235,7 @@ import { addPanes } from "./viewer/layers.js";
       state.token = null;
       sessionStorage.removeItem(TOKEN_KEY);
       render();
-      showError(result);
+      showError(result, t("sign_in_failed"));
       return;
     }
     sessionStorage.setItem(TOKEN_KEY, token);
@@ -1303,6 +1314,17 @@ import { addPanes } from "./viewer/layers.js";
     control.addTo(map);
   }
 
+  /* The commune framed in the part of the map the panel leaves free (beside it on a tablet
+     or desktop; above the folded bar on a phone). */
+  function frameBesidePanel() {
+    const wrap = panel && panel.parentElement;
+    const box = wrap ? wrap.getBoundingClientRect() : null;
+    const wide = window.innerWidth >= PHONE_WIDTH;
+    const right = wide && box ? window.innerWidth - box.left + 10 : 20;
+    const bottom = !wide && box ? window.innerHeight - box.top + 10 : 20;
+    map.fitBounds(cfg.bounds, { paddingTopLeft: [20, 20], paddingBottomRight: [right, bottom] });
+  }
+
   window.eaEditor = {
     map, ready: false, lastResult: null, writes: [], settled: 0, coverage: null, tileLoads: 0,
     queue: [], neighbourIds: [],
@@ -1327,6 +1349,7 @@ import { addPanes } from "./viewer/layers.js";
     const wanted = new URLSearchParams(window.location.search).get("tab");
     if (["eas", "organise", "review"].includes(wanted)) state.tab = wanted;
     render();
+    frameBesidePanel();
     if (state.token) await signInWith(state.token);
     if (cfg.commune) {
       addTiles();

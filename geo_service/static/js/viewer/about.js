@@ -16,7 +16,8 @@ export function renderAbout(app, root) {
   const quality = d.crosswalk_method ? t("derived_weights", {
     weight: t("weight_" + (d.weight === "population" ? "population" : "area")),
     method: t("xw_" + (d.crosswalk_method === "computed" ? "computed" : "loaded")),
-    built: String(d.crosswalk_built_at || "").slice(0, 10),
+    // (the date it was built, when the record has one: the demo's shipped record has none)
+    built: d.crosswalk_built_at ? " (" + String(d.crosswalk_built_at).slice(0, 10) + ")" : "",
     covered: d.covered_median === null || d.covered_median === undefined ? "–" : app.i18n.fixed(100 * d.covered_median, 1),
     below: d.covered_below_95 === undefined ? "–" : String(d.covered_below_95) }) : null;
   const classes = app.classes;
