@@ -405,6 +405,11 @@ def test_the_deadline_spares_responses_that_have_started() -> None:
         refused = client.get("/slow")
         assert refused.status_code == 503 and refused.json()["status"] == 503
         assert refused.headers["retry-after"] == "5"
+        assert "busy" in refused.json()["detail"]  # (a long output meets it too)
+        in_vietnamese = client.get("/slow", headers={"Accept-Language": "vi"})
+        assert in_vietnamese.status_code == 503
+        assert in_vietnamese.headers["content-language"] == "vi"
+        assert in_vietnamese.json()["detail"].startswith("không có trả lời trong 0.3 giây")
         finished = client.get("/long")
         assert finished.status_code == 200 and finished.content == b"chunk;" * 5
 

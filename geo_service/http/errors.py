@@ -121,9 +121,14 @@ def error_body(exc: GeoServiceError) -> dict[str, Any]:
     return body
 
 
-def error_response(exc: GeoServiceError, headers: dict[str, str] | None = None) -> JSONResponse:
-    """A domain error as a response (outside the app's handlers: middleware)."""
-    return JSONResponse(error_body(exc), status_code=status_of(exc), headers=headers)
+def error_response(
+    exc: GeoServiceError, headers: dict[str, str] | None = None, lang: str = "en"
+) -> JSONResponse:
+    """A domain error as a response in `lang` (outside the app's handlers: middleware)."""
+    headers = {**(headers or {}), "Content-Language": lang, "Vary": "Accept-Language"}
+    return JSONResponse(
+        localise(error_body(exc), lang), status_code=status_of(exc), headers=headers
+    )
 
 
 def _error_response(

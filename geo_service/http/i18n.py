@@ -116,6 +116,12 @@ _MESSAGES: list[tuple[str, str]] = [
     ),
     (r"the database is not available; retry shortly", "cơ sở dữ liệu tạm thời không truy cập được"),
     (
+        r"no answer within (?P<s>[\d.]+) s: the service is busy or the database unreachable;"
+        r" retry later",
+        "không có trả lời trong {s} giây: dịch vụ đang bận hoặc không kết nối được cơ sở dữ"
+        " liệu; hãy thử lại sau",
+    ),
+    (
         r"a concurrent change got in the way; nothing was saved, retry",
         "có thay đổi đồng thời; chưa lưu gì, hãy thử lại",
     ),

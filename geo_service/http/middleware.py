@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from geo_core.errors import DatabaseUnavailable, InvalidParameter, PayloadTooLarge
 from geo_service.http.errors import error_response
-from geo_service.http.negotiation import accepts_encoding
+from geo_service.http.negotiation import accepts_encoding, request_language
 from geo_service.http.services import Services
 
 logger = logging.getLogger(__name__)
@@ -104,10 +104,13 @@ class ResponseDeadline:
         logger.warning(
             "no response within %.0f s: %s %s", self.seconds, scope["method"], scope["path"]
         )
+        # (a long output on a busy machine meets the deadline as often as a lost database)
         timeout = DatabaseUnavailable(
-            f"no answer within {self.seconds:g} s; the database may be unreachable, retry later"
+            f"no answer within {self.seconds:g} s: the service is busy or the database"
+            " unreachable; retry later"
         )
-        await error_response(timeout, {"Retry-After": "5"})(scope, receive, send)
+        lang = request_language(Headers(scope=scope).get("accept-language", ""))
+        await error_response(timeout, {"Retry-After": "5"}, lang)(scope, receive, send)
 
 
 class LimitBodySize:
