@@ -17,7 +17,12 @@ from rasterio.transform import Affine
 from shapely.geometry import MultiPolygon, Polygon, box
 from shapely.geometry.base import BaseGeometry
 
-from geo_service.ea.blocks import boundary_share, generate_along_lines
+from geo_service.ea.blocks import (
+    as_coverage,
+    boundary_share,
+    cut_into_blocks,
+    generate_along_lines,
+)
 from geo_service.ea.delineate import (
     DraftEA,
     _adjacency,
@@ -33,7 +38,8 @@ from geo_service.ea.rules import EaRules
 
 REPO = Path(__file__).resolve().parent.parent
 WORLDPOP = REPO / "data" / "vn" / "raster" / "vn_ppp_2020_1km_Aggregated.tif"
-HANOI = REPO / "data" / "vn" / "vietnam-3d-map-2025" / "wards" / "01.json"
+WARDS = REPO / "data" / "vn" / "vietnam-3d-map-2025" / "wards"
+HANOI = WARDS / "01.json"
 real_data = pytest.mark.skipif(not WORLDPOP.exists() or not HANOI.exists(), reason="no real data")
 
 # Synthetic raster: 1 km-ish pixels (30″) near Hà Nội, 1,000 persons each, one nodata pixel.
@@ -76,10 +82,15 @@ def pixels(row0: int, col0: int, rows: int, cols: int) -> Polygon:
     )
 
 
-@cache
 def hanoi(code: str) -> MultiPolygon:
     """A Hà Nội commune of 2025 from the 3D-map JSON, made valid."""
-    wards = json.loads(HANOI.read_text(encoding="utf-8"))["wards"]
+    return commune_of("01", code)
+
+
+@cache
+def commune_of(province: str, code: str) -> MultiPolygon:
+    """A commune of 2025 from the province's 3D-map JSON, made valid."""
+    wards = json.loads((WARDS / f"{province}.json").read_text(encoding="utf-8"))["wards"]
     [ward] = [w for w in wards if w["id"] == code]
     raw = MultiPolygon([Polygon(ring) for ring in ward["polygons"]])
     parts = shapely.get_parts(shapely.make_valid(raw))
@@ -357,3 +368,48 @@ def test_cutting_a_level_at_once_is_cutting_each_group_alone(tmp_path: Path) -> 
         nodes = [half for node in nodes for half in (next(cut) if node[1] > 1 else (node,))]
         levels += 1
     assert levels >= 4 and len(nodes) >= 20
+
+
+@real_data
+@pytest.mark.parametrize(("province", "code"), [("20", "06184"), ("68", "23089")])
+def test_blocks_meeting_along_a_line_make_a_valid_coverage(province: str, code: str) -> None:
+    """06184 and 23089, cut into blocks along the national lines (issue #24): each block is
+    noded on its own grid, so a point where a grid line crosses the edge between two blocks
+    was computed on both sides a last digit apart; the EAs must still share their edges
+    vertex for vertex, cover the commune and keep the rules."""
+    commune = commune_of(province, code)
+    lines = lines_across(commune)
+    assert len(cut_into_blocks(commune, lines)) > 1
+    eas = generate_along_lines(commune, lines, WORLDPOP)
+    geoms = np.array([ea.geometry for ea in eas])
+    assert shapely.is_empty(shapely.coverage_invalid_edges(geoms)).all()
+    assert_exact_coverage(eas, commune)
+    rules = EaRules()
+    assert (households(eas) >= rules.households_min).all()
+    assert (households(eas) <= rules.households_max).all()
+    metres = 111_320.0 * 110_574.0 * math.cos(math.radians(commune.centroid.y))
+    assert min(ea.geometry.area for ea in eas) * metres >= rules.min_area_m2
+    assert same(eas, generate_along_lines(commune, lines, WORLDPOP))
+
+
+def test_a_point_computed_twice_on_the_two_sides_of_an_edge_becomes_one() -> None:
+    """Both EAs have the shared edge's middle vertex, a last digit apart: snapping each to
+    the other at once swapped them (still no valid coverage); now both sides get one point,
+    and EAs that were not broken are left as they were."""
+    y = 0.3
+    other_y = float(np.nextafter(y, 1.0))
+    west = MultiPolygon([Polygon([(0, 0), (1, 0), (1, y), (1, 1), (0, 1)])])
+    east = MultiPolygon([Polygon([(1, 0), (2, 0), (2, 1), (1, 1), (1, other_y)])])
+    north = MultiPolygon([Polygon([(0, 1), (1, 1), (2, 1), (2, 2), (0, 2)])])
+    drafts = [DraftEA(1, west, 1.0, 1.0), DraftEA(2, east, 1.0, 1.0), DraftEA(3, north, 1.0, 1.0)]
+    assert not shapely.coverage_is_valid(np.array([west, east, north]))
+    fixed = as_coverage(drafts)
+    geoms = np.array([ea.geometry for ea in fixed])
+    assert shapely.coverage_is_valid(geoms)
+    assert [ea.serial for ea in fixed] == [1, 2, 3]
+    assert shapely.coverage_union_all(geoms).equals(box(0, 0, 2, 2))
+    assert fixed[2] is drafts[2]
+    middle = {
+        tuple(xy) for xy in shapely.get_coordinates(geoms[:2]) if xy[0] == 1 and 0 < xy[1] < 1
+    }
+    assert len(middle) == 1

@@ -22,6 +22,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import shapely
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
 from shapely import STRtree
 from shapely.geometry.base import BaseGeometry
 
@@ -136,17 +139,22 @@ def generate_along_lines(
 def as_coverage(drafts: list[DraftEA]) -> list[DraftEA]:
     """The drafts with every vertex of an EA's edge also on its neighbour's side of it.
 
-    Blocks are cut on their own grids, so where two blocks meet one side may have a vertex the
-    other lacks: the same line, but not a valid coverage (`shapely.coverage_is_valid`), which
-    editors, coverage simplification and topology checks rely on. Such EAs get their
-    neighbours' vertices inserted (a snap far below any rule's tolerance)."""
+    Blocks are cut on their own grids, so where two blocks meet the two sides of an edge may
+    not match: one side has a vertex the other lacks, or both have the same point computed
+    twice (a grid line crossing a line's edge, noded once in each block) and a last digit
+    apart. Either way the same line, but not a valid coverage (`shapely.coverage_is_valid`),
+    which editors, coverage simplification and topology checks rely on. Only a commune whose
+    EAs are not a valid coverage is touched: points closer than _SNAP_DEG become one, then
+    EAs get their neighbours' vertices inserted (a move far below any rule's tolerance)."""
     if len(drafts) < 2:
         return drafts
     geometries = np.asarray([d.geometry for d in drafts], dtype=object)
-    for _ in range(3):
+    for attempt in range(3):
         broken = np.flatnonzero(~shapely.is_empty(shapely.coverage_invalid_edges(geometries)))
         if len(broken) == 0:
             break
+        if attempt == 0:
+            geometries = _one_vertex_per_point(geometries)
         geometries = _with_neighbours_vertices(geometries, broken)
     # (the EAs left as they were are MultiPolygons made by _polygonal already)
     return [
@@ -155,16 +163,45 @@ def as_coverage(drafts: list[DraftEA]) -> list[DraftEA]:
     ]
 
 
+def _one_vertex_per_point(geometries: Geoms) -> Geoms:
+    """The geometries with vertices closer than _SNAP_DEG (of any of them) made one: the
+    smallest of each cluster, so that both sides of an edge move to the same point."""
+    coords, owner = shapely.get_coordinates(geometries, return_index=True)
+    points, where = np.unique(coords, axis=0, return_inverse=True)
+    where = where.reshape(-1)
+    pairs = cKDTree(points).query_pairs(_SNAP_DEG, output_type="ndarray")
+    if len(pairs) == 0:
+        return geometries
+    graph = csr_matrix(
+        (np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(points), len(points))
+    )
+    _, cluster = connected_components(graph, directed=False)
+    first = np.full(cluster.max() + 1, len(points))
+    np.minimum.at(first, cluster, np.arange(len(points)))  # points are sorted: the smallest
+    moved = coords.copy()
+    moved[:] = points[first[cluster[where]]]
+    changed = np.unique(owner[(moved != coords).any(axis=1)])
+    theirs = moved[np.isin(owner, changed)]  # (in the order transform hands them over)
+    fixed = geometries.copy()
+    # (a ring's two near-duplicate vertices are one now: the repeat is dropped)
+    fixed[changed] = shapely.remove_repeated_points(
+        shapely.transform(geometries[changed], lambda _: theirs)
+    )
+    return fixed
+
+
 def _with_neighbours_vertices(geometries: Geoms, which: Ints) -> Geoms:
-    """The geometries, those listed snapped to the vertices of the ones they touch."""
+    """The geometries, those listed snapped to the vertices of the ones they touch, one after
+    the other (each to its neighbours as already snapped: snapped all at once, two EAs with
+    the same point a last digit apart would swap their vertices and still not match)."""
     fixed = geometries.copy()
     tree = STRtree(geometries)
     for i in which.tolist():
         near = tree.query(geometries[i], predicate="intersects")
         near = near[near != i]
         if len(near):
-            points = shapely.multipoints(shapely.get_coordinates(geometries[near]))
-            fixed[i] = shapely.snap(geometries[i], points, _SNAP_DEG)
+            points = shapely.multipoints(shapely.get_coordinates(fixed[near]))
+            fixed[i] = shapely.snap(fixed[i], points, _SNAP_DEG)
     return fixed
 
 
