@@ -9,7 +9,6 @@ outside their commune's dashed boundary."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +25,7 @@ from pypdf import PdfReader
 from geo_service.ea.service import fetch
 from geo_service.outputs import field_maps
 from geo_service.settings import ServiceSettings
+from tests.helpers import run_coroutine
 from tests.test_outputs import COMMUNE, ITEMS, Env, _env, _strips, keep
 
 TOLERANCE_M2 = 1.0  # (the EAs are cut from the commune's coverage: they share its vertices)
@@ -97,7 +97,7 @@ def _sheets(url: str, ids: list[int]) -> list[tuple[dict[str, Any], field_maps.C
             rows = [await fetch(conn, i) for i in ids]
             return [(r, await field_maps.field_map_sheet(conn, r, settings, "vi")) for r in rows]
 
-    return asyncio.run(made())
+    return run_coroutine(made())
 
 
 def test_every_ea_lies_within_the_commune_its_field_map_draws(env: Env) -> None:
@@ -173,7 +173,7 @@ def test_field_maps_and_map_book_name_and_draw_the_eas_own_commune(env: Env) -> 
                 conn, COMMUNE, "2029", ServiceSettings(), "vi", vintage="2025"
             )
 
-    page = field_maps.FieldMapPage(asyncio.run(sheet()))
+    page = field_maps.FieldMapPage(run_coroutine(sheet()))
     (boundary,) = _by_edge(page, "#2c3e50")
     commune = _drawn(boundary)
     areas = shapely.area(shapely.difference(np.asarray(page.shapes), commune))

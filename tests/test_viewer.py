@@ -308,14 +308,23 @@ def test_unknown_url_choices_fall_back_with_a_neutral_notice(viewer: Viewer) -> 
 def test_manual_breaks_in_one_step_and_refused_ones_explained(viewer: Viewer) -> None:
     viewer.open("level=province&indicator=density&lang=vi")
     before = viewer.js("window.geoViewer.recoloured")
+    k = len(viewer.js("window.geoViewer.app.classes.breaks"))
     viewer.page.select_option("select[name=method]", "manual")
-    viewer.page.fill("input[name=breaks]", "200, 500, 1000")
-    viewer.page.press("input[name=breaks]", "Enter")
-    # choosing "manual" keeps the current classes as editable limits; typed ones replace them
+    # choosing "manual" keeps the current classes as editable limits ...
     viewer.page.wait_for_function(
         f"window.geoViewer.recoloured > {before} &&"
         " window.geoViewer.app.classes.method === 'manual' &&"
-        " window.geoViewer.app.classes.breaks.length === 4"
+        f" window.geoViewer.app.classes.breaks.length === {k}",
+        timeout=120_000,
+    )
+    before = viewer.js("window.geoViewer.recoloured")
+    viewer.page.fill("input[name=breaks]", "200, 500, 1000")
+    viewer.page.press("input[name=breaks]", "Enter")
+    # ... and typed ones replace them
+    viewer.page.wait_for_function(
+        f"window.geoViewer.recoloured > {before} &&"
+        " window.geoViewer.app.classes.breaks.length === 4",
+        timeout=120_000,
     )
     assert viewer.js("window.geoViewer.app.classes.breaks")[:3] == [200, 500, 1000]
     assert "breaks=200%2C500%2C1000" in viewer.page.url or "breaks=200,500,1000" in viewer.page.url
