@@ -23,7 +23,8 @@ from bench.common import loadavg
 from geo_service.outputs import field_maps
 
 
-def _ea(code: str, geom: shapely.Geometry) -> dict[str, Any]:
+def made_up_ea(code: str, geom: shapely.Geometry) -> dict[str, Any]:
+    """A made-up EA of Ba Đình as the field map reads it from the database."""
     return {
         "code": code,
         "geom": geom,
@@ -45,7 +46,8 @@ def _ea(code: str, geom: shapely.Geometry) -> dict[str, Any]:
     }
 
 
-def _sheet(eas: list[dict[str, Any]]) -> field_maps.CommuneSheet:
+def made_up_sheet(eas: list[dict[str, Any]]) -> field_maps.CommuneSheet:
+    """A commune sheet of made-up EAs, outlined by their union."""
     commune = {"vintage": "2025", "code": "00004", "name": "Ba Đình", "province": "01"}
     outline = shapely.union_all([e["geom"] for e in eas])
     return field_maps.CommuneSheet(commune, "2029", eas, outline, [], "Cục Thống kê", "vi")
@@ -54,9 +56,9 @@ def _sheet(eas: list[dict[str, Any]]) -> field_maps.CommuneSheet:
 def strips() -> field_maps.CommuneSheet:
     """40 strips of ~25 m × 1 km side by side."""
     w, h = 0.00025, 0.009
-    return _sheet(
+    return made_up_sheet(
         [
-            _ea(
+            made_up_ea(
                 f"00004-{i + 1:03d}",
                 shapely.box(105.83 + i * w, 21.03, 105.83 + (i + 1) * w, 21.03 + h),
             )
@@ -68,9 +70,9 @@ def strips() -> field_maps.CommuneSheet:
 def blocks() -> field_maps.CommuneSheet:
     """A grid of 15 × 15 blocks of ~100 m."""
     s = 0.001
-    return _sheet(
+    return made_up_sheet(
         [
-            _ea(
+            made_up_ea(
                 f"00004-{i * 15 + j + 1:03d}",
                 shapely.box(
                     105.83 + i * s, 21.03 + j * s, 105.83 + (i + 1) * s, 21.03 + (j + 1) * s

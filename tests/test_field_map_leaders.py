@@ -4,12 +4,11 @@ read. Drawn from made-up communes (strips and squares near Hà Nội), no databa
 
 from __future__ import annotations
 
-from typing import Any
-
 import shapely
 from matplotlib.text import Annotation, Text
 from matplotlib.transforms import Bbox
 
+from bench.field_map_pages import made_up_ea, made_up_sheet
 from geo_service.outputs import field_maps
 
 WIDTH = 0.00025  # degrees: strips ~26 m wide ...
@@ -17,38 +16,10 @@ HEIGHT = 0.009  # ... and ~1 km long
 STRIPS = 15
 
 
-def _ea(code: str, geom: shapely.Geometry) -> dict[str, Any]:
-    return {
-        "code": code,
-        "geom": geom,
-        "households": 120,
-        "listed_households": None,
-        "enumerator_code": None,
-        "enumerator_name": None,
-        "supervisor_code": None,
-        "supervisor_name": None,
-        "commune_code": "00004",
-        "commune_name": "Ba Đình",
-        "province_code": "01",
-        "province_name": "Hà Nội",
-        "status": "draft",
-        "urban_rural": "urban",
-        "area_km2": 0.03,
-        "boundary_description": None,
-        "landmarks": None,
-    }
-
-
-def _sheet(eas: list[dict[str, Any]]) -> field_maps.CommuneSheet:
-    commune = {"vintage": "2025", "code": "00004", "name": "Ba Đình", "province": "01"}
-    outline = shapely.union_all([e["geom"] for e in eas])
-    return field_maps.CommuneSheet(commune, "2029", eas, outline, [], "Cục Thống kê", "vi")
-
-
 def _strips() -> field_maps.CommuneSheet:
-    return _sheet(
+    return made_up_sheet(
         [
-            _ea(
+            made_up_ea(
                 f"00004-{i + 1:03d}",
                 shapely.box(105.83 + i * WIDTH, 21.03, 105.83 + (i + 1) * WIDTH, 21.03 + HEIGHT),
             )
@@ -116,9 +87,9 @@ def test_a_long_thin_ea_fills_its_frame() -> None:
 
 def test_a_code_that_fits_stays_inside_its_ea_without_a_leader() -> None:
     side = 0.002  # (~200 m squares: room for a code)
-    sheet = _sheet(
+    sheet = made_up_sheet(
         [
-            _ea(
+            made_up_ea(
                 f"00004-{i * 3 + j + 1:03d}",
                 shapely.box(
                     105.83 + i * side,

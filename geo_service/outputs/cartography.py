@@ -614,20 +614,7 @@ def label_first_fit(
         else:
             continue
         placed.append(box)
-        written.append(
-            ax.text(
-                x,
-                y,
-                text,
-                fontsize=fontsize,
-                ha="center",
-                va="center",
-                color=colour,
-                zorder=8,
-                clip_on=True,
-                bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "alpha": 0.55, "lw": 0},
-            )
-        )
+        written.append(_write_name(ax, (x, y), text, fontsize, colour))
     return written
 
 
