@@ -268,7 +268,7 @@ import { addPanes } from "./viewer/layers.js";
     layer.setStyle(statusStyle(feature.properties.status, false, false));
     layer.bindTooltip(() => {
       const p = feature.properties;
-      let text = p.code + " · " + t("status_" + p.status) + " · " + fmt(p.households) + " " + t("households_short");
+      let text = p.code + " · " + t("status_" + p.status) + " · " + fmt(p.households) + " " + t("households_after_number");
       if (p.rejection_reason) text += " · " + t("rejected_because", { reason: p.rejection_reason });
       return escape(text);
     }, { sticky: true });
@@ -1050,7 +1050,7 @@ import { addPanes } from "./viewer/layers.js";
         escape(t("added")) + "<span class='ea-swatch' style='background:#de2d26'></span>" + escape(t("removed")) + "</div>";
       html += "<div class='ea-queue'><ul>" + r.submitted.map((e, i) =>
         "<li class='ea-queue-item" + (i === state.reviewFocus ? " ea-focused" : "") + "' data-index='" + i + "'><b>" + escape(e.code) + "</b> · " +
-        escape(fmt(e.households)) + " " + escape(t("households_short")) + "<br><small>" + escape(t("submitted_by")) + " " + escape(e.submitted_by) +
+        escape(fmt(e.households)) + " " + escape(t("households_after_number")) + "<br><small>" + escape(t("submitted_by")) + " " + escape(e.submitted_by) +
         ", " + escape(when(e.submitted_at)) + (e.previous ? " · " + escape(t("compared_with")) + " " + escape(previousLabel(e.previous)) : "") + "</small>" +
         (i === state.reviewFocus && canApprove() ? "<div>" + button("approve", null, "ea-primary") + button("reject", null, "ea-danger") + "</div>" : "") +
         "</li>").join("") + "</ul></div>";
