@@ -14,4 +14,4 @@ echo "== mypy"
 .venv/bin/mypy
 echo "== pytest"
 # (in parallel: one PostGIS cluster per worker; at most 4, the demo load is per worker)
-exec .venv/bin/pytest -n auto --maxprocesses 4 "$@"
+exec .venv/bin/pytest -n auto --maxprocesses 4 --durations=25 "$@"
