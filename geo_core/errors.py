@@ -86,3 +86,8 @@ class RangeNotSatisfiable(GeoServiceError):
 
 class Busy(GeoServiceError):
     """The service is at its limit for this kind of request; retry shortly."""
+
+
+class BeingRechecked(Busy):
+    """Values withheld while their disclosure protection is recomputed after a write; they
+    come back within seconds, so the client should retry shortly."""

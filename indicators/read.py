@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 
 from boundaries import sql as units
-from geo_core.errors import InvalidParameter, NotFound
+from geo_core.errors import BeingRechecked, InvalidParameter, NotFound
 from indicators import sql
 
 
@@ -93,3 +94,43 @@ async def published_values(
         conn,
         sql.Selection(choice.indicator, choice.vintage, choice.level, choice.period, parent, unit),
     )
+
+
+# ---- values withheld while their disclosure protection is recomputed ----
+
+RETRY_AFTER_S = 5  # the running service protects a pending indicator within seconds
+RECHECKING = {
+    "en": "The values of {codes} are being re-checked for disclosure control after a change "
+    "and are hidden until then (they are not suppressed): try again in a few seconds.",
+    "vi": "Các giá trị của {codes} đang được kiểm tra lại về bảo mật thống kê sau một thay "
+    "đổi nên tạm thời bị ẩn (không phải bị bảo mật): vui lòng thử lại sau vài giây.",
+}
+
+
+async def withheld(conn: psycopg.AsyncConnection, codes: Sequence[str | None]) -> list[str]:
+    """Of the indicators, those withheld while their protection is recomputed."""
+    return await sql.withheld_indicators(conn, sorted({c for c in codes if c}))
+
+
+def rechecking_note(withheld: list[str], lang: str = "en") -> dict[str, Any] | None:
+    """What a client is told when indicators are withheld while their protection is
+    recomputed (None when none is): which ones, when to retry, and why, in `lang`."""
+    if not withheld:
+        return None
+    text = RECHECKING["vi" if lang == "vi" else "en"].format(codes=", ".join(withheld))
+    return {"indicators": withheld, "retry_after": RETRY_AFTER_S, "message": text}
+
+
+async def refuse_while_rechecking(
+    conn: psycopg.AsyncConnection, codes: Sequence[str | None]
+) -> None:
+    """Refuse an export (a file is kept and passed on: it must not show every value hidden)
+    while any of the indicators is withheld for re-protection; the client retries shortly."""
+    note = rechecking_note(await withheld(conn, codes))
+    if note:
+        raise BeingRechecked(
+            note["message"],
+            parameter="indicator",
+            indicators=note["indicators"],
+            retry_after=note["retry_after"],
+        )

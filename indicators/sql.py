@@ -412,6 +412,17 @@ def pending_indicators(conn: psycopg.Connection) -> list[str]:
     return [r[0] for r in conn.execute("SELECT indicator FROM disclosure_pending ORDER BY 1")]
 
 
+async def withheld_indicators(conn: psycopg.AsyncConnection, codes: Sequence[str]) -> list[str]:
+    """Of `codes`, the indicators `published_value` withholds while their protection is
+    recomputed (marked pending by a write; the running service protects them in seconds)."""
+    async with conn.cursor() as cur:
+        await cur.execute(
+            "SELECT indicator FROM disclosure_pending WHERE indicator = ANY(%s) ORDER BY 1",
+            (list(codes),),
+        )
+        return [r[0] for r in await cur.fetchall()]
+
+
 def linked_indicators(conn: psycopg.Connection, codes: Sequence[str]) -> list[str]:
     """The indicators linked to `codes` by any rule or relation (them included)."""
     row = conn.execute("SELECT disclosure_component(%s::text[])", (list(codes),)).fetchone()

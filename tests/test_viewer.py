@@ -707,9 +707,13 @@ def test_no_value_colours_differ_from_background_and_palettes(viewer: Viewer) ->
         "[...document.querySelectorAll('#gv-patterns pattern')].map(p => [p.id,"
         " p.querySelector('rect').getAttribute('fill')])"
     )
-    assert dict(fills) == {"gv-suppressed": "#5f5f5f", "gv-not-available": "#ffffff"}
+    assert dict(fills) == {
+        "gv-suppressed": "#5f5f5f",
+        "gv-not-available": "#ffffff",
+        "gv-rechecking": "#e3ebf3",  # (values withheld while re-checked: not "suppressed")
+    }
     sea = viewer.js("getComputedStyle(window.geoViewer.map.getContainer()).backgroundColor")
-    assert sea not in ("rgb(255, 255, 255)", "rgb(95, 95, 95)")
+    assert sea not in ("rgb(255, 255, 255)", "rgb(95, 95, 95)", "rgb(227, 235, 243)")
     # hatched: not a plain colour any ColorBrewer palette could have
     assert viewer.js("window.geoViewer.app.colourOf('nope')").startswith("url(#gv-")
 

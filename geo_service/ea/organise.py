@@ -439,6 +439,7 @@ async def progress(
     return {
         "census_round": census_round,
         "scope": codes or [],
+        "provinces": await sql.progress_provinces(conn, vintage, codes),
         "communes": len(rows),
         "totals": {k: sum(int(r[k]) for r in rows) for k in keys},
         "without_eas": sum(1 for r in rows if r["eas"] == 0),

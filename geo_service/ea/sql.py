@@ -872,6 +872,25 @@ async def progress(
         return await cur.fetchall()
 
 
+PROGRESS_PROVINCES = """
+SELECT DISTINCT p.code, p.name
+FROM admin_unit c
+JOIN admin_unit p ON p.vintage = c.vintage AND p.level = 'province' AND p.code = c.parent_code
+WHERE c.level = 'commune' AND c.vintage = %(vintage)s
+  AND (%(codes)s::text[] IS NULL OR c.code = ANY(%(codes)s) OR c.parent_code = ANY(%(codes)s))
+ORDER BY p.code
+"""
+
+
+async def progress_provinces(
+    conn: psycopg.AsyncConnection, vintage: str, codes: list[str] | None
+) -> list[Row]:
+    """The provinces (code, name) the communes of a progress scope belong to."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(PROGRESS_PROVINCES, {"vintage": vintage, "codes": codes})
+        return await cur.fetchall()
+
+
 REVIEW = """
 SELECT e.id, e.code, e.commune_code, e.version, e.households,
        sub.user_name AS submitted_by, sub.at AS submitted_at,

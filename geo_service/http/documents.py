@@ -413,6 +413,14 @@ class AreaStatistics(Document):
     units: list[AreaUnit]
 
 
+class Rechecking(Document):
+    """Values withheld while their disclosure protection is re-checked after a change."""
+
+    indicators: list[str] = Field(description="the indicators withheld")
+    retry_after: int = Field(description="seconds after which to ask again")
+    message: str = Field(description="what happens and what to do, in the client's language")
+
+
 class ChoroplethClass(Document):
     """One class of a choropleth legend."""
 
@@ -448,6 +456,11 @@ class Choropleth(Document):
         None, description="the units classified: all, within a province, or within a bbox"
     )
     unit: str | None = Field(None, description="the unit of the mapped numbers")
+    rechecking: Rechecking | None = Field(
+        None,
+        description="set while the indicator's values are withheld to re-check their "
+        "disclosure protection after a change: they are hidden, not suppressed; retry shortly",
+    )
 
 
 class SearchHit(Document):
@@ -699,6 +712,9 @@ class Progress(Document):
 
     census_round: str
     scope: list[str]
+    provinces: list[dict[str, str]] = Field(
+        description="the provinces (code, name) of the communes listed"
+    )
     communes: int
     totals: dict[str, int]
     without_eas: int

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from geo_core.errors import (
+    BeingRechecked,
     Busy,
     Conflict,
     DatabaseUnavailable,
@@ -62,6 +63,7 @@ STATUS: dict[type[GeoServiceError], int] = {
 # Kinds worth retrying, and after how many seconds.
 RETRY_AFTER: dict[type[GeoServiceError], str] = {
     DatabaseUnavailable: "5",
+    BeingRechecked: "5",
     Busy: "2",
     TooManyRequests: "2",
     TooManyAttempts: "60",

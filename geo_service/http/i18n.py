@@ -12,12 +12,15 @@ import re
 from typing import Any
 
 from geo_service.messages import Said, localised
+from indicators.read import RECHECKING
 
 LANGUAGES = ("en", "vi")
 
 # (pattern of the English message, its Vietnamese form with the pattern's groups)
 _MESSAGES: list[tuple[str, str]] = [
     (r"unknown indicator '(?P<x>[^']*)'", "không có chỉ tiêu «{x}»"),
+    # (the re-protection notice's own two texts: one wording for bodies and errors)
+    (re.escape(RECHECKING["en"]).replace(re.escape("{codes}"), "(?P<codes>.*)"), RECHECKING["vi"]),
     (
         r"unknown (?P<what>\w+) '(?P<x>[^']*)'; valid values: (?P<valid>.*)",
         "{what_vi} «{x}» không có; các giá trị hợp lệ: {valid}",

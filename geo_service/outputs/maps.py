@@ -175,6 +175,8 @@ async def prepare_map(
     body = await choropleth_body(
         conn, q, request.method, request.k, request.palette, request.breaks, True, lang
     )
+    if body["rechecking"]:  # (a page kept and passed on must not show every value hidden)
+        await read.refuse_while_rechecking(conn, body["rechecking"]["indicators"])
     meta = await read.get_indicator(conn, q.indicator)
     width, height = carto.page_size(request.layout, request.orientation)
     frame_deg = request.extent or q.bbox

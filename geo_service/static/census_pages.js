@@ -137,16 +137,19 @@
   function progressTable(data, census) {
     const columns = ["eas", "draft", "submitted", "approved", "rejected", "assigned", "in_supervisor_areas"];
     const heads = ["eas", "draft", "submitted", "approved", "rejected", "assigned", "in_areas"];
+    // the totals first, under the heading: what a manager reads before any commune
     const table = el("table", { class: "cp-progress" },
-      el("tr", {}, el("th", {}, t("commune")), heads.map((h) => el("th", { class: "num" }, t(h))), el("th", {})));
+      el("tr", {}, el("th", {}, t("commune")), heads.map((h) => el("th", { class: "num" }, t(h))), el("th", {})),
+      el("tr", { class: "cp-total" }, el("td", {}, t("total")), columns.map((c) => el("td", { class: "num" }, data.totals[c])), el("td", {})));
     for (const row of data.rows) {
       const link = cfg.api + "/map/ea?" + new URLSearchParams({ commune: row.code, round: census, lang: cfg.lang }).toString();
       table.appendChild(el("tr", { class: "cp-row" + (row.eas === 0 ? " cp-empty" : ""), "data-code": row.code },
         el("td", {}, row.name + " (" + row.code + ")"), columns.map((c) => el("td", { class: "num" }, row[c])),
         el("td", {}, el("a", { href: link }, t("open_editor")))));
     }
-    table.appendChild(el("tr", { class: "cp-total" }, el("td", {}, t("total")), columns.map((c) => el("td", { class: "num" }, data.totals[c])), el("td", {})));
-    return el("div", {}, el("p", { class: "cp-summary" }, el("span", {}, t("communes") + ": " + data.communes),
+    const provinces = (data.provinces || []).map((p) => p.name + " (" + p.code + ")").join(", ");
+    return el("div", {}, provinces ? el("h2", { class: "cp-province" }, t("province") + ": " + provinces) : null,
+      el("p", { class: "cp-summary" }, el("span", {}, t("communes") + ": " + data.communes),
       el("span", { class: "cp-without" }, t("without_eas") + ": " + data.without_eas)), table);
   }
 

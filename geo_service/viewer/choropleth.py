@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 import mapclassify
@@ -86,6 +87,74 @@ class Classification:
         }
 
 
+class Shortfall(Enum):
+    """Why a classification has fewer classes than were asked for."""
+
+    DISTINCT = "distinct"  # fewer distinct values than classes
+    TIES = "ties"  # tied values: several class limits fall on the same value
+    OUTSIDE = "outside"  # fixed limits (σ bands, manual) beyond the values
+    NO_DECREASE = "no_decrease"  # a change map with no decrease: no class below zero
+    NO_INCREASE = "no_increase"  # a change map with no increase: no class above zero
+    SMALL_DECREASES = "small_decreases"  # every decrease within the middle class
+    SMALL_INCREASES = "small_increases"  # every increase within the middle class
+    SIDES = "sides"  # a change map's sides have too few distinct values for their classes
+
+
+def fewer_classes_note(
+    asked: int,
+    got: int,
+    why: Shortfall,
+    low: float = 0.0,
+    high: float = 0.0,
+    distinct: int = 0,
+) -> tuple[str, str]:
+    """The legend's note, in English and Vietnamese, when fewer classes than asked are made:
+    the one wording for every map (choropleth, change map, export)."""
+    reasons = {
+        Shortfall.DISTINCT: (
+            f"there are only {distinct} distinct values",
+            f"chỉ có {distinct} giá trị khác nhau",
+        ),
+        Shortfall.TIES: (
+            "many units share the same values, so some class limits coincide",
+            "nhiều đơn vị có cùng giá trị nên một số ngưỡng lớp trùng nhau",
+        ),
+        Shortfall.OUTSIDE: (
+            f"{asked - got} of the {asked} classes lie outside the values "
+            f"({low:g}–{high:g}) and are left out",
+            f"{asked - got} trong {asked} lớp nằm ngoài khoảng giá trị "
+            f"({low:g}–{high:g}) nên được bỏ qua",
+        ),
+        Shortfall.NO_DECREASE: (
+            "no unit decreased, so the classes below zero are left out",
+            "không đơn vị nào giảm nên các lớp dưới 0 được bỏ qua",
+        ),
+        Shortfall.NO_INCREASE: (
+            "no unit increased, so the classes above zero are left out",
+            "không đơn vị nào tăng nên các lớp trên 0 được bỏ qua",
+        ),
+        Shortfall.SMALL_DECREASES: (
+            "every decrease lies within the middle class around zero, so the classes below "
+            "it are left out",
+            "mọi mức giảm đều nằm trong lớp giữa quanh 0 nên các lớp phía dưới được bỏ qua",
+        ),
+        Shortfall.SMALL_INCREASES: (
+            "every increase lies within the middle class around zero, so the classes above "
+            "it are left out",
+            "mọi mức tăng đều nằm trong lớp giữa quanh 0 nên các lớp phía trên được bỏ qua",
+        ),
+        Shortfall.SIDES: (
+            "the decreases or increases have too few distinct values for their classes",
+            "phần giảm hoặc phần tăng có quá ít giá trị khác nhau cho số lớp của nó",
+        ),
+    }
+    en, vi = reasons[why]
+    return (
+        f"{asked} classes asked for, only {got} possible: {en}",
+        f"{asked} lớp được yêu cầu, chỉ có {got} lớp: {vi}",
+    )
+
+
 def palette_colours(palette: str, k: int) -> list[str]:
     """k ColorBrewer colours of the named scheme."""
     if palette not in SEQUENTIAL + DIVERGING:
@@ -134,9 +203,9 @@ def classify(
         raise InvalidParameter("k must be between 3 and 7", parameter="k")
     data = np.asarray(values, dtype=float)
     distinct = np.unique(data)
-    note = None
+    note: str | None = None
+    note_vi: str | None = None
     sigma: tuple[float | None, float | None] = (None, None)
-    note_vi = None
     if len(distinct) == 0:
         return Classification(
             method,
@@ -150,9 +219,8 @@ def classify(
             "no unit has a value",
             "không đơn vị nào có giá trị",
         )
-    if len(distinct) < k and method != "manual":
-        k, note = len(distinct), f"only {len(distinct)} distinct values: {len(distinct)} classes"
-        note_vi = f"chỉ có {len(distinct)} giá trị khác nhau: {len(distinct)} lớp"
+    asked = k
+    k = min(k, len(distinct)) if method != "manual" else k
     if len(distinct) < 3 and method != "manual":
         bins = [float(v) for v in distinct]
     elif method == "std_mean":
@@ -171,16 +239,14 @@ def classify(
         colours = [palette_colours(palette, k)[i] for i in _classes_reached(bins, low, high)]
     else:
         colours = palette_colours(palette, len(breaks))
-    if note is None and method in ("std_mean", "manual") and len(breaks) < len(bins) + 1:
-        asked = len(bins) + 1
-        note = (
-            f"{asked - len(breaks)} of the {asked} classes lie outside the values "
-            f"({low:g}–{high:g}) and are left out"
-        )
-        note_vi = (
-            f"{asked - len(breaks)} trong {asked} lớp nằm ngoài khoảng giá trị "
-            f"({low:g}–{high:g}) nên được bỏ qua"
-        )
+    if method == "manual" and len(breaks) < len(bins) + 1:
+        note, note_vi = fewer_classes_note(len(bins) + 1, len(breaks), Shortfall.OUTSIDE, low, high)
+    elif method != "manual" and len(breaks) < asked:
+        if len(distinct) < asked:
+            why = Shortfall.DISTINCT
+        else:  # σ bands the values never reach, or quantiles etc. merged on tied values
+            why = Shortfall.OUTSIDE if method == "std_mean" else Shortfall.TIES
+        note, note_vi = fewer_classes_note(asked, len(breaks), why, low, high, len(distinct))
     return Classification(
         method,
         len(breaks),
@@ -253,7 +319,27 @@ def classify_change(
         classes.append((middle or 0.0, colours[side]))
     classes += [(u, colours[k - side + rank]) for u, rank in increases]
     lowers = _lowers(data, len(decreases), middle if centre.size else None, classes)
-    return _change_classification("change", palette, data, classes, lowers, no_value)
+    result = _change_classification("change", palette, data, classes, lowers, no_value)
+    if len(classes) < k:
+        why = _change_shortfall(data, k, method, bool(decreases), bool(increases))
+        low, high = float(data.min()), float(data.max())
+        distinct = len(np.unique(data))
+        result.note, result.note_vi = fewer_classes_note(k, len(classes), why, low, high, distinct)
+    return result
+
+
+def _change_shortfall(
+    data: np.ndarray, k: int, method: str, decreases: bool, increases: bool
+) -> Shortfall:
+    """Why a change map has fewer classes than asked: the first reason a planner can act on."""
+    distinct = len(np.unique(data))
+    if distinct > 1 and not decreases:
+        return Shortfall.NO_DECREASE if data.min() >= 0 else Shortfall.SMALL_DECREASES
+    if distinct > 1 and not increases:
+        return Shortfall.NO_INCREASE if data.max() <= 0 else Shortfall.SMALL_INCREASES
+    if distinct < k:
+        return Shortfall.DISTINCT
+    return Shortfall.OUTSIDE if method == "std_mean" else Shortfall.SIDES
 
 
 def _middle(data: np.ndarray, k: int, method: str, sd: float) -> float:

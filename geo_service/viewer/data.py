@@ -4,7 +4,7 @@ compact table, and its classes for a choropleth, nationally or within a province
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from geo_core.errors import InvalidParameter, NotFound
@@ -47,6 +47,7 @@ def change_method_name(method: str) -> dict[str, str]:
 
 
 OK = ("ok", "provisional")
+RECHECKING = "rechecking"  # a map's status for a value withheld while it is re-protected
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,18 @@ class MapValues:
     values: list[float | None]
     statuses: list[str]
     compare: dict[str, Any] | None = None
+    # indicators withheld while their disclosure protection is recomputed: their hidden
+    # values are "being re-checked", not suppressed
+    withheld: list[str] = field(default_factory=list)
+
+    def rechecking(self, lang: str) -> dict[str, Any] | None:
+        """The re-protection notice in `lang` (None when nothing is withheld)."""
+        return read.rechecking_note(self.withheld, lang)
+
+    def status_shown(self, status: str) -> str:
+        """A status as the map shows it: a value hidden while it is re-checked is not
+        presented as suppressed."""
+        return RECHECKING if status == "suppressed" and self.withheld else status
 
     def unit(self, lang: str) -> str:
         """The unit of the mapped numbers in `lang`."""
@@ -141,22 +154,20 @@ async def map_values(conn: Any, q: MapQuery) -> MapValues:
     )
     codes = sorted(now)
     if q.compare is None:
-        return MapValues(
-            collection,
-            meta,
-            period,
-            codes,
-            [now[c][0] for c in codes],
-            [now[c][1] for c in codes],
-        )
-    then = await _compared(conn, q, meta, collection)
-    values, statuses = compare.change(now, then, q.change, codes)
-    described = {
-        "period": q.compare,
-        "vintage": q.compare_vintage or collection.vintage,
-        "change": q.change,
-    }
-    return MapValues(collection, meta, period, codes, values, statuses, described)
+        values, statuses, described = [now[c][0] for c in codes], [now[c][1] for c in codes], None
+    else:
+        then = await _compared(conn, q, meta, collection)
+        values, statuses = compare.change(now, then, q.change, codes)
+        described = {
+            "period": q.compare,
+            "vintage": q.compare_vintage or collection.vintage,
+            "change": q.change,
+        }
+    # (asked after the values were read: what was withheld then is still pending now, or
+    # was protected a moment ago and the client's retry gets it)
+    read_from = [meta["code"], meta.get("numerator"), meta.get("denominator")]
+    withheld = await read.withheld(conn, read_from)
+    return MapValues(collection, meta, period, codes, values, statuses, described, withheld)
 
 
 async def _compared(
@@ -217,10 +228,13 @@ def value_table(mv: MapValues, lang: str) -> dict[str, Any]:
     percent = mv.compare is not None and mv.compare["change"] == "percent"
     digits = 2 if percent else int(mv.meta["decimals"]) + 2
     by_status: dict[str, list[str]] = {"provisional": [], "suppressed": [], "not_available": []}
+    if mv.withheld:
+        by_status[RECHECKING] = []
     for code, status in zip(mv.codes, mv.statuses, strict=True):
         if status != "ok":
-            by_status[status].append(code)
+            by_status[mv.status_shown(status)].append(code)
     return {
+        "rechecking": mv.rechecking(lang),
         "collection": mv.collection.id,
         "indicator": mv.meta["code"],
         "period": mv.period,
@@ -258,9 +272,11 @@ async def choropleth_body(
     ]
     values = [v for _, v, s in rows if s in OK and v is not None]
     no_value: dict[str, int] = {"suppressed": 0, "not_available": 0}
+    if mv.withheld:
+        no_value[RECHECKING] = 0
     for _, v, s in rows:
         if s not in OK or v is None:
-            no_value["suppressed" if s == "suppressed" else "not_available"] += 1
+            no_value[mv.status_shown(s) if s == "suppressed" else "not_available"] += 1
     if mv.compare is not None:
         palette = palette or DEFAULT_DIVERGING
         method = "manual" if breaks else method
@@ -270,6 +286,8 @@ async def choropleth_body(
         palette = palette or (DEFAULT_DIVERGING if method == "std_mean" else DEFAULT_SEQUENTIAL)
         result = classify(values, method, k, palette, manual_breaks(breaks), no_value)
         method_name = METHOD_NAMES_BY_LANG[method]
+    if mv.withheld and not values:  # (not "no unit has a value": they come back shortly)
+        result.note = result.note_vi = None
     meta = mv.meta
     body: dict[str, Any] = {
         "collection": mv.collection.id,
@@ -284,13 +302,14 @@ async def choropleth_body(
         "compare": mv.compare,
         "scope": {"within": q.within, "bbox": list(q.bbox) if q.bbox else None, "units": len(rows)},
         "unit": mv.unit(lang),
+        "rechecking": mv.rechecking(lang),
     }
     if units:
         body["units"] = [
             {
                 "code": c,
                 "value": v,
-                "status": s,
+                "status": mv.status_shown(s),
                 "class": result.class_of(v) if s in OK and v is not None else None,
             }
             for c, v, s in rows

@@ -100,6 +100,10 @@ LABELS: dict[str, dict[str, str]] = {
         "status_ok": "Có số liệu",
         "status_suppressed": "Bảo mật (không công bố)",
         "status_not_available": "Không có số liệu",
+        "status_rechecking": "Đang kiểm tra lại bảo mật",
+        "rechecking_note": "Số liệu của chỉ tiêu này vừa thay đổi và đang được kiểm tra lại về "
+        "bảo mật thống kê nên tạm thời được ẩn (không phải bị bảo mật). Bản đồ sẽ tự tải lại "
+        "sau vài giây; nếu không, hãy thử lại sau giây lát.",
         "status_provisional": "Sơ bộ",
         "legend_change": "Thay đổi",
         "legend_mean": "trung bình",
@@ -338,6 +342,10 @@ LABELS: dict[str, dict[str, str]] = {
         "status_ok": "Published",
         "status_suppressed": "Suppressed (confidential)",
         "status_not_available": "Not available",
+        "status_rechecking": "Being re-checked for disclosure",
+        "rechecking_note": "This indicator's values have just changed and are being re-checked "
+        "for disclosure control, so they are hidden for now (they are not suppressed). The map "
+        "reloads them in a few seconds; if not, try again shortly.",
         "status_provisional": "Provisional",
         "legend_change": "Change",
         "legend_mean": "mean",
@@ -498,6 +506,10 @@ EA_LABELS: dict[str, dict[str, str]] = {
         "find": "Tìm",
         "no_match": "Không tìm thấy",
         "choose_commune": "Chọn một xã/phường để vẽ địa bàn.",
+        "choose_on_map": "Chạm vào một tỉnh/thành phố trên bản đồ để xem các xã/phường của "
+        "tỉnh đó, hoặc tìm theo tên.",
+        "communes_of": "Xã/phường của {name}",
+        "communes_in_scope": "Xã/phường trong phạm vi của bạn",
         "coverage": "Độ phủ",
         "eas": "Số địa bàn",
         "gaps": "Khoảng trống",
@@ -571,6 +583,9 @@ EA_LABELS: dict[str, dict[str, str]] = {
         "find": "Find",
         "no_match": "No match",
         "choose_commune": "Choose a commune to draw its enumeration areas.",
+        "choose_on_map": "Tap a province on the map to list its communes, or find one by name.",
+        "communes_of": "Communes of {name}",
+        "communes_in_scope": "Communes in your scope",
         "coverage": "Coverage",
         "eas": "EAs",
         "gaps": "Gaps",

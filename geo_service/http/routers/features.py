@@ -26,6 +26,7 @@ from geo_service.http.deps import (
     Catalogue,
     Conn,
     Downloads,
+    Language,
     Pool,
     ServicesDep,
     Settings,
@@ -55,10 +56,12 @@ from geo_service.http.ogc import (
     crs_member,
     page_tail,
 )
+from geo_service.http.rechecking import rechecking_headers
 from geo_service.http.routers.ea import ea_collection_document, ea_scope_of
 from geo_service.http.services import Services
 from geo_service.http.vendor import Vendor, VendorParams
 from geo_service.settings import ServiceSettings
+from indicators import read
 
 router = APIRouter(tags=["features"])
 
@@ -375,6 +378,7 @@ _OBJECT = {"schema": {"type": "object"}}
 async def items(
     collectionId: str,
     request: Request,
+    lang: Language,
     pool: Pool,
     catalogue: Catalogue,
     settings: Settings,
@@ -483,7 +487,12 @@ async def items(
                 if query.filter is None or fmt in ("csv", "gpkg"):
                     async with statement_time_limit(conn, query.statement_timeout_ms):
                         matched = await count_items(conn, query)
+                withheld = await read.withheld(conn, [i.code for i in query.indicators])
+                if fmt in ("csv", "gpkg"):  # (a file must not show every value hidden)
+                    await read.refuse_while_rechecking(conn, withheld)
             headers = {"Content-Crs": f"<{query.crs.uri}>", "Vary": "Accept"}
+            note = read.rechecking_note(withheld, lang)
+            rechecking_headers(headers, note)
             if fmt in ("csv", "gpkg"):
                 assert matched is not None
                 headers |= _download_headers(request, offset, limit, matched)
@@ -497,7 +506,7 @@ async def items(
                 after["links"] += _alternates(request, fmt)
                 return after
 
-            head = crs_member(query.crs)
+            head = crs_member(query.crs) | ({"rechecking": note} if note else {})
             spool = await export.spool_geojson(
                 pool, query, tail, _spool_bytes(settings), head, matched
             )
@@ -558,6 +567,7 @@ async def item(
     collectionId: str,
     featureId: Annotated[str, Path(pattern=CODE)],
     request: Request,
+    lang: Language,
     conn: Conn,
     catalogue: Catalogue,
     services: ServicesDep,
@@ -587,8 +597,12 @@ async def item(
     text = await feature_json(conn, query)
     if text is None:
         raise NotFound(f"no item {featureId!r} in {found.id}", parameter="featureId")
+    withheld = await read.withheld(conn, [i.code for i in query.indicators])
     headers = {"Content-Crs": f"<{query.crs.uri}>", "Vary": "Accept"}
+    note = read.rechecking_note(withheld, lang)
+    rechecking_headers(headers, note)
     if fmt in ("csv", "gpkg"):
+        await read.refuse_while_rechecking(conn, withheld)
         release = downloads.open(client_address(request))
         try:
             return await _download(request, services, query, fmt, wkt, headers, release)
@@ -596,6 +610,8 @@ async def item(
             release()
             raise
     feature = {"type": "Feature", **crs_member(query.crs), **orjson.loads(text)}
+    if note:
+        feature["rechecking"] = note
     feature["links"] = [
         {"rel": "self", "href": str(request.url), "type": GEOJSON},
         *_alternates(request, fmt),

@@ -15,6 +15,7 @@ from geo_service.features.query import parse_bbox
 from geo_service.features.search import search
 from geo_service.http.deps import Catalogue, Conn, Language, UnitTablesDep
 from geo_service.http.documents import Choropleth, SearchHits, UnitProfile
+from geo_service.http.rechecking import rechecking_headers
 from geo_service.viewer.data import MapQuery, choropleth_body, map_values, value_table
 from geo_service.viewer.profile import unit_profile
 
@@ -79,6 +80,7 @@ def _query(
 async def choropleth(
     conn: Conn,
     lang: Language,
+    response: Response,
     collection: Collection,
     indicator: Indicator,
     period: Period = None,
@@ -96,13 +98,16 @@ async def choropleth(
     """Breaks by mapclassify, ColorBrewer colours, counts per class and units without value;
     of a change since `compare` (centred on zero), within a province or a view when asked."""
     q = _query(collection, indicator, period, compare, compare_vintage, change, within, bbox)
-    return Choropleth(**await choropleth_body(conn, q, method, k, palette, breaks, units, lang))
+    body = await choropleth_body(conn, q, method, k, palette, breaks, units, lang)
+    rechecking_headers(response, body["rechecking"])
+    return Choropleth(**body)
 
 
 @router.get("/maps/values", summary="Every unit's value, as one compact table")
 async def values(
     conn: Conn,
     lang: Language,
+    response: Response,
     collection: Collection,
     indicator: Indicator,
     period: Period = None,
@@ -113,7 +118,9 @@ async def values(
     """Codes and values as two arrays (null: no published value) and the codes of each
     status other than ok, for a client to colour geometry-only tiles by code."""
     q = _query(collection, indicator, period, compare, compare_vintage, change)
-    return value_table(await map_values(conn, q), lang)
+    table = value_table(await map_values(conn, q), lang)
+    rechecking_headers(response, table["rechecking"])
+    return table
 
 
 @router.get("/maps/units", summary="The units of a collection with their label points")

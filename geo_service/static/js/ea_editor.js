@@ -278,6 +278,9 @@ import { addPanes } from "./viewer/layers.js";
       const add = state.multi || (e.originalEvent && e.originalEvent.shiftKey);
       select(feature.id, add);
     });
+    // two taps on EAs within 200 ms (picking several) make Leaflet's double tap: selection
+    // taps never zoom the map
+    layer.on("dblclick", (e) => L.DomEvent.stop(e));
     return layer;
   }
 
@@ -1097,7 +1100,7 @@ import { addPanes } from "./viewer/layers.js";
     const tokenOpen = panel.querySelector("details.ea-token[open]") !== null;
     const keepSelection = state.selected.join(",") === (panel.dataset.selected || "");
     const scroll = panel.scrollTop;
-    let body = "";
+    let body = cfg.commune ? "" : chooserHtml();
     if (cfg.commune) {
       body = tabsHtml();
       if (state.tab === "organise") body += organiseTabHtml();
@@ -1249,6 +1252,7 @@ import { addPanes } from "./viewer/layers.js";
     if (state.tab === "review" && state.user && RANK[state.user.role] < RANK.supervisor) state.tab = "eas";
     if (cfg.commune && state.tab === "organise") await loadOrganisation();
     if (cfg.commune && state.tab === "review") await loadReview();
+    chooseScope();
     render();
   }
 
@@ -1278,6 +1282,56 @@ import { addPanes } from "./viewer/layers.js";
       a.href = "?" + params.toString();
       a.textContent = f.properties.name + " (" + f.id + ")";
     }
+  }
+
+  /* ---- no commune chosen: the provinces on the map, the communes to choose from (those
+     of the user's scope once signed in, or of a province tapped on the map) ---- */
+  let communeTable = null; // /maps/units: codes, names, parents
+
+  async function addOverview() {
+    const [provinces, table] = await Promise.all([
+      call("GET", cfg.api + "/collections/province-" + cfg.vintage + "/items?limit=100&zoom=5&properties=code,name"),
+      call("GET", cfg.api + "/maps/units?collection=commune-" + cfg.vintage)]);
+    if (table.ok) communeTable = table.body;
+    if (provinces.ok) {
+      const layer = L.geoJSON(provinces.body, {
+        style: { color: "#4f6f91", weight: 1, fillColor: "#dfe8f0", fillOpacity: 0.6 },
+        onEachFeature: (f, l) => {
+          l.bindTooltip(escape(f.properties.name), { sticky: true });
+          l.on("click", () => chooseProvince(f.id, f.properties.name, l.getBounds()));
+        },
+      }).addTo(map);
+      window.eaEditor.overview = layer.getLayers().length;
+    }
+    chooseScope();
+    render();
+  }
+
+  function communesWhere(test) {
+    if (!communeTable) return [];
+    const found = [];
+    communeTable.codes.forEach((code, i) => { if (test(code, communeTable.parents[i])) found.push([code, communeTable.names[i]]); });
+    return found.sort((a, b) => a[1].localeCompare(b[1], cfg.lang));
+  }
+
+  function chooseProvince(code, name, bounds) {
+    state.chooser = { title: t("communes_of", { name: name + " (" + code + ")" }), communes: communesWhere((c, parent) => parent === code) };
+    map.fitBounds(bounds);
+    render();
+  }
+
+  function chooseScope() {
+    const scope = (state.user && state.user.scope) || [];
+    if (cfg.commune || !scope.length || state.chooser || !communeTable) return;
+    state.chooser = { title: t("communes_in_scope"), communes: communesWhere((c, parent) => scope.includes(c) || scope.includes(parent)) };
+  }
+
+  function chooserHtml() {
+    if (!state.chooser) return "<div class='ea-hint ea-choose-hint'>" + escape(t("choose_on_map")) + "</div>";
+    const link = (code) => escape("?" + new URLSearchParams({ commune: code, round: cfg.round, lang: cfg.lang }).toString());
+    return "<div class='ea-chooser'><h4>" + escape(state.chooser.title) + " (" + state.chooser.communes.length + ")</h4><ul class='ea-commune-list'>" +
+      state.chooser.communes.map(([code, name]) => "<li><a class='ea-hit' href='" + link(code) + "'>" + escape(name) + " (" + escape(code) + ")</a></li>").join("") +
+      "</ul></div>";
   }
 
   /* The panel: beside the map (top right) on a wide screen, a sheet over the lower part of
@@ -1355,7 +1409,7 @@ import { addPanes } from "./viewer/layers.js";
       addTiles();
       await Promise.all([addCommuneOutline(), loadLines()]);
       await reload();
-    }
+    } else await addOverview();
     window.eaEditor.ready = true;
   }
   start();

@@ -5,8 +5,9 @@
 
 // Units without a value: patterns defined once in the page (#gv-patterns), distinct from the
 // sea, the land and every ColorBrewer palette.
-export const NO_VALUE_FILL = { suppressed: "url(#gv-suppressed)", not_available: "url(#gv-not-available)" };
-export const NO_VALUE_SWATCH = { suppressed: "gv-swatch-suppressed", not_available: "gv-swatch-not-available" };
+// (a value withheld while its disclosure protection is re-checked is not drawn as suppressed)
+export const NO_VALUE_FILL = { suppressed: "url(#gv-suppressed)", not_available: "url(#gv-not-available)", rechecking: "url(#gv-rechecking)" };
+export const NO_VALUE_SWATCH = { suppressed: "gv-swatch-suppressed", not_available: "gv-swatch-not-available", rechecking: "gv-swatch-rechecking" };
 
 /* The SVG patterns for "suppressed" and "not available", added to the page once. */
 export function addPatterns() {
@@ -36,6 +37,7 @@ export function addPatterns() {
   };
   pattern("gv-suppressed", "#5f5f5f", "#bdbdbd", "2");
   pattern("gv-not-available", "#ffffff", "#9a9a9a", "1.2");
+  pattern("gv-rechecking", "#e3ebf3", "#7d97b3", "1");
   svg.appendChild(defs);
   document.body.appendChild(svg);
 }

@@ -36,7 +36,9 @@ export function createLegend(app) {
       h("span", { class: "gv-range" }, fmt(k.lower) + " – " + fmt(k.upper)),
       c.method === "std_mean" ? h("span", { class: "gv-sigma" }, " (" + sigma(k.lower, c) + " … " + sigma(k.upper, c) + ")") : null,
       h("span", { class: "gv-count" }, " (" + k.count + ")")));
-    const none = ["suppressed", "not_available"].map((status) => h("div", { class: "gv-row gv-" + status },
+    // (while values are re-checked for disclosure they are counted apart, never as suppressed)
+    const statuses = c.rechecking ? ["rechecking", "suppressed", "not_available"] : ["suppressed", "not_available"];
+    const none = statuses.map((status) => h("div", { class: "gv-row gv-" + status },
       h("i", { class: "gv-swatch " + NO_VALUE_SWATCH[status] }), t("status_" + status) + " (" + (c.no_value[status] || 0) + ")"));
     const provinces = app.tables["province-" + st.vintage];
     const withinName = provinces && st.within ? provinces.names[provinces.codes.indexOf(st.within)] : st.within;
@@ -47,10 +49,11 @@ export function createLegend(app) {
       h("div", { class: "gv-title" }, (st.compare ? t("legend_change") + ": " : "") + pick(s.name)),
       h("div", { class: "gv-sub" }, [app.values ? app.values.unit : pick(s.unit), period, pick(c.method_name)].filter(Boolean).join(" · ")),
       c.method === "std_mean" && c.mean !== undefined ? h("div", { class: "gv-sub" }, t("legend_sigma", { mean: limit(c.mean, digits), sd: limit(c.sd, digits) })) : null,
+      c.rechecking ? h("div", { class: "gv-rechecking-note", role: "status" }, t("rechecking_note")) : null,
       scope ? h("div", { class: "gv-scope" }, scope) : null,
       h("div", { class: "gv-rows" }, rows, none),
       c.warning ? h("div", { class: "gv-warning" }, c.warning) : null,
-      c.note ? h("div", { class: "gv-note" }, c.note) : null,
+      c.note && !c.rechecking ? h("div", { class: "gv-note" }, c.note) : null,
       h("div", { class: "gv-source" }, t("legend_source") + ": " + pick(s.source)));
   }
 

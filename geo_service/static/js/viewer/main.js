@@ -100,7 +100,8 @@ async function loadValues() {
   let table = valueCache.get(key);
   if (!table) {
     table = await api.latest("values", "/maps/values", params);
-    valueCache.set(key, table);
+    // (values withheld while re-checked are asked for again shortly, never kept)
+    if (!table.rechecking) valueCache.set(key, table);
   }
   app.values = table;
   app.lookup = new Map();
@@ -194,7 +195,19 @@ app.set = async (changes, options) => {
   window.geoViewer.recoloured += 1;
   if (!opts.silent) writeUrl(true);
   emit("data");
+  recheckLater(mine);
 };
+
+/* Values withheld while their disclosure protection is re-checked come back within seconds:
+   ask again after the time the service says, unless the map changed meanwhile. */
+let recheckTimer = null;
+function recheckLater(mine) {
+  clearTimeout(recheckTimer);
+  const note = (app.values && app.values.rechecking) || (app.classes && app.classes.rechecking);
+  if (!note) return;
+  recheckTimer = setTimeout(() => { if (mine === version) app.set({}, { silent: true, keepNotices: true }); },
+    1000 * (note.retry_after || 5));
+}
 
 function showCollection() {
   const st = app.state;
