@@ -133,7 +133,7 @@ async def list_areas(
     census_round: RoundQuery = "2029",
 ) -> SupervisorAreas:
     """Each area with its EAs, households, supervisor and what breaks its rules now."""
-    commune = await commune_of(conn, code, None, "code")
+    commune = await organise.round_commune(conn, census_round, code)
     reads.check(commune.code, commune.province, "code")
     band = _band(settings)
     areas = await organise.areas_report(conn, census_round, commune, band)
@@ -231,7 +231,7 @@ async def workload(
 ) -> Workload:
     """Households, area and EAs per enumerator; EAs outside the band, unassigned EAs,
     enumerators above or below the band."""
-    commune = await commune_of(conn, code, None, "code")
+    commune = await organise.round_commune(conn, census_round, code)
     reads.check(commune.code, commune.province, "code")
     table = await organise.workload(conn, census_round, commune, ops.rules)
     return Workload(
@@ -309,7 +309,7 @@ async def ea_lines(
 ) -> LineShare:
     """Length of the EA boundaries inside the commune, and how much of it runs along a
     loaded road, river or railway (within a few metres)."""
-    commune = await commune_of(conn, code, None, "code")
+    commune = await organise.round_commune(conn, census_round, code)
     reads.check(commune.code, commune.province, "code")
     return LineShare(**await line_share(conn, commune, census_round))
 
