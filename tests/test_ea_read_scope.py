@@ -155,9 +155,15 @@ def test_census_organisation_follows_the_eas_own_boundary_vintage(
         refused = send("hcm", method, path, body)
         assert refused.status_code == 403, (path, refused.text)
         assert send("hanoi", method, path, body).status_code in (200, 201), path
-    for path in ("supervisor-areas", "workload", "ea-lines"):
+    for path in ("supervisor-areas", "workload", "ea-lines", "ea-coverage"):
         _refused(office.get("hcm", f"/communes/{HANOI}/{path}"), "code")
         assert office.get("hanoi", f"/communes/{HANOI}/{path}").status_code == 200
+    for path in ("progress", "review", "staff"):
+        _refused(office.get("hcm", f"/census/2029/{path}", scope=HANOI), "scope")
+        assert office.get("hanoi", f"/census/2029/{path}", scope=HANOI).status_code == 200
+    # the 2026 commune is Hồ Chí Minh City's, and none of the round's EAs lie in it
+    later = office.get("hcm", f"/communes/{HANOI}/ea-coverage", vintage="2026")
+    assert later.status_code == 200 and later.json()["eas"] == 0, later.text
 
 
 def test_census_organisation_reads_follow_the_scope(office: Office) -> None:

@@ -454,7 +454,8 @@ COVERAGE = """
 WITH c AS (SELECT geom FROM commune_coverage WHERE vintage = %(vintage)s
            AND code = %(commune)s),
 e AS (SELECT id, code, geom, households FROM enumeration_area
-      WHERE census_round = %(round)s AND commune_code = %(commune)s),
+      WHERE census_round = %(round)s AND commune_code = %(commune)s
+        AND commune_vintage = %(vintage)s),
 gaps AS (SELECT (ST_Dump(ST_Difference(
             c.geom, coalesce((SELECT ST_Union(geom) FROM e),
                              'SRID=4326;POLYGON EMPTY'::geometry)))).geom
