@@ -123,6 +123,49 @@ def test_one_eas_scope_follows_its_own_boundary_vintage(office: Office, demo_db:
     _refused(office.get("hcm", f"{ITEMS}/{hanoi_ea}/field-map.pdf"))
 
 
+def test_census_organisation_follows_the_eas_own_boundary_vintage(
+    office: Office, demo_db: str
+) -> None:
+    # as above: a later vintage gives code 00004 to Hồ Chí Minh City, while the round's EAs
+    # lie in the 2025 commune of Hà Nội (before, Hồ Chí Minh City's editor organised them
+    # and Hà Nội's was refused)
+    hanoi_ea = office.get("hanoi", ITEMS).json()["features"][0]["properties"]["code"]
+    with psycopg.connect(demo_db, autocommit=True) as conn:
+        conn.execute("INSERT INTO vintage (id, valid_from) VALUES ('2026', '2026-07-01')")
+        conn.execute(
+            "INSERT INTO admin_unit (vintage, level, code, parent_code, name, search_name,"
+            " unit_type, area_km2, geom) SELECT '2026', level, code, '79', name, search_name,"
+            " unit_type, area_km2, geom FROM admin_unit"
+            " WHERE vintage = '2025' AND level = 'commune' AND code = %s",
+            (HANOI,),
+        )
+
+    def send(user: str, method: str, path: str, body: Any) -> Any:
+        headers = {"Authorization": f"Bearer {office.tokens[user]}"}
+        return office.client.request(method, path, json=body, headers=headers)
+
+    area = {"eas": [hanoi_ea]}
+    assignment = {"assignments": [{"ea": hanoi_ea, "enumerator": None}]}
+    staff = {"code": "E1", "name": "An", "role": "enumerator", "scope": HANOI}
+    for method, path, body in (
+        ("POST", f"/communes/{HANOI}/supervisor-areas", area),
+        ("PUT", f"/communes/{HANOI}/assignments", assignment),
+        ("POST", "/census/2029/staff", staff),
+    ):
+        refused = send("hcm", method, path, body)
+        assert refused.status_code == 403, (path, refused.text)
+        assert send("hanoi", method, path, body).status_code in (200, 201), path
+    for path in ("supervisor-areas", "workload", "ea-lines", "ea-coverage"):
+        _refused(office.get("hcm", f"/communes/{HANOI}/{path}"), "code")
+        assert office.get("hanoi", f"/communes/{HANOI}/{path}").status_code == 200
+    for path in ("progress", "review", "staff"):
+        _refused(office.get("hcm", f"/census/2029/{path}", scope=HANOI), "scope")
+        assert office.get("hanoi", f"/census/2029/{path}", scope=HANOI).status_code == 200
+    # the 2026 commune is Hồ Chí Minh City's, and none of the round's EAs lie in it
+    later = office.get("hcm", f"/communes/{HANOI}/ea-coverage", vintage="2026")
+    assert later.status_code == 200 and later.json()["eas"] == 0, later.text
+
+
 def test_census_organisation_reads_follow_the_scope(office: Office) -> None:
     for path in ("supervisor-areas", "workload", "ea-lines"):
         _refused(office.get("hcm", f"/communes/{HANOI}/{path}"), "code")

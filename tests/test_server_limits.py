@@ -119,6 +119,16 @@ def test_a_request_that_is_not_http_is_400_json(served: int) -> None:
         assert ok.status == 200  # (the server is still there)
 
 
+def test_a_websocket_upgrade_is_400_json_naming_the_header(served: int) -> None:
+    upgrade = (
+        b"GET /health HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+    # (before: 403 with an empty text/plain body)
+    _refused_as_json(_exchange(served, upgrade), 400, "Upgrade")
+
+
 def test_a_head_that_never_ends_is_408_json_and_a_stalled_body_is_cut(served: int) -> None:
     """What uvicorn alone kept open for ever: a silent connection, a head never finished,
     a body announced and never sent (GEO_SERVICE_REQUEST_*: 1.5 s here)."""

@@ -75,13 +75,21 @@ async def check_commune(
 
 
 async def check_codes(
-    conn: psycopg.AsyncConnection, scope: ReadScope, codes: list[str], parameter: str = "scope"
+    conn: psycopg.AsyncConnection,
+    scope: ReadScope,
+    codes: list[str],
+    parameter: str = "scope",
+    census_round: str | None = None,
 ) -> None:
     """403 naming the parameter unless every province or commune code asked for lies in the
-    scope (a province only when the whole province is in it)."""
+    scope (a province only when the whole province is in it); a commune's province is the
+    one of the vintage the round's EAs lie in (the latest without a round or EAs)."""
     for code in codes:
         if len(code) == 5:
-            await check_commune(conn, scope, code, parameter)
+            vintage = (
+                await sql.round_commune_vintage(conn, census_round, code) if census_round else None
+            )
+            await check_commune(conn, scope, code, parameter, vintage)
         elif not scope.everywhere and code not in (scope.codes or ()):
             raise Forbidden(
                 said("code_out_of_scope", code=code, user=scope.reader), parameter=parameter

@@ -76,6 +76,16 @@ def _staff_values(body: dict[str, Any], census_round: str) -> dict[str, Any]:
     }
 
 
+async def round_commune(
+    conn: psycopg.AsyncConnection, census_round: str, code: str, parameter: str = "code"
+) -> Commune:
+    """The commune as the round's EAs know it: in the boundary vintage they lie in, whose
+    province decides who may organise and read them (a later vintage may give the code to
+    another province); the latest vintage when the round has no EA there."""
+    vintage = await sql.round_commune_vintage(conn, census_round, code)
+    return await commune_of(conn, code, vintage, parameter)
+
+
 async def list_staff(
     conn: psycopg.AsyncConnection, user: User | None, census_round: str, asked: list[str] | None
 ) -> list[Row]:
@@ -83,10 +93,12 @@ async def list_staff(
     return await sql.staff_of(conn, census_round, scope_codes(user, asked))
 
 
-async def _check_scope_code(conn: psycopg.AsyncConnection, user: User, scope: str) -> None:
+async def _check_scope_code(
+    conn: psycopg.AsyncConnection, user: User, census_round: str, scope: str
+) -> None:
     """A staff member's place must be inside the user's scope (a known unit)."""
     if len(scope) == 5:
-        authorise(user, await commune_of(conn, scope, None, "scope"))
+        authorise(user, await round_commune(conn, census_round, scope, "scope"))
     elif user.role != "admin" and scope not in user.scope:
         raise Forbidden(said("out_of_scope", commune=scope, user=user.name), parameter="scope")
 
@@ -96,9 +108,9 @@ async def add_staff(
 ) -> Row:
     """A new enumerator or supervisor in the user's scope."""
     values = _staff_values(body, census_round)
-    await _check_scope_code(conn, user, values["scope"])
+    await _check_scope_code(conn, user, census_round, values["scope"])
     if values["user_name"] is not None:
-        await _check_account(conn, values["scope"], values["user_name"])
+        await _check_account(conn, census_round, values["scope"], values["user_name"])
     try:
         async with conn.transaction():
             return await sql.insert_staff(conn, values)
@@ -110,12 +122,18 @@ async def add_staff(
         raise InvalidParameter(said("unlinkable_user"), parameter="user_name") from exc
 
 
-async def _check_account(conn: psycopg.AsyncConnection, scope: str, name: str) -> None:
+async def _check_account(
+    conn: psycopg.AsyncConnection, census_round: str, scope: str, name: str
+) -> None:
     """A staff member's account is an active user, not an administrator, whose scope covers
     the staff member's place. Whatever the reason it is not, the answer is the same: an
     editor cannot learn from it which user names exist."""
     account = await user_row(conn, name)
-    province = scope if len(scope) == 2 else (await commune_of(conn, scope, None, "scope")).province
+    province = (
+        scope
+        if len(scope) == 2
+        else (await round_commune(conn, census_round, scope, "scope")).province
+    )
     if (
         account is None
         or account["disabled"]
@@ -135,7 +153,7 @@ async def remove_staff(
             said("unknown_staff", role="enumerator", staff=code, round=census_round),
             parameter="code",
         )
-    await _check_scope_code(conn, user, found["scope"])
+    await _check_scope_code(conn, user, census_round, found["scope"])
     await sql.delete_staff(conn, found["id"])
 
 
@@ -180,6 +198,11 @@ async def _staff_for(
 # ---- supervisor areas ----
 
 
+def _in_commune(ea: Row, commune: Commune) -> bool:
+    """Whether the EA lies in the commune, in the commune's own boundary vintage."""
+    return bool(ea["commune_code"] == commune.code and ea["commune_vintage"] == commune.vintage)
+
+
 async def _area_eas(
     conn: psycopg.AsyncConnection,
     census_round: str,
@@ -197,7 +220,7 @@ async def _area_eas(
         raise Unprocessable(
             said("unknown_eas", round=census_round, codes=", ".join(unknown)), parameter="eas"
         )
-    elsewhere = [c for c in codes if known[c]["commune_code"] != commune.code]
+    elsewhere = [c for c in codes if not _in_commune(known[c], commune)]
     if elsewhere:
         raise Unprocessable(
             said("area_mixes", area=area_code, codes=", ".join(elsewhere), commune=commune.code),
@@ -221,7 +244,7 @@ async def save_area(
 ) -> int:
     """Create or change a supervisor area (its EAs and its supervisor); its id. EAs in
     another area are refused (take them out of it first)."""
-    commune = await commune_of(conn, commune_code, None, "code")
+    commune = await round_commune(conn, census_round, commune_code)
     authorise(user, commune)
     codes = body.get("eas")
     if not isinstance(codes, list):
@@ -279,11 +302,10 @@ async def drop_area(
     conn: psycopg.AsyncConnection, user: User, commune_code: str, area_id: int
 ) -> None:
     """Remove a supervisor area (its EAs stay, in no area)."""
-    commune = await commune_of(conn, commune_code, None, "code")
-    authorise(user, commune)
     existing = await sql.supervisor_area(conn, area_id)
-    if existing is None or existing["commune_code"] != commune.code:
+    if existing is None or existing["commune_code"] != commune_code:
         raise NotFound(said("unknown_area", area=area_id), parameter="area")
+    authorise(user, await commune_of(conn, commune_code, existing["commune_vintage"], "code"))
     await sql.delete_area(conn, area_id)
 
 
@@ -329,7 +351,7 @@ async def assign(
 ) -> int:
     """Assign EAs to enumerators ([{ea, enumerator|null}]), all or nothing, each refusal
     naming its row."""
-    commune = await commune_of(conn, commune_code, None, "code")
+    commune = await round_commune(conn, census_round, commune_code)
     authorise(user, commune)
     if not isinstance(assignments, list) or not assignments:
         raise InvalidParameter(
@@ -356,7 +378,7 @@ async def assign(
         raise InvalidParameter("an EA is listed twice", parameter="assignments")
     rows = {r["code"]: r for r in await sql.eas_by_code(conn, census_round, codes)}
     for number, (ea, _) in enumerate(pairs, 1):
-        if ea not in rows or rows[ea]["commune_code"] != commune.code:
+        if ea not in rows or not _in_commune(rows[ea], commune):
             raise Unprocessable(
                 said("unknown_eas", round=census_round, codes=ea),
                 parameter="assignments",

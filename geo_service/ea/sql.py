@@ -313,6 +313,20 @@ async def commune_row(
     return (row[0], row[1], row[2]) if row else None
 
 
+async def round_commune_vintage(
+    conn: psycopg.AsyncConnection, census_round: str, code: str
+) -> str | None:
+    """The boundary vintage the round's EAs of a commune code lie in (the latest, should
+    they lie in several); None when the round has no EA there."""
+    cur = await conn.execute(
+        "SELECT max(commune_vintage) FROM enumeration_area"
+        " WHERE census_round = %s AND commune_code = %s",
+        (census_round, code),
+    )
+    row = await cur.fetchone()
+    return row[0] if row else None
+
+
 async def commune_exists(conn: psycopg.AsyncConnection, code: str) -> bool:
     """Whether a commune has the code in any vintage."""
     cur = await conn.execute(
@@ -440,7 +454,8 @@ COVERAGE = """
 WITH c AS (SELECT geom FROM commune_coverage WHERE vintage = %(vintage)s
            AND code = %(commune)s),
 e AS (SELECT id, code, geom, households FROM enumeration_area
-      WHERE census_round = %(round)s AND commune_code = %(commune)s),
+      WHERE census_round = %(round)s AND commune_code = %(commune)s
+        AND commune_vintage = %(vintage)s),
 gaps AS (SELECT (ST_Dump(ST_Difference(
             c.geom, coalesce((SELECT ST_Union(geom) FROM e),
                              'SRID=4326;POLYGON EMPTY'::geometry)))).geom

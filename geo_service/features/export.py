@@ -10,13 +10,14 @@ or an open transaction.
 from __future__ import annotations
 
 import asyncio
+import collections
 import csv
 import io
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import geopandas as gpd
 import orjson
@@ -34,39 +35,81 @@ from geo_service.features.sql import (
     statement_time_limit,
 )
 
-BATCH = 500
+BATCH = 500  # rows fetched at once, at most
+FIRST_BATCH = 50  # rows of the first fetch, before their size is known
+BATCH_BYTES = 1024 * 1024  # about this much row data per fetch after the first
 CHUNK = 64 * 1024
 
 
 class Spool:
-    """A response body, written while the database is read, sent once it is complete."""
+    """A response body, written while the database is read, sent once it is complete: in
+    memory up to a bound, then in a temporary file. Memory never holds more than the bound
+    and one chunk (a file-backed temporary spool would copy its whole memory part at once
+    when it moves to disk)."""
 
     def __init__(self, max_memory: int) -> None:
-        self._file = tempfile.SpooledTemporaryFile(max_size=max_memory)  # noqa: SIM115
+        self._max_memory = max_memory
+        self._pending = bytearray()  # small writes gathered into chunks
+        self._held: collections.deque[bytes] = collections.deque()  # the body, in memory
+        self._held_bytes = 0
+        self._file: IO[bytes] | None = None
         self.size = 0
 
-    def write(self, chunk: bytes) -> None:
-        """Add to the body."""
-        self._file.write(chunk)
-        self.size += len(chunk)
+    def write(self, data: bytes) -> None:
+        """Add to the body (a large piece is kept as it is, not copied)."""
+        self.size += len(data)
+        if len(data) >= CHUNK:
+            self._flush()
+            self._keep(data)
+            return
+        self._pending += data
+        if len(self._pending) >= CHUNK:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._keep(bytes(self._pending))
+            self._pending.clear()
+
+    def _keep(self, chunk: bytes) -> None:
+        if self._file is None and self._held_bytes + len(chunk) > self._max_memory:
+            self._file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
+            while self._held:  # (chunk by chunk: never a second copy of the whole part)
+                self._file.write(self._held.popleft())
+            self._held_bytes = 0
+        if self._file is None:
+            self._held.append(chunk)
+            self._held_bytes += len(chunk)
+        else:
+            self._file.write(chunk)
+
+    @property
+    def on_disk(self) -> bool:
+        """Whether the body outgrew memory."""
+        return self._file is not None
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        """The body in pieces; from disk in a worker thread once it outgrew memory."""
-        self._file.seek(0)
-        on_disk = bool(getattr(self._file, "_rolled", False))
-        while True:
-            chunk = (
-                await asyncio.to_thread(self._file.read, CHUNK)
-                if on_disk
-                else (self._file.read(CHUNK))
-            )
-            if not chunk:
-                return
+        """The body in pieces (each let go once sent); from disk in a worker thread once it
+        outgrew memory."""
+        self._flush()
+        if self._file is None:
+            while self._held:
+                chunk = self._held.popleft()
+                self._held_bytes -= len(chunk)
+                yield chunk
+            return
+        file = self._file
+        file.seek(0)
+        while chunk := await asyncio.to_thread(file.read, CHUNK):
             yield chunk
 
     def close(self) -> None:
         """Free the memory or delete the temporary file."""
-        self._file.close()
+        self._pending.clear()
+        self._held.clear()
+        self._held_bytes = 0
+        if self._file is not None:
+            self._file.close()
 
 
 async def cursor_batches(
@@ -76,7 +119,8 @@ async def cursor_batches(
     timeout_ms: int | None = None,
     at_most: int | None = None,
 ) -> AsyncIterator[list[tuple[Any, ...]]]:
-    """Batches of rows from a server-side cursor, so memory stays bounded (each statement
+    """Batches of rows from a server-side cursor, each of about BATCH_BYTES, so memory
+    stays bounded however large the rows (each statement
     stopped after `timeout_ms` of database time, when given); a query of at most one batch
     of rows (`at_most`) is read in one round trip instead (two more with a timeout)."""
     if at_most is not None and at_most <= BATCH:
@@ -90,8 +134,21 @@ async def cursor_batches(
             await local_statement_timeout(conn, timeout_ms)
         async with conn.cursor(name="export") as cur:
             await cur.execute(statement, params)
-            while batch := await cur.fetchmany(BATCH):
+            size = FIRST_BATCH
+            while batch := await cur.fetchmany(size):
+                size = next_batch_size(batch)
                 yield batch
+
+
+def next_batch_size(batch: list[tuple[Any, ...]]) -> int:
+    """How many rows to fetch next so a fetch holds about BATCH_BYTES (rows of densified
+    geometry can be a thousand times larger than rows of codes and names)."""
+    data = sum(_row_bytes(row) for row in batch)
+    return max(1, min(BATCH, BATCH_BYTES * len(batch) // max(1, data)))
+
+
+def _row_bytes(row: tuple[Any, ...]) -> int:
+    return sum(len(v) + 16 if isinstance(v, str | bytes | memoryview) else 16 for v in row)
 
 
 async def _all_rows(
@@ -153,8 +210,11 @@ def _collection_head(head: dict[str, Any] | None) -> bytes:
 
 
 def _write_features(spool: Spool, batch: list[tuple[Any, ...]], before: int) -> None:
-    chunk = ",".join(row[0] for row in batch).encode()
-    spool.write((b"," + chunk) if before else chunk)
+    # (feature by feature: a batch joined and encoded at once is several copies of it)
+    for i, row in enumerate(batch):
+        if before or i:
+            spool.write(b",")
+        spool.write(row[0].encode())
 
 
 def _collection_tail(tail: dict[str, Any], returned: int) -> bytes:
@@ -204,7 +264,9 @@ async def spool_csv_rows(
     max_memory: int,
 ) -> Spool:
     """CSV in UTF-8 with BOM (so Excel shows Vietnamese names) of each row's `cells`; text
-    that starts like a formula is quoted so a spreadsheet never runs it."""
+    that starts like a formula is quoted so a spreadsheet never runs it. A long last cell
+    (a geometry's WKT, megabytes for a large unit) goes to the spool without passing through
+    the csv writer, whose buffers hold text at four bytes a character."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     buffer.write("\ufeff")
@@ -213,15 +275,40 @@ async def spool_csv_rows(
     try:
         async for batch in batches:
             for row in batch:
-                writer.writerow([spreadsheet_safe(value) for value in cells(row)])
-            spool.write(buffer.getvalue().encode())
-            buffer.seek(0)
-            buffer.truncate()
-        spool.write(buffer.getvalue().encode())
+                values = [spreadsheet_safe(value) for value in cells(row)]
+                last = values[-1]
+                if len(values) > 1 and isinstance(last, str) and len(last) >= CHUNK:
+                    writer.writerow([*values[:-1], None])  # (ends in "," and the line's end)
+                    buffer.seek(buffer.tell() - 2)
+                    buffer.truncate()
+                    _move(buffer, spool)
+                    _write_csv_field(spool, last)
+                    spool.write(b"\r\n")
+                else:
+                    writer.writerow(values)
+                if buffer.tell() >= CHUNK:  # (a batch's text at once is several copies)
+                    _move(buffer, spool)
+        _move(buffer, spool)
     except BaseException:
         spool.close()
         raise
     return spool
+
+
+def _write_csv_field(spool: Spool, text: str) -> None:
+    """One field as the csv module quotes it (QUOTE_MINIMAL), encoded once."""
+    if any(special in text for special in ',"\r\n'):
+        spool.write(b'"')
+        spool.write(text.replace('"', '""').encode())
+        spool.write(b'"')
+    else:
+        spool.write(text.encode())
+
+
+def _move(buffer: io.StringIO, spool: Spool) -> None:
+    spool.write(buffer.getvalue().encode())
+    buffer.seek(0)
+    buffer.truncate()
 
 
 async def geopackage(pool: AsyncConnectionPool, query: ItemQuery, layer: str) -> Path:

@@ -24,6 +24,7 @@ from geo_service.http.middleware import (
     LimitBodySize,
     PurgeTilesAfterWrites,
     RefuseNulBytes,
+    RefuseWebSockets,
     ResponseDeadline,
 )
 from geo_service.http.ogc import GPKG
@@ -130,6 +131,7 @@ def _add_middleware(app: FastAPI, services: Services) -> None:
     app.add_middleware(SecurityHeaders, basemap_url=settings.basemap_url)
     # HEAD is the GET with everything above applied (gzip included), less the body
     app.add_middleware(HeadAsGet)
+    app.add_middleware(RefuseWebSockets)
     # outside it, so it sees every response (also the 400s and CORS answers above)
     observability.install(app, services)
     # outermost: every part sees the true client and the origin links must name

@@ -65,6 +65,29 @@ class RefuseNulBytes:
         await self.app(scope, receive, send)
 
 
+class RefuseWebSockets:
+    """ASGI middleware: the service speaks no WebSocket, so an Upgrade gets a JSON 400
+    naming the `Upgrade` header (uvicorn alone closed it with an empty 403)."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Refuse a WebSocket handshake in the service's error shape; pass the rest on."""
+        if scope["type"] != "websocket":
+            await self.app(scope, receive, send)
+            return
+        await receive()  # (the handshake: websocket.connect)
+        if "websocket.http.response" not in scope.get("extensions", {}):
+            await send({"type": "websocket.close", "code": 1008})  # (a server without
+            return  # denial responses: a plain refusal)
+        refusal = InvalidParameter(
+            "this service has no WebSocket endpoints; send the request without Upgrade",
+            parameter="Upgrade",
+        )
+        await error_response(refusal)(scope, receive, send)
+
+
 class ResponseDeadline:
     """ASGI middleware: a request whose response has not started in time gets a 503.
 

@@ -58,13 +58,14 @@ def _codes(scope: str | None) -> list[str] | None:
 
 
 async def _read_codes(
-    conn: Conn, user: User | None, reads: ReadScope, scope: str | None
+    conn: Conn, user: User | None, reads: ReadScope, scope: str | None, census_round: str
 ) -> list[str] | None:
     """The codes a read covers (what was asked, else the user's scope); with private reads,
-    a 403 naming `scope` for asked codes outside the user's."""
+    a 403 naming `scope` for asked codes outside the user's (a commune in the vintage of
+    the round's EAs)."""
     asked = _codes(scope)
     if asked:
-        await check_codes(conn, reads, asked)
+        await check_codes(conn, reads, asked, census_round=census_round)
     return organise.scope_codes(user, asked)
 
 
@@ -89,7 +90,7 @@ async def list_staff(
 ) -> StaffList:
     """The round's staff working in the scope (a commune's and its province's)."""
     rows = await organise.sql.staff_of(
-        conn, census_round, await _read_codes(conn, user, reads, scope)
+        conn, census_round, await _read_codes(conn, user, reads, scope, census_round)
     )
     return StaffList(staff=[_member(row, user) for row in rows])
 
@@ -133,7 +134,7 @@ async def list_areas(
     census_round: RoundQuery = "2029",
 ) -> SupervisorAreas:
     """Each area with its EAs, households, supervisor and what breaks its rules now."""
-    commune = await commune_of(conn, code, None, "code")
+    commune = await organise.round_commune(conn, census_round, code)
     reads.check(commune.code, commune.province, "code")
     band = _band(settings)
     areas = await organise.areas_report(conn, census_round, commune, band)
@@ -231,7 +232,7 @@ async def workload(
 ) -> Workload:
     """Households, area and EAs per enumerator; EAs outside the band, unassigned EAs,
     enumerators above or below the band."""
-    commune = await commune_of(conn, code, None, "code")
+    commune = await organise.round_commune(conn, census_round, code)
     reads.check(commune.code, commune.province, "code")
     table = await organise.workload(conn, census_round, commune, ops.rules)
     return Workload(
@@ -263,7 +264,7 @@ async def progress(
     EAs by status, assigned, in supervisor areas; communes without EAs are counted."""
     vintage = vintage or await latest_commune_vintage(conn) or "2025"
     found = await organise.progress(
-        conn, census_round, vintage, await _read_codes(conn, user, reads, scope)
+        conn, census_round, vintage, await _read_codes(conn, user, reads, scope, census_round)
     )
     return Progress(**{**found, "rows": [ProgressRow(**r) for r in found["rows"]]})
 
@@ -280,7 +281,7 @@ async def review(
     """Counts by status per commune, and the submitted EAs (oldest first) with what each
     gained and lost against its last approved (else first) version."""
     found = await organise.review_queue(
-        conn, census_round, await _read_codes(conn, user, reads, scope), limit
+        conn, census_round, await _read_codes(conn, user, reads, scope, census_round), limit
     )
     return ReviewQueue(**{**found, "submitted": [ReviewEntry(**e) for e in found["submitted"]]})
 
@@ -309,7 +310,7 @@ async def ea_lines(
 ) -> LineShare:
     """Length of the EA boundaries inside the commune, and how much of it runs along a
     loaded road, river or railway (within a few metres)."""
-    commune = await commune_of(conn, code, None, "code")
+    commune = await organise.round_commune(conn, census_round, code)
     reads.check(commune.code, commune.province, "code")
     return LineShare(**await line_share(conn, commune, census_round))
 

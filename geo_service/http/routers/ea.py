@@ -13,7 +13,7 @@ from geo_core.crs import CRS84, parse_crs
 from geo_core.errors import InvalidParameter, Unauthorized
 from geo_core.geojson import line_from_geojson
 from geo_core.text import CODE, check_code, check_text
-from geo_service.ea import sql
+from geo_service.ea import organise, sql
 from geo_service.ea.access import ReadScope, check_commune
 from geo_service.ea.coverage import coverage_report
 from geo_service.ea.rules import parse_geometry
@@ -408,8 +408,12 @@ async def ea_coverage(
     census_round: Annotated[str, Query(alias="round", pattern=r"^\d{4}$")] = "2029",
     vintage: Annotated[str | None, Query(pattern=CODE)] = None,
 ) -> CoverageReport:
-    """Gaps, overlaps, EAs leaving the commune, and EAs outside the workload band."""
-    commune = await commune_of(conn, code, vintage, "code", "vintage")
+    """Gaps, overlaps, EAs leaving the commune, and EAs outside the workload band (of the
+    round's EAs in the commune of `vintage`; by default the vintage they lie in)."""
+    if vintage is None:
+        commune = await organise.round_commune(conn, census_round, code)
+    else:
+        commune = await commune_of(conn, code, vintage, "code", "vintage")
     scope.check(commune.code, commune.province, "code")
     return CoverageReport(**await coverage_report(conn, commune, census_round, ops.rules))
 
