@@ -1116,7 +1116,8 @@ async def round_vintage(
     """The boundary vintage of the commune that the round's EAs of that code belong to (the
     newest, were a round's EAs of one code ever on two), or None."""
     cur = await conn.execute(
-        "SELECT e.commune_vintage FROM enumeration_area e JOIN vintage v ON v.id = e.commune_vintage"
+        "SELECT e.commune_vintage FROM enumeration_area e"
+        " JOIN vintage v ON v.id = e.commune_vintage"
         " WHERE e.census_round = %s AND e.commune_code = %s"
         " ORDER BY v.valid_from DESC, v.id DESC LIMIT 1",
         (census_round, commune),
