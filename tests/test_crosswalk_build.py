@@ -419,7 +419,7 @@ def test_demo_history_loads_the_2009_communes_and_carries_their_population(
         statuses = dict(
             conn.execute(
                 "SELECT status, count(*) FROM indicator_value WHERE indicator = 'population'"
-                " AND vintage = '2009' GROUP BY status"
+                " AND vintage = '2009' AND level = 'commune' GROUP BY status"
             ).fetchall()
         )
         assert statuses == {"ok": 11_163 - 78, "not_available": 78}
@@ -430,7 +430,7 @@ def test_demo_history_loads_the_2009_communes_and_carries_their_population(
         assert head == ("computed", ["area", "population"])
         before = conn.execute(
             "SELECT sum(value) FROM indicator_value WHERE indicator = 'population'"
-            " AND vintage = '2009'"
+            " AND vintage = '2009' AND level = 'commune'"
         ).fetchone()
         after = conn.execute(
             "SELECT sum(value), count(*) FROM indicator_value WHERE indicator = 'population'"
@@ -476,13 +476,13 @@ def _check_2009_provinces_and_districts(conn: psycopg.Connection, lines: list[st
             " AND level = %s AND band = 0", (level,)
         ).fetchall()]  # fmt: skip
         assert len(wkb) == counts[level] and shapely.coverage_is_valid(shapely.from_wkb(wkb))
-    # areas: the merged units cover what the communes cover (gaps under 50 m closed)
+    # areas: the merged units cover what the communes cover and the gaps the communes leave
+    # inside them (0.2-0.3 %)
     areas = dict(conn.execute(
         "SELECT level, sum(ST_Area(geom::geography)) FROM admin_unit_generalised"
         " WHERE vintage = '2009' AND band = 0 GROUP BY level"
     ).fetchall())  # fmt: skip
-    assert areas["province"] == pytest.approx(areas["commune"], rel=1e-3)
-    assert areas["district"] == pytest.approx(areas["province"], rel=1e-6)
+    assert areas["commune"] < areas["district"] < areas["province"] < 1.01 * areas["commune"]
     sums = dict(conn.execute(
         "SELECT level, sum(value) FROM indicator_value WHERE indicator = 'population'"
         " AND vintage = '2009' AND period = '2009' GROUP BY level"
