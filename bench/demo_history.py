@@ -43,9 +43,14 @@ def main() -> int:
                 pass
             list(refresh(conn))
             print(f"demo: {time.perf_counter() - started:.1f} s")
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             for line in load_history(conn):
-                print(f"{time.perf_counter() - started:6.1f} s  {line}")
+                # wall seconds and this process's CPU seconds (all threads; the database
+                # server's work is not in it) since the history started
+                print(
+                    f"{time.perf_counter() - started:6.1f} s  "
+                    f"CPU {time.process_time() - cpu:6.1f} s  {line}"
+                )
             list(refresh(conn))
             print(f"history: {time.perf_counter() - started:.1f} s")
         print(f"load average after {os.getloadavg()}")

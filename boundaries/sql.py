@@ -435,7 +435,12 @@ async def levels_with_units(conn: psycopg.AsyncConnection, vintage: str) -> list
 
 def latest_vintage_with(conn: psycopg.Connection, level: str) -> str | None:
     """The newest vintage that has units of the level."""
-    value = _scalar(conn, "SELECT max(vintage) FROM admin_unit WHERE level = %s", (level,))
+    value = _scalar(
+        conn,
+        "SELECT v.id FROM vintage v WHERE EXISTS (SELECT 1 FROM admin_unit u"
+        " WHERE u.vintage = v.id AND u.level = %s) ORDER BY v.valid_from DESC, v.id DESC LIMIT 1",
+        (level,),
+    )
     return str(value) if value is not None else None
 
 

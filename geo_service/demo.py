@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import csv
 import json
+import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import geopandas as gpd
 import pandas as pd
 import psycopg
+import shapely
 
 from boundaries import sql as units
 from boundaries.checks import FieldMap
 from boundaries.crosswalk import load_crosswalk
+from boundaries.dissolve import dissolve_coverage
 from boundaries.generalise import DEMO_GAP_WIDTH
 from boundaries.lines import load_lines
 from boundaries.load import LoadOptions, load_boundaries, read_recode_file
@@ -357,3 +362,181 @@ def load_history(conn: psycopg.Connection, data: Path = DATA_DIR) -> Iterator[st
             f"population {vintage} carried onto the 2025 communes: {result.loaded} values "
             f"({result.not_available} not available)"
         )
+    yield from load_history_levels(conn, frame, data)
+
+
+@dataclass(frozen=True)
+class DissolvedLevel:
+    """A level of the 2009 census built from its communes: which property holds its code."""
+
+    level: str
+    code: str  # the communes' property holding the unit's 2009-census code
+    name: str
+    pattern: str
+    parent: str | None = None  # the property holding the parent's code
+
+
+HISTORY_LEVELS = (
+    DissolvedLevel("province", "province_code", "province_name", r"\d{3}"),
+    DissolvedLevel("district", "district_code", "district_name", r"\d{5}", "province_code"),
+)
+# The five centrally-run cities of 2009 (the others were provinces, Tỉnh).
+CITIES_2009 = frozenset({"Hà Nội", "Hải Phòng", "Đà Nẵng", "Hồ Chí Minh", "Cần Thơ"})
+DISTRICT_TYPES = ("Thành phố", "Thị xã", "Quận", "Huyện")
+
+
+def load_history_levels(
+    conn: psycopg.Connection, communes: gpd.GeoDataFrame, data: Path = DATA_DIR
+) -> Iterator[str]:
+    """The 2009 provinces and districts, merged from the loaded 2009 communes' clean
+    coverage by the codes the communes carry, with their population summed; the crosswalk
+    2009 → 2025 at province level from geometry and the population carried over."""
+    vintage = HISTORY_VINTAGE.id
+    coverage: dict[str, bytes] | None = None
+    for spec in HISTORY_LEVELS:
+        existing = units.count_units(conn, vintage, spec.level)
+        if existing:
+            yield f"{spec.level} {vintage}: {existing} units already loaded"
+        else:
+            if coverage is None:
+                coverage = dict(units.coverage_geometries(conn, vintage, "commune"))
+            yield _load_dissolved(conn, communes, coverage, spec)
+        yield _load_summed_population(conn, communes, spec)
+    if units.count_crosswalk_level(conn, vintage, "2025", "province"):
+        yield f"crosswalk {vintage} → 2025 (province): already built"
+    else:
+        build = build_crosswalk(
+            conn, vintage, "2025", "province", weights=("area", "population"), raster=data / RASTER
+        )
+        yield (
+            f"crosswalk {vintage} → 2025 (province): {len(build.links)} links computed, "
+            f"{len(build.slivers)} slivers dropped, {build.seconds:.1f} s"
+        )
+    if count_values(conn, "population", "2025", "province", [vintage]):
+        yield f"population {vintage} on the 2025 provinces: already carried over"
+    else:
+        result = carry_over(conn, "population", vintage, "2025", "province", "population")
+        yield (
+            f"population {vintage} carried onto the 2025 provinces: {result.loaded} values "
+            f"({result.not_available} not available)"
+        )
+
+
+def dissolved_units(
+    communes: gpd.GeoDataFrame, coverage: dict[str, bytes], spec: DissolvedLevel
+) -> gpd.GeoDataFrame:
+    """The units of one level: the communes' clean coverage merged by the level's code, each
+    named as most of its communes name it (one commune of 2009 has no district name)."""
+    missing = sorted(set(communes["code"]) - coverage.keys())
+    if missing:
+        raise LoaderError(
+            f"{len(missing)} communes of {HISTORY_VINTAGE.id} are not loaded (e.g. {missing[0]})"
+        )
+    geoms = shapely.from_wkb([coverage[c] for c in communes["code"]])
+    codes, merged = dissolve_coverage(
+        geoms, communes[spec.code].tolist(), f"the {spec.level}s of {HISTORY_VINTAGE.id}"
+    )
+    named = communes[communes[spec.name].fillna("").str.strip() != ""]
+    names = named.groupby(spec.code)[spec.name].agg(lambda s: s.value_counts().index[0])
+    frame = gpd.GeoDataFrame(
+        {"code": codes, "name": [names.get(c, f"{spec.level} {c}") for c in codes]},
+        geometry=merged,
+        crs="EPSG:4326",
+    )
+    frame["type"] = [_unit_type(spec.level, n) for n in frame["name"]]
+    if spec.parent:
+        parents = communes.groupby(spec.code)[spec.parent].agg(lambda s: sorted(set(s)))
+        split = [c for c in codes if len(parents[c]) != 1]
+        if split:
+            raise LoaderError(f"{spec.level}s of {HISTORY_VINTAGE.id} in two parents: {split}")
+        frame["parent"] = [parents[c][0] for c in codes]
+    return frame
+
+
+def _unit_type(level: str, name: str) -> str | None:
+    if level == "province":
+        return "Thành phố Trung ương" if name in CITIES_2009 else "Tỉnh"
+    return next((t for t in DISTRICT_TYPES if name.startswith(t + " ")), None)
+
+
+def _load_dissolved(
+    conn: psycopg.Connection,
+    communes: gpd.GeoDataFrame,
+    coverage: dict[str, bytes],
+    spec: DissolvedLevel,
+) -> str:
+    frame = dissolved_units(communes, coverage, spec)
+    with tempfile.TemporaryDirectory(prefix="geo-service-2009-") as folder:
+        path = Path(folder) / f"{spec.level}-2009.geojson"
+        frame.to_file(path, driver="GeoJSON")
+        summary = load_boundaries(
+            conn,
+            [path],
+            LoadOptions(
+                HISTORY_VINTAGE.id,
+                spec.level,
+                FieldMap("code", "name", "parent" if spec.parent else None, "type"),
+                code_pattern=spec.pattern,
+                parent_level="province" if spec.parent else None,
+                # the 2009 communes leave gaps between them (holes in the merged units):
+                # closed below 50 m, as for the other demo boundaries
+                gap_width=DEMO_GAP_WIDTH,
+            ),
+        )
+    return (
+        f"{spec.level} {HISTORY_VINTAGE.id}: {summary.loaded} units merged from the "
+        f"communes and loaded, {summary.seconds:.1f} s"
+    )
+
+
+def summed_population(
+    communes: gpd.GeoDataFrame, spec: DissolvedLevel
+) -> tuple[pd.DataFrame, dict[str, object]]:
+    """Each unit's 2009 population as the sum of its communes' that are available (the
+    source's zeros are not available), with the derivation record naming every unit that
+    has communes without a figure and how many."""
+    key = communes[spec.code]
+    available = communes["population"] > 0
+    totals = communes["population"].where(available).groupby(key).sum(min_count=1)
+    lacking = (~available).groupby(key).sum()
+    lacking = lacking[lacking > 0]
+    values = pd.DataFrame(
+        {
+            "code": totals.index.astype("string"),
+            "population": [f"{v:.15g}" if pd.notna(v) else "" for v in totals],
+        }
+    )
+    derivation: dict[str, object] = {
+        "method": "sum",
+        "from_vintage": HISTORY_VINTAGE.id,
+        "from_level": "commune",
+        "parts": int(len(communes)),
+        "parts_not_available": int((~available).sum()),
+        "units_with_parts_not_available": {str(k): int(v) for k, v in lacking.items()},
+        "note": (
+            "sum of the communes' 2009 census population that is available; the source has "
+            "78 communes without a figure (population 0) and sums to 77.5 M of the census's "
+            "85.8 M (data/vn/README.md)"
+        ),
+    }
+    return values, derivation
+
+
+def _load_summed_population(
+    conn: psycopg.Connection, communes: gpd.GeoDataFrame, spec: DissolvedLevel
+) -> str:
+    vintage = HISTORY_VINTAGE.id
+    if series_exists(conn, "population", vintage, spec.level):
+        return f"population {vintage} {spec.level}: already loaded"
+    values, derivation = summed_population(communes, spec)
+    rows, problems = parse_values(
+        values, ValueFormat("code", period=vintage, value_column="population"), spec.level
+    )
+    if problems:
+        raise LoaderError("\n".join(problems))
+    result = store_values(conn, "population", vintage, spec.level, rows, derivation=derivation)
+    return (
+        f"population {vintage} {spec.level}: {result.loaded} sums of the communes "
+        f"({derivation['parts_not_available']} communes not available, in "
+        f"{len(derivation['units_with_parts_not_available'])} units)"  # type: ignore[arg-type]
+    )

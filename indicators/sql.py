@@ -133,10 +133,10 @@ async def series_with_names(conn: psycopg.AsyncConnection) -> list[Row]:
     """(vintage, level, indicator, name_vi, name_en) of every series over loaded units."""
     cur = await conn.execute(
         "SELECT s.vintage, s.level, s.indicator, i.name_vi, i.name_en FROM indicator_series s"
-        " JOIN indicator i ON i.code = s.indicator"
+        " JOIN indicator i ON i.code = s.indicator JOIN vintage t ON t.id = s.vintage"
         " WHERE EXISTS (SELECT 1 FROM admin_unit u WHERE u.vintage = s.vintage"
         "               AND u.level = s.level)"
-        " ORDER BY s.vintage DESC, s.indicator"
+        " ORDER BY t.valid_from DESC, s.vintage DESC, s.indicator"
     )
     return await cur.fetchall()
 
@@ -722,8 +722,9 @@ async def series_catalogue(conn: psycopg.AsyncConnection) -> list[dict[str, Any]
             " array(SELECT DISTINCT period FROM indicator_value v WHERE v.indicator = s.indicator"
             "       AND v.vintage = s.vintage AND v.level = s.level ORDER BY period) AS periods"
             " FROM indicator_series s JOIN indicator i ON i.code = s.indicator"
+            " JOIN vintage t ON t.id = s.vintage"
             " WHERE EXISTS (SELECT 1 FROM admin_unit u WHERE u.vintage = s.vintage"
             "               AND u.level = s.level)"
-            " ORDER BY s.vintage DESC, s.level, i.code"
+            " ORDER BY t.valid_from DESC, s.vintage DESC, s.level, i.code"
         )
         return await cur.fetchall()

@@ -127,3 +127,59 @@ def test_a_wards_chart_over_time_marks_the_carried_period(
     viewer.screenshot("history-ward-chart-vi")
     assert not viewer.errors, viewer.errors
     viewer.close()
+
+
+PROVINCES = "vintage=2025&level=province&indicator=population&period=2025&compare=2009"
+
+
+def test_the_province_change_2009_2025_goes_through_the_province_crosswalk(
+    history_server: str,
+) -> None:
+    """The 2009 provinces (merged from the communes) carried onto the 34 provinces of 2025
+    through the crosswalk computed from their geometry: every province has a change."""
+    params = {"collection": "province-2025", "indicator": "population", "period": "2025"}
+    now = _get(history_server, "/maps/values", **params)
+    then = _get(history_server, "/maps/values", **params | {"period": "2009"})
+    change = _get(history_server, "/maps/values", **params | {"compare": "2009"})
+    assert len(change["codes"]) == 34 and None not in then["values"]
+    before = dict(zip(then["codes"], then["values"], strict=True))
+    for code, value, delta in zip(now["codes"], now["values"], change["values"], strict=True):
+        assert delta == pytest.approx(value - before[code], abs=1)
+    quality = _get(history_server, "/crosswalks/2009/2025/province")
+    assert quality["method"] == "computed" and len(quality["codes"]) == 34
+    sums = _get(history_server, "/maps/values", collection="district-2009", indicator="population")
+    assert len(sums["codes"]) == 703
+
+
+def test_the_province_change_map_and_the_2009_districts_in_the_viewer(
+    browser: Any, history_server: str
+) -> None:
+    viewer = Viewer(browser, history_server)
+    viewer.open(PROVINCES + "&lang=vi&unit=01&tab=unit")
+    viewer.page.wait_for_selector(".gv-covered", timeout=60_000)
+    covered = viewer.page.locator(".gv-covered").inner_text()
+    assert "Ranh giới 2009 phủ" in covered and "trọng số dân số" in covered
+    assert "Thay đổi" in viewer.page.locator(".gv-legend").inner_text()
+    viewer.screenshot("history-province-change-vi")
+    # older vintages are the older by date, whatever their ids sort like as text
+    found = viewer.js(
+        """async () => {
+          const src = document.querySelector("script[type=module][src*='viewer/main.js']").src;
+          const { createCatalogue } = await import(new URL("catalogue.js", src).href);
+          const s = (vintage, period) => ({ code: "population", level: "commune", kind: "count",
+                                            vintage, periods: [period] });
+          const cat = createCatalogue({ catalogue: {
+            vintages: [{ id: "2025", levels: [] }, { id: "census2019", levels: [] }],
+            series: [s("2025", "2025"), s("census2019", "2019")] } },
+            { t: (k) => k, pick: (x) => x });
+          return [cat.comparisons(s("2025", "2025")), cat.comparisons(s("census2019", "2019"))];
+        }"""
+    )
+    assert found == [[{"period": "2019", "vintage": "census2019"}], []]
+    viewer.open("vintage=2009&level=district&indicator=population&lang=vi&tab=about")
+    viewer.page.wait_for_selector(".gv-meta")
+    about = viewer.page.locator(".gv-meta").inner_text()
+    assert "Tổng số liệu các xã năm 2009" in about and "78 xã không có số liệu" in about
+    viewer.screenshot("history-districts-2009-about-vi")
+    assert not viewer.errors, viewer.errors
+    viewer.close()

@@ -305,8 +305,9 @@ async def commune_row(
 ) -> tuple[str, str, str | None] | None:
     """(vintage, code, province code) of the commune (latest vintage unless given)."""
     cur = await conn.execute(
-        "SELECT vintage, code, parent_code FROM admin_unit WHERE level = 'commune'"
-        " AND code = %s AND (%s::text IS NULL OR vintage = %s) ORDER BY vintage DESC LIMIT 1",
+        "SELECT u.vintage, u.code, u.parent_code FROM admin_unit u"
+        " JOIN vintage v ON v.id = u.vintage WHERE u.level = 'commune' AND u.code = %s"
+        " AND (%s::text IS NULL OR u.vintage = %s) ORDER BY v.valid_from DESC, v.id DESC LIMIT 1",
         (code, vintage, vintage),
     )
     row = await cur.fetchone()
@@ -340,12 +341,14 @@ async def commune_with_province(
 ) -> dict[str, Any] | None:
     """The commune of the vintage (None: the latest) with its name and its province's code
     and name."""
+    # newest by the vintage's own date, not its id as text ('census2019' > '2025' as text)
     cur = await conn.execute(
         "SELECT c.vintage, c.code, c.name, c.parent_code, p.name FROM admin_unit c"
+        " JOIN vintage v ON v.id = c.vintage"
         " LEFT JOIN admin_unit p ON p.vintage = c.vintage AND p.level = 'province'"
         "  AND p.code = c.parent_code"
         " WHERE c.level = 'commune' AND c.code = %s AND (%s::text IS NULL OR c.vintage = %s)"
-        " ORDER BY c.vintage DESC LIMIT 1",
+        " ORDER BY v.valid_from DESC, v.id DESC LIMIT 1",
         (code, vintage, vintage),
     )
     row = await cur.fetchone()
@@ -362,7 +365,11 @@ async def commune_with_province(
 
 async def latest_commune_vintage(conn: psycopg.AsyncConnection) -> str | None:
     """The newest vintage that has communes."""
-    cur = await conn.execute("SELECT max(vintage) FROM admin_unit WHERE level = 'commune'")
+    cur = await conn.execute(
+        "SELECT v.id FROM vintage v WHERE EXISTS (SELECT 1 FROM admin_unit u"
+        " WHERE u.vintage = v.id AND u.level = 'commune') ORDER BY v.valid_from DESC, v.id DESC"
+        " LIMIT 1"
+    )
     row = await cur.fetchone()
     return str(row[0]) if row and row[0] else None
 
@@ -1143,8 +1150,10 @@ async def round_vintage(
     """The boundary vintage of the commune that the round's EAs of that code belong to (the
     newest, were a round's EAs of one code ever on two), or None."""
     cur = await conn.execute(
-        "SELECT max(commune_vintage) FROM enumeration_area"
-        " WHERE census_round = %s AND commune_code = %s",
+        "SELECT e.commune_vintage FROM enumeration_area e"
+        " JOIN vintage v ON v.id = e.commune_vintage"
+        " WHERE e.census_round = %s AND e.commune_code = %s"
+        " ORDER BY v.valid_from DESC, v.id DESC LIMIT 1",
         (census_round, commune),
     )
     row = await cur.fetchone()

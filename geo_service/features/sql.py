@@ -463,7 +463,8 @@ FROM admin_unit u JOIN vintage v ON v.id = u.vintage
 WHERE (%(level)s::text IS NULL OR u.level = %(level)s)
   AND (%(vintage)s::text IS NULL OR u.vintage = %(vintage)s)
 GROUP BY u.level, u.vintage, v.valid_from, v.valid_to, v.description
-ORDER BY v.valid_from DESC, min((SELECT rank FROM admin_level l WHERE l.id = u.level))
+ORDER BY v.valid_from DESC, u.vintage DESC,
+         min((SELECT rank FROM admin_level l WHERE l.id = u.level))
 """
 
 

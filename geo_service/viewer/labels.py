@@ -191,6 +191,10 @@ LABELS: dict[str, dict[str, str]] = {
         "kind_share": "tỷ trọng",
         "derived_zonal_statistics": "Tổng hợp từ lưới dân số (kỳ {periods})",
         "derived_carry_over": "Quy đổi từ ranh giới {from} qua bảng chuyển đổi",
+        "derived_sum": (
+            "Tổng số liệu các xã năm {from} của đơn vị; {missing} xã không có số liệu không "
+            "được tính"
+        ),
         "derived_other": "Số liệu suy ra",
         "derived_weights": (
             "Trọng số {weight}; bảng chuyển đổi {method}{built}; trung vị phần diện tích đơn vị "
@@ -433,6 +437,10 @@ LABELS: dict[str, dict[str, str]] = {
         "kind_share": "share",
         "derived_zonal_statistics": "Summed from the population grid (period {periods})",
         "derived_carry_over": "Carried over from the {from} boundaries through the crosswalk",
+        "derived_sum": (
+            "Sum of the unit's {from} communes' figures; {missing} communes without a figure "
+            "are left out"
+        ),
         "derived_other": "Derived values",
         "derived_weights": (
             "{weight} weights; crosswalk {method}{built}; median share of a new unit covered "

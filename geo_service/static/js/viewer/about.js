@@ -10,7 +10,8 @@ export function renderAbout(app, root) {
   if (!s) { fill(root, h("p", { class: "gv-hint" }, t("loading"))); return; }
   const row = (label, value) => value ? [h("dt", {}, label), h("dd", {}, value)] : null;
   const derivation = s.derivation ? t("derived_" + (s.derivation.method || "other").replace(/[^a-z]/g, "_"), {
-    from: s.derivation.from_vintage || "", periods: (s.derivation.periods || []).join(", ") }) : null;
+    from: s.derivation.from_vintage || "", periods: (s.derivation.periods || []).join(", "),
+    missing: String(s.derivation.parts_not_available || 0) }) : null;
   const d = s.derivation || {};
   // a carry-over through a crosswalk with a record: its weights, how it was made, its quality
   const quality = d.crosswalk_method ? t("derived_weights", {

@@ -23,6 +23,12 @@ export function createCatalogue(cfg, i18n) {
     return entry ? entry.levels.map((l) => l.id).filter((l) => seriesOf(v, l).length) : [];
   }
   function levelName(level) { return t("level_" + level); }
+  /* Whether vintage a is older than b: by their dates (the server lists vintages newest
+     first by valid_from), not their ids as text ('census2019' would sort after '2025'). */
+  function older(a, b) {
+    const ids = vintages();
+    return ids.indexOf(a) > ids.indexOf(b) && ids.indexOf(b) >= 0;
+  }
 
   /* Earlier periods to compare with: this vintage's, then older vintages' (carried through
      the crosswalk; counts and quotients only). */
@@ -31,7 +37,7 @@ export function createCatalogue(cfg, i18n) {
       .map((p) => ({ period: p, vintage: s.vintage }));
     if (s.kind !== "index") {
       for (const other of cat.series) {
-        if (other.code === s.code && other.level === s.level && other.vintage < s.vintage) {
+        if (other.code === s.code && other.level === s.level && older(other.vintage, s.vintage)) {
           for (const p of other.periods) options.push({ period: p, vintage: other.vintage });
         }
       }
