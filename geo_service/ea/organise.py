@@ -275,6 +275,73 @@ async def save_area(
     return area_id
 
 
+async def save_areas(
+    conn: psycopg.AsyncConnection,
+    user: User,
+    census_round: str,
+    commune_code: str,
+    body: dict[str, Any],
+) -> list[str]:
+    """Several supervisor areas at once (a confirmed proposal), replacing the areas named in
+    `replace`: all checked as one area is, all saved in one transaction or none; the codes
+    of the new areas."""
+    commune = await commune_of(conn, commune_code, None, "code")
+    authorise(user, commune)
+    areas, replace = body.get("areas"), body.get("replace", [])
+    if not isinstance(areas, list) or not areas or not all(isinstance(a, dict) for a in areas):
+        raise InvalidParameter("areas must list {eas, supervisor} objects", parameter="areas")
+    if not isinstance(replace, list) or not all(isinstance(c, str) for c in replace):
+        raise InvalidParameter("replace must list supervisor area codes", parameter="replace")
+    made: list[str] = []
+    async with conn.transaction():
+        await sql.lock_commune(conn, census_round, commune.code)
+        found = await sql.areas_by_code(conn, census_round, commune.code, replace)
+        for code in replace:
+            if code not in found:
+                raise NotFound(said("unknown_area", area=code), parameter="replace")
+            await sql.delete_area(conn, found[code])
+        for number, area in enumerate(areas, 1):
+            codes, supervisor = area.get("eas"), area.get("supervisor")
+            if not isinstance(codes, list):
+                raise InvalidParameter("eas must list EA codes", parameter="areas", row=number)
+            if supervisor is not None and not isinstance(supervisor, str):
+                raise InvalidParameter(
+                    "supervisor must be a staff code", parameter="areas", row=number
+                )
+            code = await sql.next_area_code(conn, census_round, commune.code)
+            ids = await _area_eas(conn, census_round, commune, code, codes)
+            # (an EA in an area kept, or in an earlier group of this batch)
+            others = await sql.areas_of_eas(conn, ids)
+            taken = [c for c, i in zip(codes, ids, strict=True) if i in others]
+            if taken:
+                raise Conflict(
+                    said("area_taken", area=code, codes=", ".join(taken)),
+                    parameter="areas",
+                    row=number,
+                    in_other_areas=taken,
+                )
+            staff_id = None
+            if supervisor is not None:
+                staff = await _staff_for(
+                    conn, census_round, commune, [supervisor], "supervisor", "areas"
+                )
+                staff_id = staff[supervisor]["id"]
+            area_id = await sql.insert_area(
+                conn,
+                {
+                    "round": census_round,
+                    "vintage": commune.vintage,
+                    "commune": commune.code,
+                    "code": code,
+                    "supervisor": staff_id,
+                    "user": user.name,
+                },
+            )
+            await sql.set_area_members(conn, area_id, ids, user.name)
+            made.append(code)
+    return made
+
+
 async def drop_area(
     conn: psycopg.AsyncConnection, user: User, commune_code: str, area_id: int
 ) -> None:
