@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -84,7 +85,7 @@ def components(order: list[int], neighbours: list[set[int]]) -> list[list[int]]:
     return parts
 
 
-def is_contiguous(members: list[int] | set[int], neighbours: list[set[int]]) -> bool:
+def is_contiguous(members: Iterable[int], neighbours: list[set[int]]) -> bool:
     """Whether the units form one piece through shared edges."""
     inside = set(members)
     if len(inside) <= 1:

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+import shapely
 
 from geo_core.errors import Conflict, Forbidden, InvalidParameter, NotFound, Unprocessable
 from geo_service.ea import sql
+from geo_service.ea.grouping import Unit, adjacency, is_contiguous
 from geo_service.ea.rules import EaRules
 from geo_service.ea.service import Commune, authorise, commune_of, etag
 from geo_service.messages import Said, said
@@ -204,11 +206,19 @@ async def _area_eas(
             parameter="eas",
         )
     ids = [known[c]["id"] for c in codes]
-    if len(ids) > 1 and not await sql.union_is_one_piece(conn, ids):
+    if len(ids) > 1 and not await one_piece(conn, ids):
         raise Unprocessable(
             said("area_not_contiguous", area=area_code, codes=", ".join(codes)), parameter="eas"
         )
     return ids
+
+
+async def one_piece(conn: psycopg.AsyncConnection, ids: list[int]) -> bool:
+    """Whether the EAs are linked through shared edges (an EA of several islands counts as
+    one piece; EAs meeting only at a corner do not)."""
+    found = await sql.shapes(conn, ids)
+    units = [Unit(str(i), 0.0, shapely.from_wkb(found[i])) for i in ids if i in found]
+    return len(units) == len(ids) and is_contiguous(range(len(units)), adjacency(units))
 
 
 async def save_area(
@@ -360,6 +370,8 @@ async def areas_report(
     """The commune's supervisor areas, each with what breaks its rules now (EAs change
     after an area is made: a merge or split can leave it in pieces)."""
     rows = await sql.supervisor_areas(conn, census_round, commune.code)
+    found = await sql.shapes(conn, [i for row in rows for i in row["ea_ids"]])
+    shape = {i: shapely.from_wkb(wkb) for i, wkb in found.items()}
     staff = await sql.staff_by_id(conn, [r["supervisor_id"] for r in rows if r["supervisor_id"]])
     out = []
     for row in rows:
@@ -369,7 +381,8 @@ async def areas_report(
             warnings.append(
                 said("area_band", area=row["code"], count=count, band=f"{band.low}–{band.high}")
             )
-        if not row["contiguous"]:
+        units = [Unit(str(i), 0.0, shape[i]) for i in row["ea_ids"]]
+        if not is_contiguous(range(len(units)), adjacency(units)):
             warnings.append(
                 said("area_not_contiguous", area=row["code"], codes=", ".join(row["eas"]))
             )

@@ -707,27 +707,25 @@ async def eas_by_code(
         return await cur.fetchall()
 
 
-async def union_is_one_piece(conn: psycopg.AsyncConnection, ids: list[int]) -> bool:
-    """Whether the EAs' union is one polygon (they form one contiguous area)."""
-    wkb = await union_wkb(conn, ids)
-    if wkb is None:
-        return False
-    cur = await conn.execute("SELECT ST_GeometryType(ST_GeomFromWKB(%s)) = 'ST_Polygon'", (wkb,))
-    row = await cur.fetchone()
-    return bool(row and row[0])
+async def shapes(conn: psycopg.AsyncConnection, ids: list[int]) -> dict[int, bytes]:
+    """The EAs' geometries (WKB) by id."""
+    cur = await conn.execute(
+        "SELECT id, ST_AsBinary(geom) FROM enumeration_area WHERE id = ANY(%s)", (ids,)
+    )
+    return {int(i): bytes(wkb) for i, wkb in await cur.fetchall()}
 
 
 async def supervisor_areas(
     conn: psycopg.AsyncConnection, census_round: str, commune: str
 ) -> list[Row]:
-    """A commune's supervisor areas with their EAs' codes, households and contiguity."""
+    """A commune's supervisor areas with their EAs' codes and ids, and households."""
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             "SELECT s.id, s.census_round, s.commune_code, s.code, s.supervisor_id,"
             " coalesce(array_agg(e.code ORDER BY e.code) FILTER (WHERE e.id IS NOT NULL),"
             "  '{}') AS eas, sum(e.households) AS households,"
-            " coalesce(ST_GeometryType(ST_UnaryUnion(ST_Collect(e.geom))) = 'ST_Polygon', true)"
-            "  AS contiguous"
+            " coalesce(array_agg(e.id ORDER BY e.code) FILTER (WHERE e.id IS NOT NULL), '{}')"
+            "  AS ea_ids"
             " FROM supervisor_area s LEFT JOIN ea_assignment a ON a.supervisor_area_id = s.id"
             " LEFT JOIN enumeration_area e ON e.id = a.ea_id"
             " WHERE s.census_round = %s AND s.commune_code = %s GROUP BY s.id ORDER BY s.code",
