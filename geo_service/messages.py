@@ -163,10 +163,12 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "thành {groups} nhóm không thể cùng nằm trong khoảng mà vẫn liền một khối",
     ),
     "no_enumerator_left": (
-        "{count} EA(s) left without an enumerator ({codes}): add enumerators working in "
-        "this commune, or assign these EAs by hand",
-        "{count} địa bàn chưa có điều tra viên ({codes}): hãy thêm điều tra viên làm việc ở "
-        "xã này, hoặc giao các địa bàn này bằng tay",
+        "{count} EA(s) left without an enumerator ({codes}): no free enumerator, and none "
+        "in their supervisor area with room within {capacity} households; add enumerators "
+        "working in this commune",
+        "{count} địa bàn chưa có điều tra viên ({codes}): không còn điều tra viên rảnh, và "
+        "không ai trong địa bàn giám sát của chúng còn nhận thêm được trong giới hạn {capacity} "
+        "hộ; hãy thêm điều tra viên làm việc ở xã này",
     ),
     "nothing_to_group": (
         "no EA left to group: every EA asked for is in a supervisor area (ask to redo them)",

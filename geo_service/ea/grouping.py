@@ -329,81 +329,47 @@ def propose_assignments(
     eas: list[Pick],
     enumerators: list[str],
     current: dict[str, list[Pick]],
+    capacity: float,
 ) -> Assignment:
-    """Enumerators for the EAs given: one EA each while free enumerators last (an
-    enumerator's workload is about one EA), then the rest of an area shared among the
-    enumerators working in it, the lightest load first. `current` holds each enumerator's
-    EAs already assigned; an enumerator never works in two supervisor areas."""
+    """Enumerators for the EAs given, area by area (heaviest EA first): one EA each while
+    there are enough free enumerators; otherwise an enumerator already working in the area
+    takes another EA if it keeps their households within `capacity` (the lightest load
+    first, a neighbour of their EAs on a tie), else a free enumerator starts there. An
+    enumerator never works in two supervisor areas; EAs nobody can take are named."""
     load = {e: sum(p.households for p in current.get(e, [])) for e in enumerators}
-    area_of = {e: next((p.area for p in current[e]), None) for e in enumerators if current.get(e)}
+    area_of = {e: current[e][0].area for e in enumerators if current.get(e)}
     has = {e: {p.code for p in current.get(e, [])} for e in enumerators}
     free = [e for e in enumerators if not current.get(e)]
     todo = sorted(eas, key=lambda p: (p.area is None, p.area or "", -p.households, p.code))
     chosen: dict[str, str] = {}
-    if len(free) < len(todo):
-        free_share = _share_out(todo, free, area_of)
-    else:
-        free_share = None
-    for pick in todo:
-        if free_share is None:
-            enumerator: str | None = free.pop(0) if free else None
-        else:
-            enumerator = _busiest_free(free_share.get(pick.area, []), has)
-            if enumerator is None:
-                in_area = [e for e, a in area_of.items() if a == pick.area]
-                enumerator = min(
-                    in_area,
-                    key=lambda e: (load[e], not (has[e] & pick.neighbours), e),
-                    default=None,
-                )
+    for left, pick in enumerate(todo):
+        enumerator: str | None = None
+        if len(free) < len(todo) - left:
+            room = [
+                e
+                for e, area in area_of.items()
+                if area == pick.area and load[e] + pick.households <= capacity
+            ]
+            enumerator = min(
+                room, key=lambda e: (load[e], not (has[e] & pick.neighbours), e), default=None
+            )
+        if enumerator is None and free:
+            enumerator = free.pop(0)
         if enumerator is None:
             continue
         chosen[pick.code] = enumerator
         load[enumerator] += pick.households
         has[enumerator].add(pick.code)
         area_of[enumerator] = pick.area
-    left = [p.code for p in todo if p.code not in chosen]
+    left_over = sorted(p.code for p in todo if p.code not in chosen)
     notes = []
-    if left:
-        notes.append(said("no_enumerator_left", count=len(left), codes=", ".join(left)))
-    return Assignment(chosen, left, notes)
-
-
-def _share_out(
-    todo: list[Pick], free: list[str], area_of: dict[str, str | None]
-) -> dict[str | None, list[str]]:
-    """Free enumerators given to areas in proportion to what each area still needs (its
-    EAs' households over those of enumerators already there), largest remainder first."""
-    need: dict[str | None, float] = {}
-    count: dict[str | None, int] = {}
-    for pick in todo:
-        need[pick.area] = need.get(pick.area, 0.0) + max(pick.households, 1e-9)
-        count[pick.area] = count.get(pick.area, 0) + 1
-    areas = sorted(need, key=lambda a: (a is None, a or ""))
-    total = sum(need.values())
-    quota = {a: len(free) * need[a] / total for a in areas}
-    given = {a: min(math.floor(quota[a]), count[a]) for a in areas}
-    # every area with no enumerator of its own gets one before any area gets a second
-    for a in areas:
-        if given[a] == 0 and not any(x == a for x in area_of.values()):
-            given[a] = 1 if sum(given.values()) < len(free) else 0
-    spare = len(free) - sum(given.values())
-    for a in sorted(areas, key=lambda a: (-(quota[a] - math.floor(quota[a])), a is None, a or "")):
-        if spare <= 0:
-            break
-        if given[a] < count[a]:
-            given[a] += 1
-            spare -= 1
-    while sum(given.values()) > len(free):  # (the "one each" pass may overshoot)
-        a = max(areas, key=lambda a: (given[a], a or ""))
-        given[a] -= 1
-    out: dict[str | None, list[str]] = {}
-    pool = iter(free)
-    for a in areas:
-        out[a] = [next(pool) for _ in range(given[a])]
-    return out
-
-
-def _busiest_free(candidates: list[str], has: dict[str, set[str]]) -> str | None:
-    """The first enumerator given to the area who has no EA yet."""
-    return next((e for e in candidates if not has[e]), None)
+    if left_over:
+        notes.append(
+            said(
+                "no_enumerator_left",
+                count=len(left_over),
+                codes=", ".join(left_over),
+                capacity=f"{capacity:g}",
+            )
+        )
+    return Assignment(chosen, left_over, notes)

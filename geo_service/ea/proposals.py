@@ -153,9 +153,11 @@ async def propose_enumerators(
     census_round: str,
     commune_code: str,
     body: dict[str, Any],
+    capacity: float,
 ) -> dict[str, Any]:
     """Enumerators for the commune's EAs without one (or those of them asked for), balanced
-    by households within each supervisor area; each enumerator's total as it would be."""
+    by households within each supervisor area, none above `capacity` households (the top
+    of the workload band) unless one EA alone is; each enumerator's total as it would be."""
     commune = await _commune(conn, user, commune_code)
     rows = await sql.organise_rows(conn, census_round, commune.code)
     asked = _selection(body, rows, census_round)
@@ -188,7 +190,7 @@ async def propose_enumerators(
             current.setdefault(r["enumerator"], []).append(picks[r["code"]])
     available = [c for c in codes if c not in busy]
     result = propose_assignments(
-        [picks[r["code"]] for r in todo_rows] if staff else [], available, current
+        [picks[r["code"]] for r in todo_rows] if staff else [], available, current, capacity
     )
     if staff:
         notes.extend(result.notes)

@@ -288,18 +288,22 @@ async def propose_assignments(
     code: CommuneCode,
     conn: Conn,
     user: Writer,
+    ops: EaOps,
     lang: Language,
     body: Annotated[Any, Body(description='{"eas": [EA codes] (default: all)}')] = None,
     census_round: RoundQuery = "2029",
 ) -> AssignmentProposal:
     """Enumerators for the EAs without one: one EA each while free enumerators last, then the
     EAs of each supervisor area shared among the enumerators working there, balanced by
-    households. Nothing is saved: send `assignments` to `PUT …/assignments` to keep them."""
+    households and none above the workload band's top; EAs nobody can take are listed.
+    Nothing is saved: send `assignments` to `PUT …/assignments` to keep them."""
     if body is None:
         body = {}
     if not isinstance(body, dict):
         raise InvalidParameter("the body must be a JSON object", parameter="body")
-    found = await proposals.propose_enumerators(conn, user, census_round, code, body)
+    found = await proposals.propose_enumerators(
+        conn, user, census_round, code, body, ops.rules.households_max
+    )
     return AssignmentProposal(**localised(found, lang))
 
 
