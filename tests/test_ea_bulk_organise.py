@@ -191,7 +191,8 @@ def test_a_supervisor_selects_by_area_and_organises_the_commune_on_a_tablet(
     assert sorted(offered["unassigned"] + [a["ea"] for a in offered["assignments"]]) == sorted(
         shapes
     )
-    assert "Vẫn chưa giao" in tablet.page.locator(".ea-proposal").inner_text()
+    left = len(offered["unassigned"])
+    assert f"Vẫn chưa giao {left} địa bàn" in tablet.page.locator(".ea-proposal").inner_text()
     tablet.screenshot("ea-bulk-03-assignments-proposed-vi-1024")
     writes = len(tablet.js("window.eaEditor.writes"))
     tablet.page.click("button.ea-org-save_assignments")

@@ -11,7 +11,7 @@ from shapely.geometry import shape
 
 from geo_service.ea.grouping import Unit, adjacency, is_contiguous
 from tests import test_census_ops
-from tests.test_census_ops import COMMUNE, Env, _staff, _touching_run
+from tests.test_census_ops import COMMUNE, ITEMS, Env, _staff, _touching_run
 
 env = test_census_ops.env  # (the fixture: a service over a fresh demo database)
 AREAS = f"/communes/{COMMUNE}/supervisor-areas"
@@ -191,3 +191,42 @@ def test_assignments_proposed_within_areas_then_saved(env: Env) -> None:
         if r["enumerator"]
     }
     assert table == {t["enumerator"]: t["households"] for t in found["enumerators"]}
+
+
+def test_an_ea_of_several_islands_joins_an_area_with_its_neighbours(env: Env) -> None:
+    """Cô Tô (07192): EAs made of several islands share an edge with a neighbour on one of
+    them; an area of such EAs is one piece (it was refused: the dissolved EAs are not one
+    polygon), and the proposal groups them the same way."""
+    admin = env.auth("admin", "vi")
+    made = env.client.post("/communes/07192/ea-generate", headers=admin)
+    assert made.status_code == 201, made.text
+    eas = env.client.get(ITEMS, params={"commune": "07192", "limit": 1000}).json()["features"]
+    units = [Unit(f["properties"]["code"], 0.0, shape(f["geometry"])) for f in eas]
+    neighbours = adjacency(units)
+    multi = [
+        i for i, u in enumerate(units) if len(shapely.get_parts(u.geometry)) > 1 and neighbours[i]
+    ]
+    assert multi
+    first = multi[0]
+    group = sorted({units[first].code} | {units[j].code for j in neighbours[first]})
+    area = env.client.post("/communes/07192/supervisor-areas", json={"eas": group}, headers=admin)
+    assert area.status_code == 201, area.text
+    assert area.json()["areas"][0]["warnings"] == []
+    proposal = env.client.post(
+        "/communes/07192/supervisor-areas/proposal", json={"redo": True}, headers=admin
+    ).json()
+    for g in proposal["groups"]:
+        members = [units[[u.code for u in units].index(c)] for c in g["eas"]]
+        assert is_contiguous(range(len(members)), adjacency(members))
+    saved = env.client.post(
+        "/communes/07192/supervisor-areas/batch",
+        json={
+            "areas": [{"eas": g["eas"]} for g in proposal["groups"]],
+            "replace": proposal["replaces"],
+        },
+        headers=admin,
+    )
+    assert saved.status_code == 200, saved.text
+    for saved_area in saved.json()["areas"]:
+        assert all("không liền" not in w for w in saved_area["warnings"])
+        assert bool(saved_area["warnings"]) == (len(saved_area["eas"]) < 3)  # (the band)

@@ -40,7 +40,7 @@ ORGANISE_LABELS: dict[str, dict[str, str]] = {
         "save_assignments": "Lưu phân công {count} địa bàn",
         "confirm_save_assignments": "Giao {count} địa bàn cho {people} điều tra viên?",
         "assignments_saved": "Đã lưu phân công {count} địa bàn",
-        "still_unassigned": "Vẫn chưa giao",
+        "still_unassigned": "Vẫn chưa giao {count} địa bàn (cần thêm điều tra viên)",
     },
     "en": {
         "bulk_title": "Select many EAs at once",
@@ -76,6 +76,6 @@ ORGANISE_LABELS: dict[str, dict[str, str]] = {
         "save_assignments": "Save the assignment of {count} EAs",
         "confirm_save_assignments": "Assign {count} EAs to {people} enumerators?",
         "assignments_saved": "Assignment of {count} EAs saved",
-        "still_unassigned": "Still unassigned",
+        "still_unassigned": "Still unassigned: {count} EAs (more enumerators needed)",
     },
 }

@@ -279,7 +279,9 @@ export function createOrganiser(ctx) {
     if (!result.ok) { own.assignments = null; ctx.showError(result); ctx.render(); return; }
     own.assignments = result.body;
     const people = new Set(result.body.assignments.map((a) => a.enumerator)).size;
-    ctx.showMessage(t("assignment_title", { count: result.body.assignments.length, people }), result.body.notes, "ok");
+    // (the EAs left over are listed in the proposal's box, not in a message as long as they are)
+    const notes = result.body.unassigned.length ? [] : result.body.notes;
+    ctx.showMessage(t("assignment_title", { count: result.body.assignments.length, people }), notes, "ok");
     ctx.setSelected(idsOfCodes(result.body.assignments.map((a) => a.ea)));
     showProposal();
   }
@@ -360,7 +362,11 @@ export function createOrganiser(ctx) {
       "</th><th class='num'>" + escape(t("total_households")) + "</th></tr>" +
       p.enumerators.filter((e) => e.new.length).map((e) => "<tr class='ea-proposal-enumerator'><td>" + escape(e.name + " (" + e.enumerator + ")") +
         "</td><td>" + escape(e.new.join(", ")) + "</td><td class='num'>" + escape(fmt(e.households)) + "</td></tr>").join("") + "</table>";
-    if (p.unassigned.length) out += "<div class='ea-warn'>" + escape(t("still_unassigned") + ": " + p.unassigned.join(", ")) + "</div>";
+    if (p.unassigned.length) {
+      const shown = p.unassigned.length > 20 ? p.unassigned.slice(0, 20).join(", ") + " …" : p.unassigned.join(", ");
+      out += "<div class='ea-warn ea-still-unassigned'><b>" + escape(t("still_unassigned", { count: p.unassigned.length })) + "</b>: " +
+        escape(shown) + "</div>";
+    }
     if (p.assignments.length) out += button("save_assignments", t("save_assignments", { count: p.assignments.length }), "ea-primary");
     return out + button("drop_proposal") + "</div>";
   }
