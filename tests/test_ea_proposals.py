@@ -134,9 +134,14 @@ def test_a_refused_batch_saves_nothing_and_names_the_eas(env: Env) -> None:
     ):
         bad = env.client.post(f"{AREAS}/batch", json=body, headers=env.auth("editor"))
         assert bad.status_code in (400, 404) and bad.json()["parameter"] == parameter
-    for body in ({"min_eas": 5, "max_eas": 4}, {"min_eas": 0}, {"max_eas": "8"}):
+    for body, parameter in (
+        ({"min_eas": 5, "max_eas": 4}, "max_eas"),
+        ({"min_eas": 0}, "min_eas"),
+        ({"max_eas": "8"}, "max_eas"),
+        ({"min_eas": True}, "min_eas"),
+    ):
         bad = env.client.post(f"{AREAS}/proposal", json=body, headers=env.auth("editor", "vi"))
-        assert bad.status_code == 400 and bad.json()["parameter"] in ("min_eas", "max_eas")
+        assert bad.status_code == 400 and bad.json()["parameter"] == parameter
         assert "khoảng số địa bàn" in bad.json()["detail"]
     unknown = env.client.post(
         f"{AREAS}/proposal", json={"eas": ["00004-999"]}, headers=env.auth("editor")

@@ -25,15 +25,14 @@ MOST_PER_AREA = 50  # EAs a supervisor area may be asked to hold at most
 
 def _band(body: dict[str, Any], default: Band) -> Band:
     low, high = body.get("min_eas", default.low), body.get("max_eas", default.high)
-    if (
-        not isinstance(low, int)
-        or not isinstance(high, int)
-        or isinstance(low, bool)
-        or isinstance(high, bool)
-        or not 1 <= low <= high <= MOST_PER_AREA
-    ):
+
+    def whole(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    low_ok = whole(low) and 1 <= low <= MOST_PER_AREA
+    if not low_ok or not whole(high) or not low <= high <= MOST_PER_AREA:
         raise InvalidParameter(
-            said("bad_band", most=MOST_PER_AREA), parameter="min_eas" if low else "max_eas"
+            said("bad_band", most=MOST_PER_AREA), parameter="max_eas" if low_ok else "min_eas"
         )
     return Band(low, high)
 
