@@ -141,6 +141,53 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "staff code {staff} is already used in round {round}",
         "mã nhân sự {staff} đã dùng trong kỳ {round}",
     ),
+    # proposals (automatic grouping and assignment)
+    "group_island": (
+        "EA(s) {codes} share no edge with the other EAs being grouped (an island or an "
+        "enclave): a group of {count}, below the band {band}",
+        "Các địa bàn {codes} không chung cạnh với các địa bàn khác đang được nhóm (đảo hoặc "
+        "vùng bị bao quanh): một nhóm {count} địa bàn, dưới khoảng {band}",
+    ),
+    "group_small_commune": (
+        "only {count} EAs ({codes}) to group: one group, below the band {band}",
+        "chỉ có {count} địa bàn ({codes}) để nhóm: một nhóm, dưới khoảng {band}",
+    ),
+    "group_band": (
+        "{count} EAs, outside the band {band}",
+        "{count} địa bàn, ngoài khoảng {band}",
+    ),
+    "group_band_part": (
+        "{count} EAs, outside the band {band}: the {part} connected EAs around it make "
+        "{groups} groups that cannot all stay in the band and in one piece",
+        "{count} địa bàn, ngoài khoảng {band}: {part} địa bàn liền nhau quanh nhóm này chia "
+        "thành {groups} nhóm không thể cùng nằm trong khoảng mà vẫn liền một khối",
+    ),
+    "no_enumerator_left": (
+        "{count} EA(s) left without an enumerator ({codes}): no free enumerator, and none "
+        "in their supervisor area with room within {capacity} households; add enumerators "
+        "working in this commune",
+        "{count} địa bàn chưa có điều tra viên ({codes}): không còn điều tra viên rảnh, và "
+        "không ai trong địa bàn giám sát của chúng còn nhận thêm được trong giới hạn {capacity} "
+        "hộ; hãy thêm điều tra viên làm việc ở xã này",
+    ),
+    "nothing_to_group": (
+        "no EA left to group: every EA asked for is in a supervisor area (ask to redo them)",
+        "không còn địa bàn nào để nhóm: mọi địa bàn đã thuộc một địa bàn giám sát (chọn làm "
+        "lại để nhóm lại)",
+    ),
+    "nothing_to_assign": (
+        "no EA without an enumerator to assign",
+        "không còn địa bàn nào chưa có điều tra viên",
+    ),
+    "no_enumerators": (
+        "commune {commune} has no enumerators in round {round}: add them first",
+        "xã {commune} chưa có điều tra viên trong kỳ {round}: hãy thêm trước",
+    ),
+    "bad_band": (
+        "the band of EAs per supervisor area must be whole numbers 1 ≤ from ≤ to ≤ {most}",
+        "khoảng số địa bàn mỗi địa bàn giám sát phải là số nguyên 1 ≤ từ ≤ đến ≤ {most}",
+    ),
+    "proposal_group": ("proposed group {number}", "nhóm đề xuất {number}"),
     "listing_row": ("row {row}: {problem}", "dòng {row}: {problem}"),
     "listing_refused": (
         "the listing has {count} bad row(s); nothing was saved",

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+import shapely
 
 from geo_core.errors import Conflict, Forbidden, InvalidParameter, NotFound, Unprocessable
 from geo_service.ea import sql
+from geo_service.ea.grouping import Unit, adjacency, is_contiguous
 from geo_service.ea.rules import EaRules
 from geo_service.ea.service import Commune, authorise, commune_of, etag
 from geo_service.messages import Said, said
@@ -227,11 +229,19 @@ async def _area_eas(
             parameter="eas",
         )
     ids = [known[c]["id"] for c in codes]
-    if len(ids) > 1 and not await sql.union_is_one_piece(conn, ids):
+    if len(ids) > 1 and not await one_piece(conn, ids):
         raise Unprocessable(
             said("area_not_contiguous", area=area_code, codes=", ".join(codes)), parameter="eas"
         )
     return ids
+
+
+async def one_piece(conn: psycopg.AsyncConnection, ids: list[int]) -> bool:
+    """Whether the EAs are linked through shared edges (an EA of several islands counts as
+    one piece; EAs meeting only at a corner do not)."""
+    found = await sql.shapes(conn, ids)
+    units = [Unit(str(i), 0.0, shapely.from_wkb(found[i])) for i in ids if i in found]
+    return len(units) == len(ids) and is_contiguous(range(len(units)), adjacency(units))
 
 
 async def save_area(
@@ -298,6 +308,73 @@ async def save_area(
     return area_id
 
 
+async def save_areas(
+    conn: psycopg.AsyncConnection,
+    user: User,
+    census_round: str,
+    commune_code: str,
+    body: dict[str, Any],
+) -> list[str]:
+    """Several supervisor areas at once (a confirmed proposal), replacing the areas named in
+    `replace`: all checked as one area is, all saved in one transaction or none; the codes
+    of the new areas."""
+    commune = await commune_of(conn, commune_code, None, "code")
+    authorise(user, commune)
+    areas, replace = body.get("areas"), body.get("replace", [])
+    if not isinstance(areas, list) or not areas or not all(isinstance(a, dict) for a in areas):
+        raise InvalidParameter("areas must list {eas, supervisor} objects", parameter="areas")
+    if not isinstance(replace, list) or not all(isinstance(c, str) for c in replace):
+        raise InvalidParameter("replace must list supervisor area codes", parameter="replace")
+    made: list[str] = []
+    async with conn.transaction():
+        await sql.lock_commune(conn, census_round, commune.code)
+        found = await sql.areas_by_code(conn, census_round, commune.code, replace)
+        for code in replace:
+            if code not in found:
+                raise NotFound(said("unknown_area", area=code), parameter="replace")
+            await sql.delete_area(conn, found[code])
+        for number, area in enumerate(areas, 1):
+            codes, supervisor = area.get("eas"), area.get("supervisor")
+            if not isinstance(codes, list):
+                raise InvalidParameter("eas must list EA codes", parameter="areas", row=number)
+            if supervisor is not None and not isinstance(supervisor, str):
+                raise InvalidParameter(
+                    "supervisor must be a staff code", parameter="areas", row=number
+                )
+            code = await sql.next_area_code(conn, census_round, commune.code)
+            ids = await _area_eas(conn, census_round, commune, code, codes)
+            # (an EA in an area kept, or in an earlier group of this batch)
+            others = await sql.areas_of_eas(conn, ids)
+            taken = [c for c, i in zip(codes, ids, strict=True) if i in others]
+            if taken:
+                raise Conflict(
+                    said("area_taken", area=code, codes=", ".join(taken)),
+                    parameter="areas",
+                    row=number,
+                    in_other_areas=taken,
+                )
+            staff_id = None
+            if supervisor is not None:
+                staff = await _staff_for(
+                    conn, census_round, commune, [supervisor], "supervisor", "areas"
+                )
+                staff_id = staff[supervisor]["id"]
+            area_id = await sql.insert_area(
+                conn,
+                {
+                    "round": census_round,
+                    "vintage": commune.vintage,
+                    "commune": commune.code,
+                    "code": code,
+                    "supervisor": staff_id,
+                    "user": user.name,
+                },
+            )
+            await sql.set_area_members(conn, area_id, ids, user.name)
+            made.append(code)
+    return made
+
+
 async def drop_area(
     conn: psycopg.AsyncConnection, user: User, commune_code: str, area_id: int
 ) -> None:
@@ -315,6 +392,8 @@ async def areas_report(
     """The commune's supervisor areas, each with what breaks its rules now (EAs change
     after an area is made: a merge or split can leave it in pieces)."""
     rows = await sql.supervisor_areas(conn, census_round, commune.code)
+    found = await sql.shapes(conn, [i for row in rows for i in row["ea_ids"]])
+    shape = {i: shapely.from_wkb(wkb) for i, wkb in found.items()}
     staff = await sql.staff_by_id(conn, [r["supervisor_id"] for r in rows if r["supervisor_id"]])
     out = []
     for row in rows:
@@ -324,7 +403,8 @@ async def areas_report(
             warnings.append(
                 said("area_band", area=row["code"], count=count, band=f"{band.low}–{band.high}")
             )
-        if not row["contiguous"]:
+        units = [Unit(str(i), 0.0, shape[i]) for i in row["ea_ids"]]
+        if not is_contiguous(range(len(units)), adjacency(units)):
             warnings.append(
                 said("area_not_contiguous", area=row["code"], codes=", ".join(row["eas"]))
             )

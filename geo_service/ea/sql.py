@@ -729,27 +729,25 @@ async def eas_by_code(
         return await cur.fetchall()
 
 
-async def union_is_one_piece(conn: psycopg.AsyncConnection, ids: list[int]) -> bool:
-    """Whether the EAs' union is one polygon (they form one contiguous area)."""
-    wkb = await union_wkb(conn, ids)
-    if wkb is None:
-        return False
-    cur = await conn.execute("SELECT ST_GeometryType(ST_GeomFromWKB(%s)) = 'ST_Polygon'", (wkb,))
-    row = await cur.fetchone()
-    return bool(row and row[0])
+async def shapes(conn: psycopg.AsyncConnection, ids: list[int]) -> dict[int, bytes]:
+    """The EAs' geometries (WKB) by id."""
+    cur = await conn.execute(
+        "SELECT id, ST_AsBinary(geom) FROM enumeration_area WHERE id = ANY(%s)", (ids,)
+    )
+    return {int(i): bytes(wkb) for i, wkb in await cur.fetchall()}
 
 
 async def supervisor_areas(
     conn: psycopg.AsyncConnection, census_round: str, commune: str
 ) -> list[Row]:
-    """A commune's supervisor areas with their EAs' codes, households and contiguity."""
+    """A commune's supervisor areas with their EAs' codes and ids, and households."""
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             "SELECT s.id, s.census_round, s.commune_code, s.code, s.supervisor_id,"
             " coalesce(array_agg(e.code ORDER BY e.code) FILTER (WHERE e.id IS NOT NULL),"
             "  '{}') AS eas, sum(e.households) AS households,"
-            " coalesce(ST_GeometryType(ST_UnaryUnion(ST_Collect(e.geom))) = 'ST_Polygon', true)"
-            "  AS contiguous"
+            " coalesce(array_agg(e.id ORDER BY e.code) FILTER (WHERE e.id IS NOT NULL), '{}')"
+            "  AS ea_ids"
             " FROM supervisor_area s LEFT JOIN ea_assignment a ON a.supervisor_area_id = s.id"
             " LEFT JOIN enumeration_area e ON e.id = a.ea_id"
             " WHERE s.census_round = %s AND s.commune_code = %s GROUP BY s.id ORDER BY s.code",
@@ -865,6 +863,60 @@ async def workload_rows(
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(WORKLOAD, (census_round, commune))
         return await cur.fetchall()
+
+
+ORGANISE = """
+SELECT e.id, e.code, coalesce(e.households, 0) AS households, ST_AsBinary(e.geom) AS wkb,
+       s.code AS area, s.id AS area_id, st.code AS enumerator
+FROM enumeration_area e LEFT JOIN ea_assignment a ON a.ea_id = e.id
+LEFT JOIN supervisor_area s ON s.id = a.supervisor_area_id
+LEFT JOIN census_staff st ON st.id = a.enumerator_id
+WHERE e.census_round = %s AND e.commune_code = %s ORDER BY e.code
+"""
+
+
+async def organise_rows(
+    conn: psycopg.AsyncConnection, census_round: str, commune: str
+) -> list[Row]:
+    """Each EA of the commune with its shape (WKB), supervisor area and enumerator codes."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(ORGANISE, (census_round, commune))
+        return await cur.fetchall()
+
+
+async def enumerators_elsewhere(
+    conn: psycopg.AsyncConnection, census_round: str, commune: str, staff: list[str]
+) -> set[str]:
+    """Which of these staff codes have EAs assigned in another commune of the round."""
+    cur = await conn.execute(
+        "SELECT DISTINCT st.code FROM census_staff st JOIN ea_assignment a"
+        " ON a.enumerator_id = st.id JOIN enumeration_area e ON e.id = a.ea_id"
+        " WHERE st.census_round = %s AND st.code = ANY(%s) AND e.commune_code <> %s",
+        (census_round, staff, commune),
+    )
+    return {str(code) for (code,) in await cur.fetchall()}
+
+
+async def supervisors_with_areas(conn: psycopg.AsyncConnection, census_round: str) -> set[str]:
+    """Codes of the round's supervisors who lead a supervisor area."""
+    cur = await conn.execute(
+        "SELECT DISTINCT st.code FROM supervisor_area s JOIN census_staff st"
+        " ON st.id = s.supervisor_id WHERE s.census_round = %s",
+        (census_round,),
+    )
+    return {str(code) for (code,) in await cur.fetchall()}
+
+
+async def areas_by_code(
+    conn: psycopg.AsyncConnection, census_round: str, commune: str, codes: list[str]
+) -> dict[str, int]:
+    """Ids of the commune's supervisor areas with these codes."""
+    cur = await conn.execute(
+        "SELECT code, id FROM supervisor_area WHERE census_round = %s AND commune_code = %s"
+        " AND code = ANY(%s)",
+        (census_round, commune, codes),
+    )
+    return {str(code): int(i) for code, i in await cur.fetchall()}
 
 
 PROGRESS = """

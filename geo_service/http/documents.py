@@ -666,6 +666,52 @@ class SupervisorAreas(Document):
     areas: list[SupervisorAreaDoc]
 
 
+class ProposedArea(Document):
+    """One group of a supervisor-area proposal (not saved)."""
+
+    number: int
+    eas: list[str]
+    count: int
+    households: float
+    supervisor: str | None = None
+    notes: list[str] = []
+    geometry: dict[str, Any]
+
+
+class AreaProposal(Document):
+    """`POST /communes/{code}/supervisor-areas/proposal`: groups to preview, nothing saved."""
+
+    commune: str
+    census_round: str
+    band: list[int]
+    redo: bool
+    replaces: list[str]
+    kept: list[str]
+    groups: list[ProposedArea]
+    notes: list[str] = []
+
+
+class EnumeratorTotal(Document):
+    """An enumerator's EAs and households as a proposal would leave them."""
+
+    enumerator: str
+    name: str
+    eas: list[str]
+    new: list[str]
+    households: float
+
+
+class AssignmentProposal(Document):
+    """`POST /communes/{code}/assignments/proposal`: assignments to preview, nothing saved."""
+
+    commune: str
+    census_round: str
+    assignments: list[dict[str, str]]
+    enumerators: list[EnumeratorTotal]
+    unassigned: list[str]
+    notes: list[str] = []
+
+
 class WorkloadRow(Document):
     """One enumerator's (or the unassigned EAs') workload in a commune."""
 

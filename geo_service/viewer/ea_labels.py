@@ -4,6 +4,7 @@ labels in labels.py)."""
 
 from __future__ import annotations
 
+from geo_service.viewer.ea_organise_labels import ORGANISE_LABELS
 from geo_service.viewer.labels import EA_LABELS
 
 _MORE: dict[str, dict[str, str]] = {
@@ -308,5 +309,5 @@ DRAW_TEXTS: dict[str, dict[str, object]] = {
 }
 
 CENSUS_LABELS: dict[str, dict[str, str]] = {
-    lang: {**EA_LABELS[lang], **_MORE[lang]} for lang in ("vi", "en")
+    lang: {**EA_LABELS[lang], **_MORE[lang], **ORGANISE_LABELS[lang]} for lang in ("vi", "en")
 }

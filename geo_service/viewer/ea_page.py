@@ -68,6 +68,7 @@ async def render_ea_page(
     figure.header.add_child(
         folium.Element(
             f"<link rel='stylesheet' href='{static}/ea_editor.css'>"
+            f"<link rel='stylesheet' href='{static}/ea_organise.css'>"
             # (a deferred script runs before the editor's module, which uses geoSafe)
             f"<script src='{static}/safe.js' defer></script>"
         )

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 
 from geo_core.errors import InvalidParameter, PayloadTooLarge
 from geo_core.text import CODE
-from geo_service.ea import organise
+from geo_service.ea import organise, proposals
 from geo_service.ea.access import EVERYWHERE, ReadScope, check_codes
 from geo_service.ea.lines import line_share, lines_near
 from geo_service.ea.organise import Band
@@ -20,10 +20,13 @@ from geo_service.ea.sql import latest_commune_vintage
 from geo_service.http.auth import EaScope, Reader, Writer
 from geo_service.http.deps import Conn, EaOps, Language, Settings
 from geo_service.http.documents import (
+    AreaProposal,
+    AssignmentProposal,
     LineShare,
     ListingResult,
     Progress,
     ProgressRow,
+    ProposedArea,
     ReviewEntry,
     ReviewQueue,
     StaffList,
@@ -173,6 +176,66 @@ async def add_area(
     return await list_areas(code, conn, user, EVERYWHERE, settings, lang, census_round)
 
 
+@router.post(
+    "/communes/{code}/supervisor-areas/proposal", summary="Propose supervisor areas (not saved)"
+)
+async def propose_areas(
+    code: CommuneCode,
+    conn: Conn,
+    user: Writer,
+    settings: Settings,
+    lang: Language,
+    body: Annotated[
+        Any,
+        Body(
+            description='{"eas": [EA codes] (default: the whole commune), "min_eas", '
+            '"max_eas" (default: the settings\' band), "redo": false}'
+        ),
+    ] = None,
+    census_round: RoundQuery = "2029",
+) -> AreaProposal:
+    """Contiguous groups of the EAs not yet in an area (with `redo`: replacing the areas that
+    hold any EA asked for), each of min–max EAs where the commune's shape allows, balanced by
+    households, each with its outline and the reasons it breaks the band. Nothing is saved:
+    send the groups to `POST …/supervisor-areas/batch` to keep them."""
+    if body is None:
+        body = {}
+    if not isinstance(body, dict):
+        raise InvalidParameter("the body must be a JSON object", parameter="body")
+    found = await proposals.propose_areas(conn, user, census_round, code, body, _band(settings))
+    return AreaProposal(
+        **{
+            **localised({k: v for k, v in found.items() if k != "groups"}, lang),
+            "groups": [ProposedArea(**localised(g, lang)) for g in found["groups"]],
+        }
+    )
+
+
+@router.post("/communes/{code}/supervisor-areas/batch", summary="Save several supervisor areas")
+async def save_areas(
+    code: CommuneCode,
+    conn: Conn,
+    user: Writer,
+    settings: Settings,
+    lang: Language,
+    body: Annotated[
+        Any,
+        Body(
+            description='{"areas": [{"eas": [EA codes], "supervisor": staff code}], '
+            '"replace": [area codes]}'
+        ),
+    ],
+    census_round: RoundQuery = "2029",
+) -> SupervisorAreas:
+    """A confirmed proposal: the areas named in `replace` removed and every area listed made,
+    each checked as one area is (contiguous, in the commune, in no other area), in one
+    transaction: all saved or none, a refusal naming the EA codes."""
+    if not isinstance(body, dict):
+        raise InvalidParameter("the body must be a JSON object", parameter="body")
+    await organise.save_areas(conn, user, census_round, code, body)
+    return await list_areas(code, conn, user, EVERYWHERE, settings, lang, census_round)
+
+
 @router.put("/communes/{code}/supervisor-areas/{area}", summary="Change a supervisor area")
 async def change_area(
     code: CommuneCode,
@@ -219,6 +282,30 @@ async def assign(
         raise InvalidParameter("the body must be a JSON object", parameter="body")
     await organise.assign(conn, user, census_round, code, body.get("assignments"))
     return await workload(code, conn, user, EVERYWHERE, ops, census_round)
+
+
+@router.post("/communes/{code}/assignments/proposal", summary="Propose assignments (not saved)")
+async def propose_assignments(
+    code: CommuneCode,
+    conn: Conn,
+    user: Writer,
+    ops: EaOps,
+    lang: Language,
+    body: Annotated[Any, Body(description='{"eas": [EA codes] (default: all)}')] = None,
+    census_round: RoundQuery = "2029",
+) -> AssignmentProposal:
+    """Enumerators for the EAs without one: one EA each while free enumerators last, then the
+    EAs of each supervisor area shared among the enumerators working there, balanced by
+    households and none above the workload band's top; EAs nobody can take are listed.
+    Nothing is saved: send `assignments` to `PUT …/assignments` to keep them."""
+    if body is None:
+        body = {}
+    if not isinstance(body, dict):
+        raise InvalidParameter("the body must be a JSON object", parameter="body")
+    found = await proposals.propose_enumerators(
+        conn, user, census_round, code, body, ops.rules.households_max
+    )
+    return AssignmentProposal(**localised(found, lang))
 
 
 @router.get("/communes/{code}/workload", summary="Workload per enumerator in a commune")

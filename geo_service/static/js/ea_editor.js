@@ -7,6 +7,7 @@
    data reaches the page only through geoSafe (safe.js). */
 import { createApi } from "./api.js";
 import { createI18n } from "./i18n.js";
+import { createOrganiser } from "./ea_organise.js";
 import { createBaseLayers } from "./viewer/basemaps.js";
 import { addPanes } from "./viewer/layers.js";
 
@@ -47,6 +48,15 @@ import { addPanes } from "./viewer/layers.js";
   let tiles = null;
   const tileCodes = new Set();  // EA codes drawn from the tiles since the last redraw
   let panel = null;
+  // bulk selection and proposals on the Organise tab (ea_organise.js)
+  const organiser = createOrganiser({
+    map, cfg, t, escape, fmt, call, afterWrite, confirmAction, showError, showMessage,
+    eas: () => state.eas, selected: () => state.selected.slice(), areas: () => state.areas,
+    workload: () => state.workload, canEdit: () => canEdit(), render: () => render(),
+    setSelected: (ids) => { state.selected = ids; state.history = null; restyle(); render(); },
+    setMulti: (on) => { state.multi = on; restyle(); },
+    clearMessage: () => { state.message = null; },
+  });
 
   function fmt(value, digits) {
     if (value === null || value === undefined) return "–";
@@ -398,6 +408,7 @@ import { addPanes } from "./viewer/layers.js";
       ea.layer.setStyle(statusStyle(ea.feature.properties.status, state.selected.includes(n), near.has(n)));
     }
     window.eaEditor.neighbourIds = [...near];
+    organiser.update();
   }
 
   /* ---- writes ---- */
@@ -998,6 +1009,7 @@ import { addPanes } from "./viewer/layers.js";
         (canEdit() ? "<button type='button' class='ea-delete-area ea-danger' data-area='" + a.id + "' data-code='" + escape(a.code) + "'>" +
           escape(t("delete_area")) + "</button>" : "") + "</td></tr>").join("") + "</table>";
     }
+    html += organiser.html();
     if (canEdit()) html += "<div class='ea-actions ea-select-tools'>" + selectionToolsHtml() + "</div>" + multiHintHtml();
     if (canEdit() && state.selected.length) {
       html += "<div class='ea-make-area'><label>" + escape(t("supervisor")) + " <select name='area_supervisor'><option value=''>" +
@@ -1141,6 +1153,7 @@ import { addPanes } from "./viewer/layers.js";
     on(".ea-find", () => findCommune(q.value));
     on("button[data-action]", (b) => act(b.dataset.action));
     on("button[data-tab]", (b) => switchTab(b.dataset.tab));
+    organiser.wire(panel);
     on("tr.ea-row", (row) => {
       const id = Number(row.dataset.ea);
       select(id, state.multi);
@@ -1162,6 +1175,7 @@ import { addPanes } from "./viewer/layers.js";
   async function switchTab(tab) {
     state.tab = tab;
     overlay.clearLayers();
+    if (tab !== "organise") organiser.leave();
     if (tab === "organise") await loadOrganisation();
     if (tab === "review") await loadReview();
     render();
