@@ -258,8 +258,7 @@ def _ea_tile_statement(zoom: int) -> sql.Composed:
 WITH env AS (SELECT e, ST_Expand(e, %(clip_margin)s) AS unclipped
              FROM ST_TileEnvelope(%(z)s, %(x)s, %(y)s) e),
 candidates AS MATERIALIZED (
-    SELECT {drawn} AS drawn, a.id, a.code, a.status, a.commune_code, a.census_round,
-           a.households, a.version
+    SELECT {drawn} AS drawn{read}
     FROM enumeration_area a CROSS JOIN env
     WHERE a.geom_3857 && ST_Expand(env.e, %(margin)s)
       AND (%(round)s::text IS NULL OR a.census_round = %(round)s)
@@ -277,6 +276,11 @@ features AS MATERIALIZED (
 )
 {mvt}""").format(
         drawn=drawn,
+        # (only the columns the tile carries: a dense tile materialises 20,000 rows)
+        read=sql.SQL("").join(
+            sql.SQL(", {}").format(sql.Identifier("a", name))
+            for name in dict.fromkeys(["id", *ea_tile_properties(zoom)])
+        ),
         in_tile_space=in_tile_space,
         columns=sql.SQL("").join(
             sql.SQL(", {} AS {}").format(sql.SQL(_EA_COLUMNS[name]), sql.Identifier(name))
