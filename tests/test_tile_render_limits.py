@@ -164,7 +164,7 @@ def test_renders_at_once_stay_below_the_pool(squares_db: str, tmp_path: Any) -> 
         async with _started(
             squares_db, tmp_path, tile_cache="none", tile_renders_at_once=2
         ) as service:
-            served = await asyncio.gather(*(_ea_tile(service, z) for z in range(4, 12)))
+            served = await asyncio.gather(*(_ea_tile(service, z) for z in range(5, 13)))
             assert all(s.tile.raw for s in served)
             assert service.most <= 2, f"{service.most} renders at once"
 

@@ -97,8 +97,8 @@ def test_zooms_up_to_the_budget_each_have_a_band_of_their_own() -> None:
 @pytest.mark.parametrize("z", [9, 10, 11])
 def test_z9_to_z11_each_draw_a_band_of_their_own(client: Any, demo_ro: str, z: int) -> None:
     """z9, z10 and z11 each draw the band simplified for them (half a pixel of the zoom):
-    the same units as the tile drawn from z11's band, with fewer vertices the further out
-    (z9 drew z11's geometry, about four times the vertices it can show, before 0024)."""
+    every unit of the tile drawn from z11's band, with fewer vertices (z9 and z10 drew z11's
+    geometry before 0024); z11 fewer than the unsimplified band."""
     band = next(b for b in ZOOM_BANDS if b.band == band_for_zoom(z))
     assert band.min_zoom == band.max_zoom == z
     assert band.tolerance == pytest.approx(1.40625 / 2**z / 2, rel=0.05)
@@ -107,15 +107,18 @@ def test_z9_to_z11_each_draw_a_band_of_their_own(client: Any, demo_ro: str, z: i
         client.get(f"/collections/{LAYER}/tiles/WebMercatorQuad/{z}/{x}/{y}").content
     )
     with psycopg.connect(demo_ro) as conn:
-        row = conn.execute(
-            _FROM_BAND, {"z": z, "x": x, "y": y, "band": band_for_zoom(11)}
-        ).fetchone()
+        # (z9, z10: the band they drew before 0024, as z11's is now; z11: the finest)
+        reference = band_for_zoom(11) if z < 11 else FINEST_BAND
+        row = conn.execute(_FROM_BAND, {"z": z, "x": x, "y": y, "band": reference}).fetchone()
     assert row is not None
     from_z11 = _polygons(bytes(row[0]))
-    assert set(decoded) == set(from_z11) and len(decoded) > 20
+    assert set(from_z11) <= set(decoded) and len(decoded) > 40
     ours = sum(shapely.get_num_coordinates(g) for g in decoded.values())
     theirs = sum(shapely.get_num_coordinates(g) for g in from_z11.values())
-    assert ours <= theirs * {9: 0.6, 10: 0.8, 11: 1.0}[z], (ours, theirs)
+    # (measured on the demo: z9 0.71, z10 0.95 of the vertices; z11 0.91 of the finest's.
+    # The demo's boundaries have little detail beyond z10: its bands of z10, z11 and the
+    # finest hold 437,034, 455,149 and 493,209 vertices, z9's 334,470.)
+    assert ours <= theirs * {9: 0.8, 10: 0.98, 11: 0.95}[z], (ours, theirs)
 
 
 # A commune tile drawn from another band's geometry (the z9–z11 band's place before 0024).
@@ -135,11 +138,15 @@ def _polygons(raw: bytes) -> dict[str, Any]:
     return {f["properties"]["code"]: shape(f["geometry"]) for f in layer["features"]}
 
 
-def _polygonal(geom: Any, envelope: Any) -> Any:
+def _polygonal(geom: Any, envelope: Any, smallest: float) -> Any:
     """The part of a unit inside the tile, polygons only (a band snapped to the tile grid
-    has vertices on the tile's edges: cut there, it leaves lines and points too)."""
+    has vertices on the tile's edges: cut there, it leaves lines and points too), without
+    parts smaller than `smallest` (a screen pixel), which ST_AsMVTGeom may drop as
+    collapsed: at z9 a 7-cell sliver left by the snapping lay along a 78-cell shared edge."""
     parts = shapely.get_parts(geom.intersection(envelope))
-    return shapely.multipolygons([p for p in parts if p.geom_type == "Polygon"])
+    return shapely.multipolygons(
+        [p for p in parts if p.geom_type == "Polygon" and p.area >= smallest]
+    )
 
 
 @pytest.mark.parametrize(
@@ -159,7 +166,9 @@ def test_neighbours_share_edges_in_decoded_tiles(
     cell = (east - west) / 4096
     envelope = shapely.box(west, south, east, north)
     source = {
-        code: shapely.transform(_polygonal(geom, envelope), lambda xy: (xy - [west, south]) / cell)
+        code: shapely.transform(
+            _polygonal(geom, envelope, (16 * cell) ** 2), lambda xy: (xy - [west, south]) / cell
+        )
         for code, geom in band_geoms(demo_ro, z).items()
         if code in decoded
     }

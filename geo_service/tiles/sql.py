@@ -162,10 +162,10 @@ def _tile_cells(z: int, x: int, y: int, options: MvtOptions) -> dict[str, float]
 
 
 EA_LAYER = "enumeration-areas"
-# Zooms whose EA geometry is stored generalised (migrations 0022, 0024: geom_z5 … geom_z11,
-# on a grid of half a pixel of that zoom); deeper ones simplify their Web Mercator copy per
-# tile (an EA is many pixels wide there, and few are in a tile).
-EA_BAND_ZOOMS = (5, 6, 7, 8, 9, 10, 11)
+# Zooms whose EA geometry is stored generalised (migration 0022: geom_z5 … geom_z8, on a grid
+# of half a pixel of that zoom); deeper ones simplify their Web Mercator copy per tile to
+# half a pixel of the tile's zoom (an EA is many pixels wide there).
+EA_BAND_ZOOMS = (5, 6, 7, 8)
 # EA tiles exist from z5 (a tile request below is a 404, and the tilesets say so): no page
 # draws EAs further out, and a z0–z4 tile over a national set of EAs drew every EA of
 # the country (8–26 s) as specks a fraction of a pixel wide.
