@@ -144,7 +144,7 @@ def _polygonal(geom: Any, envelope: Any, smallest: float) -> Any:
     parts smaller than `smallest` (a screen pixel), which ST_AsMVTGeom may drop as
     collapsed: at z9 a 7-cell sliver left by the snapping lay along a 78-cell shared edge."""
     parts = shapely.get_parts(geom.intersection(envelope))
-    return shapely.multipolygons(
+    return shapely.MultiPolygon(
         [p for p in parts if p.geom_type == "Polygon" and p.area >= smallest]
     )
 
