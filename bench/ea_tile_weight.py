@@ -1,4 +1,4 @@
-"""EA tiles over central Hà Nội, z5–z12 (none further out since #25): features, weight and time of the tile statement.
+"""EA tiles over central Hà Nội, z5–z12: features, weight and time of the tile statement.
 
 Usage: .venv/bin/python -m bench.ea_tile_weight DATABASE_URL [--repeat N] [--lon X --lat Y]
 
