@@ -113,7 +113,6 @@ class _Layer:
 
 
 _EA_DESCRIPTIONS = {
-    "id": "the EA's id",
     "code": "the EA's code",
     "status": "draft, submitted, approved or rejected",
     "commune_code": "the commune's code",
@@ -128,7 +127,7 @@ _EA_FIELDS = {
     for name, description in _EA_DESCRIPTIONS.items()
 }
 _EA_NOTE = (
-    f"; every feature's MVT id is the EA's id; tiles of zooms {EA_MIN_ZOOM}–"
+    f"; every feature's MVT id (not a property) is the EA's id; tiles of zooms {EA_MIN_ZOOM}–"
     f"{EA_DETAIL_ZOOM - 1} carry only the status "
     "(what a map draws there), deeper ones every property"
 )
