@@ -1,4 +1,4 @@
-"""EA tiles over central Hà Nội, z4–z12: features, weight and time of the tile statement.
+"""EA tiles over central Hà Nội, z5–z12: features, weight and time of the tile statement.
 
 Usage: .venv/bin/python -m bench.ea_tile_weight DATABASE_URL [--repeat N] [--lon X --lat Y]
 
@@ -23,7 +23,7 @@ import mapbox_vector_tile
 import psycopg
 
 from geo_core import grid
-from geo_service.tiles.sql import EA_LAYER, MvtOptions, ea_tile_sql
+from geo_service.tiles.sql import EA_LAYER, EA_MIN_ZOOM, MvtOptions, ea_tile_sql
 
 
 def cpu_seconds(pid: int) -> float:
@@ -44,7 +44,7 @@ def main() -> None:
         row = conn.execute("SELECT pg_backend_pid()").fetchone()
         assert row is not None
         backend = int(row[0])
-        for z in range(4, 13):
+        for z in range(EA_MIN_ZOOM, 13):
             x, y = next(grid.tiles_in((args.lon, args.lat, args.lon, args.lat), z))
             statement, params = ea_tile_sql(z, x, y, MvtOptions(), None)
             best, cpu, raw = float("inf"), float("inf"), b""

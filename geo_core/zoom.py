@@ -23,9 +23,10 @@ class ZoomBand:
 
 # Tolerance ≈ half a screen pixel at the band's highest zoom (a 256-pixel tile's pixel is
 # 1.40625 / 2**z degrees), so a tile carries no vertex it cannot show; 0 = cleaned, not
-# simplified. One band per zoom where tiles are heaviest (z4–z8: a zoom drawn from geometry
-# made for the zoom above it carried twice to eight times the vertices it can show); z0–z3
-# share one (all of Vietnam in one or two tiles; every unit is a few pixels or less).
+# simplified. One band per zoom from z4 to z11 (a zoom drawn from geometry made for a zoom
+# above it carried twice to eight times the vertices it can show: z9 drew z11's until
+# migration 0024); z0–z3 share one (all of Vietnam in one or two tiles; every unit is a few
+# pixels or less).
 # Changing a band: a migration moves or drops its rows, and `geo_service.migrate` rebuilds
 # the loaded units' bands from the finest (see `boundaries.rebuild`).
 ZOOM_BANDS = (
@@ -35,8 +36,10 @@ ZOOM_BANDS = (
     ZoomBand(3, 6, 6, 0.011),
     ZoomBand(4, 7, 7, 0.0055),
     ZoomBand(5, 8, 8, 0.00275),
-    ZoomBand(6, 9, 11, 0.0003),
-    ZoomBand(7, 12, MAX_ZOOM, 0.0),
+    ZoomBand(6, 9, 9, 0.001375),
+    ZoomBand(7, 10, 10, 0.0006875),
+    ZoomBand(8, 11, 11, 0.00034375),
+    ZoomBand(9, 12, MAX_ZOOM, 0.0),
 )
 FINEST_BAND = ZOOM_BANDS[-1].band  # the cleaned coverage: areas and EA nesting use it
 

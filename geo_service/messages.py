@@ -57,6 +57,13 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "{count} rule(s) broken{what}; nothing was saved",
         "vi phạm {count} quy tắc{what}; chưa lưu gì",
     ),
+    "ea_tiles_min_zoom": (
+        "there are no enumeration area tiles at zoom {z}: they start at zoom {minimum} "
+        "(further out an EA is a speck); zoom in to {minimum} or more",
+        "không có ô bản đồ địa bàn điều tra ở mức thu phóng {z}: lớp địa bàn bắt đầu từ mức "
+        "{minimum} (xa hơn, mỗi địa bàn chỉ là một chấm); hãy phóng to tới mức {minimum} "
+        "trở lên",
+    ),
     "by_parts": (" by the parts", " ở các phần"),
     "overlaps_ea": ("overlaps EA {code}", "chồng lấn địa bàn {code}"),
     "outside_commune": ("outside its commune", "nằm ngoài xã"),

@@ -840,3 +840,24 @@ def test_a_census_team_on_a_tablet_in_vietnamese(tablet: Editor) -> None:
     assert described == ("urban", "Bắc: đường sắt; Nam: quốc lộ")
     _, _, workload = tablet.api("GET", f"/communes/{code}/workload?round=2029", "editor")
     assert workload["unassigned"] == []
+
+
+def test_the_ea_layer_asks_for_no_tile_below_the_minimum_zoom(editor: Editor) -> None:
+    """Zoomed out past z5 the editor's EA layer asks for no tile (the service has none
+    there: a 404); back at z5 it asks again."""
+    editor.open(f"commune={COMMUNE}&lang=en")
+    editor.page.wait_for_load_state("networkidle")
+    assert editor.tiles, "the EA layer asked for its tiles"
+
+    def zooms(requests: list[Any]) -> set[int]:
+        return {int(r.url.split("/WebMercatorQuad/")[1].split("/")[0]) for r in requests}
+
+    for z in (6, 4, 3):
+        editor.page.evaluate(f"window.eaEditor.map.setZoom({z}, {{animate: false}})")
+        editor.page.wait_for_load_state("networkidle")
+    assert min(zooms(editor.tiles)) >= 5, sorted(zooms(editor.tiles))
+    before = len(editor.tiles)
+    editor.page.evaluate("window.eaEditor.map.setZoom(5, {animate: false})")
+    editor.page.wait_for_load_state("networkidle")
+    assert zooms(editor.tiles[before:]) == {5}
+    assert not editor.errors

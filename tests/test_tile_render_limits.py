@@ -102,9 +102,9 @@ async def _ea_tile(service: CountedTiles, z: int, scope: tuple[str, ...] | None 
     return await service.tile(service.pool, catalogue, EA_LAYER, request)
 
 
-def _households(served: ServedTile) -> set[int]:
+def _statuses(served: ServedTile) -> set[str]:
     layer = mapbox_vector_tile.decode(served.tile.raw)[EA_LAYER]
-    return {f["properties"]["households"] for f in layer["features"]}
+    return {f["properties"]["status"] for f in layer["features"]}
 
 
 def test_requests_for_a_tile_being_rendered_share_its_render(
@@ -138,18 +138,18 @@ def test_a_request_after_a_change_does_not_join_an_older_render(
             await service.rendered.wait()  # its statement has run: it holds the old tile
             async with await psycopg.AsyncConnection.connect(squares_db, autocommit=True) as c:
                 await c.execute(
-                    "UPDATE enumeration_area SET households = 7 WHERE code = '00004-00000'"
+                    "UPDATE enumeration_area SET status = 'submitted' WHERE code = '00004-00000'"
                     " AND census_round = '2031'"
                 )
             second = asyncio.create_task(_ea_tile(service, 7))
             await asyncio.sleep(0.2)  # (it waits on the first render, or renders its own)
             service.gate.set()
             old, new = await first, await second
-            assert 7 not in _households(old)
-            assert 7 in _households(new), "a request after the change got the older tile"
+            assert "submitted" not in _statuses(old)
+            assert "submitted" in _statuses(new), "a request after the change got the older tile"
             async with await psycopg.AsyncConnection.connect(squares_db, autocommit=True) as c:
                 await c.execute(
-                    "UPDATE enumeration_area SET households = 3 WHERE code = '00004-00000'"
+                    "UPDATE enumeration_area SET status = 'draft' WHERE code = '00004-00000'"
                     " AND census_round = '2031'"
                 )
 
@@ -164,7 +164,7 @@ def test_renders_at_once_stay_below_the_pool(squares_db: str, tmp_path: Any) -> 
         async with _started(
             squares_db, tmp_path, tile_cache="none", tile_renders_at_once=2
         ) as service:
-            served = await asyncio.gather(*(_ea_tile(service, z) for z in range(4, 12)))
+            served = await asyncio.gather(*(_ea_tile(service, z) for z in range(5, 13)))
             assert all(s.tile.raw for s in served)
             assert service.most <= 2, f"{service.most} renders at once"
 
@@ -216,14 +216,14 @@ def test_the_pre_render_plans_its_tiles_outside_the_event_loop(
 
     planned = prerender.tiles_to_render
     monkeypatch.setattr(prerender, "tiles_to_render", watched)
-    settings = ServiceSettings(home=tmp_path / "home", tile_cache="sqlite", prerender_max_zoom=4)
+    settings = ServiceSettings(home=tmp_path / "home", tile_cache="sqlite", prerender_max_zoom=5)
     with TestClient(create_app(settings, db_url=squares_db)) as client:
         job = client.app.state.services.prerender  # type: ignore[attr-defined]
         deadline = time.monotonic() + 300
         while not (made_in and job.status.state == "idle"):
             assert time.monotonic() < deadline, f"pre-render stuck: {job.status}"
             time.sleep(0.2)
-        x, y = next(grid.tiles_in((*POINT, *POINT), 4))
+        x, y = next(grid.tiles_in((*POINT, *POINT), 5))
         cache = client.app.state.services.tiles.caches[0]  # type: ignore[attr-defined]
-        assert cache.get(TileKey(EA_LAYER, DEFAULT_VARIANT, 4, x, y)) is not None
+        assert cache.get(TileKey(EA_LAYER, DEFAULT_VARIANT, 5, x, y)) is not None
     assert set(made_in) == {"a worker thread"}, made_in

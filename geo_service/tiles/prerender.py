@@ -37,7 +37,7 @@ from geo_service.features.model import ItemQuery
 from geo_service.features.query import RawItemParams, build_item_query
 from geo_service.settings import ServiceSettings
 from geo_service.tiles.service import TileService
-from geo_service.tiles.sql import EA_LAYER, ea_bboxes, try_prerender_lock, unit_bboxes
+from geo_service.tiles.sql import EA_LAYER, EA_MIN_ZOOM, ea_bboxes, try_prerender_lock, unit_bboxes
 from tilecache.freshness import EVERY_LAYER, Change
 
 logger = logging.getLogger(__name__)
@@ -169,7 +169,8 @@ class Prerenderer:
             changed = None if areas is None else areas[layer]
             # (seconds of pure Python over every EA's box once there are 100,000 of them:
             # in a worker thread, or every request of this instance waits for it)
-            tiles = await asyncio.to_thread(tiles_to_render, boxes, changed, self.max_zoom)
+            low = EA_MIN_ZOOM if layer == EA_LAYER else 0  # (no EA tiles further out)
+            tiles = await asyncio.to_thread(tiles_to_render, boxes, changed, self.max_zoom, low)
             plan += [(layer, *tile) for tile in tiles]
         plan.sort(key=lambda t: (t[1], t[0], t[2], t[3]))
         self.status.remaining = len(plan)
@@ -268,11 +269,12 @@ def changed_areas(changes: list[Change] | None) -> Areas:
 
 
 def tiles_to_render(
-    boxes: list[Bbox], changed: list[Bbox] | None, max_zoom: int
+    boxes: list[Bbox], changed: list[Bbox] | None, max_zoom: int, min_zoom: int = 0
 ) -> list[tuple[int, int, int]]:
-    """(z, x, y) of the tiles z0..max_zoom a unit's part touches (within the changed boxes)."""
+    """(z, x, y) of the tiles min_zoom..max_zoom a unit's part touches (within the changed
+    boxes)."""
     tiles = []
-    for z in range(max_zoom + 1):
+    for z in range(min_zoom, max_zoom + 1):
         touched = grid.tiles_touching(boxes, z, _MARGIN)
         if changed is not None:
             touched &= grid.tiles_touching(changed, z, _MARGIN)

@@ -17,12 +17,13 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from geo_core import grid
-from geo_core.errors import Busy, InvalidParameter, TooExpensive
+from geo_core.errors import Busy, InvalidParameter, NotFound, TooExpensive
 from geo_service.features.catalogue import CollectionCatalogue
 from geo_service.features.model import ItemQuery
 from geo_service.features.query import RawItemParams, build_item_query, query_from_memory
+from geo_service.messages import said
 from geo_service.settings import ServiceSettings
-from geo_service.tiles.sql import EA_LAYER, MvtOptions, ea_tile_sql, tile_sql
+from geo_service.tiles.sql import EA_LAYER, EA_MIN_ZOOM, MvtOptions, ea_tile_sql, tile_sql
 from tilecache.base import DEFAULT_VARIANT, CachedTile, SyncedTileCache, TileCache, TileKey
 from tilecache.directory import DirectoryTileCache
 from tilecache.freshness import EpochReader, Freshness
@@ -265,6 +266,13 @@ class TileService:
                 f"below {grid.tile_count(z)} at zoom {z}",
                 parameter="x" if x >= grid.tile_count(z) else "y",
             )
+        if layer == EA_LAYER and z < EA_MIN_ZOOM:
+            # (OGC API – Tiles: a tile outside the tileset's limits is a 404)
+            raise NotFound(
+                said("ea_tiles_min_zoom", z=z, minimum=EA_MIN_ZOOM),
+                parameter="z",
+                minimum=EA_MIN_ZOOM,
+            )
         raw = RawItemParams(
             indicator=request.indicator,
             period=request.period,
@@ -461,6 +469,8 @@ class TileService:
         """Render a tile of a unit collection (`query`; None: of every census round's EAs)
         into the caches unless a fresh copy is there; True when it was rendered (for the
         background pre-render: not counted as a request's hit or miss)."""
+        if query is None and z < EA_MIN_ZOOM:  # (no EA tiles there)
+            return False
         if query is None:
             key = TileKey(EA_LAYER, DEFAULT_VARIANT, z, x, y)
             statement, params = ea_tile_sql(z, x, y, self.options, None)

@@ -102,14 +102,20 @@ features AS MATERIALIZED (
 
 # The answer: the data epoch (of the same snapshot) and the MVT of every feature, or NULL
 # when a guard is set and the tile holds more features than it (the caller refuses the
-# tile: a tile drawn in part would look complete).
-_GUARDED_MVT = sql.SQL("""
+# tile: a tile drawn in part would look complete). With a `feature_id` column, its value is
+# each feature's MVT id (and not one of its properties).
+def _mvt(feature_id: str | None = None) -> sql.Composed:
+    """The answer's SELECT, reading the CTEs `candidates` and `features`."""
+    return sql.SQL("""
 SELECT (SELECT epoch FROM tile_epoch),
        CASE WHEN %(guard)s > 0 AND (SELECT count(*) FROM candidates) > %(guard)s THEN NULL
-            ELSE (SELECT coalesce(ST_AsMVT(f.*, %(layer)s, %(extent)s, 'geom'), '')
+            ELSE (SELECT coalesce(ST_AsMVT(f.*, %(layer)s, %(extent)s, 'geom'{id}), '')
                   FROM features f WHERE f.geom IS NOT NULL)
        END
-""")
+""").format(id=sql.SQL(", {}").format(sql.Literal(feature_id)) if feature_id else sql.SQL(""))
+
+
+_GUARDED_MVT = _mvt()
 
 
 def _guard(options: MvtOptions) -> dict[str, int | None]:
@@ -157,9 +163,37 @@ def _tile_cells(z: int, x: int, y: int, options: MvtOptions) -> dict[str, float]
 
 EA_LAYER = "enumeration-areas"
 # Zooms whose EA geometry is stored generalised (migration 0022: geom_z5 … geom_z8, on a grid
-# of half a pixel of that zoom); shallower zooms draw the z5 copy, deeper ones simplify
-# their Web Mercator copy per tile (an EA is many pixels wide there, and few are in a tile).
+# of half a pixel of that zoom); deeper ones simplify their Web Mercator copy per tile to
+# half a pixel of the tile's zoom (an EA is many pixels wide there).
 EA_BAND_ZOOMS = (5, 6, 7, 8)
+# EA tiles exist from z5 (a tile request below is a 404, and the tilesets say so): no page
+# draws EAs further out, and a z0–z4 tile over a national set of EAs drew every EA of
+# the country (8–26 s) as specks a fraction of a pixel wide.
+EA_MIN_ZOOM = EA_BAND_ZOOMS[0]
+
+# What an EA tile's features carry, and from which zoom. Every feature's MVT id is the EA's
+# id (not a property: as both, it weighed 12 % of a z9 tile gzipped). Up to z8 an EA is a
+# few pixels or less and the pages draw only its status colour (the EA editor's tile
+# layer): those tiles carry the status, nothing else, since encoding the other five
+# properties of 20,000 EAs was most of a dense tile's cost. From z9, where the editor works
+# and codes can be read, every property.
+EA_DETAIL_ZOOM = 9
+_EA_COLUMNS = {
+    "code": "c.code",
+    "status": "c.status",
+    "commune_code": "c.commune_code",
+    "census_round": "c.census_round",
+    "households": "round(c.households)::int",
+    "version": "c.version",
+}
+EA_PROPERTY_ZOOMS = {
+    name: EA_MIN_ZOOM if name == "status" else EA_DETAIL_ZOOM for name in _EA_COLUMNS
+}
+
+
+def ea_tile_properties(z: int) -> list[str]:
+    """The properties the features of an EA tile at zoom z carry (the feature id aside)."""
+    return [name for name, first in EA_PROPERTY_ZOOMS.items() if z >= first]
 
 
 def ea_tile_sql(
@@ -191,7 +225,7 @@ def ea_tile_sql(
         **_tile_space(z, x, y, options),
         **_guard(options),
     }
-    return _ea_tile_statement(min(z, EA_BAND_ZOOMS[-1] + 1)), params
+    return _ea_tile_statement(min(z, max(EA_BAND_ZOOMS[-1] + 1, EA_DETAIL_ZOOM))), params
 
 
 def _tile_space(z: int, x: int, y: int, options: MvtOptions) -> dict[str, float]:
@@ -224,8 +258,7 @@ def _ea_tile_statement(zoom: int) -> sql.Composed:
 WITH env AS (SELECT e, ST_Expand(e, %(clip_margin)s) AS unclipped
              FROM ST_TileEnvelope(%(z)s, %(x)s, %(y)s) e),
 candidates AS MATERIALIZED (
-    SELECT {drawn} AS drawn, a.id, a.code, a.status, a.commune_code, a.census_round,
-           a.households, a.version
+    SELECT {drawn} AS drawn{read}
     FROM enumeration_area a CROSS JOIN env
     WHERE a.geom_3857 && ST_Expand(env.e, %(margin)s)
       AND (%(round)s::text IS NULL OR a.census_round = %(round)s)
@@ -238,12 +271,23 @@ candidates AS MATERIALIZED (
     LIMIT %(guard_limit)s
 ),
 features AS MATERIALIZED (
-    SELECT {in_tile_space} AS geom,
-           c.id, c.code, c.status, c.commune_code, c.census_round,
-           round(c.households)::int AS households, c.version
+    SELECT {in_tile_space} AS geom, c.id AS feature_id{columns}
     FROM candidates c CROSS JOIN env
 )
-{mvt}""").format(drawn=drawn, in_tile_space=in_tile_space, mvt=_GUARDED_MVT)
+{mvt}""").format(
+        drawn=drawn,
+        # (only the columns the tile carries: a dense tile materialises 20,000 rows)
+        read=sql.SQL("").join(
+            sql.SQL(", {}").format(sql.Identifier("a", name))
+            for name in dict.fromkeys(["id", *ea_tile_properties(zoom)])
+        ),
+        in_tile_space=in_tile_space,
+        columns=sql.SQL("").join(
+            sql.SQL(", {} AS {}").format(sql.SQL(_EA_COLUMNS[name]), sql.Identifier(name))
+            for name in ea_tile_properties(zoom)
+        ),
+        mvt=_mvt("feature_id"),
+    )
 
 
 # An EA narrower than a cell of the tile's grid is drawn as the cell its point on surface

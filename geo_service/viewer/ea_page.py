@@ -11,6 +11,7 @@ import psycopg
 
 from geo_service.ea import sql as ea
 from geo_service.settings import ServiceSettings
+from geo_service.tiles.sql import EA_MIN_ZOOM
 from geo_service.viewer.assets import static_root
 from geo_service.viewer.ea_labels import CENSUS_LABELS, DRAW_TEXTS
 from geo_service.viewer.labels import LABELS
@@ -84,6 +85,7 @@ async def render_ea_page(
         "commune": commune,
         "bounds": [[y0, x0], [y1, x1]],
         "statusColours": STATUS_COLOURS,
+        "eaTilesMinZoom": EA_MIN_ZOOM,  # (the service has no EA tiles further out)
         "householdsBand": [settings.ea_households_min, settings.ea_households_max],
         "areaBand": [settings.ea_per_supervisor_min, settings.ea_per_supervisor_max],
         "drawTexts": DRAW_TEXTS[lang],

@@ -40,6 +40,7 @@ from geo_service.http.documents import (
     TileJson,
     TileLayer,
     TileMatrix,
+    TileMatrixLimits,
     TileMatrixSet,
     TileMatrixSetRef,
     TileMatrixSets,
@@ -54,7 +55,7 @@ from geo_service.http.ogc import MVT, TILING_SCHEME
 from geo_service.http.services import Services
 from geo_service.http.vendor import Vendor, VendorParams
 from geo_service.tiles.service import ServedTile, TileRequest
-from geo_service.tiles.sql import EA_LAYER
+from geo_service.tiles.sql import EA_DETAIL_ZOOM, EA_LAYER, EA_MIN_ZOOM, EA_PROPERTY_ZOOMS
 from tilecache.base import CachedTile
 
 router = APIRouter(tags=["tiles"])
@@ -107,10 +108,11 @@ class _Layer:
     title: str
     extent: tuple[float, float, float, float] | None
     fields: dict[str, str]
+    min_zoom: int = 0  # (no tile further out: a 404)
+    field_zooms: dict[str, int] | None = None  # the zoom from which a field is carried
 
 
-_EA_FIELDS = {
-    "id": "the EA's id",
+_EA_DESCRIPTIONS = {
     "code": "the EA's code",
     "status": "draft, submitted, approved or rejected",
     "commune_code": "the commune's code",
@@ -118,6 +120,17 @@ _EA_FIELDS = {
     "households": "estimated households",
     "version": "the EA's version",
 }
+# (what a field description says of the zooms carrying it: tiles further out are lighter)
+_EA_FIELDS = {
+    name: description
+    + ("" if EA_PROPERTY_ZOOMS[name] <= EA_MIN_ZOOM else f"; from zoom {EA_PROPERTY_ZOOMS[name]}")
+    for name, description in _EA_DESCRIPTIONS.items()
+}
+_EA_NOTE = (
+    f"; every feature's MVT id (not a property) is the EA's id; tiles of zooms {EA_MIN_ZOOM}–"
+    f"{EA_DETAIL_ZOOM - 1} carry only the status "
+    "(what a map draws there), deeper ones every property"
+)
 
 
 async def _layer(
@@ -128,7 +141,14 @@ async def _layer(
         scope = await check_reader(request, services)
         _, box = await count_and_extent(conn, scope.codes)
         extent = None if None in box else (box[0] or 0, box[1] or 0, box[2] or 0, box[3] or 0)
-        return _Layer(EA_LAYER, "Census enumeration areas", extent, _EA_FIELDS)
+        return _Layer(
+            EA_LAYER,
+            "Census enumeration areas",
+            extent,
+            _EA_FIELDS,
+            min_zoom=EA_MIN_ZOOM,
+            field_zooms=EA_PROPERTY_ZOOMS,
+        )
     c = await read_collection(conn, collection_id)
     return _Layer(
         c.id, c.title, c.extent, _fields(await build_item_query(conn, c, RawItemParams()))
@@ -347,7 +367,7 @@ async def tileset(
     tiles = await _with_indicators(conn, layer, vendor)
     fields, carried = tiles.fields, tiles.url_query
     if layer.id == EA_LAYER:
-        also = "; round= chooses a census round"
+        also = f"{_EA_NOTE}; round= chooses a census round"
     else:
         others = ", ".join(n for n in _DESCRIPTIONS if n not in fields)
         also = (
@@ -358,8 +378,7 @@ async def tileset(
         type="object",
         description=f"the properties of the {layer.id} layer{also}",
         properties={
-            name: PropertySchema(description=d, type=_json_type(name, tiles.query))
-            for name, d in fields.items()
+            name: _property_schema(name, d, tiles.query, layer) for name, d in fields.items()
         },
     )
     box = layer.extent
@@ -367,6 +386,7 @@ async def tileset(
         title=f"{layer.title} vector tiles",
         dataType="vector",
         tileMatrixSetURI=TMS_URI,
+        **({"tileMatrixSetLimits": _limits(layer.min_zoom)} if layer.min_zoom > 0 else {}),
         crs=WEB_MERCATOR,
         boundingBox=BoundingBox(
             lowerLeft=list(box[:2]),
@@ -380,7 +400,7 @@ async def tileset(
                 id=layer.id,
                 dataType="vector",
                 geometryType="polygons",
-                minTileMatrix="0",
+                minTileMatrix=str(layer.min_zoom),
                 maxTileMatrix=str(MAX_ZOOM),
                 propertiesSchema=schema,
             )
@@ -391,6 +411,28 @@ async def tileset(
             Link(rel="self", href=str(request.url), type="application/json"),
         ],
     )
+
+
+def _property_schema(
+    name: str, description: str, query: ItemQuery | None, layer: _Layer
+) -> PropertySchema:
+    """A tile property's schema, with the zoom it is carried from when tiles further out
+    lack it."""
+    first = (layer.field_zooms or {}).get(name, layer.min_zoom)
+    schema = PropertySchema(description=description, type=_json_type(name, query))
+    if first > layer.min_zoom:
+        schema.min_tile_matrix = str(first)
+    return schema
+
+
+def _limits(min_zoom: int) -> list[TileMatrixLimits]:
+    """The tileset's tiles: every tile of each zoom from `min_zoom` (none further out)."""
+    return [
+        TileMatrixLimits(
+            tileMatrix=str(z), minTileRow=0, maxTileRow=2**z - 1, minTileCol=0, maxTileCol=2**z - 1
+        )
+        for z in range(min_zoom, MAX_ZOOM + 1)
+    ]
 
 
 @router.get(
@@ -437,11 +479,13 @@ async def tilejson(
         name=layer.title,
         scheme="xyz",
         tiles=[url],
-        minzoom=0,
+        minzoom=layer.min_zoom,
         maxzoom=MAX_ZOOM,
         bounds=list(box),
-        center=[(box[0] + box[2]) / 2, (box[1] + box[3]) / 2, 5],
-        vector_layers=[VectorLayer(id=layer.id, fields=fields, minzoom=0, maxzoom=MAX_ZOOM)],
+        center=[(box[0] + box[2]) / 2, (box[1] + box[3]) / 2, max(5, layer.min_zoom)],
+        vector_layers=[
+            VectorLayer(id=layer.id, fields=fields, minzoom=layer.min_zoom, maxzoom=MAX_ZOOM)
+        ],
     )
 
 

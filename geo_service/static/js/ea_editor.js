@@ -241,11 +241,13 @@ import { addPanes } from "./viewer/layers.js";
       cfg.round;
     tiles = L.vectorGrid.protobuf(url, {
       rendererFactory: L.svg.tile, interactive: false, maxNativeZoom: 18,
+      // (no EA tiles exist further out: the layer asks for none there)
+      minZoom: cfg.eaTilesMinZoom,
       // (with private reads the service wants the token for EA tiles too)
       fetchOptions: state.token ? { headers: { Authorization: "Bearer " + state.token } } : {},
       vectorTileLayerStyles: {
         "enumeration-areas": (props) => {
-          tileCodes.add(props.code);
+          if (props.code) tileCodes.add(props.code);  // (tiles up to z8 carry the status only)
           return { fill: true, fillColor: cfg.statusColours[props.status] || "#ccc",
                    fillOpacity: 0.45, color: "#555", weight: 0.6 };
         },
