@@ -481,13 +481,14 @@ def _check_2009_provinces_and_districts(conn: psycopg.Connection, lines: list[st
         assert len(geoms) == counts[level] and shapely.is_valid(geoms).all()
         assert shapely.STRtree(geoms).query(geoms, predicate="overlaps").shape[1] == 0
         assert level == "district" or shapely.coverage_is_valid(geoms)
-    # areas: the merged units cover what the communes cover and the gaps the communes leave
-    # inside them (0.2-0.3 %)
+    # areas: the merged units cover what the communes cover, the gaps the communes leave
+    # inside them and the gaps under 50 m between them closed on loading (1.6 % for the
+    # provinces on the ellipsoid)
     areas = dict(conn.execute(
         "SELECT level, sum(ST_Area(geom::geography)) FROM admin_unit_generalised"
         " WHERE vintage = '2009' AND band = 0 GROUP BY level"
     ).fetchall())  # fmt: skip
-    assert areas["commune"] < areas["district"] < areas["province"] < 1.01 * areas["commune"]
+    assert areas["commune"] < areas["district"] < areas["province"] < 1.02 * areas["commune"]
     sums = dict(conn.execute(
         "SELECT level, sum(value) FROM indicator_value WHERE indicator = 'population'"
         " AND vintage = '2009' AND period = '2009' GROUP BY level"
@@ -512,7 +513,8 @@ def _check_2009_provinces_and_districts(conn: psycopg.Connection, lines: list[st
         " WHERE indicator = 'population' AND vintage = '2025' AND level = 'province'"
         " AND period = '2009'"
     ).fetchone()
-    assert carried[0] == 34 and carried[1] == pytest.approx(sums["province"], rel=0.02)
+    # (what is lost is the slivers dropped, each below 2 % of its 2009 province)
+    assert carried[0] == 34 and carried[1] == pytest.approx(sums["province"], rel=0.05)
     assert any("district 2009: 703 units merged" in line for line in lines)
 
 
