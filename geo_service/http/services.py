@@ -18,6 +18,8 @@ from geo_service.features.catalogue import CollectionCatalogue
 from geo_service.features.files import BuiltFiles
 from geo_service.http.downloads import DownloadLimits
 from geo_service.http.limits import ConcurrencyLimits
+from geo_service.jobs.runner import JobRunner
+from geo_service.jobs.service import Jobs
 from geo_service.outputs.page_workers import PageWorkers
 from geo_service.replicas import ReplicaSet
 from geo_service.settings import ServiceSettings
@@ -60,6 +62,10 @@ class Services:
         )
         # map book pages drawn beside each other (when asked for), within the render limit
         self.page_workers = PageWorkers(min(settings.map_book_workers, settings.renders_at_once))
+        # long outputs as background jobs, run by any instance (geo_service/jobs)
+        self.jobs = Jobs(settings)
+        self.job_runner: JobRunner | None = None
+        self._jobs_task: asyncio.Task[None] | None = None
         # base map files are opened (and a bad one named in the log) when the app is built
         self.basemaps = BaseMaps(settings)
         self.files = BuiltFiles(settings.home / "downloads", settings.download_cache_mb << 20)
@@ -114,6 +120,10 @@ class Services:
         # every tile of every collection into the cache, in the background (never waited for)
         self.prerender = Prerenderer(tiles, self.settings, direct, self._requests_running)
         self._prerender_task = asyncio.create_task(self.prerender.run())
+        self.job_runner = JobRunner(
+            self.settings, lambda: self.pool, direct, self.renders.background, self.page_workers
+        )
+        self._jobs_task = asyncio.create_task(self.job_runner.run())
 
     def _requests_running(self) -> bool:
         """Whether requests hold or wait for connections of the pool now."""
@@ -125,7 +135,7 @@ class Services:
 
     async def stop(self) -> None:
         """Stop listening, close the caches and the pool."""
-        for task in (self._disclosure, self._prerender_task):
+        for task in (self._jobs_task, self._disclosure, self._prerender_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
