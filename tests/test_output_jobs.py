@@ -302,3 +302,75 @@ def test_processes_describe_the_map_book(client: TestClient) -> None:
     no_eas = client.post(EXECUTE, json={"inputs": {"commune": "00008"}}, headers=ASYNC)
     assert no_eas.status_code == 404 and no_eas.json()["parameter"] == "code"
     assert client.get("/jobs/not-a-job").status_code == 404
+
+
+def test_the_editor_asks_for_a_map_book_follows_it_and_downloads_it(
+    browser: Any, pg: Any, demo_template: str, tmp_path: Path
+) -> None:
+    from tests.test_ea_editor import Editor, _editor_over_demo
+
+    # the page's service accepts jobs and draws none until a worker instance starts: the
+    # waiting state, a reload and a cancel are seen before the book is drawn
+    server = {"GEO_SERVICE_JOB_WORKERS": "0"}
+    phone_screen = {"viewport": {"width": 390, "height": 844}, "has_touch": True}
+    with _editor_over_demo(browser, pg, demo_template, server, **phone_screen) as phone:
+        strips(phone.db, COMMUNE, 4)
+        # a phone: ask, then cancel (the confirmation first; its cancel changes nothing)
+        card = _ask_for_the_book(phone)
+        phone.screenshot("map-book-job-phone")
+        box = card.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
+        card.locator(".geo-job-cancel").click()
+        assert "Huỷ việc tạo «Tập bản đồ xã Ba Đình (2029)»" in phone.confirm(False)
+        assert card.get_attribute("data-status") == "accepted"
+        assert _statuses(phone.db) == ["accepted"]
+        card.locator(".geo-job-cancel").click()
+        phone.confirm(True)
+        phone.page.wait_for_selector(".geo-job[data-status=dismissed]")
+        assert card.locator(".geo-job-state").inner_text() == "Đã huỷ"
+        assert _statuses(phone.db) == ["dismissed"]
+
+        # a desktop: ask, reload (the job is found again), a worker draws it, download
+        desk = Editor(browser, phone.base, phone.db, phone.tokens, viewport=DESKTOP)
+        try:
+            card = _ask_for_the_book(desk)
+            desk.open(f"commune={COMMUNE}&round=2029&lang=vi")
+            card = desk.page.locator(".geo-job")
+            assert card.get_attribute("data-status") == "accepted"
+            assert card.locator(".geo-job-state").inner_text() == "Đang chờ đến lượt: 0/5 trang"
+            with instance(phone.db, tmp_path / "worker", job_poll_s=0.2, job_heartbeat_s=0.2):
+                desk.page.wait_for_selector(".geo-job[data-status=successful]", timeout=300_000)
+            text = card.inner_text()
+            assert "Đã xong: 5 trang, giữ đến" in text and "Tải PDF" in text
+            assert not any(word in text for word in ("pages", "Waiting", "Ready", "Download"))
+            desk.screenshot("map-book-job-desktop")
+            with desk.page.expect_download(timeout=120_000) as info:
+                card.locator(".geo-job-download").click()
+            assert info.value.suggested_filename == "ea-map-book-00004-2029.pdf"
+            assert len(PdfReader(info.value.path()).pages) == 5
+            assert not desk.errors, desk.errors
+        finally:
+            desk.context.close()
+
+
+DESKTOP = {"width": 1366, "height": 768}
+
+
+def _ask_for_the_book(editor: Any) -> Any:
+    """Open Ba Đình's EAs in Vietnamese, ask for the map book; its card, waiting."""
+    editor.open(f"commune={COMMUNE}&round=2029&lang=vi")
+    if not editor.page.locator(".ea-panel").is_visible():  # (a phone: a folded sheet)
+        editor.page.click(".ea-panel-toggle")
+    editor.sign_in("editor")
+    editor.page.locator("button.ea-map_book").click()
+    card = editor.page.locator(".geo-job")
+    card.wait_for(state="visible", timeout=30_000)
+    assert card.locator(".geo-job-title").inner_text() == "Tập bản đồ xã Ba Đình (2029)"
+    assert card.locator(".geo-job-state").inner_text() == "Đang chờ đến lượt: 0/5 trang"
+    assert card.locator(".geo-job-cancel").inner_text() == "Huỷ"
+    return card
+
+
+def _statuses(url: str) -> list[str]:
+    with psycopg.connect(url) as conn:
+        return [r[0] for r in conn.execute("SELECT status FROM output_job ORDER BY created")]
