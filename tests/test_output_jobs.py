@@ -26,7 +26,6 @@ from fastapi.testclient import TestClient
 from pypdf import PdfReader
 
 from geo_service.http.app import create_app
-from geo_service.jobs import sql as jobs_sql
 from geo_service.settings import ServiceSettings
 from geo_service.users import add_user
 from tests.conftest import live_process
@@ -203,6 +202,8 @@ def test_map_book_job_lifecycle_limits_and_cancel(demo_db: str, tmp_path: Path) 
 
 
 async def _delete_expired(url: str) -> int:
+    from geo_service.jobs import sql as jobs_sql
+
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         return await jobs_sql.delete_expired(conn)
 
