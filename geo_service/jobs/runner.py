@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from geo_service.jobs import map_books, sql
 from geo_service.outputs.page_workers import PageWorkers
@@ -122,7 +122,9 @@ class JobRunner:
                     pass
             except asyncio.CancelledError:
                 raise
-            except Exception:  # (the database away: look again later)
+            except (psycopg.OperationalError, PoolTimeout) as exc:  # (look again later)
+                log.warning("job worker: the database is not available (%s)", exc)
+            except Exception:
                 log.exception("job worker")
 
     async def _one(self) -> bool:
