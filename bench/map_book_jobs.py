@@ -110,12 +110,16 @@ def main() -> None:
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            for _ in range(600):
+            # (importing the app takes a minute or more on a saturated machine)
+            deadline = time.monotonic() + 600
+            while True:
                 try:
-                    with urllib.request.urlopen(base + "/health", timeout=2):
+                    with urllib.request.urlopen(base + "/health", timeout=5):
                         break
                 except OSError:
-                    time.sleep(0.1)
+                    if time.monotonic() > deadline or server.poll() is not None:
+                        raise
+                    time.sleep(0.2)
             # (one field map first: fonts and caches warm, as in a running service)
             field_map = f"{base}/collections/enumeration-areas/items/{row[0]}/field-map.pdf"
             _get(field_map)
