@@ -1,8 +1,9 @@
 """Map books beside interactive drawings (issues #18/#24): two large map books asked for at
 once by the same client address (renders per client raised to 2, as two clients behind one
-office NAT would be), then field maps asked for one after the other while the books are
-drawn. Before jobs, the two books held both render slots and the field maps waited for a
-slot, then got 503; with jobs, books take at most one slot and run one after the other.
+office NAT would be), then field maps asked for one after the other by another client (a
+signed-in viewer) while the books are drawn. Before jobs, the two books held both render
+slots and the field maps waited for a slot, then got 503; with jobs, books take at most one
+slot and run one after the other.
 
 The service runs from the tree given (`--tree`, e.g. /work/main for the code before jobs)
 in its own process over a throwaway demo database; the figures are the books' and the field
@@ -31,6 +32,7 @@ import psycopg
 from bench.common import loadavg, prepare_database, throwaway_cluster
 from bench.outputs import STRIPS
 from geo_service.localdb import free_port
+from geo_service.users import add_user
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -39,11 +41,14 @@ def _log(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def _get(url: str, timeout: float = 900) -> tuple[int, float, int]:
+def _get(url: str, timeout: float = 900, token: str | None = None) -> tuple[int, float, int]:
     """Status, wall seconds and body bytes of a GET (following a 202's job to its end)."""
     start = time.monotonic()
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as answer:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, headers=headers), timeout=timeout
+        ) as answer:
             body = answer.read()
             status = answer.status
             location = answer.headers.get("Location")
@@ -90,6 +95,8 @@ def main() -> None:
             row = conn.execute(
                 "SELECT id FROM enumeration_area WHERE commune_code = %s LIMIT 1", (communes[2],)
             ).fetchone()
+            # (the field maps come from another client than the books: a signed-in viewer)
+            token = add_user(conn, "bench-viewer", "viewer", [])
         assert row is not None
         port = free_port()
         env = {
@@ -122,7 +129,7 @@ def main() -> None:
                     time.sleep(0.2)
             # (one field map first: fonts and caches warm, as in a running service)
             field_map = f"{base}/collections/enumeration-areas/items/{row[0]}/field-map.pdf"
-            _get(field_map)
+            _get(field_map, token=token)
             load_before, cpu_before = loadavg(), _cpu_s(server.pid)
             books: list[Any] = [None, None]
 
@@ -133,7 +140,7 @@ def main() -> None:
             for thread in threads:
                 thread.start()
             time.sleep(3)
-            maps = [_get(field_map)[:2] for _ in range(args.maps)]
+            maps = [_get(field_map, token=token)[:2] for _ in range(args.maps)]
             for thread in threads:
                 thread.join()
             result = {
