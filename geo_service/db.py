@@ -99,6 +99,13 @@ async def open_control_pool(url: str, settings: ServiceSettings) -> AsyncConnect
     return await _pool(url, settings, "geo-service-control", 1, 2, 5_000, check_idle_s=0.0)
 
 
+async def open_jobs_pool(url: str, settings: ServiceSettings) -> AsyncConnectionPool:
+    """The background jobs' own connections (claims, heartbeats, results): apart from the
+    requests' pool, whose connections stay the requests' (and whose statements say so)."""
+    size = settings.job_slots + 2  # (each job's heartbeat beside its work, the clean-up)
+    return await _pool(url, settings, "geo-service-jobs", 0, size, settings.statement_timeout_ms)
+
+
 async def _pool(
     url: str,
     settings: ServiceSettings,

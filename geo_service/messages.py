@@ -234,6 +234,38 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "bao gồm nơi làm việc của nhân viên",
     ),
     "admin_only": ("only an administrator may do this", "chỉ quản trị viên được làm việc này"),
+    # background jobs (map books)
+    "job_client_limit": (
+        "at most {limit} map books at once from one client; wait for one to finish or cancel one",
+        "mỗi người chỉ được tạo tối đa {limit} tập bản đồ cùng lúc; hãy chờ một tập xong "
+        "hoặc huỷ bớt",
+    ),
+    "job_queue_full": (
+        "the service is making {limit} map books already; retry in a few minutes",
+        "dịch vụ đang tạo {limit} tập bản đồ; hãy thử lại sau vài phút",
+    ),
+    "no_job": (
+        "there is no job {job} (finished jobs are kept {hours} hours)",
+        "không có yêu cầu {job} (kết quả chỉ được giữ {hours} giờ)",
+    ),
+    "job_not_ready": (
+        "job {job} is {status_en}: its result is not ready yet",
+        "yêu cầu {job} đang ở trạng thái «{status_vi}»: kết quả chưa có",
+    ),
+    "job_failed": ("job {job} failed: {why}", "yêu cầu {job} không thành công: {why}"),
+    "job_not_yours": (
+        "only who asked for job {job} (or an administrator) may cancel it",
+        "chỉ người đã yêu cầu (hoặc quản trị viên) mới huỷ được yêu cầu {job}",
+    ),
+    "job_worker_lost": (
+        "the instance drawing it stopped {attempts} times",
+        "máy chủ vẽ tập bản đồ đã dừng {attempts} lần",
+    ),
+    "job_error": (
+        "drawing failed; see the service log",
+        "vẽ không thành công; xem nhật ký dịch vụ",
+    ),
+    "job_cancelled": ("cancelled", "đã huỷ"),
 }
 
 # Words that go into messages, in each language.
@@ -250,6 +282,11 @@ WORDS: dict[str, tuple[str, str]] = {
     "supervisor": ("supervisor", "người giám sát"),
     "admin": ("admin", "quản trị"),
     "enumerator": ("enumerator", "điều tra viên"),
+    "accepted": ("waiting", "đang chờ"),
+    "running": ("running", "đang tạo"),
+    "successful": ("done", "đã xong"),
+    "failed": ("failed", "không thành công"),
+    "dismissed": ("cancelled", "đã huỷ"),
 }
 
 

@@ -192,6 +192,23 @@ class ServiceSettings(BaseSettings):
     # is drawn in its request's thread. Off by default: on a shared, saturated 2-core machine
     # two workers gained 6 % (bench/README.md)
     map_book_workers: Annotated[int, Field(ge=0)] = 0
+    # Background jobs (map books; see geo_service/jobs): jobs this instance runs at once
+    # (each takes one of renders_at_once, and at most renders_at_once - 1 of them, so that a
+    # field map or an export always finds a slot), accepted or running jobs per client and
+    # in all (more: 429 and 503), how long a finished job's result is kept, how often a
+    # running job reports its pages (its heartbeat), after how long without a heartbeat
+    # another instance takes it over, how often idle workers look for work, and the largest
+    # map book (in EAs) that GET /communes/{code}/ea-map-book.pdf still draws in the request.
+    # job_workers 0: this instance accepts and answers jobs but draws none (others do)
+    job_workers: Annotated[int, Field(ge=0)] = 1
+    jobs_per_client: Annotated[int, Field(ge=1)] = 2
+    job_queue_size: Annotated[int, Field(ge=1)] = 20
+    job_result_hours: Annotated[float, Field(gt=0)] = 24.0
+    job_heartbeat_s: Annotated[float, Field(gt=0)] = 1.0
+    job_stale_s: Annotated[float, Field(gt=0)] = 30.0
+    job_poll_s: Annotated[float, Field(gt=0)] = 5.0
+    job_attempts: Annotated[int, Field(ge=1)] = 3
+    map_book_sync_eas: Annotated[int, Field(ge=0)] = 60
     # threads for raster work (population-weighted areas, EA estimates), apart from the
     # ones that compress tiles: a few heavy requests cannot starve the rest
     raster_workers: int = 2
@@ -278,6 +295,13 @@ class ServiceSettings(BaseSettings):
             self.home.resolve()
         )
         keep_home_private(self.home, inside or (self.home / "postgres").is_dir())
+
+    @property
+    def job_slots(self) -> int:
+        """Jobs this instance runs at once: never every render slot, when there are two."""
+        if self.job_workers == 0:
+            return 0
+        return max(1, min(self.job_workers, self.renders_at_once - 1))
 
     @property
     def download_slots(self) -> int:

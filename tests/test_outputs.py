@@ -599,8 +599,10 @@ def test_ea_editor_links_to_field_maps_map_book_and_downloads(
         path = tmp_path / "eas.gpkg"
         path.write_bytes(Path(info.value.path()).read_bytes())
         assert pyogrio.read_info(path)["features"] == created
+        # (the map book is made in the background: its card offers the PDF when ready)
+        editor.page.click("button.ea-map_book")
         with editor.page.expect_download(timeout=300_000) as info:
-            editor.page.click("button.ea-map_book")
+            editor.page.click(".geo-job-download", timeout=300_000)
         book = PdfReader(info.value.path())
         assert len(book.pages) == created + 1
         # printing the editor: the map fills the page, the statuses' legend stays

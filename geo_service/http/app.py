@@ -43,6 +43,7 @@ from geo_service.http.routers import (
     landing,
     maps,
     outputs,
+    processes,
     reports,
     tiles,
     users,
@@ -153,6 +154,7 @@ def _add_routes(app: FastAPI) -> None:
     # (before the generic collections routes)
     app.include_router(ea.router, dependencies=[*primary, *strict])
     app.include_router(outputs.router, dependencies=[*primary, *strict])
+    app.include_router(processes.router, dependencies=[*primary, *strict])
     app.include_router(census.router, dependencies=[*primary, *strict])
     app.include_router(features.router, dependencies=strict)
     app.include_router(aggregate.router)

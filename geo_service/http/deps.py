@@ -21,6 +21,7 @@ from geo_service.http.downloads import DownloadLimits
 from geo_service.http.limits import ConcurrencyLimits
 from geo_service.http.negotiation import request_language
 from geo_service.http.services import Services
+from geo_service.jobs.service import Jobs
 from geo_service.outputs.page_workers import PageWorkers
 from geo_service.settings import ServiceSettings
 from geo_service.tiles.service import TileService
@@ -101,6 +102,10 @@ async def _page_workers(services: ServicesDep) -> PageWorkers:
     return services.page_workers
 
 
+async def _jobs(services: ServicesDep) -> Jobs:
+    return services.jobs
+
+
 async def _basemaps(services: ServicesDep) -> BaseMaps:
     return services.basemaps
 
@@ -130,6 +135,7 @@ Downloads = Annotated[DownloadLimits, Depends(_downloads)]
 Aggregates = Annotated[ConcurrencyLimits, Depends(_aggregates)]
 Renders = Annotated[ConcurrencyLimits, Depends(_renders)]
 BookWorkers = Annotated[PageWorkers, Depends(_page_workers)]
+JobsDep = Annotated[Jobs, Depends(_jobs)]
 BaseMapsDep = Annotated[BaseMaps, Depends(_basemaps)]
 UnitTablesDep = Annotated[UnitTables, Depends(_unit_tables)]
 PageVintagesDep = Annotated[PageVintages, Depends(_page_vintages)]

@@ -924,3 +924,98 @@ class CrosswalkQuality(Document):
     codes: list[str]
     covered_share: list[float]
     sliver_share: list[float]
+
+
+# ---- OGC API – Processes: background jobs (map books) ----
+
+
+class ProcessInput(Document):
+    """One input of a process: its title and JSON schema."""
+
+    title: str
+    description: str
+    schema_: dict[str, Any] = Field(alias="schema")
+    min_occurs: int = Field(alias="minOccurs")
+    max_occurs: int = Field(alias="maxOccurs")
+
+
+class ProcessOutput(Document):
+    """One output of a process."""
+
+    title: str
+    schema_: dict[str, Any] = Field(alias="schema")
+
+
+class ProcessSummary(Document):
+    """A process in `/processes`."""
+
+    id: str
+    title: str
+    description: str
+    version: str
+    job_control_options: list[str] = Field(alias="jobControlOptions")
+    output_transmission: list[str] = Field(alias="outputTransmission")
+    links: list[Link]
+
+
+class ProcessDescription(ProcessSummary):
+    """`/processes/{processId}`: a process with its inputs and outputs."""
+
+    inputs: dict[str, ProcessInput]
+    outputs: dict[str, ProcessOutput]
+
+
+class ProcessList(Document):
+    """`/processes`."""
+
+    processes: list[ProcessSummary]
+    links: list[Link]
+
+
+class MapBookInputs(Document):
+    """The inputs of `ea-map-book`."""
+
+    commune: str = Field(pattern=r"^\d{5}$", description="the commune's code")
+    round: str | None = Field(
+        default=None, pattern=r"^\d{4}$", description="the census round (default: the latest)"
+    )
+    lang: Literal["vi", "en"] = Field(default="vi", description="the book's language")
+
+
+class MapBookExecute(Document):
+    """`POST /processes/ea-map-book/execution`: what to make."""
+
+    inputs: MapBookInputs
+    response: Literal["document", "raw"] | None = Field(
+        default=None, description="accepted for OGC clients; the result is always the PDF"
+    )
+
+
+class JobStatus(Document):
+    """A job as OGC API – Processes' statusInfo, with the pages of the book it draws."""
+
+    job_id: str = Field(alias="jobID")
+    process_id: str = Field(alias="processID")
+    type: Literal["process"] = "process"
+    status: Literal["accepted", "running", "successful", "failed", "dismissed"]
+    message: str | None = None
+    created: str
+    started: str | None = None
+    finished: str | None = None
+    updated: str
+    progress: int = Field(ge=0, le=100)
+    pages_done: int = Field(alias="pagesDone")
+    pages_total: int = Field(alias="pagesTotal")
+    expires: str | None = Field(default=None, description="when a finished job is deleted")
+    inputs: dict[str, str]
+    joined: bool | None = Field(
+        default=None, description="on submission: the same request was running (joined)"
+    )
+    links: list[Link]
+
+
+class JobList(Document):
+    """`/jobs`: the jobs the client asked for (or joined), newest first."""
+
+    jobs: list[JobStatus]
+    links: list[Link]

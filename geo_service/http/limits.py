@@ -60,6 +60,16 @@ class ConcurrencyLimits:
             else:
                 self._release(client)
 
+    @asynccontextmanager
+    async def background(self) -> AsyncIterator[None]:
+        """One slot for background work (a job's drawing): it waits as long as it must and
+        counts against `at_once` like any request, so requests still find the other slots."""
+        await self._running.acquire()
+        try:
+            yield
+        finally:
+            self._running.release()
+
     def _release(self, client: str) -> None:
         self._running.release()
         self._close(client)

@@ -12,12 +12,20 @@ from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
 from geo_service.basemaps.registry import BaseMaps
-from geo_service.db import HealthCheck, close_pool, open_control_pool, open_pool
+from geo_service.db import (
+    HealthCheck,
+    close_pool,
+    open_control_pool,
+    open_jobs_pool,
+    open_pool,
+)
 from geo_service.ea.service import EaService
 from geo_service.features.catalogue import CollectionCatalogue
 from geo_service.features.files import BuiltFiles
 from geo_service.http.downloads import DownloadLimits
 from geo_service.http.limits import ConcurrencyLimits
+from geo_service.jobs.runner import JobRunner
+from geo_service.jobs.service import Jobs
 from geo_service.outputs.page_workers import PageWorkers
 from geo_service.replicas import ReplicaSet
 from geo_service.settings import ServiceSettings
@@ -60,6 +68,11 @@ class Services:
         )
         # map book pages drawn beside each other (when asked for), within the render limit
         self.page_workers = PageWorkers(min(settings.map_book_workers, settings.renders_at_once))
+        # long outputs as background jobs, run by any instance (geo_service/jobs)
+        self.jobs = Jobs(settings)
+        self.job_runner: JobRunner | None = None
+        self._jobs_pool: AsyncConnectionPool | None = None
+        self._jobs_task: asyncio.Task[None] | None = None
         # base map files are opened (and a bad one named in the log) when the app is built
         self.basemaps = BaseMaps(settings)
         self.files = BuiltFiles(settings.home / "downloads", settings.download_cache_mb << 20)
@@ -114,6 +127,16 @@ class Services:
         # every tile of every collection into the cache, in the background (never waited for)
         self.prerender = Prerenderer(tiles, self.settings, direct, self._requests_running)
         self._prerender_task = asyncio.create_task(self.prerender.run())
+        if self.settings.job_slots:
+            jobs_pool = self._jobs_pool = await open_jobs_pool(url, self.settings)
+            self.job_runner = JobRunner(
+                self.settings,
+                lambda: jobs_pool,
+                direct,
+                self.renders.background,
+                self.page_workers,
+            )
+            self._jobs_task = asyncio.create_task(self.job_runner.run())
 
     def _requests_running(self) -> bool:
         """Whether requests hold or wait for connections of the pool now."""
@@ -125,7 +148,7 @@ class Services:
 
     async def stop(self) -> None:
         """Stop listening, close the caches and the pool."""
-        for task in (self._disclosure, self._prerender_task):
+        for task in (self._jobs_task, self._disclosure, self._prerender_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -133,7 +156,7 @@ class Services:
         if self._tiles is not None:
             await self._tiles.stop()
         await self.replicas.stop()
-        for pool in (self._control, self._pool):
+        for pool in (self._jobs_pool, self._control, self._pool):
             if pool is not None:
                 await close_pool(pool)
         self.raster_work.shutdown(wait=False, cancel_futures=True)

@@ -13,7 +13,7 @@ import dataclasses
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import date
@@ -546,7 +546,13 @@ def field_map_pdf(sheet: CommuneSheet, ea_code: str) -> bytes:
 PARALLEL_PAGES = 24  # EA pages from which a book's pages are drawn in worker processes
 
 
-def map_book_file(sheet: CommuneSheet, workers: PageWorkers | None = None) -> Path:
+# told the pages written so far after each page (or run of pages); it may raise to stop
+Progress = Callable[[int], None]
+
+
+def map_book_file(
+    sheet: CommuneSheet, workers: PageWorkers | None = None, progress: Progress | None = None
+) -> Path:
     """The commune's map book as a PDF file in a new temporary folder (the caller deletes
     the folder): the overview, then one page per EA, each drawn on the same page object and
     written before the next. With `workers` (and enough EAs) the EA pages are drawn in runs,
@@ -555,23 +561,29 @@ def map_book_file(sheet: CommuneSheet, workers: PageWorkers | None = None) -> Pa
     path = folder / "map-book.pdf"
     try:
         if workers is not None and workers.size > 1 and len(sheet.eas) >= PARALLEL_PAGES:
-            _parallel_book(sheet, workers, folder, path)
+            _parallel_book(sheet, workers, folder, path, progress)
         else:
             with PdfPages(path, metadata={"Creator": "geo-service"}) as pdf:
                 pdf.savefig(draw_overview(sheet))
-                _write_pages(pdf, sheet, 0, len(sheet.eas))
+                if progress is not None:
+                    progress(1)
+                _write_pages(pdf, sheet, 0, len(sheet.eas), progress)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
     return path
 
 
-def _write_pages(pdf: PdfPages, sheet: CommuneSheet, start: int, stop: int) -> None:
+def _write_pages(
+    pdf: PdfPages, sheet: CommuneSheet, start: int, stop: int, progress: Progress | None = None
+) -> None:
     """The pages of the sheet's EAs start..stop-1, numbered as in the whole book."""
     total = len(sheet.eas) + 1
     page = FieldMapPage(sheet)
     for i in range(start, stop):
         pdf.savefig(page.draw(sheet.eas[i], f"{said('page', sheet.lang)} {i + 2}/{total}"))
+        if progress is not None:
+            progress(i + 2)
 
 
 def pages_file(sheet: CommuneSheet, start: int, stop: int, path: Path) -> Path:
@@ -581,9 +593,15 @@ def pages_file(sheet: CommuneSheet, start: int, stop: int, path: Path) -> Path:
     return path
 
 
-def _parallel_book(sheet: CommuneSheet, workers: PageWorkers, folder: Path, path: Path) -> None:
+def _parallel_book(
+    sheet: CommuneSheet,
+    workers: PageWorkers,
+    folder: Path,
+    path: Path,
+    progress: Progress | None = None,
+) -> None:
     """Runs of EA pages drawn in the worker processes (one run each) while this thread draws
-    the overview; the files joined in page order into `path`."""
+    the overview; the files joined in page order into `path` (progress told per run)."""
     # (the workers project the EAs themselves: a sheet is sent without its projection)
     bare = dataclasses.replace(sheet, projection=None, shapes=None, line_shapes=None)
     size, runs = len(sheet.eas), workers.size
@@ -596,7 +614,11 @@ def _parallel_book(sheet: CommuneSheet, workers: PageWorkers, folder: Path, path
         overview = folder / "overview.pdf"
         with PdfPages(overview, metadata={"Creator": "geo-service"}) as pdf:
             pdf.savefig(draw_overview(sheet))
-        done = [future.result() for future in futures]
+        done = []
+        for k, future in enumerate(futures):
+            done.append(future.result())
+            if progress is not None:
+                progress(1 + bounds[k + 1])
     except BrokenProcessPool:
         workers.reset()
         raise

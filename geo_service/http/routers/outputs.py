@@ -4,13 +4,13 @@ answer, never a truncated file."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from psycopg_pool import AsyncConnectionPool
 
-from geo_core.errors import InvalidParameter, NotFound
+from geo_core.errors import InvalidParameter
 from geo_core.text import CODE, NUMBERS, check_text
 from geo_service.ea import sql as ea_sql
 from geo_service.ea.access import ReadScope, check_commune
@@ -20,6 +20,8 @@ from geo_service.http.auth import EaScopeReleased, ReaderReleased
 from geo_service.http.deps import (
     BookWorkers,
     Downloads,
+    JobsDep,
+    Language,
     Pool,
     Renders,
     Settings,
@@ -30,7 +32,9 @@ from geo_service.http.downloads import (
     SpooledResponse,
     TemporaryFileResponse,
 )
-from geo_service.http.routers import maps
+from geo_service.http.routers import maps, processes
+from geo_service.jobs import map_books
+from geo_service.jobs.service import Jobs
 from geo_service.outputs import ea_export, field_maps
 from geo_service.outputs import maps as maps_outputs
 from geo_service.settings import ServiceSettings
@@ -235,32 +239,28 @@ async def ea_map_book(
     downloads: Downloads,
     renders: Renders,
     workers: BookWorkers,
+    jobs: JobsDep,
+    language: Language,
     census_round: Annotated[
         str | None, Query(alias="round", pattern=r"^\d{4}$", description="default: the latest")
     ] = None,
     lang: Lang = "vi",
 ) -> Response:
     """Every EA of the commune in one PDF, written page by page to disk (memory stays flat)
-    and sent once complete."""
-    async with pool.connection() as conn:
-        commune = await ea_sql.commune_with_province(conn, code)
-        if commune is None:
-            raise NotFound(f"no commune {code!r}", parameter="code")
-        rounds = await ea_sql.commune_rounds(conn, code)
-        chosen = census_round or (rounds[0] if rounds else None)
-        # (the commune the round's EAs nest in, and its province: the code may name another
-        # unit in a later vintage)
-        vintage = await ea_sql.round_vintage(conn, code, chosen) if chosen in rounds else None
-        if vintage is not None and vintage != commune["vintage"]:
-            commune = await ea_sql.commune_with_province(conn, code, vintage) or commune
-        scope.check(code, commune["province"], "code")
-        if chosen is None or vintage is None:
-            raise NotFound(
-                f"commune {code} has no EAs" + (f" in round {chosen}" if chosen else ""),
-                parameter="round" if census_round else "code",
-            )
-        sheet = await field_maps.commune_sheet(conn, code, chosen, settings, lang, vintage=vintage)
+    and sent once complete. A book of more than `GEO_SERVICE_MAP_BOOK_SYNC_EAS` EAs is made
+    as a background job (joined when the same book is being made): the answer waits for it
+    while the response deadline allows, then is 202 with `Location: /jobs/{id}`."""
     client = f"user {user.name}" if user else client_address(request)
+    async with pool.connection() as conn:
+        book = await map_books.book_request(conn, code, census_round, lang, scope)
+        if book.eas > settings.map_book_sync_eas:
+            job, joined = await jobs.submit(conn, book, client)
+        else:
+            sheet = await field_maps.commune_sheet(
+                conn, code, book.census_round, settings, lang, vintage=book.vintage
+            )
+    if book.eas > settings.map_book_sync_eas:
+        return await _book_by_job(request, pool, jobs, job, joined, settings, language)
     release = downloads.open(client)
     try:
         async with renders.slot(client) as held:
@@ -268,5 +268,30 @@ async def ea_map_book(
     except BaseException:
         release()
         raise
-    headers = {"Content-Disposition": f'attachment; filename="ea-map-book-{code}-{chosen}.pdf"'}
+    headers = {"Content-Disposition": f'attachment; filename="{book.file_name}"'}
     return TemporaryFileResponse(path, release, settings.send_timeout_s, PDF, headers)
+
+
+async def _book_by_job(
+    request: Request,
+    pool: AsyncConnectionPool,
+    jobs: Jobs,
+    job: dict[str, Any],
+    joined: bool,
+    settings: ServiceSettings,
+    language: str,
+) -> Response:
+    """The job's book once made, if that happens before the response deadline (less a
+    margin to send it); else 202 with the job's status and `Location`."""
+    deadline = settings.response_deadline_s
+    wait_s = max(1.0, deadline - 10.0) if deadline > 0 else 3600.0
+    done = await jobs.wait(pool, job["id"], wait_s) or job
+    if done["status"] in ("successful", "failed", "dismissed"):
+        jobs.check_result(done)  # (a failed or cancelled book: 404 saying why)
+        return processes.result_response(pool, jobs, done)
+    status = processes.status_document(request, done, language, joined)
+    return JSONResponse(
+        status.model_dump(by_alias=True, exclude_none=True),
+        status_code=202,
+        headers={"Location": status.links[0].href, "Retry-After": "10"},
+    )

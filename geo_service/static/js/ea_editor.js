@@ -7,6 +7,7 @@
    data reaches the page only through geoSafe (safe.js). */
 import { createApi } from "./api.js";
 import { createI18n } from "./i18n.js";
+import { createJobs } from "./jobs.js";
 import { createOrganiser } from "./ea_organise.js";
 import { createBaseLayers } from "./viewer/basemaps.js";
 import { addPanes } from "./viewer/layers.js";
@@ -1200,9 +1201,9 @@ import { addPanes } from "./viewer/layers.js";
         const id = state.selected[0];
         return saveFile(ITEMS + "/" + id + "/field-map.pdf?lang=" + cfg.lang, "ea-" + codeOf(id) + ".pdf");
       }
-      case "map_book":
-        return saveFile(cfg.api + "/communes/" + cfg.commune.code + "/ea-map-book.pdf?round=" + cfg.round +
-          "&lang=" + cfg.lang, "ea-map-book-" + cfg.commune.code + "-" + cfg.round + ".pdf");
+      case "map_book":  // (made in the background: progress, then the PDF, see jobs.js)
+        return jobs.start("ea-map-book", { commune: cfg.commune.code, round: cfg.round, lang: cfg.lang },
+          t("job_title", { commune: cfg.commune.name, round: cfg.round }));
       case "generate": case "regenerate": return generate();
       case "submit_all": return transitionAll(["draft", "rejected"], "submit", "confirm_submit_all");
       case "approve_all": return transitionAll(["submitted"], "approve", "confirm_approve_all");
@@ -1411,6 +1412,9 @@ import { addPanes } from "./viewer/layers.js";
     editHandles: () => document.querySelectorAll(".leaflet-editing-icon").length,
   };
 
+  const jobs = createJobs({ api: API, lang: cfg.lang, t, token: () => state.token,
+    confirm: (text, okLabel) => confirmAction(text, okLabel, true), fail: (result, title) => showError(result, title) });
+
   async function start() {
     localiseDraw();
     map.fitBounds(cfg.bounds);
@@ -1426,6 +1430,7 @@ import { addPanes } from "./viewer/layers.js";
       await Promise.all([addCommuneOutline(), loadLines()]);
       await reload();
     } else await addOverview();
+    await jobs.resume();
     window.eaEditor.ready = true;
   }
   start();

@@ -1,0 +1,222 @@
+"""The workers of one instance: they claim jobs from the database (any instance may run any
+job), draw them, report their pages as a heartbeat and store the result.
+
+Each of `settings.job_slots` workers waits for a render slot (the same slots field maps and
+exports take, so jobs never hold more than their share of them), then claims the oldest job
+waiting, or one whose worker stopped beating for `job_stale_s` (its instance died or hung),
+with FOR UPDATE SKIP LOCKED. A notification (`output_job`) wakes them when a job is
+submitted; they also look every `job_poll_s`. A job dismissed by its clients, or taken
+over by another instance after a long pause, stops at its next page: every write of a
+worker names its claim (worker and attempt), so a late worker changes nothing. Finished
+jobs past their time are deleted by whichever instance looks first."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from geo_service.jobs import map_books, sql
+from geo_service.outputs.page_workers import PageWorkers
+from geo_service.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+class Stopped(Exception):
+    """The job is no longer this worker's to draw (dismissed or taken over)."""
+
+
+class _Progress:
+    """Pages drawn so far, told by the drawing thread; it stops the drawing when asked."""
+
+    def __init__(self) -> None:
+        self.pages = 0
+        self.stop = threading.Event()
+
+    def __call__(self, pages: int) -> None:
+        self.pages = pages
+        if self.stop.is_set():
+            raise Stopped()
+
+
+def message(key: str, **args: Any) -> str:
+    """A job's message as stored: a catalogue key and its values."""
+    return json.dumps({"key": key, "args": args})
+
+
+class JobRunner:
+    """This instance's job workers (`run` until cancelled)."""
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        pool: Callable[[], AsyncConnectionPool],
+        listen_url: str,
+        render_slot: Callable[[], AbstractAsyncContextManager[Any]],
+        page_workers: PageWorkers | None,
+    ) -> None:
+        self.settings = settings
+        self._pool, self._listen_url = pool, listen_url
+        self._slot, self._page_workers = render_slot, page_workers
+        self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._wake = asyncio.Event()
+        self._running: dict[Any, dict[str, Any]] = {}  # job id -> claimed row
+        self.done = 0  # jobs this instance finished (any outcome)
+
+    async def run(self) -> None:
+        """Listen for new jobs, run the workers and clean up, until cancelled."""
+        tasks = [asyncio.create_task(self._listen())]
+        tasks += [asyncio.create_task(self._worker()) for _ in range(self.settings.job_slots)]
+        tasks.append(asyncio.create_task(self._clean()))
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            drawing = list(self._running.values())
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._give_back(drawing)
+
+    async def _listen(self) -> None:
+        """Wake the workers on each `output_job` notification (reconnects)."""
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self._listen_url,
+                    autocommit=True,
+                    application_name="geo-service-jobs",
+                    connect_timeout=self.settings.connect_timeout_s,
+                ) as conn:
+                    await conn.execute("LISTEN output_job")
+                    self._wake.set()
+                    async for _ in conn.notifies():
+                        self._wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # (polling goes on meanwhile)
+                log.warning("job listener: %s; reconnecting", exc)
+                await asyncio.sleep(self.settings.job_poll_s)
+
+    async def _worker(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.job_poll_s):
+                    await self._wake.wait()
+            self._wake.clear()
+            try:
+                while await self._one():
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except (psycopg.OperationalError, PoolTimeout) as exc:  # (look again later)
+                log.warning("job worker: the database is not available (%s)", exc)
+            except Exception:
+                log.exception("job worker")
+
+    async def _one(self) -> bool:
+        """Claim and run one job within a render slot; whether there was one."""
+        async with self._slot():
+            async with self._pool().connection() as conn:
+                job = await sql.claim(conn, self.name, self.settings.job_stale_s)
+            if job is None:
+                return False
+            self._running[job["id"]] = job
+            try:
+                await self._execute(job)
+            finally:
+                self._running.pop(job["id"], None)
+                self.done += 1
+        return True
+
+    async def _execute(self, job: dict[str, Any]) -> None:
+        keep_s = self.settings.job_result_hours * 3600
+        if job["attempts"] > self.settings.job_attempts:
+            async with self._pool().connection() as conn:
+                lost = message("job_worker_lost", attempts=job["attempts"] - 1)
+                await sql.fail(conn, job, lost, keep_s)
+            return
+        progress = _Progress()
+        beating = asyncio.create_task(self._beat(job, progress))
+        path: Path | None = None
+        try:
+            async with self._pool().connection() as conn:
+                sheet = await map_books.sheet_of(conn, job["inputs"], self.settings)
+            workers = self._page_workers
+            # (the thread ends at its next page once `stop` is set, even if we are cancelled)
+            drawing = asyncio.ensure_future(
+                asyncio.to_thread(map_books.draw, sheet, workers, progress)
+            )
+            try:
+                path = await asyncio.shield(drawing)
+            except asyncio.CancelledError:
+                progress.stop.set()
+                raise
+            name = f"ea-map-book-{job['inputs']['commune']}-{job['inputs']['round']}.pdf"
+            async with self._pool().connection() as conn:
+                await sql.succeed(conn, job, path, name, map_books.MEDIA_TYPE, keep_s)
+        except Stopped:
+            log.info("job %s stopped (dismissed or taken over)", job["id"])
+        except (psycopg.OperationalError, asyncio.CancelledError):
+            raise  # (the job stays running; another worker takes it over when it goes stale)
+        except Exception:
+            log.exception("job %s failed", job["id"])
+            async with self._pool().connection() as conn:
+                await sql.fail(conn, job, message("job_error"), keep_s)
+        finally:
+            beating.cancel()
+            await asyncio.gather(beating, return_exceptions=True)
+            if path is not None:
+                shutil.rmtree(path.parent, ignore_errors=True)
+
+    async def _beat(self, job: dict[str, Any], progress: _Progress) -> None:
+        """Every `job_heartbeat_s`: record the pages done; stop the drawing when the job is
+        no longer ours."""
+        while True:
+            await asyncio.sleep(self.settings.job_heartbeat_s)
+            try:
+                async with self._pool().connection() as conn:
+                    ours = await sql.beat(conn, job, progress.pages)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("job %s heartbeat: %s", job["id"], exc)
+                continue
+            if not ours:
+                progress.stop.set()
+                return
+
+    async def _clean(self) -> None:
+        """Delete finished jobs past their time, about once a minute."""
+        while True:
+            try:
+                async with self._pool().connection() as conn:
+                    await sql.delete_expired(conn)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("job clean-up: %s", exc)
+            await asyncio.sleep(max(60.0, self.settings.job_poll_s))
+
+    async def _give_back(self, drawing: list[dict[str, Any]]) -> None:
+        """On a clean stop, the jobs still drawing go back to the queue for another
+        instance (at once, rather than after `job_stale_s`)."""
+        for job in drawing:
+            try:
+                async with self._pool().connection(timeout=2) as conn:
+                    await sql.give_back(conn, job)
+            except Exception as exc:
+                log.warning("job %s not given back: %s", job["id"], exc)
