@@ -249,6 +249,9 @@ def test_map_export_pdf_of_hanoi_density_reads_in_vietnamese(client: TestClient)
     got = client.get("/maps/export", params={**params, "format": "pdf", "layout": "a4"})
     assert got.status_code == 200, got.text
     assert got.headers["content-type"] == "application/pdf"
+    # a PDF is compressed already: sent as it is, with its length
+    assert "content-encoding" not in got.headers
+    assert int(got.headers["content-length"]) == len(got.content)
     keep("density-hanoi-a4.pdf", got.content)
     text = _pdf_text(got.content)
     assert "Mật độ dân số" in text  # the title

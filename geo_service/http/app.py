@@ -56,6 +56,12 @@ from geo_service.http.strict import reject_unknown_parameters
 from geo_service.settings import CORS_EXPOSE_HEADERS, ServiceSettings
 from geo_service.viewer.assets import STATIC_DIR, VERSIONED_PREFIX, static_version
 
+# Bodies that are compressed already: gzip would cost CPU, gain nothing and drop their length.
+COMPRESSED = (
+    "application/pdf",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+)
+
 
 def create_app(
     settings: ServiceSettings | None = None,
@@ -121,7 +127,7 @@ def _add_middleware(app: FastAPI, services: Services) -> None:
     app.add_middleware(RefuseNulBytes)
     app.add_middleware(LimitBodySize, max_bytes=settings.max_body_bytes)
     # (a GeoPackage is sent in byte ranges of the file itself: never gzipped)
-    app.add_middleware(GZipUnlessRefused, minimum_size=1024, exclude=(GPKG,))
+    app.add_middleware(GZipUnlessRefused, minimum_size=1024, exclude=(GPKG, *COMPRESSED))
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origin_list,
