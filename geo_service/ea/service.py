@@ -600,16 +600,12 @@ class EaService:
                 "round": census_round,
                 "commune": commune.code,
                 "vintage": commune.vintage,
-                "together": ids,
             }
             shapes: dict[int, BaseGeometry] = {}
+            # (not snapped: a shared vertex comes identical in every EA that has it, and
+            # snapping a whole EA also moves vertices the change did not touch)
             for ea_id in ids:
                 shapes[ea_id] = drawings[ea_id]().geometry
-                await sql.set_geometry(conn, ea_id, bytes(shapely.to_wkb(shapes[ea_id])))
-            for ea_id in ids:
-                shapes[ea_id] = await snap(
-                    conn, shapes[ea_id], {**context, "self": ea_id}, self.rules
-                )
                 await sql.set_geometry(conn, ea_id, bytes(shapely.to_wkb(shapes[ea_id])))
             olds = list(before.values())
             gaps = await _new_gaps(conn, commune, census_round, olds, self.rules)
@@ -926,6 +922,7 @@ async def _new_gaps(
                 for r in before
             ],
             "min_m2": rules.tolerance_m**2,
+            "tolerance": rules.tolerance_m,
         },
     )
     return [
