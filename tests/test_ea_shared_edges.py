@@ -108,7 +108,10 @@ def test_a_shared_vertex_moved_in_both_eas_saves_both_in_one_transaction(env: En
     )
     assert response.status_code == 200, response.text
     saved = {f["id"]: f for f in response.json()["features"]}
-    assert {saved[first["id"]]["properties"]["version"], saved[second["id"]]["properties"]["version"]} == {2}
+    assert {
+        saved[first["id"]]["properties"]["version"],
+        saved[second["id"]]["properties"]["version"],
+    } == {2}
     report = env.client.get(f"/communes/{COMMUNE}/ea-coverage", params={"round": "2029"}).json()
     assert report["complete"], (report["gaps"], report["overlaps"], report["outside_commune"])
     with psycopg.connect(env.url) as conn:
