@@ -9,10 +9,12 @@ import psycopg
 import shapely
 from shapely.geometry import Point, mapping, shape
 
-from tests.test_enumeration_areas import COMMUNE, ITEMS, Env, _generated, env  # noqa: F401
+import tests.test_enumeration_areas as ea_tests
+from tests.test_enumeration_areas import COMMUNE, ITEMS, Env, _generated
 
 RESHAPE = "/collections/enumeration-areas/reshape"
 VI = {"Accept-Language": "vi"}
+env = ea_tests.env  # (its fixture: a service over a fresh demo database, users of every role)
 
 
 def _etag(feature: dict[str, Any]) -> str:
@@ -38,7 +40,9 @@ def _shared_vertex(eas: list[dict[str, Any]]) -> tuple[dict, dict, tuple[float, 
             owners.setdefault((x, y), set()).add(ea_id)
     by_id = {f["id"]: f for f in eas}
     for ea_id in sorted(shapes):
-        ring = [tuple(c) for c in shapely.get_coordinates(shapes[ea_id].geoms[0].exterior)][:-1]
+        ring = [
+            tuple(c) for c in shapely.get_coordinates(shapely.get_parts(shapes[ea_id])[0].exterior)
+        ][:-1]
         for i, vertex in enumerate(ring):
             if len(owners[vertex]) != 2:
                 continue

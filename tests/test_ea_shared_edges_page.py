@@ -62,7 +62,7 @@ def test_dragging_a_shared_vertex_inward_moves_both_eas_and_leaves_no_gap(
     tablet: Editor,
 ) -> None:
     eas = tablet.generate(COMMUNE)
-    first, second, vertex, to = _shared_vertex(eas)
+    first, second, vertex = _shared_vertex(eas)
     tablet.open(f"commune={COMMUNE}&lang=vi")
     tablet.sign_in("editor")
     _frame(tablet, shape(first["geometry"]).union(shape(second["geometry"])))
@@ -82,7 +82,7 @@ def test_dragging_a_shared_vertex_inward_moves_both_eas_and_leaves_no_gap(
     assert saved["path"].endswith("/collections/enumeration-areas/reshape")
     tablet.screenshot("ea-shared-vertex-saved-vi-1024")
     with psycopg.connect(tablet.db) as conn:
-        rows = dict(
+        rows: dict[int, int] = dict(
             conn.execute(
                 "SELECT id, version FROM enumeration_area WHERE id = ANY(%s)",
                 ([first["id"], second["id"]],),
