@@ -893,7 +893,7 @@ def _check_versions(rows: list[Row], if_match: str | None, user: User) -> None:
     if not if_match:
         raise PreconditionRequired(said("if_match_needed"), parameter="If-Match")
     sent = {t.strip() for t in if_match.split(",")}
-    stale = [r["code"] for r in rows if etag(r) not in sent]
+    stale = [r["code"] for r in rows if etag(r) not in sent and if_match.strip() != "*"]
     if stale:
         raise PreconditionFailed(
             said("eas_changed", codes=", ".join(stale)), parameter="If-Match", eas=stale
