@@ -78,13 +78,7 @@ async def snap(
     conn: psycopg.AsyncConnection, geom: BaseGeometry, context: dict[str, Any], rules: EaRules
 ) -> BaseGeometry:
     """Snap vertices to the commune boundary and neighbouring EAs within the snap distance."""
-    params = {
-        **context,
-        "wkb": shapely.to_wkb(geom),
-        "snap": rules.snap_m / _METRES_PER_DEGREE,
-        # (EAs changed together are not snapped to each other's old shapes)
-        "exclude": context.get("together") or [context["self"]],
-    }
+    params = {**context, "wkb": shapely.to_wkb(geom), "snap": rules.snap_m / _METRES_PER_DEGREE}
     wkb = await sql.snapped_wkb(conn, params)
     snapped = shapely.from_wkb(wkb) if wkb else None
     if snapped is None or snapped.is_empty or not snapped.is_valid:
