@@ -114,6 +114,56 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "EA {code} has no history entry {entry} with a shape to restore",
         "Địa bàn {code} không có mục lịch sử {entry} có hình để khôi phục",
     ),
+    # several EAs changed together (a shared edge), gaps, coverage before approval
+    "eas_changed": (
+        "EA(s) {codes} were changed by someone else since you read them; nothing was saved: "
+        "reload and make your change again",
+        "Địa bàn {codes} đã được người khác sửa sau khi bạn mở; chưa lưu gì: hãy tải lại rồi "
+        "sửa lại",
+    ),
+    "ea_problem": ("EA {code}: {problem}", "Địa bàn {code}: {problem}"),
+    "leaves_gap": (
+        "the change leaves {count} gap(s) of {area} m² in the commune that no EA covers "
+        "(beside {codes}); nothing was saved: give the gap to a neighbouring EA or move the "
+        "edge back",
+        "thay đổi để lại {count} khoảng trống {area} m² không thuộc địa bàn nào (cạnh {codes}); "
+        "chưa lưu gì: hãy giao khoảng trống cho một địa bàn kề bên hoặc kéo cạnh về chỗ cũ",
+    ),
+    "gap_not_beside": (
+        "EA {code} does not border the gap of {area} m² (beside {codes}): give it to one of those",
+        "Địa bàn {code} không giáp khoảng trống {area} m² (cạnh {codes}): hãy giao cho một "
+        "trong các địa bàn đó",
+    ),
+    "gap_given": (
+        "a gap of {area} m² was given to EA {code}",
+        "đã giao khoảng trống {area} m² cho địa bàn {code}",
+    ),
+    "together_only": (
+        "EA {code} is in the list twice or is not in round {round} of commune {commune}",
+        "Địa bàn {code} có hai lần trong danh sách hoặc không thuộc kỳ {round} của xã {commune}",
+    ),
+    "uncovered_commune": (
+        "commune {commune} is not fully covered: {area} m² ({share} %) lie in no EA; approving "
+        "all of its EAs needs the supervisor to acknowledge that (uncovered_acknowledged)",
+        "xã {commune} chưa phủ kín: {area} m² ({share} %) không thuộc địa bàn nào; muốn duyệt "
+        "tất cả, người giám sát phải xác nhận đã biết điều này",
+    ),
+    "approved_uncovered": (
+        "approved while commune {commune} was not fully covered ({area} m², {share} % in no "
+        "EA), acknowledged by {user}",
+        "duyệt khi xã {commune} chưa phủ kín ({area} m², {share} % không thuộc địa bàn nào), "
+        "{user} đã xác nhận",
+    ),
+    "four_eyes_many": (
+        "EA(s) {codes} were drawn or submitted by {user}: another supervisor approves them; "
+        "nothing was approved",
+        "Địa bàn {codes} do {user} vẽ hoặc gửi duyệt: một người duyệt khác phải duyệt; chưa "
+        "duyệt địa bàn nào",
+    ),
+    "nothing_submitted": (
+        "commune {commune} has no submitted EA in round {round}",
+        "xã {commune} không có địa bàn nào chờ duyệt trong kỳ {round}",
+    ),
     # organisation
     "unknown_staff": (
         "there is no {role_en} {staff} in round {round}",

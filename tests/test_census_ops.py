@@ -839,6 +839,14 @@ def test_attributes_restore_and_refusals_in_the_clients_language(env: Env) -> No
     assert code in english.json()["detail"] and "reload" in english.json()["detail"]
 
     # reshape, then restore the version of the first entry: the geometry comes back
+    # (a neighbour deleted first: the ring the EA gives up joins that uncovered area
+    # instead of opening a gap, which a save refuses)
+    neighbour = next(f for f in eas[1:] if shape(f["geometry"]).intersection(original).length)
+    gone = env.client.get(f"{ITEMS}/{neighbour['id']}").headers["ETag"]
+    deleted = env.client.delete(
+        f"{ITEMS}/{neighbour['id']}", headers={**env.auth("editor"), "If-Match": gone}
+    )
+    assert deleted.status_code == 204
     smaller = original.buffer(-0.0003)
     now = env.client.get(f"{ITEMS}/{ea['id']}")
     changed = env.client.put(

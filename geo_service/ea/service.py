@@ -30,6 +30,7 @@ from geo_core.errors import (
     Unprocessable,
 )
 from geo_service.ea import sql
+from geo_service.ea.coverage import coverage_report
 from geo_service.ea.generate import generate_one
 from geo_service.ea.rules import EaRules, Findings, check, snap, workload_warning
 from geo_service.messages import said
@@ -391,6 +392,7 @@ class EaService:
                 )
             if attributes:
                 row = await sql.set_attributes(conn, ea_id, attributes, user.name, bump=False)
+            _no_gap(await _new_gaps(conn, commune, before["census_round"], [before], self.rules))
             await write_history(conn, ea_id, "update", before, row, user, reason)
         return row, warnings + self._workload([row])
 
@@ -558,6 +560,158 @@ class EaService:
             after = await sql.set_status(conn, ea_id, target, user.name)
             await write_history(conn, ea_id, action, before, after, user, reason)
         return after
+
+    async def reshape(
+        self,
+        conn: psycopg.AsyncConnection,
+        user: User,
+        edits: list[tuple[int, Drawing]],
+        if_match: str | None,
+        reason: str | None,
+        give_gap_to: str | None = None,
+    ) -> tuple[list[Row], list[dict[str, Any]]]:
+        """New geometries for several EAs of one commune at once (a shared edge moved for
+        all of them), in one transaction: each checked against its own ETag in If-Match,
+        all against the rules as they will be together, and no new gap in the commune
+        unless it is given to a neighbouring EA (`give_gap_to`, a code)."""
+        ids = sorted(ea_id for ea_id, _ in edits)
+        drawings = dict(edits)
+        fetched = [await fetch(conn, ea_id) for ea_id in ids]
+        keys = {(r["census_round"], r["commune_code"], r["commune_vintage"]) for r in fetched}
+        if len(keys) != 1:
+            codes = ", ".join(sorted(r["code"] for r in fetched))
+            raise Unprocessable(said("mixed_communes", codes=codes), parameter="features")
+        census_round, commune_code, vintage = keys.pop()
+        commune = await commune_of(conn, commune_code, vintage)
+        authorise(user, commune)
+        async with conn.transaction():
+            await sql.lock_commune(conn, census_round, commune.code)
+            before = {ea_id: await fetch(conn, ea_id, lock=True) for ea_id in ids}
+            receiver = None
+            if give_gap_to is not None:
+                receiver = await sql.fetch_by_code(conn, census_round, commune.code, give_gap_to)
+                if receiver is None:
+                    raise Unprocessable(
+                        said("unknown_eas", round=census_round, codes=give_gap_to),
+                        parameter="give_gap_to",
+                    )
+            _check_versions([*before.values(), *([receiver] if receiver else [])], if_match, user)
+            context = {
+                "round": census_round,
+                "commune": commune.code,
+                "vintage": commune.vintage,
+            }
+            shapes: dict[int, BaseGeometry] = {}
+            # (not snapped: a shared vertex comes identical in every EA that has it, and
+            # snapping a whole EA also moves vertices the change did not touch)
+            for ea_id in ids:
+                shapes[ea_id] = drawings[ea_id]().geometry
+                await sql.set_geometry(conn, ea_id, bytes(shapely.to_wkb(shapes[ea_id])))
+            olds = list(before.values())
+            gaps = await _new_gaps(conn, commune, census_round, olds, self.rules)
+            notices: list[dict[str, Any]] = []
+            if receiver is not None and gaps:
+                given = _given(gaps, receiver["code"])
+                if receiver["id"] not in before:
+                    before[receiver["id"]] = receiver
+                    shapes[receiver["id"]] = shapely.geometry.shape(
+                        json.loads(receiver["geometry"])
+                    )
+                grown = shapely.union_all([shapes[receiver["id"]], *[g["shape"] for g in given]])
+                shapes[receiver["id"]] = grown
+                await sql.set_geometry(conn, receiver["id"], bytes(shapely.to_wkb(grown)))
+                area = sum(g["area_m2"] for g in given)
+                notices.append(
+                    {"notice": said("gap_given", area=f"{area:.0f}", code=receiver["code"])}
+                )
+                gaps = await _new_gaps(conn, commune, census_round, olds, self.rules)
+            _no_gap(gaps)
+            findings = Findings()
+            for ea_id, shape in shapes.items():
+                found = await check(conn, shape, {**context, "self": ea_id}, self.rules)
+                code = before[ea_id]["code"]
+                findings.problems += [
+                    {
+                        **p,
+                        "problem": said("ea_problem", code=code, problem=p["problem"]),
+                        "ea": code,
+                    }
+                    for p in found.problems
+                ]
+                findings.warnings += found.warnings
+            _broken(findings)
+            rows = []
+            for ea_id in sorted(shapes):
+                values = await self.estimator.values(shapes[ea_id])
+                row = await sql.update_geometry(
+                    conn, ea_id, {**values, "code": None, "user": user.name}
+                )
+                await write_history(conn, ea_id, "update", before[ea_id], row, user, reason)
+                rows.append(row)
+        return rows, notices + findings.warnings + self._workload(rows)
+
+    async def approve_all(
+        self,
+        conn: psycopg.AsyncConnection,
+        user: User,
+        code: str,
+        vintage: str | None,
+        census_round: str,
+        if_match: str | None,
+        uncovered_acknowledged: bool,
+        reason: str | None,
+    ) -> list[Row]:
+        """Approve every submitted EA of a commune at once (each checked against its own
+        ETag in If-Match, four eyes on each); a commune that is not fully covered only when
+        the supervisor acknowledges it, which the history records."""
+        commune = await commune_of(conn, code, vintage, "code", "vintage")
+        authorise(user, commune, "supervisor")
+        async with conn.transaction():
+            await sql.lock_commune(conn, census_round, commune.code)
+            targets = [
+                await fetch(conn, row["id"], lock=True)
+                for row in await sql.of_commune(conn, census_round, commune.code)
+                if row["status"] == "submitted"
+            ]
+            if not targets:
+                raise Conflict(
+                    said("nothing_submitted", commune=commune.code, round=census_round),
+                    parameter="code",
+                )
+            _check_versions(targets, if_match, user)
+            if user.role != "admin":
+                own = [r["code"] for r in targets if user.name in await _authors(conn, r["id"], r)]
+                if own:
+                    raise Forbidden(
+                        said("four_eyes_many", codes=", ".join(own), user=user.name),
+                        parameter="action",
+                    )
+            report = await coverage_report(conn, commune, census_round, self.rules)
+            note = reason
+            if report["gaps"]:
+                gap_m2 = sum(g["area_m2"] for g in report["gaps"])
+                figures = {
+                    "commune": commune.code,
+                    "area": f"{gap_m2:.0f}",
+                    "share": f"{report['gap_share'] * 100:.2f}",
+                }
+                if not uncovered_acknowledged:
+                    raise Conflict(
+                        said("uncovered_commune", **figures),
+                        parameter="uncovered_acknowledged",
+                        gaps=report["gaps"],
+                        gap_area_m2=round(gap_m2, 1),
+                        gap_share=report["gap_share"],
+                    )
+                note = str(said("approved_uncovered", **figures, user=user.name))
+                if reason:
+                    note = f"{reason} ({note})"
+            approved = []
+            for before in targets:
+                after = await sql.set_status(conn, before["id"], "approved", user.name)
+                await write_history(conn, before["id"], "approve", before, after, user, note)
+                approved.append(after)
+        return approved
 
     async def restore(
         self,
@@ -731,3 +885,88 @@ def history_communes(entries: list[dict[str, Any]]) -> set[tuple[str, str | None
         for state in (entry["before"], entry["after"])
         if state and state.get("properties", {}).get("commune_code")
     }
+
+
+def _check_versions(rows: list[Row], if_match: str | None, user: User) -> None:
+    """Every EA against its own ETag in If-Match; 412 naming every EA that changed, and an
+    approved EA changes only by a supervisor."""
+    if not if_match:
+        raise PreconditionRequired(said("if_match_needed"), parameter="If-Match")
+    sent = {t.strip() for t in if_match.split(",")}
+    stale = [r["code"] for r in rows if etag(r) not in sent and if_match.strip() != "*"]
+    if stale:
+        raise PreconditionFailed(
+            said("eas_changed", codes=", ".join(stale)), parameter="If-Match", eas=stale
+        )
+    for row in rows:
+        if row["status"] == "approved" and _RANKS[user.role] < _RANKS["supervisor"]:
+            raise Forbidden(said("approved_needs_supervisor", code=row["code"]))
+
+
+async def _new_gaps(
+    conn: psycopg.AsyncConnection,
+    commune: Commune,
+    census_round: str,
+    before: list[Row],
+    rules: EaRules,
+) -> list[dict[str, Any]]:
+    """The gaps a change opened (EAs as they were: `before`; as they are: in the table)."""
+    rows = await sql.new_gaps(
+        conn,
+        {
+            "vintage": commune.vintage,
+            "commune": commune.code,
+            "round": census_round,
+            "before": [
+                bytes(shapely.to_wkb(shapely.geometry.shape(json.loads(r["geometry"]))))
+                for r in before
+            ],
+            "min_m2": rules.tolerance_m**2,
+            "tolerance": rules.tolerance_m,
+        },
+    )
+    return [
+        {
+            "geometry": geometry,
+            "area_m2": round(area, 1),
+            "location": _point_of(at),
+            "eas": list(codes),
+            "shape": shapely.from_wkb(wkb),
+        }
+        for geometry, area, at, codes, wkb in rows
+    ]
+
+
+def _point_of(wkt: str) -> list[float]:
+    x, y = shapely.get_coordinates(shapely.from_wkt(wkt))[0]
+    return [round(float(x), 7), round(float(y), 7)]
+
+
+def _no_gap(gaps: list[dict[str, Any]]) -> None:
+    """422 naming where every new gap is (and the EAs beside it) when there is one."""
+    if not gaps:
+        return
+    area = sum(g["area_m2"] for g in gaps)
+    codes = sorted({code for g in gaps for code in g["eas"]})
+    raise Unprocessable(
+        said("leaves_gap", count=len(gaps), area=f"{area:.0f}", codes=", ".join(codes) or "–"),
+        parameter="geometry",
+        gaps=[{k: v for k, v in g.items() if k != "shape"} for g in gaps],
+    )
+
+
+def _given(gaps: list[dict[str, Any]], code: str) -> list[dict[str, Any]]:
+    """The gaps an EA borders (all of them must: 422 naming the first it does not)."""
+    for gap in gaps:
+        if code not in gap["eas"]:
+            raise Unprocessable(
+                said(
+                    "gap_not_beside",
+                    code=code,
+                    area=f"{gap['area_m2']:.0f}",
+                    codes=", ".join(gap["eas"]) or "–",
+                ),
+                parameter="give_gap_to",
+                gaps=[{k: v for k, v in g.items() if k != "shape"} for g in gaps],
+            )
+    return gaps

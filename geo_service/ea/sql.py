@@ -455,6 +455,76 @@ async def overlaps(conn: psycopg.AsyncConnection, params: dict[str, Any]) -> lis
     return await (await conn.execute(OVERLAPS, params)).fetchall()
 
 
+async def set_geometry(conn: psycopg.AsyncConnection, ea_id: int, wkb: bytes) -> None:
+    """A geometry only (inside a change of several EAs, before their estimates and
+    versions are written): the others' checks see it."""
+    await conn.execute(
+        "UPDATE enumeration_area SET geom = ST_Multi(ST_GeomFromWKB(%s, 4326)) WHERE id = %s",
+        (wkb, ea_id),
+    )
+
+
+async def fetch_by_code(
+    conn: psycopg.AsyncConnection, census_round: str, commune: str, code: str
+) -> Row | None:
+    """One EA of a commune and round by its code, locked for update, or None."""
+    statement = sql.SQL(
+        "SELECT {} FROM enumeration_area WHERE census_round = %s AND commune_code = %s"
+        " AND code = %s FOR UPDATE"
+    ).format(COLUMNS)
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(statement, (census_round, commune, code))
+        return await cur.fetchone()
+
+
+# What a change released (covered by the changed EAs before, by no EA now, inside the
+# commune), piece by piece: a piece is a new gap unless it joins area that was uncovered
+# already (a commune still being drawn may shrink an EA into its undrawn part). Only the
+# window around each piece is looked at, so a save stays cheap in a large commune.
+NEW_GAPS = """
+WITH c AS (SELECT geom FROM commune_coverage WHERE vintage = %(vintage)s AND code = %(commune)s),
+b AS (SELECT ST_Union(ST_GeomFromWKB(w, 4326)) AS g FROM unnest(%(before)s::bytea[]) w),
+n AS (SELECT ST_Union(e.geom) AS g FROM enumeration_area e, b
+      WHERE e.census_round = %(round)s AND e.commune_code = %(commune)s AND e.geom && b.g),
+released AS (SELECT ST_CollectionExtract(ST_Intersection(
+                 ST_Difference(b.g, coalesce(n.g, 'SRID=4326;POLYGON EMPTY'::geometry)),
+                 c.geom), 3) AS g FROM b, n, c),
+piece AS (SELECT d.geom AS g FROM released, LATERAL ST_Dump(released.g) d
+          -- as the rules treat overlaps: slivers no wider than twice the tolerance pass
+          WHERE ST_Area(d.geom::geography) > %(min_m2)s
+            AND NOT ST_IsEmpty(ST_Buffer(d.geom::geography, -%(tolerance)s)::geometry))
+SELECT ST_AsGeoJSON(p.g, 9)::json, ST_Area(p.g::geography), ST_AsText(ST_PointOnSurface(p.g)),
+       ARRAY(SELECT e.code FROM enumeration_area e
+             WHERE e.census_round = %(round)s AND e.commune_code = %(commune)s
+               AND e.geom && ST_Expand(p.g, 1e-8) AND ST_DWithin(e.geom, p.g, 1e-8)
+               AND ST_Length(ST_Intersection(ST_Boundary(e.geom),
+                                             ST_Buffer(ST_Boundary(p.g), 1e-8))) > 1e-7
+             ORDER BY e.code),
+       ST_AsBinary(p.g)
+FROM piece p, c, released r
+WHERE NOT EXISTS (
+    -- uncovered area around the piece that the change did not release
+    SELECT 1 FROM LATERAL (SELECT ST_Expand(ST_Envelope(p.g), 1e-6) AS w) win,
+    LATERAL ST_Dump(ST_Difference(ST_Intersection(c.geom, win.w), ST_Union(
+        coalesce((SELECT ST_Union(e.geom) FROM enumeration_area e
+                  WHERE e.census_round = %(round)s AND e.commune_code = %(commune)s
+                    AND e.geom && win.w), 'SRID=4326;POLYGON EMPTY'::geometry),
+        r.g))) old
+    WHERE ST_Area(old.geom::geography) > %(min_m2)s AND ST_DWithin(old.geom, p.g, 1e-8))
+ORDER BY 2 DESC
+"""
+
+
+async def new_gaps(conn: psycopg.AsyncConnection, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """(GeoJSON, m², a point in it as WKT, codes of the EAs along it, WKB) of every gap a
+    change of EAs (their geometries before: `before`) opened in the commune (inside the
+    change's transaction)."""
+    # (the planner's guess at the dumped pieces makes the statement look costly enough to
+    # JIT-compile: 3 s of compiling for 3 ms of work)
+    await conn.execute("SET LOCAL jit = off")
+    return await (await conn.execute(NEW_GAPS, params)).fetchall()
+
+
 # ---- the coverage report ----
 
 COVERAGE = """

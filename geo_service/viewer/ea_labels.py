@@ -150,6 +150,19 @@ _MORE: dict[str, dict[str, str]] = {
         "job_cancel_ok": "Huỷ tập bản đồ",
         "job_not_started": "Chưa tạo được tập bản đồ",
         "job_progress": "Tiến độ",
+        "shared_hint": "Đỉnh chung với địa bàn kề bên di chuyển cùng lúc ở cả hai địa bàn.",
+        "moved_together": "Cùng sửa: {codes}",
+        "gap_left": "Thay đổi này để lại khoảng trống {area} m² không thuộc địa bàn nào (vùng "
+        "đỏ trên bản đồ). Giao khoảng trống cho địa bàn:",
+        "give_gap": "Giao khoảng trống",
+        "no_gap_neighbour": "Không có địa bàn kề bên nào giáp khoảng trống: hãy kéo cạnh về chỗ "
+        "cũ.",
+        "confirm_approve_uncovered": "Xã chưa phủ kín: {area} m² ({share} % diện tích xã) không "
+        "thuộc địa bàn nào — vùng đỏ trên bản đồ. Vẫn duyệt {count} địa bàn: {codes}?",
+        "confirm_approve_one_uncovered": "Xã chưa phủ kín: {area} m² ({share} % diện tích xã) "
+        "không thuộc địa bàn nào — vùng đỏ trên bản đồ. Vẫn duyệt địa bàn {code}?",
+        "approve_anyway": "Vẫn duyệt",
+        "uncovered_note": "duyệt khi xã chưa phủ kín ({area} m², {share} %)",
     },
     "en": {
         "name": "User name",
@@ -292,6 +305,18 @@ _MORE: dict[str, dict[str, str]] = {
         "job_cancel_ok": "Stop the map book",
         "job_not_started": "The map book was not started",
         "job_progress": "Progress",
+        "shared_hint": "A vertex shared with a neighbouring EA moves in both EAs at once.",
+        "moved_together": "Changed together: {codes}",
+        "gap_left": "This change leaves a gap of {area} m² that no EA covers (red on the map). "
+        "Give the gap to EA:",
+        "give_gap": "Give the gap",
+        "no_gap_neighbour": "No neighbouring EA borders the gap: move the edge back.",
+        "confirm_approve_uncovered": "The commune is not fully covered: {area} m² ({share} % of "
+        "the commune) lie in no EA — red on the map. Approve the {count} EAs anyway: {codes}?",
+        "confirm_approve_one_uncovered": "The commune is not fully covered: {area} m² ({share} % "
+        "of the commune) lie in no EA — red on the map. Approve EA {code} anyway?",
+        "approve_anyway": "Approve anyway",
+        "uncovered_note": "approved while the commune was not fully covered ({area} m², {share} %)",
     },
 }
 

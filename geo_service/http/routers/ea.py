@@ -495,6 +495,110 @@ async def merge_eas(
     return _feature_response(merged)
 
 
+MAX_TOGETHER = 100  # EAs one shared-edge change may touch
+
+
+@router.post(
+    f"{BASE}/reshape",
+    summary="Change several EAs' geometries at once (a shared edge moved for all)",
+    response_class=GeoJSONResponse,
+)
+async def reshape_eas(
+    conn: Conn,
+    user: Writer,
+    ops: EaOps,
+    lang: Language,
+    body: Annotated[
+        dict[str, Any],
+        Body(
+            description='{"type": "FeatureCollection", "features": [Feature with id and '
+            'geometry, …], "reason": text, "give_gap_to": an EA code}'
+        ),
+    ],
+    if_match: Annotated[
+        str | None, Header(max_length=6000, description="the ETags of all the EAs")
+    ] = None,
+    content_crs: Annotated[str | None, Header(max_length=120)] = None,
+    repair: bool = False,
+) -> GeoJSONResponse:
+    """New geometries for EAs of one commune, all or none: each EA checked against its own
+    ETag, all of them against the rules as they will be together; a change that opens a
+    gap in the commune is refused with the gap (422 `gaps`) unless `give_gap_to` names a
+    neighbouring EA to take it (its ETag in If-Match too)."""
+    if not isinstance(body, dict) or body.get("type") != "FeatureCollection":
+        raise InvalidParameter("the body must be a GeoJSON FeatureCollection", parameter="body")
+    features = body.get("features")
+    if not isinstance(features, list) or not 1 <= len(features) <= MAX_TOGETHER:
+        raise InvalidParameter(f"features must list 1 to {MAX_TOGETHER} EAs", parameter="features")
+    edits = []
+    for index, feature in enumerate(features):
+        _properties(feature)
+        ea_id = feature.get("id")
+        if type(ea_id) is not int or not 0 < ea_id < 2**63:
+            raise InvalidParameter(
+                f"features[{index}].id must be the EA's id", parameter=f"features[{index}].id"
+            )
+        edits.append((ea_id, _drawing(feature, content_crs, repair, ops)))
+    if len({ea_id for ea_id, _ in edits}) != len(edits):
+        raise InvalidParameter("each EA may be listed once", parameter="features")
+    give = body.get("give_gap_to")
+    rows, warnings = await ops.reshape(
+        conn,
+        user,
+        edits,
+        if_match,
+        _reason(body.get("reason")),
+        None if give is None else check_text(give, "give_gap_to", 20),
+    )
+    return GeoJSONResponse(
+        {
+            "type": "FeatureCollection",
+            "features": [as_feature(row) for row in rows],
+            "warnings": localised(warnings, lang),
+        },
+        headers={"Content-Crs": f"<{CRS84}>"},
+    )
+
+
+@router.post(
+    "/communes/{code}/ea-approve",
+    summary="Approve every submitted EA of a commune",
+    response_class=GeoJSONResponse,
+)
+async def approve_all(
+    code: Annotated[str, Path(pattern=CODE)],
+    conn: Conn,
+    user: Writer,
+    ops: EaOps,
+    body: Annotated[
+        dict[str, Any] | None,
+        Body(description='{"uncovered_acknowledged": true/false, "reason": text}'),
+    ] = None,
+    census_round: Annotated[str, Query(alias="round", pattern=r"^\d{4}$")] = "2029",
+    vintage: Annotated[str | None, Query(pattern=CODE)] = None,
+    if_match: Annotated[
+        str | None, Header(max_length=60_000, description="the ETags of the submitted EAs")
+    ] = None,
+) -> GeoJSONResponse:
+    """All or none, each EA against its own ETag and four eyes; a commune that EAs do not
+    fully cover is refused (409 with its gaps) unless `uncovered_acknowledged` is true,
+    which the history of every approved EA records."""
+    body = body or {}
+    if not isinstance(body, dict):
+        raise InvalidParameter("the body must be an object", parameter="body")
+    acknowledged = body.get("uncovered_acknowledged", False)
+    if not isinstance(acknowledged, bool):
+        raise InvalidParameter(
+            "uncovered_acknowledged must be true or false", parameter="uncovered_acknowledged"
+        )
+    rows = await ops.approve_all(
+        conn, user, code, vintage, census_round, if_match, acknowledged, _reason(body.get("reason"))
+    )
+    return GeoJSONResponse(
+        {"type": "FeatureCollection", "features": [as_feature(row) for row in rows]}
+    )
+
+
 @router.post(
     f"{BASE}/items/{{featureId}}/restore",
     summary="Restore an EA to a version from its history",

@@ -40,7 +40,7 @@ import { addPanes } from "./viewer/layers.js";
     token: sessionStorage.getItem(TOKEN_KEY), user: null, eas: {}, selected: [], multi: false,
     coverage: null, lines: null, drawControl: null, message: null, rejected: null, tab: "eas",
     editing: null, history: null, review: null, reviewFocus: 0, areas: null, staff: [],
-    workload: null,
+    workload: null, shared: null,
   };
   const editable = L.featureGroup().addTo(map);
   const findings = L.featureGroup().addTo(map);
@@ -516,6 +516,53 @@ import { addPanes } from "./viewer/layers.js";
     if (last) await afterWrite(last, last.ok ? t("saved_n", { count: done }) : null);
   }
 
+  /* The commune's area in no EA (from the coverage report), or null when it is covered. */
+  function uncovered() {
+    const c = state.coverage;
+    if (!c || !c.gaps.length) return null;
+    return { area: fmt(c.gaps.reduce((sum, g) => sum + g.area_m2, 0)), share: fmt(c.gap_share * 100, 2) };
+  }
+
+  /* Where the commune is not covered: each gap ringed on the map, brought into view. */
+  function showUncovered() {
+    findings.clearLayers();
+    for (const gap of state.coverage.gaps) {
+      const centre = L.geoJSON(gap.geometry).getBounds().getCenter();
+      marker([centre.lng, centre.lat], t("gaps") + ": " + fmt(gap.area_m2) + " m²", "#c0392b");
+    }
+    const bounds = gaps.getBounds();
+    if (bounds.isValid() && !map.getBounds().contains(bounds)) map.fitBounds(bounds, { maxZoom: map.getZoom() });
+  }
+
+  /* Approve every submitted EA in one request (all or none); over a commune that is not
+     fully covered only once the supervisor has seen where and said so. */
+  async function approveAll() {
+    const targets = Object.values(state.eas).filter((ea) => ea.feature.properties.status === "submitted");
+    if (!targets.length) { showMessage(t("nothing_to"), [], "error"); return; }
+    const codes = targets.map((ea) => ea.feature.properties.code);
+    const shown = codes.length > 12 ? codes.slice(0, 12).join(", ") + " …" : codes.join(", ");
+    const gap = uncovered();
+    if (gap) showUncovered();
+    const text = gap ? t("confirm_approve_uncovered", { ...gap, count: codes.length, codes: shown })
+      : t("confirm_approve_all", { count: codes.length, codes: shown });
+    if (!await confirmAction(text, t(gap ? "approve_anyway" : "approve_all"), Boolean(gap))) return;
+    const url = cfg.api + "/communes/" + cfg.commune.code + "/ea-approve?round=" + cfg.round + "&vintage=" + cfg.vintage;
+    const result = await call("POST", url, { body: { uncovered_acknowledged: Boolean(gap) },
+                                             etag: targets.map((ea) => ea.etag).join(", ") });
+    await afterWrite(result, result.ok ? t("saved_n", { count: result.body.features.length }) : null);
+  }
+
+  /* Approve one EA; over a commune that is not fully covered, after a warning (null when
+     the supervisor cancels), the history saying so. */
+  async function approveOne(id) {
+    const gap = uncovered();
+    if (!gap) return transition(id, "approve");
+    showUncovered();
+    const text = t("confirm_approve_one_uncovered", { ...gap, code: codeOf(id) });
+    if (!await confirmAction(text, t("approve_anyway"), true)) return null;
+    return transition(id, "approve", t("uncovered_note", gap));
+  }
+
   async function runOnSelected(action) {
     const id = state.selected[0];
     if (id === undefined) return;
@@ -529,6 +576,9 @@ import { addPanes } from "./viewer/layers.js";
       const reason = await askReason(t("reject_title", { code }));
       if (!reason) return;
       result = await transition(id, action, reason);
+    } else if (action === "approve") {
+      result = await approveOne(id);
+      if (!result) return;
     } else {
       result = await transition(id, action);
     }
@@ -541,30 +591,185 @@ import { addPanes } from "./viewer/layers.js";
     const id = state.selected[0];
     if (id === undefined || state.selected.length !== 1) return;
     state.editing = id;
-    state.eas[id].layer.editing.enable();
+    const layer = state.eas[id].layer;
+    state.shared = { was: ringsCopy(layer), touched: new Set() };
+    layer.on("edit", moveShared);
+    layer.editing.enable();
     render();
+  }
+
+  function stopEditing() {
+    const id = state.editing;
+    state.eas[id].layer.editing.disable();
+    state.eas[id].layer.off("edit", moveShared);
+    state.editing = null;
+    const touched = [...state.shared.touched];
+    state.shared = null;
+    return [id, ...touched];
   }
 
   async function saveEditing() {
-    const id = state.editing;
-    if (id === null) return;
-    const layer = state.eas[id].layer;
-    layer.editing.disable();
-    state.editing = null;
-    const geometry = layer.toGeoJSON(false).geometry;
-    const body = { type: "Feature", geometry, properties: { reason: t("edit_shape") } };
-    const result = await call("PUT", ITEMS + "/" + id, { body, etag: state.eas[id].etag });
-    await afterWrite(result);
-    if (!result.ok) showDrawn(geometry);
+    if (state.editing === null) return;
+    const ids = stopEditing();
+    const features = ids.map((id) => ({ type: "Feature", id, geometry: state.eas[id].layer.toGeoJSON(false).geometry,
+                                        properties: { reason: t("edit_shape") } }));
+    // one EA alone: its own PUT; with the neighbours that share what moved: all at once
+    let result = ids.length === 1
+      ? await call("PUT", ITEMS + "/" + ids[0], { body: features[0], etag: state.eas[ids[0]].etag })
+      : await reshape(features, null);
+    if (!result.ok && result.status === 422 && result.body && result.body.gaps) {
+      const receiver = await askGapReceiver(result.body.gaps, ids[0]);
+      if (receiver) result = await reshape(features, receiver);
+    }
+    const saved = result.ok && result.body.features ? t("saved_n", { count: result.body.features.length }) : null;
+    await afterWrite(result, saved);
+    if (!result.ok) features.forEach((f) => showDrawn(f.geometry));
+  }
+
+  /* Several EAs' shapes in one transaction (each with its ETag); `receiver`: the EA code
+     that takes any gap the change opens. */
+  function reshape(features, receiver) {
+    const tags = features.map((f) => state.eas[f.id].etag);
+    const taker = receiver && Object.values(state.eas).find((ea) => ea.feature.properties.code === receiver);
+    if (taker && !features.some((f) => f.id === taker.feature.id)) tags.push(taker.etag);
+    const body = { type: "FeatureCollection", reason: t("edit_shape"),
+                   features: features.map((f) => ({ type: "Feature", id: f.id, geometry: f.geometry, properties: {} })) };
+    if (receiver) body.give_gap_to = receiver;
+    return call("POST", cfg.api + "/collections/enumeration-areas/reshape", { body, etag: tags.join(", ") });
+  }
+
+  /* A refused save that opens a gap: the gap in red, and a choice of the neighbour to give
+     it to (every gap must border it); the code chosen, or null. */
+  function askGapReceiver(found, editing) {
+    findings.clearLayers();
+    for (const gap of found) {
+      L.geoJSON(gap.geometry, { interactive: false, style: { color: "#c0392b", weight: 3, fillColor: "#c0392b",
+                                                              fillOpacity: 0.6 } }).addTo(findings);
+      marker(gap.location, t("gaps") + ": " + fmt(gap.area_m2) + " m²", "#c0392b");
+    }
+    const own = codeOf(editing);
+    const candidates = found.map((g) => g.eas.filter((c) => c !== own))
+      .reduce((all, some) => all.filter((c) => some.includes(c)))
+      .filter((c) => Object.values(state.eas).some((ea) => ea.feature.properties.code === c));
+    const area = fmt(found.reduce((sum, g) => sum + g.area_m2, 0));
+    return dialog((box, finish) => {
+      const p = L.DomUtil.create("p", "ea-confirm-text", box);
+      p.textContent = t("gap_left", { area });
+      if (!candidates.length) {
+        L.DomUtil.create("p", "ea-hint", box).textContent = t("no_gap_neighbour");
+        buttons(box, t("ok"), false, () => finish(null), finish).cancel.focus();
+        return;
+      }
+      const select = L.DomUtil.create("select", "ea-gap-receiver", box);
+      select.name = "gap_receiver";
+      for (const code of candidates) {
+        const option = L.DomUtil.create("option", "", select);
+        option.value = code;
+        option.textContent = code;
+      }
+      const { cancel } = buttons(box, t("give_gap"), false, () => finish(select.value), finish);
+      cancel.focus();
+    });
   }
 
   async function cancelEditing() {
-    const id = state.editing;
-    if (id === null) return;
-    state.eas[id].layer.editing.disable();
-    state.editing = null;
+    if (state.editing === null) return;
+    stopEditing();
     await loadEas();
     render();
+  }
+
+  /* ---- shared vertices: a vertex moved (added, removed) in the EA being reshaped is moved
+     (added, removed) in every EA that shares it, as topological editing does ---- */
+
+  const SAME = 1e-9;  // degrees (~0.1 mm): one vertex of two EAs
+
+  function same(a, b) { return Math.abs(a.lat - b.lat) < SAME && Math.abs(a.lng - b.lng) < SAME; }
+
+  /* The rings (arrays of LatLngs) of a polygon layer, its own arrays. */
+  function ringsOf(latlngs) {
+    if (!Array.isArray(latlngs) || !latlngs.length) return [];
+    return Array.isArray(latlngs[0]) ? latlngs.flatMap(ringsOf) : [latlngs];
+  }
+
+  function ringsCopy(layer) {
+    return ringsOf(layer.getLatLngs()).map((ring) => ring.map((ll) => L.latLng(ll.lat, ll.lng)));
+  }
+
+  /* Where two rings first differ (the longer one's index). */
+  function firstDifference(longer, shorter) {
+    let i = 0;
+    while (i < shorter.length && same(longer[i], shorter[i])) i += 1;
+    return i;
+  }
+
+  /* After each drag (or tap that removes a vertex) of the EA being reshaped. */
+  function moveShared() {
+    const layer = state.eas[state.editing].layer;
+    const now = ringsOf(layer.getLatLngs());
+    now.forEach((ring, r) => {
+      const was = state.shared.was[r];
+      if (!was) return;
+      const at = (i) => was[(i + was.length) % was.length];
+      if (ring.length === was.length) {
+        ring.forEach((ll, i) => { if (!same(ll, was[i])) changeOthers((other) => moveVertex(other, was[i], ll)); });
+      } else if (ring.length === was.length + 1) {
+        const i = firstDifference(ring, was);
+        changeOthers((other) => insertVertex(other, at(i - 1), at(i), ring[i]));
+      } else if (ring.length === was.length - 1) {
+        const i = firstDifference(was, ring);
+        changeOthers((other) => removeVertex(other, at(i - 1), at(i), at(i + 1)));
+      }
+    });
+    state.shared.was = ringsCopy(layer);
+    window.eaEditor.movedTogether = [...state.shared.touched];
+    render();
+  }
+
+  /* `change` applied to the rings of every other EA; those it changed are redrawn. */
+  function changeOthers(change) {
+    for (const [key, ea] of Object.entries(state.eas)) {
+      const id = Number(key);
+      if (id === state.editing) continue;
+      const latlngs = ea.layer.getLatLngs();
+      if (ringsOf(latlngs).map(change).some(Boolean)) {
+        ea.layer.setLatLngs(latlngs);
+        state.shared.touched.add(id);
+      }
+    }
+  }
+
+  function moveVertex(ring, from, to) {
+    let moved = false;
+    ring.forEach((ll, j) => { if (same(ll, from)) { ring[j] = L.latLng(to.lat, to.lng); moved = true; } });
+    return moved;
+  }
+
+  /* A vertex put on an edge (a and b) the other EA shares: put there too. */
+  function insertVertex(ring, a, b, point) {
+    for (let j = 0; j < ring.length; j += 1) {
+      const next = ring[(j + 1) % ring.length];
+      if ((same(ring[j], a) && same(next, b)) || (same(ring[j], b) && same(next, a))) {
+        ring.splice(j + 1, 0, L.latLng(point.lat, point.lng));
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /* A vertex taken off an edge the other EA shares on both sides: taken off there too. */
+  function removeVertex(ring, before, vertex, after) {
+    if (ring.length <= 3) return false;
+    for (let j = 0; j < ring.length; j += 1) {
+      if (!same(ring[j], vertex)) continue;
+      const prev = ring[(j - 1 + ring.length) % ring.length];
+      const next = ring[(j + 1) % ring.length];
+      if ((same(prev, before) && same(next, after)) || (same(prev, after) && same(next, before))) {
+        ring.splice(j, 1);
+        return true;
+      }
+    }
+    return false;
   }
 
   /* ---- attributes ---- */
@@ -710,7 +915,8 @@ import { addPanes } from "./viewer/layers.js";
       if (!reason) return;
       await afterWrite(await transition(entry.id, "reject", reason));
     } else {
-      await afterWrite(await transition(entry.id, "approve"));
+      const result = await approveOne(entry.id);
+      if (result) await afterWrite(result);
     }
   }
 
@@ -780,6 +986,11 @@ import { addPanes } from "./viewer/layers.js";
     for (const problem of body.problems || body.errors || []) {
       lines.push(problem.problem + (problem.area_m2 ? " (" + fmt(problem.area_m2) + " m²)" : ""));
       if (problem.location) marker(problem.location, problem.problem, "#c0392b");
+    }
+    for (const gap of body.gaps || []) {
+      L.geoJSON(gap.geometry, { interactive: false, style: { color: "#c0392b", weight: 3, fillColor: "#c0392b",
+                                                              fillOpacity: 0.6 } }).addTo(findings);
+      marker(gap.location, t("gaps") + ": " + fmt(gap.area_m2) + " m²", "#c0392b");
     }
     if (result.status === 412) lines.push(t("stale"));
     showMessage((title || t("not_saved")) + ": " + (body.detail || result.status), lines, "error");
@@ -936,8 +1147,10 @@ import { addPanes } from "./viewer/layers.js";
       "<tr><td>" + escape(t("listed")) + "</td><td class='num'>" + escape(fmt(p.listed_dwellings) + " / " + fmt(p.listed_households)) + "</td></tr>" +
       "<tr><td>" + escape(t("version")) + "</td><td class='num'>" + escape(String(p.version)) + "</td></tr></table><div class='ea-actions'>";
     if (state.editing !== null) {
+      const together = state.shared ? [...state.shared.touched].map(codeOf) : [];
       html += button("save_shape", null, "ea-primary") + button("cancel_shape", t("cancel")) + "</div>" +
-        "<div class='ea-hint'>" + escape(t("editing_hint", { code: p.code })) + "</div>";
+        "<div class='ea-hint'>" + escape(t("editing_hint", { code: p.code }) + " " + t("shared_hint")) + "</div>" +
+        (together.length ? "<div class='ea-hint ea-moved-together'>" + escape(t("moved_together", { codes: together.join(", ") })) + "</div>" : "");
       return html;
     }
     if (canEdit()) html += button("edit_shape");
@@ -1206,7 +1419,7 @@ import { addPanes } from "./viewer/layers.js";
           t("job_title", { commune: cfg.commune.name, round: cfg.round }));
       case "generate": case "regenerate": return generate();
       case "submit_all": return transitionAll(["draft", "rejected"], "submit", "confirm_submit_all");
-      case "approve_all": return transitionAll(["submitted"], "approve", "confirm_approve_all");
+      case "approve_all": return approveAll();
       case "multi":
         state.multi = !state.multi;
         restyle();
@@ -1398,7 +1611,7 @@ import { addPanes } from "./viewer/layers.js";
 
   window.eaEditor = {
     map, ready: false, lastResult: null, writes: [], settled: 0, coverage: null, tileLoads: 0,
-    queue: [], neighbourIds: [],
+    queue: [], neighbourIds: [], movedTogether: [],
     eas: () => Object.values(state.eas).map((ea) => ({ id: ea.feature.id, code: ea.feature.properties.code,
                                                         status: ea.feature.properties.status,
                                                         reason: ea.feature.properties.rejection_reason,
