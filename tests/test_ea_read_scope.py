@@ -155,6 +155,13 @@ def test_census_organisation_follows_the_eas_own_boundary_vintage(
         refused = send("hcm", method, path, body)
         assert refused.status_code == 403, (path, refused.text)
         assert send("hanoi", method, path, body).status_code in (200, 201), path
+    batch = {"areas": [{"eas": [hanoi_ea]}]}
+    refused = send("hcm", "POST", f"/communes/{HANOI}/supervisor-areas/batch", batch)
+    assert refused.status_code == 403, refused.text
+    for path in ("supervisor-areas/proposal", "assignments/proposal"):
+        refused = send("hcm", "POST", f"/communes/{HANOI}/{path}", {})
+        assert refused.status_code == 403, (path, refused.text)
+        assert send("hanoi", "POST", f"/communes/{HANOI}/{path}", {}).status_code == 200, path
     for path in ("supervisor-areas", "workload", "ea-lines", "ea-coverage"):
         _refused(office.get("hcm", f"/communes/{HANOI}/{path}"), "code")
         assert office.get("hanoi", f"/communes/{HANOI}/{path}").status_code == 200

@@ -318,7 +318,7 @@ async def save_areas(
     """Several supervisor areas at once (a confirmed proposal), replacing the areas named in
     `replace`: all checked as one area is, all saved in one transaction or none; the codes
     of the new areas."""
-    commune = await commune_of(conn, commune_code, None, "code")
+    commune = await round_commune(conn, census_round, commune_code)
     authorise(user, commune)
     areas, replace = body.get("areas"), body.get("replace", [])
     if not isinstance(areas, list) or not areas or not all(isinstance(a, dict) for a in areas):

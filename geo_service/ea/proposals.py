@@ -14,8 +14,8 @@ from shapely.geometry import mapping
 from geo_core.errors import InvalidParameter, Unprocessable
 from geo_service.ea import sql
 from geo_service.ea.grouping import Pick, Unit, adjacency, propose_assignments, propose_groups
-from geo_service.ea.organise import Band
-from geo_service.ea.service import Commune, authorise, commune_of
+from geo_service.ea.organise import Band, round_commune
+from geo_service.ea.service import Commune, authorise
 from geo_service.messages import Said, said
 from geo_service.users import User
 
@@ -53,8 +53,11 @@ def _selection(body: dict[str, Any], rows: list[Row], census_round: str) -> set[
     return set(asked)
 
 
-async def _commune(conn: psycopg.AsyncConnection, user: User, commune_code: str) -> Commune:
-    commune = await commune_of(conn, commune_code, None, "code")
+async def _commune(
+    conn: psycopg.AsyncConnection, user: User, census_round: str, commune_code: str
+) -> Commune:
+    """The commune as the round's EAs know it, once the user may organise it."""
+    commune = await round_commune(conn, census_round, commune_code)
     authorise(user, commune)
     return commune
 
@@ -75,7 +78,7 @@ async def propose_areas(
 ) -> dict[str, Any]:
     """Supervisor areas for the commune's EAs (or those asked for) not yet in an area; with
     `redo`, the areas holding any of them are replaced (their EAs grouped anew)."""
-    commune = await _commune(conn, user, commune_code)
+    commune = await _commune(conn, user, census_round, commune_code)
     band = _band(body, default)
     redo = body.get("redo", False)
     if not isinstance(redo, bool):
@@ -157,7 +160,7 @@ async def propose_enumerators(
     """Enumerators for the commune's EAs without one (or those of them asked for), balanced
     by households within each supervisor area, none above `capacity` households (the top
     of the workload band) unless one EA alone is; each enumerator's total as it would be."""
-    commune = await _commune(conn, user, commune_code)
+    commune = await _commune(conn, user, census_round, commune_code)
     rows = await sql.organise_rows(conn, census_round, commune.code)
     asked = _selection(body, rows, census_round)
     staff = [
