@@ -344,24 +344,7 @@ def load_history(conn: psycopg.Connection, data: Path = DATA_DIR) -> Iterator[st
         "commune",
         ValueFormat("code", period=vintage, value_column="population"),
     )
-    if units.count_crosswalk_level(conn, vintage, "2025", "commune"):
-        yield f"crosswalk {vintage} → 2025 (commune): already built"
-    else:
-        build = build_crosswalk(
-            conn, vintage, "2025", "commune", weights=("area", "population"), raster=data / RASTER
-        )
-        yield (
-            f"crosswalk {vintage} → 2025 (commune): {len(build.links)} links computed, "
-            f"{len(build.slivers)} slivers dropped, {build.seconds:.1f} s"
-        )
-    if count_values(conn, "population", "2025", "commune", [vintage]):
-        yield f"population {vintage} on the 2025 communes: already carried over"
-    else:
-        result = carry_over(conn, "population", vintage, "2025", "commune", "population")
-        yield (
-            f"population {vintage} carried onto the 2025 communes: {result.loaded} values "
-            f"({result.not_available} not available)"
-        )
+    yield from _carry_population_to_2025(conn, vintage, "commune", data)
     yield from load_history_levels(conn, frame, data)
 
 
@@ -402,22 +385,29 @@ def load_history_levels(
                 coverage = dict(units.coverage_geometries(conn, vintage, "commune"))
             yield _load_dissolved(conn, communes, coverage, spec)
         yield _load_summed_population(conn, communes, spec)
-    if units.count_crosswalk_level(conn, vintage, "2025", "province"):
-        yield f"crosswalk {vintage} → 2025 (province): already built"
+    yield from _carry_population_to_2025(conn, vintage, "province", data)
+
+
+def _carry_population_to_2025(
+    conn: psycopg.Connection, vintage: str, level: str, data: Path
+) -> Iterator[str]:
+    """Build the crosswalk `vintage` → 2025 at `level` and carry the population over, once."""
+    if units.count_crosswalk_level(conn, vintage, "2025", level):
+        yield f"crosswalk {vintage} → 2025 ({level}): already built"
     else:
         build = build_crosswalk(
-            conn, vintage, "2025", "province", weights=("area", "population"), raster=data / RASTER
+            conn, vintage, "2025", level, weights=("area", "population"), raster=data / RASTER
         )
         yield (
-            f"crosswalk {vintage} → 2025 (province): {len(build.links)} links computed, "
+            f"crosswalk {vintage} → 2025 ({level}): {len(build.links)} links computed, "
             f"{len(build.slivers)} slivers dropped, {build.seconds:.1f} s"
         )
-    if count_values(conn, "population", "2025", "province", [vintage]):
-        yield f"population {vintage} on the 2025 provinces: already carried over"
+    if count_values(conn, "population", "2025", level, [vintage]):
+        yield f"population {vintage} on the 2025 {level}s: already carried over"
     else:
-        result = carry_over(conn, "population", vintage, "2025", "province", "population")
+        result = carry_over(conn, "population", vintage, "2025", level, "population")
         yield (
-            f"population {vintage} carried onto the 2025 provinces: {result.loaded} values "
+            f"population {vintage} carried onto the 2025 {level}s: {result.loaded} values "
             f"({result.not_available} not available)"
         )
 
