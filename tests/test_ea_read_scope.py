@@ -131,6 +131,7 @@ def test_census_organisation_follows_the_eas_own_boundary_vintage(
     # and Hà Nội's was refused)
     hanoi_ea = office.get("hanoi", ITEMS).json()["features"][0]["properties"]["code"]
     with psycopg.connect(demo_db, autocommit=True) as conn:
+        hcm_supervisor = add_user(conn, "thu", "supervisor", ["79"])
         conn.execute("INSERT INTO vintage (id, valid_from) VALUES ('2026', '2026-07-01')")
         conn.execute(
             "INSERT INTO admin_unit (vintage, level, code, parent_code, name, search_name,"
@@ -155,6 +156,10 @@ def test_census_organisation_follows_the_eas_own_boundary_vintage(
         refused = send("hcm", method, path, body)
         assert refused.status_code == 403, (path, refused.text)
         assert send("hanoi", method, path, body).status_code in (200, 201), path
+    approve = office.client.post(
+        f"/communes/{HANOI}/ea-approve", headers={"Authorization": f"Bearer {hcm_supervisor}"}
+    )
+    assert approve.status_code == 403, approve.text
     batch = {"areas": [{"eas": [hanoi_ea]}]}
     refused = send("hcm", "POST", f"/communes/{HANOI}/supervisor-areas/batch", batch)
     assert refused.status_code == 403, refused.text

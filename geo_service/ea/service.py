@@ -664,6 +664,8 @@ class EaService:
         """Approve every submitted EA of a commune at once (each checked against its own
         ETag in If-Match, four eyes on each); a commune that is not fully covered only when
         the supervisor acknowledges it, which the history records."""
+        if vintage is None:  # the commune as the round's EAs know it decides who approves
+            vintage = await sql.round_commune_vintage(conn, census_round, code)
         commune = await commune_of(conn, code, vintage, "code", "vintage")
         authorise(user, commune, "supervisor")
         async with conn.transaction():

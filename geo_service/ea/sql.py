@@ -320,8 +320,9 @@ async def round_commune_vintage(
     """The boundary vintage the round's EAs of a commune code lie in (the latest, should
     they lie in several); None when the round has no EA there."""
     cur = await conn.execute(
-        "SELECT max(commune_vintage) FROM enumeration_area"
-        " WHERE census_round = %s AND commune_code = %s",
+        "SELECT e.commune_vintage FROM enumeration_area e JOIN vintage v"
+        " ON v.id = e.commune_vintage WHERE e.census_round = %s AND e.commune_code = %s"
+        " ORDER BY v.valid_from DESC, v.id DESC LIMIT 1",
         (census_round, code),
     )
     row = await cur.fetchone()
