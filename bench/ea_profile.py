@@ -146,7 +146,9 @@ def check(drafts: list[delineate.DraftEA], commune: Any) -> dict[str, Any]:
     area = delineate._polygonal(commune)
     geoms = np.asarray([d.geometry for d in drafts], dtype=object)
     metres = 111_320.0 * 110_574.0 * math.cos(math.radians(area.centroid.y))
-    union = shapely.coverage_union_all(geoms) if len(geoms) else shapely.Polygon()
+    invalid = int((~shapely.is_empty(shapely.coverage_invalid_edges(geoms))).sum())
+    # (a coverage union refuses EAs whose shared edges do not match)
+    union = shapely.union_all(geoms) if invalid else shapely.coverage_union_all(geoms)
     left, right = shapely.STRtree(geoms).query(geoms, predicate="intersects")
     pairs = left < right
     overlap = float(
@@ -155,7 +157,7 @@ def check(drafts: list[delineate.DraftEA], commune: Any) -> dict[str, Any]:
     households = np.asarray([d.households for d in drafts])
     several = len(drafts) > 1
     return {
-        "invalid_edges": int((~shapely.is_empty(shapely.coverage_invalid_edges(geoms))).sum()),
+        "invalid_edges": invalid,
         "gap_m2": float(shapely.difference(area, union).area) * metres,
         "outside_m2": float(shapely.difference(union, area).area) * metres,
         "overlap_m2": overlap * metres,
