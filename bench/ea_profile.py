@@ -1,14 +1,17 @@
 """Where a national EA generation's time goes, by stage and by kind of commune.
 
     PYTHONPATH=. .venv/bin/python -m bench.ea_profile OUT.json [--workers 2] [--no-write]
-        [--communes 01001,...]
+        [--communes 01001,...] [--check]
 
 The demo restored from the bench dump into a throwaway cluster (as bench/ea_national.py),
 then every commune generated as `geo_service.ea.generate.generate` does (same communes, same
 lines, batches of 50 written with `sql.replace_drafts`), with in each worker the CPU time of
 every commune and of each stage (exclusive: a stage's CPU without the stages it calls), and
 in the parent the time spent writing and the database backend's CPU. Writes one JSON record
-per commune to OUT.json and prints the split by kind of commune and by stage.
+per commune to OUT.json and prints the split by kind of commune and by stage. `--check`
+also checks every commune's EAs (a valid coverage with no gap or overlap against the
+commune, the workload band, the smallest area, one piece per piece of commune), outside the
+commune's CPU figure but inside the workers' total: time a run without it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import argparse
 import functools
 import hashlib
 import json
+import math
 import os
 import tempfile
 import time
@@ -26,12 +30,14 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psycopg
 import shapely
 
 from bench.common import prepare_database
 from geo_service.ea import blocks, delineate, sql
 from geo_service.ea.generate import BATCH, GENERATOR, _communes, _rows
+from geo_service.ea.rules import EaRules
 from geo_service.localdb import LocalCluster
 from geo_service.settings import DEMO_RASTER
 
@@ -59,6 +65,7 @@ STAGES: list[tuple[Any, str]] = [
 _spent: dict[str, float] = defaultdict(float)
 _calls: dict[str, int] = defaultdict(int)
 _stack: list[float] = []  # CPU of the stages called so far by each open stage
+_checking = [False]  # whether each commune's EAs are checked against the rules (--check)
 
 
 def _timed(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
@@ -81,9 +88,11 @@ def _timed(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _install(variant: tuple[int, int] | None = None) -> None:
+def _install(variant: tuple[int, int] | None = None, check: bool = False) -> None:
     """Wrap the stages in this process (a pool initializer); `variant`: measure other
-    (_MAX_CELLS_PER_EA, _MIN_CELLS_PER_PIXEL) than the code's (EAs change)."""
+    (_MAX_CELLS_PER_EA, _MIN_CELLS_PER_PIXEL) than the code's (EAs change); `check`: check
+    every commune's EAs."""
+    _checking[0] = check
     if variant:
         delineate._MAX_CELLS_PER_EA, delineate._MIN_CELLS_PER_PIXEL = variant
     for module, name in STAGES:
@@ -124,11 +133,60 @@ def _job(job: blocks.Job) -> tuple[blocks.Result, dict[str, Any]]:
         "stages": dict(_spent),
         "calls": dict(_calls),
     }
+    if _checking[0]:
+        facts["check"] = check(result[1], geometry)
     return result, facts
 
 
+def check(drafts: list[delineate.DraftEA], commune: Any) -> dict[str, Any]:
+    """What a commune's EAs break: coverage (invalid edges, gap and overlap against the
+    commune, in m²), EAs outside the households band, under the smallest area, or in more
+    pieces than the commune has there."""
+    rules = EaRules()
+    area = delineate._polygonal(commune)
+    geoms = np.asarray([d.geometry for d in drafts], dtype=object)
+    metres = 111_320.0 * 110_574.0 * math.cos(math.radians(area.centroid.y))
+    invalid = int((~shapely.is_empty(shapely.coverage_invalid_edges(geoms))).sum())
+    # (a coverage union refuses EAs whose shared edges do not match)
+    union = shapely.union_all(geoms) if invalid else shapely.coverage_union_all(geoms)
+    left, right = shapely.STRtree(geoms).query(geoms, predicate="intersects")
+    pairs = left < right
+    overlap = float(
+        shapely.area(shapely.intersection(geoms[left[pairs]], geoms[right[pairs]])).sum()
+    )
+    households = np.asarray([d.households for d in drafts])
+    several = len(drafts) > 1
+    return {
+        "invalid_edges": invalid,
+        "gap_m2": float(shapely.difference(area, union).area) * metres,
+        "outside_m2": float(shapely.difference(union, area).area) * metres,
+        "overlap_m2": overlap * metres,
+        "out_of_band": int(
+            ((households < rules.households_min) | (households > rules.households_max)).sum()
+        )
+        if several
+        else 0,
+        "small": int((shapely.area(geoms) * metres < rules.min_area_m2).sum()) if several else 0,
+        "split": sum(1 for d in drafts if not _one_piece_per_part(d.geometry, area)),
+    }
+
+
+def _one_piece_per_part(ea: Any, commune: Any) -> bool:
+    """Whether each piece of a multi-part EA lies in a different piece of the commune (an
+    island too small for an EA of its own joins the nearest EA)."""
+    pieces = shapely.get_parts(ea)
+    if len(pieces) == 1:
+        return True
+    parts = shapely.get_parts(commune)
+    owners = [int(np.argmax(shapely.area(shapely.intersection(parts, p)))) for p in pieces]
+    return len(set(owners)) == len(owners)
+
+
 def _results(
-    todo: list[tuple[str, Any, list[Any]]], workers: int, variant: tuple[int, int] | None
+    todo: list[tuple[str, Any, list[Any]]],
+    workers: int,
+    variant: tuple[int, int] | None,
+    checking: bool = False,
 ) -> Iterator[Any]:
     """Each commune's (result, facts), in order, from one pool as generate() uses."""
     jobs = (
@@ -136,7 +194,7 @@ def _results(
         for code, geometry, lines in todo
     )
     with ProcessPoolExecutor(
-        max_workers=workers, initializer=_install, initargs=(variant,)
+        max_workers=workers, initializer=_install, initargs=(variant, checking)
     ) as pool:
         yield from pool.map(_job, jobs, chunksize=1)
 
@@ -173,6 +231,7 @@ def run(
     write: bool,
     codes: list[str] | None,
     variant: tuple[int, int] | None = None,
+    checking: bool = False,
 ) -> None:
     """Profile a national generation and write the records."""
     work = Path(tempfile.mkdtemp(prefix="ea-profile-"))
@@ -200,7 +259,9 @@ def run(
             loaded = time.perf_counter() - started
             records: list[dict[str, Any]] = []
             writing = waiting = 0.0
-            made = _results([(c, g, lines.get(c, [])) for c, g in communes], workers, variant)
+            made = _results(
+                [(c, g, lines.get(c, [])) for c, g in communes], workers, variant, checking
+            )
             mark = time.perf_counter()
             for batch in _in_lists(made, BATCH):
                 got = time.perf_counter()
@@ -270,6 +331,22 @@ def report(records: list[dict[str, Any]]) -> None:
             f"{stage} | {sum(split.values()):.1f} | "
             + " | ".join(f"{split.get(k, 0.0):.1f}" for k in kinds)
         )
+    checked = [f for f in records if "check" in f]
+    if checked:
+        print(f"\nchecked {len(checked)} communes, {sum(f['eas'] for f in checked)} EAs:")
+        for what in ("invalid_edges", "out_of_band", "small", "split"):
+            broken = [f for f in checked if f["check"][what]]
+            total = sum(f["check"][what] for f in broken)
+            print(
+                f"{what}: {total} EAs in {len(broken)} communes {[f['code'] for f in broken][:20]}"
+            )
+        for what in ("gap_m2", "outside_m2", "overlap_m2"):
+            worst = max(checked, key=lambda f: f["check"][what])
+            over = sum(1 for f in checked if f["check"][what] > 1e-3)
+            print(
+                f"{what}: largest {worst['check'][what]:.3g} ({worst['code']}),"
+                f" {over} communes above 0.001 m²"
+            )
     slowest = sorted(records, key=lambda f: -f["cpu"])[:15]
     print("\nslowest communes: code kind EAs blocks CPU s")
     for facts in slowest:
@@ -301,6 +378,7 @@ def main() -> None:
         "--variant",
         help="CELLS_PER_EA,CELLS_PER_PIXEL: measure other grid limits than the code's",
     )
+    parser.add_argument("--check", action="store_true", help="check every commune's EAs")
     parser.add_argument("--report", action="store_true", help="only report on OUT")
     parser.add_argument("--compare", help="another OUT: which communes' EAs differ")
     args = parser.parse_args()
@@ -312,7 +390,7 @@ def main() -> None:
         return
     codes = args.communes.split(",") if args.communes else None
     variant = tuple(int(v) for v in args.variant.split(",")) if args.variant else None
-    run(Path(args.out), args.workers, not args.no_write, codes, variant)  # type: ignore[arg-type]
+    run(Path(args.out), args.workers, not args.no_write, codes, variant, args.check)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

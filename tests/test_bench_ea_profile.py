@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from shapely.geometry import MultiPolygon, Polygon, box
 
-from bench.ea_profile import compare
+from bench.ea_profile import check, compare
+from geo_service.ea.delineate import DraftEA
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -77,3 +79,39 @@ def test_compare_names_the_communes_whose_eas_differ(capsys: pytest.CaptureFixtu
     assert "identical 1, different 1" in out
     assert "00002 4 5 grid (phường)" in out
     assert "00001" not in out.split("\n", 1)[1]
+
+
+def _ea(serial: int, geometry: Polygon, households: float = 120.0) -> DraftEA:
+    return DraftEA(serial, MultiPolygon([geometry]), households * 3.5, households)
+
+
+def test_check_names_what_each_kind_of_broken_coverage_breaks() -> None:
+    """The national check (--check) counts invalid edges, gaps, overlaps, EAs outside the
+    band, too small or in pieces; a clean coverage breaks nothing."""
+    commune = box(105.0, 21.0, 105.02, 21.01)  # ~2 × 1 km
+    west, east = box(105.0, 21.0, 105.01, 21.01), box(105.01, 21.0, 105.02, 21.01)
+    clean = check([_ea(1, west), _ea(2, east)], commune)
+    assert clean == {
+        "invalid_edges": 0,
+        "gap_m2": 0.0,
+        "outside_m2": 0.0,
+        "overlap_m2": 0.0,
+        "out_of_band": 0,
+        "small": 0,
+        "split": 0,
+    }
+    # the shared edge's middle vertex on one side only, a last digit off the line
+    kinked = Polygon([(105.01, 21.0), (105.02, 21.0), (105.02, 21.01), (105.01, 21.01),
+                      (105.01 + 1e-15, 21.005)])  # fmt: skip
+    assert check([_ea(1, west), _ea(2, kinked)], commune)["invalid_edges"] == 2
+    gapped = check([_ea(1, west), _ea(2, box(105.0101, 21.0, 105.02, 21.01))], commune)
+    assert gapped["gap_m2"] > 1000
+    overlapping = check([_ea(1, west), _ea(2, box(105.0099, 21.0, 105.02, 21.01))], commune)
+    assert overlapping["overlap_m2"] > 1000
+    pieces = MultiPolygon([box(105.0, 21.0, 105.005, 21.01), box(105.015, 21.0, 105.02, 21.01)])
+    middle = box(105.005, 21.0, 105.015, 21.01)
+    split = check(
+        [DraftEA(1, pieces, 420.0, 120.0), _ea(2, middle, 10.0), _ea(3, box(0, 0, 1e-6, 1e-6))],
+        commune,
+    )
+    assert split["split"] == 1 and split["out_of_band"] == 1 and split["small"] == 1
