@@ -628,6 +628,8 @@ _SAMPLES = {
     "unit": "00004",
     "q": "ha noi",
     "vintage": "2025",
+    "processId": "ea-map-book",
+    "jobId": "no-such-job",
 }
 
 
