@@ -283,24 +283,9 @@ async def save_area(
                 parameter="eas",
                 in_other_areas=taken,
             )
-        staff_id = None
-        if supervisor is not None:
-            found = await _staff_for(
-                conn, census_round, commune, [supervisor], "supervisor", "supervisor"
-            )
-            staff_id = found[supervisor]["id"]
+        staff_id = await _supervisor_id(conn, census_round, commune, supervisor, "supervisor")
         if existing is None:
-            area_id = await sql.insert_area(
-                conn,
-                {
-                    "round": census_round,
-                    "vintage": commune.vintage,
-                    "commune": commune.code,
-                    "code": code,
-                    "supervisor": staff_id,
-                    "user": user.name,
-                },
-            )
+            area_id = await _insert_area(conn, user, census_round, commune, code, staff_id)
         else:
             await sql.update_area(conn, existing["id"], staff_id, user.name)
         assert area_id is not None
@@ -353,26 +338,47 @@ async def save_areas(
                     row=number,
                     in_other_areas=taken,
                 )
-            staff_id = None
-            if supervisor is not None:
-                staff = await _staff_for(
-                    conn, census_round, commune, [supervisor], "supervisor", "areas"
-                )
-                staff_id = staff[supervisor]["id"]
-            area_id = await sql.insert_area(
-                conn,
-                {
-                    "round": census_round,
-                    "vintage": commune.vintage,
-                    "commune": commune.code,
-                    "code": code,
-                    "supervisor": staff_id,
-                    "user": user.name,
-                },
-            )
+            staff_id = await _supervisor_id(conn, census_round, commune, supervisor, "areas")
+            area_id = await _insert_area(conn, user, census_round, commune, code, staff_id)
             await sql.set_area_members(conn, area_id, ids, user.name)
             made.append(code)
     return made
+
+
+async def _supervisor_id(
+    conn: psycopg.AsyncConnection,
+    census_round: str,
+    commune: Commune,
+    supervisor: str | None,
+    parameter: str,
+) -> int | None:
+    """The staff id of an area's supervisor (a supervisor of the commune), or None."""
+    if supervisor is None:
+        return None
+    found = await _staff_for(conn, census_round, commune, [supervisor], "supervisor", parameter)
+    return int(found[supervisor]["id"])
+
+
+async def _insert_area(
+    conn: psycopg.AsyncConnection,
+    user: User,
+    census_round: str,
+    commune: Commune,
+    code: str,
+    staff_id: int | None,
+) -> int:
+    """A new, empty supervisor area of the commune; its id."""
+    return await sql.insert_area(
+        conn,
+        {
+            "round": census_round,
+            "vintage": commune.vintage,
+            "commune": commune.code,
+            "code": code,
+            "supervisor": staff_id,
+            "user": user.name,
+        },
+    )
 
 
 async def drop_area(
