@@ -29,6 +29,7 @@ from tests.conftest import live_process
 from tests.helpers import run_coroutine
 
 ITEMS = "/collections/commune-2025/items"
+QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
 Row = dict[str, Any]
 
 
@@ -409,6 +410,14 @@ def test_queryables(client: TestClient) -> None:
     plain = client.get("/collections/commune-2025/queryables?f=json")
     assert plain.status_code == 200
     assert client.get("/collections/nope/queryables").status_code == 404
+    # every collection listed has its queryables, the EAs' included (their filters and read
+    # rules: test_ea_read_scope.py)
+    for listed in client.get("/collections").json()["collections"]:
+        link = next(x["href"] for x in listed["links"] if x["rel"] == QUERYABLES_REL)
+        found = client.get(link.replace("http://testserver", ""))
+        assert found.status_code == 200, link
+        assert found.headers["content-type"].startswith("application/schema+json"), link
+        assert "geometry" in found.json()["properties"], link
     classes = client.get("/conformance").json()["conformsTo"]
     for part in (
         "features-3/1.0/conf/filter",
@@ -465,6 +474,16 @@ def test_limit_above_the_maximum_is_capped(client: TestClient) -> None:
     assert body["numberReturned"] == len(body["features"]) == 3321
     huge = client.get(ITEMS, params={"limit": "9" * 26, "properties": "code"})
     assert huge.status_code == 200 and huge.json()["numberReturned"] == 3321
+    # every format, and the EAs' pages and downloads too
+    for url, params in (
+        (ITEMS, {"f": "csv"}),
+        (ITEMS, {"f": "gpkg"}),
+        ("/collections/enumeration-areas/items", {}),
+        ("/collections/enumeration-areas/items", {"f": "csv"}),
+        ("/collections/enumeration-areas/items", {"f": "gpkg"}),
+    ):
+        capped = client.get(url, params={"limit": "9" * 26, **params})
+        assert capped.status_code == 200, (url, params, capped.text[:300])
 
 
 def test_enumeration_areas_are_listed_with_tiles(client: TestClient) -> None:
@@ -514,6 +533,12 @@ def test_tile_links_use_the_ogc_template(client: TestClient) -> None:
         "/collections/commune-2025/tiles/WebMercatorQuad/6/50/28",
         "/api/3.0",
         "/indicators",
+        # the downloads: a streamed CSV, a GeoPackage built whole, the EAs'
+        f"{ITEMS}?f=csv&limit=5",
+        f"{ITEMS}?f=gpkg&limit=5",
+        "/collections/enumeration-areas/items?f=csv",
+        "/collections/enumeration-areas/items?f=gpkg",
+        "/collections/enumeration-areas/queryables",
     ],
 )
 def test_head_answers_like_get_without_a_body(client: TestClient, path: str) -> None:
