@@ -634,6 +634,33 @@ def test_an_anonymous_filter_gets_the_anonymous_database_time(demo_db: str, tmp_
         assert client.get(ITEMS, params={"limit": 5000}).status_code == 200
 
 
+def test_an_anonymous_ea_filter_gets_the_anonymous_database_time(
+    demo_db: str, tmp_path: Path
+) -> None:
+    """The EAs' filters, pages and downloads, have the anonymous statement timeout too."""
+    from geo_service.users import add_user
+
+    with psycopg.connect(demo_db, autocommit=True) as conn:
+        admin = {"Authorization": f"Bearer {add_user(conn, 'boss', 'admin', [])}"}
+    # 180 conditions, each evaluated on every EA (all true: none stops the AND early), far
+    # more than the millisecond the anonymous get
+    cql = " AND ".join(f"S_INTERSECTS(geometry,BBOX(102.{n:03},8,110,24))" for n in range(180))
+    assert len(cql) < 10_000
+    settings = ServiceSettings(home=tmp_path, anonymous_statement_timeout_ms=1)
+    with TestClient(create_app(settings, db_url=demo_db)) as client:
+        made = client.post("/communes/00004/ea-generate", headers=admin)
+        assert made.status_code == 201 and made.json()["created"] > 0, made.text
+        url = "/collections/enumeration-areas/items"
+        for f in ("json", "csv"):
+            params = {"filter": cql, "f": f}
+            stopped = client.get(url, params=params)
+            assert stopped.status_code == 422, (f, stopped.text[:200])
+            assert "time limit" in stopped.json()["detail"]
+            allowed = client.get(url, params=params, headers=admin)
+            assert allowed.status_code == 200, (f, allowed.text[:200])
+            assert client.get(url, params={"f": f}).status_code == 200  # (no filter: as before)
+
+
 # a value for each path parameter and required query parameter of the OpenAPI document
 _SAMPLES = {
     "collectionId": "commune-2025",

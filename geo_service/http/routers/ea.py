@@ -29,6 +29,7 @@ from geo_service.ea.service import (
 from geo_service.features.export import spool_features
 from geo_service.features.filter import MAX_CHARACTERS, parse_filter
 from geo_service.features.query import parse_bbox
+from geo_service.features.sql import statement_time_limit
 from geo_service.http.auth import EaScope, Reader, Writer, check_reader
 from geo_service.http.deps import (
     Conn,
@@ -248,6 +249,10 @@ async def list_eas(
         )
     checked = None if filter is None else parse_filter(filter, filter_lang, sql.QUERYABLES)
     filters = sql.ListFilter(commune, status, census_round, box, scope.codes, filter=checked)
+    # (an anonymous filter gets the anonymous database time, as on the units' items)
+    timeout = (
+        settings.anonymous_statement_timeout_ms if checked is not None and user is None else None
+    )
     if commune is not None and not scope.everywhere:
         async with pool.connection() as conn:
             await check_commune(conn, scope, commune)
@@ -256,19 +261,24 @@ async def list_eas(
         # past what the database's LIMIT takes)
         limit = None if limit is None else min(limit, MAX_EA_DOWNLOAD)
         return await ea_download(
-            request, user, scope, pool, settings, downloads, filters, f, limit, offset
+            request, user, scope, pool, settings, downloads, filters, f, limit, offset, timeout
         )
     limit = min(limit or 1000, MAX_EA_PAGE)  # (OGC API - Features: a larger limit is capped)
     # a signed-in user counts as themselves: editors of one office share an address (NAT)
     release = downloads.open(f"user {user.name}" if user else client_address(request))
     try:
         async with downloads.reading():
-            async with pool.connection() as conn:
+            async with pool.connection() as conn, statement_time_limit(conn, timeout):
                 matched = await sql.count_matching(conn, filters)
             page, params = sql.page_sql(filters, limit, offset)
             tail = page_tail(request, offset, limit, matched, None)
             spool = await spool_features(
-                pool, page, params, tail, settings.download_spool_mb * 1024 * 1024
+                pool,
+                page,
+                params,
+                tail,
+                settings.download_spool_mb * 1024 * 1024,
+                timeout_ms=timeout,
             )
     except BaseException:
         release()
