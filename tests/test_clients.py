@@ -171,6 +171,12 @@ def test_owslib(live_server: str) -> None:
     features = items["features"]
     assert features and items["numberMatched"] == len(features)
     assert all(f["properties"]["density"] > 1000 for f in features)
+    # the EAs too: queryables, and a filter the service applies (the demo has none drawn)
+    assert {"status", "population", "geometry"} <= set(
+        api.collection_queryables("enumeration-areas")["properties"]
+    )
+    eas = api.collection_items("enumeration-areas", filter="status = 'submitted'")
+    assert eas["features"] == [] and eas["numberMatched"] == 0
 
 
 # QGIS 3.22 from Debian (qgis, python3-qgis), driven headless by Debian's python3; not part of

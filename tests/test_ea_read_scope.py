@@ -4,6 +4,7 @@ the census organisation); an admin and a viewer without a scope read all (issue 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -237,3 +238,43 @@ def test_an_admin_takes_no_scope(demo_db: str, tmp_path: Path) -> None:
         assert client.patch("/admin/users/lan", json=cleared, headers=boss).status_code == 200
         listed = {u["name"]: u for u in client.get("/admin/users", headers=boss).json()["users"]}
         assert listed["lan"]["role"] == "admin" and listed["lan"]["scope"] == []
+
+
+def test_ea_queryables_and_filters_follow_the_scope(office: Office) -> None:
+    """The EA collection has queryables and takes CQL2 filters (OGC API - Features Part 3),
+    read as its items are: a filter selects only among the EAs the reader may read."""
+    anonymous = office.client.get("/collections/enumeration-areas/queryables")
+    assert anonymous.status_code == 401, anonymous.text
+    schema = office.get("hcm", "/collections/enumeration-areas/queryables").json()
+    assert schema["properties"]["population"]["type"] == "number"
+    assert schema["properties"]["status"]["enum"][0] == "draft"
+    assert schema["properties"]["geometry"]["x-ogc-role"] == "primary-geometry"
+    links = office.get("hcm", "/collections/enumeration-areas").json()["links"]
+    assert any(link["href"].endswith("/enumeration-areas/queryables") for link in links)
+    every = office.get("admin", ITEMS).json()["features"]
+    populations = sorted(f["properties"]["population"] or 0 for f in every)
+    middle = populations[len(populations) // 2]
+    # the same selection done in Python, over every EA, then over the reader's
+    expected = {f["id"] for f in every if (f["properties"]["population"] or 0) > middle}
+    assert 0 < len(expected) < len(every)
+    dense = office.get("admin", ITEMS, filter=f"population > {middle}").json()
+    assert {f["id"] for f in dense["features"]} == expected
+    assert dense["numberMatched"] == len(expected)
+    theirs = office.get("hcm", ITEMS, filter=f"population > {middle}").json()["features"]
+    assert {f["id"] for f in theirs} == {
+        f["id"] for f in every if f["id"] in expected and f["properties"]["commune_code"] != HANOI
+    }
+    # a filter naming the other province's commune finds nothing it may not read
+    assert office.get("hcm", ITEMS, filter=f"commune_code = '{HANOI}'").json()["features"] == []
+    one = every[0]["properties"]["code"]
+    as_json = json.dumps({"op": "=", "args": [{"property": "code"}, one]})
+    found = office.get("admin", ITEMS, filter=as_json, **{"filter-lang": "cql2-json"})
+    assert [f["properties"]["code"] for f in found.json()["features"]] == [one]
+    near = office.get("admin", ITEMS, filter="S_INTERSECTS(geometry, POINT(105.83 21.03))")
+    assert near.status_code == 200, near.text
+    csv = office.get("admin", ITEMS, f="csv", filter=f"population > {middle}")
+    assert csv.status_code == 200 and csv.headers["OGC-NumberMatched"] == str(len(expected))
+    for bad in ("nosuch = 1", "status > 3", "population >"):
+        refused = office.get("admin", ITEMS, filter=bad)
+        assert refused.status_code == 400 and refused.json()["parameter"] == "filter", bad
+        assert "position" in refused.json(), bad

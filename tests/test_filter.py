@@ -29,6 +29,7 @@ from tests.conftest import live_process
 from tests.helpers import run_coroutine
 
 ITEMS = "/collections/commune-2025/items"
+QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
 Row = dict[str, Any]
 
 
@@ -409,6 +410,14 @@ def test_queryables(client: TestClient) -> None:
     plain = client.get("/collections/commune-2025/queryables?f=json")
     assert plain.status_code == 200
     assert client.get("/collections/nope/queryables").status_code == 404
+    # every collection listed has its queryables, the EAs' included (their filters and read
+    # rules: test_ea_read_scope.py)
+    for listed in client.get("/collections").json()["collections"]:
+        link = next(x["href"] for x in listed["links"] if x["rel"] == QUERYABLES_REL)
+        found = client.get(link.replace("http://testserver", ""))
+        assert found.status_code == 200, link
+        assert found.headers["content-type"].startswith("application/schema+json"), link
+        assert "geometry" in found.json()["properties"], link
     classes = client.get("/conformance").json()["conformsTo"]
     for part in (
         "features-3/1.0/conf/filter",
@@ -465,6 +474,16 @@ def test_limit_above_the_maximum_is_capped(client: TestClient) -> None:
     assert body["numberReturned"] == len(body["features"]) == 3321
     huge = client.get(ITEMS, params={"limit": "9" * 26, "properties": "code"})
     assert huge.status_code == 200 and huge.json()["numberReturned"] == 3321
+    # every format, and the EAs' pages and downloads too
+    for url, params in (
+        (ITEMS, {"f": "csv"}),
+        (ITEMS, {"f": "gpkg"}),
+        ("/collections/enumeration-areas/items", {}),
+        ("/collections/enumeration-areas/items", {"f": "csv"}),
+        ("/collections/enumeration-areas/items", {"f": "gpkg"}),
+    ):
+        capped = client.get(url, params={"limit": "9" * 26, **params})
+        assert capped.status_code == 200, (url, params, capped.text[:300])
 
 
 def test_enumeration_areas_are_listed_with_tiles(client: TestClient) -> None:
@@ -514,6 +533,12 @@ def test_tile_links_use_the_ogc_template(client: TestClient) -> None:
         "/collections/commune-2025/tiles/WebMercatorQuad/6/50/28",
         "/api/3.0",
         "/indicators",
+        # the downloads: a streamed CSV, a GeoPackage built whole, the EAs'
+        f"{ITEMS}?f=csv&limit=5",
+        f"{ITEMS}?f=gpkg&limit=5",
+        "/collections/enumeration-areas/items?f=csv",
+        "/collections/enumeration-areas/items?f=gpkg",
+        "/collections/enumeration-areas/queryables",
     ],
 )
 def test_head_answers_like_get_without_a_body(client: TestClient, path: str) -> None:
@@ -607,6 +632,33 @@ def test_an_anonymous_filter_gets_the_anonymous_database_time(demo_db: str, tmp_
             assert allowed.status_code == 200, (f, allowed.text[:200])
         # (the connection has its normal limit back: an anonymous page without a filter)
         assert client.get(ITEMS, params={"limit": 5000}).status_code == 200
+
+
+def test_an_anonymous_ea_filter_gets_the_anonymous_database_time(
+    demo_db: str, tmp_path: Path
+) -> None:
+    """The EAs' filters, pages and downloads, have the anonymous statement timeout too."""
+    from geo_service.users import add_user
+
+    with psycopg.connect(demo_db, autocommit=True) as conn:
+        admin = {"Authorization": f"Bearer {add_user(conn, 'boss', 'admin', [])}"}
+    # 180 conditions, each evaluated on every EA (all true: none stops the AND early), far
+    # more than the millisecond the anonymous get
+    cql = " AND ".join(f"S_INTERSECTS(geometry,BBOX(102.{n:03},8,110,24))" for n in range(180))
+    assert len(cql) < 10_000
+    settings = ServiceSettings(home=tmp_path, anonymous_statement_timeout_ms=1)
+    with TestClient(create_app(settings, db_url=demo_db)) as client:
+        made = client.post("/communes/00004/ea-generate", headers=admin)
+        assert made.status_code == 201 and made.json()["created"] > 0, made.text
+        url = "/collections/enumeration-areas/items"
+        for f in ("json", "csv"):
+            params = {"filter": cql, "f": f}
+            stopped = client.get(url, params=params)
+            assert stopped.status_code == 422, (f, stopped.text[:200])
+            assert "time limit" in stopped.json()["detail"]
+            allowed = client.get(url, params=params, headers=admin)
+            assert allowed.status_code == 200, (f, allowed.text[:200])
+            assert client.get(url, params={"f": f}).status_code == 200  # (no filter: as before)
 
 
 # a value for each path parameter and required query parameter of the OpenAPI document

@@ -12,6 +12,9 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from geo_service.features.filter import Filter, Kind
+from geo_service.features.sql import FilterSql
+
 Row = dict[str, Any]
 
 # Full precision (15 decimals): an EA read and sent back unchanged is exactly what is stored;
@@ -236,6 +239,7 @@ class ListFilter:
     scope: tuple[str, ...] | None = None
     # the boundary vintage of the EAs' communes (a code may name other units in other ones)
     commune_vintage: str | None = None
+    filter: Filter | None = None  # a checked CQL2 filter over QUERYABLES
 
     def where(self, alias: str = "enumeration_area") -> tuple[sql.Composable, dict[str, Any]]:
         """The WHERE condition over the table (or its alias) and its parameters (only the
@@ -265,7 +269,42 @@ class ListFilter:
         if self.scope is not None:
             conditions.append(in_scope(alias))
             params["scope"] = list(self.scope)
+        if self.filter is not None:
+            conditions.append(_EaFilter(params, alias).condition(self.filter.condition))
         return sql.SQL(" AND ").join(conditions or [sql.SQL("true")]), params
+
+
+# What a CQL2 filter over EAs may use (each a column of the table), and the kind of each
+QUERYABLES: dict[str, Kind] = {
+    "census_round": "string",
+    "code": "string",
+    "commune_code": "string",
+    "commune_vintage": "string",
+    "status": "string",
+    "population": "number",
+    "households": "number",
+    "urban_rural": "string",
+    "listed_dwellings": "number",
+    "listed_households": "number",
+    "listed_at": "instant",
+    "updated_at": "instant",
+    "geometry": "geometry",
+}
+
+
+class _EaFilter(FilterSql):
+    """A checked filter as SQL over the EA table (or its alias), in longitude/latitude."""
+
+    def __init__(self, params: dict[str, Any], alias: str) -> None:
+        super().__init__(params)
+        self.alias = alias
+
+    def prop(self, name: str) -> sql.Composable:
+        """A queryable's column (the names are QUERYABLES', checked by the filter)."""
+        assert name in QUERYABLES
+        column = sql.Identifier(self.alias, "geom" if name == "geometry" else name)
+        # (float8, as the filter binds numbers: the listed counts are integers)
+        return column + sql.SQL("::float8") if QUERYABLES[name] == "number" else column
 
 
 def in_scope(alias: str) -> sql.Composable:

@@ -16,7 +16,7 @@ import shapely
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from geo_core.crs import OutputCrs
+from geo_core.crs import WGS84_LONLAT, OutputCrs
 from geo_core.text import like_escape
 from geo_core.zoom import FINEST_BAND, band_for_zoom
 from geo_service.features import filter as flt
@@ -192,12 +192,17 @@ _TEMPORAL_RULES = {
 }
 
 
-class _Filter:
-    """A checked filter as SQL over units `u`: operators from fixed tables, properties from
-    the whitelist, every literal a bound parameter."""
+class FilterSql:
+    """A checked filter as SQL: operators from fixed tables, properties from a subclass's
+    whitelist (`prop`), every literal a bound parameter."""
 
-    def __init__(self, query: ItemQuery, params: dict[str, Any]) -> None:
-        self.query, self.params = query, params
+    def __init__(
+        self,
+        params: dict[str, Any],
+        crs: OutputCrs = WGS84_LONLAT,
+        registered_srids: frozenset[int] = frozenset({4326}),
+    ) -> None:
+        self.params, self.crs, self.registered_srids = params, crs, registered_srids
 
     def bind(self, value: Any, cast: sql.Composable) -> sql.Composable:
         """A new parameter holding `value`."""
@@ -271,22 +276,14 @@ class _Filter:
         return self.bind(node.value, _CASTS[node.kind])
 
     def prop(self, name: str) -> sql.Composable:
-        """A queryable: the unit's attributes and indicators as served, its geometry, its
-        vintage's validity (the same for every unit of the collection)."""
-        c = self.query.collection
-        if name == "geometry":
-            return sql.SQL("u.geom")
-        if name in ("valid_from", "valid_to"):
-            day = c.valid_from if name == "valid_from" else c.valid_to
-            moment = None if day is None else datetime.fromisoformat(day).replace(tzinfo=UTC)
-            return self.bind(moment, _CASTS["instant"])
-        return property_expr(self.query, name)
+        """A queryable property (the checked filter names only queryables)."""
+        raise NotImplementedError
 
     def geometry(self, wkb: bytes) -> sql.Composable:
         """A geometry literal in filter-crs, as lon/lat (densified first when it comes from
         another CRS, so its edges stay where they are once in degrees)."""
-        crs = self.query.filter_crs
-        registered = crs.srid in self.query.registered_srids
+        crs = self.crs
+        registered = crs.srid in self.registered_srids
         srid = sql.Literal(crs.srid if registered else 0)
         geom = sql.SQL("ST_GeomFromWKB({}, {})").format(self.bind(wkb, sql.SQL("::bytea")), srid)
         if crs.lat_first:
@@ -300,6 +297,26 @@ class _Filter:
             return sql.SQL("ST_Transform({}, 4326)").format(densified)
         name = self.bind(f"EPSG:{crs.srid}", _CASTS["string"])
         return sql.SQL("ST_Transform({}, {}, 4326)").format(densified, name)
+
+
+class _Filter(FilterSql):
+    """A checked filter as SQL over units `u`."""
+
+    def __init__(self, query: ItemQuery, params: dict[str, Any]) -> None:
+        super().__init__(params, query.filter_crs, query.registered_srids)
+        self.query = query
+
+    def prop(self, name: str) -> sql.Composable:
+        """A queryable: the unit's attributes and indicators as served, its geometry, its
+        vintage's validity (the same for every unit of the collection)."""
+        c = self.query.collection
+        if name == "geometry":
+            return sql.SQL("u.geom")
+        if name in ("valid_from", "valid_to"):
+            day = c.valid_from if name == "valid_from" else c.valid_to
+            moment = None if day is None else datetime.fromisoformat(day).replace(tzinfo=UTC)
+            return self.bind(moment, _CASTS["instant"])
+        return property_expr(self.query, name)
 
 
 def _bbox_condition(query: ItemQuery, params: dict[str, Any]) -> sql.Composable:

@@ -12,6 +12,8 @@ from fastapi.responses import JSONResponse
 
 from geo_core.crs import OutputCrs
 from geo_service.features.sql import MATCHED_CAP
+from geo_service.http.documents import LegacyQueryable, Queryables, QueryableSchema
+from geo_service.http.negotiation import best_media_type
 
 GEOJSON = "application/geo+json"
 GPKG = "application/geopackage+sqlite3"
@@ -97,3 +99,44 @@ def page_tail(
     if matched <= MATCHED_CAP:
         tail["numberMatched"] = matched
     return tail
+
+
+# A queryable's JSON Schema by the kind the filter checks it as (features.filter.Kind)
+KIND_SCHEMAS: dict[str, dict[str, Any]] = {
+    "string": {"type": "string"},
+    "number": {"type": "number"},
+    "instant": {"type": "string", "format": "date"},
+    "geometry": {"format": "geometry-multipolygon", "x-ogc-role": "primary-geometry"},
+}
+_LEGACY_TYPES = {"instant": "date", "geometry": "geometry"}
+
+
+def queryables_response(
+    request: Request, url: str, title: str, kinds: dict[str, str], properties: dict[str, Any]
+) -> JSONResponse:
+    """A collection's queryables (`properties`: a QueryableSchema per name in `kinds`) as
+    application/schema+json, or as application/json to a client that asks only for that
+    (GDAL refuses any other type)."""
+    media_type = best_media_type(
+        request.headers.get("accept", ""), [JSON_SCHEMA, "application/json"]
+    )
+    document = Queryables(
+        **{"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": url},
+        type="object",
+        title=title,
+        properties=properties,
+        additionalProperties=False,
+        queryables=[
+            LegacyQueryable(
+                id=name, type=_LEGACY_TYPES.get(kind, kind), title=properties[name].title
+            )
+            for name, kind in kinds.items()
+        ],
+    )
+    body = document.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return JSONResponse(body, media_type=media_type, headers={"Vary": "Accept"})
+
+
+def queryable_schema(kind: str, title: str, **more: Any) -> QueryableSchema:
+    """One queryable's JSON Schema: its kind's type and format, a title and what else."""
+    return QueryableSchema(title=title, **(KIND_SCHEMAS[kind] | more))

@@ -63,6 +63,7 @@ class EaSelection:
     filters: sql.ListFilter
     limit: int | None = None
     offset: int = 0
+    timeout_ms: int | None = None  # database time of each statement (None: the pool's)
 
 
 def _statement(selection: EaSelection, wkb: bool) -> tuple[pgsql.Composed, dict[str, Any]]:
@@ -78,7 +79,7 @@ async def spool_geojson(
     try:
         spool.write(b'{"type":"FeatureCollection","features":[')
         first = True
-        async for batch in cursor_batches(pool, statement, params):
+        async for batch in cursor_batches(pool, statement, params, selection.timeout_ms):
             for row in batch:
                 props = dict(zip(sql.EXPORT_COLUMNS, row[:-1], strict=True))
                 feature = b'{"type":"Feature","id":' + orjson.dumps(props["code"])
@@ -97,7 +98,7 @@ async def spool_csv(pool: AsyncConnectionPool, selection: EaSelection, max_memor
     """CSV in UTF-8 with BOM (Excel shows Vietnamese names), geometry as WKT last; text that
     starts like a formula is quoted so a spreadsheet never runs it."""
     statement, params = _statement(selection, wkb=True)
-    batches = cursor_batches(pool, statement, params)
+    batches = cursor_batches(pool, statement, params, selection.timeout_ms)
     header = [*sql.EXPORT_COLUMNS, "wkt"]
     return await spool_csv_rows(batches, header, _csv_cells, max_memory)
 
@@ -116,7 +117,7 @@ async def build_file(pool: AsyncConnectionPool, selection: EaSelection, fmt: str
     target.parent.mkdir(exist_ok=True)
     try:
         written = 0
-        async for batch in cursor_batches(pool, statement, params):
+        async for batch in cursor_batches(pool, statement, params, selection.timeout_ms):
             await asyncio.to_thread(_append, target, batch, fmt, written > 0)
             written += len(batch)
         if not written:  # the layer, with its fields, and no rows

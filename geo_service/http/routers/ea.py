@@ -27,7 +27,9 @@ from geo_service.ea.service import (
     history_communes,
 )
 from geo_service.features.export import spool_features
+from geo_service.features.filter import MAX_CHARACTERS, parse_filter
 from geo_service.features.query import parse_bbox
+from geo_service.features.sql import statement_time_limit
 from geo_service.http.auth import EaScope, Reader, Writer, check_reader
 from geo_service.http.deps import (
     Conn,
@@ -49,7 +51,16 @@ from geo_service.http.documents import (
     SpatialExtent,
 )
 from geo_service.http.downloads import SpooledResponse
-from geo_service.http.ogc import GEOJSON, TILESETS_VECTOR, GeoJSONResponse, page_tail
+from geo_service.http.ogc import (
+    GEOJSON,
+    JSON_SCHEMA,
+    QUERYABLES,
+    TILESETS_VECTOR,
+    GeoJSONResponse,
+    page_tail,
+    queryable_schema,
+    queryables_response,
+)
 from geo_service.http.routers.outputs import ea_download
 from geo_service.http.services import Services
 from geo_service.messages import localised
@@ -58,6 +69,7 @@ router = APIRouter(tags=["enumeration areas"])
 EaId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the EA's id")]
 BASE = "/collections/enumeration-areas"
 MAX_EA_PAGE = 10_000
+MAX_EA_DOWNLOAD = 10_000_000
 
 
 def _feature_response(
@@ -94,6 +106,9 @@ async def ea_collection_document(
         links=[
             Link(rel="self", href=base, type="application/json"),
             Link(rel="items", href=f"{base}/items", type=GEOJSON),
+            Link(rel=QUERYABLES, href=f"{base}/queryables", type=JSON_SCHEMA),
+            # (the draft standard's relation: GDAL's OAPIF driver looks for this one)
+            Link(rel="queryables", href=f"{base}/queryables", type="application/json"),
             Link(rel=TILESETS_VECTOR, href=f"{base}/tiles", type="application/json"),
         ],
     )
@@ -122,6 +137,44 @@ async def ea_scope_of(request: Request, services: Services) -> ReadScope | None:
 async def ea_collection(request: Request, conn: Conn, scope: EaScope) -> CollectionDocument:
     """Metadata of the EA collection: extent, CRS, item count, links."""
     return await ea_collection_document(request, conn, scope)
+
+
+_TITLES = {
+    "census_round": "census round (year)",
+    "code": "EA code (commune code, '-', serial)",
+    "commune_code": "commune's code",
+    "commune_vintage": "boundary vintage of the commune",
+    "status": "workflow status",
+    "population": "estimated population",
+    "households": "estimated households",
+    "urban_rural": "urban or rural",
+    "listed_dwellings": "dwellings counted by the field listing",
+    "listed_households": "households counted by the field listing",
+    "listed_at": "when the field listing was uploaded",
+    "updated_at": "last change",
+    "geometry": "boundary",
+}
+_ENUMS = {
+    "status": ["draft", "submitted", "approved", "rejected"],
+    "urban_rural": ["urban", "rural"],
+}
+
+
+@router.get(
+    f"{BASE}/queryables",
+    summary="The properties a filter over EAs may use (OGC API - Features Part 3)",
+    name="ea_queryables",
+    responses={200: {"content": {JSON_SCHEMA: {}}}},
+)
+async def ea_queryables(request: Request, scope: EaScope) -> Response:
+    """A JSON Schema of the EA properties a filter may use (read as the EAs are: a token
+    where reads are not public)."""
+    properties = {
+        name: queryable_schema(kind, _TITLES[name], enum=_ENUMS.get(name))
+        for name, kind in sql.QUERYABLES.items()
+    }
+    url = str(request.url_for("ea_queryables"))
+    return queryables_response(request, url, "Census enumeration areas", sql.QUERYABLES, properties)
 
 
 @router.get(
@@ -170,6 +223,22 @@ async def list_eas(
             "file of every matched EA with its commune, figures, status and assignment"
         ),
     ] = "json",
+    filter: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_CHARACTERS,
+            description="a CQL2 filter (OGC API - Features Part 3) over the queryables (see "
+            "…/queryables), e.g. status = 'submitted' AND population > 500; geometries in "
+            "longitude/latitude",
+        ),
+    ] = None,
+    filter_lang: Annotated[
+        Literal["cql2-text", "cql2-json", "cql-text"],
+        Query(
+            alias="filter-lang",
+            description="the filter's encoding (cql-text: the draft's name for cql2-text)",
+        ),
+    ] = "cql2-text",
 ) -> Response:
     """EAs filtered by commune, status, census round and bounding box; streamed, in pages,
     or as a download file."""
@@ -178,25 +247,38 @@ async def list_eas(
         raise InvalidParameter(
             "bbox must be longitude/latitude: -180..180, -90..90", parameter="bbox"
         )
-    filters = sql.ListFilter(commune, status, census_round, box, scope.codes)
+    checked = None if filter is None else parse_filter(filter, filter_lang, sql.QUERYABLES)
+    filters = sql.ListFilter(commune, status, census_round, box, scope.codes, filter=checked)
+    # (an anonymous filter gets the anonymous database time, as on the units' items)
+    timeout = (
+        settings.anonymous_statement_timeout_ms if checked is not None and user is None else None
+    )
     if commune is not None and not scope.everywhere:
         async with pool.connection() as conn:
             await check_commune(conn, scope, commune)
     if f != "json":
+        # (a limit past every EA there could be is none: capped, not refused, and never
+        # past what the database's LIMIT takes)
+        limit = None if limit is None else min(limit, MAX_EA_DOWNLOAD)
         return await ea_download(
-            request, user, scope, pool, settings, downloads, filters, f, limit, offset
+            request, user, scope, pool, settings, downloads, filters, f, limit, offset, timeout
         )
     limit = min(limit or 1000, MAX_EA_PAGE)  # (OGC API - Features: a larger limit is capped)
     # a signed-in user counts as themselves: editors of one office share an address (NAT)
     release = downloads.open(f"user {user.name}" if user else client_address(request))
     try:
         async with downloads.reading():
-            async with pool.connection() as conn:
+            async with pool.connection() as conn, statement_time_limit(conn, timeout):
                 matched = await sql.count_matching(conn, filters)
             page, params = sql.page_sql(filters, limit, offset)
             tail = page_tail(request, offset, limit, matched, None)
             spool = await spool_features(
-                pool, page, params, tail, settings.download_spool_mb * 1024 * 1024
+                pool,
+                page,
+                params,
+                tail,
+                settings.download_spool_mb * 1024 * 1024,
+                timeout_ms=timeout,
             )
     except BaseException:
         release()

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 import orjson
 import psycopg
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from geo_core.crs import ADVERTISED, CRS84
 from geo_core.errors import InvalidParameter, NotFound
@@ -37,7 +37,6 @@ from geo_service.http.documents import (
     CollectionIndicator,
     Collections,
     Extent,
-    LegacyQueryable,
     Link,
     Queryables,
     QueryableSchema,
@@ -55,6 +54,8 @@ from geo_service.http.ogc import (
     GeoJSONResponse,
     crs_member,
     page_tail,
+    queryable_schema,
+    queryables_response,
 )
 from geo_service.http.rechecking import rechecking_headers
 from geo_service.http.routers.ea import ea_collection_document, ea_scope_of
@@ -213,13 +214,6 @@ async def collection(
     return _collection_doc(request, c, await indicator_entries(conn), carried)
 
 
-_KIND_SCHEMAS: dict[str, dict[str, Any]] = {
-    "string": {"type": "string"},
-    "number": {"type": "number"},
-    "instant": {"type": "string", "format": "date"},
-    "geometry": {"format": "geometry-multipolygon", "x-ogc-role": "primary-geometry"},
-}
-_LEGACY_TYPES = {"instant": "date", "geometry": "geometry"}
 _TITLES = {
     "code": "official code",
     "name": "official name",
@@ -236,13 +230,11 @@ def _queryable(
     name: str, kind: str, entries: dict[str, dict[str, Any]], c: Collection
 ) -> QueryableSchema:
     """One queryable's JSON Schema: type, title and, for indicators, what its value is."""
-    schema = dict(_KIND_SCHEMAS[kind])
-    if name == "valid_to":
-        schema["type"] = ["string", "null"]
+    schema: dict[str, Any] = {"type": ["string", "null"]} if name == "valid_to" else {}
     code = name.removesuffix("_status")
     entry = entries.get(code)
     if entry is None or code not in c.periods:
-        return QueryableSchema(title=_TITLES.get(name, name), **schema)
+        return queryable_schema(kind, _TITLES.get(name, name), **schema)
     periods = ", ".join(c.periods[code])
     if name.endswith("_status") and name != code:
         return QueryableSchema(
@@ -250,12 +242,12 @@ def _queryable(
             type="string",
             enum=["ok", "provisional", "suppressed", "not_available"],
         )
-    return QueryableSchema(
-        title=f"{entry['name_en']} ({entry['unit']})",
+    return queryable_schema(
+        kind,
+        f"{entry['name_en']} ({entry['unit']})",
         description=f"{entry['name_vi']}. The published value of the period asked for "
         f"(period=; else the latest) of {periods}; null when suppressed or not available, "
         "so a hidden value never selects",
-        **schema,
     )
 
 
@@ -274,32 +266,13 @@ async def queryables(
     vendor: Vendor,
 ) -> Response:
     """A JSON Schema of the queryables: the unit's attributes, geometry and validity, and
-    every indicator with values on the collection (and its status). Sent as
-    application/schema+json, or as application/json to a client that asks only for that
-    (GDAL refuses any other type)."""
+    every indicator with values on the collection (and its status)."""
     c = await catalogue.get(conn, collectionId)
     kinds = ItemQuery(c).queryables()
     entries = await indicator_entries(conn)
     properties = {name: _queryable(name, kind, entries, c) for name, kind in kinds.items()}
     url = str(request.url_for("queryables", collectionId=c.id))
-    media_type = best_media_type(
-        request.headers.get("accept", ""), [JSON_SCHEMA, "application/json"]
-    )
-    document = Queryables(
-        **{"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": url},
-        type="object",
-        title=c.title,
-        properties=properties,
-        additionalProperties=False,
-        queryables=[
-            LegacyQueryable(
-                id=name, type=_LEGACY_TYPES.get(kind, kind), title=properties[name].title
-            )
-            for name, kind in kinds.items()
-        ],
-    )
-    body = document.model_dump(mode="json", by_alias=True, exclude_none=True)
-    return JSONResponse(body, media_type=media_type, headers={"Vary": "Accept"})
+    return queryables_response(request, url, c.title, kinds, properties)
 
 
 # Output formats of items: media type → `f` value (the first is the default).

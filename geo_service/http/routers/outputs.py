@@ -16,6 +16,7 @@ from geo_service.ea import sql as ea_sql
 from geo_service.ea.access import ReadScope, check_commune
 from geo_service.ea.service import fetch
 from geo_service.features.query import parse_bbox
+from geo_service.features.sql import statement_time_limit
 from geo_service.http.auth import EaScopeReleased, ReaderReleased
 from geo_service.http.deps import (
     BookWorkers,
@@ -55,15 +56,16 @@ async def ea_download(
     fmt: str,
     limit: int | None,
     offset: int,
+    timeout_ms: int | None = None,
 ) -> Response:
     """The EAs the filters match (within the reader's scope) as a GeoJSON, CSV, GeoPackage
-    or zipped Shapefile file."""
-    selection = ea_export.EaSelection(filters, limit, offset)
+    or zipped Shapefile file (each statement stopped after `timeout_ms`, when given)."""
+    selection = ea_export.EaSelection(filters, limit, offset, timeout_ms)
     release = downloads.open(f"user {user.name}" if user else client_address(request))
     name = "enumeration-areas" + (f"-{filters.commune}" if filters.commune else "")
     try:
         async with downloads.reading():
-            async with pool.connection() as conn:
+            async with pool.connection() as conn, statement_time_limit(conn, timeout_ms):
                 matched = await ea_sql.count_exported(conn, filters)
             returned = max(0, min(matched - offset, limit if limit is not None else matched))
             headers = {
