@@ -1,0 +1,70 @@
+"""Outputs attacked as a hostile client would (issue #22, eighth pass): text that a
+drawing library would read as markup prints as written, on every page that shows it."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from pypdf import PdfReader
+
+from geo_service.http.app import create_app
+from geo_service.settings import ServiceSettings
+from geo_service.users import add_user
+
+ITEMS = "/collections/enumeration-areas/items"
+COMMUNE = "00004"  # Phường Ba Đình, Hà Nội (province 01)
+# TeX that matplotlib's mathtext refused (an unknown command, nesting past its recursion
+# limit), and dollars that it set as italic maths, dropping the signs
+BROKEN_TEX = "$\\foo$ x"
+DEEP_TEX = "$" + "{" * 98 + "}" * 98 + "$"
+MONEY = "Thu nhập $5 và $6"
+
+
+def _text(content: bytes) -> str:
+    return "\n".join(p.extract_text() or "" for p in PdfReader(io.BytesIO(content)).pages)
+
+
+@pytest.fixture
+def editor(demo_db: str, tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str]]]:
+    with psycopg.connect(demo_db, autocommit=True) as conn:
+        auth = {"Authorization": f"Bearer {add_user(conn, 'ed', 'editor', ['01'])}"}
+    with TestClient(create_app(ServiceSettings(home=tmp_path), db_url=demo_db)) as client:
+        yield client, auth
+
+
+def test_map_titles_with_dollar_signs_print_as_written(
+    editor: tuple[TestClient, dict[str, str]],
+) -> None:
+    client, _ = editor
+    asked = {"collection": "province-2025", "indicator": "density", "layout": "a4"}
+    cases = ((BROKEN_TEX, "png"), (BROKEN_TEX, "pdf"), (DEEP_TEX, "pdf"), (MONEY, "pdf"))
+    for title, fmt in cases:
+        got = client.get("/maps/export", params={**asked, "title": title, "format": fmt})
+        assert got.status_code == 200, (title, fmt, got.status_code, got.text[:300])
+        if fmt == "pdf":
+            assert title.replace(" ", "") in _text(got.content).replace(" ", ""), title
+
+
+def test_a_staff_name_with_dollar_signs_leaves_field_maps_and_map_books_working(
+    editor: tuple[TestClient, dict[str, str]],
+) -> None:
+    # an editor's staff name is printed on every field map of the EAs assigned to them
+    client, auth = editor
+    made = client.post(f"/communes/{COMMUNE}/ea-generate", params={"round": "2029"}, headers=auth)
+    assert made.status_code == 201, made.text
+    eas = client.get(ITEMS, params={"commune": COMMUNE, "limit": 3}).json()["features"]
+    staff = {"code": "E1", "name": BROKEN_TEX, "role": "enumerator", "scope": COMMUNE}
+    assert client.post("/census/2029/staff", json=staff, headers=auth).status_code == 201
+    assignments = [{"ea": f["properties"]["code"], "enumerator": "E1"} for f in eas]
+    put = client.put(
+        f"/communes/{COMMUNE}/assignments", json={"assignments": assignments}, headers=auth
+    )
+    assert put.status_code == 200, put.text
+    page = client.get(f"{ITEMS}/{eas[0]['id']}/field-map.pdf")
+    assert page.status_code == 200, page.text[:300]
+    assert BROKEN_TEX.replace(" ", "") in _text(page.content).replace(" ", "")
