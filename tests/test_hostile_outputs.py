@@ -68,3 +68,23 @@ def test_a_staff_name_with_dollar_signs_leaves_field_maps_and_map_books_working(
     page = client.get(f"{ITEMS}/{eas[0]['id']}/field-map.pdf")
     assert page.status_code == 200, page.text[:300]
     assert BROKEN_TEX.replace(" ", "") in _text(page.content).replace(" ", "")
+
+
+def test_answers_chosen_by_accept_language_say_so_to_caches(client: TestClient) -> None:
+    # a browser or an office proxy keeping one of these would hand the first client's
+    # language to the next (only error answers said Vary: Accept-Language)
+    asked = {"collection": "province-2025", "indicator": "density"}
+    for path, params in (("/maps/choropleth", asked), ("/maps/values", asked)):
+        answers = {
+            lang: client.get(path, params=params, headers={"Accept-Language": lang})
+            for lang in ("vi", "en")
+        }
+        assert answers["vi"].text != answers["en"].text, path
+        for got in answers.values():
+            assert got.status_code == 200, got.text
+            vary = [v.strip().lower() for v in got.headers.get("vary", "").split(",")]
+            assert "accept-language" in vary, (path, vary)
+    # one Vary header, however many layers added to it; HEAD as GET
+    head = client.head("/maps/choropleth", params=asked, headers={"Accept-Encoding": "gzip"})
+    assert head.status_code == 200 and "accept-language" in head.headers["vary"].lower()
+    assert len(head.headers.get_list("vary")) == 1
