@@ -1,5 +1,6 @@
-"""Outputs attacked as a hostile client would (issue #22, eighth pass): text that a
-drawing library would read as markup prints as written, on every page that shows it."""
+"""What the eighth attack pass found (issue #22): text a drawing library would read as
+markup prints as written on every page; answers chosen by language say so to caches; EA
+tiles written while reads were public leave the tree nginx serves once reads are private."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pypdf import PdfReader
 
+from geo_core import grid
 from geo_service.http.app import create_app
 from geo_service.settings import ServiceSettings
 from geo_service.users import add_user
@@ -88,3 +90,31 @@ def test_answers_chosen_by_accept_language_say_so_to_caches(client: TestClient) 
     head = client.head("/maps/choropleth", params=asked, headers={"Accept-Encoding": "gzip"})
     assert head.status_code == 200 and "accept-language" in head.headers["vary"].lower()
     assert len(head.headers.get_list("vary")) == 1
+
+
+def test_ea_tiles_written_while_reads_were_public_leave_the_tree_when_they_are_not(
+    demo_db: str, tmp_path: Path
+) -> None:
+    # nginx serves the tree without asking the service: with a front whose config was made
+    # while reads were public, EA tiles left there went to anyone after the switch
+    tree = tmp_path / "tiles"
+    with psycopg.connect(demo_db, autocommit=True) as conn:
+        admin = {"Authorization": f"Bearer {add_user(conn, 'boss', 'admin', [])}"}
+    z, (x, y) = 14, next(grid.tiles_in((105.830, 21.030, 105.832, 21.032), 14))
+    cached = {"tile_cache": "directory", "tile_cache_path": tree}
+    public = ServiceSettings(home=tmp_path, **cached)
+    with TestClient(create_app(public, db_url=demo_db)) as client:
+        made = client.post(f"/communes/{COMMUNE}/ea-generate", headers=admin)
+        assert made.status_code == 201 and made.json()["created"] > 0, made.text
+        for layer in ("enumeration-areas", "commune-2025"):
+            got = client.get(f"/collections/{layer}/tiles/WebMercatorQuad/{z}/{x}/{y}")
+            assert got.status_code == 200 and got.content, (layer, got.text)
+    ea_tile = tree / "enumeration-areas" / "default" / str(z) / str(x) / f"{y}.mvt"
+    unit_tile = tree / "commune-2025" / "default" / str(z) / str(x) / f"{y}.mvt"
+    assert ea_tile.exists() and unit_tile.exists()
+    private = ServiceSettings(home=tmp_path, public_reads=False, **cached)
+    with TestClient(create_app(private, db_url=demo_db)) as client:
+        assert not ea_tile.exists() and not list(tree.glob("enumeration-areas/**/*.mvt"))
+        assert unit_tile.exists()  # (public tiles stay)
+        tile = f"/collections/enumeration-areas/tiles/WebMercatorQuad/{z}/{x}/{y}"
+        assert client.get(tile).status_code == 401
