@@ -178,7 +178,10 @@ def db_migrate() -> None:
     from geo_service.migrate import current_version
 
     with connect(database_url(_settings())) as conn:
-        applied = _prepare(conn)
+        try:
+            applied = _prepare(conn)
+        except GeoServiceError as exc:
+            _fail(exc)
         version = current_version(conn)
     typer.echo(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
     typer.echo(f"schema version {version}")

@@ -276,6 +276,12 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "mật khẩu cần ít nhất {minimum} ký tự",
     ),
     "user_exists": ("user {user} already exists", "người dùng {user} đã có"),
+    "user_exists_any_case": (
+        "a user whose name differs from {user} only in letter case already exists: user "
+        "names must differ in more than case",
+        "đã có người dùng có tên chỉ khác {user} ở chữ hoa, chữ thường: tên người dùng phải "
+        "khác nhau không chỉ ở chữ hoa, chữ thường",
+    ),
     "unknown_user": ("there is no user {user}", "không có người dùng {user}"),
     "unlinkable_user": (
         "user_name must name an active user, not an administrator, whose scope covers the "

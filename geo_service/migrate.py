@@ -11,6 +11,7 @@ import psycopg
 
 from boundaries.rebuild import rebuild_missing_bands
 from boundaries.sql import delete_band_everywhere, index_bands, refresh_tile_geometry
+from geo_core.errors import GeoServiceError
 from geo_core.zoom import ZOOM_BANDS
 from indicators import protect
 
@@ -56,7 +57,7 @@ def migrate(conn: psycopg.Connection) -> list[str]:
         for migration in available_migrations():
             if migration.version in done:
                 continue
-            conn.execute(migration.sql.encode())
+            _apply(conn, migration)
             conn.execute(
                 "INSERT INTO schema_migration (version, name) VALUES (%s, %s)",
                 (migration.version, migration.name),
@@ -67,6 +68,19 @@ def migrate(conn: psycopg.Connection) -> list[str]:
         # (a migration may leave indicators withheld until they are protected again)
         protect.refresh(conn)
     return applied_now
+
+
+def _apply(conn: psycopg.Connection, migration: Migration) -> None:
+    """Run one migration; one that refuses the data it finds says why, in its own words."""
+    try:
+        conn.execute(migration.sql.encode())
+    except psycopg.errors.RaiseException as exc:
+        # (a check the migration makes on purpose, e.g. names it will not choose between)
+        hint = f" ({exc.diag.message_hint})" if exc.diag.message_hint else ""
+        raise GeoServiceError(
+            f"migration {migration.name} refused, nothing was changed: "
+            f"{exc.diag.message_primary}{hint}"
+        ) from exc
 
 
 def _write_zoom_bands(conn: psycopg.Connection) -> None:

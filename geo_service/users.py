@@ -27,7 +27,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from geo_core.errors import Conflict, InvalidParameter, NotFound
-from geo_service.messages import said
+from geo_service.messages import Said, said
 
 ROLES = ("viewer", "editor", "supervisor", "admin")
 _SCOPE_CODE = {2, 5}  # province or commune codes
@@ -108,6 +108,14 @@ def check_role_and_scope(role: Any, scope: Any, parameter: str = "scope") -> lis
     return list(dict.fromkeys(scope))
 
 
+def _name_taken(exc: psycopg.errors.UniqueViolation, name: str) -> Said:
+    """What a refused new user name collided with: the name itself, or one differing from
+    it only in letter case (unique whatever the case: migration 0026)."""
+    if exc.diag.constraint_name == "app_user_name_any_case":
+        return said("user_exists_any_case", user=name)
+    return said("user_exists", user=name)
+
+
 # ---- the command line (synchronous) ----
 
 
@@ -134,7 +142,7 @@ def add_user(
                 (name, hash_token(token), "command line"),
             )
     except psycopg.errors.UniqueViolation as exc:
-        raise InvalidParameter(said("user_exists", user=name), parameter="NAME") from exc
+        raise InvalidParameter(_name_taken(exc, name), parameter="NAME") from exc
     except psycopg.errors.CheckViolation as exc:
         raise InvalidParameter(f"bad user name {name!r}", parameter="NAME") from exc
     return token
@@ -291,7 +299,7 @@ async def create_user(
                 (name, role, scope, digest),
             )
     except psycopg.errors.UniqueViolation as exc:
-        raise Conflict(said("user_exists", user=name), parameter="name") from exc
+        raise Conflict(_name_taken(exc, name), parameter="name") from exc
     except psycopg.errors.CheckViolation as exc:
         raise InvalidParameter(
             "a user name is 1–64 letters, digits or . _ @ -", parameter="name"

@@ -278,3 +278,54 @@ def test_ea_queryables_and_filters_follow_the_scope(office: Office) -> None:
         refused = office.get("admin", ITEMS, filter=bad)
         assert refused.status_code == 400 and refused.json()["parameter"] == "filter", bad
         assert "position" in refused.json(), bad
+
+
+def _give_hanoi_code_to_hcm(demo_db: str) -> None:
+    """A later boundary vintage (2026) in which code 00004 lies in Hồ Chí Minh City."""
+    with psycopg.connect(demo_db, autocommit=True) as conn:
+        conn.execute("INSERT INTO vintage (id, valid_from) VALUES ('2026', '2026-07-01')")
+        conn.execute(
+            "INSERT INTO admin_unit (vintage, level, code, parent_code, name, search_name,"
+            " unit_type, area_km2, geom) SELECT '2026', level, code, '79', name, search_name,"
+            " unit_type, area_km2, geom FROM admin_unit"
+            " WHERE vintage = '2025' AND level = 'commune' AND code = %s",
+            (HANOI,),
+        )
+
+
+def test_the_lines_near_a_commune_are_read_as_its_eas(office: Office, demo_db: str) -> None:
+    # the roads, rivers and railways the editor draws along answered anyone signed in, of
+    # any province, for any commune
+    _give_hanoi_code_to_hcm(demo_db)
+    for user, mine, theirs in (("hanoi", HANOI, office.hcm), ("hcm", office.hcm, HANOI)):
+        got = office.get(user, f"/communes/{mine}/lines")
+        assert got.status_code == 200 and got.json()["type"] == "FeatureCollection", got.text
+        _refused(office.get(user, f"/communes/{theirs}/lines"), "code")
+    assert office.get("admin", f"/communes/{HANOI}/lines", round="2029").status_code == 200
+    assert office.client.get(f"/communes/{HANOI}/lines").status_code == 401
+
+
+def test_progress_lists_each_commune_as_the_rounds_eas_know_it(
+    office: Office, demo_db: str
+) -> None:
+    # progress took the newest vintage holding communes (2026): Hà Nội's editor lost the
+    # commune and its EAs, and Hồ Chí Minh City's got the commune's row
+    drawn = len(office.get("hanoi", ITEMS, commune=HANOI).json()["features"])
+    _give_hanoi_code_to_hcm(demo_db)
+    hanoi = office.get("hanoi", "/census/2029/progress")
+    assert hanoi.status_code == 200, hanoi.text
+    rows = {r["code"]: r for r in hanoi.json()["rows"]}
+    assert rows[HANOI]["eas"] == drawn > 0 and hanoi.json()["communes"] > 1
+    assert [p["code"] for p in hanoi.json()["provinces"]] == ["01"]
+    hcm = office.get("hcm", "/census/2029/progress").json()
+    assert HANOI not in {r["code"] for r in hcm["rows"]} and office.hcm in {
+        r["code"] for r in hcm["rows"]
+    }
+    every = office.get("admin", "/census/2029/progress").json()
+    assert (
+        every["totals"]["eas"]
+        == office.get("admin", "/collections/enumeration-areas").json()["numberOfItems"]
+    )
+    # a vintage asked for is still read in that vintage, where none of the round's EAs lie
+    later = office.get("hcm", "/census/2029/progress", vintage="2026").json()
+    assert {r["code"]: r["eas"] for r in later["rows"]} == {HANOI: 0}

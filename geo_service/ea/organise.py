@@ -539,15 +539,19 @@ async def workload(
 
 
 async def progress(
-    conn: psycopg.AsyncConnection, census_round: str, vintage: str, codes: list[str] | None
+    conn: psycopg.AsyncConnection,
+    census_round: str,
+    vintage: str | None,
+    codes: list[str] | None,
 ) -> dict[str, Any]:
-    """Every commune of the scope: EAs by status, assigned, in supervisor areas."""
+    """Every commune of the scope: EAs by status, assigned, in supervisor areas (each
+    commune in the boundary vintage of the round's EAs unless `vintage` is given)."""
     rows = await sql.progress(conn, census_round, vintage, codes)
     keys = ("eas", "draft", "submitted", "approved", "rejected", "assigned", "in_supervisor_areas")
     return {
         "census_round": census_round,
         "scope": codes or [],
-        "provinces": await sql.progress_provinces(conn, vintage, codes),
+        "provinces": await sql.progress_provinces(conn, census_round, vintage, codes),
         "communes": len(rows),
         "totals": {k: sum(int(r[k]) for r in rows) for k in keys},
         "without_eas": sum(1 for r in rows if r["eas"] == 0),

@@ -1029,7 +1029,34 @@ async def areas_by_code(
     return {str(code): int(i) for code, i in await cur.fetchall()}
 
 
-PROGRESS = """
+# The communes of a progress read: each code in the boundary vintage the round's EAs of it
+# lie in (whose province decides who reads them), the others in the round's vintage (the
+# newest its EAs lie in, else the newest with communes); a vintage asked for, all in it.
+PROGRESS_COMMUNES = """
+WITH drawn AS (
+    SELECT DISTINCT ON (e.commune_code) e.commune_code, e.commune_vintage
+    FROM enumeration_area e JOIN vintage v ON v.id = e.commune_vintage
+    WHERE e.census_round = %(round)s AND %(vintage)s::text IS NULL
+    ORDER BY e.commune_code, v.valid_from DESC, v.id DESC
+), base AS (
+    SELECT coalesce(%(vintage)s::text, (
+        SELECT d.commune_vintage FROM drawn d JOIN vintage v ON v.id = d.commune_vintage
+        ORDER BY v.valid_from DESC, v.id DESC LIMIT 1), (
+        SELECT v.id FROM vintage v WHERE EXISTS (SELECT 1 FROM admin_unit u
+            WHERE u.vintage = v.id AND u.level = 'commune')
+        ORDER BY v.valid_from DESC, v.id DESC LIMIT 1)) AS vintage
+), communes AS (
+    SELECT c.* FROM admin_unit c CROSS JOIN base
+    LEFT JOIN drawn d ON d.commune_code = c.code
+    WHERE c.level = 'commune' AND c.vintage = coalesce(d.commune_vintage, base.vintage)
+      AND (%(codes)s::text[] IS NULL OR c.code = ANY(%(codes)s)
+           OR c.parent_code = ANY(%(codes)s))
+)
+"""
+
+PROGRESS = (
+    PROGRESS_COMMUNES
+    + """
 SELECT c.code, c.name, count(e.id) AS eas,
        count(e.id) FILTER (WHERE e.status = 'draft') AS draft,
        count(e.id) FILTER (WHERE e.status = 'submitted') AS submitted,
@@ -1037,41 +1064,44 @@ SELECT c.code, c.name, count(e.id) AS eas,
        count(e.id) FILTER (WHERE e.status = 'rejected') AS rejected,
        count(a.enumerator_id) AS assigned,
        count(a.supervisor_area_id) AS in_supervisor_areas
-FROM admin_unit c
+FROM communes c
 LEFT JOIN enumeration_area e ON e.census_round = %(round)s AND e.commune_vintage = c.vintage
      AND e.commune_code = c.code
 LEFT JOIN ea_assignment a ON a.ea_id = e.id
-WHERE c.level = 'commune' AND c.vintage = %(vintage)s
-  AND (%(codes)s::text[] IS NULL OR c.code = ANY(%(codes)s) OR c.parent_code = ANY(%(codes)s))
 GROUP BY c.code, c.name ORDER BY c.code
 """
+)
 
 
 async def progress(
-    conn: psycopg.AsyncConnection, census_round: str, vintage: str, codes: list[str] | None
+    conn: psycopg.AsyncConnection, census_round: str, vintage: str | None, codes: list[str] | None
 ) -> list[Row]:
-    """Per commune of the scope: EAs by status, assigned, in supervisor areas."""
+    """Per commune of the scope: EAs by status, assigned, in supervisor areas (the communes
+    as the round's EAs know them unless a vintage is asked for)."""
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(PROGRESS, {"round": census_round, "vintage": vintage, "codes": codes})
         return await cur.fetchall()
 
 
-PROGRESS_PROVINCES = """
+PROGRESS_PROVINCES = (
+    PROGRESS_COMMUNES
+    + """
 SELECT DISTINCT p.code, p.name
-FROM admin_unit c
+FROM communes c
 JOIN admin_unit p ON p.vintage = c.vintage AND p.level = 'province' AND p.code = c.parent_code
-WHERE c.level = 'commune' AND c.vintage = %(vintage)s
-  AND (%(codes)s::text[] IS NULL OR c.code = ANY(%(codes)s) OR c.parent_code = ANY(%(codes)s))
 ORDER BY p.code
 """
+)
 
 
 async def progress_provinces(
-    conn: psycopg.AsyncConnection, vintage: str, codes: list[str] | None
+    conn: psycopg.AsyncConnection, census_round: str, vintage: str | None, codes: list[str] | None
 ) -> list[Row]:
-    """The provinces (code, name) the communes of a progress scope belong to."""
+    """The provinces (code, name) the communes of a progress read belong to."""
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(PROGRESS_PROVINCES, {"vintage": vintage, "codes": codes})
+        await cur.execute(
+            PROGRESS_PROVINCES, {"round": census_round, "vintage": vintage, "codes": codes}
+        )
         return await cur.fetchall()
 
 

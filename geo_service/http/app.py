@@ -26,6 +26,7 @@ from geo_service.http.middleware import (
     RefuseNulBytes,
     RefuseWebSockets,
     ResponseDeadline,
+    VaryByLanguage,
 )
 from geo_service.http.ogc import GPKG
 from geo_service.http.openapi import OPENAPI_30, openapi_30
@@ -136,6 +137,7 @@ def _add_middleware(app: FastAPI, services: Services) -> None:
         expose_headers=list(CORS_EXPOSE_HEADERS),
     )
     app.add_middleware(SecurityHeaders, basemap_url=settings.basemap_url)
+    app.add_middleware(VaryByLanguage)  # (inside HeadAsGet, which copies the scope)
     # HEAD is the GET with everything above applied (gzip included), less the body
     app.add_middleware(HeadAsGet)
     app.add_middleware(RefuseWebSockets)

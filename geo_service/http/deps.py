@@ -19,7 +19,7 @@ from geo_service.features.catalogue import CollectionCatalogue
 from geo_service.http.consistency import written_at
 from geo_service.http.downloads import DownloadLimits
 from geo_service.http.limits import ConcurrencyLimits
-from geo_service.http.negotiation import request_language
+from geo_service.http.negotiation import LANGUAGE_READ, request_language
 from geo_service.http.services import Services
 from geo_service.jobs.service import Jobs
 from geo_service.outputs.page_workers import PageWorkers
@@ -78,6 +78,8 @@ async def _ea(services: ServicesDep) -> EaService:
 
 
 async def _language(request: Request) -> str:
+    # (the answer now depends on Accept-Language: VaryByLanguage says so to caches)
+    request.scope[LANGUAGE_READ] = True
     return request_language(request.headers.get("accept-language", ""))
 
 

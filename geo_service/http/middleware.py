@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from geo_core.errors import DatabaseUnavailable, InvalidParameter, PayloadTooLarge
 from geo_service.http.errors import error_response
-from geo_service.http.negotiation import accepts_encoding, request_language
+from geo_service.http.negotiation import LANGUAGE_READ, accepts_encoding, request_language
 from geo_service.http.services import Services
 
 logger = logging.getLogger(__name__)
@@ -249,6 +249,35 @@ class PurgeTilesAfterWrites:
             await send(message)
 
         await self.app(scope, receive, send_when_purged)
+
+
+class VaryByLanguage:
+    """An answer chosen by Accept-Language says `Vary: Accept-Language`, so that no cache
+    (a browser's, an office proxy's) hands one client's Vietnamese to another's English.
+    Routes mark that they read the header (the `Language` dependency); errors say it
+    themselves."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Add the header to a marked request's answer; pass everything else on."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def varied(message: Message) -> None:
+            if message["type"] == "http.response.start" and scope.get(LANGUAGE_READ):
+                headers = list(message.get("headers", []))
+                vary = b", ".join(v for k, v in headers if k.lower() == b"vary")
+                if b"accept-language" not in vary.lower():
+                    headers = [(k, v) for k, v in headers if k.lower() != b"vary"]
+                    named = vary + b", Accept-Language" if vary else b"Accept-Language"
+                    headers.append((b"vary", named))
+                    message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, varied)
 
 
 class HeadAsGet:

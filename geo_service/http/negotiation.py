@@ -6,6 +6,9 @@ from collections.abc import Mapping, Sequence
 
 from geo_core.errors import NotAcceptable
 
+# Set in a request's scope when its answer was chosen by Accept-Language (VaryByLanguage).
+LANGUAGE_READ = "geo_service.language_read"
+
 
 def qualities(header: str) -> dict[str, float]:
     """Each listed value (lower case) with its q (1 when not given; 0 means "not this")."""

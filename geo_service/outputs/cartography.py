@@ -59,6 +59,9 @@ matplotlib.rcParams.update(
         "ps.fonttype": 42,
         "hatch.linewidth": 0.6,
         "svg.fonttype": "none",
+        # every text printed is data or a client's words, never TeX: "$5 and $6" is money,
+        # and "$\\foo$" in a title or a staff member's name failed every page showing it
+        "text.parse_math": False,
     }
 )
 

@@ -198,6 +198,7 @@ class TileService:
         freshness checks, apart from the requests' pool: a cached tile never waits for it."""
         self._control = control
         self._epochs = EpochReader(control.connection)
+        await self._withdraw_private_tiles()
         try:
             async with control.connection(timeout=5) as conn:
                 await self.freshness.start(conn)
@@ -212,6 +213,23 @@ class TileService:
             self.freshness = Freshness(self.caches)
             self.freshness.log.floor = 2**62
         self._listener = asyncio.create_task(self._listen(control, url))
+
+    async def _withdraw_private_tiles(self) -> None:
+        """With private reads, EA tiles written while reads were public leave the caches
+        nginx serves without asking: a front whose config was not generated again would
+        hand them (households, geometry) to anyone."""
+        if self.settings.public_reads:
+            return
+        for cache in self.caches:
+            if isinstance(cache, SyncedTileCache):
+                dropped = await asyncio.to_thread(cache.purge_layer, EA_LAYER)
+                if dropped:
+                    logger.warning(
+                        "reads are private: %d EA tiles written while they were public "
+                        "removed from the %s cache",
+                        dropped,
+                        cache.name,
+                    )
 
     async def stop(self) -> None:
         """Stop listening and close the caches."""

@@ -15,8 +15,6 @@ from geo_service.ea import organise, proposals
 from geo_service.ea.access import EVERYWHERE, ReadScope, check_codes
 from geo_service.ea.lines import line_share, lines_near
 from geo_service.ea.organise import Band
-from geo_service.ea.service import commune_of
-from geo_service.ea.sql import latest_commune_vintage
 from geo_service.http.auth import EaScope, Reader, Writer
 from geo_service.http.deps import Conn, EaOps, Language, Settings
 from geo_service.http.documents import (
@@ -349,7 +347,6 @@ async def progress(
 ) -> Progress:
     """Every commune of the provinces or communes named (default: the user's scope): its
     EAs by status, assigned, in supervisor areas; communes without EAs are counted."""
-    vintage = vintage or await latest_commune_vintage(conn) or "2025"
     found = await organise.progress(
         conn, census_round, vintage, await _read_codes(conn, user, reads, scope, census_round)
     )
@@ -403,7 +400,11 @@ async def ea_lines(
 
 
 @router.get("/communes/{code}/lines", summary="Loaded roads, rivers and railways near a commune")
-async def lines(code: CommuneCode, conn: Conn, user: Reader) -> Response:
-    """GeoJSON of the lines EA boundaries follow, clipped to the commune's surroundings."""
-    commune = await commune_of(conn, code, None, "code")
+async def lines(
+    code: CommuneCode, conn: Conn, reads: EaScope, census_round: RoundQuery = "2029"
+) -> Response:
+    """GeoJSON of the lines EA boundaries follow, clipped to the commune's surroundings:
+    read as the commune's EAs are (its province as the round's EAs know it)."""
+    commune = await organise.round_commune(conn, census_round, code)
+    reads.check(commune.code, commune.province, "code")
     return Response(await lines_near(conn, commune), media_type=GEOJSON)

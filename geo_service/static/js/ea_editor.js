@@ -266,7 +266,7 @@ import { addPanes } from "./viewer/layers.js";
   }
 
   async function loadLines() {
-    const result = await call("GET", cfg.api + "/communes/" + cfg.commune.code + "/lines");
+    const result = await call("GET", cfg.api + "/communes/" + cfg.commune.code + "/lines?round=" + cfg.round);
     if (result.ok && state.linesLayer) state.linesLayer.addData(result.body);
   }
 
