@@ -14,6 +14,7 @@ import pytest
 from geo_service.http.consistency import signed_position
 from geo_service.users import add_user
 from tests.replication import Replication, hanoi_name
+from tests.test_area_report import COMMUNE_INDICATORS, DRAWN
 from tests.test_replicas import clock, served_since, service, states, wait_for
 
 PROVINCE = "/collections/province-2025/items/01"
@@ -182,6 +183,24 @@ def test_a_forged_or_altered_position_is_ignored(
         assert province_name(client) == new_name
         # a forged header beside a genuine cookie: the genuine one counts
         assert province_name(client, **{HEADER: forged[2]}) == new_name
+
+
+def test_a_post_that_only_reads_answers_no_position(demo_db: str) -> None:
+    # (a position there would only let an anonymous client send its reads to the primary;
+    # the demo database given as its own "replica" is refused as not a standby, but makes
+    # the service hand out positions)
+    with psycopg.connect(demo_db, autocommit=True) as conn:
+        token = add_user(conn, f"ryw-post-{uuid.uuid4().hex[:8]}", "viewer", [])
+    body = {"geometry": DRAWN, "indicators": COMMUNE_INDICATORS}
+    with service(demo_db, demo_db) as client:
+        response = client.post("/aggregate", json=body)
+        assert response.status_code == 200, response.text
+        assert HEADER not in response.headers
+        assert "geo_service_lsn" not in response.headers.get("set-cookie", "")
+        # a write there answers one
+        response = client.post("/users/sign-out", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 200, response.text
+        assert HEADER in response.headers
 
 
 @pytest.mark.parametrize(

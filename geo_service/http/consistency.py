@@ -33,6 +33,14 @@ _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 # (128 bits of the HMAC, base64url: enough against guessing, short in a cookie)
 _SIGNATURE_CHARS = 22
 _LONGEST_POSITION = 17  # (8 hex digits, a slash, 8 hex digits)
+_WRITES_NOTHING = "geo_service.writes_nothing"
+
+
+async def writes_nothing(request: Request) -> None:
+    """Router dependency: these POSTs only read (a drawn area's statistics, a report); their
+    answers carry no write position, which would only send the client's reads to the
+    primary (an anonymous client could fetch fresh positions to do just that)."""
+    request.scope[_WRITES_NOTHING] = True
 
 
 def position_key(settings: ServiceSettings) -> bytes:
@@ -116,6 +124,7 @@ class ReadYourWrites:
             if (
                 message["type"] == "http.response.start"
                 and message["status"] < 400
+                and not scope.get(_WRITES_NOTHING)
                 and self.services.started
                 # (the response starts after the write's transaction has committed)
                 and (position := await replicas.commit_position()) is not None
