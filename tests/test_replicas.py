@@ -134,6 +134,25 @@ def test_other_reads_go_to_the_replica(replication: Replication, path: str) -> N
         assert not served_since(replication.primary_url, before)
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/collections/enumeration-areas/items?limit=2",
+        "/collections/enumeration-areas/tiles/WebMercatorQuad/12/3257/1782",
+        "/communes/00004/ea-coverage",
+    ],
+)
+def test_ea_reads_stay_on_the_primary(replication: Replication, path: str) -> None:
+    # (EA editing in the browser must never show EAs older than its own last save)
+    with service(replication.primary_url, replication.standby_url) as client:
+        wait_for(client, states("streaming"))
+        before = clock(replication.primary_url)
+        response = client.get(path)
+        assert response.status_code < 500, response.text  # (no EA here: 422 too)
+        assert served_since(replication.primary_url, before)
+        assert not served_since(replication.standby_url, before)
+
+
 def test_an_idle_primary_does_not_make_an_up_to_date_replica_lag(
     replication: Replication,
 ) -> None:
