@@ -162,17 +162,21 @@ def commune_halves(url: str) -> tuple[Any, Any]:
 
 
 def ea_saves(base: str, rep: Replication, token: str, saves: int) -> dict[str, list[float]]:
-    """Save one EA `saves` times (alternating halves of its commune); per save, how long the
+    """Save one EA `saves` times (over its whole commune); per save, how long the
     standby took to replay the answer's WAL position, and the latency of a replica-routed
     read carrying it, sent at once."""
     items = f"{base}/collections/enumeration-areas/items"
     auth = {"Authorization": f"Bearer {token}"}
     halves = commune_halves(rep.primary_url)
 
+    whole = halves[0].union(halves[1])
+
     def feature(n: int) -> dict[str, Any]:
+        # created over the west half, then saved over the whole commune (a save that gives
+        # land back to no EA is refused as a gap; saving the same shape again still writes)
         return {
             "type": "Feature",
-            "geometry": mapping(halves[n % 2]),
+            "geometry": mapping(halves[0] if n == 0 else whole),
             "properties": {"census_round": "2029", "commune_code": COMMUNE},
         }
 
