@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import statistics
 import sys
 import tempfile
@@ -161,17 +162,21 @@ def commune_halves(url: str) -> tuple[Any, Any]:
 
 
 def ea_saves(base: str, rep: Replication, token: str, saves: int) -> dict[str, list[float]]:
-    """Save one EA `saves` times (alternating halves of its commune); per save, how long the
+    """Save one EA `saves` times (over its whole commune); per save, how long the
     standby took to replay the answer's WAL position, and the latency of a replica-routed
     read carrying it, sent at once."""
     items = f"{base}/collections/enumeration-areas/items"
     auth = {"Authorization": f"Bearer {token}"}
     halves = commune_halves(rep.primary_url)
 
+    whole = halves[0].union(halves[1])
+
     def feature(n: int) -> dict[str, Any]:
+        # created over the west half, then saved over the whole commune (a save that gives
+        # land back to no EA is refused as a gap; saving the same shape again still writes)
         return {
             "type": "Feature",
-            "geometry": mapping(halves[n % 2]),
+            "geometry": mapping(halves[0] if n == 0 else whole),
             "properties": {"census_round": "2029", "commune_code": COMMUNE},
         }
 
@@ -187,8 +192,10 @@ def ea_saves(base: str, rep: Replication, token: str, saves: int) -> dict[str, l
             etag, position = headers["etag"], headers[HEADER.lower()]
             read = threading.Thread(target=_read_with, args=(base, position, waits["read"]))
             read.start()
+            # (the header is the position, a dot and the service's signature of it)
+            replayed_to = position.partition(".")[0]
             while not standby.execute(
-                "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (position,)
+                "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (replayed_to,)
             ).fetchone()[0]:  # type: ignore[index]
                 time.sleep(0.0005)
             waits["replay"].append((time.perf_counter() - saved_at) * 1000)
@@ -235,6 +242,8 @@ def main() -> None:
         lists = url_lists(workdir)
         figures: dict[tuple[str, str], WrkRun] = {}
         waits: dict[str, list[float]] = {}
+        # (instances behind one balancer sign write positions with one key)
+        lsn_secret = secrets.token_urlsafe(32)
         for mode, replicas in (("primary only", ""), ("primary + replica", rep.standby_url)):
             servers = []
             for n in (1, 2):
@@ -244,6 +253,7 @@ def main() -> None:
                     "GEO_SERVICE_HOME": str(workdir / f"home-{len(figures)}-{n}"),
                     "GEO_SERVICE_TILE_CACHE": "none",
                     "GEO_SERVICE_REPLICA_URLS": replicas,
+                    "GEO_SERVICE_LSN_SECRET": lsn_secret,
                 }
                 name = f"{mode} {n}"
                 servers.append(start_server(name, ours_command(), env, "/health", "/", workdir))

@@ -279,6 +279,11 @@ class ReplicaSet:
         """Whether a replica is in rotation (reads go to it)."""
         return any(r.in_rotation for r in self.replicas)
 
+    def primary_unavailable(self) -> bool:
+        """Whether the last check could not read the primary's WAL position while a replica
+        is in rotation: reads then go to replicas, and nothing newer can be read anywhere."""
+        return self.primary_lsn is None and self.serving()
+
     async def _run(self) -> None:
         while True:
             await self.check()

@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import secrets
 import stat
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import quote
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 def _default_home() -> Path:
     return Path.home() / ".local" / "share" / "geo-service"
+
+
+# Signs the write positions handed to clients when GEO_SERVICE_LSN_SECRET is unset: one per
+# process (so positions from another instance, or from before a restart, are ignored).
+_PROCESS_LSN_SECRET = secrets.token_urlsafe(32)
+
+
+def _process_lsn_secret() -> SecretStr:
+    return SecretStr(_PROCESS_LSN_SECRET)
 
 
 # What the service creates is its user's (and group's) to read, nobody else's: 0640 files,
@@ -127,6 +137,9 @@ class ServiceSettings(BaseSettings):
     # A read carrying a client's write position waits at most this long for a replica that
     # has replayed it, then goes to the primary (read-your-writes; see http/consistency.py).
     replica_wait_ms: Annotated[int, Field(ge=0, le=10_000)] = 300
+    # The HMAC key of the write positions handed to clients (a client cannot forge one);
+    # instances behind one load balancer need the same. Unset: a random one per process.
+    lsn_secret: SecretStr = Field(default_factory=_process_lsn_secret)
     # The service's connections go through PgBouncer in transaction pooling mode: no
     # server-side prepared statements, no startup options (set the timeouts on the login
     # role instead), and LISTEN and the pre-render's lock on GEO_SERVICE_LISTEN_URL, a
@@ -278,6 +291,13 @@ class ServiceSettings(BaseSettings):
                 "the primary for LISTEN (notifications do not pass a transaction pooler)"
             )
         return self
+
+    @field_validator("lsn_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 16:
+            raise ValueError("GEO_SERVICE_LSN_SECRET must be at least 16 characters")
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod

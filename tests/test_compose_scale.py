@@ -90,6 +90,9 @@ def test_the_instances_settings_are_valid_and_point_at_the_profile() -> None:
         assert ipaddress.ip_address(front) not in ipaddress.ip_network(ipam["ip_range"])
         assert front != services()["nginx"]["networks"]["internal"]["ipv4_address"]
     assert services()["scale-a"]["environment"] == services()["scale-b"]["environment"]
+    # one key signs the write positions on both (else a read after a write on the other
+    # instance ignores the position and may miss the write)
+    assert "GEO_SERVICE_LSN_SECRET" in services()["scale-a"]["environment"]
 
 
 def test_pgbouncer_nginx_and_the_replica_agree_with_compose() -> None:

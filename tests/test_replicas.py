@@ -23,6 +23,11 @@ from tests.helpers import scrape
 from tests.replication import PRIMARY_OPTIONS, Replication
 
 ITEMS = "/collections/province-2025/items?limit=3"
+# tiles over Hà Nội (province-2025 at z6 and z5)
+TILES = (
+    "/collections/province-2025/tiles/WebMercatorQuad/6/50/28",
+    "/collections/province-2025/tiles/WebMercatorQuad/5/25/14",
+)
 
 
 @contextmanager
@@ -127,6 +132,25 @@ def test_other_reads_go_to_the_replica(replication: Replication, path: str) -> N
         assert client.get(path).status_code == 200
         assert served_since(replication.standby_url, before)
         assert not served_since(replication.primary_url, before)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/collections/enumeration-areas/items?limit=2",
+        "/collections/enumeration-areas/tiles/WebMercatorQuad/12/3257/1782",
+        "/communes/00004/ea-coverage",
+    ],
+)
+def test_ea_reads_stay_on_the_primary(replication: Replication, path: str) -> None:
+    # (EA editing in the browser must never show EAs older than its own last save)
+    with service(replication.primary_url, replication.standby_url) as client:
+        wait_for(client, states("streaming"))
+        before = clock(replication.primary_url)
+        response = client.get(path)
+        assert response.status_code < 500, response.text  # (no EA here: 422 too)
+        assert served_since(replication.primary_url, before)
+        assert not served_since(replication.standby_url, before)
 
 
 def test_an_idle_primary_does_not_make_an_up_to_date_replica_lag(
@@ -240,8 +264,16 @@ def test_with_the_primary_down_reads_go_on_writes_answer_503_until_it_is_back(
     with psycopg.connect(replication.primary_url, autocommit=True) as conn:
         token = add_user(conn, "replica-admin", "admin", [])
     auth = {"Authorization": f"Bearer {token}"}
-    with service(replication.primary_url, replication.standby_url, pool_timeout_s=1.0) as client:
+    with service(
+        replication.primary_url,
+        replication.standby_url,
+        pool_timeout_s=1.0,
+        tile_cache="sqlite",
+        tile_cache_path=Path(tempfile.mkdtemp()) / "tiles.sqlite",
+    ) as client:
         wait_for(client, states("streaming"))
+        cached, uncached = TILES
+        assert client.get(cached).status_code == 200  # (kept in the cache)
         replication.primary.stop()
         try:
             body = wait_for_primary(client, "unavailable")
@@ -252,6 +284,12 @@ def test_with_the_primary_down_reads_go_on_writes_answer_503_until_it_is_back(
             response = client.get(ITEMS)
             assert response.status_code == 200
             assert len(response.json()["features"]) == 3
+            # tiles too: a cached one checked against what the replica has replayed (not
+            # waiting for the primary's change log), an uncached one rendered by the replica
+            for tile in (cached, uncached, cached):
+                response = client.get(tile)
+                assert response.status_code == 200, (tile, response.text)
+                assert response.content
             # a write (revoking one's token) needs the primary: 503, try again later
             response = client.post("/users/sign-out", headers=auth)
             assert response.status_code == 503

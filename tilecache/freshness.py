@@ -315,6 +315,12 @@ class Freshness:
             if current > self.log.epoch:
                 await self._load(conn, self.log.epoch, current, purge_caches=True)
 
+    async def catch_up(self, conn: psycopg.AsyncConnection) -> None:
+        """Bring the log up to the epoch of `conn`'s database when that is ahead, never back
+        (a replica behind the log has not been restored from a backup: it is only behind)."""
+        if self.started and await _current_epoch(conn) > self.log.epoch:
+            await self.sync(conn)
+
     async def store(
         self, key: TileKey, tile: CachedTile, caches: Sequence[TileCache] | None = None
     ) -> bool:

@@ -15,7 +15,7 @@ from swagger_ui_bundle import swagger_ui_path
 from geo_service import __version__
 from geo_service.db import database_url, service_url
 from geo_service.http import observability
-from geo_service.http.consistency import ReadYourWrites
+from geo_service.http.consistency import ReadYourWrites, writes_nothing
 from geo_service.http.deps import on_primary
 from geo_service.http.errors import ERROR_RESPONSES, add_exception_handlers
 from geo_service.http.middleware import (
@@ -165,8 +165,10 @@ def _add_routes(app: FastAPI) -> None:
     app.include_router(processes.router, dependencies=[*primary, *strict])
     app.include_router(census.router, dependencies=[*primary, *strict])
     app.include_router(features.router, dependencies=strict)
-    app.include_router(aggregate.router)
-    app.include_router(reports.router, dependencies=strict)
+    # (POSTs that only read: no write position in their answers)
+    reads_only = [Depends(writes_nothing)]
+    app.include_router(aggregate.router, dependencies=reads_only)
+    app.include_router(reports.router, dependencies=[*strict, *reads_only])
     app.include_router(disclosure.router, dependencies=primary)
     # (tiles of units read from replicas, EA tiles from the primary: see routers/tiles.py)
     app.include_router(tiles.router, dependencies=strict)

@@ -16,7 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 from geo_service.basemaps.registry import BaseMaps
 from geo_service.ea.service import EaService
 from geo_service.features.catalogue import CollectionCatalogue
-from geo_service.http.consistency import written_at
+from geo_service.http.consistency import position_key, written_at
 from geo_service.http.downloads import DownloadLimits
 from geo_service.http.limits import ConcurrencyLimits
 from geo_service.http.negotiation import LANGUAGE_READ, request_language
@@ -57,7 +57,8 @@ async def read_pool(request: Request, services: ServicesDep) -> AsyncConnectionP
     """The pool this request reads from: a healthy replica for reads, else the primary."""
     if request.method in _READS and not request.scope.get(_ON_PRIMARY):
         # (a read after the client's own write: only a replica that has replayed it)
-        return await services.read_pool_after(written_at(request))
+        position = written_at(request, position_key(services.settings))
+        return await services.read_pool_after(position)
     return services.pool
 
 

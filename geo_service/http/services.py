@@ -106,7 +106,7 @@ class Services:
         # primary: through a transaction pooler, GEO_SERVICE_LISTEN_URL
         direct = self.settings.listen_url or url
         try:
-            self._tiles = TileService(self.settings)
+            self._tiles = TileService(self.settings, self.replicas.primary_unavailable)
             await self._tiles.start(self._control, direct)
         except BaseException:
             # (an open pool keeps the process from exiting)

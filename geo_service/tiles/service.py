@@ -179,8 +179,12 @@ class TileRequest:
 class TileService:
     """Caches, freshness and rendering of one service instance."""
 
-    def __init__(self, settings: ServiceSettings):
+    def __init__(self, settings: ServiceSettings, primary_down: Callable[[], bool] = lambda: False):
         self.settings = settings
+        # Whether the replica checks last found the primary down while a replica serves
+        # reads: freshness is then read from the replica a tile comes from (nothing newer
+        # can be read anywhere), not waited for from the primary.
+        self.primary_down = primary_down
         self.caches = make_caches(settings)
         self.freshness = Freshness(self.caches)
         self.options = MvtOptions(max_features=settings.max_features_per_tile)
@@ -255,9 +259,11 @@ class TileService:
                         await self.freshness.sync(work)
                     delay = 0.5
                     async for _ in conn.notifies():
-                        self.stats.notifications += 1
                         async with pool.connection() as work:
                             await self.freshness.sync(work)
+                        # (counted once acted on: whoever waits for the count, a test or an
+                        # operator, then finds the change purged, not about to be)
+                        self.stats.notifications += 1
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # keep listening whatever happens
@@ -307,7 +313,7 @@ class TileService:
             known = catalogue.peek(layer)
             query = await query_from_memory(known, raw) if known is not None else None
             key = TileKey(layer, variant_of(query), z, x, y) if query is not None else None
-        if key is not None and (cached := await self._cached_checked(key)) is not None:
+        if key is not None and (cached := await self._cached_checked(key, pool)) is not None:
             return ServedTile(cached)
         if key is None:  # (a collection not in memory yet: its key needs the database)
             return await self._miss(pool, catalogue, layer, request, raw)
@@ -326,7 +332,8 @@ class TileService:
             return await self._lead(flight, render)
         if self._epochs is None:  # (not started: no epoch to compare with)
             return await render()
-        seen = await self._epochs.current()
+        # (with the primary down no change can come: any render under way is recent enough)
+        seen = 0 if self.primary_down() else await self._epochs.current()
         try:
             shared = await asyncio.shield(running)
         except _Unshared:
@@ -375,7 +382,7 @@ class TileService:
                 query = await build_item_query(conn, collection, raw)
                 statement, params = tile_sql(query, z, x, y, self.options)
                 key = TileKey(collection.id, variant_of(query), z, x, y)
-            if (cached := await self._cached_checked(key)) is not None:
+            if (cached := await self._cached_checked(key, pool)) is not None:
                 return ServedTile(cached)
             self.stats.misses += 1
             tile = await self._render(conn, statement, params, z, x, y)
@@ -384,10 +391,12 @@ class TileService:
             return ServedTile(tile)
         if any(isinstance(cache, SyncedTileCache) for cache in caches):
             # nginx serves these files: the next request for the tile must find it there
-            return ServedTile(await self._keep(key, tile, caches))
-        return ServedTile(tile, lambda done: self._keep(key, done, caches))
+            return ServedTile(await self._keep(key, tile, caches, pool))
+        return ServedTile(tile, lambda done: self._keep(key, done, caches, pool))
 
-    async def _keep(self, key: TileKey, tile: CachedTile, caches: list[TileCache]) -> CachedTile:
+    async def _keep(
+        self, key: TileKey, tile: CachedTile, caches: list[TileCache], reads: AsyncConnectionPool
+    ) -> CachedTile:
         """Compress a rendered tile in the encodings it lacks and store it (if still fresh)."""
         tile = await _completed(tile)
         try:
@@ -396,13 +405,13 @@ class TileService:
             # and one rendered after it is not called stale by a log behind it.
             strict = self.settings.tile_freshness == "strict"
             if strict or not self.freshness.started or tile.epoch > self.freshness.log.epoch:
-                await self._sync()
+                await self._sync(reads)
             await self.freshness.store(key, tile, caches)
         except Exception as exc:  # a tile not kept is rendered again: never an error
             logger.warning("tile %s not cached: %s", key, exc)
         return tile
 
-    async def _cached_checked(self, key: TileKey) -> CachedTile | None:
+    async def _cached_checked(self, key: TileKey, reads: AsyncConnectionPool) -> CachedTile | None:
         """The tile from a cache when nothing changed since it was rendered; in strict mode
         the change log is first brought up to the database's epoch. Only a tile some cache
         holds needs that read: a missing one is rendered, and carries the epoch read in the
@@ -412,7 +421,7 @@ class TileService:
         if not held:
             return None
         if self.settings.tile_freshness == "strict":
-            await self._sync()
+            await self._sync(reads)
         for tile in held:
             if self.freshness.log.is_fresh(
                 key.layer, key.z, key.x, key.y, tile.epoch, key.variant == DEFAULT_VARIANT
@@ -421,8 +430,20 @@ class TileService:
                 return tile
         return None
 
-    async def _sync(self) -> None:
-        """Bring the change log up to the database's current epoch (one shared read)."""
+    async def _sync(self, reads: AsyncConnectionPool) -> None:
+        """Bring the change log up to the database's current epoch (one shared read); with
+        the primary down, up to what the replica of `reads` has replayed."""
+        if not self.primary_down():
+            try:
+                await self._sync_from_primary()
+                return
+            except (psycopg.Error, PoolTimeout):
+                if not self.primary_down():  # (the checks found it down meanwhile)
+                    raise
+        async with reads.connection() as conn:
+            await self.freshness.catch_up(conn)
+
+    async def _sync_from_primary(self) -> None:
         assert self._epochs is not None and self._control is not None
         current = await self._epochs.current()
         if self.freshness.started and current == self.freshness.log.epoch:
