@@ -6,7 +6,9 @@ re-checked are said to be so (never shown as suppressed) in the page, the API an
 
 from __future__ import annotations
 
+import gzip
 import json
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -14,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import mapbox_vector_tile
 import psycopg
 import pytest
 import shapely.geometry
@@ -282,6 +285,87 @@ def test_the_api_says_values_are_being_rechecked_and_exports_wait(walk: Walk) ->
     assert status == 200 and "disclosure-rechecking" not in headers
     assert json.loads(body)["rechecking"] is None
     assert _get(f"{items}&f=csv")[0] == 200
+
+
+# Hà Nội (01) is in this tile of the provinces
+PAPI_TILE = "province-2019/tiles/WebMercatorQuad/5/25/14?indicator=papi_sc51&period=2024"
+PAPI_VALUES = "indicators/papi_sc51/values?vintage=2019&level=province&period=2024"
+
+
+def _tile_values(body: bytes) -> dict[str, Any]:
+    """Each province's papi_sc51 in a tile (None: not carried)."""
+    layer = mapbox_vector_tile.decode(gzip.decompress(body) if body[:2] == b"\x1f\x8b" else body)
+    return {
+        f["properties"]["code"]: f["properties"].get("papi_sc51")
+        for f in layer["province-2019"]["features"]
+    }
+
+
+def test_tiles_and_the_values_table_say_values_are_being_rechecked(walk: Walk) -> None:
+    tile, values = f"{walk.base}/collections/{PAPI_TILE}", f"{walk.base}/{PAPI_VALUES}"
+    status, _, body = _get(tile)  # (cached before the change)
+    assert status == 200 and _tile_values(body)["01"] is not None
+    with rechecking(walk.db):
+        for _ in range(2):  # (a tile rendered while withheld is never kept)
+            status, headers, body = _get(tile)
+            assert status == 200 and headers["disclosure-rechecking"] == "papi_sc51"
+            assert headers["retry-after"] == "5" and headers["cache-control"] == "no-store"
+            shown = _tile_values(body)
+            assert "01" in shown and all(v is None for v in shown.values()), shown
+        status, headers, body = _get(values, "vi")
+        table = json.loads(body)
+        assert status == 200 and headers["disclosure-rechecking"] == "papi_sc51"
+        assert headers["retry-after"] == "5" and headers["cache-control"] == "no-store"
+        assert table["rechecking"]["indicators"] == ["papi_sc51"]
+        assert table["rechecking"]["message"].startswith("Các giá trị của papi_sc51 đang được")
+        assert len(table["values"]) == 63 and all(v["value"] is None for v in table["values"])
+        status, headers, body = _get(f"{values}&f=csv", "vi")
+        assert status == 503 and headers["retry-after"] == "5", body
+    status, headers, body = _get(tile)
+    assert status == 200 and "disclosure-rechecking" not in headers
+    assert headers["cache-control"] != "no-store" and _tile_values(body)["01"] is not None
+    status, headers, body = _get(values)
+    assert status == 200 and "disclosure-rechecking" not in headers
+    table = json.loads(body)
+    assert table["rechecking"] is None
+    assert next(v for v in table["values"] if v["code"] == "01")["value"] is not None
+    assert _get(f"{values}&f=csv")[0] == 200
+
+
+def test_values_and_their_rechecking_flag_are_read_together(walk: Walk) -> None:
+    """papi_sc51 withheld and protected again as fast as a session can, while its table is
+    read: every answer's flag must match its values (all hidden exactly when flagged)."""
+    stop, toggles = threading.Event(), [0]
+
+    def toggle() -> None:
+        with psycopg.connect(walk.db, autocommit=True) as conn:
+            # (the service's own protection waits meanwhile)
+            conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (PROTECTION_LOCK,))
+            try:
+                while not stop.is_set() or toggles[0] < 20:
+                    conn.execute("INSERT INTO disclosure_pending (indicator) VALUES ('papi_sc51')")
+                    conn.execute("DELETE FROM disclosure_pending WHERE indicator = 'papi_sc51'")
+                    toggles[0] += 1
+            finally:
+                conn.execute("DELETE FROM disclosure_pending WHERE indicator = 'papi_sc51'")
+                conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (PROTECTION_LOCK,))
+
+    maps = f"{walk.base}/maps/values?collection=province-2019&indicator=papi_sc51&period=2024"
+    values = f"{walk.base}/{PAPI_VALUES}"
+    writer = threading.Thread(target=toggle)
+    writer.start()
+    try:
+        for _ in range(100):
+            table = json.loads(_get(maps)[2])
+            flagged = table["rechecking"] is not None
+            assert flagged != any(v is not None for v in table["values"]), table["rechecking"]
+            page = json.loads(_get(values)[2])
+            shown = any(v["value"] is not None for v in page["values"])
+            assert (page["rechecking"] is not None) != shown, page["rechecking"]
+    finally:
+        stop.set()
+        writer.join()
+    assert toggles[0] >= 20, toggles  # (the writer did run alongside)
 
 
 @pytest.mark.parametrize(
