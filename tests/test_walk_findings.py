@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import threading
 import urllib.error
 import urllib.request
@@ -218,6 +219,47 @@ def test_two_quick_selection_taps_never_zoom(browser: Any, walk: Walk) -> None:
         assert not tablet.errors, tablet.errors
     finally:
         tablet.context.close()
+
+
+# ---- numbers in the legend written the page's way ----
+
+
+def _vi(count: int) -> str:
+    return f"{count:,}".replace(",", ".")
+
+
+def test_the_vietnamese_legend_writes_numbers_the_vietnamese_way(browser: Any, walk: Walk) -> None:
+    """Counts, limits, mean, σ bands and the note of a σ legend of 3,321 communes (classes of
+    over a thousand units, bands beyond the values) read 1.234,5, never 1,234.5."""
+    viewer = Viewer(browser, walk.base)
+    try:
+        viewer.open("level=commune&indicator=density&method=std_mean&k=7&lang=vi")
+        classes = viewer.js("window.geoViewer.app.classes")
+        texts = viewer.js(
+            "[...document.querySelectorAll('.gv-legend *')].flatMap(e => [...e.childNodes]"
+            ".filter(n => n.nodeType === 3).map(n => n.textContent))"
+        )
+        legend = " | ".join(texts)
+        viewer.screenshot("legend-numbers-vi-1366")
+        counts = [c["count"] for c in classes["classes"]] + list(classes["no_value"].values())
+        assert max(counts) >= 1000, counts  # (a count to group)
+        for count in counts:
+            assert f"({_vi(count)})" in legend, (count, legend)
+        assert not re.search(r"\d,\d{3}(?!\d)", legend), legend  # (English grouping)
+        assert not re.search(r"\d\.\d{1,2}(?!\d)", legend), legend  # (an English decimal)
+        assert re.search(r"[+−]\d,5σ", legend), legend  # (half a σ: 0,5)
+        assert re.search(r"Trung bình \d{1,3}(\.\d{3})*,\d+; độ lệch chuẩn σ = [\d.]+,\d+", legend)
+        note = classes["note"]
+        assert note and "nằm ngoài khoảng giá trị" in note and note in legend, legend
+        assert not viewer.errors, viewer.errors
+    finally:
+        viewer.close()
+
+
+def test_a_note_writes_its_numbers_in_its_language() -> None:
+    result = classify([1.5, 2.25, 1234.5, 9876.25], "manual", 4, "Blues", [1, 5000, 20000])
+    assert result.note_vi and "(1,5–9.876,25)" in result.note_vi, result.note_vi
+    assert result.note and "(1.5–9,876.25)" in result.note, result.note
 
 
 # ---- values withheld while their disclosure protection is re-checked ----

@@ -5,7 +5,7 @@ import { h, fill } from "../dom.js";
 import { NO_VALUE_SWATCH } from "./layers.js";
 
 export function createLegend(app) {
-  const { t, signed, limitDecimals, limit, pick } = app.i18n;
+  const { t, signed, limitDecimals, limit, pick, number } = app.i18n;
   const control = L.control({ position: "bottomright" });
   let body = null;
   control.onAdd = () => {
@@ -19,7 +19,7 @@ export function createLegend(app) {
   function sigma(value, c) {
     const m = (value - c.mean) / (c.sd || 1);
     const rounded = Math.round(m * 2) / 2;
-    return rounded === 0 ? t("legend_mean") : (rounded > 0 ? "+" : "−") + Math.abs(rounded) + "σ";
+    return rounded === 0 ? t("legend_mean") : (rounded > 0 ? "+" : "−") + number(Math.abs(rounded), 1) + "σ";
   }
 
   function render() {
@@ -35,11 +35,11 @@ export function createLegend(app) {
       h("i", { class: "gv-swatch", style: { background: k.colour } }),
       h("span", { class: "gv-range" }, fmt(k.lower) + " – " + fmt(k.upper)),
       c.method === "std_mean" ? h("span", { class: "gv-sigma" }, " (" + sigma(k.lower, c) + " … " + sigma(k.upper, c) + ")") : null,
-      h("span", { class: "gv-count" }, " (" + k.count + ")")));
+      h("span", { class: "gv-count" }, " (" + number(k.count, 0) + ")")));
     // (while values are re-checked for disclosure they are counted apart, never as suppressed)
     const statuses = c.rechecking ? ["rechecking", "suppressed", "not_available"] : ["suppressed", "not_available"];
     const none = statuses.map((status) => h("div", { class: "gv-row gv-" + status },
-      h("i", { class: "gv-swatch " + NO_VALUE_SWATCH[status] }), t("status_" + status) + " (" + (c.no_value[status] || 0) + ")"));
+      h("i", { class: "gv-swatch " + NO_VALUE_SWATCH[status] }), t("status_" + status) + " (" + number(c.no_value[status] || 0, 0) + ")"));
     const provinces = app.tables["province-" + st.vintage];
     const withinName = provinces && st.within ? provinces.names[provinces.codes.indexOf(st.within)] : st.within;
     const scope = st.scope === "province" ? t("legend_scope_province", { name: withinName || "" })
