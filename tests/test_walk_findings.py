@@ -262,6 +262,51 @@ def test_a_note_writes_its_numbers_in_its_language() -> None:
     assert result.note and "(1.5–9,876.25)" in result.note, result.note
 
 
+# ---- the EA editor on a phone: the layer list never under the panel ----
+
+
+def _overlap(a: dict[str, float], b: dict[str, float]) -> bool:
+    return (
+        a["x"] < b["x"] + b["width"]
+        and b["x"] < a["x"] + a["width"]
+        and a["y"] < b["y"] + b["height"]
+        and b["y"] < a["y"] + a["height"]
+    )
+
+
+def test_on_a_phone_the_layer_list_stays_clear_of_the_editor_panel(
+    browser: Any, walk: Walk
+) -> None:
+    """390×844: folded or open, signed in or not, the layer list (folded or unfolded) and the
+    scale bar stand above the panel's sheet, within the screen."""
+    phone = walk.editor(browser, viewport={"width": 390, "height": 844}, has_touch=True)
+    try:
+        phone.open(f"commune={SMALL_COMMUNE}&lang=vi")
+
+        def clear_of_the_sheet(shot: str) -> None:
+            sheet = phone.page.locator(".ea-panel-wrap").bounding_box()
+            assert sheet is not None
+            for control in (".ea-layers", ".leaflet-control-scale"):
+                box = phone.page.locator(control).bounding_box()
+                assert box is not None and box["y"] >= 0, (control, box)
+                assert not _overlap(box, sheet), (shot, control, box, sheet)
+            phone.screenshot(f"ea-phone-layers-{shot}-vi-390")
+
+        clear_of_the_sheet("folded")
+        phone.page.tap(".ea-layers summary")  # (the list unfolded over the map)
+        clear_of_the_sheet("folded-list")
+        phone.page.tap(".ea-panel-toggle")
+        phone.page.wait_for_function("!document.getElementById('ea-panel').hidden")
+        clear_of_the_sheet("open-list")
+        phone.page.tap(".ea-layers summary")
+        clear_of_the_sheet("open")
+        phone.sign_in("editor")  # (a taller panel)
+        clear_of_the_sheet("signed-in")
+        assert not phone.errors, phone.errors
+    finally:
+        phone.context.close()
+
+
 # ---- values withheld while their disclosure protection is re-checked ----
 
 PROTECTION_LOCK = "geo_service.suppression"  # (indicators.sql.PROTECTION_LOCK)
