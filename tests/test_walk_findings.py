@@ -262,6 +262,30 @@ def test_a_note_writes_its_numbers_in_its_language() -> None:
     assert result.note and "(1.5–9,876.25)" in result.note, result.note
 
 
+def test_on_a_phone_the_legend_folds_to_its_title(browser: Any, walk: Walk) -> None:
+    """390×844: the legend covered a fifth of the map with no way to put it aside."""
+    viewer = Viewer(browser, walk.base, 390, 844)
+    try:
+        viewer.open("level=province&indicator=density&lang=vi")
+        legend, fold = viewer.page.locator(".gv-legend"), viewer.page.locator(".gv-legend-fold")
+        opened = legend.bounding_box()
+        assert opened is not None and fold.get_attribute("aria-expanded") == "true"
+        assert fold.get_attribute("aria-label") == "Thu gọn chú giải"
+        fold.click()
+        assert viewer.page.locator(".gv-legend .gv-rows").is_hidden()
+        folded = legend.bounding_box()
+        assert folded is not None and folded["height"] < 0.3 * opened["height"], (folded, opened)
+        assert "Mật độ dân số" in legend.inner_text()  # (its title stays)
+        assert fold.get_attribute("aria-label") == "Mở chú giải"
+        viewer.screenshot("legend-folded-vi-390")
+        viewer.page.locator(".gv-legend-fold").click()
+        assert viewer.page.locator(".gv-legend .gv-rows").is_visible()
+        assert fold.get_attribute("aria-expanded") == "true"
+        assert not viewer.errors, viewer.errors
+    finally:
+        viewer.close()
+
+
 # ---- the EA editor on a phone: the layer list never under the panel ----
 
 

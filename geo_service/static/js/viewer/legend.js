@@ -8,6 +8,8 @@ export function createLegend(app) {
   const { t, signed, limitDecimals, limit, pick, number } = app.i18n;
   const control = L.control({ position: "bottomright" });
   let body = null;
+  // (folded to its title by the reader: on a phone the legend covers a good part of the map)
+  let folded = false;
   control.onAdd = () => {
     body = L.DomUtil.create("div", "gv-legend");
     L.DomEvent.disableClickPropagation(body);
@@ -45,8 +47,12 @@ export function createLegend(app) {
     const scope = st.scope === "province" ? t("legend_scope_province", { name: withinName || "" })
       : st.scope === "view" ? t("legend_scope_view") : null;
     const period = st.compare ? (st.cv ? st.compare + " (" + t("vintage_short", { v: st.cv }) + ")" : st.compare) + " → " + st.period : st.period;
+    const fold = h("button", { type: "button", class: "gv-legend-fold", "aria-expanded": String(!folded),
+      "aria-label": t(folded ? "legend_unfold" : "legend_fold"), title: t(folded ? "legend_unfold" : "legend_fold"),
+      onclick: () => { folded = !folded; render(); } }, folded ? "▸" : "▾");
+    body.classList.toggle("gv-folded", folded);
     fill(body,
-      h("div", { class: "gv-title" }, (st.compare ? t("legend_change") + ": " : "") + pick(s.name)),
+      h("div", { class: "gv-title" }, fold, (st.compare ? t("legend_change") + ": " : "") + pick(s.name)),
       h("div", { class: "gv-sub" }, [app.values ? app.values.unit : pick(s.unit), period, pick(c.method_name)].filter(Boolean).join(" · ")),
       c.method === "std_mean" && c.mean !== undefined ? h("div", { class: "gv-sub" }, t("legend_sigma", { mean: limit(c.mean, digits), sd: limit(c.sd, digits) })) : null,
       c.rechecking ? h("div", { class: "gv-rechecking-note", role: "status" }, t("rechecking_note")) : null,
