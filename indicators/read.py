@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg.pq import TransactionStatus
 
 from boundaries import sql as units
 from geo_core.errors import BeingRechecked, InvalidParameter, NotFound
@@ -107,6 +109,20 @@ RECHECKING = {
 }
 
 
+@asynccontextmanager
+async def one_snapshot(conn: psycopg.AsyncConnection) -> AsyncIterator[None]:
+    """Run the block's statements on one snapshot of the database (a repeatable-read
+    transaction): values and whether they are withheld are then read as of one moment."""
+    # (two statements each on their own snapshot could pair values read while pending with
+    # a flag read after their protection, or the reverse: "settled" on hidden values)
+    if conn.info.transaction_status != TransactionStatus.IDLE:
+        yield  # (inside a caller's transaction: its statements decide)
+        return
+    async with conn.transaction():
+        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        yield
+
+
 async def withheld(conn: psycopg.AsyncConnection, codes: Sequence[str | None]) -> list[str]:
     """Of the indicators, those withheld while their protection is recomputed."""
     return await sql.withheld_indicators(conn, sorted({c for c in codes if c}))
@@ -126,7 +142,14 @@ async def refuse_while_rechecking(
 ) -> None:
     """Refuse an export (a file is kept and passed on: it must not show every value hidden)
     while any of the indicators is withheld for re-protection; the client retries shortly."""
-    note = rechecking_note(await withheld(conn, codes))
+    refuse_withheld(await withheld(conn, codes))
+
+
+def refuse_withheld(withheld: list[str]) -> None:
+    """Refuse an export whose values were read while these indicators were withheld (read
+    on the values' own snapshot: asked again later, a protection in between would let a
+    file with every value hidden through)."""
+    note = rechecking_note(withheld)
     if note:
         raise BeingRechecked(
             note["message"],

@@ -6,7 +6,10 @@ re-checked are said to be so (never shown as suppressed) in the page, the API an
 
 from __future__ import annotations
 
+import gzip
 import json
+import re
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -14,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import mapbox_vector_tile
 import psycopg
 import pytest
 import shapely.geometry
@@ -217,6 +221,116 @@ def test_two_quick_selection_taps_never_zoom(browser: Any, walk: Walk) -> None:
         tablet.context.close()
 
 
+# ---- numbers in the legend written the page's way ----
+
+
+def _vi(count: int) -> str:
+    return f"{count:,}".replace(",", ".")
+
+
+def test_the_vietnamese_legend_writes_numbers_the_vietnamese_way(browser: Any, walk: Walk) -> None:
+    """Counts, limits, mean, σ bands and the note of a σ legend of 3,321 communes (classes of
+    over a thousand units, bands beyond the values) read 1.234,5, never 1,234.5."""
+    viewer = Viewer(browser, walk.base)
+    try:
+        viewer.open("level=commune&indicator=density&method=std_mean&k=7&lang=vi")
+        classes = viewer.js("window.geoViewer.app.classes")
+        texts = viewer.js(
+            "[...document.querySelectorAll('.gv-legend *')].flatMap(e => [...e.childNodes]"
+            ".filter(n => n.nodeType === 3).map(n => n.textContent))"
+        )
+        legend = " | ".join(texts)
+        viewer.screenshot("legend-numbers-vi-1366")
+        counts = [c["count"] for c in classes["classes"]] + list(classes["no_value"].values())
+        assert max(counts) >= 1000, counts  # (a count to group)
+        for count in counts:
+            assert f"({_vi(count)})" in legend, (count, legend)
+        assert not re.search(r"\d,\d{3}(?!\d)", legend), legend  # (English grouping)
+        assert not re.search(r"\d\.\d{1,2}(?!\d)", legend), legend  # (an English decimal)
+        assert re.search(r"[+−]\d,5σ", legend), legend  # (half a σ: 0,5)
+        assert re.search(r"Trung bình \d{1,3}(\.\d{3})*,\d+; độ lệch chuẩn σ = [\d.]+,\d+", legend)
+        note = classes["note"]
+        assert note and "nằm ngoài khoảng giá trị" in note and note in legend, legend
+        assert not viewer.errors, viewer.errors
+    finally:
+        viewer.close()
+
+
+def test_a_note_writes_its_numbers_in_its_language() -> None:
+    result = classify([1.5, 2.25, 1234.5, 9876.25], "manual", 4, "Blues", [1, 5000, 20000])
+    assert result.note_vi and "(1,5–9.876,25)" in result.note_vi, result.note_vi
+    assert result.note and "(1.5–9,876.25)" in result.note, result.note
+
+
+def test_on_a_phone_the_legend_folds_to_its_title(browser: Any, walk: Walk) -> None:
+    """390×844: the legend covered a fifth of the map with no way to put it aside."""
+    viewer = Viewer(browser, walk.base, 390, 844)
+    try:
+        viewer.open("level=province&indicator=density&lang=vi")
+        legend, fold = viewer.page.locator(".gv-legend"), viewer.page.locator(".gv-legend-fold")
+        opened = legend.bounding_box()
+        assert opened is not None and fold.get_attribute("aria-expanded") == "true"
+        assert fold.get_attribute("aria-label") == "Thu gọn chú giải"
+        fold.click()
+        assert viewer.page.locator(".gv-legend .gv-rows").is_hidden()
+        folded = legend.bounding_box()
+        assert folded is not None and folded["height"] < 0.3 * opened["height"], (folded, opened)
+        assert "Mật độ dân số" in legend.inner_text()  # (its title stays)
+        assert fold.get_attribute("aria-label") == "Mở chú giải"
+        viewer.screenshot("legend-folded-vi-390")
+        viewer.page.locator(".gv-legend-fold").click()
+        assert viewer.page.locator(".gv-legend .gv-rows").is_visible()
+        assert fold.get_attribute("aria-expanded") == "true"
+        assert not viewer.errors, viewer.errors
+    finally:
+        viewer.close()
+
+
+# ---- the EA editor on a phone: the layer list never under the panel ----
+
+
+def _overlap(a: dict[str, float], b: dict[str, float]) -> bool:
+    return (
+        a["x"] < b["x"] + b["width"]
+        and b["x"] < a["x"] + a["width"]
+        and a["y"] < b["y"] + b["height"]
+        and b["y"] < a["y"] + a["height"]
+    )
+
+
+def test_on_a_phone_the_layer_list_stays_clear_of_the_editor_panel(
+    browser: Any, walk: Walk
+) -> None:
+    """390×844: folded or open, signed in or not, the layer list (folded or unfolded) and the
+    scale bar stand above the panel's sheet, within the screen."""
+    phone = walk.editor(browser, viewport={"width": 390, "height": 844}, has_touch=True)
+    try:
+        phone.open(f"commune={SMALL_COMMUNE}&lang=vi")
+
+        def clear_of_the_sheet(shot: str) -> None:
+            sheet = phone.page.locator(".ea-panel-wrap").bounding_box()
+            assert sheet is not None
+            for control in (".ea-layers", ".leaflet-control-scale"):
+                box = phone.page.locator(control).bounding_box()
+                assert box is not None and box["y"] >= 0, (control, box)
+                assert not _overlap(box, sheet), (shot, control, box, sheet)
+            phone.screenshot(f"ea-phone-layers-{shot}-vi-390")
+
+        clear_of_the_sheet("folded")
+        phone.page.tap(".ea-layers summary")  # (the list unfolded over the map)
+        clear_of_the_sheet("folded-list")
+        phone.page.tap(".ea-panel-toggle")
+        phone.page.wait_for_function("!document.getElementById('ea-panel').hidden")
+        clear_of_the_sheet("open-list")
+        phone.page.tap(".ea-layers summary")
+        clear_of_the_sheet("open")
+        phone.sign_in("editor")  # (a taller panel)
+        clear_of_the_sheet("signed-in")
+        assert not phone.errors, phone.errors
+    finally:
+        phone.context.close()
+
+
 # ---- values withheld while their disclosure protection is re-checked ----
 
 PROTECTION_LOCK = "geo_service.suppression"  # (indicators.sql.PROTECTION_LOCK)
@@ -282,6 +396,87 @@ def test_the_api_says_values_are_being_rechecked_and_exports_wait(walk: Walk) ->
     assert status == 200 and "disclosure-rechecking" not in headers
     assert json.loads(body)["rechecking"] is None
     assert _get(f"{items}&f=csv")[0] == 200
+
+
+# Hà Nội (01) is in this tile of the provinces
+PAPI_TILE = "province-2019/tiles/WebMercatorQuad/5/25/14?indicator=papi_sc51&period=2024"
+PAPI_VALUES = "indicators/papi_sc51/values?vintage=2019&level=province&period=2024"
+
+
+def _tile_values(body: bytes) -> dict[str, Any]:
+    """Each province's papi_sc51 in a tile (None: not carried)."""
+    layer = mapbox_vector_tile.decode(gzip.decompress(body) if body[:2] == b"\x1f\x8b" else body)
+    return {
+        f["properties"]["code"]: f["properties"].get("papi_sc51")
+        for f in layer["province-2019"]["features"]
+    }
+
+
+def test_tiles_and_the_values_table_say_values_are_being_rechecked(walk: Walk) -> None:
+    tile, values = f"{walk.base}/collections/{PAPI_TILE}", f"{walk.base}/{PAPI_VALUES}"
+    status, _, body = _get(tile)  # (cached before the change)
+    assert status == 200 and _tile_values(body)["01"] is not None
+    with rechecking(walk.db):
+        for _ in range(2):  # (a tile rendered while withheld is never kept)
+            status, headers, body = _get(tile)
+            assert status == 200 and headers["disclosure-rechecking"] == "papi_sc51"
+            assert headers["retry-after"] == "5" and headers["cache-control"] == "no-store"
+            shown = _tile_values(body)
+            assert "01" in shown and all(v is None for v in shown.values()), shown
+        status, headers, body = _get(values, "vi")
+        table = json.loads(body)
+        assert status == 200 and headers["disclosure-rechecking"] == "papi_sc51"
+        assert headers["retry-after"] == "5" and headers["cache-control"] == "no-store"
+        assert table["rechecking"]["indicators"] == ["papi_sc51"]
+        assert table["rechecking"]["message"].startswith("Các giá trị của papi_sc51 đang được")
+        assert len(table["values"]) == 63 and all(v["value"] is None for v in table["values"])
+        status, headers, body = _get(f"{values}&f=csv", "vi")
+        assert status == 503 and headers["retry-after"] == "5", body
+    status, headers, body = _get(tile)
+    assert status == 200 and "disclosure-rechecking" not in headers
+    assert headers["cache-control"] != "no-store" and _tile_values(body)["01"] is not None
+    status, headers, body = _get(values)
+    assert status == 200 and "disclosure-rechecking" not in headers
+    table = json.loads(body)
+    assert table["rechecking"] is None
+    assert next(v for v in table["values"] if v["code"] == "01")["value"] is not None
+    assert _get(f"{values}&f=csv")[0] == 200
+
+
+def test_values_and_their_rechecking_flag_are_read_together(walk: Walk) -> None:
+    """papi_sc51 withheld and protected again as fast as a session can, while its table is
+    read: every answer's flag must match its values (all hidden exactly when flagged)."""
+    stop, toggles = threading.Event(), [0]
+
+    def toggle() -> None:
+        with psycopg.connect(walk.db, autocommit=True) as conn:
+            # (the service's own protection waits meanwhile)
+            conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (PROTECTION_LOCK,))
+            try:
+                while not stop.is_set() or toggles[0] < 20:
+                    conn.execute("INSERT INTO disclosure_pending (indicator) VALUES ('papi_sc51')")
+                    conn.execute("DELETE FROM disclosure_pending WHERE indicator = 'papi_sc51'")
+                    toggles[0] += 1
+            finally:
+                conn.execute("DELETE FROM disclosure_pending WHERE indicator = 'papi_sc51'")
+                conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (PROTECTION_LOCK,))
+
+    maps = f"{walk.base}/maps/values?collection=province-2019&indicator=papi_sc51&period=2024"
+    values = f"{walk.base}/{PAPI_VALUES}"
+    writer = threading.Thread(target=toggle)
+    writer.start()
+    try:
+        for _ in range(100):
+            table = json.loads(_get(maps)[2])
+            flagged = table["rechecking"] is not None
+            assert flagged != any(v is not None for v in table["values"]), table["rechecking"]
+            page = json.loads(_get(values)[2])
+            shown = any(v["value"] is not None for v in page["values"])
+            assert (page["rechecking"] is not None) != shown, page["rechecking"]
+    finally:
+        stop.set()
+        writer.join()
+    assert toggles[0] >= 20, toggles  # (the writer did run alongside)
 
 
 @pytest.mark.parametrize(

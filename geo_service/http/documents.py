@@ -375,6 +375,14 @@ class PublishedValue(Document):
     moe: float | None
 
 
+class Rechecking(Document):
+    """Values withheld while their disclosure protection is re-checked after a change."""
+
+    indicators: list[str] = Field(description="the indicators withheld")
+    retry_after: int = Field(description="seconds after which to ask again")
+    message: str = Field(description="what happens and what to do, in the client's language")
+
+
 class IndicatorValues(Document):
     """`/indicators/{code}/values`: one series' published values."""
 
@@ -386,6 +394,12 @@ class IndicatorValues(Document):
     decimals: int
     number_returned: int = Field(alias="numberReturned")
     values: list[PublishedValue]
+    rechecking: Rechecking | None = Field(
+        None,
+        description="set while the indicator's values are withheld to re-check their "
+        "disclosure protection after a change: they are hidden (status suppressed), not "
+        "suppressed for good; retry shortly",
+    )
 
 
 # ---- area statistics and maps ----
@@ -425,14 +439,6 @@ class AreaStatistics(Document):
     covered_share: float
     results: list[AreaResult]
     units: list[AreaUnit]
-
-
-class Rechecking(Document):
-    """Values withheld while their disclosure protection is re-checked after a change."""
-
-    indicators: list[str] = Field(description="the indicators withheld")
-    retry_after: int = Field(description="seconds after which to ask again")
-    message: str = Field(description="what happens and what to do, in the client's language")
 
 
 class ChoroplethClass(Document):

@@ -244,19 +244,21 @@ def legend_entries(body: dict[str, Any], decimals: int, lang: str) -> list[carto
             upper = carto.limit_text(c["upper"], digits, lang)
         entries.append(
             carto.LegendEntry(
-                f"{lower} – {upper}  ({c['count']})",
+                f"{lower} – {upper}  ({carto.number(c['count'], 0, lang)})",
                 {"facecolor": c["colour"], "edgecolor": "#666666"},
             )
         )
     no_value = body.get("no_value") or {}
     entries.append(
         carto.LegendEntry(
-            f"{said('suppressed', lang)}  ({no_value.get('suppressed', 0)})", carto.SUPPRESSED
+            f"{said('suppressed', lang)}  ({carto.number(no_value.get('suppressed', 0), 0, lang)})",
+            carto.SUPPRESSED,
         )
     )
     entries.append(
         carto.LegendEntry(
-            f"{said('not_available', lang)}  ({no_value.get('not_available', 0)})",
+            f"{said('not_available', lang)}  "
+            f"({carto.number(no_value.get('not_available', 0), 0, lang)})",
             carto.NOT_AVAILABLE,
         )
     )

@@ -7,7 +7,7 @@ import gzip
 import hashlib
 import logging
 import sqlite3
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -101,10 +101,16 @@ class ServedTile:
     for the directory cache nginx serves is stored before: the next request finds it.)"""
 
     def __init__(
-        self, tile: CachedTile, keep: Callable[[CachedTile], Awaitable[object]] | None = None
+        self,
+        tile: CachedTile,
+        keep: Callable[[CachedTile], Awaitable[object]] | None = None,
+        withheld: Sequence[str] = (),
     ) -> None:
         self.tile = tile
         self._keep = keep
+        # the tile's indicators withheld while their protection is re-checked (read with
+        # its values; such a tile is never cached: it is right only for seconds)
+        self.withheld = list(withheld)
 
     @property
     def rendered(self) -> bool:
@@ -339,7 +345,8 @@ class TileService:
         except _Unshared:
             return await render()
         if shared.tile.epoch >= seen:
-            return ServedTile(shared.tile)  # (its first request keeps it in the caches)
+            # (its first request keeps it in the caches)
+            return ServedTile(shared.tile, withheld=shared.withheld)
         return await render()
 
     async def _lead(
@@ -385,10 +392,10 @@ class TileService:
             if (cached := await self._cached_checked(key, pool)) is not None:
                 return ServedTile(cached)
             self.stats.misses += 1
-            tile = await self._render(conn, statement, params, z, x, y)
+            tile, withheld = await self._rendered(conn, statement, params, z, x, y)
         caches = self._caches_for(key.layer)
-        if not caches:
-            return ServedTile(tile)
+        if not caches or withheld:
+            return ServedTile(tile, withheld=withheld)
         if any(isinstance(cache, SyncedTileCache) for cache in caches):
             # nginx serves these files: the next request for the tile must find it there
             return ServedTile(await self._keep(key, tile, caches, pool))
@@ -526,9 +533,11 @@ class TileService:
             ):
                 return False
         try:
-            tile = await self._render(conn, statement, params, z, x, y)
+            tile, withheld = await self._rendered(conn, statement, params, z, x, y)
         except TooExpensive as exc:  # (over the feature guard: a request gets the same 422)
             logger.info("tile pre-render: %s skipped: %s", key, exc.message)
+            return False
+        if withheld:  # (right only for seconds: not kept)
             return False
         await self.freshness.store(key, await _completed(tile), caches)
         return True
@@ -550,8 +559,8 @@ class TileService:
         if (cached := self._cached(key)) is not None:
             return cached
         self.stats.misses += 1
-        tile = await self._render(conn, statement, params, z, x, y)
-        if self.caches:
+        tile, withheld = await self._rendered(conn, statement, params, z, x, y)
+        if self.caches and not withheld:  # (withheld values: right only for seconds)
             tile = await _completed(tile)
             await self.freshness.store(key, tile, self._caches_for(layer))
         return tile
@@ -565,6 +574,18 @@ class TileService:
         x: int,
         y: int,
     ) -> CachedTile:
+        return (await self._rendered(conn, statement, params, z, x, y))[0]
+
+    async def _rendered(
+        self,
+        conn: psycopg.AsyncConnection,
+        statement: Any,
+        params: dict[str, Any],
+        z: int,
+        x: int,
+        y: int,
+    ) -> tuple[CachedTile, list[str]]:
+        """The tile and its indicators withheld for re-protection (read with its values)."""
         try:
             row = await (await conn.execute(statement, params)).fetchone()
         except psycopg.errors.DataException as exc:
@@ -579,9 +600,10 @@ class TileService:
                 parameter="z",
             )
         epoch, raw = (int(row[0]), bytes(row[1])) if row else (0, b"")
+        withheld = list(row[2] or []) if row is not None and len(row) > 2 else []
         self.stats.rendered_bytes += len(raw)
         # (compressed when answered, in the encoding asked for, and when stored)
-        return CachedTile(epoch, raw, b"", b"")
+        return CachedTile(epoch, raw, b"", b""), withheld
 
     async def purge_committed_changes(self) -> None:
         """Sync the change log and wait until a committed write's tiles are purged from the

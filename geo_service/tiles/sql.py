@@ -33,7 +33,8 @@ class MvtOptions:
 def tile_sql(
     query: ItemQuery, z: int, x: int, y: int, options: MvtOptions
 ) -> tuple[sql.Composed, dict[str, Any]]:
-    """One row: (data epoch, MVT bytes), read in a single snapshot."""
+    """One row: (data epoch, MVT bytes) and, with indicators, those of them withheld while
+    their disclosure protection is re-checked (null: none), read in a single snapshot."""
     params: dict[str, Any] = {
         "z": z,
         "x": x,
@@ -54,7 +55,8 @@ def tile_sql(
         return _plain_tile_statement(tuple(names), band), params
     expressions = [property_expr(query, name) for name in names]
     joins = indicator_joins(query, params)
-    return _tile_statement(expressions, names, joins, band), params
+    params["withheld_from"] = sorted({i.code for i in query.indicators})
+    return _tile_statement(expressions, names, joins, band, _WITHHELD_MVT), params
 
 
 @functools.lru_cache(maxsize=64)
@@ -64,9 +66,13 @@ def _plain_tile_statement(names: tuple[str, ...], band: int) -> sql.Composed:
 
 
 def _tile_statement(
-    expressions: list[sql.Composable], names: list[str], joins: list[sql.Composable], band: int
+    expressions: list[sql.Composable],
+    names: list[str],
+    joins: list[sql.Composable],
+    band: int,
+    mvt: sql.Composed | None = None,
 ) -> sql.Composed:
-    """The tile statement with these property columns, indicator joins and band."""
+    """The tile statement with these property columns, indicator joins, band and answer."""
     columns = [
         sql.SQL("{} AS {}").format(expr, sql.Identifier(name))
         for expr, name in zip(expressions, names, strict=True)
@@ -90,7 +96,7 @@ features AS MATERIALIZED (
     CROSS JOIN env
 )
 {mvt}""").format(
-        mvt=_GUARDED_MVT,
+        mvt=mvt or _GUARDED_MVT,
         columns=sql.SQL("").join(sql.SQL(", ") + c for c in columns),
         joins=sql.SQL(" ").join(joins),
         smaller_than_cell=_SMALLER_THAN_CELL,
@@ -104,18 +110,27 @@ features AS MATERIALIZED (
 # when a guard is set and the tile holds more features than it (the caller refuses the
 # tile: a tile drawn in part would look complete). With a `feature_id` column, its value is
 # each feature's MVT id (and not one of its properties).
-def _mvt(feature_id: str | None = None) -> sql.Composed:
+# With `withheld`, a third column: the indicators of `withheld_from` withheld while their
+# protection is re-checked, read on the snapshot of the values (null: none).
+def _mvt(feature_id: str | None = None, withheld: bool = False) -> sql.Composed:
     """The answer's SELECT, reading the CTEs `candidates` and `features`."""
     return sql.SQL("""
 SELECT (SELECT epoch FROM tile_epoch),
        CASE WHEN %(guard)s > 0 AND (SELECT count(*) FROM candidates) > %(guard)s THEN NULL
             ELSE (SELECT coalesce(ST_AsMVT(f.*, %(layer)s, %(extent)s, 'geom'{id}), '')
                   FROM features f WHERE f.geom IS NOT NULL)
-       END
-""").format(id=sql.SQL(", {}").format(sql.Literal(feature_id)) if feature_id else sql.SQL(""))
+       END{withheld}
+""").format(
+        id=sql.SQL(", {}").format(sql.Literal(feature_id)) if feature_id else sql.SQL(""),
+        withheld=sql.SQL(_WITHHELD if withheld else ""),
+    )
 
 
+_WITHHELD = """,
+       (SELECT array_agg(p.indicator ORDER BY p.indicator) FROM disclosure_pending p
+        WHERE p.indicator = ANY(%(withheld_from)s))"""
 _GUARDED_MVT = _mvt()
+_WITHHELD_MVT = _mvt(withheld=True)
 
 
 def _guard(options: MvtOptions) -> dict[str, int | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 from enum import Enum
@@ -100,6 +101,21 @@ class Shortfall(Enum):
     SIDES = "sides"  # a change map's sides have too few distinct values for their classes
 
 
+def number_text(value: float, lang: str) -> str:
+    """A number as `:g` gives it (six significant digits), written the language's way:
+    1.234,5 in Vietnamese, 1,234.5 in English (a note sits in a page of that language)."""
+    if not value or not math.isfinite(value):
+        return f"{value:g}"
+    digits = max(0, 5 - math.floor(math.log10(abs(value))))
+    text = f"{value:,.{digits}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text.translate(_VI_MARKS) if lang == "vi" else text
+
+
+_VI_MARKS = str.maketrans(",.", ".,")
+
+
 def fewer_classes_note(
     asked: int,
     got: int,
@@ -112,8 +128,8 @@ def fewer_classes_note(
     the one wording for every map (choropleth, change map, export)."""
     reasons = {
         Shortfall.DISTINCT: (
-            f"there are only {distinct} distinct values",
-            f"chỉ có {distinct} giá trị khác nhau",
+            f"there are only {number_text(distinct, 'en')} distinct values",
+            f"chỉ có {number_text(distinct, 'vi')} giá trị khác nhau",
         ),
         Shortfall.TIES: (
             "many units share the same values, so some class limits coincide",
@@ -121,9 +137,9 @@ def fewer_classes_note(
         ),
         Shortfall.OUTSIDE: (
             f"{asked - got} of the {asked} classes lie outside the values "
-            f"({low:g}–{high:g}) and are left out",
+            f"({number_text(low, 'en')}–{number_text(high, 'en')}) and are left out",
             f"{asked - got} trong {asked} lớp nằm ngoài khoảng giá trị "
-            f"({low:g}–{high:g}) nên được bỏ qua",
+            f"({number_text(low, 'vi')}–{number_text(high, 'vi')}) nên được bỏ qua",
         ),
         Shortfall.NO_DECREASE: (
             "no unit decreased, so the classes below zero are left out",

@@ -144,7 +144,13 @@ def _periods(meta: dict[str, Any], vintage: str, level: str) -> list[str]:
 
 async def map_values(conn: Any, q: MapQuery) -> MapValues:
     """The published values of every unit of the collection (or their change), checked
-    against the series that exist; the period defaults to the latest."""
+    against the series that exist; the period defaults to the latest. The values and the
+    indicators withheld for re-protection are read on one snapshot."""
+    async with read.one_snapshot(conn):
+        return await _map_values(conn, q)
+
+
+async def _map_values(conn: Any, q: MapQuery) -> MapValues:
     collection = await _collection(conn, q.collection)
     meta = await _indicator(conn, q.indicator)
     choice = read.choose_series(meta, collection.vintage, collection.level, q.period)
@@ -163,8 +169,6 @@ async def map_values(conn: Any, q: MapQuery) -> MapValues:
             "vintage": q.compare_vintage or collection.vintage,
             "change": q.change,
         }
-    # (asked after the values were read: what was withheld then is still pending now, or
-    # was protected a moment ago and the client's retry gets it)
     read_from = [meta["code"], meta.get("numerator"), meta.get("denominator")]
     withheld = await read.withheld(conn, read_from)
     return MapValues(collection, meta, period, codes, values, statuses, described, withheld)

@@ -567,15 +567,16 @@ async def item(
     )
     query = await build_item_query(conn, found, raw, await catalogue.srids(conn))
     query.code, query.limit = featureId, 1
-    text = await feature_json(conn, query)
+    async with read.one_snapshot(conn):  # (the values and whether they are withheld)
+        text = await feature_json(conn, query)
+        withheld = await read.withheld(conn, [i.code for i in query.indicators])
     if text is None:
         raise NotFound(f"no item {featureId!r} in {found.id}", parameter="featureId")
-    withheld = await read.withheld(conn, [i.code for i in query.indicators])
     headers = {"Content-Crs": f"<{query.crs.uri}>", "Vary": "Accept"}
     note = read.rechecking_note(withheld, lang)
     rechecking_headers(headers, note)
     if fmt in ("csv", "gpkg"):
-        await read.refuse_while_rechecking(conn, withheld)
+        read.refuse_withheld(withheld)
         release = downloads.open(client_address(request))
         try:
             return await _download(request, services, query, fmt, wkt, headers, release)

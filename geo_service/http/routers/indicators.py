@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
 from geo_core.text import CODE, check_text, spreadsheet_safe
-from geo_service.http.deps import Conn
+from geo_service.http.deps import Conn, Language
 from geo_service.http.documents import (
     IndicatorDocument,
     IndicatorEntry,
@@ -18,8 +18,10 @@ from geo_service.http.documents import (
     IndicatorValues,
     Link,
     PublishedValue,
+    Rechecking,
 )
 from geo_service.http.negotiation import best_media_type
+from geo_service.http.rechecking import rechecking_headers
 from indicators import read
 from indicators.catalogue import KINDS
 
@@ -70,6 +72,7 @@ async def get_indicator(code: Annotated[str, Path(pattern=CODE)], conn: Conn) ->
 async def indicator_values(
     code: Annotated[str, Path(pattern=CODE)],
     conn: Conn,
+    lang: Language,
     request: Request,
     response: Response,
     vintage: Annotated[str | None, Query(pattern=CODE)] = None,
@@ -90,9 +93,14 @@ async def indicator_values(
         f = "csv" if chosen == "text/csv" else "json"
     meta = await read.get_indicator(conn, code)
     choice = read.choose_series(meta, vintage, level, period)
-    rows = await read.published_values(conn, choice, parent, unit)
-    if f == "csv":
+    async with read.one_snapshot(conn):  # (the values and whether they are withheld)
+        rows = await read.published_values(conn, choice, parent, unit)
+        withheld = await read.withheld(conn, [code, meta.get("numerator"), meta.get("denominator")])
+    if f == "csv":  # (a file is kept and passed on: it must not show every value hidden)
+        read.refuse_withheld(withheld)
         return _csv_response(rows, f"{code}_{choice.vintage}_{choice.level}.csv")
+    note = read.rechecking_note(withheld, lang)
+    rechecking_headers(response, note)
     response.headers["Vary"] = "Accept"
     return IndicatorValues(
         indicator=code,
@@ -103,6 +111,7 @@ async def indicator_values(
         decimals=meta["decimals"],
         numberReturned=len(rows),
         values=[PublishedValue(**row) for row in rows],
+        rechecking=Rechecking(**note) if note else None,
     )
 
 

@@ -52,10 +52,12 @@ from geo_service.http.documents import (
 )
 from geo_service.http.negotiation import accepts_encoding, qualities
 from geo_service.http.ogc import MVT, TILING_SCHEME
+from geo_service.http.rechecking import rechecking_headers
 from geo_service.http.services import Services
 from geo_service.http.vendor import Vendor, VendorParams
 from geo_service.tiles.service import ServedTile, TileRequest
 from geo_service.tiles.sql import EA_DETAIL_ZOOM, EA_LAYER, EA_MIN_ZOOM, EA_PROPERTY_ZOOMS
+from indicators.read import rechecking_note
 from tilecache.base import CachedTile
 
 router = APIRouter(tags=["tiles"])
@@ -556,6 +558,8 @@ async def _answer(
     if private:
         cache_control = "private, max-age=0, must-revalidate"
     headers = {"ETag": etag, "Cache-Control": cache_control}
+    # (values withheld while re-checked: said as every other answer says it, never cached)
+    rechecking_headers(headers, rechecking_note(served.withheld))
     keep = BackgroundTask(served.keep) if served.rendered else None
     if _matches(etag, request.headers.get("if-none-match", "")):
         return Response(

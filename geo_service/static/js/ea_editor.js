@@ -1588,8 +1588,16 @@ import { addPanes } from "./viewer/layers.js";
         toggle.textContent = (open ? (phone ? "▾ " : "› ") : (phone ? "▴ " : "‹ ")) +
           (cfg.commune ? cfg.commune.name : t("title"));
       };
-      toggle.addEventListener("click", () => { open = !open; layout(); });
-      window.addEventListener("resize", layout);
+      // (on a phone the map's bottom-left controls, the layer list and the scale, stand on
+      // the sheet, folded or open: it stacks above them and would hide them)
+      const sheetHeight = () => {
+        const phone = window.innerWidth < PHONE_WIDTH;
+        const height = phone ? Math.ceil(window.innerHeight - wrap.getBoundingClientRect().top) : 0;
+        map.getContainer().style.setProperty("--ea-sheet-h", height + "px");
+      };
+      toggle.addEventListener("click", () => { open = !open; layout(); sheetHeight(); });
+      window.addEventListener("resize", () => { layout(); sheetHeight(); });
+      if (window.ResizeObserver) new ResizeObserver(sheetHeight).observe(wrap);
       layout();
       L.DomEvent.disableClickPropagation(wrap);
       L.DomEvent.disableScrollPropagation(wrap);

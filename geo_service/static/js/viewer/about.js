@@ -11,7 +11,7 @@ export function renderAbout(app, root) {
   const row = (label, value) => value ? [h("dt", {}, label), h("dd", {}, value)] : null;
   const derivation = s.derivation ? t("derived_" + (s.derivation.method || "other").replace(/[^a-z]/g, "_"), {
     from: s.derivation.from_vintage || "", periods: (s.derivation.periods || []).join(", "),
-    missing: String(s.derivation.parts_not_available || 0) }) : null;
+    missing: app.i18n.number(s.derivation.parts_not_available || 0, 0) }) : null;
   const d = s.derivation || {};
   // a carry-over through a crosswalk with a record: its weights, how it was made, its quality
   const quality = d.crosswalk_method ? t("derived_weights", {
@@ -20,7 +20,7 @@ export function renderAbout(app, root) {
     // (the date it was built, when the record has one: the demo's shipped record has none)
     built: d.crosswalk_built_at ? " (" + String(d.crosswalk_built_at).slice(0, 10) + ")" : "",
     covered: d.covered_median === null || d.covered_median === undefined ? "–" : app.i18n.fixed(100 * d.covered_median, 1),
-    below: d.covered_below_95 === undefined ? "–" : String(d.covered_below_95) }) : null;
+    below: d.covered_below_95 === undefined ? "–" : app.i18n.number(d.covered_below_95, 0) }) : null;
   const classes = app.classes;
   fill(root,
     h("h2", {}, pick(s.name)),

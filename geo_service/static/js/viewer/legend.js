@@ -5,9 +5,11 @@ import { h, fill } from "../dom.js";
 import { NO_VALUE_SWATCH } from "./layers.js";
 
 export function createLegend(app) {
-  const { t, signed, limitDecimals, limit, pick } = app.i18n;
+  const { t, signed, limitDecimals, limit, pick, number } = app.i18n;
   const control = L.control({ position: "bottomright" });
   let body = null;
+  // (folded to its title by the reader: on a phone the legend covers a good part of the map)
+  let folded = false;
   control.onAdd = () => {
     body = L.DomUtil.create("div", "gv-legend");
     L.DomEvent.disableClickPropagation(body);
@@ -19,7 +21,7 @@ export function createLegend(app) {
   function sigma(value, c) {
     const m = (value - c.mean) / (c.sd || 1);
     const rounded = Math.round(m * 2) / 2;
-    return rounded === 0 ? t("legend_mean") : (rounded > 0 ? "+" : "−") + Math.abs(rounded) + "σ";
+    return rounded === 0 ? t("legend_mean") : (rounded > 0 ? "+" : "−") + number(Math.abs(rounded), 1) + "σ";
   }
 
   function render() {
@@ -35,18 +37,22 @@ export function createLegend(app) {
       h("i", { class: "gv-swatch", style: { background: k.colour } }),
       h("span", { class: "gv-range" }, fmt(k.lower) + " – " + fmt(k.upper)),
       c.method === "std_mean" ? h("span", { class: "gv-sigma" }, " (" + sigma(k.lower, c) + " … " + sigma(k.upper, c) + ")") : null,
-      h("span", { class: "gv-count" }, " (" + k.count + ")")));
+      h("span", { class: "gv-count" }, " (" + number(k.count, 0) + ")")));
     // (while values are re-checked for disclosure they are counted apart, never as suppressed)
     const statuses = c.rechecking ? ["rechecking", "suppressed", "not_available"] : ["suppressed", "not_available"];
     const none = statuses.map((status) => h("div", { class: "gv-row gv-" + status },
-      h("i", { class: "gv-swatch " + NO_VALUE_SWATCH[status] }), t("status_" + status) + " (" + (c.no_value[status] || 0) + ")"));
+      h("i", { class: "gv-swatch " + NO_VALUE_SWATCH[status] }), t("status_" + status) + " (" + number(c.no_value[status] || 0, 0) + ")"));
     const provinces = app.tables["province-" + st.vintage];
     const withinName = provinces && st.within ? provinces.names[provinces.codes.indexOf(st.within)] : st.within;
     const scope = st.scope === "province" ? t("legend_scope_province", { name: withinName || "" })
       : st.scope === "view" ? t("legend_scope_view") : null;
     const period = st.compare ? (st.cv ? st.compare + " (" + t("vintage_short", { v: st.cv }) + ")" : st.compare) + " → " + st.period : st.period;
+    const fold = h("button", { type: "button", class: "gv-legend-fold", "aria-expanded": String(!folded),
+      "aria-label": t(folded ? "legend_unfold" : "legend_fold"), title: t(folded ? "legend_unfold" : "legend_fold"),
+      onclick: () => { folded = !folded; render(); } }, folded ? "▸" : "▾");
+    body.classList.toggle("gv-folded", folded);
     fill(body,
-      h("div", { class: "gv-title" }, (st.compare ? t("legend_change") + ": " : "") + pick(s.name)),
+      h("div", { class: "gv-title" }, fold, (st.compare ? t("legend_change") + ": " : "") + pick(s.name)),
       h("div", { class: "gv-sub" }, [app.values ? app.values.unit : pick(s.unit), period, pick(c.method_name)].filter(Boolean).join(" · ")),
       c.method === "std_mean" && c.mean !== undefined ? h("div", { class: "gv-sub" }, t("legend_sigma", { mean: limit(c.mean, digits), sd: limit(c.sd, digits) })) : null,
       c.rechecking ? h("div", { class: "gv-rechecking-note", role: "status" }, t("rechecking_note")) : null,
