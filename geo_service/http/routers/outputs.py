@@ -4,10 +4,10 @@ answer, never a truncated file."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from psycopg_pool import AsyncConnectionPool
 
 from geo_core.errors import InvalidParameter
@@ -34,7 +34,6 @@ from geo_service.http.downloads import (
 )
 from geo_service.http.routers import maps, processes
 from geo_service.jobs import map_books
-from geo_service.jobs.service import Jobs
 from geo_service.outputs import ea_export, field_maps
 from geo_service.outputs import maps as maps_outputs
 from geo_service.settings import ServiceSettings
@@ -260,7 +259,7 @@ async def ea_map_book(
                 conn, code, book.census_round, settings, lang, vintage=book.vintage
             )
     if book.eas > settings.map_book_sync_eas:
-        return await _book_by_job(request, pool, jobs, job, joined, settings, language)
+        return await processes.answer_by_job(request, pool, jobs, job, joined, settings, language)
     release = downloads.open(client)
     try:
         async with renders.slot(client) as held:
@@ -270,28 +269,3 @@ async def ea_map_book(
         raise
     headers = {"Content-Disposition": f'attachment; filename="{book.file_name}"'}
     return TemporaryFileResponse(path, release, settings.send_timeout_s, PDF, headers)
-
-
-async def _book_by_job(
-    request: Request,
-    pool: AsyncConnectionPool,
-    jobs: Jobs,
-    job: dict[str, Any],
-    joined: bool,
-    settings: ServiceSettings,
-    language: str,
-) -> Response:
-    """The job's book once made, if that happens before the response deadline (less a
-    margin to send it); else 202 with the job's status and `Location`."""
-    deadline = settings.response_deadline_s
-    wait_s = max(1.0, deadline - 10.0) if deadline > 0 else 3600.0
-    done = await jobs.wait(pool, job["id"], wait_s) or job
-    if done["status"] in ("successful", "failed", "dismissed"):
-        jobs.check_result(done)  # (a failed or cancelled book: 404 saying why)
-        return processes.result_response(pool, jobs, done)
-    status = processes.status_document(request, done, language, joined)
-    return JSONResponse(
-        status.model_dump(by_alias=True, exclude_none=True),
-        status_code=202,
-        headers={"Location": status.links[0].href, "Retry-After": "10"},
-    )
