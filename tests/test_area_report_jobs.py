@@ -7,6 +7,7 @@ test_output_jobs: a front that runs no jobs, and a worker."""
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from fastapi.testclient import TestClient
 from pypdf import PdfReader
 
 from geo_service.users import add_user
+from tests.conftest import live_process
 from tests.test_area_report import (
     COMMUNE_INDICATORS,
     DRAWN,
@@ -82,7 +84,7 @@ def test_area_report_job_lifecycle_limits_and_the_synchronous_route(
         assert pdf.status_code == 201, pdf.text
         over = execute(front, {**body, "format": "pdf", "lang": "en"}, **VI)
         assert over.status_code == 429 and over.json()["parameter"] == "limit"
-        assert "tối đa 2 báo cáo" in over.json()["detail"], over.json()
+        assert "tối đa 2 tệp (báo cáo" in over.json()["detail"], over.json()
         cancelled = front.delete(f"/jobs/{pdf.json()['jobID']}")
         assert cancelled.status_code == 200 and cancelled.json()["status"] == "dismissed"
 
@@ -204,3 +206,62 @@ def test_area_report_process_and_bad_inputs(client: TestClient) -> None:
         refused = execute(client, inputs)
         assert refused.status_code == 400 and parameter in refused.json()["parameter"], inputs
     assert client.post(EXECUTE, json=[], headers=ASYNC).status_code == 400
+
+
+def test_the_viewer_follows_a_large_areas_report_and_downloads_it(
+    browser: Any, demo_db: str
+) -> None:
+    # every drawn area is "large" here; the answer waits 1 s for the job, then 202
+    env = {
+        "GEO_SERVICE_AREA_REPORT_SYNC_UNITS": "2",
+        "GEO_SERVICE_RESPONSE_DEADLINE_S": "5",
+        "GEO_SERVICE_JOB_POLL_S": "0.2",
+        "GEO_SERVICE_JOB_HEARTBEAT_S": "0.2",
+    }
+    with live_process(demo_db, **env) as (url, _):
+        desk = browser.new_context(viewport={"width": 1366, "height": 768}, bypass_csp=True)
+        page = desk.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{url}/map?level=commune&indicator=density&lang=vi")
+        page.wait_for_function("window.geoViewer && window.geoViewer.ready", timeout=120_000)
+        page.evaluate("window.geoViewer.map.setView([21.03, 105.84], 12)")
+        page.wait_for_timeout(300)
+        page.click(".leaflet-draw-draw-rectangle")
+        box = page.evaluate("window.geoViewer.map.getContainer().getBoundingClientRect().toJSON()")
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        page.mouse.move(x - 60, y - 40)
+        page.mouse.down()
+        page.mouse.move(x + 60, y + 40, steps=5)
+        page.mouse.up()
+        page.wait_for_function("window.geoViewer.lastAggregate", timeout=60_000)
+        page.click(".gv-report-pdf")
+        card = page.locator(".geo-job")
+        card.wait_for(state="visible", timeout=60_000)
+        assert card.locator(".geo-job-title").inner_text() == "Báo cáo khu vực (PDF)"
+        page.wait_for_selector(".geo-job[data-status=successful]", timeout=300_000)
+        text = card.inner_text()
+        assert "Đã xong, giữ đến" in text and "Tải xuống" in text and "Đóng" in text
+        assert not any(w in text for w in ("steps", "Ready", "Download", "Close")), text
+        page.screenshot(path=str(keep("viewer-report-job-desktop.png", b"")))
+        with page.expect_download(timeout=120_000) as info:
+            card.locator(".geo-job-download").click()
+        assert info.value.suggested_filename == "bao-cao-khu-vuc.pdf"
+        assert "Báo cáo khu vực đã vẽ" in "".join(page_texts(Path(info.value.path()).read_bytes()))
+        remembered = page.evaluate("localStorage.getItem('geoViewerJobs')")
+        assert not errors, errors
+        desk.close()
+
+        # a phone, the same browser's jobs remembered: the card again, within the screen
+        phone = browser.new_context(
+            viewport={"width": 390, "height": 844}, has_touch=True, bypass_csp=True
+        )
+        phone.add_init_script(f"localStorage.setItem('geoViewerJobs', {json.dumps(remembered)})")
+        page = phone.new_page()
+        page.goto(f"{url}/map?level=commune&indicator=density&lang=vi")
+        page.wait_for_selector(".geo-job[data-status=successful]", timeout=120_000)
+        shown = page.locator(".geo-job").bounding_box()
+        assert shown is not None and shown["x"] >= 0 and shown["x"] + shown["width"] <= 390
+        assert "Đã xong, giữ đến" in page.locator(".geo-job-state").inner_text()
+        page.screenshot(path=str(keep("viewer-report-job-phone.png", b"")))
+        phone.close()

@@ -133,4 +133,4 @@ async def produce(ctx: Context, inputs: dict[str, Any]) -> Made:
     return Made(path, name, area_report.MEDIA_TYPES[fmt])
 
 
-KIND = Kind(PROCESS, produce, True, "report_client_limit", "report_queue_full", (AREA,))
+KIND = Kind(PROCESS, produce, True, "file_client_limit", "file_queue_full", (AREA,))

@@ -3,10 +3,12 @@ up here)."""
 
 from __future__ import annotations
 
-from geo_service.jobs import area_reports, map_books
+from geo_service.jobs import area_reports, ea_exports, map_books
 from geo_service.jobs.kinds import Kind
 
-KINDS: dict[str, Kind] = {kind.process: kind for kind in (map_books.KIND, area_reports.KIND)}
+KINDS: dict[str, Kind] = {
+    kind.process: kind for kind in (map_books.KIND, area_reports.KIND, ea_exports.KIND)
+}
 
 
 def kind_of(process: str) -> Kind:

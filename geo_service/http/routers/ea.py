@@ -33,6 +33,7 @@ from geo_service.http.deps import (
     Conn,
     Downloads,
     EaOps,
+    JobsDep,
     Language,
     Pool,
     Settings,
@@ -148,6 +149,8 @@ async def list_eas(
     pool: Pool,
     settings: Settings,
     downloads: Downloads,
+    jobs: JobsDep,
+    language: Language,
     commune: Annotated[str | None, Query(max_length=5, pattern=r"^\d{5}$")] = None,
     status: Annotated[Literal["draft", "submitted", "approved", "rejected"] | None, Query()] = None,
     census_round: Annotated[str | None, Query(alias="round", pattern=r"^\d{4}$")] = None,
@@ -184,7 +187,18 @@ async def list_eas(
             await check_commune(conn, scope, commune)
     if f != "json":
         return await ea_download(
-            request, user, scope, pool, settings, downloads, filters, f, limit, offset
+            request,
+            user,
+            scope,
+            pool,
+            settings,
+            downloads,
+            filters,
+            f,
+            limit,
+            offset,
+            jobs,
+            language,
         )
     limit = min(limit or 1000, MAX_EA_PAGE)  # (OGC API - Features: a larger limit is capped)
     # a signed-in user counts as themselves: editors of one office share an address (NAT)

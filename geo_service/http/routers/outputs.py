@@ -4,7 +4,7 @@ answer, never a truncated file."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
@@ -33,7 +33,8 @@ from geo_service.http.downloads import (
     TemporaryFileResponse,
 )
 from geo_service.http.routers import maps, processes
-from geo_service.jobs import map_books
+from geo_service.jobs import ea_exports, map_books
+from geo_service.jobs.service import Jobs
 from geo_service.outputs import ea_export, field_maps
 from geo_service.outputs import maps as maps_outputs
 from geo_service.settings import ServiceSettings
@@ -54,36 +55,51 @@ async def ea_download(
     fmt: str,
     limit: int | None,
     offset: int,
+    jobs: Jobs,
+    language: str,
 ) -> Response:
     """The EAs the filters match (within the reader's scope) as a GeoJSON, CSV, GeoPackage
-    or zipped Shapefile file."""
+    or zipped Shapefile file. A GeoPackage or Shapefile of more than
+    `GEO_SERVICE_EA_EXPORT_SYNC_EAS` EAs is built as a job (`ea-export`), waited for while
+    the response deadline allows, then 202 with `Location: /jobs/{id}`."""
     selection = ea_export.EaSelection(filters, limit, offset)
-    release = downloads.open(f"user {user.name}" if user else client_address(request))
+    client = f"user {user.name}" if user else client_address(request)
+    release = downloads.open(client)
     name = "enumeration-areas" + (f"-{filters.commune}" if filters.commune else "")
+    job: tuple[dict[str, Any], bool] | None = None
     try:
         async with downloads.reading():
             async with pool.connection() as conn:
                 matched = await ea_sql.count_exported(conn, filters)
-            returned = max(0, min(matched - offset, limit if limit is not None else matched))
-            headers = {
-                "OGC-NumberMatched": str(matched),
-                "OGC-NumberReturned": str(returned),
-                "Content-Crs": "<http://www.opengis.net/def/crs/OGC/1.3/CRS84>",
-            }
-            if not scope.everywhere or not settings.public_reads:
-                headers["Cache-Control"] = "private"
-            spool_bytes = settings.download_spool_mb * 1024 * 1024
-            media_type = ea_export.MEDIA_TYPES[fmt]
-            if fmt in ("geojson", "csv"):
-                make = ea_export.spool_geojson if fmt == "geojson" else ea_export.spool_csv
-                spool = await make(pool, selection, spool_bytes)
-                suffix = "geojson" if fmt == "geojson" else "csv"
-                headers["Content-Disposition"] = f'attachment; filename="{name}.{suffix}"'
-                return SpooledResponse(spool, release, settings.send_timeout_s, media_type, headers)
-            path = await ea_export.build_file(pool, selection, fmt)
+                returned = max(0, min(matched - offset, limit if limit is not None else matched))
+                if fmt in ea_exports.FORMATS and returned > settings.ea_export_sync_eas:
+                    asked = ea_exports.export_request(selection, fmt, returned)
+                    job = await jobs.submit(conn, asked, client)
+            if job is None:
+                headers = {
+                    "OGC-NumberMatched": str(matched),
+                    "OGC-NumberReturned": str(returned),
+                    "Content-Crs": "<http://www.opengis.net/def/crs/OGC/1.3/CRS84>",
+                }
+                if not scope.everywhere or not settings.public_reads:
+                    headers["Cache-Control"] = "private"
+                spool_bytes = settings.download_spool_mb * 1024 * 1024
+                media_type = ea_export.MEDIA_TYPES[fmt]
+                if fmt in ("geojson", "csv"):
+                    make = ea_export.spool_geojson if fmt == "geojson" else ea_export.spool_csv
+                    spool = await make(pool, selection, spool_bytes)
+                    suffix = "geojson" if fmt == "geojson" else "csv"
+                    headers["Content-Disposition"] = f'attachment; filename="{name}.{suffix}"'
+                    return SpooledResponse(
+                        spool, release, settings.send_timeout_s, media_type, headers
+                    )
+                path = await ea_export.build_file(pool, selection, fmt)
     except BaseException:
         release()
         raise
+    if job is not None:
+        release()  # (the job's file is the worker's to build; the answer waits for it)
+        return await processes.answer_by_job(request, pool, jobs, *job, settings, language)
     suffix = "gpkg" if fmt == "gpkg" else "shp.zip"
     headers["Content-Disposition"] = f'attachment; filename="{name}.{suffix}"'
     return TemporaryFileResponse(path, release, settings.send_timeout_s, media_type, headers)
