@@ -322,6 +322,25 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "vẽ không thành công; xem nhật ký dịch vụ",
     ),
     "job_cancelled": ("cancelled", "đã huỷ"),
+    # background jobs (area reports, large EA downloads)
+    "file_client_limit": (
+        "at most {limit} files (reports, map books, large downloads) being made at once for "
+        "one client; wait for one to finish or cancel one",
+        "mỗi người chỉ được yêu cầu tối đa {limit} tệp (báo cáo, tập bản đồ, tệp tải về lớn) "
+        "cùng lúc; hãy chờ một tệp xong hoặc huỷ bớt",
+    ),
+    "file_queue_full": (
+        "the service is making {limit} files (reports, map books, large downloads) already; "
+        "retry in a few minutes",
+        "dịch vụ đang tạo {limit} tệp (báo cáo, tập bản đồ, tệp tải về lớn); hãy thử lại sau "
+        "vài phút",
+    ),
+    "job_private": (
+        "job {job} is a report another client asked for: only who asked (or an "
+        "administrator) may read it",
+        "yêu cầu {job} là báo cáo của người khác: chỉ người đã yêu cầu (hoặc quản trị viên) "
+        "mới xem được",
+    ),
 }
 
 # Words that go into messages, in each language.

@@ -286,7 +286,7 @@ def test_a_job_is_read_only_by_who_may_read_the_map_book(demo_db: str, tmp_path:
 
 def test_processes_describe_the_map_book(client: TestClient) -> None:
     listed = client.get("/processes").json()
-    assert [p["id"] for p in listed["processes"]] == ["ea-map-book"]
+    assert [p["id"] for p in listed["processes"]] == ["ea-map-book", "area-report"]
     described = client.get("/processes/ea-map-book").json()
     assert described["jobControlOptions"] == ["async-execute", "dismiss"]
     assert set(described["inputs"]) == {"commune", "round", "lang"}
@@ -375,3 +375,64 @@ def _ask_for_the_book(editor: Any) -> Any:
 def _statuses(url: str) -> list[str]:
     with psycopg.connect(url) as conn:
         return [r[0] for r in conn.execute("SELECT status FROM output_job ORDER BY created")]
+
+
+def test_a_large_ea_download_is_a_job_readable_only_by_who_asked(
+    demo_db: str, tmp_path: Path
+) -> None:
+    import pyogrio
+
+    strips(demo_db, COMMUNE, 4)
+    with psycopg.connect(demo_db, autocommit=True) as conn:
+        tokens = {
+            name: {"Authorization": f"Bearer {add_user(conn, name, 'editor', ['01'])}"}
+            for name in ("ed", "other")
+        }
+    items = "/collections/enumeration-areas/items"
+    asked = {"f": "gpkg", "round": "2029"}
+    # downloads of more than 2 EAs are built by a job; the front draws none
+    with instance(
+        demo_db, tmp_path / "front", job_workers=0, response_deadline_s=5, ea_export_sync_eas=2
+    ) as front:
+        answer = front.get(items, params=asked, headers=tokens["ed"])
+        assert answer.status_code == 202, answer.text
+        job = answer.json()
+        assert answer.headers["Location"].endswith(f"/jobs/{job['jobID']}")
+        assert job["processID"] == "ea-export" and job["pagesTotal"] == 4
+        assert job["inputs"]["format"] == "gpkg" and "scope" not in job["inputs"]
+        refused = front.get(f"/jobs/{job['jobID']}", headers=tokens["other"])
+        assert refused.status_code == 403 and refused.json()["parameter"] == "jobId"
+        # a small download is still made in the request
+        small = front.get(items, params={**asked, "limit": 2}, headers=tokens["ed"])
+        assert small.status_code == 200 and small.headers["OGC-NumberReturned"] == "2"
+        # a CQL2 filter goes with the job (the job once exported every EA the scope allows)
+        with psycopg.connect(demo_db) as conn:
+            first = conn.execute(
+                "SELECT min(code) FROM enumeration_area WHERE commune_code = %s", (COMMUNE,)
+            ).fetchone()
+        but_one = {**asked, "filter": f"code <> '{first[0] if first else ''}'"}
+        filtered = front.get(items, params=but_one, headers=tokens["ed"])
+        assert filtered.status_code == 202 and filtered.json()["pagesTotal"] == 3, filtered.text
+        with instance(demo_db, tmp_path / "worker", job_poll_s=0.2, job_heartbeat_s=0.2) as worker:
+            done = follow(front, job["jobID"], tokens["ed"])[-1]
+            synchronous = worker.get(items, params=asked)
+            follow(front, filtered.json()["jobID"], tokens["ed"])
+        part = front.get(f"/jobs/{filtered.json()['jobID']}/results", headers=tokens["ed"])
+        (tmp_path / "part.gpkg").write_bytes(part.content)
+        assert first and first[0] not in set(pyogrio.read_dataframe(tmp_path / "part.gpkg")["code"])
+        assert len(pyogrio.read_dataframe(tmp_path / "part.gpkg")) == 3
+        assert done["status"] == "successful" and done["pagesDone"] == 4, done
+        got = front.get(f"/jobs/{job['jobID']}/results", headers=tokens["ed"])
+        assert got.status_code == 200
+        assert got.headers["content-type"] == "application/geopackage+sqlite3"
+        assert 'filename="enumeration-areas.gpkg"' in got.headers["content-disposition"]
+    assert synchronous.status_code == 200, synchronous.text
+    frames = []
+    for name, content in (("job", got.content), ("sync", synchronous.content)):
+        path = tmp_path / f"{name}.gpkg"
+        path.write_bytes(content)
+        frames.append(pyogrio.read_dataframe(path))
+    job_frame, sync_frame = frames
+    assert sorted(job_frame["code"]) == sorted(sync_frame["code"]) and len(job_frame) == 4
+    assert list(job_frame.columns) == list(sync_frame.columns)
+    assert job_frame.crs == sync_frame.crs

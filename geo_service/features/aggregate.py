@@ -260,6 +260,20 @@ async def requested_indicators(
     return requested
 
 
+async def check_area(
+    conn: psycopg.AsyncConnection, collection: Collection, area: BaseGeometry, limits: AreaLimits
+) -> float:
+    """The area in km², refused (naming `geometry`) past the overlay cost or the size limit."""
+    await _check_cost(conn, collection, area, limits)
+    area_km2 = await sql.area_km2(conn, shapely.to_wkb(area))
+    if area_km2 > limits.max_area_km2:
+        raise PayloadTooLarge(
+            f"the area is {area_km2:,.0f} km²; the limit is {limits.max_area_km2:,.0f} km²",
+            parameter="geometry",
+        )
+    return area_km2
+
+
 async def area_statistics(
     conn: psycopg.AsyncConnection,
     collection: Collection,
@@ -273,13 +287,7 @@ async def area_statistics(
 ) -> dict[str, Any]:
     """Each indicator (checked by `requested_indicators`) estimated for a drawn lon/lat area,
     with the units it touches and how much of the area lies within units."""
-    await _check_cost(conn, collection, area, limits)
-    area_km2 = await sql.area_km2(conn, shapely.to_wkb(area))
-    if area_km2 > limits.max_area_km2:
-        raise PayloadTooLarge(
-            f"the area is {area_km2:,.0f} km²; the limit is {limits.max_area_km2:,.0f} km²",
-            parameter="geometry",
-        )
+    area_km2 = await check_area(conn, collection, area, limits)
     shares = await unit_shares(conn, collection, area, method, raster, work)
     results = []
     for wanted in requested:

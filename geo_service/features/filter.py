@@ -166,6 +166,8 @@ class Filter:
 
     condition: Condition
     properties: tuple[str, ...] = ()
+    # the text and its language as the client sent them (a background job checks them again)
+    source: tuple[str, str] = ("", "")
 
 
 COMPARISONS = {"=", "<>", "<", "<=", ">", ">="}
@@ -661,7 +663,7 @@ def _checked_filter(text: str, language: str, queryables: tuple[tuple[str, Kind]
         parsed, scanned = _parse_text(text)
     checker = _Checker(dict(queryables), scanned)
     condition = checker.condition(parsed, ())
-    return Filter(condition, tuple(checker.properties))
+    return Filter(condition, tuple(checker.properties), (text, language))
 
 
 def geometries(condition: Condition) -> list[bytes]:

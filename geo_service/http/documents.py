@@ -6,9 +6,11 @@ Routes return them with `response_model_exclude_unset=True`, so a key the servic
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from geo_core.text import CODE, CRS
 
 Number = int | float
 
@@ -995,6 +997,32 @@ class MapBookExecute(Document):
     response: Literal["document", "raw"] | None = Field(
         default=None, description="accepted for OGC clients; the result is always the PDF"
     )
+
+
+class AreaReportInputs(Document):
+    """The inputs of `area-report`: a drawn area (as `POST /reports/area` takes it) or a
+    unit (`unit` and `vintage`), and the file's format and language."""
+
+    geometry: dict[str, Any] | None = Field(
+        default=None, description="GeoJSON Polygon/MultiPolygon (or Feature); or unit"
+    )
+    collection: str | None = Field(default=None, pattern=CODE, description="commune-2025")
+    indicators: list[Annotated[str, Field(pattern=CODE)]] | None = Field(
+        default=None, min_length=1, max_length=50
+    )
+    method: Literal["area", "population"] | None = None
+    crs: str | None = Field(default=None, pattern=CRS, description="the geometry's CRS")
+    unit: str | None = Field(default=None, pattern=CODE, max_length=20)
+    vintage: str | None = Field(default=None, pattern=CODE, max_length=20)
+    format: Literal["pdf", "xlsx"] = "pdf"
+    lang: Literal["vi", "en"] = "vi"
+
+
+class AreaReportExecute(Document):
+    """`POST /processes/area-report/execution`: what to make."""
+
+    inputs: AreaReportInputs
+    response: Literal["document", "raw"] | None = None
 
 
 class JobStatus(Document):

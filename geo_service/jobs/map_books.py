@@ -14,6 +14,7 @@ import psycopg
 from geo_core.errors import NotFound
 from geo_service.ea import sql as ea_sql
 from geo_service.ea.access import ReadScope
+from geo_service.jobs.kinds import Context, Kind, Made
 from geo_service.outputs import field_maps
 from geo_service.outputs.page_workers import PageWorkers
 from geo_service.settings import ServiceSettings
@@ -31,6 +32,11 @@ class BookRequest:
     vintage: str
     lang: str
     eas: int
+
+    @property
+    def process(self) -> str:
+        """The job's process."""
+        return PROCESS
 
     @property
     def code(self) -> str:
@@ -112,3 +118,14 @@ def draw(
 ) -> Path:
     """The book's file (in a temporary folder the caller deletes), progress told per page."""
     return field_maps.map_book_file(sheet, workers, progress)
+
+
+async def produce(ctx: Context, inputs: dict[str, Any]) -> Made:
+    """The job's book: the EAs as they are when it runs, drawn page by page."""
+    async with ctx.pool().connection() as conn:
+        sheet = await sheet_of(conn, inputs, ctx.settings)
+    path = await ctx.thread(draw, sheet, ctx.page_workers, ctx.progress)
+    return Made(path, f"ea-map-book-{inputs['commune']}-{inputs['round']}.pdf", MEDIA_TYPE)
+
+
+KIND = Kind(PROCESS, produce, False, "job_client_limit", "job_queue_full")

@@ -19,7 +19,6 @@ import logging
 import os
 import shutil
 import socket
-import threading
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -29,28 +28,13 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from geo_service.jobs import map_books, sql
+from geo_service.jobs import sql
+from geo_service.jobs.catalogue import kind_of
+from geo_service.jobs.kinds import Context, Progress, Stopped
 from geo_service.outputs.page_workers import PageWorkers
 from geo_service.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
-
-
-class Stopped(Exception):
-    """The job is no longer this worker's to draw (dismissed or taken over)."""
-
-
-class _Progress:
-    """Pages drawn so far, told by the drawing thread; it stops the drawing when asked."""
-
-    def __init__(self) -> None:
-        self.pages = 0
-        self.stop = threading.Event()
-
-    def __call__(self, pages: int) -> None:
-        self.pages = pages
-        if self.stop.is_set():
-            raise Stopped()
 
 
 def message(key: str, **args: Any) -> str:
@@ -149,25 +133,16 @@ class JobRunner:
                 lost = message("job_worker_lost", attempts=job["attempts"] - 1)
                 await sql.fail(conn, job, lost, keep_s)
             return
-        progress = _Progress()
+        progress = Progress()
         beating = asyncio.create_task(self._beat(job, progress))
         path: Path | None = None
         try:
+            kind = kind_of(job["process"])
+            context = Context(self.settings, self._pool, self._page_workers, progress)
+            made = await kind.produce(context, job["inputs"])
+            path = made.path
             async with self._pool().connection() as conn:
-                sheet = await map_books.sheet_of(conn, job["inputs"], self.settings)
-            workers = self._page_workers
-            # (the thread ends at its next page once `stop` is set, even if we are cancelled)
-            drawing = asyncio.ensure_future(
-                asyncio.to_thread(map_books.draw, sheet, workers, progress)
-            )
-            try:
-                path = await asyncio.shield(drawing)
-            except asyncio.CancelledError:
-                progress.stop.set()
-                raise
-            name = f"ea-map-book-{job['inputs']['commune']}-{job['inputs']['round']}.pdf"
-            async with self._pool().connection() as conn:
-                await sql.succeed(conn, job, path, name, map_books.MEDIA_TYPE, keep_s)
+                await sql.succeed(conn, job, path, made.name, made.media_type, keep_s)
         except Stopped:
             log.info("job %s stopped (dismissed or taken over)", job["id"])
         except (psycopg.OperationalError, asyncio.CancelledError):
@@ -182,7 +157,7 @@ class JobRunner:
             if path is not None:
                 shutil.rmtree(path.parent, ignore_errors=True)
 
-    async def _beat(self, job: dict[str, Any], progress: _Progress) -> None:
+    async def _beat(self, job: dict[str, Any], progress: Progress) -> None:
         """Every `job_heartbeat_s`: record the pages done; stop the drawing when the job is
         no longer ours."""
         while True:

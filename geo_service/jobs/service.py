@@ -1,5 +1,5 @@
-"""What the HTTP edge asks of jobs: submit (or join) a map book, read a job as its reader
-may, cancel, wait for one, read its result."""
+"""What the HTTP edge asks of jobs: submit (or join) a job of any kind, read a job as its
+reader may (by its kind's rule), cancel, wait for one, read its result."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
@@ -15,11 +16,33 @@ from psycopg_pool import AsyncConnectionPool
 from geo_core.errors import Busy, Forbidden, NotFound, TooManyRequests
 from geo_service.ea.access import ReadScope
 from geo_service.jobs import sql
-from geo_service.jobs.map_books import BookRequest
+from geo_service.jobs.catalogue import kind_of
 from geo_service.messages import Said, said
 from geo_service.settings import ServiceSettings
 
 FINISHED = ("successful", "failed", "dismissed")
+
+
+class Asked(Protocol):
+    """A checked request for a job (a map book, an area report)."""
+
+    @property
+    def process(self) -> str:
+        """The job's process."""
+        ...
+
+    def job(self) -> dict[str, Any]:
+        """The job's row."""
+        ...
+
+
+@dataclass(frozen=True)
+class Reader:
+    """Who reads a job: the client, whether an admin, and the EAs it may read."""
+
+    client: str
+    admin: bool
+    scope: ReadScope
 
 
 class Jobs:
@@ -34,14 +57,16 @@ class Jobs:
         return self.settings.job_result_hours * 3600
 
     async def submit(
-        self, conn: psycopg.AsyncConnection, book: BookRequest, client: str
+        self, conn: psycopg.AsyncConnection, asked: Asked, client: str
     ) -> tuple[dict[str, Any], bool]:
-        """A new job for the book, or the running job of the same book (joined); whether it
-        was joined. 429 past the client's jobs, 503 when the queue is full."""
+        """A new job for the request, or the running job of the same request (joined);
+        whether it was joined. 429 past the client's jobs, 503 when the queue is full (said
+        in the words of the job's kind)."""
+        kind = kind_of(asked.process)
         try:
             return await sql.submit(
                 conn,
-                book.job(),
+                asked.job(),
                 client,
                 self.settings.jobs_per_client,
                 self.settings.job_queue_size,
@@ -49,21 +74,24 @@ class Jobs:
         except sql.LimitReached as full:
             if full.what == "client":
                 raise TooManyRequests(
-                    said("job_client_limit", limit=full.limit), parameter="limit", limit=full.limit
+                    said(kind.client_limit, limit=full.limit), parameter="limit", limit=full.limit
                 ) from None
             raise Busy(
-                said("job_queue_full", limit=full.limit), parameter="limit", limit=full.limit
+                said(kind.queue_full, limit=full.limit), parameter="limit", limit=full.limit
             ) from None
 
     async def read(
-        self, conn: psycopg.AsyncConnection, job_id: str, scope: ReadScope
+        self, conn: psycopg.AsyncConnection, job_id: str, reader: Reader
     ) -> dict[str, Any]:
-        """The job, if this reader may read its commune's map book (404, 403 naming
-        `jobId`)."""
+        """The job, if this reader may read it (404, 403 naming `jobId`)."""
         job = await sql.get(conn, self._id(job_id))
         if job is None:
             raise self._missing(job_id)
-        scope.check(job["commune_code"], job["province_code"], "jobId")
+        if not may_read(job, reader):
+            if kind_of(job["process"]).private:
+                raise Forbidden(said("job_private", job=job_id), parameter="jobId")
+            scope = reader.scope
+            scope.check(job["commune_code"], job["province_code"], "jobId")
         return job
 
     async def mine(self, conn: psycopg.AsyncConnection, client: str) -> list[dict[str, Any]]:
@@ -71,22 +99,18 @@ class Jobs:
         return await sql.of_client(conn, client)
 
     async def cancel(
-        self,
-        conn: psycopg.AsyncConnection,
-        job_id: str,
-        client: str,
-        admin: bool,
-        scope: ReadScope,
+        self, conn: psycopg.AsyncConnection, job_id: str, reader: Reader
     ) -> dict[str, Any]:
         """The client leaves the job (an admin stops it for everyone); it is dismissed when
         nobody is left. A finished job is returned as it is."""
-        job = await self.read(conn, job_id, scope)
+        job = await self.read(conn, job_id, reader)
         if job["status"] in FINISHED:
             return job
+        client, admin = reader.client, reader.admin
         if not admin and client not in job["clients"]:
             raise Forbidden(said("job_not_yours", job=job_id), parameter="jobId")
         left = await sql.leave(conn, job["id"], client, admin, self.keep_s)
-        return left or await self.read(conn, job_id, scope)
+        return left or await self.read(conn, job_id, reader)
 
     async def wait(
         self, pool: AsyncConnectionPool, job_id: uuid.UUID, seconds: float
@@ -128,6 +152,14 @@ class Jobs:
     def _missing(self, job_id: str) -> NotFound:
         hours = f"{self.settings.job_result_hours:g}"
         return NotFound(said("no_job", job=job_id, hours=hours), parameter="jobId")
+
+
+def may_read(job: dict[str, Any], reader: Reader) -> bool:
+    """Whether the reader may read the job: a private kind's (an area report) by its
+    clients and admins, a map book by whoever may read its commune's EAs."""
+    if kind_of(job["process"]).private:
+        return reader.admin or reader.client in job["clients"]
+    return reader.scope.covers(job["commune_code"], job["province_code"])
 
 
 def job_message(job: dict[str, Any]) -> Said | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import date
@@ -42,6 +42,10 @@ from geo_service.viewer.profile import national, unit_profile
 from indicators import read
 
 FORMATS = ("pdf", "xlsx")
+MEDIA_TYPES = {
+    "pdf": "application/pdf",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
 LANGS = ("vi", "en")
 SHOWN = ("ok", "provisional")  # statuses whose value may be printed
 MAP_UNITS = 2500  # units drawn around the area at most (beyond: only those it touches)
@@ -56,6 +60,12 @@ def check_output(fmt: str, lang: str) -> None:
                 parameter=parameter,
                 valid=list(allowed),
             )
+
+
+def file_name(unit: str | None, fmt: str, lang: str) -> str:
+    """The report's file name (a unit's carries its code)."""
+    stem = "bao-cao-khu-vuc" if lang == "vi" else "area-report"
+    return f"{stem}-{unit}.{fmt}" if unit else f"{stem}.{fmt}"
 
 
 @dataclass
@@ -207,6 +217,7 @@ async def drawn_area_report(
     settings: ServiceSettings,
     lang: str,
     indicators: list[str] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> Report:
     """A drawn (lon/lat) area: `/aggregate`'s figures for the indicators asked for (every
     indicator with values on the collection unless told), each period estimated over the
@@ -244,6 +255,8 @@ async def drawn_area_report(
             figure.series.append(Point(period, other["value"], other["status"]))
         await _comparisons(conn, figure, collection, parent, periods)
         figures.append(figure)
+        if progress is not None:  # (a job: one figure is one step of its progress)
+            progress(len(figures))
     return Report(
         "area",
         "",
@@ -279,15 +292,10 @@ async def _main_parent(
     return await features.unit_header(conn, collection.vintage, None, code, above=collection.level)
 
 
-async def unit_report(
-    conn: psycopg.AsyncConnection,
-    code: str,
-    vintage: str,
-    settings: ServiceSettings,
-    lang: str,
-) -> Report:
-    """One unit: its published values of every indicator with values on its level, over
-    time, beside its parent's and the country's."""
+async def unit_collection(
+    conn: psycopg.AsyncConnection, code: str, vintage: str
+) -> tuple[dict[str, Any], Collection]:
+    """The unit's header and its level's collection (refused naming `vintage` or `unit`)."""
     if not await boundary_sql.levels_with_units(conn, vintage):
         raise InvalidParameter(f"unknown boundary vintage {vintage!r}", parameter="vintage")
     header = await features.unit_header(conn, vintage, None, code)
@@ -297,6 +305,27 @@ async def unit_report(
         collection = await read_collection(conn, f"{header['level']}-{vintage}")
     except NotFound as exc:
         raise InvalidParameter(exc.message, parameter="unit") from exc
+    return header, collection
+
+
+async def figure_count(
+    conn: psycopg.AsyncConnection, collection: Collection, indicators: list[str] | None
+) -> int:
+    """How many figures a report on the collection prints."""
+    return len(indicators) if indicators else len(await _catalogue(conn, collection))
+
+
+async def unit_report(
+    conn: psycopg.AsyncConnection,
+    code: str,
+    vintage: str,
+    settings: ServiceSettings,
+    lang: str,
+    progress: Callable[[int], None] | None = None,
+) -> Report:
+    """One unit: its published values of every indicator with values on its level, over
+    time, beside its parent's and the country's."""
+    header, collection = await unit_collection(conn, code, vintage)
     geometry = await _unit_geometry(conn, collection, code)
     parent = None
     if header["parent_code"]:
@@ -324,6 +353,8 @@ async def unit_report(
             figure.country = _points(profile["national"]["series"])
             figure.country_method = profile["national"]["method"]
         figures.append(figure)
+        if progress is not None:
+            progress(len(figures))
     around = await _surroundings(conn, collection, geometry, {code})
     area_km2 = await features.area_km2(conn, shapely.to_wkb(geometry))
     return Report(

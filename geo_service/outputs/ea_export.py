@@ -11,6 +11,7 @@ import asyncio
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,9 +109,15 @@ def _csv_cells(row: tuple[Any, ...]) -> list[Any]:
     return [*row[:-1], shapely.from_wkb(bytes(row[-1])).wkt]
 
 
-async def build_file(pool: AsyncConnectionPool, selection: EaSelection, fmt: str) -> Path:
+async def build_file(
+    pool: AsyncConnectionPool,
+    selection: EaSelection,
+    fmt: str,
+    progress: Callable[[int], None] | None = None,
+) -> Path:
     """The EAs as a GeoPackage or a zipped Shapefile (EPSG:4326) in a new temporary folder
-    (the caller deletes the folder); written batch by batch, so memory stays flat."""
+    (the caller deletes the folder); written batch by batch, so memory stays flat (a job
+    is told the EAs written after each batch)."""
     statement, params = _statement(selection, wkb=True)
     folder = Path(tempfile.mkdtemp(prefix="geo-service-ea-"))
     target = folder / ("enumeration_areas.gpkg" if fmt == "gpkg" else "shp/enumeration_areas.shp")
@@ -120,6 +127,8 @@ async def build_file(pool: AsyncConnectionPool, selection: EaSelection, fmt: str
         async for batch in cursor_batches(pool, statement, params, selection.timeout_ms):
             await asyncio.to_thread(_append, target, batch, fmt, written > 0)
             written += len(batch)
+            if progress is not None:
+                progress(written)
         if not written:  # the layer, with its fields, and no rows
             await asyncio.to_thread(_append, target, [], fmt, False)
         if fmt == "shp":

@@ -35,6 +35,7 @@ from geo_service.http.deps import (
     Conn,
     Downloads,
     EaOps,
+    JobsDep,
     Language,
     Pool,
     Settings,
@@ -201,6 +202,8 @@ async def list_eas(
     pool: Pool,
     settings: Settings,
     downloads: Downloads,
+    jobs: JobsDep,
+    language: Language,
     commune: Annotated[str | None, Query(max_length=5, pattern=r"^\d{5}$")] = None,
     status: Annotated[Literal["draft", "submitted", "approved", "rejected"] | None, Query()] = None,
     census_round: Annotated[str | None, Query(alias="round", pattern=r"^\d{4}$")] = None,
@@ -261,7 +264,19 @@ async def list_eas(
         # past what the database's LIMIT takes)
         limit = None if limit is None else min(limit, MAX_EA_DOWNLOAD)
         return await ea_download(
-            request, user, scope, pool, settings, downloads, filters, f, limit, offset, timeout
+            request,
+            user,
+            scope,
+            pool,
+            settings,
+            downloads,
+            filters,
+            f,
+            limit,
+            offset,
+            jobs,
+            language,
+            timeout,
         )
     limit = min(limit or 1000, MAX_EA_PAGE)  # (OGC API - Features: a larger limit is capped)
     # a signed-in user counts as themselves: editors of one office share an address (NAT)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from psycopg_pool import AsyncConnectionPool
 
 from geo_core.errors import InvalidParameter
@@ -34,7 +34,7 @@ from geo_service.http.downloads import (
     TemporaryFileResponse,
 )
 from geo_service.http.routers import maps, processes
-from geo_service.jobs import map_books
+from geo_service.jobs import ea_exports, map_books
 from geo_service.jobs.service import Jobs
 from geo_service.outputs import ea_export, field_maps
 from geo_service.outputs import maps as maps_outputs
@@ -56,37 +56,53 @@ async def ea_download(
     fmt: str,
     limit: int | None,
     offset: int,
+    jobs: Jobs,
+    language: str,
     timeout_ms: int | None = None,
 ) -> Response:
     """The EAs the filters match (within the reader's scope) as a GeoJSON, CSV, GeoPackage
-    or zipped Shapefile file (each statement stopped after `timeout_ms`, when given)."""
+    or zipped Shapefile file (each statement stopped after `timeout_ms`, when given). A
+    GeoPackage or Shapefile of more than `GEO_SERVICE_EA_EXPORT_SYNC_EAS` EAs is built as a
+    job (`ea-export`), waited for while the response deadline allows, then 202 with
+    `Location: /jobs/{id}`."""
     selection = ea_export.EaSelection(filters, limit, offset, timeout_ms)
-    release = downloads.open(f"user {user.name}" if user else client_address(request))
+    client = f"user {user.name}" if user else client_address(request)
+    release = downloads.open(client)
     name = "enumeration-areas" + (f"-{filters.commune}" if filters.commune else "")
+    job: tuple[dict[str, Any], bool] | None = None
     try:
         async with downloads.reading():
             async with pool.connection() as conn, statement_time_limit(conn, timeout_ms):
                 matched = await ea_sql.count_exported(conn, filters)
-            returned = max(0, min(matched - offset, limit if limit is not None else matched))
-            headers = {
-                "OGC-NumberMatched": str(matched),
-                "OGC-NumberReturned": str(returned),
-                "Content-Crs": "<http://www.opengis.net/def/crs/OGC/1.3/CRS84>",
-            }
-            if not scope.everywhere or not settings.public_reads:
-                headers["Cache-Control"] = "private"
-            spool_bytes = settings.download_spool_mb * 1024 * 1024
-            media_type = ea_export.MEDIA_TYPES[fmt]
-            if fmt in ("geojson", "csv"):
-                make = ea_export.spool_geojson if fmt == "geojson" else ea_export.spool_csv
-                spool = await make(pool, selection, spool_bytes)
-                suffix = "geojson" if fmt == "geojson" else "csv"
-                headers["Content-Disposition"] = f'attachment; filename="{name}.{suffix}"'
-                return SpooledResponse(spool, release, settings.send_timeout_s, media_type, headers)
-            path = await ea_export.build_file(pool, selection, fmt)
+                returned = max(0, min(matched - offset, limit if limit is not None else matched))
+                if fmt in ea_exports.FORMATS and returned > settings.ea_export_sync_eas:
+                    asked = ea_exports.export_request(selection, fmt, returned)
+                    job = await jobs.submit(conn, asked, client)
+            if job is None:
+                headers = {
+                    "OGC-NumberMatched": str(matched),
+                    "OGC-NumberReturned": str(returned),
+                    "Content-Crs": "<http://www.opengis.net/def/crs/OGC/1.3/CRS84>",
+                }
+                if not scope.everywhere or not settings.public_reads:
+                    headers["Cache-Control"] = "private"
+                spool_bytes = settings.download_spool_mb * 1024 * 1024
+                media_type = ea_export.MEDIA_TYPES[fmt]
+                if fmt in ("geojson", "csv"):
+                    make = ea_export.spool_geojson if fmt == "geojson" else ea_export.spool_csv
+                    spool = await make(pool, selection, spool_bytes)
+                    suffix = "geojson" if fmt == "geojson" else "csv"
+                    headers["Content-Disposition"] = f'attachment; filename="{name}.{suffix}"'
+                    return SpooledResponse(
+                        spool, release, settings.send_timeout_s, media_type, headers
+                    )
+                path = await ea_export.build_file(pool, selection, fmt)
     except BaseException:
         release()
         raise
+    if job is not None:
+        release()  # (the job's file is the worker's to build; the answer waits for it)
+        return await processes.answer_by_job(request, pool, jobs, *job, settings, language)
     suffix = "gpkg" if fmt == "gpkg" else "shp.zip"
     headers["Content-Disposition"] = f'attachment; filename="{name}.{suffix}"'
     return TemporaryFileResponse(path, release, settings.send_timeout_s, media_type, headers)
@@ -262,7 +278,7 @@ async def ea_map_book(
                 conn, code, book.census_round, settings, lang, vintage=book.vintage
             )
     if book.eas > settings.map_book_sync_eas:
-        return await _book_by_job(request, pool, jobs, job, joined, settings, language)
+        return await processes.answer_by_job(request, pool, jobs, job, joined, settings, language)
     release = downloads.open(client)
     try:
         async with renders.slot(client) as held:
@@ -272,28 +288,3 @@ async def ea_map_book(
         raise
     headers = {"Content-Disposition": f'attachment; filename="{book.file_name}"'}
     return TemporaryFileResponse(path, release, settings.send_timeout_s, PDF, headers)
-
-
-async def _book_by_job(
-    request: Request,
-    pool: AsyncConnectionPool,
-    jobs: Jobs,
-    job: dict[str, Any],
-    joined: bool,
-    settings: ServiceSettings,
-    language: str,
-) -> Response:
-    """The job's book once made, if that happens before the response deadline (less a
-    margin to send it); else 202 with the job's status and `Location`."""
-    deadline = settings.response_deadline_s
-    wait_s = max(1.0, deadline - 10.0) if deadline > 0 else 3600.0
-    done = await jobs.wait(pool, job["id"], wait_s) or job
-    if done["status"] in ("successful", "failed", "dismissed"):
-        jobs.check_result(done)  # (a failed or cancelled book: 404 saying why)
-        return processes.result_response(pool, jobs, done)
-    status = processes.status_document(request, done, language, joined)
-    return JSONResponse(
-        status.model_dump(by_alias=True, exclude_none=True),
-        status_code=202,
-        headers={"Location": status.links[0].href, "Retry-After": "10"},
-    )

@@ -1,20 +1,27 @@
 """Long outputs as background jobs, in the shape of OGC API – Processes (Part 1): a map
-book is asked for with `POST /processes/ea-map-book/execution` (201, `Location: /jobs/{id}`),
-followed at `/jobs/{id}` (pages done of the total), fetched from `/jobs/{id}/results` and
-cancelled with `DELETE /jobs/{id}`. Jobs live in the database: any instance answers."""
+book or an area report is asked for with `POST /processes/{id}/execution` (201,
+`Location: /jobs/{id}`), followed at `/jobs/{id}` (steps done of the total), fetched from
+`/jobs/{id}/results` and cancelled with `DELETE /jobs/{id}`. Jobs live in the database: any
+instance answers."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Header, Path, Request
+from fastapi import APIRouter, Body, Header, Path, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from psycopg_pool import AsyncConnectionPool
+from pydantic import BaseModel, ValidationError
 
 from geo_core.errors import NotFound
+from geo_service.ea.access import ReadScope
+from geo_service.http.area_requests import area_report_job
 from geo_service.http.auth import EaScopeReleased, ReaderReleased
-from geo_service.http.deps import JobsDep, Language, Pool, client_address
+from geo_service.http.deps import JobsDep, Language, Pool, ServicesDep, client_address
 from geo_service.http.documents import (
+    AreaReportExecute,
     JobList,
     JobStatus,
     Link,
@@ -25,8 +32,11 @@ from geo_service.http.documents import (
     ProcessOutput,
     ProcessSummary,
 )
-from geo_service.jobs import map_books
-from geo_service.jobs.service import job_message
+from geo_service.jobs import area_reports, map_books
+from geo_service.jobs.catalogue import kind_of
+from geo_service.jobs.service import Jobs, Reader, job_message, may_read
+from geo_service.outputs.area_report import MEDIA_TYPES
+from geo_service.settings import ServiceSettings
 from geo_service.users import User
 
 router = APIRouter(tags=["jobs"])
@@ -40,32 +50,56 @@ def client_of(request: Request, user: User | None) -> str:
     return f"user {user.name}" if user else client_address(request)
 
 
+def reader_of(request: Request, user: User | None, scope: ReadScope) -> Reader:
+    """The request's reader of jobs."""
+    admin = user is not None and user.role == "admin"
+    return Reader(client_of(request, user), admin, scope)
+
+
 def _root(request: Request) -> str:
     return str(request.url_for("landing_page")).rstrip("/")
 
 
-def _summary(request: Request) -> dict[str, Any]:
-    root = _root(request)
-    return {
-        "id": map_books.PROCESS,
-        "title": "A commune's EA map book (PDF)",
-        "description": "An overview page of every EA of the commune, then one field map "
+# id -> title, description, title of its execution link
+_PROCESSES = {
+    map_books.PROCESS: (
+        "A commune's EA map book (PDF)",
+        "An overview page of every EA of the commune, then one field map "
         "per EA, as GET /communes/{code}/ea-map-book.pdf draws it; made in the background.",
+        "Ask for a map book",
+    ),
+    area_reports.PROCESS: (
+        "An area report (PDF or Excel)",
+        "A report on a drawn area or one unit, as POST /reports/area makes it (the same "
+        "figures, covered share and disclosure), made in the background; readable only by "
+        "who asked for it.",
+        "Ask for an area report",
+    ),
+}
+
+
+def _summary(request: Request, process_id: str) -> dict[str, Any]:
+    root = _root(request)
+    title, description, execute_title = _PROCESSES[process_id]
+    return {
+        "id": process_id,
+        "title": title,
+        "description": description,
         "version": "1.0.0",
         "jobControlOptions": ["async-execute", "dismiss"],
         "outputTransmission": ["value"],
         "links": [
             Link(
-                href=f"{root}/processes/{map_books.PROCESS}",
+                href=f"{root}/processes/{process_id}",
                 rel="self",
                 type=JSON,
                 title="The process",
             ),
             Link(
-                href=f"{root}/processes/{map_books.PROCESS}/execution",
+                href=f"{root}/processes/{process_id}/execution",
                 rel="http://www.opengis.net/def/rel/ogc/1.0/execute",
                 type=JSON,
-                title="Ask for a map book",
+                title=execute_title,
             ),
         ],
     }
@@ -80,9 +114,101 @@ def _summary(request: Request) -> dict[str, Any]:
 async def processes(request: Request) -> ProcessList:
     """The outputs made in the background (OGC API – Processes)."""
     return ProcessList(
-        processes=[ProcessSummary(**_summary(request))],
+        processes=[ProcessSummary(**_summary(request, p)) for p in _PROCESSES],
         links=[Link(href=f"{_root(request)}/processes", rel="self", type=JSON)],
     )
+
+
+_STRING = {"type": "string"}
+_LANG = ProcessInput(
+    title="Language",
+    description="the output's language",
+    schema={**_STRING, "enum": ["vi", "en"], "default": "vi"},
+    minOccurs=0,
+    maxOccurs=1,
+)
+
+
+def _inputs(process_id: str) -> dict[str, ProcessInput]:
+    """A process's inputs."""
+    if process_id == map_books.PROCESS:
+        return {
+            "commune": ProcessInput(
+                title="Commune",
+                description="the commune's code",
+                schema={**_STRING, "pattern": r"^\d{5}$"},
+                minOccurs=1,
+                maxOccurs=1,
+            ),
+            "round": ProcessInput(
+                title="Census round",
+                description="the round's year (default: the latest with EAs)",
+                schema={**_STRING, "pattern": r"^\d{4}$"},
+                minOccurs=0,
+                maxOccurs=1,
+            ),
+            "lang": _LANG,
+        }
+    optional = {"minOccurs": 0, "maxOccurs": 1}
+    return {
+        "geometry": ProcessInput(
+            title="Drawn area",
+            description="GeoJSON Polygon/MultiPolygon or Feature (or give unit and vintage)",
+            schema={"type": "object"},
+            **optional,
+        ),
+        "collection": ProcessInput(
+            title="Units",
+            description="the units whose values are apportioned (default: commune-2025)",
+            schema=_STRING,
+            **optional,
+        ),
+        "indicators": ProcessInput(
+            title="Indicators",
+            description="default: every indicator with values on the collection",
+            schema={"type": "array", "items": _STRING},
+            **optional,
+        ),
+        "method": ProcessInput(
+            title="Method",
+            description="apportioning by area or by population",
+            schema={**_STRING, "enum": ["area", "population"], "default": "area"},
+            **optional,
+        ),
+        "crs": ProcessInput(
+            title="CRS",
+            description="the geometry's CRS (default: CRS84)",
+            schema=_STRING,
+            **optional,
+        ),
+        "unit": ProcessInput(
+            title="Unit",
+            description="a unit's code, instead of a geometry",
+            schema=_STRING,
+            **optional,
+        ),
+        "vintage": ProcessInput(
+            title="Boundary vintage",
+            description="the unit's vintage",
+            schema=_STRING,
+            **optional,
+        ),
+        "format": ProcessInput(
+            title="Format",
+            description="PDF or Excel",
+            schema={**_STRING, "enum": ["pdf", "xlsx"], "default": "pdf"},
+            **optional,
+        ),
+        "lang": _LANG,
+    }
+
+
+def _outputs(process_id: str) -> dict[str, ProcessOutput]:
+    if process_id == map_books.PROCESS:
+        book = {**_STRING, "contentMediaType": map_books.MEDIA_TYPE}
+        return {"book": ProcessOutput(title="The map book", schema=book)}
+    types = [{**_STRING, "contentMediaType": t} for t in MEDIA_TYPES.values()]
+    return {"report": ProcessOutput(title="The report", schema={"oneOf": types})}
 
 
 @router.get(
@@ -94,54 +220,36 @@ async def processes(request: Request) -> ProcessList:
 async def process(
     request: Request, processId: Annotated[str, Path(max_length=64)]
 ) -> ProcessDescription:
-    """The map book process's inputs (commune, round, lang) and output (the PDF)."""
+    """A process's inputs and output."""
     _known(processId)
-    string = {"type": "string"}
     return ProcessDescription(
-        **_summary(request),
-        inputs={
-            "commune": ProcessInput(
-                title="Commune",
-                description="the commune's code",
-                schema={**string, "pattern": r"^\d{5}$"},
-                minOccurs=1,
-                maxOccurs=1,
-            ),
-            "round": ProcessInput(
-                title="Census round",
-                description="the round's year (default: the latest with EAs)",
-                schema={**string, "pattern": r"^\d{4}$"},
-                minOccurs=0,
-                maxOccurs=1,
-            ),
-            "lang": ProcessInput(
-                title="Language",
-                description="the book's language",
-                schema={**string, "enum": ["vi", "en"], "default": "vi"},
-                minOccurs=0,
-                maxOccurs=1,
-            ),
-        },
-        outputs={
-            "book": ProcessOutput(
-                title="The map book",
-                schema={**string, "contentMediaType": map_books.MEDIA_TYPE},
-            )
-        },
+        **_summary(request, processId), inputs=_inputs(processId), outputs=_outputs(processId)
     )
 
 
 def _known(process_id: str) -> None:
-    if process_id != map_books.PROCESS:
+    if process_id not in _PROCESSES:
         raise NotFound(
-            f"unknown process {process_id!r}; processes: {map_books.PROCESS}",
+            f"unknown process {process_id!r}; processes: {', '.join(_PROCESSES)}",
             parameter="processId",
         )
 
 
+Execute = TypeVar("Execute", bound=BaseModel)
+
+
+def _validated(model: type[Execute], data: Any) -> Execute:
+    """The body as the process's model (errors as FastAPI's, located in the body)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [{**err, "loc": ("body", *err["loc"])} for err in exc.errors()]
+        raise RequestValidationError(errors) from exc
+
+
 @router.post(
     "/processes/{processId}/execution",
-    summary="Ask for a map book: a job (201, Location: /jobs/{jobId})",
+    summary="Ask for a map book or an area report: a job (201, Location: /jobs/{jobId})",
     status_code=201,
     response_model=JobStatus,
     response_model_exclude_unset=True,
@@ -149,22 +257,28 @@ def _known(process_id: str) -> None:
 async def execute(
     request: Request,
     processId: Annotated[str, Path(max_length=64)],
-    body: MapBookExecute,
+    body: Annotated[dict[str, Any], Body(description="{inputs: …} as /processes/{id} says")],
     pool: Pool,
     jobs: JobsDep,
+    services: ServicesDep,
     user: ReaderReleased,
     scope: EaScopeReleased,
     lang: Language,
     prefer: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Response:
     """Runs asynchronously whatever `Prefer` says (the only mode offered): 201 with the
-    job's status and `Location`; the same book asked again while it is being made joins
+    job's status and `Location`; the same request made again while it is being made joins
     that job (`joined`). 429 past the client's jobs, 503 when the queue is full."""
     _known(processId)
-    asked = body.inputs
     async with pool.connection() as conn:
-        book = await map_books.book_request(conn, asked.commune, asked.round, asked.lang, scope)
-        job, joined = await jobs.submit(conn, book, client_of(request, user))
+        if processId == map_books.PROCESS:
+            asked = _validated(MapBookExecute, body).inputs
+            book = await map_books.book_request(conn, asked.commune, asked.round, asked.lang, scope)
+            job, joined = await jobs.submit(conn, book, client_of(request, user))
+        else:
+            inputs = _validated(AreaReportExecute, body).inputs
+            report = await area_report_job(conn, inputs, services.settings, services.raster_work)
+            job, joined = await jobs.submit(conn, report, client_of(request, user))
     status = status_document(request, job, lang, joined)
     headers = {"Location": status.links[0].href}
     if prefer and "respond-async" in prefer:
@@ -190,9 +304,10 @@ async def job_list(
 ) -> JobList:
     """The client's jobs (by user, or by address when not signed in), newest first, those
     it may still read."""
+    reader = reader_of(request, user, scope)
     async with pool.connection() as conn:
-        found = await jobs.mine(conn, client_of(request, user))
-    readable = [j for j in found if scope.covers(j["commune_code"], j["province_code"])]
+        found = await jobs.mine(conn, reader.client)
+    readable = [j for j in found if may_read(j, reader)]
     return JobList(
         jobs=[status_document(request, job, lang) for job in readable],
         links=[Link(href=f"{_root(request)}/jobs", rel="self", type=JSON)],
@@ -201,7 +316,7 @@ async def job_list(
 
 @router.get(
     "/jobs/{jobId}",
-    summary="A job's status: pages done of the total",
+    summary="A job's status: steps (pages, figures) done of the total",
     response_model=JobStatus,
     response_model_exclude_unset=True,
 )
@@ -210,30 +325,41 @@ async def job_status(
     jobId: JobId,
     pool: Pool,
     jobs: JobsDep,
+    user: ReaderReleased,
     scope: EaScopeReleased,
     lang: Language,
 ) -> JobStatus:
-    """Readable by whoever may read the commune's map book (403 naming `jobId`)."""
+    """A map book's job is readable by whoever may read the commune's map book, an area
+    report's by who asked for it (and admins): else 403 naming `jobId`."""
     async with pool.connection() as conn:
-        job = await jobs.read(conn, jobId, scope)
+        job = await jobs.read(conn, jobId, reader_of(request, user, scope))
     return status_document(request, job, lang)
 
 
 @router.get(
     "/jobs/{jobId}/results",
-    summary="A job's result: the map book (PDF)",
-    responses={200: {"content": {map_books.MEDIA_TYPE: {"schema": {"type": "string"}}}}},
+    summary="A job's result: the map book (PDF) or the report (PDF or Excel)",
+    responses={
+        200: {
+            "content": {
+                t: {"schema": {"type": "string"}}
+                for t in (map_books.MEDIA_TYPE, *MEDIA_TYPES.values())
+            }
+        }
+    },
 )
 async def job_results(
+    request: Request,
     jobId: JobId,
     pool: Pool,
     jobs: JobsDep,
+    user: ReaderReleased,
     scope: EaScopeReleased,
 ) -> Response:
-    """The PDF once the job is successful; 404 naming `jobId` before (not ready), and for a
+    """The file once the job is successful; 404 naming `jobId` before (not ready), and for a
     failed or cancelled job (saying why)."""
     async with pool.connection() as conn:
-        job = await jobs.read(conn, jobId, scope)
+        job = await jobs.read(conn, jobId, reader_of(request, user, scope))
     jobs.check_result(job)
     return result_response(pool, jobs, job)
 
@@ -246,6 +372,32 @@ def result_response(pool: Any, jobs: Any, job: dict[str, Any]) -> Response:
         "Cache-Control": "private",
     }
     return StreamingResponse(jobs.result(pool, job), media_type=job["result_type"], headers=headers)
+
+
+async def answer_by_job(
+    request: Request,
+    pool: AsyncConnectionPool,
+    jobs: Jobs,
+    job: dict[str, Any],
+    joined: bool,
+    settings: ServiceSettings,
+    language: str,
+) -> Response:
+    """For a synchronous route whose output became a job: the file once made, if that
+    happens before the response deadline (less a margin to send it); else 202 with the
+    job's status and `Location`."""
+    deadline = settings.response_deadline_s
+    wait_s = max(1.0, deadline - 10.0) if deadline > 0 else 3600.0
+    done = await jobs.wait(pool, job["id"], wait_s) or job
+    if done["status"] in ("successful", "failed", "dismissed"):
+        jobs.check_result(done)  # (failed or cancelled: 404 saying why)
+        return result_response(pool, jobs, done)
+    status = status_document(request, done, language, joined)
+    return JSONResponse(
+        status.model_dump(by_alias=True, exclude_none=True),
+        status_code=202,
+        headers={"Location": status.links[0].href, "Retry-After": "10"},
+    )
 
 
 @router.delete(
@@ -265,9 +417,8 @@ async def job_dismiss(
 ) -> JobStatus:
     """The client leaves the job; it stops (`dismissed`) when no client that asked for it
     is left, or at once when an admin cancels it. Only who asked (or an admin): 403."""
-    admin = user is not None and user.role == "admin"
     async with pool.connection() as conn:
-        job = await jobs.cancel(conn, jobId, client_of(request, user), admin, scope)
+        job = await jobs.cancel(conn, jobId, reader_of(request, user, scope))
     return status_document(request, job, lang)
 
 
@@ -294,7 +445,10 @@ def status_document(
             )
         )
     said = job_message(job)
-    inputs = {k: str(v) for k, v in job["inputs"].items()}
+    hidden = kind_of(job["process"]).hidden_inputs
+    inputs = {
+        k: _input_text(v) for k, v in job["inputs"].items() if k not in hidden and v is not None
+    }
     fields: dict[str, Any] = {
         "jobID": job_id,
         "processID": job["process"],
@@ -314,3 +468,10 @@ def status_document(
         "links": links,
     }
     return JobStatus(**{k: v for k, v in fields.items() if v is not None})
+
+
+def _input_text(value: Any) -> str:
+    """An input as the status shows it (a list as comma-separated codes)."""
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return str(value)

@@ -5,55 +5,39 @@ JSON error naming the parameter, never a truncated file."""
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-import psycopg
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
 from shapely.geometry.base import BaseGeometry
 
-from geo_core.crs import OutputCrs, check_area_of_use
-from geo_core.errors import InvalidParameter, NotFound, PayloadTooLarge
-from geo_core.text import CODE, CRS
+from geo_core.crs import OutputCrs
+from geo_core.errors import InvalidParameter, PayloadTooLarge
+from geo_core.text import CODE
 from geo_service.features.aggregate import AreaLimits
-from geo_service.features.catalogue import read_collection
-from geo_service.features.sql import statement_time_limit
-from geo_service.http.area_requests import area_limits, area_request, json_body
+from geo_service.features.sql import statement_time_limit, units_in_bbox
+from geo_service.http.area_requests import (
+    ReportRequest,
+    area_limits,
+    area_request,
+    json_body,
+    report_collection,
+)
 from geo_service.http.auth import optional_user
-from geo_service.http.deps import Aggregates, Pool, ServicesDep, client_address
+from geo_service.http.deps import Aggregates, Language, Pool, ServicesDep, client_address
 from geo_service.http.limits import Slot
+from geo_service.http.routers import processes
 from geo_service.http.services import Services
+from geo_service.jobs import area_reports
 from geo_service.outputs import area_report
 from geo_service.outputs.report_pdf import render_pdf
 from geo_service.outputs.report_xlsx import render_xlsx
 
 router = APIRouter(tags=["outputs"])
 
-MEDIA = {
-    "pdf": "application/pdf",
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-}
+MEDIA = area_report.MEDIA_TYPES
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 _FILES = {"content": dict.fromkeys(MEDIA.values(), _BINARY)}
-
-
-class ReportRequest(BaseModel):
-    """A drawn area, as `POST /aggregate` takes it (its figures are that answer's)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    geometry: dict[str, Any] = Field(description="GeoJSON Polygon/MultiPolygon (or Feature)")
-    collection: str = Field(
-        "commune-2025", pattern=CODE, description="units whose values are apportioned"
-    )
-    indicators: list[Annotated[str, Field(pattern=CODE)]] | None = Field(
-        None, min_length=1, max_length=50, description="default: every indicator with values"
-    )
-    method: Literal["area", "population"] = "area"
-    crs: str | None = Field(
-        None, pattern=CRS, description="CRS of the geometry (or Content-Crs header)"
-    )
 
 
 _BODY = {
@@ -84,6 +68,7 @@ async def post_area_report(
     pool: Pool,
     services: ServicesDep,
     limits: Aggregates,
+    language: Language,
     format: Format = "pdf",
     lang: Lang = "vi",
     unit: Unit = None,
@@ -111,9 +96,15 @@ async def post_area_report(
                     parameter="unit",
                 )
             report = await _unit(request, pool, services, unit, vintage, lang)
-        else:
-            report = await _drawn(request, pool, services, raw, content_crs, lang)
-        return await _rendered(held, report, format, lang)
+            return await _rendered(held, report, format, lang)
+        drawn = await _drawn(request, pool, services, raw, content_crs, format, lang)
+        if isinstance(drawn, area_report.Report):
+            return await _rendered(held, drawn, format, lang)
+    # (a large area: made as a job, waited for without holding the request's slot)
+    job, joined = drawn
+    return await processes.answer_by_job(
+        request, pool, services.jobs, job, joined, settings, language
+    )
 
 
 @router.get(
@@ -143,13 +134,12 @@ async def _rendered(held: Slot, report: area_report.Report, fmt: str, lang: str)
     complete, as an attachment."""
     render = render_pdf if fmt == "pdf" else render_xlsx
     content = await held.thread(render, report, lang)
-    stem = "bao-cao-khu-vuc" if lang == "vi" else "area-report"
-    if report.unit is not None:
-        stem += f"-{report.unit['code']}"
+    unit = report.unit["code"] if report.unit is not None else None
+    name = area_report.file_name(unit, fmt, lang)
     return Response(
         content,
         media_type=MEDIA[fmt],
-        headers={"Content-Disposition": f'attachment; filename="{stem}.{fmt}"'},
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
 
 
@@ -185,46 +175,40 @@ async def _drawn(
     services: Services,
     raw: bytes,
     content_crs: str | None,
+    fmt: str,
     lang: str,
-) -> area_report.Report:
-    limits = area_limits(services.settings)
+) -> area_report.Report | tuple[dict[str, Any], bool]:
+    """The drawn area's report; or, when the area reaches more than
+    `GEO_SERVICE_AREA_REPORT_SYNC_UNITS` units, the job that makes it (and whether the
+    same report was being made already: joined)."""
+    settings = services.settings
+    limits = area_limits(settings)
     # (decoding a large area takes the CPU: in the raster threads, as /aggregate does)
     body, crs, area = await asyncio.get_running_loop().run_in_executor(
         services.raster_work, _read_body, raw, content_crs, limits
     )
     async with pool.connection() as conn:
-        return await _drawn_report(conn, request, body, crs, area, limits, services, lang)
-
-
-async def _drawn_report(
-    conn: psycopg.AsyncConnection,
-    request: Request,
-    body: ReportRequest,
-    crs: OutputCrs,
-    area: BaseGeometry,
-    limits: AreaLimits,
-    services: Services,
-    lang: str,
-) -> area_report.Report:
-    user = await optional_user(request, conn, services)
-    try:
-        collection = await read_collection(conn, body.collection)
-    except NotFound as exc:
-        raise InvalidParameter(exc.message, parameter="collection") from exc
-    check_area_of_use(crs, collection.extent, "crs", collection.id)
-    async with statement_time_limit(conn, _budget(services, user)):
-        return await area_report.drawn_area_report(
-            conn,
-            collection,
-            area,
-            body.method,
-            limits,
-            services.settings.population_raster,
-            services.raster_work,
-            services.settings,
-            lang,
-            body.indicators,
-        )
+        user = await optional_user(request, conn, services)
+        collection = await report_collection(conn, body, crs)
+        reached = await units_in_bbox(conn, collection.vintage, collection.level, area.bounds)
+        if reached > settings.area_report_sync_units:
+            asked = await area_reports.drawn_request(
+                conn, collection, area, body.method, body.indicators, limits, fmt, lang
+            )
+            return await services.jobs.submit(conn, asked, processes.client_of(request, user))
+        async with statement_time_limit(conn, _budget(services, user)):
+            return await area_report.drawn_area_report(
+                conn,
+                collection,
+                area,
+                body.method,
+                limits,
+                settings.population_raster,
+                services.raster_work,
+                settings,
+                lang,
+                body.indicators,
+            )
 
 
 def _read_body(

@@ -1,8 +1,9 @@
-/* Long outputs (a commune's map book) made in the background by the service: asked for
-   once (POST /processes/{id}/execution), followed at /jobs/{id} (pages done of the total),
-   downloaded when ready, cancelled after a confirmation. The jobs a page asked for are
-   remembered in localStorage, so a reload (or another tab) finds them again. Text reaches
-   the page only as text (textContent). */
+/* Long outputs (a commune's map book, a large area report) made in the background by the
+   service: asked for once (POST /processes/{id}/execution, or a route that answered 202),
+   followed at /jobs/{id} (steps done of the total), downloaded when ready, cancelled after a
+   confirmation. The jobs a page asked for are remembered in localStorage (one key per page),
+   so a reload (or another tab) finds them again. Text reaches the page only as text
+   (textContent). */
 
 const STORAGE_KEY = "geoServiceJobs";
 const POLL_MS = 1500;
@@ -11,7 +12,8 @@ const ACTIVE = ["accepted", "running"];
 /* `t(key, vars)`: the page's texts; `token()`: the signed-in user's token (or null);
    `confirm(text, okLabel)`: resolves true when the user confirms; `fail(result, title)`:
    shows a refusal. */
-export function createJobs({ api, lang, t, token, confirm, fail }) {
+export function createJobs({ api, lang, t, token, confirm, fail, storageKey }) {
+  const key = storageKey || STORAGE_KEY;
   const tray = document.createElement("div");
   tray.className = "geo-jobs";
   tray.setAttribute("role", "status");
@@ -22,14 +24,14 @@ export function createJobs({ api, lang, t, token, confirm, fail }) {
 
   function headers() {
     const out = { "Accept-Language": lang };
-    const key = token();
-    if (key) out.Authorization = "Bearer " + key;
+    const secret = token();
+    if (secret) out.Authorization = "Bearer " + secret;
     return out;
   }
 
   function remembered() {
     try {
-      const list = JSON.parse(localStorage.getItem(STORAGE_KEY) || "[]");
+      const list = JSON.parse(localStorage.getItem(key) || "[]");
       return Array.isArray(list) ? list.filter((j) => j && typeof j.id === "string") : [];
     } catch (err) {
       return [];
@@ -38,7 +40,7 @@ export function createJobs({ api, lang, t, token, confirm, fail }) {
 
   function remember() {
     const list = [...shown.entries()].map(([id, job]) => ({ id, title: job.title }));
-    localStorage.setItem(STORAGE_KEY, JSON.stringify(list));
+    localStorage.setItem(key, JSON.stringify(list));
   }
 
   async function start(process, inputs, title) {
@@ -53,10 +55,15 @@ export function createJobs({ api, lang, t, token, confirm, fail }) {
       fail({ ok: false, status: response.status, body }, t("job_not_started"));
       return null;
     }
-    show(body.jobID, title, body);
+    follow(body.jobID, title, body);
+    return body.jobID;
+  }
+
+  /* A job the service started for this page (a route's 202 answer): shown and followed. */
+  function follow(id, title, status) {
+    show(id, title, status);
     remember();
     poll();
-    return body.jobID;
   }
 
   function show(id, title, status) {
@@ -180,7 +187,7 @@ export function createJobs({ api, lang, t, token, confirm, fail }) {
     const blob = await response.blob();
     const a = document.createElement("a");
     a.href = URL.createObjectURL(blob);
-    a.download = named ? named[1] : "map-book.pdf";
+    a.download = named ? named[1] : "download";
     document.body.appendChild(a);
     a.click();
     a.remove();
@@ -203,5 +210,5 @@ export function createJobs({ api, lang, t, token, confirm, fail }) {
     }
   }
 
-  return { start, resume, jobs: () => [...shown.entries()].map(([id, job]) => ({ id, ...job.status })) };
+  return { start, follow, resume, jobs: () => [...shown.entries()].map(([id, job]) => ({ id, ...job.status })) };
 }

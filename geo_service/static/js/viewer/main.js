@@ -5,6 +5,7 @@
 import { config, h, fill } from "../dom.js";
 import { createApi } from "../api.js";
 import { createI18n } from "../i18n.js";
+import { viewerJobs } from "./report.js";
 import { createUrlState } from "../state.js";
 import { createCatalogue, URL_KEYS } from "./catalogue.js";
 import { addPanes, addPatterns, createChoropleth, createOutlines, NO_VALUE_FILL } from "./layers.js";
@@ -19,7 +20,8 @@ const { t, pick } = i18n;
 // with private reads a signed-in user's token (kept by the EA editor's sign-in for this tab)
 // goes with every API call and tile request of the page
 const TOKEN_KEY = "geoServiceToken";
-const api = createApi(cfg.api, cfg.lang, { token: () => (cfg.privateReads ? sessionStorage.getItem(TOKEN_KEY) : null) });
+const token = () => (cfg.privateReads ? sessionStorage.getItem(TOKEN_KEY) : null);
+const api = createApi(cfg.api, cfg.lang, { token });
 const cat = createCatalogue(cfg, i18n);
 const url = createUrlState(URL_KEYS);
 const map = window[cfg.mapName];
@@ -31,7 +33,7 @@ for (const [side, key] of [["in", "zoom_in"], ["out", "zoom_out"]]) {
 }
 
 const app = {
-  cfg, i18n, api, cat, map, url,
+  cfg, i18n, api, cat, map, url, token,
   state: null,
   values: null, // the compact value table of the current map
   lookup: new Map(), // code → [value, status]
@@ -362,6 +364,8 @@ async function start() {
   await tiles;
   window.geoViewer.ready = true;
   emit("ready");
+  // the area reports this browser had made in the background: their cards again
+  if (localStorage.getItem("geoViewerJobs")) viewerJobs(app).resume();
   app.deferTables = false;
   refreshLabels();
   // a shared link's unit is selected again; a link naming its tab stays on it
