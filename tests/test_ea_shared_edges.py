@@ -259,3 +259,70 @@ def test_approving_all_of_an_uncovered_commune_needs_an_acknowledgement(env: Env
     assert statuses == [("approved",)]
     ((reason, who),) = reasons
     assert who == "sup" and "not fully covered" in reason and "acknowledged by sup" in reason
+
+
+def _shrunk_then_grown(env: Env) -> tuple[dict, dict, int]:
+    """A shared vertex moved into the first EA for both (the second grows): the two EAs as
+    they now are, and the second's history entry of its smaller first version."""
+    first, second, vertex, to = _setup(env)
+    moved = env.client.post(
+        RESHAPE,
+        json=_collection(
+            (first, _moved(shape(first["geometry"]), vertex, to)),
+            (second, _moved(shape(second["geometry"]), vertex, to)),
+        ),
+        headers={**env.auth("editor"), "If-Match": f"{_etag(first)}, {_etag(second)}"},
+    )
+    assert moved.status_code == 200, moved.text
+    now = {f["id"]: f for f in moved.json()["features"]}
+    history = env.client.get(f"{ITEMS}/{second['id']}/history").json()["history"]
+    (entry,) = [e for e in history if e["after"] and e["after"]["properties"]["version"] == 1]
+    return now[first["id"]], now[second["id"]], entry["id"]
+
+
+def test_restoring_a_smaller_version_that_opens_a_gap_is_refused(env: Env) -> None:
+    first, second, entry = _shrunk_then_grown(env)
+    before = env.tables()
+    url = f"{ITEMS}/{second['id']}/restore"
+    refused = env.client.post(
+        url,
+        params={"entry": entry},
+        headers={**env.auth("editor"), "If-Match": _etag(second), **VI},
+    )
+    assert refused.status_code == 422, refused.text
+    body = refused.json()
+    assert "khoảng trống" in body["detail"] and first["properties"]["code"] in body["detail"]
+    (gap,) = body["gaps"]
+    assert set(gap["eas"]) == {first["properties"]["code"], second["properties"]["code"]}
+    assert env.tables() == before
+    english = env.client.post(
+        url, params={"entry": entry}, headers={**env.auth("editor"), "If-Match": _etag(second)}
+    )
+    assert english.status_code == 422 and "gap" in english.json()["detail"]
+    # given to the EA along it: both saved, the commune still covered
+    given = env.client.post(
+        url,
+        params={"entry": entry, "give_gap_to": first["properties"]["code"]},
+        headers={**env.auth("editor"), "If-Match": f"{_etag(second)}, {_etag(first)}", **VI},
+    )
+    assert given.status_code == 200, given.text
+    assert given.json()["properties"]["version"] == 3
+    notices = [w.get("notice") for w in given.json()["warnings"]]
+    assert any(n and first["properties"]["code"] in n for n in notices), notices
+    grown = env.client.get(f"{ITEMS}/{first['id']}").json()
+    assert shape(grown["geometry"]).area > shape(first["geometry"]).area
+    report = env.client.get(f"/communes/{COMMUNE}/ea-coverage", params={"round": "2029"}).json()
+    assert report["complete"], (report["gaps"], report["overlaps"], report["outside_commune"])
+
+
+def test_a_restore_gives_a_gap_only_with_the_neighbours_etag(env: Env) -> None:
+    first, second, entry = _shrunk_then_grown(env)
+    before = env.tables()
+    refused = env.client.post(
+        f"{ITEMS}/{second['id']}/restore",
+        params={"entry": entry, "give_gap_to": first["properties"]["code"]},
+        headers={**env.auth("editor"), "If-Match": _etag(second)},
+    )
+    assert refused.status_code == 412, refused.text
+    assert first["properties"]["code"] in refused.json()["detail"]
+    assert env.tables() == before
