@@ -3,11 +3,13 @@ commune that EAs do not cover without the supervisor acknowledging it."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import psycopg
 import shapely
-from shapely.geometry import Point, mapping, shape
+import shapely.affinity
+from shapely.geometry import Point, box, mapping, shape
 
 import tests.test_enumeration_areas as ea_tests
 from tests.test_enumeration_areas import COMMUNE, ITEMS, Env, _generated
@@ -326,3 +328,24 @@ def test_a_restore_gives_a_gap_only_with_the_neighbours_etag(env: Env) -> None:
     assert refused.status_code == 412, refused.text
     assert first["properties"]["code"] in refused.json()["detail"]
     assert env.tables() == before
+
+
+def test_moving_an_ea_along_the_undrawn_part_of_a_commune_opens_no_gap(env: Env) -> None:
+    """A commune being drawn: two EAs side by side, the rest undrawn. Moving the second 5 m
+    away from the first releases a strip whose ends join the undrawn area: that is the
+    commune still being drawn, not a gap (it was refused: the undrawn area beside the strip
+    was measured only 0.1 m deep, under 1 m², so it did not count)."""
+    centre = env.commune().representative_point()
+    cx, cy = centre.x, centre.y
+    west = env.create(box(cx - 0.002, cy - 0.001, cx, cy + 0.001))
+    east = env.create(box(cx, cy - 0.001, cx + 0.002, cy + 0.001))
+    assert west.status_code == east.status_code == 201, (west.text, east.text)
+    feature = east.json()
+    step = 5 / (111_320 * math.cos(math.radians(cy)))  # 5 m in degrees of longitude
+    moved = shapely.affinity.translate(shape(feature["geometry"]), xoff=step)
+    response = env.client.put(
+        f"{ITEMS}/{feature['id']}",
+        json={"type": "Feature", "geometry": mapping(moved)},
+        headers={**env.auth("editor"), "If-Match": _etag(feature)},
+    )
+    assert response.status_code == 200, response.text
