@@ -193,6 +193,16 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "unknown EA code(s) in round {round}: {codes}",
         "mã địa bàn không có trong kỳ {round}: {codes}",
     ),
+    "areas_changed": (
+        "the supervisor areas of commune {commune} changed since your preview ({codes} made, "
+        "changed or removed by someone else); nothing was saved: make a fresh preview",
+        "Các địa bàn giám sát của xã {commune} đã thay đổi sau khi bạn xem trước ({codes} do "
+        "người khác tạo, sửa hoặc xoá); chưa lưu gì: hãy xem trước lại",
+    ),
+    "areas_if_match_needed": (
+        "send If-Match with the ETag of the supervisor areas you previewed",
+        "thiếu phiên bản các địa bàn giám sát đã xem trước (If-Match); hãy xem trước lại",
+    ),
     "unknown_area": ("there is no supervisor area {area}", "không có địa bàn giám sát {area}"),
     "staff_exists": (
         "staff code {staff} is already used in round {round}",

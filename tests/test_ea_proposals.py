@@ -69,7 +69,7 @@ def test_supervisor_areas_proposed_then_saved_in_one_go(env: Env) -> None:
     saved = env.client.post(
         f"{AREAS}/batch",
         json={"areas": [{"eas": g["eas"], "supervisor": g["supervisor"]} for g in groups]},
-        headers=env.auth("editor"),
+        headers={**env.auth("editor"), "If-Match": proposal["etag"]},
     )
     assert saved.status_code == 200, saved.text
     held = _held_areas(env)
@@ -94,7 +94,7 @@ def test_supervisor_areas_proposed_then_saved_in_one_go(env: Env) -> None:
     saved = env.client.post(
         f"{AREAS}/batch",
         json={"areas": [{"eas": g["eas"]} for g in redo["groups"]], "replace": redo["replaces"]},
-        headers=env.auth("editor"),
+        headers={**env.auth("editor"), "If-Match": redo["etag"]},
     )
     assert saved.status_code == 200, saved.text
     assert sorted(map(sorted, _held_areas(env).values())) == sorted(
@@ -110,19 +110,20 @@ def test_a_refused_batch_saves_nothing_and_names_the_eas(env: Env) -> None:
     made = env.client.post(AREAS, json={"eas": run[:2]}, headers=env.auth("editor"))
     assert made.status_code == 201
     (old,) = made.json()["areas"]
+    tag = {"If-Match": made.json()["etag"]}
     before = env.tables()
     # the old area would be replaced, the first group is fine, the second takes its EAs
     refused = env.client.post(
         f"{AREAS}/batch",
         json={"areas": [{"eas": run}, {"eas": run[:2]}], "replace": [old["code"]]},
-        headers=env.auth("editor", "vi"),
+        headers={**env.auth("editor", "vi"), **tag},
     )
     assert refused.status_code == 409, refused.text  # run[0] is in the first group already
     assert run[0] in refused.json()["detail"] and refused.json()["row"] == 2
     refused = env.client.post(
         f"{AREAS}/batch",
         json={"areas": [{"eas": run[2:]}, {"eas": [run[0], apart]}], "replace": [old["code"]]},
-        headers=env.auth("editor", "vi"),
+        headers={**env.auth("editor", "vi"), **tag},
     )
     assert refused.status_code == 422, refused.text
     detail = refused.json()["detail"]
@@ -132,7 +133,7 @@ def test_a_refused_batch_saves_nothing_and_names_the_eas(env: Env) -> None:
         ({"areas": [{"eas": run}], "replace": ["00004-S99"]}, "replace"),
         ({"areas": []}, "areas"),
     ):
-        bad = env.client.post(f"{AREAS}/batch", json=body, headers=env.auth("editor"))
+        bad = env.client.post(f"{AREAS}/batch", json=body, headers={**env.auth("editor"), **tag})
         assert bad.status_code in (400, 404) and bad.json()["parameter"] == parameter
     for body, parameter in (
         ({"min_eas": 5, "max_eas": 4}, "max_eas"),
@@ -161,7 +162,7 @@ def test_assignments_proposed_within_areas_then_saved(env: Env) -> None:
     saved = env.client.post(
         f"{AREAS}/batch",
         json={"areas": [{"eas": g["eas"]} for g in groups]},
-        headers=env.auth("editor"),
+        headers={**env.auth("editor"), "If-Match": proposal["etag"]},
     )
     assert saved.status_code == 200
     url = f"/communes/{COMMUNE}/assignments"
@@ -230,9 +231,85 @@ def test_an_ea_of_several_islands_joins_an_area_with_its_neighbours(env: Env) ->
             "areas": [{"eas": g["eas"]} for g in proposal["groups"]],
             "replace": proposal["replaces"],
         },
-        headers=admin,
+        headers={**admin, "If-Match": proposal["etag"]},
     )
     assert saved.status_code == 200, saved.text
     for saved_area in saved.json()["areas"]:
         assert all("không liền" not in w for w in saved_area["warnings"])
         assert bool(saved_area["warnings"]) == (len(saved_area["eas"]) < 3)  # (the band)
+
+
+def test_a_stale_preview_is_not_saved_over_a_colleagues_areas(env: Env) -> None:
+    eas = env.generate()
+    for staff in ("S1", "S2"):
+        assert _staff(env, staff, "supervisor", COMMUNE).status_code == 201
+    run = _touching_run(eas, 4)
+    made = env.client.post(AREAS, json={"eas": run}, headers=env.auth("editor"))
+    assert made.status_code == 201, made.text
+    (area,) = made.json()["areas"]
+    read = env.client.get(AREAS, headers=env.auth("editor"))
+    assert read.headers["ETag"] == read.json()["etag"] == made.json()["etag"]
+    # a preview that regroups the whole commune, the colleague's area among them
+    preview = env.client.post(
+        f"{AREAS}/proposal", json={"redo": True}, headers=env.auth("editor")
+    ).json()
+    assert preview["replaces"] == [area["code"]] and preview["etag"] == read.headers["ETag"]
+    body = {"areas": [{"eas": g["eas"]} for g in preview["groups"]], "replace": [area["code"]]}
+    # meanwhile a colleague puts a supervisor over that area
+    changed = env.client.put(
+        f"{AREAS}/{area['id']}",
+        json={"eas": run, "supervisor": "S1"},
+        headers=env.auth("supervisor"),
+    )
+    assert changed.status_code == 200, changed.text
+    before = env.tables()
+    stale = env.client.post(
+        f"{AREAS}/batch",
+        json=body,
+        headers={**env.auth("editor", "vi"), "If-Match": preview["etag"]},
+    )
+    assert stale.status_code == 412, stale.text
+    refusal = stale.json()
+    assert refusal["parameter"] == "If-Match" and refusal["areas"] == [area["code"]]
+    assert area["code"] in refusal["detail"] and "xem trước lại" in refusal["detail"]
+    english = env.client.post(
+        f"{AREAS}/batch", json=body, headers={**env.auth("editor"), "If-Match": preview["etag"]}
+    )
+    assert english.status_code == 412 and "fresh preview" in english.json()["detail"]
+    missing = env.client.post(f"{AREAS}/batch", json=body, headers=env.auth("editor", "vi"))
+    assert missing.status_code == 428 and missing.json()["parameter"] == "If-Match"
+    assert "If-Match" in missing.json()["detail"]
+    odd = env.client.post(
+        f"{AREAS}/batch", json=body, headers={**env.auth("editor"), "If-Match": '"ea-1-v1"'}
+    )
+    assert odd.status_code == 412 and odd.json()["areas"] == [area["code"]]
+    assert env.tables() == before
+    # a fresh preview sees the colleague's area and saves
+    fresh = env.client.post(
+        f"{AREAS}/proposal", json={"redo": True}, headers=env.auth("editor")
+    ).json()
+    assert fresh["etag"] != preview["etag"]
+    saved = env.client.post(
+        f"{AREAS}/batch",
+        json={"areas": [{"eas": g["eas"]} for g in fresh["groups"]], "replace": fresh["replaces"]},
+        headers={**env.auth("editor"), "If-Match": fresh["etag"]},
+    )
+    assert saved.status_code == 200, saved.text
+    assert saved.json()["etag"] != fresh["etag"]
+
+
+def test_an_area_made_since_the_preview_is_named(env: Env) -> None:
+    eas = env.generate()
+    preview = env.client.post(f"{AREAS}/proposal", json={}, headers=env.auth("editor")).json()
+    run = _touching_run(eas, 3)
+    made = env.client.post(AREAS, json={"eas": run}, headers=env.auth("supervisor"))
+    assert made.status_code == 201, made.text
+    (area,) = made.json()["areas"]
+    free = [g for g in preview["groups"] if not set(g["eas"]) & set(run)]
+    stale = env.client.post(
+        f"{AREAS}/batch",
+        json={"areas": [{"eas": g["eas"]} for g in free]},
+        headers={**env.auth("editor", "vi"), "If-Match": preview["etag"]},
+    )
+    assert stale.status_code == 412, stale.text
+    assert stale.json()["areas"] == [area["code"]]

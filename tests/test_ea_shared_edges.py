@@ -3,11 +3,13 @@ commune that EAs do not cover without the supervisor acknowledging it."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import psycopg
 import shapely
-from shapely.geometry import Point, mapping, shape
+import shapely.affinity
+from shapely.geometry import Point, box, mapping, shape
 
 import tests.test_enumeration_areas as ea_tests
 from tests.test_enumeration_areas import COMMUNE, ITEMS, Env, _generated
@@ -259,3 +261,91 @@ def test_approving_all_of_an_uncovered_commune_needs_an_acknowledgement(env: Env
     assert statuses == [("approved",)]
     ((reason, who),) = reasons
     assert who == "sup" and "not fully covered" in reason and "acknowledged by sup" in reason
+
+
+def _shrunk_then_grown(env: Env) -> tuple[dict, dict, int]:
+    """A shared vertex moved into the first EA for both (the second grows): the two EAs as
+    they now are, and the second's history entry of its smaller first version."""
+    first, second, vertex, to = _setup(env)
+    moved = env.client.post(
+        RESHAPE,
+        json=_collection(
+            (first, _moved(shape(first["geometry"]), vertex, to)),
+            (second, _moved(shape(second["geometry"]), vertex, to)),
+        ),
+        headers={**env.auth("editor"), "If-Match": f"{_etag(first)}, {_etag(second)}"},
+    )
+    assert moved.status_code == 200, moved.text
+    now = {f["id"]: f for f in moved.json()["features"]}
+    history = env.client.get(f"{ITEMS}/{second['id']}/history").json()["history"]
+    (entry,) = [e for e in history if e["after"] and e["after"]["properties"]["version"] == 1]
+    return now[first["id"]], now[second["id"]], entry["id"]
+
+
+def test_restoring_a_smaller_version_that_opens_a_gap_is_refused(env: Env) -> None:
+    first, second, entry = _shrunk_then_grown(env)
+    before = env.tables()
+    url = f"{ITEMS}/{second['id']}/restore"
+    refused = env.client.post(
+        url,
+        params={"entry": entry},
+        headers={**env.auth("editor"), "If-Match": _etag(second), **VI},
+    )
+    assert refused.status_code == 422, refused.text
+    body = refused.json()
+    assert "khoảng trống" in body["detail"] and first["properties"]["code"] in body["detail"]
+    (gap,) = body["gaps"]
+    assert set(gap["eas"]) == {first["properties"]["code"], second["properties"]["code"]}
+    assert env.tables() == before
+    english = env.client.post(
+        url, params={"entry": entry}, headers={**env.auth("editor"), "If-Match": _etag(second)}
+    )
+    assert english.status_code == 422 and "gap" in english.json()["detail"]
+    # given to the EA along it: both saved, the commune still covered
+    given = env.client.post(
+        url,
+        params={"entry": entry, "give_gap_to": first["properties"]["code"]},
+        headers={**env.auth("editor"), "If-Match": f"{_etag(second)}, {_etag(first)}", **VI},
+    )
+    assert given.status_code == 200, given.text
+    assert given.json()["properties"]["version"] == 3
+    notices = [w.get("notice") for w in given.json()["warnings"]]
+    assert any(n and first["properties"]["code"] in n for n in notices), notices
+    grown = env.client.get(f"{ITEMS}/{first['id']}").json()
+    assert shape(grown["geometry"]).area > shape(first["geometry"]).area
+    report = env.client.get(f"/communes/{COMMUNE}/ea-coverage", params={"round": "2029"}).json()
+    assert report["complete"], (report["gaps"], report["overlaps"], report["outside_commune"])
+
+
+def test_a_restore_gives_a_gap_only_with_the_neighbours_etag(env: Env) -> None:
+    first, second, entry = _shrunk_then_grown(env)
+    before = env.tables()
+    refused = env.client.post(
+        f"{ITEMS}/{second['id']}/restore",
+        params={"entry": entry, "give_gap_to": first["properties"]["code"]},
+        headers={**env.auth("editor"), "If-Match": _etag(second)},
+    )
+    assert refused.status_code == 412, refused.text
+    assert first["properties"]["code"] in refused.json()["detail"]
+    assert env.tables() == before
+
+
+def test_moving_an_ea_along_the_undrawn_part_of_a_commune_opens_no_gap(env: Env) -> None:
+    """A commune being drawn: two EAs side by side, the rest undrawn. Moving the second 5 m
+    away from the first releases a strip whose ends join the undrawn area: that is the
+    commune still being drawn, not a gap (it was refused: the undrawn area beside the strip
+    was measured only 0.1 m deep, under 1 m², so it did not count)."""
+    centre = env.commune().representative_point()
+    cx, cy = centre.x, centre.y
+    west = env.create(box(cx - 0.002, cy - 0.001, cx, cy + 0.001))
+    east = env.create(box(cx, cy - 0.001, cx + 0.002, cy + 0.001))
+    assert west.status_code == east.status_code == 201, (west.text, east.text)
+    feature = east.json()
+    step = 5 / (111_320 * math.cos(math.radians(cy)))  # 5 m in degrees of longitude
+    moved = shapely.affinity.translate(shape(feature["geometry"]), xoff=step)
+    response = env.client.put(
+        f"{ITEMS}/{feature['id']}",
+        json={"type": "Feature", "geometry": mapping(moved)},
+        headers={**env.auth("editor"), "If-Match": _etag(feature)},
+    )
+    assert response.status_code == 200, response.text

@@ -59,7 +59,14 @@ ITEMS = "/collections/enumeration-areas/items"
 # (computations open to everyone, and a client's own map-book jobs, kept by address when
 # it has no token: not writes that need a token)
 OPEN_WRITES = ("/aggregate", "/reports/area", "/processes/{processId}/execution", "/jobs/{jobId}")
-COMMUNES = ("00004", "00008")  # Hà Nội wards, inside the admin's (unlimited) scope
+COMMUNES = ("00004", "00008")
+# (the commune routes steered to plausible bodies, so that they reach the database)
+COMMUNE_WRITES = (
+    "/ea-approve",
+    "/supervisor-areas/proposal",
+    "/supervisor-areas/batch",
+    "/assignments/proposal",
+)  # Hà Nội wards, inside the admin's (unlimited) scope
 
 
 def _check_error_body(case: Any, response: Any) -> None:
@@ -158,6 +165,46 @@ def _steer(case: Any, data: Any, target: Target) -> None:
     elif case.path.endswith("/merge"):
         ids = data.draw(st.lists(st.integers(1, 12), min_size=2, max_size=4, unique=True))
         case.body = {"ids": ids, "reason": reason}
+    elif case.path.endswith("/reshape"):
+        ids = data.draw(st.lists(st.integers(1, 12), min_size=1, max_size=3, unique=True))
+        features = [
+            {"type": "Feature", "id": i, "geometry": data.draw(_plausible_box(target))[1]}
+            for i in ids
+        ]
+        case.body = {"type": "FeatureCollection", "features": features, "reason": reason}
+        if data.draw(st.booleans(), label="give"):
+            case.body["give_gap_to"] = data.draw(_ea_codes(), label="give_gap_to")[0]
+    elif case.path.endswith(COMMUNE_WRITES):
+        _steer_commune(case, data)
+
+
+@st.composite
+def _ea_codes(draw: Any, commune: str | None = None) -> list[str]:
+    """Codes of the seeded EAs (and some unknown ones), of one commune."""
+    code = commune or draw(st.sampled_from(COMMUNES))
+    serials = st.lists(st.integers(0, 5), min_size=1, max_size=4, unique=True)
+    return [f"{code}-{n:03d}" for n in draw(serials)]
+
+
+def _steer_commune(case: Any, data: Any) -> None:
+    """Plausible bodies for the commune routes: approving all, proposals and a batch of
+    supervisor areas."""
+    code = data.draw(st.sampled_from(COMMUNES), label="commune")
+    case.path_parameters["code"] = code
+    codes = data.draw(_ea_codes(code), label="eas")
+    if case.path.endswith("/ea-approve"):
+        case.body = {"uncovered_acknowledged": data.draw(st.booleans())}
+    elif case.path.endswith("/supervisor-areas/proposal"):
+        band = data.draw(st.tuples(st.integers(-1, 60), st.integers(-1, 60)), label="band")
+        case.body = {"eas": codes, "min_eas": band[0], "max_eas": band[1]}
+        case.body["redo"] = data.draw(st.booleans(), label="redo")
+    elif case.path.endswith("/supervisor-areas/batch"):
+        case.headers["If-Match"] = data.draw(st.sampled_from(["*", '"areas:"', '"areas:x.y"']))
+        supervisor = data.draw(st.none() | st.sampled_from(["S1", "E1", ""]), label="boss")
+        replace = data.draw(st.lists(st.sampled_from([f"{code}-S01", "x"]), max_size=2))
+        case.body = {"areas": [{"eas": codes, "supervisor": supervisor}], "replace": replace}
+    elif case.path.endswith("/assignments/proposal"):
+        case.body = {"eas": codes}
 
 
 @writes.given(data=st.data())

@@ -6,6 +6,7 @@ and the field listing's figures. Every write is checked whole and saved whole.""
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import re
 from dataclasses import dataclass
@@ -14,7 +15,15 @@ from typing import Any
 import psycopg
 import shapely
 
-from geo_core.errors import Conflict, Forbidden, InvalidParameter, NotFound, Unprocessable
+from geo_core.errors import (
+    Conflict,
+    Forbidden,
+    InvalidParameter,
+    NotFound,
+    PreconditionFailed,
+    PreconditionRequired,
+    Unprocessable,
+)
 from geo_service.ea import sql
 from geo_service.ea.grouping import Unit, adjacency, is_contiguous
 from geo_service.ea.rules import EaRules
@@ -293,16 +302,70 @@ async def save_area(
     return area_id
 
 
+def _area_stamps(rows: list[Row]) -> dict[str, str]:
+    """Each supervisor area's code with a stamp of what it is (its id, supervisor, EAs)."""
+    return {
+        row["code"]: hashlib.sha256(
+            f"{row['id']}|{row['supervisor_id']}|{sorted(row['ea_ids'])}".encode()
+        ).hexdigest()[:10]
+        for row in rows
+    }
+
+
+async def areas_etag(conn: psycopg.AsyncConnection, census_round: str, commune: str) -> str:
+    """The ETag of a commune's supervisor areas: every area's code and stamp, so that a
+    stale one names the areas that changed."""
+    stamps = _area_stamps(await sql.supervisor_areas(conn, census_round, commune))
+    return '"areas:' + "_".join(f"{code}.{stamp}" for code, stamp in sorted(stamps.items())) + '"'
+
+
+def _sent_stamps(if_match: str) -> dict[str, str] | None:
+    """The areas and stamps an If-Match of `areas_etag` lists (None: not such an ETag)."""
+    tag = if_match.strip().removeprefix("W/")
+    if not (tag.startswith('"areas:') and tag.endswith('"')):
+        return None
+    entries = [e for e in tag[len('"areas:') : -1].split("_") if e]
+    pairs = [e.rpartition(".") for e in entries]
+    if any(not code or not dot for code, dot, _ in pairs):
+        return None
+    return {code: stamp for code, _, stamp in pairs}
+
+
+async def check_areas_version(
+    conn: psycopg.AsyncConnection, census_round: str, commune: str, if_match: str | None
+) -> None:
+    """428 without If-Match; 412 naming the areas made, changed or removed since the ETag
+    sent was read."""
+    if not if_match:
+        raise PreconditionRequired(said("areas_if_match_needed"), parameter="If-Match")
+    now = _area_stamps(await sql.supervisor_areas(conn, census_round, commune))
+    if if_match.strip() == "*":
+        return
+    sent = _sent_stamps(if_match)
+    if sent == now:
+        return
+    # (an ETag that is not ours: every area counts as changed)
+    changed = sorted(c for c in {*now, *(sent or {})} if sent is None or now.get(c) != sent.get(c))
+    raise PreconditionFailed(
+        said("areas_changed", commune=commune, codes=", ".join(changed) or "–"),
+        parameter="If-Match",
+        areas=changed,
+        current=await areas_etag(conn, census_round, commune),
+    )
+
+
 async def save_areas(
     conn: psycopg.AsyncConnection,
     user: User,
     census_round: str,
     commune_code: str,
     body: dict[str, Any],
+    if_match: str | None,
 ) -> list[str]:
     """Several supervisor areas at once (a confirmed proposal), replacing the areas named in
-    `replace`: all checked as one area is, all saved in one transaction or none; the codes
-    of the new areas."""
+    `replace`: all checked as one area is, all saved in one transaction or none, and only
+    over the commune's areas as the preview saw them (If-Match); the codes of the new
+    areas."""
     commune = await round_commune(conn, census_round, commune_code)
     authorise(user, commune)
     areas, replace = body.get("areas"), body.get("replace", [])
@@ -313,6 +376,7 @@ async def save_areas(
     made: list[str] = []
     async with conn.transaction():
         await sql.lock_commune(conn, census_round, commune.code)
+        await check_areas_version(conn, census_round, commune.code, if_match)
         found = await sql.areas_by_code(conn, census_round, commune.code, replace)
         for code in replace:
             if code not in found:

@@ -14,7 +14,7 @@ from shapely.geometry import mapping
 from geo_core.errors import InvalidParameter, Unprocessable
 from geo_service.ea import sql
 from geo_service.ea.grouping import Pick, Unit, adjacency, propose_assignments, propose_groups
-from geo_service.ea.organise import Band, round_commune
+from geo_service.ea.organise import Band, areas_etag, round_commune
 from geo_service.ea.service import Commune, authorise
 from geo_service.messages import Said, said
 from geo_service.users import User
@@ -83,6 +83,8 @@ async def propose_areas(
     redo = body.get("redo", False)
     if not isinstance(redo, bool):
         raise InvalidParameter("redo must be true or false", parameter="redo")
+    # (read before the EAs: a change in between makes the tag stale, never the preview)
+    tag = await areas_etag(conn, census_round, commune.code)
     rows = await sql.organise_rows(conn, census_round, commune.code)
     asked = _selection(body, rows, census_round)
     wanted = [r for r in rows if asked is None or r["code"] in asked]
@@ -126,6 +128,7 @@ async def propose_areas(
         "kept": kept,
         "groups": groups,
         "notes": notes,
+        "etag": tag,
     }
 
 

@@ -589,12 +589,7 @@ class EaService:
             before = {ea_id: await fetch(conn, ea_id, lock=True) for ea_id in ids}
             receiver = None
             if give_gap_to is not None:
-                receiver = await sql.fetch_by_code(conn, census_round, commune.code, give_gap_to)
-                if receiver is None:
-                    raise Unprocessable(
-                        said("unknown_eas", round=census_round, codes=give_gap_to),
-                        parameter="give_gap_to",
-                    )
+                receiver = await _receiver(conn, census_round, commune, give_gap_to)
             _check_versions([*before.values(), *([receiver] if receiver else [])], if_match, user)
             context = {
                 "round": census_round,
@@ -723,9 +718,12 @@ class EaService:
         if_match: str | None,
         entry_id: int,
         reason: str | None,
+        give_gap_to: str | None = None,
     ) -> tuple[Row, list[dict[str, Any]]]:
         """The EA's shape and attributes as they were after one change of its history,
-        checked against today's rules like any edit (the EA goes back to draft)."""
+        checked against today's rules like any edit (the EA goes back to draft): a restore
+        that opens a gap in the commune is refused unless the gap is given to a neighbouring
+        EA (`give_gap_to`, a code; its ETag in If-Match too)."""
         async with conn.transaction():
             before, commune = await _locked(conn, ea_id, user, if_match, change=True)
             state = await sql.history_state(conn, ea_id, entry_id)
@@ -735,9 +733,7 @@ class EaService:
                     parameter="entry",
                 )
             geometry = shapely.geometry.shape(state["geometry"])
-            values, warnings = await self._prepared(
-                conn, lambda: Drawn(geometry), ea_id, before["census_round"], commune
-            )
+            values, warnings = await self._as_it_was(conn, geometry, ea_id, before, commune)
             row = await sql.update_geometry(
                 conn, ea_id, {**values, "code": None, "user": user.name}
             )
@@ -747,11 +743,79 @@ class EaService:
             version = props.get("version", "?")
             note = reason or f"restored the version {version} of history entry {entry_id}"
             await write_history(conn, ea_id, "restore", before, row, user, note)
+            notices = await self._gaps_given(
+                conn, user, commune, before, if_match, give_gap_to, reason
+            )
         return row, [
             {"notice": said("restored", code=row["code"], version=version)},
+            *notices,
             *warnings,
             *self._workload([row]),
         ]
+
+    async def _as_it_was(
+        self,
+        conn: psycopg.AsyncConnection,
+        geometry: BaseGeometry,
+        ea_id: int,
+        before: Row,
+        commune: Commune,
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """A restored shape exactly as it was when it keeps every rule (snapping it to
+        neighbours that moved since would make slivers of overlap); else snapped and checked
+        like any drawn shape."""
+        context = {
+            "round": before["census_round"],
+            "commune": commune.code,
+            "vintage": commune.vintage,
+            "self": ea_id,
+        }
+        found = await check(conn, geometry, context, self.rules)
+        if found.problems:
+            return await self._prepared(
+                conn, lambda: Drawn(geometry), ea_id, before["census_round"], commune
+            )
+        return await self.estimator.values(geometry), found.warnings
+
+    async def _gaps_given(
+        self,
+        conn: psycopg.AsyncConnection,
+        user: User,
+        commune: Commune,
+        before: Row,
+        if_match: str | None,
+        give_gap_to: str | None,
+        reason: str | None,
+    ) -> list[dict[str, Any]]:
+        """After one EA's change: 422 with the gaps it opened, unless `give_gap_to` names a
+        neighbouring EA along every gap, which then takes them (checked like any edit)."""
+        census_round = before["census_round"]
+        gaps = await _new_gaps(conn, commune, census_round, [before], self.rules)
+        if not gaps or give_gap_to is None:
+            _no_gap(gaps)
+            return []
+        receiver = await _receiver(conn, census_round, commune, give_gap_to)
+        _check_versions([receiver], if_match, user)
+        given = _given(gaps, receiver["code"])
+        grown = shapely.union_all(
+            [shapely.geometry.shape(json.loads(receiver["geometry"])), *[g["shape"] for g in given]]
+        )
+        context = {"round": census_round, "commune": commune.code, "vintage": commune.vintage}
+        found = await check(conn, grown, {**context, "self": receiver["id"]}, self.rules)
+        code = receiver["code"]
+        named = [
+            {**p, "problem": said("ea_problem", code=code, problem=p["problem"]), "ea": code}
+            for p in found.problems
+        ]
+        _broken(Findings(named))
+        values = await self.estimator.values(grown)
+        row = await sql.update_geometry(
+            conn, receiver["id"], {**values, "code": None, "user": user.name}
+        )
+        await write_history(conn, receiver["id"], "update", receiver, row, user, reason)
+        _no_gap(await _new_gaps(conn, commune, census_round, [before], self.rules))
+        area = sum(g["area_m2"] for g in given)
+        return [{"notice": said("gap_given", area=f"{area:.0f}", code=receiver["code"])}]
 
     async def set_attributes(
         self,
@@ -955,6 +1019,18 @@ def _no_gap(gaps: list[dict[str, Any]]) -> None:
         parameter="geometry",
         gaps=[{k: v for k, v in g.items() if k != "shape"} for g in gaps],
     )
+
+
+async def _receiver(
+    conn: psycopg.AsyncConnection, census_round: str, commune: Commune, code: str
+) -> Row:
+    """The EA of the commune named to take a gap; 422 naming `give_gap_to` if none."""
+    receiver = await sql.fetch_by_code(conn, census_round, commune.code, code)
+    if receiver is None:
+        raise Unprocessable(
+            said("unknown_eas", round=census_round, codes=code), parameter="give_gap_to"
+        )
+    return receiver
 
 
 def _given(gaps: list[dict[str, Any]], code: str) -> list[dict[str, Any]]:

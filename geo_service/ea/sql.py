@@ -543,14 +543,18 @@ SELECT ST_AsGeoJSON(p.g, 9)::json, ST_Area(p.g::geography), ST_AsText(ST_PointOn
        ST_AsBinary(p.g)
 FROM piece p, c, released r
 WHERE NOT EXISTS (
-    -- uncovered area around the piece that the change did not release
-    SELECT 1 FROM LATERAL (SELECT ST_Expand(ST_Envelope(p.g), 1e-6) AS w) win,
+    -- uncovered area around the piece that the change did not release (a commune still
+    -- being drawn), looked at ~10 m deep: 0.1 m deep, the undrawn area at the end of a strip
+    -- a few metres wide measured under 1 m² and did not count
+    SELECT 1 FROM LATERAL (SELECT ST_Expand(ST_Envelope(p.g), 1e-4) AS w) win,
     LATERAL ST_Dump(ST_Difference(ST_Intersection(c.geom, win.w), ST_Union(
         coalesce((SELECT ST_Union(e.geom) FROM enumeration_area e
                   WHERE e.census_round = %(round)s AND e.commune_code = %(commune)s
                     AND e.geom && win.w), 'SRID=4326;POLYGON EMPTY'::geometry),
         r.g))) old
-    WHERE ST_Area(old.geom::geography) > %(min_m2)s AND ST_DWithin(old.geom, p.g, 1e-8))
+    WHERE ST_Area(old.geom::geography) > %(min_m2)s AND ST_DWithin(old.geom, p.g, 1e-8)
+      -- (a sliver the rules tolerate between EAs is no undrawn area)
+      AND NOT ST_IsEmpty(ST_Buffer(old.geom::geography, -%(tolerance)s)::geometry))
 ORDER BY 2 DESC
 """
 

@@ -686,6 +686,7 @@ class SupervisorAreas(Document):
     census_round: str
     band: list[int]
     areas: list[SupervisorAreaDoc]
+    etag: str = Field(description="the areas' ETag (also the ETag header): If-Match of a batch")
 
 
 class ProposedArea(Document):
@@ -711,6 +712,7 @@ class AreaProposal(Document):
     kept: list[str]
     groups: list[ProposedArea]
     notes: list[str] = []
+    etag: str = Field(description="the areas' ETag the proposal was made on: its batch's If-Match")
 
 
 class EnumeratorTotal(Document):

@@ -41,6 +41,9 @@ ORGANISE_LABELS: dict[str, dict[str, str]] = {
         "confirm_save_assignments": "Giao {count} địa bàn cho {people} điều tra viên?",
         "assignments_saved": "Đã lưu phân công {count} địa bàn",
         "still_unassigned": "Vẫn chưa giao {count} địa bàn (cần thêm điều tra viên)",
+        "areas_stale": "Các nhóm giám sát đã được người khác thay đổi sau khi bạn xem trước; "
+        "chưa lưu gì.",
+        "fresh_preview": "Xem trước lại",
     },
     "en": {
         "bulk_title": "Select many EAs at once",
@@ -77,5 +80,8 @@ ORGANISE_LABELS: dict[str, dict[str, str]] = {
         "confirm_save_assignments": "Assign {count} EAs to {people} enumerators?",
         "assignments_saved": "Assignment of {count} EAs saved",
         "still_unassigned": "Still unassigned: {count} EAs (more enumerators needed)",
+        "areas_stale": "Someone else changed the supervisor areas since your preview; nothing "
+        "was saved.",
+        "fresh_preview": "Make a fresh preview",
     },
 }

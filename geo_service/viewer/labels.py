@@ -538,6 +538,7 @@ EA_LABELS: dict[str, dict[str, str]] = {
         "title": "Vẽ địa bàn điều tra",
         "zoom_in": "Phóng to",
         "zoom_out": "Thu nhỏ",
+        "zoom_for_eas": "Phóng to để xem địa bàn",
         "token": "Mã truy cập (token)",
         "sign_in": "Đăng nhập",
         "sign_out": "Đăng xuất",
@@ -614,6 +615,7 @@ EA_LABELS: dict[str, dict[str, str]] = {
     "en": {
         "zoom_in": "Zoom in",
         "zoom_out": "Zoom out",
+        "zoom_for_eas": "Zoom in to see the EAs",
         "title": "Enumeration area editor",
         "token": "Access token",
         "sign_in": "Sign in",

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query, Request
+import psycopg
+from fastapi import APIRouter, Body, Header, Path, Query, Request
 from fastapi.responses import Response
 
 from geo_core.errors import InvalidParameter, PayloadTooLarge
@@ -36,6 +37,7 @@ from geo_service.http.documents import (
 )
 from geo_service.http.ogc import GEOJSON
 from geo_service.messages import localised, said
+from geo_service.settings import ServiceSettings
 from geo_service.users import User
 
 router = APIRouter(tags=["census organisation"])
@@ -132,14 +134,34 @@ async def list_areas(
     reads: EaScope,
     settings: Settings,
     lang: Language,
+    response: Response,
     census_round: RoundQuery = "2029",
 ) -> SupervisorAreas:
-    """Each area with its EAs, households, supervisor and what breaks its rules now."""
+    """Each area with its EAs, households, supervisor and what breaks its rules now; the
+    ETag (header and `etag`) is the If-Match of a batch of areas."""
+    doc = await _areas_doc(code, conn, user, reads, settings, lang, census_round)
+    response.headers["ETag"] = doc.etag
+    return doc
+
+
+async def _areas_doc(
+    code: str,
+    conn: psycopg.AsyncConnection,
+    user: User | None,
+    reads: ReadScope,
+    settings: ServiceSettings,
+    lang: str,
+    census_round: str,
+) -> SupervisorAreas:
+    """The commune's supervisor areas as a document, with their ETag."""
     commune = await organise.round_commune(conn, census_round, code)
     reads.check(commune.code, commune.province, "code")
     band = _band(settings)
+    # (the tag read first: a change in between makes it stale, never the areas shown)
+    tag = await organise.areas_etag(conn, census_round, commune.code)
     areas = await organise.areas_report(conn, census_round, commune, band)
     return SupervisorAreas(
+        etag=tag,
         commune=commune.code,
         census_round=census_round,
         band=[band.low, band.high],
@@ -171,7 +193,7 @@ async def add_area(
     if not isinstance(body, dict):
         raise InvalidParameter("the body must be a JSON object", parameter="body")
     await organise.save_area(conn, user, census_round, code, None, body)
-    return await list_areas(code, conn, user, EVERYWHERE, settings, lang, census_round)
+    return await _areas_doc(code, conn, user, EVERYWHERE, settings, lang, census_round)
 
 
 @router.post(
@@ -224,14 +246,19 @@ async def save_areas(
         ),
     ],
     census_round: RoundQuery = "2029",
+    if_match: Annotated[
+        str | None,
+        Header(max_length=8000, description="the `etag` of the proposal or areas read"),
+    ] = None,
 ) -> SupervisorAreas:
     """A confirmed proposal: the areas named in `replace` removed and every area listed made,
     each checked as one area is (contiguous, in the commune, in no other area), in one
-    transaction: all saved or none, a refusal naming the EA codes."""
+    transaction: all saved or none, a refusal naming the EA codes. Needs If-Match with the
+    proposal's `etag` (428 without; 412 naming the areas made, changed or removed since)."""
     if not isinstance(body, dict):
         raise InvalidParameter("the body must be a JSON object", parameter="body")
-    await organise.save_areas(conn, user, census_round, code, body)
-    return await list_areas(code, conn, user, EVERYWHERE, settings, lang, census_round)
+    await organise.save_areas(conn, user, census_round, code, body, if_match)
+    return await _areas_doc(code, conn, user, EVERYWHERE, settings, lang, census_round)
 
 
 @router.put("/communes/{code}/supervisor-areas/{area}", summary="Change a supervisor area")
@@ -249,7 +276,7 @@ async def change_area(
     if not isinstance(body, dict):
         raise InvalidParameter("the body must be a JSON object", parameter="body")
     await organise.save_area(conn, user, census_round, code, area, body)
-    return await list_areas(code, conn, user, EVERYWHERE, settings, lang, census_round)
+    return await _areas_doc(code, conn, user, EVERYWHERE, settings, lang, census_round)
 
 
 @router.delete(

@@ -710,10 +710,18 @@ async def restore_ea(
     entry: Annotated[int, Query(ge=1, le=2**63 - 1, description="the history entry's id")],
     if_match: Annotated[str | None, Header(max_length=200)] = None,
     reason: Annotated[str | None, Query(max_length=500)] = None,
+    give_gap_to: Annotated[
+        str | None,
+        Query(max_length=20, description="a neighbouring EA's code: it takes any gap opened"),
+    ] = None,
 ) -> GeoJSONResponse:
     """The EA's shape and attributes as they were after that change, checked against the
-    rules like any edit (needs If-Match); the restore is itself a change in the history."""
-    row, notes = await ops.restore(conn, user, featureId, if_match, entry, _reason(reason))
+    rules like any edit (needs If-Match); the restore is itself a change in the history. A
+    restore that opens a gap in the commune is refused with the gap (422 `gaps`) unless
+    `give_gap_to` names a neighbouring EA to take it (its ETag in If-Match too)."""
+    row, notes = await ops.restore(
+        conn, user, featureId, if_match, entry, _reason(reason), give_gap_to
+    )
     return _feature_response(row, 200, {"warnings": notes}, lang)
 
 

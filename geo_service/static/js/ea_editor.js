@@ -257,6 +257,21 @@ import { addPanes } from "./viewer/layers.js";
     tiles.on("load", () => { window.eaEditor.tileLoads += 1; });
   }
 
+  /* Below the EA tiles' minimum zoom the layer is empty: a note says why, and what to do. */
+  function addZoomNote() {
+    const note = L.control({ position: "topright" });
+    note.onAdd = () => {
+      const box = L.DomUtil.create("div", "ea-zoom-note");
+      box.setAttribute("role", "status");
+      box.textContent = t("zoom_for_eas");
+      return box;
+    };
+    note.addTo(map);
+    const show = () => { note.getContainer().hidden = map.getZoom() >= cfg.eaTilesMinZoom; };
+    map.on("zoomend", show);
+    show();
+  }
+
   async function addCommuneOutline() {
     const url = cfg.api + "/collections/commune-" + cfg.vintage + "/items/" + cfg.commune.code;
     const result = await call("GET", url);
@@ -811,7 +826,17 @@ import { addPanes } from "./viewer/layers.js";
     const feature = entry.after || entry.before;
     const version = feature.properties.version || "?";
     if (!await confirmAction(t("confirm_restore", { code: codeOf(id), version, when: when(entry.at) }), t("restore"))) return;
-    const result = await call("POST", ITEMS + "/" + id + "/restore?entry=" + entryId, { etag: state.eas[id].etag });
+    const url = ITEMS + "/" + id + "/restore?entry=" + entryId;
+    let result = await call("POST", url, { etag: state.eas[id].etag });
+    // a smaller earlier shape can open a gap: as on a save, offer a neighbour to take it
+    if (!result.ok && result.status === 422 && result.body && result.body.gaps) {
+      const receiver = await askGapReceiver(result.body.gaps, id);
+      const taker = receiver && Object.values(state.eas).find((ea) => ea.feature.properties.code === receiver);
+      if (taker) {
+        result = await call("POST", url + "&give_gap_to=" + encodeURIComponent(receiver),
+                            { etag: state.eas[id].etag + ", " + taker.etag });
+      }
+    }
     overlay.clearLayers();
     state.history = null;
     await afterWrite(result, result.ok ? t("restored") : null);
@@ -992,7 +1017,8 @@ import { addPanes } from "./viewer/layers.js";
                                                               fillOpacity: 0.6 } }).addTo(findings);
       marker(gap.location, t("gaps") + ": " + fmt(gap.area_m2) + " m²", "#c0392b");
     }
-    if (result.status === 412) lines.push(t("stale"));
+    // (a batch of supervisor areas says itself what changed; "stale" speaks of an EA)
+    if (result.status === 412 && !body.areas) lines.push(t("stale"));
     showMessage((title || t("not_saved")) + ": " + (body.detail || result.status), lines, "error");
   }
 
@@ -1648,6 +1674,7 @@ import { addPanes } from "./viewer/layers.js";
     if (state.token) await signInWith(state.token);
     if (cfg.commune) {
       addTiles();
+      addZoomNote();
       await Promise.all([addCommuneOutline(), loadLines()]);
       await reload();
     } else await addOverview();

@@ -54,7 +54,7 @@ export function createOrganiser(ctx) {
   const { map, cfg, t, escape, fmt } = ctx;
   const preview = L.featureGroup().addTo(map);
   const own = {
-    mode: null, drag: null, areas: null, assignments: null,
+    mode: null, drag: null, areas: null, assignments: null, stale: false,
     band: cfg.areaBand.slice(), onlySelection: true, redo: false,
   };
   let badge = null;
@@ -227,6 +227,7 @@ export function createOrganiser(ctx) {
     own.assignments = null;
     if (!result.ok) { clear(); ctx.showError(result); ctx.render(); return; }
     own.areas = result.body;
+    own.stale = false;
     drawAreas();
     ctx.showMessage(t("proposal_title", { count: result.body.groups.length, eas: countEas(result.body) }),
       result.body.notes, "ok");
@@ -267,9 +268,13 @@ export function createOrganiser(ctx) {
                                  t("save_proposal", vars), replacing)) return;
     const body = { areas: proposal.groups.map((g) => ({ eas: g.eas, supervisor: g.supervisor })),
                    replace: proposal.replaces };
-    const result = await ctx.call("POST", base() + "/supervisor-areas/batch?round=" + cfg.round, { body });
+    // (the preview's ETag: a colleague's newer areas are never saved over)
+    const result = await ctx.call("POST", base() + "/supervisor-areas/batch?round=" + cfg.round,
+                                  { body, etag: proposal.etag });
     if (result.ok) { clear(); ctx.setSelected([]); }
+    if (result.status === 412) { clear(); own.stale = true; }
     await ctx.afterWrite(result, result.ok ? t("areas_saved", { count: vars.count }) : null);
+    if (own.stale) showProposal();
   }
 
   async function proposeAssignments() {
@@ -299,6 +304,7 @@ export function createOrganiser(ctx) {
   }
 
   function clear() {
+    own.stale = false;
     own.areas = null;
     own.assignments = null;
     preview.clearLayers();
@@ -338,6 +344,10 @@ export function createOrganiser(ctx) {
   }
 
   function areasHtml() {
+    if (own.stale) {
+      return "<div class='ea-proposal ea-areas-stale'><div class='ea-warn'>" + escape(t("areas_stale")) + "</div>" +
+        button("fresh_preview", null, "ea-primary") + button("drop_proposal") + "</div>";
+    }
     const p = own.areas;
     if (!p) return "";
     let out = "<div class='ea-proposal'><b>" + escape(t("proposal_title", { count: p.groups.length, eas: countEas(p) })) + "</b>";
@@ -394,6 +404,7 @@ export function createOrganiser(ctx) {
       case "propose_areas": return proposeAreas();
       case "propose_assignments": return proposeAssignments();
       case "save_areas": return saveAreas();
+      case "fresh_preview": return proposeAreas();
       case "save_assignments": return saveAssignments();
       case "drop_proposal": clear(); ctx.clearMessage(); return ctx.render();
       default: return undefined;

@@ -1,0 +1,135 @@
+"""The EA editor's remaining safety gaps, in Chromium in Vietnamese: a restore that would
+open a gap offers the gap to a neighbour (as a save does), a stale preview of supervisor
+areas is refused and a fresh one offered, and the map says to zoom in when EAs are not
+drawn (below the EA tiles' minimum zoom)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from shapely.geometry import mapping, shape
+
+from geo_service.viewer.ea_labels import CENSUS_LABELS
+from tests.conftest import PgCluster
+from tests.test_ea_editor import COMMUNE, ITEMS, Editor, _editor_over_demo
+from tests.test_ea_shared_edges import _inward, _moved, _shared_vertex
+
+pytest.importorskip("playwright.sync_api")
+
+VI = CENSUS_LABELS["vi"]
+
+
+@pytest.fixture
+def editor(browser: Any, pg: PgCluster, demo_template: str) -> Iterator[Editor]:
+    with _editor_over_demo(browser, pg, demo_template) as page:
+        page.context.set_default_timeout(60_000)
+        yield page
+
+
+def _etag(feature: dict[str, Any]) -> str:
+    return f'"ea-{feature["id"]}-v{feature["properties"]["version"]}"'
+
+
+def test_a_restore_that_opens_a_gap_offers_it_to_a_neighbour(editor: Editor) -> None:
+    eas = editor.generate(COMMUNE)
+    first, second, vertex = _shared_vertex(eas)
+    to = _inward(first, vertex)
+    body = {
+        "type": "FeatureCollection",
+        "features": [
+            {"type": "Feature", "id": f["id"], "properties": {}, "geometry": mapping(geom)}
+            for f, geom in (
+                (first, _moved(shape(first["geometry"]), vertex, to)),
+                (second, _moved(shape(second["geometry"]), vertex, to)),
+            )
+        ],
+    }
+    tags = f"{_etag(first)}, {_etag(second)}"
+    status, _, moved = editor.api(
+        "POST", "/collections/enumeration-areas/reshape", "editor", body, tags
+    )
+    assert status == 200, moved
+    editor.open(f"commune={COMMUNE}&lang=vi")
+    editor.sign_in("editor")
+    editor.js(f"window.eaEditor.select({second['id']}, false)")
+    editor.page.click("button.ea-history")
+    editor.page.locator(".ea-restore").first.wait_for(state="visible")
+    before = editor.tables()
+    writes = len(editor.js("window.eaEditor.writes"))
+    editor.page.locator(".ea-restore").last.click()  # (the oldest entry: the generated one)
+    assert second["properties"]["code"] in editor.confirm()
+    # refused with the gap on the map, and the choice of the neighbour along it
+    receiver = editor.page.locator("select.ea-gap-receiver")
+    receiver.wait_for(state="visible")
+    assert receiver.locator("option").all_inner_texts() == [first["properties"]["code"]]
+    assert editor.js("window.eaEditor.findings()") >= 1
+    assert editor.tables() == before
+    editor.screenshot("ea-restore-gap-offered-vi")
+    editor.page.click(".ea-confirm-ok")
+    done = editor.wait_writes(writes + 2)
+    assert done["status"] == 200 and "give_gap_to=" in done["path"], done
+    _, _, report = editor.api("GET", f"/communes/{COMMUNE}/ea-coverage?round=2029", "editor")
+    assert report["complete"], (report["gaps"], report["overlaps"])
+    _, _, restored = editor.api("GET", f"{ITEMS}/{second['id']}", "editor")
+    assert abs(shape(restored["geometry"]).area - shape(second["geometry"]).area) < 1e-9
+
+
+def test_a_stale_preview_is_refused_and_a_fresh_one_offered(editor: Editor) -> None:
+    eas = editor.generate(COMMUNE)
+    editor.open(f"commune={COMMUNE}&lang=vi&tab=organise")
+    editor.sign_in("editor")
+    # zoomed out past the EA tiles' minimum zoom, the map says to zoom in (and only then)
+    note = editor.page.locator(".ea-zoom-note")
+    assert note.count() == 1 and note.is_hidden()
+    # (with no base map here the EA layer's own minimum holds the map at z5; a base map, as
+    # every operator has, lets it go further out)
+    editor.js("window.eaEditor.map.setMinZoom(0)")
+    editor.js("window.eaEditor.map.setZoom(4, {animate: false})")
+    note.wait_for(state="visible")
+    assert note.inner_text() == VI["zoom_for_eas"] == "Phóng to để xem địa bàn"
+    editor.screenshot("ea-zoom-in-note-vi")
+    editor.js("window.eaEditor.map.setZoom(6, {animate: false})")
+    note.wait_for(state="hidden")
+
+    editor.page.click("button.ea-org-propose_areas")
+    editor.page.wait_for_selector(".ea-proposal-table")
+    # meanwhile a colleague groups three EAs of the commune
+    codes = sorted(f["properties"]["code"] for f in eas)
+    grouped = next(
+        [a, b, c]
+        for a in eas
+        for b in eas
+        for c in eas
+        if len({a["id"], b["id"], c["id"]}) == 3
+        and shape(a["geometry"]).intersection(shape(b["geometry"])).length > 0
+        and shape(b["geometry"]).intersection(shape(c["geometry"])).length > 0
+    )
+    status, _, made = editor.api(
+        "POST",
+        f"/communes/{COMMUNE}/supervisor-areas",
+        "supervisor",
+        {"eas": [f["properties"]["code"] for f in grouped]},
+    )
+    assert status == 201, made
+    area = made["areas"][0]["code"]
+    writes = len(editor.js("window.eaEditor.writes"))
+    editor.page.click("button.ea-org-save_areas")
+    editor.confirm(True)
+    refused = editor.wait_writes(writes + 1)
+    assert refused["status"] == 412, refused
+    stale = editor.page.locator(".ea-areas-stale")
+    stale.wait_for(state="visible")
+    assert VI["areas_stale"] in stale.inner_text()
+    message = editor.page.locator(".ea-message").inner_text()
+    assert area in message and "xem trước lại" in message, message
+    _, _, areas = editor.api("GET", f"/communes/{COMMUNE}/supervisor-areas", "editor")
+    assert [a["code"] for a in areas["areas"]] == [area]  # nothing saved over it
+    editor.screenshot("ea-areas-stale-vi")
+    editor.page.click("button.ea-org-fresh_preview")
+    editor.page.wait_for_selector(".ea-proposal-table")
+    fresh = editor.js("window.eaOrganiser.proposal()")
+    assert area in fresh["kept"]
+    proposed = {c for g in fresh["groups"] for c in g["eas"]}
+    assert proposed == set(codes) - {f["properties"]["code"] for f in grouped}
