@@ -13,7 +13,9 @@ echo "== import layers"
 echo "== mypy"
 .venv/bin/mypy
 echo "== pytest"
-# (in parallel: one PostGIS cluster per worker, the demo load is per worker; four workers even
-# on two cores: the tests mostly wait on browsers, servers and the database — a 2-core run
-# with two workers kept the CPU 47 % busy)
-exec .venv/bin/pytest -n 4 --durations=25 "$@"
+# (in parallel: one PostGIS cluster per worker, each a copy of one the demo is loaded into once
+# per run; four workers even on two cores: the tests mostly wait on browsers, servers and the
+# database — a 2-core run with two workers kept the CPU 47 % busy. `loadgroup`: the tests of
+# a module with a module-scoped fixture run on one worker, so it is built once; see
+# tests/conftest.py)
+exec .venv/bin/pytest -n 4 --dist loadgroup --durations=25 "$@"

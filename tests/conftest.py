@@ -1,9 +1,13 @@
-"""Test fixtures: one throwaway PostGIS cluster per run, template databases per test."""
+"""Test fixtures: one throwaway PostGIS cluster per worker (a copy of one built once per
+run), template databases per test."""
 
 from __future__ import annotations
 
+import fcntl
 import itertools
+import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -12,6 +16,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +27,7 @@ from psycopg import sql
 
 from geo_service.demo import load_demo
 from geo_service.http.app import create_app
-from geo_service.localdb import LocalCluster
+from geo_service.localdb import STATE_FILE, LocalCluster, free_port
 from geo_service.migrate import migrate
 from geo_service.settings import ServiceSettings
 
@@ -66,47 +71,155 @@ class PgCluster:
             )
 
 
+PG_OPTIONS = (
+    "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+    "-c max_parallel_workers_per_gather=0"
+)
+GOLDEN_ENV = "GEO_SERVICE_TEST_GOLDEN"
+_GOLDEN = pytest.StashKey[Path]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In the controlling process: a folder where the first worker to need the database
+    builds the templated cluster that every worker then copies (see `pg`)."""
+    if hasattr(config, "workerinput") or os.environ.get(GOLDEN_ENV):
+        return
+    folder = Path(tempfile.mkdtemp(prefix="geo-service-golden-"))
+    folder.chmod(0o755)  # the postgres user must reach the data folder when we run as root
+    config.stash[_GOLDEN] = folder
+    # (xdist's workers are started after this, with this environment)
+    os.environ[GOLDEN_ENV] = str(folder)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Delete the golden cluster's files once every worker is done with them."""
+    folder = config.stash.get(_GOLDEN, None)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.environ.pop(GOLDEN_ENV, None)
+
+
+def _uses_module_fixture(item: pytest.Item) -> bool:
+    """True when the test uses a module-scoped fixture (directly or through another)."""
+    info = getattr(item, "_fixtureinfo", None)
+    definitions = info.name2fixturedefs.values() if info else ()
+    return any(d and d[-1].scope == "module" for d in definitions)
+
+
+GROUPS_FILE = "groups.json"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under `--dist loadgroup` (scripts/test.sh), in a worker: write down which tests use a
+    module-scoped fixture, for the scheduler to send each such module to one worker."""
+    # With load scheduling consecutive tests go to different workers, so a module fixture
+    # (a live service over its own database copy, a browser walk, the benchmark dry run)
+    # was built by every worker. (xdist's own `xdist_group` marks are lost under pytest 9,
+    # which no longer reads the node id xdist rewrites; hence a file for the scheduler.)
+    if not (config.getoption("loadgroup", False) and hasattr(config, "workerinput")):
+        return
+    groups = {i.nodeid: i.nodeid.split("::", 1)[0] for i in items if _uses_module_fixture(i)}
+    target = Path(os.environ[GOLDEN_ENV]) / GROUPS_FILE
+    partial = target.with_name(f"{GROUPS_FILE}.{os.getpid()}")
+    partial.write_text(json.dumps(groups))
+    partial.replace(target)  # (every worker writes the same; none reads half a file)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadgroup`: the tests of a module with a module-scoped fixture are one unit."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class ModuleFixtureScheduling(LoadGroupScheduling):
+        """Load scheduling, each module with a module-scoped fixture as one unit."""
+
+        groups: dict[str, str] | None = None
+
+        def _split_scope(self, nodeid: str) -> str:
+            if self.groups is None:  # (read once every worker has collected)
+                path = Path(os.environ[GOLDEN_ENV]) / GROUPS_FILE
+                self.groups = json.loads(path.read_text()) if path.exists() else {}
+            return self.groups.get(nodeid) or super()._split_scope(nodeid)
+
+    return ModuleFixtureScheduling(config, log)
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on `path` among the run's processes (xdist workers)."""
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _build_golden(home: Path) -> None:
+    """A stopped cluster holding the migrated empty template and the demo template."""
+    cluster = LocalCluster(home, database="postgres")
+    cluster.start(extra_options=PG_OPTIONS)
+    try:
+        with psycopg.connect(cluster.url(database="postgres"), autocommit=True) as conn:
+            conn.execute("CREATE DATABASE tmpl_empty")
+        with psycopg.connect(cluster.url(database="tmpl_empty"), autocommit=True) as conn:
+            migrate(conn)
+        with psycopg.connect(cluster.url(database="postgres"), autocommit=True) as conn:
+            conn.execute("CREATE DATABASE tmpl_demo TEMPLATE tmpl_empty")
+        with psycopg.connect(cluster.url(database="tmpl_demo"), autocommit=True) as conn:
+            for _ in load_demo(conn, DEMO_DATA):
+                pass
+    finally:
+        cluster.stop()
+
+
+def _copy_golden(home: Path) -> LocalCluster:
+    """This process's own cluster, a file copy of the golden one (built first if no worker
+    has yet): loading the demo took each of four workers about 40 s of a 2-core machine."""
+    folder = Path(os.environ[GOLDEN_ENV])
+    golden = folder / "cluster"
+    with _locked(folder / "lock"):
+        if not (folder / "ready").exists():
+            shutil.rmtree(golden, ignore_errors=True)  # (a build that failed half-way)
+            golden.mkdir()
+            golden.chmod(0o755)
+            _build_golden(golden)
+            (folder / "ready").touch()
+    state = LocalCluster(golden).load_state()
+    assert state is not None
+    # (cp -a keeps the files the postgres user's when we run as root)
+    subprocess.run(["cp", "-a", str(golden / "postgres"), str(home)], check=True)
+    state.data_dir = str(home / "postgres" / "pgdata")
+    state.port = free_port()
+    (home / STATE_FILE).write_text(json.dumps(asdict(state)))
+    return LocalCluster(home, database="postgres")
+
+
 @pytest.fixture(scope="session")
 def pg() -> Iterator[PgCluster]:
-    """Start a throwaway PostgreSQL + PostGIS cluster for the whole run."""
+    """This process's throwaway PostgreSQL + PostGIS cluster for the whole run, with the
+    templates `tmpl_empty` and `tmpl_demo` already made."""
     home = Path(tempfile.mkdtemp(prefix="geo-service-test-"))
     home.chmod(0o755)  # the postgres user must reach the data folder when we run as root
-    cluster = LocalCluster(home, database="postgres")
-    cluster.start(
-        extra_options="-c fsync=off -c synchronous_commit=off "
-        "-c full_page_writes=off -c max_parallel_workers_per_gather=0"
-    )
+    cluster = _copy_golden(home)
+    cluster.start(extra_options=PG_OPTIONS)
     try:
         yield PgCluster(cluster)
     finally:
         cluster.destroy()
-
-
-def _make_template(pg: PgCluster, name: str, source: str | None = None) -> str:
-    with psycopg.connect(pg.url("postgres"), autocommit=True) as conn:
-        query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
-        if source:
-            query += sql.SQL(" TEMPLATE {}").format(sql.Identifier(source))
-        conn.execute(query)
-    return pg.url(name)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def empty_template(pg: PgCluster) -> str:
     """Name of a migrated database with no data (only used as a template)."""
-    url = _make_template(pg, "tmpl_empty")
-    with psycopg.connect(url, autocommit=True) as conn:
-        migrate(conn)
     return "tmpl_empty"
 
 
 @pytest.fixture(scope="session")
 def demo_template(pg: PgCluster, empty_template: str) -> str:
     """Name of a database with the demo data loaded (only used as a template)."""
-    url = _make_template(pg, "tmpl_demo", empty_template)
-    with psycopg.connect(url, autocommit=True) as conn:
-        for _ in load_demo(conn, DEMO_DATA):
-            pass
     return "tmpl_demo"
 
 
@@ -159,8 +272,6 @@ def live_process(
 
     Waits until /health answers 200, or only answers at all when not `database_up`.
     """
-    from geo_service.localdb import free_port
-
     port = port or free_port()
     environment = {
         **os.environ,
