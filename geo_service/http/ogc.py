@@ -4,10 +4,10 @@ classes, the GeoJSON response, and the links that page through items."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import Request
+from fastapi import Query, Request
 from fastapi.responses import JSONResponse
 
 from geo_core.crs import OutputCrs
@@ -22,6 +22,14 @@ TILING_SCHEME = "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme"
 TILESETS_VECTOR = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"
 QUERYABLES = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
 JSON_SCHEMA = "application/schema+json"
+# the `filter-lang` query parameter of every route that takes a CQL2 filter
+FilterLang = Annotated[
+    Literal["cql2-text", "cql2-json", "cql-text"],
+    Query(
+        alias="filter-lang",
+        description="the filter's encoding (cql-text: the draft's name for cql2-text)",
+    ),
+]
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",

@@ -57,6 +57,7 @@ from geo_service.http.ogc import (
     JSON_SCHEMA,
     QUERYABLES,
     TILESETS_VECTOR,
+    FilterLang,
     GeoJSONResponse,
     page_tail,
     queryable_schema,
@@ -235,13 +236,7 @@ async def list_eas(
             "longitude/latitude",
         ),
     ] = None,
-    filter_lang: Annotated[
-        Literal["cql2-text", "cql2-json", "cql-text"],
-        Query(
-            alias="filter-lang",
-            description="the filter's encoding (cql-text: the draft's name for cql2-text)",
-        ),
-    ] = "cql2-text",
+    filter_lang: FilterLang = "cql2-text",
 ) -> Response:
     """EAs filtered by commune, status, census round and bounding box; streamed, in pages,
     or as a download file."""

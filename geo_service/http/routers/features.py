@@ -51,6 +51,7 @@ from geo_service.http.ogc import (
     JSON_SCHEMA,
     QUERYABLES,
     TILESETS_VECTOR,
+    FilterLang,
     GeoJSONResponse,
     crs_member,
     page_tail,
@@ -404,13 +405,7 @@ async def items(
             "compare as published (a suppressed value is null and selects nothing)",
         ),
     ] = None,
-    filter_lang: Annotated[
-        Literal["cql2-text", "cql2-json", "cql-text"],
-        Query(
-            alias="filter-lang",
-            description="the filter's encoding (cql-text: the draft's name for cql2-text)",
-        ),
-    ] = "cql2-text",
+    filter_lang: FilterLang = "cql2-text",
     filter_crs: Annotated[
         str | None,
         Query(alias="filter-crs", pattern=CRS, description="CRS of the filter's geometries"),
