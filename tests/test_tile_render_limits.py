@@ -64,11 +64,12 @@ class CountedTiles(TileService):
         self.rendered = asyncio.Event()
         self.pool: AsyncConnectionPool | None = None  # the requests' pool
 
-    async def _render(self, conn: Any, statement: Any, params: Any, *zxy: int) -> Any:
+    async def _rendered(self, conn: Any, statement: Any, params: Any, *zxy: int) -> Any:
+        # (every render runs through here: shared, scoped, pre-rendered)
         self.running += 1
         self.most = max(self.most, self.running)
         try:
-            tile = await super()._render(conn, statement, params, *zxy)
+            tile = await super()._rendered(conn, statement, params, *zxy)
             self.rendered.set()
             if self.gate is not None:
                 await self.gate.wait()
