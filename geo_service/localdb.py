@@ -36,6 +36,10 @@ class ClusterState:
     service_password: str = ""  # of the web service's restricted login (see service_url)
 
 
+# Where root's clusters go when the postgres user cannot reach the service's home.
+FALLBACK_ROOT = Path("/var/lib/geo-service")
+
+
 def _is_root() -> bool:
     return os.geteuid() == 0
 
@@ -147,7 +151,11 @@ class LocalCluster:
             return wanted
         # Under a 0700 folder such as /root the postgres user cannot reach the data.
         digest = hashlib.sha1(str(self.home.resolve()).encode()).hexdigest()[:12]
-        return Path("/var/lib/geo-service") / digest / "pgdata"
+        # (made here, and passable by the postgres user whatever the umask: the commands
+        # run with 027, which made it 0750 root's and every initdb below it fail)
+        FALLBACK_ROOT.mkdir(parents=True, exist_ok=True)
+        FALLBACK_ROOT.chmod(0o711)
+        return FALLBACK_ROOT / digest / "pgdata"
 
     def init(self) -> ClusterState:
         """Create the cluster once; later calls return the existing state."""
@@ -308,4 +316,4 @@ class LocalCluster:
 
 def _owned_subdir(state: ClusterState) -> bool:
     """True when the data folder's parent is ours alone (the /var/lib fallback)."""
-    return Path(state.data_dir).parent.parent == Path("/var/lib/geo-service")
+    return Path(state.data_dir).parent.parent == FALLBACK_ROOT
