@@ -99,52 +99,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         os.environ.pop(GOLDEN_ENV, None)
 
 
-def _uses_module_fixture(item: pytest.Item) -> bool:
-    """True when the test uses a module-scoped fixture (directly or through another)."""
-    info = getattr(item, "_fixtureinfo", None)
-    definitions = info.name2fixturedefs.values() if info else ()
-    return any(d and d[-1].scope == "module" for d in definitions)
-
-
-GROUPS_FILE = "groups.json"
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under `--dist loadgroup` (scripts/test.sh), in a worker: write down which tests use a
-    module-scoped fixture, for the scheduler to send each such module to one worker."""
-    # With load scheduling consecutive tests go to different workers, so a module fixture
-    # (a live service over its own database copy, a browser walk, the benchmark dry run)
-    # was built by every worker. (xdist's own `xdist_group` marks are lost under pytest 9,
-    # which no longer reads the node id xdist rewrites; hence a file for the scheduler.)
-    if not (config.getoption("loadgroup", False) and hasattr(config, "workerinput")):
-        return
-    groups = {i.nodeid: i.nodeid.split("::", 1)[0] for i in items if _uses_module_fixture(i)}
-    target = Path(os.environ[GOLDEN_ENV]) / GROUPS_FILE
-    partial = target.with_name(f"{GROUPS_FILE}.{os.getpid()}")
-    partial.write_text(json.dumps(groups))
-    partial.replace(target)  # (every worker writes the same; none reads half a file)
-
-
-def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """`--dist loadgroup`: the tests of a module with a module-scoped fixture are one unit."""
-    if config.getvalue("dist") != "loadgroup":
-        return None
-    from xdist.scheduler import LoadGroupScheduling
-
-    class ModuleFixtureScheduling(LoadGroupScheduling):
-        """Load scheduling, each module with a module-scoped fixture as one unit."""
-
-        groups: dict[str, str] | None = None
-
-        def _split_scope(self, nodeid: str) -> str:
-            if self.groups is None:  # (read once every worker has collected)
-                path = Path(os.environ[GOLDEN_ENV]) / GROUPS_FILE
-                self.groups = json.loads(path.read_text()) if path.exists() else {}
-            return self.groups.get(nodeid) or super()._split_scope(nodeid)
-
-    return ModuleFixtureScheduling(config, log)
-
-
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
     """An exclusive lock on `path` among the run's processes (xdist workers)."""
