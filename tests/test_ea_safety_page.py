@@ -89,6 +89,12 @@ def test_a_stale_preview_is_refused_and_a_fresh_one_offered(editor: Editor) -> N
     editor.js("window.eaEditor.map.setZoom(4, {animate: false})")
     note.wait_for(state="visible")
     assert note.inner_text() == VI["zoom_for_eas"] == "Phóng to để xem địa bàn"
+    # and nothing covers it (in the top right it sat under the panel, out of sight)
+    box = note.bounding_box()
+    assert box is not None
+    centre = [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2]
+    on_top = "([x, y]) => !!document.elementFromPoint(x, y).closest('.ea-zoom-note')"
+    assert editor.page.evaluate(on_top, centre), "the zoom note is covered"
     editor.screenshot("ea-zoom-in-note-vi")
     editor.js("window.eaEditor.map.setZoom(6, {animate: false})")
     note.wait_for(state="hidden")

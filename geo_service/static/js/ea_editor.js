@@ -259,7 +259,8 @@ import { addPanes } from "./viewer/layers.js";
 
   /* Below the EA tiles' minimum zoom the layer is empty: a note says why, and what to do. */
   function addZoomNote() {
-    const note = L.control({ position: "topright" });
+    // (top left, under the drawing tools: the top right is under the panel on a desktop)
+    const note = L.control({ position: "topleft" });
     note.onAdd = () => {
       const box = L.DomUtil.create("div", "ea-zoom-note");
       box.setAttribute("role", "status");
