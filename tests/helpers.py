@@ -47,12 +47,23 @@ def fingerprint(
 def get_metrics(client: Any, headers: dict[str, str] | None = None) -> Any:
     """GET /metrics as a scraper on the service's machine: a test client's requests come
     from "testclient", which /metrics without a token refuses like any other host."""
+    return get_locally(client, "/metrics", headers)
+
+
+def get_health(client: Any, headers: dict[str, str] | None = None) -> Any:
+    """GET /health as an operator on the service's machine (who is told the versions and
+    the replicas; a test client's "testclient" is told only the status)."""
+    return get_locally(client, "/health", headers)
+
+
+def get_locally(client: Any, path: str, headers: dict[str, str] | None = None) -> Any:
+    """GET `path` through a test client as a client on the service's machine (127.0.0.1)."""
     transport = getattr(client, "_transport", None)
     peer = getattr(transport, "client", None)
     if peer is not None:
         transport.client = ("127.0.0.1", 50000)  # type: ignore[union-attr]
     try:
-        return client.get("/metrics", headers=headers or {})
+        return client.get(path, headers=headers or {})
     finally:
         if peer is not None:
             transport.client = peer  # type: ignore[union-attr]

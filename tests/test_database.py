@@ -14,6 +14,7 @@ import pytest
 
 from geo_service.migrate import available_migrations, current_version, migrate
 from tests.conftest import PgCluster
+from tests.helpers import get_health
 
 GEO_SERVICE = [sys.executable, "-m", "geo_service"]
 
@@ -143,7 +144,7 @@ def test_service_pages_answer(client, path: str) -> None:  # type: ignore[no-unt
 
 
 def test_health_reports_database(client) -> None:  # type: ignore[no-untyped-def]
-    body = client.get("/health").json()
+    body = get_health(client).json()
     assert body["status"] == "ok" and body["postgis"].startswith("3.")
     assert body["schema_version"] == available_migrations()[-1].version
 

@@ -13,6 +13,7 @@ import pytest
 
 from geo_service.http.consistency import signed_position
 from geo_service.users import add_user
+from tests.helpers import get_health
 from tests.replication import Replication, hanoi_name
 from tests.test_area_report import COMMUNE_INDICATORS, DRAWN
 from tests.test_replicas import clock, served_since, service, states, wait_for
@@ -123,7 +124,7 @@ def test_a_read_with_the_position_sees_the_write_without_it_may_not(
         assert served_since(replication.primary_url, before)
         # without it: the replica's older data (it is in rotation, within the lag limit)
         assert province_name(client) == original_name
-        assert client.get("/health").json()["replicas"][0]["state"] == "streaming"
+        assert get_health(client).json()["replicas"][0]["state"] == "streaming"
 
 
 def test_a_read_with_the_position_goes_to_a_replica_that_has_replayed_it(

@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from geo_service.http.app import create_app
 from geo_service.localdb import free_port
 from geo_service.settings import ServiceSettings
-from tests.helpers import scrape
+from tests.helpers import get_health, scrape
 from tests.replication import PRIMARY_OPTIONS, Replication
 
 ITEMS = "/collections/province-2025/items?limit=3"
@@ -51,7 +51,7 @@ def wait_for(client: TestClient, wanted: Callable[[list[dict[str, Any]]], bool])
     deadline = time.monotonic() + 30
     replicas: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
-        replicas = client.get("/health").json().get("replicas", [])
+        replicas = get_health(client).json().get("replicas", [])
         if wanted(replicas):
             return
         time.sleep(0.05)
@@ -104,7 +104,7 @@ def host_port(url: str) -> str:
 def test_reads_go_to_a_streaming_replica(replication: Replication) -> None:
     with service(replication.primary_url, replication.standby_url) as client:
         wait_for(client, states("streaming"))
-        health = client.get("/health").json()
+        health = get_health(client).json()
         assert health["status"] == "ok"
         assert health["replicas"] == [
             {"url": host_port(replication.standby_url), "state": "streaming", "lag_s": 0.0}
@@ -168,7 +168,7 @@ def test_an_idle_primary_does_not_make_an_up_to_date_replica_lag(
                 "SELECT extract(epoch FROM now() - pg_last_xact_replay_timestamp())"
             ).fetchone()
         assert row is not None and row[0] > 1.0
-        assert client.get("/health").json()["replicas"][0]["state"] == "streaming"
+        assert get_health(client).json()["replicas"][0]["state"] == "streaming"
 
 
 def test_a_lagging_replica_leaves_the_rotation_and_comes_back(
@@ -179,7 +179,7 @@ def test_a_lagging_replica_leaves_the_rotation_and_comes_back(
         with replication.replay_paused():
             replication.write_on_primary()
             wait_for(client, states("lagging"))
-            lag = client.get("/health").json()["replicas"][0]["lag_s"]
+            lag = get_health(client).json()["replicas"][0]["lag_s"]
             assert lag > 1.0
             assert read_items(client, replication) == (False, True)
         wait_for(client, states("streaming"))
@@ -194,7 +194,7 @@ def test_bad_replicas_are_reported_never_used_and_the_service_starts(
     replicas = ",".join([replication.primary_url, unreachable, "not a URL at all"])
     with service(replication.primary_url, replicas) as client:
         wait_for(client, states("not a standby", "unreachable", "invalid URL"))
-        response = client.get("/health")
+        response = get_health(client)
         assert response.status_code == 200
         body = response.json()
         assert body["status"] == "ok"
@@ -225,7 +225,7 @@ def test_bad_replicas_are_reported_never_used_and_the_service_starts(
 
 def test_without_replicas_everything_stays_on_the_primary(replication: Replication) -> None:
     with service(replication.primary_url, "") as client:
-        body = client.get("/health").json()
+        body = get_health(client).json()
         assert "replicas" not in body
         services = client.app.state.services  # type: ignore[attr-defined]
         assert services.read_pool() is services.pool
@@ -237,7 +237,7 @@ def wait_for_primary(client: TestClient, state: str) -> dict[str, Any]:
     deadline = time.monotonic() + 60
     body: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        body = client.get("/health").json()
+        body = get_health(client).json()
         if body.get("primary") == state:
             return body
         time.sleep(0.1)
@@ -277,7 +277,7 @@ def test_with_the_primary_down_reads_go_on_writes_answer_503_until_it_is_back(
         replication.primary.stop()
         try:
             body = wait_for_primary(client, "unavailable")
-            response = client.get("/health")
+            response = get_health(client)
             assert response.status_code == 200  # (a load balancer keeps the instance)
             assert body["status"] == "read-only"
             assert body["replicas"][0]["state"] == "streaming"

@@ -1250,13 +1250,17 @@ async def lines_of_commune(conn: psycopg.AsyncConnection, vintage: str, code: st
 
 async def lines_geojson(conn: psycopg.AsyncConnection, vintage: str, code: str) -> str:
     """The loaded lines near a commune as a GeoJSON FeatureCollection (text)."""
+    # (only the line parts: a line whose box meets the commune's may miss it, and its
+    # intersection is then empty or a point, neither a valid feature of this layer)
     cur = await conn.execute(
         "SELECT json_build_object('type', 'FeatureCollection', 'features', coalesce(json_agg("
-        " json_build_object('type', 'Feature', 'id', l.id, 'geometry',"
-        "  ST_AsGeoJSON(ST_Intersection(l.geom, ST_Expand(c.geom, 0.01)), 6)::json,"
-        "  'properties', json_build_object('kind', l.kind, 'name', l.name)) ORDER BY l.id),"
-        " '[]'))::text FROM commune_coverage c LEFT JOIN ea_line l"
-        " ON l.geom && ST_Expand(c.geom, 0.01) WHERE c.vintage = %s AND c.code = %s",
+        " json_build_object('type', 'Feature', 'id', x.id, 'geometry',"
+        "  ST_AsGeoJSON(x.g, 6)::json,"
+        "  'properties', json_build_object('kind', x.kind, 'name', x.name)) ORDER BY x.id),"
+        " '[]'))::text FROM (SELECT l.id, l.kind, l.name, ST_CollectionExtract("
+        "  ST_Intersection(l.geom, ST_Expand(c.geom, 0.01)), 2) AS g"
+        "  FROM commune_coverage c JOIN ea_line l ON l.geom && ST_Expand(c.geom, 0.01)"
+        "  WHERE c.vintage = %s AND c.code = %s) x WHERE NOT ST_IsEmpty(x.g)",
         (vintage, code),
     )
     row = await cur.fetchone()

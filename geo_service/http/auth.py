@@ -17,10 +17,10 @@ from geo_service.users import User, hash_token, user_of_token
 
 async def optional_user(request: Request, conn: Conn, services: ServicesDep) -> User | None:
     """The user named by the bearer token, None without one; 401 for a bad token."""
-    return await _authenticate(request, conn, services)
+    return await authenticate(request, conn, services)
 
 
-async def _authenticate(
+async def authenticate(
     request: Request, conn: psycopg.AsyncConnection, services: Services
 ) -> User | None:
     """The token's user. Failures count per address and per token: a valid token is never
@@ -85,7 +85,7 @@ async def check_reader(request: Request, services: Services) -> ReadScope:
     if services.settings.public_reads:
         return read_scope(None, True)
     async with services.pool.connection() as conn:
-        user = await _authenticate(request, conn, services)
+        user = await authenticate(request, conn, services)
     if user is None:
         raise Unauthorized("reads need a token here", parameter="Authorization")
     return read_scope(user, False)
@@ -124,7 +124,7 @@ async def _authenticate_briefly(request: Request, services: Services) -> User | 
     if not request.headers.get("authorization"):
         return None
     async with services.pool.connection() as conn:
-        return await _authenticate(request, conn, services)
+        return await authenticate(request, conn, services)
 
 
 async def administrator_released(request: Request, services: ServicesDep) -> User:

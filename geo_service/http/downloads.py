@@ -12,7 +12,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi import Request
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from starlette.datastructures import Headers
 from starlette.responses import MalformedRangeHeader
 from starlette.responses import RangeNotSatisfiable as Unsatisfiable
@@ -22,6 +23,23 @@ from geo_core.errors import Busy, InvalidParameter, RangeNotSatisfiable, TooMany
 from geo_service.features.export import Spool
 
 Release = Callable[[], None]
+
+# set by HeadAsGet on the GET it runs for a HEAD: a download may then skip building its body
+HEAD_ONLY = "geo_service.head_only"
+
+
+def asked_headers_only(request: Request) -> bool:
+    """Whether the request is a HEAD (run as a GET): only the headers will be sent."""
+    return bool(request.scope.get(HEAD_ONLY))
+
+
+def headers_only(media_type: str, headers: dict[str, str], status_code: int = 200) -> Response:
+    """A HEAD's answer to a download whose body costs a full read: the GET's headers less
+    Content-Length (RFC 9110 lets a HEAD leave it out; the length is known only once the
+    body is built, which is what a HEAD must not cost)."""
+    response = Response(status_code=status_code, media_type=media_type, headers=headers)
+    response.raw_headers = [(k, v) for k, v in response.raw_headers if k != b"content-length"]
+    return response
 
 
 class DownloadLimits:

@@ -18,6 +18,7 @@ from starlette.middleware.gzip import (
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from geo_core.errors import DatabaseUnavailable, InvalidParameter, PayloadTooLarge
+from geo_service.http.downloads import HEAD_ONLY
 from geo_service.http.errors import error_response
 from geo_service.http.negotiation import LANGUAGE_READ, accepts_encoding, request_language
 from geo_service.http.services import Services
@@ -285,8 +286,9 @@ class HeadAsGet:
 
     FastAPI routes answer only the methods they declare, so HEAD was a 405 everywhere; GDAL's
     /vsicurl/ and QGIS ask HEAD for a download's length before reading it in ranges. The
-    request runs as the GET it stands for (so the headers, Content-Length included, are
-    exactly the GET's) and the body is dropped on the way out.
+    request runs as the GET it stands for (so the headers are the GET's) and the body is
+    dropped on the way out. Downloads whose body is a full read (CSV, GeoJSON, EA files)
+    see the mark HEAD_ONLY and answer from their checks, without Content-Length.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -305,7 +307,8 @@ class HeadAsGet:
                 message = {"type": "http.response.body", "body": b"", "more_body": False}
             await send(message)
 
-        as_get = {**scope, "method": "GET"}
+        # (downloads whose body costs a full read answer a HEAD from their checks alone)
+        as_get = {**scope, "method": "GET", HEAD_ONLY: True}
         try:
             await self.app(as_get, receive, headers_only)
         finally:

@@ -238,6 +238,15 @@ async def metrics(request: Request, services: ServicesDep) -> Response:
     )
 
 
+def operator_asks(request: Request, token: str | None) -> bool:
+    """Whether /metrics would answer this request: the bearer token of
+    GEO_SERVICE_METRICS_TOKEN when set, else a client on this machine asking directly."""
+    if not token:
+        return _asked_on_this_machine(request)
+    sent = request.headers.get("authorization", "")
+    return hmac.compare_digest(sent.encode(), f"Bearer {token}".encode())
+
+
 def _check_scraper(request: Request, token: str | None) -> None:
     """With GEO_SERVICE_METRICS_TOKEN set, only a scraper sending it as a bearer token;
     without, only a client on this machine asking directly (not through a proxy): the

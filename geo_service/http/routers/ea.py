@@ -51,7 +51,7 @@ from geo_service.http.documents import (
     Link,
     SpatialExtent,
 )
-from geo_service.http.downloads import SpooledResponse
+from geo_service.http.downloads import SpooledResponse, asked_headers_only, headers_only
 from geo_service.http.ogc import (
     GEOJSON,
     JSON_SCHEMA,
@@ -280,6 +280,12 @@ async def list_eas(
         async with downloads.reading():
             async with pool.connection() as conn, statement_time_limit(conn, timeout):
                 matched = await sql.count_matching(conn, filters)
+            headers = {"Content-Crs": f"<{CRS84}>"}
+            if not settings.public_reads:
+                headers["Cache-Control"] = "private"
+            if asked_headers_only(request):  # (a HEAD: the page is not read)
+                release()
+                return headers_only(GEOJSON, headers)
             page, params = sql.page_sql(filters, limit, offset)
             tail = page_tail(request, offset, limit, matched, None)
             spool = await spool_features(
@@ -293,9 +299,6 @@ async def list_eas(
     except BaseException:
         release()
         raise
-    headers = {"Content-Crs": f"<{CRS84}>"}
-    if not settings.public_reads:
-        headers["Cache-Control"] = "private"
     return SpooledResponse(spool, release, settings.send_timeout_s, GEOJSON, headers)
 
 

@@ -43,7 +43,13 @@ from geo_service.http.documents import (
     SpatialExtent,
     TemporalExtent,
 )
-from geo_service.http.downloads import KeptFileResponse, Release, SpooledResponse
+from geo_service.http.downloads import (
+    KeptFileResponse,
+    Release,
+    SpooledResponse,
+    asked_headers_only,
+    headers_only,
+)
 from geo_service.http.negotiation import best_media_type
 from geo_service.http.ogc import (
     GEOJSON,
@@ -474,6 +480,9 @@ async def items(
                 after["links"] += _alternates(request, fmt)
                 return after
 
+            if asked_headers_only(request):  # (a HEAD: the page is not read)
+                release()
+                return headers_only(GEOJSON, headers)
             head = crs_member(query.crs) | ({"rechecking": note} if note else {})
             spool = await export.spool_geojson(
                 pool, query, tail, _spool_bytes(settings), head, matched
@@ -498,14 +507,19 @@ async def _download(
     release: Release,
 ) -> Response:
     """The items as a CSV file (read in full before it is sent) or a GeoPackage (built once
-    per selection and data epoch, then kept: byte-range readers get the same file)."""
+    per selection and data epoch, then kept: byte-range readers get the same file). A HEAD
+    of a GeoPackage builds it too: GDAL's /vsicurl/ asks its length, then reads ranges of
+    the same kept file."""
     settings, pool = services.settings, services.pool
     name = query.collection.id if query.code is None else f"{query.collection.id}-{query.code}"
     # files use the traditional x = longitude order whatever the CRS's axis order
     query.crs = replace(query.crs, lat_first=False)
     if fmt == "csv":
-        spool = await export.spool_csv(pool, query, wkt, _spool_bytes(settings))
         headers = {**headers, "Content-Disposition": f'attachment; filename="{name}.csv"'}
+        if asked_headers_only(request):  # (a HEAD: the file is not read)
+            release()
+            return headers_only("text/csv; charset=utf-8", headers)
+        spool = await export.spool_csv(pool, query, wkt, _spool_bytes(settings))
         return SpooledResponse(
             spool, release, settings.send_timeout_s, "text/csv; charset=utf-8", headers
         )

@@ -1,18 +1,25 @@
 """`/health`: 200 when the database answers and the requests' pool can use it, 503 when not;
 200 "read-only" when the primary cannot take writes but a replica serves the reads. Every
-answer saying writes fail carries Retry-After."""
+answer saying writes fail carries Retry-After. Anyone gets the status (what a load balancer
+needs); the versions and the replicas' hosts, ports and lag only an operator: an admin's
+token, the metrics token, or (without one) a client on this machine, as for /metrics."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
+import psycopg
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from geo_service.db import WritesUnavailable
+from geo_service.http.auth import authenticate
 from geo_service.http.deps import ControlPool, ServicesDep
 from geo_service.http.documents import Health
-from geo_service.http.observability import request_id
+from geo_service.http.observability import operator_asks, request_id
+from geo_service.http.services import Services
 
 router = APIRouter(tags=["service"])
 
@@ -21,6 +28,9 @@ _CHECK_TIMEOUT_S = 3.0
 # backoff is 1, 2, … s within GEO_SERVICE_POOL_RECONNECT_TIMEOUT_S).
 _RETRY_DOWN_S = 5
 _RETRY_RECONNECTING_S = 2
+# what only an operator is told: versions an attacker would match against known flaws, and
+# the replicas' addresses and lag
+_OPERATOR_ONLY = ("postgis", "schema_version", "replicas")
 
 
 @router.get(
@@ -30,8 +40,9 @@ _RETRY_RECONNECTING_S = 2
     responses={503: {"model": Health, "description": "The database does not answer"}},
 )
 async def health(request: Request, pool: ControlPool, services: ServicesDep) -> JSONResponse:
-    """Report whether the database answers, with PostGIS and schema versions, and each read
-    replica's state and lag."""
+    """Report whether the database answers; to an operator also the PostGIS and schema
+    versions and each read replica's state and lag."""
+    started = time.monotonic()
     replicas = services.replicas.report()
     try:
         # (what a write would get: the database answers on /health's own connection, and
@@ -63,8 +74,9 @@ async def health(request: Request, pool: ControlPool, services: ServicesDep) -> 
                 "detail": f"the primary: {detail}; reads are served by the replicas, "
                 "writes answer 503 until it is back",
             }
-            return JSONResponse(failed, headers=headers)
-        return JSONResponse(failed, status_code=503, headers=headers)
+            return JSONResponse(_shown_when_down(request, services, failed), headers=headers)
+        shown = _shown_when_down(request, services, failed)
+        return JSONResponse(shown, status_code=503, headers=headers)
     body: dict[str, Any] = {
         "status": "ok",
         "database": "ok",
@@ -81,4 +93,38 @@ async def health(request: Request, pool: ControlPool, services: ServicesDep) -> 
             "detail": f"tile cache {', '.join(degraded)}: a purge failed; nginx may serve "
             "stale tiles until the files can be deleted and the service restarts",
         }
+    if not operator_asks(request, services.settings.metrics_token):
+        left = _CHECK_TIMEOUT_S - (time.monotonic() - started)
+        if not await _admin_asks(request, pool, services, left):
+            body = _without_details(body)
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+
+def _shown_when_down(request: Request, services: Services, body: dict[str, Any]) -> dict[str, Any]:
+    """The answer when the database does not answer: no token can be checked then, so the
+    details go to the metrics token or this machine only."""
+    if operator_asks(request, services.settings.metrics_token):
+        return body
+    return _without_details(body)
+
+
+def _without_details(body: dict[str, Any]) -> dict[str, Any]:
+    """The answer without what only an operator is told."""
+    return {k: v for k, v in body.items() if k not in _OPERATOR_ONLY}
+
+
+async def _admin_asks(
+    request: Request, pool: ControlPool, services: Services, left_s: float
+) -> bool:
+    """Whether the request carries an admin's token, checked on /health's own connections
+    within what is left of its time (a bad token is 401 as anywhere; no time left, or a
+    check that does not answer in it, gives the plain answer)."""
+    if not request.headers.get("authorization") or left_s <= 0:
+        return False
+    try:
+        async with asyncio.timeout(left_s):
+            async with pool.connection(timeout=left_s) as conn:
+                user = await authenticate(request, conn, services)
+    except (TimeoutError, psycopg.OperationalError):  # (the plain answer, not a 503)
+        return False
+    return user is not None and user.role == "admin"

@@ -32,6 +32,8 @@ from geo_service.http.downloads import (
     DownloadLimits,
     SpooledResponse,
     TemporaryFileResponse,
+    asked_headers_only,
+    headers_only,
 )
 from geo_service.http.routers import maps, processes
 from geo_service.jobs import ea_exports, map_books
@@ -43,6 +45,7 @@ from geo_service.users import User
 
 router = APIRouter(tags=["outputs"])
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
+_SUFFIX = {"geojson": "geojson", "csv": "csv", "gpkg": "gpkg", "shp": "shp.zip"}
 
 
 async def ea_download(
@@ -75,7 +78,13 @@ async def ea_download(
             async with pool.connection() as conn, statement_time_limit(conn, timeout_ms):
                 matched = await ea_sql.count_exported(conn, filters)
                 returned = max(0, min(matched - offset, limit if limit is not None else matched))
-                if fmt in ea_exports.FORMATS and returned > settings.ea_export_sync_eas:
+                large = fmt in ea_exports.FORMATS and returned > settings.ea_export_sync_eas
+                if large and asked_headers_only(request):
+                    # (a HEAD starts no job: 202, as the GET answers unless the file is
+                    # ready within its wait; the job's Location comes with the GET)
+                    release()
+                    return headers_only("application/json", {}, 202)
+                if large:
                     asked = ea_exports.export_request(selection, fmt, returned)
                     job = await jobs.submit(conn, asked, client)
             if job is None:
@@ -83,16 +92,18 @@ async def ea_download(
                     "OGC-NumberMatched": str(matched),
                     "OGC-NumberReturned": str(returned),
                     "Content-Crs": "<http://www.opengis.net/def/crs/OGC/1.3/CRS84>",
+                    "Content-Disposition": f'attachment; filename="{name}.{_SUFFIX[fmt]}"',
                 }
                 if not scope.everywhere or not settings.public_reads:
                     headers["Cache-Control"] = "private"
                 spool_bytes = settings.download_spool_mb * 1024 * 1024
                 media_type = ea_export.MEDIA_TYPES[fmt]
+                if asked_headers_only(request):  # (a HEAD: the file is not built)
+                    release()
+                    return headers_only(media_type, headers)
                 if fmt in ("geojson", "csv"):
                     make = ea_export.spool_geojson if fmt == "geojson" else ea_export.spool_csv
                     spool = await make(pool, selection, spool_bytes)
-                    suffix = "geojson" if fmt == "geojson" else "csv"
-                    headers["Content-Disposition"] = f'attachment; filename="{name}.{suffix}"'
                     return SpooledResponse(
                         spool, release, settings.send_timeout_s, media_type, headers
                     )
@@ -103,8 +114,6 @@ async def ea_download(
     if job is not None:
         release()  # (the job's file is the worker's to build; the answer waits for it)
         return await processes.answer_by_job(request, pool, jobs, *job, settings, language)
-    suffix = "gpkg" if fmt == "gpkg" else "shp.zip"
-    headers["Content-Disposition"] = f'attachment; filename="{name}.{suffix}"'
     return TemporaryFileResponse(path, release, settings.send_timeout_s, media_type, headers)
 
 

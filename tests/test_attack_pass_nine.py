@@ -1,0 +1,127 @@
+"""What the ninth attack pass checked (issue #22): /health tells anyone the status and only
+an operator the versions and replicas; the lines near a commune are valid features; a HEAD
+of a download builds no body and starts no job; and the checks of earlier passes that the
+newer routes (jobs, processes, restores) could reopen."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from geo_service.http.app import create_app
+from geo_service.settings import ServiceSettings
+from geo_service.users import add_user
+from tests.conftest import PgCluster
+from tests.helpers import get_health
+
+COMMUNE = "00004"  # Phường Ba Đình, Hà Nội (province 01)
+EAS = "/collections/enumeration-areas/items"
+UNITS = "/collections/commune-2025/items"
+ROLES = {"viewer": ["01"], "editor": ["01"], "supervisor": ["01"], "admin": []}
+OPERATOR_ONLY = {"postgis", "schema_version", "replicas"}
+
+
+@dataclass
+class Site:
+    """The app over its own demo copy, with a user of every role (and one elsewhere)."""
+
+    client: TestClient
+    url: str
+    auth: dict[str, dict[str, str]]
+
+
+@pytest.fixture(scope="module")
+def site(pg: PgCluster, demo_template: str) -> Iterator[Site]:
+    url = pg.create_database(demo_template)
+    auth = {}
+    with psycopg.connect(url, autocommit=True) as conn:
+        for role, scope in {**ROLES, "other": ["79"]}.items():
+            token = add_user(conn, f"p9-{role}", "editor" if role == "other" else role, scope)
+            auth[role] = {"Authorization": f"Bearer {token}"}
+    # (a download of more than 1 EA is a job: HEAD must not start one)
+    settings = ServiceSettings(home=Path(tempfile.mkdtemp()), ea_export_sync_eas=1)
+    try:
+        with TestClient(create_app(settings, db_url=url)) as client:
+            made = client.post(f"/communes/{COMMUNE}/ea-generate", headers=auth["admin"])
+            assert made.status_code == 201 and made.json()["created"] > 1, made.text
+            yield Site(client, url, auth)
+    finally:
+        pg.drop_database(url)
+
+
+def test_health_tells_the_status_to_anyone_and_the_details_to_an_operator(site: Site) -> None:
+    client = site.client
+    for who in ({}, site.auth["viewer"], site.auth["editor"], site.auth["supervisor"]):
+        got = client.get("/health", headers=who)
+        assert got.status_code == 200 and got.json()["status"] == "ok", got.text
+        assert not OPERATOR_ONLY & set(got.json()), (who, got.json())
+    for details in (client.get("/health", headers=site.auth["admin"]), get_health(client)):
+        assert details.status_code == 200
+        assert details.json()["postgis"].startswith("3.") and details.json()["schema_version"]
+    # a proxy on the service's machine is no operator; a bad token is refused as anywhere
+    proxied = client.get("/health", headers={"X-Forwarded-For": "203.0.113.9"})
+    assert not OPERATOR_ONLY & set(proxied.json())
+    bad = client.get("/health", headers={"Authorization": "Bearer not-a-token"})
+    assert bad.status_code == 401 and bad.json()["parameter"] == "Authorization"
+
+
+def test_the_lines_near_a_commune_are_valid_features(site: Site) -> None:
+    # a line whose box meets the commune's surroundings but which passes by their corner:
+    # its clipped part is empty, and was sent as a LineString without coordinates
+    with psycopg.connect(site.url, autocommit=True) as conn:
+        x0, y1 = conn.execute(
+            "SELECT ST_XMin(b) - 0.01, ST_YMax(b) + 0.01 FROM (SELECT ST_Envelope(geom) AS b"
+            " FROM commune_coverage WHERE code = %s ORDER BY vintage DESC LIMIT 1) c",
+            (COMMUNE,),
+        ).fetchone()
+        conn.execute(
+            "INSERT INTO ea_line (kind, name, source, geom) VALUES ('road', 'passing by',"
+            " 'test', ST_Multi(ST_MakeLine(ST_Point(%s, %s, 4326), ST_Point(%s, %s, 4326))))",
+            (x0 - 0.1, y1 - 0.05, x0 + 0.05, y1 + 0.1),
+        )
+    got = site.client.get(f"/communes/{COMMUNE}/lines", headers=site.auth["viewer"])
+    assert got.status_code == 200, got.text
+    for feature in got.json()["features"]:
+        geometry = feature["geometry"]
+        assert geometry and geometry["type"] in ("LineString", "MultiLineString"), feature
+        assert geometry["coordinates"], feature
+
+
+def _jobs(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT count(*) FROM output_job").fetchone()[0]
+
+
+def test_a_head_of_a_download_builds_no_file_and_starts_no_job(site: Site) -> None:
+    client, viewer = site.client, site.auth["viewer"]
+    before = _jobs(site.url)
+    for fmt in ("gpkg", "shp"):
+        head = client.head(EAS, params={"f": fmt}, headers=viewer)
+        assert head.status_code == 202 and head.content == b"", (fmt, head.text)
+    assert _jobs(site.url) == before  # (the GET starts one)
+    for path, params in (
+        (EAS, {"f": "csv"}),
+        (EAS, {"f": "geojson"}),
+        (EAS, {"f": "json"}),
+        (UNITS, {"f": "csv", "limit": 50}),
+        (UNITS, {"limit": 50}),
+    ):
+        got = client.get(path, params=params, headers={**viewer, "Accept-Encoding": "identity"})
+        head = client.head(path, params=params, headers={**viewer, "Accept-Encoding": "identity"})
+        assert head.status_code == got.status_code == 200, (path, params, head.text)
+        assert head.headers["content-type"] == got.headers["content-type"]
+        for name in ("content-disposition", "ogc-numbermatched", "content-crs"):
+            assert head.headers.get(name) == got.headers.get(name), (path, params, name)
+        # (the body was not built: its length is not known)
+        assert "content-length" in got.headers and "content-length" not in head.headers
+    # the download slots a HEAD takes are given back: more HEADs than one client may have
+    # open downloads, then a GET
+    for _ in range(10):
+        assert client.head(EAS, params={"f": "csv"}, headers=viewer).status_code == 200
+    assert client.get(EAS, params={"f": "csv"}, headers=viewer).status_code == 200
