@@ -447,6 +447,10 @@ def serve_cmd(
         access_log=not settings.access_log,
         # bounded request heads, and refusals in the service's JSON (geo_service/http/server.py)
         http="geo_service.http.server:JsonErrorsProtocol",
+        # forwarded headers are trusted only from GEO_SERVICE_TRUSTED_PROXIES, by the service
+        # (uvicorn's own default trusts them from 127.0.0.1: anyone on this machine could
+        # then pose as any address, past the failed-authentication limit)
+        proxy_headers=False,
     )
 
 

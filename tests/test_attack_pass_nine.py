@@ -5,7 +5,10 @@ newer routes (jobs, processes, restores) could reopen."""
 
 from __future__ import annotations
 
+import json
 import tempfile
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +22,7 @@ from geo_service.settings import ServiceSettings
 from geo_service.users import add_user
 from tests.conftest import PgCluster
 from tests.helpers import get_health
+from tests.test_server_limits import served  # noqa: F401  (`geo-service serve` over the demo)
 
 COMMUNE = "00004"  # Phường Ba Đình, Hà Nội (province 01)
 EAS = "/collections/enumeration-areas/items"
@@ -125,3 +129,28 @@ def test_a_head_of_a_download_builds_no_file_and_starts_no_job(site: Site) -> No
     for _ in range(10):
         assert client.head(EAS, params={"f": "csv"}, headers=viewer).status_code == 200
     assert client.get(EAS, params={"f": "csv"}, headers=viewer).status_code == 200
+
+
+def _get(url: str, headers: dict[str, str]) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers)) as answer:
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as refused:
+        return refused.code, refused.read()
+
+
+def test_geo_service_serve_trusts_no_forwarded_header_of_its_own(served: int) -> None:  # noqa: F811
+    # uvicorn by default takes X-Forwarded-For and -Proto from any process on 127.0.0.1:
+    # with a new address every time, bad tokens were never limited (30 × 401, no 429)
+    base = f"http://127.0.0.1:{served}"
+    codes = [
+        _get(
+            f"{base}/users/me",
+            {"Authorization": f"Bearer bad-{i}", "X-Forwarded-For": f"10.9.{i}.1"},
+        )[0]
+        for i in range(25)
+    ]
+    assert codes[:20] == [401] * 20 and codes[20:] == [429] * 5, codes
+    status, body = _get(f"{base}/collections", {"X-Forwarded-Proto": "https"})
+    assert status == 200 and b"https://" not in body
+    assert json.loads(body)["links"][0]["href"].startswith("http://127.0.0.1")
