@@ -95,7 +95,7 @@ async def health(request: Request, pool: ControlPool, services: ServicesDep) -> 
         }
     if not operator_asks(request, services.settings.metrics_token):
         left = _CHECK_TIMEOUT_S - (time.monotonic() - started)
-        if not await _admin_asks(request, pool, services, left):
+        if not await _admin_asks(request, services, left):
             body = _without_details(body)
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
@@ -113,17 +113,16 @@ def _without_details(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if k not in _OPERATOR_ONLY}
 
 
-async def _admin_asks(
-    request: Request, pool: ControlPool, services: Services, left_s: float
-) -> bool:
-    """Whether the request carries an admin's token, checked on /health's own connections
-    within what is left of its time (a bad token is 401 as anywhere; no time left, or a
-    check that does not answer in it, gives the plain answer)."""
+async def _admin_asks(request: Request, services: Services, left_s: float) -> bool:
+    """Whether the request carries an admin's token, checked on the requests' pool within
+    what is left of /health's time (a bad token is 401 as anywhere; no time left, or no
+    answer in it, gives the plain answer). Not on /health's own two connections: a flood of
+    tokens would hold them from the health checks and the tiles' freshness checks."""
     if not request.headers.get("authorization") or left_s <= 0:
         return False
     try:
         async with asyncio.timeout(left_s):
-            async with pool.connection(timeout=left_s) as conn:
+            async with services.pool.connection(timeout=left_s) as conn:
                 user = await authenticate(request, conn, services)
     except (TimeoutError, psycopg.OperationalError):  # (the plain answer, not a 503)
         return False
