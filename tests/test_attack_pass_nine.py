@@ -59,6 +59,14 @@ def site(pg: PgCluster, demo_template: str) -> Iterator[Site]:
         pg.drop_database(url)
 
 
+@pytest.fixture(scope="module")
+def private(site: Site) -> Iterator[TestClient]:
+    """A second instance over the same database, with private reads."""
+    settings = ServiceSettings(home=Path(tempfile.mkdtemp()), public_reads=False)
+    with TestClient(create_app(settings, db_url=site.url)) as client:
+        yield client
+
+
 def test_health_tells_the_status_to_anyone_and_the_details_to_an_operator(site: Site) -> None:
     client = site.client
     for who in ({}, site.auth["viewer"], site.auth["editor"], site.auth["supervisor"]):
@@ -154,3 +162,85 @@ def test_geo_service_serve_trusts_no_forwarded_header_of_its_own(served: int) ->
     status, body = _get(f"{base}/collections", {"X-Forwarded-Proto": "https"})
     assert status == 200 and b"https://" not in body
     assert json.loads(body)["links"][0]["href"].startswith("http://127.0.0.1")
+
+
+def _etag(client: TestClient, ea_id: int) -> str:
+    return str(client.get(f"{EAS}/{ea_id}").headers["ETag"])
+
+
+def test_four_eyes_sees_through_a_restore_and_the_communes_batch(site: Site) -> None:
+    # the supervisor re-saves an EA, the editor restores the generated version and submits
+    # it: the supervisor's hand is in its history, one by one and in the commune's batch
+    client, auth, ea = site.client, site.auth, 20
+    read = client.get(f"{EAS}/{ea}")
+    feature = {"type": "Feature", "geometry": read.json()["geometry"], "properties": {}}
+    put = client.put(
+        f"{EAS}/{ea}",
+        json=feature,
+        headers={**auth["supervisor"], "If-Match": read.headers["ETag"]},
+    )
+    assert put.status_code == 200, put.text
+    first = client.get(f"{EAS}/{ea}/history", headers=auth["editor"]).json()["history"][0]
+    restored = client.post(
+        f"{EAS}/{ea}/restore",
+        params={"entry": first["id"]},
+        headers={**auth["editor"], "If-Match": _etag(client, ea)},
+    )
+    assert restored.status_code == 200, restored.text
+    submitted = client.post(
+        f"{EAS}/{ea}/submit", headers={**auth["editor"], "If-Match": _etag(client, ea)}
+    )
+    assert submitted.status_code == 200, submitted.text
+    one = client.post(
+        f"{EAS}/{ea}/approve", headers={**auth["supervisor"], "If-Match": _etag(client, ea)}
+    )
+    assert one.status_code == 403 and one.json()["parameter"] == "action", one.text
+    batch = client.post(
+        f"/communes/{COMMUNE}/ea-approve",
+        json={"uncovered_acknowledged": True},
+        headers={**auth["supervisor"], "If-Match": _etag(client, ea)},
+    )
+    assert batch.status_code == 403 and batch.json()["parameter"] == "action", batch.text
+
+
+def test_jobs_are_read_by_who_asked_and_admins_only(site: Site) -> None:
+    client, auth = site.client, site.auth
+    inputs = {"unit": COMMUNE, "vintage": "2025", "format": "xlsx"}
+    asked = client.post(
+        "/processes/area-report/execution", json={"inputs": inputs}, headers=auth["editor"]
+    )
+    assert asked.status_code == 201, asked.text
+    job = f"/jobs/{asked.json()['jobID']}"
+    for who in ({}, auth["other"], auth["viewer"], auth["supervisor"]):
+        for path in (job, f"{job}/results"):
+            assert client.get(path, headers=who).status_code == 403, (who, path)
+        assert client.delete(job, headers=who).status_code == 403, who
+        listed = client.get("/jobs", headers=who).json()["jobs"]
+        assert asked.json()["jobID"] not in {j["jobID"] for j in listed}
+    for who in (auth["editor"], auth["admin"]):
+        assert client.get(job, headers=who).status_code == 200
+
+
+def test_private_reads_hold_on_the_newer_routes(site: Site, private: TestClient) -> None:
+    other = site.auth["other"]  # (an editor of province 79)
+    scoped = (
+        f"/communes/{COMMUNE}/lines",
+        f"/communes/{COMMUNE}/ea-lines",
+        f"/communes/{COMMUNE}/workload",
+        "/census/2029/progress?scope=01",
+        "/census/2029/review?scope=01",
+        f"{EAS}/20/history",
+    )
+    for path in (*scoped, "/census/2029/progress", "/jobs", f"{EAS}?f=csv", "/census/2029/staff"):
+        assert private.get(path).status_code == 401, path
+        assert private.head(path).status_code == 401, path
+    for path in scoped:
+        assert private.get(path, headers=other).status_code == 403, path
+    book = {"inputs": {"commune": COMMUNE}}
+    assert private.post("/processes/ea-map-book/execution", json=book).status_code == 401
+    refused = private.post("/processes/ea-map-book/execution", json=book, headers=other)
+    assert refused.status_code == 403 and refused.json()["parameter"] == "code"
+    # a download outside the reader's scope holds none of its EAs, a HEAD says so too
+    for method in (private.get, private.head):
+        got = method(EAS, params={"f": "csv"}, headers=other)
+        assert got.status_code == 200 and got.headers["ogc-numbermatched"] == "0"
