@@ -843,17 +843,17 @@ class ReplicaHealth(Document):
 
 
 class Health(Document):
-    """`/health`: whether the database answers."""
+    """`/health`: whether the database answers (the versions and replicas: operators only)."""
 
     status: str
     database: str
-    postgis: str | None = None
-    schema_version: int | None = None
+    postgis: str | None = Field(None, description="to an operator only (admin, /metrics rule)")
+    schema_version: int | None = Field(None, description="to an operator only")
     tile_cache: str | None = None
     primary: Literal["ok", "unavailable"] | None = Field(
         None, description="with replicas: whether the primary (all writes) answers"
     )
-    replicas: list[ReplicaHealth] | None = None
+    replicas: list[ReplicaHealth] | None = Field(None, description="to an operator only")
     detail: str | None = None
     request_id: str | None = None
 
