@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import rasterio
 import shapely
+import shapely.affinity
 from exactextract import exact_extract
 from rasterio.transform import Affine
 from shapely.geometry import MultiPolygon, Polygon, box
@@ -26,9 +27,13 @@ from geo_service.ea.blocks import (
 from geo_service.ea.delineate import (
     DraftEA,
     _adjacency,
+    _boundary_band,
+    _burn,
     _cut_level,
+    _inside_untouched,
     _principal_axes,
     _read_grid,
+    _touched,
     _units,
     generate_commune_eas,
     generate_many,
@@ -275,6 +280,34 @@ def test_real_commune(code: str) -> None:
     assert in_band(eas).mean() >= 0.9
     assert sum(ea.population for ea in eas) == pytest.approx(total, rel=0.005)
     assert same(eas, generate_commune_eas(commune, WORLDPOP))
+
+
+def assert_interior_is_the_centre_burn(commune: BaseGeometry, raster: Path) -> int:
+    """The untouched cells found inside region by region are exactly the cells whose centre
+    a rasterisation burns, less the cells the boundary touches; how many there are."""
+    grid = _read_grid(commune, raster, TARGET_POP, 100)
+    band = _touched(commune, grid, _boundary_band(commune, grid))
+    transform = Affine(grid.dx, 0.0, float(grid.xs[0]), 0.0, -grid.dy, float(grid.ys[0]))
+    burnt = _burn(commune, grid.shape, transform, False) & ~band
+    assert np.array_equal(_inside_untouched(commune, grid, band), burnt)
+    return int(burnt.sum())
+
+
+def test_interior_cells_region_by_region_are_the_burnt_centres(uniform: Path) -> None:
+    """A commune in two pieces, one with a hole holding an island of its own: regions of
+    untouched cells inside, outside, in the hole and on the island."""
+    outer = pixels(0, 0, 4, 4).difference(pixels(1, 1, 2, 2))
+    island = shapely.affinity.scale(pixels(1, 1, 2, 2), 0.5, 0.5)
+    apart = pixels(4, 4, 2, 2)
+    commune = MultiPolygon([outer, island, apart])
+    assert assert_interior_is_the_centre_burn(commune, uniform) > 0
+
+
+@real_data
+@pytest.mark.parametrize(("province", "code"), [("01", "00004"), ("01", "09706"), ("68", "24733")])
+def test_interior_cells_of_real_communes_are_the_burnt_centres(province: str, code: str) -> None:
+    """Ba Đình (dense, small cells), Yên Bài (three parts), 24733 (sparse, coarse cells)."""
+    assert assert_interior_is_the_centre_burn(commune_of(province, code), WORLDPOP) > 0
 
 
 # --- along the demo's national roads and railways -------------------------------------------------

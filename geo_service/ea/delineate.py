@@ -30,6 +30,7 @@ import shapely
 from rasterio.features import rasterize
 from rasterio.transform import Affine
 from rasterio.windows import Window
+from scipy.ndimage import label
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
@@ -342,8 +343,7 @@ def _burn(
 def _units(commune: BaseGeometry, grid: _Grid) -> _Units:
     """Interior cells (no geometry needed yet) and boundary faces, with population and centroid."""
     band = _touched(commune, grid, _boundary_band(commune, grid))
-    transform = Affine(grid.dx, 0.0, float(grid.xs[0]), 0.0, -grid.dy, float(grid.ys[0]))
-    interior = _burn(commune, grid.shape, transform, False) & ~band
+    interior = _inside_untouched(commune, grid, band)
     rows, cols = np.nonzero(interior)
     faces, frows, fcols = _boundary_faces(commune, grid, band)
     cell_area = grid.dx * grid.dy
@@ -358,6 +358,26 @@ def _units(commune: BaseGeometry, grid: _Grid) -> _Units:
     mx = _M_PER_DEG_LON * math.cos(math.radians(lat0))
     area = np.concatenate([np.full(len(rows), cell_area), face_area]) * mx * _M_PER_DEG_LAT
     return _Units(row, col, faces, pop, (lon - lon0) * mx, (lat - lat0) * _M_PER_DEG_LAT, area)
+
+
+def _inside_untouched(commune: BaseGeometry, grid: _Grid, band: Bools) -> Bools:
+    """The cells the boundary does not touch that lie inside the commune. Such cells make
+    4-connected regions that the boundary never enters, each wholly inside or outside: one
+    centre per region is tested (the same cells as burning every centre, at a fraction of
+    the cost)."""
+    regions, count = label(~band)
+    if count == 0:
+        return np.zeros_like(band)
+    # Any one cell of each region: its first in row-major order.
+    flat = regions.ravel()
+    cells = np.flatnonzero(flat)
+    firsts = cells[np.unique(flat[cells], return_index=True)[1]]
+    rows, cols = np.divmod(firsts, grid.shape[1])
+    x = (grid.xs[cols] + grid.xs[cols + 1]) / 2
+    y = (grid.ys[rows] + grid.ys[rows + 1]) / 2
+    shapely.prepare(commune)
+    inside = np.concatenate([[False], shapely.contains_xy(commune, x, y)])
+    return np.asarray(inside[regions], dtype=bool)
 
 
 def _boundary_band(commune: BaseGeometry, grid: _Grid) -> Bools:

@@ -60,19 +60,21 @@ def _communes(
 def _rows(
     vintage: str, census_round: str, drafts: dict[str, list[DraftEA]], user: str
 ) -> Iterator[tuple[object, ...]]:
-    for commune, eas in drafts.items():
-        for ea in eas:
-            yield (
-                census_round,
-                f"{commune}-{ea.serial:03d}",
-                vintage,
-                commune,
-                "draft",
-                ea.population,
-                ea.households,
-                shapely.to_wkb(ea.geometry, hex=True, include_srid=False),
-                user,
-            )
+    # One WKB call for the batch: per EA, the call's own overhead was half the parent's cost.
+    eas = [(commune, ea) for commune, some in drafts.items() for ea in some]
+    wkbs = shapely.to_wkb([ea.geometry for _, ea in eas], hex=True, include_srid=False)
+    for (commune, ea), wkb in zip(eas, wkbs, strict=True):
+        yield (
+            census_round,
+            f"{commune}-{ea.serial:03d}",
+            vintage,
+            commune,
+            "draft",
+            ea.population,
+            ea.households,
+            wkb,
+            user,
+        )
 
 
 def _measure(summary: GenerateSummary, code: str, share: tuple[float, float] | None) -> None:
