@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from geo_core.zoom import FINEST_BAND, band_for_zoom
+from geo_core.zoom import FINEST_BAND, ZOOM_BANDS, band_for_zoom
 from geo_service.features.model import ItemQuery
 from geo_service.features.sql import BASE_PROPERTIES, indicator_joins, property_expr
 
@@ -47,6 +47,7 @@ def tile_sql(
         # buffer in metres at this zoom, for the index search
         "margin": 40075016.68557849 / (1 << z) * options.buffer / options.extent,
         **_tile_cells(z, x, y, options),
+        **_tile_space(z, x, y, options),
         **_guard(options),
     }
     names = query.tile_properties()
@@ -77,8 +78,14 @@ def _tile_statement(
         sql.SQL("{} AS {}").format(expr, sql.Identifier(name))
         for expr, name in zip(expressions, names, strict=True)
     ]
+    drawn: sql.Composable = sql.SQL(
+        "coalesce(ST_AsMVTGeom(c.geom_3857, env.e, %(extent)s, %(buffer)s, true), {})"
+    ).format(_SMALLER_THAN_CELL)
+    if band in _ON_ITS_GRID:
+        drawn = sql.SQL("CASE WHEN grid.valid THEN grid.geom ELSE {} END").format(drawn)
     return sql.SQL("""
-WITH env AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS e),
+WITH env AS (SELECT e, ST_Expand(e, %(clip_margin)s) AS unclipped
+             FROM ST_TileEnvelope(%(z)s, %(x)s, %(y)s) e),
 candidates AS MATERIALIZED (
     SELECT g.code, g.geom_3857
     FROM admin_unit_generalised g CROSS JOIN env
@@ -88,22 +95,44 @@ candidates AS MATERIALIZED (
     LIMIT %(guard_limit)s
 ),
 features AS MATERIALIZED (
-    SELECT coalesce(ST_AsMVTGeom(c.geom_3857, env.e, %(extent)s, %(buffer)s, true),
-                    {smaller_than_cell}) AS geom{columns}
+    SELECT {drawn} AS geom{columns}
     FROM candidates c
     JOIN admin_unit u ON u.vintage = %(vintage)s AND u.level = %(level)s AND u.code = c.code
     {joins}
     CROSS JOIN env
+    {on_the_grid}
 )
 {mvt}""").format(
         mvt=mvt or _GUARDED_MVT,
         columns=sql.SQL("").join(sql.SQL(", ") + c for c in columns),
         joins=sql.SQL(" ").join(joins),
-        smaller_than_cell=_SMALLER_THAN_CELL,
+        drawn=drawn,
+        on_the_grid=_UNIT_ON_THE_GRID if band in _ON_ITS_GRID else sql.SQL(""),
         # (a constant, not a parameter: the planner picks the band's own index only for a
         # band it knows when planning, and a prepared statement's generic plan would not)
         band=sql.Literal(band),
     )
+
+
+# Bands of one zoom, stored snapped to that zoom's tile grid (migration 0019).
+_ON_ITS_GRID = frozenset(b.band for b in ZOOM_BANDS if b.min_zoom == b.max_zoom)
+
+# A unit of such a band wholly within the tile's buffer is only mapped onto the tile's
+# integer grid, as EAs at z5–z8 are (see _ON_THE_GRID), and not given to ST_AsMVTGeom:
+# besides being cheaper, ST_AsMVTGeom's polygon repair (wagyu) cuts off each feature's
+# narrow spikes by itself, and a spike lying along a neighbour's edge (a neck of a unit
+# narrower than a cell once snapped: 00160 along 00611 at z9) left that neighbour's edge
+# unshared, a gap in the tile. The few units whose stored band has a vertex off the grid
+# (a node added where the band was made valid) can come out invalid when rounded: those,
+# units smaller than the stand-in cell's threshold and units crossing the buffer still go
+# through ST_AsMVTGeom.
+_UNIT_ON_THE_GRID = sql.SQL("""LEFT JOIN LATERAL (
+        SELECT ST_ForcePolygonCCW(s.g) AS geom, (ST_IsValidDetail(s.g)).valid AS valid
+        FROM (SELECT ST_SnapToGrid(ST_Affine(c.geom_3857, %(scale)s, 0, 0, %(negative_scale)s,
+                                             %(shift_x)s, %(shift_y)s), 1) AS g
+              WHERE c.geom_3857 @ env.unclipped AND ST_Area(c.geom_3857) >= %(small)s
+              OFFSET 0) s
+    ) grid ON true""")
 
 
 # The answer: the data epoch (of the same snapshot) and the MVT of every feature, or NULL
@@ -240,7 +269,8 @@ def ea_tile_sql(
         **_tile_space(z, x, y, options),
         **_guard(options),
     }
-    return _ea_tile_statement(min(z, max(EA_BAND_ZOOMS[-1] + 1, EA_DETAIL_ZOOM))), params
+    zoom = min(z, max(EA_BAND_ZOOMS[-1] + 1, EA_DETAIL_ZOOM))
+    return _ea_tile_statement(zoom, guarded=options.max_features > 0), params
 
 
 def _tile_space(z: int, x: int, y: int, options: MvtOptions) -> dict[str, float]:
@@ -257,9 +287,10 @@ def _tile_space(z: int, x: int, y: int, options: MvtOptions) -> dict[str, float]
     }
 
 
-@functools.lru_cache(maxsize=16)
-def _ea_tile_statement(zoom: int) -> sql.Composed:
-    """The EA tile statement drawing the geometry of this zoom (z9 and deeper: the same)."""
+@functools.lru_cache(maxsize=32)
+def _ea_tile_statement(zoom: int, guarded: bool = True) -> sql.Composed:
+    """The EA tile statement drawing the geometry of this zoom (z9 and deeper: the same);
+    `guarded`: counting the candidates against the feature guard first."""
     if zoom > EA_BAND_ZOOMS[-1]:
         drawn: sql.Composable = sql.SQL("ST_Simplify(a.geom_3857, %(tolerance)s, true)")
     else:
@@ -269,29 +300,10 @@ def _ea_tile_statement(zoom: int) -> sql.Composed:
         in_tile_space = sql.SQL("CASE WHEN c.drawn @ env.unclipped THEN {} ELSE {} END").format(
             _ON_THE_GRID, _EA_MVT_GEOM
         )
-    return sql.SQL("""
-WITH env AS (SELECT e, ST_Expand(e, %(clip_margin)s) AS unclipped
-             FROM ST_TileEnvelope(%(z)s, %(x)s, %(y)s) e),
-candidates AS MATERIALIZED (
-    SELECT {drawn} AS drawn{read}
-    FROM enumeration_area a CROSS JOIN env
-    WHERE a.geom_3857 && ST_Expand(env.e, %(margin)s)
-      AND (%(round)s::text IS NULL OR a.census_round = %(round)s)
-      AND (%(scope)s::text[] IS NULL OR a.commune_code = ANY(%(scope)s::text[])
-           OR EXISTS (SELECT 1 FROM admin_unit s WHERE s.level = 'commune'
-                      AND s.vintage = a.commune_vintage AND s.code = a.commune_code
-                      AND s.parent_code = ANY(%(scope)s::text[])))
-    -- (no ORDER BY: nothing is cut any more, and sorting a dense tile's 20,000 rows
-    -- spills to disk; the same rows in the same places still give the same bytes)
-    LIMIT %(guard_limit)s
-),
-features AS MATERIALIZED (
-    SELECT {in_tile_space} AS geom, c.id AS feature_id{columns}
-    FROM candidates c CROSS JOIN env
-)
-{mvt}""").format(
+    template = _EA_GUARDED if guarded else _EA_UNGUARDED
+    return sql.SQL(template).format(
         drawn=drawn,
-        # (only the columns the tile carries: a dense tile materialises 20,000 rows)
+        # (only the columns the tile carries: a dense tile reads 20,000 rows)
         read=sql.SQL("").join(
             sql.SQL(", {}").format(sql.Identifier("a", name))
             for name in dict.fromkeys(["id", *ea_tile_properties(zoom)])
@@ -302,7 +314,55 @@ features AS MATERIALIZED (
             for name in ea_tile_properties(zoom)
         ),
         mvt=_mvt("feature_id"),
+        scope=sql.SQL(_EA_SCOPE),
     )
+
+
+_EA_SCOPE = """(%(round)s::text IS NULL OR a.census_round = %(round)s)
+      AND (%(scope)s::text[] IS NULL OR a.commune_code = ANY(%(scope)s::text[])
+           OR EXISTS (SELECT 1 FROM admin_unit s WHERE s.level = 'commune'
+                      AND s.vintage = a.commune_vintage AND s.code = a.commune_code
+                      AND s.parent_code = ANY(%(scope)s::text[])))"""
+
+# With the feature guard: the candidates counted before anything is drawn.
+_EA_GUARDED = """
+WITH env AS (SELECT e, ST_Expand(e, %(clip_margin)s) AS unclipped
+             FROM ST_TileEnvelope(%(z)s, %(x)s, %(y)s) e),
+candidates AS MATERIALIZED (
+    SELECT {drawn} AS drawn{read}
+    FROM enumeration_area a CROSS JOIN env
+    WHERE a.geom_3857 && ST_Expand(env.e, %(margin)s)
+      AND {scope}
+    -- (no ORDER BY: nothing is cut any more, and sorting a dense tile's 20,000 rows
+    -- spills to disk; the same rows in the same places still give the same bytes)
+    LIMIT %(guard_limit)s
+),
+features AS MATERIALIZED (
+    SELECT {in_tile_space} AS geom, c.id AS feature_id{columns}
+    FROM candidates c CROSS JOIN env
+)
+{mvt}"""
+
+# Without a guard (the default): one pass from the index search to the encoding. Each
+# materialised CTE wrote a dense tile's 20,000 rows with their geometry to a tuplestore
+# (spilling to temporary files past work_mem) to be read once. `OFFSET 0` keeps each
+# subquery from being flattened: flattened, the drawn and the tile geometry were computed
+# again in every expression that reads them (the filter on NULL drew every EA twice).
+_EA_UNGUARDED = """
+WITH env AS (SELECT e, ST_Expand(e, %(clip_margin)s) AS unclipped
+             FROM ST_TileEnvelope(%(z)s, %(x)s, %(y)s) e)
+SELECT (SELECT epoch FROM tile_epoch),
+       (SELECT coalesce(ST_AsMVT(f.*, %(layer)s, %(extent)s, 'geom', 'feature_id'), '')
+        FROM (SELECT {in_tile_space} AS geom, c.id AS feature_id{columns}
+              FROM (SELECT {drawn} AS drawn{read}
+                    FROM enumeration_area a CROSS JOIN env
+                    WHERE a.geom_3857 && ST_Expand(env.e, %(margin)s)
+                      AND {scope}
+                    OFFSET 0) c
+              CROSS JOIN env
+              OFFSET 0) f
+        WHERE f.geom IS NOT NULL)
+"""
 
 
 # An EA narrower than a cell of the tile's grid is drawn as the cell its point on surface
