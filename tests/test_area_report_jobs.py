@@ -187,7 +187,7 @@ def test_a_suppressed_value_stays_hidden_in_the_jobs_report(demo_db: str, tmp_pa
 
 def test_area_report_process_and_bad_inputs(client: TestClient) -> None:
     listed = [p["id"] for p in client.get("/processes").json()["processes"]]
-    assert listed == ["ea-map-book", "area-report"]
+    assert listed == ["ea-map-book", "area-report", "ea-export"]
     described = client.get("/processes/area-report").json()
     assert {"geometry", "unit", "vintage", "format", "lang"} <= set(described["inputs"])
     for inputs, parameter in (

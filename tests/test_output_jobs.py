@@ -291,7 +291,7 @@ def test_a_job_is_read_only_by_who_may_read_the_map_book(demo_db: str, tmp_path:
 
 def test_processes_describe_the_map_book(client: TestClient) -> None:
     listed = client.get("/processes").json()
-    assert [p["id"] for p in listed["processes"]] == ["ea-map-book", "area-report"]
+    assert [p["id"] for p in listed["processes"]] == ["ea-map-book", "area-report", "ea-export"]
     described = client.get("/processes/ea-map-book").json()
     assert described["jobControlOptions"] == ["async-execute", "dismiss"]
     assert set(described["inputs"]) == {"commune", "round", "lang"}
