@@ -300,16 +300,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "bao gồm nơi làm việc của nhân viên",
     ),
     "admin_only": ("only an administrator may do this", "chỉ quản trị viên được làm việc này"),
-    # background jobs (map books)
-    "job_client_limit": (
-        "at most {limit} map books at once from one client; wait for one to finish or cancel one",
-        "mỗi người chỉ được tạo tối đa {limit} tập bản đồ cùng lúc; hãy chờ một tập xong "
-        "hoặc huỷ bớt",
-    ),
-    "job_queue_full": (
-        "the service is making {limit} map books already; retry in a few minutes",
-        "dịch vụ đang tạo {limit} tập bản đồ; hãy thử lại sau vài phút",
-    ),
+    # background jobs (the messages every kind shares, then the map book's)
     "no_job": (
         "there is no job {job} (finished jobs are kept {hours} hours)",
         "không có yêu cầu {job} (kết quả chỉ được giữ {hours} giờ)",
@@ -332,6 +323,22 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "vẽ không thành công; xem nhật ký dịch vụ",
     ),
     "job_cancelled": ("cancelled", "đã huỷ"),
+    "report_worker_lost": (
+        "the instance making the report stopped {attempts} times",
+        "máy chủ lập báo cáo đã dừng {attempts} lần",
+    ),
+    "report_error": (
+        "making the report failed; see the service log",
+        "lập báo cáo không thành công; xem nhật ký dịch vụ",
+    ),
+    "export_worker_lost": (
+        "the instance writing the file stopped {attempts} times",
+        "máy chủ ghi tệp đã dừng {attempts} lần",
+    ),
+    "export_error": (
+        "writing the file failed; see the service log",
+        "ghi tệp không thành công; xem nhật ký dịch vụ",
+    ),
     # background jobs (area reports, large EA downloads)
     "file_client_limit": (
         "at most {limit} files (reports, map books, large downloads) being made at once for "
@@ -349,6 +356,12 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "job {job} is a report another client asked for: only who asked (or an "
         "administrator) may read it",
         "yêu cầu {job} là báo cáo của người khác: chỉ người đã yêu cầu (hoặc quản trị viên) "
+        "mới xem được",
+    ),
+    "export_private": (
+        "job {job} is a download another client asked for: only who asked (or an "
+        "administrator) may read it",
+        "yêu cầu {job} là tệp tải về của người khác: chỉ người đã yêu cầu (hoặc quản trị viên) "
         "mới xem được",
     ),
 }

@@ -226,9 +226,9 @@ class ServiceSettings(BaseSettings):
     # whose report POST /reports/area still makes in the request; beyond, it is a job
     # (`area-report`), waited for while the response deadline allows, then 202
     area_report_sync_units: Annotated[int, Field(ge=0)] = 300
-    # the largest EA GeoPackage or Shapefile download (in EAs) built in the request; beyond,
-    # a job (`ea-export`): nothing is sent until the file is built, and a national file
-    # takes longer than the response deadline
+    # the largest EA download (in EAs, any format) built in the request; beyond, a job
+    # (`ea-export`): nothing is sent until the file is built, and a national file takes
+    # longer than the response deadline
     ea_export_sync_eas: Annotated[int, Field(ge=0)] = 50_000
     # threads for raster work (population-weighted areas, EA estimates), apart from the
     # ones that compress tiles: a few heavy requests cannot starve the rest

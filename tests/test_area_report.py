@@ -6,6 +6,8 @@ kept under test-artifacts/outputs (not committed) for people to look at."""
 from __future__ import annotations
 
 import io
+import math
+import re
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from pypdf import PdfReader
 
 from geo_service.http.app import create_app
 from geo_service.settings import ServiceSettings
@@ -190,6 +193,23 @@ def test_unit_report_charts_the_series_beside_the_parent_and_the_country(
         assert row[6] == pytest.approx(national[point["period"]], rel=1e-12)
 
 
+def test_chart_axes_write_numbers_as_the_page_does(client: TestClient) -> None:
+    # (a Vietnamese report's charts wrote 560000 beside tables writing 560.000)
+    for lang, thousands in (("vi", "."), ("en", ",")):
+        got = client.post(REPORT, params={"format": "pdf", "lang": lang}, json=DRAWN)
+        assert got.status_code == 200, got.text
+        pages = [p.extract_text() for p in PdfReader(io.BytesIO(got.content)).pages]
+        charts = [
+            p
+            for p in pages
+            if ("Biểu đồ theo thời gian" if lang == "vi" else "Charts over time") in p
+        ]
+        assert charts, pages
+        ticks = re.findall(r"^[\d.,]+$", charts[0], flags=re.M)
+        assert ticks and not [t for t in ticks if re.fullmatch(r"\d{5,}", t)], ticks  # (years: 4)
+        assert any(re.fullmatch(rf"\d{{1,3}}(\{thousands}\d{{3}})+", t) for t in ticks), ticks
+
+
 def test_bad_requests_get_a_json_4xx_naming_the_parameter(client: TestClient) -> None:
     bowtie = {
         "type": "Polygon",
@@ -222,6 +242,21 @@ def test_bad_requests_get_a_json_4xx_naming_the_parameter(client: TestClient) ->
         assert 400 <= got.status_code < 500, (params, body, got.status_code, got.text)
         assert got.headers["content-type"].startswith("application/json"), got.headers
         assert got.json()["parameter"] == parameter, (params, got.json())
+    # an area with no units (the sea off Khánh Hòa), one over the vertex limit, a body over
+    # the size limit (#18's bad input)
+    sea = [[[109.6, 12.0], [109.9, 12.0], [109.9, 12.3], [109.6, 12.3], [109.6, 12.0]]]
+    ring = [
+        [round(105.8 + 0.5 * math.cos(i / 16_000), 5), round(21.0 + 0.5 * math.sin(i / 16_000), 5)]
+        for i in range(100_400)  # (just over 100,000 vertices, 2.4 MB: under the body limit)
+    ]
+    many = {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}
+    for body in ({"type": "Polygon", "coordinates": sea}, many):
+        got = client.post(REPORT, params={"format": "pdf"}, json=body)
+        assert 400 <= got.status_code < 500, got.text
+        assert got.json()["parameter"] == "geometry", got.text
+    huge = b'{"type": "Polygon", "coordinates": [[' + b"[105.8, 21.0], " * 400_000 + b"]]}"
+    got = client.post(REPORT, content=huge, headers={"Content-Type": "application/json"})
+    assert got.status_code == 413 and got.json()["parameter"] == "body", got.text
     broken = client.post(REPORT, content=b"{not json", headers={"Content-Type": "application/json"})
     assert broken.status_code == 400 and broken.json()["parameter"], broken.text
     got = client.get(REPORT, params={"unit": "01", "vintage": "2025", "format": "png"})

@@ -27,7 +27,7 @@ from tests.test_area_report import (
     keep,
     workbook,
 )
-from tests.test_output_jobs import ASYNC, VI, follow, instance
+from tests.test_output_jobs import ASYNC, VI, card_at, follow, instance
 
 EXECUTE = "/processes/area-report/execution"
 FAST = {"job_poll_s": 0.2, "job_heartbeat_s": 0.2}
@@ -187,7 +187,7 @@ def test_a_suppressed_value_stays_hidden_in_the_jobs_report(demo_db: str, tmp_pa
 
 def test_area_report_process_and_bad_inputs(client: TestClient) -> None:
     listed = [p["id"] for p in client.get("/processes").json()["processes"]]
-    assert listed == ["ea-map-book", "area-report"]
+    assert listed == ["ea-map-book", "area-report", "ea-export"]
     described = client.get("/processes/area-report").json()
     assert {"geometry", "unit", "vintage", "format", "lang"} <= set(described["inputs"])
     for inputs, parameter in (
@@ -245,6 +245,8 @@ def test_the_viewer_follows_a_large_areas_report_and_downloads_it(
         text = card.inner_text()
         assert "Đã xong, giữ đến" in text and "Tải xuống" in text and "Đóng" in text
         assert not any(w in text for w in ("steps", "Ready", "Download", "Close")), text
+        # the card's look from the shared jobs.css, its side (the right) from viewer.css
+        card_at(card, "right", 1366)
         page.screenshot(path=str(keep("viewer-report-job-desktop.png", b"")))
         with page.expect_download(timeout=120_000) as info:
             card.locator(".geo-job-download").click()

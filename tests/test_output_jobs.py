@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import time
 import urllib.request
@@ -142,12 +143,16 @@ def test_map_book_job_lifecycle_limits_and_cancel(demo_db: str, tmp_path: Path) 
         other_id = other.json()["jobID"]
         over = execute(front, third, **VI)
         assert over.status_code == 429 and over.headers["Retry-After"]
-        assert "tối đa 2 tập bản đồ" in over.json()["detail"], over.json()
+        # (the limits count every kind of job: a report or a download counts too)
+        assert "tối đa 2 tệp (báo cáo, tập bản đồ" in over.json()["detail"], over.json()
         full = execute(front, third, **VI, **editor)
         assert full.status_code == 503 and full.headers["Retry-After"]
-        assert "đang tạo 2 tập bản đồ" in full.json()["detail"], full.json()
+        assert "đang tạo 2 tệp (báo cáo, tập bản đồ" in full.json()["detail"], full.json()
         english = execute(front, third, **editor)
-        assert english.status_code == 503 and "making 2 map books" in english.json()["detail"]
+        assert (
+            english.status_code == 503
+            and "making 2 files (reports, map" in english.json()["detail"]
+        )
 
         # cancel: only who asked (403 for another client), then the job is dismissed
         refused = front.delete(f"/jobs/{other_id}", headers=editor)
@@ -286,7 +291,7 @@ def test_a_job_is_read_only_by_who_may_read_the_map_book(demo_db: str, tmp_path:
 
 def test_processes_describe_the_map_book(client: TestClient) -> None:
     listed = client.get("/processes").json()
-    assert [p["id"] for p in listed["processes"]] == ["ea-map-book", "area-report"]
+    assert [p["id"] for p in listed["processes"]] == ["ea-map-book", "area-report", "ea-export"]
     described = client.get("/processes/ea-map-book").json()
     assert described["jobControlOptions"] == ["async-execute", "dismiss"]
     assert set(described["inputs"]) == {"commune", "round", "lang"}
@@ -344,6 +349,7 @@ def test_the_editor_asks_for_a_map_book_follows_it_and_downloads_it(
             text = card.inner_text()
             assert "Đã xong: 5 trang, giữ đến" in text and "Tải PDF" in text
             assert not any(word in text for word in ("pages", "Waiting", "Ready", "Download"))
+            card_at(card, "left", DESKTOP["width"])  # (the right holds the editor's panel)
             desk.screenshot("map-book-job-desktop")
             with desk.page.expect_download(timeout=120_000) as info:
                 card.locator(".geo-job-download").click()
@@ -436,3 +442,166 @@ def test_a_large_ea_download_is_a_job_readable_only_by_who_asked(
     assert sorted(job_frame["code"]) == sorted(sync_frame["code"]) and len(job_frame) == 4
     assert list(job_frame.columns) == list(sync_frame.columns)
     assert job_frame.crs == sync_frame.crs
+
+
+def card_at(card: Any, side: str, width: int) -> None:
+    """The job card is styled (jobs.css: fixed, white, bordered) and sits on `side`."""
+    style = card.evaluate(
+        "e => { const s = getComputedStyle(e), t = getComputedStyle(e.parentElement);"
+        " return [t.position, s.backgroundColor, s.borderTopStyle]; }"
+    )
+    assert style == ["fixed", "rgb(255, 255, 255)", "solid"], style
+    box = card.bounding_box()
+    assert box is not None
+    middle = box["x"] + box["width"] / 2
+    assert (middle > width / 2) if side == "right" else (middle < width / 2), (side, box)
+
+
+def test_the_job_cards_are_styled_in_one_stylesheet() -> None:
+    # (written twice, the two copies drift: one stylesheet, each page says only the side)
+    from geo_service.viewer.assets import STATIC_DIR
+
+    for sheet in STATIC_DIR.glob("*.css"):
+        text = re.sub(r"/\*.*?\*/", "", sheet.read_text(), flags=re.S)
+        rules = re.findall(r"([^{}]*)\{([^{}]*)\}", text)
+        cards = [(s.strip(), body) for s, body in rules if ".geo-job" in s]
+        if sheet.name == "jobs.css":
+            assert len(cards) == 11, cards
+        elif sheet.name in ("viewer.css", "ea_editor.css"):
+            assert len(cards) == 1 and cards[0][0].endswith(".geo-jobs"), (sheet.name, cards)
+            assert set(re.findall(r"([a-z-]+)\s*:", cards[0][1])) <= {"left", "right"}, cards
+        else:
+            assert not cards, sheet.name
+
+
+def test_large_csv_and_geojson_downloads_are_jobs_with_the_downloads_bytes(
+    demo_db: str, tmp_path: Path
+) -> None:
+    # (made in the request, a national CSV or GeoJSON outlasts the response deadline
+    # before its first byte, as a GeoPackage did)
+    strips(demo_db, COMMUNE, 4)
+    items = "/collections/enumeration-areas/items"
+    with instance(
+        demo_db, tmp_path / "front", job_workers=0, response_deadline_s=5, ea_export_sync_eas=2
+    ) as front:
+        asked = {
+            fmt: front.get(items, params={"f": fmt, "round": "2029", "commune": COMMUNE})
+            for fmt in ("csv", "geojson")
+        }
+        for fmt, answer in asked.items():
+            assert answer.status_code == 202, (fmt, answer.text)
+            job = answer.json()
+            assert job["processID"] == "ea-export" and job["pagesTotal"] == 4, job
+            assert job["inputs"]["format"] == fmt
+        with instance(demo_db, tmp_path / "worker", job_poll_s=0.2, job_heartbeat_s=0.2) as worker:
+            files = {}
+            for fmt, answer in asked.items():
+                job_id = answer.json()["jobID"]
+                assert follow(front, job_id)[-1]["status"] == "successful"
+                files[fmt] = front.get(f"/jobs/{job_id}/results")
+            small = {"round": "2029", "commune": COMMUNE}
+            direct = {fmt: worker.get(items, params={**small, "f": fmt}) for fmt in files}
+    for fmt, got in files.items():
+        assert got.status_code == 200 and direct[fmt].status_code == 200, fmt
+        name = f'filename="enumeration-areas-{COMMUNE}.{fmt}"'
+        assert name in got.headers["content-disposition"], got.headers
+        assert got.headers["content-type"] == direct[fmt].headers["content-type"]
+        # the same file as the download made in the request (the worker's limit is 50,000)
+        assert got.content == direct[fmt].content, fmt
+    assert len(json.loads(files["geojson"].content)["features"]) == 4
+    assert files["csv"].content.decode("utf-8-sig").count("\r\n") == 5  # (header and 4)
+
+
+def test_ea_export_is_a_process_readable_by_who_asked_with_messages_per_kind(
+    demo_db: str, tmp_path: Path
+) -> None:
+    strips(demo_db, COMMUNE, 3)
+    with psycopg.connect(demo_db, autocommit=True) as conn:
+        tokens = {
+            name: {"Authorization": f"Bearer {add_user(conn, name, 'editor', [province])}"}
+            for name, province in (("ed", "01"), ("south", "79"))
+        }
+    run = "/processes/ea-export/execution"
+    private = {"public_reads": False}  # (EAs read within the reader's scope)
+    front_settings = {"job_workers": 0, "jobs_per_client": 3, **private}
+    with instance(demo_db, tmp_path / "front", **front_settings) as front:
+        listed = {p["id"]: p for p in front.get("/processes").json()["processes"]}
+        anonymous = front.post(run, json={"inputs": {"commune": COMMUNE}})
+        assert anonymous.status_code == 401, anonymous.text
+        assert set(listed) == {"ea-map-book", "area-report", "ea-export"}
+        described = front.get("/processes/ea-export").json()
+        assert {"commune", "round", "filter", "format"} <= set(described["inputs"])
+        assert described["inputs"]["format"]["schema"]["enum"] == ["geojson", "csv", "gpkg", "shp"]
+        types = {o["contentMediaType"] for o in described["outputs"]["file"]["schema"]["oneOf"]}
+        assert "application/geopackage+sqlite3" in types and "text/csv; charset=utf-8" in types
+
+        # bad inputs: 400 naming the input; a commune outside the scope: 403 naming commune
+        for inputs, parameter in (
+            ({"format": "pdf"}, "format"),
+            ({"bbox": "1,2"}, "bbox"),
+            ({"filter": "code = "}, "filter"),
+            ({"commune": "1"}, "commune"),
+        ):
+            refused = front.post(run, json={"inputs": inputs}, headers=tokens["ed"])
+            assert refused.status_code == 400, (inputs, refused.text)
+            assert parameter in refused.json()["parameter"], (inputs, refused.json())
+        outside = front.post(run, json={"inputs": {"commune": COMMUNE}}, headers=tokens["south"])
+        assert outside.status_code == 403 and outside.json()["parameter"] == "commune"
+
+        inputs = {
+            "commune": COMMUNE,
+            "round": "2029",
+            "format": "csv",
+            "filter": "households > 101",
+        }
+        asked = front.post(run, json={"inputs": inputs}, headers={**tokens["ed"], **ASYNC})
+        assert asked.status_code == 201, asked.text
+        job_id = asked.json()["jobID"]
+        assert asked.json()["pagesTotal"] == 2
+        other = front.get(f"/jobs/{job_id}", headers={**tokens["south"], **VI})
+        assert other.status_code == 403 and "tệp tải về của người khác" in other.json()["detail"]
+        # one each of the other kinds, to see their messages below
+        report = {"unit": COMMUNE, "vintage": "2025", "format": "xlsx"}
+        reported = front.post(
+            "/processes/area-report/execution", json={"inputs": report}, headers=tokens["ed"]
+        )
+        book = execute(front, **tokens["ed"])
+        assert reported.status_code == book.status_code == 201, (reported.text, book.text)
+        with instance(demo_db, tmp_path / "worker", job_poll_s=0.2, job_heartbeat_s=0.2, **private):
+            assert follow(front, job_id, tokens["ed"])[-1]["status"] == "successful"
+            answer = front.get(f"/jobs/{job_id}/results", headers=tokens["ed"])
+            assert answer.status_code == 200
+            lines = answer.content.decode("utf-8-sig").split("\r\n")
+            assert len([line for line in lines if line]) == 3  # (the header and two EAs)
+
+            # a job whose worker stopped too often, and one that failed, say what they make
+            jobs = {"export": job_id, "report": reported.json()["jobID"],
+                    "book": book.json()["jobID"]}  # fmt: skip
+            for other_job in jobs.values():
+                follow(front, other_job, tokens["ed"])
+            with psycopg.connect(demo_db, autocommit=True) as conn:  # (3 attempts are allowed)
+                conn.execute(
+                    "UPDATE output_job SET status = 'accepted', attempts = 3, result_bytes = NULL"
+                    " WHERE id = ANY(%s::uuid[])",
+                    (list(jobs.values()),),
+                )
+            lost = {k: follow(front, j, tokens["ed"])[-1] for k, j in jobs.items()}
+            with psycopg.connect(demo_db, autocommit=True) as conn:  # (inputs it cannot read)
+                conn.execute(
+                    "UPDATE output_job SET status = 'accepted', attempts = 0, inputs = '{}'"
+                    " WHERE id = ANY(%s::uuid[])",
+                    (list(jobs.values()),),
+                )
+            failed = {k: follow(front, j, tokens["ed"])[-1] for k, j in jobs.items()}
+        said = {k: front.get(f"/jobs/{j}", headers={**tokens["ed"], **VI}).json()["message"]
+                for k, j in jobs.items()}  # fmt: skip
+    assert {k: s["status"] for k, s in lost.items()} == dict.fromkeys(jobs, "failed"), lost
+    assert lost["export"]["message"] == "the instance writing the file stopped 3 times"
+    assert lost["report"]["message"] == "the instance making the report stopped 3 times"
+    assert lost["book"]["message"] == "the instance drawing it stopped 3 times"
+    assert {k: s["status"] for k, s in failed.items()} == dict.fromkeys(jobs, "failed"), failed
+    assert said == {
+        "export": "ghi tệp không thành công; xem nhật ký dịch vụ",
+        "report": "lập báo cáo không thành công; xem nhật ký dịch vụ",
+        "book": "vẽ không thành công; xem nhật ký dịch vụ",
+    }

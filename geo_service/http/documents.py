@@ -1027,6 +1027,34 @@ class AreaReportExecute(Document):
     response: Literal["document", "raw"] | None = None
 
 
+class EaExportInputs(Document):
+    """The inputs of `ea-export`: the EA list's filters (as
+    `/collections/enumeration-areas/items` takes them) and the file's format."""
+
+    commune: str | None = Field(default=None, pattern=r"^\d{5}$", description="a commune's code")
+    status: Literal["draft", "submitted", "approved", "rejected"] | None = None
+    round: str | None = Field(default=None, pattern=r"^\d{4}$", description="the census round")
+    bbox: str | None = Field(
+        default=None, max_length=200, description="minx,miny,maxx,maxy (longitude/latitude)"
+    )
+    filter: str | None = Field(
+        default=None, max_length=10_000, description="a CQL2 filter over the EA queryables"
+    )
+    filter_lang: Literal["cql2-text", "cql2-json", "cql-text"] = Field(
+        default="cql2-text", alias="filter-lang"
+    )
+    limit: int | None = Field(default=None, ge=1, description="at most this many EAs")
+    offset: int = Field(default=0, ge=0, le=10_000_000)
+    format: Literal["gpkg", "shp", "geojson", "csv"] = "gpkg"
+
+
+class EaExportExecute(Document):
+    """`POST /processes/ea-export/execution`: what to make."""
+
+    inputs: EaExportInputs
+    response: Literal["document", "raw"] | None = None
+
+
 class JobStatus(Document):
     """A job as OGC API – Processes' statusInfo, with the pages of the book it draws."""
 

@@ -133,4 +133,13 @@ async def produce(ctx: Context, inputs: dict[str, Any]) -> Made:
     return Made(path, name, area_report.MEDIA_TYPES[fmt])
 
 
-KIND = Kind(PROCESS, produce, True, "file_client_limit", "file_queue_full", (AREA,))
+KIND = Kind(
+    PROCESS,
+    produce,
+    True,
+    "file_client_limit",
+    "file_queue_full",
+    (AREA,),
+    worker_lost="report_worker_lost",
+    failed="report_error",
+)

@@ -1,6 +1,7 @@
-"""A large EA download (GeoPackage or zipped Shapefile) as a job's work: the list's filters
-with the asking reader's scope (stored with the job, so the file holds what that reader may
-read), written batch by batch as the synchronous download writes it, one step per EA."""
+"""A large EA download (GeoPackage, zipped Shapefile, GeoJSON or CSV) as a job's work: the
+list's filters with the asking reader's scope (stored with the job, so the file holds what
+that reader may read), written batch by batch as the synchronous download writes it, one
+step per EA."""
 
 from __future__ import annotations
 
@@ -15,13 +16,13 @@ from geo_service.jobs.kinds import Context, Kind, Made
 from geo_service.outputs import ea_export
 
 PROCESS = "ea-export"
-FORMATS = ("gpkg", "shp")  # (files built on disk; GeoJSON and CSV are spooled for the request)
+FORMATS = ea_export.FORMATS
 
 
 def file_name(commune: str | None, fmt: str) -> str:
     """The download's file name, as the synchronous download names it."""
     name = "enumeration-areas" + (f"-{commune}" if commune else "")
-    return f"{name}.{'gpkg' if fmt == 'gpkg' else 'shp.zip'}"
+    return f"{name}.{ea_export.SUFFIXES[fmt]}"
 
 
 @dataclass(frozen=True)
@@ -92,4 +93,14 @@ async def produce(ctx: Context, inputs: dict[str, Any]) -> Made:
 
 
 # (private: the file holds what the asking reader's scope allows)
-KIND = Kind(PROCESS, produce, True, "file_client_limit", "file_queue_full", ("scope",))
+KIND = Kind(
+    PROCESS,
+    produce,
+    True,
+    "file_client_limit",
+    "file_queue_full",
+    ("scope",),
+    worker_lost="export_worker_lost",
+    failed="export_error",
+    not_yours="export_private",
+)

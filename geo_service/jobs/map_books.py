@@ -128,4 +128,5 @@ async def produce(ctx: Context, inputs: dict[str, Any]) -> Made:
     return Made(path, f"ea-map-book-{inputs['commune']}-{inputs['round']}.pdf", MEDIA_TYPE)
 
 
-KIND = Kind(PROCESS, produce, False, "job_client_limit", "job_queue_full")
+# (the limits count every kind of job: their messages name them all)
+KIND = Kind(PROCESS, produce, False, "file_client_limit", "file_queue_full")

@@ -130,7 +130,8 @@ class JobRunner:
         keep_s = self.settings.job_result_hours * 3600
         if job["attempts"] > self.settings.job_attempts:
             async with self._pool().connection() as conn:
-                lost = message("job_worker_lost", attempts=job["attempts"] - 1)
+                key = kind_of(job["process"]).worker_lost
+                lost = message(key, attempts=job["attempts"] - 1)
                 await sql.fail(conn, job, lost, keep_s)
             return
         progress = Progress()
@@ -150,7 +151,7 @@ class JobRunner:
         except Exception:
             log.exception("job %s failed", job["id"])
             async with self._pool().connection() as conn:
-                await sql.fail(conn, job, message("job_error"), keep_s)
+                await sql.fail(conn, job, message(kind_of(job["process"]).failed), keep_s)
         finally:
             beating.cancel()
             await asyncio.gather(beating, return_exceptions=True)

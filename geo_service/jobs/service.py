@@ -88,8 +88,9 @@ class Jobs:
         if job is None:
             raise self._missing(job_id)
         if not may_read(job, reader):
-            if kind_of(job["process"]).private:
-                raise Forbidden(said("job_private", job=job_id), parameter="jobId")
+            kind = kind_of(job["process"])
+            if kind.private:
+                raise Forbidden(said(kind.not_yours, job=job_id), parameter="jobId")
             scope = reader.scope
             scope.check(job["commune_code"], job["province_code"], "jobId")
         return job
@@ -139,7 +140,7 @@ class Jobs:
         if job["status"] == "successful":
             return
         if job["status"] in ("failed", "dismissed"):
-            why = job_message(job) or said("job_error")
+            why = job_message(job) or said(kind_of(job["process"]).failed)
             raise NotFound(said("job_failed", job=job_id, why=why), parameter="jobId")
         raise NotFound(said("job_not_ready", job=job_id, status=job["status"]), parameter="jobId")
 

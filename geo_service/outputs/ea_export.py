@@ -2,7 +2,8 @@
 each EA with its commune, province, figures, status and assignment.
 
 Rows are read in batches from a server-side cursor; files are written batch by batch
-(GeoPackage, Shapefile) or spooled (GeoJSON, CSV), and only a complete file is sent.
+(GeoPackage, Shapefile) or spooled (GeoJSON, CSV), and only a complete file is sent (a large
+one is a job's file: `build_file`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import asyncio
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,9 @@ from geo_service.ea import sql
 from geo_service.features.export import Spool, cursor_batches, spool_csv_rows
 
 FORMATS = ("geojson", "csv", "gpkg", "shp")
+SUFFIXES = {"geojson": "geojson", "csv": "csv", "gpkg": "gpkg", "shp": "shp.zip"}
+# (a text file built for a job is spooled with this much memory, the rest on disk)
+_TEXT_MEMORY = 8 * 1024 * 1024
 MEDIA_TYPES = {
     "geojson": "application/geo+json",
     "csv": "text/csv; charset=utf-8",
@@ -67,20 +71,38 @@ class EaSelection:
     timeout_ms: int | None = None  # database time of each statement (None: the pool's)
 
 
+Progressed = Callable[[int], None] | None  # told the EAs written so far, after each batch
+
+
 def _statement(selection: EaSelection, wkb: bool) -> tuple[pgsql.Composed, dict[str, Any]]:
     return sql.export_sql(selection.filters, selection.limit, selection.offset, wkb)
 
 
+async def _batches(
+    pool: AsyncConnectionPool, selection: EaSelection, wkb: bool, progress: Progressed
+) -> AsyncIterator[list[tuple[Any, ...]]]:
+    """The exported rows in batches; `progress` told the rows done after each batch."""
+    statement, params = _statement(selection, wkb)
+    done = 0
+    async for batch in cursor_batches(pool, statement, params, selection.timeout_ms):
+        yield batch
+        done += len(batch)
+        if progress is not None:
+            progress(done)
+
+
 async def spool_geojson(
-    pool: AsyncConnectionPool, selection: EaSelection, max_memory: int
+    pool: AsyncConnectionPool,
+    selection: EaSelection,
+    max_memory: int,
+    progress: Progressed = None,
 ) -> Spool:
     """A FeatureCollection (CRS84) of the EAs with every exported attribute."""
-    statement, params = _statement(selection, wkb=False)
     spool = Spool(max_memory)
     try:
         spool.write(b'{"type":"FeatureCollection","features":[')
         first = True
-        async for batch in cursor_batches(pool, statement, params, selection.timeout_ms):
+        async for batch in _batches(pool, selection, False, progress):
             for row in batch:
                 props = dict(zip(sql.EXPORT_COLUMNS, row[:-1], strict=True))
                 feature = b'{"type":"Feature","id":' + orjson.dumps(props["code"])
@@ -95,11 +117,15 @@ async def spool_geojson(
     return spool
 
 
-async def spool_csv(pool: AsyncConnectionPool, selection: EaSelection, max_memory: int) -> Spool:
+async def spool_csv(
+    pool: AsyncConnectionPool,
+    selection: EaSelection,
+    max_memory: int,
+    progress: Progressed = None,
+) -> Spool:
     """CSV in UTF-8 with BOM (Excel shows Vietnamese names), geometry as WKT last; text that
     starts like a formula is quoted so a spreadsheet never runs it."""
-    statement, params = _statement(selection, wkb=True)
-    batches = cursor_batches(pool, statement, params, selection.timeout_ms)
+    batches = _batches(pool, selection, True, progress)
     header = [*sql.EXPORT_COLUMNS, "wkt"]
     return await spool_csv_rows(batches, header, _csv_cells, max_memory)
 
@@ -113,11 +139,13 @@ async def build_file(
     pool: AsyncConnectionPool,
     selection: EaSelection,
     fmt: str,
-    progress: Callable[[int], None] | None = None,
+    progress: Progressed = None,
 ) -> Path:
-    """The EAs as a GeoPackage or a zipped Shapefile (EPSG:4326) in a new temporary folder
-    (the caller deletes the folder); written batch by batch, so memory stays flat (a job
-    is told the EAs written after each batch)."""
+    """The EAs as a GeoPackage, a zipped Shapefile (EPSG:4326), a GeoJSON or a CSV file in
+    a new temporary folder (the caller deletes the folder); written batch by batch, so
+    memory stays flat (a job is told the EAs written after each batch)."""
+    if fmt in ("geojson", "csv"):
+        return await _text_file(pool, selection, fmt, progress)
     statement, params = _statement(selection, wkb=True)
     folder = Path(tempfile.mkdtemp(prefix="geo-service-ea-"))
     target = folder / ("enumeration_areas.gpkg" if fmt == "gpkg" else "shp/enumeration_areas.shp")
@@ -133,6 +161,27 @@ async def build_file(
             await asyncio.to_thread(_append, target, [], fmt, False)
         if fmt == "shp":
             return await asyncio.to_thread(_zip, target.parent, folder / "enumeration_areas.zip")
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return target
+
+
+async def _text_file(
+    pool: AsyncConnectionPool, selection: EaSelection, fmt: str, progress: Progressed
+) -> Path:
+    """A GeoJSON or CSV file, the same bytes as the download's spool."""
+    make = spool_geojson if fmt == "geojson" else spool_csv
+    folder = Path(tempfile.mkdtemp(prefix="geo-service-ea-"))
+    target = folder / f"enumeration_areas.{fmt}"
+    try:
+        spool = await make(pool, selection, _TEXT_MEMORY, progress)
+        try:
+            with target.open("wb") as out:
+                async for chunk in spool.chunks():
+                    await asyncio.to_thread(out.write, chunk)
+        finally:
+            spool.close()
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise

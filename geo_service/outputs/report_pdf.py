@@ -11,7 +11,7 @@ from typing import Any
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure as MplFigure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from geo_service.outputs import cartography as carto
 from geo_service.outputs.area_report import Figure, Point, Report
@@ -243,6 +243,17 @@ def _chart_lines(report: Report, figure: Figure, lang: str) -> list[tuple[str, l
     return lines
 
 
+def _axis_numbers(lang: str) -> FuncFormatter:
+    """Tick labels written as the page's numbers are (560.000 and 2,5 in Vietnamese), with
+    no shared offset or exponent above the axis."""
+
+    def label(value: float, _position: int | None) -> str:
+        decimals = len(f"{value:.3f}".rstrip("0").split(".")[1])
+        return carto.number(value, decimals, lang)
+
+    return FuncFormatter(label)
+
+
 def chart_page(report: Report, lang: str, figures: list[Figure]) -> MplFigure:
     """Up to six line charts: the area's series beside its parent's and the country's (a
     count only its own: their totals would flatten it; they are in the table), with one key
@@ -275,6 +286,7 @@ def chart_page(report: Report, lang: str, figures: list[Figure]) -> MplFigure:
         step = max(1, math.ceil(len(periods) / 6))
         ax.set_xticks(range(0, len(periods), step), periods[::step], fontsize=6)
         ax.yaxis.set_major_locator(MaxNLocator(4))
+        ax.yaxis.set_major_formatter(_axis_numbers(lang))
         ax.tick_params(axis="y", labelsize=6)
         ax.set_xlim(-0.5, len(periods) - 0.5)
         title = f"{indicator_name(f.meta, lang)} ({meta_text(f.meta, 'unit', lang)})"

@@ -127,6 +127,8 @@ def offline_map(
         folium.Element(
             f"<title>{html.escape(title)}</title><link rel='icon' href='data:,'>"
             f"<link rel='stylesheet' href='{html.escape(static)}/viewer.css'>"
+            # (the cards of outputs made in the background, static/js/jobs.js)
+            f"<link rel='stylesheet' href='{html.escape(static)}/jobs.css'>"
         )
     )
     return m, figure

@@ -27,8 +27,7 @@ from geo_service.ea.service import (
     history_communes,
 )
 from geo_service.features.export import spool_features
-from geo_service.features.filter import MAX_CHARACTERS, parse_filter
-from geo_service.features.query import parse_bbox
+from geo_service.features.filter import MAX_CHARACTERS
 from geo_service.features.sql import statement_time_limit
 from geo_service.http.auth import EaScope, Reader, Writer, check_reader
 from geo_service.http.deps import (
@@ -52,6 +51,7 @@ from geo_service.http.documents import (
     SpatialExtent,
 )
 from geo_service.http.downloads import SpooledResponse, asked_headers_only, headers_only
+from geo_service.http.ea_requests import MAX_EA_DOWNLOAD, check_scope, list_filter
 from geo_service.http.ogc import (
     GEOJSON,
     JSON_SCHEMA,
@@ -71,7 +71,6 @@ router = APIRouter(tags=["enumeration areas"])
 EaId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the EA's id")]
 BASE = "/collections/enumeration-areas"
 MAX_EA_PAGE = 10_000
-MAX_EA_DOWNLOAD = 10_000_000
 
 
 def _feature_response(
@@ -240,20 +239,16 @@ async def list_eas(
 ) -> Response:
     """EAs filtered by commune, status, census round and bounding box; streamed, in pages,
     or as a download file."""
-    box = parse_bbox(bbox) if bbox is not None else None
-    if box is not None and not (-180 <= box[0] <= box[2] <= 180 and -90 <= box[1] <= box[3] <= 90):
-        raise InvalidParameter(
-            "bbox must be longitude/latitude: -180..180, -90..90", parameter="bbox"
-        )
-    checked = None if filter is None else parse_filter(filter, filter_lang, sql.QUERYABLES)
-    filters = sql.ListFilter(commune, status, census_round, box, scope.codes, filter=checked)
+    filters = list_filter(scope, commune, status, census_round, bbox, filter, filter_lang)
     # (an anonymous filter gets the anonymous database time, as on the units' items)
     timeout = (
-        settings.anonymous_statement_timeout_ms if checked is not None and user is None else None
+        settings.anonymous_statement_timeout_ms
+        if filters.filter is not None and user is None
+        else None
     )
     if commune is not None and not scope.everywhere:
         async with pool.connection() as conn:
-            await check_commune(conn, scope, commune)
+            await check_scope(conn, scope, commune)
     if f != "json":
         # (a limit past every EA there could be is none: capped, not refused, and never
         # past what the database's LIMIT takes)

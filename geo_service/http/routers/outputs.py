@@ -65,9 +65,10 @@ async def ea_download(
 ) -> Response:
     """The EAs the filters match (within the reader's scope) as a GeoJSON, CSV, GeoPackage
     or zipped Shapefile file (each statement stopped after `timeout_ms`, when given). A
-    GeoPackage or Shapefile of more than `GEO_SERVICE_EA_EXPORT_SYNC_EAS` EAs is built as a
+    file of more than `GEO_SERVICE_EA_EXPORT_SYNC_EAS` EAs, in any format, is built as a
     job (`ea-export`), waited for while the response deadline allows, then 202 with
-    `Location: /jobs/{id}`."""
+    `Location: /jobs/{id}`: made in the request, a national file would outlast the
+    deadline before its first byte."""
     selection = ea_export.EaSelection(filters, limit, offset, timeout_ms)
     client = f"user {user.name}" if user else client_address(request)
     release = downloads.open(client)
@@ -78,7 +79,7 @@ async def ea_download(
             async with pool.connection() as conn, statement_time_limit(conn, timeout_ms):
                 matched = await ea_sql.count_exported(conn, filters)
                 returned = max(0, min(matched - offset, limit if limit is not None else matched))
-                large = fmt in ea_exports.FORMATS and returned > settings.ea_export_sync_eas
+                large = returned > settings.ea_export_sync_eas
                 if large and asked_headers_only(request):
                     # (a HEAD starts no job: 202, as the GET answers unless the file is
                     # ready within its wait; the job's Location comes with the GET)

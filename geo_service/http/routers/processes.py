@@ -1,5 +1,5 @@
 """Long outputs as background jobs, in the shape of OGC API – Processes (Part 1): a map
-book or an area report is asked for with `POST /processes/{id}/execution` (201,
+book, an area report or an EA download is asked for with `POST /processes/{id}/execution` (201,
 `Location: /jobs/{id}`), followed at `/jobs/{id}` (steps done of the total), fetched from
 `/jobs/{id}/results` and cancelled with `DELETE /jobs/{id}`. Jobs live in the database: any
 instance answers."""
@@ -17,11 +17,13 @@ from pydantic import BaseModel, ValidationError
 
 from geo_core.errors import NotFound
 from geo_service.ea.access import ReadScope
+from geo_service.features.sql import statement_time_limit
 from geo_service.http.area_requests import area_report_job
 from geo_service.http.auth import EaScopeReleased, ReaderReleased
 from geo_service.http.deps import JobsDep, Language, Pool, ServicesDep, client_address
 from geo_service.http.documents import (
     AreaReportExecute,
+    EaExportExecute,
     JobList,
     JobStatus,
     Link,
@@ -32,9 +34,11 @@ from geo_service.http.documents import (
     ProcessOutput,
     ProcessSummary,
 )
-from geo_service.jobs import area_reports, map_books
+from geo_service.http.ea_requests import MAX_EA_DOWNLOAD, check_scope, export_job, list_filter
+from geo_service.jobs import area_reports, ea_exports, map_books
 from geo_service.jobs.catalogue import kind_of
 from geo_service.jobs.service import Jobs, Reader, job_message, may_read
+from geo_service.outputs import ea_export
 from geo_service.outputs.area_report import MEDIA_TYPES
 from geo_service.settings import ServiceSettings
 from geo_service.users import User
@@ -74,6 +78,14 @@ _PROCESSES = {
         "figures, covered share and disclosure), made in the background; readable only by "
         "who asked for it.",
         "Ask for an area report",
+    ),
+    ea_exports.PROCESS: (
+        "EAs as a file (GeoPackage, Shapefile, GeoJSON or CSV)",
+        "The EAs the filters select, as GET /collections/enumeration-areas/items?f=… writes "
+        "them (each with its commune, figures, status and assignment), within the asking "
+        "reader's scope; a download of more than GEO_SERVICE_EA_EXPORT_SYNC_EAS EAs becomes "
+        "this job by itself; readable only by who asked for it.",
+        "Ask for an EA file",
     ),
 }
 
@@ -131,6 +143,8 @@ _LANG = ProcessInput(
 
 def _inputs(process_id: str) -> dict[str, ProcessInput]:
     """A process's inputs."""
+    if process_id == ea_exports.PROCESS:
+        return _export_inputs()
     if process_id == map_books.PROCESS:
         return {
             "commune": ProcessInput(
@@ -203,7 +217,61 @@ def _inputs(process_id: str) -> dict[str, ProcessInput]:
     }
 
 
+def _export_inputs() -> dict[str, ProcessInput]:
+    """The inputs of `ea-export`: the EA list's filters and the file's format."""
+    optional = {"minOccurs": 0, "maxOccurs": 1}
+
+    def text(title: str, description: str, **schema: Any) -> ProcessInput:
+        return ProcessInput(
+            title=title, description=description, schema={**_STRING, **schema}, **optional
+        )
+
+    return {
+        "commune": text(
+            "Commune",
+            "a commune's code (default: every EA the reader may read)",
+            pattern=r"^\d{5}$",
+        ),
+        "status": text(
+            "Status", "the EAs' status", enum=["draft", "submitted", "approved", "rejected"]
+        ),
+        "round": text("Census round", "the round's year", pattern=r"^\d{4}$"),
+        "bbox": text("Bounding box", "minx,miny,maxx,maxy (longitude/latitude)"),
+        "filter": text(
+            "Filter",
+            "a CQL2 filter over the EA queryables (/collections/enumeration-areas/queryables)",
+        ),
+        "filter-lang": text(
+            "Filter language",
+            "the filter's encoding",
+            enum=["cql2-text", "cql2-json"],
+            default="cql2-text",
+        ),
+        "limit": ProcessInput(
+            title="Limit",
+            description="at most this many EAs",
+            schema={"type": "integer", "minimum": 1},
+            **optional,
+        ),
+        "offset": ProcessInput(
+            title="Offset",
+            description="EAs skipped first",
+            schema={"type": "integer", "minimum": 0, "default": 0},
+            **optional,
+        ),
+        "format": text(
+            "Format",
+            "GeoPackage, zipped Shapefile, GeoJSON or CSV (WKT)",
+            enum=list(ea_exports.FORMATS),
+            default="gpkg",
+        ),
+    }
+
+
 def _outputs(process_id: str) -> dict[str, ProcessOutput]:
+    if process_id == ea_exports.PROCESS:
+        files = [{**_STRING, "contentMediaType": t} for t in ea_export.MEDIA_TYPES.values()]
+        return {"file": ProcessOutput(title="The EAs' file", schema={"oneOf": files})}
     if process_id == map_books.PROCESS:
         book = {**_STRING, "contentMediaType": map_books.MEDIA_TYPE}
         return {"book": ProcessOutput(title="The map book", schema=book)}
@@ -249,7 +317,8 @@ def _validated(model: type[Execute], data: Any) -> Execute:
 
 @router.post(
     "/processes/{processId}/execution",
-    summary="Ask for a map book or an area report: a job (201, Location: /jobs/{jobId})",
+    summary="Ask for a map book, an area report or an EA file: a job (201, "
+    "Location: /jobs/{jobId})",
     status_code=201,
     response_model=JobStatus,
     response_model_exclude_unset=True,
@@ -275,6 +344,9 @@ async def execute(
             asked = _validated(MapBookExecute, body).inputs
             book = await map_books.book_request(conn, asked.commune, asked.round, asked.lang, scope)
             job, joined = await jobs.submit(conn, book, client_of(request, user))
+        elif processId == ea_exports.PROCESS:
+            export = await _export_request(conn, body, scope, user, services.settings)
+            job, joined = await jobs.submit(conn, export, client_of(request, user))
         else:
             inputs = _validated(AreaReportExecute, body).inputs
             report = await area_report_job(conn, inputs, services.settings, services.raster_work)
@@ -286,6 +358,31 @@ async def execute(
     return JSONResponse(
         status.model_dump(by_alias=True, exclude_none=True), status_code=201, headers=headers
     )
+
+
+async def _export_request(
+    conn: Any, body: Any, scope: ReadScope, user: User | None, settings: ServiceSettings
+) -> ea_exports.ExportJob:
+    """An `ea-export` body checked as the EA list checks its query (400 naming the input,
+    403 naming `commune` outside the reader's scope)."""
+    asked = _validated(EaExportExecute, body).inputs
+    filters = list_filter(
+        scope,
+        asked.commune,
+        asked.status,
+        asked.round,
+        asked.bbox,
+        asked.filter,
+        asked.filter_lang,
+    )
+    await check_scope(conn, scope, asked.commune)
+    # (an anonymous filter gets the anonymous database time, as on the EA list)
+    anonymous = filters.filter is not None and user is None
+    timeout = settings.anonymous_statement_timeout_ms if anonymous else None
+    limit = None if asked.limit is None else min(asked.limit, MAX_EA_DOWNLOAD)
+    selection = ea_export.EaSelection(filters, limit, asked.offset, timeout)
+    async with statement_time_limit(conn, timeout):
+        return await export_job(conn, selection, asked.format)
 
 
 @router.get(
@@ -338,12 +435,16 @@ async def job_status(
 
 @router.get(
     "/jobs/{jobId}/results",
-    summary="A job's result: the map book (PDF) or the report (PDF or Excel)",
+    summary="A job's result: the map book (PDF), the report (PDF or Excel) or the EAs' file",
     responses={
         200: {
             "content": {
                 t: {"schema": {"type": "string"}}
-                for t in (map_books.MEDIA_TYPE, *MEDIA_TYPES.values())
+                for t in (
+                    map_books.MEDIA_TYPE,
+                    *MEDIA_TYPES.values(),
+                    *ea_export.MEDIA_TYPES.values(),
+                )
             }
         }
     },
