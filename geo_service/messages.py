@@ -50,8 +50,12 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "{code} nằm ngoài phạm vi của {user}",
     ),
     "approved_needs_supervisor": (
-        "EA {code} is approved: only a supervisor may change it (it goes back to draft)",
-        "Địa bàn {code} đã được duyệt: chỉ người duyệt mới được sửa (địa bàn trở về nháp)",
+        "EA {code} is approved: only a supervisor may change it (it goes back to draft); "
+        "nothing was saved: ask a supervisor to reject {code} first, or leave its edges as "
+        "they are",
+        "Địa bàn {code} đã được duyệt: chỉ người giám sát mới được sửa (địa bàn trở về nháp); "
+        "chưa lưu gì: hãy nhờ người giám sát trả lại {code} trước, hoặc giữ nguyên các cạnh "
+        "chung với địa bàn này",
     ),
     "rules_broken": (
         "{count} rule(s) broken{what}; nothing was saved",

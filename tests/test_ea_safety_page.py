@@ -234,3 +234,40 @@ def test_a_stale_single_area_write_is_refused_and_the_areas_reloaded(editor: Edi
     editor.page.click("button.ea-make_area")
     saved = editor.wait_writes(writes + 2)
     assert saved["status"] == 201, saved
+
+
+def test_an_areas_eas_are_shown_and_its_supervisor_chosen_in_its_row(editor: Editor) -> None:
+    """Saved supervisor areas were a list of codes: nowhere on the map, and a supervisor
+    could only be put over one by removing and remaking it."""
+    eas = editor.generate(COMMUNE)
+    grouped = next(
+        [a, b]
+        for a in eas
+        for b in eas
+        if a["id"] != b["id"] and shape(a["geometry"]).intersection(shape(b["geometry"])).length
+    )
+    staff = {"code": "GS01", "name": "Nguyễn Văn Giám", "role": "supervisor", "scope": COMMUNE}
+    assert editor.api("POST", "/census/2029/staff", "editor", staff)[0] == 201
+    _, read, _ = editor.api("GET", f"/communes/{COMMUNE}/supervisor-areas", "editor")
+    codes = [f["properties"]["code"] for f in grouped]
+    status, _, made = editor.api(
+        "POST", f"/communes/{COMMUNE}/supervisor-areas", "editor", {"eas": codes}, read["etag"]
+    )
+    assert status == 201, made
+    editor.open(f"commune={COMMUNE}&lang=vi&tab=organise")
+    editor.sign_in("editor")
+    show = editor.page.locator("tr.ea-area button.ea-show-area")
+    assert show.inner_text() == VI["show_area"]
+    show.click()
+    assert sorted(editor.js("window.eaEditor.selected()")) == sorted(f["id"] for f in grouped)
+    choice = editor.page.locator("tr.ea-area select.ea-area-supervisor")
+    assert choice.get_attribute("aria-label") == f"Giám sát viên của {made['areas'][0]['code']}"
+    writes = len(editor.js("window.eaEditor.writes"))
+    choice.select_option("GS01")
+    saved = editor.wait_writes(writes + 1)
+    assert saved["method"] == "PUT" and saved["status"] == 200, saved
+    _, _, areas = editor.api("GET", f"/communes/{COMMUNE}/supervisor-areas", "editor")
+    (area,) = areas["areas"]
+    assert area["supervisor"]["code"] == "GS01" and sorted(area["eas"]) == sorted(codes)
+    assert editor.page.locator("tr.ea-area select.ea-area-supervisor").input_value() == "GS01"
+    editor.screenshot("ea-area-row-supervisor-vi")

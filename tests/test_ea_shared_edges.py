@@ -417,3 +417,28 @@ def test_deleting_an_ea_of_a_covered_commune_is_refused_with_the_gap(env: Env) -
     assert report["complete"], (report["gaps"], report["overlaps"], report["outside_commune"])
     actions = [h["action"] for h in env.client.get(f"{url}/history").json()["history"]]
     assert actions[-1] == "delete"
+
+
+def test_moving_an_edge_shared_with_an_approved_ea_says_what_to_do(env: Env) -> None:
+    """A rejected EA beside approved ones: moving the edge they share is the supervisor's
+    (the approved EA goes back to draft); the refusal said only who may, not what to do."""
+    first, second, vertex, to = _setup(env)
+    env.act(second["id"], "submit", "editor")
+    env.act(second["id"], "approve", "supervisor")
+    second = env.client.get(f"{ITEMS}/{second['id']}").json()
+    before = env.tables()
+    body = _collection(
+        (first, _moved(shape(first["geometry"]), vertex, to)),
+        (second, _moved(shape(second["geometry"]), vertex, to)),
+    )
+    tags = f"{_etag(first)}, {_etag(second)}"
+    code = second["properties"]["code"]
+    refused = env.client.post(
+        RESHAPE, json=body, headers={**env.auth("editor"), "If-Match": tags, **VI}
+    )
+    assert refused.status_code == 403, refused.text
+    detail = refused.json()["detail"]
+    assert f"nhờ người giám sát trả lại {code}" in detail and "chưa lưu gì" in detail, detail
+    english = env.client.post(RESHAPE, json=body, headers={**env.auth("editor"), "If-Match": tags})
+    assert f"ask a supervisor to reject {code}" in english.json()["detail"]
+    assert env.tables() == before

@@ -888,6 +888,30 @@ import { addPanes } from "./viewer/layers.js";
 
   function areasEtag() { return state.areas ? state.areas.etag : null; }
 
+  function areaById(areaId) { return state.areas ? state.areas.areas.find((a) => a.id === areaId) : null; }
+
+  /* An area's EAs selected and brought into view: where it is, and ready for an enumerator. */
+  function showArea(areaId) {
+    const area = areaById(areaId);
+    if (!area) return;
+    const ids = Object.values(state.eas).filter((ea) => area.eas.includes(ea.feature.properties.code)).map((ea) => ea.feature.id);
+    state.selected = ids;
+    state.history = null;
+    restyle();
+    render();
+    const bounds = L.latLngBounds([]);
+    ids.forEach((id) => bounds.extend(state.eas[id].layer.getBounds()));
+    if (bounds.isValid()) map.fitBounds(bounds, { maxZoom: Math.max(map.getZoom(), 16) });
+  }
+
+  async function setAreaSupervisor(areaId, supervisor) {
+    const area = areaById(areaId);
+    if (!area) return;
+    const result = await call("PUT", cfg.api + "/communes/" + cfg.commune.code + "/supervisor-areas/" + areaId + "?round=" + cfg.round,
+                              { body: { eas: area.eas, supervisor }, etag: areasEtag() });
+    await afterAreaWrite(result);
+  }
+
   /* A single area's write answered: on a 412 the areas are reloaded (as after every write,
      the selection kept) and the message says so: try again on what holds now. */
   async function afterAreaWrite(result) {
@@ -1258,6 +1282,16 @@ import { addPanes } from "./viewer/layers.js";
     return coverageHtml() + batchHtml() + selectedHtml() + listHtml();
   }
 
+  /* An area's supervisor: a choice for editors (saved at once, the area as read), else the name. */
+  function areaSupervisorHtml(a) {
+    const chosen = a.supervisor ? a.supervisor.code : "";
+    if (!canEdit()) return escape(a.supervisor ? a.supervisor.name : t("none"));
+    // (no name: a reload must show the supervisor saved, never restore the choice made)
+    return "<select class='ea-area-supervisor' data-area='" + a.id + "' aria-label='" +
+      escape(t("area_supervisor_of", { code: a.code })) + "'><option value=''>" + escape(t("none")) + "</option>" +
+      staffOptions("supervisor", chosen) + "</select>";
+  }
+
   function staffOptions(role, chosen) {
     return state.staff.filter((s) => s.role === role).map((s) =>
       "<option value='" + escape(s.code) + "'" + (s.code === chosen ? " selected" : "") + ">" + escape(s.name + " (" + s.code + ")") + "</option>").join("");
@@ -1272,7 +1306,8 @@ import { addPanes } from "./viewer/layers.js";
       html += "<table class='ea-areas'>" + areas.areas.map((a) =>
         "<tr class='ea-area' data-area='" + a.id + "'><td><b>" + escape(a.code) + "</b><br>" + escape(a.eas.join(", ")) +
         (a.warnings.length ? a.warnings.map((w) => "<div class='ea-warn'>" + escape(w) + "</div>").join("") : "") +
-        "</td><td>" + escape(a.supervisor ? a.supervisor.name : t("none")) + "</td><td>" +
+        "<div class='ea-area-tools'>" + areaSupervisorHtml(a) + "<button type='button' class='ea-show-area' data-area='" + a.id + "'>" +
+        escape(t("show_area")) + "</button></div></td><td>" +
         (canEdit() ? "<button type='button' class='ea-delete-area ea-danger' data-area='" + a.id + "' data-code='" + escape(a.code) + "'>" +
           escape(t("delete_area")) + "</button>" : "") + "</td></tr>").join("") + "</table>";
     }
@@ -1430,6 +1465,9 @@ import { addPanes } from "./viewer/layers.js";
     on(".ea-show-version", (b) => previewVersion(state.history.entries.find((h) => h.id === Number(b.dataset.entry))));
     on(".ea-restore", (b) => restoreVersion(Number(b.dataset.entry)));
     on(".ea-delete-area", (b) => deleteArea(Number(b.dataset.area), b.dataset.code));
+    on(".ea-show-area", (b) => showArea(Number(b.dataset.area)));
+    panel.querySelectorAll("select.ea-area-supervisor").forEach((el) =>
+      el.addEventListener("change", () => setAreaSupervisor(Number(el.dataset.area), el.value || null)));
     on(".ea-remove-staff", (b) => removeStaff(b.dataset.code, b.dataset.name));
     on("li.ea-queue-item", (li, e) => {
       if (e.target.tagName === "BUTTON") return;
