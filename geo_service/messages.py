@@ -50,8 +50,12 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "{code} nằm ngoài phạm vi của {user}",
     ),
     "approved_needs_supervisor": (
-        "EA {code} is approved: only a supervisor may change it (it goes back to draft)",
-        "Địa bàn {code} đã được duyệt: chỉ người duyệt mới được sửa (địa bàn trở về nháp)",
+        "EA {code} is approved: only a supervisor may change it (it goes back to draft); "
+        "nothing was saved: ask a supervisor to reject {code} first, or leave its edges as "
+        "they are",
+        "Địa bàn {code} đã được duyệt: chỉ người giám sát mới được sửa (địa bàn trở về nháp); "
+        "chưa lưu gì: hãy nhờ người giám sát trả lại {code} trước, hoặc giữ nguyên các cạnh "
+        "chung với địa bàn này",
     ),
     "rules_broken": (
         "{count} rule(s) broken{what}; nothing was saved",
@@ -129,6 +133,13 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "thay đổi để lại {count} khoảng trống {area} m² không thuộc địa bàn nào (cạnh {codes}); "
         "chưa lưu gì: hãy giao khoảng trống cho một địa bàn kề bên hoặc kéo cạnh về chỗ cũ",
     ),
+    "delete_leaves_gap": (
+        "deleting EA {code} leaves {count} gap(s) of {area} m² in the commune that no EA covers "
+        "(beside {codes}); nothing was deleted: give its area to a neighbouring EA "
+        "(give_gap_to)",
+        "xoá địa bàn {code} sẽ để lại {count} khoảng trống {area} m² không thuộc địa bàn nào "
+        "(cạnh {codes}); chưa xoá gì: hãy giao phần diện tích này cho một địa bàn kề bên",
+    ),
     "gap_not_beside": (
         "EA {code} does not border the gap of {area} m² (beside {codes}): give it to one of those",
         "Địa bàn {code} không giáp khoảng trống {area} m² (cạnh {codes}): hãy giao cho một "
@@ -202,6 +213,22 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "areas_if_match_needed": (
         "send If-Match with the ETag of the supervisor areas you previewed",
         "thiếu phiên bản các địa bàn giám sát đã xem trước (If-Match); hãy xem trước lại",
+    ),
+    "area_if_match_needed": (
+        "send If-Match with the ETag of the supervisor areas you read (GET …/supervisor-areas)",
+        "thiếu phiên bản các địa bàn giám sát đã tải (If-Match); hãy tải lại trang rồi làm lại",
+    ),
+    "areas_changed_since_read": (
+        "the supervisor areas of commune {commune} changed since you loaded them ({codes} made, "
+        "changed or removed by someone else); nothing was saved: reload the areas and try again",
+        "Các địa bàn giám sát của xã {commune} đã thay đổi sau khi bạn tải ({codes} do người "
+        "khác tạo, sửa hoặc xoá); chưa lưu gì: hãy tải lại rồi làm lại",
+    ),
+    "area_changed": (
+        "supervisor area {area} of commune {commune} was changed or removed by someone else "
+        "since you loaded it; nothing was saved: reload the areas and try again",
+        "Địa bàn giám sát {area} của xã {commune} đã bị người khác sửa hoặc xoá sau khi bạn "
+        "tải; chưa lưu gì: hãy tải lại rồi làm lại",
     ),
     "unknown_area": ("there is no supervisor area {area}", "không có địa bàn giám sát {area}"),
     "staff_exists": (

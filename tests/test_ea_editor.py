@@ -559,15 +559,13 @@ def test_restore_from_history_and_the_rejection_reason(editor: Editor) -> None:
     eas = editor.generate(SMALL_COMMUNE)
     mine, theirs = eas[0], eas[1]
     original = shapely.geometry.shape(mine["geometry"])
-    # (a neighbour deleted first: the ring `mine` gives up joins that uncovered area instead
-    # of opening a gap, which a save refuses)
+    # (a neighbour taken out first: the ring `mine` gives up joins that uncovered area
+    # instead of opening a gap, which a save refuses; taken out in the database, since the
+    # API refuses a delete that opens a gap too)
     shape = shapely.geometry.shape
     neighbour = next(f for f in eas[2:] if shape(f["geometry"]).intersection(original).length)
-    _, headers, _ = editor.api("GET", f"{ITEMS}/{neighbour['id']}", "editor")
-    assert (
-        editor.api("DELETE", f"{ITEMS}/{neighbour['id']}", "editor", None, headers["etag"])[0]
-        == 204
-    )
+    with psycopg.connect(editor.db, autocommit=True) as conn:
+        conn.execute("DELETE FROM enumeration_area WHERE id = %s", (neighbour["id"],))
     _, headers, _ = editor.api("GET", f"{ITEMS}/{mine['id']}", "editor")
     smaller = {
         "type": "Feature",

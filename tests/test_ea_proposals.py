@@ -11,7 +11,7 @@ from shapely.geometry import shape
 
 from geo_service.ea.grouping import Unit, adjacency, is_contiguous
 from tests import test_census_ops
-from tests.test_census_ops import COMMUNE, ITEMS, Env, _staff, _touching_run
+from tests.test_census_ops import COMMUNE, ITEMS, Env, _staff, _touching_run, areas_tag
 
 env = test_census_ops.env  # (the fixture: a service over a fresh demo database)
 AREAS = f"/communes/{COMMUNE}/supervisor-areas"
@@ -40,7 +40,11 @@ def test_supervisor_areas_proposed_then_saved_in_one_go(env: Env) -> None:
     for staff in ("S1", "S2"):
         assert _staff(env, staff, "supervisor", COMMUNE).status_code == 201
     run = _touching_run(eas, 4)
-    made = env.client.post(AREAS, json={"eas": run, "supervisor": "S1"}, headers=env.auth("editor"))
+    made = env.client.post(
+        AREAS,
+        json={"eas": run, "supervisor": "S1"},
+        headers={**env.auth("editor"), **areas_tag(env)},
+    )
     assert made.status_code == 201, made.text
     (kept,) = made.json()["areas"]
 
@@ -107,7 +111,9 @@ def test_a_refused_batch_saves_nothing_and_names_the_eas(env: Env) -> None:
     shapes = {f["properties"]["code"]: shape(f["geometry"]) for f in eas}
     run = _touching_run(eas, 4)
     apart = next(c for c in shapes if shapes[c].distance(shapes[run[0]]) > 0.002)
-    made = env.client.post(AREAS, json={"eas": run[:2]}, headers=env.auth("editor"))
+    made = env.client.post(
+        AREAS, json={"eas": run[:2]}, headers={**env.auth("editor"), **areas_tag(env)}
+    )
     assert made.status_code == 201
     (old,) = made.json()["areas"]
     tag = {"If-Match": made.json()["etag"]}
@@ -215,7 +221,11 @@ def test_an_ea_of_several_islands_joins_an_area_with_its_neighbours(env: Env) ->
     assert multi
     first = multi[0]
     group = sorted({units[first].code} | {units[j].code for j in neighbours[first]})
-    area = env.client.post("/communes/07192/supervisor-areas", json={"eas": group}, headers=admin)
+    area = env.client.post(
+        "/communes/07192/supervisor-areas",
+        json={"eas": group},
+        headers={**admin, **areas_tag(env, "07192")},
+    )
     assert area.status_code == 201, area.text
     # (a band warning when it holds fewer than 3 EAs, but no "not contiguous")
     assert all("không liền" not in w for w in area.json()["areas"][0]["warnings"])
@@ -244,7 +254,9 @@ def test_a_stale_preview_is_not_saved_over_a_colleagues_areas(env: Env) -> None:
     for staff in ("S1", "S2"):
         assert _staff(env, staff, "supervisor", COMMUNE).status_code == 201
     run = _touching_run(eas, 4)
-    made = env.client.post(AREAS, json={"eas": run}, headers=env.auth("editor"))
+    made = env.client.post(
+        AREAS, json={"eas": run}, headers={**env.auth("editor"), **areas_tag(env)}
+    )
     assert made.status_code == 201, made.text
     (area,) = made.json()["areas"]
     read = env.client.get(AREAS, headers=env.auth("editor"))
@@ -259,7 +271,7 @@ def test_a_stale_preview_is_not_saved_over_a_colleagues_areas(env: Env) -> None:
     changed = env.client.put(
         f"{AREAS}/{area['id']}",
         json={"eas": run, "supervisor": "S1"},
-        headers=env.auth("supervisor"),
+        headers={**env.auth("supervisor"), "If-Match": read.headers["ETag"]},
     )
     assert changed.status_code == 200, changed.text
     before = env.tables()
@@ -302,7 +314,9 @@ def test_an_area_made_since_the_preview_is_named(env: Env) -> None:
     eas = env.generate()
     preview = env.client.post(f"{AREAS}/proposal", json={}, headers=env.auth("editor")).json()
     run = _touching_run(eas, 3)
-    made = env.client.post(AREAS, json={"eas": run}, headers=env.auth("supervisor"))
+    made = env.client.post(
+        AREAS, json={"eas": run}, headers={**env.auth("supervisor"), **areas_tag(env)}
+    )
     assert made.status_code == 201, made.text
     (area,) = made.json()["areas"]
     free = [g for g in preview["groups"] if not set(g["eas"]) & set(run)]
@@ -313,3 +327,64 @@ def test_an_area_made_since_the_preview_is_named(env: Env) -> None:
     )
     assert stale.status_code == 412, stale.text
     assert stale.json()["areas"] == [area["code"]]
+
+
+def test_single_area_writes_need_the_areas_as_read(env: Env) -> None:
+    """Making, changing and removing one supervisor area: 428 without If-Match, 412 naming
+    the area a colleague changed since (saying to reload), nothing written; a change to
+    another area does not stop a write on this one."""
+    eas = env.generate()
+    for staff in ("S1", "S2"):
+        assert _staff(env, staff, "supervisor", COMMUNE).status_code == 201
+    run = _touching_run(eas, 6)
+    first, second = run[:3], run[3:]
+    before = env.tables()
+    missing = env.client.post(AREAS, json={"eas": first}, headers=env.auth("editor", "vi"))
+    assert missing.status_code == 428 and missing.json()["parameter"] == "If-Match"
+    assert "tải lại" in missing.json()["detail"]
+    assert env.tables() == before
+    made = env.client.post(
+        AREAS, json={"eas": first}, headers={**env.auth("editor"), **areas_tag(env)}
+    )
+    assert made.status_code == 201, made.text
+    (area,) = made.json()["areas"]
+    assert made.headers["ETag"] == made.json()["etag"]
+    seen = made.headers["ETag"]  # what the editor's page now holds
+    # a colleague puts a supervisor over it
+    changed = env.client.put(
+        f"{AREAS}/{area['id']}",
+        json={"eas": first, "supervisor": "S1"},
+        headers={**env.auth("supervisor"), "If-Match": seen},
+    )
+    assert changed.status_code == 200, changed.text
+    before = env.tables()
+    for method, url, body in (
+        ("PUT", f"{AREAS}/{area['id']}", {"eas": first, "supervisor": "S2"}),
+        ("DELETE", f"{AREAS}/{area['id']}", None),
+        ("POST", AREAS, {"eas": second}),
+    ):
+        headers = {**env.auth("editor", "vi"), "If-Match": seen}
+        stale = env.client.request(method, url, json=body, headers=headers)
+        assert stale.status_code == 412, (method, stale.text)
+        refusal = stale.json()
+        assert refusal["parameter"] == "If-Match" and refusal["areas"] == [area["code"]]
+        assert area["code"] in refusal["detail"] and "tải lại" in refusal["detail"]
+        english = env.client.request(
+            method, url, json=body, headers={**env.auth("editor"), "If-Match": seen}
+        )
+        assert english.status_code == 412 and "reload" in english.json()["detail"]
+        bare = env.client.request(method, url, json=body, headers=env.auth("editor"))
+        assert bare.status_code == 428, (method, bare.text)
+    assert env.tables() == before
+    # read again: a second area made; then the first removed on the ETag read before that
+    fresh = changed.headers["ETag"]
+    other = env.client.post(
+        AREAS, json={"eas": second}, headers={**env.auth("editor"), "If-Match": fresh}
+    )
+    assert other.status_code == 201, other.text
+    removed = env.client.delete(
+        f"{AREAS}/{area['id']}", headers={**env.auth("editor"), "If-Match": fresh}
+    )
+    assert removed.status_code == 204, removed.text
+    (kept,) = [a["code"] for a in other.json()["areas"] if sorted(a["eas"]) == sorted(second)]
+    assert list(_held_areas(env)) == [kept]

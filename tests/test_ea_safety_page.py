@@ -1,7 +1,7 @@
-"""The EA editor's remaining safety gaps, in Chromium in Vietnamese: a restore that would
-open a gap offers the gap to a neighbour (as a save does), a stale preview of supervisor
-areas is refused and a fresh one offered, and the map says to zoom in when EAs are not
-drawn (below the EA tiles' minimum zoom)."""
+"""The EA editor's remaining safety gaps, in Chromium in Vietnamese: a restore or a delete
+that would open a gap offers the gap to a neighbour (as a save does), a stale preview of
+supervisor areas is refused and a fresh one offered, and the map says to zoom in when EAs
+are not drawn (below the EA tiles' minimum zoom)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from shapely.geometry import mapping, shape
 from geo_service.viewer.ea_labels import CENSUS_LABELS
 from tests.conftest import PgCluster
 from tests.test_ea_editor import COMMUNE, ITEMS, Editor, _editor_over_demo
-from tests.test_ea_shared_edges import _inward, _moved, _shared_vertex
+from tests.test_ea_shared_edges import _inward, _moved, _shared_vertex, inner_pair
 
 pytest.importorskip("playwright.sync_api")
 
@@ -112,11 +112,13 @@ def test_a_stale_preview_is_refused_and_a_fresh_one_offered(editor: Editor) -> N
         and shape(a["geometry"]).intersection(shape(b["geometry"])).length > 0
         and shape(b["geometry"]).intersection(shape(c["geometry"])).length > 0
     )
+    _, read, _ = editor.api("GET", f"/communes/{COMMUNE}/supervisor-areas", "supervisor")
     status, _, made = editor.api(
         "POST",
         f"/communes/{COMMUNE}/supervisor-areas",
         "supervisor",
         {"eas": [f["properties"]["code"] for f in grouped]},
+        read["etag"],
     )
     assert status == 201, made
     area = made["areas"][0]["code"]
@@ -139,3 +141,133 @@ def test_a_stale_preview_is_refused_and_a_fresh_one_offered(editor: Editor) -> N
     assert area in fresh["kept"]
     proposed = {c for g in fresh["groups"] for c in g["eas"]}
     assert proposed == set(codes) - {f["properties"]["code"] for f in grouped}
+
+
+def test_a_delete_that_opens_a_gap_offers_the_area_to_a_neighbour(editor: Editor) -> None:
+    gone, neighbour, _ = inner_pair(editor.generate(COMMUNE))
+    code = gone["properties"]["code"]
+    editor.open(f"commune={COMMUNE}&lang=vi")
+    editor.sign_in("editor")
+    editor.js(f"window.eaEditor.select({gone['id']}, false)")
+    before = editor.tables()
+    writes = len(editor.js("window.eaEditor.writes"))
+    editor.page.click("button.ea-delete")
+    assert code in editor.confirm()  # asked first
+    # refused with the gap in red, and the neighbours along it offered
+    receiver = editor.page.locator("select.ea-gap-receiver")
+    receiver.wait_for(state="visible")
+    offered = receiver.locator("option").all_inner_texts()
+    assert neighbour["properties"]["code"] in offered and code not in offered
+    text = editor.page.locator(".ea-modal .ea-confirm-text").inner_text()
+    assert text.startswith(f"Xoá {code} sẽ để lại khoảng trống")
+    assert editor.page.locator(".ea-modal .ea-confirm-ok").inner_text() == VI["give_and_delete"]
+    assert editor.js("window.eaEditor.findings()") >= 1
+    assert editor.tables() == before
+    editor.screenshot("ea-delete-gap-offered-vi")
+    # cancelled: nothing deleted, the EA still selected, the message says why in Vietnamese
+    editor.page.click(".ea-confirm-cancel")
+    refused = editor.wait_writes(writes + 1)
+    assert refused["status"] == 422, refused
+    message = editor.page.locator(".ea-message").inner_text()
+    assert f"xoá địa bàn {code}" in message and "chưa xoá gì" in message, message
+    assert editor.js("window.eaEditor.selected()") == [gone["id"]]
+    assert editor.tables() == before
+    # again, given to the neighbour: deleted, the neighbour grown, the commune still covered
+    editor.page.click("button.ea-delete")
+    editor.confirm()
+    receiver.wait_for(state="visible")
+    receiver.select_option(neighbour["properties"]["code"])
+    editor.page.click(".ea-confirm-ok")
+    done = editor.wait_writes(writes + 3)
+    assert done["status"] == 204 and "give_gap_to=" in done["path"], done
+    _, _, report = editor.api("GET", f"/communes/{COMMUNE}/ea-coverage?round=2029", "editor")
+    assert report["complete"], (report["gaps"], report["overlaps"])
+    status, _, _ = editor.api("GET", f"{ITEMS}/{gone['id']}", "editor")
+    assert status == 404
+
+
+def test_a_stale_single_area_write_is_refused_and_the_areas_reloaded(editor: Editor) -> None:
+    eas = editor.generate(COMMUNE)
+    editor.open(f"commune={COMMUNE}&lang=vi&tab=organise")
+    editor.sign_in("editor")
+    # a colleague makes an area of three EAs after the page read the areas
+    grouped = next(
+        [a, b, c]
+        for a in eas
+        for b in eas
+        for c in eas
+        if len({a["id"], b["id"], c["id"]}) == 3
+        and shape(a["geometry"]).intersection(shape(b["geometry"])).length > 0
+        and shape(b["geometry"]).intersection(shape(c["geometry"])).length > 0
+    )
+    _, read, _ = editor.api("GET", f"/communes/{COMMUNE}/supervisor-areas", "supervisor")
+    status, _, made = editor.api(
+        "POST",
+        f"/communes/{COMMUNE}/supervisor-areas",
+        "supervisor",
+        {"eas": [f["properties"]["code"] for f in grouped]},
+        read["etag"],
+    )
+    assert status == 201, made
+    area = made["areas"][0]["code"]
+    others = [f for f in eas if f["id"] not in {g["id"] for g in grouped}]
+    mine = next(
+        [a, b]
+        for a in others
+        for b in others
+        if a["id"] != b["id"] and shape(a["geometry"]).intersection(shape(b["geometry"])).length
+    )
+    for f in mine:
+        editor.js(f"window.eaEditor.select({f['id']}, true)")
+    before = editor.tables()
+    writes = len(editor.js("window.eaEditor.writes"))
+    editor.page.click("button.ea-make_area")
+    refused = editor.wait_writes(writes + 1)
+    assert refused["status"] == 412, refused
+    message = editor.page.locator(".ea-message").inner_text()
+    assert area in message and VI["areas_reloaded"] in message, message
+    assert editor.tables() == before
+    assert sorted(editor.js("window.eaEditor.selected()")) == sorted(f["id"] for f in mine)
+    # the colleague's area is now on the page; the same click saves (areas as read again)
+    editor.page.locator(f"text={area}").first.wait_for(state="visible")
+    editor.screenshot("ea-area-stale-reloaded-vi")
+    editor.page.click("button.ea-make_area")
+    saved = editor.wait_writes(writes + 2)
+    assert saved["status"] == 201, saved
+
+
+def test_an_areas_eas_are_shown_and_its_supervisor_chosen_in_its_row(editor: Editor) -> None:
+    """Saved supervisor areas were a list of codes: nowhere on the map, and a supervisor
+    could only be put over one by removing and remaking it."""
+    eas = editor.generate(COMMUNE)
+    grouped = next(
+        [a, b]
+        for a in eas
+        for b in eas
+        if a["id"] != b["id"] and shape(a["geometry"]).intersection(shape(b["geometry"])).length
+    )
+    staff = {"code": "GS01", "name": "Nguyễn Văn Giám", "role": "supervisor", "scope": COMMUNE}
+    assert editor.api("POST", "/census/2029/staff", "editor", staff)[0] == 201
+    _, read, _ = editor.api("GET", f"/communes/{COMMUNE}/supervisor-areas", "editor")
+    codes = [f["properties"]["code"] for f in grouped]
+    status, _, made = editor.api(
+        "POST", f"/communes/{COMMUNE}/supervisor-areas", "editor", {"eas": codes}, read["etag"]
+    )
+    assert status == 201, made
+    editor.open(f"commune={COMMUNE}&lang=vi&tab=organise")
+    editor.sign_in("editor")
+    show = editor.page.locator("tr.ea-area button.ea-show-area")
+    assert show.inner_text() == VI["show_area"]
+    show.click()
+    assert sorted(editor.js("window.eaEditor.selected()")) == sorted(f["id"] for f in grouped)
+    choice = editor.page.locator("tr.ea-area select.ea-area-supervisor")
+    assert choice.get_attribute("aria-label") == f"Giám sát viên của {made['areas'][0]['code']}"
+    writes = len(editor.js("window.eaEditor.writes"))
+    choice.select_option("GS01")
+    saved = editor.wait_writes(writes + 1)
+    assert saved["method"] == "PUT" and saved["status"] == 200, saved
+    _, _, areas = editor.api("GET", f"/communes/{COMMUNE}/supervisor-areas", "editor")
+    (area,) = areas["areas"]
+    assert area["supervisor"]["code"] == "GS01" and sorted(area["eas"]) == sorted(codes)
+    assert editor.page.locator("tr.ea-area select.ea-area-supervisor").input_value() == "GS01"
+    editor.screenshot("ea-area-row-supervisor-vi")

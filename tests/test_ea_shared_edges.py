@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 import psycopg
+import pytest
 import shapely
 import shapely.affinity
 from shapely.geometry import Point, box, mapping, shape
@@ -213,11 +214,9 @@ def _generated_list(env: Env) -> list[dict[str, Any]]:
 def test_approving_all_of_an_uncovered_commune_needs_an_acknowledgement(env: Env) -> None:
     eas = _generated(env)
     gone = eas[len(eas) // 2]
-    deleted = env.client.delete(
-        f"{ITEMS}/{gone['id']}", headers={**env.auth("editor"), "If-Match": _etag(gone)}
-    )
-    assert deleted.status_code == 204
     with psycopg.connect(env.url, autocommit=True) as conn:
+        # (a hole made in the database: the API refuses a delete that opens a gap)
+        conn.execute("DELETE FROM enumeration_area WHERE id = %s", (gone["id"],))
         conn.execute(
             "UPDATE enumeration_area SET status = 'submitted', version = version + 1"
             " WHERE commune_code = %s",
@@ -349,3 +348,97 @@ def test_moving_an_ea_along_the_undrawn_part_of_a_commune_opens_no_gap(env: Env)
         headers={**env.auth("editor"), "If-Match": _etag(feature)},
     )
     assert response.status_code == 200, response.text
+
+
+def _inner_pair(env: Env) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The smallest generated EA with a neighbour along an edge, that neighbour, and an EA
+    not beside it."""
+    return inner_pair(_generated(env))
+
+
+def inner_pair(features: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any], dict]:
+    """Of these EAs: the smallest with a neighbour along an edge, its smallest such
+    neighbour, and an EA not beside it."""
+    eas = sorted(features, key=lambda f: shape(f["geometry"]).area)
+    for gone in eas:
+        geom = shape(gone["geometry"])
+        beside = [
+            f
+            for f in eas
+            if f["id"] != gone["id"] and shape(f["geometry"]).intersection(geom).length > 1e-4
+        ]
+        far = [f for f in eas if shape(f["geometry"]).distance(geom) > 1e-3]
+        if beside and far:
+            return gone, min(beside, key=lambda f: shape(f["geometry"]).area), far[0]
+    raise AssertionError("no EA with a neighbour")
+
+
+def test_deleting_an_ea_of_a_covered_commune_is_refused_with_the_gap(env: Env) -> None:
+    gone, neighbour, far = _inner_pair(env)
+    url = f"{ITEMS}/{gone['id']}"
+    before = env.tables()
+    refused = env.client.delete(url, headers={**env.auth("editor"), "If-Match": _etag(gone), **VI})
+    assert refused.status_code == 422, refused.text
+    body = refused.json()
+    code = gone["properties"]["code"]
+    assert body["detail"].startswith(f"xoá địa bàn {code}") and "khoảng trống" in body["detail"]
+    (gap,) = body["gaps"]
+    assert neighbour["properties"]["code"] in gap["eas"] and code not in gap["eas"]
+    assert gap["area_m2"] > 0
+    assert shape(gap["geometry"]).area == pytest.approx(shape(gone["geometry"]).area, rel=1e-3)
+    english = env.client.delete(url, headers={**env.auth("editor"), "If-Match": _etag(gone)})
+    assert english.status_code == 422 and "give_gap_to" in english.json()["detail"]
+    # given to an EA not beside it, or without the neighbour's ETag: refused
+    away = env.client.delete(
+        url,
+        params={"give_gap_to": far["properties"]["code"]},
+        headers={**env.auth("editor"), "If-Match": f"{_etag(gone)}, {_etag(far)}"},
+    )
+    assert away.status_code == 422 and away.json()["parameter"] == "give_gap_to"
+    untagged = env.client.delete(
+        url,
+        params={"give_gap_to": neighbour["properties"]["code"]},
+        headers={**env.auth("editor"), "If-Match": _etag(gone)},
+    )
+    assert untagged.status_code == 412 and neighbour["properties"]["code"] in untagged.text
+    assert env.tables() == before
+    # given to the neighbour: the EA gone, the neighbour grown, the commune still covered
+    given = env.client.delete(
+        url,
+        params={"give_gap_to": neighbour["properties"]["code"], "reason": "gộp vào bên cạnh"},
+        headers={**env.auth("editor"), "If-Match": f"{_etag(gone)}, {_etag(neighbour)}"},
+    )
+    assert given.status_code == 204, given.text
+    assert env.client.get(url).status_code == 404
+    grown = env.client.get(f"{ITEMS}/{neighbour['id']}").json()
+    union = shape(neighbour["geometry"]).union(shape(gone["geometry"]))
+    assert shape(grown["geometry"]).symmetric_difference(union).area < union.area * 1e-3
+    report = env.client.get(f"/communes/{COMMUNE}/ea-coverage", params={"round": "2029"}).json()
+    assert report["complete"], (report["gaps"], report["overlaps"], report["outside_commune"])
+    actions = [h["action"] for h in env.client.get(f"{url}/history").json()["history"]]
+    assert actions[-1] == "delete"
+
+
+def test_moving_an_edge_shared_with_an_approved_ea_says_what_to_do(env: Env) -> None:
+    """A rejected EA beside approved ones: moving the edge they share is the supervisor's
+    (the approved EA goes back to draft); the refusal said only who may, not what to do."""
+    first, second, vertex, to = _setup(env)
+    env.act(second["id"], "submit", "editor")
+    env.act(second["id"], "approve", "supervisor")
+    second = env.client.get(f"{ITEMS}/{second['id']}").json()
+    before = env.tables()
+    body = _collection(
+        (first, _moved(shape(first["geometry"]), vertex, to)),
+        (second, _moved(shape(second["geometry"]), vertex, to)),
+    )
+    tags = f"{_etag(first)}, {_etag(second)}"
+    code = second["properties"]["code"]
+    refused = env.client.post(
+        RESHAPE, json=body, headers={**env.auth("editor"), "If-Match": tags, **VI}
+    )
+    assert refused.status_code == 403, refused.text
+    detail = refused.json()["detail"]
+    assert f"nhờ người giám sát trả lại {code}" in detail and "chưa lưu gì" in detail, detail
+    english = env.client.post(RESHAPE, json=body, headers={**env.auth("editor"), "If-Match": tags})
+    assert f"ask a supervisor to reject {code}" in english.json()["detail"]
+    assert env.tables() == before

@@ -99,15 +99,10 @@ def test_dragging_a_shared_vertex_inward_moves_both_eas_and_leaves_no_gap(
 def test_approving_a_commune_that_is_not_covered_warns_and_names_the_gap(tablet: Editor) -> None:
     eas = tablet.generate(SMALL_COMMUNE)
     gone = eas[len(eas) // 2]
-    status, _, _ = tablet.api(
-        "DELETE",
-        f"{ITEMS}/{gone['id']}",
-        "editor",
-        etag=f'"ea-{gone["id"]}-v{gone["properties"]["version"]}"',
-    )
-    assert status == 204
     kept = [f for f in eas if f["id"] != gone["id"]]
     with psycopg.connect(tablet.db, autocommit=True) as conn:  # (all submitted by the editor)
+        # (a hole made in the database: the API refuses a delete that opens a gap)
+        conn.execute("DELETE FROM enumeration_area WHERE id = %s", (gone["id"],))
         conn.execute("UPDATE enumeration_area SET status = 'submitted', version = version + 1")
     tablet.open(f"commune={SMALL_COMMUNE}&lang=vi")
     tablet.sign_in("supervisor")

@@ -260,9 +260,12 @@ async def save_area(
     commune_code: str,
     area_id: int | None,
     body: dict[str, Any],
+    if_match: str | None,
 ) -> int:
     """Create or change a supervisor area (its EAs and its supervisor); its id. EAs in
-    another area are refused (take them out of it first)."""
+    another area are refused (take them out of it first). A new area needs the commune's
+    areas as they were read (If-Match: the `etag` of `GET …/supervisor-areas`); a change,
+    that area as it was read."""
     commune = await round_commune(conn, census_round, commune_code)
     authorise(user, commune)
     codes = body.get("eas")
@@ -276,6 +279,10 @@ async def save_area(
         existing = await sql.supervisor_area(conn, area_id) if area_id is not None else None
         if area_id is not None and (existing is None or existing["commune_code"] != commune.code):
             raise NotFound(said("unknown_area", area=area_id), parameter="area")
+        if existing is None:
+            await check_areas_version(conn, census_round, commune.code, if_match, "read")
+        else:
+            await check_area_version(conn, census_round, commune.code, existing["code"], if_match)
         code = (
             existing["code"]
             if existing
@@ -332,12 +339,16 @@ def _sent_stamps(if_match: str) -> dict[str, str] | None:
 
 
 async def check_areas_version(
-    conn: psycopg.AsyncConnection, census_round: str, commune: str, if_match: str | None
+    conn: psycopg.AsyncConnection,
+    census_round: str,
+    commune: str,
+    if_match: str | None,
+    seen: str = "previewed",
 ) -> None:
     """428 without If-Match; 412 naming the areas made, changed or removed since the ETag
-    sent was read."""
+    sent was read (`seen`: in a preview, or read for one area's change)."""
     if not if_match:
-        raise PreconditionRequired(said("areas_if_match_needed"), parameter="If-Match")
+        raise PreconditionRequired(said(_NEEDED[seen]), parameter="If-Match")
     now = _area_stamps(await sql.supervisor_areas(conn, census_round, commune))
     if if_match.strip() == "*":
         return
@@ -347,9 +358,39 @@ async def check_areas_version(
     # (an ETag that is not ours: every area counts as changed)
     changed = sorted(c for c in {*now, *(sent or {})} if sent is None or now.get(c) != sent.get(c))
     raise PreconditionFailed(
-        said("areas_changed", commune=commune, codes=", ".join(changed) or "–"),
+        said(_CHANGED[seen], commune=commune, codes=", ".join(changed) or "–"),
         parameter="If-Match",
         areas=changed,
+        current=await areas_etag(conn, census_round, commune),
+    )
+
+
+# (a refusal says what to do again: make a fresh preview, or reload the areas)
+_NEEDED = {"previewed": "areas_if_match_needed", "read": "area_if_match_needed"}
+_CHANGED = {"previewed": "areas_changed", "read": "areas_changed_since_read"}
+
+
+async def check_area_version(
+    conn: psycopg.AsyncConnection,
+    census_round: str,
+    commune: str,
+    code: str,
+    if_match: str | None,
+) -> None:
+    """One area's write: 428 without If-Match; 412 naming the area when it changed since
+    the ETag sent (the commune's areas as read) was read; other areas may have changed."""
+    if not if_match:
+        raise PreconditionRequired(said("area_if_match_needed"), parameter="If-Match")
+    if if_match.strip() == "*":
+        return
+    now = _area_stamps(await sql.supervisor_areas(conn, census_round, commune))
+    sent = _sent_stamps(if_match) or {}
+    if sent.get(code) is not None and sent.get(code) == now.get(code):
+        return
+    raise PreconditionFailed(
+        said("area_changed", area=code, commune=commune),
+        parameter="If-Match",
+        areas=[code],
         current=await areas_etag(conn, census_round, commune),
     )
 
@@ -446,14 +487,24 @@ async def _insert_area(
 
 
 async def drop_area(
-    conn: psycopg.AsyncConnection, user: User, commune_code: str, area_id: int
+    conn: psycopg.AsyncConnection,
+    user: User,
+    commune_code: str,
+    area_id: int,
+    if_match: str | None,
 ) -> None:
-    """Remove a supervisor area (its EAs stay, in no area)."""
+    """Remove a supervisor area (its EAs stay, in no area), only as it was read (If-Match:
+    the `etag` of the commune's areas)."""
     existing = await sql.supervisor_area(conn, area_id)
     if existing is None or existing["commune_code"] != commune_code:
         raise NotFound(said("unknown_area", area=area_id), parameter="area")
     authorise(user, await commune_of(conn, commune_code, existing["commune_vintage"], "code"))
-    await sql.delete_area(conn, area_id)
+    async with conn.transaction():
+        await sql.lock_commune(conn, existing["census_round"], commune_code)
+        await check_area_version(
+            conn, existing["census_round"], commune_code, existing["code"], if_match
+        )
+        await sql.delete_area(conn, area_id)
 
 
 async def areas_report(

@@ -403,12 +403,22 @@ class EaService:
         ea_id: int,
         if_match: str | None,
         reason: str | None,
-    ) -> None:
-        """Delete an EA; its history stays."""
+        give_gap_to: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Delete an EA; its history stays. A delete that opens a gap in the commune (its
+        area was covered, not undrawn around it) is refused with the gap unless the gap is
+        given to a neighbouring EA (`give_gap_to`, a code; its ETag in If-Match too); the
+        last EA of a commune goes without (the commune is then undrawn, not gapped). The
+        notices of what was given."""
         async with conn.transaction():
-            before, _ = await _locked(conn, ea_id, user, if_match, change=True)
+            before, commune = await _locked(conn, ea_id, user, if_match, change=True)
             await sql.delete(conn, ea_id)
             await write_history(conn, ea_id, "delete", before, None, user, reason)
+            if not await sql.has_eas(conn, before["census_round"], commune.code):
+                return []
+            return await self._gaps_given(
+                conn, user, commune, before, if_match, give_gap_to, reason, deleted=True
+            )
 
     async def split(
         self,
@@ -786,13 +796,15 @@ class EaService:
         if_match: str | None,
         give_gap_to: str | None,
         reason: str | None,
+        deleted: bool = False,
     ) -> list[dict[str, Any]]:
-        """After one EA's change: 422 with the gaps it opened, unless `give_gap_to` names a
-        neighbouring EA along every gap, which then takes them (checked like any edit)."""
+        """After one EA's change (`deleted`: its delete): 422 with the gaps it opened, unless
+        `give_gap_to` names a neighbouring EA along every gap, which then takes them (checked
+        like any edit)."""
         census_round = before["census_round"]
         gaps = await _new_gaps(conn, commune, census_round, [before], self.rules)
         if not gaps or give_gap_to is None:
-            _no_gap(gaps)
+            _no_gap(gaps, before["code"] if deleted else None)
             return []
         receiver = await _receiver(conn, census_round, commune, give_gap_to)
         _check_versions([receiver], if_match, user)
@@ -1008,14 +1020,18 @@ def _point_of(wkt: str) -> list[float]:
     return [round(float(x), 7), round(float(y), 7)]
 
 
-def _no_gap(gaps: list[dict[str, Any]]) -> None:
-    """422 naming where every new gap is (and the EAs beside it) when there is one."""
+def _no_gap(gaps: list[dict[str, Any]], deleted: str | None = None) -> None:
+    """422 naming where every new gap is (and the EAs beside it) when there is one
+    (`deleted`: the code of the EA whose delete opened them)."""
     if not gaps:
         return
     area = sum(g["area_m2"] for g in gaps)
     codes = sorted({code for g in gaps for code in g["eas"]})
+    figures = {"count": len(gaps), "area": f"{area:.0f}", "codes": ", ".join(codes) or "–"}
     raise Unprocessable(
-        said("leaves_gap", count=len(gaps), area=f"{area:.0f}", codes=", ".join(codes) or "–"),
+        said("delete_leaves_gap", code=deleted, **figures)
+        if deleted
+        else said("leaves_gap", **figures),
         parameter="geometry",
         gaps=[{k: v for k, v in g.items() if k != "shape"} for g in gaps],
     )

@@ -175,6 +175,17 @@ async def delete(conn: psycopg.AsyncConnection, ea_id: int) -> None:
     await conn.execute("DELETE FROM enumeration_area WHERE id = %s", (ea_id,))
 
 
+async def has_eas(conn: psycopg.AsyncConnection, census_round: str, commune: str) -> bool:
+    """Whether the commune has any EA in the round."""
+    found = await conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM enumeration_area"
+        " WHERE census_round = %s AND commune_code = %s)",
+        (census_round, commune),
+    )
+    row = await found.fetchone()
+    return bool(row and row[0])
+
+
 async def next_serial(conn: psycopg.AsyncConnection, census_round: str, commune: str) -> int:
     """The commune's next free EA serial in the round."""
     cur = await conn.execute(

@@ -104,6 +104,8 @@ _MORE: dict[str, dict[str, str]] = {
         "supervisor": "Giám sát viên",
         "none": "(chưa có)",
         "delete_area": "Xoá",
+        "show_area": "Xem trên bản đồ",
+        "area_supervisor_of": "Giám sát viên của {code}",
         "band": "Khoảng",
         "staff": "Nhân sự",
         "enumerator": "Điều tra viên",
@@ -157,6 +159,11 @@ _MORE: dict[str, dict[str, str]] = {
         "give_gap": "Giao khoảng trống",
         "no_gap_neighbour": "Không có địa bàn kề bên nào giáp khoảng trống: hãy kéo cạnh về chỗ "
         "cũ.",
+        "gap_left_delete": "Xoá {code} sẽ để lại khoảng trống {area} m² không thuộc địa bàn nào "
+        "(vùng đỏ trên bản đồ). Chỉ xoá được khi giao phần này cho một địa bàn kề bên:",
+        "give_and_delete": "Giao rồi xoá",
+        "no_gap_neighbour_delete": "Không có địa bàn kề bên nào giáp phần này nên chưa xoá; hãy "
+        "gộp {code} vào một địa bàn kề bên thay vì xoá.",
         "confirm_approve_uncovered": "Xã chưa phủ kín: {area} m² ({share} % diện tích xã) không "
         "thuộc địa bàn nào — vùng đỏ trên bản đồ. Vẫn duyệt {count} địa bàn: {codes}?",
         "confirm_approve_one_uncovered": "Xã chưa phủ kín: {area} m² ({share} % diện tích xã) "
@@ -260,6 +267,8 @@ _MORE: dict[str, dict[str, str]] = {
         "supervisor": "Supervisor",
         "none": "(none)",
         "delete_area": "Remove",
+        "show_area": "Show on the map",
+        "area_supervisor_of": "Supervisor of {code}",
         "band": "Band",
         "staff": "Staff",
         "enumerator": "Enumerator",
@@ -311,6 +320,11 @@ _MORE: dict[str, dict[str, str]] = {
         "Give the gap to EA:",
         "give_gap": "Give the gap",
         "no_gap_neighbour": "No neighbouring EA borders the gap: move the edge back.",
+        "gap_left_delete": "Deleting {code} leaves a gap of {area} m² that no EA covers (red on "
+        "the map). It can only be deleted if a neighbouring EA takes this area:",
+        "give_and_delete": "Give it and delete",
+        "no_gap_neighbour_delete": "No neighbouring EA borders this area, so nothing was "
+        "deleted; merge {code} into a neighbouring EA instead.",
         "confirm_approve_uncovered": "The commune is not fully covered: {area} m² ({share} % of "
         "the commune) lie in no EA — red on the map. Approve the {count} EAs anyway: {codes}?",
         "confirm_approve_one_uncovered": "The commune is not fully covered: {area} m² ({share} % "

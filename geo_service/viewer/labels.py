@@ -592,6 +592,7 @@ EA_LABELS: dict[str, dict[str, str]] = {
         "status_approved": "Đã duyệt",
         "status_rejected": "Bị trả lại",
         "stale": "Địa bàn đã bị người khác sửa; đã tải lại, hãy thử lại.",
+        "areas_reloaded": "Đã tải lại các địa bàn giám sát như hiện có; hãy xem lại rồi làm lại.",
         "households_short": "hộ",
         "notice_round": "Kỳ điều tra «{value}» không phải là một năm; đang hiển thị 2029.",
         "notice_commune": "Không có xã «{value}»; hãy chọn xã bên dưới.",
@@ -669,6 +670,8 @@ EA_LABELS: dict[str, dict[str, str]] = {
         "status_approved": "Approved",
         "status_rejected": "Rejected",
         "stale": "Someone else changed this EA; reloaded, please try again.",
+        "areas_reloaded": "The supervisor areas are reloaded as they now are; check them and "
+        "try again.",
         "households_short": "households",
         "notice_round": "Census round “{value}” is not a year; showing 2029.",
         "notice_commune": "No commune “{value}”: choose one below.",

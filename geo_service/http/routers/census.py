@@ -186,14 +186,36 @@ async def add_area(
     settings: Settings,
     lang: Language,
     body: Annotated[Any, Body(description='{"eas": [EA codes], "supervisor": staff code}')],
+    response: Response,
     census_round: RoundQuery = "2029",
+    if_match: Annotated[
+        str | None,
+        Header(max_length=8000, description="the `etag` of the commune's areas as read"),
+    ] = None,
 ) -> SupervisorAreas:
     """A contiguous group of EAs of the commune (none in another area), optionally under a
-    supervisor who works there; the commune's areas as they now are."""
+    supervisor who works there; the commune's areas as they now are. Needs If-Match with the
+    `etag` of the areas read (428 without; 412 naming the areas made, changed or removed
+    since)."""
     if not isinstance(body, dict):
         raise InvalidParameter("the body must be a JSON object", parameter="body")
-    await organise.save_area(conn, user, census_round, code, None, body)
-    return await _areas_doc(code, conn, user, EVERYWHERE, settings, lang, census_round)
+    await organise.save_area(conn, user, census_round, code, None, body, if_match)
+    return await _written(code, conn, user, settings, lang, census_round, response)
+
+
+async def _written(
+    code: str,
+    conn: psycopg.AsyncConnection,
+    user: User,
+    settings: ServiceSettings,
+    lang: str,
+    census_round: str,
+    response: Response,
+) -> SupervisorAreas:
+    """The commune's areas after a write, with the ETag the next write sends."""
+    doc = await _areas_doc(code, conn, user, EVERYWHERE, settings, lang, census_round)
+    response.headers["ETag"] = doc.etag
+    return doc
 
 
 @router.post(
@@ -270,23 +292,38 @@ async def change_area(
     settings: Settings,
     lang: Language,
     body: Annotated[Any, Body(description='{"eas": [EA codes], "supervisor": staff code}')],
+    response: Response,
     census_round: RoundQuery = "2029",
+    if_match: Annotated[
+        str | None,
+        Header(max_length=8000, description="the `etag` of the commune's areas as read"),
+    ] = None,
 ) -> SupervisorAreas:
-    """The area holds exactly the EAs listed, under the supervisor named (or none)."""
+    """The area holds exactly the EAs listed, under the supervisor named (or none). Needs
+    If-Match with the `etag` of the areas read (428 without; 412 naming the area when it
+    changed since)."""
     if not isinstance(body, dict):
         raise InvalidParameter("the body must be a JSON object", parameter="body")
-    await organise.save_area(conn, user, census_round, code, area, body)
-    return await _areas_doc(code, conn, user, EVERYWHERE, settings, lang, census_round)
+    await organise.save_area(conn, user, census_round, code, area, body, if_match)
+    return await _written(code, conn, user, settings, lang, census_round, response)
 
 
 @router.delete(
     "/communes/{code}/supervisor-areas/{area}", status_code=204, summary="Remove an area"
 )
 async def remove_area(
-    code: CommuneCode, area: Annotated[int, Path(ge=1, le=2**63 - 1)], conn: Conn, user: Writer
+    code: CommuneCode,
+    area: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    conn: Conn,
+    user: Writer,
+    if_match: Annotated[
+        str | None,
+        Header(max_length=8000, description="the `etag` of the commune's areas as read"),
+    ] = None,
 ) -> None:
-    """Its EAs stay, in no area."""
-    await organise.drop_area(conn, user, code, area)
+    """Its EAs stay, in no area. Needs If-Match with the `etag` of the areas read (428
+    without; 412 naming the area when it changed or went since)."""
+    await organise.drop_area(conn, user, code, area, if_match)
 
 
 # ---- assignments, workload, progress ----

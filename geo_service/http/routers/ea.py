@@ -473,9 +473,15 @@ async def delete_ea(
     ops: EaOps,
     if_match: Annotated[str | None, Header(max_length=200)] = None,
     reason: Annotated[str | None, Query(max_length=500)] = None,
+    give_gap_to: Annotated[
+        str | None,
+        Query(max_length=20, description="a neighbouring EA's code: it takes the area freed"),
+    ] = None,
 ) -> Response:
-    """Delete an EA (needs If-Match); its history stays."""
-    await ops.delete(conn, user, featureId, if_match, _reason(reason))
+    """Delete an EA (needs If-Match); its history stays. A delete that opens a gap in a
+    commune that was covered is refused with the gap (422 `gaps`) unless `give_gap_to` names
+    a neighbouring EA to take it (its ETag in If-Match too)."""
+    await ops.delete(conn, user, featureId, if_match, _reason(reason), give_gap_to)
     return Response(status_code=204)
 
 

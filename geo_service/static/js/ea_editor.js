@@ -477,8 +477,18 @@ import { addPanes } from "./viewer/layers.js";
       style: { color: "#c0392b", weight: 2, dashArray: "5 5", fill: false } }).addTo(findings);
   }
 
+  /* Delete an EA (asked first by the caller); where its area would be a gap in a covered
+     commune, the neighbours along it are offered to take it, and nothing is deleted unless
+     one is chosen. */
   async function deleteEa(id) {
-    return call("DELETE", ITEMS + "/" + id, { etag: state.eas[id].etag });
+    const url = ITEMS + "/" + id;
+    const result = await call("DELETE", url, { etag: state.eas[id].etag });
+    if (result.ok || result.status !== 422 || !result.body || !result.body.gaps) return result;
+    const receiver = await askGapReceiver(result.body.gaps, id, "gap_left_delete");
+    const taker = receiver && Object.values(state.eas).find((ea) => ea.feature.properties.code === receiver);
+    if (!taker) { result.cancelled = true; return result; }
+    return call("DELETE", url + "?give_gap_to=" + encodeURIComponent(receiver),
+                { etag: state.eas[id].etag + ", " + taker.etag });
   }
 
   async function transition(id, action, reason) {
@@ -587,7 +597,7 @@ import { addPanes } from "./viewer/layers.js";
     if (action === "delete") {
       if (!await confirmAction(t("confirm_delete_ea", { code }), t("delete"), true)) return;
       result = await deleteEa(id);
-      state.selected = [];
+      if (result.ok) state.selected = [];
     } else if (action === "reject") {
       const reason = await askReason(t("reject_title", { code }));
       if (!reason) return;
@@ -656,7 +666,7 @@ import { addPanes } from "./viewer/layers.js";
 
   /* A refused save that opens a gap: the gap in red, and a choice of the neighbour to give
      it to (every gap must border it); the code chosen, or null. */
-  function askGapReceiver(found, editing) {
+  function askGapReceiver(found, editing, question) {
     findings.clearLayers();
     for (const gap of found) {
       L.geoJSON(gap.geometry, { interactive: false, style: { color: "#c0392b", weight: 3, fillColor: "#c0392b",
@@ -670,9 +680,10 @@ import { addPanes } from "./viewer/layers.js";
     const area = fmt(found.reduce((sum, g) => sum + g.area_m2, 0));
     return dialog((box, finish) => {
       const p = L.DomUtil.create("p", "ea-confirm-text", box);
-      p.textContent = t("gap_left", { area });
+      p.textContent = t(question || "gap_left", { area, code: own });
       if (!candidates.length) {
-        L.DomUtil.create("p", "ea-hint", box).textContent = t("no_gap_neighbour");
+        L.DomUtil.create("p", "ea-hint", box).textContent =
+          t(question ? "no_gap_neighbour_delete" : "no_gap_neighbour", { code: own });
         buttons(box, t("ok"), false, () => finish(null), finish).cancel.focus();
         return;
       }
@@ -683,7 +694,8 @@ import { addPanes } from "./viewer/layers.js";
         option.value = code;
         option.textContent = code;
       }
-      const { cancel } = buttons(box, t("give_gap"), false, () => finish(select.value), finish);
+      const ok = question ? t("give_and_delete") : t("give_gap");
+      const { cancel } = buttons(box, ok, Boolean(question), () => finish(select.value), finish);
       cancel.focus();
     });
   }
@@ -860,15 +872,50 @@ import { addPanes } from "./viewer/layers.js";
   async function makeArea() {
     const codes = state.selected.map(codeOf);
     const supervisor = panel.querySelector("select[name=area_supervisor]").value || null;
+    // (the areas as this page read them: a colleague's change since is refused, never lost)
     const result = await call("POST", cfg.api + "/communes/" + cfg.commune.code + "/supervisor-areas?round=" + cfg.round,
-                              { body: { eas: codes, supervisor } });
+                              { body: { eas: codes, supervisor }, etag: areasEtag() });
     if (result.ok) state.selected = [];
-    await afterWrite(result);
+    await afterAreaWrite(result);
   }
 
   async function deleteArea(areaId, code) {
     if (!await confirmAction(t("confirm_delete_area", { code }), t("delete_area"), true)) return;
-    const result = await call("DELETE", cfg.api + "/communes/" + cfg.commune.code + "/supervisor-areas/" + areaId);
+    const result = await call("DELETE", cfg.api + "/communes/" + cfg.commune.code + "/supervisor-areas/" + areaId,
+                              { etag: areasEtag() });
+    await afterAreaWrite(result);
+  }
+
+  function areasEtag() { return state.areas ? state.areas.etag : null; }
+
+  function areaById(areaId) { return state.areas ? state.areas.areas.find((a) => a.id === areaId) : null; }
+
+  /* An area's EAs selected and brought into view: where it is, and ready for an enumerator. */
+  function showArea(areaId) {
+    const area = areaById(areaId);
+    if (!area) return;
+    const ids = Object.values(state.eas).filter((ea) => area.eas.includes(ea.feature.properties.code)).map((ea) => ea.feature.id);
+    state.selected = ids;
+    state.history = null;
+    restyle();
+    render();
+    const bounds = L.latLngBounds([]);
+    ids.forEach((id) => bounds.extend(state.eas[id].layer.getBounds()));
+    if (bounds.isValid()) map.fitBounds(bounds, { maxZoom: Math.max(map.getZoom(), 16) });
+  }
+
+  async function setAreaSupervisor(areaId, supervisor) {
+    const area = areaById(areaId);
+    if (!area) return;
+    const result = await call("PUT", cfg.api + "/communes/" + cfg.commune.code + "/supervisor-areas/" + areaId + "?round=" + cfg.round,
+                              { body: { eas: area.eas, supervisor }, etag: areasEtag() });
+    await afterAreaWrite(result);
+  }
+
+  /* A single area's write answered: on a 412 the areas are reloaded (as after every write,
+     the selection kept) and the message says so: try again on what holds now. */
+  async function afterAreaWrite(result) {
+    result.areasReloaded = result.status === 412;
     await afterWrite(result);
   }
 
@@ -1018,8 +1065,9 @@ import { addPanes } from "./viewer/layers.js";
                                                               fillOpacity: 0.6 } }).addTo(findings);
       marker(gap.location, t("gaps") + ": " + fmt(gap.area_m2) + " m²", "#c0392b");
     }
-    // (a batch of supervisor areas says itself what changed; "stale" speaks of an EA)
+    // (supervisor areas say themselves what changed; "stale" speaks of an EA)
     if (result.status === 412 && !body.areas) lines.push(t("stale"));
+    if (result.status === 412 && result.areasReloaded) lines.push(t("areas_reloaded"));
     showMessage((title || t("not_saved")) + ": " + (body.detail || result.status), lines, "error");
   }
 
@@ -1234,6 +1282,16 @@ import { addPanes } from "./viewer/layers.js";
     return coverageHtml() + batchHtml() + selectedHtml() + listHtml();
   }
 
+  /* An area's supervisor: a choice for editors (saved at once, the area as read), else the name. */
+  function areaSupervisorHtml(a) {
+    const chosen = a.supervisor ? a.supervisor.code : "";
+    if (!canEdit()) return escape(a.supervisor ? a.supervisor.name : t("none"));
+    // (no name: a reload must show the supervisor saved, never restore the choice made)
+    return "<select class='ea-area-supervisor' data-area='" + a.id + "' aria-label='" +
+      escape(t("area_supervisor_of", { code: a.code })) + "'><option value=''>" + escape(t("none")) + "</option>" +
+      staffOptions("supervisor", chosen) + "</select>";
+  }
+
   function staffOptions(role, chosen) {
     return state.staff.filter((s) => s.role === role).map((s) =>
       "<option value='" + escape(s.code) + "'" + (s.code === chosen ? " selected" : "") + ">" + escape(s.name + " (" + s.code + ")") + "</option>").join("");
@@ -1248,7 +1306,8 @@ import { addPanes } from "./viewer/layers.js";
       html += "<table class='ea-areas'>" + areas.areas.map((a) =>
         "<tr class='ea-area' data-area='" + a.id + "'><td><b>" + escape(a.code) + "</b><br>" + escape(a.eas.join(", ")) +
         (a.warnings.length ? a.warnings.map((w) => "<div class='ea-warn'>" + escape(w) + "</div>").join("") : "") +
-        "</td><td>" + escape(a.supervisor ? a.supervisor.name : t("none")) + "</td><td>" +
+        "<div class='ea-area-tools'>" + areaSupervisorHtml(a) + "<button type='button' class='ea-show-area' data-area='" + a.id + "'>" +
+        escape(t("show_area")) + "</button></div></td><td>" +
         (canEdit() ? "<button type='button' class='ea-delete-area ea-danger' data-area='" + a.id + "' data-code='" + escape(a.code) + "'>" +
           escape(t("delete_area")) + "</button>" : "") + "</td></tr>").join("") + "</table>";
     }
@@ -1406,6 +1465,9 @@ import { addPanes } from "./viewer/layers.js";
     on(".ea-show-version", (b) => previewVersion(state.history.entries.find((h) => h.id === Number(b.dataset.entry))));
     on(".ea-restore", (b) => restoreVersion(Number(b.dataset.entry)));
     on(".ea-delete-area", (b) => deleteArea(Number(b.dataset.area), b.dataset.code));
+    on(".ea-show-area", (b) => showArea(Number(b.dataset.area)));
+    panel.querySelectorAll("select.ea-area-supervisor").forEach((el) =>
+      el.addEventListener("change", () => setAreaSupervisor(Number(el.dataset.area), el.value || null)));
     on(".ea-remove-staff", (b) => removeStaff(b.dataset.code, b.dataset.name));
     on("li.ea-queue-item", (li, e) => {
       if (e.target.tagName === "BUTTON") return;
