@@ -80,6 +80,17 @@ async def published_values(
 ) -> list[dict[str, Any]]:
     """Disclosure-controlled values with unit names, in code and period order; a parent or
     unit that the vintage does not have is refused naming it."""
+    await _check_parent_and_unit(conn, choice, parent, unit)
+    return await sql.published_values(
+        conn,
+        sql.Selection(choice.indicator, choice.vintage, choice.level, choice.period, parent, unit),
+    )
+
+
+async def _check_parent_and_unit(
+    conn: psycopg.AsyncConnection, choice: SeriesChoice, parent: str | None, unit: str | None
+) -> None:
+    """Refuse a parent or unit that the choice's vintage does not have, naming it."""
     if parent is not None and not await units.unit_exists(
         conn, choice.vintage, parent, not_level=choice.level
     ):
@@ -92,9 +103,22 @@ async def published_values(
         raise InvalidParameter(
             f"unit {unit!r} is not a {choice.level} of vintage {choice.vintage}", parameter="unit"
         )
-    return await sql.published_values(
+
+
+async def published_values_withheld(
+    conn: psycopg.AsyncConnection,
+    choice: SeriesChoice,
+    withheld_from: Sequence[str | None],
+    parent: str | None = None,
+    unit: str | None = None,
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """`published_values` and which of the indicators `withheld_from` are withheld while
+    their protection is recomputed, read by one statement (the values' own snapshot)."""
+    await _check_parent_and_unit(conn, choice, parent, unit)
+    return await sql.published_values_withheld(
         conn,
         sql.Selection(choice.indicator, choice.vintage, choice.level, choice.period, parent, unit),
+        [c for c in withheld_from if c],
     )
 
 

@@ -387,6 +387,28 @@ async def published_values(
         return await cur.fetchall()
 
 
+async def published_values_withheld(
+    conn: psycopg.AsyncConnection, selection: Selection, withheld_from: Sequence[str]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """`published_values` and, read by the same statement (one snapshot, one round trip),
+    which of `withheld_from` are withheld while their protection is recomputed."""
+    statement, params = _published_sql(selection)
+    params["withheld_from"] = sorted(set(withheld_from))
+    # (one row even when no value is selected: the flag comes with it)
+    wrapped = sql.SQL(
+        "SELECT r.*, w.withheld FROM (SELECT array_agg(p.indicator ORDER BY p.indicator)"
+        " AS withheld FROM disclosure_pending p WHERE p.indicator = ANY(%(withheld_from)s)) w"
+        " LEFT JOIN LATERAL ({}) r ON true ORDER BY r.code, r.period"
+    ).format(statement)
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(wrapped, params)
+        rows = await cur.fetchall()
+    withheld = list(rows[0]["withheld"] or []) if rows else []
+    for row in rows:
+        del row["withheld"]
+    return [row for row in rows if row["code"] is not None], withheld
+
+
 def published_values_sync(conn: psycopg.Connection, selection: Selection) -> list[dict[str, Any]]:
     """`published_values` for the loaders' (blocking) connections."""
     statement, params = _published_sql(selection)

@@ -340,7 +340,7 @@ def test_item_queries_are_planned_with_their_values(demo_ro: str) -> None:
             query = await build_item_query(conn, collection, RawItemParams(filter=filtered))
             for _ in range(8):
                 assert await count_items(conn, query) > 0
-                assert await feature_json(conn, query) is not None
+                assert (await feature_json(conn, query))[0] is not None
             cur = await conn.execute(
                 "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%published%'"
             )

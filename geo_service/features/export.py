@@ -173,13 +173,18 @@ async def spool_geojson(
     max_memory: int,
     head: dict[str, Any] | None = None,
     matched: int | None = None,
-) -> Spool:
+    rechecking: Callable[[list[str]], dict[str, Any] | None] | None = None,
+) -> tuple[Spool, list[str] | None]:
     """A FeatureCollection of the query's items; `head` before the features (readers that
     stream want the CRS first), counts and links after them. Without `matched`, the items
-    are counted by the statement that picks the page (a filter is evaluated once)."""
+    are counted by the statement that picks the page (a filter is evaluated once). Also
+    the query's indicators withheld for re-protection, read by the page's own statement
+    (None for an empty page: it read no value), and `rechecking`'s note of them after the
+    features."""
     counted = matched is None
     statement, params = features_sql(query, with_count=counted)
     spool = Spool(max_memory)
+    withheld: list[str] | None = None
     try:
         spool.write(_collection_head(head))
         returned = 0
@@ -187,15 +192,20 @@ async def spool_geojson(
         async for batch in batches:
             if matched is None:
                 matched = int(batch[0][1])
+            if withheld is None:
+                withheld = list(batch[0][-1] or [])
             _write_features(spool, batch, returned)
             returned += len(batch)
         if matched is None:  # (an empty page: nothing was counted with it)
             matched = 0 if query.offset == 0 else await _count(pool, query)
-        spool.write(_collection_tail(tail(matched), returned))
+        note = rechecking(withheld) if rechecking and withheld else None
+        spool.write(
+            _collection_tail(tail(matched) | ({"rechecking": note} if note else {}), returned)
+        )
     except BaseException:
         spool.close()
         raise
-    return spool
+    return spool, withheld
 
 
 async def _count(pool: AsyncConnectionPool, query: ItemQuery) -> int:

@@ -374,11 +374,22 @@ def _order_by(query: ItemQuery) -> sql.Composed:
     return sql.SQL("ORDER BY ") + sql.SQL(", ").join(terms)
 
 
+# The indicators of `withheld_from` withheld while their protection is re-checked, read by
+# the statement that reads their values (one snapshot: a flag read by another statement
+# could call values read while pending settled, or the reverse); null when none is.
+_WITHHELD = sql.SQL(
+    ", (SELECT array_agg(p.indicator ORDER BY p.indicator) FROM disclosure_pending p"
+    " WHERE p.indicator = ANY(%(withheld_from)s))"
+)
+
+
 def features_sql(query: ItemQuery, with_count: bool = False) -> tuple[sql.Composed, dict[str, Any]]:
     """One GeoJSON Feature (as text) per row, in page order; `with_count` adds, as a second
     column, how many items the query matches (counted in the same pass as the page is
-    picked, so a costly filter is evaluated once rather than again for numberMatched)."""
+    picked, so a costly filter is evaluated once rather than again for numberMatched); the
+    last column lists the query's indicators withheld for re-protection (see _WITHHELD)."""
     params: dict[str, Any] = {
+        "withheld_from": sorted({i.code for i in query.indicators}),
         "limit": query.limit,
         "offset": query.offset,
         "precision": query.precision
@@ -392,11 +403,12 @@ def features_sql(query: ItemQuery, with_count: bool = False) -> tuple[sql.Compos
     select = sql.SQL(
         "SELECT json_build_object('type', 'Feature', 'id', u.code,"
         " 'geometry', ST_AsGeoJSON({geom}, %(precision)s)::json,"
-        " 'properties', json_build_object({pairs}))::text{matched}"
+        " 'properties', json_build_object({pairs}))::text{matched}{withheld}"
     ).format(
         geom=_geometry_expr(query, params),
         pairs=pairs,
         matched=sql.SQL(", page.matched" if with_count else ""),
+        withheld=_WITHHELD,
     )
     # Pick the page's codes first, then build JSON only for them: with OFFSET, PostgreSQL
     # would otherwise build (and throw away) the JSON of every skipped row.
@@ -463,11 +475,14 @@ async def count_items(conn: psycopg.AsyncConnection, query: ItemQuery) -> int:
     return int(row[0]) if row else 0
 
 
-async def feature_json(conn: psycopg.AsyncConnection, query: ItemQuery) -> str | None:
-    """The query's first item as GeoJSON Feature text, or None."""
+async def feature_json(
+    conn: psycopg.AsyncConnection, query: ItemQuery
+) -> tuple[str | None, list[str] | None]:
+    """The query's first item as GeoJSON Feature text (None: no item) and its indicators
+    withheld for re-protection, read with its values (None: no item, nothing was read)."""
     statement, params = features_sql(query)
     row = await (await conn.execute(statement, params, prepare=False)).fetchone()
-    return str(row[0]) if row else None
+    return (str(row[0]), list(row[-1] or [])) if row else (None, None)
 
 
 # ---- collections ----

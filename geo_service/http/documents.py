@@ -468,6 +468,11 @@ class Choropleth(Document):
     classes: list[ChoroplethClass]
     no_value: dict[str, int]
     warning: str | None
+    advice: dict[str, str] | None = Field(
+        None,
+        description="standard-deviation classes of skewed values: why another method suits "
+        "them better (`text`, in the client's language) and which (`method`)",
+    )
     units: list[dict[str, Any]] | None = None
     mean: float | None = Field(None, description="standard deviation classes: the mean")
     sd: float | None = Field(None, description="standard deviation classes: the SD")

@@ -171,6 +171,42 @@ def fewer_classes_note(
     )
 
 
+# Standard-deviation classes describe values spread roughly symmetrically about their mean;
+# beyond this skewness (Bulmer's "highly skewed") a few extreme units stretch the σ bands
+# and most units share one class (a normal spread puts 68 % within ±1σ: a full class alone
+# says nothing)
+SKEWNESS_LIMIT = 1.0
+
+
+def skewness(values: list[float]) -> float:
+    """The sample skewness (third standardised moment) of the values; 0 when they are equal."""
+    data = np.asarray(values, dtype=float)
+    if data.size < 3:
+        return 0.0
+    centred = data - data.mean()
+    m2 = float(np.mean(centred**2))
+    return float(np.mean(centred**3)) / m2**1.5 if m2 > 0 else 0.0
+
+
+def skew_advice(values: list[float], result: Classification, lang: str) -> dict[str, str] | None:
+    """For standard-deviation classes of highly skewed values (as a density's long tail is),
+    the advice to classify by quantiles instead, in `lang`, naming how many units share the
+    fullest class: statistical cartography advises σ classes for roughly symmetric values."""
+    total = sum(result.counts)
+    if result.method != "std_mean" or total < 10 or abs(skewness(values)) <= SKEWNESS_LIMIT:
+        return None
+    n, of = number_text(max(result.counts), lang), number_text(total, lang)
+    text = {
+        "en": f"The values are skewed: {n} of {of} units fall in one class. Standard "
+        "deviation classes suit values spread evenly about their mean; quantiles or natural "
+        "breaks show the differences between these units.",
+        "vi": f"Số liệu phân bố lệch: {n}/{of} đơn vị nằm trong cùng một lớp. Phân lớp "
+        "theo độ lệch chuẩn hợp với số liệu phân bố đều quanh trung bình; phân vị hoặc ngắt "
+        "tự nhiên thể hiện rõ hơn khác biệt giữa các đơn vị này.",
+    }
+    return {"text": text["vi" if lang == "vi" else "en"], "method": "quantiles"}
+
+
 def palette_colours(palette: str, k: int) -> list[str]:
     """k ColorBrewer colours of the named scheme."""
     if palette not in SEQUENTIAL + DIVERGING:

@@ -17,6 +17,7 @@ from geo_service.viewer.choropleth import (
     METHOD_NAMES,
     classify,
     classify_change,
+    skew_advice,
 )
 from indicators import compare, read
 
@@ -303,6 +304,7 @@ async def choropleth_body(
         "method_name": method_name,
         **result.as_dict(lang),
         "warning": RAW_COUNT_NOTE[lang] if meta["kind"] == "count" and not mv.compare else None,
+        "advice": skew_advice(values, result, lang) if mv.compare is None else None,
         "compare": mv.compare,
         "scope": {"within": q.within, "bbox": list(q.bbox) if q.bbox else None, "units": len(rows)},
         "unit": mv.unit(lang),

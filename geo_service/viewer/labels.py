@@ -111,6 +111,8 @@ LABELS: dict[str, dict[str, str]] = {
         "legend_scope_province": "Phân lớp trong {name}",
         "legend_scope_view": "Phân lớp trong khung nhìn",
         "legend_source": "Nguồn",
+        "legend_updated": "cập nhật {date}",
+        "legend_use_method": "Dùng {method}",
         "legend_fold": "Thu gọn chú giải",
         "legend_unfold": "Mở chú giải",
         "unit_none": "Chọn một đơn vị trên bản đồ hoặc tìm theo tên để xem số liệu qua các kỳ.",
@@ -126,6 +128,8 @@ LABELS: dict[str, dict[str, str]] = {
         "chart_title": "Qua các kỳ",
         "chart_numbers": "Bảng số liệu",
         "chart_one_period": "Chỉ tiêu này chỉ có số liệu một kỳ.",
+        "chart_one_title": "Kỳ {period}: so với cấp trên và cả nước",
+        "chart_share": "bằng {share} % của {name}",
         "chart_carried": (
             "Kỳ {periods} (điểm rỗng): ước tính, quy đổi từ ranh giới {from} sang ranh giới "
             "hiện nay theo trọng số {weight}; không phải số liệu thu thập trên chính đơn vị này."
@@ -375,6 +379,8 @@ LABELS: dict[str, dict[str, str]] = {
         "legend_scope_province": "Classes within {name}",
         "legend_scope_view": "Classes within the view",
         "legend_source": "Source",
+        "legend_updated": "updated {date}",
+        "legend_use_method": "Use {method}",
         "legend_fold": "Fold the legend away",
         "legend_unfold": "Open the legend",
         "unit_none": "Choose a unit on the map, or find one by name, to see its values over time.",
@@ -390,6 +396,8 @@ LABELS: dict[str, dict[str, str]] = {
         "chart_title": "Over time",
         "chart_numbers": "The numbers",
         "chart_one_period": "This indicator has values for one period only.",
+        "chart_one_title": "{period}: beside the parent and the country",
+        "chart_share": "{share} % of {name}",
         "chart_carried": (
             "{periods} (hollow point): an estimate carried over from the {from} boundaries "
             "onto today's by {weight} weights; not a figure collected for this unit itself."

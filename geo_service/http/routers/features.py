@@ -461,12 +461,11 @@ async def items(
                 if query.filter is None or fmt in ("csv", "gpkg"):
                     async with statement_time_limit(conn, query.statement_timeout_ms):
                         matched = await count_items(conn, query)
-                withheld = await read.withheld(conn, [i.code for i in query.indicators])
                 if fmt in ("csv", "gpkg"):  # (a file must not show every value hidden)
-                    await read.refuse_while_rechecking(conn, withheld)
+                    await read.refuse_while_rechecking(
+                        conn, await read.withheld(conn, [i.code for i in query.indicators])
+                    )
             headers = {"Content-Crs": f"<{query.crs.uri}>", "Vary": "Accept"}
-            note = read.rechecking_note(withheld, lang)
-            rechecking_headers(headers, note)
             if fmt in ("csv", "gpkg"):
                 assert matched is not None
                 headers |= _download_headers(request, offset, limit, matched)
@@ -481,12 +480,31 @@ async def items(
                 return after
 
             if asked_headers_only(request):  # (a HEAD: the page is not read)
+                async with pool.connection() as conn:
+                    withheld = await read.withheld(conn, [i.code for i in query.indicators])
+                rechecking_headers(headers, read.rechecking_note(withheld, lang))
                 release()
                 return headers_only(GEOJSON, headers)
-            head = crs_member(query.crs) | ({"rechecking": note} if note else {})
-            spool = await export.spool_geojson(
-                pool, query, tail, _spool_bytes(settings), head, matched
+            # (whether values are withheld is read by the page's own statement, on the
+            # snapshot of its values; an empty page read none, so the flag alone is asked)
+            spool, read_with_page = await export.spool_geojson(
+                pool,
+                query,
+                tail,
+                _spool_bytes(settings),
+                crs_member(query.crs),
+                matched,
+                lambda codes: read.rechecking_note(codes, lang),
             )
+            withheld = read_with_page
+            if withheld is None:
+                try:
+                    async with pool.connection() as conn:
+                        withheld = await read.withheld(conn, [i.code for i in query.indicators])
+                except BaseException:
+                    spool.close()
+                    raise
+            rechecking_headers(headers, read.rechecking_note(withheld, lang))
     except BaseException:
         release()
         raise
@@ -576,10 +594,8 @@ async def item(
     )
     query = await build_item_query(conn, found, raw, await catalogue.srids(conn))
     query.code, query.limit = featureId, 1
-    async with read.one_snapshot(conn):  # (the values and whether they are withheld)
-        text = await feature_json(conn, query)
-        withheld = await read.withheld(conn, [i.code for i in query.indicators])
-    if text is None:
+    text, withheld = await feature_json(conn, query)  # (and whether withheld: one read)
+    if text is None or withheld is None:
         raise NotFound(f"no item {featureId!r} in {found.id}", parameter="featureId")
     headers = {"Content-Crs": f"<{query.crs.uri}>", "Vary": "Accept"}
     note = read.rechecking_note(withheld, lang)

@@ -93,9 +93,10 @@ async def indicator_values(
         f = "csv" if chosen == "text/csv" else "json"
     meta = await read.get_indicator(conn, code)
     choice = read.choose_series(meta, vintage, level, period)
-    async with read.one_snapshot(conn):  # (the values and whether they are withheld)
-        rows = await read.published_values(conn, choice, parent, unit)
-        withheld = await read.withheld(conn, [code, meta.get("numerator"), meta.get("denominator")])
+    # (the values and whether they are withheld, read by one statement)
+    rows, withheld = await read.published_values_withheld(
+        conn, choice, [code, meta.get("numerator"), meta.get("denominator")], parent, unit
+    )
     if f == "csv":  # (a file is kept and passed on: it must not show every value hidden)
         read.refuse_withheld(withheld)
         return _csv_response(rows, f"{code}_{choice.vintage}_{choice.level}.csv")

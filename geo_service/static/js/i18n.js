@@ -78,5 +78,14 @@ export function createI18n(table, lang) {
     return pair[lang] || pair.en || "";
   }
 
-  return { t, number, fixed, signed, limitDecimals, limit, pick, lang, locale };
+  /* An ISO date (2026-12-07) the language's way: 07/12/2026 in Vietnamese, 7 Dec 2026 in
+     English (written from its parts: no time zone can move the day). */
+  function date(iso) {
+    const m = /^(\d{4})-(\d{2})-(\d{2})/.exec(String(iso || ""));
+    if (!m) return String(iso || "");
+    return new Date(Date.UTC(+m[1], +m[2] - 1, +m[3])).toLocaleDateString(locale, { timeZone: "UTC",
+      day: lang === "vi" ? "2-digit" : "numeric", month: lang === "vi" ? "2-digit" : "short", year: "numeric" });
+  }
+
+  return { t, number, fixed, signed, limitDecimals, limit, pick, date, lang, locale };
 }

@@ -31,7 +31,7 @@ export function renderAbout(app, root) {
       row(t("meta_periods"), s.periods.join(", ")),
       row(t("meta_source"), pick(s.source)),
       row(t("meta_licence"), pick(s.licence)),
-      row(t("meta_updated"), s.updated),
+      row(t("meta_updated"), s.updated ? app.i18n.date(s.updated) : null),
       row(t("meta_derivation"), derivation),
       row("", quality),
       row(t("meta_classes"), classes ? pick(classes.method_name) + " · " + t("meta_k", { k: classes.k }) + " · " + paletteName(t, classes.palette) : null),

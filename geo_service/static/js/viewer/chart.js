@@ -115,3 +115,35 @@ export function chartTable(lines, i18n, decimals, carried) {
     h("tbody", {}, periods.map((p) => h("tr", {}, h("th", {}, (carried || []).includes(p) ? p + " (" + t("carried_mark") + ")" : p),
       lines.map((l) => cell(l, p))))));
 }
+
+/* One period only: the unit's value as a bar beside its parent's and the country's, on one
+   scale from zero, each with its number (a line chart of one point says nothing). A value
+   not published is said in words, never drawn as zero. */
+export function barChart(lines, i18n, opts) {
+  const { t, number } = i18n;
+  const width = 320, left = 8, right = 8, labelH = 14, barH = 14, gap = 8;
+  const rowH = labelH + barH + gap;
+  const height = lines.length * rowH + 4;
+  const values = lines.map((l) => (l.series[0] ? l.series[0].value : null));
+  const shown = values.filter((v) => v !== null && v !== undefined);
+  const lo = Math.min(0, ...shown), hi = Math.max(0, ...shown);
+  const span = hi - lo || 1;
+  const x = (v) => left + ((v - lo) / span) * (width - left - right);
+  const svg = s("svg", { class: "gv-chart gv-bars", viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": opts.title });
+  svg.appendChild(s("title", {}, opts.title));
+  lines.forEach((line, i) => {
+    const p = line.series[0] || { value: null, status: "not_available" };
+    const top = i * rowH + 2;
+    const said = p.value === null || p.value === undefined
+      ? t("status_" + p.status)
+      : number(p.value, opts.decimals) + " " + opts.unit + (p.status === "provisional" ? " (" + t("status_provisional") + ")" : "");
+    svg.appendChild(s("text", { x: left, y: top + labelH - 3, class: "gv-bar-label" }, line.name + ": " + said));
+    if (p.value === null || p.value === undefined) return;
+    const a = x(Math.min(0, p.value)), b = x(Math.max(0, p.value));
+    const bar = s("rect", { x: a, y: top + labelH, width: Math.max(1, b - a), height: barH, fill: COLOURS[line.key],
+      class: "gv-bar gv-bar-" + line.key, "data-period": p.period, "data-value": p.value });
+    bar.appendChild(s("title", {}, line.name + " · " + p.period + ": " + said));
+    svg.appendChild(bar);
+  });
+  return svg;
+}

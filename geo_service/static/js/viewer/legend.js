@@ -8,7 +8,8 @@ export function createLegend(app) {
   const { t, signed, limitDecimals, limit, pick, number } = app.i18n;
   const control = L.control({ position: "bottomright" });
   let body = null;
-  // (folded to its title by the reader: on a phone the legend covers a good part of the map)
+  // (folded to its title by the reader, or when the phone's sheet opens: the legend would
+  // cover a good part of what is left of the map; one tap on its title opens it again)
   let folded = false;
   control.onAdd = () => {
     body = L.DomUtil.create("div", "gv-legend");
@@ -39,7 +40,10 @@ export function createLegend(app) {
       c.method === "std_mean" ? h("span", { class: "gv-sigma" }, " (" + sigma(k.lower, c) + " … " + sigma(k.upper, c) + ")") : null,
       h("span", { class: "gv-count" }, " (" + number(k.count, 0) + ")")));
     // (while values are re-checked for disclosure they are counted apart, never as suppressed)
-    const statuses = c.rechecking ? ["rechecking", "suppressed", "not_available"] : ["suppressed", "not_available"];
+    // A legend keys what the map shows: a reason with no unit is left out (as the ONS census
+    // maps and jSTAT MAP do); the disclosure rule itself is told in the "Thông tin" tab.
+    const statuses = (c.rechecking ? ["rechecking", "suppressed", "not_available"] : ["suppressed", "not_available"])
+      .filter((status) => status === "rechecking" || (c.no_value[status] || 0) > 0);
     const none = statuses.map((status) => h("div", { class: "gv-row gv-" + status },
       h("i", { class: "gv-swatch " + NO_VALUE_SWATCH[status] }), t("status_" + status) + " (" + number(c.no_value[status] || 0, 0) + ")"));
     const provinces = app.tables["province-" + st.vintage];
@@ -59,11 +63,24 @@ export function createLegend(app) {
       scope ? h("div", { class: "gv-scope" }, scope) : null,
       h("div", { class: "gv-rows" }, rows, none),
       c.warning ? h("div", { class: "gv-warning" }, c.warning) : null,
+      // σ classes of skewed values: said, with the fitting method one click away
+      c.advice ? h("div", { class: "gv-advice", role: "note" }, c.advice.text, " ",
+        h("button", { type: "button", class: "gv-link gv-advice-apply", onclick: () => app.set({ method: c.advice.method, palette: null }) },
+          t("legend_use_method", { method: t("method_" + c.advice.method).toLocaleLowerCase(app.i18n.locale) }))) : null,
       c.note && !c.rechecking ? h("div", { class: "gv-note" }, c.note) : null,
-      h("div", { class: "gv-source" }, t("legend_source") + ": " + pick(s.source)));
+      // the catalogue's source, licence and last update (the data's provenance for a reader)
+      h("div", { class: "gv-source" }, [t("legend_source") + ": " + pick(s.source), pick(s.licence),
+        s.updated ? t("legend_updated", { date: app.i18n.date(s.updated) }) : null].filter(Boolean).join(" · ")));
   }
 
   // (a province scope is named once the province table is in, which may come after the data)
   app.on((what) => { if (what === "data" || what === "units") render(); });
-  return { render };
+  /* Fold (true) or open (false) the legend, as its title's button does. */
+  function fold(flag) {
+    if (folded === flag) return;
+    folded = flag;
+    render();
+  }
+
+  return { render, fold };
 }

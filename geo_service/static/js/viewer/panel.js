@@ -88,8 +88,11 @@ export function createPanel(app) {
     panel.classList.toggle("gv-wide", wide);
     panel.classList.toggle("gv-sheet", !wide);
     panel.classList.toggle("gv-open", open);
-    // on a phone with the panel open the legend would cover what is left of the map
+    // on a phone with the panel open the legend folds to its title above the sheet (it
+    // would cover what is left of the map) and stays there for a tap to open it
+    const wasOpen = document.body.classList.contains("gv-sheet-open");
     document.body.classList.toggle("gv-sheet-open", !wide && open);
+    if (app.legend && wasOpen !== (!wide && open)) app.legend.fold(!wide && open);
     toggle.setAttribute("aria-expanded", String(open));
     toggle.textContent = open ? (wide ? "‹" : "▾") : (wide ? "›" : "▴");
     toggle.setAttribute("aria-label", open ? t("panel_close") : t("panel_open"));
@@ -106,6 +109,9 @@ export function createPanel(app) {
     // on a phone the legend and zoom controls stay above the sheet
     const lift = wide ? "" : Math.round(panel.getBoundingClientRect().height + 6) + "px";
     for (const corner of container.querySelectorAll(".leaflet-bottom")) corner.style.bottom = lift;
+    // an opened legend scrolls within the map left above the sheet (the zoom buttons above)
+    const legend = container.querySelector(".gv-legend");
+    if (legend) legend.style.maxHeight = wide ? "" : Math.max(48, Math.round(panel.getBoundingClientRect().top) - 96) + "px";
     // and the scale bar goes under the zoom buttons: at the bottom the attribution, as wide
     // as a phone, would cover it
     const scale = container.querySelector(".leaflet-control-scale");

@@ -1,7 +1,7 @@
 /* The selected unit: its value now, its values over time in a chart beside its parent's and
    the country's (the numbers also as a table), and how it ranks. */
 import { h, fill } from "../dom.js";
-import { lineChart, chartKey, chartTable } from "./chart.js";
+import { lineChart, barChart, chartKey, chartTable } from "./chart.js";
 import { reportButtons } from "./report.js";
 
 export function createUnitTab(app, root) {
@@ -52,6 +52,12 @@ export function createUnitTab(app, root) {
     // a count's parent and country are totals, thousands of times the unit's value: on one
     // axis they would flatten its line, so they are given in the table of numbers only
     const drawn = series.kind === "count" ? lines.slice(0, 1) : lines;
+    // one period: bars of the unit, its parent and the country for that period (a count's
+    // unit beside its share of the totals), rather than a lone point on a line chart
+    const periods = new Set(lines.flatMap((l) => l.series.map((p) => p.period)));
+    const single = periods.size === 1 || profile.unit.series.length < 2;
+    const periodShown = app.state.period;
+    const at = (line) => ({ ...line, series: line.series.filter((p) => p.period === periodShown) });
     const withinButton = profile.parent && app.state.level !== "province"
       && !(app.state.scope === "province" && app.state.within === profile.parent.code)
       ? h("button", { type: "button", class: "gv-apply", onclick: () => app.set({ scope: "province", within: profile.parent.code }) },
@@ -70,18 +76,34 @@ export function createUnitTab(app, root) {
       h("div", { class: "gv-now" }, h("span", { class: "gv-now-label" }, pick(series.name) + " · " + (app.state.compare ? app.state.compare + " → " : "") + app.state.period),
         h("strong", { class: "gv-now-value" }, nowText)),
       covered,
-      h("h3", {}, t("chart_title")),
-      lineChart(drawn, app.i18n, { title, decimals: series.decimals, unit, zero: series.kind === "count", carried }),
-      chartKey(drawn),
+      h("h3", {}, single ? t("chart_one_title", { period: periodShown }) : t("chart_title")),
+      single ? barChart(drawn.map(at), app.i18n, { title, decimals: series.decimals, unit })
+        : lineChart(drawn, app.i18n, { title, decimals: series.decimals, unit, zero: series.kind === "count", carried }),
+      single ? null : chartKey(drawn),
+      single && drawn.length < lines.length ? shares(app, lines.map(at)) : null,
       carriedNote,
-      profile.unit.series.length < 2 ? h("p", { class: "gv-hint" }, t("chart_one_period")) : null,
-      drawn.length < lines.length ? h("p", { class: "gv-hint" }, t("chart_totals_below")) : null,
+      single ? h("p", { class: "gv-hint" }, t("chart_one_period")) : null,
+      !single && drawn.length < lines.length ? h("p", { class: "gv-hint" }, t("chart_totals_below")) : null,
       h("details", { class: "gv-numbers" }, h("summary", {}, t("chart_numbers")), chartTable(lines, app.i18n, series.decimals, carried)),
       withinButton,
       reportButtons(app, () => ({ unit: sel.code, vintage: app.state.vintage })));
   }
 
   return { render };
+}
+
+/* A count's unit as a share of its parent's and the country's totals for one period. */
+function shares(app, lines) {
+  const { t, fixed } = app.i18n;
+  const unit = lines[0].series[0];
+  if (!unit || unit.value === null) return null;
+  const parts = lines.slice(1).map((line) => {
+    const total = line.series[0];
+    if (!total || total.value === null || !total.value) return null;
+    const share = (100 * unit.value) / total.value;
+    return t("chart_share", { share: fixed(share, share < 1 ? 2 : 1), name: line.name });
+  }).filter(Boolean);
+  return parts.length ? h("p", { class: "gv-shares" }, parts.join(" · ")) : null;
 }
 
 const qualities = new Map(); // crosswalk URL → its quality (or null), fetched once
