@@ -477,7 +477,9 @@ def _check_2009_provinces_and_districts(conn: psycopg.Connection, lines: list[st
         ).fetchall()])  # fmt: skip
         # a clean coverage: valid units, no two overlapping (GEOS's coverage validator
         # accepts the provinces too; after the loader's closing of gaps under 50 m it
-        # flags edges of 4 districts, 10101, 70105, 70119 and 70131, where nothing overlaps)
+        # flags edges of 4 districts, 10101, 70105, 70119 and 70131, where nothing overlaps:
+        # each borders an uncovered area wider than 50 m beside a neighbour that took the
+        # narrow gaps around it; README, "History")
         assert len(geoms) == counts[level] and shapely.is_valid(geoms).all()
         assert shapely.STRtree(geoms).query(geoms, predicate="overlaps").shape[1] == 0
         assert level == "district" or shapely.coverage_is_valid(geoms)

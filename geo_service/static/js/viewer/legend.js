@@ -42,6 +42,10 @@ export function createLegend(app) {
     const statuses = c.rechecking ? ["rechecking", "suppressed", "not_available"] : ["suppressed", "not_available"];
     const none = statuses.map((status) => h("div", { class: "gv-row gv-" + status },
       h("i", { class: "gv-swatch " + NO_VALUE_SWATCH[status] }), t("status_" + status) + " (" + number(c.no_value[status] || 0, 0) + ")"));
+    // (sums with parts missing keep their colour, and are counted here: never a silent total)
+    const partial = c.incomplete ? h("div", { class: "gv-row gv-incomplete" }, t("legend_incomplete", {
+      units: number(c.incomplete.units, 0), parts: number(c.incomplete.parts, 0),
+      level: app.cat.levelName(c.incomplete.parts_level).toLowerCase(), vintage: c.incomplete.parts_vintage })) : null;
     const provinces = app.tables["province-" + st.vintage];
     const withinName = provinces && st.within ? provinces.names[provinces.codes.indexOf(st.within)] : st.within;
     const scope = st.scope === "province" ? t("legend_scope_province", { name: withinName || "" })
@@ -57,7 +61,7 @@ export function createLegend(app) {
       c.method === "std_mean" && c.mean !== undefined ? h("div", { class: "gv-sub" }, t("legend_sigma", { mean: limit(c.mean, digits), sd: limit(c.sd, digits) })) : null,
       c.rechecking ? h("div", { class: "gv-rechecking-note", role: "status" }, t("rechecking_note")) : null,
       scope ? h("div", { class: "gv-scope" }, scope) : null,
-      h("div", { class: "gv-rows" }, rows, none),
+      h("div", { class: "gv-rows" }, rows, none, partial),
       c.warning ? h("div", { class: "gv-warning" }, c.warning) : null,
       c.note && !c.rechecking ? h("div", { class: "gv-note" }, c.note) : null,
       h("div", { class: "gv-source" }, t("legend_source") + ": " + pick(s.source)));
