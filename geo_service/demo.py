@@ -501,6 +501,8 @@ def summed_population(
         "from_vintage": HISTORY_VINTAGE.id,
         "from_level": "commune",
         "parts": int(len(communes)),
+        "parts_vintage": HISTORY_VINTAGE.id,
+        "parts_level": "commune",
         "parts_not_available": int((~available).sum()),
         "units_with_parts_not_available": {str(k): int(v) for k, v in lacking.items()},
         "note": (

@@ -19,6 +19,7 @@ from geo_core.text import first_of
 from indicators import sql
 from indicators.apportion import Apportioned, worst
 from indicators.catalogue import QUOTIENT_KINDS, Indicator, get_indicator
+from indicators.partial_sums import carried_lacking
 from indicators.values import ValueRow
 
 WEIGHTS = tuple(units.WEIGHT_COLUMNS)
@@ -157,6 +158,11 @@ def carried_series(
         counts = _complete(apportion(links, old), new_codes, old)
         notes += _totals_notes(old, counts)
         rows = _count_rows(counts)
+        # sums of old units with parts missing stay marked as such on the new units
+        derivation |= carried_lacking(
+            sql.series_derivation(conn, code, from_vintage, level),
+            ((link.from_code, link.to_code, link.share) for link in links),
+        )
     elif indicator.kind in QUOTIENT_KINDS:
         if not (indicator.numerator and indicator.denominator):
             raise LoaderError(

@@ -477,7 +477,9 @@ def _check_2009_provinces_and_districts(conn: psycopg.Connection, lines: list[st
         ).fetchall()])  # fmt: skip
         # a clean coverage: valid units, no two overlapping (GEOS's coverage validator
         # accepts the provinces too; after the loader's closing of gaps under 50 m it
-        # flags edges of 4 districts, 10101, 70105, 70119 and 70131, where nothing overlaps)
+        # flags edges of 4 districts, 10101, 70105, 70119 and 70131, where nothing overlaps:
+        # each borders an uncovered area wider than 50 m beside a neighbour that took the
+        # narrow gaps around it; README, "History")
         assert len(geoms) == counts[level] and shapely.is_valid(geoms).all()
         assert shapely.STRtree(geoms).query(geoms, predicate="overlaps").shape[1] == 0
         assert level == "district" or shapely.coverage_is_valid(geoms)
@@ -638,3 +640,50 @@ def test_a_refused_build_names_both_vintages(
         ):
             answer = client.get("/crosswalks/a/far/province", headers={"Accept-Language": lang})
             assert answer.status_code == 404 and answer.json()["detail"] == expected
+
+
+def test_sums_lacking_parts_stay_flagged_once_carried_over(
+    vintages: psycopg.Connection, empty_db: str, tmp_path: Path
+) -> None:
+    """A sum with parts lacking a figure, carried over: every new unit drawing on it is
+    flagged with the parts missing, in the derivation and in the API's value table."""
+    conn = vintages
+    save_indicator(conn, Indicator("popsum", "Dân số", "Population", "count"))
+    sums = {
+        "method": "sum",
+        "from_vintage": "a",
+        "from_level": "commune",
+        "parts_vintage": "a",
+        "parts_level": "commune",
+        "units_with_parts_not_available": {"01": 3},
+    }
+    values = (10, 20, 30, 40, 50)
+    rows = [ValueRow("t", c, "2009", v, "ok") for c, v in zip(OLD, values, strict=True)]
+    store_values(conn, "popsum", "a", "province", rows, derivation=sums)
+    build_crosswalk(conn, "a", "b", "province")
+    carry_over(conn, "popsum", "a", "b", "province", "area")
+    reached = {
+        str(r[0])
+        for r in conn.execute(
+            "SELECT to_code FROM crosswalk WHERE from_vintage = 'a' AND from_code = '01'"
+        ).fetchall()
+    }
+    derivation = conn.execute(
+        "SELECT derivation FROM indicator_series WHERE indicator = 'popsum' AND vintage = 'b'"
+    ).fetchone()[0]
+    assert derivation["units_with_parts_not_available"] == dict.fromkeys(sorted(reached), 3)
+    assert (derivation["parts_vintage"], derivation["parts_level"]) == ("a", "commune")
+    with TestClient(create_app(ServiceSettings(home=tmp_path), db_url=empty_db)) as client:
+        table = client.get(
+            "/maps/values", params={"collection": "province-b", "indicator": "popsum"}
+        ).json()
+        assert table["incomplete"]["units"] == dict.fromkeys(sorted(reached), 3)
+        classes = client.get(
+            "/maps/choropleth", params={"collection": "province-b", "indicator": "popsum"}
+        ).json()
+        assert classes["incomplete"]["units"] == len(reached)
+        # the plain population carried over is whole
+        whole = client.get(
+            "/maps/values", params={"collection": "province-a", "indicator": "pop"}
+        ).json()
+        assert whole["incomplete"] is None

@@ -183,3 +183,45 @@ def test_the_province_change_map_and_the_2009_districts_in_the_viewer(
     viewer.screenshot("history-districts-2009-about-vi")
     assert not viewer.errors, viewer.errors
     viewer.close()
+
+
+def test_a_sum_with_communes_missing_is_flagged_incomplete(history_server: str) -> None:
+    """The 2009 provinces' population is summed from the communes that have a figure (78 have
+    none): the API names every such unit and how many communes it lacks, also once carried
+    onto the 2025 provinces; the communes' own figures are never flagged."""
+    sums = _get(history_server, "/maps/values", collection="province-2009", indicator="population")
+    incomplete = sums["incomplete"]
+    assert incomplete["parts_vintage"] == "2009" and incomplete["parts_level"] == "commune"
+    assert incomplete["units"]["101"] == 14 and len(incomplete["units"]) == 20
+    assert sum(incomplete["units"].values()) == 78
+    districts = _get(
+        history_server, "/maps/values", collection="district-2009", indicator="population"
+    )
+    assert sum(districts["incomplete"]["units"].values()) == 78
+    classes = _get(
+        history_server, "/maps/choropleth", collection="province-2009", indicator="population"
+    )
+    assert classes["incomplete"]["units"] == 20 and classes["incomplete"]["parts"] == 78
+    params = {"collection": "province-2025", "indicator": "population", "period": "2025"}
+    assert _get(history_server, "/maps/values", **params)["incomplete"] is None
+    carried = _get(history_server, "/maps/values", **params | {"compare": "2009"})["incomplete"]
+    assert carried["periods"] == ["2009"] and carried["units"]["01"] >= 14
+    communes = {"collection": "commune-2025", "indicator": "population", "compare": "2009"}
+    assert _get(history_server, "/maps/values", **communes)["incomplete"] is None
+
+
+def test_the_viewer_says_a_province_sum_is_incomplete(browser: Any, history_server: str) -> None:
+    viewer = Viewer(browser, history_server)
+    viewer.open("vintage=2009&level=province&indicator=population&lang=vi&unit=101&tab=unit")
+    viewer.page.wait_for_selector(".gv-incomplete", timeout=60_000)
+    line = viewer.page.locator(".gv-panel .gv-incomplete").inner_text()
+    assert "Tổng chưa đầy đủ: 14 xã/phường năm 2009 không có số liệu" in line
+    legend = viewer.page.locator(".gv-legend .gv-incomplete").inner_text()
+    assert "Tổng chưa đầy đủ (20)" in legend and "78 xã/phường năm 2009" in legend
+    viewer.screenshot("history-province-2009-incomplete-vi")
+    # a complete one says nothing of the kind
+    viewer.open("vintage=2009&level=province&indicator=population&lang=vi&unit=805&tab=unit")
+    viewer.page.wait_for_selector(".gv-now-value", timeout=60_000)
+    assert viewer.page.locator(".gv-panel .gv-incomplete").count() == 0
+    assert not viewer.errors, viewer.errors
+    viewer.close()

@@ -488,6 +488,12 @@ class Choropleth(Document):
         description="set while the indicator's values are withheld to re-check their "
         "disclosure protection after a change: they are hidden, not suppressed; retry shortly",
     )
+    incomplete: dict[str, Any] | None = Field(
+        None,
+        description="units in the scope whose figure is a sum with parts lacking a figure "
+        "(e.g. a 2009 province summed from the communes that have one): how many units, how "
+        "many parts, and the parts' vintage and level; null when every figure is whole",
+    )
 
 
 class SearchHit(Document):

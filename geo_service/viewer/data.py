@@ -20,6 +20,7 @@ from geo_service.viewer.choropleth import (
     skew_advice,
 )
 from indicators import compare, read
+from indicators.partial_sums import incomplete_sums
 
 RAW_COUNT_NOTE = {
     "en": "This indicator is a raw count: larger units tend to have larger values. "
@@ -80,6 +81,8 @@ class MapValues:
     # indicators withheld while their disclosure protection is recomputed: their hidden
     # values are "being re-checked", not suppressed
     withheld: list[str] = field(default_factory=list)
+    # units whose shown figure is a sum with parts missing (None: every figure is whole)
+    incomplete: dict[str, Any] | None = None
 
     def rechecking(self, lang: str) -> dict[str, Any] | None:
         """The re-protection notice in `lang` (None when nothing is withheld)."""
@@ -172,7 +175,12 @@ async def _map_values(conn: Any, q: MapQuery) -> MapValues:
         }
     read_from = [meta["code"], meta.get("numerator"), meta.get("denominator")]
     withheld = await read.withheld(conn, read_from)
-    return MapValues(collection, meta, period, codes, values, statuses, described, withheld)
+    # (a period compared from another vintage is carried here: its own units are not these)
+    shown = [period] + ([q.compare] if q.compare and not q.compare_vintage else [])
+    incomplete = incomplete_sums(meta["series"], collection.vintage, collection.level, shown)
+    return MapValues(
+        collection, meta, period, codes, values, statuses, described, withheld, incomplete
+    )
 
 
 async def _compared(
@@ -253,6 +261,7 @@ def value_table(mv: MapValues, lang: str) -> dict[str, Any]:
             for v, s in zip(mv.values, mv.statuses, strict=True)
         ],
         "status": by_status,
+        "incomplete": mv.incomplete,
     }
 
 
@@ -309,6 +318,7 @@ async def choropleth_body(
         "scope": {"within": q.within, "bbox": list(q.bbox) if q.bbox else None, "units": len(rows)},
         "unit": mv.unit(lang),
         "rechecking": mv.rechecking(lang),
+        "incomplete": _incomplete_in_scope(mv, rows),
     }
     if units:
         body["units"] = [
@@ -321,6 +331,24 @@ async def choropleth_body(
             for c, v, s in rows
         ]
     return body
+
+
+def _incomplete_in_scope(
+    mv: MapValues, rows: list[tuple[str, float | None, str]]
+) -> dict[str, Any] | None:
+    """How many units in the scope show a sum with parts missing, and how many parts."""
+    if mv.incomplete is None:
+        return None
+    lacking = mv.incomplete["units"]
+    shown = [c for c, v, s in rows if c in lacking and s in OK and v is not None]
+    if not shown:
+        return None
+    return {
+        "units": len(shown),
+        "parts": sum(lacking[c] for c in shown),
+        "parts_vintage": mv.incomplete["parts_vintage"],
+        "parts_level": mv.incomplete["parts_level"],
+    }
 
 
 METHOD_NAMES_BY_LANG = {

@@ -227,6 +227,13 @@ LABELS: dict[str, dict[str, str]] = {
         "xw_computed": "tính từ hình học",
         "xw_loaded": "nạp từ danh sách mã",
         "unit_covered": "Ranh giới {from} phủ {share} % đơn vị này (trọng số {weight})",
+        "unit_incomplete": (
+            "Tổng chưa đầy đủ: {parts} {level} năm {vintage} không có số liệu (tổng của các "
+            "đơn vị có số liệu)"
+        ),
+        "legend_incomplete": (
+            "Tổng chưa đầy đủ ({units}): thiếu số liệu {parts} {level} năm {vintage}"
+        ),
         "notice_replaced": "Không có {what} «{given}»; đang hiển thị {shown}.",
         "notice_indicator_elsewhere": (
             "«{name}» không có số liệu cho cấp {level} năm {vintage}; đang hiển thị {shown}."
@@ -494,6 +501,13 @@ LABELS: dict[str, dict[str, str]] = {
         "xw_computed": "computed from geometry",
         "xw_loaded": "loaded from code lists",
         "unit_covered": "The {from} boundaries cover {share} % of this unit ({weight} weights)",
+        "unit_incomplete": (
+            "Incomplete sum: no figure for {parts} {level} unit(s) of {vintage} (the sum of "
+            "those that have one)"
+        ),
+        "legend_incomplete": (
+            "Incomplete sums ({units}): no figure for {parts} {level} unit(s) of {vintage}"
+        ),
         "notice_replaced": "There is no {what} “{given}”; showing {shown}.",
         "notice_indicator_elsewhere": (
             "“{name}” has no values at {level} level for {vintage}; showing {shown}."

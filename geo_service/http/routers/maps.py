@@ -115,8 +115,10 @@ async def values(
     compare_vintage: CompareVintage = None,
     change: Change = "absolute",
 ) -> dict[str, Any]:
-    """Codes and values as two arrays (null: no published value) and the codes of each
-    status other than ok, for a client to colour geometry-only tiles by code."""
+    """Codes and values as two arrays (null: no published value), the codes of each
+    status other than ok, for a client to colour geometry-only tiles by code, and
+    `incomplete`: the units whose figure is a sum with parts lacking a figure (code → how
+    many parts), never a silent total."""
     q = _query(collection, indicator, period, compare, compare_vintage, change)
     table = value_table(await map_values(conn, q), lang)
     rechecking_headers(response, table["rechecking"])

@@ -46,6 +46,10 @@ export function createLegend(app) {
       .filter((status) => status === "rechecking" || (c.no_value[status] || 0) > 0);
     const none = statuses.map((status) => h("div", { class: "gv-row gv-" + status },
       h("i", { class: "gv-swatch " + NO_VALUE_SWATCH[status] }), t("status_" + status) + " (" + number(c.no_value[status] || 0, 0) + ")"));
+    // (sums with parts missing keep their colour, and are counted here: never a silent total)
+    const partial = c.incomplete ? h("div", { class: "gv-row gv-incomplete" }, t("legend_incomplete", {
+      units: number(c.incomplete.units, 0), parts: number(c.incomplete.parts, 0),
+      level: app.cat.levelName(c.incomplete.parts_level).toLowerCase(), vintage: c.incomplete.parts_vintage })) : null;
     const provinces = app.tables["province-" + st.vintage];
     const withinName = provinces && st.within ? provinces.names[provinces.codes.indexOf(st.within)] : st.within;
     const scope = st.scope === "province" ? t("legend_scope_province", { name: withinName || "" })
@@ -61,7 +65,7 @@ export function createLegend(app) {
       c.method === "std_mean" && c.mean !== undefined ? h("div", { class: "gv-sub" }, t("legend_sigma", { mean: limit(c.mean, digits), sd: limit(c.sd, digits) })) : null,
       c.rechecking ? h("div", { class: "gv-rechecking-note", role: "status" }, t("rechecking_note")) : null,
       scope ? h("div", { class: "gv-scope" }, scope) : null,
-      h("div", { class: "gv-rows" }, rows, none),
+      h("div", { class: "gv-rows" }, rows, none, partial),
       c.warning ? h("div", { class: "gv-warning" }, c.warning) : null,
       // σ classes of skewed values: said, with the fitting method one click away
       c.advice ? h("div", { class: "gv-advice", role: "note" }, c.advice.text, " ",

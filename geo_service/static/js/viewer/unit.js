@@ -64,6 +64,7 @@ export function createUnitTab(app, root) {
         t("classify_within", { name: profile.parent.name }))
       : null;
     const covered = await coveredLine(app, series, sel.code);
+    const incomplete = incompleteLine(app, sel.code);
     // periods carried over from older boundaries are estimates, said so in the chart
     const d = series.derivation || {};
     const carried = d.method === "carry-over" ? (d.periods || []) : [];
@@ -75,6 +76,7 @@ export function createUnitTab(app, root) {
     fill(root, head,
       h("div", { class: "gv-now" }, h("span", { class: "gv-now-label" }, pick(series.name) + " · " + (app.state.compare ? app.state.compare + " → " : "") + app.state.period),
         h("strong", { class: "gv-now-value" }, nowText)),
+      incomplete,
       covered,
       h("h3", {}, single ? t("chart_one_title", { period: periodShown }) : t("chart_title")),
       single ? barChart(drawn.map(at), app.i18n, { title, decimals: series.decimals, unit })
@@ -128,6 +130,18 @@ async function coveredLine(app, series, code) {
   return h("p", { class: "gv-hint gv-covered" }, t("unit_covered", {
     from: d.from_vintage, share: app.i18n.fixed(100 * quality.covered_share[index], 1),
     weight: t("weight_" + (d.weight === "population" ? "population" : "area")) }));
+}
+
+/* "Incomplete sum: no figure for 14 communes of 2009": a figure summed from the parts that
+   have one is never shown as a whole total. */
+function incompleteLine(app, code) {
+  const found = app.values && app.values.incomplete;
+  const parts = found ? found.units[code] : undefined;
+  if (!parts) return null;
+  const { t, number } = app.i18n;
+  return h("p", { class: "gv-hint gv-incomplete" }, t("unit_incomplete", {
+    parts: number(parts, 0), level: app.cat.levelName(found.parts_level).toLowerCase(),
+    vintage: found.parts_vintage }));
 }
 
 /* A province picked on the provinces' map offers its wards and communes (and districts where
