@@ -481,8 +481,8 @@ async def items(
 
             if asked_headers_only(request):  # (a HEAD: the page is not read)
                 async with pool.connection() as conn:
-                    withheld = await read.withheld(conn, [i.code for i in query.indicators])
-                rechecking_headers(headers, read.rechecking_note(withheld, lang))
+                    asked = await read.withheld(conn, [i.code for i in query.indicators])
+                rechecking_headers(headers, read.rechecking_note(asked, lang))
                 release()
                 return headers_only(GEOJSON, headers)
             # (whether values are withheld is read by the page's own statement, on the
