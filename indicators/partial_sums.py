@@ -61,3 +61,16 @@ def incomplete_sums(
         "parts_level": derivation.get("parts_level") or derivation.get("from_level"),
         "units": lacking,
     }
+
+
+def mark_rows(
+    series: Sequence[dict[str, Any]], vintage: str, level: str, rows: list[dict[str, Any]]
+) -> None:
+    """Set each value row's `parts_missing`: how many parts its sum lacks a figure for
+    (None when the figure is whole, as most are)."""
+    found = incomplete_sums(series, vintage, level, sorted({str(r["period"]) for r in rows}))
+    for row in rows:
+        lacking = None
+        if found is not None and str(row["period"]) in found["periods"]:
+            lacking = found["units"].get(str(row["code"]))
+        row["parts_missing"] = lacking

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
+import pandas as pd
 import psycopg
 import pytest
 
@@ -208,6 +209,22 @@ def test_a_sum_with_communes_missing_is_flagged_incomplete(history_server: str) 
     assert carried["periods"] == ["2009"] and carried["units"]["01"] >= 14
     communes = {"collection": "commune-2025", "indicator": "population", "compare": "2009"}
     assert _get(history_server, "/maps/values", **communes)["incomplete"] is None
+    # the values table and its CSV say it on each row, as the map does
+    table = {"vintage": "2009", "level": "province", "period": "2009"}
+    rows = {
+        r["code"]: r
+        for r in _get(history_server, "/indicators/population/values", **table)["values"]
+    }
+    assert rows["101"]["parts_missing"] == 14 and rows["101"]["value"] is not None
+    assert sum(r["parts_missing"] or 0 for r in rows.values()) == 78
+    with urllib.request.urlopen(
+        f"{history_server}/indicators/population/values?{urlencode(table | {'f': 'csv'})}"
+    ) as response:
+        frame = pd.read_csv(response, dtype={"code": str}, encoding="utf-8-sig")
+    assert frame.set_index("code").loc["101", "parts_missing"] == 14
+    whole = {"vintage": "2009", "level": "commune", "period": "2009"}
+    listed = _get(history_server, "/indicators/population/values", **whole)["values"]
+    assert all(r["parts_missing"] is None for r in listed)
 
 
 def test_the_viewer_says_a_province_sum_is_incomplete(browser: Any, history_server: str) -> None:

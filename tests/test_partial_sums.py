@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from indicators.partial_sums import carried_lacking, incomplete_sums, lacking_parts
+from indicators.partial_sums import carried_lacking, incomplete_sums, lacking_parts, mark_rows
 
 SUMS = {
     "method": "sum",
@@ -46,3 +46,16 @@ def test_only_the_shown_derived_periods_are_incomplete() -> None:
     assert incomplete_sums(series, "2009", "district", ["2009"]) is None
     # a change 2009 → 2025 shows the 2009 figure too
     assert incomplete_sums(series, "2009", "province", ["2025", "2009"]) is not None
+
+
+def test_each_value_row_of_an_incomplete_sum_says_how_many_parts_it_lacks() -> None:
+    series = [{"vintage": "2009", "level": "province", "derivation": SUMS}]
+    rows = [
+        {"code": "101", "period": "2009"},
+        {"code": "102", "period": "2009"},
+        {"code": "101", "period": "2019"},
+    ]
+    mark_rows(series, "2009", "province", rows)
+    assert [r["parts_missing"] for r in rows] == [14, None, None]
+    mark_rows(series, "2009", "district", rows)
+    assert all(r["parts_missing"] is None for r in rows)

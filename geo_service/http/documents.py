@@ -375,6 +375,11 @@ class PublishedValue(Document):
     value: float | None
     status: str
     moe: float | None
+    parts_missing: int | None = Field(
+        None,
+        description="for a sum over smaller units: how many of them have no figure (the "
+        "value sums those that have one); null when the figure is whole",
+    )
 
 
 class Rechecking(Document):

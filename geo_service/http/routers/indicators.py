@@ -22,12 +22,21 @@ from geo_service.http.documents import (
 )
 from geo_service.http.negotiation import best_media_type
 from geo_service.http.rechecking import rechecking_headers
-from indicators import read
+from indicators import partial_sums, read
 from indicators.catalogue import KINDS
 
 router = APIRouter(prefix="/indicators", tags=["indicators"])
 
-CSV_COLUMNS = ("code", "name", "parent_code", "period", "value", "status", "moe")
+CSV_COLUMNS = (
+    "code",
+    "name",
+    "parent_code",
+    "period",
+    "value",
+    "status",
+    "moe",
+    "parts_missing",
+)
 
 
 @router.get("", summary="The indicator catalogue")
@@ -97,6 +106,8 @@ async def indicator_values(
     rows, withheld = await read.published_values_withheld(
         conn, choice, [code, meta.get("numerator"), meta.get("denominator")], parent, unit
     )
+    # (a sum over parts some of which have no figure says so on its row, never silently)
+    partial_sums.mark_rows(meta["series"], choice.vintage, choice.level, rows)
     if f == "csv":  # (a file is kept and passed on: it must not show every value hidden)
         read.refuse_withheld(withheld)
         return _csv_response(rows, f"{code}_{choice.vintage}_{choice.level}.csv")
