@@ -243,7 +243,7 @@ def test_the_vietnamese_legend_writes_numbers_the_vietnamese_way(browser: Any, w
         viewer.screenshot("legend-numbers-vi-1366")
         counts = [c["count"] for c in classes["classes"]] + list(classes["no_value"].values())
         assert max(counts) >= 1000, counts  # (a count to group)
-        for count in counts:
+        for count in (c for c in counts if c):  # (a status no unit has is not keyed)
             assert f"({_vi(count)})" in legend, (count, legend)
         assert not re.search(r"\d,\d{3}(?!\d)", legend), legend  # (English grouping)
         assert not re.search(r"\d\.\d{1,2}(?!\d)", legend), legend  # (an English decimal)
