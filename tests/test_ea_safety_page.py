@@ -190,6 +190,8 @@ def test_a_stale_single_area_write_is_refused_and_the_areas_reloaded(editor: Edi
     eas = editor.generate(COMMUNE)
     editor.open(f"commune={COMMUNE}&lang=vi&tab=organise")
     editor.sign_in("editor")
+    # (the page reads the areas again on signing in: the colleague's write comes after that)
+    editor.page.wait_for_function("window.eaEditor.organising() === 0")
     # a colleague makes an area of three EAs after the page read the areas
     grouped = next(
         [a, b, c]

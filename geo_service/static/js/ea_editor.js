@@ -857,13 +857,16 @@ import { addPanes } from "./viewer/layers.js";
 
   /* ---- census organisation ---- */
 
+  let organising = 0;  // (loads under way: a test knows when the page holds the areas' ETag)
+
   async function loadOrganisation() {
     const base = cfg.api + "/communes/" + cfg.commune.code;
+    organising += 1;
     const [areas, staff, workload] = await Promise.all([
       call("GET", base + "/supervisor-areas?round=" + cfg.round),
       call("GET", cfg.api + "/census/" + cfg.round + "/staff?scope=" + cfg.commune.code),
       call("GET", base + "/workload?round=" + cfg.round),
-    ]);
+    ]).finally(() => { organising -= 1; });
     state.areas = areas.ok ? areas.body : null;
     state.staff = staff.ok ? staff.body.staff : [];
     state.workload = workload.ok ? workload.body : null;
@@ -1718,6 +1721,7 @@ import { addPanes } from "./viewer/layers.js";
     findings: () => findings.getLayers().length,
     tileCodes: () => [...tileCodes],
     user: () => state.user,
+    organising: () => organising,
     editingId: () => state.editing,
     editHandles: () => document.querySelectorAll(".leaflet-editing-icon").length,
   };
