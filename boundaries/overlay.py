@@ -13,17 +13,25 @@ from dataclasses import dataclass
 
 import numpy as np
 import shapely
-from pyproj import Transformer
 
 # Equal-area for the whole globe (EASE-Grid 2.0): areas in m², exact up to the straight edges
 # between vertices, whatever the latitude.
 EQUAL_AREA_CRS = "EPSG:6933"
 
-_TO_EQUAL_AREA = Transformer.from_crs("EPSG:4326", EQUAL_AREA_CRS, always_xy=True)
+# EPSG:6933 is the cylindrical equal-area projection of the WGS 84 ellipsoid: x = a·k0·λ and
+# y = a·q(φ)/(2·k0), so an area there is a²/2 times the area in (λ, q(φ)); q is the authalic
+# function, computed here for all vertices at once (PROJ, point by point, took half again).
+_A = 6378137.0
+_F = 1 / 298.257223563
+_E2 = _F * (2 - _F)
+_E = float(np.sqrt(_E2))
 # GEOS and PROJ work without the GIL: the overlay runs in one thread per core, each taking
 # chunks of this many units or more, a few chunks per thread
 _CHUNKS_PER_WORKER = 4
 _MIN_CHUNK = 250
+# How far beyond the rectangle where two units can meet a unit is clipped before the cut, in
+# the units' degrees (about a centimetre): the clip's straight edges stay clear of the pieces.
+_CLIP_MARGIN = 1e-7
 
 
 @dataclass
@@ -38,15 +46,19 @@ class Overlay:
     new_area: np.ndarray  # m², per new unit
 
 
-def _forward(coords: np.ndarray) -> np.ndarray:
-    return np.column_stack(_TO_EQUAL_AREA.transform(coords[:, 0], coords[:, 1]))
+def _authalic(coords: np.ndarray) -> np.ndarray:
+    """Longitude in radians and the authalic q(latitude) of lon/lat vertices."""
+    sine = np.sin(np.radians(coords[:, 1]))
+    e_sine = _E * sine
+    q = (1 - _E2) * (sine / (1 - e_sine * e_sine) - np.log((1 - e_sine) / (1 + e_sine)) / (2 * _E))
+    return np.column_stack((np.radians(coords[:, 0]), q))
 
 
 def equal_area(geometries: np.ndarray) -> np.ndarray:
     """Areas in m² on the equal-area projection (no repair: a self-touching ring that the
     projection may make has the same area)."""
-    projected = shapely.transform(np.asarray(geometries, dtype=object), _forward)
-    return np.asarray(shapely.area(projected), dtype=float)
+    mapped = shapely.transform(np.asarray(geometries, dtype=object), _authalic)
+    return (_A * _A / 2) * np.asarray(shapely.area(mapped), dtype=float)
 
 
 def overlay(old: np.ndarray, new: np.ndarray) -> Overlay:
@@ -92,8 +104,26 @@ def _pairs(
 
 def _cut(old: np.ndarray, new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The pairwise intersections of two arrays of units, and their areas."""
-    pieces = np.asarray(shapely.intersection(old, new))
+    try:
+        pieces = np.asarray(shapely.intersection(old, _clipped(new, old)))
+    except shapely.errors.GEOSException:
+        # (a rectangle clip does not promise a valid polygon: cut those pairs whole)
+        pieces = np.asarray(shapely.intersection(old, new))
     return pieces, equal_area(pieces)
+
+
+def _clipped(new: np.ndarray, old: np.ndarray) -> np.ndarray:
+    """Each new unit clipped to the rectangle where it can meet its old unit. The pieces are
+    the same (what is cut off lies outside the old unit), but GEOS then nodes only the edges
+    that can take part: a fifth less time on the 2009 → 2025 communes."""
+    new_box, old_box = shapely.bounds(new), shapely.bounds(old)
+    low = np.maximum(new_box[:, :2], old_box[:, :2]) - _CLIP_MARGIN
+    high = np.minimum(new_box[:, 2:], old_box[:, 2:]) + _CLIP_MARGIN
+    beyond = ((new_box[:, :2] < low) | (new_box[:, 2:] > high)).any(axis=1)
+    out = new.copy()
+    for i in np.flatnonzero(beyond).tolist():
+        out[i] = shapely.clip_by_rect(new[i], *low[i], *high[i])
+    return out
 
 
 def _workers() -> int:

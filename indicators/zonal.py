@@ -19,6 +19,7 @@ import rasterio
 import shapely
 import shapely.geometry
 from exactextract import exact_extract
+from exactextract.feature import Feature, FeatureSource
 from exactextract.raster import RasterioRasterSource
 from pyproj import CRS
 from rasterio.errors import RasterioError
@@ -57,19 +58,19 @@ def zonal_statistics(
     results = [ZonalResult(code, None, 0.0) for code in codes]
     with _open(raster, band) as dataset:
         geometries = _in_raster_crs(units, dataset)
-        shapes = [_polygonal(geometry) for geometry in geometries]
+        shapes = _polygonal_all(geometries.to_numpy())
         rows = [row for row, shape in enumerate(shapes) if shape is not None]
         if not rows:
             return results
-        frame = gpd.GeoDataFrame(
-            {"row": rows}, geometry=[shapes[row] for row in rows], crs=geometries.crs
+        features = _WkbFeatures(
+            rows, shapely.to_wkb([shapes[row] for row in rows]), geometries.crs.to_wkt()
         )
         ops = ["count"] if stat == "count" else [stat, "count"]
         try:
             # raster-sequential reads each raster block once, instead of once per unit.
             table = exact_extract(
                 RasterioRasterSource(dataset, band),
-                frame,
+                features,
                 ops,
                 include_cols=["row"],
                 output="pandas",
@@ -77,18 +78,25 @@ def zonal_statistics(
             )
         except (RuntimeError, ValueError, RasterioError) as exc:
             raise LoaderError(f"zonal statistics failed on raster {raster}: {exc}") from exc
-        extent = shapely.box(*dataset.bounds)
+        bounds = dataset.bounds
         pixel_area = abs(dataset.transform.a * dataset.transform.e)
-    for row, value, covered in zip(table["row"], table[stat], table["count"], strict=True):
-        shape = shapes[int(row)]
-        area = shape.area if shape is not None else 0.0
-        inside = shape.intersection(extent).area if shape is not None else 0.0
-        outside = 1 - inside / area if area else 0.0
+    table_rows = table["row"].to_numpy(dtype=int)
+    in_table = np.array([shapes[row] for row in table_rows], dtype=object)
+    area, inside = shapely.area(in_table), _area_inside(in_table, bounds)
+    for row, value, covered, whole, within in zip(
+        table_rows.tolist(),
+        table[stat].tolist(),
+        table["count"].tolist(),
+        area.tolist(),
+        inside.tolist(),
+        strict=True,
+    ):
+        outside = 1 - within / whole if whole else 0.0
         # (count is the coverage-weighted number of valid pixels: pixels of the unit, less
         # the nodata ones)
-        nodata = max(0.0, 1 - float(covered) * pixel_area / inside) if inside else 0.0
-        results[int(row)] = ZonalResult(
-            codes[int(row)], float(value) if covered > 0 else None, float(covered), outside, nodata
+        nodata = max(0.0, 1 - float(covered) * pixel_area / within) if within else 0.0
+        results[row] = ZonalResult(
+            codes[row], float(value) if covered > 0 else None, float(covered), outside, nodata
         )
     return results
 
@@ -113,6 +121,61 @@ def sum_over(raster: Path, geometry: BaseGeometry, band: int = 1) -> float | Non
             raise LoaderError(f"zonal statistics failed on raster {raster}: {exc}") from exc
     values = result[0]["properties"]
     return float(values["sum"]) if values["count"] > 0 else None
+
+
+def _area_inside(shapes: np.ndarray, bounds: Any) -> np.ndarray:
+    """Each shape's area within the raster's extent (a shape wholly inside is not cut)."""
+    box = np.asarray(shapely.bounds(shapes))
+    inside = np.asarray(shapely.area(shapes), dtype=float)
+    crossing = np.flatnonzero(
+        (box[:, 0] < bounds.left)
+        | (box[:, 1] < bounds.bottom)
+        | (box[:, 2] > bounds.right)
+        | (box[:, 3] > bounds.top)
+    )
+    if len(crossing):
+        extent = shapely.box(bounds.left, bounds.bottom, bounds.right, bounds.top)
+        inside[crossing] = shapely.area(shapely.intersection(shapes[crossing], extent))
+    return inside
+
+
+class _WkbFeatures(FeatureSource):  # type: ignore[misc]
+    """Units handed to exactextract as WKB: its GeoDataFrame source goes through GeoJSON text
+    for every unit, which cost more than the coverage computation itself."""
+
+    def __init__(self, rows: list[int], wkbs: np.ndarray, srs_wkt: str) -> None:
+        super().__init__()
+        self.rows, self.wkbs, self.wkt = rows, wkbs, srs_wkt
+
+    def count(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self) -> Any:
+        for row, wkb in zip(self.rows, self.wkbs, strict=True):
+            yield _WkbFeature(row, wkb)
+
+    def srs_wkt(self) -> str:
+        return self.wkt
+
+
+class _WkbFeature(Feature):  # type: ignore[misc]
+    """One unit: its row number (the only column) and its WKB."""
+
+    def __init__(self, row: int, wkb: bytes) -> None:
+        Feature.__init__(self)
+        self.row, self.wkb = row, wkb
+
+    def get(self, name: str) -> int:
+        return self.row
+
+    def geometry(self) -> bytes:
+        return self.wkb
+
+    def set_geometry_format(self) -> str:
+        return "wkb"
+
+    def fields(self) -> list[str]:
+        return ["row"]
 
 
 @lru_cache(maxsize=8)
@@ -164,6 +227,16 @@ def _in_raster_crs(units: gpd.GeoDataFrame, dataset: Any) -> gpd.GeoSeries:
         geometries = geometries.to_crs(raster_crs)
     # Same CRS, same WKT: exactextract warns on any textual difference.
     return geometries.set_crs(raster_crs, allow_override=True)
+
+
+def _polygonal_all(geometries: np.ndarray) -> list[BaseGeometry | None]:
+    """`_polygonal` of each geometry; valid polygons, the usual case, are checked at once."""
+    ready = shapely.is_valid(geometries) & np.isin(shapely.get_type_id(geometries), (3, 6))
+    ready &= ~shapely.is_empty(geometries)
+    return [
+        geometry if ok else _polygonal(geometry)
+        for geometry, ok in zip(geometries.tolist(), ready.tolist(), strict=True)
+    ]
 
 
 def _polygonal(geometry: BaseGeometry | None) -> BaseGeometry | None:
