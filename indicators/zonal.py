@@ -139,7 +139,7 @@ def _area_inside(shapes: np.ndarray, bounds: Any) -> np.ndarray:
     return inside
 
 
-class _WkbFeatures(FeatureSource):  # type: ignore[misc]
+class _WkbFeatures(FeatureSource):
     """Units handed to exactextract as WKB: its GeoDataFrame source goes through GeoJSON text
     for every unit, which cost more than the coverage computation itself."""
 
@@ -158,7 +158,7 @@ class _WkbFeatures(FeatureSource):  # type: ignore[misc]
         return self.wkt
 
 
-class _WkbFeature(Feature):  # type: ignore[misc]
+class _WkbFeature(Feature):
     """One unit: its row number (the only column) and its WKB."""
 
     def __init__(self, row: int, wkb: bytes) -> None:
