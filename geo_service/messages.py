@@ -304,6 +304,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "this needs you to sign in (Authorization: Bearer …)",
         "việc này cần đăng nhập",
     ),
+    "token_failed_often": (
+        "this token failed too often; wait a minute",
+        "mã truy cập này đã sai quá nhiều lần; hãy chờ một phút",
+    ),
     "too_many_failures": (
         "too many failed sign-ins; wait a minute and try again",
         "đăng nhập sai quá nhiều lần; hãy chờ một phút rồi thử lại",
@@ -349,6 +353,12 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "drawing failed; see the service log",
         "vẽ không thành công; xem nhật ký dịch vụ",
     ),
+    "job_database": (
+        "the database stopped the drawing half-way (a statement ran too long, or the database "
+        "restarted); no map book was kept: ask again",
+        "cơ sở dữ liệu đã dừng việc vẽ giữa chừng (một câu lệnh chạy quá lâu hoặc cơ sở dữ liệu "
+        "khởi động lại); không giữ lại tập bản đồ nào: hãy yêu cầu lại",
+    ),
     "job_cancelled": ("cancelled", "đã huỷ"),
     "report_worker_lost": (
         "the instance making the report stopped {attempts} times",
@@ -358,6 +368,12 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "making the report failed; see the service log",
         "lập báo cáo không thành công; xem nhật ký dịch vụ",
     ),
+    "report_database": (
+        "the database stopped the report half-way (a statement ran too long, or the database "
+        "restarted); no report was kept: ask again",
+        "cơ sở dữ liệu đã dừng việc lập báo cáo giữa chừng (một câu lệnh chạy quá lâu hoặc cơ "
+        "sở dữ liệu khởi động lại); không giữ lại báo cáo nào: hãy yêu cầu lại",
+    ),
     "export_worker_lost": (
         "the instance writing the file stopped {attempts} times",
         "máy chủ ghi tệp đã dừng {attempts} lần",
@@ -365,6 +381,12 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "export_error": (
         "writing the file failed; see the service log",
         "ghi tệp không thành công; xem nhật ký dịch vụ",
+    ),
+    "export_database": (
+        "the database stopped writing the file half-way (a statement ran too long, or the "
+        "database restarted); no file was kept: ask again",
+        "cơ sở dữ liệu đã dừng việc ghi tệp giữa chừng (một câu lệnh chạy quá lâu hoặc cơ sở "
+        "dữ liệu khởi động lại); không giữ lại tệp nào: hãy yêu cầu lại",
     ),
     # background jobs (area reports, large EA downloads)
     "file_client_limit": (

@@ -262,6 +262,13 @@ def test_an_areas_eas_are_shown_and_its_supervisor_chosen_in_its_row(editor: Edi
     assert show.inner_text() == VI["show_area"]
     show.click()
     assert sorted(editor.js("window.eaEditor.selected()")) == sorted(f["id"] for f in grouped)
+    # its EAs are in an area already: no offer to make another of them (the API says 409),
+    # but why, and an enumerator can still be given to them
+    assert editor.page.locator("button.ea-make_area").count() == 0
+    why = editor.page.locator(".ea-in-area").inner_text()
+    assert why == VI["already_in_area"].format(count=2, areas=made["areas"][0]["code"]), why
+    assert editor.page.locator("button.ea-assign_selected").count() == 1
+    editor.screenshot("ea-area-shown-no-second-area-vi")
     choice = editor.page.locator("tr.ea-area select.ea-area-supervisor")
     assert choice.get_attribute("aria-label") == f"Giám sát viên của {made['areas'][0]['code']}"
     writes = len(editor.js("window.eaEditor.writes"))
@@ -273,3 +280,48 @@ def test_an_areas_eas_are_shown_and_its_supervisor_chosen_in_its_row(editor: Edi
     assert area["supervisor"]["code"] == "GS01" and sorted(area["eas"]) == sorted(codes)
     assert editor.page.locator("tr.ea-area select.ea-area-supervisor").input_value() == "GS01"
     editor.screenshot("ea-area-row-supervisor-vi")
+
+
+_TOOLTIP_AND_PANEL = """() => {
+  const tip = document.querySelector('.leaflet-tooltip-pane .leaflet-tooltip');
+  const panel = document.querySelector('.ea-panel-wrap').getBoundingClientRect();
+  if (!tip) return null;
+  const box = tip.getBoundingClientRect();
+  return {tip: [box.left, box.top, box.right, box.bottom],
+          panel: [panel.left, panel.top, panel.right, panel.bottom]};
+}"""
+
+
+def test_an_eas_tooltip_is_never_under_the_panel(editor: Editor) -> None:
+    # (Leaflet puts a tooltip right of the pointer on the map's left half: near the panel
+    # it went under it, the code and household count cut off)
+    editor.generate(COMMUNE)
+    for width, height in ((1366, 768), (1024, 768)):
+        editor.page.set_viewport_size({"width": width, "height": height})
+        editor.open(f"commune={COMMUNE}&lang=vi")
+        editor.page.wait_for_function("window.eaEditor.eas().length > 0")
+        panel = editor.page.locator(".ea-panel-wrap").bounding_box()
+        assert panel is not None
+        # the commune (framed beside the panel) moved to the map's middle and zoomed in: its
+        # EAs reach under the panel
+        middle = f"[{panel['x'] / 2}, {height / 2}]"
+        editor.js(
+            f"(m => m.setView(m.containerPointToLatLng({middle}), m.getZoom() + 1,"
+            " {animate: false}))(window.eaEditor.map)"
+        )
+        shown = 0
+        # from the map's middle up to the panel's edge, where the bug was
+        for x in range(width // 2 - 40, int(panel["x"]) - 4, 24):
+            for y in range(int(panel["y"]) + 60, height - 60, 60):
+                editor.page.mouse.move(x, y)
+                found = editor.page.evaluate(_TOOLTIP_AND_PANEL)
+                if found is None:
+                    continue
+                shown += 1
+                tip, box = found["tip"], found["panel"]
+                under = tip[2] > box[0] and tip[1] < box[3] and tip[3] > box[1]
+                assert not under, (width, x, y, found)
+                assert tip[0] >= 0 and tip[2] <= width, (width, x, y, found)
+                if shown == 1:
+                    editor.screenshot(f"ea-tooltip-beside-panel-vi-{width}")
+        assert shown >= 3, (width, shown)

@@ -512,6 +512,73 @@ def test_large_csv_and_geojson_downloads_are_jobs_with_the_downloads_bytes(
     assert files["csv"].content.decode("utf-8-sig").count("\r\n") == 5  # (header and 4)
 
 
+def test_a_download_counted_large_is_answered_202_at_once(demo_db: str, tmp_path: Path) -> None:
+    # (the count comes first: a file known to be past the limit is a job the client follows,
+    # not ~50 s of waiting for a file that would outlast the deadline anyway)
+    strips(demo_db, COMMUNE, 4)
+    items = "/collections/enumeration-areas/items"
+    asked = {"f": "csv", "round": "2029", "commune": COMMUNE}
+    # (this instance runs its jobs, and its deadline would let it wait for the file)
+    with instance(
+        demo_db, tmp_path / "both", response_deadline_s=600, ea_export_sync_eas=2, job_poll_s=0.2
+    ) as both:
+        answer = both.get(items, params=asked)
+        assert answer.status_code == 202, answer.text[:200]
+        job = answer.json()
+        assert job["processID"] == "ea-export" and job["pagesTotal"] == 4, job
+        assert answer.headers["Location"].endswith(f"/jobs/{job['jobID']}")
+        assert follow(both, job["jobID"])[-1]["status"] == "successful"
+        got = both.get(f"/jobs/{job['jobID']}/results")
+        assert got.status_code == 200
+        assert got.content.decode("utf-8-sig").count("\r\n") == 5  # (header and 4)
+
+
+def test_an_export_the_database_stops_half_way_fails_saying_so(
+    demo_db: str, tmp_path: Path
+) -> None:
+    # (a statement stopped by its time limit: once the job ran until its instance was
+    # thought lost, three times over, and then said so instead of what happened)
+    strips(demo_db, COMMUNE, 4)
+    items = "/collections/enumeration-areas/items"
+    asked = {"f": "gpkg", "round": "2029", "commune": COMMUNE}
+    front_settings = {"job_workers": 0, "ea_export_sync_eas": 2, "jobs_per_client": 1}
+    with instance(demo_db, tmp_path / "front", **front_settings) as front:
+        job_id = front.get(items, params=asked).json()["jobID"]
+        # the export's statement waits for a lock the test holds until the worker's time
+        # limit stops it, after the job is claimed and its file begun
+        with psycopg.connect(demo_db) as blocker:
+            blocker.execute("LOCK TABLE ea_assignment IN ACCESS EXCLUSIVE MODE")
+            worker_settings = {"job_poll_s": 0.2, "job_heartbeat_s": 0.2, "job_stale_s": 1.0}
+            with instance(
+                demo_db, tmp_path / "worker", statement_timeout_ms=1500, **worker_settings
+            ):
+                seen = follow(front, job_id)
+            blocker.rollback()
+        assert seen[-1]["status"] == "failed", seen[-1]
+        assert "running" in {s["status"] for s in seen}
+        assert "database stopped writing the file half-way" in seen[-1]["message"], seen[-1]
+        said_vi = front.get(f"/jobs/{job_id}", headers=VI).json()["message"]
+        assert "cơ sở dữ liệu đã dừng việc ghi tệp giữa chừng" in said_vi, said_vi
+        # no file, complete or not, is served: the reason instead
+        result = front.get(f"/jobs/{job_id}/results", headers=VI)
+        assert result.status_code == 404 and result.json()["parameter"] == "jobId", result.text
+        assert "cơ sở dữ liệu" in result.json()["detail"] and not result.content.startswith(b"SQ")
+        with psycopg.connect(demo_db, autocommit=True) as conn:
+            attempts, stored = conn.execute(
+                "SELECT attempts, result_name IS NOT NULL OR EXISTS (SELECT 1 FROM"
+                " output_job_chunk WHERE job_id = id) FROM output_job WHERE id = %s",
+                (job_id,),
+            ).fetchone() or (None, None)
+            assert attempts == 1 and not stored  # (failed once, not retried, nothing stored)
+            # nothing left locked: the table is free, and the client's one job slot too
+            with conn.transaction():
+                conn.execute("LOCK TABLE ea_assignment IN ACCESS EXCLUSIVE MODE NOWAIT")
+        again = front.get(items, params=asked)
+        assert again.status_code == 202 and again.json()["jobID"] != job_id, again.text
+        with instance(demo_db, tmp_path / "worker2", **worker_settings):
+            assert follow(front, again.json()["jobID"])[-1]["status"] == "successful"
+
+
 def test_ea_export_is_a_process_readable_by_who_asked_with_messages_per_kind(
     demo_db: str, tmp_path: Path
 ) -> None:

@@ -108,7 +108,12 @@ def test_ea_downloads_open_in_gdal_with_crs_types_and_rows(env: Env, tmp_path: P
     eas = env.generate()
     codes = sorted(f["properties"]["code"] for f in eas)
     env.assign(codes[:2])
-    households = {f["properties"]["code"]: f["properties"]["households"] for f in eas}
+    # (estimated households come from the population grid as floats: every format writes
+    # the whole number, half up, as an integer)
+    env.sql("UPDATE enumeration_area SET households = 12.000000001 WHERE code = %s", codes[0])
+    env.sql("UPDATE enumeration_area SET households = 7.5 WHERE code = %s", codes[1])
+    households = {f["properties"]["code"]: int(f["properties"]["households"] + 0.5) for f in eas}
+    households.update({codes[0]: 12, codes[1]: 8})
     env.sql(
         "UPDATE enumeration_area SET boundary_description = %s WHERE code = %s",
         '=HYPERLINK("http://x") phía bắc giáp đường Hoàng Hoa Thám',
@@ -127,7 +132,7 @@ def test_ea_downloads_open_in_gdal_with_crs_types_and_rows(env: Env, tmp_path: P
         types = dict(zip(info["fields"], info["dtypes"], strict=True))
         frame = pyogrio.read_dataframe(source)
         if fmt == "gpkg":
-            assert types["households"] == "float64" and types["code"] == "object"
+            assert types["households"] == "int64" and types["code"] == "object"
             assert types["listed_households"] in ("int64", "int32")
             by_code = frame.set_index("code")
             assert by_code.loc[codes[0], "enumerator_code"] == "E1"
@@ -136,7 +141,7 @@ def test_ea_downloads_open_in_gdal_with_crs_types_and_rows(env: Env, tmp_path: P
             assert by_code.loc[codes[0], "province_code"] == "01"
             assert not isinstance(by_code.loc[codes[-1], "enumerator_code"], str)
         else:
-            assert types["households"] == "float64"
+            assert types["households"] == "int64"
             by_code = frame.set_index("code")
             assert by_code.loc[codes[0], "enum_name"] == "Nguyễn Thị Hằng"
             assert by_code.loc[codes[0], "commune_nm"] == "Ba Đình"
@@ -148,15 +153,14 @@ def test_ea_downloads_open_in_gdal_with_crs_types_and_rows(env: Env, tmp_path: P
                     "prj",
                     "cpg",
                 }
-        for code, value in households.items():
-            assert by_code.loc[code, "households"] == pytest.approx(value)
+        assert by_code["households"].to_dict() == households
         assert set(by_code.index) == set(codes)
         # GDAL's own command line reads it too
         ogr = subprocess.run(
             ["ogrinfo", "-so", "-al", source], capture_output=True, text=True, check=True
         ).stdout
         assert f"Feature Count: {len(eas)}" in ogr
-        assert "WGS 84" in ogr and "households: Real" in ogr
+        assert "WGS 84" in ogr and "households: Integer64" in ogr
 
     geojson = env.client.get(ITEMS, params={"commune": COMMUNE, "f": "geojson"})
     assert geojson.status_code == 200
@@ -164,6 +168,9 @@ def test_ea_downloads_open_in_gdal_with_crs_types_and_rows(env: Env, tmp_path: P
     body = geojson.json()
     assert len(body["features"]) == len(eas)
     first = next(f for f in body["features"] if f["id"] == codes[0])
+    assert {f["id"]: f["properties"]["households"] for f in body["features"]} == households
+    assert all(type(f["properties"]["households"]) is int for f in body["features"])
+    assert b'"households":12,' in geojson.content
     assert first["properties"]["enumerator_code"] == "E1"
     assert first["geometry"]["type"] == "MultiPolygon"
 
@@ -174,6 +181,9 @@ def test_ea_downloads_open_in_gdal_with_crs_types_and_rows(env: Env, tmp_path: P
     row = next(r for r in rows if r["code"] == codes[0])
     assert row["boundary_description"].startswith("'=HYPERLINK")  # never run by a spreadsheet
     assert row["commune_name"] == "Ba Đình" and row["wkt"].startswith("MULTIPOLYGON")
+    assert {r["code"]: r["households"] for r in rows} == {
+        code: str(value) for code, value in households.items()
+    }
 
     # limit and offset page a download like any other
     page = env.client.get(ITEMS, params={"commune": COMMUNE, "f": "csv", "limit": 2, "offset": 1})

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from typing import Any
@@ -72,3 +73,54 @@ def test_pages_items_and_tables_read_their_flag_with_their_values(
         stop.set()
         writer.join()
     assert toggles[0] >= 20, toggles  # (the writer did run alongside)
+
+
+def _file(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=120) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as refused:
+        return refused.code, refused.read()
+
+
+def test_files_read_their_flag_with_their_values(live_writer: LiveWriter, tmp_path: Any) -> None:
+    # (a CSV or GeoPackage checked the flag by a statement of its own before reading the
+    # values: read in between, a file with every value hidden was sent as complete)
+    import csv
+    import io
+
+    import pyogrio
+
+    base = live_writer.url
+    stop, toggles = threading.Event(), [0]
+    writer = threading.Thread(target=_toggling(live_writer.database_url, stop, toggles))
+    writer.start()
+    seen = {"refused": 0, "shown": 0}
+    try:
+        for i in range(30):
+            # (a new limit each time: a GeoPackage is kept per selection, built anew here)
+            query = f"{QUERY}&limit={100 + i}"
+            for fmt in ("csv", "gpkg"):
+                url = f"{base}/collections/province-2019/items?{query}&f={fmt}"
+                status, body = _file(url)
+                if status == 503:
+                    refused = json.loads(body)
+                    assert refused["parameter"] == "indicator", refused
+                    seen["refused"] += 1
+                    continue
+                assert status == 200, (status, body[:300])
+                if fmt == "csv":
+                    rows = list(csv.DictReader(io.StringIO(body.decode("utf-8-sig"))))
+                    values = [row[INDICATOR] for row in rows]
+                    shown = any(v != "" for v in values)
+                else:
+                    path = tmp_path / f"{i}.gpkg"
+                    path.write_bytes(body)
+                    shown = bool(pyogrio.read_dataframe(path)[INDICATOR].notna().any())
+                assert shown, f"a {fmt} file with every value hidden was sent as complete"
+                seen["shown"] += 1
+    finally:
+        stop.set()
+        writer.join()
+    assert toggles[0] >= 20, toggles  # (the writer did run alongside)
+    assert seen["shown"] > 0, seen

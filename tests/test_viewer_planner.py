@@ -211,3 +211,14 @@ def test_on_a_phone_the_legend_stays_reachable_with_the_panel_open(phone: Viewer
     phone.page.click(".gv-toggle")  # the sheet folds: the legend opens in full again
     phone.page.wait_for_timeout(300)
     assert phone.page.locator(".gv-legend .gv-rows").is_visible()
+    # the reader opened it: the sheet opening again does not fold it (it did)
+    phone.page.click(".gv-toggle")
+    phone.page.wait_for_function("document.body.classList.contains('gv-sheet-open')")
+    assert phone.page.locator(".gv-legend .gv-rows").is_visible()
+    phone.screenshot("planner-phone-legend-kept-open")
+    # and folded by the reader, it stays folded when the sheet closes
+    phone.page.click(".gv-legend-fold")
+    assert not phone.page.locator(".gv-legend .gv-rows").is_visible()
+    phone.page.click(".gv-toggle")
+    phone.page.wait_for_function("!document.body.classList.contains('gv-sheet-open')")
+    assert not phone.page.locator(".gv-legend .gv-rows").is_visible()

@@ -1307,7 +1307,8 @@ EXPORT_COLUMNS = (
 _EXPORT = """
 SELECT e.code, e.census_round, e.commune_code, c.name AS commune_name,
        c.parent_code AS province_code, p.name AS province_name, e.status,
-       e.households, e.population, round((ST_Area(e.geom::geography) / 1e6)::numeric, 4)::float8,
+       round(e.households::numeric)::bigint, e.population,
+       round((ST_Area(e.geom::geography) / 1e6)::numeric, 4)::float8,
        e.urban_rural, e.boundary_description, e.landmarks, e.listed_dwellings,
        e.listed_households, en.code, en.name, sa.code, su.code, su.name, e.version,
        to_char(e.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
@@ -1338,9 +1339,11 @@ def export_sql(
 
 
 async def count_exported(conn: psycopg.AsyncConnection, filters: ListFilter) -> int:
-    """How many EAs an export of the filters (within their scope) holds."""
-    statement, params = export_sql(filters, None, 0, wkb=True)
-    counted = sql.SQL("SELECT count(*) FROM ({}) t").format(statement)
+    """How many EAs an export of the filters (within their scope) holds: counted on the EAs
+    alone (the export's joins are on keys, one row each), with no geometry, join or sort, so
+    a national count is known before anything is built."""
+    where, params = filters.where("e")
+    counted = sql.SQL("SELECT count(*) FROM enumeration_area e WHERE {}").format(where)
     row = await (await conn.execute(counted, params)).fetchone()
     return int(row[0]) if row else 0
 

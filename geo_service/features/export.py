@@ -257,14 +257,33 @@ async def spool_features(
     return spool
 
 
+Refuse = Callable[[list[str]], None]  # raises when any of these indicators is withheld
+
+
+async def _checked(
+    batches: AsyncIterator[list[tuple[Any, ...]]], refuse: Refuse
+) -> AsyncIterator[list[tuple[Any, ...]]]:
+    """The batches of `rows_sql`, refused (`refuse`) when the statement read the values
+    while any indicator was withheld; its flag column dropped."""
+    first = True
+    async for batch in batches:
+        if first:
+            refuse(list(batch[0][-1] or []))
+            first = False
+        yield [row[:-1] for row in batch]
+
+
 async def spool_csv(
-    pool: AsyncConnectionPool, query: ItemQuery, wkt: bool, max_memory: int
+    pool: AsyncConnectionPool, query: ItemQuery, wkt: bool, max_memory: int, refuse: Refuse
 ) -> Spool:
-    """CSV in UTF-8 with BOM (so Excel shows Vietnamese names), optional WKT geometry."""
-    statement, params = rows_sql(query, wkt=True)
+    """CSV in UTF-8 with BOM (so Excel shows Vietnamese names), optional WKT geometry;
+    `refuse` told the indicators withheld when its values were read (the same statement)."""
+    statement, params = rows_sql(query, wkt=True, withheld=True)
     columns = [*query.selected(), *(["wkt"] if wkt else [])]
     batches = cursor_batches(pool, statement, params, query.statement_timeout_ms)
-    return await spool_csv_rows(batches, columns, lambda row: row if wkt else row[:-1], max_memory)
+    return await spool_csv_rows(
+        _checked(batches, refuse), columns, lambda row: row if wkt else row[:-1], max_memory
+    )
 
 
 async def spool_csv_rows(
@@ -321,17 +340,21 @@ def _move(buffer: io.StringIO, spool: Spool) -> None:
     buffer.truncate()
 
 
-async def geopackage(pool: AsyncConnectionPool, query: ItemQuery, layer: str) -> Path:
+async def geopackage(
+    pool: AsyncConnectionPool, query: ItemQuery, layer: str, refuse: Refuse
+) -> Path:
     """The selection as a GeoPackage file in a new temporary folder (the caller deletes the
-    folder), written batch by batch so memory does not grow with the number of items."""
-    statement, params = rows_sql(query, wkt=False)
+    folder), written batch by batch so memory does not grow with the number of items;
+    `refuse` told the indicators withheld when its values were read (the same statement)."""
+    statement, params = rows_sql(query, wkt=False, withheld=True)
     folder = Path(tempfile.mkdtemp(prefix="geo-service-gpkg-"))
     path = folder / f"{layer}.gpkg"
     names = query.selected()
     numeric = [name for name in names if query.is_number(name)]
     try:
         written = 0
-        async for batch in cursor_batches(pool, statement, params, query.statement_timeout_ms):
+        batches = cursor_batches(pool, statement, params, query.statement_timeout_ms)
+        async for batch in _checked(batches, refuse):
             await asyncio.to_thread(
                 _append, path, batch, names, numeric, layer, query.crs.srid, written > 0
             )

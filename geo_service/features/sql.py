@@ -437,9 +437,17 @@ def features_sql(query: ItemQuery, with_count: bool = False) -> tuple[sql.Compos
     return statement, params
 
 
-def rows_sql(query: ItemQuery, wkt: bool) -> tuple[sql.Composed, dict[str, Any]]:
-    """Plain attribute rows (for CSV and GeoPackage), geometry last as WKT/WKB when asked."""
-    params: dict[str, Any] = {"limit": query.limit, "offset": query.offset}
+def rows_sql(
+    query: ItemQuery, wkt: bool, withheld: bool = False
+) -> tuple[sql.Composed, dict[str, Any]]:
+    """Plain attribute rows (for CSV and GeoPackage), then the geometry as WKT/WKB, and
+    when `withheld` the query's indicators withheld for re-protection (see _WITHHELD: read
+    with the values, so a file is refused on the snapshot its values come from)."""
+    params: dict[str, Any] = {
+        "limit": query.limit,
+        "offset": query.offset,
+        "withheld_from": sorted({i.code for i in query.indicators}),
+    }
     columns = [
         sql.SQL("{} AS {}").format(property_expr(query, name), sql.Identifier(name))
         for name in query.selected()
@@ -447,7 +455,8 @@ def rows_sql(query: ItemQuery, wkt: bool) -> tuple[sql.Composed, dict[str, Any]]
     geom = sql.SQL("ST_AsText({})" if wkt else "ST_AsBinary({})").format(
         _geometry_expr(query, params)
     )
-    columns.append(sql.SQL("{} AS geometry").format(geom))
+    flag = _WITHHELD if withheld else sql.SQL("")
+    columns.append(sql.SQL("{} AS geometry{}").format(geom, flag))
     statement = sql.SQL(" ").join(
         [
             sql.SQL("SELECT ") + sql.SQL(", ").join(columns),

@@ -142,4 +142,5 @@ KIND = Kind(
     (AREA,),
     worker_lost="report_worker_lost",
     failed="report_error",
+    database="report_database",
 )

@@ -102,5 +102,6 @@ KIND = Kind(
     ("scope",),
     worker_lost="export_worker_lost",
     failed="export_error",
+    database="export_database",
     not_yours="export_private",
 )

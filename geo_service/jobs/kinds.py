@@ -81,8 +81,9 @@ class Kind:
     client_limit: str  # message keys of the per-client and the queue limits
     queue_full: str
     hidden_inputs: tuple[str, ...] = ()  # not repeated in the job's status
-    # message keys naming what the job makes: its instance stopped too often, it failed, a
-    # private job read by another client
+    # message keys naming what the job makes: its instance stopped too often, it failed, the
+    # database stopped it half-way, a private job read by another client
     worker_lost: str = "job_worker_lost"
     failed: str = "job_error"
+    database: str = "job_database"
     not_yours: str = "job_private"

@@ -146,8 +146,15 @@ class JobRunner:
                 await sql.succeed(conn, job, path, made.name, made.media_type, keep_s)
         except Stopped:
             log.info("job %s stopped (dismissed or taken over)", job["id"])
-        except (psycopg.OperationalError, asyncio.CancelledError):
+        except asyncio.CancelledError:
             raise  # (the job stays running; another worker takes it over when it goes stale)
+        except psycopg.OperationalError as stopped:
+            # (a statement stopped or the connection lost half-way: the job fails saying so
+            # once the database answers; while it does not, the failing write raises too,
+            # the job stays running, and another worker takes it over when it goes stale)
+            log.warning("job %s: the database stopped it (%s)", job["id"], stopped)
+            async with self._pool().connection() as conn:
+                await sql.fail(conn, job, message(kind_of(job["process"]).database), keep_s)
         except Exception:
             log.exception("job %s failed", job["id"])
             async with self._pool().connection() as conn:

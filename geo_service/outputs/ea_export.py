@@ -36,8 +36,10 @@ MEDIA_TYPES = {
     "gpkg": "application/geopackage+sqlite3",
     "shp": "application/zip",
 }
-NUMBERS = {"households", "population", "area_km2"}
-INTEGERS = {"listed_dwellings", "listed_households", "version"}
+NUMBERS = {"population", "area_km2"}
+# (estimated households are an estimate from the population grid, written as the whole
+# number the field map prints: an integer field in every format, never 12.000000001)
+INTEGERS = {"households", "listed_dwellings", "listed_households", "version"}
 # dBASE field names have at most 10 characters: the Shapefile's names for the long ones
 SHAPEFILE_NAMES = {
     "census_round": "round",

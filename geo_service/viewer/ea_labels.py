@@ -101,6 +101,9 @@ _MORE: dict[str, dict[str, str]] = {
         "supervisor_areas": "Địa bàn giám sát",
         "no_areas": "Chưa có địa bàn giám sát.",
         "make_area": "Tạo địa bàn giám sát từ {count} địa bàn đã chọn",
+        "already_in_area": "{count} địa bàn đã chọn đã thuộc địa bàn giám sát {areas}: mỗi địa "
+        "bàn chỉ thuộc một địa bàn giám sát. Chọn các địa bàn chưa thuộc địa bàn giám sát nào, "
+        "hoặc xoá địa bàn giám sát kia trước.",
         "supervisor": "Giám sát viên",
         "none": "(chưa có)",
         "delete_area": "Xoá",
@@ -264,6 +267,8 @@ _MORE: dict[str, dict[str, str]] = {
         "supervisor_areas": "Supervisor areas",
         "no_areas": "No supervisor areas yet.",
         "make_area": "Make a supervisor area of the {count} selected EAs",
+        "already_in_area": "{count} of the selected EAs are in supervisor area {areas} already: "
+        "an EA is in one supervisor area only. Select EAs in no area, or remove that area first.",
         "supervisor": "Supervisor",
         "none": "(none)",
         "delete_area": "Remove",

@@ -461,7 +461,9 @@ async def items(
                 if query.filter is None or fmt in ("csv", "gpkg"):
                     async with statement_time_limit(conn, query.statement_timeout_ms):
                         matched = await count_items(conn, query)
-                if fmt in ("csv", "gpkg"):  # (a file must not show every value hidden)
+                # (a file must not show every value hidden: a file's own statement reads
+                # whether values are withheld with them; a HEAD reads no values)
+                if fmt in ("csv", "gpkg") and asked_headers_only(request):
                     await read.refuse_while_rechecking(
                         conn, await read.withheld(conn, [i.code for i in query.indicators])
                     )
@@ -537,7 +539,9 @@ async def _download(
         if asked_headers_only(request):  # (a HEAD: the file is not read)
             release()
             return headers_only("text/csv; charset=utf-8", headers)
-        spool = await export.spool_csv(pool, query, wkt, _spool_bytes(settings))
+        spool = await export.spool_csv(
+            pool, query, wkt, _spool_bytes(settings), read.refuse_withheld
+        )
         return SpooledResponse(
             spool, release, settings.send_timeout_s, "text/csv; charset=utf-8", headers
         )
@@ -547,7 +551,7 @@ async def _download(
     fresh = services.fresh(query.collection.id)
     epoch = services.tiles.freshness.log.epoch  # (read before building: a change during it
     path, built_at = await services.files.get(  # makes the file stale)
-        key, epoch, fresh, lambda: export.geopackage(pool, query, name)
+        key, epoch, fresh, lambda: export.geopackage(pool, query, name, read.refuse_withheld)
     )
     headers = {
         **headers,

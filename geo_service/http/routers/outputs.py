@@ -66,9 +66,9 @@ async def ea_download(
     """The EAs the filters match (within the reader's scope) as a GeoJSON, CSV, GeoPackage
     or zipped Shapefile file (each statement stopped after `timeout_ms`, when given). A
     file of more than `GEO_SERVICE_EA_EXPORT_SYNC_EAS` EAs, in any format, is built as a
-    job (`ea-export`), waited for while the response deadline allows, then 202 with
-    `Location: /jobs/{id}`: made in the request, a national file would outlast the
-    deadline before its first byte."""
+    job (`ea-export`) and answered 202 with `Location: /jobs/{id}` at once: the EAs are
+    counted first, and a file that large would outlast the response deadline, so waiting
+    for it would only hold the client."""
     selection = ea_export.EaSelection(filters, limit, offset, timeout_ms)
     client = f"user {user.name}" if user else client_address(request)
     release = downloads.open(client)
@@ -81,8 +81,8 @@ async def ea_download(
                 returned = max(0, min(matched - offset, limit if limit is not None else matched))
                 large = returned > settings.ea_export_sync_eas
                 if large and asked_headers_only(request):
-                    # (a HEAD starts no job: 202, as the GET answers unless the file is
-                    # ready within its wait; the job's Location comes with the GET)
+                    # (a HEAD starts no job: 202, as the GET answers; the job's Location
+                    # comes with the GET)
                     release()
                     return headers_only("application/json", {}, 202)
                 if large:
@@ -114,7 +114,9 @@ async def ea_download(
         raise
     if job is not None:
         release()  # (the job's file is the worker's to build; the answer waits for it)
-        return await processes.answer_by_job(request, pool, jobs, *job, settings, language)
+        return await processes.answer_by_job(
+            request, pool, jobs, *job, settings, language, wait=False
+        )
     return TemporaryFileResponse(path, release, settings.send_timeout_s, media_type, headers)
 
 

@@ -483,13 +483,15 @@ async def answer_by_job(
     joined: bool,
     settings: ServiceSettings,
     language: str,
+    wait: bool = True,
 ) -> Response:
     """For a synchronous route whose output became a job: the file once made, if that
     happens before the response deadline (less a margin to send it); else 202 with the
-    job's status and `Location`."""
+    job's status and `Location`. Not `wait`: 202 at once (a job known to outlast the
+    deadline holds no connection for nothing)."""
     deadline = settings.response_deadline_s
     wait_s = max(1.0, deadline - 10.0) if deadline > 0 else 3600.0
-    done = await jobs.wait(pool, job["id"], wait_s) or job
+    done = (await jobs.wait(pool, job["id"], wait_s) if wait else None) or job
     if done["status"] in ("successful", "failed", "dismissed"):
         jobs.check_result(done)  # (failed or cancelled: 404 saying why)
         return result_response(pool, jobs, done)

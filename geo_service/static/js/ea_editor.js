@@ -295,6 +295,8 @@ import { addPanes } from "./viewer/layers.js";
     const layer = L.geoJSON({ type: "Feature", geometry, properties: {} }).getLayers()[0];
     layer.eaId = feature.id;
     layer.setStyle(statusStyle(feature.properties.status, false, false));
+    // (before the tooltip's own handlers, which place it on these events)
+    layer.on("mouseover mousemove", tooltipAwayFromPanel);
     layer.bindTooltip(() => {
       const p = feature.properties;
       let text = p.code + " · " + t("status_" + p.status) + " · " + fmt(p.households) + " " + t("households_after_number");
@@ -891,6 +893,13 @@ import { addPanes } from "./viewer/layers.js";
 
   function areasEtag() { return state.areas ? state.areas.etag : null; }
 
+  /* The selected EAs that are in a supervisor area already, each with the area's code. */
+  function selectedInAreas() {
+    if (!state.areas) return [];
+    const codes = new Set(state.selected.map(codeOf));
+    return state.areas.areas.flatMap((a) => a.eas.filter((c) => codes.has(c)).map((c) => ({ ea: c, area: a.code })));
+  }
+
   function areaById(areaId) { return state.areas ? state.areas.areas.find((a) => a.id === areaId) : null; }
 
   /* An area's EAs selected and brought into view: where it is, and ready for an enumerator. */
@@ -904,7 +913,7 @@ import { addPanes } from "./viewer/layers.js";
     render();
     const bounds = L.latLngBounds([]);
     ids.forEach((id) => bounds.extend(state.eas[id].layer.getBounds()));
-    if (bounds.isValid()) map.fitBounds(bounds, { maxZoom: Math.max(map.getZoom(), 16) });
+    if (bounds.isValid()) map.fitBounds(bounds, { maxZoom: Math.max(map.getZoom(), 16), ...besidePanel() });
   }
 
   async function setAreaSupervisor(areaId, supervisor) {
@@ -1317,9 +1326,17 @@ import { addPanes } from "./viewer/layers.js";
     html += organiser.html();
     if (canEdit()) html += "<div class='ea-actions ea-select-tools'>" + selectionToolsHtml() + "</div>" + multiHintHtml();
     if (canEdit() && state.selected.length) {
-      html += "<div class='ea-make-area'><label>" + escape(t("supervisor")) + " <select name='area_supervisor'><option value=''>" +
-        escape(t("none")) + "</option>" + staffOptions("supervisor") + "</select></label>" +
-        button("make_area", t("make_area", { count: state.selected.length })) + "</div>";
+      const taken = selectedInAreas();
+      // (an EA is in one area at most: the API refuses such an area with a 409, so the page
+      // says why instead of offering it)
+      if (taken.length) {
+        html += "<div class='ea-hint ea-in-area'>" + escape(t("already_in_area", {
+          count: taken.length, areas: [...new Set(taken.map((x) => x.area))].join(", ") })) + "</div>";
+      } else {
+        html += "<div class='ea-make-area'><label>" + escape(t("supervisor")) + " <select name='area_supervisor'><option value=''>" +
+          escape(t("none")) + "</option>" + staffOptions("supervisor") + "</select></label>" +
+          button("make_area", t("make_area", { count: state.selected.length })) + "</div>";
+      }
       html += "<div class='ea-assign'><label>" + escape(t("assign", { count: state.selected.length })) +
         " <select name='enumerator'><option value=''>" + escape(t("unassign")) + "</option>" + staffOptions("enumerator") +
         "</select></label>" + button("assign_selected", t("assign_button")) + "</div>";
@@ -1701,12 +1718,39 @@ import { addPanes } from "./viewer/layers.js";
   /* The commune framed in the part of the map the panel leaves free (beside it on a tablet
      or desktop; above the folded bar on a phone). */
   function frameBesidePanel() {
+    map.fitBounds(cfg.bounds, besidePanel());
+  }
+
+  /* fitBounds' padding that keeps what is framed out from under the panel. */
+  function besidePanel() {
     const wrap = panel && panel.parentElement;
     const box = wrap ? wrap.getBoundingClientRect() : null;
     const wide = window.innerWidth >= PHONE_WIDTH;
     const right = wide && box ? window.innerWidth - box.left + 10 : 20;
     const bottom = !wide && box ? window.innerHeight - box.top + 10 : 20;
-    map.fitBounds(cfg.bounds, { paddingTopLeft: [20, 20], paddingBottomRight: [right, bottom] });
+    return { paddingTopLeft: [20, 20], paddingBottomRight: [right, bottom] };
+  }
+
+  /* An EA's tooltip opens beside the pointer on the side the panel leaves free: Leaflet
+     puts it right of the pointer on the map's left half, under the panel when the pointer
+     is near it (and above the pointer when a phone's sheet is below it). */
+  function tooltipAwayFromPanel(e) {
+    const tooltip = e.target.getTooltip();
+    const wrap = panel && panel.parentElement;
+    if (!tooltip || !wrap || !e.originalEvent) return;
+    const box = wrap.getBoundingClientRect();
+    const element = tooltip.getElement();
+    const width = element && element.offsetWidth ? element.offsetWidth : 260;
+    const height = element && element.offsetHeight ? element.offsetHeight : 40;
+    const x = e.originalEvent.clientX;
+    const y = e.originalEvent.clientY;
+    let direction = e.containerPoint && e.containerPoint.x >= map.getSize().x / 2 ? "left" : "right";
+    if (wrap.classList.contains("ea-sheet")) {
+      if (y + height + 20 > box.top) direction = "top";
+    } else if (y >= box.top - height && y <= box.bottom && x + width + 20 > box.left) {
+      direction = "left";
+    }
+    tooltip.options.direction = direction;
   }
 
   window.eaEditor = {

@@ -11,6 +11,9 @@ export function createLegend(app) {
   // (folded to its title by the reader, or when the phone's sheet opens: the legend would
   // cover a good part of what is left of the map; one tap on its title opens it again)
   let folded = false;
+  // (the reader's own fold or unfold, once they tapped its title: the sheet opening or
+  // closing no longer overrides it)
+  let chosen = null;
   control.onAdd = () => {
     body = L.DomUtil.create("div", "gv-legend");
     L.DomEvent.disableClickPropagation(body);
@@ -57,7 +60,7 @@ export function createLegend(app) {
     const period = st.compare ? (st.cv ? st.compare + " (" + t("vintage_short", { v: st.cv }) + ")" : st.compare) + " → " + st.period : st.period;
     const fold = h("button", { type: "button", class: "gv-legend-fold", "aria-expanded": String(!folded),
       "aria-label": t(folded ? "legend_unfold" : "legend_fold"), title: t(folded ? "legend_unfold" : "legend_fold"),
-      onclick: () => { folded = !folded; render(); } }, folded ? "▸" : "▾");
+      onclick: () => { folded = !folded; chosen = folded; render(); } }, folded ? "▸" : "▾");
     body.classList.toggle("gv-folded", folded);
     fill(body,
       h("div", { class: "gv-title" }, fold, (st.compare ? t("legend_change") + ": " : "") + pick(s.name)),
@@ -79,10 +82,12 @@ export function createLegend(app) {
 
   // (a province scope is named once the province table is in, which may come after the data)
   app.on((what) => { if (what === "data" || what === "units") render(); });
-  /* Fold (true) or open (false) the legend, as its title's button does. */
+  /* Fold (true) or open (false) the legend as the layout asks (the phone's sheet), unless
+     the reader chose otherwise with its title's button. */
   function fold(flag) {
-    if (folded === flag) return;
-    folded = flag;
+    const wanted = chosen === null ? flag : chosen;
+    if (folded === wanted) return;
+    folded = wanted;
     render();
   }
 
