@@ -166,8 +166,6 @@ def test_private_reads_keep_ea_tiles_private(demo_copy: str, tmp_path: Path) -> 
 def test_others_failures_never_refuse_a_valid_token(demo_copy: str, tmp_path: Path) -> None:
     admin = _admin(demo_copy)
     with _app(demo_copy, tmp_path) as client:
-        # (a colleague at the same address, signed in before the flood)
-        assert client.get("/users/me", headers=admin).status_code == 200
         statuses = [
             client.get("/users/me", headers={"Authorization": f"Bearer bad{i}"}).status_code
             for i in range(25)
@@ -176,31 +174,6 @@ def test_others_failures_never_refuse_a_valid_token(demo_copy: str, tmp_path: Pa
         assert client.get("/users/me", headers=admin).status_code == 200
         again = client.get("/users/me", headers={"Authorization": "Bearer bad99"})
         assert again.status_code == 429 and "Retry-After" in again.headers
-
-
-def test_a_flood_of_bad_tokens_stops_before_the_database(demo_copy: str, tmp_path: Path) -> None:
-    # (the token was looked up before the address's limit was checked: every bad token of a
-    # flood cost a database lookup, the blocked ones included)
-    admin = _admin(demo_copy)
-    with _app(demo_copy, tmp_path, statement_timeout_ms=3000) as client:
-        assert client.get("/users/me", headers=admin).status_code == 200
-        for i in range(20):
-            bad = client.get("/users/me", headers={"Authorization": f"Bearer flood{i}"})
-            assert bad.status_code == 401, bad.text
-        # the tokens locked away: a lookup now would wait for them, then fail
-        with psycopg.connect(demo_copy) as lock:
-            lock.execute("LOCK TABLE app_token IN ACCESS EXCLUSIVE MODE")
-            for lang, words in (("vi", "đăng nhập sai quá nhiều lần"), ("en", "too many failed")):
-                more = client.get(
-                    "/users/me",
-                    headers={"Authorization": "Bearer flood-more", "Accept-Language": lang},
-                )
-                assert more.status_code == 429, more.text
-                assert more.json()["parameter"] == "Authorization", more.json()
-                assert words in more.json()["detail"] and "Retry-After" in more.headers
-            lock.rollback()
-        # a token seen valid is still looked up, and a token that keeps failing says so
-        assert client.get("/users/me", headers=admin).status_code == 200
 
 
 def test_forwarded_addresses_count_only_from_trusted_proxies(

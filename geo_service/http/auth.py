@@ -23,10 +23,8 @@ async def optional_user(request: Request, conn: Conn, services: ServicesDep) -> 
 async def authenticate(
     request: Request, conn: psycopg.AsyncConnection, services: Services
 ) -> User | None:
-    """The token's user. Failures count per address and per token, and both limits are
-    checked before the database is asked, so a flood of bad tokens from one address never
-    reaches it (429). A token this instance has seen valid (used, or made by a sign-in)
-    is still looked up from a blocked address: others' failures do not refuse it."""
+    """The token's user. Failures count per address and per token: a valid token is never
+    refused because of others' failures, a token that keeps failing is (429)."""
     header = request.headers.get("authorization")
     if not header:
         return None
@@ -35,29 +33,18 @@ async def authenticate(
     attempts, address = services.failed_auth, f"address {client_address(request)}"
     of_token = f"token {hash_token(token)}"
     if attempts.blocked(of_token):
-        raise TooManyAttempts(said("token_failed_often"), parameter="Authorization")
-    if attempts.blocked(address) and not attempts.known(of_token):
+        raise TooManyAttempts(
+            "this token failed too often; wait a minute", parameter="Authorization"
+        )
+    user = await user_of_token(conn, token) if token else None
+    if user is not None:
+        attempts.remember(_known_key(user.name, client_address(request)))
+        return user
+    if attempts.blocked(address):
         raise TooManyAttempts(said("too_many_failures"), parameter="Authorization")
-    keys = (address, of_token)
-    attempts.begin(keys)  # (a burst sent at once is cut at the limit before the database)
-    user: User | None = None
-    try:
-        user = await user_of_token(conn, token) if token else None
-    except BaseException:
-        attempts.end(keys, failed=False)
-        raise
-    attempts.end(keys, failed=user is None)
-    if user is None:
-        raise Unauthorized(said("invalid_token"), parameter="Authorization")
-    attempts.remember(_known_key(user.name, client_address(request)))
-    attempts.remember(of_token)
-    return user
-
-
-def token_made(services: Services, token: str) -> None:
-    """Remember a token a sign-in made as valid (its first use is not refused because
-    others failed from the same address)."""
-    services.failed_auth.remember(f"token {hash_token(token)}")
+    attempts.record(address)
+    attempts.record(of_token)
+    raise Unauthorized(said("invalid_token"), parameter="Authorization")
 
 
 def _known_key(name: str, address: str) -> str:

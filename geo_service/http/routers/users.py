@@ -16,7 +16,6 @@ from geo_service.http.auth import (
     SignedIn,
     password_failures,
     signed_in_from,
-    token_made,
 )
 from geo_service.http.deps import Conn, Pool, ServicesDep
 from geo_service.http.documents import (
@@ -102,7 +101,6 @@ async def sign_in_route(
         raise Unauthorized(said("bad_credentials"), parameter="password")
     user, token, expires = made
     signed_in_from(request, services, user.name)
-    token_made(services, token)
     return SignedInDoc(
         token=token,
         expires_at=_iso(expires) or "",
