@@ -304,6 +304,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "this needs you to sign in (Authorization: Bearer …)",
         "việc này cần đăng nhập",
     ),
+    "token_failed_often": (
+        "this token failed too often; wait a minute",
+        "mã truy cập này đã sai quá nhiều lần; hãy chờ một phút",
+    ),
     "too_many_failures": (
         "too many failed sign-ins; wait a minute and try again",
         "đăng nhập sai quá nhiều lần; hãy chờ một phút rồi thử lại",

@@ -33,9 +33,7 @@ async def authenticate(
     attempts, address = services.failed_auth, f"address {client_address(request)}"
     of_token = f"token {hash_token(token)}"
     if attempts.blocked(of_token):
-        raise TooManyAttempts(
-            "this token failed too often; wait a minute", parameter="Authorization"
-        )
+        raise TooManyAttempts(said("token_failed_often"), parameter="Authorization")
     user = await user_of_token(conn, token) if token else None
     if user is not None:
         attempts.remember(_known_key(user.name, client_address(request)))
