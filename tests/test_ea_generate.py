@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from functools import cache
@@ -27,13 +28,19 @@ from geo_service.ea.blocks import (
 from geo_service.ea.delineate import (
     DraftEA,
     _adjacency,
+    _assemble,
     _boundary_band,
     _burn,
     _cut_level,
+    _face_pairs,
+    _Grid,
     _inside_untouched,
+    _partition,
     _principal_axes,
     _read_grid,
     _touched,
+    _union_of_units,
+    _Units,
     _units,
     generate_commune_eas,
     generate_many,
@@ -452,3 +459,80 @@ def test_a_point_computed_twice_on_the_two_sides_of_an_edge_becomes_one() -> Non
         tuple(xy) for xy in shapely.get_coordinates(geoms[:2]) if xy[0] == 1 and 0 < xy[1] < 1
     }
     assert len(middle) == 1
+
+
+# --- assembling EAs from their units' segments (issue #24) ----------------------------------------
+
+
+def units_and_groups(commune: BaseGeometry, raster: Path) -> tuple[_Units, _Grid, list[np.ndarray]]:
+    """The commune's units, grid and the groups the bisection makes of them."""
+    grid = _read_grid(commune, raster, TARGET_POP, 100)
+    units = _units(commune, grid)
+    total = float(units.pop.sum())
+    groups = _partition(units, _adjacency(units, grid), max(2, math.floor(total / TARGET_POP)))
+    return units, grid, groups
+
+
+def assert_assembled_as_unions(units: _Units, grid: _Grid, groups: list[np.ndarray]) -> None:
+    """Each assembled group is the coverage union of its cells and faces as polygons."""
+    for group, geometry in zip(groups, _assemble(units, grid, groups), strict=True):
+        union = _union_of_units(units, grid, group)
+        assert geometry.is_valid
+        assert shapely.area(shapely.symmetric_difference(geometry, union)) <= 1e-12 * union.area
+
+
+def relate_pairs(units: _Units, grid: _Grid) -> set[tuple[int, int]]:
+    """Pairs of units whose polygons share a line, by testing the geometries themselves."""
+    n_in = units.n_interior
+    polygons = np.concatenate(
+        [shapely.box(grid.xs[units.col[:n_in]], grid.ys[units.row[:n_in] + 1],
+                     grid.xs[units.col[:n_in] + 1], grid.ys[units.row[:n_in]]), units.faces]
+    )  # fmt: skip
+    left, right = shapely.STRtree(polygons).query(polygons, predicate="intersects")
+    faces = (left < right) & (right >= n_in)
+    left, right = left[faces], right[faces]
+    shared = shapely.relate_pattern(polygons[left], polygons[right], "****1****")
+    return set(zip(left[shared].tolist(), right[shared].tolist(), strict=True))
+
+
+def assert_face_pairs_are_the_shared_lines(units: _Units, grid: _Grid) -> None:
+    """The face pairs found by matching segments are those whose geometries share a line."""
+    n_in = units.n_interior
+    cell_unit = np.full(grid.shape, -1, dtype=np.int64)
+    cell_unit[units.row[:n_in], units.col[:n_in]] = np.arange(n_in)
+    a, b = _face_pairs(units, grid, cell_unit)
+    found = {(min(x, y), max(x, y)) for x, y in zip(a.tolist(), b.tolist(), strict=True)}
+    assert found == relate_pairs(units, grid)
+
+
+def test_eas_assembled_from_their_outlines_are_the_unions_of_their_units(uniform: Path) -> None:
+    """A commune with a hole, an island in it and a piece apart: each EA built from the
+    segments its units do not share among themselves is the union of its units, and the
+    faces' neighbours found by segments are those a geometric test finds."""
+    outer = pixels(0, 0, 4, 4).difference(pixels(1, 1, 2, 2))
+    island = shapely.affinity.scale(pixels(1, 1, 2, 2), 0.5, 0.5)
+    commune = MultiPolygon([outer, island, pixels(4, 4, 2, 2)])
+    units, grid, groups = units_and_groups(shapely.affinity.rotate(commune, 7), uniform)
+    assert units.count > units.n_interior > 0
+    assert_assembled_as_unions(units, grid, groups)
+    assert_face_pairs_are_the_shared_lines(units, grid)
+
+
+@real_data
+@pytest.mark.parametrize(("province", "code"), [("01", "00004"), ("01", "09706")])
+def test_real_eas_assembled_from_their_outlines_are_the_unions(province: str, code: str) -> None:
+    """Ba Đình (dense, small cells) and Yên Bài (three parts), as above."""
+    units, grid, groups = units_and_groups(commune_of(province, code), WORLDPOP)
+    assert_assembled_as_unions(units, grid, groups)
+    assert_face_pairs_are_the_shared_lines(units, grid)
+
+
+def test_a_group_whose_segments_do_not_match_is_united_as_polygons(uniform: Path) -> None:
+    """Faces moved a hair no longer share exact segments with the cells next to them: an
+    outline built from segments would hold slivers, so such a group is united as polygons
+    instead (its area is checked against its units')."""
+    commune = shapely.affinity.rotate(pixels(0, 0, 3, 3), 7)
+    units, grid, groups = units_and_groups(commune, uniform)
+    moved = [shapely.affinity.translate(face, xoff=grid.dx * 1e-6) for face in units.faces]
+    broken = dataclasses.replace(units, faces=np.asarray(moved, dtype=object))
+    assert_assembled_as_unions(broken, grid, groups)
