@@ -293,11 +293,9 @@ def _neighbours(pieces: list[_Piece]) -> list[dict[int, float]]:
     left, right = tree.query(geometries, predicate="intersects")
     keep = left < right
     left, right = left[keep], right[keep]
-    shared = shapely.length(
-        shapely.intersection(
-            shapely.boundary(geometries[left]), shapely.buffer(geometries[right], _TOUCH_DEG)
-        )
-    )
+    # Each piece's outline and slightly grown shape once, not once per pair it is in.
+    outlines, grown = shapely.boundary(geometries), shapely.buffer(geometries, _TOUCH_DEG)
+    shared = shapely.length(shapely.intersection(outlines[left], grown[right]))
     found: list[dict[int, float]] = [{} for _ in pieces]
     for a, b, length in zip(left.tolist(), right.tolist(), shared.tolist(), strict=True):
         if length > 10 * _TOUCH_DEG:
