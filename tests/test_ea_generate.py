@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from functools import cache
@@ -28,23 +27,23 @@ from geo_service.ea.blocks import (
 from geo_service.ea.delineate import (
     DraftEA,
     _adjacency,
-    _assemble,
     _boundary_band,
     _burn,
     _cut_level,
     _face_pairs,
     _Grid,
     _inside_untouched,
-    _partition,
+    _polygonal,
     _principal_axes,
     _read_grid,
+    _segments,
     _touched,
-    _union_of_units,
     _Units,
     _units,
     generate_commune_eas,
     generate_many,
     generate_on_grid,
+    polygonal_all,
 )
 from geo_service.ea.rules import EaRules
 
@@ -461,28 +460,11 @@ def test_a_point_computed_twice_on_the_two_sides_of_an_edge_becomes_one() -> Non
     assert len(middle) == 1
 
 
-# --- assembling EAs from their units' segments (issue #24) ----------------------------------------
-
-
-def units_and_groups(commune: BaseGeometry, raster: Path) -> tuple[_Units, _Grid, list[np.ndarray]]:
-    """The commune's units, grid and the groups the bisection makes of them."""
-    grid = _read_grid(commune, raster, TARGET_POP, 100)
-    units = _units(commune, grid)
-    total = float(units.pop.sum())
-    groups = _partition(units, _adjacency(units, grid), max(2, math.floor(total / TARGET_POP)))
-    return units, grid, groups
-
-
-def assert_assembled_as_unions(units: _Units, grid: _Grid, groups: list[np.ndarray]) -> None:
-    """Each assembled group is the coverage union of its cells and faces as polygons."""
-    for group, geometry in zip(groups, _assemble(units, grid, groups), strict=True):
-        union = _union_of_units(units, grid, group)
-        assert geometry.is_valid
-        assert shapely.area(shapely.symmetric_difference(geometry, union)) <= 1e-12 * union.area
+# --- neighbouring faces by shared segments (issue #24) ------------------------------------------
 
 
 def relate_pairs(units: _Units, grid: _Grid) -> set[tuple[int, int]]:
-    """Pairs of units whose polygons share a line, by testing the geometries themselves."""
+    """Pairs of units, one of them a face, whose polygons share a line (DE-9IM)."""
     n_in = units.n_interior
     polygons = np.concatenate(
         [shapely.box(grid.xs[units.col[:n_in]], grid.ys[units.row[:n_in] + 1],
@@ -495,8 +477,12 @@ def relate_pairs(units: _Units, grid: _Grid) -> set[tuple[int, int]]:
     return set(zip(left[shared].tolist(), right[shared].tolist(), strict=True))
 
 
-def assert_face_pairs_are_the_shared_lines(units: _Units, grid: _Grid) -> None:
-    """The face pairs found by matching segments are those whose geometries share a line."""
+def assert_face_pairs_are_the_shared_lines(commune: BaseGeometry, raster: Path) -> None:
+    """The face pairs found by matching segments are exactly the pairs whose geometries share
+    a line, among all units (not only those in neighbouring cells)."""
+    grid = _read_grid(commune, raster, TARGET_POP, 100)
+    units = _units(commune, grid)
+    assert units.count > units.n_interior > 0
     n_in = units.n_interior
     cell_unit = np.full(grid.shape, -1, dtype=np.int64)
     cell_unit[units.row[:n_in], units.col[:n_in]] = np.arange(n_in)
@@ -505,34 +491,35 @@ def assert_face_pairs_are_the_shared_lines(units: _Units, grid: _Grid) -> None:
     assert found == relate_pairs(units, grid)
 
 
-def test_eas_assembled_from_their_outlines_are_the_unions_of_their_units(uniform: Path) -> None:
-    """A commune with a hole, an island in it and a piece apart: each EA built from the
-    segments its units do not share among themselves is the union of its units, and the
-    faces' neighbours found by segments are those a geometric test finds."""
+def test_face_neighbours_by_shared_segments_are_those_sharing_a_line(uniform: Path) -> None:
+    """A commune with a hole, an island in it and a piece apart, turned off the grid."""
     outer = pixels(0, 0, 4, 4).difference(pixels(1, 1, 2, 2))
     island = shapely.affinity.scale(pixels(1, 1, 2, 2), 0.5, 0.5)
     commune = MultiPolygon([outer, island, pixels(4, 4, 2, 2)])
-    units, grid, groups = units_and_groups(shapely.affinity.rotate(commune, 7), uniform)
-    assert units.count > units.n_interior > 0
-    assert_assembled_as_unions(units, grid, groups)
-    assert_face_pairs_are_the_shared_lines(units, grid)
+    assert_face_pairs_are_the_shared_lines(shapely.affinity.rotate(commune, 7), uniform)
 
 
 @real_data
 @pytest.mark.parametrize(("province", "code"), [("01", "00004"), ("01", "09706")])
-def test_real_eas_assembled_from_their_outlines_are_the_unions(province: str, code: str) -> None:
+def test_real_face_neighbours_by_shared_segments(province: str, code: str) -> None:
     """Ba Đình (dense, small cells) and Yên Bài (three parts), as above."""
-    units, grid, groups = units_and_groups(commune_of(province, code), WORLDPOP)
-    assert_assembled_as_unions(units, grid, groups)
-    assert_face_pairs_are_the_shared_lines(units, grid)
+    assert_face_pairs_are_the_shared_lines(commune_of(province, code), WORLDPOP)
 
 
-def test_a_group_whose_segments_do_not_match_is_united_as_polygons(uniform: Path) -> None:
-    """Faces moved a hair no longer share exact segments with the cells next to them: an
-    outline built from segments would hold slivers, so such a group is united as polygons
-    instead (its area is checked against its units')."""
-    commune = shapely.affinity.rotate(pixels(0, 0, 3, 3), 7)
-    units, grid, groups = units_and_groups(commune, uniform)
-    moved = [shapely.affinity.translate(face, xoff=grid.dx * 1e-6) for face in units.faces]
-    broken = dataclasses.replace(units, faces=np.asarray(moved, dtype=object))
-    assert_assembled_as_unions(broken, grid, groups)
+def test_segments_are_each_rings_own_with_the_lower_point_first() -> None:
+    """A square with a square hole: four segments each, none from one ring to the other."""
+    square = box(0, 0, 4, 4).difference(box(1, 1, 2, 2))
+    segments, owner = _segments(np.array([square, box(4, 0, 5, 1)], dtype=object))
+    assert len(segments) == 12 and owner.tolist() == [0] * 8 + [1] * 4
+    assert ((segments[:, 0] < segments[:, 2]) | (
+        (segments[:, 0] == segments[:, 2]) & (segments[:, 1] < segments[:, 3])
+    )).all()  # fmt: skip
+    assert [4.0, 0.0, 4.0, 1.0] in segments.tolist()  # the side the two polygons share
+
+
+def test_polygonal_all_is_polygonal_of_each() -> None:
+    """Valid polygons and multipolygons in bulk; a bow tie and an empty one as one by one."""
+    bow_tie = Polygon([(0, 0), (1, 1), (1, 0), (0, 1)])
+    shapes = [box(0, 0, 1, 1), MultiPolygon([box(2, 0, 3, 1), box(4, 0, 5, 1)]), bow_tie]
+    for bulk, alone in zip(polygonal_all(shapes), [_polygonal(s) for s in shapes], strict=True):
+        assert isinstance(bulk, MultiPolygon) and bulk.equals_exact(alone, 0)

@@ -1014,42 +1014,27 @@ def _cut_error(pop: Floats, low: Bools, n: int) -> float:
 
 
 def _assemble(units: _Units, grid: _Grid, groups: list[Ints]) -> list[BaseGeometry]:
-    """Each group's geometry: the segments of its units' outlines that no other of its units
-    has (the unit's outlines share exact segments, see _face_pairs), built into an area. The
-    inner edges cancel as numbers, so only a group's outline becomes geometry (a union of
-    every cell as a polygon cost several times more)."""
+    """Each group's geometry: the coverage union of its cells, then its faces (each in the
+    group's order). One call per size class of groups (one per group cost more than the
+    union of a small group), each group a row padded with None, which the union skips."""
     n_in = units.n_interior
+    pieces = np.concatenate(
+        [_box_geoms(grid, units.row[:n_in], units.col[:n_in]), units.faces]
+    ).astype(object)
     sizes = np.array([len(group) for group in groups], dtype=np.int64)
-    group_of = np.empty(units.count, dtype=np.int64)
-    group_of[np.concatenate(groups)] = np.repeat(np.arange(len(groups)), sizes)
-    rows, cols = units.row[:n_in], units.col[:n_in]
-    face_segments, face = _segments(units.faces)
-    sides = [(0, 1), (1, 0), (0, -1), (-1, 0)]
-    key = np.concatenate([*(_cell_sides(grid, rows, cols, s) for s in sides), face_segments])
-    group = np.concatenate([np.tile(group_of[:n_in], len(sides)), group_of[n_in + face]])
-    order = np.lexsort((*key.T[::-1], group))
-    key, group = key[order], group[order]
-    # Runs of the same segment in the same group: an inner edge is there twice, an outer once.
-    new = np.concatenate([[True], (key[1:] != key[:-1]).any(axis=1) | (group[1:] != group[:-1])])
-    run = np.cumsum(new) - 1
-    once = (np.bincount(run) == 1)[run]
-    key, group = key[once], group[once]
-    lines = shapely.linestrings(key.reshape(-1, 2, 2))
-    outlines = shapely.multilinestrings(lines, indices=group, out=np.empty(len(groups), object))
-    built = shapely.build_area(outlines)
-    # The area must be its units' to the last digits; where it is not (segments that did not
-    # match as they should), the group is united as polygons instead.
-    unit_area = np.concatenate([np.full(n_in, grid.dx * grid.dy), shapely.area(units.faces)])
-    expected = _sums(unit_area, groups)
-    for g in np.flatnonzero(~np.isclose(shapely.area(built), expected, rtol=1e-9, atol=0)):
-        built[g] = _union_of_units(units, grid, groups[g])
-    return list(built)
-
-
-def _union_of_units(units: _Units, grid: _Grid, group: Ints) -> BaseGeometry:
-    """The union of a group's cells and faces as polygons (a general union: the segments
-    that failed to match may not make a coverage either)."""
-    n_in = units.n_interior
-    cells, faces = group[group < n_in], group[group >= n_in] - n_in
-    boxes = _box_geoms(grid, units.row[cells], units.col[cells])
-    return shapely.union_all(np.concatenate([boxes, units.faces[faces]]))
+    members = np.concatenate(groups)
+    row = np.repeat(np.arange(len(groups)), sizes)
+    members = members[np.lexsort((members >= n_in, row))]  # by group: cells, then faces
+    column = np.arange(len(members)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    # Rows of similar size together, so that little of each table is padding.
+    size_class = np.ceil(np.log2(np.maximum(sizes, 1))).astype(np.int64)
+    geometries = np.empty(len(groups), dtype=object)
+    for size in np.unique(size_class).tolist():
+        rows = np.flatnonzero(size_class == size)
+        rank = np.full(len(groups), -1, dtype=np.int64)
+        rank[rows] = np.arange(len(rows))
+        chosen = rank[row] >= 0
+        table = np.full((len(rows), int(sizes[rows].max())), None, dtype=object)
+        table[rank[row[chosen]], column[chosen]] = pieces[members[chosen]]
+        geometries[rows] = shapely.coverage_union_all(table, axis=1)
+    return list(geometries)
