@@ -1014,27 +1014,56 @@ def _cut_error(pop: Floats, low: Bools, n: int) -> float:
 
 
 def _assemble(units: _Units, grid: _Grid, groups: list[Ints]) -> list[BaseGeometry]:
-    """Each group's geometry: the coverage union of its cells, then its faces (each in the
-    group's order). One call per size class of groups (one per group cost more than the
-    union of a small group), each group a row padded with None, which the union skips."""
+    """Each group's geometry: the coverage union of its interior cells, as runs along rows,
+    then its faces (each in the group's order). One call per size class of groups (one per
+    group cost more than the union of a small group), each group a row padded with None,
+    which the union skips."""
     n_in = units.n_interior
-    pieces = np.concatenate(
-        [_box_geoms(grid, units.row[:n_in], units.col[:n_in]), units.faces]
-    ).astype(object)
     sizes = np.array([len(group) for group in groups], dtype=np.int64)
-    members = np.concatenate(groups)
-    row = np.repeat(np.arange(len(groups)), sizes)
-    members = members[np.lexsort((members >= n_in, row))]  # by group: cells, then faces
-    column = np.arange(len(members)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    group_of = np.empty(units.count, dtype=np.int64)
+    group_of[np.concatenate(groups)] = np.repeat(np.arange(len(groups)), sizes)
+    runs, run_group = _cell_runs(grid, units.row[:n_in], units.col[:n_in], group_of[:n_in])
+    pieces = np.concatenate([runs, units.faces]).astype(object)
+    owner = np.concatenate([run_group, group_of[n_in:]])
+    # By group: runs, then faces (each group's members in the order they were made).
+    members = np.argsort(owner, kind="stable")
+    row = owner[members]
+    counts = np.bincount(owner, minlength=len(groups))
+    column = np.arange(len(members)) - np.repeat(np.cumsum(counts) - counts, counts)
     # Rows of similar size together, so that little of each table is padding.
-    size_class = np.ceil(np.log2(np.maximum(sizes, 1))).astype(np.int64)
+    size_class = np.ceil(np.log2(np.maximum(counts, 1))).astype(np.int64)
     geometries = np.empty(len(groups), dtype=object)
     for size in np.unique(size_class).tolist():
         rows = np.flatnonzero(size_class == size)
         rank = np.full(len(groups), -1, dtype=np.int64)
         rank[rows] = np.arange(len(rows))
         chosen = rank[row] >= 0
-        table = np.full((len(rows), int(sizes[rows].max())), None, dtype=object)
+        table = np.full((len(rows), int(counts[rows].max())), None, dtype=object)
         table[rank[row[chosen]], column[chosen]] = pieces[members[chosen]]
         geometries[rows] = shapely.coverage_union_all(table, axis=1)
     return list(geometries)
+
+
+def _cell_runs(grid: _Grid, rows: Ints, cols: Ints, group: Ints) -> tuple[Geoms, Ints]:
+    """The cells as one polygon per run of cells side by side in a row and in the same group,
+    with a vertex at every cell corner along it (so its sides still match the neighbouring
+    cells and faces segment for segment, as a coverage union needs), and each run's group.
+    About half the segments of the cells as boxes, and a fraction of the polygons."""
+    if len(rows) == 0:
+        return np.empty(0, dtype=object), np.empty(0, dtype=np.int64)
+    order = np.lexsort((cols, rows, group))
+    r, c, g = rows[order], cols[order], group[order]
+    start = np.ones(len(r), dtype=bool)
+    start[1:] = (g[1:] != g[:-1]) | (r[1:] != r[:-1]) | (c[1:] != c[:-1] + 1)
+    first = np.flatnonzero(start)
+    length = np.diff(np.append(first, len(r)))
+    # Each ring: the north side west to east, the south side east to west, closed.
+    points = 2 * length + 3
+    k = _ranges(points)
+    m, c0, r0 = (np.repeat(v, points) for v in (length, c[first], r[first]))
+    north, south = k <= m, (k > m) & (k <= 2 * m + 1)
+    col = np.where(north, c0 + k, np.where(south, c0 + 2 * m + 1 - k, c0))
+    row = np.where(south, r0 + 1, r0)
+    coords = np.column_stack([grid.xs[col], grid.ys[row]])
+    rings = shapely.linearrings(coords, indices=np.repeat(np.arange(len(first)), points))
+    return np.asarray(shapely.polygons(rings)), g[first]
