@@ -29,6 +29,7 @@ from geo_service.ea.delineate import (
     _adjacency,
     _boundary_band,
     _burn,
+    _cell_runs,
     _cut_level,
     _face_pairs,
     _Grid,
@@ -523,3 +524,21 @@ def test_polygonal_all_is_polygonal_of_each() -> None:
     shapes = [box(0, 0, 1, 1), MultiPolygon([box(2, 0, 3, 1), box(4, 0, 5, 1)]), bow_tie]
     for bulk, alone in zip(polygonal_all(shapes), [_polygonal(s) for s in shapes], strict=True):
         assert isinstance(bulk, MultiPolygon) and bulk.equals_exact(alone, 0)
+
+
+def test_cells_are_united_as_runs_with_every_corner(uniform: Path) -> None:
+    """Cells side by side in a row and in one group make one polygon with a vertex at every
+    cell corner along it (so its sides match its neighbours' segment for segment); a gap or
+    another group starts a new run."""
+    grid = _read_grid(pixels(0, 0, 2, 2), uniform, TARGET_POP, 100)
+    rows = np.array([0, 0, 0, 0, 0, 1], dtype=np.int64)
+    cols = np.array([0, 1, 2, 4, 5, 0], dtype=np.int64)
+    group = np.array([0, 0, 0, 0, 1, 0], dtype=np.int64)
+    runs, run_group = _cell_runs(grid, rows, cols, group)
+    # (row 0, cells 0-2), (row 0, cell 4), (row 1, cell 0) in group 0; (row 0, cell 5) in 1
+    assert run_group.tolist() == [0, 0, 0, 1]
+    assert shapely.get_num_coordinates(runs).tolist() == [9, 5, 5, 5]
+    assert shapely.is_valid(runs).all()
+    boxes = shapely.box(grid.xs[cols], grid.ys[rows + 1], grid.xs[cols + 1], grid.ys[rows])
+    assert shapely.union_all(runs).equals(shapely.union_all(boxes))
+    assert shapely.area(runs).sum() == pytest.approx(shapely.area(boxes).sum(), rel=1e-12)
