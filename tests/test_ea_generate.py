@@ -29,15 +29,22 @@ from geo_service.ea.delineate import (
     _adjacency,
     _boundary_band,
     _burn,
+    _cell_runs,
     _cut_level,
+    _face_pairs,
+    _Grid,
     _inside_untouched,
+    _polygonal,
     _principal_axes,
     _read_grid,
+    _segments,
     _touched,
+    _Units,
     _units,
     generate_commune_eas,
     generate_many,
     generate_on_grid,
+    polygonal_all,
 )
 from geo_service.ea.rules import EaRules
 
@@ -452,3 +459,86 @@ def test_a_point_computed_twice_on_the_two_sides_of_an_edge_becomes_one() -> Non
         tuple(xy) for xy in shapely.get_coordinates(geoms[:2]) if xy[0] == 1 and 0 < xy[1] < 1
     }
     assert len(middle) == 1
+
+
+# --- neighbouring faces by shared segments (issue #24) ------------------------------------------
+
+
+def relate_pairs(units: _Units, grid: _Grid) -> set[tuple[int, int]]:
+    """Pairs of units, one of them a face, whose polygons share a line (DE-9IM)."""
+    n_in = units.n_interior
+    polygons = np.concatenate(
+        [shapely.box(grid.xs[units.col[:n_in]], grid.ys[units.row[:n_in] + 1],
+                     grid.xs[units.col[:n_in] + 1], grid.ys[units.row[:n_in]]), units.faces]
+    )  # fmt: skip
+    left, right = shapely.STRtree(polygons).query(polygons, predicate="intersects")
+    faces = (left < right) & (right >= n_in)
+    left, right = left[faces], right[faces]
+    shared = shapely.relate_pattern(polygons[left], polygons[right], "****1****")
+    return set(zip(left[shared].tolist(), right[shared].tolist(), strict=True))
+
+
+def assert_face_pairs_are_the_shared_lines(commune: BaseGeometry, raster: Path) -> None:
+    """The face pairs found by matching segments are exactly the pairs whose geometries share
+    a line, among all units (not only those in neighbouring cells)."""
+    grid = _read_grid(commune, raster, TARGET_POP, 100)
+    units = _units(commune, grid)
+    assert units.count > units.n_interior > 0
+    n_in = units.n_interior
+    cell_unit = np.full(grid.shape, -1, dtype=np.int64)
+    cell_unit[units.row[:n_in], units.col[:n_in]] = np.arange(n_in)
+    a, b = _face_pairs(units, grid, cell_unit)
+    found = {(min(x, y), max(x, y)) for x, y in zip(a.tolist(), b.tolist(), strict=True)}
+    assert found == relate_pairs(units, grid)
+
+
+def test_face_neighbours_by_shared_segments_are_those_sharing_a_line(uniform: Path) -> None:
+    """A commune with a hole, an island in it and a piece apart, turned off the grid."""
+    outer = pixels(0, 0, 4, 4).difference(pixels(1, 1, 2, 2))
+    island = shapely.affinity.scale(pixels(1, 1, 2, 2), 0.5, 0.5)
+    commune = MultiPolygon([outer, island, pixels(4, 4, 2, 2)])
+    assert_face_pairs_are_the_shared_lines(shapely.affinity.rotate(commune, 7), uniform)
+
+
+@real_data
+@pytest.mark.parametrize(("province", "code"), [("01", "00004"), ("01", "09706")])
+def test_real_face_neighbours_by_shared_segments(province: str, code: str) -> None:
+    """Ba Đình (dense, small cells) and Yên Bài (three parts), as above."""
+    assert_face_pairs_are_the_shared_lines(commune_of(province, code), WORLDPOP)
+
+
+def test_segments_are_each_rings_own_with_the_lower_point_first() -> None:
+    """A square with a square hole: four segments each, none from one ring to the other."""
+    square = box(0, 0, 4, 4).difference(box(1, 1, 2, 2))
+    segments, owner = _segments(np.array([square, box(4, 0, 5, 1)], dtype=object))
+    assert len(segments) == 12 and owner.tolist() == [0] * 8 + [1] * 4
+    assert ((segments[:, 0] < segments[:, 2]) | (
+        (segments[:, 0] == segments[:, 2]) & (segments[:, 1] < segments[:, 3])
+    )).all()  # fmt: skip
+    assert [4.0, 0.0, 4.0, 1.0] in segments.tolist()  # the side the two polygons share
+
+
+def test_polygonal_all_is_polygonal_of_each() -> None:
+    """Valid polygons and multipolygons in bulk; a bow tie and an empty one as one by one."""
+    bow_tie = Polygon([(0, 0), (1, 1), (1, 0), (0, 1)])
+    shapes = [box(0, 0, 1, 1), MultiPolygon([box(2, 0, 3, 1), box(4, 0, 5, 1)]), bow_tie]
+    for bulk, alone in zip(polygonal_all(shapes), [_polygonal(s) for s in shapes], strict=True):
+        assert isinstance(bulk, MultiPolygon) and bulk.equals_exact(alone, 0)
+
+
+def test_cells_are_united_as_runs_with_every_corner(uniform: Path) -> None:
+    """Cells side by side in a row and in one group make one polygon with a vertex at every
+    cell corner along it (so its sides match its neighbours' segment for segment); a gap or
+    another group starts a new run."""
+    grid = _read_grid(pixels(0, 0, 2, 2), uniform, TARGET_POP, 100)
+    rows = np.array([0, 0, 0, 0, 0, 1], dtype=np.int64)
+    cols = np.array([0, 1, 2, 4, 5, 0], dtype=np.int64)
+    group = np.array([0, 0, 0, 0, 1, 0], dtype=np.int64)
+    runs, run_group = _cell_runs(grid, rows, cols, group)
+    # (row 0, cells 0-2), (row 0, cell 4), (row 1, cell 0) in group 0; (row 0, cell 5) in 1
+    assert run_group.tolist() == [0, 0, 0, 1]
+    assert shapely.get_num_coordinates(runs).tolist() == [9, 5, 5, 5]
+    assert shapely.is_valid(runs).all()
+    boxes = shapely.box(grid.xs[cols], grid.ys[rows + 1], grid.xs[cols + 1], grid.ys[rows])
+    assert shapely.union_all(runs).equals(shapely.union_all(boxes))
+    assert shapely.area(runs).sum() == pytest.approx(shapely.area(boxes).sum(), rel=1e-12)

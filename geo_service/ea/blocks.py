@@ -26,9 +26,10 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 from shapely import STRtree
+from shapely.geometry import MultiPolygon
 from shapely.geometry.base import BaseGeometry
 
-from geo_service.ea.delineate import DraftEA, _polygonal, generate_on_grid
+from geo_service.ea.delineate import DraftEA, _polygonal, generate_on_grid, polygonal_all
 
 _M_PER_DEG = 111_320.0
 # A group of blocks is an EA once it holds this share of the target population; smaller
@@ -51,7 +52,7 @@ Ints = npt.NDArray[np.int64]
 
 @dataclass
 class _Piece:
-    geometry: BaseGeometry
+    geometry: MultiPolygon  # (an EA drafted in one block)
     population: float
 
 
@@ -93,8 +94,8 @@ def simplify_within(drafts: list[DraftEA], cell_size_m: float) -> list[DraftEA]:
     if not all(shapely.is_valid(simplified)) or any(shapely.is_empty(simplified)):
         return drafts
     return [
-        DraftEA(d.serial, _polygonal(g, valid=True), d.population, d.households)
-        for d, g in zip(drafts, simplified, strict=True)
+        DraftEA(d.serial, g, d.population, d.households)
+        for d, g in zip(drafts, polygonal_all(list(simplified), valid=True), strict=True)
     ]
 
 
@@ -128,11 +129,12 @@ def generate_along_lines(
     groups = _group(pieces, households_per_ea * household_size)
     drafts = []
     for serial, members in enumerate(_in_reading_order(pieces, groups), 1):
-        geometry = shapely.union_all([pieces[i].geometry for i in members])
         population = float(sum(pieces[i].population for i in members))
-        drafts.append(
-            DraftEA(serial, _polygonal(geometry), population, population / household_size)
-        )
+        if len(members) == 1:  # (already a valid MultiPolygon: a union would only redo it)
+            geometry = pieces[members[0]].geometry
+        else:
+            geometry = _polygonal(shapely.union_all([pieces[i].geometry for i in members]))
+        drafts.append(DraftEA(serial, geometry, population, population / household_size))
     return as_coverage(drafts)
 
 
@@ -291,11 +293,9 @@ def _neighbours(pieces: list[_Piece]) -> list[dict[int, float]]:
     left, right = tree.query(geometries, predicate="intersects")
     keep = left < right
     left, right = left[keep], right[keep]
-    shared = shapely.length(
-        shapely.intersection(
-            shapely.boundary(geometries[left]), shapely.buffer(geometries[right], _TOUCH_DEG)
-        )
-    )
+    # Each piece's outline and slightly grown shape once, not once per pair it is in.
+    outlines, grown = shapely.boundary(geometries), shapely.buffer(geometries, _TOUCH_DEG)
+    shared = shapely.length(shapely.intersection(outlines[left], grown[right]))
     found: list[dict[int, float]] = [{} for _ in pieces]
     for a, b, length in zip(left.tolist(), right.tolist(), shared.tolist(), strict=True):
         if length > 10 * _TOUCH_DEG:

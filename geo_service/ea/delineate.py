@@ -162,8 +162,10 @@ def generate_on_grid(
     groups = _partition(units, _adjacency(units, grid), n)
     geometries = _assemble(units, grid, groups)
     drafts = [
-        _draft(serial, geometry, float(units.pop[group].sum()), household_size)
-        for serial, (group, geometry) in enumerate(zip(groups, geometries, strict=True), 1)
+        DraftEA(serial, geometry, population, population / household_size)
+        for serial, (geometry, population) in enumerate(
+            zip(polygonal_all(geometries), _sums(units.pop, groups).tolist(), strict=True), 1
+        )
     ]
     return drafts, cell_m
 
@@ -216,6 +218,33 @@ def _polygonal(geometry: BaseGeometry, valid: bool = False) -> MultiPolygon:
     while any(part.geom_type in ("MultiPolygon", "GeometryCollection") for part in parts):
         parts = shapely.get_parts(parts)
     return MultiPolygon([p for p in parts if isinstance(p, Polygon) and not p.is_empty])
+
+
+def polygonal_all(geometries: list[BaseGeometry], valid: bool = False) -> list[MultiPolygon]:
+    """_polygonal of each geometry, with the usual case (valid polygons and multipolygons
+    with no empty part) in a few calls for all of them (one by one, the checks cost more
+    than the EAs' assembly); `valid`: the caller has checked their validity already."""
+    found = np.asarray(geometries + [None], dtype=object)[:-1]  # (a 1-d array of objects)
+    kind = shapely.get_type_id(found)
+    clean = ~shapely.is_empty(found) & (valid or shapely.is_valid(found))
+    parts, owner = shapely.get_parts(found[kind == 6], return_index=True)
+    empty_part = np.zeros(len(found), dtype=bool)
+    empty_part[np.flatnonzero(kind == 6)[owner[shapely.is_empty(parts)]]] = True
+    out = found.copy()
+    single = clean & (kind == 3)
+    out[single] = shapely.multipolygons(found[single][:, None])
+    for i in np.flatnonzero(~(single | (clean & (kind == 6) & ~empty_part))).tolist():
+        out[i] = _polygonal(found[i])
+    return list(out)
+
+
+def _sums(values: Floats, groups: list[Ints]) -> Floats:
+    """The sum of the values of each group of indices."""
+    sizes = np.array([len(group) for group in groups], dtype=np.int64)
+    label = np.repeat(np.arange(len(groups)), sizes)
+    return np.bincount(label, values[np.concatenate(groups)], minlength=len(groups)).astype(
+        np.float64
+    )
 
 
 def _is_clean_multipolygon(geometry: BaseGeometry, valid: bool = False) -> bool:
@@ -428,7 +457,9 @@ def _boundary_faces(commune: BaseGeometry, grid: _Grid, band: Bools) -> tuple[Ge
     # very same vertices, which per-cell clipping does not guarantee.
     lines = np.concatenate([_band_edges(grid, rows, cols), [commune.boundary]])
     noded = shapely.union_all(lines)
-    faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
+    # (the polygonizer takes the noded lines as they are: splitting them into Python objects
+    # first cost half as much as polygonizing them)
+    faces = shapely.get_parts(shapely.polygonize([noded]))
     frows, fcols, in_cell = _face_cells(faces, grid, band)
     faces, frows, fcols = faces[in_cell], frows[in_cell], fcols[in_cell]
     inside = _inside(commune, faces, grid.dx * grid.dy)
@@ -577,39 +608,55 @@ def _grid_pairs(left: Ints, right: Ints) -> Ints:
 
 
 def _face_pairs(units: _Units, grid: _Grid, cell_unit: Ints) -> Ints:
-    """Pairs of a face and a unit in a neighbouring cell that share an edge (2 × m)."""
+    """Pairs of a face and a unit in a neighbouring cell that share an edge (2 × m). The faces
+    come from one noded arrangement, and the boundary never touches an edge between a face's
+    cell and an interior cell: units sharing an edge share the very same segment (matched as
+    numbers, which cost a fraction of testing every pair's geometries)."""
     n_in = units.n_interior
-    frow, fcol = units.row[n_in:], units.col[n_in:]
+    segments, owner = _segments(units.faces)
     ncols = grid.shape[1]
-    key = frow * ncols + fcol
-    order = np.argsort(key, kind="stable")
-    sorted_key = key[order]
-    first, second, others = [], [], []
+    rows, cols = np.divmod(np.unique(units.row[n_in:] * ncols + units.col[n_in:]), ncols)
+    keys, owners = [segments], [owner + n_in]
     for dr, dc in ((0, 1), (1, 0), (0, -1), (-1, 0)):
-        nr, nc = frow + dr, fcol + dc
+        nr, nc = rows + dr, cols + dc
         valid = (nr >= 0) & (nr < grid.shape[0]) & (nc >= 0) & (nc < ncols)
-        # Faces next to an interior cell.
-        idx = np.flatnonzero(valid)
-        neighbour = cell_unit[nr[idx], nc[idx]]
+        neighbour = np.full(len(rows), -1, dtype=np.int64)
+        neighbour[valid] = cell_unit[nr[valid], nc[valid]]
         keep = neighbour >= 0
-        first.append(idx[keep])
-        second.append(neighbour[keep])
-        others.append(_box_geoms(grid, nr[idx][keep], nc[idx][keep]))
-        if dr < 0 or dc < 0:
-            continue  # face-face pairs are found once, looking right and down
-        # Faces next to faces.
-        nkey = nr[idx] * ncols + nc[idx]
-        lo = np.searchsorted(sorted_key, nkey, side="left")
-        hi = np.searchsorted(sorted_key, nkey, side="right")
-        counts = hi - lo
-        src = np.repeat(idx, counts)
-        dst = order[np.repeat(lo, counts) + _ranges(counts)]
-        first.append(src)
-        second.append(dst + n_in)
-        others.append(units.faces[dst])
-    a, b = np.concatenate(first), np.concatenate(second)
-    shared = shapely.relate_pattern(units.faces[a], np.concatenate(others), "****1****")
-    return np.stack([a[shared] + n_in, b[shared]])
+        keys.append(_cell_sides(grid, rows[keep], cols[keep], (dr, dc)))
+        owners.append(neighbour[keep])
+    key, who = np.concatenate(keys), np.concatenate(owners)
+    order = np.lexsort(key.T[::-1])
+    key, who = key[order], who[order]
+    shared = (key[1:] == key[:-1]).all(axis=1) & (who[1:] != who[:-1])
+    return np.stack([who[:-1][shared], who[1:][shared]])
+
+
+def _segments(geometries: Geoms) -> tuple[Floats, Ints]:
+    """Every segment of the polygons' rings as (x0, y0, x1, y1), the lower point first (by x,
+    then y), and the polygon it belongs to."""
+    rings, owner = shapely.get_rings(geometries, return_index=True)
+    coords, ring = shapely.get_coordinates(rings, return_index=True)
+    same = ring[1:] == ring[:-1]
+    start, end = coords[:-1][same], coords[1:][same]
+    swap = (start[:, 0] > end[:, 0]) | ((start[:, 0] == end[:, 0]) & (start[:, 1] > end[:, 1]))
+    low = np.where(swap[:, None], end, start)
+    high = np.where(swap[:, None], start, end)
+    return np.column_stack([low, high]), owner[ring[:-1][same]].astype(np.int64)
+
+
+def _cell_sides(grid: _Grid, rows: Ints, cols: Ints, side: tuple[int, int]) -> Floats:
+    """One side of each cell as (x0, y0, x1, y1), the lower point first: towards the cell
+    (row + dr, col + dc)."""
+    west, east = grid.xs[cols], grid.xs[cols + 1]
+    north, south = grid.ys[rows], grid.ys[rows + 1]
+    if side == (0, 1):
+        return np.column_stack([east, south, east, north])
+    if side == (0, -1):
+        return np.column_stack([west, south, west, north])
+    if side == (1, 0):
+        return np.column_stack([west, south, east, south])
+    return np.column_stack([west, north, east, north])
 
 
 def _ranges(counts: Ints) -> Ints:
@@ -780,20 +827,26 @@ def _halves(
     order = np.argsort(side, kind="stable")
     counts = np.bincount(side, minlength=2 * level.count)
     pieces = np.split(level.ids[order], np.cumsum(counts)[:-1])
-    halves = []
-    for g, n in enumerate(level.n.tolist()):
-        a, b = pieces[2 * g], pieces[2 * g + 1]
-        n_low = _seats_low(units.pop[a].sum(), units.pop[b].sum(), n, len(a), len(b))
-        halves.append(((a, min(n_low, len(a))), (b, min(n - n_low, len(b)))))
-    return halves
+    pop = np.bincount(side, units.pop[level.ids], minlength=2 * level.count).astype(np.float64)
+    size_low, size_high = counts[0::2], counts[1::2]
+    n_low = _seats_low(pop[0::2], pop[1::2], level.n, size_low, size_high)
+    n_high = np.minimum(level.n - n_low, size_high)
+    n_low = np.minimum(n_low, size_low)
+    return [
+        ((pieces[2 * g], a), (pieces[2 * g + 1], b))
+        for g, (a, b) in enumerate(zip(n_low.tolist(), n_high.tolist(), strict=True))
+    ]
 
 
-def _seats_low(pop_low: float, pop_high: float, n: int, size_low: int, size_high: int) -> int:
-    """EAs for the low side, in proportion to its population."""
+def _seats_low(pop_low: Floats, pop_high: Floats, n: Ints, size_low: Ints, size_high: Ints) -> Ints:
+    """EAs for each group's low side, in proportion to its population."""
     total = pop_low + pop_high
-    share = pop_low / total if total > 0 else size_low / (size_low + size_high)
-    seats = math.floor(n * share + 0.5)
-    return min(max(seats, 1, n - size_high), n - 1, size_low)
+    peopled = total > 0
+    share = np.where(
+        peopled, pop_low / np.where(peopled, total, 1), size_low / (size_low + size_high)
+    )
+    seats = np.floor(n * share + 0.5).astype(np.int64)
+    return np.minimum(np.minimum(np.maximum(np.maximum(seats, 1), n - size_high), n - 1), size_low)
 
 
 def _axes(level: _Level, units: _Units) -> Floats:
@@ -961,27 +1014,56 @@ def _cut_error(pop: Floats, low: Bools, n: int) -> float:
 
 
 def _assemble(units: _Units, grid: _Grid, groups: list[Ints]) -> list[BaseGeometry]:
-    """Each group's geometry: the coverage union of its cells, then its faces (each in the
-    group's order). One call per size class of groups (one per group cost more than the
-    union of a small group), each group a row padded with None, which the union skips."""
+    """Each group's geometry: the coverage union of its interior cells, as runs along rows,
+    then its faces (each in the group's order). One call per size class of groups (one per
+    group cost more than the union of a small group), each group a row padded with None,
+    which the union skips."""
     n_in = units.n_interior
-    pieces = np.concatenate(
-        [_box_geoms(grid, units.row[:n_in], units.col[:n_in]), units.faces]
-    ).astype(object)
     sizes = np.array([len(group) for group in groups], dtype=np.int64)
-    members = np.concatenate(groups)
-    row = np.repeat(np.arange(len(groups)), sizes)
-    members = members[np.lexsort((members >= n_in, row))]  # by group: cells, then faces
-    column = np.arange(len(members)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    group_of = np.empty(units.count, dtype=np.int64)
+    group_of[np.concatenate(groups)] = np.repeat(np.arange(len(groups)), sizes)
+    runs, run_group = _cell_runs(grid, units.row[:n_in], units.col[:n_in], group_of[:n_in])
+    pieces = np.concatenate([runs, units.faces]).astype(object)
+    owner = np.concatenate([run_group, group_of[n_in:]])
+    # By group: runs, then faces (each group's members in the order they were made).
+    members = np.argsort(owner, kind="stable")
+    row = owner[members]
+    counts = np.bincount(owner, minlength=len(groups))
+    column = np.arange(len(members)) - np.repeat(np.cumsum(counts) - counts, counts)
     # Rows of similar size together, so that little of each table is padding.
-    size_class = np.ceil(np.log2(np.maximum(sizes, 1))).astype(np.int64)
+    size_class = np.ceil(np.log2(np.maximum(counts, 1))).astype(np.int64)
     geometries = np.empty(len(groups), dtype=object)
     for size in np.unique(size_class).tolist():
         rows = np.flatnonzero(size_class == size)
         rank = np.full(len(groups), -1, dtype=np.int64)
         rank[rows] = np.arange(len(rows))
         chosen = rank[row] >= 0
-        table = np.full((len(rows), int(sizes[rows].max())), None, dtype=object)
+        table = np.full((len(rows), int(counts[rows].max())), None, dtype=object)
         table[rank[row[chosen]], column[chosen]] = pieces[members[chosen]]
         geometries[rows] = shapely.coverage_union_all(table, axis=1)
     return list(geometries)
+
+
+def _cell_runs(grid: _Grid, rows: Ints, cols: Ints, group: Ints) -> tuple[Geoms, Ints]:
+    """The cells as one polygon per run of cells side by side in a row and in the same group,
+    with a vertex at every cell corner along it (so its sides still match the neighbouring
+    cells and faces segment for segment, as a coverage union needs), and each run's group.
+    About half the segments of the cells as boxes, and a fraction of the polygons."""
+    if len(rows) == 0:
+        return np.empty(0, dtype=object), np.empty(0, dtype=np.int64)
+    order = np.lexsort((cols, rows, group))
+    r, c, g = rows[order], cols[order], group[order]
+    start = np.ones(len(r), dtype=bool)
+    start[1:] = (g[1:] != g[:-1]) | (r[1:] != r[:-1]) | (c[1:] != c[:-1] + 1)
+    first = np.flatnonzero(start)
+    length = np.diff(np.append(first, len(r)))
+    # Each ring: the north side west to east, the south side east to west, closed.
+    points = 2 * length + 3
+    k = _ranges(points)
+    m, c0, r0 = (np.repeat(v, points) for v in (length, c[first], r[first]))
+    north, south = k <= m, (k > m) & (k <= 2 * m + 1)
+    col = np.where(north, c0 + k, np.where(south, c0 + 2 * m + 1 - k, c0))
+    row = np.where(south, r0 + 1, r0)
+    coords = np.column_stack([grid.xs[col], grid.ys[row]])
+    rings = shapely.linearrings(coords, indices=np.repeat(np.arange(len(first)), points))
+    return np.asarray(shapely.polygons(rings)), g[first]
