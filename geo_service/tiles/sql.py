@@ -220,8 +220,10 @@ EA_MIN_ZOOM = EA_BAND_ZOOMS[0]
 # id (not a property: as both, it weighed 12 % of a z9 tile gzipped). Up to z8 an EA is a
 # few pixels or less and the pages draw only its status colour (the EA editor's tile
 # layer): those tiles carry the status, nothing else, since encoding the other five
-# properties of 20,000 EAs was most of a dense tile's cost. From z9, where the editor works
-# and codes can be read, every property.
+# properties of 20,000 EAs was most of a dense tile's cost. From z9, where codes can be
+# read, the code too: all the editor reads of a tile. The commune, round, households and
+# version are in the EA's item, which the editor reads anyway (encoding them was a tenth of
+# a z10–z12 tile's database CPU).
 EA_DETAIL_ZOOM = 9
 _EA_COLUMNS = {
     "code": "c.code",
