@@ -1,6 +1,6 @@
-"""The low-zoom EA band columns (migration 0023): written by a trigger when an EA is inserted
-or its geometry changes, and by nothing else, so an update of its status or attributes
-computes nothing; every way of writing an EA still gets them."""
+"""The EA band columns (migrations 0023, 0027: z5–z8, z10–z12): written by a trigger when
+an EA is inserted or its geometry changes, and by nothing else, so an update of its status
+or attributes computes nothing; every way of writing an EA still gets them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
-BANDS = ("geom_z5", "geom_z6", "geom_z7", "geom_z8")
+BANDS = tuple(f"geom_z{z}" for z in (5, 6, 7, 8, 10, 11, 12))
 # a 1 km square in Ba Đình (about 2 pixels at z8: drawn there, a cell at z5) and a 5 m one
 _INSERT = (
     "INSERT INTO enumeration_area (census_round, code, commune_vintage, commune_code, geom,"
@@ -21,10 +21,9 @@ _INSERT = (
     "  ST_Multi(ST_MakeEnvelope(105.8300, 21.0300, 105.83005, 21.03005, 4326)), 1, 'test')"
 )
 _MATCH = (
-    "SELECT bool_and(ST_Equals(geom_z5, ea_band_geometry(geom, 5))"
-    " AND ST_Equals(geom_z6, ea_band_geometry(geom, 6))"
-    " AND ST_Equals(geom_z7, ea_band_geometry(geom, 7))"
-    " AND ST_Equals(geom_z8, ea_band_geometry(geom, 8))) FROM enumeration_area"
+    "SELECT bool_and("
+    + " AND ".join(f"ST_Equals({b}, ea_band_geometry(geom, {b[6:]}))" for b in BANDS)
+    + ") FROM enumeration_area"
 )
 
 
@@ -56,7 +55,8 @@ def _blank_bands_behind_the_trigger(conn: psycopg.Connection) -> None:
 
 
 def test_an_insert_writes_every_band(conn: psycopg.Connection) -> None:
-    """Inserted EAs carry all four bands, equal to the rule's; the tiny one is its cell."""
+    """Inserted EAs carry every band, equal to the rule's; the tiny one is its cell (at z12
+    too), the big one drawn at z10–z12 with vertices on each zoom's half-pixel grid."""
     assert conn.execute(_MATCH).fetchone() == (True,)
     rows = conn.execute(
         "SELECT code, ST_NPoints(geom_z8), ST_Area(geom_z5) FROM enumeration_area ORDER BY code"
@@ -64,6 +64,16 @@ def test_an_insert_writes_every_band(conn: psycopg.Connection) -> None:
     cell_z5 = (40075016.68557849 / 2**5 / 4096) ** 2
     assert rows[0][1] >= 5 and rows[0][2] == pytest.approx(cell_z5)  # (z5: a cell too)
     assert rows[1][2] == pytest.approx(cell_z5)
+    for z in (10, 11, 12):
+        grid = 40075016.68557849 / 2**z / 4096 * 8
+        row = conn.execute(
+            f"SELECT ST_Area(geom_z{z}), ST_NPoints(geom_z{z}),"
+            f" ST_Equals(geom_z{z}, ST_SnapToGrid(geom_z{z}, -20037508.342789244,"
+            f" -20037508.342789244, %s, %s)) FROM enumeration_area ORDER BY code",
+            (grid, grid),
+        ).fetchall()
+        assert row[0][0] > 100 * grid * grid and row[0][1] >= 5 and row[0][2], z
+        assert row[1][0] == pytest.approx((grid / 8) ** 2), z  # (a cell of the tile grid)
 
 
 def test_a_status_or_attribute_update_computes_nothing(conn: psycopg.Connection) -> None:
@@ -74,14 +84,14 @@ def test_a_status_or_attribute_update_computes_nothing(conn: psycopg.Connection)
         "UPDATE enumeration_area SET status = 'submitted', households = households + 1,"
         " version = version + 1, landmarks = 'chợ', updated_by = 'other'"
     )
-    assert all(row[1:] == (None,) * 4 for row in _bands(conn))
+    assert all(row[1:] == (None,) * len(BANDS) for row in _bands(conn))
     # (declared so: the trigger fires on INSERT and on UPDATE OF geom or a band only)
     columns = conn.execute(
         "SELECT array_agg(a.attname ORDER BY a.attname) FROM pg_trigger t"
         " JOIN pg_attribute a ON a.attrelid = t.tgrelid AND a.attnum = ANY(t.tgattr)"
         " WHERE t.tgname = 'enumeration_area_bands'"
     ).fetchone()
-    assert columns == (["geom", *BANDS],)
+    assert columns == (sorted(["geom", *BANDS]),)
 
 
 def test_a_geometry_edit_recomputes_the_bands(conn: psycopg.Connection) -> None:
@@ -136,6 +146,6 @@ def test_a_copy_writes_every_band(conn: psycopg.Connection) -> None:
     assert conn.execute(_MATCH).fetchone() == (True,)
     counted = conn.execute(
         "SELECT count(*) FROM enumeration_area WHERE census_round = '2033'"
-        " AND num_nonnulls(geom_z5, geom_z6, geom_z7, geom_z8) = 4"
+        f" AND num_nonnulls({', '.join(BANDS)}) = {len(BANDS)}"
     ).fetchone()
     assert counted == (2,)

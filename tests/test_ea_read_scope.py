@@ -199,7 +199,8 @@ def _tile_communes(office: Office, user: str, path: str) -> set[str]:
     assert got.headers["cache-control"].startswith("private")
     layers = mapbox_vector_tile.decode(got.content) if got.content else {}
     features = layers.get("enumeration-areas", {}).get("features", [])
-    return {f["properties"]["commune_code"] for f in features}
+    # (a tile carries the EA's code, the commune's followed by the serial, not the commune)
+    return {f["properties"]["code"].split("-")[0] for f in features}
 
 
 def test_ea_tiles_hold_only_the_readers_eas_whatever_was_cached(office: Office) -> None:

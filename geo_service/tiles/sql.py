@@ -206,10 +206,11 @@ def _tile_cells(z: int, x: int, y: int, options: MvtOptions) -> dict[str, float]
 
 
 EA_LAYER = "enumeration-areas"
-# Zooms whose EA geometry is stored generalised (migration 0022: geom_z5 … geom_z8, on a grid
-# of half a pixel of that zoom); deeper ones simplify their Web Mercator copy per tile to
-# half a pixel of the tile's zoom (an EA is many pixels wide there).
-EA_BAND_ZOOMS = (5, 6, 7, 8)
+# Zooms whose EA geometry is stored generalised (migrations 0022, 0027: geom_z5 … geom_z8,
+# geom_z10 … geom_z12, on a grid of half a pixel of that zoom); z9 and z13+ simplify their
+# Web Mercator copy per tile to half a pixel of the tile's zoom (z9's five tiles over Hà Nội
+# did not pay for a band on every save; from z13 the editor works and wants every vertex).
+EA_BAND_ZOOMS = (5, 6, 7, 8, 10, 11, 12)
 # EA tiles exist from z5 (a tile request below is a 404, and the tilesets say so): no page
 # draws EAs further out, and a z0–z4 tile over a national set of EAs drew every EA of
 # the country (8–26 s) as specks a fraction of a pixel wide.
@@ -219,16 +220,14 @@ EA_MIN_ZOOM = EA_BAND_ZOOMS[0]
 # id (not a property: as both, it weighed 12 % of a z9 tile gzipped). Up to z8 an EA is a
 # few pixels or less and the pages draw only its status colour (the EA editor's tile
 # layer): those tiles carry the status, nothing else, since encoding the other five
-# properties of 20,000 EAs was most of a dense tile's cost. From z9, where the editor works
-# and codes can be read, every property.
+# properties of 20,000 EAs was most of a dense tile's cost. From z9, where codes can be
+# read, the code too: all the editor reads of a tile. The commune, round, households and
+# version are in the EA's item, which the editor reads anyway (encoding them was a tenth of
+# a z10–z12 tile's database CPU).
 EA_DETAIL_ZOOM = 9
 _EA_COLUMNS = {
     "code": "c.code",
     "status": "c.status",
-    "commune_code": "c.commune_code",
-    "census_round": "c.census_round",
-    "households": "round(c.households)::int",
-    "version": "c.version",
 }
 EA_PROPERTY_ZOOMS = {
     name: EA_MIN_ZOOM if name == "status" else EA_DETAIL_ZOOM for name in _EA_COLUMNS
@@ -269,7 +268,8 @@ def ea_tile_sql(
         **_tile_space(z, x, y, options),
         **_guard(options),
     }
-    zoom = min(z, max(EA_BAND_ZOOMS[-1] + 1, EA_DETAIL_ZOOM))
+    # (every zoom drawn per tile shares one statement: the tolerance is a parameter)
+    zoom = z if z in EA_BAND_ZOOMS or z < EA_MIN_ZOOM else EA_DETAIL_ZOOM
     return _ea_tile_statement(zoom, guarded=options.max_features > 0), params
 
 
@@ -289,12 +289,13 @@ def _tile_space(z: int, x: int, y: int, options: MvtOptions) -> dict[str, float]
 
 @functools.lru_cache(maxsize=32)
 def _ea_tile_statement(zoom: int, guarded: bool = True) -> sql.Composed:
-    """The EA tile statement drawing the geometry of this zoom (z9 and deeper: the same);
-    `guarded`: counting the candidates against the feature guard first."""
-    if zoom > EA_BAND_ZOOMS[-1]:
-        drawn: sql.Composable = sql.SQL("ST_Simplify(a.geom_3857, %(tolerance)s, true)")
+    """The EA tile statement drawing the stored geometry of this zoom, or (a zoom without
+    one) the EA simplified per tile; `guarded`: counting the candidates against the
+    feature guard first."""
+    if zoom in EA_BAND_ZOOMS or zoom < EA_MIN_ZOOM:
+        drawn: sql.Composable = sql.Identifier("a", f"geom_z{max(zoom, EA_MIN_ZOOM)}")
     else:
-        drawn = sql.Identifier("a", f"geom_z{max(zoom, EA_BAND_ZOOMS[0])}")
+        drawn = sql.SQL("ST_Simplify(a.geom_3857, %(tolerance)s, true)")
     in_tile_space = _EA_MVT_GEOM
     if zoom in EA_BAND_ZOOMS:  # (the stored geometry is on this tile's grid already)
         in_tile_space = sql.SQL("CASE WHEN c.drawn @ env.unclipped THEN {} ELSE {} END").format(

@@ -117,10 +117,6 @@ class _Layer:
 _EA_DESCRIPTIONS = {
     "code": "the EA's code",
     "status": "draft, submitted, approved or rejected",
-    "commune_code": "the commune's code",
-    "census_round": "census round (round= chooses one)",
-    "households": "estimated households",
-    "version": "the EA's version",
 }
 # (what a field description says of the zooms carrying it: tiles further out are lighter)
 _EA_FIELDS = {
@@ -131,7 +127,8 @@ _EA_FIELDS = {
 _EA_NOTE = (
     f"; every feature's MVT id (not a property) is the EA's id; tiles of zooms {EA_MIN_ZOOM}–"
     f"{EA_DETAIL_ZOOM - 1} carry only the status "
-    "(what a map draws there), deeper ones every property"
+    "(what a map draws there), deeper ones the code too; an EA's other properties "
+    "(commune, census round, households, version) are in its GeoJSON item"
 )
 
 
