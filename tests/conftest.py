@@ -30,6 +30,7 @@ from geo_service.http.app import create_app
 from geo_service.localdb import STATE_FILE, LocalCluster, free_port
 from geo_service.migrate import migrate
 from geo_service.settings import ServiceSettings
+from tests.browser import PHONE, Viewer
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_DATA = REPO / "tests" / "data"
@@ -99,6 +100,31 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         os.environ.pop(GOLDEN_ENV, None)
 
 
+# The modules holding the run's longest tests (CI's --durations), longest first: xdist hands
+# tests out in collection order, and one of them started last kept a single worker busy for
+# minutes after the others had finished. (The history viewer is left in place: it copies the
+# history the crosswalk tests load, rather than waiting for it.)
+SLOW_MODULES = (
+    "test_outputs.py",
+    "test_crosswalk_build.py",
+    "test_viewer.py",
+    "test_reliability.py",
+    "test_hardening.py",
+    "test_tile_weight.py",
+    "test_bench_harness.py",
+    "test_read_your_writes.py",
+    "test_database.py",
+    "test_area_report_jobs.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow modules first, each kept whole and in its order (its module-scoped servers
+    start once per worker); the others after them in their usual order."""
+    rank = {name: i for i, name in enumerate(SLOW_MODULES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
     """An exclusive lock on `path` among the run's processes (xdist workers)."""
@@ -140,10 +166,15 @@ def _copy_golden(home: Path) -> LocalCluster:
             golden.chmod(0o755)
             _build_golden(golden)
             (folder / "ready").touch()
-    state = LocalCluster(golden).load_state()
+    return _copy_cluster(golden, home)
+
+
+def _copy_cluster(source: Path, home: Path) -> LocalCluster:
+    """A stopped cluster under `home`, a file copy of the one under `source`, on a free port."""
+    state = LocalCluster(source).load_state()
     assert state is not None
     # (cp -a keeps the files the postgres user's when we run as root)
-    subprocess.run(["cp", "-a", str(golden / "postgres"), str(home)], check=True)
+    subprocess.run(["cp", "-a", str(source / "postgres"), str(home)], check=True)
     state.data_dir = str(home / "postgres" / "pgdata")
     state.port = free_port()
     (home / STATE_FILE).write_text(json.dumps(asdict(state)))
@@ -160,6 +191,55 @@ def pg() -> Iterator[PgCluster]:
     cluster.start(extra_options=PG_OPTIONS)
     try:
         yield PgCluster(cluster)
+    finally:
+        cluster.destroy()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+class History:
+    """A cluster of this process whose template `tmpl_history` is the demo with its history
+    (`geo-service demo --history`), and what loading it said."""
+
+    def __init__(self, pg: PgCluster, lines: list[str]):
+        self.pg, self.lines = pg, lines
+
+
+def _build_history(home: Path) -> None:
+    """A stopped copy of the golden cluster with `tmpl_history` and the load's lines."""
+    from geo_service.demo import load_history
+
+    cluster = _copy_cluster(Path(os.environ[GOLDEN_ENV]) / "cluster", home)
+    cluster.start(extra_options=PG_OPTIONS)
+    try:
+        with psycopg.connect(cluster.url(database="postgres"), autocommit=True) as conn:
+            conn.execute("CREATE DATABASE tmpl_history TEMPLATE tmpl_demo")
+        with psycopg.connect(cluster.url(database="tmpl_history"), autocommit=True) as conn:
+            lines = list(load_history(conn))
+        (home / "history.json").write_text(json.dumps(lines))
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def history(pg: PgCluster) -> Iterator[History]:
+    """A second cluster of this process holding `tmpl_history`: the first worker to need it
+    loads the history (1½ min of a loaded 2-core machine) and the others copy its files, as
+    they copy the golden cluster."""
+    folder = Path(os.environ[GOLDEN_ENV])
+    built = folder / "history"
+    with _locked(folder / "history.lock"):
+        if not (folder / "history.ready").exists():
+            shutil.rmtree(built, ignore_errors=True)  # (a build that failed half-way)
+            built.mkdir()
+            built.chmod(0o755)
+            _build_history(built)
+            (folder / "history.ready").touch()
+    home = Path(tempfile.mkdtemp(prefix="geo-service-history-"))
+    home.chmod(0o755)  # the postgres user must reach the data folder when we run as root
+    cluster = _copy_cluster(built, home)
+    cluster.start(extra_options=PG_OPTIONS)
+    try:
+        yield History(PgCluster(cluster), json.loads((built / "history.json").read_text()))
     finally:
         cluster.destroy()
         shutil.rmtree(home, ignore_errors=True)
@@ -360,6 +440,30 @@ def browser() -> Iterator[Any]:
         )
         yield launched
         launched.close()
+
+
+@contextmanager
+def _viewer_page(browser: Any, base: str, width: int, height: int) -> Iterator[Viewer]:
+    """A viewer page in a context of its own, closed after the test, which fails if the page
+    met a script error."""
+    page = Viewer(browser, base, width, height)
+    yield page
+    assert not page.errors, page.errors
+    page.close()
+
+
+@pytest.fixture
+def viewer(browser: Any, live_server: str) -> Iterator[Viewer]:
+    """The map viewer on a 1366×768 screen over the shared demo service."""
+    with _viewer_page(browser, live_server, 1366, 768) as page:
+        yield page
+
+
+@pytest.fixture
+def phone(browser: Any, live_server: str) -> Iterator[Viewer]:
+    """The map viewer on a phone held upright (390×844) over the shared demo service."""
+    with _viewer_page(browser, live_server, *PHONE) as page:
+        yield page
 
 
 @pytest.fixture(scope="session")

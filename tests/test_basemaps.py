@@ -23,8 +23,8 @@ from pmtiles.tile import Compression, TileType, zxy_to_tileid
 from pmtiles.writer import write as write_pmtiles
 from rasterio.transform import from_bounds
 
+from tests.browser import Viewer
 from tests.conftest import PgCluster, live_process
-from tests.test_viewer import Viewer
 
 HANOI = (105.85, 21.03)
 ZOOMS = range(5, 10)

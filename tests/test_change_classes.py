@@ -19,9 +19,9 @@ from geo_service.viewer.choropleth import (
     classify_change,
     palette_colours,
 )
+from tests.browser import Viewer
 from tests.conftest import PgCluster, serve
 from tests.helpers import wait_protected
-from tests.test_viewer import Viewer
 
 # real-looking changes: more increases than decreases, a few exact zeros, a long tail
 SKEWED = [-3.0, -1.0, -0.4, 0.0, 0.0, 0.2, 0.5, 1.0, 2.0, 2.0, 3.0, 5.0, 8.0, 13.0, 40.0]

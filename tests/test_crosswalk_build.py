@@ -34,6 +34,7 @@ from indicators.catalogue import Indicator, save_indicator
 from indicators.crosswalk_build import build_crosswalk, compute_crosswalk
 from indicators.store import carry_over, store_values
 from indicators.values import ValueRow
+from tests.conftest import History
 
 REPO = Path(__file__).resolve().parent.parent
 COMMUNES_2009 = REPO / "data" / "vn" / "communes-2009.geojson.gz"
@@ -403,13 +404,16 @@ def _shipped_2009(conn: psycopg.Connection) -> dict[str, float | None]:
 
 
 def test_demo_history_loads_the_2009_communes_and_carries_their_population(
-    demo_db: str,
+    history: History,
 ) -> None:
     from geo_service.demo import load_history
 
-    with psycopg.connect(demo_db, autocommit=True) as conn:
+    # (the history is loaded once for the run, into the demo as shipped: see `history`)
+    with psycopg.connect(history.pg.url("tmpl_demo")) as conn:
         shipped = _shipped_2009(conn)
-        lines = list(load_history(conn))
+    lines = history.lines
+    loaded = history.pg.create_database("tmpl_history")
+    with psycopg.connect(loaded, autocommit=True) as conn:
         assert any("links computed" in line for line in lines)
         # the default demo's copy of the carried 2009 population is what the history computes
         assert any("shipped copy" in line for line in lines)
@@ -462,6 +466,7 @@ def test_demo_history_loads_the_2009_communes_and_carries_their_population(
         _check_2009_provinces_and_districts(conn, lines)
         # run again: everything is skipped
         assert all("already" in line for line in load_history(conn))
+    history.pg.drop_database(loaded)
 
 
 def _check_2009_provinces_and_districts(conn: psycopg.Connection, lines: list[str]) -> None:

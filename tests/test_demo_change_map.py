@@ -15,7 +15,7 @@ import pytest
 
 from geo_service.demo import CARRIED_2009, DATA_DIR
 from geo_service.viewer.data import compact
-from tests.test_viewer import Viewer
+from tests.browser import PHONE, Viewer
 
 pytest.importorskip("playwright.sync_api")
 
@@ -122,7 +122,7 @@ def test_a_ward_is_charted_over_time_and_its_change_mapped(browser: Any, live_se
 
 
 def test_the_change_map_on_a_phone_leaves_the_map_visible(browser: Any, live_server: str) -> None:
-    phone = Viewer(browser, live_server, 390, 844)
+    phone = Viewer(browser, live_server, *PHONE)
     try:
         phone.open(f"{CHANGE}&lang=vi")
         container = phone.js("window.geoViewer.map.getContainer().getBoundingClientRect().toJSON()")

@@ -11,11 +11,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pandas as pd
-import psycopg
 import pytest
 
-from tests.conftest import serve
-from tests.test_viewer import Viewer
+from tests.browser import Viewer
+from tests.conftest import History, serve
 
 pytest.importorskip("playwright.sync_api")
 
@@ -23,16 +22,11 @@ CHANGE = "vintage=2025&level=commune&indicator=population&period=2025&compare=20
 
 
 @pytest.fixture(scope="module")
-def history_server(pg: Any, demo_template: str) -> Iterator[str]:
-    from geo_service.demo import load_history
-
-    url = pg.create_database(demo_template)
-    with psycopg.connect(url, autocommit=True) as conn:
-        for _ in load_history(conn):
-            pass
+def history_server(history: History) -> Iterator[str]:
+    url = history.pg.create_database("tmpl_history")
     with serve(url) as base:
         yield base
-    pg.drop_database(url)
+    history.pg.drop_database(url)
 
 
 def _get(base: str, path: str, **params: str) -> Any:

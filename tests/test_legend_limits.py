@@ -22,8 +22,8 @@ import pytest
 
 from geo_service.outputs import cartography as carto
 from geo_service.outputs.maps import _notes, legend_entries
+from tests.browser import Viewer
 from tests.conftest import PgCluster, serve
-from tests.test_viewer import Viewer
 
 QUERY = {
     "collection": "province-2019",

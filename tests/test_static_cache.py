@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from geo_service.http.static import IMMUTABLE, REVALIDATE
 from geo_service.viewer.assets import static_version
-from tests.test_viewer import Viewer
+from tests.browser import Viewer
 
 _ASSET = re.compile(r"""(?:src|href)=['"]([^'"]*/static/[^'"]+)['"]""")
 

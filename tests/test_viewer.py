@@ -7,7 +7,6 @@ import io
 import json
 import re
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
 
@@ -16,55 +15,9 @@ from fastapi.testclient import TestClient
 
 from geo_service.viewer.assets import external_urls
 from geo_service.viewer.labels import LABELS
-from tests.conftest import REPO
+from tests.browser import PHONE, Viewer
 
 pytest.importorskip("playwright.sync_api")
-
-ARTIFACTS = REPO / "test-artifacts"
-
-
-class Viewer:
-    """One page of the viewer with a record of every request it made."""
-
-    def __init__(self, browser: Any, base: str, width: int = 1366, height: int = 768):
-        self.base = base
-        # bypass_csp: Playwright evaluates test expressions with eval(); the page's CSP is
-        # checked on its own in test_pages_security
-        self.context = browser.new_context(
-            viewport={"width": width, "height": height}, bypass_csp=True
-        )
-        self.page = self.context.new_page()
-        self.requests: list[str] = []
-        self.errors: list[str] = []
-        self.page.on("request", lambda r: self.requests.append(r.url))
-        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
-
-    def open(self, query: str, path: str = "/map") -> None:
-        self.page.goto(f"{self.base}{path}?{query}")
-        # (generous: the shared test machine is sometimes loaded far beyond its two cores)
-        self.page.wait_for_function("window.geoViewer && window.geoViewer.ready", timeout=120_000)
-
-    def js(self, expression: str, arg: Any = None) -> Any:
-        return self.page.evaluate(expression, arg)
-
-    def recoloured(self, after: int) -> None:
-        """Wait until the map was coloured again since `after` colourings."""
-        self.page.wait_for_function(f"window.geoViewer.recoloured > {after}", timeout=30_000)
-
-    def screenshot(self, name: str) -> None:
-        ARTIFACTS.mkdir(exist_ok=True)
-        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
-
-    def close(self) -> None:
-        self.context.close()
-
-
-@pytest.fixture
-def viewer(browser: Any, live_server: str) -> Iterator[Viewer]:
-    v = Viewer(browser, live_server)
-    yield v
-    assert not v.errors, v.errors
-    v.close()
 
 
 def _get(base: str, path: str, **params: str) -> Any:
@@ -642,7 +595,7 @@ def test_api_errors_in_the_client_language(client: TestClient) -> None:
 
 
 def test_phone_keeps_the_map_visible_and_taps_show_values(browser: Any, live_server: str) -> None:
-    phone = Viewer(browser, live_server, 390, 844)
+    phone = Viewer(browser, live_server, *PHONE)
     try:
         phone.open("level=commune&indicator=density&lang=vi")
         sheet = phone.js("document.querySelector('.gv-panel').getBoundingClientRect().toJSON()")

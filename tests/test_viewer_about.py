@@ -3,23 +3,12 @@ Chromium over the shipped demo."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import pytest
 
 from geo_service.viewer.labels import LABELS
-from tests.test_viewer import Viewer
+from tests.browser import Viewer
 
 pytest.importorskip("playwright.sync_api")
-
-
-@pytest.fixture
-def viewer(browser: Any, live_server: str) -> Iterator[Viewer]:
-    v = Viewer(browser, live_server)
-    yield v
-    assert not v.errors, v.errors
-    v.close()
 
 
 @pytest.mark.parametrize("lang", ["vi", "en"])

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import re
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -16,27 +15,11 @@ import pytest
 
 from geo_service.viewer.choropleth import classify, skew_advice, skewness
 from geo_service.viewer.labels import LABELS
-from tests.test_viewer import Viewer
+from tests.browser import Viewer
 
 pytest.importorskip("playwright.sync_api")
 
 STATUS_ROWS = ".gv-legend .gv-rows .gv-suppressed, .gv-legend .gv-rows .gv-not_available"
-
-
-@pytest.fixture
-def viewer(browser: Any, live_server: str) -> Iterator[Viewer]:
-    v = Viewer(browser, live_server)
-    yield v
-    assert not v.errors, v.errors
-    v.close()
-
-
-@pytest.fixture
-def phone(browser: Any, live_server: str) -> Iterator[Viewer]:
-    v = Viewer(browser, live_server, 390, 844)
-    yield v
-    assert not v.errors, v.errors
-    v.close()
 
 
 def _get(base: str, path: str, lang: str = "en") -> Any:

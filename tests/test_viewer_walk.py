@@ -16,28 +16,12 @@ import pytest
 
 from geo_service.viewer.choropleth import DIVERGING, SEQUENTIAL
 from geo_service.viewer.labels import LABELS
+from tests.browser import Viewer
 from tests.conftest import serve
-from tests.test_viewer import Viewer
 
 pytest.importorskip("playwright.sync_api")
 
 PALETTES = SEQUENTIAL + DIVERGING
-
-
-@pytest.fixture
-def viewer(browser: Any, live_server: str) -> Iterator[Viewer]:
-    v = Viewer(browser, live_server)
-    yield v
-    assert not v.errors, v.errors
-    v.close()
-
-
-@pytest.fixture
-def phone(browser: Any, live_server: str) -> Iterator[Viewer]:
-    v = Viewer(browser, live_server, 390, 844)
-    yield v
-    assert not v.errors, v.errors
-    v.close()
 
 
 @pytest.mark.parametrize("lang", ["vi", "en"])

@@ -24,10 +24,10 @@ import shapely.geometry
 
 from geo_service.users import add_user
 from geo_service.viewer.choropleth import classify, classify_change
+from tests.browser import Viewer
 from tests.conftest import PgCluster, serve
 from tests.helpers import wait_protected
 from tests.test_ea_editor import SMALL_COMMUNE, Editor
-from tests.test_viewer import Viewer
 
 pytest.importorskip("playwright.sync_api")
 

@@ -13,6 +13,7 @@ import numpy as np
 from branca.utilities import color_brewer
 
 from geo_core.errors import InvalidParameter
+from geo_service.viewer.natural_breaks import fisher_jenks_bins
 
 METHODS = ("quantiles", "equal_interval", "natural_breaks", "std_mean", "manual")
 METHOD_NAMES = {
@@ -220,16 +221,16 @@ def palette_colours(palette: str, k: int) -> list[str]:
     return list(color_brewer(palette, k))
 
 
-def _classifier(values: np.ndarray, method: str, k: int, manual: list[float] | None) -> Any:
+def _bins(values: np.ndarray, method: str, k: int, manual: list[float] | None) -> np.ndarray:
     if method == "quantiles":
-        return mapclassify.Quantiles(values, k=k)
+        return np.asarray(mapclassify.Quantiles(values, k=k).bins)
     if method == "equal_interval":
-        return mapclassify.EqualInterval(values, k=k)
+        return np.asarray(mapclassify.EqualInterval(values, k=k).bins)
     if method == "natural_breaks":
-        return mapclassify.FisherJenks(values, k=k)
+        return fisher_jenks_bins(values, k)
     if not manual:
         raise InvalidParameter("manual classification needs breaks=", parameter="breaks")
-    return mapclassify.UserDefined(values, bins=sorted(manual))
+    return np.asarray(mapclassify.UserDefined(values, bins=sorted(manual)).bins)
 
 
 def _tidy_breaks(bins: list[float], low: float, high: float) -> list[float]:
@@ -282,7 +283,7 @@ def classify(
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # mapclassify warns when it merges classes
-            bins = [float(b) for b in _classifier(data, method, k, manual).bins]
+            bins = [float(b) for b in _bins(data, method, k, manual)]
     low, high = float(data.min()), float(data.max())
     breaks = _tidy_breaks(bins, low, high)
     counts = np.bincount(np.searchsorted(breaks, data, side="left"), minlength=len(breaks)).tolist()
@@ -419,9 +420,7 @@ def _side_bins(
         lo, hi = float(x.min()), float(x.max())
         return [lo + (hi - lo) * i / n for i in range(1, n)]
     if method == "natural_breaks":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return [float(b) for b in mapclassify.FisherJenks(x, k=n).bins[:-1]]
+        return [float(b) for b in fisher_jenks_bins(x, n)[:-1]]
     return [float(np.quantile(x, i / n)) for i in range(1, n)]
 
 
