@@ -14,7 +14,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -157,16 +157,22 @@ def _build_golden(home: Path) -> None:
 def _copy_golden(home: Path) -> LocalCluster:
     """This process's own cluster, a file copy of the golden one (built first if no worker
     has yet): loading the demo took each of four workers about 40 s of a 2-core machine."""
+    return _copy_cluster(_built_once("cluster", _build_golden), home)
+
+
+def _built_once(name: str, build: Callable[[Path], None]) -> Path:
+    """The run's folder `name`, made by `build` in the first process that needs it; the
+    others wait for it, then copy its files."""
     folder = Path(os.environ[GOLDEN_ENV])
-    golden = folder / "cluster"
-    with _locked(folder / "lock"):
-        if not (folder / "ready").exists():
-            shutil.rmtree(golden, ignore_errors=True)  # (a build that failed half-way)
-            golden.mkdir()
-            golden.chmod(0o755)
-            _build_golden(golden)
-            (folder / "ready").touch()
-    return _copy_cluster(golden, home)
+    built = folder / name
+    with _locked(folder / f"{name}.lock"):
+        if not (folder / f"{name}.ready").exists():
+            shutil.rmtree(built, ignore_errors=True)  # (a build that failed half-way)
+            built.mkdir()
+            built.chmod(0o755)
+            build(built)
+            (folder / f"{name}.ready").touch()
+    return built
 
 
 def _copy_cluster(source: Path, home: Path) -> LocalCluster:
@@ -225,15 +231,7 @@ def history(pg: PgCluster) -> Iterator[History]:
     """A second cluster of this process holding `tmpl_history`: the first worker to need it
     loads the history (1½ min of a loaded 2-core machine) and the others copy its files, as
     they copy the golden cluster."""
-    folder = Path(os.environ[GOLDEN_ENV])
-    built = folder / "history"
-    with _locked(folder / "history.lock"):
-        if not (folder / "history.ready").exists():
-            shutil.rmtree(built, ignore_errors=True)  # (a build that failed half-way)
-            built.mkdir()
-            built.chmod(0o755)
-            _build_history(built)
-            (folder / "history.ready").touch()
+    built = _built_once("history", _build_history)
     home = Path(tempfile.mkdtemp(prefix="geo-service-history-"))
     home.chmod(0o755)  # the postgres user must reach the data folder when we run as root
     cluster = _copy_cluster(built, home)
