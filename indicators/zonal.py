@@ -30,6 +30,7 @@ from geo_core.errors import InvalidParameter, LoaderError
 # As exactextract defines them: weighted by coverage; min and max take every pixel touched.
 STATS = ("sum", "mean", "min", "max", "count", "median", "stdev")
 _POLYGONAL = ("Polygon", "MultiPolygon")
+_POLYGONAL_TYPES = (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON)
 _COLLECTIONS = ("MultiPoint", "MultiLineString", "MultiPolygon", "GeometryCollection")
 
 
@@ -231,7 +232,8 @@ def _in_raster_crs(units: gpd.GeoDataFrame, dataset: Any) -> gpd.GeoSeries:
 
 def _polygonal_all(geometries: np.ndarray) -> list[BaseGeometry | None]:
     """`_polygonal` of each geometry; valid polygons, the usual case, are checked at once."""
-    ready = shapely.is_valid(geometries) & np.isin(shapely.get_type_id(geometries), (3, 6))
+    kind = shapely.get_type_id(geometries)
+    ready = np.isin(kind, _POLYGONAL_TYPES) & shapely.is_valid(geometries)
     ready &= ~shapely.is_empty(geometries)
     return [
         geometry if ok else _polygonal(geometry)
