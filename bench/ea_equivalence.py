@@ -1,12 +1,14 @@
 """Whether two trees generate equivalent EAs, and what each run cost.
 
     PYTHONPATH=TREE TREE/.venv/bin/python bench/ea_equivalence.py dump OUT.pickle
-        [--provinces 01,04,79] [--workers 2]
+        [--provinces 01,04,79 | all] [--every N] [--workers 2]
     .venv/bin/python -m bench.ea_equivalence compare MAIN.pickle BRANCH.pickle
 
 `dump` generates the provinces' communes along the demo's lines as bench/ea_lines.py does
 (no database; run it with each tree's code on its path: it imports only what main has too)
-and writes every commune's EAs, with the run's wall and CPU seconds and the load.
+and writes every commune's EAs, with the run's wall and CPU seconds and the load; `--every
+N` keeps every Nth commune (by province, then as listed), e.g. `--provinces all --every 10`
+for a sample of the country whose rural communes weigh as they do in a national run.
 
 `compare` checks the second run against the first, commune by commune: the same number of
 EAs; every rule met by the second (a valid coverage with no gap, overlap or land outside the
@@ -33,7 +35,7 @@ import shapely
 # The tree whose code runs is the one on PYTHONPATH (this file may come from another).
 from bench.ea_lines import clipped, communes
 from geo_service.ea.blocks import iter_along_lines
-from geo_service.settings import DEMO_RASTER
+from geo_service.settings import DATA_DIR, DEMO_RASTER
 
 # Symmetric difference per commune, as a share of its area, that still counts as the same.
 TOLERANCE = 0.005
@@ -44,9 +46,18 @@ def _load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def dump(out: Path, provinces: list[str], workers: int) -> None:
-    """Generate the provinces' EAs and write them with what the run cost."""
-    jobs = clipped(communes(provinces))
+def _provinces(names: str) -> list[str]:
+    """The provinces named, or every province of the shipped ward files ("all")."""
+    if names != "all":
+        return names.split(",")
+    wards = DATA_DIR / "vietnam-3d-map-2025" / "wards"
+    return sorted(path.stem for path in wards.glob("*.json") if path.stem.isdigit())
+
+
+def dump(out: Path, provinces: list[str], workers: int, every: int = 1) -> None:
+    """Generate the provinces' EAs (every `every`th commune) and write them with what the
+    run cost."""
+    jobs = clipped(communes(provinces)[::every])
     before, started, times = _load(), time.perf_counter(), os.times()
     found = list(iter_along_lines(jobs, DEMO_RASTER, workers=workers))
     wall, done, after = time.perf_counter() - started, os.times(), _load()
@@ -188,12 +199,13 @@ def main() -> None:
     d.add_argument("out")
     d.add_argument("--provinces", default="01,04,79")
     d.add_argument("--workers", type=int, default=2)
+    d.add_argument("--every", type=int, default=1)
     c = sub.add_parser("compare")
     c.add_argument("first")
     c.add_argument("second")
     args = parser.parse_args()
     if args.command == "dump":
-        dump(Path(args.out), args.provinces.split(","), args.workers)
+        dump(Path(args.out), _provinces(args.provinces), args.workers, args.every)
     else:
         sys.exit(0 if compare(Path(args.first), Path(args.second)) else 1)
 

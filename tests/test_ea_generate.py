@@ -34,11 +34,16 @@ from geo_service.ea.delineate import (
     _face_pairs,
     _Grid,
     _inside_untouched,
+    _Level,
+    _moments,
+    _moments_of,
     _polygonal,
+    _prefix_sums,
     _principal_axes,
     _read_grid,
     _segments,
     _touched,
+    _unique_ints,
     _Units,
     _units,
     generate_commune_eas,
@@ -367,11 +372,69 @@ def test_principal_axes_are_those_of_the_covariance() -> None:
     rng = np.random.default_rng(24)
     cases = [(1.0, 0.0, 1.0), (2.0, 0.0, 1.0), (1.0, 0.0, 2.0), (1.0, 0.5, 1.0)]
     cases += [(float(a), float(b), float(c)) for a, b, c in rng.normal(size=(200, 3))]
-    for a, b, c in cases:
+    majors, minors = _principal_axes(*(np.array(column) for column in zip(*cases, strict=True)))
+    for (a, b, c), major, minor in zip(cases, majors, minors, strict=True):
         _, vectors = np.linalg.eigh(np.array([[a, b], [b, c]]))
-        major, minor = _principal_axes(a, b, c)
         assert abs(float(major @ vectors[:, 1])) == pytest.approx(1.0, abs=1e-9)
         assert abs(float(minor @ vectors[:, 0])) == pytest.approx(1.0, abs=1e-9)
+
+
+def _level_of(groups: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[_Level, _Units]:
+    """A level of the bisection made of the groups' units (x, y, area), with no edges."""
+    x, y, area = (np.concatenate([group[k] for group in groups]) for k in range(3))
+    node = np.repeat(np.arange(len(groups)), [len(group[0]) for group in groups])
+    count, none = len(x), np.zeros(len(x), dtype=np.int64)
+    units = _Units(none, none, np.empty(0, dtype=object), area.copy(), x, y, area)
+    starts = np.concatenate([[0], np.cumsum(np.bincount(node))])
+    empty = np.empty(0, dtype=np.int64)
+    level = _Level(np.arange(count), node, starts, np.full(len(groups), 4), empty, empty)
+    return level, units
+
+
+def test_round_groups_are_summed_alone_so_their_cuts_do_not_turn() -> None:
+    """A square of equal cells has var x = var y and cov xy = 0 but for the last bits of the
+    sums, and those bits alone set its cut directions (summed in another order, this square's
+    long axis turns by over 40°). Summed with the other groups of a level, such groups must
+    get the sums they get on their own; the others' moments are the same to rounding."""
+    columns, rows = np.meshgrid(np.arange(4), np.arange(4))
+    x, y = 51.3 + columns.ravel() * 97.3, -17.1 + rows.ravel() * 97.3
+    area = np.full(16, 9467.29)
+    rng = np.random.default_rng(17)
+    cloud = (rng.normal(size=40) * 300, rng.normal(size=40) * 90 + 7, rng.random(40) * 1e4)
+    groups = [(x, y, area), cloud, (x + 5000, 2 * y, area)]
+    a, b, c = _moments_of(*_level_of(groups))
+    for g in (0, 2):  # the square, and a rectangle (cov xy = 0 but for the last bits)
+        assert (a[g], b[g], c[g]) == _moments(*groups[g])
+    assert np.allclose((a[1], b[1], c[1]), _moments(*cloud), rtol=1e-12, atol=0)
+    major, _ = _principal_axes(a, b, c)
+    own, _ = _principal_axes(*(np.array([m]) for m in _moments(x, y, area)))
+    assert np.array_equal(major[0], own[0])
+
+
+def test_running_sums_of_a_level_are_each_groups_own() -> None:
+    """The quantile cut's running sums for all groups at once are, bit for bit, np.cumsum
+    of each group alone (the cut position between equal cells depends on those bits), for
+    groups cut one by one and small ones padded into tables."""
+    rng = np.random.default_rng(5)
+    sizes = np.concatenate([rng.integers(1, 40, 60), rng.integers(100, 400, 6), [1, 127, 128]])
+    weights = rng.random(int(sizes.sum())) * 1000.1
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    expected = np.concatenate(
+        [
+            part
+            for start, end in zip(starts[:-1], starts[1:], strict=True)
+            for part in (np.zeros(1), np.cumsum(weights[start:end]))
+        ]
+    )
+    assert _prefix_sums(weights, sizes).tobytes() == expected.tobytes()
+
+
+def test_unique_ints_are_numpys() -> None:
+    """The sort-based distinct values are np.unique's."""
+    rng = np.random.default_rng(9)
+    for values in (rng.integers(0, 50, 500), rng.integers(-(2**40), 2**40, 3000), np.empty(0)):
+        ints = values.astype(np.int64)
+        assert np.array_equal(_unique_ints(ints), np.unique(ints))
 
 
 def test_cutting_a_level_at_once_is_cutting_each_group_alone(tmp_path: Path) -> None:
