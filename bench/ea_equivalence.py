@@ -128,8 +128,14 @@ def compare_one(code: str, a: dict[str, Any], b: dict[str, Any]) -> dict[str, An
 
 
 def _share(records: list[dict[str, Any]], side: int) -> float:
-    """The share of EA boundary along lines over all communes with lines."""
-    pairs = [r["share"][side] for r in records if r["share"][side]]
+    """The share of EA boundary along lines over all communes with lines (a ward file's
+    commune that is a GeometryCollection after repair, such as 06922, has no length: left
+    out, in both runs alike)."""
+    pairs = [
+        r["share"][side]
+        for r in records
+        if r["share"][side] and all(math.isfinite(x) for x in r["share"][side])
+    ]
     total = sum(t for t, _ in pairs)
     return sum(a for _, a in pairs) / total if total else 0.0
 
