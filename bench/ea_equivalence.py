@@ -47,7 +47,9 @@ def _load() -> str:
 
 
 def _provinces(names: str) -> list[str]:
-    """The provinces named, or every province of the shipped ward files ("all")."""
+    """The provinces named, or every province of the shipped ward files ("all"). (As
+    bench.ea_lines.provinces, repeated here: run with main's tree on the path, this script
+    imports main's bench.ea_lines.)"""
     if names != "all":
         return names.split(",")
     wards = DATA_DIR / "vietnam-3d-map-2025" / "wards"

@@ -1,6 +1,11 @@
 """Time EA generation along the demo's lines on some provinces, without a database.
 
     .venv/bin/python -m bench.ea_lines --provinces 01,79 [--workers 2] [--profile out.prof]
+    .venv/bin/python -m bench.ea_lines --provinces all --every 10 --stages
+
+`--provinces all`: every province of the ward files; `--every N`: every Nth commune of them;
+`--stages`: in one process, the exclusive CPU seconds of each stage of generation (the
+timers of bench/ea_profile.py, without its database).
 
 Communes come from data/vn/vietnam-3d-map-2025 (as loaded, not coverage-cleaned), lines from
 data/vn/lines/transport.geojson clipped to each commune (as `sql.lines_by_commune` does), the
@@ -41,6 +46,14 @@ def communes(provinces: list[str]) -> list[tuple[str, BaseGeometry]]:
     return found
 
 
+def provinces(names: str) -> list[str]:
+    """The provinces named (comma-separated), or every province of the ward files ("all")."""
+    if names != "all":
+        return names.split(",")
+    wards = DATA_DIR / "vietnam-3d-map-2025" / "wards"
+    return sorted(path.stem for path in wards.glob("*.json") if path.stem.isdigit())
+
+
 def lines() -> list[BaseGeometry]:
     """The demo's roads and railways."""
     data = json.loads((DATA_DIR / "lines" / "transport.geojson").read_text())
@@ -70,14 +83,38 @@ def run(jobs: list[tuple[str, BaseGeometry, list[BaseGeometry]]], workers: int) 
     return sum(len(d) for d in drafts.values())
 
 
+def stages(jobs: list[tuple[str, BaseGeometry, list[BaseGeometry]]]) -> None:
+    """Generate in this process and print the exclusive CPU of each stage."""
+    from bench import ea_profile  # (its timers; it needs no database for this)
+    from geo_service.ea import delineate
+
+    # The bisection's steps too (inside _cut_level).
+    ea_profile.STAGES += [
+        (delineate, name)
+        for name in ("_axes", "_quantile_cut", "_make_contiguous", "_cut_errors", "_halves")
+    ]
+    ea_profile._install()
+    started = time.process_time()
+    eas = run(jobs, 1)
+    total = time.process_time() - started
+    print(f"communes {len(jobs)}, EAs {eas}, CPU {total:.2f} s")
+    for name, spent in sorted(ea_profile._spent.items(), key=lambda item: -item[1]):
+        print(f"{name:24} {spent:7.2f} s {spent / total:6.1%}")
+
+
 def main() -> None:
     """Run and print the figures."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--provinces", default="01")
+    parser.add_argument("--every", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--profile")
+    parser.add_argument("--stages", action="store_true")
     args = parser.parse_args()
-    jobs = clipped(communes(args.provinces.split(",")))
+    jobs = clipped(communes(provinces(args.provinces))[:: args.every])
+    if args.stages:
+        stages(jobs)
+        return
     started = time.perf_counter()
     if args.profile:
         profiler = cProfile.Profile()
