@@ -135,8 +135,8 @@ def test_a_tile_searches_only_its_band(demo_ro: str) -> None:
             collection = await read_collection(conn, LAYER)
             query = await build_item_query(conn, collection, RawItemParams())
             statement, params = tile_sql(query, 10, 813, 450, MvtOptions())
-            text = statement.as_string(conn)
-            cur = await conn.execute(("EXPLAIN (FORMAT TEXT) " + text).encode(), params)
+            text = statement if isinstance(statement, bytes) else statement.as_bytes(conn)
+            cur = await conn.execute(b"EXPLAIN (FORMAT TEXT) " + text, params)
             return "\n".join(str(r[0]) for r in await cur.fetchall())
 
     explained = run_coroutine(plan())

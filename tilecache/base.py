@@ -76,6 +76,10 @@ class TileCache(Protocol):
     def put(self, key: TileKey, tile: CachedTile) -> None:
         """Store a tile (evicting old ones when over the size limit)."""
 
+    def put_now(self, key: TileKey, tile: CachedTile) -> bool:
+        """Store a tile only if that cannot wait on anything (a lock, a busy file, the
+        network); False when it was not stored and `put` must be called (in a thread)."""
+
     def purge_range(self, layer: str, z: int, x0: int, y0: int, x1: int, y1: int) -> int:
         """Drop every variant of the tiles in the inclusive range; return how many."""
 

@@ -120,6 +120,10 @@ class DirectoryTileCache:
                 return
         self._grew(grown)
 
+    def put_now(self, key: TileKey, tile: CachedTile) -> bool:
+        """Never: a tile is several files, each written and renamed (a thread does it)."""
+        return False
+
     def purge_range(self, layer: str, z: int, x0: int, y0: int, x1: int, y1: int) -> int:
         """Drop every variant of the tiles in the range (walking only the columns that exist)."""
         layer_folder = self._folder(layer)

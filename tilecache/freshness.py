@@ -333,7 +333,8 @@ class Freshness:
         if not self.log.is_fresh(*_where(key), tile.epoch, key.variant == DEFAULT_VARIANT):
             return False
         caches = self.caches if caches is None else caches
-        await asyncio.to_thread(_put, caches, key, tile)
+        if not all(cache.put_now(key, tile) for cache in caches):
+            await asyncio.to_thread(_put, caches, key, tile)
         if self.log.is_fresh(*_where(key), tile.epoch, key.variant == DEFAULT_VARIANT):
             return True
         await asyncio.to_thread(_drop_tile, caches, key)

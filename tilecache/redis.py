@@ -74,6 +74,10 @@ class RedisTileCache:
         except redis.RedisError as exc:
             self._unavailable(exc)
 
+    def put_now(self, key: TileKey, tile: CachedTile) -> bool:
+        """Never: a write here can wait (on the network)."""
+        return False
+
     def purge_range(self, layer: str, z: int, x0: int, y0: int, x1: int, y1: int) -> int:
         """Drop every variant of the tiles in the range."""
         try:

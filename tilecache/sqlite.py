@@ -25,8 +25,14 @@ CREATE INDEX IF NOT EXISTS tile_accessed ON tile (accessed);
 _TOUCH_AFTER = 300.0
 
 
+# How long a statement waits for another process's write to end (sqlite3's default).
+_BUSY_TIMEOUT_MS = 5000
+
+
 def _open(path: Path) -> sqlite3.Connection:
-    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    db = sqlite3.connect(
+        path, timeout=_BUSY_TIMEOUT_MS / 1000, check_same_thread=False, isolation_level=None
+    )
     # the cache is the service's alone (SQLite gives its -wal and -shm files the same mode):
     # a file made 0644 under an older, looser umask loses what others could read
     path.chmod(stat.S_IMODE(path.stat().st_mode) & 0o640)
@@ -128,6 +134,31 @@ class SQLiteTileCache:
         except sqlite3.Error as exc:
             self._failed("write", exc)
 
+    def put_now(self, key: TileKey, tile: CachedTile) -> bool:
+        """Store a tile at once when nothing holds the file (no other thread or process
+        writing, no eviction due); False otherwise, and nothing was written. A cold tile is
+        then kept without a hand-off to a thread, which costs more than the write itself."""
+        blob = tile.encode()
+        if self._suspect or self._bytes + len(blob) > self.max_bytes:
+            return False
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            self._db.execute("PRAGMA busy_timeout = 0")  # (another process writing: decline)
+            try:
+                self._write(key, blob)
+            finally:
+                self._db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                return False
+            self._failed("write", exc)
+        except sqlite3.Error as exc:
+            self._failed("write", exc)
+        finally:
+            self._lock.release()
+        return True
+
     def _clear_suspect(self) -> bool:
         """Empty the file after a failed purge; True once it is trustworthy again."""
         try:
@@ -141,18 +172,21 @@ class SQLiteTileCache:
     def _put(self, key: TileKey, tile: CachedTile) -> None:
         blob = tile.encode()
         with self._lock:
-            old = self._db.execute(
-                "SELECT size FROM tile WHERE layer = ? AND z = ? AND x = ? AND y = ? AND"
-                " variant = ?",
-                (key.layer, key.z, key.x, key.y, key.variant),
-            ).fetchone()
-            self._db.execute(
-                "INSERT OR REPLACE INTO tile VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (key.layer, key.variant, key.z, key.x, key.y, blob, len(blob), time.time()),
-            )
-            self._bytes += len(blob) - (old[0] if old else 0)
+            self._write(key, blob)
             if self._bytes > self.max_bytes:
                 self._evict()
+
+    def _write(self, key: TileKey, blob: bytes) -> None:
+        """Insert or replace one tile's blob (the caller holds the lock)."""
+        old = self._db.execute(
+            "SELECT size FROM tile WHERE layer = ? AND z = ? AND x = ? AND y = ? AND variant = ?",
+            (key.layer, key.z, key.x, key.y, key.variant),
+        ).fetchone()
+        self._db.execute(
+            "INSERT OR REPLACE INTO tile VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (key.layer, key.variant, key.z, key.x, key.y, blob, len(blob), time.time()),
+        )
+        self._bytes += len(blob) - (old[0] if old else 0)
 
     def _evict(self) -> None:
         target = int(self.max_bytes * 0.9)

@@ -192,6 +192,10 @@ class TileService:
         # can be read anywhere), not waited for from the primary.
         self.primary_down = primary_down
         self.caches = make_caches(settings)
+        # the caches nginx serves without asking (a check per tile against a runtime
+        # Protocol costs more than the rest of keeping a small tile)
+        self._served_by_nginx = [c for c in self.caches if isinstance(c, SyncedTileCache)]
+        self._checked = [c for c in self.caches if c not in self._served_by_nginx]
         self.freshness = Freshness(self.caches)
         self.options = MvtOptions(max_features=settings.max_features_per_tile)
         self.renders = RenderSlots(settings.tile_render_slots, settings.pool_timeout_s)
@@ -396,7 +400,7 @@ class TileService:
         caches = self._caches_for(key.layer)
         if not caches or withheld:
             return ServedTile(tile, withheld=withheld)
-        if any(isinstance(cache, SyncedTileCache) for cache in caches):
+        if self._any_served_by_nginx(caches):
             # nginx serves these files: the next request for the tile must find it there
             return ServedTile(await self._keep(key, tile, caches, pool))
         return ServedTile(tile, lambda done: self._keep(key, done, caches, pool))
@@ -407,16 +411,28 @@ class TileService:
         """Compress a rendered tile in the encodings it lacks and store it (if still fresh)."""
         tile = await _completed(tile)
         try:
-            # The log must know every change committed before the tile is stored: a tile
-            # rendered by a replica behind a change (older than the change) is then refused,
-            # and one rendered after it is not called stale by a log behind it.
-            strict = self.settings.tile_freshness == "strict"
-            if strict or not self.freshness.started or tile.epoch > self.freshness.log.epoch:
+            if self._sync_before_keeping(tile, caches):
                 await self._sync(reads)
             await self.freshness.store(key, tile, caches)
         except Exception as exc:  # a tile not kept is rendered again: never an error
             logger.warning("tile %s not cached: %s", key, exc)
         return tile
+
+    def _sync_before_keeping(self, tile: CachedTile, caches: list[TileCache]) -> bool:
+        """Whether the change log must catch up with the database before `tile` is stored.
+
+        A log behind the render would call the tile stale. In strict mode a cache nginx
+        serves also needs the log to know every change committed before the tile is stored
+        (a tile a replica rendered behind a change is then refused): nothing checks its
+        tiles later. The other caches need no read per tile here, since every strict read
+        syncs the log before it trusts a cached tile."""
+        if not self.freshness.started or tile.epoch > self.freshness.log.epoch:
+            return True
+        strict = self.settings.tile_freshness == "strict"
+        return strict and self._any_served_by_nginx(caches)
+
+    def _any_served_by_nginx(self, caches: list[TileCache]) -> bool:
+        return any(cache in self._served_by_nginx for cache in caches)
 
     async def _cached_checked(self, key: TileKey, reads: AsyncConnectionPool) -> CachedTile | None:
         """The tile from a cache when nothing changed since it was rendered; in strict mode
@@ -466,7 +482,7 @@ class TileService:
         """The caches a layer's tiles may be kept in: with private reads, EA tiles never go
         where nginx serves them without asking the service."""
         if layer == EA_LAYER and not self.settings.public_reads:
-            return [c for c in self.caches if not isinstance(c, SyncedTileCache)]
+            return self._checked
         return self.caches
 
     def _cached(self, key: TileKey) -> CachedTile | None:

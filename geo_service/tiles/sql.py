@@ -18,6 +18,9 @@ from geo_core.zoom import FINEST_BAND, ZOOM_BANDS, band_for_zoom
 from geo_service.features.model import ItemQuery
 from geo_service.features.sql import BASE_PROPERTIES, indicator_joins, property_expr
 
+# A tile's statement: composed for its indicators, or the bytes of one composed once
+Statement = sql.Composed | bytes
+
 
 @dataclass(frozen=True)
 class MvtOptions:
@@ -32,7 +35,7 @@ class MvtOptions:
 
 def tile_sql(
     query: ItemQuery, z: int, x: int, y: int, options: MvtOptions
-) -> tuple[sql.Composed, dict[str, Any]]:
+) -> tuple[Statement, dict[str, Any]]:
     """One row: (data epoch, MVT bytes) and, with indicators, those of them withheld while
     their disclosure protection is re-checked (null: none), read in a single snapshot."""
     params: dict[str, Any] = {
@@ -61,9 +64,12 @@ def tile_sql(
 
 
 @functools.lru_cache(maxsize=64)
-def _plain_tile_statement(names: tuple[str, ...], band: int) -> sql.Composed:
-    """The statement of a tile without indicators, composed once per properties and band."""
-    return _tile_statement([BASE_PROPERTIES[name] for name in names], list(names), [], band)
+def _plain_tile_statement(names: tuple[str, ...], band: int) -> bytes:
+    """The statement of a tile without indicators, composed once per properties and band
+    (as the query's bytes: turning a composed statement into them again for every cold
+    tile cost more Python time than sending it)."""
+    statement = _tile_statement([BASE_PROPERTIES[name] for name in names], list(names), [], band)
+    return statement.as_bytes()
 
 
 def _tile_statement(
@@ -246,7 +252,7 @@ def ea_tile_sql(
     options: MvtOptions,
     census_round: str | None,
     scope: tuple[str, ...] | None = None,
-) -> tuple[sql.Composed, dict[str, Any]]:
+) -> tuple[Statement, dict[str, Any]]:
     """Every enumeration area in the tile, coloured by status: a box search on their Web
     Mercator copy (migration 0020), drawn from the copy generalised for this zoom up to z8
     (0022) or simplified to half a pixel deeper; an EA too small to draw is drawn as the
@@ -288,10 +294,10 @@ def _tile_space(z: int, x: int, y: int, options: MvtOptions) -> dict[str, float]
 
 
 @functools.lru_cache(maxsize=32)
-def _ea_tile_statement(zoom: int, guarded: bool = True) -> sql.Composed:
+def _ea_tile_statement(zoom: int, guarded: bool = True) -> bytes:
     """The EA tile statement drawing the stored geometry of this zoom, or (a zoom without
     one) the EA simplified per tile; `guarded`: counting the candidates against the
-    feature guard first."""
+    feature guard first. (As the query's bytes, like `_plain_tile_statement`.)"""
     if zoom in EA_BAND_ZOOMS or zoom < EA_MIN_ZOOM:
         drawn: sql.Composable = sql.Identifier("a", f"geom_z{max(zoom, EA_MIN_ZOOM)}")
     else:
@@ -302,7 +308,7 @@ def _ea_tile_statement(zoom: int, guarded: bool = True) -> sql.Composed:
             _ON_THE_GRID, _EA_MVT_GEOM
         )
     template = _EA_GUARDED if guarded else _EA_UNGUARDED
-    return sql.SQL(template).format(
+    statement = sql.SQL(template).format(
         drawn=drawn,
         # (only the columns the tile carries: a dense tile reads 20,000 rows)
         read=sql.SQL("").join(
@@ -317,6 +323,7 @@ def _ea_tile_statement(zoom: int, guarded: bool = True) -> sql.Composed:
         mvt=_mvt("feature_id"),
         scope=sql.SQL(_EA_SCOPE),
     )
+    return statement.as_bytes()
 
 
 _EA_SCOPE = """(%(round)s::text IS NULL OR a.census_round = %(round)s)
