@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -98,9 +100,13 @@ def _cold_tiles(client: TestClient, count: int) -> None:
         assert client.get(f"{TILES}/10/{x}/{y}").status_code == 200
 
 
-def _syncs(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Each time the service brings its change log up to the database's epoch."""
-    service = client.app.state.services.tiles  # type: ignore[attr-defined]
+@contextmanager
+def _counting_syncs(
+    demo_ro: str, home: Path, cache: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[TestClient, list[str]]]:
+    """A strict service with this cache, and a record of each time it brings its change
+    log up to the database's epoch."""
+    settings = ServiceSettings(home=home, tile_cache=cache, tile_freshness="strict")
     calls: list[str] = []
     original = TileService._sync
 
@@ -108,16 +114,16 @@ def _syncs(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> list[str]:
         calls.append("sync")
         await original(self, reads)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(type(service), "_sync", counted)
-    return calls
+    monkeypatch.setattr(TileService, "_sync", counted)
+    with TestClient(create_app(settings, db_url=demo_ro)) as client:
+        calls.clear()  # (only what the tiles below cause)
+        yield client, calls
 
 
 def test_strict_mode_keeps_cold_tiles_without_a_read_per_tile(
     demo_ro: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = ServiceSettings(home=tmp_path, tile_cache="sqlite", tile_freshness="strict")
-    with TestClient(create_app(settings, db_url=demo_ro)) as client:
-        syncs = _syncs(client, monkeypatch)
+    with _counting_syncs(demo_ro, tmp_path, "sqlite", monkeypatch) as (client, syncs):
         _cold_tiles(client, 6)
         cache = client.app.state.services.tiles.caches[0]  # type: ignore[attr-defined]
         assert cache.stats()["tiles"] == 6
@@ -130,8 +136,6 @@ def test_strict_mode_keeps_cold_tiles_without_a_read_per_tile(
 def test_strict_mode_syncs_before_keeping_a_tile_nginx_serves(
     demo_ro: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = ServiceSettings(home=tmp_path, tile_cache="directory", tile_freshness="strict")
-    with TestClient(create_app(settings, db_url=demo_ro)) as client:
-        syncs = _syncs(client, monkeypatch)
+    with _counting_syncs(demo_ro, tmp_path, "directory", monkeypatch) as (client, syncs):
         _cold_tiles(client, 3)
         assert len(syncs) == 3
