@@ -56,31 +56,61 @@ def zonal_statistics(
     if code_column not in units.columns:
         raise InvalidParameter(f"the units have no column {code_column!r}", parameter="code_column")
     codes = [str(code) for code in units[code_column]]
-    results = [ZonalResult(code, None, 0.0) for code in codes]
     with _open(raster, band) as dataset:
-        geometries = _in_raster_crs(units, dataset)
-        shapes = _polygonal_all(geometries.to_numpy())
-        rows = [row for row, shape in enumerate(shapes) if shape is not None]
-        if not rows:
-            return results
-        features = _WkbFeatures(
-            rows, shapely.to_wkb([shapes[row] for row in rows]), geometries.crs.to_wkt()
+        return _zonal(dataset, raster, units, stat, codes, band)
+
+
+class RasterSums:
+    """Coverage-weighted sums of a raster band over batch after batch of lon/lat polygons,
+    from the raster opened once: each batch read anew took ~15 ms per block decompressed,
+    more than the sums of a few hundred polygons. One thread at a time (GDAL's rule)."""
+
+    def __init__(self, raster: Path, band: int = 1) -> None:
+        self.raster, self.band = Path(raster), band
+        self.dataset = _open(self.raster, band)
+
+    def __enter__(self) -> RasterSums:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.dataset.close()
+
+    def sums(self, geometries: np.ndarray) -> np.ndarray:
+        """The sum over each polygon, as `zonal_statistics`; NaN where no valid pixel."""
+        codes = [str(i) for i in range(len(geometries))]
+        units = gpd.GeoDataFrame({"code": codes}, geometry=geometries, crs="EPSG:4326")
+        results = _zonal(self.dataset, self.raster, units, "sum", codes, self.band)
+        return np.array([np.nan if r.value is None else r.value for r in results], dtype=float)
+
+
+def _zonal(
+    dataset: Any, raster: Path, units: gpd.GeoDataFrame, stat: str, codes: list[str], band: int
+) -> list[ZonalResult]:
+    """`zonal_statistics` on an opened raster."""
+    results = [ZonalResult(code, None, 0.0) for code in codes]
+    geometries = _in_raster_crs(units, dataset)
+    shapes = _polygonal_all(geometries.to_numpy())
+    rows = [row for row, shape in enumerate(shapes) if shape is not None]
+    if not rows:
+        return results
+    features = _WkbFeatures(
+        rows, shapely.to_wkb([shapes[row] for row in rows]), geometries.crs.to_wkt()
+    )
+    ops = ["count"] if stat == "count" else [stat, "count"]
+    try:
+        # raster-sequential reads each raster block once, instead of once per unit.
+        table = exact_extract(
+            RasterioRasterSource(dataset, band),
+            features,
+            ops,
+            include_cols=["row"],
+            output="pandas",
+            strategy="raster-sequential",
         )
-        ops = ["count"] if stat == "count" else [stat, "count"]
-        try:
-            # raster-sequential reads each raster block once, instead of once per unit.
-            table = exact_extract(
-                RasterioRasterSource(dataset, band),
-                features,
-                ops,
-                include_cols=["row"],
-                output="pandas",
-                strategy="raster-sequential",
-            )
-        except (RuntimeError, ValueError, RasterioError) as exc:
-            raise LoaderError(f"zonal statistics failed on raster {raster}: {exc}") from exc
-        bounds = dataset.bounds
-        pixel_area = abs(dataset.transform.a * dataset.transform.e)
+    except (RuntimeError, ValueError, RasterioError) as exc:
+        raise LoaderError(f"zonal statistics failed on raster {raster}: {exc}") from exc
+    bounds = dataset.bounds
+    pixel_area = abs(dataset.transform.a * dataset.transform.e)
     table_rows = table["row"].to_numpy(dtype=int)
     in_table = np.array([shapes[row] for row in table_rows], dtype=object)
     area, inside = shapely.area(in_table), _area_inside(in_table, bounds)
