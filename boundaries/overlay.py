@@ -76,7 +76,7 @@ def overlay(
     ):
         old, new = _valid(pool, old), _valid(pool, new)
         new_area = [pool.submit(equal_area, new[part]) for part in _chunks(len(new))]
-        old_i, new_i = _pairs(pool, old, new)
+        old_i, new_i = _pairs(old, new)
         new_m2 = np.concatenate([f.result() for f in new_area])
         # cut in the units' own coordinates (a raster in lon/lat then sees the exact
         # pieces), measured on the equal-area projection; each run of old units is cut with
@@ -140,21 +140,13 @@ def _joined(runs: list[Overlay], new_area: np.ndarray) -> Overlay:
     )
 
 
-def _pairs(
-    pool: ThreadPoolExecutor, old: np.ndarray, new: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Every (old, new) pair of units that intersect, by old unit then new unit. (The tree
-    holds the old units and the new ones ask: fewer, larger units prepared for the test
-    take 0.2 s where the other way round takes 0.36 s on the 2009 → 2025 communes.)"""
-    tree = shapely.STRtree(old)
-
-    def query(part: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        found, old_i = tree.query(new[part], predicate="intersects")
-        return old_i, part[found]
-
-    old_i, new_i = (
-        np.concatenate(c) for c in zip(*pool.map(query, _chunks(len(new))), strict=True)
-    )
+def _pairs(old: np.ndarray, new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every (old, new) pair of units whose bounding boxes meet, by old unit then new unit.
+    (No `intersects` test: 14,290 of the 53,010 pairs of the 2009 → 2025 communes do not
+    meet, but clipping and cutting those costs 0.10 s of CPU where the prepared test of all
+    pairs cost 0.16 s; a pair that does not meet gives an empty piece, dropped as any piece
+    without an area.)"""
+    new_i, old_i = shapely.STRtree(old).query(new)
     order = np.lexsort((new_i, old_i))
     return old_i[order], new_i[order]
 
