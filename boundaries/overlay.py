@@ -189,14 +189,24 @@ def _chunks(count: int) -> list[np.ndarray]:
     return np.array_split(np.arange(count), chunks)
 
 
+def _shrinking(count: int) -> list[int]:
+    """Where chunks of 0..count-1 start, each smaller than the one before (shares n, n-1, …,
+    1): the threads take the large ones first and end together on small ones, and the last
+    chunk's population, summed after all the cutting, is small."""
+    chunks = max(1, min(_workers() * _CHUNKS_PER_WORKER, count // _MIN_CHUNK))
+    shares = np.arange(chunks, 0, -1)
+    before = np.concatenate(([0], np.cumsum(shares)[:-1]))
+    return [int(x) for x in count * before // shares.sum()]
+
+
 def _runs(old_i: np.ndarray, count: int) -> list[tuple[np.ndarray, int, int]]:
     """The pairs (sorted by old unit) in chunks that never split an old unit's pairs, each
     with the old units lo..hi-1 it answers for (every old unit in one, with pairs or not)."""
     if len(old_i) == 0:
         return [(np.arange(0), 0, count)]
-    proposed = [part[0] for part in _chunks(len(old_i))]
     # (each chunk moved back to the first pair of the old unit it would start in)
-    starts = np.unique(np.searchsorted(old_i, old_i[proposed], side="left")).tolist()
+    starts = np.unique(np.searchsorted(old_i, old_i[_shrinking(len(old_i))], side="left"))
+    starts = starts.tolist()
     ends = [*starts[1:], len(old_i)]
     lows = [0, *(int(old_i[start]) for start in starts[1:])]
     highs = [*lows[1:], count]

@@ -16,9 +16,10 @@ no new unit covers at all has no link: its values are not carried (the report li
 
 from __future__ import annotations
 
+import gc
 import time
-from collections.abc import Sequence
-from contextlib import nullcontext
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -101,6 +102,37 @@ def compute_crosswalk(
     weights = _checked_weights(weights, raster)
     if not 0 <= sliver < 1:
         raise InvalidParameter(f"--sliver must be in [0, 1), not {sliver}", parameter="--sliver")
+    with _collector_paused():
+        build = _computed(old, new, weights, raster, sliver, names)
+    build.seconds = time.perf_counter() - started
+    return build
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused for the build: its tens of thousands of new
+    objects (pieces, links, quality figures) are not cycles, yet each collection they set
+    off walks every object of the process while holding the GIL the cutting threads need
+    (~0.09 s of CPU of ~3.7 on the 2009 → 2025 communes). Cycles made meanwhile are
+    collected once it resumes."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _computed(
+    old: gpd.GeoDataFrame,
+    new: gpd.GeoDataFrame,
+    weights: tuple[str, ...],
+    raster: Path | None,
+    sliver: float,
+    names: tuple[str, str],
+) -> CrosswalkBuild:
+    """`compute_crosswalk` once its parameters are checked."""
     old_codes = old["code"].astype(str).to_numpy(dtype=object)
     new_codes = new["code"].astype(str).to_numpy(dtype=object)
     with RasterSums(raster) if "population" in weights and raster else nullcontext() as sums:
@@ -134,7 +166,6 @@ def compute_crosswalk(
     )
     build.figures = _figures(build, pieces, kept, population)
     build.notes = _notes(build, area_weighted)
-    build.seconds = time.perf_counter() - started
     return build
 
 

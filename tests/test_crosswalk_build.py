@@ -5,6 +5,7 @@ input, and the 2009 communes of the demo data."""
 from __future__ import annotations
 
 import csv
+import gc
 import json
 import os
 import subprocess
@@ -271,6 +272,46 @@ def test_each_run_of_old_units_is_measured_whole_as_soon_as_it_is_cut() -> None:
         ).measured
         is not None
     )
+
+
+def _grid(cells: int, prefix: str) -> gpd.GeoDataFrame:
+    """A square of 1° cut into cells × cells units."""
+    step = 1 / cells
+    return gpd.GeoDataFrame(
+        {"code": [f"{prefix}{i}" for i in range(cells * cells)]},
+        geometry=[
+            box(105 + x * step, 10 + y * step, 105 + (x + 1) * step, 10 + (y + 1) * step)
+            for x in range(cells)
+            for y in range(cells)
+        ],
+        crs="EPSG:4326",
+    )
+
+
+def test_the_build_runs_without_garbage_collections_and_restores_the_collector() -> None:
+    """The cyclic collector is paused while a build makes its many objects (each collection
+    walks the whole process holding the GIL), and left as the caller had it."""
+    old, new = _grid(40, "o"), _grid(30, "n")
+    started: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started.append(info["generation"])
+
+    gc.collect()  # (counts from zero: no collection is due as the build starts)
+    gc.callbacks.append(count)
+    try:
+        build = compute_crosswalk(old, new)
+        during = list(started)
+        assert gc.isenabled()
+        gc.disable()
+        compute_crosswalk(old, new)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+        gc.callbacks.remove(count)
+    # (the one collection that comes due as it resumes, instead of 30 on the way)
+    assert len(during) <= 1 and len(build.links) > len(old)
 
 
 def test_equal_areas_are_those_of_epsg_6933() -> None:
