@@ -5,6 +5,7 @@ input, and the 2009 communes of the demo data."""
 from __future__ import annotations
 
 import csv
+import gc
 import json
 import os
 import subprocess
@@ -24,7 +25,7 @@ from shapely.geometry import box
 
 from boundaries.checks import FieldMap
 from boundaries.load import LoadOptions, load_boundaries
-from boundaries.overlay import EQUAL_AREA_CRS, equal_area, overlay
+from boundaries.overlay import EQUAL_AREA_CRS, Overlay, equal_area, overlay
 from boundaries.readers import read_boundaries
 from boundaries.vintages import Vintage, add_vintage
 from geo_core.errors import GeoServiceError, InvalidParameter, LoaderError
@@ -212,13 +213,19 @@ def test_bad_input_is_refused_naming_what(raster: Path, tmp_path: Path) -> None:
         )
 
 
-def test_the_overlay_finds_every_piece_a_pairwise_cut_finds() -> None:
-    """The 2009 communes of Hà Nội against its 2025 communes (real, uncleaned boundaries,
-    several chunks per thread): the same pieces and areas as cutting every pair."""
+def _hanoi() -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """The 2009 communes of Hà Nội and its 2025 communes, as read from the shipped files."""
     old = read_boundaries([COMMUNES_2009])
     old = old[old["code"].str.startswith("101")].reset_index(drop=True)
     new = read_boundaries([WARDS_2025 / "01.json"])
     assert len(old) > 500 and len(new) > 100
+    return old, new
+
+
+def test_the_overlay_finds_every_piece_a_pairwise_cut_finds() -> None:
+    """The 2009 communes of Hà Nội against its 2025 communes (real, uncleaned boundaries,
+    several chunks per thread): the same pieces and areas as cutting every pair."""
+    old, new = _hanoi()
     result = overlay(np.asarray(old.geometry.values), np.asarray(new.geometry.values))
     found = {
         (int(o), int(n)): a
@@ -239,6 +246,72 @@ def test_the_overlay_finds_every_piece_a_pairwise_cut_finds() -> None:
     assert order == sorted(order)
     assert result.old_area == pytest.approx(equal_area(a), rel=EXACT)
     assert result.new_area == pytest.approx(equal_area(b), rel=EXACT)
+
+
+def test_each_run_of_old_units_is_measured_whole_as_soon_as_it_is_cut() -> None:
+    """`then` sees every piece of an old unit in one run (what the sliver rule and the
+    population shares need), with the run's own areas; its values come back in order."""
+    old, new = _hanoi()
+    runs: list[int] = []
+
+    def then(run: Overlay) -> np.ndarray:
+        runs.append(len(run.old_area))
+        pieces_of_old = np.bincount(run.old_index, minlength=len(run.old_area))
+        return pieces_of_old[run.old_index] + run.piece_area / run.old_area[run.old_index]
+
+    result = overlay(np.asarray(old.geometry.values), np.asarray(new.geometry.values), then=then)
+    assert len(runs) > 1 and sum(runs) == len(old)
+    pieces_of_old = np.bincount(result.old_index, minlength=len(result.old_area))
+    expected = (
+        pieces_of_old[result.old_index] + result.piece_area / result.old_area[result.old_index]
+    )
+    assert result.measured is not None and np.array_equal(result.measured, expected)
+    assert (
+        overlay(
+            np.asarray(old.geometry.values)[:0], np.asarray(new.geometry.values), then=then
+        ).measured
+        is not None
+    )
+
+
+def _grid(cells: int, prefix: str) -> gpd.GeoDataFrame:
+    """A square of 1° cut into cells × cells units."""
+    step = 1 / cells
+    return gpd.GeoDataFrame(
+        {"code": [f"{prefix}{i}" for i in range(cells * cells)]},
+        geometry=[
+            box(105 + x * step, 10 + y * step, 105 + (x + 1) * step, 10 + (y + 1) * step)
+            for x in range(cells)
+            for y in range(cells)
+        ],
+        crs="EPSG:4326",
+    )
+
+
+def test_the_build_runs_without_garbage_collections_and_restores_the_collector() -> None:
+    """The cyclic collector is paused while a build makes its many objects (each collection
+    walks the whole process holding the GIL), and left as the caller had it."""
+    old, new = _grid(40, "o"), _grid(30, "n")
+    started: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started.append(info["generation"])
+
+    gc.collect()  # (counts from zero: no collection is due as the build starts)
+    gc.callbacks.append(count)
+    try:
+        build = compute_crosswalk(old, new)
+        during = list(started)
+        assert gc.isenabled()
+        gc.disable()
+        compute_crosswalk(old, new)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+        gc.callbacks.remove(count)
+    # (the one collection that comes due as it resumes, instead of 30 on the way)
+    assert len(during) <= 1 and len(build.links) > len(old)
 
 
 def test_equal_areas_are_those_of_epsg_6933() -> None:

@@ -18,8 +18,10 @@ from shapely.geometry import MultiPolygon, Polygon, box
 from shapely.geometry.base import BaseGeometry
 
 from geo_core.errors import InvalidParameter, LoaderError
+from indicators import zonal
 from indicators.zonal import (
     STATS,
+    RasterSums,
     ZonalResult,
     raster_total,
     sum_over,
@@ -176,6 +178,29 @@ def test_empty_collection_and_invalid_geometries(grid: Path) -> None:
     assert [r.value for r in results[:3]] == [None, None, 1.0]
     # make_valid splits the bow-tie into two triangles: half of pixel (0, 0).
     assert results[3].value == pytest.approx(0.5, abs=EXACT)
+
+
+@pytest.mark.parametrize("read_once", [True, False])
+def test_sums_batch_after_batch_from_one_open_raster(
+    grid: Path, read_once: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The crosswalk's population step: the zonal sums, NaN where no valid pixel, whether
+    the band is read whole once or (a large raster) window by window."""
+    if not read_once:
+        monkeypatch.setattr(zonal, "_READ_ONCE_PIXELS", 0)
+    shapes = [
+        pixel(2, 2),
+        pixel(*NODATA_PIXEL),
+        box(WEST + 0.5, NORTH - 2.5, WEST + 2.5, NORTH - 0.5),
+        box(WEST - 5, NORTH + 5, WEST - 4, NORTH + 6),  # beyond the raster
+    ]
+    expected = [r.value for r in zonal_statistics(grid, units(*shapes), "sum")]
+    with RasterSums(grid) as sums:
+        got = [*sums.sums(np.array(shapes[:2])), *sums.sums(np.array(shapes[2:]))]
+        assert len(sums.sums(np.array([], dtype=object))) == 0
+        assert (sums.source.whole is not None) is read_once
+    assert got[0] == expected[0] == 11.0 and got[2] == pytest.approx(expected[2], abs=EXACT)
+    assert math.isnan(got[1]) and math.isnan(got[3]) and expected[1] is expected[3] is None
 
 
 def test_raster_total_skips_nodata(grid: Path) -> None:
