@@ -8,7 +8,8 @@ import json
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -46,6 +47,21 @@ def _toggling(database_url: str, stop: threading.Event, toggles: list[int]) -> C
     return toggle
 
 
+@contextmanager
+def _toggled_beside(database_url: str) -> Iterator[None]:
+    """The protection flag toggled by a writer thread while the block runs (at least 20
+    times: the writer did run alongside)."""
+    stop, toggles = threading.Event(), [0]
+    writer = threading.Thread(target=_toggling(database_url, stop, toggles))
+    writer.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        writer.join()
+    assert toggles[0] >= 20, toggles
+
+
 def test_pages_items_and_tables_read_their_flag_with_their_values(
     live_writer: LiveWriter,
 ) -> None:
@@ -53,11 +69,8 @@ def test_pages_items_and_tables_read_their_flag_with_their_values(
     page_url = f"{base}/collections/province-2019/items?{QUERY}&limit=100"
     item_url = f"{base}/collections/province-2019/items/01?{QUERY}"
     values_url = f"{base}/indicators/{INDICATOR}/values?vintage=2019&level=province&period=2024"
-    stop, toggles = threading.Event(), [0]
-    writer = threading.Thread(target=_toggling(live_writer.database_url, stop, toggles))
-    writer.start()
     seen = {"flagged": 0, "settled": 0}
-    try:
+    with _toggled_beside(live_writer.database_url):
         for _ in range(60):
             page = _json(page_url)
             shown = any(f["properties"][INDICATOR] is not None for f in page["features"])
@@ -69,10 +82,6 @@ def test_pages_items_and_tables_read_their_flag_with_their_values(
             table = _json(values_url)
             shown = any(v["value"] is not None for v in table["values"])
             assert (table["rechecking"] is not None) != shown, table["rechecking"]
-    finally:
-        stop.set()
-        writer.join()
-    assert toggles[0] >= 20, toggles  # (the writer did run alongside)
 
 
 def _file(url: str) -> tuple[int, bytes]:
@@ -92,11 +101,8 @@ def test_files_read_their_flag_with_their_values(live_writer: LiveWriter, tmp_pa
     import pyogrio
 
     base = live_writer.url
-    stop, toggles = threading.Event(), [0]
-    writer = threading.Thread(target=_toggling(live_writer.database_url, stop, toggles))
-    writer.start()
     seen = {"refused": 0, "shown": 0}
-    try:
+    with _toggled_beside(live_writer.database_url):
         for i in range(30):
             # (a new limit each time: a GeoPackage is kept per selection, built anew here)
             query = f"{QUERY}&limit={100 + i}"
@@ -119,8 +125,4 @@ def test_files_read_their_flag_with_their_values(live_writer: LiveWriter, tmp_pa
                     shown = bool(pyogrio.read_dataframe(path)[INDICATOR].notna().any())
                 assert shown, f"a {fmt} file with every value hidden was sent as complete"
                 seen["shown"] += 1
-    finally:
-        stop.set()
-        writer.join()
-    assert toggles[0] >= 20, toggles  # (the writer did run alongside)
     assert seen["shown"] > 0, seen

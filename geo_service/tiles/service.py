@@ -234,16 +234,15 @@ class TileService:
         hand them (households, geometry) to anyone."""
         if self.settings.public_reads:
             return
-        for cache in self.caches:
-            if isinstance(cache, SyncedTileCache):
-                dropped = await asyncio.to_thread(cache.purge_layer, EA_LAYER)
-                if dropped:
-                    logger.warning(
-                        "reads are private: %d EA tiles written while they were public "
-                        "removed from the %s cache",
-                        dropped,
-                        cache.name,
-                    )
+        for cache in self._served_by_nginx:
+            dropped = await asyncio.to_thread(cache.purge_layer, EA_LAYER)
+            if dropped:
+                logger.warning(
+                    "reads are private: %d EA tiles written while they were public "
+                    "removed from the %s cache",
+                    dropped,
+                    cache.name,
+                )
 
     async def stop(self) -> None:
         """Stop listening and close the caches."""
@@ -641,9 +640,7 @@ class TileService:
         """
         if not self.caches:
             return False
-        return self.settings.tile_freshness != "strict" or any(
-            isinstance(cache, SyncedTileCache) for cache in self.caches
-        )
+        return self.settings.tile_freshness != "strict" or bool(self._served_by_nginx)
 
 
 async def encoded(tile: CachedTile, encoding: str | None) -> bytes:
