@@ -126,11 +126,37 @@ def test_eviction_drops_the_oldest(tmp_path: Path) -> None:
         cache.put(key, tile)
         for path in (cache.root / LAYER / "default" / "10" / str(key.x)).iterdir():
             os.utime(path, (1000 + i, 1000 + i))  # written in this order
-    cache.close()  # waits for an eviction the writes started
-    assert sum(cache.get(key) is not None for key, _ in tiles) < 20
-    cache.shrink()  # (the last writes may have come while an eviction was running)
+    cache.close()  # waits for the evictions the writes started
     kept = [key.x for key, _ in tiles if cache.get(key) is not None]
     assert kept and kept == list(range(20 - len(kept), 20))  # the newest stayed
+    assert int(cache.stats()["bytes"]) <= 60_000
+    assert cache.shrink() == 0
+
+
+class _PausedEviction(DirectoryTileCache):
+    """A directory cache whose first eviction, once it has measured the tree, waits."""
+
+    def __init__(self, root: Path, max_bytes: int) -> None:
+        super().__init__(root, max_bytes)
+        self.measured, self.resume = threading.Event(), threading.Event()
+
+    def shrink(self) -> int:
+        dropped = super().shrink()
+        if not self.measured.is_set():
+            self.measured.set()
+            assert self.resume.wait(60)
+        return dropped
+
+
+def test_tiles_written_during_an_eviction_are_evicted_once_it_ends(tmp_path: Path) -> None:
+    cache = _PausedEviction(tmp_path / "tiles", max_bytes=60_000)
+    cache.put(_key(x=0), _tile(os.urandom(4000)))  # the first write measures the tree
+    assert cache.measured.wait(60)
+    for x in range(1, 20):  # written while that eviction still runs, after its walk
+        cache.put(_key(x=x), _tile(os.urandom(4000)))
+    assert int(cache.stats()["bytes"]) > 60_000
+    cache.resume.set()
+    cache.close()
     assert int(cache.stats()["bytes"]) <= 60_000
     assert cache.shrink() == 0
 

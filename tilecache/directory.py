@@ -58,6 +58,8 @@ class DirectoryTileCache:
         self._written = 0  # bytes written since the tree was last measured
         self._measured = False
         self._evictor: threading.Thread | None = None
+        self._evicting = False  # an eviction thread runs (or is about to)
+        self._again = False  # writes came while it ran: it measures once more
         self._warned_at = 0.0
 
     # -- paths
@@ -238,15 +240,35 @@ class DirectoryTileCache:
                 or self._bytes > self.max_bytes
                 or self._written > self.max_bytes * _REMEASURE_SHARE
             )
-            if not due or (self._evictor is not None and self._evictor.is_alive()):
+            if not due:
                 return
             self._measured = True
             self._written = 0
+            if self._evicting:
+                # (its walk may have passed this tile's folder: without one more, the tree
+                # could stay over the limit until some later write)
+                self._again = True
+                return
+            self._evicting = True
             # a walk of a large tree takes seconds: not in the request that wrote a tile
             self._evictor = threading.Thread(
-                target=self._shrink_logged, daemon=True, name="tile-directory-eviction"
+                target=self._evict, daemon=True, name="tile-directory-eviction"
             )
             self._evictor.start()
+
+    def _evict(self) -> None:
+        """Shrink the tree, once more for as long as writes came during the last walk."""
+        again = True
+        try:
+            while again:
+                self._shrink_logged()
+                with self._lock:  # (decided with the lock a write takes to ask for one more)
+                    again, self._again = self._again, False
+                    self._evicting = again
+        except BaseException:
+            with self._lock:
+                self._evicting = self._again = False
+            raise
 
     def _shrink_logged(self) -> None:
         try:
