@@ -72,9 +72,12 @@ class PgCluster:
             )
 
 
+# (authentication_timeout: a connection attempt cancelled half-way, e.g. by a pool that
+# closes, leaves a backend waiting for the password; DROP DATABASE waits for every backend,
+# so one such attempt held a test's teardown for the default 60 s)
 PG_OPTIONS = (
     "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-    "-c max_parallel_workers_per_gather=0"
+    "-c max_parallel_workers_per_gather=0 -c authentication_timeout=10s"
 )
 GOLDEN_ENV = "GEO_SERVICE_TEST_GOLDEN"
 _GOLDEN = pytest.StashKey[Path]()
